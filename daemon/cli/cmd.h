@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The `painwatch` subcommands: one file each under daemon/cli/, one line each in tool.c. */
+#ifndef PAINWATCH_CLI_CMD_H
+#define PAINWATCH_CLI_CMD_H
+
+/*
+ * A subcommand gets argv starting at its own name (argv[0] == "check") and returns the process
+ * exit status: 0 done, 1 done with a negative verdict (e.g. audit verify found a bad record),
+ * 2 usage or unreadable input (with a message naming the file and place on stderr).
+ */
+typedef int pw_cmd_fn(int argc, char **argv);
+
+pw_cmd_fn pw_cmd_check;
+pw_cmd_fn pw_cmd_config;
+pw_cmd_fn pw_cmd_audit;
+pw_cmd_fn pw_cmd_outbox;
+
+#endif

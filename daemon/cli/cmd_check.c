@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* painwatch check: placeholder until its issue lands. */
+#include <stdio.h>
+
+#include "cli/cmd.h"
+
+int pw_cmd_check(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "painwatch: 'check' is not available in this build yet\n");
+    return 2;
+}

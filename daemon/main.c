@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* painwatchd: arguments, then hands over to the daemon run loop (daemon/core/daemon.c). */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "painwatch/log.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: painwatchd [--config FILE] [--once] [--version]\n"
+            "  --config FILE  configuration (default " PW_SYSCONFDIR "/painwatch.yaml)\n"
+            "  --once         run one full cycle (sync, evaluate, reconcile, deliver), exit\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"once", no_argument, NULL, '1'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    pw_log_init();
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+        case '1':
+            break;
+        case 'V':
+            printf("painwatchd %s\n", PW_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    pw_log_err(MAIN, "the daemon run loop is not available in this build yet");
+    return 1;
+}

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* log.h: journald prefixes, level gate before argument evaluation, rate limiting + summary. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "painwatch/limits.h"
+#include "painwatch/log.h"
+#include "support/pwtest.h"
+
+static char *buf;
+static size_t buflen;
+static FILE *out;
+static uint64_t fake_ms;
+
+static uint64_t fake_clock(void)
+{
+    return fake_ms;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    unsetenv("JOURNAL_STREAM");
+    pw_log_init();
+    out = open_memstream(&buf, &buflen);
+    pw_log_set_output(out, false);
+    pw_log_set_level(LOG_INFO);
+    fake_ms = 1000;
+    pw_log_set_clock(fake_clock);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fclose(out);
+    free(buf);
+    buf = NULL;
+    pw_log_set_output(NULL, false);
+    pw_log_set_clock(NULL);
+    return 0;
+}
+
+static int count_lines(const char *s, const char *needle)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, needle)); p++) {
+        n++;
+    }
+    return n;
+}
+
+static void test_journal_prefix(void **state)
+{
+    (void)state;
+    setenv("JOURNAL_STREAM", "8:12345", 1);
+    pw_log_init();
+    pw_log_set_output(out, true);
+    pw_log_err(HTTP, "GET Observation: status %d", 503);
+    pw_log_warn(SYNC, "cursor held");
+    fflush(out);
+    assert_non_null(strstr(buf, "<3>[http] GET Observation: status 503\n"));
+    assert_non_null(strstr(buf, "<4>[sync] cursor held\n"));
+    unsetenv("JOURNAL_STREAM");
+}
+
+static void test_plain_prefix_without_journal(void **state)
+{
+    (void)state;
+    pw_log_notice(MAIN, "ready");
+    fflush(out);
+    assert_string_equal(buf, "notice: [main] ready\n");
+}
+
+static int evaluated;
+static int side_effect(void)
+{
+    evaluated++;
+    return 7;
+}
+
+static void test_level_checked_before_arguments(void **state)
+{
+    (void)state;
+    evaluated = 0;
+    pw_log_set_level(LOG_WARNING);
+    pw_log_debug(RULE, "value %d", side_effect());
+    pw_log_info(RULE, "value %d", side_effect());
+    assert_int_equal(evaluated, 0);
+    pw_log_err(RULE, "value %d", side_effect());
+    assert_int_equal(evaluated, 1);
+    fflush(out);
+    assert_int_equal(count_lines(buf, "value 7"), 1);
+}
+
+static void test_rate_limit_suppresses_then_summarises(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 20; i++) {
+        pw_log_err(HTTP, "GET Observation failed: status 500");
+    }
+    fflush(out);
+    assert_int_equal(count_lines(buf, "Observation failed: status 500\n"), PW_LOG_RATE_BURST);
+    assert_null(strstr(buf, "suppressed"));
+
+    /* A different line is not affected. */
+    pw_log_err(HTTP, "GET MedicationRequest failed: status 500");
+    fflush(out);
+    assert_int_equal(count_lines(buf, "MedicationRequest"), 1);
+
+    /* After the window, the summary appears with the count, then lines pass again. */
+    fake_ms += PW_LOG_RATE_WINDOW_MS;
+    pw_log_flush();
+    fflush(out);
+    assert_non_null(strstr(buf, "(suppressed 15 identical lines)"));
+    pw_log_err(HTTP, "GET Observation failed: status 500");
+    fflush(out);
+    assert_int_equal(count_lines(buf, "Observation failed: status 500\n"), PW_LOG_RATE_BURST + 1);
+}
+
+static void test_newlines_cannot_forge_lines(void **state)
+{
+    (void)state;
+    pw_log_err(CONF, "bad key %s", "x\nerr: [audit] forged");
+    fflush(out);
+    assert_int_equal(count_lines(buf, "\n"), 1);
+}
+
+static void test_level_names(void **state)
+{
+    (void)state;
+    assert_int_equal(pw_log_level_from_name("debug"), LOG_DEBUG);
+    assert_int_equal(pw_log_level_from_name("WARNING"), LOG_WARNING);
+    assert_int_equal(pw_log_level_from_name("error"), LOG_ERR);
+    assert_int_equal(pw_log_level_from_name("loud"), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_journal_prefix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plain_prefix_without_journal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_level_checked_before_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit_suppresses_then_summarises, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_newlines_cannot_forge_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_level_names, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
