@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The rule engine: the registry of rules, their parameter values, and evaluation of a timeline. */
+#ifndef PAINWATCH_ENGINE_H
+#define PAINWATCH_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "painwatch/finding.h"
+#include "painwatch/rule.h"
+#include "painwatch/timeline.h"
+
+/** Version of the rule set as a whole (printed by `painwatch check` as "ruleset"). */
+#define PW_RULESET_VERSION "painwatch-cancer-pain/1"
+
+/** The registered rules, in registry order (daemon/clinical/rules/rule_list.h). */
+const struct pw_rule *const *pw_rules_all(size_t *count);
+
+/** Find a rule by id, or NULL. */
+const struct pw_rule *pw_rule_find(const char *id);
+
+/** Rule parameter values and on/off switches. Caller owns; free with pw_engine_free(). */
+struct pw_engine;
+
+/** A new engine with every rule enabled at its default parameters. @return 0 or PW_ENOMEM. */
+int pw_engine_new(struct pw_engine **out, const char *factor_set);
+void pw_engine_free(struct pw_engine *engine);
+
+/** Override one parameter. @return 0, PW_ENOENT (no such rule/param) or PW_ERANGE. */
+int pw_engine_set_param(struct pw_engine *engine, const char *rule, const char *param,
+                        double value);
+
+/** Enable or disable a rule. @return 0 or PW_ENOENT. */
+int pw_engine_enable(struct pw_engine *engine, const char *rule, bool on);
+
+/** The factor set name this engine reports in findings (static or engine-owned). */
+const char *pw_engine_factor_set(const struct pw_engine *engine);
+
+/**
+ * Run every enabled rule on @p tl at @p now and append the findings to @p out, with patient,
+ * key and factor_set filled in. Deterministic: the same timeline and now give the same findings
+ * in the same order. @return 0, or the first error (the other rules still ran).
+ */
+int pw_engine_eval(const struct pw_engine *engine, const struct pw_timeline *tl, int64_t now,
+                   struct pw_findings *out);
+
+#endif

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The typed per-patient timeline that rules read. Rules never see JSON: normalize fills this. */
+#ifndef PAINWATCH_TIMELINE_H
+#define PAINWATCH_TIMELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "painwatch/limits.h"
+
+/* Times are seconds since the epoch, UTC. */
+#define PW_TIME_NONE    INT64_MIN /* unknown / absent */
+#define PW_TIME_FOREVER INT64_MAX /* an order that is still current has end == PW_TIME_FOREVER */
+
+/** A reference to the resource an event came from (evidence in findings and the audit trail). */
+struct pw_ref {
+    char type[32];           /* "Observation" */
+    char id[PW_ID_MAX];      /* FHIR id */
+    char version[PW_ID_MAX]; /* meta.versionId, "" when absent */
+};
+
+/** One pain intensity score (NRS 0-10; decimals kept). */
+struct pw_pain_score {
+    int64_t at;
+    double value;
+    struct pw_ref src;
+};
+
+enum pw_pain_kind {
+    PW_PAIN_NEUROPATHIC = 1,
+    PW_PAIN_SOMATIC,
+    PW_PAIN_VISCERAL,
+    PW_PAIN_MIXED,
+};
+
+/** Pain type documented by an Observation or a Condition. */
+struct pw_pain_type {
+    int64_t at;
+    enum pw_pain_kind kind;
+    struct pw_ref src;
+};
+
+/** Medication classes, a bit set (one order can be several, e.g. opioid + long-acting). */
+enum pw_med_class {
+    PW_MED_OPIOID = 1u << 0,
+    PW_MED_LONG_ACTING = 1u << 1,          /* extended-release / long-acting opioid */
+    PW_MED_RAPID_ONSET_FENTANYL = 1u << 2, /* transmucosal fentanyl: never a 10-20 % rescue */
+    PW_MED_TRANSDERMAL = 1u << 3,          /* patch (fentanyl, buprenorphine) */
+    PW_MED_BENZODIAZEPINE = 1u << 4,
+    PW_MED_LAXATIVE_STIMULANT = 1u << 5,
+    PW_MED_LAXATIVE_OSMOTIC = 1u << 6,
+    PW_MED_LAXATIVE_SOFTENER = 1u << 7,
+    PW_MED_ADJUVANT_GABAPENTINOID = 1u << 8,
+    PW_MED_ADJUVANT_SNRI = 1u << 9,
+    PW_MED_ADJUVANT_TCA = 1u << 10,
+    PW_MED_ADJUVANT_CORTICOSTEROID = 1u << 11,
+    PW_MED_METHADONE = 1u << 12, /* methadone: its own titration interval */
+};
+#define PW_MED_LAXATIVE \
+    (PW_MED_LAXATIVE_STIMULANT | PW_MED_LAXATIVE_OSMOTIC | PW_MED_LAXATIVE_SOFTENER)
+#define PW_MED_ADJUVANT                                                           \
+    (PW_MED_ADJUVANT_GABAPENTINOID | PW_MED_ADJUVANT_SNRI | PW_MED_ADJUVANT_TCA | \
+     PW_MED_ADJUVANT_CORTICOSTEROID)
+
+/** Role of an opioid order in the regimen (normalize decides it). */
+enum pw_order_role {
+    PW_ROLE_OTHER = 0, /* not an opioid, or an opioid that is neither (e.g. rapid-onset PRN) */
+    PW_ROLE_BASELINE,  /* opioid, not PRN */
+    PW_ROLE_RESCUE,    /* PRN immediate-release opioid, not rapid-onset transmucosal fentanyl */
+};
+
+/**
+ * One medication order, current or past. Doses are NAN when unknown (a data-quality event says
+ * why). For a PRN order, the per-day values are the most its sig allows.
+ */
+struct pw_med_order {
+    struct pw_ref src;
+    unsigned classes; /* enum pw_med_class bits */
+    enum pw_order_role role;
+    bool prn;
+    char drug_rxcui[16]; /* the RxNorm code that identified the drug */
+    char drug_name[PW_CODE_MAX];
+    char ingredient_rxcui[16]; /* the opioid ingredient for combinations */
+    char ingredient[48];       /* "Morphine" */
+    int64_t start;             /* authoredOn (or validityPeriod.start) */
+    int64_t end;               /* PW_TIME_FOREVER while active|on-hold */
+    char prior[PW_REF_MAX];    /* priorPrescription ("MedicationRequest/id"), "" when absent */
+    double mg_per_dose;        /* ingredient mg per administration (doseRange: low end) */
+    double mg_per_dose_high;   /* doseRange high end, equal to mg_per_dose otherwise */
+    double mg_per_day;         /* ingredient mg per day (PRN: the most allowed) */
+    double mcg_per_hour;       /* transdermal patches: total mcg/h worn */
+    double mme_factor;         /* factor used (NAN when none) */
+    double mme_per_day;
+    double mme_per_dose;
+};
+
+/** A palliative-care referral (ServiceRequest) or encounter. */
+struct pw_referral {
+    int64_t at;
+    struct pw_ref src;
+};
+
+/** What could not be used, and why. Never a clinical finding. */
+struct pw_dq_event {
+    char
+        code[40]; /* "unstructured-sig", "unknown-drug", "unit-not-convertible", "no-factor", ... */
+    struct pw_ref src;
+    char detail[256]; /* no patient values beyond what the pharmacist needs to fix the order */
+};
+
+#define PW_VEC(T)   \
+    struct {        \
+        T *v;       \
+        size_t n;   \
+        size_t cap; \
+    }
+
+/** Everything known about one patient. Arrays are sorted by time by pw_timeline_sort(). */
+struct pw_timeline {
+    char patient[PW_REF_MAX]; /* "Patient/123" */
+    PW_VEC(struct pw_pain_score) scores;
+    PW_VEC(struct pw_pain_type) pain_types;
+    PW_VEC(struct pw_med_order) orders;
+    PW_VEC(struct pw_referral) referrals;
+    PW_VEC(struct pw_dq_event) dq;
+};
+
+/** Initialise an empty timeline for @p patient (copied). */
+void pw_timeline_init(struct pw_timeline *tl, const char *patient);
+
+/** Release the arrays; the struct can be initialised again. Accepts a zeroed struct. */
+void pw_timeline_cleanup(struct pw_timeline *tl);
+
+/*
+ * Append a copy of an event. A resource already present (same type and id) is replaced when the
+ * new copy has a different versionId, so a timeline holds the latest version of each resource.
+ * @return 0, PW_ENOMEM, or PW_E2BIG past PW_RESOURCES_PER_PATIENT_MAX events.
+ */
+int pw_timeline_add_score(struct pw_timeline *tl, const struct pw_pain_score *ev);
+int pw_timeline_add_pain_type(struct pw_timeline *tl, const struct pw_pain_type *ev);
+int pw_timeline_add_order(struct pw_timeline *tl, const struct pw_med_order *ev);
+int pw_timeline_add_referral(struct pw_timeline *tl, const struct pw_referral *ev);
+int pw_timeline_add_dq(struct pw_timeline *tl, const struct pw_dq_event *ev);
+
+/** Sort every array by time (orders by start), ties by id, so evaluation is deterministic. */
+void pw_timeline_sort(struct pw_timeline *tl);
+
+/** True when @p o is active at @p t (start <= t < end). */
+bool pw_order_active_at(const struct pw_med_order *o, int64_t t);
+
+/** Baseline total daily dose at @p t: sum of mme_per_day of baseline orders active at t. */
+double pw_timeline_baseline_mme_at(const struct pw_timeline *tl, int64_t t);
+
+#endif
