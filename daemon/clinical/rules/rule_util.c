@@ -25,6 +25,14 @@ static int cmp_i64(const void *a, const void *b)
 
 double pw_ru_tdd(const struct pw_timeline *tl, int64_t t)
 {
+    /* pw_timeline_baseline_mme_at() skips orders whose dose is unknown; a rule must not judge
+     * a step or a percentage from a partial sum, so an unknown dose makes the TDD unknown. */
+    for (size_t i = 0; i < tl->orders.n; i++) {
+        const struct pw_med_order *o = &tl->orders.v[i];
+        if (o->role == PW_ROLE_BASELINE && pw_order_active_at(o, t) && !isfinite(o->mme_per_day)) {
+            return NAN;
+        }
+    }
     return pw_timeline_baseline_mme_at(tl, t);
 }
 
