@@ -148,6 +148,20 @@ static void report(struct pw_conf_ctx *ctx, const char *path, bool at_key, const
     add_error(ctx, line, col, path, msg);
 }
 
+void pw_conf_error_key(struct pw_conf_ctx *ctx, const char *path, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    int line;
+    int col;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    lookup_pos(ctx, path, true, &line, &col);
+    add_error(ctx, line, col, path, msg);
+}
+
 void pw_conf_error(struct pw_conf_ctx *ctx, const char *path, const char *fmt, ...)
 {
     char msg[1024];

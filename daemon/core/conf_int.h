@@ -45,6 +45,10 @@ int pw_conf_yaml_parse(struct pw_conf_ctx *ctx, const char *text, size_t len, js
 void pw_conf_error_pos(struct pw_conf_ctx *ctx, int line, int col, const char *path,
                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/** Like pw_conf_error(), at the key's position rather than its value's (unknown keys). */
+void pw_conf_error_key(struct pw_conf_ctx *ctx, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /** Record the positions of @p path. */
 int pw_conf_pos_set(struct pw_conf_ctx *ctx, const char *path, int line, int col, int kline,
                     int kcol, bool plain);

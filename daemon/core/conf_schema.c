@@ -333,7 +333,7 @@ static json_t *rule_section(struct pw_conf_ctx *ctx, const struct pw_rule *rule,
                 }
             }
             if (!p) {
-                pw_conf_error(ctx, kpath, "rule %s has no parameter '%s'", rule->id, key);
+                pw_conf_error_key(ctx, kpath, "rule %s has no parameter '%s'", rule->id, key);
                 continue;
             }
         }
@@ -373,7 +373,7 @@ static json_t *convert_rules(struct pw_conf_ctx *ctx, const json_t *raw, const c
         char kpath[PW_CONF_PATH_MAX];
         snprintf(kpath, sizeof(kpath), "%s.%s", path, key);
         if (rules && !find_rule(rules, n, key)) {
-            pw_conf_error(ctx, kpath, "no such rule (painwatch check --list-rules shows them)");
+            pw_conf_error_key(ctx, kpath, "no such rule (painwatch check --list-rules shows them)");
         } else if (!rules) {
             json_object_set_new(eff, key, rule_section(ctx, NULL, val, kpath));
         }
@@ -477,7 +477,7 @@ static const struct pw_conf_field dialect_fields[] = {
 static const struct pw_conf_field cohort_fields[] = {
     {.name = "type",
      .type = PW_CONF_ENUM,
-     .def = "list",
+     .flags = PW_CONF_F_REQUIRED,
      .allowed = cohort_types,
      FILL(struct pw_conf_cohort, type),
      .help = "whom to watch"},
