@@ -30,7 +30,7 @@ struct pw_sync_source {
     const char *patient; /* Patient id (no "Patient/" prefix), or NULL in server-wide mode */
     /*
      * The store's cursor key, stable across restarts and unique per stream:
-     * "<server>/<type>/Patient/<id>" or "<server>/<type>/*" (server-wide). At most
+     * "<server>/<type>/Patient/<id>" or "<server>/<type>/-" (server-wide). At most
      * PW_SYNC_KEY_MAX bytes including the NUL.
      */
     const char *key;
