@@ -12,8 +12,10 @@
 #include <stdint.h>
 
 #include <jansson.h>
-#include <uv.h>
 
+/* uv_loop_t without <uv.h>: files that use libcurl include this header too (only http.c may
+ * include both). */
+struct uv_loop_s;
 struct pw_http;
 struct pw_http_req;
 struct pw_source_conf;
@@ -119,7 +121,7 @@ struct pw_sync;
  * A sync engine on @p loop using @p http (borrowed; must outlive the engine's in-flight
  * requests). @p consumer is copied. Caller owns the result; free with pw_sync_free().
  */
-int pw_sync_new(struct pw_sync **out, uv_loop_t *loop, struct pw_http *http,
+int pw_sync_new(struct pw_sync **out, struct uv_loop_s *loop, struct pw_http *http,
                 const struct pw_sync_consumer *consumer);
 
 /**
@@ -153,6 +155,9 @@ int pw_sync_run_once(struct pw_sync *sync, pw_sync_cycle_fn *done, void *arg);
 
 /** Stop timers; running streams finish their current page and end. Idempotent. */
 void pw_sync_stop(struct pw_sync *sync);
+
+/** Replace the wall clock (ms since the epoch) used for lookbacks and Group refreshes (tests). */
+void pw_sync_set_clock(struct pw_sync *sync, int64_t (*now_ms)(void));
 
 /** Copy the health of @p server into @p out. @return 0 or PW_ENOENT. */
 int pw_sync_health(const struct pw_sync *sync, const char *server, struct pw_sync_health *out);
