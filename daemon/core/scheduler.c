@@ -96,6 +96,12 @@ struct pw_sync {
     size_t once_pending;
     unsigned once_failed;
     int once_err;
+    /* pw_sync_check_servers() */
+    pw_sync_cycle_fn *check_done;
+    void *check_arg;
+    size_t check_pending;
+    unsigned check_failed;
+    int check_err;
 };
 
 static void run_fetch(struct run *r, const char *url);
@@ -799,6 +805,68 @@ int pw_sync_run_once(struct pw_sync *sync, pw_sync_cycle_fn *done, void *arg)
         /* Through a 0 ms timer so done never runs before this call returns. */
         sync->servers[i]->once = true;
         uv_timer_start(&sync->servers[i]->timer, on_once_timer, 0, 0);
+    }
+    return 0;
+}
+
+/* /metadata is public on most servers: without a credential yet, ask anyway. */
+static int metadata_authorize(void *arg, struct pw_http_req *req)
+{
+    int err = cohort_authorize(arg, req);
+    return err == PW_EAGAIN ? 0 : err;
+}
+
+static void on_capability(void *arg, int err, const struct pw_capability *cap)
+{
+    struct server *srv = arg;
+    struct pw_sync *sync = srv->sync;
+    unsigned errors = 0;
+    unsigned warnings = 0;
+
+    enter(sync);
+    sync->inflight--;
+    if (!err) {
+        err = pw_capability_check(cap, &srv->conf, &errors, &warnings);
+        if (err) {
+            sync->check_failed++;
+        }
+    }
+    if (err && (!sync->check_err || sync->check_err == PW_ECONFIG)) {
+        sync->check_err = err;
+    }
+    if (--sync->check_pending == 0) {
+        pw_sync_cycle_fn *done = sync->check_done;
+        sync->check_done = NULL;
+        done(sync->check_arg, sync->check_err, sync->check_failed);
+    }
+    leave(sync);
+}
+
+int pw_sync_check_servers(struct pw_sync *sync, pw_sync_cycle_fn *done, void *arg)
+{
+    if (sync->nservers == 0 || sync->check_done || sync->freeing || !done) {
+        return PW_EINVAL;
+    }
+    sync->check_done = done;
+    sync->check_arg = arg;
+    sync->check_pending = sync->nservers;
+    sync->check_failed = 0;
+    sync->check_err = 0;
+    for (size_t i = 0; i < sync->nservers; i++) {
+        struct server *srv = sync->servers[i];
+        int err = pw_capability_fetch(sync->http, srv->conf.name, srv->conf.base,
+                                      metadata_authorize, srv, on_capability, srv);
+        if (err) {
+            /* Already-submitted fetches still call back: account for this one as done. */
+            sync->check_err = sync->check_err ? sync->check_err : err;
+            if (--sync->check_pending == 0) {
+                /* Every fetch failed synchronously: nothing will call back. */
+                sync->check_done = NULL;
+                return sync->check_err;
+            }
+            continue;
+        }
+        sync->inflight++;
     }
     return 0;
 }

@@ -203,4 +203,19 @@ bool pw_capability_has_param(const struct pw_capability *cap, const char *type, 
 int pw_capability_check(const struct pw_capability *cap, const struct pw_source_conf *conf,
                         unsigned *errors, unsigned *warnings);
 
+/** Completion of pw_capability_fetch(). @p cap is borrowed: valid until the callback returns. */
+typedef void pw_capability_fn(void *arg, int err, const struct pw_capability *cap);
+
+struct pw_http;
+struct pw_http_req;
+
+/**
+ * GET <base>/metadata on server @p server and parse it. @p authorize (may be NULL) decorates the
+ * request. @p done runs exactly once, never synchronously, unless this returns an error; err is
+ * 0, a transport error, PW_EHTTP (non-200), PW_EJSON or PW_EFHIR.
+ */
+int pw_capability_fetch(struct pw_http *http, const char *server, const char *base,
+                        int (*authorize)(void *auth_arg, struct pw_http_req *req), void *auth_arg,
+                        pw_capability_fn *done, void *arg);
+
 #endif

@@ -153,6 +153,14 @@ int pw_sync_start(struct pw_sync *sync);
  */
 int pw_sync_run_once(struct pw_sync *sync, pw_sync_cycle_fn *done, void *arg);
 
+/**
+ * Startup check: read every server's /metadata, log what it advertises and compare it with the
+ * configured dialect (pw_capability_check()). @p done runs exactly once, never synchronously:
+ * err = 0, or PW_ECONFIG when a server's configuration cannot work (@p failed = servers with
+ * errors), or the first transport error (a server that cannot be reached at start).
+ */
+int pw_sync_check_servers(struct pw_sync *sync, pw_sync_cycle_fn *done, void *arg);
+
 /** Stop timers; running streams finish their current page and end. Idempotent. */
 void pw_sync_stop(struct pw_sync *sync);
 
