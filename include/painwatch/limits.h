@@ -48,12 +48,15 @@
  *   PW_INPUT_FILE_MAX       one file given to `painwatch check`.
  *   PW_AUDIT_RECORD_MAX     one audit record line.
  *   PW_LOG_LINE_MAX         one operational log line (longer lines are cut, never split).
+ *   PW_AUDIT_BATCH_MAX      bytes of audit records queued in one batch (one write + one fsync);
+ *                           a 1000-entry search page audited per entry stays far below it.
  */
 #define PW_CONFIG_FILE_MAX  (1u * 1024u * 1024u)
 #define PW_SECRET_FILE_MAX  (64u * 1024u)
 #define PW_INPUT_FILE_MAX   (256u * 1024u * 1024u)
 #define PW_AUDIT_RECORD_MAX (64u * 1024u)
 #define PW_LOG_LINE_MAX     1024
+#define PW_AUDIT_BATCH_MAX  (8u * 1024u * 1024u)
 
 /*
  * Logging.
