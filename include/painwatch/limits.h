@@ -68,4 +68,24 @@
 #define PW_LOG_RATE_WINDOW_MS 10000
 #define PW_LOG_RATE_BURST     5
 
+/*
+ * Durable state and the outbox.
+ *   PW_STORE_BUSY_MS        how long a store write waits for another process's lock (the
+ *                           `painwatch outbox` CLI on a live store) before failing with PW_EAGAIN.
+ *   PW_OUTBOX_OUTCOME_MAX   bytes of a server's OperationOutcome kept with a dead-lettered row.
+ *   PW_OUTBOX_BACKOFF_BASE_MS / _CAP_MS   full-jitter exponential backoff between retries.
+ *   PW_OUTBOX_RETRY_AFTER_MAX_S  a server's Retry-After is honoured up to this (1 h), so a
+ *                           misconfigured proxy cannot park the outbox for days.
+ *   PW_OUTBOX_INFLIGHT_MAX  outbox requests in flight at once (the HTTP core caps per host too).
+ *   PW_OUTBOX_SCAN_MS       the outbox re-reads due rows at least this often (rows replayed by
+ *                           an operator, rows whose backoff ended).
+ */
+#define PW_STORE_BUSY_MS            5000
+#define PW_OUTBOX_OUTCOME_MAX       (64u * 1024u)
+#define PW_OUTBOX_BACKOFF_BASE_MS   1000
+#define PW_OUTBOX_BACKOFF_CAP_MS    (15 * 60 * 1000)
+#define PW_OUTBOX_RETRY_AFTER_MAX_S 3600
+#define PW_OUTBOX_INFLIGHT_MAX      4
+#define PW_OUTBOX_SCAN_MS           30000
+
 #endif
