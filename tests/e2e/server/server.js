@@ -89,6 +89,23 @@ class ValidatingRepository extends MemoryRepository {
     this.check(resource);
     return super.updateResource(resource, ...rest);
   }
+
+  /** MemoryRepository has no rollback: a failed transaction restores a snapshot (all or nothing). */
+  async withTransaction(callback) {
+    const snapshot = structuredClone([this.resources, this.history]);
+    try {
+      return await callback(undefined);
+    } catch (err) {
+      for (const [live, saved] of [
+        [this.resources, snapshot[0]],
+        [this.history, snapshot[1]],
+      ]) {
+        live.clear();
+        for (const [k, v] of saved) live.set(k, v);
+      }
+      throw err;
+    }
+  }
 }
 
 function outcome(status, code, text) {
@@ -244,6 +261,7 @@ class Server {
       params: {},
       query: {},
       headers: req.headers,
+      config: { transactions: true }, // else Medplum runs a transaction Bundle as a batch
     };
     const [oo, resource] = await this.router.handleRequest(fhirReq, this.repo);
     const status = core.getStatus(oo);
