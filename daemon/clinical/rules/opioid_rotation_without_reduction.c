@@ -102,8 +102,8 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
     pw_ru_finding_init(&f, rule, PW_SEV_MEDIUM);
     pw_ru_cat(f.text, sizeof(f.text),
               "Opioid rotation %s -> %s on %s: baseline %s -> %s MME/day = %s%% of the previous "
-              "dose. Guide: reduce the calculated equianalgesic dose by 25-50%% when switching "
-              "opioids (incomplete cross-tolerance), i.e. at most %s%% = %s MME/day.",
+              "dose. CDC 2022: start the new opioid 25-50%% below the calculated equianalgesic "
+              "dose (incomplete cross-tolerance), i.e. at most %s%% = %s MME/day.",
               from, to, pw_ru_time(t, r.t1), pw_ru_num(a, r.old_mme), pw_ru_num(b, r.new_mme),
               pw_ru_num(c, pct), pw_ru_num(d, p[P_MAX_PCT]),
               pw_ru_num(e, r.old_mme * p[P_MAX_PCT] / 100));

@@ -12,10 +12,10 @@ static const struct pw_rule_param params[] = {
                  "shortest time between two increases; guide: increase every 24-48 h"},
     [P_MIN_H_FENTANYL] = {"min_interval_h_transdermal_fentanyl", 72, 0, 720,
                           "transdermal fentanyl reaches steady state about 72 h after a change "
-                          "(product label; guide)"},
+                          "(product label; issue 3 default)"},
     [P_MIN_H_METHADONE] = {"min_interval_h_methadone", 120, 0, 720,
                            "methadone's long, variable half-life: no increase within 5 days "
-                           "(CDC 2022; palliative guidance)"},
+                           "(issue 3 default; steady state takes about 5 days)"},
     [P_WINDOW_H] = {"window_h", 72, 1, 8760,
                     "only an increase within this many hours is judged; older steps are history "
                     "(site)"},

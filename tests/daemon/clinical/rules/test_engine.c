@@ -193,6 +193,54 @@ static void steps_and_exposure(void **state)
     pw_timeline_cleanup(&tl);
 }
 
+/* The clinician-facing README names every rule and every parameter (kept in step with code). */
+static void readme_documents_every_rule_and_param(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    char *readme = pwt_read_file(pwt_src_path("tests/daemon/clinical/rules/cases/README.md"), &len);
+    size_t n = 0;
+    const struct pw_rule *const *all = pw_rules_all(&n);
+    for (size_t i = 0; i < n; i++) {
+        char want[160];
+        snprintf(want, sizeof(want), "### `%s`", all[i]->id);
+        if (!strstr(readme, want)) {
+            fail_msg("README.md lacks %s", want);
+        }
+        for (size_t p = 0; p < all[i]->n_params; p++) {
+            snprintf(want, sizeof(want), "| `%s` |", all[i]->params[p].name);
+            if (!strstr(readme, want)) {
+                fail_msg("README.md lacks parameter %s of %s", want, all[i]->id);
+            }
+        }
+    }
+    free(readme);
+}
+
+static void unknown_dose_is_not_judged(void **state)
+{
+    (void)state;
+    struct pw_timeline tl;
+    pw_timeline_init(&tl, "Patient/p6");
+    tlb_baseline(&tl, "a", "Morphine", "7052", 0, T0, T0 + 24 * H, 60);
+    tlb_baseline(&tl, "b", "Morphine", "7052", 0, T0 + 24 * H, PW_TIME_FOREVER, 150);
+    tlb_rescue(&tl, "ir", T0, 2);
+    tlb_score(&tl, "s", T0 + 23 * H, 3);
+    pw_timeline_sort(&tl);
+    assert_int_equal(tlb_eval(&tl, T0 + 25 * H, "titration-step-too-large", NULL), 1);
+    assert_int_equal(tlb_eval(&tl, T0 + 25 * H, "rescue-dose-out-of-range", NULL), 1);
+    /* The new order's dose could not be computed: no step and no percentage is judged. */
+    for (size_t i = 0; i < tl.orders.n; i++) {
+        if (strcmp(tl.orders.v[i].src.id, "b") == 0) {
+            tl.orders.v[i].mme_per_day = NAN;
+        }
+    }
+    assert_true(isnan(pw_ru_tdd(&tl, T0 + 25 * H)));
+    assert_int_equal(tlb_eval(&tl, T0 + 25 * H, "titration-step-too-large", NULL), 0);
+    assert_int_equal(tlb_eval(&tl, T0 + 25 * H, "rescue-dose-out-of-range", NULL), 0);
+    pw_timeline_cleanup(&tl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +250,8 @@ int main(void)
         cmocka_unit_test(evaluation_is_deterministic),
         cmocka_unit_test(numbers_are_readable),
         cmocka_unit_test(steps_and_exposure),
+        cmocka_unit_test(readme_documents_every_rule_and_param),
+        cmocka_unit_test(unknown_dose_is_not_judged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
