@@ -3,11 +3,12 @@
 #ifndef PAINWATCH_TESTS_CLINICAL_SUPPORT_H
 #define PAINWATCH_TESTS_CLINICAL_SUPPORT_H
 
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "painwatch/normalize.h"
 #include "painwatch/terminology.h"
@@ -58,7 +59,8 @@ static inline json_t *clin_medreq(const char *id, const char *rxcui, const char 
 }
 
 /** Normalize @p res (reference stolen) into @p tl with factor set @p set; the single order. */
-static inline const struct pw_med_order *clin_order(const char *set, json_t *res, struct pw_timeline *tl)
+static inline const struct pw_med_order *clin_order(const char *set, json_t *res,
+                                                    struct pw_timeline *tl)
 {
     struct pw_norm_ctx ctx;
     assert_int_equal(pw_norm_ctx_init(&ctx, clin_term(), set), 0);

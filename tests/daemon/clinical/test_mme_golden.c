@@ -7,17 +7,23 @@
 #include "painwatch/timeline.h"
 
 /* Dose and timing fragments (dosageInstruction arrays). */
-#define Q(n, unit, code) "{\"value\":" #n ",\"unit\":\"" unit "\",\"system\":\"http://unitsofmeasure.org\",\"code\":\"" code "\"}"
-#define DOSE(q)          "\"doseAndRate\":[{\"doseQuantity\":" q "}]"
-#define EVERY(n, unit)   "\"timing\":{\"repeat\":{\"frequency\":1,\"period\":" #n ",\"periodUnit\":\"" unit "\"}}"
-#define CODE(c)          "\"timing\":{\"code\":{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation\",\"code\":\"" c "\"}]}}"
+#define Q(n, unit, code)                 \
+    "{\"value\":" #n ",\"unit\":\"" unit \
+    "\",\"system\":\"http://unitsofmeasure.org\",\"code\":\"" code "\"}"
+#define DOSE(q) "\"doseAndRate\":[{\"doseQuantity\":" q "}]"
+#define EVERY(n, unit) \
+    "\"timing\":{\"repeat\":{\"frequency\":1,\"period\":" #n ",\"periodUnit\":\"" unit "\"}}"
+#define CODE(c)                                                                              \
+    "\"timing\":{\"code\":{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/" \
+    "v3-GTSAbbreviation\",\"code\":\"" c "\"}]}}"
 
 static void test_oxycodone_10mg_q12h_is_30(void **state)
 {
     (void)state;
     struct pw_timeline tl;
     const struct pw_med_order *o = clin_order(
-        "cdc2022", clin_medreq("ox", "1049683", "[{" EVERY(12, "h") "," DOSE(Q(10, "mg", "mg")) "}]"), &tl);
+        "cdc2022",
+        clin_medreq("ox", "1049683", "[{" EVERY(12, "h") "," DOSE(Q(10, "mg", "mg")) "}]"), &tl);
     assert_non_null(o);
     assert_near(o->mg_per_day, 20);
     assert_near(o->mme_factor, 1.5);
@@ -36,10 +42,11 @@ static void test_oxycodone_ir_10mg_qid_tablets_is_60(void **state)
     /* One 10 mg tablet, dose in v3-orderableDrugForm TAB: the strength comes from the table. */
     const struct pw_med_order *o = clin_order(
         "cdc2022",
-        clin_medreq("ox", "1049683",
-                    "[{" CODE("QID") ",\"doseAndRate\":[{\"doseQuantity\":{\"value\":1,\"unit\":"
-                    "\"tablet\",\"system\":\"http://terminology.hl7.org/CodeSystem/"
-                    "v3-orderableDrugForm\",\"code\":\"TAB\"}}]}]"),
+        clin_medreq(
+            "ox", "1049683",
+            "[{" CODE("QID") ",\"doseAndRate\":[{\"doseQuantity\":{\"value\":1,\"unit\":"
+                             "\"tablet\",\"system\":\"http://terminology.hl7.org/CodeSystem/"
+                             "v3-orderableDrugForm\",\"code\":\"TAB\"}}]}]"),
         &tl);
     assert_non_null(o);
     assert_near(o->mg_per_day, 40);
@@ -158,7 +165,7 @@ static void test_methadone_tiers_in_2016_single_factor_in_2022(void **state)
         char dosage[512];
         snprintf(dosage, sizeof(dosage),
                  "[{" CODE("TID") ",\"doseAndRate\":[{\"doseQuantity\":{\"value\":%.17g,"
-                 "\"code\":\"mg\"}}]}]",
+                                  "\"code\":\"mg\"}}]}]",
                  tiers[i].mg);
         struct pw_timeline tl;
         const struct pw_med_order *o =
@@ -189,11 +196,13 @@ static void test_no_factor_for_buprenorphine_and_non_patch_fentanyl(void **state
     assert_true(clin_has_dq(&tl, "no-factor"));
     pw_timeline_cleanup(&tl);
     /* Buccal fentanyl PRN: rapid-onset, no factor, not a rescue for the 10-20% rule. */
-    o = clin_order("cdc2022",
-                   clin_medreq("fb", "668363",
-                               "[{\"asNeededBoolean\":true," EVERY(4, "h") ",\"doseAndRate\":"
-                               "[{\"doseQuantity\":{\"value\":100,\"code\":\"ug\"}}]}]"),
-                   &tl);
+    o = clin_order(
+        "cdc2022",
+        clin_medreq("fb", "668363",
+                    "[{\"asNeededBoolean\":true," EVERY(
+                        4, "h") ",\"doseAndRate\":"
+                                "[{\"doseQuantity\":{\"value\":100,\"code\":\"ug\"}}]}]"),
+        &tl);
     assert_non_null(o);
     assert_near(o->mg_per_dose, 0.1);
     assert_true(o->classes & PW_MED_RAPID_ONSET_FENTANYL);
@@ -210,9 +219,12 @@ static void test_combination_counts_only_the_opioid(void **state)
     /* Acetaminophen 325 / oxycodone 5: 2 tablets q6h PRN -> 40 mg oxycodone, 60 MME. */
     const struct pw_med_order *o = clin_order(
         "cdc2022",
-        clin_medreq("perc", "1049221",
-                    "[{\"asNeededBoolean\":true," EVERY(6, "h") ",\"doseAndRate\":"
-                    "[{\"doseQuantity\":{\"value\":2,\"unit\":\"tablet\",\"code\":\"{tbl}\"}}]}]"),
+        clin_medreq(
+            "perc", "1049221",
+            "[{\"asNeededBoolean\":true," EVERY(
+                6,
+                "h") ",\"doseAndRate\":"
+                     "[{\"doseQuantity\":{\"value\":2,\"unit\":\"tablet\",\"code\":\"{tbl}\"}}]}]"),
         &tl);
     assert_non_null(o);
     assert_near(o->mg_per_dose, 10);
