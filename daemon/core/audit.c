@@ -179,8 +179,13 @@ int pw_audit_check_line(const unsigned char *key, size_t key_len, const char *li
     }
     rec = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!rec || !json_is_object(rec)) {
-        snprintf(why, why_len, "not a JSON object (column %d: %s)", jerr.column,
-                 rec ? "not an object" : jerr.text);
+        /* Not jerr.text: jansson quotes the bytes near the error, which may be patient data,
+         * and this reason reaches the operational log when the writer checks its tail. */
+        if (rec) {
+            set_why(why, why_len, "not a JSON object");
+        } else {
+            snprintf(why, why_len, "not valid JSON (at column %d)", jerr.column);
+        }
         goto out;
     }
     rc = check_fields(rec, why, why_len);

@@ -793,6 +793,21 @@ static void test_torn_tail_at_open(void **state)
     assert_non_null(strstr(v.why, "torn"));
     assert_int_equal(verify1(c->key, c->path, &v), 0);
     assert_string_equal(v.first_prev, last);
+    /* An auditor reading the trail sees the anomaly, unless filtering by patient. */
+    {
+        struct pw_audit_filter flt = {.since_ms = INT64_MIN, .until_ms = INT64_MAX};
+        const char *live[] = {c->path};
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *out = open_memstream(&buf, &len);
+        assert_int_equal(pw_audit_show(out, stderr, live, 1, &flt), 2);
+        flt.patient = SENTINEL_PATIENT;
+        assert_int_equal(pw_audit_show(out, stderr, live, 1, &flt), 0);
+        fclose(out);
+        assert_non_null(strstr(buf, "trail-anomaly"));
+        assert_non_null(strstr(buf, "torn last record (set aside as "));
+        free(buf);
+    }
 }
 
 static void test_logs_carry_no_patient_data(void **state)
@@ -845,6 +860,45 @@ static void test_logs_carry_no_patient_data(void **state)
     free(buf);
 }
 
+/*
+ * The grep-able half of the PHI rule: in the audit sources, no pw_log_* call takes an argument
+ * that could carry record content (a json_t, a line buffer, a caller's string).
+ */
+static void test_log_calls_take_no_record_content(void **state)
+{
+    static const char *const files[] = {"daemon/core/audit.c", "daemon/core/audit_build.c",
+                                        "daemon/core/audit_verify.c", "daemon/core/audit_show.c"};
+    static const char *const banned[] = {"json_", "rec",  "line", "buf",  "patient", "query", "url",
+                                         "text",  "desc", "->v",  "ix->", "fl->",    "f->"};
+    int calls = 0;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char *src = pwt_read_file(pwt_src_path(files[i]), NULL);
+        for (char *p = strstr(src, "pw_log_"); p; p = strstr(p + 1, "pw_log_")) {
+            char *open = strchr(p, '(');
+            char *fmt_end;
+            char *end = strstr(p, ");");
+            char args[1024];
+            if (!open || !end || strncmp(p, "pw_log_write", 12) == 0) {
+                continue;
+            }
+            /* Skip the component and the format string; look at the arguments only. */
+            for (fmt_end = end; fmt_end > open && *fmt_end != '"'; fmt_end--) {
+            }
+            snprintf(args, sizeof(args), "%.*s", (int)(end - fmt_end), fmt_end);
+            for (size_t b = 0; b < sizeof(banned) / sizeof(banned[0]); b++) {
+                if (strstr(args, banned[b])) {
+                    fail_msg("%s: log call passes '%s': %.80s", files[i], banned[b], p);
+                }
+            }
+            calls++;
+        }
+        free(src);
+    }
+    assert_true(calls >= 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -866,6 +920,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_not_a_regular_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_carry_no_patient_data, setup, teardown),
+        cmocka_unit_test(test_log_calls_take_no_record_content),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
