@@ -8,6 +8,7 @@
  *   PW_HTTP_BODY_MAX        one response body; a 1000-entry search page of Observations is ~1.5 MB,
  *                           so 32 MiB leaves room for verbose EHRs while bounding a runaway server.
  *   PW_HTTP_HEADER_MAX      one response header line (curl's own cap is 100 kB).
+ *   PW_HTTP_HEADERS_MAX     the whole header block of one response (over it: PW_E2BIG).
  *   PW_HTTP_CONNECT_MS      TCP+TLS connect timeout per request.
  *   PW_HTTP_TOTAL_MS        whole-request timeout, transfer included.
  *   PW_HTTP_PER_HOST        concurrent connections per FHIR server (politeness).
@@ -17,6 +18,7 @@
  */
 #define PW_HTTP_BODY_MAX      (32u * 1024u * 1024u)
 #define PW_HTTP_HEADER_MAX    (100u * 1024u)
+#define PW_HTTP_HEADERS_MAX   (256u * 1024u)
 #define PW_HTTP_CONNECT_MS    10000
 #define PW_HTTP_TOTAL_MS      60000
 #define PW_HTTP_PER_HOST      4
