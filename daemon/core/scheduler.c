@@ -49,6 +49,7 @@ struct run {
     bool auth_retried; /* the one renew-and-retry after a 401 is spent */
     bool page_pending; /* waiting for the consumer's done */
     bool final;        /* the pending page carried the cursor */
+    bool transport;    /* the exchange itself failed (reset, timeout), whatever the status */
     int after_page;    /* error to end with once the pending page is durable */
     long status;
     uint64_t retry_after_ms;
@@ -203,12 +204,12 @@ fail:
  * Errors: which ones mean "the server is in trouble" (abort the cycle, back off).
  */
 
-static bool server_level(int err, long status)
+static bool server_level(const struct run *r, int err)
 {
     if (err == PW_ETIMEDOUT || err == PW_EAGAIN || err == PW_EAUTH || err == PW_ECANCELED) {
         return true;
     }
-    return err == PW_EHTTP && (status == 0 || status >= 500);
+    return err == PW_EHTTP && (r->transport || r->status >= 500);
 }
 
 /*
@@ -238,7 +239,7 @@ static void run_end(struct run *r, int err)
             pw_log_warn(SYNC, "%s: run failed after %u page(s): %s (HTTP %ld)", src->key, r->pages,
                         pw_strerror(err), r->status);
         }
-        if (server_level(err, r->status) && !srv->cycle_err) {
+        if (server_level(r, err) && !srv->cycle_err) {
             srv->cycle_err = err;
             srv->cycle_status = r->status;
             srv->abort_cycle = true;
@@ -445,6 +446,7 @@ static void on_response(void *arg, int err, const struct pw_http_resp *resp)
     }
     if (err) {
         r->status = resp ? resp->status : 0;
+        r->transport = err == PW_EHTTP;
         if (err != PW_ECANCELED) {
             pw_log_err(SYNC, "%s: %s%s%s", r->stream->key, pw_strerror(err),
                        resp && resp->error && *resp->error ? ": " : "",
