@@ -88,4 +88,24 @@
 #define PW_OUTBOX_INFLIGHT_MAX      4
 #define PW_OUTBOX_SCAN_MS           30000
 
+/*
+ * Metrics and the health listener.
+ *   PW_METRIC_FAMILIES_MAX  metric families (built-in ones are ~16).
+ *   PW_METRIC_SERIES_MAX    series per family: label sets are server names, resource types and
+ *                           rule ids, so a bound that high means a label carries something it
+ *                           must not (an id); extra series are dropped, not grown without end.
+ *   PW_METRIC_LABELS_MAX    labels per family.
+ *   PW_METRIC_VALUE_MAX     one label value, bytes.
+ *   PW_HEALTH_CONN_MAX      concurrent connections to the health listener (monitoring only).
+ *   PW_HEALTH_CONN_TIMEOUT_S  idle connection timeout of the health listener, seconds.
+ *   PW_HEALTH_CHECKS_MAX    readiness checks registered.
+ */
+#define PW_METRIC_FAMILIES_MAX   64
+#define PW_METRIC_SERIES_MAX     1024
+#define PW_METRIC_LABELS_MAX     4
+#define PW_METRIC_VALUE_MAX      128
+#define PW_HEALTH_CONN_MAX       16
+#define PW_HEALTH_CONN_TIMEOUT_S 10
+#define PW_HEALTH_CHECKS_MAX     32
+
 #endif
