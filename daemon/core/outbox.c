@@ -293,8 +293,8 @@ static void retry(struct job *job, long status, const char *why, uint64_t retry_
     snprintf(job->row.last_error, sizeof(job->row.last_error), "%s", why);
     job->row.next_try = now_ms(ob) + (int64_t)delay;
     ob->stats.retried++;
-    pw_log_warn(OUTBOX, "outbox row %" PRId64 ": %s (HTTP %ld): retry in %" PRIu64 " ms",
-                job->row.id, why, status, delay);
+    pw_log_warn(OUTBOX, "outbox row %" PRId64 ": %s: retry in %" PRIu64 " ms", job->row.id, why,
+                delay);
     if (save_row(job) != 0) {
         pw_log_err(OUTBOX, "outbox row %" PRId64 ": cannot record the retry", job->row.id);
     }
@@ -320,8 +320,8 @@ static void dead(struct job *job, long status, const char *why, const struct pw_
         job->row.next_try = now_ms(job->ob) + 1000;
     } else {
         job->ob->stats.dead++;
-        pw_log_err(OUTBOX, "outbox row %" PRId64 " (%s, rule %s) dead-lettered: %s (HTTP %ld)",
-                   job->row.id, pw_outbox_op_name(job->row.op), job->row.rule, why, status);
+        pw_log_err(OUTBOX, "outbox row %" PRId64 " (%s, rule %s) dead-lettered: %s", job->row.id,
+                   pw_outbox_op_name(job->row.op), job->row.rule, why);
     }
     if (save_row(job) != 0) {
         pw_log_err(OUTBOX, "outbox row %" PRId64 ": cannot record the dead letter", job->row.id);
@@ -464,8 +464,7 @@ static bool maybe_applied(const struct job *job, int err, const struct pw_http_r
 static void describe(char *out, size_t cap, int err, const struct pw_http_resp *resp)
 {
     if (err) {
-        snprintf(out, cap, "%s%s%s", pw_strerror(err), resp->sent ? " after sending" : "",
-                 resp->error && resp->error[0] ? ": transport" : "");
+        snprintf(out, cap, "%s%s", pw_strerror(err), resp->sent ? " after sending" : "");
     } else {
         snprintf(out, cap, "HTTP %ld", resp->status);
     }
