@@ -87,7 +87,7 @@ static void test_baseline_mme_at(void **state)
         order("er", PW_ROLE_BASELINE, 100, PW_TIME_FOREVER, 60),
         order("er2", PW_ROLE_BASELINE, 200, 300, 30),
         order("rescue", PW_ROLE_RESCUE, 100, PW_TIME_FOREVER, 90),
-        order("unknown", PW_ROLE_BASELINE, 100, PW_TIME_FOREVER, NAN),
+        order("unknown", PW_ROLE_BASELINE, 400, 500, NAN),
     };
     for (size_t i = 0; i < 4; i++) {
         assert_int_equal(pw_timeline_add_order(&tl, &o[i]), 0);
@@ -96,7 +96,9 @@ static void test_baseline_mme_at(void **state)
     assert_true(pw_timeline_baseline_mme_at(&tl, 100) == 60);
     assert_true(pw_timeline_baseline_mme_at(&tl, 200) == 90);
     assert_true(pw_timeline_baseline_mme_at(&tl, 299) == 90);
-    assert_true(pw_timeline_baseline_mme_at(&tl, 300) == 60); /* end is exclusive */
+    assert_true(pw_timeline_baseline_mme_at(&tl, 300) == 60);  /* end is exclusive */
+    assert_true(isnan(pw_timeline_baseline_mme_at(&tl, 400))); /* an unknown dose */
+    assert_true(pw_timeline_baseline_mme_at(&tl, 500) == 60);
     assert_true(pw_order_active_at(&o[0], INT64_MAX - 1));
     pw_timeline_cleanup(&tl);
 }
