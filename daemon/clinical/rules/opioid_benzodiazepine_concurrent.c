@@ -37,8 +37,9 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
         }
     }
     pw_ru_cat(f.text, sizeof(f.text),
-              "). CDC 2022: avoid concurrent opioids and benzodiazepines (additive respiratory "
-              "depression); review the need for the benzodiazepine, monitor sedation and "
+              "). CDC 2022: use particular caution with opioids and benzodiazepines together "
+              "(additive respiratory depression); review the need for the benzodiazepine, monitor "
+              "sedation and "
               "consider naloxone.");
     pw_finding_add_number(&f, "baseline_mme_per_day", pw_ru_tdd(tl, in->now));
     return pw_findings_push(out, &f);

@@ -12,10 +12,10 @@ static const struct pw_rule_param params[] = {
                  "shortest time between two increases; guide: increase every 24-48 h"},
     [P_MIN_H_FENTANYL] = {"min_interval_h_transdermal_fentanyl", 72, 0, 720,
                           "transdermal fentanyl reaches steady state about 72 h after a change "
-                          "(product label; guide)"},
+                          "(product label; issue 3 default)"},
     [P_MIN_H_METHADONE] = {"min_interval_h_methadone", 120, 0, 720,
                            "methadone's long, variable half-life: no increase within 5 days "
-                           "(CDC 2022; palliative guidance)"},
+                           "(issue 3 default; steady state takes about 5 days)"},
     [P_WINDOW_H] = {"window_h", 72, 1, 8760,
                     "only an increase within this many hours is judged; older steps are history "
                     "(site)"},
@@ -72,12 +72,18 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
     struct pw_finding f;
     char a[32], b[32], c[32], t1[32], t2[32], d[32], g[32];
     pw_ru_finding_init(&f, rule, PW_SEV_MEDIUM);
-    pw_ru_cat(f.text, sizeof(f.text),
-              "Baseline opioid increased %s -> %s MME/day on %s, only %s after the previous "
-              "increase (%s -> %s MME/day on %s). ",
+    pw_ru_cat(f.text, sizeof(f.text), "Baseline opioid increased %s -> %s MME/day on %s, only %s ",
               pw_ru_num(a, s->old_mme), pw_ru_num(b, s->new_mme), pw_ru_time(t1, s->at),
-              pw_ru_dur(g, gap), pw_ru_num(c, prev->old_mme), pw_ru_num(d, prev->new_mme),
-              pw_ru_time(t2, prev->at));
+              pw_ru_dur(g, gap));
+    if (prev->old_mme < PW_MME_EPS) {
+        pw_ru_cat(f.text, sizeof(f.text),
+                  "after the baseline opioid was started (%s MME/day on %s). ",
+                  pw_ru_num(d, prev->new_mme), pw_ru_time(t2, prev->at));
+    } else {
+        pw_ru_cat(f.text, sizeof(f.text), "after the previous increase (%s -> %s MME/day on %s). ",
+                  pw_ru_num(c, prev->old_mme), pw_ru_num(d, prev->new_mme),
+                  pw_ru_time(t2, prev->at));
+    }
     pw_ru_cat(f.text, sizeof(f.text),
               "Guide: wait at least %s between increases%s so the previous dose reaches steady "
               "state; reassess before the next step.",
