@@ -461,11 +461,10 @@ static int add_defaults(struct pw_audit *a, json_t *rec)
 {
     char ts[40];
 
-    if (!json_object_get(rec, "recorded")) {
-        format_time(now_ms(a), ts, sizeof(ts));
-        if (json_object_set_new(rec, "recorded", json_string(ts))) {
-            return PW_ENOMEM;
-        }
+    /* Always the writer's clock: a caller cannot back-date a record. */
+    format_time(now_ms(a), ts, sizeof(ts));
+    if (json_object_set_new(rec, "recorded", json_string(ts))) {
+        return PW_ENOMEM;
     }
     if (!has_source_agent(json_object_get(rec, "agent"))) {
         json_t *agent = json_object_get(rec, "agent");
@@ -501,6 +500,7 @@ static int start_file(struct pw_audit *a, const char *reason, json_t *anomaly)
     char *line = NULL;
     size_t len = 0;
     uint64_t seq = a->have_seq ? a->seq + 1 : 0;
+    bool had_anomaly;
     json_t *hdr;
     int rc;
 
@@ -511,6 +511,7 @@ static int start_file(struct pw_audit *a, const char *reason, json_t *anomaly)
         json_decref(anomaly);
         return PW_ENOMEM;
     }
+    had_anomaly = anomaly != NULL;
     if (anomaly) {
         json_object_set_new(hdr, "anomaly", anomaly);
     }
@@ -530,7 +531,7 @@ static int start_file(struct pw_audit *a, const char *reason, json_t *anomaly)
     a->have_seq = true;
     a->n++;
     memcpy(a->last, digest, sizeof(a->last));
-    if (anomaly) {
+    if (had_anomaly) {
         pw_log_warn(AUDIT, "audit trail %s: started file %" PRIu64 " after an anomaly (%s)",
                     a->path, seq, reason);
     }

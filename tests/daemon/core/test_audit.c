@@ -478,6 +478,30 @@ static void test_size_rotation(void **state)
     assert_int_equal(verify_n(c->key, files, n - 1, &v), PW_EVERIFY);
     assert_int_equal(v.line, 1);
     assert_non_null(strstr(v.why, "missing"));
+    /* A rotated file cut in the middle of its last line: not an acknowledged interruption. */
+    {
+        struct lines l;
+        char p0[4300];
+        int order[64];
+        snprintf(p0, sizeof(p0), "%s.0", c->path);
+        split(p0, &l);
+        for (size_t i = 0; i < l.n; i++) {
+            order[i] = (int)i;
+        }
+        order[l.n] = -1;
+        l.len[l.n - 1] -= 7;
+        rewrite(p0, &l, order);
+        l.len[l.n - 1] += 7;
+        for (size_t i = 0; i < n; i++) {
+            files[i] = names[i];
+        }
+        assert_int_equal(verify_n(c->key, files, n, &v), PW_EVERIFY);
+        assert_string_equal(v.file, p0);
+        assert_int_equal(v.line, (long)l.n);
+        assert_non_null(strstr(v.why, "torn"));
+        rewrite(p0, &l, order);
+        free(l.data);
+    }
     /* A rotated file whose last record was removed: the next header no longer links. */
     {
         struct lines l;
@@ -787,8 +811,12 @@ static void test_torn_tail_at_open(void **state)
     assert_non_null(strstr(text, "\"reason\":\"recovered\""));
     assert_non_null(strstr(text, "\"torn_bytes\":30"));
     free(text);
-    /* The damage stays visible to verify; the new file links to the last good record. */
-    assert_int_equal(verify_n(c->key, files, 2, &v), PW_EVERIFY);
+    /* The new file links to the last good record and acknowledges the torn bytes: the trail
+     * verifies, and says so. Without the new file, the torn line is a truncation. */
+    assert_int_equal(verify_n(c->key, files, 2, &v), 0);
+    assert_int_equal(v.torn_acknowledged, 1);
+    assert_non_null(strstr(v.note, ".0:9: torn record (30 bytes"));
+    assert_int_equal(verify_n(c->key, files, 1, &v), PW_EVERIFY);
     assert_int_equal(v.line, 9);
     assert_non_null(strstr(v.why, "torn"));
     assert_int_equal(verify1(c->key, c->path, &v), 0);
