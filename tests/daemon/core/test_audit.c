@@ -927,6 +927,43 @@ static void test_log_calls_take_no_record_content(void **state)
     assert_true(calls >= 10);
 }
 
+static void test_open_on_foreign_or_damaged_file(void **state)
+{
+    struct ctx *c = *state;
+    struct pw_audit_verdict v;
+    struct pw_audit *a = open_trail(c);
+    char other_key[4300];
+    char aside[4300];
+    char *text;
+
+    write_sample(a);
+    pw_audit_free(a);
+    /* Started with another key: the old file is not continued, it is set aside. */
+    snprintf(other_key, sizeof(other_key), "%s/other.key", c->dir);
+    write_key(other_key, "a rotated key that did not write this trail", 0600);
+    c->opts.key_path = other_key;
+    a = open_trail(c);
+    pw_audit_free(a);
+    snprintf(aside, sizeof(aside), "%s.0", c->path);
+    assert_int_equal(access(aside, F_OK), 0);
+    text = pwt_read_file(c->path, NULL);
+    assert_non_null(strstr(text, "\"problem\":\"HMAC does not verify"));
+    free(text);
+    assert_int_equal(verify1(other_key, c->path, &v), 0);
+    assert_int_equal(verify1(c->key, aside, &v), 0);
+
+    /* A live file that does not start with a header (someone wrote into it). */
+    pwt_write_file(c->path, "hello\n");
+    a = open_trail(c);
+    assert_int_equal(pw_audit_event(a, "start", 'E', PW_AUDIT_SUCCESS, NULL, NULL), 0);
+    pw_audit_free(a);
+    text = pwt_read_file(c->path, NULL);
+    assert_non_null(strstr(text, "\"problem\":\"not valid JSON (at column"));
+    assert_null(strstr(text, "hello"));
+    free(text);
+    assert_int_equal(verify1(other_key, c->path, &v), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -949,6 +986,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_carry_no_patient_data, setup, teardown),
         cmocka_unit_test(test_log_calls_take_no_record_content),
+        cmocka_unit_test_setup_teardown(test_open_on_foreign_or_damaged_file, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
