@@ -37,7 +37,8 @@
  * hmac} whose prev links to the last digest of the previous file, so rotation keeps the chain. A
  * header may carry "anomaly" (what the writer found wrong when it started this file).
  *
- * Rotation: by size inside painwatch (the live file is renamed to <path>.<seq>), or by logrotate
+ * Rotation: by size or age inside painwatch (the live file is renamed to <path>.<seq>; checked
+ * before each append, so a file ends at most one record or batch past the limit), or by logrotate
  * with `create` + `postrotate` sending SIGHUP (the daemon calls pw_audit_reopen()):
  *     /var/log/painwatch/audit.jsonl { weekly  rotate 520  create 0640 painwatch painwatch
  *         nocompress  postrotate  systemctl kill -s HUP painwatch.service  endscript }
@@ -73,6 +74,7 @@ struct pw_audit_opts {
     const char *device;    /* painwatch's Device reference, e.g. "Device/painwatch" (required) */
     const char *site;      /* optional: source.site */
     uint64_t rotate_bytes; /* start a new file once the live one reaches this size; 0: never */
+    uint64_t rotate_seconds;   /* start a new file once the live one is this old; 0: never */
     int64_t (*clock_ms)(void); /* optional wall clock, ms since the epoch (tests); NULL: real */
 };
 

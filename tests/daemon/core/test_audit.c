@@ -727,11 +727,24 @@ static void test_removed_directory(void **state)
     assert_int_equal(mkdir(sub, 0700), 0);
     assert_int_equal(pw_audit_event(a, "token-renewed", 'E', PW_AUDIT_SUCCESS, NULL, NULL), 0);
     assert_true(pw_audit_writable(a));
-    pw_audit_free(a);
     /* The new file links to the last record written before the outage. */
     assert_int_equal(verify1(c->key, c->path, &v), 0);
     assert_string_equal(v.first_prev, last);
     assert_int_equal(v.records, 3); /* header, audit-resumed, token-renewed */
+
+    /* Removing the directory is noticed at the next append, without a SIGHUP. */
+    snprintf(last, sizeof(last), "%s", pw_audit_last_digest(a));
+    pwt_rmtree(sub);
+    assert_int_equal(pw_audit_event(a, "token-renewed", 'E', PW_AUDIT_SUCCESS, NULL, NULL),
+                     PW_EAUDIT);
+    assert_false(pw_audit_writable(a));
+    assert_int_equal(mkdir(sub, 0700), 0);
+    assert_int_equal(pw_audit_retry(a), 0);
+    assert_true(pw_audit_writable(a));
+    pw_audit_free(a);
+    assert_int_equal(verify1(c->key, c->path, &v), 0);
+    assert_string_equal(v.first_prev, last);
+    assert_int_equal(v.records, 2); /* header, audit-resumed */
 }
 
 static void test_file_removed_or_truncated_while_open(void **state)
@@ -964,6 +977,52 @@ static void test_open_on_foreign_or_damaged_file(void **state)
     assert_int_equal(verify1(other_key, c->path, &v), 0);
 }
 
+static int64_t manual_now;
+
+static int64_t manual_clock(void)
+{
+    return manual_now;
+}
+
+static void test_age_rotation(void **state)
+{
+    struct ctx *c = *state;
+    struct pw_audit_verdict v;
+    struct pw_audit *a;
+    char p0[4300];
+    char p1[4300];
+    const char *files[3] = {c->path, p0, p1};
+
+    snprintf(p0, sizeof(p0), "%s.0", c->path);
+    snprintf(p1, sizeof(p1), "%s.1", c->path);
+    c->opts.clock_ms = manual_clock;
+    c->opts.rotate_seconds = 3600;
+    manual_now = 1795161600000; /* 2026-11-20T08:00:00Z */
+    a = open_trail(c);
+    /* A long idle period with only the header: nothing to rotate. */
+    manual_now += 2 * 3600000;
+    assert_int_equal(pw_audit_event(a, "start", 'E', PW_AUDIT_SUCCESS, NULL, NULL), 0);
+    assert_int_not_equal(access(p0, F_OK), 0);
+    /* The file is older than an hour and holds a record: the next append starts a new one. */
+    manual_now += 30 * 60000;
+    assert_int_equal(pw_audit_event(a, "token-renewed", 'E', PW_AUDIT_SUCCESS, NULL, NULL), 0);
+    assert_int_equal(access(p0, F_OK), 0);
+    pw_audit_free(a);
+    /* The age survives a restart: it comes from the header. */
+    manual_now += 31 * 60000;
+    a = open_trail(c);
+    assert_int_equal(pw_audit_event(a, "start", 'E', PW_AUDIT_SUCCESS, NULL, NULL), 0);
+    assert_int_not_equal(access(p1, F_OK), 0);
+    manual_now += 30 * 60000;
+    assert_int_equal(pw_audit_event(a, "token-renewed", 'E', PW_AUDIT_SUCCESS, NULL, NULL), 0);
+    assert_int_equal(pw_audit_event(a, "stop", 'E', PW_AUDIT_SUCCESS, NULL, NULL), 0);
+    pw_audit_free(a);
+    assert_int_equal(access(p1, F_OK), 0);
+    assert_int_equal(verify_n(c->key, files, 3, &v), 0);
+    assert_int_equal(v.files, 3);
+    assert_int_equal(v.records, 3 + 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -986,6 +1045,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_carry_no_patient_data, setup, teardown),
         cmocka_unit_test(test_log_calls_take_no_record_content),
+        cmocka_unit_test_setup_teardown(test_age_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_on_foreign_or_damaged_file, setup, teardown),
     };
 
