@@ -93,6 +93,7 @@ static void sample_finding(struct pw_finding *f)
     snprintf(f->key, sizeof(f->key), "%064d", 7);
     snprintf(f->text, sizeof(f->text), "Opioid for 30 h, no laxative ordered");
     f->factor_set = "cdc2022";
+    f->since = 1795161600; /* 2026-11-20T08:00:00Z */
     snprintf(f->evidence[0].type, sizeof(f->evidence[0].type), "MedicationRequest");
     snprintf(f->evidence[0].id, sizeof(f->evidence[0].id), "mr-1");
     snprintf(f->evidence[0].version, sizeof(f->evidence[0].version), "3");
@@ -261,6 +262,7 @@ static void test_trail_verifies_and_continues(void **state)
     json_decref(rec);
     assert_non_null(strstr(l.v[4], "\"" SENTINEL_NUMBER "\":67.5"));
     assert_non_null(strstr(l.v[4], "MedicationRequest/mr-1/_history/3"));
+    assert_non_null(strstr(l.v[4], "\"since\":\"2026-11-20T08:00:00Z\""));
     assert_non_null(strstr(l.v[0], "\"type\":\"header\""));
     free(l.data);
 }
