@@ -55,10 +55,12 @@ enum pw_med_class {
     PW_MED_ADJUVANT_SNRI = 1u << 9,
     PW_MED_ADJUVANT_TCA = 1u << 10,
     PW_MED_ADJUVANT_CORTICOSTEROID = 1u << 11,
-    PW_MED_METHADONE = 1u << 12, /* methadone: its own titration interval */
+    PW_MED_METHADONE = 1u << 12,      /* methadone: its own titration interval */
+    PW_MED_LAXATIVE_OTHER = 1u << 13, /* laxative of unknown kind (value set member), PAMORA */
 };
-#define PW_MED_LAXATIVE \
-    (PW_MED_LAXATIVE_STIMULANT | PW_MED_LAXATIVE_OSMOTIC | PW_MED_LAXATIVE_SOFTENER)
+#define PW_MED_LAXATIVE                                                               \
+    (PW_MED_LAXATIVE_STIMULANT | PW_MED_LAXATIVE_OSMOTIC | PW_MED_LAXATIVE_SOFTENER | \
+     PW_MED_LAXATIVE_OTHER)
 #define PW_MED_ADJUVANT                                                           \
     (PW_MED_ADJUVANT_GABAPENTINOID | PW_MED_ADJUVANT_SNRI | PW_MED_ADJUVANT_TCA | \
      PW_MED_ADJUVANT_CORTICOSTEROID)
