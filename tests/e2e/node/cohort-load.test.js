@@ -85,3 +85,21 @@ test('a bundle with an invalid resource is rejected whole, naming the resource',
   assert.ok(r.body.issue.some((i) => (i.expression || []).includes('Observation.status')), JSON.stringify(r.body));
   assert.equal((await fhir(base, 'GET', `/Patient/${p.id}`)).status, 404);
 });
+
+test('trimmed Synthea patients (real-shaped data written by others) load and come back', async () => {
+  const dir = path.join(E2E_DIR, 'synthea');
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
+  assert.equal(files.length, 3);
+  for (const f of files) {
+    const bundle = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
+    const r = await fhir(base, 'POST', '/', bundle);
+    assert.equal(r.status, 200, `${f}: ${JSON.stringify(r.body).slice(0, 500)}`);
+    const pat = r.body.entry.find((e) => e.resource && e.resource.resourceType === 'Patient').resource;
+    const pain = bundle.entry.filter((e) => e.resource.resourceType === 'Observation').length;
+    const obs = await searchAll(base, `/Observation?patient=Patient/${pat.id}&code=${encodeURIComponent('http://loinc.org|72514-3')}&_count=100`);
+    assert.equal(obs.entries.length, pain, f);
+    assert.ok(obs.entries.some((e) => !Number.isInteger(e.resource.valueQuantity.value)), `${f}: decimal scores`);
+    const mr = await searchAll(base, `/MedicationRequest?patient=Patient/${pat.id}&_count=100`);
+    assert.equal(mr.entries.length, bundle.entry.filter((e) => e.resource.resourceType === 'MedicationRequest').length);
+  }
+});
