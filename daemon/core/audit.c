@@ -179,8 +179,13 @@ int pw_audit_check_line(const unsigned char *key, size_t key_len, const char *li
     }
     rec = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!rec || !json_is_object(rec)) {
-        snprintf(why, why_len, "not a JSON object (column %d: %s)", jerr.column,
-                 rec ? "not an object" : jerr.text);
+        /* Not jerr.text: jansson quotes the bytes near the error, which may be patient data,
+         * and this reason reaches the operational log when the writer checks its tail. */
+        if (rec) {
+            set_why(why, why_len, "not a JSON object");
+        } else {
+            snprintf(why, why_len, "not valid JSON (at column %d)", jerr.column);
+        }
         goto out;
     }
     rc = check_fields(rec, why, why_len);
@@ -861,26 +866,29 @@ const char *pw_audit_last_digest(const struct pw_audit *a)
 int pw_audit_retry(struct pw_audit *a)
 {
     char since[40];
+    int64_t since_ms;
     uint64_t lost;
     int rc;
 
     if (!a->failed) {
         return 0;
     }
-    if (open_live(a, "reopened") != 0) {
+    if (open_live(a, "reopened") != 0 || a->fd < 0) {
         return PW_EAUDIT;
     }
-    /* open_live() may itself have failed and come back: only a clean state counts. */
-    if (a->fd < 0) {
-        return PW_EAUDIT;
-    }
-    format_time(a->failed_since, since, sizeof(since));
+    since_ms = a->failed_since;
     lost = a->failed_appends;
+    format_time(since_ms, since, sizeof(since));
+    /* The outage ends only once this record is durable. If it is not, the outage goes on with
+     * its original start and count (this internal record is not counted as a lost append). */
     a->failed = false;
     rc = pw_audit_event(a, "audit-resumed", 'E', PW_AUDIT_SUCCESS, "audit trail writable again",
                         json_pack("{s:{s:s,s:I}}", "painwatch", "failed_since", since,
                                   "failed_appends", (json_int_t)lost));
     if (rc) {
+        a->failed = true;
+        a->failed_since = since_ms;
+        a->failed_appends = lost;
         return PW_EAUDIT;
     }
     pw_log_notice(AUDIT, "audit trail %s: writable again after %" PRIu64 " failed appends", a->path,

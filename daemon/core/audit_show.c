@@ -226,6 +226,38 @@ static void print_row(FILE *out, const json_t *rec)
             patient ? patient : "-", rule ? rule : "-", det);
 }
 
+/* A file header that records an anomaly (torn tail, removed or changed file) concerns every
+ * patient: it is shown unless the auditor filters by patient or rule. */
+static bool anomaly_passes(const json_t *hdr, const struct pw_audit_filter *flt)
+{
+    int64_t t;
+
+    if (!json_is_object(json_object_get(hdr, "anomaly")) || flt->patient || flt->rule) {
+        return false;
+    }
+    if (pw_audit_parse_time(json_string_value(json_object_get(hdr, "created")), &t) != 0) {
+        return flt->since_ms == INT64_MIN && flt->until_ms == INT64_MAX;
+    }
+    return t >= flt->since_ms && t < flt->until_ms;
+}
+
+static void print_anomaly(FILE *out, const json_t *hdr, const struct pw_audit_filter *flt,
+                          const char *line, size_t len)
+{
+    const json_t *an = json_object_get(hdr, "anomaly");
+    const char *time = json_string_value(json_object_get(hdr, "created"));
+    const char *problem = json_string_value(json_object_get(an, "problem"));
+    const char *file = json_string_value(json_object_get(an, "file"));
+
+    if (flt->json) {
+        fprintf(out, "%.*s\n", (int)len, line);
+        return;
+    }
+    fprintf(out, "%-24s  %-18s  %-10s  %-20s  %-28s  %s%s%s%s\n", time ? time : "?",
+            "trail-anomaly", "8 serious", "-", "-", problem ? problem : "?",
+            file ? " (set aside as " : "", file ? file : "", file ? ")" : "");
+}
+
 static int show_file(FILE *out, FILE *err, const char *path, const struct pw_audit_filter *flt,
                      long *printed)
 {
@@ -242,7 +274,12 @@ static int show_file(FILE *out, FILE *err, const char *path, const struct pw_aud
         if (!json_is_object(rec) || !type) {
             fprintf(err, "painwatch audit show: %s:%ld: not an audit record, skipped\n", path,
                     r.line);
-        } else if (strcmp(type, "header") != 0 && passes(rec, flt)) {
+        } else if (strcmp(type, "header") == 0) {
+            if (anomaly_passes(rec, flt)) {
+                print_anomaly(out, rec, flt, r.buf, r.len);
+                (*printed)++;
+            }
+        } else if (passes(rec, flt)) {
             if (flt->json) {
                 fprintf(out, "%.*s\n", (int)r.len, r.buf);
             } else {

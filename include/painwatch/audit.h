@@ -38,8 +38,15 @@
  * header may carry "anomaly" (what the writer found wrong when it started this file).
  *
  * Rotation: by size inside painwatch (the live file is renamed to <path>.<seq>), or by logrotate
- * with `create` + `postrotate` sending SIGHUP (the daemon calls pw_audit_reopen()). logrotate's
- * `copytruncate` is NOT supported: it would cut the chain and can lose records.
+ * with `create` + `postrotate` sending SIGHUP (the daemon calls pw_audit_reopen()):
+ *     /var/log/painwatch/audit.jsonl { weekly  rotate 520  create 0640 painwatch painwatch
+ *         nocompress  postrotate  systemctl kill -s HUP painwatch.service  endscript }
+ * logrotate's `copytruncate` is NOT supported: it cuts the chain and can lose records (the
+ * writer notices the shrunken file and starts a new one whose header records the anomaly).
+ * Keep rotated files: `painwatch audit verify` needs every file after the oldest one it checks.
+ *
+ * Threads and blocking: a struct pw_audit is used from one thread (the loop). Every append
+ * fsyncs; use the batch calls for bursts (a search page) so a page costs one fsync.
  *
  * PHI: the trail holds patient references and the numbers that justify findings (the auditor
  * needs them). The operational log lines of this module never do: they name the trail file, an
