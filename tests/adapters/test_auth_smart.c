@@ -43,6 +43,28 @@ struct fx {
 };
 
 static uint64_t fake_now;
+/* Keys are generated once per run: RSA generation is slow under valgrind. */
+static EVP_PKEY *rsa_key;
+static EVP_PKEY *ec_key;
+static EVP_PKEY *ec_other;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    rsa_key = EVP_RSA_gen(2048);
+    ec_key = EVP_EC_gen("P-384");
+    ec_other = EVP_EC_gen("P-384");
+    return rsa_key && ec_key && ec_other ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    EVP_PKEY_free(rsa_key);
+    EVP_PKEY_free(ec_key);
+    EVP_PKEY_free(ec_other);
+    return 0;
+}
 
 static uint64_t fake_clock(void)
 {
@@ -86,8 +108,9 @@ static int setup_alg(void **state, const char *alg)
     fake_now = 1000000;
     pw_auth_set_clock(fake_clock);
     fx->dir = pwt_mkdtemp();
-    fx->key = strcmp(alg, "RS384") == 0 ? EVP_RSA_gen(2048) : EVP_EC_gen("P-384");
+    fx->key = strcmp(alg, "RS384") == 0 ? rsa_key : ec_key;
     assert_non_null(fx->key);
+    EVP_PKEY_up_ref(fx->key);
     write_key(fx, fx->key, "client.key");
     assert_int_equal(uv_loop_init(&fx->loop), 0);
     assert_int_equal(pw_http_new(&fx->http, &fx->loop), 0);
@@ -324,9 +347,7 @@ static void test_rejected_assertion(void **state)
     /* Right kid, but signed by a key the server does not know: the signature check fails. */
     pw_auth_free(fx->auth);
     fx->auth = NULL;
-    EVP_PKEY *other = EVP_RSA_gen(2048);
-    write_key(fx, other, "other.key");
-    EVP_PKEY_free(other);
+    write_key(fx, ec_other, "other.key");
     c = smart_conf(fx, NULL);
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
     submit(fx, "/fhir/Observation", &fx->res[1]);
@@ -388,9 +409,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_401_persistent_stops_after_one_retry, setup_rs,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_renewed_before_expiry, setup_es, teardown),
-        cmocka_unit_test_setup_teardown(test_rejected_assertion, setup_rs, teardown),
+        cmocka_unit_test_setup_teardown(test_rejected_assertion, setup_es, teardown),
         cmocka_unit_test_setup_teardown(test_key_checks, setup_es, teardown),
         cmocka_unit_test_setup_teardown(test_free_while_refreshing, setup_es, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
