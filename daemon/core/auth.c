@@ -657,17 +657,21 @@ static void on_refreshed(void *arg, int err)
 {
     struct pw_auth *auth = arg;
     struct attempt *list = auth->w_head;
+    struct life *life = auth->life;
 
     auth->refreshing = false;
     auth->w_head = auth->w_tail = NULL;
+    /* A caller's done callback may free the auth: hold the life object and check it. */
+    life->refs++;
     while (list) {
         struct attempt *a = list;
         list = a->next;
-        int e = err ? err : send_attempt(auth, a);
+        int e = !life->auth ? PW_ECANCELED : err ? err : send_attempt(auth, a);
         if (e) {
             finish(a, e == PW_ECANCELED ? e : PW_EAUTH, NULL);
         }
     }
+    life_put(life);
 }
 
 static void on_attempt_done(void *arg, int err, const struct pw_http_resp *resp)

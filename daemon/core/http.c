@@ -723,7 +723,8 @@ static void drain(struct pw_http *http)
     CURLMsg *msg;
     int pending;
 
-    while ((msg = curl_multi_info_read(http->multi, &pending)) != NULL) {
+    /* http->multi is NULL once a done callback has called pw_http_free(). */
+    while (http->multi && (msg = curl_multi_info_read(http->multi, &pending)) != NULL) {
         if (msg->msg != CURLMSG_DONE) {
             continue;
         }
