@@ -170,6 +170,7 @@ static void test_get_200(void **state)
     assert_string_equal(pwt_request_header(rq, "Accept"), "application/fhir+json");
     assert_non_null(strstr(pwt_request_header(rq, "Accept-Encoding"), "gzip"));
     assert_null(pwt_request_header(rq, "Expect"));
+    assert_int_equal(strncmp(pwt_request_header(rq, "User-Agent"), "painwatch/", 10), 0);
     assert_int_equal(pw_http_stats_get(fx->http)->requests, 2);
     assert_int_equal(pw_http_stats_get(fx->http)->in_flight, 0);
 }
