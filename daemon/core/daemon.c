@@ -317,12 +317,59 @@ static int build_sink(struct daemon *d)
     return pw_sink_new(&d->sink, name, &sc);
 }
 
-static int source_conf_of(const struct pw_conf_server *s, struct pw_source_conf *sc)
+/* Append "system|code" of every member of @p set to the comma list *@p out (heap). */
+static int codes_append(char **out, const struct pw_code_set *set)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        const char *sys = set->v[i].system;
+        size_t old = *out ? strlen(*out) : 0;
+        size_t add = strlen(sys) + strlen(set->v[i].code) + 3;
+        char *p = realloc(*out, old + add);
+
+        if (!p) {
+            return PW_ENOMEM;
+        }
+        snprintf(p + old, add, "%s%s%s%s", old ? "," : "", sys, sys[0] ? "|" : "", set->v[i].code);
+        *out = p;
+    }
+    return 0;
+}
+
+/* The Observation search asks for every code normalize recognises: intensity and pain types. */
+static int observation_codes(const struct pw_norm_ctx *n, char **out)
+{
+    const struct pw_code_set *sets[] = {&n->pain_intensity, &n->neuropathic, &n->somatic,
+                                        &n->visceral, &n->mixed};
+    *out = NULL;
+    for (size_t i = 0; i < PW_ARRAY_SIZE(sets); i++) {
+        int rc = codes_append(out, sets[i]);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int source_conf_of(const struct daemon *d, const struct pw_conf_server *s,
+                          struct pw_source_conf *sc)
 {
     int rc = pw_source_conf_init(sc, s->name, s->base_url);
 
     if (rc < 0) {
         return rc;
+    }
+    for (size_t k = 0; k < sc->ntypes; k++) {
+        if (strcmp(sc->types[k].type, "Observation") == 0) {
+            char *codes = NULL;
+            rc = observation_codes(&d->norm, &codes);
+            if (rc < 0) {
+                return rc;
+            }
+            if (codes) {
+                free(sc->types[k].codes);
+                sc->types[k].codes = codes;
+            }
+        }
     }
     sc->dialect.subject =
         s->dialect.patient_param && strcmp(s->dialect.patient_param, "subject") == 0;
@@ -469,7 +516,7 @@ static int build_servers(struct daemon *d)
             pw_log_err(SYNC, "server %s cohort: %s", s->name, err[0] ? err : pw_strerror(rc));
             return rc;
         }
-        rc = source_conf_of(s, &sc);
+        rc = source_conf_of(d, s, &sc);
         if (rc == 0) {
             rc = pw_sync_add_server(d->sync, &sc, cohort, sa.apply ? &sa : NULL);
         } else {
