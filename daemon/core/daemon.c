@@ -70,7 +70,8 @@ struct daemon {
 
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t reeval_timer;
-    uv_timer_t stop_timer; /* bounds the SIGTERM drain */
+    uv_timer_t stop_timer;    /* bounds the SIGTERM drain */
+    uv_timer_t metrics_timer; /* gauges that are read, not pushed */
     bool handles_up;
 };
 
@@ -614,6 +615,39 @@ static bool check_servers(void *arg, char *detail, size_t size)
     return ok;
 }
 
+/* ---- gauges ------------------------------------------------------------------------------------
+ */
+
+static int count_row(void *arg, const struct pw_outbox_row *row)
+{
+    (void)row;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+static void refresh_gauges(struct daemon *d)
+{
+    size_t pending = 0;
+    size_t dead = 0;
+
+    pw_store_outbox_list(d->store, PW_OUTBOX_PENDING, count_row, &pending);
+    pw_store_outbox_list(d->store, PW_OUTBOX_DEAD, count_row, &dead);
+    pw_metric_set(PW_M_OUTBOX_DEPTH, (double)pending, NULL);
+    pw_metric_set(PW_M_DEAD_LETTERS, (double)dead, NULL);
+    pw_metric_set(PW_M_AUDIT_WRITABLE, pw_audit_writable(d->audit) ? 1 : 0, NULL);
+    for (size_t i = 0; i < d->cd->n_servers; i++) {
+        struct pw_sync_health h;
+        if (pw_sync_health(d->sync, d->cd->servers[i].name, &h) == 0) {
+            pw_metric_set(PW_M_SERVER_UP, h.unhealthy ? 0 : 1, d->cd->servers[i].name, NULL);
+        }
+    }
+}
+
+static void on_metrics_timer(uv_timer_t *t)
+{
+    refresh_gauges(container_of(t, struct daemon, metrics_timer));
+}
+
 /* ---- run control ------------------------------------------------------------------------------
  */
 
@@ -729,6 +763,7 @@ static void begin_stop(struct daemon *d, int exit_code)
         pw_sync_stop(d->sync);
     }
     uv_timer_stop(&d->reeval_timer);
+    uv_timer_stop(&d->metrics_timer);
     /* In-flight deliveries get a bounded time to finish; whatever is left stays pending in the
      * store and resumes at the next start. */
     uv_timer_start(&d->stop_timer, on_stop_timer,
@@ -787,8 +822,14 @@ static int start_handles(struct daemon *d)
     if (rc == 0) {
         rc = uv_timer_init(&d->loop, &d->stop_timer);
     }
+    if (rc == 0) {
+        rc = uv_timer_init(&d->loop, &d->metrics_timer);
+    }
     if (rc < 0) {
         return rc;
+    }
+    if (!d->once) {
+        uv_timer_start(&d->metrics_timer, on_metrics_timer, 0, 5000);
     }
     d->handles_up = true;
     d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
