@@ -299,6 +299,7 @@ static int build_state(struct daemon *d)
     ao.key_path = d->cd->audit.key_file ? d->cd->audit.key_file : keypath;
     ao.device = d->cd->sink.flag_author ? d->cd->sink.flag_author : "Device/painwatch";
     ao.rotate_bytes = (uint64_t)d->cd->audit.rotate_size;
+    ao.rotate_seconds = (uint64_t)(d->cd->audit.rotate_interval_ms / 1000);
     return pw_audit_open(&d->audit, &ao);
 }
 
