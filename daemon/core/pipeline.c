@@ -352,6 +352,28 @@ static int process_page(struct pw_pipeline *p, const struct pw_sync_source *src,
     if (rc < 0) {
         return rc;
     }
+    if (p->conf.audit) {
+        /* What painwatch read about whom, before it is acted upon (audit before effect). */
+        char query[PW_REF_MAX + 64];
+        char patient[PW_REF_MAX];
+        struct pw_audit_fhir ix = {
+            .interaction = "search",
+            .server = src->server,
+            .method = "GET",
+            .url = query,
+            .status = 200,
+            .patient = src->patient ? patient : NULL,
+            .entries = (long)json_array_size(resources),
+        };
+        snprintf(patient, sizeof(patient), "Patient/%s", src->patient ? src->patient : "");
+        snprintf(query, sizeof(query), "%s?%s%s", src->type, src->patient ? "patient=" : "",
+                 src->patient ? src->patient : "");
+        rc = pw_audit_fhir_interaction(p->conf.audit, &ix);
+        if (rc < 0) {
+            pw_store_rollback(p->conf.store);
+            return rc;
+        }
+    }
     json_array_foreach(resources, i, res)
     {
         rc = store_one(p, src, res, &touched, &max_updated);
