@@ -693,8 +693,10 @@ static void on_cycle_done(void *arg, int err, unsigned failed)
     if (err < 0 || failed > 0) {
         pw_log_warn(SYNC, "sync cycle: %s, %u stream(s) failed", pw_strerror(err), failed);
         d->exit_code = 1;
+    } else {
+        /* Patients due by time alone (the pipeline evaluated the cycle's own at its end). */
+        pw_pipeline_reevaluate_due(d->pipeline, &n);
     }
-    pw_pipeline_reevaluate_due(d->pipeline, &n);
     pw_pipeline_stats(d->pipeline, &ps);
     pw_log_notice(
         MAIN,

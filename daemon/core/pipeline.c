@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The pipeline: sync pages -> store -> normalize -> engine -> reconcile -> outbox rows, one
- * transaction per page. Pure of the network: the outbox delivers what is committed here.
+ * The pipeline: sync pages -> store (one transaction per page, marking its patients due), then
+ * at the end of a server's cycle normalize -> engine -> reconcile -> outbox rows (one transaction
+ * per patient). Pure of the network: the outbox delivers what is committed here.
  */
 #include "core/pipeline.h"
 
@@ -381,10 +382,13 @@ static int process_page(struct pw_pipeline *p, const struct pw_sync_source *src,
             goto fail;
         }
     }
+    /* The touched patients become due now, durably with the page; they are evaluated when the
+     * server's cycle ends (on_cycle). Streams are per resource type: evaluating here would see
+     * a patient's scores without the orders or Conditions of the same cycle and raise, then
+     * resolve, Flags that were never true. */
     for (i = 0; i < touched.n; i++) {
-        rc = pw_pipeline_evaluate_patient(p, touched.v[i], now_s);
+        rc = pw_store_patient_schedule(p->conf.store, touched.v[i], now_s);
         if (rc < 0) {
-            pw_log_err(CLIN, "%s: evaluation failed: %s", touched.v[i], pw_strerror(rc));
             goto fail;
         }
     }
@@ -435,10 +439,31 @@ static void on_page(void *arg, const struct pw_sync_source *src, json_t *resourc
     }
 }
 
+/*
+ * A server's cycle ended: evaluate every patient its pages made due. After a failed stream the
+ * view may lack a whole resource type (a first sync), so the patients stay due for the next
+ * cycle or the re-evaluation timer instead.
+ */
+static void on_cycle(void *arg, const char *server, int err, unsigned failed)
+{
+    struct pw_pipeline *p = arg;
+    size_t n = 0;
+
+    if (err < 0 || failed > 0) {
+        pw_log_info(CLIN, "%s: cycle incomplete; evaluation waits for a complete one", server);
+        return;
+    }
+    if (pw_pipeline_reevaluate_due(p, &n) == 0 && n > 0) {
+        pw_log_info(CLIN, "%s: %zu patient(s) evaluated after the cycle", server, n);
+    }
+}
+
 void pw_pipeline_consumer(struct pw_pipeline *p, struct pw_sync_consumer *out)
 {
+    memset(out, 0, sizeof(*out));
     out->cursor_load = cursor_load;
     out->on_page = on_page;
+    out->on_cycle = on_cycle;
     out->arg = p;
 }
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The pipeline: the sync engine's consumer. A page's resources, the re-evaluation of the patients
- * it touched, the reconcile result (outbox rows) and the advanced cursor commit in one store
- * transaction; time-driven re-evaluation runs the same path from the store alone.
+ * The pipeline: the sync engine's consumer. A page's resources, the patients it touched (marked
+ * due) and the advanced cursor commit in one store transaction; when the server's cycle ends the
+ * due patients are evaluated and reconciled into outbox rows, one transaction each (a crash in
+ * between leaves them due). Time-driven re-evaluation runs the same path from the store alone.
  */
 #ifndef PAINWATCH_CORE_PIPELINE_H
 #define PAINWATCH_CORE_PIPELINE_H

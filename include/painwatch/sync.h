@@ -76,6 +76,13 @@ struct pw_sync_consumer {
     int (*cursor_load)(void *arg, const struct pw_sync_source *src, char **out);
     void (*on_page)(void *arg, const struct pw_sync_source *src, json_t *resources,
                     const char *cursor, pw_sync_page_done_fn *done, void *done_arg);
+    /*
+     * Optional (may be NULL): a server's cycle ended, after the done() of its last page (not
+     * when the cycle was canceled by a stop). @p err is 0 or the cycle's first error, @p failed
+     * the number of streams whose run failed. Streams are per resource type, so this is the
+     * first moment the consumer sees every type of the cycle together.
+     */
+    void (*on_cycle)(void *arg, const char *server, int err, unsigned failed);
     void *arg;
 };
 
