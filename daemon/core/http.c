@@ -19,6 +19,7 @@
 #include "painwatch/err.h"
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
+#include "painwatch/metrics.h"
 #include "painwatch/secret.h"
 
 #define ORIGIN_MAX 512
@@ -574,6 +575,16 @@ static void complete(struct pw_http_req *req, int err, long status, bool sent, b
             http->stats.timeouts++;
         }
         pw_log_debug(HTTP, "%s %s: %s (%s)", req->method, srv->name, pw_strerror(err), req->errbuf);
+    }
+    if (err != PW_ECANCELED) {
+        /* Requests by server and status; no response is "timeout" or "error" (metrics.h). */
+        char code[16];
+        snprintf(code, sizeof(code), "%ld", status);
+        pw_metric_inc(PW_M_HTTP_REQUESTS, srv->name,
+                      status > 0            ? code
+                      : err == PW_ETIMEDOUT ? "timeout"
+                                            : "error",
+                      NULL);
     }
     if (req->hdr) {
         split_headers(req);

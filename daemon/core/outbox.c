@@ -21,6 +21,7 @@
 #include "painwatch/check.h"
 #include "painwatch/err.h"
 #include "painwatch/log.h"
+#include "painwatch/metrics.h"
 #include "painwatch/timeline.h"
 
 #define DUE_BATCH 16
@@ -322,6 +323,11 @@ static void done(struct job *job, long status, const char *why)
                    pw_strerror(err));
     } else {
         job->ob->stats.delivered++;
+        if (job->row.op == PW_OUTBOX_CREATE) {
+            pw_metric_inc(PW_M_FLAGS_CREATED, job->row.rule, NULL);
+        } else if (job->row.op == PW_OUTBOX_RESOLVE) {
+            pw_metric_inc(PW_M_FLAGS_RESOLVED, job->row.rule, NULL);
+        }
         pw_log_info(OUTBOX, "outbox row %" PRId64 " (%s, rule %s) done: Flag/%s (%s)", job->row.id,
                     pw_outbox_op_name(job->row.op), job->row.rule,
                     job->flag.server_id[0] ? job->flag.server_id : "-", why);
