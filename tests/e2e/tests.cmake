@@ -51,3 +51,12 @@ endfunction()
 pw_e2e_node_test(e2e_server_http server.test.js SERVER)
 pw_e2e_node_test(e2e_cohort_generator cohort.test.js)
 pw_e2e_node_test(e2e_cohort_load cohort-load.test.js SERVER)
+
+# Daemon-level tests (issues 5, 6, 7): painwatchd and the CLI against the reference server.
+function(pw_e2e_daemon_test name file)
+  pw_e2e_node_test(${name} ${file} SERVER)
+  set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT "PAINWATCHD=$<TARGET_FILE:painwatchd>"
+    "PAINWATCH=$<TARGET_FILE:painwatch>")
+  set_property(TEST ${name} PROPERTY TIMEOUT 180)
+endfunction()
+pw_e2e_daemon_test(e2e_daemon_crash daemon-crash.test.js)
