@@ -661,11 +661,18 @@ static void on_walk_close(uv_handle_t *h, void *arg)
 }
 
 static void begin_stop(struct daemon *d, int exit_code);
+static void on_stop_timer(uv_timer_t *t);
 
 static void on_outbox_idle(void *arg, bool pending_later)
 {
     struct daemon *d = arg;
 
+    if (d->stopping && !d->once) {
+        /* SIGTERM: nothing in flight any more, so nothing is left to finish; what is queued
+         * stays pending in the store. No need to sit out the rest of shutdown_timeout. */
+        uv_timer_start(&d->stop_timer, on_stop_timer, 0, 0);
+        return;
+    }
     if (d->once && d->cycle_done && !d->stopping) {
         if (pending_later) {
             pw_log_notice(MAIN, "--once: rows waiting for a retry stay queued for the next run");
@@ -771,6 +778,10 @@ static void begin_stop(struct daemon *d, int exit_code)
      * store and resumes at the next start. */
     uv_timer_start(&d->stop_timer, on_stop_timer,
                    d->once ? 0 : (uint64_t)d->cd->shutdown_timeout_ms, 0);
+    if (!d->once && d->outbox) {
+        /* Its next idle report (nothing in flight) ends the drain early: on_outbox_idle. */
+        pw_outbox_kick(d->outbox);
+    }
 }
 
 static void on_signal(uv_signal_t *s, int signum)
