@@ -114,10 +114,10 @@ const live = new Set();
  * {code, signal}.
  */
 function startDaemon(config, args = []) {
-  const child = spawn(PAINWATCHD, ['--config', config, ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, PAINWATCH_LOG_LEVEL: '' },
-  });
+  const env = { ...process.env };
+  delete env.PAINWATCH_LOG_LEVEL; // the configuration's log_level applies
+  delete env.JOURNAL_STREAM;
+  const child = spawn(PAINWATCHD, ['--config', config, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
   live.add(child);
   let err = '';
   const waiters = [];
@@ -158,7 +158,14 @@ function startDaemon(config, args = []) {
       }
       check();
     });
-  return { child, log: () => err, waitFor, exited };
+  // exited, but bounded: a daemon that does not stop is killed and reported as such.
+  const stopped = async () => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), WAIT_MAX_MS);
+    const r = await exited;
+    clearTimeout(timer);
+    return r;
+  };
+  return { child, log: () => err, waitFor, exited, stopped };
 }
 
 /** painwatchd --once to the end; returns {code, signal, log}. */
@@ -392,6 +399,48 @@ function metricSum(samples, name, want = {}) {
   return sum;
 }
 
+/** The health listener's port, from the daemon's log (it listens on 127.0.0.1:0). */
+async function healthPort(d) {
+  const m = await d.waitFor(/serving \/healthz \/readyz \/metrics on \S+ \(port ([0-9]+)\)/);
+  return Number(m[1]);
+}
+
+/** Poll @p fn (async, truthy when done) every 200 ms, at most WAIT_MAX_MS; returns its value. */
+async function until(what, fn) {
+  const end = Date.now() + WAIT_MAX_MS;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The audit trail's records (JSON objects) from @p file. */
+function trailRecords(file) {
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => JSON.parse(l));
+}
+
+/** The Flags a clean shadow-mode run on fresh state would create: sorted episode keys. */
+async function expectedKeys(dir, base) {
+  fs.mkdirSync(dir, { recursive: true });
+  const ref = writeConfig(dir, base, { shadow: true, noFlagReadBack: true });
+  const r = await runOnce(ref.file);
+  assert.equal(r.code, 0, r.log);
+  return trailOr(path.join(dir, 'shadow-flags.ndjson'))
+    .filter((x) => x.op === 'create')
+    .map((x) => x.key)
+    .sort();
+}
+
+function trailOr(file) {
+  return fs.existsSync(file) ? trailRecords(file) : [];
+}
+
 /** GET on the daemon's health listener: {status, text}. */
 async function healthGet(port, p) {
   const r = await fetch(`http://127.0.0.1:${port}${p}`);
@@ -417,4 +466,8 @@ module.exports = {
   parsePrometheus,
   metricSum,
   healthGet,
+  healthPort,
+  until,
+  trailRecords,
+  expectedKeys,
 };
