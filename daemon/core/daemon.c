@@ -686,6 +686,9 @@ static void on_reeval_timer(uv_timer_t *t)
     struct daemon *d = container_of(t, struct daemon, reeval_timer);
     size_t n = 0;
 
+    if (pw_pipeline_cycle_open(d->pipeline)) {
+        return; /* the cycle's end evaluates, with every resource type in */
+    }
     if (pw_pipeline_reevaluate_due(d->pipeline, &n) == 0 && n > 0) {
         pw_log_info(CLIN, "time-driven re-evaluation of %zu patient(s)", n);
     }

@@ -33,10 +33,45 @@
  */
 #define PIPELINE_HORIZON_S (8 * 24 * 3600)
 
+/* Servers whose cycle is under way (pages seen, on_cycle not yet): the configuration allows 64. */
+#define PIPELINE_SERVERS_MAX 64
+
 struct pw_pipeline {
     struct pw_pipeline_conf conf;
     struct pw_pipeline_stats stats;
+    char *open[PIPELINE_SERVERS_MAX];
 };
+
+static void cycle_mark(struct pw_pipeline *p, const char *server, bool open)
+{
+    size_t free_slot = PIPELINE_SERVERS_MAX;
+
+    for (size_t i = 0; i < PIPELINE_SERVERS_MAX; i++) {
+        if (p->open[i] && strcmp(p->open[i], server) == 0) {
+            if (!open) {
+                free(p->open[i]);
+                p->open[i] = NULL;
+            }
+            return;
+        }
+        if (!p->open[i] && free_slot == PIPELINE_SERVERS_MAX) {
+            free_slot = i;
+        }
+    }
+    if (open && free_slot < PIPELINE_SERVERS_MAX) {
+        p->open[free_slot] = strdup(server); /* NULL on ENOMEM: only the guard is lost */
+    }
+}
+
+bool pw_pipeline_cycle_open(const struct pw_pipeline *p)
+{
+    for (size_t i = 0; i < PIPELINE_SERVERS_MAX; i++) {
+        if (p->open[i]) {
+            return true;
+        }
+    }
+    return false;
+}
 
 static int64_t real_clock_ms(void)
 {
@@ -67,6 +102,12 @@ int pw_pipeline_new(struct pw_pipeline **out, const struct pw_pipeline_conf *con
 
 void pw_pipeline_free(struct pw_pipeline *p)
 {
+    if (!p) {
+        return;
+    }
+    for (size_t i = 0; i < PIPELINE_SERVERS_MAX; i++) {
+        free(p->open[i]);
+    }
     free(p);
 }
 
@@ -425,7 +466,10 @@ static void on_page(void *arg, const struct pw_sync_source *src, json_t *resourc
                     const char *cursor, pw_sync_page_done_fn *done, void *done_arg)
 {
     struct pw_pipeline *p = arg;
-    int rc = process_page(p, src, resources, cursor);
+    int rc;
+
+    cycle_mark(p, src->server, true);
+    rc = process_page(p, src, resources, cursor);
 
     if (rc < 0) {
         p->stats.page_failures++;
@@ -449,6 +493,7 @@ static void on_cycle(void *arg, const char *server, int err, unsigned failed)
     struct pw_pipeline *p = arg;
     size_t n = 0;
 
+    cycle_mark(p, server, false);
     if (err < 0 || failed > 0) {
         pw_log_info(CLIN, "%s: cycle incomplete; evaluation waits for a complete one", server);
         return;

@@ -8,6 +8,7 @@
 #ifndef PAINWATCH_CORE_PIPELINE_H
 #define PAINWATCH_CORE_PIPELINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,5 +68,11 @@ int pw_pipeline_reevaluate_due(struct pw_pipeline *p, size_t *n_out);
 int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int64_t now_s);
 
 void pw_pipeline_stats(const struct pw_pipeline *p, struct pw_pipeline_stats *out);
+
+/**
+ * Whether a server's cycle is under way (its pages have arrived, its end not yet). Its patients
+ * are already due but only half synced: the time-driven timer waits rather than evaluate them.
+ */
+bool pw_pipeline_cycle_open(const struct pw_pipeline *p);
 
 #endif
