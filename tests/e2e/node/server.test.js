@@ -264,3 +264,45 @@ test('a second server with a base path pages under that path and stops on SIGTER
   assert.equal(fs.existsSync(portFile), false, 'the port file goes with the server');
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('injected faults: 503 with Retry-After, error after processing, connection dropped', async () => {
+  const pid = unique('fault');
+  await fhir(base, 'PUT', `/Patient/${pid}`, patient(pid));
+  const key = unique('fault-episode');
+  const search = `/Flag?identifier=${encodeURIComponent(`${EPISODE_SYSTEM}|${key}`)}`;
+  const ine = { 'If-None-Exist': `identifier=${EPISODE_SYSTEM}|${key}` };
+  try {
+    // Refused before processing: nothing stored, Retry-After given.
+    let r = await fhir(base, 'POST', '/_admin/faults', { method: 'POST', path: '/Flag', when: 'before', status: 503, retryAfter: 2 });
+    assert.equal(r.status, 200);
+    r = await fhir(base, 'POST', '/Flag', validFlag(pid, key), ine);
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get('retry-after'), '2');
+    assert.equal((await fhir(base, 'GET', search)).body.entry, undefined);
+
+    // Processed, then answered 500: the retry with If-None-Exist finds it (200, no duplicate).
+    await fhir(base, 'POST', '/_admin/faults', { method: 'POST', path: '/Flag', when: 'after', status: 500 });
+    r = await fhir(base, 'POST', '/Flag', validFlag(pid, key), ine);
+    assert.equal(r.status, 500);
+    const stored = (await fhir(base, 'GET', search)).body.entry;
+    assert.equal(stored.length, 1);
+    r = await fhir(base, 'POST', '/Flag', validFlag(pid, key), ine);
+    assert.equal(r.status, 200);
+    assert.equal(r.body.id, stored[0].resource.id);
+
+    // Processed, then the connection is dropped: the client sees a transport error.
+    const key2 = unique('drop-episode');
+    await fhir(base, 'POST', '/_admin/faults', { method: 'POST', path: '/Flag', when: 'drop-after' });
+    await assert.rejects(fhir(base, 'POST', '/Flag', validFlag(pid, key2)));
+    const s2 = await fhir(base, 'GET', `/Flag?identifier=${encodeURIComponent(`${EPISODE_SYSTEM}|${key2}`)}`);
+    assert.equal(s2.body.entry.length, 1, 'the write happened although no answer came');
+
+    const log = (await fhir(base, 'GET', '/_admin/requests')).body;
+    assert.deepEqual(log.filter((e) => e.fault).slice(-3).map((e) => [e.fault, e.status]), [['before', 503], ['after', 500], ['drop-after', 0]]);
+    assert.deepEqual((await fhir(base, 'GET', '/_admin/faults')).body, [], 'each fault fired once');
+    r = await fhir(base, 'POST', '/_admin/faults', { when: 'sideways' });
+    assert.equal(r.status, 400);
+  } finally {
+    await fhir(base, 'DELETE', '/_admin/faults');
+  }
+});

@@ -144,6 +144,7 @@ class Server {
     this.repo = new ValidatingRepository();
     this.router = new FhirRouter();
     this.log = [];
+    this.faults = [];
     this.queue = Promise.resolve();
     this.baseUrl = '';
     this.resourceTypes = Object.keys(
@@ -160,28 +161,99 @@ class Server {
 
   async onRequest(req, res) {
     let result;
+    let fault = null;
     try {
       const body = await readBody(req);
-      result = await this.serialize(() => this.dispatch(req, body));
+      fault = this.takeFault(req);
+      if (fault && fault.when === 'drop-before') {
+        this.record(req, 0, fault);
+        req.socket.destroy();
+        return;
+      }
+      if (fault && fault.when === 'before') {
+        result = this.faultResult(fault);
+      } else {
+        result = await this.serialize(() => this.dispatch(req, body));
+      }
     } catch (err) {
       result = outcome(err.status || 500, 'exception', String(err.message || err));
+    }
+    if (fault && fault.delayMs) {
+      await new Promise((r) => setTimeout(r, fault.delayMs));
+    }
+    if (fault && fault.when === 'drop-after') {
+      this.record(req, 0, fault);
+      req.socket.destroy(); // processed, but the client never learns the outcome
+      return;
+    }
+    if (fault && fault.when === 'after') {
+      result = this.faultResult(fault); // processed, then answered with an error
     }
     const headers = { 'Content-Type': FHIR_JSON, ...(result.headers || {}) };
     const text = result.body === undefined ? '' : JSON.stringify(result.body);
     res.writeHead(result.status, headers);
     res.end(text);
     if (!req.url.includes('/_admin/')) {
-      this.record(req, result.status);
+      this.record(req, result.status, fault);
     }
   }
 
-  record(req, status) {
+  /** The first armed fault matching this request, its count decremented (admin calls never). */
+  takeFault(req) {
+    if (req.url.includes('/_admin/')) return null;
+    const pathname = new URL(req.url, 'http://127.0.0.1').pathname.slice(this.opt.base.length);
+    const i = this.faults.findIndex(
+      (f) => (!f.method || f.method === req.method) && (!f.path || pathname.startsWith(f.path)),
+    );
+    if (i < 0) return null;
+    const f = this.faults[i];
+    if (--f.count <= 0) this.faults.splice(i, 1);
+    return f;
+  }
+
+  faultResult(f) {
+    const r = outcome(f.status, 'transient', `injected fault (${f.when} processing)`);
+    if (f.retryAfter !== undefined) r.headers = { 'Retry-After': String(f.retryAfter) };
+    return r;
+  }
+
+  /** POST /_admin/faults body: one fault or a list, see README.md. */
+  addFaults(rawBody) {
+    let list;
+    try {
+      list = JSON.parse(rawBody.toString('utf8') || 'null');
+    } catch (err) {
+      return outcome(400, 'structure', `faults: not JSON: ${err.message}`);
+    }
+    list = Array.isArray(list) ? list : [list];
+    const whens = ['before', 'after', 'drop-before', 'drop-after'];
+    for (const f of list) {
+      if (!f || typeof f !== 'object' || !whens.includes(f.when || 'before')) {
+        return outcome(400, 'invalid', `faults: each needs "when" in ${whens.join('|')}`);
+      }
+      const fault = {
+        method: f.method,
+        path: f.path,
+        when: f.when || 'before',
+        status: Number.isInteger(f.status) ? f.status : 503,
+        retryAfter: f.retryAfter,
+        delayMs: Math.min(Math.max(0, Number(f.delayMs) || 0), 60000),
+        count: Math.max(1, Number.parseInt(f.count || 1, 10)),
+      };
+      this.faults.push(fault);
+    }
+    return { status: 200, body: this.faults };
+  }
+
+  record(req, status, fault) {
     const headers = {};
     for (const h of LOGGED_HEADERS) {
       if (req.headers[h] !== undefined) headers[h] = req.headers[h];
     }
     if (req.headers.authorization) headers.authorization = 'present'; // never the credential itself
-    this.log.push({ time: new Date().toISOString(), method: req.method, url: req.url, status, headers });
+    const entry = { time: new Date().toISOString(), method: req.method, url: req.url, status, headers };
+    if (fault) entry.fault = fault.when;
+    this.log.push(entry);
     if (this.log.length > MAX_LOG_ENTRIES) {
       this.log.splice(0, this.log.length - MAX_LOG_ENTRIES);
     }
@@ -197,7 +269,7 @@ class Server {
       pathname = pathname.slice(this.opt.base.length) || '/';
     }
     if (pathname.startsWith('/_admin/')) {
-      return this.admin(req.method, pathname);
+      return this.admin(req.method, pathname, rawBody);
     }
     if (pathname === '/metadata' && req.method === 'GET') {
       return { status: 200, body: this.capabilityStatement() };
@@ -325,10 +397,21 @@ class Server {
     return out;
   }
 
-  admin(method, pathname) {
+  admin(method, pathname, rawBody) {
+    if (pathname === '/_admin/faults' && method === 'POST') {
+      return this.addFaults(rawBody);
+    }
+    if (pathname === '/_admin/faults' && method === 'GET') {
+      return { status: 200, headers: { 'Content-Type': 'application/json' }, body: this.faults };
+    }
+    if (pathname === '/_admin/faults' && method === 'DELETE') {
+      this.faults = [];
+      return { status: 200, body: { cleared: true } };
+    }
     if (pathname === '/_admin/reset' && method === 'POST') {
       this.repo.clear();
       this.log = [];
+      this.faults = [];
       return { status: 200, body: { reset: true } };
     }
     if (pathname === '/_admin/requests' && method === 'GET') {
