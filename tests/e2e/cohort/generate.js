@@ -288,14 +288,24 @@ function buildPatient({ index, seed, anchorMs, archetype }) {
   return { id: pid, bundle, expected };
 }
 
-/** Generates patients 0..n-1; patient i is archetype i mod K, so n >= K covers every rule. */
-function generate({ patients, seed, anchor }) {
+/**
+ * Generates patients 0..n-1; patient i is archetype i mod K (of `archetypes`, default all K), so
+ * n >= K covers every rule. A benchmark can pass e.g. mostly clean archetypes for a 10% mix.
+ */
+function generate({ patients, seed, anchor, archetypes = null }) {
   const anchorMs = Math.floor(anchor.getTime() / 1000) * 1000;
+  const pool = archetypes ? archetypes.map(archetypeById) : ARCHETYPES;
   const out = [];
   for (let i = 0; i < patients; i++) {
-    out.push(buildPatient({ index: i, seed, anchorMs, archetype: ARCHETYPES[i % ARCHETYPES.length] }));
+    out.push(buildPatient({ index: i, seed, anchorMs, archetype: pool[i % pool.length] }));
   }
   return out;
+}
+
+function archetypeById(id) {
+  const a = ARCHETYPES.find((x) => x.id === id);
+  if (!a) throw new Error(`unknown archetype '${id}' (see --list)`);
+  return a;
 }
 
 function coverage(list) {
@@ -308,14 +318,15 @@ function coverage(list) {
 }
 
 function usage() {
-  return `usage: generate.js --out DIR [--patients N] [--seed S] [--anchor RFC3339] [--list]
+  return `usage: generate.js --out DIR [--patients N] [--seed S] [--anchor RFC3339] [--archetypes A,B,..] [--list]
 Writes DIR/<patient>.bundle.json (FHIR R4 transaction Bundle), DIR/<patient>.expected.json
 (findings at the anchor) and DIR/index.json. Defaults: --patients ${ARCHETYPES.length} (one per
-archetype; fewer leaves rules uncovered), --seed 1, --anchor now.`;
+archetype; fewer leaves rules uncovered), --seed 1, --anchor now; --archetypes cycles through the
+named archetypes only (a name may repeat to weight it).`;
 }
 
 function parseArgs(argv) {
-  const opt = { patients: ARCHETYPES.length, seed: '1', anchor: null, out: null, list: false };
+  const opt = { patients: ARCHETYPES.length, seed: '1', anchor: null, out: null, list: false, archetypes: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -327,6 +338,7 @@ function parseArgs(argv) {
     else if (a === '--anchor') opt.anchor = val();
     else if (a === '--out') opt.out = val();
     else if (a === '--list') opt.list = true;
+    else if (a === '--archetypes') opt.archetypes = val().split(',').filter((x) => x);
     else if (a === '--help' || a === '-h') {
       console.log(usage());
       process.exit(0);
@@ -344,6 +356,7 @@ function parseArgs(argv) {
     opt.anchor = new Date();
   }
   if (!opt.list && !opt.out) throw new Error('--out DIR is required');
+  if (opt.archetypes) opt.archetypes.forEach(archetypeById);
   return opt;
 }
 

@@ -152,6 +152,11 @@ test('bad arguments exit 2 with a message', () => {
   assert.match(r.stderr, /RFC 3339/);
   r = run(['--patients', '0', '--out', '/tmp/x']);
   assert.equal(r.status, 2);
+  r = run(['--out', '/tmp/x', '--archetypes', 'clean-morphine,no-such']);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /unknown archetype 'no-such'/);
+  const mix = generate({ patients: 10, seed: 's', anchor: new Date(ANCHOR), archetypes: ['clean-morphine', 'clean-morphine', 'rescue-missing'] });
+  assert.deepEqual(mix.map((p) => p.expected.archetype).filter((a) => a === 'rescue-missing').length, 3);
   r = run(['--list']);
   assert.equal(r.status, 0);
   assert.equal(r.stdout.trim().split('\n').length, ARCHETYPES.length);
