@@ -51,3 +51,7 @@ endfunction()
 pw_e2e_node_test(e2e_server_http server.test.js SERVER)
 pw_e2e_node_test(e2e_cohort_generator cohort.test.js)
 pw_e2e_node_test(e2e_cohort_load cohort-load.test.js SERVER)
+# painwatch check over the cohort: the clinical core must agree with every sidecar.
+pw_e2e_node_test(e2e_cohort_check check.test.js)
+set_property(TEST e2e_cohort_check APPEND PROPERTY ENVIRONMENT "PAINWATCH=$<TARGET_FILE:painwatch>"
+  "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
