@@ -318,15 +318,17 @@ function coverage(list) {
 }
 
 function usage() {
-  return `usage: generate.js --out DIR [--patients N] [--seed S] [--anchor RFC3339] [--archetypes A,B,..] [--list]
+  return `usage: generate.js --out DIR [--patients N] [--seed S] [--anchor RFC3339] [--archetypes A,B,..]
+                   [--group ID] [--list]
 Writes DIR/<patient>.bundle.json (FHIR R4 transaction Bundle), DIR/<patient>.expected.json
-(findings at the anchor) and DIR/index.json. Defaults: --patients ${ARCHETYPES.length} (one per
+(findings at the anchor), DIR/cohort-group.bundle.json (Group/ID, default painwatch-cohort, listing
+every patient), DIR/patients.txt (one Patient/<id> a line) and DIR/index.json. Defaults: --patients ${ARCHETYPES.length} (one per
 archetype; fewer leaves rules uncovered), --seed 1, --anchor now; --archetypes cycles through the
 named archetypes only (a name may repeat to weight it).`;
 }
 
 function parseArgs(argv) {
-  const opt = { patients: ARCHETYPES.length, seed: '1', anchor: null, out: null, list: false, archetypes: null };
+  const opt = { patients: ARCHETYPES.length, seed: '1', anchor: null, out: null, list: false, archetypes: null, group: 'painwatch-cohort' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -338,6 +340,7 @@ function parseArgs(argv) {
     else if (a === '--anchor') opt.anchor = val();
     else if (a === '--out') opt.out = val();
     else if (a === '--list') opt.list = true;
+    else if (a === '--group') opt.group = val();
     else if (a === '--archetypes') opt.archetypes = val().split(',').filter((x) => x);
     else if (a === '--help' || a === '-h') {
       console.log(usage());
@@ -357,6 +360,7 @@ function parseArgs(argv) {
   }
   if (!opt.list && !opt.out) throw new Error('--out DIR is required');
   if (opt.archetypes) opt.archetypes.forEach(archetypeById);
+  if (!/^[A-Za-z0-9\-.]{1,64}$/.test(opt.group)) throw new Error(`--group must be a FHIR id, got '${opt.group}'`);
   return opt;
 }
 
@@ -380,8 +384,27 @@ function main() {
     fs.writeFileSync(path.join(opt.out, `${p.id}.bundle.json`), JSON.stringify(p.bundle, null, 1) + '\n');
     fs.writeFileSync(path.join(opt.out, `${p.id}.expected.json`), JSON.stringify(p.expected, null, 1) + '\n');
   }
+  // The cohort as painwatch can be told about it: a Group (cohort type group) and a list file.
+  const group = {
+    resourceType: 'Group',
+    id: opt.group,
+    type: 'person',
+    actual: true,
+    name: 'painwatch synthetic cancer-pain cohort',
+    quantity: list.length,
+    member: list.map((p) => ({ entity: { reference: p.expected.patient } })),
+  };
+  const groupBundle = {
+    resourceType: 'Bundle',
+    id: `${opt.group}-load`,
+    type: 'transaction',
+    entry: [{ fullUrl: `urn:uuid:${uuidFrom(`${opt.seed}/Group/${opt.group}`)}`, resource: group, request: { method: 'PUT', url: `Group/${opt.group}` } }],
+  };
+  fs.writeFileSync(path.join(opt.out, 'cohort-group.bundle.json'), JSON.stringify(groupBundle, null, 1) + '\n');
+  fs.writeFileSync(path.join(opt.out, 'patients.txt'), list.map((p) => p.expected.patient).join('\n') + '\n');
   const index = {
     generator: 'painwatch tests/e2e/cohort/generate.js',
+    group: `Group/${opt.group}`,
     seed: String(opt.seed),
     anchor: list[0].expected.anchor,
     patients: list.map((p) => ({ patient: p.expected.patient, archetype: p.expected.archetype, bundle: `${p.id}.bundle.json`, expected: `${p.id}.expected.json` })),

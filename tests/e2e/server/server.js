@@ -27,7 +27,7 @@ const LOGGED_HEADERS = [
 ];
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 // Types painwatch and the cohort write: their schemas are compiled before the ready line.
-const WARM_TYPES = ['Patient', 'Observation', 'Condition', 'MedicationRequest', 'Medication', 'ServiceRequest', 'Encounter', 'Flag'];
+const WARM_TYPES = ['Patient', 'Observation', 'Condition', 'MedicationRequest', 'Medication', 'ServiceRequest', 'Encounter', 'Flag', 'Group'];
 
 function usage() {
   return `usage: server.js [--port N] [--host 127.0.0.1] [--port-file FILE] [--base /fhir/R4]
