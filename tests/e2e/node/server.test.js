@@ -105,6 +105,18 @@ test('search pages with a default _count, next links and fullUrl', async () => {
   assert.match(big.body.link[0].url, /_count=1000/, 'page size is capped at 1000');
 });
 
+test('reference searches accept a bare id, Type/id and a type modifier', async () => {
+  const pid = unique('ref');
+  await fhir(base, 'PUT', `/Patient/${pid}`, patient(pid));
+  await fhir(base, 'POST', '/Observation', painScore(pid, 2, '2026-01-01T00:00:00Z'));
+  for (const q of [`patient=${pid}`, `patient=Patient/${pid}`, `subject=${pid}`, `subject:Patient=${pid}`, `patient=${pid},nobody-else`]) {
+    const r = await fhir(base, 'GET', `/Observation?${q}`);
+    assert.equal((r.body.entry || []).length, 1, q);
+  }
+  const none = await fhir(base, 'GET', `/Observation?subject:Group=${pid}`);
+  assert.equal(none.body.entry, undefined);
+});
+
 test('_lastUpdated=gt with _sort returns only what changed after the cursor', async () => {
   const pid = unique('lu');
   await fhir(base, 'PUT', `/Patient/${pid}`, patient(pid));

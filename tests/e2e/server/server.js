@@ -120,6 +120,28 @@ function outcome(status, code, text) {
   };
 }
 
+/**
+ * FHIR lets a reference search name a bare id (`patient=123`, or `subject:Patient=123`); Medplum's
+ * in-memory matcher only matches `Type/id`. Rewrite bare ids to every type the parameter targets.
+ */
+function bareIdsToReferences(type, search) {
+  const out = new URLSearchParams();
+  for (const [key, value] of search) {
+    const [code, modifier] = key.split(':');
+    const sp = key.startsWith('_') ? null : core.getSearchParameter(type, code);
+    if (!sp || sp.type !== 'reference' || (modifier && !/^[A-Z]/.test(modifier))) {
+      out.append(key, value);
+      continue;
+    }
+    const targets = modifier ? [modifier] : sp.target || [];
+    const values = value.split(',').flatMap((v) =>
+      v.includes('/') || v.includes(':') || targets.length === 0 ? [v] : targets.map((t) => `${t}/${v}`),
+    );
+    out.append(code, values.join(','));
+  }
+  return out;
+}
+
 function readBody(req) {
   return new Promise((resolve, reject) => {
     const chunks = [];
@@ -322,7 +344,7 @@ class Server {
       if (!Number.isFinite(count) || count < 0) count = DEFAULT_COUNT;
       count = Math.min(count, MAX_COUNT);
       offset = Math.max(0, Number.parseInt(search.get('_offset') || '0', 10) || 0);
-      search = new URLSearchParams(search);
+      search = bareIdsToReferences(segments[0], search);
       search.set('_count', String(count + 1)); // one more than asked tells whether a next page exists
       search.set('_offset', String(offset));
     }
