@@ -217,6 +217,28 @@ test('If-Match: update with the current version succeeds, a stale one gets 412',
   assert.equal(now.body.status, 'inactive', 'the stale write changed nothing');
 });
 
+test('instance history: newest first on every read, with request and response', async () => {
+  const pid = unique('hist');
+  await fhir(base, 'PUT', `/Patient/${pid}`, patient(pid));
+  const created = await fhir(base, 'POST', '/Flag', validFlag(pid, unique('hist-episode')));
+  const v = [created.body.meta.versionId];
+  for (const status of ['inactive', 'entered-in-error']) {
+    const next = { ...created.body, status };
+    delete next.meta;
+    const r = await fhir(base, 'PUT', `/Flag/${created.body.id}`, next);
+    v.push(r.body.meta.versionId);
+  }
+  for (let i = 0; i < 3; i++) {
+    const h = await fhir(base, 'GET', `/Flag/${created.body.id}/_history`);
+    assert.equal(h.body.type, 'history');
+    assert.deepEqual(h.body.entry.map((e) => e.resource.meta.versionId), [...v].reverse(), `read ${i + 1}`);
+    assert.deepEqual(h.body.entry.map((e) => e.request.method), ['PUT', 'PUT', 'POST']);
+    assert.equal(h.body.entry[0].response.etag, `W/"${v[2]}"`);
+  }
+  const old = await fhir(base, 'GET', `/Flag/${created.body.id}/_history/${v[0]}`);
+  assert.equal(old.body.status, 'active');
+});
+
 test('transaction bundles resolve urn:uuid references', async () => {
   const mrn = unique('mrn');
   const r = await fhir(base, 'POST', '/', {

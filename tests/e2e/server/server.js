@@ -92,6 +92,33 @@ class ValidatingRepository extends MemoryRepository {
     return super.updateResource(resource, ...rest);
   }
 
+  /**
+   * Medplum 4.5.2 reverses the stored version list in place on every call (so every other read
+   * came out oldest first) and gives entries no request/response: restore the list, newest first,
+   * and add what a history Bundle must carry (bdl-3).
+   */
+  async readHistory(type, id) {
+    const list = this.history.get(type)?.get(id);
+    const saved = list ? [...list] : null;
+    let bundle;
+    try {
+      bundle = await super.readHistory(type, id);
+    } finally {
+      if (saved) list.splice(0, list.length, ...saved);
+    }
+    const entries = bundle.entry || [];
+    entries.forEach((e, i) => {
+      const first = i === entries.length - 1;
+      e.request = { method: first ? 'POST' : 'PUT', url: first ? type : `${type}/${id}` };
+      e.response = {
+        status: first ? '201 Created' : '200 OK',
+        etag: `W/"${e.resource.meta?.versionId}"`,
+        lastModified: e.resource.meta?.lastUpdated,
+      };
+    });
+    return bundle;
+  }
+
   /** MemoryRepository has no rollback: a failed transaction restores a snapshot (all or nothing). */
   async withTransaction(callback) {
     const snapshot = structuredClone([this.resources, this.history]);
