@@ -83,6 +83,11 @@ function timingOf(t) {
   return { repeat: { frequency: 1, period: t.period, periodUnit: 'h' } };
 }
 
+function unitWord(drug, n) {
+  const [one, many] = drug && drug.unit === 'patch' ? ['patch', 'patches'] : drug && drug.form === 'CAP' ? ['capsule', 'capsules'] : ['tablet', 'tablets'];
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 function sigText(o, drug) {
   const d = o.dose;
   let amount;
@@ -90,16 +95,18 @@ function sigText(o, drug) {
   else if (d.ml !== undefined) amount = `${d.ml} mL`;
   else if (d.g !== undefined) amount = `${d.g} g`;
   else if (d.unitsRange) amount = `${d.unitsRange[0]}-${d.unitsRange[1]} tablets`;
-  else amount = `${d.units} ${drug && drug.unit === 'patch' ? 'patch' : drug && drug.form === 'CAP' ? 'capsule' : 'tablet'}${d.units > 1 ? 'es'.slice(drug && drug.unit === 'patch' ? 0 : 1) : ''}`;
+  else amount = unitWord(drug, d.units);
   const t = o.timing;
+  const prn = !o.prn ? '' : drug && drug.cls.startsWith('opioid') ? ' as needed for pain' : drug && drug.cls.startsWith('laxative') ? ' as needed for constipation' : ' as needed';
+  if (drug && drug.unit === 'patch') {
+    return `Apply ${amount} to the skin every ${t.period} hours, removing the previous one${prn}`;
+  }
   let when;
   if (t.code) when = { BID: 'twice daily', TID: 'three times daily', QID: 'four times daily' }[t.code] || t.code;
   else if (t.when) when = 'at bedtime';
-  else if (drug && drug.unit === 'patch') when = `apply 1 patch every ${t.period} hours`;
   else if (t.period === 24) when = 'once daily';
   else when = `every ${t.period} hours`;
-  const route = drug && drug.unit === 'patch' ? 'transdermal' : 'by mouth';
-  return `${amount} ${route} ${when}${o.prn ? ' as needed' + (drug && drug.cls.startsWith('opioid') ? ' for pain' : '') : ''}`;
+  return `${amount} by mouth ${when}${prn}`;
 }
 
 function dosageOf(o, drug, rng) {
