@@ -20,8 +20,9 @@ set_tests_properties(e2e_node_setup PROPERTIES LABELS e2e FIXTURES_SETUP e2e_nod
   RESOURCE_LOCK e2e_node_modules)
 
 # The server lives at most an hour whatever happens to ctest (--max-lifetime in start.sh).
+# A server left by an interrupted run (its pid file still there) is stopped first.
 add_test(NAME e2e_server_start COMMAND sh -c
-  "mkdir -p '${PW_E2E_RUN_DIR}' && rm -f '${PW_E2E_PID_FILE}' && pid=$(sh '${PW_E2E_DIR}/server/start.sh' '${PW_E2E_PORT_FILE}' '${PW_E2E_LOG_FILE}' 3600) && echo $pid > '${PW_E2E_PID_FILE}' && echo \"server pid $pid port $(cat '${PW_E2E_PORT_FILE}')\"")
+  "mkdir -p '${PW_E2E_RUN_DIR}' && sh '${PW_E2E_DIR}/server/stop.sh' --pidfile '${PW_E2E_PID_FILE}' --if-ours && rm -f '${PW_E2E_PID_FILE}' && pid=$(sh '${PW_E2E_DIR}/server/start.sh' '${PW_E2E_PORT_FILE}' '${PW_E2E_LOG_FILE}' 3600) && echo $pid > '${PW_E2E_PID_FILE}' && echo \"server pid $pid port $(cat '${PW_E2E_PORT_FILE}')\"")
 set_tests_properties(e2e_server_start PROPERTIES LABELS e2e FIXTURES_SETUP e2e_server
   FIXTURES_REQUIRED e2e_node TIMEOUT 120 ENVIRONMENT "${PW_E2E_ENV}")
 
