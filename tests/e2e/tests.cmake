@@ -42,7 +42,7 @@ endfunction()
 # pw_e2e_node_test(<name> <file.test.js> [SERVER]): a node:test file as one ctest.
 function(pw_e2e_node_test name file)
   add_test(NAME ${name} COMMAND ${PW_NODE} --test ${PW_E2E_DIR}/node/${file})
-  set_tests_properties(${name} PROPERTIES LABELS e2e TIMEOUT 300 FIXTURES_REQUIRED e2e_node
+  set_tests_properties(${name} PROPERTIES LABELS e2e TIMEOUT 900 FIXTURES_REQUIRED e2e_node
     ENVIRONMENT "${PW_E2E_ENV}")
   if("SERVER" IN_LIST ARGN)
     pw_e2e_use_server(${name})
