@@ -549,7 +549,13 @@ int pw_norm_medication_request(const struct pw_norm_ctx *ctx, const json_t *res,
     memset(&o, 0, sizeof(o));
     pw_fhir_ref_of(res, &o.src);
     const char *status = pw_fhir_str(res, "status");
+    const char *intent = pw_fhir_str(res, "intent");
     if (status == NULL || strcmp(status, "draft") == 0 || strcmp(status, "entered-in-error") == 0) {
+        return 0;
+    }
+    /* An order not to give the drug, a proposal or an option is not a prescription. */
+    if (json_is_true(json_object_get(res, "doNotPerform")) ||
+        (intent && (strcmp(intent, "proposal") == 0 || strcmp(intent, "option") == 0))) {
         return 0;
     }
     static const char *const known[] = {"active", "on-hold", "completed", "stopped", "cancelled"};
@@ -583,6 +589,13 @@ int pw_norm_medication_request(const struct pw_norm_ctx *ctx, const json_t *res,
     order_times(res, status, &o);
     prior_of(res, refs, &o);
     int rc = 0;
+    if (o.start == PW_TIME_NONE) {
+        rc = pw_norm_dq(tl, &o.src, "no-start-time",
+                        "no authoredOn, validityPeriod.start, boundsPeriod.start or lastUpdated");
+        if (rc < 0) {
+            return rc;
+        }
+    }
     if (d.classes & PW_MED_OPIOID) {
         if (by_name) {
             rc = pw_norm_dq(tl, &o.src, "drug-identified-by-text",
