@@ -208,10 +208,11 @@ static enum amount_kind convert_unit(const struct pw_drug_info *d, const char *u
     static const char *const patch[] = {"patch", "patche", "ptch", "transdermal patch", NULL};
     static const char *const rate_ug[] = {"ug/h", "mcg/h", "ug/hr", "mcg/hr", NULL};
     static const char *const rate_mg[] = {"mg/h", "mg/hr", NULL};
-    static const char *const count[] = {
-        "tab",       "tablet",      "cap",  "capsule", "tbl",  "1",      "each",  "ea",
-        "supp",      "suppository", "loz",  "lozenge", "film", "troche", "spray", "actuat",
-        "actuation", "puff",        "unit", "dose",    "pill", NULL};
+    static const char *const count[] = {"tab",    "tablet",    "cap",  "capsule", "tbl",
+                                        "1",      "each",      "ea",   "supp",    "suppository",
+                                        "loz",    "lozenge",   "film", "troche",  "spray",
+                                        "actuat", "actuation", "puff", "pill",    NULL};
+    static const char *const rate_ml[] = {"ml/h", "ml/hr", NULL};
     bool per_hour_strength = strcmp(d->strength_unit, "MG/HR") == 0;
     if (unit_is(u, mass_mg) || unit_is(u, mass_ug) || unit_is(u, mass_g)) {
         *out = amount * (unit_is(u, mass_mg) ? 1 : unit_is(u, mass_ug) ? 0.001 : 1000);
@@ -228,6 +229,13 @@ static enum amount_kind convert_unit(const struct pw_drug_info *d, const char *u
         double mcg_h = amount * (unit_is(u, rate_ug) ? 1 : 1000);
         *out = (d->classes & PW_MED_TRANSDERMAL) ? mcg_h : mcg_h / 1000.0;
         return (d->classes & PW_MED_TRANSDERMAL) ? AMT_MCG_HOUR : AMT_MG_HOUR;
+    }
+    if (unit_is(u, rate_ml)) {
+        if (strcmp(d->strength_unit, "MG/ML") != 0 || !isfinite(d->strength)) {
+            return AMT_NONE;
+        }
+        *out = amount * d->strength; /* an infusion: mg/h */
+        return AMT_MG_HOUR;
     }
     if (unit_is(u, patch) || (unit_is(u, count) && per_hour_strength)) {
         if (!per_hour_strength || !isfinite(d->strength)) {

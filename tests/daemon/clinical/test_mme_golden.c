@@ -250,6 +250,31 @@ static void test_solution_ml_through_concentration(void **state)
     pw_timeline_cleanup(&tl);
 }
 
+static void test_infusion_rates(void **state)
+{
+    (void)state;
+    struct pw_timeline tl;
+    /* Morphine 1 mg/mL at 2 mL/h: 48 mg/day whatever the timing says. */
+    const struct pw_med_order *o = clin_order(
+        "cdc2022",
+        clin_medreq("inf", "892489",
+                    "[{\"doseAndRate\":[{\"rateQuantity\":{\"value\":2,\"code\":\"mL/h\"}}]}]"),
+        &tl);
+    assert_non_null(o);
+    assert_near(o->mg_per_day, 48);
+    assert_near(o->mme_per_day, 48);
+    assert_true(isnan(o->mme_per_dose));
+    pw_timeline_cleanup(&tl);
+    o = clin_order("cdc2022",
+                   clin_medreq("inf", "892531",
+                               "[{\"doseAndRate\":[{\"rateQuantity\":{\"value\":1.5,\"unit\":"
+                               "\"mg/hr\"}}]}]"),
+                   &tl);
+    assert_non_null(o);
+    assert_near(o->mg_per_day, 36);
+    pw_timeline_cleanup(&tl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_no_factor_for_buprenorphine_and_non_patch_fentanyl),
         cmocka_unit_test(test_combination_counts_only_the_opioid),
         cmocka_unit_test(test_solution_ml_through_concentration),
+        cmocka_unit_test(test_infusion_rates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
