@@ -114,12 +114,12 @@ static int read_input(const char *path, char **out, size_t *len)
         fprintf(stderr, "painwatch check: %s: %s\n", path, strerror(errno));
         return -1;
     }
-    size_t cap = 64 * 1024, n = 0;
+    size_t cap = (size_t)64 * 1024, n = 0;
     char *buf = malloc(cap);
     int rc = buf ? 0 : -1;
     while (rc == 0) {
         if (n == cap) {
-            if (cap >= PW_INPUT_FILE_MAX) {
+            if (cap >= (size_t)PW_INPUT_FILE_MAX) {
                 fprintf(stderr, "painwatch check: %s: larger than %u bytes\n", path,
                         PW_INPUT_FILE_MAX);
                 rc = -1;

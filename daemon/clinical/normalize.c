@@ -164,6 +164,7 @@ int pw_norm_dq(struct pw_timeline *tl, const struct pw_ref *src, const char *cod
     ev.src = *src;
     va_list ap;
     va_start(ap, fmt);
+    /* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): va_start is right above. */
     vsnprintf(ev.detail, sizeof(ev.detail), fmt, ap);
     va_end(ap);
     return pw_timeline_add_dq(tl, &ev);

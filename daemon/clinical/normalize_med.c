@@ -282,10 +282,10 @@ static enum amount_kind convert(const struct pw_drug_info *d, const struct pw_do
 
 /* One dosage instruction in ingredient terms. */
 struct inst {
-    long seq; /* LONG_MIN when absent: all unsequenced instructions run together */
-    enum amount_kind kind;
     double dose_low, dose_high; /* mg per administration (AMT_MG) */
     double per_day;             /* mg/day, or mcg/h worn for patches */
+    long seq;                   /* LONG_MIN when absent: unsequenced instructions run together */
+    enum amount_kind kind;
     bool prn;
     bool unitless; /* the dose had no unit and was read as a count of units */
 };
