@@ -154,8 +154,17 @@ static int identify(const struct pw_norm_ctx *ctx, const json_t *cc, const json_
         return PW_ENOENT;
     }
     best.classes |= classes;
-    if ((best.classes & PW_MED_OPIOID) && isnan(best.strength) && med != NULL) {
-        strength_from_medication(med, &best);
+    if ((best.classes & PW_MED_OPIOID) && med != NULL) {
+        if (isnan(best.strength)) {
+            strength_from_medication(med, &best);
+        }
+        /* Medication.form ("Extended release tablet", "Transdermal patch") adds what it says. */
+        const json_t *form = json_object_get(med, "form");
+        best.classes |=
+            pw_terminology_form_classes(best.ingredient, pw_fhir_str(form, "text"), NULL);
+        const json_t *fc = json_array_get(json_object_get(form, "coding"), 0);
+        best.classes |=
+            pw_terminology_form_classes(best.ingredient, pw_fhir_str(fc, "display"), NULL);
     }
     *out = best;
     return 0;
