@@ -225,6 +225,10 @@ static enum amount_kind convert_unit(const struct pw_drug_info *d, const char *u
     bool per_hour_strength = strcmp(d->strength_unit, "MG/HR") == 0;
     if (unit_is(u, mass_mg) || unit_is(u, mass_ug) || unit_is(u, mass_g)) {
         *out = amount * (unit_is(u, mass_mg) ? 1 : unit_is(u, mass_ug) ? 0.001 : 1000);
+        if ((d->classes & PW_MED_TRANSDERMAL) && per_hour_strength) {
+            *out *= 1000.0; /* "fentanyl 25 mcg patch": patches are named by their mcg/h */
+            return AMT_MCG_HOUR;
+        }
         return AMT_MG;
     }
     if (unit_is(u, vol_ml)) {

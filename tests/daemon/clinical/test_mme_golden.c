@@ -142,6 +142,20 @@ static void test_fentanyl_12mcg_patch_is_28_8_whatever_the_interval(void **state
         assert_int_equal(o->role, PW_ROLE_BASELINE);
         pw_timeline_cleanup(&tl);
     }
+    /* Dose written as the patch strength: "12 mcg" or "12 ug/h". */
+    const char *doses[] = {"{\"value\":12,\"code\":\"ug\"}", "{\"value\":12,\"code\":\"ug/h\"}",
+                           "{\"value\":12,\"unit\":\"mcg/hr\"}"};
+    for (size_t i = 0; i < 3; i++) {
+        char dosage[512];
+        snprintf(dosage, sizeof(dosage), "[{%s,\"doseAndRate\":[{\"doseQuantity\":%s}]}]", every[0],
+                 doses[i]);
+        struct pw_timeline t2;
+        const struct pw_med_order *o2 =
+            clin_order("cdc2022", clin_medreq("fp", "577057", dosage), &t2);
+        assert_non_null(o2);
+        assert_near(o2->mme_per_day, 28.8);
+        pw_timeline_cleanup(&t2);
+    }
     /* Two patches worn: the mcg/h add up. */
     struct pw_timeline tl;
     const struct pw_med_order *o = clin_order(
