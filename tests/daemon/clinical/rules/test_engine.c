@@ -110,13 +110,13 @@ static void key_is_sha256_of_rule_patient_situation(void **state)
     assert_int_equal(x->since, T0);
 
     char msg[512];
-    snprintf(msg, sizeof(msg), "%s|%s|%s", x->rule, x->patient, x->situation);
+    (void)snprintf(msg, sizeof(msg), "%s|%s|%s", x->rule, x->patient, x->situation);
     unsigned char md[32];
     unsigned int len = 0;
     assert_int_equal(EVP_Digest(msg, strlen(msg), md, &len, EVP_sha256(), NULL), 1);
     char hex[65];
-    for (unsigned i = 0; i < len; i++) {
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    for (size_t i = 0; i < len; i++) {
+        (void)snprintf(hex + 2 * i, 3, "%02x", md[i]);
     }
     assert_string_equal(x->key, hex);
     pw_findings_cleanup(&f);
@@ -203,12 +203,12 @@ static void readme_documents_every_rule_and_param(void **state)
     const struct pw_rule *const *all = pw_rules_all(&n);
     for (size_t i = 0; i < n; i++) {
         char want[160];
-        snprintf(want, sizeof(want), "### `%s`", all[i]->id);
+        (void)snprintf(want, sizeof(want), "### `%s`", all[i]->id);
         if (!strstr(readme, want)) {
             fail_msg("README.md lacks %s", want);
         }
         for (size_t p = 0; p < all[i]->n_params; p++) {
-            snprintf(want, sizeof(want), "| `%s` |", all[i]->params[p].name);
+            (void)snprintf(want, sizeof(want), "| `%s` |", all[i]->params[p].name);
             if (!strstr(readme, want)) {
                 fail_msg("README.md lacks parameter %s of %s", want, all[i]->id);
             }
