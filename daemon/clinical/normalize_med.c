@@ -247,11 +247,18 @@ static enum amount_kind convert_unit(const struct pw_drug_info *d, const char *u
     return AMT_NONE;
 }
 
-/* Try the UCUM/form code, then the unit text. */
+/*
+ * Try the UCUM/form code, then the unit text. A quantity without any unit (Synthea writes
+ * {"value": 1}) is read as a count of the product's units, like UCUM "1"; the caller reports
+ * that assumption.
+ */
 static enum amount_kind convert(const struct pw_drug_info *d, const struct pw_dose_qty *q,
                                 double amount, double *out)
 {
     char u[40];
+    if (q->code[0] == '\0' && q->unit[0] == '\0') {
+        return convert_unit(d, "1", amount, out);
+    }
     for (int text = 0; text < 2; text++) {
         unit_key(q, text != 0, u, sizeof(u));
         if (u[0] == '\0') {
@@ -272,6 +279,7 @@ struct inst {
     double dose_low, dose_high; /* mg per administration (AMT_MG) */
     double per_day;             /* mg/day, or mcg/h worn for patches */
     bool prn;
+    bool unitless; /* the dose had no unit and was read as a count of units */
 };
 
 /* Read one Dosage. @return 0, or a data-quality code (static string) with @p detail. */
@@ -284,6 +292,7 @@ static const char *read_inst(const struct pw_drug_info *d, const json_t *dosage,
     in->prn = ds.prn;
     const struct pw_dose_qty *first = ds.n_cand ? &ds.cand[0] : NULL;
     in->kind = AMT_NONE;
+    in->unitless = false;
     for (size_t i = 0; i < ds.n_cand && in->kind == AMT_NONE; i++) {
         double lo, hi;
         enum amount_kind k = convert(d, &ds.cand[i], ds.cand[i].low, &lo);
@@ -291,6 +300,7 @@ static const char *read_inst(const struct pw_drug_info *d, const json_t *dosage,
             in->kind = k;
             in->dose_low = lo;
             in->dose_high = hi;
+            in->unitless = ds.cand[i].code[0] == '\0' && ds.cand[i].unit[0] == '\0';
         }
     }
     if (first == NULL) {
@@ -364,6 +374,14 @@ static int compute_dose(const struct pw_drug_info *d, const json_t *res, struct 
                               "dosageInstructions mix patch and non-patch doses");
         }
         all_prn = all_prn && in[i].prn;
+        if (in[i].unitless) {
+            int rc = pw_norm_dq(tl, &o->src, "dose-unit-assumed",
+                                "dose without unit read as a number of %s",
+                                d->dose_form[0] ? d->dose_form : "dose units");
+            if (rc < 0) {
+                return rc;
+            }
+        }
     }
     o->prn = all_prn;
     double best = -1;

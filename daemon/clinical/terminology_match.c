@@ -52,10 +52,26 @@ unsigned pw_terminology_form_classes(const char *ingredient, const char *dose_fo
     const char *texts[2] = {dose_form ? dose_form : "", name ? name : ""};
     for (size_t i = 0; i < 2; i++) {
         const char *s = texts[i];
-        if (find_ci(s, "Extended Release") || find_ci(s, "Extended-Release") ||
-            find_word(s, "er") || find_ci(s, "12 HR ") || find_ci(s, "24 HR ") ||
-            find_ci(s, "Controlled Release") || find_ci(s, "Sustained Release")) {
-            c |= PW_MED_LONG_ACTING;
+        static const char *const la_phrases[] = {"extended release",
+                                                 "extended-release",
+                                                 "modified release",
+                                                 "modified-release",
+                                                 "prolonged release",
+                                                 "prolonged-release",
+                                                 "controlled release",
+                                                 "controlled-release",
+                                                 "sustained release",
+                                                 "sustained-release",
+                                                 "12 hr ",
+                                                 "24 hr ",
+                                                 "long acting",
+                                                 "long-acting"};
+        static const char *const la_words[] = {"er", "xr", "xl", "sr", "cr", "la", "mr", "cd"};
+        for (size_t k = 0; k < sizeof(la_phrases) / sizeof(la_phrases[0]); k++) {
+            c |= find_ci(s, la_phrases[k]) ? PW_MED_LONG_ACTING : 0u;
+        }
+        for (size_t k = 0; k < sizeof(la_words) / sizeof(la_words[0]); k++) {
+            c |= find_word(s, la_words[k]) ? PW_MED_LONG_ACTING : 0u;
         }
         if (find_ci(s, "Transdermal") || find_word(s, "patch")) {
             c |= PW_MED_TRANSDERMAL | PW_MED_LONG_ACTING;
@@ -139,15 +155,28 @@ static void parse_strength(const char *p, struct pw_drug_info *out)
     while (*end == ' ') {
         end++;
     }
+    /* Longest spellings first so "mcg/hr" is not read as "mcg". */
     static const struct {
         const char *unit;
         double scale;
         const char *canon;
     } units[] = {
-        {"mg/ml", 1, "MG/ML"},         {"mg/hr", 1, "MG/HR"},
-        {"mcg/hr", 0.001, "MG/HR"},    {"mcg/h", 0.001, "MG/HR"},
-        {"mg/actuat", 1, "MG/ACTUAT"}, {"mcg/actuat", 0.001, "MG/ACTUAT"},
-        {"mcg", 0.001, "MG"},          {"mg", 1, "MG"},
+        {"micrograms/hour", 0.001, "MG/HR"},
+        {"microgram/hour", 0.001, "MG/HR"},
+        {"mcg/hour", 0.001, "MG/HR"},
+        {"mcg/hr", 0.001, "MG/HR"},
+        {"mcg/h", 0.001, "MG/HR"},
+        {"ug/h", 0.001, "MG/HR"},
+        {"mg/hr", 1, "MG/HR"},
+        {"mg/ml", 1, "MG/ML"},
+        {"mg/actuat", 1, "MG/ACTUAT"},
+        {"mcg/actuat", 0.001, "MG/ACTUAT"},
+        {"micrograms", 0.001, "MG"},
+        {"microgram", 0.001, "MG"},
+        {"milligrams", 1, "MG"},
+        {"milligram", 1, "MG"},
+        {"mcg", 0.001, "MG"},
+        {"mg", 1, "MG"},
     };
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
         size_t n = strlen(units[i].unit);
