@@ -86,9 +86,9 @@ static int check_order(const struct pw_rule *rule, const struct pw_rule_input *i
               pw_ru_num(a, tdd), sev == PW_SEV_MEDIUM ? "too high" : "too low",
               pw_ru_num(b, p[P_MIN_PCT]), pw_ru_num(c, p[P_MAX_PCT]), pw_ru_num(d, lo_mg),
               pw_ru_num(e, hi_mg), drug);
-    pw_ru_cat(f.situation, sizeof(f.situation), "rescue:");
+    pw_ru_sit(f.situation, sizeof(f.situation), "rescue:");
     pw_ru_sit_ref(f.situation, sizeof(f.situation), &o->src);
-    pw_ru_cat(f.situation, sizeof(f.situation), "|%s|", sev == PW_SEV_MEDIUM ? "above" : "below");
+    pw_ru_sit(f.situation, sizeof(f.situation), "|%s|", sev == PW_SEV_MEDIUM ? "above" : "below");
     pw_ru_sit_regimen(f.situation, sizeof(f.situation), in->tl, in->now);
     f.since = regimen_since(in->tl, o, in->now);
     pw_finding_add_evidence(&f, &o->src);

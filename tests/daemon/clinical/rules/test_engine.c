@@ -269,6 +269,31 @@ static void untimed_events_are_safe(void **state)
     pw_timeline_cleanup(&tl);
 }
 
+/* Long ids must not make two regimens share a truncated situation (and so one episode key). */
+static void long_situations_stay_distinct(void **state)
+{
+    (void)state;
+    char a[PW_SITUATION_MAX] = "";
+    char b[PW_SITUATION_MAX] = "";
+    struct pw_ref r;
+    for (int i = 0; i < 4; i++) {
+        char id[PW_ID_MAX];
+        (void)snprintf(id, sizeof(id), "%060d", i);
+        tlb_ref(&r, "MedicationRequest", id);
+        pw_ru_sit_ref(a, sizeof(a), &r);
+        if (i == 3) {
+            r.version[0] = '2';
+        }
+        pw_ru_sit_ref(b, sizeof(b), &r);
+    }
+    assert_true(strlen(a) < sizeof(a));
+    assert_int_equal(a[0], '#');
+    assert_string_not_equal(a, b);
+    char c[PW_SITUATION_MAX] = "";
+    pw_ru_sit(c, sizeof(c), "short|");
+    assert_string_equal(c, "short|");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +306,7 @@ int main(void)
         cmocka_unit_test(readme_documents_every_rule_and_param),
         cmocka_unit_test(unknown_dose_is_not_judged),
         cmocka_unit_test(untimed_events_are_safe),
+        cmocka_unit_test(long_situations_stay_distinct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
