@@ -107,7 +107,8 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
      * with the latest one: it does not move as `now` advances, and a controlled score between
      * two runs starts a new episode. */
     size_t run = i_latest;
-    while (run > 0 && tl->scores.v[run - 1].value >= p[P_HIGH_PAIN]) {
+    while (run > 0 && tl->scores.v[run - 1].value >= p[P_HIGH_PAIN] &&
+           tl->scores.v[run - 1].at != PW_TIME_NONE) {
         run--;
     }
     const struct pw_pain_score *run_start = &tl->scores.v[run];
