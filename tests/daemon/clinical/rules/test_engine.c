@@ -294,6 +294,40 @@ static void long_situations_stay_distinct(void **state)
     assert_string_equal(c, "short|");
 }
 
+static void finding_lists_and_caps(void **state)
+{
+    (void)state;
+    assert_string_equal(pw_severity_name(PW_SEV_INFO), "info");
+    assert_string_equal(pw_severity_name(PW_SEV_LOW), "low");
+    assert_string_equal(pw_severity_name(PW_SEV_MEDIUM), "medium");
+    assert_string_equal(pw_severity_name(PW_SEV_HIGH), "high");
+    struct pw_finding f;
+    memset(&f, 0, sizeof(f));
+    struct pw_ref r;
+    for (int i = 0; i < PW_EVIDENCE_MAX + 3; i++) {
+        char id[16];
+        (void)snprintf(id, sizeof(id), "o%d", i);
+        tlb_ref(&r, "MedicationRequest", id);
+        pw_finding_add_evidence(&f, &r);
+        pw_finding_add_evidence(&f, &r); /* the same resource is named once */
+    }
+    assert_int_equal(f.n_evidence, PW_EVIDENCE_MAX);
+    for (int i = 0; i < PW_NUMBERS_MAX + 3; i++) {
+        pw_finding_add_number(&f, "n", i);
+    }
+    assert_int_equal(f.n_numbers, PW_NUMBERS_MAX);
+    struct pw_findings list = {0};
+    for (int i = 0; i < 100; i++) {
+        f.since = i;
+        assert_int_equal(pw_findings_push(&list, &f), 0);
+    }
+    assert_int_equal(list.n, 100);
+    assert_int_equal(list.v[99].since, 99);
+    pw_findings_cleanup(&list);
+    assert_int_equal(list.n, 0);
+    assert_null(list.v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -307,6 +341,7 @@ int main(void)
         cmocka_unit_test(unknown_dose_is_not_judged),
         cmocka_unit_test(untimed_events_are_safe),
         cmocka_unit_test(long_situations_stay_distinct),
+        cmocka_unit_test(finding_lists_and_caps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
