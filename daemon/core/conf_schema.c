@@ -1,0 +1,899 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The painwatch configuration schema: the field tables, the cross-field checks, the rules.*
+ * section (validated against the rule registry) and the embedded default (the local demo).
+ * config/painwatch.yaml documents every key declared here.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/conf_int.h"
+#include "painwatch/check.h"
+#include "painwatch/engine.h"
+#include "painwatch/limits.h"
+#include "painwatch/rule.h"
+
+/*
+ * The rule registry lives in the clinical engine. A weak reference keeps this module usable in
+ * programs that do not link the engine (then rules.* is checked for shape only); every program
+ * that evaluates rules links it, and there the names and ranges are checked.
+ */
+#pragma weak pw_rules_all
+
+static const struct pw_rule *const *catalog_override;
+static size_t catalog_override_n;
+
+void pw_conf_set_rule_catalog(const struct pw_rule *const *rules, size_t n)
+{
+    catalog_override = rules;
+    catalog_override_n = n;
+}
+
+static const struct pw_rule *const *rule_catalog(size_t *n)
+{
+    if (catalog_override) {
+        *n = catalog_override_n;
+        return catalog_override;
+    }
+    if (pw_rules_all) {
+        return pw_rules_all(n);
+    }
+    *n = 0;
+    return NULL;
+}
+
+/* ---- enums --------------------------------------------------------------------------------- */
+
+static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
+static const char *const auth_types[] = {"none", "bearer", "client-secret", "smart-backend", NULL};
+static const char *const secret_methods[] = {"basic", "post", NULL};
+static const char *const jws_algs[] = {"RS384", "ES384", NULL};
+static const char *const patient_params[] = {"patient", "subject", NULL};
+static const char *const cohort_types[] = {"list", "group", "server-wide", NULL};
+static const char *const sink_types[] = {"fhir-flag", "file", NULL};
+static const char *const store_types[] = {"sqlite", NULL};
+static const char *const factor_sets[] = {"cdc2022", "cdc2016", NULL};
+
+#define SEC  1000.0
+#define MIN  (60 * SEC)
+#define HOUR (60 * MIN)
+#define DAY  (24 * HOUR)
+
+/* ---- cross-field checks -------------------------------------------------------------------- */
+
+static const char *str(const json_t *sec, const char *key)
+{
+    return json_string_value(json_object_get(sec, key));
+}
+
+static void need(struct pw_conf_ctx *ctx, const json_t *sec, const char *path, const char *key,
+                 const char *why)
+{
+    char kpath[PW_CONF_PATH_MAX];
+
+    if (!str(sec, key)) {
+        snprintf(kpath, sizeof(kpath), "%s.%s", path, key);
+        pw_conf_error(ctx, kpath, "required %s", why);
+    }
+}
+
+static void check_auth(struct pw_conf_ctx *ctx, const json_t *sec, const char *path)
+{
+    const char *type = str(sec, "type");
+
+    if (!strcmp(type, "bearer")) {
+        need(ctx, sec, path, "token_file", "with type bearer");
+    } else if (!strcmp(type, "client-secret")) {
+        need(ctx, sec, path, "client_id", "with type client-secret");
+        need(ctx, sec, path, "client_secret_file", "with type client-secret");
+    } else if (!strcmp(type, "smart-backend")) {
+        need(ctx, sec, path, "client_id", "with type smart-backend");
+        need(ctx, sec, path, "private_key_file", "with type smart-backend");
+    }
+}
+
+static void check_cohort(struct pw_conf_ctx *ctx, const json_t *sec, const char *path)
+{
+    const char *type = str(sec, "type");
+
+    if (!strcmp(type, "list")) {
+        need(ctx, sec, path, "file", "with type list (one patient reference per line)");
+    } else if (!strcmp(type, "group")) {
+        need(ctx, sec, path, "group", "with type group (a Group id, e.g. Group/pain-cohort)");
+    }
+}
+
+static bool loopback_host(const char *host, size_t len)
+{
+    char buf[64];
+    unsigned char addr[16];
+
+    if (len == 0 || len >= sizeof(buf)) {
+        return false;
+    }
+    if (host[0] == '[' && host[len - 1] == ']') {
+        memcpy(buf, host + 1, len - 2);
+        buf[len - 2] = '\0';
+        return inet_pton(AF_INET6, buf, addr) == 1 && !memcmp(addr, &in6addr_loopback, 16);
+    }
+    memcpy(buf, host, len);
+    buf[len] = '\0';
+    if (!strcasecmp(buf, "localhost")) {
+        return true;
+    }
+    return inet_pton(AF_INET, buf, addr) == 1 && addr[0] == 127;
+}
+
+/* The URL rules of issue 4: https, or plain http to this machine only; no credentials in it. */
+static void check_base_url(struct pw_conf_ctx *ctx, const char *url, const char *path)
+{
+    const char *rest;
+    size_t auth_len;
+    size_t host_len;
+
+    if (!strncasecmp(url, "https://", 8)) {
+        rest = url + 8;
+    } else if (!strncasecmp(url, "http://", 7)) {
+        rest = url + 7;
+    } else {
+        pw_conf_error(ctx, path, "must start with https:// (or http:// to a loopback host)");
+        return;
+    }
+    auth_len = strcspn(rest, "/?#");
+    if (memchr(rest, '@', auth_len)) {
+        pw_conf_error(ctx, path,
+                      "credentials in the URL are not accepted: configure auth with secret files");
+        return;
+    }
+    if (strpbrk(rest, "?#")) {
+        pw_conf_error(ctx, path, "the FHIR base URL takes no query or fragment");
+        return;
+    }
+    host_len = rest[0] == '[' ? strcspn(rest, "]") + 1 : strcspn(rest, ":/");
+    if (host_len == 0 || host_len > auth_len) {
+        pw_conf_error(ctx, path, "no host in the URL");
+        return;
+    }
+    if (url[4] != 's' && url[4] != 'S' && !loopback_host(rest, host_len)) {
+        pw_conf_error(ctx, path,
+                      "plain http is only allowed to a loopback host; use https (TLS is "
+                      "always verified)");
+    }
+}
+
+static void check_server(struct pw_conf_ctx *ctx, const json_t *sec, const char *path)
+{
+    char kpath[PW_CONF_PATH_MAX];
+    const char *name = str(sec, "name");
+
+    snprintf(kpath, sizeof(kpath), "%s.name", path);
+    if (strlen(name) > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                          "0123456789_.-") != strlen(name)) {
+        pw_conf_error(ctx, kpath, "use 1-64 letters, digits, '_', '.', '-' (it names metrics)");
+    }
+    snprintf(kpath, sizeof(kpath), "%s.base_url", path);
+    check_base_url(ctx, str(sec, "base_url"), kpath);
+    if (!str(sec, "client_cert_file") != !str(sec, "client_key_file")) {
+        snprintf(kpath, sizeof(kpath), "%s.%s", path,
+                 str(sec, "client_cert_file") ? "client_key_file" : "client_cert_file");
+        pw_conf_error(ctx, kpath, "mTLS needs both client_cert_file and client_key_file");
+    }
+    if (json_integer_value(json_object_get(sec, "overlap")) < 0) {
+        pw_conf_error(ctx, path, "overlap must not be negative");
+    }
+}
+
+static void check_sink(struct pw_conf_ctx *ctx, const json_t *sec, const char *path)
+{
+    const char *author = str(sec, "flag_author");
+    char kpath[PW_CONF_PATH_MAX];
+
+    if (strncmp(author, "Device/", 7) != 0 || !author[7] || strlen(author) > PW_REF_MAX) {
+        snprintf(kpath, sizeof(kpath), "%s.flag_author", path);
+        pw_conf_error(ctx, kpath, "must be a Device reference, e.g. Device/painwatch");
+    }
+}
+
+static void check_health(struct pw_conf_ctx *ctx, const json_t *sec, const char *path)
+{
+    const char *listen = str(sec, "listen");
+    const char *colon = strrchr(listen, ':');
+    char kpath[PW_CONF_PATH_MAX];
+    char *end;
+    long port;
+
+    snprintf(kpath, sizeof(kpath), "%s.listen", path);
+    if (!colon || colon == listen) {
+        pw_conf_error(ctx, kpath, "expected ADDRESS:PORT, e.g. 127.0.0.1:9187 or [::1]:9187");
+        return;
+    }
+    port = strtol(colon + 1, &end, 10);
+    if (*end || colon[1] == '\0' || port < 0 || port > 65535) {
+        pw_conf_error(ctx, kpath, "invalid port '%s'", colon + 1);
+        return;
+    }
+    unsigned char addr[16];
+    char host[64];
+    size_t hl = (size_t)(colon - listen);
+    if (hl >= sizeof(host)) {
+        pw_conf_error(ctx, kpath, "invalid address");
+        return;
+    }
+    memcpy(host, listen, hl);
+    host[hl] = '\0';
+    bool v6 = host[0] == '[' && host[hl - 1] == ']';
+    if (v6) {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, host, addr) != 1) {
+        pw_conf_error(ctx, kpath, "'%s' is not a numeric IPv4 or [IPv6] address", host);
+        return;
+    }
+    if (!json_is_true(json_object_get(sec, "allow_remote")) &&
+        !loopback_host(listen, (size_t)(colon - listen))) {
+        pw_conf_error(ctx, kpath,
+                      "not a loopback address; set health.allow_remote: true to expose "
+                      "metrics beyond this machine");
+    }
+}
+
+void pw_conf_check_top(struct pw_conf_ctx *ctx, const json_t *top, const char *path)
+{
+    const json_t *servers = json_object_get(top, "servers");
+    size_t i;
+    const json_t *s;
+
+    (void)path;
+    json_array_foreach(servers, i, s)
+    {
+        for (size_t j = 0; j < i; j++) {
+            if (!strcmp(str(s, "name"), str(json_array_get(servers, j), "name"))) {
+                char kpath[PW_CONF_PATH_MAX];
+                snprintf(kpath, sizeof(kpath), "servers[%zu].name", i);
+                pw_conf_error(ctx, kpath, "duplicate server name '%s'", str(s, "name"));
+            }
+        }
+    }
+}
+
+/* ---- rules.<id>.<param> -------------------------------------------------------------------- */
+
+static json_t *rule_value(struct pw_conf_ctx *ctx, const json_t *raw, const char *key,
+                          const char *path, const struct pw_rule_param *p)
+{
+    const char *s = json_string_value(raw);
+    char *end;
+    double v;
+
+    if (!s || !pw_conf_pos_plain(ctx, path)) {
+        pw_conf_error(ctx, path, "expected %s",
+                      strcmp(key, "enabled") ? "a number" : "true or false");
+        return NULL;
+    }
+    if (!strcmp(key, "enabled")) {
+        if (!strcmp(s, "true") || !strcmp(s, "false")) {
+            return json_boolean(!strcmp(s, "true"));
+        }
+        pw_conf_error(ctx, path, "expected true or false, got '%s'", s);
+        return NULL;
+    }
+    v = strtod(s, &end);
+    if (end == s || *end) {
+        pw_conf_error(ctx, path, "expected a number, got '%s'", s);
+        return NULL;
+    }
+    if (p && (v < p->min || v > p->max)) {
+        pw_conf_error(ctx, path, "%s is out of range: must be between %g and %g", s, p->min,
+                      p->max);
+        return NULL;
+    }
+    return json_real(v);
+}
+
+static const struct pw_rule *find_rule(const struct pw_rule *const *rules, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(rules[i]->id, id)) {
+            return rules[i];
+        }
+    }
+    return NULL;
+}
+
+/* One rule's section: enabled + its declared params (or any number when no registry). */
+static json_t *rule_section(struct pw_conf_ctx *ctx, const struct pw_rule *rule, const json_t *raw,
+                            const char *path)
+{
+    json_t *eff = json_object();
+    const char *key;
+    const json_t *val;
+
+    if (raw && !json_is_object(raw)) {
+        pw_conf_error(ctx, path, "expected a mapping of parameters");
+        json_decref(eff);
+        return NULL;
+    }
+    json_object_set_new(eff, "enabled", json_true());
+    for (size_t i = 0; rule && i < rule->n_params; i++) {
+        json_object_set_new(eff, rule->params[i].name, json_real(rule->params[i].def));
+    }
+    json_object_foreach(pw_conf_mut(raw), key, val)
+    {
+        char kpath[PW_CONF_PATH_MAX];
+        const struct pw_rule_param *p = NULL;
+        snprintf(kpath, sizeof(kpath), "%s.%s", path, key);
+        if (rule && strcmp(key, "enabled") != 0) {
+            for (size_t i = 0; i < rule->n_params; i++) {
+                if (!strcmp(rule->params[i].name, key)) {
+                    p = &rule->params[i];
+                }
+            }
+            if (!p) {
+                pw_conf_error_key(ctx, kpath, "rule %s has no parameter '%s'", rule->id, key);
+                continue;
+            }
+        }
+        if (json_is_null(val)) {
+            continue;
+        }
+        json_t *v = rule_value(ctx, val, key, kpath, p);
+        if (v) {
+            json_object_set_new(eff, key, v);
+        }
+    }
+    return eff;
+}
+
+static json_t *convert_rules(struct pw_conf_ctx *ctx, const json_t *raw, const char *path)
+{
+    size_t n = 0;
+    const struct pw_rule *const *rules = rule_catalog(&n);
+    json_t *eff = json_object();
+    const char *key;
+    const json_t *val;
+
+    if (raw && !json_is_object(raw)) {
+        pw_conf_error(ctx, path, "expected a mapping of rule ids");
+        json_decref(eff);
+        return NULL;
+    }
+    /* With a registry, every rule appears in the effective config with its defaults. */
+    for (size_t i = 0; rules && i < n; i++) {
+        char kpath[PW_CONF_PATH_MAX];
+        snprintf(kpath, sizeof(kpath), "%s.%s", path, rules[i]->id);
+        json_object_set_new(eff, rules[i]->id,
+                            rule_section(ctx, rules[i], json_object_get(raw, rules[i]->id), kpath));
+    }
+    json_object_foreach(pw_conf_mut(raw), key, val)
+    {
+        char kpath[PW_CONF_PATH_MAX];
+        snprintf(kpath, sizeof(kpath), "%s.%s", path, key);
+        if (rules && !find_rule(rules, n, key)) {
+            pw_conf_error_key(ctx, kpath, "no such rule (painwatch check --list-rules shows them)");
+        } else if (!rules) {
+            json_object_set_new(eff, key, rule_section(ctx, NULL, val, kpath));
+        }
+    }
+    return eff;
+}
+
+/* ---- tables -------------------------------------------------------------------------------- */
+
+#define FILL(type, member) .offset = offsetof(type, member)
+
+static const struct pw_conf_field auth_fields[] = {
+    {.name = "type",
+     .type = PW_CONF_ENUM,
+     .def = "none",
+     .allowed = auth_types,
+     FILL(struct pw_conf_auth, type),
+     .help = "how painwatch authenticates to this server"},
+    {.name = "token_file",
+     .type = PW_CONF_SECRET_PATH,
+     FILL(struct pw_conf_auth, token_file),
+     .help = "bearer: file holding a static access token"},
+    {.name = "token_url",
+     .type = PW_CONF_STRING,
+     FILL(struct pw_conf_auth, token_url),
+     .help = "token endpoint; unset: discovered from .well-known/smart-configuration"},
+    {.name = "client_id",
+     .type = PW_CONF_STRING,
+     FILL(struct pw_conf_auth, client_id),
+     .help = "client-secret, smart-backend: the registered client id"},
+    {.name = "client_secret_file",
+     .type = PW_CONF_SECRET_PATH,
+     FILL(struct pw_conf_auth, client_secret_file),
+     .help = "client-secret: file with the secret"},
+    {.name = "client_secret_method",
+     .type = PW_CONF_ENUM,
+     .def = "basic",
+     .allowed = secret_methods,
+     FILL(struct pw_conf_auth, client_secret_method),
+     .help = "client-secret: HTTP Basic or form post"},
+    {.name = "private_key_file",
+     .type = PW_CONF_SECRET_PATH,
+     FILL(struct pw_conf_auth, private_key_file),
+     .help = "smart-backend: PEM private key"},
+    {.name = "alg",
+     .type = PW_CONF_ENUM,
+     .def = "RS384",
+     .allowed = jws_algs,
+     FILL(struct pw_conf_auth, alg),
+     .help = "smart-backend: client assertion algorithm"},
+    {.name = "kid",
+     .type = PW_CONF_STRING,
+     FILL(struct pw_conf_auth, kid),
+     .help = "smart-backend: key id registered with the EHR (JWKS)"},
+    {.name = "scope",
+     .type = PW_CONF_STRING,
+     .def = "system/Patient.read system/Observation.read system/MedicationRequest.read "
+            "system/Group.read system/Flag.read system/Flag.write",
+     FILL(struct pw_conf_auth, scope),
+     .help = "scopes requested with client_credentials"},
+    {0},
+};
+
+static const struct pw_conf_field dialect_fields[] = {
+    {.name = "patient_param",
+     .type = PW_CONF_ENUM,
+     .def = "patient",
+     .allowed = patient_params,
+     FILL(struct pw_conf_dialect, patient_param),
+     .help = "search parameter naming the patient"},
+    {.name = "last_updated",
+     .type = PW_CONF_BOOL,
+     .def = "true",
+     FILL(struct pw_conf_dialect, last_updated),
+     .help = "server supports _lastUpdated=gt"},
+    {.name = "sort",
+     .type = PW_CONF_BOOL,
+     .def = "true",
+     FILL(struct pw_conf_dialect, sort),
+     .help = "server supports _sort=_lastUpdated"},
+    {.name = "code_in",
+     .type = PW_CONF_BOOL,
+     .def = "false",
+     FILL(struct pw_conf_dialect, code_in),
+     .help = "server supports code:in=<ValueSet>"},
+    {.name = "include",
+     .type = PW_CONF_BOOL,
+     .def = "false",
+     FILL(struct pw_conf_dialect, include),
+     .help = "server supports _include"},
+    {.name = "max_count",
+     .type = PW_CONF_INT,
+     .def = "100",
+     .min = 1,
+     .max = 1000,
+     FILL(struct pw_conf_dialect, max_count),
+     .help = "largest _count the server honours"},
+    {0},
+};
+
+static const struct pw_conf_field cohort_fields[] = {
+    {.name = "type",
+     .type = PW_CONF_ENUM,
+     .flags = PW_CONF_F_REQUIRED,
+     .allowed = cohort_types,
+     FILL(struct pw_conf_cohort, type),
+     .help = "whom to watch"},
+    {.name = "file",
+     .type = PW_CONF_PATH,
+     .flags = PW_CONF_F_MUST_EXIST,
+     FILL(struct pw_conf_cohort, file),
+     .help = "list: patient references, one per line"},
+    {.name = "group",
+     .type = PW_CONF_STRING,
+     FILL(struct pw_conf_cohort, group),
+     .help = "group: Group id whose members are watched"},
+    {.name = "refresh",
+     .type = PW_CONF_DURATION,
+     .def = "1h",
+     .min = MIN,
+     .max = 7 * DAY,
+     FILL(struct pw_conf_cohort, refresh_ms),
+     .help = "how often the list or Group is re-read"},
+    {0},
+};
+
+static const struct pw_conf_field server_fields[] = {
+    {.name = "name",
+     .type = PW_CONF_STRING,
+     .flags = PW_CONF_F_REQUIRED,
+     FILL(struct pw_conf_server, name),
+     .help = "short name used in logs, metrics, audit"},
+    {.name = "base_url",
+     .type = PW_CONF_STRING,
+     .flags = PW_CONF_F_REQUIRED,
+     FILL(struct pw_conf_server, base_url),
+     .help = "FHIR R4 base URL"},
+    {.name = "ca_file",
+     .type = PW_CONF_PATH,
+     .flags = PW_CONF_F_MUST_EXIST,
+     FILL(struct pw_conf_server, ca_file),
+     .help = "PEM CA bundle; unset: system store"},
+    {.name = "client_cert_file",
+     .type = PW_CONF_PATH,
+     .flags = PW_CONF_F_MUST_EXIST,
+     FILL(struct pw_conf_server, client_cert_file),
+     .help = "mTLS client certificate (PEM)"},
+    {.name = "client_key_file",
+     .type = PW_CONF_SECRET_PATH,
+     FILL(struct pw_conf_server, client_key_file),
+     .help = "mTLS client private key (PEM)"},
+    {.name = "auth",
+     .type = PW_CONF_SECTION,
+     .sub = auth_fields,
+     .check = check_auth,
+     FILL(struct pw_conf_server, auth),
+     .help = "authorization"},
+    {.name = "dialect",
+     .type = PW_CONF_SECTION,
+     .sub = dialect_fields,
+     FILL(struct pw_conf_server, dialect),
+     .help = "what the server's search supports"},
+    {.name = "cohort",
+     .type = PW_CONF_SECTION,
+     .sub = cohort_fields,
+     .check = check_cohort,
+     FILL(struct pw_conf_server, cohort),
+     .help = "whom to watch on this server"},
+    {.name = "resources",
+     .type = PW_CONF_STRLIST,
+     .def = "Observation,MedicationRequest",
+     .min = 1,
+     .max = 8,
+     FILL(struct pw_conf_server, resources),
+     .count_offset = offsetof(struct pw_conf_server, n_resources),
+     .help = "resource types synced"},
+    {.name = "poll_interval",
+     .type = PW_CONF_DURATION,
+     .def = "5m",
+     .min = 10 * SEC,
+     .max = DAY,
+     FILL(struct pw_conf_server, poll_interval_ms),
+     .help = "time between syncs"},
+    {.name = "lookback",
+     .type = PW_CONF_DURATION,
+     .def = "14d",
+     .min = HOUR,
+     .max = 365 * DAY,
+     FILL(struct pw_conf_server, lookback_ms),
+     .help = "clinical history fetched at first sync"},
+    {.name = "overlap",
+     .type = PW_CONF_DURATION,
+     .def = "5m",
+     .min = 0,
+     .max = DAY,
+     FILL(struct pw_conf_server, overlap_ms),
+     .help = "re-read window for skew and late commits"},
+    {.name = "connect_timeout",
+     .type = PW_CONF_DURATION,
+     .def = "10s",
+     .min = 100,
+     .max = 5 * MIN,
+     FILL(struct pw_conf_server, connect_timeout_ms),
+     .help = "TCP+TLS connect timeout"},
+    {.name = "timeout",
+     .type = PW_CONF_DURATION,
+     .def = "60s",
+     .min = SEC,
+     .max = 30 * MIN,
+     FILL(struct pw_conf_server, timeout_ms),
+     .help = "whole-request timeout"},
+    {.name = "max_concurrent",
+     .type = PW_CONF_INT,
+     .def = "4",
+     .min = 1,
+     .max = 64,
+     FILL(struct pw_conf_server, max_concurrent),
+     .help = "requests in flight to this server"},
+    {.name = "body_max",
+     .type = PW_CONF_SIZE,
+     .def = "32MiB",
+     .min = 64 * 1024,
+     .max = 256.0 * 1024 * 1024,
+     FILL(struct pw_conf_server, body_max),
+     .help = "largest response body accepted"},
+    {0},
+};
+
+static const struct pw_conf_field health_fields[] = {
+    {.name = "enabled",
+     .type = PW_CONF_BOOL,
+     .def = "true",
+     FILL(struct pw_conf_health, enabled),
+     .help = "serve /healthz, /readyz, /metrics"},
+    {.name = "listen",
+     .type = PW_CONF_STRING,
+     .def = "127.0.0.1:9187",
+     FILL(struct pw_conf_health, listen),
+     .help = "ADDRESS:PORT of the listener"},
+    {.name = "allow_remote",
+     .type = PW_CONF_BOOL,
+     .def = "false",
+     .offset = PW_CONF_NOFILL,
+     .help = "permit a non-loopback listen address"},
+    {0},
+};
+
+static const struct pw_conf_field audit_fields[] = {
+    {.name = "path",
+     .type = PW_CONF_PATH,
+     .def = "audit/painwatch-audit.jsonl",
+     .flags = PW_CONF_F_STATE,
+     FILL(struct pw_conf_audit, path),
+     .help = "the audit trail file"},
+    {.name = "key_file",
+     .type = PW_CONF_SECRET_PATH,
+     FILL(struct pw_conf_audit, key_file),
+     .help = "HMAC key; unset: <state_dir>/audit.key is created (demo only)"},
+    {.name = "rotate_size",
+     .type = PW_CONF_SIZE,
+     .def = "64MiB",
+     .min = 64 * 1024,
+     .max = 16.0 * 1024 * 1024 * 1024,
+     FILL(struct pw_conf_audit, rotate_size),
+     .help = "rotate when the file reaches this size"},
+    {.name = "rotate_interval",
+     .type = PW_CONF_DURATION,
+     .def = "0",
+     .min = 0,
+     .max = 366 * DAY,
+     FILL(struct pw_conf_audit, rotate_interval_ms),
+     .help = "also rotate this often; 0: never"},
+    {0},
+};
+
+static const struct pw_conf_field store_fields[] = {
+    {.name = "type",
+     .type = PW_CONF_ENUM,
+     .def = "sqlite",
+     .allowed = store_types,
+     FILL(struct pw_conf_store, type),
+     .help = "state backend"},
+    {.name = "path",
+     .type = PW_CONF_PATH,
+     .def = "painwatch.db",
+     .flags = PW_CONF_F_STATE,
+     FILL(struct pw_conf_store, path),
+     .help = "SQLite database file"},
+    {0},
+};
+
+static const struct pw_conf_field outbox_fields[] = {
+    {.name = "retry_base",
+     .type = PW_CONF_DURATION,
+     .def = "30s",
+     .min = SEC,
+     .max = HOUR,
+     FILL(struct pw_conf_outbox, retry_base_ms),
+     .help = "first retry delay (full jitter)"},
+    {.name = "retry_cap",
+     .type = PW_CONF_DURATION,
+     .def = "1h",
+     .min = SEC,
+     .max = DAY,
+     FILL(struct pw_conf_outbox, retry_cap_ms),
+     .help = "longest retry delay"},
+    {.name = "max_attempts",
+     .type = PW_CONF_INT,
+     .def = "0",
+     .min = 0,
+     .max = 100000,
+     FILL(struct pw_conf_outbox, max_attempts),
+     .help = "0: retry forever (never lose a write)"},
+    {0},
+};
+
+static const struct pw_conf_field sink_fields[] = {
+    {.name = "type",
+     .type = PW_CONF_ENUM,
+     .def = "fhir-flag",
+     .allowed = sink_types,
+     FILL(struct pw_conf_sink, type),
+     .help = "where findings go"},
+    {.name = "file",
+     .type = PW_CONF_PATH,
+     .def = "flags.ndjson",
+     .flags = PW_CONF_F_STATE,
+     FILL(struct pw_conf_sink, file),
+     .help = "file sink (and shadow mode) output, NDJSON"},
+    {.name = "flag_author",
+     .type = PW_CONF_STRING,
+     .def = "Device/painwatch",
+     FILL(struct pw_conf_sink, flag_author),
+     .help = "Flag.author: the gateway's Device"},
+    {.name = "identifier_system",
+     .type = PW_CONF_STRING,
+     .def = "urn:painwatch:flag-episode",
+     FILL(struct pw_conf_sink, identifier_system),
+     .help = "Flag.identifier.system for episode keys"},
+    {0},
+};
+
+static const struct pw_conf_field pain_code_fields[] = {
+    {.name = "score",
+     .type = PW_CONF_STRLIST,
+     .def = "http://loinc.org|72514-3,http://loinc.org|38208-5",
+     FILL(struct pw_conf_pain_codes, score),
+     .count_offset = offsetof(struct pw_conf_pain_codes, n_score),
+     .help = "Observation codes read as a 0-10 pain score (system|code)"},
+    {.name = "type",
+     .type = PW_CONF_STRLIST,
+     .def = "",
+     FILL(struct pw_conf_pain_codes, type),
+     .count_offset = offsetof(struct pw_conf_pain_codes, n_type),
+     .help = "extra Observation/Condition codes for the pain type; empty: terminology tables"},
+    {0},
+};
+
+const struct pw_conf_field pw_conf_schema[] = {
+    /* Must stay first: PW_CONF_F_STATE paths resolve against it (conf.c). */
+    {.name = "state_dir",
+     .type = PW_CONF_PATH,
+     FILL(struct pw_conf_daemon, state_dir),
+     .help = "durable state; default $STATE_DIRECTORY or ./painwatch-state"},
+    {.name = "log_level",
+     .type = PW_CONF_ENUM,
+     .def = "info",
+     .allowed = log_levels,
+     FILL(struct pw_conf_daemon, log_level),
+     .help = "operational log threshold"},
+    {.name = "shadow_mode",
+     .type = PW_CONF_BOOL,
+     .def = "false",
+     FILL(struct pw_conf_daemon, shadow_mode),
+     .help = "write findings to sink.file, not the EHR"},
+    {.name = "reevaluate_interval",
+     .type = PW_CONF_DURATION,
+     .def = "5m",
+     .min = 10 * SEC,
+     .max = DAY,
+     FILL(struct pw_conf_daemon, reevaluate_interval_ms),
+     .help = "re-run time-dependent rules from the store this often"},
+    {.name = "shutdown_timeout",
+     .type = PW_CONF_DURATION,
+     .def = "20s",
+     .min = SEC,
+     .max = 10 * MIN,
+     FILL(struct pw_conf_daemon, shutdown_timeout_ms),
+     .help = "SIGTERM: finish or persist in-flight work within this time"},
+    {.name = "health",
+     .type = PW_CONF_SECTION,
+     .sub = health_fields,
+     .check = check_health,
+     FILL(struct pw_conf_daemon, health),
+     .help = "health and metrics listener"},
+    {.name = "audit",
+     .type = PW_CONF_SECTION,
+     .sub = audit_fields,
+     FILL(struct pw_conf_daemon, audit),
+     .help = "the audit trail"},
+    {.name = "store",
+     .type = PW_CONF_SECTION,
+     .sub = store_fields,
+     FILL(struct pw_conf_daemon, store),
+     .help = "durable state store"},
+    {.name = "outbox",
+     .type = PW_CONF_SECTION,
+     .sub = outbox_fields,
+     FILL(struct pw_conf_daemon, outbox),
+     .help = "delivery retries"},
+    {.name = "sink",
+     .type = PW_CONF_SECTION,
+     .sub = sink_fields,
+     .check = check_sink,
+     FILL(struct pw_conf_daemon, sink),
+     .help = "where findings are written"},
+    {.name = "servers",
+     .type = PW_CONF_SECTION_LIST,
+     .sub = server_fields,
+     .check = check_server,
+     .min = 1,
+     .max = 64,
+     FILL(struct pw_conf_daemon, servers),
+     .count_offset = offsetof(struct pw_conf_daemon, n_servers),
+     .elem_size = sizeof(struct pw_conf_server),
+     .help = "FHIR servers to watch"},
+    {.name = "terminology_dir",
+     .type = PW_CONF_PATH,
+     .flags = PW_CONF_F_MUST_EXIST | PW_CONF_F_DIR,
+     FILL(struct pw_conf_daemon, terminology_dir),
+     .help = "code tables (opioids, MME factors, laxatives, adjuvants); unset: the installed "
+             "tables, or config/terminology of an uninstalled build"},
+    {.name = "factor_set",
+     .type = PW_CONF_ENUM,
+     .def = "cdc2022",
+     .allowed = factor_sets,
+     FILL(struct pw_conf_daemon, factor_set),
+     .help = "MME conversion factors"},
+    {.name = "pain_codes",
+     .type = PW_CONF_SECTION,
+     .sub = pain_code_fields,
+     FILL(struct pw_conf_daemon, pain_codes),
+     .help = "codes read as pain data"},
+    {.name = "rules",
+     .type = PW_CONF_JSON,
+     .convert = convert_rules,
+     FILL(struct pw_conf_daemon, rules),
+     .help = "rules.<rule id>.<param> and .enabled"},
+    {0},
+};
+
+/* ---- the embedded default: the local demo -------------------------------------------------- */
+
+static const char default_yaml[] =
+    "# painwatch embedded default: the local demo (see config/painwatch.yaml for every key).\n"
+    "# State goes to $STATE_DIRECTORY or ./painwatch-state; one FHIR server on loopback.\n"
+    "servers:\n"
+    "  - name: local\n"
+    "    base_url: http://127.0.0.1:8080/fhir\n"
+    "    auth:\n"
+    "      type: none\n"
+    "    cohort:\n"
+    "      type: server-wide\n"
+    "sink:\n"
+    "  type: fhir-flag\n";
+
+const char *pw_conf_default_yaml(void)
+{
+    return default_yaml;
+}
+
+/* ---- description of every key --------------------------------------------------------------- */
+
+static const char *const type_names[] = {
+    [PW_CONF_BOOL] = "bool",         [PW_CONF_INT] = "int",
+    [PW_CONF_DOUBLE] = "number",     [PW_CONF_STRING] = "string",
+    [PW_CONF_DURATION] = "duration", [PW_CONF_SIZE] = "size",
+    [PW_CONF_PATH] = "path",         [PW_CONF_SECRET_PATH] = "secret-file",
+    [PW_CONF_ENUM] = "enum",         [PW_CONF_STRLIST] = "list",
+    [PW_CONF_SECTION] = "section",   [PW_CONF_SECTION_LIST] = "list-of-sections",
+    [PW_CONF_JSON] = "map",
+};
+
+static void describe_table(FILE *out, const struct pw_conf_field *table, const char *prefix)
+{
+    for (const struct pw_conf_field *f = table; f->name; f++) {
+        char path[PW_CONF_PATH_MAX];
+        snprintf(path, sizeof(path), "%s%s%s%s", prefix, prefix[0] ? "." : "", f->name,
+                 f->type == PW_CONF_SECTION_LIST ? "[]" : "");
+        fprintf(out, "%s\t%s\t%s\t%s\n", path, type_names[f->type], f->def ? f->def : "",
+                f->help ? f->help : "");
+        if (f->sub) {
+            describe_table(out, f->sub, path);
+        }
+    }
+}
+
+char *pw_conf_describe(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    size_t n = 0;
+    const struct pw_rule *const *rules = rule_catalog(&n);
+
+    if (!out) {
+        return NULL;
+    }
+    describe_table(out, pw_conf_schema, "");
+    for (size_t i = 0; rules && i < n; i++) {
+        fprintf(out, "rules.%s.enabled\tbool\ttrue\t%s\n", rules[i]->id, rules[i]->title);
+        for (size_t j = 0; j < rules[i]->n_params; j++) {
+            const struct pw_rule_param *p = &rules[i]->params[j];
+            fprintf(out, "rules.%s.%s\tnumber\t%g\t%s [%g-%g]\n", rules[i]->id, p->name, p->def,
+                    p->help ? p->help : "", p->min, p->max);
+        }
+    }
+    if (fclose(out) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}

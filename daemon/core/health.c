@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * /healthz, /readyz and /metrics. libmicrohttpd runs in external-epoll mode: its epoll fd is
+ * watched by a uv_poll and its timeout by a uv_timer, so requests are answered on the loop
+ * thread. That keeps readiness checks free of locking, and makes /healthz honest: if the loop
+ * hangs, /healthz stops answering too (and the systemd watchdog fires).
+ */
+#include "painwatch/health.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "painwatch/check.h"
+#include "painwatch/err.h"
+#include "painwatch/limits.h"
+#include "painwatch/log.h"
+#include "painwatch/metrics.h"
+
+/* Longest check name kept ("server:<name>" with a 64-byte server name). */
+#define HEALTH_NAME_MAX 80
+
+struct health_check {
+    char *name;
+    pw_health_check_fn *fn;
+    void *arg;
+};
+
+struct pw_health {
+    uv_poll_t poll;
+    uv_timer_t timer;
+    struct MHD_Daemon *mhd;
+    unsigned port;
+    int open_handles; /* freed when both handles have closed */
+    struct health_check checks[PW_HEALTH_CHECKS_MAX];
+    size_t n_checks;
+};
+
+/* "127.0.0.1:9187" or "[::1]:9187" -> sockaddr. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, bool *v6)
+{
+    const char *colon = strrchr(listen, ':');
+    char host[64];
+    size_t hl;
+    char *end;
+    long port;
+
+    if (!colon || colon == listen) {
+        return PW_EINVAL;
+    }
+    port = strtol(colon + 1, &end, 10);
+    hl = (size_t)(colon - listen);
+    if (*end || colon[1] == '\0' || port < 0 || port > 65535 || hl >= sizeof(host)) {
+        return PW_EINVAL;
+    }
+    memcpy(host, listen, hl);
+    host[hl] = '\0';
+    memset(ss, 0, sizeof(*ss));
+    *v6 = host[0] == '[';
+    if (*v6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+        if (hl < 3 || host[hl - 1] != ']') {
+            return PW_EINVAL;
+        }
+        host[hl - 1] = '\0';
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        return inet_pton(AF_INET6, host + 1, &s6->sin6_addr) == 1 ? 0 : PW_EINVAL;
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)port);
+    return inet_pton(AF_INET, host, &s4->sin_addr) == 1 ? 0 : PW_EINVAL;
+}
+
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[256];
+
+    (void)cls;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    pw_log_warn(HEALTH, "listener: %s", msg);
+}
+
+/* Takes @p body (malloc'd) on every path. */
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
+                               const char *type)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    if (!body) {
+        return MHD_NO; /* out of memory: MHD drops the connection */
+    }
+    resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    }
+    ret = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *text)
+{
+    return respond(conn, status, strdup(text), strlen(text), "text/plain; charset=utf-8");
+}
+
+static enum MHD_Result readyz(struct pw_health *h, struct MHD_Connection *conn)
+{
+    size_t cap = 64 + h->n_checks * (HEALTH_NAME_MAX + 200 + 16);
+    char *body = malloc(cap);
+    size_t used;
+    bool ready = true;
+
+    if (!body) {
+        return MHD_NO;
+    }
+    used = (size_t)snprintf(body, cap, "%*s\n", 9, ""); /* room for the verdict line */
+    for (size_t i = 0; i < h->n_checks; i++) {
+        char detail[200] = "";
+        bool ok = h->checks[i].fn(h->checks[i].arg, detail, sizeof(detail));
+        ready = ready && ok;
+        detail[strcspn(detail, "\r\n")] = '\0';
+        used += (size_t)snprintf(body + used, cap - used, "%s: %s%s%s\n", h->checks[i].name,
+                                 ok ? "ok" : "FAIL", detail[0] ? " " : "", detail);
+    }
+    memcpy(body, ready ? "ready    " : "not ready", 9);
+    return respond(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, body, used,
+                   "text/plain; charset=utf-8");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct pw_health *h = cls;
+    size_t len = 0;
+
+    (void)version;
+    (void)upload_data;
+    (void)con_cls;
+    *upload_data_size = 0; /* a body on GET is ignored */
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+        return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    if (strcmp(url, "/healthz") == 0) {
+        return respond_text(conn, MHD_HTTP_OK, "ok\n");
+    }
+    if (strcmp(url, "/readyz") == 0) {
+        return readyz(h, conn);
+    }
+    if (strcmp(url, "/metrics") == 0) {
+        char *text = pw_metrics_render(&len);
+        return respond(conn, MHD_HTTP_OK, text, len, PW_METRICS_CONTENT_TYPE);
+    }
+    return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found: try /healthz, /readyz, /metrics\n");
+}
+
+static void on_timer(uv_timer_t *timer);
+
+/* After every MHD_run: wake again when MHD has timed work (idle timeouts, buffered data). */
+static void rearm(struct pw_health *h)
+{
+    MHD_UNSIGNED_LONG_LONG ms = 0;
+
+    if (MHD_get_timeout(h->mhd, &ms) == MHD_YES) {
+        uv_timer_start(&h->timer, on_timer, (uint64_t)ms, 0);
+    } else {
+        uv_timer_stop(&h->timer);
+    }
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+    struct pw_health *h = container_of(timer, struct pw_health, timer);
+
+    MHD_run(h->mhd);
+    rearm(h);
+}
+
+static void on_poll(uv_poll_t *poll, int status, int events)
+{
+    struct pw_health *h = container_of(poll, struct pw_health, poll);
+
+    (void)events;
+    if (status < 0) {
+        pw_log_err(HEALTH, "listener poll: %s", uv_strerror(status));
+    }
+    MHD_run(h->mhd);
+    rearm(h);
+}
+
+static void free_health(struct pw_health *h)
+{
+    for (size_t i = 0; i < h->n_checks; i++) {
+        free(h->checks[i].name);
+    }
+    free(h);
+}
+
+static void on_close(uv_handle_t *handle)
+{
+    struct pw_health *h = handle->data;
+
+    if (--h->open_handles == 0) {
+        free_health(h);
+    }
+}
+
+int pw_health_new(struct pw_health **out, uv_loop_t *loop, const char *listen)
+{
+    struct sockaddr_storage ss;
+    bool v6 = false;
+    struct pw_health *h;
+    const union MHD_DaemonInfo *info;
+    int err;
+
+    *out = NULL;
+    if (parse_listen(listen, &ss, &v6)) {
+        pw_log_err(HEALTH, "listen address '%s' is not ADDRESS:PORT", listen);
+        return PW_EINVAL;
+    }
+    h = calloc(1, sizeof(*h));
+    if (!h) {
+        return PW_ENOMEM;
+    }
+    /* The logger goes first so that MHD never prints with its own logger. */
+    h->mhd = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL, on_request, h,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)PW_HEALTH_CONN_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)PW_HEALTH_CONN_TIMEOUT_S, MHD_OPTION_END);
+    if (!h->mhd) {
+        pw_log_err(HEALTH, "cannot listen on %s (address in use or not permitted)", listen);
+        free(h);
+        return PW_EIO;
+    }
+    info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : 0;
+    info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    err = info ? uv_poll_init(loop, &h->poll, info->epoll_fd) : UV_EINVAL;
+    if (err) {
+        pw_log_err(HEALTH, "cannot watch the listener: %s", uv_strerror(err));
+        MHD_stop_daemon(h->mhd);
+        free(h);
+        return PW_EIO;
+    }
+    uv_timer_init(loop, &h->timer);
+    h->poll.data = h;
+    h->timer.data = h;
+    h->open_handles = 2;
+    uv_poll_start(&h->poll, UV_READABLE, on_poll);
+    rearm(h);
+    pw_log_info(HEALTH, "serving /healthz /readyz /metrics on %s (port %u)", listen, h->port);
+    *out = h;
+    return 0;
+}
+
+unsigned pw_health_port(const struct pw_health *health)
+{
+    return health->port;
+}
+
+int pw_health_add_check(struct pw_health *health, const char *name, pw_health_check_fn *fn,
+                        void *arg)
+{
+    struct health_check *c;
+
+    if (health->n_checks == PW_HEALTH_CHECKS_MAX) {
+        return PW_E2BIG;
+    }
+    c = &health->checks[health->n_checks];
+    c->name = strndup(name, HEALTH_NAME_MAX);
+    if (!c->name) {
+        return PW_ENOMEM;
+    }
+    c->fn = fn;
+    c->arg = arg;
+    health->n_checks++;
+    return 0;
+}
+
+void pw_health_close(struct pw_health *health)
+{
+    if (!health) {
+        return;
+    }
+    /* Stop watching the epoll fd before MHD closes it (a reused fd must never be polled). */
+    uv_close((uv_handle_t *)&health->poll, on_close);
+    uv_close((uv_handle_t *)&health->timer, on_close);
+    MHD_stop_daemon(health->mhd);
+    health->mhd = NULL;
+}

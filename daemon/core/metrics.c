@@ -1,0 +1,436 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The metrics registry: fixed-capacity families of labelled series behind one mutex. */
+#include "painwatch/metrics.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "painwatch/check.h"
+#include "painwatch/err.h"
+#include "painwatch/limits.h"
+#include "painwatch/log.h"
+
+struct series {
+    char *key; /* label values joined by '\x1f' (a byte no value may contain) */
+    double value;
+};
+
+struct family {
+    char *name;
+    char *help;
+    enum pw_metric_type type;
+    size_t n_labels;
+    char *labels[PW_METRIC_LABELS_MAX];
+    struct series *series;
+    size_t n_series;
+    size_t cap_series;
+    bool builtin;
+};
+
+static const struct {
+    const char *name;
+    enum pw_metric_type type;
+    const char *labels;
+    const char *help;
+} builtins[] = {
+    {PW_M_BUILD_INFO, PW_METRIC_GAUGE, "version", "painwatch build; the value is always 1"},
+    {PW_M_START_TIME, PW_METRIC_GAUGE, "", "Unix time the process started"},
+    {PW_M_HTTP_REQUESTS, PW_METRIC_COUNTER, "server,status",
+     "HTTP requests to FHIR servers by outcome (status code, timeout or error)"},
+    {PW_M_AUTH_FAILURES, PW_METRIC_COUNTER, "server", "failed token requests and 401 responses"},
+    {PW_M_SERVER_UP, PW_METRIC_GAUGE, "server", "1 while the server is healthy, 0 when failing"},
+    {PW_M_SYNC_LAG, PW_METRIC_GAUGE, "server,resource",
+     "seconds between now and the sync cursor (newest meta.lastUpdated received)"},
+    {PW_M_SYNC_LAST_SUCCESS, PW_METRIC_GAUGE, "server", "Unix time of the last complete sync"},
+    {PW_M_INGESTED, PW_METRIC_COUNTER, "server,resource", "resources received and stored"},
+    {PW_M_FINDINGS, PW_METRIC_COUNTER, "rule", "findings raised by rule"},
+    {PW_M_FLAGS_CREATED, PW_METRIC_COUNTER, "rule", "Flags created in the EHR (or file sink)"},
+    {PW_M_FLAGS_RESOLVED, PW_METRIC_COUNTER, "rule", "Flags set inactive because resolved"},
+    {PW_M_OUTBOX_DEPTH, PW_METRIC_GAUGE, "", "writes waiting in the outbox (pending or retry)"},
+    {PW_M_DEAD_LETTERS, PW_METRIC_GAUGE, "", "writes rejected by the server, kept for review"},
+    {PW_M_AUDIT_RECORDS, PW_METRIC_COUNTER, "", "audit records written and synced"},
+    {PW_M_AUDIT_WRITABLE, PW_METRIC_GAUGE, "", "1 while the audit trail accepts records"},
+    {PW_M_CONFIG_RELOADS, PW_METRIC_COUNTER, "result", "configuration reloads (ok or failed)"},
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct family families[PW_METRIC_FAMILIES_MAX];
+static size_t n_families;
+static bool initialized;
+
+static bool valid_name(const char *s, bool label)
+{
+    if (!s || !*s) {
+        return false;
+    }
+    for (const char *p = s; *p; p++) {
+        bool alpha = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
+                     (!label && *p == ':');
+        if (!alpha && !(p != s && *p >= '0' && *p <= '9')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static struct family *find_family(const char *name)
+{
+    for (size_t i = 0; i < n_families; i++) {
+        if (strcmp(families[i].name, name) == 0) {
+            return &families[i];
+        }
+    }
+    return NULL;
+}
+
+static void free_family(struct family *f)
+{
+    for (size_t i = 0; i < f->n_series; i++) {
+        free(f->series[i].key);
+    }
+    free(f->series);
+    for (size_t i = 0; i < f->n_labels; i++) {
+        free(f->labels[i]);
+    }
+    free(f->name);
+    free(f->help);
+    memset(f, 0, sizeof(*f));
+}
+
+/* Called with the lock held. */
+static int register_locked(const char *name, enum pw_metric_type type, const char *help,
+                           const char *labels, bool builtin)
+{
+    struct family *f = find_family(name);
+    char buf[256];
+    size_t n = 0;
+
+    if (f) {
+        return f->type == type ? 0 : PW_EEXIST;
+    }
+    if (!valid_name(name, false) || !help || strlen(labels) >= sizeof(buf)) {
+        return PW_EINVAL;
+    }
+    if (n_families == PW_METRIC_FAMILIES_MAX) {
+        return PW_E2BIG;
+    }
+    f = &families[n_families];
+    snprintf(buf, sizeof(buf), "%s", labels);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (n == PW_METRIC_LABELS_MAX || !valid_name(t, true) || !(f->labels[n] = strdup(t))) {
+            free_family(f);
+            return n == PW_METRIC_LABELS_MAX ? PW_E2BIG : PW_EINVAL;
+        }
+        f->n_labels = ++n;
+    }
+    f->name = strdup(name);
+    f->help = strdup(help);
+    if (!f->name || !f->help) {
+        free_family(f);
+        return PW_ENOMEM;
+    }
+    f->type = type;
+    f->builtin = builtin;
+    n_families++;
+    return 0;
+}
+
+static void set_locked(const char *name, double value, const char *v1);
+
+static void init_locked(void)
+{
+    if (initialized) {
+        return;
+    }
+    initialized = true;
+    for (size_t i = 0; i < PW_ARRAY_SIZE(builtins); i++) {
+        register_locked(builtins[i].name, builtins[i].type, builtins[i].help, builtins[i].labels,
+                        true);
+    }
+    set_locked(PW_M_BUILD_INFO, 1, PW_VERSION);
+    set_locked(PW_M_START_TIME, (double)time(NULL), NULL);
+}
+
+int pw_metric_register(const char *name, enum pw_metric_type type, const char *help,
+                       const char *labels)
+{
+    int err;
+
+    pthread_mutex_lock(&lock);
+    init_locked();
+    err = register_locked(name, type, help, labels ? labels : "", false);
+    pthread_mutex_unlock(&lock);
+    return err;
+}
+
+/*
+ * Find or create the series named by the label values in @p ap. NULL when the call is wrong
+ * (reported) or the family is full. Called with the lock held.
+ */
+static struct series *series_locked(struct family *f, const char *first, va_list ap)
+{
+    char key[PW_METRIC_LABELS_MAX * (PW_METRIC_VALUE_MAX + 1)];
+    size_t used = 0;
+    size_t n = 0;
+
+    key[0] = '\0';
+    for (const char *v = first; v; v = va_arg(ap, const char *)) {
+        size_t len = strlen(v);
+        if (PW_CHECK(n < f->n_labels) || PW_CHECK(len < PW_METRIC_VALUE_MAX) ||
+            PW_CHECK(!strchr(v, '\x1f'))) {
+            return NULL;
+        }
+        if (n) {
+            key[used++] = '\x1f';
+        }
+        memcpy(key + used, v, len + 1);
+        used += len;
+        n++;
+    }
+    if (PW_CHECK(n == f->n_labels)) {
+        return NULL;
+    }
+    for (size_t i = 0; i < f->n_series; i++) {
+        if (strcmp(f->series[i].key, key) == 0) {
+            return &f->series[i];
+        }
+    }
+    if (f->n_series == PW_METRIC_SERIES_MAX) {
+        pw_log_warn(HEALTH, "metric %s: more than %d series, new ones dropped", f->name,
+                    PW_METRIC_SERIES_MAX);
+        return NULL;
+    }
+    if (f->n_series == f->cap_series) {
+        size_t cap = f->cap_series ? 2 * f->cap_series : 8;
+        struct series *grown = realloc(f->series, cap * sizeof(*grown));
+        if (!grown) {
+            return NULL;
+        }
+        f->series = grown;
+        f->cap_series = cap;
+    }
+    struct series *s = &f->series[f->n_series];
+    s->key = strdup(key);
+    if (!s->key) {
+        return NULL;
+    }
+    s->value = 0;
+    f->n_series++;
+    return s;
+}
+
+static void update(const char *name, double v, bool set, const char *first, va_list ap)
+{
+    struct family *f;
+    struct series *s;
+
+    pthread_mutex_lock(&lock);
+    init_locked();
+    f = find_family(name);
+    if (PW_CHECK(f != NULL) || PW_CHECK(set || f->type == PW_METRIC_GAUGE || v >= 0) ||
+        PW_CHECK(!set || f->type == PW_METRIC_GAUGE)) {
+        goto out;
+    }
+    s = series_locked(f, first, ap);
+    if (s) {
+        s->value = set ? v : s->value + v;
+    }
+out:
+    pthread_mutex_unlock(&lock);
+}
+
+/* For init_locked: a gauge with at most one label, lock already held. */
+static void set_locked(const char *name, double value, const char *v1)
+{
+    struct family *f = find_family(name);
+    char key[PW_METRIC_VALUE_MAX];
+
+    snprintf(key, sizeof(key), "%s", v1 ? v1 : "");
+    if (f && !f->n_series && (f->series = calloc(1, sizeof(*f->series)))) {
+        f->cap_series = 1;
+        f->series[0].key = strdup(key);
+        f->series[0].value = value;
+        f->n_series = f->series[0].key ? 1 : 0;
+    }
+}
+
+void pw_metric_add(const char *name, double delta, ...)
+{
+    va_list ap;
+
+    va_start(ap, delta);
+    update(name, delta, false, va_arg(ap, const char *), ap);
+    va_end(ap);
+}
+
+void pw_metric_inc(const char *name, ...)
+{
+    va_list ap;
+
+    va_start(ap, name);
+    update(name, 1, false, va_arg(ap, const char *), ap);
+    va_end(ap);
+}
+
+void pw_metric_set(const char *name, double value, ...)
+{
+    va_list ap;
+
+    va_start(ap, value);
+    update(name, value, true, va_arg(ap, const char *), ap);
+    va_end(ap);
+}
+
+double pw_metric_get(const char *name, ...)
+{
+    va_list ap;
+    double v = 0;
+    struct family *f;
+
+    pthread_mutex_lock(&lock);
+    init_locked();
+    f = find_family(name);
+    va_start(ap, name);
+    if (f) {
+        /* A lookup creates the series at 0; harmless, and it keeps one code path. */
+        struct series *s = series_locked(f, va_arg(ap, const char *), ap);
+        v = s ? s->value : 0;
+    }
+    va_end(ap);
+    pthread_mutex_unlock(&lock);
+    return v;
+}
+
+/* ---- rendering ------------------------------------------------------------------------------ */
+
+struct buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    bool oom;
+};
+
+static void put(struct buf *b, const char *s, size_t n)
+{
+    if (b->oom) {
+        return;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1) {
+            cap *= 2;
+        }
+        char *grown = realloc(b->data, cap);
+        if (!grown) {
+            b->oom = true;
+            return;
+        }
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static void puts_(struct buf *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
+
+/* Escaping per the exposition format: HELP escapes \ and newline; label values also ". */
+static void put_escaped(struct buf *b, const char *s, size_t n, bool quote)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\\') {
+            puts_(b, "\\\\");
+        } else if (s[i] == '\n') {
+            puts_(b, "\\n");
+        } else if (quote && s[i] == '"') {
+            puts_(b, "\\\"");
+        } else {
+            put(b, s + i, 1);
+        }
+    }
+}
+
+static void put_value(struct buf *b, double v)
+{
+    char num[64];
+
+    if (isnan(v)) {
+        snprintf(num, sizeof(num), "NaN");
+    } else if (isinf(v)) {
+        snprintf(num, sizeof(num), "%sInf", v > 0 ? "+" : "-");
+    } else if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+        snprintf(num, sizeof(num), "%.0f", v);
+    } else {
+        snprintf(num, sizeof(num), "%.17g", v);
+    }
+    puts_(b, num);
+}
+
+static void render_family(struct buf *b, const struct family *f)
+{
+    puts_(b, "# HELP ");
+    puts_(b, f->name);
+    puts_(b, " ");
+    put_escaped(b, f->help, strlen(f->help), false);
+    puts_(b, "\n# TYPE ");
+    puts_(b, f->name);
+    puts_(b, f->type == PW_METRIC_COUNTER ? " counter\n" : " gauge\n");
+    for (size_t i = 0; i < f->n_series; i++) {
+        const char *v = f->series[i].key;
+        puts_(b, f->name);
+        for (size_t l = 0; l < f->n_labels; l++) {
+            size_t n = strcspn(v, "\x1f");
+            puts_(b, l ? "," : "{");
+            puts_(b, f->labels[l]);
+            puts_(b, "=\"");
+            put_escaped(b, v, n, true);
+            puts_(b, "\"");
+            v += n + (v[n] ? 1 : 0);
+        }
+        puts_(b, f->n_labels ? "} " : " ");
+        put_value(b, f->series[i].value);
+        puts_(b, "\n");
+    }
+}
+
+char *pw_metrics_render(size_t *len)
+{
+    struct buf b = {0};
+
+    pthread_mutex_lock(&lock);
+    init_locked();
+    for (size_t i = 0; i < n_families; i++) {
+        render_family(&b, &families[i]);
+    }
+    pthread_mutex_unlock(&lock);
+    if (b.oom || !b.data) {
+        free(b.data);
+        return NULL;
+    }
+    if (len) {
+        *len = b.len;
+    }
+    return b.data;
+}
+
+void pw_metrics_reset(void)
+{
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < n_families; i++) {
+        free_family(&families[i]);
+    }
+    n_families = 0;
+    initialized = false;
+    init_locked();
+    pthread_mutex_unlock(&lock);
+}
