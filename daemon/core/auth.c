@@ -728,3 +728,30 @@ int pw_auth_submit_new(struct pw_auth *auth, struct pw_http_req *req, pw_http_do
     }
     return err;
 }
+
+/* ---- direct access for callers that run their own 401 policy (the sync scheduler) ------- */
+
+int pw_auth_apply(struct pw_auth *auth, struct pw_http_req *req)
+{
+    return auth->ops->apply(auth, req);
+}
+
+bool pw_auth_can_refresh(const struct pw_auth *auth)
+{
+    return auth->ops->refresh != NULL;
+}
+
+int pw_auth_refresh(struct pw_auth *auth, pw_auth_done_fn *done, void *arg)
+{
+    if (!auth->ops->refresh) {
+        return PW_EAUTH;
+    }
+    return auth->ops->refresh(auth, done, arg);
+}
+
+void pw_auth_invalidate(struct pw_auth *auth)
+{
+    if (auth->ops->invalidate) {
+        auth->ops->invalidate(auth);
+    }
+}
