@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "painwatch/auth.h"
 #include "painwatch/cohort.h"
 #include "painwatch/err.h"
 #include "painwatch/http.h"
@@ -206,17 +207,14 @@ static int group_refresh(struct pw_cohort *c, const struct pw_cohort_env *env, i
         return PW_E2BIG;
     }
     int err = pw_http_req_new(&req, env->server, "GET", url);
-    if (!err && env->authorize) {
-        err = env->authorize(env->auth_arg, req);
-    }
     if (err) {
-        pw_http_req_free(req);
         return err;
     }
     ctx->now_ms = now_ms;
     ctx->done = done;
     ctx->arg = arg;
-    err = pw_http_submit_new(env->http, req, on_group, ctx);
+    err = env->auth ? pw_auth_submit_new(env->auth, req, on_group, ctx)
+                    : pw_http_submit_new(env->http, req, on_group, ctx);
     if (!err) {
         ctx->busy = true;
     }

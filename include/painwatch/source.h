@@ -222,13 +222,14 @@ typedef void pw_capability_fn(void *arg, int err, const struct pw_capability *ca
 struct pw_http;
 struct pw_http_req;
 
+struct pw_auth;
+
 /**
- * GET <base>/metadata on server @p server and parse it. @p authorize (may be NULL) decorates the
- * request. @p done runs exactly once, never synchronously, unless this returns an error; err is
- * 0, a transport error, PW_EHTTP (non-200), PW_EJSON or PW_EFHIR.
+ * GET <base>/metadata on server @p server and parse it, through @p auth when not NULL.
+ * @p done runs exactly once, never synchronously, unless this returns an error; err is 0, a
+ * transport error, PW_EHTTP (non-200), PW_EJSON or PW_EFHIR.
  */
 int pw_capability_fetch(struct pw_http *http, const char *server, const char *base,
-                        int (*authorize)(void *auth_arg, struct pw_http_req *req), void *auth_arg,
-                        pw_capability_fn *done, void *arg);
+                        struct pw_auth *auth, pw_capability_fn *done, void *arg);
 
 #endif

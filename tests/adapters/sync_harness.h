@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "painwatch/auth.h"
 #include "painwatch/check.h"
 #include "painwatch/cohort.h"
 #include "painwatch/err.h"
@@ -30,6 +31,7 @@ struct sh {
     uv_loop_t loop;
     struct pw_http *http;
     struct pw_sync *sync;
+    struct pw_auth *auth; /* optional; freed between the engine and the HTTP core */
     struct pwt_responder *r;
     char base[128];
     /* The consumer: key -> cursor text, and one line per delivered resource. */
@@ -131,7 +133,7 @@ static inline void sh_conf(struct sh *h, struct pw_source_conf *conf, const char
 }
 
 static inline void sh_add(struct sh *h, struct pw_source_conf *conf, const char *cohort_json,
-                          const struct pw_sync_auth *auth)
+                          struct pw_auth *auth)
 {
     char err[256] = "";
     struct pw_cohort *c = NULL;
@@ -167,6 +169,7 @@ static inline void sh_run_once(struct sh *h)
 static inline void sh_fini(struct sh *h)
 {
     pw_sync_free(h->sync);
+    pw_auth_free(h->auth);
     pw_http_free(h->http);
     uv_close((uv_handle_t *)&h->defer_timer, NULL);
     uv_run(&h->loop, UV_RUN_DEFAULT);

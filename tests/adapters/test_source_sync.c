@@ -5,6 +5,9 @@
  * bodies, timeouts, resets, token renewal, and a cohort sync that asks nothing twice.
  * Each scenario asserts what the consumer received and what the server was asked.
  */
+#include <stdatomic.h>
+#include <sys/stat.h>
+
 #include "adapters/sync_harness.h"
 
 #define SRV_WIDE "{\"type\": \"server\"}"
@@ -294,57 +297,37 @@ static void test_connection_reset_mid_body(void **state)
     free(p);
 }
 
-/* Token renewal: the server accepts only "Bearer t2"; the first token is stale. */
-struct token {
-    int n;          /* current token number */
-    int refreshes;  /* refresh calls */
-    int invalidate; /* invalidate calls */
-    uv_timer_t timer;
-    pw_sync_auth_done_fn *done;
-    void *done_arg;
+/*
+ * Token renewal with the real auth layer (auth.h, "bearer" adapter: the token file is re-read
+ * after a 401). In phase 0 the server accepts only "Bearer t2"; when it sees the stale "t1" it
+ * rotates the file to t2 (as an external token refresher would) and answers 401. In phase 1 it
+ * accepts no token at all.
+ */
+struct auth_srv {
+    const char *path;
+    atomic_int phase;
 };
-
-static int tok_apply(void *arg, struct pw_http_req *req)
-{
-    struct token *t = arg;
-    char line[64];
-    snprintf(line, sizeof(line), "Authorization: Bearer t%d", t->n);
-    return pw_http_req_add_header(req, line);
-}
-
-static void tok_fire(uv_timer_t *tm)
-{
-    struct token *t = container_of(tm, struct token, timer);
-    t->n++;
-    t->done(t->done_arg, 0);
-}
-
-static int tok_refresh(void *arg, pw_sync_auth_done_fn *done, void *done_arg)
-{
-    struct token *t = arg;
-    t->refreshes++;
-    t->done = done;
-    t->done_arg = done_arg;
-    return uv_timer_start(&t->timer, tok_fire, 0, 0); /* never synchronous */
-}
-
-static void tok_invalidate(void *arg)
-{
-    ((struct token *)arg)->invalidate++;
-}
 
 static void auth_handler(void *arg, const struct pwt_request *req, struct pwt_reply *reply)
 {
+    struct auth_srv *as = arg;
+    const char *path = as->path;
     const char *a = pwt_request_header(req, "Authorization");
-    (void)arg;
-    if (!a || strcmp(a, "Bearer t2") != 0) {
-        reply->status = 401;
-        reply->body = strdup("{\"resourceType\":\"OperationOutcome\",\"issue\":[]}");
+
+    if (atomic_load(&as->phase) == 0 && a && strcmp(a, "Bearer t2") == 0) {
+        reply->status = 200;
+        reply->body = sh_bundle(json_pack("[o]", sh_obs("o1", "1", "2024-05-01T10:00:00Z")), NULL);
         reply->body_len = strlen(reply->body);
         return;
     }
-    reply->status = 200;
-    reply->body = sh_bundle(json_pack("[o]", sh_obs("o1", "1", "2024-05-01T10:00:00Z")), NULL);
+    if (a && strcmp(a, "Bearer t1") == 0) {
+        FILE *f = fopen(path, "w");
+        fputs("t2\n", f);
+        fclose(f);
+    }
+    reply->status = 401;
+    reply->headers = strdup("WWW-Authenticate: Bearer error=\"invalid_token\"\n");
+    reply->body = strdup("{\"resourceType\":\"OperationOutcome\",\"issue\":[]}");
     reply->body_len = strlen(reply->body);
 }
 
@@ -353,15 +336,21 @@ static void test_401_fixed_by_token_renewal(void **state)
     (void)state;
     struct sh h;
     struct pw_source_conf conf;
-    struct token tok = {.n = 1};
+    char *dir = pwt_mkdtemp();
+    char path[512];
 
+    snprintf(path, sizeof(path), "%s/token", dir);
+    pwt_write_file(path, "t1\n");
+    assert_int_equal(chmod(path, 0600), 0);
     sh_init(&h);
-    assert_int_equal(uv_timer_init(&h.loop, &tok.timer), 0);
-    struct pw_sync_auth auth = {
-        .apply = tok_apply, .refresh = tok_refresh, .invalidate = tok_invalidate, .arg = &tok};
     obs_only(&h, &conf, 0, 0);
-    sh_add(&h, &conf, SRV_WIDE, &auth);
-    struct pwt_rule rule = {.path = "/fhir/Observation", .handler = auth_handler};
+    struct pw_auth_conf ac = {.type = "bearer", .server = "ehr", .token_file = path};
+    assert_int_equal(pw_auth_new(&h.auth, h.http, &ac), 0);
+    sh_add(&h, &conf, SRV_WIDE, h.auth);
+    struct auth_srv as = {.path = path};
+    atomic_init(&as.phase, 0);
+    struct pwt_rule rule = {
+        .path = "/fhir/Observation", .handler = auth_handler, .handler_arg = &as};
     pwt_responder_add(h.r, &rule);
     sh_run_once(&h);
 
@@ -373,19 +362,24 @@ static void test_401_fixed_by_token_renewal(void **state)
     assert_string_equal(pwt_request_header(pwt_responder_request(h.r, 1), "Authorization"),
                         "Bearer t2");
     assert_string_equal(sh_query(&h, 0), sh_query(&h, 1));
-    assert_int_equal(tok.refreshes, 1);
-    assert_int_equal(tok.invalidate, 1);
     assert_int_equal(json_array_size(h.delivered), 1);
+    assert_non_null(json_object_get(h.cursors, "ehr/Observation/-"));
 
-    /* A token the server never accepts: renew once, retry once, then PW_EAUTH. */
-    tok.n = 5;
+    /* A token the server never accepts: one renewal, one retry, then PW_EAUTH, no data. */
+    atomic_store(&as.phase, 1);
+    pwt_write_file(path, "t9\n");
     json_object_clear(h.cursors);
     sh_run_once(&h);
     assert_int_equal(pwt_responder_count(h.r), 4);
-    assert_int_equal(tok.refreshes, 2);
+    assert_string_equal(pwt_request_header(pwt_responder_request(h.r, 2), "Authorization"),
+                        "Bearer t2");
+    assert_string_equal(pwt_request_header(pwt_responder_request(h.r, 3), "Authorization"),
+                        "Bearer t9");
     assert_int_equal(h.cycle_err, PW_EAUTH);
-    uv_close((uv_handle_t *)&tok.timer, NULL);
+    assert_null(json_object_get(h.cursors, "ehr/Observation/-"));
     sh_fini(&h);
+    pwt_rmtree(dir);
+    free(dir);
 }
 
 /* A cohort sync: every (patient, type) asked exactly once, with the right patient. */
