@@ -220,6 +220,52 @@ static void test_next_link_to_other_origin_refused(void **state)
     pwt_responder_stop(evil);
 }
 
+/* The page cap: a sorted search commits what it has and resumes; an unsorted one cannot. */
+static void page_cap_run(bool sorted)
+{
+    struct sh h;
+    struct pw_source_conf conf;
+
+    sh_init(&h);
+    obs_only(&h, &conf, 0, 0);
+    conf.pages_max = 2;
+    conf.dialect.sort = sorted;
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    script_three_pages(&h);
+    sh_run_once(&h);
+
+    /* Two pages asked, never the third. */
+    assert_int_equal(pwt_responder_count(h.r), 2);
+    assert_int_equal(sorted, strstr(sh_query(&h, 0), "_sort=_lastUpdated") != NULL);
+    assert_int_equal(json_array_size(h.delivered), 2);
+    const char *cur = json_string_value(json_object_get(h.cursors, "ehr/Observation/-"));
+    if (sorted) {
+        assert_int_equal(h.cycle_failed, 0);
+        struct pw_sync_state st;
+        assert_int_equal(pw_sync_state_init(&st), 0);
+        assert_int_equal(pw_sync_state_load(&st, cur), 0);
+        assert_int_equal(st.cursor_ms, SH_T0 + 60000); /* o2, the newest received */
+        pw_sync_state_cleanup(&st);
+    } else {
+        assert_null(cur);
+        assert_int_equal(h.cycle_failed, 1);
+        assert_int_equal(h.cycle_err, 0); /* not the server's fault: no backoff */
+    }
+    sh_fini(&h);
+}
+
+static void test_page_cap_sorted_resumes(void **state)
+{
+    (void)state;
+    page_cap_run(true);
+}
+
+static void test_page_cap_unsorted_keeps_cursor(void **state)
+{
+    (void)state;
+    page_cap_run(false);
+}
+
 /* One broken answer on the first page: what the engine reports, and that nothing moved. */
 static void broken_first_page(const struct pwt_rule *rule, long timeout_ms, size_t body_max,
                               int want_err, bool server_level)
@@ -455,6 +501,8 @@ int main(void)
         cmocka_unit_test(test_consumer_failure_keeps_cursor),
         cmocka_unit_test(test_expired_next_link_restarts_from_cursor),
         cmocka_unit_test(test_next_link_to_other_origin_refused),
+        cmocka_unit_test(test_page_cap_sorted_resumes),
+        cmocka_unit_test(test_page_cap_unsorted_keeps_cursor),
         cmocka_unit_test(test_invalid_json),
         cmocka_unit_test(test_not_a_bundle),
         cmocka_unit_test(test_body_over_cap),
