@@ -43,6 +43,11 @@ static const char *const migrations[] = {
     /* 1 -> 2: time-driven re-evaluation (patients whose findings can change as time passes). */
     "CREATE TABLE patient(patient TEXT PRIMARY KEY, next_eval INTEGER NOT NULL);"
     "CREATE INDEX patient_due ON patient(next_eval);",
+    /* 2 -> 3: operator actions journaled for the daemon to audit. */
+    "CREATE TABLE operator_action(id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,"
+    " who TEXT NOT NULL, action TEXT NOT NULL, outbox_id INTEGER NOT NULL, detail TEXT NOT NULL,"
+    " audited INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX operator_unaudited ON operator_action(audited, id);",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == PW_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -75,6 +80,9 @@ enum stmt {
     S_OUTBOX_BY_STATE,
     S_OUTBOX_DUE,
     S_OUTBOX_NEXT,
+    S_OP_INS,
+    S_OP_PENDING,
+    S_OP_DONE,
     S_COUNT
 };
 
@@ -114,6 +122,11 @@ static const char *const stmt_sql[S_COUNT] = {
                      " AND NOT EXISTS(SELECT 1 FROM outbox p WHERE p.key = o.key"
                      " AND p.state = 'pending' AND p.id < o.id) ORDER BY o.id LIMIT ?2",
     [S_OUTBOX_NEXT] = "SELECT min(next_try) FROM outbox WHERE state = 'pending'",
+    [S_OP_INS] = "INSERT INTO operator_action(at, who, action, outbox_id, detail)"
+                 " VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_OP_PENDING] = "SELECT id, at, who, action, outbox_id, detail FROM operator_action"
+                     " WHERE audited = 0 ORDER BY id",
+    [S_OP_DONE] = "UPDATE operator_action SET audited = 1 WHERE id = ?1",
 };
 
 struct sq {
@@ -308,7 +321,10 @@ static int sq_open(struct pw_store *st, const struct pw_store_opts *opts)
     int err;
     int target = opts->schema_max > 0 ? opts->schema_max : PW_STORE_SCHEMA_VERSION;
 
-    if (!opts->dir || !opts->dir[0] || target > PW_STORE_SCHEMA_VERSION) {
+    if ((!opts->path || !opts->path[0]) && (!opts->dir || !opts->dir[0])) {
+        return PW_EINVAL;
+    }
+    if (target > PW_STORE_SCHEMA_VERSION) {
         return PW_EINVAL;
     }
     sq = calloc(1, sizeof(*sq));
@@ -316,12 +332,15 @@ static int sq_open(struct pw_store *st, const struct pw_store_opts *opts)
         return PW_ENOMEM;
     }
     st->ctx = sq;
-    if ((size_t)snprintf(sq->path, sizeof(sq->path), "%s/painwatch.db", opts->dir) >=
+    if ((size_t)(opts->path && opts->path[0]
+                     ? snprintf(sq->path, sizeof(sq->path), "%s", opts->path)
+                     : snprintf(sq->path, sizeof(sq->path), "%s/painwatch.db", opts->dir)) >=
         sizeof(sq->path)) {
         err = PW_E2BIG;
         goto fail;
     }
-    if (!opts->read_only && mkdir(opts->dir, 0700) != 0 && errno != EEXIST) {
+    if (!opts->read_only && opts->dir && opts->dir[0] && mkdir(opts->dir, 0700) != 0 &&
+        errno != EEXIST) {
         err = -errno;
         pw_log_err(STORE, "%s: cannot create state directory: %s", opts->dir, strerror(errno));
         goto fail;
@@ -868,6 +887,71 @@ static int sq_outbox_next_due(struct pw_store *st, int64_t *at_ms)
     return err;
 }
 
+static int sq_operator_log(struct pw_store *st, struct pw_operator_action *act)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_OP_INS, &err);
+
+    if (!q) {
+        return err;
+    }
+    sqlite3_bind_int64(q, 1, act->at);
+    bind_text(q, 2, act->who);
+    bind_text(q, 3, act->action);
+    sqlite3_bind_int64(q, 4, act->outbox_id);
+    bind_text(q, 5, act->detail);
+    err = run(sq, q, "operator log");
+    if (!err) {
+        act->id = sqlite3_last_insert_rowid(sq->db);
+    }
+    return err;
+}
+
+static int sq_operator_unaudited(struct pw_store *st, pw_store_operator_fn *fn, void *arg)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_OP_PENDING, &err);
+    int rc;
+
+    if (!q) {
+        return err;
+    }
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct pw_operator_action act = {
+            .id = sqlite3_column_int64(q, 0),
+            .at = sqlite3_column_int64(q, 1),
+            .outbox_id = sqlite3_column_int64(q, 4),
+        };
+
+        col_copy(q, 2, act.who, sizeof(act.who));
+        col_copy(q, 3, act.action, sizeof(act.action));
+        col_copy(q, 5, act.detail, sizeof(act.detail));
+        err = fn(arg, &act);
+        if (err) {
+            break;
+        }
+    }
+    if (!err && rc != SQLITE_DONE) {
+        err = fail(sq, rc, "operator actions");
+    }
+    sqlite3_reset(q);
+    return err;
+}
+
+static int sq_operator_audited(struct pw_store *st, int64_t id)
+{
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq_of(st), S_OP_DONE, &err);
+
+    if (!q) {
+        return err;
+    }
+    sqlite3_bind_int64(q, 1, id);
+    return run(sq_of(st), q, "operator audited");
+}
+
 const struct pw_store_ops pw_store_sqlite = {
     .name = "sqlite",
     .open = sq_open,
@@ -891,4 +975,7 @@ const struct pw_store_ops pw_store_sqlite = {
     .outbox_list = sq_outbox_list,
     .outbox_due = sq_outbox_due,
     .outbox_next_due = sq_outbox_next_due,
+    .operator_log = sq_operator_log,
+    .operator_unaudited = sq_operator_unaudited,
+    .operator_audited = sq_operator_audited,
 };

@@ -348,7 +348,11 @@ static void print_text(FILE *out, const json_t *doc)
     json_array_foreach(json_object_get(doc, "patients"), i, p)
     {
         fprintf(out, "\n%s\n  Baseline opioid: ", pw_fhir_str(p, "patient"));
-        print_num(out, jnum(p, "baseline_mme_per_day"), "MME/day\n");
+        if (isfinite(jnum(p, "baseline_mme_per_day"))) {
+            print_num(out, jnum(p, "baseline_mme_per_day"), "MME/day\n");
+        } else {
+            fprintf(out, "unknown (an active baseline order has no MME; see data quality)\n");
+        }
         if (json_array_size(json_object_get(p, "orders")) > 0) {
             fprintf(out, "  Opioid orders:\n");
         }

@@ -2,7 +2,6 @@
 /* The per-patient timeline: growable event arrays, latest-version replacement, sorting. */
 #include "painwatch/timeline.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -212,7 +211,8 @@ double pw_timeline_baseline_mme_at(const struct pw_timeline *tl, int64_t t)
     double sum = 0.0;
     for (size_t i = 0; i < tl->orders.n; i++) {
         const struct pw_med_order *o = &tl->orders.v[i];
-        if (o->role == PW_ROLE_BASELINE && pw_order_active_at(o, t) && isfinite(o->mme_per_day)) {
+        /* An unknown dose makes the total unknown (NAN): a partial sum would understate it. */
+        if (o->role == PW_ROLE_BASELINE && pw_order_active_at(o, t)) {
             sum += o->mme_per_day;
         }
     }

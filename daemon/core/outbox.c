@@ -147,6 +147,55 @@ static bool audit_ok(struct pw_outbox *ob)
     return pw_audit_writable(ob->conf.audit);
 }
 
+#define OPERATOR_BATCH 32
+
+struct op_batch {
+    struct pw_operator_action v[OPERATOR_BATCH];
+    size_t n;
+};
+
+static int collect_action(void *arg, const struct pw_operator_action *act)
+{
+    struct op_batch *b = arg;
+
+    b->v[b->n++] = *act;
+    return b->n == OPERATOR_BATCH ? 1 : 0;
+}
+
+/*
+ * Operator actions journaled by `painwatch outbox` go into the trail before anything else is
+ * sent: the daemon is the trail's only writer. @return 0, or an error (then nothing is sent).
+ */
+static int audit_operator_actions(struct pw_outbox *ob)
+{
+    struct op_batch b = {.n = 0};
+    int err;
+
+    if (!ob->conf.audit) {
+        return 0;
+    }
+    err = pw_store_operator_unaudited(ob->conf.store, collect_action, &b);
+    if (err < 0) {
+        return err;
+    }
+    for (size_t i = 0; i < b.n; i++) {
+        const struct pw_operator_action *act = &b.v[i];
+        json_t *extra = json_pack("{s:{s:s, s:s, s:I, s:I}}", "painwatch", "operator", act->who,
+                                  "operator_action", act->action, "outbox_id",
+                                  (json_int_t)act->outbox_id, "requested_ms", (json_int_t)act->at);
+
+        err = pw_audit_event(ob->conf.audit, "operator-action", 'U', PW_AUDIT_SUCCESS, act->detail,
+                             extra);
+        if (!err) {
+            err = pw_store_operator_audited(ob->conf.store, act->id);
+        }
+        if (err) {
+            return err;
+        }
+    }
+    return 0;
+}
+
 static const char *interaction_of(enum step step)
 {
     static const char *const names[] = {[STEP_SEARCH] = "search",
@@ -868,7 +917,7 @@ static void scan(struct pw_outbox *ob)
     size_t started = 0;
     size_t room;
 
-    if (!audit_ok(ob)) {
+    if (!audit_ok(ob) || audit_operator_actions(ob) != 0) {
         /* Fail closed: nothing goes out until the trail can record it. */
         ob->stats.blocked++;
         pw_log_crit(OUTBOX, "audit trail not writable: EHR writes held back");

@@ -285,3 +285,18 @@ int pw_store_outbox_next_due(struct pw_store *st, int64_t *at_ms)
 {
     return st->ops->outbox_next_due(st, at_ms);
 }
+
+int pw_store_operator_log(struct pw_store *st, struct pw_operator_action *act)
+{
+    return st->ops->operator_log(st, act);
+}
+
+int pw_store_operator_unaudited(struct pw_store *st, pw_store_operator_fn *fn, void *arg)
+{
+    return st->ops->operator_unaudited(st, fn, arg);
+}
+
+int pw_store_operator_audited(struct pw_store *st, int64_t id)
+{
+    return st->ops->operator_audited(st, id);
+}

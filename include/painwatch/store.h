@@ -20,6 +20,7 @@ struct pw_store;
 struct pw_store_opts {
     const char *backend; /* "sqlite" (NULL = "sqlite") */
     const char *dir;     /* state directory; the SQLite backend keeps painwatch.db there */
+    const char *path;    /* database file; overrides dir (config store.path) */
     int schema_max;      /* stop migrations at this version (tests of migrations); 0 = latest */
     bool read_only;      /* `painwatch outbox list` on a live daemon's store */
 };
@@ -125,6 +126,23 @@ void pw_outbox_row_cleanup(struct pw_outbox_row *row);
 /** Called once per row (borrowed until it returns). Non-zero stops the walk and is returned. */
 typedef int pw_store_outbox_fn(void *arg, const struct pw_outbox_row *row);
 
+/*
+ * An operator action (`painwatch outbox replay|drop`), journaled in the same transaction as the
+ * change it made. The daemon, the only writer of the audit trail, records it there and marks it
+ * audited (two processes appending to one hash chain would break it).
+ */
+struct pw_operator_action {
+    int64_t id;                       /* assigned by the store */
+    int64_t at;                       /* ms since epoch */
+    char who[64];                     /* the operator's login name */
+    char action[32];                  /* "outbox-replay", "outbox-drop" */
+    int64_t outbox_id;                /* the row acted on */
+    char detail[PW_OUTBOX_ERROR_MAX]; /* state before -> after, rule, episode; no patient data */
+};
+
+/** Called once per action (borrowed). Non-zero stops the walk and is returned. */
+typedef int pw_store_operator_fn(void *arg, const struct pw_operator_action *act);
+
 /**
  * The backend. Every op returns 0 or a negative PW_E* code (PW_ESTORE for a database failure,
  * PW_ENOENT for a missing row, PW_EBUSY-like contention after the busy timeout is PW_EAGAIN).
@@ -155,6 +173,9 @@ struct pw_store_ops {
     int (*outbox_list)(struct pw_store *st, int state, pw_store_outbox_fn *fn, void *arg);
     int (*outbox_due)(struct pw_store *st, int64_t now_ms, int64_t *ids, size_t max, size_t *n);
     int (*outbox_next_due)(struct pw_store *st, int64_t *at_ms);
+    int (*operator_log)(struct pw_store *st, struct pw_operator_action *act);
+    int (*operator_unaudited)(struct pw_store *st, pw_store_operator_fn *fn, void *arg);
+    int (*operator_audited)(struct pw_store *st, int64_t id);
 };
 
 /** The store handle: the backend's ops and its private state. */
@@ -181,7 +202,7 @@ void pw_store_close(struct pw_store *st);
 int pw_store_schema_version(struct pw_store *st, int *out);
 
 /** Latest schema version this build knows. */
-#define PW_STORE_SCHEMA_VERSION 2
+#define PW_STORE_SCHEMA_VERSION 3
 
 /**
  * Start a transaction. Transactions do not nest (PW_EINVAL). Everything written until
@@ -242,5 +263,12 @@ int pw_store_outbox_list(struct pw_store *st, int state, pw_store_outbox_fn *fn,
 int pw_store_outbox_due(struct pw_store *st, int64_t now_ms, int64_t *ids, size_t max, size_t *n);
 /** Earliest next_try of any pending row. @return 0, or PW_ENOENT when nothing is pending. */
 int pw_store_outbox_next_due(struct pw_store *st, int64_t *at_ms);
+
+/** Journal @p act (sets act->id); call inside the transaction that made the change. */
+int pw_store_operator_log(struct pw_store *st, struct pw_operator_action *act);
+/** Walk the actions not yet recorded in the audit trail, oldest first. */
+int pw_store_operator_unaudited(struct pw_store *st, pw_store_operator_fn *fn, void *arg);
+/** Mark action @p id as recorded in the audit trail. */
+int pw_store_operator_audited(struct pw_store *st, int64_t id);
 
 #endif

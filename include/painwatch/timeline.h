@@ -151,7 +151,10 @@ void pw_timeline_sort(struct pw_timeline *tl);
 /** True when @p o is active at @p t (start <= t < end). */
 bool pw_order_active_at(const struct pw_med_order *o, int64_t t);
 
-/** Baseline total daily dose at @p t: sum of mme_per_day of baseline orders active at t. */
+/**
+ * Baseline total daily dose at @p t: sum of mme_per_day of baseline orders active at t; NAN when
+ * one of them has an unknown MME (a data-quality event says why), 0 when there is none.
+ */
 double pw_timeline_baseline_mme_at(const struct pw_timeline *tl, int64_t t);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -281,6 +282,7 @@ static void test_write_samples_for_validator(void **state)
     if (!dir) {
         skip();
     }
+    mkdir(dir, 0755); /* may exist from an earlier run: files are overwritten */
     sink = new_sink();
     f[0] = sample("reassessment-overdue", "clinical", PW_SEV_MEDIUM,
                   "No pain reassessment 26 h after the morphine dose change (due within 24 h).");

@@ -47,6 +47,22 @@ struct rotation {
     double old_mme, new_mme;
 };
 
+/* Index of the first order starting at or after @p t (orders are sorted by start). */
+static size_t first_start_at(const struct pw_timeline *tl, int64_t t)
+{
+    size_t lo = 0;
+    size_t hi = tl->orders.n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (tl->orders.v[mid].start < t) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
 /* The latest stop-and-start pair of different baseline opioids within max_gap_h. */
 static bool find_rotation(const struct pw_rule_input *in, struct rotation *r)
 {
@@ -59,10 +75,13 @@ static bool find_rotation(const struct pw_rule_input *in, struct rotation *r)
             a->end > in->now) {
             continue;
         }
-        for (size_t j = 0; j < tl->orders.n; j++) {
+        for (size_t j = first_start_at(tl, a->end - gap); j < tl->orders.n; j++) {
             const struct pw_med_order *b = &tl->orders.v[j];
+            if (b->start > a->end + gap) {
+                break; /* orders are sorted by start */
+            }
             if (b->role != PW_ROLE_BASELINE || b->start == PW_TIME_NONE || b->start > in->now ||
-                same_ingredient(a, b) || b->start <= a->start || llabs(b->start - a->end) > gap) {
+                b->start <= a->start || llabs(b->start - a->end) > gap || same_ingredient(a, b)) {
                 continue;
             }
             int64_t t1 = a->end > b->start ? a->end : b->start;

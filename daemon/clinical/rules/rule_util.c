@@ -16,13 +16,6 @@ static bool known_time(int64_t t)
     return t != PW_TIME_NONE && t != PW_TIME_FOREVER;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a;
-    int64_t y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 double pw_ru_tdd(const struct pw_timeline *tl, int64_t t)
 {
     /* pw_timeline_baseline_mme_at() skips orders whose dose is unknown; a rule must not judge
@@ -36,66 +29,98 @@ double pw_ru_tdd(const struct pw_timeline *tl, int64_t t)
     return pw_timeline_baseline_mme_at(tl, t);
 }
 
-/* Sorted change points of the baseline (starts and ends of baseline orders, <= now). */
-static int change_points(const struct pw_timeline *tl, int64_t now, int64_t **out, size_t *n)
+/* One start (+) or end (-) of a baseline order; an unknown dose counts in `unknown`. */
+struct change {
+    int64_t t;
+    double mme;
+    int unknown;
+};
+
+static int cmp_change(const void *a, const void *b)
 {
-    int64_t *pts = malloc((tl->orders.n * 2 + 1) * sizeof(*pts));
-    if (!pts) {
+    const struct change *x = a;
+    const struct change *y = b;
+    return (x->t > y->t) - (x->t < y->t);
+}
+
+/*
+ * The baseline changes at or before @p now, sorted, plus the TDD in force before the first one
+ * (orders with an unknown start count from the beginning of time).
+ */
+static int changes(const struct pw_timeline *tl, int64_t now, struct change **out, size_t *n,
+                   struct change *initial)
+{
+    struct change *v = malloc((tl->orders.n * 2 + 1) * sizeof(*v));
+    if (!v) {
         return PW_ENOMEM;
     }
     size_t k = 0;
+    *initial = (struct change){.t = PW_TIME_NONE};
     for (size_t i = 0; i < tl->orders.n; i++) {
         const struct pw_med_order *o = &tl->orders.v[i];
-        if (o->role != PW_ROLE_BASELINE) {
-            continue;
+        if (o->role != PW_ROLE_BASELINE || o->end <= o->start || o->start > now) {
+            continue; /* never active, or not yet */
         }
-        if (known_time(o->start) && o->start <= now) {
-            pts[k++] = o->start;
+        bool unknown = !isfinite(o->mme_per_day);
+        double mme = unknown ? 0 : o->mme_per_day;
+        if (o->start == PW_TIME_NONE) {
+            initial->mme += mme;
+            initial->unknown += unknown;
+        } else {
+            v[k++] = (struct change){.t = o->start, .mme = mme, .unknown = unknown};
         }
-        if (known_time(o->end) && o->end <= now && o->end > o->start) {
-            pts[k++] = o->end;
+        if (known_time(o->end) && o->end <= now) {
+            v[k++] = (struct change){.t = o->end, .mme = -mme, .unknown = -(int)unknown};
         }
     }
-    qsort(pts, k, sizeof(*pts), cmp_i64);
-    *out = pts;
+    qsort(v, k, sizeof(*v), cmp_change);
+    *out = v;
     *n = k;
     return 0;
 }
 
+/*
+ * One sweep over the sorted changes keeps the running TDD, so building the steps costs
+ * O(n log n) even for a patient at the timeline cap. The running sum is snapped to the nearest
+ * 1e-6 MME so that adding and removing doses cannot leave a rounding residue.
+ */
 int pw_steps_build(const struct pw_timeline *tl, int64_t now, struct pw_steps *out)
 {
-    int64_t *pts = NULL;
+    struct change *v = NULL;
+    struct change run;
     size_t n = 0;
     out->v = NULL;
     out->n = 0;
-    int err = change_points(tl, now, &pts, &n);
+    int err = changes(tl, now, &v, &n, &run);
     if (err) {
         return err;
     }
     out->v = malloc((n ? n : 1) * sizeof(*out->v));
     if (!out->v) {
-        free(pts);
+        free(v);
         return PW_ENOMEM;
     }
     size_t i = 0;
     while (i < n) {
+        struct pw_step s = {
+            .first = v[i].t,
+            .old_mme = run.unknown > 0 ? NAN : run.mme,
+        };
         size_t j = i;
-        while (j + 1 < n && pts[j + 1] - pts[i] <= PW_STEP_COALESCE_S) {
+        while (j < n && v[j].t - v[i].t <= PW_STEP_COALESCE_S) {
+            run.mme = round((run.mme + v[j].mme) * 1e6) / 1e6;
+            run.unknown += v[j].unknown;
             j++;
         }
-        struct pw_step s = {
-            .first = pts[i],
-            .at = pts[j],
-            .old_mme = pw_ru_tdd(tl, pts[i] - 1),
-            .new_mme = pw_ru_tdd(tl, pts[j]),
-        };
+        s.at = v[j - 1].t;
+        s.new_mme = run.unknown > 0 ? NAN : run.mme;
         if (isfinite(s.old_mme) && isfinite(s.new_mme) &&
             fabs(s.new_mme - s.old_mme) >= PW_MME_EPS) {
             out->v[out->n++] = s;
         }
-        i = j + 1;
+        i = j;
     }
-    free(pts);
+    free(v);
     return 0;
 }
 
@@ -135,7 +160,8 @@ const struct pw_pain_score *pw_ru_score_at(const struct pw_timeline *tl, int64_t
     /* Scores are sorted by time; scan all so an unsorted timeline still gives the latest. */
     for (size_t i = 0; i < tl->scores.n; i++) {
         const struct pw_pain_score *s = &tl->scores.v[i];
-        if (s->at <= t && (!best || s->at >= best->at)) {
+        /* A score without a time cannot be placed before or after anything. */
+        if (s->at != PW_TIME_NONE && s->at <= t && (!best || s->at >= best->at)) {
             best = s;
         }
     }

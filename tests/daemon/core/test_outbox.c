@@ -518,6 +518,79 @@ static void test_shadow_mode_writes_file(void **state)
     expect_row(fx, 2, PW_OUTBOX_DONE, 0);
 }
 
+static int count_unaudited(void *arg, const struct pw_operator_action *act)
+{
+    (void)act;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* With a real audit trail: operator actions and every exchange and delivery are recorded, and
+ * the trail verifies. */
+static void test_real_audit_trail_records_delivery(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("laxative-missing", "k-trail");
+    char key_path[4096];
+    char trail[4096];
+    char hdr[512];
+    struct pw_audit *audit = NULL;
+    struct pw_operator_action act = {.at = T0,
+                                     .who = "ops",
+                                     .action = "outbox-replay",
+                                     .outbox_id = 7,
+                                     .detail = "dead -> pending"};
+    unsigned char *key = NULL;
+    size_t key_len = 0;
+    struct pw_audit_verdict v;
+    const char *files[1] = {trail};
+    int left = 0;
+    char *text;
+
+    snprintf(key_path, sizeof(key_path), "%s/audit.key", fx->dir);
+    snprintf(trail, sizeof(trail), "%s/audit.jsonl", fx->dir);
+    pwt_write_file(key_path, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+    assert_int_equal(chmod(key_path, 0600), 0);
+    struct pw_audit_opts ao = {.path = trail, .key_path = key_path, .device = "Device/painwatch"};
+    assert_int_equal(pw_audit_open(&audit, &ao), 0);
+
+    pwt_responder_add(fx->srv,
+                      &(struct pwt_rule){.method = "POST",
+                                         .status = 201,
+                                         .headers = created_headers(hdr, sizeof(hdr), fx, "f8")});
+    assert_int_equal(pw_store_operator_log(fx->st, &act), 0);
+    plan(fx, &f, 1);
+    struct pw_outbox_conf c = {.store = fx->st,
+                               .sink = fx->sink,
+                               .http = fx->http,
+                               .server = "ehr",
+                               .base_url = fx->base,
+                               .audit = audit,
+                               .clock_ms = fake_clock,
+                               .on_idle = on_idle,
+                               .on_idle_arg = fx};
+    assert_int_equal(pw_outbox_new(&fx->ob, &fx->loop, &c), 0);
+    assert_int_equal(pw_outbox_start(fx->ob), 0);
+    run_until_idle(fx);
+    pw_outbox_close(fx->ob);
+    fx->ob = NULL;
+    pw_audit_free(audit);
+
+    expect_row(fx, 1, PW_OUTBOX_DONE, 201);
+    assert_int_equal(pw_store_operator_unaudited(fx->st, count_unaudited, &left), 0);
+    assert_int_equal(left, 0);
+    text = pwt_read_file(trail, NULL);
+    assert_non_null(strstr(text, "\"operator-action\""));
+    assert_non_null(strstr(text, "\"flag-delivered\""));
+    assert_non_null(strstr(text, "Flag/f8/_history/1"));
+    assert_non_null(strstr(text, "\"create\""));
+    assert_true(strstr(text, "\"operator-action\"") < strstr(text, "\"flag-delivered\""));
+    free(text);
+    assert_int_equal(pw_audit_key_load(key_path, &key, &key_len), 0);
+    assert_int_equal(pw_audit_verify_files(key, key_len, files, 1, &v), 0);
+    pw_audit_key_free(key, key_len);
+}
+
 static void test_backoff_and_retry_after(void **state)
 {
     uint64_t rng = 0x9e3779b97f4a7c15ULL;
@@ -553,6 +626,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resolve_412_clinician_closed_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fail_closed_while_audit_unwritable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shadow_mode_writes_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_real_audit_trail_records_delivery, setup, teardown),
         cmocka_unit_test(test_backoff_and_retry_after),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

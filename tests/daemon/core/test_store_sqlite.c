@@ -149,7 +149,7 @@ static void test_migrates_from_version_1(void **state)
 
     fx->st = open_store(fx->dir, 0);
     assert_int_equal(pw_store_schema_version(fx->st, &v), 0);
-    assert_int_equal(v, 2);
+    assert_int_equal(v, PW_STORE_SCHEMA_VERSION);
     /* Data written under version 1 survived; version 2's table works. */
     assert_int_equal(pw_store_cursor_get(fx->st, "ehr/Observation", cursor, sizeof(cursor)), 0);
     assert_string_equal(cursor, "2026-01-01T00:00:00Z");
@@ -426,6 +426,50 @@ static void test_outbox_rows(void **state)
     assert_int_equal(pw_store_outbox_update(fx->st, &got), PW_ENOENT);
 }
 
+struct acts {
+    int64_t ids[8];
+    char actions[8][32];
+    size_t n;
+};
+
+static int collect_act(void *arg, const struct pw_operator_action *act)
+{
+    struct acts *a = arg;
+
+    a->ids[a->n] = act->id;
+    snprintf(a->actions[a->n++], sizeof(a->actions[0]), "%s", act->action);
+    return 0;
+}
+
+static void test_operator_journal_and_path_option(void **state)
+{
+    struct fx *fx = *state;
+    char path[4096];
+    struct pw_store_opts opts = {.path = path};
+    struct pw_operator_action a1 = {.at = 5,
+                                    .who = "alice",
+                                    .action = "outbox-replay",
+                                    .outbox_id = 3,
+                                    .detail = "dead -> pending"};
+    struct pw_operator_action a2 = {.at = 6,
+                                    .who = "bob",
+                                    .action = "outbox-drop",
+                                    .outbox_id = 4,
+                                    .detail = "pending -> dropped"};
+    struct acts got = {0};
+
+    snprintf(path, sizeof(path), "%s/custom-name.db", fx->dir);
+    assert_int_equal(pw_store_open(&fx->st, &opts), 0);
+    assert_int_equal(pw_store_operator_log(fx->st, &a1), 0);
+    assert_int_equal(pw_store_operator_log(fx->st, &a2), 0);
+    assert_int_equal(pw_store_operator_audited(fx->st, a1.id), 0);
+    assert_int_equal(pw_store_operator_unaudited(fx->st, collect_act, &got), 0);
+    assert_int_equal(got.n, 1);
+    assert_int_equal(got.ids[0], a2.id);
+    assert_string_equal(got.actions[0], "outbox-drop");
+    assert_int_equal(access(path, F_OK), 0);
+}
+
 static int64_t mono_ns(void)
 {
     struct timespec ts;
@@ -485,6 +529,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_patients_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flag_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_operator_journal_and_path_option, setup, teardown),
         cmocka_unit_test_setup_teardown(test_page_of_1000_resources, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,7 +9,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const core = require('@medplum/core');
 const { FhirRouter, MemoryRepository } = require('@medplum/fhir-router');
-const { loadDefinitions, validateFhir, validationOutcome } = require('./fhirvalidate.js');
+const { loadDefinitions, validateFhir, validationOutcome, warmUp } = require('./fhirvalidate.js');
 
 const DEFAULT_COUNT = 20; // Medplum's own server default
 const MAX_COUNT = 1000; // Medplum's own server maximum
@@ -26,6 +26,8 @@ const LOGGED_HEADERS = [
   'x-request-id',
 ];
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+// Types painwatch and the cohort write: their schemas are compiled before the ready line.
+const WARM_TYPES = ['Patient', 'Observation', 'Condition', 'MedicationRequest', 'Medication', 'ServiceRequest', 'Encounter', 'Flag'];
 
 function usage() {
   return `usage: server.js [--port N] [--host 127.0.0.1] [--port-file FILE] [--base /fhir/R4]
@@ -458,6 +460,7 @@ async function main() {
     process.exit(2);
   }
   loadDefinitions();
+  warmUp(WARM_TYPES);
   const server = new Server(opt);
   const port = await server.listen();
   let stopping = false;

@@ -241,6 +241,34 @@ static void unknown_dose_is_not_judged(void **state)
     pw_timeline_cleanup(&tl);
 }
 
+/* Events without a time (PW_TIME_NONE) must neither crash (UBSan: no overflow) nor count. */
+static void untimed_events_are_safe(void **state)
+{
+    (void)state;
+    struct pw_timeline tl;
+    pw_timeline_init(&tl, "Patient/p7");
+    tlb_score(&tl, "s", PW_TIME_NONE, 9);
+    tlb_pain_type(&tl, "pt", PW_TIME_NONE, PW_PAIN_NEUROPATHIC);
+    tlb_baseline(&tl, "a", "Morphine", "7052", 0, PW_TIME_NONE, PW_TIME_FOREVER, 60);
+    tlb_other(&tl, "lz", PW_MED_BENZODIAZEPINE, false, PW_TIME_NONE, PW_TIME_FOREVER, "lorazepam");
+    tlb_other(&tl, "lax", PW_MED_LAXATIVE_OSMOTIC, true, PW_TIME_NONE, PW_TIME_FOREVER, "PEG");
+    tlb_baseline(&tl, "b", "Oxycodone", "7804", 0, PW_TIME_NONE, T0, 60);
+    pw_timeline_sort(&tl);
+    struct pw_engine *e = NULL;
+    assert_int_equal(pw_engine_new(&e, NULL), 0);
+    struct pw_findings f = {0};
+    assert_int_equal(pw_engine_eval(e, &tl, T0 + 100 * H, &f), 0);
+    for (size_t i = 0; i < f.n; i++) {
+        assert_string_not_equal(f.v[i].rule, "reassessment-overdue-after-high-score");
+        assert_string_not_equal(f.v[i].rule, "pain-uncontrolled-no-titration");
+    }
+    assert_int_equal(tlb_eval(&tl, T0 + 100 * H, "bowel-regimen-missing", NULL), 1);
+    assert_int_equal(tlb_eval(&tl, T0 + 100 * H, "opioid-benzodiazepine-concurrent", NULL), 1);
+    pw_findings_cleanup(&f);
+    pw_engine_free(e);
+    pw_timeline_cleanup(&tl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +280,7 @@ int main(void)
         cmocka_unit_test(steps_and_exposure),
         cmocka_unit_test(readme_documents_every_rule_and_param),
         cmocka_unit_test(unknown_dose_is_not_judged),
+        cmocka_unit_test(untimed_events_are_safe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
