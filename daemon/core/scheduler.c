@@ -551,6 +551,7 @@ static void cycle_start(struct server *srv)
         .server = srv->conf.name,
         .base = srv->conf.base,
         .auth = srv->auth,
+        .refresh_ms = srv->conf.group_refresh_ms,
     };
 
     srv->in_cycle = true;

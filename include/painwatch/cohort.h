@@ -34,6 +34,7 @@ struct pw_cohort_env {
     const char *server;   /* pw_http server name */
     const char *base;     /* FHIR base URL */
     struct pw_auth *auth; /* submit through pw_auth_submit_new() when set (auth.h) */
+    uint64_t refresh_ms;  /* re-read interval when the cohort's own config sets none */
 };
 
 /** A cohort kind. One static instance per adapter file. */
