@@ -146,7 +146,9 @@ int pw_sync_state_load(struct pw_sync_state *st, const char *text);
 /**
  * Drop seen entries older than cursor - @p overlap_ms (no search can return them again without
  * a new version), then the oldest beyond PW_SYNC_SEEN_MAX, and serialize.
- * Caller owns *out; free with free(). @return 0, PW_ENOMEM or PW_E2BIG.
+ * If the text would still exceed PW_SYNC_CURSOR_MAX, the oldest half is dropped until it
+ * fits (a dropped entry costs a duplicate delivery at most, never a stuck cursor).
+ * Caller owns *out; free with free(). @return 0 or PW_ENOMEM.
  */
 int pw_sync_state_dump(struct pw_sync_state *st, uint64_t overlap_ms, char **out);
 
