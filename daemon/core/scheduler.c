@@ -627,7 +627,10 @@ static void cycle_end(struct server *srv)
         if (--sync->once_pending == 0) {
             pw_sync_cycle_fn *done = sync->once_done;
             sync->once_done = NULL;
-            done(sync->once_arg, sync->once_err, sync->once_failed);
+            /* After pw_sync_free() the caller hears nothing more. */
+            if (!sync->freeing) {
+                done(sync->once_arg, sync->once_err, sync->once_failed);
+            }
         }
     } else if (sync->started && !sync->stopping && !sync->freeing) {
         uv_timer_start(&srv->timer, on_timer, srv->health.next_delay_ms, 0);
@@ -782,7 +785,9 @@ static void on_capability(void *arg, int err, const struct pw_capability *cap)
     if (--sync->check_pending == 0) {
         pw_sync_cycle_fn *done = sync->check_done;
         sync->check_done = NULL;
-        done(sync->check_arg, sync->check_err, sync->check_failed);
+        if (!sync->freeing) {
+            done(sync->check_arg, sync->check_err, sync->check_failed);
+        }
     }
     leave(sync);
 }

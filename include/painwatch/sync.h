@@ -111,7 +111,9 @@ int pw_sync_new(struct pw_sync **out, struct uv_loop_s *loop, struct pw_http *ht
 /**
  * Stop and release. In-flight requests finish (or are canceled by pw_http_free()); the memory
  * is released once the last of them and the timers' close callbacks have run, so keep running
- * the loop after this call. NULL is a no-op.
+ * the loop after this call. Pending pw_sync_run_once() / pw_sync_check_servers() callbacks are
+ * not called any more. A consumer holding a page must still call its done(); the memory waits
+ * for it. NULL is a no-op.
  */
 void pw_sync_free(struct pw_sync *sync);
 

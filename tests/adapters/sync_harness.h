@@ -40,6 +40,7 @@ struct sh {
     json_t *pages;     /* {"key", "n", "cursor": bool} per page */
     int page_error;    /* done(page_error) for every page when set */
     bool defer;        /* call done from a 0 ms timer instead of inside on_page */
+    bool hold;         /* keep done in pending_done: the test calls it */
     uv_timer_t defer_timer;
     pw_sync_page_done_fn *pending_done;
     void *pending_arg;
@@ -95,6 +96,11 @@ static inline void sh_on_page(void *arg, const struct pw_sync_source *src, json_
         json_object_set_new(h->cursors, src->key, json_string(cursor));
     }
     json_decref(resources);
+    if (h->hold) {
+        h->pending_done = done;
+        h->pending_arg = done_arg;
+        return;
+    }
     if (h->defer && !h->page_error) {
         assert_null(h->pending_done);
         h->pending_done = done;

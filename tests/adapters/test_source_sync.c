@@ -493,6 +493,46 @@ static void test_cohort_sync_asks_nothing_twice(void **state)
     free(dir);
 }
 
+/* Shutdown with a request in flight, then with a page the consumer still holds. */
+static void test_free_mid_run(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+
+    sh_init(&h);
+    obs_only(&h, &conf, 0, 0);
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    struct pwt_rule hold = {.path = "/fhir/Observation", .never_answer = true};
+    pwt_responder_add(h.r, &hold);
+    assert_int_equal(pw_sync_run_once(h.sync, sh_on_cycle, &h), 0);
+    for (int i = 0; i < 1000 && !pwt_responder_wait_count(h.r, 1, 10); i++) {
+        uv_run(&h.loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(pwt_responder_count(h.r), 1);
+    /* Freed with the request in flight: canceled, no cycle callback, nothing leaks. */
+    sh_fini(&h);
+    assert_false(h.cycle_done);
+
+    sh_init(&h);
+    h.hold = true;
+    obs_only(&h, &conf, 0, 0);
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    script_three_pages(&h);
+    assert_int_equal(pw_sync_run_once(h.sync, sh_on_cycle, &h), 0);
+    while (!h.pending_done) {
+        uv_run(&h.loop, UV_RUN_ONCE);
+    }
+    pw_sync_free(h.sync);
+    /* The consumer finishes its commit after the free: the engine waited for it. */
+    h.pending_done(h.pending_arg, 0);
+    h.sync = NULL;
+    /* No request for page 2 was made after the free. */
+    assert_int_equal(pwt_responder_count(h.r), 1);
+    sh_fini(&h);
+    assert_false(h.cycle_done);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -511,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_connection_reset_mid_body),
         cmocka_unit_test(test_401_fixed_by_token_renewal),
         cmocka_unit_test(test_cohort_sync_asks_nothing_twice),
+        cmocka_unit_test(test_free_mid_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
