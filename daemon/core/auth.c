@@ -44,8 +44,8 @@ struct attempt {
     struct pw_http_req *spare; /* the request as the caller built it, for each send */
     pw_http_done_fn *done;
     void *arg;
-    uint64_t gen; /* credentials generation applied to the last send */
-    unsigned waits;
+    uint64_t gen;       /* credentials generation applied to the last send */
+    bool after_refresh; /* sent right after a refresh: no valid token now means no token */
     bool retried;
 };
 
@@ -631,9 +631,8 @@ static int send_attempt(struct pw_auth *auth, struct attempt *a)
     if (!err) {
         err = auth->ops->apply(auth, req);
     }
-    if (err == PW_EAGAIN && auth->ops->refresh && a->waits < 2) {
+    if (err == PW_EAGAIN && auth->ops->refresh && !a->after_refresh) {
         pw_http_req_free(req);
-        a->waits++;
         auth->refreshing = true;
         enqueue(auth, a);
         err = auth->ops->refresh(auth, on_refreshed, auth);
@@ -650,6 +649,7 @@ static int send_attempt(struct pw_auth *auth, struct attempt *a)
         return err == PW_EAGAIN ? PW_EAUTH : err;
     }
     a->gen = auth->gen;
+    a->after_refresh = false;
     return pw_http_submit_new(auth->http, req, on_attempt_done, a);
 }
 
@@ -657,17 +657,22 @@ static void on_refreshed(void *arg, int err)
 {
     struct pw_auth *auth = arg;
     struct attempt *list = auth->w_head;
+    struct life *life = auth->life;
 
     auth->refreshing = false;
     auth->w_head = auth->w_tail = NULL;
+    /* A caller's done callback may free the auth: hold the life object and check it. */
+    life->refs++;
     while (list) {
         struct attempt *a = list;
         list = a->next;
-        int e = err ? err : send_attempt(auth, a);
+        a->after_refresh = true;
+        int e = !life->auth ? PW_ECANCELED : err ? err : send_attempt(auth, a);
         if (e) {
             finish(a, e == PW_ECANCELED ? e : PW_EAUTH, NULL);
         }
     }
+    life_put(life);
 }
 
 static void on_attempt_done(void *arg, int err, const struct pw_http_resp *resp)
@@ -722,4 +727,31 @@ int pw_auth_submit_new(struct pw_auth *auth, struct pw_http_req *req, pw_http_do
         attempt_free(a);
     }
     return err;
+}
+
+/* ---- direct access for callers that run their own 401 policy (the sync scheduler) ------- */
+
+int pw_auth_apply(struct pw_auth *auth, struct pw_http_req *req)
+{
+    return auth->ops->apply(auth, req);
+}
+
+bool pw_auth_can_refresh(const struct pw_auth *auth)
+{
+    return auth->ops->refresh != NULL;
+}
+
+int pw_auth_refresh(struct pw_auth *auth, pw_auth_done_fn *done, void *arg)
+{
+    if (!auth->ops->refresh) {
+        return PW_EAUTH;
+    }
+    return auth->ops->refresh(auth, done, arg);
+}
+
+void pw_auth_invalidate(struct pw_auth *auth)
+{
+    if (auth->ops->invalidate) {
+        auth->ops->invalidate(auth);
+    }
 }
