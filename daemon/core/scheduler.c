@@ -24,7 +24,6 @@
 #include "painwatch/err.h"
 #include "painwatch/http.h"
 #include "painwatch/log.h"
-#include "painwatch/metrics.h"
 #include "painwatch/source.h"
 #include "painwatch/sync.h"
 
@@ -50,7 +49,6 @@ struct run {
     unsigned restarts; /* restarts after expired paging links */
     bool page_pending; /* waiting for the consumer's done */
     bool final;        /* the pending page carried the cursor */
-    size_t pending_n;  /* resources in the page the consumer holds */
     bool transport;    /* the exchange itself failed (reset, timeout), whatever the status */
     int after_page;    /* error to end with once the pending page is durable */
     long status;
@@ -78,7 +76,6 @@ struct server {
     long cycle_status;
     uint64_t cycle_retry_after_ms;
     struct pw_sync_health health;
-    int64_t newest_ms[PW_SYNC_TYPES_MAX]; /* newest cursor per type, for the lag gauge */
 };
 
 struct pw_sync {
@@ -267,14 +264,6 @@ static void on_page_done(void *arg, int err)
     enter(sync);
     r->page_pending = false;
     sync->inflight--;
-    if (!err) {
-        struct server *srv = r->srv;
-        pw_metric_add(PW_M_INGESTED, (double)r->pending_n, srv->conf.name, r->stream->src.type,
-                      NULL);
-        if (r->final && r->st.cursor_ms > srv->newest_ms[r->stream->type]) {
-            srv->newest_ms[r->stream->type] = r->st.cursor_ms;
-        }
-    }
     if (err || r->after_page) {
         run_end(r, err ? err : r->after_page);
     } else if (r->final) {
@@ -318,7 +307,6 @@ static void run_deliver(struct run *r, json_t *resources, bool final)
         return;
     }
     r->final = final;
-    r->pending_n = json_array_size(resources);
     r->page_pending = true;
     sync->inflight++;
     srv->health.pages++;
@@ -595,24 +583,6 @@ static uint64_t next_delay(struct server *srv, bool failed)
                                   srv->health.consecutive_failures - 1, pw_rand32());
 }
 
-/* Export the server's state (metrics.h): up, last clean cycle, lag per resource type. */
-static void cycle_metrics(struct server *srv, bool failed)
-{
-    const char *name = srv->conf.name;
-    int64_t now = srv->sync->now_ms();
-
-    pw_metric_set(PW_M_SERVER_UP, srv->health.unhealthy ? 0 : 1, name, NULL);
-    if (!failed) {
-        pw_metric_set(PW_M_SYNC_LAST_SUCCESS, (double)(now / 1000), name, NULL);
-    }
-    for (size_t t = 0; t < srv->conf.ntypes; t++) {
-        if (srv->newest_ms[t] != PW_SYNC_NO_CURSOR && srv->newest_ms[t] <= now) {
-            pw_metric_set(PW_M_SYNC_LAG, (double)(now - srv->newest_ms[t]) / 1000.0, name,
-                          srv->conf.types[t].type, NULL);
-        }
-    }
-}
-
 static void cycle_health(struct server *srv, bool failed)
 {
     struct pw_sync_health *h = &srv->health;
@@ -645,7 +615,6 @@ static void cycle_end(struct server *srv)
     srv->in_cycle = false;
     if (!canceled) {
         cycle_health(srv, failed);
-        cycle_metrics(srv, failed);
         srv->health.next_delay_ms = next_delay(srv, failed);
         srv->health.retry_after_ms = failed ? srv->cycle_retry_after_ms : 0;
     }
@@ -745,9 +714,6 @@ int pw_sync_add_server(struct pw_sync *sync, const struct pw_source_conf *conf,
     }
     srv->sync = sync;
     srv->cohort = cohort;
-    for (size_t t = 0; t < PW_SYNC_TYPES_MAX; t++) {
-        srv->newest_ms[t] = PW_SYNC_NO_CURSOR;
-    }
     srv->auth = auth;
     uv_timer_init(sync->loop, &srv->timer);
     sync->servers[sync->nservers++] = srv;
