@@ -5,13 +5,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/daemon.h"
 #include "painwatch/log.h"
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: painwatchd [--config FILE] [--once] [--version]\n"
-            "  --config FILE  configuration (default " PW_SYSCONFDIR "/painwatch.yaml)\n"
+            "  --config FILE  configuration (default: the embedded local demo)\n"
             "  --once         run one full cycle (sync, evaluate, reconcile, deliver), exit\n");
 }
 
@@ -24,13 +25,17 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    struct pw_daemon_opts dopts = {0};
     int c;
 
     pw_log_init();
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
+            dopts.config_path = optarg;
+            break;
         case '1':
+            dopts.once = true;
             break;
         case 'V':
             printf("painwatchd %s\n", PW_VERSION);
@@ -43,6 +48,9 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    pw_log_err(MAIN, "the daemon run loop is not available in this build yet");
-    return 1;
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+    return pw_daemon_run(&dopts);
 }

@@ -821,10 +821,10 @@ const struct pw_conf_field pw_conf_schema[] = {
      .help = "FHIR servers to watch"},
     {.name = "terminology_dir",
      .type = PW_CONF_PATH,
-     .def = PW_DATADIR "/terminology",
      .flags = PW_CONF_F_MUST_EXIST | PW_CONF_F_DIR,
      FILL(struct pw_conf_daemon, terminology_dir),
-     .help = "code tables (opioids, MME factors, laxatives, adjuvants)"},
+     .help = "code tables (opioids, MME factors, laxatives, adjuvants); unset: the installed "
+             "tables, or config/terminology of an uninstalled build"},
     {.name = "factor_set",
      .type = PW_CONF_ENUM,
      .def = "cdc2022",

@@ -8,6 +8,7 @@
  *   PW_HTTP_BODY_MAX        one response body; a 1000-entry search page of Observations is ~1.5 MB,
  *                           so 32 MiB leaves room for verbose EHRs while bounding a runaway server.
  *   PW_HTTP_HEADER_MAX      one response header line (curl's own cap is 100 kB).
+ *   PW_HTTP_HEADERS_MAX     the whole header block of one response (over it: PW_E2BIG).
  *   PW_HTTP_CONNECT_MS      TCP+TLS connect timeout per request.
  *   PW_HTTP_TOTAL_MS        whole-request timeout, transfer included.
  *   PW_HTTP_PER_HOST        concurrent connections per FHIR server (politeness).
@@ -17,6 +18,7 @@
  */
 #define PW_HTTP_BODY_MAX      (32u * 1024u * 1024u)
 #define PW_HTTP_HEADER_MAX    (100u * 1024u)
+#define PW_HTTP_HEADERS_MAX   (256u * 1024u)
 #define PW_HTTP_CONNECT_MS    10000
 #define PW_HTTP_TOTAL_MS      60000
 #define PW_HTTP_PER_HOST      4
@@ -48,12 +50,15 @@
  *   PW_INPUT_FILE_MAX       one file given to `painwatch check`.
  *   PW_AUDIT_RECORD_MAX     one audit record line.
  *   PW_LOG_LINE_MAX         one operational log line (longer lines are cut, never split).
+ *   PW_AUDIT_BATCH_MAX      bytes of audit records queued in one batch (one write + one fsync);
+ *                           a 1000-entry search page audited per entry stays far below it.
  */
 #define PW_CONFIG_FILE_MAX  (1u * 1024u * 1024u)
 #define PW_SECRET_FILE_MAX  (64u * 1024u)
 #define PW_INPUT_FILE_MAX   (256u * 1024u * 1024u)
 #define PW_AUDIT_RECORD_MAX (64u * 1024u)
 #define PW_LOG_LINE_MAX     1024
+#define PW_AUDIT_BATCH_MAX  (8u * 1024u * 1024u)
 
 /*
  * Logging.
@@ -62,6 +67,26 @@
  */
 #define PW_LOG_RATE_WINDOW_MS 10000
 #define PW_LOG_RATE_BURST     5
+
+/*
+ * Durable state and the outbox.
+ *   PW_STORE_BUSY_MS        how long a store write waits for another process's lock (the
+ *                           `painwatch outbox` CLI on a live store) before failing with PW_EAGAIN.
+ *   PW_OUTBOX_OUTCOME_MAX   bytes of a server's OperationOutcome kept with a dead-lettered row.
+ *   PW_OUTBOX_BACKOFF_BASE_MS / _CAP_MS   full-jitter exponential backoff between retries.
+ *   PW_OUTBOX_RETRY_AFTER_MAX_S  a server's Retry-After is honoured up to this (1 h), so a
+ *                           misconfigured proxy cannot park the outbox for days.
+ *   PW_OUTBOX_INFLIGHT_MAX  outbox requests in flight at once (the HTTP core caps per host too).
+ *   PW_OUTBOX_SCAN_MS       the outbox re-reads due rows at least this often (rows replayed by
+ *                           an operator, rows whose backoff ended).
+ */
+#define PW_STORE_BUSY_MS            5000
+#define PW_OUTBOX_OUTCOME_MAX       (64u * 1024u)
+#define PW_OUTBOX_BACKOFF_BASE_MS   1000
+#define PW_OUTBOX_BACKOFF_CAP_MS    (15 * 60 * 1000)
+#define PW_OUTBOX_RETRY_AFTER_MAX_S 3600
+#define PW_OUTBOX_INFLIGHT_MAX      4
+#define PW_OUTBOX_SCAN_MS           30000
 
 /*
  * Metrics and the health listener.

@@ -55,10 +55,12 @@ enum pw_med_class {
     PW_MED_ADJUVANT_SNRI = 1u << 9,
     PW_MED_ADJUVANT_TCA = 1u << 10,
     PW_MED_ADJUVANT_CORTICOSTEROID = 1u << 11,
-    PW_MED_METHADONE = 1u << 12, /* methadone: its own titration interval */
+    PW_MED_METHADONE = 1u << 12,      /* methadone: its own titration interval */
+    PW_MED_LAXATIVE_OTHER = 1u << 13, /* laxative of unknown kind (value set member), PAMORA */
 };
-#define PW_MED_LAXATIVE \
-    (PW_MED_LAXATIVE_STIMULANT | PW_MED_LAXATIVE_OSMOTIC | PW_MED_LAXATIVE_SOFTENER)
+#define PW_MED_LAXATIVE                                                               \
+    (PW_MED_LAXATIVE_STIMULANT | PW_MED_LAXATIVE_OSMOTIC | PW_MED_LAXATIVE_SOFTENER | \
+     PW_MED_LAXATIVE_OTHER)
 #define PW_MED_ADJUVANT                                                           \
     (PW_MED_ADJUVANT_GABAPENTINOID | PW_MED_ADJUVANT_SNRI | PW_MED_ADJUVANT_TCA | \
      PW_MED_ADJUVANT_CORTICOSTEROID)
@@ -149,7 +151,10 @@ void pw_timeline_sort(struct pw_timeline *tl);
 /** True when @p o is active at @p t (start <= t < end). */
 bool pw_order_active_at(const struct pw_med_order *o, int64_t t);
 
-/** Baseline total daily dose at @p t: sum of mme_per_day of baseline orders active at t. */
+/**
+ * Baseline total daily dose at @p t: sum of mme_per_day of baseline orders active at t; NAN when
+ * one of them has an unknown MME (a data-quality event says why), 0 when there is none.
+ */
 double pw_timeline_baseline_mme_at(const struct pw_timeline *tl, int64_t t);
 
 #endif

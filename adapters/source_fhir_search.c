@@ -1,0 +1,1105 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The FHIR search source, pure parts: server configuration and dialects, search URL building,
+ * FHIR instants, the cursor/seen-set state and Bundle page filtering. No I/O, no loop: the run
+ * that drives them is daemon/core/scheduler.c.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "painwatch/conf.h"
+#include "painwatch/err.h"
+#include "painwatch/limits.h"
+#include "painwatch/log.h"
+#include "painwatch/source.h"
+
+/* Pain intensity (LOINC 72514-3 NRS 0-10, 38208-5 pain severity) are the default Observation
+ * filter; sites add their pain-type codes in the config. */
+static const char default_obs_codes[] = "http://loinc.org|72514-3,http://loinc.org|38208-5";
+
+/* Every MedicationRequest status (R4): stopped and completed orders are titration history. */
+static const char med_statuses[] =
+    "active,on-hold,cancelled,completed,entered-in-error,stopped,draft,unknown";
+
+static int set_str(char **dst, const char *src)
+{
+    char *copy = NULL;
+    if (src) {
+        copy = strdup(src);
+        if (!copy) {
+            return PW_ENOMEM;
+        }
+    }
+    free(*dst);
+    *dst = copy;
+    return 0;
+}
+
+static void type_cleanup(struct pw_search_type *t)
+{
+    free(t->type);
+    free(t->codes);
+    free(t->valueset);
+    memset(t, 0, sizeof(*t));
+}
+
+int pw_source_conf_init(struct pw_source_conf *conf, const char *name, const char *base)
+{
+    memset(conf, 0, sizeof(*conf));
+    conf->dialect = (struct pw_fhir_dialect){
+        .last_updated = true,
+        .date_params = true,
+        .status_list = true,
+        .count_max = 1000,
+    };
+    conf->count = 100;
+    conf->overlap_ms = 5u * 60u * 1000u;
+    conf->lookback_ms = 14ull * 24u * 3600u * 1000u;
+    conf->poll_ms = 5u * 60u * 1000u;
+    conf->jitter = 0.1;
+    conf->backoff_base_ms = 5000;
+    conf->backoff_cap_ms = 15u * 60u * 1000u;
+    conf->unhealthy_after = 3;
+    conf->parallel = 2;
+    conf->pages_max = PW_PAGES_PER_RUN_MAX;
+    conf->group_refresh_ms = 3600u * 1000u;
+    if (set_str(&conf->name, name) || set_str(&conf->base, base) ||
+        set_str(&conf->types[0].type, "Observation") ||
+        set_str(&conf->types[0].codes, default_obs_codes) ||
+        set_str(&conf->types[1].type, "MedicationRequest")) {
+        pw_source_conf_cleanup(conf);
+        return PW_ENOMEM;
+    }
+    conf->ntypes = 2;
+    return 0;
+}
+
+void pw_source_conf_cleanup(struct pw_source_conf *conf)
+{
+    if (!conf) {
+        return;
+    }
+    free(conf->name);
+    free(conf->base);
+    for (size_t i = 0; i < PW_SYNC_TYPES_MAX; i++) {
+        type_cleanup(&conf->types[i]);
+    }
+    memset(conf, 0, sizeof(*conf));
+}
+
+int pw_source_conf_copy(struct pw_source_conf *dst, const struct pw_source_conf *src)
+{
+    *dst = *src;
+    dst->name = NULL;
+    dst->base = NULL;
+    memset(dst->types, 0, sizeof(dst->types));
+    if (set_str(&dst->name, src->name) || set_str(&dst->base, src->base)) {
+        goto fail;
+    }
+    for (size_t i = 0; i < src->ntypes; i++) {
+        if (set_str(&dst->types[i].type, src->types[i].type) ||
+            set_str(&dst->types[i].codes, src->types[i].codes) ||
+            set_str(&dst->types[i].valueset, src->types[i].valueset)) {
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    pw_source_conf_cleanup(dst);
+    return PW_ENOMEM;
+}
+
+/*
+ * Configuration from a JSON object. Each key is declared once in a table; unknown keys fail.
+ */
+
+enum conf_kind { K_STR, K_UINT, K_SECONDS, K_DAYS, K_FRACTION };
+
+struct conf_field {
+    const char *key;
+    enum conf_kind kind;
+    size_t off;
+    uint64_t max; /* inclusive cap for numbers */
+};
+
+#define F(key, kind, member, max)                               \
+    {                                                           \
+        key, kind, offsetof(struct pw_source_conf, member), max \
+    }
+static const struct conf_field conf_fields[] = {
+    F("name", K_STR, name, 0),
+    F("base", K_STR, base, 0),
+    F("count", K_UINT, count, 1000),
+    F("overlap_s", K_SECONDS, overlap_ms, 24u * 3600u),
+    F("lookback_days", K_DAYS, lookback_ms, 3650),
+    F("poll_s", K_SECONDS, poll_ms, 7u * 24u * 3600u),
+    F("jitter", K_FRACTION, jitter, 0),
+    F("backoff_base_s", K_SECONDS, backoff_base_ms, 3600),
+    F("backoff_cap_s", K_SECONDS, backoff_cap_ms, 24u * 3600u),
+    F("unhealthy_after", K_UINT, unhealthy_after, 1000),
+    F("parallel", K_UINT, parallel, 64),
+    F("pages_max", K_UINT, pages_max, PW_PAGES_PER_RUN_MAX),
+    F("group_refresh_s", K_SECONDS, group_refresh_ms, 7u * 24u * 3600u),
+};
+#undef F
+
+static int conf_err(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int conf_err(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    if (errbuf && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return PW_ECONFIG;
+}
+
+/* jansson's iteration macros take a non-const json_t even when they only read. */
+static json_t *unconst(const json_t *j)
+{
+    union {
+        const json_t *c;
+        json_t *m;
+    } u = {.c = j};
+    return u.m;
+}
+
+static int conf_field_set(struct pw_source_conf *conf, const struct conf_field *f, json_t *v,
+                          char *errbuf, size_t errlen)
+{
+    char *base = (char *)conf + f->off;
+
+    if (f->kind == K_STR) {
+        if (!json_is_string(v) || json_string_length(v) == 0) {
+            return conf_err(errbuf, errlen, "%s: expected a non-empty string", f->key);
+        }
+        return set_str((char **)(void *)base, json_string_value(v)) ? PW_ENOMEM : 0;
+    }
+    if (f->kind == K_FRACTION) {
+        if (!json_is_number(v) || json_number_value(v) < 0.0 || json_number_value(v) > 0.5) {
+            return conf_err(errbuf, errlen, "%s: expected a number in [0, 0.5]", f->key);
+        }
+        *(double *)(void *)base = json_number_value(v);
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        (uint64_t)json_integer_value(v) > f->max ||
+        (f->kind == K_UINT && json_integer_value(v) == 0)) {
+        return conf_err(errbuf, errlen, "%s: expected an integer in range", f->key);
+    }
+    uint64_t n = (uint64_t)json_integer_value(v);
+    if (f->kind == K_UINT) {
+        *(unsigned *)(void *)base = (unsigned)n;
+    } else {
+        *(uint64_t *)(void *)base = n * (f->kind == K_DAYS ? 86400000u : 1000u);
+    }
+    return 0;
+}
+
+static int conf_dialect(struct pw_fhir_dialect *d, json_t *obj, char *errbuf, size_t errlen)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+    } flags[] = {
+        {"last_updated", offsetof(struct pw_fhir_dialect, last_updated)},
+        {"sort", offsetof(struct pw_fhir_dialect, sort)},
+        {"code_in", offsetof(struct pw_fhir_dialect, code_in)},
+        {"include", offsetof(struct pw_fhir_dialect, include)},
+        {"date_params", offsetof(struct pw_fhir_dialect, date_params)},
+        {"status_list", offsetof(struct pw_fhir_dialect, status_list)},
+    };
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(obj)) {
+        return conf_err(errbuf, errlen, "dialect: expected a mapping");
+    }
+    json_object_foreach(obj, key, v)
+    {
+        size_t i;
+        if (strcmp(key, "patient_param") == 0) {
+            const char *s = json_string_value(v);
+            if (!s || (strcmp(s, "patient") != 0 && strcmp(s, "subject") != 0)) {
+                return conf_err(errbuf, errlen, "dialect.%s: expected patient or subject", key);
+            }
+            d->subject = strcmp(s, "subject") == 0;
+            continue;
+        }
+        if (strcmp(key, "count_max") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 10000) {
+                return conf_err(errbuf, errlen, "dialect.%s: expected 1..10000", key);
+            }
+            d->count_max = (unsigned)json_integer_value(v);
+            continue;
+        }
+        for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+            if (strcmp(key, flags[i].key) == 0) {
+                break;
+            }
+        }
+        if (i == sizeof(flags) / sizeof(flags[0])) {
+            return conf_err(errbuf, errlen, "dialect.%s: unknown key", key);
+        }
+        if (!json_is_boolean(v)) {
+            return conf_err(errbuf, errlen, "dialect.%s: expected true or false", key);
+        }
+        *(bool *)(void *)((char *)d + flags[i].off) = json_is_true(v);
+    }
+    return 0;
+}
+
+/* A FHIR resource type name: an upper-case letter then letters (R4 names are all like that). */
+static bool is_type_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64 || s[0] < 'A' || s[0] > 'Z') {
+        return false;
+    }
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") == n;
+}
+
+static int conf_type(struct pw_search_type *t, json_t *obj, size_t idx, char *errbuf, size_t errlen)
+{
+    char where[32];
+    const char *key;
+    json_t *v;
+
+    snprintf(where, sizeof(where), "types[%zu]", idx);
+    if (!json_is_object(obj)) {
+        return conf_err(errbuf, errlen, "%s: expected a mapping", where);
+    }
+    json_object_foreach(obj, key, v)
+    {
+        if (strcmp(key, "type") == 0) {
+            if (!json_is_string(v) || !is_type_name(json_string_value(v))) {
+                return conf_err(errbuf, errlen, "%s.type: expected a resource type", where);
+            }
+            if (set_str(&t->type, json_string_value(v))) {
+                return PW_ENOMEM;
+            }
+        } else if (strcmp(key, "valueset") == 0) {
+            if (!json_is_string(v) || json_string_length(v) == 0) {
+                return conf_err(errbuf, errlen, "%s.valueset: expected a URL", where);
+            }
+            if (set_str(&t->valueset, json_string_value(v))) {
+                return PW_ENOMEM;
+            }
+        } else if (strcmp(key, "codes") == 0) {
+            /* A list of "system|code" tokens, joined with ',' (FHIR OR) for `code=`. */
+            if (!json_is_array(v)) {
+                return conf_err(errbuf, errlen, "%s.codes: expected a list", where);
+            }
+            size_t i;
+            json_t *c;
+            size_t total = 1;
+            json_array_foreach(v, i, c)
+            {
+                const char *s = json_string_value(c);
+                if (!s || !*s || strchr(s, ',') || strlen(s) > PW_CODE_MAX * 2) {
+                    return conf_err(errbuf, errlen, "%s.codes: bad code token", where);
+                }
+                total += strlen(s) + 1;
+            }
+            char *joined = calloc(1, total);
+            if (!joined) {
+                return PW_ENOMEM;
+            }
+            json_array_foreach(v, i, c)
+            {
+                if (i) {
+                    strcat(joined, ",");
+                }
+                strcat(joined, json_string_value(c));
+            }
+            free(t->codes);
+            t->codes = json_array_size(v) ? joined : NULL;
+            if (!t->codes) {
+                free(joined);
+            }
+        } else {
+            return conf_err(errbuf, errlen, "%s.%s: unknown key", where, key);
+        }
+    }
+    if (!t->type) {
+        return conf_err(errbuf, errlen, "%s.type: required", where);
+    }
+    return 0;
+}
+
+static int conf_types(struct pw_source_conf *conf, json_t *arr, char *errbuf, size_t errlen)
+{
+    if (!json_is_array(arr) || json_array_size(arr) == 0 ||
+        json_array_size(arr) > PW_SYNC_TYPES_MAX) {
+        return conf_err(errbuf, errlen, "types: expected a list of 1..8 entries");
+    }
+    for (size_t i = 0; i < PW_SYNC_TYPES_MAX; i++) {
+        type_cleanup(&conf->types[i]);
+    }
+    conf->ntypes = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        int err = conf_type(&conf->types[i], v, i, errbuf, errlen);
+        conf->ntypes = i + 1;
+        if (err) {
+            return err;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(conf->types[j].type, conf->types[i].type) == 0) {
+                return conf_err(errbuf, errlen, "types: %s listed twice", conf->types[i].type);
+            }
+        }
+    }
+    return 0;
+}
+
+int pw_source_conf_from_json(struct pw_source_conf *conf, const json_t *obj, char *errbuf,
+                             size_t errlen)
+{
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(obj)) {
+        return conf_err(errbuf, errlen, "server: expected a mapping");
+    }
+    json_object_foreach(unconst(obj), key, v)
+    {
+        int err;
+        if (strcmp(key, "dialect") == 0) {
+            err = conf_dialect(&conf->dialect, v, errbuf, errlen);
+        } else if (strcmp(key, "types") == 0) {
+            err = conf_types(conf, v, errbuf, errlen);
+        } else {
+            size_t i;
+            for (i = 0; i < sizeof(conf_fields) / sizeof(conf_fields[0]); i++) {
+                if (strcmp(key, conf_fields[i].key) == 0) {
+                    break;
+                }
+            }
+            if (i == sizeof(conf_fields) / sizeof(conf_fields[0])) {
+                return conf_err(errbuf, errlen, "%s: unknown key", key);
+            }
+            err = conf_field_set(conf, &conf_fields[i], v, errbuf, errlen);
+        }
+        if (err) {
+            return err;
+        }
+    }
+    if (!conf->name || !conf->base) {
+        return conf_err(errbuf, errlen, "server: name and base are required");
+    }
+    if (strncmp(conf->base, "https://", 8) != 0 && strncmp(conf->base, "http://", 7) != 0) {
+        return conf_err(errbuf, errlen, "base: expected an http(s) URL, got %s", conf->base);
+    }
+    size_t n = strlen(conf->base);
+    while (n > 0 && conf->base[n - 1] == '/') {
+        conf->base[--n] = '\0';
+    }
+    if (conf->backoff_cap_ms < conf->backoff_base_ms) {
+        return conf_err(errbuf, errlen, "backoff_cap_s: below backoff_base_s");
+    }
+    return 0;
+}
+
+/* "a,b" joined from two "system|code" lists. NULL when both are empty. */
+static int join_codes(char **out, const char *const *a, size_t na, const char *const *b, size_t nb)
+{
+    size_t total = 1;
+    for (size_t i = 0; i < na; i++) {
+        total += strlen(a[i]) + 1;
+    }
+    for (size_t i = 0; i < nb; i++) {
+        total += strlen(b[i]) + 1;
+    }
+    *out = NULL;
+    if (na + nb == 0) {
+        return 0;
+    }
+    char *s = calloc(1, total);
+    if (!s) {
+        return PW_ENOMEM;
+    }
+    for (size_t i = 0; i < na + nb; i++) {
+        const char *c = i < na ? a[i] : b[i - na];
+        if (!*c || strchr(c, ',')) {
+            free(s);
+            return PW_ECONFIG;
+        }
+        if (*s) {
+            strcat(s, ",");
+        }
+        strcat(s, c);
+    }
+    *out = s;
+    return 0;
+}
+
+static int from_daemon_types(struct pw_source_conf *conf, const struct pw_conf_server *cs,
+                             const struct pw_conf_pain_codes *codes, char *errbuf, size_t errlen)
+{
+    if (cs->n_resources == 0 || cs->n_resources > PW_SYNC_TYPES_MAX) {
+        return conf_err(errbuf, errlen, "servers.%s.resources: 1..%d types", cs->name,
+                        PW_SYNC_TYPES_MAX);
+    }
+    for (size_t i = 0; i < PW_SYNC_TYPES_MAX; i++) {
+        type_cleanup(&conf->types[i]);
+    }
+    conf->ntypes = cs->n_resources;
+    for (size_t i = 0; i < cs->n_resources; i++) {
+        const char *type = cs->resources[i];
+        if (!is_type_name(type)) {
+            return conf_err(errbuf, errlen, "servers.%s.resources[%zu]: not a resource type",
+                            cs->name, i);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(cs->resources[j], type) == 0) {
+                return conf_err(errbuf, errlen, "servers.%s.resources: %s listed twice", cs->name,
+                                type);
+            }
+        }
+        if (set_str(&conf->types[i].type, type)) {
+            return PW_ENOMEM;
+        }
+        if (strcmp(type, "Observation") != 0) {
+            continue;
+        }
+        int err = codes
+                      ? join_codes(&conf->types[i].codes, (const char *const *)codes->score,
+                                   codes->n_score, (const char *const *)codes->type, codes->n_type)
+                      : set_str(&conf->types[i].codes, default_obs_codes);
+        if (err == PW_ECONFIG) {
+            return conf_err(errbuf, errlen, "pain_codes: a code token is empty or has a comma");
+        }
+        if (err) {
+            return err;
+        }
+    }
+    return 0;
+}
+
+int pw_source_conf_from_daemon(struct pw_source_conf *conf, const struct pw_conf_server *cs,
+                               const struct pw_conf_pain_codes *codes, char *errbuf, size_t errlen)
+{
+    int err = pw_source_conf_init(conf, cs->name, cs->base_url);
+    if (err) {
+        return err;
+    }
+    const struct pw_conf_dialect *d = &cs->dialect;
+    conf->dialect.subject = d->patient_param && strcmp(d->patient_param, "subject") == 0;
+    conf->dialect.last_updated = d->last_updated;
+    conf->dialect.sort = d->sort;
+    conf->dialect.code_in = d->code_in;
+    conf->dialect.include = d->include;
+    if (d->max_count > 0) {
+        conf->dialect.count_max = (unsigned)d->max_count;
+    }
+    if (cs->poll_interval_ms > 0) {
+        conf->poll_ms = (uint64_t)cs->poll_interval_ms;
+    }
+    if (cs->lookback_ms > 0) {
+        conf->lookback_ms = (uint64_t)cs->lookback_ms;
+    }
+    if (cs->overlap_ms >= 0) {
+        conf->overlap_ms = (uint64_t)cs->overlap_ms;
+    }
+    if (cs->max_concurrent > 0) {
+        conf->parallel = (unsigned)cs->max_concurrent;
+    }
+    if (cs->cohort.refresh_ms > 0) {
+        conf->group_refresh_ms = (uint64_t)cs->cohort.refresh_ms;
+    }
+    size_t n = strlen(conf->base);
+    while (n > 0 && conf->base[n - 1] == '/') {
+        conf->base[--n] = '\0';
+    }
+    err = from_daemon_types(conf, cs, codes, errbuf, errlen);
+    if (err) {
+        pw_source_conf_cleanup(conf);
+    }
+    return err;
+}
+
+/*
+ * FHIR instants.
+ */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static bool digits(const char *s, size_t n, unsigned *out)
+{
+    unsigned v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+int pw_fhir_instant_parse(const char *s, int64_t *out_ms)
+{
+    unsigned y, mo = 1, d = 1, h = 0, mi = 0, sec = 0, ms = 0;
+    int64_t offset_min = 0;
+    size_t n;
+
+    if (!s || !digits(s, 4, &y)) {
+        return PW_EINVAL;
+    }
+    n = strlen(s);
+    if (n >= 7 && (s[4] != '-' || !digits(s + 5, 2, &mo))) {
+        return PW_EINVAL;
+    }
+    if (n >= 10 && (s[7] != '-' || !digits(s + 8, 2, &d))) {
+        return PW_EINVAL;
+    }
+    if (n != 4 && n != 7 && n != 10) {
+        const char *p = s + 19;
+        if (n < 20 || s[10] != 'T' || !digits(s + 11, 2, &h) || s[13] != ':' ||
+            !digits(s + 14, 2, &mi) || s[16] != ':' || !digits(s + 17, 2, &sec)) {
+            return PW_EINVAL;
+        }
+        if (*p == '.') {
+            unsigned scale = 100;
+            p++;
+            if (*p < '0' || *p > '9') {
+                return PW_EINVAL;
+            }
+            for (; *p >= '0' && *p <= '9'; p++) {
+                ms += (unsigned)(*p - '0') * scale;
+                scale /= 10;
+            }
+        }
+        if (*p == 'Z' && p[1] == '\0') {
+            offset_min = 0;
+        } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+            unsigned oh, om;
+            if (!digits(p + 1, 2, &oh) || !digits(p + 4, 2, &om) || oh > 14 || om > 59) {
+                return PW_EINVAL;
+            }
+            offset_min = (int64_t)(oh * 60 + om) * (*p == '-' ? -1 : 1);
+        } else {
+            return PW_EINVAL;
+        }
+    }
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
+        return PW_EINVAL;
+    }
+    int64_t days = days_from_civil(y, mo, d);
+    int64_t t = ((days * 24 + h) * 60 + mi) * 60 + sec;
+    *out_ms = (t - offset_min * 60) * 1000 + ms;
+    return 0;
+}
+
+void pw_fhir_instant_format(int64_t ms, char *buf, size_t len)
+{
+    int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+    int64_t frac = ms - secs * 1000;
+    int64_t z = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+    int64_t sod = secs - z * 86400;
+
+    /* civil_from_days (H. Hinnant). */
+    z += 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const unsigned doe = (unsigned)(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+    const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+    const int64_t y = (int64_t)yoe + era * 400 + (m <= 2);
+
+    snprintf(buf, len, "%04" PRId64 "-%02u-%02uT%02u:%02u:%02u.%03uZ", y, m, d,
+             (unsigned)(sod / 3600), (unsigned)(sod / 60 % 60), (unsigned)(sod % 60),
+             (unsigned)frac);
+}
+
+/* Second precision, floored: "gt" on a floored value can only widen the window. */
+static void instant_seconds(int64_t ms, char *buf, size_t len)
+{
+    int64_t floored = ms >= 0 ? ms - ms % 1000 : ms - (1000 + ms % 1000) % 1000;
+    pw_fhir_instant_format(floored, buf, len);
+    char *dot = strchr(buf, '.');
+    if (dot) {
+        memcpy(dot, "Z", 2);
+    }
+}
+
+/*
+ * Cursor and seen-set.
+ */
+
+int pw_sync_state_init(struct pw_sync_state *st)
+{
+    st->cursor_ms = PW_SYNC_NO_CURSOR;
+    st->seen = json_object();
+    return st->seen ? 0 : PW_ENOMEM;
+}
+
+void pw_sync_state_cleanup(struct pw_sync_state *st)
+{
+    if (st) {
+        json_decref(st->seen);
+        st->seen = NULL;
+    }
+}
+
+int pw_sync_state_load(struct pw_sync_state *st, const char *text)
+{
+    json_error_t jerr;
+    json_t *root;
+    json_t *seen;
+    json_int_t ms;
+    int version;
+
+    if (!text) {
+        st->cursor_ms = PW_SYNC_NO_CURSOR;
+        json_object_clear(st->seen);
+        return 0;
+    }
+    root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        return PW_EJSON;
+    }
+    seen = NULL;
+    const char *at = NULL; /* human-readable copy of ms, not read back */
+    if (json_unpack_ex(root, &jerr, JSON_STRICT, "{s:i, s:I, s?s, s:o}", "v", &version, "ms", &ms,
+                       "cursor", &at, "seen", &seen) != 0 ||
+        version != 1 || !json_is_object(seen)) {
+        json_decref(root);
+        return PW_EJSON;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(seen, k, v)
+    {
+        if (!json_is_integer(v)) {
+            json_decref(root);
+            return PW_EJSON;
+        }
+    }
+    json_decref(st->seen);
+    st->seen = json_incref(seen);
+    st->cursor_ms = ms;
+    json_decref(root);
+    return 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a;
+    int64_t y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Drop the oldest entries until at most PW_SYNC_SEEN_MAX remain. */
+static int seen_trim(json_t *seen)
+{
+    size_t n = json_object_size(seen);
+    if (n <= PW_SYNC_SEEN_MAX) {
+        return 0;
+    }
+    int64_t *all = malloc(n * sizeof(*all));
+    if (!all) {
+        return PW_ENOMEM;
+    }
+    size_t i = 0;
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach(seen, k, v)
+    {
+        all[i++] = json_integer_value(v);
+    }
+    qsort(all, n, sizeof(*all), cmp_i64);
+    int64_t keep_from = all[n - PW_SYNC_SEEN_MAX];
+    size_t excess = n - PW_SYNC_SEEN_MAX;
+    free(all);
+    /* Entries equal to the threshold survive unless the excess still needs them gone. */
+    json_object_foreach_safe(seen, tmp, k, v)
+    {
+        if (excess && json_integer_value(v) <= keep_from) {
+            json_object_del(seen, k);
+            excess--;
+        }
+    }
+    return 0;
+}
+
+int pw_sync_state_dump(struct pw_sync_state *st, uint64_t overlap_ms, char **out)
+{
+    if (st->cursor_ms != PW_SYNC_NO_CURSOR) {
+        int64_t floor_ms = st->cursor_ms - (int64_t)overlap_ms;
+        const char *k;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(st->seen, tmp, k, v)
+        {
+            if (json_integer_value(v) < floor_ms) {
+                json_object_del(st->seen, k);
+            }
+        }
+    }
+    if (seen_trim(st->seen)) {
+        return PW_ENOMEM;
+    }
+
+    char at[40] = "";
+    if (st->cursor_ms != PW_SYNC_NO_CURSOR) {
+        pw_fhir_instant_format(st->cursor_ms, at, sizeof(at));
+    }
+    json_t *root = json_pack("{s:i, s:I, s:s, s:O}", "v", 1, "ms", (json_int_t)st->cursor_ms,
+                             "cursor", at, "seen", st->seen);
+    if (!root) {
+        return PW_ENOMEM;
+    }
+    char *text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(root);
+    if (!text) {
+        return PW_ENOMEM;
+    }
+    if (strlen(text) >= PW_SYNC_CURSOR_MAX) {
+        free(text);
+        return PW_E2BIG;
+    }
+    *out = text;
+    return 0;
+}
+
+/*
+ * One page.
+ */
+
+static const char *str_at(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+/* The seen-set key "type/id/version"; false when the resource cannot be identified. */
+static bool seen_key(const json_t *res, char *buf, size_t len, int64_t *lu_ms, bool *has_lu)
+{
+    const char *type = str_at(res, "resourceType");
+    const char *id = str_at(res, "id");
+    const json_t *meta = json_object_get(res, "meta");
+    const char *vid = str_at(meta, "versionId");
+    const char *lu = str_at(meta, "lastUpdated");
+
+    *has_lu = lu && pw_fhir_instant_parse(lu, lu_ms) == 0;
+    if (!type || !id || (!vid && !*has_lu)) {
+        return false;
+    }
+    int n = vid ? snprintf(buf, len, "%s/%s/%s", type, id, vid)
+                : snprintf(buf, len, "%s/%s/@%s", type, id, lu);
+    return n > 0 && (size_t)n < len;
+}
+
+static const char *next_link(const json_t *bundle)
+{
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(bundle, "link"), i, l)
+    {
+        const char *rel = str_at(l, "relation");
+        if (rel && strcmp(rel, "next") == 0) {
+            return str_at(l, "url");
+        }
+    }
+    return NULL;
+}
+
+int pw_sync_page_filter(struct pw_sync_state *st, const json_t *bundle, json_t **out_resources,
+                        const char **out_next, int64_t *max_ms, struct pw_page_stats *stats)
+{
+    const char *rt = str_at(bundle, "resourceType");
+    const char *bt = str_at(bundle, "type");
+    const json_t *entries = json_object_get(bundle, "entry");
+
+    memset(stats, 0, sizeof(*stats));
+    if (!rt || strcmp(rt, "Bundle") != 0 || (bt && strcmp(bt, "searchset") != 0) ||
+        (entries && !json_is_array(entries))) {
+        return PW_EFHIR;
+    }
+    json_t *out = json_array();
+    if (!out) {
+        return PW_ENOMEM;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(entries, i, e)
+    {
+        json_t *res = json_object_get(e, "resource");
+        const char *type = str_at(res, "resourceType");
+        const char *mode = str_at(json_object_get(e, "search"), "mode");
+        char key[PW_REF_MAX + 64];
+        int64_t lu_ms = 0;
+        bool has_lu;
+
+        stats->entries++;
+        if (!json_is_object(res) || !type) {
+            /* A malformed entry is skipped, not fatal: failing would pin the cursor forever. */
+            pw_log_warn(SYNC, "search page entry %zu has no resource, skipped", i);
+            continue;
+        }
+        if (strcmp(type, "OperationOutcome") == 0 || (mode && strcmp(mode, "outcome") == 0)) {
+            stats->outcomes++;
+            pw_log_warn(SYNC, "search page entry %zu: the server attached an OperationOutcome", i);
+            continue;
+        }
+        if (!str_at(res, "id")) {
+            pw_log_warn(SYNC, "search page entry %zu: %s without id, skipped", i, type);
+            continue;
+        }
+        if (seen_key(res, key, sizeof(key), &lu_ms, &has_lu)) {
+            if (json_object_get(st->seen, key)) {
+                stats->duplicates++;
+                continue;
+            }
+            if (json_object_set_new(st->seen, key, json_integer(lu_ms))) {
+                json_decref(out);
+                return PW_ENOMEM;
+            }
+        } else {
+            /* No versionId and no lastUpdated: it cannot be deduped here; the store is
+             * idempotent on (type, id, versionId) anyway. */
+            pw_log_debug(SYNC, "%s/%s has no meta.versionId or lastUpdated", type,
+                         str_at(res, "id"));
+        }
+        if (has_lu && lu_ms > *max_ms) {
+            *max_ms = lu_ms;
+        }
+        if (json_array_append(out, res)) {
+            json_decref(out);
+            return PW_ENOMEM;
+        }
+        stats->delivered++;
+    }
+    *out_next = next_link(bundle);
+    *out_resources = out;
+    return 0;
+}
+
+/*
+ * URLs.
+ */
+
+static int query_add(CURLU *u, const char *name, const char *value)
+{
+    char buf[PW_SYNC_URL_MAX];
+    /* Only the value is percent-encoded: names like "code:in" must reach the server as is.
+     * curl ignores the handle argument of curl_easy_escape since 7.82. */
+    char *esc = curl_easy_escape(NULL, value, 0);
+    if (!esc) {
+        return PW_ENOMEM;
+    }
+    int n = snprintf(buf, sizeof(buf), "%s=%s", name, esc);
+    curl_free(esc);
+    if (n < 0 || (size_t)n >= sizeof(buf)) {
+        return PW_E2BIG;
+    }
+    CURLUcode rc = curl_url_set(u, CURLUPART_QUERY, buf, CURLU_APPENDQUERY);
+    return rc == CURLUE_OK ? 0 : rc == CURLUE_OUT_OF_MEMORY ? PW_ENOMEM : PW_EINVAL;
+}
+
+/* The clinical-date search parameter of @p type, or NULL when it has none we rely on. */
+static const char *date_param(const char *type)
+{
+    if (strcmp(type, "Observation") == 0) {
+        return "date";
+    }
+    if (strcmp(type, "MedicationRequest") == 0) {
+        return "authoredon";
+    }
+    if (strcmp(type, "ServiceRequest") == 0) {
+        return "authored";
+    }
+    if (strcmp(type, "Condition") == 0) {
+        return "recorded-date";
+    }
+    return NULL;
+}
+
+static int window_params(CURLU *u, const struct pw_source_conf *conf, const char *type,
+                         const struct pw_search_window *win)
+{
+    const struct pw_fhir_dialect *d = &conf->dialect;
+    char at[48];
+    char val[64];
+
+    if (win->cursor_ms != PW_SYNC_NO_CURSOR && d->last_updated) {
+        instant_seconds(win->cursor_ms - (int64_t)conf->overlap_ms, at, sizeof(at));
+        snprintf(val, sizeof(val), "gt%s", at);
+        return query_add(u, "_lastUpdated", val);
+    }
+    /* First sync (or a server without _lastUpdated): only the clinical lookback. */
+    instant_seconds(win->now_ms - (int64_t)conf->lookback_ms, at, sizeof(at));
+    snprintf(val, sizeof(val), "ge%s", at);
+    const char *dp = date_param(type);
+    if (d->date_params && dp) {
+        return query_add(u, dp, val);
+    }
+    if (d->last_updated) {
+        return query_add(u, "_lastUpdated", val);
+    }
+    pw_log_warn(SYNC, "%s %s: no date or _lastUpdated search, the lookback cannot be bounded",
+                conf->name, type);
+    return 0;
+}
+
+static int url_params(CURLU *u, const struct pw_source_conf *conf, const struct pw_search_type *t,
+                      const char *patient, const struct pw_search_window *win)
+{
+    const struct pw_fhir_dialect *d = &conf->dialect;
+    char buf[PW_ID_MAX + 16];
+    int err = 0;
+
+    if (patient) {
+        snprintf(buf, sizeof(buf), "Patient/%s", patient);
+        err = d->subject ? query_add(u, "subject", buf) : query_add(u, "patient", patient);
+    }
+    if (!err) {
+        err = window_params(u, conf, t->type, win);
+    }
+    if (!err && t->valueset && d->code_in) {
+        err = query_add(u, "code:in", t->valueset);
+    } else if (!err && t->codes) {
+        err = query_add(u, "code", t->codes);
+    }
+    if (!err && strcmp(t->type, "MedicationRequest") == 0) {
+        if (d->status_list) {
+            err = query_add(u, "status", med_statuses);
+        }
+        if (!err && d->include) {
+            err = query_add(u, "_include", "MedicationRequest:medication");
+        }
+    }
+    if (!err && d->sort && d->last_updated) {
+        err = query_add(u, "_sort", "_lastUpdated");
+    }
+    if (!err) {
+        unsigned count = conf->count < d->count_max ? conf->count : d->count_max;
+        snprintf(buf, sizeof(buf), "%u", count ? count : 1);
+        err = query_add(u, "_count", buf);
+    }
+    return err;
+}
+
+int pw_search_url(const struct pw_source_conf *conf, size_t type, const char *patient,
+                  const struct pw_search_window *win, char **out)
+{
+    char buf[PW_SYNC_URL_MAX];
+    char *s = NULL;
+    int err;
+
+    if (type >= conf->ntypes || !conf->base ||
+        (patient && (!*patient || strlen(patient) >= PW_ID_MAX ||
+                     strspn(patient, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                     "0123456789-.") != strlen(patient)))) {
+        return PW_EINVAL;
+    }
+    const struct pw_search_type *t = &conf->types[type];
+    int n = snprintf(buf, sizeof(buf), "%s/%s", conf->base, t->type);
+    if (n < 0 || (size_t)n >= sizeof(buf)) {
+        return PW_E2BIG;
+    }
+    CURLU *u = curl_url();
+    if (!u) {
+        return PW_ENOMEM;
+    }
+    err = curl_url_set(u, CURLUPART_URL, buf, 0) == CURLUE_OK ? 0 : PW_EINVAL;
+    if (!err) {
+        err = url_params(u, conf, t, patient, win);
+    }
+    if (!err) {
+        err = curl_url_get(u, CURLUPART_URL, &s, 0) == CURLUE_OK ? 0 : PW_ENOMEM;
+    }
+    curl_url_cleanup(u);
+    if (err) {
+        return err;
+    }
+    if (strlen(s) >= PW_SYNC_URL_MAX) {
+        curl_free(s);
+        return PW_E2BIG;
+    }
+    *out = strdup(s);
+    curl_free(s);
+    return *out ? 0 : PW_ENOMEM;
+}
+
+struct origin {
+    char *scheme;
+    char *host;
+    char *port;
+};
+
+static void origin_free(struct origin *o)
+{
+    curl_free(o->scheme);
+    curl_free(o->host);
+    curl_free(o->port);
+}
+
+static bool origin_get(const char *url, struct origin *o)
+{
+    CURLU *u = curl_url();
+    char *user = NULL;
+    bool ok = false;
+
+    memset(o, 0, sizeof(*o));
+    if (!u) {
+        return false;
+    }
+    /* Only absolute http(s) URLs without credentials count: a next link is followed verbatim. */
+    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &o->scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &o->host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &o->port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_NO_USER) {
+        ok = strcasecmp(o->scheme, "https") == 0 || strcasecmp(o->scheme, "http") == 0;
+    }
+    curl_free(user);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+bool pw_url_same_origin(const char *url, const char *base)
+{
+    struct origin a;
+    struct origin b;
+    bool same = false;
+
+    if (!url || !base || strlen(url) >= PW_SYNC_URL_MAX) {
+        return false;
+    }
+    /* Both parses run so both structs are initialized whatever the outcome. */
+    bool ok_a = origin_get(url, &a);
+    bool ok_b = origin_get(base, &b);
+    if (ok_a && ok_b) {
+        same = strcasecmp(a.scheme, b.scheme) == 0 && strcasecmp(a.host, b.host) == 0 &&
+               strcmp(a.port, b.port) == 0;
+    }
+    origin_free(&b);
+    origin_free(&a);
+    return same;
+}

@@ -1,0 +1,981 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The SQLite store: one WAL database under the state directory, schema versioned with
+ * PRAGMA user_version and migrated forward at open. Statements are prepared once and reused.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sqlite3.h>
+
+#include "painwatch/check.h"
+#include "painwatch/err.h"
+#include "painwatch/log.h"
+#include "painwatch/store.h"
+#include "painwatch/timeline.h"
+
+/*
+ * Forward migrations: entry i takes the schema from version i to i + 1. Never edit an entry that
+ * shipped; append a new one and bump PW_STORE_SCHEMA_VERSION.
+ */
+static const char *const migrations[] = {
+    /* 0 -> 1: cursors, resources, flag map, outbox. */
+    "CREATE TABLE cursor(source TEXT PRIMARY KEY, value TEXT NOT NULL, updated INTEGER NOT NULL);"
+    "CREATE TABLE resource(type TEXT NOT NULL, id TEXT NOT NULL, version TEXT NOT NULL,"
+    " last_updated INTEGER, patient TEXT NOT NULL, json BLOB NOT NULL, PRIMARY KEY(type, id));"
+    "CREATE INDEX resource_patient ON resource(patient);"
+    "CREATE TABLE flag(key TEXT PRIMARY KEY, patient TEXT NOT NULL, rule TEXT NOT NULL,"
+    " state TEXT NOT NULL, server_id TEXT NOT NULL DEFAULT '', version TEXT NOT NULL DEFAULT '',"
+    " since INTEGER, updated INTEGER NOT NULL, resource TEXT);"
+    "CREATE INDEX flag_patient ON flag(patient);"
+    "CREATE TABLE outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL,"
+    " patient TEXT NOT NULL, rule TEXT NOT NULL, op TEXT NOT NULL, state TEXT NOT NULL,"
+    " payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_try INTEGER NOT NULL,"
+    " created INTEGER NOT NULL, updated INTEGER NOT NULL, unknown INTEGER NOT NULL DEFAULT 0,"
+    " last_status INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '', outcome TEXT);"
+    "CREATE INDEX outbox_due ON outbox(state, next_try);"
+    "CREATE INDEX outbox_key ON outbox(key, id);",
+    /* 1 -> 2: time-driven re-evaluation (patients whose findings can change as time passes). */
+    "CREATE TABLE patient(patient TEXT PRIMARY KEY, next_eval INTEGER NOT NULL);"
+    "CREATE INDEX patient_due ON patient(next_eval);",
+    /* 2 -> 3: operator actions journaled for the daemon to audit. */
+    "CREATE TABLE operator_action(id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,"
+    " who TEXT NOT NULL, action TEXT NOT NULL, outbox_id INTEGER NOT NULL, detail TEXT NOT NULL,"
+    " audited INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX operator_unaudited ON operator_action(audited, id);",
+};
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == PW_STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+#define FLAG_COLS "key, patient, rule, state, server_id, version, since, updated, resource"
+#define OUTBOX_COLS                                                                      \
+    "id, key, patient, rule, op, state, payload, attempts, next_try, created, updated, " \
+    "unknown, last_status, last_error, outcome"
+
+/* Every statement the store runs, prepared on first use and kept. */
+enum stmt {
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_CURSOR_GET,
+    S_CURSOR_SET,
+    S_RES_GET,
+    S_RES_PUT,
+    S_RES_OF_PATIENT,
+    S_PATIENT_SET,
+    S_PATIENT_DEL,
+    S_PATIENT_DUE,
+    S_FLAG_GET,
+    S_FLAG_PUT,
+    S_FLAG_OF_PATIENT,
+    S_OUTBOX_INS,
+    S_OUTBOX_GET,
+    S_OUTBOX_UPD,
+    S_OUTBOX_ALL,
+    S_OUTBOX_BY_STATE,
+    S_OUTBOX_DUE,
+    S_OUTBOX_NEXT,
+    S_OP_INS,
+    S_OP_PENDING,
+    S_OP_DONE,
+    S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+    /* IMMEDIATE takes the write lock now, so contention shows up at begin (after the busy
+     * timeout) instead of as a deadlock halfway through a page. */
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_CURSOR_GET] = "SELECT value FROM cursor WHERE source = ?1",
+    [S_CURSOR_SET] = "INSERT INTO cursor(source, value, updated) VALUES(?1, ?2, unixepoch())"
+                     " ON CONFLICT(source) DO UPDATE SET value = ?2, updated = unixepoch()",
+    [S_RES_GET] = "SELECT version, last_updated, patient FROM resource WHERE type = ?1 AND id = ?2",
+    [S_RES_PUT] = "INSERT OR REPLACE INTO resource(type, id, version, last_updated, patient, json)"
+                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_RES_OF_PATIENT] = "SELECT type, id, version, last_updated, patient, json FROM resource"
+                         " WHERE patient = ?1 ORDER BY type, id",
+    [S_PATIENT_SET] = "INSERT INTO patient(patient, next_eval) VALUES(?1, ?2)"
+                      " ON CONFLICT(patient) DO UPDATE SET next_eval = ?2",
+    [S_PATIENT_DEL] = "DELETE FROM patient WHERE patient = ?1",
+    [S_PATIENT_DUE] = "SELECT patient FROM patient WHERE next_eval <= ?1"
+                      " ORDER BY next_eval, patient LIMIT ?2",
+    [S_FLAG_GET] = "SELECT " FLAG_COLS " FROM flag WHERE key = ?1",
+    [S_FLAG_PUT] = "INSERT OR REPLACE INTO flag(" FLAG_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+                   " ?8, ?9)",
+    [S_FLAG_OF_PATIENT] = "SELECT " FLAG_COLS " FROM flag WHERE patient = ?1 ORDER BY key",
+    [S_OUTBOX_INS] = "INSERT INTO outbox(key, patient, rule, op, state, payload, attempts,"
+                     " next_try, created, updated, unknown, last_status, last_error, outcome)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    [S_OUTBOX_GET] = "SELECT " OUTBOX_COLS " FROM outbox WHERE id = ?1",
+    [S_OUTBOX_UPD] = "UPDATE outbox SET state = ?2, attempts = ?3, next_try = ?4, updated = ?5,"
+                     " unknown = ?6, last_status = ?7, last_error = ?8, outcome = ?9 WHERE id = ?1",
+    [S_OUTBOX_ALL] = "SELECT " OUTBOX_COLS " FROM outbox ORDER BY id",
+    [S_OUTBOX_BY_STATE] = "SELECT " OUTBOX_COLS " FROM outbox WHERE state = ?1 ORDER BY id",
+    /* Only the oldest pending row of each key: an episode's writes go out in order. */
+    [S_OUTBOX_DUE] = "SELECT o.id FROM outbox o WHERE o.state = 'pending' AND o.next_try <= ?1"
+                     " AND NOT EXISTS(SELECT 1 FROM outbox p WHERE p.key = o.key"
+                     " AND p.state = 'pending' AND p.id < o.id) ORDER BY o.id LIMIT ?2",
+    [S_OUTBOX_NEXT] = "SELECT min(next_try) FROM outbox WHERE state = 'pending'",
+    [S_OP_INS] = "INSERT INTO operator_action(at, who, action, outbox_id, detail)"
+                 " VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_OP_PENDING] = "SELECT id, at, who, action, outbox_id, detail FROM operator_action"
+                     " WHERE audited = 0 ORDER BY id",
+    [S_OP_DONE] = "UPDATE operator_action SET audited = 1 WHERE id = ?1",
+};
+
+struct sq {
+    sqlite3 *db;
+    char path[4096];
+    sqlite3_stmt *stmt[S_COUNT];
+};
+
+static struct sq *sq_of(struct pw_store *st)
+{
+    return st->ctx;
+}
+
+/* Map a SQLite result to our codes, logging the detail (SQLite's messages carry no values). */
+static int fail(struct sq *sq, int rc, const char *what)
+{
+    int code = rc & 0xff;
+
+    pw_log_err(STORE, "%s: %s (%s)", what, sqlite3_errstr(rc),
+               sq->db ? sqlite3_errmsg(sq->db) : "");
+    if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
+        return PW_EAGAIN;
+    }
+    if (code == SQLITE_FULL) {
+        return PW_ENOSPC;
+    }
+    if (code == SQLITE_NOMEM) {
+        return PW_ENOMEM;
+    }
+    return PW_ESTORE;
+}
+
+/* A prepared, reset statement with its bindings cleared, or NULL (logged). */
+static sqlite3_stmt *stmt(struct sq *sq, enum stmt s, int *err)
+{
+    sqlite3_stmt *st = sq->stmt[s];
+
+    if (!st) {
+        int rc = sqlite3_prepare_v3(sq->db, stmt_sql[s], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+        if (rc != SQLITE_OK) {
+            *err = fail(sq, rc, "prepare");
+            return NULL;
+        }
+        sq->stmt[s] = st;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    sqlite3_bind_text(st, i, s ? s : "", -1, SQLITE_STATIC);
+}
+
+static void bind_time(sqlite3_stmt *st, int i, int64_t t)
+{
+    if (t == PW_TIME_NONE) {
+        sqlite3_bind_null(st, i);
+    } else {
+        sqlite3_bind_int64(st, i, t);
+    }
+}
+
+static int64_t col_time(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? PW_TIME_NONE : sqlite3_column_int64(st, i);
+}
+
+static void col_copy(sqlite3_stmt *st, int i, char *out, size_t cap)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+
+    snprintf(out, cap, "%s", s ? (const char *)s : "");
+}
+
+static int col_dup(sqlite3_stmt *st, int i, char **out)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+
+    *out = NULL;
+    if (sqlite3_column_type(st, i) == SQLITE_NULL || !s) {
+        return 0;
+    }
+    *out = strdup((const char *)s);
+    return *out ? 0 : PW_ENOMEM;
+}
+
+/* Run a statement that returns no rows. */
+static int run(struct sq *sq, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        return fail(sq, rc, what);
+    }
+    return 0;
+}
+
+static int exec(struct sq *sq, const char *sql, const char *what)
+{
+    int rc = sqlite3_exec(sq->db, sql, NULL, NULL, NULL);
+
+    return rc == SQLITE_OK ? 0 : fail(sq, rc, what);
+}
+
+static int user_version(struct sq *sq, int *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(sq->db, "PRAGMA user_version", -1, &st, NULL);
+
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return fail(sq, rc, "read schema version");
+    }
+    *out = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* Apply each missing migration in its own transaction, so a crash mid-way resumes cleanly. */
+static int migrate(struct sq *sq, int target)
+{
+    int have = 0;
+    int err = user_version(sq, &have);
+
+    if (err) {
+        return err;
+    }
+    if (have > PW_STORE_SCHEMA_VERSION) {
+        pw_log_err(STORE, "%s: schema version %d is newer than this build (%d)", sq->path, have,
+                   PW_STORE_SCHEMA_VERSION);
+        return PW_ESTORE;
+    }
+    for (int v = have; v < target; v++) {
+        char bump[64];
+
+        snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", v + 1);
+        err = exec(sq, "BEGIN IMMEDIATE", "migration begin");
+        if (!err) {
+            err = exec(sq, migrations[v], "migration");
+        }
+        if (!err) {
+            err = exec(sq, bump, "migration version");
+        }
+        if (!err) {
+            err = exec(sq, "COMMIT", "migration commit");
+        }
+        if (err) {
+            sqlite3_exec(sq->db, "ROLLBACK", NULL, NULL, NULL);
+            pw_log_err(STORE, "%s: migration to schema version %d failed", sq->path, v + 1);
+            return err;
+        }
+        pw_log_notice(STORE, "%s: schema migrated to version %d", sq->path, v + 1);
+    }
+    return 0;
+}
+
+/*
+ * WAL lets `painwatch outbox list` read while the daemon writes. synchronous=FULL: every
+ * commit is on disk when pw_store_commit() returns, also across a power loss. With NORMAL a
+ * power loss may drop the last commits; for cursors that only repeats a page, but a lost
+ * "delivered" mark or key -> id entry would re-send a Flag the EHR already has, and EHR writes
+ * cannot be rolled back. One fsync per page commit is cheap at our write rate.
+ */
+static int configure(struct sq *sq, bool read_only)
+{
+    int err = 0;
+
+    sqlite3_busy_timeout(sq->db, PW_STORE_BUSY_MS);
+    if (!read_only) {
+        err = exec(sq, "PRAGMA journal_mode = WAL", "journal_mode");
+    }
+    if (!err) {
+        err = exec(sq, "PRAGMA synchronous = FULL", "synchronous");
+    }
+    if (!err && read_only) {
+        err = exec(sq, "PRAGMA query_only = 1", "query_only");
+    }
+    return err;
+}
+
+static int sq_open(struct pw_store *st, const struct pw_store_opts *opts)
+{
+    struct sq *sq;
+    int flags;
+    int rc;
+    int err;
+    int target = opts->schema_max > 0 ? opts->schema_max : PW_STORE_SCHEMA_VERSION;
+
+    if ((!opts->path || !opts->path[0]) && (!opts->dir || !opts->dir[0])) {
+        return PW_EINVAL;
+    }
+    if (target > PW_STORE_SCHEMA_VERSION) {
+        return PW_EINVAL;
+    }
+    sq = calloc(1, sizeof(*sq));
+    if (!sq) {
+        return PW_ENOMEM;
+    }
+    st->ctx = sq;
+    if ((size_t)(opts->path && opts->path[0]
+                     ? snprintf(sq->path, sizeof(sq->path), "%s", opts->path)
+                     : snprintf(sq->path, sizeof(sq->path), "%s/painwatch.db", opts->dir)) >=
+        sizeof(sq->path)) {
+        err = PW_E2BIG;
+        goto fail;
+    }
+    if (!opts->read_only && opts->dir && opts->dir[0] && mkdir(opts->dir, 0700) != 0 &&
+        errno != EEXIST) {
+        err = -errno;
+        pw_log_err(STORE, "%s: cannot create state directory: %s", opts->dir, strerror(errno));
+        goto fail;
+    }
+    flags = SQLITE_OPEN_READWRITE | (opts->read_only ? 0 : SQLITE_OPEN_CREATE);
+    rc = sqlite3_open_v2(sq->path, &sq->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        err = fail(sq, rc, sq->path);
+        goto fail;
+    }
+    sqlite3_extended_result_codes(sq->db, 1);
+    err = configure(sq, opts->read_only);
+    if (!err && !opts->read_only) {
+        err = migrate(sq, target);
+    }
+    if (err) {
+        goto fail;
+    }
+    return 0;
+fail:
+    sqlite3_close(sq->db);
+    free(sq);
+    st->ctx = NULL;
+    return err;
+}
+
+static void sq_close(struct pw_store *st)
+{
+    struct sq *sq = sq_of(st);
+
+    if (!sq) {
+        return;
+    }
+    for (int i = 0; i < S_COUNT; i++) {
+        sqlite3_finalize(sq->stmt[i]);
+    }
+    if (sqlite3_close(sq->db) != SQLITE_OK) {
+        pw_log_err(STORE, "%s: close: %s", sq->path, sqlite3_errmsg(sq->db));
+    }
+    free(sq);
+    st->ctx = NULL;
+}
+
+static int sq_schema_version(struct pw_store *st, int *out)
+{
+    return user_version(sq_of(st), out);
+}
+
+static int simple(struct pw_store *st, enum stmt s, const char *what)
+{
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq_of(st), s, &err);
+
+    return q ? run(sq_of(st), q, what) : err;
+}
+
+static int sq_begin(struct pw_store *st)
+{
+    return simple(st, S_BEGIN, "begin");
+}
+
+static void sq_rollback(struct pw_store *st)
+{
+    /* Reset every statement first: an active read would otherwise keep the rollback waiting. */
+    for (int i = 0; i < S_COUNT; i++) {
+        if (sq_of(st)->stmt[i]) {
+            sqlite3_reset(sq_of(st)->stmt[i]);
+        }
+    }
+    if (sqlite3_get_autocommit(sq_of(st)->db) == 0) {
+        simple(st, S_ROLLBACK, "rollback");
+    }
+}
+
+static int sq_commit(struct pw_store *st)
+{
+    int err = simple(st, S_COMMIT, "commit");
+
+    if (err) {
+        sq_rollback(st);
+    }
+    return err;
+}
+
+static int sq_cursor_get(struct pw_store *st, const char *source, char *out, size_t cap)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_CURSOR_GET, &err);
+    int rc;
+
+    if (!q) {
+        return err;
+    }
+    bind_text(q, 1, source);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(q, 0);
+        err = (size_t)snprintf(out, cap, "%s", v ? v : "") >= cap ? PW_E2BIG : 0;
+    } else {
+        err = rc == SQLITE_DONE ? PW_ENOENT : fail(sq, rc, "cursor get");
+    }
+    sqlite3_reset(q);
+    return err;
+}
+
+static int sq_cursor_set(struct pw_store *st, const char *source, const char *value)
+{
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq_of(st), S_CURSOR_SET, &err);
+
+    if (!q) {
+        return err;
+    }
+    bind_text(q, 1, source);
+    bind_text(q, 2, value);
+    return run(sq_of(st), q, "cursor set");
+}
+
+/* Whether a stored copy (version, lastUpdated, patient) should give way to @p res. */
+static bool replaces(const struct pw_store_resource *res, const char *version, int64_t lu,
+                     const char *patient)
+{
+    if (strcmp(version, res->version ? res->version : "") == 0 &&
+        strcmp(patient, res->patient) == 0) {
+        return false; /* the same version again (overlap window, a repeated page) */
+    }
+    /* A late, older copy never overwrites a newer one. */
+    return !(lu != PW_TIME_NONE && res->last_updated != PW_TIME_NONE && res->last_updated < lu);
+}
+
+static int sq_put_resource(struct pw_store *st, const struct pw_store_resource *res, bool *changed)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_RES_GET, &err);
+    int rc;
+
+    *changed = false;
+    if (!q) {
+        return err;
+    }
+    if (!res->type || !res->id || !res->patient || !res->json) {
+        return PW_EINVAL;
+    }
+    bind_text(q, 1, res->type);
+    bind_text(q, 2, res->id);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        char version[PW_ID_MAX];
+        char patient[PW_REF_MAX];
+        int64_t lu = col_time(q, 1);
+
+        col_copy(q, 0, version, sizeof(version));
+        col_copy(q, 2, patient, sizeof(patient));
+        sqlite3_reset(q);
+        if (!replaces(res, version, lu, patient)) {
+            return 0;
+        }
+    } else {
+        sqlite3_reset(q);
+        if (rc != SQLITE_DONE) {
+            return fail(sq, rc, "resource get");
+        }
+    }
+    q = stmt(sq, S_RES_PUT, &err);
+    if (!q) {
+        return err;
+    }
+    if (res->json_len > INT_MAX) {
+        return PW_E2BIG;
+    }
+    bind_text(q, 1, res->type);
+    bind_text(q, 2, res->id);
+    bind_text(q, 3, res->version);
+    bind_time(q, 4, res->last_updated);
+    bind_text(q, 5, res->patient);
+    sqlite3_bind_blob(q, 6, res->json, (int)res->json_len, SQLITE_STATIC);
+    err = run(sq, q, "resource put");
+    *changed = err == 0;
+    return err;
+}
+
+static int sq_load_patient(struct pw_store *st, const char *patient, pw_store_resource_fn *fn,
+                           void *arg)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_RES_OF_PATIENT, &err);
+    int rc;
+
+    if (!q) {
+        return err;
+    }
+    bind_text(q, 1, patient);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct pw_store_resource r = {
+            .type = (const char *)sqlite3_column_text(q, 0),
+            .id = (const char *)sqlite3_column_text(q, 1),
+            .version = (const char *)sqlite3_column_text(q, 2),
+            .last_updated = col_time(q, 3),
+            .patient = (const char *)sqlite3_column_text(q, 4),
+            .json = sqlite3_column_blob(q, 5),
+            .json_len = (size_t)sqlite3_column_bytes(q, 5),
+        };
+        err = fn(arg, &r);
+        if (err) {
+            break;
+        }
+    }
+    if (!err && rc != SQLITE_DONE) {
+        err = fail(sq, rc, "load patient");
+    }
+    sqlite3_reset(q);
+    return err;
+}
+
+static int sq_patient_schedule(struct pw_store *st, const char *patient, int64_t at)
+{
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq_of(st), at == PW_TIME_NONE ? S_PATIENT_DEL : S_PATIENT_SET, &err);
+
+    if (!q) {
+        return err;
+    }
+    bind_text(q, 1, patient);
+    if (at != PW_TIME_NONE) {
+        sqlite3_bind_int64(q, 2, at);
+    }
+    return run(sq_of(st), q, "patient schedule");
+}
+
+static int sq_patients_due(struct pw_store *st, int64_t now, size_t max, pw_store_patient_fn *fn,
+                           void *arg)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_PATIENT_DUE, &err);
+    int rc;
+
+    if (!q) {
+        return err;
+    }
+    sqlite3_bind_int64(q, 1, now);
+    sqlite3_bind_int64(q, 2, max == 0 || max > INT64_MAX ? -1 : (int64_t)max);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        err = fn(arg, (const char *)sqlite3_column_text(q, 0));
+        if (err) {
+            break;
+        }
+    }
+    if (!err && rc != SQLITE_DONE) {
+        err = fail(sq, rc, "patients due");
+    }
+    sqlite3_reset(q);
+    return err;
+}
+
+static int read_flag(sqlite3_stmt *q, struct pw_flag_rec *out)
+{
+    const char *state = (const char *)sqlite3_column_text(q, 3);
+
+    memset(out, 0, sizeof(*out));
+    col_copy(q, 0, out->key, sizeof(out->key));
+    col_copy(q, 1, out->patient, sizeof(out->patient));
+    col_copy(q, 2, out->rule, sizeof(out->rule));
+    if (pw_flag_state_parse(state, &out->state) != 0) {
+        pw_log_err(STORE, "flag map: unknown state '%s' for key %s", state ? state : "", out->key);
+        return PW_ESTORE;
+    }
+    col_copy(q, 4, out->server_id, sizeof(out->server_id));
+    col_copy(q, 5, out->version, sizeof(out->version));
+    out->since = col_time(q, 6);
+    out->updated = sqlite3_column_int64(q, 7);
+    return col_dup(q, 8, &out->resource);
+}
+
+static int sq_flag_get(struct pw_store *st, const char *key, struct pw_flag_rec *out)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_FLAG_GET, &err);
+    int rc;
+
+    if (!q) {
+        return err;
+    }
+    bind_text(q, 1, key);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        err = read_flag(q, out);
+    } else {
+        err = rc == SQLITE_DONE ? PW_ENOENT : fail(sq, rc, "flag get");
+    }
+    sqlite3_reset(q);
+    return err;
+}
+
+static int sq_flag_put(struct pw_store *st, const struct pw_flag_rec *rec)
+{
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq_of(st), S_FLAG_PUT, &err);
+
+    if (!q) {
+        return err;
+    }
+    bind_text(q, 1, rec->key);
+    bind_text(q, 2, rec->patient);
+    bind_text(q, 3, rec->rule);
+    bind_text(q, 4, pw_flag_state_name(rec->state));
+    bind_text(q, 5, rec->server_id);
+    bind_text(q, 6, rec->version);
+    bind_time(q, 7, rec->since);
+    sqlite3_bind_int64(q, 8, rec->updated);
+    if (rec->resource) {
+        bind_text(q, 9, rec->resource);
+    }
+    return run(sq_of(st), q, "flag put");
+}
+
+static int sq_flags_of_patient(struct pw_store *st, const char *patient, struct pw_flag_list *out)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_FLAG_OF_PATIENT, &err);
+    int rc;
+
+    if (!q) {
+        return err;
+    }
+    bind_text(q, 1, patient);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (out->n == out->cap) {
+            size_t cap = out->cap ? out->cap * 2 : 8;
+            struct pw_flag_rec *v = realloc(out->v, cap * sizeof(*v));
+            if (!v) {
+                err = PW_ENOMEM;
+                break;
+            }
+            out->v = v;
+            out->cap = cap;
+        }
+        err = read_flag(q, &out->v[out->n]);
+        if (err) {
+            pw_flag_rec_cleanup(&out->v[out->n]);
+            break;
+        }
+        out->n++;
+    }
+    if (!err && rc != SQLITE_DONE) {
+        err = fail(sq, rc, "flags of patient");
+    }
+    sqlite3_reset(q);
+    return err;
+}
+
+static int read_row(sqlite3_stmt *q, struct pw_outbox_row *out)
+{
+    const char *op = (const char *)sqlite3_column_text(q, 4);
+    const char *state = (const char *)sqlite3_column_text(q, 5);
+    int err;
+
+    memset(out, 0, sizeof(*out));
+    out->id = sqlite3_column_int64(q, 0);
+    col_copy(q, 1, out->key, sizeof(out->key));
+    col_copy(q, 2, out->patient, sizeof(out->patient));
+    col_copy(q, 3, out->rule, sizeof(out->rule));
+    if (pw_outbox_op_parse(op, &out->op) != 0 || pw_outbox_state_parse(state, &out->state) != 0) {
+        pw_log_err(STORE, "outbox row %" PRId64 ": unknown op or state", out->id);
+        return PW_ESTORE;
+    }
+    out->attempts = (unsigned)sqlite3_column_int64(q, 7);
+    out->next_try = sqlite3_column_int64(q, 8);
+    out->created = sqlite3_column_int64(q, 9);
+    out->updated = sqlite3_column_int64(q, 10);
+    out->unknown = sqlite3_column_int(q, 11) != 0;
+    out->last_status = (long)sqlite3_column_int64(q, 12);
+    col_copy(q, 13, out->last_error, sizeof(out->last_error));
+    err = col_dup(q, 6, &out->payload);
+    if (!err) {
+        err = col_dup(q, 14, &out->outcome);
+    }
+    return err;
+}
+
+static int sq_outbox_enqueue(struct pw_store *st, struct pw_outbox_row *row)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_OUTBOX_INS, &err);
+
+    if (!q) {
+        return err;
+    }
+    if (!row->payload) {
+        return PW_EINVAL;
+    }
+    bind_text(q, 1, row->key);
+    bind_text(q, 2, row->patient);
+    bind_text(q, 3, row->rule);
+    bind_text(q, 4, pw_outbox_op_name(row->op));
+    bind_text(q, 5, pw_outbox_state_name(row->state));
+    bind_text(q, 6, row->payload);
+    sqlite3_bind_int64(q, 7, row->attempts);
+    sqlite3_bind_int64(q, 8, row->next_try);
+    sqlite3_bind_int64(q, 9, row->created);
+    sqlite3_bind_int64(q, 10, row->updated);
+    sqlite3_bind_int(q, 11, row->unknown);
+    sqlite3_bind_int64(q, 12, row->last_status);
+    bind_text(q, 13, row->last_error);
+    if (row->outcome) {
+        bind_text(q, 14, row->outcome);
+    }
+    err = run(sq, q, "outbox enqueue");
+    if (!err) {
+        row->id = sqlite3_last_insert_rowid(sq->db);
+    }
+    return err;
+}
+
+static int sq_outbox_get(struct pw_store *st, int64_t id, struct pw_outbox_row *out)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_OUTBOX_GET, &err);
+    int rc;
+
+    if (!q) {
+        return err;
+    }
+    sqlite3_bind_int64(q, 1, id);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        err = read_row(q, out);
+        if (err) {
+            pw_outbox_row_cleanup(out);
+        }
+    } else {
+        err = rc == SQLITE_DONE ? PW_ENOENT : fail(sq, rc, "outbox get");
+    }
+    sqlite3_reset(q);
+    return err;
+}
+
+static int sq_outbox_update(struct pw_store *st, const struct pw_outbox_row *row)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_OUTBOX_UPD, &err);
+
+    if (!q) {
+        return err;
+    }
+    sqlite3_bind_int64(q, 1, row->id);
+    bind_text(q, 2, pw_outbox_state_name(row->state));
+    sqlite3_bind_int64(q, 3, row->attempts);
+    sqlite3_bind_int64(q, 4, row->next_try);
+    sqlite3_bind_int64(q, 5, row->updated);
+    sqlite3_bind_int(q, 6, row->unknown);
+    sqlite3_bind_int64(q, 7, row->last_status);
+    bind_text(q, 8, row->last_error);
+    if (row->outcome) {
+        bind_text(q, 9, row->outcome);
+    }
+    err = run(sq, q, "outbox update");
+    if (!err && sqlite3_changes(sq->db) == 0) {
+        err = PW_ENOENT;
+    }
+    return err;
+}
+
+static int sq_outbox_list(struct pw_store *st, int state, pw_store_outbox_fn *fn, void *arg)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, state < 0 ? S_OUTBOX_ALL : S_OUTBOX_BY_STATE, &err);
+    int rc;
+
+    if (!q) {
+        return err;
+    }
+    if (state >= 0) {
+        bind_text(q, 1, pw_outbox_state_name((enum pw_outbox_state)state));
+    }
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct pw_outbox_row row;
+
+        err = read_row(q, &row);
+        if (!err) {
+            err = fn(arg, &row);
+        }
+        pw_outbox_row_cleanup(&row);
+        if (err) {
+            break;
+        }
+    }
+    if (!err && rc != SQLITE_DONE) {
+        err = fail(sq, rc, "outbox list");
+    }
+    sqlite3_reset(q);
+    return err;
+}
+
+static int sq_outbox_due(struct pw_store *st, int64_t now_ms, int64_t *ids, size_t max, size_t *n)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_OUTBOX_DUE, &err);
+    int rc = SQLITE_DONE;
+
+    *n = 0;
+    if (!q) {
+        return err;
+    }
+    sqlite3_bind_int64(q, 1, now_ms);
+    sqlite3_bind_int64(q, 2, (int64_t)max);
+    while (*n < max && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        ids[(*n)++] = sqlite3_column_int64(q, 0);
+    }
+    if (*n < max && rc != SQLITE_DONE) {
+        err = fail(sq, rc, "outbox due");
+    }
+    sqlite3_reset(q);
+    return err;
+}
+
+static int sq_outbox_next_due(struct pw_store *st, int64_t *at_ms)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_OUTBOX_NEXT, &err);
+    int rc;
+
+    if (!q) {
+        return err;
+    }
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL) {
+        *at_ms = sqlite3_column_int64(q, 0);
+    } else {
+        err = rc == SQLITE_ROW ? PW_ENOENT : fail(sq, rc, "outbox next");
+    }
+    sqlite3_reset(q);
+    return err;
+}
+
+static int sq_operator_log(struct pw_store *st, struct pw_operator_action *act)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_OP_INS, &err);
+
+    if (!q) {
+        return err;
+    }
+    sqlite3_bind_int64(q, 1, act->at);
+    bind_text(q, 2, act->who);
+    bind_text(q, 3, act->action);
+    sqlite3_bind_int64(q, 4, act->outbox_id);
+    bind_text(q, 5, act->detail);
+    err = run(sq, q, "operator log");
+    if (!err) {
+        act->id = sqlite3_last_insert_rowid(sq->db);
+    }
+    return err;
+}
+
+static int sq_operator_unaudited(struct pw_store *st, pw_store_operator_fn *fn, void *arg)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_OP_PENDING, &err);
+    int rc;
+
+    if (!q) {
+        return err;
+    }
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct pw_operator_action act = {
+            .id = sqlite3_column_int64(q, 0),
+            .at = sqlite3_column_int64(q, 1),
+            .outbox_id = sqlite3_column_int64(q, 4),
+        };
+
+        col_copy(q, 2, act.who, sizeof(act.who));
+        col_copy(q, 3, act.action, sizeof(act.action));
+        col_copy(q, 5, act.detail, sizeof(act.detail));
+        err = fn(arg, &act);
+        if (err) {
+            break;
+        }
+    }
+    if (!err && rc != SQLITE_DONE) {
+        err = fail(sq, rc, "operator actions");
+    }
+    sqlite3_reset(q);
+    return err;
+}
+
+static int sq_operator_audited(struct pw_store *st, int64_t id)
+{
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq_of(st), S_OP_DONE, &err);
+
+    if (!q) {
+        return err;
+    }
+    sqlite3_bind_int64(q, 1, id);
+    return run(sq_of(st), q, "operator audited");
+}
+
+const struct pw_store_ops pw_store_sqlite = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .schema_version = sq_schema_version,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .cursor_get = sq_cursor_get,
+    .cursor_set = sq_cursor_set,
+    .put_resource = sq_put_resource,
+    .load_patient = sq_load_patient,
+    .patient_schedule = sq_patient_schedule,
+    .patients_due = sq_patients_due,
+    .flag_get = sq_flag_get,
+    .flag_put = sq_flag_put,
+    .flags_of_patient = sq_flags_of_patient,
+    .outbox_enqueue = sq_outbox_enqueue,
+    .outbox_get = sq_outbox_get,
+    .outbox_update = sq_outbox_update,
+    .outbox_list = sq_outbox_list,
+    .outbox_due = sq_outbox_due,
+    .outbox_next_due = sq_outbox_next_due,
+    .operator_log = sq_operator_log,
+    .operator_unaudited = sq_operator_unaudited,
+    .operator_audited = sq_operator_audited,
+};

@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* FHIR JSON helpers: date/time parsing without the C library's time zone state, references. */
+#include "painwatch/fhir.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "painwatch/err.h"
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* Read exactly @p n digits at *p. */
+static bool digits(const char **p, int n, int64_t *out)
+{
+    int64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i])) {
+            return false;
+        }
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+static bool parse_offset(const char *p, int64_t *off)
+{
+    if (*p == 'Z' || *p == 'z') {
+        *off = 0;
+        return p[1] == '\0';
+    }
+    if (*p != '+' && *p != '-') {
+        return false;
+    }
+    int sign = *p == '-' ? -1 : 1;
+    const char *q = p + 1;
+    int64_t hh, mm;
+    if (!digits(&q, 2, &hh) || *q++ != ':' || !digits(&q, 2, &mm) || *q != '\0' || hh > 23 ||
+        mm > 59) {
+        return false;
+    }
+    *off = sign * (hh * 3600 + mm * 60);
+    return true;
+}
+
+static bool parse_clock(const char **p, int64_t *secs)
+{
+    int64_t hh, mi, ss;
+    if (!digits(p, 2, &hh) || *(*p)++ != ':' || !digits(p, 2, &mi) || *(*p)++ != ':' ||
+        !digits(p, 2, &ss) || hh > 24 || mi > 59 || ss > 60) {
+        return false;
+    }
+    if (**p == '.') {
+        (*p)++;
+        if (!isdigit((unsigned char)**p)) {
+            return false;
+        }
+        while (isdigit((unsigned char)**p)) {
+            (*p)++;
+        }
+    }
+    *secs = hh * 3600 + mi * 60 + ss;
+    return true;
+}
+
+int pw_fhir_parse_time(const char *s, int64_t *out)
+{
+    if (s == NULL) {
+        return PW_EINVAL;
+    }
+    const char *p = s;
+    int64_t y, m = 1, d = 1, secs = 0, off = 0;
+    if (!digits(&p, 4, &y)) {
+        return PW_EINVAL;
+    }
+    if (*p == '-') {
+        p++;
+        if (!digits(&p, 2, &m) || m < 1 || m > 12) {
+            return PW_EINVAL;
+        }
+        if (*p == '-') {
+            p++;
+            if (!digits(&p, 2, &d) || d < 1 || d > 31) {
+                return PW_EINVAL;
+            }
+            if (*p == 'T' || *p == 't' || *p == ' ') {
+                p++;
+                if (!parse_clock(&p, &secs)) {
+                    return PW_EINVAL;
+                }
+                if (*p != '\0' && !parse_offset(p, &off)) {
+                    return PW_EINVAL;
+                }
+                p += strlen(p);
+            }
+        }
+    }
+    if (*p != '\0') {
+        return PW_EINVAL;
+    }
+    *out = days_from_civil(y, m, d) * 86400 + secs - off;
+    return 0;
+}
+
+void pw_fhir_format_time(int64_t t, char *buf, size_t n)
+{
+    int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
+    int64_t rem = t - days * 86400;
+    /* civil_from_days, the inverse of days_from_civil. */
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1;
+    int64_t m = mp < 10 ? mp + 3 : mp - 9;
+    int64_t y = yoe + era * 400 + (m <= 2);
+    snprintf(buf, n, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ", (long long)y, (long long)m,
+             (long long)d, (long long)(rem / 3600), (long long)(rem / 60 % 60),
+             (long long)(rem % 60));
+}
+
+const char *pw_fhir_str(const json_t *obj, const char *key)
+{
+    const json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+bool pw_fhir_num(const json_t *obj, const char *key, double *out)
+{
+    const json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+    if (json_is_number(v)) {
+        *out = json_number_value(v);
+        return true;
+    }
+    if (json_is_string(v)) {
+        /* Some servers send decimals as strings to keep their precision. */
+        const char *s = json_string_value(v);
+        char *end;
+        double d = strtod(s, &end);
+        if (end != s && *end == '\0') {
+            *out = d;
+            return true;
+        }
+    }
+    return false;
+}
+
+void pw_fhir_copy(char *dst, size_t n, const char *src)
+{
+    if (n == 0) {
+        return;
+    }
+    size_t len = src ? strlen(src) : 0;
+    if (len >= n) {
+        len = n - 1;
+    }
+    if (len) {
+        memcpy(dst, src, len);
+    }
+    dst[len] = '\0';
+}
+
+void pw_fhir_ref_of(const json_t *res, struct pw_ref *out)
+{
+    pw_fhir_copy(out->type, sizeof(out->type), pw_fhir_str(res, "resourceType"));
+    pw_fhir_copy(out->id, sizeof(out->id), pw_fhir_str(res, "id"));
+    const json_t *meta = json_is_object(res) ? json_object_get(res, "meta") : NULL;
+    pw_fhir_copy(out->version, sizeof(out->version), pw_fhir_str(meta, "versionId"));
+}
+
+bool pw_fhir_cc_has(const json_t *cc, const char *system, const char *code)
+{
+    const json_t *codings = json_is_object(cc) ? json_object_get(cc, "coding") : NULL;
+    size_t i;
+    const json_t *c;
+    json_array_foreach(codings, i, c)
+    {
+        const char *sys = pw_fhir_str(c, "system");
+        const char *cd = pw_fhir_str(c, "code");
+        if (cd && strcmp(cd, code) == 0 &&
+            (system == NULL || *system == '\0' || (sys && strcmp(sys, system) == 0))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+const json_t *pw_resolve(const struct pw_resolver *r, const char *reference)
+{
+    if (r == NULL || r->resolve == NULL || reference == NULL) {
+        return NULL;
+    }
+    return r->resolve(r, reference);
+}
+
+static bool is_type_name(const char *s, size_t n)
+{
+    if (n == 0 || !isupper((unsigned char)s[0])) {
+        return false;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if (!isalpha((unsigned char)s[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int pw_fhir_ref_relative(const char *reference, char *out, size_t n)
+{
+    if (reference == NULL || *reference == '#' || strncmp(reference, "urn:", 4) == 0) {
+        return PW_EINVAL;
+    }
+    char buf[PW_REF_MAX * 2];
+    pw_fhir_copy(buf, sizeof(buf), reference);
+    char *hist = strstr(buf, "/_history/");
+    if (hist != NULL) {
+        *hist = '\0';
+    }
+    /* The last two segments are Type/id, whatever base URL precedes them. */
+    char *slash = strrchr(buf, '/');
+    if (slash == NULL || slash[1] == '\0') {
+        return PW_EINVAL;
+    }
+    char *type = slash;
+    while (type > buf && type[-1] != '/') {
+        type--;
+    }
+    if (!is_type_name(type, (size_t)(slash - type))) {
+        return PW_EINVAL;
+    }
+    if (strlen(type) >= n) {
+        return PW_E2BIG;
+    }
+    memcpy(out, type, strlen(type) + 1);
+    return 0;
+}
+
+struct pw_fhir_index {
+    json_t *map; /* key -> resource (a reference held) */
+};
+
+int pw_fhir_index_new(struct pw_fhir_index **out)
+{
+    struct pw_fhir_index *idx = calloc(1, sizeof(*idx));
+    if (idx == NULL) {
+        return PW_ENOMEM;
+    }
+    idx->map = json_object();
+    if (idx->map == NULL) {
+        free(idx);
+        return PW_ENOMEM;
+    }
+    *out = idx;
+    return 0;
+}
+
+void pw_fhir_index_free(struct pw_fhir_index *idx)
+{
+    if (idx == NULL) {
+        return;
+    }
+    json_decref(idx->map);
+    free(idx);
+}
+
+int pw_fhir_index_add(struct pw_fhir_index *idx, const char *full_url, json_t *res)
+{
+    if (full_url != NULL && *full_url != '\0') {
+        if (json_object_set(idx->map, full_url, res) < 0) {
+            return PW_ENOMEM;
+        }
+    }
+    const char *type = pw_fhir_str(res, "resourceType");
+    const char *id = pw_fhir_str(res, "id");
+    if (type != NULL && id != NULL) {
+        char key[PW_REF_MAX];
+        snprintf(key, sizeof(key), "%s/%s", type, id);
+        if (json_object_set(idx->map, key, res) < 0) {
+            return PW_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+const json_t *pw_fhir_index_get(const struct pw_fhir_index *idx, const char *reference)
+{
+    if (idx == NULL || reference == NULL) {
+        return NULL;
+    }
+    const json_t *r = json_object_get(idx->map, reference);
+    if (r != NULL) {
+        return r;
+    }
+    char rel[PW_REF_MAX];
+    if (pw_fhir_ref_relative(reference, rel, sizeof(rel)) == 0) {
+        return json_object_get(idx->map, rel);
+    }
+    return NULL;
+}
+
+static const json_t *index_resolve(const struct pw_resolver *self, const char *reference)
+{
+    return pw_fhir_index_get(self->arg, reference);
+}
+
+void pw_fhir_index_resolver(struct pw_fhir_index *idx, struct pw_resolver *out)
+{
+    out->resolve = index_resolve;
+    out->arg = idx;
+}

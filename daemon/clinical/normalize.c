@@ -1,0 +1,468 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Normalize: pain scores, pain types, palliative referrals, patient references, the context. */
+#include "painwatch/normalize.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "clinical/normalize_impl.h"
+#include "painwatch/err.h"
+#include "painwatch/mme.h"
+
+int pw_code_set_add(struct pw_code_set *s, const char *system, const char *code)
+{
+    if (code == NULL || *code == '\0') {
+        return PW_EINVAL;
+    }
+    if (s->n == s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 8;
+        void *p = realloc(s->v, ncap * sizeof(*s->v));
+        if (p == NULL) {
+            return PW_ENOMEM;
+        }
+        s->v = p;
+        s->cap = ncap;
+    }
+    pw_fhir_copy(s->v[s->n].system, sizeof(s->v[s->n].system), system ? system : "");
+    pw_fhir_copy(s->v[s->n].code, sizeof(s->v[s->n].code), code);
+    s->n++;
+    return 0;
+}
+
+void pw_code_set_clear(struct pw_code_set *s)
+{
+    free(s->v);
+    memset(s, 0, sizeof(*s));
+}
+
+int pw_word_set_add(struct pw_word_set *s, const char *word)
+{
+    if (word == NULL || *word == '\0') {
+        return PW_EINVAL;
+    }
+    if (s->n == s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 8;
+        void *p = realloc(s->v, ncap * sizeof(*s->v));
+        if (p == NULL) {
+            return PW_ENOMEM;
+        }
+        s->v = p;
+        s->cap = ncap;
+    }
+    char *w = s->v[s->n];
+    pw_fhir_copy(w, sizeof(s->v[0]), word);
+    for (; *w; w++) {
+        *w = (char)tolower((unsigned char)*w);
+    }
+    s->n++;
+    return 0;
+}
+
+static void word_set_clear(struct pw_word_set *s)
+{
+    free(s->v);
+    memset(s, 0, sizeof(*s));
+}
+
+static int add_codes(struct pw_code_set *s, const char *system, const char *const *codes)
+{
+    for (; *codes; codes++) {
+        int rc = pw_code_set_add(s, system, *codes);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int add_words(struct pw_word_set *s, const char *const *words)
+{
+    for (; *words; words++) {
+        int rc = pw_word_set_add(s, *words);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int pw_norm_ctx_init(struct pw_norm_ctx *ctx, const struct pw_terminology *term,
+                     const char *factor_set)
+{
+    static const char *const pain[] = {"72514-3", "38208-5", "38221-8", "38214-3", NULL};
+    static const char *const neuro[] = {"247398009", NULL};
+    static const char *const neuro_w[] = {"neuropathic", "burning",          "shooting", "tingling",
+                                          "electric",    "pins and needles", NULL};
+    static const char *const somatic_w[] = {"somatic", NULL};
+    static const char *const visceral_w[] = {"visceral", NULL};
+    static const char *const mixed_w[] = {"mixed pain", "mixed", NULL};
+    /* therapies-indicating-end-of-life-care (palliative members) + hospice-procedure. */
+    static const char *const pall[] = {"103735009", "395669003", "395670002", "395694002",
+                                       "395695001", "443761007", "385763009", "306205009",
+                                       "305336008", "183919006", "183920000", NULL};
+    static const char *const pall_w[] = {"palliative", "hospice", NULL};
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->term = term;
+    ctx->factor_set = factor_set ? factor_set : PW_MME_DEFAULT_SET;
+    if (term != NULL && !pw_mme_set_known(term, ctx->factor_set)) {
+        return PW_EINVAL;
+    }
+    int rc = add_codes(&ctx->pain_intensity, PW_FHIR_LOINC, pain);
+    if (rc == 0) {
+        rc = add_codes(&ctx->neuropathic, PW_FHIR_SNOMED, neuro);
+    }
+    if (rc == 0) {
+        rc = add_codes(&ctx->palliative, PW_FHIR_SNOMED, pall);
+    }
+    if (rc == 0) {
+        rc = add_words(&ctx->neuropathic_words, neuro_w);
+    }
+    if (rc == 0) {
+        rc = add_words(&ctx->somatic_words, somatic_w);
+    }
+    if (rc == 0) {
+        rc = add_words(&ctx->visceral_words, visceral_w);
+    }
+    if (rc == 0) {
+        rc = add_words(&ctx->mixed_words, mixed_w);
+    }
+    if (rc == 0) {
+        rc = add_words(&ctx->palliative_words, pall_w);
+    }
+    if (rc < 0) {
+        pw_norm_ctx_cleanup(ctx);
+    }
+    return rc;
+}
+
+void pw_norm_ctx_cleanup(struct pw_norm_ctx *ctx)
+{
+    pw_code_set_clear(&ctx->pain_intensity);
+    pw_code_set_clear(&ctx->neuropathic);
+    pw_code_set_clear(&ctx->somatic);
+    pw_code_set_clear(&ctx->visceral);
+    pw_code_set_clear(&ctx->mixed);
+    pw_code_set_clear(&ctx->palliative);
+    word_set_clear(&ctx->neuropathic_words);
+    word_set_clear(&ctx->somatic_words);
+    word_set_clear(&ctx->visceral_words);
+    word_set_clear(&ctx->mixed_words);
+    word_set_clear(&ctx->palliative_words);
+}
+
+int pw_norm_dq(struct pw_timeline *tl, const struct pw_ref *src, const char *code, const char *fmt,
+               ...)
+{
+    struct pw_dq_event ev;
+    memset(&ev, 0, sizeof(ev));
+    pw_fhir_copy(ev.code, sizeof(ev.code), code);
+    ev.src = *src;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ev.detail, sizeof(ev.detail), fmt, ap);
+    va_end(ap);
+    return pw_timeline_add_dq(tl, &ev);
+}
+
+int pw_normalize_patient(const json_t *res, const struct pw_resolver *refs, char *out, size_t n)
+{
+    const char *type = pw_fhir_str(res, "resourceType");
+    const char *id = pw_fhir_str(res, "id");
+    if (type && id && strcmp(type, "Patient") == 0) {
+        snprintf(out, n, "Patient/%s", id);
+        return 0;
+    }
+    const json_t *subj = json_object_get(res, "subject");
+    if (subj == NULL) {
+        subj = json_object_get(res, "patient");
+    }
+    const char *ref = pw_fhir_str(subj, "reference");
+    if (ref == NULL) {
+        return PW_ENOENT;
+    }
+    const json_t *target = pw_resolve(refs, ref);
+    if (target != NULL && pw_fhir_str(target, "id") != NULL) {
+        const char *tt = pw_fhir_str(target, "resourceType");
+        if (tt == NULL || strcmp(tt, "Patient") != 0) {
+            return PW_ENOENT;
+        }
+        snprintf(out, n, "Patient/%s", pw_fhir_str(target, "id"));
+        return 0;
+    }
+    char rel[PW_REF_MAX];
+    if (pw_fhir_ref_relative(ref, rel, sizeof(rel)) < 0 || strncmp(rel, "Patient/", 8) != 0) {
+        return PW_ENOENT;
+    }
+    pw_fhir_copy(out, n, rel);
+    return 0;
+}
+
+static bool code_in(const struct pw_code_set *s, const json_t *cc)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (pw_fhir_cc_has(cc, s->v[i].system, s->v[i].code)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whole-word, case-insensitive occurrence of @p word in @p text. */
+static bool word_in_text(const char *word, const char *text)
+{
+    size_t n = strlen(word);
+    for (const char *p = text; p && *p; p++) {
+        if (strncasecmp(p, word, n) == 0 && (p == text || !isalpha((unsigned char)p[-1])) &&
+            !isalpha((unsigned char)p[n])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool words_in_text(const struct pw_word_set *s, const char *text)
+{
+    for (size_t i = 0; text && i < s->n; i++) {
+        if (word_in_text(s->v[i], text)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Words in a CodeableConcept's text or any coding display. */
+static bool words_in_cc(const struct pw_word_set *s, const json_t *cc)
+{
+    if (words_in_text(s, pw_fhir_str(cc, "text"))) {
+        return true;
+    }
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(cc, "coding"), i, c)
+    {
+        if (words_in_text(s, pw_fhir_str(c, "display"))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Parse the first of @p keys present in @p obj; "x.start" reads a Period's start. */
+static int64_t first_time(const json_t *obj, const char *const *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int64_t t;
+        const char *dot = strchr(keys[i], '.');
+        const char *v;
+        if (dot != NULL) {
+            char k[32];
+            size_t kl = (size_t)(dot - keys[i]);
+            if (kl >= sizeof(k)) {
+                continue;
+            }
+            memcpy(k, keys[i], kl);
+            k[kl] = '\0';
+            v = pw_fhir_str(json_object_get(obj, k), dot + 1);
+        } else {
+            v = pw_fhir_str(obj, keys[i]);
+        }
+        if (v != NULL && pw_fhir_parse_time(v, &t) == 0) {
+            return t;
+        }
+    }
+    return PW_TIME_NONE;
+}
+
+/* The clinically relevant time of an Observation (effective, else issued) or a Condition. */
+static int64_t event_time(const json_t *res)
+{
+    static const char *const keys[] = {
+        "effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued",
+        "onsetDateTime",     "onsetPeriod.start",     "recordedDate"};
+    return first_time(res, keys, sizeof(keys) / sizeof(keys[0]));
+}
+
+static bool status_usable(const char *status)
+{
+    return status && (strcmp(status, "final") == 0 || strcmp(status, "amended") == 0 ||
+                      strcmp(status, "corrected") == 0);
+}
+
+static int pain_score(const json_t *res, const struct pw_ref *ref, struct pw_timeline *tl)
+{
+    const char *status = pw_fhir_str(res, "status");
+    if (!status_usable(status)) {
+        return 0; /* preliminary, cancelled, entered-in-error: not a documented score */
+    }
+    struct pw_pain_score ev = {.src = *ref};
+    ev.at = event_time(res);
+    if (ev.at == PW_TIME_NONE) {
+        return pw_norm_dq(tl, ref, "no-time", "pain score without effective time or issued");
+    }
+    double v;
+    const json_t *vq = json_object_get(res, "valueQuantity");
+    const json_t *vi = json_object_get(res, "valueInteger");
+    if (pw_fhir_num(vq, "value", &v)) {
+        ev.value = v;
+    } else if (json_is_integer(vi)) {
+        ev.value = (double)json_integer_value(vi);
+    } else {
+        return pw_norm_dq(tl, ref, "missing-value", "pain score without a numeric value");
+    }
+    if (!(ev.value >= 0 && ev.value <= 10)) {
+        return pw_norm_dq(tl, ref, "value-out-of-range", "pain score %g outside 0-10", ev.value);
+    }
+    return pw_timeline_add_score(tl, &ev);
+}
+
+/* "pain" in a CodeableConcept's text or displays. */
+static bool cc_mentions_pain(const json_t *cc)
+{
+    if (word_in_text("pain", pw_fhir_str(cc, "text"))) {
+        return true;
+    }
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(cc, "coding"), i, c)
+    {
+        if (word_in_text("pain", pw_fhir_str(c, "display"))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Pain type from codes (code, valueCodeableConcept) or, when the resource is about pain, from
+ * descriptor words in its texts ("Burning pain", "Pain character: shooting"). 0 when none.
+ */
+static enum pw_pain_kind pain_kind(const struct pw_norm_ctx *ctx, const json_t *res)
+{
+    const json_t *code = json_object_get(res, "code");
+    const json_t *val = json_object_get(res, "valueCodeableConcept");
+    const char *vs = pw_fhir_str(res, "valueString");
+    struct {
+        const struct pw_code_set *codes;
+        const struct pw_word_set *words;
+        enum pw_pain_kind kind;
+    } kinds[] = {
+        {&ctx->mixed, &ctx->mixed_words, PW_PAIN_MIXED},
+        {&ctx->neuropathic, &ctx->neuropathic_words, PW_PAIN_NEUROPATHIC},
+        {&ctx->visceral, &ctx->visceral_words, PW_PAIN_VISCERAL},
+        {&ctx->somatic, &ctx->somatic_words, PW_PAIN_SOMATIC},
+    };
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        if (code_in(kinds[k].codes, code) || code_in(kinds[k].codes, val)) {
+            return kinds[k].kind;
+        }
+    }
+    if (!cc_mentions_pain(code) && !cc_mentions_pain(val) && !word_in_text("pain", vs)) {
+        return 0;
+    }
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        if (words_in_cc(kinds[k].words, code) || words_in_cc(kinds[k].words, val) ||
+            words_in_text(kinds[k].words, vs)) {
+            return kinds[k].kind;
+        }
+    }
+    return 0;
+}
+
+static int pain_type(const json_t *res, const struct pw_ref *ref, struct pw_timeline *tl,
+                     enum pw_pain_kind kind)
+{
+    const char *type = pw_fhir_str(res, "resourceType");
+    if (strcmp(type, "Observation") == 0 && !status_usable(pw_fhir_str(res, "status"))) {
+        return 0;
+    }
+    if (strcmp(type, "Condition") == 0) {
+        const json_t *vs = json_object_get(res, "verificationStatus");
+        if (pw_fhir_cc_has(vs, NULL, "entered-in-error") || pw_fhir_cc_has(vs, NULL, "refuted")) {
+            return 0;
+        }
+    }
+    struct pw_pain_type ev = {.src = *ref, .kind = kind};
+    ev.at = event_time(res);
+    if (ev.at == PW_TIME_NONE) {
+        const json_t *meta = json_object_get(res, "meta");
+        if (pw_fhir_parse_time(pw_fhir_str(meta, "lastUpdated"), &ev.at) < 0) {
+            ev.at = PW_TIME_NONE;
+        }
+    }
+    return pw_timeline_add_pain_type(tl, &ev);
+}
+
+static int referral(const struct pw_norm_ctx *ctx, const json_t *res, const struct pw_ref *ref,
+                    struct pw_timeline *tl)
+{
+    const char *type = pw_fhir_str(res, "resourceType");
+    const char *status = pw_fhir_str(res, "status");
+    if (status && (strcmp(status, "entered-in-error") == 0 || strcmp(status, "draft") == 0 ||
+                   strcmp(status, "revoked") == 0 || strcmp(status, "cancelled") == 0)) {
+        return 0;
+    }
+    bool hit = false;
+    if (strcmp(type, "ServiceRequest") == 0) {
+        const json_t *code = json_object_get(res, "code");
+        hit = code_in(&ctx->palliative, code) || words_in_cc(&ctx->palliative_words, code);
+    } else {
+        const char *keys[] = {"serviceType", "type", "reasonCode"};
+        for (size_t k = 0; k < 3 && !hit; k++) {
+            const json_t *v = json_object_get(res, keys[k]);
+            const json_t *one = json_is_array(v) ? NULL : v;
+            size_t i;
+            const json_t *cc;
+            if (one != NULL) {
+                hit = code_in(&ctx->palliative, one) || words_in_cc(&ctx->palliative_words, one);
+            }
+            json_array_foreach(v, i, cc)
+            {
+                hit =
+                    hit || code_in(&ctx->palliative, cc) || words_in_cc(&ctx->palliative_words, cc);
+            }
+        }
+    }
+    if (!hit) {
+        return 0;
+    }
+    static const char *const keys[] = {"authoredOn", "occurrenceDateTime", "occurrencePeriod.start",
+                                       "period.start"};
+    struct pw_referral ev = {.src = *ref};
+    ev.at = first_time(res, keys, sizeof(keys) / sizeof(keys[0]));
+    return pw_timeline_add_referral(tl, &ev);
+}
+
+int pw_normalize_resource(const struct pw_norm_ctx *ctx, const json_t *res,
+                          const struct pw_resolver *refs, struct pw_timeline *tl)
+{
+    const char *type = pw_fhir_str(res, "resourceType");
+    if (type == NULL) {
+        return 0;
+    }
+    struct pw_ref ref;
+    pw_fhir_ref_of(res, &ref);
+    if (strcmp(type, "Observation") == 0) {
+        const json_t *code = json_object_get(res, "code");
+        if (code_in(&ctx->pain_intensity, code)) {
+            return pain_score(res, &ref, tl);
+        }
+        enum pw_pain_kind kind = pain_kind(ctx, res);
+        return kind ? pain_type(res, &ref, tl, kind) : 0;
+    }
+    if (strcmp(type, "Condition") == 0) {
+        enum pw_pain_kind kind = pain_kind(ctx, res);
+        return kind ? pain_type(res, &ref, tl, kind) : 0;
+    }
+    if (strcmp(type, "ServiceRequest") == 0 || strcmp(type, "Encounter") == 0) {
+        return referral(ctx, res, &ref, tl);
+    }
+    if (strcmp(type, "MedicationRequest") == 0) {
+        return pw_norm_medication_request(ctx, res, refs, tl);
+    }
+    return 0;
+}

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Helpers shared by normalize.c (observations, conditions, referrals) and normalize_med.c. */
+#ifndef PAINWATCH_CLINICAL_NORMALIZE_IMPL_H
+#define PAINWATCH_CLINICAL_NORMALIZE_IMPL_H
+
+#include "painwatch/normalize.h"
+
+/** Add a data-quality event for @p src. @return what pw_timeline_add_dq returns. */
+int pw_norm_dq(struct pw_timeline *tl, const struct pw_ref *src, const char *code, const char *fmt,
+               ...) __attribute__((format(printf, 4, 5)));
+
+/** MedicationRequest -> order (normalize_med.c). */
+int pw_norm_medication_request(const struct pw_norm_ctx *ctx, const json_t *res,
+                               const struct pw_resolver *refs, struct pw_timeline *tl);
+
+#endif

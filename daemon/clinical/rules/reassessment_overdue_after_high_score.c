@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* reassessment-overdue-after-high-score: a severe pain score left without a later score. */
+#include "clinical/rules/rule_util.h"
+#include "painwatch/err.h"
+
+enum { P_HIGH_PAIN, P_OVERDUE_H };
+
+static const struct pw_rule_param params[] = {
+    [P_HIGH_PAIN] = {"high_pain", 7, 0, 10, "NRS score counted as severe pain (guide: NRS 0-10)"},
+    [P_OVERDUE_H] = {"overdue_h", 24, 0.25, 720,
+                     "hours by which severe pain must be scored again (guide: reassess at every "
+                     "encounter; sites set e.g. 4 h on wards, 1 h after IV rescue)"},
+};
+
+static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, struct pw_findings *out)
+{
+    const double *p = in->params;
+    const struct pw_pain_score *last = pw_ru_score_at(in->tl, in->now);
+    if (!last || last->value < p[P_HIGH_PAIN] ||
+        (double)(in->now - last->at) <= p[P_OVERDUE_H] * PW_HOUR) {
+        return 0;
+    }
+    struct pw_finding f;
+    char a[32], t[32], d[32], h[32];
+    pw_ru_finding_init(&f, rule, PW_SEV_MEDIUM);
+    pw_ru_cat(f.text, sizeof(f.text),
+              "Pain score %s/10 on %s and no pain score since (%s ago). Guide: reassess severe "
+              "pain after treatment, within %s here.",
+              pw_ru_num(a, last->value), pw_ru_time(t, last->at), pw_ru_dur(d, in->now - last->at),
+              pw_ru_dur(h, (int64_t)(p[P_OVERDUE_H] * PW_HOUR)));
+    pw_ru_cat(f.situation, sizeof(f.situation), "score:");
+    pw_ru_sit_ref(f.situation, sizeof(f.situation), &last->src);
+    f.since = last->at;
+    pw_finding_add_evidence(&f, &last->src);
+    pw_finding_add_number(&f, "pain_score", last->value);
+    pw_finding_add_number(&f, "hours_since_score", (double)(in->now - last->at) / PW_HOUR);
+    return pw_findings_push(out, &f);
+}
+
+const struct pw_rule pw_rule_reassessment_overdue_after_high_score = {
+    .id = "reassessment-overdue-after-high-score",
+    .title = "Severe pain not reassessed",
+    .category = "clinical",
+    .params = params,
+    .n_params = sizeof(params) / sizeof(params[0]),
+    .eval = eval,
+};

@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Pure helpers shared by the rules (see rule_util.h). No I/O, no clock. */
+#include "clinical/rules/rule_util.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "painwatch/err.h"
+
+static bool known_time(int64_t t)
+{
+    return t != PW_TIME_NONE && t != PW_TIME_FOREVER;
+}
+
+double pw_ru_tdd(const struct pw_timeline *tl, int64_t t)
+{
+    /* pw_timeline_baseline_mme_at() skips orders whose dose is unknown; a rule must not judge
+     * a step or a percentage from a partial sum, so an unknown dose makes the TDD unknown. */
+    for (size_t i = 0; i < tl->orders.n; i++) {
+        const struct pw_med_order *o = &tl->orders.v[i];
+        if (o->role == PW_ROLE_BASELINE && pw_order_active_at(o, t) && !isfinite(o->mme_per_day)) {
+            return NAN;
+        }
+    }
+    return pw_timeline_baseline_mme_at(tl, t);
+}
+
+/* One start (+) or end (-) of a baseline order; an unknown dose counts in `unknown`. */
+struct change {
+    int64_t t;
+    double mme;
+    int unknown;
+};
+
+static int cmp_change(const void *a, const void *b)
+{
+    const struct change *x = a;
+    const struct change *y = b;
+    return (x->t > y->t) - (x->t < y->t);
+}
+
+/*
+ * The baseline changes at or before @p now, sorted, plus the TDD in force before the first one
+ * (orders with an unknown start count from the beginning of time).
+ */
+static int changes(const struct pw_timeline *tl, int64_t now, struct change **out, size_t *n,
+                   struct change *initial)
+{
+    struct change *v = malloc((tl->orders.n * 2 + 1) * sizeof(*v));
+    if (!v) {
+        return PW_ENOMEM;
+    }
+    size_t k = 0;
+    *initial = (struct change){.t = PW_TIME_NONE};
+    for (size_t i = 0; i < tl->orders.n; i++) {
+        const struct pw_med_order *o = &tl->orders.v[i];
+        if (o->role != PW_ROLE_BASELINE || o->end <= o->start || o->start > now) {
+            continue; /* never active, or not yet */
+        }
+        bool unknown = !isfinite(o->mme_per_day);
+        double mme = unknown ? 0 : o->mme_per_day;
+        if (o->start == PW_TIME_NONE) {
+            initial->mme += mme;
+            initial->unknown += unknown;
+        } else {
+            v[k++] = (struct change){.t = o->start, .mme = mme, .unknown = unknown};
+        }
+        if (known_time(o->end) && o->end <= now) {
+            v[k++] = (struct change){.t = o->end, .mme = -mme, .unknown = -(int)unknown};
+        }
+    }
+    qsort(v, k, sizeof(*v), cmp_change);
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+/*
+ * One sweep over the sorted changes keeps the running TDD, so building the steps costs
+ * O(n log n) even for a patient at the timeline cap. The running sum is snapped to the nearest
+ * 1e-6 MME so that adding and removing doses cannot leave a rounding residue.
+ */
+int pw_steps_build(const struct pw_timeline *tl, int64_t now, struct pw_steps *out)
+{
+    struct change *v = NULL;
+    struct change run;
+    size_t n = 0;
+    out->v = NULL;
+    out->n = 0;
+    int err = changes(tl, now, &v, &n, &run);
+    if (err) {
+        return err;
+    }
+    out->v = malloc((n ? n : 1) * sizeof(*out->v));
+    if (!out->v) {
+        free(v);
+        return PW_ENOMEM;
+    }
+    size_t i = 0;
+    while (i < n) {
+        struct pw_step s = {
+            .first = v[i].t,
+            .old_mme = run.unknown > 0 ? NAN : run.mme,
+        };
+        size_t j = i;
+        while (j < n && v[j].t - v[i].t <= PW_STEP_COALESCE_S) {
+            run.mme = round((run.mme + v[j].mme) * 1e6) / 1e6;
+            run.unknown += v[j].unknown;
+            j++;
+        }
+        s.at = v[j - 1].t;
+        s.new_mme = run.unknown > 0 ? NAN : run.mme;
+        if (isfinite(s.old_mme) && isfinite(s.new_mme) &&
+            fabs(s.new_mme - s.old_mme) >= PW_MME_EPS) {
+            out->v[out->n++] = s;
+        }
+        i = j;
+    }
+    free(v);
+    return 0;
+}
+
+void pw_steps_cleanup(struct pw_steps *s)
+{
+    free(s->v);
+    s->v = NULL;
+    s->n = 0;
+}
+
+bool pw_step_is_increase(const struct pw_step *s)
+{
+    return s->new_mme > s->old_mme;
+}
+
+double pw_step_pct(const struct pw_step *s)
+{
+    if (s->old_mme < PW_MME_EPS) {
+        return NAN;
+    }
+    return (s->new_mme - s->old_mme) / s->old_mme * 100.0;
+}
+
+long pw_steps_last_increase(const struct pw_steps *s, long before)
+{
+    for (long i = before; i >= 0; i--) {
+        if ((size_t)i < s->n && pw_step_is_increase(&s->v[i])) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+const struct pw_pain_score *pw_ru_score_at(const struct pw_timeline *tl, int64_t t)
+{
+    const struct pw_pain_score *best = NULL;
+    /* Scores are sorted by time; scan all so an unsorted timeline still gives the latest. */
+    for (size_t i = 0; i < tl->scores.n; i++) {
+        const struct pw_pain_score *s = &tl->scores.v[i];
+        /* A score without a time cannot be placed before or after anything. */
+        if (s->at != PW_TIME_NONE && s->at <= t && (!best || s->at >= best->at)) {
+            best = s;
+        }
+    }
+    return best;
+}
+
+bool pw_ru_active(const struct pw_timeline *tl, int64_t t, unsigned classes, int role)
+{
+    for (size_t i = 0; i < tl->orders.n; i++) {
+        const struct pw_med_order *o = &tl->orders.v[i];
+        if ((o->classes & classes) && (role < 0 || (int)o->role == role) &&
+            pw_order_active_at(o, t)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int64_t pw_ru_exposure_start(const struct pw_timeline *tl, int64_t t, unsigned classes)
+{
+    if (!pw_ru_active(tl, t, classes, -1)) {
+        return PW_TIME_NONE;
+    }
+    /* Walk back: the stretch starts at the earliest start among active orders, and extends
+     * further back while another matching order covered the instant just before it. */
+    int64_t start = t;
+    bool moved = true;
+    while (moved) {
+        moved = false;
+        for (size_t i = 0; i < tl->orders.n; i++) {
+            const struct pw_med_order *o = &tl->orders.v[i];
+            if ((o->classes & classes) && o->start < start && o->end >= start) {
+                start = o->start;
+                moved = true;
+            }
+        }
+        if (start == PW_TIME_NONE) {
+            break;
+        }
+    }
+    return start;
+}
+
+int64_t pw_ru_last_end(const struct pw_timeline *tl, int64_t t, unsigned classes)
+{
+    int64_t last = PW_TIME_NONE;
+    for (size_t i = 0; i < tl->orders.n; i++) {
+        const struct pw_med_order *o = &tl->orders.v[i];
+        if ((o->classes & classes) && known_time(o->end) && o->end <= t && o->end > last) {
+            last = o->end;
+        }
+    }
+    return last;
+}
+
+void pw_ru_cat(char *buf, size_t size, const char *fmt, ...)
+{
+    size_t len = strnlen(buf, size);
+    if (len + 1 >= size) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + len, size - len, fmt, ap);
+    va_end(ap);
+}
+
+void pw_ru_sit_ref(char *sit, size_t size, const struct pw_ref *ref)
+{
+    pw_ru_cat(sit, size, "%s/%s@%s;", ref->type, ref->id, ref->version);
+}
+
+void pw_ru_sit_regimen(char *sit, size_t size, const struct pw_timeline *tl, int64_t t)
+{
+    pw_ru_cat(sit, size, "regimen:");
+    for (size_t i = 0; i < tl->orders.n; i++) {
+        const struct pw_med_order *o = &tl->orders.v[i];
+        if (o->role == PW_ROLE_BASELINE && pw_order_active_at(o, t)) {
+            pw_ru_sit_ref(sit, size, &o->src);
+        }
+    }
+    pw_ru_cat(sit, size, "|");
+}
+
+void pw_ru_evidence_regimen(struct pw_finding *f, const struct pw_timeline *tl, int64_t t)
+{
+    for (size_t i = 0; i < tl->orders.n; i++) {
+        const struct pw_med_order *o = &tl->orders.v[i];
+        if (o->role == PW_ROLE_BASELINE && pw_order_active_at(o, t)) {
+            pw_finding_add_evidence(f, &o->src);
+        }
+    }
+}
+
+const char *pw_ru_num(char buf[static 32], double v)
+{
+    if (!isfinite(v)) {
+        snprintf(buf, 32, "?");
+        return buf;
+    }
+    double r = round(v * 10.0) / 10.0;
+    if (fabs(r - round(r)) < 1e-9) {
+        snprintf(buf, 32, "%.0f", r);
+    } else {
+        snprintf(buf, 32, "%.1f", r);
+    }
+    /* Small doses (fentanyl mcg, hydromorphone) must not round to 0. */
+    if (v > 0 && r == 0) {
+        snprintf(buf, 32, "%.2g", v);
+    }
+    return buf;
+}
+
+const char *pw_ru_time(char buf[static 32], int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!known_time(t) || !gmtime_r(&tt, &tm)) {
+        snprintf(buf, 32, "unknown time");
+        return buf;
+    }
+    strftime(buf, 32, "%Y-%m-%d %H:%M UTC", &tm);
+    return buf;
+}
+
+const char *pw_ru_dur(char buf[static 32], int64_t seconds)
+{
+    char n[32];
+    if (seconds > 72 * PW_HOUR) {
+        snprintf(buf, 32, "%s days", pw_ru_num(n, (double)seconds / PW_DAY));
+    } else {
+        snprintf(buf, 32, "%s h", pw_ru_num(n, (double)seconds / PW_HOUR));
+    }
+    return buf;
+}
+
+void pw_ru_finding_init(struct pw_finding *f, const struct pw_rule *rule, enum pw_severity sev)
+{
+    memset(f, 0, sizeof(*f));
+    f->rule = rule->id;
+    f->category = rule->category;
+    f->severity = sev;
+    f->since = PW_TIME_NONE;
+}

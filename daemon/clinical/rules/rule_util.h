@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Pure helpers shared by the rules: titration steps, scores before a time, text and situations. */
+#ifndef PAINWATCH_RULE_UTIL_H
+#define PAINWATCH_RULE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "painwatch/finding.h"
+#include "painwatch/rule.h"
+#include "painwatch/timeline.h"
+
+#define PW_HOUR 3600
+#define PW_DAY  86400
+
+/*
+ * Baseline changes this close together are one titration step: an order stopped and its
+ * replacement started in the same round of orders (often minutes apart in the EHR) must not read
+ * as a fall then a rise of the baseline.
+ */
+#define PW_STEP_COALESCE_S PW_HOUR
+
+/* Two baseline doses closer than this (MME/day) are the same dose (rounding in the EHR). */
+#define PW_MME_EPS 0.01
+
+/** One change of the baseline total daily dose (TDD, MME/day). */
+struct pw_step {
+    int64_t first; /* first order change of the step */
+    int64_t at;    /* last order change: the new TDD is in force from here */
+    double old_mme;
+    double new_mme;
+};
+
+/** The steps of a timeline, oldest first. Caller owns; free with pw_steps_cleanup(). */
+struct pw_steps {
+    struct pw_step *v;
+    size_t n;
+};
+
+/**
+ * Every baseline TDD change at or before @p now (starts and ends of baseline orders; changes
+ * within PW_STEP_COALESCE_S are one step). Changes where a dose is unknown (NAN) are skipped:
+ * a data-quality event already says why. @return 0 or PW_ENOMEM.
+ */
+int pw_steps_build(const struct pw_timeline *tl, int64_t now, struct pw_steps *out);
+void pw_steps_cleanup(struct pw_steps *s);
+
+/** True for an increase (initiation from 0 included). */
+bool pw_step_is_increase(const struct pw_step *s);
+
+/** Step size as a percentage of the old TDD; NAN for an initiation (old TDD 0). */
+double pw_step_pct(const struct pw_step *s);
+
+/** Index of the latest increase in @p s at or before @p before, or -1. */
+long pw_steps_last_increase(const struct pw_steps *s, long before);
+
+/** Baseline TDD at @p t, NAN when a baseline order active at t has an unknown dose. */
+double pw_ru_tdd(const struct pw_timeline *tl, int64_t t);
+
+/** The latest pain score taken at or before @p t, or NULL. */
+const struct pw_pain_score *pw_ru_score_at(const struct pw_timeline *tl, int64_t t);
+
+/** True when an order with any of @p classes (and, when @p role >= 0, that role) is active. */
+bool pw_ru_active(const struct pw_timeline *tl, int64_t t, unsigned classes, int role);
+
+/**
+ * Start of the uninterrupted stretch, containing @p t, during which some order with any of
+ * @p classes was active; PW_TIME_NONE when none is active at t.
+ */
+int64_t pw_ru_exposure_start(const struct pw_timeline *tl, int64_t t, unsigned classes);
+
+/** Latest end (<= t) of an order with any of @p classes, or PW_TIME_NONE. */
+int64_t pw_ru_last_end(const struct pw_timeline *tl, int64_t t, unsigned classes);
+
+/** Append "Type/id@version;" to a situation string (truncates safely). */
+void pw_ru_sit_ref(char *sit, size_t size, const struct pw_ref *ref);
+
+/** Append "tag:" + the refs of the baseline orders active at @p t + "|" to a situation. */
+void pw_ru_sit_regimen(char *sit, size_t size, const struct pw_timeline *tl, int64_t t);
+
+/** Evidence: every baseline order active at @p t. */
+void pw_ru_evidence_regimen(struct pw_finding *f, const struct pw_timeline *tl, int64_t t);
+
+/** Append printf output to a buffer, truncating at @p size. */
+void pw_ru_cat(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/** A number for clinicians: at most one decimal, no trailing ".0" ("4.2", "120"). */
+const char *pw_ru_num(char buf[static 32], double v);
+
+/** "2026-11-20 08:00 UTC". */
+const char *pw_ru_time(char buf[static 32], int64_t t);
+
+/** Hours as text ("12 h", "1.5 h"), days past 72 h ("5 days"). */
+const char *pw_ru_dur(char buf[static 32], int64_t seconds);
+
+/** A finding initialised for @p rule (id, category) with @p sev; everything else zero. */
+void pw_ru_finding_init(struct pw_finding *f, const struct pw_rule *rule, enum pw_severity sev);
+
+#endif

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* titration-step-too-large: the latest baseline increase is bigger than the guide allows. */
+#include <math.h>
+
+#include "clinical/rules/rule_util.h"
+#include "painwatch/err.h"
+
+enum { P_MAX_PCT_LOW_PAIN, P_MAX_PCT_ANY, P_HIGH_PAIN, P_WINDOW_H };
+
+static const struct pw_rule_param params[] = {
+    [P_MAX_PCT_LOW_PAIN] = {"max_increase_pct_low_pain", 50, 0, 1000,
+                            "largest step (%) while the last pain score was below high_pain; "
+                            "guide: titrate by 25-50%"},
+    [P_MAX_PCT_ANY] = {"max_increase_pct", 100, 0, 1000,
+                       "largest step (%) whatever the pain; guide steps are 25-50%, doubling is "
+                       "the outer limit even for severe pain (site)"},
+    [P_HIGH_PAIN] = {"high_pain", 7, 0, 10,
+                     "NRS score from which pain is severe and steps above 50% may be justified "
+                     "(guide: NRS 0-10; 7-10 severe)"},
+    [P_WINDOW_H] = {"window_h", 72, 1, 8760,
+                    "only an increase within this many hours is judged; older steps are history "
+                    "(site; guide reassesses every 24-48 h)"},
+};
+
+static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, struct pw_findings *out)
+{
+    const double *p = in->params;
+    struct pw_steps steps;
+    int err = pw_steps_build(in->tl, in->now, &steps);
+    if (err) {
+        return err;
+    }
+    long li = pw_steps_last_increase(&steps, (long)steps.n - 1);
+    if (li < 0) {
+        goto done;
+    }
+    const struct pw_step *s = &steps.v[li];
+    double pct = pw_step_pct(s);
+    if (!isfinite(pct) || (double)(in->now - s->at) > p[P_WINDOW_H] * PW_HOUR) {
+        goto done; /* an initiation (from 0) is not a step; an old step is history */
+    }
+    const struct pw_pain_score *sc = pw_ru_score_at(in->tl, s->at);
+    bool low_pain = !sc || sc->value < p[P_HIGH_PAIN];
+    double limit = low_pain ? p[P_MAX_PCT_LOW_PAIN] : p[P_MAX_PCT_ANY];
+    if (low_pain && p[P_MAX_PCT_ANY] < limit) {
+        limit = p[P_MAX_PCT_ANY];
+    }
+    if (pct <= limit + 1e-9) {
+        goto done;
+    }
+
+    struct pw_finding f;
+    char a[32], b[32], c[32], d[32], e[32], t[32];
+    pw_ru_finding_init(&f, rule, PW_SEV_MEDIUM);
+    pw_ru_cat(f.text, sizeof(f.text), "Baseline opioid increased %s -> %s MME/day (+%s%%) on %s; ",
+              pw_ru_num(a, s->old_mme), pw_ru_num(b, s->new_mme), pw_ru_num(c, pct),
+              pw_ru_time(t, s->at));
+    if (sc) {
+        pw_ru_cat(f.text, sizeof(f.text), "last pain score before it %s/10. ",
+                  pw_ru_num(d, sc->value));
+    } else {
+        pw_ru_cat(f.text, sizeof(f.text), "no pain score documented before it. ");
+    }
+    pw_ru_cat(f.text, sizeof(f.text),
+              "Guide: steps of 25-50%% (more than %s%% only for pain >= %s, never more than "
+              "%s%%), i.e. at most %s MME/day. Watch for sedation and respiratory depression.",
+              pw_ru_num(d, p[P_MAX_PCT_LOW_PAIN]), pw_ru_num(e, p[P_HIGH_PAIN]),
+              pw_ru_num(c, p[P_MAX_PCT_ANY]), pw_ru_num(a, s->old_mme * (1 + limit / 100)));
+    pw_ru_cat(f.situation, sizeof(f.situation), "step:%lld|", (long long)s->at);
+    pw_ru_sit_regimen(f.situation, sizeof(f.situation), in->tl, s->at);
+    f.since = s->at;
+    pw_ru_evidence_regimen(&f, in->tl, s->at);
+    if (sc) {
+        pw_finding_add_evidence(&f, &sc->src);
+    }
+    pw_finding_add_number(&f, "old_baseline_mme_per_day", s->old_mme);
+    pw_finding_add_number(&f, "new_baseline_mme_per_day", s->new_mme);
+    pw_finding_add_number(&f, "step_pct", pct);
+    pw_finding_add_number(&f, "limit_pct", limit);
+    pw_finding_add_number(&f, "last_pain_score", sc ? sc->value : NAN);
+    err = pw_findings_push(out, &f);
+done:
+    pw_steps_cleanup(&steps);
+    return err;
+}
+
+const struct pw_rule pw_rule_titration_step_too_large = {
+    .id = "titration-step-too-large",
+    .title = "Opioid titration step too large",
+    .category = "drug",
+    .params = params,
+    .n_params = sizeof(params) / sizeof(params[0]),
+    .eval = eval,
+};

@@ -1,0 +1,444 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Loads the RxNorm tables into sorted arrays and answers "what is this drug?". */
+#include "painwatch/terminology.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clinical/csv.h"
+#include "clinical/terminology_impl.h"
+#include "painwatch/err.h"
+#include "painwatch/fhir.h"
+#include "painwatch/timeline.h"
+
+/* Value sets we read, by their id in valuesets.csv, and what membership means. */
+static const struct {
+    const char *id;
+    unsigned bit;
+} valuesets[] = {
+    {"extended-release-opioid-with-ambulatory-misuse-potential", PW_VS_EXTENDED_RELEASE},
+    {"opioid-analgesics-with-ambulatory-misuse-potential", PW_VS_OPIOID},
+    {"methadone-medications", PW_VS_METHADONE},
+    {"benzodiazepine-medications", PW_VS_BENZODIAZEPINE},
+    {"2.16.840.1.113762.1.4.1032.43", PW_VS_BENZODIAZEPINE},
+    {"2.16.840.1.113762.1.4.1032.44", PW_VS_LAXATIVE},
+    {"2.16.840.1.113762.1.4.1032.54", PW_VS_ADJUVANT},
+};
+
+/* Class labels of ingredient-classes.csv and painwatch-classes.csv. */
+static const struct {
+    const char *label;
+    unsigned classes;
+} class_labels[] = {
+    {"opioid", PW_MED_OPIOID},
+    {"benzodiazepine", PW_MED_BENZODIAZEPINE},
+    {"laxative-stimulant", PW_MED_LAXATIVE_STIMULANT},
+    {"laxative-osmotic", PW_MED_LAXATIVE_OSMOTIC},
+    {"laxative-softener", PW_MED_LAXATIVE_SOFTENER},
+    {"stool-softener", PW_MED_LAXATIVE_SOFTENER},
+    {"laxative", PW_MED_LAXATIVE_OTHER},
+    {"pamora", PW_MED_LAXATIVE_OTHER},
+    {"adjuvant-gabapentinoid", PW_MED_ADJUVANT_GABAPENTINOID},
+    {"adjuvant-snri", PW_MED_ADJUVANT_SNRI},
+    {"adjuvant-tca", PW_MED_ADJUVANT_TCA},
+    {"corticosteroid", PW_MED_ADJUVANT_CORTICOSTEROID},
+    {"adjuvant-corticosteroid", PW_MED_ADJUVANT_CORTICOSTEROID},
+    {"naloxone", 0},
+};
+
+static int class_of_label(const char *label, unsigned *out)
+{
+    for (size_t i = 0; i < sizeof(class_labels) / sizeof(class_labels[0]); i++) {
+        if (strcmp(class_labels[i].label, label) == 0) {
+            *out = class_labels[i].classes;
+            return 0;
+        }
+    }
+    return PW_ETERM;
+}
+
+static void set_err(char *err, size_t n, const char *file, size_t line, const char *what)
+{
+    if (err != NULL && n > 0) {
+        snprintf(err, n, "%s:%zu: %s", file, line, what);
+    }
+}
+
+/* Append one element to a growable array. */
+static void *push(void **v, size_t *n, size_t *cap, size_t size)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        void *p = realloc(*v, ncap * size);
+        if (p == NULL) {
+            return NULL;
+        }
+        *v = p;
+        *cap = ncap;
+    }
+    void *e = (char *)*v + *n * size;
+    memset(e, 0, size);
+    (*n)++;
+    return e;
+}
+
+static int parse_double(const char *s, double *out)
+{
+    char *end;
+    if (*s == '\0') {
+        *out = NAN;
+        return 0;
+    }
+    double d = strtod(s, &end);
+    if (*end != '\0' || !isfinite(d)) {
+        return PW_ETERM;
+    }
+    *out = d;
+    return 0;
+}
+
+static int cmp_drug(const void *a, const void *b)
+{
+    const struct pw_term_drug *x = a, *y = b;
+    return strcmp(x->rxcui, y->rxcui);
+}
+
+static int cmp_vs(const void *a, const void *b)
+{
+    const struct pw_term_vs *x = a, *y = b;
+    return strcmp(x->code, y->code);
+}
+
+static int load_drugs(struct pw_terminology *t, const char *dir, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/opioid-drugs.csv", dir);
+    struct pw_csv csv;
+    int rc = pw_csv_open(&csv, path, PW_TERM_FILE_MAX);
+    if (rc < 0) {
+        set_err(err, errlen, path, 0, pw_strerror(rc));
+        return rc;
+    }
+    int c_rx = pw_csv_col(&csv, "rxcui"), c_name = pw_csv_col(&csv, "name"),
+        c_dfrx = pw_csv_col(&csv, "dose_form_rxcui"), c_df = pw_csv_col(&csv, "dose_form"),
+        c_ing = pw_csv_col(&csv, "ingredient_rxcui"), c_ingn = pw_csv_col(&csv, "ingredient"),
+        c_sv = pw_csv_col(&csv, "strength_value"), c_su = pw_csv_col(&csv, "strength_unit"),
+        c_combo = pw_csv_col(&csv, "is_combination");
+    if (c_rx < 0 || c_ing < 0 || c_sv < 0 || c_su < 0) {
+        set_err(err, errlen, path, 1, "missing column");
+        rc = PW_ETERM;
+        goto out;
+    }
+    while ((rc = pw_csv_next(&csv)) == 1) {
+        double sv;
+        if (parse_double(pw_csv_get(&csv, c_sv), &sv) < 0 || *pw_csv_get(&csv, c_rx) == '\0') {
+            set_err(err, errlen, path, csv.line, "bad row");
+            rc = PW_ETERM;
+            goto out;
+        }
+        /* Salts of one ingredient come as separate rows: sum them (SOURCES.md section 1). */
+        struct pw_term_drug *prev = t->n_drugs ? &t->drugs[t->n_drugs - 1] : NULL;
+        if (prev && strcmp(prev->rxcui, pw_csv_get(&csv, c_rx)) == 0 &&
+            strcmp(prev->ingredient_rxcui, pw_csv_get(&csv, c_ing)) == 0) {
+            prev->strength += sv;
+            continue;
+        }
+        if (prev && strcmp(prev->rxcui, pw_csv_get(&csv, c_rx)) == 0) {
+            continue; /* a second opioid ingredient: the first one identifies the product */
+        }
+        struct pw_term_drug *d = push((void **)&t->drugs, &t->n_drugs, &t->cap_drugs, sizeof(*d));
+        if (d == NULL) {
+            rc = PW_ENOMEM;
+            goto out;
+        }
+        pw_fhir_copy(d->rxcui, sizeof(d->rxcui), pw_csv_get(&csv, c_rx));
+        pw_fhir_copy(d->name, sizeof(d->name), pw_csv_get(&csv, c_name));
+        pw_fhir_copy(d->dose_form_rxcui, sizeof(d->dose_form_rxcui), pw_csv_get(&csv, c_dfrx));
+        pw_fhir_copy(d->dose_form, sizeof(d->dose_form), pw_csv_get(&csv, c_df));
+        pw_fhir_copy(d->ingredient_rxcui, sizeof(d->ingredient_rxcui), pw_csv_get(&csv, c_ing));
+        pw_fhir_copy(d->ingredient, sizeof(d->ingredient), pw_csv_get(&csv, c_ingn));
+        pw_fhir_copy(d->strength_unit, sizeof(d->strength_unit), pw_csv_get(&csv, c_su));
+        d->strength = sv;
+        d->is_combination = strcmp(pw_csv_get(&csv, c_combo), "1") == 0;
+    }
+    if (rc < 0) {
+        set_err(err, errlen, path, csv.line, "malformed CSV");
+        goto out;
+    }
+    rc = 0;
+    qsort(t->drugs, t->n_drugs, sizeof(*t->drugs), cmp_drug);
+out:
+    pw_csv_close(&csv);
+    return rc;
+}
+
+/* ingredient-classes.csv and painwatch-classes.csv share a layout; @p optional skips absence. */
+static int load_classes(struct pw_terminology *t, const char *dir, const char *file, char *err,
+                        size_t errlen)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    struct pw_csv csv;
+    int rc = pw_csv_open(&csv, path, PW_TERM_FILE_MAX);
+    if (rc < 0) {
+        set_err(err, errlen, path, 0, pw_strerror(rc));
+        return rc;
+    }
+    int c_rx = pw_csv_col(&csv, "ingredient_rxcui"), c_name = pw_csv_col(&csv, "ingredient"),
+        c_class = pw_csv_col(&csv, "class"), c_match = pw_csv_col(&csv, "name_match");
+    if (c_rx < 0 || c_name < 0 || c_class < 0) {
+        set_err(err, errlen, path, 1, "missing column");
+        rc = PW_ETERM;
+        goto out;
+    }
+    while ((rc = pw_csv_next(&csv)) == 1) {
+        unsigned classes;
+        if (class_of_label(pw_csv_get(&csv, c_class), &classes) < 0) {
+            set_err(err, errlen, path, csv.line, "unknown class");
+            rc = PW_ETERM;
+            goto out;
+        }
+        struct pw_term_ingredient *ing =
+            push((void **)&t->ings, &t->n_ings, &t->cap_ings, sizeof(*ing));
+        if (ing == NULL) {
+            rc = PW_ENOMEM;
+            goto out;
+        }
+        pw_fhir_copy(ing->rxcui, sizeof(ing->rxcui), pw_csv_get(&csv, c_rx));
+        pw_fhir_copy(ing->name, sizeof(ing->name), pw_csv_get(&csv, c_name));
+        /* The name to match in free text: name_match when given, else the ingredient name. */
+        const char *m = pw_csv_get(&csv, c_match);
+        pw_fhir_copy(ing->match, sizeof(ing->match), *m ? m : ing->name);
+        for (char *p = ing->match; *p; p++) {
+            *p = (char)tolower((unsigned char)*p);
+        }
+        ing->classes = classes;
+        pw_fhir_copy(ing->basis, sizeof(ing->basis), file);
+        char *dot = strrchr(ing->basis, '.');
+        if (dot != NULL) {
+            *dot = '\0';
+        }
+    }
+    if (rc < 0) {
+        set_err(err, errlen, path, csv.line, "malformed CSV");
+        goto out;
+    }
+    rc = 0;
+out:
+    pw_csv_close(&csv);
+    return rc;
+}
+
+static int load_valuesets(struct pw_terminology *t, const char *dir, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/valuesets.csv", dir);
+    struct pw_csv csv;
+    int rc = pw_csv_open(&csv, path, PW_TERM_FILE_MAX);
+    if (rc < 0) {
+        set_err(err, errlen, path, 0, pw_strerror(rc));
+        return rc;
+    }
+    int c_code = pw_csv_col(&csv, "code"), c_disp = pw_csv_col(&csv, "display"),
+        c_sys = pw_csv_col(&csv, "system"), c_vs = pw_csv_col(&csv, "valueset");
+    if (c_code < 0 || c_vs < 0 || c_sys < 0) {
+        set_err(err, errlen, path, 1, "missing column");
+        rc = PW_ETERM;
+        goto out;
+    }
+    while ((rc = pw_csv_next(&csv)) == 1) {
+        if (strcmp(pw_csv_get(&csv, c_sys), PW_FHIR_RXNORM) != 0) {
+            continue;
+        }
+        unsigned bit = 0;
+        for (size_t i = 0; i < sizeof(valuesets) / sizeof(valuesets[0]); i++) {
+            if (strcmp(valuesets[i].id, pw_csv_get(&csv, c_vs)) == 0) {
+                bit = valuesets[i].bit;
+            }
+        }
+        if (bit == 0) {
+            continue;
+        }
+        struct pw_term_vs *v = push((void **)&t->vs, &t->n_vs, &t->cap_vs, sizeof(*v));
+        if (v == NULL) {
+            rc = PW_ENOMEM;
+            goto out;
+        }
+        pw_fhir_copy(v->code, sizeof(v->code), pw_csv_get(&csv, c_code));
+        pw_fhir_copy(v->display, sizeof(v->display), pw_csv_get(&csv, c_disp));
+        v->sets = bit;
+    }
+    if (rc < 0) {
+        set_err(err, errlen, path, csv.line, "malformed CSV");
+        goto out;
+    }
+    rc = 0;
+    qsort(t->vs, t->n_vs, sizeof(*t->vs), cmp_vs);
+    /* Merge duplicates (a code in several sets) into the first entry of each run. */
+    size_t w = 0;
+    for (size_t i = 0; i < t->n_vs; i++) {
+        if (w > 0 && strcmp(t->vs[w - 1].code, t->vs[i].code) == 0) {
+            t->vs[w - 1].sets |= t->vs[i].sets;
+            if (t->vs[w - 1].display[0] == '\0') {
+                memcpy(t->vs[w - 1].display, t->vs[i].display, sizeof(t->vs[i].display));
+            }
+            continue;
+        }
+        t->vs[w++] = t->vs[i];
+    }
+    t->n_vs = w;
+out:
+    pw_csv_close(&csv);
+    return rc;
+}
+
+static int load_factors(struct pw_terminology *t, const char *dir, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/mme-factors.csv", dir);
+    struct pw_csv csv;
+    int rc = pw_csv_open(&csv, path, PW_TERM_FILE_MAX);
+    if (rc < 0) {
+        set_err(err, errlen, path, 0, pw_strerror(rc));
+        return rc;
+    }
+    int c_ing = pw_csv_col(&csv, "ingredient_rxcui"), c_set = pw_csv_col(&csv, "factor_set"),
+        c_f = pw_csv_col(&csv, "factor"), c_basis = pw_csv_col(&csv, "unit_basis"),
+        c_df = pw_csv_col(&csv, "dose_form_rxcui"), c_lo = pw_csv_col(&csv, "daily_dose_low"),
+        c_hi = pw_csv_col(&csv, "daily_dose_high");
+    if (c_ing < 0 || c_set < 0 || c_f < 0 || c_basis < 0) {
+        set_err(err, errlen, path, 1, "missing column");
+        rc = PW_ETERM;
+        goto out;
+    }
+    while ((rc = pw_csv_next(&csv)) == 1) {
+        /*
+         * Only clinical factors per mg/day or per mcg/h are usable for a prescription. This
+         * skips the research sets and the flagged cdc2022 non-patch fentanyl value (SOURCES.md).
+         */
+        const char *basis = pw_csv_get(&csv, c_basis);
+        bool patch = strcmp(basis, "mcg/hr") == 0;
+        if (!patch && strcmp(basis, "mg/day") != 0) {
+            continue;
+        }
+        double f, lo, hi;
+        if (parse_double(pw_csv_get(&csv, c_f), &f) < 0 ||
+            parse_double(pw_csv_get(&csv, c_lo), &lo) < 0 ||
+            parse_double(pw_csv_get(&csv, c_hi), &hi) < 0) {
+            set_err(err, errlen, path, csv.line, "bad number");
+            rc = PW_ETERM;
+            goto out;
+        }
+        if (isnan(f)) {
+            continue; /* "N/A" in the source: no factor */
+        }
+        struct pw_term_factor *fa =
+            push((void **)&t->factors, &t->n_factors, &t->cap_factors, sizeof(*fa));
+        if (fa == NULL) {
+            rc = PW_ENOMEM;
+            goto out;
+        }
+        pw_fhir_copy(fa->ingredient_rxcui, sizeof(fa->ingredient_rxcui), pw_csv_get(&csv, c_ing));
+        pw_fhir_copy(fa->set, sizeof(fa->set), pw_csv_get(&csv, c_set));
+        pw_fhir_copy(fa->dose_form_rxcui, sizeof(fa->dose_form_rxcui), pw_csv_get(&csv, c_df));
+        fa->factor = f;
+        fa->patch = patch;
+        fa->low = lo;
+        fa->high = hi;
+    }
+    if (rc < 0) {
+        set_err(err, errlen, path, csv.line, "malformed CSV");
+        goto out;
+    }
+    rc = 0;
+out:
+    pw_csv_close(&csv);
+    return rc;
+}
+
+int pw_terminology_load(struct pw_terminology **out, const char *dir, char *err, size_t errlen)
+{
+    struct pw_terminology *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return PW_ENOMEM;
+    }
+    int rc = load_drugs(t, dir, err, errlen);
+    if (rc == 0) {
+        rc = load_classes(t, dir, "ingredient-classes.csv", err, errlen);
+    }
+    if (rc == 0) {
+        rc = load_classes(t, dir, "painwatch-classes.csv", err, errlen);
+    }
+    if (rc == 0) {
+        rc = load_valuesets(t, dir, err, errlen);
+    }
+    if (rc == 0) {
+        rc = load_factors(t, dir, err, errlen);
+    }
+    if (rc < 0) {
+        pw_terminology_free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+void pw_terminology_free(struct pw_terminology *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    free(t->drugs);
+    free(t->ings);
+    free(t->vs);
+    free(t->factors);
+    free(t);
+}
+
+static bool has_tables(const char *dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/opioid-drugs.csv", dir);
+    return access(path, R_OK) == 0;
+}
+
+int pw_terminology_default_dir(char *out, size_t n)
+{
+    const char *env = getenv("PAINWATCH_TERMINOLOGY_DIR");
+    if (env != NULL && *env != '\0') {
+        pw_fhir_copy(out, n, env);
+        return has_tables(env) ? 0 : PW_ENOENT;
+    }
+    if (has_tables(PW_DATADIR "/terminology")) {
+        pw_fhir_copy(out, n, PW_DATADIR "/terminology");
+        return 0;
+    }
+    /* Uninstalled: the binary sits in <source>/build/<x>/ (README's build layout). */
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (len <= 0) {
+        return PW_ENOENT;
+    }
+    exe[len] = '\0';
+    static const char *const rel[] = {"/../../config/terminology", "/../config/terminology",
+                                      "/../../../config/terminology"};
+    char *slash = strrchr(exe, '/');
+    if (slash == NULL) {
+        return PW_ENOENT;
+    }
+    *slash = '\0';
+    for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+        char cand[PATH_MAX + 64];
+        snprintf(cand, sizeof(cand), "%s%s", exe, rel[i]);
+        if (has_tables(cand)) {
+            pw_fhir_copy(out, n, cand);
+            return 0;
+        }
+    }
+    return PW_ENOENT;
+}

@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The per-patient timeline: growable event arrays, latest-version replacement, sorting. */
+#include "painwatch/timeline.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "painwatch/err.h"
+
+void pw_timeline_init(struct pw_timeline *tl, const char *patient)
+{
+    memset(tl, 0, sizeof(*tl));
+    if (patient != NULL) {
+        size_t n = strlen(patient);
+        if (n >= sizeof(tl->patient)) {
+            n = sizeof(tl->patient) - 1;
+        }
+        memcpy(tl->patient, patient, n);
+    }
+}
+
+void pw_timeline_cleanup(struct pw_timeline *tl)
+{
+    free(tl->scores.v);
+    free(tl->pain_types.v);
+    free(tl->orders.v);
+    free(tl->referrals.v);
+    free(tl->dq.v);
+    memset(tl, 0, sizeof(*tl));
+}
+
+static size_t total_events(const struct pw_timeline *tl)
+{
+    return tl->scores.n + tl->pain_types.n + tl->orders.n + tl->referrals.n + tl->dq.n;
+}
+
+/* Grow an array of @p size-byte elements to hold one more; *v, *cap updated on success. */
+static int grow(void **v, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap) {
+        return 0;
+    }
+    size_t ncap = *cap ? *cap * 2 : 8;
+    void *p = realloc(*v, ncap * size);
+    if (p == NULL) {
+        return PW_ENOMEM;
+    }
+    *v = p;
+    *cap = ncap;
+    return 0;
+}
+
+static bool same_resource(const struct pw_ref *a, const struct pw_ref *b)
+{
+    return strcmp(a->type, b->type) == 0 && strcmp(a->id, b->id) == 0;
+}
+
+/*
+ * The shared add logic: find an element from the same resource (its pw_ref sits at @p ref_off);
+ * same version -> keep the old one, other version -> overwrite in place; else append.
+ */
+static int add_event(void **v, size_t *n, size_t *cap, size_t size, size_t ref_off, const void *ev,
+                     const struct pw_timeline *tl)
+{
+    const struct pw_ref *nref = (const struct pw_ref *)(const void *)((const char *)ev + ref_off);
+    for (size_t i = 0; i < *n; i++) {
+        char *cur = (char *)*v + i * size;
+        const struct pw_ref *cref = (const struct pw_ref *)(void *)(cur + ref_off);
+        if (same_resource(cref, nref)) {
+            if (strcmp(cref->version, nref->version) != 0) {
+                memcpy(cur, ev, size);
+            }
+            return 0;
+        }
+    }
+    if (total_events(tl) >= PW_RESOURCES_PER_PATIENT_MAX) {
+        return PW_E2BIG;
+    }
+    int rc = grow(v, cap, *n, size);
+    if (rc < 0) {
+        return rc;
+    }
+    memcpy((char *)*v + *n * size, ev, size);
+    (*n)++;
+    return 0;
+}
+
+int pw_timeline_add_score(struct pw_timeline *tl, const struct pw_pain_score *ev)
+{
+    return add_event((void **)&tl->scores.v, &tl->scores.n, &tl->scores.cap, sizeof(*ev),
+                     offsetof(struct pw_pain_score, src), ev, tl);
+}
+
+int pw_timeline_add_pain_type(struct pw_timeline *tl, const struct pw_pain_type *ev)
+{
+    return add_event((void **)&tl->pain_types.v, &tl->pain_types.n, &tl->pain_types.cap,
+                     sizeof(*ev), offsetof(struct pw_pain_type, src), ev, tl);
+}
+
+int pw_timeline_add_order(struct pw_timeline *tl, const struct pw_med_order *ev)
+{
+    return add_event((void **)&tl->orders.v, &tl->orders.n, &tl->orders.cap, sizeof(*ev),
+                     offsetof(struct pw_med_order, src), ev, tl);
+}
+
+int pw_timeline_add_referral(struct pw_timeline *tl, const struct pw_referral *ev)
+{
+    return add_event((void **)&tl->referrals.v, &tl->referrals.n, &tl->referrals.cap, sizeof(*ev),
+                     offsetof(struct pw_referral, src), ev, tl);
+}
+
+/* Data-quality events: one resource may have several; only exact duplicates are dropped. */
+int pw_timeline_add_dq(struct pw_timeline *tl, const struct pw_dq_event *ev)
+{
+    for (size_t i = 0; i < tl->dq.n; i++) {
+        const struct pw_dq_event *d = &tl->dq.v[i];
+        if (same_resource(&d->src, &ev->src) && strcmp(d->code, ev->code) == 0 &&
+            strcmp(d->detail, ev->detail) == 0) {
+            return 0;
+        }
+    }
+    if (total_events(tl) >= PW_RESOURCES_PER_PATIENT_MAX) {
+        return PW_E2BIG;
+    }
+    int rc = grow((void **)&tl->dq.v, &tl->dq.cap, tl->dq.n, sizeof(*ev));
+    if (rc < 0) {
+        return rc;
+    }
+    tl->dq.v[tl->dq.n++] = *ev;
+    return 0;
+}
+
+static int cmp_time(int64_t a, int64_t b)
+{
+    return (a > b) - (a < b);
+}
+
+static int cmp_ref(const struct pw_ref *a, const struct pw_ref *b)
+{
+    int c = strcmp(a->type, b->type);
+    if (c == 0) {
+        c = strcmp(a->id, b->id);
+    }
+    return c;
+}
+
+static int cmp_score(const void *a, const void *b)
+{
+    const struct pw_pain_score *x = a, *y = b;
+    int c = cmp_time(x->at, y->at);
+    return c ? c : cmp_ref(&x->src, &y->src);
+}
+
+static int cmp_pain_type(const void *a, const void *b)
+{
+    const struct pw_pain_type *x = a, *y = b;
+    int c = cmp_time(x->at, y->at);
+    return c ? c : cmp_ref(&x->src, &y->src);
+}
+
+static int cmp_order(const void *a, const void *b)
+{
+    const struct pw_med_order *x = a, *y = b;
+    int c = cmp_time(x->start, y->start);
+    return c ? c : cmp_ref(&x->src, &y->src);
+}
+
+static int cmp_referral(const void *a, const void *b)
+{
+    const struct pw_referral *x = a, *y = b;
+    int c = cmp_time(x->at, y->at);
+    return c ? c : cmp_ref(&x->src, &y->src);
+}
+
+static int cmp_dq(const void *a, const void *b)
+{
+    const struct pw_dq_event *x = a, *y = b;
+    int c = cmp_ref(&x->src, &y->src);
+    if (c == 0) {
+        c = strcmp(x->code, y->code);
+    }
+    return c ? c : strcmp(x->detail, y->detail);
+}
+
+void pw_timeline_sort(struct pw_timeline *tl)
+{
+    if (tl->scores.n > 1) {
+        qsort(tl->scores.v, tl->scores.n, sizeof(*tl->scores.v), cmp_score);
+    }
+    if (tl->pain_types.n > 1) {
+        qsort(tl->pain_types.v, tl->pain_types.n, sizeof(*tl->pain_types.v), cmp_pain_type);
+    }
+    if (tl->orders.n > 1) {
+        qsort(tl->orders.v, tl->orders.n, sizeof(*tl->orders.v), cmp_order);
+    }
+    if (tl->referrals.n > 1) {
+        qsort(tl->referrals.v, tl->referrals.n, sizeof(*tl->referrals.v), cmp_referral);
+    }
+    if (tl->dq.n > 1) {
+        qsort(tl->dq.v, tl->dq.n, sizeof(*tl->dq.v), cmp_dq);
+    }
+}
+
+bool pw_order_active_at(const struct pw_med_order *o, int64_t t)
+{
+    return o->start <= t && t < o->end;
+}
+
+double pw_timeline_baseline_mme_at(const struct pw_timeline *tl, int64_t t)
+{
+    double sum = 0.0;
+    for (size_t i = 0; i < tl->orders.n; i++) {
+        const struct pw_med_order *o = &tl->orders.v[i];
+        /* An unknown dose makes the total unknown (NAN): a partial sum would understate it. */
+        if (o->role == PW_ROLE_BASELINE && pw_order_active_at(o, t)) {
+            sum += o->mme_per_day;
+        }
+    }
+    return sum;
+}

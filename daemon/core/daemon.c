@@ -1,0 +1,806 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * painwatchd's run loop. Builds every component from the configuration in dependency order,
+ * starts them, handles SIGHUP (reload), SIGTERM/SIGINT (orderly stop) and `--once`, and tears
+ * everything down in reverse order (STYLE.md 3.4 for the HTTP part).
+ */
+#include "core/daemon.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <uv.h>
+
+#include "core/outbox.h"
+#include "core/pipeline.h"
+#include "painwatch/audit.h"
+#include "painwatch/check.h"
+#include "painwatch/cohort.h"
+#include "painwatch/conf.h"
+#include "painwatch/engine.h"
+#include "painwatch/err.h"
+#include "painwatch/health.h"
+#include "painwatch/http.h"
+#include "painwatch/log.h"
+#include "painwatch/metrics.h"
+#include "painwatch/normalize.h"
+#include "painwatch/notify.h"
+#include "painwatch/sink.h"
+#include "painwatch/source.h"
+#include "painwatch/store.h"
+#include "painwatch/sync.h"
+#include "painwatch/terminology.h"
+
+#define DEFAULT_IDENTIFIER_SYSTEM "urn:painwatch:flag-episode"
+
+struct daemon {
+    uv_loop_t loop;
+    bool once;
+    bool stopping;
+    bool cycle_done; /* --once: sync cycle and re-evaluation finished */
+    int exit_code;
+    char *config_path;
+
+    struct pw_conf *conf;
+    const struct pw_conf_daemon *cd;
+    struct pw_terminology *term;
+    struct pw_engine *engine;
+    struct pw_norm_ctx norm;
+    bool norm_ready;
+    struct pw_store *store;
+    struct pw_audit *audit;
+    struct pw_http *http;
+    struct pw_sink *sink;
+    struct pw_outbox *outbox;
+    struct pw_pipeline *pipeline;
+    struct pw_sync *sync;
+    struct pw_health *health;
+    struct pw_watchdog watchdog;
+    bool watchdog_on;
+
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t reeval_timer;
+    uv_timer_t stop_timer; /* bounds the SIGTERM drain */
+    bool handles_up;
+};
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+static int load_conf(const char *path, struct pw_conf **out)
+{
+    struct pw_conf_errors errs = {0};
+    const char *text;
+    int rc;
+
+    if (path) {
+        rc = pw_conf_load_file(out, path, &errs);
+    } else {
+        text = pw_conf_default_yaml();
+        rc = pw_conf_load_string(out, "<embedded default>", ".", text, strlen(text), &errs);
+    }
+    for (size_t i = 0; i < errs.n; i++) {
+        fprintf(stderr, "%s\n", errs.lines[i]);
+    }
+    if (rc < 0 && errs.n == 0) {
+        fprintf(stderr, "%s: %s\n", path ? path : "<embedded default>", pw_strerror(rc));
+    }
+    pw_conf_errors_cleanup(&errs);
+    return rc;
+}
+
+/* Rule overrides: rules.<id>.enabled and rules.<id>.<param> (checked against the catalog). */
+static int apply_rules(struct pw_engine *engine, const json_t *rules)
+{
+    const char *rid;
+    const char *param;
+    json_t *sec;
+    json_t *val;
+    /* jansson's iterators take a non-const tree: walk a private copy. */
+    json_t *copy = json_deep_copy(rules);
+    int rc = 0;
+
+    if (!copy) {
+        return PW_ENOMEM;
+    }
+    json_object_foreach(copy, rid, sec)
+    {
+        json_object_foreach(sec, param, val)
+        {
+            if (strcmp(param, "enabled") == 0) {
+                rc = pw_engine_enable(engine, rid, json_is_true(val));
+            } else {
+                rc = pw_engine_set_param(engine, rid, param, json_number_value(val));
+            }
+            if (rc < 0) {
+                pw_log_err(CONF, "rules.%s.%s: %s", rid, param, pw_strerror(rc));
+                json_decref(copy);
+                return PW_ECONFIG;
+            }
+        }
+    }
+    json_decref(copy);
+    return rc;
+}
+
+/* "system|code" lists from the config replace normalize's defaults when given. */
+static int apply_codes(struct pw_code_set *set, const char **codes, size_t n)
+{
+    if (n == 0) {
+        return 0;
+    }
+    pw_code_set_clear(set);
+    for (size_t i = 0; i < n; i++) {
+        char sys[PW_CODE_MAX];
+        const char *bar = strchr(codes[i], '|');
+        const char *code = bar ? bar + 1 : codes[i];
+        size_t sl = bar ? (size_t)(bar - codes[i]) : 0;
+
+        if (sl >= sizeof(sys)) {
+            return PW_ECONFIG;
+        }
+        memcpy(sys, codes[i], sl);
+        sys[sl] = '\0';
+        if (pw_code_set_add(set, sys, code) < 0) {
+            return PW_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* ---- the audit key of the demo -------------------------------------------------------------- */
+
+/*
+ * Without audit.key_file (the embedded demo), a key is created under the state directory on
+ * first start. A production site sets key_file (a systemd credential): a key beside the trail
+ * protects against accidental edits, not against someone who can read the state directory.
+ */
+static int demo_audit_key(const char *state_dir, char *path, size_t n)
+{
+    unsigned char raw[32];
+    char hex[65];
+    struct stat st;
+    int fd;
+
+    snprintf(path, n, "%s/audit.key", state_dir);
+    if (stat(path, &st) == 0) {
+        return 0;
+    }
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        return PW_EIO;
+    }
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return -errno;
+    }
+    if (write(fd, hex, 64) != 64 || fsync(fd) != 0) {
+        close(fd);
+        return PW_EIO;
+    }
+    close(fd);
+    pw_log_notice(AUDIT, "created audit key %s (demo: set audit.key_file in production)", path);
+    return 0;
+}
+
+static int mkdir_p(const char *dir)
+{
+    char buf[4096];
+    size_t len = strlen(dir);
+
+    if (len >= sizeof(buf)) {
+        return PW_E2BIG;
+    }
+    memcpy(buf, dir, len + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0750) != 0 && errno != EEXIST) {
+                return -errno;
+            }
+            *p = '/';
+        }
+    }
+    if (mkdir(buf, 0750) != 0 && errno != EEXIST) {
+        return -errno;
+    }
+    return 0;
+}
+
+static void dirname_of(const char *path, char *out, size_t n)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (!slash) {
+        snprintf(out, n, ".");
+        return;
+    }
+    snprintf(out, n, "%.*s", (int)(slash - path), path);
+}
+
+/* ---- building the components ---------------------------------------------------------------- */
+
+static int build_clinical(struct daemon *d)
+{
+    char err[256] = "";
+    char dir[4096];
+    const char *tdir = d->cd->terminology_dir;
+    int rc;
+
+    if (!tdir) {
+        if (pw_terminology_default_dir(dir, sizeof(dir)) < 0) {
+            pw_log_err(CLIN, "no terminology directory found; set terminology_dir");
+            return PW_ECONFIG;
+        }
+        tdir = dir;
+    }
+    rc = pw_terminology_load(&d->term, tdir, err, sizeof(err));
+    if (rc < 0) {
+        pw_log_err(CLIN, "terminology %s: %s", tdir, err[0] ? err : pw_strerror(rc));
+        return rc;
+    }
+    rc = pw_engine_new(&d->engine, d->cd->factor_set);
+    if (rc == 0 && d->cd->rules) {
+        rc = apply_rules(d->engine, d->cd->rules);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    rc = pw_norm_ctx_init(&d->norm, d->term, d->cd->factor_set);
+    if (rc < 0) {
+        return rc;
+    }
+    d->norm_ready = true;
+    rc = apply_codes(&d->norm.pain_intensity, d->cd->pain_codes.score, d->cd->pain_codes.n_score);
+    if (rc == 0) {
+        rc = apply_codes(&d->norm.neuropathic, d->cd->pain_codes.type, d->cd->pain_codes.n_type);
+    }
+    return rc;
+}
+
+static int build_state(struct daemon *d)
+{
+    struct pw_store_opts so = {.backend = d->cd->store.type, .dir = d->cd->state_dir};
+    struct pw_audit_opts ao = {0};
+    char keypath[4096];
+    char auditdir[4096];
+    int rc = mkdir_p(d->cd->state_dir);
+
+    if (rc < 0) {
+        pw_log_err(STORE, "state directory %s: %s", d->cd->state_dir, pw_strerror(rc));
+        return rc;
+    }
+    rc = pw_store_open(&d->store, &so);
+    if (rc < 0) {
+        return rc;
+    }
+    dirname_of(d->cd->audit.path, auditdir, sizeof(auditdir));
+    rc = mkdir_p(auditdir);
+    if (rc == 0 && !d->cd->audit.key_file) {
+        rc = demo_audit_key(d->cd->state_dir, keypath, sizeof(keypath));
+    }
+    if (rc < 0) {
+        pw_log_err(AUDIT, "audit trail setup: %s", pw_strerror(rc));
+        return rc;
+    }
+    ao.path = d->cd->audit.path;
+    ao.key_path = d->cd->audit.key_file ? d->cd->audit.key_file : keypath;
+    ao.device = d->cd->sink.flag_author ? d->cd->sink.flag_author : "Device/painwatch";
+    ao.rotate_bytes = (uint64_t)d->cd->audit.rotate_size;
+    return pw_audit_open(&d->audit, &ao);
+}
+
+static int build_sink(struct daemon *d)
+{
+    struct pw_sink_conf sc = {0};
+    const char *name = d->cd->shadow_mode ? "file" : d->cd->sink.type;
+
+    sc.identifier_system =
+        d->cd->sink.identifier_system ? d->cd->sink.identifier_system : DEFAULT_IDENTIFIER_SYSTEM;
+    sc.author = d->cd->sink.flag_author ? d->cd->sink.flag_author : "Device/painwatch";
+    sc.path = d->cd->sink.file;
+    if (d->cd->shadow_mode) {
+        pw_log_notice(SINK, "shadow mode: Flags go to %s, nothing is written to the EHR",
+                      sc.path ? sc.path : "(no sink.file)");
+    }
+    return pw_sink_new(&d->sink, name, &sc);
+}
+
+static int source_conf_of(const struct pw_conf_server *s, struct pw_source_conf *sc)
+{
+    int rc = pw_source_conf_init(sc, s->name, s->base_url);
+
+    if (rc < 0) {
+        return rc;
+    }
+    sc->dialect.subject =
+        s->dialect.patient_param && strcmp(s->dialect.patient_param, "subject") == 0;
+    sc->dialect.last_updated = s->dialect.last_updated;
+    sc->dialect.sort = s->dialect.sort;
+    sc->dialect.code_in = s->dialect.code_in;
+    sc->dialect.include = s->dialect.include;
+    if (s->dialect.max_count > 0) {
+        sc->dialect.count_max = (unsigned)s->dialect.max_count;
+    }
+    if (sc->count > sc->dialect.count_max) {
+        sc->count = sc->dialect.count_max;
+    }
+    if (s->poll_interval_ms > 0) {
+        sc->poll_ms = (uint64_t)s->poll_interval_ms;
+    }
+    if (s->lookback_ms > 0) {
+        sc->lookback_ms = (uint64_t)s->lookback_ms;
+    }
+    if (s->overlap_ms >= 0) {
+        sc->overlap_ms = (uint64_t)s->overlap_ms;
+    }
+    if (s->cohort.refresh_ms > 0) {
+        sc->group_refresh_ms = (uint64_t)s->cohort.refresh_ms;
+    }
+    /* Extra resource types: Condition (pain types), ServiceRequest (referrals), Flag (read-back
+     * of painwatch's own Flags, so a clinician's inactive stands). */
+    for (size_t i = 0; i < s->n_resources && sc->ntypes < PW_SYNC_TYPES_MAX; i++) {
+        const char *t = s->resources[i];
+        bool have = false;
+        for (size_t k = 0; k < sc->ntypes; k++) {
+            have = have || strcmp(sc->types[k].type, t) == 0;
+        }
+        if (!have) {
+            sc->types[sc->ntypes].type = strdup(t);
+            if (!sc->types[sc->ntypes].type) {
+                return PW_ENOMEM;
+            }
+            sc->ntypes++;
+        }
+    }
+    return 0;
+}
+
+static int build_servers(struct daemon *d)
+{
+    for (size_t i = 0; i < d->cd->n_servers; i++) {
+        const struct pw_conf_server *s = &d->cd->servers[i];
+        struct pw_http_server hs = {
+            .name = s->name,
+            .origin = s->base_url,
+            .ca_file = s->ca_file,
+            .client_cert = s->client_cert_file,
+            .client_key = s->client_key_file,
+            .max_concurrent = (unsigned)s->max_concurrent,
+            .connect_timeout_ms = s->connect_timeout_ms,
+            .timeout_ms = s->timeout_ms,
+            .body_max = (size_t)s->body_max,
+        };
+        struct pw_source_conf sc;
+        struct pw_cohort *cohort = NULL;
+        char err[256] = "";
+        json_t *cj;
+        int rc = pw_http_server_add(d->http, &hs);
+
+        if (rc < 0) {
+            pw_log_err(HTTP, "server %s: %s", s->name, pw_strerror(rc));
+            return rc;
+        }
+        if (s->auth.type && strcmp(s->auth.type, "none") != 0) {
+            pw_log_err(AUTH, "server %s: auth type %s is not wired into the daemon yet", s->name,
+                       s->auth.type);
+            return PW_ECONFIG;
+        }
+        cj = json_pack("{s:s}", "type",
+                       strcmp(s->cohort.type, "server-wide") == 0 ? "server" : s->cohort.type);
+        if (cj && s->cohort.file) {
+            json_object_set_new(cj, "file", json_string(s->cohort.file));
+        }
+        if (cj && s->cohort.group) {
+            json_object_set_new(cj, "group", json_string(s->cohort.group));
+        }
+        rc = cj ? pw_cohort_new(&cohort, cj, err, sizeof(err)) : PW_ENOMEM;
+        json_decref(cj);
+        if (rc < 0) {
+            pw_log_err(SYNC, "server %s cohort: %s", s->name, err[0] ? err : pw_strerror(rc));
+            return rc;
+        }
+        rc = source_conf_of(s, &sc);
+        if (rc == 0) {
+            rc = pw_sync_add_server(d->sync, &sc, cohort, NULL);
+        } else {
+            pw_cohort_free(cohort);
+        }
+        pw_source_conf_cleanup(&sc);
+        if (rc < 0) {
+            pw_log_err(SYNC, "server %s: %s", s->name, pw_strerror(rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void on_outbox_idle(void *arg, bool pending_later);
+
+static int build_outbox(struct daemon *d)
+{
+    const struct pw_conf_server *s = d->cd->n_servers ? &d->cd->servers[0] : NULL;
+    struct pw_outbox_conf oc = {0};
+
+    /* Flags go to the first server; several EHRs per instance write to the first only (noted). */
+    oc.store = d->store;
+    oc.sink = d->sink;
+    oc.http = d->http;
+    oc.server = s ? s->name : NULL;
+    oc.base_url = s ? s->base_url : NULL;
+    oc.conditional_create = true;
+    oc.audit = d->audit;
+    oc.backoff_base_ms = (uint64_t)d->cd->outbox.retry_base_ms;
+    oc.backoff_cap_ms = (uint64_t)d->cd->outbox.retry_cap_ms;
+    oc.on_idle = on_outbox_idle;
+    oc.on_idle_arg = d;
+    return pw_outbox_new(&d->outbox, &d->loop, &oc);
+}
+
+static int build_pipeline(struct daemon *d)
+{
+    struct pw_pipeline_conf pc = {0};
+    struct pw_sync_consumer consumer;
+    int rc;
+
+    pc.store = d->store;
+    pc.engine = d->engine;
+    pc.norm = &d->norm;
+    pc.sink = d->sink;
+    pc.identifier_system =
+        d->cd->sink.identifier_system ? d->cd->sink.identifier_system : DEFAULT_IDENTIFIER_SYSTEM;
+    pc.audit = d->audit;
+    pc.outbox = d->outbox;
+    pc.reevaluate_ms = d->cd->reevaluate_interval_ms;
+    rc = pw_pipeline_new(&d->pipeline, &pc);
+    if (rc < 0) {
+        return rc;
+    }
+    pw_pipeline_consumer(d->pipeline, &consumer);
+    return pw_sync_new(&d->sync, &d->loop, d->http, &consumer);
+}
+
+/* ---- readiness --------------------------------------------------------------------------------
+ */
+
+static bool check_store(void *arg, char *detail, size_t size)
+{
+    struct daemon *d = arg;
+    snprintf(detail, size, "%s", d->store ? "open" : "closed");
+    return d->store != NULL;
+}
+
+static bool check_audit(void *arg, char *detail, size_t size)
+{
+    struct daemon *d = arg;
+    bool ok = d->audit && pw_audit_writable(d->audit);
+    snprintf(detail, size, "%s", ok ? "writable" : "NOT writable: EHR writes are held");
+    return ok;
+}
+
+static bool check_servers(void *arg, char *detail, size_t size)
+{
+    struct daemon *d = arg;
+    bool ok = true;
+    size_t off = 0;
+
+    detail[0] = '\0';
+    for (size_t i = 0; i < d->cd->n_servers && off < size; i++) {
+        struct pw_sync_health h;
+        const char *name = d->cd->servers[i].name;
+        if (pw_sync_health(d->sync, name, &h) == 0) {
+            ok = ok && !h.unhealthy;
+            int w = snprintf(detail + off, size - off, "%s%s=%s", i ? " " : "", name,
+                             h.unhealthy ? "unhealthy" : "ok");
+            off += w > 0 ? (size_t)w : 0;
+        }
+    }
+    return ok;
+}
+
+/* ---- run control ------------------------------------------------------------------------------
+ */
+
+static void on_walk_close(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+static void begin_stop(struct daemon *d, int exit_code);
+
+static void on_outbox_idle(void *arg, bool pending_later)
+{
+    struct daemon *d = arg;
+
+    if (d->once && d->cycle_done && !d->stopping) {
+        if (pending_later) {
+            pw_log_notice(MAIN, "--once: rows waiting for a retry stay queued for the next run");
+        }
+        begin_stop(d, 0);
+    }
+}
+
+static void on_reeval_timer(uv_timer_t *t)
+{
+    struct daemon *d = container_of(t, struct daemon, reeval_timer);
+    size_t n = 0;
+
+    if (pw_pipeline_reevaluate_due(d->pipeline, &n) == 0 && n > 0) {
+        pw_log_info(CLIN, "time-driven re-evaluation of %zu patient(s)", n);
+    }
+}
+
+static void on_cycle_done(void *arg, int err, unsigned failed)
+{
+    struct daemon *d = arg;
+    struct pw_pipeline_stats ps;
+    size_t n = 0;
+
+    if (err < 0 || failed > 0) {
+        pw_log_warn(SYNC, "sync cycle: %s, %u stream(s) failed", pw_strerror(err), failed);
+        d->exit_code = 1;
+    }
+    pw_pipeline_reevaluate_due(d->pipeline, &n);
+    pw_pipeline_stats(d->pipeline, &ps);
+    pw_log_notice(
+        MAIN,
+        "cycle done: %llu page(s), %llu resource(s), %llu evaluation(s), %llu finding(s), "
+        "%llu Flag write(s) queued",
+        (unsigned long long)ps.pages, (unsigned long long)ps.resources,
+        (unsigned long long)ps.patients_evaluated, (unsigned long long)ps.findings,
+        (unsigned long long)ps.flags_planned);
+    d->cycle_done = true;
+    pw_outbox_kick(d->outbox);
+}
+
+static void on_servers_checked(void *arg, int err, unsigned failed)
+{
+    struct daemon *d = arg;
+    int rc;
+
+    if (d->stopping) {
+        return;
+    }
+    if (err == PW_ECONFIG) {
+        pw_log_crit(MAIN, "%u server(s) cannot work with this configuration", failed);
+        begin_stop(d, 2);
+        return;
+    }
+    if (err < 0) {
+        /* An unreachable EHR at start is not fatal: the scheduler retries with backoff. */
+        pw_log_warn(MAIN, "server check: %s; continuing, the sync retries", pw_strerror(err));
+    }
+    pw_notify_ready("ready");
+    rc = pw_outbox_start(d->outbox);
+    if (rc < 0) {
+        pw_log_err(OUTBOX, "start: %s", pw_strerror(rc));
+    }
+    if (d->once) {
+        rc = pw_sync_run_once(d->sync, on_cycle_done, d);
+    } else {
+        rc = pw_sync_start(d->sync);
+        if (rc == 0) {
+            uint64_t every = (uint64_t)d->cd->reevaluate_interval_ms;
+            rc = uv_timer_start(&d->reeval_timer, on_reeval_timer, every, every);
+        }
+    }
+    if (rc < 0) {
+        pw_log_crit(MAIN, "cannot start the sync: %s", pw_strerror(rc));
+        begin_stop(d, 1);
+    }
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+    struct daemon *d = container_of(t, struct daemon, stop_timer);
+    uv_stop(&d->loop);
+}
+
+static void begin_stop(struct daemon *d, int exit_code)
+{
+    if (d->stopping) {
+        return;
+    }
+    d->stopping = true;
+    if (exit_code > d->exit_code) {
+        d->exit_code = exit_code;
+    }
+    pw_notify_stopping();
+    if (d->sync) {
+        pw_sync_stop(d->sync);
+    }
+    uv_timer_stop(&d->reeval_timer);
+    /* In-flight deliveries get a bounded time to finish; whatever is left stays pending in the
+     * store and resumes at the next start. */
+    uv_timer_start(&d->stop_timer, on_stop_timer,
+                   d->once ? 0 : (uint64_t)d->cd->shutdown_timeout_ms, 0);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct daemon *d = s->data;
+
+    if (signum == SIGHUP) {
+        struct pw_conf *conf = NULL;
+        pw_notify_reloading();
+        if (load_conf(d->config_path, &conf) < 0) {
+            pw_log_err(CONF, "reload refused: the new configuration is invalid; keeping the old");
+            pw_metric_inc(PW_M_CONFIG_RELOADS, "error", NULL);
+        } else {
+            const struct pw_conf_daemon *ncd = pw_conf_daemon(conf);
+            int lvl = pw_log_level_from_name(ncd->log_level);
+            if (lvl >= 0) {
+                pw_log_set_level(lvl);
+            }
+            if (ncd->rules) {
+                if (apply_rules(d->engine, ncd->rules) < 0) {
+                    pw_log_err(CONF, "reload: rule settings refused");
+                }
+            }
+            pw_audit_reopen(d->audit);
+            pw_audit_event(d->audit, "config-loaded", 'E', PW_AUDIT_SUCCESS, "reload",
+                           json_pack("{s:{s:s}}", "painwatch", "config_hash", pw_conf_hash(conf)));
+            pw_log_notice(CONF,
+                          "reloaded (log level, rule settings; server changes need a restart)");
+            pw_metric_inc(PW_M_CONFIG_RELOADS, "ok", NULL);
+            pw_conf_free(conf);
+        }
+        pw_notify_ready("ready");
+        return;
+    }
+    pw_log_notice(MAIN, "signal %d: stopping", signum);
+    begin_stop(d, 0);
+}
+
+static int start_handles(struct daemon *d)
+{
+    int rc = uv_signal_init(&d->loop, &d->sig_term);
+
+    if (rc == 0) {
+        rc = uv_signal_init(&d->loop, &d->sig_int);
+    }
+    if (rc == 0) {
+        rc = uv_signal_init(&d->loop, &d->sig_hup);
+    }
+    if (rc == 0) {
+        rc = uv_timer_init(&d->loop, &d->reeval_timer);
+    }
+    if (rc == 0) {
+        rc = uv_timer_init(&d->loop, &d->stop_timer);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    d->handles_up = true;
+    d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
+    uv_signal_start(&d->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&d->sig_int, on_signal, SIGINT);
+    uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
+    return 0;
+}
+
+static void teardown(struct daemon *d)
+{
+    /* Producers first, then the HTTP core (cancels what is in flight; callbacks run), then the
+     * loop's own handles; the store and the audit trail close last: late callbacks use them. */
+    if (d->health) {
+        pw_health_close(d->health);
+    }
+    if (d->watchdog_on) {
+        pw_watchdog_close(&d->watchdog);
+    }
+    pw_sync_free(d->sync);
+    pw_outbox_close(d->outbox);
+    pw_http_free(d->http);
+    uv_walk(&d->loop, on_walk_close, NULL);
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&d->loop) != 0) {
+        pw_log_crit(MAIN, "loop did not close cleanly");
+    }
+    pw_pipeline_free(d->pipeline);
+    pw_sink_free(d->sink);
+    if (d->audit) {
+        pw_audit_event(d->audit, "stop", 'E', PW_AUDIT_SUCCESS, "painwatchd stopped", NULL);
+    }
+    pw_audit_free(d->audit);
+    pw_store_close(d->store);
+    if (d->norm_ready) {
+        pw_norm_ctx_cleanup(&d->norm);
+    }
+    pw_engine_free(d->engine);
+    pw_terminology_free(d->term);
+    pw_conf_free(d->conf);
+    free(d->config_path);
+}
+
+int pw_daemon_run(const struct pw_daemon_opts *opts)
+{
+    struct daemon d;
+    int lvl;
+    int rc;
+
+    memset(&d, 0, sizeof(d));
+    d.once = opts->once;
+    signal(SIGPIPE, SIG_IGN); /* a peer closing a socket must not kill the daemon */
+    if (opts->config_path) {
+        d.config_path = strdup(opts->config_path);
+    }
+    if (load_conf(opts->config_path, &d.conf) < 0) {
+        free(d.config_path);
+        return 2;
+    }
+    d.cd = pw_conf_daemon(d.conf);
+    lvl = pw_log_level_from_name(d.cd->log_level);
+    if (lvl >= 0 && !getenv("PAINWATCH_LOG_LEVEL")) {
+        pw_log_set_level(lvl);
+    }
+    rc = uv_loop_init(&d.loop);
+    if (rc < 0) {
+        pw_conf_free(d.conf);
+        free(d.config_path);
+        return 1;
+    }
+    rc = build_clinical(&d);
+    if (rc == 0) {
+        rc = build_state(&d);
+    }
+    if (rc == 0) {
+        pw_audit_event(d.audit, "start", 'E', PW_AUDIT_SUCCESS, "painwatchd started",
+                       json_pack("{s:{s:s}}", "painwatch", "version", PW_VERSION));
+        rc = pw_audit_event(
+            d.audit, "config-loaded", 'E', PW_AUDIT_SUCCESS, pw_conf_source(d.conf),
+            json_pack("{s:{s:s}}", "painwatch", "config_hash", pw_conf_hash(d.conf)));
+    }
+    if (rc == 0) {
+        rc = pw_http_new(&d.http, &d.loop);
+    }
+    if (rc == 0) {
+        rc = build_sink(&d);
+    }
+    if (rc == 0) {
+        rc = build_outbox(&d);
+    }
+    if (rc == 0) {
+        rc = build_pipeline(&d);
+    }
+    if (rc == 0) {
+        rc = build_servers(&d);
+    }
+    if (rc == 0) {
+        rc = start_handles(&d);
+    }
+    if (rc == 0 && d.cd->health.enabled && !d.once) {
+        rc = pw_health_new(&d.health, &d.loop, d.cd->health.listen);
+        if (rc == 0) {
+            pw_health_add_check(d.health, "store", check_store, &d);
+            pw_health_add_check(d.health, "audit", check_audit, &d);
+            pw_health_add_check(d.health, "servers", check_servers, &d);
+        }
+    }
+    if (rc == 0 && !d.once && pw_watchdog_start(&d.watchdog, &d.loop) == 0) {
+        d.watchdog_on = true;
+    }
+    if (rc == 0) {
+        pw_notify_status("checking servers");
+        rc = pw_sync_check_servers(d.sync, on_servers_checked, &d);
+    }
+    if (rc < 0) {
+        pw_log_crit(MAIN, "startup failed: %s", pw_strerror(rc));
+        d.exit_code = rc == PW_ECONFIG ? 2 : 1;
+    } else {
+        uv_run(&d.loop, UV_RUN_DEFAULT);
+    }
+    teardown(&d);
+    return d.exit_code;
+}

@@ -1,0 +1,1045 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Outbox delivery: due rows go out through http.h (or the shadow-mode file), one row per episode
+ * at a time, in order. 2xx done; 408/429/5xx/transport retry with full-jitter backoff honouring
+ * Retry-After; other 4xx dead-lettered with the OperationOutcome kept. Duplicates are guarded by
+ * the key -> id map, If-None-Exist, and an identifier search after an unknown outcome. Nothing is
+ * sent while the audit trail cannot be written (fail closed).
+ */
+#include "core/outbox.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <uv.h>
+
+#include "painwatch/check.h"
+#include "painwatch/err.h"
+#include "painwatch/log.h"
+#include "painwatch/timeline.h"
+
+#define DUE_BATCH 16
+
+enum step {
+    STEP_SEARCH, /* Flag?identifier=system|key */
+    STEP_POST,   /* create */
+    STEP_PUT,    /* resolve / reactivate, If-Match */
+    STEP_GET,    /* read back after 412 Precondition Failed */
+};
+
+/* One row in flight. Owned by the outbox until its last HTTP callback has run. */
+struct job {
+    struct pw_outbox *ob;
+    struct job *next;
+    struct pw_outbox_row row;
+    struct pw_flag_rec flag;
+    enum step step;
+    bool was_unknown; /* the row's unknown mark before this attempt */
+    unsigned reputs;  /* PUTs repeated after a 412 in this job (bounded) */
+    char url[2048];
+};
+
+struct pw_outbox {
+    uv_loop_t *loop;
+    uv_timer_t timer;
+    struct pw_outbox_conf conf;
+    char *server;
+    char *base_url;
+    struct job *jobs; /* in flight */
+    unsigned inflight;
+    bool started;
+    bool closing;
+    bool timer_closed;
+    uint64_t rng;
+    struct pw_outbox_stats stats;
+};
+
+static void schedule(struct pw_outbox *ob, uint64_t delay_ms);
+static void job_finish(struct job *job);
+static int submit(struct job *job, enum step step);
+
+/* ---- time, backoff, Retry-After ------------------------------------------------------------ */
+
+static int64_t real_clock_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_ms(const struct pw_outbox *ob)
+{
+    return ob->conf.clock_ms ? ob->conf.clock_ms() : real_clock_ms();
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *s = x;
+    return x;
+}
+
+uint64_t pw_outbox_backoff_ms(uint64_t base, uint64_t cap, unsigned attempt, uint64_t *rng)
+{
+    uint64_t ceiling = base;
+
+    for (unsigned i = 1; i < attempt && ceiling < cap; i++) {
+        ceiling *= 2;
+    }
+    if (ceiling > cap) {
+        ceiling = cap;
+    }
+    /* Full jitter (Fluent Bit's scheduler, AWS's "exponential backoff and jitter"): spreads the
+     * retries of many rows after one outage instead of sending them in waves. */
+    return ceiling ? xorshift(rng) % (ceiling + 1) : 0;
+}
+
+uint64_t pw_outbox_retry_after_ms(const char *value, int64_t now)
+{
+    int64_t secs;
+    char *end = NULL;
+
+    if (!value || !value[0]) {
+        return 0;
+    }
+    secs = strtoll(value, &end, 10);
+    if (end == value || *end != '\0') {
+        /* An HTTP-date: curl's parser, not ours. */
+        time_t t = curl_getdate(value, NULL);
+
+        if (t < 0) {
+            return 0;
+        }
+        secs = ((int64_t)t * 1000 - now + 999) / 1000;
+    }
+    if (secs <= 0) {
+        return 0;
+    }
+    if (secs > PW_OUTBOX_RETRY_AFTER_MAX_S) {
+        secs = PW_OUTBOX_RETRY_AFTER_MAX_S;
+    }
+    return (uint64_t)secs * 1000;
+}
+
+/* ---- audit --------------------------------------------------------------------------------- */
+
+static bool audit_ok(struct pw_outbox *ob)
+{
+    if (ob->conf.audit_writable) {
+        return ob->conf.audit_writable(ob->conf.audit_arg);
+    }
+    if (!ob->conf.audit) {
+        return true;
+    }
+    if (!pw_audit_writable(ob->conf.audit)) {
+        pw_audit_retry(ob->conf.audit);
+    }
+    return pw_audit_writable(ob->conf.audit);
+}
+
+#define OPERATOR_BATCH 32
+
+struct op_batch {
+    struct pw_operator_action v[OPERATOR_BATCH];
+    size_t n;
+};
+
+static int collect_action(void *arg, const struct pw_operator_action *act)
+{
+    struct op_batch *b = arg;
+
+    b->v[b->n++] = *act;
+    return b->n == OPERATOR_BATCH ? 1 : 0;
+}
+
+/*
+ * Operator actions journaled by `painwatch outbox` go into the trail before anything else is
+ * sent: the daemon is the trail's only writer. @return 0, or an error (then nothing is sent).
+ */
+static int audit_operator_actions(struct pw_outbox *ob)
+{
+    struct op_batch b = {.n = 0};
+    int err;
+
+    if (!ob->conf.audit) {
+        return 0;
+    }
+    err = pw_store_operator_unaudited(ob->conf.store, collect_action, &b);
+    if (err < 0) {
+        return err;
+    }
+    for (size_t i = 0; i < b.n; i++) {
+        const struct pw_operator_action *act = &b.v[i];
+        json_t *extra = json_pack("{s:{s:s, s:s, s:I, s:I}}", "painwatch", "operator", act->who,
+                                  "operator_action", act->action, "outbox_id",
+                                  (json_int_t)act->outbox_id, "requested_ms", (json_int_t)act->at);
+
+        err = pw_audit_event(ob->conf.audit, "operator-action", 'U', PW_AUDIT_SUCCESS, act->detail,
+                             extra);
+        if (!err) {
+            err = pw_store_operator_audited(ob->conf.store, act->id);
+        }
+        if (err) {
+            return err;
+        }
+    }
+    return 0;
+}
+
+static const char *interaction_of(enum step step)
+{
+    static const char *const names[] = {[STEP_SEARCH] = "search",
+                                        [STEP_POST] = "create",
+                                        [STEP_PUT] = "update",
+                                        [STEP_GET] = "read"};
+
+    return names[step];
+}
+
+static void audit_exchange(struct job *job, int err, const struct pw_http_resp *resp)
+{
+    struct pw_outbox *ob = job->ob;
+    char corr[32];
+    struct pw_audit_fhir ix = {
+        .interaction = interaction_of(job->step),
+        .server = ob->base_url,
+        .method = job->step == STEP_POST  ? "POST"
+                  : job->step == STEP_PUT ? "PUT"
+                                          : "GET",
+        .url = job->url,
+        .status = resp ? resp->status : 0,
+        .err = err,
+        .patient = job->row.patient,
+        .correlation = corr,
+        .entries = -1,
+    };
+
+    if (ob->conf.audit) {
+        snprintf(corr, sizeof(corr), "outbox-%" PRId64, job->row.id);
+        pw_audit_fhir_interaction(ob->conf.audit, &ix);
+    }
+}
+
+/*
+ * Record the fate of a row. Delivery only counts once this is durable: when the audit append
+ * fails, the caller leaves the row pending (fail closed) and the next attempt finds the Flag
+ * already there (key -> id map) and records it then.
+ */
+static int audit_fate(struct job *job, const char *subtype, long status, const char *detail)
+{
+    struct pw_outbox *ob = job->ob;
+    char flag_ref[PW_ID_MAX * 2 + 32] = "";
+    char corr[32];
+    struct pw_audit_flag fl = {
+        .subtype = subtype,
+        .action = job->row.op == PW_OUTBOX_CREATE ? 'C' : 'U',
+        .server = ob->base_url ? ob->base_url : ob->conf.sink->path,
+        .patient = job->row.patient,
+        .rule = job->row.rule,
+        .episode = job->row.key,
+        .flag = NULL,
+        .status = status,
+        .detail = detail,
+        .correlation = corr,
+    };
+
+    if (!ob->conf.audit) {
+        return 0;
+    }
+    if (job->flag.server_id[0]) {
+        snprintf(flag_ref, sizeof(flag_ref), "Flag/%s%s%s", job->flag.server_id,
+                 job->flag.version[0] ? "/_history/" : "", job->flag.version);
+        fl.flag = flag_ref;
+    }
+    snprintf(corr, sizeof(corr), "outbox-%" PRId64, job->row.id);
+    return pw_audit_flag(ob->conf.audit, &fl);
+}
+
+/* ---- row bookkeeping ----------------------------------------------------------------------- */
+
+static int save_row(struct job *job)
+{
+    job->row.updated = now_ms(job->ob);
+    return pw_store_outbox_update(job->ob->conf.store, &job->row);
+}
+
+/* Row done + flag map, one transaction. */
+static int save_done(struct job *job, long status)
+{
+    struct pw_store *st = job->ob->conf.store;
+    int err = pw_store_begin(st);
+
+    job->row.state = PW_OUTBOX_DONE;
+    job->row.unknown = false;
+    job->row.last_status = status;
+    job->row.last_error[0] = '\0';
+    job->flag.updated = now_ms(job->ob) / 1000;
+    if (!err) {
+        err = pw_store_flag_put(st, &job->flag);
+    }
+    if (!err) {
+        err = save_row(job);
+    }
+    if (!err) {
+        err = pw_store_commit(st);
+    } else {
+        pw_store_rollback(st);
+    }
+    return err;
+}
+
+static void done(struct job *job, long status, const char *why)
+{
+    int err;
+
+    /* Persist the server id first: if the audit append fails, the next try sees it. */
+    err = pw_store_flag_put(job->ob->conf.store, &job->flag);
+    if (!err && audit_fate(job, "flag-delivered", status, why) != 0) {
+        job->ob->stats.blocked++;
+        pw_log_crit(OUTBOX, "outbox row %" PRId64 ": delivered but not audited: kept pending",
+                    job->row.id);
+        job->row.unknown = true;
+        job->row.next_try = now_ms(job->ob) + 1000;
+        err = save_row(job);
+        job_finish(job);
+        return;
+    }
+    if (!err) {
+        err = save_done(job, status);
+    }
+    if (err) {
+        pw_log_err(OUTBOX, "outbox row %" PRId64 ": cannot record delivery: %s", job->row.id,
+                   pw_strerror(err));
+    } else {
+        job->ob->stats.delivered++;
+        pw_log_info(OUTBOX, "outbox row %" PRId64 " (%s, rule %s) done: Flag/%s (%s)", job->row.id,
+                    pw_outbox_op_name(job->row.op), job->row.rule,
+                    job->flag.server_id[0] ? job->flag.server_id : "-", why);
+    }
+    job_finish(job);
+}
+
+static void retry(struct job *job, long status, const char *why, uint64_t retry_after_ms)
+{
+    struct pw_outbox *ob = job->ob;
+    uint64_t delay = pw_outbox_backoff_ms(ob->conf.backoff_base_ms, ob->conf.backoff_cap_ms,
+                                          job->row.attempts ? job->row.attempts : 1, &ob->rng);
+
+    if (retry_after_ms > delay) {
+        delay = retry_after_ms;
+    }
+    job->row.last_status = status;
+    snprintf(job->row.last_error, sizeof(job->row.last_error), "%s", why);
+    job->row.next_try = now_ms(ob) + (int64_t)delay;
+    ob->stats.retried++;
+    pw_log_warn(OUTBOX, "outbox row %" PRId64 ": %s: retry in %" PRIu64 " ms", job->row.id, why,
+                delay);
+    if (save_row(job) != 0) {
+        pw_log_err(OUTBOX, "outbox row %" PRId64 ": cannot record the retry", job->row.id);
+    }
+    job_finish(job);
+}
+
+static void dead(struct job *job, long status, const char *why, const struct pw_http_resp *resp)
+{
+    job->row.state = PW_OUTBOX_DEAD;
+    job->row.unknown = false;
+    job->row.last_status = status;
+    snprintf(job->row.last_error, sizeof(job->row.last_error), "%s", why);
+    free(job->row.outcome);
+    job->row.outcome = NULL;
+    if (resp && resp->body && resp->body_len > 0) {
+        size_t n = resp->body_len < PW_OUTBOX_OUTCOME_MAX ? resp->body_len : PW_OUTBOX_OUTCOME_MAX;
+
+        job->row.outcome = strndup(resp->body, n);
+    }
+    /* Dead-lettering is a decision about the chart: audited like a delivery (fail closed). */
+    if (audit_fate(job, "flag-dead-lettered", status, why) != 0) {
+        job->row.state = PW_OUTBOX_PENDING;
+        job->row.next_try = now_ms(job->ob) + 1000;
+    } else {
+        job->ob->stats.dead++;
+        pw_log_err(OUTBOX, "outbox row %" PRId64 " (%s, rule %s) dead-lettered: %s", job->row.id,
+                   pw_outbox_op_name(job->row.op), job->row.rule, why);
+    }
+    if (save_row(job) != 0) {
+        pw_log_err(OUTBOX, "outbox row %" PRId64 ": cannot record the dead letter", job->row.id);
+    }
+    job_finish(job);
+}
+
+/* ---- parsing responses --------------------------------------------------------------------- */
+
+/* "https://x/fhir/Flag/123/_history/4" -> id "123", version "4" (either may stay empty). */
+static void parse_location(const char *loc, char *id, size_t id_cap, char *ver, size_t ver_cap)
+{
+    const char *p = loc ? strstr(loc, "Flag/") : NULL;
+    const char *h;
+    size_t n;
+
+    if (!p) {
+        return;
+    }
+    p += 5;
+    n = strcspn(p, "/?#");
+    if (n > 0 && n < id_cap) {
+        memcpy(id, p, n);
+        id[n] = '\0';
+    }
+    h = strstr(p, "/_history/");
+    if (h) {
+        h += 10;
+        n = strcspn(h, "/?#");
+        if (n > 0 && n < ver_cap) {
+            memcpy(ver, h, n);
+            ver[n] = '\0';
+        }
+    }
+}
+
+/* ETag: W/"4" -> "4". */
+static void parse_etag(const char *etag, char *ver, size_t cap)
+{
+    const char *q;
+    size_t n;
+
+    if (!etag) {
+        return;
+    }
+    q = strchr(etag, '"');
+    if (!q) {
+        return;
+    }
+    n = strcspn(q + 1, "\"");
+    if (n > 0 && n < cap) {
+        memcpy(ver, q + 1, n);
+        ver[n] = '\0';
+    }
+}
+
+/* The id and version the server gave the Flag we wrote: Location, then ETag, then the body. */
+static void learn_identity(struct job *job, const struct pw_http_resp *resp)
+{
+    char id[PW_ID_MAX] = "";
+    char ver[PW_ID_MAX] = "";
+    json_t *body;
+
+    parse_location(pw_http_resp_header(resp, "Location"), id, sizeof(id), ver, sizeof(ver));
+    if (!ver[0]) {
+        parse_etag(pw_http_resp_header(resp, "ETag"), ver, sizeof(ver));
+    }
+    body = resp->body_len ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+    if (!id[0]) {
+        const char *bid = json_string_value(json_object_get(body, "id"));
+        snprintf(id, sizeof(id), "%s", bid ? bid : "");
+    }
+    if (!ver[0]) {
+        const char *v =
+            json_string_value(json_object_get(json_object_get(body, "meta"), "versionId"));
+        snprintf(ver, sizeof(ver), "%s", v ? v : "");
+    }
+    json_decref(body);
+    if (id[0]) {
+        snprintf(job->flag.server_id, sizeof(job->flag.server_id), "%s", id);
+    }
+    snprintf(job->flag.version, sizeof(job->flag.version), "%s", ver);
+}
+
+/*
+ * The Flag with our identifier in a search Bundle. The match is checked here, not trusted to the
+ * server: a server that ignores an unknown parameter returns every Flag.
+ */
+static bool find_in_bundle(struct job *job, const struct pw_http_resp *resp)
+{
+    json_t *bundle = json_loadb(resp->body, resp->body_len, 0, NULL);
+    const char *system = job->ob->conf.sink->identifier_system;
+    json_t *entry;
+    size_t i;
+    bool found = false;
+
+    json_array_foreach(json_object_get(bundle, "entry"), i, entry)
+    {
+        json_t *res = json_object_get(entry, "resource");
+        const char *type = json_string_value(json_object_get(res, "resourceType"));
+        const char *id = json_string_value(json_object_get(res, "id"));
+        json_t *ident;
+        size_t j;
+
+        if (!type || strcmp(type, "Flag") != 0 || !id) {
+            continue;
+        }
+        json_array_foreach(json_object_get(res, "identifier"), j, ident)
+        {
+            const char *sys = json_string_value(json_object_get(ident, "system"));
+            const char *val = json_string_value(json_object_get(ident, "value"));
+
+            if (!found && sys && val && strcmp(sys, system) == 0 &&
+                strcmp(val, job->row.key) == 0) {
+                const char *v =
+                    json_string_value(json_object_get(json_object_get(res, "meta"), "versionId"));
+
+                snprintf(job->flag.server_id, sizeof(job->flag.server_id), "%s", id);
+                snprintf(job->flag.version, sizeof(job->flag.version), "%s", v ? v : "");
+                found = true;
+            }
+        }
+    }
+    json_decref(bundle);
+    return found;
+}
+
+/* After a failed write: could the server have applied it? Then search before writing again. */
+static bool maybe_applied(const struct job *job, int err, const struct pw_http_resp *resp)
+{
+    if (err) {
+        return resp->sent ? true : job->was_unknown;
+    }
+    if (resp->status == 408 || resp->status == 429 || resp->status == 503) {
+        return job->was_unknown; /* the server says it did not process the request */
+    }
+    return resp->status >= 500 ? true : job->was_unknown;
+}
+
+static void describe(char *out, size_t cap, int err, const struct pw_http_resp *resp)
+{
+    if (err) {
+        snprintf(out, cap, "%s%s", pw_strerror(err), resp->sent ? " after sending" : "");
+    } else {
+        snprintf(out, cap, "HTTP %ld", resp->status);
+    }
+}
+
+/* Retry or dead-letter a failed exchange according to the sink. */
+static void failed(struct job *job, int err, const struct pw_http_resp *resp, bool was_write)
+{
+    char why[128];
+    enum pw_outcome o = job->ob->conf.sink->ops->classify(job->ob->conf.sink, err, resp->status);
+
+    describe(why, sizeof(why), err, resp);
+    if (was_write) {
+        job->row.unknown = o == PW_RETRY && maybe_applied(job, err, resp);
+    }
+    if (o == PW_REJECTED) {
+        dead(job, resp->status, why, resp);
+    } else {
+        retry(job, resp->status, why,
+              pw_outbox_retry_after_ms(pw_http_resp_header(resp, "Retry-After"), now_ms(job->ob)));
+    }
+}
+
+static void after_search(struct job *job, int err, const struct pw_http_resp *resp)
+{
+    if (err || resp->status < 200 || resp->status >= 300) {
+        failed(job, err, resp, false);
+        return;
+    }
+    if (find_in_bundle(job, resp)) {
+        if (job->row.op == PW_OUTBOX_CREATE) {
+            done(job, resp->status, "found by identifier");
+        } else if (submit(job, STEP_PUT) != 0) {
+            retry(job, 0, "cannot submit", 0);
+        }
+        return;
+    }
+    switch (job->row.op) {
+    case PW_OUTBOX_CREATE:
+        /* Known now: the earlier attempt did not create it. */
+        job->row.unknown = false;
+        job->was_unknown = false;
+        if (submit(job, STEP_POST) != 0) {
+            retry(job, 0, "cannot submit", 0);
+        }
+        break;
+    case PW_OUTBOX_RESOLVE:
+        done(job, resp->status, "no Flag on the server to resolve");
+        break;
+    case PW_OUTBOX_REACTIVATE:
+        dead(job, resp->status, "no Flag on the server to reactivate", NULL);
+        break;
+    }
+}
+
+static void after_write(struct job *job, int err, const struct pw_http_resp *resp)
+{
+    if (!err && resp->status >= 200 && resp->status < 300) {
+        learn_identity(job, resp);
+        done(job, resp->status,
+             job->step == STEP_POST && resp->status == 200 ? "existed (If-None-Exist)" : "written");
+        return;
+    }
+    if (!err && job->step == STEP_PUT && resp->status == 412) {
+        /* Our version is stale: someone else changed the Flag. Read it before deciding. */
+        if (submit(job, STEP_GET) != 0) {
+            retry(job, 0, "cannot submit", 0);
+        }
+        return;
+    }
+    if (!err && job->step == STEP_PUT && (resp->status == 404 || resp->status == 410)) {
+        if (job->row.op == PW_OUTBOX_RESOLVE) {
+            done(job, resp->status, "Flag no longer on the server");
+        } else {
+            dead(job, resp->status, "Flag no longer on the server", resp);
+        }
+        return;
+    }
+    failed(job, err, resp, true);
+}
+
+static void after_get(struct job *job, int err, const struct pw_http_resp *resp)
+{
+    json_t *flag;
+    const char *status;
+    const char *version;
+    const char *want = job->row.op == PW_OUTBOX_RESOLVE ? "inactive" : "active";
+
+    if (err || resp->status < 200 || resp->status >= 300) {
+        failed(job, err, resp, false);
+        return;
+    }
+    flag = json_loadb(resp->body, resp->body_len, 0, NULL);
+    status = json_string_value(json_object_get(flag, "status"));
+    version = json_string_value(json_object_get(json_object_get(flag, "meta"), "versionId"));
+    snprintf(job->flag.version, sizeof(job->flag.version), "%s", version ? version : "");
+    if (!status) {
+        json_decref(flag);
+        dead(job, resp->status, "read-back is not a Flag", resp);
+        return;
+    }
+    if (strcmp(status, want) == 0) {
+        json_decref(flag);
+        done(job, resp->status, "already so on the server");
+        return;
+    }
+    if (strcmp(status, "entered-in-error") == 0 || strcmp(want, "active") == 0) {
+        /* A clinician closed it (again): that decision stands. */
+        job->flag.state = strcmp(status, "entered-in-error") == 0 ? PW_FLAG_ENTERED_IN_ERROR
+                                                                  : PW_FLAG_CLINICIAN_INACTIVE;
+        json_decref(flag);
+        done(job, resp->status, "changed in the EHR by someone else: left as is");
+        return;
+    }
+    json_decref(flag);
+    /* Still active under a newer version (e.g. a note added): resolve that version. */
+    job->row.unknown = false;
+    job->was_unknown = false;
+    if (++job->reputs > 2 || submit(job, STEP_PUT) != 0) {
+        retry(job, resp->status, "Flag keeps changing", 0);
+    }
+}
+
+static void on_response(void *arg, int err, const struct pw_http_resp *resp)
+{
+    struct job *job = arg;
+    struct pw_outbox *ob = job->ob;
+
+    audit_exchange(job, err, resp);
+    if (err == PW_ECANCELED || ob->closing) {
+        job_finish(job); /* shutdown: the row stays pending, its unknown mark on disk */
+        return;
+    }
+    switch (job->step) {
+    case STEP_SEARCH:
+        after_search(job, err, resp);
+        break;
+    case STEP_POST:
+    case STEP_PUT:
+        after_write(job, err, resp);
+        break;
+    case STEP_GET:
+        after_get(job, err, resp);
+        break;
+    }
+}
+
+/* ---- requests ------------------------------------------------------------------------------ */
+
+static int build_url(struct job *job, enum step step)
+{
+    const struct pw_sink *sink = job->ob->conf.sink;
+    const char *base = job->ob->base_url;
+    char ident[PW_CODE_MAX + PW_KEY_MAX + 8];
+    char *esc;
+    int n;
+
+    switch (step) {
+    case STEP_SEARCH:
+        snprintf(ident, sizeof(ident), "%s|%s", sink->identifier_system, job->row.key);
+        esc = curl_easy_escape(NULL, ident, 0);
+        if (!esc) {
+            return PW_ENOMEM;
+        }
+        n = snprintf(job->url, sizeof(job->url), "%s/Flag?identifier=%s", base, esc);
+        curl_free(esc);
+        break;
+    case STEP_POST:
+        n = snprintf(job->url, sizeof(job->url), "%s/Flag", base);
+        break;
+    case STEP_PUT:
+    case STEP_GET:
+        n = snprintf(job->url, sizeof(job->url), "%s/Flag/%s", base, job->flag.server_id);
+        break;
+    default:
+        return PW_EINVAL;
+    }
+    return n > 0 && (size_t)n < sizeof(job->url) ? 0 : PW_E2BIG;
+}
+
+/* The body of a PUT: the planned resource with the server's id. Caller frees. */
+static char *put_body(const struct job *job)
+{
+    json_t *res = json_loads(job->row.payload, 0, NULL);
+    char *s = NULL;
+
+    if (res && json_object_set_new(res, "id", json_string(job->flag.server_id)) == 0) {
+        s = json_dumps(res, JSON_COMPACT | JSON_SORT_KEYS);
+    }
+    json_decref(res);
+    return s;
+}
+
+static int add_write_headers(struct job *job, struct pw_http_req *req, enum step step)
+{
+    char line[PW_CODE_MAX + PW_KEY_MAX + 64];
+    char *body = step == STEP_PUT ? put_body(job) : NULL;
+    const char *b = step == STEP_PUT ? body : job->row.payload;
+    int err = b ? pw_http_req_set_body(req, b, strlen(b), "application/fhir+json") : PW_EFHIR;
+
+    free(body);
+    if (!err) {
+        err = pw_http_req_add_header(req, "Prefer: return=representation");
+    }
+    if (!err && step == STEP_POST && job->ob->conf.conditional_create) {
+        char ident[PW_CODE_MAX + PW_KEY_MAX + 8];
+        char *esc;
+
+        snprintf(ident, sizeof(ident), "%s|%s", job->ob->conf.sink->identifier_system,
+                 job->row.key);
+        esc = curl_easy_escape(NULL, ident, 0);
+        if (!esc) {
+            return PW_ENOMEM;
+        }
+        snprintf(line, sizeof(line), "If-None-Exist: identifier=%s", esc);
+        curl_free(esc);
+        err = pw_http_req_add_header(req, line);
+    }
+    if (!err && step == STEP_PUT && job->flag.version[0]) {
+        snprintf(line, sizeof(line), "If-Match: W/\"%s\"", job->flag.version);
+        err = pw_http_req_add_header(req, line);
+    }
+    return err;
+}
+
+/*
+ * Send one request for @p job. Writes are marked "unknown" on disk first: a crash or a timeout
+ * after this point makes the next attempt search by identifier instead of writing blindly.
+ * @return 0 (the callback will run) or an error (it will not).
+ */
+static int submit(struct job *job, enum step step)
+{
+    struct pw_outbox *ob = job->ob;
+    struct pw_http_req *req = NULL;
+    bool write = step == STEP_POST || step == STEP_PUT;
+    int err = build_url(job, step);
+
+    job->step = step;
+    if (!err) {
+        err = pw_http_req_new(&req, ob->server,
+                              write ? (step == STEP_POST ? "POST" : "PUT") : "GET", job->url);
+    }
+    if (!err && write) {
+        err = add_write_headers(job, req, step);
+    }
+    if (!err && write) {
+        job->was_unknown = job->row.unknown;
+        job->row.attempts++;
+        job->row.unknown = true;
+        err = save_row(job);
+    }
+    if (err) {
+        pw_http_req_free(req);
+        return err;
+    }
+    ob->stats.requests++;
+    return pw_http_submit_new(ob->conf.http, req, on_response, job);
+}
+
+/* ---- jobs, scanning, lifecycle ------------------------------------------------------------- */
+
+static void outbox_free(struct pw_outbox *ob)
+{
+    free(ob->server);
+    free(ob->base_url);
+    free(ob);
+}
+
+static void job_finish(struct job *job)
+{
+    struct pw_outbox *ob = job->ob;
+
+    for (struct job **p = &ob->jobs; *p; p = &(*p)->next) {
+        if (*p == job) {
+            *p = job->next;
+            break;
+        }
+    }
+    ob->inflight--;
+    pw_outbox_row_cleanup(&job->row);
+    pw_flag_rec_cleanup(&job->flag);
+    free(job);
+    if (ob->closing) {
+        if (ob->inflight == 0 && ob->timer_closed) {
+            outbox_free(ob);
+        }
+        return;
+    }
+    schedule(ob, 0);
+}
+
+static bool in_flight(const struct pw_outbox *ob, int64_t id)
+{
+    for (const struct job *j = ob->jobs; j; j = j->next) {
+        if (j->row.id == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The shadow-mode path: a synchronous, durable local write. */
+static void run_local(struct job *job)
+{
+    struct pw_sink *sink = job->ob->conf.sink;
+    struct pw_sink_written w = {0};
+    int err;
+
+    job->row.attempts++;
+    err = sink->ops->write(sink, &job->row, now_ms(job->ob) / 1000, &w);
+    if (err) {
+        retry(job, 0, pw_strerror(err), 0);
+        return;
+    }
+    if (!job->flag.server_id[0]) {
+        snprintf(job->flag.server_id, sizeof(job->flag.server_id), "%s", w.id);
+    }
+    snprintf(job->flag.version, sizeof(job->flag.version), "%s", w.version);
+    done(job, 0, "written to the shadow file");
+}
+
+/* Decide the first step of a row. Ends in exactly one of: a request, done, retry, dead. */
+static void run_remote(struct job *job)
+{
+    enum step step;
+
+    if (job->row.op == PW_OUTBOX_CREATE) {
+        if (job->flag.server_id[0]) {
+            /* The key -> id map says it exists: never POST twice. */
+            done(job, 0, "already created");
+            return;
+        }
+        step = job->row.unknown ? STEP_SEARCH : STEP_POST;
+    } else {
+        step = job->flag.server_id[0] ? STEP_PUT : STEP_SEARCH;
+    }
+    if (submit(job, step) != 0) {
+        retry(job, 0, "cannot submit the request", 0);
+    }
+}
+
+static void start_job(struct pw_outbox *ob, int64_t id)
+{
+    struct job *job = calloc(1, sizeof(*job));
+    int err;
+
+    if (!job) {
+        return;
+    }
+    job->ob = ob;
+    err = pw_store_outbox_get(ob->conf.store, id, &job->row);
+    if (err || job->row.state != PW_OUTBOX_PENDING) {
+        pw_outbox_row_cleanup(&job->row);
+        free(job);
+        return;
+    }
+    err = pw_store_flag_get(ob->conf.store, job->row.key, &job->flag);
+    if (err == PW_ENOENT) {
+        /* Planning always writes the flag map; rebuild a minimal row rather than stall. */
+        snprintf(job->flag.key, sizeof(job->flag.key), "%s", job->row.key);
+        snprintf(job->flag.patient, sizeof(job->flag.patient), "%s", job->row.patient);
+        snprintf(job->flag.rule, sizeof(job->flag.rule), "%s", job->row.rule);
+        job->flag.state = job->row.op == PW_OUTBOX_RESOLVE ? PW_FLAG_RESOLVED : PW_FLAG_ACTIVE;
+        err = 0;
+    }
+    if (err) {
+        pw_outbox_row_cleanup(&job->row);
+        free(job);
+        return;
+    }
+    job->next = ob->jobs;
+    ob->jobs = job;
+    ob->inflight++;
+    if (ob->conf.sink->ops->remote) {
+        run_remote(job);
+    } else {
+        run_local(job);
+    }
+}
+
+static void idle_or_wait(struct pw_outbox *ob)
+{
+    int64_t next = 0;
+    int64_t now = now_ms(ob);
+    int err = pw_store_outbox_next_due(ob->conf.store, &next);
+    uint64_t delay = ob->conf.scan_ms;
+
+    if (err == 0 && next > now && (uint64_t)(next - now) < delay) {
+        delay = (uint64_t)(next - now);
+    }
+    schedule(ob, delay);
+    if (ob->conf.on_idle) {
+        ob->conf.on_idle(ob->conf.on_idle_arg, err == 0);
+    }
+}
+
+static void scan(struct pw_outbox *ob)
+{
+    int64_t ids[DUE_BATCH];
+    size_t n = 0;
+    size_t started = 0;
+    size_t room;
+
+    if (!audit_ok(ob) || audit_operator_actions(ob) != 0) {
+        /* Fail closed: nothing goes out until the trail can record it. */
+        ob->stats.blocked++;
+        pw_log_crit(OUTBOX, "audit trail not writable: EHR writes held back");
+        schedule(ob, ob->conf.scan_ms < 1000 ? ob->conf.scan_ms : 1000);
+        return;
+    }
+    room = ob->conf.inflight_max > ob->inflight ? ob->conf.inflight_max - ob->inflight : 0;
+    if (room > 0 &&
+        pw_store_outbox_due(ob->conf.store, now_ms(ob), ids,
+                            room + ob->inflight < DUE_BATCH ? room + ob->inflight : DUE_BATCH,
+                            &n) != 0) {
+        schedule(ob, ob->conf.scan_ms);
+        return;
+    }
+    for (size_t i = 0; i < n && started < room && !ob->closing; i++) {
+        if (!in_flight(ob, ids[i])) {
+            started++;
+            start_job(ob, ids[i]);
+        }
+    }
+    if (ob->closing) {
+        return;
+    }
+    if (ob->inflight == 0 && started == 0) {
+        idle_or_wait(ob);
+    } else if (ob->inflight > 0) {
+        schedule(ob, ob->conf.scan_ms); /* completions re-scan sooner */
+    }
+    /* else: local writes finished synchronously and re-armed the timer at 0 already. */
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    scan(container_of(t, struct pw_outbox, timer));
+}
+
+static void schedule(struct pw_outbox *ob, uint64_t delay_ms)
+{
+    if (!ob->started || ob->closing) {
+        return;
+    }
+    uv_timer_start(&ob->timer, on_timer, delay_ms, 0);
+}
+
+int pw_outbox_new(struct pw_outbox **out, uv_loop_t *loop, const struct pw_outbox_conf *conf)
+{
+    struct pw_outbox *ob;
+    int err;
+
+    if (!conf->store || !conf->sink ||
+        (conf->sink->ops->remote && (!conf->http || !conf->server || !conf->base_url))) {
+        return PW_EINVAL;
+    }
+    ob = calloc(1, sizeof(*ob));
+    if (!ob) {
+        return PW_ENOMEM;
+    }
+    ob->loop = loop;
+    ob->conf = *conf;
+    ob->conf.backoff_base_ms =
+        conf->backoff_base_ms ? conf->backoff_base_ms : PW_OUTBOX_BACKOFF_BASE_MS;
+    ob->conf.backoff_cap_ms =
+        conf->backoff_cap_ms ? conf->backoff_cap_ms : PW_OUTBOX_BACKOFF_CAP_MS;
+    ob->conf.inflight_max = conf->inflight_max ? conf->inflight_max : PW_OUTBOX_INFLIGHT_MAX;
+    ob->conf.scan_ms = conf->scan_ms ? conf->scan_ms : PW_OUTBOX_SCAN_MS;
+    ob->server = conf->server ? strdup(conf->server) : NULL;
+    ob->base_url = conf->base_url ? strdup(conf->base_url) : NULL;
+    ob->conf.server = ob->server;
+    ob->conf.base_url = ob->base_url;
+    ob->rng = uv_hrtime() | 1;
+    if ((conf->server && !ob->server) || (conf->base_url && !ob->base_url)) {
+        outbox_free(ob);
+        return PW_ENOMEM;
+    }
+    /* Trailing slashes would double up in "<base>/Flag". */
+    for (size_t n = ob->base_url ? strlen(ob->base_url) : 0; n > 0 && ob->base_url[n - 1] == '/';
+         n--) {
+        ob->base_url[n - 1] = '\0';
+    }
+    err = uv_timer_init(loop, &ob->timer);
+    if (err) {
+        outbox_free(ob);
+        return err;
+    }
+    *out = ob;
+    return 0;
+}
+
+int pw_outbox_start(struct pw_outbox *ob)
+{
+    ob->started = true;
+    /* Rows of an earlier run (pending, in backoff, or unknown after a crash) resume here. */
+    schedule(ob, 0);
+    return 0;
+}
+
+void pw_outbox_kick(struct pw_outbox *ob)
+{
+    schedule(ob, 0);
+}
+
+void pw_outbox_stats(const struct pw_outbox *ob, struct pw_outbox_stats *out)
+{
+    *out = ob->stats;
+    out->inflight = ob->inflight;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct pw_outbox *ob = container_of((uv_timer_t *)(void *)h, struct pw_outbox, timer);
+
+    ob->timer_closed = true;
+    if (ob->inflight == 0) {
+        outbox_free(ob);
+    }
+}
+
+void pw_outbox_close(struct pw_outbox *ob)
+{
+    if (!ob || ob->closing) {
+        return;
+    }
+    ob->closing = true;
+    uv_close((uv_handle_t *)&ob->timer, on_timer_closed);
+}

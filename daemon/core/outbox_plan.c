@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Outbox planning: reconcile decisions become flag-map rows and outbox rows in the caller's
+ * transaction, so a page's data and the writes it causes commit together. No I/O but the store.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/outbox.h"
+#include "painwatch/err.h"
+#include "painwatch/log.h"
+#include "painwatch/timeline.h"
+
+static int enqueue(struct pw_store *st, const struct pw_flag_rec *rec, enum pw_outbox_op op,
+                   json_t *payload, int64_t now)
+{
+    struct pw_outbox_row row = {
+        .op = op,
+        .state = PW_OUTBOX_PENDING,
+        .next_try = 0, /* due at once */
+        .created = now * 1000,
+        .updated = now * 1000,
+    };
+    int err;
+
+    snprintf(row.key, sizeof(row.key), "%s", rec->key);
+    snprintf(row.patient, sizeof(row.patient), "%s", rec->patient);
+    snprintf(row.rule, sizeof(row.rule), "%s", rec->rule);
+    row.payload = json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!row.payload) {
+        return PW_ENOMEM;
+    }
+    err = pw_store_outbox_enqueue(st, &row);
+    free(row.payload);
+    return err;
+}
+
+static int plan_create(struct pw_store *st, const struct pw_sink *sink, const struct pw_finding *f,
+                       int64_t now)
+{
+    struct pw_flag_rec rec = {.state = PW_FLAG_ACTIVE, .since = f->since, .updated = now};
+    json_t *flag = NULL;
+    int err = sink->ops->format(sink, f, &flag);
+
+    if (err) {
+        pw_log_err(OUTBOX, "rule %s: cannot format a Flag: %s", f->rule, pw_strerror(err));
+        return err;
+    }
+    snprintf(rec.key, sizeof(rec.key), "%s", f->key);
+    snprintf(rec.patient, sizeof(rec.patient), "%s", f->patient);
+    snprintf(rec.rule, sizeof(rec.rule), "%s", f->rule);
+    rec.resource = json_dumps(flag, JSON_COMPACT | JSON_SORT_KEYS);
+    err = rec.resource ? pw_store_flag_put(st, &rec) : PW_ENOMEM;
+    if (!err) {
+        err = enqueue(st, &rec, PW_OUTBOX_CREATE, flag, now);
+    }
+    free(rec.resource);
+    json_decref(flag);
+    return err;
+}
+
+/* RESOLVE and REACTIVATE: an update of the Flag as created. */
+static int plan_update(struct pw_store *st, const struct pw_sink *sink,
+                       const struct pw_flag_rec *cur, enum pw_outbox_op op, int64_t now)
+{
+    struct pw_flag_rec rec = *cur;
+    json_error_t jerr;
+    json_t *created = cur->resource ? json_loads(cur->resource, 0, &jerr) : NULL;
+    json_t *payload = NULL;
+    int err;
+
+    if (!created) {
+        pw_log_err(OUTBOX, "flag map: episode %s (rule %s) has no stored Flag to update", cur->key,
+                   cur->rule);
+        return PW_ESTORE;
+    }
+    err = sink->ops->update(sink, created, op, now, &payload);
+    json_decref(created);
+    if (err) {
+        return err;
+    }
+    rec.state = op == PW_OUTBOX_RESOLVE ? PW_FLAG_RESOLVED : PW_FLAG_ACTIVE;
+    rec.updated = now;
+    err = pw_store_flag_put(st, &rec); /* rec.resource stays the Flag as created */
+    if (!err) {
+        err = enqueue(st, &rec, op, payload, now);
+    }
+    json_decref(payload);
+    return err;
+}
+
+int pw_outbox_plan(struct pw_store *st, const struct pw_sink *sink, const char *patient,
+                   const struct pw_finding *findings, size_t n_findings, int64_t now,
+                   struct pw_flag_list *flags, struct pw_rc_plan *plan)
+{
+    int err = pw_store_flags_of_patient(st, patient, flags);
+
+    if (!err) {
+        err = pw_reconcile(findings, n_findings, flags->v, flags->n, plan);
+    }
+    for (size_t i = 0; !err && i < plan->n; i++) {
+        const struct pw_rc_item *it = &plan->v[i];
+
+        switch (it->action) {
+        case PW_RC_CREATE:
+            err = plan_create(st, sink, it->finding, now);
+            break;
+        case PW_RC_RESOLVE:
+            err = plan_update(st, sink, it->flag, PW_OUTBOX_RESOLVE, now);
+            break;
+        case PW_RC_REACTIVATE:
+            err = plan_update(st, sink, it->flag, PW_OUTBOX_REACTIVATE, now);
+            break;
+        case PW_RC_KEEP:
+        case PW_RC_SUPPRESSED:
+            break;
+        }
+    }
+    return err;
+}
+
+/* The episode key of a Flag: its identifier value under @p system, or NULL. Borrowed. */
+static const char *episode_of(const json_t *flag, const char *system)
+{
+    const json_t *ids = json_object_get(flag, "identifier");
+    size_t i;
+    const json_t *id;
+
+    json_array_foreach(ids, i, id)
+    {
+        const char *sys = json_string_value(json_object_get(id, "system"));
+        const char *val = json_string_value(json_object_get(id, "value"));
+
+        if (sys && val && strcmp(sys, system) == 0) {
+            return val;
+        }
+    }
+    return NULL;
+}
+
+int pw_outbox_observe_flag(struct pw_store *st, const char *identifier_system, const json_t *flag)
+{
+    const char *type = json_string_value(json_object_get(flag, "resourceType"));
+    const char *key;
+    const char *status = json_string_value(json_object_get(flag, "status"));
+    const char *id = json_string_value(json_object_get(flag, "id"));
+    const char *version =
+        json_string_value(json_object_get(json_object_get(flag, "meta"), "versionId"));
+    struct pw_flag_rec rec = {0};
+    int err;
+
+    if (!type || strcmp(type, "Flag") != 0) {
+        return PW_EFHIR;
+    }
+    key = episode_of(flag, identifier_system);
+    if (!key || !status) {
+        return 0; /* not one of painwatch's */
+    }
+    err = pw_store_flag_get(st, key, &rec);
+    if (err == PW_ENOENT) {
+        return 0;
+    }
+    if (!err && id && rec.server_id[0] && strcmp(id, rec.server_id) != 0) {
+        /* Another Flag with our identifier (a duplicate made elsewhere): not the one we track. */
+        pw_log_warn(OUTBOX, "Flag/%s carries episode %s already mapped to Flag/%s", id, key,
+                    rec.server_id);
+    } else if (!err && pw_flag_observe(&rec, status, version)) {
+        pw_log_notice(OUTBOX, "Flag/%s: set %s in the EHR: painwatch leaves it so",
+                      id ? id : rec.server_id, status);
+        if (id && !rec.server_id[0]) {
+            snprintf(rec.server_id, sizeof(rec.server_id), "%s", id);
+        }
+        err = pw_store_flag_put(st, &rec);
+    }
+    pw_flag_rec_cleanup(&rec);
+    return err;
+}

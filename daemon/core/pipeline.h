@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The pipeline: the sync engine's consumer. A page's resources, the re-evaluation of the patients
+ * it touched, the reconcile result (outbox rows) and the advanced cursor commit in one store
+ * transaction; time-driven re-evaluation runs the same path from the store alone.
+ */
+#ifndef PAINWATCH_CORE_PIPELINE_H
+#define PAINWATCH_CORE_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "painwatch/sync.h"
+
+struct pw_store;
+struct pw_engine;
+struct pw_norm_ctx;
+struct pw_sink;
+struct pw_audit;
+struct pw_outbox;
+
+/** What the pipeline works with. Everything is borrowed and must outlive the pipeline. */
+struct pw_pipeline_conf {
+    struct pw_store *store;
+    const struct pw_engine *engine;
+    const struct pw_norm_ctx *norm;
+    const struct pw_sink *sink;
+    const char *identifier_system; /* Flag.identifier.system: read-back of painwatch's Flags */
+    struct pw_audit *audit;        /* may be NULL (tests) */
+    struct pw_outbox *outbox;      /* may be NULL: then nothing is kicked after a commit */
+    int64_t reevaluate_ms;         /* time-driven re-evaluation interval (ms) */
+    int64_t (*clock_ms)(void);     /* wall clock in ms since the epoch; NULL = real */
+};
+
+/** Counters, for metrics and `--once` reports. A plain copy. */
+struct pw_pipeline_stats {
+    uint64_t pages;
+    uint64_t resources;
+    uint64_t patients_evaluated;
+    uint64_t findings;
+    uint64_t flags_planned; /* create + resolve + reactivate rows enqueued */
+    uint64_t page_failures;
+};
+
+struct pw_pipeline;
+
+/** Caller owns the result; free with pw_pipeline_free(). @return 0 or PW_ENOMEM. */
+int pw_pipeline_new(struct pw_pipeline **out, const struct pw_pipeline_conf *conf);
+void pw_pipeline_free(struct pw_pipeline *p);
+
+/** The sync consumer that feeds this pipeline (cursor_load + on_page). */
+void pw_pipeline_consumer(struct pw_pipeline *p, struct pw_sync_consumer *out);
+
+/**
+ * Re-evaluate, from the store alone, every patient whose scheduled re-evaluation time has come
+ * (one transaction per patient). @p n_out (may be NULL) gets the number evaluated.
+ * @return 0 or the first error (the other patients are still evaluated).
+ */
+int pw_pipeline_reevaluate_due(struct pw_pipeline *p, size_t *n_out);
+
+/**
+ * Evaluate one patient inside the caller's transaction: load from the store, normalize, run the
+ * engine at @p now_s, reconcile into outbox rows, audit the plan, schedule the next
+ * time-driven evaluation. @return 0 or a negative PW_E* code (roll the transaction back).
+ */
+int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int64_t now_s);
+
+void pw_pipeline_stats(const struct pw_pipeline *p, struct pw_pipeline_stats *out);
+
+#endif

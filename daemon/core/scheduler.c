@@ -1,0 +1,927 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The sync engine: per-server cycles on libuv timers (poll interval with jitter, full-jitter
+ * backoff, Retry-After), cohort refresh, and the incremental run of every stream (paging,
+ * dedupe, cursor hand-off to the consumer). HTTP goes through http.h only.
+ *
+ * A cycle of one server: refresh the cohort -> rebuild the streams if the members changed ->
+ * run the streams, `parallel` at a time -> schedule the next cycle. A server-level failure
+ * (transport, timeout, 5xx, 429, auth) aborts the rest of that server's cycle; a stream-level
+ * one (bad JSON, bad Bundle, off-origin link, 4xx) only fails that stream.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "painwatch/check.h"
+#include "painwatch/cohort.h"
+#include "painwatch/err.h"
+#include "painwatch/http.h"
+#include "painwatch/log.h"
+#include "painwatch/source.h"
+#include "painwatch/sync.h"
+
+struct server;
+
+struct stream {
+    struct pw_sync_source src;
+    size_t type;
+    char *patient; /* owned, NULL in server-wide mode */
+    char key[PW_SYNC_KEY_MAX];
+};
+
+/* One run of one stream. Owned by the scheduler from run_start() to run_end(). */
+struct run {
+    struct server *srv;
+    const struct stream *stream;
+    struct pw_sync_state st;
+    int64_t max_ms;    /* largest meta.lastUpdated received in this run */
+    char *first_url;   /* the run's first request: restarts go back to it */
+    char *url;         /* the request in flight or to retry */
+    char *next;        /* the next link of the page being committed */
+    unsigned pages;    /* pages fetched in this run */
+    unsigned restarts; /* restarts after expired paging links */
+    bool auth_retried; /* the one renew-and-retry after a 401 is spent */
+    bool page_pending; /* waiting for the consumer's done */
+    bool final;        /* the pending page carried the cursor */
+    bool transport;    /* the exchange itself failed (reset, timeout), whatever the status */
+    int after_page;    /* error to end with once the pending page is durable */
+    long status;
+    uint64_t retry_after_ms;
+};
+
+struct server {
+    struct pw_sync *sync;
+    struct pw_source_conf conf;
+    struct pw_cohort *cohort;
+    struct pw_sync_auth auth;
+    uv_timer_t timer;
+    struct stream *streams;
+    size_t nstreams;
+    uint64_t streams_gen; /* cohort generation the streams were built from */
+    bool streams_built;
+    bool in_cycle;
+    bool once; /* this cycle belongs to pw_sync_run_once() */
+    bool pumping;
+    bool abort_cycle;
+    size_t next_stream;
+    unsigned running;
+    unsigned failed;
+    int cycle_err;
+    long cycle_status;
+    uint64_t cycle_retry_after_ms;
+    struct pw_sync_health health;
+};
+
+struct pw_sync {
+    uv_loop_t *loop;
+    struct pw_http *http;
+    struct pw_sync_consumer consumer;
+    struct server **servers;
+    size_t nservers;
+    bool started;
+    bool stopping;
+    bool freeing;
+    unsigned inflight; /* requests, pending pages, auth refreshes, cohort refreshes */
+    unsigned closing;  /* timers whose close callback has not run */
+    unsigned depth;    /* callbacks on the stack: the engine is freed only at depth 0 */
+    int64_t (*now_ms)(void);
+    /* pw_sync_run_once() */
+    pw_sync_cycle_fn *once_done;
+    void *once_arg;
+    size_t once_pending;
+    unsigned once_failed;
+    int once_err;
+    /* pw_sync_check_servers() */
+    pw_sync_cycle_fn *check_done;
+    void *check_arg;
+    size_t check_pending;
+    unsigned check_failed;
+    int check_err;
+};
+
+static void run_fetch(struct run *r, const char *url);
+static void run_end(struct run *r, int err);
+static void pump(struct server *srv);
+static void cycle_end(struct server *srv);
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Release the engine once nothing can call back into it any more. A consumer may call done()
+ * from inside on_page() and free the engine from inside a cycle callback, so the release waits
+ * until the outermost callback unwinds (enter/leave count the nesting). */
+static void maybe_free(struct pw_sync *sync)
+{
+    if (!sync->freeing || sync->inflight || sync->closing || sync->depth) {
+        return;
+    }
+    for (size_t i = 0; i < sync->nservers; i++) {
+        struct server *srv = sync->servers[i];
+        for (size_t j = 0; j < srv->nstreams; j++) {
+            free(srv->streams[j].patient);
+        }
+        free(srv->streams);
+        pw_cohort_free(srv->cohort);
+        pw_source_conf_cleanup(&srv->conf);
+        free(srv);
+    }
+    free(sync->servers);
+    free(sync);
+}
+
+static void enter(struct pw_sync *sync)
+{
+    sync->depth++;
+}
+
+static void leave(struct pw_sync *sync)
+{
+    sync->depth--;
+    maybe_free(sync);
+}
+
+/*
+ * Streams.
+ */
+
+static int streams_build(struct server *srv)
+{
+    struct pw_cohort *c = srv->cohort;
+    size_t per = c->server_wide ? 1 : c->nmembers;
+    size_t n = per * srv->conf.ntypes;
+    struct stream *s = n ? calloc(n, sizeof(*s)) : NULL;
+
+    if (n && !s) {
+        return PW_ENOMEM;
+    }
+    for (size_t p = 0; p < per; p++) {
+        for (size_t t = 0; t < srv->conf.ntypes; t++) {
+            struct stream *st = &s[p * srv->conf.ntypes + t];
+            const char *type = srv->conf.types[t].type;
+            st->type = t;
+            if (c->server_wide) {
+                snprintf(st->key, sizeof(st->key), "%s/%s/-", srv->conf.name, type);
+            } else {
+                st->patient = strdup(c->members[p]);
+                if (!st->patient) {
+                    goto fail;
+                }
+                snprintf(st->key, sizeof(st->key), "%s/%s/Patient/%s", srv->conf.name, type,
+                         c->members[p]);
+            }
+            st->src = (struct pw_sync_source){
+                .server = srv->conf.name, .type = type, .patient = st->patient, .key = st->key};
+        }
+    }
+    for (size_t j = 0; j < srv->nstreams; j++) {
+        free(srv->streams[j].patient);
+    }
+    free(srv->streams);
+    srv->streams = s;
+    srv->nstreams = n;
+    srv->streams_gen = c->generation;
+    srv->streams_built = true;
+    return 0;
+fail:
+    for (size_t j = 0; j < n; j++) {
+        free(s[j].patient);
+    }
+    free(s);
+    return PW_ENOMEM;
+}
+
+/*
+ * Errors: which ones mean "the server is in trouble" (abort the cycle, back off).
+ */
+
+static bool server_level(const struct run *r, int err)
+{
+    if (err == PW_ETIMEDOUT || err == PW_EAGAIN || err == PW_EAUTH || err == PW_ECANCELED) {
+        return true;
+    }
+    return err == PW_EHTTP && (r->transport || r->status >= 500);
+}
+
+/*
+ * One run.
+ */
+
+static void run_free(struct run *r)
+{
+    pw_sync_state_cleanup(&r->st);
+    free(r->first_url);
+    free(r->url);
+    free(r->next);
+    free(r);
+}
+
+static void run_end(struct run *r, int err)
+{
+    struct server *srv = r->srv;
+    const struct pw_sync_source *src = &r->stream->src;
+
+    if (err) {
+        srv->health.stream_failures++;
+        srv->health.last_error = err;
+        srv->health.last_status = r->status;
+        srv->failed++;
+        if (err != PW_ECANCELED) {
+            pw_log_warn(SYNC, "%s: run failed after %u page(s): %s (HTTP %ld)", src->key, r->pages,
+                        pw_strerror(err), r->status);
+        }
+        if (server_level(r, err) && !srv->cycle_err) {
+            srv->cycle_err = err;
+            srv->cycle_status = r->status;
+            srv->abort_cycle = true;
+        }
+        if (r->retry_after_ms > srv->cycle_retry_after_ms) {
+            srv->cycle_retry_after_ms = r->retry_after_ms;
+        }
+    }
+    srv->running--;
+    run_free(r);
+    pump(srv);
+}
+
+static void on_page_done(void *arg, int err)
+{
+    struct run *r = arg;
+    struct pw_sync *sync = r->srv->sync;
+
+    if (PW_CHECK(r->page_pending)) {
+        return; /* a second done() for the same page: ignored */
+    }
+    enter(sync);
+    r->page_pending = false;
+    sync->inflight--;
+    if (err || r->after_page) {
+        run_end(r, err ? err : r->after_page);
+    } else if (r->final) {
+        run_end(r, 0);
+    } else if (sync->stopping) {
+        run_end(r, PW_ECANCELED);
+    } else {
+        char *next = r->next;
+        r->next = NULL;
+        run_fetch(r, next);
+        free(next);
+    }
+    leave(sync);
+}
+
+/* Hand a page to the consumer (or skip an empty intermediate page). */
+static void run_deliver(struct run *r, json_t *resources, bool final)
+{
+    struct server *srv = r->srv;
+    struct pw_sync *sync = srv->sync;
+    char *cursor = NULL;
+
+    if (final) {
+        if (r->max_ms > r->st.cursor_ms) {
+            r->st.cursor_ms = r->max_ms;
+        }
+        int err = pw_sync_state_dump(&r->st, srv->conf.overlap_ms, &cursor);
+        if (err) {
+            json_decref(resources);
+            run_end(r, err);
+            return;
+        }
+    }
+    if (!final && json_array_size(resources) == 0 && !r->after_page) {
+        /* A page of duplicates is not the end of the run: go on to the next link. */
+        json_decref(resources);
+        char *next = r->next;
+        r->next = NULL;
+        run_fetch(r, next);
+        free(next);
+        return;
+    }
+    r->final = final;
+    r->page_pending = true;
+    sync->inflight++;
+    srv->health.pages++;
+    srv->health.resources += json_array_size(resources);
+    sync->consumer.on_page(sync->consumer.arg, &r->stream->src, resources, cursor, on_page_done, r);
+    free(cursor);
+}
+
+static void run_page(struct run *r, const struct pw_http_resp *resp)
+{
+    struct server *srv = r->srv;
+    const struct pw_source_conf *conf = &srv->conf;
+    json_error_t jerr;
+    json_t *resources = NULL;
+    const char *next = NULL;
+    struct pw_page_stats ps;
+
+    json_t *bundle = json_loadb(resp->body, resp->body_len, 0, &jerr);
+    if (!bundle) {
+        pw_log_err(SYNC, "%s: page %u is not JSON (line %d: %s)", r->stream->key, r->pages + 1,
+                   jerr.line, jerr.text);
+        run_end(r, PW_EJSON);
+        return;
+    }
+    int err = pw_sync_page_filter(&r->st, bundle, &resources, &next, &r->max_ms, &ps);
+    if (!err && next && !(r->next = strdup(next))) {
+        err = PW_ENOMEM;
+    }
+    json_decref(bundle);
+    if (err) {
+        json_decref(resources);
+        pw_log_err(SYNC, "%s: page %u: %s", r->stream->key, r->pages + 1, pw_strerror(err));
+        run_end(r, err);
+        return;
+    }
+    r->pages++;
+    srv->health.duplicates += ps.duplicates;
+    bool final = !r->next;
+    if (r->next && !pw_url_same_origin(r->next, conf->base)) {
+        /* Never follow a link off the configured origin: the page itself is good data. */
+        pw_log_err(SYNC, "%s: next link leaves the server's origin, run ends", r->stream->key);
+        r->after_page = PW_EORIGIN;
+    } else if (r->next && r->pages >= conf->pages_max) {
+        if (conf->dialect.sort && conf->dialect.last_updated) {
+            /* Sorted by _lastUpdated: everything up to max_ms is in, so the cursor may move
+             * and the next run resumes from there. */
+            pw_log_notice(SYNC, "%s: page cap %u reached, resuming next run", r->stream->key,
+                          conf->pages_max);
+            final = true;
+        } else {
+            pw_log_warn(SYNC, "%s: page cap %u reached on an unsorted search, cursor kept",
+                        r->stream->key, conf->pages_max);
+            r->after_page = PW_E2BIG;
+        }
+    }
+    run_deliver(r, resources, final);
+}
+
+static void on_auth_refreshed(void *arg, int err)
+{
+    struct run *r = arg;
+    struct pw_sync *sync = r->srv->sync;
+
+    enter(sync);
+    sync->inflight--;
+    if (err || sync->stopping) {
+        pw_log_err(SYNC, "%s: authorization refresh failed: %s", r->srv->conf.name,
+                   pw_strerror(err ? err : PW_ECANCELED));
+        run_end(r, err ? PW_EAUTH : PW_ECANCELED);
+    } else {
+        char *url = r->url;
+        r->url = NULL;
+        run_fetch(r, url);
+        free(url);
+    }
+    leave(sync);
+}
+
+static void run_auth_refresh(struct run *r)
+{
+    struct server *srv = r->srv;
+    int err = srv->auth.refresh(srv->auth.arg, on_auth_refreshed, r);
+    if (err) {
+        run_end(r, PW_EAUTH);
+        return;
+    }
+    srv->sync->inflight++;
+}
+
+static void run_status(struct run *r, const struct pw_http_resp *resp)
+{
+    struct server *srv = r->srv;
+    long st = resp->status;
+
+    r->status = st;
+    if (st == 200) {
+        run_page(r, resp);
+    } else if ((st == 404 || st == 410) && strcmp(r->url, r->first_url) != 0 &&
+               r->restarts < PW_SYNC_RESTARTS_MAX) {
+        /* The paging link expired (server-side result sets do): start over from the
+         * cursor; the seen-set drops what this run already delivered. */
+        r->restarts++;
+        pw_log_notice(SYNC, "%s: paging link expired (HTTP %ld), restarting from the cursor",
+                      r->stream->key, st);
+        run_fetch(r, r->first_url);
+    } else if (st == 401 && srv->auth.refresh && !r->auth_retried) {
+        r->auth_retried = true;
+        if (srv->auth.invalidate) {
+            srv->auth.invalidate(srv->auth.arg);
+        }
+        run_auth_refresh(r);
+    } else if (st == 429 || st == 503) {
+        const char *ra = pw_http_resp_header(resp, "Retry-After");
+        uint64_t ms = 0;
+        if (ra && pw_retry_after_parse(ra, srv->sync->now_ms() / 1000, &ms) == 0) {
+            r->retry_after_ms = ms;
+        }
+        run_end(r, PW_EAGAIN);
+    } else if (st == 401 || st == 403) {
+        run_end(r, PW_EAUTH);
+    } else {
+        run_end(r, PW_EHTTP);
+    }
+}
+
+static void on_response(void *arg, int err, const struct pw_http_resp *resp)
+{
+    struct run *r = arg;
+    struct pw_sync *sync = r->srv->sync;
+
+    enter(sync);
+    sync->inflight--;
+    /* After pw_sync_free() the consumer may be gone: nothing more is delivered. A mere stop
+     * lets the page in hand be committed (on_page_done ends the run). */
+    if (sync->freeing) {
+        err = PW_ECANCELED;
+    }
+    if (err) {
+        r->status = resp ? resp->status : 0;
+        r->transport = err == PW_EHTTP;
+        if (err != PW_ECANCELED) {
+            pw_log_err(SYNC, "%s: %s%s%s", r->stream->key, pw_strerror(err),
+                       resp && resp->error && *resp->error ? ": " : "",
+                       resp && resp->error ? resp->error : "");
+        }
+        run_end(r, err);
+    } else {
+        run_status(r, resp);
+    }
+    leave(sync);
+}
+
+static void run_fetch(struct run *r, const char *url)
+{
+    struct server *srv = r->srv;
+    struct pw_http_req *req = NULL;
+    char *copy = strdup(url);
+
+    if (!copy) {
+        run_end(r, PW_ENOMEM);
+        return;
+    }
+    free(r->url);
+    r->url = copy;
+    int err = pw_http_req_new(&req, srv->conf.name, "GET", url);
+    if (!err && srv->auth.apply) {
+        err = srv->auth.apply(srv->auth.arg, req);
+        if (err == PW_EAGAIN && srv->auth.refresh) {
+            /* No credential yet: obtain one, then come back to this URL. */
+            pw_http_req_free(req);
+            run_auth_refresh(r);
+            return;
+        }
+    }
+    if (err) {
+        pw_http_req_free(req);
+        run_end(r, err == PW_EAGAIN ? PW_EAUTH : err);
+        return;
+    }
+    srv->health.requests++;
+    err = pw_http_submit_new(srv->sync->http, req, on_response, r);
+    if (err) {
+        run_end(r, err);
+        return;
+    }
+    srv->sync->inflight++;
+}
+
+/* Start one stream; failures before the first request are reported as a stream failure. */
+static void run_start(struct server *srv, const struct stream *stream)
+{
+    struct pw_sync *sync = srv->sync;
+    struct run *r = calloc(1, sizeof(*r));
+    char *text = NULL;
+
+    srv->running++;
+    if (!r) {
+        srv->running--;
+        srv->failed++;
+        return;
+    }
+    r->srv = srv;
+    r->stream = stream;
+    int err = pw_sync_state_init(&r->st);
+    if (!err) {
+        err = sync->consumer.cursor_load(sync->consumer.arg, &stream->src, &text);
+    }
+    if (!err && pw_sync_state_load(&r->st, text) != 0) {
+        /* An unreadable cursor is re-derived: the lookback is fetched again, the store's
+         * idempotence absorbs the repeat. */
+        pw_log_err(SYNC, "%s: stored cursor unreadable, starting from the lookback", stream->key);
+        pw_sync_state_load(&r->st, NULL);
+    }
+    free(text);
+    if (!err) {
+        struct pw_search_window w = {.cursor_ms = r->st.cursor_ms, .now_ms = sync->now_ms()};
+        r->max_ms = r->st.cursor_ms;
+        err = pw_search_url(&srv->conf, stream->type, stream->patient, &w, &r->first_url);
+    }
+    if (err) {
+        run_end(r, err);
+        return;
+    }
+    run_fetch(r, r->first_url);
+}
+
+/*
+ * Cycles.
+ */
+
+static void pump(struct server *srv)
+{
+    struct pw_sync *sync = srv->sync;
+
+    /* run_start() may end a run synchronously, which calls pump() again: the flag keeps one
+     * loop in charge instead of recursing once per stream. */
+    if (srv->pumping) {
+        return;
+    }
+    srv->pumping = true;
+    while (!srv->abort_cycle && !sync->stopping && srv->running < srv->conf.parallel &&
+           srv->next_stream < srv->nstreams) {
+        run_start(srv, &srv->streams[srv->next_stream++]);
+    }
+    srv->pumping = false;
+    if (sync->stopping && srv->next_stream < srv->nstreams && !srv->cycle_err) {
+        srv->cycle_err = PW_ECANCELED; /* a cycle cut short by stop is not a finished cycle */
+    }
+    if (srv->in_cycle && srv->running == 0 &&
+        (srv->abort_cycle || sync->stopping || srv->next_stream >= srv->nstreams)) {
+        cycle_end(srv);
+    }
+}
+
+static void cycle_streams(struct server *srv, int err)
+{
+    if (!err && (!srv->streams_built || srv->streams_gen != srv->cohort->generation)) {
+        err = streams_build(srv);
+    }
+    if (err) {
+        srv->cycle_err = err;
+        srv->abort_cycle = true;
+    }
+    srv->next_stream = 0;
+    pump(srv);
+}
+
+static void on_cohort_refreshed(void *arg, int err)
+{
+    struct server *srv = arg;
+    struct pw_sync *sync = srv->sync;
+
+    enter(sync);
+    sync->inflight--;
+    if (err) {
+        pw_log_err(SYNC, "%s: cohort refresh failed: %s", srv->conf.name, pw_strerror(err));
+    }
+    cycle_streams(srv, err ? err : sync->freeing ? PW_ECANCELED : 0);
+    leave(sync);
+}
+
+static int cohort_authorize(void *arg, struct pw_http_req *req)
+{
+    struct server *srv = arg;
+    return srv->auth.apply ? srv->auth.apply(srv->auth.arg, req) : 0;
+}
+
+static void cycle_start(struct server *srv)
+{
+    struct pw_sync *sync = srv->sync;
+    struct pw_cohort_env env = {
+        .http = sync->http,
+        .server = srv->conf.name,
+        .base = srv->conf.base,
+        .authorize = cohort_authorize,
+        .auth_arg = srv,
+    };
+
+    srv->in_cycle = true;
+    srv->abort_cycle = false;
+    srv->failed = 0;
+    srv->cycle_err = 0;
+    srv->cycle_status = 0;
+    srv->cycle_retry_after_ms = 0;
+    int rc = srv->cohort->ops->refresh(srv->cohort, &env, sync->now_ms(), on_cohort_refreshed, srv);
+    if (rc == 0) {
+        sync->inflight++;
+        return;
+    }
+    cycle_streams(srv, rc < 0 ? rc : 0);
+}
+
+static uint64_t next_delay(struct server *srv, bool failed)
+{
+    const struct pw_source_conf *c = &srv->conf;
+
+    if (!failed) {
+        return pw_poll_jitter(c->poll_ms, c->jitter, pw_rand32());
+    }
+    if (srv->cycle_retry_after_ms) {
+        /* The server said when: honour it exactly, no sooner and no jitter on top. */
+        return srv->cycle_retry_after_ms;
+    }
+    return pw_backoff_full_jitter(c->backoff_base_ms, c->backoff_cap_ms,
+                                  srv->health.consecutive_failures - 1, pw_rand32());
+}
+
+static void cycle_health(struct server *srv, bool failed)
+{
+    struct pw_sync_health *h = &srv->health;
+
+    h->cycles++;
+    if (!failed) {
+        if (h->unhealthy) {
+            pw_log_notice(SYNC, "%s: healthy again", srv->conf.name);
+        }
+        h->consecutive_failures = 0;
+        h->unhealthy = false;
+        return;
+    }
+    h->consecutive_failures++;
+    if (!h->unhealthy && h->consecutive_failures >= srv->conf.unhealthy_after) {
+        h->unhealthy = true;
+        pw_log_err(SYNC, "%s: unhealthy after %u failed cycles (%s, HTTP %ld)", srv->conf.name,
+                   h->consecutive_failures, pw_strerror(srv->cycle_err), srv->cycle_status);
+    }
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void cycle_end(struct server *srv)
+{
+    struct pw_sync *sync = srv->sync;
+    bool canceled = srv->cycle_err == PW_ECANCELED;
+    bool failed = srv->cycle_err != 0 && !canceled;
+
+    srv->in_cycle = false;
+    if (!canceled) {
+        cycle_health(srv, failed);
+        srv->health.next_delay_ms = next_delay(srv, failed);
+        srv->health.retry_after_ms = failed ? srv->cycle_retry_after_ms : 0;
+    }
+    if (srv->once) {
+        srv->once = false;
+        sync->once_failed += srv->failed;
+        if (srv->cycle_err && !sync->once_err) {
+            sync->once_err = srv->cycle_err;
+        }
+        if (--sync->once_pending == 0) {
+            pw_sync_cycle_fn *done = sync->once_done;
+            sync->once_done = NULL;
+            done(sync->once_arg, sync->once_err, sync->once_failed);
+        }
+    } else if (sync->started && !sync->stopping && !sync->freeing) {
+        uv_timer_start(&srv->timer, on_timer, srv->health.next_delay_ms, 0);
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct server *srv = container_of(t, struct server, timer);
+    enter(srv->sync);
+    if (!srv->in_cycle && !srv->sync->stopping) {
+        cycle_start(srv);
+    }
+    leave(srv->sync);
+}
+
+/*
+ * Public API.
+ */
+
+int pw_sync_new(struct pw_sync **out, struct uv_loop_s *loop, struct pw_http *http,
+                const struct pw_sync_consumer *consumer)
+{
+    if (!loop || !http || !consumer || !consumer->cursor_load || !consumer->on_page) {
+        return PW_EINVAL;
+    }
+    struct pw_sync *sync = calloc(1, sizeof(*sync));
+    if (!sync) {
+        return PW_ENOMEM;
+    }
+    sync->loop = loop;
+    sync->http = http;
+    sync->consumer = *consumer;
+    sync->now_ms = wall_ms;
+    *out = sync;
+    return 0;
+}
+
+void pw_sync_set_clock(struct pw_sync *sync, int64_t (*now_ms)(void))
+{
+    sync->now_ms = now_ms ? now_ms : wall_ms;
+}
+
+static struct server *server_find(const struct pw_sync *sync, const char *name)
+{
+    for (size_t i = 0; i < sync->nservers; i++) {
+        if (strcmp(sync->servers[i]->conf.name, name) == 0) {
+            return sync->servers[i];
+        }
+    }
+    return NULL;
+}
+
+int pw_sync_add_server(struct pw_sync *sync, const struct pw_source_conf *conf,
+                       struct pw_cohort *cohort, const struct pw_sync_auth *auth)
+{
+    int err = PW_EINVAL;
+    struct server *srv = NULL;
+
+    if (!conf || !conf->name || !conf->base || !cohort || conf->ntypes == 0 ||
+        conf->parallel == 0 || sync->started || sync->freeing) {
+        goto fail;
+    }
+    err = PW_EEXIST;
+    if (server_find(sync, conf->name)) {
+        goto fail;
+    }
+    err = PW_ENOMEM;
+    struct server **grown = realloc(sync->servers, (sync->nservers + 1) * sizeof(*grown));
+    if (!grown) {
+        goto fail;
+    }
+    sync->servers = grown;
+    srv = calloc(1, sizeof(*srv));
+    if (!srv || pw_source_conf_copy(&srv->conf, conf) != 0) {
+        free(srv);
+        goto fail;
+    }
+    if (srv->conf.pages_max == 0 || srv->conf.pages_max > PW_PAGES_PER_RUN_MAX) {
+        srv->conf.pages_max = PW_PAGES_PER_RUN_MAX;
+    }
+    srv->sync = sync;
+    srv->cohort = cohort;
+    if (auth) {
+        srv->auth = *auth;
+    }
+    uv_timer_init(sync->loop, &srv->timer);
+    sync->servers[sync->nservers++] = srv;
+    return 0;
+fail:
+    pw_cohort_free(cohort);
+    return err;
+}
+
+int pw_sync_start(struct pw_sync *sync)
+{
+    if (sync->nservers == 0 || sync->started || sync->once_done || sync->freeing) {
+        return PW_EINVAL;
+    }
+    sync->started = true;
+    sync->stopping = false;
+    for (size_t i = 0; i < sync->nservers; i++) {
+        /* A small spread at start keeps servers from being hit in lock-step forever. */
+        uv_timer_start(&sync->servers[i]->timer, on_timer, pw_rand32() % 1000u, 0);
+    }
+    return 0;
+}
+
+static void on_once_timer(uv_timer_t *t)
+{
+    struct server *srv = container_of(t, struct server, timer);
+    enter(srv->sync);
+    cycle_start(srv);
+    leave(srv->sync);
+}
+
+int pw_sync_run_once(struct pw_sync *sync, pw_sync_cycle_fn *done, void *arg)
+{
+    if (sync->nservers == 0 || sync->started || sync->once_done || sync->freeing || !done) {
+        return PW_EINVAL;
+    }
+    sync->stopping = false;
+    sync->once_done = done;
+    sync->once_arg = arg;
+    sync->once_pending = sync->nservers;
+    sync->once_failed = 0;
+    sync->once_err = 0;
+    for (size_t i = 0; i < sync->nservers; i++) {
+        /* Through a 0 ms timer so done never runs before this call returns. */
+        sync->servers[i]->once = true;
+        uv_timer_start(&sync->servers[i]->timer, on_once_timer, 0, 0);
+    }
+    return 0;
+}
+
+/* /metadata is public on most servers: without a credential yet, ask anyway. */
+static int metadata_authorize(void *arg, struct pw_http_req *req)
+{
+    int err = cohort_authorize(arg, req);
+    return err == PW_EAGAIN ? 0 : err;
+}
+
+static void on_capability(void *arg, int err, const struct pw_capability *cap)
+{
+    struct server *srv = arg;
+    struct pw_sync *sync = srv->sync;
+    unsigned errors = 0;
+    unsigned warnings = 0;
+
+    enter(sync);
+    sync->inflight--;
+    if (!err) {
+        err = pw_capability_check(cap, &srv->conf, &errors, &warnings);
+        if (err) {
+            sync->check_failed++;
+        }
+    }
+    if (err && (!sync->check_err || sync->check_err == PW_ECONFIG)) {
+        sync->check_err = err;
+    }
+    if (--sync->check_pending == 0) {
+        pw_sync_cycle_fn *done = sync->check_done;
+        sync->check_done = NULL;
+        done(sync->check_arg, sync->check_err, sync->check_failed);
+    }
+    leave(sync);
+}
+
+int pw_sync_check_servers(struct pw_sync *sync, pw_sync_cycle_fn *done, void *arg)
+{
+    if (sync->nservers == 0 || sync->check_done || sync->freeing || !done) {
+        return PW_EINVAL;
+    }
+    sync->check_done = done;
+    sync->check_arg = arg;
+    sync->check_pending = sync->nservers;
+    sync->check_failed = 0;
+    sync->check_err = 0;
+    for (size_t i = 0; i < sync->nservers; i++) {
+        struct server *srv = sync->servers[i];
+        int err = pw_capability_fetch(sync->http, srv->conf.name, srv->conf.base,
+                                      metadata_authorize, srv, on_capability, srv);
+        if (err) {
+            /* Already-submitted fetches still call back: account for this one as done. */
+            sync->check_err = sync->check_err ? sync->check_err : err;
+            if (--sync->check_pending == 0) {
+                /* Every fetch failed synchronously: nothing will call back. */
+                sync->check_done = NULL;
+                return sync->check_err;
+            }
+            continue;
+        }
+        sync->inflight++;
+    }
+    return 0;
+}
+
+void pw_sync_stop(struct pw_sync *sync)
+{
+    if (!sync) {
+        return;
+    }
+    sync->stopping = true;
+    sync->started = false;
+    for (size_t i = 0; i < sync->nservers; i++) {
+        uv_timer_stop(&sync->servers[i]->timer);
+    }
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct server *srv = container_of((uv_timer_t *)(void *)h, struct server, timer);
+    struct pw_sync *sync = srv->sync;
+    sync->closing--;
+    maybe_free(sync);
+}
+
+void pw_sync_free(struct pw_sync *sync)
+{
+    if (!sync || sync->freeing) {
+        return;
+    }
+    pw_sync_stop(sync);
+    sync->freeing = true;
+    for (size_t i = 0; i < sync->nservers; i++) {
+        sync->closing++;
+        uv_close((uv_handle_t *)&sync->servers[i]->timer, on_timer_closed);
+    }
+    maybe_free(sync);
+}
+
+int pw_sync_health(const struct pw_sync *sync, const char *server, struct pw_sync_health *out)
+{
+    const struct server *srv = server_find(sync, server);
+    if (!srv) {
+        return PW_ENOENT;
+    }
+    *out = srv->health;
+    return 0;
+}
+
+size_t pw_sync_stream_count(const struct pw_sync *sync, const char *server)
+{
+    const struct server *srv = server_find(sync, server);
+    return srv ? srv->nstreams : 0;
+}

@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The store front: picks a backend by name and dispatches through its ops table. */
+#include "painwatch/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "painwatch/check.h"
+#include "painwatch/err.h"
+#include "painwatch/log.h"
+
+/* One line per backend; store_postgres joins here. */
+static const struct pw_store_ops *const backends[] = {
+    &pw_store_sqlite,
+};
+
+static const char *const flag_state_names[] = {
+    [PW_FLAG_ACTIVE] = "active",
+    [PW_FLAG_RESOLVED] = "resolved",
+    [PW_FLAG_CLINICIAN_INACTIVE] = "clinician-inactive",
+    [PW_FLAG_ENTERED_IN_ERROR] = "entered-in-error",
+};
+static const char *const op_names[] = {
+    [PW_OUTBOX_CREATE] = "create",
+    [PW_OUTBOX_RESOLVE] = "resolve",
+    [PW_OUTBOX_REACTIVATE] = "reactivate",
+};
+static const char *const state_names[] = {
+    [PW_OUTBOX_PENDING] = "pending",
+    [PW_OUTBOX_DONE] = "done",
+    [PW_OUTBOX_DEAD] = "dead",
+    [PW_OUTBOX_DROPPED] = "dropped",
+};
+
+static const char *name_of(const char *const *names, size_t n, int v)
+{
+    return v >= 0 && (size_t)v < n ? names[v] : "?";
+}
+
+static int parse_name(const char *const *names, size_t n, const char *name, int *out)
+{
+    for (size_t i = 0; name && i < n; i++) {
+        if (strcmp(names[i], name) == 0) {
+            *out = (int)i;
+            return 0;
+        }
+    }
+    return PW_EINVAL;
+}
+
+const char *pw_flag_state_name(enum pw_flag_state s)
+{
+    return name_of(flag_state_names, PW_ARRAY_SIZE(flag_state_names), (int)s);
+}
+
+int pw_flag_state_parse(const char *name, enum pw_flag_state *out)
+{
+    int v = 0;
+    int err = parse_name(flag_state_names, PW_ARRAY_SIZE(flag_state_names), name, &v);
+
+    if (!err) {
+        *out = (enum pw_flag_state)v;
+    }
+    return err;
+}
+
+const char *pw_outbox_op_name(enum pw_outbox_op op)
+{
+    return name_of(op_names, PW_ARRAY_SIZE(op_names), (int)op);
+}
+
+int pw_outbox_op_parse(const char *name, enum pw_outbox_op *out)
+{
+    int v = 0;
+    int err = parse_name(op_names, PW_ARRAY_SIZE(op_names), name, &v);
+
+    if (!err) {
+        *out = (enum pw_outbox_op)v;
+    }
+    return err;
+}
+
+const char *pw_outbox_state_name(enum pw_outbox_state s)
+{
+    return name_of(state_names, PW_ARRAY_SIZE(state_names), (int)s);
+}
+
+int pw_outbox_state_parse(const char *name, enum pw_outbox_state *out)
+{
+    int v = 0;
+    int err = parse_name(state_names, PW_ARRAY_SIZE(state_names), name, &v);
+
+    if (!err) {
+        *out = (enum pw_outbox_state)v;
+    }
+    return err;
+}
+
+void pw_flag_rec_cleanup(struct pw_flag_rec *rec)
+{
+    if (rec) {
+        free(rec->resource);
+        rec->resource = NULL;
+    }
+}
+
+void pw_flag_list_cleanup(struct pw_flag_list *list)
+{
+    if (!list) {
+        return;
+    }
+    for (size_t i = 0; i < list->n; i++) {
+        pw_flag_rec_cleanup(&list->v[i]);
+    }
+    free(list->v);
+    memset(list, 0, sizeof(*list));
+}
+
+void pw_outbox_row_cleanup(struct pw_outbox_row *row)
+{
+    if (row) {
+        free(row->payload);
+        free(row->outcome);
+        row->payload = NULL;
+        row->outcome = NULL;
+    }
+}
+
+int pw_store_open(struct pw_store **out, const struct pw_store_opts *opts)
+{
+    const char *name = opts->backend ? opts->backend : "sqlite";
+    const struct pw_store_ops *ops = NULL;
+    struct pw_store *st;
+    int err;
+
+    for (size_t i = 0; i < PW_ARRAY_SIZE(backends); i++) {
+        if (strcmp(backends[i]->name, name) == 0) {
+            ops = backends[i];
+        }
+    }
+    if (!ops) {
+        pw_log_err(STORE, "unknown store backend '%s'", name);
+        return PW_ECONFIG;
+    }
+    st = calloc(1, sizeof(*st));
+    if (!st) {
+        return PW_ENOMEM;
+    }
+    st->ops = ops;
+    err = ops->open(st, opts);
+    if (err) {
+        free(st);
+        return err;
+    }
+    *out = st;
+    return 0;
+}
+
+void pw_store_close(struct pw_store *st)
+{
+    if (!st) {
+        return;
+    }
+    if (st->depth) {
+        st->ops->rollback(st);
+    }
+    st->ops->close(st);
+    free(st);
+}
+
+int pw_store_schema_version(struct pw_store *st, int *out)
+{
+    return st->ops->schema_version(st, out);
+}
+
+int pw_store_begin(struct pw_store *st)
+{
+    int err;
+
+    if (PW_CHECK(st->depth == 0)) {
+        return PW_EINVAL;
+    }
+    err = st->ops->begin(st);
+    if (!err) {
+        st->depth = 1;
+    }
+    return err;
+}
+
+int pw_store_commit(struct pw_store *st)
+{
+    int err;
+
+    if (PW_CHECK(st->depth == 1)) {
+        return PW_EINVAL;
+    }
+    err = st->ops->commit(st);
+    st->depth = 0;
+    return err;
+}
+
+void pw_store_rollback(struct pw_store *st)
+{
+    if (st->depth) {
+        st->ops->rollback(st);
+        st->depth = 0;
+    }
+}
+
+int pw_store_cursor_get(struct pw_store *st, const char *source, char *out, size_t cap)
+{
+    return st->ops->cursor_get(st, source, out, cap);
+}
+
+int pw_store_cursor_set(struct pw_store *st, const char *source, const char *value)
+{
+    return st->ops->cursor_set(st, source, value);
+}
+
+int pw_store_put_resource(struct pw_store *st, const struct pw_store_resource *res, bool *changed)
+{
+    bool dummy;
+
+    return st->ops->put_resource(st, res, changed ? changed : &dummy);
+}
+
+int pw_store_load_patient(struct pw_store *st, const char *patient, pw_store_resource_fn *fn,
+                          void *arg)
+{
+    return st->ops->load_patient(st, patient, fn, arg);
+}
+
+int pw_store_patient_schedule(struct pw_store *st, const char *patient, int64_t at)
+{
+    return st->ops->patient_schedule(st, patient, at);
+}
+
+int pw_store_patients_due(struct pw_store *st, int64_t now, size_t max, pw_store_patient_fn *fn,
+                          void *arg)
+{
+    return st->ops->patients_due(st, now, max, fn, arg);
+}
+
+int pw_store_flag_get(struct pw_store *st, const char *key, struct pw_flag_rec *out)
+{
+    return st->ops->flag_get(st, key, out);
+}
+
+int pw_store_flag_put(struct pw_store *st, const struct pw_flag_rec *rec)
+{
+    return st->ops->flag_put(st, rec);
+}
+
+int pw_store_flags_of_patient(struct pw_store *st, const char *patient, struct pw_flag_list *out)
+{
+    return st->ops->flags_of_patient(st, patient, out);
+}
+
+int pw_store_outbox_enqueue(struct pw_store *st, struct pw_outbox_row *row)
+{
+    return st->ops->outbox_enqueue(st, row);
+}
+
+int pw_store_outbox_get(struct pw_store *st, int64_t id, struct pw_outbox_row *out)
+{
+    return st->ops->outbox_get(st, id, out);
+}
+
+int pw_store_outbox_update(struct pw_store *st, const struct pw_outbox_row *row)
+{
+    return st->ops->outbox_update(st, row);
+}
+
+int pw_store_outbox_list(struct pw_store *st, int state, pw_store_outbox_fn *fn, void *arg)
+{
+    return st->ops->outbox_list(st, state, fn, arg);
+}
+
+int pw_store_outbox_due(struct pw_store *st, int64_t now_ms, int64_t *ids, size_t max, size_t *n)
+{
+    return st->ops->outbox_due(st, now_ms, ids, max, n);
+}
+
+int pw_store_outbox_next_due(struct pw_store *st, int64_t *at_ms)
+{
+    return st->ops->outbox_next_due(st, at_ms);
+}
+
+int pw_store_operator_log(struct pw_store *st, struct pw_operator_action *act)
+{
+    return st->ops->operator_log(st, act);
+}
+
+int pw_store_operator_unaudited(struct pw_store *st, pw_store_operator_fn *fn, void *arg)
+{
+    return st->ops->operator_unaudited(st, fn, arg);
+}
+
+int pw_store_operator_audited(struct pw_store *st, int64_t id)
+{
+    return st->ops->operator_audited(st, id);
+}

@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The audit trail: append-only JSON Lines, HMAC-chained, fsync'd before an action is done. */
+#ifndef PAINWATCH_AUDIT_H
+#define PAINWATCH_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "painwatch/finding.h"
+
+/*
+ * Record shape (one JSON object per line, keys sorted, compact), after FHIR R4 AuditEvent and
+ * IHE BALP:
+ *   type        "rest" (a FHIR interaction), "painwatch" (the gateway's own events), "header"
+ *   subtype     search | read | create | update                       (type "rest")
+ *               start | stop | config-loaded | finding-raised | finding-resolved |
+ *               flag-delivered | flag-rejected | flag-dead-lettered | token-renewed |
+ *               operator-action | audit-resumed                          (type "painwatch")
+ *   action      "C" "R" "U" "D" "E" (BALP: search is E)
+ *   recorded    RFC 3339 UTC with milliseconds, stamped by the writer
+ *   outcome     0 success, 4 minor failure, 8 serious failure, 12 major failure; outcomeDesc text
+ *   agent       [{role:"source", who:<Device>, requestor:true}, {role:"destination", who:<server>}]
+ *   source      {observer:<Device>, site:<site>}
+ *   entity      [{role:"patient", what:"Patient/1"}, {role:"query", query:"Observation?..."},
+ *                {role:"resource", what:"Flag/9/_history/2", type:"Flag"}, ...]
+ *   painwatch   {rule, episode, factor_set, severity, numbers:{name:value}, text, correlation,
+ *                config_hash, server_status, ...}
+ *   n           record number, +1 per line across files (headers included)
+ *   prev        digest of the previous record (64 hex; 64 zeros before the first)
+ *   hmac        HMAC-SHA256(key, prev || canonical bytes of the record without "hmac"), hex;
+ *               it is also this record's digest for chaining
+ * A file starts with {type:"header", format:"painwatch-audit/1", seq, created, reason, prev, n,
+ * hmac} whose prev links to the last digest of the previous file, so rotation keeps the chain. A
+ * header may carry "anomaly" (what the writer found wrong when it started this file).
+ *
+ * Rotation: by size or age inside painwatch (the live file is renamed to <path>.<seq>; checked
+ * before each append, so a file ends at most one record or batch past the limit), or by logrotate
+ * with `create` + `postrotate` sending SIGHUP (the daemon calls pw_audit_reopen()):
+ *     /var/log/painwatch/audit.jsonl { weekly  rotate 520  create 0640 painwatch painwatch
+ *         nocompress  postrotate  systemctl kill -s HUP painwatch.service  endscript }
+ * logrotate's `copytruncate` is NOT supported: it cuts the chain and can lose records (the
+ * writer notices the shrunken file and starts a new one whose header records the anomaly).
+ * Keep rotated files: `painwatch audit verify` needs every file after the oldest one it checks.
+ *
+ * Threads and blocking: a struct pw_audit is used from one thread (the loop). Every append
+ * fsyncs; use the batch calls for bursts (a search page) so a page costs one fsync.
+ *
+ * PHI: the trail holds patient references and the numbers that justify findings (the auditor
+ * needs them). The operational log lines of this module never do: they name the trail file, an
+ * error and record counts only.
+ */
+
+#define PW_AUDIT_DIGEST_HEX 64 /* hex digits in a digest (HMAC-SHA256) */
+#define PW_AUDIT_FORMAT     "painwatch-audit/1"
+
+/** FHIR AuditEvent.outcome codes. */
+enum pw_audit_outcome {
+    PW_AUDIT_SUCCESS = 0,
+    PW_AUDIT_MINOR = 4,
+    PW_AUDIT_SERIOUS = 8,
+    PW_AUDIT_MAJOR = 12,
+};
+
+struct pw_audit;
+
+/** Writer options. Strings are copied by pw_audit_open(). */
+struct pw_audit_opts {
+    const char *path;      /* the live trail file; size rotation renames it to <path>.<seq> */
+    const char *key_path;  /* HMAC key file: regular, not world-accessible, <= PW_SECRET_FILE_MAX */
+    const char *device;    /* painwatch's Device reference, e.g. "Device/painwatch" (required) */
+    const char *site;      /* optional: source.site */
+    uint64_t rotate_bytes; /* start a new file once the live one reaches this size; 0: never */
+    uint64_t rotate_seconds;   /* start a new file once the live one is this old; 0: never */
+    int64_t (*clock_ms)(void); /* optional wall clock, ms since the epoch (tests); NULL: real */
+};
+
+/**
+ * Read an HMAC key file. The file must be a regular file, not readable or writable by others,
+ * non-empty and at most PW_SECRET_FILE_MAX bytes; one trailing newline is ignored (so
+ * `openssl rand -hex 32 > key` works). Keys shorter than 16 bytes are refused.
+ * @param out   Caller owns the result; free with pw_audit_key_free().
+ * @return 0, PW_ESECRET (unusable, reason logged without the content) or PW_ENOMEM.
+ */
+int pw_audit_key_load(const char *path, unsigned char **out, size_t *out_len);
+
+/** Wipe and free a key from pw_audit_key_load(). NULL is a no-op. */
+void pw_audit_key_free(unsigned char *key, size_t len);
+
+/**
+ * Open (or create) the trail and continue its chain from the last record of the live file. A
+ * live file whose last line is torn, or that does not verify with the key, is set aside as
+ * <path>.<seq> and a new file is started whose header records the anomaly (never silently
+ * continued).
+ * @param out Caller owns the result; free with pw_audit_free().
+ * @return 0, PW_EINVAL, PW_ESECRET, PW_ENOMEM or PW_EAUDIT (the trail cannot be written).
+ */
+int pw_audit_open(struct pw_audit **out, const struct pw_audit_opts *opts);
+
+/** fsync and close. Writes no record (log "stop" with pw_audit_event() first). NULL is a no-op. */
+void pw_audit_free(struct pw_audit *a);
+
+/**
+ * The fail-closed gate: false while the trail is in its failed state (the last write, fsync or
+ * open failed). Nothing may be written to the EHR while this is false.
+ */
+bool pw_audit_writable(const struct pw_audit *a);
+
+/**
+ * Leave the failed state: re-open the live file, resynchronise the chain from its tail and write
+ * an "audit-resumed" record naming when the outage began and how many appends failed. Call from
+ * a timer; pw_audit_append_new() also calls it. @return 0 when writable (also when it was), or
+ * PW_EAUDIT.
+ */
+int pw_audit_retry(struct pw_audit *a);
+
+/**
+ * Re-open the live file by name (SIGHUP after logrotate renamed it). An empty or missing file gets
+ * a header linking to the last digest written. @return 0 or PW_EAUDIT (then in failed state).
+ */
+int pw_audit_reopen(struct pw_audit *a);
+
+/** Rotate now: rename the live file to <path>.<seq> and start the next one. 0 or PW_EAUDIT. */
+int pw_audit_rotate(struct pw_audit *a);
+
+/**
+ * Append one record and make it durable: the writer sets n, recorded (always its own clock), prev,
+ * hmac, and agent[source] and source (unless the caller gave them), writes the line with one
+ * write() and fsyncs before returning 0. A short write is truncated away; no partial line remains.
+ * @param record an object with string "type" and "subtype". Takes ownership of @p record, also
+ *               on failure.
+ * @return 0; PW_EINVAL (bad record, trail state unchanged); PW_E2BIG (over PW_AUDIT_RECORD_MAX);
+ *         PW_ENOMEM; PW_EAUDIT (write/fsync failed or the trail is in failed state: logged at
+ *         LOG_CRIT, pw_audit_writable() is false until a retry succeeds).
+ * Inside a batch, 0 only means queued: durability comes with pw_audit_batch_commit().
+ */
+int pw_audit_append_new(struct pw_audit *a, json_t *record);
+
+/**
+ * Batching (e.g. one search page): appends between begin and commit are written with one write()
+ * and one fsync at commit. Nothing queued counts as recorded until commit returns 0; on failure
+ * the whole batch is dropped (and truncated away) and the chain stays where it was.
+ * @return 0, PW_EINVAL (already in a batch / not in one), PW_EAUDIT.
+ */
+int pw_audit_batch_begin(struct pw_audit *a);
+int pw_audit_batch_commit(struct pw_audit *a);
+
+/** Digest of the last durable record (64 hex + NUL): an anchor to keep elsewhere. Borrowed. */
+const char *pw_audit_last_digest(const struct pw_audit *a);
+
+/* ---- builders: the calls other modules make ------------------------------------------------ */
+
+/**
+ * A painwatch event (type "painwatch"): start, stop, config-loaded, token-renewed,
+ * operator-action, ... @p extra (may be NULL) is an object merged into the record, e.g.
+ * {"painwatch": {"config_hash": "..."}} or {"entity": [...]}. Takes ownership of @p extra, also on
+ * failure. @p desc may be NULL. @return as pw_audit_append_new().
+ */
+int pw_audit_event(struct pw_audit *a, const char *subtype, char action,
+                   enum pw_audit_outcome outcome, const char *desc, json_t *extra);
+
+/** One FHIR interaction, as the HTTP exchange ended. Strings are borrowed for the call. */
+struct pw_audit_fhir {
+    const char *interaction; /* "search" | "read" | "create" | "update" */
+    const char *server;      /* FHIR base URL: the destination agent */
+    const char *method;      /* "GET", "POST", "PUT" */
+    const char *url;         /* request URL or path with its query string */
+    long status;             /* HTTP status, 0 when no response arrived */
+    int err;                 /* 0, or the transport error (PW_ETIMEDOUT, PW_EHTTP, ...) */
+    const char *patient;     /* "Patient/123" or NULL */
+    const char *resource;    /* resource read or written, "Flag/9/_history/2", or NULL */
+    const char *correlation; /* request correlation id, or NULL */
+    long entries;            /* entries in a search page, -1 when not applicable */
+};
+
+/**
+ * Record a FHIR interaction: outcome 0 for 2xx/3xx, 4 for 4xx, 8 for 5xx or no response.
+ * @return as pw_audit_append_new().
+ */
+int pw_audit_fhir_interaction(struct pw_audit *a, const struct pw_audit_fhir *ix);
+
+/**
+ * Record a finding raised or resolved (@p subtype "finding-raised" | "finding-resolved"): rule,
+ * episode key, factor set, severity, the numbers, the evidence references and the text.
+ * @p correlation may be NULL. @return as pw_audit_append_new().
+ */
+int pw_audit_finding(struct pw_audit *a, const char *subtype, const struct pw_finding *f,
+                     const char *correlation);
+
+/** The fate of one Flag write. Strings are borrowed for the call. */
+struct pw_audit_flag {
+    const char *subtype;     /* "flag-delivered" | "flag-rejected" | "flag-dead-lettered" */
+    char action;             /* 'C' create, 'U' update (resolve) */
+    const char *server;      /* FHIR base URL */
+    const char *patient;     /* "Patient/123" */
+    const char *rule;        /* rule id */
+    const char *episode;     /* episode key */
+    const char *flag;        /* "Flag/9/_history/1" as the server answered, or NULL */
+    long status;             /* HTTP status, 0 when none */
+    const char *detail;      /* e.g. the OperationOutcome summary of a rejection, or NULL */
+    const char *correlation; /* or NULL */
+};
+
+/** Record a Flag delivered, rejected or dead-lettered. @return as pw_audit_append_new(). */
+int pw_audit_flag(struct pw_audit *a, const struct pw_audit_flag *fl);
+
+/* ---- reading: verify and show (daemon/core/audit_verify.c, audit_show.c) ------------------- */
+
+/** The verdict of pw_audit_verify_files(). */
+struct pw_audit_verdict {
+    char file[4096];    /* where it failed ("" when all verified) */
+    long line;          /* 1-based line in @c file, 0 when the file as a whole */
+    char why[512];      /* what is wrong, for an auditor */
+    uint64_t records;   /* records that verified */
+    size_t files;       /* files that verified */
+    uint64_t first_seq; /* file sequence the checked chain starts at */
+    char first_prev[PW_AUDIT_DIGEST_HEX + 1]; /* what that first header links to */
+    char last[PW_AUDIT_DIGEST_HEX + 1];       /* digest of the last record that verified */
+    unsigned torn_acknowledged; /* torn tails accepted (see pw_audit_verify_files()) */
+    char note[512];             /* the first of them, file:line, for the report */
+};
+
+/**
+ * Verify a trail made of @p files (any order: they are checked in the order of their header
+ * sequence numbers). Each line must be canonical JSON with a valid HMAC, link to the digest of the
+ * line before it, and count n up by one; each file must start with a header that links to the
+ * previous file's last digest with the next sequence number. A torn last line (a write cut by
+ * power loss, never reported done) is accepted only when the next file's authenticated header
+ * records exactly those torn bytes and links to the record before them (the writer does this
+ * when it finds such a file at start); it is counted in torn_acknowledged. Any other torn line
+ * fails.
+ * @return 0 all verified; PW_EVERIFY (first failing place in @p v); PW_ENOENT / PW_EIO (a file
+ *         cannot be read; named in @p v); PW_ENOMEM.
+ */
+int pw_audit_verify_files(const unsigned char *key, size_t key_len, const char *const *files,
+                          size_t n_files, struct pw_audit_verdict *v);
+
+/** Filters for pw_audit_show(); NULL / 0 fields do not filter. */
+struct pw_audit_filter {
+    const char *patient; /* entity with role patient equals this ("Patient/1") */
+    const char *rule;    /* painwatch.rule equals this */
+    int64_t since_ms;    /* recorded >= since (ms since the epoch); INT64_MIN: no bound */
+    int64_t until_ms;    /* recorded < until; INT64_MAX: no bound */
+    bool json;           /* JSON lines instead of the text table */
+};
+
+/**
+ * Print the records of @p files (in the order given, headers skipped) that pass @p flt to @p out.
+ * Does not verify the chain (use pw_audit_verify_files()). A line that does not parse is reported
+ * on @p err with file:line and skipped. @return number of records printed, or a negative PW_E*
+ * (PW_ENOENT / PW_EIO when a file cannot be read, named on @p err).
+ */
+long pw_audit_show(FILE *out, FILE *err, const char *const *files, size_t n_files,
+                   const struct pw_audit_filter *flt);
+
+/**
+ * Parse an RFC 3339 time ("2026-11-26T22:46:22.123Z", "+01:00" offsets, or a bare date
+ * "2026-11-26" meaning midnight UTC) into ms since the epoch. @return 0 or PW_EINVAL.
+ */
+int pw_audit_parse_time(const char *s, int64_t *out_ms);
+
+#endif

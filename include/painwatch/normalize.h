@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* FHIR R4 resources to timeline events. The only place that reads clinical JSON. */
+#ifndef PAINWATCH_NORMALIZE_H
+#define PAINWATCH_NORMALIZE_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "painwatch/fhir.h"
+#include "painwatch/terminology.h"
+#include "painwatch/timeline.h"
+
+/** A list of (system, code) pairs; system "" matches any system. */
+struct pw_code_set {
+    struct pw_code {
+        char system[PW_CODE_MAX];
+        char code[64];
+    } * v;
+    size_t n, cap;
+};
+
+/** A list of lower-case words or phrases matched as whole words in text and displays. */
+struct pw_word_set {
+    char (*v)[64];
+    size_t n, cap;
+};
+
+/**
+ * What normalize recognises. pw_norm_ctx_init() fills the defaults below; sites add codes with
+ * pw_code_set_add() / pw_word_set_add() (config keys are the member names).
+ *   pain_intensity  LOINC 72514-3, 38208-5, 38221-8, 38214-3
+ *   neuropathic     SNOMED 247398009; words: neuropathic, burning, shooting, tingling,
+ *                   electric, pins and needles
+ *   somatic/visceral/mixed  words somatic|nociceptive somatic, visceral, mixed pain; no
+ *                   default codes (sites add theirs)
+ *   palliative      SNOMED 103735009 (palliative care) and its specialist/anticipatory
+ *                   children and hospice referral/admission codes (therapies-indicating-end-of-
+ *                   life-care, hospice-procedure value sets); words: palliative, hospice
+ */
+struct pw_norm_ctx {
+    const struct pw_terminology *term; /* borrowed */
+    const char *factor_set;            /* borrowed: "cdc2022" or "cdc2016" */
+    struct pw_code_set pain_intensity;
+    struct pw_code_set neuropathic, somatic, visceral, mixed;
+    struct pw_word_set neuropathic_words, somatic_words, visceral_words, mixed_words;
+    struct pw_code_set palliative;
+    struct pw_word_set palliative_words;
+};
+
+/**
+ * Defaults for every list. @p term and @p factor_set are borrowed and must outlive the context.
+ * @return 0, PW_ENOMEM, or PW_EINVAL when @p factor_set is not a clinical set of @p term.
+ */
+int pw_norm_ctx_init(struct pw_norm_ctx *ctx, const struct pw_terminology *term,
+                     const char *factor_set);
+void pw_norm_ctx_cleanup(struct pw_norm_ctx *ctx);
+
+int pw_code_set_add(struct pw_code_set *s, const char *system, const char *code);
+int pw_word_set_add(struct pw_word_set *s, const char *word);
+void pw_code_set_clear(struct pw_code_set *s);
+
+/**
+ * The patient a resource belongs to, as "Patient/<id>": Patient itself, else subject or
+ * patient. urn:uuid: and absolute references are resolved through @p refs (may be NULL).
+ * @return 0, or PW_ENOENT when the resource names no patient.
+ */
+int pw_normalize_patient(const json_t *res, const struct pw_resolver *refs, char *out, size_t n);
+
+/**
+ * Add the events @p res yields to @p tl: a pain score, a pain type, a medication order or a
+ * palliative referral; or data-quality events for what is relevant but unusable. Resources of
+ * other types, other codes, drafts and entered-in-error add nothing. Contained Medications
+ * ("#id") are read from @p res; others through @p refs (may be NULL).
+ * @return 0 (also when nothing was added), PW_ENOMEM, or PW_E2BIG past the timeline's cap.
+ */
+int pw_normalize_resource(const struct pw_norm_ctx *ctx, const json_t *res,
+                          const struct pw_resolver *refs, struct pw_timeline *tl);
+
+#endif

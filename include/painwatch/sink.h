@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Sinks: where findings become writes. A sink formats the resource (pure) and classifies the
+ * server's answer (pure); the outbox does the delivery. Local sinks (the shadow-mode file) also
+ * write synchronously. Adapters: fhir-flag (default), file (NDJSON, shadow mode).
+ */
+#ifndef PAINWATCH_SINK_H
+#define PAINWATCH_SINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "painwatch/finding.h"
+#include "painwatch/limits.h"
+#include "painwatch/store.h"
+
+/* Defaults a site should override with its own namespace (config: sink.*). */
+#define PW_FLAG_IDENTIFIER_SYSTEM "https://painwatch.org/fhir/sid/episode"
+#define PW_FLAG_CODE_SYSTEM       "https://painwatch.org/fhir/CodeSystem/rule"
+#define PW_FLAG_AUTHOR            "Device/painwatch"
+
+/** Tri-state delivery outcome (Fluent Bit's OK / RETRY / ERROR). */
+enum pw_outcome {
+    PW_DELIVERED = 0, /* 2xx: done */
+    PW_RETRY,         /* 408, 429, 5xx, timeout, transport error: try again later */
+    PW_REJECTED,      /* any other 4xx: dead-letter, keep the OperationOutcome for review */
+};
+
+/** Sink settings. Strings are copied by pw_sink_new(); NULL takes the default. */
+struct pw_sink_conf {
+    const char *identifier_system; /* Flag.identifier.system (episode keys live there) */
+    const char *code_system;       /* Flag.code.coding.system (rule ids live there) */
+    const char *author;            /* Flag.author reference, a Device for the gateway */
+    const char *author_display;    /* Flag.author.display, may be NULL */
+    const char *path;              /* file sink: the NDJSON file (required there) */
+};
+
+/** What a local sink returns for a write: stands in for the server's id and version. */
+struct pw_sink_written {
+    char id[PW_ID_MAX];
+    char version[PW_ID_MAX];
+};
+
+struct pw_sink;
+
+struct pw_sink_ops {
+    const char *name; /* config name: "fhir-flag", "file" */
+    /* true: delivered over HTTP by the outbox; false: delivered by write(). */
+    bool remote;
+    /* Validate conf, open files. @return 0 or PW_ECONFIG / negated errno. */
+    int (*init)(struct pw_sink *sink);
+    /* Release what init acquired. */
+    void (*cleanup)(struct pw_sink *sink);
+    /*
+     * The resource to create for @p f (status active). *out is a new reference owned by the
+     * caller. @return 0, PW_EINVAL (finding unusable: no key/patient/rule) or PW_ENOMEM.
+     */
+    int (*format)(const struct pw_sink *sink, const struct pw_finding *f, json_t **out);
+    /*
+     * The resource for an update of @p created (what format() built, borrowed): RESOLVE sets
+     * status inactive and period.end = @p at; REACTIVATE sets status active again without
+     * period.end. *out is a new reference. "id" and "meta" are left to the deliverer.
+     */
+    int (*update)(const struct pw_sink *sink, const json_t *created, enum pw_outbox_op op,
+                  int64_t at, json_t **out);
+    /* @p err: 0 when a response arrived (then @p status), else a PW_E* transport error. */
+    enum pw_outcome (*classify)(const struct pw_sink *sink, int err, long status);
+    /*
+     * Local sinks only (remote == false): write @p row (its payload is the resource) durably
+     * before returning, and say what id/version stand for it. @return 0 or negated errno.
+     */
+    int (*write)(struct pw_sink *sink, const struct pw_outbox_row *row, int64_t now,
+                 struct pw_sink_written *out);
+};
+
+/** A configured sink. Fields are read-only after pw_sink_new(). */
+struct pw_sink {
+    const struct pw_sink_ops *ops;
+    char *identifier_system;
+    char *code_system;
+    char *author;
+    char *author_display; /* may be NULL */
+    char *path;           /* may be NULL */
+    void *ctx;            /* owned by the adapter */
+};
+
+extern const struct pw_sink_ops pw_sink_fhir_flag;
+extern const struct pw_sink_ops pw_sink_file;
+
+/**
+ * Create the sink named @p name ("fhir-flag", "file") with @p conf (copied; may be NULL).
+ * Caller owns the result; free with pw_sink_free(). @return 0, PW_ECONFIG (unknown name or bad
+ * conf, logged), PW_ENOMEM or a negated errno from the adapter's init.
+ */
+int pw_sink_new(struct pw_sink **out, const char *name, const struct pw_sink_conf *conf);
+void pw_sink_free(struct pw_sink *sink);
+
+/** The classification every FHIR sink uses: 2xx / 408,429,5xx,transport / other 4xx. */
+enum pw_outcome pw_sink_classify_http(int err, long status);
+
+/** "delivered", "retry", "rejected". */
+const char *pw_outcome_name(enum pw_outcome o);
+
+/** Format @p t (s since epoch, UTC) as a FHIR instant "2026-01-02T03:04:05Z" into @p out. */
+void pw_fhir_instant(int64_t t, char out[32]);
+
+#endif

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The sync engine: incremental FHIR searches per (server, resource type[, patient]), paging,
+ * dedupe, cursors and scheduling. This header is the contract between the engine and its
+ * consumer (the pipeline: normalize + store), and the health read-out for metrics and logs.
+ */
+#ifndef PAINWATCH_SYNC_H
+#define PAINWATCH_SYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+/* uv_loop_t without <uv.h>: files that use libcurl include this header too (only http.c may
+ * include both). */
+struct uv_loop_s;
+struct pw_http;
+struct pw_http_req;
+struct pw_source_conf;
+struct pw_cohort;
+
+/**
+ * Identity of one incremental stream: one resource type on one server, for one patient
+ * (per-patient mode, the normal case) or for the whole server (server-wide mode).
+ * Borrowed: valid until the callback it was passed to returns (copy what you keep).
+ */
+struct pw_sync_source {
+    const char *server;  /* server config name, e.g. "ehr" */
+    const char *type;    /* "Observation", "MedicationRequest", "Condition", "ServiceRequest" */
+    const char *patient; /* Patient id (no "Patient/" prefix), or NULL in server-wide mode */
+    /*
+     * The store's cursor key, stable across restarts and unique per stream:
+     * "<server>/<type>/Patient/<id>" or "<server>/<type>/-" (server-wide). At most
+     * PW_SYNC_KEY_MAX bytes including the NUL.
+     */
+    const char *key;
+};
+
+/** Completion of one page: 0 when the page (and the cursor it carried) is durable. */
+typedef void pw_sync_page_done_fn(void *done_arg, int err);
+
+/**
+ * What the engine needs from its consumer. All callbacks run on the loop thread.
+ *
+ * Guarantees the engine gives:
+ * - Pages of one stream are delivered one at a time, in order: the next page is requested only
+ *   after done(0) for the previous one. Different streams may have pages outstanding at the
+ *   same time (up to the server's `parallel` setting).
+ * - @p resources holds every resource of the page that this stream has not delivered before,
+ *   identified by (resourceType, id, meta.versionId) (meta.lastUpdated stands in for a missing
+ *   versionId). Entries with search.mode "include" are delivered too; OperationOutcome entries
+ *   are logged, never delivered. Duplicates are removed within a run and across runs (the engine
+ *   keeps a bounded seen-set inside the cursor text), but NOT across a crash between two pages
+ *   of the same run: the consumer must be idempotent on (type, id, versionId).
+ * - @p cursor is NULL on every page but the final page of a run that completed (every page
+ *   fetched and accepted, or the page cap reached on a server that sorts by _lastUpdated).
+ *   On the final page it is the new cursor text for src->key, to be committed in the same
+ *   transaction as that page's resources. A run that fails never hands out a cursor, so the
+ *   next run starts again from the old one (the overlap and dedupe absorb the repeat).
+ *   The final page may have an empty @p resources array: commit the cursor anyway.
+ * - Cursor text is opaque JSON (at most PW_SYNC_CURSOR_MAX bytes); store it verbatim as TEXT.
+ *
+ * What the consumer must do:
+ * - cursor_load: synchronously return the text last committed for src->key (a malloc'ed copy
+ *   in *out, which the engine frees) or *out = NULL when there is none (first sync of the
+ *   stream: a clinical lookback is fetched instead of the whole history). Return 0, or a
+ *   negative PW_E* code to skip the stream for this cycle (counted as a stream failure).
+ * - on_page: take ownership of @p resources (a new reference to a JSON array) and call
+ *   done(done_arg, err) exactly once, synchronously or later, even at shutdown (then with
+ *   PW_ECANCELED). done(0) means "durable"; a non-zero err ends the run without advancing the
+ *   cursor. The engine waits for done before it requests the next page.
+ */
+struct pw_sync_consumer {
+    int (*cursor_load)(void *arg, const struct pw_sync_source *src, char **out);
+    void (*on_page)(void *arg, const struct pw_sync_source *src, json_t *resources,
+                    const char *cursor, pw_sync_page_done_fn *done, void *done_arg);
+    void *arg;
+};
+
+/** Completion of pw_sync_run_once(): @p failed is the number of streams whose run failed. */
+typedef void pw_sync_cycle_fn(void *arg, int err, unsigned failed);
+
+/** Completion of an authorization refresh. */
+typedef void pw_sync_auth_done_fn(void *arg, int err);
+
+/**
+ * Authorization hook for one server. NULL (or all slots NULL) = no authorization.
+ * apply decorates a request from cached state (PW_EAGAIN: no valid credential, refresh first);
+ * refresh obtains a new one (done exactly once, never synchronously, unless it returns an
+ * error); invalidate drops the cached credential after a 401. On a 401 the engine invalidates,
+ * refreshes once and retries the request once; a second 401 fails the server with PW_EAUTH.
+ */
+struct pw_sync_auth {
+    int (*apply)(void *arg, struct pw_http_req *req);
+    int (*refresh)(void *arg, pw_sync_auth_done_fn *done, void *done_arg);
+    void (*invalidate)(void *arg);
+    void *arg;
+};
+
+/** Health of one server, for metrics and logs. A plain copy. */
+struct pw_sync_health {
+    bool unhealthy;                /* consecutive_failures >= the server's unhealthy_after */
+    unsigned consecutive_failures; /* failed cycles in a row; 0 after a clean cycle */
+    uint64_t cycles;               /* cycles finished */
+    uint64_t requests;             /* HTTP requests submitted */
+    uint64_t pages;                /* pages delivered to the consumer */
+    uint64_t resources;            /* resources delivered to the consumer */
+    uint64_t duplicates;           /* resources dropped as already delivered */
+    uint64_t stream_failures;      /* stream runs that failed (any cause) */
+    int last_error;                /* PW_E* of the last failure, 0 if none */
+    long last_status;              /* HTTP status of the last failure, 0 if none */
+    uint64_t next_delay_ms;        /* delay the scheduler computed for the next cycle */
+    uint64_t retry_after_ms;       /* Retry-After honoured for that delay, 0 if none */
+};
+
+struct pw_sync;
+
+/**
+ * A sync engine on @p loop using @p http (borrowed; must outlive the engine's in-flight
+ * requests). @p consumer is copied. Caller owns the result; free with pw_sync_free().
+ */
+int pw_sync_new(struct pw_sync **out, struct uv_loop_s *loop, struct pw_http *http,
+                const struct pw_sync_consumer *consumer);
+
+/**
+ * Stop and release. In-flight requests finish (or are canceled by pw_http_free()); the memory
+ * is released once the last of them and the timers' close callbacks have run, so keep running
+ * the loop after this call. NULL is a no-op.
+ */
+void pw_sync_free(struct pw_sync *sync);
+
+/**
+ * Add one FHIR server. @p conf is copied (see source.h; its name must match a server registered
+ * with pw_http_server_add()). Takes ownership of @p cohort, also on failure. @p auth is copied;
+ * NULL = none. @return 0, PW_EEXIST (name taken), PW_EINVAL or PW_ENOMEM.
+ */
+int pw_sync_add_server(struct pw_sync *sync, const struct pw_source_conf *conf,
+                       struct pw_cohort *cohort, const struct pw_sync_auth *auth);
+
+/**
+ * Periodic mode: every server runs a cycle now, then every poll interval (with jitter), or
+ * after a backoff / Retry-After delay when the cycle failed. One failing server never delays
+ * the others. @return 0 or PW_EINVAL (no server, already started).
+ */
+int pw_sync_start(struct pw_sync *sync);
+
+/**
+ * One cycle of every server, ignoring timers and backoff (`painwatchd --once`). @p done runs
+ * exactly once, never synchronously, with err = 0 when every server finished its cycle
+ * (failed streams are counted in @p failed) or the first server-level error otherwise.
+ */
+int pw_sync_run_once(struct pw_sync *sync, pw_sync_cycle_fn *done, void *arg);
+
+/**
+ * Startup check: read every server's /metadata, log what it advertises and compare it with the
+ * configured dialect (pw_capability_check()). @p done runs exactly once, never synchronously:
+ * err = 0, or PW_ECONFIG when a server's configuration cannot work (@p failed = servers with
+ * errors), or the first transport error (a server that cannot be reached at start).
+ */
+int pw_sync_check_servers(struct pw_sync *sync, pw_sync_cycle_fn *done, void *arg);
+
+/** Stop timers; running streams finish their current page and end. Idempotent. */
+void pw_sync_stop(struct pw_sync *sync);
+
+/** Replace the wall clock (ms since the epoch) used for lookbacks and Group refreshes (tests). */
+void pw_sync_set_clock(struct pw_sync *sync, int64_t (*now_ms)(void));
+
+/** Copy the health of @p server into @p out. @return 0 or PW_ENOENT. */
+int pw_sync_health(const struct pw_sync *sync, const char *server, struct pw_sync_health *out);
+
+/** Number of streams (patient x type, or type in server-wide mode) of @p server, or 0. */
+size_t pw_sync_stream_count(const struct pw_sync *sync, const char *server);
+
+/*
+ * Scheduling arithmetic (daemon/core/backoff.c), pure and exposed for tests and the outbox.
+ */
+
+/** A uniform random number in [0, 2^32) from OpenSSL's CSPRNG (falls back to the clock). */
+uint32_t pw_rand32(void);
+
+/**
+ * Full-jitter exponential backoff: uniform in [0, min(cap, base * 2^attempt)] using @p r
+ * (a uniform 32-bit random number). attempt counts from 0.
+ */
+uint64_t pw_backoff_full_jitter(uint64_t base_ms, uint64_t cap_ms, unsigned attempt, uint32_t r);
+
+/**
+ * A poll interval with jitter: uniform in [interval * (1 - jitter), interval * (1 + jitter)],
+ * @p jitter in [0, 1], using @p r.
+ */
+uint64_t pw_poll_jitter(uint64_t interval_ms, double jitter, uint32_t r);
+
+/**
+ * Parse a Retry-After header value: delta-seconds or an HTTP-date (IMF-fixdate, RFC 850 or
+ * asctime). @p now_s is the current time (seconds since the epoch) for dates; a date in the past
+ * gives 0. The result is capped at PW_SYNC_RETRY_AFTER_MAX_MS.
+ * @return 0 and *out_ms, or PW_EINVAL when the value is neither form.
+ */
+int pw_retry_after_parse(const char *value, int64_t now_s, uint64_t *out_ms);
+
+#endif

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* RxNorm terminology tables (the CSV files of config/terminology): drug identity, classes. */
+#ifndef PAINWATCH_TERMINOLOGY_H
+#define PAINWATCH_TERMINOLOGY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "painwatch/limits.h"
+
+/*
+ * Files read from the table directory (SOURCES.md there names every source and licence):
+ *   opioid-drugs.csv        OMTK opioid drugs: drug RxCUI -> dose form, opioid ingredient, strength
+ *   ingredient-classes.csv  ingredient RxCUI -> class (opioid, benzodiazepine, adjuvant-tca, ...)
+ *   painwatch-classes.csv   our additions: class by verified ingredient RxCUI or by name
+ *   valuesets.csv           drug-level value set members (extended release, laxatives, ...)
+ *   mme-factors.csv         MME conversion factor sets (see mme.h)
+ */
+
+/** Largest table file accepted (the biggest shipped is ~0.4 MB). */
+#define PW_TERM_FILE_MAX (8u * 1024u * 1024u)
+
+/** What the tables say about one drug (a drug-level or ingredient-level RxNorm code, or a name). */
+struct pw_drug_info {
+    char rxcui[16];            /* the code that matched; "" when identified by name */
+    char name[PW_CODE_MAX];    /* RxNorm name or ingredient name */
+    unsigned classes;          /* enum pw_med_class bits */
+    char ingredient_rxcui[16]; /* the opioid ingredient for opioids (combinations: the opioid) */
+    char ingredient[48];
+    char dose_form_rxcui[16]; /* "" for ingredient-level codes */
+    char dose_form[48];
+    double strength;        /* opioid ingredient strength, summed over salts; NAN when unknown */
+    char strength_unit[16]; /* "MG", "MG/ML", "MG/HR", "MG/ACTUAT" */
+    bool is_combination;
+    bool drug_level; /* true: a product code with dose form and strength */
+    char basis[48];  /* which table identified it: "opioid-drugs", "ingredient-classes", ... */
+};
+
+struct pw_terminology;
+
+/**
+ * Load every table from @p dir. On failure @p err (may be NULL) names the file and line.
+ * @return 0, PW_ENOENT (missing file), PW_ETERM (bad content), PW_E2BIG or PW_ENOMEM.
+ */
+int pw_terminology_load(struct pw_terminology **out, const char *dir, char *err, size_t errlen);
+
+void pw_terminology_free(struct pw_terminology *t);
+
+/**
+ * The default table directory: $PAINWATCH_TERMINOLOGY_DIR, else the installed
+ * PW_DATADIR/terminology, else config/terminology next to a build tree (the painwatch binary in
+ * build/<x>/ of a source checkout). Writes the first directory that holds opioid-drugs.csv.
+ * @return 0 or PW_ENOENT.
+ */
+int pw_terminology_default_dir(char *out, size_t n);
+
+/** Look up one RxNorm code. @return 0 (filled @p out) or PW_ENOENT. */
+int pw_terminology_lookup(const struct pw_terminology *t, const char *rxcui,
+                          struct pw_drug_info *out);
+
+/**
+ * Classify by a free-text drug name (Medication.code.text, a coding display), the last resort:
+ * whole-word, case-insensitive match of ingredient names; for an opioid the strength is read
+ * from an RxNorm-style name ("oxycodone hydrochloride 5 MG Oral Tablet") when present.
+ * @return 0 (filled, basis "name") or PW_ENOENT.
+ */
+int pw_terminology_match_name(const struct pw_terminology *t, const char *name,
+                              struct pw_drug_info *out);
+
+/** The long-acting / rapid-onset / transdermal bits implied by a dose form or drug name. */
+unsigned pw_terminology_form_classes(const char *ingredient, const char *dose_form,
+                                     const char *name);
+
+#endif

@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The incremental FHIR search against a real loopback server through the real HTTP core:
+ * paging, dedupe within and across runs, overlap, expired links, off-origin links, broken
+ * bodies, timeouts, resets, token renewal, and a cohort sync that asks nothing twice.
+ * Each scenario asserts what the consumer received and what the server was asked.
+ */
+#include "adapters/sync_harness.h"
+
+#define SRV_WIDE "{\"type\": \"server\"}"
+
+/* A server-wide Observation-only source (one stream: "ehr/Observation/-"). */
+static void obs_only(struct sh *h, struct pw_source_conf *conf, long timeout_ms, size_t body_max)
+{
+    sh_conf(h, conf, "ehr", h->base, timeout_ms, body_max);
+    free(conf->types[1].type);
+    conf->types[1].type = NULL;
+    conf->ntypes = 1;
+}
+
+static const char *page_url(struct sh *h, char *buf, size_t len, int n)
+{
+    snprintf(buf, len, "%s?_getpages=abc&_page=%d", h->base, n);
+    return buf;
+}
+
+static void script_three_pages(struct sh *h)
+{
+    char next[256];
+    /* First sync: 14-day lookback by date from the injected clock (11:00). */
+    char *p1 = sh_bundle(json_pack("[o, o]", sh_obs("o1", "1", "2024-05-01T10:00:00Z"),
+                                   sh_obs("o2", "1", "2024-05-01T10:01:00Z")),
+                         page_url(h, next, sizeof(next), 2));
+    /* Page 2 only repeats page 1 (a server paging on a moving result set): not the end. */
+    char *p2 = sh_bundle(json_pack("[o, o]", sh_obs("o2", "1", "2024-05-01T10:01:00Z"),
+                                   sh_obs("o1", "1", "2024-05-01T10:00:00Z")),
+                         page_url(h, next, sizeof(next), 3));
+    char *p3 = sh_bundle(json_pack("[o, o]", sh_obs("o3", "1", "2024-05-01T10:02:00Z"),
+                                   sh_obs("o4", "1", "2024-05-01T10:03:00.500Z")),
+                         NULL);
+    sh_rule(h, "/fhir/Observation", "date=ge2024-04-17T11:00:00Z", 0, 200, NULL, p1);
+    sh_rule(h, "/fhir", "_page=2", 0, 200, NULL, p2);
+    sh_rule(h, "/fhir", "_page=3", 0, 200, NULL, p3);
+    free(p1);
+    free(p2);
+    free(p3);
+}
+
+static void test_paging_dedupe_and_cursor_across_runs(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+    struct pw_sync_health hl;
+
+    sh_init(&h);
+    obs_only(&h, &conf, 0, 0);
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    script_three_pages(&h);
+    sh_run_once(&h);
+
+    assert_int_equal(h.cycle_err, 0);
+    assert_int_equal(h.cycle_failed, 0);
+    /* What was asked: three pages, the next links verbatim, no patient on a server-wide run. */
+    assert_int_equal(pwt_responder_count(h.r), 3);
+    assert_string_equal(sh_path(&h, 0), "/fhir/Observation");
+    assert_non_null(strstr(sh_query(&h, 0), "code=http://loinc.org|72514-3"));
+    assert_non_null(strstr(sh_query(&h, 0), "_count=100"));
+    assert_null(strstr(sh_query(&h, 0), "patient="));
+    assert_null(strstr(sh_query(&h, 0), "_lastUpdated"));
+    assert_string_equal(sh_path(&h, 1), "/fhir");
+    assert_string_equal(sh_query(&h, 1), "_getpages=abc&_page=2");
+    assert_string_equal(sh_query(&h, 2), "_getpages=abc&_page=3");
+    /* What was received: four resources once each; the all-duplicate page was not handed
+     * over; the cursor came only with the last page. */
+    assert_int_equal(json_array_size(h.delivered), 4);
+    assert_true(sh_delivered(&h, "ehr/Observation/-|Observation/o1/1"));
+    assert_true(sh_delivered(&h, "ehr/Observation/-|Observation/o4/1"));
+    assert_int_equal(json_array_size(h.pages), 2);
+    assert_false(json_is_true(json_object_get(json_array_get(h.pages, 0), "cursor")));
+    assert_true(json_is_true(json_object_get(json_array_get(h.pages, 1), "cursor")));
+    assert_int_equal(pw_sync_health(h.sync, "ehr", &hl), 0);
+    assert_int_equal(hl.duplicates, 2);
+    assert_int_equal(hl.requests, 3);
+
+    /* Second run: from the cursor (10:03:00.5) minus the 5 min overlap, floored. The overlap
+     * brings o4 back (dropped as a duplicate); o5 and a new version of o2 are new. */
+    char *p = sh_bundle(json_pack("[o, o, o]", sh_obs("o4", "1", "2024-05-01T10:03:00.500Z"),
+                                  sh_obs("o5", "1", "2024-05-01T10:04:00Z"),
+                                  sh_obs("o2", "2", "2024-05-01T10:05:00Z")),
+                        NULL);
+    sh_rule(&h, "/fhir/Observation", "_lastUpdated=gt2024-05-01T09:58:00Z", 0, 200, NULL, p);
+    free(p);
+    sh_run_once(&h);
+    assert_int_equal(h.cycle_err, 0);
+    assert_int_equal(pwt_responder_count(h.r), 4);
+    assert_null(strstr(sh_query(&h, 3), "date="));
+    assert_non_null(strstr(sh_query(&h, 3), "_lastUpdated=gt2024-05-01T09:58:00Z"));
+    assert_int_equal(json_array_size(h.delivered), 6);
+    assert_true(sh_delivered(&h, "ehr/Observation/-|Observation/o5/1"));
+    assert_true(sh_delivered(&h, "ehr/Observation/-|Observation/o2/2"));
+
+    /* The stored cursor is the largest lastUpdated received. */
+    struct pw_sync_state st;
+    assert_int_equal(pw_sync_state_init(&st), 0);
+    assert_int_equal(
+        pw_sync_state_load(&st, json_string_value(json_object_get(h.cursors, "ehr/Observation/-"))),
+        0);
+    assert_int_equal(st.cursor_ms, SH_T0 + 300000);
+    pw_sync_state_cleanup(&st);
+    sh_fini(&h);
+}
+
+static void test_next_page_waits_for_durable_commit(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+
+    sh_init(&h);
+    h.defer = true;
+    obs_only(&h, &conf, 0, 0);
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    script_three_pages(&h);
+    sh_run_once(&h);
+    assert_int_equal(h.cycle_err, 0);
+    /* When the last page was made durable, no fourth request had been made, and page 3 was
+     * asked for only after page 1's done (page 2 was all duplicates, fetched straight on). */
+    assert_int_equal(h.requests_at_done, 3);
+    assert_int_equal(json_array_size(h.delivered), 4);
+    sh_fini(&h);
+}
+
+static void test_consumer_failure_keeps_cursor(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+
+    sh_init(&h);
+    h.page_error = PW_ESTORE;
+    obs_only(&h, &conf, 0, 0);
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    script_three_pages(&h);
+    sh_run_once(&h);
+    /* The first page's commit failed: the run stops there, nothing advances. */
+    assert_int_equal(pwt_responder_count(h.r), 1);
+    assert_int_equal(h.cycle_failed, 1);
+    assert_null(json_object_get(h.cursors, "ehr/Observation/-"));
+    sh_fini(&h);
+}
+
+static void test_expired_next_link_restarts_from_cursor(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+    char next[256];
+
+    sh_init(&h);
+    obs_only(&h, &conf, 0, 0);
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    char *p1 = sh_bundle(json_pack("[o]", sh_obs("o1", "1", "2024-05-01T10:00:00Z")),
+                         page_url(&h, next, sizeof(next), 2));
+    char *p2 = sh_bundle(json_pack("[o]", sh_obs("o2", "1", "2024-05-01T10:01:00Z")), NULL);
+    sh_rule(&h, "/fhir/Observation", NULL, 0, 200, NULL, p1);
+    sh_rule(&h, "/fhir", "_page=2", 1, 410, NULL,
+            "{\"resourceType\":\"OperationOutcome\",\"issue\":[]}");
+    sh_rule(&h, "/fhir", "_page=2", 0, 200, NULL, p2);
+    free(p1);
+    free(p2);
+    sh_run_once(&h);
+
+    assert_int_equal(h.cycle_err, 0);
+    assert_int_equal(h.cycle_failed, 0);
+    /* first, page 2 (gone), first again (same URL, from the unchanged cursor), page 2. */
+    assert_int_equal(pwt_responder_count(h.r), 4);
+    assert_string_equal(sh_path(&h, 2), "/fhir/Observation");
+    assert_string_equal(sh_query(&h, 0), sh_query(&h, 2));
+    assert_string_equal(sh_query(&h, 3), "_getpages=abc&_page=2");
+    /* o1 came twice from the server, once to the consumer. */
+    assert_int_equal(json_array_size(h.delivered), 2);
+    assert_non_null(json_object_get(h.cursors, "ehr/Observation/-"));
+    sh_fini(&h);
+}
+
+static void test_next_link_to_other_origin_refused(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+    char next[256];
+
+    sh_init(&h);
+    struct pwt_responder *evil = pwt_responder_start(NULL);
+    obs_only(&h, &conf, 0, 0);
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    snprintf(next, sizeof(next), "%s/fhir?_page=2", pwt_responder_url(evil));
+    char *p1 = sh_bundle(json_pack("[o]", sh_obs("o1", "1", "2024-05-01T10:00:00Z")), next);
+    sh_rule(&h, "/fhir/Observation", NULL, 0, 200, NULL, p1);
+    free(p1);
+    sh_run_once(&h);
+
+    /* The page in hand was good data and is delivered, without a cursor; the other origin
+     * never sees a request; the stream failed, the server did not (no backoff). */
+    assert_int_equal(pwt_responder_count(h.r), 1);
+    assert_int_equal(pwt_responder_count(evil), 0);
+    assert_int_equal(json_array_size(h.delivered), 1);
+    assert_null(json_object_get(h.cursors, "ehr/Observation/-"));
+    assert_int_equal(h.cycle_failed, 1);
+    assert_int_equal(h.cycle_err, 0);
+    struct pw_sync_health hl;
+    assert_int_equal(pw_sync_health(h.sync, "ehr", &hl), 0);
+    assert_int_equal(hl.last_error, PW_EORIGIN);
+    assert_int_equal(hl.consecutive_failures, 0);
+    sh_fini(&h);
+    pwt_responder_stop(evil);
+}
+
+/* One broken answer on the first page: what the engine reports, and that nothing moved. */
+static void broken_first_page(const struct pwt_rule *rule, long timeout_ms, size_t body_max,
+                              int want_err, bool server_level)
+{
+    struct sh h;
+    struct pw_source_conf conf;
+    struct pw_sync_health hl;
+
+    sh_init(&h);
+    obs_only(&h, &conf, timeout_ms, body_max);
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    pwt_responder_add(h.r, rule);
+    sh_run_once(&h);
+    assert_int_equal(pwt_responder_count(h.r), 1);
+    assert_int_equal(json_array_size(h.pages), 0);
+    assert_null(json_object_get(h.cursors, "ehr/Observation/-"));
+    assert_int_equal(h.cycle_failed, 1);
+    assert_int_equal(pw_sync_health(h.sync, "ehr", &hl), 0);
+    assert_int_equal(hl.last_error, want_err);
+    assert_int_equal(h.cycle_err, server_level ? want_err : 0);
+    assert_int_equal(hl.consecutive_failures, server_level ? 1 : 0);
+    sh_fini(&h);
+}
+
+static void test_invalid_json(void **state)
+{
+    (void)state;
+    struct pwt_rule rule = {.path = "/fhir/Observation", .body = "{\"resourceType\": \"Bundle\","};
+    broken_first_page(&rule, 0, 0, PW_EJSON, false);
+}
+
+static void test_not_a_bundle(void **state)
+{
+    (void)state;
+    struct pwt_rule rule = {.path = "/fhir/Observation",
+                            .body = "{\"resourceType\": \"Patient\", \"id\": \"x\"}"};
+    broken_first_page(&rule, 0, 0, PW_EFHIR, false);
+}
+
+static void test_body_over_cap(void **state)
+{
+    (void)state;
+    char *big = malloc(8192);
+    memset(big, ' ', 8191);
+    big[8191] = '\0';
+    memcpy(big, "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"entry\":[]}", 53);
+    struct pwt_rule rule = {.path = "/fhir/Observation", .body = big};
+    broken_first_page(&rule, 0, 1024, PW_E2BIG, false);
+    free(big);
+}
+
+static void test_server_error_500(void **state)
+{
+    (void)state;
+    struct pwt_rule rule = {.path = "/fhir/Observation", .status = 500, .body = "oops"};
+    broken_first_page(&rule, 0, 0, PW_EHTTP, true);
+}
+
+static void test_server_never_answers(void **state)
+{
+    (void)state;
+    struct pwt_rule rule = {.path = "/fhir/Observation", .never_answer = true};
+    broken_first_page(&rule, 300, 0, PW_ETIMEDOUT, true);
+}
+
+static void test_connection_reset_mid_body(void **state)
+{
+    (void)state;
+    char *p = sh_bundle(json_pack("[o, o, o]", sh_obs("o1", "1", "2024-05-01T10:00:00Z"),
+                                  sh_obs("o2", "1", "2024-05-01T10:00:00Z"),
+                                  sh_obs("o3", "1", "2024-05-01T10:00:00Z")),
+                        NULL);
+    struct pwt_rule rule = {.path = "/fhir/Observation", .body = p, .close_mid_body = true};
+    broken_first_page(&rule, 0, 0, PW_EHTTP, true);
+    free(p);
+}
+
+/* Token renewal: the server accepts only "Bearer t2"; the first token is stale. */
+struct token {
+    int n;          /* current token number */
+    int refreshes;  /* refresh calls */
+    int invalidate; /* invalidate calls */
+    uv_timer_t timer;
+    pw_sync_auth_done_fn *done;
+    void *done_arg;
+};
+
+static int tok_apply(void *arg, struct pw_http_req *req)
+{
+    struct token *t = arg;
+    char line[64];
+    snprintf(line, sizeof(line), "Authorization: Bearer t%d", t->n);
+    return pw_http_req_add_header(req, line);
+}
+
+static void tok_fire(uv_timer_t *tm)
+{
+    struct token *t = container_of(tm, struct token, timer);
+    t->n++;
+    t->done(t->done_arg, 0);
+}
+
+static int tok_refresh(void *arg, pw_sync_auth_done_fn *done, void *done_arg)
+{
+    struct token *t = arg;
+    t->refreshes++;
+    t->done = done;
+    t->done_arg = done_arg;
+    return uv_timer_start(&t->timer, tok_fire, 0, 0); /* never synchronous */
+}
+
+static void tok_invalidate(void *arg)
+{
+    ((struct token *)arg)->invalidate++;
+}
+
+static void auth_handler(void *arg, const struct pwt_request *req, struct pwt_reply *reply)
+{
+    const char *a = pwt_request_header(req, "Authorization");
+    (void)arg;
+    if (!a || strcmp(a, "Bearer t2") != 0) {
+        reply->status = 401;
+        reply->body = strdup("{\"resourceType\":\"OperationOutcome\",\"issue\":[]}");
+        reply->body_len = strlen(reply->body);
+        return;
+    }
+    reply->status = 200;
+    reply->body = sh_bundle(json_pack("[o]", sh_obs("o1", "1", "2024-05-01T10:00:00Z")), NULL);
+    reply->body_len = strlen(reply->body);
+}
+
+static void test_401_fixed_by_token_renewal(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+    struct token tok = {.n = 1};
+
+    sh_init(&h);
+    assert_int_equal(uv_timer_init(&h.loop, &tok.timer), 0);
+    struct pw_sync_auth auth = {
+        .apply = tok_apply, .refresh = tok_refresh, .invalidate = tok_invalidate, .arg = &tok};
+    obs_only(&h, &conf, 0, 0);
+    sh_add(&h, &conf, SRV_WIDE, &auth);
+    struct pwt_rule rule = {.path = "/fhir/Observation", .handler = auth_handler};
+    pwt_responder_add(h.r, &rule);
+    sh_run_once(&h);
+
+    assert_int_equal(h.cycle_err, 0);
+    assert_int_equal(h.cycle_failed, 0);
+    assert_int_equal(pwt_responder_count(h.r), 2);
+    assert_string_equal(pwt_request_header(pwt_responder_request(h.r, 0), "Authorization"),
+                        "Bearer t1");
+    assert_string_equal(pwt_request_header(pwt_responder_request(h.r, 1), "Authorization"),
+                        "Bearer t2");
+    assert_string_equal(sh_query(&h, 0), sh_query(&h, 1));
+    assert_int_equal(tok.refreshes, 1);
+    assert_int_equal(tok.invalidate, 1);
+    assert_int_equal(json_array_size(h.delivered), 1);
+
+    /* A token the server never accepts: renew once, retry once, then PW_EAUTH. */
+    tok.n = 5;
+    json_object_clear(h.cursors);
+    sh_run_once(&h);
+    assert_int_equal(pwt_responder_count(h.r), 4);
+    assert_int_equal(tok.refreshes, 2);
+    assert_int_equal(h.cycle_err, PW_EAUTH);
+    uv_close((uv_handle_t *)&tok.timer, NULL);
+    sh_fini(&h);
+}
+
+/* A cohort sync: every (patient, type) asked exactly once, with the right patient. */
+static void test_cohort_sync_asks_nothing_twice(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+    char *dir = pwt_mkdtemp();
+    char path[512];
+    char cohort[700];
+
+    sh_init(&h);
+    snprintf(path, sizeof(path), "%s/patients.txt", dir);
+    pwt_write_file(path, "# ward 4\np1\nPatient/p2\np3\np2\n");
+    snprintf(cohort, sizeof(cohort), "{\"type\": \"list\", \"file\": \"%s\"}", path);
+    sh_conf(&h, &conf, "ehr", h.base, 0, 0);
+    conf.parallel = 3;
+    sh_add(&h, &conf, cohort, NULL);
+    char *empty = sh_bundle(json_array(), NULL);
+    char *one = sh_bundle(json_pack("[o]", sh_obs("x1", "1", "2024-05-01T10:00:00Z")), NULL);
+    sh_rule(&h, "/fhir/Observation", "patient=p2&", 0, 200, NULL, one);
+    sh_rule(&h, "/fhir/*", NULL, 0, 200, NULL, empty);
+    sh_run_once(&h);
+
+    assert_int_equal(h.cycle_err, 0);
+    assert_int_equal(h.cycle_failed, 0);
+    assert_int_equal(pw_sync_stream_count(h.sync, "ehr"), 6);
+    /* 3 patients x 2 types, no duplicate request. */
+    size_t n = pwt_responder_count(h.r);
+    assert_int_equal(n, 6);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < i; j++) {
+            assert_false(strcmp(sh_path(&h, i), sh_path(&h, j)) == 0 &&
+                         strcmp(sh_query(&h, i), sh_query(&h, j)) == 0);
+        }
+    }
+    assert_int_equal(pwt_responder_count_path(h.r, "/fhir/Observation"), 3);
+    assert_int_equal(pwt_responder_count_path(h.r, "/fhir/MedicationRequest"), 3);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(sh_path(&h, i), "/fhir/MedicationRequest") == 0) {
+            assert_non_null(strstr(sh_query(&h, i), "authoredon=ge2024-04-17T11:00:00Z"));
+            assert_non_null(strstr(sh_query(&h, i), "status=active,on-hold,cancelled"));
+        }
+    }
+    /* Every stream committed a cursor, even the empty ones. */
+    assert_int_equal(json_object_size(h.cursors), 6);
+    assert_true(sh_delivered(&h, "ehr/Observation/Patient/p2|Observation/x1/1"));
+    assert_int_equal(json_array_size(h.delivered), 1);
+
+    /* The next cycle: again one request per stream; p2's Observation is now incremental, the
+     * streams that never received anything repeat their lookback. */
+    sh_run_once(&h);
+    assert_int_equal(pwt_responder_count(h.r), 12);
+    size_t incremental = 0;
+    for (size_t i = 6; i < 12; i++) {
+        incremental += strstr(sh_query(&h, i), "_lastUpdated=gt") != NULL;
+    }
+    assert_int_equal(incremental, 1);
+    assert_int_equal(json_array_size(h.delivered), 1);
+    free(empty);
+    free(one);
+    sh_fini(&h);
+    pwt_rmtree(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_paging_dedupe_and_cursor_across_runs),
+        cmocka_unit_test(test_next_page_waits_for_durable_commit),
+        cmocka_unit_test(test_consumer_failure_keeps_cursor),
+        cmocka_unit_test(test_expired_next_link_restarts_from_cursor),
+        cmocka_unit_test(test_next_link_to_other_origin_refused),
+        cmocka_unit_test(test_invalid_json),
+        cmocka_unit_test(test_not_a_bundle),
+        cmocka_unit_test(test_body_over_cap),
+        cmocka_unit_test(test_server_error_500),
+        cmocka_unit_test(test_server_never_answers),
+        cmocka_unit_test(test_connection_reset_mid_body),
+        cmocka_unit_test(test_401_fixed_by_token_renewal),
+        cmocka_unit_test(test_cohort_sync_asks_nothing_twice),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,17 @@
+# SPDX-License-Identifier: Apache-2.0
+# Flags made by the fhir-flag sink are checked by the FHIR R4 validator of tests/e2e/server
+# (Medplum's validateResource + the official R4 JSON schema): the sink test writes its sample Flags
+# (created and resolved) into a directory, then validate.js checks every file there.
+find_program(PW_NODE NAMES node nodejs DOC "Node.js >= 20.19 for the e2e reference FHIR server")
+if(NOT PW_NODE)
+  set(PW_NODE node)
+endif()
+set(PW_FLAG_OUT_DIR ${PROJECT_BINARY_DIR}/tests/flags-out)
+set_property(TEST adapters_test_sink_fhir_flag APPEND PROPERTY ENVIRONMENT
+  "PW_FLAG_OUT_DIR=${PW_FLAG_OUT_DIR}")
+set_property(TEST adapters_test_sink_fhir_flag PROPERTY FIXTURES_SETUP flag_samples)
+
+add_test(NAME adapters_flag_schema_valid COMMAND sh -c
+  "set -e; ls '${PW_FLAG_OUT_DIR}'/*.json >/dev/null; '${PW_NODE}' '${PROJECT_SOURCE_DIR}/tests/e2e/server/validate.js' '${PW_FLAG_OUT_DIR}'/*.json")
+set_tests_properties(adapters_flag_schema_valid PROPERTIES LABELS e2e TIMEOUT 300
+  FIXTURES_REQUIRED "flag_samples;e2e_node")

@@ -1,0 +1,633 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The outbox against the loopback responder, a real SQLite store and the real HTTP core:
+ * create (201), 503 + Retry-After, 400 dead letter, timeout after sending (identifier search),
+ * If-None-Exist, resolve with If-Match (and 412), fail closed on the audit gate, shadow file,
+ * and a restart after a completed cycle writes nothing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <uv.h>
+
+#include "core/outbox.h"
+#include "painwatch/err.h"
+#include "painwatch/http.h"
+#include "painwatch/sink.h"
+#include "painwatch/store.h"
+#include "support/pwtest.h"
+#include "support/responder.h"
+
+#define T0 1767225600000LL /* 2026-01-01T00:00:00Z, the injected wall clock */
+
+struct fx {
+    uv_loop_t loop;
+    struct pwt_responder *srv;
+    struct pw_http *http;
+    struct pw_store *st;
+    struct pw_sink *sink;
+    struct pw_outbox *ob;
+    char *dir;
+    char base[256];
+    bool idle;
+    bool writable;
+    unsigned idles_pending;
+    struct pw_outbox_row snapshot; /* the row as it was at the first idle with retries pending */
+};
+
+static int64_t g_clock = T0;
+
+static int64_t fake_clock(void)
+{
+    return g_clock;
+}
+
+static int setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+    struct pw_store_opts so = {0};
+
+    assert_int_equal(uv_loop_init(&fx->loop), 0);
+    assert_int_equal(pw_http_new(&fx->http, &fx->loop), 0);
+    fx->srv = pwt_responder_start(NULL);
+    snprintf(fx->base, sizeof(fx->base), "%s/fhir", pwt_responder_url(fx->srv));
+    struct pw_http_server s = {
+        .name = "ehr", .origin = pwt_responder_url(fx->srv), .timeout_ms = 400};
+    assert_int_equal(pw_http_server_add(fx->http, &s), 0);
+    fx->dir = pwt_mkdtemp();
+    so.dir = fx->dir;
+    assert_int_equal(pw_store_open(&fx->st, &so), 0);
+    assert_int_equal(pw_sink_new(&fx->sink, "fhir-flag", NULL), 0);
+    fx->writable = true;
+    g_clock = T0;
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *fx = *state;
+
+    pw_outbox_close(fx->ob);
+    pw_http_free(fx->http);
+    assert_int_equal(uv_run(&fx->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&fx->loop), 0);
+    pwt_responder_stop(fx->srv);
+    pw_sink_free(fx->sink);
+    pw_store_close(fx->st);
+    pw_outbox_row_cleanup(&fx->snapshot);
+    pwt_rmtree(fx->dir);
+    free(fx->dir);
+    free(fx);
+    return 0;
+}
+
+static bool gate(void *arg)
+{
+    return ((struct fx *)arg)->writable;
+}
+
+/* Idle with rows in backoff: remember the first such row, move the clock past it, go on. */
+static void on_idle(void *arg, bool pending_later)
+{
+    struct fx *fx = arg;
+
+    if (!pending_later) {
+        fx->idle = true;
+        return;
+    }
+    if (fx->idles_pending++ == 0) {
+        int64_t id = 0;
+        size_t n = 0;
+        struct pw_outbox_row row = {0};
+
+        /* The row in backoff is the only pending one: find it through a far-future due scan. */
+        assert_int_equal(pw_store_outbox_due(fx->st, INT64_MAX, &id, 1, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(pw_store_outbox_get(fx->st, id, &row), 0);
+        fx->snapshot = row;
+    }
+    g_clock += 3600 * 1000;
+    pw_outbox_kick(fx->ob);
+}
+
+static void start_outbox(struct fx *fx, bool conditional)
+{
+    struct pw_outbox_conf c = {
+        .store = fx->st,
+        .sink = fx->sink,
+        .http = fx->http,
+        .server = "ehr",
+        .base_url = fx->base,
+        .conditional_create = conditional,
+        .audit_writable = gate,
+        .audit_arg = fx,
+        .backoff_base_ms = 10,
+        .backoff_cap_ms = 40,
+        .scan_ms = 50,
+        .clock_ms = fake_clock,
+        .on_idle = on_idle,
+        .on_idle_arg = fx,
+    };
+
+    if (fx->ob) {
+        pw_outbox_close(fx->ob);
+        fx->ob = NULL;
+    }
+    assert_int_equal(pw_outbox_new(&fx->ob, &fx->loop, &c), 0);
+    assert_int_equal(pw_outbox_start(fx->ob), 0);
+}
+
+static void run_until_idle(struct fx *fx)
+{
+    fx->idle = false;
+    while (!fx->idle) {
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    }
+}
+
+static struct pw_finding finding(const char *rule, const char *key)
+{
+    struct pw_finding f = {
+        .rule = rule, .category = "drug", .severity = PW_SEV_HIGH, .since = T0 / 1000 - 7200};
+
+    snprintf(f.patient, sizeof(f.patient), "Patient/p1");
+    snprintf(f.key, sizeof(f.key), "%s", key);
+    snprintf(f.text, sizeof(f.text), "Rescue dose out of range for %s", rule);
+    return f;
+}
+
+/* Plan @p n findings for Patient/p1 in one transaction, as the pipeline does for a page. */
+static size_t plan(struct fx *fx, const struct pw_finding *f, size_t n)
+{
+    struct pw_flag_list flags = {0};
+    struct pw_rc_plan p = {0};
+    size_t writes = 0;
+
+    assert_int_equal(pw_store_begin(fx->st), 0);
+    assert_int_equal(
+        pw_outbox_plan(fx->st, fx->sink, "Patient/p1", f, n, g_clock / 1000, &flags, &p), 0);
+    assert_int_equal(pw_store_commit(fx->st), 0);
+    for (size_t i = 0; i < p.n; i++) {
+        writes += p.v[i].action == PW_RC_CREATE || p.v[i].action == PW_RC_RESOLVE ||
+                  p.v[i].action == PW_RC_REACTIVATE;
+    }
+    pw_rc_plan_cleanup(&p);
+    pw_flag_list_cleanup(&flags);
+    return writes;
+}
+
+static void expect_row(struct fx *fx, int64_t id, enum pw_outbox_state state, long status)
+{
+    struct pw_outbox_row row = {0};
+
+    assert_int_equal(pw_store_outbox_get(fx->st, id, &row), 0);
+    assert_string_equal(pw_outbox_state_name(row.state), pw_outbox_state_name(state));
+    assert_int_equal(row.last_status, status);
+    pw_outbox_row_cleanup(&row);
+}
+
+static void expect_flag(struct fx *fx, const char *key, const char *id, const char *version,
+                        enum pw_flag_state state)
+{
+    struct pw_flag_rec rec = {0};
+
+    assert_int_equal(pw_store_flag_get(fx->st, key, &rec), 0);
+    assert_string_equal(rec.server_id, id);
+    assert_string_equal(rec.version, version);
+    assert_string_equal(pw_flag_state_name(rec.state), pw_flag_state_name(state));
+    pw_flag_rec_cleanup(&rec);
+}
+
+static const char *created_headers(char *buf, size_t cap, const struct fx *fx, const char *id)
+{
+    snprintf(buf, cap, "Location: %s/Flag/%s/_history/1\nETag: W/\"1\"\n", fx->base, id);
+    return buf;
+}
+
+static void test_create_201_then_restart_writes_nothing(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("rescue-dose-out-of-range", "k-create");
+    char hdr[512];
+    const struct pwt_request *req;
+    json_t *body;
+
+    pwt_responder_add(fx->srv,
+                      &(struct pwt_rule){.method = "POST",
+                                         .path = "/fhir/Flag",
+                                         .status = 201,
+                                         .headers = created_headers(hdr, sizeof(hdr), fx, "f1")});
+    assert_int_equal(plan(fx, &f, 1), 1);
+    start_outbox(fx, false);
+    run_until_idle(fx);
+
+    assert_int_equal(pwt_responder_count(fx->srv), 1);
+    req = pwt_responder_request(fx->srv, 0);
+    assert_string_equal(req->method, "POST");
+    assert_string_equal(req->path, "/fhir/Flag");
+    assert_non_null(strstr(pwt_request_header(req, "Content-Type"), "application/fhir+json"));
+    assert_null(pwt_request_header(req, "If-None-Exist"));
+    body = json_loads(req->body, 0, NULL);
+    assert_non_null(body);
+    assert_string_equal(json_string_value(json_object_get(body, "resourceType")), "Flag");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(body, "identifier"), 0), "value")),
+                        "k-create");
+    json_decref(body);
+    expect_row(fx, 1, PW_OUTBOX_DONE, 201);
+    expect_flag(fx, "k-create", "f1", "1", PW_FLAG_ACTIVE);
+
+    /* Same findings again and a restart: nothing new to write, no request. */
+    assert_int_equal(plan(fx, &f, 1), 0);
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    assert_int_equal(pwt_responder_count(fx->srv), 1);
+}
+
+static void test_503_retry_after_then_201(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("laxative-missing", "k-503");
+    char hdr[512];
+
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST",
+                                                  .path = "/fhir/Flag",
+                                                  .times = 1,
+                                                  .status = 503,
+                                                  .headers = "Retry-After: 120\n"});
+    pwt_responder_add(fx->srv,
+                      &(struct pwt_rule){.method = "POST",
+                                         .path = "/fhir/Flag",
+                                         .status = 201,
+                                         .headers = created_headers(hdr, sizeof(hdr), fx, "f2")});
+    plan(fx, &f, 1);
+    start_outbox(fx, false);
+    run_until_idle(fx);
+
+    /* After the 503 the row waited for Retry-After (120 s), not for the 10-40 ms backoff. */
+    assert_int_equal(fx->snapshot.last_status, 503);
+    assert_int_equal(fx->snapshot.state, PW_OUTBOX_PENDING);
+    assert_int_equal(fx->snapshot.next_try, T0 + 120 * 1000);
+    assert_false(fx->snapshot.unknown); /* 503: the server did not process it */
+    assert_int_equal(pwt_responder_count(fx->srv), 2);
+    assert_string_equal(pwt_responder_request(fx->srv, 1)->method, "POST");
+    expect_row(fx, 1, PW_OUTBOX_DONE, 201);
+    expect_flag(fx, "k-503", "f2", "1", PW_FLAG_ACTIVE);
+}
+
+static void test_400_dead_lettered_with_outcome(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("uncontrolled-pain", "k-400");
+    struct pw_outbox_row row = {0};
+    struct pw_outbox_stats stats;
+    static const char oo[] = "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":"
+                             "\"error\",\"code\":\"invalid\",\"diagnostics\":\"Flag.code bad\"}]}";
+
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST", .status = 400, .body = oo});
+    plan(fx, &f, 1);
+    start_outbox(fx, false);
+    run_until_idle(fx);
+
+    assert_int_equal(pwt_responder_count(fx->srv), 1);
+    assert_int_equal(pw_store_outbox_get(fx->st, 1, &row), 0);
+    assert_int_equal(row.state, PW_OUTBOX_DEAD);
+    assert_int_equal(row.last_status, 400);
+    assert_string_equal(row.outcome, oo);
+    assert_int_equal(row.attempts, 1);
+    pw_outbox_row_cleanup(&row);
+    pw_outbox_stats(fx->ob, &stats);
+    assert_int_equal(stats.dead, 1);
+    expect_flag(fx, "k-400", "", "", PW_FLAG_ACTIVE);
+
+    /* A dead letter stays put across a restart until an operator replays it. */
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    assert_int_equal(pwt_responder_count(fx->srv), 1);
+}
+
+static char *bundle_with(const char *id, const char *key)
+{
+    char *s = NULL;
+    json_t *b = json_pack("{s:s, s:s, s:[{s:{s:s, s:s, s:{s:s}, s:[{s:s, s:s}], s:s}}]}",
+                          "resourceType", "Bundle", "type", "searchset", "entry", "resource",
+                          "resourceType", "Flag", "id", id, "meta", "versionId", "7", "identifier",
+                          "system", PW_FLAG_IDENTIFIER_SYSTEM, "value", key, "status", "active");
+
+    s = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    return s;
+}
+
+static void test_timeout_after_send_searches_before_retry(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("rescue-dose-out-of-range", "k-timeout");
+    char *found = bundle_with("f-existing", "k-timeout");
+    char *other = bundle_with("f-other", "some-other-key");
+    const struct pwt_request *search;
+    char *q;
+
+    /* The POST reaches the server, which never answers: the outcome is unknown. */
+    pwt_responder_add(
+        fx->srv, &(struct pwt_rule){.method = "POST", .path = "/fhir/Flag", .never_answer = true});
+    /* First search: a server ignoring the parameter returns someone else's Flag: no match. */
+    pwt_responder_add(
+        fx->srv,
+        &(struct pwt_rule){.method = "GET", .path = "/fhir/Flag", .times = 1, .body = other});
+    pwt_responder_add(fx->srv,
+                      &(struct pwt_rule){.method = "GET", .path = "/fhir/Flag", .body = found});
+    plan(fx, &f, 1);
+    start_outbox(fx, false);
+    /* Run until the second request (after the timeout) has arrived and been handled. */
+    while (pwt_responder_count(fx->srv) < 2) {
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    }
+    assert_true(fx->snapshot.unknown);
+    assert_string_equal(pwt_responder_request(fx->srv, 0)->method, "POST");
+    search = pwt_responder_request(fx->srv, 1);
+    assert_string_equal(search->method, "GET");
+    q = curl_easy_unescape(NULL, search->query, 0, NULL);
+    assert_non_null(strstr(q, "identifier=" PW_FLAG_IDENTIFIER_SYSTEM "|k-timeout"));
+    curl_free(q);
+    /* No match in the first Bundle -> a POST would follow; it times out again -> search again. */
+    run_until_idle(fx);
+    size_t n = pwt_responder_count(fx->srv);
+    assert_true(n >= 4);
+    assert_string_equal(pwt_responder_request(fx->srv, n - 1)->method, "GET");
+    expect_flag(fx, "k-timeout", "f-existing", "7", PW_FLAG_ACTIVE);
+    expect_row(fx, 1, PW_OUTBOX_DONE, 200);
+    free(found);
+    free(other);
+}
+
+static void test_if_none_exist_when_advertised(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("laxative-missing", "k-ine");
+    const char *h;
+    char *plain;
+
+    /* 200 to a conditional create: it existed already; its id comes from the body. */
+    pwt_responder_add(
+        fx->srv,
+        &(struct pwt_rule){.method = "POST",
+                           .status = 200,
+                           .body = "{\"resourceType\":\"Flag\",\"id\":\"f9\","
+                                   "\"meta\":{\"versionId\":\"3\"},\"status\":\"active\"}"});
+    plan(fx, &f, 1);
+    start_outbox(fx, true);
+    run_until_idle(fx);
+    assert_int_equal(pwt_responder_count(fx->srv), 1);
+    h = pwt_request_header(pwt_responder_request(fx->srv, 0), "If-None-Exist");
+    assert_non_null(h);
+    plain = curl_easy_unescape(NULL, h, 0, NULL);
+    assert_string_equal(plain, "identifier=" PW_FLAG_IDENTIFIER_SYSTEM "|k-ine");
+    curl_free(plain);
+    expect_flag(fx, "k-ine", "f9", "3", PW_FLAG_ACTIVE);
+}
+
+static void test_resolve_put_if_match(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("rescue-dose-out-of-range", "k-res");
+    char hdr[512];
+    const struct pwt_request *put;
+    json_t *body;
+
+    pwt_responder_add(fx->srv,
+                      &(struct pwt_rule){.method = "POST",
+                                         .status = 201,
+                                         .headers = created_headers(hdr, sizeof(hdr), fx, "f5")});
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "PUT",
+                                                  .path = "/fhir/Flag/f5",
+                                                  .status = 200,
+                                                  .headers = "ETag: W/\"2\"\n",
+                                                  .body = "{\"resourceType\":\"Flag\"}"});
+    plan(fx, &f, 1);
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    /* The finding is gone: resolve. */
+    g_clock += 3600 * 1000;
+    assert_int_equal(plan(fx, NULL, 0), 1);
+    pw_outbox_kick(fx->ob);
+    run_until_idle(fx);
+
+    assert_int_equal(pwt_responder_count(fx->srv), 2);
+    put = pwt_responder_request(fx->srv, 1);
+    assert_string_equal(put->method, "PUT");
+    assert_string_equal(pwt_request_header(put, "If-Match"), "W/\"1\"");
+    body = json_loads(put->body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(body, "id")), "f5");
+    assert_string_equal(json_string_value(json_object_get(body, "status")), "inactive");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(body, "period"), "end")),
+                        "2026-01-01T01:00:00Z");
+    json_decref(body);
+    expect_flag(fx, "k-res", "f5", "2", PW_FLAG_RESOLVED);
+    expect_row(fx, 2, PW_OUTBOX_DONE, 200);
+}
+
+static void test_resolve_412_clinician_closed_it(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("rescue-dose-out-of-range", "k-412");
+    char hdr[512];
+
+    pwt_responder_add(fx->srv,
+                      &(struct pwt_rule){.method = "POST",
+                                         .status = 201,
+                                         .headers = created_headers(hdr, sizeof(hdr), fx, "f6")});
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "PUT", .status = 412});
+    pwt_responder_add(
+        fx->srv,
+        &(struct pwt_rule){.method = "GET",
+                           .path = "/fhir/Flag/f6",
+                           .body = "{\"resourceType\":\"Flag\",\"id\":\"f6\",\"meta\":"
+                                   "{\"versionId\":\"4\"},\"status\":\"entered-in-error\"}"});
+    plan(fx, &f, 1);
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    assert_int_equal(plan(fx, NULL, 0), 1);
+    pw_outbox_kick(fx->ob);
+    run_until_idle(fx);
+    assert_int_equal(pwt_responder_count(fx->srv), 3);
+    assert_string_equal(pwt_responder_request(fx->srv, 2)->method, "GET");
+    expect_flag(fx, "k-412", "f6", "4", PW_FLAG_ENTERED_IN_ERROR);
+    /* The same episode found again is not re-created: the clinician's decision stands. */
+    assert_int_equal(plan(fx, &f, 1), 0);
+}
+
+static void test_fail_closed_while_audit_unwritable(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("laxative-missing", "k-audit");
+    struct pw_outbox_stats stats;
+    char hdr[512];
+
+    pwt_responder_add(fx->srv,
+                      &(struct pwt_rule){.method = "POST",
+                                         .status = 201,
+                                         .headers = created_headers(hdr, sizeof(hdr), fx, "f7")});
+    plan(fx, &f, 1);
+    fx->writable = false;
+    start_outbox(fx, false);
+    do {
+        uv_run(&fx->loop, UV_RUN_ONCE);
+        pw_outbox_stats(fx->ob, &stats);
+    } while (stats.blocked < 3);
+    assert_int_equal(pwt_responder_count(fx->srv), 0);
+    expect_row(fx, 1, PW_OUTBOX_PENDING, 0);
+    /* The trail is back: the held write goes out, nothing lost. */
+    fx->writable = true;
+    run_until_idle(fx);
+    assert_int_equal(pwt_responder_count(fx->srv), 1);
+    expect_row(fx, 1, PW_OUTBOX_DONE, 201);
+}
+
+static void test_shadow_mode_writes_file(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("laxative-missing", "k-shadow");
+    char file[4096];
+    struct pw_sink_conf sc = {.path = file};
+    char *text;
+
+    snprintf(file, sizeof(file), "%s/shadow.ndjson", fx->dir);
+    pw_sink_free(fx->sink);
+    assert_int_equal(pw_sink_new(&fx->sink, "file", &sc), 0);
+    plan(fx, &f, 1);
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    g_clock += 60 * 1000;
+    plan(fx, NULL, 0);
+    pw_outbox_kick(fx->ob);
+    run_until_idle(fx);
+
+    assert_int_equal(pwt_responder_count(fx->srv), 0);
+    text = pwt_read_file(file, NULL);
+    assert_non_null(strstr(text, "\"op\":\"create\""));
+    assert_non_null(strstr(text, "\"op\":\"resolve\""));
+    assert_non_null(strstr(text, "k-shadow"));
+    free(text);
+    expect_row(fx, 1, PW_OUTBOX_DONE, 0);
+    expect_row(fx, 2, PW_OUTBOX_DONE, 0);
+}
+
+static int count_unaudited(void *arg, const struct pw_operator_action *act)
+{
+    (void)act;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* With a real audit trail: operator actions and every exchange and delivery are recorded, and
+ * the trail verifies. */
+static void test_real_audit_trail_records_delivery(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("laxative-missing", "k-trail");
+    char key_path[4096];
+    char trail[4096];
+    char hdr[512];
+    struct pw_audit *audit = NULL;
+    struct pw_operator_action act = {.at = T0,
+                                     .who = "ops",
+                                     .action = "outbox-replay",
+                                     .outbox_id = 7,
+                                     .detail = "dead -> pending"};
+    unsigned char *key = NULL;
+    size_t key_len = 0;
+    struct pw_audit_verdict v;
+    const char *files[1] = {trail};
+    int left = 0;
+    char *text;
+
+    snprintf(key_path, sizeof(key_path), "%s/audit.key", fx->dir);
+    snprintf(trail, sizeof(trail), "%s/audit.jsonl", fx->dir);
+    pwt_write_file(key_path, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+    assert_int_equal(chmod(key_path, 0600), 0);
+    struct pw_audit_opts ao = {.path = trail, .key_path = key_path, .device = "Device/painwatch"};
+    assert_int_equal(pw_audit_open(&audit, &ao), 0);
+
+    pwt_responder_add(fx->srv,
+                      &(struct pwt_rule){.method = "POST",
+                                         .status = 201,
+                                         .headers = created_headers(hdr, sizeof(hdr), fx, "f8")});
+    assert_int_equal(pw_store_operator_log(fx->st, &act), 0);
+    plan(fx, &f, 1);
+    struct pw_outbox_conf c = {.store = fx->st,
+                               .sink = fx->sink,
+                               .http = fx->http,
+                               .server = "ehr",
+                               .base_url = fx->base,
+                               .audit = audit,
+                               .clock_ms = fake_clock,
+                               .on_idle = on_idle,
+                               .on_idle_arg = fx};
+    assert_int_equal(pw_outbox_new(&fx->ob, &fx->loop, &c), 0);
+    assert_int_equal(pw_outbox_start(fx->ob), 0);
+    run_until_idle(fx);
+    pw_outbox_close(fx->ob);
+    fx->ob = NULL;
+    pw_audit_free(audit);
+
+    expect_row(fx, 1, PW_OUTBOX_DONE, 201);
+    assert_int_equal(pw_store_operator_unaudited(fx->st, count_unaudited, &left), 0);
+    assert_int_equal(left, 0);
+    text = pwt_read_file(trail, NULL);
+    assert_non_null(strstr(text, "\"operator-action\""));
+    assert_non_null(strstr(text, "\"flag-delivered\""));
+    assert_non_null(strstr(text, "Flag/f8/_history/1"));
+    assert_non_null(strstr(text, "\"create\""));
+    assert_true(strstr(text, "\"operator-action\"") < strstr(text, "\"flag-delivered\""));
+    free(text);
+    assert_int_equal(pw_audit_key_load(key_path, &key, &key_len), 0);
+    assert_int_equal(pw_audit_verify_files(key, key_len, files, 1, &v), 0);
+    pw_audit_key_free(key, key_len);
+}
+
+static void test_backoff_and_retry_after(void **state)
+{
+    uint64_t rng = 0x9e3779b97f4a7c15ULL;
+
+    (void)state;
+    for (unsigned attempt = 1; attempt < 40; attempt++) {
+        uint64_t d = pw_outbox_backoff_ms(1000, 60000, attempt, &rng);
+        uint64_t ceiling = attempt > 7 ? 60000 : 1000ULL << (attempt - 1);
+
+        assert_true(d <= (ceiling < 60000 ? ceiling : 60000));
+    }
+    assert_int_equal(pw_outbox_retry_after_ms("120", T0), 120000);
+    assert_int_equal(pw_outbox_retry_after_ms("0", T0), 0);
+    assert_int_equal(pw_outbox_retry_after_ms("soon", T0), 0);
+    assert_int_equal(pw_outbox_retry_after_ms(NULL, T0), 0);
+    assert_int_equal(pw_outbox_retry_after_ms("999999", T0), PW_OUTBOX_RETRY_AFTER_MAX_S * 1000);
+    /* An HTTP-date 90 s after the clock. */
+    assert_int_equal(pw_outbox_retry_after_ms("Thu, 01 Jan 2026 00:01:30 GMT", T0), 90000);
+    assert_int_equal(pw_outbox_retry_after_ms("Wed, 31 Dec 2025 23:00:00 GMT", T0), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_create_201_then_restart_writes_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_503_retry_after_then_201, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_400_dead_lettered_with_outcome, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_after_send_searches_before_retry, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_if_none_exist_when_advertised, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resolve_put_if_match, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resolve_412_clinician_closed_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fail_closed_while_audit_unwritable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shadow_mode_writes_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_real_audit_trail_records_delivery, setup, teardown),
+        cmocka_unit_test(test_backoff_and_retry_after),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * daemon/core/scheduler.c and backoff.c: backoff and jitter bounds, Retry-After in both forms,
+ * the delay the scheduler computes after 429/503/500, unhealthy marking that leaves other
+ * servers alone, periodic cycles, and the startup /metadata check.
+ * Delays are asserted as computed values, never by measuring time.
+ */
+#include "adapters/sync_harness.h"
+
+static void test_full_jitter_bounds(void **state)
+{
+    (void)state;
+    /* r = 0 gives 0, r = max gives the ceiling: min(cap, base * 2^attempt). */
+    assert_int_equal(pw_backoff_full_jitter(1000, 60000, 0, 0), 0);
+    assert_int_equal(pw_backoff_full_jitter(1000, 60000, 0, UINT32_MAX), 1000);
+    assert_int_equal(pw_backoff_full_jitter(1000, 60000, 3, UINT32_MAX), 8000);
+    assert_int_equal(pw_backoff_full_jitter(1000, 60000, 10, UINT32_MAX), 60000);
+    assert_int_equal(pw_backoff_full_jitter(1000, 60000, 200, UINT32_MAX), 60000);
+    assert_int_equal(pw_backoff_full_jitter(1000, 60000, 3, UINT32_MAX / 2), 4000);
+    for (unsigned a = 0; a < 70; a++) {
+        for (int i = 0; i < 20; i++) {
+            uint64_t d = pw_backoff_full_jitter(500, 900000, a, pw_rand32());
+            assert_true(d <= 900000);
+            assert_true(a > 20 || d <= 500ull << a);
+        }
+    }
+}
+
+static void test_poll_jitter_bounds(void **state)
+{
+    (void)state;
+    assert_int_equal(pw_poll_jitter(60000, 0.0, 12345), 60000);
+    assert_int_equal(pw_poll_jitter(60000, 0.1, 0), 54000);
+    assert_int_equal(pw_poll_jitter(60000, 0.1, UINT32_MAX), 66000);
+    for (int i = 0; i < 1000; i++) {
+        uint64_t d = pw_poll_jitter(300000, 0.2, pw_rand32());
+        assert_true(d >= 240000 && d <= 360000);
+    }
+}
+
+static void test_retry_after_forms(void **state)
+{
+    (void)state;
+    uint64_t ms = 0;
+    /* 2024-05-01T10:00:00Z */
+    const int64_t now = 1714557600;
+
+    assert_int_equal(pw_retry_after_parse("120", now, &ms), 0);
+    assert_int_equal(ms, 120000);
+    assert_int_equal(pw_retry_after_parse(" 0 ", now, &ms), 0);
+    assert_int_equal(ms, 0);
+    assert_int_equal(pw_retry_after_parse("Wed, 01 May 2024 10:01:30 GMT", now, &ms), 0);
+    assert_int_equal(ms, 90000);
+    assert_int_equal(pw_retry_after_parse("Wednesday, 01-May-24 10:00:10 GMT", now, &ms), 0);
+    assert_int_equal(ms, 10000);
+    assert_int_equal(pw_retry_after_parse("Wed May  1 10:00:05 2024 GMT", now, &ms), 0);
+    assert_int_equal(ms, 5000);
+    /* In the past: retry now. Absurd: capped. */
+    assert_int_equal(pw_retry_after_parse("Tue, 30 Apr 2024 10:00:00 GMT", now, &ms), 0);
+    assert_int_equal(ms, 0);
+    assert_int_equal(pw_retry_after_parse("99999999999999999999", now, &ms), 0);
+    assert_int_equal(ms, PW_SYNC_RETRY_AFTER_MAX_MS);
+    assert_int_equal(pw_retry_after_parse("-5", now, &ms), PW_EINVAL);
+    assert_int_equal(pw_retry_after_parse("soon", now, &ms), PW_EINVAL);
+    assert_int_equal(pw_retry_after_parse("", now, &ms), PW_EINVAL);
+    assert_int_equal(pw_retry_after_parse("1.5", now, &ms), PW_EINVAL);
+    assert_int_equal(pw_retry_after_parse(NULL, now, &ms), PW_EINVAL);
+}
+
+#define SRV_WIDE "{\"type\": \"server\"}"
+
+static void one_server(struct sh *h, const char *name, const char *base, unsigned unhealthy)
+{
+    struct pw_source_conf conf;
+    sh_conf(h, &conf, name, base, 0, 0);
+    conf.unhealthy_after = unhealthy;
+    conf.backoff_base_ms = 2000;
+    conf.backoff_cap_ms = 60000;
+    sh_add(h, &conf, SRV_WIDE, NULL);
+}
+
+static void test_429_retry_after_sets_next_delay(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_sync_health hl;
+
+    sh_init(&h);
+    one_server(&h, "ehr", h.base, 3);
+    /* 429 on Observation: MedicationRequest (the second stream) must not be asked at all. */
+    sh_rule(&h, "/fhir/Observation", NULL, 1, 429, "Retry-After: 7\n", "");
+    sh_rule(&h, "/fhir/Observation", NULL, 1, 503, "Retry-After: Wed, 01 May 2024 11:02:00 GMT\n",
+            ""); /* clock is 11:00 */
+    sh_rule(&h, "/fhir/Observation", NULL, 1, 503, NULL, "");
+    sh_run_once(&h);
+
+    assert_int_equal(h.cycle_err, PW_EAGAIN);
+    assert_int_equal(pwt_responder_count(h.r), 1);
+    assert_int_equal(pwt_responder_count_path(h.r, "/fhir/MedicationRequest"), 0);
+    assert_int_equal(pw_sync_health(h.sync, "ehr", &hl), 0);
+    assert_int_equal(hl.retry_after_ms, 7000);
+    assert_int_equal(hl.next_delay_ms, 7000);
+    assert_int_equal(hl.last_status, 429);
+    assert_int_equal(hl.consecutive_failures, 1);
+    assert_false(hl.unhealthy);
+    assert_int_equal(json_array_size(h.pages), 0);
+
+    /* 503 with an HTTP date two minutes ahead of the clock. */
+    sh_run_once(&h);
+    assert_int_equal(pw_sync_health(h.sync, "ehr", &hl), 0);
+    assert_int_equal(hl.last_status, 503);
+    assert_int_equal(hl.next_delay_ms, 120000);
+    assert_int_equal(hl.consecutive_failures, 2);
+
+    /* 503 without Retry-After: full-jitter backoff, attempt 2 -> at most 2 s * 2^2. */
+    sh_run_once(&h);
+    assert_int_equal(pw_sync_health(h.sync, "ehr", &hl), 0);
+    assert_int_equal(hl.retry_after_ms, 0);
+    assert_true(hl.next_delay_ms <= 8000);
+    assert_int_equal(hl.consecutive_failures, 3);
+    assert_true(hl.unhealthy);
+    assert_int_equal(pwt_responder_count(h.r), 3);
+    sh_fini(&h);
+}
+
+static void test_unhealthy_server_does_not_stop_others(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_sync_health bad;
+    struct pw_sync_health good;
+    char base2[160];
+
+    sh_init(&h);
+    struct pwt_responder *r2 = pwt_responder_start(NULL);
+    snprintf(base2, sizeof(base2), "%s/fhir", pwt_responder_url(r2));
+    one_server(&h, "down", h.base, 2);
+    one_server(&h, "up", base2, 2);
+    sh_rule(&h, "/fhir/*", NULL, 2, 500, NULL, "");
+    char *empty = sh_bundle(json_array(), NULL);
+    char *one = sh_bundle(json_pack("[o]", sh_obs("u1", "1", "2024-05-01T10:00:00Z")), NULL);
+    struct pwt_rule ok_obs = {.path = "/fhir/Observation", .body = one};
+    struct pwt_rule ok_all = {.path = "/fhir/*", .body = empty};
+    pwt_responder_add(r2, &ok_obs);
+    pwt_responder_add(r2, &ok_all);
+    sh_rule(&h, "/fhir/*", NULL, 0, 200, NULL, empty);
+
+    sh_run_once(&h);
+    sh_run_once(&h);
+    assert_int_equal(pw_sync_health(h.sync, "down", &bad), 0);
+    assert_int_equal(pw_sync_health(h.sync, "up", &good), 0);
+    assert_true(bad.unhealthy);
+    assert_int_equal(bad.consecutive_failures, 2);
+    assert_int_equal(bad.last_status, 500);
+    assert_false(good.unhealthy);
+    assert_int_equal(good.consecutive_failures, 0);
+    assert_int_equal(good.cycles, 2);
+    assert_int_equal(pwt_responder_count(r2), 4); /* 2 cycles x 2 streams */
+    assert_true(sh_delivered(&h, "up/Observation/-|Observation/u1/1"));
+
+    /* The down server recovers: healthy again after one clean cycle. */
+    sh_run_once(&h);
+    assert_int_equal(pw_sync_health(h.sync, "down", &bad), 0);
+    assert_false(bad.unhealthy);
+    assert_int_equal(bad.consecutive_failures, 0);
+    assert_true(bad.next_delay_ms >= 270000 && bad.next_delay_ms <= 330000); /* 5 min +-10% */
+    free(empty);
+    free(one);
+    sh_fini(&h);
+    pwt_responder_stop(r2);
+}
+
+/* Periodic mode: cycles repeat on the poll timer until stopped. */
+struct periodic {
+    struct sh *h;
+    uv_timer_t check; /* a slow poll of the counters (an idle handle would spin the CPU) */
+};
+
+static void on_check(uv_timer_t *i)
+{
+    struct periodic *p = container_of(i, struct periodic, check);
+    struct pw_sync_health hl;
+    assert_int_equal(pw_sync_health(p->h->sync, "ehr", &hl), 0);
+    if (hl.cycles >= 3) {
+        pw_sync_stop(p->h->sync);
+        uv_timer_stop(i);
+    }
+}
+
+static void test_periodic_cycles_and_stop(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+    struct periodic p;
+
+    sh_init(&h);
+    sh_conf(&h, &conf, "ehr", h.base, 0, 0);
+    conf.poll_ms = 1;
+    conf.jitter = 0;
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    char *empty = sh_bundle(json_array(), NULL);
+    sh_rule(&h, "/fhir/*", NULL, 0, 200, NULL, empty);
+    free(empty);
+    assert_int_equal(pw_sync_start(h.sync), 0);
+    assert_int_equal(pw_sync_start(h.sync), PW_EINVAL);
+    assert_int_equal(pw_sync_run_once(h.sync, sh_on_cycle, &h), PW_EINVAL);
+    p.h = &h;
+    uv_timer_init(&h.loop, &p.check);
+    uv_timer_start(&p.check, on_check, 5, 5);
+    /* Runs until on_check stops the engine and the last cycle's requests are done. */
+    uv_run(&h.loop, UV_RUN_DEFAULT);
+    struct pw_sync_health hl;
+    assert_int_equal(pw_sync_health(h.sync, "ehr", &hl), 0);
+    assert_true(hl.cycles >= 3);
+    assert_int_equal(hl.next_delay_ms, 1);
+    /* Two streams per finished cycle, plus at most one of a cycle cut short by the stop. */
+    size_t n = pwt_responder_count(h.r);
+    assert_true(n == 2 * hl.cycles || n == 2 * hl.cycles + 1);
+    uv_close((uv_handle_t *)&p.check, NULL);
+    sh_fini(&h);
+}
+
+static void test_metadata_check(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+    size_t len = 0;
+    char *cap = pwt_read_file(pwt_src_path("tests/fixtures/sync/capability_r4.json"), &len);
+
+    sh_init(&h);
+    sh_conf(&h, &conf, "ehr", h.base, 0, 0);
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    sh_rule(&h, "/fhir/metadata", NULL, 0, 200, NULL, cap);
+    h.cycle_done = false;
+    assert_int_equal(pw_sync_check_servers(h.sync, sh_on_cycle, &h), 0);
+    while (!h.cycle_done) {
+        uv_run(&h.loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(h.cycle_err, 0);
+    assert_int_equal(pwt_responder_count(h.r), 1);
+    sh_fini(&h);
+
+    /* A dialect the server cannot serve is a startup error. */
+    sh_init(&h);
+    sh_conf(&h, &conf, "ehr", h.base, 0, 0);
+    conf.dialect.subject = true;
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    sh_rule(&h, "/fhir/metadata", NULL, 0, 200, NULL, cap);
+    h.cycle_done = false;
+    assert_int_equal(pw_sync_check_servers(h.sync, sh_on_cycle, &h), 0);
+    while (!h.cycle_done) {
+        uv_run(&h.loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(h.cycle_err, PW_ECONFIG);
+    assert_int_equal(h.cycle_failed, 1);
+    sh_fini(&h);
+    free(cap);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_jitter_bounds),
+        cmocka_unit_test(test_poll_jitter_bounds),
+        cmocka_unit_test(test_retry_after_forms),
+        cmocka_unit_test(test_429_retry_after_sets_next_delay),
+        cmocka_unit_test(test_unhealthy_server_does_not_stop_others),
+        cmocka_unit_test(test_periodic_cycles_and_stop),
+        cmocka_unit_test(test_metadata_check),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,536 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The SQLite store on a real file: migrations, reopen, atomicity, resources, flags, outbox. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "painwatch/err.h"
+#include "painwatch/store.h"
+#include "painwatch/timeline.h"
+#include "support/pwtest.h"
+
+static char flag_json[] = "{\"resourceType\":\"Flag\"}";
+
+struct fx {
+    char *dir;
+    struct pw_store *st;
+};
+
+static int setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+
+    fx->dir = pwt_mkdtemp();
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *fx = *state;
+
+    pw_store_close(fx->st);
+    pwt_rmtree(fx->dir);
+    free(fx->dir);
+    free(fx);
+    return 0;
+}
+
+static struct pw_store *open_store(const char *dir, int schema_max)
+{
+    struct pw_store_opts opts = {.dir = dir, .schema_max = schema_max};
+    struct pw_store *st = NULL;
+
+    assert_int_equal(pw_store_open(&st, &opts), 0);
+    return st;
+}
+
+static struct pw_store_resource res(const char *id, const char *version, int64_t lu,
+                                    const char *patient, const char *json)
+{
+    return (struct pw_store_resource){.type = "Observation",
+                                      .id = id,
+                                      .version = version,
+                                      .last_updated = lu,
+                                      .patient = patient,
+                                      .json = json,
+                                      .json_len = strlen(json)};
+}
+
+static int count_rows(const char *dir, const char *table)
+{
+    char path[4096];
+    char sql[128];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int n;
+
+    snprintf(path, sizeof(path), "%s/painwatch.db", dir);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    n = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return n;
+}
+
+static struct pw_outbox_row row_for(const char *key, enum pw_outbox_op op, int64_t next_try)
+{
+    struct pw_outbox_row row = {.op = op, .state = PW_OUTBOX_PENDING, .next_try = next_try};
+
+    snprintf(row.key, sizeof(row.key), "%s", key);
+    snprintf(row.patient, sizeof(row.patient), "Patient/1");
+    snprintf(row.rule, sizeof(row.rule), "rule-a");
+    row.payload = flag_json;
+    return row;
+}
+
+/* Everything a page transaction writes, used by the atomicity tests. */
+static int write_page(struct pw_store *st)
+{
+    struct pw_store_resource r = res("o1", "1", 100, "Patient/1", "{\"id\":\"o1\"}");
+    struct pw_flag_rec rec = {.key = "k1", .patient = "Patient/1", .rule = "rule-a"};
+    struct pw_outbox_row row = row_for("k1", PW_OUTBOX_CREATE, 0);
+    int err;
+
+    err = pw_store_put_resource(st, &r, NULL);
+    if (!err) {
+        err = pw_store_cursor_set(st, "ehr/Observation", "2026-01-01T00:00:00Z");
+    }
+    if (!err) {
+        err = pw_store_flag_put(st, &rec);
+    }
+    if (!err) {
+        err = pw_store_outbox_enqueue(st, &row);
+    }
+    return err;
+}
+
+static void test_fresh_file_is_latest_schema_in_wal(void **state)
+{
+    struct fx *fx = *state;
+    char path[4096];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int v = 0;
+
+    fx->st = open_store(fx->dir, 0);
+    assert_int_equal(pw_store_schema_version(fx->st, &v), 0);
+    assert_int_equal(v, PW_STORE_SCHEMA_VERSION);
+    snprintf(path, sizeof(path), "%s/painwatch.db", fx->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
+static void test_migrates_from_version_1(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_flag_rec rec = {0};
+    char cursor[64];
+    int v = 0;
+
+    fx->st = open_store(fx->dir, 1);
+    assert_int_equal(pw_store_schema_version(fx->st, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(write_page(fx->st), 0);
+    pw_store_close(fx->st);
+
+    fx->st = open_store(fx->dir, 0);
+    assert_int_equal(pw_store_schema_version(fx->st, &v), 0);
+    assert_int_equal(v, PW_STORE_SCHEMA_VERSION);
+    /* Data written under version 1 survived; version 2's table works. */
+    assert_int_equal(pw_store_cursor_get(fx->st, "ehr/Observation", cursor, sizeof(cursor)), 0);
+    assert_string_equal(cursor, "2026-01-01T00:00:00Z");
+    assert_int_equal(pw_store_flag_get(fx->st, "k1", &rec), 0);
+    assert_string_equal(rec.rule, "rule-a");
+    pw_flag_rec_cleanup(&rec);
+    assert_int_equal(pw_store_patient_schedule(fx->st, "Patient/1", 50), 0);
+    assert_int_equal(count_rows(fx->dir, "patient"), 1);
+}
+
+static void test_newer_schema_is_refused(void **state)
+{
+    struct fx *fx = *state;
+    char path[4096];
+    char sql[64];
+    sqlite3 *db = NULL;
+    struct pw_store_opts opts = {.dir = fx->dir};
+    struct pw_store *st = NULL;
+
+    pw_store_close(open_store(fx->dir, 0));
+    snprintf(path, sizeof(path), "%s/painwatch.db", fx->dir);
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", PW_STORE_SCHEMA_VERSION + 1);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(pw_store_open(&st, &opts), PW_ESTORE);
+    assert_null(st);
+}
+
+static void test_reopen_keeps_committed_state(void **state)
+{
+    struct fx *fx = *state;
+    char cursor[64];
+
+    fx->st = open_store(fx->dir, 0);
+    assert_int_equal(pw_store_begin(fx->st), 0);
+    assert_int_equal(write_page(fx->st), 0);
+    assert_int_equal(pw_store_commit(fx->st), 0);
+    pw_store_close(fx->st);
+
+    fx->st = open_store(fx->dir, 0);
+    assert_int_equal(pw_store_cursor_get(fx->st, "ehr/Observation", cursor, sizeof(cursor)), 0);
+    assert_string_equal(cursor, "2026-01-01T00:00:00Z");
+    assert_int_equal(pw_store_cursor_get(fx->st, "other", cursor, sizeof(cursor)), PW_ENOENT);
+    assert_int_equal(pw_store_cursor_get(fx->st, "ehr/Observation", cursor, 4), PW_E2BIG);
+    assert_int_equal(count_rows(fx->dir, "resource"), 1);
+    assert_int_equal(count_rows(fx->dir, "outbox"), 1);
+}
+
+static void test_rollback_leaves_nothing(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_outbox_row bad = row_for("k2", PW_OUTBOX_CREATE, 0);
+
+    fx->st = open_store(fx->dir, 0);
+    assert_int_equal(pw_store_begin(fx->st), 0);
+    assert_int_equal(write_page(fx->st), 0);
+    /* A later step of the page fails: the pipeline rolls the whole page back. */
+    bad.payload = NULL;
+    assert_int_equal(pw_store_outbox_enqueue(fx->st, &bad), PW_EINVAL);
+    pw_store_rollback(fx->st);
+    assert_int_equal(pw_store_begin(fx->st), 0); /* usable again */
+    pw_store_rollback(fx->st);
+    pw_store_close(fx->st);
+    fx->st = NULL;
+    assert_int_equal(count_rows(fx->dir, "resource"), 0);
+    assert_int_equal(count_rows(fx->dir, "cursor"), 0);
+    assert_int_equal(count_rows(fx->dir, "flag"), 0);
+    assert_int_equal(count_rows(fx->dir, "outbox"), 0);
+}
+
+static void test_crash_before_commit_leaves_nothing(void **state)
+{
+    struct fx *fx = *state;
+    pid_t pid;
+    int status = 0;
+
+    pw_store_close(open_store(fx->dir, 0));
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct pw_store *st = open_store(fx->dir, 0);
+        int err = pw_store_begin(st);
+
+        if (!err) {
+            err = write_page(st);
+        }
+        _exit(err ? 1 : 0); /* dies inside the transaction: no commit, no close */
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    fx->st = open_store(fx->dir, 0);
+    assert_int_equal(count_rows(fx->dir, "resource"), 0);
+    assert_int_equal(count_rows(fx->dir, "outbox"), 0);
+    assert_int_equal(count_rows(fx->dir, "cursor"), 0);
+}
+
+static void test_nested_begin_refused(void **state)
+{
+    struct fx *fx = *state;
+
+    fx->st = open_store(fx->dir, 0);
+    assert_int_equal(pw_store_begin(fx->st), 0);
+    assert_int_equal(pw_store_begin(fx->st), PW_EINVAL);
+    pw_store_rollback(fx->st);
+    assert_int_equal(pw_store_commit(fx->st), PW_EINVAL);
+}
+
+struct collected {
+    char ids[8][16];
+    char versions[8][16];
+    char json[8][64];
+    size_t n;
+};
+
+static int collect_res(void *arg, const struct pw_store_resource *r)
+{
+    struct collected *c = arg;
+
+    snprintf(c->ids[c->n], sizeof(c->ids[0]), "%s", r->id);
+    snprintf(c->versions[c->n], sizeof(c->versions[0]), "%s", r->version);
+    snprintf(c->json[c->n], sizeof(c->json[0]), "%.*s", (int)r->json_len, r->json);
+    c->n++;
+    return 0;
+}
+
+static void test_resource_versions(void **state)
+{
+    struct fx *fx = *state;
+    struct collected c = {0};
+    bool changed = false;
+
+    fx->st = open_store(fx->dir, 0);
+    struct pw_store_resource v2 = res("o1", "2", 200, "Patient/1", "{\"v\":2}");
+    struct pw_store_resource v1 = res("o1", "1", 100, "Patient/1", "{\"v\":1}");
+    struct pw_store_resource v3 = res("o1", "3", 300, "Patient/1", "{\"v\":3}");
+    struct pw_store_resource other = res("o2", "1", 100, "Patient/2", "{\"p\":2}");
+
+    assert_int_equal(pw_store_put_resource(fx->st, &v2, &changed), 0);
+    assert_true(changed);
+    assert_int_equal(pw_store_put_resource(fx->st, &v2, &changed), 0);
+    assert_false(changed); /* the same version again */
+    assert_int_equal(pw_store_put_resource(fx->st, &v1, &changed), 0);
+    assert_false(changed); /* older copy arriving late */
+    assert_int_equal(pw_store_put_resource(fx->st, &v3, &changed), 0);
+    assert_true(changed);
+    assert_int_equal(pw_store_put_resource(fx->st, &other, &changed), 0);
+    assert_int_equal(pw_store_load_patient(fx->st, "Patient/1", collect_res, &c), 0);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.versions[0], "3");
+    assert_string_equal(c.json[0], "{\"v\":3}");
+}
+
+static int collect_patient(void *arg, const char *patient)
+{
+    struct collected *c = arg;
+
+    snprintf(c->ids[c->n++], sizeof(c->ids[0]), "%s", patient);
+    return 0;
+}
+
+static void test_patients_due(void **state)
+{
+    struct fx *fx = *state;
+    struct collected c = {0};
+
+    fx->st = open_store(fx->dir, 0);
+    assert_int_equal(pw_store_patient_schedule(fx->st, "Patient/late", 500), 0);
+    assert_int_equal(pw_store_patient_schedule(fx->st, "Patient/b", 100), 0);
+    assert_int_equal(pw_store_patient_schedule(fx->st, "Patient/a", 200), 0);
+    assert_int_equal(pw_store_patient_schedule(fx->st, "Patient/gone", 50), 0);
+    assert_int_equal(pw_store_patient_schedule(fx->st, "Patient/gone", PW_TIME_NONE), 0);
+    assert_int_equal(pw_store_patients_due(fx->st, 300, 0, collect_patient, &c), 0);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.ids[0], "Patient/b");
+    assert_string_equal(c.ids[1], "Patient/a");
+    c.n = 0;
+    assert_int_equal(pw_store_patients_due(fx->st, 1000, 1, collect_patient, &c), 0);
+    assert_int_equal(c.n, 1);
+}
+
+static void test_flag_map(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_flag_rec rec = {.key = "k1",
+                              .patient = "Patient/1",
+                              .rule = "rule-a",
+                              .state = PW_FLAG_ACTIVE,
+                              .since = 1000,
+                              .updated = 2000,
+                              .resource = flag_json};
+    struct pw_flag_rec got = {0};
+    struct pw_flag_list list = {0};
+
+    fx->st = open_store(fx->dir, 0);
+    assert_int_equal(pw_store_flag_get(fx->st, "k1", &got), PW_ENOENT);
+    assert_int_equal(pw_store_flag_put(fx->st, &rec), 0);
+    snprintf(rec.key, sizeof(rec.key), "k0");
+    rec.state = PW_FLAG_CLINICIAN_INACTIVE;
+    snprintf(rec.server_id, sizeof(rec.server_id), "f9");
+    snprintf(rec.version, sizeof(rec.version), "4");
+    rec.resource = NULL;
+    assert_int_equal(pw_store_flag_put(fx->st, &rec), 0);
+    snprintf(rec.key, sizeof(rec.key), "k2");
+    snprintf(rec.patient, sizeof(rec.patient), "Patient/2");
+    assert_int_equal(pw_store_flag_put(fx->st, &rec), 0);
+
+    assert_int_equal(pw_store_flag_get(fx->st, "k1", &got), 0);
+    assert_int_equal(got.state, PW_FLAG_ACTIVE);
+    assert_int_equal(got.since, 1000);
+    assert_string_equal(got.server_id, "");
+    assert_string_equal(got.resource, "{\"resourceType\":\"Flag\"}");
+    pw_flag_rec_cleanup(&got);
+
+    assert_int_equal(pw_store_flags_of_patient(fx->st, "Patient/1", &list), 0);
+    assert_int_equal(list.n, 2);
+    assert_string_equal(list.v[0].key, "k0");
+    assert_int_equal(list.v[0].state, PW_FLAG_CLINICIAN_INACTIVE);
+    assert_string_equal(list.v[0].server_id, "f9");
+    assert_string_equal(list.v[0].version, "4");
+    assert_null(list.v[0].resource);
+    assert_string_equal(list.v[1].key, "k1");
+    pw_flag_list_cleanup(&list);
+}
+
+static void test_outbox_rows(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_outbox_row a = row_for("ka", PW_OUTBOX_CREATE, 100);
+    struct pw_outbox_row a2 = row_for("ka", PW_OUTBOX_RESOLVE, 0);
+    struct pw_outbox_row b = row_for("kb", PW_OUTBOX_CREATE, 5000);
+    struct pw_outbox_row got = {0};
+    int64_t ids[8];
+    size_t n = 0;
+    int64_t next = 0;
+
+    fx->st = open_store(fx->dir, 0);
+    assert_int_equal(pw_store_outbox_next_due(fx->st, &next), PW_ENOENT);
+    assert_int_equal(pw_store_outbox_enqueue(fx->st, &a), 0);
+    assert_int_equal(pw_store_outbox_enqueue(fx->st, &a2), 0);
+    assert_int_equal(pw_store_outbox_enqueue(fx->st, &b), 0);
+    assert_true(a.id < a2.id && a2.id < b.id);
+
+    /* a2 is due but waits behind a (same key); b is not due yet. */
+    assert_int_equal(pw_store_outbox_due(fx->st, 1000, ids, 8, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], a.id);
+    assert_int_equal(pw_store_outbox_next_due(fx->st, &next), 0);
+    assert_int_equal(next, 0);
+
+    /* a is dead-lettered with its OperationOutcome: a2 moves up. */
+    assert_int_equal(pw_store_outbox_get(fx->st, a.id, &got), 0);
+    got.state = PW_OUTBOX_DEAD;
+    got.attempts = 1;
+    got.last_status = 400;
+    got.outcome = strdup("{\"resourceType\":\"OperationOutcome\"}");
+    snprintf(got.last_error, sizeof(got.last_error), "HTTP 400");
+    assert_int_equal(pw_store_outbox_update(fx->st, &got), 0);
+    pw_outbox_row_cleanup(&got);
+    assert_int_equal(pw_store_outbox_due(fx->st, 1000, ids, 8, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], a2.id);
+
+    assert_int_equal(pw_store_outbox_get(fx->st, a.id, &got), 0);
+    assert_int_equal(got.state, PW_OUTBOX_DEAD);
+    assert_int_equal(got.op, PW_OUTBOX_CREATE);
+    assert_int_equal(got.last_status, 400);
+    assert_string_equal(got.outcome, "{\"resourceType\":\"OperationOutcome\"}");
+    assert_string_equal(got.payload, "{\"resourceType\":\"Flag\"}");
+    pw_outbox_row_cleanup(&got);
+    assert_int_equal(pw_store_outbox_get(fx->st, 999, &got), PW_ENOENT);
+    got.id = 999;
+    assert_int_equal(pw_store_outbox_update(fx->st, &got), PW_ENOENT);
+}
+
+struct acts {
+    int64_t ids[8];
+    char actions[8][32];
+    size_t n;
+};
+
+static int collect_act(void *arg, const struct pw_operator_action *act)
+{
+    struct acts *a = arg;
+
+    a->ids[a->n] = act->id;
+    snprintf(a->actions[a->n++], sizeof(a->actions[0]), "%s", act->action);
+    return 0;
+}
+
+static void test_operator_journal_and_path_option(void **state)
+{
+    struct fx *fx = *state;
+    char path[4096];
+    struct pw_store_opts opts = {.path = path};
+    struct pw_operator_action a1 = {.at = 5,
+                                    .who = "alice",
+                                    .action = "outbox-replay",
+                                    .outbox_id = 3,
+                                    .detail = "dead -> pending"};
+    struct pw_operator_action a2 = {.at = 6,
+                                    .who = "bob",
+                                    .action = "outbox-drop",
+                                    .outbox_id = 4,
+                                    .detail = "pending -> dropped"};
+    struct acts got = {0};
+
+    snprintf(path, sizeof(path), "%s/custom-name.db", fx->dir);
+    assert_int_equal(pw_store_open(&fx->st, &opts), 0);
+    assert_int_equal(pw_store_operator_log(fx->st, &a1), 0);
+    assert_int_equal(pw_store_operator_log(fx->st, &a2), 0);
+    assert_int_equal(pw_store_operator_audited(fx->st, a1.id), 0);
+    assert_int_equal(pw_store_operator_unaudited(fx->st, collect_act, &got), 0);
+    assert_int_equal(got.n, 1);
+    assert_int_equal(got.ids[0], a2.id);
+    assert_string_equal(got.actions[0], "outbox-drop");
+    assert_int_equal(access(path, F_OK), 0);
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * Not an assertion on time (no timed assertions in tests): prints how long a 1000-resource page
+ * takes to write and commit on this disk, so the number is visible in the test log.
+ */
+static void test_page_of_1000_resources(void **state)
+{
+    struct fx *fx = *state;
+    char json[600];
+    char id[32];
+    int64_t t0;
+    int64_t t1;
+    int64_t t2;
+
+    memset(json, 'x', sizeof(json));
+    memcpy(json, "{\"resourceType\":\"Observation\",\"note\":\"", 38);
+    memcpy(json + sizeof(json) - 3, "\"}", 3);
+    fx->st = open_store(fx->dir, 0);
+    for (int round = 0; round < 3; round++) {
+        t0 = mono_ns();
+        assert_int_equal(pw_store_begin(fx->st), 0);
+        for (int i = 0; i < 1000; i++) {
+            char patient[32];
+            snprintf(id, sizeof(id), "obs-%d-%d", round, i);
+            snprintf(patient, sizeof(patient), "Patient/%d", i % 50);
+            struct pw_store_resource r = res(id, "1", 1700000000 + i, patient, json);
+            assert_int_equal(pw_store_put_resource(fx->st, &r, NULL), 0);
+        }
+        assert_int_equal(pw_store_cursor_set(fx->st, "ehr/Observation", id), 0);
+        t1 = mono_ns();
+        assert_int_equal(pw_store_commit(fx->st), 0);
+        t2 = mono_ns();
+        print_message("page of 1000 resources: writes %.2f ms, commit %.2f ms\n",
+                      (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6);
+    }
+    assert_int_equal(count_rows(fx->dir, "resource"), 3000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_fresh_file_is_latest_schema_in_wal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrates_from_version_1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_committed_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_before_commit_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nested_begin_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resource_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_patients_due, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flag_map, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_operator_journal_and_path_option, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_page_of_1000_resources, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

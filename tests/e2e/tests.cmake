@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: Apache-2.0
+# End-to-end wiring: install the reference FHIR server's npm packages (fixture e2e_node), start it on
+# a free loopback port (fixture e2e_server, port in ${PW_E2E_PORT_FILE}) and stop it even when tests
+# fail. Tests that talk to the server call pw_e2e_use_server(<test>...): they then run one at a time.
+find_program(PW_NODE NAMES node nodejs DOC "Node.js >= 20.19 for the e2e reference FHIR server")
+if(NOT PW_NODE)
+  set(PW_NODE node) # setup.sh then fails with instructions instead of configure failing
+endif()
+set(PW_E2E_DIR ${CMAKE_CURRENT_LIST_DIR})
+set(PW_E2E_RUN_DIR ${PROJECT_BINARY_DIR}/tests/e2e/run)
+set(PW_E2E_PORT_FILE ${PW_E2E_RUN_DIR}/fhir-server.port)
+set(PW_E2E_PID_FILE ${PW_E2E_RUN_DIR}/fhir-server.pid)
+set(PW_E2E_LOG_FILE ${PW_E2E_RUN_DIR}/fhir-server.log)
+set(PW_E2E_ENV "PW_NODE=${PW_NODE}" "PW_E2E_DIR=${PW_E2E_DIR}" "PW_E2E_PORT_FILE=${PW_E2E_PORT_FILE}"
+  "PW_E2E_RUN_DIR=${PW_E2E_RUN_DIR}" "PW_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
+  "PW_BINARY_DIR=${PROJECT_BINARY_DIR}")
+
+add_test(NAME e2e_node_setup COMMAND sh ${PW_E2E_DIR}/server/setup.sh ${PW_NODE})
+set_tests_properties(e2e_node_setup PROPERTIES LABELS e2e FIXTURES_SETUP e2e_node TIMEOUT 600
+  RESOURCE_LOCK e2e_node_modules)
+
+# The server lives at most an hour whatever happens to ctest (--max-lifetime in start.sh).
+add_test(NAME e2e_server_start COMMAND sh -c
+  "mkdir -p '${PW_E2E_RUN_DIR}' && rm -f '${PW_E2E_PID_FILE}' && pid=$(sh '${PW_E2E_DIR}/server/start.sh' '${PW_E2E_PORT_FILE}' '${PW_E2E_LOG_FILE}' 3600) && echo $pid > '${PW_E2E_PID_FILE}' && echo \"server pid $pid port $(cat '${PW_E2E_PORT_FILE}')\"")
+set_tests_properties(e2e_server_start PROPERTIES LABELS e2e FIXTURES_SETUP e2e_server
+  FIXTURES_REQUIRED e2e_node TIMEOUT 120 ENVIRONMENT "${PW_E2E_ENV}")
+
+add_test(NAME e2e_server_stop COMMAND sh ${PW_E2E_DIR}/server/stop.sh --pidfile ${PW_E2E_PID_FILE})
+set_tests_properties(e2e_server_stop PROPERTIES LABELS e2e FIXTURES_CLEANUP e2e_server TIMEOUT 60)
+
+# pw_e2e_use_server(<test>...): needs the running server, gets its env, runs alone against it.
+function(pw_e2e_use_server)
+  foreach(t IN LISTS ARGN)
+    set_property(TEST ${t} APPEND PROPERTY FIXTURES_REQUIRED e2e_server)
+    set_property(TEST ${t} APPEND PROPERTY RESOURCE_LOCK e2e_fhir_server)
+    set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT ${PW_E2E_ENV})
+    set_property(TEST ${t} PROPERTY LABELS e2e)
+  endforeach()
+endfunction()
+
+# pw_e2e_node_test(<name> <file.test.js> [SERVER]): a node:test file as one ctest.
+function(pw_e2e_node_test name file)
+  add_test(NAME ${name} COMMAND ${PW_NODE} --test ${PW_E2E_DIR}/node/${file})
+  set_tests_properties(${name} PROPERTIES LABELS e2e TIMEOUT 300 FIXTURES_REQUIRED e2e_node
+    ENVIRONMENT "${PW_E2E_ENV}")
+  if("SERVER" IN_LIST ARGN)
+    pw_e2e_use_server(${name})
+  endif()
+endfunction()
+
+pw_e2e_node_test(e2e_server_http server.test.js SERVER)
+pw_e2e_node_test(e2e_cohort_generator cohort.test.js)
+pw_e2e_node_test(e2e_cohort_load cohort-load.test.js SERVER)
