@@ -1074,7 +1074,7 @@ int pw_conf_reload(struct pw_conf **conf, const char *path, struct pw_conf **old
         }
         pw_log_err(CONF, "reload of %s refused (%zu error%s): keeping the running configuration",
                    path, errs.count, errs.count == 1 ? "" : "s");
-        pw_metric_inc(PW_M_CONFIG_RELOADS, "failed", NULL);
+        pw_metric_inc(PW_M_CONFIG_RELOADS, "error", NULL);
         pw_conf_errors_cleanup(&errs);
         return err;
     }

@@ -527,7 +527,7 @@ static void test_reload(void **state)
     assert_null(old);
     assert_string_equal(pw_conf_hash(conf), hash);
     assert_int_equal(pw_conf_daemon(conf)->servers[0].poll_interval_ms, 300000);
-    assert_true(pw_metric_get(PW_M_CONFIG_RELOADS, "failed", NULL) == 1.0);
+    assert_true(pw_metric_get(PW_M_CONFIG_RELOADS, "error", NULL) == 1.0);
 
     pwt_write_file(file, BASE "    poll_interval: 1m\n");
     assert_int_equal(pw_conf_reload(&conf, file, &old), 0);
