@@ -215,6 +215,7 @@ struct pw_conf_dialect {
     bool sort;
     bool code_in;
     bool include;
+    bool date_params; /* `date` (Observation), `authoredon` (MedicationRequest) for the lookback */
     int64_t max_count;
 };
 
