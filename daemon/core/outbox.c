@@ -329,9 +329,19 @@ static void done(struct job *job, long status, const char *why)
     job_finish(job);
 }
 
+static void dead(struct job *job, long status, const char *why, const struct pw_http_resp *resp);
+
 static void retry(struct job *job, long status, const char *why, uint64_t retry_after_ms)
 {
     struct pw_outbox *ob = job->ob;
+
+    if (ob->conf.max_attempts && job->row.attempts >= ob->conf.max_attempts) {
+        char gave_up[PW_OUTBOX_ERROR_MAX];
+
+        snprintf(gave_up, sizeof(gave_up), "gave up after %u attempts: %s", job->row.attempts, why);
+        dead(job, status, gave_up, NULL);
+        return;
+    }
     uint64_t delay = pw_outbox_backoff_ms(ob->conf.backoff_base_ms, ob->conf.backoff_cap_ms,
                                           job->row.attempts ? job->row.attempts : 1, &ob->rng);
 
@@ -353,7 +363,9 @@ static void retry(struct job *job, long status, const char *why, uint64_t retry_
 static void dead(struct job *job, long status, const char *why, const struct pw_http_resp *resp)
 {
     job->row.state = PW_OUTBOX_DEAD;
-    job->row.unknown = false;
+    if (resp) {
+        job->row.unknown = false; /* the server answered: it did not apply the write */
+    }
     job->row.last_status = status;
     snprintf(job->row.last_error, sizeof(job->row.last_error), "%s", why);
     free(job->row.outcome);

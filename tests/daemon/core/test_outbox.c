@@ -35,6 +35,7 @@ struct fx {
     char base[256];
     bool idle;
     bool writable;
+    unsigned max_attempts;
     unsigned idles_pending;
     struct pw_outbox_row snapshot; /* the row as it was at the first idle with retries pending */
 };
@@ -126,6 +127,7 @@ static void start_outbox(struct fx *fx, bool conditional)
         .conditional_create = conditional,
         .audit_writable = gate,
         .audit_arg = fx,
+        .max_attempts = fx->max_attempts,
         .backoff_base_ms = 10,
         .backoff_cap_ms = 40,
         .scan_ms = 50,
@@ -309,6 +311,28 @@ static void test_400_dead_lettered_with_outcome(void **state)
     start_outbox(fx, false);
     run_until_idle(fx);
     assert_int_equal(pwt_responder_count(fx->srv), 1);
+}
+
+static void test_gives_up_after_max_attempts(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("laxative-missing", "k-max");
+    struct pw_outbox_row row = {0};
+
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST", .status = 500});
+    pwt_responder_add(fx->srv,
+                      &(struct pwt_rule){.method = "GET", .body = "{\"resourceType\":\"Bundle\"}"});
+    plan(fx, &f, 1);
+    fx->max_attempts = 2;
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    assert_int_equal(pwt_responder_count_path(fx->srv, "/fhir/Flag"), 3); /* POST, GET, POST */
+    assert_int_equal(pw_store_outbox_get(fx->st, 1, &row), 0);
+    assert_int_equal(row.state, PW_OUTBOX_DEAD);
+    assert_int_equal(row.attempts, 2);
+    assert_non_null(strstr(row.last_error, "gave up after 2 attempts"));
+    assert_true(row.unknown); /* a 500 may have been applied: a replay searches first */
+    pw_outbox_row_cleanup(&row);
 }
 
 static char *bundle_with(const char *id, const char *key)
@@ -619,6 +643,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_503_retry_after_then_201, setup, teardown),
         cmocka_unit_test_setup_teardown(test_400_dead_lettered_with_outcome, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gives_up_after_max_attempts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_after_send_searches_before_retry, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_if_none_exist_when_advertised, setup, teardown),
