@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "painwatch/conf.h"
 #include "painwatch/err.h"
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
@@ -410,6 +411,124 @@ int pw_source_conf_from_json(struct pw_source_conf *conf, const json_t *obj, cha
         return conf_err(errbuf, errlen, "backoff_cap_s: below backoff_base_s");
     }
     return 0;
+}
+
+/* "a,b" joined from two "system|code" lists. NULL when both are empty. */
+static int join_codes(char **out, const char *const *a, size_t na, const char *const *b, size_t nb)
+{
+    size_t total = 1;
+    for (size_t i = 0; i < na; i++) {
+        total += strlen(a[i]) + 1;
+    }
+    for (size_t i = 0; i < nb; i++) {
+        total += strlen(b[i]) + 1;
+    }
+    *out = NULL;
+    if (na + nb == 0) {
+        return 0;
+    }
+    char *s = calloc(1, total);
+    if (!s) {
+        return PW_ENOMEM;
+    }
+    for (size_t i = 0; i < na + nb; i++) {
+        const char *c = i < na ? a[i] : b[i - na];
+        if (!*c || strchr(c, ',')) {
+            free(s);
+            return PW_ECONFIG;
+        }
+        if (*s) {
+            strcat(s, ",");
+        }
+        strcat(s, c);
+    }
+    *out = s;
+    return 0;
+}
+
+static int from_daemon_types(struct pw_source_conf *conf, const struct pw_conf_server *cs,
+                             const struct pw_conf_pain_codes *codes, char *errbuf, size_t errlen)
+{
+    if (cs->n_resources == 0 || cs->n_resources > PW_SYNC_TYPES_MAX) {
+        return conf_err(errbuf, errlen, "servers.%s.resources: 1..%d types", cs->name,
+                        PW_SYNC_TYPES_MAX);
+    }
+    for (size_t i = 0; i < PW_SYNC_TYPES_MAX; i++) {
+        type_cleanup(&conf->types[i]);
+    }
+    conf->ntypes = cs->n_resources;
+    for (size_t i = 0; i < cs->n_resources; i++) {
+        const char *type = cs->resources[i];
+        if (!is_type_name(type)) {
+            return conf_err(errbuf, errlen, "servers.%s.resources[%zu]: not a resource type",
+                            cs->name, i);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(cs->resources[j], type) == 0) {
+                return conf_err(errbuf, errlen, "servers.%s.resources: %s listed twice", cs->name,
+                                type);
+            }
+        }
+        if (set_str(&conf->types[i].type, type)) {
+            return PW_ENOMEM;
+        }
+        if (strcmp(type, "Observation") != 0) {
+            continue;
+        }
+        int err = codes
+                      ? join_codes(&conf->types[i].codes, (const char *const *)codes->score,
+                                   codes->n_score, (const char *const *)codes->type, codes->n_type)
+                      : set_str(&conf->types[i].codes, default_obs_codes);
+        if (err == PW_ECONFIG) {
+            return conf_err(errbuf, errlen, "pain_codes: a code token is empty or has a comma");
+        }
+        if (err) {
+            return err;
+        }
+    }
+    return 0;
+}
+
+int pw_source_conf_from_daemon(struct pw_source_conf *conf, const struct pw_conf_server *cs,
+                               const struct pw_conf_pain_codes *codes, char *errbuf, size_t errlen)
+{
+    int err = pw_source_conf_init(conf, cs->name, cs->base_url);
+    if (err) {
+        return err;
+    }
+    const struct pw_conf_dialect *d = &cs->dialect;
+    conf->dialect.subject = d->patient_param && strcmp(d->patient_param, "subject") == 0;
+    conf->dialect.last_updated = d->last_updated;
+    conf->dialect.sort = d->sort;
+    conf->dialect.code_in = d->code_in;
+    conf->dialect.include = d->include;
+    if (d->max_count > 0) {
+        conf->dialect.count_max = (unsigned)d->max_count;
+    }
+    if (cs->poll_interval_ms > 0) {
+        conf->poll_ms = (uint64_t)cs->poll_interval_ms;
+    }
+    if (cs->lookback_ms > 0) {
+        conf->lookback_ms = (uint64_t)cs->lookback_ms;
+    }
+    if (cs->overlap_ms >= 0) {
+        conf->overlap_ms = (uint64_t)cs->overlap_ms;
+    }
+    if (cs->max_concurrent > 0) {
+        conf->parallel = (unsigned)cs->max_concurrent;
+    }
+    if (cs->cohort.refresh_ms > 0) {
+        conf->group_refresh_ms = (uint64_t)cs->cohort.refresh_ms;
+    }
+    size_t n = strlen(conf->base);
+    while (n > 0 && conf->base[n - 1] == '/') {
+        conf->base[--n] = '\0';
+    }
+    err = from_daemon_types(conf, cs, codes, errbuf, errlen);
+    if (err) {
+        pw_source_conf_cleanup(conf);
+    }
+    return err;
 }
 
 /*

@@ -83,6 +83,10 @@ static int cmd_verify(int argc, char **argv)
         return 2;
     }
     printf("OK: %llu records in %zu files verify\n", (unsigned long long)v.records, v.files);
+    if (v.torn_acknowledged) {
+        printf("note: %u interrupted write(s) acknowledged by the writer; first: %s\n",
+               v.torn_acknowledged, v.note);
+    }
     if (strcmp(v.first_prev, "0000000000000000000000000000000000000000000000000000000000000000") !=
         0) {
         printf("note: the chain starts at file sequence %llu, which links to an earlier file "

@@ -14,11 +14,13 @@ static void usage(FILE *out)
             "usage: painwatch config check [--quiet] FILE\n"
             "       painwatch config hash FILE\n"
             "       painwatch config default\n"
+            "       painwatch config describe\n"
             "  check    validate FILE without starting anything; print the effective\n"
             "           configuration (defaults filled in, masked values hidden) and its hash.\n"
             "           Exit 0 valid, 2 invalid (each error as file:line:column: key: message).\n"
             "  hash     print only the SHA-256 of the effective configuration (audit trail).\n"
-            "  default  print the embedded default configuration (the local demo).\n");
+            "  default  print the embedded default configuration (the local demo).\n"
+            "  describe list every accepted key: path, type, default, help.\n");
 }
 
 /* Load FILE; print errors on stderr. @return the configuration or NULL. */
@@ -103,6 +105,15 @@ int pw_cmd_config(int argc, char **argv)
     }
     if (argc == 2 && !strcmp(argv[1], "default")) {
         fputs(pw_conf_default_yaml(), stdout);
+        return 0;
+    }
+    if (argc == 2 && !strcmp(argv[1], "describe")) {
+        char *text = pw_conf_describe();
+        if (!text) {
+            return 2;
+        }
+        fputs(text, stdout);
+        free(text);
         return 0;
     }
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))) {

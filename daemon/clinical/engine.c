@@ -160,6 +160,21 @@ static int episode_key(struct pw_finding *f)
 }
 
 /* Fill what the engine owns on the findings one rule appended (from index first on). */
+/*
+ * finding.h promises a static factor_set: findings outlive the engine (they go to the outbox and
+ * the audit trail after a reload replaced it). Known sets map to literals.
+ */
+static const char *static_factor_set(const char *name)
+{
+    static const char *const known[] = {"cdc2022", "cdc2016"};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strcmp(name, known[i]) == 0) {
+            return known[i];
+        }
+    }
+    return "other";
+}
+
 static int finish_findings(const struct pw_engine *engine, const struct pw_rule *r,
                            const struct pw_timeline *tl, struct pw_findings *out, size_t first)
 {
@@ -175,7 +190,7 @@ static int finish_findings(const struct pw_engine *engine, const struct pw_rule 
         }
         memcpy(f->patient, tl->patient, len);
         f->patient[len] = '\0';
-        f->factor_set = engine->factor_set;
+        f->factor_set = static_factor_set(engine->factor_set);
         int err = episode_key(f);
         if (err) {
             return err;

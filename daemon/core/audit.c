@@ -39,13 +39,16 @@ struct pw_audit {
     char *device;
     char *site;
     uint64_t rotate_bytes;
+    int64_t rotate_ms;
     int64_t (*clock_ms)(void);
 
-    int fd;        /* -1 while closed (failed state, or before the first open) */
-    uint64_t size; /* bytes of the live file, all durable */
-    uint64_t seq;  /* sequence number of the live file */
-    bool have_seq; /* false until a file was started or adopted */
-    uint64_t n;    /* number of the next record */
+    int fd;                  /* -1 while closed (failed state, or before the first open) */
+    uint64_t size;           /* bytes of the live file, all durable */
+    uint64_t seq;            /* sequence number of the live file */
+    bool have_seq;           /* false until a file was started or adopted */
+    uint64_t n;              /* number of the next record */
+    uint64_t file_first_n;   /* n of the live file's header */
+    int64_t file_created_ms; /* when the live file was started (its header's "created") */
     char last[PW_AUDIT_DIGEST_HEX + 1]; /* digest of the last durable record */
 
     bool failed;
@@ -461,11 +464,10 @@ static int add_defaults(struct pw_audit *a, json_t *rec)
 {
     char ts[40];
 
-    if (!json_object_get(rec, "recorded")) {
-        format_time(now_ms(a), ts, sizeof(ts));
-        if (json_object_set_new(rec, "recorded", json_string(ts))) {
-            return PW_ENOMEM;
-        }
+    /* Always the writer's clock: a caller cannot back-date a record. */
+    format_time(now_ms(a), ts, sizeof(ts));
+    if (json_object_set_new(rec, "recorded", json_string(ts))) {
+        return PW_ENOMEM;
     }
     if (!has_source_agent(json_object_get(rec, "agent"))) {
         json_t *agent = json_object_get(rec, "agent");
@@ -501,16 +503,20 @@ static int start_file(struct pw_audit *a, const char *reason, json_t *anomaly)
     char *line = NULL;
     size_t len = 0;
     uint64_t seq = a->have_seq ? a->seq + 1 : 0;
+    bool had_anomaly;
+    int64_t created;
     json_t *hdr;
     int rc;
 
-    format_time(now_ms(a), ts, sizeof(ts));
+    created = now_ms(a);
+    format_time(created, ts, sizeof(ts));
     hdr = json_pack("{s:s,s:s,s:I,s:s,s:s}", "type", "header", "format", PW_AUDIT_FORMAT, "seq",
                     (json_int_t)seq, "created", ts, "reason", reason);
     if (!hdr) {
         json_decref(anomaly);
         return PW_ENOMEM;
     }
+    had_anomaly = anomaly != NULL;
     if (anomaly) {
         json_object_set_new(hdr, "anomaly", anomaly);
     }
@@ -528,9 +534,11 @@ static int start_file(struct pw_audit *a, const char *reason, json_t *anomaly)
     fsync_dir(a);
     a->seq = seq;
     a->have_seq = true;
+    a->file_first_n = a->n;
+    a->file_created_ms = created;
     a->n++;
     memcpy(a->last, digest, sizeof(a->last));
-    if (anomaly) {
+    if (had_anomaly) {
         pw_log_warn(AUDIT, "audit trail %s: started file %" PRIu64 " after an anomaly (%s)",
                     a->path, seq, reason);
     }
@@ -562,6 +570,8 @@ static int set_aside(struct pw_audit *a, char *name, size_t name_len)
 struct tail {
     bool header_ok;
     uint64_t seq;
+    uint64_t first_n;
+    int64_t created_ms;
     bool last_ok; /* the last complete line verifies */
     uint64_t n;
     char digest[PW_AUDIT_DIGEST_HEX + 1];
@@ -589,6 +599,11 @@ static void read_header(struct pw_audit *a, const char *buf, size_t got, struct 
     } else {
         t->header_ok = true;
         t->seq = (uint64_t)json_integer_value(json_object_get(rec, "seq"));
+        t->first_n = (uint64_t)json_integer_value(json_object_get(rec, "n"));
+        if (pw_audit_parse_time(json_string_value(json_object_get(rec, "created")),
+                                &t->created_ms) != 0) {
+            t->created_ms = now_ms(a);
+        }
     }
     json_decref(rec);
 }
@@ -691,6 +706,8 @@ static int sync_with_file(struct pw_audit *a, uint64_t size, bool at_start)
         a->seq = t.seq;
         a->have_seq = true;
         a->n = t.n + 1;
+        a->file_first_n = t.first_n;
+        a->file_created_ms = t.created_ms;
         memcpy(a->last, t.digest, sizeof(a->last));
         return 0;
     }
@@ -793,6 +810,11 @@ static int prepare(struct pw_audit *a)
     if (a->rotate_bytes && a->size >= a->rotate_bytes) {
         return pw_audit_rotate(a);
     }
+    /* By age, but never a file that holds only its header. */
+    if (a->rotate_ms && a->n > a->file_first_n + 1 &&
+        now_ms(a) - a->file_created_ms >= a->rotate_ms) {
+        return pw_audit_rotate(a);
+    }
     return 0;
 }
 
@@ -815,6 +837,8 @@ int pw_audit_open(struct pw_audit **out, const struct pw_audit_opts *opts)
     a->device = strdup(opts->device);
     a->site = opts->site ? strdup(opts->site) : NULL;
     a->rotate_bytes = opts->rotate_bytes;
+    a->rotate_ms =
+        opts->rotate_seconds > INT64_MAX / 1000 ? 0 : (int64_t)opts->rotate_seconds * 1000;
     a->clock_ms = opts->clock_ms;
     memcpy(a->last, pw_audit_zero_digest, sizeof(a->last));
     if (!a->path || !a->device || (opts->site && !a->site)) {

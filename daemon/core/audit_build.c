@@ -3,6 +3,7 @@
  * painwatch's own events. They only build JSON; pw_audit_append_new() seals and writes. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "painwatch/audit.h"
 #include "painwatch/err.h"
@@ -218,6 +219,15 @@ int pw_audit_finding(struct pw_audit *a, const char *subtype, const struct pw_fi
     set_str(pw, "text", f->text);
     set_str(pw, "situation", f->situation);
     set_str(pw, "correlation", correlation);
+    if (f->since != PW_TIME_NONE && f->since > 0) {
+        /* When the situation began (Flag.period.start), RFC 3339 UTC. */
+        char since[32];
+        time_t t = (time_t)f->since;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        set_str(pw, "since", since);
+    }
     nums = json_object();
     for (size_t i = 0; i < f->n_numbers && i < PW_NUMBERS_MAX; i++) {
         if (f->numbers[i].name) {

@@ -126,7 +126,43 @@ struct chain {
     uint64_t seq;
     uint64_t n;
     char last[PW_AUDIT_DIGEST_HEX + 1];
+    /* A torn last line waits for the next file's header to acknowledge it. */
+    size_t torn_bytes;
+    long torn_line;
+    const char *torn_file;
 };
+
+#define TORN_WHY "torn record: the file ends in the middle of a line (truncated)"
+
+/*
+ * A torn last line is an interrupted write (power loss): the writer never reported it done. It
+ * is accepted only when the next file's authenticated header records exactly that many torn
+ * bytes, links to the last good record and follows in sequence; anything else is truncation.
+ */
+static int check_torn_ack(struct chain *c, const json_t *hdr, const char *path,
+                          struct pw_audit_verdict *v)
+{
+    json_t *bytes = json_object_get(json_object_get(hdr, "anomaly"), "torn_bytes");
+    char note[sizeof(v->note)];
+
+    if (c->torn_bytes == 0) {
+        return 0;
+    }
+    if (!json_is_integer(bytes) || (size_t)json_integer_value(bytes) != c->torn_bytes) {
+        verdict(v, c->torn_file, c->torn_line, TORN_WHY);
+        return PW_EVERIFY;
+    }
+    snprintf(note, sizeof(note),
+             "%s:%ld: torn record (%zu bytes, an interrupted write) acknowledged by the header "
+             "of %s",
+             c->torn_file, c->torn_line, c->torn_bytes, path);
+    if (v->torn_acknowledged == 0) {
+        memcpy(v->note, note, sizeof(note));
+    }
+    v->torn_acknowledged++;
+    c->torn_bytes = 0;
+    return 0;
+}
 
 static const char *short_digest(const char *d, char *buf)
 {
@@ -148,6 +184,9 @@ static int check_header(struct chain *c, const json_t *rec, const char *path,
 
     if (strcmp(type, "header") != 0 || !json_is_integer(seq)) {
         verdict(v, path, 1, "first line is not a file header (the file was cut at the front)");
+        return PW_EVERIFY;
+    }
+    if (c->started && check_torn_ack(c, rec, path, v) != 0) {
         return PW_EVERIFY;
     }
     if (!c->started) {
@@ -222,9 +261,15 @@ static int verify_file(const unsigned char *key, size_t key_len, const char *pat
     }
     while ((rc = pw_audit_lines_next(&r)) == 1) {
         json_t *rec = NULL;
+        if (r.torn && !r.too_long && r.line > 1) {
+            c->torn_bytes = r.len;
+            c->torn_line = r.line;
+            c->torn_file = path;
+            rc = 0;
+            break;
+        }
         if (r.torn) {
-            verdict(v, path, r.line,
-                    "torn record: the file ends in the middle of a line (truncated)");
+            verdict(v, path, r.line, TORN_WHY);
             rc = PW_EVERIFY;
             break;
         }
@@ -297,6 +342,11 @@ int pw_audit_verify_files(const unsigned char *key, size_t key_len, const char *
             goto out;
         }
         v->files++;
+    }
+    if (c.torn_bytes) {
+        verdict(v, c.torn_file, c.torn_line, TORN_WHY);
+        rc = PW_EVERIFY;
+        goto out;
     }
     snprintf(v->last, sizeof(v->last), "%s", c.last);
 out:

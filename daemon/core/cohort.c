@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "painwatch/conf.h"
 #include "painwatch/err.h"
 #include "painwatch/limits.h"
 
@@ -26,6 +27,9 @@ int pw_cohort_new(struct pw_cohort **out, const json_t *conf, char *errbuf, size
     const char *type = json_string_value(json_object_get(conf, "type"));
     const struct pw_cohort_ops *ops = NULL;
 
+    if (type && strcmp(type, "server-wide") == 0) {
+        type = "server"; /* the name conf.h uses */
+    }
     for (size_t i = 0; type && i < sizeof(cohort_kinds) / sizeof(cohort_kinds[0]); i++) {
         if (strcmp(cohort_kinds[i]->name, type) == 0) {
             ops = cohort_kinds[i];
@@ -47,6 +51,32 @@ int pw_cohort_new(struct pw_cohort **out, const json_t *conf, char *errbuf, size
     }
     *out = c;
     return 0;
+}
+
+int pw_cohort_from_daemon(struct pw_cohort **out, const struct pw_conf_cohort *cc, char *errbuf,
+                          size_t errlen)
+{
+    json_t *j = json_pack("{s:s}", "type", cc->type ? cc->type : "");
+    int err = j ? 0 : PW_ENOMEM;
+
+    if (!err && cc->type && strcmp(cc->type, "list") == 0 && cc->file) {
+        err = json_object_set_new(j, "file", json_string(cc->file)) ? PW_ENOMEM : 0;
+    }
+    if (!err && cc->type && strcmp(cc->type, "group") == 0) {
+        if (cc->group) {
+            err = json_object_set_new(j, "group", json_string(cc->group)) ? PW_ENOMEM : 0;
+        }
+        if (!err && cc->refresh_ms > 0) {
+            err = json_object_set_new(j, "refresh_s", json_integer(cc->refresh_ms / 1000))
+                      ? PW_ENOMEM
+                      : 0;
+        }
+    }
+    if (!err) {
+        err = pw_cohort_new(out, j, errbuf, errlen);
+    }
+    json_decref(j);
+    return err;
 }
 
 static void members_free(char **ids, size_t n)

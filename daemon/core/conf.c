@@ -926,8 +926,12 @@ int pw_conf_load_string(struct pw_conf **out, const char *name, const char *base
         goto fail;
     }
     /* state_dir first: PW_CONF_F_STATE paths elsewhere resolve against it. */
-    json_t *sd =
-        convert(&ctx, &pw_conf_schema[0], json_object_get(raw, "state_dir"), "state_dir", false);
+    /* A state_dir of the wrong type is reported once, by check_table below. */
+    const json_t *raw_sd = json_object_get(raw, "state_dir");
+    json_t *sd = json_is_string(raw_sd)
+                     ? convert(&ctx, &pw_conf_schema[0], raw_sd, "state_dir", false)
+                     : NULL;
+    PW_REQUIRE(strcmp(pw_conf_schema[0].name, "state_dir") == 0);
     ctx.state_dir = json_string_value(sd);
     conf->root = check_table(&ctx, pw_conf_schema, pw_conf_check_top, raw, "");
     json_decref(sd);
@@ -1165,13 +1169,14 @@ int pw_conf_fill(struct pw_conf *conf, const struct pw_conf_field *table, const 
 
     for (const struct pw_conf_field *f = table; f->name; f++) {
         const json_t *v = json_object_get(section, f->name);
-        char *dst = base + f->offset;
+        char *dst;
         int64_t ms = 0;
         int err = 0;
 
         if (f->offset == PW_CONF_NOFILL) {
             continue;
         }
+        dst = base + f->offset;
         switch (f->type) {
         case PW_CONF_BOOL:
             *(bool *)(void *)dst = json_is_true(v);

@@ -844,3 +844,56 @@ const char *pw_conf_default_yaml(void)
 {
     return default_yaml;
 }
+
+/* ---- description of every key --------------------------------------------------------------- */
+
+static const char *const type_names[] = {
+    [PW_CONF_BOOL] = "bool",         [PW_CONF_INT] = "int",
+    [PW_CONF_DOUBLE] = "number",     [PW_CONF_STRING] = "string",
+    [PW_CONF_DURATION] = "duration", [PW_CONF_SIZE] = "size",
+    [PW_CONF_PATH] = "path",         [PW_CONF_SECRET_PATH] = "secret-file",
+    [PW_CONF_ENUM] = "enum",         [PW_CONF_STRLIST] = "list",
+    [PW_CONF_SECTION] = "section",   [PW_CONF_SECTION_LIST] = "list-of-sections",
+    [PW_CONF_JSON] = "map",
+};
+
+static void describe_table(FILE *out, const struct pw_conf_field *table, const char *prefix)
+{
+    for (const struct pw_conf_field *f = table; f->name; f++) {
+        char path[PW_CONF_PATH_MAX];
+        snprintf(path, sizeof(path), "%s%s%s%s", prefix, prefix[0] ? "." : "", f->name,
+                 f->type == PW_CONF_SECTION_LIST ? "[]" : "");
+        fprintf(out, "%s\t%s\t%s\t%s\n", path, type_names[f->type], f->def ? f->def : "",
+                f->help ? f->help : "");
+        if (f->sub) {
+            describe_table(out, f->sub, path);
+        }
+    }
+}
+
+char *pw_conf_describe(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    size_t n = 0;
+    const struct pw_rule *const *rules = rule_catalog(&n);
+
+    if (!out) {
+        return NULL;
+    }
+    describe_table(out, pw_conf_schema, "");
+    for (size_t i = 0; rules && i < n; i++) {
+        fprintf(out, "rules.%s.enabled\tbool\ttrue\t%s\n", rules[i]->id, rules[i]->title);
+        for (size_t j = 0; j < rules[i]->n_params; j++) {
+            const struct pw_rule_param *p = &rules[i]->params[j];
+            fprintf(out, "rules.%s.%s\tnumber\t%g\t%s [%g-%g]\n", rules[i]->id, p->name, p->def,
+                    p->help ? p->help : "", p->min, p->max);
+        }
+    }
+    if (fclose(out) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}

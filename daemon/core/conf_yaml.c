@@ -283,6 +283,7 @@ static int parse_stream(struct yparse *y, json_t **out)
         ev.type == YAML_SCALAR_EVENT && is_null_scalar((const char *)ev.data.scalar.value, true);
     err = parse_node(y, &ev, "", 0, 0, out);
     if (!err && is_null) {
+        json_decref(*out); /* a document that is only "~" or "null": no settings */
         *out = json_object();
         err = *out ? 0 : PW_ENOMEM;
     } else if (!err && !is_map) {

@@ -265,6 +265,34 @@ int pw_http_req_set_body(struct pw_http_req *req, const char *body, size_t len,
     return 0;
 }
 
+int pw_http_req_dup(struct pw_http_req **out, const struct pw_http_req *req)
+{
+    struct pw_http_req *d = NULL;
+    int err;
+
+    if (!out || !req) {
+        return PW_EINVAL;
+    }
+    err = pw_http_req_new(&d, req->server, req->method, req->url);
+    for (struct curl_slist *h = req->headers; !err && h; h = h->next) {
+        struct curl_slist *t = curl_slist_append(d->headers, h->data);
+        if (!t) {
+            err = PW_ENOMEM;
+        } else {
+            d->headers = t;
+        }
+    }
+    if (!err && req->body) {
+        err = pw_http_req_set_body(d, req->body, req->body_len, NULL);
+    }
+    if (err) {
+        pw_http_req_free(d);
+        return err;
+    }
+    *out = d;
+    return 0;
+}
+
 const char *pw_http_req_url(const struct pw_http_req *req)
 {
     return req->url;
@@ -295,14 +323,14 @@ void pw_http_req_free(struct pw_http_req *req)
 
 const char *pw_http_resp_header(const struct pw_http_resp *resp, const char *name)
 {
-    /* container_of for a const pointer (the macro casts const away). */
-    const struct pw_http_req *req =
-        (const struct pw_http_req *)(const void *)((const char *)resp -
-                                                   offsetof(struct pw_http_req, resp));
-    size_t nlen = strlen(name);
+    const struct pw_http_req *req = resp ? resp->internal : NULL;
+    size_t nlen = name ? strlen(name) : 0;
     const char *p;
     const char *end;
 
+    if (!req || !nlen) {
+        return NULL;
+    }
     if (!req->hdr) {
         return NULL;
     }
@@ -413,6 +441,7 @@ static CURL *make_easy(struct pw_http_req *req)
     SET(CURLOPT_PRIVATE, (char *)req);
     SET(CURLOPT_URL, req->url);
     SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_USERAGENT, "painwatch/" PW_VERSION); /* lets EHR operators tell us apart */
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_FOLLOWLOCATION, 0L); /* redirects are followed by complete(), origin-checked */
     SET(CURLOPT_CONNECTTIMEOUT_MS, srv->connect_ms);
@@ -559,6 +588,7 @@ static void complete(struct pw_http_req *req, int err, long status, bool sent, b
     req->resp.url = req->url;
     req->resp.error = req->errbuf;
     req->resp.sent = sent;
+    req->resp.internal = req;
     req->done(req->arg, err, &req->resp);
     pw_http_req_free(req);
     if (do_pump && !http->closing) {
@@ -694,7 +724,8 @@ static void drain(struct pw_http *http)
     CURLMsg *msg;
     int pending;
 
-    while ((msg = curl_multi_info_read(http->multi, &pending)) != NULL) {
+    /* http->multi is NULL once a done callback has called pw_http_free(). */
+    while (http->multi && (msg = curl_multi_info_read(http->multi, &pending)) != NULL) {
         if (msg->msg != CURLMSG_DONE) {
             continue;
         }

@@ -552,6 +552,9 @@ static void pump(struct server *srv)
         run_start(srv, &srv->streams[srv->next_stream++]);
     }
     srv->pumping = false;
+    if (sync->stopping && srv->next_stream < srv->nstreams && !srv->cycle_err) {
+        srv->cycle_err = PW_ECANCELED; /* a cycle cut short by stop is not a finished cycle */
+    }
     if (srv->in_cycle && srv->running == 0 &&
         (srv->abort_cycle || sync->stopping || srv->next_stream >= srv->nstreams)) {
         cycle_end(srv);

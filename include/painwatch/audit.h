@@ -37,7 +37,8 @@
  * hmac} whose prev links to the last digest of the previous file, so rotation keeps the chain. A
  * header may carry "anomaly" (what the writer found wrong when it started this file).
  *
- * Rotation: by size inside painwatch (the live file is renamed to <path>.<seq>), or by logrotate
+ * Rotation: by size or age inside painwatch (the live file is renamed to <path>.<seq>; checked
+ * before each append, so a file ends at most one record or batch past the limit), or by logrotate
  * with `create` + `postrotate` sending SIGHUP (the daemon calls pw_audit_reopen()):
  *     /var/log/painwatch/audit.jsonl { weekly  rotate 520  create 0640 painwatch painwatch
  *         nocompress  postrotate  systemctl kill -s HUP painwatch.service  endscript }
@@ -73,6 +74,7 @@ struct pw_audit_opts {
     const char *device;    /* painwatch's Device reference, e.g. "Device/painwatch" (required) */
     const char *site;      /* optional: source.site */
     uint64_t rotate_bytes; /* start a new file once the live one reaches this size; 0: never */
+    uint64_t rotate_seconds;   /* start a new file once the live one is this old; 0: never */
     int64_t (*clock_ms)(void); /* optional wall clock, ms since the epoch (tests); NULL: real */
 };
 
@@ -125,9 +127,9 @@ int pw_audit_reopen(struct pw_audit *a);
 int pw_audit_rotate(struct pw_audit *a);
 
 /**
- * Append one record and make it durable: the writer sets n, recorded (unless present), prev,
- * agent and source (unless present) and hmac, writes the line with one write() and fsyncs before
- * returning 0. A short write is truncated away; no partial line remains.
+ * Append one record and make it durable: the writer sets n, recorded (always its own clock), prev,
+ * hmac, and agent[source] and source (unless the caller gave them), writes the line with one
+ * write() and fsyncs before returning 0. A short write is truncated away; no partial line remains.
  * @param record an object with string "type" and "subtype". Takes ownership of @p record, also
  *               on failure.
  * @return 0; PW_EINVAL (bad record, trail state unchanged); PW_E2BIG (over PW_AUDIT_RECORD_MAX);
@@ -217,13 +219,19 @@ struct pw_audit_verdict {
     uint64_t first_seq; /* file sequence the checked chain starts at */
     char first_prev[PW_AUDIT_DIGEST_HEX + 1]; /* what that first header links to */
     char last[PW_AUDIT_DIGEST_HEX + 1];       /* digest of the last record that verified */
+    unsigned torn_acknowledged; /* torn tails accepted (see pw_audit_verify_files()) */
+    char note[512];             /* the first of them, file:line, for the report */
 };
 
 /**
  * Verify a trail made of @p files (any order: they are checked in the order of their header
  * sequence numbers). Each line must be canonical JSON with a valid HMAC, link to the digest of the
  * line before it, and count n up by one; each file must start with a header that links to the
- * previous file's last digest with the next sequence number; no line may be torn.
+ * previous file's last digest with the next sequence number. A torn last line (a write cut by
+ * power loss, never reported done) is accepted only when the next file's authenticated header
+ * records exactly those torn bytes and links to the record before them (the writer does this
+ * when it finds such a file at start); it is counted in torn_acknowledged. Any other torn line
+ * fails.
  * @return 0 all verified; PW_EVERIFY (first failing place in @p v); PW_ENOENT / PW_EIO (a file
  *         cannot be read; named in @p v); PW_ENOMEM.
  */

@@ -39,7 +39,7 @@ struct pw_cohort_env {
 
 /** A cohort kind. One static instance per adapter file. */
 struct pw_cohort_ops {
-    const char *name; /* config "cohort.type": "list", "group", "server" */
+    const char *name; /* config "cohort.type": "list", "group", "server" ("server-wide") */
     /** Validate @p conf (borrowed), keep what is needed; no network I/O. PW_ECONFIG + errbuf. */
     int (*open)(struct pw_cohort *c, const json_t *conf, char *errbuf, size_t errlen);
     /**
@@ -76,6 +76,12 @@ extern const struct pw_cohort_ops pw_cohort_server;
  * PW_ENOENT, PW_E2BIG or PW_ENOMEM.
  */
 int pw_cohort_new(struct pw_cohort **out, const json_t *conf, char *errbuf, size_t errlen);
+
+struct pw_conf_cohort;
+
+/** The same from the daemon's typed configuration (conf.h; type "server-wide" = "server"). */
+int pw_cohort_from_daemon(struct pw_cohort **out, const struct pw_conf_cohort *cc, char *errbuf,
+                          size_t errlen);
 
 /** NULL is a no-op. */
 void pw_cohort_free(struct pw_cohort *c);

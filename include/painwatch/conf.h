@@ -170,6 +170,13 @@ void pw_conf_error(struct pw_conf_ctx *ctx, const char *path, const char *fmt, .
  */
 void pw_conf_set_rule_catalog(const struct pw_rule *const *rules, size_t n);
 
+/**
+ * Every accepted key, one per line: "path<TAB>type<TAB>default<TAB>help", lists written as
+ * "servers[]", then rules.<id>.<param> from the rule registry when one is available. For
+ * documentation and the test that keeps config/painwatch.yaml complete. Caller frees.
+ */
+char *pw_conf_describe(void);
+
 /** Parse a duration ("1h30m"). @return 0 with *ms set, or PW_EINVAL. */
 int pw_conf_parse_duration(const char *text, int64_t *ms);
 

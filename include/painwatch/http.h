@@ -41,12 +41,13 @@ struct pw_http_req;
 
 /** A response. Borrowed: valid until the done callback returns. */
 struct pw_http_resp {
-    long status;       /* HTTP status of the final response, 0 when none arrived */
-    const char *body;  /* NUL-terminated (never NULL), may contain NULs before body_len */
-    size_t body_len;   /* decompressed length */
-    const char *url;   /* the URL that answered (after same-origin redirects) */
-    const char *error; /* transport error detail (curl's), "" when none */
-    bool sent;         /* the request was fully sent (an unknown outcome if no status) */
+    long status;          /* HTTP status of the final response, 0 when none arrived */
+    const char *body;     /* NUL-terminated (never NULL), may contain NULs before body_len */
+    size_t body_len;      /* decompressed length */
+    const char *url;      /* the URL that answered (after same-origin redirects) */
+    const char *error;    /* transport error detail (curl's), "" when none */
+    bool sent;            /* the request was fully sent (an unknown outcome if no status) */
+    const void *internal; /* http.c's (header lookup); NULL in responses made elsewhere */
 };
 
 /**
@@ -54,8 +55,8 @@ struct pw_http_resp {
  * 5xx included), else PW_ETIMEDOUT (connect or total timeout), PW_E2BIG (body or headers over
  * the cap: no partial body is handed out), PW_EORIGIN (redirect off the origin, not followed),
  * PW_ECANCELED (pw_http_free) or PW_EHTTP (transport, TLS verification included; see
- * resp->error). @p resp is never NULL. A done callback may submit new requests; it must not
- * call pw_http_free().
+ * resp->error). @p resp is never NULL. A done callback may submit new requests, and may call
+ * pw_http_free() (the remaining requests are then canceled).
  */
 typedef void pw_http_done_fn(void *arg, int err, const struct pw_http_resp *resp);
 
@@ -78,7 +79,7 @@ int pw_http_new(struct pw_http **out, uv_loop_t *loop);
  * Shut down (STYLE.md 3.4 steps 2-4): every queued or in-flight request is called back once
  * with PW_ECANCELED (from inside this call), then the curl multi is cleaned up and our handles
  * are closed. The memory is released by close callbacks: run the loop (uv_run) before
- * uv_loop_close(). NULL is a no-op. Never call it from a done callback.
+ * uv_loop_close(). NULL is a no-op.
  */
 void pw_http_free(struct pw_http *http);
 
@@ -109,6 +110,8 @@ int pw_http_req_add_header(struct pw_http_req *req, const char *line);
 /** Set the body (copied) and its Content-Type (NULL: none). */
 int pw_http_req_set_body(struct pw_http_req *req, const char *body, size_t len,
                          const char *content_type);
+/** A copy of @p req as built (method, URL, headers, body), for a retry. Caller owns. */
+int pw_http_req_dup(struct pw_http_req **out, const struct pw_http_req *req);
 /** The request's URL and server name. Borrowed: valid while @p req is. */
 const char *pw_http_req_url(const struct pw_http_req *req);
 const char *pw_http_req_server(const struct pw_http_req *req);
@@ -116,7 +119,7 @@ const char *pw_http_req_server(const struct pw_http_req *req);
 void pw_http_req_free(struct pw_http_req *req);
 
 /** Response header lookup (case-insensitive, final response only), or NULL. Valid while
- *  @p resp is. */
+ *  @p resp is. Safe on any resp (NULL when resp->internal is NULL). */
 const char *pw_http_resp_header(const struct pw_http_resp *resp, const char *name);
 
 /**

@@ -91,6 +91,19 @@ int pw_source_conf_init(struct pw_source_conf *conf, const char *name, const cha
 int pw_source_conf_from_json(struct pw_source_conf *conf, const json_t *obj, char *errbuf,
                              size_t errlen);
 
+struct pw_conf_server;
+struct pw_conf_pain_codes;
+
+/**
+ * Initialize @p conf from the daemon's typed configuration (conf.h): base URL, dialect,
+ * resources, poll interval, lookback, overlap. Observation searches are filtered by the
+ * pain score codes plus the pain type codes of @p codes (NULL: the built-in pain score codes);
+ * other types are not code-filtered. Release with pw_source_conf_cleanup().
+ * @return 0, PW_ECONFIG (errbuf names the key) or PW_ENOMEM.
+ */
+int pw_source_conf_from_daemon(struct pw_source_conf *conf, const struct pw_conf_server *cs,
+                               const struct pw_conf_pain_codes *codes, char *errbuf, size_t errlen);
+
 /** Deep copy; @p dst is initialized by this call. @return 0 or PW_ENOMEM. */
 int pw_source_conf_copy(struct pw_source_conf *dst, const struct pw_source_conf *src);
 

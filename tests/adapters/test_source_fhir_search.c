@@ -6,6 +6,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "painwatch/cohort.h"
+#include "painwatch/conf.h"
 #include "painwatch/err.h"
 #include "painwatch/source.h"
 #include "support/pwtest.h"
@@ -400,6 +402,63 @@ static void test_seen_set_hard_cap_keeps_newest(void **state)
     pw_sync_state_cleanup(&st);
 }
 
+static void test_conf_from_daemon_config(void **state)
+{
+    (void)state;
+    static const char yaml[] = "servers:\n"
+                               "  - name: epic\n"
+                               "    base_url: https://ehr.test/api/FHIR/R4/\n"
+                               "    auth:\n"
+                               "      type: none\n"
+                               "    dialect:\n"
+                               "      patient_param: subject\n"
+                               "      sort: false\n"
+                               "      max_count: 50\n"
+                               "    cohort:\n"
+                               "      type: group\n"
+                               "      group: ward4\n"
+                               "      refresh: 10m\n"
+                               "    resources: [Observation, MedicationRequest, Condition]\n"
+                               "    poll_interval: 2m\n"
+                               "    lookback: 7d\n"
+                               "pain_codes:\n"
+                               "  score: [\"http://loinc.org|72514-3\"]\n"
+                               "  type: [\"http://snomed.info/sct|247398009\"]\n";
+    struct pw_conf *pc = NULL;
+    struct pw_conf_errors errs;
+    struct pw_source_conf c;
+    struct pw_cohort *cohort = NULL;
+    char err[256] = "";
+
+    memset(&errs, 0, sizeof(errs));
+    if (pw_conf_load_string(&pc, "test.yaml", "/tmp", yaml, strlen(yaml), &errs) != 0) {
+        pw_conf_errors_cleanup(&errs);
+        fail_msg("config did not load");
+    }
+    const struct pw_conf_daemon *d = pw_conf_daemon(pc);
+    assert_int_equal(d->n_servers, 1);
+    assert_int_equal(
+        pw_source_conf_from_daemon(&c, &d->servers[0], &d->pain_codes, err, sizeof(err)), 0);
+    assert_string_equal(c.name, "epic");
+    assert_string_equal(c.base, "https://ehr.test/api/FHIR/R4");
+    assert_true(c.dialect.subject);
+    assert_false(c.dialect.sort);
+    assert_int_equal(c.dialect.count_max, 50);
+    assert_int_equal(c.ntypes, 3);
+    assert_string_equal(c.types[0].codes,
+                        "http://loinc.org|72514-3,http://snomed.info/sct|247398009");
+    assert_null(c.types[1].codes);
+    assert_string_equal(c.types[2].type, "Condition");
+    assert_int_equal(c.poll_ms, 120000);
+    assert_int_equal(c.lookback_ms, 7LL * 86400000);
+    assert_int_equal(pw_cohort_from_daemon(&cohort, &d->servers[0].cohort, err, sizeof(err)), 0);
+    assert_false(cohort->server_wide);
+    pw_cohort_free(cohort);
+    pw_source_conf_cleanup(&c);
+    pw_conf_free(pc);
+    pw_conf_errors_cleanup(&errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -412,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_page_filter_dedupes_and_tracks_cursor),
         cmocka_unit_test(test_state_roundtrip_and_bounded_seen_set),
         cmocka_unit_test(test_seen_set_hard_cap_keeps_newest),
+        cmocka_unit_test(test_conf_from_daemon_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,6 +93,7 @@ static void sample_finding(struct pw_finding *f)
     snprintf(f->key, sizeof(f->key), "%064d", 7);
     snprintf(f->text, sizeof(f->text), "Opioid for 30 h, no laxative ordered");
     f->factor_set = "cdc2022";
+    f->since = 1795161600; /* 2026-11-20T08:00:00Z */
     snprintf(f->evidence[0].type, sizeof(f->evidence[0].type), "MedicationRequest");
     snprintf(f->evidence[0].id, sizeof(f->evidence[0].id), "mr-1");
     snprintf(f->evidence[0].version, sizeof(f->evidence[0].version), "3");
@@ -261,6 +262,7 @@ static void test_trail_verifies_and_continues(void **state)
     json_decref(rec);
     assert_non_null(strstr(l.v[4], "\"" SENTINEL_NUMBER "\":67.5"));
     assert_non_null(strstr(l.v[4], "MedicationRequest/mr-1/_history/3"));
+    assert_non_null(strstr(l.v[4], "\"since\":\"2026-11-20T08:00:00Z\""));
     assert_non_null(strstr(l.v[0], "\"type\":\"header\""));
     free(l.data);
 }
@@ -478,6 +480,30 @@ static void test_size_rotation(void **state)
     assert_int_equal(verify_n(c->key, files, n - 1, &v), PW_EVERIFY);
     assert_int_equal(v.line, 1);
     assert_non_null(strstr(v.why, "missing"));
+    /* A rotated file cut in the middle of its last line: not an acknowledged interruption. */
+    {
+        struct lines l;
+        char p0[4300];
+        int order[64];
+        snprintf(p0, sizeof(p0), "%s.0", c->path);
+        split(p0, &l);
+        for (size_t i = 0; i < l.n; i++) {
+            order[i] = (int)i;
+        }
+        order[l.n] = -1;
+        l.len[l.n - 1] -= 7;
+        rewrite(p0, &l, order);
+        l.len[l.n - 1] += 7;
+        for (size_t i = 0; i < n; i++) {
+            files[i] = names[i];
+        }
+        assert_int_equal(verify_n(c->key, files, n, &v), PW_EVERIFY);
+        assert_string_equal(v.file, p0);
+        assert_int_equal(v.line, (long)l.n);
+        assert_non_null(strstr(v.why, "torn"));
+        rewrite(p0, &l, order);
+        free(l.data);
+    }
     /* A rotated file whose last record was removed: the next header no longer links. */
     {
         struct lines l;
@@ -703,11 +729,24 @@ static void test_removed_directory(void **state)
     assert_int_equal(mkdir(sub, 0700), 0);
     assert_int_equal(pw_audit_event(a, "token-renewed", 'E', PW_AUDIT_SUCCESS, NULL, NULL), 0);
     assert_true(pw_audit_writable(a));
-    pw_audit_free(a);
     /* The new file links to the last record written before the outage. */
     assert_int_equal(verify1(c->key, c->path, &v), 0);
     assert_string_equal(v.first_prev, last);
     assert_int_equal(v.records, 3); /* header, audit-resumed, token-renewed */
+
+    /* Removing the directory is noticed at the next append, without a SIGHUP. */
+    snprintf(last, sizeof(last), "%s", pw_audit_last_digest(a));
+    pwt_rmtree(sub);
+    assert_int_equal(pw_audit_event(a, "token-renewed", 'E', PW_AUDIT_SUCCESS, NULL, NULL),
+                     PW_EAUDIT);
+    assert_false(pw_audit_writable(a));
+    assert_int_equal(mkdir(sub, 0700), 0);
+    assert_int_equal(pw_audit_retry(a), 0);
+    assert_true(pw_audit_writable(a));
+    pw_audit_free(a);
+    assert_int_equal(verify1(c->key, c->path, &v), 0);
+    assert_string_equal(v.first_prev, last);
+    assert_int_equal(v.records, 2); /* header, audit-resumed */
 }
 
 static void test_file_removed_or_truncated_while_open(void **state)
@@ -787,8 +826,12 @@ static void test_torn_tail_at_open(void **state)
     assert_non_null(strstr(text, "\"reason\":\"recovered\""));
     assert_non_null(strstr(text, "\"torn_bytes\":30"));
     free(text);
-    /* The damage stays visible to verify; the new file links to the last good record. */
-    assert_int_equal(verify_n(c->key, files, 2, &v), PW_EVERIFY);
+    /* The new file links to the last good record and acknowledges the torn bytes: the trail
+     * verifies, and says so. Without the new file, the torn line is a truncation. */
+    assert_int_equal(verify_n(c->key, files, 2, &v), 0);
+    assert_int_equal(v.torn_acknowledged, 1);
+    assert_non_null(strstr(v.note, ".0:9: torn record (30 bytes"));
+    assert_int_equal(verify_n(c->key, files, 1, &v), PW_EVERIFY);
     assert_int_equal(v.line, 9);
     assert_non_null(strstr(v.why, "torn"));
     assert_int_equal(verify1(c->key, c->path, &v), 0);
@@ -899,6 +942,89 @@ static void test_log_calls_take_no_record_content(void **state)
     assert_true(calls >= 10);
 }
 
+static void test_open_on_foreign_or_damaged_file(void **state)
+{
+    struct ctx *c = *state;
+    struct pw_audit_verdict v;
+    struct pw_audit *a = open_trail(c);
+    char other_key[4300];
+    char aside[4300];
+    char *text;
+
+    write_sample(a);
+    pw_audit_free(a);
+    /* Started with another key: the old file is not continued, it is set aside. */
+    snprintf(other_key, sizeof(other_key), "%s/other.key", c->dir);
+    write_key(other_key, "a rotated key that did not write this trail", 0600);
+    c->opts.key_path = other_key;
+    a = open_trail(c);
+    pw_audit_free(a);
+    snprintf(aside, sizeof(aside), "%s.0", c->path);
+    assert_int_equal(access(aside, F_OK), 0);
+    text = pwt_read_file(c->path, NULL);
+    assert_non_null(strstr(text, "\"problem\":\"HMAC does not verify"));
+    free(text);
+    assert_int_equal(verify1(other_key, c->path, &v), 0);
+    assert_int_equal(verify1(c->key, aside, &v), 0);
+
+    /* A live file that does not start with a header (someone wrote into it). */
+    pwt_write_file(c->path, "hello\n");
+    a = open_trail(c);
+    assert_int_equal(pw_audit_event(a, "start", 'E', PW_AUDIT_SUCCESS, NULL, NULL), 0);
+    pw_audit_free(a);
+    text = pwt_read_file(c->path, NULL);
+    assert_non_null(strstr(text, "\"problem\":\"not valid JSON (at column"));
+    assert_null(strstr(text, "hello"));
+    free(text);
+    assert_int_equal(verify1(other_key, c->path, &v), 0);
+}
+
+static int64_t manual_now;
+
+static int64_t manual_clock(void)
+{
+    return manual_now;
+}
+
+static void test_age_rotation(void **state)
+{
+    struct ctx *c = *state;
+    struct pw_audit_verdict v;
+    struct pw_audit *a;
+    char p0[4300];
+    char p1[4300];
+    const char *files[3] = {c->path, p0, p1};
+
+    snprintf(p0, sizeof(p0), "%s.0", c->path);
+    snprintf(p1, sizeof(p1), "%s.1", c->path);
+    c->opts.clock_ms = manual_clock;
+    c->opts.rotate_seconds = 3600;
+    manual_now = 1795161600000; /* 2026-11-20T08:00:00Z */
+    a = open_trail(c);
+    /* A long idle period with only the header: nothing to rotate. */
+    manual_now += 2 * 3600000;
+    assert_int_equal(pw_audit_event(a, "start", 'E', PW_AUDIT_SUCCESS, NULL, NULL), 0);
+    assert_int_not_equal(access(p0, F_OK), 0);
+    /* The file is older than an hour and holds a record: the next append starts a new one. */
+    manual_now += 30 * 60000;
+    assert_int_equal(pw_audit_event(a, "token-renewed", 'E', PW_AUDIT_SUCCESS, NULL, NULL), 0);
+    assert_int_equal(access(p0, F_OK), 0);
+    pw_audit_free(a);
+    /* The age survives a restart: it comes from the header. */
+    manual_now += 31 * 60000;
+    a = open_trail(c);
+    assert_int_equal(pw_audit_event(a, "start", 'E', PW_AUDIT_SUCCESS, NULL, NULL), 0);
+    assert_int_not_equal(access(p1, F_OK), 0);
+    manual_now += 30 * 60000;
+    assert_int_equal(pw_audit_event(a, "token-renewed", 'E', PW_AUDIT_SUCCESS, NULL, NULL), 0);
+    assert_int_equal(pw_audit_event(a, "stop", 'E', PW_AUDIT_SUCCESS, NULL, NULL), 0);
+    pw_audit_free(a);
+    assert_int_equal(access(p1, F_OK), 0);
+    assert_int_equal(verify_n(c->key, files, 3, &v), 0);
+    assert_int_equal(v.files, 3);
+    assert_int_equal(v.records, 3 + 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -921,6 +1047,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_carry_no_patient_data, setup, teardown),
         cmocka_unit_test(test_log_calls_take_no_record_content),
+        cmocka_unit_test_setup_teardown(test_age_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_on_foreign_or_damaged_file, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -214,7 +214,9 @@ static void test_periodic_cycles_and_stop(void **state)
     assert_int_equal(pw_sync_health(h.sync, "ehr", &hl), 0);
     assert_true(hl.cycles >= 3);
     assert_int_equal(hl.next_delay_ms, 1);
-    assert_int_equal(pwt_responder_count(h.r), 2 * hl.cycles);
+    /* Two streams per finished cycle, plus at most one of a cycle cut short by the stop. */
+    size_t n = pwt_responder_count(h.r);
+    assert_true(n == 2 * hl.cycles || n == 2 * hl.cycles + 1);
     uv_close((uv_handle_t *)&p.check, NULL);
     sh_fini(&h);
 }

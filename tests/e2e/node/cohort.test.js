@@ -156,3 +156,34 @@ test('bad arguments exit 2 with a message', () => {
   assert.equal(r.status, 0);
   assert.equal(r.stdout.trim().split('\n').length, ARCHETYPES.length);
 });
+
+test('an independent reading of the rules (cohort/oracle.js) agrees with every sidecar', () => {
+  const { oracle } = require(path.join(E2E_DIR, 'cohort/oracle.js'));
+  for (const seed of ['1', '2', 'oracle']) {
+    for (const anchor of ['2026-03-01T09:30:00Z', '2026-06-15T23:50:00Z', '2026-12-31T00:10:00Z']) {
+      for (const p of generate({ patients: ARCHETYPES.length, seed, anchor: new Date(anchor) })) {
+        const got = oracle(p.bundle, p.expected.anchor); // throws when readings disagree
+        const want = new Map(p.expected.expected.map((e) => [e.rule, e.severity]));
+        assert.deepEqual([...got].sort(), [...want].sort(), `${p.id} ${p.expected.archetype} at ${anchor}`);
+      }
+    }
+  }
+});
+
+test('the oracle is not blind: removing a laxative, a referral or a pain score changes its answer', () => {
+  const { oracle } = require(path.join(E2E_DIR, 'cohort/oracle.js'));
+  const list = generate({ patients: ARCHETYPES.length, seed: 'mut', anchor: new Date(ANCHOR) });
+  const find = (id) => structuredClone(list.find((p) => p.expected.archetype === id));
+  const drop = (p, pred) => {
+    p.bundle.entry = p.bundle.entry.filter((e) => !pred(e.resource));
+    return oracle(p.bundle, ANCHOR);
+  };
+  let got = drop(find('clean-morphine'), (r) => r.id.endsWith('-mr-lax'));
+  assert.equal(got.get('bowel-regimen-missing'), 'medium');
+  got = drop(find('palliative-already-referred'), (r) => r.resourceType === 'ServiceRequest');
+  assert.equal(got.get('palliative-referral-suggested'), 'low');
+  got = drop(find('titration-too-large'), (r) => r.resourceType === 'Observation' && Date.parse(r.effectiveDateTime) > Date.parse(ANCHOR) - 50 * 3600e3);
+  assert.equal(got.get('reassessment-overdue-after-dose-change'), 'medium');
+  got = drop(find('clean-morphine'), (r) => r.id.endsWith('-mr-resc'));
+  assert.equal(got.get('rescue-dose-missing'), 'medium');
+});

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Auth adapter "bearer": a static access token read from a file (token_file). After a 401 the
+ * file is read again, so a token rotated by another process is picked up and retried once.
+ */
+#include <string.h>
+
+#include "painwatch/auth.h"
+#include "painwatch/err.h"
+#include "painwatch/log.h"
+#include "painwatch/secret.h"
+
+struct bearer {
+    char *current; /* the token in use, to tell a rotated file from an unchanged one */
+};
+
+static int load(struct pw_auth *auth)
+{
+    struct bearer *b = pw_auth_ctx(auth);
+    const struct pw_auth_conf *c = pw_auth_conf(auth);
+    char *tok = NULL;
+    int err = pw_secret_read(c->token_file, &tok, NULL);
+
+    if (err) {
+        return err;
+    }
+    if (strpbrk(tok, " \t\r\n")) {
+        pw_log_err(AUTH, "server %s: token_file holds more than one token", c->server);
+        pw_secret_free(tok);
+        return PW_ESECRET;
+    }
+    if (b->current && strcmp(b->current, tok) == 0) {
+        pw_secret_free(tok); /* unchanged: keep the generation, so no pointless retry */
+        return 0;
+    }
+    err = pw_auth_token_set(auth, tok, 0);
+    if (err) {
+        pw_secret_free(tok);
+        return err;
+    }
+    pw_secret_free(b->current);
+    b->current = tok;
+    return 0;
+}
+
+static int bearer_init(struct pw_auth *auth)
+{
+    const struct pw_auth_conf *c = pw_auth_conf(auth);
+
+    if (!c->token_file) {
+        pw_log_err(AUTH, "server %s: auth bearer needs token_file", c->server);
+        return PW_ECONFIG;
+    }
+    return load(auth);
+}
+
+static void bearer_invalidate(struct pw_auth *auth)
+{
+    int err = load(auth);
+
+    if (err) {
+        pw_log_warn(AUTH, "server %s: cannot re-read token_file: %s", pw_auth_conf(auth)->server,
+                    pw_strerror(err));
+    }
+}
+
+static void bearer_cleanup(struct pw_auth *auth)
+{
+    struct bearer *b = pw_auth_ctx(auth);
+
+    pw_secret_free(b->current);
+    b->current = NULL;
+}
+
+const struct pw_auth_ops pw_auth_bearer = {
+    .name = "bearer",
+    .ctx_size = sizeof(struct bearer),
+    .init = bearer_init,
+    .apply = pw_auth_bearer_apply,
+    .refresh = NULL,
+    .invalidate = bearer_invalidate,
+    .cleanup = bearer_cleanup,
+};

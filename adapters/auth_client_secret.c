@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Auth adapter "client-secret": OAuth client_credentials with a client secret read from a file,
+ * sent with HTTP Basic (RFC 6749 2.3.1, the default) or as form fields ("post").
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "painwatch/auth.h"
+#include "painwatch/err.h"
+#include "painwatch/log.h"
+#include "painwatch/secret.h"
+
+struct client_secret {
+    char *secret;
+    bool post;
+};
+
+static int cs_init(struct pw_auth *auth)
+{
+    struct client_secret *cs = pw_auth_ctx(auth);
+    const struct pw_auth_conf *c = pw_auth_conf(auth);
+
+    if (!c->client_id || !c->secret_file) {
+        pw_log_err(AUTH, "server %s: auth client-secret needs client_id and secret_file",
+                   c->server);
+        return PW_ECONFIG;
+    }
+    if (c->secret_method && strcmp(c->secret_method, "post") != 0 &&
+        strcmp(c->secret_method, "basic") != 0) {
+        pw_log_err(AUTH, "server %s: secret_method must be basic or post", c->server);
+        return PW_ECONFIG;
+    }
+    cs->post = c->secret_method && strcmp(c->secret_method, "post") == 0;
+    return pw_secret_read(c->secret_file, &cs->secret, NULL);
+}
+
+/* Authorization: Basic base64(urlencode(id) ":" urlencode(secret)), RFC 6749 2.3.1. */
+static int basic_header(const char *id, const char *secret, struct pw_http_req *req)
+{
+    char *eid = curl_easy_escape(NULL, id, 0);
+    char *esec = curl_easy_escape(NULL, secret, 0);
+    char *pair = NULL;
+    char *line = NULL;
+    int err = PW_ENOMEM;
+
+    if (!eid || !esec) {
+        goto out;
+    }
+    size_t plen = strlen(eid) + strlen(esec) + 1;
+    pair = malloc(plen + 1);
+    line = malloc(sizeof("Authorization: Basic ") + 4 * ((plen + 2) / 3) + 1);
+    if (!pair || !line) {
+        goto out;
+    }
+    memcpy(pair, eid, strlen(eid));
+    pair[strlen(eid)] = ':';
+    memcpy(pair + strlen(eid) + 1, esec, strlen(esec) + 1);
+    memcpy(line, "Authorization: Basic ", sizeof("Authorization: Basic ") - 1);
+    EVP_EncodeBlock((unsigned char *)line + sizeof("Authorization: Basic ") - 1,
+                    (const unsigned char *)pair, (int)plen);
+    err = pw_http_req_add_header(req, line);
+out:
+    if (pair) {
+        OPENSSL_cleanse(pair, strlen(pair));
+    }
+    if (line) {
+        OPENSSL_cleanse(line, strlen(line));
+    }
+    if (esec) {
+        OPENSSL_cleanse(esec, strlen(esec));
+    }
+    free(pair);
+    free(line);
+    curl_free(eid);
+    curl_free(esec);
+    return err;
+}
+
+static int cs_form(struct pw_auth *auth, const char *aud, struct pw_http_req *req, char **form)
+{
+    struct client_secret *cs = pw_auth_ctx(auth);
+    const char *id = pw_auth_conf(auth)->client_id;
+    int err;
+
+    (void)aud;
+    if (!cs->post) {
+        return basic_header(id, cs->secret, req);
+    }
+    err = pw_auth_form_add(form, "client_id", id);
+    return err ? err : pw_auth_form_add(form, "client_secret", cs->secret);
+}
+
+static int cs_refresh(struct pw_auth *auth, pw_auth_done_fn *done, void *arg)
+{
+    return pw_auth_oauth_refresh(auth, cs_form, done, arg);
+}
+
+static void cs_cleanup(struct pw_auth *auth)
+{
+    struct client_secret *cs = pw_auth_ctx(auth);
+
+    pw_secret_free(cs->secret);
+    cs->secret = NULL;
+}
+
+const struct pw_auth_ops pw_auth_client_secret = {
+    .name = "client-secret",
+    .ctx_size = sizeof(struct client_secret),
+    .init = cs_init,
+    .apply = pw_auth_bearer_apply,
+    .refresh = cs_refresh,
+    .invalidate = pw_auth_token_drop,
+    .cleanup = cs_cleanup,
+};

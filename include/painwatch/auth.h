@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Authorization toward one FHIR server: adapters (smart-backend, client-secret, bearer, none)
+ * behind one ops table each, and pw_auth_submit_new(), which sends a request with credentials,
+ * renews them when they are missing or about to expire, and on a 401 renews once and retries
+ * once. Tokens and secrets are never logged.
+ */
+#ifndef PAINWATCH_AUTH_H
+#define PAINWATCH_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "painwatch/http.h"
+
+struct pw_auth;
+
+/** Settings of one authorization, as read from the configuration. Strings are copied. */
+struct pw_auth_conf {
+    const char *type;   /* "smart-backend", "client-secret", "bearer" or "none" */
+    const char *server; /* pw_http server name of the FHIR server these credentials are for */
+    /* OAuth client credentials (smart-backend, client-secret) */
+    const char *fhir_base;      /* discovery reads <fhir_base>/.well-known/smart-configuration */
+    const char *token_endpoint; /* when set, discovery is skipped */
+    const char *token_ca_file;  /* CA bundle for the token endpoint; NULL: system store */
+    const char *client_id;
+    const char *scope; /* e.g. "system/Observation.rs system/MedicationRequest.rs"; may be NULL */
+    /* smart-backend */
+    const char *key_file; /* PEM private key, RSA or EC P-384; refused if world-readable */
+    const char *key_id;   /* JWS "kid" (the key's id in the registered JWK Set) */
+    const char *alg;      /* "RS384" or "ES384"; NULL: chosen from the key type */
+    /* client-secret */
+    const char *secret_file;   /* the client secret */
+    const char *secret_method; /* "basic" (default: HTTP Basic) or "post" (form fields) */
+    /* bearer */
+    const char *token_file; /* a static access token, re-read after a 401 */
+};
+
+/** Completion of a refresh: 0, or PW_EAUTH / PW_EHTTP / PW_ETIMEDOUT ... */
+typedef void pw_auth_done_fn(void *arg, int err);
+
+/** An adapter. Exported as `const struct pw_auth_ops pw_auth_<name>`. */
+struct pw_auth_ops {
+    const char *name; /* the config "type" */
+    size_t ctx_size;  /* auth.c callocs auth->ctx of this size before init */
+    /** Validate the conf, read keys and secrets. No network. */
+    int (*init)(struct pw_auth *auth);
+    /** Decorate @p req from cached state. PW_EAGAIN: no valid credentials, refresh first. */
+    int (*apply)(struct pw_auth *auth, struct pw_http_req *req);
+    /** Obtain new credentials over the network: @p done runs exactly once, never
+     *  synchronously, unless this returns an error. NULL: nothing to renew. */
+    int (*refresh)(struct pw_auth *auth, pw_auth_done_fn *done, void *arg);
+    /** The server answered 401 to the current credentials: drop (or re-read) them. */
+    void (*invalidate)(struct pw_auth *auth);
+    /** Release what init acquired; auth.c frees ctx. May be NULL. */
+    void (*cleanup)(struct pw_auth *auth);
+};
+
+extern const struct pw_auth_ops pw_auth_smart_backend;
+extern const struct pw_auth_ops pw_auth_client_secret;
+extern const struct pw_auth_ops pw_auth_bearer;
+extern const struct pw_auth_ops pw_auth_none;
+
+/** The adapter registered under @p type, or NULL. */
+const struct pw_auth_ops *pw_auth_lookup(const char *type);
+
+/**
+ * Create an authorization for @p conf on @p http (borrowed: must outlive the auth; the FHIR
+ * server must be registered). Reads keys and secrets now, so a bad file is a startup error.
+ * Caller owns; free with pw_auth_free(). @return 0, PW_ECONFIG, PW_ESECRET, PW_ENOENT,
+ * PW_ENOMEM.
+ */
+int pw_auth_new(struct pw_auth **out, struct pw_http *http, const struct pw_auth_conf *conf);
+
+/**
+ * Free. Call before pw_http_free(): requests still waiting for credentials are called back
+ * with PW_ECANCELED; requests already handed to pw_http are canceled by pw_http_free(), whose
+ * callbacks no longer touch @p auth. NULL is a no-op.
+ */
+void pw_auth_free(struct pw_auth *auth);
+
+/**
+ * Submit @p req with credentials: pw_http_submit_new()'s contract (takes ownership of @p req
+ * on every path; on 0 @p done runs exactly once, never synchronously; on error never).
+ * When no valid token is cached (none yet, or within the renewal margin of its expiry) one
+ * refresh runs first, shared by all requests waiting for it. On a 401 the token is
+ * invalidated, renewed once and the request retried once; a second 401 is handed to @p done.
+ * err is PW_EAUTH when credentials could not be obtained.
+ */
+int pw_auth_submit_new(struct pw_auth *auth, struct pw_http_req *req, pw_http_done_fn *done,
+                       void *arg);
+
+/*
+ * Direct access to the adapter, for callers with their own 401 policy (the sync scheduler:
+ * pw_sync_auth). Same contracts as the ops slots; pw_auth_refresh() is PW_EAUTH for adapters
+ * with nothing to renew (pw_auth_can_refresh() false: bearer, none).
+ */
+int pw_auth_apply(struct pw_auth *auth, struct pw_http_req *req);
+bool pw_auth_can_refresh(const struct pw_auth *auth);
+int pw_auth_refresh(struct pw_auth *auth, pw_auth_done_fn *done, void *arg);
+void pw_auth_invalidate(struct pw_auth *auth);
+
+/** Tokens obtained since creation (metrics, tests). */
+uint64_t pw_auth_refreshes(const struct pw_auth *auth);
+
+/** Clock used for token expiry, in ms; NULL restores the monotonic clock (tests). */
+void pw_auth_set_clock(uint64_t (*now_ms)(void));
+
+/* ---- for adapters ------------------------------------------------------------------------ */
+
+/** The copied configuration. Borrowed: valid until pw_auth_free(). */
+const struct pw_auth_conf *pw_auth_conf(const struct pw_auth *auth);
+
+/** The adapter's context (ctx_size bytes, zeroed before init). */
+void *pw_auth_ctx(struct pw_auth *auth);
+
+/** Add "Authorization: Bearer <cached token>" to @p req, or PW_EAGAIN when there is no token
+ *  or it expires within the renewal margin. */
+int pw_auth_bearer_apply(struct pw_auth *auth, struct pw_http_req *req);
+
+/** Cache @p token (copied) valid for @p expires_in_s seconds (<= 0: until invalidated). */
+int pw_auth_token_set(struct pw_auth *auth, const char *token, long expires_in_s);
+
+/** Forget the cached token (wiped). */
+void pw_auth_token_drop(struct pw_auth *auth);
+
+/**
+ * Decorate the token request for an OAuth client_credentials grant: append form fields to
+ * @p form (already "grant_type=client_credentials[&scope=...]") and/or headers to @p req.
+ * @p aud is the token endpoint URL.
+ */
+typedef int pw_auth_form_fn(struct pw_auth *auth, const char *aud, struct pw_http_req *req,
+                            char **form);
+
+/**
+ * The OAuth client_credentials dance shared by smart-backend and client-secret: discover the
+ * token endpoint (once), POST the grant decorated by @p form, cache the token. Same contract
+ * as pw_auth_ops.refresh.
+ */
+int pw_auth_oauth_refresh(struct pw_auth *auth, pw_auth_form_fn *form, pw_auth_done_fn *done,
+                          void *arg);
+
+/** Append "&name=<url-encoded value>" to the heap string *@p form. */
+int pw_auth_form_add(char **form, const char *name, const char *value);
+
+#endif

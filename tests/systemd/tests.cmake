@@ -1,0 +1,16 @@
+# SPDX-License-Identifier: Apache-2.0
+# The systemd unit and the Debian package, checked with the real tools. Each script exits 77
+# (skipped) when its tool is missing, and says which package provides it.
+set(PW_SYSTEMD_TEST_DIR ${CMAKE_CURRENT_LIST_DIR})
+add_test(NAME systemd_unit_verify
+  COMMAND sh ${PW_SYSTEMD_TEST_DIR}/unit_verify.sh ${PROJECT_SOURCE_DIR}
+    $<TARGET_FILE:painwatchd> $<TARGET_FILE:painwatch>)
+add_test(NAME systemd_unit_security
+  COMMAND sh ${PW_SYSTEMD_TEST_DIR}/unit_security.sh ${PROJECT_SOURCE_DIR}/systemd/painwatch.service)
+add_test(NAME systemd_package_deb
+  COMMAND sh ${PW_SYSTEMD_TEST_DIR}/package_deb.sh ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
+set_tests_properties(systemd_unit_verify systemd_unit_security PROPERTIES
+  LABELS systemd SKIP_RETURN_CODE 77 TIMEOUT 120)
+# cpack installs the whole build into a staging tree: give it time on a shared machine.
+set_tests_properties(systemd_package_deb PROPERTIES
+  LABELS systemd SKIP_RETURN_CODE 77 TIMEOUT 600)
