@@ -59,8 +59,9 @@ test('logs carry no patient data; the trail has what an auditor needs and verifi
 
     const phi = phiOf(list);
     assert.ok(phi.strings.length > 40 && phi.decimals.length > 0, 'the cohort has names, dates and scores');
+    const esc = (x) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     for (const s of phi.strings) {
-      assert.ok(!r.log.includes(s), `operational log contains "${s}"`);
+      assert.doesNotMatch(r.log, new RegExp(`(^|[^A-Za-z0-9])${esc(s)}([^A-Za-z0-9]|$)`), `operational log contains "${s}"`);
     }
     for (const v of phi.decimals) {
       assert.doesNotMatch(r.log, new RegExp(`(^|[^0-9.])${v.replace('.', '\\.')}(?![0-9]|\\.[0-9])`), `score ${v} in the log`);
@@ -87,6 +88,9 @@ test('logs carry no patient data; the trail has what an auditor needs and verifi
       const delivered = recs.find((x) => x.subtype === 'flag-delivered' && x.painwatch.episode === f.key);
       assert.ok(delivered, `flag-delivered for ${f.key}`);
       assert.ok(delivered.entity.some((e) => e.what.startsWith(`Flag/${f.id}`)), 'names the Flag written');
+    }
+    for (const x of recs.filter((y) => y.subtype === 'finding-raised')) {
+      assert.ok(!r.log.includes(x.painwatch.text.slice(0, 30)), 'a finding\'s text in the log');
     }
     const searches = recs.filter((x) => x.subtype === 'search');
     assert.ok(searches.length >= 5, 'every search page is in the trail');
@@ -155,8 +159,11 @@ test('audit trail unwritable: no Flag is written; restored: delivery resumes, no
     fs.renameSync(`${auditDir}.away`, auditDir);
     gate.hold(null);
     await D.until('every expected Flag on the server', async () => (await D.serverFlags(base)).length >= expected.length);
-    await D.until('the outbox to drain', async () => /outbox row .* done/.test(d.log()) && !gate.held.length);
-    const m2text = (await D.healthGet(port, '/metrics')).text;
+    // The server has them a moment before painwatchd has counted the last answer.
+    const m2text = await D.until('every delivery counted', async () => {
+      const text = (await D.healthGet(port, '/metrics')).text;
+      return D.metricSum(D.parsePrometheus(text).samples, 'painwatch_flags_created_total') >= expected.length && text;
+    });
     const m2 = D.parsePrometheus(m2text).samples;
     keysOnce(await D.serverFlags(base), expected);
 
@@ -232,7 +239,7 @@ test('SIGHUP good and bad configuration; SIGTERM mid-delivery loses nothing', as
     d.child.kill('SIGTERM');
     let ex = await d.stopped();
     assert.equal(ex.code, 0, d.log().slice(-2000));
-    assert.equal(gate.held.length, heldNow, 'it exited although its writes never completed');
+    assert.ok(heldNow >= 1 && gate.held.length >= heldNow, 'it exited although its writes never completed');
     // The server applies them after all; painwatchd never heard (an unknown outcome).
     await gate.releaseAll();
 
