@@ -21,6 +21,7 @@
 #include "painwatch/err.h"
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
+#include "painwatch/metrics.h"
 
 /*
  * PHI rule for this file: log lines name the trail path, the failing call, errno text and
@@ -1025,6 +1026,7 @@ int pw_audit_append_new(struct pw_audit *a, json_t *record)
     if (rc == 0) {
         a->n++;
         memcpy(a->last, digest, sizeof(digest));
+        pw_metric_inc(PW_M_AUDIT_RECORDS, NULL);
     }
 out:
     if (rc == PW_EAUDIT) {
@@ -1078,5 +1080,6 @@ int pw_audit_batch_commit(struct pw_audit *a)
     }
     a->n = a->batch_n;
     memcpy(a->last, a->batch_last, sizeof(a->last));
+    pw_metric_add(PW_M_AUDIT_RECORDS, (double)queued, NULL);
     return 0;
 }
