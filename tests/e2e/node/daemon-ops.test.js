@@ -176,6 +176,8 @@ test('audit trail unwritable: no Flag is written; restored: delivery resumes, no
     assert.ok(D.metricSum(m2, 'painwatch_http_requests_total', { server: 'ehr', status: '201' }) >= 1, m2text);
     assert.ok(D.metricSum(m2, 'painwatch_http_requests_total') > D.metricSum(m1, 'painwatch_http_requests_total'));
     assert.equal(D.metricSum(m2, 'painwatch_flags_created_total'), expected.length, m2text);
+    assert.ok(D.metricSum(m2, 'painwatch_audit_records_total') > D.metricSum(m1, 'painwatch_audit_records_total'), m2text);
+    assert.ok(D.metricSum(m1, 'painwatch_audit_records_total') > 0, 'audit records counted');
     assert.equal(D.metricSum(m2, 'painwatch_config_reloads_total', { result: 'ok' }), 1);
     assert.equal(m2.get('painwatch_build_info{version="' + /version="([^"]+)"/.exec(m2text)[1] + '"}'), 1);
 
