@@ -772,6 +772,8 @@ static void on_signal(uv_signal_t *s, int signum)
     if (signum == SIGHUP) {
         struct pw_conf *conf = NULL;
         pw_notify_reloading();
+        /* logrotate's SIGHUP: the trail is reopened whatever becomes of the configuration. */
+        pw_audit_reopen(d->audit);
         if (load_conf(d->config_path, &conf) < 0) {
             pw_log_err(CONF, "reload refused: the new configuration is invalid; keeping the old");
             pw_metric_inc(PW_M_CONFIG_RELOADS, "error", NULL);
@@ -786,7 +788,6 @@ static void on_signal(uv_signal_t *s, int signum)
                     pw_log_err(CONF, "reload: rule settings refused");
                 }
             }
-            pw_audit_reopen(d->audit);
             pw_audit_event(d->audit, "config-loaded", 'E', PW_AUDIT_SUCCESS, "reload",
                            json_pack("{s:{s:s}}", "painwatch", "config_hash", pw_conf_hash(conf)));
             pw_log_notice(CONF,
