@@ -222,7 +222,14 @@ test('SIGHUP good and bad configuration; SIGTERM mid-delivery loses nothing', as
     let mark = d.log().length;
     d.child.kill('SIGHUP');
     await d.waitFor(/reloaded/, mark);
-    // A bad file (unknown key): refused, the reason logged with its place, the daemon runs on.
+    const loaded = D.trailRecords(conf.trail).filter((x) => x.subtype === 'config-loaded');
+    assert.equal(loaded.length, 2, 'start and the good reload');
+    assert.notEqual(loaded[0].painwatch.config_hash, loaded[1].painwatch.config_hash);
+
+    // logrotate moves the trail away, and the SIGHUP that follows comes with a bad file (unknown
+    // key): the configuration is refused, the reason logged with the key, the daemon runs on,
+    // and the trail is reopened all the same.
+    fs.renameSync(conf.trail, `${conf.trail}.1`);
     fs.appendFileSync(conf.file, 'no_such_key: 1\n');
     mark = d.log().length;
     d.child.kill('SIGHUP');
@@ -232,9 +239,9 @@ test('SIGHUP good and bad configuration; SIGTERM mid-delivery loses nothing', as
     const m = D.parsePrometheus((await D.healthGet(port, '/metrics')).text).samples;
     assert.equal(D.metricSum(m, 'painwatch_config_reloads_total', { result: 'ok' }), 1);
     assert.equal(D.metricSum(m, 'painwatch_config_reloads_total', { result: 'error' }), 1);
-    const loaded = D.trailRecords(conf.trail).filter((x) => x.subtype === 'config-loaded');
-    assert.equal(loaded.length, 2, 'start and the good reload, not the bad one');
-    assert.notEqual(loaded[0].painwatch.config_hash, loaded[1].painwatch.config_hash);
+    const reopened = D.trailRecords(conf.trail);
+    assert.equal(reopened[0].type, 'header', 'a new live file was started at the SIGHUP');
+    assert.deepEqual(reopened.filter((x) => x.subtype === 'config-loaded'), [], 'the bad file is not recorded as loaded');
 
     // SIGTERM while the writes hang: exit 0 after the shutdown timeout, the rows stay queued.
     const heldNow = gate.held.length;
@@ -269,6 +276,9 @@ test('SIGHUP good and bad configuration; SIGTERM mid-delivery loses nothing', as
     const again = await D.runOnce(conf.file);
     assert.equal(again.code, 0, again.log);
     assert.deepEqual(await D.serverWrites(base), [], 'a restart after a completed cycle writes nothing');
+    // The rotated and the live file chain up.
+    const v = D.cli(['audit', 'verify', '--config', conf.file]);
+    assert.equal(v.status, 0, `audit verify: ${v.stdout}${v.stderr}`);
   } finally {
     D.killAll();
     await gate.close();
