@@ -44,9 +44,16 @@ struct attempt {
     struct pw_http_req *spare; /* the request as the caller built it, for each send */
     pw_http_done_fn *done;
     void *arg;
-    uint64_t gen; /* credentials generation applied to the last send */
-    unsigned waits;
+    uint64_t gen;       /* credentials generation applied to the last send */
+    bool after_refresh; /* sent right after a refresh: no valid token now means no token */
     bool retried;
+};
+
+/* A pw_auth_refresh() caller waiting for the shared refresh. */
+struct listener {
+    struct listener *next;
+    pw_auth_done_fn *done;
+    void *arg;
 };
 
 struct pw_auth {
@@ -62,6 +69,7 @@ struct pw_auth {
     bool refreshing;
     struct attempt *w_head; /* waiting for the refresh in progress */
     struct attempt *w_tail;
+    struct listener *listeners; /* pw_auth_refresh() callers sharing that refresh */
     char *token_url;
     char token_server[300];
 };
@@ -284,6 +292,12 @@ void pw_auth_free(struct pw_auth *auth)
         struct attempt *a = auth->w_head;
         auth->w_head = a->next;
         finish(a, PW_ECANCELED, NULL);
+    }
+    while (auth->listeners) {
+        struct listener *l = auth->listeners;
+        auth->listeners = l->next;
+        l->done(l->arg, PW_ECANCELED);
+        free(l);
     }
     if (auth->ops && auth->ops->cleanup) {
         auth->ops->cleanup(auth);
@@ -631,9 +645,8 @@ static int send_attempt(struct pw_auth *auth, struct attempt *a)
     if (!err) {
         err = auth->ops->apply(auth, req);
     }
-    if (err == PW_EAGAIN && auth->ops->refresh && a->waits < 2) {
+    if (err == PW_EAGAIN && auth->ops->refresh && !a->after_refresh) {
         pw_http_req_free(req);
-        a->waits++;
         auth->refreshing = true;
         enqueue(auth, a);
         err = auth->ops->refresh(auth, on_refreshed, auth);
@@ -650,6 +663,7 @@ static int send_attempt(struct pw_auth *auth, struct attempt *a)
         return err == PW_EAGAIN ? PW_EAUTH : err;
     }
     a->gen = auth->gen;
+    a->after_refresh = false;
     return pw_http_submit_new(auth->http, req, on_attempt_done, a);
 }
 
@@ -657,17 +671,31 @@ static void on_refreshed(void *arg, int err)
 {
     struct pw_auth *auth = arg;
     struct attempt *list = auth->w_head;
+    struct life *life = auth->life;
+
+    struct listener *ls = auth->listeners;
 
     auth->refreshing = false;
     auth->w_head = auth->w_tail = NULL;
+    auth->listeners = NULL;
+    /* A caller's done callback may free the auth: hold the life object and check it. */
+    life->refs++;
+    while (ls) {
+        struct listener *l = ls;
+        ls = l->next;
+        l->done(l->arg, !life->auth ? PW_ECANCELED : err);
+        free(l);
+    }
     while (list) {
         struct attempt *a = list;
         list = a->next;
-        int e = err ? err : send_attempt(auth, a);
+        a->after_refresh = true;
+        int e = !life->auth ? PW_ECANCELED : err ? err : send_attempt(auth, a);
         if (e) {
             finish(a, e == PW_ECANCELED ? e : PW_EAUTH, NULL);
         }
     }
+    life_put(life);
 }
 
 static void on_attempt_done(void *arg, int err, const struct pw_http_resp *resp)
@@ -722,4 +750,50 @@ int pw_auth_submit_new(struct pw_auth *auth, struct pw_http_req *req, pw_http_do
         attempt_free(a);
     }
     return err;
+}
+
+/* ---- direct access for callers that run their own 401 policy (the sync scheduler) ------- */
+
+int pw_auth_apply(struct pw_auth *auth, struct pw_http_req *req)
+{
+    return auth->ops->apply(auth, req);
+}
+
+bool pw_auth_can_refresh(const struct pw_auth *auth)
+{
+    return auth->ops->refresh != NULL;
+}
+
+int pw_auth_refresh(struct pw_auth *auth, pw_auth_done_fn *done, void *arg)
+{
+    struct listener *l;
+
+    if (!auth->ops->refresh) {
+        return PW_EAUTH;
+    }
+    l = calloc(1, sizeof(*l));
+    if (!l) {
+        return PW_ENOMEM;
+    }
+    l->done = done;
+    l->arg = arg;
+    /* One token request at a time: later callers share the one in flight. */
+    if (!auth->refreshing) {
+        int err = auth->ops->refresh(auth, on_refreshed, auth);
+        if (err) {
+            free(l);
+            return err;
+        }
+        auth->refreshing = true;
+    }
+    l->next = auth->listeners;
+    auth->listeners = l;
+    return 0;
+}
+
+void pw_auth_invalidate(struct pw_auth *auth)
+{
+    if (auth->ops->invalidate) {
+        auth->ops->invalidate(auth);
+    }
 }

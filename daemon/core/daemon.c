@@ -21,6 +21,7 @@
 #include "core/outbox.h"
 #include "core/pipeline.h"
 #include "painwatch/audit.h"
+#include "painwatch/auth.h"
 #include "painwatch/check.h"
 #include "painwatch/cohort.h"
 #include "painwatch/conf.h"
@@ -57,6 +58,8 @@ struct daemon {
     struct pw_store *store;
     struct pw_audit *audit;
     struct pw_http *http;
+    struct pw_auth **auths; /* one per server, NULL for auth type none */
+    size_t n_auths;
     struct pw_sink *sink;
     struct pw_outbox *outbox;
     struct pw_pipeline *pipeline;
@@ -67,7 +70,8 @@ struct daemon {
 
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t reeval_timer;
-    uv_timer_t stop_timer; /* bounds the SIGTERM drain */
+    uv_timer_t stop_timer;    /* bounds the SIGTERM drain */
+    uv_timer_t metrics_timer; /* gauges that are read, not pushed */
     bool handles_up;
 };
 
@@ -295,6 +299,7 @@ static int build_state(struct daemon *d)
     ao.key_path = d->cd->audit.key_file ? d->cd->audit.key_file : keypath;
     ao.device = d->cd->sink.flag_author ? d->cd->sink.flag_author : "Device/painwatch";
     ao.rotate_bytes = (uint64_t)d->cd->audit.rotate_size;
+    ao.rotate_seconds = (uint64_t)(d->cd->audit.rotate_interval_ms / 1000);
     return pw_audit_open(&d->audit, &ao);
 }
 
@@ -314,12 +319,59 @@ static int build_sink(struct daemon *d)
     return pw_sink_new(&d->sink, name, &sc);
 }
 
-static int source_conf_of(const struct pw_conf_server *s, struct pw_source_conf *sc)
+/* Append "system|code" of every member of @p set to the comma list *@p out (heap). */
+static int codes_append(char **out, const struct pw_code_set *set)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        const char *sys = set->v[i].system;
+        size_t old = *out ? strlen(*out) : 0;
+        size_t add = strlen(sys) + strlen(set->v[i].code) + 3;
+        char *p = realloc(*out, old + add);
+
+        if (!p) {
+            return PW_ENOMEM;
+        }
+        snprintf(p + old, add, "%s%s%s%s", old ? "," : "", sys, sys[0] ? "|" : "", set->v[i].code);
+        *out = p;
+    }
+    return 0;
+}
+
+/* The Observation search asks for every code normalize recognises: intensity and pain types. */
+static int observation_codes(const struct pw_norm_ctx *n, char **out)
+{
+    const struct pw_code_set *sets[] = {&n->pain_intensity, &n->neuropathic, &n->somatic,
+                                        &n->visceral, &n->mixed};
+    *out = NULL;
+    for (size_t i = 0; i < PW_ARRAY_SIZE(sets); i++) {
+        int rc = codes_append(out, sets[i]);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int source_conf_of(const struct daemon *d, const struct pw_conf_server *s,
+                          struct pw_source_conf *sc)
 {
     int rc = pw_source_conf_init(sc, s->name, s->base_url);
 
     if (rc < 0) {
         return rc;
+    }
+    for (size_t k = 0; k < sc->ntypes; k++) {
+        if (strcmp(sc->types[k].type, "Observation") == 0) {
+            char *codes = NULL;
+            rc = observation_codes(&d->norm, &codes);
+            if (rc < 0) {
+                return rc;
+            }
+            if (codes) {
+                free(sc->types[k].codes);
+                sc->types[k].codes = codes;
+            }
+        }
     }
     sc->dialect.subject =
         s->dialect.patient_param && strcmp(s->dialect.patient_param, "subject") == 0;
@@ -364,8 +416,45 @@ static int source_conf_of(const struct pw_conf_server *s, struct pw_source_conf 
     return 0;
 }
 
+static int build_auth(struct daemon *d, size_t i)
+{
+    const struct pw_conf_server *s = &d->cd->servers[i];
+    const struct pw_conf_auth *ca = &s->auth;
+    struct pw_auth_conf ac = {
+        .type = ca->type,
+        .server = s->name,
+        .fhir_base = s->base_url,
+        .token_endpoint = ca->token_url,
+        .token_ca_file = s->ca_file,
+        .client_id = ca->client_id,
+        .scope = ca->scope,
+        .key_file = ca->private_key_file,
+        .key_id = ca->kid,
+        .alg = ca->alg,
+        .secret_file = ca->client_secret_file,
+        .secret_method = ca->client_secret_method,
+        .token_file = ca->token_file,
+    };
+    int rc;
+
+    if (!ca->type || strcmp(ca->type, "none") == 0) {
+        return 0;
+    }
+    rc = pw_auth_new(&d->auths[i], d->http, &ac);
+    if (rc < 0) {
+        pw_log_err(AUTH, "server %s: %s authorization: %s", s->name, ca->type, pw_strerror(rc));
+        return rc;
+    }
+    return 0;
+}
+
 static int build_servers(struct daemon *d)
 {
+    d->auths = calloc(d->cd->n_servers ? d->cd->n_servers : 1, sizeof(*d->auths));
+    if (!d->auths) {
+        return PW_ENOMEM;
+    }
+    d->n_auths = d->cd->n_servers;
     for (size_t i = 0; i < d->cd->n_servers; i++) {
         const struct pw_conf_server *s = &d->cd->servers[i];
         struct pw_http_server hs = {
@@ -389,10 +478,9 @@ static int build_servers(struct daemon *d)
             pw_log_err(HTTP, "server %s: %s", s->name, pw_strerror(rc));
             return rc;
         }
-        if (s->auth.type && strcmp(s->auth.type, "none") != 0) {
-            pw_log_err(AUTH, "server %s: auth type %s is not wired into the daemon yet", s->name,
-                       s->auth.type);
-            return PW_ECONFIG;
+        rc = build_auth(d, i);
+        if (rc < 0) {
+            return rc;
         }
         cj = json_pack("{s:s}", "type",
                        strcmp(s->cohort.type, "server-wide") == 0 ? "server" : s->cohort.type);
@@ -408,9 +496,9 @@ static int build_servers(struct daemon *d)
             pw_log_err(SYNC, "server %s cohort: %s", s->name, err[0] ? err : pw_strerror(rc));
             return rc;
         }
-        rc = source_conf_of(s, &sc);
+        rc = source_conf_of(d, s, &sc);
         if (rc == 0) {
-            rc = pw_sync_add_server(d->sync, &sc, cohort, NULL);
+            rc = pw_sync_add_server(d->sync, &sc, cohort, d->auths[i]);
         } else {
             pw_cohort_free(cohort);
         }
@@ -504,6 +592,39 @@ static bool check_servers(void *arg, char *detail, size_t size)
         }
     }
     return ok;
+}
+
+/* ---- gauges ------------------------------------------------------------------------------------
+ */
+
+static int count_row(void *arg, const struct pw_outbox_row *row)
+{
+    (void)row;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+static void refresh_gauges(struct daemon *d)
+{
+    size_t pending = 0;
+    size_t dead = 0;
+
+    pw_store_outbox_list(d->store, PW_OUTBOX_PENDING, count_row, &pending);
+    pw_store_outbox_list(d->store, PW_OUTBOX_DEAD, count_row, &dead);
+    pw_metric_set(PW_M_OUTBOX_DEPTH, (double)pending, NULL);
+    pw_metric_set(PW_M_DEAD_LETTERS, (double)dead, NULL);
+    pw_metric_set(PW_M_AUDIT_WRITABLE, pw_audit_writable(d->audit) ? 1 : 0, NULL);
+    for (size_t i = 0; i < d->cd->n_servers; i++) {
+        struct pw_sync_health h;
+        if (pw_sync_health(d->sync, d->cd->servers[i].name, &h) == 0) {
+            pw_metric_set(PW_M_SERVER_UP, h.unhealthy ? 0 : 1, d->cd->servers[i].name, NULL);
+        }
+    }
+}
+
+static void on_metrics_timer(uv_timer_t *t)
+{
+    refresh_gauges(container_of(t, struct daemon, metrics_timer));
 }
 
 /* ---- run control ------------------------------------------------------------------------------
@@ -621,6 +742,7 @@ static void begin_stop(struct daemon *d, int exit_code)
         pw_sync_stop(d->sync);
     }
     uv_timer_stop(&d->reeval_timer);
+    uv_timer_stop(&d->metrics_timer);
     /* In-flight deliveries get a bounded time to finish; whatever is left stays pending in the
      * store and resumes at the next start. */
     uv_timer_start(&d->stop_timer, on_stop_timer,
@@ -679,8 +801,14 @@ static int start_handles(struct daemon *d)
     if (rc == 0) {
         rc = uv_timer_init(&d->loop, &d->stop_timer);
     }
+    if (rc == 0) {
+        rc = uv_timer_init(&d->loop, &d->metrics_timer);
+    }
     if (rc < 0) {
         return rc;
+    }
+    if (!d->once) {
+        uv_timer_start(&d->metrics_timer, on_metrics_timer, 0, 5000);
     }
     d->handles_up = true;
     d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
@@ -702,6 +830,10 @@ static void teardown(struct daemon *d)
     }
     pw_sync_free(d->sync);
     pw_outbox_close(d->outbox);
+    for (size_t i = 0; i < d->n_auths; i++) {
+        pw_auth_free(d->auths[i]); /* before the HTTP core: see auth.h */
+    }
+    free(d->auths);
     pw_http_free(d->http);
     uv_walk(&d->loop, on_walk_close, NULL);
     uv_run(&d->loop, UV_RUN_DEFAULT);

@@ -441,6 +441,7 @@ static CURL *make_easy(struct pw_http_req *req)
     SET(CURLOPT_PRIVATE, (char *)req);
     SET(CURLOPT_URL, req->url);
     SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_USERAGENT, "painwatch/" PW_VERSION); /* lets EHR operators tell us apart */
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_FOLLOWLOCATION, 0L); /* redirects are followed by complete(), origin-checked */
     SET(CURLOPT_CONNECTTIMEOUT_MS, srv->connect_ms);
@@ -723,7 +724,8 @@ static void drain(struct pw_http *http)
     CURLMsg *msg;
     int pending;
 
-    while ((msg = curl_multi_info_read(http->multi, &pending)) != NULL) {
+    /* http->multi is NULL once a done callback has called pw_http_free(). */
+    while (http->multi && (msg = curl_multi_info_read(http->multi, &pending)) != NULL) {
         if (msg->msg != CURLMSG_DONE) {
             continue;
         }

@@ -91,6 +91,18 @@ void pw_auth_free(struct pw_auth *auth);
 int pw_auth_submit_new(struct pw_auth *auth, struct pw_http_req *req, pw_http_done_fn *done,
                        void *arg);
 
+/*
+ * Direct access to the adapter, for callers with their own 401 policy (the sync scheduler:
+ * pw_sync_auth). Same contracts as the ops slots; pw_auth_refresh() is PW_EAUTH for adapters
+ * with nothing to renew (pw_auth_can_refresh() false: bearer, none). Concurrent
+ * pw_auth_refresh() calls (and pw_auth_submit_new() renewals) share one token request; each
+ * caller's @p done runs once, never synchronously, with PW_ECANCELED from pw_auth_free().
+ */
+int pw_auth_apply(struct pw_auth *auth, struct pw_http_req *req);
+bool pw_auth_can_refresh(const struct pw_auth *auth);
+int pw_auth_refresh(struct pw_auth *auth, pw_auth_done_fn *done, void *arg);
+void pw_auth_invalidate(struct pw_auth *auth);
+
 /** Tokens obtained since creation (metrics, tests). */
 uint64_t pw_auth_refreshes(const struct pw_auth *auth);
 

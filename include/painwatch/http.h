@@ -55,8 +55,8 @@ struct pw_http_resp {
  * 5xx included), else PW_ETIMEDOUT (connect or total timeout), PW_E2BIG (body or headers over
  * the cap: no partial body is handed out), PW_EORIGIN (redirect off the origin, not followed),
  * PW_ECANCELED (pw_http_free) or PW_EHTTP (transport, TLS verification included; see
- * resp->error). @p resp is never NULL. A done callback may submit new requests; it must not
- * call pw_http_free().
+ * resp->error). @p resp is never NULL. A done callback may submit new requests, and may call
+ * pw_http_free() (the remaining requests are then canceled).
  */
 typedef void pw_http_done_fn(void *arg, int err, const struct pw_http_resp *resp);
 
@@ -79,7 +79,7 @@ int pw_http_new(struct pw_http **out, uv_loop_t *loop);
  * Shut down (STYLE.md 3.4 steps 2-4): every queued or in-flight request is called back once
  * with PW_ECANCELED (from inside this call), then the curl multi is cleaned up and our handles
  * are closed. The memory is released by close callbacks: run the loop (uv_run) before
- * uv_loop_close(). NULL is a no-op. Never call it from a done callback.
+ * uv_loop_close(). NULL is a no-op.
  */
 void pw_http_free(struct pw_http *http);
 

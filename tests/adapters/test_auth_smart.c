@@ -43,6 +43,52 @@ struct fx {
 };
 
 static uint64_t fake_now;
+/* Keys are generated once per run. The RSA key comes from the openssl tool, a child process
+ * valgrind does not trace: RSA generation under valgrind takes minutes. */
+static EVP_PKEY *rsa_key;
+static EVP_PKEY *ec_key;
+static EVP_PKEY *ec_other;
+
+static EVP_PKEY *rsa_from_tool(void)
+{
+    char *dir = pwt_mkdtemp();
+    char cmd[1024];
+    char path[512];
+    EVP_PKEY *k = NULL;
+
+    snprintf(path, sizeof(path), "%s/rsa.pem", dir);
+    snprintf(cmd, sizeof(cmd),
+             "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out '%s' 2>/dev/null",
+             path);
+    if (system(cmd) == 0) {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+            fclose(f);
+        }
+    }
+    pwt_rmtree(dir);
+    free(dir);
+    return k;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    rsa_key = rsa_from_tool();
+    ec_key = EVP_EC_gen("P-384");
+    ec_other = EVP_EC_gen("P-384");
+    return rsa_key && ec_key && ec_other ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    EVP_PKEY_free(rsa_key);
+    EVP_PKEY_free(ec_key);
+    EVP_PKEY_free(ec_other);
+    return 0;
+}
 
 static uint64_t fake_clock(void)
 {
@@ -86,8 +132,9 @@ static int setup_alg(void **state, const char *alg)
     fake_now = 1000000;
     pw_auth_set_clock(fake_clock);
     fx->dir = pwt_mkdtemp();
-    fx->key = strcmp(alg, "RS384") == 0 ? EVP_RSA_gen(2048) : EVP_EC_gen("P-384");
+    fx->key = strcmp(alg, "RS384") == 0 ? rsa_key : ec_key;
     assert_non_null(fx->key);
+    EVP_PKEY_up_ref(fx->key);
     write_key(fx, fx->key, "client.key");
     assert_int_equal(uv_loop_init(&fx->loop), 0);
     assert_int_equal(pw_http_new(&fx->http, &fx->loop), 0);
@@ -277,6 +324,25 @@ static void test_401_persistent_stops_after_one_retry(void **state)
     assert_int_equal(pwt_token_endpoint_issued(fx->te), 2);
 }
 
+/* The very first token is refused with a 401: still exactly one renewal and one retry. */
+static void test_401_on_first_token(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_auth_conf c = smart_conf(fx, NULL);
+
+    assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
+    pwt_responder_add(fx->fhir,
+                      &(struct pwt_rule){.path = "/fhir/Condition", .status = 401, .times = 1});
+    protect(fx, "/fhir/Condition");
+    submit(fx, "/fhir/Condition", &fx->res[0]);
+    run(fx);
+    assert_int_equal(fx->res[0].calls, 1);
+    assert_int_equal(fx->res[0].err, 0);
+    assert_int_equal(fx->res[0].status, 200);
+    assert_int_equal(pwt_token_endpoint_issued(fx->te), 2);
+    assert_int_equal(pwt_responder_count_path(fx->fhir, "/fhir/Condition"), 2);
+}
+
 /* The cached token is renewed before it expires, without a 401 first. */
 static void test_renewed_before_expiry(void **state)
 {
@@ -324,9 +390,7 @@ static void test_rejected_assertion(void **state)
     /* Right kid, but signed by a key the server does not know: the signature check fails. */
     pw_auth_free(fx->auth);
     fx->auth = NULL;
-    EVP_PKEY *other = EVP_RSA_gen(2048);
-    write_key(fx, other, "other.key");
-    EVP_PKEY_free(other);
+    write_key(fx, ec_other, "other.key");
     c = smart_conf(fx, NULL);
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
     submit(fx, "/fhir/Observation", &fx->res[1]);
@@ -364,6 +428,50 @@ static void test_key_checks(void **state)
     assert_null(fx->auth);
 }
 
+static int refresh_calls[3];
+static int refresh_err[3];
+
+static void on_refresh(void *arg, int err)
+{
+    int *i = arg;
+
+    refresh_calls[*i]++;
+    refresh_err[*i] = err;
+    g->pending--;
+}
+
+/* pw_auth_refresh() callers share one token request; a pending one is canceled by free. */
+static void test_refresh_is_shared(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_auth_conf c = smart_conf(fx, NULL);
+    static int idx[3] = {0, 1, 2};
+
+    memset(refresh_calls, 0, sizeof(refresh_calls));
+    assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
+    assert_true(pw_auth_can_refresh(fx->auth));
+    assert_int_equal(pw_auth_refresh(fx->auth, on_refresh, &idx[0]), 0);
+    assert_int_equal(pw_auth_refresh(fx->auth, on_refresh, &idx[1]), 0);
+    assert_int_equal(refresh_calls[0] + refresh_calls[1], 0); /* never synchronous */
+    fx->pending = 2;
+    run(fx);
+    assert_int_equal(refresh_calls[0], 1);
+    assert_int_equal(refresh_calls[1], 1);
+    assert_int_equal(refresh_err[0], 0);
+    assert_int_equal(refresh_err[1], 0);
+    assert_int_equal(pwt_token_endpoint_issued(fx->te), 1);
+    struct pw_http_req *req = NULL;
+    assert_int_equal(pw_http_req_new(&req, "ehr", "GET", fx->fhir_base), 0);
+    assert_int_equal(pw_auth_apply(fx->auth, req), 0);
+    pw_http_req_free(req);
+
+    assert_int_equal(pw_auth_refresh(fx->auth, on_refresh, &idx[2]), 0);
+    pw_auth_free(fx->auth);
+    fx->auth = NULL;
+    assert_int_equal(refresh_calls[2], 1);
+    assert_int_equal(refresh_err[2], PW_ECANCELED);
+}
+
 /* Freeing the auth while a token request is in flight cancels the waiting request once. */
 static void test_free_while_refreshing(void **state)
 {
@@ -387,10 +495,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_401_renewed_once, setup_es, teardown),
         cmocka_unit_test_setup_teardown(test_401_persistent_stops_after_one_retry, setup_rs,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_401_on_first_token, setup_es, teardown),
         cmocka_unit_test_setup_teardown(test_renewed_before_expiry, setup_es, teardown),
-        cmocka_unit_test_setup_teardown(test_rejected_assertion, setup_rs, teardown),
+        cmocka_unit_test_setup_teardown(test_rejected_assertion, setup_es, teardown),
         cmocka_unit_test_setup_teardown(test_key_checks, setup_es, teardown),
         cmocka_unit_test_setup_teardown(test_free_while_refreshing, setup_es, teardown),
+        cmocka_unit_test_setup_teardown(test_refresh_is_shared, setup_es, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
