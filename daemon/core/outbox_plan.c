@@ -92,11 +92,38 @@ static int plan_update(struct pw_store *st, const struct pw_sink *sink,
     return err;
 }
 
+/*
+ * Going live after shadow mode: episodes only ever written to the shadow file have no Flag in the
+ * EHR. Leave them out of the comparison, so a finding that still holds is created for real and
+ * one that is gone is not "resolved" on a Flag that never existed.
+ */
+static void drop_shadow_only(const struct pw_sink *sink, struct pw_flag_list *flags)
+{
+    size_t keep = 0;
+    size_t plen = strlen(PW_SINK_SHADOW_ID_PREFIX);
+
+    if (!sink->ops->remote) {
+        return;
+    }
+    for (size_t i = 0; i < flags->n; i++) {
+        if (strncmp(flags->v[i].server_id, PW_SINK_SHADOW_ID_PREFIX, plen) == 0) {
+            pw_flag_rec_cleanup(&flags->v[i]);
+        } else {
+            flags->v[keep++] = flags->v[i];
+        }
+    }
+    flags->n = keep;
+}
+
 int pw_outbox_plan(struct pw_store *st, const struct pw_sink *sink, const char *patient,
                    const struct pw_finding *findings, size_t n_findings, int64_t now,
                    struct pw_flag_list *flags, struct pw_rc_plan *plan)
 {
     int err = pw_store_flags_of_patient(st, patient, flags);
+
+    if (!err) {
+        drop_shadow_only(sink, flags);
+    }
 
     if (!err) {
         err = pw_reconcile(findings, n_findings, flags->v, flags->n, plan);

@@ -642,6 +642,40 @@ static void test_observe_flag_read_back(void **state)
     json_decref(patient);
 }
 
+/* Go-live after shadow mode: an episode only written to the shadow file is created in the EHR. */
+static void test_go_live_after_shadow_creates_for_real(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("laxative-missing", "k-golive");
+    struct pw_finding gone = finding("uncontrolled-pain", "k-gone");
+    struct pw_finding both[2] = {f, gone};
+    char file[4096];
+    char hdr[512];
+    struct pw_sink_conf sc = {.path = file};
+
+    snprintf(file, sizeof(file), "%s/shadow.ndjson", fx->dir);
+    pw_sink_free(fx->sink);
+    assert_int_equal(pw_sink_new(&fx->sink, "file", &sc), 0);
+    assert_int_equal(plan(fx, both, 2), 2);
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    assert_int_equal(pwt_responder_count(fx->srv), 0);
+
+    /* Shadow mode off: the sink is the EHR now. k-golive still holds, k-gone does not. */
+    pw_sink_free(fx->sink);
+    assert_int_equal(pw_sink_new(&fx->sink, "fhir-flag", NULL), 0);
+    pwt_responder_add(
+        fx->srv, &(struct pwt_rule){.method = "POST",
+                                    .status = 201,
+                                    .headers = created_headers(hdr, sizeof(hdr), fx, "f-live")});
+    assert_int_equal(plan(fx, &f, 1), 1);
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    assert_int_equal(pwt_responder_count(fx->srv), 1); /* one POST, no PUT for k-gone */
+    assert_string_equal(pwt_responder_request(fx->srv, 0)->method, "POST");
+    expect_flag(fx, "k-golive", "f-live", "1", PW_FLAG_ACTIVE);
+}
+
 static void test_backoff_and_retry_after(void **state)
 {
     uint64_t rng = 0x9e3779b97f4a7c15ULL;
@@ -680,6 +714,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shadow_mode_writes_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_real_audit_trail_records_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_observe_flag_read_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_go_live_after_shadow_creates_for_real, setup,
+                                        teardown),
         cmocka_unit_test(test_backoff_and_retry_after),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
