@@ -36,6 +36,7 @@ struct fx {
     bool idle;
     bool writable;
     unsigned max_attempts;
+    const char *server; /* pw_http server the outbox uses */
     unsigned idles_pending;
     struct pw_outbox_row snapshot; /* the row as it was at the first idle with retries pending */
 };
@@ -56,9 +57,14 @@ static int setup(void **state)
     assert_int_equal(pw_http_new(&fx->http, &fx->loop), 0);
     fx->srv = pwt_responder_start(NULL);
     snprintf(fx->base, sizeof(fx->base), "%s/fhir", pwt_responder_url(fx->srv));
+    /* "ehr" waits long enough for slow runs (valgrind); "ehr-short" times out on purpose. */
     struct pw_http_server s = {
-        .name = "ehr", .origin = pwt_responder_url(fx->srv), .timeout_ms = 400};
+        .name = "ehr", .origin = pwt_responder_url(fx->srv), .timeout_ms = 30000};
+    struct pw_http_server short_timeout = {
+        .name = "ehr-short", .origin = pwt_responder_url(fx->srv), .timeout_ms = 400};
     assert_int_equal(pw_http_server_add(fx->http, &s), 0);
+    assert_int_equal(pw_http_server_add(fx->http, &short_timeout), 0);
+    fx->server = "ehr";
     fx->dir = pwt_mkdtemp();
     so.dir = fx->dir;
     assert_int_equal(pw_store_open(&fx->st, &so), 0);
@@ -122,7 +128,7 @@ static void start_outbox(struct fx *fx, bool conditional)
         .store = fx->st,
         .sink = fx->sink,
         .http = fx->http,
-        .server = "ehr",
+        .server = fx->server,
         .base_url = fx->base,
         .conditional_create = conditional,
         .audit_writable = gate,
@@ -367,6 +373,7 @@ static void test_timeout_after_send_searches_before_retry(void **state)
     pwt_responder_add(fx->srv,
                       &(struct pwt_rule){.method = "GET", .path = "/fhir/Flag", .body = found});
     plan(fx, &f, 1);
+    fx->server = "ehr-short";
     start_outbox(fx, false);
     /* Run until the second request (after the timeout) has arrived and been handled. */
     while (pwt_responder_count(fx->srv) < 2) {
