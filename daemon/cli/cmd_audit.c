@@ -1,19 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* painwatch audit verify|show: check the HMAC chain of a trail, or print it for an auditor. */
+#include <dirent.h>
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cmd.h"
 #include "painwatch/audit.h"
+#include "painwatch/conf.h"
 #include "painwatch/err.h"
 
 static void usage(FILE *out)
 {
     fprintf(
         out,
-        "usage: painwatch audit verify --key FILE TRAIL...\n"
+        "usage: painwatch audit verify (--key FILE | --config FILE) [TRAIL...]\n"
         "       painwatch audit show [--patient REF] [--since T] [--until T] [--rule ID]\n"
         "                            [--format text|json] TRAIL...\n"
         "\n"
@@ -21,7 +24,10 @@ static void usage(FILE *out)
         "        (any order: files are ordered by their header sequence). Prints the first\n"
         "        record that does not verify as FILE:LINE: why. Exit 0 only when all verify,\n"
         "        1 when not, 2 on usage errors or unreadable files.\n"
-        "        --key FILE  the HMAC key file the daemon writes with (not world-readable)\n"
+        "        --key FILE     the HMAC key file the daemon writes with (not world-readable)\n"
+        "        --config FILE  take the key (audit.key_file, else <state_dir>/audit.key) and,\n"
+        "                       when no TRAIL is given, the trail (audit.path and every file\n"
+        "                       next to it whose name starts with it: rotations) from there\n"
         "show    prints records for an auditor (headers skipped; does not verify: run verify).\n"
         "        --patient REF  \"Patient/123\" or \"123\"      --rule ID  rule id\n"
         "        --since T / --until T  RFC 3339 (2026-11-26T08:00:00Z) or a date; since is\n"
@@ -29,14 +35,167 @@ static void usage(FILE *out)
         "        --format text|json  a table (default) or the records as JSON lines\n");
 }
 
+/* The trail files named by a configuration: the live file and its rotations beside it. */
+struct file_list {
+    char **v;
+    size_t n;
+};
+
+static void file_list_cleanup(struct file_list *fl)
+{
+    for (size_t i = 0; i < fl->n; i++) {
+        free(fl->v[i]);
+    }
+    free(fl->v);
+    memset(fl, 0, sizeof(*fl));
+}
+
+static bool compressed(const char *name)
+{
+    static const char *const ext[] = {".gz", ".xz", ".bz2", ".zst", ".lz4"};
+    size_t len = strlen(name);
+
+    for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
+        size_t el = strlen(ext[i]);
+        if (len > el && strcmp(name + len - el, ext[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int add_file(struct file_list *fl, const char *dir, const char *name)
+{
+    size_t len = strlen(dir) + strlen(name) + 2;
+    char **grown = realloc(fl->v, (fl->n + 1) * sizeof(*fl->v));
+
+    if (!grown) {
+        return -1;
+    }
+    fl->v = grown;
+    fl->v[fl->n] = malloc(len);
+    if (!fl->v[fl->n]) {
+        return -1;
+    }
+    snprintf(fl->v[fl->n++], len, "%s/%s", dir, name);
+    return 0;
+}
+
+/* Every file beside @p path whose name is its name plus ".", "-" or "_" and a suffix (painwatch
+ * rotations <name>.<seq>, logrotate's <name>.1 or <name>-20261126). Compressed ones are named and
+ * skipped: verify them after decompressing. */
+static int trail_files(const char *path, struct file_list *fl)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t blen = strlen(base);
+    char dir[4096];
+    struct dirent *de;
+    DIR *d;
+
+    if (slash == path) {
+        snprintf(dir, sizeof(dir), "/");
+    } else if (slash) {
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    } else {
+        snprintf(dir, sizeof(dir), ".");
+    }
+    d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "painwatch audit verify: %s: cannot open the trail directory\n", dir);
+        return -1;
+    }
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        char sep = name[blen];
+        if (strncmp(name, base, blen) != 0 || (sep && sep != '.' && sep != '-' && sep != '_')) {
+            continue;
+        }
+        if (compressed(name)) {
+            fprintf(stderr, "painwatch audit verify: %s/%s: compressed, not checked\n", dir, name);
+            continue;
+        }
+        if (add_file(fl, dir, name) != 0) {
+            closedir(d);
+            return -1;
+        }
+    }
+    closedir(d);
+    if (fl->n == 0) {
+        fprintf(stderr, "painwatch audit verify: no trail file at %s\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* The key path (unless --key gave one) and, when @p fl is not NULL, the trail files. */
+static int from_config(const char *conf_path, char *key, size_t key_len, struct file_list *fl)
+{
+    struct pw_conf_errors errs = {0};
+    struct pw_conf *conf = NULL;
+    const struct pw_conf_daemon *cd;
+    int rc = pw_conf_load_file(&conf, conf_path, &errs);
+
+    for (size_t i = 0; rc && i < errs.n; i++) {
+        fprintf(stderr, "%s\n", errs.lines[i]);
+    }
+    pw_conf_errors_cleanup(&errs);
+    if (rc) {
+        fprintf(stderr, "painwatch audit verify: %s: %s\n", conf_path, pw_strerror(rc));
+        return -1;
+    }
+    cd = pw_conf_daemon(conf);
+    if (key[0] == '\0') {
+        if (cd->audit.key_file) {
+            snprintf(key, key_len, "%s", cd->audit.key_file);
+        } else {
+            snprintf(key, key_len, "%s/audit.key", cd->state_dir);
+        }
+    }
+    rc = fl ? trail_files(cd->audit.path, fl) : 0;
+    pw_conf_free(conf);
+    return rc;
+}
+
+static int report(int rc, const struct pw_audit_verdict *v)
+{
+    if (rc == PW_EVERIFY) {
+        printf("%s:%ld: %s\n", v->file, v->line, v->why);
+        printf("FAILED: %llu records in %zu files verified before this point\n",
+               (unsigned long long)v->records, v->files);
+        return 1;
+    }
+    if (rc) {
+        fprintf(stderr, "painwatch audit verify: %s: %s\n", v->file[0] ? v->file : "?",
+                v->why[0] ? v->why : pw_strerror(rc));
+        return 2;
+    }
+    printf("OK: %llu records in %zu files verify\n", (unsigned long long)v->records, v->files);
+    if (v->torn_acknowledged) {
+        printf("note: %u interrupted write(s) acknowledged by the writer; first: %s\n",
+               v->torn_acknowledged, v->note);
+    }
+    if (strcmp(v->first_prev, "0000000000000000000000000000000000000000000000000000000000000000") !=
+        0) {
+        printf("note: the chain starts at file sequence %llu, which links to an earlier file "
+               "not given (digest %.12s...)\n",
+               (unsigned long long)v->first_seq, v->first_prev);
+    }
+    printf("last digest: %s\n", v->last);
+    return 0;
+}
+
 static int cmd_verify(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"key", required_argument, NULL, 'k'},
+        {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *key_path = NULL;
+    const char *conf_path = NULL;
+    char key_path[4096] = "";
+    struct file_list fl = {0};
     struct pw_audit_verdict v;
     unsigned char *key = NULL;
     size_t key_len = 0;
@@ -44,10 +203,13 @@ static int cmd_verify(int argc, char **argv)
     int rc;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "k:c:h", opts, NULL)) != -1) {
         switch (c) {
         case 'k':
-            key_path = optarg;
+            snprintf(key_path, sizeof(key_path), "%s", optarg);
+            break;
+        case 'c':
+            conf_path = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -57,44 +219,32 @@ static int cmd_verify(int argc, char **argv)
             return 2;
         }
     }
-    if (!key_path || optind >= argc) {
+    if (conf_path &&
+        from_config(conf_path, key_path, sizeof(key_path), optind >= argc ? &fl : NULL) != 0) {
+        file_list_cleanup(&fl);
+        return 2;
+    }
+    if (!key_path[0] || (optind >= argc && fl.n == 0)) {
         fprintf(stderr, "painwatch audit verify: %s\n",
-                key_path ? "no trail file given" : "--key FILE is required");
+                key_path[0] ? "no trail file given" : "--key FILE or --config FILE is required");
         usage(stderr);
         return 2;
     }
     rc = pw_audit_key_load(key_path, &key, &key_len);
     if (rc) {
         fprintf(stderr, "painwatch audit verify: key %s: %s\n", key_path, pw_strerror(rc));
+        file_list_cleanup(&fl);
         return 2;
     }
-    rc = pw_audit_verify_files(key, key_len, (const char *const *)(argv + optind),
-                               (size_t)(argc - optind), &v);
+    if (fl.n) {
+        rc = pw_audit_verify_files(key, key_len, (const char *const *)fl.v, fl.n, &v);
+    } else {
+        rc = pw_audit_verify_files(key, key_len, (const char *const *)(argv + optind),
+                                   (size_t)(argc - optind), &v);
+    }
     pw_audit_key_free(key, key_len);
-    if (rc == PW_EVERIFY) {
-        printf("%s:%ld: %s\n", v.file, v.line, v.why);
-        printf("FAILED: %llu records in %zu files verified before this point\n",
-               (unsigned long long)v.records, v.files);
-        return 1;
-    }
-    if (rc) {
-        fprintf(stderr, "painwatch audit verify: %s: %s\n", v.file[0] ? v.file : "?",
-                v.why[0] ? v.why : pw_strerror(rc));
-        return 2;
-    }
-    printf("OK: %llu records in %zu files verify\n", (unsigned long long)v.records, v.files);
-    if (v.torn_acknowledged) {
-        printf("note: %u interrupted write(s) acknowledged by the writer; first: %s\n",
-               v.torn_acknowledged, v.note);
-    }
-    if (strcmp(v.first_prev, "0000000000000000000000000000000000000000000000000000000000000000") !=
-        0) {
-        printf("note: the chain starts at file sequence %llu, which links to an earlier file "
-               "not given (digest %.12s...)\n",
-               (unsigned long long)v.first_seq, v.first_prev);
-    }
-    printf("last digest: %s\n", v.last);
-    return 0;
+    file_list_cleanup(&fl);
+    return report(rc, &v);
 }
 
 static int parse_bound(const char *opt, const char *val, int64_t *out)

@@ -70,7 +70,8 @@ struct daemon {
 
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t reeval_timer;
-    uv_timer_t stop_timer; /* bounds the SIGTERM drain */
+    uv_timer_t stop_timer;    /* bounds the SIGTERM drain */
+    uv_timer_t metrics_timer; /* gauges that are read, not pushed */
     bool handles_up;
 };
 
@@ -298,6 +299,7 @@ static int build_state(struct daemon *d)
     ao.key_path = d->cd->audit.key_file ? d->cd->audit.key_file : keypath;
     ao.device = d->cd->sink.flag_author ? d->cd->sink.flag_author : "Device/painwatch";
     ao.rotate_bytes = (uint64_t)d->cd->audit.rotate_size;
+    ao.rotate_seconds = (uint64_t)(d->cd->audit.rotate_interval_ms / 1000);
     return pw_audit_open(&d->audit, &ao);
 }
 
@@ -414,23 +416,7 @@ static int source_conf_of(const struct daemon *d, const struct pw_conf_server *s
     return 0;
 }
 
-/* pw_sync_auth slots over a pw_auth (the scheduler runs its own 401 policy). */
-static int auth_apply(void *arg, struct pw_http_req *req)
-{
-    return pw_auth_apply(arg, req);
-}
-
-static int auth_refresh(void *arg, pw_sync_auth_done_fn *done, void *done_arg)
-{
-    return pw_auth_refresh(arg, done, done_arg);
-}
-
-static void auth_invalidate(void *arg)
-{
-    pw_auth_invalidate(arg);
-}
-
-static int build_auth(struct daemon *d, size_t i, struct pw_sync_auth *sa)
+static int build_auth(struct daemon *d, size_t i)
 {
     const struct pw_conf_server *s = &d->cd->servers[i];
     const struct pw_conf_auth *ca = &s->auth;
@@ -451,7 +437,6 @@ static int build_auth(struct daemon *d, size_t i, struct pw_sync_auth *sa)
     };
     int rc;
 
-    memset(sa, 0, sizeof(*sa));
     if (!ca->type || strcmp(ca->type, "none") == 0) {
         return 0;
     }
@@ -460,10 +445,6 @@ static int build_auth(struct daemon *d, size_t i, struct pw_sync_auth *sa)
         pw_log_err(AUTH, "server %s: %s authorization: %s", s->name, ca->type, pw_strerror(rc));
         return rc;
     }
-    sa->apply = auth_apply;
-    sa->refresh = pw_auth_can_refresh(d->auths[i]) ? auth_refresh : NULL;
-    sa->invalidate = auth_invalidate;
-    sa->arg = d->auths[i];
     return 0;
 }
 
@@ -488,7 +469,6 @@ static int build_servers(struct daemon *d)
             .body_max = (size_t)s->body_max,
         };
         struct pw_source_conf sc;
-        struct pw_sync_auth sa;
         struct pw_cohort *cohort = NULL;
         char err[256] = "";
         json_t *cj;
@@ -498,7 +478,7 @@ static int build_servers(struct daemon *d)
             pw_log_err(HTTP, "server %s: %s", s->name, pw_strerror(rc));
             return rc;
         }
-        rc = build_auth(d, i, &sa);
+        rc = build_auth(d, i);
         if (rc < 0) {
             return rc;
         }
@@ -518,7 +498,7 @@ static int build_servers(struct daemon *d)
         }
         rc = source_conf_of(d, s, &sc);
         if (rc == 0) {
-            rc = pw_sync_add_server(d->sync, &sc, cohort, sa.apply ? &sa : NULL);
+            rc = pw_sync_add_server(d->sync, &sc, cohort, d->auths[i]);
         } else {
             pw_cohort_free(cohort);
         }
@@ -612,6 +592,39 @@ static bool check_servers(void *arg, char *detail, size_t size)
         }
     }
     return ok;
+}
+
+/* ---- gauges ------------------------------------------------------------------------------------
+ */
+
+static int count_row(void *arg, const struct pw_outbox_row *row)
+{
+    (void)row;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+static void refresh_gauges(struct daemon *d)
+{
+    size_t pending = 0;
+    size_t dead = 0;
+
+    pw_store_outbox_list(d->store, PW_OUTBOX_PENDING, count_row, &pending);
+    pw_store_outbox_list(d->store, PW_OUTBOX_DEAD, count_row, &dead);
+    pw_metric_set(PW_M_OUTBOX_DEPTH, (double)pending, NULL);
+    pw_metric_set(PW_M_DEAD_LETTERS, (double)dead, NULL);
+    pw_metric_set(PW_M_AUDIT_WRITABLE, pw_audit_writable(d->audit) ? 1 : 0, NULL);
+    for (size_t i = 0; i < d->cd->n_servers; i++) {
+        struct pw_sync_health h;
+        if (pw_sync_health(d->sync, d->cd->servers[i].name, &h) == 0) {
+            pw_metric_set(PW_M_SERVER_UP, h.unhealthy ? 0 : 1, d->cd->servers[i].name, NULL);
+        }
+    }
+}
+
+static void on_metrics_timer(uv_timer_t *t)
+{
+    refresh_gauges(container_of(t, struct daemon, metrics_timer));
 }
 
 /* ---- run control ------------------------------------------------------------------------------
@@ -729,6 +742,7 @@ static void begin_stop(struct daemon *d, int exit_code)
         pw_sync_stop(d->sync);
     }
     uv_timer_stop(&d->reeval_timer);
+    uv_timer_stop(&d->metrics_timer);
     /* In-flight deliveries get a bounded time to finish; whatever is left stays pending in the
      * store and resumes at the next start. */
     uv_timer_start(&d->stop_timer, on_stop_timer,
@@ -787,8 +801,14 @@ static int start_handles(struct daemon *d)
     if (rc == 0) {
         rc = uv_timer_init(&d->loop, &d->stop_timer);
     }
+    if (rc == 0) {
+        rc = uv_timer_init(&d->loop, &d->metrics_timer);
+    }
     if (rc < 0) {
         return rc;
+    }
+    if (!d->once) {
+        uv_timer_start(&d->metrics_timer, on_metrics_timer, 0, 5000);
     }
     d->handles_up = true;
     d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;

@@ -20,6 +20,7 @@
 #include "painwatch/err.h"
 #include "painwatch/fhir.h"
 #include "painwatch/log.h"
+#include "painwatch/metrics.h"
 #include "painwatch/normalize.h"
 #include "painwatch/source.h"
 #include "painwatch/store.h"
@@ -124,17 +125,20 @@ static int audit_plan(struct pw_pipeline *p, const struct pw_rc_plan *plan)
 {
     int rc = 0;
 
-    if (!p->conf.audit) {
-        return 0;
-    }
     for (size_t i = 0; i < plan->n && rc == 0; i++) {
         const struct pw_rc_item *it = &plan->v[i];
         switch (it->action) {
         case PW_RC_CREATE:
         case PW_RC_REACTIVATE:
-            rc = pw_audit_finding(p->conf.audit, "finding-raised", it->finding, NULL);
+            pw_metric_inc(PW_M_FINDINGS, it->finding->rule, NULL);
+            rc = p->conf.audit
+                     ? pw_audit_finding(p->conf.audit, "finding-raised", it->finding, NULL)
+                     : 0;
             break;
         case PW_RC_RESOLVE:
+            if (!p->conf.audit) {
+                break;
+            }
             rc = pw_audit_event(p->conf.audit, "finding-resolved", 'E', PW_AUDIT_SUCCESS,
                                 "the finding no longer holds; its Flag is resolved",
                                 json_pack("{s:{s:s,s:s,s:s}}", "painwatch", "rule", it->flag->rule,
@@ -142,6 +146,9 @@ static int audit_plan(struct pw_pipeline *p, const struct pw_rc_plan *plan)
                                           it->flag->patient));
             break;
         case PW_RC_SUPPRESSED:
+            if (!p->conf.audit) {
+                break;
+            }
             rc = pw_audit_event(p->conf.audit, "finding-suppressed", 'E', PW_AUDIT_SUCCESS,
                                 "a clinician set this episode's Flag inactive; not re-created",
                                 json_pack("{s:{s:s,s:s,s:s}}", "painwatch", "rule", it->flag->rule,
@@ -276,7 +283,7 @@ static int touched_add(struct touched *t, const char *patient)
 }
 
 static int store_one(struct pw_pipeline *p, const struct pw_sync_source *src, json_t *res,
-                     struct touched *touched)
+                     struct touched *touched, int64_t *max_updated)
 {
     const char *type = pw_fhir_str(res, "resourceType");
     const char *id = pw_fhir_str(res, "id");
@@ -316,6 +323,9 @@ static int store_one(struct pw_pipeline *p, const struct pw_sync_source *src, js
         int64_t t;
         if (pw_fhir_parse_time(lu, &t) == 0) {
             sr.last_updated = t;
+            if (*max_updated == PW_TIME_NONE || t > *max_updated) {
+                *max_updated = t;
+            }
         }
     }
     sr.patient = patient;
@@ -334,6 +344,7 @@ static int process_page(struct pw_pipeline *p, const struct pw_sync_source *src,
 {
     struct touched touched = {0};
     int64_t now_s = now_ms(p) / 1000;
+    int64_t max_updated = PW_TIME_NONE;
     size_t i;
     json_t *res;
     int rc = pw_store_begin(p->conf.store);
@@ -341,9 +352,31 @@ static int process_page(struct pw_pipeline *p, const struct pw_sync_source *src,
     if (rc < 0) {
         return rc;
     }
+    if (p->conf.audit) {
+        /* What painwatch read about whom, before it is acted upon (audit before effect). */
+        char query[PW_REF_MAX + 64];
+        char patient[PW_REF_MAX];
+        struct pw_audit_fhir ix = {
+            .interaction = "search",
+            .server = src->server,
+            .method = "GET",
+            .url = query,
+            .status = 200,
+            .patient = src->patient ? patient : NULL,
+            .entries = (long)json_array_size(resources),
+        };
+        snprintf(patient, sizeof(patient), "Patient/%s", src->patient ? src->patient : "");
+        snprintf(query, sizeof(query), "%s?%s%s", src->type, src->patient ? "patient=" : "",
+                 src->patient ? src->patient : "");
+        rc = pw_audit_fhir_interaction(p->conf.audit, &ix);
+        if (rc < 0) {
+            pw_store_rollback(p->conf.store);
+            return rc;
+        }
+    }
     json_array_foreach(resources, i, res)
     {
-        rc = store_one(p, src, res, &touched);
+        rc = store_one(p, src, res, &touched, &max_updated);
         if (rc < 0) {
             goto fail;
         }
@@ -366,6 +399,16 @@ static int process_page(struct pw_pipeline *p, const struct pw_sync_source *src,
     if (rc == 0) {
         p->stats.pages++;
         p->stats.resources += json_array_size(resources);
+        pw_metric_add(PW_M_INGESTED, (double)json_array_size(resources), src->server, src->type,
+                      NULL);
+        if (cursor) {
+            /* The final page of a completed run: this stream is current as of now. */
+            pw_metric_set(PW_M_SYNC_LAST_SUCCESS, (double)now_s, src->server, NULL);
+        }
+        if (max_updated != PW_TIME_NONE) {
+            pw_metric_set(PW_M_SYNC_LAG, (double)(now_s - max_updated), src->server, src->type,
+                          NULL);
+        }
     }
     return rc;
 fail:

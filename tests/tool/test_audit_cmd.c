@@ -316,6 +316,62 @@ static void test_fixture_trail(void **state)
     free(out);
 }
 
+/* With --config the key and the trail (live file + rotations beside it) come from the
+ * daemon's configuration, as an operator would run it on the host. */
+static void test_verify_from_config(void **state)
+{
+    struct ctx *c = *state;
+    struct pw_audit_opts opts = {.device = "Device/painwatch", .clock_ms = test_clock};
+    struct pw_audit *a = NULL;
+    char audit_dir[4300];
+    char path[4400];
+    char conf[4300];
+    char other[4400];
+    char yaml[16384];
+    char *out;
+
+    snprintf(audit_dir, sizeof(audit_dir), "%s/audit", c->dir);
+    assert_int_equal(mkdir(audit_dir, 0700), 0);
+    snprintf(path, sizeof(path), "%s/trail.jsonl", audit_dir);
+    opts.path = path;
+    opts.key_path = c->key;
+    assert_int_equal(pw_audit_open(&a, &opts), 0);
+    search_for(a, "Patient/A");
+    assert_int_equal(pw_audit_rotate(a), 0);
+    search_for(a, "Patient/B");
+    pw_audit_free(a);
+    /* A compressed rotation is named and skipped; an unrelated file is not picked up. */
+    snprintf(other, sizeof(other), "%s/trail.jsonl.7.gz", audit_dir);
+    pwt_write_file(other, "not gzip either");
+    snprintf(other, sizeof(other), "%s/trailer.txt", audit_dir);
+    pwt_write_file(other, "unrelated");
+
+    snprintf(conf, sizeof(conf), "%s/painwatch.yaml", c->dir);
+    snprintf(yaml, sizeof(yaml),
+             "state_dir: %s\n"
+             "servers:\n"
+             "  - name: ehr\n"
+             "    base_url: https://ehr.example.org/fhir\n"
+             "    auth:\n"
+             "      type: none\n"
+             "    cohort:\n"
+             "      type: server-wide\n"
+             "audit:\n"
+             "  path: %s\n"
+             "  key_file: %s\n",
+             c->dir, path, c->key);
+    pwt_write_file(conf, yaml);
+    assert_int_equal(run(&out, "%s audit verify --config %s 2>/dev/null", painwatch(), conf), 0);
+    assert_non_null(strstr(out, "OK: 4 records in 2 files verify"));
+    free(out);
+    /* Files given on the command line win over the configured trail. */
+    assert_int_equal(run(&out, "%s audit verify --config %s %s", painwatch(), conf, path), 0);
+    assert_non_null(strstr(out, "OK: 2 records in 1 files verify"));
+    free(out);
+    assert_int_equal(
+        run(NULL, "%s audit verify --config %s/nope.yaml 2>/dev/null", painwatch(), c->dir), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -323,6 +379,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_show_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_show_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fixture_trail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_from_config, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
