@@ -73,9 +73,10 @@ static int plan_update(struct pw_store *st, const struct pw_sink *sink,
     int err;
 
     if (!created) {
-        pw_log_err(OUTBOX, "flag map: episode %s (rule %s) has no stored Flag to update", cur->key,
-                   cur->rule);
-        return PW_ESTORE;
+        /* Not fatal for the page: one unusable row must not stall every patient's data. */
+        pw_log_err(OUTBOX, "flag map: episode %s (rule %s) has no stored Flag to update: skipped",
+                   cur->key, cur->rule);
+        return 0;
     }
     err = sink->ops->update(sink, created, op, now, &payload);
     json_decref(created);
