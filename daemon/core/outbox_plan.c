@@ -46,8 +46,11 @@ static int plan_create(struct pw_store *st, const struct pw_sink *sink, const st
     int err = sink->ops->format(sink, f, &flag);
 
     if (err) {
-        pw_log_err(OUTBOX, "rule %s: cannot format a Flag: %s", f->rule, pw_strerror(err));
-        return err;
+        /* An unusable finding (a rule bug) is logged loudly and skipped; a transient failure
+         * (memory) fails the page, which is then repeated. */
+        pw_log_crit(OUTBOX, "rule %s: cannot format a Flag: %s", f->rule ? f->rule : "?",
+                    pw_strerror(err));
+        return err == PW_EINVAL ? 0 : err;
     }
     snprintf(rec.key, sizeof(rec.key), "%s", f->key);
     snprintf(rec.patient, sizeof(rec.patient), "%s", f->patient);
