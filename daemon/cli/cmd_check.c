@@ -245,16 +245,18 @@ static int load_file(struct check_input *in, const char *file)
     }
     int rc;
     json_error_t err;
+    /* A UTF-8 byte order mark (some exports write one) is not JSON. */
+    size_t skip = len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
     /* One JSON document, or several (NDJSON) when more follows the first value. */
-    json_t *root = json_loadb(buf, len, JSON_DISABLE_EOF_CHECK, &err);
+    json_t *root = json_loadb(buf + skip, len - skip, JSON_DISABLE_EOF_CHECK, &err);
     if (root == NULL) {
         fprintf(stderr, "painwatch check: %s:%d:%d: %s\n", file, err.line, err.column, err.text);
         rc = -1;
-    } else if ((size_t)err.position <= len &&
-               only_space(buf + err.position, len - (size_t)err.position)) {
+    } else if ((size_t)err.position <= len - skip &&
+               only_space(buf + skip + err.position, len - skip - (size_t)err.position)) {
         rc = add_resource(in, root, NULL, file, "top level", 0);
     } else {
-        rc = load_ndjson(in, file, buf, len);
+        rc = load_ndjson(in, file, buf + skip, len - skip);
     }
     json_decref(root);
     free(buf);

@@ -345,6 +345,21 @@ static void test_patient_over_the_cap(void **state)
     run_free(&r);
 }
 
+/* A byte order mark before the JSON (Windows exports) is accepted. */
+static void test_byte_order_mark(void **state)
+{
+    (void)state;
+    char path[1024], args[2048];
+    snprintf(path, sizeof(path), "%s/bom.json", tmpdir);
+    pwt_write_file(path, "\xef\xbb\xbf{\"resourceType\":\"Patient\",\"id\":\"bom\"}\n");
+    snprintf(args, sizeof(args), AT " '%s'", path);
+    struct run r;
+    run_check(args, &r);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "\"Patient/bom\""));
+    run_free(&r);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -372,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_config_file),
         cmocka_unit_test(test_latest_version_wins),
         cmocka_unit_test(test_patient_over_the_cap),
+        cmocka_unit_test(test_byte_order_mark),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
