@@ -597,8 +597,21 @@ int pw_norm_medication_request(const struct pw_norm_ctx *ctx, const json_t *res,
             return pw_norm_dq(tl, &o.src, "unresolved-medication",
                               "medicationReference '%.120s' not found", unresolved);
         }
+        const char *rx = NULL;
+        size_t i;
+        const json_t *c;
+        json_array_foreach(json_object_get(cc, "coding"), i, c)
+        {
+            const char *sys = pw_fhir_str(c, "system");
+            if (rx == NULL && sys &&
+                (strcmp(sys, PW_FHIR_RXNORM) == 0 || strcmp(sys, RXNORM_OID) == 0)) {
+                rx = pw_fhir_str(c, "code");
+            }
+        }
         return pw_norm_dq(tl, &o.src, "unknown-drug",
-                          "no RxNorm code or name known to the terminology tables");
+                          "%s%.20s not in the terminology tables (opioids, laxatives, adjuvants, "
+                          "benzodiazepines)",
+                          rx ? "RxNorm " : "no RxNorm code; name", rx ? rx : "");
     }
     o.mg_per_dose = o.mg_per_dose_high = o.mg_per_day = o.mcg_per_hour = NAN;
     o.mme_factor = o.mme_per_day = o.mme_per_dose = NAN;
