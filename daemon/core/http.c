@@ -542,10 +542,10 @@ static void detach(struct pw_http_req *req)
     if (!req->easy) {
         return;
     }
-    if (req->prev) {
-        req->prev->next = req->next;
-    } else {
+    if (http->active == req) {
         http->active = req->next;
+    } else if (req->prev) {
+        req->prev->next = req->next;
     }
     if (req->next) {
         req->next->prev = req->prev;
@@ -747,6 +747,7 @@ static void fail_all(struct pw_http *http, int err)
 {
     while (http->active) {
         struct pw_http_req *req = http->active;
+        PW_REQUIRE(req->easy != NULL); /* on the active list = handed to curl */
         curl_multi_remove_handle(http->multi, req->easy);
         snprintf(req->errbuf, sizeof(req->errbuf), "transfer engine error");
         complete(req, err, 0, false, false);
@@ -970,6 +971,7 @@ void pw_http_free(struct pw_http *http)
     /* 3.4 step 2: every transfer is removed and called back once with PW_ECANCELED. */
     while (http->active) {
         struct pw_http_req *req = http->active;
+        PW_REQUIRE(req->easy != NULL); /* on the active list = handed to curl */
         curl_multi_remove_handle(http->multi, req->easy);
         snprintf(req->errbuf, sizeof(req->errbuf), "canceled at shutdown");
         complete(req, PW_ECANCELED, 0, false, false);
