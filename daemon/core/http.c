@@ -6,6 +6,7 @@
 #include "painwatch/http.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -912,6 +913,11 @@ int pw_http_new(struct pw_http **out, uv_loop_t *loop)
     if (!out || !loop) {
         return PW_EINVAL;
     }
+    /* With CURLOPT_NOSIGNAL curl leaves SIGPIPE alone, and OpenSSL writes to a socket the peer
+     * closed would kill the process: ignore it process-wide, as the daemon would anyway. */
+    struct sigaction sa = {.sa_handler = SIG_IGN};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         return PW_EHTTP;
     }
