@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "painwatch/auth.h"
 #include "painwatch/cohort.h"
 #include "painwatch/err.h"
 #include "painwatch/http.h"
@@ -20,8 +21,9 @@
 
 struct group_ctx {
     char id[PW_ID_MAX];
-    uint64_t refresh_ms;
-    int64_t next_ms; /* next re-read; 0 = never read */
+    uint64_t refresh_ms;  /* 0: the source's group_refresh_ms, else 1 h */
+    int64_t next_ms;      /* next re-read; 0 = never read */
+    uint64_t interval_ms; /* the interval in force for the read in flight */
     bool loaded;
     bool busy;
     struct pw_cohort *cohort;
@@ -108,7 +110,6 @@ static int group_open(struct pw_cohort *c, const json_t *conf, char *errbuf, siz
     }
     c->ctx = ctx;
     ctx->cohort = c;
-    ctx->refresh_ms = 3600u * 1000u;
     json_object_foreach((json_t *)(uintptr_t)conf, key, v)
     {
         if (strcmp(key, "group") == 0 && json_is_string(v)) {
@@ -179,7 +180,7 @@ static void on_group(void *arg, int err, const struct pw_http_resp *resp)
     ctx->busy = false;
     if (!err) {
         ctx->loaded = true;
-        ctx->next_ms = ctx->now_ms + (int64_t)ctx->refresh_ms;
+        ctx->next_ms = ctx->now_ms + (int64_t)ctx->interval_ms;
     } else if (ctx->loaded) {
         pw_log_warn(SYNC, "Group/%s: re-read failed (%s), keeping %zu patients", ctx->id,
                     pw_strerror(err), ctx->cohort->nmembers);
@@ -206,17 +207,17 @@ static int group_refresh(struct pw_cohort *c, const struct pw_cohort_env *env, i
         return PW_E2BIG;
     }
     int err = pw_http_req_new(&req, env->server, "GET", url);
-    if (!err && env->authorize) {
-        err = env->authorize(env->auth_arg, req);
-    }
     if (err) {
-        pw_http_req_free(req);
         return err;
     }
     ctx->now_ms = now_ms;
+    ctx->interval_ms = ctx->refresh_ms   ? ctx->refresh_ms
+                       : env->refresh_ms ? env->refresh_ms
+                                         : 3600u * 1000u;
     ctx->done = done;
     ctx->arg = arg;
-    err = pw_http_submit_new(env->http, req, on_group, ctx);
+    err = env->auth ? pw_auth_submit_new(env->auth, req, on_group, ctx)
+                    : pw_http_submit_new(env->http, req, on_group, ctx);
     if (!err) {
         ctx->busy = true;
     }

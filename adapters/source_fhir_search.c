@@ -714,11 +714,11 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Drop the oldest entries until at most PW_SYNC_SEEN_MAX remain. */
-static int seen_trim(json_t *seen)
+/* Drop the oldest entries until at most @p max remain. */
+static int seen_trim(json_t *seen, size_t max)
 {
     size_t n = json_object_size(seen);
-    if (n <= PW_SYNC_SEEN_MAX) {
+    if (n <= max) {
         return 0;
     }
     int64_t *all = malloc(n * sizeof(*all));
@@ -734,8 +734,8 @@ static int seen_trim(json_t *seen)
         all[i++] = json_integer_value(v);
     }
     qsort(all, n, sizeof(*all), cmp_i64);
-    int64_t keep_from = all[n - PW_SYNC_SEEN_MAX];
-    size_t excess = n - PW_SYNC_SEEN_MAX;
+    int64_t keep_from = all[n - max];
+    size_t excess = n - max;
     free(all);
     /* Entries equal to the threshold survive unless the excess still needs them gone. */
     json_object_foreach_safe(seen, tmp, k, v)
@@ -746,6 +746,19 @@ static int seen_trim(json_t *seen)
         }
     }
     return 0;
+}
+
+static char *state_text(const struct pw_sync_state *st)
+{
+    char at[40] = "";
+    if (st->cursor_ms != PW_SYNC_NO_CURSOR) {
+        pw_fhir_instant_format(st->cursor_ms, at, sizeof(at));
+    }
+    json_t *root = json_pack("{s:i, s:I, s:s, s:O}", "v", 1, "ms", (json_int_t)st->cursor_ms,
+                             "cursor", at, "seen", st->seen);
+    char *text = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(root);
+    return text;
 }
 
 int pw_sync_state_dump(struct pw_sync_state *st, uint64_t overlap_ms, char **out)
@@ -762,30 +775,24 @@ int pw_sync_state_dump(struct pw_sync_state *st, uint64_t overlap_ms, char **out
             }
         }
     }
-    if (seen_trim(st->seen)) {
-        return PW_ENOMEM;
-    }
-
-    char at[40] = "";
-    if (st->cursor_ms != PW_SYNC_NO_CURSOR) {
-        pw_fhir_instant_format(st->cursor_ms, at, sizeof(at));
-    }
-    json_t *root = json_pack("{s:i, s:I, s:s, s:O}", "v", 1, "ms", (json_int_t)st->cursor_ms,
-                             "cursor", at, "seen", st->seen);
-    if (!root) {
-        return PW_ENOMEM;
-    }
-    char *text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(root);
-    if (!text) {
-        return PW_ENOMEM;
-    }
-    if (strlen(text) >= PW_SYNC_CURSOR_MAX) {
+    size_t max = PW_SYNC_SEEN_MAX;
+    for (;;) {
+        if (seen_trim(st->seen, max)) {
+            return PW_ENOMEM;
+        }
+        char *text = state_text(st);
+        if (!text) {
+            return PW_ENOMEM;
+        }
+        if (strlen(text) < PW_SYNC_CURSOR_MAX) {
+            *out = text;
+            return 0;
+        }
         free(text);
-        return PW_E2BIG;
+        /* Very long ids: keep the newest half. A dropped entry costs at most a duplicate
+         * delivery (the store is idempotent), never a lost resource or a stuck cursor. */
+        max = json_object_size(st->seen) / 2;
     }
-    *out = text;
-    return 0;
 }
 
 /*

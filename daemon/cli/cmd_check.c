@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cli/cmd.h"
+#include "painwatch/conf.h"
 #include "painwatch/engine.h"
 #include "painwatch/err.h"
 #include "painwatch/fhir.h"
@@ -22,8 +23,9 @@
 
 struct check_opts {
     int64_t at;
-    const char *factors;
+    const char *factors; /* NULL until --factors or the configuration sets it */
     const char *config;
+    const struct pw_conf_daemon *cd; /* the loaded --config, or NULL */
     const char *format;
     const char *terminology;
     char **files;
@@ -49,7 +51,6 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct check_opts *o)
 {
     o->at = PW_TIME_NONE;
-    o->factors = PW_MME_DEFAULT_SET;
     o->format = "json";
     int i = 1;
     for (; i < argc; i++) {
@@ -113,12 +114,12 @@ static int read_input(const char *path, char **out, size_t *len)
         fprintf(stderr, "painwatch check: %s: %s\n", path, strerror(errno));
         return -1;
     }
-    size_t cap = 64 * 1024, n = 0;
+    size_t cap = (size_t)64 * 1024, n = 0;
     char *buf = malloc(cap);
     int rc = buf ? 0 : -1;
     while (rc == 0) {
         if (n == cap) {
-            if (cap >= PW_INPUT_FILE_MAX) {
+            if (cap >= (size_t)PW_INPUT_FILE_MAX) {
                 fprintf(stderr, "painwatch check: %s: larger than %u bytes\n", path,
                         PW_INPUT_FILE_MAX);
                 rc = -1;
@@ -280,7 +281,12 @@ static void ref_string(const struct pw_ref *r, char *buf, size_t n)
     }
 }
 
-static json_t *patient_json(const struct pw_timeline *tl, int64_t at, const struct pw_findings *fs)
+/*
+ * One patient in the documented shape. @p text adds "active" to each order for the text view
+ * (the JSON document keeps exactly the documented keys).
+ */
+static json_t *patient_json(const struct pw_timeline *tl, int64_t at, const struct pw_findings *fs,
+                            bool text)
 {
     json_t *p = json_object(), *orders = json_array(), *findings = json_array(), *dq = json_array();
     char ref[PW_REF_MAX + 80];
@@ -292,11 +298,14 @@ static json_t *patient_json(const struct pw_timeline *tl, int64_t at, const stru
             continue;
         }
         ref_string(&o->src, ref, sizeof(ref));
-        json_array_append_new(
-            orders, json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o}", "resource", ref, "ingredient",
-                              o->ingredient, "role", role_name(o->role), "mg_per_day",
-                              num(o->mg_per_day), "mme_per_day", num(o->mme_per_day),
-                              "mme_per_dose", num(o->mme_per_dose), "factor", num(o->mme_factor)));
+        json_t *oj = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o}", "resource", ref, "ingredient",
+                               o->ingredient, "role", role_name(o->role), "mg_per_day",
+                               num(o->mg_per_day), "mme_per_day", num(o->mme_per_day),
+                               "mme_per_dose", num(o->mme_per_dose), "factor", num(o->mme_factor));
+        if (text && oj != NULL) {
+            json_object_set_new(oj, "active", json_boolean(pw_order_active_at(o, at)));
+        }
+        json_array_append_new(orders, oj);
     }
     for (size_t i = 0; i < fs->n; i++) {
         const struct pw_finding *f = &fs->v[i];
@@ -364,7 +373,8 @@ static void print_text(FILE *out, const json_t *doc)
             if (isfinite(jnum(e, "mme_per_dose"))) {
                 fprintf(out, ", %g MME/dose", round(jnum(e, "mme_per_dose") * 100) / 100);
             }
-            fprintf(out, "  [%s]\n", pw_fhir_str(e, "resource"));
+            fprintf(out, "  [%s]%s\n", pw_fhir_str(e, "resource"),
+                    json_is_false(json_object_get(e, "active")) ? " (not active)" : "");
         }
         json_array_foreach(json_object_get(p, "findings"), k, e)
         {
@@ -387,6 +397,48 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* True when @p b is a later version of the same resource than @p a. */
+static bool later_version(const json_t *a, const json_t *b)
+{
+    const char *va = pw_fhir_str(json_object_get(a, "meta"), "versionId");
+    const char *vb = pw_fhir_str(json_object_get(b, "meta"), "versionId");
+    int64_t ta, tb;
+    if (va && vb) {
+        char *ea, *eb;
+        long long na = strtoll(va, &ea, 10), nb = strtoll(vb, &eb, 10);
+        if (*va && *vb && !*ea && !*eb) {
+            return nb > na;
+        }
+    }
+    if (pw_fhir_parse_time(pw_fhir_str(json_object_get(a, "meta"), "lastUpdated"), &ta) == 0 &&
+        pw_fhir_parse_time(pw_fhir_str(json_object_get(b, "meta"), "lastUpdated"), &tb) == 0) {
+        return tb > ta;
+    }
+    return true; /* nothing to compare: the later input wins */
+}
+
+/* Map "Type/id" -> the latest version in the input (several files may hold several). */
+static json_t *latest_versions(const struct check_input *in)
+{
+    json_t *latest = json_object();
+    size_t i;
+    json_t *r;
+    json_array_foreach(in->resources, i, r)
+    {
+        char key[PW_REF_MAX];
+        const char *type = pw_fhir_str(r, "resourceType"), *id = pw_fhir_str(r, "id");
+        if (latest == NULL || id == NULL) {
+            continue;
+        }
+        snprintf(key, sizeof(key), "%s/%s", type, id);
+        json_t *cur = json_object_get(latest, key);
+        if (cur == NULL || later_version(cur, r)) {
+            json_object_set(latest, key, r);
+        }
+    }
+    return latest;
+}
+
 /* Group the resources normalize reads by patient: @p set maps "Patient/id" -> array. */
 static int group_patients(const struct check_input *in, const struct pw_resolver *refs, json_t *set)
 {
@@ -394,10 +446,21 @@ static int group_patients(const struct check_input *in, const struct pw_resolver
     json_t *r;
     static const char *const types[] = {"Patient",           "Observation",    "Condition",
                                         "MedicationRequest", "ServiceRequest", "Encounter"};
+    json_t *latest = latest_versions(in);
+    if (latest == NULL) {
+        return -1;
+    }
     json_array_foreach(in->resources, i, r)
     {
-        char patient[PW_REF_MAX];
+        char patient[PW_REF_MAX], key[PW_REF_MAX];
         const char *type = pw_fhir_str(r, "resourceType");
+        const char *id = pw_fhir_str(r, "id");
+        if (id != NULL) {
+            snprintf(key, sizeof(key), "%s/%s", type, id);
+            if (json_object_get(latest, key) != r) {
+                continue; /* an older copy of a resource given again */
+            }
+        }
         bool relevant = false;
         for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
             relevant = relevant || strcmp(type, types[t]) == 0;
@@ -410,19 +473,22 @@ static int group_patients(const struct check_input *in, const struct pw_resolver
         if (list == NULL) {
             list = json_array();
             if (list == NULL || json_object_set_new(set, patient, list) < 0) {
+                json_decref(latest);
                 return -1;
             }
         }
         if (json_array_append(list, r) < 0) {
+            json_decref(latest);
             return -1;
         }
     }
+    json_decref(latest);
     return 0;
 }
 
 static int evaluate_patient(const struct pw_norm_ctx *ctx, const struct pw_engine *engine,
                             const char *patient, const json_t *list, const struct pw_resolver *refs,
-                            int64_t at, json_t *out)
+                            int64_t at, bool text, json_t *out)
 {
     struct pw_timeline tl;
     struct pw_findings fs = {0};
@@ -447,10 +513,74 @@ static int evaluate_patient(const struct pw_norm_ctx *ctx, const struct pw_engin
     if (rc < 0) {
         fprintf(stderr, "painwatch check: %s: a rule failed: %s\n", patient, pw_strerror(rc));
     }
-    json_array_append_new(out, patient_json(&tl, at, &fs));
+    json_array_append_new(out, patient_json(&tl, at, &fs, text));
     pw_findings_cleanup(&fs);
     pw_timeline_cleanup(&tl);
     return 0;
+}
+
+/* rules.<id>.enabled and rules.<id>.<param> from --config, as the daemon applies them. */
+static int apply_rules(struct pw_engine *engine, const json_t *rules)
+{
+    const char *rid, *param;
+    json_t *sec, *val;
+    int rc = 0;
+    /* jansson's iterators take a non-const tree: walk a private copy. */
+    json_t *copy = rules ? json_deep_copy(rules) : json_object();
+    if (copy == NULL) {
+        return PW_ENOMEM;
+    }
+    json_object_foreach(copy, rid, sec)
+    {
+        json_object_foreach(sec, param, val)
+        {
+            rc = strcmp(param, "enabled") == 0
+                     ? pw_engine_enable(engine, rid, json_is_true(val))
+                     : pw_engine_set_param(engine, rid, param, json_number_value(val));
+            if (rc < 0) {
+                fprintf(stderr, "painwatch check: rules.%s.%s: %s\n", rid, param, pw_strerror(rc));
+                json_decref(copy);
+                return rc;
+            }
+        }
+    }
+    json_decref(copy);
+    return 0;
+}
+
+/* "system|code" lists of pain_codes replace normalize's defaults, as in the daemon. */
+static int replace_codes(struct pw_code_set *set, const char **codes, size_t n)
+{
+    if (n == 0) {
+        return 0;
+    }
+    pw_code_set_clear(set);
+    for (size_t i = 0; i < n; i++) {
+        char sys[PW_CODE_MAX];
+        const char *bar = strchr(codes[i], '|');
+        size_t sl = bar ? (size_t)(bar - codes[i]) : 0;
+        if (sl >= sizeof(sys)) {
+            return PW_ECONFIG;
+        }
+        memcpy(sys, codes[i], sl);
+        sys[sl] = '\0';
+        if (pw_code_set_add(set, sys, bar ? bar + 1 : codes[i]) < 0) {
+            return PW_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int apply_codes(const struct pw_conf_daemon *cd, struct pw_norm_ctx *ctx)
+{
+    int rc = replace_codes(&ctx->pain_intensity, cd->pain_codes.score, cd->pain_codes.n_score);
+    if (rc == 0) {
+        rc = replace_codes(&ctx->neuropathic, cd->pain_codes.type, cd->pain_codes.n_type);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "painwatch check: pain_codes: %s\n", pw_strerror(rc));
+    }
+    return rc;
 }
 
 static int evaluate(const struct check_opts *o, const struct check_input *in,
@@ -470,7 +600,14 @@ static int evaluate(const struct check_opts *o, const struct check_input *in,
         json_decref(patients);
         return -1;
     }
-    if (pw_engine_new(&engine, o->factors) < 0 || group_patients(in, &refs, set) < 0) {
+    if (pw_engine_new(&engine, o->factors) < 0) {
+        fprintf(stderr, "painwatch check: out of memory\n");
+        goto fail;
+    }
+    if (o->cd != NULL && (apply_rules(engine, o->cd->rules) < 0 || apply_codes(o->cd, &ctx) < 0)) {
+        goto fail;
+    }
+    if (group_patients(in, &refs, set) < 0) {
         fprintf(stderr, "painwatch check: out of memory\n");
         goto fail;
     }
@@ -488,7 +625,7 @@ static int evaluate(const struct check_opts *o, const struct check_input *in,
     qsort(keys, n, sizeof(*keys), cmp_str);
     for (k = 0; k < n; k++) {
         if (evaluate_patient(&ctx, engine, keys[k], json_object_get(set, keys[k]), &refs, o->at,
-                             patients) < 0) {
+                             strcmp(o->format, "text") == 0, patients) < 0) {
             fprintf(stderr, "painwatch check: out of memory\n");
             goto fail;
         }
@@ -507,6 +644,31 @@ fail:
     return rc;
 }
 
+/* --config: the daemon's file; terminology_dir, factor_set, rules and pain_codes apply. */
+static int load_config(struct check_opts *o, struct pw_conf **conf)
+{
+    struct pw_conf_errors errs = {0};
+    int rc = pw_conf_load_file(conf, o->config, &errs);
+    for (size_t i = 0; i < errs.n; i++) {
+        fprintf(stderr, "painwatch check: %s\n", errs.lines[i]);
+    }
+    if (rc < 0 && errs.n == 0) {
+        fprintf(stderr, "painwatch check: %s: %s\n", o->config, pw_strerror(rc));
+    }
+    pw_conf_errors_cleanup(&errs);
+    if (rc < 0) {
+        return rc;
+    }
+    o->cd = pw_conf_daemon(*conf);
+    if (o->factors == NULL) {
+        o->factors = o->cd->factor_set;
+    }
+    if (o->terminology == NULL) {
+        o->terminology = o->cd->terminology_dir;
+    }
+    return 0;
+}
+
 int pw_cmd_check(int argc, char **argv)
 {
     struct check_opts o = {0};
@@ -514,29 +676,32 @@ int pw_cmd_check(int argc, char **argv)
     if (prc != 0) {
         return prc > 0 ? 0 : 2;
     }
-    if (o.config != NULL) {
-        fprintf(stderr, "painwatch check: --config is not supported yet; using the built-in "
-                        "defaults\n");
+    struct pw_conf *conf = NULL;
+    if (o.config != NULL && load_config(&o, &conf) < 0) {
+        return 2;
+    }
+    if (o.factors == NULL) {
+        o.factors = PW_MME_DEFAULT_SET;
     }
     if (o.at == PW_TIME_NONE) {
         o.at = (int64_t)time(NULL);
     }
     char dir[4096], err[512] = "";
+    struct pw_terminology *term = NULL;
+    struct check_input in = {.resources = json_array()};
+    json_t *doc = NULL;
+    int rc = 2;
     if (o.terminology != NULL) {
         pw_fhir_copy(dir, sizeof(dir), o.terminology);
     } else if (pw_terminology_default_dir(dir, sizeof(dir)) < 0) {
         fprintf(stderr, "painwatch check: terminology tables not found (use --terminology DIR "
                         "or PAINWATCH_TERMINOLOGY_DIR)\n");
-        return 2;
+        goto out;
     }
-    struct pw_terminology *term = NULL;
     if (pw_terminology_load(&term, dir, err, sizeof(err)) < 0) {
         fprintf(stderr, "painwatch check: terminology: %s\n", err);
-        return 2;
+        goto out;
     }
-    struct check_input in = {.resources = json_array()};
-    json_t *doc = NULL;
-    int rc = 2;
     if (in.resources == NULL || pw_fhir_index_new(&in.index) < 0) {
         goto out;
     }
@@ -560,5 +725,6 @@ out:
     json_decref(in.resources);
     pw_fhir_index_free(in.index);
     pw_terminology_free(term);
+    pw_conf_free(conf);
     return rc;
 }

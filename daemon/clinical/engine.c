@@ -29,8 +29,12 @@ struct pw_engine {
     bool enabled[N_RULES];
     size_t param_off[N_RULES]; /* index of the rule's first value in params */
     double *params;
-    char factor_set[32];
+    const char *factor_set; /* a static name, or factor_buf */
+    char factor_buf[32];
 };
+
+/* Known factor sets map to static strings, so findings stay valid after the engine is freed. */
+static const char *const known_factor_sets[] = {"cdc2022", "cdc2016"};
 
 const struct pw_rule *const *pw_rules_all(size_t *count)
 {
@@ -76,15 +80,23 @@ int pw_engine_new(struct pw_engine **out, const char *factor_set)
             e->params[e->param_off[i] + p] = registry[i]->params[p].def;
         }
     }
-    /* Copied (truncated to the buffer): findings point at it, so they are valid while the
-     * engine lives. */
-    const char *fs = factor_set && factor_set[0] ? factor_set : "cdc2022";
-    size_t len = strlen(fs);
-    if (len >= sizeof(e->factor_set)) {
-        len = sizeof(e->factor_set) - 1;
+    const char *fs = factor_set && factor_set[0] ? factor_set : known_factor_sets[0];
+    for (size_t i = 0; i < sizeof(known_factor_sets) / sizeof(known_factor_sets[0]); i++) {
+        if (strcmp(fs, known_factor_sets[i]) == 0) {
+            e->factor_set = known_factor_sets[i];
+        }
     }
-    memcpy(e->factor_set, fs, len);
-    e->factor_set[len] = '\0';
+    if (!e->factor_set) {
+        /* A site-defined set: copied (truncated); its findings are valid while the engine
+         * lives. */
+        size_t len = strlen(fs);
+        if (len >= sizeof(e->factor_buf)) {
+            len = sizeof(e->factor_buf) - 1;
+        }
+        memcpy(e->factor_buf, fs, len);
+        e->factor_buf[len] = '\0';
+        e->factor_set = e->factor_buf;
+    }
     *out = e;
     return 0;
 }
@@ -151,11 +163,11 @@ static int episode_key(struct pw_finding *f)
         return PW_ENOMEM;
     }
     static const char hex[] = "0123456789abcdef";
-    for (unsigned int i = 0; i < md_len; i++) {
+    for (size_t i = 0; i < md_len; i++) {
         f->key[2 * i] = hex[md[i] >> 4];
         f->key[2 * i + 1] = hex[md[i] & 0xf];
     }
-    f->key[2 * md_len] = '\0';
+    f->key[(size_t)md_len * 2] = '\0';
     return 0;
 }
 

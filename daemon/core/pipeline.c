@@ -352,6 +352,28 @@ static int process_page(struct pw_pipeline *p, const struct pw_sync_source *src,
     if (rc < 0) {
         return rc;
     }
+    if (p->conf.audit) {
+        /* What painwatch read about whom, before it is acted upon (audit before effect). */
+        char query[PW_REF_MAX + 64];
+        char patient[PW_REF_MAX];
+        struct pw_audit_fhir ix = {
+            .interaction = "search",
+            .server = src->server,
+            .method = "GET",
+            .url = query,
+            .status = 200,
+            .patient = src->patient ? patient : NULL,
+            .entries = (long)json_array_size(resources),
+        };
+        snprintf(patient, sizeof(patient), "Patient/%s", src->patient ? src->patient : "");
+        snprintf(query, sizeof(query), "%s?%s%s", src->type, src->patient ? "patient=" : "",
+                 src->patient ? src->patient : "");
+        rc = pw_audit_fhir_interaction(p->conf.audit, &ix);
+        if (rc < 0) {
+            pw_store_rollback(p->conf.store);
+            return rc;
+        }
+    }
     json_array_foreach(resources, i, res)
     {
         rc = store_one(p, src, res, &touched, &max_updated);
@@ -359,10 +381,16 @@ static int process_page(struct pw_pipeline *p, const struct pw_sync_source *src,
             goto fail;
         }
     }
+    /*
+     * The touched patients are marked due now, durably with the page; they are evaluated at the
+     * end of the server's cycle (on_cycle_end), once, on every resource type. Evaluating here,
+     * per page, would judge a patient whose Conditions or orders have not arrived yet (they come
+     * in other streams) and raise Flags that vanish minutes later. A crash in between leaves
+     * the mark, and the next start evaluates the patient.
+     */
     for (i = 0; i < touched.n; i++) {
-        rc = pw_pipeline_evaluate_patient(p, touched.v[i], now_s);
+        rc = pw_store_patient_schedule(p->conf.store, touched.v[i], now_s);
         if (rc < 0) {
-            pw_log_err(CLIN, "%s: evaluation failed: %s", touched.v[i], pw_strerror(rc));
             goto fail;
         }
     }
@@ -408,8 +436,18 @@ static void on_page(void *arg, const struct pw_sync_source *src, json_t *resourc
     }
     json_decref(resources);
     done(done_arg, rc);
-    if (rc == 0 && p->conf.outbox) {
-        pw_outbox_kick(p->conf.outbox);
+}
+
+static void on_cycle_end(void *arg, const char *server, int err)
+{
+    struct pw_pipeline *p = arg;
+    size_t n = 0;
+
+    (void)server;
+    (void)err; /* a failed cycle still evaluates what its committed pages brought */
+    pw_pipeline_reevaluate_due(p, &n);
+    if (n > 0) {
+        pw_log_info(CLIN, "evaluated %zu patient(s) after a sync cycle", n);
     }
 }
 
@@ -417,6 +455,7 @@ void pw_pipeline_consumer(struct pw_pipeline *p, struct pw_sync_consumer *out)
 {
     out->cursor_load = cursor_load;
     out->on_page = on_page;
+    out->on_cycle_end = on_cycle_end;
     out->arg = p;
 }
 

@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "painwatch/auth.h"
 #include "painwatch/check.h"
 #include "painwatch/cohort.h"
 #include "painwatch/err.h"
@@ -46,7 +47,6 @@ struct run {
     char *next;        /* the next link of the page being committed */
     unsigned pages;    /* pages fetched in this run */
     unsigned restarts; /* restarts after expired paging links */
-    bool auth_retried; /* the one renew-and-retry after a 401 is spent */
     bool page_pending; /* waiting for the consumer's done */
     bool final;        /* the pending page carried the cursor */
     bool transport;    /* the exchange itself failed (reset, timeout), whatever the status */
@@ -59,7 +59,7 @@ struct server {
     struct pw_sync *sync;
     struct pw_source_conf conf;
     struct pw_cohort *cohort;
-    struct pw_sync_auth auth;
+    struct pw_auth *auth; /* borrowed, NULL = none */
     uv_timer_t timer;
     struct stream *streams;
     size_t nstreams;
@@ -365,37 +365,6 @@ static void run_page(struct run *r, const struct pw_http_resp *resp)
     run_deliver(r, resources, final);
 }
 
-static void on_auth_refreshed(void *arg, int err)
-{
-    struct run *r = arg;
-    struct pw_sync *sync = r->srv->sync;
-
-    enter(sync);
-    sync->inflight--;
-    if (err || sync->stopping) {
-        pw_log_err(SYNC, "%s: authorization refresh failed: %s", r->srv->conf.name,
-                   pw_strerror(err ? err : PW_ECANCELED));
-        run_end(r, err ? PW_EAUTH : PW_ECANCELED);
-    } else {
-        char *url = r->url;
-        r->url = NULL;
-        run_fetch(r, url);
-        free(url);
-    }
-    leave(sync);
-}
-
-static void run_auth_refresh(struct run *r)
-{
-    struct server *srv = r->srv;
-    int err = srv->auth.refresh(srv->auth.arg, on_auth_refreshed, r);
-    if (err) {
-        run_end(r, PW_EAUTH);
-        return;
-    }
-    srv->sync->inflight++;
-}
-
 static void run_status(struct run *r, const struct pw_http_resp *resp)
 {
     struct server *srv = r->srv;
@@ -412,12 +381,6 @@ static void run_status(struct run *r, const struct pw_http_resp *resp)
         pw_log_notice(SYNC, "%s: paging link expired (HTTP %ld), restarting from the cursor",
                       r->stream->key, st);
         run_fetch(r, r->first_url);
-    } else if (st == 401 && srv->auth.refresh && !r->auth_retried) {
-        r->auth_retried = true;
-        if (srv->auth.invalidate) {
-            srv->auth.invalidate(srv->auth.arg);
-        }
-        run_auth_refresh(r);
     } else if (st == 429 || st == 503) {
         const char *ra = pw_http_resp_header(resp, "Retry-After");
         uint64_t ms = 0;
@@ -426,6 +389,7 @@ static void run_status(struct run *r, const struct pw_http_resp *resp)
         }
         run_end(r, PW_EAGAIN);
     } else if (st == 401 || st == 403) {
+        /* With an auth, pw_auth_submit_new() already renewed and retried once. */
         run_end(r, PW_EAUTH);
     } else {
         run_end(r, PW_EHTTP);
@@ -472,22 +436,13 @@ static void run_fetch(struct run *r, const char *url)
     free(r->url);
     r->url = copy;
     int err = pw_http_req_new(&req, srv->conf.name, "GET", url);
-    if (!err && srv->auth.apply) {
-        err = srv->auth.apply(srv->auth.arg, req);
-        if (err == PW_EAGAIN && srv->auth.refresh) {
-            /* No credential yet: obtain one, then come back to this URL. */
-            pw_http_req_free(req);
-            run_auth_refresh(r);
-            return;
-        }
-    }
     if (err) {
-        pw_http_req_free(req);
-        run_end(r, err == PW_EAGAIN ? PW_EAUTH : err);
+        run_end(r, err);
         return;
     }
     srv->health.requests++;
-    err = pw_http_submit_new(srv->sync->http, req, on_response, r);
+    err = srv->auth ? pw_auth_submit_new(srv->auth, req, on_response, r)
+                    : pw_http_submit_new(srv->sync->http, req, on_response, r);
     if (err) {
         run_end(r, err);
         return;
@@ -588,12 +543,6 @@ static void on_cohort_refreshed(void *arg, int err)
     leave(sync);
 }
 
-static int cohort_authorize(void *arg, struct pw_http_req *req)
-{
-    struct server *srv = arg;
-    return srv->auth.apply ? srv->auth.apply(srv->auth.arg, req) : 0;
-}
-
 static void cycle_start(struct server *srv)
 {
     struct pw_sync *sync = srv->sync;
@@ -601,8 +550,8 @@ static void cycle_start(struct server *srv)
         .http = sync->http,
         .server = srv->conf.name,
         .base = srv->conf.base,
-        .authorize = cohort_authorize,
-        .auth_arg = srv,
+        .auth = srv->auth,
+        .refresh_ms = srv->conf.group_refresh_ms,
     };
 
     srv->in_cycle = true;
@@ -664,6 +613,9 @@ static void cycle_end(struct server *srv)
     bool failed = srv->cycle_err != 0 && !canceled;
 
     srv->in_cycle = false;
+    if (!canceled && sync->consumer.on_cycle_end && !sync->freeing) {
+        sync->consumer.on_cycle_end(sync->consumer.arg, srv->conf.name, srv->cycle_err);
+    }
     if (!canceled) {
         cycle_health(srv, failed);
         srv->health.next_delay_ms = next_delay(srv, failed);
@@ -678,7 +630,10 @@ static void cycle_end(struct server *srv)
         if (--sync->once_pending == 0) {
             pw_sync_cycle_fn *done = sync->once_done;
             sync->once_done = NULL;
-            done(sync->once_arg, sync->once_err, sync->once_failed);
+            /* After pw_sync_free() the caller hears nothing more. */
+            if (!sync->freeing) {
+                done(sync->once_arg, sync->once_err, sync->once_failed);
+            }
         }
     } else if (sync->started && !sync->stopping && !sync->freeing) {
         uv_timer_start(&srv->timer, on_timer, srv->health.next_delay_ms, 0);
@@ -733,7 +688,7 @@ static struct server *server_find(const struct pw_sync *sync, const char *name)
 }
 
 int pw_sync_add_server(struct pw_sync *sync, const struct pw_source_conf *conf,
-                       struct pw_cohort *cohort, const struct pw_sync_auth *auth)
+                       struct pw_cohort *cohort, struct pw_auth *auth)
 {
     int err = PW_EINVAL;
     struct server *srv = NULL;
@@ -762,9 +717,7 @@ int pw_sync_add_server(struct pw_sync *sync, const struct pw_source_conf *conf,
     }
     srv->sync = sync;
     srv->cohort = cohort;
-    if (auth) {
-        srv->auth = *auth;
-    }
+    srv->auth = auth;
     uv_timer_init(sync->loop, &srv->timer);
     sync->servers[sync->nservers++] = srv;
     return 0;
@@ -814,13 +767,6 @@ int pw_sync_run_once(struct pw_sync *sync, pw_sync_cycle_fn *done, void *arg)
     return 0;
 }
 
-/* /metadata is public on most servers: without a credential yet, ask anyway. */
-static int metadata_authorize(void *arg, struct pw_http_req *req)
-{
-    int err = cohort_authorize(arg, req);
-    return err == PW_EAGAIN ? 0 : err;
-}
-
 static void on_capability(void *arg, int err, const struct pw_capability *cap)
 {
     struct server *srv = arg;
@@ -842,7 +788,9 @@ static void on_capability(void *arg, int err, const struct pw_capability *cap)
     if (--sync->check_pending == 0) {
         pw_sync_cycle_fn *done = sync->check_done;
         sync->check_done = NULL;
-        done(sync->check_arg, sync->check_err, sync->check_failed);
+        if (!sync->freeing) {
+            done(sync->check_arg, sync->check_err, sync->check_failed);
+        }
     }
     leave(sync);
 }
@@ -859,8 +807,8 @@ int pw_sync_check_servers(struct pw_sync *sync, pw_sync_cycle_fn *done, void *ar
     sync->check_err = 0;
     for (size_t i = 0; i < sync->nservers; i++) {
         struct server *srv = sync->servers[i];
-        int err = pw_capability_fetch(sync->http, srv->conf.name, srv->conf.base,
-                                      metadata_authorize, srv, on_capability, srv);
+        int err = pw_capability_fetch(sync->http, srv->conf.name, srv->conf.base, srv->auth,
+                                      on_capability, srv);
         if (err) {
             /* Already-submitted fetches still call back: account for this one as done. */
             sync->check_err = sync->check_err ? sync->check_err : err;

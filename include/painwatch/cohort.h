@@ -14,6 +14,7 @@
 
 struct pw_http;
 struct pw_http_req;
+struct pw_auth;
 struct pw_cohort;
 
 /*
@@ -30,11 +31,10 @@ typedef void pw_cohort_done_fn(void *arg, int err);
 /** Where a cohort that needs I/O reaches its server. Borrowed from the sync engine. */
 struct pw_cohort_env {
     struct pw_http *http;
-    const char *server; /* pw_http server name */
-    const char *base;   /* FHIR base URL */
-    /* Decorate a request with authorization (NULL = none); see pw_sync_auth.apply. */
-    int (*authorize)(void *arg, struct pw_http_req *req);
-    void *auth_arg;
+    const char *server;   /* pw_http server name */
+    const char *base;     /* FHIR base URL */
+    struct pw_auth *auth; /* submit through pw_auth_submit_new() when set (auth.h) */
+    uint64_t refresh_ms;  /* re-read interval when the cohort's own config sets none */
 };
 
 /** A cohort kind. One static instance per adapter file. */

@@ -146,7 +146,9 @@ int pw_sync_state_load(struct pw_sync_state *st, const char *text);
 /**
  * Drop seen entries older than cursor - @p overlap_ms (no search can return them again without
  * a new version), then the oldest beyond PW_SYNC_SEEN_MAX, and serialize.
- * Caller owns *out; free with free(). @return 0, PW_ENOMEM or PW_E2BIG.
+ * If the text would still exceed PW_SYNC_CURSOR_MAX, the oldest half is dropped until it
+ * fits (a dropped entry costs a duplicate delivery at most, never a stuck cursor).
+ * Caller owns *out; free with free(). @return 0 or PW_ENOMEM.
  */
 int pw_sync_state_dump(struct pw_sync_state *st, uint64_t overlap_ms, char **out);
 
@@ -222,13 +224,14 @@ typedef void pw_capability_fn(void *arg, int err, const struct pw_capability *ca
 struct pw_http;
 struct pw_http_req;
 
+struct pw_auth;
+
 /**
- * GET <base>/metadata on server @p server and parse it. @p authorize (may be NULL) decorates the
- * request. @p done runs exactly once, never synchronously, unless this returns an error; err is
- * 0, a transport error, PW_EHTTP (non-200), PW_EJSON or PW_EFHIR.
+ * GET <base>/metadata on server @p server and parse it, through @p auth when not NULL.
+ * @p done runs exactly once, never synchronously, unless this returns an error; err is 0, a
+ * transport error, PW_EHTTP (non-200), PW_EJSON or PW_EFHIR.
  */
 int pw_capability_fetch(struct pw_http *http, const char *server, const char *base,
-                        int (*authorize)(void *auth_arg, struct pw_http_req *req), void *auth_arg,
-                        pw_capability_fn *done, void *arg);
+                        struct pw_auth *auth, pw_capability_fn *done, void *arg);
 
 #endif

@@ -20,6 +20,7 @@ struct pw_http;
 struct pw_http_req;
 struct pw_source_conf;
 struct pw_cohort;
+struct pw_auth;
 
 /**
  * Identity of one incremental stream: one resource type on one server, for one patient
@@ -76,28 +77,17 @@ struct pw_sync_consumer {
     int (*cursor_load)(void *arg, const struct pw_sync_source *src, char **out);
     void (*on_page)(void *arg, const struct pw_sync_source *src, json_t *resources,
                     const char *cursor, pw_sync_page_done_fn *done, void *done_arg);
+    /*
+     * Optional: a server finished a cycle (every stream ran, @p err = 0, or the cycle failed
+     * with @p err). Not called for canceled cycles. The pipeline evaluates the patients the
+     * cycle touched here, once, on all their resource types.
+     */
+    void (*on_cycle_end)(void *arg, const char *server, int err);
     void *arg;
 };
 
 /** Completion of pw_sync_run_once(): @p failed is the number of streams whose run failed. */
 typedef void pw_sync_cycle_fn(void *arg, int err, unsigned failed);
-
-/** Completion of an authorization refresh. */
-typedef void pw_sync_auth_done_fn(void *arg, int err);
-
-/**
- * Authorization hook for one server. NULL (or all slots NULL) = no authorization.
- * apply decorates a request from cached state (PW_EAGAIN: no valid credential, refresh first);
- * refresh obtains a new one (done exactly once, never synchronously, unless it returns an
- * error); invalidate drops the cached credential after a 401. On a 401 the engine invalidates,
- * refreshes once and retries the request once; a second 401 fails the server with PW_EAUTH.
- */
-struct pw_sync_auth {
-    int (*apply)(void *arg, struct pw_http_req *req);
-    int (*refresh)(void *arg, pw_sync_auth_done_fn *done, void *done_arg);
-    void (*invalidate)(void *arg);
-    void *arg;
-};
 
 /** Health of one server, for metrics and logs. A plain copy. */
 struct pw_sync_health {
@@ -127,17 +117,23 @@ int pw_sync_new(struct pw_sync **out, struct uv_loop_s *loop, struct pw_http *ht
 /**
  * Stop and release. In-flight requests finish (or are canceled by pw_http_free()); the memory
  * is released once the last of them and the timers' close callbacks have run, so keep running
- * the loop after this call. NULL is a no-op.
+ * the loop after this call. Pending pw_sync_run_once() / pw_sync_check_servers() callbacks are
+ * not called any more. A consumer holding a page must still call its done(); the memory waits
+ * for it. NULL is a no-op.
  */
 void pw_sync_free(struct pw_sync *sync);
 
 /**
  * Add one FHIR server. @p conf is copied (see source.h; its name must match a server registered
- * with pw_http_server_add()). Takes ownership of @p cohort, also on failure. @p auth is copied;
- * NULL = none. @return 0, PW_EEXIST (name taken), PW_EINVAL or PW_ENOMEM.
+ * with pw_http_server_add()). Takes ownership of @p cohort, also on failure. @p auth (auth.h)
+ * is borrowed and must outlive the engine's requests (free it after pw_sync_free(), before
+ * pw_http_free()); NULL = no authorization. With an auth, every request goes through
+ * pw_auth_submit_new(): a token is obtained first when none is cached, and a 401 renews it
+ * once and retries once; a 401 that survives the renewal fails the server with PW_EAUTH.
+ * @return 0, PW_EEXIST (name taken), PW_EINVAL or PW_ENOMEM.
  */
 int pw_sync_add_server(struct pw_sync *sync, const struct pw_source_conf *conf,
-                       struct pw_cohort *cohort, const struct pw_sync_auth *auth);
+                       struct pw_cohort *cohort, struct pw_auth *auth);
 
 /**
  * Periodic mode: every server runs a cycle now, then every poll interval (with jitter), or

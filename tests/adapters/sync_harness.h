@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "painwatch/auth.h"
 #include "painwatch/check.h"
 #include "painwatch/cohort.h"
 #include "painwatch/err.h"
@@ -30,6 +31,7 @@ struct sh {
     uv_loop_t loop;
     struct pw_http *http;
     struct pw_sync *sync;
+    struct pw_auth *auth; /* optional; freed between the engine and the HTTP core */
     struct pwt_responder *r;
     char base[128];
     /* The consumer: key -> cursor text, and one line per delivered resource. */
@@ -38,6 +40,7 @@ struct sh {
     json_t *pages;     /* {"key", "n", "cursor": bool} per page */
     int page_error;    /* done(page_error) for every page when set */
     bool defer;        /* call done from a 0 ms timer instead of inside on_page */
+    bool hold;         /* keep done in pending_done: the test calls it */
     uv_timer_t defer_timer;
     pw_sync_page_done_fn *pending_done;
     void *pending_arg;
@@ -93,6 +96,11 @@ static inline void sh_on_page(void *arg, const struct pw_sync_source *src, json_
         json_object_set_new(h->cursors, src->key, json_string(cursor));
     }
     json_decref(resources);
+    if (h->hold) {
+        h->pending_done = done;
+        h->pending_arg = done_arg;
+        return;
+    }
     if (h->defer && !h->page_error) {
         assert_null(h->pending_done);
         h->pending_done = done;
@@ -131,7 +139,7 @@ static inline void sh_conf(struct sh *h, struct pw_source_conf *conf, const char
 }
 
 static inline void sh_add(struct sh *h, struct pw_source_conf *conf, const char *cohort_json,
-                          const struct pw_sync_auth *auth)
+                          struct pw_auth *auth)
 {
     char err[256] = "";
     struct pw_cohort *c = NULL;
@@ -167,6 +175,7 @@ static inline void sh_run_once(struct sh *h)
 static inline void sh_fini(struct sh *h)
 {
     pw_sync_free(h->sync);
+    pw_auth_free(h->auth);
     pw_http_free(h->http);
     uv_close((uv_handle_t *)&h->defer_timer, NULL);
     uv_run(&h->loop, UV_RUN_DEFAULT);

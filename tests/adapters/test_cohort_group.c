@@ -143,6 +143,36 @@ static void test_group_reread_failure_keeps_members(void **state)
     free(group);
 }
 
+/* Without refresh_s of its own, the Group follows the source's group_refresh_ms. */
+static void test_group_refresh_from_source(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+    size_t len = 0;
+    char *group = pwt_read_file(pwt_src_path("tests/fixtures/sync/group_ward.json"), &len);
+
+    sh_init(&h);
+    later_now = SH_NOW;
+    pw_sync_set_clock(h.sync, later_clock);
+    sh_conf(&h, &conf, "ehr", h.base, 0, 0);
+    conf.group_refresh_ms = 600000;
+    sh_add(&h, &conf, "{\"type\": \"group\", \"group\": \"ward4\"}", NULL);
+    sh_rule(&h, "/fhir/Group/ward4", NULL, 0, 200, NULL, group);
+    char *empty = sh_bundle(json_array(), NULL);
+    sh_rule(&h, "/fhir/*", NULL, 0, 200, NULL, empty);
+    free(empty);
+    sh_run_once(&h);
+    later_now = SH_NOW + 300000; /* 5 min: not due */
+    sh_run_once(&h);
+    assert_int_equal(pwt_responder_count_path(h.r, "/fhir/Group/ward4"), 1);
+    later_now = SH_NOW + 660000; /* 11 min: due */
+    sh_run_once(&h);
+    assert_int_equal(pwt_responder_count_path(h.r, "/fhir/Group/ward4"), 2);
+    sh_fini(&h);
+    free(group);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -150,6 +180,7 @@ int main(void)
         cmocka_unit_test(test_group_config_errors),
         cmocka_unit_test(test_group_cohort_sync),
         cmocka_unit_test(test_group_reread_failure_keeps_members),
+        cmocka_unit_test(test_group_refresh_from_source),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,8 @@
 #include "painwatch/source.h"
 #include "support/pwtest.h"
 
-#define T0 1714557600000LL /* 2024-05-01T10:00:00Z */
+#define T0       1714557600000LL
+#define SH_T0_MS T0 /* 2024-05-01T10:00:00Z */
 
 /* The decoded value of query parameter @p name in @p url (first occurrence), or NULL. */
 static char *query_param(const char *url, const char *name)
@@ -402,6 +403,32 @@ static void test_seen_set_hard_cap_keeps_newest(void **state)
     pw_sync_state_cleanup(&st);
 }
 
+static void test_cursor_text_always_fits(void **state)
+{
+    (void)state;
+    struct pw_sync_state st;
+    char key[200];
+    char *text = NULL;
+    char pad[121];
+
+    memset(pad, 'x', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    assert_int_equal(pw_sync_state_init(&st), 0);
+    for (int i = 0; i < PW_SYNC_SEEN_MAX; i++) {
+        snprintf(key, sizeof(key), "Observation/%s%d/1", pad, i);
+        json_object_set_new(st.seen, key, json_integer(SH_T0_MS + i));
+    }
+    st.cursor_ms = SH_T0_MS + PW_SYNC_SEEN_MAX;
+    assert_int_equal(pw_sync_state_dump(&st, 24LL * 3600000, &text), 0);
+    assert_true(strlen(text) < PW_SYNC_CURSOR_MAX);
+    assert_true(json_object_size(st.seen) < PW_SYNC_SEEN_MAX);
+    /* The newest entry is kept. */
+    snprintf(key, sizeof(key), "Observation/%s%d/1", pad, PW_SYNC_SEEN_MAX - 1);
+    assert_non_null(json_object_get(st.seen, key));
+    free(text);
+    pw_sync_state_cleanup(&st);
+}
+
 static void test_conf_from_daemon_config(void **state)
 {
     (void)state;
@@ -471,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_page_filter_dedupes_and_tracks_cursor),
         cmocka_unit_test(test_state_roundtrip_and_bounded_seen_set),
         cmocka_unit_test(test_seen_set_hard_cap_keeps_newest),
+        cmocka_unit_test(test_cursor_text_always_fits),
         cmocka_unit_test(test_conf_from_daemon_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

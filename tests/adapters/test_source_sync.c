@@ -5,6 +5,9 @@
  * bodies, timeouts, resets, token renewal, and a cohort sync that asks nothing twice.
  * Each scenario asserts what the consumer received and what the server was asked.
  */
+#include <stdatomic.h>
+#include <sys/stat.h>
+
 #include "adapters/sync_harness.h"
 
 #define SRV_WIDE "{\"type\": \"server\"}"
@@ -217,6 +220,52 @@ static void test_next_link_to_other_origin_refused(void **state)
     pwt_responder_stop(evil);
 }
 
+/* The page cap: a sorted search commits what it has and resumes; an unsorted one cannot. */
+static void page_cap_run(bool sorted)
+{
+    struct sh h;
+    struct pw_source_conf conf;
+
+    sh_init(&h);
+    obs_only(&h, &conf, 0, 0);
+    conf.pages_max = 2;
+    conf.dialect.sort = sorted;
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    script_three_pages(&h);
+    sh_run_once(&h);
+
+    /* Two pages asked, never the third. */
+    assert_int_equal(pwt_responder_count(h.r), 2);
+    assert_int_equal(sorted, strstr(sh_query(&h, 0), "_sort=_lastUpdated") != NULL);
+    assert_int_equal(json_array_size(h.delivered), 2);
+    const char *cur = json_string_value(json_object_get(h.cursors, "ehr/Observation/-"));
+    if (sorted) {
+        assert_int_equal(h.cycle_failed, 0);
+        struct pw_sync_state st;
+        assert_int_equal(pw_sync_state_init(&st), 0);
+        assert_int_equal(pw_sync_state_load(&st, cur), 0);
+        assert_int_equal(st.cursor_ms, SH_T0 + 60000); /* o2, the newest received */
+        pw_sync_state_cleanup(&st);
+    } else {
+        assert_null(cur);
+        assert_int_equal(h.cycle_failed, 1);
+        assert_int_equal(h.cycle_err, 0); /* not the server's fault: no backoff */
+    }
+    sh_fini(&h);
+}
+
+static void test_page_cap_sorted_resumes(void **state)
+{
+    (void)state;
+    page_cap_run(true);
+}
+
+static void test_page_cap_unsorted_keeps_cursor(void **state)
+{
+    (void)state;
+    page_cap_run(false);
+}
+
 /* One broken answer on the first page: what the engine reports, and that nothing moved. */
 static void broken_first_page(const struct pwt_rule *rule, long timeout_ms, size_t body_max,
                               int want_err, bool server_level)
@@ -294,57 +343,37 @@ static void test_connection_reset_mid_body(void **state)
     free(p);
 }
 
-/* Token renewal: the server accepts only "Bearer t2"; the first token is stale. */
-struct token {
-    int n;          /* current token number */
-    int refreshes;  /* refresh calls */
-    int invalidate; /* invalidate calls */
-    uv_timer_t timer;
-    pw_sync_auth_done_fn *done;
-    void *done_arg;
+/*
+ * Token renewal with the real auth layer (auth.h, "bearer" adapter: the token file is re-read
+ * after a 401). In phase 0 the server accepts only "Bearer t2"; when it sees the stale "t1" it
+ * rotates the file to t2 (as an external token refresher would) and answers 401. In phase 1 it
+ * accepts no token at all.
+ */
+struct auth_srv {
+    const char *path;
+    atomic_int phase;
 };
-
-static int tok_apply(void *arg, struct pw_http_req *req)
-{
-    struct token *t = arg;
-    char line[64];
-    snprintf(line, sizeof(line), "Authorization: Bearer t%d", t->n);
-    return pw_http_req_add_header(req, line);
-}
-
-static void tok_fire(uv_timer_t *tm)
-{
-    struct token *t = container_of(tm, struct token, timer);
-    t->n++;
-    t->done(t->done_arg, 0);
-}
-
-static int tok_refresh(void *arg, pw_sync_auth_done_fn *done, void *done_arg)
-{
-    struct token *t = arg;
-    t->refreshes++;
-    t->done = done;
-    t->done_arg = done_arg;
-    return uv_timer_start(&t->timer, tok_fire, 0, 0); /* never synchronous */
-}
-
-static void tok_invalidate(void *arg)
-{
-    ((struct token *)arg)->invalidate++;
-}
 
 static void auth_handler(void *arg, const struct pwt_request *req, struct pwt_reply *reply)
 {
+    struct auth_srv *as = arg;
+    const char *path = as->path;
     const char *a = pwt_request_header(req, "Authorization");
-    (void)arg;
-    if (!a || strcmp(a, "Bearer t2") != 0) {
-        reply->status = 401;
-        reply->body = strdup("{\"resourceType\":\"OperationOutcome\",\"issue\":[]}");
+
+    if (atomic_load(&as->phase) == 0 && a && strcmp(a, "Bearer t2") == 0) {
+        reply->status = 200;
+        reply->body = sh_bundle(json_pack("[o]", sh_obs("o1", "1", "2024-05-01T10:00:00Z")), NULL);
         reply->body_len = strlen(reply->body);
         return;
     }
-    reply->status = 200;
-    reply->body = sh_bundle(json_pack("[o]", sh_obs("o1", "1", "2024-05-01T10:00:00Z")), NULL);
+    if (a && strcmp(a, "Bearer t1") == 0) {
+        FILE *f = fopen(path, "w");
+        fputs("t2\n", f);
+        fclose(f);
+    }
+    reply->status = 401;
+    reply->headers = strdup("WWW-Authenticate: Bearer error=\"invalid_token\"\n");
+    reply->body = strdup("{\"resourceType\":\"OperationOutcome\",\"issue\":[]}");
     reply->body_len = strlen(reply->body);
 }
 
@@ -353,15 +382,21 @@ static void test_401_fixed_by_token_renewal(void **state)
     (void)state;
     struct sh h;
     struct pw_source_conf conf;
-    struct token tok = {.n = 1};
+    char *dir = pwt_mkdtemp();
+    char path[512];
 
+    snprintf(path, sizeof(path), "%s/token", dir);
+    pwt_write_file(path, "t1\n");
+    assert_int_equal(chmod(path, 0600), 0);
     sh_init(&h);
-    assert_int_equal(uv_timer_init(&h.loop, &tok.timer), 0);
-    struct pw_sync_auth auth = {
-        .apply = tok_apply, .refresh = tok_refresh, .invalidate = tok_invalidate, .arg = &tok};
     obs_only(&h, &conf, 0, 0);
-    sh_add(&h, &conf, SRV_WIDE, &auth);
-    struct pwt_rule rule = {.path = "/fhir/Observation", .handler = auth_handler};
+    struct pw_auth_conf ac = {.type = "bearer", .server = "ehr", .token_file = path};
+    assert_int_equal(pw_auth_new(&h.auth, h.http, &ac), 0);
+    sh_add(&h, &conf, SRV_WIDE, h.auth);
+    struct auth_srv as = {.path = path};
+    atomic_init(&as.phase, 0);
+    struct pwt_rule rule = {
+        .path = "/fhir/Observation", .handler = auth_handler, .handler_arg = &as};
     pwt_responder_add(h.r, &rule);
     sh_run_once(&h);
 
@@ -373,19 +408,24 @@ static void test_401_fixed_by_token_renewal(void **state)
     assert_string_equal(pwt_request_header(pwt_responder_request(h.r, 1), "Authorization"),
                         "Bearer t2");
     assert_string_equal(sh_query(&h, 0), sh_query(&h, 1));
-    assert_int_equal(tok.refreshes, 1);
-    assert_int_equal(tok.invalidate, 1);
     assert_int_equal(json_array_size(h.delivered), 1);
+    assert_non_null(json_object_get(h.cursors, "ehr/Observation/-"));
 
-    /* A token the server never accepts: renew once, retry once, then PW_EAUTH. */
-    tok.n = 5;
+    /* A token the server never accepts: one renewal, one retry, then PW_EAUTH, no data. */
+    atomic_store(&as.phase, 1);
+    pwt_write_file(path, "t9\n");
     json_object_clear(h.cursors);
     sh_run_once(&h);
     assert_int_equal(pwt_responder_count(h.r), 4);
-    assert_int_equal(tok.refreshes, 2);
+    assert_string_equal(pwt_request_header(pwt_responder_request(h.r, 2), "Authorization"),
+                        "Bearer t2");
+    assert_string_equal(pwt_request_header(pwt_responder_request(h.r, 3), "Authorization"),
+                        "Bearer t9");
     assert_int_equal(h.cycle_err, PW_EAUTH);
-    uv_close((uv_handle_t *)&tok.timer, NULL);
+    assert_null(json_object_get(h.cursors, "ehr/Observation/-"));
     sh_fini(&h);
+    pwt_rmtree(dir);
+    free(dir);
 }
 
 /* A cohort sync: every (patient, type) asked exactly once, with the right patient. */
@@ -453,6 +493,46 @@ static void test_cohort_sync_asks_nothing_twice(void **state)
     free(dir);
 }
 
+/* Shutdown with a request in flight, then with a page the consumer still holds. */
+static void test_free_mid_run(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+
+    sh_init(&h);
+    obs_only(&h, &conf, 0, 0);
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    struct pwt_rule hold = {.path = "/fhir/Observation", .never_answer = true};
+    pwt_responder_add(h.r, &hold);
+    assert_int_equal(pw_sync_run_once(h.sync, sh_on_cycle, &h), 0);
+    for (int i = 0; i < 1000 && !pwt_responder_wait_count(h.r, 1, 10); i++) {
+        uv_run(&h.loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(pwt_responder_count(h.r), 1);
+    /* Freed with the request in flight: canceled, no cycle callback, nothing leaks. */
+    sh_fini(&h);
+    assert_false(h.cycle_done);
+
+    sh_init(&h);
+    h.hold = true;
+    obs_only(&h, &conf, 0, 0);
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    script_three_pages(&h);
+    assert_int_equal(pw_sync_run_once(h.sync, sh_on_cycle, &h), 0);
+    while (!h.pending_done) {
+        uv_run(&h.loop, UV_RUN_ONCE);
+    }
+    pw_sync_free(h.sync);
+    /* The consumer finishes its commit after the free: the engine waited for it. */
+    h.pending_done(h.pending_arg, 0);
+    h.sync = NULL;
+    /* No request for page 2 was made after the free. */
+    assert_int_equal(pwt_responder_count(h.r), 1);
+    sh_fini(&h);
+    assert_false(h.cycle_done);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +541,8 @@ int main(void)
         cmocka_unit_test(test_consumer_failure_keeps_cursor),
         cmocka_unit_test(test_expired_next_link_restarts_from_cursor),
         cmocka_unit_test(test_next_link_to_other_origin_refused),
+        cmocka_unit_test(test_page_cap_sorted_resumes),
+        cmocka_unit_test(test_page_cap_unsorted_keeps_cursor),
         cmocka_unit_test(test_invalid_json),
         cmocka_unit_test(test_not_a_bundle),
         cmocka_unit_test(test_body_over_cap),
@@ -469,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_connection_reset_mid_body),
         cmocka_unit_test(test_401_fixed_by_token_renewal),
         cmocka_unit_test(test_cohort_sync_asks_nothing_twice),
+        cmocka_unit_test(test_free_mid_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -58,10 +58,10 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
                   pw_ru_time(t, exposure),
                   pw_ru_dur(h, (int64_t)(in->params[P_MIN_OPIOID_H] * PW_HOUR)));
     }
-    pw_ru_cat(f.situation, sizeof(f.situation), "opioid-since:%lld|laxative-gap:%lld|",
+    pw_ru_sit(f.situation, sizeof(f.situation), "opioid-since:%lld|laxative-gap:%lld|",
               (long long)exposure, (long long)since);
     if (prn) {
-        pw_ru_cat(f.situation, sizeof(f.situation), "prn:");
+        pw_ru_sit(f.situation, sizeof(f.situation), "prn:");
         pw_ru_sit_ref(f.situation, sizeof(f.situation), &prn->src);
         pw_finding_add_evidence(&f, &prn->src);
     }

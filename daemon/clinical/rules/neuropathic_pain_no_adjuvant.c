@@ -39,9 +39,9 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
               first->kind == PW_PAIN_MIXED ? "Mixed (partly neuropathic)" : "Neuropathic",
               pw_ru_time(t, first->at),
               adj_end != PW_TIME_NONE && adj_end > first->at ? " (the last one was stopped)" : "");
-    pw_ru_cat(f.situation, sizeof(f.situation), "pain-type:");
+    pw_ru_sit(f.situation, sizeof(f.situation), "pain-type:");
     pw_ru_sit_ref(f.situation, sizeof(f.situation), &first->src);
-    pw_ru_cat(f.situation, sizeof(f.situation), "|adjuvant-end:%lld",
+    pw_ru_sit(f.situation, sizeof(f.situation), "|adjuvant-end:%lld",
               (long long)(adj_end > first->at ? adj_end : 0));
     f.since = since;
     pw_finding_add_evidence(&f, &first->src);

@@ -18,7 +18,7 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
     f.since = op > bz ? op : bz;
     pw_ru_cat(f.text, sizeof(f.text), "Opioid and benzodiazepine active together since %s (",
               pw_ru_time(t, f.since));
-    pw_ru_cat(f.situation, sizeof(f.situation), "benzodiazepine:");
+    pw_ru_sit(f.situation, sizeof(f.situation), "benzodiazepine:");
     const char *sep = "";
     for (size_t i = 0; i < tl->orders.n; i++) {
         const struct pw_med_order *o = &tl->orders.v[i];
@@ -29,7 +29,7 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
             sep = ", ";
         }
     }
-    pw_ru_cat(f.situation, sizeof(f.situation), "|opioid-since:%lld", (long long)op);
+    pw_ru_sit(f.situation, sizeof(f.situation), "|opioid-since:%lld", (long long)op);
     for (size_t i = 0; i < tl->orders.n; i++) {
         const struct pw_med_order *o = &tl->orders.v[i];
         if ((o->classes & PW_MED_OPIOID) && pw_order_active_at(o, in->now)) {

@@ -126,7 +126,7 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
               from, to, pw_ru_time(t, r.t1), pw_ru_num(a, r.old_mme), pw_ru_num(b, r.new_mme),
               pw_ru_num(c, pct), pw_ru_num(d, p[P_MAX_PCT]),
               pw_ru_num(e, r.old_mme * p[P_MAX_PCT] / 100));
-    pw_ru_cat(f.situation, sizeof(f.situation), "rotation:");
+    pw_ru_sit(f.situation, sizeof(f.situation), "rotation:");
     pw_ru_sit_ref(f.situation, sizeof(f.situation), &r.old->src);
     pw_ru_sit_ref(f.situation, sizeof(f.situation), &r.new->src);
     f.since = r.t1;

@@ -107,7 +107,8 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
      * with the latest one: it does not move as `now` advances, and a controlled score between
      * two runs starts a new episode. */
     size_t run = i_latest;
-    while (run > 0 && tl->scores.v[run - 1].value >= p[P_HIGH_PAIN]) {
+    while (run > 0 && tl->scores.v[run - 1].value >= p[P_HIGH_PAIN] &&
+           tl->scores.v[run - 1].at != PW_TIME_NONE) {
         run--;
     }
     const struct pw_pain_score *run_start = &tl->scores.v[run];
@@ -115,9 +116,9 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
     struct pw_finding f;
     pw_ru_finding_init(&f, rule, PW_SEV_HIGH);
     write_text(&f, in, n_high, first, latest);
-    pw_ru_cat(f.situation, sizeof(f.situation), "run:");
+    pw_ru_sit(f.situation, sizeof(f.situation), "run:");
     pw_ru_sit_ref(f.situation, sizeof(f.situation), &run_start->src);
-    pw_ru_cat(f.situation, sizeof(f.situation), "|");
+    pw_ru_sit(f.situation, sizeof(f.situation), "|");
     pw_ru_sit_regimen(f.situation, sizeof(f.situation), tl, in->now);
     f.since = run_start->at;
     pw_finding_add_evidence(&f, &first->src);

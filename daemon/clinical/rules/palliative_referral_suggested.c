@@ -66,7 +66,7 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
               pw_ru_time(t, first->at));
     /* One episode per patient until a referral exists: the window slides with `now`, the
      * situation (no referral yet) does not. */
-    pw_ru_cat(f.situation, sizeof(f.situation), "no-referral");
+    pw_ru_sit(f.situation, sizeof(f.situation), "no-referral");
     f.since = first->at;
     pw_finding_add_evidence(&f, &first->src);
     pw_finding_add_evidence(&f, &last->src);

@@ -50,14 +50,14 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
     if (step) {
         pw_ru_cat(f.text, sizeof(f.text), "Baseline opioid changed %s -> %s MME/day on %s",
                   pw_ru_num(a, step->old_mme), pw_ru_num(b, step->new_mme), pw_ru_time(t, at));
-        pw_ru_cat(f.situation, sizeof(f.situation), "step:%lld|", (long long)at);
+        pw_ru_sit(f.situation, sizeof(f.situation), "step:%lld|", (long long)at);
         pw_ru_sit_regimen(f.situation, sizeof(f.situation), tl, at);
         pw_ru_evidence_regimen(&f, tl, at);
         pw_finding_add_number(&f, "new_baseline_mme_per_day", step->new_mme);
     } else {
         pw_ru_cat(f.text, sizeof(f.text), "New rescue opioid order (%s) on %s", rescue->drug_name,
                   pw_ru_time(t, at));
-        pw_ru_cat(f.situation, sizeof(f.situation), "rescue:");
+        pw_ru_sit(f.situation, sizeof(f.situation), "rescue:");
         pw_ru_sit_ref(f.situation, sizeof(f.situation), &rescue->src);
         pw_finding_add_evidence(&f, &rescue->src);
     }

@@ -28,7 +28,7 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
               "pain after treatment, within %s here.",
               pw_ru_num(a, last->value), pw_ru_time(t, last->at), pw_ru_dur(d, in->now - last->at),
               pw_ru_dur(h, (int64_t)(p[P_OVERDUE_H] * PW_HOUR)));
-    pw_ru_cat(f.situation, sizeof(f.situation), "score:");
+    pw_ru_sit(f.situation, sizeof(f.situation), "score:");
     pw_ru_sit_ref(f.situation, sizeof(f.situation), &last->src);
     f.since = last->at;
     pw_finding_add_evidence(&f, &last->src);

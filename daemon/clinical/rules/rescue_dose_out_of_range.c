@@ -48,14 +48,20 @@ static int check_order(const struct pw_rule *rule, const struct pw_rule_input *i
                        const struct pw_med_order *o, double tdd, struct pw_findings *out)
 {
     const double *p = in->params;
-    if (!isfinite(o->mme_per_dose) || !isfinite(o->mg_per_dose) || o->mg_per_dose <= 0) {
+    if (!isfinite(o->mg_per_dose) || o->mg_per_dose <= 0) {
         return 0; /* a data-quality event says why the dose is unknown */
     }
-    double mme_per_mg = o->mme_per_dose / o->mg_per_dose;
     double mg_hi = isfinite(o->mg_per_dose_high) && o->mg_per_dose_high > o->mg_per_dose
                        ? o->mg_per_dose_high
                        : o->mg_per_dose;
-    double pct_lo = o->mme_per_dose / tdd * 100;
+    /* MME per mg of this drug: the factor normalize used; else what its per-dose MME implies
+     * (mme_per_dose is for the top of a dose range, the most one dose may be). */
+    double mme_per_mg =
+        isfinite(o->mme_factor) && o->mme_factor > 0 ? o->mme_factor : o->mme_per_dose / mg_hi;
+    if (!isfinite(mme_per_mg) || mme_per_mg <= 0) {
+        return 0;
+    }
+    double pct_lo = o->mg_per_dose * mme_per_mg / tdd * 100;
     double pct_hi = mg_hi * mme_per_mg / tdd * 100;
     /* A dose range is judged by what it allows at most: above when its top exceeds the band,
      * below when even its top stays under it. */
@@ -86,9 +92,9 @@ static int check_order(const struct pw_rule *rule, const struct pw_rule_input *i
               pw_ru_num(a, tdd), sev == PW_SEV_MEDIUM ? "too high" : "too low",
               pw_ru_num(b, p[P_MIN_PCT]), pw_ru_num(c, p[P_MAX_PCT]), pw_ru_num(d, lo_mg),
               pw_ru_num(e, hi_mg), drug);
-    pw_ru_cat(f.situation, sizeof(f.situation), "rescue:");
+    pw_ru_sit(f.situation, sizeof(f.situation), "rescue:");
     pw_ru_sit_ref(f.situation, sizeof(f.situation), &o->src);
-    pw_ru_cat(f.situation, sizeof(f.situation), "|%s|", sev == PW_SEV_MEDIUM ? "above" : "below");
+    pw_ru_sit(f.situation, sizeof(f.situation), "|%s|", sev == PW_SEV_MEDIUM ? "above" : "below");
     pw_ru_sit_regimen(f.situation, sizeof(f.situation), in->tl, in->now);
     f.since = regimen_since(in->tl, o, in->now);
     pw_finding_add_evidence(&f, &o->src);

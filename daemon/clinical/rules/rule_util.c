@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "painwatch/err.h"
 
 static bool known_time(int64_t t)
@@ -225,25 +227,60 @@ void pw_ru_cat(char *buf, size_t size, const char *fmt, ...)
     }
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf + len, size - len, fmt, ap);
+    /* Truncation is the documented behaviour: a finding text is capped, never an error.
+     * (The analyzer loses track of va_start here: a known false positive.) */
+    (void)vsnprintf(buf + len, size - len, fmt, ap); /* NOLINT(clang-analyzer-valist.*) */
     va_end(ap);
+}
+
+void pw_ru_sit(char *sit, size_t size, const char *fmt, ...)
+{
+    char add[PW_SITUATION_MAX * 2];
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(add, sizeof(add), fmt, ap); /* NOLINT(clang-analyzer-valist.*) */
+    va_end(ap);
+    size_t len = strnlen(sit, size);
+    size_t add_len = strlen(add);
+    if (len + add_len < size) {
+        memcpy(sit + len, add, add_len + 1);
+        return;
+    }
+    /* Too long to keep verbatim (long EHR ids, many orders): fold what is there and what comes
+     * into a digest, so two different situations never share a truncated prefix. */
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && EVP_DigestUpdate(ctx, sit, len) &&
+             EVP_DigestUpdate(ctx, add, add_len) && EVP_DigestFinal_ex(ctx, md, &md_len);
+    EVP_MD_CTX_free(ctx);
+    static const char hex[] = "0123456789abcdef";
+    if (!ok || size < (size_t)md_len * 2 + 2) {
+        return; /* keeps the shorter, still deterministic, string */
+    }
+    sit[0] = '#';
+    for (size_t i = 0; i < md_len; i++) {
+        sit[1 + 2 * i] = hex[md[i] >> 4];
+        sit[2 + 2 * i] = hex[md[i] & 0xf];
+    }
+    sit[1 + (size_t)md_len * 2] = '\0';
 }
 
 void pw_ru_sit_ref(char *sit, size_t size, const struct pw_ref *ref)
 {
-    pw_ru_cat(sit, size, "%s/%s@%s;", ref->type, ref->id, ref->version);
+    pw_ru_sit(sit, size, "%s/%s@%s;", ref->type, ref->id, ref->version);
 }
 
 void pw_ru_sit_regimen(char *sit, size_t size, const struct pw_timeline *tl, int64_t t)
 {
-    pw_ru_cat(sit, size, "regimen:");
+    pw_ru_sit(sit, size, "regimen:");
     for (size_t i = 0; i < tl->orders.n; i++) {
         const struct pw_med_order *o = &tl->orders.v[i];
         if (o->role == PW_ROLE_BASELINE && pw_order_active_at(o, t)) {
             pw_ru_sit_ref(sit, size, &o->src);
         }
     }
-    pw_ru_cat(sit, size, "|");
+    pw_ru_sit(sit, size, "|");
 }
 
 void pw_ru_evidence_regimen(struct pw_finding *f, const struct pw_timeline *tl, int64_t t)
@@ -259,18 +296,18 @@ void pw_ru_evidence_regimen(struct pw_finding *f, const struct pw_timeline *tl, 
 const char *pw_ru_num(char buf[static 32], double v)
 {
     if (!isfinite(v)) {
-        snprintf(buf, 32, "?");
+        (void)snprintf(buf, 32, "?");
         return buf;
     }
     double r = round(v * 10.0) / 10.0;
     if (fabs(r - round(r)) < 1e-9) {
-        snprintf(buf, 32, "%.0f", r);
+        (void)snprintf(buf, 32, "%.0f", r);
     } else {
-        snprintf(buf, 32, "%.1f", r);
+        (void)snprintf(buf, 32, "%.1f", r);
     }
     /* Small doses (fentanyl mcg, hydromorphone) must not round to 0. */
     if (v > 0 && r == 0) {
-        snprintf(buf, 32, "%.2g", v);
+        (void)snprintf(buf, 32, "%.2g", v);
     }
     return buf;
 }
@@ -280,20 +317,20 @@ const char *pw_ru_time(char buf[static 32], int64_t t)
     time_t tt = (time_t)t;
     struct tm tm;
     if (!known_time(t) || !gmtime_r(&tt, &tm)) {
-        snprintf(buf, 32, "unknown time");
+        (void)snprintf(buf, 32, "unknown time");
         return buf;
     }
-    strftime(buf, 32, "%Y-%m-%d %H:%M UTC", &tm);
+    (void)strftime(buf, 32, "%Y-%m-%d %H:%M UTC", &tm);
     return buf;
 }
 
 const char *pw_ru_dur(char buf[static 32], int64_t seconds)
 {
     char n[32];
-    if (seconds > 72 * PW_HOUR) {
-        snprintf(buf, 32, "%s days", pw_ru_num(n, (double)seconds / PW_DAY));
+    if (seconds > (int64_t)72 * PW_HOUR) {
+        (void)snprintf(buf, 32, "%s days", pw_ru_num(n, (double)seconds / PW_DAY));
     } else {
-        snprintf(buf, 32, "%s h", pw_ru_num(n, (double)seconds / PW_HOUR));
+        (void)snprintf(buf, 32, "%s h", pw_ru_num(n, (double)seconds / PW_HOUR));
     }
     return buf;
 }

@@ -73,7 +73,13 @@ int64_t pw_ru_exposure_start(const struct pw_timeline *tl, int64_t t, unsigned c
 /** Latest end (<= t) of an order with any of @p classes, or PW_TIME_NONE. */
 int64_t pw_ru_last_end(const struct pw_timeline *tl, int64_t t, unsigned classes);
 
-/** Append "Type/id@version;" to a situation string (truncates safely). */
+/**
+ * Append printf output to a situation. A situation that would overflow is replaced by "#" and
+ * the hex SHA-256 of its whole content, so distinct situations stay distinct.
+ */
+void pw_ru_sit(char *sit, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/** Append "Type/id@version;" to a situation string (pw_ru_sit). */
 void pw_ru_sit_ref(char *sit, size_t size, const struct pw_ref *ref);
 
 /** Append "tag:" + the refs of the baseline orders active at @p t + "|" to a situation. */

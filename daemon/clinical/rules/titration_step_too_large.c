@@ -66,7 +66,7 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
               "%s%%), i.e. at most %s MME/day. Watch for sedation and respiratory depression.",
               pw_ru_num(d, p[P_MAX_PCT_LOW_PAIN]), pw_ru_num(e, p[P_HIGH_PAIN]),
               pw_ru_num(c, p[P_MAX_PCT_ANY]), pw_ru_num(a, s->old_mme * (1 + limit / 100)));
-    pw_ru_cat(f.situation, sizeof(f.situation), "step:%lld|", (long long)s->at);
+    pw_ru_sit(f.situation, sizeof(f.situation), "step:%lld|", (long long)s->at);
     pw_ru_sit_regimen(f.situation, sizeof(f.situation), in->tl, s->at);
     f.since = s->at;
     pw_ru_evidence_regimen(&f, in->tl, s->at);

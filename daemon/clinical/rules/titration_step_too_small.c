@@ -54,7 +54,7 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
               "Guide: steps of at least %s%%, i.e. at least %s MME/day; smaller steps prolong "
               "uncontrolled pain.",
               pw_ru_num(e, p[P_MIN_PCT]), pw_ru_num(a, s->old_mme * (1 + p[P_MIN_PCT] / 100)));
-    pw_ru_cat(f.situation, sizeof(f.situation), "step:%lld|", (long long)s->at);
+    pw_ru_sit(f.situation, sizeof(f.situation), "step:%lld|", (long long)s->at);
     pw_ru_sit_regimen(f.situation, sizeof(f.situation), in->tl, s->at);
     f.since = s->at;
     pw_ru_evidence_regimen(&f, in->tl, s->at);

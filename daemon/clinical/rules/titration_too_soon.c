@@ -88,7 +88,7 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
               "Guide: wait at least %s between increases%s so the previous dose reaches steady "
               "state; reassess before the next step.",
               pw_ru_dur(a, (int64_t)(min_h * PW_HOUR)), why);
-    pw_ru_cat(f.situation, sizeof(f.situation), "step:%lld|prev:%lld|", (long long)s->at,
+    pw_ru_sit(f.situation, sizeof(f.situation), "step:%lld|prev:%lld|", (long long)s->at,
               (long long)prev->at);
     pw_ru_sit_regimen(f.situation, sizeof(f.situation), in->tl, s->at);
     f.since = s->at;

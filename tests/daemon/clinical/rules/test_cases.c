@@ -38,8 +38,8 @@ struct patients {
 /* Report one failure: "FAIL <where>: <what>[ (<detail>)]". */
 static void fail_case(struct runner *r, const char *where, const char *what, const char *detail)
 {
-    fprintf(stderr, "FAIL %s: %s%s%s%s\n", where, what, detail ? " (" : "", detail ? detail : "",
-            detail ? ")" : "");
+    (void)fprintf(stderr, "FAIL %s: %s%s%s%s\n", where, what, detail ? " (" : "",
+                  detail ? detail : "", detail ? ")" : "");
     r->failures++;
 }
 
@@ -47,7 +47,7 @@ static bool is_dir(const char *parent, const char *name)
 {
     char path[1400];
     struct stat st;
-    snprintf(path, sizeof(path), "%s/%s", parent, name);
+    (void)snprintf(path, sizeof(path), "%s/%s", parent, name);
     return name[0] != '.' && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
@@ -115,24 +115,24 @@ static void eval_rule(const struct pw_engine *e, struct patients *p, int64_t now
 
 static void dump(const char *where, const struct patients *p, const struct pw_findings *got)
 {
-    fprintf(stderr, "  %s: %zu finding(s) of this rule\n", where, got->n);
+    (void)fprintf(stderr, "  %s: %zu finding(s) of this rule\n", where, got->n);
     for (size_t i = 0; i < got->n; i++) {
-        fprintf(stderr, "    %s %s: %s\n", got->v[i].rule, pw_severity_name(got->v[i].severity),
-                got->v[i].text);
+        (void)fprintf(stderr, "    %s %s: %s\n", got->v[i].rule,
+                      pw_severity_name(got->v[i].severity), got->v[i].text);
     }
     for (size_t k = 0; k < p->n; k++) {
         const struct pw_timeline *tl = &p->tl[k];
-        fprintf(stderr, "  %s: %zu scores, %zu pain types, %zu orders, %zu referrals\n",
-                tl->patient, tl->scores.n, tl->pain_types.n, tl->orders.n, tl->referrals.n);
+        (void)fprintf(stderr, "  %s: %zu scores, %zu pain types, %zu orders, %zu referrals\n",
+                      tl->patient, tl->scores.n, tl->pain_types.n, tl->orders.n, tl->referrals.n);
         for (size_t i = 0; i < tl->orders.n; i++) {
             const struct pw_med_order *o = &tl->orders.v[i];
-            fprintf(stderr, "    order %s role=%d prn=%d classes=%#x mme/day=%g mme/dose=%g\n",
-                    o->src.id, (int)o->role, (int)o->prn, o->classes, o->mme_per_day,
-                    o->mme_per_dose);
+            (void)fprintf(
+                stderr, "    order %s role=%d prn=%d classes=%#x mme/day=%g mme/dose=%g\n",
+                o->src.id, (int)o->role, (int)o->prn, o->classes, o->mme_per_day, o->mme_per_dose);
         }
         for (size_t i = 0; i < tl->dq.n; i++) {
-            fprintf(stderr, "    dq %s %s: %s\n", tl->dq.v[i].code, tl->dq.v[i].src.id,
-                    tl->dq.v[i].detail);
+            (void)fprintf(stderr, "    dq %s %s: %s\n", tl->dq.v[i].code, tl->dq.v[i].src.id,
+                          tl->dq.v[i].detail);
         }
     }
 }
@@ -195,9 +195,9 @@ static bool run_case(struct runner *r, const char *rule, const char *dir)
 {
     char path[1600];
     json_error_t jerr;
-    snprintf(path, sizeof(path), "%s/expected.json", dir);
+    (void)snprintf(path, sizeof(path), "%s/expected.json", dir);
     json_t *exp = json_load_file(path, 0, &jerr);
-    snprintf(path, sizeof(path), "%s/input.json", dir);
+    (void)snprintf(path, sizeof(path), "%s/input.json", dir);
     json_t *in = json_load_file(path, 0, &jerr);
     if (!exp || !in) {
         fail_case(r, dir, "unreadable JSON", jerr.text);
@@ -235,9 +235,10 @@ static bool run_case(struct runner *r, const char *rule, const char *dir)
     check_keys_stable(r, dir, &got, &later);
     if (getenv("PW_CASES_VERBOSE")) {
         /* For review: what the clinician would read for this case. */
-        fprintf(stderr, "%s\n", dir + strlen(pwt_src_path(CASES_DIR)) + 1);
+        (void)fprintf(stderr, "%s\n", dir + strlen(pwt_src_path(CASES_DIR)) + 1);
         for (size_t i = 0; i < got.n; i++) {
-            fprintf(stderr, "  [%s] %s\n", pw_severity_name(got.v[i].severity), got.v[i].text);
+            (void)fprintf(stderr, "  [%s] %s\n", pw_severity_name(got.v[i].severity),
+                          got.v[i].text);
         }
     }
     bool fired = got.n > 0;
@@ -261,7 +262,7 @@ static int by_name(const struct dirent **a, const struct dirent **b)
 static void run_rule(struct runner *r, const char *root, const char *rule)
 {
     char dir[1024];
-    snprintf(dir, sizeof(dir), "%s/%s", root, rule);
+    (void)snprintf(dir, sizeof(dir), "%s/%s", root, rule);
     struct dirent **names = NULL;
     int n = scandir(dir, &names, NULL, by_name);
     assert_true(n >= 0);
@@ -270,7 +271,7 @@ static void run_rule(struct runner *r, const char *root, const char *rule)
     for (int i = 0; i < n; i++) {
         if (is_dir(dir, names[i]->d_name)) {
             char cdir[1400];
-            snprintf(cdir, sizeof(cdir), "%s/%s", dir, names[i]->d_name);
+            (void)snprintf(cdir, sizeof(cdir), "%s/%s", dir, names[i]->d_name);
             cases++;
             firing += run_case(r, rule, cdir) ? 1 : 0;
         }
@@ -291,7 +292,7 @@ static void all_cases(void **state)
     assert_int_equal(
         pw_terminology_load(&r.term, pwt_src_path("config/terminology"), err, sizeof(err)), 0);
     char root[1024];
-    snprintf(root, sizeof(root), "%s", pwt_src_path(CASES_DIR));
+    (void)snprintf(root, sizeof(root), "%s", pwt_src_path(CASES_DIR));
 
     /* Every registered rule has a folder, and every folder names a registered rule. */
     size_t n_rules = 0;
@@ -310,7 +311,7 @@ static void all_cases(void **state)
     }
     free(names);
     pw_terminology_free(r.term);
-    fprintf(stderr, "%d case(s), %d failure(s)\n", r.cases, r.failures);
+    (void)fprintf(stderr, "%d case(s), %d failure(s)\n", r.cases, r.failures);
     assert_int_equal(r.failures, 0);
 }
 

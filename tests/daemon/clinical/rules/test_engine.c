@@ -110,13 +110,13 @@ static void key_is_sha256_of_rule_patient_situation(void **state)
     assert_int_equal(x->since, T0);
 
     char msg[512];
-    snprintf(msg, sizeof(msg), "%s|%s|%s", x->rule, x->patient, x->situation);
+    (void)snprintf(msg, sizeof(msg), "%s|%s|%s", x->rule, x->patient, x->situation);
     unsigned char md[32];
     unsigned int len = 0;
     assert_int_equal(EVP_Digest(msg, strlen(msg), md, &len, EVP_sha256(), NULL), 1);
     char hex[65];
-    for (unsigned i = 0; i < len; i++) {
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    for (size_t i = 0; i < len; i++) {
+        (void)snprintf(hex + 2 * i, 3, "%02x", md[i]);
     }
     assert_string_equal(x->key, hex);
     pw_findings_cleanup(&f);
@@ -203,12 +203,12 @@ static void readme_documents_every_rule_and_param(void **state)
     const struct pw_rule *const *all = pw_rules_all(&n);
     for (size_t i = 0; i < n; i++) {
         char want[160];
-        snprintf(want, sizeof(want), "### `%s`", all[i]->id);
+        (void)snprintf(want, sizeof(want), "### `%s`", all[i]->id);
         if (!strstr(readme, want)) {
             fail_msg("README.md lacks %s", want);
         }
         for (size_t p = 0; p < all[i]->n_params; p++) {
-            snprintf(want, sizeof(want), "| `%s` |", all[i]->params[p].name);
+            (void)snprintf(want, sizeof(want), "| `%s` |", all[i]->params[p].name);
             if (!strstr(readme, want)) {
                 fail_msg("README.md lacks parameter %s of %s", want, all[i]->id);
             }
@@ -269,6 +269,65 @@ static void untimed_events_are_safe(void **state)
     pw_timeline_cleanup(&tl);
 }
 
+/* Long ids must not make two regimens share a truncated situation (and so one episode key). */
+static void long_situations_stay_distinct(void **state)
+{
+    (void)state;
+    char a[PW_SITUATION_MAX] = "";
+    char b[PW_SITUATION_MAX] = "";
+    struct pw_ref r;
+    for (int i = 0; i < 4; i++) {
+        char id[PW_ID_MAX];
+        (void)snprintf(id, sizeof(id), "%060d", i);
+        tlb_ref(&r, "MedicationRequest", id);
+        pw_ru_sit_ref(a, sizeof(a), &r);
+        if (i == 3) {
+            r.version[0] = '2';
+        }
+        pw_ru_sit_ref(b, sizeof(b), &r);
+    }
+    assert_true(strlen(a) < sizeof(a));
+    assert_int_equal(a[0], '#');
+    assert_string_not_equal(a, b);
+    char c[PW_SITUATION_MAX] = "";
+    pw_ru_sit(c, sizeof(c), "short|");
+    assert_string_equal(c, "short|");
+}
+
+static void finding_lists_and_caps(void **state)
+{
+    (void)state;
+    assert_string_equal(pw_severity_name(PW_SEV_INFO), "info");
+    assert_string_equal(pw_severity_name(PW_SEV_LOW), "low");
+    assert_string_equal(pw_severity_name(PW_SEV_MEDIUM), "medium");
+    assert_string_equal(pw_severity_name(PW_SEV_HIGH), "high");
+    struct pw_finding f;
+    memset(&f, 0, sizeof(f));
+    struct pw_ref r;
+    for (int i = 0; i < PW_EVIDENCE_MAX + 3; i++) {
+        char id[16];
+        (void)snprintf(id, sizeof(id), "o%d", i);
+        tlb_ref(&r, "MedicationRequest", id);
+        pw_finding_add_evidence(&f, &r);
+        pw_finding_add_evidence(&f, &r); /* the same resource is named once */
+    }
+    assert_int_equal(f.n_evidence, PW_EVIDENCE_MAX);
+    for (int i = 0; i < PW_NUMBERS_MAX + 3; i++) {
+        pw_finding_add_number(&f, "n", i);
+    }
+    assert_int_equal(f.n_numbers, PW_NUMBERS_MAX);
+    struct pw_findings list = {0};
+    for (int i = 0; i < 100; i++) {
+        f.since = i;
+        assert_int_equal(pw_findings_push(&list, &f), 0);
+    }
+    assert_int_equal(list.n, 100);
+    assert_int_equal(list.v[99].since, 99);
+    pw_findings_cleanup(&list);
+    assert_int_equal(list.n, 0);
+    assert_null(list.v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +340,8 @@ int main(void)
         cmocka_unit_test(readme_documents_every_rule_and_param),
         cmocka_unit_test(unknown_dose_is_not_judged),
         cmocka_unit_test(untimed_events_are_safe),
+        cmocka_unit_test(long_situations_stay_distinct),
+        cmocka_unit_test(finding_lists_and_caps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

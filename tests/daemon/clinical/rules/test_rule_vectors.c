@@ -82,8 +82,8 @@ static void rescue_dose_range_judged_by_top(void **state)
     struct pw_med_order o = tlb_order("range", PW_MED_OPIOID, T0, PW_TIME_FOREVER);
     o.role = PW_ROLE_RESCUE;
     o.prn = true;
-    snprintf(o.ingredient, sizeof(o.ingredient), "Oxycodone");
-    snprintf(o.drug_name, sizeof(o.drug_name), "oxycodone hydrochloride 5 MG Oral Tablet");
+    (void)snprintf(o.ingredient, sizeof(o.ingredient), "Oxycodone");
+    (void)snprintf(o.drug_name, sizeof(o.drug_name), "oxycodone hydrochloride 5 MG Oral Tablet");
     o.mme_factor = 1.5;
     o.mg_per_dose = 5;
     o.mg_per_dose_high = 10; /* 7.5-15 MME = 6.25-12.5 %: in range by its top */
@@ -241,7 +241,7 @@ static void keys_stable_and_situation_sensitive(void **state)
     assert_int_equal(tlb_eval(tl, T0 + 30 * H, "titration-step-too-large", &b), 1);
     assert_string_equal(a.v[0].key, b.v[0].key);
     /* A new version of the order is a new regimen: a new episode. */
-    snprintf(tl->orders.v[1].src.version, sizeof(tl->orders.v[1].src.version), "2");
+    (void)snprintf(tl->orders.v[1].src.version, sizeof(tl->orders.v[1].src.version), "2");
     assert_int_equal(tlb_eval(tl, T0 + 30 * H, "titration-step-too-large", &c), 1);
     assert_string_not_equal(a.v[0].key, c.v[0].key);
     pw_findings_cleanup(&a);

@@ -10,15 +10,15 @@
 #include "painwatch/engine.h"
 #include "painwatch/timeline.h"
 
-#define H  (3600)
+#define H  ((int64_t)3600)
 #define T0 ((int64_t)1780000000) /* 2026-05-28T20:26:40Z: an arbitrary, fixed instant */
 
 static inline void tlb_ref(struct pw_ref *r, const char *type, const char *id)
 {
     memset(r, 0, sizeof(*r));
-    snprintf(r->type, sizeof(r->type), "%s", type);
-    snprintf(r->id, sizeof(r->id), "%s", id);
-    snprintf(r->version, sizeof(r->version), "1");
+    (void)snprintf(r->type, sizeof(r->type), "%s", type);
+    (void)snprintf(r->id, sizeof(r->id), "%s", id);
+    (void)snprintf(r->version, sizeof(r->version), "1");
 }
 
 static inline void tlb_score(struct pw_timeline *tl, const char *id, int64_t at, double v)
@@ -65,9 +65,9 @@ static inline void tlb_baseline(struct pw_timeline *tl, const char *id, const ch
 {
     struct pw_med_order o = tlb_order(id, PW_MED_OPIOID | PW_MED_LONG_ACTING | extra, start, end);
     o.role = PW_ROLE_BASELINE;
-    snprintf(o.ingredient, sizeof(o.ingredient), "%s", ingredient);
-    snprintf(o.ingredient_rxcui, sizeof(o.ingredient_rxcui), "%s", rxcui);
-    snprintf(o.drug_name, sizeof(o.drug_name), "%s Extended Release Oral Tablet", ingredient);
+    (void)snprintf(o.ingredient, sizeof(o.ingredient), "%s", ingredient);
+    (void)snprintf(o.ingredient_rxcui, sizeof(o.ingredient_rxcui), "%s", rxcui);
+    (void)snprintf(o.drug_name, sizeof(o.drug_name), "%s Extended Release Oral Tablet", ingredient);
     o.mme_factor = 1;
     o.mme_per_day = mme;
     o.mg_per_day = mme;
@@ -82,9 +82,9 @@ static inline void tlb_rescue(struct pw_timeline *tl, const char *id, int64_t st
     struct pw_med_order o = tlb_order(id, PW_MED_OPIOID, start, PW_TIME_FOREVER);
     o.role = PW_ROLE_RESCUE;
     o.prn = true;
-    snprintf(o.ingredient, sizeof(o.ingredient), "Morphine");
-    snprintf(o.ingredient_rxcui, sizeof(o.ingredient_rxcui), "7052");
-    snprintf(o.drug_name, sizeof(o.drug_name), "morphine sulfate 15 MG Oral Tablet");
+    (void)snprintf(o.ingredient, sizeof(o.ingredient), "Morphine");
+    (void)snprintf(o.ingredient_rxcui, sizeof(o.ingredient_rxcui), "7052");
+    (void)snprintf(o.drug_name, sizeof(o.drug_name), "morphine sulfate 15 MG Oral Tablet");
     o.mme_factor = 1;
     o.mg_per_dose = o.mg_per_dose_high = mg;
     o.mme_per_dose = mg;
@@ -97,7 +97,7 @@ static inline void tlb_other(struct pw_timeline *tl, const char *id, unsigned cl
 {
     struct pw_med_order o = tlb_order(id, classes, start, end);
     o.prn = prn;
-    snprintf(o.drug_name, sizeof(o.drug_name), "%s", name);
+    (void)snprintf(o.drug_name, sizeof(o.drug_name), "%s", name);
     assert_int_equal(pw_timeline_add_order(tl, &o), 0);
 }
 
