@@ -224,14 +224,15 @@ typedef void pw_capability_fn(void *arg, int err, const struct pw_capability *ca
 struct pw_http;
 struct pw_http_req;
 
-struct pw_auth;
+struct pw_sync_auth;
 
 /**
- * GET <base>/metadata on server @p server and parse it, through @p auth when not NULL.
+ * GET <base>/metadata on server @p server and parse it; @p auth (may be NULL) decorates the
+ * request (a missing credential is not an error: /metadata is public on most servers).
  * @p done runs exactly once, never synchronously, unless this returns an error; err is 0, a
  * transport error, PW_EHTTP (non-200), PW_EJSON or PW_EFHIR.
  */
 int pw_capability_fetch(struct pw_http *http, const char *server, const char *base,
-                        struct pw_auth *auth, pw_capability_fn *done, void *arg);
+                        const struct pw_sync_auth *auth, pw_capability_fn *done, void *arg);
 
 #endif
