@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "painwatch/engine.h"
 #include "painwatch/err.h"
 #include "painwatch/log.h"
 #include "painwatch/sink.h"
@@ -207,6 +208,7 @@ static int flag_format(const struct pw_sink *sink, const struct pw_finding *f, j
     json_t *author;
     char *div;
     char start[32];
+    const struct pw_rule *rule = pw_rule_find(f->rule);
 
     if (!f->rule || !f->rule[0] || !f->key[0] || !f->patient[0]) {
         return PW_EINVAL;
@@ -224,15 +226,15 @@ static int flag_format(const struct pw_sink *sink, const struct pw_finding *f, j
     if (author && sink->author_display) {
         json_object_set_new(author, "display", json_string(sink->author_display));
     }
-    flag = json_pack("{s:s, s:{s:s, s:s}, s:o, s:[{s:s, s:s}], s:s, s:[{s:[o]}],"
-                     " s:{s:[o], s:s}, s:{s:s}, s:o}",
-                     "resourceType", "Flag", "text", "status", "generated", "div", div, "extension",
-                     extensions(f), "identifier", "system", sink->identifier_system, "value",
-                     f->key, "status", "active", "category", "coding",
-                     coding(CS_CATEGORY, cat, strcmp(cat, "drug") == 0 ? "Drug" : "Clinical"),
-                     "code", "coding", coding(sink->code_system, f->rule, NULL), "text",
-                     f->text[0] ? f->text : f->rule, "subject", "reference", f->patient, "author",
-                     author);
+    flag = json_pack(
+        "{s:s, s:{s:s, s:s}, s:o, s:[{s:s, s:s}], s:s, s:[{s:[o]}],"
+        " s:{s:[o], s:s}, s:{s:s}, s:o}",
+        "resourceType", "Flag", "text", "status", "generated", "div", div, "extension",
+        extensions(f), "identifier", "system", sink->identifier_system, "value", f->key, "status",
+        "active", "category", "coding",
+        coding(CS_CATEGORY, cat, strcmp(cat, "drug") == 0 ? "Drug" : "Clinical"), "code", "coding",
+        coding(sink->code_system, f->rule, rule ? rule->title : NULL), "text",
+        f->text[0] ? f->text : f->rule, "subject", "reference", f->patient, "author", author);
     free(div);
     if (!flag) {
         return PW_ENOMEM;

@@ -114,12 +114,12 @@ static int read_input(const char *path, char **out, size_t *len)
         fprintf(stderr, "painwatch check: %s: %s\n", path, strerror(errno));
         return -1;
     }
-    size_t cap = 64 * 1024, n = 0;
+    size_t cap = (size_t)64 * 1024, n = 0;
     char *buf = malloc(cap);
     int rc = buf ? 0 : -1;
     while (rc == 0) {
         if (n == cap) {
-            if (cap >= PW_INPUT_FILE_MAX) {
+            if (cap >= (size_t)PW_INPUT_FILE_MAX) {
                 fprintf(stderr, "painwatch check: %s: larger than %u bytes\n", path,
                         PW_INPUT_FILE_MAX);
                 rc = -1;
@@ -397,6 +397,48 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* True when @p b is a later version of the same resource than @p a. */
+static bool later_version(const json_t *a, const json_t *b)
+{
+    const char *va = pw_fhir_str(json_object_get(a, "meta"), "versionId");
+    const char *vb = pw_fhir_str(json_object_get(b, "meta"), "versionId");
+    int64_t ta, tb;
+    if (va && vb) {
+        char *ea, *eb;
+        long long na = strtoll(va, &ea, 10), nb = strtoll(vb, &eb, 10);
+        if (*va && *vb && !*ea && !*eb) {
+            return nb > na;
+        }
+    }
+    if (pw_fhir_parse_time(pw_fhir_str(json_object_get(a, "meta"), "lastUpdated"), &ta) == 0 &&
+        pw_fhir_parse_time(pw_fhir_str(json_object_get(b, "meta"), "lastUpdated"), &tb) == 0) {
+        return tb > ta;
+    }
+    return true; /* nothing to compare: the later input wins */
+}
+
+/* Map "Type/id" -> the latest version in the input (several files may hold several). */
+static json_t *latest_versions(const struct check_input *in)
+{
+    json_t *latest = json_object();
+    size_t i;
+    json_t *r;
+    json_array_foreach(in->resources, i, r)
+    {
+        char key[PW_REF_MAX];
+        const char *type = pw_fhir_str(r, "resourceType"), *id = pw_fhir_str(r, "id");
+        if (latest == NULL || id == NULL) {
+            continue;
+        }
+        snprintf(key, sizeof(key), "%s/%s", type, id);
+        json_t *cur = json_object_get(latest, key);
+        if (cur == NULL || later_version(cur, r)) {
+            json_object_set(latest, key, r);
+        }
+    }
+    return latest;
+}
+
 /* Group the resources normalize reads by patient: @p set maps "Patient/id" -> array. */
 static int group_patients(const struct check_input *in, const struct pw_resolver *refs, json_t *set)
 {
@@ -404,10 +446,21 @@ static int group_patients(const struct check_input *in, const struct pw_resolver
     json_t *r;
     static const char *const types[] = {"Patient",           "Observation",    "Condition",
                                         "MedicationRequest", "ServiceRequest", "Encounter"};
+    json_t *latest = latest_versions(in);
+    if (latest == NULL) {
+        return -1;
+    }
     json_array_foreach(in->resources, i, r)
     {
-        char patient[PW_REF_MAX];
+        char patient[PW_REF_MAX], key[PW_REF_MAX];
         const char *type = pw_fhir_str(r, "resourceType");
+        const char *id = pw_fhir_str(r, "id");
+        if (id != NULL) {
+            snprintf(key, sizeof(key), "%s/%s", type, id);
+            if (json_object_get(latest, key) != r) {
+                continue; /* an older copy of a resource given again */
+            }
+        }
         bool relevant = false;
         for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
             relevant = relevant || strcmp(type, types[t]) == 0;
@@ -420,13 +473,16 @@ static int group_patients(const struct check_input *in, const struct pw_resolver
         if (list == NULL) {
             list = json_array();
             if (list == NULL || json_object_set_new(set, patient, list) < 0) {
+                json_decref(latest);
                 return -1;
             }
         }
         if (json_array_append(list, r) < 0) {
+            json_decref(latest);
             return -1;
         }
     }
+    json_decref(latest);
     return 0;
 }
 

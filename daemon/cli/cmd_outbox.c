@@ -217,7 +217,8 @@ static int do_show(struct pw_store *st, const struct opts *o)
     json_t *j;
 
     if (err) {
-        fprintf(stderr, "painwatch outbox show: row %" PRId64 ": %s\n", o->id, pw_strerror(err));
+        fprintf(stderr, "painwatch outbox show: row %" PRId64 ": %s\n", o->id,
+                err == PW_ENOENT ? "no such row" : pw_strerror(err));
         return err == PW_ENOENT ? 1 : 2;
     }
     j = row_json(&r, true);
@@ -252,7 +253,7 @@ static int do_change(struct pw_store *st, const struct opts *o, bool replay)
     if (err) {
         pw_store_rollback(st);
         fprintf(stderr, "painwatch outbox %s: row %" PRId64 ": %s\n", o->verb, o->id,
-                pw_strerror(err));
+                err == PW_ENOENT ? "no such row" : pw_strerror(err));
         return err == PW_ENOENT ? 1 : 2;
     }
     before = r.state;

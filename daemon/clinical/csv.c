@@ -14,7 +14,7 @@ static int read_all(const char *path, size_t max, char **out)
     if (f == NULL) {
         return -errno;
     }
-    size_t cap = 64 * 1024, n = 0;
+    size_t cap = (size_t)64 * 1024, n = 0;
     char *buf = malloc(cap + 1);
     int rc = buf ? 0 : PW_ENOMEM;
     while (rc == 0) {

@@ -135,7 +135,10 @@ static bool read_quantity(const json_t *q, struct pw_dose_qty *out)
 static bool read_dose(const json_t *dr, struct pw_dose_qty *out)
 {
     memset(out, 0, sizeof(*out));
-    if (read_quantity(json_object_get(dr, "doseQuantity"), out)) {
+    /* A rate (infusion, "mg/h") stands for the dose when there is no dose. */
+    if (read_quantity(json_object_get(dr, "doseQuantity"), out) ||
+        (json_object_get(dr, "doseRange") == NULL &&
+         read_quantity(json_object_get(dr, "rateQuantity"), out))) {
         return true;
     }
     const json_t *range = json_object_get(dr, "doseRange");

@@ -164,6 +164,7 @@ int pw_norm_dq(struct pw_timeline *tl, const struct pw_ref *src, const char *cod
     ev.src = *src;
     va_list ap;
     va_start(ap, fmt);
+    /* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): va_start is right above. */
     vsnprintf(ev.detail, sizeof(ev.detail), fmt, ap);
     va_end(ap);
     return pw_timeline_add_dq(tl, &ev);
@@ -293,7 +294,40 @@ static bool status_usable(const char *status)
                       strcmp(status, "corrected") == 0);
 }
 
-static int pain_score(const json_t *res, const struct pw_ref *ref, struct pw_timeline *tl)
+/* valueQuantity, valueInteger, or a valueString that is a plain number ("7"). */
+static bool score_value(const json_t *obj, double *out)
+{
+    const json_t *vi = json_object_get(obj, "valueInteger");
+    if (pw_fhir_num(json_object_get(obj, "valueQuantity"), "value", out)) {
+        return true;
+    }
+    if (json_is_integer(vi)) {
+        *out = (double)json_integer_value(vi);
+        return true;
+    }
+    return pw_fhir_num(obj, "valueString", out);
+}
+
+/* A pain-intensity component of a panel (vital signs, a nursing flowsheet row). */
+static const json_t *pain_component(const struct pw_norm_ctx *ctx, const json_t *res)
+{
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(res, "component"), i, c)
+    {
+        if (code_in(&ctx->pain_intensity, json_object_get(c, "code"))) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * One pain score from @p res: the value from @p valued (the resource itself, or a component),
+ * status and time from the resource.
+ */
+static int pain_score(const json_t *res, const json_t *valued, const struct pw_ref *ref,
+                      struct pw_timeline *tl)
 {
     const char *status = pw_fhir_str(res, "status");
     if (!status_usable(status)) {
@@ -304,14 +338,7 @@ static int pain_score(const json_t *res, const struct pw_ref *ref, struct pw_tim
     if (ev.at == PW_TIME_NONE) {
         return pw_norm_dq(tl, ref, "no-time", "pain score without effective time or issued");
     }
-    double v;
-    const json_t *vq = json_object_get(res, "valueQuantity");
-    const json_t *vi = json_object_get(res, "valueInteger");
-    if (pw_fhir_num(vq, "value", &v)) {
-        ev.value = v;
-    } else if (json_is_integer(vi)) {
-        ev.value = (double)json_integer_value(vi);
-    } else {
+    if (!score_value(valued, &ev.value)) {
         return pw_norm_dq(tl, ref, "missing-value", "pain score without a numeric value");
     }
     if (!(ev.value >= 0 && ev.value <= 10)) {
@@ -449,7 +476,11 @@ int pw_normalize_resource(const struct pw_norm_ctx *ctx, const json_t *res,
     if (strcmp(type, "Observation") == 0) {
         const json_t *code = json_object_get(res, "code");
         if (code_in(&ctx->pain_intensity, code)) {
-            return pain_score(res, &ref, tl);
+            return pain_score(res, res, &ref, tl);
+        }
+        const json_t *comp = pain_component(ctx, res);
+        if (comp != NULL) {
+            return pain_score(res, comp, &ref, tl);
         }
         enum pw_pain_kind kind = pain_kind(ctx, res);
         return kind ? pain_type(res, &ref, tl, kind) : 0;

@@ -154,8 +154,17 @@ static int identify(const struct pw_norm_ctx *ctx, const json_t *cc, const json_
         return PW_ENOENT;
     }
     best.classes |= classes;
-    if ((best.classes & PW_MED_OPIOID) && isnan(best.strength) && med != NULL) {
-        strength_from_medication(med, &best);
+    if ((best.classes & PW_MED_OPIOID) && med != NULL) {
+        if (isnan(best.strength)) {
+            strength_from_medication(med, &best);
+        }
+        /* Medication.form ("Extended release tablet", "Transdermal patch") adds what it says. */
+        const json_t *form = json_object_get(med, "form");
+        best.classes |=
+            pw_terminology_form_classes(best.ingredient, pw_fhir_str(form, "text"), NULL);
+        const json_t *fc = json_array_get(json_object_get(form, "coding"), 0);
+        best.classes |=
+            pw_terminology_form_classes(best.ingredient, pw_fhir_str(fc, "display"), NULL);
     }
     *out = best;
     return 0;
@@ -208,13 +217,18 @@ static enum amount_kind convert_unit(const struct pw_drug_info *d, const char *u
     static const char *const patch[] = {"patch", "patche", "ptch", "transdermal patch", NULL};
     static const char *const rate_ug[] = {"ug/h", "mcg/h", "ug/hr", "mcg/hr", NULL};
     static const char *const rate_mg[] = {"mg/h", "mg/hr", NULL};
-    static const char *const count[] = {
-        "tab",       "tablet",      "cap",  "capsule", "tbl",  "1",      "each",  "ea",
-        "supp",      "suppository", "loz",  "lozenge", "film", "troche", "spray", "actuat",
-        "actuation", "puff",        "unit", "dose",    "pill", NULL};
+    static const char *const count[] = {"tab",    "tablet",    "cap",  "capsule", "tbl",
+                                        "1",      "each",      "ea",   "supp",    "suppository",
+                                        "loz",    "lozenge",   "film", "troche",  "spray",
+                                        "actuat", "actuation", "puff", "pill",    NULL};
+    static const char *const rate_ml[] = {"ml/h", "ml/hr", NULL};
     bool per_hour_strength = strcmp(d->strength_unit, "MG/HR") == 0;
     if (unit_is(u, mass_mg) || unit_is(u, mass_ug) || unit_is(u, mass_g)) {
         *out = amount * (unit_is(u, mass_mg) ? 1 : unit_is(u, mass_ug) ? 0.001 : 1000);
+        if ((d->classes & PW_MED_TRANSDERMAL) && per_hour_strength) {
+            *out *= 1000.0; /* "fentanyl 25 mcg patch": patches are named by their mcg/h */
+            return AMT_MCG_HOUR;
+        }
         return AMT_MG;
     }
     if (unit_is(u, vol_ml)) {
@@ -228,6 +242,13 @@ static enum amount_kind convert_unit(const struct pw_drug_info *d, const char *u
         double mcg_h = amount * (unit_is(u, rate_ug) ? 1 : 1000);
         *out = (d->classes & PW_MED_TRANSDERMAL) ? mcg_h : mcg_h / 1000.0;
         return (d->classes & PW_MED_TRANSDERMAL) ? AMT_MCG_HOUR : AMT_MG_HOUR;
+    }
+    if (unit_is(u, rate_ml)) {
+        if (strcmp(d->strength_unit, "MG/ML") != 0 || !isfinite(d->strength)) {
+            return AMT_NONE;
+        }
+        *out = amount * d->strength; /* an infusion: mg/h */
+        return AMT_MG_HOUR;
     }
     if (unit_is(u, patch) || (unit_is(u, count) && per_hour_strength)) {
         if (!per_hour_strength || !isfinite(d->strength)) {
@@ -274,10 +295,10 @@ static enum amount_kind convert(const struct pw_drug_info *d, const struct pw_do
 
 /* One dosage instruction in ingredient terms. */
 struct inst {
-    long seq; /* LONG_MIN when absent: all unsequenced instructions run together */
-    enum amount_kind kind;
     double dose_low, dose_high; /* mg per administration (AMT_MG) */
     double per_day;             /* mg/day, or mcg/h worn for patches */
+    long seq;                   /* LONG_MIN when absent: unsequenced instructions run together */
+    enum amount_kind kind;
     bool prn;
     bool unitless; /* the dose had no unit and was read as a count of units */
 };
@@ -549,7 +570,13 @@ int pw_norm_medication_request(const struct pw_norm_ctx *ctx, const json_t *res,
     memset(&o, 0, sizeof(o));
     pw_fhir_ref_of(res, &o.src);
     const char *status = pw_fhir_str(res, "status");
+    const char *intent = pw_fhir_str(res, "intent");
     if (status == NULL || strcmp(status, "draft") == 0 || strcmp(status, "entered-in-error") == 0) {
+        return 0;
+    }
+    /* An order not to give the drug, a proposal or an option is not a prescription. */
+    if (json_is_true(json_object_get(res, "doNotPerform")) ||
+        (intent && (strcmp(intent, "proposal") == 0 || strcmp(intent, "option") == 0))) {
         return 0;
     }
     static const char *const known[] = {"active", "on-hold", "completed", "stopped", "cancelled"};
@@ -583,6 +610,13 @@ int pw_norm_medication_request(const struct pw_norm_ctx *ctx, const json_t *res,
     order_times(res, status, &o);
     prior_of(res, refs, &o);
     int rc = 0;
+    if (o.start == PW_TIME_NONE) {
+        rc = pw_norm_dq(tl, &o.src, "no-start-time",
+                        "no authoredOn, validityPeriod.start, boundsPeriod.start or lastUpdated");
+        if (rc < 0) {
+            return rc;
+        }
+    }
     if (d.classes & PW_MED_OPIOID) {
         if (by_name) {
             rc = pw_norm_dq(tl, &o.src, "drug-identified-by-text",

@@ -171,7 +171,9 @@ static int load_drugs(struct pw_terminology *t, const char *dir, char *err, size
         goto out;
     }
     rc = 0;
-    qsort(t->drugs, t->n_drugs, sizeof(*t->drugs), cmp_drug);
+    if (t->n_drugs > 1) {
+        qsort(t->drugs, t->n_drugs, sizeof(*t->drugs), cmp_drug);
+    }
 out:
     pw_csv_close(&csv);
     return rc;
@@ -278,7 +280,9 @@ static int load_valuesets(struct pw_terminology *t, const char *dir, char *err, 
         goto out;
     }
     rc = 0;
-    qsort(t->vs, t->n_vs, sizeof(*t->vs), cmp_vs);
+    if (t->n_vs > 1) {
+        qsort(t->vs, t->n_vs, sizeof(*t->vs), cmp_vs);
+    }
     /* Merge duplicates (a code in several sets) into the first entry of each run. */
     size_t w = 0;
     for (size_t i = 0; i < t->n_vs; i++) {

@@ -56,19 +56,52 @@ static bool same_resource(const struct pw_ref *a, const struct pw_ref *b)
 }
 
 /*
+ * True when version @p nv replaces @p cv: numeric versionIds (what servers assign) compare as
+ * numbers, so an older copy arriving late does not win; other strings replace when different.
+ */
+static bool newer_version(const char *cv, const char *nv)
+{
+    if (strcmp(cv, nv) == 0) {
+        return false;
+    }
+    char *ce, *ne;
+    long long c = strtoll(cv, &ce, 10), n = strtoll(nv, &ne, 10);
+    if (*cv != '\0' && *nv != '\0' && *ce == '\0' && *ne == '\0') {
+        return n > c;
+    }
+    return true;
+}
+
+/* Drop the data-quality events of an older version of @p ref (the new copy has its own). */
+static void purge_dq(struct pw_timeline *tl, const struct pw_ref *ref)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < tl->dq.n; i++) {
+        const struct pw_ref *d = &tl->dq.v[i].src;
+        if (same_resource(d, ref) && strcmp(d->version, ref->version) != 0) {
+            continue;
+        }
+        tl->dq.v[w++] = tl->dq.v[i];
+    }
+    tl->dq.n = w;
+}
+
+/*
  * The shared add logic: find an element from the same resource (its pw_ref sits at @p ref_off);
- * same version -> keep the old one, other version -> overwrite in place; else append.
+ * a newer version overwrites it in place (and drops the old version's data-quality events),
+ * an older or equal one is ignored; else append.
  */
 static int add_event(void **v, size_t *n, size_t *cap, size_t size, size_t ref_off, const void *ev,
-                     const struct pw_timeline *tl)
+                     struct pw_timeline *tl)
 {
     const struct pw_ref *nref = (const struct pw_ref *)(const void *)((const char *)ev + ref_off);
     for (size_t i = 0; i < *n; i++) {
         char *cur = (char *)*v + i * size;
         const struct pw_ref *cref = (const struct pw_ref *)(void *)(cur + ref_off);
         if (same_resource(cref, nref)) {
-            if (strcmp(cref->version, nref->version) != 0) {
+            if (newer_version(cref->version, nref->version)) {
                 memcpy(cur, ev, size);
+                purge_dq(tl, nref);
             }
             return 0;
         }

@@ -49,6 +49,13 @@ struct attempt {
     bool retried;
 };
 
+/* A pw_auth_refresh() caller waiting for the shared refresh. */
+struct listener {
+    struct listener *next;
+    pw_auth_done_fn *done;
+    void *arg;
+};
+
 struct pw_auth {
     const struct pw_auth_ops *ops;
     struct pw_http *http;
@@ -62,6 +69,7 @@ struct pw_auth {
     bool refreshing;
     struct attempt *w_head; /* waiting for the refresh in progress */
     struct attempt *w_tail;
+    struct listener *listeners; /* pw_auth_refresh() callers sharing that refresh */
     char *token_url;
     char token_server[300];
 };
@@ -284,6 +292,12 @@ void pw_auth_free(struct pw_auth *auth)
         struct attempt *a = auth->w_head;
         auth->w_head = a->next;
         finish(a, PW_ECANCELED, NULL);
+    }
+    while (auth->listeners) {
+        struct listener *l = auth->listeners;
+        auth->listeners = l->next;
+        l->done(l->arg, PW_ECANCELED);
+        free(l);
     }
     if (auth->ops && auth->ops->cleanup) {
         auth->ops->cleanup(auth);
@@ -659,10 +673,19 @@ static void on_refreshed(void *arg, int err)
     struct attempt *list = auth->w_head;
     struct life *life = auth->life;
 
+    struct listener *ls = auth->listeners;
+
     auth->refreshing = false;
     auth->w_head = auth->w_tail = NULL;
+    auth->listeners = NULL;
     /* A caller's done callback may free the auth: hold the life object and check it. */
     life->refs++;
+    while (ls) {
+        struct listener *l = ls;
+        ls = l->next;
+        l->done(l->arg, !life->auth ? PW_ECANCELED : err);
+        free(l);
+    }
     while (list) {
         struct attempt *a = list;
         list = a->next;
@@ -743,10 +766,29 @@ bool pw_auth_can_refresh(const struct pw_auth *auth)
 
 int pw_auth_refresh(struct pw_auth *auth, pw_auth_done_fn *done, void *arg)
 {
+    struct listener *l;
+
     if (!auth->ops->refresh) {
         return PW_EAUTH;
     }
-    return auth->ops->refresh(auth, done, arg);
+    l = calloc(1, sizeof(*l));
+    if (!l) {
+        return PW_ENOMEM;
+    }
+    l->done = done;
+    l->arg = arg;
+    /* One token request at a time: later callers share the one in flight. */
+    if (!auth->refreshing) {
+        int err = auth->ops->refresh(auth, on_refreshed, auth);
+        if (err) {
+            free(l);
+            return err;
+        }
+        auth->refreshing = true;
+    }
+    l->next = auth->listeners;
+    auth->listeners = l;
+    return 0;
 }
 
 void pw_auth_invalidate(struct pw_auth *auth)

@@ -19,6 +19,8 @@
 #include "painwatch/check.h"
 #include "painwatch/err.h"
 #include "painwatch/limits.h"
+#include "painwatch/log.h"
+#include "painwatch/metrics.h"
 
 struct pw_conf {
     json_t *root;
@@ -174,6 +176,12 @@ void pw_conf_error(struct pw_conf_ctx *ctx, const char *path, const char *fmt, .
     va_end(ap);
     lookup_pos(ctx, path, false, &line, &col);
     add_error(ctx, line, col, path, msg);
+}
+
+void pw_conf_out_of_memory(struct pw_conf_ctx *ctx, const char *path)
+{
+    ctx->oom = true;
+    pw_conf_error(ctx, path, "out of memory");
 }
 
 /* ---- scalar parsers ------------------------------------------------------------------------ */
@@ -604,7 +612,11 @@ static json_t *convert_strlist(struct pw_conf_ctx *ctx, const struct pw_conf_fie
             json_decref(out);
             return NULL;
         }
-        json_array_append(out, pw_conf_mut(item));
+        if (json_array_append(out, pw_conf_mut(item))) {
+            pw_conf_out_of_memory(ctx, ipath);
+            json_decref(out);
+            return NULL;
+        }
     }
     if (!check_range(ctx, f, (double)json_array_size(out), path, "the number of items")) {
         json_decref(out);
@@ -638,7 +650,10 @@ static json_t *convert_section_list(struct pw_conf_ctx *ctx, const struct pw_con
             ok = false;
             continue;
         }
-        json_array_append_new(out, sec);
+        if (json_array_append_new(out, sec)) {
+            pw_conf_out_of_memory(ctx, ipath);
+            ok = false;
+        }
     }
     if (ok && !check_range(ctx, f, (double)json_array_size(raw), path, "the number of entries")) {
         ok = false;
@@ -704,7 +719,11 @@ static json_t *absent(struct pw_conf_ctx *ctx, const struct pw_conf_field *f, co
         char *save = NULL;
         for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t;
              t = strtok_r(NULL, ",", &save)) {
-            json_array_append_new(out, json_string(t));
+            if (json_array_append_new(out, json_string(t))) {
+                json_decref(out);
+                out = NULL; /* check_table reports it */
+                break;
+            }
         }
         free(copy);
         return out;
@@ -785,6 +804,7 @@ static json_t *check_table(struct pw_conf_ctx *ctx, const struct pw_conf_field *
     size_t before = ctx->errs->count;
 
     if (!eff) {
+        pw_conf_out_of_memory(ctx, path);
         return NULL;
     }
     json_object_foreach(pw_conf_mut(raw), key, val)
@@ -805,9 +825,12 @@ static json_t *check_table(struct pw_conf_ctx *ctx, const struct pw_conf_field *
         json_t *v;
 
         snprintf(kpath, sizeof(kpath), "%s%s%s", path, path[0] ? "." : "", f->name);
+        size_t field_before = ctx->errs->count;
         v = rv && !json_is_null(rv) ? convert(ctx, f, rv, kpath, true) : absent(ctx, f, kpath);
-        if (v) {
-            json_object_set_new(eff, f->name, v);
+        /* NULL without a reported error, or a failed insert, can only be an allocation. */
+        if ((!v && ctx->errs->count == field_before) ||
+            (v && json_object_set_new(eff, f->name, v))) {
+            pw_conf_out_of_memory(ctx, kpath);
         }
     }
     /* Cross-field checks only make sense on a section whose fields all converted. */
@@ -868,21 +891,47 @@ static int default_state_dir(json_t *raw)
     return json_object_set_new(raw, "state_dir", json_string(buf)) ? PW_ENOMEM : 0;
 }
 
+/* json_dump_callback sink that hashes the canonical text as it is produced. */
+struct hash_sink {
+    EVP_MD_CTX *md;
+    bool failed;
+};
+
+static int hash_chunk(const char *buf, size_t size, void *arg)
+{
+    struct hash_sink *sink = arg;
+
+    if (!EVP_DigestUpdate(sink->md, buf, size)) {
+        sink->failed = true;
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * SHA-256 over the canonical text (compact, sorted keys, ASCII). Streamed through a callback
+ * rather than json_dumps(): jansson 2.14 (Debian 12) returns a corrupted dump when one of its
+ * internal buffer allocations fails (an object key goes missing; seen with a failing allocator),
+ * and this hash is evidence in the audit trail.
+ */
 static int compute_hash(struct pw_conf *conf)
 {
-    char *canon = json_dumps(conf->root, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    struct hash_sink sink = {.md = EVP_MD_CTX_new()};
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    int ok;
+    int rc;
 
-    if (!canon) {
+    if (!sink.md || !EVP_DigestInit_ex(sink.md, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(sink.md);
         return PW_ENOMEM;
     }
-    ok = EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(), NULL);
-    free(canon);
-    if (!ok || mdlen != 32) {
+    rc = json_dump_callback(conf->root, hash_chunk, &sink,
+                            JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    if (rc || sink.failed || !EVP_DigestFinal_ex(sink.md, md, &mdlen) || mdlen != 32) {
+        EVP_MD_CTX_free(sink.md);
         return PW_ENOMEM;
     }
+    EVP_MD_CTX_free(sink.md);
     for (unsigned int i = 0; i < mdlen; i++) {
         snprintf(conf->hash + 2 * i, 3, "%02x", md[i]);
     }
@@ -932,11 +981,14 @@ int pw_conf_load_string(struct pw_conf **out, const char *name, const char *base
                      ? convert(&ctx, &pw_conf_schema[0], raw_sd, "state_dir", false)
                      : NULL;
     PW_REQUIRE(strcmp(pw_conf_schema[0].name, "state_dir") == 0);
+    if (json_is_string(raw_sd) && !sd && !ctx.errs->count) {
+        pw_conf_out_of_memory(&ctx, "state_dir");
+    }
     ctx.state_dir = json_string_value(sd);
     conf->root = check_table(&ctx, pw_conf_schema, pw_conf_check_top, raw, "");
     json_decref(sd);
     if (!conf->root || ctx.errs->count) {
-        err = PW_ECONFIG;
+        err = ctx.oom ? PW_ENOMEM : PW_ECONFIG;
         goto fail;
     }
     err = compute_hash(conf);
@@ -1006,6 +1058,32 @@ out:
     free(text);
     free(dir);
     return err;
+}
+
+int pw_conf_reload(struct pw_conf **conf, const char *path, struct pw_conf **old)
+{
+    struct pw_conf_errors errs = {0};
+    struct pw_conf *fresh = NULL;
+    int err = pw_conf_load_file(&fresh, path, &errs);
+
+    *old = NULL;
+    if (err) {
+        /* Key paths and file positions only: a configuration carries no patient data. */
+        for (size_t i = 0; i < errs.n; i++) {
+            pw_log_err(CONF, "%s", errs.lines[i]);
+        }
+        pw_log_err(CONF, "reload of %s refused (%zu error%s): keeping the running configuration",
+                   path, errs.count, errs.count == 1 ? "" : "s");
+        pw_metric_inc(PW_M_CONFIG_RELOADS, "error", NULL);
+        pw_conf_errors_cleanup(&errs);
+        return err;
+    }
+    pw_conf_errors_cleanup(&errs);
+    *old = *conf;
+    *conf = fresh;
+    pw_log_notice(CONF, "reloaded %s (sha256:%s)", path, pw_conf_hash(fresh));
+    pw_metric_inc(PW_M_CONFIG_RELOADS, "ok", NULL);
+    return 0;
 }
 
 void pw_conf_free(struct pw_conf *conf)

@@ -31,7 +31,11 @@ struct pw_conf_ctx {
     const char *state_dir; /* PW_CONF_F_STATE paths resolve here (set once known) */
     json_t *pos;
     struct pw_conf_errors *errs;
+    bool oom; /* an allocation failed: the load fails with PW_ENOMEM, not PW_ECONFIG */
 };
+
+/** Record an allocation failure at @p path (reported as an error too, so nothing passes). */
+void pw_conf_out_of_memory(struct pw_conf_ctx *ctx, const char *path);
 
 /**
  * Parse YAML (JSON is a subset we accept) into a raw tree: mappings -> objects, sequences ->

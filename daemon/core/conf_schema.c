@@ -304,6 +304,19 @@ static const struct pw_rule *find_rule(const struct pw_rule *const *rules, size_
     return NULL;
 }
 
+/*
+ * Insert @p v (possibly NULL after a reported error) under @p key. A NULL that no error explains,
+ * or a failed insert, is an allocation failure and is reported as one: nothing is left out
+ * silently.
+ */
+static void put(struct pw_conf_ctx *ctx, json_t *obj, const char *key, json_t *v, size_t before,
+                const char *path)
+{
+    if ((!v && ctx->errs->count == before) || (v && json_object_set_new(obj, key, v))) {
+        pw_conf_out_of_memory(ctx, path);
+    }
+}
+
 /* One rule's section: enabled + its declared params (or any number when no registry). */
 static json_t *rule_section(struct pw_conf_ctx *ctx, const struct pw_rule *rule, const json_t *raw,
                             const char *path)
@@ -317,9 +330,12 @@ static json_t *rule_section(struct pw_conf_ctx *ctx, const struct pw_rule *rule,
         json_decref(eff);
         return NULL;
     }
-    json_object_set_new(eff, "enabled", json_true());
+    if (!eff) {
+        return NULL; /* the caller reports it */
+    }
+    put(ctx, eff, "enabled", json_true(), ctx->errs->count, path);
     for (size_t i = 0; rule && i < rule->n_params; i++) {
-        json_object_set_new(eff, rule->params[i].name, json_real(rule->params[i].def));
+        put(ctx, eff, rule->params[i].name, json_real(rule->params[i].def), ctx->errs->count, path);
     }
     json_object_foreach(pw_conf_mut(raw), key, val)
     {
@@ -340,10 +356,8 @@ static json_t *rule_section(struct pw_conf_ctx *ctx, const struct pw_rule *rule,
         if (json_is_null(val)) {
             continue;
         }
-        json_t *v = rule_value(ctx, val, key, kpath, p);
-        if (v) {
-            json_object_set_new(eff, key, v);
-        }
+        size_t before = ctx->errs->count;
+        put(ctx, eff, key, rule_value(ctx, val, key, kpath, p), before, kpath);
     }
     return eff;
 }
@@ -361,21 +375,26 @@ static json_t *convert_rules(struct pw_conf_ctx *ctx, const json_t *raw, const c
         json_decref(eff);
         return NULL;
     }
+    if (!eff) {
+        return NULL; /* check_table reports it */
+    }
     /* With a registry, every rule appears in the effective config with its defaults. */
     for (size_t i = 0; rules && i < n; i++) {
         char kpath[PW_CONF_PATH_MAX];
         snprintf(kpath, sizeof(kpath), "%s.%s", path, rules[i]->id);
-        json_object_set_new(eff, rules[i]->id,
-                            rule_section(ctx, rules[i], json_object_get(raw, rules[i]->id), kpath));
+        size_t before = ctx->errs->count;
+        put(ctx, eff, rules[i]->id,
+            rule_section(ctx, rules[i], json_object_get(raw, rules[i]->id), kpath), before, kpath);
     }
     json_object_foreach(pw_conf_mut(raw), key, val)
     {
         char kpath[PW_CONF_PATH_MAX];
         snprintf(kpath, sizeof(kpath), "%s.%s", path, key);
         if (rules && !find_rule(rules, n, key)) {
-            pw_conf_error_key(ctx, kpath, "no such rule (painwatch check --list-rules shows them)");
+            pw_conf_error_key(ctx, kpath, "no such rule (`painwatch config describe` lists them)");
         } else if (!rules) {
-            json_object_set_new(eff, key, rule_section(ctx, NULL, val, kpath));
+            size_t before = ctx->errs->count;
+            put(ctx, eff, key, rule_section(ctx, NULL, val, kpath), before, kpath);
         }
     }
     return eff;
@@ -464,6 +483,11 @@ static const struct pw_conf_field dialect_fields[] = {
      .def = "false",
      FILL(struct pw_conf_dialect, include),
      .help = "server supports _include"},
+    {.name = "date_params",
+     .type = PW_CONF_BOOL,
+     .def = "true",
+     FILL(struct pw_conf_dialect, date_params),
+     .help = "first-sync lookback by date / authoredon (else by _lastUpdated)"},
     {.name = "max_count",
      .type = PW_CONF_INT,
      .def = "100",

@@ -416,23 +416,7 @@ static int source_conf_of(const struct daemon *d, const struct pw_conf_server *s
     return 0;
 }
 
-/* pw_sync_auth slots over a pw_auth (the scheduler runs its own 401 policy). */
-static int auth_apply(void *arg, struct pw_http_req *req)
-{
-    return pw_auth_apply(arg, req);
-}
-
-static int auth_refresh(void *arg, pw_sync_auth_done_fn *done, void *done_arg)
-{
-    return pw_auth_refresh(arg, done, done_arg);
-}
-
-static void auth_invalidate(void *arg)
-{
-    pw_auth_invalidate(arg);
-}
-
-static int build_auth(struct daemon *d, size_t i, struct pw_sync_auth *sa)
+static int build_auth(struct daemon *d, size_t i)
 {
     const struct pw_conf_server *s = &d->cd->servers[i];
     const struct pw_conf_auth *ca = &s->auth;
@@ -453,7 +437,6 @@ static int build_auth(struct daemon *d, size_t i, struct pw_sync_auth *sa)
     };
     int rc;
 
-    memset(sa, 0, sizeof(*sa));
     if (!ca->type || strcmp(ca->type, "none") == 0) {
         return 0;
     }
@@ -462,10 +445,6 @@ static int build_auth(struct daemon *d, size_t i, struct pw_sync_auth *sa)
         pw_log_err(AUTH, "server %s: %s authorization: %s", s->name, ca->type, pw_strerror(rc));
         return rc;
     }
-    sa->apply = auth_apply;
-    sa->refresh = pw_auth_can_refresh(d->auths[i]) ? auth_refresh : NULL;
-    sa->invalidate = auth_invalidate;
-    sa->arg = d->auths[i];
     return 0;
 }
 
@@ -490,7 +469,6 @@ static int build_servers(struct daemon *d)
             .body_max = (size_t)s->body_max,
         };
         struct pw_source_conf sc;
-        struct pw_sync_auth sa;
         struct pw_cohort *cohort = NULL;
         char err[256] = "";
         json_t *cj;
@@ -500,7 +478,7 @@ static int build_servers(struct daemon *d)
             pw_log_err(HTTP, "server %s: %s", s->name, pw_strerror(rc));
             return rc;
         }
-        rc = build_auth(d, i, &sa);
+        rc = build_auth(d, i);
         if (rc < 0) {
             return rc;
         }
@@ -520,7 +498,7 @@ static int build_servers(struct daemon *d)
         }
         rc = source_conf_of(d, s, &sc);
         if (rc == 0) {
-            rc = pw_sync_add_server(d->sync, &sc, cohort, sa.apply ? &sa : NULL);
+            rc = pw_sync_add_server(d->sync, &sc, cohort, d->auths[i]);
         } else {
             pw_cohort_free(cohort);
         }

@@ -56,7 +56,8 @@ static const struct {
     {PW_M_DEAD_LETTERS, PW_METRIC_GAUGE, "", "writes rejected by the server, kept for review"},
     {PW_M_AUDIT_RECORDS, PW_METRIC_COUNTER, "", "audit records written and synced"},
     {PW_M_AUDIT_WRITABLE, PW_METRIC_GAUGE, "", "1 while the audit trail accepts records"},
-    {PW_M_CONFIG_RELOADS, PW_METRIC_COUNTER, "result", "configuration reloads (ok or failed)"},
+    {PW_M_CONFIG_RELOADS, PW_METRIC_COUNTER, "result",
+     "configuration reloads by result (ok, error)"},
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;

@@ -329,9 +329,19 @@ static void done(struct job *job, long status, const char *why)
     job_finish(job);
 }
 
+static void dead(struct job *job, long status, const char *why, const struct pw_http_resp *resp);
+
 static void retry(struct job *job, long status, const char *why, uint64_t retry_after_ms)
 {
     struct pw_outbox *ob = job->ob;
+
+    if (ob->conf.max_attempts && job->row.attempts >= ob->conf.max_attempts) {
+        char gave_up[PW_OUTBOX_ERROR_MAX];
+
+        snprintf(gave_up, sizeof(gave_up), "gave up after %u attempts: %s", job->row.attempts, why);
+        dead(job, status, gave_up, NULL);
+        return;
+    }
     uint64_t delay = pw_outbox_backoff_ms(ob->conf.backoff_base_ms, ob->conf.backoff_cap_ms,
                                           job->row.attempts ? job->row.attempts : 1, &ob->rng);
 
@@ -353,7 +363,9 @@ static void retry(struct job *job, long status, const char *why, uint64_t retry_
 static void dead(struct job *job, long status, const char *why, const struct pw_http_resp *resp)
 {
     job->row.state = PW_OUTBOX_DEAD;
-    job->row.unknown = false;
+    if (resp) {
+        job->row.unknown = false; /* the server answered: it did not apply the write */
+    }
     job->row.last_status = status;
     snprintf(job->row.last_error, sizeof(job->row.last_error), "%s", why);
     free(job->row.outcome);
@@ -380,30 +392,38 @@ static void dead(struct job *job, long status, const char *why, const struct pw_
 
 /* ---- parsing responses --------------------------------------------------------------------- */
 
-/* "https://x/fhir/Flag/123/_history/4" -> id "123", version "4" (either may stay empty). */
+/*
+ * "https://x/fhir/Flag/123/_history/4" (or relative "Flag/123") -> id "123", version "4"; either
+ * may stay empty. Parsed from the end, so a base URL that happens to contain "Flag/" is harmless.
+ */
 static void parse_location(const char *loc, char *id, size_t id_cap, char *ver, size_t ver_cap)
 {
-    const char *p = loc ? strstr(loc, "Flag/") : NULL;
-    const char *h;
-    size_t n;
+    char buf[2048];
+    char *hist;
+    char *slash;
+    char *type;
 
-    if (!p) {
+    if (!loc || strlen(loc) >= sizeof(buf)) {
         return;
     }
-    p += 5;
-    n = strcspn(p, "/?#");
-    if (n > 0 && n < id_cap) {
-        memcpy(id, p, n);
-        id[n] = '\0';
-    }
-    h = strstr(p, "/_history/");
-    if (h) {
-        h += 10;
-        n = strcspn(h, "/?#");
-        if (n > 0 && n < ver_cap) {
-            memcpy(ver, h, n);
-            ver[n] = '\0';
+    snprintf(buf, sizeof(buf), "%s", loc);
+    buf[strcspn(buf, "?#")] = '\0';
+    hist = strstr(buf, "/_history/");
+    if (hist) {
+        if (strlen(hist + 10) < ver_cap && !strchr(hist + 10, '/')) {
+            snprintf(ver, ver_cap, "%s", hist + 10);
         }
+        *hist = '\0';
+    }
+    slash = strrchr(buf, '/');
+    if (!slash) {
+        return;
+    }
+    *slash = '\0';
+    type = strrchr(buf, '/');
+    type = type ? type + 1 : buf;
+    if (strcmp(type, "Flag") == 0 && slash[1] && strlen(slash + 1) < id_cap) {
+        snprintf(id, id_cap, "%s", slash + 1);
     }
 }
 

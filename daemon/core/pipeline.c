@@ -381,10 +381,16 @@ static int process_page(struct pw_pipeline *p, const struct pw_sync_source *src,
             goto fail;
         }
     }
+    /*
+     * The touched patients are marked due now, durably with the page; they are evaluated at the
+     * end of the server's cycle (on_cycle_end), once, on every resource type. Evaluating here,
+     * per page, would judge a patient whose Conditions or orders have not arrived yet (they come
+     * in other streams) and raise Flags that vanish minutes later. A crash in between leaves
+     * the mark, and the next start evaluates the patient.
+     */
     for (i = 0; i < touched.n; i++) {
-        rc = pw_pipeline_evaluate_patient(p, touched.v[i], now_s);
+        rc = pw_store_patient_schedule(p->conf.store, touched.v[i], now_s);
         if (rc < 0) {
-            pw_log_err(CLIN, "%s: evaluation failed: %s", touched.v[i], pw_strerror(rc));
             goto fail;
         }
     }
@@ -430,8 +436,18 @@ static void on_page(void *arg, const struct pw_sync_source *src, json_t *resourc
     }
     json_decref(resources);
     done(done_arg, rc);
-    if (rc == 0 && p->conf.outbox) {
-        pw_outbox_kick(p->conf.outbox);
+}
+
+static void on_cycle_end(void *arg, const char *server, int err)
+{
+    struct pw_pipeline *p = arg;
+    size_t n = 0;
+
+    (void)server;
+    (void)err; /* a failed cycle still evaluates what its committed pages brought */
+    pw_pipeline_reevaluate_due(p, &n);
+    if (n > 0) {
+        pw_log_info(CLIN, "evaluated %zu patient(s) after a sync cycle", n);
     }
 }
 
@@ -439,6 +455,7 @@ void pw_pipeline_consumer(struct pw_pipeline *p, struct pw_sync_consumer *out)
 {
     out->cursor_load = cursor_load;
     out->on_page = on_page;
+    out->on_cycle_end = on_cycle_end;
     out->arg = p;
 }
 

@@ -675,6 +675,9 @@ static void cycle_end(struct server *srv)
     bool failed = srv->cycle_err != 0 && !canceled;
 
     srv->in_cycle = false;
+    if (!canceled && sync->consumer.on_cycle_end && !sync->freeing) {
+        sync->consumer.on_cycle_end(sync->consumer.arg, srv->conf.name, srv->cycle_err);
+    }
     if (!canceled) {
         cycle_health(srv, failed);
         srv->health.next_delay_ms = next_delay(srv, failed);

@@ -94,7 +94,9 @@ int pw_auth_submit_new(struct pw_auth *auth, struct pw_http_req *req, pw_http_do
 /*
  * Direct access to the adapter, for callers with their own 401 policy (the sync scheduler:
  * pw_sync_auth). Same contracts as the ops slots; pw_auth_refresh() is PW_EAUTH for adapters
- * with nothing to renew (pw_auth_can_refresh() false: bearer, none).
+ * with nothing to renew (pw_auth_can_refresh() false: bearer, none). Concurrent
+ * pw_auth_refresh() calls (and pw_auth_submit_new() renewals) share one token request; each
+ * caller's @p done runs once, never synchronously, with PW_ECANCELED from pw_auth_free().
  */
 int pw_auth_apply(struct pw_auth *auth, struct pw_http_req *req);
 bool pw_auth_can_refresh(const struct pw_auth *auth);

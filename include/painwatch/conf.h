@@ -121,6 +121,15 @@ int pw_conf_load_file(struct pw_conf **out, const char *path, struct pw_conf_err
 int pw_conf_load_string(struct pw_conf **out, const char *name, const char *base_dir,
                         const char *text, size_t len, struct pw_conf_errors *errs);
 
+/**
+ * SIGHUP reload: load @p path; on success store the new configuration in *conf and hand the
+ * previous one back in *old (free it once nothing borrows from it any more), log the new hash,
+ * and count painwatch_config_reloads_total{result="ok"}. On failure log every error, count
+ * result="failed", and leave *conf untouched (the running configuration stays in force).
+ * @return 0 or the pw_conf_load_file() error.
+ */
+int pw_conf_reload(struct pw_conf **conf, const char *path, struct pw_conf **old);
+
 /** The embedded default configuration (the local demo), NUL-terminated YAML. Static. */
 const char *pw_conf_default_yaml(void);
 
@@ -206,6 +215,7 @@ struct pw_conf_dialect {
     bool sort;
     bool code_in;
     bool include;
+    bool date_params; /* `date` (Observation), `authoredon` (MedicationRequest) for the lookback */
     int64_t max_count;
 };
 

@@ -72,6 +72,27 @@ int pw_normalize_patient(const json_t *res, const struct pw_resolver *refs, char
  * palliative referral; or data-quality events for what is relevant but unusable. Resources of
  * other types, other codes, drafts and entered-in-error add nothing. Contained Medications
  * ("#id") are read from @p res; others through @p refs (may be NULL).
+ *
+ * Pain score: Observation (or a component of one) coded in pain_intensity, status
+ * final|amended|corrected, value 0-10 (valueQuantity, valueInteger, numeric valueString), time
+ * effectiveDateTime | effectivePeriod.start | effectiveInstant | issued.
+ *
+ * MedicationRequest: the drug is the best RxNorm coding the tables know (product > ingredient >
+ * value set), else a name in the text/displays. Dose per day = the most the sig allows: for each
+ * dosageInstruction the first convertible dose (ordered, calculated, Epic ordered-dose, others,
+ * Epic admin-amount; doseRange high end) x administrations per day (frequencyMax over the
+ * shortest period, timeOfDay/when counts, timing.code, dayOfWeek averaged over the week), capped
+ * by maxDosePerPeriod; same sequence summed, different sequences: the largest. Patches: mcg/h
+ * worn. mme_per_dose uses the high end of a dose range. Times: start = authoredOn |
+ * validityPeriod.start | boundsPeriod.start | meta.lastUpdated; active|on-hold never end;
+ * completed|stopped|cancelled end at the earliest of validityPeriod.end, start + expected
+ * supply, meta.lastUpdated (R4 has no status date), else at start. doNotPerform, intent
+ * proposal|option, draft and entered-in-error are ignored. Role: baseline = opioid not PRN;
+ * rescue = PRN opioid that is not long-acting, transdermal or rapid-onset fentanyl.
+ *
+ * Data-quality codes: unknown-drug, unresolved-medication, unknown-status, unstructured-sig,
+ * unit-not-convertible, dose-unit-assumed, no-factor, drug-identified-by-text, no-start-time,
+ * no-time, missing-value, value-out-of-range.
  * @return 0 (also when nothing was added), PW_ENOMEM, or PW_E2BIG past the timeline's cap.
  */
 int pw_normalize_resource(const struct pw_norm_ctx *ctx, const json_t *res,

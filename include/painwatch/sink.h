@@ -17,9 +17,11 @@
 #include "painwatch/store.h"
 
 /* Defaults a site should override with its own namespace (config: sink.*). */
-#define PW_FLAG_IDENTIFIER_SYSTEM "https://painwatch.org/fhir/sid/episode"
-#define PW_FLAG_CODE_SYSTEM       "https://painwatch.org/fhir/CodeSystem/rule"
-#define PW_FLAG_AUTHOR            "Device/painwatch"
+#define PW_FLAG_IDENTIFIER_SYSTEM                                   \
+    "urn:painwatch:flag-episode" /* = config sink.identifier_system \
+                                  */
+#define PW_FLAG_CODE_SYSTEM "https://painwatch.org/fhir/CodeSystem/rule"
+#define PW_FLAG_AUTHOR      "Device/painwatch"
 
 /** Tri-state delivery outcome (Fluent Bit's OK / RETRY / ERROR). */
 enum pw_outcome {

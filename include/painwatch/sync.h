@@ -76,6 +76,12 @@ struct pw_sync_consumer {
     int (*cursor_load)(void *arg, const struct pw_sync_source *src, char **out);
     void (*on_page)(void *arg, const struct pw_sync_source *src, json_t *resources,
                     const char *cursor, pw_sync_page_done_fn *done, void *done_arg);
+    /*
+     * Optional: a server finished a cycle (every stream ran, @p err = 0, or the cycle failed
+     * with @p err). Not called for canceled cycles. The pipeline evaluates the patients the
+     * cycle touched here, once, on all their resource types.
+     */
+    void (*on_cycle_end)(void *arg, const char *server, int err);
     void *arg;
 };
 

@@ -18,7 +18,7 @@
  */
 
 /** Largest table file accepted (the biggest shipped is ~0.4 MB). */
-#define PW_TERM_FILE_MAX (8u * 1024u * 1024u)
+#define PW_TERM_FILE_MAX ((size_t)8 * 1024 * 1024)
 
 /** What the tables say about one drug (a drug-level or ingredient-level RxNorm code, or a name). */
 struct pw_drug_info {

@@ -136,7 +136,9 @@ void pw_timeline_cleanup(struct pw_timeline *tl);
 
 /*
  * Append a copy of an event. A resource already present (same type and id) is replaced when the
- * new copy has a different versionId, so a timeline holds the latest version of each resource.
+ * new copy has a newer versionId (numeric versionIds compare as numbers, other strings replace
+ * when different), so a timeline holds the latest version of each resource; the replaced
+ * version's data-quality events are dropped.
  * @return 0, PW_ENOMEM, or PW_E2BIG past PW_RESOURCES_PER_PATIENT_MAX events.
  */
 int pw_timeline_add_score(struct pw_timeline *tl, const struct pw_pain_score *ev);

@@ -428,6 +428,50 @@ static void test_key_checks(void **state)
     assert_null(fx->auth);
 }
 
+static int refresh_calls[3];
+static int refresh_err[3];
+
+static void on_refresh(void *arg, int err)
+{
+    int *i = arg;
+
+    refresh_calls[*i]++;
+    refresh_err[*i] = err;
+    g->pending--;
+}
+
+/* pw_auth_refresh() callers share one token request; a pending one is canceled by free. */
+static void test_refresh_is_shared(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_auth_conf c = smart_conf(fx, NULL);
+    static int idx[3] = {0, 1, 2};
+
+    memset(refresh_calls, 0, sizeof(refresh_calls));
+    assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
+    assert_true(pw_auth_can_refresh(fx->auth));
+    assert_int_equal(pw_auth_refresh(fx->auth, on_refresh, &idx[0]), 0);
+    assert_int_equal(pw_auth_refresh(fx->auth, on_refresh, &idx[1]), 0);
+    assert_int_equal(refresh_calls[0] + refresh_calls[1], 0); /* never synchronous */
+    fx->pending = 2;
+    run(fx);
+    assert_int_equal(refresh_calls[0], 1);
+    assert_int_equal(refresh_calls[1], 1);
+    assert_int_equal(refresh_err[0], 0);
+    assert_int_equal(refresh_err[1], 0);
+    assert_int_equal(pwt_token_endpoint_issued(fx->te), 1);
+    struct pw_http_req *req = NULL;
+    assert_int_equal(pw_http_req_new(&req, "ehr", "GET", fx->fhir_base), 0);
+    assert_int_equal(pw_auth_apply(fx->auth, req), 0);
+    pw_http_req_free(req);
+
+    assert_int_equal(pw_auth_refresh(fx->auth, on_refresh, &idx[2]), 0);
+    pw_auth_free(fx->auth);
+    fx->auth = NULL;
+    assert_int_equal(refresh_calls[2], 1);
+    assert_int_equal(refresh_err[2], PW_ECANCELED);
+}
+
 /* Freeing the auth while a token request is in flight cancels the waiting request once. */
 static void test_free_while_refreshing(void **state)
 {
@@ -456,6 +500,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rejected_assertion, setup_es, teardown),
         cmocka_unit_test_setup_teardown(test_key_checks, setup_es, teardown),
         cmocka_unit_test_setup_teardown(test_free_while_refreshing, setup_es, teardown),
+        cmocka_unit_test_setup_teardown(test_refresh_is_shared, setup_es, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -7,11 +7,14 @@ if(NOT PW_NODE)
   set(PW_NODE node)
 endif()
 set(PW_FLAG_OUT_DIR ${PROJECT_BINARY_DIR}/tests/flags-out)
-set_property(TEST adapters_test_sink_fhir_flag APPEND PROPERTY ENVIRONMENT
-  "PW_FLAG_OUT_DIR=${PW_FLAG_OUT_DIR}")
-set_property(TEST adapters_test_sink_fhir_flag PROPERTY FIXTURES_SETUP flag_samples)
+# test_flag_every_rule runs every firing rule case through normalize + engine + sink, so every
+# registered rule is represented.
+foreach(t adapters_test_sink_fhir_flag adapters_test_flag_every_rule)
+  set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT "PW_FLAG_OUT_DIR=${PW_FLAG_OUT_DIR}")
+  set_property(TEST ${t} PROPERTY FIXTURES_SETUP flag_samples)
+endforeach()
 
 add_test(NAME adapters_flag_schema_valid COMMAND sh -c
-  "set -e; ls '${PW_FLAG_OUT_DIR}'/*.json >/dev/null; '${PW_NODE}' '${PROJECT_SOURCE_DIR}/tests/e2e/server/validate.js' '${PW_FLAG_OUT_DIR}'/*.json")
+  "set -e; ls '${PW_FLAG_OUT_DIR}'/*.json '${PW_FLAG_OUT_DIR}'/rules/*.json >/dev/null; '${PW_NODE}' '${PROJECT_SOURCE_DIR}/tests/e2e/server/validate.js' '${PW_FLAG_OUT_DIR}'/*.json '${PW_FLAG_OUT_DIR}'/rules/*.json")
 set_tests_properties(adapters_flag_schema_valid PROPERTIES LABELS e2e TIMEOUT 300
   FIXTURES_REQUIRED "flag_samples;e2e_node")

@@ -20,8 +20,9 @@ set_tests_properties(e2e_node_setup PROPERTIES LABELS e2e FIXTURES_SETUP e2e_nod
   RESOURCE_LOCK e2e_node_modules)
 
 # The server lives at most an hour whatever happens to ctest (--max-lifetime in start.sh).
+# A server left by an interrupted run (its pid file still there) is stopped first.
 add_test(NAME e2e_server_start COMMAND sh -c
-  "mkdir -p '${PW_E2E_RUN_DIR}' && rm -f '${PW_E2E_PID_FILE}' && pid=$(sh '${PW_E2E_DIR}/server/start.sh' '${PW_E2E_PORT_FILE}' '${PW_E2E_LOG_FILE}' 3600) && echo $pid > '${PW_E2E_PID_FILE}' && echo \"server pid $pid port $(cat '${PW_E2E_PORT_FILE}')\"")
+  "mkdir -p '${PW_E2E_RUN_DIR}' && sh '${PW_E2E_DIR}/server/stop.sh' --pidfile '${PW_E2E_PID_FILE}' --if-ours && rm -f '${PW_E2E_PID_FILE}' && pid=$(sh '${PW_E2E_DIR}/server/start.sh' '${PW_E2E_PORT_FILE}' '${PW_E2E_LOG_FILE}' 3600) && echo $pid > '${PW_E2E_PID_FILE}' && echo \"server pid $pid port $(cat '${PW_E2E_PORT_FILE}')\"")
 set_tests_properties(e2e_server_start PROPERTIES LABELS e2e FIXTURES_SETUP e2e_server
   FIXTURES_REQUIRED e2e_node TIMEOUT 120 ENVIRONMENT "${PW_E2E_ENV}")
 
@@ -41,7 +42,7 @@ endfunction()
 # pw_e2e_node_test(<name> <file.test.js> [SERVER]): a node:test file as one ctest.
 function(pw_e2e_node_test name file)
   add_test(NAME ${name} COMMAND ${PW_NODE} --test ${PW_E2E_DIR}/node/${file})
-  set_tests_properties(${name} PROPERTIES LABELS e2e TIMEOUT 300 FIXTURES_REQUIRED e2e_node
+  set_tests_properties(${name} PROPERTIES LABELS e2e TIMEOUT 900 FIXTURES_REQUIRED e2e_node
     ENVIRONMENT "${PW_E2E_ENV}")
   if("SERVER" IN_LIST ARGN)
     pw_e2e_use_server(${name})
@@ -51,3 +52,7 @@ endfunction()
 pw_e2e_node_test(e2e_server_http server.test.js SERVER)
 pw_e2e_node_test(e2e_cohort_generator cohort.test.js)
 pw_e2e_node_test(e2e_cohort_load cohort-load.test.js SERVER)
+# painwatch check over the cohort: the clinical core must agree with every sidecar.
+pw_e2e_node_test(e2e_cohort_check check.test.js)
+set_property(TEST e2e_cohort_check APPEND PROPERTY ENVIRONMENT "PAINWATCH=$<TARGET_FILE:painwatch>"
+  "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")

@@ -51,9 +51,11 @@ struct pwt_responder {
 
 /* Per-request state (MHD's con_cls). */
 struct conn {
+    char *uri; /* as sent, before any decoding */
     char *body;
     size_t len;
     bool too_big;
+    bool started;
 };
 
 /* Half-body reader for close_mid_body. */
@@ -175,6 +177,8 @@ static struct pwt_request *record(struct pwt_responder *r, struct MHD_Connection
 
     req->method = xstrdup(method);
     req->path = xstrdup(url);
+    req->raw_uri = cc->uri ? cc->uri : xstrdup(url);
+    cc->uri = NULL;
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, on_query_arg, &q);
     req->query = q.buf ? q.buf : xstrdup("");
     MHD_get_connection_values(c, MHD_HEADER_KIND, on_header_kv, req);
@@ -403,9 +407,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     struct conn *cc = *con_cls;
 
     (void)version;
-    if (!cc) {
+    if (!cc) { /* the URI log callback did not run */
         cc = xcalloc(1, sizeof(*cc));
         *con_cls = cc;
+    }
+    if (!cc->started) {
+        cc->started = true;
         pthread_mutex_lock(&r->mu);
         r->inflight++;
         if (r->inflight > r->max_inflight) {
@@ -447,13 +454,27 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!cc) {
         return;
     }
-    pthread_mutex_lock(&r->mu);
-    r->inflight--;
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
+    if (cc->started) {
+        pthread_mutex_lock(&r->mu);
+        r->inflight--;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+    }
+    free(cc->uri);
     free(cc->body);
     free(cc);
     *con_cls = NULL;
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: the raw request URI, before MHD decodes it. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct conn *cc = xcalloc(1, sizeof(*cc));
+
+    (void)cls;
+    (void)c;
+    cc->uri = xstrdup(uri);
+    return cc;
 }
 
 static char *read_pem(const char *path)
@@ -482,19 +503,21 @@ struct pwt_responder *pwt_responder_start(const struct pwt_responder_opts *opts)
         flags |= MHD_USE_TLS;
     }
     if (r->cert_pem && r->ca_pem) {
-        r->mhd =
-            MHD_start_daemon(flags, 0, NULL, NULL, on_access, r, MHD_OPTION_SOCK_ADDR, &sa,
-                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, r, MHD_OPTION_HTTPS_MEM_KEY,
-                             r->key_pem, MHD_OPTION_HTTPS_MEM_CERT, r->cert_pem,
-                             MHD_OPTION_HTTPS_MEM_TRUST, r->ca_pem, MHD_OPTION_END);
+        r->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, r, MHD_OPTION_SOCK_ADDR, &sa,
+                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, r,
+                                  MHD_OPTION_URI_LOG_CALLBACK, on_uri, r, MHD_OPTION_HTTPS_MEM_KEY,
+                                  r->key_pem, MHD_OPTION_HTTPS_MEM_CERT, r->cert_pem,
+                                  MHD_OPTION_HTTPS_MEM_TRUST, r->ca_pem, MHD_OPTION_END);
     } else if (r->cert_pem) {
         r->mhd =
             MHD_start_daemon(flags, 0, NULL, NULL, on_access, r, MHD_OPTION_SOCK_ADDR, &sa,
-                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, r, MHD_OPTION_HTTPS_MEM_KEY,
+                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, r,
+                             MHD_OPTION_URI_LOG_CALLBACK, on_uri, r, MHD_OPTION_HTTPS_MEM_KEY,
                              r->key_pem, MHD_OPTION_HTTPS_MEM_CERT, r->cert_pem, MHD_OPTION_END);
     } else {
         r->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, r, MHD_OPTION_SOCK_ADDR, &sa,
-                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, r, MHD_OPTION_END);
+                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, r,
+                                  MHD_OPTION_URI_LOG_CALLBACK, on_uri, r, MHD_OPTION_END);
     }
     if (!r->mhd) {
         fail_msg("responder: MHD_start_daemon failed");
@@ -518,6 +541,7 @@ static void request_free(struct pwt_request *req)
     free(req->hvalues);
     free(req->method);
     free(req->path);
+    free(req->raw_uri);
     free(req->query);
     free(req->body);
     free(req);
@@ -552,6 +576,17 @@ void pwt_responder_stop(struct pwt_responder *r)
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
     free(r);
+}
+
+void pwt_responder_clear_rules(struct pwt_responder *r)
+{
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->nrules; i++) {
+        /* Rules are only disabled: a handler thread may still hold a copy of one. */
+        r->rules[i].r.times = 1;
+        r->rules[i].used = 1;
+    }
+    pthread_mutex_unlock(&r->mu);
 }
 
 const char *pwt_responder_url(const struct pwt_responder *r)

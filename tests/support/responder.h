@@ -12,9 +12,10 @@
 /** One request as the responder received it. Immutable once logged. */
 struct pwt_request {
     char *method;
-    char *path;  /* URL path, without the query */
-    char *query; /* decoded "k=v&k2=v2" in arrival order, "" when none */
-    char *body;  /* NUL-terminated, "" when none */
+    char *path;    /* URL path, decoded, without the query */
+    char *raw_uri; /* the request target exactly as sent ("/fhir/Obs?a=b%2Bc") */
+    char *query;   /* decoded as a form ('+' is a space): "k=v&k2=v2" in order, "" if none */
+    char *body;    /* NUL-terminated, "" when none */
     size_t body_len;
     char **hnames; /* request headers as received */
     char **hvalues;
@@ -75,6 +76,9 @@ const char *pwt_responder_url(const struct pwt_responder *r);
 
 /** Append a rule (copied). Safe while requests arrive. */
 void pwt_responder_add(struct pwt_responder *r, const struct pwt_rule *rule);
+
+/** Disable every rule added so far (later rules still apply). */
+void pwt_responder_clear_rules(struct pwt_responder *r);
 
 /** Number of requests received so far (rules that never answer included). */
 size_t pwt_responder_count(struct pwt_responder *r);

@@ -45,5 +45,8 @@ for lib in libuv1 libcurl4 libjansson4 libssl3 libsqlite3-0 libyaml-0-2 libsyste
 done
 [ -x "$tmp/control/postinst" ] && grep -q systemd-sysusers "$tmp/control/postinst" ||
     { echo "postinst does not create the user"; fail=1; }
+for script in postinst prerm postrm; do
+    sh -n "$tmp/control/$script" || { echo "$script: shell syntax error"; fail=1; }
+done
 [ "$(dpkg-deb -f "$deb" Package)" = painwatch ] || { echo "wrong package name"; fail=1; }
 exit $fail

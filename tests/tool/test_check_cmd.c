@@ -278,6 +278,41 @@ static void test_config_file(void **state)
     run_free(&r);
 }
 
+#define VERSIONED_ORDER                                                                 \
+    "{\"resourceType\":\"MedicationRequest\",\"id\":\"mr\",\"meta\":{\"versionId\":"    \
+    "\"%d\"},\"status\":\"active\",\"intent\":\"order\",\"subject\":{\"reference\":"    \
+    "\"Patient/v\"},\"authoredOn\":\"2026-01-01\",\"medicationCodeableConcept\":{"      \
+    "\"coding\":[{\"system\":\"http://www.nlm.nih.gov/research/umls/rxnorm\",\"code\":" \
+    "\"1049683\"}]},\"dosageInstruction\":[{\"timing\":{\"code\":{\"text\":\"BID\"}},"  \
+    "\"doseAndRate\":[{\"doseQuantity\":{\"value\":%d,\"code\":\"mg\"}}]}]}\n"
+
+/* The same order in two files: the later version counts, whichever file comes first. */
+static void test_latest_version_wins(void **state)
+{
+    (void)state;
+    char path[1024], text[2048], args[4096];
+    snprintf(path, sizeof(path), "%s/v2.json", tmpdir);
+    snprintf(text, sizeof(text), VERSIONED_ORDER, 2, 20);
+    pwt_write_file(path, text);
+    snprintf(path, sizeof(path), "%s/v1.json", tmpdir);
+    snprintf(text, sizeof(text), VERSIONED_ORDER, 1, 10);
+    pwt_write_file(path, text);
+    snprintf(args, sizeof(args), AT " '%s/v2.json' '%s/v1.json'", tmpdir, tmpdir);
+    struct run r;
+    run_check(args, &r);
+    assert_int_equal(r.status, 0);
+    json_t *doc = json_loads(r.out, 0, NULL);
+    assert_non_null(doc);
+    json_t *p = json_array_get(json_object_get(doc, "patients"), 0);
+    json_t *orders = json_object_get(p, "orders");
+    assert_int_equal(json_array_size(orders), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(orders, 0), "resource")),
+                        "MedicationRequest/mr/_history/2");
+    assert_true(json_real_value(json_object_get(p, "baseline_mme_per_day")) == 60);
+    json_decref(doc);
+    run_free(&r);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -303,6 +338,7 @@ int main(void)
         cmocka_unit_test(test_unreadable_input_exits_2_with_place),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_config_file),
+        cmocka_unit_test(test_latest_version_wins),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -142,6 +142,20 @@ static void test_fentanyl_12mcg_patch_is_28_8_whatever_the_interval(void **state
         assert_int_equal(o->role, PW_ROLE_BASELINE);
         pw_timeline_cleanup(&tl);
     }
+    /* Dose written as the patch strength: "12 mcg" or "12 ug/h". */
+    const char *doses[] = {"{\"value\":12,\"code\":\"ug\"}", "{\"value\":12,\"code\":\"ug/h\"}",
+                           "{\"value\":12,\"unit\":\"mcg/hr\"}"};
+    for (size_t i = 0; i < 3; i++) {
+        char dosage[512];
+        snprintf(dosage, sizeof(dosage), "[{%s,\"doseAndRate\":[{\"doseQuantity\":%s}]}]", every[0],
+                 doses[i]);
+        struct pw_timeline t2;
+        const struct pw_med_order *o2 =
+            clin_order("cdc2022", clin_medreq("fp", "577057", dosage), &t2);
+        assert_non_null(o2);
+        assert_near(o2->mme_per_day, 28.8);
+        pw_timeline_cleanup(&t2);
+    }
     /* Two patches worn: the mcg/h add up. */
     struct pw_timeline tl;
     const struct pw_med_order *o = clin_order(
@@ -250,6 +264,31 @@ static void test_solution_ml_through_concentration(void **state)
     pw_timeline_cleanup(&tl);
 }
 
+static void test_infusion_rates(void **state)
+{
+    (void)state;
+    struct pw_timeline tl;
+    /* Morphine 1 mg/mL at 2 mL/h: 48 mg/day whatever the timing says. */
+    const struct pw_med_order *o = clin_order(
+        "cdc2022",
+        clin_medreq("inf", "892489",
+                    "[{\"doseAndRate\":[{\"rateQuantity\":{\"value\":2,\"code\":\"mL/h\"}}]}]"),
+        &tl);
+    assert_non_null(o);
+    assert_near(o->mg_per_day, 48);
+    assert_near(o->mme_per_day, 48);
+    assert_true(isnan(o->mme_per_dose));
+    pw_timeline_cleanup(&tl);
+    o = clin_order("cdc2022",
+                   clin_medreq("inf", "892531",
+                               "[{\"doseAndRate\":[{\"rateQuantity\":{\"value\":1.5,\"unit\":"
+                               "\"mg/hr\"}}]}]"),
+                   &tl);
+    assert_non_null(o);
+    assert_near(o->mg_per_day, 36);
+    pw_timeline_cleanup(&tl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_no_factor_for_buprenorphine_and_non_patch_fentanyl),
         cmocka_unit_test(test_combination_counts_only_the_opioid),
         cmocka_unit_test(test_solution_ml_through_concentration),
+        cmocka_unit_test(test_infusion_rates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

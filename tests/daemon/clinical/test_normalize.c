@@ -99,6 +99,28 @@ static void test_pain_score_rejects(void **state)
     pw_timeline_cleanup(&tl);
 }
 
+static void test_pain_score_in_component_or_string(void **state)
+{
+    (void)state;
+    struct pw_timeline tl;
+    /* A vital-signs panel with the pain score as a component. */
+    norm("{\"resourceType\":\"Observation\",\"id\":\"vs\",\"status\":\"final\",\"code\":"
+         "{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"85353-1\"}]},"
+         "\"effectiveDateTime\":\"2026-01-02T10:00:00Z\",\"component\":["
+         "{\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"8867-4\"}]},"
+         "\"valueQuantity\":{\"value\":80}},"
+         "{\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"72514-3\"}]},"
+         "\"valueQuantity\":{\"value\":6.5}}]}",
+         &tl);
+    assert_int_equal(tl.scores.n, 1);
+    assert_near(tl.scores.v[0].value, 6.5);
+    pw_timeline_cleanup(&tl);
+    norm(OBS("final", "72514-3", "\"issued\":\"2026-01-03\",\"valueString\":\"7\""), &tl);
+    assert_int_equal(tl.scores.n, 1);
+    assert_near(tl.scores.v[0].value, 7);
+    pw_timeline_cleanup(&tl);
+}
+
 static void test_site_pain_codes(void **state)
 {
     (void)state;
@@ -244,6 +266,23 @@ static void test_order_status_semantics(void **state)
     norm(MR("\"status\":\"unknown\"," MORPHINE_IR "," SIG_Q4H_15MG), &tl);
     assert_int_equal(tl.orders.n, 0);
     assert_true(clin_has_dq(&tl, "unknown-status"));
+    pw_timeline_cleanup(&tl);
+    /* Not prescriptions: doNotPerform, proposals. */
+    norm(MR("\"status\":\"active\",\"doNotPerform\":true," MORPHINE_IR "," SIG_Q4H_15MG), &tl);
+    assert_int_equal(tl.orders.n + tl.dq.n, 0);
+    pw_timeline_cleanup(&tl);
+    norm("{\"resourceType\":\"MedicationRequest\",\"id\":\"p\",\"status\":\"active\","
+         "\"intent\":\"proposal\"," MORPHINE_IR "," SIG_Q4H_15MG "}",
+         &tl);
+    assert_int_equal(tl.orders.n + tl.dq.n, 0);
+    pw_timeline_cleanup(&tl);
+    /* No time at all: kept, and said. */
+    norm("{\"resourceType\":\"MedicationRequest\",\"id\":\"nt\",\"status\":\"active\","
+         "\"intent\":\"order\"," MORPHINE_IR "," SIG_Q4H_15MG "}",
+         &tl);
+    assert_int_equal(tl.orders.n, 1);
+    assert_true(tl.orders.v[0].start == PW_TIME_NONE);
+    assert_true(clin_has_dq(&tl, "no-start-time"));
     pw_timeline_cleanup(&tl);
     /* priorPrescription is kept as Type/id. */
     norm(MR("\"status\":\"active\",\"priorPrescription\":{\"reference\":"
@@ -513,6 +552,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pain_score_forms),
         cmocka_unit_test(test_pain_score_rejects),
+        cmocka_unit_test(test_pain_score_in_component_or_string),
         cmocka_unit_test(test_site_pain_codes),
         cmocka_unit_test(test_pain_types),
         cmocka_unit_test(test_palliative_referrals),

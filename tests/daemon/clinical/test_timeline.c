@@ -49,11 +49,41 @@ static void test_latest_version_replaces(void **state)
     assert_int_equal(pw_timeline_add_score(&tl, &s), 0);
     assert_int_equal(tl.scores.n, 1);
     assert_true(tl.scores.v[0].value == 7);
+    /* An older version arriving late does not win: numeric versions compare as numbers. */
+    s.src = ref("Observation", "a", "10");
+    s.value = 8;
+    assert_int_equal(pw_timeline_add_score(&tl, &s), 0);
+    s.src = ref("Observation", "a", "9");
+    s.value = 1;
+    assert_int_equal(pw_timeline_add_score(&tl, &s), 0);
+    assert_true(tl.scores.v[0].value == 8);
     s.src = ref("Observation", "b", "1");
     assert_int_equal(pw_timeline_add_score(&tl, &s), 0);
     assert_int_equal(tl.scores.n, 2);
     pw_timeline_cleanup(&tl);
     pw_timeline_cleanup(&tl); /* a zeroed timeline is accepted */
+}
+
+static void test_new_version_drops_old_dq(void **state)
+{
+    (void)state;
+    struct pw_timeline tl;
+    pw_timeline_init(&tl, "Patient/1");
+    struct pw_dq_event d;
+    memset(&d, 0, sizeof(d));
+    strcpy(d.code, "unstructured-sig");
+    d.src = ref("MedicationRequest", "m", "1");
+    assert_int_equal(pw_timeline_add_dq(&tl, &d), 0);
+    struct pw_med_order o = order("m", PW_ROLE_BASELINE, 0, PW_TIME_FOREVER, NAN);
+    assert_int_equal(pw_timeline_add_order(&tl, &o), 0);
+    /* Version 2 fixed the sig: its order replaces version 1 and the old complaint goes. */
+    o.src = ref("MedicationRequest", "m", "2");
+    o.mme_per_day = 30;
+    assert_int_equal(pw_timeline_add_order(&tl, &o), 0);
+    assert_int_equal(tl.orders.n, 1);
+    assert_true(tl.orders.v[0].mme_per_day == 30);
+    assert_int_equal(tl.dq.n, 0);
+    pw_timeline_cleanup(&tl);
 }
 
 static void test_sort_is_by_time_then_id(void **state)
@@ -134,6 +164,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_latest_version_replaces),
+        cmocka_unit_test(test_new_version_drops_old_dq),
         cmocka_unit_test(test_sort_is_by_time_then_id),
         cmocka_unit_test(test_baseline_mme_at),
         cmocka_unit_test(test_cap_and_dq),

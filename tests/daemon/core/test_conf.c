@@ -7,6 +7,8 @@
 
 #include "painwatch/conf.h"
 #include "painwatch/err.h"
+#include "painwatch/log.h"
+#include "painwatch/metrics.h"
 #include "painwatch/rule.h"
 #include "support/pwtest.h"
 
@@ -465,6 +467,82 @@ static void test_error_cap_and_dump(void **state)
     pw_conf_free(conf);
 }
 
+/* jansson's allocator fails the Nth allocation (jansson's own chaos test): never a crash, never
+ * a "valid" configuration with a hole in it. */
+static int chaos_countdown;
+static bool chaos_failed;
+
+static void *chaos_malloc(size_t size)
+{
+    if (chaos_countdown-- == 0) {
+        chaos_failed = true;
+        return NULL;
+    }
+    return malloc(size);
+}
+
+static void test_allocation_failures(void **state)
+{
+    const char *text = BASE "rules:\n  x:\n    y: 1\n";
+    int n;
+
+    (void)state;
+    for (n = 0; n < 100000; n++) {
+        struct pw_conf *conf = NULL;
+        struct pw_conf_errors e = {0};
+        chaos_countdown = n;
+        chaos_failed = false;
+        json_set_alloc_funcs(chaos_malloc, free);
+        int rc = pw_conf_load_string(&conf, "chaos.yaml", dir, text, strlen(text), &e);
+        json_set_alloc_funcs(malloc, free);
+        pw_conf_errors_cleanup(&e);
+        if (rc == 0) {
+            assert_false(chaos_failed);
+            assert_int_equal(pw_conf_daemon(conf)->n_servers, 1);
+            pw_conf_free(conf);
+            break;
+        }
+        assert_true(chaos_failed);
+        assert_int_equal(rc, PW_ENOMEM);
+        assert_null(conf);
+    }
+    assert_true(n > 50); /* the sweep went through the loader, not around it */
+}
+
+/* SIGHUP: a bad file keeps the running configuration; a good one replaces it. */
+static void test_reload(void **state)
+{
+    struct pw_conf *conf = NULL;
+    struct pw_conf *old = NULL;
+    FILE *devnull = fopen("/dev/null", "w");
+    char hash[65];
+
+    (void)state;
+    pw_metrics_reset();
+    assert_int_equal(load_text(BASE, &conf), 0);
+    snprintf(hash, sizeof(hash), "%s", pw_conf_hash(conf));
+    pw_log_set_output(devnull, false);
+    pwt_write_file(file, BASE "    poll_interval: soon\n");
+    assert_int_equal(pw_conf_reload(&conf, file, &old), PW_ECONFIG);
+    assert_null(old);
+    assert_string_equal(pw_conf_hash(conf), hash);
+    assert_int_equal(pw_conf_daemon(conf)->servers[0].poll_interval_ms, 300000);
+    assert_true(pw_metric_get(PW_M_CONFIG_RELOADS, "error", NULL) == 1.0);
+
+    pwt_write_file(file, BASE "    poll_interval: 1m\n");
+    assert_int_equal(pw_conf_reload(&conf, file, &old), 0);
+    pw_log_set_output(NULL, false);
+    fclose(devnull);
+    assert_non_null(old);
+    assert_string_equal(pw_conf_hash(old), hash);
+    assert_string_not_equal(pw_conf_hash(conf), hash);
+    assert_int_equal(pw_conf_daemon(conf)->servers[0].poll_interval_ms, 60000);
+    assert_true(pw_metric_get(PW_M_CONFIG_RELOADS, "ok", NULL) == 1.0);
+    pw_conf_free(old);
+    pw_conf_free(conf);
+    pw_metrics_reset();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -482,6 +560,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_durations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_cap_and_dump, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allocation_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -155,7 +155,8 @@ static void test_get_200(void **state)
                                                   .body = "{\"resourceType\":\"Patient\"}"});
     add_server(fx, "ehr", base, 0, 0, 0);
     submit_get(fx, base, "/fhir/Patient/1", NULL, &fx->res[0]);
-    submit_get(fx, base, "/fhir/Patient/1", NULL, &fx->res[1]);
+    submit_get(fx, base, "/fhir/Patient/1?_lastUpdated=gt2026-01-01T00:00:00%2B01:00", NULL,
+               &fx->res[1]);
     run_until_done(fx);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(fx->res[i].calls, 1);
@@ -167,6 +168,12 @@ static void test_get_200(void **state)
     assert_int_equal(pwt_responder_count(fx->srv), 2);
     const struct pwt_request *rq = pwt_responder_request(fx->srv, 0);
     assert_string_equal(rq->method, "GET");
+    assert_string_equal(rq->path, "/fhir/Patient/1");
+    const struct pwt_request *rq1 = pwt_responder_request(fx->srv, 1);
+    const struct pwt_request *with_q = strchr(rq->raw_uri, '?') ? rq : rq1;
+    assert_string_equal(with_q->raw_uri,
+                        "/fhir/Patient/1?_lastUpdated=gt2026-01-01T00:00:00%2B01:00");
+    assert_string_equal(with_q->query, "_lastUpdated=gt2026-01-01T00:00:00+01:00");
     assert_string_equal(pwt_request_header(rq, "Accept"), "application/fhir+json");
     assert_non_null(strstr(pwt_request_header(rq, "Accept-Encoding"), "gzip"));
     assert_null(pwt_request_header(rq, "Expect"));
@@ -617,11 +624,16 @@ static void test_tls_verification(void **state)
     struct pw_http_server good = {.name = "good", .origin = url, .ca_file = p.ca};
     struct pw_http_server wrong = {.name = "wrong", .origin = url, .ca_file = p.other_ca};
     assert_int_equal(pw_http_server_add(fx->http, &good), 0);
+    struct pw_http_server system = {.name = "system", .origin = url}; /* system CA bundle */
     assert_int_equal(pw_http_server_add(fx->http, &wrong), 0);
+    assert_int_equal(pw_http_server_add(fx->http, &system), 0);
     submit_named(fx, "good", url, &fx->res[0]);
     run_until_done(fx);
     submit_named(fx, "wrong", url, &fx->res[1]);
     run_until_done(fx);
+    submit_named(fx, "system", url, &fx->res[2]);
+    run_until_done(fx);
+    assert_int_equal(fx->res[2].err, PW_EHTTP); /* the throwaway CA is not a system CA */
     assert_int_equal(fx->res[0].err, 0);
     assert_int_equal(fx->res[0].status, 200);
     /* Verification is never silently off: the wrong CA fails the handshake. */

@@ -83,6 +83,11 @@ function timingOf(t) {
   return { repeat: { frequency: 1, period: t.period, periodUnit: 'h' } };
 }
 
+function unitWord(drug, n) {
+  const [one, many] = drug && drug.unit === 'patch' ? ['patch', 'patches'] : drug && drug.form === 'CAP' ? ['capsule', 'capsules'] : ['tablet', 'tablets'];
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 function sigText(o, drug) {
   const d = o.dose;
   let amount;
@@ -90,16 +95,18 @@ function sigText(o, drug) {
   else if (d.ml !== undefined) amount = `${d.ml} mL`;
   else if (d.g !== undefined) amount = `${d.g} g`;
   else if (d.unitsRange) amount = `${d.unitsRange[0]}-${d.unitsRange[1]} tablets`;
-  else amount = `${d.units} ${drug && drug.unit === 'patch' ? 'patch' : drug && drug.form === 'CAP' ? 'capsule' : 'tablet'}${d.units > 1 ? 'es'.slice(drug && drug.unit === 'patch' ? 0 : 1) : ''}`;
+  else amount = unitWord(drug, d.units);
   const t = o.timing;
+  const prn = !o.prn ? '' : drug && drug.cls.startsWith('opioid') ? ' as needed for pain' : drug && drug.cls.startsWith('laxative') ? ' as needed for constipation' : ' as needed';
+  if (drug && drug.unit === 'patch') {
+    return `Apply ${amount} to the skin every ${t.period} hours, removing the previous one${prn}`;
+  }
   let when;
   if (t.code) when = { BID: 'twice daily', TID: 'three times daily', QID: 'four times daily' }[t.code] || t.code;
   else if (t.when) when = 'at bedtime';
-  else if (drug && drug.unit === 'patch') when = `apply 1 patch every ${t.period} hours`;
   else if (t.period === 24) when = 'once daily';
   else when = `every ${t.period} hours`;
-  const route = drug && drug.unit === 'patch' ? 'transdermal' : 'by mouth';
-  return `${amount} ${route} ${when}${o.prn ? ' as needed' + (drug && drug.cls.startsWith('opioid') ? ' for pain' : '') : ''}`;
+  return `${amount} by mouth ${when}${prn}`;
 }
 
 function dosageOf(o, drug, rng) {
@@ -288,14 +295,24 @@ function buildPatient({ index, seed, anchorMs, archetype }) {
   return { id: pid, bundle, expected };
 }
 
-/** Generates patients 0..n-1; patient i is archetype i mod K, so n >= K covers every rule. */
-function generate({ patients, seed, anchor }) {
+/**
+ * Generates patients 0..n-1; patient i is archetype i mod K (of `archetypes`, default all K), so
+ * n >= K covers every rule. A benchmark can pass e.g. mostly clean archetypes for a 10% mix.
+ */
+function generate({ patients, seed, anchor, archetypes = null }) {
   const anchorMs = Math.floor(anchor.getTime() / 1000) * 1000;
+  const pool = archetypes ? archetypes.map(archetypeById) : ARCHETYPES;
   const out = [];
   for (let i = 0; i < patients; i++) {
-    out.push(buildPatient({ index: i, seed, anchorMs, archetype: ARCHETYPES[i % ARCHETYPES.length] }));
+    out.push(buildPatient({ index: i, seed, anchorMs, archetype: pool[i % pool.length] }));
   }
   return out;
+}
+
+function archetypeById(id) {
+  const a = ARCHETYPES.find((x) => x.id === id);
+  if (!a) throw new Error(`unknown archetype '${id}' (see --list)`);
+  return a;
 }
 
 function coverage(list) {
@@ -308,14 +325,17 @@ function coverage(list) {
 }
 
 function usage() {
-  return `usage: generate.js --out DIR [--patients N] [--seed S] [--anchor RFC3339] [--list]
+  return `usage: generate.js --out DIR [--patients N] [--seed S] [--anchor RFC3339] [--archetypes A,B,..]
+                   [--group ID] [--list]
 Writes DIR/<patient>.bundle.json (FHIR R4 transaction Bundle), DIR/<patient>.expected.json
-(findings at the anchor) and DIR/index.json. Defaults: --patients ${ARCHETYPES.length} (one per
-archetype; fewer leaves rules uncovered), --seed 1, --anchor now.`;
+(findings at the anchor), DIR/cohort-group.bundle.json (Group/ID, default painwatch-cohort, listing
+every patient), DIR/patients.txt (one Patient/<id> a line) and DIR/index.json. Defaults: --patients ${ARCHETYPES.length} (one per
+archetype; fewer leaves rules uncovered), --seed 1, --anchor now; --archetypes cycles through the
+named archetypes only (a name may repeat to weight it).`;
 }
 
 function parseArgs(argv) {
-  const opt = { patients: ARCHETYPES.length, seed: '1', anchor: null, out: null, list: false };
+  const opt = { patients: ARCHETYPES.length, seed: '1', anchor: null, out: null, list: false, archetypes: null, group: 'painwatch-cohort' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -327,6 +347,8 @@ function parseArgs(argv) {
     else if (a === '--anchor') opt.anchor = val();
     else if (a === '--out') opt.out = val();
     else if (a === '--list') opt.list = true;
+    else if (a === '--group') opt.group = val();
+    else if (a === '--archetypes') opt.archetypes = val().split(',').filter((x) => x);
     else if (a === '--help' || a === '-h') {
       console.log(usage());
       process.exit(0);
@@ -344,6 +366,8 @@ function parseArgs(argv) {
     opt.anchor = new Date();
   }
   if (!opt.list && !opt.out) throw new Error('--out DIR is required');
+  if (opt.archetypes) opt.archetypes.forEach(archetypeById);
+  if (!/^[A-Za-z0-9\-.]{1,64}$/.test(opt.group)) throw new Error(`--group must be a FHIR id, got '${opt.group}'`);
   return opt;
 }
 
@@ -367,8 +391,27 @@ function main() {
     fs.writeFileSync(path.join(opt.out, `${p.id}.bundle.json`), JSON.stringify(p.bundle, null, 1) + '\n');
     fs.writeFileSync(path.join(opt.out, `${p.id}.expected.json`), JSON.stringify(p.expected, null, 1) + '\n');
   }
+  // The cohort as painwatch can be told about it: a Group (cohort type group) and a list file.
+  const group = {
+    resourceType: 'Group',
+    id: opt.group,
+    type: 'person',
+    actual: true,
+    name: 'painwatch synthetic cancer-pain cohort',
+    quantity: list.length,
+    member: list.map((p) => ({ entity: { reference: p.expected.patient } })),
+  };
+  const groupBundle = {
+    resourceType: 'Bundle',
+    id: `${opt.group}-load`,
+    type: 'transaction',
+    entry: [{ fullUrl: `urn:uuid:${uuidFrom(`${opt.seed}/Group/${opt.group}`)}`, resource: group, request: { method: 'PUT', url: `Group/${opt.group}` } }],
+  };
+  fs.writeFileSync(path.join(opt.out, 'cohort-group.bundle.json'), JSON.stringify(groupBundle, null, 1) + '\n');
+  fs.writeFileSync(path.join(opt.out, 'patients.txt'), list.map((p) => p.expected.patient).join('\n') + '\n');
   const index = {
     generator: 'painwatch tests/e2e/cohort/generate.js',
+    group: `Group/${opt.group}`,
     seed: String(opt.seed),
     anchor: list[0].expected.anchor,
     patients: list.map((p) => ({ patient: p.expected.patient, archetype: p.expected.archetype, bundle: `${p.id}.bundle.json`, expected: `${p.id}.expected.json` })),

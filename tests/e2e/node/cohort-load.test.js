@@ -103,3 +103,40 @@ test('trimmed Synthea patients (real-shaped data written by others) load and com
     assert.equal(mr.entries.length, bundle.entry.filter((e) => e.resource.resourceType === 'MedicationRequest').length);
   }
 });
+
+test('compare.js accepts exactly the expected Flags and names every difference', async () => {
+  const { compareCohort } = require(path.join(E2E_DIR, 'cohort/compare.js'));
+  assert.equal((await fhir(base, 'POST', '/_admin/reset')).status, 200);
+  const list = generate({ patients: 20, seed: 'cmp', anchor: new Date() });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-cmp-'));
+  const prio = { high: 'PH', medium: 'PM', low: 'PL', info: 'PN' };
+  const flagFor = (p, e, n) => ({
+    resourceType: 'Flag',
+    extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/flag-priority', valueCodeableConcept: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/flag-priority-code', code: prio[e.severity] }] } }],
+    identifier: [{ system: 'urn:test:episode', value: `${p.id}-${e.rule}-${n}` }],
+    status: 'active',
+    code: { coding: [{ system: 'urn:test:rule', code: e.rule }], text: `test ${e.rule}` },
+    subject: { reference: p.expected.patient },
+  });
+  try {
+    for (const p of list) fs.writeFileSync(path.join(dir, `${p.id}.expected.json`), JSON.stringify(p.expected));
+    for (const p of list) for (const e of p.expected.expected) assert.equal((await fhir(base, 'POST', '/Flag', flagFor(p, e, 1))).status, 201);
+    let r = await compareCohort(base, dir);
+    assert.deepEqual(r.problems, []);
+    assert.ok(r.ok && r.patients === 20 && Object.keys(r.byRule).length >= 5, JSON.stringify(r));
+
+    const clean = list.find((p) => p.expected.expected.length === 0);
+    const firing = list.find((p) => p.expected.expected.length === 1);
+    await fhir(base, 'POST', '/Flag', flagFor(clean, { rule: 'rescue-dose-missing', severity: 'medium' }, 1));
+    const wrongSev = flagFor(firing, { rule: firing.expected.expected[0].rule, severity: 'info' }, 2);
+    await fhir(base, 'POST', '/Flag', wrongSev);
+    await fhir(base, 'POST', '/Flag', flagFor(firing, firing.expected.expected[0], 1)); // same identifier again
+    r = await compareCohort(base, dir);
+    assert.equal(r.ok, false);
+    assert.ok(r.problems.some((x) => x.startsWith(`${clean.expected.patient} `)), r.problems.join('\n'));
+    assert.ok(r.problems.some((x) => x.startsWith(`${firing.expected.patient} `) && x.includes(':info')), r.problems.join('\n'));
+    assert.ok(r.problems.some((x) => x.startsWith('identifier urn:test:episode|')), r.problems.join('\n'));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -152,6 +152,11 @@ test('bad arguments exit 2 with a message', () => {
   assert.match(r.stderr, /RFC 3339/);
   r = run(['--patients', '0', '--out', '/tmp/x']);
   assert.equal(r.status, 2);
+  r = run(['--out', '/tmp/x', '--archetypes', 'clean-morphine,no-such']);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /unknown archetype 'no-such'/);
+  const mix = generate({ patients: 10, seed: 's', anchor: new Date(ANCHOR), archetypes: ['clean-morphine', 'clean-morphine', 'rescue-missing'] });
+  assert.deepEqual(mix.map((p) => p.expected.archetype).filter((a) => a === 'rescue-missing').length, 3);
   r = run(['--list']);
   assert.equal(r.status, 0);
   assert.equal(r.stdout.trim().split('\n').length, ARCHETYPES.length);
@@ -186,4 +191,40 @@ test('the oracle is not blind: removing a laxative, a referral or a pain score c
   assert.equal(got.get('reassessment-overdue-after-dose-change'), 'medium');
   got = drop(find('clean-morphine'), (r) => r.id.endsWith('-mr-resc'));
   assert.equal(got.get('rescue-dose-missing'), 'medium');
+});
+
+test('mutations: adding a laxative or a pain score, stopping an opioid, change the findings', () => {
+  const { oracle } = require(path.join(E2E_DIR, 'cohort/oracle.js'));
+  const M = require(path.join(E2E_DIR, 'cohort/mutations.js'));
+  const list = generate({ patients: ARCHETYPES.length, seed: 'mut2', anchor: new Date(ANCHOR) });
+  const at = (h) => Date.parse(ANCHOR) + h * 3600e3;
+  const byArch = (id) => list.find((p) => p.expected.archetype === id);
+
+  let p = byArch('bowel-regimen-missing');
+  let change = M.addLaxative(p.id, at(-1));
+  assert.equal(oracle(M.apply(p.bundle, change), ANCHOR).size, 0, 'laxative added: bowel finding resolved');
+
+  p = byArch('reassess-after-high-score');
+  change = M.addPainScore(p.id, 4.5, at(-1));
+  assert.equal(oracle(M.apply(p.bundle, change), ANCHOR).size, 0, 'reassessed: overdue finding resolved');
+  change = M.addPainScore(p.id, 8, at(-1));
+  assert.deepEqual([...oracle(M.apply(p.bundle, change), ANCHOR)], [['pain-uncontrolled-no-titration', 'high']], 'a second high score 29 h later: uncontrolled pain');
+
+  p = byArch('opioid-benzodiazepine');
+  let bundle = p.bundle;
+  for (const e of p.bundle.entry.filter((x) => x.resource.resourceType === 'MedicationRequest' && /-mr-(base|resc)$/.test(x.resource.id))) {
+    bundle = M.apply(bundle, M.stopOrder(e.resource, at(-2)));
+  }
+  assert.equal(oracle(bundle, ANCHOR).size, 0, 'opioids stopped: no concurrent benzodiazepine finding');
+
+  // Every change validates as FHIR R4 (the server would accept it).
+  const dir = tmpdir();
+  try {
+    const file = path.join(dir, 'changes.ndjson');
+    fs.writeFileSync(file, [M.addLaxative('x', at(0)), M.addPainScore('x', 3, at(0)), M.stopOrder(p.bundle.entry.find((e) => e.resource.resourceType === 'MedicationRequest').resource, at(0))].map((b) => JSON.stringify(b)).join('\n') + '\n');
+    const r = spawnSync(process.execPath, [path.join(E2E_DIR, 'server/validate.js'), file], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

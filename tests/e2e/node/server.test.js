@@ -105,6 +105,18 @@ test('search pages with a default _count, next links and fullUrl', async () => {
   assert.match(big.body.link[0].url, /_count=1000/, 'page size is capped at 1000');
 });
 
+test('reference searches accept a bare id, Type/id and a type modifier', async () => {
+  const pid = unique('ref');
+  await fhir(base, 'PUT', `/Patient/${pid}`, patient(pid));
+  await fhir(base, 'POST', '/Observation', painScore(pid, 2, '2026-01-01T00:00:00Z'));
+  for (const q of [`patient=${pid}`, `patient=Patient/${pid}`, `subject=${pid}`, `subject:Patient=${pid}`, `patient=${pid},nobody-else`]) {
+    const r = await fhir(base, 'GET', `/Observation?${q}`);
+    assert.equal((r.body.entry || []).length, 1, q);
+  }
+  const none = await fhir(base, 'GET', `/Observation?subject:Group=${pid}`);
+  assert.equal(none.body.entry, undefined);
+});
+
 test('_lastUpdated=gt with _sort returns only what changed after the cursor', async () => {
   const pid = unique('lu');
   await fhir(base, 'PUT', `/Patient/${pid}`, patient(pid));
@@ -205,6 +217,28 @@ test('If-Match: update with the current version succeeds, a stale one gets 412',
   assert.equal(now.body.status, 'inactive', 'the stale write changed nothing');
 });
 
+test('instance history: newest first on every read, with request and response', async () => {
+  const pid = unique('hist');
+  await fhir(base, 'PUT', `/Patient/${pid}`, patient(pid));
+  const created = await fhir(base, 'POST', '/Flag', validFlag(pid, unique('hist-episode')));
+  const v = [created.body.meta.versionId];
+  for (const status of ['inactive', 'entered-in-error']) {
+    const next = { ...created.body, status };
+    delete next.meta;
+    const r = await fhir(base, 'PUT', `/Flag/${created.body.id}`, next);
+    v.push(r.body.meta.versionId);
+  }
+  for (let i = 0; i < 3; i++) {
+    const h = await fhir(base, 'GET', `/Flag/${created.body.id}/_history`);
+    assert.equal(h.body.type, 'history');
+    assert.deepEqual(h.body.entry.map((e) => e.resource.meta.versionId), [...v].reverse(), `read ${i + 1}`);
+    assert.deepEqual(h.body.entry.map((e) => e.request.method), ['PUT', 'PUT', 'POST']);
+    assert.equal(h.body.entry[0].response.etag, `W/"${v[2]}"`);
+  }
+  const old = await fhir(base, 'GET', `/Flag/${created.body.id}/_history/${v[0]}`);
+  assert.equal(old.body.status, 'active');
+});
+
 test('transaction bundles resolve urn:uuid references', async () => {
   const mrn = unique('mrn');
   const r = await fhir(base, 'POST', '/', {
@@ -263,4 +297,46 @@ test('a second server with a base path pages under that path and stops on SIGTER
   assert.equal(alive, false, 'stop.sh left no process behind');
   assert.equal(fs.existsSync(portFile), false, 'the port file goes with the server');
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('injected faults: 503 with Retry-After, error after processing, connection dropped', async () => {
+  const pid = unique('fault');
+  await fhir(base, 'PUT', `/Patient/${pid}`, patient(pid));
+  const key = unique('fault-episode');
+  const search = `/Flag?identifier=${encodeURIComponent(`${EPISODE_SYSTEM}|${key}`)}`;
+  const ine = { 'If-None-Exist': `identifier=${EPISODE_SYSTEM}|${key}` };
+  try {
+    // Refused before processing: nothing stored, Retry-After given.
+    let r = await fhir(base, 'POST', '/_admin/faults', { method: 'POST', path: '/Flag', when: 'before', status: 503, retryAfter: 2 });
+    assert.equal(r.status, 200);
+    r = await fhir(base, 'POST', '/Flag', validFlag(pid, key), ine);
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get('retry-after'), '2');
+    assert.equal((await fhir(base, 'GET', search)).body.entry, undefined);
+
+    // Processed, then answered 500: the retry with If-None-Exist finds it (200, no duplicate).
+    await fhir(base, 'POST', '/_admin/faults', { method: 'POST', path: '/Flag', when: 'after', status: 500 });
+    r = await fhir(base, 'POST', '/Flag', validFlag(pid, key), ine);
+    assert.equal(r.status, 500);
+    const stored = (await fhir(base, 'GET', search)).body.entry;
+    assert.equal(stored.length, 1);
+    r = await fhir(base, 'POST', '/Flag', validFlag(pid, key), ine);
+    assert.equal(r.status, 200);
+    assert.equal(r.body.id, stored[0].resource.id);
+
+    // Processed, then the connection is dropped: the client sees a transport error.
+    const key2 = unique('drop-episode');
+    await fhir(base, 'POST', '/_admin/faults', { method: 'POST', path: '/Flag', when: 'drop-after' });
+    await assert.rejects(fhir(base, 'POST', '/Flag', validFlag(pid, key2)));
+    const s2 = await fhir(base, 'GET', `/Flag?identifier=${encodeURIComponent(`${EPISODE_SYSTEM}|${key2}`)}`);
+    assert.equal(s2.body.entry.length, 1, 'the write happened although no answer came');
+
+    const log = (await fhir(base, 'GET', '/_admin/requests')).body;
+    assert.deepEqual(log.filter((e) => e.fault).slice(-3).map((e) => [e.fault, e.status]), [['before', 503], ['after', 500], ['drop-after', 0]]);
+    assert.deepEqual((await fhir(base, 'GET', '/_admin/faults')).body, [], 'each fault fired once');
+    r = await fhir(base, 'POST', '/_admin/faults', { when: 'sideways' });
+    assert.equal(r.status, 400);
+  } finally {
+    await fhir(base, 'DELETE', '/_admin/faults');
+  }
 });

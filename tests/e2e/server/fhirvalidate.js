@@ -77,30 +77,32 @@ let schemaValidator = null;
  * Validates one resource with both validators.
  * @returns {{expression: string, message: string, validator: string}[]} errors (empty when valid)
  */
-function validateFhir(resource) {
+function validateFhir(resource, { medplum = true, schema = true } = {}) {
   loadDefinitions();
   if (!schemaValidator) {
     schemaValidator = new SchemaValidator();
   }
   const errors = [];
-  try {
-    core.validateResource(resource);
-  } catch (err) {
-    const issues = (err && err.outcome && err.outcome.issue) || [
-      { diagnostics: String(err && err.message) },
-    ];
-    for (const issue of issues) {
-      if (issue.severity && issue.severity !== 'error' && issue.severity !== 'fatal') {
-        continue;
+  if (medplum) {
+    try {
+      core.validateResource(resource);
+    } catch (err) {
+      const issues = (err && err.outcome && err.outcome.issue) || [
+        { diagnostics: String(err && err.message) },
+      ];
+      for (const issue of issues) {
+        if (issue.severity && issue.severity !== 'error' && issue.severity !== 'fatal') {
+          continue;
+        }
+        errors.push({
+          validator: 'medplum',
+          expression: (issue.expression && issue.expression[0]) || resource.resourceType || '',
+          message: issue.details?.text || issue.diagnostics || 'invalid',
+        });
       }
-      errors.push({
-        validator: 'medplum',
-        expression: (issue.expression && issue.expression[0]) || resource.resourceType || '',
-        message: issue.details?.text || issue.diagnostics || 'invalid',
-      });
     }
   }
-  for (const text of schemaValidator.validate(resource)) {
+  for (const text of schema ? schemaValidator.validate(resource) : []) {
     const cut = text.indexOf(': ');
     errors.push({
       validator: 'fhir-r4-json-schema',

