@@ -11,13 +11,13 @@
 
 #include <jansson.h>
 
+#include "painwatch/auth.h"
 #include "painwatch/cohort.h"
 #include "painwatch/err.h"
 #include "painwatch/http.h"
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
 #include "painwatch/source.h"
-#include "painwatch/sync.h"
 
 struct group_ctx {
     char id[PW_ID_MAX];
@@ -206,11 +206,7 @@ static int group_refresh(struct pw_cohort *c, const struct pw_cohort_env *env, i
         return PW_E2BIG;
     }
     int err = pw_http_req_new(&req, env->server, "GET", url);
-    if (!err && env->auth && env->auth->apply) {
-        err = env->auth->apply(env->auth->arg, req);
-    }
     if (err) {
-        pw_http_req_free(req);
         return err;
     }
     ctx->now_ms = now_ms;
@@ -219,7 +215,8 @@ static int group_refresh(struct pw_cohort *c, const struct pw_cohort_env *env, i
                                          : 3600u * 1000u;
     ctx->done = done;
     ctx->arg = arg;
-    err = pw_http_submit_new(env->http, req, on_group, ctx);
+    err = env->auth ? pw_auth_submit_new(env->auth, req, on_group, ctx)
+                    : pw_http_submit_new(env->http, req, on_group, ctx);
     if (!err) {
         ctx->busy = true;
     }

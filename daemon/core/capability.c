@@ -11,11 +11,11 @@
 
 #include <jansson.h>
 
+#include "painwatch/auth.h"
 #include "painwatch/err.h"
 #include "painwatch/http.h"
 #include "painwatch/log.h"
 #include "painwatch/source.h"
-#include "painwatch/sync.h"
 
 static const char *str_at(const json_t *o, const char *k)
 {
@@ -306,7 +306,7 @@ static void on_metadata(void *arg, int err, const struct pw_http_resp *resp)
 }
 
 int pw_capability_fetch(struct pw_http *http, const char *server, const char *base,
-                        const struct pw_sync_auth *auth, pw_capability_fn *done, void *arg)
+                        struct pw_auth *auth, pw_capability_fn *done, void *arg)
 {
     char url[PW_SYNC_URL_MAX];
     struct pw_http_req *req = NULL;
@@ -323,16 +323,12 @@ int pw_capability_fetch(struct pw_http *http, const char *server, const char *ba
     f->arg = arg;
     snprintf(f->server, sizeof(f->server), "%s", server);
     int err = pw_http_req_new(&req, server, "GET", url);
-    if (!err && auth && auth->apply) {
-        err = auth->apply(auth->arg, req);
-        err = err == PW_EAGAIN ? 0 : err;
-    }
     if (err) {
-        pw_http_req_free(req);
         free(f);
         return err;
     }
-    err = pw_http_submit_new(http, req, on_metadata, f);
+    err = auth ? pw_auth_submit_new(auth, req, on_metadata, f)
+               : pw_http_submit_new(http, req, on_metadata, f);
     if (err) {
         free(f);
     }

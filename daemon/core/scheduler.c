@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "painwatch/auth.h"
 #include "painwatch/check.h"
 #include "painwatch/cohort.h"
 #include "painwatch/err.h"
@@ -47,7 +48,6 @@ struct run {
     unsigned pages;    /* pages fetched in this run */
     unsigned restarts; /* restarts after expired paging links */
     bool page_pending; /* waiting for the consumer's done */
-    bool auth_retried; /* the one renew-and-retry after a 401 is spent */
     bool final;        /* the pending page carried the cursor */
     bool transport;    /* the exchange itself failed (reset, timeout), whatever the status */
     int after_page;    /* error to end with once the pending page is durable */
@@ -59,7 +59,7 @@ struct server {
     struct pw_sync *sync;
     struct pw_source_conf conf;
     struct pw_cohort *cohort;
-    struct pw_sync_auth auth; /* slots NULL = no authorization */
+    struct pw_auth *auth; /* borrowed, NULL = none */
     uv_timer_t timer;
     struct stream *streams;
     size_t nstreams;
@@ -365,50 +365,6 @@ static void run_page(struct run *r, const struct pw_http_resp *resp)
     run_deliver(r, resources, final);
 }
 
-static void on_auth_refreshed(void *arg, int err)
-{
-    struct run *r = arg;
-    struct pw_sync *sync = r->srv->sync;
-
-    enter(sync);
-    sync->inflight--;
-    if (err || sync->stopping) {
-        if (err) {
-            pw_log_err(SYNC, "%s: authorization refresh failed: %s", r->srv->conf.name,
-                       pw_strerror(err));
-        }
-        run_end(r, err ? PW_EAUTH : PW_ECANCELED);
-    } else {
-        char *url = r->url;
-        r->url = NULL;
-        run_fetch(r, url);
-        free(url);
-    }
-    leave(sync);
-}
-
-/* Obtain a credential, then fetch r->url again. Without a refresh slot, fetch right away:
- * apply() sees whatever invalidate() re-read (a rotated token file). */
-static void run_reauth(struct run *r)
-{
-    struct server *srv = r->srv;
-
-    if (!srv->auth.refresh) {
-        char *url = r->url;
-        r->url = NULL;
-        run_fetch(r, url);
-        free(url);
-        return;
-    }
-    int err = srv->auth.refresh(srv->auth.arg, on_auth_refreshed, r);
-    if (err) {
-        pw_log_err(SYNC, "%s: authorization refresh failed: %s", srv->conf.name, pw_strerror(err));
-        run_end(r, PW_EAUTH);
-        return;
-    }
-    srv->sync->inflight++;
-}
-
 static void run_status(struct run *r, const struct pw_http_resp *resp)
 {
     struct server *srv = r->srv;
@@ -425,15 +381,6 @@ static void run_status(struct run *r, const struct pw_http_resp *resp)
         pw_log_notice(SYNC, "%s: paging link expired (HTTP %ld), restarting from the cursor",
                       r->stream->key, st);
         run_fetch(r, r->first_url);
-    } else if (st == 401 && srv->auth.apply && !r->auth_retried) {
-        /* Renew once and retry once (a token can expire between apply and the server). */
-        r->auth_retried = true;
-        pw_log_notice(SYNC, "%s: HTTP 401, renewing the credential and retrying once",
-                      srv->conf.name);
-        if (srv->auth.invalidate) {
-            srv->auth.invalidate(srv->auth.arg);
-        }
-        run_reauth(r);
     } else if (st == 429 || st == 503) {
         const char *ra = pw_http_resp_header(resp, "Retry-After");
         uint64_t ms = 0;
@@ -442,6 +389,7 @@ static void run_status(struct run *r, const struct pw_http_resp *resp)
         }
         run_end(r, PW_EAGAIN);
     } else if (st == 401 || st == 403) {
+        /* With an auth, pw_auth_submit_new() already renewed and retried once. */
         run_end(r, PW_EAUTH);
     } else {
         run_end(r, PW_EHTTP);
@@ -488,23 +436,13 @@ static void run_fetch(struct run *r, const char *url)
     free(r->url);
     r->url = copy;
     int err = pw_http_req_new(&req, srv->conf.name, "GET", url);
-    if (!err && srv->auth.apply) {
-        err = srv->auth.apply(srv->auth.arg, req);
-        if (err == PW_EAGAIN && srv->auth.refresh) {
-            /* No valid credential yet: obtain one, then come back to this URL. */
-            pw_http_req_free(req);
-            run_reauth(r);
-            return;
-        }
-        err = err == PW_EAGAIN ? PW_EAUTH : err;
-    }
     if (err) {
-        pw_http_req_free(req);
         run_end(r, err);
         return;
     }
     srv->health.requests++;
-    err = pw_http_submit_new(srv->sync->http, req, on_response, r);
+    err = srv->auth ? pw_auth_submit_new(srv->auth, req, on_response, r)
+                    : pw_http_submit_new(srv->sync->http, req, on_response, r);
     if (err) {
         run_end(r, err);
         return;
@@ -612,7 +550,7 @@ static void cycle_start(struct server *srv)
         .http = sync->http,
         .server = srv->conf.name,
         .base = srv->conf.base,
-        .auth = &srv->auth,
+        .auth = srv->auth,
         .refresh_ms = srv->conf.group_refresh_ms,
     };
 
@@ -750,7 +688,7 @@ static struct server *server_find(const struct pw_sync *sync, const char *name)
 }
 
 int pw_sync_add_server(struct pw_sync *sync, const struct pw_source_conf *conf,
-                       struct pw_cohort *cohort, const struct pw_sync_auth *auth)
+                       struct pw_cohort *cohort, struct pw_auth *auth)
 {
     int err = PW_EINVAL;
     struct server *srv = NULL;
@@ -779,9 +717,7 @@ int pw_sync_add_server(struct pw_sync *sync, const struct pw_source_conf *conf,
     }
     srv->sync = sync;
     srv->cohort = cohort;
-    if (auth) {
-        srv->auth = *auth;
-    }
+    srv->auth = auth;
     uv_timer_init(sync->loop, &srv->timer);
     sync->servers[sync->nservers++] = srv;
     return 0;
@@ -871,7 +807,7 @@ int pw_sync_check_servers(struct pw_sync *sync, pw_sync_cycle_fn *done, void *ar
     sync->check_err = 0;
     for (size_t i = 0; i < sync->nservers; i++) {
         struct server *srv = sync->servers[i];
-        int err = pw_capability_fetch(sync->http, srv->conf.name, srv->conf.base, &srv->auth,
+        int err = pw_capability_fetch(sync->http, srv->conf.name, srv->conf.base, srv->auth,
                                       on_capability, srv);
         if (err) {
             /* Already-submitted fetches still call back: account for this one as done. */

@@ -14,7 +14,7 @@
 
 struct pw_http;
 struct pw_http_req;
-struct pw_sync_auth;
+struct pw_auth;
 struct pw_cohort;
 
 /*
@@ -31,10 +31,10 @@ typedef void pw_cohort_done_fn(void *arg, int err);
 /** Where a cohort that needs I/O reaches its server. Borrowed from the sync engine. */
 struct pw_cohort_env {
     struct pw_http *http;
-    const char *server;              /* pw_http server name */
-    const char *base;                /* FHIR base URL */
-    const struct pw_sync_auth *auth; /* decorates the Group read (apply only), or NULL */
-    uint64_t refresh_ms;             /* re-read interval when the cohort's own config sets none */
+    const char *server;   /* pw_http server name */
+    const char *base;     /* FHIR base URL */
+    struct pw_auth *auth; /* submit through pw_auth_submit_new() when set (auth.h) */
+    uint64_t refresh_ms;  /* re-read interval when the cohort's own config sets none */
 };
 
 /** A cohort kind. One static instance per adapter file. */

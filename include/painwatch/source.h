@@ -224,15 +224,14 @@ typedef void pw_capability_fn(void *arg, int err, const struct pw_capability *ca
 struct pw_http;
 struct pw_http_req;
 
-struct pw_sync_auth;
+struct pw_auth;
 
 /**
- * GET <base>/metadata on server @p server and parse it; @p auth (may be NULL) decorates the
- * request (a missing credential is not an error: /metadata is public on most servers).
+ * GET <base>/metadata on server @p server and parse it, through @p auth when not NULL.
  * @p done runs exactly once, never synchronously, unless this returns an error; err is 0, a
  * transport error, PW_EHTTP (non-200), PW_EJSON or PW_EFHIR.
  */
 int pw_capability_fetch(struct pw_http *http, const char *server, const char *base,
-                        const struct pw_sync_auth *auth, pw_capability_fn *done, void *arg);
+                        struct pw_auth *auth, pw_capability_fn *done, void *arg);
 
 #endif

@@ -20,6 +20,7 @@ struct pw_http;
 struct pw_http_req;
 struct pw_source_conf;
 struct pw_cohort;
+struct pw_auth;
 
 /**
  * Identity of one incremental stream: one resource type on one server, for one patient
@@ -88,27 +89,6 @@ struct pw_sync_consumer {
 /** Completion of pw_sync_run_once(): @p failed is the number of streams whose run failed. */
 typedef void pw_sync_cycle_fn(void *arg, int err, unsigned failed);
 
-/** Completion of an authorization refresh. */
-typedef void pw_sync_auth_done_fn(void *arg, int err);
-
-/**
- * Authorization hook for one server (wrap an auth.h pw_auth with pw_auth_apply(),
- * pw_auth_refresh() and pw_auth_invalidate()). NULL, or all slots NULL, = no authorization.
- * - apply decorates a request from cached state; PW_EAGAIN means "no valid credential": the
- *   engine calls refresh first (no refresh slot: the request fails with PW_EAUTH).
- * - refresh obtains a new credential: done exactly once, never synchronously, unless it returns
- *   an error. May be NULL (a bearer token file has nothing to renew).
- * - invalidate drops (or re-reads) the cached credential after a 401. May be NULL.
- * On a 401 the engine invalidates, refreshes (when it can) and retries the request once; a
- * second 401 fails the server's cycle with PW_EAUTH. Group and /metadata reads only apply.
- */
-struct pw_sync_auth {
-    int (*apply)(void *arg, struct pw_http_req *req);
-    int (*refresh)(void *arg, pw_sync_auth_done_fn *done, void *done_arg);
-    void (*invalidate)(void *arg);
-    void *arg;
-};
-
 /** Health of one server, for metrics and logs. A plain copy. */
 struct pw_sync_health {
     bool unhealthy;                /* consecutive_failures >= the server's unhealthy_after */
@@ -145,12 +125,15 @@ void pw_sync_free(struct pw_sync *sync);
 
 /**
  * Add one FHIR server. @p conf is copied (see source.h; its name must match a server registered
- * with pw_http_server_add()). Takes ownership of @p cohort, also on failure. @p auth is copied
- * (NULL = none); what its arg points to must outlive the engine's requests.
+ * with pw_http_server_add()). Takes ownership of @p cohort, also on failure. @p auth (auth.h)
+ * is borrowed and must outlive the engine's requests (free it after pw_sync_free(), before
+ * pw_http_free()); NULL = no authorization. With an auth, every request goes through
+ * pw_auth_submit_new(): a token is obtained first when none is cached, and a 401 renews it
+ * once and retries once; a 401 that survives the renewal fails the server with PW_EAUTH.
  * @return 0, PW_EEXIST (name taken), PW_EINVAL or PW_ENOMEM.
  */
 int pw_sync_add_server(struct pw_sync *sync, const struct pw_source_conf *conf,
-                       struct pw_cohort *cohort, const struct pw_sync_auth *auth);
+                       struct pw_cohort *cohort, struct pw_auth *auth);
 
 /**
  * Periodic mode: every server runs a cycle now, then every poll interval (with jitter), or

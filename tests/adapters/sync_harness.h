@@ -139,7 +139,7 @@ static inline void sh_conf(struct sh *h, struct pw_source_conf *conf, const char
 }
 
 static inline void sh_add(struct sh *h, struct pw_source_conf *conf, const char *cohort_json,
-                          const struct pw_sync_auth *auth)
+                          struct pw_auth *auth)
 {
     char err[256] = "";
     struct pw_cohort *c = NULL;

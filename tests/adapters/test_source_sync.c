@@ -366,7 +366,7 @@ static void auth_handler(void *arg, const struct pwt_request *req, struct pwt_re
         reply->body_len = strlen(reply->body);
         return;
     }
-    if (a && strcmp(a, "Bearer t1") == 0 && path) {
+    if (a && strcmp(a, "Bearer t1") == 0) {
         FILE *f = fopen(path, "w");
         fputs("t2\n", f);
         fclose(f);
@@ -375,16 +375,6 @@ static void auth_handler(void *arg, const struct pwt_request *req, struct pwt_re
     reply->headers = strdup("WWW-Authenticate: Bearer error=\"invalid_token\"\n");
     reply->body = strdup("{\"resourceType\":\"OperationOutcome\",\"issue\":[]}");
     reply->body_len = strlen(reply->body);
-}
-
-static int hook_apply(void *arg, struct pw_http_req *req)
-{
-    return pw_auth_apply(arg, req);
-}
-
-static void hook_invalidate(void *arg)
-{
-    pw_auth_invalidate(arg);
 }
 
 static void test_401_fixed_by_token_renewal(void **state)
@@ -402,12 +392,7 @@ static void test_401_fixed_by_token_renewal(void **state)
     obs_only(&h, &conf, 0, 0);
     struct pw_auth_conf ac = {.type = "bearer", .server = "ehr", .token_file = path};
     assert_int_equal(pw_auth_new(&h.auth, h.http, &ac), 0);
-    /* The hook over auth.h, as the daemon wires it: a bearer file has nothing to refresh,
-     * invalidate re-reads it. */
-    assert_false(pw_auth_can_refresh(h.auth));
-    struct pw_sync_auth sa = {
-        .apply = hook_apply, .refresh = NULL, .invalidate = hook_invalidate, .arg = h.auth};
-    sh_add(&h, &conf, SRV_WIDE, &sa);
+    sh_add(&h, &conf, SRV_WIDE, h.auth);
     struct auth_srv as = {.path = path};
     atomic_init(&as.phase, 0);
     struct pwt_rule rule = {
@@ -441,82 +426,6 @@ static void test_401_fixed_by_token_renewal(void **state)
     sh_fini(&h);
     pwt_rmtree(dir);
     free(dir);
-}
-
-/* A refreshing credential (an OAuth adapter's shape): no token at first, then t1 (stale), t2. */
-struct token {
-    int n;          /* 0: none yet */
-    int refreshes;  /* refresh calls */
-    int invalidate; /* invalidate calls */
-    uv_timer_t timer;
-    pw_sync_auth_done_fn *done;
-    void *done_arg;
-};
-
-static int tok_apply(void *arg, struct pw_http_req *req)
-{
-    struct token *t = arg;
-    char line[64];
-    if (t->n == 0) {
-        return PW_EAGAIN;
-    }
-    snprintf(line, sizeof(line), "Authorization: Bearer t%d", t->n);
-    return pw_http_req_add_header(req, line);
-}
-
-static void tok_fire(uv_timer_t *tm)
-{
-    struct token *t = container_of(tm, struct token, timer);
-    t->n++;
-    t->done(t->done_arg, 0);
-}
-
-static int tok_refresh(void *arg, pw_sync_auth_done_fn *done, void *done_arg)
-{
-    struct token *t = arg;
-    t->refreshes++;
-    t->done = done;
-    t->done_arg = done_arg;
-    return uv_timer_start(&t->timer, tok_fire, 0, 0); /* never synchronous */
-}
-
-static void tok_invalidate(void *arg)
-{
-    ((struct token *)arg)->invalidate++;
-}
-
-static void test_refreshing_credential(void **state)
-{
-    (void)state;
-    struct sh h;
-    struct pw_source_conf conf;
-    struct token tok = {.n = 0};
-    struct auth_srv as = {.path = NULL};
-
-    atomic_init(&as.phase, 0);
-    sh_init(&h);
-    assert_int_equal(uv_timer_init(&h.loop, &tok.timer), 0);
-    struct pw_sync_auth auth = {
-        .apply = tok_apply, .refresh = tok_refresh, .invalidate = tok_invalidate, .arg = &tok};
-    obs_only(&h, &conf, 0, 0);
-    sh_add(&h, &conf, SRV_WIDE, &auth);
-    struct pwt_rule rule = {
-        .path = "/fhir/Observation", .handler = auth_handler, .handler_arg = &as};
-    pwt_responder_add(h.r, &rule);
-    sh_run_once(&h);
-
-    /* No token: refresh before the first request. t1 -> 401 -> invalidate, refresh, t2. */
-    assert_int_equal(h.cycle_err, 0);
-    assert_int_equal(pwt_responder_count(h.r), 2);
-    assert_string_equal(pwt_request_header(pwt_responder_request(h.r, 0), "Authorization"),
-                        "Bearer t1");
-    assert_string_equal(pwt_request_header(pwt_responder_request(h.r, 1), "Authorization"),
-                        "Bearer t2");
-    assert_int_equal(tok.refreshes, 2);
-    assert_int_equal(tok.invalidate, 1);
-    assert_int_equal(json_array_size(h.delivered), 1);
-    uv_close((uv_handle_t *)&tok.timer, NULL);
-    sh_fini(&h);
 }
 
 /* A cohort sync: every (patient, type) asked exactly once, with the right patient. */
@@ -641,7 +550,6 @@ int main(void)
         cmocka_unit_test(test_server_never_answers),
         cmocka_unit_test(test_connection_reset_mid_body),
         cmocka_unit_test(test_401_fixed_by_token_renewal),
-        cmocka_unit_test(test_refreshing_credential),
         cmocka_unit_test(test_cohort_sync_asks_nothing_twice),
         cmocka_unit_test(test_free_mid_run),
     };
