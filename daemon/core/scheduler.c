@@ -159,9 +159,9 @@ static int streams_build(struct server *srv)
     struct pw_cohort *c = srv->cohort;
     size_t per = c->server_wide ? 1 : c->nmembers;
     size_t n = per * srv->conf.ntypes;
-    struct stream *s = n ? calloc(n, sizeof(*s)) : NULL;
+    struct stream *s = calloc(n ? n : 1, sizeof(*s)); /* never NULL on success */
 
-    if (n && !s) {
+    if (!s) {
         return PW_ENOMEM;
     }
     for (size_t p = 0; p < per; p++) {
@@ -702,7 +702,7 @@ int pw_sync_add_server(struct pw_sync *sync, const struct pw_source_conf *conf,
         goto fail;
     }
     err = PW_ENOMEM;
-    struct server **grown = realloc(sync->servers, (sync->nservers + 1) * sizeof(*grown));
+    struct server **grown = realloc(sync->servers, (sync->nservers + 1) * sizeof(sync->servers[0]));
     if (!grown) {
         goto fail;
     }
