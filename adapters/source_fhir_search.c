@@ -513,6 +513,7 @@ int pw_source_conf_from_daemon(struct pw_source_conf *conf, const struct pw_conf
     conf->dialect.sort = d->sort;
     conf->dialect.code_in = d->code_in;
     conf->dialect.include = d->include;
+    conf->dialect.date_params = d->date_params;
     if (d->max_count > 0) {
         conf->dialect.count_max = (unsigned)d->max_count;
     }

@@ -777,6 +777,8 @@ static void on_capability(void *arg, int err, const struct pw_capability *cap)
     enter(sync);
     sync->inflight--;
     if (!err) {
+        srv->health.capability_known = true;
+        srv->health.conditional_create = cap->flag_conditional_create;
         err = pw_capability_check(cap, &srv->conf, &errors, &warnings);
         if (err) {
             sync->check_failed++;

@@ -103,6 +103,8 @@ struct pw_sync_health {
     long last_status;              /* HTTP status of the last failure, 0 if none */
     uint64_t next_delay_ms;        /* delay the scheduler computed for the next cycle */
     uint64_t retry_after_ms;       /* Retry-After honoured for that delay, 0 if none */
+    bool capability_known;         /* /metadata was read by pw_sync_check_servers() */
+    bool conditional_create;       /* it advertises conditional create of Flag */
 };
 
 struct pw_sync;
