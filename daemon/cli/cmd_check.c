@@ -161,8 +161,9 @@ static int add_resource(struct check_input *in, json_t *res, const char *full_ur
 {
     const char *type = pw_fhir_str(res, "resourceType");
     if (type == NULL) {
-        fprintf(stderr, "painwatch check: %s: %s: not a FHIR resource (no resourceType)\n", file,
-                where);
+        const char *id = pw_fhir_str(res, "id");
+        fprintf(stderr, "painwatch check: %s: %s%s%s%s: not a FHIR resource (no resourceType)\n",
+                file, where, id ? " (id " : "", id ? id : "", id ? ")" : "");
         return -1;
     }
     if (strcmp(type, "Bundle") != 0) {

@@ -205,7 +205,7 @@ static void test_unreadable_input_exits_2_with_place(void **state)
     run_free(&r);
     run_check("tests/fixtures/fhir/check/not-a-resource.json", &r);
     assert_int_equal(r.status, 2);
-    assert_non_null(strstr(r.err, "entry 0"));
+    assert_non_null(strstr(r.err, "entry 0 (id no-type)"));
     run_free(&r);
     run_check("tests/fixtures/fhir/check/does-not-exist.json", &r);
     assert_int_equal(r.status, 2);
