@@ -225,7 +225,7 @@ static char *make_assertion(struct pw_auth *auth, struct smart *sm, const char *
                               c->key_id, "typ", "JWT"));
     p = b64url_json(json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "iss", c->client_id, "sub",
                               c->client_id, "aud", aud, "iat", (json_int_t)now, "exp",
-                              (json_int_t)(now + ASSERTION_LIFETIME_S), "jti", jti));
+                              (json_int_t)now + ASSERTION_LIFETIME_S, "jti", jti));
     if (!h || !p) {
         goto out;
     }

@@ -67,11 +67,10 @@ int pw_cohort_group_members(const json_t *group, int64_t now_ms, char ***out_ids
     if (json_array_size(members) > PW_COHORT_MAX) {
         return PW_E2BIG;
     }
-    if (json_array_size(members)) {
-        ids = calloc(json_array_size(members), sizeof(*ids));
-        if (!ids) {
-            return PW_ENOMEM;
-        }
+    /* At least one slot, so the array is never NULL while members are walked. */
+    ids = calloc(json_array_size(members) + 1, sizeof(*ids));
+    if (!ids) {
+        return PW_ENOMEM;
     }
     json_array_foreach(members, i, m)
     {

@@ -167,7 +167,7 @@ static int file_write(struct pw_sink *sink, const struct pw_outbox_row *row, int
         return err;
     }
     /* The episode key stands in for the server id: there is no server in shadow mode. */
-    snprintf(out->id, sizeof(out->id), "shadow-%.56s", row->key);
+    snprintf(out->id, sizeof(out->id), PW_SINK_SHADOW_ID_PREFIX "%.56s", row->key);
     snprintf(out->version, sizeof(out->version), "%" PRId64, row->id);
     return 0;
 }

@@ -42,6 +42,17 @@ static int set_str(char **dst, const char *src)
     return 0;
 }
 
+/* Append ",tok" (or "tok" first) at dst[*len]; the caller sized dst for every token. */
+static void append_token(char *dst, size_t *len, const char *tok)
+{
+    size_t n = strlen(tok);
+    if (*len) {
+        dst[(*len)++] = ',';
+    }
+    memcpy(dst + *len, tok, n + 1);
+    *len += n;
+}
+
 static void type_cleanup(struct pw_search_type *t)
 {
     free(t->type);
@@ -315,12 +326,10 @@ static int conf_type(struct pw_search_type *t, json_t *obj, size_t idx, char *er
             if (!joined) {
                 return PW_ENOMEM;
             }
+            size_t len = 0;
             json_array_foreach(v, i, c)
             {
-                if (i) {
-                    strcat(joined, ",");
-                }
-                strcat(joined, json_string_value(c));
+                append_token(joined, &len, json_string_value(c));
             }
             free(t->codes);
             t->codes = json_array_size(v) ? joined : NULL;
@@ -431,16 +440,14 @@ static int join_codes(char **out, const char *const *a, size_t na, const char *c
     if (!s) {
         return PW_ENOMEM;
     }
+    size_t len = 0;
     for (size_t i = 0; i < na + nb; i++) {
         const char *c = i < na ? a[i] : b[i - na];
         if (!*c || strchr(c, ',')) {
             free(s);
             return PW_ECONFIG;
         }
-        if (*s) {
-            strcat(s, ",");
-        }
-        strcat(s, c);
+        append_token(s, &len, c);
     }
     *out = s;
     return 0;
@@ -492,6 +499,10 @@ static int from_daemon_types(struct pw_source_conf *conf, const struct pw_conf_s
 int pw_source_conf_from_daemon(struct pw_source_conf *conf, const struct pw_conf_server *cs,
                                const struct pw_conf_pain_codes *codes, char *errbuf, size_t errlen)
 {
+    if (!cs->name || !cs->base_url) {
+        memset(conf, 0, sizeof(*conf));
+        return conf_err(errbuf, errlen, "servers: name and base_url are required");
+    }
     int err = pw_source_conf_init(conf, cs->name, cs->base_url);
     if (err) {
         return err;
@@ -502,6 +513,7 @@ int pw_source_conf_from_daemon(struct pw_source_conf *conf, const struct pw_conf
     conf->dialect.sort = d->sort;
     conf->dialect.code_in = d->code_in;
     conf->dialect.include = d->include;
+    conf->dialect.date_params = d->date_params;
     if (d->max_count > 0) {
         conf->dialect.count_max = (unsigned)d->max_count;
     }

@@ -50,10 +50,22 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 include(CPack)
 
-# `cmake --build build --target deb`: the package, built after everything it installs.
+# `cmake --build build --target deb`: the package, built after everything it installs. The
+# binaries compile in their data and config paths (PW_DATADIR, PW_SYSCONFDIR) and the unit names
+# /usr/sbin, so a package for installation must come from a /usr-prefixed build; the target
+# refuses anything else (a test may still run cpack on any build to check the package's shape).
+if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  set(PW_DEB_PREFIX_CHECK ${CMAKE_COMMAND} -E true)
+else()
+  set(PW_DEB_PREFIX_CHECK ${CMAKE_COMMAND} -E echo
+    "painwatch: configure with -DCMAKE_INSTALL_PREFIX=/usr to build the .deb (now: ${CMAKE_INSTALL_PREFIX})"
+    COMMAND ${CMAKE_COMMAND} -E false)
+endif()
 add_custom_target(deb
+  COMMAND ${PW_DEB_PREFIX_CHECK}
   COMMAND ${CMAKE_CPACK_COMMAND} -G DEB --config ${PROJECT_BINARY_DIR}/CPackConfig.cmake
     -B ${PROJECT_BINARY_DIR}/packages
   WORKING_DIRECTORY ${PROJECT_BINARY_DIR}
   DEPENDS painwatchd painwatch
-  COMMENT "Building the Debian package in ${PROJECT_BINARY_DIR}/packages")
+  COMMENT "Building the Debian package in ${PROJECT_BINARY_DIR}/packages"
+  VERBATIM)

@@ -161,8 +161,9 @@ static int add_resource(struct check_input *in, json_t *res, const char *full_ur
 {
     const char *type = pw_fhir_str(res, "resourceType");
     if (type == NULL) {
-        fprintf(stderr, "painwatch check: %s: %s: not a FHIR resource (no resourceType)\n", file,
-                where);
+        const char *id = pw_fhir_str(res, "id");
+        fprintf(stderr, "painwatch check: %s: %s%s%s%s: not a FHIR resource (no resourceType)\n",
+                file, where, id ? " (id " : "", id ? id : "", id ? ")" : "");
         return -1;
     }
     if (strcmp(type, "Bundle") != 0) {
@@ -245,16 +246,18 @@ static int load_file(struct check_input *in, const char *file)
     }
     int rc;
     json_error_t err;
+    /* A UTF-8 byte order mark (some exports write one) is not JSON. */
+    size_t skip = len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
     /* One JSON document, or several (NDJSON) when more follows the first value. */
-    json_t *root = json_loadb(buf, len, JSON_DISABLE_EOF_CHECK, &err);
+    json_t *root = json_loadb(buf + skip, len - skip, JSON_DISABLE_EOF_CHECK, &err);
     if (root == NULL) {
         fprintf(stderr, "painwatch check: %s:%d:%d: %s\n", file, err.line, err.column, err.text);
         rc = -1;
-    } else if ((size_t)err.position <= len &&
-               only_space(buf + err.position, len - (size_t)err.position)) {
+    } else if ((size_t)err.position <= len - skip &&
+               only_space(buf + skip + err.position, len - skip - (size_t)err.position)) {
         rc = add_resource(in, root, NULL, file, "top level", 0);
     } else {
-        rc = load_ndjson(in, file, buf, len);
+        rc = load_ndjson(in, file, buf + skip, len - skip);
     }
     json_decref(root);
     free(buf);
@@ -376,10 +379,16 @@ static void print_text(FILE *out, const json_t *doc)
             fprintf(out, "  [%s]%s\n", pw_fhir_str(e, "resource"),
                     json_is_false(json_object_get(e, "active")) ? " (not active)" : "");
         }
-        json_array_foreach(json_object_get(p, "findings"), k, e)
-        {
-            fprintf(out, "  %-6s %s\n         %s\n", pw_fhir_str(e, "severity"),
-                    pw_fhir_str(e, "rule"), pw_fhir_str(e, "text"));
+        static const char *const worst_first[] = {"high", "medium", "low", "info"};
+        for (size_t sev = 0; sev < 4; sev++) {
+            json_array_foreach(json_object_get(p, "findings"), k, e)
+            {
+                if (strcmp(pw_fhir_str(e, "severity"), worst_first[sev]) != 0) {
+                    continue;
+                }
+                fprintf(out, "  %-6s %s\n         %s\n", worst_first[sev], pw_fhir_str(e, "rule"),
+                        pw_fhir_str(e, "text"));
+            }
         }
         json_array_foreach(json_object_get(p, "data_quality"), k, e)
         {
@@ -486,6 +495,75 @@ static int group_patients(const struct check_input *in, const struct pw_resolver
     return 0;
 }
 
+/* The time a resource is about, for keeping the newest when a patient is over the cap. */
+static int64_t resource_time(const json_t *r)
+{
+    static const char *const keys[] = {"authoredOn", "effectiveDateTime", "issued", "onsetDateTime",
+                                       "recordedDate"};
+    int64_t t;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (pw_fhir_parse_time(pw_fhir_str(r, keys[i]), &t) == 0) {
+            return t;
+        }
+    }
+    const json_t *period = json_object_get(r, "effectivePeriod");
+    if (period == NULL) {
+        period = json_object_get(r, "period");
+    }
+    if (pw_fhir_parse_time(pw_fhir_str(period, "start"), &t) == 0 ||
+        pw_fhir_parse_time(pw_fhir_str(json_object_get(r, "meta"), "lastUpdated"), &t) == 0) {
+        return t;
+    }
+    return INT64_MIN;
+}
+
+struct timed {
+    int64_t t;
+    size_t index;
+};
+
+static int cmp_newest_first(const void *a, const void *b)
+{
+    const struct timed *x = a, *y = b;
+    if (x->t != y->t) {
+        return x->t < y->t ? 1 : -1;
+    }
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/*
+ * Normalize @p list newest first, so a patient over PW_RESOURCES_PER_PATIENT_MAX events keeps
+ * the newest ones, and say so with a data-quality event.
+ */
+static int normalize_list(const struct pw_norm_ctx *ctx, const json_t *list,
+                          const struct pw_resolver *refs, struct pw_timeline *tl)
+{
+    size_t n = json_array_size(list);
+    struct timed *order = calloc(n ? n : 1, sizeof(*order));
+    if (order == NULL) {
+        return PW_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        order[i].t = resource_time(json_array_get(list, i));
+        order[i].index = i;
+    }
+    qsort(order, n, sizeof(*order), cmp_newest_first);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = pw_normalize_resource(ctx, json_array_get(list, order[i].index), refs, tl);
+    }
+    free(order);
+    if (rc == PW_E2BIG) {
+        struct pw_dq_event ev = {.code = PW_DQ_TIMELINE_CAP, .src = {.type = "Patient"}};
+        const char *slash = strchr(tl->patient, '/');
+        pw_fhir_copy(ev.src.id, sizeof(ev.src.id), slash ? slash + 1 : tl->patient);
+        snprintf(ev.detail, sizeof(ev.detail), "over %d events: only the newest were evaluated",
+                 PW_RESOURCES_PER_PATIENT_MAX);
+        rc = pw_timeline_add_dq(tl, &ev);
+    }
+    return rc;
+}
+
 static int evaluate_patient(const struct pw_norm_ctx *ctx, const struct pw_engine *engine,
                             const char *patient, const json_t *list, const struct pw_resolver *refs,
                             int64_t at, bool text, json_t *out)
@@ -493,20 +571,9 @@ static int evaluate_patient(const struct pw_norm_ctx *ctx, const struct pw_engin
     struct pw_timeline tl;
     struct pw_findings fs = {0};
     pw_timeline_init(&tl, patient);
-    size_t i;
-    json_t *r;
-    json_array_foreach(list, i, r)
-    {
-        int rc = pw_normalize_resource(ctx, r, refs, &tl);
-        if (rc == PW_E2BIG) {
-            fprintf(stderr, "painwatch check: %s: over %d events, the rest is not evaluated\n",
-                    patient, PW_RESOURCES_PER_PATIENT_MAX);
-            break;
-        }
-        if (rc < 0) {
-            pw_timeline_cleanup(&tl);
-            return -1;
-        }
+    if (normalize_list(ctx, list, refs, &tl) < 0) {
+        pw_timeline_cleanup(&tl);
+        return -1;
     }
     pw_timeline_sort(&tl);
     int rc = pw_engine_eval(engine, &tl, at, &fs);

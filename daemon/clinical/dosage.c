@@ -72,6 +72,7 @@ static double repeat_per_day(const json_t *rep)
     pw_fhir_num(rep, "period", &period);
     double udays = pw_dosage_unit_days(pw_fhir_str(rep, "periodUnit"));
     double per_day = NAN;
+    /* "3 times" without a period is not a rate: per_day stays unknown. */
     if (period > 0 && udays > 0) {
         /* The most often allowed: the highest frequency over the shortest period. */
         double f = fmax > 0 ? fmax : (freq > 0 ? freq : 1);
@@ -83,9 +84,6 @@ static double repeat_per_day(const json_t *rep)
     double listed = n_tod > n_when ? n_tod : n_when;
     if (listed > 0 && (isnan(per_day) || listed > per_day)) {
         per_day = listed;
-    }
-    if (isnan(per_day) && (freq > 0 || fmax > 0) && isnan(period)) {
-        per_day = NAN; /* "3 times" without a period: not a rate */
     }
     /* dayOfWeek: a daily schedule given on some days only, averaged over the week. */
     const json_t *dow = json_object_get(rep, "dayOfWeek");

@@ -14,6 +14,22 @@
 
 #define RXNORM_OID "urn:oid:2.16.840.1.113883.6.88"
 
+/* RxNorm by its URI (also with a trailing slash or https) or its OID. */
+static bool is_rxnorm(const char *sys)
+{
+    static const char path[] = "www.nlm.nih.gov/research/umls/rxnorm";
+    if (sys == NULL) {
+        return false;
+    }
+    if (strncmp(sys, "https://", 8) == 0) {
+        return strncmp(sys + 8, path, sizeof(path) - 1) == 0;
+    }
+    if (strncmp(sys, "http://", 7) == 0) {
+        return strncmp(sys + 7, path, sizeof(path) - 1) == 0;
+    }
+    return strcmp(sys, RXNORM_OID) == 0;
+}
+
 /* The Medication code of a request: medicationCodeableConcept or the referenced Medication. */
 static const json_t *medication_cc(const json_t *res, const struct pw_resolver *refs,
                                    const json_t **medication, const char **unresolved)
@@ -119,7 +135,7 @@ static int identify(const struct pw_norm_ctx *ctx, const json_t *cc, const json_
     json_array_foreach(json_object_get(cc, "coding"), i, c)
     {
         const char *sys = pw_fhir_str(c, "system");
-        if (sys == NULL || (strcmp(sys, PW_FHIR_RXNORM) != 0 && strcmp(sys, RXNORM_OID) != 0)) {
+        if (!is_rxnorm(sys)) {
             continue;
         }
         if (pw_terminology_lookup(ctx->term, pw_fhir_str(c, "code"), &cur) < 0) {
@@ -597,8 +613,20 @@ int pw_norm_medication_request(const struct pw_norm_ctx *ctx, const json_t *res,
             return pw_norm_dq(tl, &o.src, "unresolved-medication",
                               "medicationReference '%.120s' not found", unresolved);
         }
+        const char *rx = NULL;
+        size_t i;
+        const json_t *c;
+        json_array_foreach(json_object_get(cc, "coding"), i, c)
+        {
+            const char *sys = pw_fhir_str(c, "system");
+            if (rx == NULL && is_rxnorm(sys)) {
+                rx = pw_fhir_str(c, "code");
+            }
+        }
         return pw_norm_dq(tl, &o.src, "unknown-drug",
-                          "no RxNorm code or name known to the terminology tables");
+                          "%s%.20s not in the terminology tables (opioids, laxatives, adjuvants, "
+                          "benzodiazepines)",
+                          rx ? "RxNorm " : "no RxNorm code; name", rx ? rx : "");
     }
     o.mg_per_dose = o.mg_per_dose_high = o.mg_per_day = o.mcg_per_hour = NAN;
     o.mme_factor = o.mme_per_day = o.mme_per_dose = NAN;

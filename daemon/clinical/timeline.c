@@ -152,7 +152,8 @@ int pw_timeline_add_dq(struct pw_timeline *tl, const struct pw_dq_event *ev)
             return 0;
         }
     }
-    if (total_events(tl) >= PW_RESOURCES_PER_PATIENT_MAX) {
+    if (total_events(tl) >= PW_RESOURCES_PER_PATIENT_MAX &&
+        strcmp(ev->code, PW_DQ_TIMELINE_CAP) != 0) {
         return PW_E2BIG;
     }
     int rc = grow((void **)&tl->dq.v, &tl->dq.cap, tl->dq.n, sizeof(*ev));

@@ -71,7 +71,7 @@ struct pw_auth {
     struct attempt *w_tail;
     struct listener *listeners; /* pw_auth_refresh() callers sharing that refresh */
     char *token_url;
-    char token_server[300];
+    char token_server[600]; /* pw_http server name of the current token endpoint */
 };
 
 static const struct pw_auth_ops *const registry[] = {
@@ -257,7 +257,6 @@ int pw_auth_new(struct pw_auth **out, struct pw_http *http, const struct pw_auth
     if (err) {
         goto fail;
     }
-    snprintf(auth->token_server, sizeof(auth->token_server), "%s~token", conf->server);
     /* A configured token endpoint is checked now: a bad one is a startup error. */
     if (conf->token_endpoint) {
         err = check_token_url(auth, conf->token_endpoint);
@@ -356,8 +355,13 @@ static int check_token_url(const struct pw_auth *auth, const char *url)
     return PW_ECONFIG;
 }
 
+/*
+ * Use @p url for token requests. The pw_http server is named after the FHIR server and the
+ * token origin, so a token endpoint that moves (re-discovered) gets its own registration.
+ */
 static int set_token_url(struct pw_auth *auth, const char *url)
 {
+    char origin[256];
     struct pw_http_server srv = {
         .name = auth->token_server,
         .origin = url,
@@ -367,9 +371,14 @@ static int set_token_url(struct pw_auth *auth, const char *url)
     };
     int err = check_token_url(auth, url);
 
-    if (err) {
-        return err;
+    if (!err) {
+        err = pw_http_origin(url, origin, sizeof(origin));
     }
+    if (err) {
+        return err == PW_E2BIG ? PW_ECONFIG : err;
+    }
+    snprintf(auth->token_server, sizeof(auth->token_server), "%s~token~%s", auth->conf.server,
+             origin);
     if (!pw_http_server_has(auth->http, auth->token_server)) {
         err = pw_http_server_add(auth->http, &srv);
         if (err) {
@@ -446,6 +455,12 @@ static void on_token(void *arg, int err, const struct pw_http_resp *resp)
     if (!auth) {
         op_end(op, PW_ECANCELED);
         return;
+    }
+    /* A discovered endpoint that is unreachable or gone is discovered again next time. */
+    if (!auth->conf.token_endpoint &&
+        (err == PW_EHTTP || err == PW_ETIMEDOUT || resp->status == 404 || resp->status == 410)) {
+        free(auth->token_url);
+        auth->token_url = NULL;
     }
     if (err) {
         pw_log_err(AUTH, "server %s: token request failed: %s (%s)", auth->conf.server,

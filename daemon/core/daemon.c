@@ -272,7 +272,8 @@ static int build_clinical(struct daemon *d)
 
 static int build_state(struct daemon *d)
 {
-    struct pw_store_opts so = {.backend = d->cd->store.type, .dir = d->cd->state_dir};
+    struct pw_store_opts so = {
+        .backend = d->cd->store.type, .dir = d->cd->state_dir, .path = d->cd->store.path};
     struct pw_audit_opts ao = {0};
     char keypath[4096];
     char auditdir[4096];
@@ -317,103 +318,6 @@ static int build_sink(struct daemon *d)
                       sc.path ? sc.path : "(no sink.file)");
     }
     return pw_sink_new(&d->sink, name, &sc);
-}
-
-/* Append "system|code" of every member of @p set to the comma list *@p out (heap). */
-static int codes_append(char **out, const struct pw_code_set *set)
-{
-    for (size_t i = 0; i < set->n; i++) {
-        const char *sys = set->v[i].system;
-        size_t old = *out ? strlen(*out) : 0;
-        size_t add = strlen(sys) + strlen(set->v[i].code) + 3;
-        char *p = realloc(*out, old + add);
-
-        if (!p) {
-            return PW_ENOMEM;
-        }
-        snprintf(p + old, add, "%s%s%s%s", old ? "," : "", sys, sys[0] ? "|" : "", set->v[i].code);
-        *out = p;
-    }
-    return 0;
-}
-
-/* The Observation search asks for every code normalize recognises: intensity and pain types. */
-static int observation_codes(const struct pw_norm_ctx *n, char **out)
-{
-    const struct pw_code_set *sets[] = {&n->pain_intensity, &n->neuropathic, &n->somatic,
-                                        &n->visceral, &n->mixed};
-    *out = NULL;
-    for (size_t i = 0; i < PW_ARRAY_SIZE(sets); i++) {
-        int rc = codes_append(out, sets[i]);
-        if (rc < 0) {
-            return rc;
-        }
-    }
-    return 0;
-}
-
-static int source_conf_of(const struct daemon *d, const struct pw_conf_server *s,
-                          struct pw_source_conf *sc)
-{
-    int rc = pw_source_conf_init(sc, s->name, s->base_url);
-
-    if (rc < 0) {
-        return rc;
-    }
-    for (size_t k = 0; k < sc->ntypes; k++) {
-        if (strcmp(sc->types[k].type, "Observation") == 0) {
-            char *codes = NULL;
-            rc = observation_codes(&d->norm, &codes);
-            if (rc < 0) {
-                return rc;
-            }
-            if (codes) {
-                free(sc->types[k].codes);
-                sc->types[k].codes = codes;
-            }
-        }
-    }
-    sc->dialect.subject =
-        s->dialect.patient_param && strcmp(s->dialect.patient_param, "subject") == 0;
-    sc->dialect.last_updated = s->dialect.last_updated;
-    sc->dialect.sort = s->dialect.sort;
-    sc->dialect.code_in = s->dialect.code_in;
-    sc->dialect.include = s->dialect.include;
-    if (s->dialect.max_count > 0) {
-        sc->dialect.count_max = (unsigned)s->dialect.max_count;
-    }
-    if (sc->count > sc->dialect.count_max) {
-        sc->count = sc->dialect.count_max;
-    }
-    if (s->poll_interval_ms > 0) {
-        sc->poll_ms = (uint64_t)s->poll_interval_ms;
-    }
-    if (s->lookback_ms > 0) {
-        sc->lookback_ms = (uint64_t)s->lookback_ms;
-    }
-    if (s->overlap_ms >= 0) {
-        sc->overlap_ms = (uint64_t)s->overlap_ms;
-    }
-    if (s->cohort.refresh_ms > 0) {
-        sc->group_refresh_ms = (uint64_t)s->cohort.refresh_ms;
-    }
-    /* Extra resource types: Condition (pain types), ServiceRequest (referrals), Flag (read-back
-     * of painwatch's own Flags, so a clinician's inactive stands). */
-    for (size_t i = 0; i < s->n_resources && sc->ntypes < PW_SYNC_TYPES_MAX; i++) {
-        const char *t = s->resources[i];
-        bool have = false;
-        for (size_t k = 0; k < sc->ntypes; k++) {
-            have = have || strcmp(sc->types[k].type, t) == 0;
-        }
-        if (!have) {
-            sc->types[sc->ntypes].type = strdup(t);
-            if (!sc->types[sc->ntypes].type) {
-                return PW_ENOMEM;
-            }
-            sc->ntypes++;
-        }
-    }
-    return 0;
 }
 
 static int build_auth(struct daemon *d, size_t i)
@@ -496,7 +400,7 @@ static int build_servers(struct daemon *d)
             pw_log_err(SYNC, "server %s cohort: %s", s->name, err[0] ? err : pw_strerror(rc));
             return rc;
         }
-        rc = source_conf_of(d, s, &sc);
+        rc = pw_source_conf_from_daemon(&sc, s, &d->cd->pain_codes, err, sizeof(err));
         if (rc == 0) {
             rc = pw_sync_add_server(d->sync, &sc, cohort, d->auths[i]);
         } else {
@@ -524,7 +428,8 @@ static int build_outbox(struct daemon *d)
     oc.http = d->http;
     oc.server = s ? s->name : NULL;
     oc.base_url = s ? s->base_url : NULL;
-    oc.conditional_create = true;
+    oc.conditional_create = false; /* set from /metadata once the servers are checked */
+    oc.max_attempts = (unsigned)d->cd->outbox.max_attempts;
     oc.audit = d->audit;
     oc.backoff_base_ms = (uint64_t)d->cd->outbox.retry_base_ms;
     oc.backoff_cap_ms = (uint64_t)d->cd->outbox.retry_cap_ms;
@@ -681,10 +586,8 @@ static void on_cycle_done(void *arg, int err, unsigned failed)
     if (err < 0 || failed > 0) {
         pw_log_warn(SYNC, "sync cycle: %s, %u stream(s) failed", pw_strerror(err), failed);
         d->exit_code = 1;
-    } else {
-        /* Patients due by time alone (the pipeline evaluated the cycle's own at its end). */
-        pw_pipeline_reevaluate_due(d->pipeline, &n);
     }
+    pw_pipeline_reevaluate_due(d->pipeline, &n);
     pw_pipeline_stats(d->pipeline, &ps);
     pw_log_notice(
         MAIN,
@@ -713,6 +616,12 @@ static void on_servers_checked(void *arg, int err, unsigned failed)
     if (err < 0) {
         /* An unreachable EHR at start is not fatal: the scheduler retries with backoff. */
         pw_log_warn(MAIN, "server check: %s; continuing, the sync retries", pw_strerror(err));
+    }
+    if (d->cd->n_servers > 0) {
+        struct pw_sync_health h;
+        if (pw_sync_health(d->sync, d->cd->servers[0].name, &h) == 0 && h.capability_known) {
+            pw_outbox_set_conditional_create(d->outbox, h.conditional_create);
+        }
     }
     pw_notify_ready("ready");
     rc = pw_outbox_start(d->outbox);

@@ -6,6 +6,7 @@
 #include "painwatch/http.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -543,10 +544,10 @@ static void detach(struct pw_http_req *req)
     if (!req->easy) {
         return;
     }
-    if (req->prev) {
-        req->prev->next = req->next;
-    } else {
+    if (http->active == req) {
         http->active = req->next;
+    } else if (req->prev) {
+        req->prev->next = req->next;
     }
     if (req->next) {
         req->next->prev = req->prev;
@@ -758,6 +759,7 @@ static void fail_all(struct pw_http *http, int err)
 {
     while (http->active) {
         struct pw_http_req *req = http->active;
+        PW_REQUIRE(req->easy != NULL); /* on the active list = handed to curl */
         curl_multi_remove_handle(http->multi, req->easy);
         snprintf(req->errbuf, sizeof(req->errbuf), "transfer engine error");
         complete(req, err, 0, false, false);
@@ -922,6 +924,11 @@ int pw_http_new(struct pw_http **out, uv_loop_t *loop)
     if (!out || !loop) {
         return PW_EINVAL;
     }
+    /* With CURLOPT_NOSIGNAL curl leaves SIGPIPE alone, and OpenSSL writes to a socket the peer
+     * closed would kill the process: ignore it process-wide, as the daemon would anyway. */
+    struct sigaction sa = {.sa_handler = SIG_IGN};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         return PW_EHTTP;
     }
@@ -981,6 +988,7 @@ void pw_http_free(struct pw_http *http)
     /* 3.4 step 2: every transfer is removed and called back once with PW_ECANCELED. */
     while (http->active) {
         struct pw_http_req *req = http->active;
+        PW_REQUIRE(req->easy != NULL); /* on the active list = handed to curl */
         curl_multi_remove_handle(http->multi, req->easy);
         snprintf(req->errbuf, sizeof(req->errbuf), "canceled at shutdown");
         complete(req, PW_ECANCELED, 0, false, false);

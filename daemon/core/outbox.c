@@ -1069,3 +1069,8 @@ void pw_outbox_close(struct pw_outbox *ob)
     ob->closing = true;
     uv_close((uv_handle_t *)&ob->timer, on_timer_closed);
 }
+
+void pw_outbox_set_conditional_create(struct pw_outbox *ob, bool on)
+{
+    ob->conf.conditional_create = on;
+}

@@ -81,6 +81,9 @@ int pw_outbox_new(struct pw_outbox **out, uv_loop_t *loop, const struct pw_outbo
 /** Start delivering: rows left pending by an earlier run resume first. @return 0 or uv error. */
 int pw_outbox_start(struct pw_outbox *ob);
 
+/** Whether POSTs carry If-None-Exist (what /metadata advertises, learnt after start). */
+void pw_outbox_set_conditional_create(struct pw_outbox *ob, bool on);
+
 /** New rows were committed: look for due rows on the next loop turn. */
 void pw_outbox_kick(struct pw_outbox *ob);
 

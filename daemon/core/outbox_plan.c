@@ -46,8 +46,11 @@ static int plan_create(struct pw_store *st, const struct pw_sink *sink, const st
     int err = sink->ops->format(sink, f, &flag);
 
     if (err) {
-        pw_log_err(OUTBOX, "rule %s: cannot format a Flag: %s", f->rule, pw_strerror(err));
-        return err;
+        /* An unusable finding (a rule bug) is logged loudly and skipped; a transient failure
+         * (memory) fails the page, which is then repeated. */
+        pw_log_crit(OUTBOX, "rule %s: cannot format a Flag: %s", f->rule ? f->rule : "?",
+                    pw_strerror(err));
+        return err == PW_EINVAL ? 0 : err;
     }
     snprintf(rec.key, sizeof(rec.key), "%s", f->key);
     snprintf(rec.patient, sizeof(rec.patient), "%s", f->patient);
@@ -73,9 +76,10 @@ static int plan_update(struct pw_store *st, const struct pw_sink *sink,
     int err;
 
     if (!created) {
-        pw_log_err(OUTBOX, "flag map: episode %s (rule %s) has no stored Flag to update", cur->key,
-                   cur->rule);
-        return PW_ESTORE;
+        /* Not fatal for the page: one unusable row must not stall every patient's data. */
+        pw_log_err(OUTBOX, "flag map: episode %s (rule %s) has no stored Flag to update: skipped",
+                   cur->key, cur->rule);
+        return 0;
     }
     err = sink->ops->update(sink, created, op, now, &payload);
     json_decref(created);
@@ -92,11 +96,38 @@ static int plan_update(struct pw_store *st, const struct pw_sink *sink,
     return err;
 }
 
+/*
+ * Going live after shadow mode: episodes only ever written to the shadow file have no Flag in the
+ * EHR. Leave them out of the comparison, so a finding that still holds is created for real and
+ * one that is gone is not "resolved" on a Flag that never existed.
+ */
+static void drop_shadow_only(const struct pw_sink *sink, struct pw_flag_list *flags)
+{
+    size_t keep = 0;
+    size_t plen = strlen(PW_SINK_SHADOW_ID_PREFIX);
+
+    if (!sink->ops->remote) {
+        return;
+    }
+    for (size_t i = 0; i < flags->n; i++) {
+        if (strncmp(flags->v[i].server_id, PW_SINK_SHADOW_ID_PREFIX, plen) == 0) {
+            pw_flag_rec_cleanup(&flags->v[i]);
+        } else {
+            flags->v[keep++] = flags->v[i];
+        }
+    }
+    flags->n = keep;
+}
+
 int pw_outbox_plan(struct pw_store *st, const struct pw_sink *sink, const char *patient,
                    const struct pw_finding *findings, size_t n_findings, int64_t now,
                    struct pw_flag_list *flags, struct pw_rc_plan *plan)
 {
     int err = pw_store_flags_of_patient(st, patient, flags);
+
+    if (!err) {
+        drop_shadow_only(sink, flags);
+    }
 
     if (!err) {
         err = pw_reconcile(findings, n_findings, flags->v, flags->n, plan);

@@ -33,7 +33,8 @@
  */
 #define PIPELINE_HORIZON_S (8 * 24 * 3600)
 
-/* Servers whose cycle is under way (pages seen, on_cycle not yet): the configuration allows 64. */
+/* Servers whose cycle is under way (pages seen, on_cycle_end not yet): the configuration allows 64.
+ */
 #define PIPELINE_SERVERS_MAX 64
 
 struct pw_pipeline {
@@ -423,10 +424,13 @@ static int process_page(struct pw_pipeline *p, const struct pw_sync_source *src,
             goto fail;
         }
     }
-    /* The touched patients become due now, durably with the page; they are evaluated when the
-     * server's cycle ends (on_cycle). Streams are per resource type: evaluating here would see
-     * a patient's scores without the orders or Conditions of the same cycle and raise, then
-     * resolve, Flags that were never true. */
+    /*
+     * The touched patients are marked due now, durably with the page; they are evaluated at the
+     * end of the server's cycle (on_cycle_end), once, on every resource type. Evaluating here,
+     * per page, would judge a patient whose Conditions or orders have not arrived yet (they come
+     * in other streams) and raise Flags that vanish minutes later. A crash in between leaves
+     * the mark, and the next start evaluates the patient.
+     */
     for (i = 0; i < touched.n; i++) {
         rc = pw_store_patient_schedule(p->conf.store, touched.v[i], now_s);
         if (rc < 0) {
@@ -478,28 +482,18 @@ static void on_page(void *arg, const struct pw_sync_source *src, json_t *resourc
     }
     json_decref(resources);
     done(done_arg, rc);
-    if (rc == 0 && p->conf.outbox) {
-        pw_outbox_kick(p->conf.outbox);
-    }
 }
 
-/*
- * A server's cycle ended: evaluate every patient its pages made due. After a failed stream the
- * view may lack a whole resource type (a first sync), so the patients stay due for the next
- * cycle or the re-evaluation timer instead.
- */
-static void on_cycle(void *arg, const char *server, int err, unsigned failed)
+static void on_cycle_end(void *arg, const char *server, int err)
 {
     struct pw_pipeline *p = arg;
     size_t n = 0;
 
     cycle_mark(p, server, false);
-    if (err < 0 || failed > 0) {
-        pw_log_info(CLIN, "%s: cycle incomplete; evaluation waits for a complete one", server);
-        return;
-    }
-    if (pw_pipeline_reevaluate_due(p, &n) == 0 && n > 0) {
-        pw_log_info(CLIN, "%s: %zu patient(s) evaluated after the cycle", server, n);
+    (void)err; /* a failed cycle still evaluates what its committed pages brought */
+    pw_pipeline_reevaluate_due(p, &n);
+    if (n > 0) {
+        pw_log_info(CLIN, "evaluated %zu patient(s) after a sync cycle", n);
     }
 }
 
@@ -508,7 +502,7 @@ void pw_pipeline_consumer(struct pw_pipeline *p, struct pw_sync_consumer *out)
     memset(out, 0, sizeof(*out));
     out->cursor_load = cursor_load;
     out->on_page = on_page;
-    out->on_cycle = on_cycle;
+    out->on_cycle_end = on_cycle_end;
     out->arg = p;
 }
 

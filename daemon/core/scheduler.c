@@ -159,9 +159,9 @@ static int streams_build(struct server *srv)
     struct pw_cohort *c = srv->cohort;
     size_t per = c->server_wide ? 1 : c->nmembers;
     size_t n = per * srv->conf.ntypes;
-    struct stream *s = n ? calloc(n, sizeof(*s)) : NULL;
+    struct stream *s = calloc(n ? n : 1, sizeof(*s)); /* never NULL on success */
 
-    if (n && !s) {
+    if (!s) {
         return PW_ENOMEM;
     }
     for (size_t p = 0; p < per; p++) {
@@ -613,8 +613,8 @@ static void cycle_end(struct server *srv)
     bool failed = srv->cycle_err != 0 && !canceled;
 
     srv->in_cycle = false;
-    if (!canceled && sync->consumer.on_cycle && !sync->freeing) {
-        sync->consumer.on_cycle(sync->consumer.arg, srv->conf.name, srv->cycle_err, srv->failed);
+    if (!canceled && sync->consumer.on_cycle_end && !sync->freeing) {
+        sync->consumer.on_cycle_end(sync->consumer.arg, srv->conf.name, srv->cycle_err);
     }
     if (!canceled) {
         cycle_health(srv, failed);
@@ -702,7 +702,7 @@ int pw_sync_add_server(struct pw_sync *sync, const struct pw_source_conf *conf,
         goto fail;
     }
     err = PW_ENOMEM;
-    struct server **grown = realloc(sync->servers, (sync->nservers + 1) * sizeof(*grown));
+    struct server **grown = realloc(sync->servers, (sync->nservers + 1) * sizeof(sync->servers[0]));
     if (!grown) {
         goto fail;
     }
@@ -777,6 +777,8 @@ static void on_capability(void *arg, int err, const struct pw_capability *cap)
     enter(sync);
     sync->inflight--;
     if (!err) {
+        srv->health.capability_known = true;
+        srv->health.conditional_create = cap->flag_conditional_create;
         err = pw_capability_check(cap, &srv->conf, &errors, &warnings);
         if (err) {
             sync->check_failed++;

@@ -22,8 +22,8 @@ struct pw_cohort;
  *                        with a clear error rather than silently cut).
  * PW_COHORT_LINE_MAX     one line of a patient list file.
  */
-#define PW_COHORT_MAX      100000
-#define PW_COHORT_LINE_MAX 512
+#define PW_COHORT_MAX      100000u
+#define PW_COHORT_LINE_MAX 512u
 
 /** Completion of an asynchronous refresh. */
 typedef void pw_cohort_done_fn(void *arg, int err);

@@ -92,6 +92,29 @@ struct pw_conf_field {
     const char *help;                /* one line for operators */
 };
 
+/*
+ * Declaring a component's keys (a table is hooked into the schema in conf_schema.c as the .sub of
+ * a PW_CONF_SECTION field; the section is then checked, defaulted and shown by `config check`):
+ *
+ *     struct my_ctx { int64_t retry_ms; const char *mode; bool verbose; };
+ *     static const char *const modes[] = {"fast", "safe", NULL};
+ *     const struct pw_conf_field my_fields[] = {
+ *         {.name = "retry", .type = PW_CONF_DURATION, .def = "30s", .min = 1000, .max = 3600000,
+ *          .offset = offsetof(struct my_ctx, retry_ms), .help = "delay before a retry"},
+ *         {.name = "mode", .type = PW_CONF_ENUM, .def = "safe", .allowed = modes,
+ *          .offset = offsetof(struct my_ctx, mode), .help = "how to run"},
+ *         {.name = "verbose", .type = PW_CONF_BOOL, .def = "false",
+ *          .offset = offsetof(struct my_ctx, verbose), .help = "log more"},
+ *         {0},
+ *     };
+ *     ...
+ *     struct my_ctx ctx;
+ *     pw_conf_fill(conf, my_fields, pw_conf_get(conf, "my_section"), &ctx);
+ *
+ * Rule thresholds need no table here: rules.<id>.<param> is checked against the rule registry
+ * (struct pw_rule_param: default, min, max) and shows up in pw_conf_daemon()->rules.
+ */
+
 /** A loaded, validated configuration. Immutable once loaded; reload = load a new one. */
 struct pw_conf;
 

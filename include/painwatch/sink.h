@@ -23,6 +23,12 @@
 #define PW_FLAG_CODE_SYSTEM "https://painwatch.org/fhir/CodeSystem/rule"
 #define PW_FLAG_AUTHOR      "Device/painwatch"
 
+/*
+ * Id prefix the file sink records in the flag map: an episode "delivered" in shadow mode has no
+ * Flag in the EHR, so after go-live (shadow mode off) it is created there for real.
+ */
+#define PW_SINK_SHADOW_ID_PREFIX "shadow-"
+
 /** Tri-state delivery outcome (Fluent Bit's OK / RETRY / ERROR). */
 enum pw_outcome {
     PW_DELIVERED = 0, /* 2xx: done */

@@ -78,12 +78,11 @@ struct pw_sync_consumer {
     void (*on_page)(void *arg, const struct pw_sync_source *src, json_t *resources,
                     const char *cursor, pw_sync_page_done_fn *done, void *done_arg);
     /*
-     * Optional (may be NULL): a server's cycle ended, after the done() of its last page (not
-     * when the cycle was canceled by a stop). @p err is 0 or the cycle's first error, @p failed
-     * the number of streams whose run failed. Streams are per resource type, so this is the
-     * first moment the consumer sees every type of the cycle together.
+     * Optional: a server finished a cycle (every stream ran, @p err = 0, or the cycle failed
+     * with @p err). Not called for canceled cycles. The pipeline evaluates the patients the
+     * cycle touched here, once, on all their resource types.
      */
-    void (*on_cycle)(void *arg, const char *server, int err, unsigned failed);
+    void (*on_cycle_end)(void *arg, const char *server, int err);
     void *arg;
 };
 
@@ -104,6 +103,8 @@ struct pw_sync_health {
     long last_status;              /* HTTP status of the last failure, 0 if none */
     uint64_t next_delay_ms;        /* delay the scheduler computed for the next cycle */
     uint64_t retry_after_ms;       /* Retry-After honoured for that delay, 0 if none */
+    bool capability_known;         /* /metadata was read by pw_sync_check_servers() */
+    bool conditional_create;       /* it advertises conditional create of Flag */
 };
 
 struct pw_sync;

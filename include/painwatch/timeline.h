@@ -147,6 +147,9 @@ int pw_timeline_add_order(struct pw_timeline *tl, const struct pw_med_order *ev)
 int pw_timeline_add_referral(struct pw_timeline *tl, const struct pw_referral *ev);
 int pw_timeline_add_dq(struct pw_timeline *tl, const struct pw_dq_event *ev);
 
+/** The data-quality code saying the cap was reached; it is accepted even past the cap. */
+#define PW_DQ_TIMELINE_CAP "timeline-cap"
+
 /** Sort every array by time (orders by start), ties by id, so evaluation is deterministic. */
 void pw_timeline_sort(struct pw_timeline *tl);
 

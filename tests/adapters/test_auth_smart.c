@@ -343,6 +343,36 @@ static void test_401_on_first_token(void **state)
     assert_int_equal(pwt_responder_count_path(fx->fhir, "/fhir/Condition"), 2);
 }
 
+/* A discovered token endpoint that is gone (404) is discovered again on the next refresh. */
+static void test_token_endpoint_rediscovered(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_auth_conf c = smart_conf(fx, NULL);
+    char disco[512];
+
+    pwt_responder_clear_rules(fx->fhir);
+    snprintf(disco, sizeof(disco), "{\"token_endpoint\":\"%s/gone\"}", pwt_responder_url(fx->tok));
+    pwt_responder_add(fx->fhir, &(struct pwt_rule){.path = "/fhir/.well-known/smart-configuration",
+                                                   .times = 1,
+                                                   .body = disco});
+    snprintf(disco, sizeof(disco), "{\"token_endpoint\":\"%s\"}", fx->token_url);
+    pwt_responder_add(fx->fhir, &(struct pwt_rule){.path = "/fhir/.well-known/smart-configuration",
+                                                   .body = disco});
+    protect(fx, "/fhir/Observation");
+    assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
+    submit(fx, "/fhir/Observation", &fx->res[0]);
+    run(fx);
+    assert_int_equal(fx->res[0].err, PW_EAUTH);
+    assert_int_equal(pwt_responder_count_path(fx->tok, "/gone"), 1);
+    submit(fx, "/fhir/Observation", &fx->res[1]);
+    run(fx);
+    assert_int_equal(fx->res[1].err, 0);
+    assert_int_equal(fx->res[1].status, 200);
+    assert_int_equal(pwt_responder_count_path(fx->fhir, "/fhir/.well-known/smart-configuration"),
+                     2);
+    assert_int_equal(pwt_token_endpoint_issued(fx->te), 1);
+}
+
 /* The cached token is renewed before it expires, without a 401 first. */
 static void test_renewed_before_expiry(void **state)
 {
@@ -496,6 +526,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_401_persistent_stops_after_one_retry, setup_rs,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_401_on_first_token, setup_es, teardown),
+        cmocka_unit_test_setup_teardown(test_token_endpoint_rediscovered, setup_es, teardown),
         cmocka_unit_test_setup_teardown(test_renewed_before_expiry, setup_es, teardown),
         cmocka_unit_test_setup_teardown(test_rejected_assertion, setup_es, teardown),
         cmocka_unit_test_setup_teardown(test_key_checks, setup_es, teardown),

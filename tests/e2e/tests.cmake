@@ -57,6 +57,12 @@ pw_e2e_node_test(e2e_cohort_check check.test.js)
 set_property(TEST e2e_cohort_check APPEND PROPERTY ENVIRONMENT "PAINWATCH=$<TARGET_FILE:painwatch>"
   "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
 
+# painwatchd end to end (issue 8): cohort -> --once -> Flags compared with the sidecars, changed
+# data, unchanged data (zero writes), shadow mode.
+pw_e2e_node_test(e2e_daemon_once daemon.test.js SERVER)
+set_property(TEST e2e_daemon_once APPEND PROPERTY ENVIRONMENT "PAINWATCHD=$<TARGET_FILE:painwatchd>")
+set_property(TEST e2e_daemon_once PROPERTY TIMEOUT 1500)
+
 # Daemon-level tests (issues 5, 6, 7): painwatchd and the CLI against the reference server.
 function(pw_e2e_daemon_test name file)
   pw_e2e_node_test(${name} ${file} SERVER)

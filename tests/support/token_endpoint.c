@@ -107,7 +107,8 @@ static unsigned char *b64url_decode(const char *in, size_t len, size_t *outlen)
         abort();
     }
     for (size_t i = 0; i < len; i++) {
-        tmp[i] = in[i] == '-' ? '+' : in[i] == '_' ? '/' : in[i];
+        char ch = in[i];
+        tmp[i] = ch == '-' ? '+' : ch == '_' ? '/' : ch;
     }
     for (size_t i = len; i < padded; i++) {
         tmp[i] = '=';
@@ -292,7 +293,8 @@ void pwt_token_endpoint_handler(void *arg, const struct pwt_request *req, struct
     } else if (te->conf.scope && (!scope || strcmp(scope, te->conf.scope) != 0)) {
         why = "wrong scope";
     } else if (te->conf.mode == PWT_TE_JWT) {
-        if (!atype || strcmp(atype, "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")) {
+        if (!atype ||
+            strcmp(atype, "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") != 0) {
             why = "wrong client_assertion_type";
         } else {
             why = assertion ? check_jwt(te, assertion) : "no client_assertion";

@@ -49,6 +49,42 @@ static const char capability[] =
     "\"searchParam\":[{\"name\":\"identifier\",\"type\":\"token\"},"
     "{\"name\":\"patient\",\"type\":\"reference\"}]}]}]}";
 
+/*
+ * Every Observation search returns one new pain score (a fresh id, versionId 1, lastUpdated now),
+ * so each sync ingests something and the counters have a reason to move. Synthetic data only.
+ */
+static pthread_mutex_t obs_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned obs_served;
+
+static void observation_page(void *arg, const struct pwt_request *req, struct pwt_reply *reply)
+{
+    char now[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    unsigned n;
+
+    (void)arg;
+    (void)req;
+    pthread_mutex_lock(&obs_lock);
+    n = ++obs_served;
+    pthread_mutex_unlock(&obs_lock);
+    gmtime_r(&t, &tm);
+    strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    reply->status = 200;
+    reply->body = malloc(2048);
+    assert_non_null(reply->body);
+    snprintf(reply->body, 2048,
+             "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"total\":1,\"entry\":[{"
+             "\"fullUrl\":\"urn:uuid:pain-%u\",\"search\":{\"mode\":\"match\"},\"resource\":{"
+             "\"resourceType\":\"Observation\",\"id\":\"pain-%u\","
+             "\"meta\":{\"versionId\":\"1\",\"lastUpdated\":\"%s\"},\"status\":\"final\","
+             "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"72514-3\"}]},"
+             "\"subject\":{\"reference\":\"Patient/synthetic-1\"},"
+             "\"effectiveDateTime\":\"%s\",\"valueInteger\":2}}]}",
+             n, n, now, now);
+    reply->body_len = strlen(reply->body);
+}
+
 static const char empty_bundle[] =
     "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"total\":0,\"entry\":[]}";
 
@@ -239,6 +275,22 @@ static double scrape(struct run *r, const char *name, const char *labels)
     return isnan(v) ? 0 : v;
 }
 
+/* Scrape until @p name{labels} exceeds @p above (the daemon updates it when its work is done). */
+static double scrape_until_above(struct run *r, const char *name, const char *labels, double above)
+{
+    for (int i = 0; i < WAIT_S * 5; i++) {
+        double v = scrape(r, name, labels);
+        if (v > above) {
+            return v;
+        }
+        assert_alive(r);
+        nanosleep(&(struct timespec){.tv_nsec = 200 * 1000 * 1000}, NULL);
+    }
+    dump_log(r);
+    fail_msg("%s{%s} stayed at or below %g for %d s", name, labels, above, WAIT_S);
+    return 0;
+}
+
 static void write_config(struct run *r, const char *log_level)
 {
     char text[8192];
@@ -281,6 +333,9 @@ static void start(struct run *r)
     r->fhir = pwt_responder_start(NULL);
     pwt_responder_add(
         r->fhir, &(struct pwt_rule){.method = "GET", .path = "/fhir/metadata", .body = capability});
+    pwt_responder_add(r->fhir, &(struct pwt_rule){.method = "GET",
+                                                  .path = "/fhir/Observation",
+                                                  .handler = observation_page});
     pwt_responder_add(r->fhir, &(struct pwt_rule){.path = "/fhir/*", .body = empty_bundle});
     write_config(r, "info");
 
@@ -380,6 +435,13 @@ static void test_service_lifecycle(void **state)
     assert_true(scrape(&r, "painwatch_build_info", "version=\"" PW_VERSION "\"") == 1.0);
     assert_true(scrape(&r, "painwatch_start_time_seconds", "") > 1.7e9);
     assert_true(scrape(&r, "painwatch_config_reloads_total", "result=\"error\"") == 0.0);
+
+    /* Counters move during the run: each poll ingests the new pain score it was served. */
+    const char *obs = "server=\"ehr\",resource=\"Observation\"";
+    double first = scrape_until_above(&r, "painwatch_resources_ingested_total", obs, 0);
+    assert_true(scrape(&r, "painwatch_sync_last_success_timestamp_seconds", "server=\"ehr\"") >
+                1.7e9);
+    scrape_until_above(&r, "painwatch_resources_ingested_total", obs, first);
 
     /* SIGHUP with a bad file: refused, the running configuration stays, the daemon lives. */
     pwt_write_file(r.cfg, "log_level: loud\n");

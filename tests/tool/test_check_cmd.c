@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "painwatch/engine.h"
+#include "painwatch/limits.h"
 #include "support/pwtest.h"
 
 struct run {
@@ -204,7 +205,7 @@ static void test_unreadable_input_exits_2_with_place(void **state)
     run_free(&r);
     run_check("tests/fixtures/fhir/check/not-a-resource.json", &r);
     assert_int_equal(r.status, 2);
-    assert_non_null(strstr(r.err, "entry 0"));
+    assert_non_null(strstr(r.err, "entry 0 (id no-type)"));
     run_free(&r);
     run_check("tests/fixtures/fhir/check/does-not-exist.json", &r);
     assert_int_equal(r.status, 2);
@@ -313,6 +314,52 @@ static void test_latest_version_wins(void **state)
     run_free(&r);
 }
 
+/* A patient over the per-patient cap is still evaluated, on the newest events, and told so. */
+static void test_patient_over_the_cap(void **state)
+{
+    (void)state;
+    char path[1024], args[2048];
+    snprintf(path, sizeof(path), "%s/many.ndjson", tmpdir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < PW_RESOURCES_PER_PATIENT_MAX + 50; i++) {
+        fprintf(f,
+                "{\"resourceType\":\"Observation\",\"id\":\"o%d\",\"status\":\"final\","
+                "\"subject\":{\"reference\":\"Patient/many\"},\"code\":{\"coding\":[{"
+                "\"system\":\"http://loinc.org\",\"code\":\"72514-3\"}]},"
+                "\"effectiveDateTime\":\"2025-%02d-%02dT%02d:%02d:00Z\",\"valueInteger\":%d}\n",
+                i, 1 + i / 600 % 12, 1 + i / 24 % 28, i % 24, i % 60, i % 11);
+    }
+    assert_int_equal(fclose(f), 0);
+    snprintf(args, sizeof(args), AT " '%s'", path);
+    struct run r;
+    run_check(args, &r);
+    assert_int_equal(r.status, 0);
+    json_t *doc = json_loads(r.out, 0, NULL);
+    assert_non_null(doc);
+    json_t *p = json_array_get(json_object_get(doc, "patients"), 0);
+    const json_t *d = find(json_object_get(p, "data_quality"), "code", "timeline-cap");
+    assert_non_null(d);
+    assert_string_equal(json_string_value(json_object_get(d, "resource")), "Patient/many");
+    json_decref(doc);
+    run_free(&r);
+}
+
+/* A byte order mark before the JSON (Windows exports) is accepted. */
+static void test_byte_order_mark(void **state)
+{
+    (void)state;
+    char path[1024], args[2048];
+    snprintf(path, sizeof(path), "%s/bom.json", tmpdir);
+    pwt_write_file(path, "\xef\xbb\xbf{\"resourceType\":\"Patient\",\"id\":\"bom\"}\n");
+    snprintf(args, sizeof(args), AT " '%s'", path);
+    struct run r;
+    run_check(args, &r);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "\"Patient/bom\""));
+    run_free(&r);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -339,6 +386,8 @@ int main(void)
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_config_file),
         cmocka_unit_test(test_latest_version_wins),
+        cmocka_unit_test(test_patient_over_the_cap),
+        cmocka_unit_test(test_byte_order_mark),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -476,6 +476,13 @@ static void test_many_codings_prefer_the_product(void **state)
             "[{\"doseQuantity\":{\"value\":1,\"code\":\"TAB\"}}]}]"),
          &tl);
     assert_string_equal(tl.orders.v[0].drug_rxcui, "891890");
+    pw_timeline_cleanup(&tl);
+    /* The RxNorm URI written with a trailing slash or https still counts. */
+    norm(MR("\"status\":\"active\",\"medicationCodeableConcept\":{\"coding\":["
+            "{\"system\":\"https://www.nlm.nih.gov/research/umls/rxnorm/\",\"code\":\"891890\"}]},"
+            "\"dosageInstruction\":[{\"timing\":{\"code\":{\"text\":\"Q12H\"}},\"doseAndRate\":"
+            "[{\"doseQuantity\":{\"value\":1,\"code\":\"TAB\"}}]}]"),
+         &tl);
     assert_near(tl.orders.v[0].mme_per_day, 120);
     assert_true(tl.orders.v[0].classes & PW_MED_LONG_ACTING);
     pw_timeline_cleanup(&tl);

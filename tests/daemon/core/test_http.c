@@ -11,6 +11,7 @@
 
 #include "painwatch/err.h"
 #include "painwatch/http.h"
+#include "painwatch/limits.h"
 #include "support/pwtest.h"
 #include "support/responder.h"
 
@@ -356,6 +357,45 @@ static void test_redirect_same_origin_followed(void **state)
     assert_string_equal(pwt_request_header(pwt_responder_request(fx->srv, 1), "Authorization"),
                         "Bearer t0k");
     assert_int_equal(pw_http_stats_get(fx->http)->redirects, 1);
+}
+
+static void test_redirect_relative_and_loop(void **state)
+{
+    struct fx *fx = *state;
+    const char *base = pwt_responder_url(fx->srv);
+
+    pwt_responder_add(
+        fx->srv, &(struct pwt_rule){.path = "/rel", .status = 301, .headers = "Location: next\n"});
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.path = "/next", .body = "{}"});
+    pwt_responder_add(fx->srv, &(struct pwt_rule){
+                                   .path = "/loop", .status = 302, .headers = "Location: /loop\n"});
+    add_server(fx, "ehr", base, 0, 0, 0);
+    submit_get(fx, base, "/rel", NULL, &fx->res[0]);
+    run_until_done(fx);
+    assert_int_equal(fx->res[0].status, 200);
+    assert_int_equal(pwt_responder_count_path(fx->srv, "/next"), 1);
+    submit_get(fx, base, "/loop", NULL, &fx->res[1]);
+    run_until_done(fx);
+    assert_int_equal(fx->res[1].err, PW_EHTTP);
+    assert_int_equal(pwt_responder_count_path(fx->srv, "/loop"), 1 + PW_HTTP_REDIRECTS_MAX);
+}
+
+static void test_origin_normalised(void **state)
+{
+    char o[128];
+
+    (void)state;
+    assert_int_equal(pw_http_origin("HTTPS://EHR.Example.org/fhir/R4", o, sizeof(o)), 0);
+    assert_string_equal(o, "https://ehr.example.org:443");
+    assert_int_equal(pw_http_origin("http://ehr.example.org:80/x?y=1", o, sizeof(o)), 0);
+    assert_string_equal(o, "http://ehr.example.org:80");
+    assert_int_equal(pw_http_origin("http://[::1]:8080/fhir", o, sizeof(o)), 0);
+    assert_string_equal(o, "http://[::1]:8080");
+    assert_int_equal(pw_http_origin("https://user:pw@ehr.example.org:8443/", o, sizeof(o)), 0);
+    assert_string_equal(o, "https://ehr.example.org:8443");
+    assert_int_equal(pw_http_origin("ftp://ehr.example.org/", o, sizeof(o)), PW_EINVAL);
+    assert_int_equal(pw_http_origin("/fhir/Patient", o, sizeof(o)), PW_EINVAL);
+    assert_int_equal(pw_http_origin("https://ehr.example.org/", o, 8), PW_E2BIG);
 }
 
 static void test_redirect_other_origin_refused(void **state)
@@ -712,6 +752,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_body_over_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gzip_response, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redirect_same_origin_followed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redirect_relative_and_loop, setup, teardown),
+        cmocka_unit_test(test_origin_normalised),
         cmocka_unit_test_setup_teardown(test_redirect_other_origin_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_per_server_concurrency_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_error_never_calls_back, setup, teardown),

@@ -36,6 +36,7 @@ struct fx {
     bool idle;
     bool writable;
     unsigned max_attempts;
+    const char *server; /* pw_http server the outbox uses */
     unsigned idles_pending;
     struct pw_outbox_row snapshot; /* the row as it was at the first idle with retries pending */
 };
@@ -56,9 +57,14 @@ static int setup(void **state)
     assert_int_equal(pw_http_new(&fx->http, &fx->loop), 0);
     fx->srv = pwt_responder_start(NULL);
     snprintf(fx->base, sizeof(fx->base), "%s/fhir", pwt_responder_url(fx->srv));
+    /* "ehr" waits long enough for slow runs (valgrind); "ehr-short" times out on purpose. */
     struct pw_http_server s = {
-        .name = "ehr", .origin = pwt_responder_url(fx->srv), .timeout_ms = 400};
+        .name = "ehr", .origin = pwt_responder_url(fx->srv), .timeout_ms = 30000};
+    struct pw_http_server short_timeout = {
+        .name = "ehr-short", .origin = pwt_responder_url(fx->srv), .timeout_ms = 400};
     assert_int_equal(pw_http_server_add(fx->http, &s), 0);
+    assert_int_equal(pw_http_server_add(fx->http, &short_timeout), 0);
+    fx->server = "ehr";
     fx->dir = pwt_mkdtemp();
     so.dir = fx->dir;
     assert_int_equal(pw_store_open(&fx->st, &so), 0);
@@ -122,7 +128,7 @@ static void start_outbox(struct fx *fx, bool conditional)
         .store = fx->st,
         .sink = fx->sink,
         .http = fx->http,
-        .server = "ehr",
+        .server = fx->server,
         .base_url = fx->base,
         .conditional_create = conditional,
         .audit_writable = gate,
@@ -367,6 +373,7 @@ static void test_timeout_after_send_searches_before_retry(void **state)
     pwt_responder_add(fx->srv,
                       &(struct pwt_rule){.method = "GET", .path = "/fhir/Flag", .body = found});
     plan(fx, &f, 1);
+    fx->server = "ehr-short";
     start_outbox(fx, false);
     /* Run until the second request (after the timeout) has arrived and been handled. */
     while (pwt_responder_count(fx->srv) < 2) {
@@ -642,6 +649,40 @@ static void test_observe_flag_read_back(void **state)
     json_decref(patient);
 }
 
+/* Go-live after shadow mode: an episode only written to the shadow file is created in the EHR. */
+static void test_go_live_after_shadow_creates_for_real(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("laxative-missing", "k-golive");
+    struct pw_finding gone = finding("uncontrolled-pain", "k-gone");
+    struct pw_finding both[2] = {f, gone};
+    char file[4096];
+    char hdr[512];
+    struct pw_sink_conf sc = {.path = file};
+
+    snprintf(file, sizeof(file), "%s/shadow.ndjson", fx->dir);
+    pw_sink_free(fx->sink);
+    assert_int_equal(pw_sink_new(&fx->sink, "file", &sc), 0);
+    assert_int_equal(plan(fx, both, 2), 2);
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    assert_int_equal(pwt_responder_count(fx->srv), 0);
+
+    /* Shadow mode off: the sink is the EHR now. k-golive still holds, k-gone does not. */
+    pw_sink_free(fx->sink);
+    assert_int_equal(pw_sink_new(&fx->sink, "fhir-flag", NULL), 0);
+    pwt_responder_add(
+        fx->srv, &(struct pwt_rule){.method = "POST",
+                                    .status = 201,
+                                    .headers = created_headers(hdr, sizeof(hdr), fx, "f-live")});
+    assert_int_equal(plan(fx, &f, 1), 1);
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    assert_int_equal(pwt_responder_count(fx->srv), 1); /* one POST, no PUT for k-gone */
+    assert_string_equal(pwt_responder_request(fx->srv, 0)->method, "POST");
+    expect_flag(fx, "k-golive", "f-live", "1", PW_FLAG_ACTIVE);
+}
+
 static void test_backoff_and_retry_after(void **state)
 {
     uint64_t rng = 0x9e3779b97f4a7c15ULL;
@@ -680,6 +721,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shadow_mode_writes_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_real_audit_trail_records_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_observe_flag_read_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_go_live_after_shadow_creates_for_real, setup,
+                                        teardown),
         cmocka_unit_test(test_backoff_and_retry_after),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
