@@ -101,7 +101,7 @@ static bool find_rotation(const struct pw_rule_input *in, struct rotation *r)
 static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, struct pw_findings *out)
 {
     const double *p = in->params;
-    struct rotation r;
+    struct rotation r = {0};
     if (!find_rotation(in, &r) || (double)(in->now - r.t1) > p[P_WINDOW_H] * PW_HOUR) {
         return 0;
     }

@@ -130,7 +130,7 @@ test('painwatchd --once against the reference server', { skip: !PAINWATCHD && 'P
       const res = await fhir(base, 'POST', '/', change);
       assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 500));
       const merged = M.apply(p.bundle, change);
-      const findings = oracle(JSON.stringify(merged), evalAt);
+      const findings = oracle(merged, evalAt);
       const sc = sidecars.find((s) => s.patient === `Patient/${p.id}`);
       sc.expected = [...findings].map(([rule, severity]) => ({ rule, severity }));
       fs.writeFileSync(path.join(cohort, `${p.id}.expected.json`), JSON.stringify(sc, null, 1));
@@ -142,7 +142,7 @@ test('painwatchd --once against the reference server', { skip: !PAINWATCHD && 'P
     // Every Flag write of this run concerns a changed patient.
     const w = writes((await requests(base)).slice(before)).filter((x) => x.url.startsWith('/Flag'));
     assert.ok(w.length >= changes.length, `at least one Flag write per change (got ${w.length})`);
-    const flags = await searchAll(base, '/Flag?_count=200');
+    const flags = (await searchAll(base, '/Flag?_count=200')).entries.map((e) => e.resource);
     const byId = new Map(flags.map((f) => [f.id, f]));
     for (const x of w) {
       const id = x.url.split('?')[0].split('/')[2];
@@ -172,7 +172,7 @@ test('painwatchd --once against the reference server', { skip: !PAINWATCHD && 'P
     const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
     const flagOf = (l) => (l.resourceType === 'Flag' ? l : l.resource || l.flag || l);
     const shadow = lines.map(flagOf).filter((f) => f.status === 'active');
-    const server = (await searchAll(base, '/Flag?_count=200')).filter((f) => f.status === 'active');
+    const server = (await searchAll(base, '/Flag?_count=200')).entries.map((e) => e.resource).filter((f) => f.status === 'active');
     const key = (f) => `${f.subject.reference} ${flagFinding(f).rule}`;
     assert.deepEqual([...new Set(shadow.map(key))].sort(), [...new Set(server.map(key))].sort());
   });
