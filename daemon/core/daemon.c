@@ -380,7 +380,9 @@ static int source_conf_of(const struct daemon *d, const struct pw_conf_server *s
     sc->dialect.code_in = s->dialect.code_in;
     sc->dialect.include = s->dialect.include;
     if (s->dialect.max_count > 0) {
+        /* Ask for the largest page the server honours: fewer round trips per resource. */
         sc->dialect.count_max = (unsigned)s->dialect.max_count;
+        sc->count = sc->dialect.count_max;
     }
     if (sc->count > sc->dialect.count_max) {
         sc->count = sc->dialect.count_max;
