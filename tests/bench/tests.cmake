@@ -20,7 +20,7 @@ if(PW_BUILD_BENCH)
 
   add_test(NAME bench_smoke COMMAND ${PW_BENCH_PY} ${CMAKE_CURRENT_LIST_DIR}/bench.py
     --build ${PROJECT_BINARY_DIR} --work ${PROJECT_BINARY_DIR}/tests/bench/smoke --smoke
-    --patients 300 --run-limit 100)
+    --patients 150 --run-limit 100)
   set_tests_properties(bench_smoke PROPERTIES LABELS bench TIMEOUT 150
     ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
 endif()
