@@ -58,9 +58,9 @@ def kill_children():
 
 
 class Nginx:
-    """nginx serving DATA: search pages, /metadata, POST /Flag -> 201 (or 503 on the 2nd port)."""
+    """nginx serving DATA: search pages, /metadata, POST /Flag -> 201 (503 while flag-503 exists)."""
 
-    def __init__(self, work, data, port, port_503):
+    def __init__(self, work, data, port):
         self.dir = os.path.join(work, "nginx")
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
@@ -69,7 +69,7 @@ class Nginx:
             os.makedirs(os.path.join(self.dir, f"tmp-{t}"), exist_ok=True)
         with open(os.path.join(HERE, "nginx.conf.in")) as f:
             conf = f.read()
-        for k, v in {"@DIR@": self.dir, "@PORT@": str(port), "@PORT503@": str(port_503),
+        for k, v in {"@DIR@": self.dir, "@PORT@": str(port),
                      "@DATA@": data, "@BASE@": self.base}.items():
             conf = conf.replace(k, v)
         with open(os.path.join(self.dir, "nginx.conf"), "w") as f:
@@ -350,7 +350,7 @@ def callgrind_total(path):
     raise SystemExit(f"{path}: no callgrind total")
 
 
-def instructions(a, port, port503):
+def instructions(a, port):
     """B2 on a small population: daemon instructions per resource (minus the fixed cost of a
     run on an empty population: start, terminology, /metadata, stop) and jansson's on the same
     pages, both counted by callgrind."""
@@ -358,7 +358,7 @@ def instructions(a, port, port503):
     for n in (0, a.callgrind_patients):
         data = os.path.join(a.work, f"data-cg{n}")
         meta = generate(a, n, data, f"http://127.0.0.1:{port}", "1000")
-        srv = Nginx(a.work, data, port, port503)
+        srv = Nginx(a.work, data, port)
         try:
             out[n] = callgrind_daemon(a, srv, a.work, 1000, f"cg-n{n}")
         finally:
@@ -394,15 +394,21 @@ def callgrind_daemon(a, srv, work, count, tag):
 # ---- B5, B7: periodic mode ----------------------------------------------------------------------
 
 
-def backlog_ready(a, srv503, srv, work, data_tag, truth_n):
-    """Fill the outbox against a server that answers 503 to POST /Flag, then time start->READY
-    with that backlog (periodic mode, stopped right after READY)."""
+def backlog_ready(a, nginx, work):
+    """Fill the outbox while the server answers 503 to POST /Flag, then time start->READY with
+    that backlog (periodic mode, stopped right after READY)."""
+    srv = nginx.base
     state = os.path.join(work, "state-backlog")
     shutil.rmtree(state, ignore_errors=True)
     cfg = os.path.join(work, "backlog-fill.yaml")
-    write_config(cfg, state, srv503, 1000)
-    d = Daemon(a.painwatchd, cfg, True, os.path.join(work, "backlog-fill.log"))
-    d.wait(a.run_limit)
+    write_config(cfg, state, srv, 1000)
+    switch = os.path.join(nginx.dir, "flag-503")
+    open(switch, "w").close()
+    try:
+        d = Daemon(a.painwatchd, cfg, True, os.path.join(work, "backlog-fill.log"))
+        d.wait(a.run_limit)
+    finally:
+        os.unlink(switch)
     out = subprocess.run([a.painwatch, "outbox", "list", "--config", cfg], capture_output=True,
                          text=True, timeout=120)
     pending = sum(1 for line in out.stdout.splitlines() if "pending" in line)
@@ -631,7 +637,7 @@ def main():
     sizes = [int(x) for x in a.patients.split(",")]
     if a.smoke:
         sizes = sizes[:1]
-    port, port503 = free_port(), free_port()
+    port = free_port()
     r = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
          "runs": {}, "all_runs": [], "scaling": []}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -642,7 +648,7 @@ def main():
                             "100,1000" if i == 0 else "1000")
             truth = ground_truth(a, data)
             log(f"{n} patients: {len(truth)} Flags expected")
-            srv = Nginx(a.work, data, port, port503)
+            srv = Nginx(a.work, data, port)
             try:
                 if i == 0:
                     r["population"] = (f"{n} patients, {meta['observations']} Observations + "
@@ -665,12 +671,11 @@ def main():
                     r["all_runs"].append(g)
                     r["scaling"].append(dict(g, n=n))
                 if not a.smoke and i == len(sizes) - 1:
-                    srv503 = f"http://127.0.0.1:{port503}"
-                    r["backlog"] = backlog_ready(a, srv503, srv.base, a.work, n, len(truth))
+                    r["backlog"] = backlog_ready(a, srv, a.work)
             finally:
                 srv.stop()
         if not a.smoke and not a.no_callgrind and shutil.which("valgrind"):
-            r["ir"] = instructions(a, port, port503)
+            r["ir"] = instructions(a, port)
         with open(os.path.join(a.work, "result.json"), "w") as f:
             json.dump(r, f, indent=1, default=str)
         ok = table(a, r)
