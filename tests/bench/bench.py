@@ -590,6 +590,22 @@ def table(a, r):
     return ok
 
 
+def scaling_table(r):
+    print(f"\npainwatch benchmark (B4 only), {r['date']}, {r['machine']}\n")
+    print("| patients | resources | wall s | CPU s | CPU us/resource | peak RSS MB | Flags | correct |")
+    print("|---|---|---|---|---|---|---|---|")
+    for g in r["scaling"]:
+        print(f"| {g['n']} | {g['resources']} | {g['wall_s']:.1f} | {g['cpu_s']:.1f} | "
+              f"{1e6 * g['cpu_s'] / g['resources']:.0f} | {g['maxrss_kb'] / 1024:.1f} | "
+              f"{g['posted']} | {g['correct']} |")
+    for x, y in zip(r["scaling"], r["scaling"][1:]):
+        print(f"T({kn(y['n'])})/T({kn(x['n'])}) = {y['wall_s'] / x['wall_s']:.1f} wall, "
+              f"{y['cpu_s'] / x['cpu_s']:.1f} CPU; RSS ratio {y['maxrss_kb'] / x['maxrss_kb']:.2f}")
+    ok = all(g["correct"] for g in r["all_runs"])
+    print(f"CORRECTNESS: {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
 def machine():
     model = "unknown CPU"
     try:
@@ -623,6 +639,8 @@ def main():
     ap.add_argument("--run-limit", type=int, default=1500, help="seconds per daemon run")
     ap.add_argument("--reuse", action="store_true", help="keep generated populations")
     ap.add_argument("--render", metavar="RESULT_JSON", help="print the table of an earlier run")
+    ap.add_argument("--scaling-only", action="store_true",
+                    help="B4 only: one --once run (_count=1000) per population size")
     a = ap.parse_args()
     if a.render:
         with open(a.render) as f:
@@ -650,7 +668,11 @@ def main():
             log(f"{n} patients: {len(truth)} Flags expected")
             srv = Nginx(a.work, data, port)
             try:
-                if i == 0:
+                if a.scaling_only:
+                    g = gateway_run(a, srv, data, a.work, 1000, truth, f"n{n}-p1000", a.state_dir)
+                    r["all_runs"].append(g)
+                    r["scaling"].append(dict(g, n=n))
+                elif i == 0:
                     r["population"] = (f"{n} patients, {meta['observations']} Observations + "
                                        f"{meta['medication_requests']} MedicationRequests, "
                                        f"{meta['kinds']}, {len(truth)} Flags expected")
@@ -670,15 +692,15 @@ def main():
                     g = gateway_run(a, srv, data, a.work, 1000, truth, f"n{n}-p1000", a.state_dir)
                     r["all_runs"].append(g)
                     r["scaling"].append(dict(g, n=n))
-                if not a.smoke and i == len(sizes) - 1:
+                if not a.smoke and not a.scaling_only and i == len(sizes) - 1:
                     r["backlog"] = backlog_ready(a, srv, a.work)
             finally:
                 srv.stop()
-        if not a.smoke and not a.no_callgrind and shutil.which("valgrind"):
+        if not a.smoke and not a.no_callgrind and not a.scaling_only and shutil.which("valgrind"):
             r["ir"] = instructions(a, port)
         with open(os.path.join(a.work, "result.json"), "w") as f:
             json.dump(r, f, indent=1, default=str)
-        ok = table(a, r)
+        ok = scaling_table(r) if a.scaling_only else table(a, r)
     finally:
         kill_children()
     return 0 if ok else 1
