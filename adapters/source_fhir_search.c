@@ -515,7 +515,9 @@ int pw_source_conf_from_daemon(struct pw_source_conf *conf, const struct pw_conf
     conf->dialect.include = d->include;
     conf->dialect.date_params = d->date_params;
     if (d->max_count > 0) {
+        /* Ask for the largest page the server honours: fewer round trips per resource. */
         conf->dialect.count_max = (unsigned)d->max_count;
+        conf->count = conf->dialect.count_max;
     }
     if (cs->poll_interval_ms > 0) {
         conf->poll_ms = (uint64_t)cs->poll_interval_ms;

@@ -382,8 +382,13 @@ static int store_one(struct pw_pipeline *p, const struct pw_sync_source *src, js
     return rc;
 }
 
-static int process_page(struct pw_pipeline *p, const struct pw_sync_source *src, json_t *resources,
-                        const char *cursor)
+/*
+ * One page, one transaction. With @p batched, the page's audit records (the search, every
+ * finding raised) go to the trail as one batch: one write and one fsync per page instead of one
+ * per record, committed before the store (audit before effect).
+ */
+static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source *src,
+                             json_t *resources, const char *cursor, bool batched)
 {
     struct touched touched = {0};
     int64_t now_s = now_ms(p) / 1000;
@@ -395,6 +400,7 @@ static int process_page(struct pw_pipeline *p, const struct pw_sync_source *src,
     if (rc < 0) {
         return rc;
     }
+    batched = batched && p->conf.audit && pw_audit_batch_begin(p->conf.audit) == 0;
     if (p->conf.audit) {
         /* What painwatch read about whom, before it is acted upon (audit before effect). */
         char query[PW_REF_MAX + 64];
@@ -413,8 +419,7 @@ static int process_page(struct pw_pipeline *p, const struct pw_sync_source *src,
                  src->patient ? src->patient : "");
         rc = pw_audit_fhir_interaction(p->conf.audit, &ix);
         if (rc < 0) {
-            pw_store_rollback(p->conf.store);
-            return rc;
+            goto fail;
         }
     }
     json_array_foreach(resources, i, res)
@@ -443,6 +448,13 @@ static int process_page(struct pw_pipeline *p, const struct pw_sync_source *src,
             goto fail;
         }
     }
+    if (batched) {
+        batched = false;
+        rc = pw_audit_batch_commit(p->conf.audit);
+        if (rc < 0) {
+            goto fail;
+        }
+    }
     rc = pw_store_commit(p->conf.store);
     free(touched.v);
     if (rc == 0) {
@@ -461,8 +473,24 @@ static int process_page(struct pw_pipeline *p, const struct pw_sync_source *src,
     }
     return rc;
 fail:
+    if (batched) {
+        /* What was read is recorded even though the page repeats (as without a batch). */
+        pw_audit_batch_commit(p->conf.audit);
+    }
     pw_store_rollback(p->conf.store);
     free(touched.v);
+    return rc;
+}
+
+static int process_page(struct pw_pipeline *p, const struct pw_sync_source *src, json_t *resources,
+                        const char *cursor)
+{
+    int rc = process_page_once(p, src, resources, cursor, true);
+
+    if (rc == PW_E2BIG) {
+        /* The page's records overflow one audit batch (PW_AUDIT_BATCH_MAX): one fsync each. */
+        rc = process_page_once(p, src, resources, cursor, false);
+    }
     return rc;
 }
 
