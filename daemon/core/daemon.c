@@ -352,7 +352,8 @@ static int build_auth(struct daemon *d, size_t i)
     return 0;
 }
 
-static int build_servers(struct daemon *d)
+/* The HTTP endpoints and their credentials: needed by the outbox and the sync alike. */
+static int build_endpoints(struct daemon *d)
 {
     d->auths = calloc(d->cd->n_servers ? d->cd->n_servers : 1, sizeof(*d->auths));
     if (!d->auths) {
@@ -372,10 +373,6 @@ static int build_servers(struct daemon *d)
             .timeout_ms = s->timeout_ms,
             .body_max = (size_t)s->body_max,
         };
-        struct pw_source_conf sc;
-        struct pw_cohort *cohort = NULL;
-        char err[256] = "";
-        json_t *cj;
         int rc = pw_http_server_add(d->http, &hs);
 
         if (rc < 0) {
@@ -386,16 +383,20 @@ static int build_servers(struct daemon *d)
         if (rc < 0) {
             return rc;
         }
-        cj = json_pack("{s:s}", "type",
-                       strcmp(s->cohort.type, "server-wide") == 0 ? "server" : s->cohort.type);
-        if (cj && s->cohort.file) {
-            json_object_set_new(cj, "file", json_string(s->cohort.file));
-        }
-        if (cj && s->cohort.group) {
-            json_object_set_new(cj, "group", json_string(s->cohort.group));
-        }
-        rc = cj ? pw_cohort_new(&cohort, cj, err, sizeof(err)) : PW_ENOMEM;
-        json_decref(cj);
+    }
+    return 0;
+}
+
+/* Each server's cohort and searches, handed to the sync engine. */
+static int build_servers(struct daemon *d)
+{
+    for (size_t i = 0; i < d->cd->n_servers; i++) {
+        const struct pw_conf_server *s = &d->cd->servers[i];
+        struct pw_source_conf sc;
+        struct pw_cohort *cohort = NULL;
+        char err[256] = "";
+        int rc = pw_cohort_from_daemon(&cohort, &s->cohort, err, sizeof(err));
+
         if (rc < 0) {
             pw_log_err(SYNC, "server %s cohort: %s", s->name, err[0] ? err : pw_strerror(rc));
             return rc;
@@ -408,7 +409,7 @@ static int build_servers(struct daemon *d)
         }
         pw_source_conf_cleanup(&sc);
         if (rc < 0) {
-            pw_log_err(SYNC, "server %s: %s", s->name, pw_strerror(rc));
+            pw_log_err(SYNC, "server %s: %s", s->name, err[0] ? err : pw_strerror(rc));
             return rc;
         }
     }
@@ -426,6 +427,7 @@ static int build_outbox(struct daemon *d)
     oc.store = d->store;
     oc.sink = d->sink;
     oc.http = d->http;
+    oc.auth = d->n_auths ? d->auths[0] : NULL;
     oc.server = s ? s->name : NULL;
     oc.base_url = s ? s->base_url : NULL;
     oc.conditional_create = false; /* set from /metadata once the servers are checked */
@@ -822,6 +824,9 @@ int pw_daemon_run(const struct pw_daemon_opts *opts)
     }
     if (rc == 0) {
         rc = pw_http_new(&d.http, &d.loop);
+    }
+    if (rc == 0) {
+        rc = build_endpoints(&d);
     }
     if (rc == 0) {
         rc = build_sink(&d);

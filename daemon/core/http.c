@@ -1160,3 +1160,12 @@ fail:
     pw_http_req_free(req);
     return err;
 }
+
+char *pw_http_escape(const char *s)
+{
+    char *esc = curl_easy_escape(NULL, s, 0);
+    char *out = esc ? strdup(esc) : NULL;
+
+    curl_free(esc);
+    return out;
+}

@@ -14,14 +14,15 @@
 #include <string.h>
 #include <time.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <uv.h>
 
+#include "painwatch/auth.h"
 #include "painwatch/check.h"
 #include "painwatch/err.h"
 #include "painwatch/log.h"
 #include "painwatch/metrics.h"
+#include "painwatch/sync.h"
 #include "painwatch/timeline.h"
 
 #define DUE_BATCH 16
@@ -108,29 +109,16 @@ uint64_t pw_outbox_backoff_ms(uint64_t base, uint64_t cap, unsigned attempt, uin
 
 uint64_t pw_outbox_retry_after_ms(const char *value, int64_t now)
 {
-    int64_t secs;
-    char *end = NULL;
+    uint64_t ms = 0;
 
-    if (!value || !value[0]) {
+    /* Delta-seconds or an HTTP-date: the parser the sync engine uses (backoff.c). */
+    if (!value || pw_retry_after_parse(value, now / 1000, &ms) < 0) {
         return 0;
     }
-    secs = strtoll(value, &end, 10);
-    if (end == value || *end != '\0') {
-        /* An HTTP-date: curl's parser, not ours. */
-        time_t t = curl_getdate(value, NULL);
-
-        if (t < 0) {
-            return 0;
-        }
-        secs = ((int64_t)t * 1000 - now + 999) / 1000;
+    if (ms > (uint64_t)PW_OUTBOX_RETRY_AFTER_MAX_S * 1000) {
+        ms = (uint64_t)PW_OUTBOX_RETRY_AFTER_MAX_S * 1000;
     }
-    if (secs <= 0) {
-        return 0;
-    }
-    if (secs > PW_OUTBOX_RETRY_AFTER_MAX_S) {
-        secs = PW_OUTBOX_RETRY_AFTER_MAX_S;
-    }
-    return (uint64_t)secs * 1000;
+    return ms;
 }
 
 /* ---- audit --------------------------------------------------------------------------------- */
@@ -723,12 +711,12 @@ static int build_url(struct job *job, enum step step)
     switch (step) {
     case STEP_SEARCH:
         snprintf(ident, sizeof(ident), "%s|%s", sink->identifier_system, job->row.key);
-        esc = curl_easy_escape(NULL, ident, 0);
+        esc = pw_http_escape(ident);
         if (!esc) {
             return PW_ENOMEM;
         }
         n = snprintf(job->url, sizeof(job->url), "%s/Flag?identifier=%s", base, esc);
-        curl_free(esc);
+        free(esc);
         break;
     case STEP_POST:
         n = snprintf(job->url, sizeof(job->url), "%s/Flag", base);
@@ -773,12 +761,12 @@ static int add_write_headers(struct job *job, struct pw_http_req *req, enum step
 
         snprintf(ident, sizeof(ident), "%s|%s", job->ob->conf.sink->identifier_system,
                  job->row.key);
-        esc = curl_easy_escape(NULL, ident, 0);
+        esc = pw_http_escape(ident);
         if (!esc) {
             return PW_ENOMEM;
         }
         snprintf(line, sizeof(line), "If-None-Exist: identifier=%s", esc);
-        curl_free(esc);
+        free(esc);
         err = pw_http_req_add_header(req, line);
     }
     if (!err && step == STEP_PUT && job->flag.version[0]) {
@@ -819,6 +807,9 @@ static int submit(struct job *job, enum step step)
         return err;
     }
     ob->stats.requests++;
+    if (ob->conf.auth) {
+        return pw_auth_submit_new(ob->conf.auth, req, on_response, job);
+    }
     return pw_http_submit_new(ob->conf.http, req, on_response, job);
 }
 

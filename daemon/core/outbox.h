@@ -16,6 +16,7 @@
 
 #include "core/reconcile.h"
 #include "painwatch/audit.h"
+#include "painwatch/auth.h"
 #include "painwatch/finding.h"
 #include "painwatch/http.h"
 #include "painwatch/sink.h"
@@ -54,6 +55,7 @@ struct pw_outbox_conf {
     struct pw_store *store;  /* borrowed */
     struct pw_sink *sink;    /* borrowed: remote (fhir-flag) or local (file, shadow mode) */
     struct pw_http *http;    /* borrowed; required when the sink is remote */
+    struct pw_auth *auth;    /* borrowed, may be NULL: credentials for the EHR's writes */
     const char *server;      /* pw_http server name (copied) */
     const char *base_url;    /* FHIR base without a trailing slash (copied) */
     bool conditional_create; /* /metadata advertises conditional create: send If-None-Exist */

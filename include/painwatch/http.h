@@ -94,6 +94,12 @@ bool pw_http_server_has(const struct pw_http *http, const char *name);
 const struct pw_http_stats *pw_http_stats_get(const struct pw_http *http);
 
 /**
+ * Percent-encode @p s for a URL query value (libcurl's encoder). Caller owns the result; free
+ * with free(). @return NULL on allocation failure.
+ */
+char *pw_http_escape(const char *s);
+
+/**
  * The origin of @p url, normalised as "scheme://host:port" (lower case, default port filled
  * in) into @p out. @return 0, PW_EINVAL (not an absolute http(s) URL) or PW_E2BIG.
  */
