@@ -568,13 +568,14 @@ static const struct pw_conf_field server_fields[] = {
      .help = "whom to watch on this server"},
     {.name = "resources",
      .type = PW_CONF_STRLIST,
-     .def = "Observation,MedicationRequest,Condition,ServiceRequest,Encounter",
+     .def = "Observation,MedicationRequest",
      .min = 1,
      .max = 8,
      FILL(struct pw_conf_server, resources),
      .count_offset = offsetof(struct pw_conf_server, n_resources),
      .help = "resource types synced: pain scores and types (Observation, Condition), orders "
-             "(MedicationRequest), palliative referrals and visits (ServiceRequest, Encounter)"},
+             "(MedicationRequest), palliative referrals and visits (ServiceRequest, Encounter); "
+             "a type the server does not advertise is a startup error"},
     {.name = "poll_interval",
      .type = PW_CONF_DURATION,
      .def = "5m",
@@ -862,6 +863,7 @@ static const char default_yaml[] =
     "      type: none\n"
     "    cohort:\n"
     "      type: server-wide\n"
+    "    resources: [Observation, MedicationRequest, Condition, ServiceRequest, Encounter]\n"
     "sink:\n"
     "  type: fhir-flag\n";
 

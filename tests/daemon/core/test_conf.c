@@ -105,7 +105,7 @@ static void test_default_config(void **state)
     assert_int_equal(d->servers[0].poll_interval_ms, 5 * 60 * 1000);
     assert_int_equal(d->servers[0].lookback_ms, 14LL * 86400 * 1000);
     assert_int_equal(d->servers[0].overlap_ms, 5 * 60 * 1000);
-    assert_int_equal(d->servers[0].n_resources, 5);
+    assert_int_equal(d->servers[0].n_resources, 5); /* the demo server offers all five */
     assert_string_equal(d->servers[0].resources[1], "MedicationRequest");
     assert_string_equal(d->servers[0].resources[4], "Encounter");
     assert_null(d->servers[0].resources[5]);
