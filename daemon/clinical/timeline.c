@@ -3,6 +3,7 @@
 #include "painwatch/timeline.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "painwatch/err.h"
@@ -216,8 +217,37 @@ static int cmp_dq(const void *a, const void *b)
     return c ? c : strcmp(x->detail, y->detail);
 }
 
+/*
+ * A replacement order (priorPrescription) ends the order it replaces: EHRs often leave the old
+ * order active or stopped without an end date, and counting both would double the baseline (a
+ * 60 -> 67.5 MME titration would read as +112 %). The old order ends when the new one starts,
+ * unless it already ended earlier.
+ */
+static void link_replacements(struct pw_timeline *tl)
+{
+    for (size_t i = 0; i < tl->orders.n; i++) {
+        const struct pw_med_order *n = &tl->orders.v[i];
+        if (n->prior[0] == '\0' || n->start == PW_TIME_NONE) {
+            continue;
+        }
+        for (size_t k = 0; k < tl->orders.n; k++) {
+            struct pw_med_order *o = &tl->orders.v[k];
+            char ref[PW_REF_MAX];
+            if (k == i) {
+                continue;
+            }
+            snprintf(ref, sizeof(ref), "%s/%s", o->src.type, o->src.id);
+            if (strcmp(ref, n->prior) == 0 && (o->start == PW_TIME_NONE || o->start <= n->start) &&
+                o->end > n->start) {
+                o->end = n->start;
+            }
+        }
+    }
+}
+
 void pw_timeline_sort(struct pw_timeline *tl)
 {
+    link_replacements(tl);
     if (tl->scores.n > 1) {
         qsort(tl->scores.v, tl->scores.n, sizeof(*tl->scores.v), cmp_score);
     }
