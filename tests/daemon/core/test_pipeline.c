@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * pipeline.c: a page commits its resources and marks; the patient is evaluated at the end of the
+ * cycle; time alone (an injected clock, no new data) raises the reassessment Flag once its
+ * threshold passes. Real SQLite store, real terminology, engine and Flag formatter.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/pipeline.h"
+#include "painwatch/engine.h"
+#include "painwatch/err.h"
+#include "painwatch/fhir.h"
+#include "painwatch/normalize.h"
+#include "painwatch/sink.h"
+#include "painwatch/store.h"
+#include "painwatch/terminology.h"
+#include "support/pwtest.h"
+
+#define HOUR_MS (3600LL * 1000LL)
+
+static int64_t clock_now_ms;
+
+static int64_t fake_clock(void)
+{
+    return clock_now_ms;
+}
+
+struct fixture {
+    char *dir;
+    struct pw_store *store;
+    struct pw_terminology *term;
+    struct pw_engine *engine;
+    struct pw_norm_ctx norm;
+    struct pw_sink *sink;
+    struct pw_pipeline *pipeline;
+    struct pw_sync_consumer consumer;
+    int64_t t0_ms; /* the dose change */
+};
+
+static int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+    struct pw_store_opts so = {0};
+    struct pw_sink_conf sc = {.identifier_system = "urn:painwatch:flag-episode",
+                              .author = "Device/painwatch"};
+    struct pw_pipeline_conf pc = {0};
+    char err[256] = "";
+    int64_t t0;
+
+    assert_non_null(fx);
+    fx->dir = pwt_mkdtemp();
+    so.dir = fx->dir;
+    assert_int_equal(pw_store_open(&fx->store, &so), 0);
+    assert_int_equal(
+        pw_terminology_load(&fx->term, pwt_src_path("config/terminology"), err, sizeof(err)), 0);
+    assert_int_equal(pw_engine_new(&fx->engine, "cdc2022"), 0);
+    assert_int_equal(pw_norm_ctx_init(&fx->norm, fx->term, "cdc2022"), 0);
+    assert_int_equal(pw_sink_new(&fx->sink, "fhir-flag", &sc), 0);
+    pc.store = fx->store;
+    pc.engine = fx->engine;
+    pc.norm = &fx->norm;
+    pc.sink = fx->sink;
+    pc.identifier_system = sc.identifier_system;
+    pc.reevaluate_ms = 5 * 60 * 1000;
+    pc.clock_ms = fake_clock;
+    assert_int_equal(pw_pipeline_new(&fx->pipeline, &pc), 0);
+    pw_pipeline_consumer(fx->pipeline, &fx->consumer);
+    assert_int_equal(pw_fhir_parse_time("2026-03-02T08:00:00Z", &t0), 0);
+    fx->t0_ms = t0 * 1000;
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+
+    pw_pipeline_free(fx->pipeline);
+    pw_sink_free(fx->sink);
+    pw_norm_ctx_cleanup(&fx->norm);
+    pw_engine_free(fx->engine);
+    pw_terminology_free(fx->term);
+    pw_store_close(fx->store);
+    pwt_rmtree(fx->dir);
+    free(fx->dir);
+    free(fx);
+    return 0;
+}
+
+/* A pain score of 5 an hour before, then morphine ER 30 mg q12h started at t0 (a dose change). */
+static json_t *page_resources(void)
+{
+    json_error_t jerr;
+    json_t *a = json_loads(
+        "[{\"resourceType\":\"Observation\",\"id\":\"obs-1\",\"meta\":{\"versionId\":\"1\","
+        "\"lastUpdated\":\"2026-03-02T07:00:00Z\"},\"status\":\"final\",\"code\":{\"coding\":[{"
+        "\"system\":\"http://loinc.org\",\"code\":\"72514-3\"}]},\"subject\":{\"reference\":"
+        "\"Patient/p1\"},\"effectiveDateTime\":\"2026-03-02T07:00:00Z\",\"valueQuantity\":{"
+        "\"value\":5,\"unit\":\"{score}\"}},"
+        "{\"resourceType\":\"MedicationRequest\",\"id\":\"mr-1\",\"meta\":{\"versionId\":\"1\","
+        "\"lastUpdated\":\"2026-03-02T08:00:00Z\"},\"status\":\"active\",\"intent\":\"order\","
+        "\"medicationCodeableConcept\":{\"coding\":[{\"system\":"
+        "\"http://www.nlm.nih.gov/research/umls/rxnorm\",\"code\":\"891885\"}]},\"subject\":{"
+        "\"reference\":\"Patient/p1\"},\"authoredOn\":\"2026-03-02T08:00:00Z\","
+        "\"dosageInstruction\":[{\"timing\":{\"repeat\":{\"frequency\":1,\"period\":12,"
+        "\"periodUnit\":\"h\"}},\"doseAndRate\":[{\"doseQuantity\":{\"value\":1,\"unit\":\"TAB\","
+        "\"system\":\"http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm\",\"code\":"
+        "\"TAB\"}}]}]}]",
+        0, &jerr);
+
+    if (!a) {
+        fail_msg("fixture JSON: %s at %d:%d", jerr.text, jerr.line, jerr.column);
+    }
+    return a;
+}
+
+static int page_err;
+static int page_done_calls;
+
+static void on_page_done(void *arg, int err)
+{
+    (void)arg;
+    page_err = err;
+    page_done_calls++;
+}
+
+struct rule_count {
+    const char *rule;
+    long n;
+};
+
+static int count_rule(void *arg, const struct pw_outbox_row *row)
+{
+    struct rule_count *c = arg;
+    if (strcmp(row->rule, c->rule) == 0) {
+        c->n++;
+    }
+    return 0;
+}
+
+static long rows_for(struct pw_store *st, const char *rule)
+{
+    struct rule_count c = {.rule = rule, .n = 0};
+
+    assert_int_equal(pw_store_outbox_list(st, -1, count_rule, &c), 0);
+    return c.n;
+}
+
+static void test_reassessment_raised_by_time_alone(void **state)
+{
+    struct fixture *fx = *state;
+    struct pw_sync_source src = {.server = "ehr",
+                                 .type = "MedicationRequest",
+                                 .patient = "p1",
+                                 .key = "ehr/MedicationRequest/Patient/p1"};
+    struct pw_pipeline_stats ps;
+    size_t n = 0;
+    char cursor[64];
+
+    /* One hour after the dose change: the page commits, the patient is evaluated at the end of
+     * the cycle, and nothing is overdue yet. */
+    clock_now_ms = fx->t0_ms + HOUR_MS;
+    fx->consumer.on_page(fx->consumer.arg, &src, page_resources(), "{\"cursor\":1}", on_page_done,
+                         NULL);
+    assert_int_equal(page_done_calls, 1);
+    assert_int_equal(page_err, 0);
+    assert_int_equal(pw_store_cursor_get(fx->store, src.key, cursor, sizeof(cursor)), 0);
+    assert_string_equal(cursor, "{\"cursor\":1}");
+    pw_pipeline_stats(fx->pipeline, &ps);
+    assert_int_equal(ps.patients_evaluated, 0); /* marked, not yet evaluated */
+    fx->consumer.on_cycle_end(fx->consumer.arg, "ehr", 0);
+    pw_pipeline_stats(fx->pipeline, &ps);
+    assert_int_equal(ps.patients_evaluated, 1);
+    assert_int_equal(rows_for(fx->store, "reassessment-overdue-after-dose-change"), 0);
+    assert_true(rows_for(fx->store, "rescue-dose-missing") == 1);
+
+    /* 23 hours later, still within the threshold: re-evaluated from the store, no Flag yet. */
+    clock_now_ms = fx->t0_ms + 23 * HOUR_MS;
+    assert_int_equal(pw_pipeline_reevaluate_due(fx->pipeline, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows_for(fx->store, "reassessment-overdue-after-dose-change"), 0);
+
+    /* 25 hours after the change, no pain score since and no new data from the server: the
+     * time-driven evaluation raises the reassessment Flag, once. */
+    clock_now_ms = fx->t0_ms + 25 * HOUR_MS;
+    assert_int_equal(pw_pipeline_reevaluate_due(fx->pipeline, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows_for(fx->store, "reassessment-overdue-after-dose-change"), 1);
+
+    /* Evaluated again later: the same episode, no second row. */
+    clock_now_ms = fx->t0_ms + 26 * HOUR_MS;
+    assert_int_equal(pw_pipeline_reevaluate_due(fx->pipeline, &n), 0);
+    assert_int_equal(rows_for(fx->store, "reassessment-overdue-after-dose-change"), 1);
+}
+
+static void test_page_failure_commits_nothing(void **state)
+{
+    struct fixture *fx = *state;
+    struct pw_sync_source src = {
+        .server = "ehr", .type = "Observation", .patient = "p2", .key = "ehr/Observation/p2"};
+    char cursor[64];
+
+    /* A transaction already open makes the page's begin fail: the page must not commit its
+     * cursor, and done() reports the error so the run repeats the page. */
+    clock_now_ms = fx->t0_ms;
+    assert_int_equal(pw_store_begin(fx->store), 0);
+    page_done_calls = 0;
+    fx->consumer.on_page(fx->consumer.arg, &src, page_resources(), "{\"cursor\":2}", on_page_done,
+                         NULL);
+    assert_int_equal(page_done_calls, 1);
+    assert_true(page_err < 0);
+    pw_store_rollback(fx->store);
+    assert_int_equal(pw_store_cursor_get(fx->store, src.key, cursor, sizeof(cursor)), PW_ENOENT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_reassessment_raised_by_time_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_page_failure_commits_nothing, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
