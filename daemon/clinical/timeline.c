@@ -2,8 +2,8 @@
 /* The per-patient timeline: growable event arrays, latest-version replacement, sorting. */
 #include "painwatch/timeline.h"
 
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "painwatch/err.h"
