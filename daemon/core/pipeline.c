@@ -164,6 +164,18 @@ static bool timeline_is_live(const struct pw_timeline *tl, int64_t now)
     return false;
 }
 
+/* An episode event about a flag painwatch holds (resolved, suppressed): rule, key, patient. */
+static int audit_episode(struct pw_pipeline *p, const char *subtype, const char *desc,
+                         const struct pw_flag_rec *flag)
+{
+    if (!p->conf.audit) {
+        return 0;
+    }
+    return pw_audit_event(p->conf.audit, subtype, 'E', PW_AUDIT_SUCCESS, desc,
+                          json_pack("{s:{s:s,s:s,s:s}}", "painwatch", "rule", flag->rule,
+                                    "episode_key", flag->key, "patient", flag->patient));
+}
+
 static int audit_plan(struct pw_pipeline *p, const struct pw_rc_plan *plan)
 {
     int rc = 0;
@@ -179,24 +191,13 @@ static int audit_plan(struct pw_pipeline *p, const struct pw_rc_plan *plan)
                      : 0;
             break;
         case PW_RC_RESOLVE:
-            if (!p->conf.audit) {
-                break;
-            }
-            rc = pw_audit_event(p->conf.audit, "finding-resolved", 'E', PW_AUDIT_SUCCESS,
-                                "the finding no longer holds; its Flag is resolved",
-                                json_pack("{s:{s:s,s:s,s:s}}", "painwatch", "rule", it->flag->rule,
-                                          "episode_key", it->flag->key, "patient",
-                                          it->flag->patient));
+            rc = audit_episode(p, "finding-resolved",
+                               "the finding no longer holds; its Flag is resolved", it->flag);
             break;
         case PW_RC_SUPPRESSED:
-            if (!p->conf.audit) {
-                break;
-            }
-            rc = pw_audit_event(p->conf.audit, "finding-suppressed", 'E', PW_AUDIT_SUCCESS,
-                                "a clinician set this episode's Flag inactive; not re-created",
-                                json_pack("{s:{s:s,s:s,s:s}}", "painwatch", "rule", it->flag->rule,
-                                          "episode_key", it->flag->key, "patient",
-                                          it->flag->patient));
+            rc = audit_episode(p, "finding-suppressed",
+                               "a clinician set this episode's Flag inactive; not re-created",
+                               it->flag);
             break;
         case PW_RC_KEEP:
             break;
