@@ -114,14 +114,24 @@ static int cmp_vs(const void *a, const void *b)
     return strcmp(x->code, y->code);
 }
 
+/* Open <dir>/<file> as a CSV table; on failure @p err names the file. */
+static int open_table(struct pw_csv *csv, char *path, size_t n, const char *dir, const char *file,
+                      char *err, size_t errlen)
+{
+    snprintf(path, n, "%s/%s", dir, file);
+    int rc = pw_csv_open(csv, path, PW_TERM_FILE_MAX);
+    if (rc < 0) {
+        set_err(err, errlen, path, 0, pw_strerror(rc));
+    }
+    return rc;
+}
+
 static int load_drugs(struct pw_terminology *t, const char *dir, char *err, size_t errlen)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/opioid-drugs.csv", dir);
     struct pw_csv csv;
-    int rc = pw_csv_open(&csv, path, PW_TERM_FILE_MAX);
+    int rc = open_table(&csv, path, sizeof(path), dir, "opioid-drugs.csv", err, errlen);
     if (rc < 0) {
-        set_err(err, errlen, path, 0, pw_strerror(rc));
         return rc;
     }
     int c_rx = pw_csv_col(&csv, "rxcui"), c_name = pw_csv_col(&csv, "name"),
@@ -239,11 +249,9 @@ out:
 static int load_valuesets(struct pw_terminology *t, const char *dir, char *err, size_t errlen)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/valuesets.csv", dir);
     struct pw_csv csv;
-    int rc = pw_csv_open(&csv, path, PW_TERM_FILE_MAX);
+    int rc = open_table(&csv, path, sizeof(path), dir, "valuesets.csv", err, errlen);
     if (rc < 0) {
-        set_err(err, errlen, path, 0, pw_strerror(rc));
         return rc;
     }
     int c_code = pw_csv_col(&csv, "code"), c_disp = pw_csv_col(&csv, "display"),
@@ -304,11 +312,9 @@ out:
 static int load_factors(struct pw_terminology *t, const char *dir, char *err, size_t errlen)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/mme-factors.csv", dir);
     struct pw_csv csv;
-    int rc = pw_csv_open(&csv, path, PW_TERM_FILE_MAX);
+    int rc = open_table(&csv, path, sizeof(path), dir, "mme-factors.csv", err, errlen);
     if (rc < 0) {
-        set_err(err, errlen, path, 0, pw_strerror(rc));
         return rc;
     }
     int c_ing = pw_csv_col(&csv, "ingredient_rxcui"), c_set = pw_csv_col(&csv, "factor_set"),
