@@ -343,3 +343,27 @@ void pw_ru_finding_init(struct pw_finding *f, const struct pw_rule *rule, enum p
     f->severity = sev;
     f->since = PW_TIME_NONE;
 }
+
+int pw_steps_recent_increase(const struct pw_rule_input *in, double window_h,
+                             struct pw_steps *steps, const struct pw_step **out, double *pct)
+{
+    int err = pw_steps_build(in->tl, in->now, steps);
+
+    *out = NULL;
+    *pct = NAN;
+    if (err) {
+        return err;
+    }
+    long li = pw_steps_last_increase(steps, (long)steps->n - 1);
+    if (li < 0) {
+        return 0;
+    }
+    const struct pw_step *s = &steps->v[li];
+    double p = pw_step_pct(s);
+    if (!isfinite(p) || (double)(in->now - s->at) > window_h * PW_HOUR) {
+        return 0;
+    }
+    *out = s;
+    *pct = p;
+    return 0;
+}

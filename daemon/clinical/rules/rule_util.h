@@ -52,6 +52,15 @@ bool pw_step_is_increase(const struct pw_step *s);
 /** Step size as a percentage of the old TDD; NAN for an initiation (old TDD 0). */
 double pw_step_pct(const struct pw_step *s);
 
+/**
+ * The latest baseline increase still worth judging: builds @p steps from @p in, and sets *@p out
+ * to the last increase and *@p pct to its percentage, or *@p out to NULL when there is none, when
+ * it is an initiation (from 0: not a step) or when it is older than @p window_h hours (history).
+ * @return 0 (then clean @p steps up with pw_steps_cleanup()) or the error of pw_steps_build().
+ */
+int pw_steps_recent_increase(const struct pw_rule_input *in, double window_h,
+                             struct pw_steps *steps, const struct pw_step **out, double *pct);
+
 /** Index of the latest increase in @p s at or before @p before, or -1. */
 long pw_steps_last_increase(const struct pw_steps *s, long before);
 

@@ -26,18 +26,14 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
 {
     const double *p = in->params;
     struct pw_steps steps;
-    int err = pw_steps_build(in->tl, in->now, &steps);
+    const struct pw_step *s;
+    double pct;
+    int err = pw_steps_recent_increase(in, p[P_WINDOW_H], &steps, &s, &pct);
     if (err) {
         return err;
     }
-    long li = pw_steps_last_increase(&steps, (long)steps.n - 1);
-    if (li < 0) {
+    if (!s) {
         goto done;
-    }
-    const struct pw_step *s = &steps.v[li];
-    double pct = pw_step_pct(s);
-    if (!isfinite(pct) || (double)(in->now - s->at) > p[P_WINDOW_H] * PW_HOUR) {
-        goto done; /* an initiation (from 0) is not a step; an old step is history */
     }
     const struct pw_pain_score *sc = pw_ru_score_at(in->tl, s->at);
     bool low_pain = !sc || sc->value < p[P_HIGH_PAIN];

@@ -23,17 +23,13 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
 {
     const double *p = in->params;
     struct pw_steps steps;
-    int err = pw_steps_build(in->tl, in->now, &steps);
+    const struct pw_step *s;
+    double pct;
+    int err = pw_steps_recent_increase(in, p[P_WINDOW_H], &steps, &s, &pct);
     if (err) {
         return err;
     }
-    long li = pw_steps_last_increase(&steps, (long)steps.n - 1);
-    if (li < 0) {
-        goto done;
-    }
-    const struct pw_step *s = &steps.v[li];
-    double pct = pw_step_pct(s);
-    if (!isfinite(pct) || (double)(in->now - s->at) > p[P_WINDOW_H] * PW_HOUR) {
+    if (!s) {
         goto done;
     }
     /* Without a pain score we cannot say the pain called for more. */
