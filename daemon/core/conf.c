@@ -133,49 +133,50 @@ static void lookup_pos(const struct pw_conf_ctx *ctx, const char *path, bool at_
     }
 }
 
+/* Format one error and place it at the key (@p at_key) or at the value of @p path. */
+static void vreport(struct pw_conf_ctx *ctx, const char *path, bool at_key, const char *fmt,
+                    va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void vreport(struct pw_conf_ctx *ctx, const char *path, bool at_key, const char *fmt,
+                    va_list ap)
+{
+    char msg[1024];
+    int line;
+    int col;
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    lookup_pos(ctx, path, at_key, &line, &col);
+    add_error(ctx, line, col, path, msg);
+}
+
 static void report(struct pw_conf_ctx *ctx, const char *path, bool at_key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static void report(struct pw_conf_ctx *ctx, const char *path, bool at_key, const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
-    int line;
-    int col;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vreport(ctx, path, at_key, fmt, ap);
     va_end(ap);
-    lookup_pos(ctx, path, at_key, &line, &col);
-    add_error(ctx, line, col, path, msg);
 }
 
 void pw_conf_error_key(struct pw_conf_ctx *ctx, const char *path, const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
-    int line;
-    int col;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vreport(ctx, path, true, fmt, ap);
     va_end(ap);
-    lookup_pos(ctx, path, true, &line, &col);
-    add_error(ctx, line, col, path, msg);
 }
 
 void pw_conf_error(struct pw_conf_ctx *ctx, const char *path, const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
-    int line;
-    int col;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vreport(ctx, path, false, fmt, ap);
     va_end(ap);
-    lookup_pos(ctx, path, false, &line, &col);
-    add_error(ctx, line, col, path, msg);
 }
 
 void pw_conf_out_of_memory(struct pw_conf_ctx *ctx, const char *path)
