@@ -624,6 +624,9 @@ static void cycle_end(struct server *srv)
     if (!canceled && sync->consumer.on_cycle_end && !sync->freeing) {
         sync->consumer.on_cycle_end(sync->consumer.arg, srv->conf.name, srv->cycle_err);
     }
+    /* The server goes idle: the page arena's memory beyond its small resident prefix goes back
+     * to the kernel (idle RSS). */
+    pw_jarena_trim();
     if (!canceled) {
         cycle_health(srv, failed);
         srv->health.next_delay_ms = next_delay(srv, failed);

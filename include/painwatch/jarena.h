@@ -19,8 +19,9 @@
  *  - The free function tells arena pointers by address; anything else goes to free(), so
  *    trees mixing arena and malloc'd values (json_object_set either way) free correctly.
  *  - A full region, or one allocation larger than a segment, falls back to malloc().
- * Memory of segments past the first PW_JARENA_KEEP bytes is returned to the kernel
- * (MADV_DONTNEED) when they empty, so an idle daemon does not keep its largest page resident.
+ * Emptied segments stay resident for the next pages; pw_jarena_trim() (at the end of a sync
+ * cycle) gives empty segments past the first PW_JARENA_KEEP bytes back to the kernel
+ * (MADV_DONTNEED), so an idle daemon does not keep its largest page resident.
  * Under AddressSanitizer freed arena memory is poisoned, so use-after-free is still reported.
  */
 
@@ -52,6 +53,13 @@ int pw_jarena_begin(void);
 
 /** Stop allocating in the arena (no-op on a thread without an open begin). */
 void pw_jarena_end(void);
+
+/**
+ * Give the memory of empty segments past PW_JARENA_KEEP back to the kernel. Call where the
+ * process goes idle (the scheduler's cycle end); a no-op while a begin is open anywhere (the
+ * next idle point trims) and when not installed. Any thread.
+ */
+void pw_jarena_trim(void);
 
 /** True when @p p points into the arena region (tests, assertions). */
 bool pw_jarena_owns(const void *p);

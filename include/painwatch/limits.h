@@ -110,15 +110,15 @@
 
 /*
  * The jansson page arena (jarena.h).
- *   PW_JARENA_BYTES    address space reserved for page trees (MAP_NORESERVE: nothing is committed
- *                      until used). A 32 MiB page (PW_HTTP_BODY_MAX) parses into ~5x its size, so
- *                      the biggest page fits with room for pages still held by the pipeline;
- *                      past it allocations are malloc'd.
+ *   PW_JARENA_BYTES    address space reserved for page trees (PROT_NONE: a segment is committed
+ *                      when first used). A search page parses into ~10x its size (measured:
+ *                      750 kB of 1000 MedicationRequests -> 7 MiB), so this holds a dozen
+ *                      1000-entry pages in flight; past it (a 32 MiB page) values are malloc'd.
  *   PW_JARENA_SEGMENT  unit of reuse: a segment is bumped into by one page and handed back when
  *                      its last value is freed, so a value kept alive pins 1 MiB, not the arena.
  *                      Larger allocations are malloc'd.
- *   PW_JARENA_KEEP     bytes at the start of the region that stay resident when empty (a
- *                      100-entry page's tree); emptied segments past it go back to the kernel.
+ *   PW_JARENA_KEEP     bytes at the start of the region that stay resident when idle (a
+ *                      100-entry page's tree); pw_jarena_trim() returns empty segments past it.
  */
 #define PW_JARENA_BYTES   (256u * 1024u * 1024u)
 #define PW_JARENA_SEGMENT (1024u * 1024u)

@@ -3,12 +3,14 @@
  * jarena.h: page trees live in the arena only inside begin..end on the owning thread, mixed
  * trees free correctly, segments come back only when their last value is freed.
  */
+#define _DEFAULT_SOURCE /* mincore */
 #include <pthread.h>
 #include <signal.h>
 #include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -302,6 +304,47 @@ static void test_large_value_is_malloced(void **state)
     free(text);
 }
 
+static bool resident(const void *p)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    unsigned char v = 0;
+    void *page = (void *)((uintptr_t)p & ~(uintptr_t)(pg - 1));
+    assert_int_equal(mincore(page, (size_t)pg, &v), 0);
+    return v & 1;
+}
+
+static void test_trim_returns_memory_past_keep(void **state)
+{
+    (void)state;
+    char *text = bundle_text(4000); /* ~5 MB as a tree: past the 2 MiB kept */
+    json_t *b = parse_page(text);
+    const void *first = resource_at(b, 0);
+    const void *last = resource_at(b, 3999);
+    assert_true(used() > PW_JARENA_KEEP / PW_JARENA_SEGMENT);
+
+    pw_jarena_trim(); /* the page is alive: nothing is empty */
+    assert_true(resident(last));
+    json_decref(b);
+    assert_int_equal(used(), 0);
+    assert_true(resident(last)); /* emptied segments stay warm for the next page */
+
+    assert_int_equal(pw_jarena_begin(), 0);
+    pw_jarena_trim(); /* a parse in progress: no-op */
+    pw_jarena_end();
+    assert_true(resident(last));
+
+    pw_jarena_trim();
+    assert_false(resident(last));
+    assert_true(resident(first)); /* the kept prefix */
+
+    /* Trimmed segments are used again (zero-filled by the kernel). */
+    b = parse_page(text);
+    assert_string_equal(json_string_value(json_object_get(resource_at(b, 3999), "id")), "obs-3999");
+    json_decref(b);
+    assert_int_equal(used(), 0);
+    free(text);
+}
+
 #ifdef ASAN
 /* Run @p fn in a child; true when ASan stopped it (it must not reach _exit(0)). */
 static bool dies(void (*fn)(void))
@@ -374,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_held_reference_keeps_data),
         cmocka_unit_test(test_full_region_falls_back),
         cmocka_unit_test(test_large_value_is_malloced),
+        cmocka_unit_test(test_trim_returns_memory_past_keep),
 #ifdef ASAN
         cmocka_unit_test(test_asan_sees_arena_misuse),
 #endif
