@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -198,6 +199,27 @@ static void arena_free(void *ptr)
     }
 }
 
+#ifdef PW_JARENA_ASAN
+/*
+ * LeakSanitizer does not see arena values: a page tree never freed would go unreported. Under
+ * ASan an exit with values still in the arena fails the way LSan fails a leak (exit code 23).
+ */
+static void leak_check_at_exit(void)
+{
+    struct pw_jarena_stats st;
+
+    pw_jarena_stats(&st);
+    if (st.segments_used && !atomic_load(&A.busy)) {
+        fprintf(stderr,
+                "jarena: %zu segment(s) still hold JSON values at exit (a leaked page "
+                "tree?)\n",
+                st.segments_used);
+        fflush(NULL);
+        _exit(23);
+    }
+}
+#endif
+
 int pw_jarena_install_size(size_t bytes)
 {
     if (A.bytes) {
@@ -223,6 +245,9 @@ int pw_jarena_install_size(size_t bytes)
     }
     A.bytes = nseg * SEG;
     json_set_alloc_funcs(arena_malloc, arena_free);
+#ifdef PW_JARENA_ASAN
+    atexit(leak_check_at_exit);
+#endif
     return 0;
 }
 
