@@ -403,6 +403,27 @@ static void test_asan_sees_arena_misuse(void **state)
     assert_true(dies(read_freed_value_on_live_page));
     assert_true(dies(double_free));
 }
+
+/* LSan cannot see arena values: the arena's own exit check reports a tree left behind. */
+static void test_asan_exit_with_live_tree_fails(void **state)
+{
+    int status = 0;
+    (void)state;
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        FILE *devnull = freopen("/dev/null", "w", stderr);
+        (void)devnull;
+        static json_t *leaked;
+        leaked = parse_page("{\"id\":\"abc\"}");
+        (void)leaked; /* still reachable at exit: LSan alone would say nothing */
+        exit(0);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 23);
+}
 #endif
 
 int main(void)
@@ -420,6 +441,7 @@ int main(void)
         cmocka_unit_test(test_trim_returns_memory_past_keep),
 #ifdef ASAN
         cmocka_unit_test(test_asan_sees_arena_misuse),
+        cmocka_unit_test(test_asan_exit_with_live_tree_fails),
 #endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
