@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "clinical/csv.h"
 #include "clinical/terminology_impl.h"
 #include "painwatch/err.h"
@@ -408,6 +410,25 @@ void pw_terminology_free(struct pw_terminology *t)
     free(t->vs);
     free(t->factors);
     free(t);
+}
+
+/* Entries are zero-filled by push() before their fields are set, so padding hashes the same. */
+int pw_terminology_digest(const struct pw_terminology *t, unsigned char out[32])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned int len = 0;
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(ctx, &t->n_drugs, sizeof(t->n_drugs)) &&
+             EVP_DigestUpdate(ctx, t->drugs, t->n_drugs * sizeof(*t->drugs)) &&
+             EVP_DigestUpdate(ctx, &t->n_ings, sizeof(t->n_ings)) &&
+             EVP_DigestUpdate(ctx, t->ings, t->n_ings * sizeof(*t->ings)) &&
+             EVP_DigestUpdate(ctx, &t->n_vs, sizeof(t->n_vs)) &&
+             EVP_DigestUpdate(ctx, t->vs, t->n_vs * sizeof(*t->vs)) &&
+             EVP_DigestUpdate(ctx, &t->n_factors, sizeof(t->n_factors)) &&
+             EVP_DigestUpdate(ctx, t->factors, t->n_factors * sizeof(*t->factors)) &&
+             EVP_DigestFinal_ex(ctx, out, &len);
+    EVP_MD_CTX_free(ctx);
+    return ok && len == 32 ? 0 : PW_ENOMEM;
 }
 
 static bool has_tables(const char *dir)
