@@ -105,7 +105,7 @@ static int64_t now_ms(const struct pw_pipeline *p)
  */
 static int norm_check(struct pw_pipeline *p)
 {
-    char stored[PW_NORM_DIGEST_MAX];
+    char stored[PW_NORM_DIGEST_MAX] = "";
     int rc = pw_store_meta_get(p->conf.store, PIPELINE_META_NORM, stored, sizeof(stored));
 
     if (rc == 0 && strcmp(stored, p->norm) == 0) {
@@ -113,6 +113,9 @@ static int norm_check(struct pw_pipeline *p)
     }
     if (rc < 0 && rc != PW_ENOENT && rc != PW_E2BIG) {
         return rc;
+    }
+    if (rc < 0) {
+        stored[0] = '\0'; /* none yet (a new store, or one older than schema 4) */
     }
     rc = pw_store_begin(p->conf.store);
     if (rc < 0) {
@@ -127,9 +130,9 @@ static int norm_check(struct pw_pipeline *p)
     } else {
         pw_store_rollback(p->conf.store);
     }
-    if (rc == 0) {
+    if (rc == 0 && stored[0]) {
         pw_log_notice(STORE, "normalization %.12s (was %.12s): every stream re-syncs its look-back",
-                      p->norm, stored[0] ? stored : "none");
+                      p->norm, stored);
     }
     return rc;
 }
