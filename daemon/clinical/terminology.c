@@ -185,6 +185,10 @@ static int load_drugs(struct pw_terminology *t, const char *dir, char *err, size
     rc = 0;
     if (t->n_drugs > 1) {
         qsort(t->drugs, t->n_drugs, sizeof(*t->drugs), cmp_drug);
+        for (size_t i = 0; i < t->n_drugs; i++) {
+            struct pw_term_drug *d = &t->drugs[i];
+            d->form_classes = pw_terminology_form_classes(d->ingredient, d->dose_form, d->name);
+        }
     }
 out:
     pw_csv_close(&csv);
