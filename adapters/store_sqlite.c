@@ -51,7 +51,10 @@ static const char *const migrations[] = {
     /* 3 -> 4: resources kept as normalized events (and under which normalization), settings. */
     "ALTER TABLE resource RENAME COLUMN json TO events;"
     "ALTER TABLE resource ADD COLUMN norm TEXT NOT NULL DEFAULT '';"
-    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    /* A patient's rows come out in (type, id) order straight from the index, no sort. */
+    "DROP INDEX resource_patient;"
+    "CREATE INDEX resource_patient ON resource(patient, type, id);",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == PW_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -71,7 +74,6 @@ enum stmt {
     S_CURSOR_RESET,
     S_META_GET,
     S_META_SET,
-    S_RES_GET,
     S_RES_PUT,
     S_RES_OF_PATIENT,
     S_PATIENT_SET,
@@ -106,10 +108,19 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [S_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
                    " ON CONFLICT(key) DO UPDATE SET value = ?2",
-    [S_RES_GET] = "SELECT version, last_updated, patient, norm FROM resource"
-                  " WHERE type = ?1 AND id = ?2",
-    [S_RES_PUT] = "INSERT OR REPLACE INTO resource(type, id, version, last_updated, patient,"
-                  " events, norm) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    /*
+     * One statement per resource: insert, or update in place unless the stored copy stands
+     * (the same version, patient and normalization again; or a late copy older than it).
+     * sqlite3_changes() then says whether anything changed.
+     */
+    [S_RES_PUT] = "INSERT INTO resource(type, id, version, last_updated, patient, events, norm)"
+                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(type, id) DO UPDATE SET"
+                  " version = excluded.version, last_updated = excluded.last_updated,"
+                  " patient = excluded.patient, events = excluded.events, norm = excluded.norm"
+                  " WHERE NOT (version = excluded.version AND patient = excluded.patient"
+                  " AND norm = excluded.norm) AND NOT (last_updated IS NOT NULL"
+                  " AND excluded.last_updated IS NOT NULL"
+                  " AND excluded.last_updated < last_updated)",
     [S_RES_OF_PATIENT] = "SELECT type, id, version, last_updated, patient, events, norm"
                          " FROM resource WHERE patient = ?1 ORDER BY type, id",
     [S_PATIENT_SET] = "INSERT INTO patient(patient, next_eval) VALUES(?1, ?2)"
@@ -501,24 +512,11 @@ static int sq_meta_set(struct pw_store *st, const char *key, const char *value)
     return set_value(st, S_META_SET, key, value);
 }
 
-/* Whether a stored copy (version, lastUpdated, patient, norm) should give way to @p res. */
-static bool replaces(const struct pw_store_resource *res, const char *version, int64_t lu,
-                     const char *patient, const char *norm)
-{
-    if (strcmp(version, res->version ? res->version : "") == 0 &&
-        strcmp(patient, res->patient) == 0 && strcmp(norm, res->norm ? res->norm : "") == 0) {
-        return false; /* the same version again (overlap window, a repeated page) */
-    }
-    /* A late, older copy never overwrites a newer one. */
-    return !(lu != PW_TIME_NONE && res->last_updated != PW_TIME_NONE && res->last_updated < lu);
-}
-
 static int sq_put_resource(struct pw_store *st, const struct pw_store_resource *res, bool *changed)
 {
     struct sq *sq = sq_of(st);
     int err = 0;
-    sqlite3_stmt *q = stmt(sq, S_RES_GET, &err);
-    int rc;
+    sqlite3_stmt *q = stmt(sq, S_RES_PUT, &err);
 
     *changed = false;
     if (!q) {
@@ -527,44 +525,18 @@ static int sq_put_resource(struct pw_store *st, const struct pw_store_resource *
     if (!res->type || !res->id || !res->patient || !res->events) {
         return PW_EINVAL;
     }
-    bind_text(q, 1, res->type);
-    bind_text(q, 2, res->id);
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        char version[PW_ID_MAX];
-        char patient[PW_REF_MAX];
-        char norm[PW_NORM_DIGEST_MAX];
-        int64_t lu = col_time(q, 1);
-
-        col_copy(q, 0, version, sizeof(version));
-        col_copy(q, 2, patient, sizeof(patient));
-        col_copy(q, 3, norm, sizeof(norm));
-        sqlite3_reset(q);
-        if (!replaces(res, version, lu, patient, norm)) {
-            return 0;
-        }
-    } else {
-        sqlite3_reset(q);
-        if (rc != SQLITE_DONE) {
-            return fail(sq, rc, "resource get");
-        }
-    }
-    q = stmt(sq, S_RES_PUT, &err);
-    if (!q) {
-        return err;
-    }
     if (res->events_len > INT_MAX) {
         return PW_E2BIG;
     }
     bind_text(q, 1, res->type);
     bind_text(q, 2, res->id);
-    bind_text(q, 3, res->version);
+    bind_text(q, 3, res->version ? res->version : "");
     bind_time(q, 4, res->last_updated);
     bind_text(q, 5, res->patient);
     sqlite3_bind_blob(q, 6, res->events, (int)res->events_len, SQLITE_STATIC);
     bind_text(q, 7, res->norm ? res->norm : "");
     err = run(sq, q, "resource put");
-    *changed = err == 0;
+    *changed = err == 0 && sqlite3_changes(sq->db) > 0;
     return err;
 }
 
