@@ -86,7 +86,7 @@ static _Thread_local bool t_owner;
 /* Hand an emptied segment back: poisoned under ASan, then marked free (release: whoever claims
  * it next sees it after the poisoning). Its pages stay resident for the next page until
  * pw_jarena_trim(): giving them back here made every page fault its memory in again (measured:
- * 190 page faults per 1000-entry page, 40 % more CPU than malloc). */
+ * ~950 page faults per 1000-entry page, 1.5x the CPU of plain malloc instead of 0.6x). */
 static void seg_release(size_t s)
 {
     POISON(A.base + s * SEG, SEG);
