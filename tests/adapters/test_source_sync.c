@@ -428,15 +428,6 @@ static void test_401_fixed_by_token_renewal(void **state)
     free(dir);
 }
 
-/* An order still in force, written long before the lookback and last changed at 10:20. */
-static json_t *old_order(const char *id)
-{
-    return json_pack("{s:{s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s}, s:{s:s}}", "resource",
-                     "resourceType", "MedicationRequest", "id", id, "meta", "versionId", "1",
-                     "lastUpdated", "2024-05-01T10:20:00Z", "status", "active", "intent", "order",
-                     "authoredOn", "2024-01-10T08:00:00Z", "search", "mode", "match");
-}
-
 /* A cohort sync: every (patient, type) asked exactly once, with the right patient; the first
  * sync of MedicationRequest adds one query (orders in force), later cycles do not. */
 static void test_cohort_sync_asks_nothing_twice(void **state)
@@ -457,7 +448,9 @@ static void test_cohort_sync_asks_nothing_twice(void **state)
     sh_add(&h, &conf, cohort, NULL);
     char *empty = sh_bundle(json_array(), NULL);
     char *one = sh_bundle(json_pack("[o]", sh_obs("x1", "1", "2024-05-01T10:00:00Z")), NULL);
-    char *order = sh_bundle(json_pack("[o]", old_order("m1")), NULL);
+    /* An order still in force, written long before the lookback. */
+    char *order = sh_bundle(
+        json_pack("[o]", sh_med("m1", "1", "2024-05-01T10:20:00Z", "active", "2024-01-10")), NULL);
     sh_rule(&h, "/fhir/Observation", "patient=p2&", 0, 200, NULL, one);
     sh_rule(&h, "/fhir/MedicationRequest", "&status=active,on-hold&", 0, 200, NULL, order);
     sh_rule(&h, "/fhir/*", NULL, 0, 200, NULL, empty);
