@@ -77,7 +77,7 @@ struct pw_source_conf {
     uint64_t backoff_cap_ms;   /* the largest backoff */
     unsigned unhealthy_after;  /* failed cycles in a row before the server is marked unhealthy */
     unsigned parallel;         /* streams of this server running at once */
-    unsigned pages_max;        /* pages per run, <= PW_PAGES_PER_RUN_MAX */
+    unsigned pages_max;        /* pages per query of a run, <= PW_PAGES_PER_RUN_MAX */
     uint64_t group_refresh_ms; /* how often a Group cohort is re-read */
 };
 
