@@ -36,9 +36,11 @@
  *                           data-quality event says so.
  *   PW_EVIDENCE_MAX         evidence references attached to one finding.
  */
-#define PW_ID_MAX                    65
-#define PW_REF_MAX                   160
-#define PW_CODE_MAX                  128
+#define PW_ID_MAX   65
+#define PW_REF_MAX  160
+#define PW_CODE_MAX 128
+/* A normalization digest as stored with each resource: SHA-256 in hex + NUL. */
+#define PW_NORM_DIGEST_MAX           65
 #define PW_TEXT_MAX                  512
 #define PW_RESOURCES_PER_PATIENT_MAX 4096
 #define PW_EVIDENCE_MAX              8
