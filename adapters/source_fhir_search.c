@@ -28,6 +28,9 @@ static const char default_obs_codes[] = "http://loinc.org|72514-3,http://loinc.o
 static const char med_statuses[] =
     "active,on-hold,cancelled,completed,entered-in-error,stopped,draft,unknown";
 
+/* The orders still in force: what the first sync fetches whatever their date. */
+static const char med_statuses_active[] = "active,on-hold";
+
 static int set_str(char **dst, const char *src)
 {
     char *copy = NULL;
@@ -809,6 +812,23 @@ int pw_sync_state_dump(struct pw_sync_state *st, uint64_t overlap_ms, char **out
     }
 }
 
+size_t pw_sync_state_prune(struct pw_sync_state *st, int64_t floor_ms, const json_t *keep)
+{
+    size_t dropped = 0;
+    const char *k;
+    json_t *v;
+    void *tmp;
+
+    json_object_foreach_safe(st->seen, tmp, k, v)
+    {
+        if (json_integer_value(v) < floor_ms && !json_object_get(keep, k)) {
+            json_object_del(st->seen, k);
+            dropped++;
+        }
+    }
+    return dropped;
+}
+
 /*
  * One page.
  */
@@ -834,6 +854,13 @@ static bool seen_key(const json_t *res, char *buf, size_t len, int64_t *lu_ms, b
     int n = vid ? snprintf(buf, len, "%s/%s/%s", type, id, vid)
                 : snprintf(buf, len, "%s/%s/@%s", type, id, lu);
     return n > 0 && (size_t)n < len;
+}
+
+bool pw_sync_seen_key(const json_t *res, char *buf, size_t len)
+{
+    int64_t lu_ms;
+    bool has_lu;
+    return seen_key(res, buf, len, &lu_ms, &has_lu);
 }
 
 static const char *next_link(const json_t *bundle)
@@ -968,6 +995,9 @@ static int window_params(CURLU *u, const struct pw_source_conf *conf, const char
     char at[48];
     char val[64];
 
+    if (win->active_orders) {
+        return 0; /* an order in force matters whenever it was written */
+    }
     if (win->cursor_ms != PW_SYNC_NO_CURSOR && d->last_updated) {
         instant_seconds(win->cursor_ms - (int64_t)conf->overlap_ms, at, sizeof(at));
         snprintf(val, sizeof(val), "gt%s", at);
@@ -1008,7 +1038,9 @@ static int url_params(CURLU *u, const struct pw_source_conf *conf, const struct 
         err = query_add(u, "code", t->codes);
     }
     if (!err && strcmp(t->type, "MedicationRequest") == 0) {
-        if (d->status_list) {
+        if (win->active_orders) {
+            err = query_add(u, "status", med_statuses_active);
+        } else if (d->status_list) {
             err = query_add(u, "status", med_statuses);
         }
         if (!err && d->include) {
@@ -1040,6 +1072,9 @@ int pw_search_url(const struct pw_source_conf *conf, size_t type, const char *pa
         return PW_EINVAL;
     }
     const struct pw_search_type *t = &conf->types[type];
+    if (win->active_orders && strcmp(t->type, "MedicationRequest") != 0) {
+        return PW_EINVAL;
+    }
     int n = snprintf(buf, sizeof(buf), "%s/%s", conf->base, t->type);
     if (n < 0 || (size_t)n >= sizeof(buf)) {
         return PW_E2BIG;

@@ -37,21 +37,34 @@ struct stream {
     char key[PW_SYNC_KEY_MAX];
 };
 
-/* One run of one stream. Owned by the scheduler from run_start() to run_end(). */
+/*
+ * One run of one stream. Owned by the scheduler from run_start() to run_end().
+ *
+ * A run is one search query, paged; the first sync of a MedicationRequest stream is two: the
+ * clinical lookback, then the orders still in force whatever their date (second_url). The
+ * cursor comes only with the last page of the last query, so a failure of either leaves none.
+ */
 struct run {
     struct server *srv;
     const struct stream *stream;
     struct pw_sync_state st;
-    int64_t max_ms;    /* largest meta.lastUpdated received in this run */
-    char *first_url;   /* the run's first request: restarts go back to it */
-    char *url;         /* the request in flight or to retry */
-    char *next;        /* the next link of the page being committed */
-    unsigned pages;    /* pages fetched in this run */
-    unsigned restarts; /* restarts after expired paging links */
-    bool page_pending; /* waiting for the consumer's done */
-    bool final;        /* the pending page carried the cursor */
-    bool transport;    /* the exchange itself failed (reset, timeout), whatever the status */
-    int after_page;    /* error to end with once the pending page is durable */
+    int64_t max_ms;        /* largest meta.lastUpdated received in this run */
+    int64_t query_max;     /* largest meta.lastUpdated of the stream's type in this query */
+    int64_t cap_ms;        /* lowest query_max of a query cut by the page cap, INT64_MAX: none */
+    char *first_url;       /* the current query's first request: restarts go back to it */
+    char *second_url;      /* the query still to run after this one, or NULL */
+    json_t *keep;          /* seen keys the second query may meet again: never pruned before it */
+    char *url;             /* the request in flight or to retry */
+    char *next;            /* the next link of the page being committed */
+    size_t prune_at;       /* seen-set size that triggers the next in-run prune */
+    unsigned pages;        /* pages fetched in this query (the page cap is per query) */
+    unsigned pages_before; /* pages of the queries before this one */
+    unsigned restarts;     /* restarts after expired paging links */
+    bool page_pending;     /* waiting for the consumer's done */
+    bool final;            /* the pending page carried the cursor */
+    bool query_end;        /* the pending page ended the query: next comes second_url */
+    bool transport;        /* the exchange itself failed (reset, timeout), whatever the status */
+    int after_page;        /* error to end with once the pending page is durable */
     long status;
     uint64_t retry_after_ms;
 };
@@ -76,6 +89,7 @@ struct server {
     int cycle_err;
     long cycle_status;
     uint64_t cycle_retry_after_ms;
+    bool no_status_search; /* /metadata: MedicationRequest cannot be searched by status */
     struct pw_sync_health health;
 };
 
@@ -107,6 +121,7 @@ struct pw_sync {
 };
 
 static void run_fetch(struct run *r, const char *url);
+static void run_advance(struct run *r);
 static void run_end(struct run *r, int err);
 static void pump(struct server *srv);
 static void cycle_end(struct server *srv);
@@ -220,6 +235,8 @@ static bool server_level(const struct run *r, int err)
 static void run_free(struct run *r)
 {
     pw_sync_state_cleanup(&r->st);
+    json_decref(r->keep);
+    free(r->second_url);
     free(r->first_url);
     free(r->url);
     free(r->next);
@@ -237,8 +254,8 @@ static void run_end(struct run *r, int err)
         srv->health.last_status = r->status;
         srv->failed++;
         if (err != PW_ECANCELED) {
-            pw_log_warn(SYNC, "%s: run failed after %u page(s): %s (HTTP %ld)", src->key, r->pages,
-                        pw_strerror(err), r->status);
+            pw_log_warn(SYNC, "%s: run failed after %u page(s): %s (HTTP %ld)", src->key,
+                        r->pages_before + r->pages, pw_strerror(err), r->status);
         }
         if (server_level(r, err) && !srv->cycle_err) {
             srv->cycle_err = err;
@@ -272,12 +289,129 @@ static void on_page_done(void *arg, int err)
     } else if (sync->stopping) {
         run_end(r, PW_ECANCELED);
     } else {
-        char *next = r->next;
-        r->next = NULL;
-        run_fetch(r, next);
-        free(next);
+        run_advance(r);
     }
     leave(sync);
+}
+
+/* Request what follows the page just handled: its next link, or the run's second query. */
+static void run_advance(struct run *r)
+{
+    if (r->query_end) {
+        r->query_end = false;
+        json_decref(r->keep);
+        r->keep = NULL;
+        free(r->next);
+        r->next = NULL;
+        free(r->first_url);
+        r->first_url = r->second_url; /* restarts after an expired link come back here */
+        r->second_url = NULL;
+        r->pages_before += r->pages;
+        r->pages = 0;
+        r->restarts = 0;
+        r->query_max = PW_SYNC_NO_CURSOR;
+        run_fetch(r, r->first_url);
+        return;
+    }
+    char *next = r->next;
+    r->next = NULL;
+    run_fetch(r, next);
+    free(next);
+}
+
+static bool is_type(const json_t *res, const char *type)
+{
+    const char *t = json_string_value(json_object_get(res, "resourceType"));
+    return t && strcmp(t, type) == 0;
+}
+
+/* Raise query_max over the page's new resources of the stream's own type: in a search sorted by
+ * _lastUpdated that is how far the query has got (included resources, e.g. a Medication, do not
+ * follow the sort). */
+static void query_progress(struct run *r, const json_t *resources)
+{
+    size_t i;
+    json_t *res;
+    json_array_foreach(resources, i, res)
+    {
+        const char *lu =
+            json_string_value(json_object_get(json_object_get(res, "meta"), "lastUpdated"));
+        int64_t ms;
+        if (is_type(res, r->stream->src.type) && lu && pw_fhir_instant_parse(lu, &ms) == 0 &&
+            ms > r->query_max) {
+            r->query_max = ms;
+        }
+    }
+}
+
+/* Before the active-order query: remember what it can return again (orders in force and
+ * included resources), so pruning does not make it deliver them twice. */
+static int keep_for_second(struct run *r, const json_t *resources)
+{
+    size_t i;
+    json_t *res;
+    if (!r->keep) {
+        return 0;
+    }
+    json_array_foreach(resources, i, res)
+    {
+        const char *status = json_string_value(json_object_get(res, "status"));
+        char key[PW_REF_MAX + 64];
+        if (is_type(res, r->stream->src.type) &&
+            !(status && (strcmp(status, "active") == 0 || strcmp(status, "on-hold") == 0))) {
+            continue;
+        }
+        if (pw_sync_seen_key(res, key, sizeof(key)) &&
+            json_object_set_new(r->keep, key, json_true()) != 0) {
+            return PW_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Keep the seen-set of a long run bounded. In a search sorted by _lastUpdated, an entry older
+ * than the query's progress minus the overlap cannot come back in this query (a new version
+ * has a new key), so it is dropped. Pruning runs when the set has doubled since the last
+ * prune (amortised O(1) per resource); unsorted searches keep every entry.
+ */
+static void seen_prune(struct run *r)
+{
+    const struct pw_source_conf *conf = &r->srv->conf;
+    size_t n = json_object_size(r->st.seen);
+
+    if (n > r->srv->health.seen_peak) {
+        r->srv->health.seen_peak = n;
+    }
+    if (!conf->dialect.sort || !conf->dialect.last_updated || n < r->prune_at ||
+        r->query_max == PW_SYNC_NO_CURSOR) {
+        return;
+    }
+    pw_sync_state_prune(&r->st, r->query_max - (int64_t)conf->overlap_ms, r->keep);
+    n = json_object_size(r->st.seen);
+    r->prune_at = n > PW_SYNC_SEEN_PRUNE_MIN / 2 ? 2 * n : PW_SYNC_SEEN_PRUNE_MIN;
+}
+
+/* A page has been filtered: track the query's progress, see whether it ended the query (a
+ * capped query counts up to its progress only), prune. @return 0 or PW_ENOMEM. */
+static int run_account(struct run *r, const json_t *resources, bool *final)
+{
+    query_progress(r, resources);
+    int err = keep_for_second(r, resources);
+    if (*final && r->next) {
+        /* The page cap on a sorted search: this query is in up to query_max only. */
+        if (r->query_max < r->cap_ms) {
+            r->cap_ms = r->query_max;
+        }
+        free(r->next);
+        r->next = NULL;
+    }
+    if (*final && r->second_url) {
+        r->query_end = true;
+        *final = false;
+    }
+    seen_prune(r);
+    return err;
 }
 
 /* Hand a page to the consumer (or skip an empty intermediate page). */
@@ -287,24 +421,29 @@ static void run_deliver(struct run *r, json_t *resources, bool final)
     struct pw_sync *sync = srv->sync;
     char *cursor = NULL;
 
-    if (final) {
-        if (r->max_ms > r->st.cursor_ms) {
-            r->st.cursor_ms = r->max_ms;
+    int err = run_account(r, resources, &final);
+    if (!err && final) {
+        /* The newest resource of the run, unless a capped query got less far. */
+        int64_t upto = r->max_ms < r->cap_ms ? r->max_ms : r->cap_ms;
+        if (upto > r->st.cursor_ms) {
+            r->st.cursor_ms = upto;
         }
-        int err = pw_sync_state_dump(&r->st, srv->conf.overlap_ms, &cursor);
-        if (err) {
-            json_decref(resources);
-            run_end(r, err);
-            return;
-        }
+        err = pw_sync_state_dump(&r->st, srv->conf.overlap_ms, &cursor);
+    }
+    if (err) {
+        json_decref(resources);
+        run_end(r, err);
+        return;
     }
     if (!final && json_array_size(resources) == 0 && !r->after_page) {
-        /* A page of duplicates is not the end of the run: go on to the next link. */
+        /* A page of duplicates is not the end of the run: go on to the next link (a stop
+         * ends the run here, as after a delivered page). */
         json_decref(resources);
-        char *next = r->next;
-        r->next = NULL;
-        run_fetch(r, next);
-        free(next);
+        if (sync->stopping) {
+            run_end(r, PW_ECANCELED);
+        } else {
+            run_advance(r);
+        }
         return;
     }
     r->final = final;
@@ -458,6 +597,30 @@ static void run_fetch(struct run *r, const char *url)
     srv->sync->inflight++;
 }
 
+/*
+ * The run's queries. The first sync of a MedicationRequest stream adds the orders still in force
+ * whatever their date: an opioid ordered before the lookback and still running drives the
+ * bowel-regimen and rescue-dose rules, and the lookback (authoredon) cannot see it.
+ */
+static int run_urls(struct run *r)
+{
+    struct server *srv = r->srv;
+    const struct stream *stream = r->stream;
+    struct pw_search_window w = {.cursor_ms = r->st.cursor_ms, .now_ms = srv->sync->now_ms()};
+
+    int err = pw_search_url(&srv->conf, stream->type, stream->patient, &w, &r->first_url);
+    if (err || r->st.cursor_ms != PW_SYNC_NO_CURSOR ||
+        strcmp(stream->src.type, "MedicationRequest") != 0 || srv->no_status_search) {
+        return err;
+    }
+    w.active_orders = true;
+    err = pw_search_url(&srv->conf, stream->type, stream->patient, &w, &r->second_url);
+    if (!err && !(r->keep = json_object())) {
+        err = PW_ENOMEM;
+    }
+    return err;
+}
+
 /* Start one stream; failures before the first request are reported as a stream failure. */
 static void run_start(struct server *srv, const struct stream *stream)
 {
@@ -484,10 +647,12 @@ static void run_start(struct server *srv, const struct stream *stream)
         pw_sync_state_load(&r->st, NULL);
     }
     free(text);
+    r->max_ms = r->st.cursor_ms;
+    r->query_max = PW_SYNC_NO_CURSOR;
+    r->cap_ms = INT64_MAX;
+    r->prune_at = PW_SYNC_SEEN_PRUNE_MIN;
     if (!err) {
-        struct pw_search_window w = {.cursor_ms = r->st.cursor_ms, .now_ms = sync->now_ms()};
-        r->max_ms = r->st.cursor_ms;
-        err = pw_search_url(&srv->conf, stream->type, stream->patient, &w, &r->first_url);
+        err = run_urls(r);
     }
     if (err) {
         run_end(r, err);
@@ -778,6 +943,26 @@ int pw_sync_run_once(struct pw_sync *sync, pw_sync_cycle_fn *done, void *arg)
     return 0;
 }
 
+/* Whether the first sync may ask for MedicationRequest by status (a server that lists its
+ * search parameters and leaves status out would ignore or refuse the filter). */
+static void capability_status(struct server *srv, const struct pw_capability *cap)
+{
+    const json_t *t = json_object_get(cap->types, "MedicationRequest");
+    bool searched = false;
+
+    for (size_t i = 0; i < srv->conf.ntypes; i++) {
+        searched = searched || strcmp(srv->conf.types[i].type, "MedicationRequest") == 0;
+    }
+    srv->no_status_search = searched && json_array_size(json_object_get(t, "params")) > 0 &&
+                            !pw_capability_has_param(cap, "MedicationRequest", "status");
+    if (srv->no_status_search) {
+        pw_log_notice(SYNC,
+                      "%s: MedicationRequest 'status' search not advertised: the first sync "
+                      "will not fetch orders in force written before the lookback",
+                      srv->conf.name);
+    }
+}
+
 static void on_capability(void *arg, int err, const struct pw_capability *cap)
 {
     struct server *srv = arg;
@@ -790,6 +975,7 @@ static void on_capability(void *arg, int err, const struct pw_capability *cap)
     if (!err) {
         srv->health.capability_known = true;
         srv->health.conditional_create = cap->flag_conditional_create;
+        capability_status(srv, cap);
         err = pw_capability_check(cap, &srv->conf, &errors, &warnings);
         if (err) {
             sync->check_failed++;

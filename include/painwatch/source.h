@@ -27,6 +27,10 @@
  *   PW_SYNC_RETRY_AFTER_MAX_MS  the longest Retry-After honoured (a broken header cannot park
  *                           a server for days).
  *   PW_SYNC_URL_MAX         one search URL, next links included.
+ *   PW_SYNC_SEEN_PRUNE_MIN  seen-set size at which a run sorted by _lastUpdated starts dropping
+ *                           entries it has paged past (then again each time the set doubles
+ *                           since the last prune): a long run holds about this many entries
+ *                           plus one overlap window, not one per resource received.
  */
 #define PW_SYNC_TYPES_MAX          8
 #define PW_SYNC_KEY_MAX            (64 + 32 + 9 + PW_ID_MAX + 4)
@@ -35,6 +39,7 @@
 #define PW_SYNC_RESTARTS_MAX       2
 #define PW_SYNC_RETRY_AFTER_MAX_MS (6u * 3600u * 1000u)
 #define PW_SYNC_URL_MAX            8192
+#define PW_SYNC_SEEN_PRUNE_MIN     4096
 
 /** How a server spells its searches. Defaults suit a plain R4 server (HAPI). */
 struct pw_fhir_dialect {
@@ -72,7 +77,7 @@ struct pw_source_conf {
     uint64_t backoff_cap_ms;   /* the largest backoff */
     unsigned unhealthy_after;  /* failed cycles in a row before the server is marked unhealthy */
     unsigned parallel;         /* streams of this server running at once */
-    unsigned pages_max;        /* pages per run, <= PW_PAGES_PER_RUN_MAX */
+    unsigned pages_max;        /* pages per query of a run, <= PW_PAGES_PER_RUN_MAX */
     uint64_t group_refresh_ms; /* how often a Group cohort is re-read */
 };
 
@@ -152,6 +157,19 @@ int pw_sync_state_load(struct pw_sync_state *st, const char *text);
  */
 int pw_sync_state_dump(struct pw_sync_state *st, uint64_t overlap_ms, char **out);
 
+/**
+ * Drop seen entries whose lastUpdated is below @p floor_ms, except the keys present in @p keep
+ * (an object, or NULL). A run sorted by _lastUpdated calls this with its progress minus the
+ * overlap: it cannot meet those entries again. @return the number of entries dropped.
+ */
+size_t pw_sync_state_prune(struct pw_sync_state *st, int64_t floor_ms, const json_t *keep);
+
+/**
+ * The seen-set key of @p res ("type/id/versionId", or "type/id/@lastUpdated" without a
+ * versionId) into @p buf. @return false when @p res cannot be identified or @p len is too short.
+ */
+bool pw_sync_seen_key(const json_t *res, char *buf, size_t len);
+
 /** Counters of one page. */
 struct pw_page_stats {
     size_t entries;    /* Bundle.entry elements */
@@ -171,14 +189,17 @@ int pw_sync_page_filter(struct pw_sync_state *st, const json_t *bundle, json_t *
 
 /** What the first request of a run is bounded by. */
 struct pw_search_window {
-    int64_t cursor_ms; /* PW_SYNC_NO_CURSOR on the first sync */
-    int64_t now_ms;    /* the current time, for the lookback */
+    int64_t cursor_ms;  /* PW_SYNC_NO_CURSOR on the first sync */
+    int64_t now_ms;     /* the current time, for the lookback */
+    bool active_orders; /* MedicationRequest only: the first sync's second query, the orders
+                           still in force (status=active,on-hold) whatever their date */
 };
 
 /**
  * The first URL of a run for @p type (an index into conf->types), @p patient (NULL =
  * server-wide). Incremental: `_lastUpdated=gt<cursor - overlap>`; first sync: `date=ge` /
  * `authoredon=ge` <now - lookback> where the dialect allows, else `_lastUpdated=ge`.
+ * With win->active_orders (MedicationRequest): `status=active,on-hold` and no date bound.
  * Caller owns *out; free with free(). @return 0, PW_EINVAL or PW_ENOMEM.
  */
 int pw_search_url(const struct pw_source_conf *conf, size_t type, const char *patient,

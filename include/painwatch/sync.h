@@ -54,7 +54,16 @@ typedef void pw_sync_page_done_fn(void *done_arg, int err);
  *   versionId). Entries with search.mode "include" are delivered too; OperationOutcome entries
  *   are logged, never delivered. Duplicates are removed within a run and across runs (the engine
  *   keeps a bounded seen-set inside the cursor text), but NOT across a crash between two pages
- *   of the same run: the consumer must be idempotent on (type, id, versionId).
+ *   of the same run: the consumer must be idempotent on (type, id, versionId). A run sorted by
+ *   _lastUpdated forgets, as it pages, what lies more than the overlap behind its progress
+ *   (its memory stays bounded); a restart after an expired paging link may then deliver those
+ *   again.
+ * - The first run of a stream (no cursor yet) fetches the clinical lookback. For
+ *   MedicationRequest it is two queries: the lookback (`authoredon`), then the orders still in
+ *   force whatever their date (`status=active,on-hold`), skipped when /metadata
+ *   (pw_sync_check_servers()) shows no `status` search. Their pages reach the consumer in that
+ *   order, as one run: the cursor (the newest meta.lastUpdated of both) comes with the last page
+ *   of the second query, and a failure of either leaves no cursor.
  * - @p cursor is NULL on every page but the final page of a run that completed (every page
  *   fetched and accepted, or the page cap reached on a server that sorts by _lastUpdated).
  *   On the final page it is the new cursor text for src->key, to be committed in the same
@@ -98,6 +107,7 @@ struct pw_sync_health {
     uint64_t pages;                /* pages delivered to the consumer */
     uint64_t resources;            /* resources delivered to the consumer */
     uint64_t duplicates;           /* resources dropped as already delivered */
+    uint64_t seen_peak;            /* largest seen-set (entries) one run of this server held */
     uint64_t stream_failures;      /* stream runs that failed (any cause) */
     int last_error;                /* PW_E* of the last failure, 0 if none */
     long last_status;              /* HTTP status of the last failure, 0 if none */

@@ -194,6 +194,16 @@ static inline json_t *sh_obs(const char *id, const char *vid, const char *lu)
                      "final", "search", "mode", "match");
 }
 
+/* A MedicationRequest entry: @p status ("active", "completed"...), written at @p authored. */
+static inline json_t *sh_med(const char *id, const char *vid, const char *lu, const char *status,
+                             const char *authored)
+{
+    return json_pack("{s:{s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s}, s:{s:s}}", "resource",
+                     "resourceType", "MedicationRequest", "id", id, "meta", "versionId", vid,
+                     "lastUpdated", lu, "status", status, "intent", "order", "authoredOn", authored,
+                     "search", "mode", "match");
+}
+
 /* A searchset Bundle with @p entries (stolen) and an optional next link. Caller frees. */
 static inline char *sh_bundle(json_t *entries, const char *next)
 {

@@ -188,6 +188,79 @@ static void test_url_first_sync_uses_clinical_lookback(void **state)
     pw_source_conf_cleanup(&c);
 }
 
+static void test_url_orders_in_force(void **state)
+{
+    (void)state;
+    struct pw_source_conf c;
+    struct pw_search_window w = {
+        .cursor_ms = PW_SYNC_NO_CURSOR, .now_ms = T0, .active_orders = true};
+    char *url = NULL;
+
+    assert_int_equal(pw_source_conf_init(&c, "ehr", "https://ehr.test/fhir"), 0);
+    c.dialect.sort = true;
+    c.dialect.include = true;
+    /* Whatever the date and whatever status_list says: the two statuses of an order in force. */
+    c.dialect.status_list = false;
+    assert_int_equal(pw_search_url(&c, 1, "p1", &w, &url), 0);
+    assert_true(strncmp(url, "https://ehr.test/fhir/MedicationRequest?", 40) == 0);
+    assert_param(url, "patient", "p1");
+    assert_param(url, "status", "active,on-hold");
+    assert_param(url, "authoredon", NULL);
+    assert_param(url, "_lastUpdated", NULL);
+    assert_param(url, "_include", "MedicationRequest:medication");
+    assert_param(url, "_sort", "_lastUpdated");
+    assert_param(url, "_count", "100");
+    free(url);
+    /* Server-wide: no patient at all. */
+    assert_int_equal(pw_search_url(&c, 1, NULL, &w, &url), 0);
+    assert_param(url, "patient", NULL);
+    assert_param(url, "status", "active,on-hold");
+    free(url);
+    /* Only MedicationRequest has orders in force. */
+    url = NULL;
+    assert_int_equal(pw_search_url(&c, 0, "p1", &w, &url), PW_EINVAL);
+    assert_null(url);
+    pw_source_conf_cleanup(&c);
+}
+
+static void test_seen_prune_keeps_recent_and_kept(void **state)
+{
+    (void)state;
+    struct pw_sync_state st;
+    char key[128];
+    json_t *keep = json_object();
+
+    assert_int_equal(pw_sync_state_init(&st), 0);
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof(key), "Observation/o%d/1", i);
+        json_object_set_new(st.seen, key, json_integer(T0 + i * 1000));
+    }
+    json_object_set_new(keep, "Observation/o1/1", json_true());
+    /* Below T0 + 5 s goes, except the kept o1; the floor itself stays. */
+    assert_int_equal(pw_sync_state_prune(&st, T0 + 5000, keep), 4);
+    assert_int_equal(json_object_size(st.seen), 6);
+    assert_non_null(json_object_get(st.seen, "Observation/o1/1"));
+    assert_null(json_object_get(st.seen, "Observation/o4/1"));
+    assert_non_null(json_object_get(st.seen, "Observation/o5/1"));
+    assert_int_equal(pw_sync_state_prune(&st, T0 + 5000, NULL), 1);
+    assert_int_equal(json_object_size(st.seen), 5);
+    pw_sync_state_cleanup(&st);
+    json_decref(keep);
+
+    /* The key the filter uses: versionId, else lastUpdated. */
+    json_t *res = json_pack("{s:s, s:s, s:{s:s, s:s}}", "resourceType", "MedicationRequest", "id",
+                            "m1", "meta", "versionId", "3", "lastUpdated", "2024-05-01T10:00:00Z");
+    assert_true(pw_sync_seen_key(res, key, sizeof(key)));
+    assert_string_equal(key, "MedicationRequest/m1/3");
+    json_object_del(json_object_get(res, "meta"), "versionId");
+    assert_true(pw_sync_seen_key(res, key, sizeof(key)));
+    assert_string_equal(key, "MedicationRequest/m1/@2024-05-01T10:00:00Z");
+    assert_false(pw_sync_seen_key(res, key, 8));
+    json_object_del(res, "id");
+    assert_false(pw_sync_seen_key(res, key, sizeof(key)));
+    json_decref(res);
+}
+
 static void test_url_incremental_and_dialects(void **state)
 {
     (void)state;
@@ -499,6 +572,8 @@ int main(void)
         cmocka_unit_test(test_state_roundtrip_and_bounded_seen_set),
         cmocka_unit_test(test_seen_set_hard_cap_keeps_newest),
         cmocka_unit_test(test_cursor_text_always_fits),
+        cmocka_unit_test(test_url_orders_in_force),
+        cmocka_unit_test(test_seen_prune_keeps_recent_and_kept),
         cmocka_unit_test(test_conf_from_daemon_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -428,7 +428,8 @@ static void test_401_fixed_by_token_renewal(void **state)
     free(dir);
 }
 
-/* A cohort sync: every (patient, type) asked exactly once, with the right patient. */
+/* A cohort sync: every (patient, type) asked exactly once, with the right patient; the first
+ * sync of MedicationRequest adds one query (orders in force), later cycles do not. */
 static void test_cohort_sync_asks_nothing_twice(void **state)
 {
     (void)state;
@@ -447,16 +448,21 @@ static void test_cohort_sync_asks_nothing_twice(void **state)
     sh_add(&h, &conf, cohort, NULL);
     char *empty = sh_bundle(json_array(), NULL);
     char *one = sh_bundle(json_pack("[o]", sh_obs("x1", "1", "2024-05-01T10:00:00Z")), NULL);
+    /* An order still in force, written long before the lookback. */
+    char *order = sh_bundle(
+        json_pack("[o]", sh_med("m1", "1", "2024-05-01T10:20:00Z", "active", "2024-01-10")), NULL);
     sh_rule(&h, "/fhir/Observation", "patient=p2&", 0, 200, NULL, one);
+    sh_rule(&h, "/fhir/MedicationRequest", "&status=active,on-hold&", 0, 200, NULL, order);
     sh_rule(&h, "/fhir/*", NULL, 0, 200, NULL, empty);
     sh_run_once(&h);
 
     assert_int_equal(h.cycle_err, 0);
     assert_int_equal(h.cycle_failed, 0);
     assert_int_equal(pw_sync_stream_count(h.sync, "ehr"), 6);
-    /* 3 patients x 2 types, no duplicate request. */
+    /* 3 patients x (Observation + MedicationRequest lookback + orders in force), no duplicate
+     * request. */
     size_t n = pwt_responder_count(h.r);
-    assert_int_equal(n, 6);
+    assert_int_equal(n, 9);
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < i; j++) {
             assert_false(strcmp(sh_path(&h, i), sh_path(&h, j)) == 0 &&
@@ -464,30 +470,50 @@ static void test_cohort_sync_asks_nothing_twice(void **state)
         }
     }
     assert_int_equal(pwt_responder_count_path(h.r, "/fhir/Observation"), 3);
-    assert_int_equal(pwt_responder_count_path(h.r, "/fhir/MedicationRequest"), 3);
+    assert_int_equal(pwt_responder_count_path(h.r, "/fhir/MedicationRequest"), 6);
+    size_t lookback = 0;
+    size_t in_force = 0;
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(sh_path(&h, i), "/fhir/MedicationRequest") == 0) {
-            assert_non_null(strstr(sh_query(&h, i), "authoredon=ge2024-04-17T11:00:00Z"));
-            assert_non_null(strstr(sh_query(&h, i), "status=active,on-hold,cancelled"));
+        const char *q = sh_query(&h, i);
+        if (strcmp(sh_path(&h, i), "/fhir/MedicationRequest") != 0) {
+            continue;
+        }
+        if (strstr(q, "authoredon=ge2024-04-17T11:00:00Z")) {
+            assert_non_null(strstr(q, "status=active,on-hold,cancelled"));
+            lookback++;
+        } else {
+            /* Orders in force: no date bound, only the two statuses. */
+            assert_non_null(strstr(q, "&status=active,on-hold&"));
+            assert_null(strstr(q, "authoredon"));
+            assert_null(strstr(q, "_lastUpdated"));
+            in_force++;
         }
     }
+    assert_int_equal(lookback, 3);
+    assert_int_equal(in_force, 3);
     /* Every stream committed a cursor, even the empty ones. */
     assert_int_equal(json_object_size(h.cursors), 6);
     assert_true(sh_delivered(&h, "ehr/Observation/Patient/p2|Observation/x1/1"));
-    assert_int_equal(json_array_size(h.delivered), 1);
+    assert_true(sh_delivered(&h, "ehr/MedicationRequest/Patient/p1|MedicationRequest/m1/1"));
+    assert_true(sh_delivered(&h, "ehr/MedicationRequest/Patient/p3|MedicationRequest/m1/1"));
+    assert_int_equal(json_array_size(h.delivered), 4);
 
-    /* The next cycle: again one request per stream; p2's Observation is now incremental, the
-     * streams that never received anything repeat their lookback. */
+    /* The next cycle: again one request per stream. p2's Observation and every
+     * MedicationRequest stream (they received m1) are incremental; the two Observation streams
+     * that never received anything repeat their lookback. */
     sh_run_once(&h);
-    assert_int_equal(pwt_responder_count(h.r), 12);
+    assert_int_equal(pwt_responder_count(h.r), 15);
     size_t incremental = 0;
-    for (size_t i = 6; i < 12; i++) {
+    for (size_t i = 9; i < 15; i++) {
         incremental += strstr(sh_query(&h, i), "_lastUpdated=gt") != NULL;
+        assert_null(strstr(sh_query(&h, i), "&status=active,on-hold&"));
     }
-    assert_int_equal(incremental, 1);
-    assert_int_equal(json_array_size(h.delivered), 1);
+    assert_int_equal(incremental, 4);
+    /* m1 comes back through no query: nothing new is delivered. */
+    assert_int_equal(json_array_size(h.delivered), 4);
     free(empty);
     free(one);
+    free(order);
     sh_fini(&h);
     pwt_rmtree(dir);
     free(dir);
