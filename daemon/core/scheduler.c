@@ -63,6 +63,7 @@ struct run {
     bool page_pending;     /* waiting for the consumer's done */
     bool final;            /* the pending page carried the cursor */
     bool query_end;        /* the pending page ended the query: next comes second_url */
+    bool in_second;        /* the run is in its second query (the orders in force) */
     bool transport;        /* the exchange itself failed (reset, timeout), whatever the status */
     int after_page;        /* error to end with once the pending page is durable */
     long status;
@@ -306,6 +307,7 @@ static void run_advance(struct run *r)
         free(r->first_url);
         r->first_url = r->second_url; /* restarts after an expired link come back here */
         r->second_url = NULL;
+        r->in_second = true;
         r->pages_before += r->pages;
         r->pages = 0;
         r->restarts = 0;
@@ -520,6 +522,19 @@ static void run_status(struct run *r, const struct pw_http_resp *resp)
     r->status = st;
     if (st == 200) {
         run_page(r, resp);
+    } else if (st == 400 && r->in_second && r->pages == 0) {
+        /* /metadata said status is searchable, the server refuses it anyway: the lookback
+         * stands on its own and the query is not sent again (else the stream would never
+         * get a cursor). */
+        pw_log_warn(SYNC, "%s: orders-in-force query refused (HTTP 400); not asked again",
+                    r->stream->key);
+        srv->no_status_search = true;
+        json_t *none = json_array();
+        if (none) {
+            run_deliver(r, none, true);
+        } else {
+            run_end(r, PW_ENOMEM);
+        }
     } else if ((st == 404 || st == 410) && strcmp(r->url, r->first_url) != 0 &&
                r->restarts < PW_SYNC_RESTARTS_MAX) {
         /* The paging link expired (server-side result sets do): start over from the

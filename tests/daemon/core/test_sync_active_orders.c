@@ -229,6 +229,36 @@ static void test_second_query_failure_leaves_no_cursor(void **state)
     sh_fini(&h);
 }
 
+/* A server that advertises status but refuses the in-force query: the lookback still gets its
+ * cursor (the stream is not stuck retrying for ever) and the query is not sent again. */
+static void test_refused_second_query_is_dropped(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+
+    sh_init(&h);
+    med_only(&h, &conf);
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    rule_json(&h, Q_LOOKBACK, 0, json_pack("[o, o]", m2(), m3()), NULL);
+    sh_rule(&h, "/fhir/MedicationRequest", Q_IN_FORCE, 0, 400, NULL, "unknown parameter");
+    sh_run_once(&h);
+
+    assert_int_equal(pwt_responder_count(h.r), 2);
+    assert_int_equal(h.cycle_err, 0);
+    assert_int_equal(h.cycle_failed, 0);
+    assert_int_equal(count_delivered(&h, "ehr/MedicationRequest/-|MedicationRequest/m2/1"), 1);
+    assert_int_equal(cursor_ms(&h, "ehr/MedicationRequest/-"), SH_T0 - 30 * 60000);
+
+    /* The cursors are lost (say the state was reset): a first sync again, lookback only. */
+    json_object_clear(h.cursors);
+    sh_run_once(&h);
+    assert_int_equal(pwt_responder_count(h.r), 3);
+    assert_non_null(strstr(sh_query(&h, 2), Q_LOOKBACK));
+    assert_int_equal(h.cycle_err, 0);
+    sh_fini(&h);
+}
+
 /* The page cap cuts the sorted lookback at 09:00: the cursor must not jump to the in-force
  * query's 10:20, or the lookback's rest between them would never be fetched. */
 static void test_capped_lookback_bounds_cursor(void **state)
@@ -321,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_per_patient_by_patient),
         cmocka_unit_test(test_per_patient_by_subject),
         cmocka_unit_test(test_second_query_failure_leaves_no_cursor),
+        cmocka_unit_test(test_refused_second_query_is_dropped),
         cmocka_unit_test(test_capped_lookback_bounds_cursor),
         cmocka_unit_test(test_status_not_advertised_skips_second_query),
     };
