@@ -995,17 +995,18 @@ static int window_params(CURLU *u, const struct pw_source_conf *conf, const char
     char at[48];
     char val[64];
 
-    if (win->active_orders) {
-        return 0; /* an order in force matters whenever it was written */
-    }
-    if (win->cursor_ms != PW_SYNC_NO_CURSOR && d->last_updated) {
+    if (win->cursor_ms != PW_SYNC_NO_CURSOR && d->last_updated && !win->active_orders) {
         instant_seconds(win->cursor_ms - (int64_t)conf->overlap_ms, at, sizeof(at));
         snprintf(val, sizeof(val), "gt%s", at);
         return query_add(u, "_lastUpdated", val);
     }
-    /* First sync (or a server without _lastUpdated): only the clinical lookback. */
+    /*
+     * First sync (or a server without _lastUpdated): only the clinical lookback. The orders in
+     * force are searched on the other side of the same bound (lt), so the two queries never
+     * return the same order twice: together they cover every order the server dates.
+     */
     instant_seconds(win->now_ms - (int64_t)conf->lookback_ms, at, sizeof(at));
-    snprintf(val, sizeof(val), "ge%s", at);
+    snprintf(val, sizeof(val), "%s%s", win->active_orders ? "lt" : "ge", at);
     const char *dp = date_param(type);
     if (d->date_params && dp) {
         return query_add(u, dp, val);
@@ -1013,8 +1014,10 @@ static int window_params(CURLU *u, const struct pw_source_conf *conf, const char
     if (d->last_updated) {
         return query_add(u, "_lastUpdated", val);
     }
-    pw_log_warn(SYNC, "%s %s: no date or _lastUpdated search, the lookback cannot be bounded",
-                conf->name, type);
+    if (!win->active_orders) {
+        pw_log_warn(SYNC, "%s %s: no date or _lastUpdated search, the lookback cannot be bounded",
+                    conf->name, type);
+    }
     return 0;
 }
 

@@ -363,7 +363,11 @@ static int cursor_load(void *arg, const struct pw_sync_source *src, char **out)
     return 0;
 }
 
-/* A small set of patient references touched by one page (pages hold one patient usually). */
+/*
+ * Patient references touched by one page: appended as they come (the last one is skipped when
+ * repeated, the usual per-patient page), made unique once by touched_unique(). A server-wide
+ * page of 1000 entries touches up to 1000 patients: a scan per add would be quadratic.
+ */
 struct touched {
     char (*v)[PW_REF_MAX];
     size_t n, cap;
@@ -371,10 +375,8 @@ struct touched {
 
 static int touched_add(struct touched *t, const char *patient)
 {
-    for (size_t i = 0; i < t->n; i++) {
-        if (strcmp(t->v[i], patient) == 0) {
-            return 0;
-        }
+    if (t->n > 0 && strcmp(t->v[t->n - 1], patient) == 0) {
+        return 0;
     }
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 8;
@@ -387,6 +389,24 @@ static int touched_add(struct touched *t, const char *patient)
     }
     snprintf(t->v[t->n++], PW_REF_MAX, "%s", patient);
     return 0;
+}
+
+static int cmp_ref_str(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void touched_unique(struct touched *t)
+{
+    size_t w = 0;
+
+    qsort(t->v, t->n, sizeof(*t->v), cmp_ref_str);
+    for (size_t i = 0; i < t->n; i++) {
+        if (w == 0 || strcmp(t->v[w - 1], t->v[i]) != 0) {
+            memmove(t->v[w++], t->v[i], sizeof(*t->v));
+        }
+    }
+    t->n = w;
 }
 
 /*
@@ -544,6 +564,7 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
      * in other streams) and raise Flags that vanish minutes later. A crash in between leaves
      * the mark, and the next start evaluates the patient.
      */
+    touched_unique(&touched);
     for (i = 0; i < touched.n; i++) {
         rc = pw_store_patient_schedule(p->conf.store, touched.v[i], now_s);
         if (rc < 0) {

@@ -192,7 +192,7 @@ struct pw_search_window {
     int64_t cursor_ms;  /* PW_SYNC_NO_CURSOR on the first sync */
     int64_t now_ms;     /* the current time, for the lookback */
     bool active_orders; /* MedicationRequest only: the first sync's second query, the orders
-                           still in force (status=active,on-hold) whatever their date */
+                           still in force (status=active,on-hold) authored before the lookback */
 };
 
 /**

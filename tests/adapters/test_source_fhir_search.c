@@ -199,13 +199,14 @@ static void test_url_orders_in_force(void **state)
     assert_int_equal(pw_source_conf_init(&c, "ehr", "https://ehr.test/fhir"), 0);
     c.dialect.sort = true;
     c.dialect.include = true;
-    /* Whatever the date and whatever status_list says: the two statuses of an order in force. */
+    /* Whatever status_list says: the two statuses of an order in force, authored before the
+     * lookback (the lookback query has the rest: no order comes twice). */
     c.dialect.status_list = false;
     assert_int_equal(pw_search_url(&c, 1, "p1", &w, &url), 0);
     assert_true(strncmp(url, "https://ehr.test/fhir/MedicationRequest?", 40) == 0);
     assert_param(url, "patient", "p1");
     assert_param(url, "status", "active,on-hold");
-    assert_param(url, "authoredon", NULL);
+    assert_param(url, "authoredon", "lt2024-04-17T10:00:00Z");
     assert_param(url, "_lastUpdated", NULL);
     assert_param(url, "_include", "MedicationRequest:medication");
     assert_param(url, "_sort", "_lastUpdated");
@@ -215,6 +216,13 @@ static void test_url_orders_in_force(void **state)
     assert_int_equal(pw_search_url(&c, 1, NULL, &w, &url), 0);
     assert_param(url, "patient", NULL);
     assert_param(url, "status", "active,on-hold");
+    free(url);
+    /* A server without date search bounded the lookback by _lastUpdated: the complement too. */
+    c.dialect.date_params = false;
+    c.dialect.last_updated = true;
+    assert_int_equal(pw_search_url(&c, 1, NULL, &w, &url), 0);
+    assert_param(url, "authoredon", NULL);
+    assert_param(url, "_lastUpdated", "lt2024-04-17T10:00:00Z");
     free(url);
     /* Only MedicationRequest has orders in force. */
     url = NULL;

@@ -106,10 +106,10 @@ test('painwatchd --once against the reference server', { skip: !PAINWATCHD && 'P
     const rules = Object.keys(r.byRule);
     assert.ok(rules.length >= 14, `every rule fires at least once in the cohort (got ${rules.join(', ')})`);
     // Every patient's first MedicationRequest sync also asked for the orders still in force
-    // whatever their date (status=active,on-hold, no authoredon), and the server answered it.
+    // authored before the lookback (status=active,on-hold, authoredon=lt), and the server answered it.
     const inForce = (await requests(base)).filter((x) => {
       const q = decodeURIComponent(x.url.split('?')[1] || '');
-      return x.method === 'GET' && /\/MedicationRequest\?/.test(x.url) && /(^|&)status=active,on-hold(&|$)/.test(q) && !q.includes('authoredon');
+      return x.method === 'GET' && /\/MedicationRequest\?/.test(x.url) && /(^|&)status=active,on-hold(&|$)/.test(q) && /(^|&)authoredon=lt/.test(q);
     });
     const asked = new Set(inForce.map((x) => (decodeURIComponent(x.url).match(/[?&]patient=([^&]+)/) || [])[1]));
     assert.deepEqual([...asked].sort(), list.map((p) => p.id).sort());
