@@ -48,6 +48,13 @@ static const char *const migrations[] = {
     " who TEXT NOT NULL, action TEXT NOT NULL, outbox_id INTEGER NOT NULL, detail TEXT NOT NULL,"
     " audited INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX operator_unaudited ON operator_action(audited, id);",
+    /* 3 -> 4: resources kept as normalized events (and under which normalization), settings. */
+    "ALTER TABLE resource RENAME COLUMN json TO events;"
+    "ALTER TABLE resource ADD COLUMN norm TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    /* A patient's rows come out in (type, id) order straight from the index, no sort. */
+    "DROP INDEX resource_patient;"
+    "CREATE INDEX resource_patient ON resource(patient, type, id);",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == PW_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -64,7 +71,9 @@ enum stmt {
     S_ROLLBACK,
     S_CURSOR_GET,
     S_CURSOR_SET,
-    S_RES_GET,
+    S_CURSOR_RESET,
+    S_META_GET,
+    S_META_SET,
     S_RES_PUT,
     S_RES_OF_PATIENT,
     S_PATIENT_SET,
@@ -95,11 +104,25 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_CURSOR_GET] = "SELECT value FROM cursor WHERE source = ?1",
     [S_CURSOR_SET] = "INSERT INTO cursor(source, value, updated) VALUES(?1, ?2, unixepoch())"
                      " ON CONFLICT(source) DO UPDATE SET value = ?2, updated = unixepoch()",
-    [S_RES_GET] = "SELECT version, last_updated, patient FROM resource WHERE type = ?1 AND id = ?2",
-    [S_RES_PUT] = "INSERT OR REPLACE INTO resource(type, id, version, last_updated, patient, json)"
-                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-    [S_RES_OF_PATIENT] = "SELECT type, id, version, last_updated, patient, json FROM resource"
-                         " WHERE patient = ?1 ORDER BY type, id",
+    [S_CURSOR_RESET] = "DELETE FROM cursor",
+    [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [S_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
+                   " ON CONFLICT(key) DO UPDATE SET value = ?2",
+    /*
+     * One statement per resource: insert, or update in place unless the stored copy stands
+     * (the same version, patient and normalization again; or a late copy older than it).
+     * sqlite3_changes() then says whether anything changed.
+     */
+    [S_RES_PUT] = "INSERT INTO resource(type, id, version, last_updated, patient, events, norm)"
+                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(type, id) DO UPDATE SET"
+                  " version = excluded.version, last_updated = excluded.last_updated,"
+                  " patient = excluded.patient, events = excluded.events, norm = excluded.norm"
+                  " WHERE NOT (version = excluded.version AND patient = excluded.patient"
+                  " AND norm = excluded.norm) AND NOT (last_updated IS NOT NULL"
+                  " AND excluded.last_updated IS NOT NULL"
+                  " AND excluded.last_updated < last_updated)",
+    [S_RES_OF_PATIENT] = "SELECT type, id, version, last_updated, patient, events, norm"
+                         " FROM resource WHERE patient = ?1 ORDER BY type, id",
     [S_PATIENT_SET] = "INSERT INTO patient(patient, next_eval) VALUES(?1, ?2)"
                       " ON CONFLICT(patient) DO UPDATE SET next_eval = ?2",
     [S_PATIENT_DEL] = "DELETE FROM patient WHERE patient = ?1",
@@ -443,102 +466,95 @@ static int sq_commit(struct pw_store *st)
     return err;
 }
 
-static int sq_cursor_get(struct pw_store *st, const char *source, char *out, size_t cap)
+/* One text value by key (cursors, settings): copied into @p out. */
+static int get_value(struct pw_store *st, enum stmt which, const char *key, char *out, size_t cap)
 {
     struct sq *sq = sq_of(st);
     int err = 0;
-    sqlite3_stmt *q = stmt(sq, S_CURSOR_GET, &err);
+    sqlite3_stmt *q = stmt(sq, which, &err);
     int rc;
 
     if (!q) {
         return err;
     }
-    bind_text(q, 1, source);
+    bind_text(q, 1, key);
     rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         const char *v = (const char *)sqlite3_column_text(q, 0);
         err = (size_t)snprintf(out, cap, "%s", v ? v : "") >= cap ? PW_E2BIG : 0;
     } else {
-        err = rc == SQLITE_DONE ? PW_ENOENT : fail(sq, rc, "cursor get");
+        err = rc == SQLITE_DONE ? PW_ENOENT : fail(sq, rc, "value get");
     }
     sqlite3_reset(q);
     return err;
 }
 
-static int sq_cursor_set(struct pw_store *st, const char *source, const char *value)
+static int set_value(struct pw_store *st, enum stmt which, const char *key, const char *value)
 {
     int err = 0;
-    sqlite3_stmt *q = stmt(sq_of(st), S_CURSOR_SET, &err);
+    sqlite3_stmt *q = stmt(sq_of(st), which, &err);
 
     if (!q) {
         return err;
     }
-    bind_text(q, 1, source);
+    bind_text(q, 1, key);
     bind_text(q, 2, value);
-    return run(sq_of(st), q, "cursor set");
+    return run(sq_of(st), q, "value set");
 }
 
-/* Whether a stored copy (version, lastUpdated, patient) should give way to @p res. */
-static bool replaces(const struct pw_store_resource *res, const char *version, int64_t lu,
-                     const char *patient)
+static int sq_cursor_get(struct pw_store *st, const char *source, char *out, size_t cap)
 {
-    if (strcmp(version, res->version ? res->version : "") == 0 &&
-        strcmp(patient, res->patient) == 0) {
-        return false; /* the same version again (overlap window, a repeated page) */
-    }
-    /* A late, older copy never overwrites a newer one. */
-    return !(lu != PW_TIME_NONE && res->last_updated != PW_TIME_NONE && res->last_updated < lu);
+    return get_value(st, S_CURSOR_GET, source, out, cap);
+}
+
+static int sq_cursor_set(struct pw_store *st, const char *source, const char *value)
+{
+    return set_value(st, S_CURSOR_SET, source, value);
+}
+
+static int sq_cursors_reset(struct pw_store *st)
+{
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq_of(st), S_CURSOR_RESET, &err);
+
+    return q ? run(sq_of(st), q, "cursors reset") : err;
+}
+
+static int sq_meta_get(struct pw_store *st, const char *key, char *out, size_t cap)
+{
+    return get_value(st, S_META_GET, key, out, cap);
+}
+
+static int sq_meta_set(struct pw_store *st, const char *key, const char *value)
+{
+    return set_value(st, S_META_SET, key, value);
 }
 
 static int sq_put_resource(struct pw_store *st, const struct pw_store_resource *res, bool *changed)
 {
     struct sq *sq = sq_of(st);
     int err = 0;
-    sqlite3_stmt *q = stmt(sq, S_RES_GET, &err);
-    int rc;
+    sqlite3_stmt *q = stmt(sq, S_RES_PUT, &err);
 
     *changed = false;
     if (!q) {
         return err;
     }
-    if (!res->type || !res->id || !res->patient || !res->json) {
+    if (!res->type || !res->id || !res->patient || !res->events) {
         return PW_EINVAL;
     }
-    bind_text(q, 1, res->type);
-    bind_text(q, 2, res->id);
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        char version[PW_ID_MAX];
-        char patient[PW_REF_MAX];
-        int64_t lu = col_time(q, 1);
-
-        col_copy(q, 0, version, sizeof(version));
-        col_copy(q, 2, patient, sizeof(patient));
-        sqlite3_reset(q);
-        if (!replaces(res, version, lu, patient)) {
-            return 0;
-        }
-    } else {
-        sqlite3_reset(q);
-        if (rc != SQLITE_DONE) {
-            return fail(sq, rc, "resource get");
-        }
-    }
-    q = stmt(sq, S_RES_PUT, &err);
-    if (!q) {
-        return err;
-    }
-    if (res->json_len > INT_MAX) {
+    if (res->events_len > INT_MAX) {
         return PW_E2BIG;
     }
     bind_text(q, 1, res->type);
     bind_text(q, 2, res->id);
-    bind_text(q, 3, res->version);
+    bind_text(q, 3, res->version ? res->version : "");
     bind_time(q, 4, res->last_updated);
     bind_text(q, 5, res->patient);
-    sqlite3_bind_blob(q, 6, res->json, (int)res->json_len, SQLITE_STATIC);
+    sqlite3_bind_blob(q, 6, res->events, (int)res->events_len, SQLITE_STATIC);
+    bind_text(q, 7, res->norm ? res->norm : "");
     err = run(sq, q, "resource put");
-    *changed = err == 0;
+    *changed = err == 0 && sqlite3_changes(sq->db) > 0;
     return err;
 }
 
@@ -561,8 +577,9 @@ static int sq_load_patient(struct pw_store *st, const char *patient, pw_store_re
             .version = (const char *)sqlite3_column_text(q, 2),
             .last_updated = col_time(q, 3),
             .patient = (const char *)sqlite3_column_text(q, 4),
-            .json = sqlite3_column_blob(q, 5),
-            .json_len = (size_t)sqlite3_column_bytes(q, 5),
+            .events = sqlite3_column_blob(q, 5),
+            .events_len = (size_t)sqlite3_column_bytes(q, 5),
+            .norm = (const char *)sqlite3_column_text(q, 6),
         };
         err = fn(arg, &r);
         if (err) {
@@ -980,6 +997,9 @@ const struct pw_store_ops pw_store_sqlite = {
     .rollback = sq_rollback,
     .cursor_get = sq_cursor_get,
     .cursor_set = sq_cursor_set,
+    .cursors_reset = sq_cursors_reset,
+    .meta_get = sq_meta_get,
+    .meta_set = sq_meta_set,
     .put_resource = sq_put_resource,
     .load_patient = sq_load_patient,
     .patient_schedule = sq_patient_schedule,

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "core/daemon.h"
+#include "painwatch/err.h"
+#include "painwatch/jarena.h"
 #include "painwatch/log.h"
 
 static void usage(FILE *out)
@@ -51,6 +53,12 @@ int main(int argc, char **argv)
     if (optind < argc) {
         usage(stderr);
         return 2;
+    }
+    /* Before anything allocates JSON: search pages are parsed into the arena (jarena.h). */
+    int err = pw_jarena_install();
+    if (err) {
+        pw_log_warn(MAIN, "page arena unavailable (%s): pages are parsed with malloc",
+                    pw_strerror(err));
     }
     return pw_daemon_run(&dopts);
 }

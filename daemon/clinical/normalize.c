@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
 #include "clinical/normalize_impl.h"
 #include "painwatch/err.h"
 #include "painwatch/mme.h"
@@ -138,6 +140,63 @@ int pw_norm_ctx_init(struct pw_norm_ctx *ctx, const struct pw_terminology *term,
         pw_norm_ctx_cleanup(ctx);
     }
     return rc;
+}
+
+static int digest_codes(EVP_MD_CTX *md, const struct pw_code_set *s)
+{
+    int ok = EVP_DigestUpdate(md, "codes", 6);
+    for (size_t i = 0; ok && i < s->n; i++) {
+        ok = EVP_DigestUpdate(md, s->v[i].system, strlen(s->v[i].system) + 1) &&
+             EVP_DigestUpdate(md, s->v[i].code, strlen(s->v[i].code) + 1);
+    }
+    return ok;
+}
+
+static int digest_words(EVP_MD_CTX *md, const struct pw_word_set *s)
+{
+    int ok = EVP_DigestUpdate(md, "words", 6);
+    for (size_t i = 0; ok && i < s->n; i++) {
+        ok = EVP_DigestUpdate(md, s->v[i], strlen(s->v[i]) + 1);
+    }
+    return ok;
+}
+
+/*
+ * The release is part of the identity: a new painwatch may normalize a resource differently,
+ * and stored events are then re-derived rather than trusted.
+ */
+int pw_norm_ctx_digest(const struct pw_norm_ctx *ctx, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char term[32] = {0}, md[32];
+    unsigned int len = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+    if (ctx->term != NULL && pw_terminology_digest(ctx->term, term) < 0) {
+        EVP_MD_CTX_free(c);
+        return PW_ENOMEM;
+    }
+    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(c, "painwatch-events|" PW_VERSION "|",
+                              sizeof("painwatch-events|" PW_VERSION "|")) &&
+             EVP_DigestUpdate(c, ctx->factor_set, strlen(ctx->factor_set) + 1) &&
+             EVP_DigestUpdate(c, term, sizeof(term)) && digest_codes(c, &ctx->pain_intensity) &&
+             digest_codes(c, &ctx->neuropathic) && digest_codes(c, &ctx->somatic) &&
+             digest_codes(c, &ctx->visceral) && digest_codes(c, &ctx->mixed) &&
+             digest_codes(c, &ctx->palliative) && digest_words(c, &ctx->neuropathic_words) &&
+             digest_words(c, &ctx->somatic_words) && digest_words(c, &ctx->visceral_words) &&
+             digest_words(c, &ctx->mixed_words) && digest_words(c, &ctx->palliative_words) &&
+             EVP_DigestFinal_ex(c, md, &len);
+    EVP_MD_CTX_free(c);
+    if (!ok || len != sizeof(md)) {
+        return PW_ENOMEM;
+    }
+    for (size_t i = 0; i < sizeof(md); i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+    return 0;
 }
 
 void pw_norm_ctx_cleanup(struct pw_norm_ctx *ctx)

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "clinical/csv.h"
 #include "clinical/terminology_impl.h"
 #include "painwatch/err.h"
@@ -232,6 +234,10 @@ static int load_drugs(struct pw_terminology *t, const char *dir, char *err, size
     rc = 0;
     if (t->n_drugs > 1) {
         qsort(t->drugs, t->n_drugs, sizeof(*t->drugs), cmp_drug);
+        for (size_t i = 0; i < t->n_drugs; i++) {
+            struct pw_term_drug *d = &t->drugs[i];
+            d->form_classes = pw_terminology_form_classes(d->ingredient, d->dose_form, d->name);
+        }
     }
     shrink((void **)&t->drugs, t->n_drugs, &t->cap_drugs, sizeof(*t->drugs));
 out:
@@ -468,6 +474,25 @@ void pw_terminology_free(struct pw_terminology *t)
         free(c);
     }
     free(t);
+}
+
+/* Entries are zero-filled by push() before their fields are set, so padding hashes the same. */
+int pw_terminology_digest(const struct pw_terminology *t, unsigned char out[32])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned int len = 0;
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(ctx, &t->n_drugs, sizeof(t->n_drugs)) &&
+             EVP_DigestUpdate(ctx, t->drugs, t->n_drugs * sizeof(*t->drugs)) &&
+             EVP_DigestUpdate(ctx, &t->n_ings, sizeof(t->n_ings)) &&
+             EVP_DigestUpdate(ctx, t->ings, t->n_ings * sizeof(*t->ings)) &&
+             EVP_DigestUpdate(ctx, &t->n_vs, sizeof(t->n_vs)) &&
+             EVP_DigestUpdate(ctx, t->vs, t->n_vs * sizeof(*t->vs)) &&
+             EVP_DigestUpdate(ctx, &t->n_factors, sizeof(t->n_factors)) &&
+             EVP_DigestUpdate(ctx, t->factors, t->n_factors * sizeof(*t->factors)) &&
+             EVP_DigestFinal_ex(ctx, out, &len);
+    EVP_MD_CTX_free(ctx);
+    return ok && len == 32 ? 0 : PW_ENOMEM;
 }
 
 static bool has_tables(const char *dir)

@@ -36,6 +36,7 @@ struct pw_term_drug { /* opioid-drugs.csv, one per (drug, first opioid ingredien
     double strength;
     char strength_unit[16];
     bool is_combination;
+    unsigned form_classes; /* pw_terminology_form_classes(ingredient, dose_form, name), at load */
 };
 
 struct pw_term_ingredient { /* ingredient-classes.csv + painwatch-classes.csv */

@@ -12,26 +12,44 @@
 #include "painwatch/terminology.h"
 #include "painwatch/timeline.h"
 
-/* Case-insensitive search of @p needle in @p hay. */
-static const char *find_ci(const char *hay, const char *needle)
+/*
+ * A lower-case copy of @p s for the searches below (all needles are lower case): searching it
+ * with strstr costs a fraction of a strncasecmp at every position. Drug names fit the buffer;
+ * a longer text is copied to the heap (NULL when that fails: treated as no match).
+ */
+struct lower {
+    char buf[256];
+    char *s;
+};
+
+static const char *lower_of(struct lower *l, const char *s)
 {
-    size_t n = strlen(needle);
-    if (n == 0) {
+    size_t n = strlen(s);
+    l->s = n < sizeof(l->buf) ? l->buf : malloc(n + 1);
+    if (l->s == NULL) {
         return NULL;
     }
-    for (const char *p = hay; *p; p++) {
-        if (strncasecmp(p, needle, n) == 0) {
-            return p;
-        }
+    for (size_t i = 0; i <= n; i++) {
+        l->s[i] = (char)tolower((unsigned char)s[i]);
     }
-    return NULL;
+    return l->s;
 }
 
-/* @p needle (lower case) as a whole word of @p hay: no letter right before or after it. */
+static void lower_done(struct lower *l)
+{
+    if (l->s != l->buf) {
+        free(l->s);
+    }
+}
+
+/* @p needle (lower case) as a whole word of @p hay (lower case): no letter either side. */
 static const char *find_word(const char *hay, const char *needle)
 {
     size_t n = strlen(needle);
-    for (const char *p = hay; (p = find_ci(p, needle)) != NULL; p++) {
+    if (hay == NULL || n == 0) {
+        return NULL;
+    }
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++) {
         bool left = p == hay || !isalpha((unsigned char)p[-1]);
         bool right = !isalpha((unsigned char)p[n]);
         if (left && right) {
@@ -41,46 +59,58 @@ static const char *find_word(const char *hay, const char *needle)
     return NULL;
 }
 
+static bool has(const char *hay, const char *needle)
+{
+    return hay != NULL && strstr(hay, needle) != NULL;
+}
+
 /* Transmucosal fentanyl forms (TIRF): buccal, sublingual, lozenge, nasal and mucosal sprays. */
-static const char *const rapid_forms[] = {"Buccal",        "Sublingual", "Lozenge", "Nasal",
-                                          "Mucosal Spray", "Pack",       "Troche",  "Lollipop"};
+static const char *const rapid_forms[] = {"buccal",        "sublingual", "lozenge", "nasal",
+                                          "mucosal spray", "pack",       "troche",  "lollipop"};
+
+static unsigned text_classes(const char *s)
+{
+    static const char *const la_phrases[] = {"extended release",
+                                             "extended-release",
+                                             "modified release",
+                                             "modified-release",
+                                             "prolonged release",
+                                             "prolonged-release",
+                                             "controlled release",
+                                             "controlled-release",
+                                             "sustained release",
+                                             "sustained-release",
+                                             "12 hr ",
+                                             "24 hr ",
+                                             "long acting",
+                                             "long-acting"};
+    static const char *const la_words[] = {"er", "xr", "xl", "sr", "cr", "la", "mr", "cd"};
+    unsigned c = 0;
+
+    for (size_t k = 0; k < sizeof(la_phrases) / sizeof(la_phrases[0]); k++) {
+        c |= has(s, la_phrases[k]) ? PW_MED_LONG_ACTING : 0u;
+    }
+    for (size_t k = 0; k < sizeof(la_words) / sizeof(la_words[0]); k++) {
+        c |= find_word(s, la_words[k]) ? PW_MED_LONG_ACTING : 0u;
+    }
+    if (has(s, "transdermal") || find_word(s, "patch")) {
+        c |= PW_MED_TRANSDERMAL | PW_MED_LONG_ACTING;
+    }
+    return c;
+}
 
 unsigned pw_terminology_form_classes(const char *ingredient, const char *dose_form,
                                      const char *name)
 {
-    unsigned c = 0;
-    const char *texts[2] = {dose_form ? dose_form : "", name ? name : ""};
-    for (size_t i = 0; i < 2; i++) {
-        const char *s = texts[i];
-        static const char *const la_phrases[] = {"extended release",
-                                                 "extended-release",
-                                                 "modified release",
-                                                 "modified-release",
-                                                 "prolonged release",
-                                                 "prolonged-release",
-                                                 "controlled release",
-                                                 "controlled-release",
-                                                 "sustained release",
-                                                 "sustained-release",
-                                                 "12 hr ",
-                                                 "24 hr ",
-                                                 "long acting",
-                                                 "long-acting"};
-        static const char *const la_words[] = {"er", "xr", "xl", "sr", "cr", "la", "mr", "cd"};
-        for (size_t k = 0; k < sizeof(la_phrases) / sizeof(la_phrases[0]); k++) {
-            c |= find_ci(s, la_phrases[k]) ? PW_MED_LONG_ACTING : 0u;
-        }
-        for (size_t k = 0; k < sizeof(la_words) / sizeof(la_words[0]); k++) {
-            c |= find_word(s, la_words[k]) ? PW_MED_LONG_ACTING : 0u;
-        }
-        if (find_ci(s, "Transdermal") || find_word(s, "patch")) {
-            c |= PW_MED_TRANSDERMAL | PW_MED_LONG_ACTING;
-        }
-    }
+    struct lower lf, ln;
+    const char *form = lower_of(&lf, dose_form ? dose_form : "");
+    const char *text = lower_of(&ln, name ? name : "");
+    unsigned c = text_classes(form) | text_classes(text);
+
     if (ingredient != NULL && strcasecmp(ingredient, "fentanyl") == 0 &&
         !(c & PW_MED_TRANSDERMAL)) {
         for (size_t i = 0; i < sizeof(rapid_forms) / sizeof(rapid_forms[0]); i++) {
-            if (find_ci(texts[0], rapid_forms[i]) || find_ci(texts[1], rapid_forms[i])) {
+            if (has(form, rapid_forms[i]) || has(text, rapid_forms[i])) {
                 c |= PW_MED_RAPID_ONSET_FENTANYL;
             }
         }
@@ -88,6 +118,8 @@ unsigned pw_terminology_form_classes(const char *ingredient, const char *dose_fo
     if (ingredient != NULL && strcasecmp(ingredient, "methadone") == 0) {
         c |= PW_MED_METHADONE | PW_MED_LONG_ACTING; /* long half-life: never a rescue */
     }
+    lower_done(&lf);
+    lower_done(&ln);
     return c;
 }
 
@@ -196,19 +228,22 @@ int pw_terminology_match_name(const struct pw_terminology *t, const char *name,
         return PW_ENOENT;
     }
     const char *opioid_at = NULL;
-    for (size_t i = 0; i < t->n_ings; i++) {
+    struct lower ln;
+    const char *lname = lower_of(&ln, name);
+    for (size_t i = 0; lname && i < t->n_ings; i++) {
         const struct pw_term_ingredient *ing = &t->ings[i];
-        const char *at = find_word(name, ing->match);
+        const char *at = find_word(lname, ing->match);
         if (at == NULL) {
             continue;
         }
         /* The first opioid named is the one that counts; other ingredients add classes. */
         if ((ing->classes & PW_MED_OPIOID) && opioid_at == NULL) {
-            opioid_at = at + strlen(ing->match);
+            opioid_at = name + (at - lname) + strlen(ing->match);
             fill_opioid_ingredient(out, ing);
         }
         out->classes |= ing->classes;
     }
+    lower_done(&ln);
     if (out->classes == 0 && out->ingredient[0] == '\0') {
         return PW_ENOENT;
     }
@@ -276,8 +311,7 @@ int pw_terminology_lookup(const struct pw_terminology *t, const char *rxcui,
         out->strength = d->strength;
         out->is_combination = d->is_combination;
         out->drug_level = true;
-        out->classes =
-            PW_MED_OPIOID | pw_terminology_form_classes(d->ingredient, d->dose_form, d->name);
+        out->classes = PW_MED_OPIOID | d->form_classes;
         if (v != NULL && (v->sets & PW_VS_EXTENDED_RELEASE)) {
             out->classes |= PW_MED_LONG_ACTING;
         }

@@ -1083,3 +1083,10 @@ int pw_audit_batch_commit(struct pw_audit *a)
     pw_metric_add(PW_M_AUDIT_RECORDS, (double)queued, NULL);
     return 0;
 }
+
+void pw_audit_batch_abort(struct pw_audit *a)
+{
+    /* Nothing queued was written: the chain stays where the last commit left it. */
+    a->batching = false;
+    a->batch_len = 0;
+}

@@ -20,6 +20,7 @@
 #include "painwatch/err.h"
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
+#include "painwatch/metrics.h"
 
 /* Renew this long before the token expires (at most half its lifetime). */
 #define RENEW_MARGIN_MS 60000u
@@ -400,6 +401,9 @@ static void op_end(struct oauth_op *op, int err)
 {
     bool alive = op->life->auth != NULL;
 
+    if (alive && err == PW_EAUTH) {
+        pw_metric_inc(PW_M_AUTH_FAILURES, op->life->auth->conf.server, NULL);
+    }
     life_put(op->life);
     if (alive) {
         op->done(op->arg, err);
@@ -718,6 +722,9 @@ static void on_attempt_done(void *arg, int err, const struct pw_http_resp *resp)
     struct attempt *a = arg;
     struct pw_auth *auth = a->life->auth;
 
+    if (auth && !err && resp->status == 401) {
+        pw_metric_inc(PW_M_AUTH_FAILURES, auth->conf.server, NULL);
+    }
     if (!auth || err || resp->status != 401 || a->retried) {
         finish(a, err, resp);
         return;

@@ -37,10 +37,20 @@
  */
 #define PIPELINE_SERVERS_MAX 64
 
+/* Patients evaluated in one store transaction (and one audit batch): one fsync each instead of
+ * one per patient. A failing batch is redone one patient per transaction. */
+#define PIPELINE_EVAL_BATCH 256
+
+/* The meta key under which the store remembers the normalization its events were derived by. */
+#define PIPELINE_META_NORM "events-norm"
+
 struct pw_pipeline {
     struct pw_pipeline_conf conf;
     struct pw_pipeline_stats stats;
     char *open[PIPELINE_SERVERS_MAX];
+    char norm[PW_NORM_DIGEST_MAX]; /* pw_norm_ctx_digest of conf.norm */
+    struct pw_timeline scratch;    /* one resource's events while a page is stored */
+    struct pw_bytes enc;           /* their encoding */
 };
 
 static void cycle_mark(struct pw_pipeline *p, const char *server, bool open)
@@ -86,9 +96,51 @@ static int64_t now_ms(const struct pw_pipeline *p)
     return p->conf.clock_ms ? p->conf.clock_ms() : real_clock_ms();
 }
 
+/*
+ * Stored resources hold events derived by one normalization (terminology tables, factor set,
+ * code sets, release). When it changed, every cursor is reset: the next cycle re-reads the
+ * look-back window from the servers and each copy replaces its stale row (put_resource replaces
+ * a row of another digest). Until then stale rows still count, so no Flag is resolved for want
+ * of data in between.
+ */
+static int norm_check(struct pw_pipeline *p)
+{
+    char stored[PW_NORM_DIGEST_MAX] = "";
+    int rc = pw_store_meta_get(p->conf.store, PIPELINE_META_NORM, stored, sizeof(stored));
+
+    if (rc == 0 && strcmp(stored, p->norm) == 0) {
+        return 0;
+    }
+    if (rc < 0 && rc != PW_ENOENT && rc != PW_E2BIG) {
+        return rc;
+    }
+    if (rc < 0) {
+        stored[0] = '\0'; /* none yet (a new store, or one older than schema 4) */
+    }
+    rc = pw_store_begin(p->conf.store);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = pw_store_cursors_reset(p->conf.store);
+    if (rc == 0) {
+        rc = pw_store_meta_set(p->conf.store, PIPELINE_META_NORM, p->norm);
+    }
+    if (rc == 0) {
+        rc = pw_store_commit(p->conf.store);
+    } else {
+        pw_store_rollback(p->conf.store);
+    }
+    if (rc == 0 && stored[0]) {
+        pw_log_notice(STORE, "normalization %.12s (was %.12s): every stream re-syncs its look-back",
+                      p->norm, stored);
+    }
+    return rc;
+}
+
 int pw_pipeline_new(struct pw_pipeline **out, const struct pw_pipeline_conf *conf)
 {
     struct pw_pipeline *p = calloc(1, sizeof(*p));
+    int rc;
 
     if (!p) {
         return PW_ENOMEM;
@@ -96,6 +148,15 @@ int pw_pipeline_new(struct pw_pipeline **out, const struct pw_pipeline_conf *con
     p->conf = *conf;
     if (p->conf.reevaluate_ms <= 0) {
         p->conf.reevaluate_ms = 5 * 60 * 1000;
+    }
+    pw_timeline_init(&p->scratch, NULL);
+    rc = p->conf.norm ? pw_norm_ctx_digest(p->conf.norm, p->norm) : PW_EINVAL;
+    if (rc == 0 && p->conf.store) {
+        rc = norm_check(p);
+    }
+    if (rc < 0) {
+        pw_pipeline_free(p);
+        return rc;
     }
     *out = p;
     return 0;
@@ -109,6 +170,8 @@ void pw_pipeline_free(struct pw_pipeline *p)
     for (size_t i = 0; i < PIPELINE_SERVERS_MAX; i++) {
         free(p->open[i]);
     }
+    pw_timeline_cleanup(&p->scratch);
+    pw_bytes_cleanup(&p->enc);
     free(p);
 }
 
@@ -120,25 +183,47 @@ void pw_pipeline_stats(const struct pw_pipeline *p, struct pw_pipeline_stats *ou
 /* ---- evaluation of one patient ---------------------------------------------------------- */
 
 struct loaded {
-    json_t *list; /* array of resources, store order */
-    struct pw_fhir_index *idx;
+    const struct pw_norm_ctx *norm;
+    struct pw_timeline *tl;
+    bool full; /* the timeline reached its cap: the rest is skipped */
 };
+
+/* A row of schema <= 3 holds the resource's JSON: normalized here until a sync replaces it. */
+static int add_legacy(struct loaded *ld, const struct pw_store_resource *res)
+{
+    json_t *r = json_loadb(res->events, res->events_len, 0, NULL);
+    int rc;
+
+    if (!r) {
+        return PW_EJSON;
+    }
+    rc = pw_normalize_resource(ld->norm, r, NULL, ld->tl);
+    json_decref(r);
+    return rc;
+}
 
 static int on_stored_resource(void *arg, const struct pw_store_resource *res)
 {
     struct loaded *ld = arg;
-    json_error_t jerr;
-    json_t *r = json_loadb(res->json, res->json_len, 0, &jerr);
+    int rc;
 
-    if (!r) {
-        /* The store only keeps what parsed when it arrived: this is corruption, not input. */
-        pw_log_err(STORE, "%s/%s: stored JSON unreadable: %s", res->type, res->id, jerr.text);
+    if (ld->full) {
         return 0;
     }
-    if (pw_fhir_index_add(ld->idx, NULL, r) < 0 || json_array_append_new(ld->list, r) < 0) {
-        return PW_ENOMEM;
+    rc = pw_timeline_is_encoded(res->events, res->events_len)
+             ? pw_timeline_decode(ld->tl, res->events, res->events_len)
+             : add_legacy(ld, res);
+    if (rc == PW_E2BIG) {
+        pw_log_warn(CLIN, "%s: timeline over its cap; evaluated on what fits", ld->tl->patient);
+        ld->full = true;
+        return 0;
     }
-    return 0;
+    if (rc == PW_EJSON) {
+        /* The store only keeps what was encoded when it arrived: corruption, not input. */
+        pw_log_err(STORE, "%s/%s: stored events unreadable; skipped", res->type, res->id);
+        return 0;
+    }
+    return rc;
 }
 
 /* Whether time alone can still change this patient's findings (see PIPELINE_HORIZON_S). */
@@ -208,37 +293,17 @@ static int audit_plan(struct pw_pipeline *p, const struct pw_rc_plan *plan)
 
 int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int64_t now_s)
 {
-    struct loaded ld = {0};
     struct pw_timeline tl;
+    struct loaded ld = {.norm = p->conf.norm, .tl = &tl};
     struct pw_findings findings = {0};
     struct pw_flag_list flags = {0};
     struct pw_rc_plan plan = {0};
-    struct pw_resolver resolver;
-    size_t i;
-    json_t *res;
     int rc;
 
     pw_timeline_init(&tl, patient);
-    ld.list = json_array();
-    rc = ld.list ? pw_fhir_index_new(&ld.idx) : PW_ENOMEM;
-    if (rc == 0) {
-        rc = pw_store_load_patient(p->conf.store, patient, on_stored_resource, &ld);
-    }
+    rc = pw_store_load_patient(p->conf.store, patient, on_stored_resource, &ld);
     if (rc < 0) {
         goto out;
-    }
-    pw_fhir_index_resolver(ld.idx, &resolver);
-    json_array_foreach(ld.list, i, res)
-    {
-        rc = pw_normalize_resource(p->conf.norm, res, &resolver, &tl);
-        if (rc == PW_E2BIG) {
-            pw_log_warn(CLIN, "%s: timeline over its cap; evaluated on what fits", patient);
-            rc = 0;
-            break;
-        }
-        if (rc < 0) {
-            goto out;
-        }
     }
     pw_timeline_sort(&tl);
     rc = pw_engine_eval(p->conf.engine, &tl, now_s, &findings);
@@ -270,8 +335,6 @@ out:
     pw_flag_list_cleanup(&flags);
     pw_findings_cleanup(&findings);
     pw_timeline_cleanup(&tl);
-    pw_fhir_index_free(ld.idx);
-    json_decref(ld.list);
     return rc;
 }
 
@@ -326,8 +389,52 @@ static int touched_add(struct touched *t, const char *patient)
     return 0;
 }
 
+/*
+ * References between the page's resources (a Medication brought by _include next to its
+ * MedicationRequest): indexed on first use, most pages never need it.
+ */
+struct page_refs {
+    json_t *resources;
+    struct pw_fhir_index *idx;
+    bool failed;
+};
+
+static const json_t *page_resolve(const struct pw_resolver *self, const char *reference)
+{
+    struct page_refs *pr = self->arg;
+    size_t i;
+    json_t *res;
+
+    if (!pr->idx && !pr->failed) {
+        pr->failed = pw_fhir_index_new(&pr->idx) < 0;
+        json_array_foreach(pr->resources, i, res)
+        {
+            if (pr->failed || pw_fhir_index_add(pr->idx, NULL, res) < 0) {
+                pr->failed = true; /* unresolved: the order gets its data-quality event */
+            }
+        }
+    }
+    return pr->failed ? NULL : pw_fhir_index_get(pr->idx, reference);
+}
+
+/* Normalize @p res once, now, into p->enc (the events the store keeps for every evaluation). */
+static int encode_events(struct pw_pipeline *p, const json_t *res, struct page_refs *refs,
+                         const char *patient)
+{
+    struct pw_resolver resolver = {.resolve = page_resolve, .arg = refs};
+    int rc;
+
+    pw_timeline_clear(&p->scratch);
+    snprintf(p->scratch.patient, sizeof(p->scratch.patient), "%s", patient);
+    rc = pw_normalize_resource(p->conf.norm, res, &resolver, &p->scratch);
+    if (rc == PW_E2BIG) {
+        rc = 0; /* one resource over the per-patient cap: keep what fits */
+    }
+    return rc < 0 ? rc : pw_timeline_encode(&p->scratch, &p->enc);
+}
+
 static int store_one(struct pw_pipeline *p, const struct pw_sync_source *src, json_t *res,
-                     struct touched *touched, int64_t *max_updated)
+                     struct page_refs *refs, struct touched *touched, int64_t *max_updated)
 {
     const char *type = pw_fhir_str(res, "resourceType");
     const char *id = pw_fhir_str(res, "id");
@@ -337,7 +444,6 @@ static int store_one(struct pw_pipeline *p, const struct pw_sync_source *src, js
     char patient[PW_REF_MAX];
     struct pw_store_resource sr;
     bool changed = false;
-    char *json;
     int rc;
 
     if (!type || !id) {
@@ -354,9 +460,9 @@ static int store_one(struct pw_pipeline *p, const struct pw_sync_source *src, js
         pw_log_debug(SYNC, "%s/%s: no patient; not kept", type, id);
         return 0;
     }
-    json = json_dumps(res, JSON_COMPACT);
-    if (!json) {
-        return PW_ENOMEM;
+    rc = encode_events(p, res, refs, patient);
+    if (rc < 0) {
+        return rc;
     }
     memset(&sr, 0, sizeof(sr));
     sr.type = type;
@@ -373,10 +479,10 @@ static int store_one(struct pw_pipeline *p, const struct pw_sync_source *src, js
         }
     }
     sr.patient = patient;
-    sr.json = json;
-    sr.json_len = strlen(json);
+    sr.norm = p->norm;
+    sr.events = p->enc.v;
+    sr.events_len = p->enc.n;
     rc = pw_store_put_resource(p->conf.store, &sr, &changed);
-    free(json);
     if (rc == 0 && changed) {
         rc = touched_add(touched, patient);
     }
@@ -392,6 +498,7 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
                              json_t *resources, const char *cursor, bool batched)
 {
     struct touched touched = {0};
+    struct page_refs refs = {.resources = resources};
     int64_t now_s = now_ms(p) / 1000;
     int64_t max_updated = PW_TIME_NONE;
     size_t i;
@@ -425,7 +532,7 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
     }
     json_array_foreach(resources, i, res)
     {
-        rc = store_one(p, src, res, &touched, &max_updated);
+        rc = store_one(p, src, res, &refs, &touched, &max_updated);
         if (rc < 0) {
             goto fail;
         }
@@ -458,6 +565,7 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
     }
     rc = pw_store_commit(p->conf.store);
     free(touched.v);
+    pw_fhir_index_free(refs.idx);
     if (rc == 0) {
         p->stats.pages++;
         p->stats.resources += json_array_size(resources);
@@ -480,6 +588,7 @@ fail:
     }
     pw_store_rollback(p->conf.store);
     free(touched.v);
+    pw_fhir_index_free(refs.idx);
     return rc;
 }
 
@@ -542,6 +651,36 @@ static int on_due(void *arg, const char *patient)
     return touched_add((struct touched *)arg, patient);
 }
 
+/*
+ * Evaluate @p n patients in one store transaction and one audit batch (audit before effect:
+ * the batch is durable before the commit). Any failure rolls everything back and drops the
+ * batch unwritten. With @p batched false, each record is written on its own (a batch that
+ * would overflow PW_AUDIT_BATCH_MAX).
+ */
+static int evaluate_group(struct pw_pipeline *p, char (*names)[PW_REF_MAX], size_t n, int64_t now_s,
+                          bool batched)
+{
+    struct pw_audit *audit = p->conf.audit;
+    int rc = pw_store_begin(p->conf.store);
+
+    if (rc < 0) {
+        return rc;
+    }
+    batched = batched && audit && pw_audit_batch_begin(audit) == 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = pw_pipeline_evaluate_patient(p, names[i], now_s);
+    }
+    if (batched) {
+        rc = rc == 0 ? pw_audit_batch_commit(audit) : (pw_audit_batch_abort(audit), rc);
+    }
+    if (rc == 0) {
+        rc = pw_store_commit(p->conf.store);
+    } else {
+        pw_store_rollback(p->conf.store);
+    }
+    return rc;
+}
+
 int pw_pipeline_reevaluate_due(struct pw_pipeline *p, size_t *n_out)
 {
     struct touched due = {0};
@@ -556,24 +695,31 @@ int pw_pipeline_reevaluate_due(struct pw_pipeline *p, size_t *n_out)
         free(due.v);
         return rc;
     }
-    for (size_t i = 0; i < due.n; i++) {
-        rc = pw_store_begin(p->conf.store);
+    for (size_t at = 0; at < due.n; at += PIPELINE_EVAL_BATCH) {
+        size_t n = due.n - at < PIPELINE_EVAL_BATCH ? due.n - at : PIPELINE_EVAL_BATCH;
+        struct pw_pipeline_stats mark = p->stats;
+
+        rc = evaluate_group(p, due.v + at, n, now_s, true);
         if (rc == 0) {
-            rc = pw_pipeline_evaluate_patient(p, due.v[i], now_s);
-            if (rc == 0) {
-                rc = pw_store_commit(p->conf.store);
-            } else {
-                pw_store_rollback(p->conf.store);
-            }
-        }
-        if (rc < 0) {
-            pw_log_err(CLIN, "%s: time-driven evaluation failed: %s", due.v[i], pw_strerror(rc));
-            if (first == 0) {
-                first = rc;
-            }
+            done += n;
             continue;
         }
-        done++;
+        /* Undo the rolled-back group's counts; one patient per transaction finds the culprit. */
+        p->stats = mark;
+        for (size_t i = at; i < at + n; i++) {
+            mark = p->stats;
+            rc = evaluate_group(p, due.v + i, 1, now_s, true);
+            if (rc == PW_E2BIG) {
+                rc = evaluate_group(p, due.v + i, 1, now_s, false);
+            }
+            if (rc < 0) {
+                p->stats = mark;
+                pw_log_err(CLIN, "%s: evaluation failed: %s", due.v[i], pw_strerror(rc));
+                first = first ? first : rc;
+                continue;
+            }
+            done++;
+        }
     }
     free(due.v);
     if (n_out) {

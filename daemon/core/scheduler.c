@@ -23,6 +23,7 @@
 #include "painwatch/cohort.h"
 #include "painwatch/err.h"
 #include "painwatch/http.h"
+#include "painwatch/jarena.h"
 #include "painwatch/log.h"
 #include "painwatch/source.h"
 #include "painwatch/sync.h"
@@ -324,7 +325,14 @@ static void run_page(struct run *r, const struct pw_http_resp *resp)
     const char *next = NULL;
     struct pw_page_stats ps;
 
+    /* The page's tree goes to the arena (jarena.h) when painwatchd installed it; refused (a
+     * nested begin, the CLI, tests): plain malloc. Only the parse: what the filter and the
+     * consumer build around the tree outlives the page and is malloc'd. */
+    bool arena = pw_jarena_begin() == 0;
     json_t *bundle = json_loadb(resp->body, resp->body_len, 0, &jerr);
+    if (arena) {
+        pw_jarena_end();
+    }
     if (!bundle) {
         pw_log_err(SYNC, "%s: page %u is not JSON (line %d: %s)", r->stream->key, r->pages + 1,
                    jerr.line, jerr.text);
@@ -616,6 +624,9 @@ static void cycle_end(struct server *srv)
     if (!canceled && sync->consumer.on_cycle_end && !sync->freeing) {
         sync->consumer.on_cycle_end(sync->consumer.arg, srv->conf.name, srv->cycle_err);
     }
+    /* The server goes idle: the page arena's memory beyond its small resident prefix goes back
+     * to the kernel (idle RSS). */
+    pw_jarena_trim();
     if (!canceled) {
         cycle_health(srv, failed);
         srv->health.next_delay_ms = next_delay(srv, failed);

@@ -224,6 +224,21 @@ int pw_store_cursor_set(struct pw_store *st, const char *source, const char *val
     return st->ops->cursor_set(st, source, value);
 }
 
+int pw_store_cursors_reset(struct pw_store *st)
+{
+    return st->ops->cursors_reset(st);
+}
+
+int pw_store_meta_get(struct pw_store *st, const char *key, char *out, size_t cap)
+{
+    return st->ops->meta_get(st, key, out, cap);
+}
+
+int pw_store_meta_set(struct pw_store *st, const char *key, const char *value)
+{
+    return st->ops->meta_set(st, key, value);
+}
+
 int pw_store_put_resource(struct pw_store *st, const struct pw_store_resource *res, bool *changed)
 {
     bool dummy;

@@ -147,6 +147,8 @@ int pw_audit_append_new(struct pw_audit *a, json_t *record);
  */
 int pw_audit_batch_begin(struct pw_audit *a);
 int pw_audit_batch_commit(struct pw_audit *a);
+/** Drop a batch unwritten (what it recorded did not happen: its transaction rolled back). */
+void pw_audit_batch_abort(struct pw_audit *a);
 
 /** Digest of the last durable record (64 hex + NUL): an anchor to keep elsewhere. Borrowed. */
 const char *pw_audit_last_digest(const struct pw_audit *a);

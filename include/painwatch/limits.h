@@ -36,9 +36,11 @@
  *                           data-quality event says so.
  *   PW_EVIDENCE_MAX         evidence references attached to one finding.
  */
-#define PW_ID_MAX                    65
-#define PW_REF_MAX                   160
-#define PW_CODE_MAX                  128
+#define PW_ID_MAX   65
+#define PW_REF_MAX  160
+#define PW_CODE_MAX 128
+/* A normalization digest as stored with each resource: SHA-256 in hex + NUL. */
+#define PW_NORM_DIGEST_MAX           65
 #define PW_TEXT_MAX                  512
 #define PW_RESOURCES_PER_PATIENT_MAX 4096
 #define PW_EVIDENCE_MAX              8
@@ -111,5 +113,21 @@
 #define PW_HEALTH_CONN_MAX       16
 #define PW_HEALTH_CONN_TIMEOUT_S 10
 #define PW_HEALTH_CHECKS_MAX     32
+
+/*
+ * The jansson page arena (jarena.h).
+ *   PW_JARENA_BYTES    address space reserved for page trees (PROT_NONE: a segment is committed
+ *                      when first used). A search page parses into ~10x its size (measured:
+ *                      750 kB of 1000 MedicationRequests -> 7 MiB), so this holds a dozen
+ *                      1000-entry pages in flight; past it (a 32 MiB page) values are malloc'd.
+ *   PW_JARENA_SEGMENT  unit of reuse: a segment is bumped into by one page and handed back when
+ *                      its last value is freed, so a value kept alive pins 1 MiB, not the arena.
+ *                      Larger allocations are malloc'd.
+ *   PW_JARENA_KEEP     bytes at the start of the region that stay resident when idle (a
+ *                      100-entry page's tree); pw_jarena_trim() returns empty segments past it.
+ */
+#define PW_JARENA_BYTES   (256u * 1024u * 1024u)
+#define PW_JARENA_SEGMENT (1024u * 1024u)
+#define PW_JARENA_KEEP    (2u * 1024u * 1024u)
 
 #endif

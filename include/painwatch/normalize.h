@@ -56,6 +56,14 @@ int pw_norm_ctx_init(struct pw_norm_ctx *ctx, const struct pw_terminology *term,
                      const char *factor_set);
 void pw_norm_ctx_cleanup(struct pw_norm_ctx *ctx);
 
+/**
+ * The normalization's identity as 64 hex digits + NUL: the encoding version, the factor set, the
+ * terminology tables and every code and word set. Normalized events stored under another digest
+ * were derived by other rules (the pipeline re-reads them from the servers).
+ * @return 0 or PW_ENOMEM.
+ */
+int pw_norm_ctx_digest(const struct pw_norm_ctx *ctx, char out[65]);
+
 int pw_code_set_add(struct pw_code_set *s, const char *system, const char *code);
 int pw_word_set_add(struct pw_word_set *s, const char *word);
 void pw_code_set_clear(struct pw_code_set *s);

@@ -25,15 +25,21 @@ struct pw_store_opts {
     bool read_only;      /* `painwatch outbox list` on a live daemon's store */
 };
 
-/** One raw FHIR resource as received, the latest version of (type, id). */
+/**
+ * One FHIR resource, the latest version of (type, id), kept as what evaluation needs: its
+ * normalized timeline events (pw_timeline_encode), derived when it arrived under the
+ * normalization @p norm (pw_norm_ctx_digest). The store treats the bytes as opaque; a row of
+ * another @p norm is replaced by any copy of the resource, even the same version (re-derived).
+ */
 struct pw_store_resource {
     const char *type;     /* "Observation" */
     const char *id;       /* FHIR id */
     const char *version;  /* meta.versionId, "" when absent */
     int64_t last_updated; /* meta.lastUpdated (s since epoch), PW_TIME_NONE when absent */
     const char *patient;  /* "Patient/123": whose timeline it joins */
-    const char *json;     /* the resource as received */
-    size_t json_len;
+    const char *norm;     /* normalization digest the events were derived under ("" = none) */
+    const void *events;   /* encoded events (schema <= 3 rows hold the resource's JSON) */
+    size_t events_len;
 };
 
 /** Called once per resource; everything is borrowed until it returns. Non-zero stops the walk. */
@@ -158,6 +164,9 @@ struct pw_store_ops {
     void (*rollback)(struct pw_store *st);
     int (*cursor_get)(struct pw_store *st, const char *source, char *out, size_t cap);
     int (*cursor_set)(struct pw_store *st, const char *source, const char *value);
+    int (*cursors_reset)(struct pw_store *st);
+    int (*meta_get)(struct pw_store *st, const char *key, char *out, size_t cap);
+    int (*meta_set)(struct pw_store *st, const char *key, const char *value);
     int (*put_resource)(struct pw_store *st, const struct pw_store_resource *res, bool *changed);
     int (*load_patient)(struct pw_store *st, const char *patient, pw_store_resource_fn *fn,
                         void *arg);
@@ -218,7 +227,7 @@ void pw_store_release_memory(struct pw_store *st);
 int pw_store_schema_version(struct pw_store *st, int *out);
 
 /** Latest schema version this build knows. */
-#define PW_STORE_SCHEMA_VERSION 3
+#define PW_STORE_SCHEMA_VERSION 4
 
 /**
  * Start a transaction. Transactions do not nest (PW_EINVAL). Everything written until
@@ -234,6 +243,12 @@ void pw_store_rollback(struct pw_store *st);
 /** Cursor of @p source (copied into @p out). @return 0, PW_ENOENT (none yet) or PW_E2BIG. */
 int pw_store_cursor_get(struct pw_store *st, const char *source, char *out, size_t cap);
 int pw_store_cursor_set(struct pw_store *st, const char *source, const char *value);
+/** Forget every cursor: every stream starts over with a first sync. @return 0 or PW_ESTORE. */
+int pw_store_cursors_reset(struct pw_store *st);
+
+/** Store-wide settings (e.g. the normalization digest). @return 0, PW_ENOENT or PW_E2BIG. */
+int pw_store_meta_get(struct pw_store *st, const char *key, char *out, size_t cap);
+int pw_store_meta_set(struct pw_store *st, const char *key, const char *value);
 
 /**
  * Keep @p res as the current copy of (type, id). An older copy (smaller lastUpdated) never

@@ -47,6 +47,13 @@ int pw_terminology_load(struct pw_terminology **out, const char *dir, char *err,
 void pw_terminology_free(struct pw_terminology *t);
 
 /**
+ * SHA-256 of every loaded table (content, not file names): what normalization derived from the
+ * tables is valid only while this stays the same (the pipeline stores normalized events).
+ * @return 0 or PW_ENOMEM.
+ */
+int pw_terminology_digest(const struct pw_terminology *t, unsigned char out[32]);
+
+/**
  * The default table directory: $PAINWATCH_TERMINOLOGY_DIR, else the installed
  * PW_DATADIR/terminology, else config/terminology next to a build tree (the painwatch binary in
  * build/<x>/ of a source checkout). Writes the first directory that holds opioid-drugs.csv.

@@ -153,6 +153,34 @@ int pw_timeline_add_dq(struct pw_timeline *tl, const struct pw_dq_event *ev);
 /** Sort every array by time (orders by start), ties by id, so evaluation is deterministic. */
 void pw_timeline_sort(struct pw_timeline *tl);
 
+/** Forget every event, keep the arrays' capacity (a scratch timeline reused per resource). */
+void pw_timeline_clear(struct pw_timeline *tl);
+
+/*
+ * The stored form of a resource's events (daemon/clinical/timeline_codec.c). The pipeline
+ * normalizes each resource once, when its page arrives, and keeps these bytes in the store; an
+ * evaluation decodes them instead of parsing and normalizing the resource's JSON again. Compact
+ * (strings length-prefixed, numbers little-endian), versioned by a magic, checked on decode.
+ */
+struct pw_bytes {
+    unsigned char *v;
+    size_t n, cap;
+};
+void pw_bytes_cleanup(struct pw_bytes *b);
+
+/** Replace @p out's content with the encoding of every event of @p tl. @return 0 or PW_ENOMEM. */
+int pw_timeline_encode(const struct pw_timeline *tl, struct pw_bytes *out);
+
+/**
+ * Add the events encoded in @p buf to @p tl (pw_timeline_add_* rules: latest version wins, the
+ * per-patient cap gives PW_E2BIG). @return 0, PW_E2BIG, PW_ENOMEM, or PW_EJSON when @p buf is
+ * not an encoding of this version (nothing is added then).
+ */
+int pw_timeline_decode(struct pw_timeline *tl, const void *buf, size_t len);
+
+/** Whether @p buf starts like an encoding (a stored resource of an older schema held its JSON). */
+bool pw_timeline_is_encoded(const void *buf, size_t len);
+
 /** True when @p o is active at @p t (start <= t < end). */
 bool pw_order_active_at(const struct pw_med_order *o, int64_t t);
 

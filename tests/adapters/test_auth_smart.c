@@ -14,6 +14,7 @@
 #include "painwatch/auth.h"
 #include "painwatch/err.h"
 #include "painwatch/http.h"
+#include "painwatch/metrics.h"
 #include "support/pwtest.h"
 #include "support/responder.h"
 #include "support/token_endpoint.h"
@@ -313,10 +314,12 @@ static void test_401_persistent_stops_after_one_retry(void **state)
     struct fx *fx = *state;
     struct pw_auth_conf c = smart_conf(fx, NULL);
 
+    pw_metrics_reset();
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
     pwt_responder_add(fx->fhir, &(struct pwt_rule){.path = "/fhir/Patient", .status = 401});
     submit(fx, "/fhir/Patient", &fx->res[0]);
     run(fx);
+    assert_true(pw_metric_get(PW_M_AUTH_FAILURES, "ehr", NULL) == 2.0); /* both 401s */
     assert_int_equal(fx->res[0].calls, 1);
     assert_int_equal(fx->res[0].err, 0);
     assert_int_equal(fx->res[0].status, 401);
@@ -407,6 +410,7 @@ static void test_rejected_assertion(void **state)
     struct pw_auth_conf c = smart_conf(fx, NULL);
 
     c.key_id = "not-the-registered-key";
+    pw_metrics_reset();
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
     protect(fx, "/fhir/Observation");
     submit(fx, "/fhir/Observation", &fx->res[0]);
@@ -429,6 +433,8 @@ static void test_rejected_assertion(void **state)
     assert_int_equal(pwt_token_endpoint_rejected(fx->te), 2);
     assert_string_equal(pwt_token_endpoint_last_error(fx->te), "signature does not verify");
     assert_int_equal(pwt_token_endpoint_issued(fx->te), 0);
+    /* Each refused token request shows on /metrics for the server. */
+    assert_true(pw_metric_get(PW_M_AUTH_FAILURES, "ehr", NULL) == 2.0);
 }
 
 static void test_key_checks(void **state)

@@ -352,6 +352,11 @@ def baselines(a, srv, data, n_resources, quick):
                          text=True, check=True, timeout=600)
     b["parse"] = json.loads(out.stdout)
     b["parse"]["reps"] = reps
+    # The same parse through the daemon's page arena (jarena.h): shown next to the ceiling,
+    # which stays plain jansson + malloc.
+    out = subprocess.run([a.base_tool, "parse-arena", str(reps)] + files, capture_output=True,
+                         text=True, check=True, timeout=600)
+    b["parse_arena"] = json.loads(out.stdout)
     rel = [os.path.relpath(f, data) for f in pages_of(data, 100)]
     out = subprocess.run([a.base_tool, "curl", srv.base, "1" if quick else "3"] + rel,
                          capture_output=True, text=True, check=True, timeout=600)
@@ -396,10 +401,15 @@ def instructions(a, port):
     subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={cg}",
                     "--toggle-collect=parse_all", a.base_tool, "parse", "1"] + files,
                    capture_output=True, check=True, timeout=900)
+    cga = os.path.join(a.work, "callgrind.parse-arena-cg.out")
+    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={cga}",
+                    "--toggle-collect=parse_all_arena", a.base_tool, "parse-arena", "1"] + files,
+                   capture_output=True, check=True, timeout=900)
     res = meta["observations"] + meta["medication_requests"]
     return {"patients": a.callgrind_patients, "resources": res, "total": out[a.callgrind_patients],
             "fixed": out[0], "per_resource": (out[a.callgrind_patients] - out[0]) / res,
-            "parse_per_resource": callgrind_total(cg) / res}
+            "parse_per_resource": callgrind_total(cg) / res,
+            "parse_arena_per_resource": callgrind_total(cga) / res}
 
 
 def callgrind_daemon(a, srv, work, count, tag):
@@ -621,6 +631,11 @@ def table(a, r):
     print("ceilings (same run, same bytes): "
           f"jansson parse {parse:.0f} resources/s ({b['parse']['mb_per_s']:.0f} MB/s)"
           + (f", {r['ir']['parse_per_resource']:.0f} instructions/resource" if r.get("ir") else "")
+          + (f" (through the daemon's page arena: {b['parse_arena']['resources_per_cpu_s']:.0f}"
+             " resources/CPU-s"
+             + (f", {r['ir']['parse_arena_per_resource']:.0f} instructions/resource"
+                if r.get("ir", {}).get("parse_arena_per_resource") else "") + ")"
+             if "parse_arena" in b else "")
           + (f"; storage {b['fsync']['syncs_per_s']:.0f} fdatasync/s where the state lives"
              if "fsync" in b else "")
           + f"; libcurl keep-alive {b['curl']['requests_per_s']:.0f} GET/s of 100-entry pages"

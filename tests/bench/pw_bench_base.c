@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Benchmark baselines on the same bytes the daemon reads: jansson parse+free rate of the search
- * pages, and a libcurl keep-alive GET rate against the fake FHIR server. Prints one JSON line.
+ * pages (plain malloc: the ceiling; and through the daemon's page arena, jarena.h), and a libcurl
+ * keep-alive GET rate against the fake FHIR server. Prints one JSON line.
  */
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,8 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+
+#include "painwatch/jarena.h"
 
 struct page {
     char *buf;
@@ -67,6 +71,33 @@ __attribute__((noinline)) size_t parse_all(const struct page *pages, size_t n)
     for (size_t i = 0; i < n; i++) {
         json_error_t err;
         json_t *b = json_loadb(pages[i].buf, pages[i].len, 0, &err);
+        if (!b) {
+            fprintf(stderr, "%s: %s\n", pages[i].name, err.text);
+            exit(1);
+        }
+        resources += json_array_size(json_object_get(b, "entry"));
+        json_decref(b);
+    }
+    return resources;
+}
+
+/*
+ * The same work as parse_all, each page parsed the way the daemon's scheduler does it: inside
+ * pw_jarena_begin..end (main() installed the arena). Counted alone under callgrind with
+ * --toggle-collect=parse_all_arena.
+ */
+__attribute__((noinline)) size_t parse_all_arena(const struct page *pages, size_t n);
+__attribute__((noinline)) size_t parse_all_arena(const struct page *pages, size_t n)
+{
+    size_t resources = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        json_error_t err;
+        bool arena = pw_jarena_begin() == 0;
+        json_t *b = json_loadb(pages[i].buf, pages[i].len, 0, &err);
+        if (arena) {
+            pw_jarena_end();
+        }
         if (!b) {
             fprintf(stderr, "%s: %s\n", pages[i].name, err.text);
             exit(1);
@@ -164,9 +195,10 @@ static int fsync_rate(const char *dir, int n)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: pw_bench_base parse REPS FILE... | curl BASEURL REPS PATH... |\n"
-                    "       pw_bench_base fsync DIR N\n"
-                    "  parse: jansson parse+free of the pages; curl: keep-alive GET rate;\n"
+    fprintf(stderr, "usage: pw_bench_base parse|parse-arena REPS FILE... |\n"
+                    "       pw_bench_base curl BASEURL REPS PATH... | pw_bench_base fsync DIR N\n"
+                    "  parse: jansson parse+free of the pages (parse-arena: through the daemon's\n"
+                    "  page arena); curl: keep-alive GET rate;\n"
                     "  fsync: 4 KiB write + fdatasync rate in DIR\n");
 }
 
@@ -202,9 +234,14 @@ int main(int argc, char **argv)
         free(pages);
         return rc;
     }
-    if (strcmp(argv[1], "parse") != 0) {
+    bool arena = strcmp(argv[1], "parse-arena") == 0;
+    if (strcmp(argv[1], "parse") != 0 && !arena) {
         usage();
         return 2;
+    }
+    if (arena && pw_jarena_install() != 0) {
+        fprintf(stderr, "page arena: cannot reserve address space\n");
+        return 1;
     }
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
@@ -218,7 +255,7 @@ int main(int argc, char **argv)
     double t0 = now_s();
     double c0 = cpu_s();
     for (int r = 0; r < reps; r++) {
-        resources += parse_all(pages, n);
+        resources += arena ? parse_all_arena(pages, n) : parse_all(pages, n);
     }
     double dt = now_s() - t0;
     double dc = cpu_s() - c0;

@@ -3,7 +3,8 @@
 # and a small correctness-only smoke run as a ctest (label bench, no timing asserted).
 if(PW_BUILD_BENCH)
   add_executable(pw_bench_base ${CMAKE_CURRENT_LIST_DIR}/pw_bench_base.c)
-  target_link_libraries(pw_bench_base PRIVATE pw_flags PkgConfig::JANSSON PkgConfig::CURL)
+  # pwcore for the page arena (jarena.h) of the parse-arena figure.
+  target_link_libraries(pw_bench_base PRIVATE pwcore)
   set_target_properties(pw_bench_base PROPERTIES RUNTIME_OUTPUT_DIRECTORY
     ${PROJECT_BINARY_DIR}/tests/bench)
   find_package(Python3 3.9 COMPONENTS Interpreter)

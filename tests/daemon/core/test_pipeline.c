@@ -217,11 +217,109 @@ static void test_page_failure_commits_nothing(void **state)
     assert_int_equal(pw_store_cursor_get(fx->store, src.key, cursor, sizeof(cursor)), PW_ENOENT);
 }
 
+/* A new pipeline on the fixture's store, normalizing with @p factor_set. */
+static void restart_with(struct fixture *fx, const char *factor_set)
+{
+    struct pw_pipeline_conf pc = {0};
+
+    pw_pipeline_free(fx->pipeline);
+    pw_norm_ctx_cleanup(&fx->norm);
+    assert_int_equal(pw_norm_ctx_init(&fx->norm, fx->term, factor_set), 0);
+    pc.store = fx->store;
+    pc.engine = fx->engine;
+    pc.norm = &fx->norm;
+    pc.sink = fx->sink;
+    pc.identifier_system = "urn:painwatch:flag-episode";
+    pc.reevaluate_ms = 5 * 60 * 1000;
+    pc.clock_ms = fake_clock;
+    assert_int_equal(pw_pipeline_new(&fx->pipeline, &pc), 0);
+    pw_pipeline_consumer(fx->pipeline, &fx->consumer);
+}
+
+static void test_normalization_change_resyncs(void **state)
+{
+    struct fixture *fx = *state;
+    struct pw_sync_source src = {.server = "ehr",
+                                 .type = "MedicationRequest",
+                                 .patient = "p1",
+                                 .key = "ehr/MedicationRequest/Patient/p1"};
+    struct pw_pipeline_stats ps;
+    size_t n = 0;
+    char cursor[64];
+
+    clock_now_ms = fx->t0_ms + HOUR_MS;
+    fx->consumer.on_page(fx->consumer.arg, &src, page_resources(), "{\"cursor\":1}", on_page_done,
+                         NULL);
+    fx->consumer.on_cycle_end(fx->consumer.arg, "ehr", 0);
+    assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), 1);
+
+    /* The same normalization after a restart: the cursor stands. */
+    restart_with(fx, "cdc2022");
+    assert_int_equal(pw_store_cursor_get(fx->store, src.key, cursor, sizeof(cursor)), 0);
+
+    /* Another factor set: the stored events were derived under other rules, so every stream
+     * starts over... */
+    restart_with(fx, "cdc2016");
+    assert_int_equal(pw_store_cursor_get(fx->store, src.key, cursor, sizeof(cursor)), PW_ENOENT);
+    /* ...while the stale rows still count: no Flag is resolved for want of data meanwhile. */
+    clock_now_ms = fx->t0_ms + 2 * HOUR_MS;
+    assert_int_equal(pw_pipeline_reevaluate_due(fx->pipeline, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), 1);
+    /* The same versions, read again, replace the stale rows and mark the patient. */
+    page_done_calls = 0;
+    fx->consumer.on_page(fx->consumer.arg, &src, page_resources(), "{\"cursor\":2}", on_page_done,
+                         NULL);
+    assert_int_equal(page_err, 0);
+    pw_pipeline_stats(fx->pipeline, &ps);
+    assert_int_equal(ps.patients_evaluated, 1);
+    fx->consumer.on_cycle_end(fx->consumer.arg, "ehr", 0);
+    pw_pipeline_stats(fx->pipeline, &ps);
+    assert_int_equal(ps.patients_evaluated, 2);
+    assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), 1);
+    /* Read a third time under the same normalization: nothing changed, nobody is marked. */
+    fx->consumer.on_page(fx->consumer.arg, &src, page_resources(), "{\"cursor\":3}", on_page_done,
+                         NULL);
+    fx->consumer.on_cycle_end(fx->consumer.arg, "ehr", 0);
+    pw_pipeline_stats(fx->pipeline, &ps);
+    assert_int_equal(ps.patients_evaluated, 2);
+}
+
+/* A store written by schema <= 3 kept each resource's JSON: it is still evaluated. */
+static void test_legacy_rows_still_evaluate(void **state)
+{
+    struct fixture *fx = *state;
+    json_t *page = page_resources();
+    char *mr = json_dumps(json_array_get(page, 1), JSON_COMPACT);
+    struct pw_store_resource r = {.type = "MedicationRequest",
+                                  .id = "mr-1",
+                                  .version = "1",
+                                  .last_updated = fx->t0_ms / 1000,
+                                  .patient = "Patient/p1",
+                                  .norm = "",
+                                  .events = mr,
+                                  .events_len = strlen(mr)};
+    size_t n = 0;
+
+    assert_int_equal(pw_store_begin(fx->store), 0);
+    assert_int_equal(pw_store_put_resource(fx->store, &r, NULL), 0);
+    assert_int_equal(pw_store_patient_schedule(fx->store, "Patient/p1", fx->t0_ms / 1000), 0);
+    assert_int_equal(pw_store_commit(fx->store), 0);
+    clock_now_ms = fx->t0_ms + HOUR_MS;
+    assert_int_equal(pw_pipeline_reevaluate_due(fx->pipeline, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), 1);
+    free(mr);
+    json_decref(page);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_reassessment_raised_by_time_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_page_failure_commits_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_normalization_change_resyncs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_legacy_rows_still_evaluate, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,8 +59,9 @@ static struct pw_store_resource res(const char *id, const char *version, int64_t
                                       .version = version,
                                       .last_updated = lu,
                                       .patient = patient,
-                                      .json = json,
-                                      .json_len = strlen(json)};
+                                      .norm = "n1",
+                                      .events = json,
+                                      .events_len = strlen(json)};
 }
 
 static int count_rows(const char *dir, const char *table)
@@ -94,14 +95,15 @@ static struct pw_outbox_row row_for(const char *key, enum pw_outbox_op op, int64
 }
 
 /* Everything a page transaction writes, used by the atomicity tests. */
-static int write_page(struct pw_store *st)
+/* A page's writes; @p with_resource false for schemas older than the resource statements. */
+static int write_page_of(struct pw_store *st, bool with_resource)
 {
     struct pw_store_resource r = res("o1", "1", 100, "Patient/1", "{\"id\":\"o1\"}");
     struct pw_flag_rec rec = {.key = "k1", .patient = "Patient/1", .rule = "rule-a"};
     struct pw_outbox_row row = row_for("k1", PW_OUTBOX_CREATE, 0);
     int err;
 
-    err = pw_store_put_resource(st, &r, NULL);
+    err = with_resource ? pw_store_put_resource(st, &r, NULL) : 0;
     if (!err) {
         err = pw_store_cursor_set(st, "ehr/Observation", "2026-01-01T00:00:00Z");
     }
@@ -112,6 +114,49 @@ static int write_page(struct pw_store *st)
         err = pw_store_outbox_enqueue(st, &row);
     }
     return err;
+}
+
+static int write_page(struct pw_store *st)
+{
+    return write_page_of(st, true);
+}
+
+struct collected {
+    char ids[8][16];
+    char versions[8][16];
+    char json[8][64];
+    char norm[8][16];
+    size_t n;
+};
+
+static int collect_res(void *arg, const struct pw_store_resource *r)
+{
+    struct collected *c = arg;
+
+    snprintf(c->ids[c->n], sizeof(c->ids[0]), "%s", r->id);
+    snprintf(c->versions[c->n], sizeof(c->versions[0]), "%s", r->version);
+    snprintf(c->json[c->n], sizeof(c->json[0]), "%.*s", (int)r->events_len,
+             (const char *)r->events);
+    snprintf(c->norm[c->n], sizeof(c->norm[0]), "%s", r->norm);
+    c->n++;
+    return 0;
+}
+
+/* A resource row as schema 1-3 kept it: the resource's JSON in column json. */
+static void insert_legacy_resource(const char *dir)
+{
+    char path[4096];
+    sqlite3 *db = NULL;
+
+    snprintf(path, sizeof(path), "%s/painwatch.db", dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO resource(type, id, version, last_updated, patient,"
+                                  " json) VALUES('Observation', 'o1', '1', 100, 'Patient/1',"
+                                  " '{\"id\":\"o1\"}')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
 }
 
 static void test_fresh_file_is_latest_schema_in_wal(void **state)
@@ -144,8 +189,9 @@ static void test_migrates_from_version_1(void **state)
     fx->st = open_store(fx->dir, 1);
     assert_int_equal(pw_store_schema_version(fx->st, &v), 0);
     assert_int_equal(v, 1);
-    assert_int_equal(write_page(fx->st), 0);
+    assert_int_equal(write_page_of(fx->st, false), 0);
     pw_store_close(fx->st);
+    insert_legacy_resource(fx->dir);
 
     fx->st = open_store(fx->dir, 0);
     assert_int_equal(pw_store_schema_version(fx->st, &v), 0);
@@ -158,6 +204,15 @@ static void test_migrates_from_version_1(void **state)
     pw_flag_rec_cleanup(&rec);
     assert_int_equal(pw_store_patient_schedule(fx->st, "Patient/1", 50), 0);
     assert_int_equal(count_rows(fx->dir, "patient"), 1);
+    /* Version 4: the old row's JSON is now its events column, under no normalization. */
+    struct collected c = {0};
+    assert_int_equal(pw_store_load_patient(fx->st, "Patient/1", collect_res, &c), 0);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.json[0], "{\"id\":\"o1\"}");
+    assert_string_equal(c.norm[0], "");
+    char buf[8];
+    assert_int_equal(pw_store_meta_set(fx->st, "k", "v"), 0);
+    assert_int_equal(pw_store_meta_get(fx->st, "k", buf, sizeof(buf)), 0);
 }
 
 static void test_newer_schema_is_refused(void **state)
@@ -259,24 +314,6 @@ static void test_nested_begin_refused(void **state)
     assert_int_equal(pw_store_commit(fx->st), PW_EINVAL);
 }
 
-struct collected {
-    char ids[8][16];
-    char versions[8][16];
-    char json[8][64];
-    size_t n;
-};
-
-static int collect_res(void *arg, const struct pw_store_resource *r)
-{
-    struct collected *c = arg;
-
-    snprintf(c->ids[c->n], sizeof(c->ids[0]), "%s", r->id);
-    snprintf(c->versions[c->n], sizeof(c->versions[0]), "%s", r->version);
-    snprintf(c->json[c->n], sizeof(c->json[0]), "%.*s", (int)r->json_len, r->json);
-    c->n++;
-    return 0;
-}
-
 static void test_resource_versions(void **state)
 {
     struct fx *fx = *state;
@@ -302,6 +339,48 @@ static void test_resource_versions(void **state)
     assert_int_equal(c.n, 1);
     assert_string_equal(c.versions[0], "3");
     assert_string_equal(c.json[0], "{\"v\":3}");
+
+    /* Events derived by another normalization give way to any copy, even the same version. */
+    struct pw_store_resource rederived = res("o1", "3", 300, "Patient/1", "{\"v\":\"3b\"}");
+    rederived.norm = "n2";
+    assert_int_equal(pw_store_put_resource(fx->st, &rederived, &changed), 0);
+    assert_true(changed);
+    assert_int_equal(pw_store_put_resource(fx->st, &rederived, &changed), 0);
+    assert_false(changed);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(pw_store_load_patient(fx->st, "Patient/1", collect_res, &c), 0);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.json[0], "{\"v\":\"3b\"}");
+    assert_string_equal(c.norm[0], "n2");
+    /* ... but never an older version, whatever its normalization. */
+    struct pw_store_resource late = res("o1", "2", 200, "Patient/1", "{\"v\":2}");
+    late.norm = "n3";
+    assert_int_equal(pw_store_put_resource(fx->st, &late, &changed), 0);
+    assert_false(changed);
+}
+
+static void test_meta_and_cursor_reset(void **state)
+{
+    struct fx *fx = *state;
+    char buf[64];
+
+    fx->st = open_store(fx->dir, 0);
+    assert_int_equal(pw_store_meta_get(fx->st, "events-norm", buf, sizeof(buf)), PW_ENOENT);
+    assert_int_equal(pw_store_meta_set(fx->st, "events-norm", "abc"), 0);
+    assert_int_equal(pw_store_meta_set(fx->st, "events-norm", "abcd"), 0);
+    assert_int_equal(pw_store_meta_get(fx->st, "events-norm", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "abcd");
+    assert_int_equal(pw_store_meta_get(fx->st, "events-norm", buf, 3), PW_E2BIG);
+    assert_int_equal(pw_store_cursor_set(fx->st, "s1", "c1"), 0);
+    assert_int_equal(pw_store_cursor_set(fx->st, "s2", "c2"), 0);
+    assert_int_equal(pw_store_cursors_reset(fx->st), 0);
+    assert_int_equal(pw_store_cursor_get(fx->st, "s1", buf, sizeof(buf)), PW_ENOENT);
+    assert_int_equal(pw_store_cursor_get(fx->st, "s2", buf, sizeof(buf)), PW_ENOENT);
+    /* Settings survive a cursor reset and a reopen. */
+    pw_store_close(fx->st);
+    fx->st = open_store(fx->dir, 0);
+    assert_int_equal(pw_store_meta_get(fx->st, "events-norm", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "abcd");
 }
 
 static int collect_patient(void *arg, const char *patient)
@@ -566,6 +645,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_before_commit_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nested_begin_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resource_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_meta_and_cursor_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patients_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flag_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_rows, setup, teardown),

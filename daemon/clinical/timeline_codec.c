@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A resource's timeline events as stored bytes: normalized once when the page arrives, decoded
+ * at every evaluation (parsing the JSON again cost 3x jansson's parse per resource, issue 9).
+ * Layout: magic "PWT1", then five sections (scores, pain types, orders, referrals, data
+ * quality), each a u32 count and its events field by field: i64/f64/u32 little-endian, strings
+ * as u16 length + bytes. Decoding checks every length against its field; a bad buffer adds
+ * nothing.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "painwatch/err.h"
+#include "painwatch/timeline.h"
+
+#define CODEC_MAGIC     "PWT1"
+#define CODEC_MAGIC_LEN 4
+
+void pw_timeline_clear(struct pw_timeline *tl)
+{
+    tl->scores.n = 0;
+    tl->pain_types.n = 0;
+    tl->orders.n = 0;
+    tl->referrals.n = 0;
+    tl->dq.n = 0;
+}
+
+void pw_bytes_cleanup(struct pw_bytes *b)
+{
+    free(b->v);
+    memset(b, 0, sizeof(*b));
+}
+
+/* ---- writer ------------------------------------------------------------------------------ */
+
+struct wr {
+    struct pw_bytes *b;
+    int err;
+};
+
+static void put(struct wr *w, const void *p, size_t n)
+{
+    if (w->err) {
+        return;
+    }
+    if (w->b->cap - w->b->n < n) {
+        size_t cap = w->b->cap ? w->b->cap : 256;
+        while (cap - w->b->n < n) {
+            cap *= 2;
+        }
+        unsigned char *v = realloc(w->b->v, cap);
+        if (v == NULL) {
+            w->err = PW_ENOMEM;
+            return;
+        }
+        w->b->v = v;
+        w->b->cap = cap;
+    }
+    memcpy(w->b->v + w->b->n, p, n);
+    w->b->n += n;
+}
+
+static void put_u64(struct wr *w, uint64_t v)
+{
+    unsigned char le[8];
+    for (int i = 0; i < 8; i++) {
+        le[i] = (unsigned char)(v >> (8 * i));
+    }
+    put(w, le, sizeof(le));
+}
+
+static void put_i64(struct wr *w, int64_t v)
+{
+    put_u64(w, (uint64_t)v);
+}
+
+static void put_u32(struct wr *w, uint32_t v)
+{
+    unsigned char le[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                           (unsigned char)(v >> 24)};
+    put(w, le, sizeof(le));
+}
+
+static void put_f64(struct wr *w, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, sizeof(v));
+    put_u64(w, v);
+}
+
+/* @p s lives in a char[cap] field, so its length fits in u16 (every field is < 64 KiB). */
+static void put_str(struct wr *w, const char *s, size_t cap)
+{
+    size_t n = strnlen(s, cap - 1);
+    unsigned char le[2] = {(unsigned char)n, (unsigned char)(n >> 8)};
+    put(w, le, sizeof(le));
+    put(w, s, n);
+}
+
+#define PUT_STR(w, field) put_str((w), (field), sizeof(field))
+
+static void put_ref(struct wr *w, const struct pw_ref *r)
+{
+    PUT_STR(w, r->type);
+    PUT_STR(w, r->id);
+    PUT_STR(w, r->version);
+}
+
+static void put_order(struct wr *w, const struct pw_med_order *o)
+{
+    put_ref(w, &o->src);
+    put_u32(w, o->classes);
+    put_u32(w, (uint32_t)o->role);
+    put_u32(w, o->prn ? 1u : 0u);
+    PUT_STR(w, o->drug_rxcui);
+    PUT_STR(w, o->drug_name);
+    PUT_STR(w, o->ingredient_rxcui);
+    PUT_STR(w, o->ingredient);
+    put_i64(w, o->start);
+    put_i64(w, o->end);
+    PUT_STR(w, o->prior);
+    put_f64(w, o->mg_per_dose);
+    put_f64(w, o->mg_per_dose_high);
+    put_f64(w, o->mg_per_day);
+    put_f64(w, o->mcg_per_hour);
+    put_f64(w, o->mme_factor);
+    put_f64(w, o->mme_per_day);
+    put_f64(w, o->mme_per_dose);
+}
+
+int pw_timeline_encode(const struct pw_timeline *tl, struct pw_bytes *out)
+{
+    struct wr w = {.b = out};
+    size_t i;
+
+    out->n = 0;
+    put(&w, CODEC_MAGIC, CODEC_MAGIC_LEN);
+    put_u32(&w, (uint32_t)tl->scores.n);
+    for (i = 0; i < tl->scores.n; i++) {
+        put_i64(&w, tl->scores.v[i].at);
+        put_f64(&w, tl->scores.v[i].value);
+        put_ref(&w, &tl->scores.v[i].src);
+    }
+    put_u32(&w, (uint32_t)tl->pain_types.n);
+    for (i = 0; i < tl->pain_types.n; i++) {
+        put_i64(&w, tl->pain_types.v[i].at);
+        put_u32(&w, (uint32_t)tl->pain_types.v[i].kind);
+        put_ref(&w, &tl->pain_types.v[i].src);
+    }
+    put_u32(&w, (uint32_t)tl->orders.n);
+    for (i = 0; i < tl->orders.n; i++) {
+        put_order(&w, &tl->orders.v[i]);
+    }
+    put_u32(&w, (uint32_t)tl->referrals.n);
+    for (i = 0; i < tl->referrals.n; i++) {
+        put_i64(&w, tl->referrals.v[i].at);
+        put_ref(&w, &tl->referrals.v[i].src);
+    }
+    put_u32(&w, (uint32_t)tl->dq.n);
+    for (i = 0; i < tl->dq.n; i++) {
+        PUT_STR(&w, tl->dq.v[i].code);
+        put_ref(&w, &tl->dq.v[i].src);
+        PUT_STR(&w, tl->dq.v[i].detail);
+    }
+    return w.err;
+}
+
+/* ---- reader ------------------------------------------------------------------------------ */
+
+struct rd {
+    const unsigned char *p, *end;
+    bool bad;
+};
+
+static const unsigned char *take(struct rd *r, size_t n)
+{
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const unsigned char *at = r->p;
+    r->p += n;
+    return at;
+}
+
+static uint64_t get_u64(struct rd *r)
+{
+    const unsigned char *le = take(r, 8);
+    uint64_t v = 0;
+    for (int i = 0; le && i < 8; i++) {
+        v |= (uint64_t)le[i] << (8 * i);
+    }
+    return v;
+}
+
+static int64_t get_i64(struct rd *r)
+{
+    return (int64_t)get_u64(r);
+}
+
+static uint32_t get_u32(struct rd *r)
+{
+    const unsigned char *le = take(r, 4);
+    return le ? (uint32_t)le[0] | (uint32_t)le[1] << 8 | (uint32_t)le[2] << 16 |
+                    (uint32_t)le[3] << 24
+              : 0;
+}
+
+static double get_f64(struct rd *r)
+{
+    uint64_t v = get_u64(r);
+    double d;
+    memcpy(&d, &v, sizeof(d));
+    return d;
+}
+
+static void get_str(struct rd *r, char *out, size_t cap)
+{
+    const unsigned char *le = take(r, 2);
+    size_t n = le ? (size_t)le[0] | (size_t)le[1] << 8 : 0;
+    const unsigned char *s = n < cap ? take(r, n) : NULL;
+    if (s == NULL) {
+        r->bad = true;
+        out[0] = '\0';
+        return;
+    }
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
+#define GET_STR(r, field) get_str((r), (field), sizeof(field))
+
+static void get_ref(struct rd *r, struct pw_ref *ref)
+{
+    GET_STR(r, ref->type);
+    GET_STR(r, ref->id);
+    GET_STR(r, ref->version);
+}
+
+static void get_order(struct rd *r, struct pw_med_order *o)
+{
+    get_ref(r, &o->src);
+    o->classes = get_u32(r);
+    uint32_t role = get_u32(r);
+    r->bad = r->bad || role > PW_ROLE_RESCUE;
+    o->role = (enum pw_order_role)role;
+    o->prn = get_u32(r) != 0;
+    GET_STR(r, o->drug_rxcui);
+    GET_STR(r, o->drug_name);
+    GET_STR(r, o->ingredient_rxcui);
+    GET_STR(r, o->ingredient);
+    o->start = get_i64(r);
+    o->end = get_i64(r);
+    GET_STR(r, o->prior);
+    o->mg_per_dose = get_f64(r);
+    o->mg_per_dose_high = get_f64(r);
+    o->mg_per_day = get_f64(r);
+    o->mcg_per_hour = get_f64(r);
+    o->mme_factor = get_f64(r);
+    o->mme_per_day = get_f64(r);
+    o->mme_per_dose = get_f64(r);
+}
+
+/* A section count: never more events than bytes left could hold (each is >= 8 bytes). */
+static uint32_t get_count(struct rd *r)
+{
+    uint32_t n = get_u32(r);
+    if (!r->bad && n > (size_t)(r->end - r->p) / 8) {
+        r->bad = true;
+        return 0;
+    }
+    return n;
+}
+
+/* One pass over @p buf; events are added to @p tl only when it is not NULL (the second pass). */
+static int decode_pass(struct pw_timeline *tl, const void *buf, size_t len)
+{
+    struct rd r = {.p = buf, .end = (const unsigned char *)buf + len};
+    int rc = 0;
+    uint32_t i, n;
+
+    if (!pw_timeline_is_encoded(buf, len)) {
+        return PW_EJSON;
+    }
+    take(&r, CODEC_MAGIC_LEN);
+    n = get_count(&r);
+    for (i = 0; i < n && !r.bad && rc == 0; i++) {
+        struct pw_pain_score ev = {0};
+        ev.at = get_i64(&r);
+        ev.value = get_f64(&r);
+        get_ref(&r, &ev.src);
+        rc = tl && !r.bad ? pw_timeline_add_score(tl, &ev) : 0;
+    }
+    n = get_count(&r);
+    for (i = 0; i < n && !r.bad && rc == 0; i++) {
+        struct pw_pain_type ev = {0};
+        ev.at = get_i64(&r);
+        uint32_t kind = get_u32(&r);
+        r.bad = r.bad || kind < PW_PAIN_NEUROPATHIC || kind > PW_PAIN_MIXED;
+        ev.kind = (enum pw_pain_kind)kind;
+        get_ref(&r, &ev.src);
+        rc = tl && !r.bad ? pw_timeline_add_pain_type(tl, &ev) : 0;
+    }
+    n = get_count(&r);
+    for (i = 0; i < n && !r.bad && rc == 0; i++) {
+        struct pw_med_order ev;
+        memset(&ev, 0, sizeof(ev));
+        get_order(&r, &ev);
+        rc = tl && !r.bad ? pw_timeline_add_order(tl, &ev) : 0;
+    }
+    n = get_count(&r);
+    for (i = 0; i < n && !r.bad && rc == 0; i++) {
+        struct pw_referral ev = {0};
+        ev.at = get_i64(&r);
+        get_ref(&r, &ev.src);
+        rc = tl && !r.bad ? pw_timeline_add_referral(tl, &ev) : 0;
+    }
+    n = get_count(&r);
+    for (i = 0; i < n && !r.bad && rc == 0; i++) {
+        struct pw_dq_event ev;
+        memset(&ev, 0, sizeof(ev));
+        GET_STR(&r, ev.code);
+        get_ref(&r, &ev.src);
+        GET_STR(&r, ev.detail);
+        rc = tl && !r.bad ? pw_timeline_add_dq(tl, &ev) : 0;
+    }
+    if (rc == 0 && (r.bad || r.p != r.end)) {
+        rc = PW_EJSON;
+    }
+    return rc;
+}
+
+int pw_timeline_decode(struct pw_timeline *tl, const void *buf, size_t len)
+{
+    int rc = decode_pass(NULL, buf, len);
+    return rc < 0 ? rc : decode_pass(tl, buf, len);
+}
+
+bool pw_timeline_is_encoded(const void *buf, size_t len)
+{
+    return buf != NULL && len >= CODEC_MAGIC_LEN && memcmp(buf, CODEC_MAGIC, CODEC_MAGIC_LEN) == 0;
+}

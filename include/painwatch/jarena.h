@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A bump arena for jansson: one search page's JSON tree is carved out of a reserved region
+ * instead of thousands of malloc calls, and given back whole when its last value is freed.
+ */
+#ifndef PAINWATCH_JARENA_H
+#define PAINWATCH_JARENA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * How it stays correct whatever holds on to the tree:
+ *  - Allocation goes to the arena only on the thread that called pw_jarena_begin(), until its
+ *    pw_jarena_end(); every other allocation (other threads, outside begin..end) is malloc().
+ *  - The region is cut into segments (PW_JARENA_SEGMENT). Each counts its live allocations;
+ *    freeing the last one hands the segment back (to be bumped into again from its start),
+ *    whichever thread frees it. A json_incref'd piece of a tree only keeps its own segment.
+ *  - The free function tells arena pointers by address; anything else goes to free(), so
+ *    trees mixing arena and malloc'd values (json_object_set either way) free correctly.
+ *  - A full region, or one allocation larger than a segment, falls back to malloc().
+ * Emptied segments stay resident for the next pages; pw_jarena_trim() (at the end of a sync
+ * cycle) gives empty segments past the first PW_JARENA_KEEP bytes back to the kernel
+ * (MADV_DONTNEED), so an idle daemon does not keep its largest page resident.
+ * Under AddressSanitizer freed arena memory is poisoned, so use-after-free is still reported.
+ */
+
+/**
+ * Reserve the region (PW_JARENA_BYTES of address space, no memory committed) and make jansson
+ * allocate through the arena (json_set_alloc_funcs). Call once, early, before any thread starts
+ * and before other code changes jansson's allocator; never replace the allocator afterwards
+ * (arena pointers must not reach free()). A second call is a no-op. Without it, begin() refuses
+ * and everything is malloc'd (the CLI and most tests).
+ * @return 0, or PW_ENOMEM when the address space cannot be reserved (jansson is left alone).
+ */
+int pw_jarena_install(void);
+
+/**
+ * pw_jarena_install() with a region of @p bytes (rounded down to whole segments, at least one).
+ * For tests that need to fill the region.
+ */
+int pw_jarena_install_size(size_t bytes);
+
+/**
+ * Start allocating jansson values of this thread in the arena. One arena user at a time in the
+ * process: a begin while another is open (this thread or another one) is refused.
+ * @return 0: open until pw_jarena_end() on this thread;
+ *         PW_EAGAIN: already open (nested, or on another thread): go on, values are malloc'd;
+ *         PW_EINVAL: not installed: go on, values are malloc'd.
+ * Call pw_jarena_end() only after a begin that returned 0.
+ */
+int pw_jarena_begin(void);
+
+/** Stop allocating in the arena (no-op on a thread without an open begin). */
+void pw_jarena_end(void);
+
+/**
+ * Give the memory of empty segments past PW_JARENA_KEEP back to the kernel. Call where the
+ * process goes idle (the scheduler's cycle end); a no-op while a begin is open anywhere (the
+ * next idle point trims) and when not installed. Any thread.
+ */
+void pw_jarena_trim(void);
+
+/** True when @p p points into the arena region (tests, assertions). */
+bool pw_jarena_owns(const void *p);
+
+/** A snapshot of the arena, for tests and metrics. */
+struct pw_jarena_stats {
+    size_t segments;      /* segments in the region (0 when not installed) */
+    size_t segments_used; /* segments holding live values or open for allocation */
+    size_t fallbacks;     /* allocations malloc'd inside begin..end (region full or too large) */
+    size_t arena_allocs;  /* allocations served from the arena since install */
+};
+
+/** Fill @p st (all zero when not installed). Counters are read without a lock: a snapshot. */
+void pw_jarena_stats(struct pw_jarena_stats *st);
+
+#endif
