@@ -313,6 +313,9 @@ static int migrate(struct sq *sq, int target)
 }
 
 /*
+ * The page cache is bounded (PW_STORE_CACHE_KIB, limits.h) and memory-mapped I/O is off
+ * whatever the SQLite build's default: a mapping would put the whole database file into the
+ * daemon's RSS (issue 9, B3).
  * WAL lets `painwatch outbox list` read while the daemon writes. synchronous=FULL: every
  * commit is on disk when pw_store_commit() returns, also across a power loss. With NORMAL a
  * power loss may drop the last commits; for cursors that only repeats a page, but a lost
@@ -329,6 +332,14 @@ static int configure(struct sq *sq, bool read_only)
     }
     if (!err) {
         err = exec(sq, "PRAGMA synchronous = FULL", "synchronous");
+    }
+    if (!err) {
+        char sql[48];
+        snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", PW_STORE_CACHE_KIB);
+        err = exec(sq, sql, "cache_size");
+    }
+    if (!err) {
+        err = exec(sq, "PRAGMA mmap_size = 0", "mmap_size");
     }
     if (!err && read_only) {
         err = exec(sq, "PRAGMA query_only = 1", "query_only");
@@ -405,6 +416,13 @@ static void sq_close(struct pw_store *st)
     }
     free(sq);
     st->ctx = NULL;
+}
+
+/* Frees every cache page no statement holds: the daemon is idle, the next poll re-reads what
+ * it needs (from the OS page cache, mostly). */
+static void sq_release_memory(struct pw_store *st)
+{
+    sqlite3_db_release_memory(sq_of(st)->db);
 }
 
 static int sq_schema_version(struct pw_store *st, int *out)
@@ -998,4 +1016,5 @@ const struct pw_store_ops pw_store_sqlite = {
     .operator_log = sq_operator_log,
     .operator_unaudited = sq_operator_unaudited,
     .operator_audited = sq_operator_audited,
+    .release_memory = sq_release_memory,
 };

@@ -71,6 +71,51 @@ static void set_err(char *err, size_t n, const char *file, size_t line, const ch
     }
 }
 
+/* The string pool: chunks that never move, so entries can point into them. */
+#define STRINGS_CHUNK 16384
+
+struct pw_term_strings {
+    struct pw_term_strings *next;
+    size_t used;
+    char text[STRINGS_CHUNK];
+};
+
+/* A copy of @p src in the pool, cut as pw_fhir_copy() cuts into a field of @p cap bytes. */
+static const char *pool_copy(struct pw_terminology *t, const char *src, size_t cap)
+{
+    size_t len = strlen(src);
+    size_t need = len + 1 < cap ? len + 1 : cap;
+
+    if (len == 0) {
+        return "";
+    }
+    if (t->strings == NULL || t->strings->used + need > STRINGS_CHUNK) {
+        struct pw_term_strings *c = malloc(sizeof(*c));
+        if (c == NULL) {
+            return NULL;
+        }
+        c->next = t->strings;
+        c->used = 0;
+        t->strings = c;
+    }
+    char *dst = t->strings->text + t->strings->used;
+    pw_fhir_copy(dst, need, src);
+    t->strings->used += strlen(dst) + 1;
+    return dst;
+}
+
+/* Give back the slack of a grown array (its tail was never touched, but its size was). */
+static void shrink(void **v, size_t n, size_t *cap, size_t size)
+{
+    if (n > 0 && n < *cap) {
+        void *p = realloc(*v, n * size);
+        if (p != NULL) {
+            *v = p;
+            *cap = n;
+        }
+    }
+}
+
 /* Append one element to a growable array. */
 static void *push(void **v, size_t *n, size_t *cap, size_t size)
 {
@@ -169,11 +214,15 @@ static int load_drugs(struct pw_terminology *t, const char *dir, char *err, size
             goto out;
         }
         pw_fhir_copy(d->rxcui, sizeof(d->rxcui), pw_csv_get(&csv, c_rx));
-        pw_fhir_copy(d->name, sizeof(d->name), pw_csv_get(&csv, c_name));
+        d->name = pool_copy(t, pw_csv_get(&csv, c_name), PW_CODE_MAX);
         pw_fhir_copy(d->dose_form_rxcui, sizeof(d->dose_form_rxcui), pw_csv_get(&csv, c_dfrx));
-        pw_fhir_copy(d->dose_form, sizeof(d->dose_form), pw_csv_get(&csv, c_df));
+        d->dose_form = pool_copy(t, pw_csv_get(&csv, c_df), PW_TERM_NAME_MAX);
         pw_fhir_copy(d->ingredient_rxcui, sizeof(d->ingredient_rxcui), pw_csv_get(&csv, c_ing));
-        pw_fhir_copy(d->ingredient, sizeof(d->ingredient), pw_csv_get(&csv, c_ingn));
+        d->ingredient = pool_copy(t, pw_csv_get(&csv, c_ingn), PW_TERM_NAME_MAX);
+        if (d->name == NULL || d->dose_form == NULL || d->ingredient == NULL) {
+            rc = PW_ENOMEM;
+            goto out;
+        }
         pw_fhir_copy(d->strength_unit, sizeof(d->strength_unit), pw_csv_get(&csv, c_su));
         d->strength = sv;
         d->is_combination = strcmp(pw_csv_get(&csv, c_combo), "1") == 0;
@@ -190,6 +239,7 @@ static int load_drugs(struct pw_terminology *t, const char *dir, char *err, size
             d->form_classes = pw_terminology_form_classes(d->ingredient, d->dose_form, d->name);
         }
     }
+    shrink((void **)&t->drugs, t->n_drugs, &t->cap_drugs, sizeof(*t->drugs));
 out:
     pw_csv_close(&csv);
     return rc;
@@ -286,7 +336,11 @@ static int load_valuesets(struct pw_terminology *t, const char *dir, char *err, 
             goto out;
         }
         pw_fhir_copy(v->code, sizeof(v->code), pw_csv_get(&csv, c_code));
-        pw_fhir_copy(v->display, sizeof(v->display), pw_csv_get(&csv, c_disp));
+        v->display = pool_copy(t, pw_csv_get(&csv, c_disp), PW_CODE_MAX);
+        if (v->display == NULL) {
+            rc = PW_ENOMEM;
+            goto out;
+        }
         v->sets = bit;
     }
     if (rc < 0) {
@@ -303,13 +357,14 @@ static int load_valuesets(struct pw_terminology *t, const char *dir, char *err, 
         if (w > 0 && strcmp(t->vs[w - 1].code, t->vs[i].code) == 0) {
             t->vs[w - 1].sets |= t->vs[i].sets;
             if (t->vs[w - 1].display[0] == '\0') {
-                memcpy(t->vs[w - 1].display, t->vs[i].display, sizeof(t->vs[i].display));
+                t->vs[w - 1].display = t->vs[i].display;
             }
             continue;
         }
         t->vs[w++] = t->vs[i];
     }
     t->n_vs = w;
+    shrink((void **)&t->vs, t->n_vs, &t->cap_vs, sizeof(*t->vs));
 out:
     pw_csv_close(&csv);
     return rc;
@@ -413,6 +468,11 @@ void pw_terminology_free(struct pw_terminology *t)
     free(t->ings);
     free(t->vs);
     free(t->factors);
+    while (t->strings != NULL) {
+        struct pw_term_strings *c = t->strings;
+        t->strings = c->next;
+        free(c);
+    }
     free(t);
 }
 

@@ -18,13 +18,21 @@ enum {
     PW_VS_ADJUVANT = 1u << 5,
 };
 
+/*
+ * Names and displays live in the table's string pool (struct pw_term_strings), each cut to the
+ * length its fixed field had (PW_CODE_MAX or PW_TERM_NAME_MAX with the NUL): ~4,000 codes are
+ * loaded and most texts are short, so fixed fields wasted about half a megabyte that stayed
+ * resident for the daemon's whole life (issue 9, B3).
+ */
+#define PW_TERM_NAME_MAX 48
+
 struct pw_term_drug { /* opioid-drugs.csv, one per (drug, first opioid ingredient) */
     char rxcui[16];
-    char name[PW_CODE_MAX];
+    const char *name; /* pool */
     char dose_form_rxcui[16];
-    char dose_form[48];
+    const char *dose_form; /* pool */
     char ingredient_rxcui[16];
-    char ingredient[48];
+    const char *ingredient; /* pool */
     double strength;
     char strength_unit[16];
     bool is_combination;
@@ -41,7 +49,7 @@ struct pw_term_ingredient { /* ingredient-classes.csv + painwatch-classes.csv */
 
 struct pw_term_vs {
     char code[16];
-    char display[PW_CODE_MAX];
+    const char *display; /* pool; "" when the set gives none */
     unsigned sets;
 };
 
@@ -54,8 +62,11 @@ struct pw_term_factor {
     double low, high; /* tier bounds in mg/day, NAN = open */
 };
 
+struct pw_term_strings; /* a chunk of the string pool (terminology.c) */
+
 struct pw_terminology {
-    struct pw_term_drug *drugs; /* sorted by rxcui */
+    struct pw_term_strings *strings; /* owns every const char * of the tables */
+    struct pw_term_drug *drugs;      /* sorted by rxcui */
     size_t n_drugs, cap_drugs;
     struct pw_term_ingredient *ings; /* file order */
     size_t n_ings, cap_ings;

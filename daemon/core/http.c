@@ -60,6 +60,7 @@ struct pw_http {
     struct sock *socks;         /* live socket contexts (not yet closing) */
     struct pw_http_stats stats;
     long max_host;
+    long max_conns; /* connection cache size: every server's max_concurrent summed */
     bool closing;
 };
 
@@ -1088,6 +1089,13 @@ int pw_http_server_add(struct pw_http *http, const struct pw_http_server *in)
         http->max_host = (long)s->max_concurrent;
         curl_multi_setopt(http->multi, CURLMOPT_MAX_HOST_CONNECTIONS, http->max_host);
     }
+    /* curl's default cache keeps 4 idle connections per transfer still in the multi: when the
+     * last transfer of a burst completes that is 4, and the oldest beyond it are closed. With
+     * two servers (or a token endpoint beside the EHR) the next poll would reconnect (and
+     * redo TLS) every time. Room for every server's full set keeps them all alive between
+     * polls; servers that close idle connections themselves are detected by curl on reuse. */
+    http->max_conns += (long)s->max_concurrent;
+    curl_multi_setopt(http->multi, CURLMOPT_MAXCONNECTS, http->max_conns);
     return 0;
 }
 

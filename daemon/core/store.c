@@ -168,6 +168,13 @@ void pw_store_close(struct pw_store *st)
     free(st);
 }
 
+void pw_store_release_memory(struct pw_store *st)
+{
+    if (st && st->depth == 0 && st->ops->release_memory) {
+        st->ops->release_memory(st);
+    }
+}
+
 int pw_store_schema_version(struct pw_store *st, int *out)
 {
     return st->ops->schema_version(st, out);

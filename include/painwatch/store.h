@@ -185,6 +185,7 @@ struct pw_store_ops {
     int (*operator_log)(struct pw_store *st, struct pw_operator_action *act);
     int (*operator_unaudited)(struct pw_store *st, pw_store_operator_fn *fn, void *arg);
     int (*operator_audited)(struct pw_store *st, int64_t id);
+    void (*release_memory)(struct pw_store *st); /* optional: drop caches, the owner is idle */
 };
 
 /*
@@ -215,6 +216,12 @@ int pw_store_open(struct pw_store **out, const struct pw_store_opts *opts);
 
 /** Roll back an open transaction, close, free. NULL is a no-op. */
 void pw_store_close(struct pw_store *st);
+
+/**
+ * The owner is idle (between polls): free what the backend caches (SQLite's page cache).
+ * Only a hint: nothing is lost, the next reads are a little slower. Not inside begin..commit.
+ */
+void pw_store_release_memory(struct pw_store *st);
 
 /** The schema version in the database (PRAGMA user_version for SQLite). */
 int pw_store_schema_version(struct pw_store *st, int *out);

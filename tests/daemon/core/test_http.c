@@ -455,6 +455,57 @@ static void test_per_server_concurrency_cap(void **state)
     assert_int_equal(pwt_responder_count_path(fx->srv, "/c"), 6);
 }
 
+/* Like submit_get(), through server @p server. */
+static void submit_on(struct fx *fx, const char *server, const char *base, const char *path,
+                      struct result *r)
+{
+    char url[512];
+    struct pw_http_req *req = NULL;
+
+    snprintf(url, sizeof(url), "%s%s", base, path);
+    assert_int_equal(pw_http_req_new(&req, server, "GET", url), 0);
+    assert_int_equal(pw_http_submit_new(fx->http, req, on_done_counted, r), 0);
+    fx->pending++;
+}
+
+static void test_connections_kept_across_polls_with_two_servers(void **state)
+{
+    struct fx *fx = *state;
+    struct pwt_responder *other = pwt_responder_start(NULL);
+    const char *base[2] = {pwt_responder_url(fx->srv), pwt_responder_url(other)};
+    struct pwt_responder *srv[2] = {fx->srv, other};
+
+    /* Every answer waits until the server has 3 requests in progress: each server gets its
+     * full set of 3 connections in the first round. The second round (the next poll, after
+     * everything went idle) must find all 6 alive: none closed by curl's cache in between. */
+    for (int k = 0; k < 2; k++) {
+        pwt_responder_add(
+            srv[k],
+            &(struct pwt_rule){.path = "/p", .body = "{}", .wait_concurrent = 3, .times = 6});
+    }
+    add_server(fx, "a", base[0], 3, 0, 0);
+    add_server(fx, "b", base[1], 3, 0, 0);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 6; i++) {
+            submit_on(fx, i % 2 ? "b" : "a", base[i % 2], "/p", &fx->res[round * 6 + i]);
+        }
+        run_until_done(fx);
+        for (int i = 0; i < 6; i++) {
+            assert_int_equal(fx->res[round * 6 + i].status, 200);
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(pwt_responder_max_concurrent(srv[k]), 3);
+        assert_int_equal(pwt_responder_wait_expired(srv[k]), 0);
+    }
+    assert_int_equal(pw_http_stats_get(fx->http)->requests, 12);
+    assert_int_equal(pw_http_stats_get(fx->http)->connects, 6);
+    pw_http_free(fx->http); /* closes the connections before the second responder stops */
+    assert_int_equal(uv_run(&fx->loop, UV_RUN_DEFAULT), 0);
+    fx->http = NULL;
+    pwt_responder_stop(other);
+}
+
 static void test_submit_error_never_calls_back(void **state)
 {
     struct fx *fx = *state;
@@ -756,6 +807,8 @@ int main(void)
         cmocka_unit_test(test_origin_normalised),
         cmocka_unit_test_setup_teardown(test_redirect_other_origin_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_per_server_concurrency_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connections_kept_across_polls_with_two_servers, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_submit_error_never_calls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_refused_is_async, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_body, setup, teardown),

@@ -594,6 +594,46 @@ static void test_page_of_1000_resources(void **state)
     assert_int_equal(count_rows(fx->dir, "resource"), 3000);
 }
 
+static int count_outbox(void *arg, const struct pw_outbox_row *row)
+{
+    (void)row;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* The daemon's idle hint gives SQLite's page cache back, and nothing stored is lost. */
+static void test_release_memory_when_idle(void **state)
+{
+    struct fx *fx = *state;
+    static char payload[1024];
+    int n = 0;
+
+    memset(payload, 'p', sizeof(payload) - 1);
+    fx->st = open_store(fx->dir, 0);
+    assert_int_equal(pw_store_begin(fx->st), 0);
+    for (int i = 0; i < 3000; i++) { /* ~4 MB of rows: more than the cache holds */
+        char key[32];
+        snprintf(key, sizeof(key), "k%d", i);
+        struct pw_outbox_row row = row_for(key, PW_OUTBOX_CREATE, 0);
+        row.payload = payload;
+        assert_int_equal(pw_store_outbox_enqueue(fx->st, &row), 0);
+    }
+    assert_int_equal(pw_store_commit(fx->st), 0);
+    assert_int_equal(pw_store_outbox_list(fx->st, PW_OUTBOX_PENDING, count_outbox, &n), 0);
+    assert_int_equal(n, 3000);
+    sqlite3_int64 full = sqlite3_memory_used();
+    assert_true(full > 1024 * 1024); /* the cache filled up */
+    pw_store_release_memory(fx->st);
+    sqlite3_int64 released = sqlite3_memory_used();
+    print_message("SQLite heap: %lld bytes busy, %lld idle\n", (long long)full,
+                  (long long)released);
+    assert_true(released < full - 1024 * 1024);
+    n = 0;
+    assert_int_equal(pw_store_outbox_list(fx->st, PW_OUTBOX_PENDING, count_outbox, &n), 0);
+    assert_int_equal(n, 3000);
+    pw_store_release_memory(NULL); /* a no-op, like pw_store_close(NULL) */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -611,6 +651,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_outbox_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_operator_journal_and_path_option, setup, teardown),
         cmocka_unit_test_setup_teardown(test_page_of_1000_resources, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_memory_when_idle, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
