@@ -234,10 +234,10 @@ static int load_drugs(struct pw_terminology *t, const char *dir, char *err, size
     rc = 0;
     if (t->n_drugs > 1) {
         qsort(t->drugs, t->n_drugs, sizeof(*t->drugs), cmp_drug);
-        for (size_t i = 0; i < t->n_drugs; i++) {
-            struct pw_term_drug *d = &t->drugs[i];
-            d->form_classes = pw_terminology_form_classes(d->ingredient, d->dose_form, d->name);
-        }
+    }
+    for (size_t i = 0; i < t->n_drugs; i++) {
+        struct pw_term_drug *d = &t->drugs[i];
+        d->form_classes = pw_terminology_form_classes(d->ingredient, d->dose_form, d->name);
     }
     shrink((void **)&t->drugs, t->n_drugs, &t->cap_drugs, sizeof(*t->drugs));
 out:
@@ -476,22 +476,45 @@ void pw_terminology_free(struct pw_terminology *t)
     free(t);
 }
 
-/* Entries are zero-filled by push() before their fields are set, so padding hashes the same. */
+static int digest_str(EVP_MD_CTX *md, const char *s)
+{
+    return EVP_DigestUpdate(md, s ? s : "", s ? strlen(s) + 1 : 1);
+}
+
+static int digest_num(EVP_MD_CTX *md, double v, unsigned bits)
+{
+    return EVP_DigestUpdate(md, &v, sizeof(v)) && EVP_DigestUpdate(md, &bits, sizeof(bits));
+}
+
+/*
+ * Field by field, strings by content (names live in the pool: their addresses change from run
+ * to run). Ingredient and factor rows hold no pointers and are zero-filled by push() before
+ * their fields are set, so they hash as they are.
+ */
 int pw_terminology_digest(const struct pw_terminology *t, unsigned char out[32])
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned int len = 0;
-    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
-             EVP_DigestUpdate(ctx, &t->n_drugs, sizeof(t->n_drugs)) &&
-             EVP_DigestUpdate(ctx, t->drugs, t->n_drugs * sizeof(*t->drugs)) &&
-             EVP_DigestUpdate(ctx, &t->n_ings, sizeof(t->n_ings)) &&
-             EVP_DigestUpdate(ctx, t->ings, t->n_ings * sizeof(*t->ings)) &&
-             EVP_DigestUpdate(ctx, &t->n_vs, sizeof(t->n_vs)) &&
-             EVP_DigestUpdate(ctx, t->vs, t->n_vs * sizeof(*t->vs)) &&
-             EVP_DigestUpdate(ctx, &t->n_factors, sizeof(t->n_factors)) &&
-             EVP_DigestUpdate(ctx, t->factors, t->n_factors * sizeof(*t->factors)) &&
-             EVP_DigestFinal_ex(ctx, out, &len);
-    EVP_MD_CTX_free(ctx);
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+
+    for (size_t i = 0; ok && i < t->n_drugs; i++) {
+        const struct pw_term_drug *d = &t->drugs[i];
+        ok = digest_str(md, d->rxcui) && digest_str(md, d->name) &&
+             digest_str(md, d->dose_form_rxcui) && digest_str(md, d->dose_form) &&
+             digest_str(md, d->ingredient_rxcui) && digest_str(md, d->ingredient) &&
+             digest_str(md, d->strength_unit) &&
+             digest_num(md, d->strength, d->form_classes | (d->is_combination ? 1u << 31 : 0u));
+    }
+    for (size_t i = 0; ok && i < t->n_vs; i++) {
+        ok = digest_str(md, t->vs[i].code) && digest_str(md, t->vs[i].display) &&
+             digest_num(md, 0, t->vs[i].sets);
+    }
+    ok = ok && EVP_DigestUpdate(md, &t->n_ings, sizeof(t->n_ings)) &&
+         EVP_DigestUpdate(md, t->ings, t->n_ings * sizeof(*t->ings)) &&
+         EVP_DigestUpdate(md, &t->n_factors, sizeof(t->n_factors)) &&
+         EVP_DigestUpdate(md, t->factors, t->n_factors * sizeof(*t->factors)) &&
+         EVP_DigestFinal_ex(md, out, &len);
+    EVP_MD_CTX_free(md);
     return ok && len == 32 ? 0 : PW_ENOMEM;
 }
 

@@ -400,6 +400,9 @@ static void touched_unique(struct touched *t)
 {
     size_t w = 0;
 
+    if (t->n < 2) {
+        return;
+    }
     qsort(t->v, t->n, sizeof(*t->v), cmp_ref_str);
     for (size_t i = 0; i < t->n; i++) {
         if (w == 0 || strcmp(t->v[w - 1], t->v[i]) != 0) {

@@ -196,6 +196,34 @@ static void test_quoted_fields_and_crlf(void **state)
     free(dir);
 }
 
+/* The digest depends on the tables' content only: two loads agree, a changed row does not. */
+static void test_digest_follows_content(void **state)
+{
+    (void)state;
+    struct pw_terminology *a = NULL, *b = NULL, *c = NULL;
+    unsigned char da[32], db[32], dc[32];
+    char err[512] = "";
+    char *dir =
+        tables_with("painwatch-classes.csv", "ingredient_rxcui,ingredient,class,name_match,basis\n"
+                                             "123,zz test,laxative-osmotic,zzlax,test\n");
+
+    assert_int_equal(pw_terminology_load(&a, pwt_src_path("config/terminology"), err, sizeof(err)),
+                     0);
+    assert_int_equal(pw_terminology_load(&b, pwt_src_path("config/terminology"), err, sizeof(err)),
+                     0);
+    assert_int_equal(pw_terminology_load(&c, dir, err, sizeof(err)), 0);
+    assert_int_equal(pw_terminology_digest(a, da), 0);
+    assert_int_equal(pw_terminology_digest(b, db), 0);
+    assert_int_equal(pw_terminology_digest(c, dc), 0);
+    assert_memory_equal(da, db, sizeof(da));
+    assert_memory_not_equal(da, dc, sizeof(da));
+    pw_terminology_free(a);
+    pw_terminology_free(b);
+    pw_terminology_free(c);
+    pwt_rmtree(dir);
+    free(dir);
+}
+
 static void test_default_dir_from_env(void **state)
 {
     (void)state;
@@ -218,6 +246,7 @@ int main(void)
         cmocka_unit_test(test_bad_tables_name_file_and_line),
         cmocka_unit_test(test_quoted_fields_and_crlf),
         cmocka_unit_test(test_default_dir_from_env),
+        cmocka_unit_test(test_digest_follows_content),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
