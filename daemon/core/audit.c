@@ -196,24 +196,29 @@ int pw_audit_check_line(const unsigned char *key, size_t key_len, const char *li
     if (rc) {
         goto out;
     }
-    /* Byte-exact: the line must be the canonical dump of what it parses to. */
-    canon = json_dumps(rec, PW_AUDIT_JSON_FLAGS);
-    if (!canon) {
-        rc = PW_ENOMEM;
-        goto out;
-    }
-    if (strlen(canon) != len || memcmp(canon, line, len) != 0) {
-        set_why(why, why_len, "record is not in canonical form (bytes were changed)");
-        rc = PW_EVERIFY;
-        goto out;
-    }
-    free(canon);
+    /*
+     * Byte-exact: the line must be the canonical dump of what it parses to without "hmac"
+     * (keys sorted, compact), with "hmac" appended last; older trails (schema of session 1) have it
+     * in its sorted place, also accepted. The MAC covers that canonical dump.
+     */
     snprintf(claimed, sizeof(claimed), "%s", json_string_value(json_object_get(rec, "hmac")));
     json_object_del(rec, "hmac");
     canon = json_dumps(rec, PW_AUDIT_JSON_FLAGS);
     if (!canon) {
         rc = PW_ENOMEM;
         goto out;
+    }
+    if (!pw_audit_line_is(canon, claimed, line, len)) {
+        json_object_set_new(rec, "hmac", json_string(claimed));
+        char *sorted = json_dumps(rec, PW_AUDIT_JSON_FLAGS);
+        bool same = sorted && strlen(sorted) == len && memcmp(sorted, line, len) == 0;
+        free(sorted);
+        json_object_del(rec, "hmac");
+        if (!same) {
+            set_why(why, why_len, "record is not in canonical form (bytes were changed)");
+            rc = PW_EVERIFY;
+            goto out;
+        }
     }
     rc = pw_audit_mac(key, key_len, json_string_value(json_object_get(rec, "prev")), canon,
                       strlen(canon), mac);
@@ -398,13 +403,30 @@ static int write_durable(struct pw_audit *a, const char *buf, size_t len)
  * Stamp @p rec as record @p n after @p prev and serialise it: the line (with its newline) goes to
  * *line (caller frees), the new digest to @p digest. @p rec is borrowed and modified.
  */
+/* The line of a record whose canonical dump (without "hmac") is @p canon: "hmac" goes last. */
+#define HMAC_TAIL ",\"hmac\":\"" /* then the digest, then "\"}" */
+
+bool pw_audit_line_is(const char *canon, const char *hmac, const char *line, size_t len)
+{
+    size_t c = strlen(canon);
+    size_t t = sizeof(HMAC_TAIL) - 1;
+    size_t h = strlen(hmac);
+
+    return c >= 2 && len == c - 1 + t + h + 2 && memcmp(line, canon, c - 1) == 0 &&
+           memcmp(line + c - 1, HMAC_TAIL, t) == 0 && memcmp(line + c - 1 + t, hmac, h) == 0 &&
+           memcmp(line + c - 1 + t + h, "\"}", 2) == 0;
+}
+
+/*
+ * Seal @p rec as record @p n after @p prev: one canonical dump (keys sorted, compact, no
+ * "hmac"), its MAC, and the line is that dump with "hmac" appended last (one dump, not two).
+ */
 static int seal(struct pw_audit *a, json_t *rec, uint64_t n, const char *prev, char **line,
                 size_t *len, char *digest)
 {
     char *canon = NULL;
-    char *text = NULL;
-    char *grown;
-    size_t tlen;
+    char *text;
+    size_t c, t = sizeof(HMAC_TAIL) - 1;
     int rc;
 
     json_object_del(rec, "hmac");
@@ -416,32 +438,25 @@ static int seal(struct pw_audit *a, json_t *rec, uint64_t n, const char *prev, c
     if (!canon) {
         return PW_EINVAL; /* e.g. a NaN or invalid UTF-8 a caller put in */
     }
-    rc = pw_audit_mac(a->key, a->key_len, prev, canon, strlen(canon), digest);
-    free(canon);
-    if (rc) {
-        return rc;
+    c = strlen(canon);
+    rc = pw_audit_mac(a->key, a->key_len, prev, canon, c, digest);
+    if (rc == 0 && json_object_set_new(rec, "hmac", json_string(digest))) {
+        rc = PW_ENOMEM;
     }
-    if (json_object_set_new(rec, "hmac", json_string(digest))) {
-        return PW_ENOMEM;
+    /* canon ends with '}': replace it by the tail, the digest, '"}' and the newline. */
+    *len = c - 1 + t + PW_AUDIT_DIGEST_HEX + 3;
+    if (rc == 0 && *len - 1 > PW_AUDIT_RECORD_MAX) {
+        rc = PW_E2BIG;
     }
-    text = json_dumps(rec, PW_AUDIT_JSON_FLAGS);
+    text = rc == 0 ? realloc(canon, *len + 1) : NULL;
     if (!text) {
-        return PW_ENOMEM;
+        free(canon);
+        return rc ? rc : PW_ENOMEM;
     }
-    tlen = strlen(text);
-    if (tlen > PW_AUDIT_RECORD_MAX) {
-        free(text);
-        return PW_E2BIG;
-    }
-    grown = realloc(text, tlen + 2);
-    if (!grown) {
-        free(text);
-        return PW_ENOMEM;
-    }
-    grown[tlen] = '\n';
-    grown[tlen + 1] = '\0';
-    *line = grown;
-    *len = tlen + 1;
+    memcpy(text + c - 1, HMAC_TAIL, t);
+    memcpy(text + c - 1 + t, digest, PW_AUDIT_DIGEST_HEX);
+    memcpy(text + c - 1 + t + PW_AUDIT_DIGEST_HEX, "\"}\n", 4);
+    *line = text;
     return 0;
 }
 

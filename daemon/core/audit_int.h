@@ -35,6 +35,9 @@ bool pw_audit_is_digest(const char *s);
  *            NULL.
  * @return 0, PW_EVERIFY (reason in @p why) or PW_ENOMEM.
  */
+/** Whether @p line is @p canon (a record's canonical dump without "hmac") with "hmac" last. */
+bool pw_audit_line_is(const char *canon, const char *hmac, const char *line, size_t len);
+
 int pw_audit_check_line(const unsigned char *key, size_t key_len, const char *line, size_t len,
                         json_t **out, char *why, size_t why_len);
 

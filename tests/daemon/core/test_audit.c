@@ -330,6 +330,61 @@ static void test_flipped_byte(void **state)
     free(l.data);
 }
 
+/* "hmac" comes last in a line; a trail of the earlier writer (keys all sorted, "hmac" in its
+ * place) still verifies; any other placement is not canonical. */
+static void test_hmac_placement(void **state)
+{
+    struct ctx *c = *state;
+    struct pw_audit_verdict v;
+    struct lines l;
+    char *older;
+    char moved[8192];
+
+    sample_lines(c, &l);
+    for (size_t i = 0; i < l.n; i++) {
+        const char *h = strstr(l.v[i], ",\"hmac\":\"");
+        assert_non_null(h);
+        assert_int_equal((size_t)(h - l.v[i]) + 9 + PW_AUDIT_DIGEST_HEX + 3, l.len[i]); /* "}\n */
+    }
+    /* Line 3 rewritten as the earlier writer put it. */
+    json_t *rec = json_loadb(l.v[2], l.len[2], 0, NULL);
+    assert_non_null(rec);
+    older = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_non_null(older);
+    char oldline[8192];
+    assert_true(strlen(older) + 2 < sizeof(oldline));
+    snprintf(oldline, sizeof(oldline), "%s\n", older);
+    assert_true(strncmp(older, l.v[2], l.len[2] - 1) != 0);
+    l.v[2] = oldline;
+    l.len[2] = strlen(oldline);
+    rewrite(c->path, &l, (int[]){0, 1, 2, 3, 4, 5, 6, 7, -1});
+    assert_int_equal(verify1(c->key, c->path, &v), 0);
+    /* "hmac" first: the same record, not a canonical line. */
+    const char *h = strstr(older, "\"hmac\":\"");
+    size_t hl = 8 + PW_AUDIT_DIGEST_HEX + 2; /* "hmac":"<digest>", */
+    size_t n = 0;
+    moved[n++] = '{';
+    memcpy(moved + n, h, hl);
+    n += hl;
+    memcpy(moved + n, older + 1, (size_t)(h - older) - 1);
+    n += (size_t)(h - older) - 1;
+    memcpy(moved + n, h + hl, strlen(h + hl));
+    n += strlen(h + hl);
+    moved[n] = '\0';
+    json_t *again = json_loads(moved, 0, NULL);
+    moved[n++] = '\n';
+    assert_non_null(again);
+    assert_true(json_equal(again, rec));
+    l.v[2] = moved;
+    l.len[2] = n;
+    rewrite(c->path, &l, (int[]){0, 1, 2, 3, 4, 5, 6, 7, -1});
+    expect_failure_at(c, 3, "canonical");
+    json_decref(again);
+    json_decref(rec);
+    free(older);
+    free(l.data);
+}
+
 static void test_deleted_line(void **state)
 {
     struct ctx *c = *state;
@@ -1030,6 +1085,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_trail_verifies_and_continues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flipped_byte, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hmac_placement, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_swapped_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inserted_line, setup, teardown),
