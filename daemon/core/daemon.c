@@ -32,6 +32,7 @@
 #include "painwatch/err.h"
 #include "painwatch/health.h"
 #include "painwatch/http.h"
+#include "painwatch/jarena.h"
 #include "painwatch/log.h"
 #include "painwatch/metrics.h"
 #include "painwatch/normalize.h"
@@ -580,6 +581,7 @@ static void trim_if_idle(struct daemon *d)
     }
     d->trimmed_at = now;
     pw_store_release_memory(d->store);
+    pw_jarena_release();
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif

@@ -283,7 +283,8 @@ void pw_jarena_end(void)
     atomic_store_explicit(&A.busy, false, memory_order_release);
 }
 
-void pw_jarena_trim(void)
+/* madvise every empty, used segment from @p first on back to the kernel. */
+static void trim_from(size_t first)
 {
     bool expected = false;
 
@@ -293,7 +294,7 @@ void pw_jarena_trim(void)
                                                  memory_order_relaxed)) {
         return;
     }
-    for (size_t s = A.keep; s < A.nseg; s++) {
+    for (size_t s = first; s < A.nseg; s++) {
         uint64_t bit = UINT64_C(1) << (s % 64);
         if ((A.dirty[s / 64] & bit) && (atomic_load(&A.freemap[s / 64]) & bit)) {
             /* Failing only keeps the pages resident: still correct. */
@@ -302,6 +303,16 @@ void pw_jarena_trim(void)
         }
     }
     atomic_store_explicit(&A.busy, false, memory_order_release);
+}
+
+void pw_jarena_trim(void)
+{
+    trim_from(A.keep);
+}
+
+void pw_jarena_release(void)
+{
+    trim_from(0);
 }
 
 bool pw_jarena_owns(const void *p)
