@@ -50,29 +50,47 @@ static void put(struct buf *b, const char *fmt, ...)
     }
 }
 
-/* Append @p s with the five XML special characters escaped. */
+/* Append the @p n bytes at @p s as they are (cut at the cap, like put()). */
+static void put_n(struct buf *b, const char *s, size_t n)
+{
+    if (b->n + 1 >= b->cap) {
+        return;
+    }
+    if (n > b->cap - b->n - 1) {
+        n = b->cap - b->n - 1;
+    }
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n] = '\0';
+}
+
+/* Append @p s with the five XML special characters escaped (plain runs copied whole). */
 static void put_esc(struct buf *b, const char *s)
 {
-    for (; s && *s; s++) {
+    while (s && *s) {
+        size_t run = strcspn(s, "&<>\"'");
+        put_n(b, s, run);
+        s += run;
         switch (*s) {
         case '&':
-            put(b, "&amp;");
+            put_n(b, "&amp;", 5);
             break;
         case '<':
-            put(b, "&lt;");
+            put_n(b, "&lt;", 4);
             break;
         case '>':
-            put(b, "&gt;");
+            put_n(b, "&gt;", 4);
             break;
         case '"':
-            put(b, "&quot;");
+            put_n(b, "&quot;", 6);
             break;
         case '\'':
-            put(b, "&#39;");
+            put_n(b, "&#39;", 5);
             break;
         default:
-            put(b, "%c", *s);
+            continue; /* the end of @p s */
         }
+        s++;
     }
 }
 

@@ -14,8 +14,9 @@
 #include "painwatch/log.h"
 #include "painwatch/timeline.h"
 
-static int enqueue(struct pw_store *st, const struct pw_flag_rec *rec, enum pw_outbox_op op,
-                   json_t *payload, int64_t now)
+/* Queue @p payload (JSON text, borrowed) for @p rec's episode. */
+static int enqueue_text(struct pw_store *st, const struct pw_flag_rec *rec, enum pw_outbox_op op,
+                        char *payload, int64_t now)
 {
     struct pw_outbox_row row = {
         .op = op,
@@ -29,12 +30,18 @@ static int enqueue(struct pw_store *st, const struct pw_flag_rec *rec, enum pw_o
     snprintf(row.key, sizeof(row.key), "%s", rec->key);
     snprintf(row.patient, sizeof(row.patient), "%s", rec->patient);
     snprintf(row.rule, sizeof(row.rule), "%s", rec->rule);
-    row.payload = json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!row.payload) {
-        return PW_ENOMEM;
-    }
+    row.payload = payload;
     err = pw_store_outbox_enqueue(st, &row);
-    free(row.payload);
+    return err;
+}
+
+static int enqueue(struct pw_store *st, const struct pw_flag_rec *rec, enum pw_outbox_op op,
+                   json_t *payload, int64_t now)
+{
+    char *text = json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS);
+    int err = text ? enqueue_text(st, rec, op, text, now) : PW_ENOMEM;
+
+    free(text);
     return err;
 }
 
@@ -58,7 +65,7 @@ static int plan_create(struct pw_store *st, const struct pw_sink *sink, const st
     rec.resource = json_dumps(flag, JSON_COMPACT | JSON_SORT_KEYS);
     err = rec.resource ? pw_store_flag_put(st, &rec) : PW_ENOMEM;
     if (!err) {
-        err = enqueue(st, &rec, PW_OUTBOX_CREATE, flag, now);
+        err = enqueue_text(st, &rec, PW_OUTBOX_CREATE, rec.resource, now); /* the same text */
     }
     free(rec.resource);
     json_decref(flag);
