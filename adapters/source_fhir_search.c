@@ -851,9 +851,19 @@ static bool seen_key(const json_t *res, char *buf, size_t len, int64_t *lu_ms, b
     if (!type || !id || (!vid && !*has_lu)) {
         return false;
     }
-    int n = vid ? snprintf(buf, len, "%s/%s/%s", type, id, vid)
-                : snprintf(buf, len, "%s/%s/@%s", type, id, lu);
-    return n > 0 && (size_t)n < len;
+    /* "Type/id/version" or "Type/id/@lastUpdated", joined by hand: once per resource. */
+    const char *parts[] = {type, "/", id, vid ? "/" : "/@", vid ? vid : lu};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        size_t k = strlen(parts[i]);
+        if (n + k >= len) {
+            return false;
+        }
+        memcpy(buf + n, parts[i], k);
+        n += k;
+    }
+    buf[n] = '\0';
+    return true;
 }
 
 bool pw_sync_seen_key(const json_t *res, char *buf, size_t len)

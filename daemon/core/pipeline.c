@@ -49,8 +49,14 @@ struct pw_pipeline {
     struct pw_pipeline_stats stats;
     char *open[PIPELINE_SERVERS_MAX];
     char norm[PW_NORM_DIGEST_MAX]; /* pw_norm_ctx_digest of conf.norm */
-    struct pw_timeline scratch;    /* one resource's events while a page is stored */
-    struct pw_bytes enc;           /* their encoding */
+    /*
+     * Patients marked due by a page since the last evaluation pass: a later page touching one
+     * again need not write the same mark (server-wide pages meet each patient in every
+     * resource type's stream). Forgotten at every evaluation pass, which may move marks.
+     */
+    json_t *marked;
+    struct pw_timeline scratch; /* one resource's events while a page is stored */
+    struct pw_bytes enc;        /* their encoding */
 };
 
 static void cycle_mark(struct pw_pipeline *p, const char *server, bool open)
@@ -150,7 +156,10 @@ int pw_pipeline_new(struct pw_pipeline **out, const struct pw_pipeline_conf *con
         p->conf.reevaluate_ms = 5 * 60 * 1000;
     }
     pw_timeline_init(&p->scratch, NULL);
-    rc = p->conf.norm ? pw_norm_ctx_digest(p->conf.norm, p->norm) : PW_EINVAL;
+    p->marked = json_object();
+    rc = !p->marked     ? PW_ENOMEM
+         : p->conf.norm ? pw_norm_ctx_digest(p->conf.norm, p->norm)
+                        : PW_EINVAL;
     if (rc == 0 && p->conf.store) {
         rc = norm_check(p);
     }
@@ -172,6 +181,7 @@ void pw_pipeline_free(struct pw_pipeline *p)
     }
     pw_timeline_cleanup(&p->scratch);
     pw_bytes_cleanup(&p->enc);
+    json_decref(p->marked);
     free(p);
 }
 
@@ -301,6 +311,7 @@ int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int
     int rc;
 
     pw_timeline_init(&tl, patient);
+    json_object_del(p->marked, patient); /* its mark moves below: a page writes it again */
     rc = pw_store_load_patient(p->conf.store, patient, on_stored_resource, &ld);
     if (rc < 0) {
         goto out;
@@ -569,6 +580,9 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
      */
     touched_unique(&touched);
     for (i = 0; i < touched.n; i++) {
+        if (json_object_get(p->marked, touched.v[i])) {
+            continue; /* marked by an earlier page, durably, and not evaluated since */
+        }
         rc = pw_store_patient_schedule(p->conf.store, touched.v[i], now_s);
         if (rc < 0) {
             goto fail;
@@ -588,6 +602,10 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
         }
     }
     rc = pw_store_commit(p->conf.store);
+    for (i = 0; rc == 0 && i < touched.n; i++) {
+        /* Only once committed: a mark rolled back must be written by the page's repeat. */
+        json_object_set_new(p->marked, touched.v[i], json_true());
+    }
     free(touched.v);
     pw_fhir_index_free(refs.idx);
     if (rc == 0) {
@@ -713,6 +731,8 @@ int pw_pipeline_reevaluate_due(struct pw_pipeline *p, size_t *n_out)
     int first = 0;
     int rc;
 
+    /* Evaluations move marks (rescheduled or removed): pages write them again from now on. */
+    json_object_clear(p->marked);
     /* Collect first: the walk must not interleave with the writes of the evaluations. */
     rc = pw_store_patients_due(p->conf.store, now_s, 0, on_due, &due);
     if (rc < 0) {

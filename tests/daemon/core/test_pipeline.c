@@ -313,6 +313,42 @@ static void test_legacy_rows_still_evaluate(void **state)
     json_decref(page);
 }
 
+/* A patient met by several pages of a cycle is marked once; an evaluation in between (time
+ * driven) moves the mark, and the next page marks the patient again. */
+static void test_marks_survive_an_evaluation_between_pages(void **state)
+{
+    struct fixture *fx = *state;
+    struct pw_sync_source obs = {
+        .server = "ehr", .type = "Observation", .patient = NULL, .key = "ehr/Observation/-"};
+    struct pw_sync_source med = {.server = "ehr",
+                                 .type = "MedicationRequest",
+                                 .patient = NULL,
+                                 .key = "ehr/MedicationRequest/-"};
+    json_t *all = page_resources();
+    json_t *score = json_array();
+    json_t *order = json_array();
+    struct pw_pipeline_stats ps;
+    size_t n = 0;
+
+    json_array_append(score, json_array_get(all, 0));
+    json_array_append(order, json_array_get(all, 1));
+    json_decref(all);
+    clock_now_ms = fx->t0_ms + HOUR_MS;
+    fx->consumer.on_page(fx->consumer.arg, &obs, score, NULL, on_page_done, NULL);
+    assert_int_equal(page_err, 0);
+    /* A time-driven pass evaluates the patient (the score alone: nothing to flag). */
+    assert_int_equal(pw_pipeline_reevaluate_due(fx->pipeline, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), 0);
+    /* The order arrives in the same cycle: the patient is due again at the cycle's end. */
+    fx->consumer.on_page(fx->consumer.arg, &med, order, "{\"cursor\":1}", on_page_done, NULL);
+    assert_int_equal(page_err, 0);
+    fx->consumer.on_cycle_end(fx->consumer.arg, "ehr", 0);
+    pw_pipeline_stats(fx->pipeline, &ps);
+    assert_int_equal(ps.patients_evaluated, 2);
+    assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +356,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_page_failure_commits_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_normalization_change_resyncs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_legacy_rows_still_evaluate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_marks_survive_an_evaluation_between_pages, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
