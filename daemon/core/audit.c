@@ -13,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -108,36 +107,27 @@ bool pw_audit_is_digest(const char *s)
     return s[i] == '\0';
 }
 
-/*
- * HMAC-SHA256 over prev || canon. The HMAC algorithm is fetched from the provider once per
- * thread (HMAC() fetched it at every call: 40k instructions per record, issue 9).
- */
 int pw_audit_mac(const unsigned char *key, size_t key_len, const char *prev, const char *canon,
                  size_t canon_len, char *out)
 {
     static const char hex[] = "0123456789abcdef";
-    static _Thread_local EVP_MAC *alg;
     unsigned char mac[EVP_MAX_MD_SIZE];
-    size_t mac_len = 0;
-    char digest[] = "SHA256";
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                           OSSL_PARAM_construct_end()};
-    EVP_MAC_CTX *ctx;
-    int ok;
+    unsigned int mac_len = 0;
+    unsigned char *msg = malloc(PW_AUDIT_DIGEST_HEX + canon_len);
 
-    if (!alg && !(alg = EVP_MAC_fetch(NULL, "HMAC", NULL))) {
+    if (!msg) {
         return PW_ENOMEM;
     }
-    ctx = EVP_MAC_CTX_new(alg);
-    ok = ctx && EVP_MAC_init(ctx, key, key_len, params) &&
-         EVP_MAC_update(ctx, (const unsigned char *)prev, PW_AUDIT_DIGEST_HEX) &&
-         EVP_MAC_update(ctx, (const unsigned char *)canon, canon_len) &&
-         EVP_MAC_final(ctx, mac, &mac_len, sizeof(mac)) && mac_len == PW_AUDIT_DIGEST_HEX / 2;
-    EVP_MAC_CTX_free(ctx);
-    if (!ok) {
+    memcpy(msg, prev, PW_AUDIT_DIGEST_HEX);
+    memcpy(msg + PW_AUDIT_DIGEST_HEX, canon, canon_len);
+    if (!HMAC(EVP_sha256(), key, (int)key_len, msg, PW_AUDIT_DIGEST_HEX + canon_len, mac,
+              &mac_len) ||
+        mac_len != PW_AUDIT_DIGEST_HEX / 2) {
+        free(msg);
         return PW_ENOMEM;
     }
-    for (size_t i = 0; i < mac_len; i++) {
+    free(msg);
+    for (unsigned i = 0; i < mac_len; i++) {
         out[2 * i] = hex[mac[i] >> 4];
         out[2 * i + 1] = hex[mac[i] & 15];
     }
