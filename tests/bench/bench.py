@@ -271,7 +271,8 @@ def gateway_run(a, srv, data, work, count, truth, tag, state_root=None):
         text = f.read()
     m = re.search(r"cycle done: (\d+) page\(s\), (\d+) resource\(s\), (\d+) evaluation", text)
     res = {"tag": tag, "count": count, "exit": rc, "wall_s": d.wall, "ready_s": d.ready,
-           "cpu_s": d.rusage.ru_utime + d.rusage.ru_stime, "maxrss_kb": d.rusage.ru_maxrss,
+           "cpu_s": d.rusage.ru_utime + d.rusage.ru_stime, "user_s": d.rusage.ru_utime,
+           "sys_s": d.rusage.ru_stime, "maxrss_kb": d.rusage.ru_maxrss,
            "pages": int(m[1]) if m else None, "resources": int(m[2]) if m else None,
            "evaluations": int(m[3]) if m else None,
            "gets": sum(1 for l in lines if l["method"] == "GET"),
@@ -552,9 +553,20 @@ def table(a, r):
     e2e_cpu = g1000["resources"] / g1000["cpu_s"]
     parse = b["parse"]["resources_per_s"]
     parse_cpu = b["parse"].get("resources_per_cpu_s", parse)
+    b1 = (f"whole run per CPU-s: {e2e_cpu:.0f} / {parse_cpu:.0f} = {e2e_cpu / parse_cpu:.3f}; "
+          f"wall: {e2e:.0f} / {parse:.0f} = {e2e / parse:.3f}")
+    sc = r.get("scaling", [])
+    if len(sc) >= 2 and sc[-1]["cpu_s"] > sc[0]["cpu_s"] and sc[-1]["wall_s"] > sc[0]["wall_s"]:
+        # The rate of the work itself: what the extra resources of the larger run cost, without
+        # the start, terminology load, /metadata and stop every run pays once.
+        dres = sc[-1]["resources"] - sc[0]["resources"]
+        m_cpu = dres / (sc[-1]["cpu_s"] - sc[0]["cpu_s"])
+        m_wall = dres / (sc[-1]["wall_s"] - sc[0]["wall_s"])
+        b1 = (f"marginal ({kn(sc[0]['n'])} -> {kn(sc[-1]['n'])} patients) per CPU-s: "
+              f"{m_cpu:.0f} / {parse_cpu:.0f} = {m_cpu / parse_cpu:.3f}; wall: {m_wall:.0f} / "
+              f"{parse:.0f} = {m_wall / parse:.3f}; " + b1)
     rows.append(("B1", "end-to-end resources/s / jansson parse-only resources/s (_count=1000)",
-                 f"per CPU-s: {e2e_cpu:.0f} / {parse_cpu:.0f} = {e2e_cpu / parse_cpu:.3f}; "
-                 f"wall: {e2e:.0f} / {parse:.0f} = {e2e / parse:.3f}", ">= 0.5"))
+                 b1, ">= 0.5"))
     if r.get("ir"):
         ir = r["ir"]
         rows.append(("B2", f"instructions/resource end to end / jansson parse-only ({ir['patients']} patients)",
@@ -644,7 +656,9 @@ def table(a, r):
              f"{fmt(b.get('wrk_page100_rps'), '.0f')} of 100-entry pages, "
              f"{fmt(b.get('wrk_metadata_rps'), '.0f')} /metadata" if "wrk_page100_rps" in b else ""))
     for g in r["all_runs"]:
-        print(f"run {g['tag']}: wall {g['wall_s']:.2f} s, CPU {g['cpu_s']:.2f} s, ready "
+        print(f"run {g['tag']}: wall {g['wall_s']:.2f} s, CPU {g['cpu_s']:.2f} s"
+              + (f" ({g['user_s']:.2f} user, {g['sys_s']:.2f} sys)" if "user_s" in g else "")
+              + ", ready "
               f"{fmt(g['ready_s'] * 1000 if g['ready_s'] else None, '.0f')} ms, peak RSS "
               f"{g['maxrss_kb'] / 1024:.1f} MB, {g['resources']} resources, {g['pages']} pages, "
               f"{g['requests']} requests on {g['connections']} connection(s), {g['posted']} Flags")
