@@ -352,6 +352,16 @@ static void test_resource_versions(void **state)
     assert_int_equal(c.n, 1);
     assert_string_equal(c.json[0], "{\"v\":\"3b\"}");
     assert_string_equal(c.norm[0], "n2");
+    /* A new version filed under another patient (a chart correction) leaves the first. */
+    struct pw_store_resource moved = res("o1", "4", 400, "Patient/2", "{\"v\":4}");
+    assert_int_equal(pw_store_put_resource(fx->st, &moved, &changed), 0);
+    assert_true(changed);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(pw_store_load_patient(fx->st, "Patient/1", collect_res, &c), 0);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(pw_store_load_patient(fx->st, "Patient/2", collect_res, &c), 0);
+    assert_int_equal(c.n, 2); /* o1 and o2 */
+    assert_string_equal(c.json[0], "{\"v\":4}");
     /* ... but never an older version, whatever its normalization. */
     struct pw_store_resource late = res("o1", "2", 200, "Patient/1", "{\"v\":2}");
     late.norm = "n3";
