@@ -571,7 +571,7 @@ def table(a, r):
         ir = r["ir"]
         rows.append(("B2", f"instructions/resource end to end / jansson parse-only ({ir['patients']} patients)",
                      f"{ir['per_resource']:.0f} / {ir['parse_per_resource']:.0f} = "
-                     f"{ir['per_resource'] / ir['parse_per_resource']:.1f}", "<= 1.3"))
+                     f"{ir['per_resource'] / ir['parse_per_resource']:.2f}", "<= 1.3"))
     else:
         rows.append(("B2", "instructions/resource end to end / jansson parse-only", "n/a", "<= 1.3"))
     p = r.get("periodic", {})
