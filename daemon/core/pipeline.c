@@ -41,6 +41,9 @@
  * one per patient. A failing batch is redone one patient per transaction. */
 #define PIPELINE_EVAL_BATCH 256
 
+/* Patients remembered as marked due in this cycle (~100 bytes each); past it, forgotten. */
+#define PIPELINE_MARKED_MAX 16384
+
 /* The meta key under which the store remembers the normalization its events were derived by. */
 #define PIPELINE_META_NORM "events-norm"
 
@@ -154,6 +157,8 @@ int pw_pipeline_new(struct pw_pipeline **out, const struct pw_pipeline_conf *con
     p->conf = *conf;
     if (p->conf.reevaluate_ms <= 0) {
         p->conf.reevaluate_ms = 5 * 60 * 1000;
+    } else if (p->conf.reevaluate_ms < 1000) {
+        p->conf.reevaluate_ms = 1000; /* a re-evaluated patient must leave the current second */
     }
     pw_timeline_init(&p->scratch, NULL);
     p->marked = json_object();
@@ -602,6 +607,9 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
         }
     }
     rc = pw_store_commit(p->conf.store);
+    if (json_object_size(p->marked) > PIPELINE_MARKED_MAX) {
+        json_object_clear(p->marked); /* only an economy: a huge catch-up writes marks again */
+    }
     for (i = 0; rc == 0 && i < touched.n; i++) {
         /* Only once committed: a mark rolled back must be written by the page's repeat. */
         json_object_set_new(p->marked, touched.v[i], json_true());
@@ -723,47 +731,58 @@ static int evaluate_group(struct pw_pipeline *p, char (*names)[PW_REF_MAX], size
     return rc;
 }
 
+/* One chunk of due patients: as a group, or one by one to find a failing patient. */
+static size_t evaluate_chunk(struct pw_pipeline *p, struct touched *due, int64_t now_s, int *first)
+{
+    struct pw_pipeline_stats mark = p->stats;
+    size_t done = 0;
+    int rc = evaluate_group(p, due->v, due->n, now_s, true);
+
+    if (rc == 0) {
+        return due->n;
+    }
+    /* Undo the rolled-back group's counts; one patient per transaction finds the culprit. */
+    p->stats = mark;
+    for (size_t i = 0; i < due->n; i++) {
+        mark = p->stats;
+        rc = evaluate_group(p, due->v + i, 1, now_s, true);
+        if (rc == PW_E2BIG) {
+            rc = evaluate_group(p, due->v + i, 1, now_s, false);
+        }
+        if (rc < 0) {
+            p->stats = mark;
+            pw_log_err(CLIN, "%s: evaluation failed: %s", due->v[i], pw_strerror(rc));
+            *first = *first ? *first : rc;
+            continue;
+        }
+        done++;
+    }
+    return done;
+}
+
+/*
+ * Due patients are read a chunk at a time (an evaluation moves each one's mark into the future
+ * or removes it, so the next read starts after them): memory stays one chunk whatever the
+ * number of patients. A chunk with a failure ends the pass; the rest waits for the next one.
+ */
 int pw_pipeline_reevaluate_due(struct pw_pipeline *p, size_t *n_out)
 {
     struct touched due = {0};
     int64_t now_s = now_ms(p) / 1000;
     size_t done = 0;
     int first = 0;
-    int rc;
+    int rc = 0;
 
     /* Evaluations move marks (rescheduled or removed): pages write them again from now on. */
     json_object_clear(p->marked);
-    /* Collect first: the walk must not interleave with the writes of the evaluations. */
-    rc = pw_store_patients_due(p->conf.store, now_s, 0, on_due, &due);
-    if (rc < 0) {
-        free(due.v);
-        return rc;
-    }
-    for (size_t at = 0; at < due.n; at += PIPELINE_EVAL_BATCH) {
-        size_t n = due.n - at < PIPELINE_EVAL_BATCH ? due.n - at : PIPELINE_EVAL_BATCH;
-        struct pw_pipeline_stats mark = p->stats;
-
-        rc = evaluate_group(p, due.v + at, n, now_s, true);
-        if (rc == 0) {
-            done += n;
-            continue;
+    while (first == 0) {
+        /* Read first: the walk must not interleave with the writes of the evaluations. */
+        due.n = 0;
+        rc = pw_store_patients_due(p->conf.store, now_s, PIPELINE_EVAL_BATCH, on_due, &due);
+        if (rc < 0 || due.n == 0) {
+            break;
         }
-        /* Undo the rolled-back group's counts; one patient per transaction finds the culprit. */
-        p->stats = mark;
-        for (size_t i = at; i < at + n; i++) {
-            mark = p->stats;
-            rc = evaluate_group(p, due.v + i, 1, now_s, true);
-            if (rc == PW_E2BIG) {
-                rc = evaluate_group(p, due.v + i, 1, now_s, false);
-            }
-            if (rc < 0) {
-                p->stats = mark;
-                pw_log_err(CLIN, "%s: evaluation failed: %s", due.v[i], pw_strerror(rc));
-                first = first ? first : rc;
-                continue;
-            }
-            done++;
-        }
+        done += evaluate_chunk(p, &due, now_s, &first);
     }
     free(due.v);
     if (n_out) {
@@ -772,5 +791,5 @@ int pw_pipeline_reevaluate_due(struct pw_pipeline *p, size_t *n_out)
     if (done > 0 && p->conf.outbox) {
         pw_outbox_kick(p->conf.outbox);
     }
-    return first;
+    return first ? first : rc;
 }

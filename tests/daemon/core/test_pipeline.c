@@ -349,6 +349,26 @@ static void test_marks_survive_an_evaluation_between_pages(void **state)
     assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), 1);
 }
 
+/* More patients due than one chunk: every one is evaluated, once. */
+static void test_many_due_patients_in_chunks(void **state)
+{
+    struct fixture *fx = *state;
+    char patient[32];
+    size_t n = 0;
+
+    assert_int_equal(pw_store_begin(fx->store), 0);
+    for (int i = 0; i < 600; i++) {
+        snprintf(patient, sizeof(patient), "Patient/q%d", i);
+        assert_int_equal(pw_store_patient_schedule(fx->store, patient, fx->t0_ms / 1000), 0);
+    }
+    assert_int_equal(pw_store_commit(fx->store), 0);
+    clock_now_ms = fx->t0_ms + HOUR_MS;
+    assert_int_equal(pw_pipeline_reevaluate_due(fx->pipeline, &n), 0);
+    assert_int_equal(n, 600);
+    assert_int_equal(pw_pipeline_reevaluate_due(fx->pipeline, &n), 0);
+    assert_int_equal(n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -356,6 +376,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_page_failure_commits_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_normalization_change_resyncs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_legacy_rows_still_evaluate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_due_patients_in_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_marks_survive_an_evaluation_between_pages, setup,
                                         teardown),
     };
