@@ -53,7 +53,6 @@ struct run {
     int64_t cap_ms;        /* lowest query_max of a query cut by the page cap, INT64_MAX: none */
     char *first_url;       /* the current query's first request: restarts go back to it */
     char *second_url;      /* the query still to run after this one, or NULL */
-    json_t *keep;          /* seen keys the second query may meet again: never pruned before it */
     char *url;             /* the request in flight or to retry */
     char *next;            /* the next link of the page being committed */
     size_t prune_at;       /* seen-set size that triggers the next in-run prune */
@@ -236,7 +235,6 @@ static bool server_level(const struct run *r, int err)
 static void run_free(struct run *r)
 {
     pw_sync_state_cleanup(&r->st);
-    json_decref(r->keep);
     free(r->second_url);
     free(r->first_url);
     free(r->url);
@@ -300,8 +298,6 @@ static void run_advance(struct run *r)
 {
     if (r->query_end) {
         r->query_end = false;
-        json_decref(r->keep);
-        r->keep = NULL;
         free(r->next);
         r->next = NULL;
         free(r->first_url);
@@ -346,31 +342,6 @@ static void query_progress(struct run *r, const json_t *resources)
     }
 }
 
-/* Before the active-order query: remember what it can return again (orders in force and
- * included resources), so pruning does not make it deliver them twice. */
-static int keep_for_second(struct run *r, const json_t *resources)
-{
-    size_t i;
-    json_t *res;
-    if (!r->keep) {
-        return 0;
-    }
-    json_array_foreach(resources, i, res)
-    {
-        const char *status = json_string_value(json_object_get(res, "status"));
-        char key[PW_REF_MAX + 64];
-        if (is_type(res, r->stream->src.type) &&
-            !(status && (strcmp(status, "active") == 0 || strcmp(status, "on-hold") == 0))) {
-            continue;
-        }
-        if (pw_sync_seen_key(res, key, sizeof(key)) &&
-            json_object_set_new(r->keep, key, json_true()) != 0) {
-            return PW_ENOMEM;
-        }
-    }
-    return 0;
-}
-
 /*
  * Keep the seen-set of a long run bounded. In a search sorted by _lastUpdated, an entry older
  * than the query's progress minus the overlap cannot come back in this query (a new version
@@ -389,17 +360,16 @@ static void seen_prune(struct run *r)
         r->query_max == PW_SYNC_NO_CURSOR) {
         return;
     }
-    pw_sync_state_prune(&r->st, r->query_max - (int64_t)conf->overlap_ms, r->keep);
+    pw_sync_state_prune(&r->st, r->query_max - (int64_t)conf->overlap_ms, NULL);
     n = json_object_size(r->st.seen);
     r->prune_at = n > PW_SYNC_SEEN_PRUNE_MIN / 2 ? 2 * n : PW_SYNC_SEEN_PRUNE_MIN;
 }
 
 /* A page has been filtered: track the query's progress, see whether it ended the query (a
- * capped query counts up to its progress only), prune. @return 0 or PW_ENOMEM. */
+ * capped query counts up to its progress only), prune. @return 0 (kept for callers' flow). */
 static int run_account(struct run *r, const json_t *resources, bool *final)
 {
     query_progress(r, resources);
-    int err = keep_for_second(r, resources);
     if (*final && r->next) {
         /* The page cap on a sorted search: this query is in up to query_max only. */
         if (r->query_max < r->cap_ms) {
@@ -413,7 +383,7 @@ static int run_account(struct run *r, const json_t *resources, bool *final)
         *final = false;
     }
     seen_prune(r);
-    return err;
+    return 0;
 }
 
 /* Hand a page to the consumer (or skip an empty intermediate page). */
@@ -628,12 +598,13 @@ static int run_urls(struct run *r)
         strcmp(stream->src.type, "MedicationRequest") != 0 || srv->no_status_search) {
         return err;
     }
+    /*
+     * The second query covers what the lookback does not (authoredon=lt its bound): no order is
+     * expected in both, so nothing is held back from pruning for it (a server that answers both
+     * with the same order gets it stored twice, idempotently).
+     */
     w.active_orders = true;
-    err = pw_search_url(&srv->conf, stream->type, stream->patient, &w, &r->second_url);
-    if (!err && !(r->keep = json_object())) {
-        err = PW_ENOMEM;
-    }
-    return err;
+    return pw_search_url(&srv->conf, stream->type, stream->patient, &w, &r->second_url);
 }
 
 /* Start one stream; failures before the first request are reported as a stream failure. */

@@ -156,9 +156,10 @@ static void test_unsorted_run_keeps_every_entry(void **state)
     sh_fini(&h);
 }
 
-/* The first MedicationRequest sync prunes its lookback, yet the orders in force it delivered
- * are not delivered again by the second query. */
-static void test_pruned_lookback_still_dedupes_orders_in_force(void **state)
+/* The first MedicationRequest sync prunes its lookback as it pages and stays bounded; the
+ * in-force query (disjoint from the lookback by authoredon, here a server that answers it with
+ * the lookback's active orders again) still brings the old order, and every order arrives. */
+static void test_first_medication_sync_stays_bounded(void **state)
 {
     (void)state;
     struct sh h;
@@ -168,15 +169,12 @@ static void test_pruned_lookback_still_dedupes_orders_in_force(void **state)
 
     gen_run(&h, &g, "MedicationRequest", true);
     assert_int_equal(pwt_responder_count(h.r), PAGES + in_force_pages);
-    assert_int_equal(json_array_size(h.delivered), TOTAL + 1);
     assert_int_equal(distinct_delivered(&h), TOTAL + 1);
+    assert_true(json_array_size(h.delivered) >= TOTAL + 1);
     assert_true(sh_delivered(&h, "ehr/MedicationRequest/-|MedicationRequest/old/1"));
     assert_int_equal(pw_sync_health(h.sync, "ehr", &hl), 0);
-    /* Lookback repeats, in-force repeats, and the TOTAL / 10 active orders met twice. */
-    assert_int_equal(hl.duplicates,
-                     (PAGES - 1) * REPEAT + (in_force_pages - 1) * REPEAT + TOTAL / 10);
-    /* Bounded by the threshold, a page and the orders in force held for the second query. */
-    assert_true(hl.seen_peak < PW_SYNC_SEEN_PRUNE_MIN + PER_PAGE + REPEAT + TOTAL / 10);
+    /* Bounded by the threshold and a page: nothing is held back for the second query. */
+    assert_true(hl.seen_peak < PW_SYNC_SEEN_PRUNE_MIN + PER_PAGE + REPEAT);
     sh_fini(&h);
 }
 
@@ -185,7 +183,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sorted_run_seen_set_stays_bounded),
         cmocka_unit_test(test_unsorted_run_keeps_every_entry),
-        cmocka_unit_test(test_pruned_lookback_still_dedupes_orders_in_force),
+        cmocka_unit_test(test_first_medication_sync_stays_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
