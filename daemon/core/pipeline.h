@@ -46,7 +46,11 @@ struct pw_pipeline_stats {
 
 struct pw_pipeline;
 
-/** Caller owns the result; free with pw_pipeline_free(). @return 0 or PW_ENOMEM. */
+/**
+ * Caller owns the result; free with pw_pipeline_free(). Checks the normalization the store's
+ * events were derived by: when it changed, every cursor is reset (one transaction).
+ * @return 0, PW_ENOMEM, PW_EINVAL (no conf->norm) or the store's error.
+ */
 int pw_pipeline_new(struct pw_pipeline **out, const struct pw_pipeline_conf *conf);
 void pw_pipeline_free(struct pw_pipeline *p);
 
