@@ -428,7 +428,18 @@ static int build_outbox(struct daemon *d)
     const struct pw_conf_server *s = d->cd->n_servers ? &d->cd->servers[0] : NULL;
     struct pw_outbox_conf oc = {0};
 
-    /* Flags go to the first server; several EHRs per instance write to the first only (noted). */
+    /*
+     * Flags go to the first server. Resources are kept by (type, id) and patients as
+     * "Patient/<id>" whatever server they came from: servers of one instance must share their
+     * patient ids (replicas, a facade over the same EHR), else run one painwatchd per EHR.
+     */
+    if (d->cd->n_servers > 1) {
+        pw_log_warn(MAIN,
+                    "%zu servers configured: patients are matched by id across them and Flags "
+                    "are written to %s only; run one painwatchd per EHR unless they share "
+                    "patient ids",
+                    d->cd->n_servers, s->name);
+    }
     oc.store = d->store;
     oc.sink = d->sink;
     oc.http = d->http;
