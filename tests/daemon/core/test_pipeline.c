@@ -41,13 +41,31 @@ struct fixture {
     int64_t t0_ms; /* the dose change */
 };
 
+/* A new pipeline on the fixture's store, normalizing with @p factor_set. */
+static void restart_with(struct fixture *fx, const char *factor_set)
+{
+    struct pw_pipeline_conf pc = {0};
+
+    pw_pipeline_free(fx->pipeline);
+    pw_norm_ctx_cleanup(&fx->norm);
+    assert_int_equal(pw_norm_ctx_init(&fx->norm, fx->term, factor_set), 0);
+    pc.store = fx->store;
+    pc.engine = fx->engine;
+    pc.norm = &fx->norm;
+    pc.sink = fx->sink;
+    pc.identifier_system = "urn:painwatch:flag-episode";
+    pc.reevaluate_ms = 5 * 60 * 1000;
+    pc.clock_ms = fake_clock;
+    assert_int_equal(pw_pipeline_new(&fx->pipeline, &pc), 0);
+    pw_pipeline_consumer(fx->pipeline, &fx->consumer);
+}
+
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
     struct pw_store_opts so = {0};
     struct pw_sink_conf sc = {.identifier_system = "urn:painwatch:flag-episode",
                               .author = "Device/painwatch"};
-    struct pw_pipeline_conf pc = {0};
     char err[256] = "";
     int64_t t0;
 
@@ -58,17 +76,8 @@ static int setup(void **state)
     assert_int_equal(
         pw_terminology_load(&fx->term, pwt_src_path("config/terminology"), err, sizeof(err)), 0);
     assert_int_equal(pw_engine_new(&fx->engine, "cdc2022"), 0);
-    assert_int_equal(pw_norm_ctx_init(&fx->norm, fx->term, "cdc2022"), 0);
     assert_int_equal(pw_sink_new(&fx->sink, "fhir-flag", &sc), 0);
-    pc.store = fx->store;
-    pc.engine = fx->engine;
-    pc.norm = &fx->norm;
-    pc.sink = fx->sink;
-    pc.identifier_system = sc.identifier_system;
-    pc.reevaluate_ms = 5 * 60 * 1000;
-    pc.clock_ms = fake_clock;
-    assert_int_equal(pw_pipeline_new(&fx->pipeline, &pc), 0);
-    pw_pipeline_consumer(fx->pipeline, &fx->consumer);
+    restart_with(fx, "cdc2022");
     assert_int_equal(pw_fhir_parse_time("2026-03-02T08:00:00Z", &t0), 0);
     fx->t0_ms = t0 * 1000;
     *state = fx;
@@ -215,25 +224,6 @@ static void test_page_failure_commits_nothing(void **state)
     assert_true(page_err < 0);
     pw_store_rollback(fx->store);
     assert_int_equal(pw_store_cursor_get(fx->store, src.key, cursor, sizeof(cursor)), PW_ENOENT);
-}
-
-/* A new pipeline on the fixture's store, normalizing with @p factor_set. */
-static void restart_with(struct fixture *fx, const char *factor_set)
-{
-    struct pw_pipeline_conf pc = {0};
-
-    pw_pipeline_free(fx->pipeline);
-    pw_norm_ctx_cleanup(&fx->norm);
-    assert_int_equal(pw_norm_ctx_init(&fx->norm, fx->term, factor_set), 0);
-    pc.store = fx->store;
-    pc.engine = fx->engine;
-    pc.norm = &fx->norm;
-    pc.sink = fx->sink;
-    pc.identifier_system = "urn:painwatch:flag-episode";
-    pc.reevaluate_ms = 5 * 60 * 1000;
-    pc.clock_ms = fake_clock;
-    assert_int_equal(pw_pipeline_new(&fx->pipeline, &pc), 0);
-    pw_pipeline_consumer(fx->pipeline, &fx->consumer);
 }
 
 static void test_normalization_change_resyncs(void **state)
