@@ -773,8 +773,7 @@ int pw_pipeline_reevaluate_due(struct pw_pipeline *p, size_t *n_out)
     int first = 0;
     int rc = 0;
 
-    /* Evaluations move marks (rescheduled or removed): pages write them again from now on. */
-    json_object_clear(p->marked);
+    /* Each evaluation forgets its patient's mark memo (pw_pipeline_evaluate_patient). */
     while (first == 0) {
         /* Read first: the walk must not interleave with the writes of the evaluations. */
         due.n = 0;

@@ -366,8 +366,8 @@ static void seen_prune(struct run *r)
 }
 
 /* A page has been filtered: track the query's progress, see whether it ended the query (a
- * capped query counts up to its progress only), prune. @return 0 (kept for callers' flow). */
-static int run_account(struct run *r, const json_t *resources, bool *final)
+ * capped query counts up to its progress only), prune. */
+static void run_account(struct run *r, const json_t *resources, bool *final)
 {
     query_progress(r, resources);
     if (*final && r->next) {
@@ -383,7 +383,6 @@ static int run_account(struct run *r, const json_t *resources, bool *final)
         *final = false;
     }
     seen_prune(r);
-    return 0;
 }
 
 /* Hand a page to the consumer (or skip an empty intermediate page). */
@@ -392,9 +391,10 @@ static void run_deliver(struct run *r, json_t *resources, bool final)
     struct server *srv = r->srv;
     struct pw_sync *sync = srv->sync;
     char *cursor = NULL;
+    int err = 0;
 
-    int err = run_account(r, resources, &final);
-    if (!err && final) {
+    run_account(r, resources, &final);
+    if (final) {
         /* The newest resource of the run, unless a capped query got less far. */
         int64_t upto = r->max_ms < r->cap_ms ? r->max_ms : r->cap_ms;
         if (upto > r->st.cursor_ms) {
