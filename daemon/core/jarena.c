@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The jansson page arena (jarena.h): segmented bump allocation, frees counted down per segment,
- * malloc for everything that is not one page's parse.
+ * The jansson page arena (jarena.h): segmented bump allocation, frees counted down per segment
+ * (or a whole page's segments handed back at once), malloc for everything that is not one
+ * page's parse.
  */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE, madvise */
 #include "painwatch/jarena.h"
@@ -44,7 +45,7 @@
 #define ALIGN     ((size_t)alignof(max_align_t))
 #define SEG       ((size_t)PW_JARENA_SEGMENT)
 #define SEGS_MAX  ((size_t)(PW_JARENA_BYTES / PW_JARENA_SEGMENT))
-#define MAP_WORDS ((SEGS_MAX + 63) / 64)
+#define MAP_WORDS ((size_t)PW_JARENA_WORDS)
 /*
  * While a segment is open for allocation its counter holds OPEN_BIAS minus the frees so far
  * (frees from any thread only decrement). Closing it adds the allocation count minus the bias
@@ -57,6 +58,7 @@
 _Static_assert((PW_JARENA_SEGMENT & (PW_JARENA_SEGMENT - 1)) == 0, "segment: a power of two");
 _Static_assert(PW_JARENA_SEGMENT / 16 < (1u << 31), "a segment's allocations fit under the bias");
 _Static_assert(PW_JARENA_KEEP % PW_JARENA_SEGMENT == 0, "keep: whole segments");
+_Static_assert(PW_JARENA_WORDS * 64 >= SEGS_MAX, "a bitmap covers the region");
 
 static struct {
     /* Set once by install, before any thread, read-only afterwards. */
@@ -67,6 +69,7 @@ static struct {
 
     _Atomic uint32_t live[SEGS_MAX];
     _Atomic uint64_t freemap[MAP_WORDS]; /* bit set: segment empty and not open */
+    _Atomic uint64_t pagemap[MAP_WORDS]; /* bit set: owned by a page (frees count nothing) */
     atomic_bool busy;                    /* a begin is open on some thread */
     atomic_size_t allocs;                /* of closed segments */
     atomic_size_t fallbacks;
@@ -76,6 +79,7 @@ static struct {
     char *lim;
     size_t seg; /* SIZE_MAX: none */
     uint32_t seg_allocs;
+    struct pw_jarena_page *page;  /* the open begin's page, NULL: counted segments */
     bool full;                    /* no empty segment was left in this begin..end */
     uint64_t dirty[MAP_WORDS];    /* used since the last trim (claim and trim hold `busy`) */
     uint64_t writable[MAP_WORDS]; /* made read-write (claim holds `busy`) */
@@ -106,6 +110,9 @@ static void seg_close(void)
     A.seg = SIZE_MAX;
     A.cur = A.lim = NULL;
     A.seg_allocs = 0;
+    if (A.page) {
+        return; /* a page's segment: its drop hands it back */
+    }
     uint32_t old = atomic_fetch_add_explicit(&A.live[s], add, memory_order_acq_rel);
     if ((uint32_t)(old + add) == 0) {
         seg_release(s);
@@ -135,7 +142,13 @@ static bool seg_next(void)
             }
             /* Only the owner clears bits; other threads only set them. */
             atomic_fetch_and_explicit(&A.freemap[w], ~(UINT64_C(1) << b), memory_order_relaxed);
-            atomic_store_explicit(&A.live[s], OPEN_BIAS, memory_order_relaxed);
+            if (A.page) {
+                /* Set before any of its values is handed out: their frees see it. */
+                atomic_fetch_or_explicit(&A.pagemap[w], UINT64_C(1) << b, memory_order_relaxed);
+                A.page->segs[w] |= UINT64_C(1) << b;
+            } else {
+                atomic_store_explicit(&A.live[s], OPEN_BIAS, memory_order_relaxed);
+            }
             A.dirty[w] |= UINT64_C(1) << b;
             A.seg = s;
             A.cur = A.base + s * SEG;
@@ -149,7 +162,10 @@ static bool seg_next(void)
 
 static void *arena_malloc(size_t n)
 {
-    if (!t_owner || n > SEG - HDR) {
+    if (!t_owner) {
+        return malloc(n);
+    }
+    if (n > SEG - HDR) {
         goto heap;
     }
     size_t n1 = n + !n; /* a zero-size block still gets its own address */
@@ -169,6 +185,9 @@ static void *arena_malloc(size_t n)
 #endif
     return p + HDR;
 heap:
+    if (A.page) {
+        A.page->walk = true; /* the tree is not all in the page's segments */
+    }
     return malloc(n);
 }
 
@@ -192,6 +211,9 @@ static void arena_free(void *ptr)
     POISON(h, HDR + n1);
 #endif
     size_t s = (size_t)off / SEG;
+    if (atomic_load_explicit(&A.pagemap[s / 64], memory_order_relaxed) & UINT64_C(1) << (s % 64)) {
+        return; /* a page's value: its drop hands the segment back */
+    }
     uint32_t old = atomic_fetch_sub_explicit(&A.live[s], 1, memory_order_acq_rel);
     if (old <= 1) {
         PW_REQUIRE(old == 1); /* 0: more frees than allocations, the heap is corrupt */
@@ -279,8 +301,36 @@ void pw_jarena_end(void)
     }
     /* Closed at once: the page's segments come back as soon as its tree is freed. */
     seg_close();
+    A.page = NULL;
     t_owner = false;
     atomic_store_explicit(&A.busy, false, memory_order_release);
+}
+
+int pw_jarena_page_begin(struct pw_jarena_page *pg)
+{
+    memset(pg, 0, sizeof(*pg));
+    int rc = pw_jarena_begin();
+    if (rc == 0) {
+        pg->arena = true;
+        A.page = pg;
+    }
+    return rc;
+}
+
+void pw_jarena_page_drop(struct pw_jarena_page *pg, json_t *root)
+{
+    PW_REQUIRE(!t_owner || A.page != pg); /* after pw_jarena_end() */
+    if (!pg->arena || pg->walk) {
+        json_decref(root); /* malloc'd values in it: freed one by one (arena ones count nothing) */
+    }
+    for (size_t w = 0; w < MAP_WORDS; w++) {
+        for (uint64_t m = pg->segs[w]; m; m &= m - 1) {
+            unsigned b = (unsigned)__builtin_ctzll(m);
+            atomic_fetch_and_explicit(&A.pagemap[w], ~(UINT64_C(1) << b), memory_order_relaxed);
+            seg_release(w * 64 + b);
+        }
+    }
+    memset(pg, 0, sizeof(*pg));
 }
 
 /* madvise every empty, used segment from @p first on back to the kernel. */

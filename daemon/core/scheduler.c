@@ -60,11 +60,13 @@ struct run {
     unsigned pages_before; /* pages of the queries before this one */
     unsigned restarts;     /* restarts after expired paging links */
     bool page_pending;     /* waiting for the consumer's done */
-    bool final;            /* the pending page carried the cursor */
-    bool query_end;        /* the pending page ended the query: next comes second_url */
-    bool in_second;        /* the run is in its second query (the orders in force) */
-    bool transport;        /* the exchange itself failed (reset, timeout), whatever the status */
-    int after_page;        /* error to end with once the pending page is durable */
+    json_t *tree;          /* the pending page's parse, dropped whole after done (jarena.h) */
+    struct pw_jarena_page arena;
+    bool final;     /* the pending page carried the cursor */
+    bool query_end; /* the pending page ended the query: next comes second_url */
+    bool in_second; /* the run is in its second query (the orders in force) */
+    bool transport; /* the exchange itself failed (reset, timeout), whatever the status */
+    int after_page; /* error to end with once the pending page is durable */
     long status;
     uint64_t retry_after_ms;
 };
@@ -232,8 +234,17 @@ static bool server_level(const struct run *r, int err)
  * One run.
  */
 
+/* Free the page's parse. The consumer has let go of what it was given (its done has run, or
+ * the page never reached it): nothing of the tree is referenced any more. */
+static void run_drop_tree(struct run *r)
+{
+    pw_jarena_page_drop(&r->arena, r->tree);
+    r->tree = NULL;
+}
+
 static void run_free(struct run *r)
 {
+    run_drop_tree(r);
     pw_sync_state_cleanup(&r->st);
     free(r->second_url);
     free(r->first_url);
@@ -280,6 +291,7 @@ static void on_page_done(void *arg, int err)
     }
     enter(sync);
     r->page_pending = false;
+    run_drop_tree(r);
     sync->inflight--;
     if (err || r->after_page) {
         run_end(r, err ? err : r->after_page);
@@ -411,6 +423,7 @@ static void run_deliver(struct run *r, json_t *resources, bool final)
         /* A page of duplicates is not the end of the run: go on to the next link (a stop
          * ends the run here, as after a delivered page). */
         json_decref(resources);
+        run_drop_tree(r);
         if (sync->stopping) {
             run_end(r, PW_ECANCELED);
         } else {
@@ -438,13 +451,16 @@ static void run_page(struct run *r, const struct pw_http_resp *resp)
 
     /* The page's tree goes to the arena (jarena.h) when painwatchd installed it; refused (a
      * nested begin, the CLI, tests): plain malloc. Only the parse: what the filter and the
-     * consumer build around the tree outlives the page and is malloc'd. */
-    bool arena = pw_jarena_begin() == 0;
+     * consumer build around the tree is malloc'd. The tree stays until the consumer's done and
+     * is then dropped whole (the resources it was given are released by then: sync.h). */
+    bool arena = pw_jarena_page_begin(&r->arena) == 0;
     json_t *bundle = json_loadb(resp->body, resp->body_len, 0, &jerr);
     if (arena) {
         pw_jarena_end();
     }
+    r->tree = bundle;
     if (!bundle) {
+        run_drop_tree(r); /* what the failed parse left in the arena */
         pw_log_err(SYNC, "%s: page %u is not JSON (line %d: %s)", r->stream->key, r->pages + 1,
                    jerr.line, jerr.text);
         run_end(r, PW_EJSON);
@@ -454,9 +470,9 @@ static void run_page(struct run *r, const struct pw_http_resp *resp)
     if (!err && next && !(r->next = strdup(next))) {
         err = PW_ENOMEM;
     }
-    json_decref(bundle);
     if (err) {
         json_decref(resources);
+        run_drop_tree(r);
         pw_log_err(SYNC, "%s: page %u: %s", r->stream->key, r->pages + 1, pw_strerror(err));
         run_end(r, err);
         return;

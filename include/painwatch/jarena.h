@@ -8,6 +8,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "painwatch/limits.h"
 
 /*
  * How it stays correct whatever holds on to the tree:
@@ -19,6 +24,11 @@
  *  - The free function tells arena pointers by address; anything else goes to free(), so
  *    trees mixing arena and malloc'd values (json_object_set either way) free correctly.
  *  - A full region, or one allocation larger than a segment, falls back to malloc().
+ *  - A page opened with pw_jarena_page_begin() instead owns its segments outright: freeing its
+ *    values counts nothing, and pw_jarena_page_drop() hands every segment back at once without
+ *    walking the tree (jansson's recursive free is a tenth of a page's cost). The price is a
+ *    rule for whoever reads such a tree: nothing taken from it (a json_incref'd value, a string
+ *    pointer) may outlive the drop, and nothing malloc'd may be put into it.
  * Emptied segments stay resident for the next pages; pw_jarena_trim() (at the end of a sync
  * cycle) gives empty segments past the first PW_JARENA_KEEP bytes back to the kernel
  * (MADV_DONTNEED), so an idle daemon does not keep its largest page resident.
@@ -53,6 +63,35 @@ int pw_jarena_begin(void);
 
 /** Stop allocating in the arena (no-op on a thread without an open begin). */
 void pw_jarena_end(void);
+
+/** Words of a segment bitmap. */
+#define PW_JARENA_WORDS ((PW_JARENA_BYTES / PW_JARENA_SEGMENT + 63) / 64)
+
+/** One page tree, parsed in pw_jarena_page_begin()..pw_jarena_end(), dropped whole. */
+struct pw_jarena_page {
+    uint64_t segs[PW_JARENA_WORDS]; /* the segments holding the page's values */
+    bool arena;                     /* the begin succeeded: values went to the arena */
+    bool walk;                      /* some value was malloc'd: the drop frees value by value */
+};
+
+/**
+ * pw_jarena_begin() for one page tree that pw_jarena_page_drop() will free at once. @p pg is
+ * reset here and filled until pw_jarena_end(); the same return values as pw_jarena_begin()
+ * (anything but 0: values are malloc'd and the drop is a json_decref()).
+ */
+int pw_jarena_page_begin(struct pw_jarena_page *pg);
+
+/**
+ * Free the tree @p root (may be NULL) parsed in @p pg's begin..end, and every other value
+ * allocated there. Any thread, after pw_jarena_end(). With the arena it walks nothing: every
+ * value of the tree must be unreferenced by then (containers holding its values freed first,
+ * no json_incref'd piece or string pointer kept) and the tree must not have been given
+ * malloc'd values (they would leak). Under ASan the memory is poisoned, so a value used after
+ * the drop is reported. Without the arena, or when part of the parse was malloc'd (a full
+ * region, a value larger than a segment), it is json_decref(@p root) before the release; the
+ * rule stands all the same (the caller cannot tell the cases apart). @p pg is reset.
+ */
+void pw_jarena_page_drop(struct pw_jarena_page *pg, json_t *root);
 
 /**
  * Give the memory of empty segments past PW_JARENA_KEEP back to the kernel. Call where the

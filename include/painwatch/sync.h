@@ -80,7 +80,10 @@ typedef void pw_sync_page_done_fn(void *done_arg, int err);
  * - on_page: take ownership of @p resources (a new reference to a JSON array) and call
  *   done(done_arg, err) exactly once, synchronously or later, even at shutdown (then with
  *   PW_ECANCELED). done(0) means "durable"; a non-zero err ends the run without advancing the
- *   cursor. The engine waits for done before it requests the next page.
+ *   cursor. The engine waits for done before it requests the next page. Release @p resources
+ *   before calling done and keep nothing of it past done (no json_incref'd value, no string
+ *   pointer; copy what must stay): done frees the page's parse at once (jarena.h). Do not add
+ *   values to the resources either.
  */
 struct pw_sync_consumer {
     int (*cursor_load)(void *arg, const struct pw_sync_source *src, char **out);

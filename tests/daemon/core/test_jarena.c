@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * jarena.h: page trees live in the arena only inside begin..end on the owning thread, mixed
- * trees free correctly, segments come back only when their last value is freed.
+ * trees free correctly, segments come back only when their last value is freed, or all at once
+ * when a whole page is dropped.
  */
 #define _DEFAULT_SOURCE /* mincore */
 #include <pthread.h>
@@ -88,6 +89,19 @@ static void test_not_installed_is_malloc(void **state)
     json_decref(o);
     pw_jarena_stats(&st);
     assert_int_equal(st.segments, 0);
+
+    /* A page without the arena: malloc'd, and the drop frees it the usual way (LSan would
+     * report the tree otherwise). */
+    struct pw_jarena_page pg;
+    assert_int_equal(pw_jarena_page_begin(&pg), PW_EINVAL);
+    json_t *tree = json_loads("{\"a\":[1,{\"b\":\"c\"}]}", 0, NULL);
+    pw_jarena_end();
+    assert_non_null(tree);
+    assert_false(pw_jarena_owns(tree));
+    json_t *kept = json_incref(json_object_get(tree, "a")); /* refcounted as usual */
+    pw_jarena_page_drop(&pg, tree);
+    assert_int_equal(json_array_size(kept), 2);
+    json_decref(kept);
 
     assert_int_equal(pw_jarena_install_size(TEST_SEGMENTS * (size_t)PW_JARENA_SEGMENT), 0);
     assert_int_equal(pw_jarena_install(), 0); /* a second install keeps the first region */
@@ -304,6 +318,149 @@ static void test_large_value_is_malloced(void **state)
     free(text);
 }
 
+/* Parse @p text as one page that is dropped whole, as the scheduler does. */
+static json_t *parse_whole_page(const char *text, struct pw_jarena_page *pg)
+{
+    json_error_t err;
+    assert_int_equal(pw_jarena_page_begin(pg), 0);
+    json_t *j = json_loads(text, 0, &err);
+    pw_jarena_end();
+    assert_non_null(j);
+    return j;
+}
+
+static void test_page_dropped_whole(void **state)
+{
+    (void)state;
+    char *text = bundle_text(3000); /* ~4 MB as a tree: several segments */
+    struct pw_jarena_page pg;
+    struct pw_jarena_stats st0;
+    struct pw_jarena_stats st;
+
+    pw_jarena_stats(&st0);
+    json_t *b = parse_whole_page(text, &pg);
+    json_t *first = b;
+    size_t segs = used();
+    assert_true(segs > 1);
+    assert_true(pg.arena);
+    assert_false(pg.walk);
+
+    /* As the sync filter and the consumer do: a malloc'd array of references into the tree,
+     * used, then released (only the references are counted down, nothing is walked). */
+    json_t *resources = json_array();
+    for (size_t i = 0; i < 3000; i += 7) {
+        assert_int_equal(json_array_append(resources, resource_at(b, i)), 0);
+    }
+    assert_false(pw_jarena_owns(resources));
+    assert_string_equal(json_string_value(json_object_get(json_array_get(resources, 1), "id")),
+                        "obs-7");
+    json_decref(resources);
+
+    /* Values freed before the drop (a deleted key, a filtered-out entry) count nothing. */
+    json_object_del(resource_at(b, 5), "status");
+    assert_int_equal(used(), segs);
+
+    pw_jarena_page_drop(&pg, b);
+    assert_int_equal(used(), 0);
+    assert_false(pg.arena);
+    pw_jarena_stats(&st);
+    assert_int_equal(st.fallbacks, st0.fallbacks);
+
+    /* The segments are bumped into again from their start. */
+    b = parse_whole_page(text, &pg);
+    assert_ptr_equal(b, first);
+    pw_jarena_page_drop(&pg, b);
+    assert_int_equal(used(), 0);
+
+    /* A failed parse: what it left in the arena goes with the drop of no tree. */
+    assert_int_equal(pw_jarena_page_begin(&pg), 0);
+    assert_null(json_loads("{\"entry\":[{\"a\":\"b\"},", 0, NULL));
+    pw_jarena_end();
+    pw_jarena_page_drop(&pg, NULL);
+    assert_int_equal(used(), 0);
+    free(text);
+}
+
+struct dropper {
+    struct pw_jarena_page *pg;
+    json_t *tree;
+};
+
+static void *drop_thread(void *arg)
+{
+    struct dropper *d = arg;
+    pw_jarena_page_drop(d->pg, d->tree);
+    return NULL;
+}
+
+static void test_pages_in_flight(void **state)
+{
+    (void)state;
+    char *text = bundle_text(30);
+    struct pw_jarena_page pa;
+    struct pw_jarena_page pb;
+    pthread_t t;
+
+    json_t *a = parse_whole_page(text, &pa);
+    json_t *c = parse_page(text); /* a counted tree alongside */
+    json_t *b = parse_whole_page(text, &pb);
+    assert_int_equal(used(), 3);
+
+    /* b is dropped on another thread; a and c are untouched. */
+    struct dropper d = {.pg = &pb, .tree = b};
+    assert_int_equal(pthread_create(&t, NULL, drop_thread, &d), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(used(), 2);
+    assert_string_equal(json_string_value(json_object_get(resource_at(a, 29), "id")), "obs-29");
+    assert_string_equal(json_string_value(json_object_get(resource_at(c, 29), "id")), "obs-29");
+
+    /* A page parsed now takes b's segment and leaves a's alone. */
+    json_t *e = parse_whole_page(text, &pb);
+    assert_ptr_equal(e, b);
+    assert_string_equal(json_string_value(json_object_get(resource_at(a, 3), "id")), "obs-3");
+    pw_jarena_page_drop(&pb, e);
+    pw_jarena_page_drop(&pa, a);
+    assert_int_equal(used(), 1);
+    json_decref(c); /* the counted tree still hands its segment back by its count */
+    assert_int_equal(used(), 0);
+    free(text);
+}
+
+static void test_page_with_malloced_values_is_walked(void **state)
+{
+    (void)state;
+    struct pw_jarena_page pg;
+    size_t big = (size_t)PW_JARENA_SEGMENT + 100;
+    char *text = malloc(big + 64);
+
+    /* A value larger than a segment is malloc'd: the drop must free it (LSan checks). */
+    assert_non_null(text);
+    memcpy(text, "{\"s\":\"", 6);
+    memset(text + 6, 'x', big);
+    memcpy(text + 6 + big, "\",\"t\":[1]}", 11);
+    json_t *j = parse_whole_page(text, &pg);
+    assert_true(pg.walk);
+    assert_false(pw_jarena_owns(json_string_value(json_object_get(j, "s"))));
+    assert_true(pw_jarena_owns(json_object_get(j, "t")));
+    pw_jarena_page_drop(&pg, j);
+    assert_int_equal(used(), 0);
+    free(text);
+
+    /* A full region: the rest of the page is malloc'd and freed by the drop's walk. */
+    size_t n = 30000;
+    text = bundle_text(n);
+    j = parse_whole_page(text, &pg);
+    assert_true(pg.walk);
+    assert_int_equal(used(), TEST_SEGMENTS);
+    assert_false(pw_jarena_owns(resource_at(j, n - 1)));
+    pw_jarena_page_drop(&pg, j);
+    assert_int_equal(used(), 0);
+    j = parse_whole_page("{\"a\":1}", &pg);
+    assert_false(pg.walk); /* the next page has the region again */
+    pw_jarena_page_drop(&pg, j);
+    free(text);
+}
+
 static bool resident(const void *p)
 {
     long pg = sysconf(_SC_PAGESIZE);
@@ -385,6 +542,17 @@ static void read_freed_value_on_live_page(void)
     json_decref(b);
 }
 
+/* The page rule broken: a value kept (json_incref'd) past the drop is poisoned memory. */
+static void read_kept_value_after_drop(void)
+{
+    struct pw_jarena_page pg;
+    json_t *b = parse_whole_page("{\"r\":{\"id\":\"abc\"}}", &pg);
+    json_t *r = json_incref(json_object_get(b, "r"));
+    pw_jarena_page_drop(&pg, b);
+    volatile char c = json_string_value(json_object_get(r, "id"))[0];
+    (void)c;
+}
+
 /* jansson itself is not instrumented: call the installed free twice ourselves. */
 static void double_free(void)
 {
@@ -404,6 +572,7 @@ static void test_asan_sees_arena_misuse(void **state)
     assert_true(dies(read_after_reset));
     assert_true(dies(read_freed_value_on_live_page));
     assert_true(dies(double_free));
+    assert_true(dies(read_kept_value_after_drop));
 }
 
 /* LSan cannot see arena values: the arena's own exit check reports a tree left behind. */
@@ -425,6 +594,22 @@ static void test_asan_exit_with_live_tree_fails(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 23);
+
+    /* The same for a page never dropped. */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        FILE *devnull = freopen("/dev/null", "w", stderr);
+        (void)devnull;
+        static struct pw_jarena_page pg;
+        static json_t *undropped;
+        undropped = parse_whole_page("{\"id\":\"abc\"}", &pg);
+        (void)undropped;
+        exit(0);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 23);
 }
 #endif
 
@@ -441,6 +626,9 @@ int main(void)
         cmocka_unit_test(test_full_region_falls_back),
         cmocka_unit_test(test_large_value_is_malloced),
         cmocka_unit_test(test_trim_returns_memory_past_keep),
+        cmocka_unit_test(test_page_dropped_whole),
+        cmocka_unit_test(test_pages_in_flight),
+        cmocka_unit_test(test_page_with_malloced_values_is_walked),
 #ifdef ASAN
         cmocka_unit_test(test_asan_sees_arena_misuse),
         cmocka_unit_test(test_asan_exit_with_live_tree_fails),
