@@ -261,6 +261,12 @@ static void read_max(const json_t *dosage, struct pw_dosage *out)
     out->has_max = true;
 }
 
+bool pw_dosage_prn(const json_t *dosage)
+{
+    return json_is_true(json_object_get(dosage, "asNeededBoolean")) ||
+           json_is_object(json_object_get(dosage, "asNeededCodeableConcept"));
+}
+
 void pw_dosage_parse(const json_t *dosage, struct pw_dosage *out)
 {
     memset(out, 0, sizeof(*out));
@@ -274,9 +280,7 @@ void pw_dosage_parse(const json_t *dosage, struct pw_dosage *out)
         out->sequence = (long)json_integer_value(seq);
     }
     out->has_text = pw_fhir_str(dosage, "text") != NULL;
-    const json_t *prn = json_object_get(dosage, "asNeededBoolean");
-    out->prn =
-        json_is_true(prn) || json_is_object(json_object_get(dosage, "asNeededCodeableConcept"));
+    out->prn = pw_dosage_prn(dosage);
     out->per_day = timing_per_day(json_object_get(dosage, "timing"));
     collect_doses(dosage, out);
     read_max(dosage, out);

@@ -35,6 +35,9 @@ struct pw_dosage {
 /** Read @p dosage (a Dosage object). Never fails: what is absent stays NAN / 0. */
 void pw_dosage_parse(const json_t *dosage, struct pw_dosage *out);
 
+/** The prn of pw_dosage_parse() alone (a PRN-only order needs nothing else of its dosages). */
+bool pw_dosage_prn(const json_t *dosage);
+
 /** Administrations per day of a timing.code (BID, Q4H, ...), or NAN when unknown. */
 double pw_dosage_code_per_day(const char *code);
 

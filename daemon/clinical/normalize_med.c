@@ -559,7 +559,8 @@ static void role_of(struct pw_med_order *o)
     }
 }
 
-/* PRN-ness of a non-opioid order (a PRN-only laxative matters to the bowel rule). */
+/* Every dosageInstruction as needed: an opioid's role, and a PRN-only laxative matters to the
+ * bowel rule. */
 static bool all_prn(const json_t *res)
 {
     const json_t *dis = json_object_get(res, "dosageInstruction");
@@ -570,9 +571,7 @@ static bool all_prn(const json_t *res)
     }
     json_array_foreach(dis, i, di)
     {
-        struct pw_dosage ds;
-        pw_dosage_parse(di, &ds);
-        if (!ds.prn) {
+        if (!pw_dosage_prn(di)) {
             return false;
         }
     }

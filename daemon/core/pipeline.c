@@ -403,7 +403,7 @@ static int touched_add(struct touched *t, const char *patient)
         t->v = v;
         t->cap = cap;
     }
-    snprintf(t->v[t->n++], PW_REF_MAX, "%s", patient);
+    pw_fhir_copy(t->v[t->n++], PW_REF_MAX, patient);
     return 0;
 }
 
@@ -464,7 +464,7 @@ static int encode_events(struct pw_pipeline *p, const json_t *res, struct page_r
     int rc;
 
     pw_timeline_clear(&p->scratch);
-    snprintf(p->scratch.patient, sizeof(p->scratch.patient), "%s", patient);
+    pw_fhir_copy(p->scratch.patient, sizeof(p->scratch.patient), patient);
     rc = pw_normalize_resource(p->conf.norm, res, &resolver, &p->scratch);
     if (rc == PW_E2BIG) {
         rc = 0; /* one resource over the per-patient cap: keep what fits */
