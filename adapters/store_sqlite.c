@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,6 +348,18 @@ static int configure(struct sq *sq, bool read_only)
     return err;
 }
 
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+
+/*
+ * Before SQLite's first use in the process (the first store opened, before other threads use
+ * SQLite): no memory statistics, nothing reads them, and keeping them takes a global mutex
+ * around every SQLite malloc and free. Already initialized (SQLITE_MISUSE): left as it is.
+ */
+static void sqlite_setup(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int sq_open(struct pw_store *st, const struct pw_store_opts *opts)
 {
     struct sq *sq;
@@ -379,7 +392,10 @@ static int sq_open(struct pw_store *st, const struct pw_store_opts *opts)
         pw_log_err(STORE, "%s: cannot create state directory: %s", opts->dir, strerror(errno));
         goto fail;
     }
-    flags = SQLITE_OPEN_READWRITE | (opts->read_only ? 0 : SQLITE_OPEN_CREATE);
+    pthread_once(&sqlite_once, sqlite_setup);
+    /* A connection is only ever used by the thread holding its store: no per-call mutex. */
+    flags =
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (opts->read_only ? 0 : SQLITE_OPEN_CREATE);
     rc = sqlite3_open_v2(sq->path, &sq->db, flags, NULL);
     if (rc != SQLITE_OK) {
         err = fail(sq, rc, sq->path);
