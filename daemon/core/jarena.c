@@ -160,20 +160,9 @@ static bool seg_next(void)
     return false;
 }
 
-static void *arena_malloc(size_t n)
+/* Owner only: bump @p need bytes (header included) for a block of @p n1 bytes. */
+static void *bump(size_t n1, size_t need)
 {
-    if (!t_owner) {
-        return malloc(n);
-    }
-    if (n > SEG - HDR) {
-        goto heap;
-    }
-    size_t n1 = n + !n; /* a zero-size block still gets its own address */
-    size_t need = (n1 + HDR + ALIGN - 1) & ~(ALIGN - 1);
-    if ((size_t)(A.lim - A.cur) < need && !seg_next()) {
-        atomic_fetch_add_explicit(&A.fallbacks, 1, memory_order_relaxed);
-        goto heap;
-    }
     char *p = A.cur;
     A.cur += need;
     A.seg_allocs++;
@@ -182,13 +171,44 @@ static void *arena_malloc(size_t n)
     memcpy(p, &n1, sizeof(n1));
     POISON(p, HDR);
     UNPOISON(p + HDR, n1);
+#else
+    (void)n1;
 #endif
     return p + HDR;
-heap:
+}
+
+/* Off the hot path (its own frame: the bump above saves no registers): a new segment, or
+ * malloc when the owner's block does not fit one or none is left. */
+__attribute__((noinline)) static void *arena_malloc_slow(size_t n)
+{
+    if (!t_owner) {
+        return malloc(n);
+    }
+    if (n <= SEG - HDR) {
+        size_t n1 = n + !n;
+        size_t need = (n1 + HDR + ALIGN - 1) & ~(ALIGN - 1);
+        if ((size_t)(A.lim - A.cur) >= need || seg_next()) {
+            return bump(n1, need);
+        }
+        atomic_fetch_add_explicit(&A.fallbacks, 1, memory_order_relaxed);
+    }
     if (A.page) {
         A.page->walk = true; /* the tree is not all in the page's segments */
     }
     return malloc(n);
+}
+
+/* Called for every value jansson makes: the common case is a compare and a bump. */
+static void *arena_malloc(size_t n)
+{
+    if (t_owner && n <= SEG - HDR) {
+        size_t n1 = n + !n; /* a zero-size block still gets its own address */
+        size_t need = (n1 + HDR + ALIGN - 1) & ~(ALIGN - 1);
+        if ((size_t)(A.lim - A.cur) >= need) {
+            return bump(n1, need);
+        }
+    }
+    return arena_malloc_slow(n);
 }
 
 static void arena_free(void *ptr)
