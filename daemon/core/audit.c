@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include "core/audit_int.h"
 #include "painwatch/err.h"
@@ -51,6 +52,8 @@ struct pw_audit {
     uint64_t file_first_n;   /* n of the live file's header */
     int64_t file_created_ms; /* when the live file was started (its header's "created") */
     char last[PW_AUDIT_DIGEST_HEX + 1]; /* digest of the last durable record */
+    EVP_MAC_CTX *mac;                   /* HMAC-SHA256 keyed once, restarted per record; NULL:
+                                           pw_audit_mac() (the same digest, keyed every time) */
 
     bool failed;
     int64_t failed_since;
@@ -128,6 +131,47 @@ int pw_audit_mac(const unsigned char *key, size_t key_len, const char *prev, con
     }
     free(msg);
     for (unsigned i = 0; i < mac_len; i++) {
+        out[2 * i] = hex[mac[i] >> 4];
+        out[2 * i + 1] = hex[mac[i] & 15];
+    }
+    out[PW_AUDIT_DIGEST_HEX] = '\0';
+    return 0;
+}
+
+/* The HMAC context of @p key, keyed once for every record of a trail; NULL when OpenSSL cannot
+ * make one (pw_audit_mac() does the same work per record). */
+static EVP_MAC_CTX *mac_keyed_new(const unsigned char *key, size_t key_len)
+{
+    char digest[] = "SHA256";
+    EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+                           OSSL_PARAM_construct_end()};
+
+    EVP_MAC_free(m); /* the context keeps its own reference */
+    if (ctx && !EVP_MAC_init(ctx, key, key_len, params)) {
+        EVP_MAC_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
+
+/* pw_audit_mac() with the context of mac_keyed_new(): restarted with its key (no fetch, no key
+ * schedule, no copy of the message). */
+static int mac_keyed(EVP_MAC_CTX *ctx, const char *prev, const char *canon, size_t canon_len,
+                     char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    size_t mac_len = 0;
+
+    if (!EVP_MAC_init(ctx, NULL, 0, NULL) ||
+        !EVP_MAC_update(ctx, (const unsigned char *)prev, PW_AUDIT_DIGEST_HEX) ||
+        !EVP_MAC_update(ctx, (const unsigned char *)canon, canon_len) ||
+        !EVP_MAC_final(ctx, mac, &mac_len, sizeof(mac)) || mac_len != PW_AUDIT_DIGEST_HEX / 2) {
+        return PW_ENOMEM;
+    }
+    for (size_t i = 0; i < mac_len; i++) {
         out[2 * i] = hex[mac[i] >> 4];
         out[2 * i + 1] = hex[mac[i] & 15];
     }
@@ -439,7 +483,8 @@ static int seal(struct pw_audit *a, json_t *rec, uint64_t n, const char *prev, c
         return PW_EINVAL; /* e.g. a NaN or invalid UTF-8 a caller put in */
     }
     c = strlen(canon);
-    rc = pw_audit_mac(a->key, a->key_len, prev, canon, c, digest);
+    rc = a->mac ? mac_keyed(a->mac, prev, canon, c, digest)
+                : pw_audit_mac(a->key, a->key_len, prev, canon, c, digest);
     if (rc == 0 && json_object_set_new(rec, "hmac", json_string(digest))) {
         rc = PW_ENOMEM;
     }
@@ -865,6 +910,7 @@ int pw_audit_open(struct pw_audit **out, const struct pw_audit_opts *opts)
     if (rc) {
         goto fail;
     }
+    a->mac = mac_keyed_new(a->key, a->key_len);
     rc = open_live(a, "new");
     if (rc) {
         goto fail;
@@ -885,6 +931,7 @@ void pw_audit_free(struct pw_audit *a)
         fsync(a->fd);
     }
     close_fd(a);
+    EVP_MAC_CTX_free(a->mac); /* clears its key copy */
     pw_audit_key_free(a->key, a->key_len);
     free(a->batch);
     free(a->path);
