@@ -3,12 +3,15 @@
  * The incremental FHIR search against a real loopback server through the real HTTP core:
  * paging, dedupe within and across runs, overlap, expired links, off-origin links, broken
  * bodies, timeouts, resets, token renewal, and a cohort sync that asks nothing twice.
- * Each scenario asserts what the consumer received and what the server was asked.
+ * Each scenario asserts what the consumer received and what the server was asked. Pages are
+ * parsed into the jansson page arena as in painwatchd (installed in main): under ASan a value
+ * used after its page was dropped is reported, and a page never dropped fails the exit.
  */
 #include <stdatomic.h>
 #include <sys/stat.h>
 
 #include "adapters/sync_harness.h"
+#include "painwatch/jarena.h"
 
 #define SRV_WIDE "{\"type\": \"server\"}"
 
@@ -559,6 +562,61 @@ static void test_free_mid_run(void **state)
     assert_false(h.cycle_done);
 }
 
+static size_t arena_used(void)
+{
+    struct pw_jarena_stats st;
+    pw_jarena_stats(&st);
+    return st.segments_used;
+}
+
+/* A page's parse stays whole while the consumer holds the page and goes at its done. */
+static void test_page_tree_dropped_at_done(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+    struct pw_jarena_stats st0;
+    struct pw_jarena_stats st;
+    pw_sync_page_done_fn *done;
+
+    sh_init(&h);
+    h.hold = true;
+    obs_only(&h, &conf, 0, 0);
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    script_three_pages(&h);
+    pw_jarena_stats(&st0);
+    assert_int_equal(st0.segments_used, 0);
+    assert_int_equal(pw_sync_run_once(h.sync, sh_on_cycle, &h), 0);
+    while (!h.pending_done) {
+        uv_run(&h.loop, UV_RUN_ONCE);
+    }
+    /* Page 1 is with the consumer: parsed in the arena, still there. */
+    pw_jarena_stats(&st);
+    assert_true(st.arena_allocs > st0.arena_allocs);
+    assert_int_equal(st.segments_used, 1);
+    done = h.pending_done;
+    h.pending_done = NULL;
+    done(h.pending_arg, 0);
+    assert_int_equal(arena_used(), 0);
+    /* Page 2 (all duplicates) is dropped without reaching the consumer; page 3 is held. */
+    while (!h.pending_done) {
+        uv_run(&h.loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(arena_used(), 1);
+    done = h.pending_done;
+    h.pending_done = NULL;
+    done(h.pending_arg, 0);
+    assert_int_equal(arena_used(), 0);
+    while (!h.cycle_done) {
+        uv_run(&h.loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(h.cycle_err, 0);
+    assert_int_equal(pwt_responder_count(h.r), 3);
+    assert_int_equal(json_array_size(h.delivered), 4);
+    assert_true(sh_delivered(&h, "ehr/Observation/-|Observation/o4/1"));
+    sh_fini(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -578,6 +636,11 @@ int main(void)
         cmocka_unit_test(test_401_fixed_by_token_renewal),
         cmocka_unit_test(test_cohort_sync_asks_nothing_twice),
         cmocka_unit_test(test_free_mid_run),
+        cmocka_unit_test(test_page_tree_dropped_at_done),
     };
+    /* As painwatchd does, before any thread starts. */
+    if (pw_jarena_install() != 0) {
+        return 1;
+    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
