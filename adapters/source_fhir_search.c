@@ -838,11 +838,11 @@ static const char *str_at(const json_t *obj, const char *key)
     return json_string_value(json_object_get(obj, key));
 }
 
-/* The seen-set key "type/id/version"; false when the resource cannot be identified. */
-static bool seen_key(const json_t *res, char *buf, size_t len, int64_t *lu_ms, bool *has_lu)
+/* The seen-set key "type/id/version"; false when the resource cannot be identified. @p type and
+ * @p id are the resource's own (the page filter has them at hand already). */
+static bool seen_key(const json_t *res, const char *type, const char *id, char *buf, size_t len,
+                     int64_t *lu_ms, bool *has_lu)
 {
-    const char *type = str_at(res, "resourceType");
-    const char *id = str_at(res, "id");
     const json_t *meta = json_object_get(res, "meta");
     const char *vid = str_at(meta, "versionId");
     const char *lu = str_at(meta, "lastUpdated");
@@ -870,7 +870,7 @@ bool pw_sync_seen_key(const json_t *res, char *buf, size_t len)
 {
     int64_t lu_ms;
     bool has_lu;
-    return seen_key(res, buf, len, &lu_ms, &has_lu);
+    return seen_key(res, str_at(res, "resourceType"), str_at(res, "id"), buf, len, &lu_ms, &has_lu);
 }
 
 static const char *next_link(const json_t *bundle)
@@ -925,11 +925,12 @@ int pw_sync_page_filter(struct pw_sync_state *st, const json_t *bundle, json_t *
             pw_log_warn(SYNC, "search page entry %zu: the server attached an OperationOutcome", i);
             continue;
         }
-        if (!str_at(res, "id")) {
+        const char *id = str_at(res, "id");
+        if (!id) {
             pw_log_warn(SYNC, "search page entry %zu: %s without id, skipped", i, type);
             continue;
         }
-        if (seen_key(res, key, sizeof(key), &lu_ms, &has_lu)) {
+        if (seen_key(res, type, id, key, sizeof(key), &lu_ms, &has_lu)) {
             if (json_object_get(st->seen, key)) {
                 stats->duplicates++;
                 continue;
@@ -941,8 +942,7 @@ int pw_sync_page_filter(struct pw_sync_state *st, const json_t *bundle, json_t *
         } else {
             /* No versionId and no lastUpdated: it cannot be deduped here; the store is
              * idempotent on (type, id, versionId) anyway. */
-            pw_log_debug(SYNC, "%s/%s has no meta.versionId or lastUpdated", type,
-                         str_at(res, "id"));
+            pw_log_debug(SYNC, "%s/%s has no meta.versionId or lastUpdated", type, id);
         }
         if (has_lu && lu_ms > *max_ms) {
             *max_ms = lu_ms;

@@ -552,7 +552,7 @@ int pw_normalize_resource(const struct pw_norm_ctx *ctx, const json_t *res,
         return referral(ctx, res, &ref, tl);
     }
     if (strcmp(type, "MedicationRequest") == 0) {
-        return pw_norm_medication_request(ctx, res, refs, tl);
+        return pw_norm_medication_request(ctx, res, &ref, refs, tl);
     }
     return 0;
 }

@@ -9,8 +9,9 @@
 int pw_norm_dq(struct pw_timeline *tl, const struct pw_ref *src, const char *code, const char *fmt,
                ...) __attribute__((format(printf, 4, 5)));
 
-/** MedicationRequest -> order (normalize_med.c). */
+/** MedicationRequest -> order (normalize_med.c); @p src is pw_fhir_ref_of(@p res). */
 int pw_norm_medication_request(const struct pw_norm_ctx *ctx, const json_t *res,
-                               const struct pw_resolver *refs, struct pw_timeline *tl);
+                               const struct pw_ref *src, const struct pw_resolver *refs,
+                               struct pw_timeline *tl);
 
 #endif

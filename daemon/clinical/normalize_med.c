@@ -579,11 +579,12 @@ static bool all_prn(const json_t *res)
 }
 
 int pw_norm_medication_request(const struct pw_norm_ctx *ctx, const json_t *res,
-                               const struct pw_resolver *refs, struct pw_timeline *tl)
+                               const struct pw_ref *src, const struct pw_resolver *refs,
+                               struct pw_timeline *tl)
 {
     struct pw_med_order o;
     memset(&o, 0, sizeof(o));
-    pw_fhir_ref_of(res, &o.src);
+    o.src = *src;
     const char *status = pw_fhir_str(res, "status");
     const char *intent = pw_fhir_str(res, "intent");
     if (status == NULL || strcmp(status, "draft") == 0 || strcmp(status, "entered-in-error") == 0) {
