@@ -140,10 +140,16 @@ static const char *const stmt_sql[S_COUNT] = {
                      " unknown = ?6, last_status = ?7, last_error = ?8, outcome = ?9 WHERE id = ?1",
     [S_OUTBOX_ALL] = "SELECT " OUTBOX_COLS " FROM outbox ORDER BY id",
     [S_OUTBOX_BY_STATE] = "SELECT " OUTBOX_COLS " FROM outbox WHERE state = ?1 ORDER BY id",
-    /* Only the oldest pending row of each key: an episode's writes go out in order. */
+    /*
+     * Only the oldest pending row of each key: an episode's writes go out in order. Rows come
+     * in outbox_due's own order (next_try, then id: the index ends with the rowid), so the walk
+     * stops after ?2 rows; "ORDER BY id" made SQLite sort every due row on each call, which is
+     * quadratic while a catch-up's thousands of Flags drain.
+     */
     [S_OUTBOX_DUE] = "SELECT o.id FROM outbox o WHERE o.state = 'pending' AND o.next_try <= ?1"
                      " AND NOT EXISTS(SELECT 1 FROM outbox p WHERE p.key = o.key"
-                     " AND p.state = 'pending' AND p.id < o.id) ORDER BY o.id LIMIT ?2",
+                     " AND p.state = 'pending' AND p.id < o.id) ORDER BY o.next_try, o.id"
+                     " LIMIT ?2",
     [S_OUTBOX_NEXT] = "SELECT min(next_try) FROM outbox WHERE state = 'pending'",
     [S_OP_INS] = "INSERT INTO operator_action(at, who, action, outbox_id, detail)"
                  " VALUES(?1, ?2, ?3, ?4, ?5)",

@@ -288,8 +288,9 @@ int pw_store_outbox_update(struct pw_store *st, const struct pw_outbox_row *row)
 /** Walk rows in id order; @p state is an enum pw_outbox_state or -1 for all. */
 int pw_store_outbox_list(struct pw_store *st, int state, pw_store_outbox_fn *fn, void *arg);
 /**
- * Ids of pending rows due at @p now_ms, at most @p max, in id order, only the first pending row
- * of each key (rows of one episode are delivered one after the other, in order).
+ * Ids of pending rows due at @p now_ms, at most @p max, earliest next_try first (then id), only
+ * the first pending row of each key (rows of one episode are delivered one after the other, in
+ * order).
  */
 int pw_store_outbox_due(struct pw_store *st, int64_t now_ms, int64_t *ids, size_t max, size_t *n);
 /** Earliest next_try of any pending row. @return 0, or PW_ENOENT when nothing is pending. */
