@@ -56,6 +56,10 @@ static const char *const migrations[] = {
     /* A patient's rows come out in (type, id) order straight from the index, no sort. */
     "DROP INDEX resource_patient;"
     "CREATE INDEX resource_patient ON resource(patient, type, id);",
+    /* 4 -> 5: resources staged in arrival order for a sorted merge (pw_store_stage_resource). */
+    "CREATE TABLE staged(seq INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL,"
+    " version TEXT NOT NULL, last_updated INTEGER, patient TEXT NOT NULL, events BLOB NOT NULL,"
+    " norm TEXT NOT NULL);",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == PW_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -77,6 +81,11 @@ enum stmt {
     S_META_SET,
     S_RES_PUT,
     S_RES_OF_PATIENT,
+    S_STAGE_INS,
+    S_STAGE_FIRST,
+    S_STAGE_CHUNK,
+    S_STAGE_DEL,
+    S_SIZE,
     S_PATIENT_SET,
     S_PATIENT_DEL,
     S_PATIENT_DUE,
@@ -124,6 +133,21 @@ static const char *const stmt_sql[S_COUNT] = {
                   " AND excluded.last_updated < last_updated)",
     [S_RES_OF_PATIENT] = "SELECT type, id, version, last_updated, patient, events, norm"
                          " FROM resource WHERE patient = ?1 ORDER BY type, id",
+    [S_STAGE_INS] = "INSERT INTO staged(type, id, version, last_updated, patient, events, norm)"
+                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_STAGE_FIRST] = "SELECT min(seq) FROM staged",
+    /*
+     * One chunk in patient order, which makes its upserts sequential in the patient index and
+     * in the rows themselves (appended in this order, a patient's rows share pages for its next
+     * evaluation); (type, id) stays random, one index of two. The copies of one resource must
+     * stay together and in staging order even when they name different patients (a chart
+     * correction): they sort under one patient of theirs.
+     */
+    [S_STAGE_CHUNK] = "SELECT type, id, version, last_updated, patient, events, norm FROM"
+                      " (SELECT *, min(patient) OVER (PARTITION BY type, id) AS grp"
+                      " FROM staged WHERE seq < ?1) ORDER BY grp, type, id, seq",
+    [S_STAGE_DEL] = "DELETE FROM staged WHERE seq < ?1",
+    [S_SIZE] = "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
     [S_PATIENT_SET] = "INSERT INTO patient(patient, next_eval) VALUES(?1, ?2)"
                       " ON CONFLICT(patient) DO UPDATE SET next_eval = ?2",
     [S_PATIENT_DEL] = "DELETE FROM patient WHERE patient = ?1",
@@ -141,10 +165,16 @@ static const char *const stmt_sql[S_COUNT] = {
                      " unknown = ?6, last_status = ?7, last_error = ?8, outcome = ?9 WHERE id = ?1",
     [S_OUTBOX_ALL] = "SELECT " OUTBOX_COLS " FROM outbox ORDER BY id",
     [S_OUTBOX_BY_STATE] = "SELECT " OUTBOX_COLS " FROM outbox WHERE state = ?1 ORDER BY id",
-    /* Only the oldest pending row of each key: an episode's writes go out in order. */
+    /*
+     * Only the oldest pending row of each key: an episode's writes go out in order. Rows come
+     * in outbox_due's own order (next_try, then id: the index ends with the rowid), so the walk
+     * stops after ?2 rows; "ORDER BY id" made SQLite sort every due row on each call, which is
+     * quadratic while a catch-up's thousands of Flags drain.
+     */
     [S_OUTBOX_DUE] = "SELECT o.id FROM outbox o WHERE o.state = 'pending' AND o.next_try <= ?1"
                      " AND NOT EXISTS(SELECT 1 FROM outbox p WHERE p.key = o.key"
-                     " AND p.state = 'pending' AND p.id < o.id) ORDER BY o.id LIMIT ?2",
+                     " AND p.state = 'pending' AND p.id < o.id) ORDER BY o.next_try, o.id"
+                     " LIMIT ?2",
     [S_OUTBOX_NEXT] = "SELECT min(next_try) FROM outbox WHERE state = 'pending'",
     [S_OP_INS] = "INSERT INTO operator_action(at, who, action, outbox_id, detail)"
                  " VALUES(?1, ?2, ?3, ?4, ?5)",
@@ -571,6 +601,136 @@ static int sq_put_resource(struct pw_store *st, const struct pw_store_resource *
     bind_text(q, 7, res->norm ? res->norm : "");
     err = run(sq, q, "resource put");
     *changed = err == 0 && sqlite3_changes(sq->db) > 0;
+    return err;
+}
+
+static int sq_stage_resource(struct pw_store *st, const struct pw_store_resource *res)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_STAGE_INS, &err);
+
+    if (!q) {
+        return err;
+    }
+    if (!res->type || !res->id || !res->patient || !res->events) {
+        return PW_EINVAL;
+    }
+    if (res->events_len > INT_MAX) {
+        return PW_E2BIG;
+    }
+    bind_text(q, 1, res->type);
+    bind_text(q, 2, res->id);
+    bind_text(q, 3, res->version ? res->version : "");
+    bind_time(q, 4, res->last_updated);
+    bind_text(q, 5, res->patient);
+    sqlite3_bind_blob(q, 6, res->events, (int)res->events_len, SQLITE_STATIC);
+    bind_text(q, 7, res->norm ? res->norm : "");
+    return run(sq, q, "resource stage");
+}
+
+/* The end (exclusive) of the oldest chunk of about @p max staged rows; 0 when none. */
+static int stage_bound(struct sq *sq, size_t max, int64_t *bound)
+{
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_STAGE_FIRST, &err);
+    int rc;
+
+    *bound = 0;
+    if (!q) {
+        return err;
+    }
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL) {
+        /* seq grows by one per row (rolled-back gaps only make a chunk smaller). */
+        int64_t first = sqlite3_column_int64(q, 0);
+        *bound = first > INT64_MAX - (int64_t)max ? INT64_MAX : first + (int64_t)max;
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        err = fail(sq, rc, "stage bound");
+    }
+    sqlite3_reset(q);
+    return err;
+}
+
+/*
+ * The copies of one resource come together in the order they were staged, so put_resource's
+ * rules (the same version again changes nothing, an older copy never replaces a newer one)
+ * decide as if each had been put when it arrived; copies of different resources are
+ * independent, so their order is free (S_STAGE_CHUNK).
+ */
+static int sq_merge_staged(struct pw_store *st, size_t max, pw_store_patient_fn *fn, void *arg,
+                           size_t *n_out)
+{
+    struct sq *sq = sq_of(st);
+    int64_t bound = 0;
+    int err = stage_bound(sq, max ? max : SIZE_MAX / 2, &bound);
+    sqlite3_stmt *q;
+    int rc = SQLITE_DONE;
+
+    *n_out = 0;
+    if (err || bound == 0) {
+        return err;
+    }
+    q = stmt(sq, S_STAGE_CHUNK, &err);
+    if (!q) {
+        return err;
+    }
+    sqlite3_bind_int64(q, 1, bound);
+    while (!err && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct pw_store_resource r = {
+            .type = (const char *)sqlite3_column_text(q, 0),
+            .id = (const char *)sqlite3_column_text(q, 1),
+            .version = (const char *)sqlite3_column_text(q, 2),
+            .last_updated = col_time(q, 3),
+            .patient = (const char *)sqlite3_column_text(q, 4),
+            .events = sqlite3_column_blob(q, 5),
+            .events_len = (size_t)sqlite3_column_bytes(q, 5),
+            .norm = (const char *)sqlite3_column_text(q, 6),
+        };
+        bool changed = false;
+
+        if (!r.events) {
+            r.events = ""; /* an empty blob reads back as NULL */
+        }
+        err = sq_put_resource(st, &r, &changed);
+        if (!err && changed && fn) {
+            err = fn(arg, r.patient);
+        }
+        (*n_out)++;
+    }
+    if (!err && rc != SQLITE_DONE) {
+        err = fail(sq, rc, "stage merge");
+    }
+    sqlite3_reset(q);
+    if (!err) {
+        q = stmt(sq, S_STAGE_DEL, &err);
+        if (q) {
+            sqlite3_bind_int64(q, 1, bound);
+            err = run(sq, q, "stage forget");
+        }
+    }
+    return err;
+}
+
+static int sq_size_bytes(struct pw_store *st, uint64_t *out)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_SIZE, &err);
+    int rc;
+
+    *out = 0;
+    if (!q) {
+        return err;
+    }
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        sqlite3_int64 v = sqlite3_column_int64(q, 0);
+        *out = v > 0 ? (uint64_t)v : 0;
+    } else {
+        err = fail(sq, rc, "size");
+    }
+    sqlite3_reset(q);
     return err;
 }
 
@@ -1017,6 +1177,9 @@ const struct pw_store_ops pw_store_sqlite = {
     .meta_get = sq_meta_get,
     .meta_set = sq_meta_set,
     .put_resource = sq_put_resource,
+    .stage_resource = sq_stage_resource,
+    .merge_staged = sq_merge_staged,
+    .size_bytes = sq_size_bytes,
     .load_patient = sq_load_patient,
     .patient_schedule = sq_patient_schedule,
     .patients_due = sq_patients_due,

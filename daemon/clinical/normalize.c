@@ -165,7 +165,7 @@ static int digest_words(EVP_MD_CTX *md, const struct pw_word_set *s)
  * The release is part of the identity: a new painwatch may normalize a resource differently,
  * and stored events are then re-derived rather than trusted.
  */
-int pw_norm_ctx_digest(const struct pw_norm_ctx *ctx, char out[65])
+int pw_norm_ctx_digest(const struct pw_norm_ctx *ctx, char out[PW_NORM_DIGEST_MAX])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char term[32] = {0}, md[32];
@@ -191,11 +191,11 @@ int pw_norm_ctx_digest(const struct pw_norm_ctx *ctx, char out[65])
     if (!ok || len != sizeof(md)) {
         return PW_ENOMEM;
     }
-    for (size_t i = 0; i < sizeof(md); i++) {
+    for (size_t i = 0; i < (PW_NORM_DIGEST_MAX - 1) / 2; i++) {
         out[2 * i] = hex[md[i] >> 4];
         out[2 * i + 1] = hex[md[i] & 15];
     }
-    out[64] = '\0';
+    out[PW_NORM_DIGEST_MAX - 1] = '\0';
     return 0;
 }
 

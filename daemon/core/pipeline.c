@@ -6,6 +6,7 @@
  */
 #include "core/pipeline.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,16 @@
 /* Patients remembered as marked due in this cycle (~100 bytes each); past it, forgotten. */
 #define PIPELINE_MARKED_MAX 16384
 
+/*
+ * Staging (pw_store_stage_resource): below this store size the random index writes of a
+ * server-wide page hit SQLite's cache and staging would only add work; above it each resource
+ * costs a random leaf read and write, which a sorted merge turns into sequential ones.
+ */
+#define PIPELINE_STAGE_FROM_BYTES (UINT64_C(8) << 20)
+
+/* Staged resources merged per transaction: ~150 bytes each to sort, a few MB of WAL. */
+#define PIPELINE_MERGE_ROWS 32768
+
 /* The meta key under which the store remembers the normalization its events were derived by. */
 #define PIPELINE_META_NORM "events-norm"
 
@@ -58,9 +69,14 @@ struct pw_pipeline {
      * resource type's stream). Forgotten at every evaluation pass, which may move marks.
      */
     json_t *marked;
+    bool staging;       /* pages are staged for a sorted merge (the store outgrew its cache) */
+    size_t staged;      /* resources staged by committed pages and not merged yet */
+    size_t page_staged; /* resources staged by the page being stored */
     struct pw_timeline scratch; /* one resource's events while a page is stored */
     struct pw_bytes enc;        /* their encoding */
 };
+
+static int merge_staged(struct pw_pipeline *p);
 
 static void cycle_mark(struct pw_pipeline *p, const char *server, bool open)
 {
@@ -167,6 +183,11 @@ int pw_pipeline_new(struct pw_pipeline **out, const struct pw_pipeline_conf *con
                         : PW_EINVAL;
     if (rc == 0 && p->conf.store) {
         rc = norm_check(p);
+    }
+    if (rc == 0 && p->conf.store) {
+        /* Rows a previous run staged and did not merge: merged before any page or evaluation,
+         * so that copies keep their order. */
+        rc = merge_staged(p);
     }
     if (rc < 0) {
         pw_pipeline_free(p);
@@ -521,11 +542,97 @@ static int store_one(struct pw_pipeline *p, const struct pw_sync_source *src, js
     sr.norm = p->norm;
     sr.events = p->enc.v;
     sr.events_len = p->enc.n;
+    if (p->staging) {
+        /* Its patient is marked when the merge finds that it changed something. */
+        rc = pw_store_stage_resource(p->conf.store, &sr);
+        p->page_staged += rc == 0;
+        return rc;
+    }
     rc = pw_store_put_resource(p->conf.store, &sr, &changed);
     if (rc == 0 && changed) {
         rc = touched_add(touched, patient);
     }
     return rc;
+}
+
+/* ---- staging ------------------------------------------------------------------------------ */
+
+/* Once staging, always (the store only grows); the size is read before each page until then. */
+static int stage_decide(struct pw_pipeline *p)
+{
+    uint64_t from = p->conf.stage_from_bytes ? p->conf.stage_from_bytes : PIPELINE_STAGE_FROM_BYTES;
+    uint64_t size = 0;
+    int rc;
+
+    if (p->staging) {
+        return 0;
+    }
+    rc = pw_store_size_bytes(p->conf.store, &size);
+    if (rc == 0 && size >= from) {
+        p->staging = true;
+        pw_log_info(STORE, "store at %" PRIu64 " MiB: pages are staged and merged in order",
+                    size >> 20);
+    }
+    return rc;
+}
+
+struct merge_marks {
+    struct pw_pipeline *p;
+    int64_t now_s;
+    char last[PW_REF_MAX];
+};
+
+/* A patient whose stored resources changed: due now (calls come in patient order). */
+static int on_merged(void *arg, const char *patient)
+{
+    struct merge_marks *m = arg;
+
+    if (strcmp(m->last, patient) == 0 || json_object_get(m->p->marked, patient)) {
+        return 0;
+    }
+    snprintf(m->last, sizeof(m->last), "%s", patient);
+    return pw_store_patient_schedule(m->p->conf.store, patient, m->now_s);
+}
+
+/*
+ * Merge every staged resource, a chunk per transaction, marking the patients whose stored
+ * resources changed (as a page does when it puts them). A failed chunk rolls back whole and
+ * stays staged for the next merge: nothing staged is lost. @return 0 or the first error.
+ */
+static int merge_staged(struct pw_pipeline *p)
+{
+    size_t n = 1;
+    size_t total = 0;
+    int rc = 0;
+
+    while (n > 0) {
+        struct merge_marks m = {.p = p, .now_s = now_ms(p) / 1000};
+
+        rc = pw_store_begin(p->conf.store);
+        if (rc < 0) {
+            break;
+        }
+        rc = pw_store_merge_staged(p->conf.store, PIPELINE_MERGE_ROWS, on_merged, &m, &n);
+        if (rc == 0) {
+            rc = pw_store_commit(p->conf.store);
+        } else {
+            pw_store_rollback(p->conf.store);
+        }
+        if (rc < 0) {
+            break;
+        }
+        total += n;
+    }
+    if (rc < 0) {
+        pw_log_err(STORE, "staged resources not merged (%s); kept for the next merge",
+                   pw_strerror(rc));
+        return rc;
+    }
+    p->staged = 0;
+    if (total > 0) {
+        pw_log_debug(STORE, "%zu staged resource(s) merged", total);
+    }
+    return 0;
 }
 
 /*
@@ -542,11 +649,15 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
     int64_t max_updated = PW_TIME_NONE;
     size_t i;
     json_t *res;
-    int rc = pw_store_begin(p->conf.store);
+    int rc = stage_decide(p);
 
+    if (rc == 0) {
+        rc = pw_store_begin(p->conf.store);
+    }
     if (rc < 0) {
         return rc;
     }
+    p->page_staged = 0;
     batched = batched && p->conf.audit && pw_audit_batch_begin(p->conf.audit) == 0;
     if (p->conf.audit) {
         /* What painwatch read about whom, before it is acted upon (audit before effect). */
@@ -617,6 +728,7 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
     free(touched.v);
     pw_fhir_index_free(refs.idx);
     if (rc == 0) {
+        p->staged += p->page_staged;
         p->stats.pages++;
         p->stats.resources += json_array_size(resources);
         pw_metric_add(PW_M_INGESTED, (double)json_array_size(resources), src->server, src->type,
@@ -650,6 +762,10 @@ static int process_page(struct pw_pipeline *p, const struct pw_sync_source *src,
     if (rc == PW_E2BIG) {
         /* The page's records overflow one audit batch (PW_AUDIT_BATCH_MAX): one fsync each. */
         rc = process_page_once(p, src, resources, cursor, false);
+    }
+    if (rc == 0 && p->staged >= PIPELINE_MERGE_ROWS) {
+        /* The page is committed whatever the merge does: staged rows wait for the next one. */
+        merge_staged(p);
     }
     return rc;
 }
@@ -773,6 +889,8 @@ int pw_pipeline_reevaluate_due(struct pw_pipeline *p, size_t *n_out)
     int first = 0;
     int rc = 0;
 
+    /* What pages staged counts before anyone is judged (a failed merge keeps it for later). */
+    merge_staged(p);
     /* Each evaluation forgets its patient's mark memo (pw_pipeline_evaluate_patient). */
     while (first == 0) {
         /* Read first: the walk must not interleave with the writes of the evaluations. */

@@ -246,6 +246,27 @@ int pw_store_put_resource(struct pw_store *st, const struct pw_store_resource *r
     return st->ops->put_resource(st, res, changed ? changed : &dummy);
 }
 
+int pw_store_stage_resource(struct pw_store *st, const struct pw_store_resource *res)
+{
+    return st->ops->stage_resource(st, res);
+}
+
+int pw_store_merge_staged(struct pw_store *st, size_t max, pw_store_patient_fn *fn, void *arg,
+                          size_t *n_out)
+{
+    size_t dummy;
+
+    if (PW_CHECK(st->depth == 1)) {
+        return PW_EINVAL;
+    }
+    return st->ops->merge_staged(st, max, fn, arg, n_out ? n_out : &dummy);
+}
+
+int pw_store_size_bytes(struct pw_store *st, uint64_t *out)
+{
+    return st->ops->size_bytes(st, out);
+}
+
 int pw_store_load_patient(struct pw_store *st, const char *patient, pw_store_resource_fn *fn,
                           void *arg)
 {

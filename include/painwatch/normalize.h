@@ -57,12 +57,12 @@ int pw_norm_ctx_init(struct pw_norm_ctx *ctx, const struct pw_terminology *term,
 void pw_norm_ctx_cleanup(struct pw_norm_ctx *ctx);
 
 /**
- * The normalization's identity as 64 hex digits + NUL: the encoding version, the factor set, the
- * terminology tables and every code and word set. Normalized events stored under another digest
- * were derived by other rules (the pipeline re-reads them from the servers).
+ * The normalization's identity as 16 hex digits + NUL (PW_NORM_DIGEST_MAX): the encoding version,
+ * the factor set, the terminology tables and every code and word set. Normalized events stored
+ * under another digest were derived by other rules (the pipeline re-reads them from the servers).
  * @return 0 or PW_ENOMEM.
  */
-int pw_norm_ctx_digest(const struct pw_norm_ctx *ctx, char out[65]);
+int pw_norm_ctx_digest(const struct pw_norm_ctx *ctx, char out[PW_NORM_DIGEST_MAX]);
 
 int pw_code_set_add(struct pw_code_set *s, const char *system, const char *code);
 int pw_word_set_add(struct pw_word_set *s, const char *word);

@@ -168,6 +168,10 @@ struct pw_store_ops {
     int (*meta_get)(struct pw_store *st, const char *key, char *out, size_t cap);
     int (*meta_set)(struct pw_store *st, const char *key, const char *value);
     int (*put_resource)(struct pw_store *st, const struct pw_store_resource *res, bool *changed);
+    int (*stage_resource)(struct pw_store *st, const struct pw_store_resource *res);
+    int (*merge_staged)(struct pw_store *st, size_t max, pw_store_patient_fn *fn, void *arg,
+                        size_t *n_out);
+    int (*size_bytes)(struct pw_store *st, uint64_t *out);
     int (*load_patient)(struct pw_store *st, const char *patient, pw_store_resource_fn *fn,
                         void *arg);
     int (*patient_schedule)(struct pw_store *st, const char *patient, int64_t at);
@@ -228,7 +232,7 @@ void pw_store_release_memory(struct pw_store *st);
 int pw_store_schema_version(struct pw_store *st, int *out);
 
 /** Latest schema version this build knows. */
-#define PW_STORE_SCHEMA_VERSION 4
+#define PW_STORE_SCHEMA_VERSION 5
 
 /**
  * Start a transaction. Transactions do not nest (PW_EINVAL). Everything written until
@@ -257,6 +261,25 @@ int pw_store_meta_set(struct pw_store *st, const char *key, const char *value);
  * whether the patient needs re-evaluation.
  */
 int pw_store_put_resource(struct pw_store *st, const struct pw_store_resource *res, bool *changed);
+
+/**
+ * Bulk ingestion. Once the store outgrows its cache, a page of server-wide resources (ids and
+ * patients in no useful order) costs a random index leaf read and write per resource. Staged
+ * resources are appended as they come (no index); pw_store_merge_staged then applies them in
+ * sorted order, so each index leaf is visited once per merge instead of once per resource.
+ */
+int pw_store_stage_resource(struct pw_store *st, const struct pw_store_resource *res);
+/**
+ * Apply the oldest staged resources (at most about @p max) exactly as pw_store_put_resource
+ * would have in the order they were staged, then forget them. @p fn (may be NULL) is called
+ * with the patient of each copy that changed the store, mostly in patient order, possibly
+ * repeated.
+ * @p n_out gets how many were applied: 0 when nothing was staged. Call inside a transaction.
+ */
+int pw_store_merge_staged(struct pw_store *st, size_t max, pw_store_patient_fn *fn, void *arg,
+                          size_t *n_out);
+/** Bytes the store's file occupies. @return 0 or PW_ESTORE. */
+int pw_store_size_bytes(struct pw_store *st, uint64_t *out);
 
 /** Walk the resources of @p patient, ordered by type then id (deterministic). */
 int pw_store_load_patient(struct pw_store *st, const char *patient, pw_store_resource_fn *fn,
@@ -289,8 +312,9 @@ int pw_store_outbox_update(struct pw_store *st, const struct pw_outbox_row *row)
 /** Walk rows in id order; @p state is an enum pw_outbox_state or -1 for all. */
 int pw_store_outbox_list(struct pw_store *st, int state, pw_store_outbox_fn *fn, void *arg);
 /**
- * Ids of pending rows due at @p now_ms, at most @p max, in id order, only the first pending row
- * of each key (rows of one episode are delivered one after the other, in order).
+ * Ids of pending rows due at @p now_ms, at most @p max, earliest next_try first (then id), only
+ * the first pending row of each key (rows of one episode are delivered one after the other, in
+ * order).
  */
 int pw_store_outbox_due(struct pw_store *st, int64_t now_ms, int64_t *ids, size_t max, size_t *n);
 /** Earliest next_try of any pending row. @return 0, or PW_ENOENT when nothing is pending. */

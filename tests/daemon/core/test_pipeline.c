@@ -2,7 +2,8 @@
 /*
  * pipeline.c: a page commits its resources and marks; the patient is evaluated at the end of the
  * cycle; time alone (an injected clock, no new data) raises the reassessment Flag once its
- * threshold passes. Real SQLite store, real terminology, engine and Flag formatter.
+ * threshold passes. Real SQLite store, real terminology, engine and Flag formatter. Every test
+ * runs twice: pages put straight into the store, and pages staged for a sorted merge.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +39,8 @@ struct fixture {
     struct pw_sink *sink;
     struct pw_pipeline *pipeline;
     struct pw_sync_consumer consumer;
-    int64_t t0_ms; /* the dose change */
+    int64_t t0_ms;       /* the dose change */
+    uint64_t stage_from; /* pipeline conf: 1 stages every page, 0 the default (none here) */
 };
 
 /* A new pipeline on the fixture's store, normalizing with @p factor_set. */
@@ -56,11 +58,12 @@ static void restart_with(struct fixture *fx, const char *factor_set)
     pc.identifier_system = "urn:painwatch:flag-episode";
     pc.reevaluate_ms = 5 * 60 * 1000;
     pc.clock_ms = fake_clock;
+    pc.stage_from_bytes = fx->stage_from;
     assert_int_equal(pw_pipeline_new(&fx->pipeline, &pc), 0);
     pw_pipeline_consumer(fx->pipeline, &fx->consumer);
 }
 
-static int setup(void **state)
+static int setup_with(void **state, uint64_t stage_from)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
     struct pw_store_opts so = {0};
@@ -70,6 +73,7 @@ static int setup(void **state)
     int64_t t0;
 
     assert_non_null(fx);
+    fx->stage_from = stage_from;
     fx->dir = pwt_mkdtemp();
     so.dir = fx->dir;
     assert_int_equal(pw_store_open(&fx->store, &so), 0);
@@ -82,6 +86,16 @@ static int setup(void **state)
     fx->t0_ms = t0 * 1000;
     *state = fx;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, 0);
+}
+
+static int setup_staged(void **state)
+{
+    return setup_with(state, 1);
 }
 
 static int teardown(void **state)
@@ -173,6 +187,7 @@ static void test_reassessment_raised_by_time_alone(void **state)
     /* One hour after the dose change: the page commits, the patient is evaluated at the end of
      * the cycle, and nothing is overdue yet. */
     clock_now_ms = fx->t0_ms + HOUR_MS;
+    page_done_calls = 0;
     fx->consumer.on_page(fx->consumer.arg, &src, page_resources(), "{\"cursor\":1}", on_page_done,
                          NULL);
     assert_int_equal(page_done_calls, 1);
@@ -359,16 +374,55 @@ static void test_many_due_patients_in_chunks(void **state)
     assert_int_equal(n, 0);
 }
 
+/*
+ * Staged pages a process did not merge before it stopped (a crash, a kill) are merged by the next
+ * one before anything else: the patient is evaluated on them, and a later copy of a resource
+ * still replaces an earlier one.
+ */
+static void test_staged_pages_survive_a_restart(void **state)
+{
+    struct fixture *fx = *state;
+    struct pw_sync_source src = {.server = "ehr",
+                                 .type = "MedicationRequest",
+                                 .patient = NULL,
+                                 .key = "ehr/MedicationRequest/-"};
+    json_t *page = page_resources();
+    json_t *stopped = json_deep_copy(page);
+    json_t *mr = json_array_get(stopped, 1);
+    size_t n = 0;
+
+    /* The order as first read (30 mg q12h), then stopped by a later version in the next page. */
+    clock_now_ms = fx->t0_ms + HOUR_MS;
+    fx->consumer.on_page(fx->consumer.arg, &src, page, NULL, on_page_done, NULL);
+    assert_int_equal(page_err, 0);
+    json_object_set_new(mr, "status", json_string("stopped"));
+    json_object_set_new(json_object_get(mr, "meta"), "versionId", json_string("2"));
+    json_object_set_new(json_object_get(mr, "meta"), "lastUpdated",
+                        json_string("2026-03-02T08:30:00Z"));
+    json_array_remove(stopped, 0);
+    fx->consumer.on_page(fx->consumer.arg, &src, stopped, "{\"cursor\":1}", on_page_done, NULL);
+    assert_int_equal(page_err, 0);
+    /* Stopped before the cycle's end: the next process merges, then evaluates. */
+    restart_with(fx, "cdc2022");
+    assert_int_equal(pw_pipeline_reevaluate_due(fx->pipeline, &n), 0);
+    assert_int_equal(n, 1);
+    /* Only the stopped version counts: no opioid in force, so no rescue-dose Flag. */
+    assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), 0);
+}
+
 int main(void)
 {
+#define BOTH(t)                                          \
+    cmocka_unit_test_setup_teardown(t, setup, teardown), \
+        cmocka_unit_test_setup_teardown(t, setup_staged, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_reassessment_raised_by_time_alone, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_page_failure_commits_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_normalization_change_resyncs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_legacy_rows_still_evaluate, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_many_due_patients_in_chunks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_marks_survive_an_evaluation_between_pages, setup,
-                                        teardown),
+        BOTH(test_reassessment_raised_by_time_alone),
+        BOTH(test_page_failure_commits_nothing),
+        BOTH(test_normalization_change_resyncs),
+        BOTH(test_legacy_rows_still_evaluate),
+        BOTH(test_many_due_patients_in_chunks),
+        BOTH(test_marks_survive_an_evaluation_between_pages),
+        BOTH(test_staged_pages_survive_a_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -369,6 +369,87 @@ static void test_resource_versions(void **state)
     assert_false(changed);
 }
 
+struct patients_seen {
+    char v[16][16];
+    size_t n;
+};
+
+static int seen_patient(void *arg, const char *patient)
+{
+    struct patients_seen *s = arg;
+
+    assert_true(s->n < 16);
+    snprintf(s->v[s->n++], sizeof(s->v[0]), "%s", patient);
+    return 0;
+}
+
+/*
+ * Staged copies merged (in chunks smaller than what was staged) end as the same copies put one
+ * by one would: the copies of one resource in staging order even across patients, the same
+ * version and older copies ignored. Only changes name their patient; a rolled-back merge stays
+ * staged; nothing is left staged afterwards.
+ */
+static void test_staged_merge_is_put_in_order(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_store_resource seq[] = {
+        res("o1", "2", 200, "Patient/1", "{\"v\":2}"),
+        res("o1", "2", 200, "Patient/1", "{\"v\":2}"), /* the same version again */
+        res("o1", "1", 100, "Patient/1", "{\"v\":1}"), /* older, arriving late */
+        /* o3 moves from patient 3 to patient 0 in one chunk, without lastUpdated: only the
+         * order decides, and patient order alone would apply the move first. */
+        res("o3", "1", PW_TIME_NONE, "Patient/3", "{\"w\":1}"),
+        res("o3", "2", PW_TIME_NONE, "Patient/0", "{\"w\":2}"),
+        res("o2", "1", 100, "Patient/2", "{\"p\":2}"),
+        res("o1", "3", 300, "Patient/1", "{\"v\":3}"),
+    };
+    struct patients_seen seen = {0};
+    struct collected c = {0};
+    size_t n = 0;
+    size_t total = 0;
+    uint64_t size = 0;
+
+    fx->st = open_store(fx->dir, 0);
+    for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+        assert_int_equal(pw_store_stage_resource(fx->st, &seq[i]), 0);
+    }
+    /* Staged only: no resource is visible yet. */
+    assert_int_equal(pw_store_load_patient(fx->st, "Patient/1", collect_res, &c), 0);
+    assert_int_equal(c.n, 0);
+    /* A merge rolled back leaves everything staged. */
+    assert_int_equal(pw_store_begin(fx->st), 0);
+    assert_int_equal(pw_store_merge_staged(fx->st, 0, NULL, NULL, &n), 0);
+    assert_int_equal(n, 7);
+    pw_store_rollback(fx->st);
+    do {
+        assert_int_equal(pw_store_begin(fx->st), 0);
+        assert_int_equal(pw_store_merge_staged(fx->st, 3, seen_patient, &seen, &n), 0);
+        assert_int_equal(pw_store_commit(fx->st), 0);
+        assert_true(n <= 3);
+        total += n;
+    } while (n > 0);
+    assert_int_equal(total, 7);
+    assert_int_equal(count_rows(fx->dir, "staged"), 0);
+
+    assert_int_equal(pw_store_load_patient(fx->st, "Patient/1", collect_res, &c), 0);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.json[0], "{\"v\":3}");
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(pw_store_load_patient(fx->st, "Patient/3", collect_res, &c), 0);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(pw_store_load_patient(fx->st, "Patient/0", collect_res, &c), 0);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.json[0], "{\"w\":2}");
+    /* Changes only: o1 v2 and v3, o2, o3 twice (v1, then the move to patient 0). */
+    assert_int_equal(seen.n, 5);
+    for (size_t i = 0; i < seen.n; i++) {
+        assert_true(strcmp(seen.v[i], "Patient/1") == 0 || strcmp(seen.v[i], "Patient/2") == 0 ||
+                    strcmp(seen.v[i], "Patient/3") == 0 || strcmp(seen.v[i], "Patient/0") == 0);
+    }
+    assert_int_equal(pw_store_size_bytes(fx->st, &size), 0);
+    assert_true(size >= 4096);
+}
+
 static void test_meta_and_cursor_reset(void **state)
 {
     struct fx *fx = *state;
@@ -655,6 +736,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_before_commit_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nested_begin_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resource_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_staged_merge_is_put_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_meta_and_cursor_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patients_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flag_map, setup, teardown),
