@@ -88,6 +88,7 @@ enum stmt {
     S_SIZE,
     S_PATIENT_SET,
     S_PATIENT_DEL,
+    S_PATIENT_DUE_BY,
     S_PATIENT_DUE,
     S_FLAG_GET,
     S_FLAG_PUT,
@@ -151,6 +152,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_PATIENT_SET] = "INSERT INTO patient(patient, next_eval) VALUES(?1, ?2)"
                       " ON CONFLICT(patient) DO UPDATE SET next_eval = ?2",
     [S_PATIENT_DEL] = "DELETE FROM patient WHERE patient = ?1",
+    [S_PATIENT_DUE_BY] = "INSERT INTO patient(patient, next_eval) VALUES(?1, ?2)"
+                         " ON CONFLICT(patient) DO UPDATE SET next_eval = ?2 WHERE next_eval > ?2",
     [S_PATIENT_DUE] = "SELECT patient FROM patient WHERE next_eval <= ?1"
                       " ORDER BY next_eval, patient LIMIT ?2",
     [S_FLAG_GET] = "SELECT " FLAG_COLS " FROM flag WHERE key = ?1",
@@ -784,6 +787,19 @@ static int sq_patient_schedule(struct pw_store *st, const char *patient, int64_t
     return run(sq_of(st), q, "patient schedule");
 }
 
+static int sq_patient_due_by(struct pw_store *st, const char *patient, int64_t at)
+{
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq_of(st), S_PATIENT_DUE_BY, &err);
+
+    if (!q) {
+        return err;
+    }
+    bind_text(q, 1, patient);
+    sqlite3_bind_int64(q, 2, at);
+    return run(sq_of(st), q, "patient due");
+}
+
 static int sq_patients_due(struct pw_store *st, int64_t now, size_t max, pw_store_patient_fn *fn,
                            void *arg)
 {
@@ -1182,6 +1198,7 @@ const struct pw_store_ops pw_store_sqlite = {
     .size_bytes = sq_size_bytes,
     .load_patient = sq_load_patient,
     .patient_schedule = sq_patient_schedule,
+    .patient_due_by = sq_patient_due_by,
     .patients_due = sq_patients_due,
     .flag_get = sq_flag_get,
     .flag_put = sq_flag_put,

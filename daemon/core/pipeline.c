@@ -591,7 +591,7 @@ static int on_merged(void *arg, const char *patient)
         return 0;
     }
     snprintf(m->last, sizeof(m->last), "%s", patient);
-    return pw_store_patient_schedule(m->p->conf.store, patient, m->now_s);
+    return pw_store_patient_due_by(m->p->conf.store, patient, m->now_s);
 }
 
 /*
@@ -699,7 +699,7 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
         if (json_object_get(p->marked, touched.v[i])) {
             continue; /* marked by an earlier page, durably, and not evaluated since */
         }
-        rc = pw_store_patient_schedule(p->conf.store, touched.v[i], now_s);
+        rc = pw_store_patient_due_by(p->conf.store, touched.v[i], now_s);
         if (rc < 0) {
             goto fail;
         }

@@ -278,6 +278,11 @@ int pw_store_patient_schedule(struct pw_store *st, const char *patient, int64_t 
     return st->ops->patient_schedule(st, patient, at);
 }
 
+int pw_store_patient_due_by(struct pw_store *st, const char *patient, int64_t at)
+{
+    return st->ops->patient_due_by(st, patient, at);
+}
+
 int pw_store_patients_due(struct pw_store *st, int64_t now, size_t max, pw_store_patient_fn *fn,
                           void *arg)
 {

@@ -175,6 +175,7 @@ struct pw_store_ops {
     int (*load_patient)(struct pw_store *st, const char *patient, pw_store_resource_fn *fn,
                         void *arg);
     int (*patient_schedule)(struct pw_store *st, const char *patient, int64_t at);
+    int (*patient_due_by)(struct pw_store *st, const char *patient, int64_t at);
     int (*patients_due)(struct pw_store *st, int64_t now, size_t max, pw_store_patient_fn *fn,
                         void *arg);
     int (*flag_get)(struct pw_store *st, const char *key, struct pw_flag_rec *out);
@@ -290,6 +291,11 @@ int pw_store_load_patient(struct pw_store *st, const char *patient, pw_store_res
  * earlier request; PW_TIME_NONE removes it.
  */
 int pw_store_patient_schedule(struct pw_store *st, const char *patient, int64_t at);
+/**
+ * Make @p patient due no later than @p at: an earlier request stands (and nothing is written),
+ * a later one is brought forward. What new data asks for, as often as it arrives.
+ */
+int pw_store_patient_due_by(struct pw_store *st, const char *patient, int64_t at);
 
 /** Patients whose re-evaluation time is <= @p now, earliest first, at most @p max (0 = all). */
 int pw_store_patients_due(struct pw_store *st, int64_t now, size_t max, pw_store_patient_fn *fn,

@@ -500,6 +500,17 @@ static void test_patients_due(void **state)
     c.n = 0;
     assert_int_equal(pw_store_patients_due(fx->st, 1000, 1, collect_patient, &c), 0);
     assert_int_equal(c.n, 1);
+    /* New data: due by 150. b (due at 100) stays first; late (500) is brought forward; a new
+     * patient is added. */
+    assert_int_equal(pw_store_patient_due_by(fx->st, "Patient/b", 150), 0);
+    assert_int_equal(pw_store_patient_due_by(fx->st, "Patient/late", 150), 0);
+    assert_int_equal(pw_store_patient_due_by(fx->st, "Patient/new", 150), 0);
+    c.n = 0;
+    assert_int_equal(pw_store_patients_due(fx->st, 150, 0, collect_patient, &c), 0);
+    assert_int_equal(c.n, 3);
+    assert_string_equal(c.ids[0], "Patient/b");
+    assert_string_equal(c.ids[1], "Patient/late");
+    assert_string_equal(c.ids[2], "Patient/new");
 }
 
 static void test_flag_map(void **state)
