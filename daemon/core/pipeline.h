@@ -32,8 +32,8 @@ struct pw_pipeline_conf {
     struct pw_outbox *outbox;      /* may be NULL: then nothing is kicked after a commit */
     int64_t reevaluate_ms;         /* time-driven re-evaluation interval (ms) */
     int64_t (*clock_ms)(void);     /* wall clock in ms since the epoch; NULL = real */
-    /* Stage pages for a sorted merge once the store is this large (0 = default: 8 MiB, about
-     * SQLite's cache); 1 stages from the start (tests). */
+    /* Stage pages for a sorted merge once the store is this large (0 = default: 8 MiB, four
+     * times SQLite's cache); 1 stages from the start (tests). */
     uint64_t stage_from_bytes;
 };
 

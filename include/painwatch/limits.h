@@ -78,12 +78,12 @@
  * Durable state and the outbox.
  *   PW_STORE_BUSY_MS        how long a store write waits for another process's lock (the
  *                           `painwatch outbox` CLI on a live store) before failing with PW_EAGAIN.
- *   PW_STORE_CACHE_KIB      SQLite page cache per connection, KiB (the daemon opens one). It
- *                           also bounds each sort of a staged merge held in memory. Measured at
- *                           10,000 / 100,000 patients (--once, issue 9): 2000 KiB (SQLite's
- *                           default) 4.8 / 49 CPU-s, peak RSS 31 / 32 MB; 8000 KiB 3.5 / 47 CPU-s,
- *                           50 / 51 MB. Filled only as the database grows (a 1,000-patient
- *                           store never fills it), handed back when the daemon is idle (B3).
+ *   PW_STORE_CACHE_KIB      SQLite page cache per connection, KiB (the daemon opens one;
+ *                           SQLite's default). It also bounds each in-memory sort of a staged
+ *                           merge. Since merges are sorted, a larger cache buys little: 10,000
+ *                           patients --once, 3 runs each (issue 9): 2000 KiB 3.5-3.8 CPU-s, peak
+ *                           31 MB; 4000 KiB 3.4-3.7 CPU-s, 39 MB; 8000 KiB 3.3-3.5 CPU-s, 51 MB.
+ *                           Handed back when the daemon is idle (B3).
  *   PW_OUTBOX_OUTCOME_MAX   bytes of a server's OperationOutcome kept with a dead-lettered row.
  *   PW_OUTBOX_BACKOFF_BASE_MS / _CAP_MS   full-jitter exponential backoff between retries.
  *   PW_OUTBOX_RETRY_AFTER_MAX_S  a server's Retry-After is honoured up to this (1 h), so a
@@ -93,7 +93,7 @@
  *                           an operator, rows whose backoff ended).
  */
 #define PW_STORE_BUSY_MS            5000
-#define PW_STORE_CACHE_KIB          8000
+#define PW_STORE_CACHE_KIB          2000
 #define PW_OUTBOX_OUTCOME_MAX       (64u * 1024u)
 #define PW_OUTBOX_BACKOFF_BASE_MS   1000
 #define PW_OUTBOX_BACKOFF_CAP_MS    (15 * 60 * 1000)
