@@ -41,8 +41,11 @@ struct job {
     struct pw_outbox_row row;
     struct pw_flag_rec flag;
     enum step step;
-    bool was_unknown; /* the row's unknown mark before this attempt */
-    unsigned reputs;  /* PUTs repeated after a 412 in this job (bounded) */
+    bool was_unknown;         /* the row's unknown mark before this attempt */
+    unsigned reputs;          /* PUTs repeated after a 412 in this job (bounded) */
+    struct job *settled_next; /* delivered and audited, its row not yet saved (flush_settled) */
+    long settled_status;
+    char settled_why[80];
     char url[2048];
 };
 
@@ -52,7 +55,9 @@ struct pw_outbox {
     struct pw_outbox_conf conf;
     char *server;
     char *base_url;
-    struct job *jobs; /* in flight */
+    struct job *jobs;    /* in flight (settled ones included until flush_settled) */
+    struct job *settled; /* delivered, audited, rows saved together by flush_settled */
+    struct job **settled_tail;
     unsigned inflight;
     bool started;
     bool closing;
@@ -280,22 +285,28 @@ static int save_row(struct job *job)
     return pw_store_outbox_update(job->ob->conf.store, &job->row);
 }
 
+/* Row done + flag map, inside the caller's transaction. */
+static int put_done(struct job *job)
+{
+    int err;
+
+    job->row.state = PW_OUTBOX_DONE;
+    job->row.unknown = false;
+    job->row.last_status = job->settled_status;
+    job->row.last_error[0] = '\0';
+    job->flag.updated = now_ms(job->ob) / 1000;
+    err = pw_store_flag_put(job->ob->conf.store, &job->flag);
+    return err ? err : save_row(job);
+}
+
 /* Row done + flag map, one transaction. */
-static int save_done(struct job *job, long status)
+static int save_done(struct job *job)
 {
     struct pw_store *st = job->ob->conf.store;
     int err = pw_store_begin(st);
 
-    job->row.state = PW_OUTBOX_DONE;
-    job->row.unknown = false;
-    job->row.last_status = status;
-    job->row.last_error[0] = '\0';
-    job->flag.updated = now_ms(job->ob) / 1000;
     if (!err) {
-        err = pw_store_flag_put(st, &job->flag);
-    }
-    if (!err) {
-        err = save_row(job);
+        err = put_done(job);
     }
     if (!err) {
         err = pw_store_commit(st);
@@ -305,13 +316,65 @@ static int save_done(struct job *job, long status)
     return err;
 }
 
+static void report_done(struct job *job, int err)
+{
+    if (err) {
+        pw_log_err(OUTBOX, "outbox row %" PRId64 ": cannot record delivery: %s", job->row.id,
+                   pw_strerror(err));
+        return;
+    }
+    job->ob->stats.delivered++;
+    if (job->row.op == PW_OUTBOX_CREATE) {
+        pw_metric_inc(PW_M_FLAGS_CREATED, job->row.rule, NULL);
+    } else if (job->row.op == PW_OUTBOX_RESOLVE) {
+        pw_metric_inc(PW_M_FLAGS_RESOLVED, job->row.rule, NULL);
+    }
+    pw_log_info(OUTBOX, "outbox row %" PRId64 " (%s, rule %s) done: Flag/%s (%s)", job->row.id,
+                pw_outbox_op_name(job->row.op), job->row.rule,
+                job->flag.server_id[0] ? job->flag.server_id : "-", job->settled_why);
+}
+
+/*
+ * Save every settled row (delivered and audited) in one transaction: one commit and one fsync
+ * for all the deliveries that completed since the last scan instead of one each. Settled jobs
+ * stay in flight until then, so no scan starts their rows again. When the batch fails, each
+ * row gets its own transaction (and its own error). A crash before this leaves the rows
+ * pending and marked unknown: their next attempt finds the Flags by identifier.
+ */
+static void flush_settled(struct pw_outbox *ob)
+{
+    struct pw_store *st = ob->conf.store;
+    struct job *list = ob->settled;
+    struct job *j;
+    int err;
+
+    if (!list) {
+        return;
+    }
+    ob->settled = NULL;
+    ob->settled_tail = &ob->settled;
+    err = pw_store_begin(st);
+    for (j = list; j && !err; j = j->settled_next) {
+        err = put_done(j);
+    }
+    if (!err) {
+        err = pw_store_commit(st);
+    } else {
+        pw_store_rollback(st);
+    }
+    while (list) {
+        j = list;
+        list = j->settled_next;
+        report_done(j, err ? save_done(j) : 0);
+        job_finish(j);
+    }
+}
+
 static void done(struct job *job, long status, const char *why)
 {
-    int err = 0;
-
     /* The audit record first (fail closed); when it fails, the server id is still kept so that
-     * the next try sees it. Otherwise save_done stores it with the row in one transaction (a
-     * crash in between leaves the row marked unknown: the next try searches by identifier). */
+     * the next try sees it. Otherwise flush_settled stores it with the row (a crash in between
+     * leaves the row marked unknown: the next try searches by identifier). */
     if (audit_fate(job, "flag-delivered", status, why) != 0) {
         pw_store_flag_put(job->ob->conf.store, &job->flag);
         job->ob->stats.blocked++;
@@ -319,28 +382,20 @@ static void done(struct job *job, long status, const char *why)
                     job->row.id);
         job->row.unknown = true;
         job->row.next_try = now_ms(job->ob) + 1000;
-        err = save_row(job);
+        save_row(job);
         job_finish(job);
         return;
     }
-    if (!err) {
-        err = save_done(job, status);
-    }
-    if (err) {
-        pw_log_err(OUTBOX, "outbox row %" PRId64 ": cannot record delivery: %s", job->row.id,
-                   pw_strerror(err));
+    job->settled_status = status;
+    snprintf(job->settled_why, sizeof(job->settled_why), "%s", why);
+    job->settled_next = NULL;
+    *job->ob->settled_tail = job;
+    job->ob->settled_tail = &job->settled_next;
+    if (job->ob->closing) {
+        flush_settled(job->ob); /* no scan will run again */
     } else {
-        job->ob->stats.delivered++;
-        if (job->row.op == PW_OUTBOX_CREATE) {
-            pw_metric_inc(PW_M_FLAGS_CREATED, job->row.rule, NULL);
-        } else if (job->row.op == PW_OUTBOX_RESOLVE) {
-            pw_metric_inc(PW_M_FLAGS_RESOLVED, job->row.rule, NULL);
-        }
-        pw_log_info(OUTBOX, "outbox row %" PRId64 " (%s, rule %s) done: Flag/%s (%s)", job->row.id,
-                    pw_outbox_op_name(job->row.op), job->row.rule,
-                    job->flag.server_id[0] ? job->flag.server_id : "-", why);
+        schedule(job->ob, 0);
     }
-    job_finish(job);
 }
 
 static void dead(struct job *job, long status, const char *why, const struct pw_http_resp *resp);
@@ -957,6 +1012,7 @@ static void scan(struct pw_outbox *ob)
     size_t started = 0;
     size_t room;
 
+    flush_settled(ob);
     if (!audit_ok(ob) || audit_operator_actions(ob) != 0) {
         /* Fail closed: nothing goes out until the trail can record it. */
         ob->stats.blocked++;
@@ -978,6 +1034,7 @@ static void scan(struct pw_outbox *ob)
             start_job(ob, ids[i]);
         }
     }
+    flush_settled(ob); /* shadow-mode writes settle synchronously: saved together */
     if (ob->closing) {
         return;
     }
@@ -1016,6 +1073,7 @@ int pw_outbox_new(struct pw_outbox **out, uv_loop_t *loop, const struct pw_outbo
         return PW_ENOMEM;
     }
     ob->loop = loop;
+    ob->settled_tail = &ob->settled;
     ob->conf = *conf;
     ob->conf.backoff_base_ms =
         conf->backoff_base_ms ? conf->backoff_base_ms : PW_OUTBOX_BACKOFF_BASE_MS;
@@ -1081,6 +1139,7 @@ void pw_outbox_close(struct pw_outbox *ob)
         return;
     }
     ob->closing = true;
+    flush_settled(ob);
     uv_close((uv_handle_t *)&ob->timer, on_timer_closed);
 }
 
