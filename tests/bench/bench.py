@@ -265,6 +265,20 @@ def check_keys(lines, truth):
             "duplicates": dups}
 
 
+def best_run(a, srv, data, work, count, truth, tag, state_root, all_runs):
+    """--repeat gateway runs on fresh state; every one must be correct (all go to all_runs), the
+    one with the least CPU time is reported: on a shared machine the least disturbed one."""
+    runs = []
+    for _ in range(a.repeat):
+        g = gateway_run(a, srv, data, work, count, truth, tag, state_root)
+        all_runs.append(g)
+        runs.append(g)
+    best = dict(min(runs, key=lambda g: g["cpu_s"]))
+    best["cpu_s_runs"] = [round(g["cpu_s"], 2) for g in runs]
+    best["wall_s_runs"] = [round(g["wall_s"], 2) for g in runs]
+    return best
+
+
 def gateway_run(a, srv, data, work, count, truth, tag, state_root=None):
     """One painwatchd --once run on a fresh state; returns its figures (correctness included)."""
     state = os.path.join(state_root or work, f"state-{tag}")
@@ -358,9 +372,14 @@ def baselines(a, srv, data, n_resources, quick):
     b = {}
     files = pages_of(data, 1000)
     reps = 1 if quick else max(1, int(100000 / max(1, n_resources)))
-    out = subprocess.run([a.base_tool, "parse", str(reps)] + files, capture_output=True,
-                         text=True, check=True, timeout=600)
-    b["parse"] = json.loads(out.stdout)
+    # The ceiling is the fastest of --repeat measurements, as the gateway runs are.
+    for _ in range(1 if quick else a.repeat):
+        out = subprocess.run([a.base_tool, "parse", str(reps)] + files, capture_output=True,
+                             text=True, check=True, timeout=600)
+        got = json.loads(out.stdout)
+        if "parse" not in b or (got.get("resources_per_cpu_s", 0)
+                                > b["parse"].get("resources_per_cpu_s", 0)):
+            b["parse"] = got
     b["parse"]["reps"] = reps
     # The same parse through the daemon's page arena (jarena.h): shown next to the ceiling,
     # which stays plain jansson + malloc.
@@ -707,12 +726,13 @@ def idle_breakdown(smaps):
 
 def scaling_table(r):
     print(f"\npainwatch benchmark (B4 only), {r['date']}, {r['machine']}\n")
-    print("| patients | resources | wall s | CPU s | CPU us/resource | peak RSS MB | Flags | correct |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| patients | resources | wall s | CPU s | CPU us/resource | peak RSS MB | Flags | correct "
+          "| CPU s of each run |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for g in r["scaling"]:
         print(f"| {g['n']} | {g['resources']} | {g['wall_s']:.1f} | {g['cpu_s']:.1f} | "
               f"{1e6 * g['cpu_s'] / g['resources']:.0f} | {g['maxrss_kb'] / 1024:.1f} | "
-              f"{g['posted']} | {g['correct']} |")
+              f"{g['posted']} | {g['correct']} | {g.get('cpu_s_runs', '')} |")
     for x, y in zip(r["scaling"], r["scaling"][1:]):
         print(f"T({kn(y['n'])})/T({kn(x['n'])}) = {y['wall_s'] / x['wall_s']:.1f} wall, "
               f"{y['cpu_s'] / x['cpu_s']:.1f} CPU; RSS ratio {y['maxrss_kb'] / x['maxrss_kb']:.2f}")
@@ -753,6 +773,8 @@ def main():
     ap.add_argument("--state-dir", help="where the daemon's state lives (default: under --work)")
     ap.add_argument("--run-limit", type=int, default=1500, help="seconds per daemon run")
     ap.add_argument("--reuse", action="store_true", help="keep generated populations")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="gateway runs per size and parse ceilings; the least CPU time counts")
     ap.add_argument("--render", metavar="RESULT_JSON", help="print the table of an earlier run")
     ap.add_argument("--scaling-only", action="store_true",
                     help="B4 only: one --once run (_count=1000) per population size")
@@ -767,6 +789,9 @@ def main():
     os.makedirs(a.work, exist_ok=True)
     if not shutil.which("nginx") and not os.path.exists("/usr/sbin/nginx"):
         raise SystemExit("nginx not found: apt-get install nginx-light (and wrk for the ceiling)")
+    if a.smoke:
+        a.repeat = 1
+    a.repeat = max(1, a.repeat)
     sizes = [int(x) for x in a.patients.split(",")]
     if a.smoke:
         sizes = sizes[:1]
@@ -784,8 +809,8 @@ def main():
             srv = Nginx(a.work, data, port)
             try:
                 if a.scaling_only:
-                    g = gateway_run(a, srv, data, a.work, 1000, truth, f"n{n}-p1000", a.state_dir)
-                    r["all_runs"].append(g)
+                    g = best_run(a, srv, data, a.work, 1000, truth, f"n{n}-p1000", a.state_dir,
+                                 r["all_runs"])
                     r["scaling"].append(dict(g, n=n))
                 elif i == 0:
                     r["population"] = (f"{n} patients, {meta['observations']} Observations + "
@@ -794,18 +819,17 @@ def main():
                     r["baselines"] = baselines(a, srv, data, meta["observations"]
                                                + meta["medication_requests"], a.smoke)
                     for count in (100, 1000):
-                        g = gateway_run(a, srv, data, a.work, count, truth, f"n{n}-p{count}",
-                                        a.state_dir)
+                        g = best_run(a, srv, data, a.work, count, truth, f"n{n}-p{count}",
+                                     a.state_dir, r["all_runs"])
                         r["runs"][f"p{count}"] = g
-                        r["all_runs"].append(g)
                     g = r["runs"]["p1000"]
                     r["scaling"].append(dict(g, n=n))
                     if not a.smoke:
                         r["periodic"] = periodic(a, srv, a.work, data, truth,
                                                  a.latency_samples, a.interval)
                 else:
-                    g = gateway_run(a, srv, data, a.work, 1000, truth, f"n{n}-p1000", a.state_dir)
-                    r["all_runs"].append(g)
+                    g = best_run(a, srv, data, a.work, 1000, truth, f"n{n}-p1000", a.state_dir,
+                                 r["all_runs"])
                     r["scaling"].append(dict(g, n=n))
                 if not a.smoke and not a.scaling_only and i == len(sizes) - 1:
                     r["backlog"] = backlog_ready(a, srv, a.work)
