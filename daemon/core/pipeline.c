@@ -52,8 +52,14 @@
  */
 #define PIPELINE_STAGE_FROM_BYTES (UINT64_C(8) << 20)
 
-/* Staged resources merged per transaction: ~150 bytes each to sort, a few MB of WAL. */
-#define PIPELINE_MERGE_ROWS 32768
+/*
+ * Staged resources merged per transaction. Larger merges rewrite each random (type, id) index
+ * leaf fewer times; SQLite's sorter spills past its cache, so memory does not grow with it, but
+ * the WAL holds the transaction (tens of MB at 100,000 patients until the checkpoint). Measured
+ * --once: 10,000 patients 3.4-3.8 -> 3.1-3.2 CPU-s, 100,000 patients 65 -> 57 s wall from
+ * 32768 to 131072; peak RSS unchanged (31 / 32 MB).
+ */
+#define PIPELINE_MERGE_ROWS 131072
 
 /* The meta key under which the store remembers the normalization its events were derived by. */
 #define PIPELINE_META_NORM "events-norm"
