@@ -190,10 +190,11 @@ int pw_pipeline_new(struct pw_pipeline **out, const struct pw_pipeline_conf *con
     if (rc == 0 && p->conf.store) {
         rc = norm_check(p);
     }
-    if (rc == 0 && p->conf.store) {
-        /* Rows a previous run staged and did not merge: merged before any page or evaluation,
-         * so that copies keep their order. */
-        rc = merge_staged(p);
+    if (rc == 0 && p->conf.store && merge_staged(p) < 0) {
+        /* Rows a previous run staged and did not merge are merged before any page or
+         * evaluation. When that fails (logged), later pages are staged behind them, so copies
+         * keep their order, and the next merge tries again. */
+        p->staging = true;
     }
     if (rc < 0) {
         pw_pipeline_free(p);
