@@ -44,6 +44,8 @@ struct job {
     bool was_unknown;         /* the row's unknown mark before this attempt */
     unsigned reputs;          /* PUTs repeated after a 412 in this job (bounded) */
     struct job *settled_next; /* delivered and audited, its row not yet saved (flush_settled) */
+    struct job *held_next;    /* started by a scan, its request held until the scan commits */
+    struct pw_http_req *held;
     long settled_status;
     char settled_why[80];
     char url[2048];
@@ -58,6 +60,9 @@ struct pw_outbox {
     struct job *jobs;    /* in flight (settled ones included until flush_settled) */
     struct job *settled; /* delivered, audited, rows saved together by flush_settled */
     struct job **settled_tail;
+    struct job *held; /* requests of the rows a scan starts, sent once their marks commit */
+    struct job **held_tail;
+    bool hold; /* a scan is starting rows inside one transaction */
     unsigned inflight;
     bool started;
     bool closing;
@@ -836,6 +841,16 @@ static int add_write_headers(struct job *job, struct pw_http_req *req, enum step
  * after this point makes the next attempt search by identifier instead of writing blindly.
  * @return 0 (the callback will run) or an error (it will not).
  */
+static int send_request(struct job *job, struct pw_http_req *req)
+{
+    struct pw_outbox *ob = job->ob;
+
+    if (ob->conf.auth) {
+        return pw_auth_submit_new(ob->conf.auth, req, on_response, job);
+    }
+    return pw_http_submit_new(ob->conf.http, req, on_response, job);
+}
+
 static int submit(struct job *job, enum step step)
 {
     struct pw_outbox *ob = job->ob;
@@ -862,10 +877,41 @@ static int submit(struct job *job, enum step step)
         return err;
     }
     ob->stats.requests++;
-    if (ob->conf.auth) {
-        return pw_auth_submit_new(ob->conf.auth, req, on_response, job);
+    if (ob->hold) {
+        /* The scan commits the marks of every row it starts, then sends (send_held). */
+        job->held = req;
+        job->held_next = NULL;
+        *ob->held_tail = job;
+        ob->held_tail = &job->held_next;
+        return 0;
     }
-    return pw_http_submit_new(ob->conf.http, req, on_response, job);
+    return send_request(job, req);
+}
+
+/*
+ * Send what a scan held once its transaction ended: @p err is the commit's result. When the marks
+ * did not commit, nothing is sent (a write must be marked unknown on disk before it can reach
+ * the server) and the rows are retried.
+ */
+static void send_held(struct pw_outbox *ob, int err)
+{
+    struct job *list = ob->held;
+
+    ob->held = NULL;
+    ob->held_tail = &ob->held;
+    while (list) {
+        struct job *job = list;
+        struct pw_http_req *req = job->held;
+
+        list = job->held_next;
+        job->held = NULL;
+        if (err) {
+            pw_http_req_free(req);
+            retry(job, 0, "cannot record the attempt", 0);
+        } else if (send_request(job, req) != 0) {
+            retry(job, 0, "cannot submit the request", 0);
+        }
+    }
 }
 
 /* ---- jobs, scanning, lifecycle ------------------------------------------------------------- */
@@ -1028,11 +1074,22 @@ static void scan(struct pw_outbox *ob)
         schedule(ob, ob->conf.scan_ms);
         return;
     }
+    /*
+     * The rows started here are marked (attempts, unknown) in one transaction, and their
+     * requests are sent once it committed: one commit for the scan instead of one per row.
+     */
+    int txn = room > 0 && n > 0 ? pw_store_begin(ob->conf.store) : PW_EINVAL;
+    ob->hold = txn == 0;
     for (size_t i = 0; i < n && started < room && !ob->closing; i++) {
         if (!in_flight(ob, ids[i])) {
             started++;
             start_job(ob, ids[i]);
         }
+    }
+    ob->hold = false;
+    if (txn == 0) {
+        txn = pw_store_commit(ob->conf.store);
+        send_held(ob, txn);
     }
     flush_settled(ob); /* shadow-mode writes settle synchronously: saved together */
     if (ob->closing) {
@@ -1074,6 +1131,7 @@ int pw_outbox_new(struct pw_outbox **out, uv_loop_t *loop, const struct pw_outbo
     }
     ob->loop = loop;
     ob->settled_tail = &ob->settled;
+    ob->held_tail = &ob->held;
     ob->conf = *conf;
     ob->conf.backoff_base_ms =
         conf->backoff_base_ms ? conf->backoff_base_ms : PW_OUTBOX_BACKOFF_BASE_MS;
