@@ -907,6 +907,11 @@ static void send_held(struct pw_outbox *ob, int err)
         job->held = NULL;
         if (err) {
             pw_http_req_free(req);
+            if (job->step == STEP_POST || job->step == STEP_PUT) {
+                /* The attempt never happened: no extra attempt, no "unknown" to search for. */
+                job->row.attempts--;
+                job->row.unknown = job->was_unknown;
+            }
             retry(job, 0, "cannot record the attempt", 0);
         } else if (send_request(job, req) != 0) {
             retry(job, 0, "cannot submit the request", 0);

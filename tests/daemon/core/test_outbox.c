@@ -288,6 +288,96 @@ static void test_503_retry_after_then_201(void **state)
     expect_flag(fx, "k-503", "f2", "1", PW_FLAG_ACTIVE);
 }
 
+/*
+ * The store's commits, counted from arm_commit_failure(); the @p nth fails (rolled back, as a
+ * full disk would). The real SQLite backend does everything else.
+ */
+static const struct pw_store_ops *g_real_ops;
+static struct pw_store_ops g_failing_ops;
+static int g_commits;
+static int g_fail_commit;
+
+static int counted_commit(struct pw_store *st)
+{
+    if (++g_commits == g_fail_commit) {
+        g_real_ops->rollback(st);
+        return PW_ESTORE;
+    }
+    return g_real_ops->commit(st);
+}
+
+static void arm_commit_failure(struct fx *fx, int nth)
+{
+    g_real_ops = fx->st->ops;
+    g_failing_ops = *g_real_ops;
+    g_failing_ops.commit = counted_commit;
+    fx->st->ops = &g_failing_ops;
+    g_commits = 0;
+    g_fail_commit = nth;
+}
+
+/*
+ * The first scan's commit of its "attempt, unknown" marks fails: its request must not reach the
+ * server (a write goes out only once marked on disk); the row is retried and delivered once.
+ */
+static void test_unmarked_attempt_is_not_sent(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("rescue-dose-missing", "k-unmarked");
+    char hdr[512];
+
+    pwt_responder_add(fx->srv,
+                      &(struct pwt_rule){.method = "POST",
+                                         .path = "/fhir/Flag",
+                                         .status = 201,
+                                         .headers = created_headers(hdr, sizeof(hdr), fx, "f9")});
+    assert_int_equal(plan(fx, &f, 1), 1);
+    arm_commit_failure(fx, 1);
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    fx->st->ops = g_real_ops;
+    assert_true(g_commits >= 2);
+    /* One POST: the failed attempt sent nothing (else a second POST, or a search, would show). */
+    assert_int_equal(pwt_responder_count(fx->srv), 1);
+    assert_string_equal(pwt_responder_request(fx->srv, 0)->method, "POST");
+    assert_int_equal(fx->idles_pending, 1); /* it waited for its retry */
+    expect_row(fx, 1, PW_OUTBOX_DONE, 201);
+    expect_flag(fx, "k-unmarked", "f9", "1", PW_FLAG_ACTIVE);
+}
+
+/*
+ * Two deliveries settle together; the transaction saving them fails: each row is saved on its
+ * own instead, nothing is sent twice, both are done and mapped.
+ */
+static void test_settled_rows_saved_one_by_one_when_the_batch_fails(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f[2] = {finding("rescue-dose-missing", "k-s1"),
+                              finding("bowel-regimen-missing", "k-s2")};
+    struct pw_outbox_stats stats;
+    char hdr[512];
+
+    pwt_responder_add(fx->srv,
+                      &(struct pwt_rule){.method = "POST",
+                                         .path = "/fhir/Flag",
+                                         .status = 201,
+                                         .headers = created_headers(hdr, sizeof(hdr), fx, "f7")});
+    assert_int_equal(plan(fx, f, 2), 2);
+    /* Commit 1: the scan's marks of both rows; commit 2: the first save of settled rows. */
+    arm_commit_failure(fx, 2);
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    fx->st->ops = g_real_ops;
+    assert_true(g_commits >= 3);
+    assert_int_equal(pwt_responder_count(fx->srv), 2);
+    expect_row(fx, 1, PW_OUTBOX_DONE, 201);
+    expect_row(fx, 2, PW_OUTBOX_DONE, 201);
+    expect_flag(fx, "k-s1", "f7", "1", PW_FLAG_ACTIVE);
+    expect_flag(fx, "k-s2", "f7", "1", PW_FLAG_ACTIVE);
+    pw_outbox_stats(fx->ob, &stats);
+    assert_int_equal(stats.delivered, 2);
+}
+
 static void test_400_dead_lettered_with_outcome(void **state)
 {
     struct fx *fx = *state;
@@ -723,6 +813,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_observe_flag_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_go_live_after_shadow_creates_for_real, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_unmarked_attempt_is_not_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settled_rows_saved_one_by_one_when_the_batch_fails,
+                                        setup, teardown),
         cmocka_unit_test(test_backoff_and_retry_after),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
