@@ -284,6 +284,26 @@ static int run(struct sq *sq, sqlite3_stmt *st, const char *what)
     return 0;
 }
 
+/* A statement whose one row is one integer: PW_ENOENT when it is NULL (e.g. min() of nothing). */
+static int one_int64(struct sq *sq, enum stmt s, int64_t *out, const char *what)
+{
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, s, &err);
+    int rc;
+
+    if (!q) {
+        return err;
+    }
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL) {
+        *out = sqlite3_column_int64(q, 0);
+    } else {
+        err = rc == SQLITE_ROW || rc == SQLITE_DONE ? PW_ENOENT : fail(sq, rc, what);
+    }
+    sqlite3_reset(q);
+    return err;
+}
+
 static int exec(struct sq *sq, const char *sql, const char *what)
 {
     int rc = sqlite3_exec(sq->db, sql, NULL, NULL, NULL);
@@ -579,21 +599,22 @@ static int sq_meta_set(struct pw_store *st, const char *key, const char *value)
     return set_value(st, S_META_SET, key, value);
 }
 
-static int sq_put_resource(struct pw_store *st, const struct pw_store_resource *res, bool *changed)
+/* @p s (S_RES_PUT or S_STAGE_INS) with @p res bound as ?1-?7, or NULL and *err set. */
+static sqlite3_stmt *bound_resource(struct sq *sq, enum stmt s, const struct pw_store_resource *res,
+                                    int *err)
 {
-    struct sq *sq = sq_of(st);
-    int err = 0;
-    sqlite3_stmt *q = stmt(sq, S_RES_PUT, &err);
+    sqlite3_stmt *q = stmt(sq, s, err);
 
-    *changed = false;
     if (!q) {
-        return err;
+        return NULL;
     }
     if (!res->type || !res->id || !res->patient || !res->events) {
-        return PW_EINVAL;
+        *err = PW_EINVAL;
+        return NULL;
     }
     if (res->events_len > INT_MAX) {
-        return PW_E2BIG;
+        *err = PW_E2BIG;
+        return NULL;
     }
     bind_text(q, 1, res->type);
     bind_text(q, 2, res->id);
@@ -602,6 +623,19 @@ static int sq_put_resource(struct pw_store *st, const struct pw_store_resource *
     bind_text(q, 5, res->patient);
     sqlite3_bind_blob(q, 6, res->events, (int)res->events_len, SQLITE_STATIC);
     bind_text(q, 7, res->norm ? res->norm : "");
+    return q;
+}
+
+static int sq_put_resource(struct pw_store *st, const struct pw_store_resource *res, bool *changed)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = bound_resource(sq, S_RES_PUT, res, &err);
+
+    *changed = false;
+    if (!q) {
+        return err;
+    }
     err = run(sq, q, "resource put");
     *changed = err == 0 && sqlite3_changes(sq->db) > 0;
     return err;
@@ -611,48 +645,23 @@ static int sq_stage_resource(struct pw_store *st, const struct pw_store_resource
 {
     struct sq *sq = sq_of(st);
     int err = 0;
-    sqlite3_stmt *q = stmt(sq, S_STAGE_INS, &err);
+    sqlite3_stmt *q = bound_resource(sq, S_STAGE_INS, res, &err);
 
-    if (!q) {
-        return err;
-    }
-    if (!res->type || !res->id || !res->patient || !res->events) {
-        return PW_EINVAL;
-    }
-    if (res->events_len > INT_MAX) {
-        return PW_E2BIG;
-    }
-    bind_text(q, 1, res->type);
-    bind_text(q, 2, res->id);
-    bind_text(q, 3, res->version ? res->version : "");
-    bind_time(q, 4, res->last_updated);
-    bind_text(q, 5, res->patient);
-    sqlite3_bind_blob(q, 6, res->events, (int)res->events_len, SQLITE_STATIC);
-    bind_text(q, 7, res->norm ? res->norm : "");
-    return run(sq, q, "resource stage");
+    return q ? run(sq, q, "resource stage") : err;
 }
 
 /* The end (exclusive) of the oldest chunk of about @p max staged rows; 0 when none. */
 static int stage_bound(struct sq *sq, size_t max, int64_t *bound)
 {
-    int err = 0;
-    sqlite3_stmt *q = stmt(sq, S_STAGE_FIRST, &err);
-    int rc;
+    int64_t first = 0;
+    int err = one_int64(sq, S_STAGE_FIRST, &first, "stage bound");
 
     *bound = 0;
-    if (!q) {
-        return err;
-    }
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL) {
+    if (err == 0) {
         /* seq grows by one per row (rolled-back gaps only make a chunk smaller). */
-        int64_t first = sqlite3_column_int64(q, 0);
         *bound = first > INT64_MAX - (int64_t)max ? INT64_MAX : first + (int64_t)max;
-    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        err = fail(sq, rc, "stage bound");
     }
-    sqlite3_reset(q);
-    return err;
+    return err == PW_ENOENT ? 0 : err;
 }
 
 /*
@@ -717,24 +726,11 @@ static int sq_merge_staged(struct pw_store *st, size_t max, pw_store_patient_fn 
 
 static int sq_size_bytes(struct pw_store *st, uint64_t *out)
 {
-    struct sq *sq = sq_of(st);
-    int err = 0;
-    sqlite3_stmt *q = stmt(sq, S_SIZE, &err);
-    int rc;
+    int64_t v = 0;
+    int err = one_int64(sq_of(st), S_SIZE, &v, "size");
 
-    *out = 0;
-    if (!q) {
-        return err;
-    }
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        sqlite3_int64 v = sqlite3_column_int64(q, 0);
-        *out = v > 0 ? (uint64_t)v : 0;
-    } else {
-        err = fail(sq, rc, "size");
-    }
-    sqlite3_reset(q);
-    return err;
+    *out = v > 0 ? (uint64_t)v : 0;
+    return err == PW_ENOENT ? 0 : err;
 }
 
 static int sq_load_patient(struct pw_store *st, const char *patient, pw_store_resource_fn *fn,
@@ -1096,22 +1092,7 @@ static int sq_outbox_due(struct pw_store *st, int64_t now_ms, int64_t *ids, size
 
 static int sq_outbox_next_due(struct pw_store *st, int64_t *at_ms)
 {
-    struct sq *sq = sq_of(st);
-    int err = 0;
-    sqlite3_stmt *q = stmt(sq, S_OUTBOX_NEXT, &err);
-    int rc;
-
-    if (!q) {
-        return err;
-    }
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL) {
-        *at_ms = sqlite3_column_int64(q, 0);
-    } else {
-        err = rc == SQLITE_ROW ? PW_ENOENT : fail(sq, rc, "outbox next");
-    }
-    sqlite3_reset(q);
-    return err;
+    return one_int64(sq_of(st), S_OUTBOX_NEXT, at_ms, "outbox next");
 }
 
 static int sq_operator_log(struct pw_store *st, struct pw_operator_action *act)
