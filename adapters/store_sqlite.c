@@ -64,7 +64,8 @@ static const char *const migrations[] = {
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == PW_STORE_SCHEMA_VERSION,
                "one migration per schema version");
 
-#define FLAG_COLS "key, patient, rule, state, server_id, version, since, updated, resource"
+#define FLAG_COLS     "key, patient, rule, state, server_id, version, since, updated, resource"
+#define RESOURCE_COLS "type, id, version, last_updated, patient, events, norm"
 #define OUTBOX_COLS                                                                      \
     "id, key, patient, rule, op, state, payload, attempts, next_try, created, updated, " \
     "unknown, last_status, last_error, outcome"
@@ -132,8 +133,8 @@ static const char *const stmt_sql[S_COUNT] = {
                   " AND norm = excluded.norm) AND NOT (last_updated IS NOT NULL"
                   " AND excluded.last_updated IS NOT NULL"
                   " AND excluded.last_updated < last_updated)",
-    [S_RES_OF_PATIENT] = "SELECT type, id, version, last_updated, patient, events, norm"
-                         " FROM resource WHERE patient = ?1 ORDER BY type, id",
+    [S_RES_OF_PATIENT] = "SELECT " RESOURCE_COLS " FROM resource WHERE patient = ?1"
+                         " ORDER BY type, id",
     [S_STAGE_INS] = "INSERT INTO staged(type, id, version, last_updated, patient, events, norm)"
                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [S_STAGE_FIRST] = "SELECT min(seq) FROM staged",
@@ -144,7 +145,7 @@ static const char *const stmt_sql[S_COUNT] = {
      * stay together and in staging order even when they name different patients (a chart
      * correction): they sort under one patient of theirs.
      */
-    [S_STAGE_CHUNK] = "SELECT type, id, version, last_updated, patient, events, norm FROM"
+    [S_STAGE_CHUNK] = "SELECT " RESOURCE_COLS " FROM"
                       " (SELECT *, min(patient) OVER (PARTITION BY type, id) AS grp"
                       " FROM staged WHERE seq < ?1) ORDER BY grp, type, id, seq",
     [S_STAGE_DEL] = "DELETE FROM staged WHERE seq < ?1",
@@ -599,6 +600,23 @@ static int sq_meta_set(struct pw_store *st, const char *key, const char *value)
     return set_value(st, S_META_SET, key, value);
 }
 
+/* The current row of a statement selecting RESOURCE_COLS; borrowed until the next step. */
+static struct pw_store_resource col_resource(sqlite3_stmt *q)
+{
+    struct pw_store_resource r = {
+        .type = (const char *)sqlite3_column_text(q, 0),
+        .id = (const char *)sqlite3_column_text(q, 1),
+        .version = (const char *)sqlite3_column_text(q, 2),
+        .last_updated = col_time(q, 3),
+        .patient = (const char *)sqlite3_column_text(q, 4),
+        .events = sqlite3_column_blob(q, 5),
+        .events_len = (size_t)sqlite3_column_bytes(q, 5),
+        .norm = (const char *)sqlite3_column_text(q, 6),
+    };
+
+    return r;
+}
+
 /* @p s (S_RES_PUT or S_STAGE_INS) with @p res bound as ?1-?7, or NULL and *err set. */
 static sqlite3_stmt *bound_resource(struct sq *sq, enum stmt s, const struct pw_store_resource *res,
                                     int *err)
@@ -689,16 +707,7 @@ static int sq_merge_staged(struct pw_store *st, size_t max, pw_store_patient_fn 
     }
     sqlite3_bind_int64(q, 1, bound);
     while (!err && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        struct pw_store_resource r = {
-            .type = (const char *)sqlite3_column_text(q, 0),
-            .id = (const char *)sqlite3_column_text(q, 1),
-            .version = (const char *)sqlite3_column_text(q, 2),
-            .last_updated = col_time(q, 3),
-            .patient = (const char *)sqlite3_column_text(q, 4),
-            .events = sqlite3_column_blob(q, 5),
-            .events_len = (size_t)sqlite3_column_bytes(q, 5),
-            .norm = (const char *)sqlite3_column_text(q, 6),
-        };
+        struct pw_store_resource r = col_resource(q);
         bool changed = false;
 
         if (!r.events) {
@@ -746,16 +755,7 @@ static int sq_load_patient(struct pw_store *st, const char *patient, pw_store_re
     }
     bind_text(q, 1, patient);
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        struct pw_store_resource r = {
-            .type = (const char *)sqlite3_column_text(q, 0),
-            .id = (const char *)sqlite3_column_text(q, 1),
-            .version = (const char *)sqlite3_column_text(q, 2),
-            .last_updated = col_time(q, 3),
-            .patient = (const char *)sqlite3_column_text(q, 4),
-            .events = sqlite3_column_blob(q, 5),
-            .events_len = (size_t)sqlite3_column_bytes(q, 5),
-            .norm = (const char *)sqlite3_column_text(q, 6),
-        };
+        struct pw_store_resource r = col_resource(q);
         err = fn(arg, &r);
         if (err) {
             break;
