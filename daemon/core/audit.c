@@ -45,19 +45,21 @@ struct pw_audit {
     int64_t (*clock_ms)(void);
 
     int fd;                  /* -1 while closed (failed state, or before the first open) */
-    uint64_t size;           /* bytes of the live file, all durable */
+    uint64_t size;           /* bytes of the live file, written (durable unless `unsynced`) */
     uint64_t seq;            /* sequence number of the live file */
     bool have_seq;           /* false until a file was started or adopted */
     uint64_t n;              /* number of the next record */
     uint64_t file_first_n;   /* n of the live file's header */
     int64_t file_created_ms; /* when the live file was started (its header's "created") */
-    char last[PW_AUDIT_DIGEST_HEX + 1]; /* digest of the last durable record */
+    char last[PW_AUDIT_DIGEST_HEX + 1]; /* digest of the last record written */
     EVP_MAC_CTX *mac;                   /* HMAC-SHA256 keyed once, restarted per record; NULL:
                                            pw_audit_mac() (the same digest, keyed every time) */
 
     bool failed;
     int64_t failed_since;
     uint64_t failed_appends;
+    uint64_t epoch; /* failures so far: pw_audit_sync() refuses a mark from before one */
+    bool unsynced;  /* pw_audit_batch_write() left lines the kernel has not made durable */
 
     /* A batch: sealed lines waiting for one write + fsync. */
     bool batching;
@@ -368,6 +370,12 @@ void pw_audit_key_free(unsigned char *key, size_t len)
 static void close_fd(struct pw_audit *a)
 {
     if (a->fd >= 0) {
+        /* Whatever closes the file (rotation, reopen, a resync) makes its lines durable first;
+         * when that fails, the writers that rely on them are told at pw_audit_sync(). */
+        if (a->unsynced && fsync(a->fd) != 0) {
+            a->epoch++;
+        }
+        a->unsynced = false;
         close(a->fd);
         a->fd = -1;
     }
@@ -382,6 +390,10 @@ static int fail(struct pw_audit *a, const char *what, int err)
         a->failed_since = now_ms(a);
         a->failed_appends = 0;
     }
+    /* Lines written without fsync may be lost with the descriptor: their writers find out at
+     * pw_audit_sync(). */
+    a->epoch++;
+    a->unsynced = false;
     close_fd(a);
     pw_log_crit(AUDIT,
                 "audit trail %s: %s failed: %s; nothing is written to the EHR until the trail "
@@ -407,11 +419,12 @@ static void fsync_dir(const struct pw_audit *a)
 }
 
 /*
- * Write @p len bytes (one write() unless the kernel cuts it short) and fsync them. On any failure
- * the file is cut back to its size before the write, so no partial line and no record the caller
- * was told failed remains, and the trail enters the failed state.
+ * Write @p len bytes (one write() unless the kernel cuts it short) and, when @p sync, fsync them
+ * (and every line written before without). On any failure the file is cut back to its size
+ * before the write, so no partial line and no record the caller was told failed remains, and
+ * the trail enters the failed state.
  */
-static int write_durable(struct pw_audit *a, const char *buf, size_t len)
+static int write_lines(struct pw_audit *a, const char *buf, size_t len, bool sync)
 {
     size_t done = 0;
     int err = 0;
@@ -428,8 +441,14 @@ static int write_durable(struct pw_audit *a, const char *buf, size_t len)
         done += (size_t)w;
     }
     if (done == len) {
+        if (!sync) {
+            a->size += len;
+            a->unsynced = true;
+            return 0;
+        }
         if (fsync(a->fd) == 0) {
             a->size += len;
+            a->unsynced = false;
             return 0;
         }
         err = errno;
@@ -439,6 +458,11 @@ static int write_durable(struct pw_audit *a, const char *buf, size_t len)
                     strerror(errno));
     }
     return fail(a, done == len ? "fsync" : "write", err);
+}
+
+static int write_durable(struct pw_audit *a, const char *buf, size_t len)
+{
+    return write_lines(a, buf, len, true);
 }
 
 /* ---- sealing -------------------------------------------------------------------------------- */
@@ -1005,6 +1029,7 @@ int pw_audit_rotate(struct pw_audit *a)
     if (fsync(a->fd) != 0) {
         return fail(a, "fsync", errno);
     }
+    a->unsynced = false;
     rc = set_aside(a, aside, sizeof(aside));
     if (rc) {
         return fail(a, "rotate", -rc);
@@ -1120,7 +1145,7 @@ int pw_audit_batch_begin(struct pw_audit *a)
     return 0;
 }
 
-int pw_audit_batch_commit(struct pw_audit *a)
+static int batch_end(struct pw_audit *a, bool sync)
 {
     uint64_t queued;
     int rc;
@@ -1134,7 +1159,7 @@ int pw_audit_batch_commit(struct pw_audit *a)
         return 0;
     }
     /* The chain was sealed against the file as prepare() left it: it must still be so. */
-    rc = a->failed || a->fd < 0 ? PW_EAUDIT : write_durable(a, a->batch, a->batch_len);
+    rc = a->failed || a->fd < 0 ? PW_EAUDIT : write_lines(a, a->batch, a->batch_len, sync);
     a->batch_len = 0;
     if (rc) {
         a->failed_appends += queued;
@@ -1143,6 +1168,36 @@ int pw_audit_batch_commit(struct pw_audit *a)
     a->n = a->batch_n;
     memcpy(a->last, a->batch_last, sizeof(a->last));
     pw_metric_add(PW_M_AUDIT_RECORDS, (double)queued, NULL);
+    return 0;
+}
+
+int pw_audit_batch_commit(struct pw_audit *a)
+{
+    return batch_end(a, true);
+}
+
+int pw_audit_batch_write(struct pw_audit *a)
+{
+    return batch_end(a, false);
+}
+
+uint64_t pw_audit_epoch(const struct pw_audit *a)
+{
+    return a->epoch;
+}
+
+int pw_audit_sync(struct pw_audit *a, uint64_t epoch)
+{
+    if (a->failed || a->epoch != epoch) {
+        return PW_EAUDIT; /* a failure since the mark: what was written then may be gone */
+    }
+    if (!a->unsynced) {
+        return 0;
+    }
+    if (a->fd < 0 || fsync(a->fd) != 0) {
+        return fail(a, "fsync", a->fd < 0 ? EBADF : errno);
+    }
+    a->unsynced = false;
     return 0;
 }
 

@@ -43,7 +43,8 @@ struct job {
     enum step step;
     bool was_unknown;         /* the row's unknown mark before this attempt */
     unsigned reputs;          /* PUTs repeated after a 412 in this job (bounded) */
-    struct job *settled_next; /* delivered and audited, its row not yet saved (flush_settled) */
+    struct job *settled_next; /* delivered and audited, its row not yet saved (settle_end) */
+    uint64_t audit_epoch;     /* the trail's epoch when its fate was written (pw_audit_sync) */
     struct job *held_next;    /* started by a scan, its request held until the scan commits */
     struct pw_http_req *held;
     long settled_status;
@@ -57,10 +58,11 @@ struct pw_outbox {
     struct pw_outbox_conf conf;
     char *server;
     char *base_url;
-    struct job *jobs;    /* in flight (settled ones included until flush_settled) */
-    struct job *settled; /* delivered, audited, rows saved together by flush_settled */
+    struct job *jobs;    /* in flight (settled ones included until their rows are saved) */
+    struct job *settled; /* delivered, audited, rows saved together by the next scan */
     struct job **settled_tail;
-    struct job *held; /* requests of the rows a scan starts, sent once their marks commit */
+    unsigned nsettled; /* jobs on `settled` (or being saved): in flight, waiting on nothing */
+    struct job *held;  /* requests of the rows a scan starts, sent once their marks commit */
     struct job **held_tail;
     bool hold; /* a scan is starting rows inside one transaction */
     unsigned inflight;
@@ -73,6 +75,9 @@ struct pw_outbox {
 };
 
 static void schedule(struct pw_outbox *ob, uint64_t delay_ms);
+static void schedule_within(struct pw_outbox *ob, uint64_t delay_ms);
+static void settle_soon(struct pw_outbox *ob);
+static void settle_end(struct pw_outbox *ob, struct job *list, int err);
 static void job_finish(struct job *job);
 static int submit(struct job *job, enum step step);
 
@@ -231,16 +236,20 @@ static void audit_exchange(struct job *job, int err, const struct pw_http_resp *
 }
 
 /*
- * A response's exchange record and the row's fate reach the trail as one batch: one fsync per
- * delivery instead of two. Committed before anything relies on the records being durable.
+ * A response's exchange record and the row's fate reach the trail as one batch (one write).
+ * @p durable: fsync'd now, for a fate the caller saves right away (a dead letter). Otherwise
+ * the lines wait for the next fsync: a delivery's row is saved only by the next scan, after
+ * one pw_audit_sync() for every delivery settled since (settled_audited); an exchange alone (a
+ * retry, a search before the write) is covered by whichever fsync comes next.
  */
-static int audit_flush(struct pw_outbox *ob)
+static int audit_flush(struct pw_outbox *ob, bool durable)
 {
     if (!ob->audit_batch) {
         return 0;
     }
     ob->audit_batch = false;
-    return pw_audit_batch_commit(ob->conf.audit) == 0 ? 0 : PW_EAUDIT;
+    int rc = durable ? pw_audit_batch_commit(ob->conf.audit) : pw_audit_batch_write(ob->conf.audit);
+    return rc == 0 ? 0 : PW_EAUDIT;
 }
 
 /*
@@ -248,7 +257,8 @@ static int audit_flush(struct pw_outbox *ob)
  * fails, the caller leaves the row pending (fail closed) and the next attempt finds the Flag
  * already there (key -> id map) and records it then.
  */
-static int audit_fate(struct job *job, const char *subtype, long status, const char *detail)
+static int audit_fate(struct job *job, const char *subtype, long status, const char *detail,
+                      bool durable)
 {
     struct pw_outbox *ob = job->ob;
     char flag_ref[PW_ID_MAX * 2 + 32] = "";
@@ -275,11 +285,19 @@ static int audit_fate(struct job *job, const char *subtype, long status, const c
         fl.flag = flag_ref;
     }
     snprintf(corr, sizeof(corr), "outbox-%" PRId64, job->row.id);
+    if (!ob->audit_batch) {
+        /* Outside a response (a map hit, the shadow file): a batch of its own. */
+        if (pw_audit_batch_begin(ob->conf.audit) != 0) {
+            return PW_EAUDIT;
+        }
+        ob->audit_batch = true;
+    }
+    job->audit_epoch = pw_audit_epoch(ob->conf.audit);
     if (pw_audit_flag(ob->conf.audit, &fl) != 0) {
-        audit_flush(ob);
+        audit_flush(ob, durable);
         return PW_EAUDIT;
     }
-    return audit_flush(ob);
+    return audit_flush(ob, durable);
 }
 
 /* ---- row bookkeeping ----------------------------------------------------------------------- */
@@ -340,55 +358,132 @@ static void report_done(struct job *job, int err)
 }
 
 /*
- * Save every settled row (delivered and audited) in one transaction: one commit and one fsync
- * for all the deliveries that completed since the last scan instead of one each. Settled jobs
- * stay in flight until then, so no scan starts their rows again. When the batch fails, each
- * row gets its own transaction (and its own error). A crash before this leaves the rows
- * pending and marked unknown: their next attempt finds the Flags by identifier.
+ * Delivered, but its fate is not durable in the trail: the server id is kept so that the next
+ * try sees it, and the row stays pending, marked unknown (the next try finds the Flag by
+ * identifier and records the delivery then).
  */
-static void flush_settled(struct pw_outbox *ob)
+static void not_audited(struct job *job)
 {
-    struct pw_store *st = ob->conf.store;
-    struct job *list = ob->settled;
-    struct job *j;
-    int err;
+    pw_store_flag_put(job->ob->conf.store, &job->flag);
+    job->ob->stats.blocked++;
+    pw_log_crit(OUTBOX, "outbox row %" PRId64 ": delivered but not audited: kept pending",
+                job->row.id);
+    job->row.unknown = true;
+    job->row.next_try = now_ms(job->ob) + 1000;
+    save_row(job);
+    job_finish(job);
+}
 
-    if (!list) {
+/*
+ * Make the trail lines of every settled delivery durable with one fsync. A job whose lines may
+ * be lost (the fsync failed, or the trail failed after they were written) leaves the list and
+ * stays pending (not_audited).
+ */
+static void settled_audited(struct pw_outbox *ob)
+{
+    struct pw_audit *a = ob->conf.audit;
+    struct job **p = &ob->settled;
+
+    if (!a || !ob->settled) {
         return;
     }
+    int rc = pw_audit_sync(a, pw_audit_epoch(a));
+    uint64_t epoch = pw_audit_epoch(a);
+
+    while (*p) {
+        struct job *j = *p;
+
+        if (rc == 0 && j->audit_epoch == epoch) {
+            p = &j->settled_next;
+            continue;
+        }
+        *p = j->settled_next;
+        ob->nsettled--;
+        not_audited(j);
+    }
+    ob->settled_tail = p;
+}
+
+/*
+ * Open a transaction holding the rows of every settled delivery (done, flag map): saved with
+ * whatever else the caller puts in it, one commit and one fsync for all the deliveries since
+ * the last scan instead of one each. Settled jobs stay in flight until settle_end(), so no scan
+ * starts their rows again; a crash before the commit leaves the rows pending and marked unknown
+ * (their next attempt finds the Flags by identifier).
+ * @return 0: open, *list to pass to settle_end() after the commit; otherwise nothing is open and
+ *         the rows were already saved one by one.
+ */
+static int settle_begin(struct pw_outbox *ob, struct job **list)
+{
+    struct pw_store *st = ob->conf.store;
+    int err;
+
+    settled_audited(ob);
+    *list = ob->settled;
     ob->settled = NULL;
     ob->settled_tail = &ob->settled;
     err = pw_store_begin(st);
-    for (j = list; j && !err; j = j->settled_next) {
+    for (struct job *j = *list; j && !err; j = j->settled_next) {
         err = put_done(j);
     }
-    if (!err) {
-        err = pw_store_commit(st);
-    } else {
+    if (err && *list) {
         pw_store_rollback(st);
     }
+    if (err) {
+        settle_end(ob, *list, err);
+        *list = NULL;
+    }
+    return err;
+}
+
+/* The transaction of settle_begin() ended with @p err: report the rows, or, when it failed,
+ * save each in a transaction of its own (and report its own error). */
+static void settle_end(struct pw_outbox *ob, struct job *list, int err)
+{
     while (list) {
-        j = list;
+        struct job *j = list;
+
         list = j->settled_next;
+        ob->nsettled--;
         report_done(j, err ? save_done(j) : 0);
         job_finish(j);
     }
 }
 
+/* The settled rows alone, in their own transaction. */
+static void flush_settled(struct pw_outbox *ob)
+{
+    struct job *list = NULL;
+
+    if (!ob->settled) {
+        return;
+    }
+    if (settle_begin(ob, &list) == 0) {
+        settle_end(ob, list, pw_store_commit(ob->conf.store));
+    }
+}
+
+/*
+ * A job is done with the network (settled, retried, dead): scan soon to save and start rows.
+ * When nothing else is waiting on a response, now; otherwise within settle_ms, so that the
+ * responses of requests sent together are saved together (and a slow one holds back nothing
+ * for longer than that).
+ */
+static void settle_soon(struct pw_outbox *ob)
+{
+    if (ob->inflight <= ob->nsettled) {
+        schedule(ob, 0);
+    } else {
+        schedule_within(ob, ob->conf.settle_ms);
+    }
+}
+
 static void done(struct job *job, long status, const char *why)
 {
-    /* The audit record first (fail closed); when it fails, the server id is still kept so that
-     * the next try sees it. Otherwise flush_settled stores it with the row (a crash in between
-     * leaves the row marked unknown: the next try searches by identifier). */
-    if (audit_fate(job, "flag-delivered", status, why) != 0) {
-        pw_store_flag_put(job->ob->conf.store, &job->flag);
-        job->ob->stats.blocked++;
-        pw_log_crit(OUTBOX, "outbox row %" PRId64 ": delivered but not audited: kept pending",
-                    job->row.id);
-        job->row.unknown = true;
-        job->row.next_try = now_ms(job->ob) + 1000;
-        save_row(job);
-        job_finish(job);
+    /* The audit record first (fail closed); the next scan makes it durable before it saves
+     * the row (settled_audited). */
+    if (audit_fate(job, "flag-delivered", status, why, false) != 0) {
+        not_audited(job);
         return;
     }
     job->settled_status = status;
@@ -396,10 +491,11 @@ static void done(struct job *job, long status, const char *why)
     job->settled_next = NULL;
     *job->ob->settled_tail = job;
     job->ob->settled_tail = &job->settled_next;
+    job->ob->nsettled++;
     if (job->ob->closing) {
         flush_settled(job->ob); /* no scan will run again */
     } else {
-        schedule(job->ob, 0);
+        settle_soon(job->ob);
     }
 }
 
@@ -450,7 +546,7 @@ static void dead(struct job *job, long status, const char *why, const struct pw_
         job->row.outcome = strndup(resp->body, n);
     }
     /* Dead-lettering is a decision about the chart: audited like a delivery (fail closed). */
-    if (audit_fate(job, "flag-dead-lettered", status, why) != 0) {
+    if (audit_fate(job, "flag-dead-lettered", status, why, true) != 0) {
         job->row.state = PW_OUTBOX_PENDING;
         job->row.next_try = now_ms(job->ob) + 1000;
     } else {
@@ -739,7 +835,7 @@ static void on_response(void *arg, int err, const struct pw_http_resp *resp)
     ob->audit_batch = ob->conf.audit && pw_audit_batch_begin(ob->conf.audit) == 0;
     audit_exchange(job, err, resp);
     if (err == PW_ECANCELED || ob->closing) {
-        audit_flush(ob);
+        audit_flush(ob, false);
         job_finish(job); /* shutdown: the row stays pending, its unknown mark on disk */
         return;
     }
@@ -755,7 +851,7 @@ static void on_response(void *arg, int err, const struct pw_http_resp *resp)
         after_get(job, err, resp);
         break;
     }
-    audit_flush(ob); /* paths that recorded no fate: the exchange record alone */
+    audit_flush(ob, false); /* paths that recorded no fate: the exchange record alone */
 }
 
 /* ---- requests ------------------------------------------------------------------------------ */
@@ -948,7 +1044,7 @@ static void job_finish(struct job *job)
         }
         return;
     }
-    schedule(ob, 0);
+    settle_soon(ob);
 }
 
 static bool in_flight(const struct pw_outbox *ob, int64_t id)
@@ -1062,28 +1158,31 @@ static void scan(struct pw_outbox *ob)
     size_t n = 0;
     size_t started = 0;
     size_t room;
+    struct job *list = NULL;
 
-    flush_settled(ob);
     if (!audit_ok(ob) || audit_operator_actions(ob) != 0) {
         /* Fail closed: nothing goes out until the trail can record it. */
+        flush_settled(ob); /* their lines cannot be made durable either: kept pending */
         ob->stats.blocked++;
         pw_log_crit(OUTBOX, "audit trail not writable: EHR writes held back");
         schedule(ob, ob->conf.scan_ms < 1000 ? ob->conf.scan_ms : 1000);
         return;
     }
-    room = ob->conf.inflight_max > ob->inflight ? ob->conf.inflight_max - ob->inflight : 0;
+    /* Settled jobs are in flight until saved below, but wait on nothing: they leave room. */
+    unsigned busy = ob->inflight - ob->nsettled;
+    room = ob->conf.inflight_max > busy ? ob->conf.inflight_max - busy : 0;
     if (room > 0 &&
         pw_store_outbox_due(ob->conf.store, now_ms(ob), ids,
                             room + ob->inflight < DUE_BATCH ? room + ob->inflight : DUE_BATCH,
                             &n) != 0) {
-        schedule(ob, ob->conf.scan_ms);
-        return;
+        n = 0; /* the settled rows are saved all the same; idle_or_wait retries later */
     }
     /*
-     * The rows started here are marked (attempts, unknown) in one transaction, and their
-     * requests are sent once it committed: one commit for the scan instead of one per row.
+     * One transaction for the scan: the rows of the deliveries settled since the last one, and
+     * the marks (attempts, unknown) of the rows started here, whose requests are sent once it
+     * committed (send_held).
      */
-    int txn = room > 0 && n > 0 ? pw_store_begin(ob->conf.store) : PW_EINVAL;
+    int txn = ob->settled || n > 0 ? settle_begin(ob, &list) : PW_EINVAL;
     ob->hold = txn == 0;
     for (size_t i = 0; i < n && started < room && !ob->closing; i++) {
         if (!in_flight(ob, ids[i])) {
@@ -1094,6 +1193,7 @@ static void scan(struct pw_outbox *ob)
     ob->hold = false;
     if (txn == 0) {
         txn = pw_store_commit(ob->conf.store);
+        settle_end(ob, list, txn);
         send_held(ob, txn);
     }
     flush_settled(ob); /* shadow-mode writes settle synchronously: saved together */
@@ -1121,6 +1221,16 @@ static void schedule(struct pw_outbox *ob, uint64_t delay_ms)
     uv_timer_start(&ob->timer, on_timer, delay_ms, 0);
 }
 
+/* schedule(), unless a scan is due sooner already. */
+static void schedule_within(struct pw_outbox *ob, uint64_t delay_ms)
+{
+    if (uv_is_active((const uv_handle_t *)&ob->timer) &&
+        uv_timer_get_due_in(&ob->timer) <= delay_ms) {
+        return;
+    }
+    schedule(ob, delay_ms);
+}
+
 int pw_outbox_new(struct pw_outbox **out, uv_loop_t *loop, const struct pw_outbox_conf *conf)
 {
     struct pw_outbox *ob;
@@ -1144,6 +1254,7 @@ int pw_outbox_new(struct pw_outbox **out, uv_loop_t *loop, const struct pw_outbo
         conf->backoff_cap_ms ? conf->backoff_cap_ms : PW_OUTBOX_BACKOFF_CAP_MS;
     ob->conf.inflight_max = conf->inflight_max ? conf->inflight_max : PW_OUTBOX_INFLIGHT_MAX;
     ob->conf.scan_ms = conf->scan_ms ? conf->scan_ms : PW_OUTBOX_SCAN_MS;
+    ob->conf.settle_ms = conf->settle_ms ? conf->settle_ms : PW_OUTBOX_SETTLE_MS;
     ob->server = conf->server ? strdup(conf->server) : NULL;
     ob->base_url = conf->base_url ? strdup(conf->base_url) : NULL;
     ob->conf.server = ob->server;

@@ -68,6 +68,7 @@ struct pw_outbox_conf {
     unsigned inflight_max;      /* 0 = PW_OUTBOX_INFLIGHT_MAX */
     unsigned max_attempts;      /* dead-letter after this many failed attempts; 0: never give up */
     uint64_t scan_ms;           /* 0 = PW_OUTBOX_SCAN_MS */
+    uint64_t settle_ms;         /* 0 = PW_OUTBOX_SETTLE_MS */
     int64_t (*clock_ms)(void);  /* wall clock, ms since the epoch; NULL = real (tests inject) */
     pw_outbox_idle_fn *on_idle; /* may be NULL */
     void *on_idle_arg;

@@ -147,6 +147,27 @@ int pw_audit_append_new(struct pw_audit *a, json_t *record);
  */
 int pw_audit_batch_begin(struct pw_audit *a);
 int pw_audit_batch_commit(struct pw_audit *a);
+
+/**
+ * End a batch like pw_audit_batch_commit() but without the fsync: the lines are written (the
+ * chain goes on from them) and become durable at the next fsync of the trail, whoever causes it
+ * (pw_audit_sync(), a durable append or commit, rotation, close). For records that a later step
+ * makes durable before anything relies on them: take pw_audit_epoch() before writing, and call
+ * pw_audit_sync() with it before the step that relies on them (e.g. a store commit).
+ * @return 0 (written, not yet durable) or PW_EAUDIT.
+ */
+int pw_audit_batch_write(struct pw_audit *a);
+
+/** The trail's failure count: a mark for pw_audit_sync(). */
+uint64_t pw_audit_epoch(const struct pw_audit *a);
+
+/**
+ * Make every line written so far durable (one fsync; none when nothing is pending).
+ * @p epoch: pw_audit_epoch() from before the writes that must be durable.
+ * @return 0; PW_EAUDIT when the fsync fails, or when the trail failed since @p epoch (lines
+ *         written before that failure may be lost even though the trail works again).
+ */
+int pw_audit_sync(struct pw_audit *a, uint64_t epoch);
 /** Drop a batch unwritten (what it recorded did not happen: its transaction rolled back). */
 void pw_audit_batch_abort(struct pw_audit *a);
 

@@ -760,6 +760,51 @@ static void test_write_failure_fails_closed(void **state)
     free(text);
 }
 
+/*
+ * pw_audit_batch_write(): the lines are in the file at once (the chain goes on from them) and
+ * durable at pw_audit_sync(); a failure in between (here a real short write of a later record)
+ * makes a mark from before it fail, even once the trail works again.
+ */
+static void test_batch_written_now_synced_later(void **state)
+{
+    struct ctx *c = *state;
+    struct pw_audit_verdict v;
+    struct pw_audit *a = open_trail(c);
+    struct stat before;
+    struct stat after;
+    uint64_t mark = pw_audit_epoch(a);
+
+    assert_int_equal(pw_audit_batch_begin(a), 0);
+    assert_int_equal(pw_audit_event(a, "token-renewed", 'E', PW_AUDIT_SUCCESS, NULL, NULL), 0);
+    assert_int_equal(stat(c->path, &before), 0);
+    assert_int_equal(pw_audit_batch_write(a), 0);
+    assert_int_equal(pw_audit_batch_write(a), PW_EINVAL); /* not in a batch any more */
+    assert_int_equal(stat(c->path, &after), 0);
+    assert_true(after.st_size > before.st_size);
+    assert_int_equal(pw_audit_sync(a, mark), 0);
+    assert_int_equal(pw_audit_sync(a, mark), 0); /* nothing pending: no failure either */
+
+    assert_int_equal(pw_audit_batch_begin(a), 0);
+    assert_int_equal(pw_audit_event(a, "token-renewed", 'E', PW_AUDIT_SUCCESS, NULL, NULL), 0);
+    assert_int_equal(pw_audit_batch_write(a), 0);
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(stat(c->path, &after), 0);
+    limit_file_size((rlim_t)after.st_size + 40);
+    assert_int_equal(pw_audit_event(a, "token-renewed", 'E', PW_AUDIT_SUCCESS, NULL, NULL),
+                     PW_EAUDIT);
+    limit_file_size(RLIM_INFINITY);
+    signal(SIGXFSZ, SIG_DFL);
+    assert_int_equal(pw_audit_retry(a), 0);
+    assert_true(pw_audit_writable(a));
+    assert_int_equal(pw_audit_sync(a, mark), PW_EAUDIT);
+    assert_true(pw_audit_epoch(a) != mark);
+    assert_int_equal(pw_audit_sync(a, pw_audit_epoch(a)), 0);
+    pw_audit_free(a);
+    /* header, the two written events, the resume record after the failure */
+    assert_int_equal(verify1(c->key, c->path, &v), 0);
+    assert_int_equal(v.records, 4);
+}
+
 static void test_removed_directory(void **state)
 {
     struct ctx *c = *state;
@@ -1097,6 +1142,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_file_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failure_fails_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_written_now_synced_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removed_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_removed_or_truncated_while_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_regular_file, setup, teardown),

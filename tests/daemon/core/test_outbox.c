@@ -36,6 +36,8 @@ struct fx {
     bool idle;
     bool writable;
     unsigned max_attempts;
+    uint64_t settle_ms; /* 0: the outbox's default */
+    uint64_t scan_ms;   /* 0: 50 ms */
     const char *server; /* pw_http server the outbox uses */
     unsigned idles_pending;
     struct pw_outbox_row snapshot; /* the row as it was at the first idle with retries pending */
@@ -136,7 +138,8 @@ static void start_outbox(struct fx *fx, bool conditional)
         .max_attempts = fx->max_attempts,
         .backoff_base_ms = 10,
         .backoff_cap_ms = 40,
-        .scan_ms = 50,
+        .scan_ms = fx->scan_ms ? fx->scan_ms : 50,
+        .settle_ms = fx->settle_ms,
         .clock_ms = fake_clock,
         .on_idle = on_idle,
         .on_idle_arg = fx,
@@ -383,6 +386,85 @@ static void test_settled_rows_saved_one_by_one_when_the_batch_fails(void **state
     expect_flag(fx, "k-s2", "f7", "1", PW_FLAG_ACTIVE);
     pw_outbox_stats(fx->ob, &stats);
     assert_int_equal(stats.delivered, 2);
+}
+
+/*
+ * Four rows go out together (the responder answers them only once all four are in progress):
+ * their deliveries are saved together, one commit for the marks and one for the four rows. The
+ * long settle window makes the scan wait for the last response, so the count is exact.
+ */
+static void test_deliveries_sent_together_saved_together(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f[4] = {
+        finding("rescue-dose-missing", "k-t1"), finding("bowel-regimen-missing", "k-t2"),
+        finding("uncontrolled-pain", "k-t3"), finding("laxative-missing", "k-t4")};
+    struct pw_outbox_stats stats;
+    char hdr[512];
+
+    pwt_responder_add(fx->srv,
+                      &(struct pwt_rule){.method = "POST",
+                                         .path = "/fhir/Flag",
+                                         .status = 201,
+                                         .headers = created_headers(hdr, sizeof(hdr), fx, "f5"),
+                                         .wait_concurrent = 4});
+    assert_int_equal(plan(fx, f, 4), 4);
+    fx->settle_ms = 60000;
+    arm_commit_failure(fx, 0); /* counts only */
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    fx->st->ops = g_real_ops;
+    assert_int_equal(pwt_responder_count(fx->srv), 4);
+    assert_int_equal(g_commits, 2);
+    for (int64_t id = 1; id <= 4; id++) {
+        expect_row(fx, id, PW_OUTBOX_DONE, 201);
+    }
+    pw_outbox_stats(fx->ob, &stats);
+    assert_int_equal(stats.delivered, 4);
+}
+
+/*
+ * Saving together never waits for long: with one request never answered, the other's delivery
+ * is saved within the settle window while the slow one is still in flight.
+ */
+static void test_slow_response_holds_back_no_delivery(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f[2] = {finding("rescue-dose-missing", "k-w1"),
+                              finding("bowel-regimen-missing", "k-w2")};
+    struct pw_outbox_stats stats;
+    struct pw_outbox_row row = {0};
+    char hdr[512];
+
+    pwt_responder_add(fx->srv,
+                      &(struct pwt_rule){.method = "POST",
+                                         .path = "/fhir/Flag",
+                                         .times = 1,
+                                         .status = 201,
+                                         .headers = created_headers(hdr, sizeof(hdr), fx, "f6")});
+    pwt_responder_add(
+        fx->srv, &(struct pwt_rule){.method = "POST", .path = "/fhir/Flag", .never_answer = true});
+    assert_int_equal(plan(fx, f, 2), 2);
+    fx->settle_ms = 20;
+    fx->scan_ms = 60000; /* no periodic re-scan to save it instead */
+    start_outbox(fx, false);
+    for (;;) {
+        uv_run(&fx->loop, UV_RUN_ONCE);
+        size_t done = 0;
+        for (int64_t id = 1; id <= 2; id++) {
+            assert_int_equal(pw_store_outbox_get(fx->st, id, &row), 0);
+            done += row.state == PW_OUTBOX_DONE;
+            pw_outbox_row_cleanup(&row);
+        }
+        if (done > 0) {
+            break;
+        }
+    }
+    /* The other request is still waiting for its first answer (its timeout is 30 s). */
+    pw_outbox_stats(fx->ob, &stats);
+    assert_int_equal(stats.delivered, 1);
+    assert_int_equal(stats.retried, 0);
+    assert_int_equal(stats.inflight, 1);
 }
 
 static void test_400_dead_lettered_with_outcome(void **state)
@@ -823,6 +905,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unmarked_attempt_is_not_sent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settled_rows_saved_one_by_one_when_the_batch_fails,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deliveries_sent_together_saved_together, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_slow_response_holds_back_no_delivery, setup, teardown),
         cmocka_unit_test(test_backoff_and_retry_after),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
