@@ -410,7 +410,7 @@ static void test_deliveries_sent_together_saved_together(void **state)
                                          .wait_concurrent = 4});
     assert_int_equal(plan(fx, f, 4), 4);
     fx->settle_ms = 60000;
-    fx->scan_ms = 60000; /* no periodic scan in between, however slow the run */
+    fx->scan_ms = 60000;       /* no periodic scan in between, however slow the run */
     arm_commit_failure(fx, 0); /* counts only */
     start_outbox(fx, false);
     run_until_idle(fx);
