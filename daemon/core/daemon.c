@@ -50,6 +50,7 @@ struct daemon {
     bool once;
     bool stopping;
     bool cycle_done; /* --once: sync cycle and re-evaluation finished */
+    bool sync_done;  /* --once: the sync cycle finished (its evaluation may still run) */
     int exit_code;
     char *config_path;
 
@@ -74,6 +75,9 @@ struct daemon {
 
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t reeval_timer;
+    uv_idle_t eval_idle;      /* evaluation of due patients, a batch per loop turn */
+    size_t eval_n;            /* patients evaluated in the current pass */
+    bool eval_timed;          /* the pass was started by the re-evaluation timer */
     uv_timer_t stop_timer;    /* bounds the SIGTERM drain */
     uv_timer_t metrics_timer; /* gauges that are read, not pushed */
     bool handles_up;
@@ -456,6 +460,8 @@ static int build_outbox(struct daemon *d)
     return pw_outbox_new(&d->outbox, &d->loop, &oc);
 }
 
+static void on_patients_due(void *arg);
+
 static int build_pipeline(struct daemon *d)
 {
     struct pw_pipeline_conf pc = {0};
@@ -471,6 +477,8 @@ static int build_pipeline(struct daemon *d)
     pc.audit = d->audit;
     pc.outbox = d->outbox;
     pc.reevaluate_ms = d->cd->reevaluate_interval_ms;
+    pc.on_due = on_patients_due;
+    pc.on_due_arg = d;
     rc = pw_pipeline_new(&d->pipeline, &pc);
     if (rc < 0) {
         return rc;
@@ -587,7 +595,8 @@ static void trim_if_idle(struct daemon *d)
 {
     uint64_t now = activity(d);
 
-    if (now == d->trimmed_at || pw_pipeline_cycle_open(d->pipeline)) {
+    if (now == d->trimmed_at || pw_pipeline_cycle_open(d->pipeline) ||
+        uv_is_active((uv_handle_t *)&d->eval_idle)) {
         return;
     }
     d->trimmed_at = now;
@@ -620,30 +629,11 @@ static void on_outbox_idle(void *arg, bool pending_later)
     }
 }
 
-static void on_reeval_timer(uv_timer_t *t)
+/* --once: the sync cycle and its evaluation are both finished. */
+static void once_cycle_done(struct daemon *d)
 {
-    struct daemon *d = container_of(t, struct daemon, reeval_timer);
-    size_t n = 0;
-
-    if (pw_pipeline_cycle_open(d->pipeline)) {
-        return; /* the cycle's end evaluates, with every resource type in */
-    }
-    if (pw_pipeline_reevaluate_due(d->pipeline, &n) == 0 && n > 0) {
-        pw_log_info(CLIN, "time-driven re-evaluation of %zu patient(s)", n);
-    }
-}
-
-static void on_cycle_done(void *arg, int err, unsigned failed)
-{
-    struct daemon *d = arg;
     struct pw_pipeline_stats ps;
-    size_t n = 0;
 
-    if (err < 0 || failed > 0) {
-        pw_log_warn(SYNC, "sync cycle: %s, %u stream(s) failed", pw_strerror(err), failed);
-        d->exit_code = 1;
-    }
-    pw_pipeline_reevaluate_due(d->pipeline, &n);
     pw_pipeline_stats(d->pipeline, &ps);
     pw_log_notice(
         MAIN,
@@ -654,6 +644,75 @@ static void on_cycle_done(void *arg, int err, unsigned failed)
         (unsigned long long)ps.flags_planned);
     d->cycle_done = true;
     pw_outbox_kick(d->outbox);
+}
+
+/*
+ * One batch of due patients per loop turn (an idle handle keeps the loop from blocking in
+ * between): the Flags of one batch are delivered while the next is judged, and a catch-up of
+ * many patients never holds the loop (HTTP, the health listener, the watchdog) for its whole
+ * evaluation.
+ */
+static void on_eval_idle(uv_idle_t *h)
+{
+    struct daemon *d = container_of(h, struct daemon, eval_idle);
+    size_t n = 0;
+    bool more = false;
+
+    pw_pipeline_reevaluate_step(d->pipeline, &n, &more);
+    d->eval_n += n;
+    if (more && !d->stopping) {
+        return;
+    }
+    uv_idle_stop(h);
+    if (d->eval_n > 0) {
+        pw_log_info(CLIN, "%s of %zu patient(s)",
+                    d->eval_timed ? "time-driven re-evaluation" : "evaluation after a sync cycle",
+                    d->eval_n);
+    }
+    d->eval_n = 0;
+    d->eval_timed = false;
+    if (d->once && d->sync_done && !d->cycle_done && !d->stopping) {
+        once_cycle_done(d);
+    }
+}
+
+static void eval_start(struct daemon *d, bool timed)
+{
+    if (d->stopping || uv_is_active((uv_handle_t *)&d->eval_idle)) {
+        return;
+    }
+    d->eval_timed = timed;
+    uv_idle_start(&d->eval_idle, on_eval_idle);
+}
+
+/* A server's cycle ended: its patients are due (pipeline on_due). */
+static void on_patients_due(void *arg)
+{
+    eval_start(arg, false);
+}
+
+static void on_reeval_timer(uv_timer_t *t)
+{
+    struct daemon *d = container_of(t, struct daemon, reeval_timer);
+
+    if (pw_pipeline_cycle_open(d->pipeline)) {
+        return; /* the cycle's end evaluates, with every resource type in */
+    }
+    eval_start(d, true);
+}
+
+static void on_cycle_done(void *arg, int err, unsigned failed)
+{
+    struct daemon *d = arg;
+
+    if (err < 0 || failed > 0) {
+        pw_log_warn(SYNC, "sync cycle: %s, %u stream(s) failed", pw_strerror(err), failed);
+        d->exit_code = 1;
+    }
+    d->sync_done = true;
+    /* Each server's cycle end started the evaluation; its end reports the cycle. Without one
+     * running, a pass of its own evaluates whatever is due (an earlier run's leftovers). */
+    eval_start(d, false);
 }
 
 static void on_servers_checked(void *arg, int err, unsigned failed)
@@ -719,6 +778,7 @@ static void begin_stop(struct daemon *d, int exit_code)
         pw_sync_stop(d->sync);
     }
     uv_timer_stop(&d->reeval_timer);
+    uv_idle_stop(&d->eval_idle); /* what is still due stays marked in the store */
     uv_timer_stop(&d->metrics_timer);
     /* In-flight deliveries get a bounded time to finish; whatever is left stays pending in the
      * store and resumes at the next start. */
@@ -779,6 +839,9 @@ static int start_handles(struct daemon *d)
     }
     if (rc == 0) {
         rc = uv_timer_init(&d->loop, &d->reeval_timer);
+    }
+    if (rc == 0) {
+        rc = uv_idle_init(&d->loop, &d->eval_idle);
     }
     if (rc == 0) {
         rc = uv_timer_init(&d->loop, &d->stop_timer);

@@ -802,6 +802,10 @@ static void on_cycle_end(void *arg, const char *server, int err)
 
     cycle_mark(p, server, false);
     (void)err; /* a failed cycle still evaluates what its committed pages brought */
+    if (p->conf.on_due) {
+        p->conf.on_due(p->conf.on_due_arg); /* the owner evaluates, a batch at a time */
+        return;
+    }
     pw_pipeline_reevaluate_due(p, &n);
     if (n > 0) {
         pw_log_info(CLIN, "evaluated %zu patient(s) after a sync cycle", n);
@@ -888,32 +892,47 @@ static size_t evaluate_chunk(struct pw_pipeline *p, struct touched *due, int64_t
  * or removes it, so the next read starts after them): memory stays one chunk whatever the
  * number of patients. A chunk with a failure ends the pass; the rest waits for the next one.
  */
-int pw_pipeline_reevaluate_due(struct pw_pipeline *p, size_t *n_out)
+int pw_pipeline_reevaluate_step(struct pw_pipeline *p, size_t *n_out, bool *more)
 {
     struct touched due = {0};
     int64_t now_s = now_ms(p) / 1000;
     size_t done = 0;
     int first = 0;
-    int rc = 0;
+    int rc;
 
+    *more = false;
     /* What pages staged counts before anyone is judged (a failed merge keeps it for later). */
     merge_staged(p);
-    /* Each evaluation forgets its patient's mark memo (pw_pipeline_evaluate_patient). */
-    while (first == 0) {
-        /* Read first: the walk must not interleave with the writes of the evaluations. */
-        due.n = 0;
-        rc = pw_store_patients_due(p->conf.store, now_s, PIPELINE_EVAL_BATCH, on_due, &due);
-        if (rc < 0 || due.n == 0) {
-            break;
-        }
-        done += evaluate_chunk(p, &due, now_s, &first);
+    /* Read first: the walk must not interleave with the writes of the evaluations. Each
+     * evaluation forgets its patient's mark memo (pw_pipeline_evaluate_patient). */
+    rc = pw_store_patients_due(p->conf.store, now_s, PIPELINE_EVAL_BATCH, on_due, &due);
+    if (rc >= 0 && due.n > 0) {
+        done = evaluate_chunk(p, &due, now_s, &first);
+        *more = first == 0 && due.n == PIPELINE_EVAL_BATCH; /* a short read took the last */
     }
     free(due.v);
     if (n_out) {
         *n_out = done;
     }
     if (done > 0 && p->conf.outbox) {
-        pw_outbox_kick(p->conf.outbox);
+        pw_outbox_kick(p->conf.outbox); /* this batch's Flags go out while the next is judged */
     }
-    return first ? first : rc;
+    return first ? first : rc < 0 ? rc : 0;
+}
+
+int pw_pipeline_reevaluate_due(struct pw_pipeline *p, size_t *n_out)
+{
+    size_t total = 0;
+    size_t n = 0;
+    bool more = true;
+    int rc = 0;
+
+    while (more && rc == 0) {
+        rc = pw_pipeline_reevaluate_step(p, &n, &more);
+        total += n;
+    }
+    if (n_out) {
+        *n_out = total;
+    }
+    return rc;
 }

@@ -35,6 +35,11 @@ struct pw_pipeline_conf {
     /* Stage pages for a sorted merge once the store is this large (0 = default: 8 MiB, four
      * times SQLite's cache); 1 stages from the start (tests). */
     uint64_t stage_from_bytes;
+    /* At a server's cycle end, with its patients due: NULL evaluates them there and then
+     * (pw_pipeline_reevaluate_due()); otherwise this is called instead and the owner evaluates
+     * them with pw_pipeline_reevaluate_step(), a batch per loop turn. */
+    void (*on_due)(void *arg);
+    void *on_due_arg;
 };
 
 /** Counters, for metrics and `--once` reports. A plain copy. */
@@ -66,6 +71,15 @@ void pw_pipeline_consumer(struct pw_pipeline *p, struct pw_sync_consumer *out);
  * @return 0 or the first error (the other patients are still evaluated).
  */
 int pw_pipeline_reevaluate_due(struct pw_pipeline *p, size_t *n_out);
+
+/**
+ * One step of pw_pipeline_reevaluate_due(): merge what pages staged, then evaluate one batch
+ * of due patients (PIPELINE_EVAL_BATCH, one transaction) and kick the outbox, so that its
+ * Flags go out while the next batch is judged. @p more: patients may still be due (call
+ * again); false when none is left or a batch failed (the rest waits for the next pass).
+ * @return 0 or the first error.
+ */
+int pw_pipeline_reevaluate_step(struct pw_pipeline *p, size_t *n_out, bool *more);
 
 /**
  * Evaluate one patient inside the caller's transaction: load from the store, normalize, run the
