@@ -89,6 +89,8 @@ struct pw_http_req {
     unsigned redirects;
     pw_http_done_fn *done;
     void *arg;
+    int (*gate)(void *arg); /* pw_http_req_set_gate(), NULL: none */
+    void *gate_arg;
     struct pw_http_resp resp;
 };
 
@@ -292,8 +294,16 @@ int pw_http_req_dup(struct pw_http_req **out, const struct pw_http_req *req)
         pw_http_req_free(d);
         return err;
     }
+    d->gate = req->gate;
+    d->gate_arg = req->gate_arg;
     *out = d;
     return 0;
+}
+
+void pw_http_req_set_gate(struct pw_http_req *req, int (*gate)(void *arg), void *arg)
+{
+    req->gate = gate;
+    req->gate_arg = arg;
 }
 
 const char *pw_http_req_url(const struct pw_http_req *req)
@@ -501,7 +511,11 @@ static int start(struct pw_http_req *req)
 {
     struct pw_http *http = req->http;
     struct srv *srv = req->srv;
+    int refused = req->gate ? req->gate(req->gate_arg) : 0;
 
+    if (refused) {
+        return refused < 0 ? refused : PW_EINVAL;
+    }
     req->in_len = 0;
     req->hdr_len = 0;
     req->over_cap = false;
@@ -622,7 +636,7 @@ static void pump(struct srv *srv)
         req->http->stats.queued--;
         int err = start(req);
         if (err) {
-            snprintf(req->errbuf, sizeof(req->errbuf), "cannot start the transfer");
+            snprintf(req->errbuf, sizeof(req->errbuf), "not sent: %s", pw_strerror(err));
             complete(req, err, 0, false, false);
         }
     }

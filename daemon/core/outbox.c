@@ -77,6 +77,7 @@ struct pw_outbox {
 static void schedule(struct pw_outbox *ob, uint64_t delay_ms);
 static void schedule_within(struct pw_outbox *ob, uint64_t delay_ms);
 static void settle_soon(struct pw_outbox *ob);
+static void not_sent(struct job *job, const char *why);
 static void settle_end(struct pw_outbox *ob, struct job *list, int err);
 static void job_finish(struct job *job);
 static int submit(struct job *job, enum step step);
@@ -832,6 +833,11 @@ static void on_response(void *arg, int err, const struct pw_http_resp *resp)
     struct job *job = arg;
     struct pw_outbox *ob = job->ob;
 
+    if (err == PW_EAUDIT && !resp->sent) {
+        ob->stats.blocked++;
+        not_sent(job, "audit trail not writable: not sent");
+        return;
+    }
     ob->audit_batch = ob->conf.audit && pw_audit_batch_begin(ob->conf.audit) == 0;
     audit_exchange(job, err, resp);
     if (err == PW_ECANCELED || ob->closing) {
@@ -932,6 +938,23 @@ static int add_write_headers(struct job *job, struct pw_http_req *req, enum step
     return err;
 }
 
+/* Fail closed at the last moment: a write waiting in the HTTP core's queue goes out only while
+ * the trail can record it (pw_http_req_set_gate). */
+static int write_gate(void *arg)
+{
+    return audit_ok(arg) ? 0 : PW_EAUDIT;
+}
+
+/* The write never left: no extra attempt, no "unknown" to search for; tried again later. */
+static void not_sent(struct job *job, const char *why)
+{
+    if (job->step == STEP_POST || job->step == STEP_PUT) {
+        job->row.attempts--;
+        job->row.unknown = job->was_unknown;
+    }
+    retry(job, 0, why, 0);
+}
+
 /*
  * Send one request for @p job. Writes are marked "unknown" on disk first: a crash or a timeout
  * after this point makes the next attempt search by identifier instead of writing blindly.
@@ -961,6 +984,7 @@ static int submit(struct job *job, enum step step)
     }
     if (!err && write) {
         err = add_write_headers(job, req, step);
+        pw_http_req_set_gate(req, write_gate, ob);
     }
     if (!err && write) {
         job->was_unknown = job->row.unknown;
@@ -981,7 +1005,13 @@ static int submit(struct job *job, enum step step)
         ob->held_tail = &job->held_next;
         return 0;
     }
-    return send_request(job, req);
+    err = send_request(job, req);
+    if (err == PW_EAUDIT && write) {
+        /* Refused at the gate: never sent (the caller retries). */
+        job->row.attempts--;
+        job->row.unknown = job->was_unknown;
+    }
+    return err;
 }
 
 /*
@@ -1003,13 +1033,10 @@ static void send_held(struct pw_outbox *ob, int err)
         job->held = NULL;
         if (err) {
             pw_http_req_free(req);
-            if (job->step == STEP_POST || job->step == STEP_PUT) {
-                /* The attempt never happened: no extra attempt, no "unknown" to search for. */
-                job->row.attempts--;
-                job->row.unknown = job->was_unknown;
-            }
-            retry(job, 0, "cannot record the attempt", 0);
-        } else if (send_request(job, req) != 0) {
+            not_sent(job, "cannot record the attempt");
+        } else if ((err = send_request(job, req)) == PW_EAUDIT) {
+            not_sent(job, "audit trail not writable: not sent");
+        } else if (err) {
             retry(job, 0, "cannot submit the request", 0);
         }
     }

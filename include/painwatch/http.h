@@ -116,7 +116,15 @@ int pw_http_req_add_header(struct pw_http_req *req, const char *line);
 /** Set the body (copied) and its Content-Type (NULL: none). */
 int pw_http_req_set_body(struct pw_http_req *req, const char *body, size_t len,
                          const char *content_type);
-/** A copy of @p req as built (method, URL, headers, body), for a retry. Caller owns. */
+/**
+ * A last check right before the request goes on the wire (when it leaves the server's queue,
+ * or at submit when a slot is free): @p gate returns 0 to send, or a negative PW_E* code to
+ * refuse. A refused request is not sent: submit returns that code, or, once queued, the done
+ * callback gets it with resp->sent false. For writes that must not go out once a condition
+ * fails while they wait (the outbox's fail-closed audit trail). Kept by pw_http_req_dup().
+ */
+void pw_http_req_set_gate(struct pw_http_req *req, int (*gate)(void *arg), void *arg);
+/** A copy of @p req as built (method, URL, headers, body, gate), for a retry. Caller owns. */
 int pw_http_req_dup(struct pw_http_req **out, const struct pw_http_req *req);
 /** The request's URL and server name. Borrowed: valid while @p req is. */
 const char *pw_http_req_url(const struct pw_http_req *req);

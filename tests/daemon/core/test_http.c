@@ -455,6 +455,59 @@ static void test_per_server_concurrency_cap(void **state)
     assert_int_equal(pwt_responder_count_path(fx->srv, "/c"), 6);
 }
 
+static int g_gate_err;
+
+static int gate(void *arg)
+{
+    (*(int *)arg)++;
+    return g_gate_err;
+}
+
+/*
+ * The gate is asked when a request goes on the wire: the first (a free slot) is sent; the two
+ * queued behind it are refused once the gate closes, reach their callbacks with its error and
+ * "not sent", and never reach the server; a submit while it is closed fails at once.
+ */
+static void test_gate_refuses_queued_requests(void **state)
+{
+    struct fx *fx = *state;
+    const char *base = pwt_responder_url(fx->srv);
+    char url[512];
+    int asked = 0;
+
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.path = "/g", .body = "{}"});
+    add_server(fx, "ehr", base, 1, 0, 0);
+    snprintf(url, sizeof(url), "%s/g", base);
+    g_gate_err = 0;
+    for (int i = 0; i < 3; i++) {
+        struct pw_http_req *req = NULL;
+        assert_int_equal(pw_http_req_new(&req, "ehr", "POST", url), 0);
+        pw_http_req_set_gate(req, gate, &asked);
+        assert_int_equal(pw_http_submit_new(fx->http, req, on_done_counted, &fx->res[i]), 0);
+        fx->pending++;
+    }
+    assert_int_equal(asked, 1);
+    assert_int_equal(pw_http_stats_get(fx->http)->queued, 2);
+    g_gate_err = PW_EAUDIT;
+    run_until_done(fx);
+    assert_int_equal(fx->res[0].err, 0);
+    assert_int_equal(fx->res[0].status, 200);
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(fx->res[i].calls, 1);
+        assert_int_equal(fx->res[i].err, PW_EAUDIT);
+        assert_int_equal(fx->res[i].status, 0);
+    }
+    assert_int_equal(asked, 3);
+    assert_int_equal(pwt_responder_count_path(fx->srv, "/g"), 1);
+
+    struct pw_http_req *req = NULL;
+    assert_int_equal(pw_http_req_new(&req, "ehr", "POST", url), 0);
+    pw_http_req_set_gate(req, gate, &asked);
+    assert_int_equal(pw_http_submit_new(fx->http, req, on_done_counted, &fx->res[3]), PW_EAUDIT);
+    assert_int_equal(fx->res[3].calls, 0);
+    assert_int_equal(pwt_responder_count_path(fx->srv, "/g"), 1);
+}
+
 /* Like submit_get(), through server @p server. */
 static void submit_on(struct fx *fx, const char *server, const char *base, const char *path,
                       struct result *r)
@@ -807,6 +860,7 @@ int main(void)
         cmocka_unit_test(test_origin_normalised),
         cmocka_unit_test_setup_teardown(test_redirect_other_origin_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_per_server_concurrency_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gate_refuses_queued_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connections_kept_across_polls_with_two_servers, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_submit_error_never_calls_back, setup, teardown),
