@@ -39,9 +39,16 @@ struct fixture {
     struct pw_sink *sink;
     struct pw_pipeline *pipeline;
     struct pw_sync_consumer consumer;
-    int64_t t0_ms;       /* the dose change */
-    uint64_t stage_from; /* pipeline conf: 1 stages every page, 0 the default (none here) */
+    int64_t t0_ms;        /* the dose change */
+    uint64_t stage_from;  /* pipeline conf: 1 stages every page, 0 the default (none here) */
+    bool owner_evaluates; /* pipeline conf: on_due set (count_due) */
+    int due_calls;
 };
+
+static void count_due(void *arg)
+{
+    ((struct fixture *)arg)->due_calls++;
+}
 
 /* A new pipeline on the fixture's store, normalizing with @p factor_set. */
 static void restart_with(struct fixture *fx, const char *factor_set)
@@ -59,6 +66,8 @@ static void restart_with(struct fixture *fx, const char *factor_set)
     pc.reevaluate_ms = 5 * 60 * 1000;
     pc.clock_ms = fake_clock;
     pc.stage_from_bytes = fx->stage_from;
+    pc.on_due = fx->owner_evaluates ? count_due : NULL;
+    pc.on_due_arg = fx;
     assert_int_equal(pw_pipeline_new(&fx->pipeline, &pc), 0);
     pw_pipeline_consumer(fx->pipeline, &fx->consumer);
 }
@@ -375,6 +384,47 @@ static void test_many_due_patients_in_chunks(void **state)
 }
 
 /*
+ * The daemon's way (on_due): a cycle's end only hands the due patients to the owner, who
+ * evaluates them a batch per step; steps end when nobody is left, every patient once.
+ */
+static void test_owner_evaluates_a_batch_per_step(void **state)
+{
+    struct fixture *fx = *state;
+    char patient[32];
+    size_t n = 0;
+    size_t total = 0;
+    int steps = 0;
+    bool more = true;
+
+    fx->owner_evaluates = true;
+    restart_with(fx, "cdc2022");
+    assert_int_equal(pw_store_begin(fx->store), 0);
+    for (int i = 0; i < 600; i++) {
+        snprintf(patient, sizeof(patient), "Patient/q%d", i);
+        assert_int_equal(pw_store_patient_schedule(fx->store, patient, fx->t0_ms / 1000), 0);
+    }
+    assert_int_equal(pw_store_commit(fx->store), 0);
+    clock_now_ms = fx->t0_ms + HOUR_MS;
+    fx->consumer.on_cycle_end(fx->consumer.arg, "ehr", 0);
+    assert_int_equal(fx->due_calls, 1);
+    struct pw_pipeline_stats ps;
+    pw_pipeline_stats(fx->pipeline, &ps);
+    assert_int_equal(ps.patients_evaluated, 0); /* handed over, not evaluated */
+    while (more) {
+        assert_int_equal(pw_pipeline_reevaluate_step(fx->pipeline, &n, &more), 0);
+        assert_true(n < 600); /* a batch, never everything at once */
+        total += n;
+        steps++;
+        assert_true(steps <= 600);
+    }
+    assert_true(steps >= 3);
+    assert_int_equal(total, 600);
+    assert_int_equal(pw_pipeline_reevaluate_step(fx->pipeline, &n, &more), 0);
+    assert_int_equal(n, 0);
+    assert_false(more);
+}
+
+/*
  * Staged pages a process did not merge before it stopped (a crash, a kill) are merged by the next
  * one before anything else: the patient is evaluated on them, and a later copy of a resource
  * still replaces an earlier one.
@@ -421,6 +471,7 @@ int main(void)
         BOTH(test_normalization_change_resyncs),
         BOTH(test_legacy_rows_still_evaluate),
         BOTH(test_many_due_patients_in_chunks),
+        BOTH(test_owner_evaluates_a_batch_per_step),
         BOTH(test_marks_survive_an_evaluation_between_pages),
         BOTH(test_staged_pages_survive_a_restart),
     };
