@@ -424,10 +424,11 @@ static int settle_begin(struct pw_outbox *ob, struct job **list)
     ob->settled = NULL;
     ob->settled_tail = &ob->settled;
     err = pw_store_begin(st);
+    bool open = err == 0;
     for (struct job *j = *list; j && !err; j = j->settled_next) {
         err = put_done(j);
     }
-    if (err && *list) {
+    if (err && open) {
         pw_store_rollback(st);
     }
     if (err) {
@@ -1189,7 +1190,7 @@ static void scan(struct pw_outbox *ob)
 
     if (!audit_ok(ob) || audit_operator_actions(ob) != 0) {
         /* Fail closed: nothing goes out until the trail can record it. */
-        flush_settled(ob); /* their lines cannot be made durable either: kept pending */
+        flush_settled(ob); /* saved if their lines can be made durable, else kept pending */
         ob->stats.blocked++;
         pw_log_crit(OUTBOX, "audit trail not writable: EHR writes held back");
         schedule(ob, ob->conf.scan_ms < 1000 ? ob->conf.scan_ms : 1000);
