@@ -1187,6 +1187,7 @@ static void scan(struct pw_outbox *ob)
     size_t started = 0;
     size_t room;
     struct job *list = NULL;
+    bool due_failed = false;
 
     if (!audit_ok(ob) || audit_operator_actions(ob) != 0) {
         /* Fail closed: nothing goes out until the trail can record it. */
@@ -1203,7 +1204,8 @@ static void scan(struct pw_outbox *ob)
         pw_store_outbox_due(ob->conf.store, now_ms(ob), ids,
                             room + ob->inflight < DUE_BATCH ? room + ob->inflight : DUE_BATCH,
                             &n) != 0) {
-        n = 0; /* the settled rows are saved all the same; idle_or_wait retries later */
+        n = 0; /* the settled rows are saved all the same; the scan is tried again later */
+        due_failed = true;
     }
     /*
      * One transaction for the scan: the rows of the deliveries settled since the last one, and
@@ -1228,7 +1230,9 @@ static void scan(struct pw_outbox *ob)
     if (ob->closing) {
         return;
     }
-    if (ob->inflight == 0 && started == 0) {
+    if (due_failed && ob->inflight == 0) {
+        schedule(ob, ob->conf.scan_ms); /* not idle: what is due is unknown */
+    } else if (ob->inflight == 0 && started == 0) {
         idle_or_wait(ob);
     } else if (ob->inflight > 0) {
         schedule(ob, ob->conf.scan_ms); /* completions re-scan sooner */
