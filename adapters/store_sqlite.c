@@ -376,6 +376,7 @@ static int migrate(struct sq *sq, int target)
  * power loss may drop the last commits; for cursors that only repeats a page, but a lost
  * "delivered" mark or key -> id entry would re-send a Flag the EHR already has, and EHR writes
  * cannot be rolled back. One fsync per page commit is cheap at our write rate.
+ * Checkpoints every PW_STORE_WAL_PAGES pages, the WAL cut back to PW_STORE_WAL_KEEP_BYTES.
  */
 static int configure(struct sq *sq, bool read_only)
 {
@@ -395,6 +396,15 @@ static int configure(struct sq *sq, bool read_only)
     }
     if (!err) {
         err = exec(sq, "PRAGMA mmap_size = 0", "mmap_size");
+    }
+    if (!err && !read_only) {
+        char sql[64];
+        snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint = %d", PW_STORE_WAL_PAGES);
+        err = exec(sq, sql, "wal_autocheckpoint");
+        if (!err) {
+            snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit = %d", PW_STORE_WAL_KEEP_BYTES);
+            err = exec(sq, sql, "journal_size_limit");
+        }
     }
     if (!err && read_only) {
         err = exec(sq, "PRAGMA query_only = 1", "query_only");

@@ -84,6 +84,13 @@
  *                           patients --once, 3 runs each (issue 9): 2000 KiB 3.5-3.8 CPU-s, peak
  *                           31 MB; 4000 KiB 3.4-3.7 CPU-s, 39 MB; 8000 KiB 3.3-3.5 CPU-s, 51 MB.
  *                           Handed back when the daemon is idle (B3).
+ *   PW_STORE_WAL_PAGES      the WAL is checkpointed into the database once it holds this many
+ *                           pages (SQLite's default is 1000, 4 MB). A checkpoint copies each page
+ *                           the WAL holds once, so a page rewritten by many commits in between
+ *                           is copied once: 10,000 patients --once: pwrite 103,500 -> 90,700,
+ *                           pread 78,400 -> 66,700, fdatasync 391 -> 341.
+ *   PW_STORE_WAL_KEEP_BYTES after a checkpoint the WAL file is cut back to this size, so a large
+ *                           merge does not leave a WAL of its size on disk.
  *   PW_OUTBOX_OUTCOME_MAX   bytes of a server's OperationOutcome kept with a dead-lettered row.
  *   PW_OUTBOX_BACKOFF_BASE_MS / _CAP_MS   full-jitter exponential backoff between retries.
  *   PW_OUTBOX_RETRY_AFTER_MAX_S  a server's Retry-After is honoured up to this (1 h), so a
@@ -104,6 +111,8 @@
  */
 #define PW_STORE_BUSY_MS            5000
 #define PW_STORE_CACHE_KIB          2000
+#define PW_STORE_WAL_PAGES          4000
+#define PW_STORE_WAL_KEEP_BYTES     (16 * 1024 * 1024)
 #define PW_OUTBOX_OUTCOME_MAX       (64u * 1024u)
 #define PW_OUTBOX_BACKOFF_BASE_MS   1000
 #define PW_OUTBOX_BACKOFF_CAP_MS    (15 * 60 * 1000)
