@@ -450,6 +450,147 @@ static void test_staged_merge_is_put_in_order(void **state)
     assert_true(size >= 4096);
 }
 
+/* Every stored resource, in (type, id) order, as one string (heap). */
+static char *dump_resources(const char *dir)
+{
+    char path[4096];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    const unsigned char *v;
+    char *out;
+
+    snprintf(path, sizeof(path), "%s/painwatch.db", dir);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "SELECT group_concat(type || '|' || id || '|' || version || '|'"
+                           " || ifnull(last_updated, '-') || '|' || patient || '|'"
+                           " || CAST(events AS TEXT) || '|' || norm, ';') FROM"
+                           " (SELECT * FROM resource ORDER BY type, id)",
+                           -1, &q, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    v = sqlite3_column_text(q, 0);
+    out = strdup(v ? (const char *)v : "");
+    assert_non_null(out);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return out;
+}
+
+#define MIX_COPIES 700
+
+/* Changed patients, in any order: compared as sorted lists. */
+struct patient_log {
+    char v[MIX_COPIES][16];
+    size_t n;
+};
+
+static int log_patient(void *arg, const char *patient)
+{
+    struct patient_log *l = arg;
+
+    assert_true(l->n < MIX_COPIES);
+    snprintf(l->v[l->n++], sizeof(l->v[0]), "%s", patient);
+    return 0;
+}
+
+static int cmp_patient(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* A deterministic mix: copies of 90 resources over 13 patients, versions, times, norms. */
+struct mix {
+    char id[MIX_COPIES][16];
+    char version[MIX_COPIES][8];
+    char patient[MIX_COPIES][16];
+    char events[MIX_COPIES][48];
+    struct pw_store_resource r[MIX_COPIES];
+};
+
+static void make_mix(struct mix *m)
+{
+    uint32_t x = 12345;
+
+    for (size_t i = 0; i < MIX_COPIES; i++) {
+        x = x * 1103515245u + 12345u;
+        uint32_t k = (x >> 8) % 90;
+        x = x * 1103515245u + 12345u;
+        uint32_t v = (x >> 8) % 5;
+        x = x * 1103515245u + 12345u;
+        uint32_t p = (x >> 8) % 13;
+        /* Mostly a resource stays with one patient; some copies move it (chart corrections). */
+        uint32_t patient = (x >> 16) % 4 == 0 ? p : k % 13;
+
+        snprintf(m->id[i], sizeof(m->id[0]), "r%03u", k);
+        snprintf(m->version[i], sizeof(m->version[0]), "%u", v);
+        snprintf(m->patient[i], sizeof(m->patient[0]), "Patient/%u", patient);
+        snprintf(m->events[i], sizeof(m->events[0]), "{\"copy\":%zu}", i);
+        m->r[i] = res(m->id[i], m->version[i], (x >> 12) % 7 == 0 ? PW_TIME_NONE : 100 * v,
+                      m->patient[i], m->events[i]);
+        m->r[i].type = k % 3 == 0 ? "MedicationRequest" : "Observation";
+        m->r[i].norm = (x >> 20) % 9 == 0 ? "n2" : "n1";
+    }
+}
+
+/*
+ * A merge gives exactly what putting each copy one by one gives, whatever its chunks: the same
+ * rows, the same changed patients (as a multiset), resources already stored before staging
+ * updated in place, resources moving between patients with and without lastUpdated.
+ */
+static void test_staged_merge_equals_puts(void **state)
+{
+    struct fx *fx = *state;
+    struct mix *m = calloc(1, sizeof(*m));
+    struct patient_log *merged = calloc(1, sizeof(*merged));
+    struct patient_log *put = calloc(1, sizeof(*put));
+    char *dir1 = pwt_mkdtemp();
+    struct pw_store *one = open_store(dir1, 0);
+    const size_t direct = 150; /* put directly in both stores before staging the rest */
+    size_t n = 0;
+    bool changed = false;
+
+    make_mix(m);
+    fx->st = open_store(fx->dir, 0);
+    for (size_t i = 0; i < MIX_COPIES; i++) {
+        assert_int_equal(pw_store_put_resource(one, &m->r[i], &changed), 0);
+        if (changed && i >= direct) {
+            log_patient(put, m->r[i].patient);
+        }
+        if (i < direct) {
+            assert_int_equal(pw_store_put_resource(fx->st, &m->r[i], NULL), 0);
+        } else {
+            assert_int_equal(pw_store_stage_resource(fx->st, &m->r[i]), 0);
+        }
+    }
+    do { /* uneven chunks: a resource's copies fall in several merges */
+        assert_int_equal(pw_store_begin(fx->st), 0);
+        assert_int_equal(pw_store_merge_staged(fx->st, 61, log_patient, merged, &n), 0);
+        assert_int_equal(pw_store_commit(fx->st), 0);
+    } while (n > 0);
+    pw_store_close(one);
+
+    char *want = dump_resources(dir1);
+    char *got = dump_resources(fx->dir);
+    assert_string_equal(got, want);
+    assert_true(strlen(want) > 1000);
+    assert_int_equal(merged->n, put->n);
+    qsort(merged->v, merged->n, sizeof(merged->v[0]), cmp_patient);
+    qsort(put->v, put->n, sizeof(put->v[0]), cmp_patient);
+    for (size_t i = 0; i < put->n; i++) {
+        assert_string_equal(merged->v[i], put->v[i]);
+    }
+    assert_int_equal(count_rows(fx->dir, "staged"), 0);
+    free(want);
+    free(got);
+    pwt_rmtree(dir1);
+    free(dir1);
+    free(m);
+    free(merged);
+    free(put);
+}
+
 static void test_meta_and_cursor_reset(void **state)
 {
     struct fx *fx = *state;
@@ -748,6 +889,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nested_begin_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resource_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_staged_merge_is_put_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_staged_merge_equals_puts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_meta_and_cursor_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patients_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flag_map, setup, teardown),
