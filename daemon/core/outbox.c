@@ -25,7 +25,8 @@
 #include "painwatch/sync.h"
 #include "painwatch/timeline.h"
 
-#define DUE_BATCH 16
+/* Due rows read per scan: the rows in flight may be among them, so at least inflight_max. */
+#define DUE_BATCH PW_OUTBOX_INFLIGHT_MAX
 
 enum step {
     STEP_SEARCH, /* Flag?identifier=system|key */
@@ -1197,22 +1198,25 @@ static void scan(struct pw_outbox *ob)
         schedule(ob, ob->conf.scan_ms < 1000 ? ob->conf.scan_ms : 1000);
         return;
     }
-    /* Settled jobs are in flight until saved below, but wait on nothing: they leave room. */
+    /*
+     * One transaction for the scan: first the rows of the deliveries settled since the last one
+     * (so that the due rows read next are past them: unsaved, they would fill the read), then the
+     * marks (attempts, unknown) of the rows started here, whose requests are sent once it
+     * committed (send_held).
+     */
+    int txn = ob->settled ? settle_begin(ob, &list) : PW_EINVAL;
+    /* Settled jobs stay in flight until settle_end(), but wait on nothing: they leave room. */
     unsigned busy = ob->inflight - ob->nsettled;
     room = ob->conf.inflight_max > busy ? ob->conf.inflight_max - busy : 0;
     if (room > 0 &&
         pw_store_outbox_due(ob->conf.store, now_ms(ob), ids,
-                            room + ob->inflight < DUE_BATCH ? room + ob->inflight : DUE_BATCH,
-                            &n) != 0) {
+                            room + busy < DUE_BATCH ? room + busy : DUE_BATCH, &n) != 0) {
         n = 0; /* the settled rows are saved all the same; the scan is tried again later */
         due_failed = true;
     }
-    /*
-     * One transaction for the scan: the rows of the deliveries settled since the last one, and
-     * the marks (attempts, unknown) of the rows started here, whose requests are sent once it
-     * committed (send_held).
-     */
-    int txn = ob->settled || n > 0 ? settle_begin(ob, &list) : PW_EINVAL;
+    if (txn != 0 && n > 0) {
+        txn = pw_store_begin(ob->conf.store);
+    }
     ob->hold = txn == 0;
     for (size_t i = 0; i < n && started < room && !ob->closing; i++) {
         if (!in_flight(ob, ids[i])) {
@@ -1284,7 +1288,8 @@ int pw_outbox_new(struct pw_outbox **out, uv_loop_t *loop, const struct pw_outbo
         conf->backoff_base_ms ? conf->backoff_base_ms : PW_OUTBOX_BACKOFF_BASE_MS;
     ob->conf.backoff_cap_ms =
         conf->backoff_cap_ms ? conf->backoff_cap_ms : PW_OUTBOX_BACKOFF_CAP_MS;
-    ob->conf.inflight_max = conf->inflight_max ? conf->inflight_max : PW_OUTBOX_INFLIGHT_MAX;
+    ob->conf.inflight_max =
+        conf->inflight_max && conf->inflight_max < DUE_BATCH ? conf->inflight_max : DUE_BATCH;
     ob->conf.scan_ms = conf->scan_ms ? conf->scan_ms : PW_OUTBOX_SCAN_MS;
     ob->conf.settle_ms = conf->settle_ms ? conf->settle_ms : PW_OUTBOX_SETTLE_MS;
     ob->server = conf->server ? strdup(conf->server) : NULL;

@@ -65,7 +65,7 @@ struct pw_outbox_conf {
     void *audit_arg;
     uint64_t backoff_base_ms;   /* 0 = PW_OUTBOX_BACKOFF_BASE_MS */
     uint64_t backoff_cap_ms;    /* 0 = PW_OUTBOX_BACKOFF_CAP_MS */
-    unsigned inflight_max;      /* 0 = PW_OUTBOX_INFLIGHT_MAX */
+    unsigned inflight_max;      /* 0 (or more) = PW_OUTBOX_INFLIGHT_MAX */
     unsigned max_attempts;      /* dead-letter after this many failed attempts; 0: never give up */
     uint64_t scan_ms;           /* 0 = PW_OUTBOX_SCAN_MS */
     uint64_t settle_ms;         /* 0 = PW_OUTBOX_SETTLE_MS */

@@ -425,6 +425,43 @@ static void test_deliveries_sent_together_saved_together(void **state)
 }
 
 /*
+ * More rows due than fit in flight: once the first ones are delivered, the next scan saves them
+ * before it reads what is due, so the rest go out too and the outbox reports idle only when
+ * nothing is left (a read filled with delivered-but-unsaved rows reported "idle, rows waiting"
+ * and a --once run stopped with Flags unsent).
+ */
+static void test_more_rows_than_in_flight_all_go_out(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f[PW_OUTBOX_INFLIGHT_MAX + 4];
+    char keys[PW_OUTBOX_INFLIGHT_MAX + 4][16];
+    static const char *const rules[] = {"rescue-dose-missing", "bowel-regimen-missing",
+                                        "uncontrolled-pain", "laxative-missing"};
+    const size_t n = PW_OUTBOX_INFLIGHT_MAX + 4;
+    char hdr[512];
+
+    for (size_t i = 0; i < n; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "k-m%zu", i);
+        f[i] = finding(rules[i % 4], keys[i]);
+    }
+    pwt_responder_add(fx->srv,
+                      &(struct pwt_rule){.method = "POST",
+                                         .path = "/fhir/Flag",
+                                         .status = 201,
+                                         .headers = created_headers(hdr, sizeof(hdr), fx, "f4")});
+    assert_int_equal(plan(fx, f, n), n);
+    fx->settle_ms = 60000; /* each wave is saved in one scan, once all of it has settled */
+    fx->scan_ms = 60000;
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    assert_int_equal(fx->idles_pending, 0); /* never idle with rows left */
+    assert_int_equal(pwt_responder_count(fx->srv), n);
+    for (int64_t id = 1; id <= (int64_t)n; id++) {
+        expect_row(fx, id, PW_OUTBOX_DONE, 201);
+    }
+}
+
+/*
  * Saving together never waits for long: with one request never answered, the other's delivery
  * is saved within the settle window while the slow one is still in flight.
  */
@@ -909,6 +946,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deliveries_sent_together_saved_together, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_slow_response_holds_back_no_delivery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_more_rows_than_in_flight_all_go_out, setup, teardown),
         cmocka_unit_test(test_backoff_and_retry_after),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
