@@ -363,20 +363,27 @@ static void test_marks_survive_an_evaluation_between_pages(void **state)
     assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), 1);
 }
 
-/* More patients due than one chunk: every one is evaluated, once. */
-static void test_many_due_patients_in_chunks(void **state)
+/* @p n patients due at the dose change, the clock an hour later. */
+static void schedule_patients(struct fixture *fx, int n)
 {
-    struct fixture *fx = *state;
     char patient[32];
-    size_t n = 0;
 
     assert_int_equal(pw_store_begin(fx->store), 0);
-    for (int i = 0; i < 600; i++) {
+    for (int i = 0; i < n; i++) {
         snprintf(patient, sizeof(patient), "Patient/q%d", i);
         assert_int_equal(pw_store_patient_schedule(fx->store, patient, fx->t0_ms / 1000), 0);
     }
     assert_int_equal(pw_store_commit(fx->store), 0);
     clock_now_ms = fx->t0_ms + HOUR_MS;
+}
+
+/* More patients due than one chunk: every one is evaluated, once. */
+static void test_many_due_patients_in_chunks(void **state)
+{
+    struct fixture *fx = *state;
+    size_t n = 0;
+
+    schedule_patients(fx, 600);
     assert_int_equal(pw_pipeline_reevaluate_due(fx->pipeline, &n), 0);
     assert_int_equal(n, 600);
     assert_int_equal(pw_pipeline_reevaluate_due(fx->pipeline, &n), 0);
@@ -390,7 +397,6 @@ static void test_many_due_patients_in_chunks(void **state)
 static void test_owner_evaluates_a_batch_per_step(void **state)
 {
     struct fixture *fx = *state;
-    char patient[32];
     size_t n = 0;
     size_t total = 0;
     int steps = 0;
@@ -398,13 +404,7 @@ static void test_owner_evaluates_a_batch_per_step(void **state)
 
     fx->owner_evaluates = true;
     restart_with(fx, "cdc2022");
-    assert_int_equal(pw_store_begin(fx->store), 0);
-    for (int i = 0; i < 600; i++) {
-        snprintf(patient, sizeof(patient), "Patient/q%d", i);
-        assert_int_equal(pw_store_patient_schedule(fx->store, patient, fx->t0_ms / 1000), 0);
-    }
-    assert_int_equal(pw_store_commit(fx->store), 0);
-    clock_now_ms = fx->t0_ms + HOUR_MS;
+    schedule_patients(fx, 600);
     fx->consumer.on_cycle_end(fx->consumer.arg, "ehr", 0);
     assert_int_equal(fx->due_calls, 1);
     struct pw_pipeline_stats ps;
