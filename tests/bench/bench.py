@@ -34,12 +34,29 @@ def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+def free_port(prefer=0):
+    """An unused loopback port: @prefer when it is free (the port generated pages were written
+    for: their next links carry it, so --reuse can keep them), else any."""
+    for want in ((prefer, 0) if prefer else (0,)):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", want))
+            return s.getsockname()[1]
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise SystemExit("no free loopback port")
+
+
+def reused_port(a, n):
+    """The port of an earlier population of @n patients (its meta.json), 0 without --reuse."""
+    try:
+        with open(os.path.join(a.work, f"data-{n}", "meta.json")) as f:
+            base = json.load(f).get("base", "")
+        return int(base.rsplit(":", 1)[1]) if a.reuse else 0
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def kill_children():
@@ -335,7 +352,8 @@ def generate(a, n, data, base, counts="100,1000"):
     if os.path.exists(os.path.join(data, "meta.json")) and a.reuse:
         with open(os.path.join(data, "meta.json")) as f:
             meta = json.load(f)
-        if meta.get("base") == base:
+        if meta.get("base") == base and meta.get("counts") == counts:
+            log(f"{n} patients: reusing {data}")
             return meta
     shutil.rmtree(data, ignore_errors=True)
     t = time.time()
@@ -344,10 +362,14 @@ def generate(a, n, data, base, counts="100,1000"):
                           "--out", data], capture_output=True, text=True, check=True)
     meta = json.loads(out.stdout)
     meta["base"] = base
+    meta["counts"] = counts
     shutil.copy(os.path.join(HERE, "metadata.json"), data)
     os.makedirs(os.path.join(data, "delta"), exist_ok=True)
     for typ in ("Observation", "MedicationRequest"):
         write_bundle(os.path.join(data, "delta", f"{typ}-1.json"), [])
+    # What --reuse compares: the pages' next links carry the base, and the page sizes made.
+    with open(os.path.join(data, "meta.json"), "w") as f:
+        json.dump(meta, f)
     log(f"generated {n} patients in {time.time() - t:.1f} s: {json.dumps(meta)}")
     return meta
 
@@ -795,7 +817,7 @@ def main():
     sizes = [int(x) for x in a.patients.split(",")]
     if a.smoke:
         sizes = sizes[:1]
-    port = free_port()
+    port = free_port(reused_port(a, sizes[0]))
     r = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
          "runs": {}, "all_runs": [], "scaling": []}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
