@@ -60,6 +60,14 @@ static const char *const migrations[] = {
     "CREATE TABLE staged(seq INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL,"
     " version TEXT NOT NULL, last_updated INTEGER, patient TEXT NOT NULL, events BLOB NOT NULL,"
     " norm TEXT NOT NULL);",
+    /* 5 -> 6: a resource filed under another patient (a chart correction) makes the patient it
+     * left due at once, so that patient's Flags built on it are reconciled too (put and merge
+     * alike: both update the row). */
+    "CREATE TRIGGER resource_moved AFTER UPDATE OF patient ON resource"
+    " WHEN old.patient IS NOT new.patient BEGIN"
+    " DELETE FROM patient WHERE patient = old.patient;"
+    " INSERT INTO patient(patient, next_eval) VALUES(old.patient, 0);"
+    " END;",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == PW_STORE_SCHEMA_VERSION,
                "one migration per schema version");

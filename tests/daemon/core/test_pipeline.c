@@ -363,6 +363,58 @@ static void test_marks_survive_an_evaluation_between_pages(void **state)
     assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), 1);
 }
 
+struct moved_count {
+    long resolved_p1;
+    long created_p2;
+};
+
+static int count_moved(void *arg, const struct pw_outbox_row *row)
+{
+    struct moved_count *c = arg;
+
+    if (strcmp(row->rule, "rescue-dose-missing") == 0) {
+        c->resolved_p1 += row->op == PW_OUTBOX_RESOLVE && strcmp(row->patient, "Patient/p1") == 0;
+        c->created_p2 += row->op == PW_OUTBOX_CREATE && strcmp(row->patient, "Patient/p2") == 0;
+    }
+    return 0;
+}
+
+/*
+ * A chart correction: the opioid order is filed again under another patient. The first
+ * patient, whose Flag rested on it, is evaluated too and its Flag resolved (the store makes
+ * a patient a resource leaves due); the second gets the Flag.
+ */
+static void test_order_moved_to_another_patient(void **state)
+{
+    struct fixture *fx = *state;
+    struct pw_sync_source src = {
+        .server = "ehr", .type = "MedicationRequest", .key = "ehr/MedicationRequest/-"};
+    struct moved_count c = {0};
+    json_t *page = page_resources();
+
+    clock_now_ms = fx->t0_ms + HOUR_MS;
+    fx->consumer.on_page(fx->consumer.arg, &src, page, NULL, on_page_done, NULL);
+    fx->consumer.on_cycle_end(fx->consumer.arg, "ehr", 0);
+    assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), 1);
+
+    json_t *orig = page_resources();
+    json_t *moved = json_deep_copy(json_array_get(orig, 1));
+    json_decref(orig);
+    json_object_set_new(json_object_get(moved, "meta"), "versionId", json_string("2"));
+    json_object_set_new(json_object_get(moved, "meta"), "lastUpdated",
+                        json_string("2026-03-02T09:00:00Z"));
+    json_object_set_new(json_object_get(moved, "subject"), "reference", json_string("Patient/p2"));
+    json_t *page2 = json_array();
+    json_array_append_new(page2, moved);
+    page_done_calls = 0;
+    fx->consumer.on_page(fx->consumer.arg, &src, page2, NULL, on_page_done, NULL);
+    assert_int_equal(page_err, 0);
+    fx->consumer.on_cycle_end(fx->consumer.arg, "ehr", 0);
+    assert_int_equal(pw_store_outbox_list(fx->store, -1, count_moved, &c), 0);
+    assert_int_equal(c.resolved_p1, 1);
+    assert_int_equal(c.created_p2, 1);
+}
+
 /* @p n patients due at the dose change, the clock an hour later. */
 static void schedule_patients(struct fixture *fx, int n)
 {
@@ -472,6 +524,7 @@ int main(void)
         BOTH(test_legacy_rows_still_evaluate),
         BOTH(test_many_due_patients_in_chunks),
         BOTH(test_owner_evaluates_a_batch_per_step),
+        BOTH(test_order_moved_to_another_patient),
         BOTH(test_marks_survive_an_evaluation_between_pages),
         BOTH(test_staged_pages_survive_a_restart),
     };

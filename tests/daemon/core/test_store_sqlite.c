@@ -314,6 +314,8 @@ static void test_nested_begin_refused(void **state)
     assert_int_equal(pw_store_commit(fx->st), PW_EINVAL);
 }
 
+static int collect_patient(void *arg, const char *patient);
+
 static void test_resource_versions(void **state)
 {
     struct fx *fx = *state;
@@ -352,10 +354,17 @@ static void test_resource_versions(void **state)
     assert_int_equal(c.n, 1);
     assert_string_equal(c.json[0], "{\"v\":\"3b\"}");
     assert_string_equal(c.norm[0], "n2");
-    /* A new version filed under another patient (a chart correction) leaves the first. */
+    /* A new version filed under another patient (a chart correction) leaves the first, which
+     * becomes due at once (its Flags may rest on it); nobody was due before. */
+    struct collected due = {0};
+    assert_int_equal(pw_store_patients_due(fx->st, 0, 0, collect_patient, &due), 0);
+    assert_int_equal(due.n, 0);
     struct pw_store_resource moved = res("o1", "4", 400, "Patient/2", "{\"v\":4}");
     assert_int_equal(pw_store_put_resource(fx->st, &moved, &changed), 0);
     assert_true(changed);
+    assert_int_equal(pw_store_patients_due(fx->st, 0, 0, collect_patient, &due), 0);
+    assert_int_equal(due.n, 1);
+    assert_string_equal(due.ids[0], "Patient/1");
     memset(&c, 0, sizeof(c));
     assert_int_equal(pw_store_load_patient(fx->st, "Patient/1", collect_res, &c), 0);
     assert_int_equal(c.n, 0);
