@@ -220,19 +220,27 @@ static const char *created_headers(char *buf, size_t cap, const struct fx *fx, c
     return buf;
 }
 
-static void test_create_201_then_restart_writes_nothing(void **state)
+/* POST Flag is answered 201 Created as Flag/@p id (@p times answers, 0: every one). */
+static void answer_created(struct fx *fx, const char *id, unsigned times)
 {
-    struct fx *fx = *state;
-    struct pw_finding f = finding("rescue-dose-out-of-range", "k-create");
     char hdr[512];
-    const struct pwt_request *req;
-    json_t *body;
 
     pwt_responder_add(fx->srv,
                       &(struct pwt_rule){.method = "POST",
                                          .path = "/fhir/Flag",
+                                         .times = times,
                                          .status = 201,
-                                         .headers = created_headers(hdr, sizeof(hdr), fx, "f1")});
+                                         .headers = created_headers(hdr, sizeof(hdr), fx, id)});
+}
+
+static void test_create_201_then_restart_writes_nothing(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("rescue-dose-out-of-range", "k-create");
+    const struct pwt_request *req;
+    json_t *body;
+
+    answer_created(fx, "f1", 0);
     assert_int_equal(plan(fx, &f, 1), 1);
     start_outbox(fx, false);
     run_until_idle(fx);
@@ -264,18 +272,13 @@ static void test_503_retry_after_then_201(void **state)
 {
     struct fx *fx = *state;
     struct pw_finding f = finding("laxative-missing", "k-503");
-    char hdr[512];
 
     pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST",
                                                   .path = "/fhir/Flag",
                                                   .times = 1,
                                                   .status = 503,
                                                   .headers = "Retry-After: 120\n"});
-    pwt_responder_add(fx->srv,
-                      &(struct pwt_rule){.method = "POST",
-                                         .path = "/fhir/Flag",
-                                         .status = 201,
-                                         .headers = created_headers(hdr, sizeof(hdr), fx, "f2")});
+    answer_created(fx, "f2", 0);
     plan(fx, &f, 1);
     start_outbox(fx, false);
     run_until_idle(fx);
@@ -327,13 +330,8 @@ static void test_unmarked_attempt_is_not_sent(void **state)
 {
     struct fx *fx = *state;
     struct pw_finding f = finding("rescue-dose-missing", "k-unmarked");
-    char hdr[512];
 
-    pwt_responder_add(fx->srv,
-                      &(struct pwt_rule){.method = "POST",
-                                         .path = "/fhir/Flag",
-                                         .status = 201,
-                                         .headers = created_headers(hdr, sizeof(hdr), fx, "f9")});
+    answer_created(fx, "f9", 0);
     assert_int_equal(plan(fx, &f, 1), 1);
     arm_commit_failure(fx, 1);
     start_outbox(fx, false);
@@ -365,13 +363,8 @@ static void test_settled_rows_saved_one_by_one_when_the_batch_fails(void **state
     struct pw_finding f[2] = {finding("rescue-dose-missing", "k-s1"),
                               finding("bowel-regimen-missing", "k-s2")};
     struct pw_outbox_stats stats;
-    char hdr[512];
 
-    pwt_responder_add(fx->srv,
-                      &(struct pwt_rule){.method = "POST",
-                                         .path = "/fhir/Flag",
-                                         .status = 201,
-                                         .headers = created_headers(hdr, sizeof(hdr), fx, "f7")});
+    answer_created(fx, "f7", 0);
     assert_int_equal(plan(fx, f, 2), 2);
     /* Commit 1: the scan's marks of both rows; commit 2: the first save of settled rows. */
     arm_commit_failure(fx, 2);
@@ -438,17 +431,12 @@ static void test_more_rows_than_in_flight_all_go_out(void **state)
     static const char *const rules[] = {"rescue-dose-missing", "bowel-regimen-missing",
                                         "uncontrolled-pain", "laxative-missing"};
     const size_t n = PW_OUTBOX_INFLIGHT_MAX + 4;
-    char hdr[512];
 
     for (size_t i = 0; i < n; i++) {
         snprintf(keys[i], sizeof(keys[i]), "k-m%zu", i);
         f[i] = finding(rules[i % 4], keys[i]);
     }
-    pwt_responder_add(fx->srv,
-                      &(struct pwt_rule){.method = "POST",
-                                         .path = "/fhir/Flag",
-                                         .status = 201,
-                                         .headers = created_headers(hdr, sizeof(hdr), fx, "f4")});
+    answer_created(fx, "f4", 0);
     assert_int_equal(plan(fx, f, n), n);
     fx->settle_ms = 60000; /* each wave is saved in one scan, once all of it has settled */
     fx->scan_ms = 60000;
@@ -472,14 +460,8 @@ static void test_slow_response_holds_back_no_delivery(void **state)
                               finding("bowel-regimen-missing", "k-w2")};
     struct pw_outbox_stats stats;
     struct pw_outbox_row row = {0};
-    char hdr[512];
 
-    pwt_responder_add(fx->srv,
-                      &(struct pwt_rule){.method = "POST",
-                                         .path = "/fhir/Flag",
-                                         .times = 1,
-                                         .status = 201,
-                                         .headers = created_headers(hdr, sizeof(hdr), fx, "f6")});
+    answer_created(fx, "f6", 1);
     pwt_responder_add(
         fx->srv, &(struct pwt_rule){.method = "POST", .path = "/fhir/Flag", .never_answer = true});
     assert_int_equal(plan(fx, f, 2), 2);
