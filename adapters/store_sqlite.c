@@ -425,11 +425,13 @@ static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
 /*
  * Before SQLite's first use in the process (the first store opened, before other threads use
  * SQLite): no memory statistics, nothing reads them, and keeping them takes a global mutex
- * around every SQLite malloc and free. Already initialized (SQLITE_MISUSE): left as it is.
+ * around every SQLite malloc and free; statement journals in memory up to
+ * PW_STORE_STMT_JOURNAL_KIB (limits.h). Already initialized (SQLITE_MISUSE): left as it is.
  */
 static void sqlite_setup(void)
 {
     (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, PW_STORE_STMT_JOURNAL_KIB * 1024);
 }
 
 static int sq_open(struct pw_store *st, const struct pw_store_opts *opts)
