@@ -68,6 +68,10 @@ static const char *const migrations[] = {
     " DELETE FROM patient WHERE patient = old.patient;"
     " INSERT INTO patient(patient, next_eval) VALUES(old.patient, 0);"
     " END;",
+    /* 6 -> 7: due patients come out of the index in (next_eval, patient) order. Before, every
+     * read of a batch sorted all patients due (100,000 patients: 390 batches x 100,000 rows). */
+    "DROP INDEX patient_due;"
+    "CREATE INDEX patient_due ON patient(next_eval, patient);",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == PW_STORE_SCHEMA_VERSION,
                "one migration per schema version");

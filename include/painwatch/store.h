@@ -233,7 +233,7 @@ void pw_store_release_memory(struct pw_store *st);
 int pw_store_schema_version(struct pw_store *st, int *out);
 
 /** Latest schema version this build knows. */
-#define PW_STORE_SCHEMA_VERSION 6
+#define PW_STORE_SCHEMA_VERSION 7
 
 /**
  * Start a transaction. Transactions do not nest (PW_EINVAL). Everything written until

@@ -83,6 +83,27 @@ static int count_rows(const char *dir, const char *table)
     return n;
 }
 
+/* Whether SQLite's plan for @p sql on the store in @p dir sorts in a temporary b-tree. */
+static bool plan_sorts(const char *dir, const char *sql)
+{
+    char path[4096];
+    char explain[512];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    bool sorts = false;
+
+    snprintf(path, sizeof(path), "%s/painwatch.db", dir);
+    snprintf(explain, sizeof(explain), "EXPLAIN QUERY PLAN %s", sql);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, explain, -1, &q, NULL), SQLITE_OK);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        sorts = sorts || strstr((const char *)sqlite3_column_text(q, 3), "TEMP B-TREE") != NULL;
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return sorts;
+}
+
 static struct pw_outbox_row row_for(const char *key, enum pw_outbox_op op, int64_t next_try)
 {
     struct pw_outbox_row row = {.op = op, .state = PW_OUTBOX_PENDING, .next_try = next_try};
@@ -661,6 +682,10 @@ static void test_patients_due(void **state)
     assert_string_equal(c.ids[0], "Patient/b");
     assert_string_equal(c.ids[1], "Patient/late");
     assert_string_equal(c.ids[2], "Patient/new");
+    /* Each batch is read from the index in order, not sorted out of every patient due (the
+     * query of S_PATIENT_DUE; schema 7). */
+    assert_false(plan_sorts(fx->dir, "SELECT patient FROM patient WHERE next_eval <= 1"
+                                     " ORDER BY next_eval, patient LIMIT 256"));
 }
 
 static void test_flag_map(void **state)
