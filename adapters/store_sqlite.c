@@ -97,8 +97,10 @@ enum stmt {
     S_STAGE_INS,
     S_STAGE_FIRST,
     S_STAGE_CHUNK,
+    S_STAGE_CHUNK_FAST,
     S_STAGE_DEL,
     S_SIZE,
+    S_RES_COUNT,
     S_PATIENT_SET,
     S_PATIENT_DEL,
     S_PATIENT_DUE_BY,
@@ -155,13 +157,19 @@ static const char *const stmt_sql[S_COUNT] = {
      * in the rows themselves (appended in this order, a patient's rows share pages for its next
      * evaluation); (type, id) stays random, one index of two. The copies of one resource must
      * stay together and in staging order even when they name different patients (a chart
-     * correction): they sort under one patient of theirs.
+     * correction): they sort under one patient of theirs. That takes a second sort of the
+     * chunk; S_STAGE_CHUNK_FAST sorts once, in the same order whenever no copy names another
+     * patient than the one stored (sq_merge_staged).
      */
     [S_STAGE_CHUNK] = "SELECT " RESOURCE_COLS " FROM"
                       " (SELECT *, min(patient) OVER (PARTITION BY type, id) AS grp"
                       " FROM staged WHERE seq < ?1) ORDER BY grp, type, id, seq",
+    [S_STAGE_CHUNK_FAST] = "SELECT " RESOURCE_COLS " FROM staged WHERE seq < ?1"
+                           " ORDER BY patient, type, id, seq",
     [S_STAGE_DEL] = "DELETE FROM staged WHERE seq < ?1",
     [S_SIZE] = "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+    /* Resources are never deleted, so the last rowid is their number (one b-tree descent). */
+    [S_RES_COUNT] = "SELECT max(rowid) FROM resource",
     [S_PATIENT_SET] = "INSERT INTO patient(patient, next_eval) VALUES(?1, ?2)"
                       " ON CONFLICT(patient) DO UPDATE SET next_eval = ?2",
     [S_PATIENT_DEL] = "DELETE FROM patient WHERE patient = ?1",
@@ -203,6 +211,7 @@ struct sq {
     sqlite3 *db;
     char path[4096];
     sqlite3_stmt *stmt[S_COUNT];
+    int64_t exact_from; /* first staged seq of a chunk to merge in staging order; 0: none */
 };
 
 static struct sq *sq_of(struct pw_store *st)
@@ -692,61 +701,98 @@ static int sq_stage_resource(struct pw_store *st, const struct pw_store_resource
     return q ? run(sq, q, "resource stage") : err;
 }
 
-/* The end (exclusive) of the oldest chunk of about @p max staged rows; 0 when none. */
-static int stage_bound(struct sq *sq, size_t max, int64_t *bound)
+/* The first staged seq and the end (exclusive) of the oldest chunk of about @p max staged rows;
+ * 0 when none. */
+static int stage_bound(struct sq *sq, size_t max, int64_t *first, int64_t *bound)
 {
-    int64_t first = 0;
-    int err = one_int64(sq, S_STAGE_FIRST, &first, "stage bound");
+    int err = one_int64(sq, S_STAGE_FIRST, first, "stage bound");
 
     *bound = 0;
     if (err == 0) {
         /* seq grows by one per row (rolled-back gaps only make a chunk smaller). */
-        *bound = first > INT64_MAX - (int64_t)max ? INT64_MAX : first + (int64_t)max;
+        *bound = *first > INT64_MAX - (int64_t)max ? INT64_MAX : *first + (int64_t)max;
     }
     return err == PW_ENOENT ? 0 : err;
 }
 
 /*
- * The copies of one resource come together in the order they were staged, so put_resource's
- * rules (the same version again changes nothing, an older copy never replaces a newer one)
- * decide as if each had been put when it arrived; copies of different resources are
- * independent, so their order is free (S_STAGE_CHUNK).
+ * Apply the staged rows below @p bound in the order of @p s. With @p moved, stop at a copy that
+ * filed its resource under another patient (the resource_moved trigger ran: a statement's
+ * changes exclude its trigger's, the connection's total does not) and set *moved.
  */
-static int sq_merge_staged(struct pw_store *st, size_t max, pw_store_patient_fn *fn, void *arg,
-                           size_t *n_out)
+static int merge_pass(struct pw_store *st, enum stmt s, int64_t bound, pw_store_patient_fn *fn,
+                      void *arg, size_t *n_out, bool *moved)
 {
     struct sq *sq = sq_of(st);
-    int64_t bound = 0;
-    int err = stage_bound(sq, max ? max : SIZE_MAX / 2, &bound);
-    sqlite3_stmt *q;
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, s, &err);
     int rc = SQLITE_DONE;
 
     *n_out = 0;
-    if (err || bound == 0) {
-        return err;
-    }
-    q = stmt(sq, S_STAGE_CHUNK, &err);
     if (!q) {
         return err;
     }
     sqlite3_bind_int64(q, 1, bound);
     while (!err && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         struct pw_store_resource r = col_resource(q);
+        sqlite3_int64 before = sqlite3_total_changes64(sq->db);
         bool changed = false;
 
         if (!r.events) {
             r.events = ""; /* an empty blob reads back as NULL */
         }
         err = sq_put_resource(st, &r, &changed);
+        if (!err && moved && sqlite3_total_changes64(sq->db) - before > sqlite3_changes64(sq->db)) {
+            *moved = true;
+            break;
+        }
         if (!err && changed && fn) {
             err = fn(arg, r.patient);
         }
         (*n_out)++;
     }
-    if (!err && rc != SQLITE_DONE) {
+    if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW) {
         err = fail(sq, rc, "stage merge");
     }
     sqlite3_reset(q);
+    return err;
+}
+
+/*
+ * The copies of one resource come together in the order they were staged, so put_resource's
+ * rules (the same version again changes nothing, an older copy never replaces a newer one)
+ * decide as if each had been put when it arrived; copies of different resources are
+ * independent, so their order is free. In patient order the copies of a resource stay together
+ * unless they name different patients, and then one of them moves it between patients, which
+ * stored resources do only on a chart correction. So a chunk is merged in that order (one
+ * sort) until a copy moves its resource; then the merge is cancelled, and the caller's next
+ * call merges the same chunk grouping each resource's copies (S_STAGE_CHUNK, two sorts).
+ */
+static int sq_merge_staged(struct pw_store *st, size_t max, pw_store_patient_fn *fn, void *arg,
+                           size_t *n_out)
+{
+    struct sq *sq = sq_of(st);
+    int64_t first = 0;
+    int64_t bound = 0;
+    int err = stage_bound(sq, max ? max : SIZE_MAX / 2, &first, &bound);
+    bool exact;
+    bool moved = false;
+    sqlite3_stmt *q;
+
+    *n_out = 0;
+    if (err || bound == 0) {
+        return err;
+    }
+    exact = first == sq->exact_from;
+    err = merge_pass(st, exact ? S_STAGE_CHUNK : S_STAGE_CHUNK_FAST, bound, fn, arg, n_out,
+                     exact ? NULL : &moved);
+    if (!err && moved) {
+        sq->exact_from = first;
+        return PW_ECANCELED;
+    }
+    if (!err && exact) {
+        sq->exact_from = 0; /* were this rolled back, the fast pass would cancel again */
+    }
     if (!err) {
         q = stmt(sq, S_STAGE_DEL, &err);
         if (q) {
@@ -761,6 +807,15 @@ static int sq_size_bytes(struct pw_store *st, uint64_t *out)
 {
     int64_t v = 0;
     int err = one_int64(sq_of(st), S_SIZE, &v, "size");
+
+    *out = v > 0 ? (uint64_t)v : 0;
+    return err == PW_ENOENT ? 0 : err;
+}
+
+static int sq_resource_count(struct pw_store *st, uint64_t *out)
+{
+    int64_t v = 0;
+    int err = one_int64(sq_of(st), S_RES_COUNT, &v, "resource count");
 
     *out = v > 0 ? (uint64_t)v : 0;
     return err == PW_ENOENT ? 0 : err;
@@ -1201,6 +1256,7 @@ const struct pw_store_ops pw_store_sqlite = {
     .stage_resource = sq_stage_resource,
     .merge_staged = sq_merge_staged,
     .size_bytes = sq_size_bytes,
+    .resource_count = sq_resource_count,
     .load_patient = sq_load_patient,
     .patient_schedule = sq_patient_schedule,
     .patient_due_by = sq_patient_due_by,

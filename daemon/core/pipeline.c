@@ -53,13 +53,19 @@
 #define PIPELINE_STAGE_FROM_BYTES (UINT64_C(8) << 20)
 
 /*
- * Staged resources merged per transaction. Larger merges rewrite each random (type, id) index
- * leaf fewer times; SQLite's sorter spills past its cache, so memory does not grow with it, but
- * the WAL holds the transaction (tens of MB at 100,000 patients until the checkpoint). Measured
- * --once: 10,000 patients 3.4-3.8 -> 3.1-3.2 CPU-s, 100,000 patients 65 -> 57 s wall from
- * 32768 to 131072; peak RSS unchanged (31 / 32 MB).
+ * When pages have staged as many resources as the store holds (at least PIPELINE_MERGE_MIN, at
+ * most PIPELINE_MERGE_MAX) they are merged, one transaction per PIPELINE_MERGE_MAX. A merge
+ * rewrites every index leaf its sorted rows land in, and a server-wide page spreads over every
+ * patient, so a merge costs about the store's size: merging at a fixed count made a catch-up
+ * quadratic (100,000 patients: 8 merges of 131,072, each rewriting nearly the whole store),
+ * merging at the store's size keeps the rewrites to a constant factor of what is stored. The
+ * upper bound caps how long one merge holds the loop (~5 s at 100,000 patients). SQLite's
+ * sorter spills past its cache, so memory does not grow with a merge; the WAL holds it until
+ * its checkpoint. Measured --once, 100,000 patients: one merge instead of eight of 131,072,
+ * 33-35 -> 28-33 CPU-s, 41-42 -> 33-40 s wall, peak RSS 32 -> 28 MB.
  */
-#define PIPELINE_MERGE_ROWS 131072
+#define PIPELINE_MERGE_MIN 131072
+#define PIPELINE_MERGE_MAX 524288
 
 /* The meta key under which the store remembers the normalization its events were derived by. */
 #define PIPELINE_META_NORM "events-norm"
@@ -77,6 +83,7 @@ struct pw_pipeline {
     json_t *marked;
     bool staging;       /* pages are staged for a sorted merge (the store outgrew its cache) */
     size_t staged;      /* resources staged by committed pages and not merged yet */
+    size_t merge_at;    /* staged resources that start a merge (from the store's size) */
     size_t page_staged; /* resources staged by the page being stored */
     struct pw_timeline scratch; /* one resource's events while a page is stored */
     struct pw_bytes enc;        /* their encoding */
@@ -184,6 +191,7 @@ int pw_pipeline_new(struct pw_pipeline **out, const struct pw_pipeline_conf *con
     }
     pw_timeline_init(&p->scratch, NULL);
     p->marked = json_object();
+    p->merge_at = PIPELINE_MERGE_MIN;
     rc = !p->marked     ? PW_ENOMEM
          : p->conf.norm ? pw_norm_ctx_digest(p->conf.norm, p->norm)
                         : PW_EINVAL;
@@ -601,6 +609,19 @@ static int on_merged(void *arg, const char *patient)
     return pw_store_patient_due_by(m->p->conf.store, patient, m->now_s);
 }
 
+/* The next merge starts once pages staged as many resources as are stored (PIPELINE_MERGE_*). */
+static void merge_threshold(struct pw_pipeline *p)
+{
+    uint64_t stored = 0;
+
+    if (pw_store_resource_count(p->conf.store, &stored) < 0) {
+        stored = 0; /* logged by the store; the smallest merges are always right, only slower */
+    }
+    p->merge_at = stored < PIPELINE_MERGE_MIN   ? PIPELINE_MERGE_MIN
+                  : stored > PIPELINE_MERGE_MAX ? PIPELINE_MERGE_MAX
+                                                : (size_t)stored;
+}
+
 /*
  * Merge every staged resource, a chunk per transaction, marking the patients whose stored
  * resources changed (as a page does when it puts them). A failed chunk rolls back whole and
@@ -610,6 +631,7 @@ static int merge_staged(struct pw_pipeline *p)
 {
     size_t n = 1;
     size_t total = 0;
+    bool cancelled = false;
     int rc = 0;
 
     while (n > 0) {
@@ -619,15 +641,21 @@ static int merge_staged(struct pw_pipeline *p)
         if (rc < 0) {
             break;
         }
-        rc = pw_store_merge_staged(p->conf.store, PIPELINE_MERGE_ROWS, on_merged, &m, &n);
+        rc = pw_store_merge_staged(p->conf.store, PIPELINE_MERGE_MAX, on_merged, &m, &n);
         if (rc == 0) {
             rc = pw_store_commit(p->conf.store);
         } else {
             pw_store_rollback(p->conf.store);
         }
+        if (rc == PW_ECANCELED && !cancelled) {
+            cancelled = true; /* a chart correction in the chunk: merged again in staging order */
+            n = 1;
+            continue;
+        }
         if (rc < 0) {
             break;
         }
+        cancelled = false;
         total += n;
     }
     if (rc < 0) {
@@ -639,6 +667,7 @@ static int merge_staged(struct pw_pipeline *p)
     if (total > 0) {
         pw_log_debug(STORE, "%zu staged resource(s) merged", total);
     }
+    merge_threshold(p);
     return 0;
 }
 
@@ -770,7 +799,7 @@ static int process_page(struct pw_pipeline *p, const struct pw_sync_source *src,
         /* The page's records overflow one audit batch (PW_AUDIT_BATCH_MAX): one fsync each. */
         rc = process_page_once(p, src, resources, cursor, false);
     }
-    if (rc == 0 && p->staged >= PIPELINE_MERGE_ROWS) {
+    if (rc == 0 && p->staged >= p->merge_at) {
         /* The page is committed whatever the merge does: staged rows wait for the next one. */
         merge_staged(p);
     }

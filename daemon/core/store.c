@@ -267,6 +267,11 @@ int pw_store_size_bytes(struct pw_store *st, uint64_t *out)
     return st->ops->size_bytes(st, out);
 }
 
+int pw_store_resource_count(struct pw_store *st, uint64_t *out)
+{
+    return st->ops->resource_count(st, out);
+}
+
 int pw_store_load_patient(struct pw_store *st, const char *patient, pw_store_resource_fn *fn,
                           void *arg)
 {

@@ -172,6 +172,7 @@ struct pw_store_ops {
     int (*merge_staged)(struct pw_store *st, size_t max, pw_store_patient_fn *fn, void *arg,
                         size_t *n_out);
     int (*size_bytes)(struct pw_store *st, uint64_t *out);
+    int (*resource_count)(struct pw_store *st, uint64_t *out);
     int (*load_patient)(struct pw_store *st, const char *patient, pw_store_resource_fn *fn,
                         void *arg);
     int (*patient_schedule)(struct pw_store *st, const char *patient, int64_t at);
@@ -275,12 +276,17 @@ int pw_store_stage_resource(struct pw_store *st, const struct pw_store_resource 
  * would have in the order they were staged, then forget them. @p fn (may be NULL) is called
  * with the patient of each copy that changed the store, mostly in patient order, possibly
  * repeated.
+ * @return PW_ECANCELED when copies in the chunk file one resource under different patients:
+ * roll back (the patients named by the call are void) and call again, which merges that chunk
+ * grouping each resource's copies (slower, rare: a chart correction within one merge).
  * @p n_out gets how many were applied: 0 when nothing was staged. Call inside a transaction.
  */
 int pw_store_merge_staged(struct pw_store *st, size_t max, pw_store_patient_fn *fn, void *arg,
                           size_t *n_out);
 /** Bytes the store's file occupies. @return 0 or PW_ESTORE. */
 int pw_store_size_bytes(struct pw_store *st, uint64_t *out);
+/** Resources stored (merged or put; staged ones not yet), cheaply. @return 0 or PW_ESTORE. */
+int pw_store_resource_count(struct pw_store *st, uint64_t *out);
 
 /** Walk the resources of @p patient, ordered by type then id (deterministic). */
 int pw_store_load_patient(struct pw_store *st, const char *patient, pw_store_resource_fn *fn,
