@@ -389,7 +389,8 @@ static int migrate(struct sq *sq, int target)
 }
 
 /*
- * The page cache is bounded (PW_STORE_CACHE_KIB, limits.h) and memory-mapped I/O is off
+ * Pages of PW_STORE_PAGE_BYTES; the page cache is bounded (PW_STORE_CACHE_KIB, limits.h) and
+ * memory-mapped I/O is off
  * whatever the SQLite build's default: a mapping would put the whole database file into the
  * daemon's RSS (issue 9, B3).
  * WAL lets `painwatch outbox list` read while the daemon writes. synchronous=FULL: every
@@ -405,6 +406,12 @@ static int configure(struct sq *sq, bool read_only)
 
     sqlite3_busy_timeout(sq->db, PW_STORE_BUSY_MS);
     if (!read_only) {
+        char sql[48];
+        /* A new file only (before its first table and WAL); an existing one keeps its own. */
+        snprintf(sql, sizeof(sql), "PRAGMA page_size = %d", PW_STORE_PAGE_BYTES);
+        err = exec(sq, sql, "page_size");
+    }
+    if (!err && !read_only) {
         err = exec(sq, "PRAGMA journal_mode = WAL", "journal_mode");
     }
     if (!err) {

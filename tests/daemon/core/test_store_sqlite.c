@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include "painwatch/err.h"
+#include "painwatch/limits.h"
 #include "painwatch/store.h"
 #include "painwatch/timeline.h"
 #include "support/pwtest.h"
@@ -196,6 +197,10 @@ static void test_fresh_file_is_latest_schema_in_wal(void **state)
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
+    sqlite3_finalize(q);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), PW_STORE_PAGE_BYTES);
     sqlite3_finalize(q);
     sqlite3_close(db);
 }
