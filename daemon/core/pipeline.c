@@ -38,10 +38,6 @@
  */
 #define PIPELINE_SERVERS_MAX 64
 
-/* Patients evaluated in one store transaction (and one audit batch): one fsync each instead of
- * one per patient. A failing batch is redone one patient per transaction. */
-#define PIPELINE_EVAL_BATCH 256
-
 /* Patients remembered as marked due in this cycle (~100 bytes each); past it, forgotten. */
 #define PIPELINE_MARKED_MAX 16384
 
@@ -934,10 +930,10 @@ int pw_pipeline_reevaluate_step(struct pw_pipeline *p, size_t *n_out, bool *more
     merge_staged(p);
     /* Read first: the walk must not interleave with the writes of the evaluations. Each
      * evaluation forgets its patient's mark memo (pw_pipeline_evaluate_patient). */
-    rc = pw_store_patients_due(p->conf.store, now_s, PIPELINE_EVAL_BATCH, on_due, &due);
+    rc = pw_store_patients_due(p->conf.store, now_s, PW_EVAL_BATCH, on_due, &due);
     if (rc >= 0 && due.n > 0) {
         done = evaluate_chunk(p, &due, now_s, &first);
-        *more = first == 0 && due.n == PIPELINE_EVAL_BATCH; /* a short read took the last */
+        *more = first == 0 && due.n == PW_EVAL_BATCH; /* a short read took the last */
     }
     free(due.v);
     if (n_out) {

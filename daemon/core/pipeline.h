@@ -74,7 +74,7 @@ int pw_pipeline_reevaluate_due(struct pw_pipeline *p, size_t *n_out);
 
 /**
  * One step of pw_pipeline_reevaluate_due(): merge what pages staged, then evaluate one batch
- * of due patients (PIPELINE_EVAL_BATCH, one transaction) and kick the outbox, so that its
+ * of due patients (PW_EVAL_BATCH, one transaction) and kick the outbox, so that its
  * Flags go out while the next batch is judged. @p more: patients may still be due (call
  * again); false when none is left or a batch failed (the rest waits for the next pass).
  * @return 0 or the first error.

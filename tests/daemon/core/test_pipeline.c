@@ -430,14 +430,16 @@ static void schedule_patients(struct fixture *fx, int n)
 }
 
 /* More patients due than one chunk: every one is evaluated, once. */
+#define MANY_DUE (2 * PW_EVAL_BATCH + 88)
+
 static void test_many_due_patients_in_chunks(void **state)
 {
     struct fixture *fx = *state;
     size_t n = 0;
 
-    schedule_patients(fx, 600);
+    schedule_patients(fx, MANY_DUE);
     assert_int_equal(pw_pipeline_reevaluate_due(fx->pipeline, &n), 0);
-    assert_int_equal(n, 600);
+    assert_int_equal(n, MANY_DUE);
     assert_int_equal(pw_pipeline_reevaluate_due(fx->pipeline, &n), 0);
     assert_int_equal(n, 0);
 }
@@ -456,7 +458,7 @@ static void test_owner_evaluates_a_batch_per_step(void **state)
 
     fx->owner_evaluates = true;
     restart_with(fx, "cdc2022");
-    schedule_patients(fx, 600);
+    schedule_patients(fx, MANY_DUE);
     fx->consumer.on_cycle_end(fx->consumer.arg, "ehr", 0);
     assert_int_equal(fx->due_calls, 1);
     struct pw_pipeline_stats ps;
@@ -464,13 +466,13 @@ static void test_owner_evaluates_a_batch_per_step(void **state)
     assert_int_equal(ps.patients_evaluated, 0); /* handed over, not evaluated */
     while (more) {
         assert_int_equal(pw_pipeline_reevaluate_step(fx->pipeline, &n, &more), 0);
-        assert_true(n < 600); /* a batch, never everything at once */
+        assert_true(n <= PW_EVAL_BATCH); /* a batch, never everything at once */
         total += n;
         steps++;
-        assert_true(steps <= 600);
+        assert_true(steps <= MANY_DUE);
     }
     assert_true(steps >= 3);
-    assert_int_equal(total, 600);
+    assert_int_equal(total, MANY_DUE);
     assert_int_equal(pw_pipeline_reevaluate_step(fx->pipeline, &n, &more), 0);
     assert_int_equal(n, 0);
     assert_false(more);
