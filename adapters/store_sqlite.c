@@ -390,9 +390,8 @@ static int migrate(struct sq *sq, int target)
 
 /*
  * Pages of PW_STORE_PAGE_BYTES; the page cache is bounded (PW_STORE_CACHE_KIB, limits.h) and
- * memory-mapped I/O is off
- * whatever the SQLite build's default: a mapping would put the whole database file into the
- * daemon's RSS (issue 9, B3).
+ * memory-mapped I/O is off whatever the SQLite build's default: a mapping would put the whole
+ * database file into the daemon's RSS (issue 9, B3).
  * WAL lets `painwatch outbox list` read while the daemon writes. synchronous=FULL: every
  * commit is on disk when pw_store_commit() returns, also across a power loss. With NORMAL a
  * power loss may drop the last commits; for cursors that only repeats a page, but a lost

@@ -55,7 +55,7 @@
  * patient, so a merge costs about the store's size: merging at a fixed count made a catch-up
  * quadratic (100,000 patients: 8 merges of 131,072, each rewriting nearly the whole store),
  * merging at the store's size keeps the rewrites to a constant factor of what is stored. The
- * upper bound caps how long one merge holds the loop (~5 s at 100,000 patients). SQLite's
+ * upper bound caps how long one merge holds the loop (a few seconds at 100,000 patients). SQLite's
  * sorter spills past its cache, so memory does not grow with a merge; the WAL holds it until
  * its checkpoint. Measured --once, 100,000 patients: one merge instead of eight of 131,072,
  * 33-35 -> 28-33 CPU-s, 41-42 -> 33-40 s wall, peak RSS 32 -> 28 MB.
@@ -86,6 +86,7 @@ struct pw_pipeline {
 };
 
 static int merge_staged(struct pw_pipeline *p);
+static void merge_threshold(struct pw_pipeline *p);
 
 static void cycle_mark(struct pw_pipeline *p, const char *server, bool open)
 {
@@ -199,6 +200,9 @@ int pw_pipeline_new(struct pw_pipeline **out, const struct pw_pipeline_conf *con
          * evaluation. When that fails (logged), later pages are staged behind them, so copies
          * keep their order, and the next merge tries again. */
         p->staging = true;
+    }
+    if (rc == 0 && p->conf.store) {
+        merge_threshold(p); /* a store that restarts big merges at its size at once */
     }
     if (rc < 0) {
         pw_pipeline_free(p);
@@ -662,8 +666,8 @@ static int merge_staged(struct pw_pipeline *p)
     p->staged = 0;
     if (total > 0) {
         pw_log_debug(STORE, "%zu staged resource(s) merged", total);
+        merge_threshold(p);
     }
-    merge_threshold(p);
     return 0;
 }
 
