@@ -63,6 +63,7 @@ struct pw_audit {
 
     /* A batch: sealed lines waiting for one write + fsync. */
     bool batching;
+    size_t batch_max; /* PW_AUDIT_BATCH_MAX unless the opts said less */
     char *batch;
     size_t batch_len;
     size_t batch_cap;
@@ -925,6 +926,8 @@ int pw_audit_open(struct pw_audit **out, const struct pw_audit_opts *opts)
     a->rotate_ms =
         opts->rotate_seconds > INT64_MAX / 1000 ? 0 : (int64_t)opts->rotate_seconds * 1000;
     a->clock_ms = opts->clock_ms;
+    a->batch_max = opts->batch_max && opts->batch_max < PW_AUDIT_BATCH_MAX ? opts->batch_max
+                                                                           : PW_AUDIT_BATCH_MAX;
     memcpy(a->last, pw_audit_zero_digest, sizeof(a->last));
     if (!a->path || !a->device || (opts->site && !a->site)) {
         rc = PW_ENOMEM;
@@ -1041,7 +1044,7 @@ int pw_audit_rotate(struct pw_audit *a)
 
 static int append_line(struct pw_audit *a, const char *line, size_t len)
 {
-    if (a->batch_len + len > PW_AUDIT_BATCH_MAX) {
+    if (a->batch_len + len > a->batch_max) {
         return PW_E2BIG;
     }
     if (a->batch_len + len > a->batch_cap) {

@@ -887,27 +887,35 @@ static int evaluate_group(struct pw_pipeline *p, char (*names)[PW_REF_MAX], size
     return rc;
 }
 
-/* One chunk of due patients: as a group, or one by one to find a failing patient. */
-static size_t evaluate_chunk(struct pw_pipeline *p, struct touched *due, int64_t now_s, int *first)
+/*
+ * @p n due patients: as one group; when their records overflow one audit batch, in halves (each
+ * its own batch, a patient alone unbatched); on any other failure one by one to find the
+ * failing patient. @return how many were evaluated.
+ */
+static size_t evaluate_span(struct pw_pipeline *p, char (*names)[PW_REF_MAX], size_t n,
+                            int64_t now_s, int *first)
 {
     struct pw_pipeline_stats mark = p->stats;
     size_t done = 0;
-    int rc = evaluate_group(p, due->v, due->n, now_s, true);
+    int rc = evaluate_group(p, names, n, now_s, true);
 
     if (rc == 0) {
-        return due->n;
+        return n;
     }
-    /* Undo the rolled-back group's counts; one patient per transaction finds the culprit. */
-    p->stats = mark;
-    for (size_t i = 0; i < due->n; i++) {
+    p->stats = mark; /* the group rolled back: undo its counts */
+    if (rc == PW_E2BIG && n > 1) {
+        done = evaluate_span(p, names, n / 2, now_s, first);
+        return done + evaluate_span(p, names + n / 2, n - n / 2, now_s, first);
+    }
+    for (size_t i = 0; i < n; i++) {
         mark = p->stats;
-        rc = evaluate_group(p, due->v + i, 1, now_s, true);
+        rc = evaluate_group(p, names + i, 1, now_s, true);
         if (rc == PW_E2BIG) {
-            rc = evaluate_group(p, due->v + i, 1, now_s, false);
+            rc = evaluate_group(p, names + i, 1, now_s, false);
         }
         if (rc < 0) {
             p->stats = mark;
-            pw_log_err(CLIN, "%s: evaluation failed: %s", due->v[i], pw_strerror(rc));
+            pw_log_err(CLIN, "%s: evaluation failed: %s", names[i], pw_strerror(rc));
             *first = *first ? *first : rc;
             continue;
         }
@@ -936,7 +944,7 @@ int pw_pipeline_reevaluate_step(struct pw_pipeline *p, size_t *n_out, bool *more
      * evaluation forgets its patient's mark memo (pw_pipeline_evaluate_patient). */
     rc = pw_store_patients_due(p->conf.store, now_s, PW_EVAL_BATCH, on_due, &due);
     if (rc >= 0 && due.n > 0) {
-        done = evaluate_chunk(p, &due, now_s, &first);
+        done = evaluate_span(p, due.v, due.n, now_s, &first);
         *more = first == 0 && due.n == PW_EVAL_BATCH; /* a short read took the last */
     }
     free(due.v);

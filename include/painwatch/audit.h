@@ -76,6 +76,7 @@ struct pw_audit_opts {
     uint64_t rotate_bytes; /* start a new file once the live one reaches this size; 0: never */
     uint64_t rotate_seconds;   /* start a new file once the live one is this old; 0: never */
     int64_t (*clock_ms)(void); /* optional wall clock, ms since the epoch (tests); NULL: real */
+    size_t batch_max;          /* bytes one batch may hold (tests); 0: PW_AUDIT_BATCH_MAX */
 };
 
 /**

@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
 #include "core/pipeline.h"
+#include "painwatch/audit.h"
 #include "painwatch/engine.h"
 #include "painwatch/err.h"
 #include "painwatch/fhir.h"
@@ -38,6 +40,7 @@ struct fixture {
     struct pw_norm_ctx norm;
     struct pw_sink *sink;
     struct pw_pipeline *pipeline;
+    struct pw_audit *audit; /* pipeline conf: NULL unless a test opens one */
     struct pw_sync_consumer consumer;
     int64_t t0_ms;        /* the dose change */
     uint64_t stage_from;  /* pipeline conf: 1 stages every page, 0 the default (none here) */
@@ -66,6 +69,7 @@ static void restart_with(struct fixture *fx, const char *factor_set)
     pc.reevaluate_ms = 5 * 60 * 1000;
     pc.clock_ms = fake_clock;
     pc.stage_from_bytes = fx->stage_from;
+    pc.audit = fx->audit;
     pc.on_due = fx->owner_evaluates ? count_due : NULL;
     pc.on_due_arg = fx;
     assert_int_equal(pw_pipeline_new(&fx->pipeline, &pc), 0);
@@ -112,6 +116,7 @@ static int teardown(void **state)
     struct fixture *fx = *state;
 
     pw_pipeline_free(fx->pipeline);
+    pw_audit_free(fx->audit);
     pw_sink_free(fx->sink);
     pw_norm_ctx_cleanup(&fx->norm);
     pw_engine_free(fx->engine);
@@ -514,6 +519,83 @@ static void test_staged_pages_survive_a_restart(void **state)
     assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), 0);
 }
 
+/* The store's commits, counted; the real SQLite backend does everything. */
+static const struct pw_store_ops *g_real_ops;
+static struct pw_store_ops g_counting_ops;
+static int g_commits;
+
+static int counted_commit(struct pw_store *st)
+{
+    g_commits++;
+    return g_real_ops->commit(st);
+}
+
+/* page_resources() for patients q0 .. q{n-1}: each one's own score and order. */
+static json_t *page_of_patients(int n)
+{
+    json_t *page = json_array();
+    char ref[32];
+    char id[32];
+
+    for (int i = 0; i < n; i++) {
+        json_t *one = page_resources();
+        size_t k;
+        json_t *res;
+
+        json_array_foreach(one, k, res)
+        {
+            snprintf(ref, sizeof(ref), "Patient/q%d", i);
+            snprintf(id, sizeof(id), "%s-q%d", json_string_value(json_object_get(res, "id")), i);
+            json_object_set_new(json_object_get(res, "subject"), "reference", json_string(ref));
+            json_object_set_new(res, "id", json_string(id));
+            json_array_append(page, res);
+        }
+        json_decref(one);
+    }
+    return page;
+}
+
+/*
+ * A batch of due patients whose audit records overflow one audit batch is evaluated in halves,
+ * each its own batch and transaction, not one patient at a time: every patient gets its Flag
+ * with a handful of commits.
+ */
+static void test_audit_batch_overflow_halves_the_batch(void **state)
+{
+    struct fixture *fx = *state;
+    struct pw_sync_source src = {
+        .server = "ehr", .type = "MedicationRequest", .key = "ehr/MedicationRequest/-"};
+    char trail[4096];
+    char key_path[4096];
+    const int n = 24;
+
+    snprintf(trail, sizeof(trail), "%s/audit.jsonl", fx->dir);
+    snprintf(key_path, sizeof(key_path), "%s/audit.key", fx->dir);
+    pwt_write_file(key_path, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+    assert_int_equal(chmod(key_path, 0600), 0);
+    /* Room for 6 to 11 patients' Flag records in a batch: 24 and 12 overflow it, 6 fit. */
+    struct pw_audit_opts ao = {
+        .path = trail, .key_path = key_path, .device = "Device/painwatch", .batch_max = 24000};
+    assert_int_equal(pw_audit_open(&fx->audit, &ao), 0);
+    restart_with(fx, "cdc2022");
+    clock_now_ms = fx->t0_ms + HOUR_MS;
+    json_t *page = page_of_patients(n);
+    fx->consumer.on_page(fx->consumer.arg, &src, page, NULL, on_page_done, NULL);
+    assert_int_equal(page_err, 0);
+
+    g_real_ops = fx->store->ops;
+    g_counting_ops = *g_real_ops;
+    g_counting_ops.commit = counted_commit;
+    fx->store->ops = &g_counting_ops;
+    g_commits = 0;
+    fx->consumer.on_cycle_end(fx->consumer.arg, "ehr", 0);
+    fx->store->ops = g_real_ops;
+
+    assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), n);
+    assert_true(g_commits > 1);      /* the whole batch did not fit */
+    assert_true(g_commits <= n / 3); /* halves, not one patient per transaction */
+}
+
 int main(void)
 {
 #define BOTH(t)                                          \
@@ -529,6 +611,8 @@ int main(void)
         BOTH(test_order_moved_to_another_patient),
         BOTH(test_marks_survive_an_evaluation_between_pages),
         BOTH(test_staged_pages_survive_a_restart),
+        cmocka_unit_test_setup_teardown(test_audit_batch_overflow_halves_the_batch, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
