@@ -118,14 +118,17 @@
  *                           (one fsync each instead of one per patient), one batch per loop
  *                           turn (~50 ms of CPU at 1024). A batch whose audit records overflow
  *                           PW_AUDIT_BATCH_MAX (8 KB a patient on average) is evaluated in
- *                           halves; one failing otherwise, one patient per transaction. With
- * PW_OUTBOX_INFLIGHT_MAX 64, 256 -> 1024 took the 10,000-patient run from 555 fsyncs to 312 and its
- * wall time 3.2-3.5 -> 2.9 s (issue 9: the disk waits were the wall-clock gap). PW_OUTBOX_SCAN_MS
- * the outbox re-reads due rows at least this often (rows replayed by an operator, rows whose
- * backoff ended). PW_OUTBOX_SETTLE_MS     after a response, the next scan (which saves the
- * delivered rows and starts new ones) waits at most this long for the other requests in flight, so
- * that requests sent together are saved with one audit fsync and one commit (at once when none is
- * left waiting). At 10,000 patients: 3,000 fsyncs -> 700; a delivery's record waits <= 10 ms.
+ *                           halves; one failing otherwise, one patient per transaction.
+ *                           With PW_OUTBOX_INFLIGHT_MAX 64, 256 -> 1024 took the 10,000-patient
+ *                           run from 555 fsyncs to 312 and its wall time 3.2-3.5 -> 2.9 s
+ *                           (issue 9: the disk waits were the wall-clock gap).
+ *   PW_OUTBOX_SCAN_MS       the outbox re-reads due rows at least this often (rows replayed by
+ *                           an operator, rows whose backoff ended).
+ *   PW_OUTBOX_SETTLE_MS     after a response, the next scan (which saves the delivered rows and
+ *                           starts new ones) waits at most this long for the other requests in
+ *                           flight, so that requests sent together are saved with one audit
+ *                           fsync and one commit (at once when none is left waiting). At 10,000
+ *                           patients: 3,000 fsyncs -> 700; a delivery's record waits <= 10 ms.
  */
 #define PW_STORE_BUSY_MS            5000
 #define PW_STORE_PAGE_BYTES         8192
