@@ -889,7 +889,7 @@ static int evaluate_group(struct pw_pipeline *p, char (*names)[PW_REF_MAX], size
 
 /*
  * @p n due patients: as one group; when their records overflow one audit batch, in halves (each
- * its own batch, a patient alone unbatched); on any other failure one by one to find the
+ * its own batch, a patient alone record by record); on any other failure one by one to find the
  * failing patient. @return how many were evaluated.
  */
 static size_t evaluate_span(struct pw_pipeline *p, char (*names)[PW_REF_MAX], size_t n,
@@ -899,27 +899,24 @@ static size_t evaluate_span(struct pw_pipeline *p, char (*names)[PW_REF_MAX], si
     size_t done = 0;
     int rc = evaluate_group(p, names, n, now_s, true);
 
+    if (rc == PW_E2BIG && n == 1) {
+        rc = evaluate_group(p, names, 1, now_s, false);
+    }
     if (rc == 0) {
         return n;
     }
     p->stats = mark; /* the group rolled back: undo its counts */
-    if (rc == PW_E2BIG && n > 1) {
+    if (n == 1) {
+        pw_log_err(CLIN, "%s: evaluation failed: %s", names[0], pw_strerror(rc));
+        *first = *first ? *first : rc;
+        return 0;
+    }
+    if (rc == PW_E2BIG) {
         done = evaluate_span(p, names, n / 2, now_s, first);
         return done + evaluate_span(p, names + n / 2, n - n / 2, now_s, first);
     }
     for (size_t i = 0; i < n; i++) {
-        mark = p->stats;
-        rc = evaluate_group(p, names + i, 1, now_s, true);
-        if (rc == PW_E2BIG) {
-            rc = evaluate_group(p, names + i, 1, now_s, false);
-        }
-        if (rc < 0) {
-            p->stats = mark;
-            pw_log_err(CLIN, "%s: evaluation failed: %s", names[i], pw_strerror(rc));
-            *first = *first ? *first : rc;
-            continue;
-        }
-        done++;
+        done += evaluate_span(p, names + i, 1, now_s, first);
     }
     return done;
 }
