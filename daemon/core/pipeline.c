@@ -832,8 +832,16 @@ static void on_unreadable(void *arg, const struct pw_sync_source *src,
     struct pw_pipeline *p = arg;
     const char *type = u->type ? u->type : "resource";
     const char *id = u->id ? u->id : "(unknown id)";
+    const char *patient = u->patient;
+    char found[PW_REF_MAX];
     char desc[512];
     int rc = 0;
+
+    if (!patient && u->resource &&
+        pw_normalize_patient(u->resource, NULL, found, sizeof(found)) == 0 &&
+        !strchr(found, '\001')) {
+        patient = found; /* server-wide: the resource's own subject, when it is readable */
+    }
 
     snprintf(desc, sizeof(desc), "%s/%s from %s skipped: %s", type, id, src->server, u->reason);
     if (p->conf.audit) {
@@ -841,9 +849,9 @@ static void on_unreadable(void *arg, const struct pw_sync_source *src,
                             json_pack("{s:{s:s, s:s, s:s?, s:s?, s:s?, s:s?}}", "painwatch",
                                       "server", src->server, "stream", src->key, "resource_type",
                                       u->type, "resource_id", u->id, "version", u->version,
-                                      "patient", u->patient));
+                                      "patient", patient));
     }
-    if (rc == 0 && u->patient && u->type && u->id && strlen(u->type) < 32) {
+    if (rc == 0 && patient && u->type && u->id && strlen(u->type) < 32) {
         struct pw_dq_event ev = {.code = "resource-unreadable"};
         struct pw_store_resource sr = {0};
         bool changed = false;
@@ -856,7 +864,7 @@ static void on_unreadable(void *arg, const struct pw_sync_source *src,
                  "used; correct it in the EHR",
                  u->type, u->id);
         pw_timeline_clear(&p->scratch);
-        pw_fhir_copy(p->scratch.patient, sizeof(p->scratch.patient), u->patient);
+        pw_fhir_copy(p->scratch.patient, sizeof(p->scratch.patient), patient);
         rc = pw_timeline_add_dq(&p->scratch, &ev);
         if (rc == 0) {
             rc = pw_timeline_encode(&p->scratch, &p->enc);
@@ -869,13 +877,13 @@ static void on_unreadable(void *arg, const struct pw_sync_source *src,
             sr.id = u->id;
             sr.version = u->version ? u->version : "";
             sr.last_updated = PW_TIME_NONE;
-            sr.patient = u->patient;
+            sr.patient = patient;
             sr.norm = p->norm;
             sr.events = p->enc.v;
             sr.events_len = p->enc.n;
             rc = pw_store_put_resource(p->conf.store, &sr, &changed);
             if (rc == 0) {
-                rc = pw_store_patient_due_by(p->conf.store, u->patient, now_ms(p) / 1000);
+                rc = pw_store_patient_due_by(p->conf.store, patient, now_ms(p) / 1000);
             }
             rc = rc == 0 ? pw_store_commit(p->conf.store) : (pw_store_rollback(p->conf.store), rc);
         }

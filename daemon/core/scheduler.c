@@ -516,9 +516,23 @@ static int run_unreadable(struct run *r, json_t *bundle, size_t *n_out)
             .version = readable_str(json_object_get(meta, "versionId")),
             .patient = src->patient ? patient : NULL,
             .reason = "a value could not be read (a number out of range or invalid UTF-8)",
+            .resource = res,
         };
-        if (lu && pw_fhir_instant_parse(lu, &lu_ms) == 0 && lu_ms > r->max_ms) {
+        bool has_lu = lu && pw_fhir_instant_parse(lu, &lu_ms) == 0;
+        if (has_lu && lu_ms > r->max_ms) {
             r->max_ms = lu_ms;
+        }
+        /* Reported once per version: the overlap brings it back in the next run. */
+        char key[PW_REF_MAX + 64];
+        if (has_lu && pw_sync_seen_key(res, key, sizeof(key)) && !strchr(key, '\001')) {
+            if (json_object_get(r->st.seen, key)) {
+                srv->health.duplicates++;
+                continue;
+            }
+            if (json_object_set_new(r->st.seen, key, json_integer(lu_ms)) != 0) {
+                json_decref(bad);
+                return PW_ENOMEM;
+            }
         }
         srv->health.unreadable++;
         pw_metric_inc(PW_M_UNREADABLE, srv->conf.name, u.type ? u.type : "unknown", NULL);

@@ -97,6 +97,9 @@ struct pw_sync_unreadable {
     const char *version; /* meta.versionId */
     const char *patient; /* "Patient/<id>": the stream's patient, or NULL */
     const char *reason;  /* what could not be read, in words */
+    /* The resource as read, the unreadable values replaced by a marker string holding control
+     * characters (never a FHIR value): for its patient reference in server-wide mode. */
+    const json_t *resource;
 };
 
 struct pw_sync_consumer {

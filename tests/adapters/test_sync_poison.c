@@ -250,6 +250,14 @@ static void test_poison_values_skip_the_resource_not_the_page(void **state)
     assert_int_equal(pw_sync_health(h.sync, "ehr", &hl), 0);
     assert_int_equal(hl.unreadable, 3);
     assert_int_equal(hl.consecutive_failures, 0);
+
+    /* The next run gets the same page back (the overlap): nothing reported or delivered twice. */
+    sh_run_once(&h);
+    assert_int_equal(pwt_responder_count(h.r), 2);
+    assert_int_equal(json_array_size(h.unreadable), 3);
+    assert_int_equal(json_array_size(h.delivered), 2);
+    assert_int_equal(pw_sync_health(h.sync, "ehr", &hl), 0);
+    assert_int_equal(hl.unreadable, 3);
     sh_fini(&h);
     free(page);
 }

@@ -645,12 +645,30 @@ static void test_unreadable_resource_audited_and_dq(void **state)
     assert_string_equal(tl.dq.v[0].src.id, "obs-bad");
     assert_non_null(strstr(tl.dq.v[0].detail, "could not be read"));
     pw_timeline_cleanup(&tl);
+
+    /* Server-wide: the patient comes from the resource's own (readable) subject. */
+    json_t *res = json_pack("{s:s, s:s, s:{s:s}, s:{s:s}}", "resourceType", "Observation", "id",
+                            "obs-bad2", "subject", "reference", "Patient/p2", "valueQuantity",
+                            "value", "\001painwatch:unreadable\001");
+    struct pw_sync_source wide = {
+        .server = "ehr", .type = "Observation", .key = "ehr/Observation/-"};
+    struct pw_sync_unreadable u2 = {
+        .type = "Observation", .id = "obs-bad2", .reason = "unreadable", .resource = res};
+    fx->consumer.on_unreadable(fx->consumer.arg, &wide, &u2);
+    json_decref(res);
+    pw_timeline_init(&tl, "Patient/p2");
+    assert_int_equal(pw_store_load_patient(fx->store, "Patient/p2", decode_into, &tl), 0);
+    assert_int_equal(tl.dq.n, 1);
+    assert_string_equal(tl.dq.v[0].src.id, "obs-bad2");
+    pw_timeline_cleanup(&tl);
+
     pw_audit_free(fx->audit);
     fx->audit = NULL;
     char *text = pwt_read_file(trail, NULL);
     assert_non_null(text);
     assert_non_null(strstr(text, "resource-unreadable"));
     assert_non_null(strstr(text, "obs-bad"));
+    assert_non_null(strstr(text, "obs-bad2"));
     free(text);
 }
 
