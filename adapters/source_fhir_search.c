@@ -1126,7 +1126,8 @@ int pw_search_url_halve_count(const char *url, unsigned dflt, char **out, unsign
     if (qrc != CURLUE_OK && qrc != CURLUE_NO_QUERY) {
         goto out;
     }
-    /* The query's other parameters are kept verbatim, in order; only _count changes. */
+    /* The query's other parameters are kept, in order (curl may lower-case percent-escapes);
+     * only _count changes. */
     size_t qlen = query ? strlen(query) : 0;
     char *kept = calloc(1, qlen + 1);
     if (!kept) {

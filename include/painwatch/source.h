@@ -206,7 +206,7 @@ struct pw_search_window {
 };
 
 /**
- * @p url with its `_count` halved (the query's other parameters kept verbatim; a URL without
+ * @p url with its `_count` halved (the query's other parameters kept, in order; a URL without
  * one counts as asking for @p dflt): a page refused as too large or unreadable is asked again
  * smaller. *out is malloc'ed, *count the new value.
  * @return 0, PW_ERANGE (already 1: cannot be smaller), PW_EINVAL (not a URL) or PW_ENOMEM.

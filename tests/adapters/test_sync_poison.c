@@ -10,8 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "adapters/sync_harness.h"
+#include "core/page_parse.h"
 #include "painwatch/jarena.h"
 #include "painwatch/log.h"
 
@@ -273,6 +278,16 @@ static void test_malformed_page_retried_then_unhealthy(void **state)
     struct pw_sync_health hl;
     char e[512];
 
+    /* systemd's STATUS= follows: a $NOTIFY_SOCKET of our own. */
+    char *dir = pwt_mkdtemp();
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char msg[512];
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", dir);
+    int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    assert_true(sock >= 0);
+    assert_int_equal(bind(sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+
     sh_init(&h);
     obs_only(&h, &conf);
     conf.count = 8;
@@ -291,11 +306,16 @@ static void test_malformed_page_retried_then_unhealthy(void **state)
     assert_int_equal(pw_sync_health(h.sync, "ehr", &hl), 0);
     assert_int_equal(hl.page_failures, 1);
     assert_false(hl.unhealthy);
+    assert_true(recv(sock, msg, sizeof(msg), 0) < 0); /* nothing said yet */
     sh_run_once(&h);
     assert_int_equal(pw_sync_health(h.sync, "ehr", &hl), 0);
     assert_int_equal(hl.page_failures, 2);
     assert_int_equal(hl.consecutive_failures, 2);
-    assert_true(hl.unhealthy); /* /readyz, painwatch_server_up and STATUS follow this flag */
+    assert_true(hl.unhealthy); /* /readyz and painwatch_server_up follow this flag */
+    ssize_t n = recv(sock, msg, sizeof(msg) - 1, 0);
+    assert_true(n > 0);
+    msg[n] = '\0';
+    assert_string_equal(msg, "STATUS=degraded: server ehr failing (malformed JSON)");
 
     pwt_responder_clear_rules(h.r);
     obs_text(e, sizeof(e), "o1", "2024-05-01T10:05:00Z", "");
@@ -306,8 +326,118 @@ static void test_malformed_page_retried_then_unhealthy(void **state)
     assert_false(hl.unhealthy);
     assert_int_equal(hl.consecutive_failures, 0);
     assert_non_null(json_object_get(h.cursors, KEY));
+    n = recv(sock, msg, sizeof(msg) - 1, 0);
+    assert_true(n > 0);
+    msg[n] = '\0';
+    assert_string_equal(msg, "STATUS=ready: server ehr healthy again");
     sh_fini(&h);
     free(good);
+    unsetenv("NOTIFY_SOCKET");
+    close(sock);
+    pwt_rmtree(dir);
+    free(dir);
+}
+
+/* The _count of a request halved, everything else of the query kept as sent. */
+static void test_halve_count(void **state)
+{
+    (void)state;
+    char *u = NULL;
+    unsigned n = 0;
+
+    assert_int_equal(
+        pw_search_url_halve_count("http://h/fhir/Observation?a=1&_count=100&b=x%2Cy", 7, &u, &n),
+        0);
+    /* curl's URL API writes percent-escapes in lower case: the same URL (RFC 3986, 2.1). */
+    assert_int_equal(strcasecmp(u, "http://h/fhir/Observation?a=1&b=x%2Cy&_count=50"), 0);
+    assert_int_equal(n, 50);
+    free(u);
+    /* A server's next link without one: the configured count is what it was. */
+    assert_int_equal(pw_search_url_halve_count("http://h/fhir?_getpages=abc", 9, &u, &n), 0);
+    assert_string_equal(u, "http://h/fhir?_getpages=abc&_count=4");
+    free(u);
+    assert_int_equal(pw_search_url_halve_count("http://h/fhir?_count=1", 100, &u, &n), PW_ERANGE);
+    assert_null(u);
+    assert_int_equal(pw_search_url_halve_count("http://h/fhir?_count=3", 100, &u, &n), 0);
+    assert_string_equal(u, "http://h/fhir?_count=1");
+    free(u);
+}
+
+/* Set-aside values outside every resource do not cost a resource; one in the next link makes the
+ * page unusable (where to go on is unknown); a value the parse cannot place is not JSON. */
+static void test_page_parse_places_unreadable_values(void **state)
+{
+    (void)state;
+    struct pw_jarena_page pg;
+    struct pw_page_parsed pp;
+    const char *total = "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"total\":1e999,"
+                        "\"entry\":[{\"resource\":{\"resourceType\":\"Observation\",\"id\":"
+                        "\"a\"},\"search\":{\"score\":-9e9999}}]}";
+    assert_int_equal(pw_page_parse(total, strlen(total), 0, 0, &pg, &pp), 0);
+    assert_int_equal(pp.refusal, PW_PAGE_OK);
+    assert_int_equal(pp.repairs, 2);
+    json_t *bad = json_array();
+    assert_int_equal(pw_page_take_unreadable(pp.bundle, bad), 0);
+    assert_int_equal(json_array_size(json_object_get(pp.bundle, "entry")), 1);
+    json_decref(bad);
+    pw_jarena_page_drop(&pg, pp.bundle);
+
+    const char *link = "{\"resourceType\":\"Bundle\",\"link\":[{\"relation\":\"next\","
+                       "\"url\":\"http://h/fhir?p=\xff\"}]}";
+    assert_int_equal(pw_page_parse(link, strlen(link), 0, 0, &pg, &pp), 0);
+    assert_int_equal(pp.refusal, PW_PAGE_OK);
+    assert_true(pw_page_value_unreadable(json_object_get(pp.bundle, "link")));
+    pw_jarena_page_drop(&pg, pp.bundle);
+
+    /* Invalid UTF-8 outside a string, a truncated page: not JSON, the position kept. */
+    const char *raw = "{\"resourceType\":\"Bundle\",\"x\":\xff}";
+    assert_int_equal(pw_page_parse(raw, strlen(raw), 0, 0, &pg, &pp), 0);
+    assert_int_equal(pp.refusal, PW_PAGE_NOT_JSON);
+    assert_null(pp.bundle);
+    const char *cut = "{\"resourceType\":\"Bundle\",\"entry\":[";
+    assert_int_equal(pw_page_parse(cut, strlen(cut), 0, 0, &pg, &pp), 0);
+    assert_int_equal(pp.refusal, PW_PAGE_NOT_JSON);
+    assert_int_equal(pp.line, 1);
+    assert_true(pp.position > 0);
+
+    /* More unreadable values than PW_PAGE_REPAIRS_MAX: the page is not read (asked smaller). */
+    char many[4096] = "{\"entry\":[1e999";
+    for (int i = 0; i < PW_PAGE_REPAIRS_MAX; i++) {
+        strcat(many, ",1e999");
+    }
+    strcat(many, "]}");
+    assert_int_equal(pw_page_parse(many, strlen(many), 0, 0, &pg, &pp), 0);
+    assert_int_equal(pp.refusal, PW_PAGE_NOT_JSON);
+    assert_int_equal(pp.repairs, PW_PAGE_REPAIRS_MAX);
+}
+
+/* A page whose next link is unreadable ends the run as a page failure, cursor kept. */
+static void test_unreadable_next_link_fails_the_run(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+    struct pw_sync_health hl;
+    char e[512];
+    char page[1024];
+
+    sh_init(&h);
+    obs_only(&h, &conf);
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    obs_text(e, sizeof(e), "o1", "2024-05-01T10:00:00Z", "");
+    snprintf(page, sizeof(page),
+             "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"link\":[{\"relation\":"
+             "\"next\",\"url\":\"%s?p=\xff\"}],\"entry\":[%s]}",
+             h.base, e);
+    sh_rule(&h, "/fhir/Observation", NULL, 0, 200, NULL, page);
+    sh_run_once(&h);
+    assert_int_equal(pwt_responder_count(h.r), 1);
+    assert_int_equal(json_array_size(h.delivered), 0);
+    assert_null(json_object_get(h.cursors, KEY));
+    assert_int_equal(pw_sync_health(h.sync, "ehr", &hl), 0);
+    assert_int_equal(hl.page_failures, 1);
+    assert_int_equal(hl.last_error, PW_EFHIR);
+    sh_fini(&h);
 }
 
 int main(void)
@@ -318,6 +448,9 @@ int main(void)
         cmocka_unit_test(test_page_over_parse_budget_asked_smaller),
         cmocka_unit_test(test_poison_values_skip_the_resource_not_the_page),
         cmocka_unit_test(test_malformed_page_retried_then_unhealthy),
+        cmocka_unit_test(test_halve_count),
+        cmocka_unit_test(test_page_parse_places_unreadable_values),
+        cmocka_unit_test(test_unreadable_next_link_fails_the_run),
     };
     /* As painwatchd does, before any thread starts. */
     if (pw_jarena_install() != 0) {
