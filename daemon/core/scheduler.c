@@ -478,6 +478,17 @@ static const char *fhir_id_or_null(const char *s)
     return s;
 }
 
+/* A resource type name (an upper-case letter, then letters; at most 64), or NULL. */
+static const char *fhir_type_or_null(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 64 || s[0] < 'A' || s[0] > 'Z' ||
+        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != n) {
+        return NULL;
+    }
+    return s;
+}
+
 static const char *readable_str(const json_t *v)
 {
     const char *s = json_string_value(v);
@@ -511,9 +522,9 @@ static int run_unreadable(struct run *r, json_t *bundle, size_t *n_out)
         const char *lu = readable_str(json_object_get(meta, "lastUpdated"));
         int64_t lu_ms;
         struct pw_sync_unreadable u = {
-            .type = readable_str(json_object_get(res, "resourceType")),
+            .type = fhir_type_or_null(readable_str(json_object_get(res, "resourceType"))),
             .id = fhir_id_or_null(readable_str(json_object_get(res, "id"))),
-            .version = readable_str(json_object_get(meta, "versionId")),
+            .version = fhir_id_or_null(readable_str(json_object_get(meta, "versionId"))),
             .patient = src->patient ? patient : NULL,
             .reason = "a value could not be read (a number out of range or invalid UTF-8)",
             .resource = res,

@@ -92,9 +92,9 @@ typedef void pw_sync_page_done_fn(void *done_arg, int err);
  * callback; each is NULL when unknown or itself unreadable.
  */
 struct pw_sync_unreadable {
-    const char *type;    /* resourceType */
+    const char *type;    /* resourceType (checked: a type name) */
     const char *id;      /* a FHIR id (checked against the id grammar) */
-    const char *version; /* meta.versionId */
+    const char *version; /* meta.versionId (checked against the id grammar) */
     const char *patient; /* "Patient/<id>": the stream's patient, or NULL */
     const char *reason;  /* what could not be read, in words */
     /* The resource as read, the unreadable values replaced by a marker string holding control
