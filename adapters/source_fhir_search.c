@@ -958,8 +958,26 @@ int pw_sync_page_filter(struct pw_sync_state *st, const json_t *bundle, json_t *
     return 0;
 }
 
+/* @p n with thousands separators ("1,000,000"): a count an operator reads at a glance. */
+static const char *grouped(size_t n, char buf[32])
+{
+    char digits[24];
+    int nd = snprintf(digits, sizeof(digits), "%zu", n);
+    size_t o = 0;
+
+    for (int i = 0; i < nd; i++) {
+        if (i && (nd - i) % 3 == 0) {
+            buf[o++] = ',';
+        }
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 size_t pw_page_stats_summary(const struct pw_page_stats *ps, char *buf, size_t len)
 {
+    char g[32];
     const struct {
         size_t n;
         const char *what;
@@ -982,13 +1000,14 @@ size_t pw_page_stats_summary(const struct pw_page_stats *ps, char *buf, size_t l
     if (total == 0 || len == 0) {
         return total;
     }
-    w = snprintf(buf, len, "%zu %s rejected:", total, total == 1 ? "entry" : "entries");
+    w = snprintf(buf, len, "%s %s rejected:", grouped(total, g), total == 1 ? "entry" : "entries");
     off = w > 0 && (size_t)w < len ? (size_t)w : len - 1;
     for (size_t i = 0, k = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
         if (parts[i].n == 0) {
             continue;
         }
-        w = snprintf(buf + off, len - off, "%s %zu %s", k++ ? "," : "", parts[i].n, parts[i].what);
+        w = snprintf(buf + off, len - off, "%s %s %s", k++ ? "," : "", grouped(parts[i].n, g),
+                     parts[i].what);
         off += w > 0 && (size_t)w < len - off ? (size_t)w : len - 1 - off;
     }
     return total;

@@ -538,6 +538,7 @@ static int run_unreadable(struct run *r, json_t *bundle, size_t *n_out)
         if (has_lu && pw_sync_seen_key(res, key, sizeof(key)) && !strchr(key, '\001')) {
             if (json_object_get(r->st.seen, key)) {
                 srv->health.duplicates++;
+                (*n_out)--; /* a duplicate, not a rejection */
                 continue;
             }
             if (json_object_set_new(r->st.seen, key, json_integer(lu_ms)) != 0) {

@@ -182,8 +182,8 @@ struct pw_page_stats {
 };
 
 /**
- * The page's rejected entries in one line for the log, e.g. "1000000 entries rejected: 999990
- * no id, 10 no resource" (one line per page, never one per entry). @return the number of
+ * The page's rejected entries in one line for the log, e.g. "1,000,000 entries rejected:
+ * 999,990 no id, 10 no resource" (one line per page, never one per entry). @return the number of
  * rejected entries (0: @p buf holds "").
  */
 size_t pw_page_stats_summary(const struct pw_page_stats *ps, char *buf, size_t len);

@@ -117,7 +117,7 @@ static void test_rejected_entries_one_summary_line(void **state)
     assert_non_null(json_object_get(h.cursors, KEY));
     /* One line for the page's 1010 rejected entries, none per entry. */
     assert_int_equal(count_str(log, "rejected"), 1);
-    assert_non_null(strstr(log, "1010 entries rejected: 1000 no id, 10 no resource"));
+    assert_non_null(strstr(log, "1,010 entries rejected: 1,000 no id, 10 no resource"));
     assert_int_equal(count_str(log, "\n"), 1);
     sh_fini(&h);
     pw_log_set_output(NULL, false);
