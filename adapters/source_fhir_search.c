@@ -916,18 +916,18 @@ int pw_sync_page_filter(struct pw_sync_state *st, const json_t *bundle, json_t *
 
         stats->entries++;
         if (!json_is_object(res) || !type) {
-            /* A malformed entry is skipped, not fatal: failing would pin the cursor forever. */
-            pw_log_warn(SYNC, "search page entry %zu has no resource, skipped", i);
+            /* A malformed entry is skipped, not fatal: failing would pin the cursor forever.
+             * Counted, not logged one by one: the caller logs one summary per page. */
+            stats->no_resource++;
             continue;
         }
         if (strcmp(type, "OperationOutcome") == 0 || (mode && strcmp(mode, "outcome") == 0)) {
             stats->outcomes++;
-            pw_log_warn(SYNC, "search page entry %zu: the server attached an OperationOutcome", i);
             continue;
         }
         const char *id = str_at(res, "id");
         if (!id) {
-            pw_log_warn(SYNC, "search page entry %zu: %s without id, skipped", i, type);
+            stats->no_id++;
             continue;
         }
         if (seen_key(res, type, id, key, sizeof(key), &lu_ms, &has_lu)) {
@@ -956,6 +956,61 @@ int pw_sync_page_filter(struct pw_sync_state *st, const json_t *bundle, json_t *
     *out_next = next_link(bundle);
     *out_resources = out;
     return 0;
+}
+
+/* @p n with thousands separators ("1,000,000"): a count an operator reads at a glance. */
+static const char *grouped(size_t n, char buf[32])
+{
+    char digits[24];
+    int nd = snprintf(digits, sizeof(digits), "%zu", n);
+    size_t o = 0;
+
+    for (int i = 0; i < nd; i++) {
+        if (i && (nd - i) % 3 == 0) {
+            buf[o++] = ',';
+        }
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+size_t pw_page_stats_summary(const struct pw_page_stats *ps, char *buf, size_t len)
+{
+    char g[32];
+    const struct {
+        size_t n;
+        const char *what;
+    } parts[] = {
+        {ps->no_id, "no id"},
+        {ps->no_resource, "no resource"},
+        {ps->unreadable, "unreadable"},
+        {ps->outcomes, "OperationOutcome from the server"},
+    };
+    size_t total = 0;
+    size_t off;
+    int w;
+
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        total += parts[i].n;
+    }
+    if (len) {
+        buf[0] = '\0';
+    }
+    if (total == 0 || len == 0) {
+        return total;
+    }
+    w = snprintf(buf, len, "%s %s rejected:", grouped(total, g), total == 1 ? "entry" : "entries");
+    off = w > 0 && (size_t)w < len ? (size_t)w : len - 1;
+    for (size_t i = 0, k = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        if (parts[i].n == 0) {
+            continue;
+        }
+        w = snprintf(buf + off, len - off, "%s %s %s", k++ ? "," : "", grouped(parts[i].n, g),
+                     parts[i].what);
+        off += w > 0 && (size_t)w < len - off ? (size_t)w : len - 1 - off;
+    }
+    return total;
 }
 
 /*
@@ -1068,6 +1123,78 @@ static int url_params(CURLU *u, const struct pw_source_conf *conf, const struct 
         snprintf(buf, sizeof(buf), "%u", count ? count : 1);
         err = query_add(u, "_count", buf);
     }
+    return err;
+}
+
+int pw_search_url_halve_count(const char *url, unsigned dflt, char **out, unsigned *count)
+{
+    CURLU *u = curl_url();
+    char *query = NULL;
+    char *s = NULL;
+    unsigned was = dflt;
+    int err = PW_EINVAL;
+
+    *out = NULL;
+    if (!u) {
+        return PW_ENOMEM;
+    }
+    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+        goto out;
+    }
+    CURLUcode qrc = curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    if (qrc != CURLUE_OK && qrc != CURLUE_NO_QUERY) {
+        goto out;
+    }
+    /* The query's other parameters are kept, in order (curl may lower-case percent-escapes);
+     * only _count changes. */
+    size_t qlen = query ? strlen(query) : 0;
+    char *kept = calloc(1, qlen + 1);
+    if (!kept) {
+        err = PW_ENOMEM;
+        goto out;
+    }
+    size_t klen = 0;
+    for (char *p = query, *tok; p && *p; p = tok) {
+        tok = strchr(p, '&');
+        size_t n = tok ? (size_t)(tok - p) : strlen(p);
+        if (n > 7 && strncmp(p, "_count=", 7) == 0) {
+            char *end;
+            unsigned long v = strtoul(p + 7, &end, 10);
+            if (end == p + n && v > 0 && v <= 100000) {
+                was = (unsigned)v;
+            }
+        } else if (n > 0) {
+            if (klen) {
+                kept[klen++] = '&';
+            }
+            memcpy(kept + klen, p, n);
+            klen += n;
+        }
+        tok = tok ? tok + 1 : NULL;
+    }
+    kept[klen] = '\0';
+    if (was <= 1) {
+        free(kept);
+        err = PW_ERANGE;
+        goto out;
+    }
+    char param[32];
+    snprintf(param, sizeof(param), "_count=%u", was / 2);
+    err = curl_url_set(u, CURLUPART_QUERY, klen ? kept : NULL, 0) == CURLUE_OK &&
+                  curl_url_set(u, CURLUPART_QUERY, param, CURLU_APPENDQUERY) == CURLUE_OK &&
+                  curl_url_get(u, CURLUPART_URL, &s, 0) == CURLUE_OK
+              ? 0
+              : PW_ENOMEM;
+    free(kept);
+    if (!err) {
+        *out = strdup(s);
+        err = *out ? 0 : PW_ENOMEM;
+        *count = was / 2;
+    }
+out:
+    curl_free(s);
+    curl_free(query);
+    curl_url_cleanup(u);
     return err;
 }
 

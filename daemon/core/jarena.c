@@ -126,6 +126,10 @@ static bool seg_next(void)
     if (A.full) {
         return false;
     }
+    if (A.page && A.page->budget && A.page->used + SEG > A.page->budget) {
+        A.page->over = true; /* the page's budget: no new segment, and no malloc either */
+        return false;
+    }
     seg_close();
     for (size_t w = 0; w < MAP_WORDS; w++) {
         uint64_t m = atomic_load_explicit(&A.freemap[w], memory_order_acquire);
@@ -146,6 +150,7 @@ static bool seg_next(void)
                 /* Set before any of its values is handed out: their frees see it. */
                 atomic_fetch_or_explicit(&A.pagemap[w], UINT64_C(1) << b, memory_order_relaxed);
                 A.page->segs[w] |= UINT64_C(1) << b;
+                A.page->used += SEG;
             } else {
                 atomic_store_explicit(&A.live[s], OPEN_BIAS, memory_order_relaxed);
             }
@@ -190,9 +195,17 @@ __attribute__((noinline)) static void *arena_malloc_slow(size_t n)
         if ((size_t)(A.lim - A.cur) >= need || seg_next()) {
             return bump(n1, need);
         }
+        if (A.page && A.page->over) {
+            return NULL;
+        }
         atomic_fetch_add_explicit(&A.fallbacks, 1, memory_order_relaxed);
     }
     if (A.page) {
+        if (A.page->budget && (A.page->over || n > A.page->budget - A.page->used)) {
+            A.page->over = true;
+            return NULL;
+        }
+        A.page->used += n;
         A.page->walk = true; /* the tree is not all in the page's segments */
     }
     return malloc(n);
@@ -333,6 +346,15 @@ int pw_jarena_page_begin(struct pw_jarena_page *pg)
     if (rc == 0) {
         pg->arena = true;
         A.page = pg;
+    }
+    return rc;
+}
+
+int pw_jarena_page_begin_budget(struct pw_jarena_page *pg, size_t budget)
+{
+    int rc = pw_jarena_page_begin(pg);
+    if (rc == 0) {
+        pg->budget = budget;
     }
     return rc;
 }

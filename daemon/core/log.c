@@ -27,9 +27,11 @@ static const char *const level_names[] = {"emerg",   "alert",  "crit", "err",
                                           "warning", "notice", "info", "debug"};
 
 /*
- * Rate limiting: a small table keyed by the hash of (component, formatted text). The first
- * PW_LOG_RATE_BURST identical lines in a window pass; later ones are counted, and the count is
- * summarised once the window ends (on the next identical line or pw_log_flush()).
+ * Rate limiting: a small table keyed by the hash of (component, message template), the format
+ * string before its arguments: lines that differ only in an index, an id or a count are one
+ * kind of line. The first PW_LOG_RATE_BURST lines of a kind in a window pass; later ones are
+ * counted, and the count is summarised once the window ends (on the next line of that kind or
+ * pw_log_flush()), after the head of the first line of the window.
  */
 #define RATE_SLOTS 64
 struct rate_slot {
@@ -39,7 +41,7 @@ struct rate_slot {
     unsigned suppressed;
     int level;
     enum pw_log_comp comp;
-    char text[96]; /* head of the line, for the summary */
+    char text[96]; /* head of the window's first line, for the summary */
 };
 static struct rate_slot rate_table[RATE_SLOTS];
 
@@ -140,16 +142,16 @@ static void summarise(struct rate_slot *slot)
     if (slot->suppressed == 0) {
         return;
     }
-    snprintf(line, sizeof(line), "%s ... (suppressed %u identical lines)", slot->text,
+    snprintf(line, sizeof(line), "%s ... (suppressed %u similar lines)", slot->text,
              slot->suppressed);
     emit(slot->level, slot->comp, line);
     slot->suppressed = 0;
 }
 
-/* Returns true when the line may be written now. */
-static bool rate_admit(int level, enum pw_log_comp comp, const char *text)
+/* Returns true when the line @p text, made from @p fmt, may be written now. */
+static bool rate_admit(int level, enum pw_log_comp comp, const char *fmt, const char *text)
 {
-    uint64_t h = hash_line(comp, text);
+    uint64_t h = hash_line(comp, fmt);
     uint64_t now = now_ms();
     struct rate_slot *slot = &rate_table[h % RATE_SLOTS];
 
@@ -166,6 +168,7 @@ static bool rate_admit(int level, enum pw_log_comp comp, const char *text)
         summarise(slot);
         slot->window_start = now;
         slot->passed = 0;
+        snprintf(slot->text, sizeof(slot->text), "%s", text);
     }
     if (slot->passed < PW_LOG_RATE_BURST) {
         slot->passed++;
@@ -206,7 +209,7 @@ void pw_log_write(int level, enum pw_log_comp comp, const char *fmt, ...)
             *p = ' ';
         }
     }
-    if (rate_admit(level, comp, line)) {
+    if (rate_admit(level, comp, fmt, line)) {
         emit(level, comp, line);
     }
 }

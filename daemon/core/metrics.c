@@ -58,6 +58,10 @@ static const struct {
     {PW_M_AUDIT_WRITABLE, PW_METRIC_GAUGE, "", "1 while the audit trail accepts records"},
     {PW_M_CONFIG_RELOADS, PW_METRIC_COUNTER, "result",
      "configuration reloads by result (ok, error)"},
+    {PW_M_SYNC_PAGE_FAILURES, PW_METRIC_COUNTER, "server",
+     "sync runs ended by a page that could not be used (not JSON even at _count=1, not a Bundle)"},
+    {PW_M_UNREADABLE, PW_METRIC_COUNTER, "server,resource",
+     "resources skipped because a value could not be read (number out of range, bad UTF-8)"},
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;

@@ -769,10 +769,6 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
         p->stats.resources += json_array_size(resources);
         pw_metric_add(PW_M_INGESTED, (double)json_array_size(resources), src->server, src->type,
                       NULL);
-        if (cursor) {
-            /* The final page of a completed run: this stream is current as of now. */
-            pw_metric_set(PW_M_SYNC_LAST_SUCCESS, (double)now_s, src->server, NULL);
-        }
         if (max_updated != PW_TIME_NONE) {
             pw_metric_set(PW_M_SYNC_LAG, (double)(now_s - max_updated), src->server, src->type,
                           NULL);
@@ -824,13 +820,92 @@ static void on_page(void *arg, const struct pw_sync_source *src, json_t *resourc
     done(done_arg, rc);
 }
 
+/*
+ * A resource the sync engine skipped as unreadable (issue 18): an audit record, and, when its
+ * patient and id are known, a data-quality event stored as that resource's events (the patient
+ * is due: the evaluation says in words that a record could not be read). Its own transaction:
+ * the page that carried it commits after this, and a repeat of the page records it again.
+ */
+static void on_unreadable(void *arg, const struct pw_sync_source *src,
+                          const struct pw_sync_unreadable *u)
+{
+    struct pw_pipeline *p = arg;
+    const char *type = u->type ? u->type : "resource";
+    const char *id = u->id ? u->id : "(unknown id)";
+    const char *patient = u->patient;
+    char found[PW_REF_MAX];
+    char desc[512];
+    int rc = 0;
+
+    if (!patient && u->resource &&
+        pw_normalize_patient(u->resource, NULL, found, sizeof(found)) == 0 &&
+        !strchr(found, '\001')) {
+        patient = found; /* server-wide: the resource's own subject, when it is readable */
+    }
+
+    snprintf(desc, sizeof(desc), "%s/%s from %s skipped: %s", type, id, src->server, u->reason);
+    if (p->conf.audit) {
+        rc = pw_audit_event(p->conf.audit, "resource-unreadable", 'R', PW_AUDIT_MINOR, desc,
+                            json_pack("{s:{s:s, s:s, s:s?, s:s?, s:s?, s:s?}}", "painwatch",
+                                      "server", src->server, "stream", src->key, "resource_type",
+                                      u->type, "resource_id", u->id, "version", u->version,
+                                      "patient", patient));
+    }
+    if (rc == 0 && patient && u->type && u->id && strlen(u->type) < 32) {
+        struct pw_dq_event ev = {.code = "resource-unreadable"};
+        struct pw_store_resource sr = {0};
+        bool changed = false;
+
+        pw_fhir_copy(ev.src.type, sizeof(ev.src.type), u->type);
+        pw_fhir_copy(ev.src.id, sizeof(ev.src.id), u->id);
+        pw_fhir_copy(ev.src.version, sizeof(ev.src.version), u->version ? u->version : "");
+        snprintf(ev.detail, sizeof(ev.detail),
+                 "%s/%s could not be read (a value out of range or invalid text) and was not "
+                 "used; correct it in the EHR",
+                 u->type, u->id);
+        pw_timeline_clear(&p->scratch);
+        pw_fhir_copy(p->scratch.patient, sizeof(p->scratch.patient), patient);
+        rc = pw_timeline_add_dq(&p->scratch, &ev);
+        if (rc == 0) {
+            rc = pw_timeline_encode(&p->scratch, &p->enc);
+        }
+        if (rc == 0) {
+            rc = pw_store_begin(p->conf.store);
+        }
+        if (rc == 0) {
+            sr.type = u->type;
+            sr.id = u->id;
+            sr.version = u->version ? u->version : "";
+            sr.last_updated = PW_TIME_NONE;
+            sr.patient = patient;
+            sr.norm = p->norm;
+            sr.events = p->enc.v;
+            sr.events_len = p->enc.n;
+            rc = pw_store_put_resource(p->conf.store, &sr, &changed);
+            if (rc == 0) {
+                rc = pw_store_patient_due_by(p->conf.store, patient, now_ms(p) / 1000);
+            }
+            rc = rc == 0 ? pw_store_commit(p->conf.store) : (pw_store_rollback(p->conf.store), rc);
+        }
+    }
+    if (rc < 0) {
+        pw_log_err(STORE, "%s: unreadable %s/%s not recorded (%s)", src->key, type, id,
+                   pw_strerror(rc));
+    }
+}
+
 static void on_cycle_end(void *arg, const char *server, int err)
 {
     struct pw_pipeline *p = arg;
     size_t n = 0;
 
     cycle_mark(p, server, false);
-    (void)err; /* a failed cycle still evaluates what its committed pages brought */
+    if (err == 0) {
+        /* Every stream of the server completed: it is current as of now. Not on a failed
+         * cycle (issue 18: a stream stuck on a bad page must not look fresh). */
+        pw_metric_set(PW_M_SYNC_LAST_SUCCESS, (double)(now_ms(p) / 1000), server, NULL);
+    }
+    /* A failed cycle still evaluates what its committed pages brought. */
     if (p->conf.on_due) {
         p->conf.on_due(p->conf.on_due_arg); /* the owner evaluates, a batch at a time */
         return;
@@ -847,6 +922,7 @@ void pw_pipeline_consumer(struct pw_pipeline *p, struct pw_sync_consumer *out)
     out->cursor_load = cursor_load;
     out->on_page = on_page;
     out->on_cycle_end = on_cycle_end;
+    out->on_unreadable = on_unreadable;
     out->arg = p;
 }
 

@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "core/page_parse.h"
 #include "painwatch/auth.h"
 #include "painwatch/check.h"
 #include "painwatch/cohort.h"
@@ -25,6 +26,8 @@
 #include "painwatch/http.h"
 #include "painwatch/jarena.h"
 #include "painwatch/log.h"
+#include "painwatch/metrics.h"
+#include "painwatch/notify.h"
 #include "painwatch/source.h"
 #include "painwatch/sync.h"
 
@@ -69,6 +72,7 @@ struct run {
     int after_page; /* error to end with once the pending page is durable */
     long status;
     uint64_t retry_after_ms;
+    bool page_failed; /* the run ends on a page it could not use (issue 18) */
 };
 
 struct server {
@@ -93,6 +97,8 @@ struct server {
     uint64_t cycle_retry_after_ms;
     bool no_status_search; /* /metadata: MedicationRequest cannot be searched by status */
     struct pw_sync_health health;
+    unsigned page_failed; /* runs of this cycle ended by a page they could not use */
+    int page_err;         /* the first such run's error */
 };
 
 struct pw_sync {
@@ -108,6 +114,8 @@ struct pw_sync {
     unsigned closing;  /* timers whose close callback has not run */
     unsigned depth;    /* callbacks on the stack: the engine is freed only at depth 0 */
     int64_t (*now_ms)(void);
+    size_t page_budget;      /* one page's parse, bytes (PW_PAGE_PARSE_BUDGET) */
+    size_t page_entries_max; /* one page's entries (PW_PAGE_ENTRIES_MAX) */
     /* pw_sync_run_once() */
     pw_sync_cycle_fn *once_done;
     void *once_arg;
@@ -266,6 +274,14 @@ static void run_end(struct run *r, int err)
         if (err != PW_ECANCELED) {
             pw_log_warn(SYNC, "%s: run failed after %u page(s): %s (HTTP %ld)", src->key,
                         r->pages_before + r->pages, pw_strerror(err), r->status);
+        }
+        if (r->page_failed) {
+            /* Not the server's transport: its content. Counted, and it makes the cycle a failed
+             * one for readiness (never silently stuck), without the transport backoff. */
+            srv->page_failed++;
+            srv->health.page_failures++;
+            srv->page_err = srv->page_err ? srv->page_err : err;
+            pw_metric_inc(PW_M_SYNC_PAGE_FAILURES, srv->conf.name, NULL);
         }
         if (server_level(r, err) && !srv->cycle_err) {
             srv->cycle_err = err;
@@ -440,45 +456,199 @@ static void run_deliver(struct run *r, json_t *resources, bool final)
     free(cursor);
 }
 
+/* One line per page for the entries it rejected (never one per entry: a page of a million
+ * bad entries is one line, not a million). */
+static void page_rejects_log(const struct run *r, const struct pw_page_stats *ps)
+{
+    char sum[256];
+
+    if (pw_page_stats_summary(ps, sum, sizeof(sum)) > 0) {
+        pw_log_warn(SYNC, "%s: page %u: %s", r->stream->key, r->pages, sum);
+    }
+}
+
+/* A FHIR id ([A-Za-z0-9-.]{1,64}), or NULL. */
+static const char *fhir_id_or_null(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n >= PW_ID_MAX ||
+        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.") != n) {
+        return NULL;
+    }
+    return s;
+}
+
+/* A resource type name (an upper-case letter, then letters; at most 64), or NULL. */
+static const char *fhir_type_or_null(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 64 || s[0] < 'A' || s[0] > 'Z' ||
+        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != n) {
+        return NULL;
+    }
+    return s;
+}
+
+static const char *readable_str(const json_t *v)
+{
+    const char *s = json_string_value(v);
+    return s && !pw_page_value_unreadable(v) ? s : NULL;
+}
+
+/*
+ * The page held values that could not be read (set aside by pw_page_parse()): take their
+ * resources out of the page and report each to the consumer. The rest of the page goes on, and
+ * so does the cursor: a readable meta.lastUpdated of a skipped resource counts as progress.
+ */
+static int run_unreadable(struct run *r, json_t *bundle, size_t *n_out)
+{
+    struct server *srv = r->srv;
+    struct pw_sync *sync = srv->sync;
+    const struct pw_sync_source *src = &r->stream->src;
+    json_t *bad = json_array();
+    char patient[PW_ID_MAX + 16];
+    size_t i;
+    json_t *res;
+
+    *n_out = 0;
+    if (!bad) {
+        return PW_ENOMEM;
+    }
+    snprintf(patient, sizeof(patient), "Patient/%s", src->patient ? src->patient : "");
+    *n_out = pw_page_take_unreadable(bundle, bad);
+    json_array_foreach(bad, i, res)
+    {
+        const json_t *meta = json_object_get(res, "meta");
+        const char *lu = readable_str(json_object_get(meta, "lastUpdated"));
+        int64_t lu_ms;
+        struct pw_sync_unreadable u = {
+            .type = fhir_type_or_null(readable_str(json_object_get(res, "resourceType"))),
+            .id = fhir_id_or_null(readable_str(json_object_get(res, "id"))),
+            .version = fhir_id_or_null(readable_str(json_object_get(meta, "versionId"))),
+            .patient = src->patient ? patient : NULL,
+            .reason = "a value could not be read (a number out of range or invalid UTF-8)",
+            .resource = res,
+        };
+        bool has_lu = lu && pw_fhir_instant_parse(lu, &lu_ms) == 0;
+        if (has_lu && lu_ms > r->max_ms) {
+            r->max_ms = lu_ms;
+        }
+        /* Reported once per version: the overlap brings it back in the next run. */
+        char key[PW_REF_MAX + 64];
+        if (has_lu && pw_sync_seen_key(res, key, sizeof(key)) && !strchr(key, '\001')) {
+            if (json_object_get(r->st.seen, key)) {
+                srv->health.duplicates++;
+                (*n_out)--; /* a duplicate, not a rejection */
+                continue;
+            }
+            if (json_object_set_new(r->st.seen, key, json_integer(lu_ms)) != 0) {
+                json_decref(bad);
+                return PW_ENOMEM;
+            }
+        }
+        srv->health.unreadable++;
+        pw_metric_inc(PW_M_UNREADABLE, srv->conf.name, u.type ? u.type : "unknown", NULL);
+        pw_log_warn(SYNC, "%s: page %u: %s/%s skipped: %s", r->stream->key, r->pages + 1,
+                    u.type ? u.type : "?", u.id ? u.id : "?", u.reason);
+        if (sync->consumer.on_unreadable) {
+            sync->consumer.on_unreadable(sync->consumer.arg, src, &u);
+        }
+    }
+    json_decref(bad);
+    return 0;
+}
+
+/*
+ * A page refused whole (too large for its budget or entry cap, or not JSON): asked again with
+ * half the _count, down to 1. Refused at _count=1 the run ends (its page failure counts towards
+ * the server's readiness); the cursor stays.
+ */
+static void run_page_refused(struct run *r, const struct pw_page_parsed *pp, int perr)
+{
+    static const char *const why[] = {"", "is not JSON", "is over the parse budget",
+                                      "is over the entry cap"};
+    struct server *srv = r->srv;
+    const struct pw_source_conf *conf = &srv->conf;
+    unsigned dflt = conf->count < conf->dialect.count_max ? conf->count : conf->dialect.count_max;
+    int err = pp->refusal == PW_PAGE_NOT_JSON ? PW_EJSON : PW_E2BIG;
+    char *smaller = NULL;
+    unsigned count = 0;
+
+    if (perr) {
+        run_end(r, perr);
+        return;
+    }
+    if (pp->refusal == PW_PAGE_NOT_JSON) {
+        /* Position only: the server's bytes never reach the log. */
+        pw_log_err(SYNC, "%s: page %u is not JSON (line %d, column %d, byte %zu)", r->stream->key,
+                   r->pages + 1, pp->line, pp->column, pp->position);
+    }
+    int herr = pw_search_url_halve_count(r->url, dflt ? dflt : 1, &smaller, &count);
+    if (herr == 0) {
+        srv->health.pages_refused++;
+        pw_log_warn(SYNC, "%s: page %u %s: asking again with _count=%u", r->stream->key,
+                    r->pages + 1, why[pp->refusal], count);
+        run_fetch(r, smaller);
+        free(smaller);
+        return;
+    }
+    pw_log_err(SYNC, "%s: page %u %s at _count=1: run ends, cursor kept", r->stream->key,
+               r->pages + 1, why[pp->refusal]);
+    r->page_failed = true;
+    run_end(r, herr == PW_ERANGE ? err : herr);
+}
+
 static void run_page(struct run *r, const struct pw_http_resp *resp)
 {
     struct server *srv = r->srv;
     const struct pw_source_conf *conf = &srv->conf;
-    json_error_t jerr;
     json_t *resources = NULL;
     const char *next = NULL;
     struct pw_page_stats ps;
+    struct pw_page_parsed pp;
+    size_t unreadable = 0;
 
     /* The page's tree goes to the arena (jarena.h) when painwatchd installed it; refused (a
      * nested begin, the CLI, tests): plain malloc. Only the parse: what the filter and the
      * consumer build around the tree is malloc'd. The tree stays until the consumer's done and
-     * is then dropped whole (the resources it was given are released by then: sync.h). */
-    bool arena = pw_jarena_page_begin(&r->arena) == 0;
-    json_t *bundle = json_loadb(resp->body, resp->body_len, 0, &jerr);
-    if (arena) {
-        pw_jarena_end();
-    }
-    r->tree = bundle;
-    if (!bundle) {
-        run_drop_tree(r); /* what the failed parse left in the arena */
-        pw_log_err(SYNC, "%s: page %u is not JSON (line %d: %s)", r->stream->key, r->pages + 1,
-                   jerr.line, jerr.text);
-        run_end(r, PW_EJSON);
+     * is then dropped whole (the resources it was given are released by then: sync.h). The
+     * parse has a memory budget and an entry cap (issue 18): a 32 MiB page of empty entries
+     * would otherwise take gigabytes. */
+    int perr = pw_page_parse(resp->body, resp->body_len, srv->sync->page_budget,
+                             srv->sync->page_entries_max, &r->arena, &pp);
+    if (perr || pp.refusal != PW_PAGE_OK) {
+        run_page_refused(r, &pp, perr);
         return;
+    }
+    json_t *bundle = pp.bundle;
+    r->tree = bundle;
+    if (pp.repairs) {
+        int uerr = run_unreadable(r, bundle, &unreadable);
+        if (uerr) {
+            run_drop_tree(r);
+            run_end(r, uerr);
+            return;
+        }
     }
     int err = pw_sync_page_filter(&r->st, bundle, &resources, &next, &r->max_ms, &ps);
     if (!err && next && !(r->next = strdup(next))) {
         err = PW_ENOMEM;
     }
+    if (!err && next && pw_page_value_unreadable(json_object_get(bundle, "link"))) {
+        err = PW_EFHIR; /* the next link itself was unreadable: where to go on is unknown */
+    }
     if (err) {
         json_decref(resources);
         run_drop_tree(r);
         pw_log_err(SYNC, "%s: page %u: %s", r->stream->key, r->pages + 1, pw_strerror(err));
+        r->page_failed = err == PW_EFHIR;
         run_end(r, err);
         return;
     }
+    ps.unreadable = unreadable;
     r->pages++;
     srv->health.duplicates += ps.duplicates;
+    page_rejects_log(r, &ps);
     bool final = !r->next;
     if (r->next && !pw_url_same_origin(r->next, conf->base)) {
         /* Never follow a link off the configured origin: the page itself is good data. */
@@ -735,6 +905,8 @@ static void cycle_start(struct server *srv)
     srv->cycle_err = 0;
     srv->cycle_status = 0;
     srv->cycle_retry_after_ms = 0;
+    srv->page_failed = 0;
+    srv->page_err = 0;
     int rc = srv->cohort->ops->refresh(srv->cohort, &env, sync->now_ms(), on_cohort_refreshed, srv);
     if (rc == 0) {
         sync->inflight++;
@@ -766,6 +938,7 @@ static void cycle_health(struct server *srv, bool failed)
     if (!failed) {
         if (h->unhealthy) {
             pw_log_notice(SYNC, "%s: healthy again", srv->conf.name);
+            pw_notify_status("ready: server %s healthy again", srv->conf.name);
         }
         h->consecutive_failures = 0;
         h->unhealthy = false;
@@ -773,9 +946,11 @@ static void cycle_health(struct server *srv, bool failed)
     }
     h->consecutive_failures++;
     if (!h->unhealthy && h->consecutive_failures >= srv->conf.unhealthy_after) {
+        int err = srv->cycle_err ? srv->cycle_err : srv->page_err;
         h->unhealthy = true;
         pw_log_err(SYNC, "%s: unhealthy after %u failed cycles (%s, HTTP %ld)", srv->conf.name,
-                   h->consecutive_failures, pw_strerror(srv->cycle_err), srv->cycle_status);
+                   h->consecutive_failures, pw_strerror(err), srv->cycle_status);
+        pw_notify_status("degraded: server %s failing (%s)", srv->conf.name, pw_strerror(err));
     }
 }
 
@@ -786,16 +961,19 @@ static void cycle_end(struct server *srv)
     struct pw_sync *sync = srv->sync;
     bool canceled = srv->cycle_err == PW_ECANCELED;
     bool failed = srv->cycle_err != 0 && !canceled;
+    /* A stream stuck on a page it cannot use fails the cycle for readiness too (issue 18). */
+    bool degraded = failed || (!canceled && srv->page_failed > 0);
 
     srv->in_cycle = false;
     if (!canceled && sync->consumer.on_cycle_end && !sync->freeing) {
-        sync->consumer.on_cycle_end(sync->consumer.arg, srv->conf.name, srv->cycle_err);
+        sync->consumer.on_cycle_end(sync->consumer.arg, srv->conf.name,
+                                    srv->cycle_err ? srv->cycle_err : srv->page_err);
     }
     /* The server goes idle: the page arena's memory beyond its small resident prefix goes back
      * to the kernel (idle RSS). */
     pw_jarena_trim();
     if (!canceled) {
-        cycle_health(srv, failed);
+        cycle_health(srv, degraded);
         srv->health.next_delay_ms = next_delay(srv, failed);
         srv->health.retry_after_ms = failed ? srv->cycle_retry_after_ms : 0;
     }
@@ -846,8 +1024,16 @@ int pw_sync_new(struct pw_sync **out, struct uv_loop_s *loop, struct pw_http *ht
     sync->http = http;
     sync->consumer = *consumer;
     sync->now_ms = wall_ms;
+    sync->page_budget = PW_PAGE_PARSE_BUDGET;
+    sync->page_entries_max = PW_PAGE_ENTRIES_MAX;
     *out = sync;
     return 0;
+}
+
+void pw_sync_set_page_limits(struct pw_sync *sync, size_t budget, size_t entries_max)
+{
+    sync->page_budget = budget ? budget : PW_PAGE_PARSE_BUDGET;
+    sync->page_entries_max = entries_max ? entries_max : PW_PAGE_ENTRIES_MAX;
 }
 
 void pw_sync_set_clock(struct pw_sync *sync, int64_t (*now_ms)(void))

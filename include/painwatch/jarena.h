@@ -72,6 +72,9 @@ struct pw_jarena_page {
     uint64_t segs[PW_JARENA_WORDS]; /* the segments holding the page's values */
     bool arena;                     /* the begin succeeded: values went to the arena */
     bool walk;                      /* some value was malloc'd: the drop frees value by value */
+    size_t budget;                  /* bytes the page may take (0: no limit) */
+    size_t used;                    /* segments claimed and blocks malloc'd for it, in bytes */
+    bool over;                      /* an allocation was refused: the budget was reached */
 };
 
 /**
@@ -80,6 +83,14 @@ struct pw_jarena_page {
  * (anything but 0: values are malloc'd and the drop is a json_decref()).
  */
 int pw_jarena_page_begin(struct pw_jarena_page *pg);
+
+/**
+ * pw_jarena_page_begin() with a memory budget: the page's segments and its malloc'd blocks are
+ * counted as they are taken (never given back before the drop), and once @p budget bytes would
+ * be passed every further allocation of this thread fails (returns NULL: jansson's parse fails)
+ * and @p pg->over is set. 0: no budget. Without the arena (any return but 0) nothing is counted.
+ */
+int pw_jarena_page_begin_budget(struct pw_jarena_page *pg, size_t budget);
 
 /**
  * Free the tree @p root (may be NULL) parsed in @p pg's begin..end, and every other value

@@ -181,4 +181,20 @@
 #define PW_JARENA_SEGMENT (1024u * 1024u)
 #define PW_JARENA_KEEP    (2u * 1024u * 1024u)
 
+/*
+ * One search page's parse (issue 18: memory within the body cap).
+ *   PW_PAGE_PARSE_BUDGET   bytes one page's JSON tree may take (counted in the page arena); a
+ *                          page over it is refused and asked again with half the _count.
+ *                          Measured: 1000 pain-score Observations (660 kB) take ~5 MiB, so it
+ *                          holds ~25,000 of them; a 32 MiB page of empty entries took 2.5 GiB.
+ *   PW_PAGE_ENTRIES_MAX    Bundle.entry elements accepted in one page: twice the largest _count
+ *                          painwatch asks for (an _include per match), refused past it the same
+ * way. PW_PAGE_REPAIRS_MAX    values of one page that cannot be read (a number out of range,
+ *                          invalid UTF-8) set aside before the page counts as unreadable: each
+ *                          costs one more parse of the page.
+ */
+#define PW_PAGE_PARSE_BUDGET (128u * 1024u * 1024u)
+#define PW_PAGE_ENTRIES_MAX  20000
+#define PW_PAGE_REPAIRS_MAX  16
+
 #endif

@@ -30,6 +30,9 @@
 #define PW_M_AUDIT_RECORDS     "painwatch_audit_records_total"      /* - */
 #define PW_M_AUDIT_WRITABLE    "painwatch_audit_writable"           /* - */
 #define PW_M_CONFIG_RELOADS    "painwatch_config_reloads_total"     /* result */
+/* Issue 18: pages a sync run could not use, and resources skipped as unreadable. */
+#define PW_M_SYNC_PAGE_FAILURES "painwatch_sync_page_failures_total"   /* server */
+#define PW_M_UNREADABLE         "painwatch_resources_unreadable_total" /* server, resource */
 
 enum pw_metric_type {
     PW_METRIC_COUNTER,

@@ -172,11 +172,21 @@ bool pw_sync_seen_key(const json_t *res, char *buf, size_t len);
 
 /** Counters of one page. */
 struct pw_page_stats {
-    size_t entries;    /* Bundle.entry elements */
-    size_t delivered;  /* resources kept */
-    size_t duplicates; /* resources already seen */
-    size_t outcomes;   /* OperationOutcome entries (warnings from the server) */
+    size_t entries;     /* Bundle.entry elements */
+    size_t delivered;   /* resources kept */
+    size_t duplicates;  /* resources already seen */
+    size_t outcomes;    /* OperationOutcome entries (warnings from the server) */
+    size_t no_resource; /* entries without a resource (or its resourceType), skipped */
+    size_t no_id;       /* resources without an id, skipped */
+    size_t unreadable;  /* resources with a value that could not be read, skipped */
 };
+
+/**
+ * The page's rejected entries in one line for the log, e.g. "1,000,000 entries rejected:
+ * 999,990 no id, 10 no resource" (one line per page, never one per entry). @return the number of
+ * rejected entries (0: @p buf holds "").
+ */
+size_t pw_page_stats_summary(const struct pw_page_stats *ps, char *buf, size_t len);
 
 /**
  * Filter one search page against @p st: resources not seen before go into *out_resources (a new
@@ -194,6 +204,14 @@ struct pw_search_window {
     bool active_orders; /* MedicationRequest only: the first sync's second query, the orders
                            still in force (status=active,on-hold) authored before the lookback */
 };
+
+/**
+ * @p url with its `_count` halved (the query's other parameters kept, in order; a URL without
+ * one counts as asking for @p dflt): a page refused as too large or unreadable is asked again
+ * smaller. *out is malloc'ed, *count the new value.
+ * @return 0, PW_ERANGE (already 1: cannot be smaller), PW_EINVAL (not a URL) or PW_ENOMEM.
+ */
+int pw_search_url_halve_count(const char *url, unsigned dflt, char **out, unsigned *count);
 
 /**
  * The first URL of a run for @p type (an index into conf->types), @p patient (NULL =

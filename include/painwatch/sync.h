@@ -85,6 +85,23 @@ typedef void pw_sync_page_done_fn(void *done_arg, int err);
  *   pointer; copy what must stay): done frees the page's parse at once (jarena.h). Do not add
  *   values to the resources either.
  */
+/**
+ * A resource of a page that could not be read whole (a number out of range such as 1e400 or a
+ * 30-digit integer, invalid UTF-8): skipped, never delivered, so one bad resource never stalls
+ * its stream (the page's other resources and the cursor go on). Strings are borrowed for the
+ * callback; each is NULL when unknown or itself unreadable.
+ */
+struct pw_sync_unreadable {
+    const char *type;    /* resourceType (checked: a type name) */
+    const char *id;      /* a FHIR id (checked against the id grammar) */
+    const char *version; /* meta.versionId (checked against the id grammar) */
+    const char *patient; /* "Patient/<id>": the stream's patient, or NULL */
+    const char *reason;  /* what could not be read, in words */
+    /* The resource as read, the unreadable values replaced by a marker string holding control
+     * characters (never a FHIR value): for its patient reference in server-wide mode. */
+    const json_t *resource;
+};
+
 struct pw_sync_consumer {
     int (*cursor_load)(void *arg, const struct pw_sync_source *src, char **out);
     void (*on_page)(void *arg, const struct pw_sync_source *src, json_t *resources,
@@ -96,6 +113,15 @@ struct pw_sync_consumer {
      */
     void (*on_cycle_end)(void *arg, const char *server, int err);
     void *arg;
+    /*
+     * Optional (issue 18): a resource of the page about to be delivered was skipped as
+     * unreadable (struct pw_sync_unreadable). Called before on_page for that page, on the loop
+     * thread; the consumer records it (a data-quality event, an audit record) synchronously.
+     * on_cycle_end's @p err is also non-zero for a cycle in which a stream failed on a page it
+     * could not use (not JSON even at _count=1, not a Bundle).
+     */
+    void (*on_unreadable)(void *arg, const struct pw_sync_source *src,
+                          const struct pw_sync_unreadable *u);
 };
 
 /** Completion of pw_sync_run_once(): @p failed is the number of streams whose run failed. */
@@ -118,6 +144,9 @@ struct pw_sync_health {
     uint64_t retry_after_ms;       /* Retry-After honoured for that delay, 0 if none */
     bool capability_known;         /* /metadata was read by pw_sync_check_servers() */
     bool conditional_create;       /* it advertises conditional create of Flag */
+    uint64_t page_failures;        /* runs ended by a page that could not be used (issue 18) */
+    uint64_t unreadable;           /* resources skipped as unreadable */
+    uint64_t pages_refused;        /* pages refused (too large, not JSON) and asked again smaller */
 };
 
 struct pw_sync;
@@ -177,6 +206,12 @@ void pw_sync_stop(struct pw_sync *sync);
 
 /** Replace the wall clock (ms since the epoch) used for lookbacks and Group refreshes (tests). */
 void pw_sync_set_clock(struct pw_sync *sync, int64_t (*now_ms)(void));
+
+/**
+ * Replace the per-page parse budget (bytes) and entry cap (PW_PAGE_PARSE_BUDGET,
+ * PW_PAGE_ENTRIES_MAX by default; 0 keeps the default) (tests).
+ */
+void pw_sync_set_page_limits(struct pw_sync *sync, size_t budget, size_t entries_max);
 
 /** Copy the health of @p server into @p out. @return 0 or PW_ENOENT. */
 int pw_sync_health(const struct pw_sync *sync, const char *server, struct pw_sync_health *out);

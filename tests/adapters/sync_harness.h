@@ -48,6 +48,7 @@ struct sh {
     bool cycle_done;
     int cycle_err;
     unsigned cycle_failed;
+    json_t *unreadable; /* "key|Type/id/vid|patient" per resource skipped as unreadable */
 };
 
 static inline int64_t sh_clock(void)
@@ -111,6 +112,16 @@ static inline void sh_on_page(void *arg, const struct pw_sync_source *src, json_
     done(done_arg, h->page_error);
 }
 
+static inline void sh_on_unreadable(void *arg, const struct pw_sync_source *src,
+                                    const struct pw_sync_unreadable *u)
+{
+    struct sh *h = arg;
+    char line[512];
+    snprintf(line, sizeof(line), "%s|%s/%s/%s|%s", src->key, u->type ? u->type : "-",
+             u->id ? u->id : "-", u->version ? u->version : "-", u->patient ? u->patient : "-");
+    json_array_append_new(h->unreadable, json_string(line));
+}
+
 static inline void sh_init(struct sh *h)
 {
     memset(h, 0, sizeof(*h));
@@ -122,7 +133,11 @@ static inline void sh_init(struct sh *h)
     h->cursors = json_object();
     h->delivered = json_array();
     h->pages = json_array();
-    struct pw_sync_consumer c = {.cursor_load = sh_cursor_load, .on_page = sh_on_page, .arg = h};
+    h->unreadable = json_array();
+    struct pw_sync_consumer c = {.cursor_load = sh_cursor_load,
+                                 .on_page = sh_on_page,
+                                 .arg = h,
+                                 .on_unreadable = sh_on_unreadable};
     assert_int_equal(pw_sync_new(&h->sync, &h->loop, h->http, &c), 0);
     pw_sync_set_clock(h->sync, sh_clock);
 }
@@ -184,6 +199,7 @@ static inline void sh_fini(struct sh *h)
     json_decref(h->cursors);
     json_decref(h->delivered);
     json_decref(h->pages);
+    json_decref(h->unreadable);
 }
 
 /* An Observation entry as JSON text. */

@@ -7,11 +7,21 @@ if(PW_BUILD_BENCH)
   target_link_libraries(pw_bench_base PRIVATE pwcore)
   set_target_properties(pw_bench_base PROPERTIES RUNTIME_OUTPUT_DIRECTORY
     ${PROJECT_BINARY_DIR}/tests/bench)
+  # Issue 18: one page's peak memory on the worst shapes (tests/bench/page_mem.sh prints the table).
+  add_executable(pw_bench_page_mem ${CMAKE_CURRENT_LIST_DIR}/pw_bench_page_mem.c)
+  target_link_libraries(pw_bench_page_mem PRIVATE pwcore)
+  set_target_properties(pw_bench_page_mem PROPERTIES RUNTIME_OUTPUT_DIRECTORY
+    ${PROJECT_BINARY_DIR}/tests/bench)
   find_package(Python3 3.9 COMPONENTS Interpreter)
   set(PW_BENCH_PY ${Python3_EXECUTABLE})
   if(NOT PW_BENCH_PY)
     set(PW_BENCH_PY python3)
   endif()
+  add_custom_target(bench_page_mem
+    COMMAND ${PW_BENCH_PY} ${CMAKE_CURRENT_LIST_DIR}/page_mem_daemon.py --build ${PROJECT_BINARY_DIR}
+    COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/page_mem.sh ${PROJECT_BINARY_DIR}
+    DEPENDS painwatchd pw_bench_page_mem USES_TERMINAL
+    COMMENT "issue 18: one hostile page's memory (tests/bench/README.md)")
 
   # The full benchmark: meant for a Release build (tests/bench/run.sh configures one).
   add_custom_target(bench

@@ -461,6 +461,56 @@ static void test_page_with_malloced_values_is_walked(void **state)
     free(text);
 }
 
+/* Issue 18: a page parsed with a budget stops allocating once its segments (and malloc'd
+ * blocks) would pass it: the parse fails, `over` says why, and the drop gives everything back. */
+static void test_page_budget_refuses_past_it(void **state)
+{
+    (void)state;
+    struct pw_jarena_page pg;
+    json_error_t err;
+    char *text = bundle_text(20000); /* more than 2 segments of tree */
+
+    assert_int_equal(pw_jarena_page_begin_budget(&pg, 2 * (size_t)PW_JARENA_SEGMENT), 0);
+    json_t *j = json_loads(text, 0, &err);
+    pw_jarena_end();
+    assert_null(j);
+    assert_true(pg.over);
+    assert_true(pg.used <= 2 * (size_t)PW_JARENA_SEGMENT);
+    pw_jarena_page_drop(&pg, NULL);
+    assert_int_equal(used(), 0);
+
+    /* A value larger than a segment is malloc'd: it counts against the budget too. */
+    size_t big = 3 * (size_t)PW_JARENA_SEGMENT;
+    char *one = malloc(big + 16);
+    assert_non_null(one);
+    one[0] = '"';
+    memset(one + 1, 'x', big);
+    memcpy(one + 1 + big, "\"", 2);
+    assert_int_equal(pw_jarena_page_begin_budget(&pg, 2 * (size_t)PW_JARENA_SEGMENT), 0);
+    j = json_loads(one, JSON_DECODE_ANY, &err);
+    pw_jarena_end();
+    assert_null(j);
+    assert_true(pg.over);
+    pw_jarena_page_drop(&pg, NULL);
+    assert_int_equal(used(), 0);
+
+    /* Within the budget: parsed as before, and the budget leaves the next page alone. */
+    free(text);
+    text = bundle_text(2000);
+    assert_int_equal(pw_jarena_page_begin_budget(&pg, 4 * (size_t)PW_JARENA_SEGMENT), 0);
+    j = json_loads(text, 0, &err);
+    pw_jarena_end();
+    assert_non_null(j);
+    assert_false(pg.over);
+    pw_jarena_page_drop(&pg, j);
+    j = parse_whole_page(text, &pg);
+    assert_non_null(j);
+    pw_jarena_page_drop(&pg, j);
+    assert_int_equal(used(), 0);
+    free(one);
+    free(text);
+}
+
 static bool resident(const void *p)
 {
     long pg = sysconf(_SC_PAGESIZE);
@@ -629,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_page_dropped_whole),
         cmocka_unit_test(test_pages_in_flight),
         cmocka_unit_test(test_page_with_malloced_values_is_walked),
+        cmocka_unit_test(test_page_budget_refuses_past_it),
 #ifdef ASAN
         cmocka_unit_test(test_asan_sees_arena_misuse),
         cmocka_unit_test(test_asan_exit_with_live_tree_fails),

@@ -113,10 +113,32 @@ static void test_rate_limit_suppresses_then_summarises(void **state)
     fake_ms += PW_LOG_RATE_WINDOW_MS;
     pw_log_flush();
     fflush(out);
-    assert_non_null(strstr(buf, "(suppressed 15 identical lines)"));
+    assert_non_null(strstr(buf, "(suppressed 15 similar lines)"));
     pw_log_err(HTTP, "GET Observation failed: status 500");
     fflush(out);
     assert_int_equal(count_lines(buf, "Observation failed: status 500\n"), PW_LOG_RATE_BURST + 1);
+}
+
+/* Issue 18: one warning per bad entry, each with its index, was never folded (the limiter keyed
+ * on the formatted text): a page of a million bad entries wrote a million lines. */
+static void test_rate_limit_by_template_not_text(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 1000; i++) {
+        pw_log_warn(SYNC, "search page entry %d has no resource, skipped", i);
+    }
+    fflush(out);
+    assert_int_equal(count_lines(buf, "has no resource, skipped\n"), PW_LOG_RATE_BURST);
+    /* Another template, same component: its own allowance. */
+    pw_log_warn(SYNC, "page %d: %s", 3, "other");
+    fflush(out);
+    assert_int_equal(count_lines(buf, "page 3: other\n"), 1);
+    fake_ms += PW_LOG_RATE_WINDOW_MS;
+    pw_log_flush();
+    fflush(out);
+    assert_int_equal(count_lines(buf, "(suppressed 995 similar lines)"), 1);
+    /* The summary shows the head of the first line of its window, not a later one. */
+    assert_non_null(strstr(buf, "entry 0 has no resource, skipped ... (suppressed 995"));
 }
 
 static void test_newlines_cannot_forge_lines(void **state)
@@ -144,6 +166,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_level_checked_before_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_suppresses_then_summarises, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit_by_template_not_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newlines_cannot_forge_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_level_names, setup, teardown),
     };

@@ -17,10 +17,12 @@
 #include "painwatch/engine.h"
 #include "painwatch/err.h"
 #include "painwatch/fhir.h"
+#include "painwatch/metrics.h"
 #include "painwatch/normalize.h"
 #include "painwatch/sink.h"
 #include "painwatch/store.h"
 #include "painwatch/terminology.h"
+#include "painwatch/timeline.h"
 #include "support/pwtest.h"
 
 #define HOUR_MS (3600LL * 1000LL)
@@ -596,6 +598,99 @@ static void test_audit_batch_overflow_halves_the_batch(void **state)
     assert_true(g_commits <= n / 3); /* halves, not one patient per transaction */
 }
 
+/* Decode every stored resource of a patient into one timeline (its data-quality events). */
+static int decode_into(void *arg, const struct pw_store_resource *res)
+{
+    return pw_timeline_decode(arg, res->events, res->events_len);
+}
+
+static void open_audit(struct fixture *fx, char *trail, size_t len)
+{
+    char key_path[4096];
+
+    snprintf(trail, len, "%s/audit.jsonl", fx->dir);
+    snprintf(key_path, sizeof(key_path), "%s/audit.key", fx->dir);
+    pwt_write_file(key_path, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+    assert_int_equal(chmod(key_path, 0600), 0);
+    struct pw_audit_opts ao = {.path = trail, .key_path = key_path, .device = "Device/painwatch"};
+    assert_int_equal(pw_audit_open(&fx->audit, &ao), 0);
+    restart_with(fx, "cdc2022");
+}
+
+/* Issue 18: a resource the sync engine skipped as unreadable leaves an audit record and a
+ * data-quality event on its patient's timeline (the patient is due for evaluation). */
+static void test_unreadable_resource_audited_and_dq(void **state)
+{
+    struct fixture *fx = *state;
+    struct pw_sync_source src = {.server = "ehr",
+                                 .type = "Observation",
+                                 .patient = "p1",
+                                 .key = "ehr/Observation/Patient/p1"};
+    struct pw_sync_unreadable u = {.type = "Observation",
+                                   .id = "obs-bad",
+                                   .version = "3",
+                                   .patient = "Patient/p1",
+                                   .reason = "a value could not be read"};
+    struct pw_timeline tl;
+    char trail[4096];
+
+    open_audit(fx, trail, sizeof(trail));
+    assert_non_null(fx->consumer.on_unreadable);
+    fx->consumer.on_unreadable(fx->consumer.arg, &src, &u);
+
+    pw_timeline_init(&tl, "Patient/p1");
+    assert_int_equal(pw_store_load_patient(fx->store, "Patient/p1", decode_into, &tl), 0);
+    assert_int_equal(tl.dq.n, 1);
+    assert_string_equal(tl.dq.v[0].code, "resource-unreadable");
+    assert_string_equal(tl.dq.v[0].src.id, "obs-bad");
+    assert_non_null(strstr(tl.dq.v[0].detail, "could not be read"));
+    pw_timeline_cleanup(&tl);
+
+    /* Server-wide: the patient comes from the resource's own (readable) subject. */
+    json_t *res = json_pack("{s:s, s:s, s:{s:s}, s:{s:s}}", "resourceType", "Observation", "id",
+                            "obs-bad2", "subject", "reference", "Patient/p2", "valueQuantity",
+                            "value", "\001painwatch:unreadable\001");
+    struct pw_sync_source wide = {
+        .server = "ehr", .type = "Observation", .key = "ehr/Observation/-"};
+    struct pw_sync_unreadable u2 = {
+        .type = "Observation", .id = "obs-bad2", .reason = "unreadable", .resource = res};
+    fx->consumer.on_unreadable(fx->consumer.arg, &wide, &u2);
+    json_decref(res);
+    pw_timeline_init(&tl, "Patient/p2");
+    assert_int_equal(pw_store_load_patient(fx->store, "Patient/p2", decode_into, &tl), 0);
+    assert_int_equal(tl.dq.n, 1);
+    assert_string_equal(tl.dq.v[0].src.id, "obs-bad2");
+    pw_timeline_cleanup(&tl);
+
+    pw_audit_free(fx->audit);
+    fx->audit = NULL;
+    char *text = pwt_read_file(trail, NULL);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "resource-unreadable"));
+    assert_non_null(strstr(text, "obs-bad"));
+    assert_non_null(strstr(text, "obs-bad2"));
+    free(text);
+}
+
+/* Issue 18: painwatch_sync_last_success moves only when a cycle completed, not when a final
+ * page committed in a cycle that failed. */
+static void test_last_success_not_advanced_by_failed_cycle(void **state)
+{
+    struct fixture *fx = *state;
+    struct pw_sync_source src = {
+        .server = "ehr-ls", .type = "Observation", .key = "ehr-ls/Observation/-"};
+
+    pw_metrics_reset();
+    clock_now_ms = fx->t0_ms;
+    fx->consumer.on_page(fx->consumer.arg, &src, json_array(), "{\"v\":1}", on_page_done, NULL);
+    assert_int_equal(page_err, 0);
+    fx->consumer.on_cycle_end(fx->consumer.arg, "ehr-ls", PW_EJSON);
+    assert_true(pw_metric_get(PW_M_SYNC_LAST_SUCCESS, "ehr-ls", NULL) == 0);
+    fx->consumer.on_cycle_end(fx->consumer.arg, "ehr-ls", 0);
+    assert_true(pw_metric_get(PW_M_SYNC_LAST_SUCCESS, "ehr-ls", NULL) ==
+                (double)(fx->t0_ms / 1000));
+}
+
 int main(void)
 {
 #define BOTH(t)                                          \
@@ -613,6 +708,8 @@ int main(void)
         BOTH(test_staged_pages_survive_a_restart),
         cmocka_unit_test_setup_teardown(test_audit_batch_overflow_halves_the_batch, setup,
                                         teardown),
+        BOTH(test_unreadable_resource_audited_and_dq),
+        BOTH(test_last_success_not_advanced_by_failed_cycle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
