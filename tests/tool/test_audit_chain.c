@@ -7,13 +7,17 @@
  * error line, readiness failing) and `painwatch audit acknowledge` are checked.
  */
 #define _GNU_SOURCE
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
 
 #include "painwatch/audit.h"
 #include "painwatch/err.h"
@@ -107,6 +111,8 @@ static int setup(void **state)
              "state_dir: %s\n"
              "log_level: info\n"
              "shadow_mode: true\n"
+             "health:\n"
+             "  listen: 127.0.0.1:0\n"
              "terminology_dir: %s\n"
              "servers:\n"
              "  - name: ehr\n"
@@ -327,6 +333,109 @@ static void test_forked(void **state)
     expect_detected_at_start(c, "forked");
 }
 
+/* Bounded waits on a running daemon (a failure, not a timing assertion). */
+#define WAIT_TENTHS 600
+
+static void pause_tenth(void)
+{
+    nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    FILE *f = arg;
+    return fwrite(data, size, n, f);
+}
+
+/* GET /readyz; the body into *body (caller frees). */
+static long readyz(unsigned port, char **body)
+{
+    char url[128];
+    size_t len = 0;
+    FILE *mem = open_memstream(body, &len);
+    CURL *c = curl_easy_init();
+    long status = 0;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/readyz", port);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    }
+    curl_easy_cleanup(c);
+    fclose(mem);
+    return status;
+}
+
+/* /readyz until its audit-chain line is @p line. */
+static void wait_readyz_line(unsigned port, const char *line)
+{
+    for (int i = 0; i < WAIT_TENTHS; i++) {
+        char *body = NULL;
+        readyz(port, &body);
+        bool seen = body && strstr(body, line);
+        free(body);
+        if (seen) {
+            return;
+        }
+        pause_tenth();
+    }
+    fail_msg("/readyz never showed '%s'", line);
+}
+
+/* A running painwatchd sees an acknowledgement made beside it. */
+static void test_running_daemon_notices_acknowledge(void **state)
+{
+    struct ctx *c = *state;
+    const char *marker = "/metrics on 127.0.0.1:0 (port ";
+    unsigned port = 0;
+    char *out;
+    pid_t pid;
+    int status = 0;
+
+    daemon_once(c);
+    cut_back(c, 5);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        unsetenv("STATE_DIRECTORY");
+        unsetenv("CREDENTIALS_DIRECTORY");
+        unsetenv("NOTIFY_SOCKET");
+        if (!freopen(c->log, "w", stderr)) {
+            _exit(126);
+        }
+        execl(PAINWATCHD, PAINWATCHD, "--config", c->cfg, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < WAIT_TENTHS && !port; i++) {
+        char *log = pwt_read_file(c->log, NULL);
+        const char *p = log ? strstr(log, marker) : NULL;
+        port = p ? (unsigned)strtoul(p + strlen(marker), NULL, 10) : 0;
+        free(log);
+        if (!port) {
+            assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* still running */
+            pause_tenth();
+        }
+    }
+    assert_true(port > 0);
+    wait_readyz_line(port, "audit-chain: FAIL chain discontinuity");
+    assert_int_equal(run(&out, "%s audit acknowledge --config %s", PAINWATCH, c->cfg), 0);
+    free(out);
+    wait_readyz_line(port, "audit-chain: ok");
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    daemon_once(c);
+    char *text = trail_text(c);
+    assert_non_null(strstr(text, "\"operator_action\":\"audit-acknowledge\""));
+    free(text);
+    assert_int_equal(verify(c, &out), 0);
+    free(out);
+}
+
 static int failing_hook(void *arg, struct pw_store *st)
 {
     (void)arg;
@@ -410,6 +519,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_trail_and_key_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_written_with_each_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_running_daemon_notices_acknowledge, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
