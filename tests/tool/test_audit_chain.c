@@ -511,6 +511,78 @@ static void test_head_written_with_each_commit(void **state)
     pw_store_close(st);
 }
 
+/* pw_audit_head_check() on a trail of several 64 KiB blocks and rotated files. */
+static void test_head_check_across_blocks_and_files(void **state)
+{
+    struct ctx *c = *state;
+    struct pw_audit_opts ao = {
+        .path = c->trail, .key_path = c->key, .device = "Device/t", .rotate_bytes = 300000};
+    struct pw_audit *a = NULL;
+    struct pw_audit_head mid, other;
+    unsigned char *key = NULL;
+    size_t key_len = 0;
+    char pad[300];
+    char why[1024];
+    char **files = NULL;
+    size_t n = 0;
+    char end[PW_AUDIT_DIGEST_HEX + 1];
+
+    snprintf(why, sizeof(why), "%s/audit", c->state);
+    assert_int_equal(mkdir(c->state, 0700), 0);
+    assert_int_equal(mkdir(why, 0700), 0);
+    pwt_write_file(c->key, "0123456789abcdef0123456789abcdef\n");
+    assert_int_equal(chmod(c->key, 0600), 0);
+    memset(pad, 'x', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    assert_int_equal(pw_audit_open(&a, &ao), 0);
+    for (int i = 0; i < 1500; i++) {
+        assert_int_equal(pw_audit_event(a, "start", 'E', PW_AUDIT_SUCCESS, pad, NULL), 0);
+        if (i == 1098) {
+            assert_int_equal(pw_audit_durable_head(a, &other), 0);
+        }
+        if (i == 1099) {
+            assert_int_equal(pw_audit_durable_head(a, &mid), 0);
+        }
+    }
+    snprintf(end, sizeof(end), "%s", pw_audit_last_digest(a));
+    pw_audit_free(a);
+    assert_int_equal(pw_audit_trail_files(c->trail, &files, &n), 0);
+    assert_true(n >= 3); /* rotated: the head is in the middle of an earlier file */
+    assert_int_equal(pw_audit_key_load(c->key, &key, &key_len), 0);
+    const char *const *f = (const char *const *)files;
+
+    assert_int_equal(pw_audit_head_check(key, key_len, f, n, &mid, end, why, sizeof(why)), 0);
+    assert_int_equal(pw_audit_head_check(key, key_len, f, n, &mid, NULL, why, sizeof(why)), 0);
+    /* another record's digest at that number: forked */
+    snprintf(other.digest, sizeof(other.digest), "%s", mid.digest);
+    other.n = mid.n + 1;
+    assert_int_equal(pw_audit_head_check(key, key_len, f, n, &other, end, why, sizeof(why)),
+                     PW_EVERIFY);
+    assert_non_null(strstr(why, "forked"));
+    /* the trail does not end where the writer says: started again or forked */
+    assert_int_equal(pw_audit_head_check(key, key_len, f, n, &mid, mid.digest, why, sizeof(why)),
+                     PW_EVERIFY);
+    assert_non_null(strstr(why, "not at the trail's last record"));
+    /* beyond the end of the head's file: cut back */
+    other = mid;
+    other.n = mid.n + 100000;
+    assert_int_equal(pw_audit_head_check(key, key_len, f, n, &other, end, why, sizeof(why)),
+                     PW_EVERIFY);
+    assert_non_null(strstr(why, "cut back"));
+    /* its file gone */
+    for (size_t i = 0; i < n; i++) {
+        char *hit = strstr(files[i], ".jsonl.");
+        if (hit && strtoull(hit + 7, NULL, 10) == mid.seq) {
+            assert_int_equal(unlink(files[i]), 0);
+        }
+    }
+    assert_int_equal(pw_audit_head_check(key, key_len, f, n, &mid, end, why, sizeof(why)),
+                     PW_EVERIFY);
+    assert_non_null(strstr(why, "no trail file of sequence"));
+    pw_audit_key_free(key, key_len);
+    pw_audit_files_free(files, n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -520,6 +592,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_written_with_each_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_running_daemon_notices_acknowledge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_check_across_blocks_and_files, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
