@@ -124,7 +124,7 @@ static int trail_files(const char *path, struct file_list *fl)
     d = opendir(dir);
     if (!d) {
         fprintf(stderr, "painwatch audit verify: %s: cannot open the trail directory\n", dir);
-        return -1;
+        return -2;
     }
     while ((de = readdir(d)) != NULL) {
         const char *name = de->d_name;
@@ -144,7 +144,7 @@ static int trail_files(const char *path, struct file_list *fl)
     closedir(d);
     if (fl->n == 0) {
         fprintf(stderr, "painwatch audit verify: no trail file at %s\n", path);
-        return -1;
+        return -2;
     }
     return 0;
 }
@@ -157,7 +157,7 @@ struct store_at {
 };
 
 /* The key path (unless --key gave one), when @p fl is not NULL the trail files, and when @p sa
- * is not NULL the store. */
+ * is not NULL the store. @return 0, -2 no trail file (the rest filled), -1 other errors. */
 static int from_config(const char *conf_path, char *key, size_t key_len, struct file_list *fl,
                        struct store_at *sa)
 {
@@ -377,14 +377,23 @@ static int cmd_verify(int argc, char **argv)
             return 2;
         }
     }
-    if (conf_path &&
-        from_config(conf_path, key_path, sizeof(key_path), optind >= argc ? &fl : NULL, &sa) != 0) {
-        file_list_cleanup(&fl);
-        return 2;
-    }
+    rc = conf_path
+             ? from_config(conf_path, key_path, sizeof(key_path), optind >= argc ? &fl : NULL, &sa)
+             : 0;
     if (state_dir) {
         memset(&sa, 0, sizeof(sa));
         snprintf(sa.dir, sizeof(sa.dir), "%s", state_dir);
+    }
+    if (rc == -2 && (state_dir || store_exists(&sa))) {
+        /* No trail at all: the store can still say one was there (no key needed for that). */
+        printf("FAILED: no trail file\n");
+        rc = verify_store(&sa, NULL, 0, NULL, 0, NULL);
+        file_list_cleanup(&fl);
+        return rc == 0 ? 1 : rc;
+    }
+    if (rc != 0) {
+        file_list_cleanup(&fl);
+        return 2;
     }
     if (!key_path[0] || (optind >= argc && fl.n == 0)) {
         fprintf(stderr, "painwatch audit verify: %s\n",

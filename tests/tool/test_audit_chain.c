@@ -305,6 +305,10 @@ static void test_trail_and_key_deleted(void **state)
     daemon_once(c);
     snprintf(cmd, sizeof(cmd), "rm -f %s %s*", c->key, c->trail);
     assert_int_equal(system(cmd), 0);
+    /* verify with the configuration: no key, no trail, but the store knows there was one */
+    assert_int_equal(verify(c, &out), 1);
+    assert_non_null(strstr(out, "FAILED: chain discontinuity: no trail file of sequence 0"));
+    free(out);
     /* verify needs a key: the daemon's next start makes a new one and a fresh chain */
     expect_detected_at_start(c, "records are missing");
     assert_int_equal(verify(c, &out), 0);
