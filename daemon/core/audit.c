@@ -810,8 +810,9 @@ static int sync_with_file(struct pw_audit *a, uint64_t size, bool at_start)
         a->file_first_n = t.first_n;
         a->file_created_ms = t.created_ms;
         memcpy(a->last, t.digest, sizeof(a->last));
-        if (at_start) {
-            mark_durable(a); /* on disk before this process: its last record is the head */
+        if (at_start && fsync(a->fd) == 0) {
+            /* Written by an earlier process (maybe killed before its fsync): durable now. */
+            mark_durable(a);
         }
         return 0;
     }
