@@ -207,9 +207,11 @@ struct pw_store_ops {
 /** The store handle: the backend's ops and its private state. */
 struct pw_store {
     const struct pw_store_ops *ops;
-    void *ctx;                                        /* backend state, owned by the backend */
-    int depth;                                        /* 1 inside begin..commit/rollback */
-    int (*on_commit)(void *arg, struct pw_store *st); /* see pw_store_on_commit() */
+    void *ctx; /* backend state, owned by the backend */
+    int depth; /* 1 inside begin..commit/rollback */
+
+    /* Called before each commit: see pw_store_on_commit(). */
+    int (*on_commit)(void *arg, struct pw_store *st);
     void *on_commit_arg;
 };
 
