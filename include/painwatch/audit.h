@@ -19,7 +19,8 @@
  *   subtype     search | read | create | update                       (type "rest")
  *               start | stop | config-loaded | finding-raised | finding-resolved |
  *               flag-delivered | flag-rejected | flag-dead-lettered | token-renewed |
- *               operator-action | audit-resumed | finding-suppressed     (type "painwatch")
+ *               operator-action | audit-resumed | finding-suppressed |
+ *               chain-discontinuity                                      (type "painwatch")
  *   action      "C" "R" "U" "D" "E" (BALP: search is E)
  *   recorded    RFC 3339 UTC with milliseconds, stamped by the writer
  *   outcome     0 success, 4 minor failure, 8 serious failure, 12 major failure; outcomeDesc text
