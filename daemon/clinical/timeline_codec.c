@@ -4,8 +4,8 @@
  * at every evaluation (parsing the JSON again cost 3x jansson's parse per resource, issue 9).
  * Layout: magic "PWT1", then five sections (scores, pain types, orders, referrals, data
  * quality), each a u32 count and its events field by field: i64/f64/u32 little-endian, strings
- * as u16 length + bytes. Decoding checks every length against its field; a bad buffer adds
- * nothing.
+ * as u16 length + bytes. Decoding checks every length against its field and every time against
+ * the range a FHIR dateTime can name (see time_ok); a bad buffer adds nothing.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -238,6 +238,31 @@ static void get_ref(struct rd *r, struct pw_ref *ref)
     GET_STR(r, ref->version);
 }
 
+/*
+ * Issue 18: a time must lie where a FHIR dateTime can put it (years 0000-9999, a day's slack for
+ * the zone offset), or be one of the sentinels @p sentinels allows (bit 0 PW_TIME_NONE, bit 1
+ * PW_TIME_FOREVER). Anything else is damage, not input: a time near the ends of int64 would
+ * overflow the rules' arithmetic. The range is not narrower on purpose: normalize takes any
+ * year a server sends (EHRs write 9999-12-31 for an open end), and a time it stored must decode.
+ */
+#define TIME_ABSENT  1u
+#define TIME_FOREVER 2u
+#define TIME_MIN     (-62167219200LL - 86400) /* 0000-01-01T00:00:00Z minus a day */
+#define TIME_MAX     (253402300800LL + 86400) /* 10000-01-01T00:00:00Z plus a day */
+
+static bool time_ok(int64_t t, unsigned sentinels)
+{
+    return (t >= TIME_MIN && t <= TIME_MAX) || (t == PW_TIME_NONE && (sentinels & TIME_ABSENT)) ||
+           (t == PW_TIME_FOREVER && (sentinels & TIME_FOREVER));
+}
+
+static int64_t get_time(struct rd *r, unsigned sentinels)
+{
+    int64_t t = get_i64(r);
+    r->bad = r->bad || !time_ok(t, sentinels);
+    return t;
+}
+
 static void get_order(struct rd *r, struct pw_med_order *o)
 {
     get_ref(r, &o->src);
@@ -250,8 +275,8 @@ static void get_order(struct rd *r, struct pw_med_order *o)
     GET_STR(r, o->drug_name);
     GET_STR(r, o->ingredient_rxcui);
     GET_STR(r, o->ingredient);
-    o->start = get_i64(r);
-    o->end = get_i64(r);
+    o->start = get_time(r, TIME_ABSENT);
+    o->end = get_time(r, TIME_ABSENT | TIME_FOREVER);
     GET_STR(r, o->prior);
     o->mg_per_dose = get_f64(r);
     o->mg_per_dose_high = get_f64(r);
@@ -287,7 +312,7 @@ static int decode_pass(struct pw_timeline *tl, const void *buf, size_t len)
     n = get_count(&r);
     for (i = 0; i < n && !r.bad && rc == 0; i++) {
         struct pw_pain_score ev = {0};
-        ev.at = get_i64(&r);
+        ev.at = get_time(&r, 0);
         ev.value = get_f64(&r);
         get_ref(&r, &ev.src);
         rc = tl && !r.bad ? pw_timeline_add_score(tl, &ev) : 0;
@@ -295,7 +320,7 @@ static int decode_pass(struct pw_timeline *tl, const void *buf, size_t len)
     n = get_count(&r);
     for (i = 0; i < n && !r.bad && rc == 0; i++) {
         struct pw_pain_type ev = {0};
-        ev.at = get_i64(&r);
+        ev.at = get_time(&r, TIME_ABSENT);
         uint32_t kind = get_u32(&r);
         r.bad = r.bad || kind < PW_PAIN_NEUROPATHIC || kind > PW_PAIN_MIXED;
         ev.kind = (enum pw_pain_kind)kind;
@@ -312,7 +337,7 @@ static int decode_pass(struct pw_timeline *tl, const void *buf, size_t len)
     n = get_count(&r);
     for (i = 0; i < n && !r.bad && rc == 0; i++) {
         struct pw_referral ev = {0};
-        ev.at = get_i64(&r);
+        ev.at = get_time(&r, TIME_ABSENT);
         get_ref(&r, &ev.src);
         rc = tl && !r.bad ? pw_timeline_add_referral(tl, &ev) : 0;
     }

@@ -60,6 +60,7 @@ struct pw_audit {
     uint64_t failed_appends;
     uint64_t epoch; /* failures so far: pw_audit_sync() refuses a mark from before one */
     bool unsynced;  /* pw_audit_batch_write() left lines the kernel has not made durable */
+    struct pw_audit_head durable; /* the last record known durable (n == UINT64_MAX: none) */
 
     /* A batch: sealed lines waiting for one write + fsync. */
     bool batching;
@@ -84,6 +85,17 @@ static int64_t now_ms(const struct pw_audit *a)
     }
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Everything written so far is on disk: the chain head a store may anchor (issue 18). Called
+ * after the state (seq, n, last) is updated, so never inside a batch's unwritten lines. */
+static void mark_durable(struct pw_audit *a)
+{
+    if (a->n > 0 && a->have_seq) {
+        a->durable.seq = a->seq;
+        a->durable.n = a->n - 1;
+        memcpy(a->durable.digest, a->last, sizeof(a->durable.digest));
+    }
 }
 
 static void format_time(int64_t ms, char *buf, size_t len)
@@ -375,6 +387,8 @@ static void close_fd(struct pw_audit *a)
          * when that fails, the writers that rely on them are told at pw_audit_sync(). */
         if (a->unsynced && fsync(a->fd) != 0) {
             a->epoch++;
+        } else if (a->unsynced) {
+            mark_durable(a);
         }
         a->unsynced = false;
         close(a->fd);
@@ -624,6 +638,7 @@ static int start_file(struct pw_audit *a, const char *reason, json_t *anomaly)
     a->file_created_ms = created;
     a->n++;
     memcpy(a->last, digest, sizeof(a->last));
+    mark_durable(a);
     if (had_anomaly) {
         pw_log_warn(AUDIT, "audit trail %s: started file %" PRIu64 " after an anomaly (%s)",
                     a->path, seq, reason);
@@ -795,6 +810,10 @@ static int sync_with_file(struct pw_audit *a, uint64_t size, bool at_start)
         a->file_first_n = t.first_n;
         a->file_created_ms = t.created_ms;
         memcpy(a->last, t.digest, sizeof(a->last));
+        if (at_start && fsync(a->fd) == 0) {
+            /* Written by an earlier process (maybe killed before its fsync): durable now. */
+            mark_durable(a);
+        }
         return 0;
     }
     if (t.header_ok && !a->have_seq) {
@@ -929,6 +948,7 @@ int pw_audit_open(struct pw_audit **out, const struct pw_audit_opts *opts)
     a->batch_max = opts->batch_max && opts->batch_max < PW_AUDIT_BATCH_MAX ? opts->batch_max
                                                                            : PW_AUDIT_BATCH_MAX;
     memcpy(a->last, pw_audit_zero_digest, sizeof(a->last));
+    a->durable.n = UINT64_MAX;
     if (!a->path || !a->device || (opts->site && !a->site)) {
         rc = PW_ENOMEM;
         goto fail;
@@ -975,6 +995,26 @@ bool pw_audit_writable(const struct pw_audit *a)
 const char *pw_audit_last_digest(const struct pw_audit *a)
 {
     return a->last;
+}
+
+int pw_audit_durable_head(const struct pw_audit *a, struct pw_audit_head *out)
+{
+    if (a->durable.n == UINT64_MAX) {
+        return PW_ENOENT;
+    }
+    *out = a->durable;
+    return 0;
+}
+
+const char *pw_audit_path(const struct pw_audit *a)
+{
+    return a->path;
+}
+
+const unsigned char *pw_audit_key(const struct pw_audit *a, size_t *len)
+{
+    *len = a->key_len;
+    return a->key;
 }
 
 int pw_audit_retry(struct pw_audit *a)
@@ -1033,6 +1073,7 @@ int pw_audit_rotate(struct pw_audit *a)
         return fail(a, "fsync", errno);
     }
     a->unsynced = false;
+    mark_durable(a);
     rc = set_aside(a, aside, sizeof(aside));
     if (rc) {
         return fail(a, "rotate", -rc);
@@ -1116,6 +1157,7 @@ int pw_audit_append_new(struct pw_audit *a, json_t *record)
     if (rc == 0) {
         a->n++;
         memcpy(a->last, digest, sizeof(digest));
+        mark_durable(a);
         pw_metric_inc(PW_M_AUDIT_RECORDS, NULL);
     }
 out:
@@ -1170,6 +1212,9 @@ static int batch_end(struct pw_audit *a, bool sync)
     }
     a->n = a->batch_n;
     memcpy(a->last, a->batch_last, sizeof(a->last));
+    if (sync) {
+        mark_durable(a);
+    }
     pw_metric_add(PW_M_AUDIT_RECORDS, (double)queued, NULL);
     return 0;
 }
@@ -1201,6 +1246,7 @@ int pw_audit_sync(struct pw_audit *a, uint64_t epoch)
         return fail(a, "fsync", a->fd < 0 ? EBADF : errno);
     }
     a->unsynced = false;
+    mark_durable(a);
     return 0;
 }
 

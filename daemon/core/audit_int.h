@@ -59,4 +59,8 @@ int pw_audit_lines_next(struct pw_audit_lines *r);
 
 void pw_audit_lines_close(struct pw_audit_lines *r);
 
+/** The writer's live file path and key (borrowed), for the chain head check. */
+const char *pw_audit_path(const struct pw_audit *a);
+const unsigned char *pw_audit_key(const struct pw_audit *a, size_t *len);
+
 #endif

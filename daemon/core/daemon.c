@@ -505,6 +505,12 @@ static bool check_audit(void *arg, char *detail, size_t size)
     return ok;
 }
 
+static bool check_audit_chain(void *arg, char *detail, size_t size)
+{
+    struct daemon *d = arg;
+    return d->store && pw_audit_chain_ready(d->store, detail, size);
+}
+
 static bool check_servers(void *arg, char *detail, size_t size)
 {
     struct daemon *d = arg;
@@ -889,6 +895,9 @@ static void teardown(struct daemon *d)
     pw_sink_free(d->sink);
     if (d->audit) {
         pw_audit_event(d->audit, "stop", 'E', PW_AUDIT_SUCCESS, "painwatchd stopped", NULL);
+        if (d->store) {
+            pw_audit_store_head(d->audit, d->store); /* anchored up to the last record */
+        }
     }
     pw_audit_free(d->audit);
     pw_store_close(d->store);
@@ -933,6 +942,11 @@ int pw_daemon_run(const struct pw_daemon_opts *opts)
         rc = build_state(&d);
     }
     if (rc == 0) {
+        /* Issue 18: every transaction anchors the trail's head; the one stored must be found. */
+        pw_store_on_commit(d.store, pw_audit_store_head, d.audit);
+        rc = pw_audit_chain_check(d.audit, d.store);
+    }
+    if (rc == 0) {
         pw_audit_event(d.audit, "start", 'E', PW_AUDIT_SUCCESS, "painwatchd started",
                        json_pack("{s:{s:s}}", "painwatch", "version", PW_VERSION));
         rc = pw_audit_event(
@@ -966,6 +980,7 @@ int pw_daemon_run(const struct pw_daemon_opts *opts)
             pw_health_add_check(d.health, "store", check_store, &d);
             pw_health_add_check(d.health, "audit", check_audit, &d);
             pw_health_add_check(d.health, "servers", check_servers, &d);
+            pw_health_add_check(d.health, "audit-chain", check_audit_chain, &d);
         }
     }
     if (rc == 0 && !d.once && pw_watchdog_start(&d.watchdog, &d.loop) == 0) {

@@ -38,6 +38,7 @@ struct pw_health {
     struct MHD_Daemon *mhd;
     unsigned port;
     int open_handles; /* freed when both handles have closed */
+    bool closed;      /* the last MHD_run closed a connection */
     struct health_check checks[PW_HEALTH_CHECKS_MAX];
     size_t n_checks;
 };
@@ -172,12 +173,39 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 static void on_timer(uv_timer_t *timer);
 
-/* After every MHD_run: wake again when MHD has timed work (idle timeouts, buffered data). */
-static void rearm(struct pw_health *h)
+/* MHD closed a connection (see serve). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct pw_health *h = cls;
+
+    (void)conn;
+    (void)socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        h->closed = true;
+    }
+}
+
+/*
+ * MHD_run, again while a run closed a connection. At the connection limit MHD takes its
+ * listening socket out of its epoll set and puts it back only at the start of a later run, after
+ * connections have gone; they go at the end of a run. With nothing else to wake the loop (no
+ * connection left, so no timeout either) the listener stayed deaf for good (issue 18). A run
+ * here never waits (MHD polls its epoll set with a zero timeout); should runs keep closing
+ * connections, the timer runs it again on the next loop iteration.
+ */
+static void serve(struct pw_health *h)
 {
     MHD_UNSIGNED_LONG_LONG ms = 0;
+    int runs = 0;
 
-    if (MHD_get_timeout(h->mhd, &ms) == MHD_YES) {
+    do {
+        h->closed = false;
+        MHD_run(h->mhd);
+    } while (h->closed && ++runs < 4);
+    if (h->closed) {
+        uv_timer_start(&h->timer, on_timer, 0, 0);
+    } else if (MHD_get_timeout(h->mhd, &ms) == MHD_YES) {
         uv_timer_start(&h->timer, on_timer, (uint64_t)ms, 0);
     } else {
         uv_timer_stop(&h->timer);
@@ -186,10 +214,7 @@ static void rearm(struct pw_health *h)
 
 static void on_timer(uv_timer_t *timer)
 {
-    struct pw_health *h = container_of(timer, struct pw_health, timer);
-
-    MHD_run(h->mhd);
-    rearm(h);
+    serve(container_of(timer, struct pw_health, timer));
 }
 
 static void on_poll(uv_poll_t *poll, int status, int events)
@@ -200,8 +225,7 @@ static void on_poll(uv_poll_t *poll, int status, int events)
     if (status < 0) {
         pw_log_err(HEALTH, "listener poll: %s", uv_strerror(status));
     }
-    MHD_run(h->mhd);
-    rearm(h);
+    serve(h);
 }
 
 static void free_health(struct pw_health *h)
@@ -223,6 +247,12 @@ static void on_close(uv_handle_t *handle)
 
 int pw_health_new(struct pw_health **out, uv_loop_t *loop, const char *listen)
 {
+    return pw_health_new_idle(out, loop, listen, 0);
+}
+
+int pw_health_new_idle(struct pw_health **out, uv_loop_t *loop, const char *listen,
+                       unsigned idle_timeout_s)
+{
     struct sockaddr_storage ss;
     bool v6 = false;
     struct pw_health *h;
@@ -241,9 +271,10 @@ int pw_health_new(struct pw_health **out, uv_loop_t *loop, const char *listen)
     /* The logger goes first so that MHD never prints with its own logger. */
     h->mhd = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL, on_request, h,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)PW_HEALTH_CONN_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)PW_HEALTH_CONN_TIMEOUT_S, MHD_OPTION_END);
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)PW_HEALTH_CONN_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
+        idle_timeout_s ? idle_timeout_s : (unsigned)PW_HEALTH_CONN_TIMEOUT_S, MHD_OPTION_END);
     if (!h->mhd) {
         pw_log_err(HEALTH, "cannot listen on %s (address in use or not permitted)", listen);
         free(h);
@@ -264,7 +295,7 @@ int pw_health_new(struct pw_health **out, uv_loop_t *loop, const char *listen)
     h->timer.data = h;
     h->open_handles = 2;
     uv_poll_start(&h->poll, UV_READABLE, on_poll);
-    rearm(h);
+    serve(h);
     pw_log_info(HEALTH, "serving /healthz /readyz /metrics on %s (port %u)", listen, h->port);
     *out = h;
     return 0;

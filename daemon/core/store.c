@@ -201,9 +201,21 @@ int pw_store_commit(struct pw_store *st)
     if (PW_CHECK(st->depth == 1)) {
         return PW_EINVAL;
     }
+    err = st->on_commit ? st->on_commit(st->on_commit_arg, st) : 0;
+    if (err) {
+        st->ops->rollback(st);
+        st->depth = 0;
+        return err;
+    }
     err = st->ops->commit(st);
     st->depth = 0;
     return err;
+}
+
+void pw_store_on_commit(struct pw_store *st, int (*fn)(void *arg, struct pw_store *st), void *arg)
+{
+    st->on_commit = fn;
+    st->on_commit_arg = arg;
 }
 
 void pw_store_rollback(struct pw_store *st)

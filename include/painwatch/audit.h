@@ -19,7 +19,8 @@
  *   subtype     search | read | create | update                       (type "rest")
  *               start | stop | config-loaded | finding-raised | finding-resolved |
  *               flag-delivered | flag-rejected | flag-dead-lettered | token-renewed |
- *               operator-action | audit-resumed | finding-suppressed     (type "painwatch")
+ *               operator-action | audit-resumed | finding-suppressed |
+ *               chain-discontinuity                                      (type "painwatch")
  *   action      "C" "R" "U" "D" "E" (BALP: search is E)
  *   recorded    RFC 3339 UTC with milliseconds, stamped by the writer
  *   outcome     0 success, 4 minor failure, 8 serious failure, 12 major failure; outcomeDesc text
@@ -174,6 +175,73 @@ void pw_audit_batch_abort(struct pw_audit *a);
 
 /** Digest of the last durable record (64 hex + NUL): an anchor to keep elsewhere. Borrowed. */
 const char *pw_audit_last_digest(const struct pw_audit *a);
+
+/* ---- the chain head kept in the store (daemon/core/audit_head.c, issue 18) ------------------ */
+
+/*
+ * Where the chain stood: a record by the header sequence of its file, its number and its
+ * digest. Every store transaction the daemon commits also writes the trail's last durable record
+ * into the store's meta table (key "audit_head", "SEQ N DIGEST"), so the state and the trail
+ * that recorded it are anchored together. At start, and in `painwatch audit verify --state-dir`,
+ * the trail must still hold that record and continue from it to its end: a trail cut back,
+ * deleted or forked is a chain discontinuity. The daemon then writes a "chain-discontinuity"
+ * record, logs an error and keeps /readyz failing (meta "audit_discontinuity", JSON) until
+ * `painwatch audit acknowledge` clears it (journaled as an operator action, which the daemon
+ * records in the trail as the other operator actions).
+ */
+struct pw_audit_head {
+    uint64_t seq; /* header sequence of the file that holds the record */
+    uint64_t n;   /* record number */
+    char digest[PW_AUDIT_DIGEST_HEX + 1];
+};
+
+#define PW_AUDIT_META_HEAD          "audit_head"
+#define PW_AUDIT_META_DISCONTINUITY "audit_discontinuity"
+
+/** The last record known durable (fsync'd). @return 0 or PW_ENOENT (none yet). */
+int pw_audit_durable_head(const struct pw_audit *a, struct pw_audit_head *out);
+
+/** "SEQ N DIGEST" into @p buf. @return 0 or PW_E2BIG. */
+int pw_audit_head_format(const struct pw_audit_head *h, char *buf, size_t cap);
+/** The inverse of pw_audit_head_format(). @return 0 or PW_EINVAL. */
+int pw_audit_head_parse(const char *s, struct pw_audit_head *h);
+
+/**
+ * Check that the trail made of @p files holds @p head and goes on from it, linked record by
+ * record and file by file, to its end; with @p end_digest (may be NULL) that end must be the
+ * record of that digest. Only the records from @p head on are authenticated (use
+ * pw_audit_verify_files() for the whole trail).
+ * @return 0; PW_EVERIFY with the reason in @p why (the record is missing: the trail is shorter;
+ *         its file is missing; it differs or the chain after it does not continue: a fork);
+ *         PW_ENOMEM.
+ */
+int pw_audit_head_check(const unsigned char *key, size_t key_len, const char *const *files,
+                        size_t n_files, const struct pw_audit_head *head, const char *end_digest,
+                        char *why, size_t why_len);
+
+/**
+ * The trail files beside @p path: the live file and every file whose name is its name plus ".",
+ * "-" or "_" and a suffix (rotations), compressed ones left out. Caller frees with
+ * pw_audit_files_free(). @return 0, PW_ENOENT (the directory cannot be read) or PW_ENOMEM.
+ */
+int pw_audit_trail_files(const char *path, char ***files, size_t *n);
+void pw_audit_files_free(char **files, size_t n);
+
+struct pw_store;
+
+/** A pw_store commit hook (@p audit: the struct pw_audit): the durable head into "audit_head". */
+int pw_audit_store_head(void *audit, struct pw_store *st);
+
+/**
+ * At daemon start, before anything else commits: check the head the store holds against the
+ * trail. On a discontinuity: an error log line, a "chain-discontinuity" record, and
+ * "audit_discontinuity" set in the store (in one transaction with the new head).
+ * @return 0 (also when a discontinuity was found and recorded), or an error writing it.
+ */
+int pw_audit_chain_check(struct pw_audit *a, struct pw_store *st);
+
+/** Readiness: false while the store holds an unacknowledged discontinuity (reason in detail). */
+bool pw_audit_chain_ready(struct pw_store *st, char *detail, size_t size);
 
 /* ---- builders: the calls other modules make ------------------------------------------------ */
 

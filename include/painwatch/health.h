@@ -28,6 +28,10 @@ typedef bool pw_health_check_fn(void *arg, char *detail, size_t size);
  */
 int pw_health_new(struct pw_health **out, uv_loop_t *loop, const char *listen);
 
+/** pw_health_new() with an idle connection timeout of @p idle_timeout_s (0: the default). */
+int pw_health_new_idle(struct pw_health **out, uv_loop_t *loop, const char *listen,
+                       unsigned idle_timeout_s);
+
 /** The port actually bound (useful with port 0). */
 unsigned pw_health_port(const struct pw_health *health);
 

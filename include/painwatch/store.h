@@ -209,6 +209,10 @@ struct pw_store {
     const struct pw_store_ops *ops;
     void *ctx; /* backend state, owned by the backend */
     int depth; /* 1 inside begin..commit/rollback */
+
+    /* Called before each commit: see pw_store_on_commit(). */
+    int (*on_commit)(void *arg, struct pw_store *st);
+    void *on_commit_arg;
 };
 
 /** Backends, by name ("sqlite"). */
@@ -246,6 +250,13 @@ int pw_store_begin(struct pw_store *st);
 int pw_store_commit(struct pw_store *st);
 /** Roll back; a no-op outside a transaction. */
 void pw_store_rollback(struct pw_store *st);
+
+/**
+ * Call @p fn inside every transaction, just before it commits (issue 18: the audit chain head
+ * is written with the state it records). A hook failing rolls the transaction back and
+ * pw_store_commit() returns its error. @p fn NULL removes it.
+ */
+void pw_store_on_commit(struct pw_store *st, int (*fn)(void *arg, struct pw_store *st), void *arg);
 
 /** Cursor of @p source (copied into @p out). @return 0, PW_ENOENT (none yet) or PW_E2BIG. */
 int pw_store_cursor_get(struct pw_store *st, const char *source, char *out, size_t cap);

@@ -63,6 +63,20 @@ static size_t first_start_at(const struct pw_timeline *tl, int64_t t)
     return lo;
 }
 
+/* @p t + @p d held within int64 (times from a damaged store may sit at its ends, issue 18). */
+static int64_t time_add(int64_t t, int64_t d)
+{
+    int64_t r;
+    return __builtin_add_overflow(t, d, &r) ? (d < 0 ? INT64_MIN : INT64_MAX) : r;
+}
+
+/* |@p a - @p b| held within int64. */
+static int64_t time_dist(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_sub_overflow(a, b, &r) || r == INT64_MIN ? INT64_MAX : llabs(r);
+}
+
 /* The latest stop-and-start pair of different baseline opioids within max_gap_h. */
 static bool find_rotation(const struct pw_rule_input *in, struct rotation *r)
 {
@@ -75,13 +89,14 @@ static bool find_rotation(const struct pw_rule_input *in, struct rotation *r)
             a->end > in->now) {
             continue;
         }
-        for (size_t j = first_start_at(tl, a->end - gap); j < tl->orders.n; j++) {
+        for (size_t j = first_start_at(tl, time_add(a->end, -gap)); j < tl->orders.n; j++) {
             const struct pw_med_order *b = &tl->orders.v[j];
-            if (b->start > a->end + gap) {
+            if (b->start > time_add(a->end, gap)) {
                 break; /* orders are sorted by start */
             }
             if (b->role != PW_ROLE_BASELINE || b->start == PW_TIME_NONE || b->start > in->now ||
-                b->start <= a->start || llabs(b->start - a->end) > gap || same_ingredient(a, b)) {
+                b->start <= a->start || time_dist(b->start, a->end) > gap ||
+                same_ingredient(a, b)) {
                 continue;
             }
             int64_t t1 = a->end > b->start ? a->end : b->start;
@@ -102,7 +117,7 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
 {
     const double *p = in->params;
     struct rotation r = {0};
-    if (!find_rotation(in, &r) || (double)(in->now - r.t1) > p[P_WINDOW_H] * PW_HOUR) {
+    if (!find_rotation(in, &r) || (double)in->now - (double)r.t1 > p[P_WINDOW_H] * PW_HOUR) {
         return 0;
     }
     r.old_mme = pw_ru_tdd(in->tl, r.t0 - 1);

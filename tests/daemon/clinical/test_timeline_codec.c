@@ -308,12 +308,82 @@ static void test_damage_is_refused_whole(void **state)
     pw_bytes_cleanup(&b);
 }
 
+/* One event of each kind with the given times, encoded (the encoder writes any int64). */
+static void with_times(struct pw_bytes *out, int64_t score_at, int64_t type_at, int64_t ref_at,
+                       int64_t start, int64_t end)
+{
+    struct pw_timeline tl;
+    struct pw_pain_score s = {.at = score_at, .value = 7, .src = {"Observation", "o1", "1"}};
+    struct pw_pain_type t = {.at = type_at, .kind = PW_PAIN_MIXED, .src = {"Condition", "c1", ""}};
+    struct pw_referral r = {.at = ref_at, .src = {"ServiceRequest", "s1", "1"}};
+    struct pw_med_order o;
+
+    memset(&o, 0, sizeof(o));
+    o.src = (struct pw_ref){"MedicationRequest", "m1", "1"};
+    o.classes = PW_MED_OPIOID;
+    o.role = PW_ROLE_BASELINE;
+    o.start = start;
+    o.end = end;
+    pw_timeline_init(&tl, "Patient/p1");
+    assert_int_equal(pw_timeline_add_score(&tl, &s), 0);
+    assert_int_equal(pw_timeline_add_pain_type(&tl, &t), 0);
+    assert_int_equal(pw_timeline_add_referral(&tl, &r), 0);
+    assert_int_equal(pw_timeline_add_order(&tl, &o), 0);
+    assert_int_equal(pw_timeline_encode(&tl, out), 0);
+    pw_timeline_cleanup(&tl);
+}
+
+static int decode_times(int64_t score_at, int64_t type_at, int64_t ref_at, int64_t start,
+                        int64_t end)
+{
+    struct pw_bytes b = {0};
+    struct pw_timeline tl;
+
+    with_times(&b, score_at, type_at, ref_at, start, end);
+    pw_timeline_init(&tl, "Patient/p1");
+    int rc = pw_timeline_decode(&tl, b.v, b.n);
+    if (rc != 0) {
+        assert_int_equal(tl.scores.n + tl.pain_types.n + tl.orders.n + tl.referrals.n, 0);
+    }
+    pw_timeline_cleanup(&tl);
+    pw_bytes_cleanup(&b);
+    return rc;
+}
+
+/* Issue 18 finding 11: a damaged store's time near the ends of int64 is refused, not decoded. */
+static void test_times_out_of_range_refused(void **state)
+{
+    const int64_t t = 1780000000;         /* 2026 */
+    const int64_t y0000 = -62167219200LL; /* 0000-01-01 */
+    const int64_t y9999 = 253402300799LL; /* 9999-12-31T23:59:59Z, an EHR's "open end" */
+    (void)state;
+
+    assert_int_equal(decode_times(t, t, t, t, t + 1), 0);
+    /* what normalize writes: absent times, an order still current, any year FHIR can name */
+    assert_int_equal(decode_times(t, PW_TIME_NONE, PW_TIME_NONE, PW_TIME_NONE, PW_TIME_NONE), 0);
+    assert_int_equal(decode_times(y0000, y0000, y9999, y0000, PW_TIME_FOREVER), 0);
+    assert_int_equal(decode_times(t, t, t, t, y9999 + 14 * 3600), 0);
+    /* the fuzzer's order: an end near INT64_MIN */
+    assert_int_equal(decode_times(t, t, t, t, INT64_MIN + 1), PW_EJSON);
+    assert_int_equal(decode_times(t, t, t, INT64_MIN + 1, t), PW_EJSON);
+    assert_int_equal(decode_times(t, t, t, t, INT64_MAX - 1), PW_EJSON);
+    assert_int_equal(decode_times(t, t, t, PW_TIME_FOREVER, PW_TIME_FOREVER), PW_EJSON);
+    assert_int_equal(decode_times(t, t, t, y0000 - 2 * 86400, t), PW_EJSON);
+    assert_int_equal(decode_times(t, t, t, t, y9999 + 2 * 86400), PW_EJSON);
+    assert_int_equal(decode_times(PW_TIME_NONE, t, t, t, t), PW_EJSON);
+    assert_int_equal(decode_times(PW_TIME_FOREVER, t, t, t, t), PW_EJSON);
+    assert_int_equal(decode_times(t, PW_TIME_FOREVER, t, t, t), PW_EJSON);
+    assert_int_equal(decode_times(t, t, INT64_MIN + 1, t, t), PW_EJSON);
+    assert_int_equal(decode_times(t, INT64_MAX - 1, t, t, t), PW_EJSON);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_rule_cases),
         cmocka_unit_test(test_fields_survive),
         cmocka_unit_test(test_damage_is_refused_whole),
+        cmocka_unit_test(test_times_out_of_range_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

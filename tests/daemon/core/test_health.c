@@ -2,10 +2,15 @@
 /*
  * health.c: a real loopback listener on the test's loop, queried with libcurl from the thread
  * pool: /healthz, /readyz (checks fail then pass), /metrics (strict Prometheus parse, counters
- * move between two scrapes), 404 and 405. Ends with every handle closed.
+ * move between two scrapes), 404 and 405; more idle connections than the limit, held until timed
+ * out and released, after which the listener still answers. Ends with every handle closed.
  */
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <uv.h>
@@ -13,6 +18,7 @@
 #include "painwatch/check.h"
 #include "painwatch/err.h"
 #include "painwatch/health.h"
+#include "painwatch/limits.h"
 #include "painwatch/metrics.h"
 #include "promtext.h"
 #include "support/pwtest.h"
@@ -195,11 +201,104 @@ static void test_bad_listen(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/*
+ * Issue 18 finding 6: more idle connections than the limit, held until the listener times them
+ * out, then closed; the listener must answer again. Waits are bounded, never timed assertions.
+ */
+#define HOLD_N (PW_HEALTH_CONN_MAX + 1)
+
+static struct {
+    uv_work_t work;
+    unsigned port;
+    size_t timed_out; /* connections the listener closed */
+    struct fetch after, again;
+} hold;
+
+static void do_hold(uv_work_t *work)
+{
+    struct pollfd p[HOLD_N];
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)hold.port)};
+
+    (void)work;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (size_t i = 0; i < HOLD_N; i++) {
+        p[i].fd = socket(AF_INET, SOCK_STREAM, 0);
+        p[i].events = POLLIN;
+        assert_true(p[i].fd >= 0);
+        /* Over the limit the kernel still completes the handshake (listen backlog). */
+        assert_int_equal(connect(p[i].fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    }
+    /* Until the listener has closed (idle timeout) at least the limit's worth: 60 s at most. */
+    for (int rounds = 0; hold.timed_out < PW_HEALTH_CONN_MAX && rounds < 600; rounds++) {
+        if (poll(p, HOLD_N, 100) <= 0) {
+            continue;
+        }
+        for (size_t i = 0; i < HOLD_N; i++) {
+            char c;
+            if (p[i].fd >= 0 && (p[i].revents & (POLLIN | POLLHUP | POLLERR)) &&
+                read(p[i].fd, &c, 1) <= 0) {
+                close(p[i].fd);
+                p[i].fd = -1;
+                hold.timed_out++;
+            }
+        }
+    }
+    for (size_t i = 0; i < HOLD_N; i++) {
+        if (p[i].fd >= 0) {
+            close(p[i].fd);
+        }
+    }
+    do_fetch(&hold.after.work);
+    /* Over the limit again, this time closed by the client at once. */
+    for (size_t i = 0; i < HOLD_N; i++) {
+        p[i].fd = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(p[i].fd >= 0);
+        assert_int_equal(connect(p[i].fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    }
+    for (size_t i = 0; i < HOLD_N; i++) {
+        close(p[i].fd);
+    }
+    do_fetch(&hold.again.work);
+}
+
+static void after_hold(uv_work_t *work, int status)
+{
+    (void)work;
+    assert_int_equal(status, 0);
+    pw_health_close(health);
+    health = NULL;
+}
+
+static void test_idle_connections_over_limit(void **state)
+{
+    uv_loop_t loop;
+
+    (void)state;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(pw_health_new_idle(&health, &loop, "127.0.0.1:0", 1), 0);
+    hold.port = pw_health_port(health);
+    hold.after.port = hold.port;
+    hold.after.method = "GET";
+    hold.after.path = "/healthz";
+    hold.again = hold.after;
+    hold.again.path = "/readyz";
+    assert_int_equal(uv_queue_work(&loop, &hold.work, do_hold, after_hold), 0);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_true(hold.timed_out >= PW_HEALTH_CONN_MAX);
+    assert_int_equal(hold.after.status, 200);
+    assert_string_equal(hold.after.body, "ok\n");
+    assert_int_equal(hold.again.status, 200);
+    free(hold.after.body);
+    free(hold.again.body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_endpoints),
         cmocka_unit_test(test_bad_listen),
+        cmocka_unit_test(test_idle_connections_over_limit),
     };
     int rc;
 

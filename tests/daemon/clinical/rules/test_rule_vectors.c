@@ -386,6 +386,41 @@ static void benzodiazepine(void **state)
     assert_int_equal(tlb_eval(tl, T0 + 10 * H, "opioid-benzodiazepine-concurrent", NULL), 0);
 }
 
+/* Findings of @p rule alone at @p now (the other rules are not run). */
+static size_t eval_only(struct pw_timeline *tl, int64_t now, const char *rule)
+{
+    struct pw_engine *e = NULL;
+    struct pw_findings f = {0};
+    size_t n_rules = 0;
+    const struct pw_rule *const *all = pw_rules_all(&n_rules);
+    assert_int_equal(pw_engine_new(&e, "cdc2022"), 0);
+    for (size_t i = 0; i < n_rules; i++) {
+        assert_int_equal(pw_engine_enable(e, all[i]->id, strcmp(all[i]->id, rule) == 0), 0);
+    }
+    pw_timeline_sort(tl);
+    assert_int_equal(pw_engine_eval(e, tl, now, &f), 0);
+    size_t n = f.n;
+    pw_findings_cleanup(&f);
+    pw_engine_free(e);
+    return n;
+}
+
+/* Issue 18 finding 11: times at the ends of int64 (a damaged store) are no overflow in the rule. */
+static void rotation_extreme_times(void **state)
+{
+    struct pw_timeline *tl = *state;
+    const char *rule = "opioid-rotation-without-reduction";
+    tlb_baseline(tl, "mor", MORPHINE, 0, INT64_MIN + 2, INT64_MIN + 1, 120);
+    tlb_baseline(tl, "oxy", "Oxycodone", "7804", 0, INT64_MIN + 3, INT64_MAX - 1, 120);
+    assert_int_equal(eval_only(tl, T0, rule), 0);
+    /* a stop near the top and a start just after it: no wrap past INT64_MAX */
+    tl->orders.v[0].start = INT64_MAX - 4;
+    tl->orders.v[0].end = INT64_MAX - 3;
+    tl->orders.v[1].start = INT64_MAX - 2;
+    tl->orders.v[1].end = PW_TIME_FOREVER;
+    assert_int_equal(eval_only(tl, INT64_MAX - 1, rule), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +454,7 @@ int main(void)
         T(palliative),
         T(rotation),
         T(benzodiazepine),
+        T(rotation_extreme_times),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
