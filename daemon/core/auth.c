@@ -190,7 +190,7 @@ static void conf_free(struct pw_auth_conf *c)
     const char **f[] = {&c->type,          &c->server,    &c->fhir_base,   &c->token_endpoint,
                         &c->token_ca_file, &c->client_id, &c->scope,       &c->key_file,
                         &c->key_id,        &c->alg,       &c->secret_file, &c->secret_method,
-                        &c->token_file};
+                        &c->token_file,    &c->proxy};
 
     for (size_t i = 0; i < PW_ARRAY_SIZE(f); i++) {
         free((char *)(uintptr_t)*f[i]);
@@ -201,13 +201,13 @@ static void conf_free(struct pw_auth_conf *c)
 static int conf_copy(struct pw_auth_conf *d, const struct pw_auth_conf *s)
 {
     const char *const *src[] = {
-        &s->type,        &s->server,        &s->fhir_base, &s->token_endpoint, &s->token_ca_file,
-        &s->client_id,   &s->scope,         &s->key_file,  &s->key_id,         &s->alg,
-        &s->secret_file, &s->secret_method, &s->token_file};
+        &s->type,        &s->server,        &s->fhir_base,  &s->token_endpoint, &s->token_ca_file,
+        &s->client_id,   &s->scope,         &s->key_file,   &s->key_id,         &s->alg,
+        &s->secret_file, &s->secret_method, &s->token_file, &s->proxy};
     const char **dst[] = {&d->type,          &d->server,    &d->fhir_base,   &d->token_endpoint,
                           &d->token_ca_file, &d->client_id, &d->scope,       &d->key_file,
                           &d->key_id,        &d->alg,       &d->secret_file, &d->secret_method,
-                          &d->token_file};
+                          &d->token_file,    &d->proxy};
 
     for (size_t i = 0; i < PW_ARRAY_SIZE(src); i++) {
         if (*src[i]) {
@@ -369,6 +369,7 @@ static int set_token_url(struct pw_auth *auth, const char *url)
         .ca_file = auth->conf.token_ca_file,
         .max_concurrent = 1,
         .body_max = AUTH_BODY_MAX,
+        .proxy = auth->conf.proxy,
     };
     int err = check_token_url(auth, url);
 

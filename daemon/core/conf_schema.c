@@ -164,6 +164,30 @@ static void check_base_url(struct pw_conf_ctx *ctx, const char *url, const char 
     }
 }
 
+/* Issue 18: a proxy only from this setting; no credentials in it (secrets come from files). */
+static void check_proxy(struct pw_conf_ctx *ctx, const char *url, const char *path)
+{
+    static const char *const schemes[] = {"http://",    "https://",  "socks4://",
+                                          "socks4a://", "socks5://", "socks5h://"};
+    const char *rest = NULL;
+
+    if (!url) {
+        return;
+    }
+    for (size_t i = 0; !rest && i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+        if (!strncasecmp(url, schemes[i], strlen(schemes[i]))) {
+            rest = url + strlen(schemes[i]);
+        }
+    }
+    if (!rest) {
+        pw_conf_error(ctx, path, "must be a proxy URL: http://, https://, socks5h:// ...");
+    } else if (memchr(rest, '@', strcspn(rest, "/?#"))) {
+        pw_conf_error(ctx, path, "credentials in the proxy URL are not accepted");
+    } else if (!rest[0] || rest[0] == '/' || rest[0] == ':') {
+        pw_conf_error(ctx, path, "no host in the proxy URL");
+    }
+}
+
 static void check_server(struct pw_conf_ctx *ctx, const json_t *sec, const char *path)
 {
     char kpath[PW_CONF_PATH_MAX];
@@ -184,6 +208,8 @@ static void check_server(struct pw_conf_ctx *ctx, const json_t *sec, const char 
     if (json_integer_value(json_object_get(sec, "overlap")) < 0) {
         pw_conf_error(ctx, path, "overlap must not be negative");
     }
+    snprintf(kpath, sizeof(kpath), "%s.proxy", path);
+    check_proxy(ctx, str(sec, "proxy"), kpath);
 }
 
 static void check_sink(struct pw_conf_ctx *ctx, const json_t *sec, const char *path)
@@ -625,6 +651,11 @@ static const struct pw_conf_field server_fields[] = {
      .max = 256.0 * 1024 * 1024,
      FILL(struct pw_conf_server, body_max),
      .help = "largest response body accepted"},
+    {.name = "proxy",
+     .type = PW_CONF_STRING,
+     FILL(struct pw_conf_server, proxy),
+     .help = "proxy URL for this server (http://, https://, socks5h://); unset: direct. The "
+             "proxy environment variables (http_proxy, ALL_PROXY, no_proxy...) are ignored"},
     {0},
 };
 

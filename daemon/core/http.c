@@ -33,6 +33,7 @@ struct srv {
     char *ca_file;
     char *client_cert;
     char *client_key;
+    char *proxy; /* NULL: direct, whatever the environment says */
     unsigned max_concurrent;
     long connect_ms;
     long timeout_ms;
@@ -484,6 +485,11 @@ static CURL *make_easy(struct pw_http_req *req)
     if (srv->client_key) {
         SET(CURLOPT_SSLKEY, srv->client_key);
     }
+    /* Proxies only from the server's own setting: libcurl would otherwise read http_proxy,
+     * https_proxy, ALL_PROXY and no_proxy from the environment and hand the bearer token to
+     * whatever they name. "" disables the environment lookup (issue 18, finding 9). */
+    SET(CURLOPT_PROXY, srv->proxy ? srv->proxy : "");
+    SET(CURLOPT_NOPROXY, "");
     SET(CURLOPT_HTTPHEADER, req->headers);
     if (strcmp(req->method, "GET") == 0) {
         SET(CURLOPT_HTTPGET, 1L);
@@ -977,6 +983,7 @@ static void srv_free(struct srv *s)
         free(s->ca_file);
         free(s->client_cert);
         free(s->client_key);
+        free(s->proxy);
         free(s);
     }
 }
@@ -1039,7 +1046,9 @@ static int srv_fill(struct srv *s, const struct pw_http_server *in)
     s->name = strdup(in->name);
     s->ca_file = dup_or_null(in->ca_file);
     s->client_cert = dup_or_null(in->client_cert);
-    if (!s->name || (in->ca_file && !s->ca_file) || (in->client_cert && !s->client_cert)) {
+    s->proxy = in->proxy && *in->proxy ? strdup(in->proxy) : NULL;
+    if (!s->name || (in->ca_file && !s->ca_file) || (in->client_cert && !s->client_cert) ||
+        (in->proxy && *in->proxy && !s->proxy)) {
         return PW_ENOMEM;
     }
     err = pw_http_origin(in->origin, s->origin, sizeof(s->origin));

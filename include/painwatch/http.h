@@ -31,6 +31,9 @@ struct pw_http_server {
     long connect_timeout_ms; /* 0 = PW_HTTP_CONNECT_MS */
     long timeout_ms;         /* whole request; 0 = PW_HTTP_TOTAL_MS */
     size_t body_max;         /* response body cap after decompression; 0 = PW_HTTP_BODY_MAX */
+    const char *proxy;       /* proxy URL for this server only, or NULL: direct. The proxy
+                                environment variables (http_proxy, ALL_PROXY, no_proxy...)
+                                are never consulted (issue 18). */
 };
 
 /** System CA bundle used when a server sets no ca_file (CURLOPT_CAPATH is always cleared). */

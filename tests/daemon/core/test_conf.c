@@ -544,6 +544,27 @@ static void test_reload(void **state)
     pw_metrics_reset();
 }
 
+/* Issue 18, finding 9: the per-server proxy setting (the environment's is never used). */
+static void test_proxy_setting(void **state)
+{
+    struct pw_conf *conf = NULL;
+
+    (void)state;
+    assert_int_equal(load_text(BASE "    proxy: http://proxy.example:3128\n", &conf), 0);
+    assert_string_equal(pw_conf_daemon(conf)->servers[0].proxy, "http://proxy.example:3128");
+    pw_conf_free(conf);
+    assert_int_equal(load_text(BASE, &conf), 0);
+    assert_null(pw_conf_daemon(conf)->servers[0].proxy);
+    pw_conf_free(conf);
+    expect_error(BASE "    proxy: ftp://proxy.example\n",
+                 "8:12: servers[0].proxy: must be a proxy URL");
+    expect_error(BASE "    proxy: http://user:pw@proxy.example:3128\n",
+                 "8:12: servers[0].proxy: credentials in the proxy URL are not accepted");
+    char *text = pw_conf_describe();
+    assert_non_null(strstr(text, "servers[].proxy"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -563,6 +584,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_cap_and_dump, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allocation_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proxy_setting, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -845,6 +845,53 @@ static void test_mtls_client_certificate(void **state)
     free_pki(&p);
 }
 
+/* Issue 18, finding 9: the proxy environment variables are ignored; a proxy is used only when
+ * the server's own setting names it. A loopback "proxy" set in every variable receives nothing. */
+static void test_proxy_only_from_setting(void **state)
+{
+    struct fx *fx = *state;
+    const char *base = pwt_responder_url(fx->srv);
+    struct pwt_responder *proxy = pwt_responder_start(NULL);
+    const char *pu = pwt_responder_url(proxy);
+    const char *vars[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
+                          "HTTPS_PROXY", "all_proxy",  "ALL_PROXY"};
+
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        assert_int_equal(setenv(vars[i], pu, 1), 0);
+    }
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    pwt_responder_add(proxy, &(struct pwt_rule){.body = "{\"via\":\"proxy\"}"});
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.path = "/fhir/Patient", .body = "{}"});
+    add_server(fx, "ehr", base, 0, 0, 0);
+    submit_get(fx, base, "/fhir/Patient", "Authorization: Bearer secret-token", &fx->res[0]);
+    run_until_done(fx);
+    assert_int_equal(fx->res[0].err, 0);
+    assert_int_equal(fx->res[0].status, 200);
+    assert_string_equal(fx->res[0].body, "{}");
+    assert_int_equal(pwt_responder_count(fx->srv), 1);
+    assert_int_equal(pwt_responder_count(proxy), 0);
+
+    /* An explicit proxy for one server is used (here the "proxy" answers itself). */
+    struct pw_http_server s = {.name = "via-proxy", .origin = base, .proxy = pu};
+    struct pw_http_req *req = NULL;
+    char url[512];
+    snprintf(url, sizeof(url), "%s/fhir/Patient", base);
+    assert_int_equal(pw_http_server_add(fx->http, &s), 0);
+    assert_int_equal(pw_http_req_new(&req, "via-proxy", "GET", url), 0);
+    assert_int_equal(pw_http_submit_new(fx->http, req, on_done_counted, &fx->res[1]), 0);
+    fx->pending++;
+    run_until_done(fx);
+    assert_int_equal(fx->res[1].status, 200);
+    assert_string_equal(fx->res[1].body, "{\"via\":\"proxy\"}");
+    assert_int_equal(pwt_responder_count(proxy), 1);
+    assert_int_equal(pwt_responder_count(fx->srv), 1);
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        unsetenv(vars[i]);
+    }
+    pwt_responder_stop(proxy);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -870,6 +917,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_from_done_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_verification, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mtls_client_certificate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proxy_only_from_setting, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
