@@ -519,6 +519,16 @@ static int request_token(struct pw_auth *auth, struct oauth_op *op)
     return pw_http_submit_new(auth->http, req, on_token, op);
 }
 
+/* Same scheme, host and port (pw_http_origin's normal form: default ports, case). */
+static bool same_origin(const char *a, const char *b)
+{
+    char oa[512];
+    char ob[512];
+
+    return a && b && pw_http_origin(a, oa, sizeof(oa)) == 0 &&
+           pw_http_origin(b, ob, sizeof(ob)) == 0 && strcmp(oa, ob) == 0;
+}
+
 static void on_discovery(void *arg, int err, const struct pw_http_resp *resp)
 {
     struct oauth_op *op = arg;
@@ -538,11 +548,22 @@ static void on_discovery(void *arg, int err, const struct pw_http_resp *resp)
     }
     doc = json_loadb(resp->body, resp->body_len, 0, NULL);
     url = json_string_value(json_object_get(doc, "token_endpoint"));
-    err = url ? set_token_url(auth, url) : PW_EAUTH;
-    json_decref(doc);
     if (!url) {
         pw_log_err(AUTH, "server %s: SMART configuration has no token_endpoint", auth->conf.server);
+        err = PW_EAUTH;
+    } else if (!same_origin(url, auth->conf.fhir_base)) {
+        /* The FHIR server does not get to say where the secret goes (issue 18): only an
+         * endpoint on its own origin is believed; anything else must be configured. */
+        pw_log_err(AUTH,
+                   "server %s: SMART configuration names a token endpoint outside the FHIR "
+                   "server's origin; refusing to send credentials there (set auth.token_url if "
+                   "the site's token endpoint really lives elsewhere)",
+                   auth->conf.server);
+        err = PW_EAUTH;
+    } else {
+        err = set_token_url(auth, url);
     }
+    json_decref(doc);
     if (!err) {
         err = request_token(auth, op);
     }

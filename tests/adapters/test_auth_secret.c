@@ -263,6 +263,61 @@ static void test_secret_files(void **state)
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
 }
 
+/*
+ * Issue 18, finding 1: with no token_url the endpoint is discovered, and the secret goes only to
+ * one on the FHIR server's own origin. A discovery document naming another origin gets nothing,
+ * however often discovery is redone; one on the same origin works.
+ */
+static void test_client_secret_discovery_origin(void **state)
+{
+    struct fx *fx = *state;
+    char secret_file[512];
+    char disco[512];
+    const char *secret = "discovery-secret";
+    struct pwt_responder *evil = pwt_responder_start(NULL);
+
+    write_secret(fx, "client.secret", secret, 0600, secret_file, sizeof(secret_file));
+    fx->te = pwt_token_endpoint_new(&(struct pwt_te_conf){
+        .mode = PWT_TE_BASIC, .client_id = "pw", .aud = fx->token_url, .secret = secret});
+    pwt_responder_add(
+        evil, &(struct pwt_rule){.handler = pwt_token_endpoint_handler, .handler_arg = fx->te});
+    snprintf(disco, sizeof(disco), "{\"token_endpoint\":\"%s/token\"}", pwt_responder_url(evil));
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.path = "/fhir/.well-known/smart-configuration",
+                                                  .times = 2,
+                                                  .body = disco});
+    snprintf(disco, sizeof(disco), "{\"token_endpoint\":\"%s\"}", fx->token_url);
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.path = "/fhir/.well-known/smart-configuration",
+                                                  .body = disco});
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST",
+                                                  .path = "/token",
+                                                  .handler = pwt_token_endpoint_handler,
+                                                  .handler_arg = fx->te});
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.path = "/Observation",
+                                                  .handler = pwt_token_endpoint_protected,
+                                                  .handler_arg = fx->te});
+    char base[256];
+    snprintf(base, sizeof(base), "%s/fhir", pwt_responder_url(fx->srv));
+    struct pw_auth_conf c = {.type = "client-secret",
+                             .server = "ehr",
+                             .fhir_base = base,
+                             .client_id = "pw",
+                             .secret_file = secret_file};
+    assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
+    get(fx, "/Observation", &fx->res[0]);
+    get(fx, "/Observation", &fx->res[1]);
+    assert_int_equal(fx->res[0].err, PW_EAUTH);
+    assert_int_equal(fx->res[1].err, PW_EAUTH);
+    assert_int_equal(pwt_responder_count(evil), 0);
+    assert_int_equal(pwt_responder_count_path(fx->srv, "/Observation"), 0);
+    /* The third discovery names the FHIR server's own origin: the secret goes there. */
+    get(fx, "/Observation", &fx->res[2]);
+    assert_int_equal(fx->res[2].err, 0);
+    assert_int_equal(fx->res[2].status, 200);
+    assert_int_equal(pwt_token_endpoint_issued(fx->te), 1);
+    assert_int_equal(pwt_responder_count(evil), 0);
+    pwt_responder_stop(evil);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +327,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bearer_from_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_none_sends_no_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_secret_discovery_origin, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
