@@ -18,6 +18,7 @@
 
 #include "painwatch/check.h"
 #include "painwatch/err.h"
+#include "painwatch/json_err.h"
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
 #include "painwatch/metrics.h"
@@ -421,18 +422,24 @@ static int parse_token(struct pw_auth *auth, const struct pw_http_resp *resp)
     json_int_t expires = 0;
     int err = PW_EAUTH;
 
+    /* Nothing of the body reaches the log (issue 18): jansson's error text quotes the bytes
+     * near the error (the start of an access token), and token_type is the server's choice. */
     if (!doc) {
-        pw_log_err(AUTH, "server %s: token response is not JSON (line %d: %s)", auth->conf.server,
-                   jerr.line, jerr.text);
+        char why[160];
+        pw_log_err(AUTH, "server %s: token response is not JSON (%s)", auth->conf.server,
+                   pw_json_error_describe(&jerr, why, sizeof(why)));
         return PW_EAUTH;
     }
     if (json_unpack_ex(doc, &jerr, 0, "{s:s, s:s, s?I}", "access_token", &tok, "token_type", &type,
                        "expires_in", &expires) != 0) {
-        pw_log_err(AUTH, "server %s: token response: %s", auth->conf.server, jerr.text);
+        pw_log_err(AUTH,
+                   "server %s: token response lacks access_token or token_type as strings, or "
+                   "expires_in as an integer",
+                   auth->conf.server);
         goto out;
     }
     if (strcasecmp(type, "bearer") != 0) {
-        pw_log_err(AUTH, "server %s: token_type '%s' is not bearer", auth->conf.server, type);
+        pw_log_err(AUTH, "server %s: token_type is not bearer", auth->conf.server);
         goto out;
     }
     size_t n = strlen(tok);
@@ -450,6 +457,24 @@ static int parse_token(struct pw_auth *auth, const struct pw_http_resp *resp)
 out:
     json_decref(doc);
     return err;
+}
+
+/* @p code when it is a registered OAuth error code (RFC 6749 5.2), else a fixed text. */
+static const char *oauth_error_code(const char *code)
+{
+    static const char *const known[] = {"invalid_request",        "invalid_client",
+                                        "invalid_grant",          "unauthorized_client",
+                                        "unsupported_grant_type", "invalid_scope"};
+
+    if (!code) {
+        return "no OAuth error code";
+    }
+    for (size_t i = 0; i < PW_ARRAY_SIZE(known); i++) {
+        if (strcmp(code, known[i]) == 0) {
+            return known[i];
+        }
+    }
+    return "unregistered OAuth error code";
 }
 
 static void on_token(void *arg, int err, const struct pw_http_resp *resp)
@@ -474,11 +499,12 @@ static void on_token(void *arg, int err, const struct pw_http_resp *resp)
         return;
     }
     if (resp->status != 200) {
-        /* The OAuth "error" code says why (invalid_client...) and carries no secret. */
+        /* The OAuth "error" code says why (invalid_client...): logged only when it is one of
+         * RFC 6749's (5.2), never as whatever string the server chose. */
         json_t *doc = json_loadb(resp->body, resp->body_len, 0, NULL);
-        const char *code = json_string_value(json_object_get(doc, "error"));
+        const char *code = oauth_error_code(json_string_value(json_object_get(doc, "error")));
         pw_log_err(AUTH, "server %s: token endpoint answered %ld (%s)", auth->conf.server,
-                   resp->status, code ? code : "no OAuth error code");
+                   resp->status, code);
         json_decref(doc);
         op_end(op, PW_EAUTH);
         return;

@@ -24,6 +24,7 @@
 #include "painwatch/err.h"
 #include "painwatch/http.h"
 #include "painwatch/jarena.h"
+#include "painwatch/json_err.h"
 #include "painwatch/log.h"
 #include "painwatch/source.h"
 #include "painwatch/sync.h"
@@ -461,8 +462,9 @@ static void run_page(struct run *r, const struct pw_http_resp *resp)
     r->tree = bundle;
     if (!bundle) {
         run_drop_tree(r); /* what the failed parse left in the arena */
-        pw_log_err(SYNC, "%s: page %u is not JSON (line %d: %s)", r->stream->key, r->pages + 1,
-                   jerr.line, jerr.text);
+        char why[160];
+        pw_log_err(SYNC, "%s: page %u is not JSON (%s)", r->stream->key, r->pages + 1,
+                   pw_json_error_describe(&jerr, why, sizeof(why)));
         run_end(r, PW_EJSON);
         return;
     }

@@ -12,6 +12,7 @@
 #include "painwatch/auth.h"
 #include "painwatch/err.h"
 #include "painwatch/http.h"
+#include "painwatch/log.h"
 #include "painwatch/secret.h"
 #include "support/pwtest.h"
 #include "support/responder.h"
@@ -318,6 +319,67 @@ static void test_client_secret_discovery_origin(void **state)
     pwt_responder_stop(evil);
 }
 
+/*
+ * Issue 18, finding 10: nothing the token endpoint sends reaches the log: not the bytes jansson
+ * quotes near a parse error (the start of a token), not token_type, not an unregistered OAuth
+ * error code.
+ */
+static void test_token_errors_log_no_server_bytes(void **state)
+{
+    struct fx *fx = *state;
+    char secret_file[512];
+    char *log = NULL;
+    size_t log_len = 0;
+    FILE *f = open_memstream(&log, &log_len);
+    const char *bodies[] = {
+        "{\"access_token\":\"POISON-tok-SECRET", /* truncated */
+        "{\"access_token\":POISON-tok-SECRET}",
+        "{\"access_token\":\"t\",\"token_type\":\"POISON-type\"}",
+        "{\"access_token\":7,\"token_type\":\"POISON-type\"}",
+    };
+
+    assert_non_null(f);
+    write_secret(fx, "client.secret", "s", 0600, secret_file, sizeof(secret_file));
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST",
+                                                      .path = "/token",
+                                                      .times = 1,
+                                                      .headers = "Content-Type: application/json\n",
+                                                      .body = bodies[i]});
+    }
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST",
+                                                  .path = "/token",
+                                                  .times = 1,
+                                                  .status = 400,
+                                                  .body = "{\"error\":\"POISON-code\"}"});
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST",
+                                                  .path = "/token",
+                                                  .status = 401,
+                                                  .body = "{\"error\":\"invalid_client\"}"});
+    struct pw_auth_conf c = {.type = "client-secret",
+                             .server = "ehr",
+                             .token_endpoint = fx->token_url,
+                             .client_id = "pw",
+                             .secret_file = secret_file};
+    assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
+    pw_log_set_output(f, false);
+    for (int i = 0; i < 6; i++) {
+        struct result r = {0};
+        get(fx, "/Observation", &r);
+        assert_int_equal(r.err, PW_EAUTH);
+    }
+    pw_log_set_output(stderr, false);
+    fclose(f);
+    fprintf(stderr, "%s", log);
+    assert_int_equal(pwt_responder_count_path(fx->srv, "/token"), 6);
+    assert_null(strstr(log, "POISON"));
+    assert_non_null(strstr(log, "token response is not JSON (line 1, column"));
+    assert_non_null(strstr(log, "token_type is not bearer"));
+    assert_non_null(strstr(log, "answered 400 (unregistered OAuth error code)"));
+    assert_non_null(strstr(log, "answered 401 (invalid_client)"));
+    free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,6 +390,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_none_sends_no_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_secret_discovery_origin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_errors_log_no_server_bytes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
