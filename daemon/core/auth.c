@@ -22,6 +22,7 @@
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
 #include "painwatch/metrics.h"
+#include "painwatch/secret.h"
 
 /* Renew this long before the token expires (at most half its lifetime). */
 #define RENEW_MARGIN_MS 60000u
@@ -131,7 +132,7 @@ uint64_t pw_auth_refreshes(const struct pw_auth *auth)
 void pw_auth_token_drop(struct pw_auth *auth)
 {
     if (auth->token) {
-        OPENSSL_cleanse(auth->token, strlen(auth->token));
+        pw_secret_wipe(auth->token, strlen(auth->token));
         free(auth->token);
         auth->token = NULL;
     }
@@ -172,7 +173,7 @@ int pw_auth_bearer_apply(struct pw_auth *auth, struct pw_http_req *req)
     }
     snprintf(line, n, "Authorization: Bearer %s", auth->token);
     err = pw_http_req_add_header(req, line);
-    OPENSSL_cleanse(line, n);
+    pw_secret_wipe(line, n);
     free(line);
     return err;
 }
@@ -324,15 +325,23 @@ int pw_auth_form_add(char **form, const char *name, const char *value)
         return PW_ENOMEM;
     }
     n = old + strlen(name) + strlen(enc) + 3;
-    f = realloc(*form, n);
+    /* Not realloc: the form may hold a secret already, and a moved block is left unwiped. */
+    f = malloc(n);
     if (!f) {
-        OPENSSL_cleanse(enc, strlen(enc));
+        pw_secret_wipe(enc, strlen(enc));
         curl_free(enc);
         return PW_ENOMEM;
     }
+    if (old) {
+        memcpy(f, *form, old);
+    }
     snprintf(f + old, n - old, "%s%s=%s", old ? "&" : "", name, enc);
-    OPENSSL_cleanse(enc, strlen(enc));
+    pw_secret_wipe(enc, strlen(enc));
     curl_free(enc);
+    if (*form) {
+        pw_secret_wipe(*form, old);
+        free(*form);
+    }
     *form = f;
     return 0;
 }
@@ -455,6 +464,10 @@ static int parse_token(struct pw_auth *auth, const struct pw_http_resp *resp)
                     (long)expires);
     }
 out:
+    /* The parsed copy of the token is ours until the decref: wiped first (issue 18). */
+    if (tok) {
+        pw_secret_wipe((char *)(uintptr_t)tok, strlen(tok));
+    }
     json_decref(doc);
     return err;
 }
@@ -520,6 +533,7 @@ static int request_token(struct pw_auth *auth, struct oauth_op *op)
 
     err = pw_http_req_new(&req, auth->token_server, "POST", auth->token_url);
     if (!err) {
+        pw_http_req_set_sensitive(req); /* secret or assertion out, access token back */
         err = pw_auth_form_add(&form, "grant_type", "client_credentials");
     }
     if (!err && auth->conf.scope) {
@@ -535,7 +549,7 @@ static int request_token(struct pw_auth *auth, struct oauth_op *op)
         err = pw_http_req_set_body(req, form, strlen(form), "application/x-www-form-urlencoded");
     }
     if (form) {
-        OPENSSL_cleanse(form, strlen(form));
+        pw_secret_wipe(form, strlen(form));
         free(form);
     }
     if (err) {

@@ -87,6 +87,7 @@ struct pw_http_req {
     size_t hdr_cap;
     bool over_cap;
     bool oom;
+    bool sensitive; /* pw_http_req_set_sensitive(): body and response wiped, never left behind */
     unsigned redirects;
     pw_http_done_fn *done;
     void *arg;
@@ -102,6 +103,24 @@ static void pump(struct srv *srv);
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
+}
+
+/* Header lists carry Authorization: every line is wiped before curl frees it (issue 18). */
+static void slist_free_wiped(struct curl_slist *list)
+{
+    for (struct curl_slist *h = list; h; h = h->next) {
+        pw_secret_wipe(h->data, strlen(h->data));
+    }
+    curl_slist_free_all(list);
+}
+
+/* Free a body or response buffer of @p req, wiped first when the request is sensitive. */
+static void buf_free(const struct pw_http_req *req, char *buf, size_t len)
+{
+    if (buf && req->sensitive) {
+        pw_secret_wipe(buf, len);
+    }
+    free(buf);
 }
 
 static struct srv *find_srv(const struct pw_http *http, const char *name)
@@ -212,17 +231,17 @@ int pw_http_req_add_header(struct pw_http_req *req, const char *line)
         }
         tmp = curl_slist_append(kept, h->data);
         if (!tmp) {
-            curl_slist_free_all(kept);
+            slist_free_wiped(kept);
             return PW_ENOMEM;
         }
         kept = tmp;
     }
     tmp = curl_slist_append(kept, line);
     if (!tmp) {
-        curl_slist_free_all(kept);
+        slist_free_wiped(kept);
         return PW_ENOMEM;
     }
-    curl_slist_free_all(req->headers);
+    slist_free_wiped(req->headers);
     req->headers = tmp;
     return 0;
 }
@@ -261,11 +280,11 @@ int pw_http_req_set_body(struct pw_http_req *req, const char *body, size_t len,
         int err =
             (n < 0 || (size_t)n >= sizeof(line)) ? PW_EINVAL : pw_http_req_add_header(req, line);
         if (err) {
-            free(copy);
+            buf_free(req, copy, len);
             return err;
         }
     }
-    free(req->body);
+    buf_free(req, req->body, req->body_len);
     req->body = copy;
     req->body_len = len;
     return 0;
@@ -280,6 +299,9 @@ int pw_http_req_dup(struct pw_http_req **out, const struct pw_http_req *req)
         return PW_EINVAL;
     }
     err = pw_http_req_new(&d, req->server, req->method, req->url);
+    if (!err) {
+        d->sensitive = req->sensitive;
+    }
     for (struct curl_slist *h = req->headers; !err && h; h = h->next) {
         struct curl_slist *t = curl_slist_append(d->headers, h->data);
         if (!t) {
@@ -299,6 +321,11 @@ int pw_http_req_dup(struct pw_http_req **out, const struct pw_http_req *req)
     d->gate_arg = req->gate_arg;
     *out = d;
     return 0;
+}
+
+void pw_http_req_set_sensitive(struct pw_http_req *req)
+{
+    req->sensitive = true;
 }
 
 void pw_http_req_set_gate(struct pw_http_req *req, int (*gate)(void *arg), void *arg)
@@ -325,13 +352,13 @@ void pw_http_req_free(struct pw_http_req *req)
     if (req->easy) {
         curl_easy_cleanup(req->easy);
     }
-    curl_slist_free_all(req->headers);
+    slist_free_wiped(req->headers);
     free(req->server);
     free(req->method);
     free(req->url);
-    free(req->body);
-    free(req->in);
-    free(req->hdr);
+    buf_free(req, req->body, req->body_len);
+    buf_free(req, req->in, req->in_cap);
+    buf_free(req, req->hdr, req->hdr_cap);
     free(req);
 }
 
@@ -367,7 +394,9 @@ const char *pw_http_resp_header(const struct pw_http_resp *resp, const char *nam
 
 /* ---- curl data callbacks: they only record state (P7) ----------------------------------- */
 
-static bool grow(char **buf, size_t *cap, size_t need, size_t max)
+/* @p wipe: a secret may be in *buf: move it by hand (realloc would leave the old block as it
+ * was) and wipe the old copy. */
+static bool grow(char **buf, size_t *cap, size_t need, size_t max, bool wipe)
 {
     size_t ncap = *cap ? *cap : 4096;
     char *n;
@@ -378,7 +407,16 @@ static bool grow(char **buf, size_t *cap, size_t need, size_t max)
     if (ncap > max + 1) {
         ncap = max + 1;
     }
-    n = realloc(*buf, ncap);
+    if (wipe && *buf) {
+        n = malloc(ncap);
+        if (n) {
+            memcpy(n, *buf, *cap);
+            pw_secret_wipe(*buf, *cap);
+            free(*buf);
+        }
+    } else {
+        n = realloc(*buf, ncap);
+    }
     if (!n) {
         return false;
     }
@@ -399,7 +437,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
         return 0;
     }
     if (req->in_len + n + 1 > req->in_cap &&
-        !grow(&req->in, &req->in_cap, req->in_len + n, req->in_max)) {
+        !grow(&req->in, &req->in_cap, req->in_len + n, req->in_max, req->sensitive)) {
         req->oom = true;
         return 0;
     }
@@ -424,7 +462,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
         return 0;
     }
     if (req->hdr_len + n + 1 > req->hdr_cap &&
-        !grow(&req->hdr, &req->hdr_cap, req->hdr_len + n, PW_HTTP_HEADERS_MAX)) {
+        !grow(&req->hdr, &req->hdr_cap, req->hdr_len + n, PW_HTTP_HEADERS_MAX, req->sensitive)) {
         req->oom = true;
         return 0;
     }
@@ -709,7 +747,7 @@ static bool follow_redirect(struct pw_http_req *req, long status, int *err)
         }
         free(req->method);
         req->method = get;
-        free(req->body);
+        buf_free(req, req->body, req->body_len);
         req->body = NULL;
         req->body_len = 0;
     }

@@ -127,6 +127,13 @@ int pw_http_req_set_body(struct pw_http_req *req, const char *body, size_t len,
  * fails while they wait (the outbox's fail-closed audit trail). Kept by pw_http_req_dup().
  */
 void pw_http_req_set_gate(struct pw_http_req *req, int (*gate)(void *arg), void *arg);
+/**
+ * Mark @p req as carrying secrets in its body or response (a token request: client secret or
+ * assertion out, access token back): both are wiped before they are freed, and the response
+ * buffer is never left behind by a realloc. Header lists are always wiped (Authorization).
+ * Kept by pw_http_req_dup().
+ */
+void pw_http_req_set_sensitive(struct pw_http_req *req);
 /** A copy of @p req as built (method, URL, headers, body, gate), for a retry. Caller owns. */
 int pw_http_req_dup(struct pw_http_req **out, const struct pw_http_req *req);
 /** The request's URL and server name. Borrowed: valid while @p req is. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include <uv.h>
@@ -380,6 +381,18 @@ static void test_token_errors_log_no_server_bytes(void **state)
     free(log);
 }
 
+/* Issue 18, finding 8: painwatchd makes itself non-dumpable before it reads a secret. */
+static void test_process_not_dumpable(void **state)
+{
+    (void)state;
+    assert_int_equal(prctl(PR_SET_DUMPABLE, 1L, 0L, 0L, 0L), 0);
+    assert_int_equal(prctl(PR_GET_DUMPABLE, 0L, 0L, 0L, 0L), 1);
+    assert_int_equal(pw_secret_protect_process(), 0);
+    assert_int_equal(prctl(PR_GET_DUMPABLE, 0L, 0L, 0L, 0L), 0);
+    /* The rest of this test binary (and its leak check) runs as before. */
+    assert_int_equal(prctl(PR_SET_DUMPABLE, 1L, 0L, 0L, 0L), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,6 +404,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_secret_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_secret_discovery_origin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_errors_log_no_server_bytes, setup, teardown),
+        cmocka_unit_test(test_process_not_dumpable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 #include "painwatch/err.h"
 #include "painwatch/http.h"
 #include "painwatch/metrics.h"
+#include "painwatch/secret.h"
 #include "support/pwtest.h"
 #include "support/responder.h"
 #include "support/token_endpoint.h"
@@ -588,6 +589,69 @@ static void test_discovered_endpoint_elsewhere_refused(void **state)
     assert_int_equal(pwt_responder_count_path(fx->tok, "/oauth2/token"), 1);
 }
 
+/* Issue 18, finding 8: the wipe hook's view of every wiped buffer. */
+static char *g_wiped[512];
+static size_t g_nwiped;
+
+static void record_wipe(const void *p, size_t n)
+{
+    if (g_nwiped < sizeof(g_wiped) / sizeof(g_wiped[0])) {
+        char *c = malloc(n + 1);
+        assert_non_null(c);
+        memcpy(c, p, n);
+        c[n] = '\0';
+        g_wiped[g_nwiped++] = c;
+    }
+}
+
+static size_t wiped_count(const char *text)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < g_nwiped; i++) {
+        n += strcmp(g_wiped[i], text) == 0;
+    }
+    return n;
+}
+
+static bool wiped(const char *text)
+{
+    return wiped_count(text) > 0;
+}
+
+/*
+ * The signed assertion, the form carrying it and the access token parsed from the answer are
+ * all wiped before they are freed (the request and response buffers are http.c's, tested
+ * there).
+ */
+static void test_assertion_and_token_wiped(void **state)
+{
+    struct fx *fx = *state;
+    char jwt[4096] = "";
+
+    pw_secret_set_wipe_hook(record_wipe);
+    check_first_token(fx, "RS384");
+    pw_secret_set_wipe_hook(NULL);
+    for (size_t i = 0; i < pwt_responder_count(fx->fhir); i++) {
+        const struct pwt_request *q = pwt_responder_request(fx->fhir, i);
+        const char *a = strstr(q->body, "client_assertion=");
+        if (strcmp(q->path, "/oauth2/token") == 0 && a) {
+            snprintf(jwt, sizeof(jwt), "%.*s", (int)strcspn(a + 17, "&"), a + 17);
+            assert_true(wiped(q->body)); /* the form, as built */
+        }
+    }
+    assert_int_equal(strncmp(jwt, "eyJ", 3), 0);
+    /* The signed assertion and its URL-encoded copy for the form (the same text: base64url
+     * needs no escaping). */
+    assert_int_equal(wiped_count(jwt), 2);
+    assert_true(wiped("tok-1")); /* the token in the parsed answer */
+    assert_true(wiped("Authorization: Bearer tok-1"));
+    for (size_t i = 0; i < g_nwiped; i++) {
+        free(g_wiped[i]);
+    }
+    g_nwiped = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -605,6 +669,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refresh_is_shared, setup_es, teardown),
         cmocka_unit_test_setup_teardown(test_discovered_endpoint_elsewhere_refused, setup_rs,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_assertion_and_token_wiped, setup_rs, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -12,6 +12,7 @@
 #include "painwatch/err.h"
 #include "painwatch/http.h"
 #include "painwatch/limits.h"
+#include "painwatch/secret.h"
 #include "support/pwtest.h"
 #include "support/responder.h"
 
@@ -892,6 +893,91 @@ static void test_proxy_only_from_setting(void **state)
     pwt_responder_stop(proxy);
 }
 
+/* Issue 18, finding 8: every wiped buffer, as the wipe hook saw it. */
+static char *g_wiped[256];
+static size_t g_nwiped;
+
+static void record_wipe(const void *p, size_t n)
+{
+    if (g_nwiped < sizeof(g_wiped) / sizeof(g_wiped[0])) {
+        char *c = malloc(n + 1);
+        assert_non_null(c);
+        memcpy(c, p, n);
+        c[n] = '\0';
+        g_wiped[g_nwiped++] = c;
+    }
+}
+
+/* Was a buffer holding exactly @p text (up to its NUL) wiped? */
+static bool wiped(const char *text)
+{
+    for (size_t i = 0; i < g_nwiped; i++) {
+        if (strcmp(g_wiped[i], text) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void wiped_reset(void)
+{
+    for (size_t i = 0; i < g_nwiped; i++) {
+        free(g_wiped[i]);
+    }
+    g_nwiped = 0;
+}
+
+/*
+ * Header lines (Authorization) are wiped in every copy curl's lists hold; a sensitive request's
+ * body (client secret) and response (access token) are wiped too, even when the response
+ * outgrew its first buffer.
+ */
+static void test_secrets_wiped_when_freed(void **state)
+{
+    struct fx *fx = *state;
+    const char *base = pwt_responder_url(fx->srv);
+    char url[512];
+    struct pw_http_req *req = NULL;
+    char *big = malloc(20001);
+
+    assert_non_null(big);
+    memset(big, 'x', 20000);
+    memcpy(big, "{\"access_token\":\"", 17);
+    memcpy(big + 19998, "\"}", 2);
+    big[20000] = '\0';
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST", .path = "/token", .body = big});
+    add_server(fx, "ehr", base, 0, 0, 0);
+    pw_secret_set_wipe_hook(record_wipe);
+    snprintf(url, sizeof(url), "%s/token", base);
+    assert_int_equal(pw_http_req_new(&req, "ehr", "POST", url), 0);
+    pw_http_req_set_sensitive(req);
+    assert_int_equal(pw_http_req_add_header(req, "Authorization: Basic c2VjcmV0LWJhc2lj"), 0);
+    assert_int_equal(pw_http_req_add_header(req, "Accept: application/json"), 0);
+    assert_int_equal(pw_http_req_set_body(req, "client_secret=s3cret-post", 25,
+                                          "application/x-www-form-urlencoded"),
+                     0);
+    assert_int_equal(pw_http_submit_new(fx->http, req, on_done_counted, &fx->res[0]), 0);
+    fx->pending++;
+    run_until_done(fx);
+    assert_int_equal(fx->res[0].status, 200);
+    assert_int_equal(fx->res[0].body_len, 20000);
+    assert_true(wiped("Authorization: Basic c2VjcmV0LWJhc2lj"));
+    assert_true(wiped("client_secret=s3cret-post"));
+    assert_true(wiped(big));
+
+    /* A plain request: its headers are wiped (a bearer token), its FHIR body is not a secret. */
+    wiped_reset();
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.path = "/fhir/Patient", .body = "{}"});
+    submit_get(fx, base, "/fhir/Patient", "Authorization: Bearer tok-plain", &fx->res[1]);
+    run_until_done(fx);
+    assert_int_equal(fx->res[1].status, 200);
+    assert_true(wiped("Authorization: Bearer tok-plain"));
+    assert_false(wiped("{}"));
+    pw_secret_set_wipe_hook(NULL);
+    wiped_reset();
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -918,6 +1004,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tls_verification, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mtls_client_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proxy_only_from_setting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secrets_wiped_when_freed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
