@@ -177,6 +177,53 @@ static bool in_origin(const struct srv *srv, const char *url)
     return pw_http_origin(url, o, sizeof(o)) == 0 && strcmp(o, srv->origin) == 0;
 }
 
+/* Is @p seg (length @p n) "." or "..", plain or percent-encoded ("%2e", "%2E")? */
+static bool dot_segment(const char *seg, size_t n)
+{
+    size_t dots = 0;
+
+    for (size_t i = 0; i < n; dots++) {
+        if (seg[i] == '.') {
+            i++;
+        } else if (n - i >= 3 && seg[i] == '%' && seg[i + 1] == '2' &&
+                   (seg[i + 2] == 'e' || seg[i + 2] == 'E')) {
+            i += 3;
+        } else {
+            return false;
+        }
+    }
+    return dots == 1 || dots == 2;
+}
+
+/*
+ * Does the path of @p url have a "." or ".." segment? curl would resolve it (RFC 3986 5.2.4)
+ * and send the request somewhere else on the origin: "Flag/../../Patient/p1" is a PUT on
+ * Patient/p1 (issue 18). No URL painwatch builds has one, so such a URL is refused outright.
+ */
+static bool has_dot_segment(const char *url)
+{
+    const char *p = strstr(url, "://");
+    size_t end;
+
+    p = p ? p + 3 : url;
+    p += strcspn(p, "/?#"); /* the path starts after the authority */
+    end = strcspn(p, "?#");
+    for (size_t i = 0; i < end;) {
+        size_t n;
+
+        if (p[i] == '/') {
+            i++;
+            continue;
+        }
+        n = strcspn(p + i, "/?#");
+        if (dot_segment(p + i, n)) {
+            return true;
+        }
+        i += n;
+    }
+    return false;
+}
+
 /* ---- requests --------------------------------------------------------------------------- */
 
 int pw_http_req_new(struct pw_http_req **out, const char *server, const char *method,
@@ -1193,6 +1240,11 @@ int pw_http_submit_new(struct pw_http *http, struct pw_http_req *req, pw_http_do
     if (!in_origin(srv, req->url)) {
         pw_log_err(HTTP, "server %s: refusing a URL outside %s", srv->name, srv->origin);
         err = PW_EORIGIN;
+        goto fail;
+    }
+    if (has_dot_segment(req->url)) {
+        pw_log_err(HTTP, "server %s: refusing a URL with a '.' or '..' path segment", srv->name);
+        err = PW_EINVAL;
         goto fail;
     }
     if (!req_has_header(req, "Accept")) {

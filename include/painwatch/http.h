@@ -149,7 +149,8 @@ const char *pw_http_resp_header(const struct pw_http_resp *resp, const char *nam
 /**
  * Queue @p req. Takes ownership of @p req on every path, failure included.
  * On 0, @p done runs exactly once, never before this call returns. On error it never runs:
- * PW_ENOENT (unknown server), PW_EORIGIN (URL not on the server's origin), PW_ECANCELED
+ * PW_ENOENT (unknown server), PW_EORIGIN (URL not on the server's origin), PW_EINVAL (a "." or
+ * ".." path segment, plain or %2e-encoded: curl would resolve it to another path), PW_ECANCELED
  * (shutting down), PW_ENOMEM, PW_EHTTP.
  * Every request carries Accept: application/fhir+json (unless the caller set Accept),
  * Accept-Encoding (gzip), the server's timeouts and body cap.

@@ -978,6 +978,33 @@ static void test_secrets_wiped_when_freed(void **state)
     free(big);
 }
 
+/* Issue 18, finding 7: a URL whose path has a dot segment never leaves (curl would resolve
+ * "Flag/../../Patient/p1" to Patient/p1); dots inside a segment are ordinary characters. */
+static void test_dot_segments_refused(void **state)
+{
+    struct fx *fx = *state;
+    const char *base = pwt_responder_url(fx->srv);
+    const char *bad[] = {"/fhir/Flag/../../../Patient/p1", "/fhir/Flag/%2e%2e/%2E%2E/Patient/p1",
+                         "/fhir/./Flag", "/fhir/Flag/.%2e/x", "/fhir/Flag/.."};
+    char url[512];
+
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.body = "{}"});
+    add_server(fx, "ehr", base, 0, 0, 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct pw_http_req *req = NULL;
+        snprintf(url, sizeof(url), "%s%s", base, bad[i]);
+        assert_int_equal(pw_http_req_new(&req, "ehr", "PUT", url), 0);
+        assert_int_equal(pw_http_submit_new(fx->http, req, on_done_counted, &fx->res[0]),
+                         PW_EINVAL);
+    }
+    assert_int_equal(fx->res[0].calls, 0);
+    submit_get(fx, base, "/fhir/Flag/a.b..c?x=../y", NULL, &fx->res[1]);
+    run_until_done(fx);
+    assert_int_equal(fx->res[1].status, 200);
+    assert_int_equal(pwt_responder_count(fx->srv), 1);
+    assert_string_equal(pwt_responder_request(fx->srv, 0)->path, "/fhir/Flag/a.b..c");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1005,6 +1032,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mtls_client_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proxy_only_from_setting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secrets_wiped_when_freed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dot_segments_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
