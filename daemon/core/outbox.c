@@ -639,12 +639,16 @@ static bool learn_identity(struct job *job, const struct pw_http_resp *resp)
     body = resp->body_len ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
     if (!id[0]) {
         const char *bid = json_string_value(json_object_get(body, "id"));
+        if (bid && !pw_fhir_id_valid(bid)) {
+            json_decref(body); /* checked whole: a cut copy of a long one would pass */
+            return false;
+        }
         snprintf(id, sizeof(id), "%s", bid ? bid : "");
     }
     if (!ver[0]) {
         const char *v =
             json_string_value(json_object_get(json_object_get(body, "meta"), "versionId"));
-        snprintf(ver, sizeof(ver), "%s", v ? v : "");
+        snprintf(ver, sizeof(ver), "%s", pw_fhir_id_valid(v) ? v : "");
     }
     json_decref(body);
     if (id[0] && !pw_fhir_id_valid(id)) {

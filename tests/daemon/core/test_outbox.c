@@ -16,6 +16,7 @@
 
 #include "core/outbox.h"
 #include "painwatch/err.h"
+#include "painwatch/fhir.h"
 #include "painwatch/http.h"
 #include "painwatch/sink.h"
 #include "painwatch/store.h"
@@ -960,6 +961,42 @@ static void test_server_id_not_a_fhir_id_refused(void **state)
     free(good);
 }
 
+/* The FHIR id grammar, whole: a 65-character id is not cut to a valid-looking 64. */
+static void test_long_server_id_not_cut(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("rescue-dose-out-of-range", "k-long-id");
+    char body[256];
+    char *good = bundle_with("f-long-ok", "k-long-id");
+    char id65[66];
+
+    memset(id65, 'a', 65);
+    id65[65] = '\0';
+    assert_false(pw_fhir_id_valid(id65));
+    id65[64] = '\0';
+    assert_true(pw_fhir_id_valid(id65));
+    assert_false(pw_fhir_id_valid(""));
+    assert_false(pw_fhir_id_valid(NULL));
+    assert_false(pw_fhir_id_valid("a/b"));
+    assert_false(pw_fhir_id_valid("a%2Fb"));
+    assert_true(pw_fhir_id_valid("Ab-0.9"));
+    id65[64] = 'a';
+    snprintf(body, sizeof(body), "{\"resourceType\":\"Flag\",\"id\":\"%s\"}", id65);
+    pwt_responder_add(
+        fx->srv,
+        &(struct pwt_rule){
+            .method = "POST", .path = "/fhir/Flag", .times = 1, .status = 201, .body = body});
+    pwt_responder_add(fx->srv,
+                      &(struct pwt_rule){.method = "GET", .path = "/fhir/Flag", .body = good});
+    plan(fx, &f, 1);
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    assert_true(fx->snapshot.unknown);
+    expect_flag(fx, "k-long-id", "f-long-ok", "7", PW_FLAG_ACTIVE);
+    assert_int_equal(pwt_responder_count(fx->srv), 2);
+    free(good);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -988,6 +1025,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_more_rows_than_in_flight_all_go_out, setup, teardown),
         cmocka_unit_test(test_backoff_and_retry_after),
         cmocka_unit_test_setup_teardown(test_server_id_not_a_fhir_id_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_server_id_not_cut, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
