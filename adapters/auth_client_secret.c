@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include <curl/curl.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "painwatch/auth.h"
@@ -66,13 +65,13 @@ static int basic_header(const char *id, const char *secret, struct pw_http_req *
     err = pw_http_req_add_header(req, line);
 out:
     if (pair) {
-        OPENSSL_cleanse(pair, strlen(pair));
+        pw_secret_wipe(pair, strlen(pair));
     }
     if (line) {
-        OPENSSL_cleanse(line, strlen(line));
+        pw_secret_wipe(line, strlen(line));
     }
     if (esec) {
-        OPENSSL_cleanse(esec, strlen(esec));
+        pw_secret_wipe(esec, strlen(esec));
     }
     free(pair);
     free(line);

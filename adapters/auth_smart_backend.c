@@ -192,10 +192,14 @@ static char *sign(struct smart *sm, const char *input)
         if (der_to_raw(sig, slen, raw) == 0) {
             out = b64url(raw, sizeof(raw));
         }
+        pw_secret_wipe(raw, sizeof(raw));
     } else {
         out = b64url(sig, slen);
     }
 out:
+    if (sig) {
+        pw_secret_wipe(sig, slen); /* the signature completes a usable assertion */
+    }
     free(sig);
     EVP_MD_CTX_free(md);
     return out;
@@ -248,6 +252,9 @@ static char *make_assertion(struct pw_auth *auth, struct smart *sm, const char *
 out:
     free(h);
     free(p);
+    if (s) {
+        pw_secret_wipe(s, strlen(s));
+    }
     free(s);
     free(input);
     return jwt;
@@ -268,6 +275,8 @@ static int smart_form(struct pw_auth *auth, const char *aud, struct pw_http_req 
     if (!err) {
         err = pw_auth_form_add(form, "client_assertion", jwt);
     }
+    /* A signed assertion is a credential for its lifetime: wiped, like the form (issue 18). */
+    pw_secret_wipe(jwt, strlen(jwt));
     free(jwt);
     return err;
 }

@@ -15,6 +15,7 @@
 #include "painwatch/cohort.h"
 #include "painwatch/err.h"
 #include "painwatch/http.h"
+#include "painwatch/json_err.h"
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
 #include "painwatch/source.h"
@@ -154,7 +155,9 @@ static int group_apply(struct group_ctx *ctx, int err, const struct pw_http_resp
     }
     json_t *group = json_loadb(resp->body, resp->body_len, 0, &jerr);
     if (!group) {
-        pw_log_err(SYNC, "Group/%s: malformed JSON at line %d: %s", ctx->id, jerr.line, jerr.text);
+        char why[160];
+        pw_log_err(SYNC, "Group/%s: malformed JSON (%s)", ctx->id,
+                   pw_json_error_describe(&jerr, why, sizeof(why)));
         return PW_EJSON;
     }
     err = pw_cohort_group_members(group, ctx->now_ms, &ids, &n);

@@ -9,6 +9,7 @@
 #include "painwatch/err.h"
 #include "painwatch/jarena.h"
 #include "painwatch/log.h"
+#include "painwatch/secret.h"
 
 static void usage(FILE *out)
 {
@@ -31,6 +32,11 @@ int main(int argc, char **argv)
     int c;
 
     pw_log_init();
+    /* Before any secret is read: no core dump or same-user ptrace can copy them (issue 18). */
+    int harden = pw_secret_protect_process();
+    if (harden) {
+        pw_log_warn(MAIN, "cannot make the process non-dumpable: %s", pw_strerror(harden));
+    }
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':

@@ -323,3 +323,11 @@ void pw_fhir_index_resolver(struct pw_fhir_index *idx, struct pw_resolver *out)
     out->resolve = index_resolve;
     out->arg = idx;
 }
+
+bool pw_fhir_id_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+
+    return n >= 1 && n <= 64 &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.") == n;
+}

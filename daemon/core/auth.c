@@ -18,9 +18,11 @@
 
 #include "painwatch/check.h"
 #include "painwatch/err.h"
+#include "painwatch/json_err.h"
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
 #include "painwatch/metrics.h"
+#include "painwatch/secret.h"
 
 /* Renew this long before the token expires (at most half its lifetime). */
 #define RENEW_MARGIN_MS 60000u
@@ -130,7 +132,7 @@ uint64_t pw_auth_refreshes(const struct pw_auth *auth)
 void pw_auth_token_drop(struct pw_auth *auth)
 {
     if (auth->token) {
-        OPENSSL_cleanse(auth->token, strlen(auth->token));
+        pw_secret_wipe(auth->token, strlen(auth->token));
         free(auth->token);
         auth->token = NULL;
     }
@@ -171,7 +173,7 @@ int pw_auth_bearer_apply(struct pw_auth *auth, struct pw_http_req *req)
     }
     snprintf(line, n, "Authorization: Bearer %s", auth->token);
     err = pw_http_req_add_header(req, line);
-    OPENSSL_cleanse(line, n);
+    pw_secret_wipe(line, n);
     free(line);
     return err;
 }
@@ -190,7 +192,7 @@ static void conf_free(struct pw_auth_conf *c)
     const char **f[] = {&c->type,          &c->server,    &c->fhir_base,   &c->token_endpoint,
                         &c->token_ca_file, &c->client_id, &c->scope,       &c->key_file,
                         &c->key_id,        &c->alg,       &c->secret_file, &c->secret_method,
-                        &c->token_file};
+                        &c->token_file,    &c->proxy};
 
     for (size_t i = 0; i < PW_ARRAY_SIZE(f); i++) {
         free((char *)(uintptr_t)*f[i]);
@@ -201,13 +203,13 @@ static void conf_free(struct pw_auth_conf *c)
 static int conf_copy(struct pw_auth_conf *d, const struct pw_auth_conf *s)
 {
     const char *const *src[] = {
-        &s->type,        &s->server,        &s->fhir_base, &s->token_endpoint, &s->token_ca_file,
-        &s->client_id,   &s->scope,         &s->key_file,  &s->key_id,         &s->alg,
-        &s->secret_file, &s->secret_method, &s->token_file};
+        &s->type,        &s->server,        &s->fhir_base,  &s->token_endpoint, &s->token_ca_file,
+        &s->client_id,   &s->scope,         &s->key_file,   &s->key_id,         &s->alg,
+        &s->secret_file, &s->secret_method, &s->token_file, &s->proxy};
     const char **dst[] = {&d->type,          &d->server,    &d->fhir_base,   &d->token_endpoint,
                           &d->token_ca_file, &d->client_id, &d->scope,       &d->key_file,
                           &d->key_id,        &d->alg,       &d->secret_file, &d->secret_method,
-                          &d->token_file};
+                          &d->token_file,    &d->proxy};
 
     for (size_t i = 0; i < PW_ARRAY_SIZE(src); i++) {
         if (*src[i]) {
@@ -323,15 +325,23 @@ int pw_auth_form_add(char **form, const char *name, const char *value)
         return PW_ENOMEM;
     }
     n = old + strlen(name) + strlen(enc) + 3;
-    f = realloc(*form, n);
+    /* Not realloc: the form may hold a secret already, and a moved block is left unwiped. */
+    f = malloc(n);
     if (!f) {
-        OPENSSL_cleanse(enc, strlen(enc));
+        pw_secret_wipe(enc, strlen(enc));
         curl_free(enc);
         return PW_ENOMEM;
     }
+    if (old) {
+        memcpy(f, *form, old);
+    }
     snprintf(f + old, n - old, "%s%s=%s", old ? "&" : "", name, enc);
-    OPENSSL_cleanse(enc, strlen(enc));
+    pw_secret_wipe(enc, strlen(enc));
     curl_free(enc);
+    if (*form) {
+        pw_secret_wipe(*form, old);
+        free(*form);
+    }
     *form = f;
     return 0;
 }
@@ -369,6 +379,7 @@ static int set_token_url(struct pw_auth *auth, const char *url)
         .ca_file = auth->conf.token_ca_file,
         .max_concurrent = 1,
         .body_max = AUTH_BODY_MAX,
+        .proxy = auth->conf.proxy,
     };
     int err = check_token_url(auth, url);
 
@@ -420,18 +431,24 @@ static int parse_token(struct pw_auth *auth, const struct pw_http_resp *resp)
     json_int_t expires = 0;
     int err = PW_EAUTH;
 
+    /* Nothing of the body reaches the log (issue 18): jansson's error text quotes the bytes
+     * near the error (the start of an access token), and token_type is the server's choice. */
     if (!doc) {
-        pw_log_err(AUTH, "server %s: token response is not JSON (line %d: %s)", auth->conf.server,
-                   jerr.line, jerr.text);
+        char why[160];
+        pw_log_err(AUTH, "server %s: token response is not JSON (%s)", auth->conf.server,
+                   pw_json_error_describe(&jerr, why, sizeof(why)));
         return PW_EAUTH;
     }
     if (json_unpack_ex(doc, &jerr, 0, "{s:s, s:s, s?I}", "access_token", &tok, "token_type", &type,
                        "expires_in", &expires) != 0) {
-        pw_log_err(AUTH, "server %s: token response: %s", auth->conf.server, jerr.text);
+        pw_log_err(AUTH,
+                   "server %s: token response lacks access_token or token_type as strings, or "
+                   "expires_in as an integer",
+                   auth->conf.server);
         goto out;
     }
     if (strcasecmp(type, "bearer") != 0) {
-        pw_log_err(AUTH, "server %s: token_type '%s' is not bearer", auth->conf.server, type);
+        pw_log_err(AUTH, "server %s: token_type is not bearer", auth->conf.server);
         goto out;
     }
     size_t n = strlen(tok);
@@ -447,8 +464,30 @@ static int parse_token(struct pw_auth *auth, const struct pw_http_resp *resp)
                     (long)expires);
     }
 out:
+    /* The parsed copy of the token is ours until the decref: wiped first (issue 18). */
+    if (tok) {
+        pw_secret_wipe((char *)(uintptr_t)tok, strlen(tok));
+    }
     json_decref(doc);
     return err;
+}
+
+/* @p code when it is a registered OAuth error code (RFC 6749 5.2), else a fixed text. */
+static const char *oauth_error_code(const char *code)
+{
+    static const char *const known[] = {"invalid_request",        "invalid_client",
+                                        "invalid_grant",          "unauthorized_client",
+                                        "unsupported_grant_type", "invalid_scope"};
+
+    if (!code) {
+        return "no OAuth error code";
+    }
+    for (size_t i = 0; i < PW_ARRAY_SIZE(known); i++) {
+        if (strcmp(code, known[i]) == 0) {
+            return known[i];
+        }
+    }
+    return "unregistered OAuth error code";
 }
 
 static void on_token(void *arg, int err, const struct pw_http_resp *resp)
@@ -473,11 +512,12 @@ static void on_token(void *arg, int err, const struct pw_http_resp *resp)
         return;
     }
     if (resp->status != 200) {
-        /* The OAuth "error" code says why (invalid_client...) and carries no secret. */
+        /* The OAuth "error" code says why (invalid_client...): logged only when it is one of
+         * RFC 6749's (5.2), never as whatever string the server chose. */
         json_t *doc = json_loadb(resp->body, resp->body_len, 0, NULL);
-        const char *code = json_string_value(json_object_get(doc, "error"));
+        const char *code = oauth_error_code(json_string_value(json_object_get(doc, "error")));
         pw_log_err(AUTH, "server %s: token endpoint answered %ld (%s)", auth->conf.server,
-                   resp->status, code ? code : "no OAuth error code");
+                   resp->status, code);
         json_decref(doc);
         op_end(op, PW_EAUTH);
         return;
@@ -493,6 +533,7 @@ static int request_token(struct pw_auth *auth, struct oauth_op *op)
 
     err = pw_http_req_new(&req, auth->token_server, "POST", auth->token_url);
     if (!err) {
+        pw_http_req_set_sensitive(req); /* secret or assertion out, access token back */
         err = pw_auth_form_add(&form, "grant_type", "client_credentials");
     }
     if (!err && auth->conf.scope) {
@@ -508,7 +549,7 @@ static int request_token(struct pw_auth *auth, struct oauth_op *op)
         err = pw_http_req_set_body(req, form, strlen(form), "application/x-www-form-urlencoded");
     }
     if (form) {
-        OPENSSL_cleanse(form, strlen(form));
+        pw_secret_wipe(form, strlen(form));
         free(form);
     }
     if (err) {
@@ -516,6 +557,16 @@ static int request_token(struct pw_auth *auth, struct oauth_op *op)
         return err;
     }
     return pw_http_submit_new(auth->http, req, on_token, op);
+}
+
+/* Same scheme, host and port (pw_http_origin's normal form: default ports, case). */
+static bool same_origin(const char *a, const char *b)
+{
+    char oa[512];
+    char ob[512];
+
+    return a && b && pw_http_origin(a, oa, sizeof(oa)) == 0 &&
+           pw_http_origin(b, ob, sizeof(ob)) == 0 && strcmp(oa, ob) == 0;
 }
 
 static void on_discovery(void *arg, int err, const struct pw_http_resp *resp)
@@ -537,11 +588,22 @@ static void on_discovery(void *arg, int err, const struct pw_http_resp *resp)
     }
     doc = json_loadb(resp->body, resp->body_len, 0, NULL);
     url = json_string_value(json_object_get(doc, "token_endpoint"));
-    err = url ? set_token_url(auth, url) : PW_EAUTH;
-    json_decref(doc);
     if (!url) {
         pw_log_err(AUTH, "server %s: SMART configuration has no token_endpoint", auth->conf.server);
+        err = PW_EAUTH;
+    } else if (!same_origin(url, auth->conf.fhir_base)) {
+        /* The FHIR server does not get to say where the secret goes (issue 18): only an
+         * endpoint on its own origin is believed; anything else must be configured. */
+        pw_log_err(AUTH,
+                   "server %s: SMART configuration names a token endpoint outside the FHIR "
+                   "server's origin; refusing to send credentials there (set auth.token_url if "
+                   "the site's token endpoint really lives elsewhere)",
+                   auth->conf.server);
+        err = PW_EAUTH;
+    } else {
+        err = set_token_url(auth, url);
     }
+    json_decref(doc);
     if (!err) {
         err = request_token(auth, op);
     }

@@ -14,6 +14,7 @@
 #include "painwatch/auth.h"
 #include "painwatch/err.h"
 #include "painwatch/http.h"
+#include "painwatch/json_err.h"
 #include "painwatch/log.h"
 #include "painwatch/source.h"
 
@@ -281,8 +282,9 @@ static int fetch_parse(struct fetch *f, int err, const struct pw_http_resp *resp
     }
     json_t *j = json_loadb(resp->body, resp->body_len, 0, &jerr);
     if (!j) {
-        pw_log_err(SYNC, "%s: /metadata: malformed JSON at line %d: %s", f->server, jerr.line,
-                   jerr.text);
+        char why[160];
+        pw_log_err(SYNC, "%s: /metadata: malformed JSON (%s)", f->server,
+                   pw_json_error_describe(&jerr, why, sizeof(why)));
         return PW_EJSON;
     }
     err = pw_capability_parse(cap, j);

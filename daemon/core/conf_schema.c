@@ -80,6 +80,8 @@ static void need(struct pw_conf_ctx *ctx, const json_t *sec, const char *path, c
     }
 }
 
+static void check_token_url(struct pw_conf_ctx *ctx, const char *url, const char *path);
+
 static void check_auth(struct pw_conf_ctx *ctx, const json_t *sec, const char *path)
 {
     const char *type = str(sec, "type");
@@ -92,6 +94,12 @@ static void check_auth(struct pw_conf_ctx *ctx, const json_t *sec, const char *p
     } else if (!strcmp(type, "smart-backend")) {
         need(ctx, sec, path, "client_id", "with type smart-backend");
         need(ctx, sec, path, "private_key_file", "with type smart-backend");
+    }
+    if (str(sec, "token_url")) {
+        char kpath[PW_CONF_PATH_MAX];
+
+        snprintf(kpath, sizeof(kpath), "%s.token_url", path);
+        check_token_url(ctx, str(sec, "token_url"), kpath);
     }
 }
 
@@ -164,6 +172,62 @@ static void check_base_url(struct pw_conf_ctx *ctx, const char *url, const char 
     }
 }
 
+/*
+ * Issue 18: the client secret or assertion goes to this URL. https, or plain http to this
+ * machine; no credentials in it. (A discovered endpoint is checked at run time: only on the
+ * FHIR server's own origin.)
+ */
+static void check_token_url(struct pw_conf_ctx *ctx, const char *url, const char *path)
+{
+    const char *rest;
+    size_t auth_len;
+    size_t host_len;
+
+    if (!strncasecmp(url, "https://", 8)) {
+        rest = url + 8;
+    } else if (!strncasecmp(url, "http://", 7)) {
+        rest = url + 7;
+    } else {
+        pw_conf_error(ctx, path, "must start with https:// (or http:// to a loopback host)");
+        return;
+    }
+    auth_len = strcspn(rest, "/?#");
+    host_len = rest[0] == '[' ? strcspn(rest, "]") + 1 : strcspn(rest, ":/?#");
+    if (memchr(rest, '@', auth_len)) {
+        pw_conf_error(ctx, path, "credentials in the URL are not accepted");
+    } else if (host_len == 0 || host_len > auth_len) {
+        pw_conf_error(ctx, path, "no host in the URL");
+    } else if (url[4] != 's' && url[4] != 'S' && !loopback_host(rest, host_len)) {
+        pw_conf_error(ctx, path,
+                      "plain http is only allowed to a loopback host: the client secret or "
+                      "assertion would travel in the clear; use https");
+    }
+}
+
+/* Issue 18: a proxy only from this setting; no credentials in it (secrets come from files). */
+static void check_proxy(struct pw_conf_ctx *ctx, const char *url, const char *path)
+{
+    static const char *const schemes[] = {"http://",    "https://",  "socks4://",
+                                          "socks4a://", "socks5://", "socks5h://"};
+    const char *rest = NULL;
+
+    if (!url) {
+        return;
+    }
+    for (size_t i = 0; !rest && i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+        if (!strncasecmp(url, schemes[i], strlen(schemes[i]))) {
+            rest = url + strlen(schemes[i]);
+        }
+    }
+    if (!rest) {
+        pw_conf_error(ctx, path, "must be a proxy URL: http://, https://, socks5h:// ...");
+    } else if (memchr(rest, '@', strcspn(rest, "/?#"))) {
+        pw_conf_error(ctx, path, "credentials in the proxy URL are not accepted");
+    } else if (!rest[0] || rest[0] == '/' || rest[0] == ':') {
+        pw_conf_error(ctx, path, "no host in the proxy URL");
+    }
+}
+
 static void check_server(struct pw_conf_ctx *ctx, const json_t *sec, const char *path)
 {
     char kpath[PW_CONF_PATH_MAX];
@@ -184,6 +248,8 @@ static void check_server(struct pw_conf_ctx *ctx, const json_t *sec, const char 
     if (json_integer_value(json_object_get(sec, "overlap")) < 0) {
         pw_conf_error(ctx, path, "overlap must not be negative");
     }
+    snprintf(kpath, sizeof(kpath), "%s.proxy", path);
+    check_proxy(ctx, str(sec, "proxy"), kpath);
 }
 
 static void check_sink(struct pw_conf_ctx *ctx, const json_t *sec, const char *path)
@@ -418,7 +484,8 @@ static const struct pw_conf_field auth_fields[] = {
     {.name = "token_url",
      .type = PW_CONF_STRING,
      FILL(struct pw_conf_auth, token_url),
-     .help = "token endpoint; unset: discovered from .well-known/smart-configuration"},
+     .help = "token endpoint; unset: discovered from .well-known/smart-configuration and used "
+             "only on base_url's origin"},
     {.name = "client_id",
      .type = PW_CONF_STRING,
      FILL(struct pw_conf_auth, client_id),
@@ -625,6 +692,11 @@ static const struct pw_conf_field server_fields[] = {
      .max = 256.0 * 1024 * 1024,
      FILL(struct pw_conf_server, body_max),
      .help = "largest response body accepted"},
+    {.name = "proxy",
+     .type = PW_CONF_STRING,
+     FILL(struct pw_conf_server, proxy),
+     .help = "proxy URL for this server (http://, https://, socks5h://); unset: direct. The "
+             "proxy environment variables (http_proxy, ALL_PROXY, no_proxy...) are ignored"},
     {0},
 };
 

@@ -347,6 +347,7 @@ static int build_auth(struct daemon *d, size_t i)
         .secret_file = ca->client_secret_file,
         .secret_method = ca->client_secret_method,
         .token_file = ca->token_file,
+        .proxy = s->proxy,
     };
     int rc;
 
@@ -381,6 +382,7 @@ static int build_endpoints(struct daemon *d)
             .connect_timeout_ms = s->connect_timeout_ms,
             .timeout_ms = s->timeout_ms,
             .body_max = (size_t)s->body_max,
+            .proxy = s->proxy,
         };
         int rc = pw_http_server_add(d->http, &hs);
 

@@ -33,6 +33,7 @@ struct srv {
     char *ca_file;
     char *client_cert;
     char *client_key;
+    char *proxy; /* NULL: direct, whatever the environment says */
     unsigned max_concurrent;
     long connect_ms;
     long timeout_ms;
@@ -86,6 +87,7 @@ struct pw_http_req {
     size_t hdr_cap;
     bool over_cap;
     bool oom;
+    bool sensitive; /* pw_http_req_set_sensitive(): body and response wiped, never left behind */
     unsigned redirects;
     pw_http_done_fn *done;
     void *arg;
@@ -101,6 +103,24 @@ static void pump(struct srv *srv);
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
+}
+
+/* Header lists carry Authorization: every line is wiped before curl frees it (issue 18). */
+static void slist_free_wiped(struct curl_slist *list)
+{
+    for (struct curl_slist *h = list; h; h = h->next) {
+        pw_secret_wipe(h->data, strlen(h->data));
+    }
+    curl_slist_free_all(list);
+}
+
+/* Free a body or response buffer of @p req, wiped first when the request is sensitive. */
+static void buf_free(const struct pw_http_req *req, char *buf, size_t len)
+{
+    if (buf && req->sensitive) {
+        pw_secret_wipe(buf, len);
+    }
+    free(buf);
 }
 
 static struct srv *find_srv(const struct pw_http *http, const char *name)
@@ -157,6 +177,53 @@ static bool in_origin(const struct srv *srv, const char *url)
     return pw_http_origin(url, o, sizeof(o)) == 0 && strcmp(o, srv->origin) == 0;
 }
 
+/* Is @p seg (length @p n) "." or "..", plain or percent-encoded ("%2e", "%2E")? */
+static bool dot_segment(const char *seg, size_t n)
+{
+    size_t dots = 0;
+
+    for (size_t i = 0; i < n; dots++) {
+        if (seg[i] == '.') {
+            i++;
+        } else if (n - i >= 3 && seg[i] == '%' && seg[i + 1] == '2' &&
+                   (seg[i + 2] == 'e' || seg[i + 2] == 'E')) {
+            i += 3;
+        } else {
+            return false;
+        }
+    }
+    return dots == 1 || dots == 2;
+}
+
+/*
+ * Does the path of @p url have a "." or ".." segment? curl would resolve it (RFC 3986 5.2.4)
+ * and send the request somewhere else on the origin: "Flag/../../Patient/p1" is a PUT on
+ * Patient/p1 (issue 18). No URL painwatch builds has one, so such a URL is refused outright.
+ */
+static bool has_dot_segment(const char *url)
+{
+    const char *p = strstr(url, "://");
+    size_t end;
+
+    p = p ? p + 3 : url;
+    p += strcspn(p, "/?#"); /* the path starts after the authority */
+    end = strcspn(p, "?#");
+    for (size_t i = 0; i < end;) {
+        size_t n;
+
+        if (p[i] == '/') {
+            i++;
+            continue;
+        }
+        n = strcspn(p + i, "/?#");
+        if (dot_segment(p + i, n)) {
+            return true;
+        }
+        i += n;
+    }
+    return false;
+}
+
 /* ---- requests --------------------------------------------------------------------------- */
 
 int pw_http_req_new(struct pw_http_req **out, const char *server, const char *method,
@@ -211,17 +278,17 @@ int pw_http_req_add_header(struct pw_http_req *req, const char *line)
         }
         tmp = curl_slist_append(kept, h->data);
         if (!tmp) {
-            curl_slist_free_all(kept);
+            slist_free_wiped(kept);
             return PW_ENOMEM;
         }
         kept = tmp;
     }
     tmp = curl_slist_append(kept, line);
     if (!tmp) {
-        curl_slist_free_all(kept);
+        slist_free_wiped(kept);
         return PW_ENOMEM;
     }
-    curl_slist_free_all(req->headers);
+    slist_free_wiped(req->headers);
     req->headers = tmp;
     return 0;
 }
@@ -260,11 +327,11 @@ int pw_http_req_set_body(struct pw_http_req *req, const char *body, size_t len,
         int err =
             (n < 0 || (size_t)n >= sizeof(line)) ? PW_EINVAL : pw_http_req_add_header(req, line);
         if (err) {
-            free(copy);
+            buf_free(req, copy, len);
             return err;
         }
     }
-    free(req->body);
+    buf_free(req, req->body, req->body_len);
     req->body = copy;
     req->body_len = len;
     return 0;
@@ -279,6 +346,9 @@ int pw_http_req_dup(struct pw_http_req **out, const struct pw_http_req *req)
         return PW_EINVAL;
     }
     err = pw_http_req_new(&d, req->server, req->method, req->url);
+    if (!err) {
+        d->sensitive = req->sensitive;
+    }
     for (struct curl_slist *h = req->headers; !err && h; h = h->next) {
         struct curl_slist *t = curl_slist_append(d->headers, h->data);
         if (!t) {
@@ -298,6 +368,11 @@ int pw_http_req_dup(struct pw_http_req **out, const struct pw_http_req *req)
     d->gate_arg = req->gate_arg;
     *out = d;
     return 0;
+}
+
+void pw_http_req_set_sensitive(struct pw_http_req *req)
+{
+    req->sensitive = true;
 }
 
 void pw_http_req_set_gate(struct pw_http_req *req, int (*gate)(void *arg), void *arg)
@@ -324,13 +399,13 @@ void pw_http_req_free(struct pw_http_req *req)
     if (req->easy) {
         curl_easy_cleanup(req->easy);
     }
-    curl_slist_free_all(req->headers);
+    slist_free_wiped(req->headers);
     free(req->server);
     free(req->method);
     free(req->url);
-    free(req->body);
-    free(req->in);
-    free(req->hdr);
+    buf_free(req, req->body, req->body_len);
+    buf_free(req, req->in, req->in_cap);
+    buf_free(req, req->hdr, req->hdr_cap);
     free(req);
 }
 
@@ -366,7 +441,9 @@ const char *pw_http_resp_header(const struct pw_http_resp *resp, const char *nam
 
 /* ---- curl data callbacks: they only record state (P7) ----------------------------------- */
 
-static bool grow(char **buf, size_t *cap, size_t need, size_t max)
+/* @p wipe: a secret may be in *buf: move it by hand (realloc would leave the old block as it
+ * was) and wipe the old copy. */
+static bool grow(char **buf, size_t *cap, size_t need, size_t max, bool wipe)
 {
     size_t ncap = *cap ? *cap : 4096;
     char *n;
@@ -377,7 +454,16 @@ static bool grow(char **buf, size_t *cap, size_t need, size_t max)
     if (ncap > max + 1) {
         ncap = max + 1;
     }
-    n = realloc(*buf, ncap);
+    if (wipe && *buf) {
+        n = malloc(ncap);
+        if (n) {
+            memcpy(n, *buf, *cap);
+            pw_secret_wipe(*buf, *cap);
+            free(*buf);
+        }
+    } else {
+        n = realloc(*buf, ncap);
+    }
     if (!n) {
         return false;
     }
@@ -398,7 +484,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
         return 0;
     }
     if (req->in_len + n + 1 > req->in_cap &&
-        !grow(&req->in, &req->in_cap, req->in_len + n, req->in_max)) {
+        !grow(&req->in, &req->in_cap, req->in_len + n, req->in_max, req->sensitive)) {
         req->oom = true;
         return 0;
     }
@@ -423,7 +509,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
         return 0;
     }
     if (req->hdr_len + n + 1 > req->hdr_cap &&
-        !grow(&req->hdr, &req->hdr_cap, req->hdr_len + n, PW_HTTP_HEADERS_MAX)) {
+        !grow(&req->hdr, &req->hdr_cap, req->hdr_len + n, PW_HTTP_HEADERS_MAX, req->sensitive)) {
         req->oom = true;
         return 0;
     }
@@ -484,6 +570,11 @@ static CURL *make_easy(struct pw_http_req *req)
     if (srv->client_key) {
         SET(CURLOPT_SSLKEY, srv->client_key);
     }
+    /* Proxies only from the server's own setting: libcurl would otherwise read http_proxy,
+     * https_proxy, ALL_PROXY and no_proxy from the environment and hand the bearer token to
+     * whatever they name. "" disables the environment lookup (issue 18, finding 9). */
+    SET(CURLOPT_PROXY, srv->proxy ? srv->proxy : "");
+    SET(CURLOPT_NOPROXY, "");
     SET(CURLOPT_HTTPHEADER, req->headers);
     if (strcmp(req->method, "GET") == 0) {
         SET(CURLOPT_HTTPGET, 1L);
@@ -703,7 +794,7 @@ static bool follow_redirect(struct pw_http_req *req, long status, int *err)
         }
         free(req->method);
         req->method = get;
-        free(req->body);
+        buf_free(req, req->body, req->body_len);
         req->body = NULL;
         req->body_len = 0;
     }
@@ -977,6 +1068,7 @@ static void srv_free(struct srv *s)
         free(s->ca_file);
         free(s->client_cert);
         free(s->client_key);
+        free(s->proxy);
         free(s);
     }
 }
@@ -1039,7 +1131,9 @@ static int srv_fill(struct srv *s, const struct pw_http_server *in)
     s->name = strdup(in->name);
     s->ca_file = dup_or_null(in->ca_file);
     s->client_cert = dup_or_null(in->client_cert);
-    if (!s->name || (in->ca_file && !s->ca_file) || (in->client_cert && !s->client_cert)) {
+    s->proxy = in->proxy && *in->proxy ? strdup(in->proxy) : NULL;
+    if (!s->name || (in->ca_file && !s->ca_file) || (in->client_cert && !s->client_cert) ||
+        (in->proxy && *in->proxy && !s->proxy)) {
         return PW_ENOMEM;
     }
     err = pw_http_origin(in->origin, s->origin, sizeof(s->origin));
@@ -1146,6 +1240,11 @@ int pw_http_submit_new(struct pw_http *http, struct pw_http_req *req, pw_http_do
     if (!in_origin(srv, req->url)) {
         pw_log_err(HTTP, "server %s: refusing a URL outside %s", srv->name, srv->origin);
         err = PW_EORIGIN;
+        goto fail;
+    }
+    if (has_dot_segment(req->url)) {
+        pw_log_err(HTTP, "server %s: refusing a URL with a '.' or '..' path segment", srv->name);
+        err = PW_EINVAL;
         goto fail;
     }
     if (!req_has_header(req, "Accept")) {

@@ -20,6 +20,7 @@
 #include "painwatch/auth.h"
 #include "painwatch/check.h"
 #include "painwatch/err.h"
+#include "painwatch/fhir.h"
 #include "painwatch/log.h"
 #include "painwatch/metrics.h"
 #include "painwatch/sync.h"
@@ -620,8 +621,12 @@ static void parse_etag(const char *etag, char *ver, size_t cap)
     }
 }
 
-/* The id and version the server gave the Flag we wrote: Location, then ETag, then the body. */
-static void learn_identity(struct job *job, const struct pw_http_resp *resp)
+/*
+ * The id and version the server gave the Flag we wrote: Location, then ETag, then the body.
+ * @return false when the server named an id that is not a FHIR id (nothing is learnt then: such
+ * an id would be put in a URL, issue 18). A version that is not an id is dropped.
+ */
+static bool learn_identity(struct job *job, const struct pw_http_resp *resp)
 {
     char id[PW_ID_MAX] = "";
     char ver[PW_ID_MAX] = "";
@@ -634,31 +639,46 @@ static void learn_identity(struct job *job, const struct pw_http_resp *resp)
     body = resp->body_len ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
     if (!id[0]) {
         const char *bid = json_string_value(json_object_get(body, "id"));
+        if (bid && !pw_fhir_id_valid(bid)) {
+            json_decref(body); /* checked whole: a cut copy of a long one would pass */
+            return false;
+        }
         snprintf(id, sizeof(id), "%s", bid ? bid : "");
     }
     if (!ver[0]) {
         const char *v =
             json_string_value(json_object_get(json_object_get(body, "meta"), "versionId"));
-        snprintf(ver, sizeof(ver), "%s", v ? v : "");
+        snprintf(ver, sizeof(ver), "%s", pw_fhir_id_valid(v) ? v : "");
     }
     json_decref(body);
+    if (id[0] && !pw_fhir_id_valid(id)) {
+        return false;
+    }
     if (id[0]) {
         snprintf(job->flag.server_id, sizeof(job->flag.server_id), "%s", id);
     }
-    snprintf(job->flag.version, sizeof(job->flag.version), "%s", ver);
+    snprintf(job->flag.version, sizeof(job->flag.version), "%s", pw_fhir_id_valid(ver) ? ver : "");
+    return true;
 }
+
+enum found {
+    FOUND_NONE,
+    FOUND,
+    FOUND_BAD_ID, /* ours by identifier, but its id is not a FHIR id: not usable in a URL */
+};
 
 /*
  * The Flag with our identifier in a search Bundle. The match is checked here, not trusted to the
  * server: a server that ignores an unknown parameter returns every Flag.
  */
-static bool find_in_bundle(struct job *job, const struct pw_http_resp *resp)
+static enum found find_in_bundle(struct job *job, const struct pw_http_resp *resp)
 {
     json_t *bundle = json_loadb(resp->body, resp->body_len, 0, NULL);
     const char *system = job->ob->conf.sink->identifier_system;
     json_t *entry;
     size_t i;
     bool found = false;
+    bool bad_id = false;
 
     json_array_foreach(json_object_get(bundle, "entry"), i, entry)
     {
@@ -681,14 +701,19 @@ static bool find_in_bundle(struct job *job, const struct pw_http_resp *resp)
                 const char *v =
                     json_string_value(json_object_get(json_object_get(res, "meta"), "versionId"));
 
+                if (!pw_fhir_id_valid(id)) {
+                    bad_id = true;
+                    continue;
+                }
                 snprintf(job->flag.server_id, sizeof(job->flag.server_id), "%s", id);
-                snprintf(job->flag.version, sizeof(job->flag.version), "%s", v ? v : "");
+                snprintf(job->flag.version, sizeof(job->flag.version), "%s",
+                         pw_fhir_id_valid(v) ? v : "");
                 found = true;
             }
         }
     }
     json_decref(bundle);
-    return found;
+    return found ? FOUND : bad_id ? FOUND_BAD_ID : FOUND_NONE;
 }
 
 /* After a failed write: could the server have applied it? Then search before writing again. */
@@ -736,7 +761,19 @@ static void after_search(struct job *job, int err, const struct pw_http_resp *re
         failed(job, err, resp, false);
         return;
     }
-    if (find_in_bundle(job, resp)) {
+    enum found f = find_in_bundle(job, resp);
+
+    if (f == FOUND_BAD_ID) {
+        /* It may well be ours, so no second POST; its id cannot go in a URL: try again later
+         * (a row the server never names properly ends as a dead letter, kept for review). */
+        pw_log_err(OUTBOX,
+                   "outbox row %" PRId64 ": the Flag found by identifier has an id that is not "
+                   "a FHIR id; not used",
+                   job->row.id);
+        retry(job, resp->status, "Flag found by identifier has an id that is not a FHIR id", 0);
+        return;
+    }
+    if (f == FOUND) {
         if (job->row.op == PW_OUTBOX_CREATE) {
             done(job, resp->status, "found by identifier");
         } else if (submit(job, STEP_PUT) != 0) {
@@ -765,7 +802,17 @@ static void after_search(struct job *job, int err, const struct pw_http_resp *re
 static void after_write(struct job *job, int err, const struct pw_http_resp *resp)
 {
     if (!err && resp->status >= 200 && resp->status < 300) {
-        learn_identity(job, resp);
+        if (!learn_identity(job, resp)) {
+            /* Applied, most likely, but under a name we will not put in a URL: an unknown
+             * outcome, so the next attempt searches by identifier instead of writing again. */
+            pw_log_err(OUTBOX,
+                       "outbox row %" PRId64 ": HTTP %ld names the Flag with an id that is not a "
+                       "FHIR id; outcome treated as unknown",
+                       job->row.id, resp->status);
+            job->row.unknown = true;
+            retry(job, resp->status, "server gave the Flag an id that is not a FHIR id", 0);
+            return;
+        }
         done(job, resp->status,
              job->step == STEP_POST && resp->status == 200 ? "existed (If-None-Exist)" : "written");
         return;
@@ -802,7 +849,8 @@ static void after_get(struct job *job, int err, const struct pw_http_resp *resp)
     flag = json_loadb(resp->body, resp->body_len, 0, NULL);
     status = json_string_value(json_object_get(flag, "status"));
     version = json_string_value(json_object_get(json_object_get(flag, "meta"), "versionId"));
-    snprintf(job->flag.version, sizeof(job->flag.version), "%s", version ? version : "");
+    snprintf(job->flag.version, sizeof(job->flag.version), "%s",
+             pw_fhir_id_valid(version) ? version : "");
     if (!status) {
         json_decref(flag);
         dead(job, resp->status, "read-back is not a Flag", resp);
@@ -887,6 +935,9 @@ static int build_url(struct job *job, enum step step)
         break;
     case STEP_PUT:
     case STEP_GET:
+        if (!pw_fhir_id_valid(job->flag.server_id)) {
+            return PW_EFHIR; /* never a path built from something that is not an id */
+        }
         n = snprintf(job->url, sizeof(job->url), "%s/Flag/%s", base, job->flag.server_id);
         break;
     default:
@@ -1111,6 +1162,14 @@ static void run_remote(struct job *job)
 {
     enum step step;
 
+    if (job->flag.server_id[0] && !pw_fhir_id_valid(job->flag.server_id)) {
+        /* Mapped before ids were checked (issue 18): never put it in a URL; find it again. */
+        pw_log_err(OUTBOX, "outbox row %" PRId64 ": mapped Flag id is not a FHIR id; searching",
+                   job->row.id);
+        job->flag.server_id[0] = '\0';
+        job->flag.version[0] = '\0';
+        job->row.unknown = true;
+    }
     if (job->row.op == PW_OUTBOX_CREATE) {
         if (job->flag.server_id[0]) {
             /* The key -> id map says it exists: never POST twice. */

@@ -11,6 +11,7 @@
 
 #include "core/outbox.h"
 #include "painwatch/err.h"
+#include "painwatch/fhir.h"
 #include "painwatch/log.h"
 #include "painwatch/timeline.h"
 
@@ -192,6 +193,12 @@ int pw_outbox_observe_flag(struct pw_store *st, const char *identifier_system, c
 
     if (!type || strcmp(type, "Flag") != 0) {
         return PW_EFHIR;
+    }
+    /* Ids and versions from the server reach URLs and headers later: FHIR ids only. */
+    if ((id && !pw_fhir_id_valid(id)) || (version && !pw_fhir_id_valid(version))) {
+        pw_log_warn(OUTBOX, "a Flag read from the server has an id or version that is not a "
+                            "FHIR id: ignored");
+        return 0; /* skipped, not a failed page */
     }
     key = episode_of(flag, identifier_system);
     if (!key || !status) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +17,29 @@
 #include "painwatch/err.h"
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
+
+static void (*wipe_hook)(const void *p, size_t n);
+
+void pw_secret_set_wipe_hook(void (*hook)(const void *p, size_t n))
+{
+    wipe_hook = hook;
+}
+
+void pw_secret_wipe(void *p, size_t n)
+{
+    if (!p || !n) {
+        return;
+    }
+    if (wipe_hook) {
+        wipe_hook(p, n);
+    }
+    OPENSSL_cleanse(p, n);
+}
+
+int pw_secret_protect_process(void)
+{
+    return prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L) == 0 ? 0 : -errno;
+}
 
 static int has_dotdot(const char *p)
 {
@@ -184,7 +208,7 @@ fail:
 void pw_secret_free(char *secret)
 {
     if (secret) {
-        OPENSSL_cleanse(secret, strlen(secret));
+        pw_secret_wipe(secret, strlen(secret));
         free(secret);
     }
 }

@@ -35,6 +35,8 @@ struct pw_auth_conf {
     const char *secret_method; /* "basic" (default: HTTP Basic) or "post" (form fields) */
     /* bearer */
     const char *token_file; /* a static access token, re-read after a 401 */
+    /* the FHIR server's proxy setting, used for its token endpoint too; NULL: direct */
+    const char *proxy;
 };
 
 /** Completion of a refresh: 0, or PW_EAUTH / PW_EHTTP / PW_ETIMEDOUT ... */

@@ -267,6 +267,7 @@ struct pw_conf_server {
     int64_t timeout_ms;
     int64_t max_concurrent;
     int64_t body_max;
+    const char *proxy; /* NULL: direct; proxy environment variables are never used */
 };
 
 struct pw_conf_audit {

@@ -74,4 +74,10 @@ void pw_fhir_index_resolver(struct pw_fhir_index *idx, struct pw_resolver *out);
  */
 int pw_fhir_ref_relative(const char *reference, char *out, size_t n);
 
+/**
+ * True when @p s is a FHIR id: [A-Za-z0-9\-\.]{1,64}. Ids and version ids a server sends are
+ * checked with this before they reach a URL or a header (issue 18: "../../Patient/p1").
+ */
+bool pw_fhir_id_valid(const char *s);
+
 #endif

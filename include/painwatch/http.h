@@ -31,6 +31,9 @@ struct pw_http_server {
     long connect_timeout_ms; /* 0 = PW_HTTP_CONNECT_MS */
     long timeout_ms;         /* whole request; 0 = PW_HTTP_TOTAL_MS */
     size_t body_max;         /* response body cap after decompression; 0 = PW_HTTP_BODY_MAX */
+    const char *proxy;       /* proxy URL for this server only, or NULL: direct. The proxy
+                                environment variables (http_proxy, ALL_PROXY, no_proxy...)
+                                are never consulted (issue 18). */
 };
 
 /** System CA bundle used when a server sets no ca_file (CURLOPT_CAPATH is always cleared). */
@@ -124,6 +127,13 @@ int pw_http_req_set_body(struct pw_http_req *req, const char *body, size_t len,
  * fails while they wait (the outbox's fail-closed audit trail). Kept by pw_http_req_dup().
  */
 void pw_http_req_set_gate(struct pw_http_req *req, int (*gate)(void *arg), void *arg);
+/**
+ * Mark @p req as carrying secrets in its body or response (a token request: client secret or
+ * assertion out, access token back): both are wiped before they are freed, and the response
+ * buffer is never left behind by a realloc. Header lists are always wiped (Authorization).
+ * Kept by pw_http_req_dup().
+ */
+void pw_http_req_set_sensitive(struct pw_http_req *req);
 /** A copy of @p req as built (method, URL, headers, body, gate), for a retry. Caller owns. */
 int pw_http_req_dup(struct pw_http_req **out, const struct pw_http_req *req);
 /** The request's URL and server name. Borrowed: valid while @p req is. */
@@ -139,7 +149,8 @@ const char *pw_http_resp_header(const struct pw_http_resp *resp, const char *nam
 /**
  * Queue @p req. Takes ownership of @p req on every path, failure included.
  * On 0, @p done runs exactly once, never before this call returns. On error it never runs:
- * PW_ENOENT (unknown server), PW_EORIGIN (URL not on the server's origin), PW_ECANCELED
+ * PW_ENOENT (unknown server), PW_EORIGIN (URL not on the server's origin), PW_EINVAL (a "." or
+ * ".." path segment, plain or %2e-encoded: curl would resolve it to another path), PW_ECANCELED
  * (shutting down), PW_ENOMEM, PW_EHTTP.
  * Every request carries Accept: application/fhir+json (unless the caller set Accept),
  * Accept-Encoding (gzip), the server's timeouts and body cap.

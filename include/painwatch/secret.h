@@ -34,4 +34,24 @@ int pw_secret_read(const char *name, char **out, size_t *len);
 /** Wipe and free a secret from pw_secret_read(). NULL is a no-op. */
 void pw_secret_free(char *secret);
 
+/**
+ * Wipe @p n bytes at @p p (OPENSSL_cleanse: not optimised away). Every copy of a secret is wiped
+ * through here before it is freed: client secrets, assertions, access tokens, the request and
+ * response buffers and header lists holding them (issue 18). NULL or 0 is a no-op.
+ */
+void pw_secret_wipe(void *p, size_t n);
+
+/**
+ * Tests: @p hook sees each buffer just before pw_secret_wipe() wipes it (NULL: none). Lets a
+ * test check that a given copy is wiped without reading freed memory.
+ */
+void pw_secret_set_wipe_hook(void (*hook)(const void *p, size_t n));
+
+/**
+ * Keep the secrets in this process's memory in it: no core dump, no ptrace or /proc/PID/mem by
+ * another process of the same user (prctl PR_SET_DUMPABLE 0). painwatchd calls it first thing;
+ * the unit adds LimitCORE=0. @return 0 or a negated errno.
+ */
+int pw_secret_protect_process(void);
+
 #endif

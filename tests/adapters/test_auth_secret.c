@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include <uv.h>
@@ -12,6 +13,7 @@
 #include "painwatch/auth.h"
 #include "painwatch/err.h"
 #include "painwatch/http.h"
+#include "painwatch/log.h"
 #include "painwatch/secret.h"
 #include "support/pwtest.h"
 #include "support/responder.h"
@@ -263,6 +265,134 @@ static void test_secret_files(void **state)
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
 }
 
+/*
+ * Issue 18, finding 1: with no token_url the endpoint is discovered, and the secret goes only to
+ * one on the FHIR server's own origin. A discovery document naming another origin gets nothing,
+ * however often discovery is redone; one on the same origin works.
+ */
+static void test_client_secret_discovery_origin(void **state)
+{
+    struct fx *fx = *state;
+    char secret_file[512];
+    char disco[512];
+    const char *secret = "discovery-secret";
+    struct pwt_responder *evil = pwt_responder_start(NULL);
+
+    write_secret(fx, "client.secret", secret, 0600, secret_file, sizeof(secret_file));
+    fx->te = pwt_token_endpoint_new(&(struct pwt_te_conf){
+        .mode = PWT_TE_BASIC, .client_id = "pw", .aud = fx->token_url, .secret = secret});
+    pwt_responder_add(
+        evil, &(struct pwt_rule){.handler = pwt_token_endpoint_handler, .handler_arg = fx->te});
+    snprintf(disco, sizeof(disco), "{\"token_endpoint\":\"%s/token\"}", pwt_responder_url(evil));
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.path = "/fhir/.well-known/smart-configuration",
+                                                  .times = 2,
+                                                  .body = disco});
+    snprintf(disco, sizeof(disco), "{\"token_endpoint\":\"%s\"}", fx->token_url);
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.path = "/fhir/.well-known/smart-configuration",
+                                                  .body = disco});
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST",
+                                                  .path = "/token",
+                                                  .handler = pwt_token_endpoint_handler,
+                                                  .handler_arg = fx->te});
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.path = "/Observation",
+                                                  .handler = pwt_token_endpoint_protected,
+                                                  .handler_arg = fx->te});
+    char base[256];
+    snprintf(base, sizeof(base), "%s/fhir", pwt_responder_url(fx->srv));
+    struct pw_auth_conf c = {.type = "client-secret",
+                             .server = "ehr",
+                             .fhir_base = base,
+                             .client_id = "pw",
+                             .secret_file = secret_file};
+    assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
+    get(fx, "/Observation", &fx->res[0]);
+    get(fx, "/Observation", &fx->res[1]);
+    assert_int_equal(fx->res[0].err, PW_EAUTH);
+    assert_int_equal(fx->res[1].err, PW_EAUTH);
+    assert_int_equal(pwt_responder_count(evil), 0);
+    assert_int_equal(pwt_responder_count_path(fx->srv, "/Observation"), 0);
+    /* The third discovery names the FHIR server's own origin: the secret goes there. */
+    get(fx, "/Observation", &fx->res[2]);
+    assert_int_equal(fx->res[2].err, 0);
+    assert_int_equal(fx->res[2].status, 200);
+    assert_int_equal(pwt_token_endpoint_issued(fx->te), 1);
+    assert_int_equal(pwt_responder_count(evil), 0);
+    pwt_responder_stop(evil);
+}
+
+/*
+ * Issue 18, finding 10: nothing the token endpoint sends reaches the log: not the bytes jansson
+ * quotes near a parse error (the start of a token), not token_type, not an unregistered OAuth
+ * error code.
+ */
+static void test_token_errors_log_no_server_bytes(void **state)
+{
+    struct fx *fx = *state;
+    char secret_file[512];
+    char *log = NULL;
+    size_t log_len = 0;
+    FILE *f = open_memstream(&log, &log_len);
+    const char *bodies[] = {
+        "{\"access_token\":\"POISON-tok-SECRET", /* truncated */
+        "{\"access_token\":POISON-tok-SECRET}",
+        "{\"access_token\":\"t\",\"token_type\":\"POISON-type\"}",
+        "{\"access_token\":7,\"token_type\":\"POISON-type\"}",
+    };
+
+    assert_non_null(f);
+    write_secret(fx, "client.secret", "s", 0600, secret_file, sizeof(secret_file));
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST",
+                                                      .path = "/token",
+                                                      .times = 1,
+                                                      .headers = "Content-Type: application/json\n",
+                                                      .body = bodies[i]});
+    }
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST",
+                                                  .path = "/token",
+                                                  .times = 1,
+                                                  .status = 400,
+                                                  .body = "{\"error\":\"POISON-code\"}"});
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST",
+                                                  .path = "/token",
+                                                  .status = 401,
+                                                  .body = "{\"error\":\"invalid_client\"}"});
+    struct pw_auth_conf c = {.type = "client-secret",
+                             .server = "ehr",
+                             .token_endpoint = fx->token_url,
+                             .client_id = "pw",
+                             .secret_file = secret_file};
+    assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
+    pw_log_set_output(f, false);
+    for (int i = 0; i < 6; i++) {
+        struct result r = {0};
+        get(fx, "/Observation", &r);
+        assert_int_equal(r.err, PW_EAUTH);
+    }
+    pw_log_set_output(stderr, false);
+    fclose(f);
+    fprintf(stderr, "%s", log);
+    assert_int_equal(pwt_responder_count_path(fx->srv, "/token"), 6);
+    assert_null(strstr(log, "POISON"));
+    assert_non_null(strstr(log, "token response is not JSON (line 1, column"));
+    assert_non_null(strstr(log, "token_type is not bearer"));
+    assert_non_null(strstr(log, "answered 400 (unregistered OAuth error code)"));
+    assert_non_null(strstr(log, "answered 401 (invalid_client)"));
+    free(log);
+}
+
+/* Issue 18, finding 8: painwatchd makes itself non-dumpable before it reads a secret. */
+static void test_process_not_dumpable(void **state)
+{
+    (void)state;
+    assert_int_equal(prctl(PR_SET_DUMPABLE, 1L, 0L, 0L, 0L), 0);
+    assert_int_equal(prctl(PR_GET_DUMPABLE, 0L, 0L, 0L, 0L), 1);
+    assert_int_equal(pw_secret_protect_process(), 0);
+    assert_int_equal(prctl(PR_GET_DUMPABLE, 0L, 0L, 0L, 0L), 0);
+    /* The rest of this test binary (and its leak check) runs as before. */
+    assert_int_equal(prctl(PR_SET_DUMPABLE, 1L, 0L, 0L, 0L), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +402,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bearer_from_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_none_sends_no_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_secret_discovery_origin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_errors_log_no_server_bytes, setup, teardown),
+        cmocka_unit_test(test_process_not_dumpable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 #include "painwatch/err.h"
 #include "painwatch/http.h"
 #include "painwatch/metrics.h"
+#include "painwatch/secret.h"
 #include "support/pwtest.h"
 #include "support/responder.h"
 #include "support/token_endpoint.h"
@@ -140,9 +141,11 @@ static int setup_alg(void **state, const char *alg)
     assert_int_equal(uv_loop_init(&fx->loop), 0);
     assert_int_equal(pw_http_new(&fx->http, &fx->loop), 0);
     fx->fhir = pwt_responder_start(NULL);
-    fx->tok = pwt_responder_start(NULL); /* another origin, as with most EHR auth servers */
+    /* Discovery is only believed on the FHIR server's own origin (issue 18): the token endpoint
+     * is served there; `tok` is another origin, reached only through a configured token_url. */
+    fx->tok = pwt_responder_start(NULL);
     snprintf(fx->fhir_base, sizeof(fx->fhir_base), "%s/fhir", pwt_responder_url(fx->fhir));
-    snprintf(fx->token_url, sizeof(fx->token_url), "%s/oauth2/token", pwt_responder_url(fx->tok));
+    snprintf(fx->token_url, sizeof(fx->token_url), "%s/oauth2/token", pwt_responder_url(fx->fhir));
     fx->te = pwt_token_endpoint_new(&(struct pwt_te_conf){
         .mode = PWT_TE_JWT,
         .client_id = "painwatch-test",
@@ -158,10 +161,10 @@ static int setup_alg(void **state, const char *alg)
     pwt_responder_add(fx->fhir, &(struct pwt_rule){.path = "/fhir/.well-known/smart-configuration",
                                                    .headers = "Content-Type: application/json\n",
                                                    .body = disco});
-    pwt_responder_add(fx->tok, &(struct pwt_rule){.method = "POST",
-                                                  .path = "/oauth2/token",
-                                                  .handler = pwt_token_endpoint_handler,
-                                                  .handler_arg = fx->te});
+    pwt_responder_add(fx->fhir, &(struct pwt_rule){.method = "POST",
+                                                   .path = "/oauth2/token",
+                                                   .handler = pwt_token_endpoint_handler,
+                                                   .handler_arg = fx->te});
     struct pw_http_server s = {.name = "ehr", .origin = fx->fhir_base};
     assert_int_equal(pw_http_server_add(fx->http, &s), 0);
     *state = fx;
@@ -264,11 +267,12 @@ static void check_first_token(struct fx *fx, const char *alg)
     assert_int_equal(pwt_responder_count_path(fx->fhir, "/fhir/Observation"), 3);
     assert_int_equal(pw_auth_refreshes(fx->auth), 1);
     /* The token request carried no bearer token and no FHIR request carried the assertion. */
-    const struct pwt_request *t = pwt_responder_request(fx->tok, 0);
-    assert_null(pwt_request_header(t, "Authorization"));
-    assert_string_equal(pwt_request_header(t, "Accept"), "application/json");
+    assert_int_equal(pwt_responder_count_path(fx->fhir, "/oauth2/token"), 1);
     for (size_t i = 0; i < pwt_responder_count(fx->fhir); i++) {
         const struct pwt_request *q = pwt_responder_request(fx->fhir, i);
+        if (strcmp(q->path, "/oauth2/token") == 0) {
+            assert_string_equal(pwt_request_header(q, "Accept"), "application/json");
+        }
         if (strcmp(q->path, "/fhir/Observation") == 0) {
             assert_string_equal(pwt_request_header(q, "Authorization"), "Bearer tok-1");
         } else {
@@ -302,7 +306,7 @@ static void test_401_renewed_once(void **state)
     assert_int_equal(pwt_token_endpoint_issued(fx->te), 2);
     assert_int_equal(pwt_token_endpoint_rejected(fx->te), 0); /* jti not replayed */
     assert_int_equal(pwt_responder_count_path(fx->fhir, "/fhir/Observation"), 3 + 2);
-    assert_int_equal(pwt_responder_count_path(fx->tok, "/oauth2/token"), 2);
+    assert_int_equal(pwt_responder_count_path(fx->fhir, "/oauth2/token"), 2);
     size_t last = pwt_responder_count(fx->fhir) - 1;
     assert_string_equal(pwt_request_header(pwt_responder_request(fx->fhir, last), "Authorization"),
                         "Bearer tok-2");
@@ -354,7 +358,11 @@ static void test_token_endpoint_rediscovered(void **state)
     char disco[512];
 
     pwt_responder_clear_rules(fx->fhir);
-    snprintf(disco, sizeof(disco), "{\"token_endpoint\":\"%s/gone\"}", pwt_responder_url(fx->tok));
+    pwt_responder_add(fx->fhir, &(struct pwt_rule){.method = "POST",
+                                                   .path = "/oauth2/token",
+                                                   .handler = pwt_token_endpoint_handler,
+                                                   .handler_arg = fx->te});
+    snprintf(disco, sizeof(disco), "{\"token_endpoint\":\"%s/gone\"}", pwt_responder_url(fx->fhir));
     pwt_responder_add(fx->fhir, &(struct pwt_rule){.path = "/fhir/.well-known/smart-configuration",
                                                    .times = 1,
                                                    .body = disco});
@@ -366,7 +374,7 @@ static void test_token_endpoint_rediscovered(void **state)
     submit(fx, "/fhir/Observation", &fx->res[0]);
     run(fx);
     assert_int_equal(fx->res[0].err, PW_EAUTH);
-    assert_int_equal(pwt_responder_count_path(fx->tok, "/gone"), 1);
+    assert_int_equal(pwt_responder_count_path(fx->fhir, "/gone"), 1);
     submit(fx, "/fhir/Observation", &fx->res[1]);
     run(fx);
     assert_int_equal(fx->res[1].err, 0);
@@ -523,6 +531,127 @@ static void test_free_while_refreshing(void **state)
     fx->pending = 0;
 }
 
+/*
+ * Issue 18, finding 1: a discovery document naming a token endpoint on another origin gets no
+ * client assertion (refused, PW_EAUTH, nothing sent there); the same endpoint configured as
+ * token_url by the operator is used.
+ */
+static void test_discovered_endpoint_elsewhere_refused(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_auth_conf c = smart_conf(fx, NULL);
+    char disco[512];
+    char elsewhere[256];
+
+    snprintf(elsewhere, sizeof(elsewhere), "%s/oauth2/token", pwt_responder_url(fx->tok));
+    pwt_responder_add(fx->tok, &(struct pwt_rule){.method = "POST",
+                                                  .path = "/oauth2/token",
+                                                  .handler = pwt_token_endpoint_handler,
+                                                  .handler_arg = fx->te});
+    pwt_responder_clear_rules(fx->fhir);
+    snprintf(disco, sizeof(disco), "{\"token_endpoint\":\"%s\"}", elsewhere);
+    pwt_responder_add(fx->fhir, &(struct pwt_rule){.path = "/fhir/.well-known/smart-configuration",
+                                                   .body = disco});
+    protect(fx, "/fhir/Observation");
+    assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
+    for (int i = 0; i < 2; i++) { /* refused again after rediscovery */
+        submit(fx, "/fhir/Observation", &fx->res[i]);
+        run(fx);
+        assert_int_equal(fx->res[i].err, PW_EAUTH);
+    }
+    assert_int_equal(pwt_responder_count(fx->tok), 0);
+    assert_int_equal(pwt_responder_count_path(fx->fhir, "/fhir/Observation"), 0);
+    pw_auth_free(fx->auth);
+    fx->auth = NULL;
+
+    /* Set by the operator: another origin is fine. The assertion names that endpoint. */
+    pwt_responder_clear_rules(fx->fhir);
+    pwt_responder_clear_rules(fx->tok);
+    pwt_token_endpoint_free(fx->te);
+    fx->te = pwt_token_endpoint_new(&(struct pwt_te_conf){.mode = PWT_TE_JWT,
+                                                          .client_id = "painwatch-test",
+                                                          .aud = elsewhere,
+                                                          .pub = fx->key,
+                                                          .alg = "RS384",
+                                                          .kid = "key-1"});
+    pwt_responder_add(fx->tok, &(struct pwt_rule){.method = "POST",
+                                                  .path = "/oauth2/token",
+                                                  .handler = pwt_token_endpoint_handler,
+                                                  .handler_arg = fx->te});
+    protect(fx, "/fhir/Observation");
+    c.token_endpoint = elsewhere;
+    assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
+    submit(fx, "/fhir/Observation", &fx->res[2]);
+    run(fx);
+    assert_string_equal(pwt_token_endpoint_last_error(fx->te), "");
+    assert_int_equal(fx->res[2].err, 0);
+    assert_int_equal(fx->res[2].status, 200);
+    assert_int_equal(pwt_responder_count_path(fx->tok, "/oauth2/token"), 1);
+}
+
+/* Issue 18, finding 8: the wipe hook's view of every wiped buffer. */
+static char *g_wiped[512];
+static size_t g_nwiped;
+
+static void record_wipe(const void *p, size_t n)
+{
+    if (g_nwiped < sizeof(g_wiped) / sizeof(g_wiped[0])) {
+        char *c = malloc(n + 1);
+        assert_non_null(c);
+        memcpy(c, p, n);
+        c[n] = '\0';
+        g_wiped[g_nwiped++] = c;
+    }
+}
+
+static size_t wiped_count(const char *text)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < g_nwiped; i++) {
+        n += strcmp(g_wiped[i], text) == 0;
+    }
+    return n;
+}
+
+static bool wiped(const char *text)
+{
+    return wiped_count(text) > 0;
+}
+
+/*
+ * The signed assertion, the form carrying it and the access token parsed from the answer are
+ * all wiped before they are freed (the request and response buffers are http.c's, tested
+ * there).
+ */
+static void test_assertion_and_token_wiped(void **state)
+{
+    struct fx *fx = *state;
+    char jwt[4096] = "";
+
+    pw_secret_set_wipe_hook(record_wipe);
+    check_first_token(fx, "RS384");
+    pw_secret_set_wipe_hook(NULL);
+    for (size_t i = 0; i < pwt_responder_count(fx->fhir); i++) {
+        const struct pwt_request *q = pwt_responder_request(fx->fhir, i);
+        const char *a = strstr(q->body, "client_assertion=");
+        if (strcmp(q->path, "/oauth2/token") == 0 && a) {
+            snprintf(jwt, sizeof(jwt), "%.*s", (int)strcspn(a + 17, "&"), a + 17);
+            assert_true(wiped(q->body)); /* the form, as built */
+        }
+    }
+    assert_int_equal(strncmp(jwt, "eyJ", 3), 0);
+    /* The signed assertion and its URL-encoded copy for the form (the same text: base64url
+     * needs no escaping). */
+    assert_int_equal(wiped_count(jwt), 2);
+    assert_true(wiped("tok-1")); /* the token in the parsed answer */
+    assert_true(wiped("Authorization: Bearer tok-1"));
+    for (size_t i = 0; i < g_nwiped; i++) {
+        free(g_wiped[i]);
+    }
+    g_nwiped = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -538,6 +667,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_checks, setup_es, teardown),
         cmocka_unit_test_setup_teardown(test_free_while_refreshing, setup_es, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_is_shared, setup_es, teardown),
+        cmocka_unit_test_setup_teardown(test_discovered_endpoint_elsewhere_refused, setup_rs,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_assertion_and_token_wiped, setup_rs, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

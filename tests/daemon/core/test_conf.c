@@ -544,6 +544,62 @@ static void test_reload(void **state)
     pw_metrics_reset();
 }
 
+/* Issue 18, finding 9: the per-server proxy setting (the environment's is never used). */
+static void test_proxy_setting(void **state)
+{
+    struct pw_conf *conf = NULL;
+
+    (void)state;
+    assert_int_equal(load_text(BASE "    proxy: http://proxy.example:3128\n", &conf), 0);
+    assert_string_equal(pw_conf_daemon(conf)->servers[0].proxy, "http://proxy.example:3128");
+    pw_conf_free(conf);
+    assert_int_equal(load_text(BASE, &conf), 0);
+    assert_null(pw_conf_daemon(conf)->servers[0].proxy);
+    pw_conf_free(conf);
+    expect_error(BASE "    proxy: ftp://proxy.example\n",
+                 "8:12: servers[0].proxy: must be a proxy URL");
+    expect_error(BASE "    proxy: http://user:pw@proxy.example:3128\n",
+                 "8:12: servers[0].proxy: credentials in the proxy URL are not accepted");
+    char *text = pw_conf_describe();
+    assert_non_null(strstr(text, "servers[].proxy"));
+    free(text);
+}
+
+/* Issue 18, finding 1: a configured token endpoint on another origin is the operator's choice
+ * (accepted); one the secret would reach in the clear is refused by the config check. */
+static void test_token_url(void **state)
+{
+    struct pw_conf *conf = NULL;
+    char text[4096];
+#define HEAD                                       \
+    "servers:\n"                                   \
+    "  - name: ehr\n"                              \
+    "    base_url: https://ehr.example.org/fhir\n" \
+    "    cohort: {type: server-wide}\n"            \
+    "    auth:\n"                                  \
+    "      type: client-secret\n"                  \
+    "      client_id: pw\n"                        \
+    "      client_secret_file: %s\n"               \
+    "      token_url: %s\n"
+
+    (void)state;
+    snprintf(text, sizeof(text), HEAD, secret_file("cs", 0600), "https://auth.example.net/token");
+    assert_int_equal(load_text(text, &conf), 0);
+    assert_string_equal(pw_conf_daemon(conf)->servers[0].auth.token_url,
+                        "https://auth.example.net/token");
+    pw_conf_free(conf);
+    snprintf(text, sizeof(text), HEAD, secret_file("cs", 0600), "http://127.0.0.1:8080/token");
+    assert_int_equal(load_text(text, &conf), 0);
+    pw_conf_free(conf);
+    snprintf(text, sizeof(text), HEAD, secret_file("cs", 0600), "http://auth.example.net/token");
+    expect_error(text, "9:18: servers[0].auth.token_url: plain http is only allowed to a loopback");
+    snprintf(text, sizeof(text), HEAD, secret_file("cs", 0600), "https://u:p@auth.example.net/t");
+    expect_error(text, "9:18: servers[0].auth.token_url: credentials in the URL");
+    snprintf(text, sizeof(text), HEAD, secret_file("cs", 0600), "auth.example.net/token");
+    expect_error(text, "9:18: servers[0].auth.token_url: must start with https://");
+#undef HEAD
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -563,6 +619,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_cap_and_dump, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allocation_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proxy_setting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_url, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

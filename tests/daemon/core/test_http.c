@@ -12,6 +12,7 @@
 #include "painwatch/err.h"
 #include "painwatch/http.h"
 #include "painwatch/limits.h"
+#include "painwatch/secret.h"
 #include "support/pwtest.h"
 #include "support/responder.h"
 
@@ -845,6 +846,165 @@ static void test_mtls_client_certificate(void **state)
     free_pki(&p);
 }
 
+/* Issue 18, finding 9: the proxy environment variables are ignored; a proxy is used only when
+ * the server's own setting names it. A loopback "proxy" set in every variable receives nothing. */
+static void test_proxy_only_from_setting(void **state)
+{
+    struct fx *fx = *state;
+    const char *base = pwt_responder_url(fx->srv);
+    struct pwt_responder *proxy = pwt_responder_start(NULL);
+    const char *pu = pwt_responder_url(proxy);
+    const char *vars[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
+                          "HTTPS_PROXY", "all_proxy",  "ALL_PROXY"};
+
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        assert_int_equal(setenv(vars[i], pu, 1), 0);
+    }
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    pwt_responder_add(proxy, &(struct pwt_rule){.body = "{\"via\":\"proxy\"}"});
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.path = "/fhir/Patient", .body = "{}"});
+    add_server(fx, "ehr", base, 0, 0, 0);
+    submit_get(fx, base, "/fhir/Patient", "Authorization: Bearer secret-token", &fx->res[0]);
+    run_until_done(fx);
+    assert_int_equal(fx->res[0].err, 0);
+    assert_int_equal(fx->res[0].status, 200);
+    assert_string_equal(fx->res[0].body, "{}");
+    assert_int_equal(pwt_responder_count(fx->srv), 1);
+    assert_int_equal(pwt_responder_count(proxy), 0);
+
+    /* An explicit proxy for one server is used (here the "proxy" answers itself). */
+    struct pw_http_server s = {.name = "via-proxy", .origin = base, .proxy = pu};
+    struct pw_http_req *req = NULL;
+    char url[512];
+    snprintf(url, sizeof(url), "%s/fhir/Patient", base);
+    assert_int_equal(pw_http_server_add(fx->http, &s), 0);
+    assert_int_equal(pw_http_req_new(&req, "via-proxy", "GET", url), 0);
+    assert_int_equal(pw_http_submit_new(fx->http, req, on_done_counted, &fx->res[1]), 0);
+    fx->pending++;
+    run_until_done(fx);
+    assert_int_equal(fx->res[1].status, 200);
+    assert_string_equal(fx->res[1].body, "{\"via\":\"proxy\"}");
+    assert_int_equal(pwt_responder_count(proxy), 1);
+    assert_int_equal(pwt_responder_count(fx->srv), 1);
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        unsetenv(vars[i]);
+    }
+    pwt_responder_stop(proxy);
+}
+
+/* Issue 18, finding 8: every wiped buffer, as the wipe hook saw it. */
+static char *g_wiped[256];
+static size_t g_nwiped;
+
+static void record_wipe(const void *p, size_t n)
+{
+    if (g_nwiped < sizeof(g_wiped) / sizeof(g_wiped[0])) {
+        char *c = malloc(n + 1);
+        assert_non_null(c);
+        memcpy(c, p, n);
+        c[n] = '\0';
+        g_wiped[g_nwiped++] = c;
+    }
+}
+
+/* Was a buffer holding exactly @p text (up to its NUL) wiped? */
+static bool wiped(const char *text)
+{
+    for (size_t i = 0; i < g_nwiped; i++) {
+        if (strcmp(g_wiped[i], text) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void wiped_reset(void)
+{
+    for (size_t i = 0; i < g_nwiped; i++) {
+        free(g_wiped[i]);
+    }
+    g_nwiped = 0;
+}
+
+/*
+ * Header lines (Authorization) are wiped in every copy curl's lists hold; a sensitive request's
+ * body (client secret) and response (access token) are wiped too, even when the response
+ * outgrew its first buffer.
+ */
+static void test_secrets_wiped_when_freed(void **state)
+{
+    struct fx *fx = *state;
+    const char *base = pwt_responder_url(fx->srv);
+    char url[512];
+    struct pw_http_req *req = NULL;
+    char *big = malloc(20001);
+
+    assert_non_null(big);
+    memset(big, 'x', 20000);
+    memcpy(big, "{\"access_token\":\"", 17);
+    memcpy(big + 19998, "\"}", 2);
+    big[20000] = '\0';
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST", .path = "/token", .body = big});
+    add_server(fx, "ehr", base, 0, 0, 0);
+    pw_secret_set_wipe_hook(record_wipe);
+    snprintf(url, sizeof(url), "%s/token", base);
+    assert_int_equal(pw_http_req_new(&req, "ehr", "POST", url), 0);
+    pw_http_req_set_sensitive(req);
+    assert_int_equal(pw_http_req_add_header(req, "Authorization: Basic c2VjcmV0LWJhc2lj"), 0);
+    assert_int_equal(pw_http_req_add_header(req, "Accept: application/json"), 0);
+    assert_int_equal(pw_http_req_set_body(req, "client_secret=s3cret-post", 25,
+                                          "application/x-www-form-urlencoded"),
+                     0);
+    assert_int_equal(pw_http_submit_new(fx->http, req, on_done_counted, &fx->res[0]), 0);
+    fx->pending++;
+    run_until_done(fx);
+    assert_int_equal(fx->res[0].status, 200);
+    assert_int_equal(fx->res[0].body_len, 20000);
+    assert_true(wiped("Authorization: Basic c2VjcmV0LWJhc2lj"));
+    assert_true(wiped("client_secret=s3cret-post"));
+    assert_true(wiped(big));
+
+    /* A plain request: its headers are wiped (a bearer token), its FHIR body is not a secret. */
+    wiped_reset();
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.path = "/fhir/Patient", .body = "{}"});
+    submit_get(fx, base, "/fhir/Patient", "Authorization: Bearer tok-plain", &fx->res[1]);
+    run_until_done(fx);
+    assert_int_equal(fx->res[1].status, 200);
+    assert_true(wiped("Authorization: Bearer tok-plain"));
+    assert_false(wiped("{}"));
+    pw_secret_set_wipe_hook(NULL);
+    wiped_reset();
+    free(big);
+}
+
+/* Issue 18, finding 7: a URL whose path has a dot segment never leaves (curl would resolve
+ * "Flag/../../Patient/p1" to Patient/p1); dots inside a segment are ordinary characters. */
+static void test_dot_segments_refused(void **state)
+{
+    struct fx *fx = *state;
+    const char *base = pwt_responder_url(fx->srv);
+    const char *bad[] = {"/fhir/Flag/../../../Patient/p1", "/fhir/Flag/%2e%2e/%2E%2E/Patient/p1",
+                         "/fhir/./Flag", "/fhir/Flag/.%2e/x", "/fhir/Flag/.."};
+    char url[512];
+
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.body = "{}"});
+    add_server(fx, "ehr", base, 0, 0, 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct pw_http_req *req = NULL;
+        snprintf(url, sizeof(url), "%s%s", base, bad[i]);
+        assert_int_equal(pw_http_req_new(&req, "ehr", "PUT", url), 0);
+        assert_int_equal(pw_http_submit_new(fx->http, req, on_done_counted, &fx->res[0]),
+                         PW_EINVAL);
+    }
+    assert_int_equal(fx->res[0].calls, 0);
+    submit_get(fx, base, "/fhir/Flag/a.b..c?x=../y", NULL, &fx->res[1]);
+    run_until_done(fx);
+    assert_int_equal(fx->res[1].status, 200);
+    assert_int_equal(pwt_responder_count(fx->srv), 1);
+    assert_string_equal(pwt_responder_request(fx->srv, 0)->path, "/fhir/Flag/a.b..c");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -870,6 +1030,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_from_done_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_verification, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mtls_client_certificate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proxy_only_from_setting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secrets_wiped_when_freed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dot_segments_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 
 #include "core/outbox.h"
 #include "painwatch/err.h"
+#include "painwatch/fhir.h"
 #include "painwatch/http.h"
 #include "painwatch/sink.h"
 #include "painwatch/store.h"
@@ -838,6 +839,11 @@ static void test_observe_flag_read_back(void **state)
     assert_int_equal(pw_outbox_observe_flag(fx->st, PW_FLAG_IDENTIFIER_SYSTEM, foreign), 0);
     expect_flag(fx, "k-obs", "", "", PW_FLAG_ACTIVE);
     assert_int_equal(pw_outbox_observe_flag(fx->st, PW_FLAG_IDENTIFIER_SYSTEM, patient), PW_EFHIR);
+    /* Issue 18: an id that is not a FHIR id is never mapped (it would end up in a PUT URL). */
+    json_object_set_new(flag, "id", json_string("../../Patient/p1"));
+    assert_int_equal(pw_outbox_observe_flag(fx->st, PW_FLAG_IDENTIFIER_SYSTEM, flag), 0);
+    expect_flag(fx, "k-obs", "", "", PW_FLAG_ACTIVE);
+    json_object_set_new(flag, "id", json_string("f-obs"));
     assert_int_equal(pw_outbox_observe_flag(fx->st, PW_FLAG_IDENTIFIER_SYSTEM, flag), 0);
     expect_flag(fx, "k-obs", "f-obs", "2", PW_FLAG_CLINICIAN_INACTIVE);
     /* The same episode again: suppressed, nothing enqueued; the finding gone: nothing either. */
@@ -903,6 +909,94 @@ static void test_backoff_and_retry_after(void **state)
     assert_int_equal(pw_outbox_retry_after_ms("Wed, 31 Dec 2025 23:00:00 GMT", T0), 0);
 }
 
+/*
+ * Issue 18, finding 7: an id the server gives a Flag reaches a URL only when it is a FHIR id
+ * ([A-Za-z0-9-.]{1,64}). A POST answered with "../../../Patient/p1" is an unknown outcome: the
+ * row is searched by identifier, a match with such an id is refused too, and a later proper
+ * one is used. No request ever leaves /fhir/Flag.
+ */
+static void test_server_id_not_a_fhir_id_refused(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("rescue-dose-out-of-range", "k-evil-id");
+    char *evil = bundle_with("../../../Patient/p1", "k-evil-id");
+    char *good = bundle_with("f-good", "k-evil-id");
+
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST",
+                                                  .path = "/fhir/Flag",
+                                                  .times = 1,
+                                                  .status = 201,
+                                                  .body = "{\"resourceType\":\"Flag\",\"id\":"
+                                                          "\"../../../Patient/p1\"}"});
+    pwt_responder_add(
+        fx->srv,
+        &(struct pwt_rule){.method = "GET", .path = "/fhir/Flag", .times = 1, .body = evil});
+    pwt_responder_add(fx->srv,
+                      &(struct pwt_rule){.method = "GET", .path = "/fhir/Flag", .body = good});
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "PUT",
+                                                  .path = "/fhir/Flag/f-good",
+                                                  .status = 200,
+                                                  .headers = "ETag: W/\"8\"\n",
+                                                  .body = "{\"resourceType\":\"Flag\"}"});
+    plan(fx, &f, 1);
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    assert_true(fx->snapshot.unknown); /* the POST's outcome was not believed */
+    expect_flag(fx, "k-evil-id", "f-good", "7", PW_FLAG_ACTIVE);
+    /* The finding goes: the resolve is a PUT on the proper id. */
+    g_clock += 3600 * 1000;
+    assert_int_equal(plan(fx, NULL, 0), 1);
+    pw_outbox_kick(fx->ob);
+    run_until_idle(fx);
+    expect_flag(fx, "k-evil-id", "f-good", "8", PW_FLAG_RESOLVED);
+    assert_int_equal(pwt_responder_count(fx->srv), 4); /* POST, search, search, PUT */
+    for (size_t i = 0; i < pwt_responder_count(fx->srv); i++) {
+        const struct pwt_request *q = pwt_responder_request(fx->srv, i);
+        assert_true(strcmp(q->path, "/fhir/Flag") == 0 ||
+                    strcmp(q->path, "/fhir/Flag/f-good") == 0);
+        assert_null(strstr(q->raw_uri, ".."));
+    }
+    assert_string_equal(pwt_responder_request(fx->srv, 3)->method, "PUT");
+    free(evil);
+    free(good);
+}
+
+/* The FHIR id grammar, whole: a 65-character id is not cut to a valid-looking 64. */
+static void test_long_server_id_not_cut(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("rescue-dose-out-of-range", "k-long-id");
+    char body[256];
+    char *good = bundle_with("f-long-ok", "k-long-id");
+    char id65[66];
+
+    memset(id65, 'a', 65);
+    id65[65] = '\0';
+    assert_false(pw_fhir_id_valid(id65));
+    id65[64] = '\0';
+    assert_true(pw_fhir_id_valid(id65));
+    assert_false(pw_fhir_id_valid(""));
+    assert_false(pw_fhir_id_valid(NULL));
+    assert_false(pw_fhir_id_valid("a/b"));
+    assert_false(pw_fhir_id_valid("a%2Fb"));
+    assert_true(pw_fhir_id_valid("Ab-0.9"));
+    id65[64] = 'a';
+    snprintf(body, sizeof(body), "{\"resourceType\":\"Flag\",\"id\":\"%s\"}", id65);
+    pwt_responder_add(
+        fx->srv,
+        &(struct pwt_rule){
+            .method = "POST", .path = "/fhir/Flag", .times = 1, .status = 201, .body = body});
+    pwt_responder_add(fx->srv,
+                      &(struct pwt_rule){.method = "GET", .path = "/fhir/Flag", .body = good});
+    plan(fx, &f, 1);
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    assert_true(fx->snapshot.unknown);
+    expect_flag(fx, "k-long-id", "f-long-ok", "7", PW_FLAG_ACTIVE);
+    assert_int_equal(pwt_responder_count(fx->srv), 2);
+    free(good);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -930,6 +1024,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slow_response_holds_back_no_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_more_rows_than_in_flight_all_go_out, setup, teardown),
         cmocka_unit_test(test_backoff_and_retry_after),
+        cmocka_unit_test_setup_teardown(test_server_id_not_a_fhir_id_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_server_id_not_cut, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
