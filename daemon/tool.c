@@ -18,6 +18,8 @@ static const struct {
     {"config", pw_cmd_config, "config check FILE: validate a configuration"},
     {"audit", pw_cmd_audit, "audit verify|show: check or read the audit trail"},
     {"outbox", pw_cmd_outbox, "outbox list|show|replay|drop: inspect pending writes"},
+    {"auth", pw_cmd_auth, "auth test: obtain a token and read /metadata with it"},
+    {"jwks", pw_cmd_jwks, "print the public JWK Set to register with the EHR"},
 };
 
 static void usage(FILE *out)
