@@ -14,3 +14,10 @@ set_tests_properties(systemd_unit_verify systemd_unit_security PROPERTIES
 # cpack installs the whole build into a staging tree: give it time on a shared machine.
 set_tests_properties(systemd_package_deb PROPERTIES
   LABELS systemd SKIP_RETURN_CODE 77 TIMEOUT 600)
+
+# Issue 19: the package as a site builds it is lintian clean (errors and warnings fail); it
+# configures and builds its own /usr-prefixed release tree under the build directory.
+add_test(NAME systemd_package_lintian
+  COMMAND sh ${PW_SYSTEMD_TEST_DIR}/package_lintian.sh ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
+set_tests_properties(systemd_package_lintian PROPERTIES
+  LABELS "systemd;package" SKIP_RETURN_CODE 77 TIMEOUT 1200 RUN_SERIAL ON)
