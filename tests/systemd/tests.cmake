@@ -21,3 +21,8 @@ add_test(NAME systemd_package_lintian
   COMMAND sh ${PW_SYSTEMD_TEST_DIR}/package_lintian.sh ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
 set_tests_properties(systemd_package_lintian PROPERTIES
   LABELS "systemd;package" SKIP_RETURN_CODE 77 TIMEOUT 1200 RUN_SERIAL ON)
+add_test(NAME systemd_man_pages
+  COMMAND sh ${PW_SYSTEMD_TEST_DIR}/man_pages.sh ${PROJECT_SOURCE_DIR}
+    $<TARGET_FILE:painwatchd> $<TARGET_FILE:painwatch>)
+set_tests_properties(systemd_man_pages PROPERTIES
+  LABELS "systemd;package" SKIP_RETURN_CODE 77 TIMEOUT 120)
