@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -350,6 +351,60 @@ static int user_version(struct sq *sq, int *out)
     return 0;
 }
 
+/*
+ * Before the first migration of an existing store: a consistent copy of it, taken with SQLite's
+ * online backup API, as <store>.pre-schema-<version> (written to .tmp, fsynced by SQLite, then
+ * renamed). It is what a rollback to the previous release restores (operator's guide). A copy
+ * already there is kept: it holds the same version. No copy, no migration.
+ */
+static int copy_before_migration(struct sq *sq, int have)
+{
+    char dst[PATH_MAX + 32];
+    char tmp[PATH_MAX + 40];
+    sqlite3 *db = NULL;
+    sqlite3_backup *bk;
+    struct stat st;
+    int rc;
+
+    snprintf(dst, sizeof(dst), "%s.pre-schema-%d", sq->path, have);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
+    if (stat(dst, &st) == 0) {
+        return 0;
+    }
+    unlink(tmp);
+    rc = sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc == SQLITE_OK) {
+        bk = sqlite3_backup_init(db, "main", sq->db, "main");
+        if (!bk) {
+            rc = sqlite3_errcode(db);
+        } else {
+            rc = sqlite3_backup_step(bk, -1);
+            int fin = sqlite3_backup_finish(bk);
+            rc = rc == SQLITE_DONE ? fin : rc;
+        }
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(db, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
+    }
+    if (sqlite3_close(db) != SQLITE_OK && rc == SQLITE_OK) {
+        rc = SQLITE_IOERR;
+    }
+    if (rc == SQLITE_OK && rename(tmp, dst) != 0) {
+        pw_log_err(STORE, "%s: %s", dst, strerror(errno));
+        unlink(tmp);
+        return PW_EIO;
+    }
+    if (rc != SQLITE_OK) {
+        pw_log_err(STORE,
+                   "%s: cannot copy the store before the schema migration: %s; not migrating", tmp,
+                   sqlite3_errstr(rc));
+        unlink(tmp);
+        return (rc & 0xff) == SQLITE_FULL ? PW_ENOSPC : PW_ESTORE;
+    }
+    pw_log_notice(STORE, "%s: copied before migrating from schema version %d", dst, have);
+    return 0;
+}
+
 /* Apply each missing migration in its own transaction, so a crash mid-way resumes cleanly. */
 static int migrate(struct sq *sq, int target)
 {
@@ -363,6 +418,12 @@ static int migrate(struct sq *sq, int target)
         pw_log_err(STORE, "%s: schema version %d is newer than this build (%d)", sq->path, have,
                    PW_STORE_SCHEMA_VERSION);
         return PW_ESTORE;
+    }
+    if (have > 0 && have < target) {
+        err = copy_before_migration(sq, have);
+        if (err) {
+            return err;
+        }
     }
     for (int v = have; v < target; v++) {
         char bump[64];
