@@ -20,6 +20,7 @@ static const struct {
     {"outbox", pw_cmd_outbox, "outbox list|show|replay|drop: inspect pending writes"},
     {"auth", pw_cmd_auth, "auth test: obtain a token and read /metadata with it"},
     {"jwks", pw_cmd_jwks, "print the public JWK Set to register with the EHR"},
+    {"backup", pw_cmd_backup, "copy the store and the audit trail, consistently, while running"},
 };
 
 static void usage(FILE *out)

@@ -16,5 +16,6 @@ pw_cmd_fn pw_cmd_audit;
 pw_cmd_fn pw_cmd_outbox;
 pw_cmd_fn pw_cmd_auth;
 pw_cmd_fn pw_cmd_jwks;
+pw_cmd_fn pw_cmd_backup;
 
 #endif
