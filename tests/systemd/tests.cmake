@@ -26,3 +26,15 @@ add_test(NAME systemd_man_pages
     $<TARGET_FILE:painwatchd> $<TARGET_FILE:painwatch>)
 set_tests_properties(systemd_man_pages PROPERTIES
   LABELS "systemd;package" SKIP_RETURN_CODE 77 TIMEOUT 120)
+
+# Issue 19: the operator's guide followed where a machine can (install into a scratch root,
+# config check, EHR registration against a loopback token endpoint, purge).
+add_executable(pw_ehr_stub ${PW_SYSTEMD_TEST_DIR}/ehr_stub.c)
+target_link_libraries(pw_ehr_stub PRIVATE pwtest)
+add_test(NAME systemd_guide_walkthrough
+  COMMAND sh ${PW_SYSTEMD_TEST_DIR}/guide_walkthrough.sh ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}
+    $<TARGET_FILE:pw_ehr_stub>)
+set_tests_properties(systemd_package_lintian PROPERTIES FIXTURES_SETUP pw_deb)
+set_tests_properties(systemd_guide_walkthrough PROPERTIES
+  LABELS "systemd;package" SKIP_RETURN_CODE 77 TIMEOUT 600 FIXTURES_REQUIRED pw_deb
+  ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1")

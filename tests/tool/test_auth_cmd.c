@@ -12,11 +12,10 @@
 #include <sys/wait.h>
 
 #include <jansson.h>
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/param_build.h>
 #include <openssl/pem.h>
 
+#include "support/jwk.h"
 #include "support/pwtest.h"
 #include "support/responder.h"
 #include "support/token_endpoint.h"
@@ -68,71 +67,11 @@ static int run(const char *args)
     return WEXITSTATUS(status);
 }
 
-/* base64url (no padding) to bytes, through EVP_DecodeBlock. @return length. */
-static size_t unb64url(const char *in, unsigned char *buf, size_t cap)
-{
-    char tmp[2048];
-    size_t n = strlen(in);
-    int len;
-
-    assert_true(n + 4 < sizeof(tmp) && cap >= n);
-    for (size_t i = 0; i < n; i++) {
-        tmp[i] = in[i] == '-' ? '+' : in[i] == '_' ? '/' : in[i];
-    }
-    while (n % 4) {
-        tmp[n++] = '=';
-    }
-    tmp[n] = '\0';
-    len = EVP_DecodeBlock(buf, (const unsigned char *)tmp, (int)n);
-    assert_true(len >= 0);
-    /* DecodeBlock counts the padding as zero bytes. */
-    for (const char *p = tmp + n; p > tmp && p[-1] == '='; p--) {
-        len--;
-    }
-    return (size_t)len;
-}
-
-/* The public key a JWK describes, built by OpenSSL from its parameters. */
 static EVP_PKEY *key_from_jwk(const json_t *jwk)
 {
-    const char *kty = json_string_value(json_object_get(jwk, "kty"));
-    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-    EVP_PKEY_CTX *ctx = NULL;
-    EVP_PKEY *key = NULL;
-    unsigned char a[1024];
-    unsigned char b[1024];
-    BIGNUM *n = NULL;
-    BIGNUM *e = NULL;
-    unsigned char pt[1 + 2 * 48] = {0x04}; /* uncompressed point: 04 || x || y */
+    EVP_PKEY *key = pwt_jwk_public_key(jwk);
 
-    assert_non_null(kty);
-    if (strcmp(kty, "RSA") == 0) {
-        size_t na = unb64url(json_string_value(json_object_get(jwk, "n")), a, sizeof(a));
-        size_t nb = unb64url(json_string_value(json_object_get(jwk, "e")), b, sizeof(b));
-        n = BN_bin2bn(a, (int)na, NULL);
-        e = BN_bin2bn(b, (int)nb, NULL);
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n);
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e);
-        ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
-    } else {
-        assert_string_equal(json_string_value(json_object_get(jwk, "crv")), "P-384");
-        assert_int_equal(unb64url(json_string_value(json_object_get(jwk, "x")), a, sizeof(a)), 48);
-        assert_int_equal(unb64url(json_string_value(json_object_get(jwk, "y")), b, sizeof(b)), 48);
-        memcpy(pt + 1, a, 48);
-        memcpy(pt + 49, b, 48);
-        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "P-384", 0);
-        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt));
-        ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-    }
-    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
-    assert_non_null(params);
-    assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
-    assert_int_equal(EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params), 1);
-    OSSL_PARAM_free(params);
-    OSSL_PARAM_BLD_free(bld);
-    EVP_PKEY_CTX_free(ctx);
-    BN_free(n);
-    BN_free(e);
+    assert_non_null(key);
     return key;
 }
 
