@@ -278,7 +278,7 @@ static void check_audit(struct run *r, const struct pw_conf_daemon *cd)
         say(r, false, "audit.key_file",
             "unset: the HMAC key is created as %s/audit.key, beside the trail; whoever can "
             "write the state directory can then rewrite the trail and its MACs undetected. Keep "
-            "the key outside it (LoadCredential=audit-key:/etc/painwatch/credentials/audit.key "
+            "the key outside it (LoadCredential=audit-key:/etc/painwatch/credentials/audit-key "
             "and key_file: audit-key)",
             cd->state_dir);
         return;

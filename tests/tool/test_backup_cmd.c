@@ -71,18 +71,18 @@ static void test_backup(void **state)
     (void)state;
     snprintf(path, sizeof(path), "%s/keys", dir);
     assert_int_equal(mkdir(path, 0700), 0);
-    snprintf(path, sizeof(path), "%s/keys/audit.key", dir);
+    snprintf(path, sizeof(path), "%s/keys/audit-key", dir);
     pwt_write_file(path, "0123456789abcdef0123456789abcdef\n");
     assert_int_equal(chmod(path, 0600), 0);
     snprintf(path, sizeof(path), "%s/painwatch.yaml", dir);
     snprintf(text, sizeof(text),
              "state_dir: %s/state\n"
-             "audit: {key_file: %s/keys/audit.key}\n"
+             "audit: {key_file: audit-key}\n" /* a systemd credential, as shipped */
              "servers:\n"
              "  - name: ehr\n"
              "    base_url: http://127.0.0.1:1/fhir\n"
              "    cohort: {type: server-wide}\n",
-             dir, dir);
+             dir);
     pwt_write_file(path, text);
 
     /* What the daemon would have left: a store with state, a trail of several records. */
@@ -96,7 +96,7 @@ static void test_backup(void **state)
     char trail[4200];
     char key[4200];
     snprintf(trail, sizeof(trail), "%s/state/audit/painwatch-audit.jsonl", dir);
-    snprintf(key, sizeof(key), "%s/keys/audit.key", dir);
+    snprintf(key, sizeof(key), "%s/keys/audit-key", dir);
     assert_int_equal(pw_audit_open(&a, &(struct pw_audit_opts){.path = trail,
                                                                .key_path = key,
                                                                .device = "Device/painwatch"}),
@@ -105,13 +105,25 @@ static void test_backup(void **state)
         assert_int_equal(pw_audit_event(a, "start", 'E', PW_AUDIT_SUCCESS, "test record", NULL), 0);
     }
     pw_audit_free(a);
+    /* From a shell, the credential needs --credentials-dir; with it, outbox and audit verify
+     * see the service's store and trail (issue 19: one view). */
+    snprintf(args, sizeof(args), "outbox list --config %s/painwatch.yaml", dir);
+    assert_int_equal(run(args), 2);
+    assert_non_null(strstr(err, "$CREDENTIALS_DIRECTORY is not set"));
+    snprintf(args, sizeof(args), "--credentials-dir %s/keys outbox list --config %s/painwatch.yaml",
+             dir, dir);
+    assert_int_equal(run(args), 0);
+    snprintf(args, sizeof(args),
+             "audit verify --credentials-dir %s/keys --config %s/painwatch.yaml", dir, dir);
+    assert_int_equal(run(args), 0);
     /* The daemon is half-way through its next record (the store stays open, as it would). */
     FILE *f = fopen(trail, "a");
     assert_non_null(f);
     fputs("{\"resourceType\":\"AuditEv", f);
     fclose(f);
 
-    snprintf(args, sizeof(args), "backup --config %s/painwatch.yaml %s/bk", dir, dir);
+    snprintf(args, sizeof(args),
+             "--credentials-dir %s/keys backup --config %s/painwatch.yaml %s/bk", dir, dir, dir);
     int rc = run(args);
     if (rc != 0) {
         fprintf(stderr, "%s\n%s\n", out, err);
@@ -145,11 +157,12 @@ static void test_backup(void **state)
         fprintf(stderr, "%s\n%s\n", out, err);
     }
     assert_int_equal(rc, 0);
-    snprintf(path, sizeof(path), "%s/bk/audit.key", dir);
+    snprintf(path, sizeof(path), "%s/bk/audit-key", dir);
     assert_int_not_equal(stat(path, &sb), 0);
 
     /* A second backup into the same directory would mix two points in time: refused. */
-    snprintf(args, sizeof(args), "backup --config %s/painwatch.yaml %s/bk", dir, dir);
+    snprintf(args, sizeof(args),
+             "--credentials-dir %s/keys backup --config %s/painwatch.yaml %s/bk", dir, dir, dir);
     assert_int_equal(run(args), 2);
     assert_non_null(strstr(err, "choose a new DIR"));
     assert_int_equal(run("backup"), 2);
