@@ -5,11 +5,17 @@
 # package no /usr/share/doc entry. Rebuilt here as debhelper's dbgsym packages are: md5sums of
 # the package's own files, and usr/share/doc/painwatch-dbgsym -> painwatch (the package it
 # depends on, whose copyright and changelog apply).
-# Usage: dbgsym.sh DIR   (DIR holds painwatch-dbgsym_*.ddeb; rewritten in place)
+# Usage: dbgsym.sh DIR [required|optional]   (DIR holds painwatch-dbgsym_*.ddeb, rewritten in
+# place; optional: a build without debug symbols has none)
 set -eu
 dir=$1
+need=${2:-required}
 for ddeb in "$dir"/painwatch-dbgsym_*.ddeb; do
-    [ -f "$ddeb" ] || { echo "dbgsym.sh: no painwatch-dbgsym .ddeb in $dir" >&2; exit 1; }
+    if [ ! -f "$ddeb" ]; then
+        [ "$need" = optional ] && exit 0
+        echo "dbgsym.sh: no painwatch-dbgsym .ddeb in $dir" >&2
+        exit 1
+    fi
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
     dpkg-deb -R "$ddeb" "$tmp/root"

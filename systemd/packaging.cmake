@@ -87,8 +87,13 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "systemd | systemd-standalone-sysusers | systemd-sysusers")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "ca-certificates, systemd")
-# Stripped binaries; their debug symbols go to painwatch-dbgsym (a .ddeb).
-set(CPACK_DEBIAN_DEBUGINFO_PACKAGE ON)
+# Stripped binaries; their debug symbols go to painwatch-dbgsym (a .ddeb) when the build has
+# them (RelWithDebInfo, as the operator's guide builds; a Release build is only stripped).
+if(CMAKE_BUILD_TYPE MATCHES "^(RelWithDebInfo|Debug)$")
+  set(CPACK_DEBIAN_DEBUGINFO_PACKAGE ON)
+else()
+  set(CPACK_STRIP_FILES ON)
+endif()
 # conffiles + maintainer scripts: create the user, reload systemd, stop on removal.
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   ${PROJECT_SOURCE_DIR}/systemd/debian/conffiles
@@ -114,6 +119,7 @@ add_custom_target(deb
   COMMAND ${CMAKE_CPACK_COMMAND} -G DEB --config ${PROJECT_BINARY_DIR}/CPackConfig.cmake
     -B ${PROJECT_BINARY_DIR}/packages
   COMMAND sh ${PROJECT_SOURCE_DIR}/systemd/dbgsym.sh ${PROJECT_BINARY_DIR}/packages
+    $<IF:$<BOOL:${CPACK_DEBIAN_DEBUGINFO_PACKAGE}>,required,optional>
   WORKING_DIRECTORY ${PROJECT_BINARY_DIR}
   DEPENDS painwatchd painwatch pw_docs
   COMMENT "Building the Debian package in ${PROJECT_BINARY_DIR}/packages"
