@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -350,6 +351,80 @@ static int user_version(struct sq *sq, int *out)
     return 0;
 }
 
+/*
+ * A consistent copy of the open database to the new file @p dst, with SQLite's online backup API
+ * (other connections may write meanwhile): written to <dst>.tmp, switched out of WAL mode so the
+ * copy is one self-contained file, closed, then renamed into place.
+ */
+static int backup_to(struct sq *sq, const char *dst)
+{
+    char tmp[PATH_MAX + 40];
+    sqlite3 *db = NULL;
+    sqlite3_backup *bk;
+    struct stat st;
+    int rc;
+
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", dst) >= sizeof(tmp)) {
+        return PW_E2BIG;
+    }
+    if (stat(dst, &st) == 0) {
+        return PW_EEXIST;
+    }
+    unlink(tmp);
+    rc = sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc == SQLITE_OK) {
+        bk = sqlite3_backup_init(db, "main", sq->db, "main");
+        if (!bk) {
+            rc = sqlite3_errcode(db);
+        } else {
+            rc = sqlite3_backup_step(bk, -1);
+            int fin = sqlite3_backup_finish(bk);
+            rc = rc == SQLITE_DONE ? fin : rc;
+        }
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(db, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
+    }
+    if (sqlite3_close(db) != SQLITE_OK && rc == SQLITE_OK) {
+        rc = SQLITE_IOERR;
+    }
+    if (rc != SQLITE_OK) {
+        pw_log_err(STORE, "%s: cannot copy the store: %s", tmp, sqlite3_errstr(rc));
+        unlink(tmp);
+        return (rc & 0xff) == SQLITE_FULL ? PW_ENOSPC : PW_ESTORE;
+    }
+    if (rename(tmp, dst) != 0) {
+        pw_log_err(STORE, "%s: %s", dst, strerror(errno));
+        unlink(tmp);
+        return PW_EIO;
+    }
+    return 0;
+}
+
+/*
+ * Before the first migration of an existing store: a consistent copy of it as
+ * <store>.pre-schema-<version>, what a rollback to the previous release restores (operator's
+ * guide). A copy already there is kept: it holds the same version. No copy, no migration.
+ */
+static int copy_before_migration(struct sq *sq, int have)
+{
+    char dst[PATH_MAX + 32];
+    int err;
+
+    snprintf(dst, sizeof(dst), "%s.pre-schema-%d", sq->path, have);
+    err = backup_to(sq, dst);
+    if (err == PW_EEXIST) {
+        return 0;
+    }
+    if (err) {
+        pw_log_err(STORE, "%s: no copy of the store before the schema migration: not migrating",
+                   sq->path);
+        return err;
+    }
+    pw_log_notice(STORE, "%s: copied before migrating from schema version %d", dst, have);
+    return 0;
+}
+
 /* Apply each missing migration in its own transaction, so a crash mid-way resumes cleanly. */
 static int migrate(struct sq *sq, int target)
 {
@@ -363,6 +438,12 @@ static int migrate(struct sq *sq, int target)
         pw_log_err(STORE, "%s: schema version %d is newer than this build (%d)", sq->path, have,
                    PW_STORE_SCHEMA_VERSION);
         return PW_ESTORE;
+    }
+    if (have > 0 && have < target) {
+        err = copy_before_migration(sq, have);
+        if (err) {
+            return err;
+        }
     }
     for (int v = have; v < target; v++) {
         char bump[64];
@@ -532,6 +613,11 @@ static void sq_close(struct pw_store *st)
 static void sq_release_memory(struct pw_store *st)
 {
     sqlite3_db_release_memory(sq_of(st)->db);
+}
+
+static int sq_backup(struct pw_store *st, const char *path)
+{
+    return backup_to(sq_of(st), path);
 }
 
 static int sq_schema_version(struct pw_store *st, int *out)
@@ -1280,4 +1366,5 @@ const struct pw_store_ops pw_store_sqlite = {
     .operator_unaudited = sq_operator_unaudited,
     .operator_audited = sq_operator_audited,
     .release_memory = sq_release_memory,
+    .backup = sq_backup,
 };

@@ -14,5 +14,8 @@ pw_cmd_fn pw_cmd_check;
 pw_cmd_fn pw_cmd_config;
 pw_cmd_fn pw_cmd_audit;
 pw_cmd_fn pw_cmd_outbox;
+pw_cmd_fn pw_cmd_auth;
+pw_cmd_fn pw_cmd_jwks;
+pw_cmd_fn pw_cmd_backup;
 
 #endif

@@ -94,6 +94,8 @@ static void check_auth(struct pw_conf_ctx *ctx, const json_t *sec, const char *p
     } else if (!strcmp(type, "smart-backend")) {
         need(ctx, sec, path, "client_id", "with type smart-backend");
         need(ctx, sec, path, "private_key_file", "with type smart-backend");
+        need(ctx, sec, path, "kid",
+             "with type smart-backend (the key's id in the registered JWKS)");
     }
     if (str(sec, "token_url")) {
         char kpath[PW_CONF_PATH_MAX];

@@ -21,6 +21,7 @@
 #include <openssl/rand.h>
 #include <uv.h>
 
+#include "core/conf_validate.h"
 #include "core/outbox.h"
 #include "core/pipeline.h"
 #include "painwatch/audit.h"
@@ -924,7 +925,11 @@ int pw_daemon_run(const struct pw_daemon_opts *opts)
     if (opts->config_path) {
         d.config_path = strdup(opts->config_path);
     }
-    if (load_conf(opts->config_path, &d.conf) < 0) {
+    /* The checks `painwatch config check` runs too (conf_validate.c): a configuration that
+     * cannot work exits 2 before anything is opened (the unit's RestartPreventExitStatus=2). */
+    if (load_conf(opts->config_path, &d.conf) < 0 ||
+        pw_conf_validate(d.conf, pw_conf_report_log, NULL) < 0) {
+        pw_conf_free(d.conf);
         free(d.config_path);
         return 2;
     }

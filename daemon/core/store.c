@@ -365,3 +365,11 @@ int pw_store_operator_audited(struct pw_store *st, int64_t id)
 {
     return st->ops->operator_audited(st, id);
 }
+
+int pw_store_backup(struct pw_store *st, const char *path)
+{
+    if (!st || !path || !st->ops->backup) {
+        return PW_EINVAL;
+    }
+    return st->ops->backup(st, path);
+}

@@ -192,6 +192,8 @@ struct pw_store_ops {
     int (*operator_unaudited)(struct pw_store *st, pw_store_operator_fn *fn, void *arg);
     int (*operator_audited)(struct pw_store *st, int64_t id);
     void (*release_memory)(struct pw_store *st); /* optional: drop caches, the owner is idle */
+    /* optional: a consistent copy of the whole store to a new file @p path (issue 19) */
+    int (*backup)(struct pw_store *st, const char *path);
 };
 
 /*
@@ -349,5 +351,13 @@ int pw_store_operator_log(struct pw_store *st, struct pw_operator_action *act);
 int pw_store_operator_unaudited(struct pw_store *st, pw_store_operator_fn *fn, void *arg);
 /** Mark action @p id as recorded in the audit trail. */
 int pw_store_operator_audited(struct pw_store *st, int64_t id);
+
+/**
+ * A consistent copy of the whole store, taken while others may write (SQLite: the online backup
+ * API), to the new file @p path (refused if it exists), self-contained (no WAL). For backups and
+ * before schema migrations. @return 0, PW_EEXIST, PW_ENOSPC, PW_ESTORE, PW_EINVAL (backend
+ * without backup).
+ */
+int pw_store_backup(struct pw_store *st, const char *path);
 
 #endif

@@ -14,3 +14,27 @@ set_tests_properties(systemd_unit_verify systemd_unit_security PROPERTIES
 # cpack installs the whole build into a staging tree: give it time on a shared machine.
 set_tests_properties(systemd_package_deb PROPERTIES
   LABELS systemd SKIP_RETURN_CODE 77 TIMEOUT 600)
+
+# Issue 19: the package as a site builds it is lintian clean (errors and warnings fail); it
+# configures and builds its own /usr-prefixed release tree under the build directory.
+add_test(NAME systemd_package_lintian
+  COMMAND sh ${PW_SYSTEMD_TEST_DIR}/package_lintian.sh ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
+set_tests_properties(systemd_package_lintian PROPERTIES
+  LABELS "systemd;package" SKIP_RETURN_CODE 77 TIMEOUT 1200 RUN_SERIAL ON)
+add_test(NAME systemd_man_pages
+  COMMAND sh ${PW_SYSTEMD_TEST_DIR}/man_pages.sh ${PROJECT_SOURCE_DIR}
+    $<TARGET_FILE:painwatchd> $<TARGET_FILE:painwatch>)
+set_tests_properties(systemd_man_pages PROPERTIES
+  LABELS "systemd;package" SKIP_RETURN_CODE 77 TIMEOUT 120)
+
+# Issue 19: the operator's guide followed where a machine can (install into a scratch root,
+# config check, EHR registration against a loopback token endpoint, purge).
+add_executable(pw_ehr_stub ${PW_SYSTEMD_TEST_DIR}/ehr_stub.c)
+target_link_libraries(pw_ehr_stub PRIVATE pwtest)
+add_test(NAME systemd_guide_walkthrough
+  COMMAND sh ${PW_SYSTEMD_TEST_DIR}/guide_walkthrough.sh ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}
+    $<TARGET_FILE:pw_ehr_stub>)
+set_tests_properties(systemd_package_lintian PROPERTIES FIXTURES_SETUP pw_deb)
+set_tests_properties(systemd_guide_walkthrough PROPERTIES
+  LABELS "systemd;package" SKIP_RETURN_CODE 77 TIMEOUT 600 FIXTURES_REQUIRED pw_deb
+  ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1")

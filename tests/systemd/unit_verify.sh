@@ -14,8 +14,15 @@ trap 'rm -rf "$tmp"' EXIT
 sed -e "s|/usr/sbin/painwatchd|$daemon|" -e "s|/usr/bin/painwatch |$tool |" \
     "$src/systemd/painwatch.service" >"$tmp/painwatch.service"
 grep -q "^ExecStart=$daemon " "$tmp/painwatch.service"
+# verify also opens every man: page of Documentation=; they are found in the source tree, as
+# the package installs them (issue 19: the unit points at the installed pages, not a README).
+for page in "$src"/systemd/man/*.[0-9]; do
+    section=${page##*.}
+    mkdir -p "$tmp/man/man$section"
+    cp "$page" "$tmp/man/man$section/"
+done
 # verify prints problems and exits non-zero on errors; any output at all is a finding here.
-out=$(systemd-analyze verify "$tmp/painwatch.service" 2>&1) || { echo "$out"; exit 1; }
+out=$(MANPATH="$tmp/man" systemd-analyze verify "$tmp/painwatch.service" 2>&1) || { echo "$out"; exit 1; }
 if [ -n "$out" ]; then
     echo "systemd-analyze verify reported:"
     echo "$out"
@@ -27,7 +34,7 @@ for key in 'Type=notify' 'WatchdogSec=' 'User=painwatch' 'StateDirectory=painwat
     'LogsDirectory=painwatch' 'ExecReload=/bin/kill -HUP $MAINPID' 'NoNewPrivileges=yes' \
     'ProtectSystem=strict' 'PrivateTmp=yes' 'PrivateDevices=yes' 'CapabilityBoundingSet=$' \
     'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' 'SystemCallFilter=@system-service' \
-    'LoadCredential='; do
+    'LoadCredential=' 'RestartPreventExitStatus=2' 'Documentation=man:painwatchd(8)'; do
     if ! grep -q "^#*$key" "$src/systemd/painwatch.service"; then
         echo "painwatch.service lacks $key"
         exit 1

@@ -223,6 +223,7 @@ static void test_secret_files(void **state)
              "      type: smart-backend\n"
              "      client_id: painwatch\n"
              "      private_key_file: %s\n"
+             "      kid: painwatch-1\n"
              "    cohort: {type: server-wide}\n",
              secret_file("key.pem", 0644));
     expect_error(text,
