@@ -16,6 +16,7 @@ static const struct {
     {"config", pw_cmd_config, "config check FILE: validate a configuration"},
     {"audit", pw_cmd_audit, "audit verify|show: check or read the audit trail"},
     {"outbox", pw_cmd_outbox, "outbox list|show|replay|drop: inspect pending writes"},
+    {"writes", pw_cmd_writes, "writes pause|resume|status: the kill switch of EHR writes"},
 };
 
 static void usage(FILE *out)

@@ -14,5 +14,6 @@ pw_cmd_fn pw_cmd_check;
 pw_cmd_fn pw_cmd_config;
 pw_cmd_fn pw_cmd_audit;
 pw_cmd_fn pw_cmd_outbox;
+pw_cmd_fn pw_cmd_writes; /* issue 19 */
 
 #endif

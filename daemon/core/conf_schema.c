@@ -774,7 +774,7 @@ const struct pw_conf_field pw_conf_schema[] = {
      .type = PW_CONF_BOOL,
      .def = "false",
      FILL(struct pw_conf_daemon, shadow_mode),
-     .help = "write findings to sink.file, not the EHR"},
+     .help = "write findings to sink.file, not the EHR (the safe default: set false to go live)"},
     {.name = "reevaluate_interval",
      .type = PW_CONF_DURATION,
      .def = "5m",
@@ -848,6 +848,19 @@ const struct pw_conf_field pw_conf_schema[] = {
      .convert = convert_rules,
      FILL(struct pw_conf_daemon, rules),
      .help = "rules.<rule id>.<param> and .enabled"},
+    /* issue 19 */
+    {.name = "control_socket",
+     .type = PW_CONF_PATH,
+     FILL(struct pw_conf_daemon, control_socket),
+     .help = "socket of `painwatch writes`; unset: $RUNTIME_DIRECTORY/control.sock, else "
+             "<state_dir>/control.sock"},
+    {.name = "startup_timeout",
+     .type = PW_CONF_DURATION,
+     .def = "60s",
+     .min = 0,
+     .max = HOUR,
+     FILL(struct pw_conf_daemon, startup_timeout_ms),
+     .help = "READY waits this long for every server's /metadata, then names those down"},
     {0},
 };
 

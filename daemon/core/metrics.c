@@ -58,6 +58,10 @@ static const struct {
     {PW_M_AUDIT_WRITABLE, PW_METRIC_GAUGE, "", "1 while the audit trail accepts records"},
     {PW_M_CONFIG_RELOADS, PW_METRIC_COUNTER, "result",
      "configuration reloads by result (ok, error)"},
+    /* issue 19 */
+    {PW_M_WRITES_PAUSED, PW_METRIC_GAUGE, "",
+     "1 while EHR writes are paused (painwatch writes pause)"},
+    {PW_M_SHADOW_MODE, PW_METRIC_GAUGE, "", "1 while findings go to the shadow file, not the EHR"},
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -404,10 +408,30 @@ static void render_family(struct buf *b, const struct family *f)
     }
 }
 
+static pw_metrics_collect_fn *collect_fn;
+static void *collect_arg;
+
+void pw_metrics_set_collect(pw_metrics_collect_fn *fn, void *arg)
+{
+    pthread_mutex_lock(&lock);
+    collect_fn = fn;
+    collect_arg = arg;
+    pthread_mutex_unlock(&lock);
+}
+
 char *pw_metrics_render(size_t *len)
 {
     struct buf b = {0};
+    pw_metrics_collect_fn *fn;
+    void *arg;
 
+    pthread_mutex_lock(&lock);
+    fn = collect_fn;
+    arg = collect_arg;
+    pthread_mutex_unlock(&lock);
+    if (fn) {
+        fn(arg); /* values computed at scrape time (outside the lock: it sets metrics) */
+    }
     pthread_mutex_lock(&lock);
     init_locked();
     for (size_t i = 0; i < n_families; i++) {

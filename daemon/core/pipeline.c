@@ -970,3 +970,13 @@ int pw_pipeline_reevaluate_due(struct pw_pipeline *p, size_t *n_out)
     }
     return rc;
 }
+
+void pw_pipeline_reconfigure(struct pw_pipeline *p, const struct pw_engine *engine,
+                             const struct pw_sink *sink, const char *identifier_system,
+                             int64_t reevaluate_ms)
+{
+    p->conf.engine = engine;
+    p->conf.sink = sink;
+    p->conf.identifier_system = identifier_system;
+    p->conf.reevaluate_ms = reevaluate_ms < 1000 ? 1000 : reevaluate_ms;
+}

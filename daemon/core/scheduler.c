@@ -1074,3 +1074,13 @@ size_t pw_sync_stream_count(const struct pw_sync *sync, const char *server)
     const struct server *srv = server_find(sync, server);
     return srv ? srv->nstreams : 0;
 }
+
+int pw_sync_set_poll(struct pw_sync *sync, const char *server, uint64_t poll_ms)
+{
+    struct server *srv = server_find(sync, server);
+    if (!srv) {
+        return PW_ENOENT;
+    }
+    srv->conf.poll_ms = poll_ms;
+    return 0;
+}

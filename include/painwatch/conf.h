@@ -323,6 +323,9 @@ struct pw_conf_daemon {
     const char *factor_set; /* cdc2022 | cdc2016 */
     struct pw_conf_pain_codes pain_codes;
     const json_t *rules; /* {"<rule id>": {"enabled": bool, "<param>": number, ...}} */
+    /* issue 19 */
+    const char *control_socket; /* `painwatch writes`; NULL: see pw_control_path() */
+    int64_t startup_timeout_ms; /* READY waits this long for every server's /metadata */
 };
 
 /** The top-level table (for documentation tools and tests). */

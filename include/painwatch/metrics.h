@@ -30,6 +30,9 @@
 #define PW_M_AUDIT_RECORDS     "painwatch_audit_records_total"      /* - */
 #define PW_M_AUDIT_WRITABLE    "painwatch_audit_writable"           /* - */
 #define PW_M_CONFIG_RELOADS    "painwatch_config_reloads_total"     /* result */
+/* issue 19 */
+#define PW_M_WRITES_PAUSED "painwatch_writes_paused" /* - */
+#define PW_M_SHADOW_MODE   "painwatch_shadow_mode"   /* - */
 
 enum pw_metric_type {
     PW_METRIC_COUNTER,
@@ -73,5 +76,12 @@ char *pw_metrics_render(size_t *len);
 
 /** Drop every series and extra family; set build info and start time again (tests, startup). */
 void pw_metrics_reset(void);
+
+/**
+ * Issue 19: @p fn runs at the start of every pw_metrics_render() (a scrape), so gauges that are
+ * computed (lag, server up, paused) are current when read. NULL removes it.
+ */
+typedef void pw_metrics_collect_fn(void *arg);
+void pw_metrics_set_collect(pw_metrics_collect_fn *fn, void *arg);
 
 #endif
