@@ -772,7 +772,7 @@ const struct pw_conf_field pw_conf_schema[] = {
      .help = "operational log threshold"},
     {.name = "shadow_mode",
      .type = PW_CONF_BOOL,
-     .def = "false",
+     .def = "true", /* safe by default (issue 19): a config must say false to write to charts */
      FILL(struct pw_conf_daemon, shadow_mode),
      .help = "write findings to sink.file, not the EHR (the safe default: set false to go live)"},
     {.name = "reevaluate_interval",
@@ -869,6 +869,8 @@ const struct pw_conf_field pw_conf_schema[] = {
 static const char default_yaml[] =
     "# painwatch embedded default: the local demo (see config/painwatch.yaml for every key).\n"
     "# State goes to $STATE_DIRECTORY or ./painwatch-state; one FHIR server on loopback.\n"
+    "# The demo writes its Flags to the loopback server: shadow mode (the built-in default) off.\n"
+    "shadow_mode: false\n"
     "servers:\n"
     "  - name: local\n"
     "    base_url: http://127.0.0.1:8080/fhir\n"

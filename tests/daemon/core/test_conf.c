@@ -111,7 +111,7 @@ static void test_default_config(void **state)
     assert_null(d->servers[0].resources[5]);
     assert_true(d->health.enabled);
     assert_string_equal(d->health.listen, "127.0.0.1:9187");
-    assert_false(d->shadow_mode);
+    assert_false(d->shadow_mode); /* the demo says false explicitly */
     assert_string_equal(d->factor_set, "cdc2022");
     assert_int_equal(d->audit.rotate_size, 64 * 1024 * 1024);
     assert_int_equal(d->pain_codes.n_score, 2);
@@ -355,6 +355,10 @@ static void test_json_config(void **state)
     pw_conf_free(yconf);
     assert_int_equal(load_text(BASE "shadow_mode: false\n", &yconf), 0);
     assert_string_not_equal(pw_conf_hash(conf), pw_conf_hash(yconf));
+    pw_conf_free(yconf);
+    /* Safe by default (issue 19): a file that does not say shadow_mode never writes to charts. */
+    assert_int_equal(load_text(BASE, &yconf), 0);
+    assert_true(pw_conf_daemon(yconf)->shadow_mode);
     pw_conf_free(yconf);
     pw_conf_free(conf);
 

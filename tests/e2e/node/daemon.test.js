@@ -33,6 +33,8 @@ function config(dir, base, extra = '') {
     file,
     [
       `state_dir: ${path.join(dir, 'state')}`,
+      // Shadow mode is the built-in default (issue 19): these runs write to the server.
+      extra.includes('shadow_mode') ? '' : 'shadow_mode: false',
       'servers:',
       '  - name: ehr',
       `    base_url: ${base}`,
