@@ -39,6 +39,7 @@
 #include "painwatch/metrics.h"
 #include "painwatch/normalize.h"
 #include "painwatch/notify.h"
+#include "painwatch/rule.h"
 #include "painwatch/sink.h"
 #include "painwatch/source.h"
 #include "painwatch/store.h"
@@ -743,6 +744,31 @@ static void collect_gauges(void *arg)
     pw_metric_set(PW_M_SHADOW_MODE, d->cd->shadow_mode ? 1 : 0, NULL);
 }
 
+/* Every counter whose label values are known at start exists from the start, at 0 (a rate()
+ * over a series that appears with its first event misses that event). */
+static void init_counters(const struct daemon *d)
+{
+    size_t n_rules = 0;
+    const struct pw_rule *const *rules = pw_rules_all(&n_rules);
+
+    for (size_t i = 0; i < n_rules; i++) {
+        pw_metric_add(PW_M_FINDINGS, 0, rules[i]->id, NULL);
+        pw_metric_add(PW_M_FLAGS_CREATED, 0, rules[i]->id, NULL);
+        pw_metric_add(PW_M_FLAGS_RESOLVED, 0, rules[i]->id, NULL);
+    }
+    pw_metric_add(PW_M_CONFIG_RELOADS, 0, "ok", NULL);
+    pw_metric_add(PW_M_CONFIG_RELOADS, 0, "error", NULL);
+    pw_metric_add(PW_M_CONFIG_RELOADS, 0, "refused", NULL);
+    pw_metric_add(PW_M_AUDIT_RECORDS, 0, NULL);
+    for (size_t i = 0; i < d->cd->n_servers; i++) {
+        const struct pw_conf_server *s = &d->cd->servers[i];
+        pw_metric_add(PW_M_AUTH_FAILURES, 0, s->name, NULL);
+        for (size_t r = 0; r < s->n_resources; r++) {
+            pw_metric_add(PW_M_INGESTED, 0, s->name, s->resources[r], NULL);
+        }
+    }
+}
+
 static void refresh_gauges(struct daemon *d)
 {
     size_t pending = 0;
@@ -750,8 +776,11 @@ static void refresh_gauges(struct daemon *d)
 
     pw_store_outbox_list(d->store, PW_OUTBOX_PENDING, count_row, &pending);
     pw_store_outbox_list(d->store, PW_OUTBOX_DEAD, count_row, &dead);
-    pw_metric_set(PW_M_OUTBOX_DEPTH, (double)pending, NULL);
-    pw_metric_set(PW_M_DEAD_LETTERS, (double)dead, NULL);
+    if (d->cd->n_servers > 0) {
+        /* Flags go to the first server (build_outbox): its rows are all the outbox holds. */
+        pw_metric_set(PW_M_OUTBOX_DEPTH, (double)pending, d->cd->servers[0].name, NULL);
+        pw_metric_set(PW_M_DEAD_LETTERS, (double)dead, d->cd->servers[0].name, NULL);
+    }
     pw_metric_set(PW_M_AUDIT_WRITABLE, pw_audit_writable(d->audit) ? 1 : 0, NULL);
     collect_gauges(d);
 }
@@ -1409,6 +1438,7 @@ int pw_daemon_run(const struct pw_daemon_opts *opts)
     if (rc == 0) {
         pw_notify_status("checking servers");
         pw_metrics_set_collect(collect_gauges, &d);
+        init_counters(&d);
         d.ready_deadline = uv_now(&d.loop) + (uint64_t)d.cd->startup_timeout_ms;
         rc = pw_sync_check_servers(d.sync, on_servers_checked, &d);
     }

@@ -769,13 +769,9 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
         p->stats.resources += json_array_size(resources);
         pw_metric_add(PW_M_INGESTED, (double)json_array_size(resources), src->server, src->type,
                       NULL);
-        if (cursor) {
-            /* The final page of a completed run: this stream is current as of now. */
-            pw_metric_set(PW_M_SYNC_LAST_SUCCESS, (double)now_s, src->server, NULL);
-        }
         if (max_updated != PW_TIME_NONE) {
-            pw_metric_set(PW_M_SYNC_LAG, (double)(now_s - max_updated), src->server, src->type,
-                          NULL);
+            /* The newest lastUpdated: the registry renders the lag at each scrape. */
+            pw_metric_set(PW_M_SYNC_LAG, (double)max_updated, src->server, src->type, NULL);
         }
     }
     return rc;
@@ -830,7 +826,11 @@ static void on_cycle_end(void *arg, const char *server, int err)
     size_t n = 0;
 
     cycle_mark(p, server, false);
-    (void)err; /* a failed cycle still evaluates what its committed pages brought */
+    if (err == 0) {
+        /* The last *complete* cycle (issue 19): every stream of the server ran to its end. */
+        pw_metric_set(PW_M_SYNC_LAST_SUCCESS, (double)(now_ms(p) / 1000), server, NULL);
+    }
+    /* a failed cycle still evaluates what its committed pages brought */
     if (p->conf.on_due) {
         p->conf.on_due(p->conf.on_due_arg); /* the owner evaluates, a batch at a time */
         return;

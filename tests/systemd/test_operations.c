@@ -622,7 +622,7 @@ static void test_kill_switch(void **state)
 
     /* A finding arrives: its Flag is queued, and not sent. */
     set_pain_patients(1);
-    scrape_until_above(r, "painwatch_outbox_depth", "", 0);
+    scrape_until_above(r, "painwatch_outbox_depth", "server=\"ehr\"", 0);
     assert_int_equal(flag_posts(r), 0);
 
     /* The pause survives a restart: READY says so, and the queued write still waits. */
@@ -640,7 +640,7 @@ static void test_kill_switch(void **state)
         nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
     }
     assert_true(scrape(r, "painwatch_writes_paused", "") == 1.0);
-    scrape_until_above(r, "painwatch_outbox_depth", "", 0);
+    scrape_until_above(r, "painwatch_outbox_depth", "server=\"ehr\"", 0);
     assert_int_equal(flag_posts(r), 0);
 
     /* A user outside the service's group is refused; the pause stands. */
@@ -726,6 +726,34 @@ static void test_ready_waits_for_metadata(void **state)
     assert_true(pwt_responder_count_path(r->fhir, "/fhir/metadata") >= 3);
     r->health_port = health_port(r);
     assert_true(scrape(r, "painwatch_server_up", "server=\"ehr\"") == 1.0);
+
+    /* Metrics an operator alerts on (issue 19): present from the start, counters at 0. */
+    static struct prom_text parsed;
+    char *body = NULL;
+    assert_int_equal(get(r, "/metrics", &body), 200);
+    prom_parse(&parsed, body);
+    assert_true(prom_value(&parsed, "painwatch_findings_total",
+                           "rule=\"reassessment-overdue-after-high-score\"") == 0.0);
+    assert_true(prom_value(&parsed, "painwatch_config_reloads_total", "result=\"refused\"") == 0.0);
+    assert_true(prom_value(&parsed, "painwatch_auth_failures_total", "server=\"ehr\"") == 0.0);
+    assert_true(prom_value(&parsed, "painwatch_shadow_mode", "") == 1.0);
+    assert_true(prom_value(&parsed, "painwatch_writes_paused", "") == 0.0);
+    assert_true(prom_value(&parsed, "process_resident_memory_bytes", "") > 0);
+    assert_true(prom_value(&parsed, "process_open_fds", "") > 0);
+    assert_true(prom_value(&parsed, "process_cpu_seconds_total", "") > 0);
+    /* three /metadata exchanges timed (two 503s, one answer) */
+    assert_true(prom_value(&parsed, "painwatch_http_request_duration_seconds_count",
+                           "server=\"ehr\",operation=\"metadata\"") >= 3.0);
+    /* Prometheus's own linter agrees, when installed (Debian: prometheus). */
+    if (system("command -v promtool >/dev/null 2>&1") == 0) {
+        char path[4200];
+        char cmd[8600];
+        snprintf(path, sizeof(path), "%s/metrics.txt", r->dir);
+        pwt_write_file(path, body);
+        snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s' 1>&2", path);
+        assert_int_equal(system(cmd), 0);
+    }
+    free(body);
 }
 
 static void test_ready_after_deadline_names_servers(void **state)

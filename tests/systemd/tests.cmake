@@ -14,3 +14,8 @@ set_tests_properties(systemd_unit_verify systemd_unit_security PROPERTIES
 # cpack installs the whole build into a staging tree: give it time on a shared machine.
 set_tests_properties(systemd_package_deb PROPERTIES
   LABELS systemd SKIP_RETURN_CODE 77 TIMEOUT 600)
+
+# Issue 19: the example Prometheus alerting rules (promtool from the Debian package prometheus).
+add_test(NAME systemd_promtool_rules
+  COMMAND sh ${PW_SYSTEMD_TEST_DIR}/promtool_rules.sh ${PROJECT_SOURCE_DIR})
+set_tests_properties(systemd_promtool_rules PROPERTIES LABELS systemd SKIP_RETURN_CODE 77 TIMEOUT 60)
