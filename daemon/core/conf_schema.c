@@ -657,7 +657,8 @@ static const struct pw_conf_field audit_fields[] = {
     {.name = "key_file",
      .type = PW_CONF_SECRET_PATH,
      FILL(struct pw_conf_audit, key_file),
-     .help = "HMAC key; unset: <state_dir>/audit.key is created (demo only)"},
+     .help = "HMAC key, outside state_dir; unset: <state_dir>/audit.key is created when "
+             "allow_local_key is true (demo only)"},
     {.name = "rotate_size",
      .type = PW_CONF_SIZE,
      .def = "64MiB",
@@ -672,6 +673,19 @@ static const struct pw_conf_field audit_fields[] = {
      .max = 366 * DAY,
      FILL(struct pw_conf_audit, rotate_interval_ms),
      .help = "also rotate this often; 0: never"},
+    /* issue 19 */
+    {.name = "allow_local_key",
+     .type = PW_CONF_BOOL,
+     .def = "false",
+     FILL(struct pw_conf_audit, allow_local_key),
+     .help = "allow the HMAC key inside state_dir (created there when key_file is unset): demo"},
+    {.name = "retain",
+     .type = PW_CONF_DURATION,
+     .def = "0",
+     .min = 0,
+     .max = 100.0 * 366 * DAY,
+     FILL(struct pw_conf_audit, retain_ms),
+     .help = "delete rotated trail files older than this once they verify; 0: keep all"},
     {0},
 };
 
@@ -871,6 +885,9 @@ static const char default_yaml[] =
     "# State goes to $STATE_DIRECTORY or ./painwatch-state; one FHIR server on loopback.\n"
     "# The demo writes its Flags to the loopback server: shadow mode (the built-in default) off.\n"
     "shadow_mode: false\n"
+    "# The demo keeps its audit key beside the trail (a production key lives elsewhere).\n"
+    "audit:\n"
+    "  allow_local_key: true\n"
     "servers:\n"
     "  - name: local\n"
     "    base_url: http://127.0.0.1:8080/fhir\n"

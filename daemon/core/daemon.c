@@ -6,6 +6,8 @@
  */
 #include "core/daemon.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <fcntl.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -103,6 +105,7 @@ struct daemon {
 
     /* issue 19: READY waits for every server's /metadata, or the startup deadline */
     uv_timer_t check_timer;
+    uv_timer_t retain_timer; /* audit.retain: hourly */
     uint64_t ready_deadline; /* uv_now() at which READY goes out with servers down */
     unsigned check_tries;
     char down[256]; /* servers without a /metadata answer at READY, "" when none */
@@ -224,7 +227,10 @@ static int demo_audit_key(const char *state_dir, char *path, size_t n)
         return PW_EIO;
     }
     close(fd);
-    pw_log_notice(AUDIT, "created audit key %s (demo: set audit.key_file in production)", path);
+    pw_log_notice(AUDIT,
+                  "created audit key %s (audit.allow_local_key: a demo; in production set "
+                  "audit.key_file to a credential outside the state directory)",
+                  path);
     return 0;
 }
 
@@ -261,6 +267,143 @@ static void dirname_of(const char *path, char *out, size_t n)
         return;
     }
     snprintf(out, n, "%.*s", (int)(slash - path), path);
+}
+
+/* ---- audit retention (issue 19) --------------------------------------------------------------
+ */
+
+struct rotated {
+    char path[4200];
+    uint64_t seq;
+    unsigned k;
+    time_t mtime;
+};
+
+static int rotated_cmp(const void *a, const void *b)
+{
+    const struct rotated *x = a;
+    const struct rotated *y = b;
+
+    if (x->seq != y->seq) {
+        return x->seq < y->seq ? -1 : 1;
+    }
+    return x->k < y->k ? -1 : x->k > y->k;
+}
+
+/* At most this many files are verified and deleted per pass (the loop is not held long). */
+#define RETAIN_PER_PASS 4
+
+/*
+ * audit.retain: rotated trail files ("<path>.<seq>[.<k>]") older than the retention are deleted,
+ * oldest first, only after they verify together with the file that follows them (their HMACs and
+ * the link into what is kept). A file that does not verify stops the deletion and is reported:
+ * evidence of tampering is never thrown away.
+ */
+static void audit_retain(struct daemon *d)
+{
+    char dir[4096];
+    const char *base = strrchr(d->cd->audit.path, '/');
+    size_t blen;
+    struct rotated *list = NULL;
+    size_t n = 0;
+    size_t cap = 0;
+    size_t old = 0;
+    time_t cutoff = time(NULL) - (time_t)(d->cd->audit.retain_ms / 1000);
+    DIR *dh;
+
+    if (d->cd->audit.retain_ms <= 0) {
+        return;
+    }
+    dirname_of(d->cd->audit.path, dir, sizeof(dir));
+    base = base ? base + 1 : d->cd->audit.path;
+    blen = strlen(base);
+    dh = opendir(dir);
+    if (!dh) {
+        return;
+    }
+    for (struct dirent *e; (e = readdir(dh));) {
+        struct rotated r = {0};
+        struct stat st;
+        char *end;
+
+        if (strncmp(e->d_name, base, blen) != 0 || e->d_name[blen] != '.' ||
+            !isdigit((unsigned char)e->d_name[blen + 1])) {
+            continue;
+        }
+        r.seq = strtoull(e->d_name + blen + 1, &end, 10);
+        if (*end == '.' && isdigit((unsigned char)end[1])) {
+            r.k = (unsigned)strtoul(end + 1, &end, 10);
+        }
+        if (*end) {
+            continue; /* e.g. a compressed copy: not ours to judge */
+        }
+        snprintf(r.path, sizeof(r.path), "%s/%s", dir, e->d_name);
+        if (stat(r.path, &st) != 0 || !S_ISREG(st.st_mode)) {
+            continue;
+        }
+        r.mtime = st.st_mtime;
+        if (n == cap) {
+            struct rotated *grown = realloc(list, (cap ? 2 * cap : 16) * sizeof(*list));
+            if (!grown) {
+                break;
+            }
+            list = grown;
+            cap = cap ? 2 * cap : 16;
+        }
+        list[n++] = r;
+    }
+    closedir(dh);
+    if (n > 0) {
+        qsort(list, n, sizeof(*list), rotated_cmp);
+    }
+    /* The newest rotated file stays: the old ones verify into it, never into the live file
+     * being written. */
+    while (old + 1 < n && old < RETAIN_PER_PASS && list[old].mtime < cutoff) {
+        old++;
+    }
+    if (old > 0) {
+        unsigned char *key = NULL;
+        size_t key_len = 0;
+        const char *files[RETAIN_PER_PASS + 1];
+        struct pw_audit_verdict v;
+        char keypath[4096];
+        int rc;
+
+        snprintf(keypath, sizeof(keypath), "%s/audit.key", d->cd->state_dir);
+        rc = pw_audit_key_load(d->cd->audit.key_file ? d->cd->audit.key_file : keypath, &key,
+                               &key_len);
+        for (size_t i = 0; i < old; i++) {
+            files[i] = list[i].path;
+        }
+        /* ...and the rotated file they link into. */
+        files[old] = list[old].path;
+        memset(&v, 0, sizeof(v));
+        if (rc == 0) {
+            rc = pw_audit_verify_files(key, key_len, files, old + 1, &v);
+        }
+        pw_audit_key_free(key, key_len);
+        if (rc < 0) {
+            pw_log_crit(AUDIT, "audit.retain: %zu old trail file(s) NOT deleted: %s:%ld: %s", old,
+                        v.file[0] ? v.file : files[0], v.line, v.why[0] ? v.why : pw_strerror(rc));
+        } else {
+            for (size_t i = 0; i < old; i++) {
+                if (unlink(list[i].path) == 0) {
+                    pw_audit_event(d->audit, "trail-file-retired", 'D', PW_AUDIT_SUCCESS,
+                                   "audit.retain: a rotated trail file past retention, verified",
+                                   json_pack("{s:{s:s,s:I}}", "painwatch", "file", list[i].path,
+                                             "seq", (json_int_t)list[i].seq));
+                    pw_log_notice(AUDIT, "audit.retain: deleted %s (verified, past retention)",
+                                  list[i].path);
+                }
+            }
+        }
+    }
+    free(list);
+}
+
+static void on_retain_timer(uv_timer_t *t)
+{
+    audit_retain(container_of(t, struct daemon, retain_timer));
 }
 
 /* ---- building the components ---------------------------------------------------------------- */
@@ -310,8 +453,14 @@ static int build_state(struct daemon *d)
     struct pw_audit_opts ao = {0};
     char keypath[4096];
     char auditdir[4096];
-    int rc = mkdir_p(d->cd->state_dir);
+    char why[1024];
+    int rc = pw_conf_check_audit_key(d->cd, why, sizeof(why));
 
+    if (rc < 0) {
+        pw_log_crit(AUDIT, "%s", why);
+        return rc;
+    }
+    rc = mkdir_p(d->cd->state_dir);
     if (rc < 0) {
         pw_log_err(STORE, "state directory %s: %s", d->cd->state_dir, pw_strerror(rc));
         return rc;
@@ -1052,6 +1201,7 @@ static void begin_stop(struct daemon *d, int exit_code)
     uv_idle_stop(&d->eval_idle); /* what is still due stays marked in the store */
     uv_timer_stop(&d->metrics_timer);
     uv_timer_stop(&d->check_timer);
+    uv_timer_stop(&d->retain_timer);
     /* In-flight deliveries get a bounded time to finish; whatever is left stays pending in the
      * store and resumes at the next start. */
     uv_timer_start(&d->stop_timer, on_stop_timer,
@@ -1296,11 +1446,17 @@ static int start_handles(struct daemon *d)
     if (rc == 0) {
         rc = uv_timer_init(&d->loop, &d->check_timer);
     }
+    if (rc == 0) {
+        rc = uv_timer_init(&d->loop, &d->retain_timer);
+    }
     if (rc < 0) {
         return rc;
     }
     if (!d->once) {
         uv_timer_start(&d->metrics_timer, on_metrics_timer, 0, 5000);
+    }
+    if (!d->once && d->cd->audit.retain_ms > 0) {
+        uv_timer_start(&d->retain_timer, on_retain_timer, 3600 * 1000, 3600 * 1000);
     }
     d->handles_up = true;
     d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
@@ -1391,6 +1547,9 @@ int pw_daemon_run(const struct pw_daemon_opts *opts)
         rc = pw_audit_event(
             d.audit, "config-loaded", 'E', PW_AUDIT_SUCCESS, pw_conf_source(d.conf),
             json_pack("{s:{s:s}}", "painwatch", "config_hash", pw_conf_hash(d.conf)));
+    }
+    if (rc == 0 && !d.once) {
+        audit_retain(&d);
     }
     if (rc == 0) {
         rc = pw_http_new(&d.http, &d.loop);

@@ -155,6 +155,7 @@ state_dir: {state}
 log_level: notice
 shadow_mode: false
 health: {{enabled: false}}
+audit: {{allow_local_key: true}}
 servers:
   - name: ehr
     base_url: {base}

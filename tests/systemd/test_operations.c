@@ -8,6 +8,7 @@
  * that waits for /metadata. The setuid parts need root and are skipped otherwise.
  */
 #define _GNU_SOURCE /* setgroups */
+#include <fcntl.h>
 #include <grp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -26,6 +27,7 @@
 #include <curl/curl.h>
 
 #include "daemon/core/promtext.h"
+#include "painwatch/audit.h"
 #include "support/pwtest.h"
 #include "support/responder.h"
 
@@ -388,6 +390,9 @@ static void wait_file_has(struct run *r, const char *path, const char *needle)
     fail_msg("%s never held '%s' within %d s", path, needle, WAIT_S);
 }
 
+/* Extra lines of the audit section ("  retain: 1d\n"), for the next write_config(). */
+static const char *audit_extra = "";
+
 static void write_config(struct run *r, const char *state, bool shadow, const char *extra)
 {
     char text[8192];
@@ -401,6 +406,7 @@ static void write_config(struct run *r, const char *state, bool shadow, const ch
              "  listen: 127.0.0.1:0\n"
              "audit:\n"
              "  key_file: %s/audit.key\n"
+             "%s"
              "terminology_dir: %s\n"
              "servers:\n"
              "  - name: ehr\n"
@@ -409,7 +415,7 @@ static void write_config(struct run *r, const char *state, bool shadow, const ch
              "      type: server-wide\n"
              "    poll_interval: 10s\n"
              "%s",
-             r->dir, state, shadow ? "true" : "false", r->sock_path, r->dir,
+             r->dir, state, shadow ? "true" : "false", r->sock_path, r->dir, audit_extra,
              pwt_src_path("config/terminology"), r->fhir_base, extra ? extra : "");
     pwt_write_file(r->cfg, text);
 }
@@ -580,6 +586,7 @@ static struct run run;
 static int teardown(void **state)
 {
     (void)state;
+    audit_extra = "";
     stop(&run);
     memset(&run, 0, sizeof(run));
     return 0;
@@ -779,6 +786,94 @@ static void test_ready_after_deadline_names_servers(void **state)
     free(body);
 }
 
+/*
+ * audit.retain: rotated trail files past retention are deleted once they verify, never the newest
+ * rotated one; a tampered old file stops the deletion (and is reported), nothing is lost.
+ */
+static void test_audit_retain(void **state)
+{
+    struct run *r = &run;
+    char dir[4200];
+    char trail[4200];
+    char key[4200];
+    char rotated[4][4300];
+    char *orig;
+    struct pw_audit *a = NULL;
+    struct stat st;
+
+    (void)state;
+    setup(r, true);
+    snprintf(dir, sizeof(dir), "%s/state", r->dir);
+    assert_int_equal(mkdir(dir, 0750), 0);
+    snprintf(dir, sizeof(dir), "%s/state/audit", r->dir);
+    assert_int_equal(mkdir(dir, 0750), 0);
+    snprintf(trail, sizeof(trail), "%s/painwatch-audit.jsonl", dir);
+    snprintf(key, sizeof(key), "%s/audit.key", r->dir);
+    /* A trail of four rotated files (sequence 0..3) and a live one, made by the real writer. */
+    struct pw_audit_opts ao = {.path = trail, .key_path = key, .device = "Device/painwatch"};
+    assert_int_equal(pw_audit_open(&a, &ao), 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pw_audit_event(a, "start", 'E', PW_AUDIT_SUCCESS, "test", NULL), 0);
+        assert_int_equal(pw_audit_rotate(a), 0);
+    }
+    pw_audit_free(a);
+    for (int i = 0; i < 4; i++) {
+        snprintf(rotated[i], sizeof(rotated[i]), "%s.%d", trail, i);
+        assert_int_equal(stat(rotated[i], &st), 0);
+    }
+
+    /* The oldest file tampered with: nothing is deleted, the log says why. */
+    orig = pwt_read_file(rotated[0], NULL);
+    char *bad = strdup(orig);
+    char *p = strstr(bad, "\"test\"");
+    assert_non_null(p);
+    p[1] = 'T';
+    pwt_write_file(rotated[0], bad);
+    free(bad);
+    /* Ten days old, all four (the newest rotated one stays all the same). */
+    for (int i = 0; i < 4; i++) {
+        struct timespec old[2] = {{.tv_sec = time(NULL) - 10 * 86400},
+                                  {.tv_sec = time(NULL) - 10 * 86400}};
+        assert_int_equal(utimensat(AT_FDCWD, rotated[i], old, 0), 0);
+    }
+    audit_extra = "  retain: 1d\n";
+    write_config(r, "state", true, NULL);
+    spawn(r);
+    wait_notify(r, "READY=1");
+    terminate(r);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(stat(rotated[i], &st), 0);
+    }
+    char *log = pwt_read_file(r->log, NULL);
+    if (!strstr(log, "audit.retain: 3 old trail file(s) NOT deleted")) {
+        dump_log(r);
+        fail_msg("no report of the file that did not verify");
+    }
+    free(log);
+
+    /* Restored: the three oldest go, the newest rotated file stays, the rest still verifies. */
+    pwt_write_file(rotated[0], orig);
+    free(orig);
+    struct timespec old[2] = {{.tv_sec = time(NULL) - 10 * 86400},
+                              {.tv_sec = time(NULL) - 10 * 86400}};
+    assert_int_equal(utimensat(AT_FDCWD, rotated[0], old, 0), 0);
+    spawn(r);
+    wait_notify(r, "READY=1");
+    terminate(r);
+    for (int i = 0; i < 3; i++) {
+        assert_int_not_equal(stat(rotated[i], &st), 0);
+    }
+    assert_int_equal(stat(rotated[3], &st), 0);
+    char cmd[12000];
+    snprintf(cmd, sizeof(cmd), "'%s' audit verify --key %s %s %s 1>&2", getenv("PAINWATCH"), key,
+             rotated[3], trail);
+    int status = system(cmd);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char *text = pwt_read_file(trail, NULL);
+    assert_non_null(strstr(text, "trail-file-retired"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -786,6 +881,7 @@ int main(void)
         cmocka_unit_test_teardown(test_reload_shadow_and_refused, teardown),
         cmocka_unit_test_teardown(test_ready_waits_for_metadata, teardown),
         cmocka_unit_test_teardown(test_ready_after_deadline_names_servers, teardown),
+        cmocka_unit_test_teardown(test_audit_retain, teardown),
     };
     int rc;
 

@@ -548,6 +548,48 @@ static void test_reload(void **state)
     pw_metrics_reset();
 }
 
+/* Issue 19: the audit key lives outside state_dir unless audit.allow_local_key says otherwise. */
+static void test_audit_key_location(void **state)
+{
+    struct pw_conf *conf = NULL;
+    char text[8192];
+    char key[4200];
+    char sub[4200];
+    char why[1024];
+
+    (void)state;
+    snprintf(sub, sizeof(sub), "%s/state", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    /* No key_file: refused (a demo says allow_local_key). */
+    snprintf(text, sizeof(text), BASE "state_dir: %s\n", sub);
+    assert_int_equal(load_text(text, &conf), 0);
+    assert_int_equal(pw_conf_check_audit_key(pw_conf_daemon(conf), why, sizeof(why)), PW_ECONFIG);
+    assert_non_null(strstr(why, "audit.key_file is not set"));
+    pw_conf_free(conf);
+    snprintf(text, sizeof(text), BASE "state_dir: %s\naudit:\n  allow_local_key: true\n", sub);
+    assert_int_equal(load_text(text, &conf), 0);
+    assert_int_equal(pw_conf_check_audit_key(pw_conf_daemon(conf), why, sizeof(why)), 0);
+    pw_conf_free(conf);
+    /* A key inside state_dir (through a ".." too): refused, naming both. */
+    snprintf(key, sizeof(key), "%s/audit.key", sub);
+    pwt_write_file(key, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+    assert_int_equal(chmod(key, 0600), 0);
+    snprintf(text, sizeof(text), BASE "state_dir: %s\naudit:\n  key_file: %s/../state/audit.key\n",
+             sub, sub);
+    assert_int_equal(load_text(text, &conf), 0);
+    assert_int_equal(pw_conf_check_audit_key(pw_conf_daemon(conf), why, sizeof(why)), PW_ECONFIG);
+    assert_non_null(strstr(why, "is inside state_dir"));
+    pw_conf_free(conf);
+    /* Beside state_dir, not in it: fine. */
+    snprintf(key, sizeof(key), "%s/audit.key", dir);
+    pwt_write_file(key, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+    assert_int_equal(chmod(key, 0600), 0);
+    snprintf(text, sizeof(text), BASE "state_dir: %s\naudit:\n  key_file: %s\n", sub, key);
+    assert_int_equal(load_text(text, &conf), 0);
+    assert_int_equal(pw_conf_check_audit_key(pw_conf_daemon(conf), why, sizeof(why)), 0);
+    pw_conf_free(conf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -567,6 +609,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_cap_and_dump, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allocation_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_key_location, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
