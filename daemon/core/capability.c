@@ -272,7 +272,8 @@ static int fetch_parse(struct fetch *f, int err, const struct pw_http_resp *resp
     json_error_t jerr;
 
     if (err) {
-        pw_log_err(SYNC, "%s: /metadata: %s", f->server, pw_strerror(err));
+        pw_log_err(SYNC, "%s: /metadata: %s (%s)", f->server, pw_strerror(err),
+                   resp->error && *resp->error ? resp->error : "no response");
         return err;
     }
     if (resp->status != 200) {

@@ -264,8 +264,10 @@ static void run_end(struct run *r, int err)
         srv->health.last_status = r->status;
         srv->failed++;
         if (err != PW_ECANCELED) {
-            pw_log_warn(SYNC, "%s: run failed after %u page(s): %s (HTTP %ld)", src->key,
-                        r->pages_before + r->pages, pw_strerror(err), r->status);
+            char st[32];
+            snprintf(st, sizeof(st), r->status > 0 ? "HTTP %ld" : "no HTTP response", r->status);
+            pw_log_warn(SYNC, "%s: run failed after %u page(s): %s (%s)", src->key,
+                        r->pages_before + r->pages, pw_strerror(err), st);
         }
         if (server_level(r, err) && !srv->cycle_err) {
             srv->cycle_err = err;
@@ -774,8 +776,11 @@ static void cycle_health(struct server *srv, bool failed)
     h->consecutive_failures++;
     if (!h->unhealthy && h->consecutive_failures >= srv->conf.unhealthy_after) {
         h->unhealthy = true;
-        pw_log_err(SYNC, "%s: unhealthy after %u failed cycles (%s, HTTP %ld)", srv->conf.name,
-                   h->consecutive_failures, pw_strerror(srv->cycle_err), srv->cycle_status);
+        char st[32];
+        snprintf(st, sizeof(st), srv->cycle_status > 0 ? "HTTP %ld" : "no HTTP response",
+                 srv->cycle_status);
+        pw_log_err(SYNC, "%s: unhealthy after %u failed cycles (%s, %s)", srv->conf.name,
+                   h->consecutive_failures, pw_strerror(srv->cycle_err), st);
     }
 }
 

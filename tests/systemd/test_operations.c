@@ -8,8 +8,10 @@
  * that waits for /metadata. The setuid parts need root and are skipped otherwise.
  */
 #define _GNU_SOURCE /* setgroups */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -874,6 +876,44 @@ static void test_audit_retain(void **state)
     free(text);
 }
 
+/* Every HTTP failure says what failed: a refused connection is named, never "HTTP 0". */
+static void test_transport_failure_named(void **state)
+{
+    struct run *r = &run;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    char *log = NULL;
+
+    (void)state;
+    setup(r, true);
+    /* A loopback port nobody listens on: bound, then closed. */
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    snprintf(r->fhir_base, sizeof(r->fhir_base), "http://127.0.0.1:%u", ntohs(sa.sin_port));
+    write_config(r, "state", true, "startup_timeout: 1s\n");
+    spawn(r);
+    wait_notify(r, "READY=1");
+    assert_non_null(strstr(r->last, "servers down: ehr"));
+    /* The first sync fails too; its run failure is reported with what failed. */
+    for (int i = 0; i < WAIT_S * 10; i++) {
+        free(log);
+        log = pwt_read_file(r->log, NULL);
+        if (strstr(log, "run failed after 0 page(s)")) {
+            break;
+        }
+        assert_alive(r);
+        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+    }
+    if (!strstr(log, "ehr: /metadata: HTTP transfer failed (") ||
+        !strstr(log, "(no HTTP response)") || strstr(log, "HTTP 0")) {
+        dump_log(r);
+        fail_msg("a transport failure not named");
+    }
+    free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -882,6 +922,7 @@ int main(void)
         cmocka_unit_test_teardown(test_ready_waits_for_metadata, teardown),
         cmocka_unit_test_teardown(test_ready_after_deadline_names_servers, teardown),
         cmocka_unit_test_teardown(test_audit_retain, teardown),
+        cmocka_unit_test_teardown(test_transport_failure_named, teardown),
     };
     int rc;
 
