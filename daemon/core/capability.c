@@ -300,7 +300,9 @@ static void on_metadata(void *arg, int err, const struct pw_http_resp *resp)
     struct pw_capability cap;
 
     memset(&cap, 0, sizeof(cap));
+    pw_log_context(f->server, NULL, NULL); /* journal field PW_SERVER (issue 19) */
     err = fetch_parse(f, err, resp, &cap);
+    pw_log_context(NULL, NULL, NULL);
     f->done(f->arg, err, err ? NULL : &cap);
     pw_capability_cleanup(&cap);
     free(f);

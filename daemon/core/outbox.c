@@ -837,7 +837,24 @@ static void after_get(struct job *job, int err, const struct pw_http_resp *resp)
     }
 }
 
+static void on_response_fields(void *arg, int err, const struct pw_http_resp *resp);
+
+/* Journal fields (issue 19) for whatever the exchange's end logs: the server and the rule. */
 static void on_response(void *arg, int err, const struct pw_http_resp *resp)
+{
+    struct job *job = arg;
+    char rule[PW_RULE_ID_MAX];
+    char server[128];
+
+    /* Copies: the job, even the outbox, may be freed inside. */
+    snprintf(rule, sizeof(rule), "%s", job->row.rule);
+    snprintf(server, sizeof(server), "%s", job->ob->server ? job->ob->server : "");
+    pw_log_context(server, rule, "Flag");
+    on_response_fields(arg, err, resp);
+    pw_log_context(NULL, NULL, NULL);
+}
+
+static void on_response_fields(void *arg, int err, const struct pw_http_resp *resp)
 {
     struct job *job = arg;
     struct pw_outbox *ob = job->ob;

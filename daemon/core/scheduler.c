@@ -552,6 +552,8 @@ static void on_response(void *arg, int err, const struct pw_http_resp *resp)
     struct pw_sync *sync = r->srv->sync;
 
     enter(sync);
+    /* Journal fields for what this response leads to (issue 19); both strings outlive the run. */
+    pw_log_context(r->srv->conf.name, NULL, r->stream->src.type);
     sync->inflight--;
     /* After pw_sync_free() the consumer may be gone: nothing more is delivered. A mere stop
      * lets the page in hand be committed (on_page_done ends the run). */
@@ -570,6 +572,7 @@ static void on_response(void *arg, int err, const struct pw_http_resp *resp)
     } else {
         run_status(r, resp);
     }
+    pw_log_context(NULL, NULL, NULL);
     leave(sync);
 }
 
