@@ -25,6 +25,8 @@
 #define CONTROL_LINE_MAX  64
 #define CONTROL_REPLY_MAX 512
 #define CONTROL_GROUPS    64
+#define CONTROL_CONNS_MAX 16 /* open connections; more are closed at once (a client that */
+                             /* connects and never writes cannot exhaust the daemon's fds) */
 
 struct conn {
     uv_pipe_t pipe;
@@ -43,6 +45,7 @@ struct pw_control {
     pw_control_fn *fn;
     void *arg;
     struct conn *conns; /* open connections, closed with the server */
+    unsigned n_conns;
     bool closing;
 };
 
@@ -54,6 +57,7 @@ static void conn_closed(uv_handle_t *h)
     for (struct conn **p = &ctl->conns; *p; p = &(*p)->next) {
         if (*p == c) {
             *p = c->next;
+            ctl->n_conns--;
             break;
         }
     }
@@ -185,7 +189,8 @@ static void on_connection(uv_stream_t *server, int status)
     c->pipe.data = c;
     c->next = ctl->conns;
     ctl->conns = c;
-    if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 ||
+    ctl->n_conns++;
+    if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || ctl->n_conns > CONTROL_CONNS_MAX ||
         uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) != 0) {
         conn_close(c);
     }
