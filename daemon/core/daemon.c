@@ -936,7 +936,18 @@ static void refresh_gauges(struct daemon *d)
 
 static void on_metrics_timer(uv_timer_t *t)
 {
-    refresh_gauges(container_of(t, struct daemon, metrics_timer));
+    struct daemon *d = container_of(t, struct daemon, metrics_timer);
+    bool any_down = false;
+
+    refresh_gauges(d);
+    /* STATUS= named servers down at READY: once every one works, say so. */
+    for (size_t i = 0; d->down[0] && i < d->cd->n_servers; i++) {
+        any_down = any_down || server_down(d, i);
+    }
+    if (d->down[0] && !any_down) {
+        d->down[0] = '\0';
+        notify_state(d);
+    }
 }
 
 /* ---- run control ------------------------------------------------------------------------------

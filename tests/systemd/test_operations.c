@@ -653,7 +653,16 @@ static void test_kill_switch(void **state)
     assert_int_equal(flag_posts(r), 0);
 
     /* A user outside the service's group is refused; the pause stands. */
-    assert_int_not_equal(writes_cmd(r, AS_NOBODY, "resume", out, sizeof(out)), 0);
+    assert_int_equal(writes_cmd(r, AS_NOBODY, "resume", out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "Permission denied") ? out : strstr(out, "permission denied"));
+    assert_int_equal(writes_cmd(r, AS_ROOT, "status", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "paused"));
+    assert_int_equal(flag_posts(r), 0);
+    /* ...also by the daemon itself (SO_PEERCRED), should the socket's mode ever be loosened. */
+    assert_int_equal(chmod(r->sock_path, 0666), 0);
+    assert_int_equal(writes_cmd(r, AS_NOBODY, "resume", out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "refused: uid 65534"));
+    assert_int_equal(chmod(r->sock_path, 0660), 0);
     assert_int_equal(writes_cmd(r, AS_ROOT, "status", out, sizeof(out)), 0);
     assert_non_null(strstr(out, "paused"));
     assert_int_equal(flag_posts(r), 0);
@@ -670,6 +679,7 @@ static void test_kill_switch(void **state)
     assert_non_null(strstr(trail, "writes-paused"));
     assert_non_null(strstr(trail, "writes-resumed"));
     assert_non_null(strstr(trail, "\"peer_uid\":65534"));
+    assert_non_null(strstr(trail, "control-refused"));
     free(trail);
 }
 
