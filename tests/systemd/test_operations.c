@@ -4,8 +4,10 @@
  * the kill switch (`painwatch writes pause|resume` over the control socket: a pause holds every
  * Flag write while the queue keeps it, survives a restart, is refused to a user outside the
  * service's group and obeyed for one inside it), an honest reload (SIGHUP to shadow mode stops
- * EHR writes; a reload that changes state_dir is refused whole and audited as refused), and READY
- * that waits for /metadata. The setuid parts need root and are skipped otherwise.
+ * EHR writes; a reload that changes state_dir is refused whole and audited as refused), READY
+ * that waits for /metadata (or names the servers down after startup_timeout), the metrics an
+ * operator alerts on, audit.retain (verified files only), and transport failures named in the
+ * log. The setuid parts need root and are skipped otherwise.
  */
 #define _GNU_SOURCE /* setgroups */
 #include <arpa/inet.h>
