@@ -14,15 +14,12 @@
  * response arrived. Label values must never carry patient data (server names, resource types,
  * rule ids only).
  */
-#define PW_M_BUILD_INFO    "painwatch_build_info"          /* version */
-#define PW_M_START_TIME    "painwatch_start_time_seconds"  /* - */
-#define PW_M_HTTP_REQUESTS "painwatch_http_requests_total" /* server, status */
-#define PW_M_AUTH_FAILURES "painwatch_auth_failures_total" /* server */
-#define PW_M_SERVER_UP     "painwatch_server_up"           /* server */
-#define PW_M_SYNC_LAG                                                 \
-    "painwatch_sync_lag_seconds" /* server, resource; set the newest  \
-                                    lastUpdated (Unix s): rendered as \
-                                    seconds since, at each scrape */
+#define PW_M_BUILD_INFO        "painwatch_build_info"          /* version */
+#define PW_M_START_TIME        "painwatch_start_time_seconds"  /* - */
+#define PW_M_HTTP_REQUESTS     "painwatch_http_requests_total" /* server, status */
+#define PW_M_AUTH_FAILURES     "painwatch_auth_failures_total" /* server */
+#define PW_M_SERVER_UP         "painwatch_server_up"           /* server */
+#define PW_M_SYNC_LAG          "painwatch_sync_lag_seconds"    /* server, resource: see below */
 #define PW_M_SYNC_LAST_SUCCESS "painwatch_sync_last_success_timestamp_seconds" /* server */
 #define PW_M_INGESTED          "painwatch_resources_ingested_total" /* server, resource */
 #define PW_M_FINDINGS          "painwatch_findings_total"           /* rule */
@@ -33,7 +30,10 @@
 #define PW_M_AUDIT_RECORDS     "painwatch_audit_records_total"      /* - */
 #define PW_M_AUDIT_WRITABLE    "painwatch_audit_writable"           /* - */
 #define PW_M_CONFIG_RELOADS    "painwatch_config_reloads_total"     /* result */
-/* issue 19 */
+/*
+ * Issue 19: PW_M_SYNC_LAG is set to the newest meta.lastUpdated received (Unix seconds) and
+ * rendered as the seconds since then at each scrape, so the lag grows between polls.
+ */
 #define PW_M_WRITES_PAUSED   "painwatch_writes_paused"                 /* - */
 #define PW_M_SHADOW_MODE     "painwatch_shadow_mode"                   /* - */
 #define PW_M_PROCESS_CPU     "process_cpu_seconds_total"               /* - */
