@@ -1286,8 +1286,19 @@ static bool reload_blocked(const struct daemon *d, const struct pw_conf *next, c
     char what[128];
 
     for (size_t i = 0; i < PW_ARRAY_SIZE(fixed_keys); i++) {
-        if (!json_equal(pw_conf_get(d->conf, fixed_keys[i]), pw_conf_get(next, fixed_keys[i])) &&
-            (pw_conf_get(d->conf, fixed_keys[i]) || pw_conf_get(next, fixed_keys[i]))) {
+        json_t *a = json_deep_copy(pw_conf_get(d->conf, fixed_keys[i]));
+        json_t *b = json_deep_copy(pw_conf_get(next, fixed_keys[i]));
+        bool same;
+
+        /* audit.retain applies at run time (the next retention pass reads it). */
+        if (strcmp(fixed_keys[i], "audit") == 0) {
+            json_object_del(a, "retain");
+            json_object_del(b, "retain");
+        }
+        same = (!a && !b) || (a && b && json_equal(a, b));
+        json_decref(a);
+        json_decref(b);
+        if (!same) {
             snprintf(why, cap, "%s cannot change while running (restart to apply)", fixed_keys[i]);
             return true;
         }
@@ -1402,6 +1413,11 @@ static void reload(struct daemon *d)
     if (uv_is_active((uv_handle_t *)&d->reeval_timer)) {
         uint64_t every = (uint64_t)ncd->reevaluate_interval_ms;
         uv_timer_start(&d->reeval_timer, on_reeval_timer, every, every);
+    }
+    if (ncd->audit.retain_ms > 0 && !d->once && !uv_is_active((uv_handle_t *)&d->retain_timer)) {
+        uv_timer_start(&d->retain_timer, on_retain_timer, 0, 3600 * 1000);
+    } else if (ncd->audit.retain_ms <= 0) {
+        uv_timer_stop(&d->retain_timer);
     }
     if (lvl >= 0) {
         pw_log_set_level(lvl);

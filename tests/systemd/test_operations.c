@@ -724,6 +724,14 @@ static void test_reload_shadow_and_refused(void **state)
     set_pain_patients(3);
     wait_file_has(r, shadow, "Patient/synthetic-3");
     assert_int_equal(flag_posts_for(r, "Patient/synthetic-3"), 0);
+
+    /* audit.retain is the one audit key that applies at run time. */
+    audit_extra = "  retain: 30d\n";
+    write_config(r, "state", true, NULL);
+    assert_int_equal(kill(r->pid, SIGHUP), 0);
+    wait_notify(r, "RELOADING=1");
+    wait_notify(r, "READY=1");
+    assert_true(scrape(r, "painwatch_config_reloads_total", "result=\"ok\"") == 2.0);
     terminate(r);
 
     log = pwt_read_file(r->log, NULL);
