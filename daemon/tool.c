@@ -21,6 +21,7 @@ static const struct {
     {"auth", pw_cmd_auth, "auth test: obtain a token and read /metadata with it"},
     {"jwks", pw_cmd_jwks, "print the public JWK Set to register with the EHR"},
     {"backup", pw_cmd_backup, "copy the store and the audit trail, consistently, while running"},
+    {"writes", pw_cmd_writes, "writes pause|resume|status: the kill switch of EHR writes"},
 };
 
 static void usage(FILE *out)

@@ -17,5 +17,6 @@ pw_cmd_fn pw_cmd_outbox;
 pw_cmd_fn pw_cmd_auth;
 pw_cmd_fn pw_cmd_jwks;
 pw_cmd_fn pw_cmd_backup;
+pw_cmd_fn pw_cmd_writes; /* issue 19 */
 
 #endif

@@ -288,3 +288,55 @@ int pw_audit_flag(struct pw_audit *a, const struct pw_audit_flag *fl)
     }
     return pw_audit_append_new(a, rec);
 }
+
+int pw_audit_search_cycle(struct pw_audit *a, const char *server, json_t *queries, json_t *patients,
+                          json_t *ids, long pages, long entries, int err)
+{
+    char desc[128];
+    long searches = 0;
+    const char *shape;
+    json_t *q;
+    json_t *rec;
+    json_t *ent;
+    json_t *pw;
+    size_t i;
+
+    json_object_foreach(queries, shape, q)
+    {
+        searches += (long)json_integer_value(json_object_get(q, "searches"));
+    }
+    snprintf(desc, sizeof(desc), "%ld search(es), %ld page(s), %ld entries%s%s", searches, pages,
+             entries, err ? ": cycle ended: " : "", err ? pw_strerror(err) : "");
+    rec = record_new("rest", "search", 'E', err ? PW_AUDIT_MINOR : PW_AUDIT_SUCCESS, desc);
+    ent = json_array();
+    if (!rec || !ent || !json_is_object(queries) || !json_is_array(patients) ||
+        !json_is_array(ids)) {
+        json_decref(rec);
+        json_decref(ent);
+        json_decref(queries);
+        json_decref(patients);
+        json_decref(ids);
+        return PW_EINVAL;
+    }
+    json_object_set_new(rec, "entity", ent);
+    json_object_foreach(queries, shape, q)
+    {
+        json_array_append_new(ent, entity("query", "query", shape));
+    }
+    for (i = 0; i < json_array_size(patients); i++) {
+        json_array_append_new(
+            ent, entity("patient", "what", json_string_value(json_array_get(patients, i))));
+    }
+    if (server && server[0]) {
+        json_object_set_new(rec, "agent", agents(server));
+    }
+    pw = painwatch_obj(rec);
+    json_object_set_new(pw, "cycle", json_true());
+    json_object_set_new(pw, "searches", json_integer(searches));
+    json_object_set_new(pw, "pages", json_integer(pages));
+    json_object_set_new(pw, "entries", json_integer(entries));
+    json_object_set_new(pw, "queries", queries);
+    json_object_set_new(pw, "read", ids);
+    json_decref(patients);
+    return pw_audit_append_new(a, rec);
+}

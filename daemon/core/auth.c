@@ -581,8 +581,15 @@ static void on_discovery(void *arg, int err, const struct pw_http_resp *resp)
         return;
     }
     if (err || resp->status != 200) {
-        pw_log_err(AUTH, "server %s: SMART configuration unavailable: %s, HTTP %ld",
-                   auth->conf.server, pw_strerror(err), resp->status);
+        /* What failed: the transport's own words when no response came (never "HTTP 0"). */
+        if (err) {
+            pw_log_err(AUTH, "server %s: SMART configuration unavailable: %s (%s)",
+                       auth->conf.server, pw_strerror(err),
+                       resp->error && *resp->error ? resp->error : "no response");
+        } else {
+            pw_log_err(AUTH, "server %s: SMART configuration unavailable: HTTP %ld",
+                       auth->conf.server, resp->status);
+        }
         op_end(op, err == PW_ECANCELED ? err : PW_EAUTH);
         return;
     }

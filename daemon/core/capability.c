@@ -273,7 +273,8 @@ static int fetch_parse(struct fetch *f, int err, const struct pw_http_resp *resp
     json_error_t jerr;
 
     if (err) {
-        pw_log_err(SYNC, "%s: /metadata: %s", f->server, pw_strerror(err));
+        pw_log_err(SYNC, "%s: /metadata: %s (%s)", f->server, pw_strerror(err),
+                   resp->error && *resp->error ? resp->error : "no response");
         return err;
     }
     if (resp->status != 200) {
@@ -301,7 +302,9 @@ static void on_metadata(void *arg, int err, const struct pw_http_resp *resp)
     struct pw_capability cap;
 
     memset(&cap, 0, sizeof(cap));
+    pw_log_context(f->server, NULL, NULL); /* journal field PW_SERVER (issue 19) */
     err = fetch_parse(f, err, resp, &cap);
+    pw_log_context(NULL, NULL, NULL);
     f->done(f->arg, err, err ? NULL : &cap);
     pw_capability_cleanup(&cap);
     free(f);

@@ -731,7 +731,8 @@ static const struct pw_conf_field audit_fields[] = {
     {.name = "key_file",
      .type = PW_CONF_SECRET_PATH,
      FILL(struct pw_conf_audit, key_file),
-     .help = "HMAC key; unset: <state_dir>/audit.key is created (demo only)"},
+     .help = "HMAC key, outside state_dir; unset: <state_dir>/audit.key is created when "
+             "allow_local_key is true (demo only)"},
     {.name = "rotate_size",
      .type = PW_CONF_SIZE,
      .def = "64MiB",
@@ -746,6 +747,19 @@ static const struct pw_conf_field audit_fields[] = {
      .max = 366 * DAY,
      FILL(struct pw_conf_audit, rotate_interval_ms),
      .help = "also rotate this often; 0: never"},
+    /* issue 19 */
+    {.name = "allow_local_key",
+     .type = PW_CONF_BOOL,
+     .def = "false",
+     FILL(struct pw_conf_audit, allow_local_key),
+     .help = "allow the HMAC key inside state_dir (created there when key_file is unset): demo"},
+    {.name = "retain",
+     .type = PW_CONF_DURATION,
+     .def = "0",
+     .min = 0,
+     .max = 100.0 * 366 * DAY,
+     FILL(struct pw_conf_audit, retain_ms),
+     .help = "delete rotated trail files older than this once they verify; 0: keep all"},
     {0},
 };
 
@@ -846,9 +860,9 @@ const struct pw_conf_field pw_conf_schema[] = {
      .help = "operational log threshold"},
     {.name = "shadow_mode",
      .type = PW_CONF_BOOL,
-     .def = "false",
+     .def = "true", /* safe by default (issue 19): a config must say false to write to charts */
      FILL(struct pw_conf_daemon, shadow_mode),
-     .help = "write findings to sink.file, not the EHR"},
+     .help = "write findings to sink.file, not the EHR (the safe default: set false to go live)"},
     {.name = "reevaluate_interval",
      .type = PW_CONF_DURATION,
      .def = "5m",
@@ -922,6 +936,19 @@ const struct pw_conf_field pw_conf_schema[] = {
      .convert = convert_rules,
      FILL(struct pw_conf_daemon, rules),
      .help = "rules.<rule id>.<param> and .enabled"},
+    /* issue 19 */
+    {.name = "control_socket",
+     .type = PW_CONF_PATH,
+     FILL(struct pw_conf_daemon, control_socket),
+     .help = "socket of `painwatch writes`; unset: $RUNTIME_DIRECTORY/control.sock, else "
+             "<state_dir>/control.sock"},
+    {.name = "startup_timeout",
+     .type = PW_CONF_DURATION,
+     .def = "60s",
+     .min = 0,
+     .max = HOUR,
+     FILL(struct pw_conf_daemon, startup_timeout_ms),
+     .help = "READY waits this long for every server's /metadata, then names those down"},
     {0},
 };
 
@@ -930,6 +957,11 @@ const struct pw_conf_field pw_conf_schema[] = {
 static const char default_yaml[] =
     "# painwatch embedded default: the local demo (see config/painwatch.yaml for every key).\n"
     "# State goes to $STATE_DIRECTORY or ./painwatch-state; one FHIR server on loopback.\n"
+    "# The demo writes its Flags to the loopback server: shadow mode (the built-in default) off.\n"
+    "shadow_mode: false\n"
+    "# The demo keeps its audit key beside the trail (a production key lives elsewhere).\n"
+    "audit:\n"
+    "  allow_local_key: true\n"
     "servers:\n"
     "  - name: local\n"
     "    base_url: http://127.0.0.1:8080/fhir\n"

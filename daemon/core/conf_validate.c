@@ -274,6 +274,12 @@ static void check_audit(struct run *r, const struct pw_conf_daemon *cd)
 
     snprintf(audit_dir, sizeof(audit_dir), "%.*s", slash ? (int)(slash - cd->audit.path) : 1,
              slash ? cd->audit.path : ".");
+    /* Where the key may live at all (unless audit.allow_local_key): the daemon refuses the same. */
+    char why[1024];
+    if (pw_conf_check_audit_key(cd, why, sizeof(why)) < 0) {
+        say(r, true, "audit.key_file", "%s", why);
+        return;
+    }
     if (!cd->audit.key_file) {
         say(r, false, "audit.key_file",
             "unset: the HMAC key is created as %s/audit.key, beside the trail; whoever can "

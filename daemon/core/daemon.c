@@ -6,6 +6,8 @@
  */
 #include "core/daemon.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <fcntl.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -22,6 +25,7 @@
 #include <uv.h>
 
 #include "core/conf_validate.h"
+#include "core/control.h"
 #include "core/outbox.h"
 #include "core/pipeline.h"
 #include "painwatch/audit.h"
@@ -38,6 +42,7 @@
 #include "painwatch/metrics.h"
 #include "painwatch/normalize.h"
 #include "painwatch/notify.h"
+#include "painwatch/rule.h"
 #include "painwatch/sink.h"
 #include "painwatch/source.h"
 #include "painwatch/store.h"
@@ -45,6 +50,10 @@
 #include "painwatch/terminology.h"
 
 #define DEFAULT_IDENTIFIER_SYSTEM "urn:painwatch:flag-episode"
+
+/* The kill switch's state in the store's meta table: "1" paused, "0" (or absent) writing. */
+#define META_WRITES_PAUSED    "writes_paused"
+#define META_WRITES_PAUSED_BY "writes_paused_by" /* "uid <n> at <ISO time>" */
 
 struct daemon {
     uv_loop_t loop;
@@ -83,6 +92,24 @@ struct daemon {
     uv_timer_t metrics_timer; /* gauges that are read, not pushed */
     bool handles_up;
     uint64_t trimmed_at; /* activity() when the heap was last trimmed */
+
+    /* issue 19: the kill switch */
+    struct pw_control *control;
+    bool writes_paused;
+    char paused_by[96]; /* "uid <n> at <time>" */
+    bool ready_sent;
+
+    /* issue 19: reload */
+    struct pw_sink *sink_old;   /* still the outbox's until pw_outbox_swap_sink() completes */
+    struct pw_conf **old_confs; /* configurations replaced by reloads: components built from */
+    size_t n_old_confs;         /* them may still borrow their strings; freed at exit */
+
+    /* issue 19: READY waits for every server's /metadata, or the startup deadline */
+    uv_timer_t check_timer;
+    uv_timer_t retain_timer; /* audit.retain: hourly */
+    uint64_t ready_deadline; /* uv_now() at which READY goes out with servers down */
+    unsigned check_tries;
+    char down[256]; /* servers without a /metadata answer at READY, "" when none */
 };
 
 /* ---- configuration ------------------------------------------------------------------------ */
@@ -201,7 +228,10 @@ static int demo_audit_key(const char *state_dir, char *path, size_t n)
         return PW_EIO;
     }
     close(fd);
-    pw_log_notice(AUDIT, "created audit key %s (demo: set audit.key_file in production)", path);
+    pw_log_notice(AUDIT,
+                  "created audit key %s (audit.allow_local_key: a demo; in production set "
+                  "audit.key_file to a credential outside the state directory)",
+                  path);
     return 0;
 }
 
@@ -238,6 +268,143 @@ static void dirname_of(const char *path, char *out, size_t n)
         return;
     }
     snprintf(out, n, "%.*s", (int)(slash - path), path);
+}
+
+/* ---- audit retention (issue 19) --------------------------------------------------------------
+ */
+
+struct rotated {
+    char path[4200];
+    uint64_t seq;
+    unsigned k;
+    time_t mtime;
+};
+
+static int rotated_cmp(const void *a, const void *b)
+{
+    const struct rotated *x = a;
+    const struct rotated *y = b;
+
+    if (x->seq != y->seq) {
+        return x->seq < y->seq ? -1 : 1;
+    }
+    return x->k < y->k ? -1 : x->k > y->k;
+}
+
+/* At most this many files are verified and deleted per pass (the loop is not held long). */
+#define RETAIN_PER_PASS 4
+
+/*
+ * audit.retain: rotated trail files ("<path>.<seq>[.<k>]") older than the retention are deleted,
+ * oldest first, only after they verify together with the file that follows them (their HMACs and
+ * the link into what is kept). A file that does not verify stops the deletion and is reported:
+ * evidence of tampering is never thrown away.
+ */
+static void audit_retain(struct daemon *d)
+{
+    char dir[4096];
+    const char *base = strrchr(d->cd->audit.path, '/');
+    size_t blen;
+    struct rotated *list = NULL;
+    size_t n = 0;
+    size_t cap = 0;
+    size_t old = 0;
+    time_t cutoff = time(NULL) - (time_t)(d->cd->audit.retain_ms / 1000);
+    DIR *dh;
+
+    if (d->cd->audit.retain_ms <= 0) {
+        return;
+    }
+    dirname_of(d->cd->audit.path, dir, sizeof(dir));
+    base = base ? base + 1 : d->cd->audit.path;
+    blen = strlen(base);
+    dh = opendir(dir);
+    if (!dh) {
+        return;
+    }
+    for (struct dirent *e; (e = readdir(dh));) {
+        struct rotated r = {0};
+        struct stat st;
+        char *end;
+
+        if (strncmp(e->d_name, base, blen) != 0 || e->d_name[blen] != '.' ||
+            !isdigit((unsigned char)e->d_name[blen + 1])) {
+            continue;
+        }
+        r.seq = strtoull(e->d_name + blen + 1, &end, 10);
+        if (*end == '.' && isdigit((unsigned char)end[1])) {
+            r.k = (unsigned)strtoul(end + 1, &end, 10);
+        }
+        if (*end) {
+            continue; /* e.g. a compressed copy: not ours to judge */
+        }
+        snprintf(r.path, sizeof(r.path), "%s/%s", dir, e->d_name);
+        if (stat(r.path, &st) != 0 || !S_ISREG(st.st_mode)) {
+            continue;
+        }
+        r.mtime = st.st_mtime;
+        if (n == cap) {
+            struct rotated *grown = realloc(list, (cap ? 2 * cap : 16) * sizeof(*list));
+            if (!grown) {
+                break;
+            }
+            list = grown;
+            cap = cap ? 2 * cap : 16;
+        }
+        list[n++] = r;
+    }
+    closedir(dh);
+    if (n > 0) {
+        qsort(list, n, sizeof(*list), rotated_cmp);
+    }
+    /* The newest rotated file stays: the old ones verify into it, never into the live file
+     * being written. */
+    while (old + 1 < n && old < RETAIN_PER_PASS && list[old].mtime < cutoff) {
+        old++;
+    }
+    if (old > 0) {
+        unsigned char *key = NULL;
+        size_t key_len = 0;
+        const char *files[RETAIN_PER_PASS + 1];
+        struct pw_audit_verdict v;
+        char keypath[4096];
+        int rc;
+
+        snprintf(keypath, sizeof(keypath), "%s/audit.key", d->cd->state_dir);
+        rc = pw_audit_key_load(d->cd->audit.key_file ? d->cd->audit.key_file : keypath, &key,
+                               &key_len);
+        for (size_t i = 0; i < old; i++) {
+            files[i] = list[i].path;
+        }
+        /* ...and the rotated file they link into. */
+        files[old] = list[old].path;
+        memset(&v, 0, sizeof(v));
+        if (rc == 0) {
+            rc = pw_audit_verify_files(key, key_len, files, old + 1, &v);
+        }
+        pw_audit_key_free(key, key_len);
+        if (rc < 0) {
+            pw_log_crit(AUDIT, "audit.retain: %zu old trail file(s) NOT deleted: %s:%ld: %s", old,
+                        v.file[0] ? v.file : files[0], v.line, v.why[0] ? v.why : pw_strerror(rc));
+        } else {
+            for (size_t i = 0; i < old; i++) {
+                if (unlink(list[i].path) == 0) {
+                    pw_audit_event(d->audit, "trail-file-retired", 'D', PW_AUDIT_SUCCESS,
+                                   "audit.retain: a rotated trail file past retention, verified",
+                                   json_pack("{s:{s:s,s:I}}", "painwatch", "file", list[i].path,
+                                             "seq", (json_int_t)list[i].seq));
+                    pw_log_notice(AUDIT, "audit.retain: deleted %s (verified, past retention)",
+                                  list[i].path);
+                }
+            }
+        }
+    }
+    free(list);
+}
+
+static void on_retain_timer(uv_timer_t *t)
+{
+    audit_retain(container_of(t, struct daemon, retain_timer));
 }
 
 /* ---- building the components ---------------------------------------------------------------- */
@@ -287,8 +454,14 @@ static int build_state(struct daemon *d)
     struct pw_audit_opts ao = {0};
     char keypath[4096];
     char auditdir[4096];
-    int rc = mkdir_p(d->cd->state_dir);
+    char why[1024];
+    int rc = pw_conf_check_audit_key(d->cd, why, sizeof(why));
 
+    if (rc < 0) {
+        pw_log_crit(AUDIT, "%s", why);
+        return rc;
+    }
+    rc = mkdir_p(d->cd->state_dir);
     if (rc < 0) {
         pw_log_err(STORE, "state directory %s: %s", d->cd->state_dir, pw_strerror(rc));
         return rc;
@@ -314,20 +487,25 @@ static int build_state(struct daemon *d)
     return pw_audit_open(&d->audit, &ao);
 }
 
-static int build_sink(struct daemon *d)
+static int make_sink(const struct pw_conf_daemon *cd, struct pw_sink **out)
 {
     struct pw_sink_conf sc = {0};
-    const char *name = d->cd->shadow_mode ? "file" : d->cd->sink.type;
+    const char *name = cd->shadow_mode ? "file" : cd->sink.type;
 
     sc.identifier_system =
-        d->cd->sink.identifier_system ? d->cd->sink.identifier_system : DEFAULT_IDENTIFIER_SYSTEM;
-    sc.author = d->cd->sink.flag_author ? d->cd->sink.flag_author : "Device/painwatch";
-    sc.path = d->cd->sink.file;
-    if (d->cd->shadow_mode) {
+        cd->sink.identifier_system ? cd->sink.identifier_system : DEFAULT_IDENTIFIER_SYSTEM;
+    sc.author = cd->sink.flag_author ? cd->sink.flag_author : "Device/painwatch";
+    sc.path = cd->sink.file;
+    if (cd->shadow_mode) {
         pw_log_notice(SINK, "shadow mode: Flags go to %s, nothing is written to the EHR",
                       sc.path ? sc.path : "(no sink.file)");
     }
-    return pw_sink_new(&d->sink, name, &sc);
+    return pw_sink_new(out, name, &sc);
+}
+
+static int build_sink(struct daemon *d)
+{
+    return make_sink(d->cd, &d->sink);
 }
 
 static int build_auth(struct daemon *d, size_t i)
@@ -514,6 +692,20 @@ static bool check_audit_chain(void *arg, char *detail, size_t size)
     return d->store && pw_audit_chain_ready(d->store, detail, size);
 }
 
+/*
+ * One answer for /readyz and painwatch_server_up: a server is down when its cycles keep failing,
+ * or when its /metadata never answered and no cycle has succeeded since.
+ */
+static bool server_down(const struct daemon *d, size_t i)
+{
+    struct pw_sync_health h;
+
+    if (pw_sync_health(d->sync, d->cd->servers[i].name, &h) != 0) {
+        return true;
+    }
+    return h.unhealthy || (!h.capability_known && (h.cycles == 0 || h.consecutive_failures > 0));
+}
+
 static bool check_servers(void *arg, char *detail, size_t size)
 {
     struct daemon *d = arg;
@@ -522,16 +714,170 @@ static bool check_servers(void *arg, char *detail, size_t size)
 
     detail[0] = '\0';
     for (size_t i = 0; i < d->cd->n_servers && off < size; i++) {
-        struct pw_sync_health h;
         const char *name = d->cd->servers[i].name;
-        if (pw_sync_health(d->sync, name, &h) == 0) {
-            ok = ok && !h.unhealthy;
-            int w = snprintf(detail + off, size - off, "%s%s=%s", i ? " " : "", name,
-                             h.unhealthy ? "unhealthy" : "ok");
-            off += w > 0 ? (size_t)w : 0;
-        }
+        bool down = server_down(d, i);
+        ok = ok && !down;
+        pw_metric_set(PW_M_SERVER_UP, down ? 0 : 1, name, NULL);
+        int w = snprintf(detail + off, size - off, "%s%s=%s", i ? " " : "", name,
+                         down ? "unhealthy" : "ok");
+        off += w > 0 ? (size_t)w : 0;
     }
     return ok;
+}
+
+/* ---- the kill switch (issue 19) ---------------------------------------------------------------
+ */
+
+/* The STATUS= line: what an operator must know at a glance. */
+static void status_line(const struct daemon *d, const char *state, char *out, size_t cap)
+{
+    char head[320];
+
+    if (d->down[0]) {
+        snprintf(head, sizeof(head), "%s; servers down: %s", state, d->down);
+        state = head;
+    }
+    if (d->writes_paused) {
+        snprintf(out, cap, "%s; EHR writes PAUSED (%s): painwatch writes resume", state,
+                 d->paused_by[0] ? d->paused_by : "by an operator");
+    } else if (d->cd->shadow_mode) {
+        snprintf(out, cap, "%s; shadow mode: Flags go to the shadow file, not the EHR", state);
+    } else {
+        snprintf(out, cap, "%s", state);
+    }
+}
+
+static void notify_state(const struct daemon *d)
+{
+    char line[256];
+
+    status_line(d, d->ready_sent ? "ready" : "starting", line, sizeof(line));
+    pw_notify_status("%s", line);
+    pw_metric_set(PW_M_WRITES_PAUSED, d->writes_paused ? 1 : 0, NULL);
+    pw_metric_set(PW_M_SHADOW_MODE, d->cd->shadow_mode ? 1 : 0, NULL);
+}
+
+static void notify_ready(struct daemon *d)
+{
+    char line[256];
+
+    d->ready_sent = true;
+    status_line(d, "ready", line, sizeof(line));
+    pw_notify_ready(line);
+}
+
+/* A pause survives restarts: it is read back from the store before the outbox starts. */
+static void load_pause_state(struct daemon *d)
+{
+    char v[16] = "";
+
+    if (pw_store_meta_get(d->store, META_WRITES_PAUSED, v, sizeof(v)) == 0 && strcmp(v, "1") == 0) {
+        d->writes_paused = true;
+        if (pw_store_meta_get(d->store, META_WRITES_PAUSED_BY, d->paused_by,
+                              sizeof(d->paused_by)) != 0) {
+            d->paused_by[0] = '\0';
+        }
+        pw_log_warn(MAIN, "EHR writes are PAUSED (%s); queued writes wait: painwatch writes resume",
+                    d->paused_by[0] ? d->paused_by : "by an operator");
+    }
+}
+
+static int set_paused(struct daemon *d, bool on, const struct pw_control_peer *peer)
+{
+    char by[96] = "";
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    int rc;
+
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (on) {
+        snprintf(by, sizeof(by), "uid %ld at %s", (long)peer->uid, when);
+    }
+    /* Stop first, record second: a store that cannot record still gets the writes stopped. */
+    d->writes_paused = on;
+    snprintf(d->paused_by, sizeof(d->paused_by), "%s", by);
+    pw_outbox_pause(d->outbox, on);
+    rc = pw_store_meta_set(d->store, META_WRITES_PAUSED_BY, by);
+    if (rc == 0) {
+        rc = pw_store_meta_set(d->store, META_WRITES_PAUSED, on ? "1" : "0");
+    }
+    pw_audit_event(d->audit, on ? "writes-paused" : "writes-resumed", 'E',
+                   rc == 0 ? PW_AUDIT_SUCCESS : PW_AUDIT_MINOR,
+                   on ? "EHR writes paused by an operator" : "EHR writes resumed by an operator",
+                   json_pack("{s:{s:I,s:I,s:b}}", "painwatch", "peer_uid", (json_int_t)peer->uid,
+                             "peer_pid", (json_int_t)peer->pid, "persisted", rc == 0));
+    pw_log_notice(MAIN, "EHR writes %s by uid %ld%s", on ? "PAUSED" : "resumed", (long)peer->uid,
+                  rc == 0 ? "" : " (NOT recorded in the store: a restart forgets it)");
+    notify_state(d);
+    return rc;
+}
+
+static int on_control(void *arg, const char *cmd, const struct pw_control_peer *peer, bool allowed,
+                      char *reply, size_t cap)
+{
+    struct daemon *d = arg;
+    int rc = 0;
+
+    if (!allowed) {
+        pw_audit_event(d->audit, "control-refused", 'E', PW_AUDIT_MINOR,
+                       "control socket: peer neither root nor in the service's group",
+                       json_pack("{s:{s:I,s:I,s:s}}", "painwatch", "peer_uid",
+                                 (json_int_t)peer->uid, "peer_pid", (json_int_t)peer->pid,
+                                 "command", cmd));
+        pw_log_warn(MAIN, "control socket: uid %ld refused", (long)peer->uid);
+        return PW_EACCES;
+    }
+    if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) {
+        bool on = cmd[0] == 'p';
+        if (on != d->writes_paused) {
+            rc = set_paused(d, on, peer);
+        }
+        if (rc < 0) {
+            snprintf(reply, cap, "error: writes %s, but the store could not record it: %s",
+                     on ? "paused" : "resumed", pw_strerror(rc));
+            return rc;
+        }
+    } else if (strcmp(cmd, "status") != 0) {
+        snprintf(reply, cap, "error: unknown command '%.32s' (pause, resume, status)", cmd);
+        return PW_EINVAL;
+    }
+    if (d->writes_paused) {
+        snprintf(reply, cap, "paused (%s)%s", d->paused_by[0] ? d->paused_by : "by an operator",
+                 d->cd->shadow_mode ? "; shadow mode" : "");
+    } else {
+        snprintf(reply, cap, "writing%s",
+                 d->cd->shadow_mode ? " (shadow mode: to the shadow file, not the EHR)" : "");
+    }
+    return 0;
+}
+
+/* /readyz: a paused daemon is ready (it syncs and judges); the text says writes are held. */
+static bool check_writes(void *arg, char *detail, size_t size)
+{
+    struct daemon *d = arg;
+
+    if (d->writes_paused) {
+        snprintf(detail, size, "PAUSED (%s): queued writes wait",
+                 d->paused_by[0] ? d->paused_by : "by an operator");
+    } else {
+        snprintf(detail, size, "%s", d->cd->shadow_mode ? "shadow mode" : "writing");
+    }
+    return true;
+}
+
+static int start_control(struct daemon *d)
+{
+    char path[4096];
+    int rc;
+
+    pw_control_path(d->cd, false, path, sizeof(path));
+    rc = pw_control_new(&d->control, &d->loop, path, on_control, d);
+    if (rc < 0) {
+        pw_log_err(MAIN, "control socket %s: %s", path, pw_strerror(rc));
+    }
+    return rc;
 }
 
 /* ---- gauges ------------------------------------------------------------------------------------
@@ -544,6 +890,43 @@ static int count_row(void *arg, const struct pw_outbox_row *row)
     return 0;
 }
 
+/* Cheap gauges, computed at every scrape (pw_metrics_set_collect) and by the timer. */
+static void collect_gauges(void *arg)
+{
+    struct daemon *d = arg;
+
+    for (size_t i = 0; i < d->cd->n_servers; i++) {
+        pw_metric_set(PW_M_SERVER_UP, server_down(d, i) ? 0 : 1, d->cd->servers[i].name, NULL);
+    }
+    pw_metric_set(PW_M_WRITES_PAUSED, d->writes_paused ? 1 : 0, NULL);
+    pw_metric_set(PW_M_SHADOW_MODE, d->cd->shadow_mode ? 1 : 0, NULL);
+}
+
+/* Every counter whose label values are known at start exists from the start, at 0 (a rate()
+ * over a series that appears with its first event misses that event). */
+static void init_counters(const struct daemon *d)
+{
+    size_t n_rules = 0;
+    const struct pw_rule *const *rules = pw_rules_all(&n_rules);
+
+    for (size_t i = 0; i < n_rules; i++) {
+        pw_metric_add(PW_M_FINDINGS, 0, rules[i]->id, NULL);
+        pw_metric_add(PW_M_FLAGS_CREATED, 0, rules[i]->id, NULL);
+        pw_metric_add(PW_M_FLAGS_RESOLVED, 0, rules[i]->id, NULL);
+    }
+    pw_metric_add(PW_M_CONFIG_RELOADS, 0, "ok", NULL);
+    pw_metric_add(PW_M_CONFIG_RELOADS, 0, "error", NULL);
+    pw_metric_add(PW_M_CONFIG_RELOADS, 0, "refused", NULL);
+    pw_metric_add(PW_M_AUDIT_RECORDS, 0, NULL);
+    for (size_t i = 0; i < d->cd->n_servers; i++) {
+        const struct pw_conf_server *s = &d->cd->servers[i];
+        pw_metric_add(PW_M_AUTH_FAILURES, 0, s->name, NULL);
+        for (size_t r = 0; r < s->n_resources; r++) {
+            pw_metric_add(PW_M_INGESTED, 0, s->name, s->resources[r], NULL);
+        }
+    }
+}
+
 static void refresh_gauges(struct daemon *d)
 {
     size_t pending = 0;
@@ -551,20 +934,29 @@ static void refresh_gauges(struct daemon *d)
 
     pw_store_outbox_list(d->store, PW_OUTBOX_PENDING, count_row, &pending);
     pw_store_outbox_list(d->store, PW_OUTBOX_DEAD, count_row, &dead);
-    pw_metric_set(PW_M_OUTBOX_DEPTH, (double)pending, NULL);
-    pw_metric_set(PW_M_DEAD_LETTERS, (double)dead, NULL);
-    pw_metric_set(PW_M_AUDIT_WRITABLE, pw_audit_writable(d->audit) ? 1 : 0, NULL);
-    for (size_t i = 0; i < d->cd->n_servers; i++) {
-        struct pw_sync_health h;
-        if (pw_sync_health(d->sync, d->cd->servers[i].name, &h) == 0) {
-            pw_metric_set(PW_M_SERVER_UP, h.unhealthy ? 0 : 1, d->cd->servers[i].name, NULL);
-        }
+    if (d->cd->n_servers > 0) {
+        /* Flags go to the first server (build_outbox): its rows are all the outbox holds. */
+        pw_metric_set(PW_M_OUTBOX_DEPTH, (double)pending, d->cd->servers[0].name, NULL);
+        pw_metric_set(PW_M_DEAD_LETTERS, (double)dead, d->cd->servers[0].name, NULL);
     }
+    pw_metric_set(PW_M_AUDIT_WRITABLE, pw_audit_writable(d->audit) ? 1 : 0, NULL);
+    collect_gauges(d);
 }
 
 static void on_metrics_timer(uv_timer_t *t)
 {
-    refresh_gauges(container_of(t, struct daemon, metrics_timer));
+    struct daemon *d = container_of(t, struct daemon, metrics_timer);
+    bool any_down = false;
+
+    refresh_gauges(d);
+    /* STATUS= named servers down at READY: once every one works, say so. */
+    for (size_t i = 0; d->down[0] && i < d->cd->n_servers; i++) {
+        any_down = any_down || server_down(d, i);
+    }
+    if (d->down[0] && !any_down) {
+        d->down[0] = '\0';
+        notify_state(d);
+    }
 }
 
 /* ---- run control ------------------------------------------------------------------------------
@@ -724,6 +1116,22 @@ static void on_cycle_done(void *arg, int err, unsigned failed)
     eval_start(d, false);
 }
 
+static void on_servers_checked(void *arg, int err, unsigned failed);
+
+static void on_check_timer(uv_timer_t *t)
+{
+    struct daemon *d = container_of(t, struct daemon, check_timer);
+    int rc;
+
+    if (d->stopping) {
+        return;
+    }
+    rc = pw_sync_check_servers(d->sync, on_servers_checked, d);
+    if (rc < 0) {
+        on_servers_checked(d, rc, 0);
+    }
+}
+
 static void on_servers_checked(void *arg, int err, unsigned failed)
 {
     struct daemon *d = arg;
@@ -737,9 +1145,32 @@ static void on_servers_checked(void *arg, int err, unsigned failed)
         begin_stop(d, 2);
         return;
     }
+    d->down[0] = '\0';
+    for (size_t i = 0, off = 0; err < 0 && i < d->cd->n_servers; i++) {
+        struct pw_sync_health h;
+        if (pw_sync_health(d->sync, d->cd->servers[i].name, &h) == 0 && !h.capability_known) {
+            int w = snprintf(d->down + off, sizeof(d->down) - off, "%s%s", off ? ", " : "",
+                             d->cd->servers[i].name);
+            off += w > 0 ? (size_t)w : 0;
+            off = off < sizeof(d->down) ? off : sizeof(d->down) - 1;
+        }
+    }
+    if (err < 0 && !d->once && uv_now(&d->loop) < d->ready_deadline) {
+        /* READY means ready: ask again (1, 2, 4, 5, 5 ... s) until every server answered. */
+        uint64_t left = d->ready_deadline - uv_now(&d->loop);
+        uint64_t delay = d->check_tries < 3 ? 1000u << d->check_tries : 5000;
+        d->check_tries++;
+        pw_log_warn(MAIN, "server check: %s (%s); asking again, READY waits", pw_strerror(err),
+                    d->down[0] ? d->down : "?");
+        pw_notify_status("starting: waiting for /metadata of %s", d->down[0] ? d->down : "?");
+        uv_timer_start(&d->check_timer, on_check_timer, delay < left ? delay : left, 0);
+        return;
+    }
     if (err < 0) {
-        /* An unreachable EHR at start is not fatal: the scheduler retries with backoff. */
-        pw_log_warn(MAIN, "server check: %s; continuing, the sync retries", pw_strerror(err));
+        /* The deadline passed: READY all the same (STATUS names the servers down); the
+         * scheduler retries with backoff. */
+        pw_log_warn(MAIN, "server check: %s; servers down: %s; continuing, the sync retries",
+                    pw_strerror(err), d->down[0] ? d->down : "?");
     }
     if (d->cd->n_servers > 0) {
         struct pw_sync_health h;
@@ -747,7 +1178,7 @@ static void on_servers_checked(void *arg, int err, unsigned failed)
             pw_outbox_set_conditional_create(d->outbox, h.conditional_create);
         }
     }
-    pw_notify_ready("ready");
+    notify_ready(d);
     rc = pw_outbox_start(d->outbox);
     if (rc < 0) {
         pw_log_err(OUTBOX, "start: %s", pw_strerror(rc));
@@ -789,6 +1220,8 @@ static void begin_stop(struct daemon *d, int exit_code)
     uv_timer_stop(&d->reeval_timer);
     uv_idle_stop(&d->eval_idle); /* what is still due stays marked in the store */
     uv_timer_stop(&d->metrics_timer);
+    uv_timer_stop(&d->check_timer);
+    uv_timer_stop(&d->retain_timer);
     /* In-flight deliveries get a bounded time to finish; whatever is left stays pending in the
      * store and resumes at the next start. */
     uv_timer_start(&d->stop_timer, on_stop_timer,
@@ -799,37 +1232,231 @@ static void begin_stop(struct daemon *d, int exit_code)
     }
 }
 
+/* ---- reload: everything or nothing (issue 19) ------------------------------------------------
+ */
+
+/*
+ * Keys that cannot change while running: the store and the trail are open, the listeners bound,
+ * the terminology and normalisation are baked into what the store holds. A change to any of
+ * them refuses the whole reload, naming it.
+ */
+static const char *const fixed_keys[] = {
+    "state_dir",       "store",      "audit",      "health",
+    "terminology_dir", "factor_set", "pain_codes", "control_socket",
+};
+
+/* The first server key that differs (poll_interval aside: it applies at run time). */
+static bool servers_differ(const json_t *a, const json_t *b, char *what, size_t cap)
+{
+    if (json_array_size(a) != json_array_size(b)) {
+        snprintf(what, cap, "servers (a server added or removed)");
+        return true;
+    }
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_t *x = json_deep_copy(json_array_get(a, i));
+        json_t *y = json_deep_copy(json_array_get(b, i));
+        const char *key;
+        json_t *v;
+        bool differ = false;
+
+        json_object_del(x, "poll_interval");
+        json_object_del(y, "poll_interval");
+        if (!json_equal(x, y)) {
+            differ = true;
+            snprintf(what, cap, "servers[%zu]", i);
+            json_object_foreach(x, key, v)
+            {
+                if (!json_equal(v, json_object_get(y, key))) {
+                    snprintf(what, cap, "servers[%zu].%s", i, key);
+                    break;
+                }
+            }
+            json_object_foreach(y, key, v)
+            {
+                if (!json_object_get(x, key)) {
+                    snprintf(what, cap, "servers[%zu].%s", i, key);
+                    break;
+                }
+            }
+        }
+        json_decref(x);
+        json_decref(y);
+        if (differ) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Why @p next cannot be applied at run time, or false when it can. */
+static bool reload_blocked(const struct daemon *d, const struct pw_conf *next, char *why,
+                           size_t cap)
+{
+    char what[128];
+
+    for (size_t i = 0; i < PW_ARRAY_SIZE(fixed_keys); i++) {
+        json_t *a = json_deep_copy(pw_conf_get(d->conf, fixed_keys[i]));
+        json_t *b = json_deep_copy(pw_conf_get(next, fixed_keys[i]));
+        bool same;
+
+        /* audit.retain applies at run time (the next retention pass reads it). */
+        if (strcmp(fixed_keys[i], "audit") == 0) {
+            json_object_del(a, "retain");
+            json_object_del(b, "retain");
+        }
+        same = (!a && !b) || (a && b && json_equal(a, b));
+        json_decref(a);
+        json_decref(b);
+        if (!same) {
+            snprintf(why, cap, "%s cannot change while running (restart to apply)", fixed_keys[i]);
+            return true;
+        }
+    }
+    if (servers_differ(pw_conf_get(d->conf, "servers"), pw_conf_get(next, "servers"), what,
+                       sizeof(what))) {
+        snprintf(why, cap,
+                 "%s cannot change while running yet (only poll_interval does; restart to apply)",
+                 what);
+        return true;
+    }
+    if (d->sink_old) {
+        snprintf(why, cap, "the previous reload is still finishing in-flight writes; try again");
+        return true;
+    }
+    return false;
+}
+
+static void reload_refused(struct daemon *d, const char *why, const struct pw_conf *next,
+                           const char *result)
+{
+    pw_log_err(CONF, "reload refused: %s; keeping the configuration in force", why);
+    pw_audit_event(d->audit, "config-refused", 'E', PW_AUDIT_MINOR, why,
+                   json_pack("{s:{s:s,s:s?}}", "painwatch", "config_hash", pw_conf_hash(d->conf),
+                             "refused_hash", next ? pw_conf_hash(next) : NULL));
+    pw_metric_inc(PW_M_CONFIG_RELOADS, result, NULL);
+}
+
+static void on_sink_swapped(void *arg, struct pw_sink *old)
+{
+    struct daemon *d = arg;
+
+    if (old == d->sink_old) {
+        d->sink_old = NULL;
+    }
+    pw_sink_free(old);
+    pw_log_info(SINK, "reload: the outbox now writes to %s", d->sink->ops->name);
+}
+
+/*
+ * SIGHUP. Build what the new configuration needs (engine, sink) beside the running ones; if
+ * anything fails or a key cannot change, nothing changes. Otherwise swap between loop turns:
+ * evaluation uses the new engine and sink from the next batch on; the outbox lets what is in
+ * flight finish under the old sink, then takes the new one (pw_outbox_swap_sink).
+ */
+static void reload(struct daemon *d)
+{
+    struct pw_conf *conf = NULL;
+    const struct pw_conf_daemon *ncd;
+    struct pw_engine *engine = NULL;
+    struct pw_sink *sink = NULL;
+    struct pw_conf **kept;
+    char why[256];
+    bool sink_changed;
+    int lvl;
+
+    if (load_conf(d->config_path, &conf) < 0) {
+        reload_refused(d, "the new configuration is invalid", NULL, "error");
+        return;
+    }
+    /* The same validation as at start and in `painwatch config check` (adapters' own checks). */
+    if (pw_conf_validate(conf, pw_conf_report_log, NULL) < 0) {
+        reload_refused(d, "the new configuration fails validation", conf, "refused");
+        pw_conf_free(conf);
+        return;
+    }
+    ncd = pw_conf_daemon(conf);
+    if (reload_blocked(d, conf, why, sizeof(why))) {
+        reload_refused(d, why, conf, "refused");
+        pw_conf_free(conf);
+        return;
+    }
+    lvl = pw_log_level_from_name(ncd->log_level);
+    if (pw_engine_new(&engine, ncd->factor_set) < 0 ||
+        (ncd->rules && apply_rules(engine, ncd->rules) < 0)) {
+        pw_engine_free(engine);
+        reload_refused(d, "rule settings refused", conf, "refused");
+        pw_conf_free(conf);
+        return;
+    }
+    sink_changed = ncd->shadow_mode != d->cd->shadow_mode ||
+                   !json_equal(pw_conf_get(d->conf, "sink"), pw_conf_get(conf, "sink"));
+    if (sink_changed && make_sink(ncd, &sink) < 0) {
+        pw_engine_free(engine);
+        reload_refused(d, "the new sink cannot be opened", conf, "refused");
+        pw_conf_free(conf);
+        return;
+    }
+    kept = realloc(d->old_confs, (d->n_old_confs + 1) * sizeof(*kept));
+    if (!kept || (sink && pw_outbox_swap_sink(d->outbox, sink, on_sink_swapped, d) < 0)) {
+        d->old_confs = kept ? kept : d->old_confs;
+        pw_sink_free(sink);
+        pw_engine_free(engine);
+        reload_refused(d, "cannot hand the new sink to the outbox", conf, "refused");
+        pw_conf_free(conf);
+        return;
+    }
+    /* Committed: from here on nothing fails. */
+    d->old_confs = kept;
+    d->old_confs[d->n_old_confs++] = d->conf;
+    d->conf = conf;
+    d->cd = ncd;
+    if (sink) {
+        d->sink_old = d->sink;
+        d->sink = sink;
+    }
+    pw_engine_free(d->engine);
+    d->engine = engine;
+    pw_pipeline_reconfigure(d->pipeline, d->engine, d->sink,
+                            ncd->sink.identifier_system ? ncd->sink.identifier_system
+                                                        : DEFAULT_IDENTIFIER_SYSTEM,
+                            ncd->reevaluate_interval_ms);
+    pw_outbox_set_retry(d->outbox, (uint64_t)ncd->outbox.retry_base_ms,
+                        (uint64_t)ncd->outbox.retry_cap_ms, (unsigned)ncd->outbox.max_attempts);
+    for (size_t i = 0; i < ncd->n_servers; i++) {
+        pw_sync_set_poll(d->sync, ncd->servers[i].name, (uint64_t)ncd->servers[i].poll_interval_ms);
+    }
+    if (uv_is_active((uv_handle_t *)&d->reeval_timer)) {
+        uint64_t every = (uint64_t)ncd->reevaluate_interval_ms;
+        uv_timer_start(&d->reeval_timer, on_reeval_timer, every, every);
+    }
+    if (ncd->audit.retain_ms > 0 && !d->once && !uv_is_active((uv_handle_t *)&d->retain_timer)) {
+        uv_timer_start(&d->retain_timer, on_retain_timer, 0, 3600 * 1000);
+    } else if (ncd->audit.retain_ms <= 0) {
+        uv_timer_stop(&d->retain_timer);
+    }
+    if (lvl >= 0) {
+        pw_log_set_level(lvl);
+    }
+    pw_audit_event(d->audit, "config-loaded", 'E', PW_AUDIT_SUCCESS, "reload",
+                   json_pack("{s:{s:s}}", "painwatch", "config_hash", pw_conf_hash(conf)));
+    pw_log_notice(CONF, "reloaded: every setting applied%s",
+                  sink ? (ncd->shadow_mode ? "; shadow mode: Flags go to the shadow file"
+                                           : "; writing to the EHR")
+                       : "");
+    pw_metric_inc(PW_M_CONFIG_RELOADS, "ok", NULL);
+    notify_state(d);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct daemon *d = s->data;
 
     if (signum == SIGHUP) {
-        struct pw_conf *conf = NULL;
         pw_notify_reloading();
         /* logrotate's SIGHUP: the trail is reopened whatever becomes of the configuration. */
         pw_audit_reopen(d->audit);
-        if (load_conf(d->config_path, &conf) < 0) {
-            pw_log_err(CONF, "reload refused: the new configuration is invalid; keeping the old");
-            pw_metric_inc(PW_M_CONFIG_RELOADS, "error", NULL);
-        } else {
-            const struct pw_conf_daemon *ncd = pw_conf_daemon(conf);
-            int lvl = pw_log_level_from_name(ncd->log_level);
-            if (lvl >= 0) {
-                pw_log_set_level(lvl);
-            }
-            if (ncd->rules) {
-                if (apply_rules(d->engine, ncd->rules) < 0) {
-                    pw_log_err(CONF, "reload: rule settings refused");
-                }
-            }
-            pw_audit_event(d->audit, "config-loaded", 'E', PW_AUDIT_SUCCESS, "reload",
-                           json_pack("{s:{s:s}}", "painwatch", "config_hash", pw_conf_hash(conf)));
-            pw_log_notice(CONF,
-                          "reloaded (log level, rule settings; server changes need a restart)");
-            pw_metric_inc(PW_M_CONFIG_RELOADS, "ok", NULL);
-            pw_conf_free(conf);
-        }
-        pw_notify_ready("ready");
+        reload(d);
+        notify_ready(d);
         return;
     }
     pw_log_notice(MAIN, "signal %d: stopping", signum);
@@ -858,11 +1485,20 @@ static int start_handles(struct daemon *d)
     if (rc == 0) {
         rc = uv_timer_init(&d->loop, &d->metrics_timer);
     }
+    if (rc == 0) {
+        rc = uv_timer_init(&d->loop, &d->check_timer);
+    }
+    if (rc == 0) {
+        rc = uv_timer_init(&d->loop, &d->retain_timer);
+    }
     if (rc < 0) {
         return rc;
     }
     if (!d->once) {
         uv_timer_start(&d->metrics_timer, on_metrics_timer, 0, 5000);
+    }
+    if (!d->once && d->cd->audit.retain_ms > 0) {
+        uv_timer_start(&d->retain_timer, on_retain_timer, 3600 * 1000, 3600 * 1000);
     }
     d->handles_up = true;
     d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
@@ -879,6 +1515,7 @@ static void teardown(struct daemon *d)
     if (d->health) {
         pw_health_close(d->health);
     }
+    pw_control_close(d->control);
     if (d->watchdog_on) {
         pw_watchdog_close(&d->watchdog);
     }
@@ -896,6 +1533,7 @@ static void teardown(struct daemon *d)
     }
     pw_pipeline_free(d->pipeline);
     pw_sink_free(d->sink);
+    pw_sink_free(d->sink_old);
     if (d->audit) {
         pw_audit_event(d->audit, "stop", 'E', PW_AUDIT_SUCCESS, "painwatchd stopped", NULL);
         if (d->store) {
@@ -910,6 +1548,10 @@ static void teardown(struct daemon *d)
     pw_engine_free(d->engine);
     pw_terminology_free(d->term);
     pw_conf_free(d->conf);
+    for (size_t i = 0; i < d->n_old_confs; i++) {
+        pw_conf_free(d->old_confs[i]);
+    }
+    free(d->old_confs);
     free(d->config_path);
 }
 
@@ -960,6 +1602,9 @@ int pw_daemon_run(const struct pw_daemon_opts *opts)
             d.audit, "config-loaded", 'E', PW_AUDIT_SUCCESS, pw_conf_source(d.conf),
             json_pack("{s:{s:s}}", "painwatch", "config_hash", pw_conf_hash(d.conf)));
     }
+    if (rc == 0 && !d.once) {
+        audit_retain(&d);
+    }
     if (rc == 0) {
         rc = pw_http_new(&d.http, &d.loop);
     }
@@ -971,6 +1616,10 @@ int pw_daemon_run(const struct pw_daemon_opts *opts)
     }
     if (rc == 0) {
         rc = build_outbox(&d);
+    }
+    if (rc == 0) {
+        load_pause_state(&d);
+        pw_outbox_pause(d.outbox, d.writes_paused);
     }
     if (rc == 0) {
         rc = build_pipeline(&d);
@@ -988,13 +1637,23 @@ int pw_daemon_run(const struct pw_daemon_opts *opts)
             pw_health_add_check(d.health, "audit", check_audit, &d);
             pw_health_add_check(d.health, "servers", check_servers, &d);
             pw_health_add_check(d.health, "audit-chain", check_audit_chain, &d);
+            pw_health_add_check(d.health, "writes", check_writes, &d);
         }
+    }
+    if (rc == 0 && !d.once) {
+        rc = start_control(&d);
+    }
+    if (rc == 0) {
+        notify_state(&d);
     }
     if (rc == 0 && !d.once && pw_watchdog_start(&d.watchdog, &d.loop) == 0) {
         d.watchdog_on = true;
     }
     if (rc == 0) {
         pw_notify_status("checking servers");
+        pw_metrics_set_collect(collect_gauges, &d);
+        init_counters(&d);
+        d.ready_deadline = uv_now(&d.loop) + (uint64_t)d.cd->startup_timeout_ms;
         rc = pw_sync_check_servers(d.sync, on_servers_checked, &d);
     }
     if (rc < 0) {
@@ -1003,6 +1662,7 @@ int pw_daemon_run(const struct pw_daemon_opts *opts)
     } else {
         uv_run(&d.loop, UV_RUN_DEFAULT);
     }
+    pw_metrics_set_collect(NULL, NULL);
     teardown(&d);
     return d.exit_code;
 }

@@ -670,11 +670,47 @@ static void detach(struct pw_http_req *req)
  * Finish @p req: detach it from curl and its server, call its done callback once, free it.
  * @p do_pump starts the server's next queued request (not while failing or canceling all).
  */
+/* Issue 19: the latency histogram's operation, from what the request is. */
+static const char *operation_of(const struct pw_http_req *req)
+{
+    const char *q = strchr(req->url, '?');
+    size_t n = q ? (size_t)(q - req->url) : strlen(req->url);
+
+    if (strstr(req->srv->name, "~token~")) {
+        return "token";
+    }
+    if (n >= 9 && strncmp(req->url + n - 9, "/metadata", 9) == 0) {
+        return "metadata";
+    }
+    if (strcmp(req->method, "POST") == 0) {
+        return "create";
+    }
+    if (strcmp(req->method, "PUT") == 0) {
+        return "update";
+    }
+    return q ? "search" : "read";
+}
+
+static void observe_latency(const struct pw_http_req *req, int err)
+{
+    curl_off_t us = 0;
+    char server[128];
+
+    if (!req->easy || err == PW_ECANCELED ||
+        curl_easy_getinfo(req->easy, CURLINFO_TOTAL_TIME_T, &us) != CURLE_OK) {
+        return;
+    }
+    /* A token endpoint's pseudo-server "<server>~token~<url>" counts under its server. */
+    snprintf(server, sizeof(server), "%.*s", (int)strcspn(req->srv->name, "~"), req->srv->name);
+    pw_metric_observe(PW_M_HTTP_DURATION, (double)us / 1e6, server, operation_of(req), NULL);
+}
+
 static void complete(struct pw_http_req *req, int err, long status, bool sent, bool do_pump)
 {
     struct pw_http *http = req->http;
     struct srv *srv = req->srv;
 
+    observe_latency(req, err);
     detach(req);
     if (err && err != PW_ECANCELED) {
         http->stats.failures++;

@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/uio.h>
 #include <time.h>
+
+#include <systemd/sd-journal.h>
 
 #include "painwatch/check.h"
 #include "painwatch/limits.h"
@@ -112,11 +115,16 @@ void pw_log_init(void)
     memset(rate_table, 0, sizeof(rate_table));
 }
 
+static bool emit_fields(int level, const char *tag, const char *text);
+
 static void emit(int level, enum pw_log_comp comp, const char *text)
 {
     FILE *out = log_stream ? log_stream : stderr;
     const char *tag = (unsigned)comp < PW_LOG_COMP_COUNT ? comp_tags[comp] : "?";
 
+    if (log_journal && emit_fields(level, tag, text)) {
+        return; /* issue 19: sent to journald with its PW_* fields */
+    }
     if (log_journal) {
         fprintf(out, "<%d>[%s] %s\n", level, tag, text);
     } else {
@@ -221,4 +229,60 @@ void pw_check_fail(bool fatal, const char *expr, const char *func, const char *f
     if (fatal) {
         abort();
     }
+}
+
+/* ---- issue 19: journal fields ------------------------------------------------------------- */
+
+static const char *ctx_server;
+static const char *ctx_rule;
+static const char *ctx_rtype;
+static pw_log_journal_fn *journal_sink; /* NULL: sd_journal_sendv */
+
+void pw_log_context(const char *server, const char *rule, const char *resource_type)
+{
+    ctx_server = server && server[0] ? server : NULL;
+    ctx_rule = rule && rule[0] ? rule : NULL;
+    ctx_rtype = resource_type && resource_type[0] ? resource_type : NULL;
+}
+
+void pw_log_set_journal_sink(pw_log_journal_fn *fn)
+{
+    journal_sink = fn;
+}
+
+/*
+ * With a context (pw_log_context), a journald line goes as a structured entry: MESSAGE,
+ * PRIORITY, SYSLOG_IDENTIFIER and PW_SERVER / PW_RULE / PW_RESOURCE_TYPE, so an operator can
+ * `journalctl PW_SERVER=ehr`. Without one (or when journald refuses) the stream line is used.
+ * @return true when sent.
+ */
+static bool emit_fields(int level, const char *tag, const char *text)
+{
+    char f[6][PW_LOG_LINE_MAX + 64];
+    struct iovec iov[6];
+    size_t n = 0;
+
+    if (!ctx_server && !ctx_rule && !ctx_rtype) {
+        return false;
+    }
+    snprintf(f[n++], sizeof(f[0]), "MESSAGE=[%s] %s", tag, text);
+    snprintf(f[n++], sizeof(f[0]), "PRIORITY=%d", level & 7);
+    snprintf(f[n++], sizeof(f[0]), "SYSLOG_IDENTIFIER=painwatchd");
+    if (ctx_server) {
+        snprintf(f[n++], sizeof(f[0]), "PW_SERVER=%s", ctx_server);
+    }
+    if (ctx_rule) {
+        snprintf(f[n++], sizeof(f[0]), "PW_RULE=%s", ctx_rule);
+    }
+    if (ctx_rtype) {
+        snprintf(f[n++], sizeof(f[0]), "PW_RESOURCE_TYPE=%s", ctx_rtype);
+    }
+    for (size_t i = 0; i < n; i++) {
+        iov[i].iov_base = f[i];
+        iov[i].iov_len = strlen(f[i]);
+    }
+    if (journal_sink) {
+        return journal_sink(iov, (int)n) >= 0;
+    }
+    return sd_journal_sendv(iov, (int)n) >= 0;
 }

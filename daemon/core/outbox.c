@@ -72,6 +72,10 @@ struct pw_outbox {
     bool closing;
     bool timer_closed;
     bool audit_batch; /* a response's audit records are being batched (audit_flush) */
+    bool paused;      /* pw_outbox_pause(): nothing new starts, unsent writes are held back */
+    struct pw_sink *next_sink; /* pw_outbox_swap_sink(): taken once nothing is in flight */
+    pw_outbox_swapped_fn *swapped;
+    void *swapped_arg;
     uint64_t rng;
     struct pw_outbox_stats stats;
 };
@@ -522,6 +526,9 @@ static void retry(struct job *job, long status, const char *why, uint64_t retry_
     if (retry_after_ms > delay) {
         delay = retry_after_ms;
     }
+    if ((ob->paused || ob->next_sink) && status == 0) {
+        delay = 0; /* held back by the kill switch: due again as soon as writes resume */
+    }
     job->row.last_status = status;
     snprintf(job->row.last_error, sizeof(job->row.last_error), "%s", why);
     job->row.next_try = now_ms(ob) + (int64_t)delay;
@@ -878,7 +885,24 @@ static void after_get(struct job *job, int err, const struct pw_http_resp *resp)
     }
 }
 
+static void on_response_fields(void *arg, int err, const struct pw_http_resp *resp);
+
+/* Journal fields (issue 19) for whatever the exchange's end logs: the server and the rule. */
 static void on_response(void *arg, int err, const struct pw_http_resp *resp)
+{
+    struct job *job = arg;
+    char rule[PW_RULE_ID_MAX];
+    char server[128];
+
+    /* Copies: the job, even the outbox, may be freed inside. */
+    snprintf(rule, sizeof(rule), "%s", job->row.rule);
+    snprintf(server, sizeof(server), "%s", job->ob->server ? job->ob->server : "");
+    pw_log_context(server, rule, "Flag");
+    on_response_fields(arg, err, resp);
+    pw_log_context(NULL, NULL, NULL);
+}
+
+static void on_response_fields(void *arg, int err, const struct pw_http_resp *resp)
 {
     struct job *job = arg;
     struct pw_outbox *ob = job->ob;
@@ -886,6 +910,10 @@ static void on_response(void *arg, int err, const struct pw_http_resp *resp)
     if (err == PW_EAUDIT && !resp->sent) {
         ob->stats.blocked++;
         not_sent(job, "audit trail not writable: not sent");
+        return;
+    }
+    if (err == PW_EAGAIN && !resp->sent && (ob->paused || ob->next_sink)) {
+        not_sent(job, "writes paused: not sent");
         return;
     }
     ob->audit_batch = ob->conf.audit && pw_audit_batch_begin(ob->conf.audit) == 0;
@@ -995,7 +1023,12 @@ static int add_write_headers(struct job *job, struct pw_http_req *req, enum step
  * the trail can record it (pw_http_req_set_gate). */
 static int write_gate(void *arg)
 {
-    return audit_ok(arg) ? 0 : PW_EAUDIT;
+    struct pw_outbox *ob = arg;
+
+    if (ob->paused || ob->next_sink) {
+        return PW_EAGAIN; /* the kill switch or a reload: a write still queued is held */
+    }
+    return audit_ok(ob) ? 0 : PW_EAUDIT;
 }
 
 /* The write never left: no extra attempt, no "unknown" to search for; tried again later. */
@@ -1089,6 +1122,8 @@ static void send_held(struct pw_outbox *ob, int err)
             not_sent(job, "cannot record the attempt");
         } else if ((err = send_request(job, req)) == PW_EAUDIT) {
             not_sent(job, "audit trail not writable: not sent");
+        } else if (err == PW_EAGAIN && (ob->paused || ob->next_sink)) {
+            not_sent(job, "writes paused: not sent");
         } else if (err) {
             retry(job, 0, "cannot submit the request", 0);
         }
@@ -1249,6 +1284,28 @@ static void scan(struct pw_outbox *ob)
     struct job *list = NULL;
     bool due_failed = false;
 
+    if (ob->next_sink) {
+        /* A reload: what is in flight finishes under the old sink, then the new one takes over. */
+        flush_settled(ob);
+        if (ob->inflight == 0) {
+            struct pw_sink *old = ob->conf.sink;
+            ob->conf.sink = ob->next_sink;
+            ob->next_sink = NULL;
+            if (ob->swapped) {
+                ob->swapped(ob->swapped_arg, old);
+            }
+        }
+    }
+    if (ob->paused || ob->next_sink) {
+        /* The kill switch: what is queued stays queued; in-flight exchanges finish. */
+        flush_settled(ob);
+        if (ob->inflight == 0) {
+            idle_or_wait(ob);
+        } else {
+            schedule(ob, ob->conf.scan_ms);
+        }
+        return;
+    }
     if (!audit_ok(ob) || audit_operator_actions(ob) != 0) {
         /* Fail closed: nothing goes out until the trail can record it. */
         flush_settled(ob); /* saved if their lines can be made durable, else kept pending */
@@ -1416,4 +1473,37 @@ void pw_outbox_close(struct pw_outbox *ob)
 void pw_outbox_set_conditional_create(struct pw_outbox *ob, bool on)
 {
     ob->conf.conditional_create = on;
+}
+
+void pw_outbox_pause(struct pw_outbox *ob, bool paused)
+{
+    ob->paused = paused;
+    /* Resumed: rows held back by the pause are due again now, not after their backoff. */
+    schedule(ob, 0);
+}
+
+bool pw_outbox_paused(const struct pw_outbox *ob)
+{
+    return ob->paused;
+}
+
+int pw_outbox_swap_sink(struct pw_outbox *ob, struct pw_sink *sink, pw_outbox_swapped_fn *swapped,
+                        void *arg)
+{
+    if (ob->next_sink || (sink->ops->remote && (!ob->conf.http || !ob->server || !ob->base_url))) {
+        return PW_EINVAL;
+    }
+    ob->next_sink = sink;
+    ob->swapped = swapped;
+    ob->swapped_arg = arg;
+    schedule(ob, 0);
+    return 0;
+}
+
+void pw_outbox_set_retry(struct pw_outbox *ob, uint64_t base_ms, uint64_t cap_ms,
+                         unsigned max_attempts)
+{
+    ob->conf.backoff_base_ms = base_ms ? base_ms : PW_OUTBOX_BACKOFF_BASE_MS;
+    ob->conf.backoff_cap_ms = cap_ms ? cap_ms : PW_OUTBOX_BACKOFF_CAP_MS;
+    ob->conf.max_attempts = max_attempts;
 }

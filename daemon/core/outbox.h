@@ -87,6 +87,30 @@ int pw_outbox_start(struct pw_outbox *ob);
 /** Whether POSTs carry If-None-Exist (what /metadata advertises, learnt after start). */
 void pw_outbox_set_conditional_create(struct pw_outbox *ob, bool on);
 
+/**
+ * The kill switch (`painwatch writes pause`): while paused no row starts and a write still
+ * queued in the HTTP core is held back (not sent, its attempt not counted); exchanges already
+ * on the wire finish. Rows stay pending in the store. Resuming scans at once.
+ */
+void pw_outbox_pause(struct pw_outbox *ob, bool paused);
+bool pw_outbox_paused(const struct pw_outbox *ob);
+
+/** Called once a swapped-out sink is no longer used (the caller may free it). */
+typedef void pw_outbox_swapped_fn(void *arg, struct pw_sink *old);
+
+/**
+ * A reload's new sink (borrowed, e.g. the shadow file instead of the EHR): from now on no new
+ * write starts and queued ones are held; once what is in flight has finished under the old sink
+ * the new one takes over and @p done gets the old one. @return 0, or PW_EINVAL (a swap is
+ * already pending, or a remote sink without the HTTP settings the outbox was built with).
+ */
+int pw_outbox_swap_sink(struct pw_outbox *ob, struct pw_sink *sink, pw_outbox_swapped_fn *done,
+                        void *arg);
+
+/** A reload's retry settings (as in pw_outbox_conf), from the next failure on. */
+void pw_outbox_set_retry(struct pw_outbox *ob, uint64_t base_ms, uint64_t cap_ms,
+                         unsigned max_attempts);
+
 /** New rows were committed: look for due rows on the next loop turn. */
 void pw_outbox_kick(struct pw_outbox *ob);
 

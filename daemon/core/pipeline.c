@@ -83,7 +83,16 @@ struct pw_pipeline {
     size_t page_staged; /* resources staged by the page being stored */
     struct pw_timeline scratch; /* one resource's events while a page is stored */
     struct pw_bytes enc;        /* their encoding */
+    /*
+     * Issue 19: what each server's open cycle has read, audited as one record at its end
+     * (reads_flush): {"<server>": {"queries": {...}, "streams": {...}, "patients": {...},
+     * "ids": [...], "pages": n, "entries": n}}.
+     */
+    json_t *reads;
 };
+
+/* A cycle's record is written early (and a new one begun) past this many ids: bounded memory. */
+#define PIPELINE_READS_MAX 5000
 
 static int merge_staged(struct pw_pipeline *p);
 static void merge_threshold(struct pw_pipeline *p);
@@ -188,6 +197,7 @@ int pw_pipeline_new(struct pw_pipeline **out, const struct pw_pipeline_conf *con
     }
     pw_timeline_init(&p->scratch, NULL);
     p->marked = json_object();
+    p->reads = json_object();
     p->merge_at = PIPELINE_MERGE_MIN;
     rc = !p->marked     ? PW_ENOMEM
          : p->conf.norm ? pw_norm_ctx_digest(p->conf.norm, p->norm)
@@ -212,6 +222,110 @@ int pw_pipeline_new(struct pw_pipeline **out, const struct pw_pipeline_conf *con
     return 0;
 }
 
+/* ---- what a cycle read (issue 19) ------------------------------------------------------- */
+
+static json_t *obj_child(json_t *parent, const char *key)
+{
+    json_t *o = json_object_get(parent, key);
+
+    if (!o) {
+        o = json_object();
+        json_object_set_new(parent, key, o);
+    }
+    return o;
+}
+
+static void count_add(json_t *obj, const char *key, json_int_t n)
+{
+    json_object_set_new(obj, key, json_integer(json_integer_value(json_object_get(obj, key)) + n));
+}
+
+/* Audit what @p server's cycle read (one record) and forget it. */
+static void reads_flush(struct pw_pipeline *p, const char *server, int err)
+{
+    json_t *r = json_object_get(p->reads, server);
+    json_t *patients;
+    const char *key;
+    json_t *v;
+    int rc;
+
+    if (!r || !p->conf.audit) {
+        json_object_del(p->reads, server);
+        return;
+    }
+    patients = json_array();
+    json_object_foreach(json_object_get(r, "patients"), key, v)
+    {
+        json_array_append_new(patients, json_string(key));
+    }
+    rc = pw_audit_search_cycle(p->conf.audit, server, json_incref(obj_child(r, "queries")),
+                               patients, json_incref(json_object_get(r, "ids")),
+                               (long)json_integer_value(json_object_get(r, "pages")),
+                               (long)json_integer_value(json_object_get(r, "entries")), err);
+    if (rc < 0) {
+        pw_log_err(AUDIT, "server %s: the cycle's search record not written: %s", server,
+                   pw_strerror(rc));
+    }
+    json_object_del(p->reads, server);
+}
+
+/* A committed page of @p src: its query shape, patient and resource ids join the cycle's. */
+static void reads_add(struct pw_pipeline *p, const struct pw_sync_source *src,
+                      const json_t *resources)
+{
+    char shape[PW_REF_MAX + 64];
+    char patient[PW_REF_MAX];
+    json_t *r;
+    json_t *ids;
+    json_t *q;
+    json_t *res;
+    size_t i;
+
+    if (!p->conf.audit) {
+        return;
+    }
+    r = obj_child(p->reads, src->server);
+    ids = json_object_get(r, "ids");
+    if (!ids) {
+        ids = json_array();
+        json_object_set_new(r, "ids", ids);
+    }
+    /* BALP query shape: the search, its patient parameter abstracted. */
+    snprintf(shape, sizeof(shape), "%s%s", src->type, src->patient ? "?patient={id}" : "");
+    q = obj_child(obj_child(r, "queries"), shape);
+    if (!json_object_get(obj_child(r, "streams"), src->key)) {
+        json_object_set_new(obj_child(r, "streams"), src->key, json_true());
+        count_add(q, "searches", 1);
+    }
+    count_add(q, "pages", 1);
+    count_add(q, "entries", (json_int_t)json_array_size(resources));
+    count_add(r, "pages", 1);
+    count_add(r, "entries", (json_int_t)json_array_size(resources));
+    if (src->patient && json_array_size(resources) > 0) {
+        snprintf(patient, sizeof(patient), "Patient/%s", src->patient);
+        json_object_set_new(obj_child(r, "patients"), patient, json_true());
+    }
+    json_array_foreach(resources, i, res)
+    {
+        const char *type = json_string_value(json_object_get(res, "resourceType"));
+        const char *id = json_string_value(json_object_get(res, "id"));
+        const char *subject =
+            json_string_value(json_object_get(json_object_get(res, "subject"), "reference"));
+        char ref[PW_REF_MAX];
+
+        if (type && id) {
+            snprintf(ref, sizeof(ref), "%s/%s", type, id);
+            json_array_append_new(ids, json_string(ref));
+        }
+        if (!src->patient && subject && strncmp(subject, "Patient/", 8) == 0) {
+            json_object_set_new(obj_child(r, "patients"), subject, json_true());
+        }
+    }
+    if (json_array_size(ids) > PIPELINE_READS_MAX) {
+        reads_flush(p, src->server, 0); /* a long catch-up: one record per few thousand reads */
+    }
+}
+
 void pw_pipeline_free(struct pw_pipeline *p)
 {
     if (!p) {
@@ -223,6 +337,17 @@ void pw_pipeline_free(struct pw_pipeline *p)
     pw_timeline_cleanup(&p->scratch);
     pw_bytes_cleanup(&p->enc);
     json_decref(p->marked);
+    if (p->conf.audit) {
+        /* A stop mid-cycle: what was read so far is recorded all the same. */
+        const char *server;
+        json_t *r;
+        void *tmp;
+        json_object_foreach_safe(p->reads, tmp, server, r)
+        {
+            reads_flush(p, server, PW_ECANCELED);
+        }
+    }
+    json_decref(p->reads);
     free(p);
 }
 
@@ -695,27 +820,6 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
     }
     p->page_staged = 0;
     batched = batched && p->conf.audit && pw_audit_batch_begin(p->conf.audit) == 0;
-    if (p->conf.audit) {
-        /* What painwatch read about whom, before it is acted upon (audit before effect). */
-        char query[PW_REF_MAX + 64];
-        char patient[PW_REF_MAX];
-        struct pw_audit_fhir ix = {
-            .interaction = "search",
-            .server = src->server,
-            .method = "GET",
-            .url = query,
-            .status = 200,
-            .patient = src->patient ? patient : NULL,
-            .entries = (long)json_array_size(resources),
-        };
-        snprintf(patient, sizeof(patient), "Patient/%s", src->patient ? src->patient : "");
-        snprintf(query, sizeof(query), "%s?%s%s", src->type, src->patient ? "patient=" : "",
-                 src->patient ? src->patient : "");
-        rc = pw_audit_fhir_interaction(p->conf.audit, &ix);
-        if (rc < 0) {
-            goto fail;
-        }
-    }
     json_array_foreach(resources, i, res)
     {
         rc = store_one(p, src, res, &refs, &touched, &max_updated);
@@ -767,11 +871,12 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
         p->staged += p->page_staged;
         p->stats.pages++;
         p->stats.resources += json_array_size(resources);
+        reads_add(p, src, resources);
         pw_metric_add(PW_M_INGESTED, (double)json_array_size(resources), src->server, src->type,
                       NULL);
         if (max_updated != PW_TIME_NONE) {
-            pw_metric_set(PW_M_SYNC_LAG, (double)(now_s - max_updated), src->server, src->type,
-                          NULL);
+            /* The newest lastUpdated: the registry renders the lag at each scrape. */
+            pw_metric_set(PW_M_SYNC_LAG, (double)max_updated, src->server, src->type, NULL);
         }
     }
     return rc;
@@ -900,9 +1005,10 @@ static void on_cycle_end(void *arg, const char *server, int err)
     size_t n = 0;
 
     cycle_mark(p, server, false);
+    reads_flush(p, server, err); /* before the evaluation it feeds: audit before effect */
     if (err == 0) {
-        /* Every stream of the server completed: it is current as of now. Not on a failed
-         * cycle (issue 18: a stream stuck on a bad page must not look fresh). */
+        /* Every stream of the server completed: it is current as of now (the last *complete*
+         * cycle). Not on a failed cycle: a stream stuck on a bad page must not look fresh. */
         pw_metric_set(PW_M_SYNC_LAST_SUCCESS, (double)(now_ms(p) / 1000), server, NULL);
     }
     /* A failed cycle still evaluates what its committed pages brought. */
@@ -1045,4 +1151,14 @@ int pw_pipeline_reevaluate_due(struct pw_pipeline *p, size_t *n_out)
         *n_out = total;
     }
     return rc;
+}
+
+void pw_pipeline_reconfigure(struct pw_pipeline *p, const struct pw_engine *engine,
+                             const struct pw_sink *sink, const char *identifier_system,
+                             int64_t reevaluate_ms)
+{
+    p->conf.engine = engine;
+    p->conf.sink = sink;
+    p->conf.identifier_system = identifier_system;
+    p->conf.reevaluate_ms = reevaluate_ms < 1000 ? 1000 : reevaluate_ms;
 }

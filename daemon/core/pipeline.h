@@ -96,4 +96,13 @@ void pw_pipeline_stats(const struct pw_pipeline *p, struct pw_pipeline_stats *ou
  */
 bool pw_pipeline_cycle_open(const struct pw_pipeline *p);
 
+/**
+ * A configuration reload (issue 19), between loop turns: later evaluations use @p engine, @p sink
+ * and @p identifier_system (borrowed, as in pw_pipeline_conf; the caller keeps the old ones alive
+ * until nothing uses them).
+ */
+void pw_pipeline_reconfigure(struct pw_pipeline *p, const struct pw_engine *engine,
+                             const struct pw_sink *sink, const char *identifier_system,
+                             int64_t reevaluate_ms);
+
 #endif

@@ -272,8 +272,10 @@ static void run_end(struct run *r, int err)
         srv->health.last_status = r->status;
         srv->failed++;
         if (err != PW_ECANCELED) {
-            pw_log_warn(SYNC, "%s: run failed after %u page(s): %s (HTTP %ld)", src->key,
-                        r->pages_before + r->pages, pw_strerror(err), r->status);
+            char st[32];
+            snprintf(st, sizeof(st), r->status > 0 ? "HTTP %ld" : "no HTTP response", r->status);
+            pw_log_warn(SYNC, "%s: run failed after %u page(s): %s (%s)", src->key,
+                        r->pages_before + r->pages, pw_strerror(err), st);
         }
         if (r->page_failed) {
             /* Not the server's transport: its content. Counted, and it makes the cycle a failed
@@ -720,6 +722,8 @@ static void on_response(void *arg, int err, const struct pw_http_resp *resp)
     struct pw_sync *sync = r->srv->sync;
 
     enter(sync);
+    /* Journal fields for what this response leads to (issue 19); both strings outlive the run. */
+    pw_log_context(r->srv->conf.name, NULL, r->stream->src.type);
     sync->inflight--;
     /* After pw_sync_free() the consumer may be gone: nothing more is delivered. A mere stop
      * lets the page in hand be committed (on_page_done ends the run). */
@@ -738,6 +742,7 @@ static void on_response(void *arg, int err, const struct pw_http_resp *resp)
     } else {
         run_status(r, resp);
     }
+    pw_log_context(NULL, NULL, NULL);
     leave(sync);
 }
 
@@ -948,8 +953,11 @@ static void cycle_health(struct server *srv, bool failed)
     if (!h->unhealthy && h->consecutive_failures >= srv->conf.unhealthy_after) {
         int err = srv->cycle_err ? srv->cycle_err : srv->page_err;
         h->unhealthy = true;
-        pw_log_err(SYNC, "%s: unhealthy after %u failed cycles (%s, HTTP %ld)", srv->conf.name,
-                   h->consecutive_failures, pw_strerror(err), srv->cycle_status);
+        char st[32];
+        snprintf(st, sizeof(st), srv->cycle_status > 0 ? "HTTP %ld" : "no HTTP response",
+                 srv->cycle_status);
+        pw_log_err(SYNC, "%s: unhealthy after %u failed cycles (%s, %s)", srv->conf.name,
+                   h->consecutive_failures, pw_strerror(err), st);
         pw_notify_status("degraded: server %s failing (%s)", srv->conf.name, pw_strerror(err));
     }
 }
@@ -1259,4 +1267,14 @@ size_t pw_sync_stream_count(const struct pw_sync *sync, const char *server)
 {
     const struct server *srv = server_find(sync, server);
     return srv ? srv->nstreams : 0;
+}
+
+int pw_sync_set_poll(struct pw_sync *sync, const char *server, uint64_t poll_ms)
+{
+    struct server *srv = server_find(sync, server);
+    if (!srv) {
+        return PW_ENOENT;
+    }
+    srv->conf.poll_ms = poll_ms;
+    return 0;
 }

@@ -354,4 +354,15 @@ long pw_audit_show(FILE *out, FILE *err, const char *const *files, size_t n_file
  */
 int pw_audit_parse_time(const char *s, int64_t *out_ms);
 
+/**
+ * Issue 19: the searches of one sync cycle of @p server as one record (instead of one per page):
+ * BALP query entities (one per query shape, e.g. "Observation?patient={id}"), a patient entity
+ * per patient whose data was read, and painwatch.read, the ids of the resources read.
+ * @p queries: {"<shape>": {"searches": n, "pages": n, "entries": n}}; @p patients: ["Patient/x"];
+ * @p ids: ["Observation/1"]. Takes ownership of the three (also on failure). @p err: 0, or the
+ * error that ended the cycle. @return as pw_audit_append_new().
+ */
+int pw_audit_search_cycle(struct pw_audit *a, const char *server, json_t *queries, json_t *patients,
+                          json_t *ids, long pages, long entries, int err);
+
 #endif

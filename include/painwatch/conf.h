@@ -275,6 +275,9 @@ struct pw_conf_audit {
     const char *key_file;
     int64_t rotate_size;
     int64_t rotate_interval_ms; /* 0: size only */
+    /* issue 19 */
+    bool allow_local_key; /* the key may live in state_dir (or be created there): demo only */
+    int64_t retain_ms;    /* delete rotated files, verified, older than this; 0: keep all */
 };
 
 struct pw_conf_store {
@@ -324,10 +327,21 @@ struct pw_conf_daemon {
     const char *factor_set; /* cdc2022 | cdc2016 */
     struct pw_conf_pain_codes pain_codes;
     const json_t *rules; /* {"<rule id>": {"enabled": bool, "<param>": number, ...}} */
+    /* issue 19 */
+    const char *control_socket; /* `painwatch writes`; NULL: see pw_control_path() */
+    int64_t startup_timeout_ms; /* READY waits this long for every server's /metadata */
 };
 
 /** The top-level table (for documentation tools and tests). */
 extern const struct pw_conf_field pw_conf_schema[];
+
+/**
+ * Issue 19: the audit HMAC key must live outside state_dir (a file or a systemd credential)
+ * unless audit.allow_local_key is true: a key beside the trail protects against accidents, not
+ * against someone who can write the trail. Startup and `config check` refuse otherwise.
+ * @return 0, or PW_ECONFIG with the reason in @p why.
+ */
+int pw_conf_check_audit_key(const struct pw_conf_daemon *cd, char *why, size_t cap);
 
 /** The typed view of @p conf. Borrowed: valid until pw_conf_free(). */
 const struct pw_conf_daemon *pw_conf_daemon(const struct pw_conf *conf);

@@ -80,4 +80,17 @@ void pw_log_write(int level, enum pw_log_comp comp, const char *fmt, ...)
 #define pw_log_info(comp, ...)   pw_log(LOG_INFO, comp, __VA_ARGS__)
 #define pw_log_debug(comp, ...)  pw_log(LOG_DEBUG, comp, __VA_ARGS__)
 
+/*
+ * Issue 19: journal fields. Lines logged while a context is set go to journald (when logging to
+ * it, $JOURNAL_STREAM) as entries with PW_SERVER, PW_RULE and PW_RESOURCE_TYPE. Strings are
+ * borrowed until the context is changed; NULL or "" leaves a field out; all NULL clears it.
+ * The daemon is single-threaded: set it around the work, clear it after.
+ */
+void pw_log_context(const char *server, const char *rule, const char *resource_type);
+
+/** Tests: receive the journald entries instead of sd_journal_sendv(). NULL restores it. */
+struct iovec;
+typedef int pw_log_journal_fn(const struct iovec *iov, int n);
+void pw_log_set_journal_sink(pw_log_journal_fn *fn);
+
 #endif

@@ -216,6 +216,9 @@ void pw_sync_set_page_limits(struct pw_sync *sync, size_t budget, size_t entries
 /** Copy the health of @p server into @p out. @return 0 or PW_ENOENT. */
 int pw_sync_health(const struct pw_sync *sync, const char *server, struct pw_sync_health *out);
 
+/** A reload's new poll interval for @p server: from its next cycle on. @return 0 or PW_ENOENT. */
+int pw_sync_set_poll(struct pw_sync *sync, const char *server, uint64_t poll_ms);
+
 /** Number of streams (patient x type, or type in server-wide mode) of @p server, or 0. */
 size_t pw_sync_stream_count(const struct pw_sync *sync, const char *server);
 

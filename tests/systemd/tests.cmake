@@ -38,3 +38,7 @@ set_tests_properties(systemd_package_lintian PROPERTIES FIXTURES_SETUP pw_deb)
 set_tests_properties(systemd_guide_walkthrough PROPERTIES
   LABELS "systemd;package" SKIP_RETURN_CODE 77 TIMEOUT 600 FIXTURES_REQUIRED pw_deb
   ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1")
+# Issue 19: the example Prometheus alerting rules (promtool from the Debian package prometheus).
+add_test(NAME systemd_promtool_rules
+  COMMAND sh ${PW_SYSTEMD_TEST_DIR}/promtool_rules.sh ${PROJECT_SOURCE_DIR})
+set_tests_properties(systemd_promtool_rules PROPERTIES LABELS systemd SKIP_RETURN_CODE 77 TIMEOUT 60)

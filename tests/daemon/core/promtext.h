@@ -15,7 +15,7 @@
 
 #include "support/pwtest.h"
 
-#define PROM_MAX 512
+#define PROM_MAX 2048
 
 struct prom_sample {
     char name[128];
@@ -57,9 +57,24 @@ static void prom_name(const char **p, char *out, size_t size, bool label, int li
 
 static size_t prom_family(const struct prom_text *t, const char *name)
 {
+    static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
+
     for (size_t i = 0; i < t->n_typed; i++) {
         if (strcmp(t->typed[i], name) == 0) {
             return i;
+        }
+    }
+    /* A histogram's samples: <family>_bucket, _sum, _count under the family's TYPE. */
+    for (size_t k = 0; k < 3; k++) {
+        size_t n = strlen(name);
+        size_t sl = strlen(suffixes[k]);
+        if (n > sl && strcmp(name + n - sl, suffixes[k]) == 0) {
+            for (size_t i = 0; i < t->n_typed; i++) {
+                if (strlen(t->typed[i]) == n - sl && strncmp(t->typed[i], name, n - sl) == 0 &&
+                    strcmp(t->types[i], "histogram") == 0) {
+                    return i;
+                }
+            }
         }
     }
     return (size_t)-1;

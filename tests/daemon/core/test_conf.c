@@ -111,7 +111,7 @@ static void test_default_config(void **state)
     assert_null(d->servers[0].resources[5]);
     assert_true(d->health.enabled);
     assert_string_equal(d->health.listen, "127.0.0.1:9187");
-    assert_false(d->shadow_mode);
+    assert_false(d->shadow_mode); /* the demo says false explicitly */
     assert_string_equal(d->factor_set, "cdc2022");
     assert_int_equal(d->audit.rotate_size, 64 * 1024 * 1024);
     assert_int_equal(d->pain_codes.n_score, 2);
@@ -357,6 +357,10 @@ static void test_json_config(void **state)
     assert_int_equal(load_text(BASE "shadow_mode: false\n", &yconf), 0);
     assert_string_not_equal(pw_conf_hash(conf), pw_conf_hash(yconf));
     pw_conf_free(yconf);
+    /* Safe by default (issue 19): a file that does not say shadow_mode never writes to charts. */
+    assert_int_equal(load_text(BASE, &yconf), 0);
+    assert_true(pw_conf_daemon(yconf)->shadow_mode);
+    pw_conf_free(yconf);
     pw_conf_free(conf);
 
     expect_error("{\"servers\": [{\"name\": \"ehr\", \"base_url\": \"https://e.example/fhir\",\n"
@@ -601,6 +605,48 @@ static void test_token_url(void **state)
 #undef HEAD
 }
 
+/* Issue 19: the audit key lives outside state_dir unless audit.allow_local_key says otherwise. */
+static void test_audit_key_location(void **state)
+{
+    struct pw_conf *conf = NULL;
+    char text[8192];
+    char key[4200];
+    char sub[4200];
+    char why[1024];
+
+    (void)state;
+    snprintf(sub, sizeof(sub), "%s/state", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    /* No key_file: refused (a demo says allow_local_key). */
+    snprintf(text, sizeof(text), BASE "state_dir: %s\n", sub);
+    assert_int_equal(load_text(text, &conf), 0);
+    assert_int_equal(pw_conf_check_audit_key(pw_conf_daemon(conf), why, sizeof(why)), PW_ECONFIG);
+    assert_non_null(strstr(why, "audit.key_file is not set"));
+    pw_conf_free(conf);
+    snprintf(text, sizeof(text), BASE "state_dir: %s\naudit:\n  allow_local_key: true\n", sub);
+    assert_int_equal(load_text(text, &conf), 0);
+    assert_int_equal(pw_conf_check_audit_key(pw_conf_daemon(conf), why, sizeof(why)), 0);
+    pw_conf_free(conf);
+    /* A key inside state_dir (through a ".." too): refused, naming both. */
+    snprintf(key, sizeof(key), "%s/audit.key", sub);
+    pwt_write_file(key, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+    assert_int_equal(chmod(key, 0600), 0);
+    snprintf(text, sizeof(text), BASE "state_dir: %s\naudit:\n  key_file: %s/../state/audit.key\n",
+             sub, sub);
+    assert_int_equal(load_text(text, &conf), 0);
+    assert_int_equal(pw_conf_check_audit_key(pw_conf_daemon(conf), why, sizeof(why)), PW_ECONFIG);
+    assert_non_null(strstr(why, "is inside state_dir"));
+    pw_conf_free(conf);
+    /* Beside state_dir, not in it: fine. */
+    snprintf(key, sizeof(key), "%s/audit.key", dir);
+    pwt_write_file(key, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+    assert_int_equal(chmod(key, 0600), 0);
+    snprintf(text, sizeof(text), BASE "state_dir: %s\naudit:\n  key_file: %s\n", sub, key);
+    assert_int_equal(load_text(text, &conf), 0);
+    assert_int_equal(pw_conf_check_audit_key(pw_conf_daemon(conf), why, sizeof(why)), 0);
+    pw_conf_free(conf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -622,6 +668,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proxy_setting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_url, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_key_location, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
@@ -158,6 +159,47 @@ static void test_level_names(void **state)
     assert_int_equal(pw_log_level_from_name("loud"), -1);
 }
 
+/* Issue 19: with a context, a journald line is an entry with PW_SERVER, PW_RULE, PW_RESOURCE_TYPE.
+ */
+static char journal_got[2048];
+
+static int capture_journal(const struct iovec *iov, int n)
+{
+    size_t off = 0;
+
+    journal_got[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        off += (size_t)snprintf(journal_got + off, sizeof(journal_got) - off, "%.*s|",
+                                (int)iov[i].iov_len, (const char *)iov[i].iov_base);
+    }
+    return 0;
+}
+
+static void test_journal_fields(void **state)
+{
+    (void)state;
+    pw_log_set_output(out, true);
+    pw_log_set_journal_sink(capture_journal);
+    pw_log_context("ehr", "rescue-dose-missing", "Flag");
+    pw_log_err(OUTBOX, "outbox row 7: HTTP 503: retry in 30000 ms");
+    assert_string_equal(journal_got,
+                        "MESSAGE=[outbox] outbox row 7: HTTP 503: retry in 30000 ms|PRIORITY=3|"
+                        "SYSLOG_IDENTIFIER=painwatchd|PW_SERVER=ehr|PW_RULE=rescue-dose-missing|"
+                        "PW_RESOURCE_TYPE=Flag|");
+    pw_log_context("ehr", NULL, "Observation");
+    pw_log_warn(SYNC, "run failed");
+    assert_non_null(strstr(journal_got, "|PW_SERVER=ehr|PW_RESOURCE_TYPE=Observation|"));
+    assert_null(strstr(journal_got, "PW_RULE"));
+    /* No context: the plain journald stream line, as before. */
+    pw_log_context(NULL, NULL, NULL);
+    journal_got[0] = '\0';
+    pw_log_warn(SYNC, "cursor held");
+    fflush(out);
+    assert_string_equal(journal_got, "");
+    assert_non_null(strstr(buf, "<4>[sync] cursor held\n"));
+    pw_log_set_journal_sink(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -169,6 +211,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_limit_by_template_not_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newlines_cannot_forge_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_level_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_fields, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
 /* metrics.c: counters and gauges move, labels escape, the output parses as Prometheus text. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "painwatch/err.h"
 #include "painwatch/limits.h"
@@ -50,23 +51,48 @@ static void test_counters_move(void **state)
     pw_metric_inc(PW_M_HTTP_REQUESTS, "ehr", "503", NULL);
     pw_metric_add(PW_M_INGESTED, 25, "ehr", "Observation", NULL);
     pw_metric_inc(PW_M_AUDIT_RECORDS, NULL);
-    pw_metric_set(PW_M_OUTBOX_DEPTH, 7, NULL);
-    pw_metric_set(PW_M_OUTBOX_DEPTH, 3, NULL);
-    pw_metric_set(PW_M_SYNC_LAG, 12.5, "ehr", "Observation", NULL);
+    pw_metric_set(PW_M_OUTBOX_DEPTH, 7, "ehr", NULL);
+    pw_metric_set(PW_M_OUTBOX_DEPTH, 3, "ehr", NULL);
+    /* The lag is set as the newest lastUpdated and rendered as seconds since, at the scrape. */
+    pw_metric_set(PW_M_SYNC_LAG, (double)time(NULL) - 12.5, "ehr", "Observation", NULL);
     render_parse();
     assert_true(prom_value(&parsed, PW_M_HTTP_REQUESTS, "server=\"ehr\",status=\"200\"") == 2.0);
     assert_true(prom_value(&parsed, PW_M_HTTP_REQUESTS, "server=\"ehr\",status=\"503\"") == 1.0);
     assert_true(prom_value(&parsed, PW_M_INGESTED, "server=\"ehr\",resource=\"Observation\"") ==
                 25.0);
     assert_true(prom_value(&parsed, PW_M_AUDIT_RECORDS, "") == 1.0);
-    assert_true(prom_value(&parsed, PW_M_OUTBOX_DEPTH, "") == 3.0);
-    assert_true(prom_value(&parsed, PW_M_SYNC_LAG, "server=\"ehr\",resource=\"Observation\"") ==
+    assert_true(prom_value(&parsed, PW_M_OUTBOX_DEPTH, "server=\"ehr\"") == 3.0);
+    assert_true(prom_value(&parsed, PW_M_SYNC_LAG, "server=\"ehr\",resource=\"Observation\"") >=
                 12.5);
+    /* process_* as every Prometheus client exports them. */
+    assert_true(prom_value(&parsed, PW_M_PROCESS_CPU, "") > 0);
+    assert_true(prom_value(&parsed, PW_M_PROCESS_RSS, "") > 1e6);
+    assert_true(prom_value(&parsed, PW_M_PROCESS_FDS, "") >= 3);
+    assert_true(prom_value(&parsed, PW_M_PROCESS_START, "") > 1.7e9);
     assert_true(pw_metric_get(PW_M_HTTP_REQUESTS, "ehr", "200", NULL) == 2.0);
 
     pw_metric_inc(PW_M_HTTP_REQUESTS, "ehr", "200", NULL);
     render_parse();
     assert_true(prom_value(&parsed, PW_M_HTTP_REQUESTS, "server=\"ehr\",status=\"200\"") == 3.0);
+
+    /* A latency histogram: cumulative buckets, +Inf, _sum and _count. */
+    pw_metric_observe(PW_M_HTTP_DURATION, 0.003, "ehr", "search", NULL);
+    pw_metric_observe(PW_M_HTTP_DURATION, 0.2, "ehr", "search", NULL);
+    pw_metric_observe(PW_M_HTTP_DURATION, 120, "ehr", "search", NULL);
+    render_parse();
+    assert_true(prom_value(&parsed, PW_M_HTTP_DURATION "_bucket",
+                           "server=\"ehr\",operation=\"search\",le=\"0.005\"") == 1.0);
+    assert_true(prom_value(&parsed, PW_M_HTTP_DURATION "_bucket",
+                           "server=\"ehr\",operation=\"search\",le=\"0.25\"") == 2.0);
+    assert_true(prom_value(&parsed, PW_M_HTTP_DURATION "_bucket",
+                           "server=\"ehr\",operation=\"search\",le=\"60\"") == 2.0);
+    assert_true(prom_value(&parsed, PW_M_HTTP_DURATION "_bucket",
+                           "server=\"ehr\",operation=\"search\",le=\"+Inf\"") == 3.0);
+    assert_true(prom_value(&parsed, PW_M_HTTP_DURATION "_count",
+                           "server=\"ehr\",operation=\"search\"") == 3.0);
+    assert_true(
+        fabs(prom_value(&parsed, PW_M_HTTP_DURATION "_sum", "server=\"ehr\",operation=\"search\"") -
+             120.203) < 1e-9);
 }
 
 static void test_escaping_and_register(void **state)

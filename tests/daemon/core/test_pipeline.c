@@ -691,6 +691,60 @@ static void test_last_success_not_advanced_by_failed_cycle(void **state)
                 (double)(fx->t0_ms / 1000));
 }
 
+/* Issue 19: the searches of a cycle are one audit record per server, not one per page. */
+static void test_one_search_record_per_cycle(void **state)
+{
+    struct fixture *fx = *state;
+    struct pw_sync_source obs = {
+        .server = "ehr", .type = "MedicationRequest", .key = "ehr/MedicationRequest/-"};
+    char trail[4096];
+    char key_path[4096];
+    char *text;
+    int searches = 0;
+
+    snprintf(trail, sizeof(trail), "%s/audit.jsonl", fx->dir);
+    snprintf(key_path, sizeof(key_path), "%s/audit.key", fx->dir);
+    pwt_write_file(key_path, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+    assert_int_equal(chmod(key_path, 0600), 0);
+    struct pw_audit_opts ao = {.path = trail, .key_path = key_path, .device = "Device/painwatch"};
+    assert_int_equal(pw_audit_open(&fx->audit, &ao), 0);
+    restart_with(fx, "cdc2022");
+    clock_now_ms = fx->t0_ms + HOUR_MS;
+    /* Three pages of one stream: two patients, then one more, then nothing new. */
+    fx->consumer.on_page(fx->consumer.arg, &obs, page_of_patients(2), NULL, on_page_done, NULL);
+    assert_int_equal(page_err, 0);
+    fx->consumer.on_page(fx->consumer.arg, &obs, page_of_patients(3), NULL, on_page_done, NULL);
+    assert_int_equal(page_err, 0);
+    fx->consumer.on_page(fx->consumer.arg, &obs, json_array(), NULL, on_page_done, NULL);
+    assert_int_equal(page_err, 0);
+    fx->consumer.on_cycle_end(fx->consumer.arg, "ehr", 0);
+    pw_audit_free(fx->audit);
+    fx->audit = NULL;
+
+    text = pwt_read_file(trail, NULL);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        json_t *rec = json_loads(line, 0, NULL);
+        json_t *pw = json_object_get(rec, "painwatch");
+        const char *subtype = json_string_value(json_object_get(rec, "subtype"));
+        assert_non_null(rec);
+        if (subtype && strcmp(subtype, "search") == 0) {
+            searches++;
+            assert_int_equal(json_integer_value(json_object_get(pw, "pages")), 3);
+            assert_int_equal(json_integer_value(json_object_get(pw, "searches")), 1);
+            /* the ids read: each resource of the three pages */
+            assert_true(json_array_size(json_object_get(pw, "read")) > 0);
+            assert_int_equal(json_integer_value(json_object_get(pw, "entries")),
+                             (json_int_t)json_array_size(json_object_get(pw, "read")));
+            /* a BALP query entity with the shape, and the patients read */
+            assert_non_null(strstr(line, "\"role\":\"query\""));
+            assert_non_null(strstr(line, "\"what\":\"Patient/q2\""));
+        }
+        json_decref(rec);
+    }
+    free(text);
+    assert_int_equal(searches, 1);
+}
+
 int main(void)
 {
 #define BOTH(t)                                          \
@@ -706,6 +760,7 @@ int main(void)
         BOTH(test_order_moved_to_another_patient),
         BOTH(test_marks_survive_an_evaluation_between_pages),
         BOTH(test_staged_pages_survive_a_restart),
+        cmocka_unit_test_setup_teardown(test_one_search_record_per_cycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_batch_overflow_halves_the_batch, setup,
                                         teardown),
         BOTH(test_unreadable_resource_audited_and_dq),

@@ -92,8 +92,16 @@ test('logs carry no patient data; the trail has what an auditor needs and verifi
     for (const x of recs.filter((y) => y.subtype === 'finding-raised')) {
       assert.ok(!r.log.includes(x.painwatch.text.slice(0, 30)), 'a finding\'s text in the log');
     }
+    // One search record per server and sync cycle (issue 19): its pages counted, the patients
+    // and resource ids read listed.
     const searches = recs.filter((x) => x.subtype === 'search');
-    assert.ok(searches.length >= 5, 'every search page is in the trail');
+    assert.ok(searches.length >= 1, 'the sync cycle\'s searches are in the trail');
+    const pages = searches.reduce((n, x) => n + (x.painwatch.pages || 0), 0);
+    assert.ok(pages >= 5, `every search page is counted in the trail (${pages})`);
+    for (const f of flags) {
+      assert.ok(searches.some((x) => x.entity.some((e) => e.role === 'patient' && e.what === f.subject)),
+        `a search record names ${f.subject}, whose data was read`);
+    }
 
     const v = D.cli(['audit', 'verify', '--config', conf.file]);
     assert.equal(v.status, 0, `audit verify: ${v.stdout}${v.stderr}`);

@@ -81,6 +81,7 @@ function writeConfig(dir, base, opts = {}) {
     '  listen: "127.0.0.1:0"',
     'audit:',
     `  path: ${path.join(state, 'audit', 'trail.jsonl')}`,
+    '  allow_local_key: true', // the test's key lives beside the trail (issue 19: demo only)
     'outbox: {retry_base: 1s, retry_cap: 2s}',
     'sink:',
     '  type: fhir-flag',

@@ -33,6 +33,9 @@ function config(dir, base, extra = '') {
     file,
     [
       `state_dir: ${path.join(dir, 'state')}`,
+      // Shadow mode is the built-in default (issue 19): these runs write to the server.
+      extra.includes('shadow_mode') ? '' : 'shadow_mode: false',
+      'audit: {allow_local_key: true}', // the key beside the trail: a test, like the demo
       'servers:',
       '  - name: ehr',
       `    base_url: ${base}`,

@@ -1,0 +1,954 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Issue 19, the daemon side, run as systemd runs painwatchd against a loopback FHIR responder:
+ * the kill switch (`painwatch writes pause|resume` over the control socket: a pause holds every
+ * Flag write while the queue keeps it, survives a restart, is refused to a user outside the
+ * service's group and obeyed for one inside it), an honest reload (SIGHUP to shadow mode stops
+ * EHR writes; a reload that changes state_dir is refused whole and audited as refused), READY
+ * that waits for /metadata (or names the servers down after startup_timeout), the metrics an
+ * operator alerts on, audit.retain (verified files only), and transport failures named in the
+ * log. The setuid parts need root and are skipped otherwise.
+ */
+#define _GNU_SOURCE /* setgroups */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "daemon/core/promtext.h"
+#include "painwatch/audit.h"
+#include "support/pwtest.h"
+#include "support/responder.h"
+
+/* Bounds on waiting for the daemon (a failure, not a timing assertion). */
+#define WAIT_S 90
+
+#define NOBODY 65534
+
+static const char capability[] =
+    "{\"resourceType\":\"CapabilityStatement\",\"status\":\"active\",\"kind\":\"instance\","
+    "\"date\":\"2026-01-01\",\"fhirVersion\":\"4.0.1\",\"format\":[\"json\"],"
+    "\"software\":{\"name\":\"painwatch test responder\"},"
+    "\"rest\":[{\"mode\":\"server\",\"resource\":["
+    "{\"type\":\"Observation\",\"interaction\":[{\"code\":\"search-type\"},{\"code\":\"read\"}],"
+    "\"searchParam\":[{\"name\":\"patient\",\"type\":\"reference\"},"
+    "{\"name\":\"subject\",\"type\":\"reference\"},{\"name\":\"code\",\"type\":\"token\"},"
+    "{\"name\":\"date\",\"type\":\"date\"},{\"name\":\"_lastUpdated\",\"type\":\"date\"},"
+    "{\"name\":\"_sort\",\"type\":\"string\"}]},"
+    "{\"type\":\"MedicationRequest\",\"interaction\":[{\"code\":\"search-type\"}],"
+    "\"searchParam\":[{\"name\":\"patient\",\"type\":\"reference\"},"
+    "{\"name\":\"subject\",\"type\":\"reference\"},{\"name\":\"authoredon\",\"type\":\"date\"},"
+    "{\"name\":\"_lastUpdated\",\"type\":\"date\"},{\"name\":\"_sort\",\"type\":\"string\"}]},"
+    "{\"type\":\"Flag\",\"interaction\":[{\"code\":\"create\"},{\"code\":\"update\"},"
+    "{\"code\":\"search-type\"},{\"code\":\"read\"}],\"conditionalCreate\":true,"
+    "\"searchParam\":[{\"name\":\"identifier\",\"type\":\"token\"},"
+    "{\"name\":\"patient\",\"type\":\"reference\"}]}]}]}";
+
+static const char empty_bundle[] =
+    "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"total\":0,\"entry\":[]}";
+
+/*
+ * Every Observation search returns a severe pain score (9/10, two days old, never reassessed)
+ * for each of the first `pain_patients` synthetic patients: each one is a finding, hence a Flag
+ * write. Synthetic data only.
+ */
+static pthread_mutex_t data_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned pain_patients;
+static unsigned flags_made;
+
+static void set_pain_patients(unsigned n)
+{
+    pthread_mutex_lock(&data_lock);
+    pain_patients = n;
+    pthread_mutex_unlock(&data_lock);
+}
+
+static void observation_page(void *arg, const struct pwt_request *req, struct pwt_reply *reply)
+{
+    char now[32];
+    char then[32];
+    time_t t = time(NULL);
+    time_t t0 = t - 2 * 86400;
+    struct tm tm;
+    unsigned n;
+    size_t cap = 512 + 1024 * 8;
+    size_t off;
+
+    (void)arg;
+    (void)req;
+    pthread_mutex_lock(&data_lock);
+    n = pain_patients;
+    pthread_mutex_unlock(&data_lock);
+    gmtime_r(&t, &tm);
+    strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    gmtime_r(&t0, &tm);
+    strftime(then, sizeof(then), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    reply->status = 200;
+    reply->body = malloc(cap);
+    assert_non_null(reply->body);
+    off = (size_t)snprintf(reply->body, cap,
+                           "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"total\":%u,"
+                           "\"entry\":[",
+                           n);
+    for (unsigned i = 1; i <= n && i <= 8; i++) {
+        off += (size_t)snprintf(
+            reply->body + off, cap - off,
+            "%s{\"fullUrl\":\"urn:uuid:pain-%u\",\"search\":{\"mode\":\"match\"},\"resource\":{"
+            "\"resourceType\":\"Observation\",\"id\":\"pain-%u\","
+            "\"meta\":{\"versionId\":\"1\",\"lastUpdated\":\"%s\"},\"status\":\"final\","
+            "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"72514-3\"}]},"
+            "\"subject\":{\"reference\":\"Patient/synthetic-%u\"},"
+            "\"effectiveDateTime\":\"%s\",\"valueInteger\":9}}",
+            i > 1 ? "," : "", i, i, now, i, then);
+    }
+    snprintf(reply->body + off, cap - off, "]}");
+    reply->body_len = strlen(reply->body);
+}
+
+/* POST /fhir/Flag: 201 with a fresh id. */
+static void flag_created(void *arg, const struct pwt_request *req, struct pwt_reply *reply)
+{
+    const char *base = arg;
+    unsigned n;
+
+    (void)req;
+    pthread_mutex_lock(&data_lock);
+    n = ++flags_made;
+    pthread_mutex_unlock(&data_lock);
+    reply->status = 201;
+    reply->headers = malloc(512);
+    assert_non_null(reply->headers);
+    snprintf(reply->headers, 512, "Location: %s/fhir/Flag/f%u/_history/1\nETag: W/\"1\"\n", base,
+             n);
+    reply->body = malloc(128);
+    assert_non_null(reply->body);
+    snprintf(reply->body, 128,
+             "{\"resourceType\":\"Flag\",\"id\":\"f%u\",\"meta\":{\"versionId\":\"1\"}}", n);
+    reply->body_len = strlen(reply->body);
+}
+
+#define NOTIFY_KEEP 64
+
+struct run {
+    char *dir;
+    char cfg[4096];
+    char log[4096];
+    char sock_path[4096];
+    int sock;
+    pid_t pid;
+    struct pwt_responder *fhir;
+    char fhir_base[256];
+    unsigned health_port;
+    pthread_t reader;
+    bool reading;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    char msgs[NOTIFY_KEEP][256];
+    unsigned long n_msgs;
+    unsigned long seen;
+    bool stop_reader;
+    char last[256]; /* the message wait_notify matched */
+};
+
+static void dump_log(const struct run *r)
+{
+    FILE *f = fopen(r->log, "r");
+    char line[1024];
+
+    fprintf(stderr, "---- painwatchd stderr ----\n");
+    while (f && fgets(line, sizeof(line), f)) {
+        fputs(line, stderr);
+    }
+    if (f) {
+        fclose(f);
+    }
+}
+
+static void assert_alive(struct run *r)
+{
+    int status;
+
+    if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
+        dump_log(r);
+        r->pid = 0;
+        fail_msg("painwatchd exited early (status %d)", status);
+    }
+}
+
+static void *reader_main(void *arg)
+{
+    struct run *r = arg;
+
+    for (;;) {
+        char msg[256];
+        ssize_t n = recv(r->sock, msg, sizeof(msg) - 1, 0); /* SO_RCVTIMEO: 1 s */
+        pthread_mutex_lock(&r->lock);
+        if (r->stop_reader) {
+            pthread_mutex_unlock(&r->lock);
+            return NULL;
+        }
+        if (n > 0) {
+            msg[n] = '\0';
+            if (strcmp(msg, "WATCHDOG=1") != 0) {
+                snprintf(r->msgs[r->n_msgs % NOTIFY_KEEP], sizeof(r->msgs[0]), "%s", msg);
+                r->n_msgs++;
+            }
+            pthread_cond_broadcast(&r->cond);
+        }
+        pthread_mutex_unlock(&r->lock);
+    }
+}
+
+/* Wait for the next notify message containing @p needle; it is kept in r->last. */
+static void wait_notify(struct run *r, const char *needle)
+{
+    for (int waited = 0; waited < WAIT_S;) {
+        struct timespec until;
+        bool found = false;
+
+        pthread_mutex_lock(&r->lock);
+        while (r->seen < r->n_msgs && !found) {
+            const char *m = r->msgs[r->seen % NOTIFY_KEEP];
+            found = strstr(m, needle) != NULL;
+            if (found) {
+                snprintf(r->last, sizeof(r->last), "%s", m);
+            }
+            r->seen++;
+        }
+        if (!found) {
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            if (pthread_cond_timedwait(&r->cond, &r->lock, &until) != 0) {
+                waited++;
+            }
+        }
+        pthread_mutex_unlock(&r->lock);
+        if (found) {
+            return;
+        }
+        assert_alive(r);
+    }
+    dump_log(r);
+    fail_msg("no '%s' from painwatchd within %d s", needle, WAIT_S);
+}
+
+static unsigned health_port(struct run *r)
+{
+    static const char tag[] = "/metrics on 127.0.0.1:0 (port ";
+    unsigned port = 0;
+
+    for (int i = 0; i < WAIT_S * 10 && !port; i++) {
+        char *text = pwt_read_file(r->log, NULL);
+        const char *p = NULL;
+        /* the last start's line: a restart appends to the same log */
+        for (const char *q = strstr(text, tag); q; q = strstr(q + 1, tag)) {
+            p = q;
+        }
+        if (p) {
+            port = (unsigned)strtoul(p + strlen(tag), NULL, 10);
+        }
+        free(text);
+        if (!port) {
+            nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+        }
+    }
+    if (!port) {
+        dump_log(r);
+        fail_msg("painwatchd did not log its health port");
+    }
+    return port;
+}
+
+struct body {
+    char *data;
+    size_t len;
+};
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    struct body *b = arg;
+    char *grown = realloc(b->data, b->len + size * n + 1);
+
+    assert_non_null(grown);
+    b->data = grown;
+    memcpy(b->data + b->len, data, size * n);
+    b->len += size * n;
+    b->data[b->len] = '\0';
+    return size * n;
+}
+
+static long get(struct run *r, const char *path, char **body)
+{
+    char url[256];
+    struct body b = {0};
+    long status = 0;
+    CURL *c = curl_easy_init();
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", r->health_port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    }
+    curl_easy_cleanup(c);
+    *body = b.data ? b.data : strdup("");
+    return status;
+}
+
+static double scrape(struct run *r, const char *name, const char *labels)
+{
+    static struct prom_text parsed;
+    char *body = NULL;
+    double v;
+
+    assert_int_equal(get(r, "/metrics", &body), 200);
+    prom_parse(&parsed, body);
+    free(body);
+    v = prom_value(&parsed, name, labels);
+    return isnan(v) ? 0 : v;
+}
+
+static void scrape_until_above(struct run *r, const char *name, const char *labels, double above)
+{
+    for (int i = 0; i < WAIT_S * 5; i++) {
+        if (scrape(r, name, labels) > above) {
+            return;
+        }
+        assert_alive(r);
+        nanosleep(&(struct timespec){.tv_nsec = 200 * 1000 * 1000}, NULL);
+    }
+    dump_log(r);
+    fail_msg("%s{%s} stayed at or below %g for %d s", name, labels, above, WAIT_S);
+}
+
+/* Flag POSTs received, for @p patient ("Patient/synthetic-2") or all when NULL. */
+static size_t flag_posts_for(struct run *r, const char *patient)
+{
+    size_t n = 0;
+    size_t all = pwt_responder_count(r->fhir);
+
+    for (size_t i = 0; i < all; i++) {
+        const struct pwt_request *q = pwt_responder_request(r->fhir, i);
+        if (strcmp(q->method, "POST") == 0 && strcmp(q->path, "/fhir/Flag") == 0 &&
+            (!patient || strstr(q->body, patient))) {
+            n++;
+        }
+    }
+    return n;
+}
+
+static size_t flag_posts(struct run *r)
+{
+    return flag_posts_for(r, NULL);
+}
+
+static void wait_flag_posts(struct run *r, size_t n)
+{
+    for (int i = 0; i < WAIT_S * 10; i++) {
+        if (flag_posts(r) >= n) {
+            return;
+        }
+        assert_alive(r);
+        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+    }
+    dump_log(r);
+    fail_msg("fewer than %zu Flag POSTs within %d s", n, WAIT_S);
+}
+
+/* Wait until @p path holds @p needle. */
+static void wait_file_has(struct run *r, const char *path, const char *needle)
+{
+    for (int i = 0; i < WAIT_S * 10; i++) {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            fclose(f);
+            char *text = pwt_read_file(path, NULL);
+            bool found = strstr(text, needle) != NULL;
+            free(text);
+            if (found) {
+                return;
+            }
+        }
+        assert_alive(r);
+        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+    }
+    dump_log(r);
+    fail_msg("%s never held '%s' within %d s", path, needle, WAIT_S);
+}
+
+/* Extra lines of the audit section ("  retain: 1d\n"), for the next write_config(). */
+static const char *audit_extra = "";
+
+static void write_config(struct run *r, const char *state, bool shadow, const char *extra)
+{
+    char text[8192];
+
+    snprintf(text, sizeof(text),
+             "state_dir: %s/%s\n"
+             "log_level: info\n"
+             "shadow_mode: %s\n"
+             "control_socket: %s\n"
+             "health:\n"
+             "  listen: 127.0.0.1:0\n"
+             "audit:\n"
+             "  key_file: %s/audit.key\n"
+             "%s"
+             "terminology_dir: %s\n"
+             "servers:\n"
+             "  - name: ehr\n"
+             "    base_url: %s/fhir\n"
+             "    cohort:\n"
+             "      type: server-wide\n"
+             "    poll_interval: 10s\n"
+             "%s",
+             r->dir, state, shadow ? "true" : "false", r->sock_path, r->dir, audit_extra,
+             pwt_src_path("config/terminology"), r->fhir_base, extra ? extra : "");
+    pwt_write_file(r->cfg, text);
+}
+
+/* The responder and the notify socket; the daemon is started by spawn(). */
+static void setup(struct run *r, bool metadata_ok)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct timeval tv = {.tv_sec = 1};
+    char key[4200];
+    char run_dir[4200];
+
+    r->dir = pwt_mkdtemp();
+    /* The CLI runs as other users too: they must reach the socket's directory. */
+    assert_int_equal(chmod(r->dir, 0755), 0);
+    snprintf(r->cfg, sizeof(r->cfg), "%s/painwatch.yaml", r->dir);
+    snprintf(r->log, sizeof(r->log), "%s/painwatchd.log", r->dir);
+    snprintf(key, sizeof(key), "%s/audit.key", r->dir);
+    snprintf(run_dir, sizeof(run_dir), "%s/run", r->dir);
+    assert_int_equal(mkdir(run_dir, 0755), 0);
+    snprintf(r->sock_path, sizeof(r->sock_path), "%s/control.sock", run_dir);
+    pwt_write_file(key, "0123456789abcdef0123456789abcdef-test-audit-key\n");
+    assert_int_equal(chmod(key, 0600), 0);
+    set_pain_patients(0);
+
+    r->fhir = pwt_responder_start(NULL);
+    snprintf(r->fhir_base, sizeof(r->fhir_base), "%s", pwt_responder_url(r->fhir));
+    if (!metadata_ok) {
+        /* /metadata fails twice (a server still starting), then answers. */
+        pwt_responder_add(r->fhir, &(struct pwt_rule){.method = "GET",
+                                                      .path = "/fhir/metadata",
+                                                      .times = 2,
+                                                      .status = 503,
+                                                      .body = "{}"});
+    }
+    pwt_responder_add(
+        r->fhir, &(struct pwt_rule){.method = "GET", .path = "/fhir/metadata", .body = capability});
+    pwt_responder_add(r->fhir, &(struct pwt_rule){.method = "GET",
+                                                  .path = "/fhir/Observation",
+                                                  .handler = observation_page});
+    pwt_responder_add(r->fhir, &(struct pwt_rule){.method = "POST",
+                                                  .path = "/fhir/Flag",
+                                                  .handler = flag_created,
+                                                  .handler_arg = r->fhir_base});
+    pwt_responder_add(r->fhir, &(struct pwt_rule){.path = "/fhir/*", .body = empty_bundle});
+
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", r->dir);
+    r->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(r->sock >= 0);
+    assert_int_equal(bind(r->sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(setsockopt(r->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    assert_int_equal(pthread_create(&r->reader, NULL, reader_main, r), 0);
+    r->reading = true;
+}
+
+static void spawn(struct run *r)
+{
+    const char *daemon = getenv("PAINWATCHD");
+    char notify[4200];
+
+    assert_non_null(daemon);
+    snprintf(notify, sizeof(notify), "%s/notify", r->dir);
+    r->pid = fork();
+    assert_true(r->pid >= 0);
+    if (r->pid == 0) {
+        setenv("NOTIFY_SOCKET", notify, 1);
+        unsetenv("PAINWATCH_LOG_LEVEL");
+        unsetenv("JOURNAL_STREAM");
+        unsetenv("STATE_DIRECTORY");
+        unsetenv("RUNTIME_DIRECTORY");
+        unsetenv("CREDENTIALS_DIRECTORY");
+        if (!freopen(r->log, "a", stderr)) {
+            _exit(126);
+        }
+        execl(daemon, daemon, "--config", r->cfg, (char *)NULL);
+        _exit(127);
+    }
+}
+
+/* SIGTERM and wait for the exit. */
+static void terminate(struct run *r)
+{
+    int status;
+
+    assert_int_equal(kill(r->pid, SIGTERM), 0);
+    for (int waited = 0; waited < WAIT_S * 10; waited++) {
+        if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
+            r->pid = 0;
+            return;
+        }
+        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+    }
+    dump_log(r);
+    fail_msg("painwatchd did not exit within %d s of SIGTERM", WAIT_S);
+}
+
+static void stop(struct run *r)
+{
+    if (!r->dir) {
+        return;
+    }
+    if (r->pid > 0) {
+        kill(r->pid, SIGKILL);
+        waitpid(r->pid, NULL, 0);
+    }
+    if (r->reading) {
+        pthread_mutex_lock(&r->lock);
+        r->stop_reader = true;
+        pthread_mutex_unlock(&r->lock);
+        pthread_join(r->reader, NULL);
+        pthread_mutex_destroy(&r->lock);
+        pthread_cond_destroy(&r->cond);
+    }
+    pwt_responder_stop(r->fhir);
+    close(r->sock);
+    pwt_rmtree(r->dir);
+    free(r->dir);
+}
+
+enum as { AS_ROOT, AS_NOBODY_IN_GROUP, AS_NOBODY };
+
+/* `painwatch writes VERB` as @p who; its stdout+stderr into @p out. @return the exit status. */
+static int writes_cmd(struct run *r, enum as who, const char *verb, char *out, size_t cap)
+{
+    const char *tool = getenv("PAINWATCH");
+    char outfile[4200];
+    int status;
+    pid_t pid;
+
+    assert_non_null(tool);
+    snprintf(outfile, sizeof(outfile), "%s/cli.out", r->dir);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        gid_t group = getegid(); /* the daemon's group: it runs as we do */
+        if (!freopen(outfile, "w", stdout) || dup2(fileno(stdout), 2) < 0) {
+            _exit(126);
+        }
+        if (who != AS_ROOT) {
+            if (setgroups(who == AS_NOBODY_IN_GROUP ? 1 : 0, &group) != 0 || setgid(NOBODY) != 0 ||
+                setuid(NOBODY) != 0) {
+                _exit(125);
+            }
+        }
+        execl(tool, tool, "writes", verb, "--socket", r->sock_path, (char *)NULL);
+        _exit(127);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    char *text = pwt_read_file(outfile, NULL);
+    snprintf(out, cap, "%s", text);
+    free(text);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static char *trail_text(struct run *r)
+{
+    char path[4200];
+
+    snprintf(path, sizeof(path), "%s/state/audit/painwatch-audit.jsonl", r->dir);
+    return pwt_read_file(path, NULL);
+}
+
+static struct run run;
+
+static int teardown(void **state)
+{
+    (void)state;
+    audit_extra = "";
+    stop(&run);
+    memset(&run, 0, sizeof(run));
+    return 0;
+}
+
+static void test_kill_switch(void **state)
+{
+    struct run *r = &run;
+    char out[1024];
+    char *body = NULL;
+    struct stat st;
+
+    (void)state;
+    if (geteuid() != 0) {
+        skip(); /* the users outside and inside the group are made with setuid */
+    }
+    setup(r, true);
+    write_config(r, "state", false, NULL);
+    spawn(r);
+    wait_notify(r, "READY=1");
+    r->health_port = health_port(r);
+
+    /* The socket: 0660, the daemon's user and group. */
+    assert_int_equal(stat(r->sock_path, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0660);
+    assert_int_equal(st.st_uid, geteuid());
+    assert_int_equal(st.st_gid, getegid());
+
+    assert_int_equal(writes_cmd(r, AS_ROOT, "status", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "writing"));
+    assert_int_equal(writes_cmd(r, AS_ROOT, "pause", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "paused (uid 0 at "));
+    wait_notify(r, "STATUS=");
+    assert_non_null(strstr(r->last, "PAUSED"));
+    assert_true(scrape(r, "painwatch_writes_paused", "") == 1.0);
+    assert_int_equal(get(r, "/readyz", &body), 200);
+    assert_non_null(strstr(body, "writes: ok PAUSED"));
+    free(body);
+
+    /* A finding arrives: its Flag is queued, and not sent. */
+    set_pain_patients(1);
+    scrape_until_above(r, "painwatch_outbox_depth", "server=\"ehr\"", 0);
+    assert_int_equal(flag_posts(r), 0);
+
+    /* The pause survives a restart: READY says so, and the queued write still waits. */
+    terminate(r);
+    size_t polls = pwt_responder_count_path(r->fhir, "/fhir/Observation");
+    spawn(r);
+    wait_notify(r, "READY=1");
+    assert_non_null(strstr(r->last, "PAUSED"));
+    r->health_port = health_port(r);
+    if (!pwt_responder_wait_count(r->fhir, pwt_responder_count(r->fhir) + 1, WAIT_S * 1000)) {
+        fail_msg("no sync after the restart");
+    }
+    while (pwt_responder_count_path(r->fhir, "/fhir/Observation") <= polls) {
+        assert_alive(r);
+        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+    }
+    assert_true(scrape(r, "painwatch_writes_paused", "") == 1.0);
+    scrape_until_above(r, "painwatch_outbox_depth", "server=\"ehr\"", 0);
+    assert_int_equal(flag_posts(r), 0);
+
+    /* A user outside the service's group is refused; the pause stands. */
+    assert_int_equal(writes_cmd(r, AS_NOBODY, "resume", out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "Permission denied") ? out : strstr(out, "permission denied"));
+    assert_int_equal(writes_cmd(r, AS_ROOT, "status", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "paused"));
+    assert_int_equal(flag_posts(r), 0);
+    /* ...also by the daemon itself (SO_PEERCRED), should the socket's mode ever be loosened. */
+    assert_int_equal(chmod(r->sock_path, 0666), 0);
+    assert_int_equal(writes_cmd(r, AS_NOBODY, "resume", out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "refused: uid 65534"));
+    assert_int_equal(chmod(r->sock_path, 0660), 0);
+    assert_int_equal(writes_cmd(r, AS_ROOT, "status", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "paused"));
+    assert_int_equal(flag_posts(r), 0);
+
+    /* A member of the group may resume: the queued write goes out. */
+    assert_int_equal(writes_cmd(r, AS_NOBODY_IN_GROUP, "resume", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "writing"));
+    wait_flag_posts(r, 1);
+    assert_true(scrape(r, "painwatch_writes_paused", "") == 0.0);
+    terminate(r);
+
+    /* The trail names who paused and who resumed, by uid. */
+    char *trail = trail_text(r);
+    assert_non_null(strstr(trail, "writes-paused"));
+    assert_non_null(strstr(trail, "writes-resumed"));
+    assert_non_null(strstr(trail, "\"peer_uid\":65534"));
+    assert_non_null(strstr(trail, "control-refused"));
+    free(trail);
+}
+
+static void test_reload_shadow_and_refused(void **state)
+{
+    struct run *r = &run;
+    char shadow[4200];
+    char *log;
+
+    (void)state;
+    setup(r, true);
+    snprintf(shadow, sizeof(shadow), "%s/state/flags.ndjson", r->dir);
+    write_config(r, "state", false, NULL);
+    set_pain_patients(1);
+    spawn(r);
+    wait_notify(r, "READY=1");
+    r->health_port = health_port(r);
+    wait_flag_posts(r, 1);
+    assert_true(scrape(r, "painwatch_shadow_mode", "") == 0.0);
+
+    /* SIGHUP to shadow mode: the next Flag goes to the shadow file, not the EHR. */
+    write_config(r, "state", true, NULL);
+    assert_int_equal(kill(r->pid, SIGHUP), 0);
+    wait_notify(r, "RELOADING=1");
+    wait_notify(r, "READY=1");
+    assert_non_null(strstr(r->last, "shadow mode"));
+    assert_true(scrape(r, "painwatch_shadow_mode", "") == 1.0);
+    assert_true(scrape(r, "painwatch_config_reloads_total", "result=\"ok\"") == 1.0);
+    set_pain_patients(2);
+    wait_file_has(r, shadow, "Patient/synthetic-2");
+    assert_int_equal(flag_posts_for(r, "Patient/synthetic-2"), 0);
+
+    /* A reload that moves the store is refused whole: shadow_mode=false in it is not applied. */
+    write_config(r, "elsewhere", false, NULL);
+    assert_int_equal(kill(r->pid, SIGHUP), 0);
+    wait_notify(r, "RELOADING=1");
+    wait_notify(r, "READY=1");
+    assert_true(scrape(r, "painwatch_config_reloads_total", "result=\"refused\"") == 1.0);
+    assert_true(scrape(r, "painwatch_shadow_mode", "") == 1.0);
+    set_pain_patients(3);
+    wait_file_has(r, shadow, "Patient/synthetic-3");
+    assert_int_equal(flag_posts_for(r, "Patient/synthetic-3"), 0);
+
+    /* audit.retain is the one audit key that applies at run time. */
+    audit_extra = "  retain: 30d\n";
+    write_config(r, "state", true, NULL);
+    assert_int_equal(kill(r->pid, SIGHUP), 0);
+    wait_notify(r, "RELOADING=1");
+    wait_notify(r, "READY=1");
+    assert_true(scrape(r, "painwatch_config_reloads_total", "result=\"ok\"") == 2.0);
+    terminate(r);
+
+    log = pwt_read_file(r->log, NULL);
+    assert_non_null(strstr(log, "reload refused: state_dir cannot change while running"));
+    free(log);
+    char *trail = trail_text(r);
+    assert_non_null(strstr(trail, "config-refused"));
+    free(trail);
+}
+
+static void test_ready_waits_for_metadata(void **state)
+{
+    struct run *r = &run;
+
+    (void)state;
+    setup(r, false);
+    write_config(r, "state", true, NULL);
+    spawn(r);
+    wait_notify(r, "READY=1");
+    /* Two 503s, then the answer: READY came after the third /metadata. */
+    assert_true(pwt_responder_count_path(r->fhir, "/fhir/metadata") >= 3);
+    r->health_port = health_port(r);
+    assert_true(scrape(r, "painwatch_server_up", "server=\"ehr\"") == 1.0);
+
+    /* Metrics an operator alerts on (issue 19): present from the start, counters at 0. */
+    static struct prom_text parsed;
+    char *body = NULL;
+    assert_int_equal(get(r, "/metrics", &body), 200);
+    prom_parse(&parsed, body);
+    assert_true(prom_value(&parsed, "painwatch_findings_total",
+                           "rule=\"reassessment-overdue-after-high-score\"") == 0.0);
+    assert_true(prom_value(&parsed, "painwatch_config_reloads_total", "result=\"refused\"") == 0.0);
+    assert_true(prom_value(&parsed, "painwatch_auth_failures_total", "server=\"ehr\"") == 0.0);
+    assert_true(prom_value(&parsed, "painwatch_shadow_mode", "") == 1.0);
+    assert_true(prom_value(&parsed, "painwatch_writes_paused", "") == 0.0);
+    assert_true(prom_value(&parsed, "process_resident_memory_bytes", "") > 0);
+    assert_true(prom_value(&parsed, "process_open_fds", "") > 0);
+    assert_true(prom_value(&parsed, "process_cpu_seconds_total", "") > 0);
+    /* three /metadata exchanges timed (two 503s, one answer) */
+    assert_true(prom_value(&parsed, "painwatch_http_request_duration_seconds_count",
+                           "server=\"ehr\",operation=\"metadata\"") >= 3.0);
+    /* Prometheus's own linter agrees, when installed (Debian: prometheus). */
+    if (system("command -v promtool >/dev/null 2>&1") == 0) {
+        char path[4200];
+        char cmd[8600];
+        snprintf(path, sizeof(path), "%s/metrics.txt", r->dir);
+        pwt_write_file(path, body);
+        snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s' 1>&2", path);
+        assert_int_equal(system(cmd), 0);
+    }
+    free(body);
+}
+
+static void test_ready_after_deadline_names_servers(void **state)
+{
+    struct run *r = &run;
+    char *body = NULL;
+
+    (void)state;
+    setup(r, true);
+    pwt_responder_clear_rules(r->fhir);
+    pwt_responder_add(
+        r->fhir,
+        &(struct pwt_rule){.method = "GET", .path = "/fhir/metadata", .status = 401, .body = "{}"});
+    write_config(r, "state", true, "startup_timeout: 2s\n");
+    spawn(r);
+    wait_notify(r, "READY=1");
+    assert_non_null(strstr(r->last, "down: ehr"));
+    assert_true(pwt_responder_count_path(r->fhir, "/fhir/metadata") >= 1);
+    r->health_port = health_port(r);
+    assert_true(scrape(r, "painwatch_server_up", "server=\"ehr\"") == 0.0);
+    assert_int_equal(get(r, "/readyz", &body), 503);
+    assert_non_null(strstr(body, "ehr=unhealthy"));
+    free(body);
+}
+
+/*
+ * audit.retain: rotated trail files past retention are deleted once they verify, never the newest
+ * rotated one; a tampered old file stops the deletion (and is reported), nothing is lost.
+ */
+static void test_audit_retain(void **state)
+{
+    struct run *r = &run;
+    char dir[4200];
+    char trail[4200];
+    char key[4200];
+    char rotated[4][4300];
+    char *orig;
+    struct pw_audit *a = NULL;
+    struct stat st;
+
+    (void)state;
+    setup(r, true);
+    snprintf(dir, sizeof(dir), "%s/state", r->dir);
+    assert_int_equal(mkdir(dir, 0750), 0);
+    snprintf(dir, sizeof(dir), "%s/state/audit", r->dir);
+    assert_int_equal(mkdir(dir, 0750), 0);
+    snprintf(trail, sizeof(trail), "%s/painwatch-audit.jsonl", dir);
+    snprintf(key, sizeof(key), "%s/audit.key", r->dir);
+    /* A trail of four rotated files (sequence 0..3) and a live one, made by the real writer. */
+    struct pw_audit_opts ao = {.path = trail, .key_path = key, .device = "Device/painwatch"};
+    assert_int_equal(pw_audit_open(&a, &ao), 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pw_audit_event(a, "start", 'E', PW_AUDIT_SUCCESS, "test", NULL), 0);
+        assert_int_equal(pw_audit_rotate(a), 0);
+    }
+    pw_audit_free(a);
+    for (int i = 0; i < 4; i++) {
+        snprintf(rotated[i], sizeof(rotated[i]), "%s.%d", trail, i);
+        assert_int_equal(stat(rotated[i], &st), 0);
+    }
+
+    /* The oldest file tampered with: nothing is deleted, the log says why. */
+    orig = pwt_read_file(rotated[0], NULL);
+    char *bad = strdup(orig);
+    char *p = strstr(bad, "\"test\"");
+    assert_non_null(p);
+    p[1] = 'T';
+    pwt_write_file(rotated[0], bad);
+    free(bad);
+    /* Ten days old, all four (the newest rotated one stays all the same). */
+    for (int i = 0; i < 4; i++) {
+        struct timespec old[2] = {{.tv_sec = time(NULL) - 10 * 86400},
+                                  {.tv_sec = time(NULL) - 10 * 86400}};
+        assert_int_equal(utimensat(AT_FDCWD, rotated[i], old, 0), 0);
+    }
+    audit_extra = "  retain: 1d\n";
+    write_config(r, "state", true, NULL);
+    spawn(r);
+    wait_notify(r, "READY=1");
+    terminate(r);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(stat(rotated[i], &st), 0);
+    }
+    char *log = pwt_read_file(r->log, NULL);
+    if (!strstr(log, "audit.retain: 3 old trail file(s) NOT deleted")) {
+        dump_log(r);
+        fail_msg("no report of the file that did not verify");
+    }
+    free(log);
+
+    /* Restored: the three oldest go, the newest rotated file stays, the rest still verifies. */
+    pwt_write_file(rotated[0], orig);
+    free(orig);
+    struct timespec old[2] = {{.tv_sec = time(NULL) - 10 * 86400},
+                              {.tv_sec = time(NULL) - 10 * 86400}};
+    assert_int_equal(utimensat(AT_FDCWD, rotated[0], old, 0), 0);
+    spawn(r);
+    wait_notify(r, "READY=1");
+    terminate(r);
+    for (int i = 0; i < 3; i++) {
+        assert_int_not_equal(stat(rotated[i], &st), 0);
+    }
+    assert_int_equal(stat(rotated[3], &st), 0);
+    char cmd[12000];
+    snprintf(cmd, sizeof(cmd), "'%s' audit verify --key %s %s %s 1>&2", getenv("PAINWATCH"), key,
+             rotated[3], trail);
+    int status = system(cmd);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char *text = pwt_read_file(trail, NULL);
+    assert_non_null(strstr(text, "trail-file-retired"));
+    free(text);
+}
+
+/* Every HTTP failure says what failed: a refused connection is named, never "HTTP 0". */
+static void test_transport_failure_named(void **state)
+{
+    struct run *r = &run;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    char *log = NULL;
+
+    (void)state;
+    setup(r, true);
+    /* A loopback port nobody listens on: bound, then closed. */
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    snprintf(r->fhir_base, sizeof(r->fhir_base), "http://127.0.0.1:%u", ntohs(sa.sin_port));
+    write_config(r, "state", true, "startup_timeout: 1s\n");
+    spawn(r);
+    wait_notify(r, "READY=1");
+    assert_non_null(strstr(r->last, "servers down: ehr"));
+    /* The first sync fails too; its run failure is reported with what failed. */
+    for (int i = 0; i < WAIT_S * 10; i++) {
+        free(log);
+        log = pwt_read_file(r->log, NULL);
+        if (strstr(log, "run failed after 0 page(s)")) {
+            break;
+        }
+        assert_alive(r);
+        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+    }
+    if (!strstr(log, "ehr: /metadata: HTTP transfer failed (") ||
+        !strstr(log, "(no HTTP response)") || strstr(log, "HTTP 0")) {
+        dump_log(r);
+        fail_msg("a transport failure not named");
+    }
+    free(log);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_kill_switch, teardown),
+        cmocka_unit_test_teardown(test_reload_shadow_and_refused, teardown),
+        cmocka_unit_test_teardown(test_ready_waits_for_metadata, teardown),
+        cmocka_unit_test_teardown(test_ready_after_deadline_names_servers, teardown),
+        cmocka_unit_test_teardown(test_audit_retain, teardown),
+        cmocka_unit_test_teardown(test_transport_failure_named, teardown),
+    };
+    int rc;
+
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_ALL);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
