@@ -165,7 +165,8 @@ static void test_json_and_default(void **state)
     snprintf(path, sizeof(path), "%s/painwatch.json", dir);
     pwt_write_file(path, "{\"servers\": [{\"name\": \"local\", \"base_url\": "
                          "\"http://127.0.0.1:8080/fhir\", \"cohort\": {\"type\": "
-                         "\"server-wide\"}}], \"log_level\": \"debug\"}\n");
+                         "\"server-wide\"}}], \"log_level\": \"debug\", "
+                         "\"audit\": {\"allow_local_key\": true}}\n");
     snprintf(args, sizeof(args), "config check '%s'", path);
     assert_int_equal(run(args), 0);
     eff = effective();

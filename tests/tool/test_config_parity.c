@@ -94,6 +94,22 @@ static const struct tcase cases[] = {
      "servers:\n  - name: ehr\n    base_url: http://127.0.0.1:1/fhir\n"
      "    cohort: {type: server-wide}\n",
      false, "audit.key_file: error"},
+    {"audit key unset (no allow_local_key)",
+     "state_dir: @D/state\nhealth: {enabled: false}\n"
+     "servers:\n  - name: ehr\n    base_url: http://127.0.0.1:1/fhir\n"
+     "    cohort: {type: server-wide}\n",
+     false, "audit.key_file is not set"},
+    {"audit key inside state_dir",
+     "state_dir: @D/keys\naudit: {key_file: @D/keys/audit.key}\nhealth: {enabled: false}\n"
+     "servers:\n  - name: ehr\n    base_url: http://127.0.0.1:1/fhir\n"
+     "    cohort: {type: server-wide}\n",
+     false, "is inside state_dir"},
+    {"audit key inside state_dir, allowed for a demo",
+     "state_dir: @D/keys\naudit: {key_file: @D/keys/audit.key, allow_local_key: true}\n"
+     "health: {enabled: false}\nshadow_mode: true\n"
+     "servers:\n  - name: ehr\n    base_url: http://127.0.0.1:1/fhir\n"
+     "    cohort: {type: server-wide}\n",
+     true, NULL},
 };
 
 /* Copy @p yaml with every "@D" replaced by the test directory. */
@@ -248,6 +264,7 @@ static void test_warnings(void **state)
     snprintf(file, sizeof(file), "%s/risky.yaml", dir);
     snprintf(text, sizeof(text),
              "state_dir: %s/state\n"
+             "audit: {allow_local_key: true}\n"
              "shadow_mode: false\n"
              "servers:\n"
              "  - name: ehr\n"
@@ -266,10 +283,11 @@ static void test_warnings(void **state)
     assert_non_null(strstr(err, "servers[0].cohort: warning: a list cohort is not refreshed"));
     free(err);
 
-    /* A key inside the state directory is as weak as the default one. */
+    /* A key inside the state directory is as weak as the default one: allowed for a demo
+     * (audit.allow_local_key), still warned about. */
     snprintf(text, sizeof(text),
              "state_dir: %s/keys\n"
-             "audit: {key_file: %s/keys/audit.key}\n"
+             "audit: {key_file: %s/keys/audit.key, allow_local_key: true}\n"
              "rules: {pain-type-undocumented: {enabled: false}}\n"
              "servers:\n"
              "  - name: ehr\n"
