@@ -2,7 +2,7 @@
 /*
  * A resource's timeline events as stored bytes: normalized once when the page arrives, decoded
  * at every evaluation (parsing the JSON again cost 3x jansson's parse per resource, issue 9).
- * Layout: magic "PWT1", then five sections (scores, pain types, orders, referrals, data
+ * Layout: magic "PWT2", then five sections (scores, pain types, orders, referrals, data
  * quality), each a u32 count and its events field by field: i64/f64/u32 little-endian, strings
  * as u16 length + bytes. Decoding checks every length against its field; a bad buffer adds
  * nothing.
@@ -14,7 +14,7 @@
 #include "painwatch/err.h"
 #include "painwatch/timeline.h"
 
-#define CODEC_MAGIC     "PWT1"
+#define CODEC_MAGIC     "PWT2"
 #define CODEC_MAGIC_LEN 4
 
 void pw_timeline_clear(struct pw_timeline *tl)
@@ -127,6 +127,12 @@ static void put_order(struct wr *w, const struct pw_med_order *o)
     put_f64(w, o->mme_factor);
     put_f64(w, o->mme_per_day);
     put_f64(w, o->mme_per_dose);
+    PUT_STR(w, o->route);
+    put_u32(w, (uint32_t)o->part);
+    PUT_STR(w, o->factor_row);
+    put_u32(w, o->flags);
+    PUT_STR(w, o->dose_written);
+    put_f64(w, o->min_dose_mg);
 }
 
 int pw_timeline_encode(const struct pw_timeline *tl, struct pw_bytes *out)
@@ -260,6 +266,13 @@ static void get_order(struct rd *r, struct pw_med_order *o)
     o->mme_factor = get_f64(r);
     o->mme_per_day = get_f64(r);
     o->mme_per_dose = get_f64(r);
+    GET_STR(r, o->route);
+    o->part = (int)get_u32(r);
+    r->bad = r->bad || o->part < 0;
+    GET_STR(r, o->factor_row);
+    o->flags = get_u32(r);
+    GET_STR(r, o->dose_written);
+    o->min_dose_mg = get_f64(r);
 }
 
 /* A section count: never more events than bytes left could hold (each is >= 8 bytes). */
