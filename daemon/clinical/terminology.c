@@ -398,8 +398,7 @@ static bool route_known(const char *r)
  * mme-factors.csv does not give. A row with the (set, ingredient, route) of a loaded row
  * replaces it (a site override); others are added. factor_set "*" applies to every set.
  */
-static int load_route_factors(struct pw_terminology *t, const char *path, char *err,
-                              size_t errlen)
+static int load_route_factors(struct pw_terminology *t, const char *path, char *err, size_t errlen)
 {
     struct pw_csv csv;
     int rc = pw_csv_open(&csv, path, PW_TERM_FILE_MAX);
@@ -495,9 +494,8 @@ static int load_limits(struct pw_terminology *t, const char *path, char *err, si
         if (parse_double(pw_csv_get(&csv, c_single), &nl.max_single_mg) < 0 ||
             parse_double(pw_csv_get(&csv, c_day), &nl.max_day_mg) < 0 ||
             parse_double(pw_csv_get(&csv, c_rate), &nl.max_mcg_per_hour) < 0 ||
-            parse_double(pw_csv_get(&csv, c_min), &nl.min_dose_mg) < 0 ||
-            !route_known(nl.route) || nl.ingredient_rxcui[0] == '\0' ||
-            pw_csv_get(&csv, c_src)[0] == '\0') {
+            parse_double(pw_csv_get(&csv, c_min), &nl.min_dose_mg) < 0 || !route_known(nl.route) ||
+            nl.ingredient_rxcui[0] == '\0' || pw_csv_get(&csv, c_src)[0] == '\0') {
             set_err(err, errlen, path, csv.line,
                     "bad row (numbers or empty, a known route, an ingredient and a source are "
                     "required)");
@@ -558,6 +556,24 @@ int pw_terminology_dose_limit(const struct pw_terminology *t, const char *ingred
         }
     }
     return PW_ENOENT;
+}
+
+double pw_terminology_min_strength(const struct pw_terminology *t, const char *ingredient_rxcui,
+                                   const char *dose_form_rxcui, bool combination)
+{
+    double best = NAN;
+    for (size_t i = 0; i < t->n_drugs; i++) {
+        const struct pw_term_drug *d = &t->drugs[i];
+        if (d->is_combination != combination || strcmp(d->strength_unit, "MG") != 0 ||
+            strcmp(d->ingredient_rxcui, ingredient_rxcui) != 0 ||
+            strcmp(d->dose_form_rxcui, dose_form_rxcui) != 0 || !(d->strength > 0)) {
+            continue;
+        }
+        if (isnan(best) || d->strength < best) {
+            best = d->strength;
+        }
+    }
+    return best;
 }
 
 static int load_factors(struct pw_terminology *t, const char *dir, char *err, size_t errlen)

@@ -96,6 +96,14 @@ int pw_terminology_dose_limit(const struct pw_terminology *t, const char *ingred
                               const char *route, double *max_single_mg, double *max_day_mg,
                               double *max_mcg_per_hour, double *min_dose_mg);
 
+/**
+ * The lowest marketed strength (mg per unit) of @p ingredient_rxcui in dose form
+ * @p dose_form_rxcui among single-ingredient (or, with @p combination, combination) products of
+ * opioid-drugs.csv: the smallest practical dose of such a product. NAN when none.
+ */
+double pw_terminology_min_strength(const struct pw_terminology *t, const char *ingredient_rxcui,
+                                   const char *dose_form_rxcui, bool combination);
+
 /** The long-acting / rapid-onset / transdermal bits implied by a dose form or drug name. */
 unsigned pw_terminology_form_classes(const char *ingredient, const char *dose_form,
                                      const char *name);
