@@ -576,6 +576,10 @@ static bool is_ingredient(const struct pw_drug_info *d, const char *rxcui, const
 static void written_of(const struct pw_dose_qty *q, char *out, size_t n)
 {
     const char *u = q->unit[0] ? q->unit : q->code;
+    if (!(q->low > 0) || !(q->high > 0)) {
+        snprintf(out, n, "zero or negative %s", u[0] ? u : "dose");
+        return;
+    }
     if (q->low != q->high) {
         snprintf(out, n, "%g-%g%s%s", q->low, q->high, u[0] ? " " : "", u);
     } else {

@@ -5,7 +5,7 @@
 #include "clinical/rules/rule_util.h"
 #include "painwatch/err.h"
 
-enum { P_MAX_PCT_LOW_PAIN, P_MAX_PCT_ANY, P_HIGH_PAIN, P_WINDOW_H };
+enum { P_MAX_PCT_LOW_PAIN, P_MAX_PCT_ANY, P_HIGH_PAIN, P_WINDOW_H, P_CONV_H };
 
 static const struct pw_rule_param params[] = {
     [P_MAX_PCT_LOW_PAIN] = {"max_increase_pct_low_pain", 50, 0, 1000,
@@ -20,6 +20,10 @@ static const struct pw_rule_param params[] = {
     [P_WINDOW_H] = {"window_h", 72, 1, 8760,
                     "only an increase within this many hours is judged; older steps are history "
                     "(site; guide reassesses every 24-48 h)"},
+    [P_CONV_H] = {"conversion_window_h", 24, 0, 720,
+                  "a baseline started within this many hours of another opioid or route being "
+                  "stopped is a conversion, judged by opioid-rotation-without-reduction, not as "
+                  "titration (issue 16 default)"},
 };
 
 static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, struct pw_findings *out)
@@ -32,7 +36,7 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
     if (err) {
         return err;
     }
-    if (!s) {
+    if (!s || pw_ru_oud(in->tl, in->now) || pw_ru_step_is_conversion(in->tl, s, p[P_CONV_H])) {
         goto done;
     }
     const struct pw_pain_score *sc = pw_ru_score_at(in->tl, s->at);
