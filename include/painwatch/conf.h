@@ -323,6 +323,9 @@ struct pw_conf_daemon {
     const char *factor_set; /* cdc2022 | cdc2016 */
     struct pw_conf_pain_codes pain_codes;
     const json_t *rules; /* {"<rule id>": {"enabled": bool, "<param>": number, ...}} */
+    /* issue 16: site overrides of the factor and plausibility tables (NULL: shipped ones) */
+    const char *mme_route_factors_file;
+    const char *dose_limits_file;
 };
 
 /** The top-level table (for documentation tools and tests). */

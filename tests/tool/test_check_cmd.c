@@ -101,13 +101,14 @@ static void test_json_shape(void **state)
     assert_true(json_real_value(json_object_get(p, "baseline_mme_per_day")) == 120);
     json_t *orders = json_object_get(p, "orders");
     assert_int_equal(json_array_size(orders), 3); /* opioids only: senna is not listed */
-    static const char *const ok[] = {"resource",    "ingredient",   "role",  "mg_per_day",
-                                     "mme_per_day", "mme_per_dose", "factor"};
+    static const char *const ok[] = {"resource",    "ingredient",   "role",      "mg_per_day",
+                                     "mme_per_day", "mme_per_dose", "factor",    "route",
+                                     "part",        "part_index",   "factor_row"};
     size_t i;
     json_t *o;
     json_array_foreach(orders, i, o)
     {
-        assert_keys(o, ok, 7);
+        assert_keys(o, ok, 11);
     }
     const json_t *base = find(orders, "resource", "MedicationRequest/baseline/_history/2");
     assert_non_null(base);
@@ -115,8 +116,14 @@ static void test_json_shape(void **state)
     assert_string_equal(json_string_value(json_object_get(base, "ingredient")), "Morphine");
     assert_true(json_real_value(json_object_get(base, "mme_per_day")) == 120);
     assert_true(json_real_value(json_object_get(base, "factor")) == 1);
+    /* issue 16: route, part and the factor row used */
+    assert_string_equal(json_string_value(json_object_get(base, "route")), "oral");
+    assert_string_equal(json_string_value(json_object_get(base, "part")), "scheduled");
+    assert_string_equal(json_string_value(json_object_get(base, "factor_row")),
+                        "cdc2022:7052:oral");
     const json_t *resc = find(orders, "resource", "MedicationRequest/rescue");
     assert_string_equal(json_string_value(json_object_get(resc, "role")), "rescue");
+    assert_string_equal(json_string_value(json_object_get(resc, "part")), "prn");
     assert_true(json_real_value(json_object_get(resc, "mme_per_dose")) == 5);
     const json_t *ft = find(orders, "resource", "MedicationRequest/free-text");
     assert_true(json_is_null(json_object_get(ft, "mme_per_day")));
