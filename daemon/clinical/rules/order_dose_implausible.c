@@ -38,13 +38,14 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
         char drug[64];
         lower(drug, sizeof(drug), o->ingredient[0] ? o->ingredient : o->drug_name);
         pw_ru_finding_init(&f, rule, PW_SEV_MEDIUM);
-        pw_ru_cat(f.text, sizeof(f.text),
-                  "Order %s/%s (%s%s%s) has a dose as written of '%s', outside the plausible "
-                  "range for this drug, route and form (a unit or decimal slip?). Verify the "
-                  "order with the prescriber; painwatch computes no MME and gives no dose advice "
-                  "from it.",
-                  o->src.type, o->src.id, drug, o->route[0] ? ", " : "", pw_ru_route_word(o->route),
-                  o->dose_written[0] ? o->dose_written : "none");
+        pw_ru_cat(
+            f.text, sizeof(f.text),
+            "Order %s/%s (%s%s%s) has a dose as written of '%s', outside the plausible "
+            "range for this drug, route and form (perhaps a unit or decimal slip). Verify the "
+            "order with the prescriber; painwatch computes no MME and gives no dose advice "
+            "from it.",
+            o->src.type, o->src.id, drug, o->route[0] ? ", " : "", pw_ru_route_word(o->route),
+            o->dose_written[0] ? o->dose_written : "none");
         pw_ru_sit(f.situation, sizeof(f.situation), "implausible:");
         pw_ru_sit_ref(f.situation, sizeof(f.situation), &o->src);
         f.since = o->start;

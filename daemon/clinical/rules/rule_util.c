@@ -445,21 +445,31 @@ const char *pw_ru_route_word(const char *route)
 
 const char *pw_ru_tdd_why(const struct pw_timeline *tl, int64_t t)
 {
+    /* The most specific reason among the baseline orders without an MME. */
+    static const struct {
+        unsigned flag;
+        const char *why;
+    } reasons[] = {
+        {PW_ORDER_IMPLAUSIBLE,
+         "MME not computed: an order's dose is implausible and must be verified"},
+        {PW_ORDER_BUPRENORPHINE, "MME not computable for buprenorphine"},
+        {PW_ORDER_NO_MME, "MME not computed: no conversion factor for an order's drug and route"},
+        {0, "MME not computed: an order's dose could not be read"},
+    };
+    const char *best = "";
+    size_t rank = sizeof(reasons) / sizeof(reasons[0]);
     for (size_t i = 0; i < tl->orders.n; i++) {
         const struct pw_med_order *o = &tl->orders.v[i];
         if (o->role != PW_ROLE_BASELINE || !pw_order_active_at(o, t) || isfinite(o->mme_per_day)) {
             continue;
         }
-        if (o->flags & PW_ORDER_BUPRENORPHINE) {
-            return "MME not computable for buprenorphine";
+        for (size_t r = 0; r < rank; r++) {
+            if (reasons[r].flag == 0 || (o->flags & reasons[r].flag)) {
+                rank = r;
+                best = reasons[r].why;
+                break;
+            }
         }
-        if (o->flags & PW_ORDER_IMPLAUSIBLE) {
-            return "MME not computed: an order's dose is implausible and must be verified";
-        }
-        if (o->flags & PW_ORDER_NO_MME) {
-            return "MME not computed: no conversion factor for an order's drug and route";
-        }
-        return "MME not computed: an order's dose could not be read";
     }
-    return "";
+    return best;
 }
