@@ -1024,6 +1024,13 @@ static int add_parts(const struct pw_norm_ctx *ctx, const struct pw_drug_info *d
         pw_fhir_copy(o.route, sizeof(o.route), in[i].route ? in[i].route : "");
         pw_fhir_copy(o.dose_written, sizeof(o.dose_written), in[i].written);
         o.min_dose_mg = min_dose_of(ctx, d);
+        double l_single, l_day, l_rate, l_min;
+        if (pw_terminology_dose_limit(ctx->term, d->ingredient_rxcui,
+                                      in[i].route ? in[i].route : ROUTE_ORAL, &l_single, &l_day,
+                                      &l_rate, &l_min) == 0 &&
+            l_min > 0) {
+            o.min_dose_mg = l_min; /* the site's smallest practical dose */
+        }
         if (in[i].route && strcmp(in[i].route, ROUTE_TRANSDERMAL) == 0) {
             o.classes |= PW_MED_TRANSDERMAL;
         }
