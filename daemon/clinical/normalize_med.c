@@ -1262,3 +1262,92 @@ int pw_norm_medication_request(const struct pw_norm_ctx *ctx, const json_t *res,
     }
     return add_parts(ctx, &d, res, med, cc, &o, tl);
 }
+
+/* A Condition status that makes it not (or no longer) true. */
+static bool condition_void(const json_t *res)
+{
+    static const char *const bad[] = {"refuted", "entered-in-error", "inactive", "resolved",
+                                      "remission"};
+    const json_t *ccs[] = {json_object_get(res, "verificationStatus"),
+                           json_object_get(res, "clinicalStatus")};
+    for (size_t k = 0; k < 2; k++) {
+        size_t i;
+        const json_t *c;
+        json_array_foreach(json_object_get(ccs[k], "coding"), i, c)
+        {
+            const char *code = pw_fhir_str(c, "code");
+            for (size_t b = 0; code && b < sizeof(bad) / sizeof(bad[0]); b++) {
+                if (strcmp(code, bad[b]) == 0) {
+                    return true;
+                }
+            }
+        }
+    }
+    return false;
+}
+
+static bool oud_coded(const json_t *code)
+{
+    /* SNOMED CT: 5602001 opioid abuse, 75544000 opioid dependence. */
+    static const char *const sct[] = {"5602001", "75544000"};
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(code, "coding"), i, c)
+    {
+        const char *sys = pw_fhir_str(c, "system");
+        const char *v = pw_fhir_str(c, "code");
+        if (sys == NULL || v == NULL) {
+            continue;
+        }
+        if (strstr(sys, "icd-10") != NULL && strncasecmp(v, "F11", 3) == 0) {
+            return true;
+        }
+        for (size_t k = 0; strstr(sys, "snomed") && k < sizeof(sct) / sizeof(sct[0]); k++) {
+            if (strcmp(v, sct[k]) == 0) {
+                return true;
+            }
+        }
+    }
+    const char *text = pw_fhir_str(code, "text");
+    if (text != NULL) {
+        char low[256];
+        size_t j = 0;
+        for (; text[j] && j + 1 < sizeof(low); j++) {
+            low[j] = (char)tolower((unsigned char)text[j]);
+        }
+        low[j] = '\0';
+        return strstr(low, "opioid use disorder") || strstr(low, "opioid dependence") ||
+               strstr(low, "opioid addiction");
+    }
+    return false;
+}
+
+int pw_norm_oud_condition(const json_t *res, const struct pw_ref *src, struct pw_timeline *tl)
+{
+    if (!oud_coded(json_object_get(res, "code")) || condition_void(res)) {
+        return 0;
+    }
+    struct pw_med_order o;
+    memset(&o, 0, sizeof(o));
+    o.src = *src;
+    o.role = PW_ROLE_OTHER;
+    o.flags = PW_ORDER_OUD;
+    o.mg_per_dose = o.mg_per_dose_high = o.mg_per_day = o.mcg_per_hour = NAN;
+    o.mme_factor = o.mme_per_day = o.mme_per_dose = o.min_dose_mg = NAN;
+    pw_fhir_copy(o.drug_name, sizeof(o.drug_name), "opioid use disorder (Condition)");
+    o.start = time_of(res, "onsetDateTime");
+    if (o.start == PW_TIME_NONE) {
+        o.start = time_of(res, "recordedDate");
+    }
+    o.end = time_of(res, "abatementDateTime");
+    if (o.end == PW_TIME_NONE) {
+        o.end = PW_TIME_FOREVER;
+    }
+    int rc = pw_norm_dq(tl, src, "opioid-use-disorder",
+                        "opioid use disorder on the problem list: patient outside the cancer-pain "
+                        "opioid rules");
+    if (rc == 0) {
+        rc = pw_timeline_add_order(tl, &o);
+    }
+    return rc < 0 ? rc : 1;
+}
