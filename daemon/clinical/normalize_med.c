@@ -1023,7 +1023,8 @@ static int add_parts(const struct pw_norm_ctx *ctx, const struct pw_drug_info *d
         o.end = pe[i];
         pw_fhir_copy(o.route, sizeof(o.route), in[i].route ? in[i].route : "");
         pw_fhir_copy(o.dose_written, sizeof(o.dose_written), in[i].written);
-        o.min_dose_mg = min_dose_of(ctx, d);
+        /* only a rescue's smallest practical dose is ever used (a table scan: PRN parts only) */
+        o.min_dose_mg = in[i].prn ? min_dose_of(ctx, d) : NAN;
         double l_single, l_day, l_rate, l_min;
         if (pw_terminology_dose_limit(ctx->term, d->ingredient_rxcui,
                                       in[i].route ? in[i].route : ROUTE_ORAL, &l_single, &l_day,

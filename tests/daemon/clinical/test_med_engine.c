@@ -333,6 +333,7 @@ static void test_new_fields_survive_the_codec(void **state)
     assert_int_equal(tl.orders.n, 1);
     tl.orders.v[0].part = 3;
     tl.orders.v[0].flags = PW_ORDER_NO_MME;
+    tl.orders.v[0].min_dose_mg = 2.5;
     struct pw_bytes b = {0};
     assert_int_equal(pw_timeline_encode(&tl, &b), 0);
     pw_timeline_init(&back, "Patient/p1");
@@ -344,7 +345,7 @@ static void test_new_fields_survive_the_codec(void **state)
     assert_string_equal(o->dose_written, "0.5 mL");
     assert_int_equal(o->part, 3);
     assert_int_equal(o->flags, PW_ORDER_NO_MME);
-    assert_near(o->min_dose_mg, tl.orders.v[0].min_dose_mg);
+    assert_near(o->min_dose_mg, 2.5);
     pw_bytes_cleanup(&b);
     pw_timeline_cleanup(&back);
     pw_timeline_cleanup(&tl);
