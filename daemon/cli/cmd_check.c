@@ -385,6 +385,9 @@ static void print_text(FILE *out, const json_t *doc)
             if (isfinite(jnum(e, "mme_per_dose"))) {
                 fprintf(out, ", %g MME/dose", round(jnum(e, "mme_per_dose") * 100) / 100);
             }
+            if (pw_fhir_str(e, "factor_row") != NULL) {
+                fprintf(out, " (factor %s)", pw_fhir_str(e, "factor_row"));
+            }
             fprintf(out, "  [%s]%s\n", pw_fhir_str(e, "resource"),
                     json_is_false(json_object_get(e, "active")) ? " (not active)" : "");
         }
