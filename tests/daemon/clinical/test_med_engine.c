@@ -421,6 +421,50 @@ static void test_site_override_files(void **state)
     free(dir);
 }
 
+/* Every dose form of the shipped opioid table gives a route (no "assumed oral" for them). */
+static void test_every_dose_form_has_a_route(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *rxcui, *route;
+    } v[] = {
+        {"894911", "parenteral"},    /* Auto-Injector */
+        {"858087", "transmucosal"},  /* Buccal Film */
+        {"668363", "transmucosal"},  /* Buccal Tablet */
+        {"727759", "parenteral"},    /* Cartridge */
+        {"836408", "oral"},          /* Disintegrating Oral Tablet */
+        {"1536457", "oral"},         /* Effervescent Oral Tablet */
+        {"849903", "oral"},          /* Extended Release Oral Capsule */
+        {"833709", "oral"},          /* Extended Release Oral Tablet */
+        {"1087459", "oral"},         /* Extended Release Suspension */
+        {"238133", "parenteral"},    /* Injectable Solution */
+        {"861476", "parenteral"},    /* Injection */
+        {"886634", "transmucosal"},  /* Metered Dose Nasal Spray */
+        {"1237050", "transmucosal"}, /* Mucosal Spray */
+        {"250486", "oral"},          /* Oral Capsule */
+        {"261106", "transmucosal"},  /* Oral Lozenge */
+        {"311297", "oral"},          /* Oral Solution */
+        {"895199", "oral"},          /* Oral Suspension */
+        {"197873", "oral"},          /* Oral Tablet */
+        {"894912", "parenteral"},    /* Prefilled Syringe */
+        {"250877", "rectal"},        /* Rectal Suppository */
+        {"1053647", "transmucosal"}, /* Sublingual Tablet */
+        {"864978", "oral"},          /* Tablet for Oral Suspension */
+        {"197696", "transdermal"},   /* Transdermal System */
+    };
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        struct pw_timeline tl;
+        const struct pw_med_order *o =
+            clin_order("cdc2022", medreq(v[i].rxcui, 1, "mg", 12, NULL, NULL, NULL), &tl);
+        ASSERT_ORDER(o);
+        if (strcmp(o->route, v[i].route) != 0) {
+            fail_msg("%s: route %s, want %s", v[i].rxcui, o->route, v[i].route);
+        }
+        assert_false(clin_has_dq(&tl, "route-assumed-oral"));
+        pw_timeline_cleanup(&tl);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -436,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_new_fields_survive_the_codec),
         cmocka_unit_test(test_newer_version_replaces_every_part),
         cmocka_unit_test(test_site_override_files),
+        cmocka_unit_test(test_every_dose_form_has_a_route),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
