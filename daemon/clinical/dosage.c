@@ -3,6 +3,7 @@
 #include "clinical/dosage.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -132,6 +133,36 @@ static bool read_quantity(const json_t *q, struct pw_dose_qty *out)
     return true;
 }
 
+/*
+ * A rateRatio (2 mg / 1 h, 50 mcg / 30 min) as an amount per hour: "mg/h", "mcg/h", "mL/h". A
+ * denominator in other units than time is not a rate (false).
+ */
+static bool read_rate_ratio(const json_t *ratio, struct pw_dose_qty *out)
+{
+    struct pw_dose_qty num;
+    if (!json_is_object(ratio) || !read_quantity(json_object_get(ratio, "numerator"), &num)) {
+        return false;
+    }
+    const json_t *den = json_object_get(ratio, "denominator");
+    double dv = 1;
+    pw_fhir_num(den, "value", &dv);
+    const char *du = pw_fhir_str(den, "code") ? pw_fhir_str(den, "code") : pw_fhir_str(den, "unit");
+    double days = pw_dosage_unit_days(du);
+    if (du != NULL && (strcmp(du, "hr") == 0 || strcmp(du, "hour") == 0)) {
+        days = 1.0 / 24;
+    }
+    if (!(dv > 0) || !(days > 0)) {
+        return false;
+    }
+    double per_hour = num.low / (dv * days * 24.0);
+    const char *nu = num.code[0] ? num.code : num.unit;
+    *out = num;
+    out->low = out->high = per_hour;
+    snprintf(out->code, sizeof(out->code), "%.24s/h", nu);
+    snprintf(out->unit, sizeof(out->unit), "%.24s/h", num.unit[0] ? num.unit : nu);
+    return true;
+}
+
 static bool read_dose(const json_t *dr, struct pw_dose_qty *out)
 {
     memset(out, 0, sizeof(*out));
@@ -140,7 +171,9 @@ static bool read_dose(const json_t *dr, struct pw_dose_qty *out)
         return true;
     }
     if (json_object_get(dr, "doseRange") == NULL &&
-        read_quantity(json_object_get(dr, "rateQuantity"), out)) {
+        (read_quantity(json_object_get(dr, "rateQuantity"), out) ||
+         read_rate_ratio(json_object_get(dr, "rateRatio"), out) ||
+         read_quantity(json_object_get(json_object_get(dr, "rateRange"), "high"), out))) {
         out->rate = true;
         return true;
     }

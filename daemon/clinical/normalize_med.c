@@ -427,7 +427,7 @@ static const char *route_from_text(const char *s)
           NULL}},
         {ROUTE_ORAL,
          {"oral", "orally", "mouth", "po", "tablet", "capsule", "elixir", "syrup", "swallow",
-          "enteral", "gastrostomy", "nasogastric", "peg", "suspension", NULL}},
+          "enteral", "gastrostomy", "nasogastric", "peg", "suspension", "tube", NULL}},
     };
     char low[256];
     size_t i = 0;

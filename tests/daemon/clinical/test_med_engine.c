@@ -182,6 +182,17 @@ static void test_parenteral_factors_of_the_issue(void **state)
     assert_string_equal(o->route, "parenteral");
     assert_near(o->mme_per_day, 240);
     pw_timeline_cleanup(&tl);
+    /* A rateRatio: morphine 2 mg / 1 h IV = 48 mg/day x 3 = 144 MME/day. */
+    o = clin_order("cdc2022",
+                   clin_medreq("r", "892531",
+                               "[{\"doseAndRate\":[{\"rateRatio\":{\"numerator\":{\"value\":2,"
+                               "\"unit\":\"mg\",\"code\":\"mg\"},\"denominator\":{\"value\":1,"
+                               "\"unit\":\"h\",\"code\":\"h\"}}}]}]"),
+                   &tl);
+    ASSERT_ORDER(o);
+    assert_near(o->mg_per_day, 48);
+    assert_near(o->mme_per_day, 144);
+    pw_timeline_cleanup(&tl);
     /* The factor lookup itself: never another route's row. */
     double f;
     char row[48];
