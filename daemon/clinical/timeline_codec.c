@@ -7,6 +7,7 @@
  * as u16 length + bytes. Decoding checks every length against its field; a bad buffer adds
  * nothing.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #define CODEC_MAGIC     "PWT2"
 #define CODEC_MAGIC_LEN 4
+#define CODEC_MAGIC_V1  "PWT1" /* issue 16: orders without route, part, factor row, flags */
 
 void pw_timeline_clear(struct pw_timeline *tl)
 {
@@ -244,7 +246,7 @@ static void get_ref(struct rd *r, struct pw_ref *ref)
     GET_STR(r, ref->version);
 }
 
-static void get_order(struct rd *r, struct pw_med_order *o)
+static void get_order(struct rd *r, struct pw_med_order *o, bool v1)
 {
     get_ref(r, &o->src);
     o->classes = get_u32(r);
@@ -266,6 +268,10 @@ static void get_order(struct rd *r, struct pw_med_order *o)
     o->mme_factor = get_f64(r);
     o->mme_per_day = get_f64(r);
     o->mme_per_dose = get_f64(r);
+    if (v1) {
+        o->min_dose_mg = NAN; /* an older encoding: the issue 16 fields are absent */
+        return;
+    }
     GET_STR(r, o->route);
     o->part = (int)get_u32(r);
     r->bad = r->bad || o->part < 0;
@@ -296,6 +302,7 @@ static int decode_pass(struct pw_timeline *tl, const void *buf, size_t len)
     if (!pw_timeline_is_encoded(buf, len)) {
         return PW_EJSON;
     }
+    bool v1 = memcmp(buf, CODEC_MAGIC_V1, CODEC_MAGIC_LEN) == 0;
     take(&r, CODEC_MAGIC_LEN);
     n = get_count(&r);
     for (i = 0; i < n && !r.bad && rc == 0; i++) {
@@ -319,7 +326,7 @@ static int decode_pass(struct pw_timeline *tl, const void *buf, size_t len)
     for (i = 0; i < n && !r.bad && rc == 0; i++) {
         struct pw_med_order ev;
         memset(&ev, 0, sizeof(ev));
-        get_order(&r, &ev);
+        get_order(&r, &ev, v1);
         rc = tl && !r.bad ? pw_timeline_add_order(tl, &ev) : 0;
     }
     n = get_count(&r);
@@ -352,5 +359,7 @@ int pw_timeline_decode(struct pw_timeline *tl, const void *buf, size_t len)
 
 bool pw_timeline_is_encoded(const void *buf, size_t len)
 {
-    return buf != NULL && len >= CODEC_MAGIC_LEN && memcmp(buf, CODEC_MAGIC, CODEC_MAGIC_LEN) == 0;
+    return buf != NULL && len >= CODEC_MAGIC_LEN &&
+           (memcmp(buf, CODEC_MAGIC, CODEC_MAGIC_LEN) == 0 ||
+            memcmp(buf, CODEC_MAGIC_V1, CODEC_MAGIC_LEN) == 0);
 }

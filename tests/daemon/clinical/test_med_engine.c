@@ -11,10 +11,11 @@
 #include "painwatch/mme.h"
 #include "painwatch/timeline.h"
 
-#define RXNORM "http://www.nlm.nih.gov/research/umls/rxnorm"
-#define SCT    "http://snomed.info/sct"
-#define EDQM   "http://standardterms.edqm.eu"
-#define V3     "http://terminology.hl7.org/CodeSystem/v3-RouteOfAdministration"
+#define CODEC_LEN 4 /* "PWT2" */
+#define RXNORM    "http://www.nlm.nih.gov/research/umls/rxnorm"
+#define SCT       "http://snomed.info/sct"
+#define EDQM      "http://standardterms.edqm.eu"
+#define V3        "http://terminology.hl7.org/CodeSystem/v3-RouteOfAdministration"
 
 #define ASSERT_ORDER(o)                      \
     do {                                     \
@@ -476,6 +477,47 @@ static void test_every_dose_form_has_a_route(void **state)
     }
 }
 
+/* A store row of the previous release (magic PWT1, orders without the issue 16 fields) still
+ * decodes until a re-sync replaces it. */
+static void test_previous_encoding_still_decodes(void **state)
+{
+    (void)state;
+    struct pw_timeline tl, back;
+    pw_timeline_init(&tl, "Patient/p1");
+    struct pw_med_order o;
+    memset(&o, 0, sizeof(o));
+    snprintf(o.src.type, sizeof(o.src.type), "MedicationRequest");
+    snprintf(o.src.id, sizeof(o.src.id), "old");
+    o.start = 1000;
+    o.end = PW_TIME_FOREVER;
+    o.role = PW_ROLE_BASELINE;
+    o.mme_per_day = 60;
+    assert_int_equal(pw_timeline_add_order(&tl, &o), 0);
+    struct pw_bytes b = {0};
+    assert_int_equal(pw_timeline_encode(&tl, &b), 0);
+    /* The new fields with empty strings: 3 x u16 lengths, 2 x u32, 1 x f64 = 22 bytes, before
+     * the referral and data-quality counts (8 bytes). */
+    size_t tail = 8, extra = 22;
+    assert_true(b.n > CODEC_LEN + tail + extra);
+    unsigned char *v1 = malloc(b.n - extra);
+    assert_non_null(v1);
+    memcpy(v1, "PWT1", 4);
+    memcpy(v1 + 4, b.v + 4, b.n - 4 - tail - extra);
+    memcpy(v1 + b.n - tail - extra, b.v + b.n - tail, tail);
+    pw_timeline_init(&back, "Patient/p1");
+    assert_true(pw_timeline_is_encoded(v1, b.n - extra));
+    assert_int_equal(pw_timeline_decode(&back, v1, b.n - extra), 0);
+    assert_int_equal(back.orders.n, 1);
+    assert_string_equal(back.orders.v[0].src.id, "old");
+    assert_near(back.orders.v[0].mme_per_day, 60);
+    assert_string_equal(back.orders.v[0].route, "");
+    assert_true(isnan(back.orders.v[0].min_dose_mg));
+    free(v1);
+    pw_bytes_cleanup(&b);
+    pw_timeline_cleanup(&back);
+    pw_timeline_cleanup(&tl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_newer_version_replaces_every_part),
         cmocka_unit_test(test_site_override_files),
         cmocka_unit_test(test_every_dose_form_has_a_route),
+        cmocka_unit_test(test_previous_encoding_still_decodes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
