@@ -63,9 +63,17 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
     }
     pw_ru_cat(f.text, sizeof(f.text),
               "Guide: steps of 25-50%% (more than %s%% only for pain >= %s, never more than "
-              "%s%%), i.e. at most %s MME/day. Watch for sedation and respiratory depression.",
+              "%s%%)",
               pw_ru_num(d, p[P_MAX_PCT_LOW_PAIN]), pw_ru_num(e, p[P_HIGH_PAIN]),
-              pw_ru_num(c, p[P_MAX_PCT_ANY]), pw_ru_num(a, s->old_mme * (1 + limit / 100)));
+              pw_ru_num(c, p[P_MAX_PCT_ANY]));
+    /* Methadone's MME is not linear: no MME figure as advice (issue 16). */
+    if (pw_ru_regimen_class(in->tl, s->at, PW_MED_METHADONE)) {
+        pw_ru_cat(f.text, sizeof(f.text), "; with methadone, dose changes need specialist advice");
+    } else {
+        pw_ru_cat(f.text, sizeof(f.text), ", i.e. at most %s MME/day",
+                  pw_ru_num(a, s->old_mme * (1 + limit / 100)));
+    }
+    pw_ru_cat(f.text, sizeof(f.text), ". Watch for sedation and respiratory depression.");
     pw_ru_sit(f.situation, sizeof(f.situation), "step:%lld|", (long long)s->at);
     pw_ru_sit_regimen(f.situation, sizeof(f.situation), in->tl, s->at);
     f.since = s->at;

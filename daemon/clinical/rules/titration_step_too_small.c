@@ -50,10 +50,15 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
               "score before it was %s/10. ",
               pw_ru_num(c, pct), pw_ru_num(a, s->old_mme), pw_ru_num(b, s->new_mme),
               pw_ru_time(t, s->at), pw_ru_num(d, sc->value));
-    pw_ru_cat(f.text, sizeof(f.text),
-              "Guide: steps of at least %s%%, i.e. at least %s MME/day; smaller steps prolong "
-              "uncontrolled pain.",
-              pw_ru_num(e, p[P_MIN_PCT]), pw_ru_num(a, s->old_mme * (1 + p[P_MIN_PCT] / 100)));
+    pw_ru_cat(f.text, sizeof(f.text), "Guide: steps of at least %s%%", pw_ru_num(e, p[P_MIN_PCT]));
+    /* Methadone's MME is not linear: no MME figure as advice (issue 16). */
+    if (pw_ru_regimen_class(in->tl, s->at, PW_MED_METHADONE)) {
+        pw_ru_cat(f.text, sizeof(f.text), " (with methadone, with specialist advice)");
+    } else {
+        pw_ru_cat(f.text, sizeof(f.text), ", i.e. at least %s MME/day",
+                  pw_ru_num(a, s->old_mme * (1 + p[P_MIN_PCT] / 100)));
+    }
+    pw_ru_cat(f.text, sizeof(f.text), "; smaller steps prolong uncontrolled pain.");
     pw_ru_sit(f.situation, sizeof(f.situation), "step:%lld|", (long long)s->at);
     pw_ru_sit_regimen(f.situation, sizeof(f.situation), in->tl, s->at);
     f.since = s->at;
