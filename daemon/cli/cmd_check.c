@@ -305,6 +305,14 @@ static json_t *patient_json(const struct pw_timeline *tl, int64_t at, const stru
                                o->ingredient, "role", role_name(o->role), "mg_per_day",
                                num(o->mg_per_day), "mme_per_day", num(o->mme_per_day),
                                "mme_per_dose", num(o->mme_per_dose), "factor", num(o->mme_factor));
+        if (oj != NULL) {
+            /* issue 16: the order's route, which part it is and the factor row used */
+            json_object_set_new(oj, "route", json_string(o->route[0] ? o->route : "unknown"));
+            json_object_set_new(oj, "part", json_string(o->prn ? "prn" : "scheduled"));
+            json_object_set_new(oj, "part_index", json_integer(o->part));
+            json_object_set_new(oj, "factor_row",
+                                o->factor_row[0] ? json_string(o->factor_row) : json_null());
+        }
         if (text && oj != NULL) {
             json_object_set_new(oj, "active", json_boolean(pw_order_active_at(o, at)));
         }
@@ -345,7 +353,7 @@ static void print_num(FILE *out, double v, const char *unit)
     if (isfinite(v)) {
         fprintf(out, "%g %s", round(v * 100) / 100, unit);
     } else {
-        fprintf(out, "? %s", unit);
+        fprintf(out, "not computed %s", unit);
     }
 }
 
@@ -370,11 +378,15 @@ static void print_text(FILE *out, const json_t *doc)
         }
         json_array_foreach(json_object_get(p, "orders"), k, e)
         {
-            fprintf(out, "    %-8s %-14s ", pw_fhir_str(e, "role"), pw_fhir_str(e, "ingredient"));
+            fprintf(out, "    %-8s %-14s %-12s ", pw_fhir_str(e, "role"),
+                    pw_fhir_str(e, "ingredient"), pw_fhir_str(e, "route"));
             print_num(out, jnum(e, "mg_per_day"), "mg/day, ");
             print_num(out, jnum(e, "mme_per_day"), "MME/day");
             if (isfinite(jnum(e, "mme_per_dose"))) {
                 fprintf(out, ", %g MME/dose", round(jnum(e, "mme_per_dose") * 100) / 100);
+            }
+            if (pw_fhir_str(e, "factor_row") != NULL) {
+                fprintf(out, " (factor %s)", pw_fhir_str(e, "factor_row"));
             }
             fprintf(out, "  [%s]%s\n", pw_fhir_str(e, "resource"),
                     json_is_false(json_object_get(e, "active")) ? " (not active)" : "");
@@ -765,7 +777,9 @@ int pw_cmd_check(int argc, char **argv)
                         "or PAINWATCH_TERMINOLOGY_DIR)\n");
         goto out;
     }
-    if (pw_terminology_load(&term, dir, err, sizeof(err)) < 0) {
+    if (pw_terminology_load(&term, dir, err, sizeof(err)) < 0 ||
+        (o.cd != NULL && pw_terminology_load_site(term, o.cd->mme_route_factors_file,
+                                                  o.cd->dose_limits_file, err, sizeof(err)) < 0)) {
         fprintf(stderr, "painwatch check: terminology: %s\n", err);
         goto out;
     }

@@ -3,10 +3,12 @@
 #include "clinical/dosage.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "painwatch/fhir.h"
+#include "painwatch/timeline.h"
 
 double pw_dosage_unit_days(const char *unit)
 {
@@ -125,8 +127,39 @@ static bool read_quantity(const json_t *q, struct pw_dose_qty *out)
         return false;
     }
     out->low = out->high = v;
+    out->rate = false;
     pw_fhir_copy(out->code, sizeof(out->code), pw_fhir_str(q, "code"));
     pw_fhir_copy(out->unit, sizeof(out->unit), pw_fhir_str(q, "unit"));
+    return true;
+}
+
+/*
+ * A rateRatio (2 mg / 1 h, 50 mcg / 30 min) as an amount per hour: "mg/h", "mcg/h", "mL/h". A
+ * denominator in other units than time is not a rate (false).
+ */
+static bool read_rate_ratio(const json_t *ratio, struct pw_dose_qty *out)
+{
+    struct pw_dose_qty num;
+    if (!json_is_object(ratio) || !read_quantity(json_object_get(ratio, "numerator"), &num)) {
+        return false;
+    }
+    const json_t *den = json_object_get(ratio, "denominator");
+    double dv = 1;
+    pw_fhir_num(den, "value", &dv);
+    const char *du = pw_fhir_str(den, "code") ? pw_fhir_str(den, "code") : pw_fhir_str(den, "unit");
+    double days = pw_dosage_unit_days(du);
+    if (du != NULL && (strcmp(du, "hr") == 0 || strcmp(du, "hour") == 0)) {
+        days = 1.0 / 24;
+    }
+    if (!(dv > 0) || !(days > 0)) {
+        return false;
+    }
+    double per_hour = num.low / (dv * days * 24.0);
+    const char *nu = num.code[0] ? num.code : num.unit;
+    *out = num;
+    out->low = out->high = per_hour;
+    snprintf(out->code, sizeof(out->code), "%.24s/h", nu);
+    snprintf(out->unit, sizeof(out->unit), "%.24s/h", num.unit[0] ? num.unit : nu);
     return true;
 }
 
@@ -134,9 +167,14 @@ static bool read_dose(const json_t *dr, struct pw_dose_qty *out)
 {
     memset(out, 0, sizeof(*out));
     /* A rate (infusion, "mg/h") stands for the dose when there is no dose. */
-    if (read_quantity(json_object_get(dr, "doseQuantity"), out) ||
-        (json_object_get(dr, "doseRange") == NULL &&
-         read_quantity(json_object_get(dr, "rateQuantity"), out))) {
+    if (read_quantity(json_object_get(dr, "doseQuantity"), out)) {
+        return true;
+    }
+    if (json_object_get(dr, "doseRange") == NULL &&
+        (read_quantity(json_object_get(dr, "rateQuantity"), out) ||
+         read_rate_ratio(json_object_get(dr, "rateRatio"), out) ||
+         read_quantity(json_object_get(json_object_get(dr, "rateRange"), "high"), out))) {
+        out->rate = true;
         return true;
     }
     const json_t *range = json_object_get(dr, "doseRange");
@@ -280,6 +318,24 @@ void pw_dosage_parse(const json_t *dosage, struct pw_dosage *out)
         out->sequence = (long)json_integer_value(seq);
     }
     out->has_text = pw_fhir_str(dosage, "text") != NULL;
+    out->bounds_start = out->bounds_end = PW_TIME_NONE;
+    out->bounds_seconds = NAN;
+    const json_t *rep = json_object_get(json_object_get(dosage, "timing"), "repeat");
+    const json_t *bp = json_object_get(rep, "boundsPeriod");
+    int64_t t;
+    if (pw_fhir_parse_time(pw_fhir_str(bp, "start"), &t) == 0) {
+        out->bounds_start = t;
+    }
+    if (pw_fhir_parse_time(pw_fhir_str(bp, "end"), &t) == 0) {
+        out->bounds_end = t;
+    }
+    const json_t *bd = json_object_get(rep, "boundsDuration");
+    double bv;
+    const char *bu = pw_fhir_str(bd, "code") ? pw_fhir_str(bd, "code") : pw_fhir_str(bd, "unit");
+    double bdays = pw_dosage_unit_days(bu);
+    if (pw_fhir_num(bd, "value", &bv) && bv > 0 && isfinite(bdays) && bv * bdays < 36500) {
+        out->bounds_seconds = bv * bdays * 86400.0;
+    }
     out->prn = pw_dosage_prn(dosage);
     out->per_day = timing_per_day(json_object_get(dosage, "timing"));
     collect_doses(dosage, out);

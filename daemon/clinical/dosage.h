@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -13,6 +14,7 @@ struct pw_dose_qty {
     double low, high;
     char code[32]; /* UCUM or v3-orderableDrugForm code, "" when absent */
     char unit[32]; /* human unit text, "" when absent */
+    bool rate;     /* issue 16: read from rateQuantity (an infusion), not a dose */
 };
 
 #define PW_DOSE_CAND_MAX 8
@@ -30,6 +32,9 @@ struct pw_dosage {
     bool has_sequence;
     long sequence;
     bool has_text; /* a free-text sig exists */
+    /* Issue 16: when the instruction is in force (boundsPeriod / boundsDuration). */
+    int64_t bounds_start, bounds_end; /* PW_TIME_NONE when absent */
+    double bounds_seconds;            /* boundsDuration in seconds, NAN when absent */
 };
 
 /** Read @p dosage (a Dosage object). Never fails: what is absent stays NAN / 0. */

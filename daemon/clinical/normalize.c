@@ -545,6 +545,10 @@ int pw_normalize_resource(const struct pw_norm_ctx *ctx, const json_t *res,
         return kind ? pain_type(res, &ref, tl, kind) : 0;
     }
     if (strcmp(type, "Condition") == 0) {
+        int oud = pw_norm_oud_condition(res, &ref, tl); /* issue 16 */
+        if (oud != 0) {
+            return oud < 0 ? oud : 0;
+        }
         enum pw_pain_kind kind = pain_kind(ctx, res);
         return kind ? pain_type(res, &ref, tl, kind) : 0;
     }

@@ -370,6 +370,212 @@ out:
     return rc;
 }
 
+/* The row's stable name: set, ingredient, route and, for a tier, its mg/day range. */
+static void set_row(struct pw_term_factor *fa)
+{
+    if (isnan(fa->low) && isnan(fa->high)) {
+        snprintf(fa->row, sizeof(fa->row), "%s:%s:%s", fa->set, fa->ingredient_rxcui, fa->route);
+    } else {
+        snprintf(fa->row, sizeof(fa->row), "%s:%s:%s:%g-%g", fa->set, fa->ingredient_rxcui,
+                 fa->route, isnan(fa->low) ? 0 : fa->low, isnan(fa->high) ? INFINITY : fa->high);
+    }
+}
+
+static bool route_known(const char *r)
+{
+    static const char *const routes[] = {"oral",   "transdermal", "parenteral", "transmucosal",
+                                         "rectal", "neuraxial",   NULL};
+    for (size_t i = 0; routes[i]; i++) {
+        if (strcmp(r, routes[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * mme-route-factors.csv (or a site file of the same shape): factors per route that
+ * mme-factors.csv does not give. A row with the (set, ingredient, route) of a loaded row
+ * replaces it (a site override); others are added. factor_set "*" applies to every set.
+ */
+static int load_route_factors(struct pw_terminology *t, const char *path, char *err, size_t errlen)
+{
+    struct pw_csv csv;
+    int rc = pw_csv_open(&csv, path, PW_TERM_FILE_MAX);
+    if (rc < 0) {
+        set_err(err, errlen, path, 0, pw_strerror(rc));
+        return rc;
+    }
+    int c_ing = pw_csv_col(&csv, "ingredient_rxcui"), c_set = pw_csv_col(&csv, "factor_set"),
+        c_f = pw_csv_col(&csv, "factor"), c_route = pw_csv_col(&csv, "route"),
+        c_basis = pw_csv_col(&csv, "unit_basis"), c_src = pw_csv_col(&csv, "source");
+    if (c_ing < 0 || c_set < 0 || c_f < 0 || c_route < 0 || c_basis < 0 || c_src < 0) {
+        set_err(err, errlen, path, 1, "missing column");
+        rc = PW_ETERM;
+        goto out;
+    }
+    while ((rc = pw_csv_next(&csv)) == 1) {
+        const char *basis = pw_csv_get(&csv, c_basis);
+        const char *route = pw_csv_get(&csv, c_route);
+        bool patch = strcmp(basis, "mcg/hr") == 0;
+        double f;
+        if ((!patch && strcmp(basis, "mg/day") != 0) || !route_known(route) ||
+            parse_double(pw_csv_get(&csv, c_f), &f) < 0 || !(f > 0) ||
+            pw_csv_get(&csv, c_ing)[0] == '\0' || pw_csv_get(&csv, c_src)[0] == '\0') {
+            set_err(err, errlen, path, csv.line,
+                    "bad row (unit_basis mg/day|mcg/hr, a known route, factor > 0, an "
+                    "ingredient and a source are required)");
+            rc = PW_ETERM;
+            goto out;
+        }
+        struct pw_term_factor nf;
+        memset(&nf, 0, sizeof(nf));
+        pw_fhir_copy(nf.ingredient_rxcui, sizeof(nf.ingredient_rxcui), pw_csv_get(&csv, c_ing));
+        pw_fhir_copy(nf.set, sizeof(nf.set), pw_csv_get(&csv, c_set));
+        pw_fhir_copy(nf.route, sizeof(nf.route), route);
+        nf.factor = f;
+        nf.patch = patch;
+        nf.low = nf.high = NAN;
+        set_row(&nf);
+        struct pw_term_factor *fa = NULL;
+        for (size_t i = 0; i < t->n_factors && fa == NULL; i++) {
+            struct pw_term_factor *o = &t->factors[i];
+            if (strcmp(o->set, nf.set) == 0 && strcmp(o->route, nf.route) == 0 &&
+                o->patch == nf.patch && strcmp(o->ingredient_rxcui, nf.ingredient_rxcui) == 0) {
+                fa = o;
+            }
+        }
+        if (fa == NULL) {
+            fa = push((void **)&t->factors, &t->n_factors, &t->cap_factors, sizeof(*fa));
+        }
+        if (fa == NULL) {
+            rc = PW_ENOMEM;
+            goto out;
+        }
+        *fa = nf;
+    }
+    if (rc < 0) {
+        set_err(err, errlen, path, csv.line, "malformed CSV");
+        goto out;
+    }
+    rc = 0;
+out:
+    pw_csv_close(&csv);
+    return rc;
+}
+
+/*
+ * dose-limits.csv (or a site file of the same shape): the largest plausible doses. A row for the
+ * (ingredient, route) of a loaded row replaces it.
+ */
+static int load_limits(struct pw_terminology *t, const char *path, char *err, size_t errlen)
+{
+    struct pw_csv csv;
+    int rc = pw_csv_open(&csv, path, PW_TERM_FILE_MAX);
+    if (rc < 0) {
+        set_err(err, errlen, path, 0, pw_strerror(rc));
+        return rc;
+    }
+    int c_ing = pw_csv_col(&csv, "ingredient_rxcui"), c_route = pw_csv_col(&csv, "route"),
+        c_single = pw_csv_col(&csv, "max_single_mg"), c_day = pw_csv_col(&csv, "max_day_mg"),
+        c_rate = pw_csv_col(&csv, "max_mcg_per_hour"), c_min = pw_csv_col(&csv, "min_dose_mg"),
+        c_src = pw_csv_col(&csv, "source");
+    if (c_ing < 0 || c_route < 0 || c_single < 0 || c_day < 0 || c_rate < 0 || c_min < 0 ||
+        c_src < 0) {
+        set_err(err, errlen, path, 1, "missing column");
+        rc = PW_ETERM;
+        goto out;
+    }
+    while ((rc = pw_csv_next(&csv)) == 1) {
+        struct pw_term_limit nl;
+        memset(&nl, 0, sizeof(nl));
+        pw_fhir_copy(nl.ingredient_rxcui, sizeof(nl.ingredient_rxcui), pw_csv_get(&csv, c_ing));
+        pw_fhir_copy(nl.route, sizeof(nl.route), pw_csv_get(&csv, c_route));
+        if (parse_double(pw_csv_get(&csv, c_single), &nl.max_single_mg) < 0 ||
+            parse_double(pw_csv_get(&csv, c_day), &nl.max_day_mg) < 0 ||
+            parse_double(pw_csv_get(&csv, c_rate), &nl.max_mcg_per_hour) < 0 ||
+            parse_double(pw_csv_get(&csv, c_min), &nl.min_dose_mg) < 0 || !route_known(nl.route) ||
+            nl.ingredient_rxcui[0] == '\0' || pw_csv_get(&csv, c_src)[0] == '\0') {
+            set_err(err, errlen, path, csv.line,
+                    "bad row (numbers or empty, a known route, an ingredient and a source are "
+                    "required)");
+            rc = PW_ETERM;
+            goto out;
+        }
+        struct pw_term_limit *l = NULL;
+        for (size_t i = 0; i < t->n_limits && l == NULL; i++) {
+            if (strcmp(t->limits[i].ingredient_rxcui, nl.ingredient_rxcui) == 0 &&
+                strcmp(t->limits[i].route, nl.route) == 0) {
+                l = &t->limits[i];
+            }
+        }
+        if (l == NULL) {
+            l = push((void **)&t->limits, &t->n_limits, &t->cap_limits, sizeof(*l));
+        }
+        if (l == NULL) {
+            rc = PW_ENOMEM;
+            goto out;
+        }
+        *l = nl;
+    }
+    if (rc < 0) {
+        set_err(err, errlen, path, csv.line, "malformed CSV");
+        goto out;
+    }
+    rc = 0;
+out:
+    pw_csv_close(&csv);
+    return rc;
+}
+
+int pw_terminology_load_site(struct pw_terminology *t, const char *factors_file,
+                             const char *limits_file, char *err, size_t errlen)
+{
+    int rc = 0;
+    if (factors_file != NULL && factors_file[0] != '\0') {
+        rc = load_route_factors(t, factors_file, err, errlen);
+    }
+    if (rc == 0 && limits_file != NULL && limits_file[0] != '\0') {
+        rc = load_limits(t, limits_file, err, errlen);
+    }
+    return rc;
+}
+
+int pw_terminology_dose_limit(const struct pw_terminology *t, const char *ingredient_rxcui,
+                              const char *route, double *max_single_mg, double *max_day_mg,
+                              double *max_mcg_per_hour, double *min_dose_mg)
+{
+    for (size_t i = 0; i < t->n_limits; i++) {
+        const struct pw_term_limit *l = &t->limits[i];
+        if (strcmp(l->ingredient_rxcui, ingredient_rxcui) == 0 && strcmp(l->route, route) == 0) {
+            *max_single_mg = l->max_single_mg;
+            *max_day_mg = l->max_day_mg;
+            *max_mcg_per_hour = l->max_mcg_per_hour;
+            *min_dose_mg = l->min_dose_mg;
+            return 0;
+        }
+    }
+    return PW_ENOENT;
+}
+
+double pw_terminology_min_strength(const struct pw_terminology *t, const char *ingredient_rxcui,
+                                   const char *dose_form_rxcui, bool combination)
+{
+    double best = NAN;
+    for (size_t i = 0; i < t->n_drugs; i++) {
+        const struct pw_term_drug *d = &t->drugs[i];
+        if (d->is_combination != combination || strcmp(d->strength_unit, "MG") != 0 ||
+            strcmp(d->ingredient_rxcui, ingredient_rxcui) != 0 ||
+            strcmp(d->dose_form_rxcui, dose_form_rxcui) != 0 || !(d->strength > 0)) {
+            continue;
+        }
+        if (isnan(best) || d->strength < best) {
+            best = d->strength;
+        }
+    }
+    return best;
+}
+
 static int load_factors(struct pw_terminology *t, const char *dir, char *err, size_t errlen)
 {
     char path[PATH_MAX];
@@ -421,6 +627,8 @@ static int load_factors(struct pw_terminology *t, const char *dir, char *err, si
         fa->patch = patch;
         fa->low = lo;
         fa->high = hi;
+        pw_fhir_copy(fa->route, sizeof(fa->route), patch ? "transdermal" : "oral");
+        set_row(fa);
     }
     if (rc < 0) {
         set_err(err, errlen, path, csv.line, "malformed CSV");
@@ -451,6 +659,17 @@ int pw_terminology_load(struct pw_terminology **out, const char *dir, char *err,
     if (rc == 0) {
         rc = load_factors(t, dir, err, errlen);
     }
+    /* Issue 16 tables: a table directory of an older release has none (no parenteral factors,
+     * no plausibility limits: such orders are not computed, never computed with oral factors). */
+    char path[PATH_MAX];
+    if (rc == 0) {
+        snprintf(path, sizeof(path), "%s/mme-route-factors.csv", dir);
+        rc = access(path, F_OK) == 0 ? load_route_factors(t, path, err, errlen) : 0;
+    }
+    if (rc == 0) {
+        snprintf(path, sizeof(path), "%s/dose-limits.csv", dir);
+        rc = access(path, F_OK) == 0 ? load_limits(t, path, err, errlen) : 0;
+    }
     if (rc < 0) {
         pw_terminology_free(t);
         return rc;
@@ -468,6 +687,7 @@ void pw_terminology_free(struct pw_terminology *t)
     free(t->ings);
     free(t->vs);
     free(t->factors);
+    free(t->limits);
     while (t->strings != NULL) {
         struct pw_term_strings *c = t->strings;
         t->strings = c->next;
@@ -513,6 +733,8 @@ int pw_terminology_digest(const struct pw_terminology *t, unsigned char out[32])
          EVP_DigestUpdate(md, t->ings, t->n_ings * sizeof(*t->ings)) &&
          EVP_DigestUpdate(md, &t->n_factors, sizeof(t->n_factors)) &&
          EVP_DigestUpdate(md, t->factors, t->n_factors * sizeof(*t->factors)) &&
+         EVP_DigestUpdate(md, &t->n_limits, sizeof(t->n_limits)) &&
+         EVP_DigestUpdate(md, t->limits, t->n_limits * sizeof(*t->limits)) &&
          EVP_DigestFinal_ex(md, out, &len);
     EVP_MD_CTX_free(md);
     return ok && len == 32 ? 0 : PW_ENOMEM;

@@ -60,6 +60,18 @@ struct pw_term_factor {
     double factor;
     bool patch;
     double low, high; /* tier bounds in mg/day, NAN = open */
+    char route[16];   /* "oral", "transdermal", "parenteral", ... (issue 16) */
+    char row[48];     /* "cdc2022:7052:oral" (+ ":low-high" for a tier) */
+};
+
+/* dose-limits.csv: largest plausible doses per ingredient and route (issue 16). */
+struct pw_term_limit {
+    char ingredient_rxcui[16];
+    char route[16];
+    double max_single_mg; /* NAN = no limit */
+    double max_day_mg;
+    double max_mcg_per_hour; /* patches and rates */
+    double min_dose_mg;      /* smallest practical dose (lowest marketed strength), NAN unknown */
 };
 
 struct pw_term_strings; /* a chunk of the string pool (terminology.c) */
@@ -74,6 +86,8 @@ struct pw_terminology {
     size_t n_vs, cap_vs;
     struct pw_term_factor *factors;
     size_t n_factors, cap_factors;
+    struct pw_term_limit *limits; /* issue 16 */
+    size_t n_limits, cap_limits;
 };
 
 #endif

@@ -131,10 +131,44 @@ int pw_timeline_add_pain_type(struct pw_timeline *tl, const struct pw_pain_type 
                      sizeof(*ev), offsetof(struct pw_pain_type, src), ev, tl);
 }
 
+/*
+ * Orders: one MedicationRequest yields one element per part (dosageInstruction or taper step).
+ * A newer version of the resource drops every part of the old one (it may have fewer parts); an
+ * older version is ignored; the same version adds a part not yet present.
+ */
 int pw_timeline_add_order(struct pw_timeline *tl, const struct pw_med_order *ev)
 {
-    return add_event((void **)&tl->orders.v, &tl->orders.n, &tl->orders.cap, sizeof(*ev),
-                     offsetof(struct pw_med_order, src), ev, tl);
+    size_t w = 0;
+    bool dropped = false;
+    for (size_t i = 0; i < tl->orders.n; i++) {
+        struct pw_med_order *cur = &tl->orders.v[i];
+        if (same_resource(&cur->src, &ev->src)) {
+            if (strcmp(cur->src.version, ev->src.version) == 0) {
+                if (cur->part == ev->part) {
+                    return 0;
+                }
+            } else if (newer_version(cur->src.version, ev->src.version)) {
+                dropped = true;
+                continue;
+            } else {
+                return 0;
+            }
+        }
+        tl->orders.v[w++] = *cur;
+    }
+    tl->orders.n = w;
+    if (dropped) {
+        purge_dq(tl, &ev->src);
+    }
+    if (total_events(tl) >= PW_RESOURCES_PER_PATIENT_MAX) {
+        return PW_E2BIG;
+    }
+    int rc = grow((void **)&tl->orders.v, &tl->orders.cap, tl->orders.n, sizeof(*ev));
+    if (rc < 0) {
+        return rc;
+    }
+    tl->orders.v[tl->orders.n++] = *ev;
+    return 0;
 }
 
 int pw_timeline_add_referral(struct pw_timeline *tl, const struct pw_referral *ev)
@@ -197,7 +231,8 @@ static int cmp_order(const void *a, const void *b)
 {
     const struct pw_med_order *x = a, *y = b;
     int c = cmp_time(x->start, y->start);
-    return c ? c : cmp_ref(&x->src, &y->src);
+    c = c ? c : cmp_ref(&x->src, &y->src);
+    return c ? c : (x->part > y->part) - (x->part < y->part);
 }
 
 static int cmp_referral(const void *a, const void *b)

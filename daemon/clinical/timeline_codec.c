@@ -2,11 +2,12 @@
 /*
  * A resource's timeline events as stored bytes: normalized once when the page arrives, decoded
  * at every evaluation (parsing the JSON again cost 3x jansson's parse per resource, issue 9).
- * Layout: magic "PWT1", then five sections (scores, pain types, orders, referrals, data
+ * Layout: magic "PWT2", then five sections (scores, pain types, orders, referrals, data
  * quality), each a u32 count and its events field by field: i64/f64/u32 little-endian, strings
  * as u16 length + bytes. Decoding checks every length against its field and every time against
  * the range a FHIR dateTime can name (see time_ok); a bad buffer adds nothing.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +15,9 @@
 #include "painwatch/err.h"
 #include "painwatch/timeline.h"
 
-#define CODEC_MAGIC     "PWT1"
+#define CODEC_MAGIC     "PWT2"
 #define CODEC_MAGIC_LEN 4
+#define CODEC_MAGIC_V1  "PWT1" /* issue 16: orders without route, part, factor row, flags */
 
 void pw_timeline_clear(struct pw_timeline *tl)
 {
@@ -127,6 +129,12 @@ static void put_order(struct wr *w, const struct pw_med_order *o)
     put_f64(w, o->mme_factor);
     put_f64(w, o->mme_per_day);
     put_f64(w, o->mme_per_dose);
+    PUT_STR(w, o->route);
+    put_u32(w, (uint32_t)o->part);
+    PUT_STR(w, o->factor_row);
+    put_u32(w, o->flags);
+    PUT_STR(w, o->dose_written);
+    put_f64(w, o->min_dose_mg);
 }
 
 int pw_timeline_encode(const struct pw_timeline *tl, struct pw_bytes *out)
@@ -263,7 +271,7 @@ static int64_t get_time(struct rd *r, unsigned sentinels)
     return t;
 }
 
-static void get_order(struct rd *r, struct pw_med_order *o)
+static void get_order(struct rd *r, struct pw_med_order *o, bool v1)
 {
     get_ref(r, &o->src);
     o->classes = get_u32(r);
@@ -285,6 +293,17 @@ static void get_order(struct rd *r, struct pw_med_order *o)
     o->mme_factor = get_f64(r);
     o->mme_per_day = get_f64(r);
     o->mme_per_dose = get_f64(r);
+    if (v1) {
+        o->min_dose_mg = NAN; /* an older encoding: the issue 16 fields are absent */
+        return;
+    }
+    GET_STR(r, o->route);
+    o->part = (int)get_u32(r);
+    r->bad = r->bad || o->part < 0;
+    GET_STR(r, o->factor_row);
+    o->flags = get_u32(r);
+    GET_STR(r, o->dose_written);
+    o->min_dose_mg = get_f64(r);
 }
 
 /* A section count: never more events than bytes left could hold (each is >= 8 bytes). */
@@ -308,6 +327,7 @@ static int decode_pass(struct pw_timeline *tl, const void *buf, size_t len)
     if (!pw_timeline_is_encoded(buf, len)) {
         return PW_EJSON;
     }
+    bool v1 = memcmp(buf, CODEC_MAGIC_V1, CODEC_MAGIC_LEN) == 0;
     take(&r, CODEC_MAGIC_LEN);
     n = get_count(&r);
     for (i = 0; i < n && !r.bad && rc == 0; i++) {
@@ -331,7 +351,7 @@ static int decode_pass(struct pw_timeline *tl, const void *buf, size_t len)
     for (i = 0; i < n && !r.bad && rc == 0; i++) {
         struct pw_med_order ev;
         memset(&ev, 0, sizeof(ev));
-        get_order(&r, &ev);
+        get_order(&r, &ev, v1);
         rc = tl && !r.bad ? pw_timeline_add_order(tl, &ev) : 0;
     }
     n = get_count(&r);
@@ -364,5 +384,7 @@ int pw_timeline_decode(struct pw_timeline *tl, const void *buf, size_t len)
 
 bool pw_timeline_is_encoded(const void *buf, size_t len)
 {
-    return buf != NULL && len >= CODEC_MAGIC_LEN && memcmp(buf, CODEC_MAGIC, CODEC_MAGIC_LEN) == 0;
+    return buf != NULL && len >= CODEC_MAGIC_LEN &&
+           (memcmp(buf, CODEC_MAGIC, CODEC_MAGIC_LEN) == 0 ||
+            memcmp(buf, CODEC_MAGIC_V1, CODEC_MAGIC_LEN) == 0);
 }

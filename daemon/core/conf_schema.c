@@ -920,6 +920,18 @@ const struct pw_conf_field pw_conf_schema[] = {
      FILL(struct pw_conf_daemon, terminology_dir),
      .help = "code tables (opioids, MME factors, laxatives, adjuvants); unset: the installed "
              "tables, or config/terminology of an uninstalled build"},
+    {.name = "mme_route_factors_file",
+     .type = PW_CONF_PATH,
+     .flags = PW_CONF_F_MUST_EXIST,
+     FILL(struct pw_conf_daemon, mme_route_factors_file),
+     .help = "site MME factors by ingredient and route (the shape of mme-route-factors.csv); "
+             "its rows replace or add to the shipped ones"},
+    {.name = "dose_limits_file",
+     .type = PW_CONF_PATH,
+     .flags = PW_CONF_F_MUST_EXIST,
+     FILL(struct pw_conf_daemon, dose_limits_file),
+     .help = "site plausibility limits (the shape of dose-limits.csv); its rows replace or add "
+             "to the shipped ones"},
     {.name = "factor_set",
      .type = PW_CONF_ENUM,
      .def = "cdc2022",

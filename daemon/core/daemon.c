@@ -424,6 +424,10 @@ static int build_clinical(struct daemon *d)
         tdir = dir;
     }
     rc = pw_terminology_load(&d->term, tdir, err, sizeof(err));
+    if (rc == 0) {
+        rc = pw_terminology_load_site(d->term, d->cd->mme_route_factors_file,
+                                      d->cd->dose_limits_file, err, sizeof(err));
+    }
     if (rc < 0) {
         pw_log_err(CLIN, "terminology %s: %s", tdir, err[0] ? err : pw_strerror(rc));
         return rc;

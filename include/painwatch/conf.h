@@ -330,6 +330,9 @@ struct pw_conf_daemon {
     /* issue 19 */
     const char *control_socket; /* `painwatch writes`; NULL: see pw_control_path() */
     int64_t startup_timeout_ms; /* READY waits this long for every server's /metadata */
+    /* issue 16: site overrides of the factor and plausibility tables (NULL: shipped ones) */
+    const char *mme_route_factors_file;
+    const char *dose_limits_file;
 };
 
 /** The top-level table (for documentation tools and tests). */

@@ -4,6 +4,7 @@
 #define PAINWATCH_MME_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "painwatch/terminology.h"
 
@@ -27,5 +28,15 @@ bool pw_mme_set_known(const struct pw_terminology *t, const char *set);
  */
 int pw_mme_factor(const struct pw_terminology *t, const char *set, const char *ingredient_rxcui,
                   bool patch, double mg_per_day, double *factor);
+
+/**
+ * Issue 16: the factor of @p ingredient_rxcui given by @p route ("oral", "transdermal",
+ * "parenteral", "transmucosal", "rectal", "neuraxial"): the set's own row, else a row for every
+ * set ("*", mme-route-factors.csv). Never another route's factor. @p row (may be NULL) receives
+ * the row's name ("cdc2022:7052:oral"). @return 0 or PW_ENOENT ("no-factor-for-route").
+ */
+int pw_mme_factor_route(const struct pw_terminology *t, const char *set,
+                        const char *ingredient_rxcui, const char *route, bool patch,
+                        double mg_per_day, double *factor, char *row, size_t rowlen);
 
 #endif

@@ -90,11 +90,12 @@ int pw_normalize_patient(const json_t *res, const struct pw_resolver *refs, char
  * dosageInstruction the first convertible dose (ordered, calculated, Epic ordered-dose, others,
  * Epic admin-amount; doseRange high end) x administrations per day (frequencyMax over the
  * shortest period, timeOfDay/when counts, timing.code, dayOfWeek averaged over the week), capped
- * by maxDosePerPeriod; same sequence summed, different sequences: the largest. Patches: mcg/h
- * worn. mme_per_dose uses the high end of a dose range. Times: start = authoredOn |
- * validityPeriod.start | boundsPeriod.start | meta.lastUpdated; active|on-hold never end;
- * completed|stopped|cancelled end at the earliest of validityPeriod.end, start + expected
- * supply, meta.lastUpdated (R4 has no status date), else at start. doNotPerform, intent
+ * by maxDosePerPeriod. Each dosageInstruction is one order part (issue 16: route, parts, taper
+ * steps, bounds, plausibility; README "Medication engine"). Patches: mcg/h worn. mme_per_dose uses
+ * the high end of a dose range. Times: start = authoredOn | validityPeriod.start |
+ * boundsPeriod.start | meta.lastUpdated; active|on-hold end at validityPeriod.end when it has one,
+ * else never; completed|stopped|cancelled end at the earliest of validityPeriod.end, start +
+ * expected supply, meta.lastUpdated (R4 has no status date), else at start. doNotPerform, intent
  * proposal|option, draft and entered-in-error are ignored. Role: baseline = opioid not PRN;
  * rescue = PRN opioid that is not long-acting, transdermal or rapid-onset fentanyl.
  *

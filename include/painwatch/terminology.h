@@ -74,6 +74,36 @@ int pw_terminology_lookup(const struct pw_terminology *t, const char *rxcui,
 int pw_terminology_match_name(const struct pw_terminology *t, const char *name,
                               struct pw_drug_info *out);
 
+/*
+ * Issue 16. mme-route-factors.csv: MME factors per ingredient and route beyond the oral and
+ * transdermal rows of mme-factors.csv (columns factor_set ("*" = every set), ingredient_rxcui,
+ * ingredient, route, factor, unit_basis mg/day|mcg/hr, source). dose-limits.csv: the largest
+ * plausible doses (columns ingredient_rxcui, ingredient, route, max_single_mg, max_day_mg,
+ * max_mcg_per_hour, min_dose_mg, source). Both are read by pw_terminology_load().
+ *
+ * A site overrides either by a file of the same shape (config keys mme_route_factors_file,
+ * dose_limits_file): a row with the key of a shipped row replaces it, others are added.
+ * @return 0, or what pw_terminology_load() returns for a bad file (err names file:line).
+ */
+int pw_terminology_load_site(struct pw_terminology *t, const char *factors_file,
+                             const char *limits_file, char *err, size_t errlen);
+
+/**
+ * The plausibility limits of @p ingredient_rxcui by @p route (NAN = no limit).
+ * @return 0 or PW_ENOENT (no row: no limit known).
+ */
+int pw_terminology_dose_limit(const struct pw_terminology *t, const char *ingredient_rxcui,
+                              const char *route, double *max_single_mg, double *max_day_mg,
+                              double *max_mcg_per_hour, double *min_dose_mg);
+
+/**
+ * The lowest marketed strength (mg per unit) of @p ingredient_rxcui in dose form
+ * @p dose_form_rxcui among single-ingredient (or, with @p combination, combination) products of
+ * opioid-drugs.csv: the smallest practical dose of such a product. NAN when none.
+ */
+double pw_terminology_min_strength(const struct pw_terminology *t, const char *ingredient_rxcui,
+                                   const char *dose_form_rxcui, bool combination);
+
 /** The long-acting / rapid-onset / transdermal bits implied by a dose form or drug name. */
 unsigned pw_terminology_form_classes(const char *ingredient, const char *dose_form,
                                      const char *name);

@@ -95,6 +95,21 @@ struct pw_med_order {
     double mme_factor;         /* factor used (NAN when none) */
     double mme_per_day;
     double mme_per_dose;
+    /* Issue 16 (appended): route, part of the order, factor row, plausibility. */
+    char route[16];        /* enum pw_route name: "oral", "parenteral", ... ("" unknown) */
+    int part;              /* index of the dosageInstruction (or taper step) this part is */
+    char factor_row[48];   /* the factor table row used ("cdc2022:7052:oral"), "" when none */
+    unsigned flags;        /* enum pw_order_flag bits */
+    char dose_written[48]; /* the dose as written ("25 mg", "1-2 tablet"), for texts */
+    double min_dose_mg;    /* smallest practical dose of the product (mg), NAN unknown */
+};
+
+/** Order flags (struct pw_med_order.flags). */
+enum pw_order_flag {
+    PW_ORDER_IMPLAUSIBLE = 1u << 0,   /* dose outside the plausibility table: no MME, no advice */
+    PW_ORDER_NO_MME = 1u << 1,        /* MME not computable (buprenorphine, route without factor) */
+    PW_ORDER_OUD = 1u << 2,           /* opioid use disorder product: outside cancer-pain rules */
+    PW_ORDER_BUPRENORPHINE = 1u << 3, /* buprenorphine: MME not computable, said in words */
 };
 
 /** A palliative-care referral (ServiceRequest) or encounter. */

@@ -137,6 +137,7 @@ def run(build, name, metadata, work):
     with open(cfg, "w") as f:
         f.write(f"""state_dir: {state}
 log_level: notice
+audit: {{allow_local_key: true}}
 health: {{enabled: false}}
 servers:
   - name: ehr

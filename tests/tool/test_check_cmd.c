@@ -101,13 +101,14 @@ static void test_json_shape(void **state)
     assert_true(json_real_value(json_object_get(p, "baseline_mme_per_day")) == 120);
     json_t *orders = json_object_get(p, "orders");
     assert_int_equal(json_array_size(orders), 3); /* opioids only: senna is not listed */
-    static const char *const ok[] = {"resource",    "ingredient",   "role",  "mg_per_day",
-                                     "mme_per_day", "mme_per_dose", "factor"};
+    static const char *const ok[] = {"resource",    "ingredient",   "role",      "mg_per_day",
+                                     "mme_per_day", "mme_per_dose", "factor",    "route",
+                                     "part",        "part_index",   "factor_row"};
     size_t i;
     json_t *o;
     json_array_foreach(orders, i, o)
     {
-        assert_keys(o, ok, 7);
+        assert_keys(o, ok, 11);
     }
     const json_t *base = find(orders, "resource", "MedicationRequest/baseline/_history/2");
     assert_non_null(base);
@@ -115,8 +116,14 @@ static void test_json_shape(void **state)
     assert_string_equal(json_string_value(json_object_get(base, "ingredient")), "Morphine");
     assert_true(json_real_value(json_object_get(base, "mme_per_day")) == 120);
     assert_true(json_real_value(json_object_get(base, "factor")) == 1);
+    /* issue 16: route, part and the factor row used */
+    assert_string_equal(json_string_value(json_object_get(base, "route")), "oral");
+    assert_string_equal(json_string_value(json_object_get(base, "part")), "scheduled");
+    assert_string_equal(json_string_value(json_object_get(base, "factor_row")),
+                        "cdc2022:7052:oral");
     const json_t *resc = find(orders, "resource", "MedicationRequest/rescue");
     assert_string_equal(json_string_value(json_object_get(resc, "role")), "rescue");
+    assert_string_equal(json_string_value(json_object_get(resc, "part")), "prn");
     assert_true(json_real_value(json_object_get(resc, "mme_per_dose")) == 5);
     const json_t *ft = find(orders, "resource", "MedicationRequest/free-text");
     assert_true(json_is_null(json_object_get(ft, "mme_per_day")));
@@ -279,6 +286,54 @@ static void test_config_file(void **state)
     run_free(&r);
 }
 
+/* Issue 16: a site overrides the factor and plausibility tables by files named in the config. */
+static void test_site_tables_by_file(void **state)
+{
+    (void)state;
+    char path[1024], fpath[1024], lpath[1024], args[2048], conf[4096];
+    snprintf(path, sizeof(path), "%s/site.yaml", tmpdir);
+    snprintf(fpath, sizeof(fpath), "%s/factors.csv", tmpdir);
+    snprintf(lpath, sizeof(lpath), "%s/limits.csv", tmpdir);
+    pwt_write_file(fpath, "factor_set,ingredient_rxcui,ingredient,route,factor,unit_basis,source\n"
+                          "*,7052,Morphine,parenteral,2,mg/day,site pharmacy\n");
+    pwt_write_file(lpath, "ingredient_rxcui,ingredient,route,max_single_mg,max_day_mg,"
+                          "max_mcg_per_hour,min_dose_mg,source\n"
+                          "7052,Morphine,oral,50,100,,,site pharmacy\n");
+    snprintf(conf, sizeof(conf),
+             "servers:\n  - name: local\n    base_url: http://127.0.0.1:8080/fhir\n"
+             "    auth:\n      type: none\n    cohort:\n      type: server-wide\n"
+             "sink:\n  type: fhir-flag\nmme_route_factors_file: %s\ndose_limits_file: %s\n",
+             fpath, lpath);
+    pwt_write_file(path, conf);
+    struct run r;
+    snprintf(args, sizeof(args),
+             "--at 2026-03-02T10:00:00Z --config '%s' tests/daemon/clinical/rules/cases/"
+             "rescue-dose-out-of-range/iv-morphine-4mg-prn-on-120-oral/input.json",
+             path);
+    run_check(args, &r);
+    assert_int_equal(r.status, 0);
+    json_t *doc = json_loads(r.out, 0, NULL);
+    assert_non_null(doc);
+    json_t *p = json_array_get(json_object_get(doc, "patients"), 0);
+    const json_t *iv =
+        find(json_object_get(p, "orders"), "resource", "MedicationRequest/med-1/_history/1");
+    assert_non_null(iv);
+    assert_true(json_real_value(json_object_get(iv, "factor")) == 2); /* the site's factor */
+    assert_string_equal(json_string_value(json_object_get(iv, "route")), "parenteral");
+    /* The site's limit makes the 120 mg/day oral baseline implausible. */
+    assert_non_null(find(json_object_get(p, "data_quality"), "code", "implausible-dose"));
+    assert_non_null(find(json_object_get(p, "findings"), "rule", "order-dose-implausible"));
+    json_decref(doc);
+    run_free(&r);
+    /* A bad site file: exit 2, the file and line named. */
+    pwt_write_file(fpath, "factor_set,ingredient_rxcui,ingredient,route,factor,unit_basis,source\n"
+                          "*,7052,Morphine,parenteral,-2,mg/day,site pharmacy\n");
+    run_check(args, &r);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "factors.csv:2"));
+    run_free(&r);
+}
+
 #define VERSIONED_ORDER                                                                 \
     "{\"resourceType\":\"MedicationRequest\",\"id\":\"mr\",\"meta\":{\"versionId\":"    \
     "\"%d\"},\"status\":\"active\",\"intent\":\"order\",\"subject\":{\"reference\":"    \
@@ -385,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_unreadable_input_exits_2_with_place),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_config_file),
+        cmocka_unit_test(test_site_tables_by_file),
         cmocka_unit_test(test_latest_version_wins),
         cmocka_unit_test(test_patient_over_the_cap),
         cmocka_unit_test(test_byte_order_mark),

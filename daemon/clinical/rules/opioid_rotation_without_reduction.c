@@ -8,7 +8,7 @@
 #include "clinical/rules/rule_util.h"
 #include "painwatch/err.h"
 
-enum { P_MAX_PCT, P_MAX_GAP_H, P_WINDOW_H };
+enum { P_MAX_PCT, P_MAX_GAP_H, P_WINDOW_H, P_MAX_PCT_ROUTE };
 
 static const struct pw_rule_param params[] = {
     [P_MAX_PCT] = {"max_new_pct_of_old", 75, 0, 1000,
@@ -21,6 +21,10 @@ static const struct pw_rule_param params[] = {
     [P_WINDOW_H] = {"window_h", 72, 1, 8760,
                     "only a rotation within this many hours is judged; older ones are history "
                     "(site)"},
+    [P_MAX_PCT_ROUTE] = {"max_new_pct_of_old_route_change", 100, 0, 1000,
+                         "largest new baseline as % of the old one when only the route of the "
+                         "same opioid changes (no cross-tolerance to cover: the equianalgesic "
+                         "dose by the route factors, issue 16; site)"},
 };
 
 static bool same_ingredient(const struct pw_med_order *a, const struct pw_med_order *b)
@@ -94,9 +98,11 @@ static bool find_rotation(const struct pw_rule_input *in, struct rotation *r)
             if (b->start > time_add(a->end, gap)) {
                 break; /* orders are sorted by start */
             }
+            /* A switch of drug or of route; methadone conversions are judged by
+             * methadone-conversion-review (non-linear: no percentage here). */
             if (b->role != PW_ROLE_BASELINE || b->start == PW_TIME_NONE || b->start > in->now ||
                 b->start <= a->start || time_dist(b->start, a->end) > gap ||
-                same_ingredient(a, b)) {
+                pw_ru_same_drug_route(a, b) || ((a->classes | b->classes) & PW_MED_METHADONE)) {
                 continue;
             }
             int64_t t1 = a->end > b->start ? a->end : b->start;
@@ -117,16 +123,19 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
 {
     const double *p = in->params;
     struct rotation r = {0};
-    if (!find_rotation(in, &r) || (double)in->now - (double)r.t1 > p[P_WINDOW_H] * PW_HOUR) {
+    if (pw_ru_oud(in->tl, in->now) || !find_rotation(in, &r) ||
+        (double)in->now - (double)r.t1 > p[P_WINDOW_H] * PW_HOUR) {
         return 0;
     }
+    bool route_only = same_ingredient(r.old, r.new);
+    double max_pct = route_only ? p[P_MAX_PCT_ROUTE] : p[P_MAX_PCT];
     r.old_mme = pw_ru_tdd(in->tl, r.t0 - 1);
     r.new_mme = pw_ru_tdd(in->tl, r.t1);
     if (!isfinite(r.old_mme) || !isfinite(r.new_mme) || r.old_mme < PW_MME_EPS) {
         return 0;
     }
     double pct = r.new_mme / r.old_mme * 100;
-    if (pct <= p[P_MAX_PCT] + 1e-9) {
+    if (pct <= max_pct + 1e-9) {
         return 0;
     }
     struct pw_finding f;
@@ -134,13 +143,25 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
     lower(from, sizeof(from), r.old->ingredient);
     lower(to, sizeof(to), r.new->ingredient);
     pw_ru_finding_init(&f, rule, PW_SEV_MEDIUM);
-    pw_ru_cat(f.text, sizeof(f.text),
-              "Opioid rotation %s -> %s on %s: baseline %s -> %s MME/day = %s%% of the previous "
-              "dose. CDC 2022: start the new opioid 25-50%% below the calculated equianalgesic "
-              "dose (incomplete cross-tolerance), i.e. at most %s%% = %s MME/day.",
-              from, to, pw_ru_time(t, r.t1), pw_ru_num(a, r.old_mme), pw_ru_num(b, r.new_mme),
-              pw_ru_num(c, pct), pw_ru_num(d, p[P_MAX_PCT]),
-              pw_ru_num(e, r.old_mme * p[P_MAX_PCT] / 100));
+    if (route_only) {
+        pw_ru_cat(f.text, sizeof(f.text),
+                  "Route change of %s (%s -> %s) on %s: baseline %s -> %s MME/day = %s%% of the "
+                  "previous dose by the route conversion factors. A change of route should not "
+                  "raise the equianalgesic dose: at most %s%% = %s MME/day.",
+                  from, pw_ru_route_word(r.old->route), pw_ru_route_word(r.new->route),
+                  pw_ru_time(t, r.t1), pw_ru_num(a, r.old_mme), pw_ru_num(b, r.new_mme),
+                  pw_ru_num(c, pct), pw_ru_num(d, max_pct),
+                  pw_ru_num(e, r.old_mme * max_pct / 100));
+    } else {
+        pw_ru_cat(f.text, sizeof(f.text),
+                  "Opioid rotation %s -> %s on %s: baseline %s -> %s MME/day = %s%% of the "
+                  "previous dose. CDC 2022: start the new opioid 25-50%% below the calculated "
+                  "equianalgesic dose (incomplete cross-tolerance), i.e. at most %s%% = %s "
+                  "MME/day.",
+                  from, to, pw_ru_time(t, r.t1), pw_ru_num(a, r.old_mme), pw_ru_num(b, r.new_mme),
+                  pw_ru_num(c, pct), pw_ru_num(d, max_pct),
+                  pw_ru_num(e, r.old_mme * max_pct / 100));
+    }
     pw_ru_sit(f.situation, sizeof(f.situation), "rotation:");
     pw_ru_sit_ref(f.situation, sizeof(f.situation), &r.old->src);
     pw_ru_sit_ref(f.situation, sizeof(f.situation), &r.new->src);

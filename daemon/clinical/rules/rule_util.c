@@ -296,7 +296,7 @@ void pw_ru_evidence_regimen(struct pw_finding *f, const struct pw_timeline *tl, 
 const char *pw_ru_num(char buf[static 32], double v)
 {
     if (!isfinite(v)) {
-        (void)snprintf(buf, 32, "?");
+        (void)snprintf(buf, 32, "unknown"); /* issue 16: texts never carry "?" */
         return buf;
     }
     double r = round(v * 10.0) / 10.0;
@@ -366,4 +366,110 @@ int pw_steps_recent_increase(const struct pw_rule_input *in, double window_h,
     *out = s;
     *pct = p;
     return 0;
+}
+
+/* ---- Issue 16 ---- */
+
+bool pw_ru_oud(const struct pw_timeline *tl, int64_t t)
+{
+    for (size_t i = 0; i < tl->orders.n; i++) {
+        const struct pw_med_order *o = &tl->orders.v[i];
+        if ((o->flags & PW_ORDER_OUD) && pw_order_active_at(o, t)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool pw_ru_regimen_flag(const struct pw_timeline *tl, int64_t t, unsigned flags)
+{
+    for (size_t i = 0; i < tl->orders.n; i++) {
+        const struct pw_med_order *o = &tl->orders.v[i];
+        if (o->role == PW_ROLE_BASELINE && (o->flags & flags) && pw_order_active_at(o, t)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool pw_ru_regimen_class(const struct pw_timeline *tl, int64_t t, unsigned classes)
+{
+    for (size_t i = 0; i < tl->orders.n; i++) {
+        const struct pw_med_order *o = &tl->orders.v[i];
+        if (o->role == PW_ROLE_BASELINE && (o->classes & classes) && pw_order_active_at(o, t)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool pw_ru_same_drug_route(const struct pw_med_order *a, const struct pw_med_order *b)
+{
+    bool same = a->ingredient_rxcui[0] && b->ingredient_rxcui[0]
+                    ? strcmp(a->ingredient_rxcui, b->ingredient_rxcui) == 0
+                    : strcmp(a->ingredient, b->ingredient) == 0;
+    return same && strcmp(a->route, b->route) == 0;
+}
+
+bool pw_ru_step_is_conversion(const struct pw_timeline *tl, const struct pw_step *s,
+                              double window_h)
+{
+    int64_t w = (int64_t)(window_h * PW_HOUR);
+    for (size_t i = 0; i < tl->orders.n; i++) {
+        const struct pw_med_order *b = &tl->orders.v[i];
+        if (b->role != PW_ROLE_BASELINE || !known_time(b->start) || b->start < s->first ||
+            b->start > s->at) {
+            continue;
+        }
+        for (size_t k = 0; k < tl->orders.n; k++) {
+            const struct pw_med_order *a = &tl->orders.v[k];
+            if (a->role != PW_ROLE_BASELINE || !known_time(a->end) || a->start >= b->start ||
+                pw_ru_same_drug_route(a, b)) {
+                continue;
+            }
+            if (llabs(a->end - b->start) <= w) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+const char *pw_ru_route_word(const char *route)
+{
+    if (route == NULL || route[0] == '\0') {
+        return "";
+    }
+    return strcmp(route, "parenteral") == 0 ? "IV/SC" : route;
+}
+
+const char *pw_ru_tdd_why(const struct pw_timeline *tl, int64_t t)
+{
+    /* The most specific reason among the baseline orders without an MME. */
+    static const struct {
+        unsigned flag;
+        const char *why;
+    } reasons[] = {
+        {PW_ORDER_IMPLAUSIBLE,
+         "MME not computed: an order's dose is implausible and must be verified"},
+        {PW_ORDER_BUPRENORPHINE, "MME not computable for buprenorphine"},
+        {PW_ORDER_NO_MME, "MME not computed: no conversion factor for an order's drug and route"},
+        {0, "MME not computed: an order's dose could not be read"},
+    };
+    const char *best = "";
+    size_t rank = sizeof(reasons) / sizeof(reasons[0]);
+    for (size_t i = 0; i < tl->orders.n; i++) {
+        const struct pw_med_order *o = &tl->orders.v[i];
+        if (o->role != PW_ROLE_BASELINE || !pw_order_active_at(o, t) || isfinite(o->mme_per_day)) {
+            continue;
+        }
+        for (size_t r = 0; r < rank; r++) {
+            if (reasons[r].flag == 0 || (o->flags & reasons[r].flag)) {
+                rank = r;
+                best = reasons[r].why;
+                break;
+            }
+        }
+    }
+    return best;
 }

@@ -112,4 +112,33 @@ const char *pw_ru_dur(char buf[static 32], int64_t seconds);
 /** A finding initialised for @p rule (id, category) with @p sev; everything else zero. */
 void pw_ru_finding_init(struct pw_finding *f, const struct pw_rule *rule, enum pw_severity sev);
 
+/* ---- Issue 16: routes, conversions, buprenorphine and opioid use disorder ---- */
+
+/** True when an opioid-use-disorder product (PW_ORDER_OUD) is active at @p t: the patient is
+ * outside the cancer-pain opioid rules (normalize reported why as data quality). */
+bool pw_ru_oud(const struct pw_timeline *tl, int64_t t);
+
+/** True when a baseline order active at @p t has any of @p flags (enum pw_order_flag). */
+bool pw_ru_regimen_flag(const struct pw_timeline *tl, int64_t t, unsigned flags);
+
+/** True when a baseline order active at @p t has any of @p classes (enum pw_med_class). */
+bool pw_ru_regimen_class(const struct pw_timeline *tl, int64_t t, unsigned classes);
+
+/** Same drug by the same route (ingredient code, else name; route names). */
+bool pw_ru_same_drug_route(const struct pw_med_order *a, const struct pw_med_order *b);
+
+/**
+ * True when step @p s is a conversion: a baseline order started within the step and a baseline
+ * order of another ingredient or route ended within @p window_h hours of that start. Such a step
+ * is judged by opioid-rotation-without-reduction, not by the titration rules.
+ */
+bool pw_ru_step_is_conversion(const struct pw_timeline *tl, const struct pw_step *s,
+                              double window_h);
+
+/** "oral", "IV/SC", "transdermal", "transmucosal", "rectal", "neuraxial" or "" for a route. */
+const char *pw_ru_route_word(const char *route);
+
+/** Why the baseline MME is not computed at @p t, in words ("" when it is computed). */
+const char *pw_ru_tdd_why(const struct pw_timeline *tl, int64_t t);
+
 #endif

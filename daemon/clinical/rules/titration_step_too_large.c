@@ -5,7 +5,7 @@
 #include "clinical/rules/rule_util.h"
 #include "painwatch/err.h"
 
-enum { P_MAX_PCT_LOW_PAIN, P_MAX_PCT_ANY, P_HIGH_PAIN, P_WINDOW_H };
+enum { P_MAX_PCT_LOW_PAIN, P_MAX_PCT_ANY, P_HIGH_PAIN, P_WINDOW_H, P_CONV_H };
 
 static const struct pw_rule_param params[] = {
     [P_MAX_PCT_LOW_PAIN] = {"max_increase_pct_low_pain", 50, 0, 1000,
@@ -20,6 +20,10 @@ static const struct pw_rule_param params[] = {
     [P_WINDOW_H] = {"window_h", 72, 1, 8760,
                     "only an increase within this many hours is judged; older steps are history "
                     "(site; guide reassesses every 24-48 h)"},
+    [P_CONV_H] = {"conversion_window_h", 24, 0, 720,
+                  "a baseline started within this many hours of another opioid or route being "
+                  "stopped is a conversion, judged by opioid-rotation-without-reduction, not as "
+                  "titration (issue 16 default)"},
 };
 
 static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, struct pw_findings *out)
@@ -32,7 +36,7 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
     if (err) {
         return err;
     }
-    if (!s) {
+    if (!s || pw_ru_oud(in->tl, in->now) || pw_ru_step_is_conversion(in->tl, s, p[P_CONV_H])) {
         goto done;
     }
     const struct pw_pain_score *sc = pw_ru_score_at(in->tl, s->at);
@@ -59,9 +63,17 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
     }
     pw_ru_cat(f.text, sizeof(f.text),
               "Guide: steps of 25-50%% (more than %s%% only for pain >= %s, never more than "
-              "%s%%), i.e. at most %s MME/day. Watch for sedation and respiratory depression.",
+              "%s%%)",
               pw_ru_num(d, p[P_MAX_PCT_LOW_PAIN]), pw_ru_num(e, p[P_HIGH_PAIN]),
-              pw_ru_num(c, p[P_MAX_PCT_ANY]), pw_ru_num(a, s->old_mme * (1 + limit / 100)));
+              pw_ru_num(c, p[P_MAX_PCT_ANY]));
+    /* Methadone's MME is not linear: no MME figure as advice (issue 16). */
+    if (pw_ru_regimen_class(in->tl, s->at, PW_MED_METHADONE)) {
+        pw_ru_cat(f.text, sizeof(f.text), "; with methadone, dose changes need specialist advice");
+    } else {
+        pw_ru_cat(f.text, sizeof(f.text), ", i.e. at most %s MME/day",
+                  pw_ru_num(a, s->old_mme * (1 + limit / 100)));
+    }
+    pw_ru_cat(f.text, sizeof(f.text), ". Watch for sedation and respiratory depression.");
     pw_ru_sit(f.situation, sizeof(f.situation), "step:%lld|", (long long)s->at);
     pw_ru_sit_regimen(f.situation, sizeof(f.situation), in->tl, s->at);
     f.since = s->at;

@@ -5,7 +5,7 @@
 #include "clinical/rules/rule_util.h"
 #include "painwatch/err.h"
 
-enum { P_MIN_PCT, P_PAIN, P_WINDOW_H };
+enum { P_MIN_PCT, P_PAIN, P_WINDOW_H, P_CONV_H };
 
 static const struct pw_rule_param params[] = {
     [P_MIN_PCT] = {"min_increase_pct", 25, 0, 1000,
@@ -17,6 +17,10 @@ static const struct pw_rule_param params[] = {
     [P_WINDOW_H] = {"window_h", 72, 1, 8760,
                     "only an increase within this many hours is judged; older steps are history "
                     "(site)"},
+    [P_CONV_H] = {"conversion_window_h", 24, 0, 720,
+                  "a baseline started within this many hours of another opioid or route being "
+                  "stopped is a conversion, judged by opioid-rotation-without-reduction, not as "
+                  "titration (issue 16 default)"},
 };
 
 static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, struct pw_findings *out)
@@ -29,7 +33,7 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
     if (err) {
         return err;
     }
-    if (!s) {
+    if (!s || pw_ru_oud(in->tl, in->now) || pw_ru_step_is_conversion(in->tl, s, p[P_CONV_H])) {
         goto done;
     }
     /* Without a pain score we cannot say the pain called for more. */
@@ -46,10 +50,15 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
               "score before it was %s/10. ",
               pw_ru_num(c, pct), pw_ru_num(a, s->old_mme), pw_ru_num(b, s->new_mme),
               pw_ru_time(t, s->at), pw_ru_num(d, sc->value));
-    pw_ru_cat(f.text, sizeof(f.text),
-              "Guide: steps of at least %s%%, i.e. at least %s MME/day; smaller steps prolong "
-              "uncontrolled pain.",
-              pw_ru_num(e, p[P_MIN_PCT]), pw_ru_num(a, s->old_mme * (1 + p[P_MIN_PCT] / 100)));
+    pw_ru_cat(f.text, sizeof(f.text), "Guide: steps of at least %s%%", pw_ru_num(e, p[P_MIN_PCT]));
+    /* Methadone's MME is not linear: no MME figure as advice (issue 16). */
+    if (pw_ru_regimen_class(in->tl, s->at, PW_MED_METHADONE)) {
+        pw_ru_cat(f.text, sizeof(f.text), " (with methadone, with specialist advice)");
+    } else {
+        pw_ru_cat(f.text, sizeof(f.text), ", i.e. at least %s MME/day",
+                  pw_ru_num(a, s->old_mme * (1 + p[P_MIN_PCT] / 100)));
+    }
+    pw_ru_cat(f.text, sizeof(f.text), "; smaller steps prolong uncontrolled pain.");
     pw_ru_sit(f.situation, sizeof(f.situation), "step:%lld|", (long long)s->at);
     pw_ru_sit_regimen(f.situation, sizeof(f.situation), in->tl, s->at);
     f.since = s->at;

@@ -5,7 +5,7 @@
 #include "clinical/rules/rule_util.h"
 #include "painwatch/err.h"
 
-enum { P_MIN_H, P_MIN_H_FENTANYL, P_MIN_H_METHADONE, P_WINDOW_H };
+enum { P_MIN_H, P_MIN_H_FENTANYL, P_MIN_H_METHADONE, P_WINDOW_H, P_CONV_H };
 
 static const struct pw_rule_param params[] = {
     [P_MIN_H] = {"min_interval_h", 24, 0, 720,
@@ -19,6 +19,10 @@ static const struct pw_rule_param params[] = {
     [P_WINDOW_H] = {"window_h", 72, 1, 8760,
                     "only an increase within this many hours is judged; older steps are history "
                     "(site)"},
+    [P_CONV_H] = {"conversion_window_h", 24, 0, 720,
+                  "a baseline started within this many hours of another opioid or route being "
+                  "stopped is a conversion, judged by opioid-rotation-without-reduction, not as "
+                  "titration (issue 16 default)"},
 };
 
 /* Classes of the baseline orders that started within step @p s (what was increased). */
@@ -49,7 +53,8 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
     }
     const struct pw_step *s = &steps.v[li];
     const struct pw_step *prev = &steps.v[pi];
-    if ((double)(in->now - s->at) > p[P_WINDOW_H] * PW_HOUR) {
+    if ((double)(in->now - s->at) > p[P_WINDOW_H] * PW_HOUR || pw_ru_oud(in->tl, in->now) ||
+        pw_ru_step_is_conversion(in->tl, s, p[P_CONV_H])) {
         goto done;
     }
     /* A methadone or patch change in either step sets the longer interval: the earlier change

@@ -4,6 +4,7 @@
  * official FHIR R4 example and the Synthea patients normalize and evaluate without a crash or a
  * leak, and whatever they cannot use becomes a data-quality event.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -155,6 +156,23 @@ static bool has_dq_for(const struct pw_timeline *tl, const char *id)
     return false;
 }
 
+/* Issue 16: an unknown drug is reported only when it looks like an opioid (by name). */
+static bool looks_opioid(const json_t *res)
+{
+    static const char *const words[] = {"morphine", "codone",  "fentanyl", "methadone",    "opioid",
+                                        "morphone", "codeine", "tramadol", "buprenorphine"};
+    char *dump = json_dumps(res, JSON_COMPACT);
+    bool hit = false;
+    for (size_t i = 0; dump && i < sizeof(words) / sizeof(words[0]); i++) {
+        for (char *p = dump; *p; p++) {
+            *p = (char)tolower((unsigned char)*p);
+        }
+        hit = hit || strstr(dump, words[i]) != NULL;
+    }
+    free(dump);
+    return hit;
+}
+
 static bool has_order(const struct pw_timeline *tl, const char *id)
 {
     for (size_t i = 0; i < tl->orders.n; i++) {
@@ -210,7 +228,7 @@ static void check_corpus(const char *rel, size_t min_files, size_t *n_orders, si
             }
             if (strcmp(type, "MedicationRequest") == 0 && status != NULL &&
                 strcmp(status, "draft") != 0 && strcmp(status, "entered-in-error") != 0) {
-                assert_true(has_order(&tl, id) || has_dq_for(&tl, id));
+                assert_true(has_order(&tl, id) || has_dq_for(&tl, id) || !looks_opioid(x));
             }
             if (strcmp(type, "Observation") == 0 && status != NULL &&
                 strcmp(status, "final") == 0 &&

@@ -233,7 +233,8 @@ static void test_no_factor_for_buprenorphine_and_non_patch_fentanyl(void **state
     assert_near(o->mg_per_dose, 0.1);
     assert_true(o->classes & PW_MED_RAPID_ONSET_FENTANYL);
     assert_true(isnan(o->mme_per_day));
-    assert_true(clin_has_dq(&tl, "no-factor"));
+    assert_string_equal(o->route, "transmucosal");
+    assert_true(clin_has_dq(&tl, "no-factor-for-route"));
     assert_int_equal(o->role, PW_ROLE_OTHER);
     pw_timeline_cleanup(&tl);
 }
@@ -280,7 +281,8 @@ static void test_infusion_rates(void **state)
 {
     (void)state;
     struct pw_timeline tl;
-    /* Morphine 1 mg/mL at 2 mL/h: 48 mg/day whatever the timing says. */
+    /* Morphine 1 mg/mL at 2 mL/h: 48 mg/day whatever the timing says; parenteral morphine is
+     * 3 MME per mg (issue 16: 1:3 IV:oral, mme-route-factors.csv), never the oral factor. */
     const struct pw_med_order *o = clin_order(
         "cdc2022",
         clin_medreq("inf", "892489",
@@ -288,7 +290,9 @@ static void test_infusion_rates(void **state)
         &tl);
     ASSERT_ORDER(o);
     assert_near(o->mg_per_day, 48);
-    assert_near(o->mme_per_day, 48);
+    assert_near(o->mme_per_day, 144);
+    assert_string_equal(o->route, "parenteral");
+    assert_string_equal(o->factor_row, "*:7052:parenteral");
     assert_true(isnan(o->mme_per_dose));
     pw_timeline_cleanup(&tl);
     o = clin_order("cdc2022",

@@ -341,10 +341,15 @@ static void test_several_dosage_instructions(void **state)
             "{\"sequence\":1,\"timing\":{\"repeat\":{\"when\":[\"EVE\"]}},\"doseAndRate\":"
             "[{\"doseQuantity\":{\"value\":10,\"code\":\"mg\"}}]}]"),
          &tl);
-    assert_near(tl.orders.v[0].mg_per_day, 30);
+    /* Issue 16: each instruction is a part of the order; both are in force together. */
+    assert_int_equal(tl.orders.n, 2);
+    assert_near(tl.orders.v[0].mg_per_day + tl.orders.v[1].mg_per_day, 30);
     assert_near(tl.orders.v[0].mg_per_dose_high, 20);
+    assert_int_equal(tl.orders.v[1].part, 1);
+    assert_near(pw_timeline_baseline_mme_at(&tl, tl.orders.v[0].start), 30);
     pw_timeline_cleanup(&tl);
-    /* Different sequences follow each other (a taper): the larger day counts. */
+    /* Different sequences follow each other (a taper): without bounds the second step's start
+     * is unknown, so only the first is on the timeline and a data-quality event says why. */
     norm(MR("\"status\":\"active\"," MORPHINE_IR ",\"dosageInstruction\":["
             "{\"sequence\":1,\"timing\":{\"code\":{\"text\":\"TID\"}},\"doseAndRate\":"
             "[{\"doseQuantity\":{\"value\":10,\"code\":\"mg\"}}]},"
@@ -352,14 +357,18 @@ static void test_several_dosage_instructions(void **state)
             "[{\"doseQuantity\":{\"value\":10,\"code\":\"mg\"}}]}]"),
          &tl);
     assert_near(tl.orders.v[0].mg_per_day, 30);
+    assert_near(pw_timeline_baseline_mme_at(&tl, tl.orders.v[0].start), 30);
+    assert_true(clin_has_dq(&tl, "taper-step-untimed"));
     pw_timeline_cleanup(&tl);
-    /* One computable, one free text: the order's dose is unknown, with the reason. */
+    /* One computable, one free text: the baseline is unknown, with the reason. */
     norm(MR("\"status\":\"active\"," MORPHINE_IR ",\"dosageInstruction\":["
             "{\"sequence\":1,\"timing\":{\"code\":{\"text\":\"TID\"}},\"doseAndRate\":"
             "[{\"doseQuantity\":{\"value\":10,\"code\":\"mg\"}}]},"
             "{\"sequence\":1,\"text\":\"extra dose if needed\"}]"),
          &tl);
-    assert_true(isnan(tl.orders.v[0].mg_per_day));
+    assert_int_equal(tl.orders.n, 2);
+    assert_true(isnan(tl.orders.v[1].mg_per_day));
+    assert_int_equal(tl.orders.v[1].role, PW_ROLE_BASELINE);
     assert_true(clin_has_dq(&tl, "unstructured-sig"));
     pw_timeline_cleanup(&tl);
 }
@@ -384,6 +393,14 @@ static void test_data_quality_for_unusable_orders(void **state)
     norm(MR("\"status\":\"active\",\"medicationCodeableConcept\":{\"coding\":[{\"system\":"
             "\"http://www.nlm.nih.gov/research/umls/rxnorm\",\"code\":\"999999999\"}],"
             "\"text\":\"Unobtainium 5 mg\"}," SIG_Q4H_15MG),
+         &tl);
+    /* Issue 16: an unknown drug that does not look like an opioid is not a problem (noise). */
+    assert_int_equal(tl.orders.n, 0);
+    assert_int_equal(tl.dq.n, 0);
+    pw_timeline_cleanup(&tl);
+    norm(MR("\"status\":\"active\",\"medicationCodeableConcept\":{\"coding\":[{\"system\":"
+            "\"http://www.nlm.nih.gov/research/umls/rxnorm\",\"code\":\"999999999\"}],"
+            "\"text\":\"Unobtainium opioid 5 mg\"}," SIG_Q4H_15MG),
          &tl);
     assert_int_equal(tl.orders.n, 0);
     assert_true(clin_has_dq(&tl, "unknown-drug"));

@@ -130,8 +130,9 @@ static char *tables_with(const char *file, const char *content)
 {
     char *dir = pwt_mkdtemp();
     const char *files[] = {"opioid-drugs.csv", "ingredient-classes.csv", "painwatch-classes.csv",
-                           "valuesets.csv", "mme-factors.csv"};
-    for (size_t i = 0; i < 5; i++) {
+                           "valuesets.csv",    "mme-factors.csv",        "mme-route-factors.csv",
+                           "dose-limits.csv"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char src[512], dst[512];
         snprintf(src, sizeof(src), "config/terminology/%s", files[i]);
         snprintf(dst, sizeof(dst), "%s/%s", dir, files[i]);

@@ -75,7 +75,7 @@ static void rescue_band_edges(void **state)
     pw_findings_cleanup(&f);
 }
 
-static void rescue_dose_range_judged_by_top(void **state)
+static void rescue_dose_range_judged_as_a_whole(void **state)
 {
     struct pw_timeline *tl = *state;
     tlb_baseline(tl, "er", MORPHINE, 0, T0, PW_TIME_FOREVER, 120);
@@ -90,7 +90,9 @@ static void rescue_dose_range_judged_by_top(void **state)
     o.mme_per_dose = 7.5;
     assert_int_equal(pw_timeline_add_order(tl, &o), 0);
     assert_int_equal(tlb_eval(tl, T0 + H, "rescue-dose-out-of-range", NULL), 0);
-    tl->orders.v[1].mg_per_dose_high = 20; /* top 30 MME = 25 % */
+    tl->orders.v[1].mg_per_dose_high = 20; /* 7.5-30 MME: still partly in range (issue 16) */
+    assert_int_equal(tlb_eval(tl, T0 + H, "rescue-dose-out-of-range", NULL), 0);
+    tl->orders.v[1].mg_per_dose = 20; /* the whole range 30 MME = 25 % */
     struct pw_findings f = {0};
     assert_int_equal(tlb_eval(tl, T0 + H, "rescue-dose-out-of-range", &f), 1);
     assert_int_equal(f.v[0].severity, PW_SEV_MEDIUM);
@@ -429,7 +431,7 @@ int main(void)
         T(rescue_5mg_low),
         T(rescue_30mg_medium),
         T(rescue_band_edges),
-        T(rescue_dose_range_judged_by_top),
+        T(rescue_dose_range_judged_as_a_whole),
         T(rescue_missing),
         T(step_60_120_pain5_too_large),
         T(step_exactly_50_pct_not_too_large),
