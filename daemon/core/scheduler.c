@@ -276,6 +276,9 @@ static void run_end(struct run *r, int err)
             srv->cycle_retry_after_ms = r->retry_after_ms;
         }
     }
+    if (!err && srv->sync->consumer.on_type_access && !srv->sync->freeing) {
+        srv->sync->consumer.on_type_access(srv->sync->consumer.arg, src, 0);
+    }
     srv->running--;
     run_free(r);
     pump(srv);
@@ -537,8 +540,13 @@ static void run_status(struct run *r, const struct pw_http_resp *resp)
         }
         run_end(r, PW_EAGAIN);
     } else if (st == 401 || st == 403) {
-        /* With an auth, pw_auth_submit_new() already renewed and retried once. */
-        run_end(r, PW_EAUTH);
+        /* With an auth, pw_auth_submit_new() already renewed and retried once. A 403 refuses
+         * this type (a scope not granted, a restricted record): only this stream fails, the
+         * consumer turns the rules off that rest on the type's absence. */
+        if (srv->sync->consumer.on_type_access) {
+            srv->sync->consumer.on_type_access(srv->sync->consumer.arg, &r->stream->src, st);
+        }
+        run_end(r, st == 403 ? PW_EACCES : PW_EAUTH);
     } else {
         run_end(r, PW_EHTTP);
     }

@@ -323,6 +323,7 @@ struct pw_conf_daemon {
     const char *factor_set; /* cdc2022 | cdc2016 */
     struct pw_conf_pain_codes pain_codes;
     const json_t *rules; /* {"<rule id>": {"enabled": bool, "<param>": number, ...}} */
+    const char *scope;   /* issue 17: problem-list | cohort */
 };
 
 /** The top-level table (for documentation tools and tests). */

@@ -96,6 +96,12 @@ struct pw_sync_consumer {
      */
     void (*on_cycle_end)(void *arg, const char *server, int err);
     void *arg;
+    /*
+     * Optional (issue 17): whether the stream's type is readable. @p status 401 or 403: the
+     * server refused it (a 403 fails only that stream, the cycle goes on); 0: a run of the
+     * stream completed, the type is readable again. Absence-based rules rely on it.
+     */
+    void (*on_type_access)(void *arg, const struct pw_sync_source *src, long status);
 };
 
 /** Completion of pw_sync_run_once(): @p failed is the number of streams whose run failed. */

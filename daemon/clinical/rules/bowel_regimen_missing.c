@@ -84,4 +84,6 @@ const struct pw_rule pw_rule_bowel_regimen_missing = {
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .eval = eval,
+    .reads = PW_RES_MEDICATION_REQUEST,
+    .absence = PW_RES_MEDICATION_REQUEST,
 };

@@ -52,4 +52,6 @@ const struct pw_rule pw_rule_opioid_benzodiazepine_concurrent = {
     .params = NULL,
     .n_params = 0,
     .eval = eval,
+    .reads = PW_RES_MEDICATION_REQUEST,
+    .absence = 0,
 };

@@ -44,4 +44,6 @@ const struct pw_rule pw_rule_reassessment_overdue_after_high_score = {
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .eval = eval,
+    .reads = PW_RES_OBSERVATION | PW_RES_ENCOUNTER,
+    .absence = PW_RES_OBSERVATION,
 };
