@@ -1015,6 +1015,11 @@ static int window_params(CURLU *u, const struct pw_source_conf *conf, const char
      * force are searched on the other side of the same bound (lt), so the two queries never
      * return the same order twice: together they cover every order the server dates.
      */
+    if (win->active_orders && strcmp(type, "Condition") == 0) {
+        /* The problem list (issue 17): active problems whatever their date (a cancer recorded
+         * years ago); some have no recorded date at all, so no date bound. */
+        return 0;
+    }
     instant_seconds(win->now_ms - (int64_t)conf->lookback_ms, at, sizeof(at));
     snprintf(val, sizeof(val), "%s%s", win->active_orders ? "lt" : "ge", at);
     const char *dp = date_param(type);
@@ -1049,6 +1054,9 @@ static int url_params(CURLU *u, const struct pw_source_conf *conf, const struct 
         err = query_add(u, "code:in", t->valueset);
     } else if (!err && t->codes) {
         err = query_add(u, "code", t->codes);
+    }
+    if (!err && win->active_orders && strcmp(t->type, "Condition") == 0) {
+        err = query_add(u, "clinical-status", "active,recurrence,relapse");
     }
     if (!err && strcmp(t->type, "MedicationRequest") == 0) {
         if (win->active_orders) {
@@ -1085,7 +1093,8 @@ int pw_search_url(const struct pw_source_conf *conf, size_t type, const char *pa
         return PW_EINVAL;
     }
     const struct pw_search_type *t = &conf->types[type];
-    if (win->active_orders && strcmp(t->type, "MedicationRequest") != 0) {
+    if (win->active_orders && strcmp(t->type, "MedicationRequest") != 0 &&
+        strcmp(t->type, "Condition") != 0) {
         return PW_EINVAL;
     }
     int n = snprintf(buf, sizeof(buf), "%s/%s", conf->base, t->type);

@@ -317,8 +317,17 @@ bool pw_engine_in_scope(const struct pw_engine *engine, const struct pw_timeline
     if (engine->scope == PW_SCOPE_COHORT) {
         return true;
     }
-    return context_active(tl, PW_CTX_CANCER, now) || context_active(tl, PW_CTX_PALLIATIVE, now) ||
-           context_active(tl, PW_CTX_END_OF_LIFE, now);
+    if (context_active(tl, PW_CTX_CANCER, now) || context_active(tl, PW_CTX_PALLIATIVE, now) ||
+        context_active(tl, PW_CTX_END_OF_LIFE, now)) {
+        return true;
+    }
+    /* A palliative care referral or visit on record is a palliative context. */
+    for (size_t i = 0; i < tl->referrals.n; i++) {
+        if (tl->referrals.v[i].at == PW_TIME_NONE || tl->referrals.v[i].at <= now) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* "Condition not synced (...)" for each bit of @p types. */

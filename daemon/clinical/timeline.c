@@ -179,8 +179,9 @@ int pw_timeline_add_dq(struct pw_timeline *tl, const struct pw_dq_event *ev)
             return 0;
         }
     }
+    /* Patient-level events (the cap, scope, rules off: a few per patient) pass the cap. */
     if (total_events(tl) >= PW_RESOURCES_PER_PATIENT_MAX &&
-        strcmp(ev->code, PW_DQ_TIMELINE_CAP) != 0) {
+        strcmp(ev->code, PW_DQ_TIMELINE_CAP) != 0 && strcmp(ev->src.type, "Patient") != 0) {
         return PW_E2BIG;
     }
     int rc = grow((void **)&tl->dq.v, &tl->dq.cap, tl->dq.n, sizeof(*ev));

@@ -528,8 +528,8 @@ static int build_pipeline(struct daemon *d)
         const struct pw_rule *const *rules = pw_rules_all(&nrules);
         for (size_t k = 0; k < nrules && len < sizeof(off); k++) {
             if (rules[k]->absence & ~pc.synced.synced) {
-                int n = snprintf(off + len, sizeof(off) - len, "%s%s", len ? ", " : "",
-                                 rules[k]->id);
+                int n =
+                    snprintf(off + len, sizeof(off) - len, "%s%s", len ? ", " : "", rules[k]->id);
                 len += n > 0 ? (size_t)n : 0;
             }
         }

@@ -194,8 +194,8 @@ int pw_pipeline_new(struct pw_pipeline **out, const struct pw_pipeline_conf *con
     p->refused = json_object();
     p->merge_at = PIPELINE_MERGE_MIN;
     rc = !p->marked || !p->refused ? PW_ENOMEM
-         : p->conf.norm ? pw_norm_ctx_digest(p->conf.norm, p->norm)
-                        : PW_EINVAL;
+         : p->conf.norm            ? pw_norm_ctx_digest(p->conf.norm, p->norm)
+                                   : PW_EINVAL;
     if (rc == 0 && p->conf.store) {
         rc = norm_check(p);
     }

@@ -618,8 +618,10 @@ static int run_urls(struct run *r)
     struct pw_search_window w = {.cursor_ms = r->st.cursor_ms, .now_ms = srv->sync->now_ms()};
 
     int err = pw_search_url(&srv->conf, stream->type, stream->patient, &w, &r->first_url);
+    bool problems = strcmp(stream->src.type, "Condition") == 0; /* issue 17: the problem list */
     if (err || r->st.cursor_ms != PW_SYNC_NO_CURSOR ||
-        strcmp(stream->src.type, "MedicationRequest") != 0 || srv->no_status_search) {
+        (!problems &&
+         (strcmp(stream->src.type, "MedicationRequest") != 0 || srv->no_status_search))) {
         return err;
     }
     /*

@@ -175,10 +175,10 @@ struct pw_context {
     int64_t end; /* PW_TIME_FOREVER while in progress / active; PW_TIME_NONE when unknown */
     enum pw_ctx_kind kind;
     double value;
-    bool finished;           /* an encounter that finished */
-    bool prn_rescue;         /* an administration linked to a rescue (PRN opioid) order */
-    char link[PW_REF_MAX];   /* administration: the order it fulfils ("MedicationRequest/id") */
-    char detail[48];         /* scale, drug or setting text */
+    bool finished;         /* an encounter that finished */
+    bool prn_rescue;       /* an administration linked to a rescue (PRN opioid) order */
+    char link[PW_REF_MAX]; /* administration: the order it fulfils ("MedicationRequest/id") */
+    char detail[48];       /* scale, drug or setting text */
     struct pw_ref src;
 };
 

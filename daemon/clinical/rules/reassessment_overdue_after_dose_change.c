@@ -69,6 +69,12 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
     if (last) {
         pw_finding_add_evidence(&f, &last->src);
     }
+    const struct pw_context *eol = pw_ru_end_of_life(tl, in->now);
+    if (eol != NULL) {
+        f.severity = PW_SEV_LOW;
+        pw_ru_cat(f.text, sizeof(f.text), "%s", PW_RU_EOL_TEXT);
+        pw_finding_add_evidence(&f, &eol->src);
+    }
     f.since = at;
     pw_finding_add_number(&f, "hours_since_change", (double)(in->now - at) / PW_HOUR);
     pw_finding_add_number(&f, "overdue_h", in->params[P_OVERDUE_H]);

@@ -28,6 +28,12 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
               "pain after treatment, within %s here.",
               pw_ru_num(a, last->value), pw_ru_time(t, last->at), pw_ru_dur(d, in->now - last->at),
               pw_ru_dur(h, (int64_t)(p[P_OVERDUE_H] * PW_HOUR)));
+    const struct pw_context *eol = pw_ru_end_of_life(in->tl, in->now);
+    if (eol != NULL) {
+        f.severity = PW_SEV_LOW;
+        pw_ru_cat(f.text, sizeof(f.text), "%s", PW_RU_EOL_TEXT);
+        pw_finding_add_evidence(&f, &eol->src);
+    }
     pw_ru_sit(f.situation, sizeof(f.situation), "score:");
     pw_ru_sit_ref(f.situation, sizeof(f.situation), &last->src);
     f.since = last->at;

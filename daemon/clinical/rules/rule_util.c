@@ -367,3 +367,15 @@ int pw_steps_recent_increase(const struct pw_rule_input *in, double window_h,
     *pct = p;
     return 0;
 }
+
+const struct pw_context *pw_ru_end_of_life(const struct pw_timeline *tl, int64_t t)
+{
+    for (size_t i = 0; i < tl->context.n; i++) {
+        const struct pw_context *c = &tl->context.v[i];
+        if ((c->kind == PW_CTX_END_OF_LIFE || c->kind == PW_CTX_BENZO_INFUSION) &&
+            (c->at == PW_TIME_NONE || c->at <= t) && (c->end == PW_TIME_NONE || c->end > t)) {
+            return c;
+        }
+    }
+    return NULL;
+}

@@ -112,4 +112,15 @@ const char *pw_ru_dur(char buf[static 32], int64_t seconds);
 /** A finding initialised for @p rule (id, category) with @p sev; everything else zero. */
 void pw_ru_finding_init(struct pw_finding *f, const struct pw_rule *rule, enum pw_severity sev);
 
+/**
+ * Issue 17: the end-of-life context active at @p t (hospice encounter, comfort-care goal or
+ * care plan, a continuous benzodiazepine infusion), or NULL.
+ */
+const struct pw_context *pw_ru_end_of_life(const struct pw_timeline *tl, int64_t t);
+
+/** The end-of-life wording appended to a finding dropped to low in that context. */
+#define PW_RU_EOL_TEXT                                                                        \
+    " End-of-life care context on record: weigh this against the goals of comfort care (low " \
+    "priority)."
+
 #endif

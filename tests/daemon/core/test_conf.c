@@ -105,10 +105,13 @@ static void test_default_config(void **state)
     assert_int_equal(d->servers[0].poll_interval_ms, 5 * 60 * 1000);
     assert_int_equal(d->servers[0].lookback_ms, 14LL * 86400 * 1000);
     assert_int_equal(d->servers[0].overlap_ms, 5 * 60 * 1000);
-    assert_int_equal(d->servers[0].n_resources, 5); /* the demo server offers all five */
+    assert_int_equal(d->servers[0].n_resources, 6); /* every type the rules use (issue 17) */
     assert_string_equal(d->servers[0].resources[1], "MedicationRequest");
-    assert_string_equal(d->servers[0].resources[4], "Encounter");
-    assert_null(d->servers[0].resources[5]);
+    assert_string_equal(d->servers[0].resources[2], "MedicationAdministration");
+    assert_string_equal(d->servers[0].resources[5], "Encounter");
+    assert_null(d->servers[0].resources[6]);
+    assert_null(d->servers[0].auth.scope); /* derived from resources when unset */
+    assert_string_equal(d->scope, "problem-list");
     assert_true(d->health.enabled);
     assert_string_equal(d->health.listen, "127.0.0.1:9187");
     assert_false(d->shadow_mode);

@@ -103,8 +103,8 @@ static void normalize_bundle(struct runner *r, const char *factor_set, json_t *b
  * "data_quality" (codes that must be among the patients' data-quality events after the engine
  * annotated them).
  */
-static bool context_setup(struct runner *r, const char *dir, const json_t *exp,
-                          struct pw_engine *e, int64_t at, struct patients *p)
+static bool context_setup(struct runner *r, const char *dir, const json_t *exp, struct pw_engine *e,
+                          int64_t at, struct patients *p)
 {
     const json_t *scope = json_object_get(exp, "scope");
     const json_t *synced = json_object_get(exp, "synced");
