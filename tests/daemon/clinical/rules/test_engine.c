@@ -30,6 +30,7 @@ static void registry_is_complete_and_sane(void **state)
         "opioid-benzodiazepine-concurrent",
         "opioid-sedation-risk",
         "rescue-use-frequent",
+        "pain-not-assessed-at-visit",
     };
     size_t n = 0;
     const struct pw_rule *const *all = pw_rules_all(&n);
