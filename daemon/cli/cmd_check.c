@@ -467,9 +467,15 @@ static int group_patients(const struct check_input *in, const struct pw_resolver
 {
     size_t i;
     json_t *r;
-    static const char *const types[] = {
-        "Patient",   "Observation", "Condition",       "MedicationRequest", "ServiceRequest",
-        "Encounter", /* issue 17: */ "MedicationAdministration", "Goal", "CarePlan"};
+    static const char *const types[] = {"Patient",
+                                        "Observation",
+                                        "Condition",
+                                        "MedicationRequest",
+                                        "ServiceRequest",
+                                        "Encounter",
+                                        /* issue 17: */ "MedicationAdministration",
+                                        "Goal",
+                                        "CarePlan"};
     json_t *latest = latest_versions(in);
     if (latest == NULL) {
         return -1;
