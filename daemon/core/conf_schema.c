@@ -577,8 +577,9 @@ static const struct pw_conf_field server_fields[] = {
      .help = "resource types synced: pain scores, vital signs and pain types (Observation, "
              "Condition), orders and doses given (MedicationRequest, MedicationAdministration), "
              "palliative referrals and visits (ServiceRequest, Encounter); default: every type "
-             "the rules use; a rule resting on the absence of a type not listed is off; a type "
-             "the server does not advertise is a startup error"},
+             "the rules use; a rule resting on the absence of a type not listed is off; "
+             "Observation or MedicationRequest not advertised by the server is a startup error, "
+             "another type is then not synced"},
     {.name = "poll_interval",
      .type = PW_CONF_DURATION,
      .def = "5m",

@@ -358,11 +358,17 @@ static void synced_for(const struct pw_pipeline *p, struct pw_timeline *tl)
         char key[PW_REF_MAX + 48];
         const char *type = pw_res_type_name(1u << i);
         snprintf(key, sizeof(key), "%s|%s", type, tl->patient);
-        bool refused = json_object_get(p->refused, key) != NULL;
+        const json_t *mine = json_object_get(p->refused, key);
         snprintf(key, sizeof(key), "%s|*", type);
-        if (refused || json_object_get(p->refused, key) != NULL) {
+        const json_t *all = json_object_get(p->refused, key);
+        const json_t *why = mine ? mine : all;
+        if (why != NULL) {
             tl->synced.synced &= ~(1u << i);
-            tl->synced.refused |= 1u << i;
+            if (json_integer_value(why) < 0) {
+                tl->synced.unadvertised |= 1u << i; /* status -1: /metadata does not offer it */
+            } else {
+                tl->synced.refused |= 1u << i;
+            }
         }
     }
 }

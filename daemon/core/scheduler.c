@@ -975,6 +975,44 @@ static void capability_status(struct server *srv, const struct pw_capability *ca
     }
 }
 
+/*
+ * Issue 17: a context type (anything but Observation and MedicationRequest) the server does not
+ * advertise is not synced rather than a startup error: it is dropped from the searches and the
+ * consumer told (status -1), so the rules resting on its absence are off. The core types stay
+ * required (pw_capability_check reports them).
+ */
+static void capability_context_types(struct server *srv, const struct pw_capability *cap)
+{
+    struct pw_source_conf *conf = &srv->conf;
+    size_t i = 0;
+    while (i < conf->ntypes && conf->ntypes > 1) {
+        const char *type = conf->types[i].type;
+        const json_t *t = json_object_get(cap->types, type);
+        if (strcmp(type, "Observation") == 0 || strcmp(type, "MedicationRequest") == 0 ||
+            json_is_true(json_object_get(t, "search"))) {
+            i++;
+            continue;
+        }
+        pw_log_warn(SYNC,
+                    "%s: /metadata does not advertise %s search: not synced, the rules resting "
+                    "on its absence are off",
+                    conf->name, type);
+        if (srv->sync->consumer.on_type_access) {
+            char key[PW_SYNC_KEY_MAX];
+            snprintf(key, sizeof(key), "%s/%s/-", conf->name, type);
+            struct pw_sync_source src = {.server = conf->name, .type = type, .key = key};
+            srv->sync->consumer.on_type_access(srv->sync->consumer.arg, &src, -1);
+        }
+        free(conf->types[i].type);
+        free(conf->types[i].codes);
+        free(conf->types[i].valueset);
+        memmove(&conf->types[i], &conf->types[i + 1],
+                (conf->ntypes - i - 1) * sizeof(conf->types[0]));
+        conf->ntypes--;
+        memset(&conf->types[conf->ntypes], 0, sizeof(conf->types[0]));
+    }
+}
+
 static void on_capability(void *arg, int err, const struct pw_capability *cap)
 {
     struct server *srv = arg;
@@ -988,6 +1026,7 @@ static void on_capability(void *arg, int err, const struct pw_capability *cap)
         srv->health.capability_known = true;
         srv->health.conditional_create = cap->flag_conditional_create;
         capability_status(srv, cap);
+        capability_context_types(srv, cap);
         err = pw_capability_check(cap, &srv->conf, &errors, &warnings);
         if (err) {
             sync->check_failed++;

@@ -132,11 +132,71 @@ static void test_403_fails_only_that_type(void **state)
     sh_fini(&h);
 }
 
+/* A context type /metadata does not advertise is not synced (and the consumer is told), not a
+ * startup error; the core types still sync. */
+static void test_unadvertised_context_type_is_dropped(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+    char *cap = pwt_read_file(pwt_src_path("tests/fixtures/sync/capability_r4.json"), NULL);
+    json_t *cj = json_loads(cap, 0, NULL);
+    json_t *kept = json_array();
+    size_t i;
+    json_t *res;
+    json_t *rest = json_array_get(json_object_get(cj, "rest"), 0);
+    json_array_foreach(json_object_get(rest, "resource"), i, res)
+    {
+        if (strcmp(json_string_value(json_object_get(res, "type")), "Condition") != 0) {
+            json_array_append(kept, res);
+        }
+    }
+    json_object_set_new(rest, "resource", kept);
+    char *body = json_dumps(cj, JSON_COMPACT);
+
+    sh_init(&h);
+    pw_sync_free(h.sync);
+    struct pw_sync_consumer c = {.cursor_load = sh_cursor_load,
+                                 .on_page = sh_on_page,
+                                 .arg = &h,
+                                 .on_type_access = on_type_access};
+    assert_int_equal(pw_sync_new(&h.sync, &h.loop, h.http, &c), 0);
+    pw_sync_set_clock(h.sync, sh_clock);
+    access_log = json_array();
+    types_conf(&h, &conf, "Condition", 2); /* Condition, MedicationRequest */
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    sh_rule(&h, "/fhir/metadata", NULL, 0, 200, NULL, body);
+    char *page = sh_bundle(json_array(), NULL);
+    sh_rule(&h, "/fhir/MedicationRequest", NULL, 0, 200, NULL, page);
+    free(page);
+    h.cycle_done = false;
+    assert_int_equal(pw_sync_check_servers(h.sync, sh_on_cycle, &h), 0);
+    while (!h.cycle_done) {
+        uv_run(&h.loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(h.cycle_err, 0); /* not a startup error */
+    assert_int_equal(json_array_size(access_log), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(access_log, 0), "type")),
+                        "Condition");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(access_log, 0), "status")),
+                     -1);
+    sh_run_once(&h);
+    assert_int_equal(h.cycle_failed, 0);
+    assert_int_equal(pwt_responder_count_path(h.r, "/fhir/Condition"), 0);
+    assert_true(pwt_responder_count_path(h.r, "/fhir/MedicationRequest") >= 1);
+    json_decref(access_log);
+    sh_fini(&h);
+    free(body);
+    json_decref(cj);
+    free(cap);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_sync_fetches_old_active_problems),
         cmocka_unit_test(test_403_fails_only_that_type),
+        cmocka_unit_test(test_unadvertised_context_type_is_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
