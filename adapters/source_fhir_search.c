@@ -456,6 +456,38 @@ static int join_codes(char **out, const char *const *a, size_t na, const char *c
     return 0;
 }
 
+/*
+ * The Observation code filter: pain scores and types, and (issue 17) the sedation scales and the
+ * vital signs opioid-sedation-risk reads (respiratory rate, SpO2).
+ */
+static int obs_codes(char **out, const struct pw_conf_pain_codes *codes)
+{
+    static const char *const vitals[] = {"http://loinc.org|9279-1", "http://loinc.org|59408-5",
+                                         "http://loinc.org|2708-6"};
+    size_t nv = sizeof(vitals) / sizeof(vitals[0]);
+    size_t n = codes->n_type + codes->n_poss + codes->n_rass + nv;
+    const char **rest = calloc(n, sizeof(*rest));
+    size_t k = 0;
+    if (!rest) {
+        return PW_ENOMEM;
+    }
+    for (size_t i = 0; i < codes->n_type; i++) {
+        rest[k++] = codes->type[i];
+    }
+    for (size_t i = 0; i < codes->n_poss; i++) {
+        rest[k++] = codes->poss[i];
+    }
+    for (size_t i = 0; i < codes->n_rass; i++) {
+        rest[k++] = codes->rass[i];
+    }
+    for (size_t i = 0; i < nv; i++) {
+        rest[k++] = vitals[i];
+    }
+    int err = join_codes(out, (const char *const *)codes->score, codes->n_score, rest, k);
+    free(rest);
+    return err;
+}
+
 static int from_daemon_types(struct pw_source_conf *conf, const struct pw_conf_server *cs,
                              const struct pw_conf_pain_codes *codes, char *errbuf, size_t errlen)
 {
@@ -485,10 +517,8 @@ static int from_daemon_types(struct pw_source_conf *conf, const struct pw_conf_s
         if (strcmp(type, "Observation") != 0) {
             continue;
         }
-        int err = codes
-                      ? join_codes(&conf->types[i].codes, (const char *const *)codes->score,
-                                   codes->n_score, (const char *const *)codes->type, codes->n_type)
-                      : set_str(&conf->types[i].codes, default_obs_codes);
+        int err = codes ? obs_codes(&conf->types[i].codes, codes)
+                        : set_str(&conf->types[i].codes, default_obs_codes);
         if (err == PW_ECONFIG) {
             return conf_err(errbuf, errlen, "pain_codes: a code token is empty or has a comma");
         }

@@ -670,6 +670,12 @@ static int apply_codes(const struct pw_conf_daemon *cd, struct pw_norm_ctx *ctx)
     if (rc == 0) {
         rc = replace_codes(&ctx->neuropathic, cd->pain_codes.type, cd->pain_codes.n_type);
     }
+    if (rc == 0) {
+        rc = replace_codes(&ctx->sedation_poss, cd->pain_codes.poss, cd->pain_codes.n_poss);
+    }
+    if (rc == 0) {
+        rc = replace_codes(&ctx->sedation_rass, cd->pain_codes.rass, cd->pain_codes.n_rass);
+    }
     if (rc < 0) {
         fprintf(stderr, "painwatch check: pain_codes: %s\n", pw_strerror(rc));
     }

@@ -749,16 +749,30 @@ static const struct pw_conf_field sink_fields[] = {
 static const struct pw_conf_field pain_code_fields[] = {
     {.name = "score",
      .type = PW_CONF_STRLIST,
-     .def = "http://loinc.org|72514-3,http://loinc.org|38208-5",
+     .def = "http://loinc.org|72514-3,http://loinc.org|38208-5,http://loinc.org|38214-3",
      FILL(struct pw_conf_pain_codes, score),
      .count_offset = offsetof(struct pw_conf_pain_codes, n_score),
-     .help = "Observation codes read as a 0-10 pain score (system|code)"},
+     .help = "Observation codes read as a pain score (system|code): 0-10, or a 0-100 mm VAS "
+             "when the value's unit is mm"},
     {.name = "type",
      .type = PW_CONF_STRLIST,
      .def = "",
      FILL(struct pw_conf_pain_codes, type),
      .count_offset = offsetof(struct pw_conf_pain_codes, n_type),
      .help = "extra Observation/Condition codes for the pain type; empty: terminology tables"},
+    {.name = "poss",
+     .type = PW_CONF_STRLIST,
+     .def = "",
+     FILL(struct pw_conf_pain_codes, poss),
+     .count_offset = offsetof(struct pw_conf_pain_codes, n_poss),
+     .help = "site codes of Pasero Opioid-induced Sedation Scale observations (system|code); "
+             "synced with the pain scores, read by opioid-sedation-risk"},
+    {.name = "rass",
+     .type = PW_CONF_STRLIST,
+     .def = "",
+     FILL(struct pw_conf_pain_codes, rass),
+     .count_offset = offsetof(struct pw_conf_pain_codes, n_rass),
+     .help = "site codes of Richmond Agitation-Sedation Scale observations (system|code)"},
     {0},
 };
 

@@ -283,6 +283,12 @@ static int build_clinical(struct daemon *d)
     if (rc == 0) {
         rc = apply_codes(&d->norm.neuropathic, d->cd->pain_codes.type, d->cd->pain_codes.n_type);
     }
+    if (rc == 0) {
+        rc = apply_codes(&d->norm.sedation_poss, d->cd->pain_codes.poss, d->cd->pain_codes.n_poss);
+    }
+    if (rc == 0) {
+        rc = apply_codes(&d->norm.sedation_rass, d->cd->pain_codes.rass, d->cd->pain_codes.n_rass);
+    }
     return rc;
 }
 

@@ -304,6 +304,11 @@ struct pw_conf_pain_codes {
     size_t n_score;
     const char **type;
     size_t n_type;
+    /* issue 17: site codes of sedation scales (POSS, RASS), "system|code" */
+    const char **poss;
+    size_t n_poss;
+    const char **rass;
+    size_t n_rass;
 };
 
 struct pw_conf_daemon {

@@ -553,8 +553,10 @@ static void test_conf_from_daemon_config(void **state)
     assert_false(c.dialect.sort);
     assert_int_equal(c.dialect.count_max, 50);
     assert_int_equal(c.ntypes, 3);
+    /* issue 17: plus the vital signs opioid-sedation-risk reads */
     assert_string_equal(c.types[0].codes,
-                        "http://loinc.org|72514-3,http://snomed.info/sct|247398009");
+                        "http://loinc.org|72514-3,http://snomed.info/sct|247398009,"
+                        "http://loinc.org|9279-1,http://loinc.org|59408-5,http://loinc.org|2708-6");
     assert_null(c.types[1].codes);
     assert_string_equal(c.types[2].type, "Condition");
     assert_int_equal(c.poll_ms, 120000);

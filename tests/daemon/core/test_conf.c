@@ -117,7 +117,7 @@ static void test_default_config(void **state)
     assert_false(d->shadow_mode);
     assert_string_equal(d->factor_set, "cdc2022");
     assert_int_equal(d->audit.rotate_size, 64 * 1024 * 1024);
-    assert_int_equal(d->pain_codes.n_score, 2);
+    assert_int_equal(d->pain_codes.n_score, 3); /* + 38214-3 VAS (issue 17) */
     assert_int_equal(strlen(pw_conf_hash(conf)), 64);
     assert_string_equal(json_string_value(pw_conf_get(conf, "servers[0].dialect.patient_param")),
                         "patient");

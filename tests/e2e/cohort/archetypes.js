@@ -59,9 +59,9 @@ function background(opt = {}) {
     rescue: true,
     ...opt,
   };
-  // issue 17: admins [hour, order key], sedation [hour, POSS], encounters [start, end|null, class,
+  // issue 17: admins [hour, order key], respRate [hour, /min], encounters [start, end|null, class,
   // hospice?], cancer on the problem list (false: none, out of scope)
-  const plan = { scores: [], orders: [], painType: o.painType, referral: null, admins: [], sedation: [], encounters: [], cancer: true };
+  const plan = { scores: [], orders: [], painType: o.painType, referral: null, admins: [], respRate: [], encounters: [], cancer: true };
   if (o.regimen) {
     const r = REGIMENS[o.regimen];
     plan.orders.push({ key: 'base', drug: r.base[0], dose: r.base[1], timing: r.base[2], start: -10 * D });
@@ -656,11 +656,11 @@ const ARCHETYPES = [
     id: 'sedation-after-increase',
     expected: [['opioid-sedation-risk', 'high']],
     near_miss: ['titration-step-too-large'],
-    why: 'Morphine raised 60 -> 90 MME/day (+50%) 30 h ago; POSS 3 (frequently drowsy) 10 h ago: assess now, hold or reduce the next dose.',
+    why: 'Morphine raised 60 -> 90 MME/day (+50%) 30 h ago; respiratory rate 8/min 10 h ago: assess now, hold or reduce the next dose.',
     build: () => {
       const p = background();
       change(p, 'base', -30, { timing: q(8) });
-      p.sedation = [[-10, 3]];
+      p.respRate = [[-10, 8]];
       return p;
     },
   },
@@ -668,11 +668,11 @@ const ARCHETYPES = [
     id: 'sedation-tolerable-after-increase',
     expected: [],
     near_miss: ['opioid-sedation-risk'],
-    why: 'Morphine raised 60 -> 90 MME/day 30 h ago; POSS 2 (slightly drowsy, easily aroused) is acceptable.',
+    why: 'Morphine raised 60 -> 90 MME/day 30 h ago; respiratory rate 12/min is not slow (threshold: below 10).',
     build: () => {
       const p = background();
       change(p, 'base', -30, { timing: q(8) });
-      p.sedation = [[-10, 2]];
+      p.respRate = [[-10, 12]];
       return p;
     },
   },

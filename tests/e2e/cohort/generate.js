@@ -289,16 +289,17 @@ function buildPatient({ index, seed, anchorMs, archetype }) {
       dosage: { dose: doseQuantity(drug, o.dose) },
     });
   });
-  (plan.sedation || []).forEach(([h, v], i) => {
+  // respiratory rate (LOINC 9279-1, synced by default: no site code needed)
+  (plan.respRate || []).forEach(([h, v], i) => {
     resources.push({
       resourceType: 'Observation',
-      id: `${pid}-poss-${i + 1}`,
+      id: `${pid}-rr-${i + 1}`,
       status: 'final',
-      category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'survey', display: 'Survey' }] }],
-      code: { coding: [{ system: 'https://painwatch.example/fhir/CodeSystem/site-scales', code: 'POSS', display: 'Pasero Opioid-induced Sedation Scale (POSS)' }], text: 'POSS' },
+      category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs', display: 'Vital Signs' }] }],
+      code: { coding: [{ system: C.LOINC, code: '9279-1', display: 'Respiratory rate' }], text: 'Respiratory rate' },
       subject,
       effectiveDateTime: at(h),
-      valueInteger: v,
+      valueQuantity: quantity(v, '/min', C.UCUM, '/min'),
     });
   });
   (plan.encounters || []).forEach(([start, end, cls, hospice], i) => {

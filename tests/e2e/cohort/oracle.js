@@ -60,8 +60,8 @@ function normalise(bundleJson) {
   const visits = [];
   const PALL = (cc) => (cc || []).some((t) => (t.coding || []).some((c) => c.code === C.PALLIATIVE[0]));
   for (const { resource: r } of bundleJson.entry) {
-    if (r.resourceType === 'Observation' && r.code.text === 'POSS') {
-      sedation.push({ t: Date.parse(r.effectiveDateTime), v: r.valueInteger });
+    if (r.resourceType === 'Observation' && r.code.coding[0].code === '9279-1') {
+      sedation.push({ t: Date.parse(r.effectiveDateTime), v: r.valueQuantity.value });
     } else if (r.resourceType === 'Observation') {
       scores.push({ t: Date.parse(r.effectiveDateTime), v: r.valueQuantity.value });
     } else if (r.resourceType === 'Condition' && r.code.coding.some((c) => c.code === C.NEUROPATHIC[0])) {
@@ -194,11 +194,11 @@ function evaluate(p, now, days) {
     const from = n1 >= 3 && n2 >= 3 ? now - 48 * H : now - 24 * H;
     if (!increases.some((s) => s.t > from)) fire('rescue-use-frequent', 'medium');
   }
-  // issue 17: POSS >= 3 within 72 h after the last opioid change or start
+  // issue 17: respiratory rate < 10/min within 72 h after the last opioid change or start
   const changes = [...steps.filter((s) => s.after > 0).map((s) => s.t), ...p.orders.filter((o) => isOpioid(o) && o.start <= now).map((o) => o.start)];
   if (changes.length) {
     const c = Math.max(...changes);
-    if (now - c <= 72 * H && p.sedation.some((x) => x.t > c && x.t <= now && x.v >= 3)) fire('opioid-sedation-risk', 'high');
+    if (now - c <= 72 * H && p.sedation.some((x) => x.t > c && x.t <= now && x.v < 10)) fire('opioid-sedation-risk', 'high');
   }
   // issue 17: a finished visit (last 7 days) on opioids without a pain score within 1 h of it
   for (const v of p.visits) {
