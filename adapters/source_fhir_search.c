@@ -465,11 +465,24 @@ static int obs_codes(char **out, const struct pw_conf_pain_codes *codes)
     static const char *const vitals[] = {"http://loinc.org|9279-1", "http://loinc.org|59408-5",
                                          "http://loinc.org|2708-6"};
     size_t nv = sizeof(vitals) / sizeof(vitals[0]);
-    size_t n = codes->n_type + codes->n_poss + codes->n_rass + nv;
+    size_t n = codes->n_score + codes->n_type + codes->n_poss + codes->n_rass + nv;
     const char **rest = calloc(n, sizeof(*rest));
+    char **score = calloc(codes->n_score + 1, sizeof(*score));
     size_t k = 0;
-    if (!rest) {
+    int err = 0;
+    if (!rest || !score) {
+        free(rest);
+        free(score);
         return PW_ENOMEM;
+    }
+    /* A score code may carry its scale maximum ("system|code|max"): not part of the search. */
+    for (size_t i = 0; i < codes->n_score && !err; i++) {
+        const char *bar = strchr(codes->score[i], '|');
+        const char *max = bar ? strchr(bar + 1, '|') : NULL;
+        size_t len = max ? (size_t)(max - codes->score[i]) : strlen(codes->score[i]);
+        score[i] = strndup(codes->score[i], len);
+        err = score[i] ? 0 : PW_ENOMEM;
+        rest[k++] = score[i];
     }
     for (size_t i = 0; i < codes->n_type; i++) {
         rest[k++] = codes->type[i];
@@ -483,7 +496,13 @@ static int obs_codes(char **out, const struct pw_conf_pain_codes *codes)
     for (size_t i = 0; i < nv; i++) {
         rest[k++] = vitals[i];
     }
-    int err = join_codes(out, (const char *const *)codes->score, codes->n_score, rest, k);
+    if (!err) {
+        err = join_codes(out, rest, k, NULL, 0);
+    }
+    for (size_t i = 0; i < codes->n_score; i++) {
+        free(score[i]);
+    }
+    free(score);
     free(rest);
     return err;
 }

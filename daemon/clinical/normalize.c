@@ -454,6 +454,27 @@ static bool score_value(const json_t *obj, double *out)
     return score_answer(json_object_get(obj, "valueCodeableConcept"), out);
 }
 
+/*
+ * The scale maximum of a pain-intensity code (issue 17): a site code may carry its own as
+ * "code|max" ("http://site|faces|5" in pain_codes.score); 10 otherwise. NAN: not a pain score.
+ */
+static double pain_scale_max(const struct pw_norm_ctx *ctx, const json_t *cc)
+{
+    for (size_t i = 0; i < ctx->pain_intensity.n; i++) {
+        const struct pw_code *c = &ctx->pain_intensity.v[i];
+        const char *bar = strchr(c->code, '|');
+        char code[sizeof(c->code)];
+        size_t len = bar ? (size_t)(bar - c->code) : strlen(c->code);
+        memcpy(code, c->code, len);
+        code[len] = '\0';
+        if (pw_fhir_cc_has(cc, c->system, code)) {
+            double max = bar ? strtod(bar + 1, NULL) : 10.0;
+            return max > 0 && max <= 1000 ? max : 10.0;
+        }
+    }
+    return NAN;
+}
+
 /* A pain-intensity component of a panel (vital signs, a nursing flowsheet row). */
 static const json_t *pain_component(const struct pw_norm_ctx *ctx, const json_t *res)
 {
@@ -461,7 +482,7 @@ static const json_t *pain_component(const struct pw_norm_ctx *ctx, const json_t 
     const json_t *c;
     json_array_foreach(json_object_get(res, "component"), i, c)
     {
-        if (code_in(&ctx->pain_intensity, json_object_get(c, "code"))) {
+        if (!isnan(pain_scale_max(ctx, json_object_get(c, "code")))) {
             return c;
         }
     }
@@ -473,7 +494,7 @@ static const json_t *pain_component(const struct pw_norm_ctx *ctx, const json_t 
  * status and time from the resource.
  */
 static int pain_score(const json_t *res, const json_t *valued, const struct pw_ref *ref,
-                      struct pw_timeline *tl)
+                      struct pw_timeline *tl, double max)
 {
     const char *status = pw_fhir_str(res, "status");
     if (!status_usable(status)) {
@@ -487,9 +508,11 @@ static int pain_score(const json_t *res, const json_t *valued, const struct pw_r
     if (!score_value(valued, &ev.value)) {
         return pw_norm_dq(tl, ref, "missing-value", "pain score without a numeric value");
     }
-    if (!(ev.value >= 0 && ev.value <= 10)) {
-        return pw_norm_dq(tl, ref, "value-out-of-range", "pain score %g outside 0-10", ev.value);
+    if (!(ev.value >= 0 && ev.value <= max)) {
+        return pw_norm_dq(tl, ref, "value-out-of-range", "pain score %g outside 0-%g", ev.value,
+                          max);
     }
+    ev.value = ev.value * 10.0 / max; /* issue 17: a site scale 0-max read as 0-10 */
     return pw_timeline_add_score(tl, &ev);
 }
 
@@ -714,12 +737,14 @@ int pw_normalize_resource(const struct pw_norm_ctx *ctx, const json_t *res,
     pw_fhir_ref_of(res, &ref);
     if (strcmp(type, "Observation") == 0) {
         const json_t *code = json_object_get(res, "code");
-        if (code_in(&ctx->pain_intensity, code)) {
-            return pain_score(res, res, &ref, tl);
+        double max = pain_scale_max(ctx, code);
+        if (!isnan(max)) {
+            return pain_score(res, res, &ref, tl, max);
         }
         const json_t *comp = pain_component(ctx, res);
         if (comp != NULL) {
-            return pain_score(res, comp, &ref, tl);
+            return pain_score(res, comp, &ref, tl,
+                              pain_scale_max(ctx, json_object_get(comp, "code")));
         }
         int rc = pw_norm_vital_context(ctx, res, &ref, tl);
         if (rc != 1) {

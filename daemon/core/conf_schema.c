@@ -753,7 +753,7 @@ static const struct pw_conf_field pain_code_fields[] = {
      FILL(struct pw_conf_pain_codes, score),
      .count_offset = offsetof(struct pw_conf_pain_codes, n_score),
      .help = "Observation codes read as a pain score (system|code): 0-10, or a 0-100 mm VAS "
-             "when the value's unit is mm"},
+             "when the value's unit is mm; system|code|max for a site scale 0-max"},
     {.name = "type",
      .type = PW_CONF_STRLIST,
      .def = "",

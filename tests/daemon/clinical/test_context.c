@@ -200,6 +200,36 @@ static void test_encounter_and_vitals(void **state)
     pw_timeline_cleanup(&tl);
 }
 
+/* A site pain scale with its own maximum ("code|max") is read as 0-10. */
+static void test_site_scale_maximum(void **state)
+{
+    (void)state;
+    struct pw_norm_ctx ctx;
+    struct pw_timeline tl;
+    assert_int_equal(pw_norm_ctx_init(&ctx, clin_term(), NULL), 0);
+    assert_int_equal(pw_code_set_add(&ctx.pain_intensity, "http://site", "faces|5"), 0);
+    pw_timeline_init(&tl, "Patient/p1");
+    json_t *j = clin_json(
+        "{\"resourceType\":\"Observation\",\"id\":\"f1\",\"status\":\"final\",\"subject\":{"
+        "\"reference\":\"Patient/p1\"},\"code\":{\"coding\":[{\"system\":\"http://site\",\"code\":"
+        "\"faces\"}]},\"effectiveDateTime\":\"2026-03-02T08:00:00Z\",\"valueInteger\":4}");
+    assert_int_equal(pw_normalize_resource(&ctx, j, NULL, &tl), 0);
+    json_decref(j);
+    assert_int_equal(tl.scores.n, 1);
+    assert_true(tl.scores.v[0].value == 8);
+    /* 6 on a 0-5 scale is out of range: a data-quality event, no score */
+    j = clin_json(
+        "{\"resourceType\":\"Observation\",\"id\":\"f2\",\"status\":\"final\",\"subject\":{"
+        "\"reference\":\"Patient/p1\"},\"code\":{\"coding\":[{\"system\":\"http://site\",\"code\":"
+        "\"faces\"}]},\"effectiveDateTime\":\"2026-03-02T09:00:00Z\",\"valueInteger\":6}");
+    assert_int_equal(pw_normalize_resource(&ctx, j, NULL, &tl), 0);
+    json_decref(j);
+    assert_int_equal(tl.scores.n, 1);
+    assert_int_equal(tl.dq.n, 1);
+    pw_timeline_cleanup(&tl);
+    pw_norm_ctx_cleanup(&ctx);
+}
+
 /* Context events survive the stored encoding; a timeline without context encodes as before. */
 static void test_context_codec(void **state)
 {
@@ -232,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_negation_scope),       cmocka_unit_test(test_cdc_malignant_value_set),
         cmocka_unit_test(test_problem_list),         cmocka_unit_test(test_score_forms),
         cmocka_unit_test(test_encounter_and_vitals), cmocka_unit_test(test_context_codec),
+        cmocka_unit_test(test_site_scale_maximum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
