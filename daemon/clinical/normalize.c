@@ -634,22 +634,6 @@ static enum pw_pain_kind pain_kind(const struct pw_norm_ctx *ctx, const json_t *
     return 0;
 }
 
-/*
- * A Condition on the problem list counts when its clinical status is active, recurrence or
- * relapse (absent: counted, as R4 allows it for older records) and it is neither refuted nor
- * entered in error.
- */
-static bool condition_counts(const json_t *res)
-{
-    const json_t *vs = json_object_get(res, "verificationStatus");
-    const json_t *cs = json_object_get(res, "clinicalStatus");
-    if (pw_fhir_cc_has(vs, NULL, "entered-in-error") || pw_fhir_cc_has(vs, NULL, "refuted")) {
-        return false;
-    }
-    return cs == NULL || pw_fhir_cc_has(cs, NULL, "active") ||
-           pw_fhir_cc_has(cs, NULL, "recurrence") || pw_fhir_cc_has(cs, NULL, "relapse");
-}
-
 static int pain_type(const json_t *res, const struct pw_ref *ref, struct pw_timeline *tl,
                      enum pw_pain_kind kind)
 {
@@ -657,7 +641,7 @@ static int pain_type(const json_t *res, const struct pw_ref *ref, struct pw_time
     if (strcmp(type, "Observation") == 0 && !status_usable(pw_fhir_str(res, "status"))) {
         return 0;
     }
-    if (strcmp(type, "Condition") == 0 && !condition_counts(res)) {
+    if (strcmp(type, "Condition") == 0 && !pw_norm_condition_counts(res)) {
         return 0;
     }
     struct pw_pain_type ev = {.src = *ref, .kind = kind};
@@ -782,7 +766,6 @@ int pw_normalize_resource(const struct pw_norm_ctx *ctx, const json_t *res,
 int pw_norm_vital_context(const struct pw_norm_ctx *ctx, const json_t *res,
                           const struct pw_ref *src, struct pw_timeline *tl)
 {
-    (void)ctx;
     const char *status = pw_fhir_str(res, "status");
     int64_t at = event_time(res);
     int found = 1;

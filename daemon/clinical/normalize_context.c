@@ -206,7 +206,7 @@ static const char *const eol_words[] = {"hospice",       "comfort care",    "com
                                         "terminal care", "end of life",     "end-of-life",
                                         "final days",    "comfort-focused", NULL};
 
-static bool condition_active(const json_t *res)
+bool pw_norm_condition_counts(const json_t *res)
 {
     const json_t *vs = json_object_get(res, "verificationStatus");
     const json_t *cs = json_object_get(res, "clinicalStatus");
@@ -235,7 +235,7 @@ int pw_norm_condition_context(const struct pw_norm_ctx *ctx, const json_t *res,
                               const struct pw_ref *src, struct pw_timeline *tl)
 {
     (void)ctx;
-    if (!condition_active(res)) {
+    if (!pw_norm_condition_counts(res)) {
         return 0;
     }
     const json_t *code = json_object_get(res, "code");

@@ -35,6 +35,13 @@ int pw_norm_vital_context(const struct pw_norm_ctx *ctx, const json_t *res,
  */
 bool pw_norm_local_form(const json_t *res, const char *drug_name);
 
+/**
+ * A Condition on the problem list counts when its clinical status is active, recurrence or
+ * relapse (absent: counted, as R4 allows for older records) and it is neither refuted nor entered
+ * in error.
+ */
+bool pw_norm_condition_counts(const json_t *res);
+
 /** ICD-10-CM code in the CDC cdc-malignant-cancer-conditions value set (its compose). */
 bool pw_norm_icd10_malignant(const char *code);
 
