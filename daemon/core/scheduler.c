@@ -515,9 +515,13 @@ static void run_status(struct run *r, const struct pw_http_resp *resp)
         /* /metadata said status is searchable, the server refuses it anyway: the lookback
          * stands on its own and the query is not sent again (else the stream would never
          * get a cursor). */
-        pw_log_warn(SYNC, "%s: orders-in-force query refused (HTTP 400); not asked again",
-                    r->stream->key);
-        srv->no_status_search = true;
+        pw_log_warn(SYNC, "%s: %s query refused (HTTP 400)%s", r->stream->key,
+                    strcmp(r->stream->src.type, "Condition") == 0 ? "problem-list"
+                                                                  : "orders-in-force",
+                    strcmp(r->stream->src.type, "Condition") == 0 ? "" : "; not asked again");
+        /* issue 17: a refused problem-list query says nothing about MedicationRequest status */
+        srv->no_status_search =
+            srv->no_status_search || strcmp(r->stream->src.type, "Condition") != 0;
         json_t *none = json_array();
         if (none) {
             run_deliver(r, none, true);

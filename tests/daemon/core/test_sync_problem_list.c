@@ -74,6 +74,33 @@ static void test_first_sync_fetches_old_active_problems(void **state)
     sh_fini(&h);
 }
 
+/* A server that refuses the problem-list query (400) keeps the lookback for Condition, and its
+ * MedicationRequest orders-in-force query is still asked (a bug fix: the refusal used to switch
+ * that one off for the whole server). */
+static void test_refused_problem_list_query_spares_orders(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+    char *body;
+
+    sh_init(&h);
+    types_conf(&h, &conf, "Condition", 2); /* Condition, MedicationRequest: one at a time */
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    body = sh_bundle(json_array(), NULL);
+    sh_rule(&h, "/fhir/Condition", "recorded-date=ge", 0, 200, NULL, body);
+    sh_rule(&h, "/fhir/Condition", "clinical-status=", 0, 400, NULL, "unknown parameter");
+    sh_rule(&h, "/fhir/MedicationRequest", NULL, 0, 200, NULL, body);
+    free(body);
+    sh_run_once(&h);
+
+    assert_int_equal(h.cycle_failed, 0);
+    assert_non_null(json_object_get(h.cursors, "ehr/Condition/-"));
+    /* MedicationRequest: the lookback and the orders in force, both asked. */
+    assert_int_equal(pwt_responder_count_path(h.r, "/fhir/MedicationRequest"), 2);
+    sh_fini(&h);
+}
+
 /* ---- a 403 on one type --------------------------------------------------------------------- */
 
 static json_t *access_log;
@@ -195,6 +222,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_sync_fetches_old_active_problems),
+        cmocka_unit_test(test_refused_problem_list_query_spares_orders),
         cmocka_unit_test(test_403_fails_only_that_type),
         cmocka_unit_test(test_unadvertised_context_type_is_dropped),
     };
