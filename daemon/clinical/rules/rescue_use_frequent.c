@@ -103,8 +103,15 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
             if (o->role == PW_ROLE_BASELINE && pw_order_active_at(o, in->now) &&
                 isfinite(o->mme_factor) && o->mme_factor > 0 &&
                 !(o->classes & PW_MED_TRANSDERMAL)) {
-                pw_ru_cat(f.text, sizeof(f.text), " As %s: about %s mg/day.", o->ingredient,
-                          pw_ru_num(a, (tdd + daily) / o->mme_factor));
+                double mg_day = (tdd + daily) / o->mme_factor;
+                double per_day = o->mg_per_dose > 0 ? o->mg_per_day / o->mg_per_dose : NAN;
+                pw_ru_cat(f.text, sizeof(f.text), " As %s: about %s mg/day", o->ingredient,
+                          pw_ru_num(a, mg_day));
+                if (isfinite(per_day) && per_day >= 1 && tl->orders.n > 0) {
+                    pw_ru_cat(f.text, sizeof(f.text), " (%s mg a dose, %s doses a day)",
+                              pw_ru_num(b, mg_day / per_day), pw_ru_num(c, per_day));
+                }
+                pw_ru_cat(f.text, sizeof(f.text), ".");
                 break;
             }
         }
