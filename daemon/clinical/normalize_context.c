@@ -83,8 +83,10 @@ static bool negated_at(const char *text, const char *at)
 
 bool pw_norm_word_affirmed(const char *word, const char *text)
 {
+    int first = tolower((unsigned char)word[0]);
     for (const char *p = text; p && *p; p++) {
-        if (word_at(text, p, word) && !negated_at(text, p)) {
+        /* the first letter filters out nearly every position before the full compare */
+        if (tolower((unsigned char)*p) == first && word_at(text, p, word) && !negated_at(text, p)) {
             return true;
         }
     }
@@ -453,20 +455,20 @@ static int benzo_infusion_order(const struct pw_norm_ctx *ctx, const json_t *res
     if (status == NULL || strcmp(status, "active") != 0) {
         return 0;
     }
-    char name[PW_CODE_MAX];
-    if (!(drug_classes(ctx, res, name, sizeof(name)) & PW_MED_BENZODIAZEPINE)) {
-        return 0;
-    }
+    bool rate = false;
     size_t i;
     const json_t *d;
     json_array_foreach(json_object_get(res, "dosageInstruction"), i, d)
     {
-        if (has_rate(d)) {
-            return add_ctx(tl, src, PW_CTX_BENZO_INFUSION, time_of(res, "authoredOn"),
-                           PW_TIME_FOREVER, NAN, name);
-        }
+        rate = rate || has_rate(d);
     }
-    return 0;
+    char name[PW_CODE_MAX];
+    /* the rate first: the drug is looked up only for infusions */
+    if (!rate || !(drug_classes(ctx, res, name, sizeof(name)) & PW_MED_BENZODIAZEPINE)) {
+        return 0;
+    }
+    return add_ctx(tl, src, PW_CTX_BENZO_INFUSION, time_of(res, "authoredOn"), PW_TIME_FOREVER, NAN,
+                   name);
 }
 
 /* Goal / CarePlan for comfort care, while active. */

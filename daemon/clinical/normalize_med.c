@@ -631,7 +631,7 @@ int pw_norm_medication_request(const struct pw_norm_ctx *ctx, const json_t *res,
     o.mg_per_dose = o.mg_per_dose_high = o.mg_per_day = o.mcg_per_hour = NAN;
     o.mme_factor = o.mme_per_day = o.mme_per_dose = NAN;
     o.classes = d.classes;
-    if (pw_norm_local_form(res, d.name)) {
+    if ((o.classes & PW_MED_ADJUVANT) && pw_norm_local_form(res, d.name)) {
         o.classes &= ~(unsigned)PW_MED_ADJUVANT; /* issue 17: adjuvants are systemic only */
     }
     pw_fhir_copy(o.drug_rxcui, sizeof(o.drug_rxcui), d.rxcui);

@@ -60,6 +60,13 @@ static bool alarming(const struct pw_context *c, const double *p)
 static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, struct pw_findings *out)
 {
     const struct pw_timeline *tl = in->tl;
+    bool any = false;
+    for (size_t i = 0; i < tl->context.n && !any; i++) {
+        any = tl->context.v[i].at <= in->now && alarming(&tl->context.v[i], in->params);
+    }
+    if (!any) {
+        return 0; /* nothing alarming on record: no need to build the titration steps */
+    }
     struct pw_steps steps;
     int err = pw_steps_build(tl, in->now, &steps);
     if (err) {
