@@ -456,6 +456,57 @@ static int join_codes(char **out, const char *const *a, size_t na, const char *c
     return 0;
 }
 
+/*
+ * The Observation code filter: pain scores and types, and (issue 17) the sedation scales and the
+ * vital signs opioid-sedation-risk reads (respiratory rate, SpO2).
+ */
+static int obs_codes(char **out, const struct pw_conf_pain_codes *codes)
+{
+    static const char *const vitals[] = {"http://loinc.org|9279-1", "http://loinc.org|59408-5",
+                                         "http://loinc.org|2708-6"};
+    size_t nv = sizeof(vitals) / sizeof(vitals[0]);
+    size_t n = codes->n_score + codes->n_type + codes->n_poss + codes->n_rass + nv;
+    const char **rest = calloc(n, sizeof(*rest));
+    char **score = calloc(codes->n_score + 1, sizeof(*score));
+    size_t k = 0;
+    int err = 0;
+    if (!rest || !score) {
+        free(rest);
+        free(score);
+        return PW_ENOMEM;
+    }
+    /* A score code may carry its scale maximum ("system|code|max"): not part of the search. */
+    for (size_t i = 0; i < codes->n_score && !err; i++) {
+        const char *bar = strchr(codes->score[i], '|');
+        const char *max = bar ? strchr(bar + 1, '|') : NULL;
+        size_t len = max ? (size_t)(max - codes->score[i]) : strlen(codes->score[i]);
+        score[i] = strndup(codes->score[i], len);
+        err = score[i] ? 0 : PW_ENOMEM;
+        rest[k++] = score[i];
+    }
+    for (size_t i = 0; i < codes->n_type; i++) {
+        rest[k++] = codes->type[i];
+    }
+    for (size_t i = 0; i < codes->n_poss; i++) {
+        rest[k++] = codes->poss[i];
+    }
+    for (size_t i = 0; i < codes->n_rass; i++) {
+        rest[k++] = codes->rass[i];
+    }
+    for (size_t i = 0; i < nv; i++) {
+        rest[k++] = vitals[i];
+    }
+    if (!err) {
+        err = join_codes(out, rest, k, NULL, 0);
+    }
+    for (size_t i = 0; i < codes->n_score; i++) {
+        free(score[i]);
+    }
+    free(score);
+    free(rest);
+    return err;
+}
+
 static int from_daemon_types(struct pw_source_conf *conf, const struct pw_conf_server *cs,
                              const struct pw_conf_pain_codes *codes, char *errbuf, size_t errlen)
 {
@@ -485,10 +536,8 @@ static int from_daemon_types(struct pw_source_conf *conf, const struct pw_conf_s
         if (strcmp(type, "Observation") != 0) {
             continue;
         }
-        int err = codes
-                      ? join_codes(&conf->types[i].codes, (const char *const *)codes->score,
-                                   codes->n_score, (const char *const *)codes->type, codes->n_type)
-                      : set_str(&conf->types[i].codes, default_obs_codes);
+        int err = codes ? obs_codes(&conf->types[i].codes, codes)
+                        : set_str(&conf->types[i].codes, default_obs_codes);
         if (err == PW_ECONFIG) {
             return conf_err(errbuf, errlen, "pain_codes: a code token is empty or has a comma");
         }
@@ -1070,6 +1119,11 @@ static int window_params(CURLU *u, const struct pw_source_conf *conf, const char
      * force are searched on the other side of the same bound (lt), so the two queries never
      * return the same order twice: together they cover every order the server dates.
      */
+    if (win->active_orders && strcmp(type, "Condition") == 0) {
+        /* The problem list (issue 17): active problems whatever their date (a cancer recorded
+         * years ago); some have no recorded date at all, so no date bound. */
+        return 0;
+    }
     instant_seconds(win->now_ms - (int64_t)conf->lookback_ms, at, sizeof(at));
     snprintf(val, sizeof(val), "%s%s", win->active_orders ? "lt" : "ge", at);
     const char *dp = date_param(type);
@@ -1104,6 +1158,9 @@ static int url_params(CURLU *u, const struct pw_source_conf *conf, const struct 
         err = query_add(u, "code:in", t->valueset);
     } else if (!err && t->codes) {
         err = query_add(u, "code", t->codes);
+    }
+    if (!err && win->active_orders && strcmp(t->type, "Condition") == 0) {
+        err = query_add(u, "clinical-status", "active,recurrence,relapse");
     }
     if (!err && strcmp(t->type, "MedicationRequest") == 0) {
         if (win->active_orders) {
@@ -1212,7 +1269,8 @@ int pw_search_url(const struct pw_source_conf *conf, size_t type, const char *pa
         return PW_EINVAL;
     }
     const struct pw_search_type *t = &conf->types[type];
-    if (win->active_orders && strcmp(t->type, "MedicationRequest") != 0) {
+    if (win->active_orders && strcmp(t->type, "MedicationRequest") != 0 &&
+        strcmp(t->type, "Condition") != 0) {
         return PW_EINVAL;
     }
     int n = snprintf(buf, sizeof(buf), "%s/%s", conf->base, t->type);

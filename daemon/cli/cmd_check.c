@@ -30,6 +30,8 @@ struct check_opts {
     const char *terminology;
     char **files;
     int n_files;
+    const char *scope;  /* issue 17: --scope, else the configuration's, else problem-list */
+    const char *synced; /* issue 17: --synced TYPE,... (else the types present in the input) */
 };
 
 struct check_input {
@@ -41,11 +43,15 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: painwatch check [--at RFC3339] [--factors cdc2022|cdc2016] [--config FILE]\n"
-            "                       [--format json|text] [--terminology DIR] FILE...\n"
+            "                       [--format json|text] [--terminology DIR]\n"
+            "                       [--scope problem-list|cohort] [--synced TYPE,...] FILE...\n"
             "\n"
             "Reads FHIR R4 Bundles (any type), single resources or NDJSON ('-' is stdin), groups\n"
             "them by patient and prints baseline MME/day, opioid orders, findings and\n"
-            "data-quality events. Exit 0 when evaluated, 2 on usage errors or unreadable input.\n");
+            "data-quality events. Exit 0 when evaluated, 2 on usage errors or unreadable input.\n"
+            "A rule resting on the absence of a resource type is off unless that type is in the\n"
+            "input or named by --synced (the types the export was taken from); out-of-scope\n"
+            "patients (no active cancer, palliative or hospice context) get no findings.\n");
 }
 
 static int parse_args(int argc, char **argv, struct check_opts *o)
@@ -55,7 +61,8 @@ static int parse_args(int argc, char **argv, struct check_opts *o)
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
-        const char *names[] = {"--at", "--factors", "--config", "--format", "--terminology"};
+        const char *names[] = {"--at",          "--factors", "--config", "--format",
+                               "--terminology", "--scope",   "--synced"};
         const char *val = NULL;
         size_t which = 0;
         if (strcmp(a, "--") == 0) {
@@ -69,14 +76,14 @@ static int parse_args(int argc, char **argv, struct check_opts *o)
         if (strncmp(a, "--", 2) != 0) {
             break;
         }
-        for (which = 0; which < 5; which++) {
+        for (which = 0; which < 7; which++) {
             size_t n = strlen(names[which]);
             if (strncmp(a, names[which], n) == 0 && (a[n] == '\0' || a[n] == '=')) {
                 val = a[n] == '=' ? a + n + 1 : (i + 1 < argc ? argv[++i] : NULL);
                 break;
             }
         }
-        if (which == 5) {
+        if (which == 7) {
             fprintf(stderr, "painwatch check: unknown option '%s'\n", a);
             return -1;
         }
@@ -92,6 +99,13 @@ static int parse_args(int argc, char **argv, struct check_opts *o)
         o->config = which == 2 ? val : o->config;
         o->format = which == 3 ? val : o->format;
         o->terminology = which == 4 ? val : o->terminology;
+        o->scope = which == 5 ? val : o->scope;
+        o->synced = which == 6 ? val : o->synced;
+    }
+    enum pw_scope scope;
+    if (o->scope && pw_scope_parse(o->scope, &scope) < 0) {
+        fprintf(stderr, "painwatch check: --scope must be problem-list or cohort\n");
+        return -1;
     }
     if (strcmp(o->format, "json") != 0 && strcmp(o->format, "text") != 0) {
         fprintf(stderr, "painwatch check: --format must be json or text\n");
@@ -465,8 +479,15 @@ static int group_patients(const struct check_input *in, const struct pw_resolver
 {
     size_t i;
     json_t *r;
-    static const char *const types[] = {"Patient",           "Observation",    "Condition",
-                                        "MedicationRequest", "ServiceRequest", "Encounter"};
+    static const char *const types[] = {"Patient",
+                                        "Observation",
+                                        "Condition",
+                                        "MedicationRequest",
+                                        "ServiceRequest",
+                                        "Encounter",
+                                        /* issue 17: */ "MedicationAdministration",
+                                        "Goal",
+                                        "CarePlan"};
     json_t *latest = latest_versions(in);
     if (latest == NULL) {
         return -1;
@@ -578,7 +599,7 @@ static int normalize_list(const struct pw_norm_ctx *ctx, const json_t *list,
 
 static int evaluate_patient(const struct pw_norm_ctx *ctx, const struct pw_engine *engine,
                             const char *patient, const json_t *list, const struct pw_resolver *refs,
-                            int64_t at, bool text, json_t *out)
+                            int64_t at, bool text, json_t *out, const struct pw_synced *synced)
 {
     struct pw_timeline tl;
     struct pw_findings fs = {0};
@@ -588,6 +609,11 @@ static int evaluate_patient(const struct pw_norm_ctx *ctx, const struct pw_engin
         return -1;
     }
     pw_timeline_sort(&tl);
+    tl.synced = *synced;
+    if (pw_engine_annotate(engine, &tl, at) < 0) {
+        pw_timeline_cleanup(&tl);
+        return -1;
+    }
     int rc = pw_engine_eval(engine, &tl, at, &fs);
     if (rc < 0) {
         fprintf(stderr, "painwatch check: %s: a rule failed: %s\n", patient, pw_strerror(rc));
@@ -656,10 +682,46 @@ static int apply_codes(const struct pw_conf_daemon *cd, struct pw_norm_ctx *ctx)
     if (rc == 0) {
         rc = replace_codes(&ctx->neuropathic, cd->pain_codes.type, cd->pain_codes.n_type);
     }
+    if (rc == 0) {
+        rc = replace_codes(&ctx->sedation_poss, cd->pain_codes.poss, cd->pain_codes.n_poss);
+    }
+    if (rc == 0) {
+        rc = replace_codes(&ctx->sedation_rass, cd->pain_codes.rass, cd->pain_codes.n_rass);
+    }
     if (rc < 0) {
         fprintf(stderr, "painwatch check: pain_codes: %s\n", pw_strerror(rc));
     }
     return rc;
+}
+
+/*
+ * The types the input counts as synced (issue 17): --synced, else every type present in the
+ * input (an export holds what it was taken from).
+ */
+static int input_synced(const struct check_opts *o, const struct check_input *in,
+                        struct pw_synced *out)
+{
+    if (o->synced) {
+        char buf[512];
+        pw_fhir_copy(buf, sizeof(buf), o->synced);
+        for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            unsigned bit = pw_res_type_bit(t);
+            if (bit == 0) {
+                fprintf(stderr, "painwatch check: --synced: '%s' is not a type painwatch reads\n",
+                        t);
+                return -1;
+            }
+            out->synced |= bit;
+        }
+        return 0;
+    }
+    size_t i;
+    const json_t *r;
+    json_array_foreach(in->resources, i, r)
+    {
+        out->synced |= pw_res_type_bit(pw_fhir_str(r, "resourceType"));
+    }
+    return 0;
 }
 
 static int evaluate(const struct check_opts *o, const struct check_input *in,
@@ -690,6 +752,17 @@ static int evaluate(const struct check_opts *o, const struct check_input *in,
         fprintf(stderr, "painwatch check: out of memory\n");
         goto fail;
     }
+    struct pw_synced synced = {.known = true};
+    if (input_synced(o, in, &synced) < 0) {
+        goto fail;
+    }
+    enum pw_scope scope = PW_SCOPE_PROBLEM_LIST;
+    const char *scope_name = o->scope ? o->scope : o->cd ? o->cd->scope : NULL;
+    if (scope_name && pw_scope_parse(scope_name, &scope) < 0) {
+        fprintf(stderr, "painwatch check: scope '%s': problem-list or cohort\n", scope_name);
+        goto fail;
+    }
+    pw_engine_set_scope(engine, scope);
     size_t n = json_object_size(set), k = 0;
     keys = calloc(n ? n : 1, sizeof(*keys));
     if (keys == NULL) {
@@ -704,7 +777,7 @@ static int evaluate(const struct check_opts *o, const struct check_input *in,
     qsort(keys, n, sizeof(*keys), cmp_str);
     for (k = 0; k < n; k++) {
         if (evaluate_patient(&ctx, engine, keys[k], json_object_get(set, keys[k]), &refs, o->at,
-                             strcmp(o->format, "text") == 0, patients) < 0) {
+                             strcmp(o->format, "text") == 0, patients, &synced) < 0) {
             fprintf(stderr, "painwatch check: out of memory\n");
             goto fail;
         }

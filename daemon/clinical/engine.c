@@ -5,6 +5,7 @@
  */
 #include "painwatch/engine.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,7 @@ struct pw_engine {
     double *params;
     const char *factor_set; /* a static name, or factor_buf */
     char factor_buf[32];
+    enum pw_scope scope;
 };
 
 /* Known factor sets map to static strings, so findings stay valid after the engine is freed. */
@@ -211,12 +213,21 @@ static int finish_findings(const struct pw_engine *engine, const struct pw_rule 
     return 0;
 }
 
+/* The absence types of rule @p r that were not synced for @p tl (0: the rule may run). */
+static unsigned missing_types(const struct pw_rule *r, const struct pw_timeline *tl)
+{
+    return tl->synced.known ? r->absence & ~tl->synced.synced : 0;
+}
+
 int pw_engine_eval(const struct pw_engine *engine, const struct pw_timeline *tl, int64_t now,
                    struct pw_findings *out)
 {
     int first_err = 0;
+    if (!pw_engine_in_scope(engine, tl, now)) {
+        return 0;
+    }
     for (size_t i = 0; i < N_RULES; i++) {
-        if (!engine->enabled[i]) {
+        if (!engine->enabled[i] || missing_types(registry[i], tl) != 0) {
             continue;
         }
         const struct pw_rule *r = registry[i];
@@ -241,4 +252,143 @@ int pw_engine_eval(const struct pw_engine *engine, const struct pw_timeline *tl,
         }
     }
     return first_err;
+}
+
+/* ---- issue 17: evidence and scope --------------------------------------------------------- */
+
+static const char *const res_names[PW_RES_COUNT] = {
+    "Observation", "MedicationRequest", "MedicationAdministration",
+    "Condition",   "ServiceRequest",    "Encounter",
+};
+
+const char *pw_res_type_name(unsigned bit)
+{
+    for (unsigned i = 0; i < PW_RES_COUNT; i++) {
+        if (bit == 1u << i) {
+            return res_names[i];
+        }
+    }
+    return NULL;
+}
+
+unsigned pw_res_type_bit(const char *name)
+{
+    for (unsigned i = 0; name && i < PW_RES_COUNT; i++) {
+        if (strcmp(name, res_names[i]) == 0) {
+            return 1u << i;
+        }
+    }
+    return 0;
+}
+
+int pw_scope_parse(const char *name, enum pw_scope *out)
+{
+    if (name && strcmp(name, "cohort") == 0) {
+        *out = PW_SCOPE_COHORT;
+        return 0;
+    }
+    if (name && strcmp(name, "problem-list") == 0) {
+        *out = PW_SCOPE_PROBLEM_LIST;
+        return 0;
+    }
+    return PW_EINVAL;
+}
+
+void pw_engine_set_scope(struct pw_engine *engine, enum pw_scope scope)
+{
+    engine->scope = scope;
+}
+
+/* An active context event of @p kind at @p now (started, not ended). */
+static bool context_active(const struct pw_timeline *tl, enum pw_ctx_kind kind, int64_t now)
+{
+    for (size_t i = 0; i < tl->context.n; i++) {
+        const struct pw_context *c = &tl->context.v[i];
+        if (c->kind == kind && (c->at == PW_TIME_NONE || c->at <= now) &&
+            (c->end == PW_TIME_NONE || c->end > now)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool pw_engine_in_scope(const struct pw_engine *engine, const struct pw_timeline *tl, int64_t now)
+{
+    if (engine->scope == PW_SCOPE_COHORT) {
+        return true;
+    }
+    if (context_active(tl, PW_CTX_CANCER, now) || context_active(tl, PW_CTX_PALLIATIVE, now) ||
+        context_active(tl, PW_CTX_END_OF_LIFE, now)) {
+        return true;
+    }
+    /* A palliative care referral or visit on record is a palliative context. */
+    for (size_t i = 0; i < tl->referrals.n; i++) {
+        if (tl->referrals.v[i].at == PW_TIME_NONE || tl->referrals.v[i].at <= now) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* "Condition not synced (...)" for each bit of @p types. */
+static void why_types(char *buf, size_t size, const struct pw_synced *s, unsigned types)
+{
+    const char *sep = "";
+    for (unsigned i = 0; i < PW_RES_COUNT; i++) {
+        unsigned bit = 1u << i;
+        if (!(types & bit)) {
+            continue;
+        }
+        const char *why = (s->refused & bit)        ? "refused by the server (HTTP 401/403)"
+                          : (s->unadvertised & bit) ? "not advertised by the server"
+                                                    : "not synced (not in resources)";
+        size_t len = strlen(buf);
+        if (len < size) {
+            snprintf(buf + len, size - len, "%s%s %s", sep, res_names[i], why);
+        }
+        sep = "; ";
+    }
+}
+
+static void patient_ref(const struct pw_timeline *tl, struct pw_ref *ref)
+{
+    memset(ref, 0, sizeof(*ref));
+    const char *slash = strchr(tl->patient, '/');
+    snprintf(ref->type, sizeof(ref->type), "Patient");
+    snprintf(ref->id, sizeof(ref->id), "%s", slash ? slash + 1 : tl->patient);
+}
+
+int pw_engine_annotate(const struct pw_engine *engine, struct pw_timeline *tl, int64_t now)
+{
+    struct pw_dq_event ev;
+    memset(&ev, 0, sizeof(ev));
+    patient_ref(tl, &ev.src);
+    if (!pw_engine_in_scope(engine, tl, now)) {
+        snprintf(ev.code, sizeof(ev.code), "%s", PW_DQ_OUT_OF_SCOPE);
+        snprintf(ev.detail, sizeof(ev.detail), "%s",
+                 "no active malignant neoplasm, palliative or hospice context on record (scope: "
+                 "problem-list): the cancer-pain rules do not apply");
+        return pw_timeline_add_dq(tl, &ev);
+    }
+    unsigned missing = 0;
+    char rules[160] = "";
+    for (size_t i = 0; i < N_RULES; i++) {
+        unsigned m = engine->enabled[i] ? missing_types(registry[i], tl) : 0;
+        if (m == 0) {
+            continue;
+        }
+        missing |= m;
+        size_t len = strlen(rules);
+        if (len < sizeof(rules)) {
+            snprintf(rules + len, sizeof(rules) - len, "%s%s", len ? ", " : "", registry[i]->id);
+        }
+    }
+    if (missing == 0) {
+        return 0;
+    }
+    char why[200] = "";
+    why_types(why, sizeof(why), &tl->synced, missing);
+    snprintf(ev.code, sizeof(ev.code), "%s", PW_DQ_RULES_OFF);
+    snprintf(ev.detail, sizeof(ev.detail), "off: %.120s (%.120s)", rules, why);
+    return pw_timeline_add_dq(tl, &ev);
 }

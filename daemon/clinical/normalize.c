@@ -98,9 +98,11 @@ int pw_norm_ctx_init(struct pw_norm_ctx *ctx, const struct pw_terminology *term,
 {
     static const char *const pain[] = {"72514-3", "38208-5", "38221-8", "38214-3", NULL};
     static const char *const neuro[] = {"247398009", NULL};
-    static const char *const neuro_w[] = {"neuropathic", "burning",          "shooting", "tingling",
-                                          "electric",    "pins and needles", NULL};
-    static const char *const somatic_w[] = {"somatic", NULL};
+    static const char *const neuro_w[] = {"neuropathic", "burning",   "shooting",
+                                          "tingling",    "electric",  "pins and needles",
+                                          "neuropathy",  "neuralgia", NULL};
+    static const char *const somatic_w[] = {"somatic", "nociceptive", "bone pain", "aching", NULL};
+    static const char *const somatic_c[] = {"12584003", NULL}; /* Bone pain */
     static const char *const visceral_w[] = {"visceral", NULL};
     static const char *const mixed_w[] = {"mixed pain", "mixed", NULL};
     /* therapies-indicating-end-of-life-care (palliative members) + hospice-procedure. */
@@ -120,6 +122,9 @@ int pw_norm_ctx_init(struct pw_norm_ctx *ctx, const struct pw_terminology *term,
     }
     if (rc == 0) {
         rc = add_codes(&ctx->palliative, PW_FHIR_SNOMED, pall);
+    }
+    if (rc == 0) {
+        rc = add_codes(&ctx->somatic, PW_FHIR_SNOMED, somatic_c);
     }
     if (rc == 0) {
         rc = add_words(&ctx->neuropathic_words, neuro_w);
@@ -186,6 +191,7 @@ int pw_norm_ctx_digest(const struct pw_norm_ctx *ctx, char out[PW_NORM_DIGEST_MA
              digest_codes(c, &ctx->palliative) && digest_words(c, &ctx->neuropathic_words) &&
              digest_words(c, &ctx->somatic_words) && digest_words(c, &ctx->visceral_words) &&
              digest_words(c, &ctx->mixed_words) && digest_words(c, &ctx->palliative_words) &&
+             digest_codes(c, &ctx->sedation_poss) && digest_codes(c, &ctx->sedation_rass) &&
              EVP_DigestFinal_ex(c, md, &len);
     EVP_MD_CTX_free(c);
     if (!ok || len != sizeof(md)) {
@@ -212,6 +218,8 @@ void pw_norm_ctx_cleanup(struct pw_norm_ctx *ctx)
     word_set_clear(&ctx->visceral_words);
     word_set_clear(&ctx->mixed_words);
     word_set_clear(&ctx->palliative_words);
+    pw_code_set_clear(&ctx->sedation_poss);
+    pw_code_set_clear(&ctx->sedation_rass);
 }
 
 int pw_norm_dq(struct pw_timeline *tl, const struct pw_ref *src, const char *code, const char *fmt,
@@ -285,10 +293,11 @@ static bool word_in_text(const char *word, const char *text)
     return false;
 }
 
+/* Issue 17: a word in a negation scope ("no burning", "denies shooting") does not count. */
 static bool words_in_text(const struct pw_word_set *s, const char *text)
 {
     for (size_t i = 0; text && i < s->n; i++) {
-        if (word_in_text(s->v[i], text)) {
+        if (pw_norm_word_affirmed(s->v[i], text)) {
             return true;
         }
     }
@@ -353,18 +362,117 @@ static bool status_usable(const char *status)
                       strcmp(status, "corrected") == 0);
 }
 
-/* valueQuantity, valueInteger, or a valueString that is a plain number ("7"). */
+/* "6", "6/10", "6 / 10": the score (and a "/10" denominator only). */
+static bool score_text(const char *s, double *out)
+{
+    char *end = NULL;
+    if (s == NULL) {
+        return false;
+    }
+    while (isspace((unsigned char)*s)) {
+        s++;
+    }
+    if (!isdigit((unsigned char)*s)) {
+        return false;
+    }
+    double v = strtod(s, &end);
+    while (isspace((unsigned char)*end)) {
+        end++;
+    }
+    if (*end == '/') {
+        end++;
+        while (isspace((unsigned char)*end)) {
+            end++;
+        }
+        if (strncmp(end, "10", 2) != 0 || isdigit((unsigned char)end[2])) {
+            return false;
+        }
+        end += 2;
+        while (isspace((unsigned char)*end)) {
+            end++;
+        }
+    }
+    if (*end != '\0') {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* LOINC answer list LL2335-9 (0-10 pain scale): LA codes to their number. */
+static bool score_answer(const json_t *cc, double *out)
+{
+    static const struct {
+        const char *code;
+        double v;
+    } la[] = {{"LA6111-4", 0},  {"LA6112-2", 1},  {"LA6113-0", 2},  {"LA6114-8", 3},
+              {"LA6115-5", 4},  {"LA10137-0", 5}, {"LA10138-8", 6}, {"LA10139-6", 7},
+              {"LA10140-4", 8}, {"LA10141-2", 9}, {"LA13942-0", 10}};
+    for (size_t i = 0; i < sizeof(la) / sizeof(la[0]); i++) {
+        if (pw_fhir_cc_has(cc, PW_FHIR_LOINC, la[i].code)) {
+            *out = la[i].v;
+            return true;
+        }
+    }
+    if (score_text(pw_fhir_str(cc, "text"), out)) {
+        return true;
+    }
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(cc, "coding"), i, c)
+    {
+        if (score_text(pw_fhir_str(c, "display"), out)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * valueQuantity (a 0-100 mm VAS is scaled to 0-10), valueInteger, a valueString "7" or "7/10",
+ * a valueCodeableConcept (LOINC answer code, numeric text or display).
+ */
 static bool score_value(const json_t *obj, double *out)
 {
     const json_t *vi = json_object_get(obj, "valueInteger");
-    if (pw_fhir_num(json_object_get(obj, "valueQuantity"), "value", out)) {
+    const json_t *vq = json_object_get(obj, "valueQuantity");
+    if (pw_fhir_num(vq, "value", out)) {
+        const char *unit = pw_fhir_str(vq, "code");
+        unit = unit ? unit : pw_fhir_str(vq, "unit");
+        if (unit && (strcmp(unit, "mm") == 0 || strcmp(unit, "[mm]") == 0)) {
+            *out /= 10.0; /* VAS 0-100 mm */
+        }
         return true;
     }
     if (json_is_integer(vi)) {
         *out = (double)json_integer_value(vi);
         return true;
     }
-    return pw_fhir_num(obj, "valueString", out);
+    if (score_text(pw_fhir_str(obj, "valueString"), out)) {
+        return true;
+    }
+    return score_answer(json_object_get(obj, "valueCodeableConcept"), out);
+}
+
+/*
+ * The scale maximum of a pain-intensity code (issue 17): a site code may carry its own as
+ * "code|max" ("http://site|faces|5" in pain_codes.score); 10 otherwise. NAN: not a pain score.
+ */
+static double pain_scale_max(const struct pw_norm_ctx *ctx, const json_t *cc)
+{
+    for (size_t i = 0; i < ctx->pain_intensity.n; i++) {
+        const struct pw_code *c = &ctx->pain_intensity.v[i];
+        const char *bar = strchr(c->code, '|');
+        char code[sizeof(c->code)];
+        size_t len = bar ? (size_t)(bar - c->code) : strlen(c->code);
+        memcpy(code, c->code, len);
+        code[len] = '\0';
+        if (pw_fhir_cc_has(cc, c->system, code)) {
+            double max = bar ? strtod(bar + 1, NULL) : 10.0;
+            return max > 0 && max <= 1000 ? max : 10.0;
+        }
+    }
+    return NAN;
 }
 
 /* A pain-intensity component of a panel (vital signs, a nursing flowsheet row). */
@@ -374,7 +482,7 @@ static const json_t *pain_component(const struct pw_norm_ctx *ctx, const json_t 
     const json_t *c;
     json_array_foreach(json_object_get(res, "component"), i, c)
     {
-        if (code_in(&ctx->pain_intensity, json_object_get(c, "code"))) {
+        if (!isnan(pain_scale_max(ctx, json_object_get(c, "code")))) {
             return c;
         }
     }
@@ -386,7 +494,7 @@ static const json_t *pain_component(const struct pw_norm_ctx *ctx, const json_t 
  * status and time from the resource.
  */
 static int pain_score(const json_t *res, const json_t *valued, const struct pw_ref *ref,
-                      struct pw_timeline *tl)
+                      struct pw_timeline *tl, double max)
 {
     const char *status = pw_fhir_str(res, "status");
     if (!status_usable(status)) {
@@ -400,10 +508,47 @@ static int pain_score(const json_t *res, const json_t *valued, const struct pw_r
     if (!score_value(valued, &ev.value)) {
         return pw_norm_dq(tl, ref, "missing-value", "pain score without a numeric value");
     }
-    if (!(ev.value >= 0 && ev.value <= 10)) {
-        return pw_norm_dq(tl, ref, "value-out-of-range", "pain score %g outside 0-10", ev.value);
+    if (!(ev.value >= 0 && ev.value <= max)) {
+        return pw_norm_dq(tl, ref, "value-out-of-range", "pain score %g outside 0-%g", ev.value,
+                          max);
     }
+    ev.value = ev.value * 10.0 / max; /* issue 17: a site scale 0-max read as 0-10 */
     return pw_timeline_add_score(tl, &ev);
+}
+
+/* @p word in a CodeableConcept's text or displays. */
+static bool cc_mentions(const json_t *cc, const char *word)
+{
+    if (word_in_text(word, pw_fhir_str(cc, "text"))) {
+        return true;
+    }
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(cc, "coding"), i, c)
+    {
+        if (word_in_text(word, pw_fhir_str(c, "display"))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A RASS answer given as signed text ("-3", "-2 light sedation"). */
+static bool rass_text(const json_t *obj, double *out)
+{
+    const char *s = pw_fhir_str(obj, "valueString");
+    const json_t *cc = json_object_get(obj, "valueCodeableConcept");
+    const char *t = s ? s : pw_fhir_str(cc, "text");
+    char *end = NULL;
+    if (t == NULL) {
+        return false;
+    }
+    double v = strtod(t, &end);
+    if (end == t || !(v >= -5 && v <= 4)) {
+        return false;
+    }
+    *out = v;
+    return true;
 }
 
 /* "pain" in a CodeableConcept's text or displays. */
@@ -418,6 +563,33 @@ static bool cc_mentions_pain(const json_t *cc)
     {
         if (word_in_text("pain", pw_fhir_str(c, "display"))) {
             return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * ICD-10-CM neuropathic pain and its descendants (prefixes): G89.0 central pain, G50-G64 nerve,
+ * root, plexus disorders and polyneuropathies (G62.0 drug-induced, e.g. chemotherapy-induced),
+ * B02.2 postherpetic, M54.1 radiculopathy, M79.2 neuralgia, G90.5 CRPS I.
+ */
+static bool icd_neuropathic(const json_t *cc)
+{
+    static const char *const pre[] = {"G89.0", "G50", "G51",   "G52",   "G53",   "G54",   "G55",
+                                      "G56",   "G57", "G58",   "G59",   "G60",   "G61",   "G62",
+                                      "G63",   "G64", "B02.2", "M54.1", "M79.2", "G90.5", NULL};
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(cc, "coding"), i, c)
+    {
+        const char *sys = pw_fhir_str(c, "system"), *code = pw_fhir_str(c, "code");
+        if (!sys || !code || strcmp(sys, "http://hl7.org/fhir/sid/icd-10-cm") != 0) {
+            continue;
+        }
+        for (const char *const *p = pre; *p; p++) {
+            if (strncmp(code, *p, strlen(*p)) == 0) {
+                return true;
+            }
         }
     }
     return false;
@@ -447,6 +619,9 @@ static enum pw_pain_kind pain_kind(const struct pw_norm_ctx *ctx, const json_t *
             return kinds[k].kind;
         }
     }
+    if (icd_neuropathic(code)) {
+        return PW_PAIN_NEUROPATHIC;
+    }
     if (!cc_mentions_pain(code) && !cc_mentions_pain(val) && !word_in_text("pain", vs)) {
         return 0;
     }
@@ -466,11 +641,8 @@ static int pain_type(const json_t *res, const struct pw_ref *ref, struct pw_time
     if (strcmp(type, "Observation") == 0 && !status_usable(pw_fhir_str(res, "status"))) {
         return 0;
     }
-    if (strcmp(type, "Condition") == 0) {
-        const json_t *vs = json_object_get(res, "verificationStatus");
-        if (pw_fhir_cc_has(vs, NULL, "entered-in-error") || pw_fhir_cc_has(vs, NULL, "refuted")) {
-            return 0;
-        }
+    if (strcmp(type, "Condition") == 0 && !pw_norm_condition_counts(res)) {
+        return 0;
     }
     struct pw_pain_type ev = {.src = *ref, .kind = kind};
     ev.at = event_time(res);
@@ -495,7 +667,22 @@ static int referral(const struct pw_norm_ctx *ctx, const json_t *res, const stru
     bool hit = false;
     if (strcmp(type, "ServiceRequest") == 0) {
         const json_t *code = json_object_get(res, "code");
-        hit = code_in(&ctx->palliative, code) || words_in_cc(&ctx->palliative_words, code);
+        /* "Palliative radiotherapy" names a treatment, not a palliative care referral. */
+        static const char *const treatments[] = {
+            "radiotherapy", "radiation", "chemotherapy", "chemo",     "surgery",     "resection",
+            "stent",        "stenting",  "embolization", "procedure", "irradiation", NULL};
+        bool treatment = false;
+        for (const char *const *t = treatments; *t && !treatment; t++) {
+            treatment = word_in_text(*t, pw_fhir_str(code, "text"));
+            size_t ci;
+            const json_t *c;
+            json_array_foreach(json_object_get(code, "coding"), ci, c)
+            {
+                treatment = treatment || word_in_text(*t, pw_fhir_str(c, "display"));
+            }
+        }
+        hit = code_in(&ctx->palliative, code) ||
+              (!treatment && words_in_cc(&ctx->palliative_words, code));
     } else {
         const char *keys[] = {"serviceType", "type", "reasonCode"};
         for (size_t k = 0; k < 3 && !hit; k++) {
@@ -534,12 +721,18 @@ int pw_normalize_resource(const struct pw_norm_ctx *ctx, const json_t *res,
     pw_fhir_ref_of(res, &ref);
     if (strcmp(type, "Observation") == 0) {
         const json_t *code = json_object_get(res, "code");
-        if (code_in(&ctx->pain_intensity, code)) {
-            return pain_score(res, res, &ref, tl);
+        double max = pain_scale_max(ctx, code);
+        if (!isnan(max)) {
+            return pain_score(res, res, &ref, tl, max);
         }
         const json_t *comp = pain_component(ctx, res);
         if (comp != NULL) {
-            return pain_score(res, comp, &ref, tl);
+            return pain_score(res, comp, &ref, tl,
+                              pain_scale_max(ctx, json_object_get(comp, "code")));
+        }
+        int rc = pw_norm_vital_context(ctx, res, &ref, tl);
+        if (rc != 1) {
+            return rc; /* a vital sign or sedation score (0), or an error */
         }
         enum pw_pain_kind kind = pain_kind(ctx, res);
         return kind ? pain_type(res, &ref, tl, kind) : 0;
@@ -549,14 +742,86 @@ int pw_normalize_resource(const struct pw_norm_ctx *ctx, const json_t *res,
         if (oud != 0) {
             return oud < 0 ? oud : 0;
         }
-        enum pw_pain_kind kind = pain_kind(ctx, res);
-        return kind ? pain_type(res, &ref, tl, kind) : 0;
+        int rc = pw_norm_condition_context(ctx, res, &ref, tl); /* issue 17 */
+        enum pw_pain_kind kind = rc == 0 ? pain_kind(ctx, res) : 0;
+        return kind ? pain_type(res, &ref, tl, kind) : rc;
     }
     if (strcmp(type, "ServiceRequest") == 0 || strcmp(type, "Encounter") == 0) {
-        return referral(ctx, res, &ref, tl);
+        int rc = referral(ctx, res, &ref, tl);
+        return rc == 0 ? pw_norm_encounter_context(ctx, res, &ref, tl) : rc;
+    }
+    if (strcmp(type, "MedicationAdministration") == 0 || strcmp(type, "Goal") == 0 ||
+        strcmp(type, "CarePlan") == 0) {
+        return pw_norm_other_context(ctx, res, &ref, tl);
     }
     if (strcmp(type, "MedicationRequest") == 0) {
-        return pw_norm_medication_request(ctx, res, &ref, refs, tl);
+        int rc = pw_norm_medication_request(ctx, res, &ref, refs, tl);
+        return rc == 0 ? pw_norm_other_context(ctx, res, &ref, tl) : rc;
     }
     return 0;
+}
+
+/*
+ * Vital signs and sedation scores (issue 17): respiratory rate (LOINC 9279-1), SpO2 (59408-5,
+ * 2708-6), sedation (site codes in sedation_poss / sedation_rass, else "POSS" / "Pasero" /
+ * "RASS" / "Richmond" in the code's text or display). A vital-signs panel's components too.
+ * @return 1 when @p res is none of them.
+ */
+int pw_norm_vital_context(const struct pw_norm_ctx *ctx, const json_t *res,
+                          const struct pw_ref *src, struct pw_timeline *tl)
+{
+    const char *status = pw_fhir_str(res, "status");
+    int64_t at = event_time(res);
+    int found = 1;
+    const json_t *comps = json_object_get(res, "component");
+    for (size_t i = 0; i <= json_array_size(comps); i++) {
+        const json_t *obj = i == 0 ? res : json_array_get(comps, i - 1);
+        const json_t *code = json_object_get(obj, "code");
+        enum pw_ctx_kind kind = 0;
+        const char *scale = "";
+        if (pw_fhir_cc_has(code, PW_FHIR_LOINC, "9279-1")) {
+            kind = PW_CTX_RESP_RATE;
+            scale = "RR";
+        } else if (pw_fhir_cc_has(code, PW_FHIR_LOINC, "59408-5") ||
+                   pw_fhir_cc_has(code, PW_FHIR_LOINC, "2708-6")) {
+            kind = PW_CTX_SPO2;
+            scale = "SpO2";
+        } else if (code_in(&ctx->sedation_poss, code) || cc_mentions(code, "POSS") ||
+                   cc_mentions(code, "Pasero")) {
+            kind = PW_CTX_SEDATION;
+            scale = "POSS";
+        } else if (code_in(&ctx->sedation_rass, code) || cc_mentions(code, "RASS") ||
+                   cc_mentions(code, "Richmond")) {
+            kind = PW_CTX_SEDATION;
+            scale = "RASS";
+        }
+        if (kind == 0) {
+            continue;
+        }
+        found = 0;
+        double v;
+        if (!status_usable(status) || at == PW_TIME_NONE) {
+            continue;
+        }
+        if (!score_value(obj, &v) && !rass_text(obj, &v)) {
+            int rc = pw_norm_dq(tl, src, "missing-value", "%s without a numeric value", scale);
+            if (rc < 0) {
+                return rc;
+            }
+            continue;
+        }
+        struct pw_context ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.src = *src;
+        ev.kind = kind;
+        ev.at = at;
+        ev.end = at;
+        ev.value = v;
+        pw_fhir_copy(ev.detail, sizeof(ev.detail), scale);
+        int rc = pw_timeline_add_context(tl, &ev);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return found;
 }

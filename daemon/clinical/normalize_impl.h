@@ -23,4 +23,42 @@ int pw_norm_medication_request(const struct pw_norm_ctx *ctx, const json_t *res,
  */
 int pw_norm_oud_condition(const json_t *res, const struct pw_ref *src, struct pw_timeline *tl);
 
+/*
+ * Issue 17 (normalize_context.c): clinical context. Condition: active cancer, end-of-life
+ * findings; ServiceRequest/Encounter: setting, hospice / comfort care; MedicationAdministration:
+ * doses given, benzodiazepine infusions; Goal/CarePlan: comfort care. @return 0 or an error.
+ * pw_norm_vital_context returns 1 when @p res is no vital sign or sedation score.
+ */
+int pw_norm_condition_context(const struct pw_norm_ctx *ctx, const json_t *res,
+                              const struct pw_ref *src, struct pw_timeline *tl);
+int pw_norm_encounter_context(const struct pw_norm_ctx *ctx, const json_t *res,
+                              const struct pw_ref *src, struct pw_timeline *tl);
+int pw_norm_other_context(const struct pw_norm_ctx *ctx, const json_t *res,
+                          const struct pw_ref *src, struct pw_timeline *tl);
+int pw_norm_vital_context(const struct pw_norm_ctx *ctx, const json_t *res,
+                          const struct pw_ref *src, struct pw_timeline *tl);
+
+/**
+ * A topical, ophthalmic, otic, nasal or inhaled form (route of a dosageInstruction, or the drug
+ * name's dose form): not a systemic adjuvant analgesic.
+ */
+bool pw_norm_local_form(const json_t *res, const char *drug_name);
+
+/**
+ * A Condition on the problem list counts when its clinical status is active, recurrence or
+ * relapse (absent: counted, as R4 allows for older records) and it is neither refuted nor entered
+ * in error.
+ */
+bool pw_norm_condition_counts(const json_t *res);
+
+/** ICD-10-CM code in the CDC cdc-malignant-cancer-conditions value set (its compose). */
+bool pw_norm_icd10_malignant(const char *code);
+
+/**
+ * Whole-word @p word in @p text outside a negation scope (NegEx-style: "no", "not", "denies",
+ * "without", "negative for", "free of", "absence of" negate the words after them up to a
+ * sentence or clause end, "but", "however", or 5 words).
+ */
+bool pw_norm_word_affirmed(const char *word, const char *text);
+
 #endif

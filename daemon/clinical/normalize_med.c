@@ -1229,6 +1229,9 @@ int pw_norm_medication_request(const struct pw_norm_ctx *ctx, const json_t *res,
     o.mme_factor = o.mme_per_day = o.mme_per_dose = NAN;
     o.min_dose_mg = NAN;
     o.classes = d.classes;
+    if ((o.classes & PW_MED_ADJUVANT) && pw_norm_local_form(res, d.name)) {
+        o.classes &= ~(unsigned)PW_MED_ADJUVANT; /* issue 17: adjuvants are systemic only */
+    }
     pw_fhir_copy(o.drug_rxcui, sizeof(o.drug_rxcui), d.rxcui);
     pw_fhir_copy(o.drug_name, sizeof(o.drug_name), d.name);
     pw_fhir_copy(o.ingredient_rxcui, sizeof(o.ingredient_rxcui), d.ingredient_rxcui);

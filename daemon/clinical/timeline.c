@@ -27,12 +27,14 @@ void pw_timeline_cleanup(struct pw_timeline *tl)
     free(tl->orders.v);
     free(tl->referrals.v);
     free(tl->dq.v);
+    free(tl->context.v);
     memset(tl, 0, sizeof(*tl));
 }
 
 static size_t total_events(const struct pw_timeline *tl)
 {
-    return tl->scores.n + tl->pain_types.n + tl->orders.n + tl->referrals.n + tl->dq.n;
+    return tl->scores.n + tl->pain_types.n + tl->orders.n + tl->referrals.n + tl->dq.n +
+           tl->context.n;
 }
 
 /* Grow an array of @p size-byte elements to hold one more; *v, *cap updated on success. */
@@ -131,6 +133,30 @@ int pw_timeline_add_pain_type(struct pw_timeline *tl, const struct pw_pain_type 
                      sizeof(*ev), offsetof(struct pw_pain_type, src), ev, tl);
 }
 
+/* One resource may give several kinds of context (an encounter and its hospice setting): the
+ * latest-version rule applies per (resource, kind). */
+int pw_timeline_add_context(struct pw_timeline *tl, const struct pw_context *ev)
+{
+    for (size_t i = 0; i < tl->context.n; i++) {
+        struct pw_context *cur = &tl->context.v[i];
+        if (cur->kind == ev->kind && same_resource(&cur->src, &ev->src)) {
+            if (newer_version(cur->src.version, ev->src.version)) {
+                *cur = *ev;
+            }
+            return 0;
+        }
+    }
+    if (total_events(tl) >= PW_RESOURCES_PER_PATIENT_MAX) {
+        return PW_E2BIG;
+    }
+    int rc = grow((void **)&tl->context.v, &tl->context.cap, tl->context.n, sizeof(*ev));
+    if (rc < 0) {
+        return rc;
+    }
+    tl->context.v[tl->context.n++] = *ev;
+    return 0;
+}
+
 /*
  * Orders: one MedicationRequest yields one element per part (dosageInstruction or taper step).
  * A newer version of the resource drops every part of the old one (it may have fewer parts); an
@@ -187,8 +213,9 @@ int pw_timeline_add_dq(struct pw_timeline *tl, const struct pw_dq_event *ev)
             return 0;
         }
     }
+    /* Patient-level events (the cap, scope, rules off: a few per patient) pass the cap. */
     if (total_events(tl) >= PW_RESOURCES_PER_PATIENT_MAX &&
-        strcmp(ev->code, PW_DQ_TIMELINE_CAP) != 0) {
+        strcmp(ev->code, PW_DQ_TIMELINE_CAP) != 0 && strcmp(ev->src.type, "Patient") != 0) {
         return PW_E2BIG;
     }
     int rc = grow((void **)&tl->dq.v, &tl->dq.cap, tl->dq.n, sizeof(*ev));
@@ -252,6 +279,16 @@ static int cmp_dq(const void *a, const void *b)
     return c ? c : strcmp(x->detail, y->detail);
 }
 
+static int cmp_context(const void *a, const void *b)
+{
+    const struct pw_context *x = a, *y = b;
+    int c = cmp_time(x->at, y->at);
+    if (c == 0) {
+        c = (int)x->kind - (int)y->kind;
+    }
+    return c ? c : cmp_ref(&x->src, &y->src);
+}
+
 /*
  * A replacement order (priorPrescription) ends the order it replaces: EHRs often leave the old
  * order active or stopped without an end date, and counting both would double the baseline (a
@@ -297,6 +334,9 @@ void pw_timeline_sort(struct pw_timeline *tl)
     }
     if (tl->dq.n > 1) {
         qsort(tl->dq.v, tl->dq.n, sizeof(*tl->dq.v), cmp_dq);
+    }
+    if (tl->context.n > 1) {
+        qsort(tl->context.v, tl->context.n, sizeof(*tl->context.v), cmp_context);
     }
 }
 

@@ -5,7 +5,8 @@
  * Layout: magic "PWT2", then five sections (scores, pain types, orders, referrals, data
  * quality), each a u32 count and its events field by field: i64/f64/u32 little-endian, strings
  * as u16 length + bytes. Decoding checks every length against its field and every time against
- * the range a FHIR dateTime can name (see time_ok); a bad buffer adds nothing.
+ * the range a FHIR dateTime can name (see time_ok); a bad buffer adds nothing. A sixth section
+ * (clinical context, issue 17) follows when there is context.
  */
 #include <math.h>
 #include <stdint.h>
@@ -26,6 +27,7 @@ void pw_timeline_clear(struct pw_timeline *tl)
     tl->orders.n = 0;
     tl->referrals.n = 0;
     tl->dq.n = 0;
+    tl->context.n = 0;
 }
 
 void pw_bytes_cleanup(struct pw_bytes *b)
@@ -170,6 +172,22 @@ int pw_timeline_encode(const struct pw_timeline *tl, struct pw_bytes *out)
         PUT_STR(&w, tl->dq.v[i].code);
         put_ref(&w, &tl->dq.v[i].src);
         PUT_STR(&w, tl->dq.v[i].detail);
+    }
+    /* issue 17: the context section, written only when there is context (older encodings end
+     * after the data-quality section and still decode) */
+    if (tl->context.n > 0) {
+        put_u32(&w, (uint32_t)tl->context.n);
+    }
+    for (i = 0; i < tl->context.n; i++) {
+        const struct pw_context *c = &tl->context.v[i];
+        put_i64(&w, c->at);
+        put_i64(&w, c->end);
+        put_u32(&w, (uint32_t)c->kind);
+        put_f64(&w, c->value);
+        put_u32(&w, (c->finished ? 1u : 0u) | (c->prn_rescue ? 2u : 0u));
+        PUT_STR(&w, c->link);
+        PUT_STR(&w, c->detail);
+        put_ref(&w, &c->src);
     }
     return w.err;
 }
@@ -369,6 +387,24 @@ static int decode_pass(struct pw_timeline *tl, const void *buf, size_t len)
         get_ref(&r, &ev.src);
         GET_STR(&r, ev.detail);
         rc = tl && !r.bad ? pw_timeline_add_dq(tl, &ev) : 0;
+    }
+    n = r.p < r.end && !r.bad ? get_count(&r) : 0;
+    for (i = 0; i < n && !r.bad && rc == 0; i++) {
+        struct pw_context ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.at = get_i64(&r);
+        ev.end = get_i64(&r);
+        uint32_t kind = get_u32(&r);
+        r.bad = r.bad || kind < PW_CTX_CANCER || kind > PW_CTX_KIND_MAX;
+        ev.kind = (enum pw_ctx_kind)kind;
+        ev.value = get_f64(&r);
+        uint32_t bits = get_u32(&r);
+        ev.finished = (bits & 1u) != 0;
+        ev.prn_rescue = (bits & 2u) != 0;
+        GET_STR(&r, ev.link);
+        GET_STR(&r, ev.detail);
+        get_ref(&r, &ev.src);
+        rc = tl && !r.bad ? pw_timeline_add_context(tl, &ev) : 0;
     }
     if (rc == 0 && (r.bad || r.p != r.end)) {
         rc = PW_EJSON;

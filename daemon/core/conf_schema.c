@@ -56,6 +56,7 @@ static const char *const cohort_types[] = {"list", "group", "server-wide", NULL}
 static const char *const sink_types[] = {"fhir-flag", "file", NULL};
 static const char *const store_types[] = {"sqlite", NULL};
 static const char *const factor_sets[] = {"cdc2022", "cdc2016", NULL};
+static const char *const scopes[] = {"problem-list", "cohort", NULL};
 
 #define SEC  1000.0
 #define MIN  (60 * SEC)
@@ -518,10 +519,9 @@ static const struct pw_conf_field auth_fields[] = {
      .help = "smart-backend: key id registered with the EHR (JWKS)"},
     {.name = "scope",
      .type = PW_CONF_STRING,
-     .def = "system/Patient.read system/Observation.read system/MedicationRequest.read "
-            "system/Group.read system/Flag.read system/Flag.write",
      FILL(struct pw_conf_auth, scope),
-     .help = "scopes requested with client_credentials"},
+     .help = "scopes requested with client_credentials; unset: derived from resources (read "
+             "Patient, Group, each synced type and Flag; write Flag)"},
     {0},
 };
 
@@ -637,14 +637,18 @@ static const struct pw_conf_field server_fields[] = {
      .help = "whom to watch on this server"},
     {.name = "resources",
      .type = PW_CONF_STRLIST,
-     .def = "Observation,MedicationRequest",
+     .def = "Observation,MedicationRequest,MedicationAdministration,Condition,ServiceRequest,"
+            "Encounter",
      .min = 1,
      .max = 8,
      FILL(struct pw_conf_server, resources),
      .count_offset = offsetof(struct pw_conf_server, n_resources),
-     .help = "resource types synced: pain scores and types (Observation, Condition), orders "
-             "(MedicationRequest), palliative referrals and visits (ServiceRequest, Encounter); "
-             "a type the server does not advertise is a startup error"},
+     .help = "resource types synced: pain scores, vital signs and pain types (Observation, "
+             "Condition), orders and doses given (MedicationRequest, MedicationAdministration), "
+             "palliative referrals and visits (ServiceRequest, Encounter); default: every type "
+             "the rules use; a rule resting on the absence of a type not listed is off; "
+             "Observation or MedicationRequest not advertised by the server is a startup error, "
+             "another type is then not synced"},
     {.name = "poll_interval",
      .type = PW_CONF_DURATION,
      .def = "5m",
@@ -833,16 +837,30 @@ static const struct pw_conf_field sink_fields[] = {
 static const struct pw_conf_field pain_code_fields[] = {
     {.name = "score",
      .type = PW_CONF_STRLIST,
-     .def = "http://loinc.org|72514-3,http://loinc.org|38208-5",
+     .def = "http://loinc.org|72514-3,http://loinc.org|38208-5,http://loinc.org|38214-3",
      FILL(struct pw_conf_pain_codes, score),
      .count_offset = offsetof(struct pw_conf_pain_codes, n_score),
-     .help = "Observation codes read as a 0-10 pain score (system|code)"},
+     .help = "Observation codes read as a pain score (system|code): 0-10, or a 0-100 mm VAS "
+             "when the value's unit is mm; system|code|max for a site scale 0-max"},
     {.name = "type",
      .type = PW_CONF_STRLIST,
      .def = "",
      FILL(struct pw_conf_pain_codes, type),
      .count_offset = offsetof(struct pw_conf_pain_codes, n_type),
      .help = "extra Observation/Condition codes for the pain type; empty: terminology tables"},
+    {.name = "poss",
+     .type = PW_CONF_STRLIST,
+     .def = "",
+     FILL(struct pw_conf_pain_codes, poss),
+     .count_offset = offsetof(struct pw_conf_pain_codes, n_poss),
+     .help = "site codes of Pasero Opioid-induced Sedation Scale observations (system|code); "
+             "synced with the pain scores, read by opioid-sedation-risk"},
+    {.name = "rass",
+     .type = PW_CONF_STRLIST,
+     .def = "",
+     FILL(struct pw_conf_pain_codes, rass),
+     .count_offset = offsetof(struct pw_conf_pain_codes, n_rass),
+     .help = "site codes of Richmond Agitation-Sedation Scale observations (system|code)"},
     {0},
 };
 
@@ -943,6 +961,14 @@ const struct pw_conf_field pw_conf_schema[] = {
      .sub = pain_code_fields,
      FILL(struct pw_conf_daemon, pain_codes),
      .help = "codes read as pain data"},
+    {.name = "scope",
+     .type = PW_CONF_ENUM,
+     .def = "problem-list",
+     .allowed = scopes,
+     FILL(struct pw_conf_daemon, scope),
+     .help = "who the cancer-pain rules apply to: problem-list (an active malignant neoplasm, "
+             "or a palliative / hospice context) or cohort (every cohort member, e.g. an "
+             "oncology ward Group)"},
     {.name = "rules",
      .type = PW_CONF_JSON,
      .convert = convert_rules,
@@ -981,7 +1007,8 @@ static const char default_yaml[] =
     "      type: none\n"
     "    cohort:\n"
     "      type: server-wide\n"
-    "    resources: [Observation, MedicationRequest, Condition, ServiceRequest, Encounter]\n"
+    "    resources: [Observation, MedicationRequest, MedicationAdministration, Condition,\n"
+    "                ServiceRequest, Encounter]\n"
     "sink:\n"
     "  type: fhir-flag\n";
 

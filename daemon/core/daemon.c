@@ -436,6 +436,13 @@ static int build_clinical(struct daemon *d)
     if (rc == 0 && d->cd->rules) {
         rc = apply_rules(d->engine, d->cd->rules);
     }
+    if (rc == 0) {
+        enum pw_scope scope = PW_SCOPE_PROBLEM_LIST;
+        if (d->cd->scope && pw_scope_parse(d->cd->scope, &scope) < 0) {
+            rc = PW_ECONFIG;
+        }
+        pw_engine_set_scope(d->engine, scope);
+    }
     if (rc < 0) {
         return rc;
     }
@@ -447,6 +454,12 @@ static int build_clinical(struct daemon *d)
     rc = apply_codes(&d->norm.pain_intensity, d->cd->pain_codes.score, d->cd->pain_codes.n_score);
     if (rc == 0) {
         rc = apply_codes(&d->norm.neuropathic, d->cd->pain_codes.type, d->cd->pain_codes.n_type);
+    }
+    if (rc == 0) {
+        rc = apply_codes(&d->norm.sedation_poss, d->cd->pain_codes.poss, d->cd->pain_codes.n_poss);
+    }
+    if (rc == 0) {
+        rc = apply_codes(&d->norm.sedation_rass, d->cd->pain_codes.rass, d->cd->pain_codes.n_rass);
     }
     return rc;
 }
@@ -512,10 +525,44 @@ static int build_sink(struct daemon *d)
     return make_sink(d->cd, &d->sink);
 }
 
+/*
+ * The SMART scope derived from a server's resources (issue 17): read Patient, Group, every
+ * synced type and Flag, write Flag. @p buf holds the result.
+ */
+static const char *derived_scope(const struct pw_conf_server *s, char *buf, size_t size)
+{
+    size_t len = 0;
+    int n = snprintf(buf, size, "system/Patient.read system/Group.read");
+    len = n > 0 ? (size_t)n : 0;
+    for (size_t k = 0; k < s->n_resources && len < size; k++) {
+        n = snprintf(buf + len, size - len, " system/%s.read", s->resources[k]);
+        len += n > 0 ? (size_t)n : 0;
+    }
+    if (len < size) {
+        snprintf(buf + len, size - len, " system/Flag.read system/Flag.write");
+    }
+    return buf;
+}
+
+/* The types every server syncs (a patient may be on any of them): their intersection. */
+static struct pw_synced synced_types(const struct pw_conf_daemon *cd)
+{
+    struct pw_synced s = {.known = true, .synced = PW_RES_ALL};
+    for (size_t i = 0; i < cd->n_servers; i++) {
+        unsigned bits = 0;
+        for (size_t k = 0; k < cd->servers[i].n_resources; k++) {
+            bits |= pw_res_type_bit(cd->servers[i].resources[k]);
+        }
+        s.synced &= bits;
+    }
+    return s;
+}
+
 static int build_auth(struct daemon *d, size_t i)
 {
     const struct pw_conf_server *s = &d->cd->servers[i];
     const struct pw_conf_auth *ca = &s->auth;
+    char scope[512];
     struct pw_auth_conf ac = {
         .type = ca->type,
         .server = s->name,
@@ -523,7 +570,7 @@ static int build_auth(struct daemon *d, size_t i)
         .token_endpoint = ca->token_url,
         .token_ca_file = s->ca_file,
         .client_id = ca->client_id,
-        .scope = ca->scope,
+        .scope = ca->scope ? ca->scope : derived_scope(s, scope, sizeof(scope)),
         .key_file = ca->private_key_file,
         .key_id = ca->kid,
         .alg = ca->alg,
@@ -664,6 +711,26 @@ static int build_pipeline(struct daemon *d)
     pc.reevaluate_ms = d->cd->reevaluate_interval_ms;
     pc.on_due = on_patients_due;
     pc.on_due_arg = d;
+    pc.synced = synced_types(d->cd);
+    if (pc.synced.synced != PW_RES_ALL) {
+        char off[256] = "";
+        size_t len = 0;
+        size_t nrules = 0;
+        const struct pw_rule *const *rules = pw_rules_all(&nrules);
+        for (size_t k = 0; k < nrules && len < sizeof(off); k++) {
+            if (rules[k]->absence & ~pc.synced.synced) {
+                int n =
+                    snprintf(off + len, sizeof(off) - len, "%s%s", len ? ", " : "", rules[k]->id);
+                len += n > 0 ? (size_t)n : 0;
+            }
+        }
+        if (off[0]) {
+            pw_log_notice(CLIN,
+                          "rules off for every patient (a type they rest on is not in every "
+                          "server's resources): %s",
+                          off);
+        }
+    }
     rc = pw_pipeline_new(&d->pipeline, &pc);
     if (rc < 0) {
         return rc;

@@ -89,6 +89,9 @@ struct pw_pipeline {
      * "ids": [...], "pages": n, "entries": n}}.
      */
     json_t *reads;
+    /* issue 17: "<type>|Patient/<id>" (per-patient stream) or "<type>|*" (server-wide) -> the
+     * HTTP status that refused it, until a run of that stream completes */
+    json_t *refused;
 };
 
 /* A cycle's record is written early (and a new one begun) past this many ids: bounded memory. */
@@ -198,10 +201,11 @@ int pw_pipeline_new(struct pw_pipeline **out, const struct pw_pipeline_conf *con
     pw_timeline_init(&p->scratch, NULL);
     p->marked = json_object();
     p->reads = json_object();
+    p->refused = json_object();
     p->merge_at = PIPELINE_MERGE_MIN;
-    rc = !p->marked     ? PW_ENOMEM
-         : p->conf.norm ? pw_norm_ctx_digest(p->conf.norm, p->norm)
-                        : PW_EINVAL;
+    rc = !p->marked || !p->refused ? PW_ENOMEM
+         : p->conf.norm            ? pw_norm_ctx_digest(p->conf.norm, p->norm)
+                                   : PW_EINVAL;
     if (rc == 0 && p->conf.store) {
         rc = norm_check(p);
     }
@@ -348,6 +352,7 @@ void pw_pipeline_free(struct pw_pipeline *p)
         }
     }
     json_decref(p->reads);
+    json_decref(p->refused);
     free(p);
 }
 
@@ -467,6 +472,32 @@ static int audit_plan(struct pw_pipeline *p, const struct pw_rc_plan *plan)
     return rc;
 }
 
+/* The types synced and readable for @p tl's patient: the configured ones less the refused. */
+static void synced_for(const struct pw_pipeline *p, struct pw_timeline *tl)
+{
+    tl->synced = p->conf.synced;
+    if (!tl->synced.known || json_object_size(p->refused) == 0) {
+        return;
+    }
+    for (unsigned i = 0; i < PW_RES_COUNT; i++) {
+        char key[PW_REF_MAX + 48];
+        const char *type = pw_res_type_name(1u << i);
+        snprintf(key, sizeof(key), "%s|%s", type, tl->patient);
+        const json_t *mine = json_object_get(p->refused, key);
+        snprintf(key, sizeof(key), "%s|*", type);
+        const json_t *all = json_object_get(p->refused, key);
+        const json_t *why = mine ? mine : all;
+        if (why != NULL) {
+            tl->synced.synced &= ~(1u << i);
+            if (json_integer_value(why) < 0) {
+                tl->synced.unadvertised |= 1u << i; /* status -1: /metadata does not offer it */
+            } else {
+                tl->synced.refused |= 1u << i;
+            }
+        }
+    }
+}
+
 int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int64_t now_s)
 {
     struct pw_timeline tl;
@@ -483,6 +514,11 @@ int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int
         goto out;
     }
     pw_timeline_sort(&tl);
+    synced_for(p, &tl);
+    if (pw_engine_annotate(p->conf.engine, &tl, now_s) < 0) {
+        rc = PW_ENOMEM;
+        goto out;
+    }
     rc = pw_engine_eval(p->conf.engine, &tl, now_s, &findings);
     if (rc < 0) {
         /* A failing rule is logged by the engine; the others' findings still count. */
@@ -1022,9 +1058,28 @@ static void on_cycle_end(void *arg, const char *server, int err)
     }
 }
 
+/* A stream's type refused (401/403) or readable again (0): kept per patient (or server-wide). */
+static void on_type_access(void *arg, const struct pw_sync_source *src, long status)
+{
+    struct pw_pipeline *p = arg;
+    char key[PW_REF_MAX + 48];
+
+    if (src->patient) {
+        snprintf(key, sizeof(key), "%s|Patient/%s", src->type, src->patient);
+    } else {
+        snprintf(key, sizeof(key), "%s|*", src->type);
+    }
+    if (status == 0) {
+        json_object_del(p->refused, key);
+    } else if (json_object_set_new(p->refused, key, json_integer(status)) < 0) {
+        pw_log_err(CLIN, "%s refused: not remembered (out of memory)", src->key);
+    }
+}
+
 void pw_pipeline_consumer(struct pw_pipeline *p, struct pw_sync_consumer *out)
 {
     memset(out, 0, sizeof(*out));
+    out->on_type_access = on_type_access;
     out->cursor_load = cursor_load;
     out->on_page = on_page;
     out->on_cycle_end = on_cycle_end;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "painwatch/sync.h"
+#include "painwatch/timeline.h"
 
 struct pw_store;
 struct pw_engine;
@@ -40,6 +41,10 @@ struct pw_pipeline_conf {
      * them with pw_pipeline_reevaluate_step(), a batch per loop turn. */
     void (*on_due)(void *arg);
     void *on_due_arg;
+    /* issue 17: the resource types every server syncs (known false: all count as synced); a
+     * type a server refuses at run time (HTTP 401/403) is taken out per patient until a run of
+     * that stream completes again */
+    struct pw_synced synced;
 };
 
 /** Counters, for metrics and `--once` reports. A plain copy. */

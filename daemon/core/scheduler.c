@@ -294,6 +294,9 @@ static void run_end(struct run *r, int err)
             srv->cycle_retry_after_ms = r->retry_after_ms;
         }
     }
+    if (!err && srv->sync->consumer.on_type_access && !srv->sync->freeing) {
+        srv->sync->consumer.on_type_access(srv->sync->consumer.arg, src, 0);
+    }
     srv->running--;
     run_free(r);
     pump(srv);
@@ -684,9 +687,13 @@ static void run_status(struct run *r, const struct pw_http_resp *resp)
         /* /metadata said status is searchable, the server refuses it anyway: the lookback
          * stands on its own and the query is not sent again (else the stream would never
          * get a cursor). */
-        pw_log_warn(SYNC, "%s: orders-in-force query refused (HTTP 400); not asked again",
-                    r->stream->key);
-        srv->no_status_search = true;
+        pw_log_warn(SYNC, "%s: %s query refused (HTTP 400)%s", r->stream->key,
+                    strcmp(r->stream->src.type, "Condition") == 0 ? "problem-list"
+                                                                  : "orders-in-force",
+                    strcmp(r->stream->src.type, "Condition") == 0 ? "" : "; not asked again");
+        /* issue 17: a refused problem-list query says nothing about MedicationRequest status */
+        srv->no_status_search =
+            srv->no_status_search || strcmp(r->stream->src.type, "Condition") != 0;
         json_t *none = json_array();
         if (none) {
             run_deliver(r, none, true);
@@ -709,8 +716,13 @@ static void run_status(struct run *r, const struct pw_http_resp *resp)
         }
         run_end(r, PW_EAGAIN);
     } else if (st == 401 || st == 403) {
-        /* With an auth, pw_auth_submit_new() already renewed and retried once. */
-        run_end(r, PW_EAUTH);
+        /* With an auth, pw_auth_submit_new() already renewed and retried once. A 403 refuses
+         * this type (a scope not granted, a restricted record): only this stream fails, the
+         * consumer turns the rules off that rest on the type's absence. */
+        if (srv->sync->consumer.on_type_access) {
+            srv->sync->consumer.on_type_access(srv->sync->consumer.arg, &r->stream->src, st);
+        }
+        run_end(r, st == 403 ? PW_EACCES : PW_EAUTH);
     } else {
         run_end(r, PW_EHTTP);
     }
@@ -785,8 +797,10 @@ static int run_urls(struct run *r)
     struct pw_search_window w = {.cursor_ms = r->st.cursor_ms, .now_ms = srv->sync->now_ms()};
 
     int err = pw_search_url(&srv->conf, stream->type, stream->patient, &w, &r->first_url);
+    bool problems = strcmp(stream->src.type, "Condition") == 0; /* issue 17: the problem list */
     if (err || r->st.cursor_ms != PW_SYNC_NO_CURSOR ||
-        strcmp(stream->src.type, "MedicationRequest") != 0 || srv->no_status_search) {
+        (!problems &&
+         (strcmp(stream->src.type, "MedicationRequest") != 0 || srv->no_status_search))) {
         return err;
     }
     /*
@@ -1159,6 +1173,44 @@ static void capability_status(struct server *srv, const struct pw_capability *ca
     }
 }
 
+/*
+ * Issue 17: a context type (anything but Observation and MedicationRequest) the server does not
+ * advertise is not synced rather than a startup error: it is dropped from the searches and the
+ * consumer told (status -1), so the rules resting on its absence are off. The core types stay
+ * required (pw_capability_check reports them).
+ */
+static void capability_context_types(struct server *srv, const struct pw_capability *cap)
+{
+    struct pw_source_conf *conf = &srv->conf;
+    size_t i = 0;
+    while (i < conf->ntypes && conf->ntypes > 1) {
+        const char *type = conf->types[i].type;
+        const json_t *t = json_object_get(cap->types, type);
+        if (strcmp(type, "Observation") == 0 || strcmp(type, "MedicationRequest") == 0 ||
+            json_is_true(json_object_get(t, "search"))) {
+            i++;
+            continue;
+        }
+        pw_log_warn(SYNC,
+                    "%s: /metadata does not advertise %s search: not synced, the rules resting "
+                    "on its absence are off",
+                    conf->name, type);
+        if (srv->sync->consumer.on_type_access) {
+            char key[PW_SYNC_KEY_MAX];
+            snprintf(key, sizeof(key), "%s/%s/-", conf->name, type);
+            struct pw_sync_source src = {.server = conf->name, .type = type, .key = key};
+            srv->sync->consumer.on_type_access(srv->sync->consumer.arg, &src, -1);
+        }
+        free(conf->types[i].type);
+        free(conf->types[i].codes);
+        free(conf->types[i].valueset);
+        memmove(&conf->types[i], &conf->types[i + 1],
+                (conf->ntypes - i - 1) * sizeof(conf->types[0]));
+        conf->ntypes--;
+        memset(&conf->types[conf->ntypes], 0, sizeof(conf->types[0]));
+    }
+}
+
 static void on_capability(void *arg, int err, const struct pw_capability *cap)
 {
     struct server *srv = arg;
@@ -1172,6 +1224,7 @@ static void on_capability(void *arg, int err, const struct pw_capability *cap)
         srv->health.capability_known = true;
         srv->health.conditional_create = cap->flag_conditional_create;
         capability_status(srv, cap);
+        capability_context_types(srv, cap);
         err = pw_capability_check(cap, &srv->conf, &errors, &warnings);
         if (err) {
             sync->check_failed++;

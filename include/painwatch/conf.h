@@ -308,6 +308,11 @@ struct pw_conf_pain_codes {
     size_t n_score;
     const char **type;
     size_t n_type;
+    /* issue 17: site codes of sedation scales (POSS, RASS), "system|code" */
+    const char **poss;
+    size_t n_poss;
+    const char **rass;
+    size_t n_rass;
 };
 
 struct pw_conf_daemon {
@@ -333,6 +338,7 @@ struct pw_conf_daemon {
     /* issue 16: site overrides of the factor and plausibility tables (NULL: shipped ones) */
     const char *mme_route_factors_file;
     const char *dose_limits_file;
+    const char *scope; /* issue 17: problem-list | cohort */
 };
 
 /** The top-level table (for documentation tools and tests). */

@@ -45,4 +45,37 @@ const char *pw_engine_factor_set(const struct pw_engine *engine);
 int pw_engine_eval(const struct pw_engine *engine, const struct pw_timeline *tl, int64_t now,
                    struct pw_findings *out);
 
+/*
+ * Issue 17: the evidence the rules rest on, and the population they apply to.
+ *
+ * A rule whose finding rests on the absence of a resource type (pw_rule.absence) that was not
+ * synced for the patient (pw_timeline.synced) is off for that patient: pw_engine_eval() skips it.
+ * A patient out of scope gets no findings at all.
+ */
+enum pw_scope {
+    PW_SCOPE_COHORT = 0,   /* every patient evaluated is in scope (an oncology ward Group) */
+    PW_SCOPE_PROBLEM_LIST, /* an active malignant neoplasm, or a palliative / hospice context */
+};
+
+/** "cohort" | "problem-list" -> *out. @return 0 or PW_EINVAL. */
+int pw_scope_parse(const char *name, enum pw_scope *out);
+
+/** Set the population scope (the engine's default is PW_SCOPE_COHORT). */
+void pw_engine_set_scope(struct pw_engine *engine, enum pw_scope scope);
+
+/** Whether @p tl is in the engine's scope at @p now. */
+bool pw_engine_in_scope(const struct pw_engine *engine, const struct pw_timeline *tl, int64_t now);
+
+/**
+ * Add to @p tl the data-quality events of this evaluation: "out-of-scope" (the patient is not
+ * in the population: no findings), "rules-off-not-synced" (one event naming the enabled rules
+ * that are off and the types they miss, with why: not configured, not advertised, refused).
+ * Call before pw_engine_eval(). @return 0 or what pw_timeline_add_dq returns.
+ */
+int pw_engine_annotate(const struct pw_engine *engine, struct pw_timeline *tl, int64_t now);
+
+/** The data-quality codes pw_engine_annotate() adds. */
+#define PW_DQ_OUT_OF_SCOPE "out-of-scope"
+#define PW_DQ_RULES_OFF    "rules-off-not-synced"
+
 #endif

@@ -46,6 +46,9 @@ struct pw_norm_ctx {
     struct pw_word_set neuropathic_words, somatic_words, visceral_words, mixed_words;
     struct pw_code_set palliative;
     struct pw_word_set palliative_words;
+    /* issue 17: site codes of sedation scales (no default LOINC; "POSS"/"RASS" in the code's
+     * text or display are recognised without them) */
+    struct pw_code_set sedation_poss, sedation_rass;
 };
 
 /**

@@ -43,6 +43,10 @@ struct pw_rule {
     const struct pw_rule_param *params;
     size_t n_params;
     pw_rule_eval_fn *eval;
+    /* issue 17: PW_RES_* bits of the types the rule reads, and of those whose absence one of
+     * its findings rests on (the rule is off for a patient when one of these was not synced) */
+    unsigned reads;
+    unsigned absence;
 };
 
 #endif

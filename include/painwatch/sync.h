@@ -122,6 +122,14 @@ struct pw_sync_consumer {
      */
     void (*on_unreadable)(void *arg, const struct pw_sync_source *src,
                           const struct pw_sync_unreadable *u);
+    /*
+     * Optional (issue 17): whether the stream's type is readable. @p status 401 or 403: the
+     * server refused it (a 403 fails only that stream, the cycle goes on); 0: a run of the
+     * stream completed, the type is readable again; -1 (server-wide src, no patient): /metadata
+     * does not advertise the type's search, it is not synced at all (pw_sync_check_servers()).
+     * Absence-based rules rely on it.
+     */
+    void (*on_type_access)(void *arg, const struct pw_sync_source *src, long status);
 };
 
 /** Completion of pw_sync_run_once(): @p failed is the number of streams whose run failed. */

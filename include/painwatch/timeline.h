@@ -126,6 +126,77 @@ struct pw_dq_event {
     char detail[256]; /* no patient values beyond what the pharmacist needs to fix the order */
 };
 
+/*
+ * Resource types painwatch reads, as bits (issue 17): rules declare which they read and on the
+ * absence of which a finding rests; a timeline says which were synced and readable.
+ */
+enum pw_res_type {
+    PW_RES_OBSERVATION = 1u << 0,
+    PW_RES_MEDICATION_REQUEST = 1u << 1,
+    PW_RES_MEDICATION_ADMINISTRATION = 1u << 2,
+    PW_RES_CONDITION = 1u << 3,
+    PW_RES_SERVICE_REQUEST = 1u << 4,
+    PW_RES_ENCOUNTER = 1u << 5,
+};
+#define PW_RES_ALL   0x3fu
+#define PW_RES_COUNT 6
+
+/** "Observation" for PW_RES_OBSERVATION, ...; NULL for anything else. */
+const char *pw_res_type_name(unsigned bit);
+/** The bit of a resource type name, 0 when painwatch does not read that type. */
+unsigned pw_res_type_bit(const char *name);
+
+/**
+ * Which resource types were synced and readable for a patient. With known false every type
+ * counts as synced (a caller that does not know). Otherwise a type is synced when it is in
+ * @p synced; @p refused are types the server refused (HTTP 401/403) and @p unadvertised types
+ * its CapabilityStatement does not offer (the reason a type is missing).
+ */
+struct pw_synced {
+    bool known;
+    unsigned synced;
+    unsigned refused;
+    unsigned unadvertised;
+};
+
+/**
+ * Clinical context (issue 17): problem-list entries, settings, end-of-life signs, vital signs
+ * and administrations. One kind per event; @p value and @p end as the kind says.
+ */
+enum pw_ctx_kind {
+    PW_CTX_CANCER = 1,     /* active malignant neoplasm on the problem list */
+    PW_CTX_PALLIATIVE,     /* active palliative-care or hospice context (encounter, referral) */
+    PW_CTX_END_OF_LIFE,    /* hospice encounter, comfort-care goal or care plan */
+    PW_CTX_ENCOUNTER,      /* an encounter: value = enum pw_setting, at..end its period */
+    PW_CTX_SEDATION,       /* sedation score: value; detail = scale ("POSS", "RASS") */
+    PW_CTX_RESP_RATE,      /* respiratory rate, /min */
+    PW_CTX_SPO2,           /* oxygen saturation, % */
+    PW_CTX_ADMINISTRATION, /* an opioid dose given: value = MME of the dose (NAN unknown) */
+    PW_CTX_BENZO_INFUSION, /* a continuous benzodiazepine infusion (palliative sedation) */
+};
+#define PW_CTX_KIND_MAX PW_CTX_BENZO_INFUSION
+
+/** Care setting of an encounter (value of a PW_CTX_ENCOUNTER event). */
+enum pw_setting {
+    PW_SETTING_UNKNOWN = 0,
+    PW_SETTING_INPATIENT, /* inpatient, acute, observation stay */
+    PW_SETTING_EMERGENCY,
+    PW_SETTING_AMBULATORY, /* clinic visit, home health */
+    PW_SETTING_VIRTUAL,
+};
+
+struct pw_context {
+    int64_t at;
+    int64_t end; /* PW_TIME_FOREVER while in progress / active; PW_TIME_NONE when unknown */
+    enum pw_ctx_kind kind;
+    double value;
+    bool finished;         /* an encounter that finished */
+    bool prn_rescue;       /* an administration linked to a rescue (PRN opioid) order */
+    char link[PW_REF_MAX]; /* administration: the order it fulfils ("MedicationRequest/id") */
+    char detail[48];       /* scale, drug or setting text */
+    struct pw_ref src;
+};
+
 #define PW_VEC(T)   \
     struct {        \
         T *v;       \
@@ -141,6 +212,9 @@ struct pw_timeline {
     PW_VEC(struct pw_med_order) orders;
     PW_VEC(struct pw_referral) referrals;
     PW_VEC(struct pw_dq_event) dq;
+    /* issue 17: what was looked at, and the clinical context (appended) */
+    struct pw_synced synced;
+    PW_VEC(struct pw_context) context;
 };
 
 /** Initialise an empty timeline for @p patient (copied). */
@@ -161,6 +235,7 @@ int pw_timeline_add_pain_type(struct pw_timeline *tl, const struct pw_pain_type 
 int pw_timeline_add_order(struct pw_timeline *tl, const struct pw_med_order *ev);
 int pw_timeline_add_referral(struct pw_timeline *tl, const struct pw_referral *ev);
 int pw_timeline_add_dq(struct pw_timeline *tl, const struct pw_dq_event *ev);
+int pw_timeline_add_context(struct pw_timeline *tl, const struct pw_context *ev);
 
 /** The data-quality code saying the cap was reached; it is accepted even past the cap. */
 #define PW_DQ_TIMELINE_CAP "timeline-cap"

@@ -530,8 +530,9 @@ static void test_conf_from_daemon_config(void **state)
                                "    poll_interval: 2m\n"
                                "    lookback: 7d\n"
                                "pain_codes:\n"
-                               "  score: [\"http://loinc.org|72514-3\"]\n"
-                               "  type: [\"http://snomed.info/sct|247398009\"]\n";
+                               "  score: [\"http://loinc.org|72514-3\", \"http://site|faces|5\"]\n"
+                               "  type: [\"http://snomed.info/sct|247398009\"]\n"
+                               "  poss: [\"http://site|poss\"]\n";
     struct pw_conf *pc = NULL;
     struct pw_conf_errors errs;
     struct pw_source_conf c;
@@ -553,8 +554,13 @@ static void test_conf_from_daemon_config(void **state)
     assert_false(c.dialect.sort);
     assert_int_equal(c.dialect.count_max, 50);
     assert_int_equal(c.ntypes, 3);
-    assert_string_equal(c.types[0].codes,
-                        "http://loinc.org|72514-3,http://snomed.info/sct|247398009");
+    /* issue 17: plus the vital signs opioid-sedation-risk reads */
+    /* issue 17: a site scale's maximum is not searched; sedation and vital-sign codes are */
+    assert_string_equal(
+        c.types[0].codes,
+        "http://loinc.org|72514-3,http://site|faces,http://snomed.info/sct|247398009,"
+        "http://site|poss,http://loinc.org|9279-1,http://loinc.org|59408-5,"
+        "http://loinc.org|2708-6");
     assert_null(c.types[1].codes);
     assert_string_equal(c.types[2].type, "Condition");
     assert_int_equal(c.poll_ms, 120000);

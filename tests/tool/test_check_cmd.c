@@ -302,7 +302,8 @@ static void test_site_tables_by_file(void **state)
     snprintf(conf, sizeof(conf),
              "servers:\n  - name: local\n    base_url: http://127.0.0.1:8080/fhir\n"
              "    auth:\n      type: none\n    cohort:\n      type: server-wide\n"
-             "sink:\n  type: fhir-flag\nmme_route_factors_file: %s\ndose_limits_file: %s\n",
+             "sink:\n  type: fhir-flag\nscope: cohort\n"
+             "mme_route_factors_file: %s\ndose_limits_file: %s\n",
              fpath, lpath);
     pwt_write_file(path, conf);
     struct run r;
@@ -430,6 +431,55 @@ static int teardown(void **state)
     return 0;
 }
 
+/*
+ * Issue 17: the data-quality events of scope and evidence. The NDJSON patient has no cancer on
+ * record: out of scope by default, in scope with --scope cohort. With --synced naming only
+ * Observation and MedicationRequest, the rules resting on Condition are off and say so.
+ */
+static void test_scope_and_synced_types(void **state)
+{
+    (void)state;
+    struct run r;
+    run_check(AT " tests/fixtures/fhir/check/resources.ndjson", &r);
+    assert_int_equal(r.status, 0);
+    json_t *doc = json_loads(r.out, 0, NULL);
+    assert_non_null(doc);
+    json_t *p = json_array_get(json_object_get(doc, "patients"), 0);
+    assert_non_null(find(json_object_get(p, "data_quality"), "code", "out-of-scope"));
+    assert_int_equal(json_array_size(json_object_get(p, "findings")), 0);
+    json_decref(doc);
+    run_free(&r);
+
+    run_check(AT " --scope cohort tests/fixtures/fhir/check/resources.ndjson", &r);
+    assert_int_equal(r.status, 0);
+    doc = json_loads(r.out, 0, NULL);
+    p = json_array_get(json_object_get(doc, "patients"), 0);
+    assert_null(find(json_object_get(p, "data_quality"), "code", "out-of-scope"));
+    json_decref(doc);
+    run_free(&r);
+
+    run_check(AT " --synced Observation,MedicationRequest " BUNDLE, &r);
+    assert_int_equal(r.status, 0);
+    doc = json_loads(r.out, 0, NULL);
+    const json_t *pa = find(json_object_get(doc, "patients"), "patient", "Patient/pat-a");
+    const json_t *d = find(json_object_get(pa, "data_quality"), "code", "rules-off-not-synced");
+    assert_non_null(d);
+    assert_non_null(
+        strstr(json_string_value(json_object_get(d, "detail")), "pain-type-undocumented"));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(d, "detail")), "Condition not synced"));
+    assert_null(find(json_object_get(pa, "findings"), "rule", "pain-type-undocumented"));
+    json_decref(doc);
+    run_free(&r);
+
+    run_check(AT " --synced Observation,Nonsense " BUNDLE, &r);
+    assert_int_equal(r.status, 2);
+    run_free(&r);
+    run_check(AT " --scope everyone " BUNDLE, &r);
+    assert_int_equal(r.status, 2);
+    run_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -444,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_latest_version_wins),
         cmocka_unit_test(test_patient_over_the_cap),
         cmocka_unit_test(test_byte_order_mark),
+        cmocka_unit_test(test_scope_and_synced_types),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -72,6 +72,12 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
             pw_finding_add_evidence(&f, &o->src);
         }
     }
+    const struct pw_context *eol = pw_ru_end_of_life(tl, in->now);
+    if (eol != NULL) {
+        f.severity = PW_SEV_LOW;
+        pw_ru_cat(f.text, sizeof(f.text), "%s", PW_RU_EOL_TEXT);
+        pw_finding_add_evidence(&f, &eol->src);
+    }
     pw_finding_add_number(&f, "opioid_hours",
                           exposure == PW_TIME_NONE ? -1 : (double)(in->now - exposure) / PW_HOUR);
     return pw_findings_push(out, &f);
@@ -84,4 +90,6 @@ const struct pw_rule pw_rule_bowel_regimen_missing = {
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .eval = eval,
+    .reads = PW_RES_MEDICATION_REQUEST,
+    .absence = PW_RES_MEDICATION_REQUEST,
 };

@@ -94,5 +94,7 @@ const struct pw_rule pw_rule_methadone_conversion_review = {
     .category = "drug",
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
+    .reads = PW_RES_MEDICATION_REQUEST | PW_RES_CONDITION, /* orders; an OUD Condition */
+    .absence = 0,
     .eval = eval,
 };

@@ -56,4 +56,6 @@ const struct pw_rule pw_rule_neuropathic_pain_no_adjuvant = {
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .eval = eval,
+    .reads = PW_RES_OBSERVATION | PW_RES_CONDITION | PW_RES_MEDICATION_REQUEST,
+    .absence = PW_RES_MEDICATION_REQUEST,
 };

@@ -10,6 +10,10 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
         !pw_ru_active(tl, in->now, PW_MED_BENZODIAZEPINE, -1)) {
         return 0;
     }
+    /* Palliative sedation or comfort care: the combination is intended (issue 17). */
+    if (pw_ru_end_of_life(tl, in->now) != NULL) {
+        return 0;
+    }
     int64_t op = pw_ru_exposure_start(tl, in->now, PW_MED_OPIOID);
     int64_t bz = pw_ru_exposure_start(tl, in->now, PW_MED_BENZODIAZEPINE);
     struct pw_finding f;
@@ -52,4 +56,6 @@ const struct pw_rule pw_rule_opioid_benzodiazepine_concurrent = {
     .params = NULL,
     .n_params = 0,
     .eval = eval,
+    .reads = PW_RES_MEDICATION_REQUEST,
+    .absence = 0,
 };

@@ -181,4 +181,6 @@ const struct pw_rule pw_rule_opioid_rotation_without_reduction = {
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .eval = eval,
+    .reads = PW_RES_MEDICATION_REQUEST,
+    .absence = 0,
 };

@@ -64,5 +64,7 @@ const struct pw_rule pw_rule_order_dose_implausible = {
     .category = "drug",
     .params = NULL,
     .n_params = 0,
+    .reads = PW_RES_MEDICATION_REQUEST | PW_RES_CONDITION, /* orders; an OUD Condition */
+    .absence = 0,
     .eval = eval,
 };

@@ -53,4 +53,6 @@ const struct pw_rule pw_rule_pain_type_undocumented = {
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .eval = eval,
+    .reads = PW_RES_OBSERVATION | PW_RES_CONDITION,
+    .absence = PW_RES_OBSERVATION | PW_RES_CONDITION,
 };

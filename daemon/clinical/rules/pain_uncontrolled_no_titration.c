@@ -138,4 +138,6 @@ const struct pw_rule pw_rule_pain_uncontrolled_no_titration = {
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .eval = eval,
+    .reads = PW_RES_OBSERVATION | PW_RES_MEDICATION_REQUEST,
+    .absence = PW_RES_MEDICATION_REQUEST,
 };

@@ -82,4 +82,6 @@ const struct pw_rule pw_rule_palliative_referral_suggested = {
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .eval = eval,
+    .reads = PW_RES_OBSERVATION | PW_RES_SERVICE_REQUEST | PW_RES_ENCOUNTER,
+    .absence = PW_RES_SERVICE_REQUEST | PW_RES_ENCOUNTER,
 };

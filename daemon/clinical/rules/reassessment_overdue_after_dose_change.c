@@ -3,13 +3,16 @@
 #include "clinical/rules/rule_util.h"
 #include "painwatch/err.h"
 
-enum { P_OVERDUE_H };
+enum { P_OVERDUE_H, P_LOOKBACK_D };
 
 static const struct pw_rule_param params[] = {
     [P_OVERDUE_H] = {"overdue_h", 24, 0.25, 720,
                      "hours after a baseline change or a new rescue order by which a pain score "
                      "is expected (guide: reassess at every encounter, titration every 24-48 h; "
                      "inpatient sites often use 1-4 h)"},
+    [P_LOOKBACK_D] = {"lookback_days", 7, 1, 365,
+                      "a change older than this many days is history, not an overdue "
+                      "reassessment (issue 17: a years-old order is not 'no score since'; site)"},
 };
 
 static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, struct pw_findings *out)
@@ -40,7 +43,19 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
     const struct pw_pain_score *last = pw_ru_score_at(tl, in->now);
     /* A score at the very instant of the change is the one that led to it, not a reassessment. */
     if (at == PW_TIME_NONE || (last && last->at > at) ||
-        (double)(in->now - at) <= in->params[P_OVERDUE_H] * PW_HOUR) {
+        (double)(in->now - at) > in->params[P_LOOKBACK_D] * PW_DAY) {
+        goto done;
+    }
+    /* issue 17: a change made at a clinic or virtual visit is reassessed at the next visit */
+    const struct pw_context *enc = pw_ru_encounter_at(tl, at);
+    const struct pw_context *next = NULL;
+    bool visit = pw_ru_visit_setting(enc) && !pw_ru_acute_setting(pw_ru_encounter_at(tl, in->now));
+    if (visit) {
+        next = pw_ru_next_encounter(tl, enc->end, in->now);
+        if (!next || !next->finished) {
+            goto done;
+        }
+    } else if ((double)(in->now - at) <= in->params[P_OVERDUE_H] * PW_HOUR) {
         goto done;
     }
 
@@ -61,13 +76,27 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
         pw_ru_sit_ref(f.situation, sizeof(f.situation), &rescue->src);
         pw_finding_add_evidence(&f, &rescue->src);
     }
-    pw_ru_cat(f.text, sizeof(f.text),
-              " and no pain score since (%s ago). Guide: reassess pain after every dose change, "
-              "within %s here.",
-              pw_ru_dur(a, in->now - at),
-              pw_ru_dur(h, (int64_t)(in->params[P_OVERDUE_H] * PW_HOUR)));
+    if (visit) {
+        pw_ru_cat(f.text, sizeof(f.text),
+                  " at a visit and not reassessed at the next visit (%s). Guide: reassess pain "
+                  "after every dose change, at every encounter.",
+                  pw_ru_time(h, next->at));
+        pw_finding_add_evidence(&f, &next->src);
+    } else {
+        pw_ru_cat(f.text, sizeof(f.text),
+                  " and no pain score since (%s ago). Guide: reassess pain after every dose "
+                  "change, within %s here.",
+                  pw_ru_dur(a, in->now - at),
+                  pw_ru_dur(h, (int64_t)(in->params[P_OVERDUE_H] * PW_HOUR)));
+    }
     if (last) {
         pw_finding_add_evidence(&f, &last->src);
+    }
+    const struct pw_context *eol = pw_ru_end_of_life(tl, in->now);
+    if (eol != NULL) {
+        f.severity = PW_SEV_LOW;
+        pw_ru_cat(f.text, sizeof(f.text), "%s", PW_RU_EOL_TEXT);
+        pw_finding_add_evidence(&f, &eol->src);
     }
     f.since = at;
     pw_finding_add_number(&f, "hours_since_change", (double)(in->now - at) / PW_HOUR);
@@ -85,4 +114,6 @@ const struct pw_rule pw_rule_reassessment_overdue_after_dose_change = {
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .eval = eval,
+    .reads = PW_RES_OBSERVATION | PW_RES_MEDICATION_REQUEST | PW_RES_ENCOUNTER,
+    .absence = PW_RES_OBSERVATION,
 };

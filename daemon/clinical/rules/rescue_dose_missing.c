@@ -98,4 +98,6 @@ const struct pw_rule pw_rule_rescue_dose_missing = {
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .eval = eval,
+    .reads = PW_RES_MEDICATION_REQUEST,
+    .absence = PW_RES_MEDICATION_REQUEST,
 };

@@ -189,4 +189,6 @@ const struct pw_rule pw_rule_rescue_dose_out_of_range = {
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .eval = eval,
+    .reads = PW_RES_MEDICATION_REQUEST,
+    .absence = 0,
 };

@@ -327,7 +327,10 @@ const char *pw_ru_time(char buf[static 32], int64_t t)
 const char *pw_ru_dur(char buf[static 32], int64_t seconds)
 {
     char n[32];
-    if (seconds > (int64_t)72 * PW_HOUR) {
+    if (seconds >= (int64_t)365 * PW_DAY) {
+        /* issue 17: never "2124.1 days" */
+        (void)snprintf(buf, 32, "%s years", pw_ru_num(n, (double)seconds / (365.25 * PW_DAY)));
+    } else if (seconds > (int64_t)72 * PW_HOUR) {
         (void)snprintf(buf, 32, "%s days", pw_ru_num(n, (double)seconds / PW_DAY));
     } else {
         (void)snprintf(buf, 32, "%s h", pw_ru_num(n, (double)seconds / PW_HOUR));
@@ -472,4 +475,65 @@ const char *pw_ru_tdd_why(const struct pw_timeline *tl, int64_t t)
         }
     }
     return best;
+}
+
+/* ---- Issue 17: clinical context ---- */
+
+const struct pw_context *pw_ru_end_of_life(const struct pw_timeline *tl, int64_t t)
+{
+    for (size_t i = 0; i < tl->context.n; i++) {
+        const struct pw_context *c = &tl->context.v[i];
+        if ((c->kind == PW_CTX_END_OF_LIFE || c->kind == PW_CTX_BENZO_INFUSION) &&
+            (c->at == PW_TIME_NONE || c->at <= t) && (c->end == PW_TIME_NONE || c->end > t)) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+const struct pw_context *pw_ru_encounter_at(const struct pw_timeline *tl, int64_t t)
+{
+    const struct pw_context *best = NULL;
+    for (size_t i = 0; i < tl->context.n; i++) {
+        const struct pw_context *c = &tl->context.v[i];
+        if (c->kind == PW_CTX_ENCOUNTER && c->at <= t && (c->end == PW_TIME_NONE || t <= c->end) &&
+            (!best || c->at >= best->at)) {
+            best = c;
+        }
+    }
+    return best;
+}
+
+const struct pw_context *pw_ru_next_encounter(const struct pw_timeline *tl, int64_t t, int64_t now)
+{
+    for (size_t i = 0; i < tl->context.n; i++) { /* sorted by start */
+        const struct pw_context *c = &tl->context.v[i];
+        if (c->kind == PW_CTX_ENCOUNTER && c->at > t && c->at <= now) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+bool pw_ru_acute_setting(const struct pw_context *enc)
+{
+    return enc &&
+           ((int)enc->value == PW_SETTING_INPATIENT || (int)enc->value == PW_SETTING_EMERGENCY);
+}
+
+bool pw_ru_visit_setting(const struct pw_context *enc)
+{
+    return enc &&
+           ((int)enc->value == PW_SETTING_AMBULATORY || (int)enc->value == PW_SETTING_VIRTUAL);
+}
+
+const struct pw_pain_score *pw_ru_score_between(const struct pw_timeline *tl, int64_t from,
+                                                int64_t to)
+{
+    for (size_t i = 0; i < tl->scores.n; i++) {
+        if (tl->scores.v[i].at >= from && tl->scores.v[i].at <= to) {
+            return &tl->scores.v[i];
+        }
+    }
+    return NULL;
 }

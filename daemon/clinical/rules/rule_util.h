@@ -141,4 +141,29 @@ const char *pw_ru_route_word(const char *route);
 /** Why the baseline MME is not computed at @p t, in words ("" when it is computed). */
 const char *pw_ru_tdd_why(const struct pw_timeline *tl, int64_t t);
 
+/**
+ * Issue 17: the end-of-life context active at @p t (hospice encounter, comfort-care goal or
+ * care plan, a continuous benzodiazepine infusion), or NULL.
+ */
+const struct pw_context *pw_ru_end_of_life(const struct pw_timeline *tl, int64_t t);
+
+/** Issue 17: the encounter whose period contains @p t (the latest started), or NULL. */
+const struct pw_context *pw_ru_encounter_at(const struct pw_timeline *tl, int64_t t);
+
+/** The first encounter that started after @p t and at or before @p now, or NULL. */
+const struct pw_context *pw_ru_next_encounter(const struct pw_timeline *tl, int64_t t, int64_t now);
+
+/** Inpatient or emergency (24-h timers apply) / ambulatory or virtual (the next visit). */
+bool pw_ru_acute_setting(const struct pw_context *enc);
+bool pw_ru_visit_setting(const struct pw_context *enc);
+
+/** The first pain score taken in [@p from, @p to], or NULL. */
+const struct pw_pain_score *pw_ru_score_between(const struct pw_timeline *tl, int64_t from,
+                                                int64_t to);
+
+/** The end-of-life wording appended to a finding dropped to low in that context. */
+#define PW_RU_EOL_TEXT                                                                        \
+    " End-of-life care context on record: weigh this against the goals of comfort care (low " \
+    "priority)."
+
 #endif

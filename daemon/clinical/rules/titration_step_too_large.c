@@ -5,7 +5,7 @@
 #include "clinical/rules/rule_util.h"
 #include "painwatch/err.h"
 
-enum { P_MAX_PCT_LOW_PAIN, P_MAX_PCT_ANY, P_HIGH_PAIN, P_WINDOW_H, P_CONV_H };
+enum { P_MAX_PCT_LOW_PAIN, P_MAX_PCT_ANY, P_HIGH_PAIN, P_WINDOW_H, P_CONV_H, P_SCORE_AGE_H };
 
 static const struct pw_rule_param params[] = {
     [P_MAX_PCT_LOW_PAIN] = {"max_increase_pct_low_pain", 50, 0, 1000,
@@ -24,6 +24,9 @@ static const struct pw_rule_param params[] = {
                   "a baseline started within this many hours of another opioid or route being "
                   "stopped is a conversion, judged by opioid-rotation-without-reduction, not as "
                   "titration (issue 16 default)"},
+    [P_SCORE_AGE_H] = {"score_max_age_h", 72, 1, 8760,
+                       "a severe score justifies a step above 50% only when taken at most this "
+                       "many hours before it (issue 17; site: pain is reassessed every 24-48 h)"},
 };
 
 static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, struct pw_findings *out)
@@ -40,7 +43,9 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
         goto done;
     }
     const struct pw_pain_score *sc = pw_ru_score_at(in->tl, s->at);
-    bool low_pain = !sc || sc->value < p[P_HIGH_PAIN];
+    /* issue 17: a severe score weeks old does not justify a large step today */
+    bool stale = sc && (double)(s->at - sc->at) > p[P_SCORE_AGE_H] * PW_HOUR;
+    bool low_pain = !sc || stale || sc->value < p[P_HIGH_PAIN];
     double limit = low_pain ? p[P_MAX_PCT_LOW_PAIN] : p[P_MAX_PCT_ANY];
     if (low_pain && p[P_MAX_PCT_ANY] < limit) {
         limit = p[P_MAX_PCT_ANY];
@@ -55,7 +60,14 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
     pw_ru_cat(f.text, sizeof(f.text), "Baseline opioid increased %s -> %s MME/day (+%s%%) on %s; ",
               pw_ru_num(a, s->old_mme), pw_ru_num(b, s->new_mme), pw_ru_num(c, pct),
               pw_ru_time(t, s->at));
-    if (sc) {
+    if (sc && stale) {
+        pw_ru_cat(f.text, sizeof(f.text),
+                  "last pain score before it %s/10 on %s, older than %s: too old to justify a "
+                  "step above %s%%. ",
+                  pw_ru_num(d, sc->value), pw_ru_time(e, sc->at),
+                  pw_ru_dur(a, (int64_t)(p[P_SCORE_AGE_H] * PW_HOUR)),
+                  pw_ru_num(b, p[P_MAX_PCT_LOW_PAIN]));
+    } else if (sc) {
         pw_ru_cat(f.text, sizeof(f.text), "last pain score before it %s/10. ",
                   pw_ru_num(d, sc->value));
     } else {
@@ -99,4 +111,6 @@ const struct pw_rule pw_rule_titration_step_too_large = {
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .eval = eval,
+    .reads = PW_RES_OBSERVATION | PW_RES_MEDICATION_REQUEST,
+    .absence = PW_RES_OBSERVATION,
 };

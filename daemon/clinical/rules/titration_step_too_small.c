@@ -81,4 +81,6 @@ const struct pw_rule pw_rule_titration_step_too_small = {
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .eval = eval,
+    .reads = PW_RES_OBSERVATION | PW_RES_MEDICATION_REQUEST,
+    .absence = 0,
 };

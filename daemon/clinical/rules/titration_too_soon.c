@@ -116,4 +116,6 @@ const struct pw_rule pw_rule_titration_too_soon = {
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .eval = eval,
+    .reads = PW_RES_MEDICATION_REQUEST,
+    .absence = 0,
 };

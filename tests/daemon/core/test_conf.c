@@ -105,16 +105,19 @@ static void test_default_config(void **state)
     assert_int_equal(d->servers[0].poll_interval_ms, 5 * 60 * 1000);
     assert_int_equal(d->servers[0].lookback_ms, 14LL * 86400 * 1000);
     assert_int_equal(d->servers[0].overlap_ms, 5 * 60 * 1000);
-    assert_int_equal(d->servers[0].n_resources, 5); /* the demo server offers all five */
+    assert_int_equal(d->servers[0].n_resources, 6); /* every type the rules use (issue 17) */
     assert_string_equal(d->servers[0].resources[1], "MedicationRequest");
-    assert_string_equal(d->servers[0].resources[4], "Encounter");
-    assert_null(d->servers[0].resources[5]);
+    assert_string_equal(d->servers[0].resources[2], "MedicationAdministration");
+    assert_string_equal(d->servers[0].resources[5], "Encounter");
+    assert_null(d->servers[0].resources[6]);
+    assert_null(d->servers[0].auth.scope); /* derived from resources when unset */
+    assert_string_equal(d->scope, "problem-list");
     assert_true(d->health.enabled);
     assert_string_equal(d->health.listen, "127.0.0.1:9187");
     assert_false(d->shadow_mode); /* the demo says false explicitly */
     assert_string_equal(d->factor_set, "cdc2022");
     assert_int_equal(d->audit.rotate_size, 64 * 1024 * 1024);
-    assert_int_equal(d->pain_codes.n_score, 2);
+    assert_int_equal(d->pain_codes.n_score, 3); /* + 38214-3 VAS (issue 17) */
     assert_int_equal(strlen(pw_conf_hash(conf)), 64);
     assert_string_equal(json_string_value(pw_conf_get(conf, "servers[0].dialect.patient_param")),
                         "patient");

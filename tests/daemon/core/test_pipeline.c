@@ -48,6 +48,7 @@ struct fixture {
     uint64_t stage_from;  /* pipeline conf: 1 stages every page, 0 the default (none here) */
     bool owner_evaluates; /* pipeline conf: on_due set (count_due) */
     int due_calls;
+    struct pw_synced synced; /* pipeline conf (issue 17) */
 };
 
 static void count_due(void *arg)
@@ -74,6 +75,7 @@ static void restart_with(struct fixture *fx, const char *factor_set)
     pc.audit = fx->audit;
     pc.on_due = fx->owner_evaluates ? count_due : NULL;
     pc.on_due_arg = fx;
+    pc.synced = fx->synced;
     assert_int_equal(pw_pipeline_new(&fx->pipeline, &pc), 0);
     pw_pipeline_consumer(fx->pipeline, &fx->consumer);
 }
@@ -235,6 +237,67 @@ static void test_reassessment_raised_by_time_alone(void **state)
     clock_now_ms = fx->t0_ms + 26 * HOUR_MS;
     assert_int_equal(pw_pipeline_reevaluate_due(fx->pipeline, &n), 0);
     assert_int_equal(rows_for(fx->store, "reassessment-overdue-after-dose-change"), 1);
+}
+
+/*
+ * Issue 17: absence is evidence only where painwatch looked. The page has a pain score of 5 and
+ * no pain type: with Condition synced, pain-type-undocumented fires; without (not in resources),
+ * it stays off while the rules that do not rest on Condition still run.
+ */
+static void page_then_cycle(struct fixture *fx)
+{
+    struct pw_sync_source src = {.server = "ehr",
+                                 .type = "MedicationRequest",
+                                 .patient = "p1",
+                                 .key = "ehr/MedicationRequest/Patient/p1"};
+    clock_now_ms = fx->t0_ms + HOUR_MS;
+    fx->consumer.on_page(fx->consumer.arg, &src, page_resources(), "{\"cursor\":1}", on_page_done,
+                         NULL);
+    assert_int_equal(page_err, 0);
+    fx->consumer.on_cycle_end(fx->consumer.arg, "ehr", 0);
+}
+
+static void test_unsynced_type_turns_absence_rules_off(void **state)
+{
+    struct fixture *fx = *state;
+
+    fx->synced =
+        (struct pw_synced){.known = true, .synced = PW_RES_OBSERVATION | PW_RES_MEDICATION_REQUEST};
+    restart_with(fx, "cdc2022");
+    page_then_cycle(fx);
+    assert_int_equal(rows_for(fx->store, "pain-type-undocumented"), 0);
+    assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), 1);
+
+    /* The same store with Condition synced: the absence now counts. */
+    fx->synced.synced |= PW_RES_CONDITION;
+    restart_with(fx, "cdc2022");
+    size_t n = 0;
+    clock_now_ms = fx->t0_ms + 2 * HOUR_MS;
+    assert_int_equal(pw_pipeline_evaluate_patient(fx->pipeline, "Patient/p1", clock_now_ms / 1000),
+                     0);
+    (void)n;
+    assert_int_equal(rows_for(fx->store, "pain-type-undocumented"), 1);
+}
+
+/* A 403 on one type at run time turns the rules resting on it off until that stream reads. */
+static void test_refused_type_turns_absence_rules_off(void **state)
+{
+    struct fixture *fx = *state;
+    struct pw_sync_source cond = {
+        .server = "ehr", .type = "Condition", .patient = "p1", .key = "ehr/Condition/Patient/p1"};
+
+    fx->synced = (struct pw_synced){.known = true, .synced = PW_RES_ALL};
+    restart_with(fx, "cdc2022");
+    fx->consumer.on_type_access(fx->consumer.arg, &cond, 403);
+    page_then_cycle(fx);
+    assert_int_equal(rows_for(fx->store, "pain-type-undocumented"), 0);
+    assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), 1);
+    /* The Condition stream reads again: the next evaluation counts the absence. */
+    fx->consumer.on_type_access(fx->consumer.arg, &cond, 0);
+    clock_now_ms = fx->t0_ms + 2 * HOUR_MS;
+    assert_int_equal(pw_pipeline_evaluate_patient(fx->pipeline, "Patient/p1", clock_now_ms / 1000),
+                     0);
+    assert_int_equal(rows_for(fx->store, "pain-type-undocumented"), 1);
 }
 
 static void test_page_failure_commits_nothing(void **state)
@@ -761,6 +824,9 @@ int main(void)
         BOTH(test_marks_survive_an_evaluation_between_pages),
         BOTH(test_staged_pages_survive_a_restart),
         cmocka_unit_test_setup_teardown(test_one_search_record_per_cycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsynced_type_turns_absence_rules_off, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_refused_type_turns_absence_rules_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_batch_overflow_halves_the_batch, setup,
                                         teardown),
         BOTH(test_unreadable_resource_audited_and_dq),

@@ -19,6 +19,10 @@ const RULES = {
   'palliative-referral-suggested': 'low',
   'opioid-rotation-without-reduction': 'medium',
   'opioid-benzodiazepine-concurrent': 'medium',
+  // issue 17
+  'opioid-sedation-risk': 'high',
+  'rescue-use-frequent': 'medium',
+  'pain-not-assessed-at-visit': 'low',
 };
 
 const D = 24; // hours per day: times below are hours relative to the anchor (negative = past)
@@ -55,7 +59,9 @@ function background(opt = {}) {
     rescue: true,
     ...opt,
   };
-  const plan = { scores: [], orders: [], painType: o.painType, referral: null };
+  // issue 17: admins [hour, order key], respRate [hour, /min], encounters [start, end|null, class,
+  // hospice?], cancer on the problem list (false: none, out of scope)
+  const plan = { scores: [], orders: [], painType: o.painType, referral: null, admins: [], respRate: [], encounters: [], cancer: true };
   if (o.regimen) {
     const r = REGIMENS[o.regimen];
     plan.orders.push({ key: 'base', drug: r.base[0], dose: r.base[1], timing: r.base[2], start: -10 * D });
@@ -620,6 +626,99 @@ const ARCHETYPES = [
       base.timing = { code: 'BID' };
       p.orders.find((o) => o.key === 'resc').style = 'epic-reference';
       p.orders.find((o) => o.key === 'lax').style = 'epic';
+      return p;
+    },
+  },
+  // ---- issue 17: rescue use, sedation, visits, scope, end of life ----
+  {
+    id: 'rescue-use-frequent',
+    expected: [['rescue-use-frequent', 'medium']],
+    near_miss: [],
+    why: 'Rescue morphine 10 mg given 3 times in each of the last two days (MedicationAdministration) on morphine ER 60 MME/day unchanged: raise the baseline by the average daily rescue total (30 MME) to about 90 MME/day.',
+    build: () => {
+      const p = background();
+      p.admins = [[-40, 'resc'], [-36, 'resc'], [-30, 'resc'], [-16, 'resc'], [-12, 'resc'], [-8, 'resc']];
+      return p;
+    },
+  },
+  {
+    id: 'rescue-use-occasional',
+    expected: [],
+    near_miss: ['rescue-use-frequent'],
+    why: 'Rescue morphine given twice a day for two days: occasional breakthrough pain, the baseline holds.',
+    build: () => {
+      const p = background();
+      p.admins = [[-40, 'resc'], [-30, 'resc'], [-16, 'resc'], [-8, 'resc']];
+      return p;
+    },
+  },
+  {
+    id: 'sedation-after-increase',
+    expected: [['opioid-sedation-risk', 'high']],
+    near_miss: ['titration-step-too-large'],
+    why: 'Morphine raised 60 -> 90 MME/day (+50%) 30 h ago; respiratory rate 8/min 10 h ago: assess now, hold or reduce the next dose.',
+    build: () => {
+      const p = background();
+      change(p, 'base', -30, { timing: q(8) });
+      p.respRate = [[-10, 8]];
+      return p;
+    },
+  },
+  {
+    id: 'sedation-tolerable-after-increase',
+    expected: [],
+    near_miss: ['opioid-sedation-risk'],
+    why: 'Morphine raised 60 -> 90 MME/day 30 h ago; respiratory rate 12/min is not slow (threshold: below 10).',
+    build: () => {
+      const p = background();
+      change(p, 'base', -30, { timing: q(8) });
+      p.respRate = [[-10, 12]];
+      return p;
+    },
+  },
+  {
+    id: 'visit-without-pain-score',
+    expected: [['pain-not-assessed-at-visit', 'low']],
+    near_miss: [],
+    why: 'A clinic visit 30 h ago (on morphine) finished with no pain score charted: assess pain at every visit.',
+    build: () => {
+      const p = background();
+      p.encounters = [[-30, -29.5, 'AMB', false]];
+      return p;
+    },
+  },
+  {
+    id: 'visit-with-pain-score',
+    expected: [],
+    near_miss: ['pain-not-assessed-at-visit'],
+    why: 'A clinic visit 20 h ago with a pain score charted during it.',
+    build: () => {
+      const p = background();
+      p.encounters = [[-20.5, -19.5, 'AMB', false]];
+      return p;
+    },
+  },
+  {
+    id: 'out-of-scope-no-cancer',
+    expected: [],
+    near_miss: ['bowel-regimen-missing', 'pain-type-undocumented'],
+    why: 'No malignant neoplasm, palliative or hospice context on the problem list (scope problem-list): the cancer-pain rules do not apply, even to an opioid without a laxative.',
+    build: () => {
+      // no pain type either: "neuropathic cancer pain" on the problem list would say cancer
+      const p = background({ laxative: null, painType: false, adjuvant: false });
+      p.cancer = false;
+      return p;
+    },
+  },
+  {
+    id: 'hospice-benzodiazepine',
+    expected: [],
+    near_miss: ['opioid-benzodiazepine-concurrent', 'pain-not-assessed-at-visit'],
+    why: 'Hospice care (encounter in progress for 3 days) with lorazepam and morphine: the combination is part of comfort care, no opioid-benzodiazepine Flag.',
+    build: () => {
+      const p = background();
+      p.orders.push({ key: 'benzo', drug: 'LORAZEPAM_1', dose: { mg: 1 }, timing: q(8), start: -3 * D });
+      p.encounters = [[-3 * D, null, 'HH', true]];
       return p;
     },
   },

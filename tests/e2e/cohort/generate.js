@@ -181,7 +181,8 @@ function buildPatient({ index, seed, anchorMs, archetype }) {
   });
   const cancer = rng.pick(C.CANCERS);
   const onset = -rng.int(40, 400) * 24;
-  resources.push({
+  // issue 17: a patient without cancer on the problem list is out of scope
+  (plan.cancer === false ? [] : resources).push({
     resourceType: 'Condition',
     id: `${pid}-ca`,
     clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'active' }] },
@@ -273,6 +274,46 @@ function buildPatient({ index, seed, anchorMs, archetype }) {
       period: { start: at(plan.referral.at), end: at(plan.referral.at + 1) },
     });
   }
+  // issue 17: doses given, sedation scores, visits
+  (plan.admins || []).forEach(([h, key], i) => {
+    const o = plan.orders.find((x) => x.key === key);
+    const drug = C.DRUGS[o.drug];
+    resources.push({
+      resourceType: 'MedicationAdministration',
+      id: `${pid}-ma-${i + 1}`,
+      status: 'completed',
+      medicationCodeableConcept: { coding: [{ system: C.RXNORM, code: drug.rxcui, display: drug.name }], text: drug.name },
+      subject,
+      effectiveDateTime: at(h),
+      request: { reference: `MedicationRequest/${idOf(key)}` },
+      dosage: { dose: doseQuantity(drug, o.dose) },
+    });
+  });
+  // respiratory rate (LOINC 9279-1, synced by default: no site code needed)
+  (plan.respRate || []).forEach(([h, v], i) => {
+    resources.push({
+      resourceType: 'Observation',
+      id: `${pid}-rr-${i + 1}`,
+      status: 'final',
+      category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs', display: 'Vital Signs' }] }],
+      code: { coding: [{ system: C.LOINC, code: '9279-1', display: 'Respiratory rate' }], text: 'Respiratory rate' },
+      subject,
+      effectiveDateTime: at(h),
+      valueQuantity: quantity(v, '/min', C.UCUM, '/min'),
+    });
+  });
+  (plan.encounters || []).forEach(([start, end, cls, hospice], i) => {
+    const e = {
+      resourceType: 'Encounter',
+      id: `${pid}-enc-${i + 1}`,
+      status: end === null ? 'in-progress' : 'finished',
+      class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: cls },
+      subject,
+      period: end === null ? { start: at(start) } : { start: at(start), end: at(end) },
+    };
+    if (hospice) e.type = [{ coding: [{ system: C.SNOMED, code: '385763009', display: 'Hospice care' }], text: 'Hospice care' }];
+    resources.push(e);
+  });
   const bundle = {
     resourceType: 'Bundle',
     id: `${pid}-load`,

@@ -52,11 +52,27 @@ function normalise(bundleJson) {
   const orders = [];
   let neuropathic = false;
   let referral = false;
+  // issue 17
+  let cancer = false;
+  let hospice = false;
+  const admins = [];
+  const sedation = [];
+  const visits = [];
+  const PALL = (cc) => (cc || []).some((t) => (t.coding || []).some((c) => c.code === C.PALLIATIVE[0]));
   for (const { resource: r } of bundleJson.entry) {
-    if (r.resourceType === 'Observation') {
+    if (r.resourceType === 'Observation' && r.code.coding[0].code === '9279-1') {
+      sedation.push({ t: Date.parse(r.effectiveDateTime), v: r.valueQuantity.value });
+    } else if (r.resourceType === 'Observation') {
       scores.push({ t: Date.parse(r.effectiveDateTime), v: r.valueQuantity.value });
     } else if (r.resourceType === 'Condition' && r.code.coding.some((c) => c.code === C.NEUROPATHIC[0])) {
       neuropathic = true;
+    } else if (r.resourceType === 'Condition' && C.CANCERS.some((k) => r.code.coding.some((c) => c.code === k[0]))) {
+      cancer = true;
+    } else if (r.resourceType === 'MedicationAdministration') {
+      admins.push({ t: Date.parse(r.effectiveDateTime), request: r.request.reference.replace('MedicationRequest/', '') });
+    } else if (r.resourceType === 'Encounter' && !PALL(r.type)) {
+      if ((r.type || []).some((t) => t.text === 'Hospice care')) hospice = true;
+      visits.push({ start: Date.parse(r.period.start), end: r.period.end ? Date.parse(r.period.end) : Infinity, finished: r.status === 'finished' });
     } else if (r.resourceType === 'ServiceRequest' || r.resourceType === 'Encounter') {
       referral = true;
     } else if (r.resourceType === 'MedicationRequest') {
@@ -88,7 +104,7 @@ function normalise(bundleJson) {
     }
   }
   scores.sort((a, b) => a.t - b.t);
-  return { scores, orders, neuropathic, referral };
+  return { scores, orders, neuropathic, referral, cancer, hospice, admins, sedation, visits };
 }
 
 const activeAt = (o, t) => o.start <= t && t < o.end;
@@ -99,7 +115,15 @@ const isRescue = (o) => isOpioid(o) && o.prn && o.cls === 'opioid-ir';
 /** Evaluates at `now` (ms); `days` is 'calendar' (UTC dates) or 'windows' (24-h before now). */
 function evaluate(p, now, days) {
   const out = new Map();
-  const fire = (rule, sev) => out.set(rule, sev);
+  const eol = p.hospice;
+  // issue 17: out of scope (no cancer, no palliative context): no findings; end of life: the
+  // benzodiazepine rule is silent, bowel and reassessment drop to low
+  const fire = (rule, sev) => {
+    if (eol && rule === 'opioid-benzodiazepine-concurrent') return;
+    const low = eol && (rule === 'bowel-regimen-missing' || rule.startsWith('reassessment-overdue'));
+    out.set(rule, low ? 'low' : sev);
+  };
+  if (!p.cancer && !p.referral && !p.hospice) return out;
   const tdd = (t) => p.orders.filter((o) => isBaseline(o) && activeAt(o, t)).reduce((s, o) => s + o.mmePerDay, 0);
   const lastScoreBefore = (t) => [...p.scores].reverse().find((s) => s.t < t);
   // TDD change points.
@@ -157,9 +181,31 @@ function evaluate(p, now, days) {
   const events = [...steps.map((s) => s.t), ...p.orders.filter((o) => isRescue(o) && o.start <= now).map((o) => o.start)];
   if (events.length) {
     const e = Math.max(...events);
-    if (!p.scores.some((s) => s.t > e && s.t <= now) && now - e > 24 * H) fire('reassessment-overdue-after-dose-change', 'medium');
+    // issue 17: older than 7 days is history
+    if (!p.scores.some((s) => s.t > e && s.t <= now) && now - e > 24 * H && now - e <= 7 * 24 * H) fire('reassessment-overdue-after-dose-change', 'medium');
   }
-  if (latest && latest.v >= 7 && now - latest.t > 24 * H) fire('reassessment-overdue-after-high-score', 'medium');
+  if (latest && latest.v >= 7 && now - latest.t > 24 * H && now - latest.t <= 7 * 24 * H) fire('reassessment-overdue-after-high-score', 'medium');
+  // issue 17: rescue doses given (3 + 3 in two 24-h periods, or 4 in 24 h), no increase since
+  const byId = new Map(p.orders.map((o) => [o.id, o]));
+  const given = p.admins.filter((a) => byId.has(a.request) && isOpioid(byId.get(a.request)) && byId.get(a.request).prn);
+  const n1 = given.filter((a) => a.t > now - 24 * H && a.t <= now).length;
+  const n2 = given.filter((a) => a.t > now - 48 * H && a.t <= now - 24 * H).length;
+  if ((n1 >= 3 && n2 >= 3) || n1 >= 4) {
+    const from = n1 >= 3 && n2 >= 3 ? now - 48 * H : now - 24 * H;
+    if (!increases.some((s) => s.t > from)) fire('rescue-use-frequent', 'medium');
+  }
+  // issue 17: respiratory rate < 10/min within 72 h after the last opioid change or start
+  const changes = [...steps.filter((s) => s.after > 0).map((s) => s.t), ...p.orders.filter((o) => isOpioid(o) && o.start <= now).map((o) => o.start)];
+  if (changes.length) {
+    const c = Math.max(...changes);
+    if (now - c <= 72 * H && p.sedation.some((x) => x.t > c && x.t <= now && x.v < 10)) fire('opioid-sedation-risk', 'high');
+  }
+  // issue 17: a finished visit (last 7 days) on opioids without a pain score within 1 h of it
+  for (const v of p.visits) {
+    if (!v.finished || v.end > now || now - v.end > 7 * 24 * H) continue;
+    if (!p.orders.some((o) => isOpioid(o) && activeAt(o, v.start))) continue;
+    if (!p.scores.some((s) => s.t >= v.start - H && s.t <= v.end + H)) fire('pain-not-assessed-at-visit', 'low');
+  }
   const dayOf = (t) => (days === 'calendar' ? new Date(t).toISOString().slice(0, 10) : Math.floor((now - t) / (24 * H)));
   const highDays = new Set(p.scores.filter((s) => s.t <= now && s.t >= now - 7 * 24 * H && s.v >= 7).map((s) => dayOf(s.t)));
   if (highDays.size >= 3 && !p.referral) fire('palliative-referral-suggested', 'low');

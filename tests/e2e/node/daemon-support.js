@@ -91,7 +91,7 @@ function writeConfig(dir, base, opts = {}) {
     `    base_url: ${base}`,
     '    auth: {type: none}',
     '    cohort: {type: server-wide}',
-    `    resources: [Observation, MedicationRequest, Condition, ServiceRequest, Encounter${opts.noFlagReadBack ? '' : ', Flag'}]`,
+    `    resources: [Observation, MedicationRequest, MedicationAdministration, Condition, ServiceRequest, Encounter${opts.noFlagReadBack ? '' : ', Flag'}]`,
     '    poll_interval: 10s',
     '    timeout: 30s',
   ];

@@ -41,7 +41,7 @@ function config(dir, base, extra = '') {
       `    base_url: ${base}`,
       '    auth: {type: none}',
       '    cohort: {type: group, group: Group/painwatch-cohort}',
-      '    resources: [Observation, MedicationRequest, Condition, ServiceRequest, Encounter]',
+      '    resources: [Observation, MedicationRequest, MedicationAdministration, Condition, ServiceRequest, Encounter]',
       'sink: {type: fhir-flag}',
       extra,
     ].join('\n') + '\n',

@@ -97,6 +97,56 @@ static void normalize_bundle(struct runner *r, const char *factor_set, json_t *b
     pw_norm_ctx_cleanup(&ctx);
 }
 
+/*
+ * Issue 17 keys of expected.json: "scope" (problem-list | cohort, default cohort: a case is a
+ * cancer-pain story), "synced" (the resource types the story's server synced; default: all),
+ * "data_quality" (codes that must be among the patients' data-quality events after the engine
+ * annotated them).
+ */
+static bool context_setup(struct runner *r, const char *dir, const json_t *exp, struct pw_engine *e,
+                          int64_t at, struct patients *p)
+{
+    const json_t *scope = json_object_get(exp, "scope");
+    const json_t *synced = json_object_get(exp, "synced");
+    const json_t *dq = json_object_get(exp, "data_quality");
+    enum pw_scope sc = PW_SCOPE_COHORT;
+    if (scope && pw_scope_parse(json_string_value(scope), &sc) != 0) {
+        fail_case(r, dir, "expected.json: scope must be problem-list or cohort", NULL);
+        return false;
+    }
+    pw_engine_set_scope(e, sc);
+    struct pw_synced s = {.known = synced != NULL};
+    size_t i;
+    const json_t *v;
+    json_array_foreach(synced, i, v)
+    {
+        unsigned bit = pw_res_type_bit(json_string_value(v));
+        if (bit == 0) {
+            fail_case(r, dir, "expected.json: synced names a type painwatch does not read", NULL);
+            return false;
+        }
+        s.synced |= bit;
+    }
+    for (size_t k = 0; k < p->n; k++) {
+        p->tl[k].synced = s;
+        assert_int_equal(pw_engine_annotate(e, &p->tl[k], at), 0);
+    }
+    json_array_foreach(dq, i, v)
+    {
+        bool found = false;
+        for (size_t k = 0; k < p->n && !found; k++) {
+            for (size_t d = 0; d < p->tl[k].dq.n && !found; d++) {
+                found = strcmp(p->tl[k].dq.v[d].code, json_string_value(v)) == 0;
+            }
+        }
+        if (!found) {
+            fail_case(r, dir, "expected data-quality event missing", json_string_value(v));
+            return false;
+        }
+    }
+    return true;
+}
+
 /* The findings of @p rule for every patient at @p now. */
 static void eval_rule(const struct pw_engine *e, struct patients *p, int64_t now, const char *rule,
                       struct pw_findings *out)
@@ -223,6 +273,15 @@ static bool run_case(struct runner *r, const char *rule, const char *dir)
     normalize_bundle(r, fs, in, &p);
     struct pw_engine *e = NULL;
     assert_int_equal(pw_engine_new(&e, fs), 0);
+    if (!context_setup(r, dir, exp, e, at, &p)) {
+        pw_engine_free(e);
+        for (size_t k = 0; k < p.n; k++) {
+            pw_timeline_cleanup(&p.tl[k]);
+        }
+        json_decref(exp);
+        json_decref(in);
+        return false;
+    }
     struct pw_findings got = {0};
     struct pw_findings later = {0};
     eval_rule(e, &p, at, rule, &got);

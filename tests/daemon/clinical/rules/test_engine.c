@@ -30,6 +30,9 @@ static void registry_is_complete_and_sane(void **state)
         "opioid-benzodiazepine-concurrent",
         "order-dose-implausible",
         "methadone-conversion-review",
+        "opioid-sedation-risk",
+        "rescue-use-frequent",
+        "pain-not-assessed-at-visit",
     };
     size_t n = 0;
     const struct pw_rule *const *all = pw_rules_all(&n);
@@ -39,6 +42,9 @@ static void registry_is_complete_and_sane(void **state)
         assert_non_null(r);
         assert_ptr_equal(r, all[i]);
         assert_true(strcmp(r->category, "clinical") == 0 || strcmp(r->category, "drug") == 0);
+        /* issue 17: every rule declares what it reads, and rests only on what it reads */
+        assert_true(r->reads != 0);
+        assert_int_equal(r->absence & ~r->reads, 0);
         assert_non_null(r->title);
         assert_non_null(r->eval);
         for (size_t p = 0; p < r->n_params; p++) {

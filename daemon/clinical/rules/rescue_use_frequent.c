@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* rescue-use-frequent: many rescue doses given and the baseline not raised since. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clinical/rules/rule_util.h"
+#include "painwatch/err.h"
+
+enum { P_PER_DAY_2, P_PER_24H };
+
+static const struct pw_rule_param params[] = {
+    [P_PER_DAY_2] = {"doses_per_day_2_days", 3, 1, 48,
+                     "rescue doses in each of the last two 24-h periods that call for a higher "
+                     "baseline (guide: frequent rescue use is the signal to raise the baseline; "
+                     "3 a day is the usual trigger, site)"},
+    [P_PER_24H] = {"doses_24h", 4, 1, 48,
+                   "rescue doses in the last 24 h that call for a higher baseline (site)"},
+};
+
+/* The rescue order an administration fulfils (its request), or NULL. */
+static const struct pw_med_order *rescue_order(const struct pw_timeline *tl,
+                                               const struct pw_context *a)
+{
+    for (size_t i = 0; a->link[0] && i < tl->orders.n; i++) {
+        const struct pw_med_order *o = &tl->orders.v[i];
+        char ref[PW_REF_MAX];
+        snprintf(ref, sizeof(ref), "%s/%s", o->src.type, o->src.id);
+        if (strcmp(ref, a->link) == 0 && (o->classes & PW_MED_OPIOID) &&
+            (o->role == PW_ROLE_RESCUE || o->prn)) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, struct pw_findings *out)
+{
+    const struct pw_timeline *tl = in->tl;
+    int64_t d1 = in->now - PW_DAY, d2 = in->now - 2 * PW_DAY;
+    size_t n1 = 0, n2 = 0;
+    double mme1 = 0, mme2 = 0;
+    const struct pw_context *first = NULL, *last = NULL;
+    for (size_t i = 0; i < tl->context.n; i++) {
+        const struct pw_context *a = &tl->context.v[i];
+        const struct pw_med_order *o;
+        if (a->kind != PW_CTX_ADMINISTRATION || a->at <= d2 || a->at > in->now ||
+            (o = rescue_order(tl, a)) == NULL) {
+            continue;
+        }
+        double mme = o->mme_per_dose;
+        if (a->at > d1) {
+            n1++;
+            mme1 += mme;
+        } else {
+            n2++;
+            mme2 += mme;
+        }
+        first = first ? first : a;
+        last = a;
+    }
+    bool two_days = (double)n1 >= in->params[P_PER_DAY_2] && (double)n2 >= in->params[P_PER_DAY_2];
+    bool one_day = (double)n1 >= in->params[P_PER_24H];
+    if (!two_days && !one_day) {
+        return 0;
+    }
+    int64_t from = two_days ? d2 : d1;
+    /* A baseline increase since the counted doses began answers them. */
+    struct pw_steps steps;
+    int err = pw_steps_build(tl, in->now, &steps);
+    if (err) {
+        return err;
+    }
+    bool raised = false;
+    for (size_t i = 0; i < steps.n; i++) {
+        raised = raised || (pw_step_is_increase(&steps.v[i]) && steps.v[i].at > from);
+    }
+    pw_steps_cleanup(&steps);
+    if (raised) {
+        return 0;
+    }
+    double tdd = pw_ru_tdd(tl, in->now);
+    double daily = two_days ? (mme1 + mme2) / 2 : mme1;
+    size_t doses = two_days ? n1 + n2 : n1;
+    struct pw_finding f;
+    char a[32], b[32], c[32], t[32];
+    pw_ru_finding_init(&f, rule, PW_SEV_MEDIUM);
+    if (two_days) {
+        pw_ru_cat(f.text, sizeof(f.text),
+                  "%zu and %zu rescue opioid doses given in the last two 24-h periods", n2, n1);
+    } else {
+        pw_ru_cat(f.text, sizeof(f.text), "%zu rescue opioid doses given in the last 24 h", n1);
+    }
+    pw_ru_cat(f.text, sizeof(f.text), " and the baseline was not increased since (since %s).",
+              pw_ru_time(t, first->at));
+    if (isfinite(tdd) && isfinite(daily) && tdd > 0) {
+        pw_ru_cat(f.text, sizeof(f.text),
+                  " Consider a new baseline of about %s MME/day (the current %s plus the average "
+                  "daily rescue total %s).",
+                  pw_ru_num(a, tdd + daily), pw_ru_num(b, tdd), pw_ru_num(c, daily));
+        for (size_t i = 0; i < tl->orders.n; i++) {
+            const struct pw_med_order *o = &tl->orders.v[i];
+            if (o->role == PW_ROLE_BASELINE && pw_order_active_at(o, in->now) &&
+                isfinite(o->mme_factor) && o->mme_factor > 0 &&
+                !(o->classes & PW_MED_TRANSDERMAL)) {
+                double mg_day = (tdd + daily) / o->mme_factor;
+                double per_day = o->mg_per_dose > 0 ? o->mg_per_day / o->mg_per_dose : NAN;
+                pw_ru_cat(f.text, sizeof(f.text), " As %s: about %s mg/day", o->ingredient,
+                          pw_ru_num(a, mg_day));
+                if (isfinite(per_day) && per_day >= 1 && tl->orders.n > 0) {
+                    pw_ru_cat(f.text, sizeof(f.text), " (%s mg a dose, %s doses a day)",
+                              pw_ru_num(b, mg_day / per_day), pw_ru_num(c, per_day));
+                }
+                pw_ru_cat(f.text, sizeof(f.text), ".");
+                break;
+            }
+        }
+    }
+    pw_ru_cat(f.text, sizeof(f.text),
+              " Guide: track rescue use separately; frequent rescue doses mean the baseline "
+              "should go up.");
+    pw_ru_sit(f.situation, sizeof(f.situation), "rescue-from:");
+    pw_ru_sit_ref(f.situation, sizeof(f.situation), &first->src);
+    pw_ru_sit_regimen(f.situation, sizeof(f.situation), tl, in->now);
+    f.since = first->at;
+    pw_finding_add_evidence(&f, &first->src);
+    pw_finding_add_evidence(&f, &last->src);
+    pw_ru_evidence_regimen(&f, tl, in->now);
+    pw_finding_add_number(&f, "rescue_doses", (double)doses);
+    pw_finding_add_number(&f, "rescue_mme_per_day", daily);
+    pw_finding_add_number(&f, "baseline_mme_per_day", tdd);
+    return pw_findings_push(out, &f);
+}
+
+const struct pw_rule pw_rule_rescue_use_frequent = {
+    .id = "rescue-use-frequent",
+    .title = "Frequent rescue doses without a baseline increase",
+    .category = "drug",
+    .params = params,
+    .n_params = sizeof(params) / sizeof(params[0]),
+    .eval = eval,
+    .reads = PW_RES_MEDICATION_ADMINISTRATION | PW_RES_MEDICATION_REQUEST,
+    .absence = PW_RES_MEDICATION_REQUEST,
+};
