@@ -44,3 +44,22 @@ foreach(src IN LISTS PW_FUZZ_SOURCES)
     list(APPEND PW_TEST_TARGETS fuzz_replay_${short})
   endif()
 endforeach()
+
+# Reproducers of findings another branch fixes (issue 18): each replays under WILL_FAIL, so it
+# passes while the bug is there and fails once the fix merges. Then move the file from
+# pending/<target>/ to regressions/<target>/ (a normal replay from then on) and drop its line.
+# "<target> <finding number> <file under pending/<target>/>"
+set(PW_FUZZ_EXPECTED_FAIL
+  "timeline_codec 11 finding-11-rotation-gap-overflow")
+if(NOT PW_FUZZ)
+  foreach(entry IN LISTS PW_FUZZ_EXPECTED_FAIL)
+    string(REPLACE " " ";" parts "${entry}")
+    list(GET parts 0 short)
+    list(GET parts 1 finding)
+    list(GET parts 2 file)
+    add_test(NAME fuzz_pending_finding${finding}_${short}
+      COMMAND $<TARGET_FILE:fuzz_replay_${short}> ${PW_FUZZ_DIR}/pending/${short}/${file})
+    set_tests_properties(fuzz_pending_finding${finding}_${short} PROPERTIES LABELS fuzz_replay
+      WILL_FAIL TRUE TIMEOUT 120 ENVIRONMENT "${PW_FUZZ_ENV}")
+  endforeach()
+endif()
