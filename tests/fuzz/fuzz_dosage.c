@@ -25,9 +25,8 @@ static void one(const json_t *d)
     const json_t *timing = json_object_get(json_object_get(d, "timing"), "repeat");
     (void)pw_dosage_unit_days(json_string_value(json_object_get(timing, "periodUnit")));
     (void)pw_dosage_code_per_day(json_string_value(json_object_get(
-        json_array_get(json_object_get(json_object_get(json_object_get(d, "timing"), "code"),
-                                       "coding"),
-                       0),
+        json_array_get(
+            json_object_get(json_object_get(json_object_get(d, "timing"), "code"), "coding"), 0),
         "code")));
 }
 

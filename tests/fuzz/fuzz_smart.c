@@ -124,10 +124,10 @@ static void setup(void)
     }
     pwt_responder_add(srv, &(struct pwt_rule){.path = "/.well-known/smart-configuration",
                                               .handler = on_discovery});
-    pwt_responder_add(srv, &(struct pwt_rule){.method = "POST", .path = "/token",
-                                              .handler = on_token});
-    pwt_responder_add(srv, &(struct pwt_rule){.path = "/Observation",
-                                              .body = "{\"resourceType\":\"Bundle\"}"});
+    pwt_responder_add(srv,
+                      &(struct pwt_rule){.method = "POST", .path = "/token", .handler = on_token});
+    pwt_responder_add(
+        srv, &(struct pwt_rule){.path = "/Observation", .body = "{\"resourceType\":\"Bundle\"}"});
     snprintf(secret_file, sizeof(secret_file), "%s/client.secret", pwf_tmpdir());
     pwf_write_file(secret_file, (const uint8_t *)"fuzz-secret", 11);
     if (chmod(secret_file, 0600) != 0) {
