@@ -23,8 +23,8 @@ const H = require('./hostile-support.js');
 
 const base = serverBase();
 const KILLS = Number.parseInt(process.env.PW_CRASH_KILLS || '15', 10);
-const PATIENTS = 20;
-const WAVES = 4;
+const PATIENTS = 25; // the archetypes up to two bowel-regimen-missing patients (ids 023, 024)
+const WAVES = 5;
 
 function integrityCheck(db) {
   const r = spawnSync('python3', ['-c', 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("PRAGMA integrity_check").fetchone()[0])', db], {
@@ -72,14 +72,24 @@ async function crashLoop(t, conditional) {
     let runs = 0;
     let change = 0;
     const runsMax = KILLS * 3 + 20;
+    // After the waves, data keeps changing so that Flags keep being written: a laxative started
+    // then stopped again for a bowel-regimen-missing patient (each change resolves its Flag or
+    // opens a new episode), and a new pain score for another patient.
+    const bowel = cohort.list.filter((p) => p.expected.expected.some((x) => x.rule === 'bowel-regimen-missing'));
+    assert.ok(bowel.length >= 1, 'the cohort has a bowel-regimen-missing patient');
+    const laxOn = new Map();
     for (let wave = 0; wave < WAVES || kills < KILLS; wave++) {
       if (wave < WAVES) {
         await cohort.load(wave);
       } else {
-        // After the waves: a new pain score for a random patient keeps evaluation and delivery busy.
+        const b = bowel[change % bowel.length];
+        const at = Date.now() - 60000;
+        const lax = M.addLaxative(b.id, at);
+        const toggle = laxOn.get(b.id) ? M.stopOrder(lax.entry[0].resource, at) : lax;
+        laxOn.set(b.id, !laxOn.get(b.id));
+        assert.equal((await fhir(base, 'POST', '/', toggle)).status, 200);
         const p = cohort.list[rng.int(0, cohort.list.length - 1)];
-        const res = await fhir(base, 'POST', '/', M.addPainScore(p.id, rng.int(0, 10), Date.now() - 60000, ++change));
-        assert.equal(res.status, 200);
+        assert.equal((await fhir(base, 'POST', '/', M.addPainScore(p.id, rng.int(0, 10), at, ++change))).status, 200);
       }
       const until = wave < WAVES ? Math.ceil((KILLS * (wave + 1)) / (WAVES + 1)) : kills + 2;
       let fresh = true;
@@ -89,7 +99,9 @@ async function crashLoop(t, conditional) {
         const kill = () => {
           if (d.child.exitCode === null && d.child.signalCode === null) d.child.kill('SIGKILL');
         };
-        const modes = fresh ? ['flag-request', 'flag-response', 'evaluation'] : ['request', 'response', 'evaluation', 'time'];
+        const modes = fresh
+          ? ['flag-request', 'flag-response', 'evaluation']
+          : ['request', 'response', 'evaluation', 'time', 'flag-request', 'flag-response'];
         const mode = modes[rng.int(0, modes.length - 1)];
         const nth = mode.startsWith('flag') ? rng.int(1, 3) : rng.int(1, 7);
         const delay = rng.int(0, mode === 'evaluation' ? 40 : 1500);
@@ -121,7 +133,8 @@ async function crashLoop(t, conditional) {
       }
       if (runs >= runsMax) break;
     }
-    console.log(`# ${label}: ${runs} runs, ${kills} kills (${JSON.stringify(stats)})`);
+    const writes = gate.seen.filter(isFlagWrite).length;
+    console.log(`# ${label}: ${runs} runs, ${kills} kills (${JSON.stringify(stats)}), ${writes} Flag writes reached the gate`);
     assert.ok(kills >= KILLS, `${kills} kills in ${runs} runs`);
 
     const last = await D.runOnce(conf.file);
