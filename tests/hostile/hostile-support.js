@@ -152,4 +152,19 @@ async function expecting(finding, body) {
   console.log(`# expected failure (issue 18 finding ${finding}): ${String(error.message).split('\n')[0].slice(0, 300)}`);
 }
 
-module.exports = { HostileGate, send, outcome, isSearch, startSampled, runOnceSampled, assertNoCrash, expecting };
+/**
+ * Poll @p fn (async, truthy when done) every 250 ms for at most @p ms (default 120 s: a server
+ * marked unhealthy after 3 failed cycles with jittered backoff, and back after one good one,
+ * can take longer than the e2e helpers' 45 s on a loaded machine).
+ */
+async function untilLong(what, fn, ms = 120000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`gave up waiting ${ms / 1000} s for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+module.exports = { untilLong, HostileGate, send, outcome, isSearch, startSampled, runOnceSampled, assertNoCrash, expecting };

@@ -296,13 +296,13 @@ async function readiness(name, act, opts = {}) {
   const d = H.startSampled(conf.file, []);
   try {
     const port = await D.healthPort(d);
-    await D.until('readyz to say not ready', async () => (await D.healthGet(port, '/readyz')).status === 503);
-    await D.until('painwatch_server_up to be 0', async () =>
+    await H.untilLong('readyz to say not ready', async () => (await D.healthGet(port, '/readyz')).status === 503);
+    await H.untilLong('painwatch_server_up to be 0', async () =>
       D.metricSum(D.parsePrometheus((await D.healthGet(port, '/metrics')).text).samples, 'painwatch_server_up') === 0);
     if (!opts.poison) gate.act = null;
-    await D.until('readyz to say ready again', async () => (await D.healthGet(port, '/readyz')).status === 200);
+    await H.untilLong('readyz to say ready again', async () => (await D.healthGet(port, '/readyz')).status === 200);
     assert.ok(d.hwmKiB() < MEM_MAX_KIB, `VmHWM ${d.hwmKiB()} KiB`);
-    await D.until('the Flags of a clean run', async () => {
+    await H.untilLong('the Flags of a clean run', async () => {
       const keys = (await D.serverFlags(base)).map((f) => f.key).sort();
       return JSON.stringify(keys) === JSON.stringify(expected);
     });
