@@ -31,6 +31,7 @@ const PATIENTS = 12;
 // removes the line when the fix merges.
 const EXPECTED_FAIL = {
   'huge page of empty entries': 2,
+  'few huge entries': 2,
   'log flood: a page of bad entries': 3,
   'poison decimal 1e400 beside good data': 4,
   'poison 30-digit integer beside good data': 4,
@@ -202,6 +203,15 @@ const SCENARIOS = [
     }),
     log: /entr(y|ies).*(cap|limit|too many|over)|(cap|limit).*entr/i,
   }],
+  ...(LONG ? [['few huge entries', {
+    // Four Observations of 6 MB each (one component array): an entry cap does not bound this.
+    act: firstN(1, (i) => H.isSearch(i, 'Observation'), async (req, res) => {
+      const comp = '{"code":{"text":"c"},"valueInteger":1}';
+      const one = (k) => `{"resource":{"resourceType":"Observation","id":"huge-${k}","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/huge"},"component":[${Array(150000).fill(comp).join(',')}]}}`;
+      H.send(res, 200, {}, `{"resourceType":"Bundle","type":"searchset","entry":[${[0, 1, 2, 3].map(one).join(',')}]}`);
+    }),
+    log: /memory|budget|too large|refus/i,
+  }]] : []),
   ['log flood: a page of bad entries', {
     act: firstN(1, (i) => H.isSearch(i, 'Observation'), async (req, res) => {
       const n = LONG ? 1000000 : 100000;
