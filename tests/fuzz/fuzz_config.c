@@ -3,13 +3,15 @@
  * The configuration loader (YAML, and JSON through the same YAML reader) and its schema: any
  * bytes give a configuration or errors naming file:line / key paths, never a crash. Invariant
  * checked: a configuration that loads dumps (unmasked) to text that loads again with the same
- * hash (pw_conf_dump() promises it is loadable again).
+ * hash (pw_conf_dump() promises it is loadable again). The same bytes also go through the
+ * cohort list file reader.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz.h"
+#include "painwatch/cohort.h"
 #include "painwatch/conf.h"
 #include "painwatch/err.h"
 
@@ -46,6 +48,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)pw_conf_get(conf, "servers[0].auth.type");
         (void)pw_conf_get(conf, "health.listen");
         pw_conf_free(conf);
+    }
+    /* The same bytes as a cohort list file (servers[].cohort.file: one patient id a line). */
+    char list[512];
+    char errbuf[256];
+    char **ids = NULL;
+    size_t n_ids = 0;
+    snprintf(list, sizeof(list), "%s/patients.txt", pwf_tmpdir());
+    pwf_write_file(list, data, size);
+    if (pw_cohort_list_parse(list, &ids, &n_ids, errbuf, sizeof(errbuf)) == 0) {
+        for (size_t i = 0; i < n_ids; i++) {
+            free(ids[i]);
+        }
+        free(ids);
     }
     /* Durations as the schema reads them, straight from the input's first line. */
     char line[128];
