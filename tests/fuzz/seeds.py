@@ -154,6 +154,8 @@ rules:
 """
     out("config", "e2e.yaml", y)
     out("config", "anchors.yaml", "a: &x {type: none}\nservers:\n  - name: e\n    base_url: https://e.example/f\n    auth: *x\n")
+    for name in ("patients_ok.txt", "patients_bad_type.txt"):
+        out("config", name, open(os.path.join(FIX, "sync", name), "rb").read())
     out("config", "json.json", dumps({"state_dir": "/tmp/pw", "servers": [
         {"name": "ehr", "base_url": "https://ehr.example.org/fhir",
          "auth": {"type": "client-secret", "client_id": "pw", "secret_file": "/etc/pw/secret"}}]}))
