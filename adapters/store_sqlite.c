@@ -224,13 +224,24 @@ static struct sq *sq_of(struct pw_store *st)
 static int fail(struct sq *sq, int rc, const char *what)
 {
     int code = rc & 0xff;
+    /* An I/O error's cause is the OS's errno (SQLite reports a full disk while it opens or grows
+     * the WAL as SQLITE_IOERR, not SQLITE_FULL): name it, so the operator reads "No space left
+     * on device" and not only "disk I/O error". */
+    int sys = sq->db && (code == SQLITE_IOERR || code == SQLITE_CANTOPEN || code == SQLITE_FULL)
+                  ? sqlite3_system_errno(sq->db)
+                  : 0;
 
-    pw_log_err(STORE, "%s: %s (%s)", what, sqlite3_errstr(rc),
-               sq->db ? sqlite3_errmsg(sq->db) : "");
+    if (sys) {
+        pw_log_err(STORE, "%s: %s (%s: %s)", what, sqlite3_errstr(rc), sqlite3_errmsg(sq->db),
+                   strerror(sys));
+    } else {
+        pw_log_err(STORE, "%s: %s (%s)", what, sqlite3_errstr(rc),
+                   sq->db ? sqlite3_errmsg(sq->db) : "");
+    }
     if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
         return PW_EAGAIN;
     }
-    if (code == SQLITE_FULL) {
+    if (code == SQLITE_FULL || sys == ENOSPC || sys == EDQUOT) {
         return PW_ENOSPC;
     }
     if (code == SQLITE_NOMEM) {

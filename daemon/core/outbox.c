@@ -1312,6 +1312,12 @@ static void scan(struct pw_outbox *ob)
         ob->stats.blocked++;
         pw_log_crit(OUTBOX, "audit trail not writable: EHR writes held back");
         schedule(ob, ob->conf.scan_ms < 1000 ? ob->conf.scan_ms : 1000);
+        if (ob->inflight == 0 && ob->conf.on_idle &&
+            pw_store_outbox_due(ob->conf.store, now_ms(ob), ids, 1, &n) == 0 && n == 0) {
+            /* Nothing is due and nothing in flight: idle (what is queued for later stays
+             * pending), so that a --once run whose trail cannot be written ends. */
+            ob->conf.on_idle(ob->conf.on_idle_arg, true);
+        }
         return;
     }
     /*

@@ -21,7 +21,6 @@ const base = serverBase();
 // reports a full disk while opening the WAL as SQLITE_IOERR, and the store logs "disk I/O error"
 // without the errno (sqlite3_system_errno() would say ENOSPC).
 const EXPECTED_FAIL = {
-  'state: the log says the disk is full': 'N2',
 };
 
 function mountTmpfs(dir, size) {
@@ -116,7 +115,12 @@ async function fullDisk(t, which, running = false) {
     const writes = gate.log.filter((x) => x.method !== 'GET' && x.url.includes('/Flag'));
     assert.deepEqual(writes.map((x) => `${x.method} ${x.url}`), [], 'fail closed: no Flag sent that could not be recorded');
     const v1 = D.cli(['audit', 'verify', '--config', conf.file]);
-    assert.equal(v1.status, 0, `audit verify while full: ${v1.stdout}${v1.stderr}`);
+    // The trail itself verifies. The chain-head check needs the store, which SQLite may not
+    // open on a full disk (its WAL index): then verify says so and fails (exit 2) rather than
+    // report a check it could not make.
+    assert.match(v1.stdout, /^OK: /m, `audit verify while full: ${v1.stdout}${v1.stderr}`);
+    assert.ok(v1.status === 0 || (v1.status === 2 && /no space left/i.test(v1.stderr)),
+      `audit verify while full: exit ${v1.status}: ${v1.stdout}${v1.stderr}`);
 
     // Space returns: what the full disk left is sound (SQLite needs a little space to open
     // the store at all), and the next run catches up.
