@@ -37,6 +37,11 @@ static const struct pw_med_order *rescue_order(const struct pw_timeline *tl,
 static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, struct pw_findings *out)
 {
     const struct pw_timeline *tl = in->tl;
+    /* Issue 16: an opioid-use-disorder product or Condition puts the patient outside the
+     * cancer-pain opioid rules; no baseline advice is given for them. */
+    if (pw_ru_oud(tl, in->now)) {
+        return 0;
+    }
     int64_t d1 = in->now - PW_DAY, d2 = in->now - 2 * PW_DAY;
     size_t n1 = 0, n2 = 0;
     double mme1 = 0, mme2 = 0;
