@@ -15,6 +15,11 @@ static const struct pw_rule_param params[] = {
 static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, struct pw_findings *out)
 {
     const struct pw_timeline *tl = in->tl;
+    /* Issue 16: an opioid-use-disorder product or Condition puts the patient outside the
+     * cancer-pain opioid rules; this rule judges the bowel care of cancer-pain opioids. */
+    if (pw_ru_oud(tl, in->now)) {
+        return 0;
+    }
     if (!pw_ru_active(tl, in->now, PW_MED_OPIOID, -1)) {
         return 0;
     }

@@ -10,6 +10,10 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
         !pw_ru_active(tl, in->now, PW_MED_BENZODIAZEPINE, -1)) {
         return 0;
     }
+    /* Issue 16: an opioid-use-disorder product or Condition does NOT exempt the patient here:
+     * an opioid (buprenorphine or methadone for OUD included) with a benzodiazepine is a
+     * respiratory-depression risk whatever the opioid is for (a safety rule, not a cancer-pain
+     * opioid rule). */
     /* Palliative sedation or comfort care: the combination is intended (issue 17). */
     if (pw_ru_end_of_life(tl, in->now) != NULL) {
         return 0;

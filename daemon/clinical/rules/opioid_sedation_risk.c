@@ -60,6 +60,8 @@ static bool alarming(const struct pw_context *c, const double *p)
 static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, struct pw_findings *out)
 {
     const struct pw_timeline *tl = in->tl;
+    /* Issue 16: no opioid-use-disorder exemption (pw_ru_oud): sedation or slow breathing after
+     * an opioid increase is a danger whatever the opioid is for (a safety rule). */
     bool any = false;
     for (size_t i = 0; i < tl->context.n && !any; i++) {
         any = tl->context.v[i].at <= in->now && alarming(&tl->context.v[i], in->params);

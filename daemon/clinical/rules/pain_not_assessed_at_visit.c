@@ -17,6 +17,12 @@ static const struct pw_rule_param params[] = {
 static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, struct pw_findings *out)
 {
     const struct pw_timeline *tl = in->tl;
+    /* Issue 16: an opioid-use-disorder product or Condition puts the patient outside the
+     * cancer-pain opioid rules; the visit is judged on its cancer-pain opioid, which this patient's
+     * is not taken to be. */
+    if (pw_ru_oud(tl, in->now)) {
+        return 0;
+    }
     const struct pw_context *miss = NULL;
     int64_t grace = (int64_t)(in->params[P_GRACE_H] * PW_HOUR);
     for (size_t i = 0; i < tl->context.n; i++) {

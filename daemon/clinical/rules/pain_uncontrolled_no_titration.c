@@ -72,6 +72,11 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
 {
     const double *p = in->params;
     const struct pw_timeline *tl = in->tl;
+    /* Issue 16: an opioid-use-disorder product or Condition puts the patient outside the
+     * cancer-pain opioid rules; their titration is not judged here. */
+    if (pw_ru_oud(tl, in->now)) {
+        return 0;
+    }
     const struct pw_pain_score *latest = pw_ru_score_at(tl, in->now);
     if (!latest || latest->value < p[P_HIGH_PAIN]) {
         return 0;

@@ -18,6 +18,11 @@ static const struct pw_rule_param params[] = {
 static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, struct pw_findings *out)
 {
     const struct pw_timeline *tl = in->tl;
+    /* Issue 16: an opioid-use-disorder product or Condition puts the patient outside the
+     * cancer-pain opioid rules; their dose changes are not cancer-pain titration. */
+    if (pw_ru_oud(tl, in->now)) {
+        return 0;
+    }
     struct pw_steps steps;
     int err = pw_steps_build(tl, in->now, &steps);
     if (err) {

@@ -34,14 +34,6 @@ static void drug_label(char *buf, size_t size, const struct pw_med_order *o)
     buf[len] = '\0';
 }
 
-/* A dose rounded as a pharmacist would measure it when the product's unit is not known. */
-static double nice(double v)
-{
-    double step = v >= 20 ? 5 : v >= 5 ? 2.5 : v >= 2 ? 1 : v >= 0.5 ? 0.25 : 0.05;
-    double r = round(v / step) * step;
-    return r > 0 ? r : step;
-}
-
 /*
  * Practical doses of the ordered product within [lo, hi] mg: whole multiples of its smallest
  * practical dose (@p unit, NAN when unknown); none inside: the nearest one.
@@ -51,7 +43,7 @@ static void practical(char *buf, size_t size, double lo, double hi, double unit)
     char a[32], b[32];
     buf[0] = '\0';
     if (!isfinite(unit) || unit <= 0) {
-        double x = nice(lo), y = nice(hi);
+        double x = pw_ru_nice_mg(lo), y = pw_ru_nice_mg(hi);
         if (x == y) {
             (void)snprintf(buf, size, "about %s mg", pw_ru_num(a, x));
         } else {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* rescue-use-frequent: many rescue doses given and the baseline not raised since. */
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,9 +35,85 @@ static const struct pw_med_order *rescue_order(const struct pw_timeline *tl,
     return NULL;
 }
 
+/*
+ * The new baseline, in MME/day and in practical doses of the baseline product (the medication
+ * engine's rounding). No figure when the baseline includes methadone (non-linear, accumulates),
+ * or when the baseline or rescue MME is not computed (implausible dose, buprenorphine, no
+ * factor): words instead.
+ */
+static void advice(char *text, size_t size, const struct pw_timeline *tl, int64_t now, double tdd,
+                   double daily)
+{
+    char a[32], b[32], c[32], d[32];
+    if (pw_ru_regimen_class(tl, now, PW_MED_METHADONE)) {
+        pw_ru_cat(text, size,
+                  " The baseline includes methadone: painwatch gives no new-baseline figure "
+                  "(methadone accumulates over days; raise it with specialist input).");
+        return;
+    }
+    if (!isfinite(tdd) || tdd <= 0) {
+        const char *why = pw_ru_tdd_why(tl, now);
+        pw_ru_cat(text, size, " No new-baseline figure is given: %s.",
+                  why[0] ? why : "MME not computed for the baseline");
+        return;
+    }
+    if (!isfinite(daily)) {
+        pw_ru_cat(text, size,
+                  " No new-baseline figure is given: MME not computed for the rescue doses.");
+        return;
+    }
+    pw_ru_cat(text, size,
+              " Consider a new baseline of about %s MME/day (the current %s plus the average "
+              "daily rescue total %s).",
+              pw_ru_num(a, tdd + daily), pw_ru_num(b, tdd), pw_ru_num(c, daily));
+    /* In mg only when the baseline is one order of one product: a split between orders or
+     * products is the prescriber's choice. */
+    const struct pw_med_order *base = NULL;
+    for (size_t i = 0; i < tl->orders.n; i++) {
+        const struct pw_med_order *o = &tl->orders.v[i];
+        if (o->role != PW_ROLE_BASELINE || !pw_order_active_at(o, now)) {
+            continue;
+        }
+        if (base != NULL) {
+            return;
+        }
+        base = o;
+    }
+    if (base == NULL || !isfinite(base->mme_factor) || base->mme_factor <= 0 ||
+        (base->classes & PW_MED_TRANSDERMAL) ||
+        (base->flags & (PW_ORDER_IMPLAUSIBLE | PW_ORDER_NO_MME)) || !isfinite(base->mg_per_dose) ||
+        base->mg_per_dose <= 0 || !isfinite(base->mg_per_day)) {
+        return;
+    }
+    double mg_day = (tdd + daily) / base->mme_factor;
+    double per_day = round(base->mg_per_day / base->mg_per_dose);
+    char name[48];
+    const char *src = base->ingredient[0] ? base->ingredient : base->drug_name;
+    size_t n = 0;
+    for (; src[n] && n + 1 < sizeof(name); n++) {
+        name[n] = (char)tolower((unsigned char)src[n]);
+    }
+    name[n] = '\0';
+    if (per_day >= 1) {
+        double dose = pw_ru_practical_mg(mg_day / per_day, base->min_dose_mg);
+        pw_ru_cat(text, size, " As %s%s%s: %s mg a dose, %s doses a day (%s mg/day).",
+                  pw_ru_route_word(base->route), base->route[0] ? " " : "", name,
+                  pw_ru_num(a, dose), pw_ru_num(b, per_day), pw_ru_num(d, dose * per_day));
+    } else {
+        pw_ru_cat(text, size, " As %s%s%s: about %s mg/day.", pw_ru_route_word(base->route),
+                  base->route[0] ? " " : "", name,
+                  pw_ru_num(a, pw_ru_practical_mg(mg_day, base->min_dose_mg)));
+    }
+}
+
 static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, struct pw_findings *out)
 {
     const struct pw_timeline *tl = in->tl;
+    /* Issue 16: an opioid-use-disorder product or Condition puts the patient outside the
+     * cancer-pain opioid rules; no baseline advice is given for them. */
+    if (pw_ru_oud(tl, in->now)) {
+        return 0;
+    }
     int64_t d1 = in->now - PW_DAY, d2 = in->now - 2 * PW_DAY;
     size_t n1 = 0, n2 = 0;
     double mme1 = 0, mme2 = 0;
@@ -83,7 +160,7 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
     double daily = two_days ? (mme1 + mme2) / 2 : mme1;
     size_t doses = two_days ? n1 + n2 : n1;
     struct pw_finding f;
-    char a[32], b[32], c[32], t[32];
+    char t[32];
     pw_ru_finding_init(&f, rule, PW_SEV_MEDIUM);
     if (two_days) {
         pw_ru_cat(f.text, sizeof(f.text),
@@ -93,29 +170,7 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
     }
     pw_ru_cat(f.text, sizeof(f.text), " and the baseline was not increased since (since %s).",
               pw_ru_time(t, first->at));
-    if (isfinite(tdd) && isfinite(daily) && tdd > 0) {
-        pw_ru_cat(f.text, sizeof(f.text),
-                  " Consider a new baseline of about %s MME/day (the current %s plus the average "
-                  "daily rescue total %s).",
-                  pw_ru_num(a, tdd + daily), pw_ru_num(b, tdd), pw_ru_num(c, daily));
-        for (size_t i = 0; i < tl->orders.n; i++) {
-            const struct pw_med_order *o = &tl->orders.v[i];
-            if (o->role == PW_ROLE_BASELINE && pw_order_active_at(o, in->now) &&
-                isfinite(o->mme_factor) && o->mme_factor > 0 &&
-                !(o->classes & PW_MED_TRANSDERMAL)) {
-                double mg_day = (tdd + daily) / o->mme_factor;
-                double per_day = o->mg_per_dose > 0 ? o->mg_per_day / o->mg_per_dose : NAN;
-                pw_ru_cat(f.text, sizeof(f.text), " As %s: about %s mg/day", o->ingredient,
-                          pw_ru_num(a, mg_day));
-                if (isfinite(per_day) && per_day >= 1 && tl->orders.n > 0) {
-                    pw_ru_cat(f.text, sizeof(f.text), " (%s mg a dose, %s doses a day)",
-                              pw_ru_num(b, mg_day / per_day), pw_ru_num(c, per_day));
-                }
-                pw_ru_cat(f.text, sizeof(f.text), ".");
-                break;
-            }
-        }
-    }
+    advice(f.text, sizeof(f.text), tl, in->now, tdd, daily);
     pw_ru_cat(f.text, sizeof(f.text),
               " Guide: track rescue use separately; frequent rescue doses mean the baseline "
               "should go up.");
@@ -127,8 +182,12 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
     pw_finding_add_evidence(&f, &last->src);
     pw_ru_evidence_regimen(&f, tl, in->now);
     pw_finding_add_number(&f, "rescue_doses", (double)doses);
-    pw_finding_add_number(&f, "rescue_mme_per_day", daily);
-    pw_finding_add_number(&f, "baseline_mme_per_day", tdd);
+    if (isfinite(daily)) {
+        pw_finding_add_number(&f, "rescue_mme_per_day", daily);
+    }
+    if (isfinite(tdd)) {
+        pw_finding_add_number(&f, "baseline_mme_per_day", tdd);
+    }
     return pw_findings_push(out, &f);
 }
 

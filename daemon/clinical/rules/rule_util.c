@@ -477,6 +477,22 @@ const char *pw_ru_tdd_why(const struct pw_timeline *tl, int64_t t)
     return best;
 }
 
+double pw_ru_nice_mg(double v)
+{
+    double step = v >= 20 ? 5 : v >= 5 ? 2.5 : v >= 2 ? 1 : v >= 0.5 ? 0.25 : 0.05;
+    double r = round(v / step) * step;
+    return r > 0 ? r : step;
+}
+
+double pw_ru_practical_mg(double mg, double unit)
+{
+    if (!isfinite(unit) || unit <= 0) {
+        return pw_ru_nice_mg(mg);
+    }
+    double k = round(mg / unit);
+    return (k < 1 ? 1 : k) * unit;
+}
+
 /* ---- Issue 17: clinical context ---- */
 
 const struct pw_context *pw_ru_end_of_life(const struct pw_timeline *tl, int64_t t)

@@ -141,6 +141,15 @@ const char *pw_ru_route_word(const char *route);
 /** Why the baseline MME is not computed at @p t, in words ("" when it is computed). */
 const char *pw_ru_tdd_why(const struct pw_timeline *tl, int64_t t);
 
+/** A dose rounded as a pharmacist would measure it when the product's unit is not known. */
+double pw_ru_nice_mg(double v);
+
+/**
+ * A practical dose of a product near @p mg: a whole multiple (at least one) of its smallest
+ * practical dose @p unit (mg), or pw_ru_nice_mg() when @p unit is unknown (NAN).
+ */
+double pw_ru_practical_mg(double mg, double unit);
+
 /**
  * Issue 17: the end-of-life context active at @p t (hospice encounter, comfort-care goal or
  * care plan, a continuous benzodiazepine infusion), or NULL.
