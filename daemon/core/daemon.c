@@ -103,6 +103,8 @@ struct daemon {
     struct pw_sink *sink_old;   /* still the outbox's until pw_outbox_swap_sink() completes */
     struct pw_conf **old_confs; /* configurations replaced by reloads: components built from */
     size_t n_old_confs;         /* them may still borrow their strings; freed at exit */
+    struct pw_auth **retired;   /* auths replaced by reloads, freed once nothing in flight */
+    size_t n_retired;           /* uses them (sweep_retired) */
 
     /* issue 19: READY waits for every server's /metadata, or the startup deadline */
     uv_timer_t check_timer;
@@ -512,9 +514,9 @@ static int build_sink(struct daemon *d)
     return make_sink(d->cd, &d->sink);
 }
 
-static int build_auth(struct daemon *d, size_t i)
+/* The auth of server @p s into @p *out (NULL for type none). */
+static int make_auth(struct pw_http *http, const struct pw_conf_server *s, struct pw_auth **out)
 {
-    const struct pw_conf_server *s = &d->cd->servers[i];
     const struct pw_conf_auth *ca = &s->auth;
     struct pw_auth_conf ac = {
         .type = ca->type,
@@ -537,7 +539,7 @@ static int build_auth(struct daemon *d, size_t i)
     if (!ca->type || strcmp(ca->type, "none") == 0) {
         return 0;
     }
-    rc = pw_auth_new(&d->auths[i], d->http, &ac);
+    rc = pw_auth_new(out, http, &ac);
     if (rc < 0) {
         pw_log_err(AUTH, "server %s: %s authorization: %s", s->name, ca->type, pw_strerror(rc));
         return rc;
@@ -573,7 +575,7 @@ static int build_endpoints(struct daemon *d)
             pw_log_err(HTTP, "server %s: %s", s->name, pw_strerror(rc));
             return rc;
         }
-        rc = build_auth(d, i);
+        rc = make_auth(d->http, s, &d->auths[i]);
         if (rc < 0) {
             return rc;
         }
@@ -947,12 +949,28 @@ static void refresh_gauges(struct daemon *d)
     collect_gauges(d);
 }
 
+/* Free the auths replaced by reloads that nothing in flight uses any more. */
+static void sweep_retired(struct daemon *d)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < d->n_retired; i++) {
+        if (pw_auth_in_use(d->retired[i])) {
+            d->retired[kept++] = d->retired[i];
+        } else {
+            pw_auth_free(d->retired[i]);
+        }
+    }
+    d->n_retired = kept;
+}
+
 static void on_metrics_timer(uv_timer_t *t)
 {
     struct daemon *d = container_of(t, struct daemon, metrics_timer);
     bool any_down = false;
 
     refresh_gauges(d);
+    sweep_retired(d);
     /* STATUS= named servers down at READY: once every one works, say so. */
     for (size_t i = 0; d->down[0] && i < d->cd->n_servers; i++) {
         any_down = any_down || server_down(d, i);
@@ -1249,7 +1267,7 @@ static const char *const fixed_keys[] = {
     "terminology_dir", "factor_set", "pain_codes", "control_socket",
 };
 
-/* The first server key that differs (poll_interval aside: it applies at run time). */
+/* The first server key that differs (poll_interval and auth aside: they apply at run time). */
 static bool servers_differ(const json_t *a, const json_t *b, char *what, size_t cap)
 {
     if (json_array_size(a) != json_array_size(b)) {
@@ -1265,6 +1283,8 @@ static bool servers_differ(const json_t *a, const json_t *b, char *what, size_t 
 
         json_object_del(x, "poll_interval");
         json_object_del(y, "poll_interval");
+        json_object_del(x, "auth");
+        json_object_del(y, "auth");
         if (!json_equal(x, y)) {
             differ = true;
             snprintf(what, cap, "servers[%zu]", i);
@@ -1319,7 +1339,8 @@ static bool reload_blocked(const struct daemon *d, const struct pw_conf *next, c
     if (servers_differ(pw_conf_get(d->conf, "servers"), pw_conf_get(next, "servers"), what,
                        sizeof(what))) {
         snprintf(why, cap,
-                 "%s cannot change while running yet (only poll_interval does; restart to apply)",
+                 "%s cannot change while running yet (only poll_interval and auth do; restart "
+                 "to apply)",
                  what);
         return true;
     }
@@ -1338,6 +1359,41 @@ static void reload_refused(struct daemon *d, const char *why, const struct pw_co
                    json_pack("{s:{s:s,s:s?}}", "painwatch", "config_hash", pw_conf_hash(d->conf),
                              "refused_hash", next ? pw_conf_hash(next) : NULL));
     pw_metric_inc(PW_M_CONFIG_RELOADS, result, NULL);
+}
+
+static void free_auths(struct pw_auth **auths, size_t n)
+{
+    for (size_t i = 0; auths && i < n; i++) {
+        pw_auth_free(auths[i]);
+    }
+    free(auths);
+}
+
+/*
+ * Every server's credentials, built anew from @p ncd: a reload re-reads token, secret and key
+ * files even when their paths did not change (rotation in place). @return 0, or the error with
+ * the offending key in @p why.
+ */
+static int make_auths(struct daemon *d, const struct pw_conf_daemon *ncd, struct pw_auth ***out,
+                      char *why, size_t cap)
+{
+    struct pw_auth **auths = calloc(ncd->n_servers ? ncd->n_servers : 1, sizeof(*auths));
+
+    if (!auths) {
+        snprintf(why, cap, "out of memory building credentials");
+        return PW_ENOMEM;
+    }
+    for (size_t i = 0; i < ncd->n_servers; i++) {
+        int rc = make_auth(d->http, &ncd->servers[i], &auths[i]);
+        if (rc < 0) {
+            snprintf(why, cap, "servers[%zu].auth (server %s): %s", i, ncd->servers[i].name,
+                     pw_strerror(rc));
+            free_auths(auths, ncd->n_servers);
+            return rc;
+        }
+    }
+    *out = auths;
+    return 0;
 }
 
 static void on_sink_swapped(void *arg, struct pw_sink *old)
@@ -1364,6 +1420,8 @@ static void reload(struct daemon *d)
     struct pw_engine *engine = NULL;
     struct pw_sink *sink = NULL;
     struct pw_conf **kept;
+    struct pw_auth **auths = NULL;
+    struct pw_auth **retired;
     char why[256];
     bool sink_changed;
     int lvl;
@@ -1392,9 +1450,26 @@ static void reload(struct daemon *d)
         pw_conf_free(conf);
         return;
     }
+    if (make_auths(d, ncd, &auths, why, sizeof(why)) < 0) {
+        pw_engine_free(engine);
+        reload_refused(d, why, conf, "refused");
+        pw_conf_free(conf);
+        return;
+    }
+    /* Room for every replaced auth now, so that the commit below cannot fail. */
+    retired = realloc(d->retired, (d->n_retired + d->n_auths + 1) * sizeof(*retired));
+    if (!retired) {
+        free_auths(auths, ncd->n_servers);
+        pw_engine_free(engine);
+        reload_refused(d, "out of memory", conf, "refused");
+        pw_conf_free(conf);
+        return;
+    }
+    d->retired = retired;
     sink_changed = ncd->shadow_mode != d->cd->shadow_mode ||
                    !json_equal(pw_conf_get(d->conf, "sink"), pw_conf_get(conf, "sink"));
     if (sink_changed && make_sink(ncd, &sink) < 0) {
+        free_auths(auths, ncd->n_servers);
         pw_engine_free(engine);
         reload_refused(d, "the new sink cannot be opened", conf, "refused");
         pw_conf_free(conf);
@@ -1404,6 +1479,7 @@ static void reload(struct daemon *d)
     if (!kept || (sink && pw_outbox_swap_sink(d->outbox, sink, on_sink_swapped, d) < 0)) {
         d->old_confs = kept ? kept : d->old_confs;
         pw_sink_free(sink);
+        free_auths(auths, ncd->n_servers);
         pw_engine_free(engine);
         reload_refused(d, "cannot hand the new sink to the outbox", conf, "refused");
         pw_conf_free(conf);
@@ -1429,6 +1505,21 @@ static void reload(struct daemon *d)
     for (size_t i = 0; i < ncd->n_servers; i++) {
         pw_sync_set_poll(d->sync, ncd->servers[i].name, (uint64_t)ncd->servers[i].poll_interval_ms);
     }
+    /*
+     * Credentials: requests sent from now on use the new auths; those in flight (and renewals
+     * under way) finish under the old ones, freed by sweep_retired() once nothing uses them.
+     */
+    for (size_t i = 0; i < d->n_auths && i < ncd->n_servers; i++) {
+        if (d->auths[i]) {
+            d->retired[d->n_retired++] = d->auths[i];
+        }
+        d->auths[i] = auths[i];
+        auths[i] = NULL;
+        pw_sync_set_auth(d->sync, ncd->servers[i].name, d->auths[i]);
+    }
+    free(auths);
+    pw_outbox_set_auth(d->outbox, d->n_auths ? d->auths[0] : NULL);
+    sweep_retired(d);
     if (uv_is_active((uv_handle_t *)&d->reeval_timer)) {
         uint64_t every = (uint64_t)ncd->reevaluate_interval_ms;
         uv_timer_start(&d->reeval_timer, on_reeval_timer, every, every);
@@ -1529,6 +1620,10 @@ static void teardown(struct daemon *d)
         pw_auth_free(d->auths[i]); /* before the HTTP core: see auth.h */
     }
     free(d->auths);
+    for (size_t i = 0; i < d->n_retired; i++) {
+        pw_auth_free(d->retired[i]);
+    }
+    free(d->retired);
     pw_http_free(d->http);
     uv_walk(&d->loop, on_walk_close, NULL);
     uv_run(&d->loop, UV_RUN_DEFAULT);

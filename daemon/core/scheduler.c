@@ -1278,3 +1278,13 @@ int pw_sync_set_poll(struct pw_sync *sync, const char *server, uint64_t poll_ms)
     srv->conf.poll_ms = poll_ms;
     return 0;
 }
+
+int pw_sync_set_auth(struct pw_sync *sync, const char *server, struct pw_auth *auth)
+{
+    struct server *srv = server_find(sync, server);
+    if (!srv) {
+        return PW_ENOENT;
+    }
+    srv->auth = auth;
+    return 0;
+}
