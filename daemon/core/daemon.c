@@ -1267,7 +1267,25 @@ static const char *const fixed_keys[] = {
     "terminology_dir", "factor_set", "pain_codes", "control_socket",
 };
 
-/* The first server key that differs (poll_interval and auth aside: they apply at run time). */
+/* Server keys a reload applies: poll_interval and auth at once, the sync keys between cycles. */
+static const char *const server_live_keys[] = {"poll_interval", "auth"};
+static const char *const server_sync_keys[] = {"dialect", "cohort", "resources", "lookback",
+                                               "overlap"};
+
+/* Whether the sync keys of servers @p a and @p b differ. */
+static bool sync_keys_differ(const json_t *a, const json_t *b)
+{
+    for (size_t k = 0; k < PW_ARRAY_SIZE(server_sync_keys); k++) {
+        const json_t *x = json_object_get(a, server_sync_keys[k]);
+        const json_t *y = json_object_get(b, server_sync_keys[k]);
+        if ((x || y) && !(x && y && json_equal(x, y))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The first server key that differs and cannot change at run time. */
 static bool servers_differ(const json_t *a, const json_t *b, char *what, size_t cap)
 {
     if (json_array_size(a) != json_array_size(b)) {
@@ -1281,10 +1299,14 @@ static bool servers_differ(const json_t *a, const json_t *b, char *what, size_t 
         json_t *v;
         bool differ = false;
 
-        json_object_del(x, "poll_interval");
-        json_object_del(y, "poll_interval");
-        json_object_del(x, "auth");
-        json_object_del(y, "auth");
+        for (size_t k = 0; k < PW_ARRAY_SIZE(server_live_keys); k++) {
+            json_object_del(x, server_live_keys[k]);
+            json_object_del(y, server_live_keys[k]);
+        }
+        for (size_t k = 0; k < PW_ARRAY_SIZE(server_sync_keys); k++) {
+            json_object_del(x, server_sync_keys[k]);
+            json_object_del(y, server_sync_keys[k]);
+        }
         if (!json_equal(x, y)) {
             differ = true;
             snprintf(what, cap, "servers[%zu]", i);
@@ -1339,8 +1361,8 @@ static bool reload_blocked(const struct daemon *d, const struct pw_conf *next, c
     if (servers_differ(pw_conf_get(d->conf, "servers"), pw_conf_get(next, "servers"), what,
                        sizeof(what))) {
         snprintf(why, cap,
-                 "%s cannot change while running yet (only poll_interval and auth do; restart "
-                 "to apply)",
+                 "%s cannot change while running yet (of a server's keys poll_interval, auth, "
+                 "dialect, cohort, resources, lookback and overlap do; restart to apply)",
                  what);
         return true;
     }
@@ -1396,6 +1418,69 @@ static int make_auths(struct daemon *d, const struct pw_conf_daemon *ncd, struct
     return 0;
 }
 
+/* A reload's new searches and cohorts, for the servers whose sync keys changed. */
+struct sync_changes {
+    size_t n;
+    bool *changed;
+    struct pw_source_conf *srcs;
+    struct pw_cohort **cohorts;
+};
+
+static void sync_changes_free(struct sync_changes *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->changed[i]) {
+            pw_source_conf_cleanup(&c->srcs[i]);
+        }
+        pw_cohort_free(c->cohorts[i]);
+    }
+    free(c->changed);
+    free(c->srcs);
+    free(c->cohorts);
+    memset(c, 0, sizeof(*c));
+}
+
+static int make_sync_changes(struct daemon *d, const struct pw_conf *next,
+                             const struct pw_conf_daemon *ncd, struct sync_changes *c, char *why,
+                             size_t cap)
+{
+    const json_t *olds = pw_conf_get(d->conf, "servers");
+    const json_t *news = pw_conf_get(next, "servers");
+    size_t n = ncd->n_servers ? ncd->n_servers : 1;
+
+    c->n = ncd->n_servers;
+    c->changed = calloc(n, sizeof(*c->changed));
+    c->srcs = calloc(n, sizeof(*c->srcs));
+    c->cohorts = calloc(n, sizeof(*c->cohorts));
+    if (!c->changed || !c->srcs || !c->cohorts) {
+        c->n = 0;
+        sync_changes_free(c);
+        snprintf(why, cap, "out of memory");
+        return PW_ENOMEM;
+    }
+    for (size_t i = 0; i < ncd->n_servers; i++) {
+        const struct pw_conf_server *s = &ncd->servers[i];
+        char err[256] = "";
+        int rc;
+
+        if (!sync_keys_differ(json_array_get(olds, i), json_array_get(news, i))) {
+            continue;
+        }
+        rc = pw_cohort_from_daemon(&c->cohorts[i], &s->cohort, err, sizeof(err));
+        if (rc == 0) {
+            rc = pw_source_conf_from_daemon(&c->srcs[i], s, &ncd->pain_codes, err, sizeof(err));
+            c->changed[i] = true; /* _from_daemon leaves srcs[i] for cleanup on failure too */
+        }
+        if (rc < 0) {
+            snprintf(why, cap, "servers[%zu] (server %s): %s", i, s->name,
+                     err[0] ? err : pw_strerror(rc));
+            sync_changes_free(c);
+            return rc;
+        }
+    }
+    return 0;
+}
+
 static void on_sink_swapped(void *arg, struct pw_sink *old)
 {
     struct daemon *d = arg;
@@ -1422,6 +1507,7 @@ static void reload(struct daemon *d)
     struct pw_conf **kept;
     struct pw_auth **auths = NULL;
     struct pw_auth **retired;
+    struct sync_changes sc = {0};
     char why[256];
     bool sink_changed;
     int lvl;
@@ -1450,7 +1536,14 @@ static void reload(struct daemon *d)
         pw_conf_free(conf);
         return;
     }
+    if (make_sync_changes(d, conf, ncd, &sc, why, sizeof(why)) < 0) {
+        pw_engine_free(engine);
+        reload_refused(d, why, conf, "refused");
+        pw_conf_free(conf);
+        return;
+    }
     if (make_auths(d, ncd, &auths, why, sizeof(why)) < 0) {
+        sync_changes_free(&sc);
         pw_engine_free(engine);
         reload_refused(d, why, conf, "refused");
         pw_conf_free(conf);
@@ -1459,6 +1552,7 @@ static void reload(struct daemon *d)
     /* Room for every replaced auth now, so that the commit below cannot fail. */
     retired = realloc(d->retired, (d->n_retired + d->n_auths + 1) * sizeof(*retired));
     if (!retired) {
+        sync_changes_free(&sc);
         free_auths(auths, ncd->n_servers);
         pw_engine_free(engine);
         reload_refused(d, "out of memory", conf, "refused");
@@ -1469,6 +1563,7 @@ static void reload(struct daemon *d)
     sink_changed = ncd->shadow_mode != d->cd->shadow_mode ||
                    !json_equal(pw_conf_get(d->conf, "sink"), pw_conf_get(conf, "sink"));
     if (sink_changed && make_sink(ncd, &sink) < 0) {
+        sync_changes_free(&sc);
         free_auths(auths, ncd->n_servers);
         pw_engine_free(engine);
         reload_refused(d, "the new sink cannot be opened", conf, "refused");
@@ -1479,6 +1574,7 @@ static void reload(struct daemon *d)
     if (!kept || (sink && pw_outbox_swap_sink(d->outbox, sink, on_sink_swapped, d) < 0)) {
         d->old_confs = kept ? kept : d->old_confs;
         pw_sink_free(sink);
+        sync_changes_free(&sc);
         free_auths(auths, ncd->n_servers);
         pw_engine_free(engine);
         reload_refused(d, "cannot hand the new sink to the outbox", conf, "refused");
@@ -1520,6 +1616,18 @@ static void reload(struct daemon *d)
     free(auths);
     pw_outbox_set_auth(d->outbox, d->n_auths ? d->auths[0] : NULL);
     sweep_retired(d);
+    /* Searches and cohorts: each server's cycle in flight finishes under the old ones. */
+    for (size_t i = 0; i < sc.n; i++) {
+        if (sc.changed[i]) {
+            int rc = pw_sync_replace_server(d->sync, &sc.srcs[i], sc.cohorts[i]);
+            sc.cohorts[i] = NULL; /* taken, also on failure */
+            if (rc < 0) {
+                pw_log_err(SYNC, "reload: server %s: searches not replaced: %s",
+                           ncd->servers[i].name, pw_strerror(rc));
+            }
+        }
+    }
+    sync_changes_free(&sc);
     if (uv_is_active((uv_handle_t *)&d->reeval_timer)) {
         uint64_t every = (uint64_t)ncd->reevaluate_interval_ms;
         uv_timer_start(&d->reeval_timer, on_reeval_timer, every, every);

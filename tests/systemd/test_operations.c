@@ -804,7 +804,11 @@ static void test_reload_rotates_credentials(void **state)
     r->health_port = health_port(r);
     wait_auth(r, "/fhir/Observation", "Bearer synthetic-token-A");
 
-    snprintf(extra, sizeof(extra), "    auth:\n      type: bearer\n      token_file: %s\n", tok_b);
+    /* Token B, and one more resource type (a sync key: applies from the next cycle). */
+    snprintf(extra, sizeof(extra),
+             "    resources: [Observation, MedicationRequest, Condition]\n"
+             "    auth:\n      type: bearer\n      token_file: %s\n",
+             tok_b);
     write_config(r, "state", false, extra);
     assert_int_equal(kill(r->pid, SIGHUP), 0);
     wait_notify(r, "RELOADING=1");
@@ -814,6 +818,10 @@ static void test_reload_rotates_credentials(void **state)
 
     /* The next cycle's searches carry token B, and token A is not sent after it. */
     first_b = wait_auth(r, "/fhir/Observation", "Bearer synthetic-token-B");
+    /* The new resource type is searched, with the new credentials (none before the reload). */
+    wait_auth(r, "/fhir/Condition", "Bearer synthetic-token-B");
+    assert_int_equal(first_with_auth(r, "/fhir/Condition", "Bearer synthetic-token-A", 0),
+                     SIZE_MAX);
     /* The next Flag write (the outbox's credentials) carries token B too. */
     set_pain_patients(1);
     wait_flag_posts(r, 1);
@@ -821,7 +829,19 @@ static void test_reload_rotates_credentials(void **state)
     assert_int_equal(first_with_auth(r, "/fhir/Observation", "Bearer synthetic-token-A", first_b),
                      SIZE_MAX);
     assert_int_equal(first_with_auth(r, "/fhir/Flag", "Bearer synthetic-token-A", 0), SIZE_MAX);
+
+    /* A server's HTTP settings still need a restart: refused whole, naming the key. */
+    snprintf(cmd, sizeof(cmd), "%s    timeout: 45s\n", extra);
+    write_config(r, "state", false, cmd);
+    assert_int_equal(kill(r->pid, SIGHUP), 0);
+    wait_notify(r, "RELOADING=1");
+    wait_notify(r, "READY=1");
+    assert_true(scrape(r, "painwatch_config_reloads_total", "result=\"refused\"") == 1.0);
+    write_config(r, "state", false, extra); /* the configuration in force, for its hash below */
     terminate(r);
+    char *log = pwt_read_file(r->log, NULL);
+    assert_non_null(strstr(log, "reload refused: servers[0].timeout cannot change while running"));
+    free(log);
 
     /* The trail: config-loaded with the new configuration's hash (`painwatch config hash`). */
     snprintf(cmd, sizeof(cmd), "'%s' config hash '%s'", getenv("PAINWATCH"), r->cfg);
