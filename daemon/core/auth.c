@@ -122,6 +122,12 @@ void *pw_auth_ctx(struct pw_auth *auth)
     return auth->ctx;
 }
 
+bool pw_auth_in_use(const struct pw_auth *auth)
+{
+    /* Every attempt and renewal holds a reference to `life`; the auth holds the first. */
+    return auth && (auth->refreshing || auth->w_head || auth->listeners || auth->life->refs > 1);
+}
+
 uint64_t pw_auth_refreshes(const struct pw_auth *auth)
 {
     return auth->refreshes;

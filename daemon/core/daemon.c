@@ -103,6 +103,8 @@ struct daemon {
     struct pw_sink *sink_old;   /* still the outbox's until pw_outbox_swap_sink() completes */
     struct pw_conf **old_confs; /* configurations replaced by reloads: components built from */
     size_t n_old_confs;         /* them may still borrow their strings; freed at exit */
+    struct pw_auth **retired;   /* auths replaced by reloads, freed once nothing in flight */
+    size_t n_retired;           /* uses them (sweep_retired) */
 
     /* issue 19: READY waits for every server's /metadata, or the startup deadline */
     uv_timer_t check_timer;
@@ -558,9 +560,9 @@ static struct pw_synced synced_types(const struct pw_conf_daemon *cd)
     return s;
 }
 
-static int build_auth(struct daemon *d, size_t i)
+/* The auth of server @p s into @p *out (NULL for type none). */
+static int make_auth(struct pw_http *http, const struct pw_conf_server *s, struct pw_auth **out)
 {
-    const struct pw_conf_server *s = &d->cd->servers[i];
     const struct pw_conf_auth *ca = &s->auth;
     char scope[512];
     struct pw_auth_conf ac = {
@@ -584,7 +586,7 @@ static int build_auth(struct daemon *d, size_t i)
     if (!ca->type || strcmp(ca->type, "none") == 0) {
         return 0;
     }
-    rc = pw_auth_new(&d->auths[i], d->http, &ac);
+    rc = pw_auth_new(out, http, &ac);
     if (rc < 0) {
         pw_log_err(AUTH, "server %s: %s authorization: %s", s->name, ca->type, pw_strerror(rc));
         return rc;
@@ -620,7 +622,7 @@ static int build_endpoints(struct daemon *d)
             pw_log_err(HTTP, "server %s: %s", s->name, pw_strerror(rc));
             return rc;
         }
-        rc = build_auth(d, i);
+        rc = make_auth(d->http, s, &d->auths[i]);
         if (rc < 0) {
             return rc;
         }
@@ -1014,12 +1016,28 @@ static void refresh_gauges(struct daemon *d)
     collect_gauges(d);
 }
 
+/* Free the auths replaced by reloads that nothing in flight uses any more. */
+static void sweep_retired(struct daemon *d)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < d->n_retired; i++) {
+        if (pw_auth_in_use(d->retired[i])) {
+            d->retired[kept++] = d->retired[i];
+        } else {
+            pw_auth_free(d->retired[i]);
+        }
+    }
+    d->n_retired = kept;
+}
+
 static void on_metrics_timer(uv_timer_t *t)
 {
     struct daemon *d = container_of(t, struct daemon, metrics_timer);
     bool any_down = false;
 
     refresh_gauges(d);
+    sweep_retired(d);
     /* STATUS= named servers down at READY: once every one works, say so. */
     for (size_t i = 0; d->down[0] && i < d->cd->n_servers; i++) {
         any_down = any_down || server_down(d, i);
@@ -1316,7 +1334,25 @@ static const char *const fixed_keys[] = {
     "terminology_dir", "factor_set", "pain_codes", "control_socket",
 };
 
-/* The first server key that differs (poll_interval aside: it applies at run time). */
+/* Server keys a reload applies: poll_interval and auth at once, the sync keys between cycles. */
+static const char *const server_live_keys[] = {"poll_interval", "auth"};
+static const char *const server_sync_keys[] = {"dialect", "cohort", "resources", "lookback",
+                                               "overlap"};
+
+/* Whether the sync keys of servers @p a and @p b differ. */
+static bool sync_keys_differ(const json_t *a, const json_t *b)
+{
+    for (size_t k = 0; k < PW_ARRAY_SIZE(server_sync_keys); k++) {
+        const json_t *x = json_object_get(a, server_sync_keys[k]);
+        const json_t *y = json_object_get(b, server_sync_keys[k]);
+        if ((x || y) && !(x && y && json_equal(x, y))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The first server key that differs and cannot change at run time. */
 static bool servers_differ(const json_t *a, const json_t *b, char *what, size_t cap)
 {
     if (json_array_size(a) != json_array_size(b)) {
@@ -1330,8 +1366,14 @@ static bool servers_differ(const json_t *a, const json_t *b, char *what, size_t 
         json_t *v;
         bool differ = false;
 
-        json_object_del(x, "poll_interval");
-        json_object_del(y, "poll_interval");
+        for (size_t k = 0; k < PW_ARRAY_SIZE(server_live_keys); k++) {
+            json_object_del(x, server_live_keys[k]);
+            json_object_del(y, server_live_keys[k]);
+        }
+        for (size_t k = 0; k < PW_ARRAY_SIZE(server_sync_keys); k++) {
+            json_object_del(x, server_sync_keys[k]);
+            json_object_del(y, server_sync_keys[k]);
+        }
         if (!json_equal(x, y)) {
             differ = true;
             snprintf(what, cap, "servers[%zu]", i);
@@ -1386,7 +1428,8 @@ static bool reload_blocked(const struct daemon *d, const struct pw_conf *next, c
     if (servers_differ(pw_conf_get(d->conf, "servers"), pw_conf_get(next, "servers"), what,
                        sizeof(what))) {
         snprintf(why, cap,
-                 "%s cannot change while running yet (only poll_interval does; restart to apply)",
+                 "%s cannot change while running yet (of a server's keys poll_interval, auth, "
+                 "dialect, cohort, resources, lookback and overlap do; restart to apply)",
                  what);
         return true;
     }
@@ -1405,6 +1448,104 @@ static void reload_refused(struct daemon *d, const char *why, const struct pw_co
                    json_pack("{s:{s:s,s:s?}}", "painwatch", "config_hash", pw_conf_hash(d->conf),
                              "refused_hash", next ? pw_conf_hash(next) : NULL));
     pw_metric_inc(PW_M_CONFIG_RELOADS, result, NULL);
+}
+
+static void free_auths(struct pw_auth **auths, size_t n)
+{
+    for (size_t i = 0; auths && i < n; i++) {
+        pw_auth_free(auths[i]);
+    }
+    free(auths);
+}
+
+/*
+ * Every server's credentials, built anew from @p ncd: a reload re-reads token, secret and key
+ * files even when their paths did not change (rotation in place). @return 0, or the error with
+ * the offending key in @p why.
+ */
+static int make_auths(struct daemon *d, const struct pw_conf_daemon *ncd, struct pw_auth ***out,
+                      char *why, size_t cap)
+{
+    struct pw_auth **auths = calloc(ncd->n_servers ? ncd->n_servers : 1, sizeof(*auths));
+
+    if (!auths) {
+        snprintf(why, cap, "out of memory building credentials");
+        return PW_ENOMEM;
+    }
+    for (size_t i = 0; i < ncd->n_servers; i++) {
+        int rc = make_auth(d->http, &ncd->servers[i], &auths[i]);
+        if (rc < 0) {
+            snprintf(why, cap, "servers[%zu].auth (server %s): %s", i, ncd->servers[i].name,
+                     pw_strerror(rc));
+            free_auths(auths, ncd->n_servers);
+            return rc;
+        }
+    }
+    *out = auths;
+    return 0;
+}
+
+/* A reload's new searches and cohorts, for the servers whose sync keys changed. */
+struct sync_changes {
+    size_t n;
+    bool *changed;
+    struct pw_source_conf *srcs;
+    struct pw_cohort **cohorts;
+};
+
+static void sync_changes_free(struct sync_changes *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->changed[i]) {
+            pw_source_conf_cleanup(&c->srcs[i]);
+        }
+        pw_cohort_free(c->cohorts[i]);
+    }
+    free(c->changed);
+    free(c->srcs);
+    free(c->cohorts);
+    memset(c, 0, sizeof(*c));
+}
+
+static int make_sync_changes(struct daemon *d, const struct pw_conf *next,
+                             const struct pw_conf_daemon *ncd, struct sync_changes *c, char *why,
+                             size_t cap)
+{
+    const json_t *olds = pw_conf_get(d->conf, "servers");
+    const json_t *news = pw_conf_get(next, "servers");
+    size_t n = ncd->n_servers ? ncd->n_servers : 1;
+
+    c->n = ncd->n_servers;
+    c->changed = calloc(n, sizeof(*c->changed));
+    c->srcs = calloc(n, sizeof(*c->srcs));
+    c->cohorts = calloc(n, sizeof(*c->cohorts));
+    if (!c->changed || !c->srcs || !c->cohorts) {
+        c->n = 0;
+        sync_changes_free(c);
+        snprintf(why, cap, "out of memory");
+        return PW_ENOMEM;
+    }
+    for (size_t i = 0; i < ncd->n_servers; i++) {
+        const struct pw_conf_server *s = &ncd->servers[i];
+        char err[256] = "";
+        int rc;
+
+        if (!sync_keys_differ(json_array_get(olds, i), json_array_get(news, i))) {
+            continue;
+        }
+        rc = pw_cohort_from_daemon(&c->cohorts[i], &s->cohort, err, sizeof(err));
+        if (rc == 0) {
+            rc = pw_source_conf_from_daemon(&c->srcs[i], s, &ncd->pain_codes, err, sizeof(err));
+            c->changed[i] = true; /* _from_daemon leaves srcs[i] for cleanup on failure too */
+        }
+        if (rc < 0) {
+            snprintf(why, cap, "servers[%zu] (server %s): %s", i, s->name,
+                     err[0] ? err : pw_strerror(rc));
+            sync_changes_free(c);
+            return rc;
+        }
+    }
+    return 0;
 }
 
 static void on_sink_swapped(void *arg, struct pw_sink *old)
@@ -1431,6 +1572,9 @@ static void reload(struct daemon *d)
     struct pw_engine *engine = NULL;
     struct pw_sink *sink = NULL;
     struct pw_conf **kept;
+    struct pw_auth **auths = NULL;
+    struct pw_auth **retired;
+    struct sync_changes sc = {0};
     char why[256];
     bool sink_changed;
     int lvl;
@@ -1459,9 +1603,35 @@ static void reload(struct daemon *d)
         pw_conf_free(conf);
         return;
     }
+    if (make_sync_changes(d, conf, ncd, &sc, why, sizeof(why)) < 0) {
+        pw_engine_free(engine);
+        reload_refused(d, why, conf, "refused");
+        pw_conf_free(conf);
+        return;
+    }
+    if (make_auths(d, ncd, &auths, why, sizeof(why)) < 0) {
+        sync_changes_free(&sc);
+        pw_engine_free(engine);
+        reload_refused(d, why, conf, "refused");
+        pw_conf_free(conf);
+        return;
+    }
+    /* Room for every replaced auth now, so that the commit below cannot fail. */
+    retired = realloc(d->retired, (d->n_retired + d->n_auths + 1) * sizeof(*retired));
+    if (!retired) {
+        sync_changes_free(&sc);
+        free_auths(auths, ncd->n_servers);
+        pw_engine_free(engine);
+        reload_refused(d, "out of memory", conf, "refused");
+        pw_conf_free(conf);
+        return;
+    }
+    d->retired = retired;
     sink_changed = ncd->shadow_mode != d->cd->shadow_mode ||
                    !json_equal(pw_conf_get(d->conf, "sink"), pw_conf_get(conf, "sink"));
     if (sink_changed && make_sink(ncd, &sink) < 0) {
+        sync_changes_free(&sc);
+        free_auths(auths, ncd->n_servers);
         pw_engine_free(engine);
         reload_refused(d, "the new sink cannot be opened", conf, "refused");
         pw_conf_free(conf);
@@ -1471,6 +1641,8 @@ static void reload(struct daemon *d)
     if (!kept || (sink && pw_outbox_swap_sink(d->outbox, sink, on_sink_swapped, d) < 0)) {
         d->old_confs = kept ? kept : d->old_confs;
         pw_sink_free(sink);
+        sync_changes_free(&sc);
+        free_auths(auths, ncd->n_servers);
         pw_engine_free(engine);
         reload_refused(d, "cannot hand the new sink to the outbox", conf, "refused");
         pw_conf_free(conf);
@@ -1496,6 +1668,33 @@ static void reload(struct daemon *d)
     for (size_t i = 0; i < ncd->n_servers; i++) {
         pw_sync_set_poll(d->sync, ncd->servers[i].name, (uint64_t)ncd->servers[i].poll_interval_ms);
     }
+    /*
+     * Credentials: requests sent from now on use the new auths; those in flight (and renewals
+     * under way) finish under the old ones, freed by sweep_retired() once nothing uses them.
+     */
+    for (size_t i = 0; i < d->n_auths && i < ncd->n_servers; i++) {
+        if (d->auths[i]) {
+            d->retired[d->n_retired++] = d->auths[i];
+        }
+        d->auths[i] = auths[i];
+        auths[i] = NULL;
+        pw_sync_set_auth(d->sync, ncd->servers[i].name, d->auths[i]);
+    }
+    free(auths);
+    pw_outbox_set_auth(d->outbox, d->n_auths ? d->auths[0] : NULL);
+    sweep_retired(d);
+    /* Searches and cohorts: each server's cycle in flight finishes under the old ones. */
+    for (size_t i = 0; i < sc.n; i++) {
+        if (sc.changed[i]) {
+            int rc = pw_sync_replace_server(d->sync, &sc.srcs[i], sc.cohorts[i]);
+            sc.cohorts[i] = NULL; /* taken, also on failure */
+            if (rc < 0) {
+                pw_log_err(SYNC, "reload: server %s: searches not replaced: %s",
+                           ncd->servers[i].name, pw_strerror(rc));
+            }
+        }
+    }
+    sync_changes_free(&sc);
     if (uv_is_active((uv_handle_t *)&d->reeval_timer)) {
         uint64_t every = (uint64_t)ncd->reevaluate_interval_ms;
         uv_timer_start(&d->reeval_timer, on_reeval_timer, every, every);
@@ -1596,6 +1795,10 @@ static void teardown(struct daemon *d)
         pw_auth_free(d->auths[i]); /* before the HTTP core: see auth.h */
     }
     free(d->auths);
+    for (size_t i = 0; i < d->n_retired; i++) {
+        pw_auth_free(d->retired[i]);
+    }
+    free(d->retired);
     pw_http_free(d->http);
     uv_walk(&d->loop, on_walk_close, NULL);
     uv_run(&d->loop, UV_RUN_DEFAULT);

@@ -1513,3 +1513,8 @@ void pw_outbox_set_retry(struct pw_outbox *ob, uint64_t base_ms, uint64_t cap_ms
     ob->conf.backoff_cap_ms = cap_ms ? cap_ms : PW_OUTBOX_BACKOFF_CAP_MS;
     ob->conf.max_attempts = max_attempts;
 }
+
+void pw_outbox_set_auth(struct pw_outbox *ob, struct pw_auth *auth)
+{
+    ob->conf.auth = auth;
+}

@@ -111,6 +111,12 @@ int pw_outbox_swap_sink(struct pw_outbox *ob, struct pw_sink *sink, pw_outbox_sw
 void pw_outbox_set_retry(struct pw_outbox *ob, uint64_t base_ms, uint64_t cap_ms,
                          unsigned max_attempts);
 
+/**
+ * A reload's credentials (borrowed, may be NULL): writes sent from now on use @p auth; writes
+ * in flight finish under the previous one (the caller frees it once pw_auth_in_use() is false).
+ */
+void pw_outbox_set_auth(struct pw_outbox *ob, struct pw_auth *auth);
+
 /** New rows were committed: look for due rows on the next loop turn. */
 void pw_outbox_kick(struct pw_outbox *ob);
 

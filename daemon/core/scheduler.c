@@ -99,6 +99,9 @@ struct server {
     struct pw_sync_health health;
     unsigned page_failed; /* runs of this cycle ended by a page they could not use */
     int page_err;         /* the first such run's error */
+    /* a reload's searches and cohort (pw_sync_replace_server), applied between cycles */
+    struct pw_source_conf *next_conf;
+    struct pw_cohort *next_cohort;
 };
 
 struct pw_sync {
@@ -159,6 +162,11 @@ static void maybe_free(struct pw_sync *sync)
         free(srv->streams);
         pw_cohort_free(srv->cohort);
         pw_source_conf_cleanup(&srv->conf);
+        if (srv->next_conf) {
+            pw_source_conf_cleanup(srv->next_conf);
+            free(srv->next_conf);
+        }
+        pw_cohort_free(srv->next_cohort);
         free(srv);
     }
     free(sync->servers);
@@ -978,6 +986,35 @@ static void cycle_health(struct server *srv, bool failed)
 
 static void on_timer(uv_timer_t *t);
 
+/* A reload's searches and cohort, once no cycle runs: the streams are rebuilt at the next. */
+static void apply_pending(struct server *srv)
+{
+    uint64_t poll_ms = srv->conf.poll_ms;
+
+    if (!srv->next_conf || srv->in_cycle) {
+        return;
+    }
+    pw_source_conf_cleanup(&srv->conf);
+    srv->conf = *srv->next_conf;
+    srv->conf.poll_ms = poll_ms; /* pw_sync_set_poll()'s, applied at once */
+    free(srv->next_conf);
+    srv->next_conf = NULL;
+    pw_cohort_free(srv->cohort);
+    srv->cohort = srv->next_cohort;
+    srv->next_cohort = NULL;
+    /* The streams borrow the old conf's strings: gone with it, rebuilt when the next cycle
+     * starts (their cursors are in the store, by key). */
+    for (size_t j = 0; j < srv->nstreams; j++) {
+        free(srv->streams[j].patient);
+    }
+    free(srv->streams);
+    srv->streams = NULL;
+    srv->nstreams = 0;
+    srv->next_stream = 0;
+    srv->streams_built = false;
+    pw_log_info(SYNC, "%s: reload: searches and cohort applied", srv->conf.name);
+}
+
 static void cycle_end(struct server *srv)
 {
     struct pw_sync *sync = srv->sync;
@@ -987,6 +1024,7 @@ static void cycle_end(struct server *srv)
     bool degraded = failed || (!canceled && srv->page_failed > 0);
 
     srv->in_cycle = false;
+    apply_pending(srv);
     if (!canceled && sync->consumer.on_cycle_end && !sync->freeing) {
         sync->consumer.on_cycle_end(sync->consumer.arg, srv->conf.name,
                                     srv->cycle_err ? srv->cycle_err : srv->page_err);
@@ -1329,5 +1367,45 @@ int pw_sync_set_poll(struct pw_sync *sync, const char *server, uint64_t poll_ms)
         return PW_ENOENT;
     }
     srv->conf.poll_ms = poll_ms;
+    return 0;
+}
+
+int pw_sync_replace_server(struct pw_sync *sync, const struct pw_source_conf *conf,
+                           struct pw_cohort *cohort)
+{
+    struct server *srv = conf && conf->name ? server_find(sync, conf->name) : NULL;
+    struct pw_source_conf *next;
+
+    if (!srv || !cohort || conf->ntypes == 0 || conf->parallel == 0 || sync->freeing) {
+        pw_cohort_free(cohort);
+        return srv ? PW_EINVAL : PW_ENOENT;
+    }
+    next = calloc(1, sizeof(*next));
+    if (!next || pw_source_conf_copy(next, conf) != 0) {
+        free(next);
+        pw_cohort_free(cohort);
+        return PW_ENOMEM;
+    }
+    if (next->pages_max == 0 || next->pages_max > PW_PAGES_PER_RUN_MAX) {
+        next->pages_max = PW_PAGES_PER_RUN_MAX;
+    }
+    if (srv->next_conf) { /* a second reload before the first applied: the newest wins */
+        pw_source_conf_cleanup(srv->next_conf);
+        free(srv->next_conf);
+    }
+    pw_cohort_free(srv->next_cohort);
+    srv->next_conf = next;
+    srv->next_cohort = cohort;
+    apply_pending(srv);
+    return 0;
+}
+
+int pw_sync_set_auth(struct pw_sync *sync, const char *server, struct pw_auth *auth)
+{
+    struct server *srv = server_find(sync, server);
+    if (!srv) {
+        return PW_ENOENT;
+    }
+    srv->auth = auth;
     return 0;
 }

@@ -105,6 +105,12 @@ bool pw_auth_can_refresh(const struct pw_auth *auth);
 int pw_auth_refresh(struct pw_auth *auth, pw_auth_done_fn *done, void *arg);
 void pw_auth_invalidate(struct pw_auth *auth);
 
+/**
+ * Whether requests or a renewal sent through @p auth are still in flight (a reload keeps a
+ * replaced auth until this is false, then frees it). NULL: false.
+ */
+bool pw_auth_in_use(const struct pw_auth *auth);
+
 /** Tokens obtained since creation (metrics, tests). */
 uint64_t pw_auth_refreshes(const struct pw_auth *auth);
 

@@ -227,6 +227,22 @@ int pw_sync_health(const struct pw_sync *sync, const char *server, struct pw_syn
 /** A reload's new poll interval for @p server: from its next cycle on. @return 0 or PW_ENOENT. */
 int pw_sync_set_poll(struct pw_sync *sync, const char *server, uint64_t poll_ms);
 
+/**
+ * A reload's credentials for @p server (borrowed, may be NULL; same contract as in
+ * pw_sync_add_server()): requests sent from now on use @p auth, those in flight finish under
+ * the previous one (the caller frees it once pw_auth_in_use() is false). @return 0 or PW_ENOENT.
+ */
+int pw_sync_set_auth(struct pw_sync *sync, const char *server, struct pw_auth *auth);
+
+/**
+ * A reload's searches and cohort for the server named conf->name (dialect, resources, lookback,
+ * overlap, cohort): applied now when no cycle of it runs, else when its cycle ends (the cycle
+ * in flight finishes under the old ones). Copies @p conf; takes ownership of @p cohort, also
+ * on failure. @return 0, PW_ENOENT, PW_EINVAL, PW_ENOMEM.
+ */
+int pw_sync_replace_server(struct pw_sync *sync, const struct pw_source_conf *conf,
+                           struct pw_cohort *cohort);
+
 /** Number of streams (patient x type, or type in server-wide mode) of @p server, or 0. */
 size_t pw_sync_stream_count(const struct pw_sync *sync, const char *server);
 

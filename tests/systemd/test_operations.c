@@ -4,7 +4,8 @@
  * the kill switch (`painwatch writes pause|resume` over the control socket: a pause holds every
  * Flag write while the queue keeps it, survives a restart, is refused to a user outside the
  * service's group and obeyed for one inside it), an honest reload (SIGHUP to shadow mode stops
- * EHR writes; a reload that changes state_dir is refused whole and audited as refused), READY
+ * EHR writes; a reload that changes state_dir is refused whole and audited as refused; a reload
+ * rotates a server's credentials for the next requests and Flag writes), READY
  * that waits for /metadata (or names the servers down after startup_timeout), the metrics an
  * operator alerts on, audit.retain (verified files only), and transport failures named in the
  * log. The setuid parts need root and are skipped otherwise.
@@ -742,6 +743,131 @@ static void test_reload_shadow_and_refused(void **state)
     free(trail);
 }
 
+/* Index of the first request to @p path carrying "Authorization: @p auth", from @p from on. */
+static size_t first_with_auth(struct run *r, const char *path, const char *auth, size_t from)
+{
+    size_t all = pwt_responder_count(r->fhir);
+
+    for (size_t i = from; i < all; i++) {
+        const struct pwt_request *q = pwt_responder_request(r->fhir, i);
+        const char *a = pwt_request_header(q, "Authorization");
+        if (strcmp(q->path, path) == 0 && a && strcmp(a, auth) == 0) {
+            return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
+static size_t wait_auth(struct run *r, const char *path, const char *auth)
+{
+    for (int i = 0; i < WAIT_S * 10; i++) {
+        size_t at = first_with_auth(r, path, auth, 0);
+        if (at != SIZE_MAX) {
+            return at;
+        }
+        assert_alive(r);
+        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+    }
+    dump_log(r);
+    fail_msg("no %s request with '%s' within %d s", path, auth, WAIT_S);
+    return SIZE_MAX;
+}
+
+/*
+ * Credential rotation at SIGHUP: a bearer token file replaced by another in the configuration
+ * is used by the next sync requests and by the next Flag write; the old token is never sent
+ * after the first request with the new one, and the trail records the new configuration's hash.
+ */
+static void test_reload_rotates_credentials(void **state)
+{
+    struct run *r = &run;
+    char tok_a[4200];
+    char tok_b[4200];
+    char extra[8800];
+    char cmd[9000];
+    char hash[128];
+    char needle[128];
+    size_t first_b;
+
+    (void)state;
+    setup(r, true);
+    snprintf(tok_a, sizeof(tok_a), "%s/token-a", r->dir);
+    snprintf(tok_b, sizeof(tok_b), "%s/token-b", r->dir);
+    pwt_write_file(tok_a, "synthetic-token-A\n");
+    pwt_write_file(tok_b, "synthetic-token-B\n");
+    assert_int_equal(chmod(tok_a, 0600), 0);
+    assert_int_equal(chmod(tok_b, 0600), 0);
+    snprintf(extra, sizeof(extra), "    auth:\n      type: bearer\n      token_file: %s\n", tok_a);
+    write_config(r, "state", false, extra);
+    spawn(r);
+    wait_notify(r, "READY=1");
+    r->health_port = health_port(r);
+    wait_auth(r, "/fhir/Observation", "Bearer synthetic-token-A");
+
+    /* Token B, and one more resource type (a sync key: applies from the next cycle). */
+    snprintf(extra, sizeof(extra),
+             "    resources: [Observation, MedicationRequest, Condition]\n"
+             "    auth:\n      type: bearer\n      token_file: %s\n",
+             tok_b);
+    write_config(r, "state", false, extra);
+    assert_int_equal(kill(r->pid, SIGHUP), 0);
+    wait_notify(r, "RELOADING=1");
+    wait_notify(r, "READY=1");
+    assert_true(scrape(r, "painwatch_config_reloads_total", "result=\"ok\"") == 1.0);
+    assert_true(scrape(r, "painwatch_config_reloads_total", "result=\"refused\"") == 0.0);
+
+    /* The next cycle's searches carry token B, and token A is not sent after it. */
+    first_b = wait_auth(r, "/fhir/Observation", "Bearer synthetic-token-B");
+    /* The new resource type is searched, with the new credentials (none before the reload). */
+    wait_auth(r, "/fhir/Condition", "Bearer synthetic-token-B");
+    assert_int_equal(first_with_auth(r, "/fhir/Condition", "Bearer synthetic-token-A", 0),
+                     SIZE_MAX);
+    /* The next Flag write (the outbox's credentials) carries token B too. */
+    set_pain_patients(1);
+    wait_flag_posts(r, 1);
+    wait_auth(r, "/fhir/Flag", "Bearer synthetic-token-B");
+    assert_int_equal(first_with_auth(r, "/fhir/Observation", "Bearer synthetic-token-A", first_b),
+                     SIZE_MAX);
+    assert_int_equal(first_with_auth(r, "/fhir/Flag", "Bearer synthetic-token-A", 0), SIZE_MAX);
+
+    /* A server's HTTP settings still need a restart: refused whole, naming the key. */
+    snprintf(cmd, sizeof(cmd), "%s    timeout: 45s\n", extra);
+    write_config(r, "state", false, cmd);
+    assert_int_equal(kill(r->pid, SIGHUP), 0);
+    wait_notify(r, "RELOADING=1");
+    wait_notify(r, "READY=1");
+    assert_true(scrape(r, "painwatch_config_reloads_total", "result=\"refused\"") == 1.0);
+    write_config(r, "state", false, extra); /* the configuration in force, for its hash below */
+    terminate(r);
+    char *log = pwt_read_file(r->log, NULL);
+    assert_non_null(strstr(log, "reload refused: servers[0].timeout cannot change while running"));
+    free(log);
+
+    /* The trail: config-loaded with the new configuration's hash (`painwatch config hash`). */
+    snprintf(cmd, sizeof(cmd), "'%s' config hash '%s'", getenv("PAINWATCH"), r->cfg);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(hash, sizeof(hash), p));
+    assert_int_equal(pclose(p), 0);
+    hash[strcspn(hash, "\n")] = '\0';
+    assert_int_equal(strncmp(hash, "sha256:", 7), 0);
+    snprintf(needle, sizeof(needle), "\"config_hash\":\"%s\"", hash + 7);
+    char *trail = trail_text(r);
+    const char *at = strstr(trail, needle);
+    assert_non_null(at);
+    /* ...in a config-loaded record of the reload (the start's record has the old hash) */
+    const char *line = at;
+    while (line > trail && line[-1] != '\n') {
+        line--;
+    }
+    const char *end = strchr(at, '\n');
+    char *rec = strndup(line, end ? (size_t)(end - line) : strlen(line));
+    assert_non_null(strstr(rec, "config-loaded"));
+    assert_non_null(strstr(rec, "reload"));
+    free(rec);
+    free(trail);
+}
+
 static void test_ready_waits_for_metadata(void **state)
 {
     struct run *r = &run;
@@ -939,6 +1065,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_kill_switch, teardown),
         cmocka_unit_test_teardown(test_reload_shadow_and_refused, teardown),
+        cmocka_unit_test_teardown(test_reload_rotates_credentials, teardown),
         cmocka_unit_test_teardown(test_ready_waits_for_metadata, teardown),
         cmocka_unit_test_teardown(test_ready_after_deadline_names_servers, teardown),
         cmocka_unit_test_teardown(test_audit_retain, teardown),

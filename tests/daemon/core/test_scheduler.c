@@ -263,6 +263,75 @@ static void test_metadata_check(void **state)
     free(cap);
 }
 
+/* Requests to @p path among the responder's requests [from, to). */
+static size_t requests_to(struct sh *h, const char *path, size_t from, size_t to)
+{
+    size_t n = 0;
+    for (size_t i = from; i < to; i++) {
+        n += strcmp(sh_path(h, i), path) == 0;
+    }
+    return n;
+}
+
+/*
+ * A reload's searches (pw_sync_replace_server) given while a cycle runs: that cycle finishes
+ * under the old ones, the next cycle uses the new ones.
+ */
+static void test_replace_server_between_cycles(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+    struct pw_source_conf next;
+    struct pw_cohort *c = NULL;
+    char err[256] = "";
+    json_t *cj = json_loads(SRV_WIDE, 0, NULL);
+    json_t *types =
+        json_pack("{s:[{s:s},{s:s}]}", "types", "type", "Observation", "type", "Condition");
+    size_t first;
+
+    sh_init(&h);
+    sh_conf(&h, &conf, "ehr", h.base, 0, 0);
+    assert_int_equal(pw_source_conf_init(&next, "ehr", h.base), 0);
+    assert_int_equal(pw_source_conf_from_json(&next, types, err, sizeof(err)), 0);
+    next.parallel = 1;
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    char *empty = sh_bundle(json_array(), NULL);
+    sh_rule(&h, "/fhir/*", NULL, 0, 200, NULL, empty);
+    free(empty);
+
+    /* The cycle starts (its timer fires on the first loop turn), then the reload comes. */
+    h.cycle_done = false;
+    assert_int_equal(pw_sync_run_once(h.sync, sh_on_cycle, &h), 0);
+    uv_run(&h.loop, UV_RUN_ONCE);
+    assert_false(h.cycle_done);
+    assert_int_equal(pw_cohort_new(&c, cj, err, sizeof(err)), 0);
+    assert_int_equal(pw_sync_replace_server(h.sync, &next, c), 0);
+    while (!h.cycle_done) {
+        uv_run(&h.loop, UV_RUN_ONCE);
+    }
+    first = pwt_responder_count(h.r);
+    assert_true(requests_to(&h, "/fhir/MedicationRequest", 0, first) > 0);
+    assert_int_equal(requests_to(&h, "/fhir/Condition", 0, first), 0);
+
+    /* The next cycle: Observation and Condition, no MedicationRequest. */
+    sh_run_once(&h);
+    size_t all = pwt_responder_count(h.r);
+    assert_true(requests_to(&h, "/fhir/Observation", first, all) > 0);
+    assert_true(requests_to(&h, "/fhir/Condition", first, all) > 0);
+    assert_int_equal(requests_to(&h, "/fhir/MedicationRequest", first, all), 0);
+
+    /* An unknown server is refused (and the cohort freed). */
+    free(next.name);
+    next.name = strdup("elsewhere");
+    assert_int_equal(pw_cohort_new(&c, cj, err, sizeof(err)), 0);
+    assert_int_equal(pw_sync_replace_server(h.sync, &next, c), PW_ENOENT);
+    pw_source_conf_cleanup(&next);
+    json_decref(cj);
+    json_decref(types);
+    sh_fini(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_unhealthy_server_does_not_stop_others),
         cmocka_unit_test(test_periodic_cycles_and_stop),
         cmocka_unit_test(test_metadata_check),
+        cmocka_unit_test(test_replace_server_between_cycles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
