@@ -134,8 +134,8 @@ static void audit(struct pw_html *h, const struct pw_status *st)
     pw_html_para(h, st->audit_writable ? "ok" : "bad",
                  st->audit_writable ? "Audit trail writable." : "Audit trail NOT writable.");
     if (chain) {
-        snprintf(line, sizeof(line), "Audit chain: %s%s%s", chain->ok ? "intact" : "BROKEN",
-                 chain->detail[0] ? ": " : "", chain->detail);
+        snprintf(line, sizeof(line), "Audit chain: %s%s%s%s", chain->ok ? "intact" : "BROKEN",
+                 chain->detail[0] ? " (" : "", chain->detail, chain->detail[0] ? ")" : "");
         pw_html_para(h, chain->ok ? "ok" : "bad", line);
     }
 }
