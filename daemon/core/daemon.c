@@ -963,6 +963,10 @@ static void fill_status(void *arg, struct pw_status *st)
         snprintf(s->name, sizeof(s->name), "%s", name);
         s->unhealthy = server_down(d, i);
         s->last_complete = pw_metric_get(PW_M_SYNC_LAST_SUCCESS, name, NULL);
+        for (size_t r = 0; r < d->cd->servers[i].n_resources; r++) {
+            double t = pw_metric_get(PW_M_SYNC_LAG, name, d->cd->servers[i].resources[r], NULL);
+            s->newest_data = t > s->newest_data ? t : s->newest_data;
+        }
         if (d->sync && pw_sync_health(d->sync, name, &h) == 0) {
             s->cycles = h.cycles;
             s->consecutive_failures = h.consecutive_failures;

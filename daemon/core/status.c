@@ -49,9 +49,9 @@ static const struct pw_status_check *find_check(const struct pw_status *st, cons
 
 static void servers(struct pw_html *h, const struct pw_status *st)
 {
-    static const char *const head[] = {"server",    "state",  "last complete cycle",
-                                       "lag",       "cycles", "consecutive failures",
-                                       "last error"};
+    static const char *const head[] = {
+        "server",   "state",  "last complete cycle",  "since",     "newest data (lastUpdated)",
+        "data lag", "cycles", "consecutive failures", "last error"};
     const char *labels[PW_STATUS_SERVERS_MAX];
     double lags[PW_STATUS_SERVERS_MAX];
     size_t n = st->n_servers < PW_STATUS_SERVERS_MAX ? st->n_servers : PW_STATUS_SERVERS_MAX;
@@ -64,8 +64,8 @@ static void servers(struct pw_html *h, const struct pw_status *st)
     pw_html_table_begin(h, NULL, head, sizeof(head) / sizeof(head[0]));
     for (size_t i = 0; i < n; i++) {
         const struct pw_status_server *s = &st->servers[i];
-        char last[32], lag[32], cycles[24], fails[16];
-        const char *row[7];
+        char last[32], lag[32], newest[32], data_lag[32], cycles[24], fails[16];
+        const char *row[9];
 
         iso(s->last_complete, last, sizeof(last));
         lags[i] = s->last_complete > 0 ? st->now - s->last_complete : 0;
@@ -74,20 +74,28 @@ static void servers(struct pw_html *h, const struct pw_status *st)
         } else {
             snprintf(lag, sizeof(lag), "no cycle yet");
         }
+        iso(s->newest_data, newest, sizeof(newest));
+        if (s->newest_data > 0) {
+            span(st->now - s->newest_data, data_lag, sizeof(data_lag));
+        } else {
+            snprintf(data_lag, sizeof(data_lag), "-");
+        }
         snprintf(cycles, sizeof(cycles), "%llu", (unsigned long long)s->cycles);
         snprintf(fails, sizeof(fails), "%u", s->consecutive_failures);
         row[0] = s->name;
         row[1] = s->unhealthy ? "UNHEALTHY" : "ok";
         row[2] = last;
         row[3] = lag;
-        row[4] = cycles;
-        row[5] = fails;
-        row[6] = s->last_error[0] ? s->last_error : "-";
+        row[4] = newest;
+        row[5] = data_lag;
+        row[6] = cycles;
+        row[7] = fails;
+        row[8] = s->last_error[0] ? s->last_error : "-";
         pw_html_table_row(h,
                           s->unhealthy                  ? "bad"
                           : s->consecutive_failures > 0 ? "warn"
                                                         : NULL,
-                          row, 7);
+                          row, 9);
         labels[i] = s->name;
     }
     pw_html_table_end(h);

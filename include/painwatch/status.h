@@ -25,6 +25,7 @@ struct pw_status_server {
     unsigned consecutive_failures; /* failed cycles in a row */
     uint64_t cycles;               /* cycles finished */
     char last_error[96];           /* "HTTP 503", an error name, or "" */
+    double newest_data;            /* Unix time of the newest meta.lastUpdated received, 0: none */
 };
 
 struct pw_status_check {

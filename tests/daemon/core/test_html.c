@@ -201,6 +201,7 @@ static void test_status_page(void **state)
     snprintf(st->servers[0].name, sizeof(st->servers[0].name), "%s", EVIL);
     st->servers[0].last_complete = st->now - 42;
     st->servers[0].cycles = 17;
+    st->servers[0].newest_data = st->now - 3600;
     snprintf(st->servers[1].name, sizeof(st->servers[1].name), "lab");
     st->servers[1].unhealthy = true;
     st->servers[1].consecutive_failures = 5;
@@ -229,6 +230,7 @@ static void test_status_page(void **state)
     assert_non_null(strstr(page, "<td>2027-01-15T08:00:00Z</td>") ||
                     strstr(page, "<td>2027-01-15T07:59:18Z</td>"));
     assert_non_null(strstr(page, "<td>42s</td>"));
+    assert_non_null(strstr(page, "<td>1h 00m</td>"));
     assert_non_null(strstr(page, "<td>no cycle yet</td>"));
     assert_non_null(strstr(page, "<tr class=\"bad\"><td>lab</td><td>UNHEALTHY</td>"));
     assert_non_null(strstr(page, "<td>dead letters</td><td>2</td>"));
