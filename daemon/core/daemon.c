@@ -1031,6 +1031,46 @@ static void sweep_retired(struct daemon *d)
     d->n_retired = kept;
 }
 
+/* Issue 22: the /status page's data, from the same sources as /readyz and /metrics. */
+static void fill_status(void *arg, struct pw_status *st)
+{
+    struct daemon *d = arg;
+
+    refresh_gauges(d); /* the outbox counts and audit state as of now */
+    st->now = (double)time(NULL);
+    st->start_time = pw_metric_get(PW_M_START_TIME, NULL);
+    st->version = PW_VERSION;
+    for (size_t i = 0; i < d->cd->n_servers && i < PW_STATUS_SERVERS_MAX; i++) {
+        struct pw_status_server *s = &st->servers[st->n_servers++];
+        const char *name = d->cd->servers[i].name;
+        struct pw_sync_health h = {0};
+        snprintf(s->name, sizeof(s->name), "%s", name);
+        s->unhealthy = server_down(d, i);
+        s->last_complete = pw_metric_get(PW_M_SYNC_LAST_SUCCESS, name, NULL);
+        for (size_t r = 0; r < d->cd->servers[i].n_resources; r++) {
+            double t = pw_metric_get(PW_M_SYNC_LAG, name, d->cd->servers[i].resources[r], NULL);
+            s->newest_data = t > s->newest_data ? t : s->newest_data;
+        }
+        if (d->sync && pw_sync_health(d->sync, name, &h) == 0) {
+            s->cycles = h.cycles;
+            s->consecutive_failures = h.consecutive_failures;
+            if (h.last_status > 0) {
+                snprintf(s->last_error, sizeof(s->last_error), "HTTP %ld", h.last_status);
+            } else if (h.last_error) {
+                snprintf(s->last_error, sizeof(s->last_error), "%s", pw_strerror(h.last_error));
+            }
+        }
+    }
+    if (d->cd->n_servers > 0) {
+        st->outbox_pending = pw_metric_get(PW_M_OUTBOX_DEPTH, d->cd->servers[0].name, NULL);
+        st->outbox_dead = pw_metric_get(PW_M_DEAD_LETTERS, d->cd->servers[0].name, NULL);
+    }
+    st->writes_paused = d->writes_paused;
+    snprintf(st->paused_by, sizeof(st->paused_by), "%s", d->paused_by);
+    st->shadow_mode = d->cd->shadow_mode;
+    st->audit_writable = d->audit && pw_audit_writable(d->audit);
+}
+
 static void on_metrics_timer(uv_timer_t *t)
 {
     struct daemon *d = container_of(t, struct daemon, metrics_timer);
@@ -1912,6 +1952,7 @@ int pw_daemon_run(const struct pw_daemon_opts *opts)
             pw_health_add_check(d.health, "servers", check_servers, &d);
             pw_health_add_check(d.health, "audit-chain", check_audit_chain, &d);
             pw_health_add_check(d.health, "writes", check_writes, &d);
+            pw_health_set_status(d.health, fill_status, &d);
         }
     }
     if (rc == 0 && !d.once) {

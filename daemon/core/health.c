@@ -22,6 +22,7 @@
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
 #include "painwatch/metrics.h"
+#include "painwatch/status.h"
 
 /* Longest check name kept ("server:<name>" with a 64-byte server name). */
 #define HEALTH_NAME_MAX 80
@@ -41,6 +42,8 @@ struct pw_health {
     bool closed;      /* the last MHD_run closed a connection */
     struct health_check checks[PW_HEALTH_CHECKS_MAX];
     size_t n_checks;
+    pw_status_fill_fn *status_fill; /* issue 22: /status */
+    void *status_arg;
 };
 
 /* "127.0.0.1:9187" or "[::1]:9187" -> sockaddr. */
@@ -144,6 +147,30 @@ static enum MHD_Result readyz(struct pw_health *h, struct MHD_Connection *conn)
                    "text/plain; charset=utf-8");
 }
 
+/* Issue 22: the status page, the daemon's state plus the readiness checks. */
+static enum MHD_Result status_page(struct pw_health *h, struct MHD_Connection *conn)
+{
+    struct pw_status *st = calloc(1, sizeof(*st));
+    size_t len = 0;
+    char *page;
+
+    if (!st) {
+        return MHD_NO;
+    }
+    if (h->status_fill) {
+        h->status_fill(h->status_arg, st);
+    }
+    for (size_t i = 0; i < h->n_checks && st->n_checks < PW_STATUS_CHECKS_MAX; i++) {
+        struct pw_status_check *c = &st->checks[st->n_checks++];
+        snprintf(c->name, sizeof(c->name), "%s", h->checks[i].name);
+        c->ok = h->checks[i].fn(h->checks[i].arg, c->detail, sizeof(c->detail));
+        c->detail[strcspn(c->detail, "\r\n")] = '\0';
+    }
+    page = pw_status_render(st, &len);
+    free(st);
+    return respond(conn, MHD_HTTP_OK, page, len, "text/html; charset=utf-8");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -168,7 +195,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         char *text = pw_metrics_render(&len);
         return respond(conn, MHD_HTTP_OK, text, len, PW_METRICS_CONTENT_TYPE);
     }
-    return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found: try /healthz, /readyz, /metrics\n");
+    if (strcmp(url, "/status") == 0) {
+        return status_page(h, conn);
+    }
+    return respond_text(conn, MHD_HTTP_NOT_FOUND,
+                        "not found: try /healthz, /readyz, /metrics, /status\n");
 }
 
 static void on_timer(uv_timer_t *timer);
@@ -335,4 +366,10 @@ void pw_health_close(struct pw_health *health)
     uv_close((uv_handle_t *)&health->timer, on_close);
     MHD_stop_daemon(health->mhd);
     health->mhd = NULL;
+}
+
+void pw_health_set_status(struct pw_health *health, pw_status_fill_fn *fn, void *arg)
+{
+    health->status_fill = fn;
+    health->status_arg = arg;
 }

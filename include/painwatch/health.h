@@ -11,6 +11,8 @@
 
 #include <uv.h>
 
+#include "painwatch/status.h"
+
 struct pw_health;
 
 /**
@@ -41,6 +43,12 @@ unsigned pw_health_port(const struct pw_health *health);
  */
 int pw_health_add_check(struct pw_health *health, const char *name, pw_health_check_fn *fn,
                         void *arg);
+
+/**
+ * Issue 22: @p fn fills the /status page's data at each request (on the loop thread); @p arg is
+ * borrowed until pw_health_close(). Without it the page shows the readiness checks only.
+ */
+void pw_health_set_status(struct pw_health *health, pw_status_fill_fn *fn, void *arg);
 
 /**
  * Stop listening (open connections are dropped) and free @p health once its handles have closed

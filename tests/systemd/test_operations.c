@@ -1060,6 +1060,175 @@ static void test_transport_failure_named(void **state)
     free(log);
 }
 
+/* ---- issue 22: the /status page ---------------------------------------------------------------
+ */
+
+/*
+ * A daemon with writes paused and one Flag queued, after a complete cycle: its /status page
+ * (also read back to the caller in @p page).
+ */
+static void status_daemon(struct run *r, char **page)
+{
+    char out[1024];
+
+    setup(r, true);
+    write_config(r, "state", false, NULL);
+    spawn(r);
+    wait_notify(r, "READY=1");
+    r->health_port = health_port(r);
+    assert_int_equal(writes_cmd(r, AS_ROOT, "pause", out, sizeof(out)), 0);
+    set_pain_patients(1);
+    scrape_until_above(r, "painwatch_outbox_depth", "server=\"ehr\"", 0);
+    scrape_until_above(r, "painwatch_sync_last_success_timestamp_seconds", "server=\"ehr\"", 0);
+    assert_int_equal(get(r, "/status", page), 200);
+}
+
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle)) {
+        n++;
+    }
+    return n;
+}
+
+static void test_status_page(void **state)
+{
+    struct run *r = &run;
+    char *page = NULL;
+    char want[256];
+    double depth;
+
+    (void)state;
+    status_daemon(r, &page);
+    /* The page counts the outbox when made, the gauge every few seconds: ask until they agree. */
+    for (int i = 0;; i++) {
+        const char *p = strstr(page, "<td>pending (outbox depth)</td><td>");
+        assert_non_null(p);
+        depth = scrape(r, "painwatch_outbox_depth", "server=\"ehr\"");
+        if (strtod(p + strlen("<td>pending (outbox depth)</td><td>"), NULL) == depth ||
+            i == WAIT_S * 10) {
+            break;
+        }
+        free(page);
+        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+        assert_int_equal(get(r, "/status", &page), 200);
+    }
+    assert_true(depth >= 1);
+    assert_non_null(strstr(page, "<meta http-equiv=\"refresh\" content=\"10\">"));
+    assert_null(strstr(page, "<script"));
+    assert_non_null(strstr(page, "painwatchd " PW_VERSION ", up "));
+    /* the server's row: healthy, a complete cycle, no failures */
+    assert_non_null(strstr(page, "<tr><td>ehr</td><td>ok</td><td>20"));
+    assert_null(strstr(page, "no cycle yet"));
+    assert_int_equal(count_of(page, "<svg "), 1);
+    snprintf(want, sizeof(want), "<td>pending (outbox depth)</td><td>%.0f</td>", depth);
+    assert_non_null(strstr(page, want));
+    assert_non_null(strstr(page, "<td>dead letters</td><td>0</td>"));
+    assert_non_null(strstr(page, "EHR writes PAUSED (uid "));
+    assert_non_null(strstr(page, "Audit trail writable."));
+    assert_non_null(strstr(page, "Audit chain: intact"));
+    assert_non_null(strstr(page, "<td>writes</td><td>ok</td><td>PAUSED"));
+    /* no patient data: the queued Flag's patient is nowhere on the page */
+    assert_null(strstr(page, "synthetic-"));
+    free(page);
+
+    /* resumed, then shadow mode by a reload */
+    char out[1024];
+    assert_int_equal(writes_cmd(r, AS_ROOT, "resume", out, sizeof(out)), 0);
+    write_config(r, "state", true, NULL);
+    assert_int_equal(kill(r->pid, SIGHUP), 0);
+    wait_notify(r, "RELOADING=1");
+    wait_notify(r, "READY=1");
+    assert_int_equal(get(r, "/status", &page), 200);
+    assert_null(strstr(page, "PAUSED"));
+    assert_non_null(strstr(page, "Shadow mode: Flags go to the shadow file"));
+    free(page);
+    terminate(r);
+}
+
+/* The headless browser, or NULL. */
+static const char *chromium_path(void)
+{
+    static const char *const paths[] = {"/usr/bin/chromium", "/usr/bin/chromium-browser"};
+
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        if (access(paths[i], X_OK) == 0) {
+            return paths[i];
+        }
+    }
+    return NULL;
+}
+
+/* Run headless Chromium with @p action ("--dump-dom", "--screenshot=FILE") on @p url; its stdout
+ * into @p out_file, stderr into @p err_file. @return its exit status. */
+static int chromium(struct run *r, const char *action, const char *url, const char *out_file,
+                    const char *err_file)
+{
+    char profile[4200];
+    char cmd[16384];
+    int rc;
+
+    snprintf(profile, sizeof(profile), "%s/chromium-profile", r->dir);
+    pwt_rmtree(profile);
+    snprintf(cmd, sizeof(cmd),
+             "'%s' --headless --no-sandbox --disable-gpu --disable-background-networking "
+             "--disable-component-update --disable-sync --no-first-run --disable-extensions "
+             "--enable-logging=stderr --v=0 --user-data-dir='%s' --window-size=1280,900 "
+             "--virtual-time-budget=2000 %s '%s' >'%s' 2>'%s'",
+             chromium_path(), profile, action, url, out_file, err_file);
+    rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void test_status_in_chromium(void **state)
+{
+    struct run *r = &run;
+    char *page = NULL;
+    char url[128], dom_file[4200], err_file[4200], png[4200];
+    char *dom, *err;
+    struct stat st;
+
+    (void)state;
+    status_daemon(r, &page);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/status", r->health_port);
+    snprintf(dom_file, sizeof(dom_file), "%s/status-dom.html", r->dir);
+    snprintf(err_file, sizeof(err_file), "%s/chromium.err", r->dir);
+    assert_int_equal(chromium(r, "--dump-dom", url, dom_file, err_file), 0);
+    dom = pwt_read_file(dom_file, NULL);
+    err = pwt_read_file(err_file, NULL);
+    if (strstr(err, ":CONSOLE")) {
+        fail_msg("console messages while rendering /status:\n%s", err);
+    }
+    /* The browser built the same page: the chart, every table row, the server's row. */
+    assert_true(count_of(dom, "<svg") >= 1);
+    assert_int_equal(count_of(dom, "<svg"), count_of(page, "<svg "));
+    assert_int_equal(count_of(dom, "<rect "), 1); /* one bar: one server */
+    assert_int_equal(count_of(dom, "<tr"), count_of(page, "<tr"));
+    assert_int_equal(count_of(dom, "<table"), 3);
+    assert_non_null(strstr(dom, "<td>ehr</td><td>ok</td>"));
+    assert_non_null(strstr(dom, "EHR writes PAUSED"));
+    free(dom);
+    free(err);
+
+    /* The screenshot, kept under the build directory as the test's artefact. */
+    snprintf(png, sizeof(png), "%s/status-page.png", PW_BINARY_DIR);
+    unlink(png);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/status", r->health_port);
+    char shot[4300];
+    snprintf(shot, sizeof(shot), "--screenshot='%s'", png);
+    assert_int_equal(chromium(r, shot, url, dom_file, err_file), 0);
+    assert_int_equal(stat(png, &st), 0);
+    assert_true(st.st_size > 1000);
+    char *head = pwt_read_file(png, NULL);
+    assert_memory_equal(head, "\x89PNG\r\n\x1a\n", 8);
+    free(head);
+    printf("status page screenshot: %s\n", png);
+    free(page);
+    terminate(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1070,12 +1239,23 @@ int main(void)
         cmocka_unit_test_teardown(test_ready_after_deadline_names_servers, teardown),
         cmocka_unit_test_teardown(test_audit_retain, teardown),
         cmocka_unit_test_teardown(test_transport_failure_named, teardown),
+        cmocka_unit_test_teardown(test_status_page, teardown),
     };
+    /* Issue 22: the same daemon's /status in headless Chromium, as its own ctest. */
+    const struct CMUnitTest browser[] = {
+        cmocka_unit_test_teardown(test_status_in_chromium, teardown),
+    };
+    bool in_browser = getenv("PW_STATUS_CHROMIUM") != NULL;
     int rc;
 
+    if (in_browser && !chromium_path()) {
+        printf("SKIP: chromium is not installed (Debian package chromium; .ci/install-deps)\n");
+        return 77;
+    }
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_ALL);
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    rc = in_browser ? cmocka_run_group_tests(browser, NULL, NULL)
+                    : cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
     return rc;
 }

@@ -80,8 +80,9 @@ static const struct {
     const char *method;
     const char *path;
 } script[] = {
-    {"GET", "/healthz"},  {"GET", "/readyz"}, {"GET", "/metrics"}, {"GET", "/nope"},
-    {"POST", "/metrics"}, {"GET", "/readyz"}, {"GET", "/metrics"},
+    {"GET", "/healthz"}, {"GET", "/readyz"},   {"GET", "/metrics"},
+    {"GET", "/nope"},    {"POST", "/metrics"}, {"GET", "/readyz"},
+    {"GET", "/metrics"}, {"GET", "/status"}, /* issue 22 */
 };
 
 static bool check_store(void *arg, char *detail, size_t size)
@@ -171,6 +172,13 @@ static void test_endpoints(void **state)
         isnan(prom_value(a, PW_M_INGESTED, "server=\"ehr\",resource=\"MedicationRequest\"")));
     assert_true(prom_value(b, PW_M_INGESTED, "server=\"ehr\",resource=\"MedicationRequest\"") ==
                 40.0);
+
+    /* Issue 22: the status page without a daemon's data shows the readiness checks. */
+    assert_int_equal(fetches[7].status, 200);
+    assert_string_equal(fetches[7].content_type, "text/html; charset=utf-8");
+    assert_non_null(strstr(fetches[7].body, "<td>store</td><td>ok</td><td>open</td>"));
+    assert_non_null(strstr(fetches[7].body, "<td>audit</td><td>ok</td><td>writable (audit.jsonl)"));
+    assert_non_null(strstr(fetches[7].body, "No FHIR server is configured."));
 
     for (size_t i = 0; i < PW_ARRAY_SIZE(fetches); i++) {
         free(fetches[i].body);
