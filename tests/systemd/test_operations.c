@@ -406,6 +406,7 @@ static void write_config(struct run *r, const char *state, bool shadow, const ch
              "state_dir: %s/%s\n"
              "log_level: info\n"
              "shadow_mode: %s\n"
+             "scope: cohort\n" /* the responder's patients have no problem list */
              "control_socket: %s\n"
              "health:\n"
              "  listen: 127.0.0.1:0\n"
