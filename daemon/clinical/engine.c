@@ -341,7 +341,8 @@ static void why_types(char *buf, size_t size, const struct pw_synced *s, unsigne
         }
         const char *why = (s->refused & bit)        ? "refused by the server (HTTP 401/403)"
                           : (s->unadvertised & bit) ? "not advertised by the server"
-                                                    : "not synced (not in resources)";
+                          : (s->unread & bit) ? "could not be read (its sync has not completed yet)"
+                                              : "not synced (not in resources)";
         size_t len = strlen(buf);
         if (len < size) {
             snprintf(buf + len, size - len, "%s%s %s", sep, res_names[i], why);

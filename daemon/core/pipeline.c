@@ -489,7 +489,9 @@ static void synced_for(const struct pw_pipeline *p, struct pw_timeline *tl)
         const json_t *why = mine ? mine : all;
         if (why != NULL) {
             tl->synced.synced &= ~(1u << i);
-            if (json_integer_value(why) < 0) {
+            if (json_integer_value(why) == PW_SYNC_TYPE_UNREAD) {
+                tl->synced.unread |= 1u << i; /* bug N1: its first run failed */
+            } else if (json_integer_value(why) < 0) {
                 tl->synced.unadvertised |= 1u << i; /* status -1: /metadata does not offer it */
             } else {
                 tl->synced.refused |= 1u << i;
@@ -1058,7 +1060,8 @@ static void on_cycle_end(void *arg, const char *server, int err)
     }
 }
 
-/* A stream's type refused (401/403) or readable again (0): kept per patient (or server-wide). */
+/* A stream's type refused (401/403), never read (PW_SYNC_TYPE_UNREAD, bug N1) or readable again
+ * (0): kept per patient (or server-wide). */
 static void on_type_access(void *arg, const struct pw_sync_source *src, long status)
 {
     struct pw_pipeline *p = arg;
@@ -1071,6 +1074,8 @@ static void on_type_access(void *arg, const struct pw_sync_source *src, long sta
     }
     if (status == 0) {
         json_object_del(p->refused, key);
+    } else if (status == PW_SYNC_TYPE_UNREAD && json_object_get(p->refused, key)) {
+        /* a refusal (401/403) or "not advertised" already says why: kept */
     } else if (json_object_set_new(p->refused, key, json_integer(status)) < 0) {
         pw_log_err(CLIN, "%s refused: not remembered (out of memory)", src->key);
     }

@@ -73,6 +73,7 @@ struct run {
     long status;
     uint64_t retry_after_ms;
     bool page_failed; /* the run ends on a page it could not use (issue 18) */
+    bool stored;      /* the stream had a stored cursor: a run of it completed before (N1) */
 };
 
 struct server {
@@ -304,6 +305,12 @@ static void run_end(struct run *r, int err)
     }
     if (!err && srv->sync->consumer.on_type_access && !srv->sync->freeing) {
         srv->sync->consumer.on_type_access(srv->sync->consumer.arg, src, 0);
+    }
+    /* Bug N1: a stream that never completed a run and fails now has not been read at all: its
+     * absence is no evidence (a 401/403 was reported as such by run_status()). */
+    if (err && err != PW_ECANCELED && !r->stored && r->status != 401 && r->status != 403 &&
+        srv->sync->consumer.on_type_access && !srv->sync->freeing) {
+        srv->sync->consumer.on_type_access(srv->sync->consumer.arg, src, PW_SYNC_TYPE_UNREAD);
     }
     srv->running--;
     run_free(r);
@@ -839,6 +846,7 @@ static void run_start(struct server *srv, const struct stream *stream)
     if (!err) {
         err = sync->consumer.cursor_load(sync->consumer.arg, &stream->src, &text);
     }
+    r->stored = text != NULL;
     if (!err && pw_sync_state_load(&r->st, text) != 0) {
         /* An unreadable cursor is re-derived: the lookback is fetched again, the store's
          * idempotence absorbs the repeat. */
@@ -1015,6 +1023,25 @@ static void apply_pending(struct server *srv)
     pw_log_info(SYNC, "%s: reload: searches and cohort applied", srv->conf.name);
 }
 
+/* Bug N1: the streams an aborted cycle never started that were never read (no stored cursor). */
+static void cycle_unstarted(struct server *srv)
+{
+    struct pw_sync *sync = srv->sync;
+
+    if (!sync->consumer.on_type_access || sync->freeing) {
+        return;
+    }
+    for (size_t i = srv->next_stream; i < srv->nstreams; i++) {
+        const struct stream *stream = &srv->streams[i];
+        char *text = NULL;
+        int err = sync->consumer.cursor_load(sync->consumer.arg, &stream->src, &text);
+        if (!err && !text) {
+            sync->consumer.on_type_access(sync->consumer.arg, &stream->src, PW_SYNC_TYPE_UNREAD);
+        }
+        free(text);
+    }
+}
+
 static void cycle_end(struct server *srv)
 {
     struct pw_sync *sync = srv->sync;
@@ -1024,6 +1051,9 @@ static void cycle_end(struct server *srv)
     bool degraded = failed || (!canceled && srv->page_failed > 0);
 
     srv->in_cycle = false;
+    if (!canceled && srv->abort_cycle && srv->streams_built) {
+        cycle_unstarted(srv);
+    }
     apply_pending(srv);
     if (!canceled && sync->consumer.on_cycle_end && !sync->freeing) {
         sync->consumer.on_cycle_end(sync->consumer.arg, srv->conf.name,

@@ -127,10 +127,17 @@ struct pw_sync_consumer {
      * server refused it (a 403 fails only that stream, the cycle goes on); 0: a run of the
      * stream completed, the type is readable again; -1 (server-wide src, no patient): /metadata
      * does not advertise the type's search, it is not synced at all (pw_sync_check_servers()).
+     * PW_SYNC_TYPE_UNREAD (bug N1): the stream has never completed a run (no stored cursor) and
+     * its run failed (transport, timeout, not JSON, not a Bundle) or was never started in an
+     * aborted cycle: the type was never read, until a run of the stream completes (0). A stream
+     * with a stored cursor that fails is not reported: what it stored stays valid.
      * Absence-based rules rely on it.
      */
     void (*on_type_access)(void *arg, const struct pw_sync_source *src, long status);
 };
+
+/** on_type_access() status (bug N1): the stream's type has never been read completely. */
+#define PW_SYNC_TYPE_UNREAD (-2L)
 
 /** Completion of pw_sync_run_once(): @p failed is the number of streams whose run failed. */
 typedef void pw_sync_cycle_fn(void *arg, int err, unsigned failed);

@@ -150,13 +150,15 @@ unsigned pw_res_type_bit(const char *name);
  * Which resource types were synced and readable for a patient. With known false every type
  * counts as synced (a caller that does not know). Otherwise a type is synced when it is in
  * @p synced; @p refused are types the server refused (HTTP 401/403) and @p unadvertised types
- * its CapabilityStatement does not offer (the reason a type is missing).
+ * its CapabilityStatement does not offer (the reason a type is missing); @p unread types whose
+ * stream failed before ever completing a run (they could not be read).
  */
 struct pw_synced {
     bool known;
     unsigned synced;
     unsigned refused;
     unsigned unadvertised;
+    unsigned unread; /* bug N1: types whose stream failed before its first complete read */
 };
 
 /**

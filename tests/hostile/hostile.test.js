@@ -30,14 +30,6 @@ const PATIENTS = 12;
 // They run inverted: they must still fail, and fail the suite once they pass, so the lead
 // removes the line when the fix merges.
 const EXPECTED_FAIL = {
-  // Not numbered in the issue (found by this matrix): when one stream of a first sync fails,
-  // the cycle still evaluates every patient and the missing type counts as absent (no
-  // Conditions: pain-type-undocumented; no Observations: reassessment overdue). The Flags are
-  // posted, then resolved once the data arrives. "Absence is evidence only where painwatch looked."
-  "connection reset mid-body: no Flag beyond a clean run's": 'N1',
-  "truncated JSON with a consistent length: no Flag beyond a clean run's": 'N1',
-  "slow body past the timeout: no Flag beyond a clean run's": 'N1',
-  "wrong Content-Type (HTML error page): no Flag beyond a clean run's": 'N1',
 };
 
 const base = serverBase();

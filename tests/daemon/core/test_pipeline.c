@@ -300,6 +300,28 @@ static void test_refused_type_turns_absence_rules_off(void **state)
     assert_int_equal(rows_for(fx->store, "pain-type-undocumented"), 1);
 }
 
+/* Bug N1: a Condition stream whose first run failed was never read: the rules resting on the
+ * absence of a Condition are off until a run of it completes. A 403 recorded before stays. */
+static void test_unread_type_turns_absence_rules_off(void **state)
+{
+    struct fixture *fx = *state;
+    struct pw_sync_source cond = {
+        .server = "ehr", .type = "Condition", .patient = "p1", .key = "ehr/Condition/Patient/p1"};
+
+    fx->synced = (struct pw_synced){.known = true, .synced = PW_RES_ALL};
+    restart_with(fx, "cdc2022");
+    fx->consumer.on_type_access(fx->consumer.arg, &cond, PW_SYNC_TYPE_UNREAD);
+    page_then_cycle(fx);
+    assert_int_equal(rows_for(fx->store, "pain-type-undocumented"), 0);
+    assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), 1);
+    /* A run of the Condition stream completes: the next evaluation counts the absence. */
+    fx->consumer.on_type_access(fx->consumer.arg, &cond, 0);
+    clock_now_ms = fx->t0_ms + 2 * HOUR_MS;
+    assert_int_equal(pw_pipeline_evaluate_patient(fx->pipeline, "Patient/p1", clock_now_ms / 1000),
+                     0);
+    assert_int_equal(rows_for(fx->store, "pain-type-undocumented"), 1);
+}
+
 static void test_page_failure_commits_nothing(void **state)
 {
     struct fixture *fx = *state;
@@ -827,6 +849,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unsynced_type_turns_absence_rules_off, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refused_type_turns_absence_rules_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unread_type_turns_absence_rules_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_batch_overflow_halves_the_batch, setup,
                                         teardown),
         BOTH(test_unreadable_resource_audited_and_dq),

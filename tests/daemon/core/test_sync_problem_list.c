@@ -159,6 +159,102 @@ static void test_403_fails_only_that_type(void **state)
     sh_fini(&h);
 }
 
+/* How many on_type_access(@p type, @p status) calls the log holds. */
+static size_t access_count(const char *type, long status)
+{
+    size_t i, n = 0;
+    json_t *v;
+    json_array_foreach(access_log, i, v)
+    {
+        n += strcmp(json_string_value(json_object_get(v, "type")), type) == 0 &&
+             json_integer_value(json_object_get(v, "status")) == status;
+    }
+    return n;
+}
+
+/* Bug N1: a stream that never completed a run and fails (here a page that is not JSON even at
+ * _count=1, the cycle goes on) was never read: the consumer is told, and told again once a run
+ * completes. Failing after that, what it stored stays valid: nothing is said. */
+static void test_failed_first_run_is_unread(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+    const char *html = "<html><body>Service temporarily unavailable</body></html>";
+
+    sh_init(&h);
+    pw_sync_free(h.sync);
+    struct pw_sync_consumer c = {.cursor_load = sh_cursor_load,
+                                 .on_page = sh_on_page,
+                                 .arg = &h,
+                                 .on_type_access = on_type_access};
+    assert_int_equal(pw_sync_new(&h.sync, &h.loop, h.http, &c), 0);
+    pw_sync_set_clock(h.sync, sh_clock);
+    access_log = json_array();
+    types_conf(&h, &conf, "Condition", 2); /* Condition, MedicationRequest */
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    char *empty = sh_bundle(json_array(), NULL);
+    sh_rule(&h, "/fhir/Condition", NULL, 0, 200, "Content-Type: text/html", html);
+    sh_rule(&h, "/fhir/MedicationRequest", NULL, 0, 200, NULL, empty);
+    sh_run_once(&h);
+    assert_int_equal(h.cycle_failed, 1);
+    assert_int_equal(access_count("Condition", PW_SYNC_TYPE_UNREAD), 1);
+    assert_int_equal(access_count("MedicationRequest", PW_SYNC_TYPE_UNREAD), 0);
+    assert_true(access_count("MedicationRequest", 0) >= 1);
+
+    /* The Condition stream reads: readable again. */
+    pwt_responder_clear_rules(h.r);
+    json_array_clear(access_log);
+    sh_rule(&h, "/fhir/Condition", NULL, 0, 200, NULL, empty);
+    sh_rule(&h, "/fhir/MedicationRequest", NULL, 0, 200, NULL, empty);
+    sh_run_once(&h);
+    assert_int_equal(h.cycle_failed, 0);
+    assert_int_equal(access_count("Condition", 0), 1);
+
+    /* It fails again: it has been read, its stored data stands. */
+    pwt_responder_clear_rules(h.r);
+    json_array_clear(access_log);
+    sh_rule(&h, "/fhir/Condition", NULL, 0, 200, "Content-Type: text/html", html);
+    sh_rule(&h, "/fhir/MedicationRequest", NULL, 0, 200, NULL, empty);
+    sh_run_once(&h);
+    assert_int_equal(h.cycle_failed, 1);
+    assert_int_equal(access_count("Condition", PW_SYNC_TYPE_UNREAD), 0);
+    free(empty);
+    json_decref(access_log);
+    sh_fini(&h);
+}
+
+/* Bug N1: a transport-level failure aborts the cycle; a stream it never started and that was
+ * never read is reported too (here MedicationRequest, after Condition's HTTP 500). */
+static void test_aborted_first_cycle_reports_unstarted_streams(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source_conf conf;
+
+    sh_init(&h);
+    pw_sync_free(h.sync);
+    struct pw_sync_consumer c = {.cursor_load = sh_cursor_load,
+                                 .on_page = sh_on_page,
+                                 .arg = &h,
+                                 .on_type_access = on_type_access};
+    assert_int_equal(pw_sync_new(&h.sync, &h.loop, h.http, &c), 0);
+    pw_sync_set_clock(h.sync, sh_clock);
+    access_log = json_array();
+    types_conf(&h, &conf, "Condition", 2); /* Condition, MedicationRequest */
+    sh_add(&h, &conf, SRV_WIDE, NULL);
+    char *empty = sh_bundle(json_array(), NULL);
+    sh_rule(&h, "/fhir/Condition", NULL, 0, 500, NULL, "{\"resourceType\":\"OperationOutcome\"}");
+    sh_rule(&h, "/fhir/MedicationRequest", NULL, 0, 200, NULL, empty);
+    sh_run_once(&h);
+    assert_int_equal(pwt_responder_count_path(h.r, "/fhir/MedicationRequest"), 0);
+    assert_int_equal(access_count("Condition", PW_SYNC_TYPE_UNREAD), 1);
+    assert_int_equal(access_count("MedicationRequest", PW_SYNC_TYPE_UNREAD), 1);
+    free(empty);
+    json_decref(access_log);
+    sh_fini(&h);
+}
+
 /* A context type /metadata does not advertise is not synced (and the consumer is told), not a
  * startup error; the core types still sync. */
 static void test_unadvertised_context_type_is_dropped(void **state)
@@ -224,6 +320,8 @@ int main(void)
         cmocka_unit_test(test_first_sync_fetches_old_active_problems),
         cmocka_unit_test(test_refused_problem_list_query_spares_orders),
         cmocka_unit_test(test_403_fails_only_that_type),
+        cmocka_unit_test(test_failed_first_run_is_unread),
+        cmocka_unit_test(test_aborted_first_cycle_reports_unstarted_streams),
         cmocka_unit_test(test_unadvertised_context_type_is_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
