@@ -13,6 +13,7 @@
 
 #include <uv.h>
 
+#include "core/conf_server.h"
 #include "painwatch/audit.h"
 #include "painwatch/auth.h"
 #include "painwatch/cohort.h"
@@ -145,32 +146,9 @@ static void check_server(struct run *r, const struct pw_conf_daemon *cd, size_t 
 {
     const struct pw_conf_server *s = &cd->servers[i];
     const struct pw_conf_auth *ca = &s->auth;
-    struct pw_http_server hs = {
-        .name = s->name,
-        .origin = s->base_url,
-        .ca_file = s->ca_file,
-        .client_cert = s->client_cert_file,
-        .client_key = s->client_key_file,
-        .max_concurrent = (unsigned)s->max_concurrent,
-        .connect_timeout_ms = s->connect_timeout_ms,
-        .timeout_ms = s->timeout_ms,
-        .body_max = (size_t)s->body_max,
-    };
-    struct pw_auth_conf ac = {
-        .type = ca->type,
-        .server = s->name,
-        .fhir_base = s->base_url,
-        .token_endpoint = ca->token_url,
-        .token_ca_file = s->ca_file,
-        .client_id = ca->client_id,
-        .scope = ca->scope,
-        .key_file = ca->private_key_file,
-        .key_id = ca->kid,
-        .alg = ca->alg,
-        .secret_file = ca->client_secret_file,
-        .secret_method = ca->client_secret_method,
-        .token_file = ca->token_file,
-    };
+    struct pw_http_server hs = pw_conf_server_http(s);
+    char scope[512];
+    struct pw_auth_conf ac = pw_conf_server_auth(s, scope, sizeof(scope));
     struct pw_cohort *cohort = NULL;
     struct pw_source_conf sc;
     char key[KEY_MAX];

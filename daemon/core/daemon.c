@@ -24,6 +24,7 @@
 #include <openssl/rand.h>
 #include <uv.h>
 
+#include "core/conf_server.h"
 #include "core/conf_validate.h"
 #include "core/control.h"
 #include "core/outbox.h"
@@ -527,25 +528,6 @@ static int build_sink(struct daemon *d)
     return make_sink(d->cd, &d->sink);
 }
 
-/*
- * The SMART scope derived from a server's resources (issue 17): read Patient, Group, every
- * synced type and Flag, write Flag. @p buf holds the result.
- */
-static const char *derived_scope(const struct pw_conf_server *s, char *buf, size_t size)
-{
-    size_t len = 0;
-    int n = snprintf(buf, size, "system/Patient.read system/Group.read");
-    len = n > 0 ? (size_t)n : 0;
-    for (size_t k = 0; k < s->n_resources && len < size; k++) {
-        n = snprintf(buf + len, size - len, " system/%s.read", s->resources[k]);
-        len += n > 0 ? (size_t)n : 0;
-    }
-    if (len < size) {
-        snprintf(buf + len, size - len, " system/Flag.read system/Flag.write");
-    }
-    return buf;
-}
-
 /* The types every server syncs (a patient may be on any of them): their intersection. */
 static struct pw_synced synced_types(const struct pw_conf_daemon *cd)
 {
@@ -565,22 +547,7 @@ static int make_auth(struct pw_http *http, const struct pw_conf_server *s, struc
 {
     const struct pw_conf_auth *ca = &s->auth;
     char scope[512];
-    struct pw_auth_conf ac = {
-        .type = ca->type,
-        .server = s->name,
-        .fhir_base = s->base_url,
-        .token_endpoint = ca->token_url,
-        .token_ca_file = s->ca_file,
-        .client_id = ca->client_id,
-        .scope = ca->scope ? ca->scope : derived_scope(s, scope, sizeof(scope)),
-        .key_file = ca->private_key_file,
-        .key_id = ca->kid,
-        .alg = ca->alg,
-        .secret_file = ca->client_secret_file,
-        .secret_method = ca->client_secret_method,
-        .token_file = ca->token_file,
-        .proxy = s->proxy,
-    };
+    struct pw_auth_conf ac = pw_conf_server_auth(s, scope, sizeof(scope));
     int rc;
 
     if (!ca->type || strcmp(ca->type, "none") == 0) {
@@ -604,18 +571,7 @@ static int build_endpoints(struct daemon *d)
     d->n_auths = d->cd->n_servers;
     for (size_t i = 0; i < d->cd->n_servers; i++) {
         const struct pw_conf_server *s = &d->cd->servers[i];
-        struct pw_http_server hs = {
-            .name = s->name,
-            .origin = s->base_url,
-            .ca_file = s->ca_file,
-            .client_cert = s->client_cert_file,
-            .client_key = s->client_key_file,
-            .max_concurrent = (unsigned)s->max_concurrent,
-            .connect_timeout_ms = s->connect_timeout_ms,
-            .timeout_ms = s->timeout_ms,
-            .body_max = (size_t)s->body_max,
-            .proxy = s->proxy,
-        };
+        struct pw_http_server hs = pw_conf_server_http(s);
         int rc = pw_http_server_add(d->http, &hs);
 
         if (rc < 0) {

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A configured server as the HTTP core and the auth adapters take it (conf_server.h). */
+#include "core/conf_server.h"
+
+#include <stdio.h>
+
+static const char *derived_scope(const struct pw_conf_server *s, char *buf, size_t size)
+{
+    size_t len = 0;
+    int n = snprintf(buf, size, "system/Patient.read system/Group.read");
+    len = n > 0 ? (size_t)n : 0;
+    for (size_t k = 0; k < s->n_resources && len < size; k++) {
+        n = snprintf(buf + len, size - len, " system/%s.read", s->resources[k]);
+        len += n > 0 ? (size_t)n : 0;
+    }
+    if (len < size) {
+        snprintf(buf + len, size - len, " system/Flag.read system/Flag.write");
+    }
+    return buf;
+}
+
+struct pw_http_server pw_conf_server_http(const struct pw_conf_server *s)
+{
+    return (struct pw_http_server){
+        .name = s->name,
+        .origin = s->base_url,
+        .ca_file = s->ca_file,
+        .client_cert = s->client_cert_file,
+        .client_key = s->client_key_file,
+        .max_concurrent = (unsigned)s->max_concurrent,
+        .connect_timeout_ms = s->connect_timeout_ms,
+        .timeout_ms = s->timeout_ms,
+        .body_max = (size_t)s->body_max,
+        .proxy = s->proxy,
+    };
+}
+
+struct pw_auth_conf pw_conf_server_auth(const struct pw_conf_server *s, char *scope_buf,
+                                        size_t scope_size)
+{
+    const struct pw_conf_auth *ca = &s->auth;
+
+    return (struct pw_auth_conf){
+        .type = ca->type,
+        .server = s->name,
+        .fhir_base = s->base_url,
+        .token_endpoint = ca->token_url,
+        .token_ca_file = s->ca_file,
+        .client_id = ca->client_id,
+        .scope = ca->scope ? ca->scope : derived_scope(s, scope_buf, scope_size),
+        .key_file = ca->private_key_file,
+        .key_id = ca->kid,
+        .alg = ca->alg,
+        .secret_file = ca->client_secret_file,
+        .secret_method = ca->client_secret_method,
+        .token_file = ca->token_file,
+        .proxy = s->proxy,
+    };
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A configured server as the HTTP core and the auth adapters take it: one mapping for the
+ * daemon, `painwatch config check` and `painwatch auth test`, so the three never differ (the
+ * derived SMART scope, the proxy).
+ */
+#ifndef PW_CORE_CONF_SERVER_H
+#define PW_CORE_CONF_SERVER_H
+
+#include <stddef.h>
+
+#include "painwatch/auth.h"
+#include "painwatch/conf.h"
+#include "painwatch/http.h"
+
+/** The HTTP endpoint of @p s. Strings are borrowed from @p s. */
+struct pw_http_server pw_conf_server_http(const struct pw_conf_server *s);
+
+/**
+ * The auth adapter's settings for @p s. The scope is the configured one, else derived from the
+ * server's resources (issue 17: read Patient, Group, each synced type and Flag, write Flag),
+ * written into @p scope_buf. Strings are borrowed from @p s and @p scope_buf.
+ */
+struct pw_auth_conf pw_conf_server_auth(const struct pw_conf_server *s, char *scope_buf,
+                                        size_t scope_size);
+
+#endif
