@@ -2,6 +2,7 @@
 /* Findings: the growable list rules append to, evidence and audit numbers, severity names. */
 #include "painwatch/finding.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,7 +64,9 @@ void pw_finding_add_evidence(struct pw_finding *f, const struct pw_ref *ref)
 
 void pw_finding_add_number(struct pw_finding *f, const char *name, double value)
 {
-    if (f->n_numbers >= PW_NUMBERS_MAX) {
+    /* A figure painwatch could not compute (NaN: no factor, implausible dose, not synced) is
+     * not recorded beside the finding: absent, never a number. */
+    if (f->n_numbers >= PW_NUMBERS_MAX || !isfinite(value)) {
         return;
     }
     f->numbers[f->n_numbers].name = name;
