@@ -154,6 +154,7 @@ def write_config(path, state, base, count, once_poll_s=None, timeout="60s"):
 state_dir: {state}
 log_level: notice
 shadow_mode: false
+scope: cohort
 health: {{enabled: false}}
 audit: {{allow_local_key: true}}
 servers:
@@ -336,7 +337,7 @@ def ground_truth(a, data):
     term = os.path.join(a.source, "config", "terminology")
     keys = set()
     for name, want_empty in (("qualifying.ndjson", False), ("sample-clean.ndjson", True)):
-        out = subprocess.run([a.painwatch, "check", "--terminology", term, "--format", "json",
+        out = subprocess.run([a.painwatch, "check", "--terminology", term, "--format", "json", "--scope", "cohort",
                               os.path.join(data, name)], capture_output=True, text=True,
                              timeout=600)
         if out.returncode != 0:
