@@ -804,6 +804,7 @@ def main():
     ap.add_argument("--scaling-only", action="store_true",
                     help="B4 only: one --once run (_count=1000) per population size")
     a = ap.parse_args()
+    a.build = os.path.abspath(a.build)
     if a.render:
         with open(a.render) as f:
             return 0 if table(a, json.load(f)) else 1
