@@ -557,6 +557,9 @@ def periodic(a, srv, work, data, truth, samples, interval_s):
             now = int(time.time())
             base = gen.REGIMENS[j % len(gen.REGIMENS)][0]
             r = gen.med(pid, f"{pid}-m1", now, base[1], base[0], base[2], base[3], False)
+            # Written now, ordered 2 h ago: past the rescue rule's grace hour, so the order's
+            # missing rescue is a finding on the first poll that sees it.
+            r["authoredOn"] = gen.iso(now - 7200)
             m_before = srv.mark()
             t0 = time.time()
             write_bundle(os.path.join(data, "delta", "MedicationRequest-1.json"), [r])
