@@ -78,31 +78,6 @@
  * Durable state and the outbox.
  *   PW_STORE_BUSY_MS        how long a store write waits for another process's lock (the
  *                           `painwatch outbox` CLI on a live store) before failing with PW_EAGAIN.
- *   PW_STORE_PAGE_BYTES     page size of a new store file (SQLite's default is 4096). A merge
- *                           and a page's staged rows write long runs of pages, each a pwrite,
- *                           and a checkpoint reads and writes them again: 8192 halves those
- *                           calls. --once, interleaved runs (issue 9): 10,000 patients 2.88 ->
- *                           2.73 CPU-s, 100,000 patients 27.3 -> 25.4 CPU-s, peak RSS unchanged
- *                           (16384: the same CPU, +1 MB at 10,000 patients).
- *   PW_STORE_CACHE_KIB      SQLite page cache per connection, KiB (the daemon opens one;
- *                           SQLite's default). It also bounds each in-memory sort of a staged
- *                           merge. Since merges are sorted, a larger cache buys little: 10,000
- *                           patients --once, 3 runs each (issue 9): 2000 KiB 3.5-3.8 CPU-s, peak
- *                           31 MB; 4000 KiB 3.4-3.7 CPU-s, 39 MB; 8000 KiB 3.3-3.5 CPU-s, 51 MB.
- *                           Handed back when the daemon is idle (B3).
- *   PW_STORE_STMT_JOURNAL_KIB  a statement's undo journal (SQLite keeps one for every upsert
- *                           inside a transaction) stays in memory up to this size. SQLite's
- *                           default (64 KiB) sends the rest of a transaction's statements to a
- *                           temporary file once one statement passed it: a merge then wrote ~2
- *                           pages per resource there (10,000 patients --once: 223,000 pwrites,
- *                           447 MB; 100,000 patients: 58 -> 35 CPU-s, 65 -> 42 s wall).
- *   PW_STORE_WAL_PAGES      the WAL is checkpointed into the database once it holds this many
- *                           pages (SQLite's default is 1000, 4 MB). A checkpoint copies each page
- *                           the WAL holds once, so a page rewritten by many commits in between
- *                           is copied once: 10,000 patients --once: pwrite 103,500 -> 90,700,
- *                           pread 78,400 -> 66,700, fdatasync 391 -> 341.
- *   PW_STORE_WAL_KEEP_BYTES after a checkpoint the WAL file is cut back to this size, so a large
- *                           merge does not leave a WAL of its size on disk.
  *   PW_OUTBOX_OUTCOME_MAX   bytes of a server's OperationOutcome kept with a dead-lettered row.
  *   PW_OUTBOX_BACKOFF_BASE_MS / _CAP_MS   full-jitter exponential backoff between retries.
  *   PW_OUTBOX_RETRY_AFTER_MAX_S  a server's Retry-After is honoured up to this (1 h), so a
@@ -131,11 +106,6 @@
  *                           patients: 3,000 fsyncs -> 700; a delivery's record waits <= 10 ms.
  */
 #define PW_STORE_BUSY_MS            5000
-#define PW_STORE_PAGE_BYTES         8192
-#define PW_STORE_CACHE_KIB          2000
-#define PW_STORE_STMT_JOURNAL_KIB   4096
-#define PW_STORE_WAL_PAGES          4000
-#define PW_STORE_WAL_KEEP_BYTES     (16 * 1024 * 1024)
 #define PW_OUTBOX_OUTCOME_MAX       (64u * 1024u)
 #define PW_OUTBOX_BACKOFF_BASE_MS   1000
 #define PW_OUTBOX_BACKOFF_CAP_MS    (15 * 60 * 1000)
