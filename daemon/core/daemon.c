@@ -988,11 +988,10 @@ static uint64_t activity(const struct daemon *d)
 /*
  * Between polls the daemon holds nothing a cycle needs, but it stayed at the cycle's size
  * (issue 9, B3): glibc keeps what a cycle freed (page trees, HTTP bodies; a few long-lived
- * blocks allocated late pin the top of the heap: ~8 MB at 1,000 patients), and SQLite keeps its
- * page cache full (2 MB). Once the daemon is idle after work (the outbox has nothing in flight,
- * no sync cycle is open), the store drops its cache and malloc_trim(0) hands the free pages
- * back, inside the heap too. About a millisecond once per burst of work; idle reports without
- * new work (every outbox scan) do nothing.
+ * blocks allocated late pin the top of the heap), and SQLite keeps its page cache full. Once the
+ * daemon is idle after work (the outbox has nothing in flight, no sync cycle is open), the store
+ * drops its cache and malloc_trim(0) hands the free pages back, inside the heap too. About a
+ * millisecond once per burst of work; idle reports without new work (every outbox scan) do nothing.
  */
 static void trim_if_idle(struct daemon *d)
 {

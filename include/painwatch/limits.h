@@ -87,23 +87,21 @@
  *                           queue, and a write leaves it only while the audit trail is
  *                           writable (pw_http_req_set_gate). Deliveries are saved together
  *                           (PW_OUTBOX_SETTLE_MS), so more rows in flight mean fewer fsyncs per
- *                           Flag: 4 -> 16 took 10,000 patients' 1,326 Flags from ~330 saves to
- *                           ~85; 16 -> 64 (with PW_EVAL_BATCH 1024) to ~30.
+ *                           Flag (figures: tests/bench/README.md).
  *   PW_EVAL_BATCH           due patients evaluated in one store transaction and one audit batch
  *                           (one fsync each instead of one per patient), one batch per loop
  *                           turn (~50 ms of CPU at 1024). A batch whose audit records overflow
  *                           PW_AUDIT_BATCH_MAX (8 KB a patient on average) is evaluated in
  *                           halves; one failing otherwise, one patient per transaction.
- *                           With PW_OUTBOX_INFLIGHT_MAX 64, 256 -> 1024 took the 10,000-patient
- *                           run from 555 fsyncs to 312 and its wall time 3.2-3.5 -> 2.9 s
- *                           (issue 9: the disk waits were the wall-clock gap).
+ *                           Larger batches mean fewer fsyncs: the disk waits were the gap
+ *                           between CPU and wall-clock time.
  *   PW_OUTBOX_SCAN_MS       the outbox re-reads due rows at least this often (rows replayed by
  *                           an operator, rows whose backoff ended).
  *   PW_OUTBOX_SETTLE_MS     after a response, the next scan (which saves the delivered rows and
  *                           starts new ones) waits at most this long for the other requests in
  *                           flight, so that requests sent together are saved with one audit
- *                           fsync and one commit (at once when none is left waiting). At 10,000
- *                           patients: 3,000 fsyncs -> 700; a delivery's record waits <= 10 ms.
+ *                           fsync and one commit (at once when none is left waiting); a
+ *                           delivery's record waits at most this long.
  */
 #define PW_STORE_BUSY_MS            5000
 #define PW_OUTBOX_OUTCOME_MAX       (64u * 1024u)
@@ -138,9 +136,9 @@
 /*
  * The jansson page arena (jarena.h).
  *   PW_JARENA_BYTES    address space reserved for page trees (PROT_NONE: a segment is committed
- *                      when first used). A search page parses into ~10x its size (measured:
- *                      750 kB of 1000 MedicationRequests -> 7 MiB), so this holds a dozen
- *                      1000-entry pages in flight; past it (a 32 MiB page) values are malloc'd.
+ *                      when first used). A search page parses into about ten times its size,
+ *                      so this holds a dozen 1000-entry pages in flight; past it (a 32 MiB
+ *                      page) values are malloc'd.
  *   PW_JARENA_SEGMENT  unit of reuse: a segment is bumped into by one page and handed back when
  *                      its last value is freed, so a value kept alive pins 1 MiB, not the arena.
  *                      Larger allocations are malloc'd.
@@ -155,8 +153,8 @@
  * One search page's parse (issue 18: memory within the body cap).
  *   PW_PAGE_PARSE_BUDGET   bytes one page's JSON tree may take (counted in the page arena); a
  *                          page over it is refused and asked again with half the _count.
- *                          Measured: 1000 pain-score Observations (660 kB) take ~5 MiB, so it
- *                          holds ~25,000 of them; a 32 MiB page of empty entries took 2.5 GiB.
+ *                          It holds tens of thousands of pain scores, while a page of empty
+ *                          entries within the body cap would take gigabytes.
  *   PW_PAGE_ENTRIES_MAX    Bundle.entry elements accepted in one page: twice the largest _count
  *                          painwatch asks for (an _include per match), refused past it the same
  * way. PW_PAGE_REPAIRS_MAX    values of one page that cannot be read (a number out of range,

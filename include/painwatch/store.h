@@ -212,9 +212,9 @@ struct pw_store_ops {
 /*
  * Threading. A handle is used by one thread at a time (SQLite's connection is opened without
  * its own mutex, SQLITE_OPEN_NOMUTEX); it may move between threads with a happens-before edge
- * (uv_queue_work and its after_work give one). Measured (Release, 2-core VM under load): a
- * 1000-resource page takes 5-30 ms to write and 15-30 ms to commit with synchronous=FULL. To take
- * that off the loop later, run the page's begin..commit in a uv_queue_work() work callback on a
+ * (uv_queue_work and its after_work give one). A 1000-resource page's write and commit
+ * (synchronous=FULL) take tens of milliseconds (tests/bench/README.md). To take that off the loop
+ * later, run the page's begin..commit in a uv_queue_work() work callback on a
  * handle the loop thread does not touch until after_work (the outbox keeps its own handle: WAL lets
  * two connections write one after the other, PW_STORE_BUSY_MS covers the wait).
  */
