@@ -77,7 +77,9 @@ int pw_evaluator_engine_new(struct pw_engine **out, const struct pw_conf_daemon 
 
 /**
  * Normalize @p resources (a JSON array of FHIR resources of one patient, any order, latest
- * versions only) into @p tl (initialised for the patient), newest first (by the time each is
+ * versions only) into @p tl (initialised for the patient; it may already hold events, e.g. a
+ * stored timeline to which draft orders are added: a resource already there is replaced by a
+ * newer version, pw_timeline_add_*), newest first (by the time each is
  * about), so a patient over PW_RESOURCES_PER_PATIENT_MAX events keeps the newest, and a
  * "timeline-cap" data-quality event says so. @p refs (may be NULL) resolves references between
  * resources (contained Medications, Bundle entries). @return 0 or PW_ENOMEM.
