@@ -25,6 +25,9 @@
  */
 #pragma weak pw_rules_all
 
+/* The auth registry (auth.h, which pulls libuv in through http.h). */
+extern struct pw_adapter_kind pw_auth_kind;
+
 static const struct pw_rule *const *catalog_override;
 static size_t catalog_override_n;
 
@@ -50,9 +53,6 @@ static const struct pw_rule *const *rule_catalog(size_t *n)
 /* ---- enums --------------------------------------------------------------------------------- */
 
 static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
-static const char *const auth_types[] = {"none", "bearer", "client-secret", "smart-backend", NULL};
-static const char *const secret_methods[] = {"basic", "post", NULL};
-static const char *const jws_algs[] = {"RS384", "ES384", NULL};
 static const char *const patient_params[] = {"patient", "subject", NULL};
 static const char *const cohort_types[] = {"list", "group", "server-wide", NULL};
 static const char *const store_types[] = {"sqlite", NULL};
@@ -83,29 +83,6 @@ static void need(struct pw_conf_ctx *ctx, const json_t *sec, const char *path, c
 }
 
 static void check_token_url(struct pw_conf_ctx *ctx, const char *url, const char *path);
-
-static void check_auth(struct pw_conf_ctx *ctx, const json_t *sec, const char *path)
-{
-    const char *type = str(sec, "type");
-
-    if (!strcmp(type, "bearer")) {
-        need(ctx, sec, path, "token_file", "with type bearer");
-    } else if (!strcmp(type, "client-secret")) {
-        need(ctx, sec, path, "client_id", "with type client-secret");
-        need(ctx, sec, path, "client_secret_file", "with type client-secret");
-    } else if (!strcmp(type, "smart-backend")) {
-        need(ctx, sec, path, "client_id", "with type smart-backend");
-        need(ctx, sec, path, "private_key_file", "with type smart-backend");
-        need(ctx, sec, path, "kid",
-             "with type smart-backend (the key's id in the registered JWKS)");
-    }
-    if (str(sec, "token_url")) {
-        char kpath[PW_CONF_PATH_MAX];
-
-        snprintf(kpath, sizeof(kpath), "%s.token_url", path);
-        check_token_url(ctx, str(sec, "token_url"), kpath);
-    }
-}
 
 static void check_cohort(struct pw_conf_ctx *ctx, const json_t *sec, const char *path)
 {
@@ -205,6 +182,16 @@ static void check_token_url(struct pw_conf_ctx *ctx, const char *url, const char
         pw_conf_error(ctx, path,
                       "plain http is only allowed to a loopback host: the client secret or "
                       "assertion would travel in the clear; use https");
+    }
+}
+
+void pw_conf_check_token_url(struct pw_conf_ctx *ctx, const json_t *section, const char *path)
+{
+    char kpath[PW_CONF_PATH_MAX];
+
+    if (str(section, "token_url")) {
+        snprintf(kpath, sizeof(kpath), "%s.token_url", path);
+        check_token_url(ctx, str(section, "token_url"), kpath);
     }
 }
 
@@ -474,58 +461,6 @@ static json_t *convert_rules(struct pw_conf_ctx *ctx, const json_t *raw, const c
 
 #define FILL(type, member) .offset = offsetof(type, member)
 
-static const struct pw_conf_field auth_fields[] = {
-    {.name = "type",
-     .type = PW_CONF_ENUM,
-     .def = "none",
-     .allowed = auth_types,
-     FILL(struct pw_conf_auth, type),
-     .help = "how painwatch authenticates to this server"},
-    {.name = "token_file",
-     .type = PW_CONF_SECRET_PATH,
-     FILL(struct pw_conf_auth, token_file),
-     .help = "bearer: file holding a static access token"},
-    {.name = "token_url",
-     .type = PW_CONF_STRING,
-     FILL(struct pw_conf_auth, token_url),
-     .help = "token endpoint; unset: discovered from .well-known/smart-configuration and used "
-             "only on base_url's origin"},
-    {.name = "client_id",
-     .type = PW_CONF_STRING,
-     FILL(struct pw_conf_auth, client_id),
-     .help = "client-secret, smart-backend: the registered client id"},
-    {.name = "client_secret_file",
-     .type = PW_CONF_SECRET_PATH,
-     FILL(struct pw_conf_auth, client_secret_file),
-     .help = "client-secret: file with the secret"},
-    {.name = "client_secret_method",
-     .type = PW_CONF_ENUM,
-     .def = "basic",
-     .allowed = secret_methods,
-     FILL(struct pw_conf_auth, client_secret_method),
-     .help = "client-secret: HTTP Basic or form post"},
-    {.name = "private_key_file",
-     .type = PW_CONF_SECRET_PATH,
-     FILL(struct pw_conf_auth, private_key_file),
-     .help = "smart-backend: PEM private key"},
-    {.name = "alg",
-     .type = PW_CONF_ENUM,
-     .def = "RS384",
-     .allowed = jws_algs,
-     FILL(struct pw_conf_auth, alg),
-     .help = "smart-backend: client assertion algorithm"},
-    {.name = "kid",
-     .type = PW_CONF_STRING,
-     FILL(struct pw_conf_auth, kid),
-     .help = "smart-backend: key id registered with the EHR (JWKS)"},
-    {.name = "scope",
-     .type = PW_CONF_STRING,
-     FILL(struct pw_conf_auth, scope),
-     .help = "scopes requested with client_credentials; unset: derived from resources (read "
-             "Patient, Group, each synced type and Flag; write Flag)"},
-    {0},
-};
-
 static const struct pw_conf_field dialect_fields[] = {
     {.name = "patient_param",
      .type = PW_CONF_ENUM,
@@ -620,9 +555,9 @@ static const struct pw_conf_field server_fields[] = {
      FILL(struct pw_conf_server, client_key_file),
      .help = "mTLS client private key (PEM)"},
     {.name = "auth",
-     .type = PW_CONF_SECTION,
-     .sub = auth_fields,
-     .check = check_auth,
+     .type = PW_CONF_ADAPTER,
+     .def = "none",
+     .kind = &pw_auth_kind,
      FILL(struct pw_conf_server, auth),
      .help = "authorization"},
     {.name = "dialect",

@@ -146,7 +146,7 @@ static void check_server(struct run *r, const struct pw_conf_daemon *cd, size_t 
                          struct pw_http *http)
 {
     const struct pw_conf_server *s = &cd->servers[i];
-    const struct pw_conf_auth *ca = &s->auth;
+    const struct pw_conf_adapter_ref *ca = &s->auth;
     struct pw_http_server hs = pw_conf_server_http(s);
     char scope[512];
     struct pw_auth_conf ac = pw_conf_server_auth(s, scope, sizeof(scope));

@@ -539,7 +539,7 @@ static struct pw_synced synced_types(const struct pw_conf_daemon *cd)
 /* The auth of server @p s into @p *out (NULL for type none). */
 static int make_auth(struct pw_http *http, const struct pw_conf_server *s, struct pw_auth **out)
 {
-    const struct pw_conf_auth *ca = &s->auth;
+    const struct pw_conf_adapter_ref *ca = &s->auth;
     char scope[512];
     struct pw_auth_conf ac = pw_conf_server_auth(s, scope, sizeof(scope));
     int rc;

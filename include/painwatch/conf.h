@@ -209,6 +209,13 @@ void pw_conf_need(struct pw_conf_ctx *ctx, const json_t *section, const char *pa
                   const char *why);
 
 /**
+ * Issue 20, for OAuth adapters' pw_conf_check_fn: the section's token_url, when set, is https or
+ * plain http to a loopback host, without credentials (issue 18: the client secret or assertion
+ * goes there).
+ */
+void pw_conf_check_token_url(struct pw_conf_ctx *ctx, const json_t *section, const char *path);
+
+/**
  * Use @p rules (borrowed, must outlive every load) to validate rules.<id>.<param> instead of the
  * engine's registry. For tests and embedders; NULL restores the default: pw_rules_all() when the
  * engine is linked into the program, else "rules" is accepted free-form (enabled: bool, numbers).
@@ -243,19 +250,6 @@ struct pw_conf_adapter_ref {
  * The painwatch schema, filled into plain structs. Every string is borrowed from the pw_conf.
  * Durations are milliseconds, sizes bytes. Meaning and defaults: config/painwatch.yaml.
  */
-struct pw_conf_auth {
-    const char *type; /* none | bearer | client-secret | smart-backend */
-    const char *token_file;
-    const char *token_url; /* NULL: discovered from .well-known/smart-configuration */
-    const char *client_id;
-    const char *client_secret_file;
-    const char *client_secret_method; /* basic | post */
-    const char *private_key_file;
-    const char *alg; /* RS384 | ES384 */
-    const char *kid;
-    const char *scope;
-};
-
 struct pw_conf_dialect {
     const char *patient_param; /* patient | subject */
     bool last_updated;
@@ -279,7 +273,7 @@ struct pw_conf_server {
     const char *ca_file;
     const char *client_cert_file;
     const char *client_key_file;
-    struct pw_conf_auth auth;
+    struct pw_conf_adapter_ref auth; /* pw_conf_server_auth() (core/conf_server.h) */
     struct pw_conf_dialect dialect;
     struct pw_conf_cohort cohort;
     const char **resources;

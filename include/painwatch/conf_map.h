@@ -91,8 +91,9 @@ int pw_adapter_register(struct pw_adapter_kind *kind, const struct pw_adapter *a
  * The generic "instantiate an adapter from its config object": find the adapter named @p type
  * (NULL: the one @p section's "type" names) in @p kind, allocate its context (ctx_size bytes,
  * zeroed) and fill it from
- * @p section with the adapter's config_map (defaults for absent keys come from the config
- * engine's effective section; a section built by hand gets the declared defaults here too).
+ * @p section with the adapter's config_map. Defaults come from the configuration engine (the
+ * effective section has every key); a key absent from a section built by hand (tests,
+ * embedders) leaves its member zero: NULL, 0, false.
  * Strings in the context are borrowed from @p section: keep a reference to it (json_incref) as
  * long as the context lives.
  * @param out_adapter the adapter found (static); the caller maps it to its ops (pw_adapter_ops)
@@ -106,8 +107,9 @@ int pw_adapter_instantiate(const struct pw_adapter_kind *kind, const json_t *sec
 
 /**
  * Fill @p out (an adapter context, or a core struct for the kind's common keys) from @p section
- * with @p table: pw_conf_fill() without a pw_conf, scalars only. Absent keys take the table's
- * default. @return 0, PW_EINVAL (a list or section field, or a default that does not parse).
+ * with @p table: pw_conf_fill() without a pw_conf, scalars only. Absent (or null) keys leave
+ * their member untouched. @return 0, PW_EINVAL (a list or section field, a value of the wrong
+ * JSON type).
  */
 int pw_conf_fill_scalars(const struct pw_conf_field *table, const json_t *section, void *out);
 
