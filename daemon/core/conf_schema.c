@@ -12,6 +12,7 @@
 
 #include "core/conf_int.h"
 #include "painwatch/check.h"
+#include "painwatch/cohort.h"
 #include "painwatch/conf_map.h"
 #include "painwatch/engine.h"
 #include "painwatch/limits.h"
@@ -54,7 +55,6 @@ static const struct pw_rule *const *rule_catalog(size_t *n)
 
 static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
 static const char *const patient_params[] = {"patient", "subject", NULL};
-static const char *const cohort_types[] = {"list", "group", "server-wide", NULL};
 static const char *const store_types[] = {"sqlite", NULL};
 static const char *const factor_sets[] = {"cdc2022", "cdc2016", NULL};
 static const char *const scopes[] = {"problem-list", "cohort", NULL};
@@ -71,29 +71,7 @@ static const char *str(const json_t *sec, const char *key)
     return json_string_value(json_object_get(sec, key));
 }
 
-static void need(struct pw_conf_ctx *ctx, const json_t *sec, const char *path, const char *key,
-                 const char *why)
-{
-    char kpath[PW_CONF_PATH_MAX];
-
-    if (!str(sec, key)) {
-        snprintf(kpath, sizeof(kpath), "%s.%s", path, key);
-        pw_conf_error(ctx, kpath, "required %s", why);
-    }
-}
-
 static void check_token_url(struct pw_conf_ctx *ctx, const char *url, const char *path);
-
-static void check_cohort(struct pw_conf_ctx *ctx, const json_t *sec, const char *path)
-{
-    const char *type = str(sec, "type");
-
-    if (!strcmp(type, "list")) {
-        need(ctx, sec, path, "file", "with type list (one patient reference per line)");
-    } else if (!strcmp(type, "group")) {
-        need(ctx, sec, path, "group", "with type group (a Group id, e.g. Group/pain-cohort)");
-    }
-}
 
 static bool loopback_host(const char *host, size_t len)
 {
@@ -503,32 +481,6 @@ static const struct pw_conf_field dialect_fields[] = {
     {0},
 };
 
-static const struct pw_conf_field cohort_fields[] = {
-    {.name = "type",
-     .type = PW_CONF_ENUM,
-     .flags = PW_CONF_F_REQUIRED,
-     .allowed = cohort_types,
-     FILL(struct pw_conf_cohort, type),
-     .help = "whom to watch"},
-    {.name = "file",
-     .type = PW_CONF_PATH,
-     .flags = PW_CONF_F_MUST_EXIST,
-     FILL(struct pw_conf_cohort, file),
-     .help = "list: patient references, one per line"},
-    {.name = "group",
-     .type = PW_CONF_STRING,
-     FILL(struct pw_conf_cohort, group),
-     .help = "group: Group id whose members are watched"},
-    {.name = "refresh",
-     .type = PW_CONF_DURATION,
-     .def = "1h",
-     .min = MIN,
-     .max = 7 * DAY,
-     FILL(struct pw_conf_cohort, refresh_ms),
-     .help = "how often the list or Group is re-read"},
-    {0},
-};
-
 static const struct pw_conf_field server_fields[] = {
     {.name = "name",
      .type = PW_CONF_STRING,
@@ -566,9 +518,8 @@ static const struct pw_conf_field server_fields[] = {
      FILL(struct pw_conf_server, dialect),
      .help = "what the server's search supports"},
     {.name = "cohort",
-     .type = PW_CONF_SECTION,
-     .sub = cohort_fields,
-     .check = check_cohort,
+     .type = PW_CONF_ADAPTER,
+     .kind = &pw_cohort_kind,
      FILL(struct pw_conf_server, cohort),
      .help = "whom to watch on this server"},
     {.name = "resources",

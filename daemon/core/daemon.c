@@ -588,7 +588,7 @@ static int build_servers(struct daemon *d)
         struct pw_source_conf sc;
         struct pw_cohort *cohort = NULL;
         char err[256] = "";
-        int rc = pw_cohort_from_daemon(&cohort, &s->cohort, err, sizeof(err));
+        int rc = pw_cohort_new(&cohort, s->cohort.section, err, sizeof(err));
 
         if (rc < 0) {
             pw_log_err(SYNC, "server %s cohort: %s", s->name, err[0] ? err : pw_strerror(rc));
@@ -1522,7 +1522,7 @@ static int make_sync_changes(struct daemon *d, const struct pw_conf *next,
         if (!sync_keys_differ(json_array_get(olds, i), json_array_get(news, i))) {
             continue;
         }
-        rc = pw_cohort_from_daemon(&c->cohorts[i], &s->cohort, err, sizeof(err));
+        rc = pw_cohort_new(&c->cohorts[i], s->cohort.section, err, sizeof(err));
         if (rc == 0) {
             rc = pw_source_conf_from_daemon(&c->srcs[i], s, &ncd->pain_codes, err, sizeof(err));
             c->changed[i] = true; /* _from_daemon leaves srcs[i] for cleanup on failure too */

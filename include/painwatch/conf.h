@@ -260,13 +260,6 @@ struct pw_conf_dialect {
     int64_t max_count;
 };
 
-struct pw_conf_cohort {
-    const char *type; /* list | group | server-wide */
-    const char *file;
-    const char *group;
-    int64_t refresh_ms;
-};
-
 struct pw_conf_server {
     const char *name;
     const char *base_url;
@@ -275,7 +268,7 @@ struct pw_conf_server {
     const char *client_key_file;
     struct pw_conf_adapter_ref auth; /* pw_conf_server_auth() (core/conf_server.h) */
     struct pw_conf_dialect dialect;
-    struct pw_conf_cohort cohort;
+    struct pw_conf_adapter_ref cohort; /* pw_cohort_new(&c, cohort.section, ...) */
     const char **resources;
     size_t n_resources;
     int64_t poll_interval_ms;

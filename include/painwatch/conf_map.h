@@ -113,17 +113,23 @@ int pw_adapter_instantiate(const struct pw_adapter_kind *kind, const json_t *sec
  */
 int pw_conf_fill_scalars(const struct pw_conf_field *table, const json_t *section, void *out);
 
+/** @p section without const, for read-only iteration (jansson's iterators are not const). */
+static inline json_t *pw_conf_mut_json(const json_t *section)
+{
+    union {
+        const json_t *c;
+        json_t *m;
+    } u = {.c = section};
+    return u.m;
+}
+
 /**
  * A new reference to the borrowed config object @p section (NULL: NULL), for an instance whose
  * context borrows strings from it; release with json_decref().
  */
 static inline json_t *pw_conf_ref(const json_t *section)
 {
-    union {
-        const json_t *c;
-        json_t *m;
-    } u = {.c = section};
-    return json_incref(u.m);
+    return json_incref(pw_conf_mut_json(section));
 }
 
 /**
