@@ -18,6 +18,7 @@
 #include "painwatch/limits.h"
 #include "painwatch/rule.h"
 #include "painwatch/sink.h"
+#include "painwatch/store.h"
 
 /*
  * The rule registry lives in the clinical engine. A weak reference keeps this module usable in
@@ -55,7 +56,6 @@ static const struct pw_rule *const *rule_catalog(size_t *n)
 
 static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
 static const char *const patient_params[] = {"patient", "subject", NULL};
-static const char *const store_types[] = {"sqlite", NULL};
 static const char *const factor_sets[] = {"cdc2022", "cdc2016", NULL};
 static const char *const scopes[] = {"problem-list", "cohort", NULL};
 
@@ -654,22 +654,6 @@ static const struct pw_conf_field audit_fields[] = {
     {0},
 };
 
-static const struct pw_conf_field store_fields[] = {
-    {.name = "type",
-     .type = PW_CONF_ENUM,
-     .def = "sqlite",
-     .allowed = store_types,
-     FILL(struct pw_conf_store, type),
-     .help = "state backend"},
-    {.name = "path",
-     .type = PW_CONF_PATH,
-     .def = "painwatch.db",
-     .flags = PW_CONF_F_STATE,
-     FILL(struct pw_conf_store, path),
-     .help = "SQLite database file"},
-    {0},
-};
-
 static const struct pw_conf_field outbox_fields[] = {
     {.name = "retry_base",
      .type = PW_CONF_DURATION,
@@ -768,8 +752,9 @@ const struct pw_conf_field pw_conf_schema[] = {
      FILL(struct pw_conf_daemon, audit),
      .help = "the audit trail"},
     {.name = "store",
-     .type = PW_CONF_SECTION,
-     .sub = store_fields,
+     .type = PW_CONF_ADAPTER,
+     .def = "sqlite",
+     .kind = &pw_store_kind,
      FILL(struct pw_conf_daemon, store),
      .help = "durable state store"},
     {.name = "outbox",

@@ -467,8 +467,7 @@ static int build_clinical(struct daemon *d)
 
 static int build_state(struct daemon *d)
 {
-    struct pw_store_opts so = {
-        .backend = d->cd->store.type, .dir = d->cd->state_dir, .path = d->cd->store.path};
+    struct pw_store_opts so = {.dir = d->cd->state_dir, .section = d->cd->store.section};
     struct pw_audit_opts ao = {0};
     char keypath[4096];
     char auditdir[4096];

@@ -291,11 +291,6 @@ struct pw_conf_audit {
     int64_t retain_ms;    /* delete rotated files, verified, older than this; 0: keep all */
 };
 
-struct pw_conf_store {
-    const char *type; /* sqlite */
-    const char *path;
-};
-
 struct pw_conf_outbox {
     int64_t retry_base_ms;
     int64_t retry_cap_ms;
@@ -327,7 +322,7 @@ struct pw_conf_daemon {
     int64_t shutdown_timeout_ms;
     struct pw_conf_health health;
     struct pw_conf_audit audit;
-    struct pw_conf_store store;
+    struct pw_conf_adapter_ref store; /* pw_store_opts.section */
     struct pw_conf_outbox outbox;
     struct pw_conf_adapter_ref sink; /* pw_sink_from_conf() */
     struct pw_conf_server *servers;

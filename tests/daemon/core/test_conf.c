@@ -96,7 +96,8 @@ static void test_default_config(void **state)
     assert_int_equal(pw_conf_load_string(&conf, "<default>", NULL, text, strlen(text), &errs), 0);
     d = pw_conf_daemon(conf);
     assert_string_equal(d->state_dir, "/var/lib/painwatch");
-    assert_string_equal(d->store.path, "/var/lib/painwatch/painwatch.db");
+    assert_string_equal(json_string_value(pw_conf_get(conf, "store.path")),
+                        "/var/lib/painwatch/painwatch.db");
     assert_string_equal(d->audit.path, "/var/lib/painwatch/audit/painwatch-audit.jsonl");
     assert_int_equal(d->n_servers, 1);
     assert_string_equal(d->servers[0].name, "local");
