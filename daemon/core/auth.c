@@ -79,17 +79,23 @@ struct pw_auth {
     char token_server[600]; /* pw_http server name of the current token endpoint */
 };
 
-/* One line per auth adapter (conf_map.h); the order is the one `config describe` shows. */
+/*
+ * The registry: one line per auth adapter (conf_map.h, README "Adding an adapter"), in the order
+ * `config describe` and the "type" error message show.
+ */
+#define AUTHS(X)             \
+    X(pw_auth_none)          \
+    X(pw_auth_bearer)        \
+    X(pw_auth_client_secret) \
+    X(pw_auth_smart_backend)
+
+#define DECLARE(ops) extern const struct pw_auth_ops ops;
+AUTHS(DECLARE)
+
 struct pw_adapter_kind pw_auth_kind = {
     .name = "auth",
     .type_help = "how painwatch authenticates to this server",
-    .adapters =
-        {
-            &pw_auth_none.adapter,
-            &pw_auth_bearer.adapter,
-            &pw_auth_client_secret.adapter,
-            &pw_auth_smart_backend.adapter,
-        },
+    .adapters = {AUTHS(PW_ADAPTER_ENTRY)},
 };
 
 static uint64_t (*clock_fn)(void);

@@ -15,16 +15,19 @@
 #include "painwatch/err.h"
 #include "painwatch/limits.h"
 
-/* One line per cohort adapter (STYLE 1.6, conf_map.h). */
+/* The registry: one line per cohort adapter (STYLE 1.6, conf_map.h, README "Adding an adapter"). */
+#define COHORTS(X)     \
+    X(pw_cohort_list)  \
+    X(pw_cohort_group) \
+    X(pw_cohort_server)
+
+#define DECLARE(ops) extern const struct pw_cohort_ops ops;
+COHORTS(DECLARE)
+
 struct pw_adapter_kind pw_cohort_kind = {
     .name = "cohort",
     .type_help = "whom to watch",
-    .adapters =
-        {
-            &pw_cohort_list.adapter,
-            &pw_cohort_group.adapter,
-            &pw_cohort_server.adapter,
-        },
+    .adapters = {COHORTS(PW_ADAPTER_ENTRY)},
 };
 
 /* Whether some adapter of the kind declares @p key (the config engine accepts those). */

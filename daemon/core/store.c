@@ -9,14 +9,16 @@
 #include "painwatch/err.h"
 #include "painwatch/log.h"
 
-/* One line per backend (conf_map.h); store_postgres joins here. */
+/* The registry: one line per backend (conf_map.h, README "Adding an adapter"). */
+#define STORES(X) X(pw_store_sqlite)
+
+#define DECLARE(ops) extern const struct pw_store_ops ops;
+STORES(DECLARE)
+
 struct pw_adapter_kind pw_store_kind = {
     .name = "store",
     .type_help = "state backend",
-    .adapters =
-        {
-            &pw_store_sqlite.adapter,
-        },
+    .adapters = {STORES(PW_ADAPTER_ENTRY)},
 };
 
 static const char *const flag_state_names[] = {

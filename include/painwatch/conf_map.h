@@ -55,6 +55,9 @@ struct pw_adapter_kind {
     const struct pw_adapter *adapters[PW_ADAPTERS_MAX];
 };
 
+/* A registry line's entry: the adapter of the ops struct named @p ops (see below). */
+#define PW_ADAPTER_ENTRY(ops) &ops.adapter,
+
 /*
  * Declaring an adapter (one file):
  *
@@ -70,7 +73,8 @@ struct pw_adapter_kind {
  *         .init = echo_init, ...
  *     };
  *
- * and one registry line in daemon/core/sink.c (`&pw_sink_echo.adapter,`). The configuration then
+ * and one registry line in daemon/core/sink.c (`X(pw_sink_echo)` in its SINKS list, which
+ * declares the ops and lists PW_ADAPTER_ENTRY(pw_sink_echo)). The configuration then
  * accepts `sink: {type: echo, prefix: "# "}`, `config describe` lists sink.prefix, and the daemon
  * builds it with no further edit.
  */
