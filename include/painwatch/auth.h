@@ -98,12 +98,10 @@ struct pw_auth_ops {
     void (*cleanup)(struct pw_auth *auth);
 };
 
-extern const struct pw_auth_ops pw_auth_smart_backend;
-extern const struct pw_auth_ops pw_auth_client_secret;
-extern const struct pw_auth_ops pw_auth_bearer;
-extern const struct pw_auth_ops pw_auth_none;
-
-/** The auth registry (daemon/core/auth.c: one line per adapter; pw_adapter_register()). */
+/**
+ * The auth registry: smart-backend, client-secret, bearer, none (daemon/core/auth.c: one line per
+ * adapter, which also declares its ops; pw_adapter_register() for adapters outside the tree).
+ */
 extern struct pw_adapter_kind pw_auth_kind;
 
 /** The adapter registered under @p type, or NULL. */

@@ -69,11 +69,10 @@ struct pw_cohort {
     json_t *section; /* the config object the context borrows from (a reference) */
 };
 
-extern const struct pw_cohort_ops pw_cohort_list;
-extern const struct pw_cohort_ops pw_cohort_group;
-extern const struct pw_cohort_ops pw_cohort_server;
-
-/** The cohort registry (daemon/core/cohort.c: one line per adapter; pw_adapter_register()). */
+/**
+ * The cohort registry: list, group, server-wide (daemon/core/cohort.c: one line per adapter,
+ * which also declares its ops; pw_adapter_register() for adapters outside the tree).
+ */
 extern struct pw_adapter_kind pw_cohort_kind;
 
 /**

@@ -226,10 +226,10 @@ struct pw_store {
     void *on_commit_arg;
 };
 
-/** Backends, by name ("sqlite"). */
-extern const struct pw_store_ops pw_store_sqlite;
-
-/** The store registry (daemon/core/store.c: one line per backend; pw_adapter_register()). */
+/**
+ * The store registry: sqlite (daemon/core/store.c: one line per backend, which also declares its
+ * ops; pw_adapter_register() for backends outside the tree).
+ */
 extern struct pw_adapter_kind pw_store_kind;
 
 /**
