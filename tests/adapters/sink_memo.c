@@ -64,22 +64,33 @@ static void memo_cleanup(struct pw_sink *sink)
     fclose(m->f);
 }
 
+/* A memo is not a FHIR resource: the finding's rule and episode key. */
 static int memo_format(const struct pw_sink *sink, const struct pw_finding *f, json_t **out)
 {
-    return pw_sink_fhir_flag.format(sink, f, out);
+    (void)sink;
+    *out = json_pack("{s:s, s:s, s:s}", "rule", f->rule, "key", f->key, "status", "active");
+    return *out ? 0 : PW_ENOMEM;
 }
 
 static int memo_update(const struct pw_sink *sink, const json_t *created, enum pw_outbox_op op,
                        int64_t at, json_t **out)
 {
-    return pw_sink_fhir_flag.update(sink, created, op, at, out);
+    (void)sink;
+    (void)at;
+    *out = json_deep_copy(created);
+    if (!*out || json_object_set_new(*out, "status", json_string(pw_outbox_op_name(op)))) {
+        json_decref(*out);
+        return PW_ENOMEM;
+    }
+    return 0;
 }
 
+/* Past max_lines a write is refused for good (dead-lettered), anything else is retried. */
 static enum pw_outcome memo_classify(const struct pw_sink *sink, int err, long status)
 {
     (void)sink;
     (void)status;
-    return err ? PW_RETRY : PW_DELIVERED;
+    return err == PW_ENOSPC ? PW_REJECTED : err ? PW_RETRY : PW_DELIVERED;
 }
 
 static int memo_write(struct pw_sink *sink, const struct pw_outbox_row *row, int64_t now,

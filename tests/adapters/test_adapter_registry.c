@@ -145,6 +145,7 @@ static void test_built_by_core(void **state)
     assert_int_equal(sink->ops->write(sink, &row, 0, &w), 0);
     assert_string_equal(w.id, "memo-1");
     assert_int_equal(sink->ops->write(sink, &row, 0, &w), PW_ENOSPC); /* max_lines: 1 */
+    assert_int_equal(sink->ops->classify(sink, PW_ENOSPC, 0), PW_REJECTED);
     snprintf(path, sizeof(path), "%s/state/memo.txt", dir);
     assert_string_equal(sink->path, path);
     pw_sink_free(sink);
