@@ -116,11 +116,6 @@ void pw_auth_set_clock(uint64_t (*fn)(void))
     clock_fn = fn;
 }
 
-const struct pw_auth_ops *pw_auth_lookup(const char *type)
-{
-    return pw_adapter_ops(pw_adapter_find(&pw_auth_kind, type));
-}
-
 const struct pw_auth_conf *pw_auth_conf(const struct pw_auth *auth)
 {
     return &auth->conf;

@@ -939,10 +939,11 @@ static json_t *check_adapter(struct pw_conf_ctx *ctx, const struct pw_conf_field
             report(ctx, kpath, false, "required with type %s", a->name);
         }
     }
-    if (a && a->check && ctx->errs->count == before) {
+    /* Every field converted: the checks see a well-typed section (all problems at once). */
+    if (a && a->check) {
         a->check(ctx, eff, path);
     }
-    if (f->check && ctx->errs->count == before) {
+    if (f->check) {
         f->check(ctx, eff, path);
     }
     if (ctx->errs->count != before) {

@@ -104,9 +104,6 @@ struct pw_auth_ops {
  */
 extern struct pw_adapter_kind pw_auth_kind;
 
-/** The adapter registered under @p type, or NULL. */
-const struct pw_auth_ops *pw_auth_lookup(const char *type);
-
 /**
  * Create an authorization for @p conf on @p http (borrowed: must outlive the auth; the FHIR
  * server must be registered). Reads keys and secrets now, so a bad file is a startup error.

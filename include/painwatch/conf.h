@@ -119,6 +119,9 @@ struct pw_conf_field {
  *
  * Rule thresholds need no table here: rules.<id>.<param> is checked against the rule registry
  * (struct pw_rule_param: default, min, max) and shows up in pw_conf_daemon()->rules.
+ *
+ * Adapters need no edit here either: an adapter's table is its ops' config_map and is found
+ * through its kind's registry (PW_CONF_ADAPTER, conf_map.h).
  */
 
 /** A loaded, validated configuration. Immutable once loaded; reload = load a new one. */
