@@ -197,6 +197,15 @@ static void test_missing_required(void **state)
                  "      type: smart-backend\n"
                  "      client_id: painwatch\n",
                  "5:7: servers[0].auth.private_key_file: required with type smart-backend");
+    /* Every key the type misses is named at once (issue 20: the adapter's own check too). */
+    expect_error("servers:\n"
+                 "  - name: ehr\n"
+                 "    base_url: https://ehr.example.org/fhir\n"
+                 "    auth:\n"
+                 "      type: smart-backend\n"
+                 "      client_id: painwatch\n",
+                 "5:7: servers[0].auth.kid: required with type smart-backend (the key's id in the "
+                 "registered JWKS)");
     expect_error("servers:\n"
                  "  - name: ehr\n"
                  "    base_url: https://ehr.example.org/fhir\n"
