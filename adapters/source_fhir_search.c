@@ -583,9 +583,6 @@ int pw_source_conf_from_daemon(struct pw_source_conf *conf, const struct pw_conf
     if (cs->max_concurrent > 0) {
         conf->parallel = (unsigned)cs->max_concurrent;
     }
-    if (cs->cohort.refresh_ms > 0) {
-        conf->group_refresh_ms = (uint64_t)cs->cohort.refresh_ms;
-    }
     size_t n = strlen(conf->base);
     while (n > 0 && conf->base[n - 1] == '/') {
         conf->base[--n] = '\0';

@@ -24,6 +24,7 @@
 #include "painwatch/log.h"
 #include "painwatch/normalize.h"
 #include "painwatch/secret.h"
+#include "painwatch/sink.h"
 #include "painwatch/source.h"
 #include "painwatch/terminology.h"
 
@@ -145,7 +146,7 @@ static void check_server(struct run *r, const struct pw_conf_daemon *cd, size_t 
                          struct pw_http *http)
 {
     const struct pw_conf_server *s = &cd->servers[i];
-    const struct pw_conf_auth *ca = &s->auth;
+    const struct pw_conf_adapter_ref *ca = &s->auth;
     struct pw_http_server hs = pw_conf_server_http(s);
     char scope[512];
     struct pw_auth_conf ac = pw_conf_server_auth(s, scope, sizeof(scope));
@@ -171,7 +172,7 @@ static void check_server(struct run *r, const struct pw_conf_daemon *cd, size_t 
         }
         pw_auth_free(auth);
     }
-    rc = pw_cohort_from_daemon(&cohort, &s->cohort, err, sizeof(err));
+    rc = pw_cohort_new(&cohort, s->cohort.section, err, sizeof(err));
     pw_cohort_free(cohort);
     if (rc < 0) {
         snprintf(key, sizeof(key), "servers[%zu].cohort", i);
@@ -222,10 +223,11 @@ static void check_servers(struct run *r, const struct pw_conf_daemon *cd)
 static void check_sink(struct run *r, const struct pw_conf_daemon *cd)
 {
     const char *name = cd->shadow_mode ? "file" : cd->sink.type;
+    const char *file = json_string_value(json_object_get(cd->sink.section, "file"));
 
-    if (!name || (strcmp(name, "file") != 0 && strcmp(name, "fhir-flag") != 0)) {
+    if (!pw_adapter_find(&pw_sink_kind, name)) {
         say(r, true, "sink.type", "unknown sink '%s'", name ? name : "(none)");
-    } else if (strcmp(name, "file") == 0 && (!cd->sink.file || !cd->sink.file[0])) {
+    } else if (strcmp(name, "file") == 0 && (!file || !file[0])) {
         say(r, true, "sink.file", "required: %s writes Flags to this file",
             cd->shadow_mode ? "shadow mode" : "the file sink");
     } else if (strcmp(name, "fhir-flag") == 0 && cd->n_servers == 0) {
@@ -312,21 +314,27 @@ static void check_risks(struct run *r, const struct pw_conf_daemon *cd)
         }
     }
     for (size_t i = 0; i < cd->n_servers; i++) {
-        const struct pw_conf_cohort *c = &cd->servers[i].cohort;
+        const struct pw_conf_adapter_ref *c = &cd->servers[i].cohort;
+        const char *file = json_string_value(json_object_get(c->section, "file"));
+        const char *refresh = json_string_value(json_object_get(c->section, "refresh"));
+        int64_t refresh_ms = 0;
 
+        if (refresh && pw_conf_parse_duration(refresh, &refresh_ms) != 0) {
+            refresh_ms = 0;
+        }
         snprintf(key, sizeof(key), "servers[%zu].cohort", i);
         if (c->type && strcmp(c->type, "list") == 0) {
             say(r, false, key,
                 "a list cohort is not refreshed from the EHR: patients admitted later are not "
                 "watched until someone edits %s; prefer type: group (a census Group re-read "
                 "every refresh)",
-                c->file ? c->file : "the file");
+                file ? file : "the file");
         } else if (c->type && strcmp(c->type, "group") == 0 &&
-                   c->refresh_ms > COHORT_REFRESH_WARN_MS) {
+                   refresh_ms > COHORT_REFRESH_WARN_MS) {
             say(r, false, key,
                 "the Group is re-read only every %lld h: new patients wait that long to be "
                 "watched",
-                (long long)(c->refresh_ms / 3600000));
+                (long long)(refresh_ms / 3600000));
         }
     }
 }

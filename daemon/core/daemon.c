@@ -51,8 +51,6 @@
 #include "painwatch/sync.h"
 #include "painwatch/terminology.h"
 
-#define DEFAULT_IDENTIFIER_SYSTEM "urn:painwatch:flag-episode"
-
 /* The kill switch's state in the store's meta table: "1" paused, "0" (or absent) writing. */
 #define META_WRITES_PAUSED    "writes_paused"
 #define META_WRITES_PAUSED_BY "writes_paused_by" /* "uid <n> at <ISO time>" */
@@ -386,8 +384,7 @@ static int build_clinical(struct daemon *d)
 
 static int build_state(struct daemon *d)
 {
-    struct pw_store_opts so = {
-        .backend = d->cd->store.type, .dir = d->cd->state_dir, .path = d->cd->store.path};
+    struct pw_store_opts so = {.dir = d->cd->state_dir, .section = d->cd->store.section};
     struct pw_audit_opts ao = {0};
     char keypath[4096];
     char auditdir[4096];
@@ -418,7 +415,8 @@ static int build_state(struct daemon *d)
     }
     ao.path = d->cd->audit.path;
     ao.key_path = d->cd->audit.key_file ? d->cd->audit.key_file : keypath;
-    ao.device = d->cd->sink.flag_author ? d->cd->sink.flag_author : "Device/painwatch";
+    ao.device = json_string_value(json_object_get(d->cd->sink.section, "flag_author"));
+    ao.device = ao.device ? ao.device : PW_FLAG_AUTHOR;
     ao.rotate_bytes = (uint64_t)d->cd->audit.rotate_size;
     ao.rotate_seconds = (uint64_t)(d->cd->audit.rotate_interval_ms / 1000);
     return pw_audit_open(&d->audit, &ao);
@@ -426,18 +424,13 @@ static int build_state(struct daemon *d)
 
 static int make_sink(const struct pw_conf_daemon *cd, struct pw_sink **out)
 {
-    struct pw_sink_conf sc = {0};
-    const char *name = cd->shadow_mode ? "file" : cd->sink.type;
+    int rc = pw_sink_from_conf(out, cd->sink.section, cd->shadow_mode ? "file" : NULL);
 
-    sc.identifier_system =
-        cd->sink.identifier_system ? cd->sink.identifier_system : DEFAULT_IDENTIFIER_SYSTEM;
-    sc.author = cd->sink.flag_author ? cd->sink.flag_author : "Device/painwatch";
-    sc.path = cd->sink.file;
-    if (cd->shadow_mode) {
+    if (rc == 0 && cd->shadow_mode) {
         pw_log_notice(SINK, "shadow mode: Flags go to %s, nothing is written to the EHR",
-                      sc.path ? sc.path : "(no sink.file)");
+                      (*out)->path ? (*out)->path : "(no sink.file)");
     }
-    return pw_sink_new(out, name, &sc);
+    return rc;
 }
 
 static int build_sink(struct daemon *d)
@@ -462,7 +455,7 @@ static struct pw_synced synced_types(const struct pw_conf_daemon *cd)
 /* The auth of server @p s into @p *out (NULL for type none). */
 static int make_auth(struct pw_http *http, const struct pw_conf_server *s, struct pw_auth **out)
 {
-    const struct pw_conf_auth *ca = &s->auth;
+    const struct pw_conf_adapter_ref *ca = &s->auth;
     char scope[512];
     struct pw_auth_conf ac = pw_conf_server_auth(s, scope, sizeof(scope));
     int rc;
@@ -511,7 +504,7 @@ static int build_servers(struct daemon *d)
         struct pw_source_conf sc;
         struct pw_cohort *cohort = NULL;
         char err[256] = "";
-        int rc = pw_cohort_from_daemon(&cohort, &s->cohort, err, sizeof(err));
+        int rc = pw_cohort_new(&cohort, s->cohort.section, err, sizeof(err));
 
         if (rc < 0) {
             pw_log_err(SYNC, "server %s cohort: %s", s->name, err[0] ? err : pw_strerror(rc));
@@ -579,8 +572,7 @@ static int build_pipeline(struct daemon *d)
     pc.engine = d->eval->engine;
     pc.norm = &d->eval->norm;
     pc.sink = d->sink;
-    pc.identifier_system =
-        d->cd->sink.identifier_system ? d->cd->sink.identifier_system : DEFAULT_IDENTIFIER_SYSTEM;
+    pc.identifier_system = d->sink->identifier_system;
     pc.audit = d->audit;
     pc.outbox = d->outbox;
     pc.reevaluate_ms = d->cd->reevaluate_interval_ms;
@@ -1445,7 +1437,7 @@ static int make_sync_changes(struct daemon *d, const struct pw_conf *next,
         if (!sync_keys_differ(json_array_get(olds, i), json_array_get(news, i))) {
             continue;
         }
-        rc = pw_cohort_from_daemon(&c->cohorts[i], &s->cohort, err, sizeof(err));
+        rc = pw_cohort_new(&c->cohorts[i], s->cohort.section, err, sizeof(err));
         if (rc == 0) {
             rc = pw_source_conf_from_daemon(&c->srcs[i], s, &ncd->pain_codes, err, sizeof(err));
             c->changed[i] = true; /* _from_daemon leaves srcs[i] for cleanup on failure too */
@@ -1468,7 +1460,7 @@ static void on_sink_swapped(void *arg, struct pw_sink *old)
         d->sink_old = NULL;
     }
     pw_sink_free(old);
-    pw_log_info(SINK, "reload: the outbox now writes to %s", d->sink->ops->name);
+    pw_log_info(SINK, "reload: the outbox now writes to %s", d->sink->ops->adapter.name);
 }
 
 /*
@@ -1570,9 +1562,7 @@ static void reload(struct daemon *d)
     }
     pw_engine_free(d->eval->engine);
     d->eval->engine = engine;
-    pw_pipeline_reconfigure(d->pipeline, d->eval->engine, d->sink,
-                            ncd->sink.identifier_system ? ncd->sink.identifier_system
-                                                        : DEFAULT_IDENTIFIER_SYSTEM,
+    pw_pipeline_reconfigure(d->pipeline, d->eval->engine, d->sink, d->sink->identifier_system,
                             ncd->reevaluate_interval_ms);
     pw_outbox_set_retry(d->outbox, (uint64_t)ncd->outbox.retry_base_ms,
                         (uint64_t)ncd->outbox.retry_cap_ms, (unsigned)ncd->outbox.max_attempts);

@@ -35,6 +35,9 @@ enum pw_conf_type {
     PW_CONF_SECTION_LIST, /* sequence of mappings -> array of .elem_size at .offset, n at
                              .count_offset */
     PW_CONF_JSON,         /* free-form subtree validated elsewhere        -> const json_t * */
+    /* issue 20: a mapping whose "type" picks an adapter of .kind (conf_map.h); checked against
+       that adapter's config_map and the kind's common keys -> struct pw_conf_adapter_ref */
+    PW_CONF_ADAPTER,
 };
 
 /*
@@ -56,6 +59,7 @@ enum pw_conf_type {
 #define PW_CONF_NOFILL ((size_t)-1)
 
 struct pw_conf_ctx;
+struct pw_adapter_kind;
 
 /**
  * Cross-field check of one section (e.g. "auth.type: smart-backend needs client_id"), run after
@@ -90,6 +94,8 @@ struct pw_conf_field {
     size_t count_offset;             /* STRLIST, SECTION_LIST: offsetof a size_t count */
     size_t elem_size;                /* SECTION_LIST: sizeof one element */
     const char *help;                /* one line for operators */
+    /* issue 20 */
+    const struct pw_adapter_kind *kind; /* ADAPTER: the registry of the kind (conf_map.h) */
 };
 
 /*
@@ -113,6 +119,9 @@ struct pw_conf_field {
  *
  * Rule thresholds need no table here: rules.<id>.<param> is checked against the rule registry
  * (struct pw_rule_param: default, min, max) and shows up in pw_conf_daemon()->rules.
+ *
+ * Adapters need no edit here either: an adapter's table is its ops' config_map and is found
+ * through its kind's registry (PW_CONF_ADAPTER, conf_map.h).
  */
 
 /** A loaded, validated configuration. Immutable once loaded; reload = load a new one. */
@@ -196,6 +205,20 @@ void pw_conf_error(struct pw_conf_ctx *ctx, const char *path, const char *fmt, .
     __attribute__((format(printf, 3, 4)));
 
 /**
+ * Issue 20, for adapters' pw_conf_check_fn: report "<path>.<key>: required <why>" when the
+ * effective section @p section has no string at @p key.
+ */
+void pw_conf_need(struct pw_conf_ctx *ctx, const json_t *section, const char *path, const char *key,
+                  const char *why);
+
+/**
+ * Issue 20, for OAuth adapters' pw_conf_check_fn: the section's token_url, when set, is https or
+ * plain http to a loopback host, without credentials (issue 18: the client secret or assertion
+ * goes there).
+ */
+void pw_conf_check_token_url(struct pw_conf_ctx *ctx, const json_t *section, const char *path);
+
+/**
  * Use @p rules (borrowed, must outlive every load) to validate rules.<id>.<param> instead of the
  * engine's registry. For tests and embedders; NULL restores the default: pw_rules_all() when the
  * engine is linked into the program, else "rules" is accepted free-form (enabled: bool, numbers).
@@ -216,22 +239,20 @@ int pw_conf_parse_duration(const char *text, int64_t *ms);
 void pw_conf_format_duration(int64_t ms, char *buf, size_t size);
 
 /*
+ * Issue 20: what a PW_CONF_ADAPTER field stores at its .offset when filled (pw_conf_fill): the
+ * chosen type and the effective section ({"type": ..., the keys of every adapter of the kind and
+ * the kind's common keys, defaults filled}), the config object core instantiates the adapter
+ * from (conf_map.h). Borrowed from the pw_conf.
+ */
+struct pw_conf_adapter_ref {
+    const char *type;
+    const json_t *section;
+};
+
+/*
  * The painwatch schema, filled into plain structs. Every string is borrowed from the pw_conf.
  * Durations are milliseconds, sizes bytes. Meaning and defaults: config/painwatch.yaml.
  */
-struct pw_conf_auth {
-    const char *type; /* none | bearer | client-secret | smart-backend */
-    const char *token_file;
-    const char *token_url; /* NULL: discovered from .well-known/smart-configuration */
-    const char *client_id;
-    const char *client_secret_file;
-    const char *client_secret_method; /* basic | post */
-    const char *private_key_file;
-    const char *alg; /* RS384 | ES384 */
-    const char *kid;
-    const char *scope;
-};
-
 struct pw_conf_dialect {
     const char *patient_param; /* patient | subject */
     bool last_updated;
@@ -242,22 +263,15 @@ struct pw_conf_dialect {
     int64_t max_count;
 };
 
-struct pw_conf_cohort {
-    const char *type; /* list | group | server-wide */
-    const char *file;
-    const char *group;
-    int64_t refresh_ms;
-};
-
 struct pw_conf_server {
     const char *name;
     const char *base_url;
     const char *ca_file;
     const char *client_cert_file;
     const char *client_key_file;
-    struct pw_conf_auth auth;
+    struct pw_conf_adapter_ref auth; /* pw_conf_server_auth() (core/conf_server.h) */
     struct pw_conf_dialect dialect;
-    struct pw_conf_cohort cohort;
+    struct pw_conf_adapter_ref cohort; /* pw_cohort_new(&c, cohort.section, ...) */
     const char **resources;
     size_t n_resources;
     int64_t poll_interval_ms;
@@ -278,18 +292,6 @@ struct pw_conf_audit {
     /* issue 19 */
     bool allow_local_key; /* the key may live in state_dir (or be created there): demo only */
     int64_t retain_ms;    /* delete rotated files, verified, older than this; 0: keep all */
-};
-
-struct pw_conf_store {
-    const char *type; /* sqlite */
-    const char *path;
-};
-
-struct pw_conf_sink {
-    const char *type; /* fhir-flag | file */
-    const char *file;
-    const char *flag_author;
-    const char *identifier_system;
 };
 
 struct pw_conf_outbox {
@@ -323,9 +325,9 @@ struct pw_conf_daemon {
     int64_t shutdown_timeout_ms;
     struct pw_conf_health health;
     struct pw_conf_audit audit;
-    struct pw_conf_store store;
+    struct pw_conf_adapter_ref store; /* pw_store_opts.section */
     struct pw_conf_outbox outbox;
-    struct pw_conf_sink sink;
+    struct pw_conf_adapter_ref sink; /* pw_sink_from_conf() */
     struct pw_conf_server *servers;
     size_t n_servers;
     const char *terminology_dir;

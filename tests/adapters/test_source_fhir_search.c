@@ -565,7 +565,7 @@ static void test_conf_from_daemon_config(void **state)
     assert_string_equal(c.types[2].type, "Condition");
     assert_int_equal(c.poll_ms, 120000);
     assert_int_equal(c.lookback_ms, 7LL * 86400000);
-    assert_int_equal(pw_cohort_from_daemon(&cohort, &d->servers[0].cohort, err, sizeof(err)), 0);
+    assert_int_equal(pw_cohort_new(&cohort, d->servers[0].cohort.section, err, sizeof(err)), 0);
     assert_false(cohort->server_wide);
     pw_cohort_free(cohort);
     pw_source_conf_cleanup(&c);
