@@ -18,7 +18,7 @@
 #include <jansson.h>
 #include <uv.h>
 
-#include "core/page_parse.h"
+#include "painwatch/page_parse.h"
 #include "painwatch/auth.h"
 #include "painwatch/check.h"
 #include "painwatch/cohort.h"

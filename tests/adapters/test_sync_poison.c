@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "adapters/sync_harness.h"
-#include "core/page_parse.h"
+#include "painwatch/page_parse.h"
 #include "painwatch/jarena.h"
 #include "painwatch/log.h"
 
