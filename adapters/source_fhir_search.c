@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The FHIR search source, pure parts: server configuration and dialects, search URL building,
- * FHIR instants, the cursor/seen-set state and Bundle page filtering. No I/O, no loop: the run
- * that drives them is daemon/core/scheduler.c.
+ * The FHIR search source adapter (pw_source_fhir_search, source.h): its configuration and
+ * dialects, search URL building, FHIR instants, the cursor/seen-set state and Bundle page
+ * filtering, all pure. Its runs (paging, requests through the driver) are in
+ * source_fhir_search_run.c, its /metadata check in source_fhir_search_capability.c; the driver
+ * that schedules them is daemon/core/scheduler.c.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -16,6 +18,8 @@
 
 #include "painwatch/conf.h"
 #include "painwatch/err.h"
+#include "painwatch/fhir.h"
+#include "painwatch/fhir_search.h"
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
 #include "painwatch/source.h"
@@ -64,7 +68,7 @@ static void type_cleanup(struct pw_search_type *t)
     memset(t, 0, sizeof(*t));
 }
 
-int pw_source_conf_init(struct pw_source_conf *conf, const char *name, const char *base)
+int pw_fhir_search_conf_init(struct pw_fhir_search_conf *conf, const char *name, const char *base)
 {
     memset(conf, 0, sizeof(*conf));
     conf->dialect = (struct pw_fhir_dialect){
@@ -76,26 +80,19 @@ int pw_source_conf_init(struct pw_source_conf *conf, const char *name, const cha
     conf->count = 100;
     conf->overlap_ms = 5u * 60u * 1000u;
     conf->lookback_ms = 14ull * 24u * 3600u * 1000u;
-    conf->poll_ms = 5u * 60u * 1000u;
-    conf->jitter = 0.1;
-    conf->backoff_base_ms = 5000;
-    conf->backoff_cap_ms = 15u * 60u * 1000u;
-    conf->unhealthy_after = 3;
-    conf->parallel = 2;
     conf->pages_max = PW_PAGES_PER_RUN_MAX;
-    conf->group_refresh_ms = 3600u * 1000u;
     if (set_str(&conf->name, name) || set_str(&conf->base, base) ||
         set_str(&conf->types[0].type, "Observation") ||
         set_str(&conf->types[0].codes, default_obs_codes) ||
         set_str(&conf->types[1].type, "MedicationRequest")) {
-        pw_source_conf_cleanup(conf);
+        pw_fhir_search_conf_cleanup(conf);
         return PW_ENOMEM;
     }
     conf->ntypes = 2;
     return 0;
 }
 
-void pw_source_conf_cleanup(struct pw_source_conf *conf)
+void pw_fhir_search_conf_cleanup(struct pw_fhir_search_conf *conf)
 {
     if (!conf) {
         return;
@@ -108,7 +105,7 @@ void pw_source_conf_cleanup(struct pw_source_conf *conf)
     memset(conf, 0, sizeof(*conf));
 }
 
-int pw_source_conf_copy(struct pw_source_conf *dst, const struct pw_source_conf *src)
+int pw_fhir_search_conf_copy(struct pw_fhir_search_conf *dst, const struct pw_fhir_search_conf *src)
 {
     *dst = *src;
     dst->name = NULL;
@@ -126,43 +123,9 @@ int pw_source_conf_copy(struct pw_source_conf *dst, const struct pw_source_conf 
     }
     return 0;
 fail:
-    pw_source_conf_cleanup(dst);
+    pw_fhir_search_conf_cleanup(dst);
     return PW_ENOMEM;
 }
-
-/*
- * Configuration from a JSON object. Each key is declared once in a table; unknown keys fail.
- */
-
-enum conf_kind { K_STR, K_UINT, K_SECONDS, K_DAYS, K_FRACTION };
-
-struct conf_field {
-    const char *key;
-    enum conf_kind kind;
-    size_t off;
-    uint64_t max; /* inclusive cap for numbers */
-};
-
-#define F(key, kind, member, max)                               \
-    {                                                           \
-        key, kind, offsetof(struct pw_source_conf, member), max \
-    }
-static const struct conf_field conf_fields[] = {
-    F("name", K_STR, name, 0),
-    F("base", K_STR, base, 0),
-    F("count", K_UINT, count, 1000),
-    F("overlap_s", K_SECONDS, overlap_ms, 24u * 3600u),
-    F("lookback_days", K_DAYS, lookback_ms, 3650),
-    F("poll_s", K_SECONDS, poll_ms, 7u * 24u * 3600u),
-    F("jitter", K_FRACTION, jitter, 0),
-    F("backoff_base_s", K_SECONDS, backoff_base_ms, 3600),
-    F("backoff_cap_s", K_SECONDS, backoff_cap_ms, 24u * 3600u),
-    F("unhealthy_after", K_UINT, unhealthy_after, 1000),
-    F("parallel", K_UINT, parallel, 64),
-    F("pages_max", K_UINT, pages_max, PW_PAGES_PER_RUN_MAX),
-    F("group_refresh_s", K_SECONDS, group_refresh_ms, 7u * 24u * 3600u),
-};
-#undef F
 
 static int conf_err(char *errbuf, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -178,101 +141,6 @@ static int conf_err(char *errbuf, size_t errlen, const char *fmt, ...)
     return PW_ECONFIG;
 }
 
-/* jansson's iteration macros take a non-const json_t even when they only read. */
-static json_t *unconst(const json_t *j)
-{
-    union {
-        const json_t *c;
-        json_t *m;
-    } u = {.c = j};
-    return u.m;
-}
-
-static int conf_field_set(struct pw_source_conf *conf, const struct conf_field *f, json_t *v,
-                          char *errbuf, size_t errlen)
-{
-    char *base = (char *)conf + f->off;
-
-    if (f->kind == K_STR) {
-        if (!json_is_string(v) || json_string_length(v) == 0) {
-            return conf_err(errbuf, errlen, "%s: expected a non-empty string", f->key);
-        }
-        return set_str((char **)(void *)base, json_string_value(v)) ? PW_ENOMEM : 0;
-    }
-    if (f->kind == K_FRACTION) {
-        if (!json_is_number(v) || json_number_value(v) < 0.0 || json_number_value(v) > 0.5) {
-            return conf_err(errbuf, errlen, "%s: expected a number in [0, 0.5]", f->key);
-        }
-        *(double *)(void *)base = json_number_value(v);
-        return 0;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-        (uint64_t)json_integer_value(v) > f->max ||
-        (f->kind == K_UINT && json_integer_value(v) == 0)) {
-        return conf_err(errbuf, errlen, "%s: expected an integer in range", f->key);
-    }
-    uint64_t n = (uint64_t)json_integer_value(v);
-    if (f->kind == K_UINT) {
-        *(unsigned *)(void *)base = (unsigned)n;
-    } else {
-        *(uint64_t *)(void *)base = n * (f->kind == K_DAYS ? 86400000u : 1000u);
-    }
-    return 0;
-}
-
-static int conf_dialect(struct pw_fhir_dialect *d, json_t *obj, char *errbuf, size_t errlen)
-{
-    static const struct {
-        const char *key;
-        size_t off;
-    } flags[] = {
-        {"last_updated", offsetof(struct pw_fhir_dialect, last_updated)},
-        {"sort", offsetof(struct pw_fhir_dialect, sort)},
-        {"code_in", offsetof(struct pw_fhir_dialect, code_in)},
-        {"include", offsetof(struct pw_fhir_dialect, include)},
-        {"date_params", offsetof(struct pw_fhir_dialect, date_params)},
-        {"status_list", offsetof(struct pw_fhir_dialect, status_list)},
-    };
-    const char *key;
-    json_t *v;
-
-    if (!json_is_object(obj)) {
-        return conf_err(errbuf, errlen, "dialect: expected a mapping");
-    }
-    json_object_foreach(obj, key, v)
-    {
-        size_t i;
-        if (strcmp(key, "patient_param") == 0) {
-            const char *s = json_string_value(v);
-            if (!s || (strcmp(s, "patient") != 0 && strcmp(s, "subject") != 0)) {
-                return conf_err(errbuf, errlen, "dialect.%s: expected patient or subject", key);
-            }
-            d->subject = strcmp(s, "subject") == 0;
-            continue;
-        }
-        if (strcmp(key, "count_max") == 0) {
-            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 10000) {
-                return conf_err(errbuf, errlen, "dialect.%s: expected 1..10000", key);
-            }
-            d->count_max = (unsigned)json_integer_value(v);
-            continue;
-        }
-        for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-            if (strcmp(key, flags[i].key) == 0) {
-                break;
-            }
-        }
-        if (i == sizeof(flags) / sizeof(flags[0])) {
-            return conf_err(errbuf, errlen, "dialect.%s: unknown key", key);
-        }
-        if (!json_is_boolean(v)) {
-            return conf_err(errbuf, errlen, "dialect.%s: expected true or false", key);
-        }
-        *(bool *)(void *)((char *)d + flags[i].off) = json_is_true(v);
-    }
-    return 0;
-}
-
 /* A FHIR resource type name: an upper-case letter then letters (R4 names are all like that). */
 static bool is_type_name(const char *s)
 {
@@ -281,148 +149,6 @@ static bool is_type_name(const char *s)
         return false;
     }
     return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") == n;
-}
-
-static int conf_type(struct pw_search_type *t, json_t *obj, size_t idx, char *errbuf, size_t errlen)
-{
-    char where[32];
-    const char *key;
-    json_t *v;
-
-    snprintf(where, sizeof(where), "types[%zu]", idx);
-    if (!json_is_object(obj)) {
-        return conf_err(errbuf, errlen, "%s: expected a mapping", where);
-    }
-    json_object_foreach(obj, key, v)
-    {
-        if (strcmp(key, "type") == 0) {
-            if (!json_is_string(v) || !is_type_name(json_string_value(v))) {
-                return conf_err(errbuf, errlen, "%s.type: expected a resource type", where);
-            }
-            if (set_str(&t->type, json_string_value(v))) {
-                return PW_ENOMEM;
-            }
-        } else if (strcmp(key, "valueset") == 0) {
-            if (!json_is_string(v) || json_string_length(v) == 0) {
-                return conf_err(errbuf, errlen, "%s.valueset: expected a URL", where);
-            }
-            if (set_str(&t->valueset, json_string_value(v))) {
-                return PW_ENOMEM;
-            }
-        } else if (strcmp(key, "codes") == 0) {
-            /* A list of "system|code" tokens, joined with ',' (FHIR OR) for `code=`. */
-            if (!json_is_array(v)) {
-                return conf_err(errbuf, errlen, "%s.codes: expected a list", where);
-            }
-            size_t i;
-            json_t *c;
-            size_t total = 1;
-            json_array_foreach(v, i, c)
-            {
-                const char *s = json_string_value(c);
-                if (!s || !*s || strchr(s, ',') || strlen(s) > PW_CODE_MAX * 2) {
-                    return conf_err(errbuf, errlen, "%s.codes: bad code token", where);
-                }
-                total += strlen(s) + 1;
-            }
-            char *joined = calloc(1, total);
-            if (!joined) {
-                return PW_ENOMEM;
-            }
-            size_t len = 0;
-            json_array_foreach(v, i, c)
-            {
-                append_token(joined, &len, json_string_value(c));
-            }
-            free(t->codes);
-            t->codes = json_array_size(v) ? joined : NULL;
-            if (!t->codes) {
-                free(joined);
-            }
-        } else {
-            return conf_err(errbuf, errlen, "%s.%s: unknown key", where, key);
-        }
-    }
-    if (!t->type) {
-        return conf_err(errbuf, errlen, "%s.type: required", where);
-    }
-    return 0;
-}
-
-static int conf_types(struct pw_source_conf *conf, json_t *arr, char *errbuf, size_t errlen)
-{
-    if (!json_is_array(arr) || json_array_size(arr) == 0 ||
-        json_array_size(arr) > PW_SYNC_TYPES_MAX) {
-        return conf_err(errbuf, errlen, "types: expected a list of 1..8 entries");
-    }
-    for (size_t i = 0; i < PW_SYNC_TYPES_MAX; i++) {
-        type_cleanup(&conf->types[i]);
-    }
-    conf->ntypes = 0;
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v)
-    {
-        int err = conf_type(&conf->types[i], v, i, errbuf, errlen);
-        conf->ntypes = i + 1;
-        if (err) {
-            return err;
-        }
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(conf->types[j].type, conf->types[i].type) == 0) {
-                return conf_err(errbuf, errlen, "types: %s listed twice", conf->types[i].type);
-            }
-        }
-    }
-    return 0;
-}
-
-int pw_source_conf_from_json(struct pw_source_conf *conf, const json_t *obj, char *errbuf,
-                             size_t errlen)
-{
-    const char *key;
-    json_t *v;
-
-    if (!json_is_object(obj)) {
-        return conf_err(errbuf, errlen, "server: expected a mapping");
-    }
-    json_object_foreach(unconst(obj), key, v)
-    {
-        int err;
-        if (strcmp(key, "dialect") == 0) {
-            err = conf_dialect(&conf->dialect, v, errbuf, errlen);
-        } else if (strcmp(key, "types") == 0) {
-            err = conf_types(conf, v, errbuf, errlen);
-        } else {
-            size_t i;
-            for (i = 0; i < sizeof(conf_fields) / sizeof(conf_fields[0]); i++) {
-                if (strcmp(key, conf_fields[i].key) == 0) {
-                    break;
-                }
-            }
-            if (i == sizeof(conf_fields) / sizeof(conf_fields[0])) {
-                return conf_err(errbuf, errlen, "%s: unknown key", key);
-            }
-            err = conf_field_set(conf, &conf_fields[i], v, errbuf, errlen);
-        }
-        if (err) {
-            return err;
-        }
-    }
-    if (!conf->name || !conf->base) {
-        return conf_err(errbuf, errlen, "server: name and base are required");
-    }
-    if (strncmp(conf->base, "https://", 8) != 0 && strncmp(conf->base, "http://", 7) != 0) {
-        return conf_err(errbuf, errlen, "base: expected an http(s) URL, got %s", conf->base);
-    }
-    size_t n = strlen(conf->base);
-    while (n > 0 && conf->base[n - 1] == '/') {
-        conf->base[--n] = '\0';
-    }
-    if (conf->backoff_cap_ms < conf->backoff_base_ms) {
-        return conf_err(errbuf, errlen, "backoff_cap_s: below backoff_base_s");
-    }
-    return 0;
 }
 
 /* "a,b" joined from two "system|code" lists. NULL when both are empty. */
@@ -507,7 +233,7 @@ static int obs_codes(char **out, const struct pw_conf_pain_codes *codes)
     return err;
 }
 
-static int from_daemon_types(struct pw_source_conf *conf, const struct pw_conf_server *cs,
+static int from_daemon_types(struct pw_fhir_search_conf *conf, const struct pw_conf_server *cs,
                              const struct pw_conf_pain_codes *codes, char *errbuf, size_t errlen)
 {
     if (cs->n_resources == 0 || cs->n_resources > PW_SYNC_TYPES_MAX) {
@@ -548,14 +274,14 @@ static int from_daemon_types(struct pw_source_conf *conf, const struct pw_conf_s
     return 0;
 }
 
-int pw_source_conf_from_daemon(struct pw_source_conf *conf, const struct pw_conf_server *cs,
+int pw_fhir_search_conf_from_daemon(struct pw_fhir_search_conf *conf, const struct pw_conf_server *cs,
                                const struct pw_conf_pain_codes *codes, char *errbuf, size_t errlen)
 {
     if (!cs->name || !cs->base_url) {
         memset(conf, 0, sizeof(*conf));
         return conf_err(errbuf, errlen, "servers: name and base_url are required");
     }
-    int err = pw_source_conf_init(conf, cs->name, cs->base_url);
+    int err = pw_fhir_search_conf_init(conf, cs->name, cs->base_url);
     if (err) {
         return err;
     }
@@ -571,20 +297,11 @@ int pw_source_conf_from_daemon(struct pw_source_conf *conf, const struct pw_conf
         conf->dialect.count_max = (unsigned)d->max_count;
         conf->count = conf->dialect.count_max;
     }
-    if (cs->poll_interval_ms > 0) {
-        conf->poll_ms = (uint64_t)cs->poll_interval_ms;
-    }
     if (cs->lookback_ms > 0) {
         conf->lookback_ms = (uint64_t)cs->lookback_ms;
     }
     if (cs->overlap_ms >= 0) {
         conf->overlap_ms = (uint64_t)cs->overlap_ms;
-    }
-    if (cs->max_concurrent > 0) {
-        conf->parallel = (unsigned)cs->max_concurrent;
-    }
-    if (cs->cohort.refresh_ms > 0) {
-        conf->group_refresh_ms = (uint64_t)cs->cohort.refresh_ms;
     }
     size_t n = strlen(conf->base);
     while (n > 0 && conf->base[n - 1] == '/') {
@@ -592,7 +309,7 @@ int pw_source_conf_from_daemon(struct pw_source_conf *conf, const struct pw_conf
     }
     err = from_daemon_types(conf, cs, codes, errbuf, errlen);
     if (err) {
-        pw_source_conf_cleanup(conf);
+        pw_fhir_search_conf_cleanup(conf);
     }
     return err;
 }
@@ -1102,7 +819,7 @@ static const char *date_param(const char *type)
     return NULL;
 }
 
-static int window_params(CURLU *u, const struct pw_source_conf *conf, const char *type,
+static int window_params(CURLU *u, const struct pw_fhir_search_conf *conf, const char *type,
                          const struct pw_search_window *win)
 {
     const struct pw_fhir_dialect *d = &conf->dialect;
@@ -1140,7 +857,7 @@ static int window_params(CURLU *u, const struct pw_source_conf *conf, const char
     return 0;
 }
 
-static int url_params(CURLU *u, const struct pw_source_conf *conf, const struct pw_search_type *t,
+static int url_params(CURLU *u, const struct pw_fhir_search_conf *conf, const struct pw_search_type *t,
                       const char *patient, const struct pw_search_window *win)
 {
     const struct pw_fhir_dialect *d = &conf->dialect;
@@ -1255,7 +972,7 @@ out:
     return err;
 }
 
-int pw_search_url(const struct pw_source_conf *conf, size_t type, const char *patient,
+int pw_search_url(const struct pw_fhir_search_conf *conf, size_t type, const char *patient,
                   const struct pw_search_window *win, char **out)
 {
     char buf[PW_SYNC_URL_MAX];
@@ -1357,3 +1074,62 @@ bool pw_url_same_origin(const char *url, const char *base)
     origin_free(&a);
     return same;
 }
+
+/*
+ * The adapter.
+ */
+
+static int fs_init(void *ctx, const struct pw_source_env *env, char *errbuf, size_t errlen)
+{
+    struct pw_fhir_search *fs = ctx;
+    const struct pw_fhir_search_conf *typed = env->typed;
+    int err;
+
+    if (typed) {
+        err = pw_fhir_search_conf_copy(&fs->conf, typed);
+    } else if (env->server) {
+        err = pw_fhir_search_conf_from_daemon(&fs->conf, env->server, env->codes, errbuf, errlen);
+    } else {
+        err = PW_EINVAL;
+    }
+    if (!err && (!fs->conf.name || !fs->conf.base || fs->conf.ntypes == 0)) {
+        err = PW_EINVAL;
+    }
+    if (fs->conf.pages_max == 0 || fs->conf.pages_max > PW_PAGES_PER_RUN_MAX) {
+        fs->conf.pages_max = PW_PAGES_PER_RUN_MAX;
+    }
+    return err;
+}
+
+static void fs_close(void *ctx)
+{
+    struct pw_fhir_search *fs = ctx;
+    pw_fhir_search_conf_cleanup(&fs->conf);
+}
+
+static const char *fs_stream_type(const void *ctx, size_t i)
+{
+    const struct pw_fhir_search *fs = ctx;
+    return i < fs->conf.ntypes ? fs->conf.types[i].type : NULL;
+}
+
+/* A reload keeps what /metadata and the server's answers taught (its types are the new conf's). */
+static void fs_adopt(void *ctx, const void *old)
+{
+    struct pw_fhir_search *fs = ctx;
+    const struct pw_fhir_search *prev = old;
+    fs->no_status_search = prev->no_status_search;
+}
+
+const struct pw_source_ops pw_source_fhir_search = {
+    .name = "fhir-search",
+    .ctx_size = sizeof(struct pw_fhir_search),
+    .init = fs_init,
+    .close = fs_close,
+    .stream_type = fs_stream_type,
+    .run_start = pw_fhir_search_run_start,
+    .run_page_done = pw_fhir_search_run_page_done,
+    .run_cleanup = pw_fhir_search_run_cleanup,
+    .capability = pw_fhir_search_capability,
+    .adopt = fs_adopt,
+};

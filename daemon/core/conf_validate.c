@@ -150,7 +150,7 @@ static void check_server(struct run *r, const struct pw_conf_daemon *cd, size_t 
     char scope[512];
     struct pw_auth_conf ac = pw_conf_server_auth(s, scope, sizeof(scope));
     struct pw_cohort *cohort = NULL;
-    struct pw_source_conf sc;
+    struct pw_source *source = NULL;
     char key[KEY_MAX];
     char err[256] = "";
     int rc = pw_http_server_add(http, &hs);
@@ -178,10 +178,9 @@ static void check_server(struct run *r, const struct pw_conf_daemon *cd, size_t 
         say(r, true, key, "server %s: %s", s->name, err[0] ? err : pw_strerror(rc));
     }
     err[0] = '\0';
-    rc = pw_source_conf_from_daemon(&sc, s, &cd->pain_codes, err, sizeof(err));
-    if (rc == 0) {
-        pw_source_conf_cleanup(&sc);
-    } else {
+    rc = pw_source_from_daemon(&source, s, &cd->pain_codes, err, sizeof(err));
+    pw_source_free(source);
+    if (rc < 0) {
         say(r, true, key, "server %s: %s", s->name, err[0] ? err : pw_strerror(rc));
     }
 }

@@ -26,7 +26,6 @@
  *                           overlap window needs them, so overflow means a very busy window and
  *                           costs a few duplicate deliveries, never a lost resource.
  *   PW_SYNC_RESTARTS_MAX    restarts from the cursor after expired paging links, per run.
- *   PW_SYNC_URL_MAX         one search URL, next links included.
  *   PW_SYNC_SEEN_PRUNE_MIN  seen-set size at which a run sorted by _lastUpdated starts dropping
  *                           entries it has paged past (then again each time the set doubles
  *                           since the last prune): a long run holds about this many entries
@@ -35,7 +34,6 @@
 #define PW_SYNC_TYPES_MAX      8
 #define PW_SYNC_SEEN_MAX       20000
 #define PW_SYNC_RESTARTS_MAX   2
-#define PW_SYNC_URL_MAX        8192
 #define PW_SYNC_SEEN_PRUNE_MIN 4096
 
 /** How a server spells its searches. Defaults suit a plain R4 server (HAPI). */
@@ -198,7 +196,29 @@ int pw_search_url(const struct pw_fhir_search_conf *conf, size_t type, const cha
 /** True when @p url has the scheme, host and port of @p base (default ports made explicit). */
 bool pw_url_same_origin(const char *url, const char *base);
 
+/*
+ * The adapter (pw_source_fhir_search): its instance and its ops, across its files.
+ */
+
+/** One instance: a server's searches and what its /metadata taught. */
+struct pw_fhir_search {
+    struct pw_fhir_search_conf conf;
+    bool no_status_search; /* MedicationRequest cannot be searched by status (/metadata, 400) */
+};
+
+struct pw_source_run;
 struct pw_capability;
+
+/* source_fhir_search_run.c: pw_source_ops.run_start, run_page_done, run_cleanup. */
+int pw_fhir_search_run_start(void *ctx, struct pw_source_run *run, size_t type,
+                             const char *cursor, void **state);
+void pw_fhir_search_run_page_done(void *state, int err);
+void pw_fhir_search_run_cleanup(void *state);
+
+/* source_fhir_search_capability.c: pw_source_ops.capability. */
+int pw_fhir_search_capability(void *ctx, const struct pw_capability *cap,
+                              void (*unsynced)(void *arg, const char *type), void *arg,
+                              unsigned *errors, unsigned *warnings);
 
 /**
  * Compare what @p conf relies on with @p cap. Errors (the configured search cannot work: type

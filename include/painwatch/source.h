@@ -43,7 +43,6 @@ typedef void pw_source_unsynced_fn(void *arg, const char *type);
 struct pw_source_ops {
     const char *name; /* "fhir-search" */
     size_t ctx_size;  /* the instance's state, zeroed before init */
-    size_t run_size;  /* one run's state, zeroed before run_start */
     /** Build the instance from @p env; no network I/O. @return 0, PW_ECONFIG (errbuf) or
      * PW_ENOMEM; close is called either way. */
     int (*init)(void *ctx, const struct pw_source_env *env, char *errbuf, size_t errlen);
@@ -51,16 +50,17 @@ struct pw_source_ops {
     /** The @p i-th stream type (a resource type name, borrowed from ctx), NULL past the end. */
     const char *(*stream_type)(const void *ctx, size_t i);
     /**
-     * Start a run of stream @p src (type index @p type) from @p cursor (the text committed with
-     * the stream's last completed run, NULL: never synced). @return 0 once the run is under way
-     * or already ended (pw_source_run_end() called), or a negative PW_E* before any request (the
-     * driver then ends the run with it). @p state (run_size bytes) is the adapter's.
+     * Start a run of the stream of @p run (pw_source_run_src(); type index @p type) from
+     * @p cursor (the text committed with the stream's last completed run, NULL: never synced).
+     * *state is the adapter's run state, set before anything can call pw_source_run_end().
+     * @return 0 once the run is under way or already ended (pw_source_run_end() called), or a
+     * negative PW_E* before any request (*state NULL: the driver ends the run with it).
      */
-    int (*run_start)(void *ctx, void *state, struct pw_source_run *run, size_t type,
-                     const char *cursor);
+    int (*run_start)(void *ctx, struct pw_source_run *run, size_t type, const char *cursor,
+                     void **state);
     /** The consumer's done() for the page the run delivered last (pw_source_run_deliver()). */
     void (*run_page_done)(void *state, int err);
-    /** Release what @p state holds (not the block itself). Called once the run ended. */
+    /** Release @p state. Called once the run ended. */
     void (*run_cleanup)(void *state);
     /**
      * Optional: compare the server's /metadata with what the instance relies on: log, count
@@ -94,6 +94,13 @@ int pw_source_new(struct pw_source **out, const struct pw_source_ops *ops,
 
 /** NULL is a no-op. */
 void pw_source_free(struct pw_source *src);
+
+/**
+ * The source of configured server @p cs (conf.h), with the site's pain @p codes (NULL: the
+ * built-in ones). Caller owns *out. @return 0, PW_ECONFIG (errbuf names the key) or PW_ENOMEM.
+ */
+int pw_source_from_daemon(struct pw_source **out, const struct pw_conf_server *cs,
+                          const struct pw_conf_pain_codes *codes, char *errbuf, size_t errlen);
 
 /*
  * The driver's side of a run, for adapters. All on the loop thread.

@@ -22,10 +22,12 @@
  *   PW_SYNC_CURSOR_MAX      cursor text handed to the store.
  *   PW_SYNC_RETRY_AFTER_MAX_MS  the longest Retry-After honoured (a broken header cannot park
  *                           a server for days).
+ *   PW_SYNC_URL_MAX         one URL a sync requests (search, next link, /metadata, Group).
  */
 #define PW_SYNC_KEY_MAX            (64 + 32 + 9 + PW_ID_MAX + 4)
 #define PW_SYNC_CURSOR_MAX         (2u * 1024u * 1024u)
 #define PW_SYNC_RETRY_AFTER_MAX_MS (6u * 3600u * 1000u)
+#define PW_SYNC_URL_MAX            8192
 
 /* uv_loop_t without <uv.h>: files that use libcurl include this header too (only http.c may
  * include both). */

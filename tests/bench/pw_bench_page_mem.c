@@ -19,7 +19,7 @@
 #include "painwatch/page_parse.h"
 #include "painwatch/jarena.h"
 #include "painwatch/limits.h"
-#include "painwatch/source.h"
+#include "painwatch/fhir_search.h"
 
 #define BODY_MAX ((size_t)PW_HTTP_BODY_MAX)
 

@@ -18,7 +18,7 @@
 #include "painwatch/fhir.h"
 #include "painwatch/finding.h"
 #include "painwatch/normalize.h"
-#include "painwatch/source.h"
+#include "painwatch/fhir_search.h"
 #include "painwatch/timeline.h"
 
 static struct pw_engine *engine;

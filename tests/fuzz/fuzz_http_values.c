@@ -17,7 +17,7 @@
 #include "painwatch/conf.h"
 #include "painwatch/fhir.h"
 #include "painwatch/http.h"
-#include "painwatch/source.h"
+#include "painwatch/fhir_search.h"
 #include "painwatch/sync.h"
 
 static const char *const bases[] = {

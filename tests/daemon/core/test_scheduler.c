@@ -5,7 +5,7 @@
  * servers alone, periodic cycles, and the startup /metadata check.
  * Delays are asserted as computed values, never by measuring time.
  */
-#include "adapters/sync_harness.h"
+#include "support/sync_harness.h"
 
 static void test_full_jitter_bounds(void **state)
 {
@@ -71,11 +71,11 @@ static void test_retry_after_forms(void **state)
 
 static void one_server(struct sh *h, const char *name, const char *base, unsigned unhealthy)
 {
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     sh_conf(h, &conf, name, base, 0, 0);
-    conf.unhealthy_after = unhealthy;
-    conf.backoff_base_ms = 2000;
-    conf.backoff_cap_ms = 60000;
+    h->sched.unhealthy_after = unhealthy;
+    h->sched.backoff_base_ms = 2000;
+    h->sched.backoff_cap_ms = 60000;
     sh_add(h, &conf, SRV_WIDE, NULL);
 }
 
@@ -193,13 +193,13 @@ static void test_periodic_cycles_and_stop(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     struct periodic p;
 
     sh_init(&h);
     sh_conf(&h, &conf, "ehr", h.base, 0, 0);
-    conf.poll_ms = 1;
-    conf.jitter = 0;
+    h.sched.poll_ms = 1;
+    h.sched.jitter = 0;
     sh_add(&h, &conf, SRV_WIDE, NULL);
     char *empty = sh_bundle(json_array(), NULL);
     sh_rule(&h, "/fhir/*", NULL, 0, 200, NULL, empty);
@@ -229,7 +229,7 @@ static void test_metadata_check(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     size_t len = 0;
     char *cap = pwt_read_file(pwt_src_path("tests/fixtures/sync/capability_r4.json"), &len);
 
@@ -281,20 +281,29 @@ static void test_replace_server_between_cycles(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
-    struct pw_source_conf next;
+    struct pw_fhir_search_conf conf;
+    struct pw_conf *next_conf = NULL;
+    struct pw_source *next = NULL;
+    struct pw_sync_conf sched;
     struct pw_cohort *c = NULL;
     char err[256] = "";
+    char yaml[1024];
     json_t *cj = json_loads(SRV_WIDE, 0, NULL);
-    json_t *types =
-        json_pack("{s:[{s:s},{s:s}]}", "types", "type", "Observation", "type", "Condition");
     size_t first;
 
     sh_init(&h);
     sh_conf(&h, &conf, "ehr", h.base, 0, 0);
-    assert_int_equal(pw_source_conf_init(&next, "ehr", h.base), 0);
-    assert_int_equal(pw_source_conf_from_json(&next, types, err, sizeof(err)), 0);
-    next.parallel = 1;
+    /* The reload's searches come through the configuration, as in painwatchd. */
+    snprintf(yaml, sizeof(yaml),
+             "servers:\n"
+             "  - name: ehr\n"
+             "    base_url: %s\n"
+             "    auth: {type: none}\n"
+             "    cohort: {type: server-wide}\n"
+             "    resources: [Observation, Condition]\n"
+             "    max_concurrent: 1\n",
+             h.base);
+    sh_source_yaml(yaml, &next_conf, &next, &sched);
     sh_add(&h, &conf, SRV_WIDE, NULL);
     char *empty = sh_bundle(json_array(), NULL);
     sh_rule(&h, "/fhir/*", NULL, 0, 200, NULL, empty);
@@ -306,7 +315,7 @@ static void test_replace_server_between_cycles(void **state)
     uv_run(&h.loop, UV_RUN_ONCE);
     assert_false(h.cycle_done);
     assert_int_equal(pw_cohort_new(&c, cj, err, sizeof(err)), 0);
-    assert_int_equal(pw_sync_replace_server(h.sync, &next, c), 0);
+    assert_int_equal(pw_sync_replace_server(h.sync, &sched, next, c), 0);
     while (!h.cycle_done) {
         uv_run(&h.loop, UV_RUN_ONCE);
     }
@@ -321,14 +330,15 @@ static void test_replace_server_between_cycles(void **state)
     assert_true(requests_to(&h, "/fhir/Condition", first, all) > 0);
     assert_int_equal(requests_to(&h, "/fhir/MedicationRequest", first, all), 0);
 
-    /* An unknown server is refused (and the cohort freed). */
-    free(next.name);
-    next.name = strdup("elsewhere");
+    /* An unknown server is refused (and the source and cohort freed). */
+    sched.name = "elsewhere";
+    assert_int_equal(pw_fhir_search_conf_init(&conf, "elsewhere", h.base), 0);
+    next = sh_source(&conf);
     assert_int_equal(pw_cohort_new(&c, cj, err, sizeof(err)), 0);
-    assert_int_equal(pw_sync_replace_server(h.sync, &next, c), PW_ENOENT);
-    pw_source_conf_cleanup(&next);
+    assert_int_equal(pw_sync_replace_server(h.sync, &sched, next, c), PW_ENOENT);
+    pw_fhir_search_conf_cleanup(&conf);
+    pw_conf_free(next_conf);
     json_decref(cj);
-    json_decref(types);
     sh_fini(&h);
 }
 
