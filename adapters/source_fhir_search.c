@@ -274,8 +274,10 @@ static int from_daemon_types(struct pw_fhir_search_conf *conf, const struct pw_c
     return 0;
 }
 
-int pw_fhir_search_conf_from_daemon(struct pw_fhir_search_conf *conf, const struct pw_conf_server *cs,
-                               const struct pw_conf_pain_codes *codes, char *errbuf, size_t errlen)
+int pw_fhir_search_conf_from_daemon(struct pw_fhir_search_conf *conf,
+                                    const struct pw_conf_server *cs,
+                                    const struct pw_conf_pain_codes *codes, char *errbuf,
+                                    size_t errlen)
 {
     if (!cs->name || !cs->base_url) {
         memset(conf, 0, sizeof(*conf));
@@ -857,8 +859,9 @@ static int window_params(CURLU *u, const struct pw_fhir_search_conf *conf, const
     return 0;
 }
 
-static int url_params(CURLU *u, const struct pw_fhir_search_conf *conf, const struct pw_search_type *t,
-                      const char *patient, const struct pw_search_window *win)
+static int url_params(CURLU *u, const struct pw_fhir_search_conf *conf,
+                      const struct pw_search_type *t, const char *patient,
+                      const struct pw_search_window *win)
 {
     const struct pw_fhir_dialect *d = &conf->dialect;
     char buf[PW_ID_MAX + 16];

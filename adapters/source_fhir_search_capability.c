@@ -90,8 +90,9 @@ static void check_type(const struct pw_capability *cap, const struct pw_fhir_sea
     }
 }
 
-int pw_fhir_search_capability_check(const struct pw_capability *cap, const struct pw_fhir_search_conf *conf,
-                        unsigned *errors, unsigned *warnings)
+int pw_fhir_search_capability_check(const struct pw_capability *cap,
+                                    const struct pw_fhir_search_conf *conf, unsigned *errors,
+                                    unsigned *warnings)
 {
     *errors = 0;
     *warnings = 0;
@@ -128,7 +129,7 @@ static void capability_status(struct pw_fhir_search *fs, const struct pw_capabil
         searched = searched || strcmp(fs->conf.types[i].type, "MedicationRequest") == 0;
     }
     fs->no_status_search = searched && json_array_size(json_object_get(t, "params")) > 0 &&
-                            !pw_capability_has_param(cap, "MedicationRequest", "status");
+                           !pw_capability_has_param(cap, "MedicationRequest", "status");
     if (fs->no_status_search) {
         pw_log_notice(SYNC,
                       "%s: MedicationRequest 'status' search not advertised: the first sync "
@@ -170,7 +171,6 @@ static void capability_context_types(struct pw_fhir_search *fs, const struct pw_
         memset(&conf->types[conf->ntypes], 0, sizeof(conf->types[0]));
     }
 }
-
 
 int pw_fhir_search_capability(void *ctx, const struct pw_capability *cap,
                               pw_source_unsynced_fn *unsynced, void *arg, unsigned *errors,

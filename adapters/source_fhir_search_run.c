@@ -375,14 +375,14 @@ static void run_page_refused(struct run *r, const struct pw_page_parsed *pp, int
     int herr = pw_search_url_halve_count(r->url, dflt ? dflt : 1, &smaller, &count);
     if (herr == 0) {
         pw_source_run_health(r->run)->pages_refused++;
-        pw_log_warn(SYNC, "%s: page %u %s: asking again with _count=%u", r->src->key,
-                    r->pages + 1, why[pp->refusal], count);
+        pw_log_warn(SYNC, "%s: page %u %s: asking again with _count=%u", r->src->key, r->pages + 1,
+                    why[pp->refusal], count);
         run_fetch(r, smaller);
         free(smaller);
         return;
     }
-    pw_log_err(SYNC, "%s: page %u %s at _count=1: run ends, cursor kept", r->src->key,
-               r->pages + 1, why[pp->refusal]);
+    pw_log_err(SYNC, "%s: page %u %s at _count=1: run ends, cursor kept", r->src->key, r->pages + 1,
+               why[pp->refusal]);
     r->page_failed = true;
     run_end(r, herr == PW_ERANGE ? err : herr);
 }
@@ -472,12 +472,10 @@ static void run_status(struct run *r, const struct pw_http_resp *resp)
          * stands on its own and the query is not sent again (else the stream would never
          * get a cursor). */
         pw_log_warn(SYNC, "%s: %s query refused (HTTP 400)%s", r->src->key,
-                    strcmp(r->src->type, "Condition") == 0 ? "problem-list"
-                                                                  : "orders-in-force",
+                    strcmp(r->src->type, "Condition") == 0 ? "problem-list" : "orders-in-force",
                     strcmp(r->src->type, "Condition") == 0 ? "" : "; not asked again");
         /* issue 17: a refused problem-list query says nothing about MedicationRequest status */
-        r->fs->no_status_search =
-            r->fs->no_status_search || strcmp(r->src->type, "Condition") != 0;
+        r->fs->no_status_search = r->fs->no_status_search || strcmp(r->src->type, "Condition") != 0;
         json_t *none = json_array();
         if (none) {
             run_deliver(r, none, true);
@@ -555,14 +553,12 @@ static int run_urls(struct run *r)
 {
     const struct pw_fhir_search_conf *conf = &r->fs->conf;
     const struct pw_sync_source *src = r->src;
-    struct pw_search_window w = {.cursor_ms = r->st.cursor_ms,
-                                 .now_ms = pw_source_run_now(r->run)};
+    struct pw_search_window w = {.cursor_ms = r->st.cursor_ms, .now_ms = pw_source_run_now(r->run)};
 
     int err = pw_search_url(conf, r->type, src->patient, &w, &r->first_url);
     bool problems = strcmp(src->type, "Condition") == 0; /* issue 17: the problem list */
     if (err || r->st.cursor_ms != PW_SYNC_NO_CURSOR ||
-        (!problems &&
-         (strcmp(src->type, "MedicationRequest") != 0 || r->fs->no_status_search))) {
+        (!problems && (strcmp(src->type, "MedicationRequest") != 0 || r->fs->no_status_search))) {
         return err;
     }
     /*
@@ -575,8 +571,8 @@ static int run_urls(struct run *r)
 }
 
 /* Start one stream from its stored cursor; failures before the first request are returned. */
-int pw_fhir_search_run_start(void *ctx, struct pw_source_run *run, size_t type,
-                             const char *cursor, void **state)
+int pw_fhir_search_run_start(void *ctx, struct pw_source_run *run, size_t type, const char *cursor,
+                             void **state)
 {
     struct run *r = calloc(1, sizeof(*r));
 

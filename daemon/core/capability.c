@@ -4,6 +4,8 @@
  * Flag create/update, conditional create), fetched and parsed (capability.h). How that compares
  * with a source's configuration is the source's (adapters/source_fhir_search_capability.c).
  */
+#include "painwatch/capability.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +13,6 @@
 #include <jansson.h>
 
 #include "painwatch/auth.h"
-#include "painwatch/capability.h"
 #include "painwatch/err.h"
 #include "painwatch/http.h"
 #include "painwatch/json_err.h"

@@ -47,9 +47,9 @@ struct pw_source_run {
     struct server *srv;
     const struct stream *stream;
     const struct pw_source_ops *ops;
-    void *state;       /* the adapter's */
-    bool stored;       /* the stream had a stored cursor: a run of it completed before (N1) */
-    bool page_pending; /* waiting for the consumer's done */
+    void *state;           /* the adapter's */
+    bool stored;           /* the stream had a stored cursor: a run of it completed before (N1) */
+    bool page_pending;     /* waiting for the consumer's done */
     pw_http_done_fn *done; /* the adapter's request in flight */
     void *done_arg;
 };
@@ -339,8 +339,7 @@ static void run_on_response(void *arg, int err, const struct pw_http_resp *resp)
     leave(sync);
 }
 
-int pw_source_run_get(struct pw_source_run *run, const char *url, pw_http_done_fn *done,
-                      void *arg)
+int pw_source_run_get(struct pw_source_run *run, const char *url, pw_http_done_fn *done, void *arg)
 {
     struct server *srv = run->srv;
     struct pw_http_req *req = NULL;
@@ -371,8 +370,7 @@ int64_t pw_source_run_now(const struct pw_source_run *run)
     return run->srv->sync->now_ms();
 }
 
-void pw_source_run_page_limits(const struct pw_source_run *run, size_t *budget,
-                               size_t *entries_max)
+void pw_source_run_page_limits(const struct pw_source_run *run, size_t *budget, size_t *entries_max)
 {
     *budget = run->srv->sync->page_budget;
     *entries_max = run->srv->sync->page_entries_max;
@@ -906,8 +904,8 @@ int pw_sync_check_servers(struct pw_sync *sync, pw_sync_cycle_fn *done, void *ar
     sync->check_err = 0;
     for (size_t i = 0; i < sync->nservers; i++) {
         struct server *srv = sync->servers[i];
-        int err = pw_capability_fetch(sync->http, srv->name, srv->base, srv->auth,
-                                      on_capability, srv);
+        int err =
+            pw_capability_fetch(sync->http, srv->name, srv->base, srv->auth, on_capability, srv);
         if (err) {
             /* Already-submitted fetches still call back: account for this one as done. */
             sync->check_err = sync->check_err ? sync->check_err : err;

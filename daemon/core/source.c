@@ -2,12 +2,13 @@
 /*
  * Source adapters (source.h): the registry (one line per adapter) and instances built from it.
  */
+#include "painwatch/source.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "painwatch/conf.h"
 #include "painwatch/err.h"
-#include "painwatch/source.h"
 
 static const struct pw_source_ops *const registry[] = {
     &pw_source_fhir_search,

@@ -73,8 +73,7 @@ struct pw_fhir_search_conf {
 };
 
 /** Defaults: Observation (pain codes) and MedicationRequest, overlap 5 min, lookback 14 d. */
-int pw_fhir_search_conf_init(struct pw_fhir_search_conf *conf, const char *name,
-                             const char *base);
+int pw_fhir_search_conf_init(struct pw_fhir_search_conf *conf, const char *name, const char *base);
 
 struct pw_conf_server;
 struct pw_conf_pain_codes;
@@ -210,8 +209,8 @@ struct pw_source_run;
 struct pw_capability;
 
 /* source_fhir_search_run.c: pw_source_ops.run_start, run_page_done, run_cleanup. */
-int pw_fhir_search_run_start(void *ctx, struct pw_source_run *run, size_t type,
-                             const char *cursor, void **state);
+int pw_fhir_search_run_start(void *ctx, struct pw_source_run *run, size_t type, const char *cursor,
+                             void **state);
 void pw_fhir_search_run_page_done(void *state, int err);
 void pw_fhir_search_run_cleanup(void *state);
 

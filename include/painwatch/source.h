@@ -27,7 +27,7 @@ struct pw_sync_health;
 
 /** What an adapter is built from. Borrowed for the init call only. */
 struct pw_source_env {
-    const struct pw_conf_server *server;   /* the server's configuration (conf.h) */
+    const struct pw_conf_server *server;    /* the server's configuration (conf.h) */
     const struct pw_conf_pain_codes *codes; /* the site's pain codes, or NULL: built-in ones */
     /* The adapter's own typed configuration when it is built in code rather than from the
      * configuration file (tests, tools); NULL: from @p server. Its type is the adapter's. */
@@ -128,8 +128,7 @@ bool pw_source_run_stopping(const struct pw_source_run *run);
  * exactly once, never synchronously, unless this returns an error; after pw_sync_free() with
  * PW_ECANCELED. One request per run at a time. @return 0 or a negative PW_E*.
  */
-int pw_source_run_get(struct pw_source_run *run, const char *url, pw_http_done_fn *done,
-                      void *arg);
+int pw_source_run_get(struct pw_source_run *run, const char *url, pw_http_done_fn *done, void *arg);
 
 /**
  * Hand a page to the consumer (sync.h: ownership of @p resources passes; @p cursor is copied,

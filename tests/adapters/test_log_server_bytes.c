@@ -7,9 +7,9 @@
 #define _GNU_SOURCE
 #include <syslog.h>
 
-#include "support/sync_harness.h"
 #include "painwatch/json_err.h"
 #include "painwatch/log.h"
+#include "support/sync_harness.h"
 
 /* A name as a patient's would appear, cut where the parse fails. */
 #define POISON "JANE-Q-PATIENT"

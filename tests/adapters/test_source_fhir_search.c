@@ -85,11 +85,11 @@ static void test_instant_parse_and_format(void **state)
 }
 
 /* A server block of the configuration file; tests append lines to it. */
-#define SERVER_YAML                         \
-    "servers:\n"                            \
-    "  - name: ehr\n"                       \
+#define SERVER_YAML                          \
+    "servers:\n"                             \
+    "  - name: ehr\n"                        \
     "    base_url: https://other.test/R4/\n" \
-    "    auth: {type: none}\n"              \
+    "    auth: {type: none}\n"               \
     "    cohort: {type: server-wide}\n"
 
 static void test_conf_defaults_and_config(void **state)

@@ -10,13 +10,14 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 
-#include "support/sync_harness.h"
 #include "painwatch/jarena.h"
+#include "support/sync_harness.h"
 
 #define SRV_WIDE "{\"type\": \"server\"}"
 
 /* A server-wide Observation-only source (one stream: "ehr/Observation/-"). */
-static void obs_only(struct sh *h, struct pw_fhir_search_conf *conf, long timeout_ms, size_t body_max)
+static void obs_only(struct sh *h, struct pw_fhir_search_conf *conf, long timeout_ms,
+                     size_t body_max)
 {
     sh_conf(h, conf, "ehr", h->base, timeout_ms, body_max);
     free(conf->types[1].type);

@@ -15,10 +15,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "support/sync_harness.h"
-#include "painwatch/page_parse.h"
 #include "painwatch/jarena.h"
 #include "painwatch/log.h"
+#include "painwatch/page_parse.h"
+#include "support/sync_harness.h"
 
 #define SRV_WIDE "{\"type\": \"server\"}"
 #define KEY      "ehr/Observation/-"

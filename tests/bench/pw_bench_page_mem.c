@@ -16,10 +16,10 @@
 
 #include <jansson.h>
 
-#include "painwatch/page_parse.h"
+#include "painwatch/fhir_search.h"
 #include "painwatch/jarena.h"
 #include "painwatch/limits.h"
-#include "painwatch/fhir_search.h"
+#include "painwatch/page_parse.h"
 
 #define BODY_MAX ((size_t)PW_HTTP_BODY_MAX)
 

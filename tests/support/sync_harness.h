@@ -20,9 +20,9 @@
 #include "painwatch/cohort.h"
 #include "painwatch/conf.h"
 #include "painwatch/err.h"
-#include "painwatch/http.h"
 #include "painwatch/fhir.h"
 #include "painwatch/fhir_search.h"
+#include "painwatch/http.h"
 #include "painwatch/source.h"
 #include "painwatch/sync.h"
 #include "support/pwtest.h"
@@ -36,7 +36,7 @@ struct sh {
     struct pw_http *http;
     struct pw_sync *sync;
     struct pw_sync_conf sched; /* the next server's scheduling (sh_conf() sets the defaults) */
-    struct pw_auth *auth; /* optional; freed between the engine and the HTTP core */
+    struct pw_auth *auth;      /* optional; freed between the engine and the HTTP core */
     struct pwt_responder *r;
     char base[128];
     /* The consumer: key -> cursor text, and one line per delivered resource. */

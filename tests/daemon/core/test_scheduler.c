@@ -2,7 +2,8 @@
 /*
  * daemon/core/scheduler.c and backoff.c: backoff and jitter bounds, Retry-After in both forms,
  * the delay the scheduler computes after 429/503/500, unhealthy marking that leaves other
- * servers alone, periodic cycles, and the startup /metadata check.
+ * servers alone, periodic cycles, the startup /metadata check, reloads, and a source adapter
+ * declared in this file (the driver runs any pw_source_ops, not only the FHIR search).
  * Delays are asserted as computed values, never by measuring time.
  */
 #include "support/sync_harness.h"
@@ -342,6 +343,148 @@ static void test_replace_server_between_cycles(void **state)
     sh_fini(&h);
 }
 
+/*
+ * A source adapter of this test, declared as any adapter is (source.h): one stream type, each
+ * run one page of one resource with its cursor, or a failure for the patient "bad".
+ */
+struct toy {
+    unsigned runs;
+    char p1_cursor[32]; /* the cursor the last run of patient p1 started from */
+};
+
+struct toy_run {
+    struct pw_source_run *run;
+};
+
+static int toy_init(void *ctx, const struct pw_source_env *env, char *errbuf, size_t errlen)
+{
+    (void)ctx;
+    (void)errbuf;
+    (void)errlen;
+    return env->typed ? 0 : PW_EINVAL;
+}
+
+static void toy_close(void *ctx)
+{
+    (void)ctx;
+}
+
+static const char *toy_stream_type(const void *ctx, size_t i)
+{
+    (void)ctx;
+    return i == 0 ? "Thing" : NULL;
+}
+
+static int toy_run_start(void *ctx, struct pw_source_run *run, size_t type, const char *cursor,
+                         void **state)
+{
+    struct toy *t = ctx;
+    const struct pw_sync_source *src = pw_source_run_src(run);
+    struct toy_run *r;
+
+    assert_int_equal(type, 0);
+    *state = NULL;
+    t->runs++;
+    if (src->patient && strcmp(src->patient, "p1") == 0) {
+        snprintf(t->p1_cursor, sizeof(t->p1_cursor), "%s", cursor ? cursor : "-");
+    }
+    if (src->patient && strcmp(src->patient, "bad") == 0) {
+        return PW_EFHIR; /* before any request: the driver ends the run */
+    }
+    r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    r->run = run;
+    *state = r;
+    /* The page goes out at once; the consumer's done ends the run (toy_page_done). */
+    pw_source_run_deliver(run,
+                          json_pack("[{s:s, s:s, s:{s:s}}]", "resourceType", "Thing", "id", "t1",
+                                    "meta", "versionId", "1"),
+                          "toy-cursor");
+    return 0;
+}
+
+static void toy_page_done(void *state, int err)
+{
+    struct toy_run *r = state;
+    struct pw_source_run_result res = {.err = err, .pages = 1};
+    pw_source_run_end(r->run, &res);
+}
+
+static void toy_run_cleanup(void *state)
+{
+    free(state);
+}
+
+static const struct pw_source_ops toy_ops = {
+    .name = "toy",
+    .ctx_size = sizeof(struct toy),
+    .init = toy_init,
+    .close = toy_close,
+    .stream_type = toy_stream_type,
+    .run_start = toy_run_start,
+    .run_page_done = toy_page_done,
+    .run_cleanup = toy_run_cleanup,
+};
+
+static void test_driver_runs_any_source(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source *src = NULL;
+    struct pw_source_env env = {.typed = &toy_ops};
+    struct pw_sync_conf sched;
+    struct pw_cohort *c = NULL;
+    struct pw_sync_health health;
+    char err[256] = "";
+    char *dir = pwt_mkdtemp();
+    char path[512];
+    char cohort[700];
+
+    sh_init(&h);
+    snprintf(path, sizeof(path), "%s/patients.txt", dir);
+    pwt_write_file(path, "p1\nbad\n");
+    snprintf(cohort, sizeof(cohort), "{\"type\": \"list\", \"file\": \"%s\"}", path);
+    json_t *cj = json_loads(cohort, 0, NULL);
+    assert_non_null(cj);
+    if (pw_cohort_new(&c, cj, err, sizeof(err)) != 0) {
+        fail_msg("cohort: %s", err);
+    }
+    json_decref(cj);
+    assert_int_equal(pw_source_new(&src, &toy_ops, &env, err, sizeof(err)), 0);
+    struct toy *t = src->ctx;
+    pw_sync_conf_init(&sched, "toy", "http://127.0.0.1:1/none");
+    assert_int_equal(pw_sync_add_server(h.sync, &sched, src, c, NULL), 0);
+
+    /* First cycle: p1 delivers its page and cursor, "bad" fails before any request. */
+    sh_run_once(&h);
+    assert_int_equal(h.cycle_err, 0);
+    assert_int_equal(h.cycle_failed, 1);
+    assert_int_equal(t->runs, 2);
+    assert_string_equal(t->p1_cursor, "-"); /* never synced */
+    assert_true(sh_delivered(&h, "toy/Thing/Patient/p1|Thing/t1/1"));
+    assert_string_equal(json_string_value(json_object_get(h.cursors, "toy/Thing/Patient/p1")),
+                        "toy-cursor");
+    assert_null(json_object_get(h.cursors, "toy/Thing/Patient/bad"));
+    assert_int_equal(pw_sync_stream_count(h.sync, "toy"), 2);
+    assert_int_equal(pw_sync_health(h.sync, "toy", &health), 0);
+    assert_int_equal(health.pages, 1);
+    assert_int_equal(health.resources, 1);
+    assert_int_equal(health.stream_failures, 1);
+    assert_int_equal(health.last_error, PW_EFHIR);
+    assert_int_equal(health.requests, 0);
+
+    /* Second cycle: each stream starts from the cursor its last completed run left. */
+    sh_run_once(&h);
+    assert_int_equal(t->runs, 4);
+    assert_string_equal(t->p1_cursor, "toy-cursor");
+    assert_int_equal(pw_sync_health(h.sync, "toy", &health), 0);
+    assert_int_equal(health.cycles, 2);
+    assert_int_equal(health.pages, 2);
+    sh_fini(&h);
+    pwt_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_periodic_cycles_and_stop),
         cmocka_unit_test(test_metadata_check),
         cmocka_unit_test(test_replace_server_between_cycles),
+        cmocka_unit_test(test_driver_runs_any_source),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
