@@ -24,6 +24,7 @@
 #include "painwatch/log.h"
 #include "painwatch/normalize.h"
 #include "painwatch/secret.h"
+#include "painwatch/sink.h"
 #include "painwatch/source.h"
 #include "painwatch/terminology.h"
 
@@ -221,10 +222,11 @@ static void check_servers(struct run *r, const struct pw_conf_daemon *cd)
 static void check_sink(struct run *r, const struct pw_conf_daemon *cd)
 {
     const char *name = cd->shadow_mode ? "file" : cd->sink.type;
+    const char *file = json_string_value(json_object_get(cd->sink.section, "file"));
 
-    if (!name || (strcmp(name, "file") != 0 && strcmp(name, "fhir-flag") != 0)) {
+    if (!pw_adapter_find(&pw_sink_kind, name)) {
         say(r, true, "sink.type", "unknown sink '%s'", name ? name : "(none)");
-    } else if (strcmp(name, "file") == 0 && (!cd->sink.file || !cd->sink.file[0])) {
+    } else if (strcmp(name, "file") == 0 && (!file || !file[0])) {
         say(r, true, "sink.file", "required: %s writes Flags to this file",
             cd->shadow_mode ? "shadow mode" : "the file sink");
     } else if (strcmp(name, "fhir-flag") == 0 && cd->n_servers == 0) {

@@ -2,6 +2,7 @@
 /* The sink registry and what every sink shares (HTTP classification, FHIR instants). */
 #include "painwatch/sink.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -10,10 +11,31 @@
 #include "painwatch/err.h"
 #include "painwatch/log.h"
 
-/* One line per sink adapter. */
-static const struct pw_sink_ops *const sinks[] = {
-    &pw_sink_fhir_flag,
-    &pw_sink_file,
+/* The keys every sink takes, filled into struct pw_sink_conf (the rest is the adapter's). */
+static const struct pw_conf_field sink_common[] = {
+    {.name = "flag_author",
+     .type = PW_CONF_STRING,
+     .def = PW_FLAG_AUTHOR,
+     .offset = offsetof(struct pw_sink_conf, author),
+     .help = "Flag.author: the gateway's Device"},
+    {.name = "identifier_system",
+     .type = PW_CONF_STRING,
+     .def = PW_FLAG_IDENTIFIER_SYSTEM,
+     .offset = offsetof(struct pw_sink_conf, identifier_system),
+     .help = "Flag.identifier.system for episode keys"},
+    {0},
+};
+
+/* One line per sink adapter (conf_map.h). */
+struct pw_adapter_kind pw_sink_kind = {
+    .name = "sink",
+    .type_help = "where findings go",
+    .common = sink_common,
+    .adapters =
+        {
+            &pw_sink_fhir_flag.adapter,
+            &pw_sink_file.adapter,
+        },
 };
 
 static int dup_or(char **dst, const char *src, const char *def)
@@ -31,25 +53,29 @@ static int dup_or(char **dst, const char *src, const char *def)
 int pw_sink_new(struct pw_sink **out, const char *name, const struct pw_sink_conf *conf)
 {
     static const struct pw_sink_conf none;
-    const struct pw_sink_ops *ops = NULL;
+    const struct pw_adapter *adapter;
     struct pw_sink *sink;
+    char why[256];
+    void *ctx;
     int err;
 
     conf = conf ? conf : &none;
-    for (size_t i = 0; name && i < PW_ARRAY_SIZE(sinks); i++) {
-        if (strcmp(sinks[i]->name, name) == 0) {
-            ops = sinks[i];
-        }
+    err = pw_adapter_instantiate(&pw_sink_kind, conf->section, name, &adapter, &ctx, why,
+                                 sizeof(why));
+    if (err == PW_ECONFIG) {
+        pw_log_err(SINK, "%s", why);
     }
-    if (!ops) {
-        pw_log_err(SINK, "unknown sink '%s'", name ? name : "(null)");
-        return PW_ECONFIG;
+    if (err) {
+        return err;
     }
     sink = calloc(1, sizeof(*sink));
     if (!sink) {
+        free(ctx);
         return PW_ENOMEM;
     }
-    sink->ops = ops;
+    sink->ops = pw_adapter_ops(adapter);
+    sink->ctx = ctx;
+    sink->section = pw_conf_ref(conf->section);
     err = dup_or(&sink->identifier_system, conf->identifier_system, PW_FLAG_IDENTIFIER_SYSTEM);
     if (!err) {
         err = dup_or(&sink->code_system, conf->code_system, PW_FLAG_CODE_SYSTEM);
@@ -60,21 +86,28 @@ int pw_sink_new(struct pw_sink **out, const char *name, const struct pw_sink_con
     if (!err) {
         err = dup_or(&sink->author_display, conf->author_display, NULL);
     }
-    if (!err) {
-        err = dup_or(&sink->path, conf->path, NULL);
-    }
-    if (!err && ops->init) {
-        err = ops->init(sink);
-        if (err) {
-            sink->ops = NULL; /* init failed: no cleanup */
-        }
+    if (!err && sink->ops->init) {
+        err = sink->ops->init(sink);
     }
     if (err) {
+        sink->ops = NULL; /* init failed (or never ran): no cleanup */
         pw_sink_free(sink);
         return err;
     }
     *out = sink;
     return 0;
+}
+
+int pw_sink_from_conf(struct pw_sink **out, const json_t *section, const char *type)
+{
+    struct pw_sink_conf sc = {0};
+
+    if (pw_conf_fill_scalars(sink_common, section, &sc) != 0) {
+        pw_log_err(SINK, "sink: a setting has the wrong shape");
+        return PW_ECONFIG;
+    }
+    sc.section = section;
+    return pw_sink_new(out, type, &sc);
 }
 
 void pw_sink_free(struct pw_sink *sink)
@@ -89,7 +122,8 @@ void pw_sink_free(struct pw_sink *sink)
     free(sink->code_system);
     free(sink->author);
     free(sink->author_display);
-    free(sink->path);
+    free(sink->ctx);
+    json_decref(sink->section);
     free(sink);
 }
 
