@@ -8,6 +8,7 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,10 +275,15 @@ static int from_daemon_types(struct pw_fhir_search_conf *conf, const struct pw_c
     return 0;
 }
 
-int pw_fhir_search_conf_from_daemon(struct pw_fhir_search_conf *conf,
-                                    const struct pw_conf_server *cs,
-                                    const struct pw_conf_pain_codes *codes, char *errbuf,
-                                    size_t errlen)
+/*
+ * The searches of server @p cs from the source's keys (its config_map, filled from servers[i]),
+ * the server's resources and the site's pain @p codes: Observation searches are filtered by the
+ * pain score codes plus the pain type, sedation and vital-sign codes (NULL: the built-in pain
+ * score codes); other types are not code-filtered.
+ */
+static int conf_from_keys(struct pw_fhir_search_conf *conf, const struct pw_fhir_search_keys *keys,
+                          const struct pw_conf_server *cs, const struct pw_conf_pain_codes *codes,
+                          char *errbuf, size_t errlen)
 {
     if (!cs->name || !cs->base_url) {
         memset(conf, 0, sizeof(*conf));
@@ -287,7 +293,7 @@ int pw_fhir_search_conf_from_daemon(struct pw_fhir_search_conf *conf,
     if (err) {
         return err;
     }
-    const struct pw_conf_dialect *d = &cs->dialect;
+    const struct pw_fhir_search_dialect_keys *d = &keys->dialect;
     conf->dialect.subject = d->patient_param && strcmp(d->patient_param, "subject") == 0;
     conf->dialect.last_updated = d->last_updated;
     conf->dialect.sort = d->sort;
@@ -299,11 +305,11 @@ int pw_fhir_search_conf_from_daemon(struct pw_fhir_search_conf *conf,
         conf->dialect.count_max = (unsigned)d->max_count;
         conf->count = conf->dialect.count_max;
     }
-    if (cs->lookback_ms > 0) {
-        conf->lookback_ms = (uint64_t)cs->lookback_ms;
+    if (keys->lookback_ms > 0) {
+        conf->lookback_ms = (uint64_t)keys->lookback_ms;
     }
-    if (cs->overlap_ms >= 0) {
-        conf->overlap_ms = (uint64_t)cs->overlap_ms;
+    if (keys->overlap_ms >= 0) {
+        conf->overlap_ms = (uint64_t)keys->overlap_ms;
     }
     size_t n = strlen(conf->base);
     while (n > 0 && conf->base[n - 1] == '/') {
@@ -1082,6 +1088,81 @@ bool pw_url_same_origin(const char *url, const char *base)
  * The adapter.
  */
 
+/* Its configuration keys (conf_map.h): in servers[] beside the server's own; `config describe`
+ * and the schema take them from here. */
+#define SEC                1000.0
+#define HOUR               (3600 * SEC)
+#define DAY                (24 * HOUR)
+#define FILL(type, member) .offset = offsetof(type, member)
+
+static const char *const patient_params[] = {"patient", "subject", NULL};
+
+static const struct pw_conf_field dialect_map[] = {
+    {.name = "patient_param",
+     .type = PW_CONF_ENUM,
+     .def = "patient",
+     .allowed = patient_params,
+     FILL(struct pw_fhir_search_dialect_keys, patient_param),
+     .help = "search parameter naming the patient"},
+    {.name = "last_updated",
+     .type = PW_CONF_BOOL,
+     .def = "true",
+     FILL(struct pw_fhir_search_dialect_keys, last_updated),
+     .help = "server supports _lastUpdated=gt"},
+    {.name = "sort",
+     .type = PW_CONF_BOOL,
+     .def = "true",
+     FILL(struct pw_fhir_search_dialect_keys, sort),
+     .help = "server supports _sort=_lastUpdated"},
+    {.name = "code_in",
+     .type = PW_CONF_BOOL,
+     .def = "false",
+     FILL(struct pw_fhir_search_dialect_keys, code_in),
+     .help = "server supports code:in=<ValueSet>"},
+    {.name = "include",
+     .type = PW_CONF_BOOL,
+     .def = "false",
+     FILL(struct pw_fhir_search_dialect_keys, include),
+     .help = "server supports _include"},
+    {.name = "date_params",
+     .type = PW_CONF_BOOL,
+     .def = "true",
+     FILL(struct pw_fhir_search_dialect_keys, date_params),
+     .help = "first-sync lookback by date / authoredon (else by _lastUpdated)"},
+    {.name = "max_count",
+     .type = PW_CONF_INT,
+     .def = "100",
+     .min = 1,
+     .max = 1000,
+     FILL(struct pw_fhir_search_dialect_keys, max_count),
+     .help = "largest _count the server honours"},
+    {0},
+};
+
+static const struct pw_conf_field config_map[] = {
+    {.name = "dialect",
+     .type = PW_CONF_SECTION,
+     .sub = dialect_map,
+     .offset = PW_CONF_NOFILL, /* filled by fs_init() (a section) */
+     .help = "what the server's search supports"},
+    {.name = "lookback",
+     .type = PW_CONF_DURATION,
+     .def = "14d",
+     .min = HOUR,
+     .max = 365 * DAY,
+     FILL(struct pw_fhir_search, keys.lookback_ms),
+     .help = "clinical history fetched at first sync"},
+    {.name = "overlap",
+     .type = PW_CONF_DURATION,
+     .def = "5m",
+     .min = 0,
+     .max = DAY,
+     FILL(struct pw_fhir_search, keys.overlap_ms),
+     .help = "re-read window for skew and late commits"},
+    {0},
+};
+#undef FILL
+
 static int fs_init(void *ctx, const struct pw_source_env *env, char *errbuf, size_t errlen)
 {
     struct pw_fhir_search *fs = ctx;
@@ -1090,8 +1171,17 @@ static int fs_init(void *ctx, const struct pw_source_env *env, char *errbuf, siz
 
     if (typed) {
         err = pw_fhir_search_conf_copy(&fs->conf, typed);
-    } else if (env->server) {
-        err = pw_fhir_search_conf_from_daemon(&fs->conf, env->server, env->codes, errbuf, errlen);
+    } else if (env->server && env->section) {
+        /* The scalar keys are in fs->keys already (pw_source_new); the dialect is a section. */
+        const json_t *dialect = json_object_get(env->section, "dialect");
+        err = pw_conf_fill_scalars(dialect_map, dialect, &fs->keys.dialect) ? PW_ECONFIG : 0;
+        if (err) {
+            conf_err(errbuf, errlen, "servers.%s.dialect: a value has the wrong shape",
+                     env->server->name);
+        } else {
+            err = conf_from_keys(&fs->conf, &fs->keys, env->server, env->codes, errbuf, errlen);
+        }
+        memset(&fs->keys, 0, sizeof(fs->keys)); /* its strings are the section's */
     } else {
         err = PW_EINVAL;
     }
@@ -1125,8 +1215,13 @@ static void fs_adopt(void *ctx, const void *old)
 }
 
 const struct pw_source_ops pw_source_fhir_search = {
-    .name = "fhir-search",
-    .ctx_size = sizeof(struct pw_fhir_search),
+    .adapter =
+        {
+            .name = "fhir-search",
+            .config_map = config_map,
+            .ctx_size = sizeof(struct pw_fhir_search),
+            .help = "FHIR REST search, incremental by _lastUpdated, per patient and type",
+        },
     .init = fs_init,
     .close = fs_close,
     .stream_type = fs_stream_type,

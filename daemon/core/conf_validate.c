@@ -43,6 +43,7 @@ struct run {
     pw_conf_report_fn *report;
     void *arg;
     int errors;
+    const json_t *servers; /* the effective servers[] (each server's source reads its keys) */
 };
 
 static void say(struct run *r, bool error, const char *key, const char *fmt, ...)
@@ -179,7 +180,8 @@ static void check_server(struct run *r, const struct pw_conf_daemon *cd, size_t 
         say(r, true, key, "server %s: %s", s->name, err[0] ? err : pw_strerror(rc));
     }
     err[0] = '\0';
-    rc = pw_source_from_daemon(&source, s, &cd->pain_codes, err, sizeof(err));
+    rc = pw_source_from_conf(&source, json_array_get(r->servers, i), s, &cd->pain_codes, err,
+                             sizeof(err));
     pw_source_free(source);
     if (rc < 0) {
         say(r, true, key, "server %s: %s", s->name, err[0] ? err : pw_strerror(rc));
@@ -335,7 +337,7 @@ static void check_risks(struct run *r, const struct pw_conf_daemon *cd)
 int pw_conf_validate(const struct pw_conf *conf, pw_conf_report_fn *report, void *arg)
 {
     const struct pw_conf_daemon *cd = conf ? pw_conf_daemon(conf) : NULL;
-    struct run r = {.report = report, .arg = arg};
+    struct run r = {.report = report, .arg = arg, .servers = pw_conf_get(conf, "servers")};
 
     if (!cd) {
         return PW_EINVAL;

@@ -595,7 +595,8 @@ static int build_servers(struct daemon *d)
             pw_log_err(SYNC, "server %s cohort: %s", s->name, err[0] ? err : pw_strerror(rc));
             return rc;
         }
-        rc = pw_source_from_daemon(&source, s, &d->cd->pain_codes, err, sizeof(err));
+        rc = pw_source_from_conf(&source, json_array_get(pw_conf_get(d->conf, "servers"), i), s,
+                                 &d->cd->pain_codes, err, sizeof(err));
         if (rc == 0) {
             pw_sync_conf_from_daemon(&sc, s);
             rc = pw_sync_add_server(d->sync, &sc, source, cohort, d->auths[i]);
@@ -1326,8 +1327,8 @@ static const char *const fixed_keys[] = {
 
 /* Server keys a reload applies: poll_interval and auth at once, the sync keys between cycles. */
 static const char *const server_live_keys[] = {"poll_interval", "auth"};
-static const char *const server_sync_keys[] = {"dialect", "cohort", "resources", "lookback",
-                                               "overlap"};
+static const char *const server_sync_keys[] = {"dialect",  "cohort",  "resources",
+                                               "lookback", "overlap", "type"};
 
 /* Whether the sync keys of servers @p a and @p b differ. */
 static bool sync_keys_differ(const json_t *a, const json_t *b)
@@ -1523,7 +1524,8 @@ static int make_sync_changes(struct daemon *d, const struct pw_conf *next,
         }
         rc = pw_cohort_from_daemon(&c->cohorts[i], &s->cohort, err, sizeof(err));
         if (rc == 0) {
-            rc = pw_source_from_daemon(&c->srcs[i], s, &ncd->pain_codes, err, sizeof(err));
+            rc = pw_source_from_conf(&c->srcs[i], json_array_get(news, i), s, &ncd->pain_codes, err,
+                                     sizeof(err));
             c->changed[i] = true;
         }
         if (rc < 0) {

@@ -339,7 +339,8 @@ static void run_on_response(void *arg, int err, const struct pw_http_resp *resp)
     leave(sync);
 }
 
-int pw_source_run_get(struct pw_source_run *run, const char *url, pw_http_done_fn *done, void *arg)
+int pw_source_run_get(struct pw_source_run *run, const char *url,
+                      void (*done)(void *arg, int err, const struct pw_http_resp *resp), void *arg)
 {
     struct server *srv = run->srv;
     struct pw_http_req *req = NULL;

@@ -4,24 +4,26 @@
  */
 #include "painwatch/source.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "painwatch/conf.h"
 #include "painwatch/err.h"
 
-static const struct pw_source_ops *const registry[] = {
-    &pw_source_fhir_search,
+/* One line per source adapter (conf_map.h). */
+struct pw_adapter_kind pw_source_kind = {
+    .name = "source",
+    .type_help = "how resources come in from this server",
+    .adapters =
+        {
+            &pw_source_fhir_search.adapter,
+        },
 };
 
 const struct pw_source_ops *pw_source_find(const char *name)
 {
-    for (size_t i = 0; name && i < sizeof(registry) / sizeof(registry[0]); i++) {
-        if (strcmp(registry[i]->name, name) == 0) {
-            return registry[i];
-        }
-    }
-    return NULL;
+    return pw_adapter_ops(pw_adapter_find(&pw_source_kind, name));
 }
 
 int pw_source_new(struct pw_source **out, const struct pw_source_ops *ops,
@@ -34,11 +36,18 @@ int pw_source_new(struct pw_source **out, const struct pw_source_ops *ops,
         return PW_EINVAL;
     }
     src = calloc(1, sizeof(*src));
-    if (!src || !(src->ctx = calloc(1, ops->ctx_size ? ops->ctx_size : 1))) {
+    if (!src || !(src->ctx = calloc(1, ops->adapter.ctx_size ? ops->adapter.ctx_size : 1))) {
         free(src);
         return PW_ENOMEM;
     }
     src->ops = ops;
+    if (env->section && pw_conf_fill_scalars(ops->adapter.config_map, env->section, src->ctx)) {
+        snprintf(errbuf, errlen, "servers: a value of type %s has the wrong shape",
+                 ops->adapter.name);
+        free(src->ctx);
+        free(src);
+        return PW_ECONFIG;
+    }
     int err = ops->init(src->ctx, env, errbuf, errlen);
     if (err) {
         pw_source_free(src);
@@ -58,10 +67,19 @@ void pw_source_free(struct pw_source *src)
     free(src);
 }
 
-int pw_source_from_daemon(struct pw_source **out, const struct pw_conf_server *cs,
-                          const struct pw_conf_pain_codes *codes, char *errbuf, size_t errlen)
+int pw_source_from_conf(struct pw_source **out, const json_t *section,
+                        const struct pw_conf_server *cs, const struct pw_conf_pain_codes *codes,
+                        char *errbuf, size_t errlen)
 {
-    struct pw_source_env env = {.server = cs, .codes = codes};
-    /* One source type today: every server is searched (FHIR search, REST). */
-    return pw_source_new(out, pw_source_find("fhir-search"), &env, errbuf, errlen);
+    struct pw_source_env env = {.section = section, .server = cs, .codes = codes};
+    const char *type = json_string_value(json_object_get(section, "type"));
+    const struct pw_source_ops *ops = pw_source_find(type);
+
+    *out = NULL;
+    if (!ops) {
+        snprintf(errbuf, errlen, "servers.%s.type: no source adapter '%s'", cs->name,
+                 type ? type : "(none)");
+        return PW_ECONFIG;
+    }
+    return pw_source_new(out, ops, &env, errbuf, errlen);
 }

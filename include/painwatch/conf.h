@@ -256,16 +256,6 @@ struct pw_conf_auth {
     const char *scope;
 };
 
-struct pw_conf_dialect {
-    const char *patient_param; /* patient | subject */
-    bool last_updated;
-    bool sort;
-    bool code_in;
-    bool include;
-    bool date_params; /* `date` (Observation), `authoredon` (MedicationRequest) for the lookback */
-    int64_t max_count;
-};
-
 struct pw_conf_cohort {
     const char *type; /* list | group | server-wide */
     const char *file;
@@ -280,13 +270,10 @@ struct pw_conf_server {
     const char *client_cert_file;
     const char *client_key_file;
     struct pw_conf_auth auth;
-    struct pw_conf_dialect dialect;
     struct pw_conf_cohort cohort;
     const char **resources;
     size_t n_resources;
     int64_t poll_interval_ms;
-    int64_t lookback_ms;
-    int64_t overlap_ms;
     int64_t connect_timeout_ms;
     int64_t timeout_ms;
     int64_t max_concurrent;

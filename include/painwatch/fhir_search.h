@@ -75,27 +75,11 @@ struct pw_fhir_search_conf {
 /** Defaults: Observation (pain codes) and MedicationRequest, overlap 5 min, lookback 14 d. */
 int pw_fhir_search_conf_init(struct pw_fhir_search_conf *conf, const char *name, const char *base);
 
-struct pw_conf_server;
-struct pw_conf_pain_codes;
-
-/**
- * Initialize @p conf from the daemon's typed configuration of one server (conf.h): base URL,
- * dialect, resources, lookback, overlap. Observation searches are filtered by the pain score
- * codes plus the pain type codes of @p codes (NULL: the built-in pain score codes); other types
- * are not code-filtered. This is what the adapter's init does with its config; release with
- * pw_fhir_search_conf_cleanup().
- * @return 0, PW_ECONFIG (errbuf names the key) or PW_ENOMEM.
- */
-int pw_fhir_search_conf_from_daemon(struct pw_fhir_search_conf *conf,
-                                    const struct pw_conf_server *cs,
-                                    const struct pw_conf_pain_codes *codes, char *errbuf,
-                                    size_t errlen);
-
 /** Deep copy; @p dst is initialized by this call. @return 0 or PW_ENOMEM. */
 int pw_fhir_search_conf_copy(struct pw_fhir_search_conf *dst,
                              const struct pw_fhir_search_conf *src);
 
-/** Release what init/from_daemon/copy allocated. Safe on a zeroed struct. */
+/** Release what init/copy (or the adapter's init) allocated. Safe on a zeroed struct. */
 void pw_fhir_search_conf_cleanup(struct pw_fhir_search_conf *conf);
 
 /*
@@ -199,8 +183,31 @@ bool pw_url_same_origin(const char *url, const char *base);
  * The adapter (pw_source_fhir_search): its instance and its ops, across its files.
  */
 
-/** One instance: a server's searches and what its /metadata taught. */
+/** The source's keys in servers[].dialect (its config_map's dialect table). */
+struct pw_fhir_search_dialect_keys {
+    const char *patient_param; /* patient | subject */
+    bool last_updated;
+    bool sort;
+    bool code_in;
+    bool include;
+    bool date_params; /* `date` (Observation), `authoredon` (MedicationRequest) for the lookback */
+    int64_t max_count;
+};
+
+/** The source's keys in servers[] (its config_map: lookback, overlap, dialect). */
+struct pw_fhir_search_keys {
+    int64_t lookback_ms;
+    int64_t overlap_ms;
+    struct pw_fhir_search_dialect_keys dialect;
+};
+
+/**
+ * One instance (the adapter's context): its configuration keys as filled from servers[i], the
+ * searches built from them with the server's resources and the site's pain codes, and what the
+ * server's /metadata taught.
+ */
 struct pw_fhir_search {
+    struct pw_fhir_search_keys keys; /* borrowed strings: valid during init only */
     struct pw_fhir_search_conf conf;
     bool no_status_search; /* MedicationRequest cannot be searched by status (/metadata, 400) */
 };

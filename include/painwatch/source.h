@@ -4,8 +4,10 @@
  * (one resource type for one patient, or for the whole server), pages of resources with the
  * cursor that resumes them; the sync driver (sync.h) schedules its cycles, builds its streams
  * from the cohort and hands its pages to the consumer. An adapter implements struct
- * pw_source_ops in one file under adapters/ (plus a registry line in daemon/core/source.c) and
- * reaches the driver only through the pw_source_run_* calls below.
+ * pw_source_ops in one file under adapters/ (plus a registry line in daemon/core/source.c),
+ * declares its configuration keys there (conf_map.h: they sit in servers[] beside the server's
+ * own, `servers[].type` picks the adapter) and reaches the driver only through the
+ * pw_source_run_* calls below.
  */
 #ifndef PAINWATCH_SOURCE_H
 #define PAINWATCH_SOURCE_H
@@ -16,10 +18,11 @@
 
 #include <jansson.h>
 
-#include "painwatch/http.h"
+#include "painwatch/conf_map.h"
 
 struct pw_conf_server;
 struct pw_conf_pain_codes;
+struct pw_http_resp;
 struct pw_capability;
 struct pw_sync_source;
 struct pw_sync_unreadable;
@@ -27,7 +30,10 @@ struct pw_sync_health;
 
 /** What an adapter is built from. Borrowed for the init call only. */
 struct pw_source_env {
-    const struct pw_conf_server *server;    /* the server's configuration (conf.h) */
+    /* The server's effective config object (servers[i], defaults filled): the adapter's keys
+     * are read from it with its config_map (pw_source_new() fills the scalar ones). */
+    const json_t *section;
+    const struct pw_conf_server *server;    /* the server's core settings (conf.h) */
     const struct pw_conf_pain_codes *codes; /* the site's pain codes, or NULL: built-in ones */
     /* The adapter's own typed configuration when it is built in code rather than from the
      * configuration file (tests, tools); NULL: from @p server. Its type is the adapter's. */
@@ -41,8 +47,9 @@ struct pw_source_run;
 typedef void pw_source_unsynced_fn(void *arg, const char *type);
 
 struct pw_source_ops {
-    const char *name; /* "fhir-search" */
-    size_t ctx_size;  /* the instance's state, zeroed before init */
+    /* Must stay first. Name ("fhir-search": config servers[].type), config_map (its keys in
+     * servers[]), ctx_size (the instance's state, zeroed, scalar keys filled before init). */
+    struct pw_adapter adapter;
     /** Build the instance from @p env; no network I/O. @return 0, PW_ECONFIG (errbuf) or
      * PW_ENOMEM; close is called either way. */
     int (*init)(void *ctx, const struct pw_source_env *env, char *errbuf, size_t errlen);
@@ -76,6 +83,9 @@ struct pw_source_ops {
 /** The FHIR search source (adapters/source_fhir_search.c; config fhir_search.h). */
 extern const struct pw_source_ops pw_source_fhir_search;
 
+/** The source registry (daemon/core/source.c: one line per adapter; pw_adapter_register()). */
+extern struct pw_adapter_kind pw_source_kind;
+
 /** An instance of a source adapter. */
 struct pw_source {
     const struct pw_source_ops *ops;
@@ -96,11 +106,13 @@ int pw_source_new(struct pw_source **out, const struct pw_source_ops *ops,
 void pw_source_free(struct pw_source *src);
 
 /**
- * The source of configured server @p cs (conf.h), with the site's pain @p codes (NULL: the
- * built-in ones). Caller owns *out. @return 0, PW_ECONFIG (errbuf names the key) or PW_ENOMEM.
+ * The source of configured server @p cs (conf.h) whose effective config object is @p section
+ * (servers[i]: its "type" picks the adapter), with the site's pain @p codes (NULL: the built-in
+ * ones). Caller owns *out. @return 0, PW_ECONFIG (errbuf names the key) or PW_ENOMEM.
  */
-int pw_source_from_daemon(struct pw_source **out, const struct pw_conf_server *cs,
-                          const struct pw_conf_pain_codes *codes, char *errbuf, size_t errlen);
+int pw_source_from_conf(struct pw_source **out, const json_t *section,
+                        const struct pw_conf_server *cs, const struct pw_conf_pain_codes *codes,
+                        char *errbuf, size_t errlen);
 
 /*
  * The driver's side of a run, for adapters. All on the loop thread.
@@ -128,7 +140,8 @@ bool pw_source_run_stopping(const struct pw_source_run *run);
  * exactly once, never synchronously, unless this returns an error; after pw_sync_free() with
  * PW_ECANCELED. One request per run at a time. @return 0 or a negative PW_E*.
  */
-int pw_source_run_get(struct pw_source_run *run, const char *url, pw_http_done_fn *done, void *arg);
+int pw_source_run_get(struct pw_source_run *run, const char *url,
+                      void (*done)(void *arg, int err, const struct pw_http_resp *resp), void *arg);
 
 /**
  * Hand a page to the consumer (sync.h: ownership of @p resources passes; @p cursor is copied,

@@ -92,11 +92,28 @@ static void test_instant_parse_and_format(void **state)
     "    auth: {type: none}\n"               \
     "    cohort: {type: server-wide}\n"
 
+/* The searches the FHIR search source builds for server 0 of @p pc (the real config path:
+ * schema, effective section, the adapter's config_map and init), into @p out. */
+static void source_conf(struct pw_conf *pc, bool site_codes, struct pw_fhir_search_conf *out)
+{
+    const struct pw_conf_daemon *d = pw_conf_daemon(pc);
+    struct pw_source *src = NULL;
+    char err[256] = "";
+
+    if (pw_source_from_conf(&src, json_array_get(pw_conf_get(pc, "servers"), 0), &d->servers[0],
+                            site_codes ? &d->pain_codes : NULL, err, sizeof(err)) != 0) {
+        fail_msg("source: %s", err);
+    }
+    assert_ptr_equal(src->ops, &pw_source_fhir_search);
+    const struct pw_fhir_search *fs = src->ctx;
+    assert_int_equal(pw_fhir_search_conf_copy(out, &fs->conf), 0);
+    pw_source_free(src);
+}
+
 static void test_conf_defaults_and_config(void **state)
 {
     (void)state;
     struct pw_fhir_search_conf c;
-    char err[256] = "";
 
     assert_int_equal(pw_fhir_search_conf_init(&c, "ehr", "https://ehr.test/fhir"), 0);
     assert_int_equal(c.ntypes, 2);
@@ -120,9 +137,7 @@ static void test_conf_defaults_and_config(void **state)
     if (pw_conf_load_string(&pc, "test.yaml", "/tmp", yaml, strlen(yaml), &errs) != 0) {
         fail_msg("config did not load: %s", errs.n ? errs.lines[0] : "?");
     }
-    const struct pw_conf_daemon *d = pw_conf_daemon(pc);
-    assert_int_equal(pw_fhir_search_conf_from_daemon(&c, &d->servers[0], NULL, err, sizeof(err)),
-                     0);
+    source_conf(pc, false, &c);
     assert_string_equal(c.base, "https://other.test/R4");
     assert_int_equal(c.overlap_ms, 60000);
     assert_int_equal(c.lookback_ms, 3LL * 86400000);
@@ -155,7 +170,8 @@ static void expect_conf_error(const char *yaml, const char *fragment)
     if (rc == 0) {
         const struct pw_conf_daemon *d = pw_conf_daemon(pc);
         struct pw_source *src = NULL;
-        rc = pw_source_from_daemon(&src, &d->servers[0], &d->pain_codes, err, sizeof(err));
+        rc = pw_source_from_conf(&src, json_array_get(pw_conf_get(pc, "servers"), 0),
+                                 &d->servers[0], &d->pain_codes, err, sizeof(err));
         assert_null(src);
     } else if (errs.n) {
         snprintf(err, sizeof(err), "%s", errs.lines[0]);
@@ -572,8 +588,7 @@ static void test_conf_from_daemon_config(void **state)
     }
     const struct pw_conf_daemon *d = pw_conf_daemon(pc);
     assert_int_equal(d->n_servers, 1);
-    assert_int_equal(
-        pw_fhir_search_conf_from_daemon(&c, &d->servers[0], &d->pain_codes, err, sizeof(err)), 0);
+    source_conf(pc, true, &c);
     assert_string_equal(c.name, "epic");
     assert_string_equal(c.base, "https://ehr.test/api/FHIR/R4");
     assert_true(c.dialect.subject);

@@ -416,8 +416,7 @@ static void toy_run_cleanup(void *state)
 }
 
 static const struct pw_source_ops toy_ops = {
-    .name = "toy",
-    .ctx_size = sizeof(struct toy),
+    .adapter = {.name = "toy", .ctx_size = sizeof(struct toy)},
     .init = toy_init,
     .close = toy_close,
     .stream_type = toy_stream_type,
