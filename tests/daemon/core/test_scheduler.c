@@ -348,6 +348,8 @@ static void test_replace_server_between_cycles(void **state)
  * run one page of one resource with its cursor, or a failure for the patient "bad".
  */
 struct toy {
+    const char *label; /* its one config key (servers[].toy_label), borrowed during init */
+    char label_copy[32];
     unsigned runs;
     char p1_cursor[32]; /* the cursor the last run of patient p1 started from */
 };
@@ -358,10 +360,11 @@ struct toy_run {
 
 static int toy_init(void *ctx, const struct pw_source_env *env, char *errbuf, size_t errlen)
 {
-    (void)ctx;
+    struct toy *t = ctx;
     (void)errbuf;
     (void)errlen;
-    return env->typed ? 0 : PW_EINVAL;
+    snprintf(t->label_copy, sizeof(t->label_copy), "%s", t->label ? t->label : "");
+    return env->typed || env->section ? 0 : PW_EINVAL;
 }
 
 static void toy_close(void *ctx)
@@ -415,8 +418,20 @@ static void toy_run_cleanup(void *state)
     free(state);
 }
 
+static const struct pw_conf_field toy_map[] = {
+    {.name = "toy_label",
+     .type = PW_CONF_STRING,
+     .def = "plain",
+     .offset = offsetof(struct toy, label),
+     .help = "toy: a label"},
+    {0},
+};
+
 static const struct pw_source_ops toy_ops = {
-    .adapter = {.name = "toy", .ctx_size = sizeof(struct toy)},
+    .adapter = {.name = "toy",
+                .config_map = toy_map,
+                .ctx_size = sizeof(struct toy),
+                .help = "a source of the driver's test"},
     .init = toy_init,
     .close = toy_close,
     .stream_type = toy_stream_type,
@@ -484,6 +499,51 @@ static void test_driver_runs_any_source(void **state)
     free(dir);
 }
 
+/* The toy source registered as any adapter outside the tree is: the configuration accepts its
+ * type and its key beside the server's own, and builds it (the real config path). */
+static void test_source_declared_by_config(void **state)
+{
+    (void)state;
+    static const char yaml[] = "servers:\n"
+                               "  - name: toy\n"
+                               "    base_url: http://127.0.0.1:1/none\n"
+                               "    auth: {type: none}\n"
+                               "    cohort: {type: server-wide}\n"
+                               "    type: toy\n"
+                               "    toy_label: shiny\n";
+    struct pw_conf *conf = NULL;
+    struct pw_conf_errors errs = {0};
+    struct pw_source *src = NULL;
+    char err[256] = "";
+
+    assert_int_equal(pw_adapter_register(&pw_source_kind, &toy_ops.adapter), 0);
+    if (pw_conf_load_string(&conf, "toy.yaml", NULL, yaml, strlen(yaml), &errs) != 0) {
+        fail_msg("config: %s", errs.n ? errs.lines[0] : "?");
+    }
+    const struct pw_conf_daemon *cd = pw_conf_daemon(conf);
+    assert_int_equal(pw_source_from_conf(&src, json_array_get(pw_conf_get(conf, "servers"), 0),
+                                         &cd->servers[0], NULL, err, sizeof(err)),
+                     0);
+    assert_ptr_equal(src->ops, &toy_ops);
+    assert_string_equal(((struct toy *)src->ctx)->label_copy, "shiny");
+    pw_source_free(src);
+    pw_conf_free(conf);
+
+    /* A key of no source is refused, naming it. */
+    pw_conf_errors_cleanup(&errs);
+    static const char bad[] = "servers:\n"
+                              "  - name: toy\n"
+                              "    base_url: http://127.0.0.1:1/none\n"
+                              "    auth: {type: none}\n"
+                              "    cohort: {type: server-wide}\n"
+                              "    toy_labell: shiny\n";
+    assert_int_equal(pw_conf_load_string(&conf, "toy.yaml", NULL, bad, strlen(bad), &errs),
+                     PW_ECONFIG);
+    assert_true(errs.n >= 1);
+    assert_non_null(strstr(errs.lines[0], "servers[0].toy_labell"));
+    pw_conf_errors_cleanup(&errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +556,7 @@ int main(void)
         cmocka_unit_test(test_metadata_check),
         cmocka_unit_test(test_replace_server_between_cycles),
         cmocka_unit_test(test_driver_runs_any_source),
+        cmocka_unit_test(test_source_declared_by_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
