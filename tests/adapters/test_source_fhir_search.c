@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* adapters/source_fhir_search.c, pure parts: config, instants, URLs, origins, pages, cursors. */
+/* adapters/source_fhir_search.c and _page.c, pure parts: config, instants, URLs, origins, pages,
+ * cursors. */
 #include <stdlib.h>
 #include <string.h>
 
