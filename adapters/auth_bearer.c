@@ -11,7 +11,17 @@
 #include "painwatch/secret.h"
 
 struct bearer {
-    char *current; /* the token in use, to tell a rotated file from an unchanged one */
+    const char *token_file; /* config */
+    char *current;          /* the token in use, to tell a rotated file from an unchanged one */
+};
+
+static const struct pw_conf_field bearer_map[] = {
+    {.name = "token_file",
+     .type = PW_CONF_SECRET_PATH,
+     .flags = PW_CONF_F_REQUIRED,
+     .offset = offsetof(struct bearer, token_file),
+     .help = "file holding a static access token (re-read after a 401)"},
+    {0},
 };
 
 static int load(struct pw_auth *auth)
@@ -19,7 +29,7 @@ static int load(struct pw_auth *auth)
     struct bearer *b = pw_auth_ctx(auth);
     const struct pw_auth_conf *c = pw_auth_conf(auth);
     char *tok = NULL;
-    int err = pw_secret_read(c->token_file, &tok, NULL);
+    int err = pw_secret_read(b->token_file, &tok, NULL);
 
     if (err) {
         return err;
@@ -45,10 +55,10 @@ static int load(struct pw_auth *auth)
 
 static int bearer_init(struct pw_auth *auth)
 {
-    const struct pw_auth_conf *c = pw_auth_conf(auth);
+    const struct bearer *b = pw_auth_ctx(auth);
 
-    if (!c->token_file) {
-        pw_log_err(AUTH, "server %s: auth bearer needs token_file", c->server);
+    if (!b->token_file) {
+        pw_log_err(AUTH, "server %s: auth bearer needs token_file", pw_auth_conf(auth)->server);
         return PW_ECONFIG;
     }
     return load(auth);
@@ -73,7 +83,10 @@ static void bearer_cleanup(struct pw_auth *auth)
 }
 
 const struct pw_auth_ops pw_auth_bearer = {
-    .adapter = {.name = "bearer", .ctx_size = sizeof(struct bearer)},
+    .adapter = {.name = "bearer",
+                .config_map = bearer_map,
+                .ctx_size = sizeof(struct bearer),
+                .help = "a static access token from a file"},
     .init = bearer_init,
     .apply = pw_auth_bearer_apply,
     .refresh = NULL,

@@ -15,27 +15,58 @@
 #include "painwatch/secret.h"
 
 struct client_secret {
+    struct pw_auth_oauth oauth; /* config: token_url, client_id, scope; must stay first */
+    const char *secret_file;    /* config: client_secret_file */
+    const char *secret_method;  /* config: client_secret_method, basic | post */
     char *secret;
     bool post;
 };
+
+static const char *const secret_methods[] = {"basic", "post", NULL};
+
+static const struct pw_conf_field cs_map[] = {
+    PW_AUTH_OAUTH_FIELDS(struct client_secret),
+    {.name = "client_secret_file",
+     .type = PW_CONF_SECRET_PATH,
+     .flags = PW_CONF_F_REQUIRED,
+     .offset = offsetof(struct client_secret, secret_file),
+     .help = "file with the secret"},
+    {.name = "client_secret_method",
+     .type = PW_CONF_ENUM,
+     .def = "basic",
+     .allowed = secret_methods,
+     .offset = offsetof(struct client_secret, secret_method),
+     .help = "HTTP Basic or form post"},
+    {0},
+};
+
+static void cs_check(struct pw_conf_ctx *ctx, const json_t *section, const char *path)
+{
+    pw_conf_check_token_url(ctx, section, path);
+}
 
 static int cs_init(struct pw_auth *auth)
 {
     struct client_secret *cs = pw_auth_ctx(auth);
     const struct pw_auth_conf *c = pw_auth_conf(auth);
+    int err;
 
-    if (!c->client_id || !c->secret_file) {
+    if (!cs->oauth.client_id || !cs->secret_file) {
         pw_log_err(AUTH, "server %s: auth client-secret needs client_id and secret_file",
                    c->server);
         return PW_ECONFIG;
     }
-    if (c->secret_method && strcmp(c->secret_method, "post") != 0 &&
-        strcmp(c->secret_method, "basic") != 0) {
+    if (cs->secret_method && strcmp(cs->secret_method, "post") != 0 &&
+        strcmp(cs->secret_method, "basic") != 0) {
         pw_log_err(AUTH, "server %s: secret_method must be basic or post", c->server);
         return PW_ECONFIG;
     }
-    cs->post = c->secret_method && strcmp(c->secret_method, "post") == 0;
-    return pw_secret_read(c->secret_file, &cs->secret, NULL);
+    err = pw_auth_oauth_use(auth, &cs->oauth);
+    if (err) {
+        return err;
+    }
+    cs->post = cs->secret_method && strcmp(cs->secret_method, "post") == 0;
+    return pw_secret_read(cs->secret_file, &cs->secret, NULL);
 }
 
 /* Authorization: Basic base64(urlencode(id) ":" urlencode(secret)), RFC 6749 2.3.1. */
@@ -83,7 +114,7 @@ out:
 static int cs_form(struct pw_auth *auth, const char *aud, struct pw_http_req *req, char **form)
 {
     struct client_secret *cs = pw_auth_ctx(auth);
-    const char *id = pw_auth_conf(auth)->client_id;
+    const char *id = cs->oauth.client_id;
     int err;
 
     (void)aud;
@@ -108,7 +139,11 @@ static void cs_cleanup(struct pw_auth *auth)
 }
 
 const struct pw_auth_ops pw_auth_client_secret = {
-    .adapter = {.name = "client-secret", .ctx_size = sizeof(struct client_secret)},
+    .adapter = {.name = "client-secret",
+                .config_map = cs_map,
+                .ctx_size = sizeof(struct client_secret),
+                .check = cs_check,
+                .help = "OAuth client_credentials with a client secret from a file"},
     .init = cs_init,
     .apply = pw_auth_bearer_apply,
     .refresh = cs_refresh,

@@ -28,9 +28,42 @@
 #define ES384_PART           48 /* bytes of r and of s for P-384 */
 
 struct smart {
+    struct pw_auth_oauth oauth; /* config: token_url, client_id, scope; must stay first */
+    const char *key_file;       /* config: private_key_file */
+    const char *alg;            /* config: RS384 | ES384; NULL: chosen from the key type */
+    const char *key_id;         /* config: kid */
     EVP_PKEY *key;
     bool es384;
 };
+
+static const char *const jws_algs[] = {"RS384", "ES384", NULL};
+
+static const struct pw_conf_field smart_map[] = {
+    PW_AUTH_OAUTH_FIELDS(struct smart),
+    {.name = "private_key_file",
+     .type = PW_CONF_SECRET_PATH,
+     .flags = PW_CONF_F_REQUIRED,
+     .offset = offsetof(struct smart, key_file),
+     .help = "PEM private key, RSA (2048 bits or more) or EC P-384"},
+    {.name = "alg",
+     .type = PW_CONF_ENUM,
+     .def = "RS384",
+     .allowed = jws_algs,
+     .offset = offsetof(struct smart, alg),
+     .help = "client assertion algorithm (must match the key)"},
+    {.name = "kid",
+     .type = PW_CONF_STRING,
+     .offset = offsetof(struct smart, key_id),
+     .help = "key id registered with the EHR (JWKS)"},
+    {0},
+};
+
+static void smart_check(struct pw_conf_ctx *ctx, const json_t *section, const char *path)
+{
+    pw_conf_need(ctx, section, path, "kid",
+                 "with type smart-backend (the key's id in the registered JWKS)");
+    pw_conf_check_token_url(ctx, section, path);
+}
 
 static void log_ssl(const char *server, const char *what)
 {
@@ -47,7 +80,7 @@ static int load_key(struct pw_auth *auth, struct smart *sm)
     const struct pw_auth_conf *c = pw_auth_conf(auth);
     char *pem = NULL;
     size_t len = 0;
-    int err = pw_secret_read(c->key_file, &pem, &len);
+    int err = pw_secret_read(sm->key_file, &pem, &len);
     BIO *bio;
 
     if (err) {
@@ -84,8 +117,8 @@ static int pick_alg(struct pw_auth *auth, struct smart *sm)
         pw_log_err(AUTH, "server %s: key must be RSA (RS384) or EC P-384 (ES384)", c->server);
         return PW_ECONFIG;
     }
-    if (c->alg && strcmp(c->alg, sm->es384 ? "ES384" : "RS384") != 0) {
-        pw_log_err(AUTH, "server %s: alg %s does not match the %s key", c->server, c->alg,
+    if (sm->alg && strcmp(sm->alg, sm->es384 ? "ES384" : "RS384") != 0) {
+        pw_log_err(AUTH, "server %s: alg %s does not match the %s key", c->server, sm->alg,
                    sm->es384 ? "EC P-384" : "RSA");
         return PW_ECONFIG;
     }
@@ -98,14 +131,18 @@ static int smart_init(struct pw_auth *auth)
     const struct pw_auth_conf *c = pw_auth_conf(auth);
     int err;
 
-    if (!c->client_id || !c->key_file || !c->key_id) {
+    if (!sm->oauth.client_id || !sm->key_file || !sm->key_id) {
         pw_log_err(AUTH, "server %s: auth smart-backend needs client_id, key_file and key_id",
                    c->server);
         return PW_ECONFIG;
     }
-    if (c->alg && strcmp(c->alg, "RS384") != 0 && strcmp(c->alg, "ES384") != 0) {
+    if (sm->alg && strcmp(sm->alg, "RS384") != 0 && strcmp(sm->alg, "ES384") != 0) {
         pw_log_err(AUTH, "server %s: alg must be RS384 or ES384", c->server);
         return PW_ECONFIG;
+    }
+    err = pw_auth_oauth_use(auth, &sm->oauth);
+    if (err) {
+        return err;
     }
     err = load_key(auth, sm);
     if (!err) {
@@ -226,9 +263,9 @@ static char *make_assertion(struct pw_auth *auth, struct smart *sm, const char *
         snprintf(jti + 2 * i, 3, "%02x", rnd[i]);
     }
     h = b64url_json(json_pack("{s:s, s:s, s:s}", "alg", sm->es384 ? "ES384" : "RS384", "kid",
-                              c->key_id, "typ", "JWT"));
-    p = b64url_json(json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "iss", c->client_id, "sub",
-                              c->client_id, "aud", aud, "iat", (json_int_t)now, "exp",
+                              sm->key_id, "typ", "JWT"));
+    p = b64url_json(json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "iss", sm->oauth.client_id, "sub",
+                              sm->oauth.client_id, "aud", aud, "iat", (json_int_t)now, "exp",
                               (json_int_t)now + ASSERTION_LIFETIME_S, "jti", jti));
     if (!h || !p) {
         goto out;
@@ -295,7 +332,12 @@ static void smart_cleanup(struct pw_auth *auth)
 }
 
 const struct pw_auth_ops pw_auth_smart_backend = {
-    .adapter = {.name = "smart-backend", .ctx_size = sizeof(struct smart)},
+    .adapter = {.name = "smart-backend",
+                .config_map = smart_map,
+                .ctx_size = sizeof(struct smart),
+                .check = smart_check,
+                .help = "SMART Backend Services: client_credentials with a signed JWT assertion "
+                        "(the usual choice for a system-to-system gateway)"},
     .init = smart_init,
     .apply = pw_auth_bearer_apply,
     .refresh = smart_refresh,

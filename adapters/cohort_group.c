@@ -4,6 +4,7 @@
  * refresh interval. A failed re-read keeps the previous members (a server hiccup must not stop
  * the watch of every patient).
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +23,9 @@
 #include "painwatch/sync.h"
 
 struct group_ctx {
+    const char *group;  /* config: "Group/<id>" or "<id>" */
+    int64_t refresh_ms; /* config: refresh; 0: the source's group_refresh_ms, else 1 h */
     char id[PW_ID_MAX];
-    uint64_t refresh_ms;  /* 0: the source's group_refresh_ms, else 1 h */
     int64_t next_ms;      /* next re-read; 0 = never read */
     uint64_t interval_ms; /* the interval in force for the read in flight */
     bool loaded;
@@ -33,6 +35,27 @@ struct group_ctx {
     pw_cohort_done_fn *done;
     void *arg;
 };
+
+static const struct pw_conf_field group_map[] = {
+    {.name = "group",
+     .type = PW_CONF_STRING,
+     .offset = offsetof(struct group_ctx, group),
+     .help = "the Group whose members are watched (Group/<id>)"},
+    {.name = "refresh",
+     .type = PW_CONF_DURATION,
+     .def = "1h",
+     .min = 60 * 1000.0,
+     .max = 7 * 24 * 3600 * 1000.0,
+     .offset = offsetof(struct group_ctx, refresh_ms),
+     .help = "how often the Group is re-read"},
+    {0},
+};
+
+static void group_check(struct pw_conf_ctx *ctx, const json_t *section, const char *path)
+{
+    pw_conf_need(ctx, section, path, "group",
+                 "with type group (a Group id, e.g. Group/pain-cohort)");
+}
 
 static void ids_free(char **ids, size_t n)
 {
@@ -102,40 +125,27 @@ int pw_cohort_group_members(const json_t *group, int64_t now_ms, char ***out_ids
 
 static int group_open(struct pw_cohort *c, const json_t *conf, char *errbuf, size_t errlen)
 {
-    const char *key;
-    json_t *v;
-    struct group_ctx *ctx = calloc(1, sizeof(*ctx));
+    struct group_ctx *ctx = c->ctx;
+    const char *g = ctx->group;
 
-    if (!ctx) {
-        return PW_ENOMEM;
-    }
-    c->ctx = ctx;
+    (void)conf;
     ctx->cohort = c;
-    json_object_foreach((json_t *)(uintptr_t)conf, key, v)
-    {
-        if (strcmp(key, "group") == 0 && json_is_string(v)) {
-            const char *g = json_string_value(v);
-            if (strncmp(g, "Group/", 6) == 0) {
-                g += 6;
-            }
-            size_t len = strlen(g);
-            if (len == 0 || len >= sizeof(ctx->id) ||
-                strspn(g, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.") !=
-                    len) {
-                snprintf(errbuf, errlen, "cohort.group: expected Group/<id>");
-                return PW_ECONFIG;
-            }
-            memcpy(ctx->id, g, len + 1);
-        } else if (strcmp(key, "refresh_s") == 0 && json_is_integer(v) &&
-                   json_integer_value(v) >= 10 && json_integer_value(v) <= 7 * 86400) {
-            ctx->refresh_ms = (uint64_t)json_integer_value(v) * 1000u;
-        } else if (strcmp(key, "type") != 0) {
-            snprintf(errbuf, errlen, "cohort.%s: unknown key or bad value", key);
-            return PW_ECONFIG;
-        }
-    }
-    if (!ctx->id[0]) {
+    if (!g) {
         snprintf(errbuf, errlen, "cohort.group: required for a group cohort");
+        return PW_ECONFIG;
+    }
+    if (strncmp(g, "Group/", 6) == 0) {
+        g += 6;
+    }
+    size_t len = strlen(g);
+    if (len == 0 || len >= sizeof(ctx->id) ||
+        strspn(g, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.") != len) {
+        snprintf(errbuf, errlen, "cohort.group: expected Group/<id>");
+        return PW_ECONFIG;
+    }
+    memcpy(ctx->id, g, len + 1);
+    if (ctx->refresh_ms < 0) {
+        snprintf(errbuf, errlen, "cohort.refresh: must not be negative");
         return PW_ECONFIG;
     }
     return 0;
@@ -214,7 +224,7 @@ static int group_refresh(struct pw_cohort *c, const struct pw_cohort_env *env, i
         return err;
     }
     ctx->now_ms = now_ms;
-    ctx->interval_ms = ctx->refresh_ms   ? ctx->refresh_ms
+    ctx->interval_ms = ctx->refresh_ms   ? (uint64_t)ctx->refresh_ms
                        : env->refresh_ms ? env->refresh_ms
                                          : 3600u * 1000u;
     ctx->done = done;
@@ -227,15 +237,13 @@ static int group_refresh(struct pw_cohort *c, const struct pw_cohort_env *env, i
     return err;
 }
 
-static void group_close(struct pw_cohort *c)
-{
-    free(c->ctx);
-    c->ctx = NULL;
-}
-
 const struct pw_cohort_ops pw_cohort_group = {
-    .adapter = {.name = "group"},
+    .adapter = {.name = "group",
+                .config_map = group_map,
+                .ctx_size = sizeof(struct group_ctx),
+                .check = group_check,
+                .help = "the members of a FHIR Group, re-read every `refresh`"},
     .open = group_open,
     .refresh = group_refresh,
-    .close = group_close,
+    .close = NULL,
 };

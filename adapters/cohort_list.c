@@ -3,6 +3,7 @@
  * The "list" cohort: a text file with one Patient id or reference per line ('#' comments).
  * The file is re-read when its modification time changes; a broken edit keeps the old list.
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +18,23 @@
 #include "painwatch/log.h"
 
 struct list_ctx {
-    char *path;
+    const char *path; /* config: file */
     struct timespec mtime;
 };
+
+static const struct pw_conf_field list_map[] = {
+    {.name = "file",
+     .type = PW_CONF_PATH,
+     .flags = PW_CONF_F_MUST_EXIST,
+     .offset = offsetof(struct list_ctx, path),
+     .help = "patient references, one per line ('#' starts a comment), re-read when it changes"},
+    {0},
+};
+
+static void list_check(struct pw_conf_ctx *ctx, const json_t *section, const char *path)
+{
+    pw_conf_need(ctx, section, path, "file", "with type list (one patient reference per line)");
+}
 
 static void ids_free(char **ids, size_t n)
 {
@@ -139,29 +154,13 @@ static int list_load(struct pw_cohort *c, char *errbuf, size_t errlen)
 
 static int list_open(struct pw_cohort *c, const json_t *conf, char *errbuf, size_t errlen)
 {
-    const char *key;
-    json_t *v;
-    const char *path = NULL;
+    const struct list_ctx *ctx = c->ctx;
 
-    json_object_foreach((json_t *)(uintptr_t)conf, key, v)
-    {
-        if (strcmp(key, "file") == 0 && json_is_string(v) && json_string_length(v) > 0) {
-            path = json_string_value(v);
-        } else if (strcmp(key, "type") != 0) {
-            snprintf(errbuf, errlen, "cohort.%s: unknown key or bad value", key);
-            return PW_ECONFIG;
-        }
-    }
-    if (!path) {
+    (void)conf;
+    if (!ctx->path || !ctx->path[0]) {
         snprintf(errbuf, errlen, "cohort.file: required for a list cohort");
         return PW_ECONFIG;
     }
-    struct list_ctx *ctx = calloc(1, sizeof(*ctx));
-    if (!ctx || !(ctx->path = strdup(path))) {
-        free(ctx);
-        return PW_ENOMEM;
-    }
-    c->ctx = ctx;
     return list_load(c, errbuf, errlen);
 }
 
@@ -193,19 +192,13 @@ static int list_refresh(struct pw_cohort *c, const struct pw_cohort_env *env, in
     return 1;
 }
 
-static void list_close(struct pw_cohort *c)
-{
-    struct list_ctx *ctx = c->ctx;
-    if (ctx) {
-        free(ctx->path);
-        free(ctx);
-        c->ctx = NULL;
-    }
-}
-
 const struct pw_cohort_ops pw_cohort_list = {
-    .adapter = {.name = "list"},
+    .adapter = {.name = "list",
+                .config_map = list_map,
+                .ctx_size = sizeof(struct list_ctx),
+                .check = list_check,
+                .help = "a file of patient references"},
     .open = list_open,
     .refresh = list_refresh,
-    .close = list_close,
+    .close = NULL,
 };

@@ -10,13 +10,13 @@
 
 static int server_open(struct pw_cohort *c, const json_t *conf, char *errbuf, size_t errlen)
 {
-    const char *key;
-    json_t *v;
+    static const char *const others[] = {"file", "group"};
 
-    json_object_foreach((json_t *)(uintptr_t)conf, key, v)
-    {
-        if (strcmp(key, "type") != 0) {
-            snprintf(errbuf, errlen, "cohort.%s: unknown key", key);
+    /* A patient list or a Group beside server-wide is a contradiction, not a detail. */
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        const json_t *v = json_object_get(conf, others[i]);
+        if (v && !json_is_null(v)) {
+            snprintf(errbuf, errlen, "cohort.%s: not a key of a server-wide cohort", others[i]);
             return PW_ECONFIG;
         }
     }
@@ -36,7 +36,9 @@ static int server_refresh(struct pw_cohort *c, const struct pw_cohort_env *env, 
 }
 
 const struct pw_cohort_ops pw_cohort_server = {
-    .adapter = {.name = "server"},
+    .adapter = {.name = "server-wide",
+                .help = "search without a patient (only where the server allows it; Epic, "
+                        "Oracle Health and athena require a patient on Observation searches)"},
     .open = server_open,
     .refresh = server_refresh,
     .close = NULL,

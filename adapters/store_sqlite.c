@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,10 +210,21 @@ static const char *const stmt_sql[S_COUNT] = {
 };
 
 struct sq {
+    const char *conf_path; /* config: path (borrowed during sq_open only) */
     sqlite3 *db;
     char path[4096];
     sqlite3_stmt *stmt[S_COUNT];
     int64_t exact_from; /* first staged seq of a chunk to merge in staging order; 0: none */
+};
+
+static const struct pw_conf_field sq_map[] = {
+    {.name = "path",
+     .type = PW_CONF_PATH,
+     .def = "painwatch.db",
+     .flags = PW_CONF_F_STATE,
+     .offset = offsetof(struct sq, conf_path),
+     .help = "the database file, relative to state_dir"},
+    {0},
 };
 
 static struct sq *sq_of(struct pw_store *st)
@@ -553,21 +565,19 @@ static int sq_open(struct pw_store *st, const struct pw_store_opts *opts)
     int err;
     int target = opts->schema_max > 0 ? opts->schema_max : PW_STORE_SCHEMA_VERSION;
 
-    if ((!opts->path || !opts->path[0]) && (!opts->dir || !opts->dir[0])) {
+    const char *path = opts->path && opts->path[0] ? opts->path : sq_of(st)->conf_path;
+
+    if ((!path || !path[0]) && (!opts->dir || !opts->dir[0])) {
         return PW_EINVAL;
     }
     if (target > PW_STORE_SCHEMA_VERSION) {
         return PW_EINVAL;
     }
-    sq = calloc(1, sizeof(*sq));
-    if (!sq) {
-        return PW_ENOMEM;
-    }
-    st->ctx = sq;
-    if ((size_t)(opts->path && opts->path[0]
-                     ? snprintf(sq->path, sizeof(sq->path), "%s", opts->path)
-                     : snprintf(sq->path, sizeof(sq->path), "%s/painwatch.db", opts->dir)) >=
-        sizeof(sq->path)) {
+    sq = sq_of(st);
+    sq->conf_path = NULL; /* borrowed for open only */
+    if ((size_t)(path && path[0] ? snprintf(sq->path, sizeof(sq->path), "%s", path)
+                                 : snprintf(sq->path, sizeof(sq->path), "%s/painwatch.db",
+                                            opts->dir)) >= sizeof(sq->path)) {
         err = PW_E2BIG;
         goto fail;
     }
@@ -597,8 +607,7 @@ static int sq_open(struct pw_store *st, const struct pw_store_opts *opts)
     return 0;
 fail:
     sqlite3_close(sq->db);
-    free(sq);
-    st->ctx = NULL;
+    sq->db = NULL;
     return err;
 }
 
@@ -615,8 +624,6 @@ static void sq_close(struct pw_store *st)
     if (sqlite3_close(sq->db) != SQLITE_OK) {
         pw_log_err(STORE, "%s: close: %s", sq->path, sqlite3_errmsg(sq->db));
     }
-    free(sq);
-    st->ctx = NULL;
 }
 
 /* Frees every cache page no statement holds: the daemon is idle, the next poll re-reads what
@@ -1343,7 +1350,10 @@ static int sq_operator_audited(struct pw_store *st, int64_t id)
 }
 
 const struct pw_store_ops pw_store_sqlite = {
-    .adapter = {.name = "sqlite"},
+    .adapter = {.name = "sqlite",
+                .config_map = sq_map,
+                .ctx_size = sizeof(struct sq),
+                .help = "SQLite (WAL mode), one file"},
     .open = sq_open,
     .close = sq_close,
     .schema_version = sq_schema_version,

@@ -184,7 +184,8 @@ static int from_config(const char *conf_path, char *key, size_t key_len, struct 
     }
     if (sa) {
         snprintf(sa->dir, sizeof(sa->dir), "%s", cd->state_dir ? cd->state_dir : "");
-        snprintf(sa->path, sizeof(sa->path), "%s", cd->store.path ? cd->store.path : "");
+        const char *path = json_string_value(json_object_get(cd->store.section, "path"));
+        snprintf(sa->path, sizeof(sa->path), "%s", path ? path : "");
         snprintf(sa->backend, sizeof(sa->backend), "%s", cd->store.type ? cd->store.type : "");
     }
     rc = fl ? trail_files(cd->audit.path, fl) : 0;

@@ -75,10 +75,19 @@ static const char *jstr(const json_t *o, const char *key)
     return s ? s : "?";
 }
 
+/* A key of the auth section as configured (NULL when unset). */
+static const char *akey(const struct pw_conf_server *s, const char *key)
+{
+    return json_string_value(json_object_get(s->auth.section, key));
+}
+
 /* Step 1: a token. @return true when the server can be asked with credentials. */
 static bool test_token(uv_loop_t *loop, const struct pw_conf_server *s, struct pw_auth *auth)
 {
-    const struct pw_conf_auth *ca = &s->auth;
+    const char *client_id = akey(s, "client_id");
+    const char *token_url = akey(s, "token_url");
+    const char *token_file = akey(s, "token_file");
+    const char *kid = akey(s, "kid");
     struct probe p = {0};
     int rc;
 
@@ -88,7 +97,7 @@ static bool test_token(uv_loop_t *loop, const struct pw_conf_server *s, struct p
     }
     if (!pw_auth_can_refresh(auth)) {
         printf("%s: auth: %s: the token in %s is sent as is (nothing to obtain)\n", s->name,
-               ca->type, ca->token_file ? ca->token_file : "token_file");
+               s->auth.type, token_file ? token_file : "token_file");
         return true;
     }
     rc = pw_auth_refresh(auth, on_token, &p);
@@ -99,12 +108,12 @@ static bool test_token(uv_loop_t *loop, const struct pw_conf_server *s, struct p
     if (rc < 0) {
         printf("%s: token: FAILED: %s (client_id %s, token endpoint %s); the line above says "
                "what the endpoint answered\n",
-               s->name, pw_strerror(rc), ca->client_id ? ca->client_id : "?",
-               ca->token_url ? ca->token_url : "discovered from .well-known/smart-configuration");
+               s->name, pw_strerror(rc), client_id ? client_id : "?",
+               token_url ? token_url : "discovered from .well-known/smart-configuration");
         return false;
     }
-    printf("%s: token: obtained (%s, client_id %s%s%s)\n", s->name, ca->type,
-           ca->client_id ? ca->client_id : "?", ca->kid ? ", kid " : "", ca->kid ? ca->kid : "");
+    printf("%s: token: obtained (%s, client_id %s%s%s)\n", s->name, s->auth.type,
+           client_id ? client_id : "?", kid ? ", kid " : "", kid ? kid : "");
     return true;
 }
 
@@ -190,7 +199,7 @@ static int auth_test(const char *file, const char *only)
     rc = pw_http_new(&http, &loop);
     for (size_t i = 0; rc == 0 && i < cd->n_servers; i++) {
         const struct pw_conf_server *s = &cd->servers[i];
-        const struct pw_conf_auth *ca = &s->auth;
+        const struct pw_conf_adapter_ref *ca = &s->auth;
         struct pw_http_server hs = pw_conf_server_http(s);
         char scope[512];
         struct pw_auth_conf ac = pw_conf_server_auth(s, scope, sizeof(scope));

@@ -140,8 +140,8 @@ static int backup(const char *file, const char *dest)
         return 2;
     }
     const struct pw_conf_daemon *cd = pw_conf_daemon(conf);
-    struct pw_store_opts so = {
-        .backend = cd->store.type, .path = cd->store.path, .read_only = true};
+    struct pw_store_opts so = {.section = cd->store.section, .read_only = true};
+    const char *where = json_string_value(json_object_get(cd->store.section, "path"));
     snprintf(path, sizeof(path), "%s/audit", dest);
     if ((mkdir(dest, 0700) != 0 && errno != EEXIST) ||
         (mkdir(path, 0700) != 0 && errno != EEXIST)) {
@@ -159,8 +159,8 @@ static int backup(const char *file, const char *dest)
         pw_store_close(st);
     }
     if (err) {
-        fprintf(stderr, "painwatch backup: the store %s -> %s/painwatch.db: %s%s\n", cd->store.path,
-                dest, pw_strerror(err),
+        fprintf(stderr, "painwatch backup: the store %s -> %s/painwatch.db: %s%s\n",
+                where ? where : cd->store.type, dest, pw_strerror(err),
                 err == PW_EEXIST ? " (a previous backup: choose a new DIR)" : "");
         pw_conf_free(conf);
         return err == PW_EEXIST ? 2 : 1;

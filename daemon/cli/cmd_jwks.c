@@ -175,7 +175,10 @@ static int from_config(const char *file, const char *only)
     }
     const struct pw_conf_daemon *cd = pw_conf_daemon(conf);
     for (size_t i = 0; i < cd->n_servers && status == 0; i++) {
-        const struct pw_conf_auth *ca = &cd->servers[i].auth;
+        const struct pw_conf_adapter_ref *ca = &cd->servers[i].auth;
+        const char *kid = json_string_value(json_object_get(ca->section, "kid"));
+        const char *key_file = json_string_value(json_object_get(ca->section, "private_key_file"));
+        const char *alg = json_string_value(json_object_get(ca->section, "alg"));
         bool seen = false;
 
         if ((only && strcmp(only, cd->servers[i].name) != 0) || !ca->type ||
@@ -186,13 +189,12 @@ static int from_config(const char *file, const char *only)
         for (size_t k = 0; k < json_array_size(keys); k++) {
             seen =
                 seen || !strcmp(json_string_value(json_object_get(json_array_get(keys, k), "kid")),
-                                ca->kid ? ca->kid : "");
+                                kid ? kid : "");
         }
         if (seen) {
             continue;
         }
-        json_t *jwk =
-            ca->private_key_file && ca->kid ? jwk_of(ca->private_key_file, ca->kid, ca->alg) : NULL;
+        json_t *jwk = key_file && kid ? jwk_of(key_file, kid, alg) : NULL;
         if (!jwk || json_array_append_new(keys, jwk) != 0) {
             status = 2;
         }

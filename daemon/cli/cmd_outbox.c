@@ -116,6 +116,7 @@ static int open_store(const struct opts *o, bool read_only, struct pw_store **ou
     struct pw_store_opts so = {.dir = o->state_dir, .read_only = read_only};
     struct pw_conf *conf = NULL;
     struct pw_conf_errors errs = {0};
+    const char *where = NULL;
     int err;
 
     if (o->config) {
@@ -129,14 +130,15 @@ static int open_store(const struct opts *o, bool read_only, struct pw_store **ou
             return 2;
         }
         pw_conf_errors_cleanup(&errs);
-        so.backend = pw_conf_daemon(conf)->store.type;
-        so.path = pw_conf_daemon(conf)->store.path;
+        so.section = pw_conf_daemon(conf)->store.section;
         so.dir = NULL;
+        where = json_string_value(json_object_get(so.section, "path"));
     }
     err = pw_store_open(out, &so);
     if (err) {
         fprintf(stderr, "painwatch outbox: cannot open the store %s%s: %s\n",
-                so.path ? so.path : so.dir, so.path ? "" : "/painwatch.db", pw_strerror(err));
+                where ? where : (so.dir ? so.dir : "(unset)"), where ? "" : "/painwatch.db",
+                pw_strerror(err));
     }
     pw_conf_free(conf);
     return err ? 2 : 0;

@@ -62,8 +62,10 @@ struct listener {
 struct pw_auth {
     const struct pw_auth_ops *ops;
     struct pw_http *http;
-    struct pw_auth_conf conf; /* strings owned */
+    struct pw_auth_conf conf; /* strings owned, section referenced */
     void *ctx;
+    const struct pw_auth_oauth *oauth; /* in ctx: pw_auth_oauth_use(); NULL: not OAuth */
+    json_t *section;                   /* the reference to conf.section */
     struct life *life;
     char *token;
     uint64_t renew_at_ms; /* 0: no expiry known */
@@ -77,17 +79,23 @@ struct pw_auth {
     char token_server[600]; /* pw_http server name of the current token endpoint */
 };
 
-/* One line per auth adapter (conf_map.h); the order is the one `config describe` shows. */
+/*
+ * The registry: one line per auth adapter (conf_map.h, README "Adding an adapter"), in the order
+ * `config describe` and the "type" error message show.
+ */
+#define AUTHS(X)             \
+    X(pw_auth_none)          \
+    X(pw_auth_bearer)        \
+    X(pw_auth_client_secret) \
+    X(pw_auth_smart_backend)
+
+#define DECLARE(ops) extern const struct pw_auth_ops ops;
+AUTHS(DECLARE)
+
 struct pw_adapter_kind pw_auth_kind = {
     .name = "auth",
     .type_help = "how painwatch authenticates to this server",
-    .adapters =
-        {
-            &pw_auth_none.adapter,
-            &pw_auth_bearer.adapter,
-            &pw_auth_client_secret.adapter,
-            &pw_auth_smart_backend.adapter,
-        },
+    .adapters = {AUTHS(PW_ADAPTER_ENTRY)},
 };
 
 static uint64_t (*clock_fn)(void);
@@ -196,27 +204,24 @@ static void life_put(struct life *l)
 
 static void conf_free(struct pw_auth_conf *c)
 {
-    const char **f[] = {&c->type,          &c->server,    &c->fhir_base,   &c->token_endpoint,
-                        &c->token_ca_file, &c->client_id, &c->scope,       &c->key_file,
-                        &c->key_id,        &c->alg,       &c->secret_file, &c->secret_method,
-                        &c->token_file,    &c->proxy};
+    const char **f[] = {&c->type,          &c->server, &c->fhir_base,
+                        &c->token_ca_file, &c->scope,  &c->proxy};
 
     for (size_t i = 0; i < PW_ARRAY_SIZE(f); i++) {
         free((char *)(uintptr_t)*f[i]);
         *f[i] = NULL;
     }
+    c->section = NULL; /* the reference is auth->section */
 }
 
 static int conf_copy(struct pw_auth_conf *d, const struct pw_auth_conf *s)
 {
-    const char *const *src[] = {
-        &s->type,        &s->server,        &s->fhir_base,  &s->token_endpoint, &s->token_ca_file,
-        &s->client_id,   &s->scope,         &s->key_file,   &s->key_id,         &s->alg,
-        &s->secret_file, &s->secret_method, &s->token_file, &s->proxy};
-    const char **dst[] = {&d->type,          &d->server,    &d->fhir_base,   &d->token_endpoint,
-                          &d->token_ca_file, &d->client_id, &d->scope,       &d->key_file,
-                          &d->key_id,        &d->alg,       &d->secret_file, &d->secret_method,
-                          &d->token_file,    &d->proxy};
+    const char *const *src[] = {&s->type,          &s->server, &s->fhir_base,
+                                &s->token_ca_file, &s->scope,  &s->proxy};
+    const char **dst[] = {&d->type,          &d->server, &d->fhir_base,
+                          &d->token_ca_file, &d->scope,  &d->proxy};
+
+    d->section = s->section;
 
     for (size_t i = 0; i < PW_ARRAY_SIZE(src); i++) {
         if (*src[i]) {
@@ -233,31 +238,45 @@ static int check_token_url(const struct pw_auth *auth, const char *url);
 
 int pw_auth_new(struct pw_auth **out, struct pw_http *http, const struct pw_auth_conf *conf)
 {
-    const struct pw_auth_ops *ops;
+    const struct pw_adapter *adapter = NULL;
+    const char *type;
     struct pw_auth *auth;
+    void *ctx = NULL;
+    char why[256];
     int err;
 
     if (!out || !http || !conf || !conf->server) {
         return PW_EINVAL;
     }
-    ops = pw_auth_lookup(conf->type ? conf->type : "none");
-    if (!ops) {
-        pw_log_err(AUTH, "server %s: unknown auth type '%s'", conf->server, conf->type);
+    type = conf->type ? conf->type : json_string_value(json_object_get(conf->section, "type"));
+    type = type ? type : "none";
+    if (!pw_adapter_find(&pw_auth_kind, type)) {
+        pw_log_err(AUTH, "server %s: unknown auth type '%s'", conf->server, type);
         return PW_ECONFIG;
     }
     if (!pw_http_server_has(http, conf->server)) {
         pw_log_err(AUTH, "auth for unknown server %s", conf->server);
         return PW_ENOENT;
     }
+    err = pw_adapter_instantiate(&pw_auth_kind, conf->section, type, &adapter, &ctx, why,
+                                 sizeof(why));
+    if (err) {
+        if (err == PW_ECONFIG) {
+            pw_log_err(AUTH, "server %s: %s", conf->server, why);
+        }
+        return err;
+    }
     auth = calloc(1, sizeof(*auth));
     if (!auth) {
+        free(ctx);
         return PW_ENOMEM;
     }
-    auth->ops = ops;
+    auth->ops = pw_adapter_ops(adapter);
     auth->http = http;
+    auth->ctx = ctx;
+    auth->section = pw_conf_ref(conf->section);
     auth->life = calloc(1, sizeof(*auth->life));
-    auth->ctx = calloc(1, ops->adapter.ctx_size ? ops->adapter.ctx_size : 1);
-    if (!auth->life || !auth->ctx) {
+    if (!auth->life) {
         err = PW_ENOMEM;
         goto fail;
     }
@@ -267,14 +286,7 @@ int pw_auth_new(struct pw_auth **out, struct pw_http *http, const struct pw_auth
     if (err) {
         goto fail;
     }
-    /* A configured token endpoint is checked now: a bad one is a startup error. */
-    if (conf->token_endpoint) {
-        err = check_token_url(auth, conf->token_endpoint);
-        if (err) {
-            goto fail;
-        }
-    }
-    err = ops->init(auth);
+    err = auth->ops->init(auth);
     if (err) {
         goto fail;
     }
@@ -284,6 +296,24 @@ fail:
     auth->ops = NULL; /* init failed: nothing for cleanup */
     pw_auth_free(auth);
     return err;
+}
+
+int pw_auth_oauth_use(struct pw_auth *auth, const struct pw_auth_oauth *oauth)
+{
+    if (!oauth->client_id) {
+        pw_log_err(AUTH, "server %s: auth %s needs client_id", auth->conf.server,
+                   auth->ops->adapter.name);
+        return PW_ECONFIG;
+    }
+    /* A configured token endpoint is checked now: a bad one is a startup error. */
+    if (oauth->token_url) {
+        int err = check_token_url(auth, oauth->token_url);
+        if (err) {
+            return err;
+        }
+    }
+    auth->oauth = oauth;
+    return 0;
 }
 
 static void finish(struct attempt *a, int err, const struct pw_http_resp *resp);
@@ -315,6 +345,7 @@ void pw_auth_free(struct pw_auth *auth)
     pw_auth_token_drop(auth);
     free(auth->token_url);
     conf_free(&auth->conf);
+    json_decref(auth->section);
     free(auth->ctx);
     free(auth);
 }
@@ -507,7 +538,7 @@ static void on_token(void *arg, int err, const struct pw_http_resp *resp)
         return;
     }
     /* A discovered endpoint that is unreachable or gone is discovered again next time. */
-    if (!auth->conf.token_endpoint &&
+    if (!(auth->oauth && auth->oauth->token_url) &&
         (err == PW_EHTTP || err == PW_ETIMEDOUT || resp->status == 404 || resp->status == 410)) {
         free(auth->token_url);
         auth->token_url = NULL;
@@ -543,8 +574,9 @@ static int request_token(struct pw_auth *auth, struct oauth_op *op)
         pw_http_req_set_sensitive(req); /* secret or assertion out, access token back */
         err = pw_auth_form_add(&form, "grant_type", "client_credentials");
     }
-    if (!err && auth->conf.scope) {
-        err = pw_auth_form_add(&form, "scope", auth->conf.scope);
+    const char *scope = auth->oauth->scope ? auth->oauth->scope : auth->conf.scope;
+    if (!err && scope) {
+        err = pw_auth_form_add(&form, "scope", scope);
     }
     if (!err) {
         err = op->form(auth, auth->token_url, req, &form);
@@ -664,8 +696,11 @@ int pw_auth_oauth_refresh(struct pw_auth *auth, pw_auth_form_fn *form, pw_auth_d
     struct oauth_op *op;
     int err;
 
-    if (!auth->token_url && auth->conf.token_endpoint) {
-        err = set_token_url(auth, auth->conf.token_endpoint);
+    if (!auth->oauth) {
+        return PW_EAUTH; /* the adapter never called pw_auth_oauth_use() */
+    }
+    if (!auth->token_url && auth->oauth->token_url) {
+        err = set_token_url(auth, auth->oauth->token_url);
         if (err) {
             return err;
         }

@@ -15,69 +15,73 @@
 #include "painwatch/err.h"
 #include "painwatch/limits.h"
 
-/* One line per cohort adapter (STYLE 1.6, conf_map.h). */
+/* The registry: one line per cohort adapter (STYLE 1.6, conf_map.h, README "Adding an adapter"). */
+#define COHORTS(X)     \
+    X(pw_cohort_list)  \
+    X(pw_cohort_group) \
+    X(pw_cohort_server)
+
+#define DECLARE(ops) extern const struct pw_cohort_ops ops;
+COHORTS(DECLARE)
+
 struct pw_adapter_kind pw_cohort_kind = {
     .name = "cohort",
     .type_help = "whom to watch",
-    .adapters =
-        {
-            &pw_cohort_list.adapter,
-            &pw_cohort_group.adapter,
-            &pw_cohort_server.adapter,
-        },
+    .adapters = {COHORTS(PW_ADAPTER_ENTRY)},
 };
+
+/* Whether some adapter of the kind declares @p key (the config engine accepts those). */
+static bool declared(const char *key)
+{
+    for (size_t i = 0; i < PW_ADAPTERS_MAX && pw_cohort_kind.adapters[i]; i++) {
+        for (const struct pw_conf_field *f = pw_cohort_kind.adapters[i]->config_map; f && f->name;
+             f++) {
+            if (strcmp(f->name, key) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
 
 int pw_cohort_new(struct pw_cohort **out, const json_t *conf, char *errbuf, size_t errlen)
 {
     const char *type = json_string_value(json_object_get(conf, "type"));
-    const struct pw_cohort_ops *ops = NULL;
+    const struct pw_adapter *adapter;
+    const char *key;
+    json_t *v;
+    void *ctx;
 
-    if (type && strcmp(type, "server-wide") == 0) {
-        type = "server"; /* the name conf.h uses */
+    if (type && strcmp(type, "server") == 0) {
+        type = "server-wide"; /* the name of the JSON API before issue 20 */
     }
-    ops = pw_adapter_ops(pw_adapter_find(&pw_cohort_kind, type));
-    if (!ops) {
-        snprintf(errbuf, errlen, "cohort.type: expected list, group or server");
-        return PW_ECONFIG;
+    json_object_foreach(pw_conf_mut_json(conf), key, v)
+    {
+        if (strcmp(key, "type") != 0 && !json_is_null(v) && !declared(key)) {
+            snprintf(errbuf, errlen, "cohort.%s: unknown key or bad value", key);
+            return PW_ECONFIG;
+        }
+    }
+    int err = pw_adapter_instantiate(&pw_cohort_kind, conf, type, &adapter, &ctx, errbuf, errlen);
+    if (err) {
+        return err;
     }
     struct pw_cohort *c = calloc(1, sizeof(*c));
     if (!c) {
+        free(ctx);
         return PW_ENOMEM;
     }
-    c->ops = ops;
-    int err = ops->open(c, conf, errbuf, errlen);
+    c->ops = pw_adapter_ops(adapter);
+    c->ctx = ctx;
+    c->section = pw_conf_ref(conf);
+    err = c->ops->open(c, conf, errbuf, errlen);
     if (err) {
+        c->ops = NULL; /* open failed: nothing to close */
         pw_cohort_free(c);
         return err;
     }
     *out = c;
     return 0;
-}
-
-int pw_cohort_from_daemon(struct pw_cohort **out, const struct pw_conf_cohort *cc, char *errbuf,
-                          size_t errlen)
-{
-    json_t *j = json_pack("{s:s}", "type", cc->type ? cc->type : "");
-    int err = j ? 0 : PW_ENOMEM;
-
-    if (!err && cc->type && strcmp(cc->type, "list") == 0 && cc->file) {
-        err = json_object_set_new(j, "file", json_string(cc->file)) ? PW_ENOMEM : 0;
-    }
-    if (!err && cc->type && strcmp(cc->type, "group") == 0) {
-        if (cc->group) {
-            err = json_object_set_new(j, "group", json_string(cc->group)) ? PW_ENOMEM : 0;
-        }
-        if (!err && cc->refresh_ms > 0) {
-            err = json_object_set_new(j, "refresh_s", json_integer(cc->refresh_ms / 1000))
-                      ? PW_ENOMEM
-                      : 0;
-        }
-    }
-    if (!err) {
-        err = pw_cohort_new(out, j, errbuf, errlen);
-    }
-    json_decref(j);
-    return err;
 }
 
 static void members_free(char **ids, size_t n)
@@ -97,6 +101,8 @@ void pw_cohort_free(struct pw_cohort *c)
         c->ops->close(c);
     }
     members_free(c->members, c->nmembers);
+    free(c->ctx);
+    json_decref(c->section);
     free(c);
 }
 

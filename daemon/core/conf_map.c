@@ -37,39 +37,6 @@ int pw_adapter_register(struct pw_adapter_kind *kind, const struct pw_adapter *a
     return 0;
 }
 
-/* A table default (config syntax) as the effective value the config engine would have made. */
-static int fill_default(const struct pw_conf_field *f, char *dst)
-{
-    int64_t ms = 0;
-    char *end;
-
-    switch (f->type) {
-    case PW_CONF_BOOL:
-        *(bool *)(void *)dst = f->def && strcmp(f->def, "true") == 0;
-        return 0;
-    case PW_CONF_INT:
-    case PW_CONF_SIZE:
-        *(int64_t *)(void *)dst = f->def ? strtoll(f->def, &end, 10) : 0;
-        return f->def && *end ? PW_EINVAL : 0;
-    case PW_CONF_DOUBLE:
-        *(double *)(void *)dst = f->def ? strtod(f->def, &end) : 0;
-        return f->def && *end ? PW_EINVAL : 0;
-    case PW_CONF_DURATION:
-        if (f->def && pw_conf_parse_duration(f->def, &ms) != 0) {
-            return PW_EINVAL;
-        }
-        *(int64_t *)(void *)dst = ms;
-        return 0;
-    case PW_CONF_PATH:
-    case PW_CONF_SECRET_PATH:
-        *(const char **)(void *)dst = NULL; /* relative to what only the configuration knows */
-        return 0;
-    default:
-        *(const char **)(void *)dst = f->def;
-        return 0;
-    }
-}
-
 int pw_conf_fill_scalars(const struct pw_conf_field *table, const json_t *section, void *out)
 {
     char *base = out;
@@ -87,10 +54,7 @@ int pw_conf_fill_scalars(const struct pw_conf_field *table, const json_t *sectio
             return PW_EINVAL;
         }
         if (!v || json_is_null(v)) {
-            if (fill_default(f, dst) != 0) {
-                return PW_EINVAL;
-            }
-            continue;
+            continue; /* the context was zeroed: absent is NULL, 0, false */
         }
         switch (f->type) {
         case PW_CONF_BOOL:

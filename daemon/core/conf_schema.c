@@ -12,12 +12,14 @@
 
 #include "core/conf_int.h"
 #include "painwatch/check.h"
+#include "painwatch/cohort.h"
 #include "painwatch/conf_map.h"
 #include "painwatch/engine.h"
 #include "painwatch/limits.h"
 #include "painwatch/rule.h"
 #include "painwatch/sink.h"
 #include "painwatch/source.h"
+#include "painwatch/store.h"
 
 /*
  * The rule registry lives in the clinical engine. A weak reference keeps this module usable in
@@ -25,6 +27,9 @@
  * that evaluates rules links it, and there the names and ranges are checked.
  */
 #pragma weak pw_rules_all
+
+/* The auth registry (auth.h, which pulls libuv in through http.h). */
+extern struct pw_adapter_kind pw_auth_kind;
 
 static const struct pw_rule *const *catalog_override;
 static size_t catalog_override_n;
@@ -51,11 +56,6 @@ static const struct pw_rule *const *rule_catalog(size_t *n)
 /* ---- enums --------------------------------------------------------------------------------- */
 
 static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
-static const char *const auth_types[] = {"none", "bearer", "client-secret", "smart-backend", NULL};
-static const char *const secret_methods[] = {"basic", "post", NULL};
-static const char *const jws_algs[] = {"RS384", "ES384", NULL};
-static const char *const cohort_types[] = {"list", "group", "server-wide", NULL};
-static const char *const store_types[] = {"sqlite", NULL};
 static const char *const factor_sets[] = {"cdc2022", "cdc2016", NULL};
 static const char *const scopes[] = {"problem-list", "cohort", NULL};
 
@@ -71,52 +71,7 @@ static const char *str(const json_t *sec, const char *key)
     return json_string_value(json_object_get(sec, key));
 }
 
-static void need(struct pw_conf_ctx *ctx, const json_t *sec, const char *path, const char *key,
-                 const char *why)
-{
-    char kpath[PW_CONF_PATH_MAX];
-
-    if (!str(sec, key)) {
-        snprintf(kpath, sizeof(kpath), "%s.%s", path, key);
-        pw_conf_error(ctx, kpath, "required %s", why);
-    }
-}
-
 static void check_token_url(struct pw_conf_ctx *ctx, const char *url, const char *path);
-
-static void check_auth(struct pw_conf_ctx *ctx, const json_t *sec, const char *path)
-{
-    const char *type = str(sec, "type");
-
-    if (!strcmp(type, "bearer")) {
-        need(ctx, sec, path, "token_file", "with type bearer");
-    } else if (!strcmp(type, "client-secret")) {
-        need(ctx, sec, path, "client_id", "with type client-secret");
-        need(ctx, sec, path, "client_secret_file", "with type client-secret");
-    } else if (!strcmp(type, "smart-backend")) {
-        need(ctx, sec, path, "client_id", "with type smart-backend");
-        need(ctx, sec, path, "private_key_file", "with type smart-backend");
-        need(ctx, sec, path, "kid",
-             "with type smart-backend (the key's id in the registered JWKS)");
-    }
-    if (str(sec, "token_url")) {
-        char kpath[PW_CONF_PATH_MAX];
-
-        snprintf(kpath, sizeof(kpath), "%s.token_url", path);
-        check_token_url(ctx, str(sec, "token_url"), kpath);
-    }
-}
-
-static void check_cohort(struct pw_conf_ctx *ctx, const json_t *sec, const char *path)
-{
-    const char *type = str(sec, "type");
-
-    if (!strcmp(type, "list")) {
-        need(ctx, sec, path, "file", "with type list (one patient reference per line)");
-    } else if (!strcmp(type, "group")) {
-        need(ctx, sec, path, "group", "with type group (a Group id, e.g. Group/pain-cohort)");
-    }
-}
 
 static bool loopback_host(const char *host, size_t len)
 {
@@ -205,6 +160,16 @@ static void check_token_url(struct pw_conf_ctx *ctx, const char *url, const char
         pw_conf_error(ctx, path,
                       "plain http is only allowed to a loopback host: the client secret or "
                       "assertion would travel in the clear; use https");
+    }
+}
+
+void pw_conf_check_token_url(struct pw_conf_ctx *ctx, const json_t *section, const char *path)
+{
+    char kpath[PW_CONF_PATH_MAX];
+
+    if (str(section, "token_url")) {
+        snprintf(kpath, sizeof(kpath), "%s.token_url", path);
+        check_token_url(ctx, str(section, "token_url"), kpath);
     }
 }
 
@@ -474,84 +439,6 @@ static json_t *convert_rules(struct pw_conf_ctx *ctx, const json_t *raw, const c
 
 #define FILL(type, member) .offset = offsetof(type, member)
 
-static const struct pw_conf_field auth_fields[] = {
-    {.name = "type",
-     .type = PW_CONF_ENUM,
-     .def = "none",
-     .allowed = auth_types,
-     FILL(struct pw_conf_auth, type),
-     .help = "how painwatch authenticates to this server"},
-    {.name = "token_file",
-     .type = PW_CONF_SECRET_PATH,
-     FILL(struct pw_conf_auth, token_file),
-     .help = "bearer: file holding a static access token"},
-    {.name = "token_url",
-     .type = PW_CONF_STRING,
-     FILL(struct pw_conf_auth, token_url),
-     .help = "token endpoint; unset: discovered from .well-known/smart-configuration and used "
-             "only on base_url's origin"},
-    {.name = "client_id",
-     .type = PW_CONF_STRING,
-     FILL(struct pw_conf_auth, client_id),
-     .help = "client-secret, smart-backend: the registered client id"},
-    {.name = "client_secret_file",
-     .type = PW_CONF_SECRET_PATH,
-     FILL(struct pw_conf_auth, client_secret_file),
-     .help = "client-secret: file with the secret"},
-    {.name = "client_secret_method",
-     .type = PW_CONF_ENUM,
-     .def = "basic",
-     .allowed = secret_methods,
-     FILL(struct pw_conf_auth, client_secret_method),
-     .help = "client-secret: HTTP Basic or form post"},
-    {.name = "private_key_file",
-     .type = PW_CONF_SECRET_PATH,
-     FILL(struct pw_conf_auth, private_key_file),
-     .help = "smart-backend: PEM private key"},
-    {.name = "alg",
-     .type = PW_CONF_ENUM,
-     .def = "RS384",
-     .allowed = jws_algs,
-     FILL(struct pw_conf_auth, alg),
-     .help = "smart-backend: client assertion algorithm"},
-    {.name = "kid",
-     .type = PW_CONF_STRING,
-     FILL(struct pw_conf_auth, kid),
-     .help = "smart-backend: key id registered with the EHR (JWKS)"},
-    {.name = "scope",
-     .type = PW_CONF_STRING,
-     FILL(struct pw_conf_auth, scope),
-     .help = "scopes requested with client_credentials; unset: derived from resources (read "
-             "Patient, Group, each synced type and Flag; write Flag)"},
-    {0},
-};
-
-static const struct pw_conf_field cohort_fields[] = {
-    {.name = "type",
-     .type = PW_CONF_ENUM,
-     .flags = PW_CONF_F_REQUIRED,
-     .allowed = cohort_types,
-     FILL(struct pw_conf_cohort, type),
-     .help = "whom to watch"},
-    {.name = "file",
-     .type = PW_CONF_PATH,
-     .flags = PW_CONF_F_MUST_EXIST,
-     FILL(struct pw_conf_cohort, file),
-     .help = "list: patient references, one per line"},
-    {.name = "group",
-     .type = PW_CONF_STRING,
-     FILL(struct pw_conf_cohort, group),
-     .help = "group: Group id whose members are watched"},
-    {.name = "refresh",
-     .type = PW_CONF_DURATION,
-     .def = "1h",
-     .min = MIN,
-     .max = 7 * DAY,
-     FILL(struct pw_conf_cohort, refresh_ms),
-     .help = "how often the list or Group is re-read"},
-    {0},
-};
-
 static const struct pw_conf_field server_fields[] = {
     {.name = "name",
      .type = PW_CONF_STRING,
@@ -578,15 +465,14 @@ static const struct pw_conf_field server_fields[] = {
      FILL(struct pw_conf_server, client_key_file),
      .help = "mTLS client private key (PEM)"},
     {.name = "auth",
-     .type = PW_CONF_SECTION,
-     .sub = auth_fields,
-     .check = check_auth,
+     .type = PW_CONF_ADAPTER,
+     .def = "none",
+     .kind = &pw_auth_kind,
      FILL(struct pw_conf_server, auth),
      .help = "authorization"},
     {.name = "cohort",
-     .type = PW_CONF_SECTION,
-     .sub = cohort_fields,
-     .check = check_cohort,
+     .type = PW_CONF_ADAPTER,
+     .kind = &pw_cohort_kind,
      FILL(struct pw_conf_server, cohort),
      .help = "whom to watch on this server"},
     {.name = "resources",
@@ -707,22 +593,6 @@ static const struct pw_conf_field audit_fields[] = {
     {0},
 };
 
-static const struct pw_conf_field store_fields[] = {
-    {.name = "type",
-     .type = PW_CONF_ENUM,
-     .def = "sqlite",
-     .allowed = store_types,
-     FILL(struct pw_conf_store, type),
-     .help = "state backend"},
-    {.name = "path",
-     .type = PW_CONF_PATH,
-     .def = "painwatch.db",
-     .flags = PW_CONF_F_STATE,
-     FILL(struct pw_conf_store, path),
-     .help = "SQLite database file"},
-    {0},
-};
-
 static const struct pw_conf_field outbox_fields[] = {
     {.name = "retry_base",
      .type = PW_CONF_DURATION,
@@ -821,8 +691,9 @@ const struct pw_conf_field pw_conf_schema[] = {
      FILL(struct pw_conf_daemon, audit),
      .help = "the audit trail"},
     {.name = "store",
-     .type = PW_CONF_SECTION,
-     .sub = store_fields,
+     .type = PW_CONF_ADAPTER,
+     .def = "sqlite",
+     .kind = &pw_store_kind,
      FILL(struct pw_conf_daemon, store),
      .help = "durable state store"},
     {.name = "outbox",

@@ -38,22 +38,12 @@ struct pw_http_server pw_conf_server_http(const struct pw_conf_server *s)
 struct pw_auth_conf pw_conf_server_auth(const struct pw_conf_server *s, char *scope_buf,
                                         size_t scope_size)
 {
-    const struct pw_conf_auth *ca = &s->auth;
-
     return (struct pw_auth_conf){
-        .type = ca->type,
         .server = s->name,
         .fhir_base = s->base_url,
-        .token_endpoint = ca->token_url,
         .token_ca_file = s->ca_file,
-        .client_id = ca->client_id,
-        .scope = ca->scope ? ca->scope : derived_scope(s, scope_buf, scope_size),
-        .key_file = ca->private_key_file,
-        .key_id = ca->kid,
-        .alg = ca->alg,
-        .secret_file = ca->client_secret_file,
-        .secret_method = ca->client_secret_method,
-        .token_file = ca->token_file,
+        .scope = derived_scope(s, scope_buf, scope_size),
         .proxy = s->proxy,
+        .section = s->auth.section,
     };
 }

@@ -17,9 +17,10 @@
 struct pw_http_server pw_conf_server_http(const struct pw_conf_server *s);
 
 /**
- * The auth adapter's settings for @p s. The scope is the configured one, else derived from the
- * server's resources (issue 17: read Patient, Group, each synced type and Flag, write Flag),
- * written into @p scope_buf. Strings are borrowed from @p s and @p scope_buf.
+ * The auth adapter's settings for @p s: the server's, and the adapter's own config object
+ * (servers[].auth). The scope an OAuth adapter requests when its section sets none is derived
+ * from the server's resources (issue 17: read Patient, Group, each synced type and Flag, write
+ * Flag), written into @p scope_buf. Strings are borrowed from @p s and @p scope_buf.
  */
 struct pw_auth_conf pw_conf_server_auth(const struct pw_conf_server *s, char *scope_buf,
                                         size_t scope_size);

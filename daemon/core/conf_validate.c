@@ -147,7 +147,7 @@ static void check_server(struct run *r, const struct pw_conf_daemon *cd, size_t 
                          struct pw_http *http)
 {
     const struct pw_conf_server *s = &cd->servers[i];
-    const struct pw_conf_auth *ca = &s->auth;
+    const struct pw_conf_adapter_ref *ca = &s->auth;
     struct pw_http_server hs = pw_conf_server_http(s);
     char scope[512];
     struct pw_auth_conf ac = pw_conf_server_auth(s, scope, sizeof(scope));
@@ -173,7 +173,7 @@ static void check_server(struct run *r, const struct pw_conf_daemon *cd, size_t 
         }
         pw_auth_free(auth);
     }
-    rc = pw_cohort_from_daemon(&cohort, &s->cohort, err, sizeof(err));
+    rc = pw_cohort_new(&cohort, s->cohort.section, err, sizeof(err));
     pw_cohort_free(cohort);
     if (rc < 0) {
         snprintf(key, sizeof(key), "servers[%zu].cohort", i);
@@ -315,21 +315,27 @@ static void check_risks(struct run *r, const struct pw_conf_daemon *cd)
         }
     }
     for (size_t i = 0; i < cd->n_servers; i++) {
-        const struct pw_conf_cohort *c = &cd->servers[i].cohort;
+        const struct pw_conf_adapter_ref *c = &cd->servers[i].cohort;
+        const char *file = json_string_value(json_object_get(c->section, "file"));
+        const char *refresh = json_string_value(json_object_get(c->section, "refresh"));
+        int64_t refresh_ms = 0;
 
+        if (refresh && pw_conf_parse_duration(refresh, &refresh_ms) != 0) {
+            refresh_ms = 0;
+        }
         snprintf(key, sizeof(key), "servers[%zu].cohort", i);
         if (c->type && strcmp(c->type, "list") == 0) {
             say(r, false, key,
                 "a list cohort is not refreshed from the EHR: patients admitted later are not "
                 "watched until someone edits %s; prefer type: group (a census Group re-read "
                 "every refresh)",
-                c->file ? c->file : "the file");
+                file ? file : "the file");
         } else if (c->type && strcmp(c->type, "group") == 0 &&
-                   c->refresh_ms > COHORT_REFRESH_WARN_MS) {
+                   refresh_ms > COHORT_REFRESH_WARN_MS) {
             say(r, false, key,
                 "the Group is re-read only every %lld h: new patients wait that long to be "
                 "watched",
-                (long long)(c->refresh_ms / 3600000));
+                (long long)(refresh_ms / 3600000));
         }
     }
 }

@@ -467,8 +467,7 @@ static int build_clinical(struct daemon *d)
 
 static int build_state(struct daemon *d)
 {
-    struct pw_store_opts so = {
-        .backend = d->cd->store.type, .dir = d->cd->state_dir, .path = d->cd->store.path};
+    struct pw_store_opts so = {.dir = d->cd->state_dir, .section = d->cd->store.section};
     struct pw_audit_opts ao = {0};
     char keypath[4096];
     char auditdir[4096];
@@ -539,7 +538,7 @@ static struct pw_synced synced_types(const struct pw_conf_daemon *cd)
 /* The auth of server @p s into @p *out (NULL for type none). */
 static int make_auth(struct pw_http *http, const struct pw_conf_server *s, struct pw_auth **out)
 {
-    const struct pw_conf_auth *ca = &s->auth;
+    const struct pw_conf_adapter_ref *ca = &s->auth;
     char scope[512];
     struct pw_auth_conf ac = pw_conf_server_auth(s, scope, sizeof(scope));
     int rc;
@@ -589,7 +588,7 @@ static int build_servers(struct daemon *d)
         struct pw_source *source = NULL;
         struct pw_cohort *cohort = NULL;
         char err[256] = "";
-        int rc = pw_cohort_from_daemon(&cohort, &s->cohort, err, sizeof(err));
+        int rc = pw_cohort_new(&cohort, s->cohort.section, err, sizeof(err));
 
         if (rc < 0) {
             pw_log_err(SYNC, "server %s cohort: %s", s->name, err[0] ? err : pw_strerror(rc));
@@ -1522,7 +1521,7 @@ static int make_sync_changes(struct daemon *d, const struct pw_conf *next,
         if (!sync_keys_differ(json_array_get(olds, i), json_array_get(news, i))) {
             continue;
         }
-        rc = pw_cohort_from_daemon(&c->cohorts[i], &s->cohort, err, sizeof(err));
+        rc = pw_cohort_new(&c->cohorts[i], s->cohort.section, err, sizeof(err));
         if (rc == 0) {
             rc = pw_source_from_conf(&c->srcs[i], json_array_get(news, i), s, &ncd->pain_codes, err,
                                      sizeof(err));

@@ -738,9 +738,6 @@ void pw_sync_conf_from_daemon(struct pw_sync_conf *conf, const struct pw_conf_se
     if (cs->max_concurrent > 0) {
         conf->parallel = (unsigned)cs->max_concurrent;
     }
-    if (cs->cohort.refresh_ms > 0) {
-        conf->group_refresh_ms = (uint64_t)cs->cohort.refresh_ms;
-    }
 }
 
 /* A copy of base URL @p base without its trailing slashes, or NULL. */

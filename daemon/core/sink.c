@@ -26,16 +26,19 @@ static const struct pw_conf_field sink_common[] = {
     {0},
 };
 
-/* One line per sink adapter (conf_map.h). */
+/* The registry: one line per sink adapter (conf_map.h, README "Adding an adapter"). */
+#define SINKS(X)         \
+    X(pw_sink_fhir_flag) \
+    X(pw_sink_file)
+
+#define DECLARE(ops) extern const struct pw_sink_ops ops;
+SINKS(DECLARE)
+
 struct pw_adapter_kind pw_sink_kind = {
     .name = "sink",
     .type_help = "where findings go",
     .common = sink_common,
-    .adapters =
-        {
-            &pw_sink_fhir_flag.adapter,
-            &pw_sink_file.adapter,
-        },
+    .adapters = {SINKS(PW_ADAPTER_ENTRY)},
 };
 
 static int dup_or(char **dst, const char *src, const char *def)

@@ -11,14 +11,16 @@
 #include "painwatch/conf.h"
 #include "painwatch/err.h"
 
-/* One line per source adapter (conf_map.h). */
+/* The registry: one line per source adapter (conf_map.h, README "Adding an adapter"). */
+#define SOURCES(X) X(pw_source_fhir_search)
+
+#define DECLARE(ops) extern const struct pw_source_ops ops;
+SOURCES(DECLARE)
+
 struct pw_adapter_kind pw_source_kind = {
     .name = "source",
     .type_help = "how resources come in from this server",
-    .adapters =
-        {
-            &pw_source_fhir_search.adapter,
-        },
+    .adapters = {SOURCES(PW_ADAPTER_ENTRY)},
 };
 
 const struct pw_source_ops *pw_source_find(const char *name)

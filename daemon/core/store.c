@@ -9,14 +9,16 @@
 #include "painwatch/err.h"
 #include "painwatch/log.h"
 
-/* One line per backend (conf_map.h); store_postgres joins here. */
+/* The registry: one line per backend (conf_map.h, README "Adding an adapter"). */
+#define STORES(X) X(pw_store_sqlite)
+
+#define DECLARE(ops) extern const struct pw_store_ops ops;
+STORES(DECLARE)
+
 struct pw_adapter_kind pw_store_kind = {
     .name = "store",
     .type_help = "state backend",
-    .adapters =
-        {
-            &pw_store_sqlite.adapter,
-        },
+    .adapters = {STORES(PW_ADAPTER_ENTRY)},
 };
 
 static const char *const flag_state_names[] = {
@@ -133,23 +135,32 @@ void pw_outbox_row_cleanup(struct pw_outbox_row *row)
 
 int pw_store_open(struct pw_store **out, const struct pw_store_opts *opts)
 {
-    const char *name = opts->backend ? opts->backend : "sqlite";
-    const struct pw_store_ops *ops = NULL;
+    const char *name =
+        opts->backend ? opts->backend : json_string_value(json_object_get(opts->section, "type"));
+    const struct pw_adapter *adapter;
     struct pw_store *st;
+    char why[256];
+    void *ctx;
     int err;
 
-    ops = pw_adapter_ops(pw_adapter_find(&pw_store_kind, name));
-    if (!ops) {
-        pw_log_err(STORE, "unknown store backend '%s'", name);
-        return PW_ECONFIG;
+    err = pw_adapter_instantiate(&pw_store_kind, opts->section, name ? name : "sqlite", &adapter,
+                                 &ctx, why, sizeof(why));
+    if (err) {
+        if (err == PW_ECONFIG) {
+            pw_log_err(STORE, "%s", why);
+        }
+        return err;
     }
     st = calloc(1, sizeof(*st));
     if (!st) {
+        free(ctx);
         return PW_ENOMEM;
     }
-    st->ops = ops;
-    err = ops->open(st, opts);
+    st->ops = pw_adapter_ops(adapter);
+    st->ctx = ctx;
+    err = st->ops->open(st, opts);
     if (err) {
+        free(st->ctx);
         free(st);
         return err;
     }
@@ -166,6 +177,7 @@ void pw_store_close(struct pw_store *st)
         st->ops->rollback(st);
     }
     st->ops->close(st);
+    free(st->ctx);
     free(st);
 }
 

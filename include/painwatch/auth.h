@@ -12,33 +12,70 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "painwatch/conf_map.h"
 #include "painwatch/http.h"
 
 struct pw_auth;
 
-/** Settings of one authorization, as read from the configuration. Strings are copied. */
+/**
+ * Settings of one authorization: what core knows of the server, and the adapter's own config
+ * object. Strings are copied; the section is referenced.
+ */
 struct pw_auth_conf {
-    const char *type;   /* "smart-backend", "client-secret", "bearer" or "none" */
-    const char *server; /* pw_http server name of the FHIR server these credentials are for */
-    /* OAuth client credentials (smart-backend, client-secret) */
-    const char *fhir_base;      /* discovery reads <fhir_base>/.well-known/smart-configuration */
-    const char *token_endpoint; /* when set, discovery is skipped */
-    const char *token_ca_file;  /* CA bundle for the token endpoint; NULL: system store */
-    const char *client_id;
-    const char *scope; /* e.g. "system/Observation.rs system/MedicationRequest.rs"; may be NULL */
-    /* smart-backend */
-    const char *key_file; /* PEM private key, RSA or EC P-384; refused if world-readable */
-    const char *key_id;   /* JWS "kid" (the key's id in the registered JWK Set) */
-    const char *alg;      /* "RS384" or "ES384"; NULL: chosen from the key type */
-    /* client-secret */
-    const char *secret_file;   /* the client secret */
-    const char *secret_method; /* "basic" (default: HTTP Basic) or "post" (form fields) */
-    /* bearer */
-    const char *token_file; /* a static access token, re-read after a 401 */
+    const char *type;      /* NULL: the section's "type"; neither: "none" */
+    const char *server;    /* pw_http server name of the FHIR server these credentials are for */
+    const char *fhir_base; /* discovery reads <fhir_base>/.well-known/smart-configuration */
+    const char *token_ca_file; /* CA bundle for the token endpoint; NULL: system store */
+    /* scope an OAuth adapter requests when its section sets none (core derives it from the
+     * server's resources), e.g. "system/Observation.rs system/MedicationRequest.rs"; may be NULL */
+    const char *scope;
     /* the FHIR server's proxy setting, used for its token endpoint too; NULL: direct */
     const char *proxy;
+    /*
+     * The adapter's config object, servers[].auth: {"type": ..., its keys (its config_map)}, e.g.
+     * {"type": "bearer", "token_file": "/etc/painwatch/token"}. Borrowed; the auth keeps a
+     * reference (the adapter's context borrows strings from it). NULL: no keys.
+     */
+    const json_t *section;
 };
+
+/**
+ * The OAuth client settings smart-backend and client-secret share: the first member of their
+ * context, declared in their config_map by PW_AUTH_OAUTH_FIELDS, handed to core by
+ * pw_auth_oauth_use() in their init. Borrowed from the section.
+ */
+struct pw_auth_oauth {
+    const char *token_url; /* NULL: discovered from .well-known/smart-configuration */
+    const char *client_id;
+    const char *scope; /* NULL: pw_auth_conf's scope */
+};
+
+/** The config_map rows of struct pw_auth_oauth, first member of the context type @p ctx_type. */
+#define PW_AUTH_OAUTH_FIELDS(ctx_type)                                                      \
+    {.name = "token_url",                                                                   \
+     .type = PW_CONF_STRING,                                                                \
+     .offset = offsetof(ctx_type, oauth.token_url),                                         \
+     .help = "token endpoint; unset: discovered from .well-known/smart-configuration and "  \
+             "used only on base_url's origin"},                                             \
+        {.name = "client_id",                                                               \
+         .type = PW_CONF_STRING,                                                            \
+         .flags = PW_CONF_F_REQUIRED,                                                       \
+         .offset = offsetof(ctx_type, oauth.client_id),                                     \
+         .help = "the registered client id"},                                               \
+    {                                                                                       \
+        .name = "scope", .type = PW_CONF_STRING, .offset = offsetof(ctx_type, oauth.scope), \
+        .help = "scopes requested with client_credentials; unset: derived from resources "  \
+                "(read Patient, Group, each synced type and Flag; write Flag)"              \
+    }
+
+/**
+ * For OAuth adapters' init: use @p oauth (in the adapter's context) for pw_auth_oauth_refresh().
+ * A configured token endpoint is checked now, so a bad one is a startup error.
+ * @return 0 or PW_ECONFIG (no client_id, token endpoint not https nor loopback http).
+ */
+int pw_auth_oauth_use(struct pw_auth *auth, const struct pw_auth_oauth *oauth);
 
 /** Completion of a refresh: 0, or PW_EAUTH / PW_EHTTP / PW_ETIMEDOUT ... */
 typedef void pw_auth_done_fn(void *arg, int err);
@@ -61,12 +98,10 @@ struct pw_auth_ops {
     void (*cleanup)(struct pw_auth *auth);
 };
 
-extern const struct pw_auth_ops pw_auth_smart_backend;
-extern const struct pw_auth_ops pw_auth_client_secret;
-extern const struct pw_auth_ops pw_auth_bearer;
-extern const struct pw_auth_ops pw_auth_none;
-
-/** The auth registry (daemon/core/auth.c: one line per adapter; pw_adapter_register()). */
+/**
+ * The auth registry: smart-backend, client-secret, bearer, none (daemon/core/auth.c: one line per
+ * adapter, which also declares its ops; pw_adapter_register() for adapters outside the tree).
+ */
 extern struct pw_adapter_kind pw_auth_kind;
 
 /** The adapter registered under @p type, or NULL. */
@@ -124,10 +159,11 @@ void pw_auth_set_clock(uint64_t (*now_ms)(void));
 
 /* ---- for adapters ------------------------------------------------------------------------ */
 
-/** The copied configuration. Borrowed: valid until pw_auth_free(). */
+/** The copied configuration (the section is the auth's reference). Borrowed: valid until
+ *  pw_auth_free(). */
 const struct pw_auth_conf *pw_auth_conf(const struct pw_auth *auth);
 
-/** The adapter's context (ctx_size bytes, zeroed before init). */
+/** The adapter's context (ctx_size bytes, zeroed and filled from its config_map before init). */
 void *pw_auth_ctx(struct pw_auth *auth);
 
 /** Add "Authorization: Bearer <cached token>" to @p req, or PW_EAGAIN when there is no token

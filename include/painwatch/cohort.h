@@ -43,7 +43,10 @@ struct pw_cohort_env {
 struct pw_cohort_ops {
     /* Must stay first. Name (config "cohort.type"), config_map, ctx_size (conf_map.h). */
     struct pw_adapter adapter;
-    /** Validate @p conf (borrowed), keep what is needed; no network I/O. PW_ECONFIG + errbuf. */
+    /**
+     * Check the values in c->ctx (filled from @p conf, borrowed, by the config_map), read what is
+     * needed; no network I/O. @return 0, PW_ECONFIG + errbuf ... On error close is not called.
+     */
     int (*open)(struct pw_cohort *c, const json_t *conf, char *errbuf, size_t errlen);
     /**
      * Bring the members up to date (a Group is re-read when its refresh interval has passed).
@@ -62,32 +65,28 @@ struct pw_cohort {
     char **members;   /* owned */
     size_t nmembers;
     uint64_t generation; /* bumped whenever the member set changes */
-    void *ctx;           /* the adapter's own state */
+    void *ctx;       /* the adapter's context (ctx_size bytes, config_map filled), freed by core */
+    json_t *section; /* the config object the context borrows from (a reference) */
 };
 
-extern const struct pw_cohort_ops pw_cohort_list;
-extern const struct pw_cohort_ops pw_cohort_group;
-extern const struct pw_cohort_ops pw_cohort_server;
-
-/** The cohort registry (daemon/core/cohort.c: one line per adapter; pw_adapter_register()). */
+/**
+ * The cohort registry: list, group, server-wide (daemon/core/cohort.c: one line per adapter,
+ * which also declares its ops; pw_adapter_register() for adapters outside the tree).
+ */
 extern struct pw_adapter_kind pw_cohort_kind;
 
 /**
- * A cohort from its config object {"type": "list"|"group"|"server", ...}:
- *   list:   {"file": "/etc/painwatch/patients.txt"}  (one Patient id or reference per line,
- *           '#' starts a comment; errors name file:line)
- *   group:  {"group": "Group/<id>" or "<id>", "refresh_s": 3600}
- *   server: {}
+ * A cohort from its config object (servers[].cohort, pw_conf_daemon()->servers[i].cohort.section,
+ * or one built by hand): {"type": "list"|"group"|"server-wide", the adapter's keys}, e.g.
+ *   list:        {"file": "/etc/painwatch/patients.txt"}  (one Patient id or reference per line,
+ *                '#' starts a comment; errors name file:line)
+ *   group:       {"group": "Group/<id>" or "<id>", "refresh": "1h"}
+ *   server-wide: {}
+ * A key no cohort adapter declares is an error. Borrowed: the cohort keeps a reference.
  * Caller owns the result; free with pw_cohort_free(). @return 0, PW_ECONFIG (errbuf says why),
  * PW_ENOENT, PW_E2BIG or PW_ENOMEM.
  */
 int pw_cohort_new(struct pw_cohort **out, const json_t *conf, char *errbuf, size_t errlen);
-
-struct pw_conf_cohort;
-
-/** The same from the daemon's typed configuration (conf.h; type "server-wide" = "server"). */
-int pw_cohort_from_daemon(struct pw_cohort **out, const struct pw_conf_cohort *cc, char *errbuf,
-                          size_t errlen);
 
 /** NULL is a no-op. */
 void pw_cohort_free(struct pw_cohort *c);

@@ -209,6 +209,13 @@ void pw_conf_need(struct pw_conf_ctx *ctx, const json_t *section, const char *pa
                   const char *why);
 
 /**
+ * Issue 20, for OAuth adapters' pw_conf_check_fn: the section's token_url, when set, is https or
+ * plain http to a loopback host, without credentials (issue 18: the client secret or assertion
+ * goes there).
+ */
+void pw_conf_check_token_url(struct pw_conf_ctx *ctx, const json_t *section, const char *path);
+
+/**
  * Use @p rules (borrowed, must outlive every load) to validate rules.<id>.<param> instead of the
  * engine's registry. For tests and embedders; NULL restores the default: pw_rules_all() when the
  * engine is linked into the program, else "rules" is accepted free-form (enabled: bool, numbers).
@@ -243,34 +250,14 @@ struct pw_conf_adapter_ref {
  * The painwatch schema, filled into plain structs. Every string is borrowed from the pw_conf.
  * Durations are milliseconds, sizes bytes. Meaning and defaults: config/painwatch.yaml.
  */
-struct pw_conf_auth {
-    const char *type; /* none | bearer | client-secret | smart-backend */
-    const char *token_file;
-    const char *token_url; /* NULL: discovered from .well-known/smart-configuration */
-    const char *client_id;
-    const char *client_secret_file;
-    const char *client_secret_method; /* basic | post */
-    const char *private_key_file;
-    const char *alg; /* RS384 | ES384 */
-    const char *kid;
-    const char *scope;
-};
-
-struct pw_conf_cohort {
-    const char *type; /* list | group | server-wide */
-    const char *file;
-    const char *group;
-    int64_t refresh_ms;
-};
-
 struct pw_conf_server {
     const char *name;
     const char *base_url;
     const char *ca_file;
     const char *client_cert_file;
     const char *client_key_file;
-    struct pw_conf_auth auth;
-    struct pw_conf_cohort cohort;
+    struct pw_conf_adapter_ref auth;   /* pw_conf_server_auth() (core/conf_server.h) */
+    struct pw_conf_adapter_ref cohort; /* pw_cohort_new(&c, cohort.section, ...) */
     const char **resources;
     size_t n_resources;
     int64_t poll_interval_ms;
@@ -289,11 +276,6 @@ struct pw_conf_audit {
     /* issue 19 */
     bool allow_local_key; /* the key may live in state_dir (or be created there): demo only */
     int64_t retain_ms;    /* delete rotated files, verified, older than this; 0: keep all */
-};
-
-struct pw_conf_store {
-    const char *type; /* sqlite */
-    const char *path;
 };
 
 struct pw_conf_outbox {
@@ -327,7 +309,7 @@ struct pw_conf_daemon {
     int64_t shutdown_timeout_ms;
     struct pw_conf_health health;
     struct pw_conf_audit audit;
-    struct pw_conf_store store;
+    struct pw_conf_adapter_ref store; /* pw_store_opts.section */
     struct pw_conf_outbox outbox;
     struct pw_conf_adapter_ref sink; /* pw_sink_from_conf() */
     struct pw_conf_server *servers;

@@ -55,6 +55,9 @@ struct pw_adapter_kind {
     const struct pw_adapter *adapters[PW_ADAPTERS_MAX];
 };
 
+/* A registry line's entry: the adapter of the ops struct named @p ops (see below). */
+#define PW_ADAPTER_ENTRY(ops) &ops.adapter,
+
 /*
  * Declaring an adapter (one file):
  *
@@ -70,7 +73,8 @@ struct pw_adapter_kind {
  *         .init = echo_init, ...
  *     };
  *
- * and one registry line in daemon/core/sink.c (`&pw_sink_echo.adapter,`). The configuration then
+ * and one registry line in daemon/core/sink.c (`X(pw_sink_echo)` in its SINKS list, which
+ * declares the ops and lists PW_ADAPTER_ENTRY(pw_sink_echo)). The configuration then
  * accepts `sink: {type: echo, prefix: "# "}`, `config describe` lists sink.prefix, and the daemon
  * builds it with no further edit.
  */
@@ -91,8 +95,9 @@ int pw_adapter_register(struct pw_adapter_kind *kind, const struct pw_adapter *a
  * The generic "instantiate an adapter from its config object": find the adapter named @p type
  * (NULL: the one @p section's "type" names) in @p kind, allocate its context (ctx_size bytes,
  * zeroed) and fill it from
- * @p section with the adapter's config_map (defaults for absent keys come from the config
- * engine's effective section; a section built by hand gets the declared defaults here too).
+ * @p section with the adapter's config_map. Defaults come from the configuration engine (the
+ * effective section has every key); a key absent from a section built by hand (tests,
+ * embedders) leaves its member zero: NULL, 0, false.
  * Strings in the context are borrowed from @p section: keep a reference to it (json_incref) as
  * long as the context lives.
  * @param out_adapter the adapter found (static); the caller maps it to its ops (pw_adapter_ops)
@@ -106,10 +111,21 @@ int pw_adapter_instantiate(const struct pw_adapter_kind *kind, const json_t *sec
 
 /**
  * Fill @p out (an adapter context, or a core struct for the kind's common keys) from @p section
- * with @p table: pw_conf_fill() without a pw_conf, scalars only. Absent keys take the table's
- * default. @return 0, PW_EINVAL (a list or section field, or a default that does not parse).
+ * with @p table: pw_conf_fill() without a pw_conf, scalars only. Absent (or null) keys leave
+ * their member untouched. @return 0, PW_EINVAL (a list or section field, a value of the wrong
+ * JSON type).
  */
 int pw_conf_fill_scalars(const struct pw_conf_field *table, const json_t *section, void *out);
+
+/** @p section without const, for read-only iteration (jansson's iterators are not const). */
+static inline json_t *pw_conf_mut_json(const json_t *section)
+{
+    union {
+        const json_t *c;
+        json_t *m;
+    } u = {.c = section};
+    return u.m;
+}
 
 /**
  * A new reference to the borrowed config object @p section (NULL: NULL), for an instance whose
@@ -117,11 +133,7 @@ int pw_conf_fill_scalars(const struct pw_conf_field *table, const json_t *sectio
  */
 static inline json_t *pw_conf_ref(const json_t *section)
 {
-    union {
-        const json_t *c;
-        json_t *m;
-    } u = {.c = section};
-    return json_incref(u.m);
+    return json_incref(pw_conf_mut_json(section));
 }
 
 /**

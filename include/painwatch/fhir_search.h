@@ -214,6 +214,10 @@ struct pw_fhir_search {
 
 struct pw_source_run;
 struct pw_capability;
+struct pw_source_ops;
+
+/** The adapter's ops (its registry line is in daemon/core/source.c). */
+extern const struct pw_source_ops pw_source_fhir_search;
 
 /* source_fhir_search_run.c: pw_source_ops.run_start, run_page_done, run_cleanup. */
 int pw_fhir_search_run_start(void *ctx, struct pw_source_run *run, size_t type, const char *cursor,

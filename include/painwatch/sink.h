@@ -107,10 +107,13 @@ struct pw_sink {
     json_t *section; /* the config object the context borrows from (a reference), may be NULL */
 };
 
+/* The Flag builder other sinks of Flags reuse (format, update). */
 extern const struct pw_sink_ops pw_sink_fhir_flag;
-extern const struct pw_sink_ops pw_sink_file;
 
-/** The sink registry (daemon/core/sink.c: one line per adapter; pw_adapter_register()). */
+/**
+ * The sink registry: fhir-flag, file (daemon/core/sink.c: one line per adapter, which also
+ * declares its ops; pw_adapter_register() for adapters outside the tree).
+ */
 extern struct pw_adapter_kind pw_sink_kind;
 
 /**

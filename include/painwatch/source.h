@@ -80,9 +80,6 @@ struct pw_source_ops {
     void (*adopt)(void *ctx, const void *old);
 };
 
-/** The FHIR search source (adapters/source_fhir_search.c; config fhir_search.h). */
-extern const struct pw_source_ops pw_source_fhir_search;
-
 /** The source registry (daemon/core/source.c: one line per adapter; pw_adapter_register()). */
 extern struct pw_adapter_kind pw_source_kind;
 

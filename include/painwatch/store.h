@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "painwatch/conf_map.h"
 #include "painwatch/finding.h"
 #include "painwatch/limits.h"
@@ -19,11 +21,14 @@ struct pw_store;
 
 /** How to open a store. Strings are borrowed for the duration of pw_store_open(). */
 struct pw_store_opts {
-    const char *backend; /* "sqlite" (NULL = "sqlite") */
+    const char *backend; /* "sqlite"; NULL: the section's "type", else "sqlite" */
     const char *dir;     /* state directory; the SQLite backend keeps painwatch.db there */
-    const char *path;    /* database file; overrides dir (config store.path) */
-    int schema_max;      /* stop migrations at this version (tests of migrations); 0 = latest */
-    bool read_only;      /* `painwatch outbox list` on a live daemon's store */
+    const char *path;    /* database file; overrides the section's and dir */
+    /* The store's config object (pw_conf_daemon()->store.section): "type" and the backend's keys
+     * (its config_map, e.g. SQLite's "path"). NULL: none. Borrowed for pw_store_open(). */
+    const json_t *section;
+    int schema_max; /* stop migrations at this version (tests of migrations); 0 = latest */
+    bool read_only; /* `painwatch outbox list` on a live daemon's store */
 };
 
 /**
@@ -211,7 +216,9 @@ struct pw_store_ops {
 /** The store handle: the backend's ops and its private state. */
 struct pw_store {
     const struct pw_store_ops *ops;
-    void *ctx; /* backend state, owned by the backend */
+    /* backend state: ctx_size bytes, zeroed and filled from its config_map before open (strings
+     * borrowed for open only), freed by pw_store_close() after the backend's close */
+    void *ctx;
     int depth; /* 1 inside begin..commit/rollback */
 
     /* Called before each commit: see pw_store_on_commit(). */
@@ -219,10 +226,10 @@ struct pw_store {
     void *on_commit_arg;
 };
 
-/** Backends, by name ("sqlite"). */
-extern const struct pw_store_ops pw_store_sqlite;
-
-/** The store registry (daemon/core/store.c: one line per backend; pw_adapter_register()). */
+/**
+ * The store registry: sqlite (daemon/core/store.c: one line per backend, which also declares its
+ * ops; pw_adapter_register() for backends outside the tree).
+ */
 extern struct pw_adapter_kind pw_store_kind;
 
 /**

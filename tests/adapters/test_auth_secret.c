@@ -124,13 +124,14 @@ static void client_secret(struct fx *fx, enum pwt_te_mode mode, const char *meth
     pwt_responder_add(fx->srv, &(struct pwt_rule){.path = "/Observation",
                                                   .handler = pwt_token_endpoint_protected,
                                                   .handler_arg = fx->te});
-    struct pw_auth_conf c = {.type = "client-secret",
-                             .server = "ehr",
-                             .token_endpoint = fx->token_url,
-                             .client_id = "pw client",
-                             .secret_file = secret_file,
-                             .secret_method = method};
+    json_t *sec = json_pack("{s:s, s:s, s:s}", "token_url", fx->token_url, "client_id", "pw client",
+                            "client_secret_file", secret_file);
+    if (method) {
+        json_object_set_new(sec, "client_secret_method", json_string(method));
+    }
+    struct pw_auth_conf c = {.type = "client-secret", .server = "ehr", .section = sec};
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
+    json_decref(sec); /* the auth keeps its own reference */
     get(fx, "/Observation", &fx->res[0]);
     get(fx, "/Observation", &fx->res[1]);
     assert_string_equal(pwt_token_endpoint_last_error(fx->te), "");
@@ -167,19 +168,17 @@ static void test_client_secret_wrong_method(void **state)
     char secret_file[512];
 
     write_secret(fx, "client.secret", "x", 0600, secret_file, sizeof(secret_file));
-    struct pw_auth_conf c = {.type = "client-secret",
-                             .server = "ehr",
-                             .token_endpoint = fx->token_url,
-                             .client_id = "id",
-                             .secret_file = secret_file,
-                             .secret_method = "jwt"};
+    json_t *sec = json_pack("{s:s, s:s, s:s, s:s}", "token_url", fx->token_url, "client_id", "id",
+                            "client_secret_file", secret_file, "client_secret_method", "jwt");
+    struct pw_auth_conf c = {.type = "client-secret", .server = "ehr", .section = sec};
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), PW_ECONFIG);
-    c.secret_method = "post";
+    json_object_set_new(sec, "client_secret_method", json_string("post"));
     c.type = "kerberos";
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), PW_ECONFIG);
     c.type = "client-secret";
     c.server = "unknown";
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), PW_ENOENT);
+    json_decref(sec);
 }
 
 /* Accepts only the token "new" (the test rotates the file to it). */
@@ -198,8 +197,10 @@ static void test_bearer_from_file(void **state)
 
     write_secret(fx, "bearer.token", "old\n", 0600, tok_file, sizeof(tok_file));
     pwt_responder_add(fx->srv, &(struct pwt_rule){.path = "/Patient", .handler = only_new});
-    struct pw_auth_conf c = {.type = "bearer", .server = "ehr", .token_file = tok_file};
+    json_t *sec = json_pack("{s:s}", "token_file", tok_file);
+    struct pw_auth_conf c = {.type = "bearer", .server = "ehr", .section = sec};
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
+    json_decref(sec);
     /* 401 with an unchanged file: nothing new to try, the 401 goes to the caller. */
     get(fx, "/Patient", &fx->res[0]);
     assert_int_equal(fx->res[0].status, 401);
@@ -238,7 +239,8 @@ static void test_secret_files(void **state)
     /* World-readable: refused with an error naming the file. */
     write_secret(fx, "open.token", "abc", 0644, path, sizeof(path));
     assert_int_equal(pw_secret_read(path, &s, &len), PW_ESECRET);
-    struct pw_auth_conf c = {.type = "bearer", .server = "ehr", .token_file = path};
+    json_t *sec = json_pack("{s:s}", "token_file", path);
+    struct pw_auth_conf c = {.type = "bearer", .server = "ehr", .section = sec};
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), PW_ESECRET);
     /* Missing, empty, over the cap. */
     snprintf(path, sizeof(path), "%s/missing", fx->dir);
@@ -261,8 +263,9 @@ static void test_secret_files(void **state)
     assert_int_equal(len, 3);
     pw_secret_free(s);
     assert_int_equal(pw_secret_read("../etc/passwd", &s, &len), PW_EINVAL);
-    c.token_file = "ehr-token";
+    json_object_set_new(sec, "token_file", json_string("ehr-token"));
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
+    json_decref(sec);
 }
 
 /*
@@ -299,12 +302,11 @@ static void test_client_secret_discovery_origin(void **state)
                                                   .handler_arg = fx->te});
     char base[256];
     snprintf(base, sizeof(base), "%s/fhir", pwt_responder_url(fx->srv));
-    struct pw_auth_conf c = {.type = "client-secret",
-                             .server = "ehr",
-                             .fhir_base = base,
-                             .client_id = "pw",
-                             .secret_file = secret_file};
+    json_t *sec = json_pack("{s:s, s:s}", "client_id", "pw", "client_secret_file", secret_file);
+    struct pw_auth_conf c = {
+        .type = "client-secret", .server = "ehr", .fhir_base = base, .section = sec};
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
+    json_decref(sec);
     get(fx, "/Observation", &fx->res[0]);
     get(fx, "/Observation", &fx->res[1]);
     assert_int_equal(fx->res[0].err, PW_EAUTH);
@@ -357,12 +359,11 @@ static void test_token_errors_log_no_server_bytes(void **state)
                                                   .path = "/token",
                                                   .status = 401,
                                                   .body = "{\"error\":\"invalid_client\"}"});
-    struct pw_auth_conf c = {.type = "client-secret",
-                             .server = "ehr",
-                             .token_endpoint = fx->token_url,
-                             .client_id = "pw",
-                             .secret_file = secret_file};
+    json_t *sec = json_pack("{s:s, s:s, s:s}", "token_url", fx->token_url, "client_id", "pw",
+                            "client_secret_file", secret_file);
+    struct pw_auth_conf c = {.type = "client-secret", .server = "ehr", .section = sec};
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
+    json_decref(sec);
     pw_log_set_output(f, false);
     for (int i = 0; i < 6; i++) {
         struct result r = {0};

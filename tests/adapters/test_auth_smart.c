@@ -42,6 +42,7 @@ struct fx {
     char token_url[256];
     struct result res[N_RES];
     int pending;
+    json_t *sec; /* the auth section smart_conf() built */
 };
 
 static uint64_t fake_now;
@@ -196,22 +197,35 @@ static int teardown(void **state)
     pwt_rmtree(fx->dir);
     free(fx->dir);
     pw_auth_set_clock(NULL);
+    json_decref(fx->sec);
     free(fx);
     g = NULL;
     return 0;
 }
 
+/* Set (or with NULL remove) a key of the auth section smart_conf() built. */
+static void set(struct fx *fx, const char *key, const char *value)
+{
+    if (value) {
+        assert_int_equal(json_object_set_new(fx->sec, key, json_string(value)), 0);
+    } else {
+        json_object_del(fx->sec, key);
+    }
+}
+
 static struct pw_auth_conf smart_conf(struct fx *fx, const char *alg)
 {
+    json_decref(fx->sec);
+    fx->sec = json_pack("{s:s, s:s, s:s, s:s}", "client_id", "painwatch-test", "scope",
+                        "system/Observation.rs system/MedicationRequest.rs", "private_key_file",
+                        fx->key_file, "kid", "key-1");
+    assert_non_null(fx->sec);
+    set(fx, "alg", alg);
     return (struct pw_auth_conf){
         .type = "smart-backend",
         .server = "ehr",
         .fhir_base = fx->fhir_base,
-        .client_id = "painwatch-test",
-        .scope = "system/Observation.rs system/MedicationRequest.rs",
-        .key_file = fx->key_file,
-        .key_id = "key-1",
-        .alg = alg,
+        .section = fx->sec,
     };
 }
 
@@ -390,7 +404,7 @@ static void test_renewed_before_expiry(void **state)
     struct fx *fx = *state;
     struct pw_auth_conf c = smart_conf(fx, NULL);
 
-    c.token_endpoint = fx->token_url; /* configured: no discovery */
+    set(fx, "token_url", fx->token_url); /* configured: no discovery */
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
     protect(fx, "/fhir/Observation");
     submit(fx, "/fhir/Observation", &fx->res[0]);
@@ -417,7 +431,7 @@ static void test_rejected_assertion(void **state)
     struct fx *fx = *state;
     struct pw_auth_conf c = smart_conf(fx, NULL);
 
-    c.key_id = "not-the-registered-key";
+    set(fx, "kid", "not-the-registered-key");
     pw_metrics_reset();
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
     protect(fx, "/fhir/Observation");
@@ -452,7 +466,7 @@ static void test_key_checks(void **state)
 
     /* An EC key configured as RS384 is a configuration error. */
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), PW_ECONFIG);
-    c.alg = NULL;
+    set(fx, "alg", NULL);
     /* A world-readable private key is refused. */
     assert_int_equal(chmod(fx->key_file, 0644), 0);
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), PW_ESECRET);
@@ -461,13 +475,14 @@ static void test_key_checks(void **state)
     EVP_PKEY *p256 = EVP_EC_gen("P-256");
     write_key(fx, p256, "p256.key");
     EVP_PKEY_free(p256);
+    set(fx, "private_key_file", fx->key_file);
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), PW_ECONFIG);
     /* A token endpoint over plain http off loopback is refused at startup. */
     c = smart_conf(fx, NULL);
-    c.token_endpoint = "http://auth.example.org/token";
+    set(fx, "token_url", "http://auth.example.org/token");
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), PW_ECONFIG);
-    c.token_endpoint = NULL;
-    c.key_id = NULL;
+    set(fx, "token_url", NULL);
+    set(fx, "kid", NULL);
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), PW_ECONFIG);
     assert_null(fx->auth);
 }
@@ -579,7 +594,7 @@ static void test_discovered_endpoint_elsewhere_refused(void **state)
                                                   .handler = pwt_token_endpoint_handler,
                                                   .handler_arg = fx->te});
     protect(fx, "/fhir/Observation");
-    c.token_endpoint = elsewhere;
+    set(fx, "token_url", elsewhere);
     assert_int_equal(pw_auth_new(&fx->auth, fx->http, &c), 0);
     submit(fx, "/fhir/Observation", &fx->res[2]);
     run(fx);

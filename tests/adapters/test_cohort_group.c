@@ -64,7 +64,7 @@ static void test_group_cohort_sync(void **state)
     sh_init(&h);
     sh_conf(&h, &conf, "ehr", h.base, 0, 0);
     h.sched.parallel = 2;
-    sh_add(&h, &conf, "{\"type\": \"group\", \"group\": \"Group/ward4\", \"refresh_s\": 3600}",
+    sh_add(&h, &conf, "{\"type\": \"group\", \"group\": \"Group/ward4\", \"refresh\": \"1h\"}",
            NULL);
     sh_rule(&h, "/fhir/Group/ward4", NULL, 1, 200, NULL, group);
     sh_rule(&h, "/fhir/Group/ward4", NULL, 0, 500, NULL, "");
@@ -115,7 +115,7 @@ static void test_group_reread_failure_keeps_members(void **state)
     later_now = SH_NOW;
     pw_sync_set_clock(h.sync, later_clock);
     sh_conf(&h, &conf, "ehr", h.base, 0, 0);
-    sh_add(&h, &conf, "{\"type\": \"group\", \"group\": \"ward4\", \"refresh_s\": 60}", NULL);
+    sh_add(&h, &conf, "{\"type\": \"group\", \"group\": \"ward4\", \"refresh\": \"1m\"}", NULL);
     sh_rule(&h, "/fhir/Group/ward4", NULL, 1, 200, NULL, group);
     sh_rule(&h, "/fhir/Group/ward4", NULL, 0, 503, NULL, "");
     char *empty = sh_bundle(json_array(), NULL);
@@ -146,7 +146,7 @@ static void test_group_reread_failure_keeps_members(void **state)
     free(group);
 }
 
-/* Without refresh_s of its own, the Group follows the source's group_refresh_ms. */
+/* Without refresh of its own, the Group follows the source's group_refresh_ms. */
 static void test_group_refresh_from_source(void **state)
 {
     (void)state;

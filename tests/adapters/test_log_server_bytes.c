@@ -135,7 +135,7 @@ static void test_group_not_json(void **state)
 
     sh_init(&h);
     sh_conf(&h, &conf, "ehr", h.base, 0, 0);
-    sh_add(&h, &conf, "{\"type\": \"group\", \"group\": \"Group/ward4\", \"refresh_s\": 3600}",
+    sh_add(&h, &conf, "{\"type\": \"group\", \"group\": \"Group/ward4\", \"refresh\": \"1h\"}",
            NULL);
     sh_rule(&h, "/fhir/Group/ward4", NULL, 0, 200, NULL,
             "{\"resourceType\":\"Group\",\"member\":[{\"entity\":{\"display\":" POISON);

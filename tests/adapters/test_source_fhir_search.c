@@ -606,7 +606,7 @@ static void test_conf_from_daemon_config(void **state)
     assert_null(c.types[1].codes);
     assert_string_equal(c.types[2].type, "Condition");
     assert_int_equal(c.lookback_ms, 7LL * 86400000);
-    assert_int_equal(pw_cohort_from_daemon(&cohort, &d->servers[0].cohort, err, sizeof(err)), 0);
+    assert_int_equal(pw_cohort_new(&cohort, d->servers[0].cohort.section, err, sizeof(err)), 0);
     assert_false(cohort->server_wide);
     pw_cohort_free(cohort);
     pw_fhir_search_conf_cleanup(&c);

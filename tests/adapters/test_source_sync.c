@@ -400,8 +400,10 @@ static void test_401_fixed_by_token_renewal(void **state)
     assert_int_equal(chmod(path, 0600), 0);
     sh_init(&h);
     obs_only(&h, &conf, 0, 0);
-    struct pw_auth_conf ac = {.type = "bearer", .server = "ehr", .token_file = path};
+    json_t *sec = json_pack("{s:s}", "token_file", path);
+    struct pw_auth_conf ac = {.type = "bearer", .server = "ehr", .section = sec};
     assert_int_equal(pw_auth_new(&h.auth, h.http, &ac), 0);
+    json_decref(sec);
     sh_add(&h, &conf, SRV_WIDE, h.auth);
     struct auth_srv as = {.path = path};
     atomic_init(&as.phase, 0);

@@ -18,3 +18,10 @@ add_test(NAME adapters_flag_schema_valid COMMAND sh -c
   "set -e; ls '${PW_FLAG_OUT_DIR}'/*.json '${PW_FLAG_OUT_DIR}'/rules/*.json >/dev/null; '${PW_NODE}' '${PROJECT_SOURCE_DIR}/tests/e2e/server/validate.js' '${PW_FLAG_OUT_DIR}'/*.json '${PW_FLAG_OUT_DIR}'/rules/*.json")
 set_tests_properties(adapters_flag_schema_valid PROPERTIES LABELS e2e TIMEOUT 300
   FIXTURES_REQUIRED "flag_samples;e2e_node")
+
+# Issue 20: adapters declared in the tests (tests/adapters/<kind>_<name>.c beside the test_*.c
+# files) join test_adapter_registry, which registers each with one line.
+file(GLOB PW_TEST_ADAPTERS CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/auth_*.c
+  ${CMAKE_CURRENT_LIST_DIR}/cohort_*.c ${CMAKE_CURRENT_LIST_DIR}/sink_*.c
+  ${CMAKE_CURRENT_LIST_DIR}/store_*.c)
+target_sources(adapters_test_adapter_registry PRIVATE ${PW_TEST_ADAPTERS})

@@ -172,15 +172,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char fhir_base[160], url[200];
     snprintf(fhir_base, sizeof(fhir_base), "%s", base);
     snprintf(url, sizeof(url), "%s/Observation", base);
-    struct pw_auth_conf c = {.type = "client-secret",
-                             .server = "ehr",
-                             .fhir_base = fhir_base,
-                             .client_id = "pw",
-                             .secret_file = secret_file};
+    json_t *sec = json_pack("{s:s, s:s}", "client_id", "pw", "client_secret_file", secret_file);
+    struct pw_auth_conf c = {
+        .type = "client-secret", .server = "ehr", .fhir_base = fhir_base, .section = sec};
     struct pw_auth *auth = NULL;
     if (pw_auth_new(&auth, http, &c) != 0) {
         abort();
     }
+    json_decref(sec);
     struct pw_http_req *req = NULL;
     if (pw_http_req_new(&req, "ehr", "GET", url) != 0) {
         abort();

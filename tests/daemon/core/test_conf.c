@@ -96,7 +96,8 @@ static void test_default_config(void **state)
     assert_int_equal(pw_conf_load_string(&conf, "<default>", NULL, text, strlen(text), &errs), 0);
     d = pw_conf_daemon(conf);
     assert_string_equal(d->state_dir, "/var/lib/painwatch");
-    assert_string_equal(d->store.path, "/var/lib/painwatch/painwatch.db");
+    assert_string_equal(json_string_value(pw_conf_get(conf, "store.path")),
+                        "/var/lib/painwatch/painwatch.db");
     assert_string_equal(d->audit.path, "/var/lib/painwatch/audit/painwatch-audit.jsonl");
     assert_int_equal(d->n_servers, 1);
     assert_string_equal(d->servers[0].name, "local");
@@ -112,7 +113,8 @@ static void test_default_config(void **state)
     assert_string_equal(d->servers[0].resources[2], "MedicationAdministration");
     assert_string_equal(d->servers[0].resources[5], "Encounter");
     assert_null(d->servers[0].resources[6]);
-    assert_null(d->servers[0].auth.scope); /* derived from resources when unset */
+    assert_null(json_string_value(
+        json_object_get(d->servers[0].auth.section, "scope"))); /* derived from resources */
     assert_string_equal(d->scope, "problem-list");
     assert_true(d->health.enabled);
     assert_string_equal(d->health.listen, "127.0.0.1:9187");
@@ -237,9 +239,9 @@ static void test_secret_files(void **state)
     /* The same file at 0600 is accepted and resolved to its absolute path. */
     secret_file("key.pem", 0600);
     assert_int_equal(load_text(text, &conf), 0);
-    assert_string_equal(pw_conf_daemon(conf)->servers[0].auth.private_key_file,
+    assert_string_equal(json_string_value(pw_conf_get(conf, "servers[0].auth.private_key_file")),
                         secret_file("key.pem", 0600));
-    assert_string_equal(pw_conf_daemon(conf)->servers[0].auth.alg, "RS384");
+    assert_string_equal(json_string_value(pw_conf_get(conf, "servers[0].auth.alg")), "RS384");
     pw_conf_free(conf);
 
     /* Relative paths resolve against the config file's directory. */
@@ -595,7 +597,7 @@ static void test_token_url(void **state)
     (void)state;
     snprintf(text, sizeof(text), HEAD, secret_file("cs", 0600), "https://auth.example.net/token");
     assert_int_equal(load_text(text, &conf), 0);
-    assert_string_equal(pw_conf_daemon(conf)->servers[0].auth.token_url,
+    assert_string_equal(json_string_value(pw_conf_get(conf, "servers[0].auth.token_url")),
                         "https://auth.example.net/token");
     pw_conf_free(conf);
     snprintf(text, sizeof(text), HEAD, secret_file("cs", 0600), "http://127.0.0.1:8080/token");
