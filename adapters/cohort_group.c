@@ -15,11 +15,12 @@
 #include "painwatch/auth.h"
 #include "painwatch/cohort.h"
 #include "painwatch/err.h"
+#include "painwatch/fhir.h"
 #include "painwatch/http.h"
 #include "painwatch/json_err.h"
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
-#include "painwatch/source.h"
+#include "painwatch/sync.h"
 
 struct group_ctx {
     const char *group;  /* config: "Group/<id>" or "<id>" */

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The FHIR search source, pure parts: server configuration and dialects, search URL building,
- * FHIR instants, the cursor/seen-set state and Bundle page filtering. No I/O, no loop: the run
- * that drives them is daemon/core/scheduler.c.
+ * The FHIR search source adapter (pw_source_fhir_search, source.h): its configuration and
+ * dialects, search URL building and FHIR instants, all pure. The cursor/seen-set state and Bundle
+ * page filtering are in source_fhir_search_page.c. Its runs (paging, requests through the driver)
+ * are in source_fhir_search_run.c, its /metadata check in source_fhir_search_capability.c; the
+ * driver that schedules them is daemon/core/scheduler.c.
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,8 @@
 
 #include "painwatch/conf.h"
 #include "painwatch/err.h"
+#include "painwatch/fhir.h"
+#include "painwatch/fhir_search.h"
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
 #include "painwatch/source.h"
@@ -64,7 +69,7 @@ static void type_cleanup(struct pw_search_type *t)
     memset(t, 0, sizeof(*t));
 }
 
-int pw_source_conf_init(struct pw_source_conf *conf, const char *name, const char *base)
+int pw_fhir_search_conf_init(struct pw_fhir_search_conf *conf, const char *name, const char *base)
 {
     memset(conf, 0, sizeof(*conf));
     conf->dialect = (struct pw_fhir_dialect){
@@ -76,26 +81,19 @@ int pw_source_conf_init(struct pw_source_conf *conf, const char *name, const cha
     conf->count = 100;
     conf->overlap_ms = 5u * 60u * 1000u;
     conf->lookback_ms = 14ull * 24u * 3600u * 1000u;
-    conf->poll_ms = 5u * 60u * 1000u;
-    conf->jitter = 0.1;
-    conf->backoff_base_ms = 5000;
-    conf->backoff_cap_ms = 15u * 60u * 1000u;
-    conf->unhealthy_after = 3;
-    conf->parallel = 2;
     conf->pages_max = PW_PAGES_PER_RUN_MAX;
-    conf->group_refresh_ms = 3600u * 1000u;
     if (set_str(&conf->name, name) || set_str(&conf->base, base) ||
         set_str(&conf->types[0].type, "Observation") ||
         set_str(&conf->types[0].codes, default_obs_codes) ||
         set_str(&conf->types[1].type, "MedicationRequest")) {
-        pw_source_conf_cleanup(conf);
+        pw_fhir_search_conf_cleanup(conf);
         return PW_ENOMEM;
     }
     conf->ntypes = 2;
     return 0;
 }
 
-void pw_source_conf_cleanup(struct pw_source_conf *conf)
+void pw_fhir_search_conf_cleanup(struct pw_fhir_search_conf *conf)
 {
     if (!conf) {
         return;
@@ -108,7 +106,7 @@ void pw_source_conf_cleanup(struct pw_source_conf *conf)
     memset(conf, 0, sizeof(*conf));
 }
 
-int pw_source_conf_copy(struct pw_source_conf *dst, const struct pw_source_conf *src)
+int pw_fhir_search_conf_copy(struct pw_fhir_search_conf *dst, const struct pw_fhir_search_conf *src)
 {
     *dst = *src;
     dst->name = NULL;
@@ -126,43 +124,9 @@ int pw_source_conf_copy(struct pw_source_conf *dst, const struct pw_source_conf 
     }
     return 0;
 fail:
-    pw_source_conf_cleanup(dst);
+    pw_fhir_search_conf_cleanup(dst);
     return PW_ENOMEM;
 }
-
-/*
- * Configuration from a JSON object. Each key is declared once in a table; unknown keys fail.
- */
-
-enum conf_kind { K_STR, K_UINT, K_SECONDS, K_DAYS, K_FRACTION };
-
-struct conf_field {
-    const char *key;
-    enum conf_kind kind;
-    size_t off;
-    uint64_t max; /* inclusive cap for numbers */
-};
-
-#define F(key, kind, member, max)                               \
-    {                                                           \
-        key, kind, offsetof(struct pw_source_conf, member), max \
-    }
-static const struct conf_field conf_fields[] = {
-    F("name", K_STR, name, 0),
-    F("base", K_STR, base, 0),
-    F("count", K_UINT, count, 1000),
-    F("overlap_s", K_SECONDS, overlap_ms, 24u * 3600u),
-    F("lookback_days", K_DAYS, lookback_ms, 3650),
-    F("poll_s", K_SECONDS, poll_ms, 7u * 24u * 3600u),
-    F("jitter", K_FRACTION, jitter, 0),
-    F("backoff_base_s", K_SECONDS, backoff_base_ms, 3600),
-    F("backoff_cap_s", K_SECONDS, backoff_cap_ms, 24u * 3600u),
-    F("unhealthy_after", K_UINT, unhealthy_after, 1000),
-    F("parallel", K_UINT, parallel, 64),
-    F("pages_max", K_UINT, pages_max, PW_PAGES_PER_RUN_MAX),
-    F("group_refresh_s", K_SECONDS, group_refresh_ms, 7u * 24u * 3600u),
-};
-#undef F
 
 static int conf_err(char *errbuf, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -178,101 +142,6 @@ static int conf_err(char *errbuf, size_t errlen, const char *fmt, ...)
     return PW_ECONFIG;
 }
 
-/* jansson's iteration macros take a non-const json_t even when they only read. */
-static json_t *unconst(const json_t *j)
-{
-    union {
-        const json_t *c;
-        json_t *m;
-    } u = {.c = j};
-    return u.m;
-}
-
-static int conf_field_set(struct pw_source_conf *conf, const struct conf_field *f, json_t *v,
-                          char *errbuf, size_t errlen)
-{
-    char *base = (char *)conf + f->off;
-
-    if (f->kind == K_STR) {
-        if (!json_is_string(v) || json_string_length(v) == 0) {
-            return conf_err(errbuf, errlen, "%s: expected a non-empty string", f->key);
-        }
-        return set_str((char **)(void *)base, json_string_value(v)) ? PW_ENOMEM : 0;
-    }
-    if (f->kind == K_FRACTION) {
-        if (!json_is_number(v) || json_number_value(v) < 0.0 || json_number_value(v) > 0.5) {
-            return conf_err(errbuf, errlen, "%s: expected a number in [0, 0.5]", f->key);
-        }
-        *(double *)(void *)base = json_number_value(v);
-        return 0;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-        (uint64_t)json_integer_value(v) > f->max ||
-        (f->kind == K_UINT && json_integer_value(v) == 0)) {
-        return conf_err(errbuf, errlen, "%s: expected an integer in range", f->key);
-    }
-    uint64_t n = (uint64_t)json_integer_value(v);
-    if (f->kind == K_UINT) {
-        *(unsigned *)(void *)base = (unsigned)n;
-    } else {
-        *(uint64_t *)(void *)base = n * (f->kind == K_DAYS ? 86400000u : 1000u);
-    }
-    return 0;
-}
-
-static int conf_dialect(struct pw_fhir_dialect *d, json_t *obj, char *errbuf, size_t errlen)
-{
-    static const struct {
-        const char *key;
-        size_t off;
-    } flags[] = {
-        {"last_updated", offsetof(struct pw_fhir_dialect, last_updated)},
-        {"sort", offsetof(struct pw_fhir_dialect, sort)},
-        {"code_in", offsetof(struct pw_fhir_dialect, code_in)},
-        {"include", offsetof(struct pw_fhir_dialect, include)},
-        {"date_params", offsetof(struct pw_fhir_dialect, date_params)},
-        {"status_list", offsetof(struct pw_fhir_dialect, status_list)},
-    };
-    const char *key;
-    json_t *v;
-
-    if (!json_is_object(obj)) {
-        return conf_err(errbuf, errlen, "dialect: expected a mapping");
-    }
-    json_object_foreach(obj, key, v)
-    {
-        size_t i;
-        if (strcmp(key, "patient_param") == 0) {
-            const char *s = json_string_value(v);
-            if (!s || (strcmp(s, "patient") != 0 && strcmp(s, "subject") != 0)) {
-                return conf_err(errbuf, errlen, "dialect.%s: expected patient or subject", key);
-            }
-            d->subject = strcmp(s, "subject") == 0;
-            continue;
-        }
-        if (strcmp(key, "count_max") == 0) {
-            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 10000) {
-                return conf_err(errbuf, errlen, "dialect.%s: expected 1..10000", key);
-            }
-            d->count_max = (unsigned)json_integer_value(v);
-            continue;
-        }
-        for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-            if (strcmp(key, flags[i].key) == 0) {
-                break;
-            }
-        }
-        if (i == sizeof(flags) / sizeof(flags[0])) {
-            return conf_err(errbuf, errlen, "dialect.%s: unknown key", key);
-        }
-        if (!json_is_boolean(v)) {
-            return conf_err(errbuf, errlen, "dialect.%s: expected true or false", key);
-        }
-        *(bool *)(void *)((char *)d + flags[i].off) = json_is_true(v);
-    }
-    return 0;
-}
-
 /* A FHIR resource type name: an upper-case letter then letters (R4 names are all like that). */
 static bool is_type_name(const char *s)
 {
@@ -281,148 +150,6 @@ static bool is_type_name(const char *s)
         return false;
     }
     return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") == n;
-}
-
-static int conf_type(struct pw_search_type *t, json_t *obj, size_t idx, char *errbuf, size_t errlen)
-{
-    char where[32];
-    const char *key;
-    json_t *v;
-
-    snprintf(where, sizeof(where), "types[%zu]", idx);
-    if (!json_is_object(obj)) {
-        return conf_err(errbuf, errlen, "%s: expected a mapping", where);
-    }
-    json_object_foreach(obj, key, v)
-    {
-        if (strcmp(key, "type") == 0) {
-            if (!json_is_string(v) || !is_type_name(json_string_value(v))) {
-                return conf_err(errbuf, errlen, "%s.type: expected a resource type", where);
-            }
-            if (set_str(&t->type, json_string_value(v))) {
-                return PW_ENOMEM;
-            }
-        } else if (strcmp(key, "valueset") == 0) {
-            if (!json_is_string(v) || json_string_length(v) == 0) {
-                return conf_err(errbuf, errlen, "%s.valueset: expected a URL", where);
-            }
-            if (set_str(&t->valueset, json_string_value(v))) {
-                return PW_ENOMEM;
-            }
-        } else if (strcmp(key, "codes") == 0) {
-            /* A list of "system|code" tokens, joined with ',' (FHIR OR) for `code=`. */
-            if (!json_is_array(v)) {
-                return conf_err(errbuf, errlen, "%s.codes: expected a list", where);
-            }
-            size_t i;
-            json_t *c;
-            size_t total = 1;
-            json_array_foreach(v, i, c)
-            {
-                const char *s = json_string_value(c);
-                if (!s || !*s || strchr(s, ',') || strlen(s) > PW_CODE_MAX * 2) {
-                    return conf_err(errbuf, errlen, "%s.codes: bad code token", where);
-                }
-                total += strlen(s) + 1;
-            }
-            char *joined = calloc(1, total);
-            if (!joined) {
-                return PW_ENOMEM;
-            }
-            size_t len = 0;
-            json_array_foreach(v, i, c)
-            {
-                append_token(joined, &len, json_string_value(c));
-            }
-            free(t->codes);
-            t->codes = json_array_size(v) ? joined : NULL;
-            if (!t->codes) {
-                free(joined);
-            }
-        } else {
-            return conf_err(errbuf, errlen, "%s.%s: unknown key", where, key);
-        }
-    }
-    if (!t->type) {
-        return conf_err(errbuf, errlen, "%s.type: required", where);
-    }
-    return 0;
-}
-
-static int conf_types(struct pw_source_conf *conf, json_t *arr, char *errbuf, size_t errlen)
-{
-    if (!json_is_array(arr) || json_array_size(arr) == 0 ||
-        json_array_size(arr) > PW_SYNC_TYPES_MAX) {
-        return conf_err(errbuf, errlen, "types: expected a list of 1..8 entries");
-    }
-    for (size_t i = 0; i < PW_SYNC_TYPES_MAX; i++) {
-        type_cleanup(&conf->types[i]);
-    }
-    conf->ntypes = 0;
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v)
-    {
-        int err = conf_type(&conf->types[i], v, i, errbuf, errlen);
-        conf->ntypes = i + 1;
-        if (err) {
-            return err;
-        }
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(conf->types[j].type, conf->types[i].type) == 0) {
-                return conf_err(errbuf, errlen, "types: %s listed twice", conf->types[i].type);
-            }
-        }
-    }
-    return 0;
-}
-
-int pw_source_conf_from_json(struct pw_source_conf *conf, const json_t *obj, char *errbuf,
-                             size_t errlen)
-{
-    const char *key;
-    json_t *v;
-
-    if (!json_is_object(obj)) {
-        return conf_err(errbuf, errlen, "server: expected a mapping");
-    }
-    json_object_foreach(unconst(obj), key, v)
-    {
-        int err;
-        if (strcmp(key, "dialect") == 0) {
-            err = conf_dialect(&conf->dialect, v, errbuf, errlen);
-        } else if (strcmp(key, "types") == 0) {
-            err = conf_types(conf, v, errbuf, errlen);
-        } else {
-            size_t i;
-            for (i = 0; i < sizeof(conf_fields) / sizeof(conf_fields[0]); i++) {
-                if (strcmp(key, conf_fields[i].key) == 0) {
-                    break;
-                }
-            }
-            if (i == sizeof(conf_fields) / sizeof(conf_fields[0])) {
-                return conf_err(errbuf, errlen, "%s: unknown key", key);
-            }
-            err = conf_field_set(conf, &conf_fields[i], v, errbuf, errlen);
-        }
-        if (err) {
-            return err;
-        }
-    }
-    if (!conf->name || !conf->base) {
-        return conf_err(errbuf, errlen, "server: name and base are required");
-    }
-    if (strncmp(conf->base, "https://", 8) != 0 && strncmp(conf->base, "http://", 7) != 0) {
-        return conf_err(errbuf, errlen, "base: expected an http(s) URL, got %s", conf->base);
-    }
-    size_t n = strlen(conf->base);
-    while (n > 0 && conf->base[n - 1] == '/') {
-        conf->base[--n] = '\0';
-    }
-    if (conf->backoff_cap_ms < conf->backoff_base_ms) {
-        return conf_err(errbuf, errlen, "backoff_cap_s: below backoff_base_s");
-    }
-    return 0;
 }
 
 /* "a,b" joined from two "system|code" lists. NULL when both are empty. */
@@ -507,7 +234,7 @@ static int obs_codes(char **out, const struct pw_conf_pain_codes *codes)
     return err;
 }
 
-static int from_daemon_types(struct pw_source_conf *conf, const struct pw_conf_server *cs,
+static int from_daemon_types(struct pw_fhir_search_conf *conf, const struct pw_conf_server *cs,
                              const struct pw_conf_pain_codes *codes, char *errbuf, size_t errlen)
 {
     if (cs->n_resources == 0 || cs->n_resources > PW_SYNC_TYPES_MAX) {
@@ -548,18 +275,25 @@ static int from_daemon_types(struct pw_source_conf *conf, const struct pw_conf_s
     return 0;
 }
 
-int pw_source_conf_from_daemon(struct pw_source_conf *conf, const struct pw_conf_server *cs,
-                               const struct pw_conf_pain_codes *codes, char *errbuf, size_t errlen)
+/*
+ * The searches of server @p cs from the source's keys (its config_map, filled from servers[i]),
+ * the server's resources and the site's pain @p codes: Observation searches are filtered by the
+ * pain score codes plus the pain type, sedation and vital-sign codes (NULL: the built-in pain
+ * score codes); other types are not code-filtered.
+ */
+static int conf_from_keys(struct pw_fhir_search_conf *conf, const struct pw_fhir_search_keys *keys,
+                          const struct pw_conf_server *cs, const struct pw_conf_pain_codes *codes,
+                          char *errbuf, size_t errlen)
 {
     if (!cs->name || !cs->base_url) {
         memset(conf, 0, sizeof(*conf));
         return conf_err(errbuf, errlen, "servers: name and base_url are required");
     }
-    int err = pw_source_conf_init(conf, cs->name, cs->base_url);
+    int err = pw_fhir_search_conf_init(conf, cs->name, cs->base_url);
     if (err) {
         return err;
     }
-    const struct pw_conf_dialect *d = &cs->dialect;
+    const struct pw_fhir_search_dialect_keys *d = &keys->dialect;
     conf->dialect.subject = d->patient_param && strcmp(d->patient_param, "subject") == 0;
     conf->dialect.last_updated = d->last_updated;
     conf->dialect.sort = d->sort;
@@ -571,17 +305,11 @@ int pw_source_conf_from_daemon(struct pw_source_conf *conf, const struct pw_conf
         conf->dialect.count_max = (unsigned)d->max_count;
         conf->count = conf->dialect.count_max;
     }
-    if (cs->poll_interval_ms > 0) {
-        conf->poll_ms = (uint64_t)cs->poll_interval_ms;
+    if (keys->lookback_ms > 0) {
+        conf->lookback_ms = (uint64_t)keys->lookback_ms;
     }
-    if (cs->lookback_ms > 0) {
-        conf->lookback_ms = (uint64_t)cs->lookback_ms;
-    }
-    if (cs->overlap_ms >= 0) {
-        conf->overlap_ms = (uint64_t)cs->overlap_ms;
-    }
-    if (cs->max_concurrent > 0) {
-        conf->parallel = (unsigned)cs->max_concurrent;
+    if (keys->overlap_ms >= 0) {
+        conf->overlap_ms = (uint64_t)keys->overlap_ms;
     }
     size_t n = strlen(conf->base);
     while (n > 0 && conf->base[n - 1] == '/') {
@@ -589,7 +317,7 @@ int pw_source_conf_from_daemon(struct pw_source_conf *conf, const struct pw_conf
     }
     err = from_daemon_types(conf, cs, codes, errbuf, errlen);
     if (err) {
-        pw_source_conf_cleanup(conf);
+        pw_fhir_search_conf_cleanup(conf);
     }
     return err;
 }
@@ -711,355 +439,6 @@ static void instant_seconds(int64_t ms, char *buf, size_t len)
 }
 
 /*
- * Cursor and seen-set.
- */
-
-int pw_sync_state_init(struct pw_sync_state *st)
-{
-    st->cursor_ms = PW_SYNC_NO_CURSOR;
-    st->seen = json_object();
-    return st->seen ? 0 : PW_ENOMEM;
-}
-
-void pw_sync_state_cleanup(struct pw_sync_state *st)
-{
-    if (st) {
-        json_decref(st->seen);
-        st->seen = NULL;
-    }
-}
-
-int pw_sync_state_load(struct pw_sync_state *st, const char *text)
-{
-    json_error_t jerr;
-    json_t *root;
-    json_t *seen;
-    json_int_t ms;
-    int version;
-
-    if (!text) {
-        st->cursor_ms = PW_SYNC_NO_CURSOR;
-        json_object_clear(st->seen);
-        return 0;
-    }
-    root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        return PW_EJSON;
-    }
-    seen = NULL;
-    const char *at = NULL; /* human-readable copy of ms, not read back */
-    if (json_unpack_ex(root, &jerr, JSON_STRICT, "{s:i, s:I, s?s, s:o}", "v", &version, "ms", &ms,
-                       "cursor", &at, "seen", &seen) != 0 ||
-        version != 1 || !json_is_object(seen)) {
-        json_decref(root);
-        return PW_EJSON;
-    }
-    const char *k;
-    json_t *v;
-    json_object_foreach(seen, k, v)
-    {
-        if (!json_is_integer(v)) {
-            json_decref(root);
-            return PW_EJSON;
-        }
-    }
-    json_decref(st->seen);
-    st->seen = json_incref(seen);
-    st->cursor_ms = ms;
-    json_decref(root);
-    return 0;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a;
-    int64_t y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Drop the oldest entries until at most @p max remain. */
-static int seen_trim(json_t *seen, size_t max)
-{
-    size_t n = json_object_size(seen);
-    if (n <= max) {
-        return 0;
-    }
-    int64_t *all = malloc(n * sizeof(*all));
-    if (!all) {
-        return PW_ENOMEM;
-    }
-    size_t i = 0;
-    const char *k;
-    json_t *v;
-    void *tmp;
-    json_object_foreach(seen, k, v)
-    {
-        all[i++] = json_integer_value(v);
-    }
-    qsort(all, n, sizeof(*all), cmp_i64);
-    int64_t keep_from = all[n - max];
-    size_t excess = n - max;
-    free(all);
-    /* Entries equal to the threshold survive unless the excess still needs them gone. */
-    json_object_foreach_safe(seen, tmp, k, v)
-    {
-        if (excess && json_integer_value(v) <= keep_from) {
-            json_object_del(seen, k);
-            excess--;
-        }
-    }
-    return 0;
-}
-
-static char *state_text(const struct pw_sync_state *st)
-{
-    char at[40] = "";
-    if (st->cursor_ms != PW_SYNC_NO_CURSOR) {
-        pw_fhir_instant_format(st->cursor_ms, at, sizeof(at));
-    }
-    json_t *root = json_pack("{s:i, s:I, s:s, s:O}", "v", 1, "ms", (json_int_t)st->cursor_ms,
-                             "cursor", at, "seen", st->seen);
-    char *text = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(root);
-    return text;
-}
-
-int pw_sync_state_dump(struct pw_sync_state *st, uint64_t overlap_ms, char **out)
-{
-    if (st->cursor_ms != PW_SYNC_NO_CURSOR) {
-        int64_t floor_ms = st->cursor_ms - (int64_t)overlap_ms;
-        const char *k;
-        json_t *v;
-        void *tmp;
-        json_object_foreach_safe(st->seen, tmp, k, v)
-        {
-            if (json_integer_value(v) < floor_ms) {
-                json_object_del(st->seen, k);
-            }
-        }
-    }
-    size_t max = PW_SYNC_SEEN_MAX;
-    for (;;) {
-        if (seen_trim(st->seen, max)) {
-            return PW_ENOMEM;
-        }
-        char *text = state_text(st);
-        if (!text) {
-            return PW_ENOMEM;
-        }
-        if (strlen(text) < PW_SYNC_CURSOR_MAX) {
-            *out = text;
-            return 0;
-        }
-        free(text);
-        /* Very long ids: keep the newest half. A dropped entry costs at most a duplicate
-         * delivery (the store is idempotent), never a lost resource or a stuck cursor. */
-        max = json_object_size(st->seen) / 2;
-    }
-}
-
-size_t pw_sync_state_prune(struct pw_sync_state *st, int64_t floor_ms, const json_t *keep)
-{
-    size_t dropped = 0;
-    const char *k;
-    json_t *v;
-    void *tmp;
-
-    json_object_foreach_safe(st->seen, tmp, k, v)
-    {
-        if (json_integer_value(v) < floor_ms && !json_object_get(keep, k)) {
-            json_object_del(st->seen, k);
-            dropped++;
-        }
-    }
-    return dropped;
-}
-
-/*
- * One page.
- */
-
-static const char *str_at(const json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
-
-/* The seen-set key "type/id/version"; false when the resource cannot be identified. @p type and
- * @p id are the resource's own (the page filter has them at hand already). */
-static bool seen_key(const json_t *res, const char *type, const char *id, char *buf, size_t len,
-                     int64_t *lu_ms, bool *has_lu)
-{
-    const json_t *meta = json_object_get(res, "meta");
-    const char *vid = str_at(meta, "versionId");
-    const char *lu = str_at(meta, "lastUpdated");
-
-    *has_lu = lu && pw_fhir_instant_parse(lu, lu_ms) == 0;
-    if (!type || !id || (!vid && !*has_lu)) {
-        return false;
-    }
-    /* "Type/id/version" or "Type/id/@lastUpdated", joined by hand: once per resource. */
-    const char *parts[] = {type, "/", id, vid ? "/" : "/@", vid ? vid : lu};
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-        size_t k = strlen(parts[i]);
-        if (n + k >= len) {
-            return false;
-        }
-        memcpy(buf + n, parts[i], k);
-        n += k;
-    }
-    buf[n] = '\0';
-    return true;
-}
-
-bool pw_sync_seen_key(const json_t *res, char *buf, size_t len)
-{
-    int64_t lu_ms;
-    bool has_lu;
-    return seen_key(res, str_at(res, "resourceType"), str_at(res, "id"), buf, len, &lu_ms, &has_lu);
-}
-
-static const char *next_link(const json_t *bundle)
-{
-    size_t i;
-    json_t *l;
-    json_array_foreach(json_object_get(bundle, "link"), i, l)
-    {
-        const char *rel = str_at(l, "relation");
-        if (rel && strcmp(rel, "next") == 0) {
-            return str_at(l, "url");
-        }
-    }
-    return NULL;
-}
-
-int pw_sync_page_filter(struct pw_sync_state *st, const json_t *bundle, json_t **out_resources,
-                        const char **out_next, int64_t *max_ms, struct pw_page_stats *stats)
-{
-    const char *rt = str_at(bundle, "resourceType");
-    const char *bt = str_at(bundle, "type");
-    const json_t *entries = json_object_get(bundle, "entry");
-
-    memset(stats, 0, sizeof(*stats));
-    if (!rt || strcmp(rt, "Bundle") != 0 || (bt && strcmp(bt, "searchset") != 0) ||
-        (entries && !json_is_array(entries))) {
-        return PW_EFHIR;
-    }
-    json_t *out = json_array();
-    if (!out) {
-        return PW_ENOMEM;
-    }
-    size_t i;
-    json_t *e;
-    json_array_foreach(entries, i, e)
-    {
-        json_t *res = json_object_get(e, "resource");
-        const char *type = str_at(res, "resourceType");
-        const char *mode = str_at(json_object_get(e, "search"), "mode");
-        char key[PW_REF_MAX + 64];
-        int64_t lu_ms = 0;
-        bool has_lu;
-
-        stats->entries++;
-        if (!json_is_object(res) || !type) {
-            /* A malformed entry is skipped, not fatal: failing would pin the cursor forever.
-             * Counted, not logged one by one: the caller logs one summary per page. */
-            stats->no_resource++;
-            continue;
-        }
-        if (strcmp(type, "OperationOutcome") == 0 || (mode && strcmp(mode, "outcome") == 0)) {
-            stats->outcomes++;
-            continue;
-        }
-        const char *id = str_at(res, "id");
-        if (!id) {
-            stats->no_id++;
-            continue;
-        }
-        if (seen_key(res, type, id, key, sizeof(key), &lu_ms, &has_lu)) {
-            if (json_object_get(st->seen, key)) {
-                stats->duplicates++;
-                continue;
-            }
-            if (json_object_set_new(st->seen, key, json_integer(lu_ms))) {
-                json_decref(out);
-                return PW_ENOMEM;
-            }
-        } else {
-            /* No versionId and no lastUpdated: it cannot be deduped here; the store is
-             * idempotent on (type, id, versionId) anyway. */
-            pw_log_debug(SYNC, "%s/%s has no meta.versionId or lastUpdated", type, id);
-        }
-        if (has_lu && lu_ms > *max_ms) {
-            *max_ms = lu_ms;
-        }
-        if (json_array_append(out, res)) {
-            json_decref(out);
-            return PW_ENOMEM;
-        }
-        stats->delivered++;
-    }
-    *out_next = next_link(bundle);
-    *out_resources = out;
-    return 0;
-}
-
-/* @p n with thousands separators ("1,000,000"): a count an operator reads at a glance. */
-static const char *grouped(size_t n, char buf[32])
-{
-    char digits[24];
-    int nd = snprintf(digits, sizeof(digits), "%zu", n);
-    size_t o = 0;
-
-    for (int i = 0; i < nd; i++) {
-        if (i && (nd - i) % 3 == 0) {
-            buf[o++] = ',';
-        }
-        buf[o++] = digits[i];
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
-size_t pw_page_stats_summary(const struct pw_page_stats *ps, char *buf, size_t len)
-{
-    char g[32];
-    const struct {
-        size_t n;
-        const char *what;
-    } parts[] = {
-        {ps->no_id, "no id"},
-        {ps->no_resource, "no resource"},
-        {ps->unreadable, "unreadable"},
-        {ps->outcomes, "OperationOutcome from the server"},
-    };
-    size_t total = 0;
-    size_t off;
-    int w;
-
-    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-        total += parts[i].n;
-    }
-    if (len) {
-        buf[0] = '\0';
-    }
-    if (total == 0 || len == 0) {
-        return total;
-    }
-    w = snprintf(buf, len, "%s %s rejected:", grouped(total, g), total == 1 ? "entry" : "entries");
-    off = w > 0 && (size_t)w < len ? (size_t)w : len - 1;
-    for (size_t i = 0, k = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-        if (parts[i].n == 0) {
-            continue;
-        }
-        w = snprintf(buf + off, len - off, "%s %s %s", k++ ? "," : "", grouped(parts[i].n, g),
-                     parts[i].what);
-        off += w > 0 && (size_t)w < len - off ? (size_t)w : len - 1 - off;
-    }
-    return total;
-}
-
-/*
  * URLs.
  */
 
@@ -1099,7 +478,7 @@ static const char *date_param(const char *type)
     return NULL;
 }
 
-static int window_params(CURLU *u, const struct pw_source_conf *conf, const char *type,
+static int window_params(CURLU *u, const struct pw_fhir_search_conf *conf, const char *type,
                          const struct pw_search_window *win)
 {
     const struct pw_fhir_dialect *d = &conf->dialect;
@@ -1137,8 +516,9 @@ static int window_params(CURLU *u, const struct pw_source_conf *conf, const char
     return 0;
 }
 
-static int url_params(CURLU *u, const struct pw_source_conf *conf, const struct pw_search_type *t,
-                      const char *patient, const struct pw_search_window *win)
+static int url_params(CURLU *u, const struct pw_fhir_search_conf *conf,
+                      const struct pw_search_type *t, const char *patient,
+                      const struct pw_search_window *win)
 {
     const struct pw_fhir_dialect *d = &conf->dialect;
     char buf[PW_ID_MAX + 16];
@@ -1252,7 +632,7 @@ out:
     return err;
 }
 
-int pw_search_url(const struct pw_source_conf *conf, size_t type, const char *patient,
+int pw_search_url(const struct pw_fhir_search_conf *conf, size_t type, const char *patient,
                   const struct pw_search_window *win, char **out)
 {
     char buf[PW_SYNC_URL_MAX];
@@ -1354,3 +734,151 @@ bool pw_url_same_origin(const char *url, const char *base)
     origin_free(&a);
     return same;
 }
+
+/*
+ * The adapter.
+ */
+
+/* Its configuration keys (conf_map.h): in servers[] beside the server's own; `config describe`
+ * and the schema take them from here. */
+#define SEC                1000.0
+#define HOUR               (3600 * SEC)
+#define DAY                (24 * HOUR)
+#define FILL(type, member) .offset = offsetof(type, member)
+
+static const char *const patient_params[] = {"patient", "subject", NULL};
+
+static const struct pw_conf_field dialect_map[] = {
+    {.name = "patient_param",
+     .type = PW_CONF_ENUM,
+     .def = "patient",
+     .allowed = patient_params,
+     FILL(struct pw_fhir_search_dialect_keys, patient_param),
+     .help = "search parameter naming the patient"},
+    {.name = "last_updated",
+     .type = PW_CONF_BOOL,
+     .def = "true",
+     FILL(struct pw_fhir_search_dialect_keys, last_updated),
+     .help = "server supports _lastUpdated=gt"},
+    {.name = "sort",
+     .type = PW_CONF_BOOL,
+     .def = "true",
+     FILL(struct pw_fhir_search_dialect_keys, sort),
+     .help = "server supports _sort=_lastUpdated"},
+    {.name = "code_in",
+     .type = PW_CONF_BOOL,
+     .def = "false",
+     FILL(struct pw_fhir_search_dialect_keys, code_in),
+     .help = "server supports code:in=<ValueSet>"},
+    {.name = "include",
+     .type = PW_CONF_BOOL,
+     .def = "false",
+     FILL(struct pw_fhir_search_dialect_keys, include),
+     .help = "server supports _include"},
+    {.name = "date_params",
+     .type = PW_CONF_BOOL,
+     .def = "true",
+     FILL(struct pw_fhir_search_dialect_keys, date_params),
+     .help = "first-sync lookback by date / authoredon (else by _lastUpdated)"},
+    {.name = "max_count",
+     .type = PW_CONF_INT,
+     .def = "100",
+     .min = 1,
+     .max = 1000,
+     FILL(struct pw_fhir_search_dialect_keys, max_count),
+     .help = "largest _count the server honours"},
+    {0},
+};
+
+static const struct pw_conf_field config_map[] = {
+    {.name = "dialect",
+     .type = PW_CONF_SECTION,
+     .sub = dialect_map,
+     .offset = PW_CONF_NOFILL, /* filled by fs_init() (a section) */
+     .help = "what the server's search supports"},
+    {.name = "lookback",
+     .type = PW_CONF_DURATION,
+     .def = "14d",
+     .min = HOUR,
+     .max = 365 * DAY,
+     FILL(struct pw_fhir_search, keys.lookback_ms),
+     .help = "clinical history fetched at first sync"},
+    {.name = "overlap",
+     .type = PW_CONF_DURATION,
+     .def = "5m",
+     .min = 0,
+     .max = DAY,
+     FILL(struct pw_fhir_search, keys.overlap_ms),
+     .help = "re-read window for skew and late commits"},
+    {0},
+};
+#undef FILL
+
+static int fs_init(void *ctx, const struct pw_source_env *env, char *errbuf, size_t errlen)
+{
+    struct pw_fhir_search *fs = ctx;
+    const struct pw_fhir_search_conf *typed = env->typed;
+    int err;
+
+    if (typed) {
+        err = pw_fhir_search_conf_copy(&fs->conf, typed);
+    } else if (env->server && env->section) {
+        /* The scalar keys are in fs->keys already (pw_source_new); the dialect is a section. */
+        const json_t *dialect = json_object_get(env->section, "dialect");
+        err = pw_conf_fill_scalars(dialect_map, dialect, &fs->keys.dialect) ? PW_ECONFIG : 0;
+        if (err) {
+            conf_err(errbuf, errlen, "servers.%s.dialect: a value has the wrong shape",
+                     env->server->name);
+        } else {
+            err = conf_from_keys(&fs->conf, &fs->keys, env->server, env->codes, errbuf, errlen);
+        }
+        memset(&fs->keys, 0, sizeof(fs->keys)); /* its strings are the section's */
+    } else {
+        err = PW_EINVAL;
+    }
+    if (!err && (!fs->conf.name || !fs->conf.base || fs->conf.ntypes == 0)) {
+        err = PW_EINVAL;
+    }
+    if (fs->conf.pages_max == 0 || fs->conf.pages_max > PW_PAGES_PER_RUN_MAX) {
+        fs->conf.pages_max = PW_PAGES_PER_RUN_MAX;
+    }
+    return err;
+}
+
+static void fs_close(void *ctx)
+{
+    struct pw_fhir_search *fs = ctx;
+    pw_fhir_search_conf_cleanup(&fs->conf);
+}
+
+static const char *fs_stream_type(const void *ctx, size_t i)
+{
+    const struct pw_fhir_search *fs = ctx;
+    return i < fs->conf.ntypes ? fs->conf.types[i].type : NULL;
+}
+
+/* A reload keeps what /metadata and the server's answers taught (its types are the new conf's). */
+static void fs_adopt(void *ctx, const void *old)
+{
+    struct pw_fhir_search *fs = ctx;
+    const struct pw_fhir_search *prev = old;
+    fs->no_status_search = prev->no_status_search;
+}
+
+const struct pw_source_ops pw_source_fhir_search = {
+    .adapter =
+        {
+            .name = "fhir-search",
+            .config_map = config_map,
+            .ctx_size = sizeof(struct pw_fhir_search),
+            .help = "FHIR REST search, incremental by _lastUpdated, per patient and type",
+        },
+    .init = fs_init,
+    .close = fs_close,
+    .stream_type = fs_stream_type,
+    .run_start = pw_fhir_search_run_start,
+    .run_page_done = pw_fhir_search_run_page_done,
+    .run_cleanup = pw_fhir_search_run_cleanup,
+    .capability = pw_fhir_search_capability,
+    .adopt = fs_adopt,
+};

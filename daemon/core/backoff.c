@@ -12,7 +12,6 @@
 #include <openssl/rand.h>
 
 #include "painwatch/err.h"
-#include "painwatch/source.h"
 #include "painwatch/sync.h"
 
 uint32_t pw_rand32(void)

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * CapabilityStatement (/metadata): what a server advertises (search parameters per type,
- * Flag create/update, conditional create), and how that compares with the configured dialect.
- * A search that cannot work is a startup error; a feature that is merely not advertised is a
- * warning (many servers under-declare, e.g. _lastUpdated).
+ * Flag create/update, conditional create), fetched and parsed (capability.h). How that compares
+ * with a source's configuration is the source's (adapters/source_fhir_search_capability.c).
  */
+#include "painwatch/capability.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,7 @@
 #include "painwatch/http.h"
 #include "painwatch/json_err.h"
 #include "painwatch/log.h"
-#include "painwatch/source.h"
+#include "painwatch/sync.h"
 
 static const char *str_at(const json_t *o, const char *k)
 {
@@ -156,105 +157,6 @@ bool pw_capability_has_param(const struct pw_capability *cap, const char *type, 
 {
     const json_t *t = json_object_get(cap->types, type);
     return in_names(json_object_get(t, "params"), param) || in_names(cap->common, param);
-}
-
-static const char *clinical_date_param(const char *type)
-{
-    if (strcmp(type, "Observation") == 0) {
-        return "date";
-    }
-    if (strcmp(type, "MedicationRequest") == 0) {
-        return "authoredon";
-    }
-    return NULL;
-}
-
-/* What one searched type relies on. Errors: the search cannot work as configured. */
-static void check_type(const struct pw_capability *cap, const struct pw_source_conf *conf,
-                       const struct pw_search_type *st, unsigned *errors, unsigned *warnings)
-{
-    const char *name = conf->name;
-    const char *type = st->type;
-    const json_t *t = json_object_get(cap->types, type);
-    const struct pw_fhir_dialect *d = &conf->dialect;
-
-    if (!t || !json_is_true(json_object_get(t, "search"))) {
-        pw_log_err(SYNC, "%s: /metadata does not advertise %s search", name, type);
-        (*errors)++;
-        return;
-    }
-    if (json_array_size(json_object_get(t, "params")) == 0) {
-        pw_log_warn(SYNC, "%s: /metadata lists no search parameters for %s, cannot check", name,
-                    type);
-        (*warnings)++;
-        return;
-    }
-    const char *pp = d->subject ? "subject" : "patient";
-    if (!pw_capability_has_param(cap, type, pp)) {
-        const char *other = d->subject ? "patient" : "subject";
-        pw_log_err(SYNC, "%s: %s search by '%s' not advertised%s%s%s", name, type, pp,
-                   pw_capability_has_param(cap, type, other) ? " (it advertises '" : "",
-                   pw_capability_has_param(cap, type, other) ? other : "",
-                   pw_capability_has_param(cap, type, other) ? "': set dialect.patient_param)"
-                                                             : "");
-        (*errors)++;
-    }
-    static const struct {
-        const char *param;
-        size_t flag;
-    } optional[] = {
-        {"_lastUpdated", offsetof(struct pw_fhir_dialect, last_updated)},
-        {"_sort", offsetof(struct pw_fhir_dialect, sort)},
-        {"_include", offsetof(struct pw_fhir_dialect, include)},
-    };
-    for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++) {
-        bool used = *(const bool *)(const void *)((const char *)d + optional[i].flag);
-        if (used && !pw_capability_has_param(cap, type, optional[i].param)) {
-            pw_log_warn(SYNC, "%s: %s '%s' is configured but not advertised", name, type,
-                        optional[i].param);
-            (*warnings)++;
-        }
-    }
-    const char *dp = clinical_date_param(type);
-    if (d->date_params && dp && !pw_capability_has_param(cap, type, dp)) {
-        pw_log_warn(SYNC,
-                    "%s: %s '%s' not advertised; set dialect.date_params: false if the "
-                    "lookback fails",
-                    name, type, dp);
-        (*warnings)++;
-    }
-    if ((st->codes || st->valueset) && !pw_capability_has_param(cap, type, "code")) {
-        pw_log_warn(SYNC, "%s: %s 'code' not advertised: the code filter may be ignored", name,
-                    type);
-        (*warnings)++;
-    }
-}
-
-int pw_capability_check(const struct pw_capability *cap, const struct pw_source_conf *conf,
-                        unsigned *errors, unsigned *warnings)
-{
-    *errors = 0;
-    *warnings = 0;
-    pw_log_info(SYNC, "%s: FHIR %s, %s; Flag create %s, update %s, conditional create %s",
-                conf->name, cap->fhir_version ? cap->fhir_version : "(version not stated)",
-                cap->software ? cap->software : "software not stated",
-                cap->flag_create ? "yes" : "no", cap->flag_update ? "yes" : "no",
-                cap->flag_conditional_create ? "yes" : "no");
-    if (cap->fhir_version && strncmp(cap->fhir_version, "4.0", 3) != 0) {
-        pw_log_warn(SYNC, "%s: FHIR %s is not R4", conf->name, cap->fhir_version);
-        (*warnings)++;
-    }
-    for (size_t i = 0; i < conf->ntypes; i++) {
-        check_type(cap, conf, &conf->types[i], errors, warnings);
-    }
-    if (!cap->flag_create || !cap->flag_update) {
-        pw_log_warn(SYNC,
-                    "%s: Flag %s not advertised: posting flags here will fail (shadow "
-                    "mode works)",
-                    conf->name, !cap->flag_create ? "create" : "update");
-        (*warnings)++;
-    }
-    return *errors ? PW_ECONFIG : 0;
 }
 
 /*

@@ -630,6 +630,23 @@ static json_t *convert_strlist(struct pw_conf_ctx *ctx, const struct pw_conf_fie
     return out;
 }
 
+/*
+ * Issue 20: a SECTION_LIST with a .kind (servers[]: the source adapters) is a list of adapter
+ * sections whose keys sit beside the list's own (.sub, the kind's common keys): "type" picks the
+ * adapter (default: the kind's first), its config_map adds keys at the same level.
+ */
+static json_t *check_adapter_item(struct pw_conf_ctx *ctx, const struct pw_conf_field *f,
+                                  const json_t *item, const char *path)
+{
+    struct pw_adapter_kind kind = *f->kind;
+    struct pw_conf_field g = *f;
+
+    kind.common = f->sub;
+    g.kind = &kind;
+    g.def = kind.adapters[0] ? kind.adapters[0]->name : NULL;
+    return check_adapter(ctx, &g, item, path);
+}
+
 static json_t *convert_section_list(struct pw_conf_ctx *ctx, const struct pw_conf_field *f,
                                     const json_t *raw, const char *path)
 {
@@ -650,7 +667,8 @@ static json_t *convert_section_list(struct pw_conf_ctx *ctx, const struct pw_con
             ok = false;
             continue;
         }
-        json_t *sec = check_table(ctx, f->sub, f->check, item, ipath);
+        json_t *sec = f->kind ? check_adapter_item(ctx, f, item, ipath)
+                              : check_table(ctx, f->sub, f->check, item, ipath);
         if (!sec) {
             ok = false;
             continue;

@@ -18,6 +18,7 @@
 #include "painwatch/limits.h"
 #include "painwatch/rule.h"
 #include "painwatch/sink.h"
+#include "painwatch/source.h"
 #include "painwatch/store.h"
 
 /*
@@ -55,7 +56,6 @@ static const struct pw_rule *const *rule_catalog(size_t *n)
 /* ---- enums --------------------------------------------------------------------------------- */
 
 static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
-static const char *const patient_params[] = {"patient", "subject", NULL};
 static const char *const factor_sets[] = {"cdc2022", "cdc2016", NULL};
 static const char *const scopes[] = {"problem-list", "cohort", NULL};
 
@@ -439,48 +439,6 @@ static json_t *convert_rules(struct pw_conf_ctx *ctx, const json_t *raw, const c
 
 #define FILL(type, member) .offset = offsetof(type, member)
 
-static const struct pw_conf_field dialect_fields[] = {
-    {.name = "patient_param",
-     .type = PW_CONF_ENUM,
-     .def = "patient",
-     .allowed = patient_params,
-     FILL(struct pw_conf_dialect, patient_param),
-     .help = "search parameter naming the patient"},
-    {.name = "last_updated",
-     .type = PW_CONF_BOOL,
-     .def = "true",
-     FILL(struct pw_conf_dialect, last_updated),
-     .help = "server supports _lastUpdated=gt"},
-    {.name = "sort",
-     .type = PW_CONF_BOOL,
-     .def = "true",
-     FILL(struct pw_conf_dialect, sort),
-     .help = "server supports _sort=_lastUpdated"},
-    {.name = "code_in",
-     .type = PW_CONF_BOOL,
-     .def = "false",
-     FILL(struct pw_conf_dialect, code_in),
-     .help = "server supports code:in=<ValueSet>"},
-    {.name = "include",
-     .type = PW_CONF_BOOL,
-     .def = "false",
-     FILL(struct pw_conf_dialect, include),
-     .help = "server supports _include"},
-    {.name = "date_params",
-     .type = PW_CONF_BOOL,
-     .def = "true",
-     FILL(struct pw_conf_dialect, date_params),
-     .help = "first-sync lookback by date / authoredon (else by _lastUpdated)"},
-    {.name = "max_count",
-     .type = PW_CONF_INT,
-     .def = "100",
-     .min = 1,
-     .max = 1000,
-     FILL(struct pw_conf_dialect, max_count),
-     .help = "largest _count the server honours"},
-    {0},
-};
-
 static const struct pw_conf_field server_fields[] = {
     {.name = "name",
      .type = PW_CONF_STRING,
@@ -512,11 +470,6 @@ static const struct pw_conf_field server_fields[] = {
      .kind = &pw_auth_kind,
      FILL(struct pw_conf_server, auth),
      .help = "authorization"},
-    {.name = "dialect",
-     .type = PW_CONF_SECTION,
-     .sub = dialect_fields,
-     FILL(struct pw_conf_server, dialect),
-     .help = "what the server's search supports"},
     {.name = "cohort",
      .type = PW_CONF_ADAPTER,
      .kind = &pw_cohort_kind,
@@ -543,20 +496,6 @@ static const struct pw_conf_field server_fields[] = {
      .max = DAY,
      FILL(struct pw_conf_server, poll_interval_ms),
      .help = "time between syncs"},
-    {.name = "lookback",
-     .type = PW_CONF_DURATION,
-     .def = "14d",
-     .min = HOUR,
-     .max = 365 * DAY,
-     FILL(struct pw_conf_server, lookback_ms),
-     .help = "clinical history fetched at first sync"},
-    {.name = "overlap",
-     .type = PW_CONF_DURATION,
-     .def = "5m",
-     .min = 0,
-     .max = DAY,
-     FILL(struct pw_conf_server, overlap_ms),
-     .help = "re-read window for skew and late commits"},
     {.name = "connect_timeout",
      .type = PW_CONF_DURATION,
      .def = "10s",
@@ -772,6 +711,7 @@ const struct pw_conf_field pw_conf_schema[] = {
     {.name = "servers",
      .type = PW_CONF_SECTION_LIST,
      .sub = server_fields,
+     .kind = &pw_source_kind, /* issue 20: the source's keys sit beside these (source.h) */
      .check = check_server,
      .min = 1,
      .max = 64,
@@ -883,8 +823,13 @@ static void describe_adapters(FILE *out, const struct pw_conf_field *f, const ch
 {
     const struct pw_adapter_kind *kind = f->kind;
 
-    fprintf(out, "%s.type\tenum\t%s\t%s", path, f->def ? f->def : "",
-            kind->type_help ? kind->type_help : "");
+    /* A list of adapter sections (servers[]) defaults to the kind's first adapter. */
+    const char *def = f->def ? f->def
+                      : f->type == PW_CONF_SECTION_LIST && kind->adapters[0]
+                          ? kind->adapters[0]->name
+                          : "";
+
+    fprintf(out, "%s.type\tenum\t%s\t%s", path, def, kind->type_help ? kind->type_help : "");
     for (size_t i = 0; i < PW_ADAPTERS_MAX && kind->adapters[i]; i++) {
         fprintf(out, "%s %s: %s", i ? ";" : ":", kind->adapters[i]->name,
                 kind->adapters[i]->help ? kind->adapters[i]->help : "");
@@ -899,6 +844,11 @@ static void describe_adapters(FILE *out, const struct pw_conf_field *f, const ch
             fprintf(out, "%s.%s\t%s\t%s\t%s: %s%s\n", path, c->name, type_names[c->type],
                     c->def ? c->def : "", a->name, c->help ? c->help : "",
                     c->flags & PW_CONF_F_REQUIRED ? " (required)" : "");
+            if (c->sub) {
+                char sub[PW_CONF_PATH_MAX];
+                snprintf(sub, sizeof(sub), "%s.%s", path, c->name);
+                describe_table(out, c->sub, sub);
+            }
         }
     }
 }
@@ -914,7 +864,7 @@ static void describe_table(FILE *out, const struct pw_conf_field *table, const c
         if (f->sub) {
             describe_table(out, f->sub, path);
         }
-        if (f->type == PW_CONF_ADAPTER) {
+        if (f->type == PW_CONF_ADAPTER || f->kind) {
             describe_adapters(out, f, path);
         }
     }

@@ -43,6 +43,7 @@ struct run {
     pw_conf_report_fn *report;
     void *arg;
     int errors;
+    const json_t *servers; /* the effective servers[] (each server's source reads its keys) */
 };
 
 static void say(struct run *r, bool error, const char *key, const char *fmt, ...)
@@ -151,7 +152,7 @@ static void check_server(struct run *r, const struct pw_conf_daemon *cd, size_t 
     char scope[512];
     struct pw_auth_conf ac = pw_conf_server_auth(s, scope, sizeof(scope));
     struct pw_cohort *cohort = NULL;
-    struct pw_source_conf sc;
+    struct pw_source *source = NULL;
     char key[KEY_MAX];
     char err[256] = "";
     int rc = pw_http_server_add(http, &hs);
@@ -179,10 +180,10 @@ static void check_server(struct run *r, const struct pw_conf_daemon *cd, size_t 
         say(r, true, key, "server %s: %s", s->name, err[0] ? err : pw_strerror(rc));
     }
     err[0] = '\0';
-    rc = pw_source_conf_from_daemon(&sc, s, &cd->pain_codes, err, sizeof(err));
-    if (rc == 0) {
-        pw_source_conf_cleanup(&sc);
-    } else {
+    rc = pw_source_from_conf(&source, json_array_get(r->servers, i), s, &cd->pain_codes, err,
+                             sizeof(err));
+    pw_source_free(source);
+    if (rc < 0) {
         say(r, true, key, "server %s: %s", s->name, err[0] ? err : pw_strerror(rc));
     }
 }
@@ -342,7 +343,7 @@ static void check_risks(struct run *r, const struct pw_conf_daemon *cd)
 int pw_conf_validate(const struct pw_conf *conf, pw_conf_report_fn *report, void *arg)
 {
     const struct pw_conf_daemon *cd = conf ? pw_conf_daemon(conf) : NULL;
-    struct run r = {.report = report, .arg = arg};
+    struct run r = {.report = report, .arg = arg, .servers = pw_conf_get(conf, "servers")};
 
     if (!cd) {
         return PW_EINVAL;

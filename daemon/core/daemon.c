@@ -501,7 +501,8 @@ static int build_servers(struct daemon *d)
 {
     for (size_t i = 0; i < d->cd->n_servers; i++) {
         const struct pw_conf_server *s = &d->cd->servers[i];
-        struct pw_source_conf sc;
+        struct pw_sync_conf sc;
+        struct pw_source *source = NULL;
         struct pw_cohort *cohort = NULL;
         char err[256] = "";
         int rc = pw_cohort_new(&cohort, s->cohort.section, err, sizeof(err));
@@ -510,13 +511,14 @@ static int build_servers(struct daemon *d)
             pw_log_err(SYNC, "server %s cohort: %s", s->name, err[0] ? err : pw_strerror(rc));
             return rc;
         }
-        rc = pw_source_conf_from_daemon(&sc, s, &d->cd->pain_codes, err, sizeof(err));
+        rc = pw_source_from_conf(&source, json_array_get(pw_conf_get(d->conf, "servers"), i), s,
+                                 &d->cd->pain_codes, err, sizeof(err));
         if (rc == 0) {
-            rc = pw_sync_add_server(d->sync, &sc, cohort, d->auths[i]);
+            pw_sync_conf_from_daemon(&sc, s);
+            rc = pw_sync_add_server(d->sync, &sc, source, cohort, d->auths[i]);
         } else {
             pw_cohort_free(cohort);
         }
-        pw_source_conf_cleanup(&sc);
         if (rc < 0) {
             pw_log_err(SYNC, "server %s: %s", s->name, err[0] ? err : pw_strerror(rc));
             return rc;
@@ -1240,8 +1242,8 @@ static const char *const fixed_keys[] = {
 
 /* Server keys a reload applies: poll_interval and auth at once, the sync keys between cycles. */
 static const char *const server_live_keys[] = {"poll_interval", "auth"};
-static const char *const server_sync_keys[] = {"dialect", "cohort", "resources", "lookback",
-                                               "overlap"};
+static const char *const server_sync_keys[] = {"dialect",  "cohort",  "resources",
+                                               "lookback", "overlap", "type"};
 
 /* Whether the sync keys of servers @p a and @p b differ. */
 static bool sync_keys_differ(const json_t *a, const json_t *b)
@@ -1393,16 +1395,14 @@ static int make_auths(struct daemon *d, const struct pw_conf_daemon *ncd, struct
 struct sync_changes {
     size_t n;
     bool *changed;
-    struct pw_source_conf *srcs;
+    struct pw_source **srcs;
     struct pw_cohort **cohorts;
 };
 
 static void sync_changes_free(struct sync_changes *c)
 {
     for (size_t i = 0; i < c->n; i++) {
-        if (c->changed[i]) {
-            pw_source_conf_cleanup(&c->srcs[i]);
-        }
+        pw_source_free(c->srcs[i]);
         pw_cohort_free(c->cohorts[i]);
     }
     free(c->changed);
@@ -1439,8 +1439,9 @@ static int make_sync_changes(struct daemon *d, const struct pw_conf *next,
         }
         rc = pw_cohort_new(&c->cohorts[i], s->cohort.section, err, sizeof(err));
         if (rc == 0) {
-            rc = pw_source_conf_from_daemon(&c->srcs[i], s, &ncd->pain_codes, err, sizeof(err));
-            c->changed[i] = true; /* _from_daemon leaves srcs[i] for cleanup on failure too */
+            rc = pw_source_from_conf(&c->srcs[i], json_array_get(news, i), s, &ncd->pain_codes, err,
+                                     sizeof(err));
+            c->changed[i] = true;
         }
         if (rc < 0) {
             snprintf(why, cap, "servers[%zu] (server %s): %s", i, s->name,
@@ -1587,7 +1588,10 @@ static void reload(struct daemon *d)
     /* Searches and cohorts: each server's cycle in flight finishes under the old ones. */
     for (size_t i = 0; i < sc.n; i++) {
         if (sc.changed[i]) {
-            int rc = pw_sync_replace_server(d->sync, &sc.srcs[i], sc.cohorts[i]);
+            struct pw_sync_conf sched;
+            pw_sync_conf_from_daemon(&sched, &ncd->servers[i]);
+            int rc = pw_sync_replace_server(d->sync, &sched, sc.srcs[i], sc.cohorts[i]);
+            sc.srcs[i] = NULL;
             sc.cohorts[i] = NULL; /* taken, also on failure */
             if (rc < 0) {
                 pw_log_err(SYNC, "reload: server %s: searches not replaced: %s",

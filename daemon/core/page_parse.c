@@ -6,7 +6,7 @@
  * FHIR string may hold, so the resource carrying it is found afterwards and set aside whole.
  * Nothing here reads JSON by hand: jansson says where, this only swaps those bytes.
  */
-#include "core/page_parse.h"
+#include "painwatch/page_parse.h"
 
 #include <stdlib.h>
 #include <string.h>

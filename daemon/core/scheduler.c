@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The sync engine: per-server cycles on libuv timers (poll interval with jitter, full-jitter
- * backoff, Retry-After), cohort refresh, and the incremental run of every stream (paging,
- * dedupe, cursor hand-off to the consumer). HTTP goes through http.h only.
+ * The sync driver: per-server cycles on libuv timers (poll interval with jitter, full-jitter
+ * backoff, Retry-After), cohort refresh, the streams of a cycle, and the consumer contract
+ * (sync.h). Each server's source adapter (source.h) runs its streams: the driver starts the
+ * runs, carries their requests (http.h only) and pages, and counts how they end.
  *
  * A cycle of one server: refresh the cohort -> rebuild the streams if the members changed ->
  * run the streams, `parallel` at a time -> schedule the next cycle. A server-level failure
@@ -18,10 +19,11 @@
 #include <jansson.h>
 #include <uv.h>
 
-#include "core/page_parse.h"
 #include "painwatch/auth.h"
+#include "painwatch/capability.h"
 #include "painwatch/check.h"
 #include "painwatch/cohort.h"
+#include "painwatch/conf.h"
 #include "painwatch/err.h"
 #include "painwatch/http.h"
 #include "painwatch/jarena.h"
@@ -40,45 +42,24 @@ struct stream {
     char key[PW_SYNC_KEY_MAX];
 };
 
-/*
- * One run of one stream. Owned by the scheduler from run_start() to run_end().
- *
- * A run is one search query, paged; the first sync of a MedicationRequest stream is two: the
- * clinical lookback, then the orders still in force whatever their date (second_url). The
- * cursor comes only with the last page of the last query, so a failure of either leaves none.
- */
-struct run {
+/* One run of one stream: the driver's side (source.h); the adapter keeps its own state. */
+struct pw_source_run {
     struct server *srv;
     const struct stream *stream;
-    struct pw_sync_state st;
-    int64_t max_ms;        /* largest meta.lastUpdated received in this run */
-    int64_t query_max;     /* largest meta.lastUpdated of the stream's type in this query */
-    int64_t cap_ms;        /* lowest query_max of a query cut by the page cap, INT64_MAX: none */
-    char *first_url;       /* the current query's first request: restarts go back to it */
-    char *second_url;      /* the query still to run after this one, or NULL */
-    char *url;             /* the request in flight or to retry */
-    char *next;            /* the next link of the page being committed */
-    size_t prune_at;       /* seen-set size that triggers the next in-run prune */
-    unsigned pages;        /* pages fetched in this query (the page cap is per query) */
-    unsigned pages_before; /* pages of the queries before this one */
-    unsigned restarts;     /* restarts after expired paging links */
+    const struct pw_source_ops *ops;
+    void *state;           /* the adapter's */
+    bool stored;           /* the stream had a stored cursor: a run of it completed before (N1) */
     bool page_pending;     /* waiting for the consumer's done */
-    json_t *tree;          /* the pending page's parse, dropped whole after done (jarena.h) */
-    struct pw_jarena_page arena;
-    bool final;     /* the pending page carried the cursor */
-    bool query_end; /* the pending page ended the query: next comes second_url */
-    bool in_second; /* the run is in its second query (the orders in force) */
-    bool transport; /* the exchange itself failed (reset, timeout), whatever the status */
-    int after_page; /* error to end with once the pending page is durable */
-    long status;
-    uint64_t retry_after_ms;
-    bool page_failed; /* the run ends on a page it could not use (issue 18) */
-    bool stored;      /* the stream had a stored cursor: a run of it completed before (N1) */
+    pw_http_done_fn *done; /* the adapter's request in flight */
+    void *done_arg;
 };
 
 struct server {
     struct pw_sync *sync;
-    struct pw_source_conf conf;
+    struct pw_sync_conf conf; /* name and base point at the copies below */
+    char *name;
+    char *base;
+    struct pw_source *source; /* runs the streams (source.h) */
     struct pw_cohort *cohort;
     struct pw_auth *auth; /* borrowed, NULL = none */
     uv_timer_t timer;
@@ -96,12 +77,14 @@ struct server {
     int cycle_err;
     long cycle_status;
     uint64_t cycle_retry_after_ms;
-    bool no_status_search; /* /metadata: MedicationRequest cannot be searched by status */
     struct pw_sync_health health;
     unsigned page_failed; /* runs of this cycle ended by a page they could not use */
     int page_err;         /* the first such run's error */
-    /* a reload's searches and cohort (pw_sync_replace_server), applied between cycles */
-    struct pw_source_conf *next_conf;
+    /* a reload's source, scheduling and cohort (pw_sync_replace_server), applied between
+     * cycles (next_source set: the three are pending) */
+    struct pw_source *next_source;
+    struct pw_sync_conf next_conf;
+    char *next_base;
     struct pw_cohort *next_cohort;
 };
 
@@ -134,9 +117,6 @@ struct pw_sync {
     int check_err;
 };
 
-static void run_fetch(struct run *r, const char *url);
-static void run_advance(struct run *r);
-static void run_end(struct run *r, int err);
 static void pump(struct server *srv);
 static void cycle_end(struct server *srv);
 
@@ -162,12 +142,12 @@ static void maybe_free(struct pw_sync *sync)
         }
         free(srv->streams);
         pw_cohort_free(srv->cohort);
-        pw_source_conf_cleanup(&srv->conf);
-        if (srv->next_conf) {
-            pw_source_conf_cleanup(srv->next_conf);
-            free(srv->next_conf);
-        }
+        pw_source_free(srv->source);
+        pw_source_free(srv->next_source);
         pw_cohort_free(srv->next_cohort);
+        free(srv->next_base);
+        free(srv->name);
+        free(srv->base);
         free(srv);
     }
     free(sync->servers);
@@ -192,17 +172,22 @@ static void leave(struct pw_sync *sync)
 static int streams_build(struct server *srv)
 {
     struct pw_cohort *c = srv->cohort;
+    const struct pw_source *source = srv->source;
     size_t per = c->server_wide ? 1 : c->nmembers;
-    size_t n = per * srv->conf.ntypes;
+    size_t ntypes = 0;
+    while (source->ops->stream_type(source->ctx, ntypes)) {
+        ntypes++;
+    }
+    size_t n = per * ntypes;
     struct stream *s = calloc(n ? n : 1, sizeof(*s)); /* never NULL on success */
 
     if (!s) {
         return PW_ENOMEM;
     }
     for (size_t p = 0; p < per; p++) {
-        for (size_t t = 0; t < srv->conf.ntypes; t++) {
-            struct stream *st = &s[p * srv->conf.ntypes + t];
-            const char *type = srv->conf.types[t].type;
+        for (size_t t = 0; t < ntypes; t++) {
+            struct stream *st = &s[p * ntypes + t];
+            const char *type = source->ops->stream_type(source->ctx, t);
             st->type = t;
             if (c->server_wide) {
                 snprintf(st->key, sizeof(st->key), "%s/%s/-", srv->conf.name, type);
@@ -236,636 +221,215 @@ fail:
 }
 
 /*
- * Errors: which ones mean "the server is in trouble" (abort the cycle, back off).
+ * Runs. The source adapter runs a stream (source.h); the driver carries its requests and pages,
+ * and counts how it ended.
  */
 
-static bool server_level(const struct run *r, int err)
+/* Which errors mean "the server is in trouble" (abort the cycle, back off). */
+static bool server_level(const struct pw_source_run_result *res)
 {
+    int err = res->err;
     if (err == PW_ETIMEDOUT || err == PW_EAGAIN || err == PW_EAUTH || err == PW_ECANCELED) {
         return true;
     }
-    return err == PW_EHTTP && (r->transport || r->status >= 500);
+    return err == PW_EHTTP && (res->transport || res->status >= 500);
 }
 
-/*
- * One run.
- */
-
-/* Free the page's parse. The consumer has let go of what it was given (its done has run, or
- * the page never reached it): nothing of the tree is referenced any more. */
-static void run_drop_tree(struct run *r)
+static void run_free(struct pw_source_run *run)
 {
-    pw_jarena_page_drop(&r->arena, r->tree);
-    r->tree = NULL;
+    if (run->state) {
+        run->ops->run_cleanup(run->state);
+    }
+    free(run);
 }
 
-static void run_free(struct run *r)
+void pw_source_run_end(struct pw_source_run *run, const struct pw_source_run_result *res)
 {
-    run_drop_tree(r);
-    pw_sync_state_cleanup(&r->st);
-    free(r->second_url);
-    free(r->first_url);
-    free(r->url);
-    free(r->next);
-    free(r);
-}
-
-static void run_end(struct run *r, int err)
-{
-    struct server *srv = r->srv;
-    const struct pw_sync_source *src = &r->stream->src;
+    struct server *srv = run->srv;
+    const struct pw_sync_source *src = &run->stream->src;
+    int err = res->err;
 
     if (err) {
         srv->health.stream_failures++;
         srv->health.last_error = err;
-        srv->health.last_status = r->status;
+        srv->health.last_status = res->status;
         srv->failed++;
         if (err != PW_ECANCELED) {
             char st[32];
-            snprintf(st, sizeof(st), r->status > 0 ? "HTTP %ld" : "no HTTP response", r->status);
-            pw_log_warn(SYNC, "%s: run failed after %u page(s): %s (%s)", src->key,
-                        r->pages_before + r->pages, pw_strerror(err), st);
+            snprintf(st, sizeof(st), res->status > 0 ? "HTTP %ld" : "no HTTP response",
+                     res->status);
+            pw_log_warn(SYNC, "%s: run failed after %u page(s): %s (%s)", src->key, res->pages,
+                        pw_strerror(err), st);
         }
-        if (r->page_failed) {
+        if (res->page_failed) {
             /* Not the server's transport: its content. Counted, and it makes the cycle a failed
              * one for readiness (never silently stuck), without the transport backoff. */
             srv->page_failed++;
             srv->health.page_failures++;
             srv->page_err = srv->page_err ? srv->page_err : err;
-            pw_metric_inc(PW_M_SYNC_PAGE_FAILURES, srv->conf.name, NULL);
+            pw_metric_inc(PW_M_SYNC_PAGE_FAILURES, srv->name, NULL);
         }
-        if (server_level(r, err) && !srv->cycle_err) {
+        if (server_level(res) && !srv->cycle_err) {
             srv->cycle_err = err;
-            srv->cycle_status = r->status;
+            srv->cycle_status = res->status;
             srv->abort_cycle = true;
         }
-        if (r->retry_after_ms > srv->cycle_retry_after_ms) {
-            srv->cycle_retry_after_ms = r->retry_after_ms;
+        if (res->retry_after_ms > srv->cycle_retry_after_ms) {
+            srv->cycle_retry_after_ms = res->retry_after_ms;
         }
     }
     if (!err && srv->sync->consumer.on_type_access && !srv->sync->freeing) {
         srv->sync->consumer.on_type_access(srv->sync->consumer.arg, src, 0);
     }
     /* Bug N1: a stream that never completed a run and fails now has not been read at all: its
-     * absence is no evidence (a 401/403 was reported as such by run_status()). */
-    if (err && err != PW_ECANCELED && !r->stored && r->status != 401 && r->status != 403 &&
+     * absence is no evidence (a 401/403 was reported as such by pw_source_run_refused()). */
+    if (err && err != PW_ECANCELED && !run->stored && res->status != 401 && res->status != 403 &&
         srv->sync->consumer.on_type_access && !srv->sync->freeing) {
         srv->sync->consumer.on_type_access(srv->sync->consumer.arg, src, PW_SYNC_TYPE_UNREAD);
     }
     srv->running--;
-    run_free(r);
+    run_free(run);
     pump(srv);
 }
 
-static void on_page_done(void *arg, int err)
+static void run_on_page_done(void *arg, int err)
 {
-    struct run *r = arg;
-    struct pw_sync *sync = r->srv->sync;
+    struct pw_source_run *run = arg;
+    struct pw_sync *sync = run->srv->sync;
 
-    if (PW_CHECK(r->page_pending)) {
+    if (PW_CHECK(run->page_pending)) {
         return; /* a second done() for the same page: ignored */
     }
     enter(sync);
-    r->page_pending = false;
-    run_drop_tree(r);
+    run->page_pending = false;
     sync->inflight--;
-    if (err || r->after_page) {
-        run_end(r, err ? err : r->after_page);
-    } else if (r->final) {
-        run_end(r, 0);
-    } else if (sync->stopping) {
-        run_end(r, PW_ECANCELED);
-    } else {
-        run_advance(r);
-    }
+    run->ops->run_page_done(run->state, err);
     leave(sync);
 }
 
-/* Request what follows the page just handled: its next link, or the run's second query. */
-static void run_advance(struct run *r)
+void pw_source_run_deliver(struct pw_source_run *run, json_t *resources, const char *cursor)
 {
-    if (r->query_end) {
-        r->query_end = false;
-        free(r->next);
-        r->next = NULL;
-        free(r->first_url);
-        r->first_url = r->second_url; /* restarts after an expired link come back here */
-        r->second_url = NULL;
-        r->in_second = true;
-        r->pages_before += r->pages;
-        r->pages = 0;
-        r->restarts = 0;
-        r->query_max = PW_SYNC_NO_CURSOR;
-        run_fetch(r, r->first_url);
-        return;
-    }
-    char *next = r->next;
-    r->next = NULL;
-    run_fetch(r, next);
-    free(next);
-}
-
-static bool is_type(const json_t *res, const char *type)
-{
-    const char *t = json_string_value(json_object_get(res, "resourceType"));
-    return t && strcmp(t, type) == 0;
-}
-
-/* Raise query_max over the page's new resources of the stream's own type: in a search sorted by
- * _lastUpdated that is how far the query has got (included resources, e.g. a Medication, do not
- * follow the sort). */
-static void query_progress(struct run *r, const json_t *resources)
-{
-    size_t i;
-    json_t *res;
-    json_array_foreach(resources, i, res)
-    {
-        const char *lu =
-            json_string_value(json_object_get(json_object_get(res, "meta"), "lastUpdated"));
-        int64_t ms;
-        if (is_type(res, r->stream->src.type) && lu && pw_fhir_instant_parse(lu, &ms) == 0 &&
-            ms > r->query_max) {
-            r->query_max = ms;
-        }
-    }
-}
-
-/*
- * Keep the seen-set of a long run bounded. In a search sorted by _lastUpdated, an entry older
- * than the query's progress minus the overlap cannot come back in this query (a new version
- * has a new key), so it is dropped. Pruning runs when the set has doubled since the last
- * prune (amortised O(1) per resource); unsorted searches keep every entry.
- */
-static void seen_prune(struct run *r)
-{
-    const struct pw_source_conf *conf = &r->srv->conf;
-    size_t n = json_object_size(r->st.seen);
-
-    if (n > r->srv->health.seen_peak) {
-        r->srv->health.seen_peak = n;
-    }
-    if (!conf->dialect.sort || !conf->dialect.last_updated || n < r->prune_at ||
-        r->query_max == PW_SYNC_NO_CURSOR) {
-        return;
-    }
-    pw_sync_state_prune(&r->st, r->query_max - (int64_t)conf->overlap_ms, NULL);
-    n = json_object_size(r->st.seen);
-    r->prune_at = n > PW_SYNC_SEEN_PRUNE_MIN / 2 ? 2 * n : PW_SYNC_SEEN_PRUNE_MIN;
-}
-
-/* A page has been filtered: track the query's progress, see whether it ended the query (a
- * capped query counts up to its progress only), prune. */
-static void run_account(struct run *r, const json_t *resources, bool *final)
-{
-    query_progress(r, resources);
-    if (*final && r->next) {
-        /* The page cap on a sorted search: this query is in up to query_max only. */
-        if (r->query_max < r->cap_ms) {
-            r->cap_ms = r->query_max;
-        }
-        free(r->next);
-        r->next = NULL;
-    }
-    if (*final && r->second_url) {
-        r->query_end = true;
-        *final = false;
-    }
-    seen_prune(r);
-}
-
-/* Hand a page to the consumer (or skip an empty intermediate page). */
-static void run_deliver(struct run *r, json_t *resources, bool final)
-{
-    struct server *srv = r->srv;
+    struct server *srv = run->srv;
     struct pw_sync *sync = srv->sync;
-    char *cursor = NULL;
-    int err = 0;
 
-    run_account(r, resources, &final);
-    if (final) {
-        /* The newest resource of the run, unless a capped query got less far. */
-        int64_t upto = r->max_ms < r->cap_ms ? r->max_ms : r->cap_ms;
-        if (upto > r->st.cursor_ms) {
-            r->st.cursor_ms = upto;
-        }
-        err = pw_sync_state_dump(&r->st, srv->conf.overlap_ms, &cursor);
-    }
-    if (err) {
-        json_decref(resources);
-        run_end(r, err);
-        return;
-    }
-    if (!final && json_array_size(resources) == 0 && !r->after_page) {
-        /* A page of duplicates is not the end of the run: go on to the next link (a stop
-         * ends the run here, as after a delivered page). */
-        json_decref(resources);
-        run_drop_tree(r);
-        if (sync->stopping) {
-            run_end(r, PW_ECANCELED);
-        } else {
-            run_advance(r);
-        }
-        return;
-    }
-    r->final = final;
-    r->page_pending = true;
+    run->page_pending = true;
     sync->inflight++;
     srv->health.pages++;
     srv->health.resources += json_array_size(resources);
-    sync->consumer.on_page(sync->consumer.arg, &r->stream->src, resources, cursor, on_page_done, r);
-    free(cursor);
+    sync->consumer.on_page(sync->consumer.arg, &run->stream->src, resources, cursor,
+                           run_on_page_done, run);
 }
 
-/* One line per page for the entries it rejected (never one per entry: a page of a million
- * bad entries is one line, not a million). */
-static void page_rejects_log(const struct run *r, const struct pw_page_stats *ps)
+static void run_on_response(void *arg, int err, const struct pw_http_resp *resp)
 {
-    char sum[256];
-
-    if (pw_page_stats_summary(ps, sum, sizeof(sum)) > 0) {
-        pw_log_warn(SYNC, "%s: page %u: %s", r->stream->key, r->pages, sum);
-    }
-}
-
-/* A FHIR id ([A-Za-z0-9-.]{1,64}), or NULL. */
-static const char *fhir_id_or_null(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n >= PW_ID_MAX ||
-        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.") != n) {
-        return NULL;
-    }
-    return s;
-}
-
-/* A resource type name (an upper-case letter, then letters; at most 64), or NULL. */
-static const char *fhir_type_or_null(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > 64 || s[0] < 'A' || s[0] > 'Z' ||
-        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != n) {
-        return NULL;
-    }
-    return s;
-}
-
-static const char *readable_str(const json_t *v)
-{
-    const char *s = json_string_value(v);
-    return s && !pw_page_value_unreadable(v) ? s : NULL;
-}
-
-/*
- * The page held values that could not be read (set aside by pw_page_parse()): take their
- * resources out of the page and report each to the consumer. The rest of the page goes on, and
- * so does the cursor: a readable meta.lastUpdated of a skipped resource counts as progress.
- */
-static int run_unreadable(struct run *r, json_t *bundle, size_t *n_out)
-{
-    struct server *srv = r->srv;
-    struct pw_sync *sync = srv->sync;
-    const struct pw_sync_source *src = &r->stream->src;
-    json_t *bad = json_array();
-    char patient[PW_ID_MAX + 16];
-    size_t i;
-    json_t *res;
-
-    *n_out = 0;
-    if (!bad) {
-        return PW_ENOMEM;
-    }
-    snprintf(patient, sizeof(patient), "Patient/%s", src->patient ? src->patient : "");
-    *n_out = pw_page_take_unreadable(bundle, bad);
-    json_array_foreach(bad, i, res)
-    {
-        const json_t *meta = json_object_get(res, "meta");
-        const char *lu = readable_str(json_object_get(meta, "lastUpdated"));
-        int64_t lu_ms;
-        struct pw_sync_unreadable u = {
-            .type = fhir_type_or_null(readable_str(json_object_get(res, "resourceType"))),
-            .id = fhir_id_or_null(readable_str(json_object_get(res, "id"))),
-            .version = fhir_id_or_null(readable_str(json_object_get(meta, "versionId"))),
-            .patient = src->patient ? patient : NULL,
-            .reason = "a value could not be read (a number out of range or invalid UTF-8)",
-            .resource = res,
-        };
-        bool has_lu = lu && pw_fhir_instant_parse(lu, &lu_ms) == 0;
-        if (has_lu && lu_ms > r->max_ms) {
-            r->max_ms = lu_ms;
-        }
-        /* Reported once per version: the overlap brings it back in the next run. */
-        char key[PW_REF_MAX + 64];
-        if (has_lu && pw_sync_seen_key(res, key, sizeof(key)) && !strchr(key, '\001')) {
-            if (json_object_get(r->st.seen, key)) {
-                srv->health.duplicates++;
-                (*n_out)--; /* a duplicate, not a rejection */
-                continue;
-            }
-            if (json_object_set_new(r->st.seen, key, json_integer(lu_ms)) != 0) {
-                json_decref(bad);
-                return PW_ENOMEM;
-            }
-        }
-        srv->health.unreadable++;
-        pw_metric_inc(PW_M_UNREADABLE, srv->conf.name, u.type ? u.type : "unknown", NULL);
-        pw_log_warn(SYNC, "%s: page %u: %s/%s skipped: %s", r->stream->key, r->pages + 1,
-                    u.type ? u.type : "?", u.id ? u.id : "?", u.reason);
-        if (sync->consumer.on_unreadable) {
-            sync->consumer.on_unreadable(sync->consumer.arg, src, &u);
-        }
-    }
-    json_decref(bad);
-    return 0;
-}
-
-/*
- * A page refused whole (too large for its budget or entry cap, or not JSON): asked again with
- * half the _count, down to 1. Refused at _count=1 the run ends (its page failure counts towards
- * the server's readiness); the cursor stays.
- */
-static void run_page_refused(struct run *r, const struct pw_page_parsed *pp, int perr)
-{
-    static const char *const why[] = {"", "is not JSON", "is over the parse budget",
-                                      "is over the entry cap"};
-    struct server *srv = r->srv;
-    const struct pw_source_conf *conf = &srv->conf;
-    unsigned dflt = conf->count < conf->dialect.count_max ? conf->count : conf->dialect.count_max;
-    int err = pp->refusal == PW_PAGE_NOT_JSON ? PW_EJSON : PW_E2BIG;
-    char *smaller = NULL;
-    unsigned count = 0;
-
-    if (perr) {
-        run_end(r, perr);
-        return;
-    }
-    if (pp->refusal == PW_PAGE_NOT_JSON) {
-        /* Position only: the server's bytes never reach the log. */
-        pw_log_err(SYNC, "%s: page %u is not JSON (line %d, column %d, byte %zu)", r->stream->key,
-                   r->pages + 1, pp->line, pp->column, pp->position);
-    }
-    int herr = pw_search_url_halve_count(r->url, dflt ? dflt : 1, &smaller, &count);
-    if (herr == 0) {
-        srv->health.pages_refused++;
-        pw_log_warn(SYNC, "%s: page %u %s: asking again with _count=%u", r->stream->key,
-                    r->pages + 1, why[pp->refusal], count);
-        run_fetch(r, smaller);
-        free(smaller);
-        return;
-    }
-    pw_log_err(SYNC, "%s: page %u %s at _count=1: run ends, cursor kept", r->stream->key,
-               r->pages + 1, why[pp->refusal]);
-    r->page_failed = true;
-    run_end(r, herr == PW_ERANGE ? err : herr);
-}
-
-static void run_page(struct run *r, const struct pw_http_resp *resp)
-{
-    struct server *srv = r->srv;
-    const struct pw_source_conf *conf = &srv->conf;
-    json_t *resources = NULL;
-    const char *next = NULL;
-    struct pw_page_stats ps;
-    struct pw_page_parsed pp;
-    size_t unreadable = 0;
-
-    /* The page's tree goes to the arena (jarena.h) when painwatchd installed it; refused (a
-     * nested begin, the CLI, tests): plain malloc. Only the parse: what the filter and the
-     * consumer build around the tree is malloc'd. The tree stays until the consumer's done and
-     * is then dropped whole (the resources it was given are released by then: sync.h). The
-     * parse has a memory budget and an entry cap (issue 18): a 32 MiB page of empty entries
-     * would otherwise take gigabytes. */
-    int perr = pw_page_parse(resp->body, resp->body_len, srv->sync->page_budget,
-                             srv->sync->page_entries_max, &r->arena, &pp);
-    if (perr || pp.refusal != PW_PAGE_OK) {
-        run_page_refused(r, &pp, perr);
-        return;
-    }
-    json_t *bundle = pp.bundle;
-    r->tree = bundle;
-    if (pp.repairs) {
-        int uerr = run_unreadable(r, bundle, &unreadable);
-        if (uerr) {
-            run_drop_tree(r);
-            run_end(r, uerr);
-            return;
-        }
-    }
-    int err = pw_sync_page_filter(&r->st, bundle, &resources, &next, &r->max_ms, &ps);
-    if (!err && next && !(r->next = strdup(next))) {
-        err = PW_ENOMEM;
-    }
-    if (!err && next && pw_page_value_unreadable(json_object_get(bundle, "link"))) {
-        err = PW_EFHIR; /* the next link itself was unreadable: where to go on is unknown */
-    }
-    if (err) {
-        json_decref(resources);
-        run_drop_tree(r);
-        pw_log_err(SYNC, "%s: page %u: %s", r->stream->key, r->pages + 1, pw_strerror(err));
-        r->page_failed = err == PW_EFHIR;
-        run_end(r, err);
-        return;
-    }
-    ps.unreadable = unreadable;
-    r->pages++;
-    srv->health.duplicates += ps.duplicates;
-    page_rejects_log(r, &ps);
-    bool final = !r->next;
-    if (r->next && !pw_url_same_origin(r->next, conf->base)) {
-        /* Never follow a link off the configured origin: the page itself is good data. */
-        pw_log_err(SYNC, "%s: next link leaves the server's origin, run ends", r->stream->key);
-        r->after_page = PW_EORIGIN;
-    } else if (r->next && r->pages >= conf->pages_max) {
-        if (conf->dialect.sort && conf->dialect.last_updated) {
-            /* Sorted by _lastUpdated: everything up to max_ms is in, so the cursor may move
-             * and the next run resumes from there. */
-            pw_log_notice(SYNC, "%s: page cap %u reached, resuming next run", r->stream->key,
-                          conf->pages_max);
-            final = true;
-        } else {
-            pw_log_warn(SYNC, "%s: page cap %u reached on an unsorted search, cursor kept",
-                        r->stream->key, conf->pages_max);
-            r->after_page = PW_E2BIG;
-        }
-    }
-    run_deliver(r, resources, final);
-}
-
-static void run_status(struct run *r, const struct pw_http_resp *resp)
-{
-    struct server *srv = r->srv;
-    long st = resp->status;
-
-    r->status = st;
-    if (st == 200) {
-        run_page(r, resp);
-    } else if (st == 400 && r->in_second && r->pages == 0) {
-        /* /metadata said status is searchable, the server refuses it anyway: the lookback
-         * stands on its own and the query is not sent again (else the stream would never
-         * get a cursor). */
-        pw_log_warn(SYNC, "%s: %s query refused (HTTP 400)%s", r->stream->key,
-                    strcmp(r->stream->src.type, "Condition") == 0 ? "problem-list"
-                                                                  : "orders-in-force",
-                    strcmp(r->stream->src.type, "Condition") == 0 ? "" : "; not asked again");
-        /* issue 17: a refused problem-list query says nothing about MedicationRequest status */
-        srv->no_status_search =
-            srv->no_status_search || strcmp(r->stream->src.type, "Condition") != 0;
-        json_t *none = json_array();
-        if (none) {
-            run_deliver(r, none, true);
-        } else {
-            run_end(r, PW_ENOMEM);
-        }
-    } else if ((st == 404 || st == 410) && strcmp(r->url, r->first_url) != 0 &&
-               r->restarts < PW_SYNC_RESTARTS_MAX) {
-        /* The paging link expired (server-side result sets do): start over from the
-         * cursor; the seen-set drops what this run already delivered. */
-        r->restarts++;
-        pw_log_notice(SYNC, "%s: paging link expired (HTTP %ld), restarting from the cursor",
-                      r->stream->key, st);
-        run_fetch(r, r->first_url);
-    } else if (st == 429 || st == 503) {
-        const char *ra = pw_http_resp_header(resp, "Retry-After");
-        uint64_t ms = 0;
-        if (ra && pw_retry_after_parse(ra, srv->sync->now_ms() / 1000, &ms) == 0) {
-            r->retry_after_ms = ms;
-        }
-        run_end(r, PW_EAGAIN);
-    } else if (st == 401 || st == 403) {
-        /* With an auth, pw_auth_submit_new() already renewed and retried once. A 403 refuses
-         * this type (a scope not granted, a restricted record): only this stream fails, the
-         * consumer turns the rules off that rest on the type's absence. */
-        if (srv->sync->consumer.on_type_access) {
-            srv->sync->consumer.on_type_access(srv->sync->consumer.arg, &r->stream->src, st);
-        }
-        run_end(r, st == 403 ? PW_EACCES : PW_EAUTH);
-    } else {
-        run_end(r, PW_EHTTP);
-    }
-}
-
-static void on_response(void *arg, int err, const struct pw_http_resp *resp)
-{
-    struct run *r = arg;
-    struct pw_sync *sync = r->srv->sync;
+    struct pw_source_run *run = arg;
+    struct pw_sync *sync = run->srv->sync;
 
     enter(sync);
     /* Journal fields for what this response leads to (issue 19); both strings outlive the run. */
-    pw_log_context(r->srv->conf.name, NULL, r->stream->src.type);
+    pw_log_context(run->srv->name, NULL, run->stream->src.type);
     sync->inflight--;
     /* After pw_sync_free() the consumer may be gone: nothing more is delivered. A mere stop
-     * lets the page in hand be committed (on_page_done ends the run). */
+     * lets the page in hand be committed (its done ends the run). */
     if (sync->freeing) {
         err = PW_ECANCELED;
     }
-    if (err) {
-        r->status = resp ? resp->status : 0;
-        r->transport = err == PW_EHTTP;
-        if (err != PW_ECANCELED) {
-            pw_log_err(SYNC, "%s: %s%s%s", r->stream->key, pw_strerror(err),
-                       resp && resp->error && *resp->error ? ": " : "",
-                       resp && resp->error ? resp->error : "");
-        }
-        run_end(r, err);
-    } else {
-        run_status(r, resp);
-    }
+    run->done(run->done_arg, err, resp);
     pw_log_context(NULL, NULL, NULL);
     leave(sync);
 }
 
-static void run_fetch(struct run *r, const char *url)
+int pw_source_run_get(struct pw_source_run *run, const char *url,
+                      void (*done)(void *arg, int err, const struct pw_http_resp *resp), void *arg)
 {
-    struct server *srv = r->srv;
+    struct server *srv = run->srv;
     struct pw_http_req *req = NULL;
-    char *copy = strdup(url);
 
-    if (!copy) {
-        run_end(r, PW_ENOMEM);
-        return;
-    }
-    free(r->url);
-    r->url = copy;
-    int err = pw_http_req_new(&req, srv->conf.name, "GET", url);
+    int err = pw_http_req_new(&req, srv->name, "GET", url);
     if (err) {
-        run_end(r, err);
-        return;
-    }
-    srv->health.requests++;
-    err = srv->auth ? pw_auth_submit_new(srv->auth, req, on_response, r)
-                    : pw_http_submit_new(srv->sync->http, req, on_response, r);
-    if (err) {
-        run_end(r, err);
-        return;
-    }
-    srv->sync->inflight++;
-}
-
-/*
- * The run's queries. The first sync of a MedicationRequest stream adds the orders still in force
- * whatever their date: an opioid ordered before the lookback and still running drives the
- * bowel-regimen and rescue-dose rules, and the lookback (authoredon) cannot see it.
- */
-static int run_urls(struct run *r)
-{
-    struct server *srv = r->srv;
-    const struct stream *stream = r->stream;
-    struct pw_search_window w = {.cursor_ms = r->st.cursor_ms, .now_ms = srv->sync->now_ms()};
-
-    int err = pw_search_url(&srv->conf, stream->type, stream->patient, &w, &r->first_url);
-    bool problems = strcmp(stream->src.type, "Condition") == 0; /* issue 17: the problem list */
-    if (err || r->st.cursor_ms != PW_SYNC_NO_CURSOR ||
-        (!problems &&
-         (strcmp(stream->src.type, "MedicationRequest") != 0 || srv->no_status_search))) {
         return err;
     }
-    /*
-     * The second query covers what the lookback does not (authoredon=lt its bound): no order is
-     * expected in both, so nothing is held back from pruning for it (a server that answers both
-     * with the same order gets it stored twice, idempotently).
-     */
-    w.active_orders = true;
-    return pw_search_url(&srv->conf, stream->type, stream->patient, &w, &r->second_url);
+    srv->health.requests++;
+    run->done = done;
+    run->done_arg = arg;
+    err = srv->auth ? pw_auth_submit_new(srv->auth, req, run_on_response, run)
+                    : pw_http_submit_new(srv->sync->http, req, run_on_response, run);
+    if (err) {
+        return err;
+    }
+    srv->sync->inflight++;
+    return 0;
 }
 
-/* Start one stream; failures before the first request are reported as a stream failure. */
+const struct pw_sync_source *pw_source_run_src(const struct pw_source_run *run)
+{
+    return &run->stream->src;
+}
+
+int64_t pw_source_run_now(const struct pw_source_run *run)
+{
+    return run->srv->sync->now_ms();
+}
+
+void pw_source_run_page_limits(const struct pw_source_run *run, size_t *budget, size_t *entries_max)
+{
+    *budget = run->srv->sync->page_budget;
+    *entries_max = run->srv->sync->page_entries_max;
+}
+
+struct pw_sync_health *pw_source_run_health(struct pw_source_run *run)
+{
+    return &run->srv->health;
+}
+
+bool pw_source_run_stopping(const struct pw_source_run *run)
+{
+    return run->srv->sync->stopping;
+}
+
+void pw_source_run_unreadable(struct pw_source_run *run, const struct pw_sync_unreadable *u)
+{
+    struct pw_sync *sync = run->srv->sync;
+    if (sync->consumer.on_unreadable) {
+        sync->consumer.on_unreadable(sync->consumer.arg, &run->stream->src, u);
+    }
+}
+
+void pw_source_run_refused(struct pw_source_run *run, long status)
+{
+    struct pw_sync *sync = run->srv->sync;
+    if (sync->consumer.on_type_access) {
+        sync->consumer.on_type_access(sync->consumer.arg, &run->stream->src, status);
+    }
+}
+
+/* Start one stream from its stored cursor; failures before the first request are reported as a
+ * stream failure. */
 static void run_start(struct server *srv, const struct stream *stream)
 {
     struct pw_sync *sync = srv->sync;
-    struct run *r = calloc(1, sizeof(*r));
+    struct pw_source_run *run = calloc(1, sizeof(*run));
     char *text = NULL;
 
     srv->running++;
-    if (!r) {
+    if (!run) {
         srv->running--;
         srv->failed++;
         return;
     }
-    r->srv = srv;
-    r->stream = stream;
-    int err = pw_sync_state_init(&r->st);
+    run->srv = srv;
+    run->stream = stream;
+    run->ops = srv->source->ops;
+    int err = sync->consumer.cursor_load(sync->consumer.arg, &stream->src, &text);
+    run->stored = text != NULL;
     if (!err) {
-        err = sync->consumer.cursor_load(sync->consumer.arg, &stream->src, &text);
-    }
-    r->stored = text != NULL;
-    if (!err && pw_sync_state_load(&r->st, text) != 0) {
-        /* An unreadable cursor is re-derived: the lookback is fetched again, the store's
-         * idempotence absorbs the repeat. */
-        pw_log_err(SYNC, "%s: stored cursor unreadable, starting from the lookback", stream->key);
-        pw_sync_state_load(&r->st, NULL);
+        err = run->ops->run_start(srv->source->ctx, run, stream->type, text, &run->state);
     }
     free(text);
-    r->max_ms = r->st.cursor_ms;
-    r->query_max = PW_SYNC_NO_CURSOR;
-    r->cap_ms = INT64_MAX;
-    r->prune_at = PW_SYNC_SEEN_PRUNE_MIN;
-    if (!err) {
-        err = run_urls(r);
-    }
     if (err) {
-        run_end(r, err);
-        return;
+        struct pw_source_run_result res = {.err = err};
+        pw_source_run_end(run, &res);
     }
-    run_fetch(r, r->first_url);
 }
 
 /*
@@ -928,8 +492,8 @@ static void cycle_start(struct server *srv)
     struct pw_sync *sync = srv->sync;
     struct pw_cohort_env env = {
         .http = sync->http,
-        .server = srv->conf.name,
-        .base = srv->conf.base,
+        .server = srv->name,
+        .base = srv->base,
         .auth = srv->auth,
         .refresh_ms = srv->conf.group_refresh_ms,
     };
@@ -952,7 +516,7 @@ static void cycle_start(struct server *srv)
 
 static uint64_t next_delay(struct server *srv, bool failed)
 {
-    const struct pw_source_conf *c = &srv->conf;
+    const struct pw_sync_conf *c = &srv->conf;
 
     if (!failed) {
         return pw_poll_jitter(c->poll_ms, c->jitter, pw_rand32());
@@ -994,23 +558,32 @@ static void cycle_health(struct server *srv, bool failed)
 
 static void on_timer(uv_timer_t *t);
 
-/* A reload's searches and cohort, once no cycle runs: the streams are rebuilt at the next. */
+/* A reload's source, scheduling and cohort, once no cycle runs: the streams are rebuilt at the
+ * next. */
 static void apply_pending(struct server *srv)
 {
     uint64_t poll_ms = srv->conf.poll_ms;
 
-    if (!srv->next_conf || srv->in_cycle) {
+    if (!srv->next_source || srv->in_cycle) {
         return;
     }
-    pw_source_conf_cleanup(&srv->conf);
-    srv->conf = *srv->next_conf;
+    if (srv->next_source->ops == srv->source->ops && srv->source->ops->adopt) {
+        srv->source->ops->adopt(srv->next_source->ctx, srv->source->ctx);
+    }
+    pw_source_free(srv->source);
+    srv->source = srv->next_source;
+    srv->next_source = NULL;
+    free(srv->base);
+    srv->base = srv->next_base;
+    srv->next_base = NULL;
+    srv->conf = srv->next_conf;
+    srv->conf.name = srv->name;
+    srv->conf.base = srv->base;
     srv->conf.poll_ms = poll_ms; /* pw_sync_set_poll()'s, applied at once */
-    free(srv->next_conf);
-    srv->next_conf = NULL;
     pw_cohort_free(srv->cohort);
     srv->cohort = srv->next_cohort;
     srv->next_cohort = NULL;
-    /* The streams borrow the old conf's strings: gone with it, rebuilt when the next cycle
+    /* The streams borrow the old source's strings: gone with it, rebuilt when the next cycle
      * starts (their cursors are in the store, by key). */
     for (size_t j = 0; j < srv->nstreams; j++) {
         free(srv->streams[j].patient);
@@ -1134,21 +707,63 @@ void pw_sync_set_clock(struct pw_sync *sync, int64_t (*now_ms)(void))
 static struct server *server_find(const struct pw_sync *sync, const char *name)
 {
     for (size_t i = 0; i < sync->nservers; i++) {
-        if (strcmp(sync->servers[i]->conf.name, name) == 0) {
+        if (strcmp(sync->servers[i]->name, name) == 0) {
             return sync->servers[i];
         }
     }
     return NULL;
 }
 
-int pw_sync_add_server(struct pw_sync *sync, const struct pw_source_conf *conf,
-                       struct pw_cohort *cohort, struct pw_auth *auth)
+void pw_sync_conf_init(struct pw_sync_conf *conf, const char *name, const char *base)
+{
+    *conf = (struct pw_sync_conf){
+        .name = name,
+        .base = base,
+        .poll_ms = 5u * 60u * 1000u,
+        .jitter = 0.1,
+        .backoff_base_ms = 5000,
+        .backoff_cap_ms = 15u * 60u * 1000u,
+        .unhealthy_after = 3,
+        .parallel = 2,
+        .group_refresh_ms = 3600u * 1000u,
+    };
+}
+
+void pw_sync_conf_from_daemon(struct pw_sync_conf *conf, const struct pw_conf_server *cs)
+{
+    pw_sync_conf_init(conf, cs->name, cs->base_url);
+    if (cs->poll_interval_ms > 0) {
+        conf->poll_ms = (uint64_t)cs->poll_interval_ms;
+    }
+    if (cs->max_concurrent > 0) {
+        conf->parallel = (unsigned)cs->max_concurrent;
+    }
+}
+
+/* A copy of base URL @p base without its trailing slashes, or NULL. */
+static char *base_copy(const char *base)
+{
+    char *b = strdup(base);
+    size_t n = b ? strlen(b) : 0;
+    while (n > 0 && b[n - 1] == '/') {
+        b[--n] = '\0';
+    }
+    return b;
+}
+
+static bool conf_usable(const struct pw_sync_conf *conf, const struct pw_source *source)
+{
+    return conf && conf->name && conf->base && conf->parallel > 0 && source &&
+           source->ops->stream_type(source->ctx, 0) != NULL;
+}
+
+int pw_sync_add_server(struct pw_sync *sync, const struct pw_sync_conf *conf,
+                       struct pw_source *source, struct pw_cohort *cohort, struct pw_auth *auth)
 {
     int err = PW_EINVAL;
     struct server *srv = NULL;
 
-    if (!conf || !conf->name || !conf->base || !cohort || conf->ntypes == 0 ||
-        conf->parallel == 0 || sync->started || sync->freeing) {
+    if (!conf_usable(conf, source) || !cohort || sync->started || sync->freeing) {
         goto fail;
     }
     err = PW_EEXIST;
@@ -1162,20 +777,25 @@ int pw_sync_add_server(struct pw_sync *sync, const struct pw_source_conf *conf,
     }
     sync->servers = grown;
     srv = calloc(1, sizeof(*srv));
-    if (!srv || pw_source_conf_copy(&srv->conf, conf) != 0) {
+    if (!srv || !(srv->name = strdup(conf->name)) || !(srv->base = base_copy(conf->base))) {
+        if (srv) {
+            free(srv->name);
+        }
         free(srv);
         goto fail;
     }
-    if (srv->conf.pages_max == 0 || srv->conf.pages_max > PW_PAGES_PER_RUN_MAX) {
-        srv->conf.pages_max = PW_PAGES_PER_RUN_MAX;
-    }
+    srv->conf = *conf;
+    srv->conf.name = srv->name;
+    srv->conf.base = srv->base;
     srv->sync = sync;
+    srv->source = source;
     srv->cohort = cohort;
     srv->auth = auth;
     uv_timer_init(sync->loop, &srv->timer);
     sync->servers[sync->nservers++] = srv;
     return 0;
 fail:
+    pw_source_free(source);
     pw_cohort_free(cohort);
     return err;
 }
@@ -1221,61 +841,18 @@ int pw_sync_run_once(struct pw_sync *sync, pw_sync_cycle_fn *done, void *arg)
     return 0;
 }
 
-/* Whether the first sync may ask for MedicationRequest by status (a server that lists its
- * search parameters and leaves status out would ignore or refuse the filter). */
-static void capability_status(struct server *srv, const struct pw_capability *cap)
+/* Issue 17: a type the source will not sync (not advertised): the consumer is told (-1), so the
+ * rules resting on its absence are off. */
+static void capability_unsynced(void *arg, const char *type)
 {
-    const json_t *t = json_object_get(cap->types, "MedicationRequest");
-    bool searched = false;
+    struct server *srv = arg;
+    struct pw_sync *sync = srv->sync;
 
-    for (size_t i = 0; i < srv->conf.ntypes; i++) {
-        searched = searched || strcmp(srv->conf.types[i].type, "MedicationRequest") == 0;
-    }
-    srv->no_status_search = searched && json_array_size(json_object_get(t, "params")) > 0 &&
-                            !pw_capability_has_param(cap, "MedicationRequest", "status");
-    if (srv->no_status_search) {
-        pw_log_notice(SYNC,
-                      "%s: MedicationRequest 'status' search not advertised: the first sync "
-                      "will not fetch orders in force written before the lookback",
-                      srv->conf.name);
-    }
-}
-
-/*
- * Issue 17: a context type (anything but Observation and MedicationRequest) the server does not
- * advertise is not synced rather than a startup error: it is dropped from the searches and the
- * consumer told (status -1), so the rules resting on its absence are off. The core types stay
- * required (pw_capability_check reports them).
- */
-static void capability_context_types(struct server *srv, const struct pw_capability *cap)
-{
-    struct pw_source_conf *conf = &srv->conf;
-    size_t i = 0;
-    while (i < conf->ntypes && conf->ntypes > 1) {
-        const char *type = conf->types[i].type;
-        const json_t *t = json_object_get(cap->types, type);
-        if (strcmp(type, "Observation") == 0 || strcmp(type, "MedicationRequest") == 0 ||
-            json_is_true(json_object_get(t, "search"))) {
-            i++;
-            continue;
-        }
-        pw_log_warn(SYNC,
-                    "%s: /metadata does not advertise %s search: not synced, the rules resting "
-                    "on its absence are off",
-                    conf->name, type);
-        if (srv->sync->consumer.on_type_access) {
-            char key[PW_SYNC_KEY_MAX];
-            snprintf(key, sizeof(key), "%s/%s/-", conf->name, type);
-            struct pw_sync_source src = {.server = conf->name, .type = type, .key = key};
-            srv->sync->consumer.on_type_access(srv->sync->consumer.arg, &src, -1);
-        }
-        free(conf->types[i].type);
-        free(conf->types[i].codes);
-        free(conf->types[i].valueset);
-        memmove(&conf->types[i], &conf->types[i + 1],
-                (conf->ntypes - i - 1) * sizeof(conf->types[0]));
-        conf->ntypes--;
-        memset(&conf->types[conf->ntypes], 0, sizeof(conf->types[0]));
+    if (sync->consumer.on_type_access) {
+        char key[PW_SYNC_KEY_MAX];
+        snprintf(key, sizeof(key), "%s/%s/-", srv->name, type);
+        struct pw_sync_source src = {.server = srv->name, .type = type, .key = key};
+        sync->consumer.on_type_access(sync->consumer.arg, &src, -1);
     }
 }
 
@@ -1291,9 +868,11 @@ static void on_capability(void *arg, int err, const struct pw_capability *cap)
     if (!err) {
         srv->health.capability_known = true;
         srv->health.conditional_create = cap->flag_conditional_create;
-        capability_status(srv, cap);
-        capability_context_types(srv, cap);
-        err = pw_capability_check(cap, &srv->conf, &errors, &warnings);
+        const struct pw_source *source = srv->source;
+        if (source->ops->capability) {
+            err = source->ops->capability(source->ctx, cap, capability_unsynced, srv, &errors,
+                                          &warnings);
+        }
         if (err) {
             sync->check_failed++;
         }
@@ -1323,8 +902,8 @@ int pw_sync_check_servers(struct pw_sync *sync, pw_sync_cycle_fn *done, void *ar
     sync->check_err = 0;
     for (size_t i = 0; i < sync->nservers; i++) {
         struct server *srv = sync->servers[i];
-        int err = pw_capability_fetch(sync->http, srv->conf.name, srv->conf.base, srv->auth,
-                                      on_capability, srv);
+        int err =
+            pw_capability_fetch(sync->http, srv->name, srv->base, srv->auth, on_capability, srv);
         if (err) {
             /* Already-submitted fetches still call back: account for this one as done. */
             sync->check_err = sync->check_err ? sync->check_err : err;
@@ -1400,31 +979,30 @@ int pw_sync_set_poll(struct pw_sync *sync, const char *server, uint64_t poll_ms)
     return 0;
 }
 
-int pw_sync_replace_server(struct pw_sync *sync, const struct pw_source_conf *conf,
-                           struct pw_cohort *cohort)
+int pw_sync_replace_server(struct pw_sync *sync, const struct pw_sync_conf *conf,
+                           struct pw_source *source, struct pw_cohort *cohort)
 {
     struct server *srv = conf && conf->name ? server_find(sync, conf->name) : NULL;
-    struct pw_source_conf *next;
+    char *base;
 
-    if (!srv || !cohort || conf->ntypes == 0 || conf->parallel == 0 || sync->freeing) {
+    if (!srv || !conf_usable(conf, source) || !cohort || sync->freeing) {
+        pw_source_free(source);
         pw_cohort_free(cohort);
         return srv ? PW_EINVAL : PW_ENOENT;
     }
-    next = calloc(1, sizeof(*next));
-    if (!next || pw_source_conf_copy(next, conf) != 0) {
-        free(next);
+    base = base_copy(conf->base);
+    if (!base) {
+        pw_source_free(source);
         pw_cohort_free(cohort);
         return PW_ENOMEM;
     }
-    if (next->pages_max == 0 || next->pages_max > PW_PAGES_PER_RUN_MAX) {
-        next->pages_max = PW_PAGES_PER_RUN_MAX;
-    }
-    if (srv->next_conf) { /* a second reload before the first applied: the newest wins */
-        pw_source_conf_cleanup(srv->next_conf);
-        free(srv->next_conf);
-    }
+    /* a second reload before the first applied: the newest wins */
+    pw_source_free(srv->next_source);
     pw_cohort_free(srv->next_cohort);
-    srv->next_conf = next;
+    free(srv->next_base);
+    srv->next_source = source;
+    srv->next_conf = *conf;
+    srv->next_base = base;
     srv->next_cohort = cohort;
     apply_pending(srv);
     return 0;

@@ -253,30 +253,17 @@ struct pw_conf_adapter_ref {
  * The painwatch schema, filled into plain structs. Every string is borrowed from the pw_conf.
  * Durations are milliseconds, sizes bytes. Meaning and defaults: config/painwatch.yaml.
  */
-struct pw_conf_dialect {
-    const char *patient_param; /* patient | subject */
-    bool last_updated;
-    bool sort;
-    bool code_in;
-    bool include;
-    bool date_params; /* `date` (Observation), `authoredon` (MedicationRequest) for the lookback */
-    int64_t max_count;
-};
-
 struct pw_conf_server {
     const char *name;
     const char *base_url;
     const char *ca_file;
     const char *client_cert_file;
     const char *client_key_file;
-    struct pw_conf_adapter_ref auth; /* pw_conf_server_auth() (core/conf_server.h) */
-    struct pw_conf_dialect dialect;
+    struct pw_conf_adapter_ref auth;   /* pw_conf_server_auth() (core/conf_server.h) */
     struct pw_conf_adapter_ref cohort; /* pw_cohort_new(&c, cohort.section, ...) */
     const char **resources;
     size_t n_resources;
     int64_t poll_interval_ms;
-    int64_t lookback_ms;
-    int64_t overlap_ms;
     int64_t connect_timeout_ms;
     int64_t timeout_ms;
     int64_t max_concurrent;

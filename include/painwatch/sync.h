@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The sync engine: incremental FHIR searches per (server, resource type[, patient]), paging,
- * dedupe, cursors and scheduling. This header is the contract between the engine and its
- * consumer (the pipeline: normalize + store), and the health read-out for metrics and logs.
+ * The sync driver: per-server cycles (timers, poll interval with jitter, backoff, Retry-After),
+ * cohort refresh, the streams of a cycle (resource type[, patient]) run by each server's source
+ * adapter (source.h). This header is the contract between the driver and its consumer (the
+ * pipeline: normalize + store), and the health read-out for metrics, logs and readiness.
  */
 #ifndef PAINWATCH_SYNC_H
 #define PAINWATCH_SYNC_H
@@ -13,14 +14,30 @@
 
 #include <jansson.h>
 
+#include "painwatch/limits.h"
+
+/*
+ * Caps of the sync driver.
+ *   PW_SYNC_KEY_MAX         one stream key "<server>/<type>/Patient/<id>" with its NUL.
+ *   PW_SYNC_CURSOR_MAX      cursor text handed to the store.
+ *   PW_SYNC_RETRY_AFTER_MAX_MS  the longest Retry-After honoured (a broken header cannot park
+ *                           a server for days).
+ *   PW_SYNC_URL_MAX         one URL a sync requests (search, next link, /metadata, Group).
+ */
+#define PW_SYNC_KEY_MAX            (64 + 32 + 9 + PW_ID_MAX + 4)
+#define PW_SYNC_CURSOR_MAX         (2u * 1024u * 1024u)
+#define PW_SYNC_RETRY_AFTER_MAX_MS (6u * 3600u * 1000u)
+#define PW_SYNC_URL_MAX            8192
+
 /* uv_loop_t without <uv.h>: files that use libcurl include this header too (only http.c may
  * include both). */
 struct uv_loop_s;
 struct pw_http;
 struct pw_http_req;
-struct pw_source_conf;
+struct pw_source;
 struct pw_cohort;
 struct pw_auth;
+struct pw_conf_server;
 
 /**
  * Identity of one incremental stream: one resource type on one server, for one patient
@@ -166,6 +183,26 @@ struct pw_sync_health {
 
 struct pw_sync;
 
+/** How the driver schedules one server (any source). Init with pw_sync_conf_init(). */
+struct pw_sync_conf {
+    const char *name;          /* the pw_http server name (borrowed for the call) */
+    const char *base;          /* FHIR base URL, for the cohort and /metadata (borrowed) */
+    uint64_t poll_ms;          /* interval between cycles */
+    double jitter;             /* poll jitter fraction, [0, 0.5] */
+    uint64_t backoff_base_ms;  /* first backoff step after a failed cycle */
+    uint64_t backoff_cap_ms;   /* the largest backoff */
+    unsigned unhealthy_after;  /* failed cycles in a row before the server is marked unhealthy */
+    unsigned parallel;         /* streams of this server running at once */
+    uint64_t group_refresh_ms; /* how often a Group cohort is re-read */
+};
+
+/** Defaults: poll 5 min (jitter 0.1), backoff 5 s to 15 min, unhealthy after 3, 2 streams at
+ * once, Group refresh 1 h. @p name and @p base are borrowed. */
+void pw_sync_conf_init(struct pw_sync_conf *conf, const char *name, const char *base);
+
+/** The scheduling settings of a configured server (conf.h) over the defaults. */
+void pw_sync_conf_from_daemon(struct pw_sync_conf *conf, const struct pw_conf_server *cs);
+
 /**
  * A sync engine on @p loop using @p http (borrowed; must outlive the engine's in-flight
  * requests). @p consumer is copied. Caller owns the result; free with pw_sync_free().
@@ -183,16 +220,17 @@ int pw_sync_new(struct pw_sync **out, struct uv_loop_s *loop, struct pw_http *ht
 void pw_sync_free(struct pw_sync *sync);
 
 /**
- * Add one FHIR server. @p conf is copied (see source.h; its name must match a server registered
- * with pw_http_server_add()). Takes ownership of @p cohort, also on failure. @p auth (auth.h)
+ * Add one server. @p conf is copied (its name must match a server registered with
+ * pw_http_server_add()). Takes ownership of @p source (source.h: it runs the server's streams)
+ * and @p cohort, also on failure. @p auth (auth.h)
  * is borrowed and must outlive the engine's requests (free it after pw_sync_free(), before
  * pw_http_free()); NULL = no authorization. With an auth, every request goes through
  * pw_auth_submit_new(): a token is obtained first when none is cached, and a 401 renews it
  * once and retries once; a 401 that survives the renewal fails the server with PW_EAUTH.
  * @return 0, PW_EEXIST (name taken), PW_EINVAL or PW_ENOMEM.
  */
-int pw_sync_add_server(struct pw_sync *sync, const struct pw_source_conf *conf,
-                       struct pw_cohort *cohort, struct pw_auth *auth);
+int pw_sync_add_server(struct pw_sync *sync, const struct pw_sync_conf *conf,
+                       struct pw_source *source, struct pw_cohort *cohort, struct pw_auth *auth);
 
 /**
  * Periodic mode: every server runs a cycle now, then every poll interval (with jitter), or
@@ -210,7 +248,7 @@ int pw_sync_run_once(struct pw_sync *sync, pw_sync_cycle_fn *done, void *arg);
 
 /**
  * Startup check: read every server's /metadata, log what it advertises and compare it with the
- * configured dialect (pw_capability_check()). @p done runs exactly once, never synchronously:
+ * configured source (pw_source_ops.capability). @p done runs exactly once, never synchronously:
  * err = 0, or PW_ECONFIG when a server's configuration cannot work (@p failed = servers with
  * errors), or the first transport error (a server that cannot be reached at start).
  */
@@ -242,13 +280,14 @@ int pw_sync_set_poll(struct pw_sync *sync, const char *server, uint64_t poll_ms)
 int pw_sync_set_auth(struct pw_sync *sync, const char *server, struct pw_auth *auth);
 
 /**
- * A reload's searches and cohort for the server named conf->name (dialect, resources, lookback,
- * overlap, cohort): applied now when no cycle of it runs, else when its cycle ends (the cycle
- * in flight finishes under the old ones). Copies @p conf; takes ownership of @p cohort, also
- * on failure. @return 0, PW_ENOENT, PW_EINVAL, PW_ENOMEM.
+ * A reload's source, scheduling and cohort for the server named conf->name (searches, parallel
+ * streams, backoff; the poll interval stays pw_sync_set_poll()'s): applied now when no cycle of
+ * it runs, else when its cycle ends (the cycle in flight finishes under the old ones). Copies
+ * @p conf; takes ownership of @p source and @p cohort, also on failure.
+ * @return 0, PW_ENOENT, PW_EINVAL, PW_ENOMEM.
  */
-int pw_sync_replace_server(struct pw_sync *sync, const struct pw_source_conf *conf,
-                           struct pw_cohort *cohort);
+int pw_sync_replace_server(struct pw_sync *sync, const struct pw_sync_conf *conf,
+                           struct pw_source *source, struct pw_cohort *cohort);
 
 /** Number of streams (patient x type, or type in server-wide mode) of @p server, or 0. */
 size_t pw_sync_stream_count(const struct pw_sync *sync, const char *server);

@@ -3,7 +3,7 @@
  * adapters/cohort_group.c: active Patient members of a Group, and the Group re-read from a
  * loopback server once per refresh interval (a failed re-read keeps the members).
  */
-#include "adapters/sync_harness.h"
+#include "support/sync_harness.h"
 
 static void test_group_members(void **state)
 {
@@ -57,13 +57,13 @@ static void test_group_cohort_sync(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     size_t len = 0;
     char *group = pwt_read_file(pwt_src_path("tests/fixtures/sync/group_ward.json"), &len);
 
     sh_init(&h);
     sh_conf(&h, &conf, "ehr", h.base, 0, 0);
-    conf.parallel = 2;
+    h.sched.parallel = 2;
     sh_add(&h, &conf, "{\"type\": \"group\", \"group\": \"Group/ward4\", \"refresh\": \"1h\"}",
            NULL);
     sh_rule(&h, "/fhir/Group/ward4", NULL, 1, 200, NULL, group);
@@ -107,7 +107,7 @@ static void test_group_reread_failure_keeps_members(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     size_t len = 0;
     char *group = pwt_read_file(pwt_src_path("tests/fixtures/sync/group_ward.json"), &len);
 
@@ -151,7 +151,7 @@ static void test_group_refresh_from_source(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     size_t len = 0;
     char *group = pwt_read_file(pwt_src_path("tests/fixtures/sync/group_ward.json"), &len);
 
@@ -159,7 +159,7 @@ static void test_group_refresh_from_source(void **state)
     later_now = SH_NOW;
     pw_sync_set_clock(h.sync, later_clock);
     sh_conf(&h, &conf, "ehr", h.base, 0, 0);
-    conf.group_refresh_ms = 600000;
+    h.sched.group_refresh_ms = 600000;
     sh_add(&h, &conf, "{\"type\": \"group\", \"group\": \"ward4\"}", NULL);
     sh_rule(&h, "/fhir/Group/ward4", NULL, 0, 200, NULL, group);
     char *empty = sh_bundle(json_array(), NULL);

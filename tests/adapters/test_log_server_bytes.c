@@ -7,9 +7,9 @@
 #define _GNU_SOURCE
 #include <syslog.h>
 
-#include "adapters/sync_harness.h"
 #include "painwatch/json_err.h"
 #include "painwatch/log.h"
+#include "support/sync_harness.h"
 
 /* A name as a patient's would appear, cut where the parse fails. */
 #define POISON "JANE-Q-PATIENT"
@@ -85,7 +85,7 @@ static void test_page_not_json(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
 
     sh_init(&h);
     sh_conf(&h, &conf, "ehr", h.base, 0, 0);
@@ -106,7 +106,7 @@ static void test_metadata_not_json(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
 
     sh_init(&h);
     sh_conf(&h, &conf, "ehr", h.base, 0, 0);
@@ -131,7 +131,7 @@ static void test_group_not_json(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
 
     sh_init(&h);
     sh_conf(&h, &conf, "ehr", h.base, 0, 0);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* adapters/source_fhir_search.c, pure parts: config, instants, URLs, origins, pages, cursors. */
+/* adapters/source_fhir_search.c and _page.c, pure parts: config, instants, URLs, origins, pages,
+ * cursors. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,8 @@
 #include "painwatch/cohort.h"
 #include "painwatch/conf.h"
 #include "painwatch/err.h"
+#include "painwatch/fhir.h"
+#include "painwatch/fhir_search.h"
 #include "painwatch/source.h"
 #include "support/pwtest.h"
 
@@ -82,27 +85,60 @@ static void test_instant_parse_and_format(void **state)
     assert_int_equal(pw_fhir_instant_parse(NULL, &ms), PW_EINVAL);
 }
 
-static void test_conf_defaults_and_json(void **state)
+/* A server block of the configuration file; tests append lines to it. */
+#define SERVER_YAML                          \
+    "servers:\n"                             \
+    "  - name: ehr\n"                        \
+    "    base_url: https://other.test/R4/\n" \
+    "    auth: {type: none}\n"               \
+    "    cohort: {type: server-wide}\n"
+
+/* The searches the FHIR search source builds for server 0 of @p pc (the real config path:
+ * schema, effective section, the adapter's config_map and init), into @p out. */
+static void source_conf(struct pw_conf *pc, bool site_codes, struct pw_fhir_search_conf *out)
 {
-    (void)state;
-    struct pw_source_conf c;
+    const struct pw_conf_daemon *d = pw_conf_daemon(pc);
+    struct pw_source *src = NULL;
     char err[256] = "";
 
-    assert_int_equal(pw_source_conf_init(&c, "ehr", "https://ehr.test/fhir"), 0);
+    if (pw_source_from_conf(&src, json_array_get(pw_conf_get(pc, "servers"), 0), &d->servers[0],
+                            site_codes ? &d->pain_codes : NULL, err, sizeof(err)) != 0) {
+        fail_msg("source: %s", err);
+    }
+    assert_ptr_equal(src->ops, &pw_source_fhir_search);
+    const struct pw_fhir_search *fs = src->ctx;
+    assert_int_equal(pw_fhir_search_conf_copy(out, &fs->conf), 0);
+    pw_source_free(src);
+}
+
+static void test_conf_defaults_and_config(void **state)
+{
+    (void)state;
+    struct pw_fhir_search_conf c;
+
+    assert_int_equal(pw_fhir_search_conf_init(&c, "ehr", "https://ehr.test/fhir"), 0);
     assert_int_equal(c.ntypes, 2);
     assert_string_equal(c.types[0].type, "Observation");
     assert_non_null(c.types[0].codes);
     assert_string_equal(c.types[1].type, "MedicationRequest");
     assert_int_equal(c.overlap_ms, 300000);
     assert_int_equal(c.lookback_ms, 14LL * 86400000);
+    pw_fhir_search_conf_cleanup(&c);
 
-    json_t *j = json_pack("{s:s, s:i, s:i, s:{s:s, s:b, s:i}, s:[{s:s, s:[s,s]}, {s:s}]}", "base",
-                          "https://other.test/R4/", "overlap_s", 60, "lookback_days", 3, "dialect",
-                          "patient_param", "subject", "sort", 1, "count_max", 50, "types", "type",
-                          "Observation", "codes", "http://loinc.org|72514-3",
-                          "http://snomed.info/sct|1234", "type", "Condition");
-    assert_int_equal(pw_source_conf_from_json(&c, j, err, sizeof(err)), 0);
-    json_decref(j);
+    /* The configuration file's keys, through the schema and the typed view. */
+    static const char yaml[] = SERVER_YAML "    overlap: 60s\n"
+                                           "    lookback: 3d\n"
+                                           "    dialect:\n"
+                                           "      patient_param: subject\n"
+                                           "      sort: true\n"
+                                           "      max_count: 50\n"
+                                           "    resources: [Observation, Condition]\n";
+    struct pw_conf *pc = NULL;
+    struct pw_conf_errors errs = {0};
+    if (pw_conf_load_string(&pc, "test.yaml", "/tmp", yaml, strlen(yaml), &errs) != 0) {
+        fail_msg("config did not load: %s", errs.n ? errs.lines[0] : "?");
+    }
+    source_conf(pc, false, &c);
     assert_string_equal(c.base, "https://other.test/R4");
     assert_int_equal(c.overlap_ms, 60000);
     assert_int_equal(c.lookback_ms, 3LL * 86400000);
@@ -110,58 +146,65 @@ static void test_conf_defaults_and_json(void **state)
     assert_true(c.dialect.sort);
     assert_int_equal(c.dialect.count_max, 50);
     assert_int_equal(c.ntypes, 2);
-    assert_string_equal(c.types[0].codes, "http://loinc.org|72514-3,http://snomed.info/sct|1234");
+    assert_string_equal(c.types[0].codes, "http://loinc.org|72514-3,http://loinc.org|38208-5");
     assert_string_equal(c.types[1].type, "Condition");
     assert_null(c.types[1].codes);
 
-    struct pw_source_conf copy;
-    assert_int_equal(pw_source_conf_copy(&copy, &c), 0);
+    struct pw_fhir_search_conf copy;
+    assert_int_equal(pw_fhir_search_conf_copy(&copy, &c), 0);
     assert_string_equal(copy.types[0].codes, c.types[0].codes);
     assert_ptr_not_equal(copy.types[0].codes, c.types[0].codes);
-    pw_source_conf_cleanup(&copy);
-    pw_source_conf_cleanup(&c);
+    pw_fhir_search_conf_cleanup(&copy);
+    pw_fhir_search_conf_cleanup(&c);
+    pw_conf_free(pc);
+    pw_conf_errors_cleanup(&errs);
 }
 
-static void expect_conf_error(const char *json, const char *fragment)
+/* @p yaml is refused, by the schema or by the source's init, with an error naming @p fragment. */
+static void expect_conf_error(const char *yaml, const char *fragment)
 {
-    struct pw_source_conf c;
+    struct pw_conf *pc = NULL;
+    struct pw_conf_errors errs = {0};
     char err[256] = "";
-    json_t *j = json_loads(json, 0, NULL);
+    int rc = pw_conf_load_string(&pc, "test.yaml", "/tmp", yaml, strlen(yaml), &errs);
 
-    assert_non_null(j);
-    assert_int_equal(pw_source_conf_init(&c, "ehr", "https://ehr.test/fhir"), 0);
-    assert_int_equal(pw_source_conf_from_json(&c, j, err, sizeof(err)), PW_ECONFIG);
+    if (rc == 0) {
+        const struct pw_conf_daemon *d = pw_conf_daemon(pc);
+        struct pw_source *src = NULL;
+        rc = pw_source_from_conf(&src, json_array_get(pw_conf_get(pc, "servers"), 0),
+                                 &d->servers[0], &d->pain_codes, err, sizeof(err));
+        assert_null(src);
+    } else if (errs.n) {
+        snprintf(err, sizeof(err), "%s", errs.lines[0]);
+    }
+    assert_int_equal(rc, PW_ECONFIG);
     if (!strstr(err, fragment)) {
         fail_msg("error '%s' does not mention '%s'", err, fragment);
     }
-    json_decref(j);
-    pw_source_conf_cleanup(&c);
+    pw_conf_free(pc);
+    pw_conf_errors_cleanup(&errs);
 }
 
 static void test_conf_errors_name_the_key(void **state)
 {
     (void)state;
-    expect_conf_error("{\"polll_s\": 10}", "polll_s: unknown key");
-    expect_conf_error("{\"dialect\": {\"sortt\": true}}", "dialect.sortt");
-    expect_conf_error("{\"dialect\": {\"patient_param\": \"who\"}}", "dialect.patient_param");
-    expect_conf_error("{\"types\": [{\"type\": \"Observation\", \"x\": 1}]}", "types[0].x");
-    expect_conf_error("{\"types\": [{\"codes\": []}]}", "types[0].type: required");
-    expect_conf_error("{\"types\": [{\"type\": \"Observation\"}, {\"type\": \"Observation\"}]}",
-                      "listed twice");
-    expect_conf_error("{\"count\": 0}", "count");
-    expect_conf_error("{\"jitter\": 0.9}", "jitter");
-    expect_conf_error("{\"base\": \"ftp://x\"}", "base");
-    expect_conf_error("{\"backoff_base_s\": 100, \"backoff_cap_s\": 10}", "backoff_cap_s");
+    expect_conf_error(SERVER_YAML "    polll_interval: 10s\n", "servers[0].polll_interval");
+    expect_conf_error(SERVER_YAML "    dialect: {sortt: true}\n", "servers[0].dialect.sortt");
+    expect_conf_error(SERVER_YAML "    dialect: {patient_param: who}\n",
+                      "servers[0].dialect.patient_param");
+    expect_conf_error(SERVER_YAML "    resources: [Observation, Observation]\n", "listed twice");
+    expect_conf_error(SERVER_YAML "    resources: [observation]\n", "servers.ehr.resources[0]");
+    expect_conf_error(SERVER_YAML "    dialect: {max_count: 0}\n", "servers[0].dialect.max_count");
 }
 
 static void test_url_first_sync_uses_clinical_lookback(void **state)
 {
     (void)state;
-    struct pw_source_conf c;
+    struct pw_fhir_search_conf c;
     struct pw_search_window w = {.cursor_ms = PW_SYNC_NO_CURSOR, .now_ms = T0};
     char *url = NULL;
 
-    assert_int_equal(pw_source_conf_init(&c, "ehr", "https://ehr.test/fhir"), 0);
+    assert_int_equal(pw_fhir_search_conf_init(&c, "ehr", "https://ehr.test/fhir"), 0);
     assert_int_equal(pw_search_url(&c, 0, "p1", &w, &url), 0);
     assert_true(strncmp(url, "https://ehr.test/fhir/Observation?", 34) == 0);
     assert_param(url, "patient", "p1");
@@ -185,18 +228,18 @@ static void test_url_first_sync_uses_clinical_lookback(void **state)
     assert_param(url, "_lastUpdated", "ge2024-04-17T10:00:00Z");
     assert_param(url, "date", NULL);
     free(url);
-    pw_source_conf_cleanup(&c);
+    pw_fhir_search_conf_cleanup(&c);
 }
 
 static void test_url_orders_in_force(void **state)
 {
     (void)state;
-    struct pw_source_conf c;
+    struct pw_fhir_search_conf c;
     struct pw_search_window w = {
         .cursor_ms = PW_SYNC_NO_CURSOR, .now_ms = T0, .active_orders = true};
     char *url = NULL;
 
-    assert_int_equal(pw_source_conf_init(&c, "ehr", "https://ehr.test/fhir"), 0);
+    assert_int_equal(pw_fhir_search_conf_init(&c, "ehr", "https://ehr.test/fhir"), 0);
     c.dialect.sort = true;
     c.dialect.include = true;
     /* Whatever status_list says: the two statuses of an order in force, authored before the
@@ -228,7 +271,7 @@ static void test_url_orders_in_force(void **state)
     url = NULL;
     assert_int_equal(pw_search_url(&c, 0, "p1", &w, &url), PW_EINVAL);
     assert_null(url);
-    pw_source_conf_cleanup(&c);
+    pw_fhir_search_conf_cleanup(&c);
 }
 
 static void test_seen_prune_keeps_recent_and_kept(void **state)
@@ -272,11 +315,11 @@ static void test_seen_prune_keeps_recent_and_kept(void **state)
 static void test_url_incremental_and_dialects(void **state)
 {
     (void)state;
-    struct pw_source_conf c;
+    struct pw_fhir_search_conf c;
     struct pw_search_window w = {.cursor_ms = T0 + 1500, .now_ms = T0 + 3600000};
     char *url = NULL;
 
-    assert_int_equal(pw_source_conf_init(&c, "ehr", "https://ehr.test/fhir"), 0);
+    assert_int_equal(pw_fhir_search_conf_init(&c, "ehr", "https://ehr.test/fhir"), 0);
     c.dialect.subject = true;
     c.dialect.sort = true;
     c.dialect.include = true;
@@ -307,7 +350,7 @@ static void test_url_incremental_and_dialects(void **state)
     assert_int_equal(pw_search_url(&c, 0, "a&b=c", &w, &url), PW_EINVAL);
     assert_int_equal(pw_search_url(&c, 0, "", &w, &url), PW_EINVAL);
     assert_int_equal(pw_search_url(&c, 5, "p1", &w, &url), PW_EINVAL);
-    pw_source_conf_cleanup(&c);
+    pw_fhir_search_conf_cleanup(&c);
 }
 
 static void test_same_origin(void **state)
@@ -535,7 +578,7 @@ static void test_conf_from_daemon_config(void **state)
                                "  poss: [\"http://site|poss\"]\n";
     struct pw_conf *pc = NULL;
     struct pw_conf_errors errs;
-    struct pw_source_conf c;
+    struct pw_fhir_search_conf c;
     struct pw_cohort *cohort = NULL;
     char err[256] = "";
 
@@ -546,8 +589,7 @@ static void test_conf_from_daemon_config(void **state)
     }
     const struct pw_conf_daemon *d = pw_conf_daemon(pc);
     assert_int_equal(d->n_servers, 1);
-    assert_int_equal(
-        pw_source_conf_from_daemon(&c, &d->servers[0], &d->pain_codes, err, sizeof(err)), 0);
+    source_conf(pc, true, &c);
     assert_string_equal(c.name, "epic");
     assert_string_equal(c.base, "https://ehr.test/api/FHIR/R4");
     assert_true(c.dialect.subject);
@@ -563,12 +605,11 @@ static void test_conf_from_daemon_config(void **state)
         "http://loinc.org|2708-6");
     assert_null(c.types[1].codes);
     assert_string_equal(c.types[2].type, "Condition");
-    assert_int_equal(c.poll_ms, 120000);
     assert_int_equal(c.lookback_ms, 7LL * 86400000);
     assert_int_equal(pw_cohort_new(&cohort, d->servers[0].cohort.section, err, sizeof(err)), 0);
     assert_false(cohort->server_wide);
     pw_cohort_free(cohort);
-    pw_source_conf_cleanup(&c);
+    pw_fhir_search_conf_cleanup(&c);
     pw_conf_free(pc);
     pw_conf_errors_cleanup(&errs);
 }
@@ -577,7 +618,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_instant_parse_and_format),
-        cmocka_unit_test(test_conf_defaults_and_json),
+        cmocka_unit_test(test_conf_defaults_and_config),
         cmocka_unit_test(test_conf_errors_name_the_key),
         cmocka_unit_test(test_url_first_sync_uses_clinical_lookback),
         cmocka_unit_test(test_url_incremental_and_dialects),

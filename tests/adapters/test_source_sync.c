@@ -10,13 +10,14 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 
-#include "adapters/sync_harness.h"
 #include "painwatch/jarena.h"
+#include "support/sync_harness.h"
 
 #define SRV_WIDE "{\"type\": \"server\"}"
 
 /* A server-wide Observation-only source (one stream: "ehr/Observation/-"). */
-static void obs_only(struct sh *h, struct pw_source_conf *conf, long timeout_ms, size_t body_max)
+static void obs_only(struct sh *h, struct pw_fhir_search_conf *conf, long timeout_ms,
+                     size_t body_max)
 {
     sh_conf(h, conf, "ehr", h->base, timeout_ms, body_max);
     free(conf->types[1].type);
@@ -56,7 +57,7 @@ static void test_paging_dedupe_and_cursor_across_runs(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     struct pw_sync_health hl;
 
     sh_init(&h);
@@ -121,7 +122,7 @@ static void test_next_page_waits_for_durable_commit(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
 
     sh_init(&h);
     h.defer = true;
@@ -141,7 +142,7 @@ static void test_consumer_failure_keeps_cursor(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
 
     sh_init(&h);
     h.page_error = PW_ESTORE;
@@ -160,7 +161,7 @@ static void test_expired_next_link_restarts_from_cursor(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     char next[256];
 
     sh_init(&h);
@@ -194,7 +195,7 @@ static void test_next_link_to_other_origin_refused(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     char next[256];
 
     sh_init(&h);
@@ -227,7 +228,7 @@ static void test_next_link_to_other_origin_refused(void **state)
 static void page_cap_run(bool sorted)
 {
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
 
     sh_init(&h);
     obs_only(&h, &conf, 0, 0);
@@ -274,7 +275,7 @@ static void broken_first_page(const struct pwt_rule *rule, long timeout_ms, size
                               int want_err, bool server_level)
 {
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     struct pw_sync_health hl;
 
     sh_init(&h);
@@ -390,7 +391,7 @@ static void test_401_fixed_by_token_renewal(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     char *dir = pwt_mkdtemp();
     char path[512];
 
@@ -445,7 +446,7 @@ static void test_cohort_sync_asks_nothing_twice(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     char *dir = pwt_mkdtemp();
     char path[512];
     char cohort[700];
@@ -455,7 +456,7 @@ static void test_cohort_sync_asks_nothing_twice(void **state)
     pwt_write_file(path, "# ward 4\np1\nPatient/p2\np3\np2\n");
     snprintf(cohort, sizeof(cohort), "{\"type\": \"list\", \"file\": \"%s\"}", path);
     sh_conf(&h, &conf, "ehr", h.base, 0, 0);
-    conf.parallel = 3;
+    h.sched.parallel = 3;
     sh_add(&h, &conf, cohort, NULL);
     char *empty = sh_bundle(json_array(), NULL);
     char *one = sh_bundle(json_pack("[o]", sh_obs("x1", "1", "2024-05-01T10:00:00Z")), NULL);
@@ -535,7 +536,7 @@ static void test_free_mid_run(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
 
     sh_init(&h);
     obs_only(&h, &conf, 0, 0);
@@ -582,7 +583,7 @@ static void test_page_tree_dropped_at_done(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     struct pw_jarena_stats st0;
     struct pw_jarena_stats st;
     pw_sync_page_done_fn *done;

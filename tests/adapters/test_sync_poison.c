@@ -15,16 +15,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "adapters/sync_harness.h"
-#include "core/page_parse.h"
 #include "painwatch/jarena.h"
 #include "painwatch/log.h"
+#include "painwatch/page_parse.h"
+#include "support/sync_harness.h"
 
 #define SRV_WIDE "{\"type\": \"server\"}"
 #define KEY      "ehr/Observation/-"
 
 /* A server-wide Observation-only source (one stream: "ehr/Observation/-"). */
-static void obs_only(struct sh *h, struct pw_source_conf *conf)
+static void obs_only(struct sh *h, struct pw_fhir_search_conf *conf)
 {
     sh_conf(h, conf, "ehr", h->base, 0, 0);
     free(conf->types[1].type);
@@ -93,7 +93,7 @@ static void test_rejected_entries_one_summary_line(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     char ok[512];
     char *log = NULL;
     size_t loglen = 0;
@@ -133,7 +133,7 @@ static void test_page_over_entry_cap_asked_smaller(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     struct pw_sync_health hl;
     char e[512];
 
@@ -175,7 +175,7 @@ static void test_page_over_parse_budget_asked_smaller(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     struct pw_sync_health hl;
     struct pw_jarena_stats st;
     char e[512];
@@ -212,7 +212,7 @@ static void test_poison_values_skip_the_resource_not_the_page(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     struct pw_sync_health hl;
     char e[5][512];
     char all[4096];
@@ -274,7 +274,7 @@ static void test_malformed_page_retried_then_unhealthy(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     struct pw_sync_health hl;
     char e[512];
 
@@ -291,7 +291,7 @@ static void test_malformed_page_retried_then_unhealthy(void **state)
     sh_init(&h);
     obs_only(&h, &conf);
     conf.count = 8;
-    conf.unhealthy_after = 2;
+    h.sched.unhealthy_after = 2;
     sh_add(&h, &conf, SRV_WIDE, NULL);
     sh_rule(&h, "/fhir/Observation", NULL, 0, 200, NULL,
             "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"entry\":[{\"resource\":");
@@ -416,7 +416,7 @@ static void test_unreadable_next_link_fails_the_run(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     struct pw_sync_health hl;
     char e[512];
     char page[1024];

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Issue 18 benchmark: peak memory of one search page, on the worst shapes the body cap lets in,
- * through the sync engine's own parse (page arena, parse budget, entry cap: core/page_parse.h)
+ * through the sync engine's own parse (page arena, parse budget, entry cap: painwatch/page_parse.h)
  * and page filter. One shape per process (peak RSS is per process); tests/bench/page_mem.sh
  * runs them all and prints the table. Not a test: nothing is asserted.
  *
@@ -16,10 +16,10 @@
 
 #include <jansson.h>
 
-#include "core/page_parse.h"
+#include "painwatch/fhir_search.h"
 #include "painwatch/jarena.h"
 #include "painwatch/limits.h"
-#include "painwatch/source.h"
+#include "painwatch/page_parse.h"
 
 #define BODY_MAX ((size_t)PW_HTTP_BODY_MAX)
 

@@ -16,9 +16,9 @@
 #include "painwatch/engine.h"
 #include "painwatch/err.h"
 #include "painwatch/fhir.h"
+#include "painwatch/fhir_search.h"
 #include "painwatch/finding.h"
 #include "painwatch/normalize.h"
-#include "painwatch/source.h"
 #include "painwatch/timeline.h"
 
 static struct pw_engine *engine;

@@ -9,7 +9,8 @@
 #include <jansson.h>
 
 #include "fuzz.h"
-#include "painwatch/source.h"
+#include "painwatch/capability.h"
+#include "painwatch/fhir_search.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -20,15 +21,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     struct pw_capability cap = {0};
     if (pw_capability_parse(&cap, j) == 0) {
-        struct pw_source_conf conf;
+        struct pw_fhir_search_conf conf;
         unsigned errors = 0, warnings = 0;
-        if (pw_source_conf_init(&conf, "ehr", "https://ehr.example.org/fhir") < 0) {
+        if (pw_fhir_search_conf_init(&conf, "ehr", "https://ehr.example.org/fhir") < 0) {
             abort();
         }
-        (void)pw_capability_check(&cap, &conf, &errors, &warnings);
+        (void)pw_fhir_search_capability_check(&cap, &conf, &errors, &warnings);
         (void)pw_capability_has_param(&cap, "Observation", "_lastUpdated");
         (void)pw_capability_has_param(&cap, "Flag", "identifier");
-        pw_source_conf_cleanup(&conf);
+        pw_fhir_search_conf_cleanup(&conf);
     }
     pw_capability_cleanup(&cap);
     json_decref(j);

@@ -16,8 +16,8 @@
 #include "painwatch/cohort.h"
 #include "painwatch/conf.h"
 #include "painwatch/fhir.h"
+#include "painwatch/fhir_search.h"
 #include "painwatch/http.h"
-#include "painwatch/source.h"
 #include "painwatch/sync.h"
 
 static const char *const bases[] = {

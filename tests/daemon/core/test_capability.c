@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* daemon/core/capability.c: what /metadata advertises and how it meets the configured dialect. */
+/* daemon/core/capability.c: what /metadata advertises. */
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "painwatch/capability.h"
 #include "painwatch/err.h"
-#include "painwatch/source.h"
 #include "support/pwtest.h"
 
 static json_t *load_fixture(const char *name)
@@ -45,52 +45,6 @@ static void test_parse_statement(void **state)
     pw_capability_cleanup(&cap); /* idempotent */
 }
 
-static void test_check_against_dialects(void **state)
-{
-    (void)state;
-    struct pw_capability cap;
-    struct pw_source_conf conf;
-    unsigned errors = 0;
-    unsigned warnings = 0;
-    json_t *j = load_fixture("capability_r4.json");
-
-    assert_int_equal(pw_capability_parse(&cap, j), 0);
-    json_decref(j);
-    assert_int_equal(pw_source_conf_init(&conf, "ehr", "http://127.0.0.1/fhir"), 0);
-
-    /* Defaults: everything needed is there; authoredon is not advertised (a warning). */
-    assert_int_equal(pw_capability_check(&cap, &conf, &errors, &warnings), 0);
-    assert_int_equal(errors, 0);
-    assert_int_equal(warnings, 1);
-
-    /* subject=: Observation has it, MedicationRequest does not: a startup error. */
-    conf.dialect.subject = true;
-    assert_int_equal(pw_capability_check(&cap, &conf, &errors, &warnings), PW_ECONFIG);
-    assert_int_equal(errors, 1);
-    conf.dialect.subject = false;
-
-    /* _sort configured but not advertised: a warning per type, not an error. */
-    conf.dialect.sort = true;
-    assert_int_equal(pw_capability_check(&cap, &conf, &errors, &warnings), 0);
-    assert_int_equal(warnings, 3);
-    conf.dialect.sort = false;
-
-    /* A type the server cannot search is an error. */
-    conf.types[2].type = strdup("Condition");
-    conf.ntypes = 3;
-    assert_int_equal(pw_capability_check(&cap, &conf, &errors, &warnings), PW_ECONFIG);
-    assert_int_equal(errors, 1);
-    pw_source_conf_cleanup(&conf);
-
-    /* Flag writes missing: a warning (shadow mode still works). */
-    cap.flag_create = false;
-    assert_int_equal(pw_source_conf_init(&conf, "ehr", "http://127.0.0.1/fhir"), 0);
-    assert_int_equal(pw_capability_check(&cap, &conf, &errors, &warnings), 0);
-    assert_int_equal(warnings, 2);
-    pw_source_conf_cleanup(&conf);
-    pw_capability_cleanup(&cap);
-}
-
 static void test_parse_rejects_non_statements(void **state)
 {
     (void)state;
@@ -109,7 +63,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_statement),
-        cmocka_unit_test(test_check_against_dialects),
         cmocka_unit_test(test_parse_rejects_non_statements),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

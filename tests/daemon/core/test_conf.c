@@ -104,8 +104,10 @@ static void test_default_config(void **state)
     assert_string_equal(d->servers[0].auth.type, "none");
     assert_string_equal(d->servers[0].cohort.type, "server-wide");
     assert_int_equal(d->servers[0].poll_interval_ms, 5 * 60 * 1000);
-    assert_int_equal(d->servers[0].lookback_ms, 14LL * 86400 * 1000);
-    assert_int_equal(d->servers[0].overlap_ms, 5 * 60 * 1000);
+    /* The source's keys (its config_map): in the effective tree, read by the source itself. */
+    assert_string_equal(json_string_value(pw_conf_get(conf, "servers[0].type")), "fhir-search");
+    assert_string_equal(json_string_value(pw_conf_get(conf, "servers[0].lookback")), "14d");
+    assert_string_equal(json_string_value(pw_conf_get(conf, "servers[0].overlap")), "5m");
     assert_int_equal(d->servers[0].n_resources, 6); /* every type the rules use (issue 17) */
     assert_string_equal(d->servers[0].resources[1], "MedicationRequest");
     assert_string_equal(d->servers[0].resources[2], "MedicationAdministration");
@@ -356,8 +358,8 @@ static void test_json_config(void **state)
                   "}\n",
                   &conf),
         0);
-    assert_int_equal(pw_conf_daemon(conf)->servers[0].dialect.max_count, 50);
-    assert_false(pw_conf_daemon(conf)->servers[0].dialect.sort);
+    assert_int_equal(json_integer_value(pw_conf_get(conf, "servers[0].dialect.max_count")), 50);
+    assert_false(json_is_true(pw_conf_get(conf, "servers[0].dialect.sort")));
     assert_true(pw_conf_daemon(conf)->shadow_mode);
     /* The same settings in YAML give the same effective configuration, hence the same hash. */
     assert_int_equal(load_text("# comments do not change the hash\n" BASE "    dialect:\n"

@@ -2,10 +2,11 @@
 /*
  * daemon/core/scheduler.c and backoff.c: backoff and jitter bounds, Retry-After in both forms,
  * the delay the scheduler computes after 429/503/500, unhealthy marking that leaves other
- * servers alone, periodic cycles, and the startup /metadata check.
+ * servers alone, periodic cycles, the startup /metadata check, reloads, and a source adapter
+ * declared in this file (the driver runs any pw_source_ops, not only the FHIR search).
  * Delays are asserted as computed values, never by measuring time.
  */
-#include "adapters/sync_harness.h"
+#include "support/sync_harness.h"
 
 static void test_full_jitter_bounds(void **state)
 {
@@ -71,11 +72,11 @@ static void test_retry_after_forms(void **state)
 
 static void one_server(struct sh *h, const char *name, const char *base, unsigned unhealthy)
 {
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     sh_conf(h, &conf, name, base, 0, 0);
-    conf.unhealthy_after = unhealthy;
-    conf.backoff_base_ms = 2000;
-    conf.backoff_cap_ms = 60000;
+    h->sched.unhealthy_after = unhealthy;
+    h->sched.backoff_base_ms = 2000;
+    h->sched.backoff_cap_ms = 60000;
     sh_add(h, &conf, SRV_WIDE, NULL);
 }
 
@@ -193,13 +194,13 @@ static void test_periodic_cycles_and_stop(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     struct periodic p;
 
     sh_init(&h);
     sh_conf(&h, &conf, "ehr", h.base, 0, 0);
-    conf.poll_ms = 1;
-    conf.jitter = 0;
+    h.sched.poll_ms = 1;
+    h.sched.jitter = 0;
     sh_add(&h, &conf, SRV_WIDE, NULL);
     char *empty = sh_bundle(json_array(), NULL);
     sh_rule(&h, "/fhir/*", NULL, 0, 200, NULL, empty);
@@ -229,7 +230,7 @@ static void test_metadata_check(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     size_t len = 0;
     char *cap = pwt_read_file(pwt_src_path("tests/fixtures/sync/capability_r4.json"), &len);
 
@@ -281,20 +282,29 @@ static void test_replace_server_between_cycles(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
-    struct pw_source_conf next;
+    struct pw_fhir_search_conf conf;
+    struct pw_conf *next_conf = NULL;
+    struct pw_source *next = NULL;
+    struct pw_sync_conf sched;
     struct pw_cohort *c = NULL;
     char err[256] = "";
+    char yaml[1024];
     json_t *cj = json_loads(SRV_WIDE, 0, NULL);
-    json_t *types =
-        json_pack("{s:[{s:s},{s:s}]}", "types", "type", "Observation", "type", "Condition");
     size_t first;
 
     sh_init(&h);
     sh_conf(&h, &conf, "ehr", h.base, 0, 0);
-    assert_int_equal(pw_source_conf_init(&next, "ehr", h.base), 0);
-    assert_int_equal(pw_source_conf_from_json(&next, types, err, sizeof(err)), 0);
-    next.parallel = 1;
+    /* The reload's searches come through the configuration, as in painwatchd. */
+    snprintf(yaml, sizeof(yaml),
+             "servers:\n"
+             "  - name: ehr\n"
+             "    base_url: %s\n"
+             "    auth: {type: none}\n"
+             "    cohort: {type: server-wide}\n"
+             "    resources: [Observation, Condition]\n"
+             "    max_concurrent: 1\n",
+             h.base);
+    sh_source_yaml(yaml, &next_conf, &next, &sched);
     sh_add(&h, &conf, SRV_WIDE, NULL);
     char *empty = sh_bundle(json_array(), NULL);
     sh_rule(&h, "/fhir/*", NULL, 0, 200, NULL, empty);
@@ -306,7 +316,7 @@ static void test_replace_server_between_cycles(void **state)
     uv_run(&h.loop, UV_RUN_ONCE);
     assert_false(h.cycle_done);
     assert_int_equal(pw_cohort_new(&c, cj, err, sizeof(err)), 0);
-    assert_int_equal(pw_sync_replace_server(h.sync, &next, c), 0);
+    assert_int_equal(pw_sync_replace_server(h.sync, &sched, next, c), 0);
     while (!h.cycle_done) {
         uv_run(&h.loop, UV_RUN_ONCE);
     }
@@ -321,15 +331,217 @@ static void test_replace_server_between_cycles(void **state)
     assert_true(requests_to(&h, "/fhir/Condition", first, all) > 0);
     assert_int_equal(requests_to(&h, "/fhir/MedicationRequest", first, all), 0);
 
-    /* An unknown server is refused (and the cohort freed). */
-    free(next.name);
-    next.name = strdup("elsewhere");
+    /* An unknown server is refused (and the source and cohort freed). */
+    sched.name = "elsewhere";
+    assert_int_equal(pw_fhir_search_conf_init(&conf, "elsewhere", h.base), 0);
+    next = sh_source(&conf);
     assert_int_equal(pw_cohort_new(&c, cj, err, sizeof(err)), 0);
-    assert_int_equal(pw_sync_replace_server(h.sync, &next, c), PW_ENOENT);
-    pw_source_conf_cleanup(&next);
+    assert_int_equal(pw_sync_replace_server(h.sync, &sched, next, c), PW_ENOENT);
+    pw_fhir_search_conf_cleanup(&conf);
+    pw_conf_free(next_conf);
     json_decref(cj);
-    json_decref(types);
     sh_fini(&h);
+}
+
+/*
+ * A source adapter of this test, declared as any adapter is (source.h): one stream type, each
+ * run one page of one resource with its cursor, or a failure for the patient "bad".
+ */
+struct toy {
+    const char *label; /* its one config key (servers[].toy_label), borrowed during init */
+    char label_copy[32];
+    unsigned runs;
+    char p1_cursor[32]; /* the cursor the last run of patient p1 started from */
+};
+
+struct toy_run {
+    struct pw_source_run *run;
+};
+
+static int toy_init(void *ctx, const struct pw_source_env *env, char *errbuf, size_t errlen)
+{
+    struct toy *t = ctx;
+    (void)errbuf;
+    (void)errlen;
+    snprintf(t->label_copy, sizeof(t->label_copy), "%s", t->label ? t->label : "");
+    return env->typed || env->section ? 0 : PW_EINVAL;
+}
+
+static void toy_close(void *ctx)
+{
+    (void)ctx;
+}
+
+static const char *toy_stream_type(const void *ctx, size_t i)
+{
+    (void)ctx;
+    return i == 0 ? "Thing" : NULL;
+}
+
+static int toy_run_start(void *ctx, struct pw_source_run *run, size_t type, const char *cursor,
+                         void **state)
+{
+    struct toy *t = ctx;
+    const struct pw_sync_source *src = pw_source_run_src(run);
+    struct toy_run *r;
+
+    assert_int_equal(type, 0);
+    *state = NULL;
+    t->runs++;
+    if (src->patient && strcmp(src->patient, "p1") == 0) {
+        snprintf(t->p1_cursor, sizeof(t->p1_cursor), "%s", cursor ? cursor : "-");
+    }
+    if (src->patient && strcmp(src->patient, "bad") == 0) {
+        return PW_EFHIR; /* before any request: the driver ends the run */
+    }
+    r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    r->run = run;
+    *state = r;
+    /* The page goes out at once; the consumer's done ends the run (toy_page_done). */
+    pw_source_run_deliver(run,
+                          json_pack("[{s:s, s:s, s:{s:s}}]", "resourceType", "Thing", "id", "t1",
+                                    "meta", "versionId", "1"),
+                          "toy-cursor");
+    return 0;
+}
+
+static void toy_page_done(void *state, int err)
+{
+    struct toy_run *r = state;
+    struct pw_source_run_result res = {.err = err, .pages = 1};
+    pw_source_run_end(r->run, &res);
+}
+
+static void toy_run_cleanup(void *state)
+{
+    free(state);
+}
+
+static const struct pw_conf_field toy_map[] = {
+    {.name = "toy_label",
+     .type = PW_CONF_STRING,
+     .def = "plain",
+     .offset = offsetof(struct toy, label),
+     .help = "toy: a label"},
+    {0},
+};
+
+static const struct pw_source_ops toy_ops = {
+    .adapter = {.name = "toy",
+                .config_map = toy_map,
+                .ctx_size = sizeof(struct toy),
+                .help = "a source of the driver's test"},
+    .init = toy_init,
+    .close = toy_close,
+    .stream_type = toy_stream_type,
+    .run_start = toy_run_start,
+    .run_page_done = toy_page_done,
+    .run_cleanup = toy_run_cleanup,
+};
+
+static void test_driver_runs_any_source(void **state)
+{
+    (void)state;
+    struct sh h;
+    struct pw_source *src = NULL;
+    struct pw_source_env env = {.typed = &toy_ops};
+    struct pw_sync_conf sched;
+    struct pw_cohort *c = NULL;
+    struct pw_sync_health health;
+    char err[256] = "";
+    char *dir = pwt_mkdtemp();
+    char path[512];
+    char cohort[700];
+
+    sh_init(&h);
+    snprintf(path, sizeof(path), "%s/patients.txt", dir);
+    pwt_write_file(path, "p1\nbad\n");
+    snprintf(cohort, sizeof(cohort), "{\"type\": \"list\", \"file\": \"%s\"}", path);
+    json_t *cj = json_loads(cohort, 0, NULL);
+    assert_non_null(cj);
+    if (pw_cohort_new(&c, cj, err, sizeof(err)) != 0) {
+        fail_msg("cohort: %s", err);
+    }
+    json_decref(cj);
+    assert_int_equal(pw_source_new(&src, &toy_ops, &env, err, sizeof(err)), 0);
+    struct toy *t = src->ctx;
+    pw_sync_conf_init(&sched, "toy", "http://127.0.0.1:1/none");
+    assert_int_equal(pw_sync_add_server(h.sync, &sched, src, c, NULL), 0);
+
+    /* First cycle: p1 delivers its page and cursor, "bad" fails before any request. */
+    sh_run_once(&h);
+    assert_int_equal(h.cycle_err, 0);
+    assert_int_equal(h.cycle_failed, 1);
+    assert_int_equal(t->runs, 2);
+    assert_string_equal(t->p1_cursor, "-"); /* never synced */
+    assert_true(sh_delivered(&h, "toy/Thing/Patient/p1|Thing/t1/1"));
+    assert_string_equal(json_string_value(json_object_get(h.cursors, "toy/Thing/Patient/p1")),
+                        "toy-cursor");
+    assert_null(json_object_get(h.cursors, "toy/Thing/Patient/bad"));
+    assert_int_equal(pw_sync_stream_count(h.sync, "toy"), 2);
+    assert_int_equal(pw_sync_health(h.sync, "toy", &health), 0);
+    assert_int_equal(health.pages, 1);
+    assert_int_equal(health.resources, 1);
+    assert_int_equal(health.stream_failures, 1);
+    assert_int_equal(health.last_error, PW_EFHIR);
+    assert_int_equal(health.requests, 0);
+
+    /* Second cycle: each stream starts from the cursor its last completed run left. */
+    sh_run_once(&h);
+    assert_int_equal(t->runs, 4);
+    assert_string_equal(t->p1_cursor, "toy-cursor");
+    assert_int_equal(pw_sync_health(h.sync, "toy", &health), 0);
+    assert_int_equal(health.cycles, 2);
+    assert_int_equal(health.pages, 2);
+    sh_fini(&h);
+    pwt_rmtree(dir);
+    free(dir);
+}
+
+/* The toy source registered as any adapter outside the tree is: the configuration accepts its
+ * type and its key beside the server's own, and builds it (the real config path). */
+static void test_source_declared_by_config(void **state)
+{
+    (void)state;
+    static const char yaml[] = "servers:\n"
+                               "  - name: toy\n"
+                               "    base_url: http://127.0.0.1:1/none\n"
+                               "    auth: {type: none}\n"
+                               "    cohort: {type: server-wide}\n"
+                               "    type: toy\n"
+                               "    toy_label: shiny\n";
+    struct pw_conf *conf = NULL;
+    struct pw_conf_errors errs = {0};
+    struct pw_source *src = NULL;
+    char err[256] = "";
+
+    assert_int_equal(pw_adapter_register(&pw_source_kind, &toy_ops.adapter), 0);
+    if (pw_conf_load_string(&conf, "toy.yaml", NULL, yaml, strlen(yaml), &errs) != 0) {
+        fail_msg("config: %s", errs.n ? errs.lines[0] : "?");
+    }
+    const struct pw_conf_daemon *cd = pw_conf_daemon(conf);
+    assert_int_equal(pw_source_from_conf(&src, json_array_get(pw_conf_get(conf, "servers"), 0),
+                                         &cd->servers[0], NULL, err, sizeof(err)),
+                     0);
+    assert_ptr_equal(src->ops, &toy_ops);
+    assert_string_equal(((struct toy *)src->ctx)->label_copy, "shiny");
+    pw_source_free(src);
+    pw_conf_free(conf);
+
+    /* A key of no source is refused, naming it. */
+    pw_conf_errors_cleanup(&errs);
+    static const char bad[] = "servers:\n"
+                              "  - name: toy\n"
+                              "    base_url: http://127.0.0.1:1/none\n"
+                              "    auth: {type: none}\n"
+                              "    cohort: {type: server-wide}\n"
+                              "    toy_labell: shiny\n";
+    assert_int_equal(pw_conf_load_string(&conf, "toy.yaml", NULL, bad, strlen(bad), &errs),
+                     PW_ECONFIG);
+    assert_true(errs.n >= 1);
+    assert_non_null(strstr(errs.lines[0], "servers[0].toy_labell"));
+    pw_conf_errors_cleanup(&errs);
 }
 
 int main(void)
@@ -343,6 +555,8 @@ int main(void)
         cmocka_unit_test(test_periodic_cycles_and_stop),
         cmocka_unit_test(test_metadata_check),
         cmocka_unit_test(test_replace_server_between_cycles),
+        cmocka_unit_test(test_driver_runs_any_source),
+        cmocka_unit_test(test_source_declared_by_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,7 @@
  * (authoredon), the orders still in force whatever their date, through the same paging, dedupe
  * and cursor; later runs are incremental only. Real loop, real HTTP core, loopback responder.
  */
-#include "adapters/sync_harness.h"
+#include "support/sync_harness.h"
 
 #define SRV_WIDE "{\"type\": \"server\"}"
 
@@ -15,7 +15,7 @@
 #define Q_BEFORE "authoredon=lt2024-04-17T11:00:00Z&"
 
 /* A MedicationRequest-only source on server "ehr". */
-static void med_only(struct sh *h, struct pw_source_conf *conf)
+static void med_only(struct sh *h, struct pw_fhir_search_conf *conf)
 {
     sh_conf(h, conf, "ehr", h->base, 0, 0);
     free(conf->types[0].type);
@@ -79,7 +79,7 @@ static void test_first_sync_fetches_orders_in_force(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     struct pw_sync_health hl;
 
     sh_init(&h);
@@ -138,7 +138,7 @@ static void test_first_sync_fetches_orders_in_force(void **state)
 static void per_patient_run(bool subject)
 {
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     char *dir = pwt_mkdtemp();
     char path[512];
     char cohort[700];
@@ -202,7 +202,7 @@ static void test_second_query_failure_leaves_no_cursor(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
 
     sh_init(&h);
     med_only(&h, &conf);
@@ -238,7 +238,7 @@ static void test_refused_second_query_is_dropped(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
 
     sh_init(&h);
     med_only(&h, &conf);
@@ -268,7 +268,7 @@ static void test_capped_lookback_bounds_cursor(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     char next[256];
 
     sh_init(&h);
@@ -301,7 +301,7 @@ static void test_capped_lookback_bounds_cursor(void **state)
 static void metadata_run(bool with_status, size_t want_searches)
 {
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     char *cap = pwt_read_file(pwt_src_path("tests/fixtures/sync/capability_r4.json"), NULL);
     json_t *cj = json_loads(cap, 0, NULL);
     size_t i;

@@ -5,7 +5,7 @@
  * years ago), and a 403 on one type fails only that stream and tells the consumer. Real loop, real
  * HTTP core, loopback responder.
  */
-#include "adapters/sync_harness.h"
+#include "support/sync_harness.h"
 
 #define SRV_WIDE "{\"type\": \"server\"}"
 
@@ -21,7 +21,7 @@ static json_t *cond(const char *id, const char *recorded, const char *status)
 }
 
 /* A source of @p n types on server "ehr", the first being @p first. */
-static void types_conf(struct sh *h, struct pw_source_conf *conf, const char *first, size_t n)
+static void types_conf(struct sh *h, struct pw_fhir_search_conf *conf, const char *first, size_t n)
 {
     sh_conf(h, conf, "ehr", h->base, 0, 0);
     free(conf->types[0].type);
@@ -41,7 +41,7 @@ static void test_first_sync_fetches_old_active_problems(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     char *body;
 
     sh_init(&h);
@@ -81,7 +81,7 @@ static void test_refused_problem_list_query_spares_orders(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     char *body;
 
     sh_init(&h);
@@ -116,7 +116,7 @@ static void test_403_fails_only_that_type(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     char *body;
 
     sh_init(&h);
@@ -179,7 +179,7 @@ static void test_failed_first_run_is_unread(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     const char *html = "<html><body>Service temporarily unavailable</body></html>";
 
     sh_init(&h);
@@ -230,7 +230,7 @@ static void test_aborted_first_cycle_reports_unstarted_streams(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
 
     sh_init(&h);
     pw_sync_free(h.sync);
@@ -261,7 +261,7 @@ static void test_unadvertised_context_type_is_dropped(void **state)
 {
     (void)state;
     struct sh h;
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
     char *cap = pwt_read_file(pwt_src_path("tests/fixtures/sync/capability_r4.json"), NULL);
     json_t *cj = json_loads(cap, 0, NULL);
     json_t *kept = json_array();

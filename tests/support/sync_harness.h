@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Test harness for the sync engine: a real loop, the real HTTP core, a loopback responder and
- * an in-memory consumer that records every page and cursor (the store's stand-in).
- * Included by tests/adapters/test_source_sync.c and tests/daemon/core/test_scheduler.c.
+ * Test harness for the sync driver with the FHIR search source: a real loop, the real HTTP core,
+ * a loopback responder and an in-memory consumer that records every page and cursor (the
+ * store's stand-in). Included by the FHIR search source's tests (tests/adapters/test_source_*,
+ * test_sync_*) and the driver's (tests/daemon/core/test_scheduler.c).
  */
 #ifndef PAINWATCH_TESTS_SYNC_HARNESS_H
 #define PAINWATCH_TESTS_SYNC_HARNESS_H
@@ -17,7 +18,10 @@
 #include "painwatch/auth.h"
 #include "painwatch/check.h"
 #include "painwatch/cohort.h"
+#include "painwatch/conf.h"
 #include "painwatch/err.h"
+#include "painwatch/fhir.h"
+#include "painwatch/fhir_search.h"
 #include "painwatch/http.h"
 #include "painwatch/source.h"
 #include "painwatch/sync.h"
@@ -31,7 +35,8 @@ struct sh {
     uv_loop_t loop;
     struct pw_http *http;
     struct pw_sync *sync;
-    struct pw_auth *auth; /* optional; freed between the engine and the HTTP core */
+    struct pw_sync_conf sched; /* the next server's scheduling (sh_conf() sets the defaults) */
+    struct pw_auth *auth;      /* optional; freed between the engine and the HTTP core */
     struct pwt_responder *r;
     char base[128];
     /* The consumer: key -> cursor text, and one line per delivered resource. */
@@ -142,18 +147,54 @@ static inline void sh_init(struct sh *h)
     pw_sync_set_clock(h->sync, sh_clock);
 }
 
-/* Register an HTTP server and give @p conf its defaults (poll 1 h, no jitter surprises). */
-static inline void sh_conf(struct sh *h, struct pw_source_conf *conf, const char *name,
+/* Register an HTTP server and give @p conf and h->sched their defaults (one stream at a time). */
+static inline void sh_conf(struct sh *h, struct pw_fhir_search_conf *conf, const char *name,
                            const char *base, long timeout_ms, size_t body_max)
 {
     struct pw_http_server srv = {
         .name = name, .origin = base, .timeout_ms = timeout_ms, .body_max = body_max};
     assert_int_equal(pw_http_server_add(h->http, &srv), 0);
-    assert_int_equal(pw_source_conf_init(conf, name, base), 0);
-    conf->parallel = 1;
+    assert_int_equal(pw_fhir_search_conf_init(conf, name, base), 0);
+    pw_sync_conf_init(&h->sched, name, base);
+    h->sched.parallel = 1;
 }
 
-static inline void sh_add(struct sh *h, struct pw_source_conf *conf, const char *cohort_json,
+/* The FHIR search source built from @p conf (its typed configuration). */
+static inline struct pw_source *sh_source(const struct pw_fhir_search_conf *conf)
+{
+    struct pw_source_env env = {.typed = conf};
+    struct pw_source *src = NULL;
+    char err[256] = "";
+    if (pw_source_new(&src, &pw_source_fhir_search, &env, err, sizeof(err)) != 0) {
+        fail_msg("source: %s", err);
+    }
+    return src;
+}
+
+/*
+ * Server 0 of configuration @p yaml through the real config path (schema, typed view, the
+ * source's init): its source into *out and its scheduling into @p sched (which borrows from
+ * *conf: free that with pw_conf_free() after use).
+ */
+static inline void sh_source_yaml(const char *yaml, struct pw_conf **conf, struct pw_source **out,
+                                  struct pw_sync_conf *sched)
+{
+    struct pw_conf_errors errs = {0};
+    char err[256] = "";
+    int rc = pw_conf_load_string(conf, "test.yaml", NULL, yaml, strlen(yaml), &errs);
+    if (rc != 0) {
+        fail_msg("config: %s", errs.n ? errs.lines[0] : pw_strerror(rc));
+    }
+    pw_conf_errors_cleanup(&errs);
+    const struct pw_conf_daemon *cd = pw_conf_daemon(*conf);
+    if (pw_source_from_conf(out, json_array_get(pw_conf_get(*conf, "servers"), 0), &cd->servers[0],
+                            &cd->pain_codes, err, sizeof(err)) != 0) {
+        fail_msg("source: %s", err);
+    }
+    pw_sync_conf_from_daemon(sched, &cd->servers[0]);
+}
+
+static inline void sh_add(struct sh *h, struct pw_fhir_search_conf *conf, const char *cohort_json,
                           struct pw_auth *auth)
 {
     char err[256] = "";
@@ -164,8 +205,10 @@ static inline void sh_add(struct sh *h, struct pw_source_conf *conf, const char 
         fail_msg("cohort: %s", err);
     }
     json_decref(cj);
-    assert_int_equal(pw_sync_add_server(h->sync, conf, c, auth), 0);
-    pw_source_conf_cleanup(conf);
+    h->sched.name = conf->name;
+    h->sched.base = conf->base;
+    assert_int_equal(pw_sync_add_server(h->sync, &h->sched, sh_source(conf), c, auth), 0);
+    pw_fhir_search_conf_cleanup(conf);
 }
 
 static inline void sh_on_cycle(void *arg, int err, unsigned failed)

@@ -5,7 +5,7 @@
  * dropped; an unsorted search keeps every entry. A generator on the loopback responder serves
  * thousands of resources in pages.
  */
-#include "adapters/sync_harness.h"
+#include "support/sync_harness.h"
 
 #define SRV_WIDE "{\"type\": \"server\"}"
 
@@ -69,7 +69,7 @@ static void gen_handler(void *arg, const struct pwt_request *req, struct pwt_rep
 /* One first sync of @p type over the generated pages; @p sorted sets dialect.sort. */
 static void gen_run(struct sh *h, struct gen *g, const char *type, bool sorted)
 {
-    struct pw_source_conf conf;
+    struct pw_fhir_search_conf conf;
 
     sh_init(h);
     snprintf(g->base, sizeof(g->base), "%s", h->base);

@@ -3,10 +3,10 @@
  * One search page's parse, bounded and forgiving (issue 18): a memory budget and an entry cap,
  * and values jansson cannot represent (a number out of range such as 1e400 or a 30-digit
  * integer, invalid UTF-8) set aside so the rest of the page still reads. The resources that held
- * such a value are taken out of the page, never delivered: the sync engine reports them.
+ * such a value are taken out of the page, never delivered: the source reports them.
  */
-#ifndef PAINWATCH_CORE_PAGE_PARSE_H
-#define PAINWATCH_CORE_PAGE_PARSE_H
+#ifndef PAINWATCH_PAGE_PARSE_H
+#define PAINWATCH_PAGE_PARSE_H
 
 #include <stdbool.h>
 #include <stddef.h>
