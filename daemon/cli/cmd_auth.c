@@ -240,7 +240,6 @@ int pw_cmd_auth(int argc, char **argv)
     };
     const char *file = DEFAULT_CONFIG;
     const char *only = NULL;
-    int c;
 
     if (argc < 2 || strcmp(argv[1], "test") != 0) {
         bool help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help"));
@@ -249,26 +248,6 @@ int pw_cmd_auth(int argc, char **argv)
     }
     argc--;
     argv++;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "c:s:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            file = optarg;
-            break;
-        case 's':
-            only = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        usage(stderr);
-        return 2;
-    }
-    return auth_test(file, only);
+    int rc = pw_cmd_opts_cs(argc, argv, opts, usage, &file, &only, 0);
+    return rc >= 0 ? rc : auth_test(file, only);
 }

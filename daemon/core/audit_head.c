@@ -52,7 +52,7 @@ void pw_audit_files_free(char **files, size_t n)
     free(files);
 }
 
-static bool compressed(const char *name)
+bool pw_audit_file_compressed(const char *name)
 {
     static const char *const ext[] = {".gz", ".xz", ".bz2", ".zst", ".lz4"};
     size_t len = strlen(name);
@@ -94,7 +94,7 @@ int pw_audit_trail_files(const char *path, char ***files, size_t *n)
         size_t len = strlen(dir) + strlen(name) + 2;
         char **grown;
         if (strncmp(name, base, blen) != 0 || (sep && sep != '.' && sep != '-' && sep != '_') ||
-            compressed(name)) {
+            pw_audit_file_compressed(name)) {
             continue;
         }
         grown = realloc(v, (cnt + 1) * sizeof(*v));

@@ -371,6 +371,49 @@ int pw_steps_recent_increase(const struct pw_rule_input *in, double window_h,
     return 0;
 }
 
+int pw_ru_titration_step(const struct pw_rule_input *in, double window_h, double conv_h,
+                         struct pw_step *out, double *pct)
+{
+    struct pw_steps steps;
+    const struct pw_step *s;
+    int err = pw_steps_recent_increase(in, window_h, &steps, &s, pct);
+    if (err) {
+        return err;
+    }
+    int found = s && !pw_ru_oud(in->tl, in->now) && !pw_ru_step_is_conversion(in->tl, s, conv_h);
+    if (found) {
+        *out = *s;
+    }
+    pw_steps_cleanup(&steps);
+    return found;
+}
+
+void pw_ru_step_context(struct pw_finding *f, const struct pw_timeline *tl, const struct pw_step *s)
+{
+    pw_ru_sit(f->situation, sizeof(f->situation), "step:%lld|", (long long)s->at);
+    pw_ru_sit_regimen(f->situation, sizeof(f->situation), tl, s->at);
+    f->since = s->at;
+    pw_ru_evidence_regimen(f, tl, s->at);
+}
+
+void pw_ru_step_numbers(struct pw_finding *f, const struct pw_step *s, double pct)
+{
+    pw_finding_add_number(f, "old_baseline_mme_per_day", s->old_mme);
+    pw_finding_add_number(f, "new_baseline_mme_per_day", s->new_mme);
+    pw_finding_add_number(f, "step_pct", pct);
+}
+
+int pw_ru_push_about(struct pw_findings *out, struct pw_finding *f, const char *what,
+                     const struct pw_ref *ref, int64_t since, const char *name, double value)
+{
+    pw_ru_sit(f->situation, sizeof(f->situation), "%s:", what);
+    pw_ru_sit_ref(f->situation, sizeof(f->situation), ref);
+    f->since = since;
+    pw_finding_add_evidence(f, ref);
+    pw_finding_add_number(f, name, value);
+    return pw_findings_push(out, f);
+}
+
 /* ---- Issue 16 ---- */
 
 bool pw_ru_oud(const struct pw_timeline *tl, int64_t t)
