@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cmd.h"
+#include "painwatch/array.h"
 #include "painwatch/audit.h"
 #include "painwatch/conf.h"
 #include "painwatch/err.h"
@@ -58,7 +59,7 @@ static void usage(FILE *out)
 /* The trail files named by a configuration: the live file and its rotations beside it. */
 struct file_list {
     char **v;
-    size_t n;
+    size_t n, cap;
 };
 
 static void file_list_cleanup(struct file_list *fl)
@@ -73,12 +74,9 @@ static void file_list_cleanup(struct file_list *fl)
 static int add_file(struct file_list *fl, const char *dir, const char *name)
 {
     size_t len = strlen(dir) + strlen(name) + 2;
-    char **grown = realloc(fl->v, (fl->n + 1) * sizeof(*fl->v));
-
-    if (!grown) {
+    if (PW_ARRAY_GROW(fl) < 0) {
         return -1;
     }
-    fl->v = grown;
     fl->v[fl->n] = malloc(len);
     if (!fl->v[fl->n]) {
         return -1;

@@ -18,6 +18,7 @@
 #include "core/conf_int.h"
 #include "painwatch/check.h"
 #include "painwatch/err.h"
+#include "painwatch/hex.h"
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
 #include "painwatch/metrics.h"
@@ -933,9 +934,7 @@ static int compute_hash(struct pw_conf *conf)
         return PW_ENOMEM;
     }
     EVP_MD_CTX_free(sink.md);
-    for (unsigned int i = 0; i < mdlen; i++) {
-        snprintf(conf->hash + 2 * i, 3, "%02x", md[i]);
-    }
+    pw_hex_encode(md, mdlen, conf->hash);
     return 0;
 }
 

@@ -12,6 +12,7 @@
 
 #include "core/conf_int.h"
 #include "painwatch/check.h"
+#include "painwatch/defaults.h"
 #include "painwatch/engine.h"
 #include "painwatch/limits.h"
 #include "painwatch/rule.h"
@@ -823,12 +824,12 @@ static const struct pw_conf_field sink_fields[] = {
      .help = "file sink (and shadow mode) output, NDJSON"},
     {.name = "flag_author",
      .type = PW_CONF_STRING,
-     .def = "Device/painwatch",
+     .def = PW_FLAG_AUTHOR,
      FILL(struct pw_conf_sink, flag_author),
      .help = "Flag.author: the gateway's Device"},
     {.name = "identifier_system",
      .type = PW_CONF_STRING,
-     .def = "urn:painwatch:flag-episode",
+     .def = PW_FLAG_IDENTIFIER_SYSTEM,
      FILL(struct pw_conf_sink, identifier_system),
      .help = "Flag.identifier.system for episode keys"},
     {0},

@@ -34,9 +34,12 @@
 #include "painwatch/check.h"
 #include "painwatch/cohort.h"
 #include "painwatch/conf.h"
+#include "painwatch/datetime.h"
+#include "painwatch/defaults.h"
 #include "painwatch/engine.h"
 #include "painwatch/err.h"
 #include "painwatch/health.h"
+#include "painwatch/hex.h"
 #include "painwatch/http.h"
 #include "painwatch/jarena.h"
 #include "painwatch/log.h"
@@ -49,8 +52,6 @@
 #include "painwatch/store.h"
 #include "painwatch/sync.h"
 #include "painwatch/terminology.h"
-
-#define DEFAULT_IDENTIFIER_SYSTEM "urn:painwatch:flag-episode"
 
 /* The kill switch's state in the store's meta table: "1" paused, "0" (or absent) writing. */
 #define META_WRITES_PAUSED    "writes_paused"
@@ -219,9 +220,7 @@ static int demo_audit_key(const char *state_dir, char *path, size_t n)
     if (RAND_bytes(raw, sizeof(raw)) != 1) {
         return PW_EIO;
     }
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-    }
+    pw_hex_encode(raw, sizeof(raw), hex);
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         return -errno;
@@ -501,7 +500,7 @@ static int build_state(struct daemon *d)
     }
     ao.path = d->cd->audit.path;
     ao.key_path = d->cd->audit.key_file ? d->cd->audit.key_file : keypath;
-    ao.device = d->cd->sink.flag_author ? d->cd->sink.flag_author : "Device/painwatch";
+    ao.device = d->cd->sink.flag_author ? d->cd->sink.flag_author : PW_FLAG_AUTHOR;
     ao.rotate_bytes = (uint64_t)d->cd->audit.rotate_size;
     ao.rotate_seconds = (uint64_t)(d->cd->audit.rotate_interval_ms / 1000);
     return pw_audit_open(&d->audit, &ao);
@@ -513,8 +512,8 @@ static int make_sink(const struct pw_conf_daemon *cd, struct pw_sink **out)
     const char *name = cd->shadow_mode ? "file" : cd->sink.type;
 
     sc.identifier_system =
-        cd->sink.identifier_system ? cd->sink.identifier_system : DEFAULT_IDENTIFIER_SYSTEM;
-    sc.author = cd->sink.flag_author ? cd->sink.flag_author : "Device/painwatch";
+        cd->sink.identifier_system ? cd->sink.identifier_system : PW_FLAG_IDENTIFIER_SYSTEM;
+    sc.author = cd->sink.flag_author ? cd->sink.flag_author : PW_FLAG_AUTHOR;
     sc.path = cd->sink.file;
     if (cd->shadow_mode) {
         pw_log_notice(SINK, "shadow mode: Flags go to %s, nothing is written to the EHR",
@@ -663,7 +662,7 @@ static int build_pipeline(struct daemon *d)
     pc.norm = &d->norm;
     pc.sink = d->sink;
     pc.identifier_system =
-        d->cd->sink.identifier_system ? d->cd->sink.identifier_system : DEFAULT_IDENTIFIER_SYSTEM;
+        d->cd->sink.identifier_system ? d->cd->sink.identifier_system : PW_FLAG_IDENTIFIER_SYSTEM;
     pc.audit = d->audit;
     pc.outbox = d->outbox;
     pc.reevaluate_ms = d->cd->reevaluate_interval_ms;
@@ -815,12 +814,9 @@ static int set_paused(struct daemon *d, bool on, const struct pw_control_peer *p
 {
     char by[96] = "";
     char when[32];
-    time_t now = time(NULL);
-    struct tm tm;
     int rc;
 
-    gmtime_r(&now, &tm);
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    pw_time_format((int64_t)time(NULL) * 1000, 0, when, sizeof(when));
     if (on) {
         snprintf(by, sizeof(by), "uid %ld at %s", (long)peer->uid, when);
     }
@@ -1657,7 +1653,7 @@ static void reload(struct daemon *d)
     d->engine = engine;
     pw_pipeline_reconfigure(d->pipeline, d->engine, d->sink,
                             ncd->sink.identifier_system ? ncd->sink.identifier_system
-                                                        : DEFAULT_IDENTIFIER_SYSTEM,
+                                                        : PW_FLAG_IDENTIFIER_SYSTEM,
                             ncd->reevaluate_interval_ms);
     pw_outbox_set_retry(d->outbox, (uint64_t)ncd->outbox.retry_base_ms,
                         (uint64_t)ncd->outbox.retry_cap_ms, (unsigned)ncd->outbox.max_attempts);

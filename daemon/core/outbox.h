@@ -139,12 +139,6 @@ void pw_outbox_stats(const struct pw_outbox *ob, struct pw_outbox_stats *out);
 void pw_outbox_close(struct pw_outbox *ob);
 
 /**
- * The delay before retry number @p attempt (1-based): full jitter, uniform in
- * [0, min(cap, base * 2^(attempt-1))], using @p rng (xorshift64 state, non-zero).
- */
-uint64_t pw_outbox_backoff_ms(uint64_t base, uint64_t cap, unsigned attempt, uint64_t *rng);
-
-/**
  * A Retry-After value (delta-seconds or an HTTP-date) as ms from @p now_ms, capped at
  * PW_OUTBOX_RETRY_AFTER_MAX_S. @return the delay, 0 when absent or unparsable or in the past.
  */

@@ -80,4 +80,14 @@ int pw_fhir_ref_relative(const char *reference, char *out, size_t n);
  */
 bool pw_fhir_id_valid(const char *s);
 
+/**
+ * Parse a FHIR instant or dateTime with a time zone ("2024-05-01T10:00:00.123+02:00", "...Z")
+ * into milliseconds since the epoch, UTC. A date without time counts as its midnight UTC.
+ * @return 0 or PW_EINVAL.
+ */
+int pw_fhir_instant_parse(const char *s, int64_t *out_ms);
+
+/** Format @p ms as "YYYY-MM-DDThh:mm:ss.sssZ" into @p buf (at least 25 bytes). */
+void pw_fhir_instant_format(int64_t ms, char *buf, size_t len);
+
 #endif

@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "painwatch/err.h"
+#include "painwatch/hex.h"
 
 static bool known_time(int64_t t)
 {
@@ -254,16 +255,11 @@ void pw_ru_sit(char *sit, size_t size, const char *fmt, ...)
     int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && EVP_DigestUpdate(ctx, sit, len) &&
              EVP_DigestUpdate(ctx, add, add_len) && EVP_DigestFinal_ex(ctx, md, &md_len);
     EVP_MD_CTX_free(ctx);
-    static const char hex[] = "0123456789abcdef";
     if (!ok || size < (size_t)md_len * 2 + 2) {
         return; /* keeps the shorter, still deterministic, string */
     }
     sit[0] = '#';
-    for (size_t i = 0; i < md_len; i++) {
-        sit[1 + 2 * i] = hex[md[i] >> 4];
-        sit[2 + 2 * i] = hex[md[i] & 0xf];
-    }
-    sit[1 + (size_t)md_len * 2] = '\0';
+    pw_hex_encode(md, md_len, sit + 1);
 }
 
 void pw_ru_sit_ref(char *sit, size_t size, const struct pw_ref *ref)
