@@ -19,6 +19,7 @@
 #include <openssl/params.h>
 
 #include "core/audit_int.h"
+#include "painwatch/array.h"
 #include "painwatch/datetime.h"
 #include "painwatch/err.h"
 #include "painwatch/hex.h"
@@ -1073,18 +1074,8 @@ static int append_line(struct pw_audit *a, const char *line, size_t len)
     if (a->batch_len + len > a->batch_max) {
         return PW_E2BIG;
     }
-    if (a->batch_len + len > a->batch_cap) {
-        size_t cap = a->batch_cap ? a->batch_cap : 4096;
-        char *p;
-        while (cap < a->batch_len + len) {
-            cap *= 2;
-        }
-        p = realloc(a->batch, cap);
-        if (!p) {
-            return PW_ENOMEM;
-        }
-        a->batch = p;
-        a->batch_cap = cap;
+    if (pw_array_reserve_from(&a->batch, &a->batch_cap, a->batch_len + len, 1, 4096) < 0) {
+        return PW_ENOMEM;
     }
     memcpy(a->batch + a->batch_len, line, len);
     a->batch_len += len;

@@ -475,18 +475,9 @@ static void put(struct buf *b, const char *s, size_t n)
     if (b->oom) {
         return;
     }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-        char *grown = realloc(b->data, cap);
-        if (!grown) {
-            b->oom = true;
-            return;
-        }
-        b->data = grown;
-        b->cap = cap;
+    if (pw_array_reserve_from(&b->data, &b->cap, b->len + n + 1, 1, 4096) < 0) {
+        b->oom = true;
+        return;
     }
     memcpy(b->data + b->len, s, n);
     b->len += n;

@@ -10,10 +10,15 @@
 
 int pw_array_reserve(void *vp, size_t *cap, size_t need, size_t size)
 {
+    return pw_array_reserve_from(vp, cap, need, size, 8);
+}
+
+int pw_array_reserve_from(void *vp, size_t *cap, size_t need, size_t size, size_t first)
+{
     if (need <= *cap) {
         return 0;
     }
-    size_t ncap = *cap ? *cap : 8;
+    size_t ncap = *cap ? *cap : first ? first : 1;
     while (ncap < need) {
         if (ncap > SIZE_MAX / 2) {
             return PW_ENOMEM;

@@ -55,11 +55,26 @@ static void test_overflow_is_enomem(void **state)
     free(p.v);
 }
 
+static void test_byte_buffer_first_capacity(void **state)
+{
+    (void)state;
+    char *buf = NULL;
+    size_t cap = 0;
+    assert_int_equal(pw_array_reserve_from(&buf, &cap, 10, 1, 256), 0);
+    assert_int_equal(cap, 256);
+    buf[255] = 'x';
+    assert_int_equal(pw_array_reserve_from(&buf, &cap, 1000, 1, 256), 0);
+    assert_int_equal(cap, 1024);
+    assert_int_equal(buf[255], 'x');
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grow_keeps_elements),
         cmocka_unit_test(test_overflow_is_enomem),
+        cmocka_unit_test(test_byte_buffer_first_capacity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
