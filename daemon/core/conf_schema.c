@@ -953,7 +953,7 @@ const struct pw_conf_field pw_conf_schema[] = {
              "to the shipped ones"},
     {.name = "factor_set",
      .type = PW_CONF_ENUM,
-     .def = "cdc2022",
+     .def = PW_MME_DEFAULT_SET,
      .allowed = factor_sets,
      FILL(struct pw_conf_daemon, factor_set),
      .help = "MME conversion factors"},

@@ -13,6 +13,9 @@
 /* Flag.author and the audit trail's agent: the gateway's Device (config: sink.flag_author). */
 #define PW_FLAG_AUTHOR "Device/painwatch"
 
+/* The default MME factor set (CDC 2022 clinical practice guideline; config: factor_set). */
+#define PW_MME_DEFAULT_SET "cdc2022"
+
 /* The configuration file the CLI reads without --config (PW_SYSCONFDIR is set by the build). */
 #define PW_DEFAULT_CONFIG_FILE PW_SYSCONFDIR "/painwatch.yaml"
 
