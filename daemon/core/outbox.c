@@ -496,9 +496,9 @@ static void retry(struct job *job, long status, const char *why, uint64_t retry_
     /* Full jitter (Fluent Bit's scheduler, AWS's "exponential backoff and jitter"): spreads the
      * retries of many rows after one outage instead of sending them in waves. The sync engine's
      * backoff (backoff.c); its attempt counts from 0, the row's from 1. */
-    uint64_t delay =
-        pw_backoff_full_jitter(ob->conf.backoff_base_ms, ob->conf.backoff_cap_ms,
-                               job->row.attempts ? job->row.attempts - 1 : 0, pw_rand32());
+    uint64_t delay = pw_backoff_full_jitter(ob->conf.backoff_base_ms, ob->conf.backoff_cap_ms,
+                                            job->row.attempts ? job->row.attempts - 1 : 0,
+                                            ob->conf.rand32 ? ob->conf.rand32() : pw_rand32());
 
     if (retry_after_ms > delay) {
         delay = retry_after_ms;

@@ -72,6 +72,7 @@ struct pw_outbox_conf {
     int64_t (*clock_ms)(void);  /* wall clock, ms since the epoch; NULL = real (tests inject) */
     pw_outbox_idle_fn *on_idle; /* may be NULL */
     void *on_idle_arg;
+    uint32_t (*rand32)(void); /* the backoff's jitter; NULL = pw_rand32() (tests pin it) */
 };
 
 /**

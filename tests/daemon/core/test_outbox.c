@@ -126,6 +126,13 @@ static void on_idle(void *arg, bool pending_later)
     pw_outbox_kick(fx->ob);
 }
 
+/* The backoff's jitter pinned to the middle: a retry is always "later" (never 0 ms), so the
+ * idle with rows in backoff that on_idle snapshots comes on every run. */
+static uint32_t mid_rand(void)
+{
+    return UINT32_MAX / 2;
+}
+
 static void start_outbox(struct fx *fx, bool conditional)
 {
     struct pw_outbox_conf c = {
@@ -145,6 +152,7 @@ static void start_outbox(struct fx *fx, bool conditional)
         .clock_ms = fake_clock,
         .on_idle = on_idle,
         .on_idle_arg = fx,
+        .rand32 = mid_rand,
     };
 
     if (fx->ob) {
