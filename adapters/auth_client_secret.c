@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <openssl/evp.h>
 
 #include "painwatch/auth.h"
 #include "painwatch/err.h"
+#include "painwatch/http.h"
 #include "painwatch/log.h"
 #include "painwatch/secret.h"
 
@@ -72,8 +72,8 @@ static int cs_init(struct pw_auth *auth)
 /* Authorization: Basic base64(urlencode(id) ":" urlencode(secret)), RFC 6749 2.3.1. */
 static int basic_header(const char *id, const char *secret, struct pw_http_req *req)
 {
-    char *eid = curl_easy_escape(NULL, id, 0);
-    char *esec = curl_easy_escape(NULL, secret, 0);
+    char *eid = pw_http_escape(id);
+    char *esec = pw_http_escape(secret);
     char *pair = NULL;
     char *line = NULL;
     int err = PW_ENOMEM;
@@ -106,8 +106,8 @@ out:
     }
     free(pair);
     free(line);
-    curl_free(eid);
-    curl_free(esec);
+    pw_http_escape_free(eid);
+    pw_http_escape_free(esec);
     return err;
 }
 

@@ -20,6 +20,7 @@
 
 #include "painwatch/auth.h"
 #include "painwatch/err.h"
+#include "painwatch/hex.h"
 #include "painwatch/log.h"
 #include "painwatch/secret.h"
 
@@ -259,9 +260,7 @@ static char *make_assertion(struct pw_auth *auth, struct smart *sm, const char *
         log_ssl(c->server, "RAND_bytes");
         return NULL;
     }
-    for (size_t i = 0; i < sizeof(rnd); i++) {
-        snprintf(jti + 2 * i, 3, "%02x", rnd[i]);
-    }
+    pw_hex_encode(rnd, sizeof(rnd), jti);
     h = b64url_json(json_pack("{s:s, s:s, s:s}", "alg", sm->es384 ? "ES384" : "RS384", "kid",
                               sm->key_id, "typ", "JWT"));
     p = b64url_json(json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "iss", sm->oauth.client_id, "sub",

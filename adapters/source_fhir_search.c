@@ -18,9 +18,11 @@
 #include <jansson.h>
 
 #include "painwatch/conf.h"
+#include "painwatch/datetime.h"
 #include "painwatch/err.h"
 #include "painwatch/fhir.h"
 #include "painwatch/fhir_search.h"
+#include "painwatch/http.h"
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
 #include "painwatch/source.h"
@@ -326,116 +328,10 @@ static int conf_from_keys(struct pw_fhir_search_conf *conf, const struct pw_fhir
  * FHIR instants.
  */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    const int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const unsigned yoe = (unsigned)(y - era * 400);
-    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static bool digits(const char *s, size_t n, unsigned *out)
-{
-    unsigned v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return false;
-        }
-        v = v * 10 + (unsigned)(s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-int pw_fhir_instant_parse(const char *s, int64_t *out_ms)
-{
-    unsigned y, mo = 1, d = 1, h = 0, mi = 0, sec = 0, ms = 0;
-    int64_t offset_min = 0;
-    size_t n;
-
-    if (!s || !digits(s, 4, &y)) {
-        return PW_EINVAL;
-    }
-    n = strlen(s);
-    if (n >= 7 && (s[4] != '-' || !digits(s + 5, 2, &mo))) {
-        return PW_EINVAL;
-    }
-    if (n >= 10 && (s[7] != '-' || !digits(s + 8, 2, &d))) {
-        return PW_EINVAL;
-    }
-    if (n != 4 && n != 7 && n != 10) {
-        const char *p = s + 19;
-        if (n < 20 || s[10] != 'T' || !digits(s + 11, 2, &h) || s[13] != ':' ||
-            !digits(s + 14, 2, &mi) || s[16] != ':' || !digits(s + 17, 2, &sec)) {
-            return PW_EINVAL;
-        }
-        if (*p == '.') {
-            unsigned scale = 100;
-            p++;
-            if (*p < '0' || *p > '9') {
-                return PW_EINVAL;
-            }
-            for (; *p >= '0' && *p <= '9'; p++) {
-                ms += (unsigned)(*p - '0') * scale;
-                scale /= 10;
-            }
-        }
-        if (*p == 'Z' && p[1] == '\0') {
-            offset_min = 0;
-        } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
-            unsigned oh, om;
-            if (!digits(p + 1, 2, &oh) || !digits(p + 4, 2, &om) || oh > 14 || om > 59) {
-                return PW_EINVAL;
-            }
-            offset_min = (int64_t)(oh * 60 + om) * (*p == '-' ? -1 : 1);
-        } else {
-            return PW_EINVAL;
-        }
-    }
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
-        return PW_EINVAL;
-    }
-    int64_t days = days_from_civil(y, mo, d);
-    int64_t t = ((days * 24 + h) * 60 + mi) * 60 + sec;
-    *out_ms = (t - offset_min * 60) * 1000 + ms;
-    return 0;
-}
-
-void pw_fhir_instant_format(int64_t ms, char *buf, size_t len)
-{
-    int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-    int64_t frac = ms - secs * 1000;
-    int64_t z = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
-    int64_t sod = secs - z * 86400;
-
-    /* civil_from_days (H. Hinnant). */
-    z += 719468;
-    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const unsigned doe = (unsigned)(z - era * 146097);
-    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const unsigned mp = (5 * doy + 2) / 153;
-    const unsigned d = doy - (153 * mp + 2) / 5 + 1;
-    const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-    const int64_t y = (int64_t)yoe + era * 400 + (m <= 2);
-
-    snprintf(buf, len, "%04" PRId64 "-%02u-%02uT%02u:%02u:%02u.%03uZ", y, m, d,
-             (unsigned)(sod / 3600), (unsigned)(sod / 60 % 60), (unsigned)(sod % 60),
-             (unsigned)frac);
-}
-
 /* Second precision, floored: "gt" on a floored value can only widen the window. */
 static void instant_seconds(int64_t ms, char *buf, size_t len)
 {
-    int64_t floored = ms >= 0 ? ms - ms % 1000 : ms - (1000 + ms % 1000) % 1000;
-    pw_fhir_instant_format(floored, buf, len);
-    char *dot = strchr(buf, '.');
-    if (dot) {
-        memcpy(dot, "Z", 2);
-    }
+    pw_time_format(ms, 0, buf, len);
 }
 
 /*
@@ -445,14 +341,13 @@ static void instant_seconds(int64_t ms, char *buf, size_t len)
 static int query_add(CURLU *u, const char *name, const char *value)
 {
     char buf[PW_SYNC_URL_MAX];
-    /* Only the value is percent-encoded: names like "code:in" must reach the server as is.
-     * curl ignores the handle argument of curl_easy_escape since 7.82. */
-    char *esc = curl_easy_escape(NULL, value, 0);
+    /* Only the value is percent-encoded: names like "code:in" must reach the server as is. */
+    char *esc = pw_http_escape(value);
     if (!esc) {
         return PW_ENOMEM;
     }
     int n = snprintf(buf, sizeof(buf), "%s=%s", name, esc);
-    curl_free(esc);
+    pw_http_escape_free(esc);
     if (n < 0 || (size_t)n >= sizeof(buf)) {
         return PW_E2BIG;
     }

@@ -19,4 +19,20 @@ pw_cmd_fn pw_cmd_jwks;
 pw_cmd_fn pw_cmd_backup;
 pw_cmd_fn pw_cmd_writes; /* issue 19 */
 
+#include <stdio.h>
+struct option;
+
+/*
+ * Parses the options "c:s:h" (their long names in @p longs, getopt_long's table) from argv[1..]:
+ * -c sets *@p c_arg, -s sets *@p s_arg, -h prints @p usage to stdout. Then exactly @p operands
+ * operands must follow (-1: any number; the first at argv[optind]).
+ * @return -1 to go on, else the exit status: 0 after --help, 2 (usage on stderr) on a bad option
+ * or operand count.
+ */
+int pw_cmd_opts_cs(int argc, char **argv, const struct option *longs, void (*usage)(FILE *),
+                   const char **c_arg, const char **s_arg, int operands);
+
+/** Who runs this command, for the audit trail: "user" or "user via sudo by other". */
+void pw_cmd_operator_name(char *out, size_t cap);
+
 #endif

@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cmd.h"
+#include "painwatch/array.h"
 #include "painwatch/audit.h"
 #include "painwatch/conf.h"
 #include "painwatch/err.h"
@@ -59,7 +59,7 @@ static void usage(FILE *out)
 /* The trail files named by a configuration: the live file and its rotations beside it. */
 struct file_list {
     char **v;
-    size_t n;
+    size_t n, cap;
 };
 
 static void file_list_cleanup(struct file_list *fl)
@@ -71,29 +71,12 @@ static void file_list_cleanup(struct file_list *fl)
     memset(fl, 0, sizeof(*fl));
 }
 
-static bool compressed(const char *name)
-{
-    static const char *const ext[] = {".gz", ".xz", ".bz2", ".zst", ".lz4"};
-    size_t len = strlen(name);
-
-    for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
-        size_t el = strlen(ext[i]);
-        if (len > el && strcmp(name + len - el, ext[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static int add_file(struct file_list *fl, const char *dir, const char *name)
 {
     size_t len = strlen(dir) + strlen(name) + 2;
-    char **grown = realloc(fl->v, (fl->n + 1) * sizeof(*fl->v));
-
-    if (!grown) {
+    if (PW_ARRAY_GROW(fl) < 0) {
         return -1;
     }
-    fl->v = grown;
     fl->v[fl->n] = malloc(len);
     if (!fl->v[fl->n]) {
         return -1;
@@ -132,7 +115,7 @@ static int trail_files(const char *path, struct file_list *fl)
         if (strncmp(name, base, blen) != 0 || (sep && sep != '.' && sep != '-' && sep != '_')) {
             continue;
         }
-        if (compressed(name)) {
+        if (pw_audit_file_compressed(name)) {
             fprintf(stderr, "painwatch audit verify: %s/%s: compressed, not checked\n", dir, name);
             continue;
         }
@@ -424,15 +407,6 @@ static int cmd_verify(int argc, char **argv)
     return rc;
 }
 
-static void operator_name(char *out, size_t cap)
-{
-    const char *sudo = getenv("SUDO_USER");
-    struct passwd *pw = getpwuid(geteuid());
-
-    snprintf(out, cap, "%s%s%s", pw ? pw->pw_name : "uid?", sudo ? " via sudo by " : "",
-             sudo ? sudo : "");
-}
-
 /*
  * The discontinuity the store's head shows against the trail (when the key and trail are
  * known): into @p why, "" when none or when it cannot be checked here.
@@ -555,7 +529,7 @@ static int cmd_acknowledge(int argc, char **argv)
     }
     clock_gettime(CLOCK_REALTIME, &ts);
     act.at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    operator_name(act.who, sizeof(act.who));
+    pw_cmd_operator_name(act.who, sizeof(act.who));
     snprintf(act.action, sizeof(act.action), "audit-acknowledge");
     snprintf(act.detail, sizeof(act.detail), "chain discontinuity acknowledged%s%s%s: %s",
              reason ? " (" : "", reason ? reason : "", reason ? ")" : "", problem);

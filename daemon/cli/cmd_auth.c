@@ -17,10 +17,9 @@
 #include "core/conf_validate.h"
 #include "painwatch/auth.h"
 #include "painwatch/conf.h"
+#include "painwatch/defaults.h"
 #include "painwatch/err.h"
 #include "painwatch/http.h"
-
-#define DEFAULT_CONFIG PW_SYSCONFDIR "/painwatch.yaml"
 
 static void usage(FILE *out)
 {
@@ -29,7 +28,7 @@ static void usage(FILE *out)
             "  For each server (or only NAME): obtain an access token with the configured\n"
             "  credentials (smart-backend, client-secret; bearer uses its token file), then\n"
             "  GET <base_url>/metadata with it, and report each step. Nothing is written.\n"
-            "  --config FILE  default " DEFAULT_CONFIG "\n"
+            "  --config FILE  default " PW_DEFAULT_CONFIG_FILE "\n"
             "  Secrets named as credentials are read as `painwatch --credentials-dir DIR`\n"
             "  says. Exit 0 every server answered, 1 a step failed, 2 invalid configuration.\n");
 }
@@ -247,9 +246,8 @@ int pw_cmd_auth(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *file = DEFAULT_CONFIG;
+    const char *file = PW_DEFAULT_CONFIG_FILE;
     const char *only = NULL;
-    int c;
 
     if (argc < 2 || strcmp(argv[1], "test") != 0) {
         bool help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help"));
@@ -258,26 +256,6 @@ int pw_cmd_auth(int argc, char **argv)
     }
     argc--;
     argv++;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "c:s:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            file = optarg;
-            break;
-        case 's':
-            only = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        usage(stderr);
-        return 2;
-    }
-    return auth_test(file, only);
+    int rc = pw_cmd_opts_cs(argc, argv, opts, usage, &file, &only, 0);
+    return rc >= 0 ? rc : auth_test(file, only);
 }

@@ -17,20 +17,20 @@
 
 #include "cli/cmd.h"
 #include "painwatch/conf.h"
+#include "painwatch/defaults.h"
 #include "painwatch/err.h"
 #include "painwatch/store.h"
 
-#define DEFAULT_CONFIG PW_SYSCONFDIR "/painwatch.yaml"
-
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: painwatch backup [--config FILE] DIR\n"
-                 "  Copy the store (a consistent copy, taken while painwatchd runs) and the audit\n"
-                 "  trail files named by FILE (default " DEFAULT_CONFIG ") into DIR (created;\n"
-                 "  refused if it holds a previous backup). The audit key is not copied: back it\n"
-                 "  up separately (see the operator's guide). Verify the copy with\n"
-                 "  `painwatch audit verify --key KEY DIR/audit/*`.\n"
-                 "  Exit 0 done, 1 a copy failed, 2 usage or configuration error.\n");
+    fprintf(out,
+            "usage: painwatch backup [--config FILE] DIR\n"
+            "  Copy the store (a consistent copy, taken while painwatchd runs) and the audit\n"
+            "  trail files named by FILE (default " PW_DEFAULT_CONFIG_FILE ") into DIR (created;\n"
+            "  refused if it holds a previous backup). The audit key is not copied: back it\n"
+            "  up separately (see the operator's guide). Verify the copy with\n"
+            "  `painwatch audit verify --key KEY DIR/audit/*`.\n"
+            "  Exit 0 done, 1 a copy failed, 2 usage or configuration error.\n");
 }
 
 /* Copy the regular file @p src to the new file @p dst (mode 0600), whole lines only. */
@@ -186,7 +186,7 @@ int pw_cmd_backup(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *file = DEFAULT_CONFIG;
+    const char *file = PW_DEFAULT_CONFIG_FILE;
     int c;
 
     optind = 1;

@@ -18,11 +18,11 @@
 
 #include "cli/cmd.h"
 #include "painwatch/conf.h"
+#include "painwatch/defaults.h"
 #include "painwatch/err.h"
 #include "painwatch/secret.h"
 
-#define DEFAULT_CONFIG PW_SYSCONFDIR "/painwatch.yaml"
-#define P384_COORD     48 /* bytes of an x or y coordinate on P-384 (RFC 7518 6.2.1.2) */
+#define P384_COORD 48 /* bytes of an x or y coordinate on P-384 (RFC 7518 6.2.1.2) */
 
 static void usage(FILE *out)
 {
@@ -30,7 +30,7 @@ static void usage(FILE *out)
             "usage: painwatch jwks [--config FILE] [--server NAME]\n"
             "       painwatch jwks --key FILE --kid KID\n"
             "  Print the public JWK Set ({\"keys\": [...]}) for the smart-backend private key of\n"
-            "  each server in FILE (default " DEFAULT_CONFIG "), or of one key file, with\n"
+            "  each server in FILE (default " PW_DEFAULT_CONFIG_FILE "), or of one key file, with\n"
             "  its kid and alg (RS384 for RSA >= 2048 bits, ES384 for EC P-384). Register it\n"
             "  with the EHR (or publish it at the JWKS URL you registered). Only public values\n"
             "  are printed. Exit 0, 1 no smart-backend server, 2 invalid key or configuration.\n");
@@ -260,5 +260,5 @@ int pw_cmd_jwks(int argc, char **argv)
         json_t *keys = jwk ? json_pack("[o]", jwk) : NULL;
         return keys ? print_set(keys) : 2;
     }
-    return from_config(file ? file : DEFAULT_CONFIG, only);
+    return from_config(file ? file : PW_DEFAULT_CONFIG_FILE, only);
 }

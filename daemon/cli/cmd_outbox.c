@@ -6,7 +6,6 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,15 +230,6 @@ static int do_show(struct pw_store *st, const struct opts *o)
     return 0;
 }
 
-static void operator_name(char *out, size_t cap)
-{
-    const char *sudo = getenv("SUDO_USER");
-    struct passwd *pw = getpwuid(geteuid());
-
-    snprintf(out, cap, "%s%s%s", pw ? pw->pw_name : "uid?", sudo ? " via sudo by " : "",
-             sudo ? sudo : "");
-}
-
 /* replay / drop: change the row and journal the action, one transaction. */
 static int do_change(struct pw_store *st, const struct opts *o, bool replay)
 {
@@ -270,7 +260,7 @@ static int do_change(struct pw_store *st, const struct opts *o, bool replay)
     }
     clock_gettime(CLOCK_REALTIME, &ts);
     act.at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    operator_name(act.who, sizeof(act.who));
+    pw_cmd_operator_name(act.who, sizeof(act.who));
     snprintf(act.action, sizeof(act.action), "outbox-%s", o->verb);
     snprintf(act.detail, sizeof(act.detail),
              "outbox row %" PRId64 " (%s, rule %s, episode %.16s): %s -> %s", o->id,

@@ -43,29 +43,11 @@ int pw_cmd_writes(int argc, char **argv)
     char path[4096];
     char reply[512];
     const char *verb;
-    int c;
     int rc;
 
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "c:s:h", longs, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            config = optarg;
-            break;
-        case 's':
-            socket_path = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind + 1 != argc) {
-        usage(stderr);
-        return 2;
+    rc = pw_cmd_opts_cs(argc, argv, longs, usage, &config, &socket_path, 1);
+    if (rc >= 0) {
+        return rc;
     }
     verb = argv[optind];
     if (strcmp(verb, "pause") != 0 && strcmp(verb, "resume") != 0 && strcmp(verb, "status") != 0) {

@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "painwatch/err.h"
+#include "painwatch/hex.h"
 #include "painwatch/log.h"
 
 #define PW_RULE(n) extern const struct pw_rule pw_rule_##n;
@@ -164,12 +165,7 @@ static int episode_key(struct pw_finding *f)
     if (!ok || md_len * 2 + 1 > sizeof(f->key)) {
         return PW_ENOMEM;
     }
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < md_len; i++) {
-        f->key[2 * i] = hex[md[i] >> 4];
-        f->key[2 * i + 1] = hex[md[i] & 0xf];
-    }
-    f->key[(size_t)md_len * 2] = '\0';
+    pw_hex_encode(md, md_len, f->key);
     return 0;
 }
 

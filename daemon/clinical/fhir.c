@@ -7,130 +7,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "painwatch/datetime.h"
 #include "painwatch/err.h"
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* Read exactly @p n digits at *p. */
-static bool digits(const char **p, int n, int64_t *out)
-{
-    int64_t v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)(*p)[i])) {
-            return false;
-        }
-        v = v * 10 + ((*p)[i] - '0');
-    }
-    *p += n;
-    *out = v;
-    return true;
-}
-
-static bool parse_offset(const char *p, int64_t *off)
-{
-    if (*p == 'Z' || *p == 'z') {
-        *off = 0;
-        return p[1] == '\0';
-    }
-    if (*p != '+' && *p != '-') {
-        return false;
-    }
-    int sign = *p == '-' ? -1 : 1;
-    const char *q = p + 1;
-    int64_t hh, mm;
-    if (!digits(&q, 2, &hh) || *q++ != ':' || !digits(&q, 2, &mm) || *q != '\0' || hh > 23 ||
-        mm > 59) {
-        return false;
-    }
-    *off = sign * (hh * 3600 + mm * 60);
-    return true;
-}
-
-static bool parse_clock(const char **p, int64_t *secs)
-{
-    int64_t hh, mi, ss;
-    if (!digits(p, 2, &hh) || *(*p)++ != ':' || !digits(p, 2, &mi) || *(*p)++ != ':' ||
-        !digits(p, 2, &ss) || hh > 24 || mi > 59 || ss > 60) {
-        return false;
-    }
-    if (**p == '.') {
-        (*p)++;
-        if (!isdigit((unsigned char)**p)) {
-            return false;
-        }
-        while (isdigit((unsigned char)**p)) {
-            (*p)++;
-        }
-    }
-    *secs = hh * 3600 + mi * 60 + ss;
-    return true;
-}
 
 int pw_fhir_parse_time(const char *s, int64_t *out)
 {
-    if (s == NULL) {
-        return PW_EINVAL;
+    int64_t ms;
+    int err = pw_time_parse(s, PW_TIME_PARTIAL | PW_TIME_LAX, &ms);
+    if (!err) {
+        *out = pw_time_ms_to_s(ms);
     }
-    const char *p = s;
-    int64_t y, m = 1, d = 1, secs = 0, off = 0;
-    if (!digits(&p, 4, &y)) {
-        return PW_EINVAL;
-    }
-    if (*p == '-') {
-        p++;
-        if (!digits(&p, 2, &m) || m < 1 || m > 12) {
-            return PW_EINVAL;
-        }
-        if (*p == '-') {
-            p++;
-            if (!digits(&p, 2, &d) || d < 1 || d > 31) {
-                return PW_EINVAL;
-            }
-            if (*p == 'T' || *p == 't' || *p == ' ') {
-                p++;
-                if (!parse_clock(&p, &secs)) {
-                    return PW_EINVAL;
-                }
-                if (*p != '\0' && !parse_offset(p, &off)) {
-                    return PW_EINVAL;
-                }
-                p += strlen(p);
-            }
-        }
-    }
-    if (*p != '\0') {
-        return PW_EINVAL;
-    }
-    *out = days_from_civil(y, m, d) * 86400 + secs - off;
-    return 0;
+    return err;
 }
 
 void pw_fhir_format_time(int64_t t, char *buf, size_t n)
 {
-    int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
-    int64_t rem = t - days * 86400;
-    /* civil_from_days, the inverse of days_from_civil. */
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t d = doy - (153 * mp + 2) / 5 + 1;
-    int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    int64_t y = yoe + era * 400 + (m <= 2);
-    snprintf(buf, n, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ", (long long)y, (long long)m,
-             (long long)d, (long long)(rem / 3600), (long long)(rem / 60 % 60),
-             (long long)(rem % 60));
+    pw_time_format(t * 1000, 0, buf, n);
+}
+
+int pw_fhir_instant_parse(const char *s, int64_t *out_ms)
+{
+    return pw_time_parse(s, PW_TIME_PARTIAL | PW_TIME_ZONE, out_ms);
+}
+
+void pw_fhir_instant_format(int64_t ms, char *buf, size_t len)
+{
+    pw_time_format(ms, PW_TIME_FMT_MS, buf, len);
 }
 
 const char *pw_fhir_str(const json_t *obj, const char *key)

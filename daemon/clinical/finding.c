@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "painwatch/array.h"
 #include "painwatch/err.h"
 
 const char *pw_severity_name(enum pw_severity s)
@@ -25,14 +26,8 @@ const char *pw_severity_name(enum pw_severity s)
 
 int pw_findings_push(struct pw_findings *list, const struct pw_finding *f)
 {
-    if (list->n == list->cap) {
-        size_t cap = list->cap ? list->cap * 2 : 8;
-        struct pw_finding *v = realloc(list->v, cap * sizeof(*v));
-        if (!v) {
-            return PW_ENOMEM;
-        }
-        list->v = v;
-        list->cap = cap;
+    if (PW_ARRAY_GROW(list) < 0) {
+        return PW_ENOMEM;
     }
     list->v[list->n++] = *f;
     return 0;

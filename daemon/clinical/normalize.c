@@ -13,7 +13,9 @@
 #include <openssl/evp.h>
 
 #include "clinical/normalize_impl.h"
+#include "painwatch/array.h"
 #include "painwatch/err.h"
+#include "painwatch/hex.h"
 #include "painwatch/mme.h"
 
 int pw_code_set_add(struct pw_code_set *s, const char *system, const char *code)
@@ -21,14 +23,8 @@ int pw_code_set_add(struct pw_code_set *s, const char *system, const char *code)
     if (code == NULL || *code == '\0') {
         return PW_EINVAL;
     }
-    if (s->n == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 8;
-        void *p = realloc(s->v, ncap * sizeof(*s->v));
-        if (p == NULL) {
-            return PW_ENOMEM;
-        }
-        s->v = p;
-        s->cap = ncap;
+    if (PW_ARRAY_GROW(s) < 0) {
+        return PW_ENOMEM;
     }
     pw_fhir_copy(s->v[s->n].system, sizeof(s->v[s->n].system), system ? system : "");
     pw_fhir_copy(s->v[s->n].code, sizeof(s->v[s->n].code), code);
@@ -47,14 +43,8 @@ int pw_word_set_add(struct pw_word_set *s, const char *word)
     if (word == NULL || *word == '\0') {
         return PW_EINVAL;
     }
-    if (s->n == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 8;
-        void *p = realloc(s->v, ncap * sizeof(*s->v));
-        if (p == NULL) {
-            return PW_ENOMEM;
-        }
-        s->v = p;
-        s->cap = ncap;
+    if (PW_ARRAY_GROW(s) < 0) {
+        return PW_ENOMEM;
     }
     char *w = s->v[s->n];
     pw_fhir_copy(w, sizeof(s->v[0]), word);
@@ -172,7 +162,6 @@ static int digest_words(EVP_MD_CTX *md, const struct pw_word_set *s)
  */
 int pw_norm_ctx_digest(const struct pw_norm_ctx *ctx, char out[PW_NORM_DIGEST_MAX])
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char term[32] = {0}, md[32];
     unsigned int len = 0;
     EVP_MD_CTX *c = EVP_MD_CTX_new();
@@ -197,11 +186,7 @@ int pw_norm_ctx_digest(const struct pw_norm_ctx *ctx, char out[PW_NORM_DIGEST_MA
     if (!ok || len != sizeof(md)) {
         return PW_ENOMEM;
     }
-    for (size_t i = 0; i < (PW_NORM_DIGEST_MAX - 1) / 2; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[PW_NORM_DIGEST_MAX - 1] = '\0';
+    pw_hex_encode(md, (PW_NORM_DIGEST_MAX - 1) / 2, out);
     return 0;
 }
 

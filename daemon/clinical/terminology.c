@@ -14,6 +14,7 @@
 
 #include "clinical/csv.h"
 #include "clinical/terminology_impl.h"
+#include "painwatch/array.h"
 #include "painwatch/err.h"
 #include "painwatch/fhir.h"
 #include "painwatch/timeline.h"
@@ -119,14 +120,8 @@ static void shrink(void **v, size_t n, size_t *cap, size_t size)
 /* Append one element to a growable array. */
 static void *push(void **v, size_t *n, size_t *cap, size_t size)
 {
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 64;
-        void *p = realloc(*v, ncap * size);
-        if (p == NULL) {
-            return NULL;
-        }
-        *v = p;
-        *cap = ncap;
+    if (pw_array_reserve(v, cap, *n + 1, size) < 0) {
+        return NULL;
     }
     void *e = (char *)*v + *n * size;
     memset(e, 0, size);

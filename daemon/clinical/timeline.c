@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "painwatch/array.h"
 #include "painwatch/err.h"
 
 void pw_timeline_init(struct pw_timeline *tl, const char *patient)
@@ -35,22 +36,6 @@ static size_t total_events(const struct pw_timeline *tl)
 {
     return tl->scores.n + tl->pain_types.n + tl->orders.n + tl->referrals.n + tl->dq.n +
            tl->context.n;
-}
-
-/* Grow an array of @p size-byte elements to hold one more; *v, *cap updated on success. */
-static int grow(void **v, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap) {
-        return 0;
-    }
-    size_t ncap = *cap ? *cap * 2 : 8;
-    void *p = realloc(*v, ncap * size);
-    if (p == NULL) {
-        return PW_ENOMEM;
-    }
-    *v = p;
-    *cap = ncap;
-    return 0;
 }
 
 static bool same_resource(const struct pw_ref *a, const struct pw_ref *b)
@@ -112,7 +97,7 @@ static int add_event(void **v, size_t *n, size_t *cap, size_t size, size_t ref_o
     if (total_events(tl) >= PW_RESOURCES_PER_PATIENT_MAX) {
         return PW_E2BIG;
     }
-    int rc = grow(v, cap, *n, size);
+    int rc = pw_array_reserve(v, cap, *n + 1, size);
     if (rc < 0) {
         return rc;
     }
@@ -149,7 +134,7 @@ int pw_timeline_add_context(struct pw_timeline *tl, const struct pw_context *ev)
     if (total_events(tl) >= PW_RESOURCES_PER_PATIENT_MAX) {
         return PW_E2BIG;
     }
-    int rc = grow((void **)&tl->context.v, &tl->context.cap, tl->context.n, sizeof(*ev));
+    int rc = PW_ARRAY_GROW(&tl->context);
     if (rc < 0) {
         return rc;
     }
@@ -189,7 +174,7 @@ int pw_timeline_add_order(struct pw_timeline *tl, const struct pw_med_order *ev)
     if (total_events(tl) >= PW_RESOURCES_PER_PATIENT_MAX) {
         return PW_E2BIG;
     }
-    int rc = grow((void **)&tl->orders.v, &tl->orders.cap, tl->orders.n, sizeof(*ev));
+    int rc = PW_ARRAY_GROW(&tl->orders);
     if (rc < 0) {
         return rc;
     }
@@ -218,7 +203,7 @@ int pw_timeline_add_dq(struct pw_timeline *tl, const struct pw_dq_event *ev)
         strcmp(ev->code, PW_DQ_TIMELINE_CAP) != 0 && strcmp(ev->src.type, "Patient") != 0) {
         return PW_E2BIG;
     }
-    int rc = grow((void **)&tl->dq.v, &tl->dq.cap, tl->dq.n, sizeof(*ev));
+    int rc = PW_ARRAY_GROW(&tl->dq);
     if (rc < 0) {
         return rc;
     }

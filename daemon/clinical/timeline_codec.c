@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "painwatch/array.h"
 #include "painwatch/err.h"
 #include "painwatch/timeline.h"
 
@@ -48,18 +49,10 @@ static void put(struct wr *w, const void *p, size_t n)
     if (w->err) {
         return;
     }
-    if (w->b->cap - w->b->n < n) {
-        size_t cap = w->b->cap ? w->b->cap : 256;
-        while (cap - w->b->n < n) {
-            cap *= 2;
-        }
-        unsigned char *v = realloc(w->b->v, cap);
-        if (v == NULL) {
-            w->err = PW_ENOMEM;
-            return;
-        }
-        w->b->v = v;
-        w->b->cap = cap;
+    if (n > SIZE_MAX - w->b->n ||
+        pw_array_reserve_from(&w->b->v, &w->b->cap, w->b->n + n, 1, 256) < 0) {
+        w->err = PW_ENOMEM;
+        return;
     }
     memcpy(w->b->v + w->b->n, p, n);
     w->b->n += n;

@@ -19,7 +19,10 @@
 #include <openssl/params.h>
 
 #include "core/audit_int.h"
+#include "painwatch/array.h"
+#include "painwatch/datetime.h"
 #include "painwatch/err.h"
+#include "painwatch/hex.h"
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
 #include "painwatch/metrics.h"
@@ -100,14 +103,7 @@ static void mark_durable(struct pw_audit *a)
 
 static void format_time(int64_t ms, char *buf, size_t len)
 {
-    int64_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-    time_t t = (time_t)sec;
-    struct tm tm;
-    char base[32];
-
-    gmtime_r(&t, &tm);
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, len, "%s.%03dZ", base, (int)(ms - sec * 1000));
+    pw_time_format(ms, PW_TIME_FMT_MS, buf, len);
 }
 
 bool pw_audit_is_digest(const char *s)
@@ -128,7 +124,6 @@ bool pw_audit_is_digest(const char *s)
 int pw_audit_mac(const unsigned char *key, size_t key_len, const char *prev, const char *canon,
                  size_t canon_len, char *out)
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
     unsigned char *msg = malloc(PW_AUDIT_DIGEST_HEX + canon_len);
@@ -145,11 +140,7 @@ int pw_audit_mac(const unsigned char *key, size_t key_len, const char *prev, con
         return PW_ENOMEM;
     }
     free(msg);
-    for (unsigned i = 0; i < mac_len; i++) {
-        out[2 * i] = hex[mac[i] >> 4];
-        out[2 * i + 1] = hex[mac[i] & 15];
-    }
-    out[PW_AUDIT_DIGEST_HEX] = '\0';
+    pw_hex_encode(mac, mac_len, out);
     return 0;
 }
 
@@ -176,7 +167,6 @@ static EVP_MAC_CTX *mac_keyed_new(const unsigned char *key, size_t key_len)
 static int mac_keyed(EVP_MAC_CTX *ctx, const char *prev, const char *canon, size_t canon_len,
                      char *out)
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char mac[EVP_MAX_MD_SIZE];
     size_t mac_len = 0;
 
@@ -186,11 +176,7 @@ static int mac_keyed(EVP_MAC_CTX *ctx, const char *prev, const char *canon, size
         !EVP_MAC_final(ctx, mac, &mac_len, sizeof(mac)) || mac_len != PW_AUDIT_DIGEST_HEX / 2) {
         return PW_ENOMEM;
     }
-    for (size_t i = 0; i < mac_len; i++) {
-        out[2 * i] = hex[mac[i] >> 4];
-        out[2 * i + 1] = hex[mac[i] & 15];
-    }
-    out[PW_AUDIT_DIGEST_HEX] = '\0';
+    pw_hex_encode(mac, mac_len, out);
     return 0;
 }
 
@@ -1088,18 +1074,8 @@ static int append_line(struct pw_audit *a, const char *line, size_t len)
     if (a->batch_len + len > a->batch_max) {
         return PW_E2BIG;
     }
-    if (a->batch_len + len > a->batch_cap) {
-        size_t cap = a->batch_cap ? a->batch_cap : 4096;
-        char *p;
-        while (cap < a->batch_len + len) {
-            cap *= 2;
-        }
-        p = realloc(a->batch, cap);
-        if (!p) {
-            return PW_ENOMEM;
-        }
-        a->batch = p;
-        a->batch_cap = cap;
+    if (pw_array_reserve_from(&a->batch, &a->batch_cap, a->batch_len + len, 1, 4096) < 0) {
+        return PW_ENOMEM;
     }
     memcpy(a->batch + a->batch_len, line, len);
     a->batch_len += len;

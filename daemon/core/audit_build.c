@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "painwatch/audit.h"
+#include "painwatch/datetime.h"
 #include "painwatch/err.h"
 
 /* Borrowed strings that may be NULL become absent fields, never "null". */
@@ -221,11 +222,8 @@ int pw_audit_finding(struct pw_audit *a, const char *subtype, const struct pw_fi
     set_str(pw, "correlation", correlation);
     if (f->since != PW_TIME_NONE && f->since > 0) {
         /* When the situation began (Flag.period.start), RFC 3339 UTC. */
-        char since[32];
-        time_t t = (time_t)f->since;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        char since[PW_TIME_FMT_LEN];
+        pw_time_format(f->since * 1000, 0, since, sizeof(since));
         set_str(pw, "since", since);
     }
     nums = json_object();

@@ -14,7 +14,9 @@
 #include <time.h>
 
 #include "core/audit_int.h"
+#include "painwatch/array.h"
 #include "painwatch/audit.h"
+#include "painwatch/datetime.h"
 #include "painwatch/err.h"
 #include "painwatch/log.h"
 #include "painwatch/store.h"
@@ -52,7 +54,7 @@ void pw_audit_files_free(char **files, size_t n)
     free(files);
 }
 
-static bool compressed(const char *name)
+bool pw_audit_file_compressed(const char *name)
 {
     static const char *const ext[] = {".gz", ".xz", ".bz2", ".zst", ".lz4"};
     size_t len = strlen(name);
@@ -74,7 +76,7 @@ int pw_audit_trail_files(const char *path, char ***files, size_t *n)
     char dir[4096];
     struct dirent *de;
     char **v = NULL;
-    size_t cnt = 0;
+    size_t cnt = 0, cap = 0;
     DIR *d;
 
     *files = NULL;
@@ -92,19 +94,15 @@ int pw_audit_trail_files(const char *path, char ***files, size_t *n)
         const char *name = de->d_name;
         char sep = name[blen];
         size_t len = strlen(dir) + strlen(name) + 2;
-        char **grown;
         if (strncmp(name, base, blen) != 0 || (sep && sep != '.' && sep != '-' && sep != '_') ||
-            compressed(name)) {
+            pw_audit_file_compressed(name)) {
             continue;
         }
-        grown = realloc(v, (cnt + 1) * sizeof(*v));
-        if (!grown || !(grown[cnt] = malloc(len))) {
-            v = grown ? grown : v;
+        if (pw_array_reserve(&v, &cap, cnt + 1, sizeof(*v)) < 0 || !(v[cnt] = malloc(len))) {
             closedir(d);
             pw_audit_files_free(v, cnt);
             return PW_ENOMEM;
         }
-        v = grown;
         snprintf(v[cnt++], len, "%s/%s", dir, name);
     }
     closedir(d);
@@ -403,11 +401,7 @@ int pw_audit_store_head(void *audit, struct pw_store *st)
 
 static void now_rfc3339(char *buf, size_t len)
 {
-    time_t t = time(NULL);
-    struct tm tm;
-
-    gmtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    pw_time_format((int64_t)time(NULL) * 1000, 0, buf, len);
 }
 
 /* Record a discontinuity found at start: the trail, the log and the store. */

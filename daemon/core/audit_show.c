@@ -9,77 +9,12 @@
 
 #include "core/audit_int.h"
 #include "painwatch/audit.h"
+#include "painwatch/datetime.h"
 #include "painwatch/err.h"
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static bool digits(const char *s, int n, int *out)
-{
-    int v = 0;
-
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return false;
-        }
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
 
 int pw_audit_parse_time(const char *s, int64_t *out_ms)
 {
-    int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, off = 0;
-    const char *p;
-
-    if (!s || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
-        !digits(s + 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > 31) {
-        return PW_EINVAL;
-    }
-    p = s + 10;
-    if (*p == 'T' || *p == 't' || *p == ' ') {
-        if (!digits(p + 1, 2, &h) || p[3] != ':' || !digits(p + 4, 2, &mi) || p[6] != ':' ||
-            !digits(p + 7, 2, &sec) || h > 23 || mi > 59 || sec > 60) {
-            return PW_EINVAL;
-        }
-        p += 9;
-        if (*p == '.') {
-            int scale = 100;
-            for (p++; *p >= '0' && *p <= '9'; p++) {
-                ms += (*p - '0') * scale;
-                scale /= 10;
-            }
-        }
-        if (*p == 'Z' || *p == 'z') {
-            p++;
-        } else if (*p == '+' || *p == '-') {
-            int oh, om;
-            if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om)) {
-                return PW_EINVAL;
-            }
-            off = (oh * 60 + om) * (*p == '+' ? 1 : -1);
-            p += 6;
-        } else {
-            return PW_EINVAL; /* a time without a zone is ambiguous */
-        }
-    }
-    if (*p != '\0') {
-        return PW_EINVAL;
-    }
-    *out_ms = ((days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec -
-                off * 60) *
-               1000) +
-              ms;
-    return 0;
+    return pw_time_parse(s, PW_TIME_ZONE | PW_TIME_LAX, out_ms);
 }
 
 static const char *patient_of(const json_t *rec)

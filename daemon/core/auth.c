@@ -18,6 +18,7 @@
 
 #include "painwatch/check.h"
 #include "painwatch/err.h"
+#include "painwatch/http.h"
 #include "painwatch/json_err.h"
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
@@ -349,7 +350,7 @@ void pw_auth_free(struct pw_auth *auth)
 
 int pw_auth_form_add(char **form, const char *name, const char *value)
 {
-    char *enc = curl_easy_escape(NULL, value, 0);
+    char *enc = pw_http_escape(value);
     size_t old = *form ? strlen(*form) : 0;
     size_t n;
     char *f;
@@ -362,7 +363,7 @@ int pw_auth_form_add(char **form, const char *name, const char *value)
     f = malloc(n);
     if (!f) {
         pw_secret_wipe(enc, strlen(enc));
-        curl_free(enc);
+        pw_http_escape_free(enc);
         return PW_ENOMEM;
     }
     if (old) {
@@ -370,7 +371,7 @@ int pw_auth_form_add(char **form, const char *name, const char *value)
     }
     snprintf(f + old, n - old, "%s%s=%s", old ? "&" : "", name, enc);
     pw_secret_wipe(enc, strlen(enc));
-    curl_free(enc);
+    pw_http_escape_free(enc);
     if (*form) {
         pw_secret_wipe(*form, old);
         free(*form);

@@ -19,6 +19,7 @@
 #include "painwatch/check.h"
 #include "painwatch/conf_map.h"
 #include "painwatch/err.h"
+#include "painwatch/hex.h"
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
 #include "painwatch/metrics.h"
@@ -1070,9 +1071,7 @@ static int compute_hash(struct pw_conf *conf)
         return PW_ENOMEM;
     }
     EVP_MD_CTX_free(sink.md);
-    for (unsigned int i = 0; i < mdlen; i++) {
-        snprintf(conf->hash + 2 * i, 3, "%02x", md[i]);
-    }
+    pw_hex_encode(md, mdlen, conf->hash);
     return 0;
 }
 

@@ -14,6 +14,7 @@
 #include "painwatch/check.h"
 #include "painwatch/cohort.h"
 #include "painwatch/conf_map.h"
+#include "painwatch/defaults.h"
 #include "painwatch/engine.h"
 #include "painwatch/limits.h"
 #include "painwatch/rule.h"
@@ -739,7 +740,7 @@ const struct pw_conf_field pw_conf_schema[] = {
              "to the shipped ones"},
     {.name = "factor_set",
      .type = PW_CONF_ENUM,
-     .def = "cdc2022",
+     .def = PW_MME_DEFAULT_SET,
      .allowed = factor_sets,
      FILL(struct pw_conf_daemon, factor_set),
      .help = "MME conversion factors"},

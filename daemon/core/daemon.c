@@ -34,10 +34,13 @@
 #include "painwatch/check.h"
 #include "painwatch/cohort.h"
 #include "painwatch/conf.h"
+#include "painwatch/datetime.h"
+#include "painwatch/defaults.h"
 #include "painwatch/engine.h"
 #include "painwatch/err.h"
 #include "painwatch/evaluate.h"
 #include "painwatch/health.h"
+#include "painwatch/hex.h"
 #include "painwatch/http.h"
 #include "painwatch/jarena.h"
 #include "painwatch/log.h"
@@ -157,9 +160,7 @@ static int demo_audit_key(const char *state_dir, char *path, size_t n)
     if (RAND_bytes(raw, sizeof(raw)) != 1) {
         return PW_EIO;
     }
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-    }
+    pw_hex_encode(raw, sizeof(raw), hex);
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         return -errno;
@@ -726,12 +727,9 @@ static int set_paused(struct daemon *d, bool on, const struct pw_control_peer *p
 {
     char by[96] = "";
     char when[32];
-    time_t now = time(NULL);
-    struct tm tm;
     int rc;
 
-    gmtime_r(&now, &tm);
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    pw_time_format((int64_t)time(NULL) * 1000, 0, when, sizeof(when));
     if (on) {
         snprintf(by, sizeof(by), "uid %ld at %s", (long)peer->uid, when);
     }

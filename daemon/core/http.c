@@ -1320,9 +1320,11 @@ fail:
 
 char *pw_http_escape(const char *s)
 {
-    char *esc = curl_easy_escape(NULL, s, 0);
-    char *out = esc ? strdup(esc) : NULL;
+    /* curl ignores the handle argument of curl_easy_escape since 7.82. */
+    return curl_easy_escape(NULL, s, 0);
+}
 
+void pw_http_escape_free(char *esc)
+{
     curl_free(esc);
-    return out;
 }

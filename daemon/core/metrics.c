@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "painwatch/array.h"
 #include "painwatch/check.h"
 #include "painwatch/err.h"
 #include "painwatch/limits.h"
@@ -329,14 +330,8 @@ static struct series *series_locked(struct family *f, const char *first, va_list
                     PW_METRIC_SERIES_MAX);
         return NULL;
     }
-    if (f->n_series == f->cap_series) {
-        size_t cap = f->cap_series ? 2 * f->cap_series : 8;
-        struct series *grown = realloc(f->series, cap * sizeof(*grown));
-        if (!grown) {
-            return NULL;
-        }
-        f->series = grown;
-        f->cap_series = cap;
+    if (pw_array_reserve(&f->series, &f->cap_series, f->n_series + 1, sizeof(*f->series)) < 0) {
+        return NULL;
     }
     struct series *s = &f->series[f->n_series];
     s->key = strdup(key);
@@ -480,18 +475,9 @@ static void put(struct buf *b, const char *s, size_t n)
     if (b->oom) {
         return;
     }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-        char *grown = realloc(b->data, cap);
-        if (!grown) {
-            b->oom = true;
-            return;
-        }
-        b->data = grown;
-        b->cap = cap;
+    if (pw_array_reserve_from(&b->data, &b->cap, b->len + n + 1, 1, 4096) < 0) {
+        b->oom = true;
+        return;
     }
     memcpy(b->data + b->len, s, n);
     b->len += n;

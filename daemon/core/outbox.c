@@ -76,7 +76,6 @@ struct pw_outbox {
     struct pw_sink *next_sink; /* pw_outbox_swap_sink(): taken once nothing is in flight */
     pw_outbox_swapped_fn *swapped;
     void *swapped_arg;
-    uint64_t rng;
     struct pw_outbox_stats stats;
 };
 
@@ -101,32 +100,6 @@ static int64_t real_clock_ms(void)
 static int64_t now_ms(const struct pw_outbox *ob)
 {
     return ob->conf.clock_ms ? ob->conf.clock_ms() : real_clock_ms();
-}
-
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *s = x;
-    return x;
-}
-
-uint64_t pw_outbox_backoff_ms(uint64_t base, uint64_t cap, unsigned attempt, uint64_t *rng)
-{
-    uint64_t ceiling = base;
-
-    for (unsigned i = 1; i < attempt && ceiling < cap; i++) {
-        ceiling *= 2;
-    }
-    if (ceiling > cap) {
-        ceiling = cap;
-    }
-    /* Full jitter (Fluent Bit's scheduler, AWS's "exponential backoff and jitter"): spreads the
-     * retries of many rows after one outage instead of sending them in waves. */
-    return ceiling ? xorshift(rng) % (ceiling + 1) : 0;
 }
 
 uint64_t pw_outbox_retry_after_ms(const char *value, int64_t now)
@@ -520,8 +493,12 @@ static void retry(struct job *job, long status, const char *why, uint64_t retry_
         dead(job, status, gave_up, NULL);
         return;
     }
-    uint64_t delay = pw_outbox_backoff_ms(ob->conf.backoff_base_ms, ob->conf.backoff_cap_ms,
-                                          job->row.attempts ? job->row.attempts : 1, &ob->rng);
+    /* Full jitter (Fluent Bit's scheduler, AWS's "exponential backoff and jitter"): spreads the
+     * retries of many rows after one outage instead of sending them in waves. The sync engine's
+     * backoff (backoff.c); its attempt counts from 0, the row's from 1. */
+    uint64_t delay = pw_backoff_full_jitter(ob->conf.backoff_base_ms, ob->conf.backoff_cap_ms,
+                                            job->row.attempts ? job->row.attempts - 1 : 0,
+                                            ob->conf.rand32 ? ob->conf.rand32() : pw_rand32());
 
     if (retry_after_ms > delay) {
         delay = retry_after_ms;
@@ -956,7 +933,7 @@ static int build_url(struct job *job, enum step step)
             return PW_ENOMEM;
         }
         n = snprintf(job->url, sizeof(job->url), "%s/Flag?identifier=%s", base, esc);
-        free(esc);
+        pw_http_escape_free(esc);
         break;
     case STEP_POST:
         n = snprintf(job->url, sizeof(job->url), "%s/Flag", base);
@@ -1009,7 +986,7 @@ static int add_write_headers(struct job *job, struct pw_http_req *req, enum step
             return PW_ENOMEM;
         }
         snprintf(line, sizeof(line), "If-None-Exist: identifier=%s", esc);
-        free(esc);
+        pw_http_escape_free(esc);
         err = pw_http_req_add_header(req, line);
     }
     if (!err && step == STEP_PUT && job->flag.version[0]) {
@@ -1418,7 +1395,6 @@ int pw_outbox_new(struct pw_outbox **out, uv_loop_t *loop, const struct pw_outbo
     ob->base_url = conf->base_url ? strdup(conf->base_url) : NULL;
     ob->conf.server = ob->server;
     ob->conf.base_url = ob->base_url;
-    ob->rng = uv_hrtime() | 1;
     if ((conf->server && !ob->server) || (conf->base_url && !ob->base_url)) {
         outbox_free(ob);
         return PW_ENOMEM;

@@ -72,6 +72,7 @@ struct pw_outbox_conf {
     int64_t (*clock_ms)(void);  /* wall clock, ms since the epoch; NULL = real (tests inject) */
     pw_outbox_idle_fn *on_idle; /* may be NULL */
     void *on_idle_arg;
+    uint32_t (*rand32)(void); /* the backoff's jitter; NULL = pw_rand32() (tests pin it) */
 };
 
 /**
@@ -137,12 +138,6 @@ void pw_outbox_stats(const struct pw_outbox *ob, struct pw_outbox_stats *out);
  * afterwards for the close callbacks. NULL is a no-op.
  */
 void pw_outbox_close(struct pw_outbox *ob);
-
-/**
- * The delay before retry number @p attempt (1-based): full jitter, uniform in
- * [0, min(cap, base * 2^(attempt-1))], using @p rng (xorshift64 state, non-zero).
- */
-uint64_t pw_outbox_backoff_ms(uint64_t base, uint64_t cap, unsigned attempt, uint64_t *rng);
 
 /**
  * A Retry-After value (delta-seconds or an HTTP-date) as ms from @p now_ms, capped at

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "painwatch/array.h"
 #include "painwatch/check.h"
 #include "painwatch/err.h"
 
@@ -31,15 +32,8 @@ void pw_rc_plan_cleanup(struct pw_rc_plan *plan)
 static int push(struct pw_rc_plan *plan, enum pw_rc_action a, const struct pw_finding *f,
                 const struct pw_flag_rec *flag)
 {
-    if (plan->n == plan->cap) {
-        size_t cap = plan->cap ? plan->cap * 2 : 8;
-        struct pw_rc_item *v = realloc(plan->v, cap * sizeof(*v));
-
-        if (!v) {
-            return PW_ENOMEM;
-        }
-        plan->v = v;
-        plan->cap = cap;
+    if (PW_ARRAY_GROW(plan) < 0) {
+        return PW_ENOMEM;
     }
     plan->v[plan->n++] = (struct pw_rc_item){.action = a, .finding = f, .flag = flag};
     return 0;

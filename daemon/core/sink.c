@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "painwatch/check.h"
+#include "painwatch/datetime.h"
 #include "painwatch/err.h"
 #include "painwatch/log.h"
 
@@ -160,10 +161,5 @@ const char *pw_outcome_name(enum pw_outcome o)
 
 void pw_fhir_instant(int64_t t, char out[32])
 {
-    time_t tt = (time_t)t;
-    struct tm tm;
-
-    if (!gmtime_r(&tt, &tm) || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
-        out[0] = '\0';
-    }
+    pw_time_format(t * 1000, 0, out, 32);
 }

@@ -6,19 +6,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "painwatch/datetime.h"
 #include "painwatch/html.h"
 
 /* "2026-12-07T20:31:05Z", or "never" for 0. */
 static void iso(double t, char *out, size_t cap)
 {
-    time_t s = (time_t)t;
-    struct tm tm;
-
-    if (t <= 0 || !gmtime_r(&s, &tm)) {
+    if (t <= 0) {
         snprintf(out, cap, "never");
         return;
     }
-    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    pw_time_format((int64_t)t * 1000, 0, out, cap);
 }
 
 /* "3d 4h 05m", "2h 01m", "12m 03s", "9s". */

@@ -227,6 +227,9 @@ int pw_audit_head_check(const unsigned char *key, size_t key_len, const char *co
 int pw_audit_trail_files(const char *path, char ***files, size_t *n);
 void pw_audit_files_free(char **files, size_t n);
 
+/** True when @p name ends like a compressed rotation (.gz, .xz, .bz2, .zst, .lz4). */
+bool pw_audit_file_compressed(const char *name);
+
 struct pw_store;
 
 /** A pw_store commit hook (@p audit: the struct pw_audit): the durable head into "audit_head". */

@@ -97,10 +97,12 @@ bool pw_http_server_has(const struct pw_http *http, const char *name);
 const struct pw_http_stats *pw_http_stats_get(const struct pw_http *http);
 
 /**
- * Percent-encode @p s for a URL query value (libcurl's encoder). Caller owns the result; free
- * with free(). @return NULL on allocation failure.
+ * Percent-encode @p s for a URL query value or form field (libcurl's encoder; the one place that
+ * calls it). Caller owns the result (the only copy: wipe it first when @p s is a secret); free
+ * with pw_http_escape_free(). @return NULL on allocation failure.
  */
 char *pw_http_escape(const char *s);
+void pw_http_escape_free(char *esc);
 
 /**
  * The origin of @p url, normalised as "scheme://host:port" (lower case, default port filled

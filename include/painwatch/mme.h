@@ -6,10 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "painwatch/defaults.h" /* PW_MME_DEFAULT_SET */
 #include "painwatch/terminology.h"
-
-/** The default factor set (CDC 2022 clinical practice guideline). */
-#define PW_MME_DEFAULT_SET "cdc2022"
 
 /**
  * True when @p set is a clinical factor set in the tables (factors per mg/day or per mcg/h):

@@ -13,16 +13,12 @@
 #include <jansson.h>
 
 #include "painwatch/conf_map.h"
+#include "painwatch/defaults.h"
 #include "painwatch/finding.h"
 #include "painwatch/limits.h"
 #include "painwatch/store.h"
 
-/* Defaults a site should override with its own namespace (config: sink.*). */
-#define PW_FLAG_IDENTIFIER_SYSTEM                                   \
-    "urn:painwatch:flag-episode" /* = config sink.identifier_system \
-                                  */
-#define PW_FLAG_CODE_SYSTEM "https://painwatch.org/fhir/CodeSystem/rule"
-#define PW_FLAG_AUTHOR      "Device/painwatch"
+/* PW_FLAG_IDENTIFIER_SYSTEM, PW_FLAG_CODE_SYSTEM, PW_FLAG_AUTHOR: defaults.h. */
 
 /*
  * Id prefix the file sink records in the flag map: an episode "delivered" in shadow mode has no

@@ -15,6 +15,7 @@
 #include "painwatch/http.h"
 #include "painwatch/log.h"
 #include "painwatch/secret.h"
+#include "support/loop.h"
 #include "support/pwtest.h"
 #include "support/responder.h"
 #include "support/token_endpoint.h"
@@ -81,8 +82,7 @@ static int teardown(void **state)
 
     pw_auth_free(fx->auth);
     pw_http_free(fx->http);
-    assert_int_equal(uv_run(&fx->loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&fx->loop), 0);
+    pwt_loop_close(&fx->loop);
     pwt_responder_stop(fx->srv);
     pwt_token_endpoint_free(fx->te);
     pwt_rmtree(fx->dir);

@@ -16,6 +16,7 @@
 #include "painwatch/http.h"
 #include "painwatch/metrics.h"
 #include "painwatch/secret.h"
+#include "support/loop.h"
 #include "support/pwtest.h"
 #include "support/responder.h"
 #include "support/token_endpoint.h"
@@ -188,8 +189,7 @@ static int teardown(void **state)
 
     pw_auth_free(fx->auth);
     pw_http_free(fx->http);
-    assert_int_equal(uv_run(&fx->loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&fx->loop), 0);
+    pwt_loop_close(&fx->loop);
     pwt_responder_stop(fx->fhir);
     pwt_responder_stop(fx->tok);
     pwt_token_endpoint_free(fx->te);

@@ -101,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         break;
     case 8:
-        free(pw_http_escape(s));
+        pw_http_escape_free(pw_http_escape(s));
         break;
     case 9:
         next_link(s);

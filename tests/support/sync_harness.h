@@ -25,6 +25,7 @@
 #include "painwatch/http.h"
 #include "painwatch/source.h"
 #include "painwatch/sync.h"
+#include "support/loop.h"
 #include "support/pwtest.h"
 #include "support/responder.h"
 
@@ -236,9 +237,8 @@ static inline void sh_fini(struct sh *h)
     pw_auth_free(h->auth);
     pw_http_free(h->http);
     uv_close((uv_handle_t *)&h->defer_timer, NULL);
-    uv_run(&h->loop, UV_RUN_DEFAULT);
+    pwt_loop_close(&h->loop);
     pwt_responder_stop(h->r);
-    assert_int_equal(uv_loop_close(&h->loop), 0);
     json_decref(h->cursors);
     json_decref(h->delivered);
     json_decref(h->pages);

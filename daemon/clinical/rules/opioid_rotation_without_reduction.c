@@ -18,9 +18,7 @@ static const struct pw_rule_param params[] = {
     [P_MAX_GAP_H] = {"max_gap_h", 24, 0, 720,
                      "hours between stopping one opioid and starting another that still make "
                      "a rotation (issue 3 default)"},
-    [P_WINDOW_H] = {"window_h", 72, 1, 8760,
-                    "only a rotation within this many hours is judged; older ones are history "
-                    "(site)"},
+    [P_WINDOW_H] = PW_RU_PARAM_WINDOW_H("a rotation", "ones", "site"),
     [P_MAX_PCT_ROUTE] = {"max_new_pct_of_old_route_change", 100, 0, 1000,
                          "largest new baseline as % of the old one when only the route of the "
                          "same opioid changes (no cross-tolerance to cover: the equianalgesic "

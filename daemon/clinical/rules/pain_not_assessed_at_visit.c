@@ -45,12 +45,7 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
               "Encounter on %s finished without a pain score while opioids are prescribed. "
               "Guide: assess pain at every visit (intensity 0-10, and whether the plan works).",
               pw_ru_time(t, miss->at));
-    pw_ru_sit(f.situation, sizeof(f.situation), "encounter:");
-    pw_ru_sit_ref(f.situation, sizeof(f.situation), &miss->src);
-    f.since = miss->end;
-    pw_finding_add_evidence(&f, &miss->src);
-    pw_finding_add_number(&f, "setting", miss->value);
-    return pw_findings_push(out, &f);
+    return pw_ru_push_about(out, &f, "encounter", &miss->src, miss->end, "setting", miss->value);
 }
 
 const struct pw_rule pw_rule_pain_not_assessed_at_visit = {

@@ -38,12 +38,8 @@ static int eval(const struct pw_rule *rule, const struct pw_rule_input *in, stru
               "adjuvants and the choice of treatment.",
               pw_ru_num(a, first->value), pw_ru_time(t, first->at),
               pw_ru_num(b, in->params[P_PAIN]));
-    pw_ru_sit(f.situation, sizeof(f.situation), "first-score:");
-    pw_ru_sit_ref(f.situation, sizeof(f.situation), &first->src);
-    f.since = first->at;
-    pw_finding_add_evidence(&f, &first->src);
-    pw_finding_add_number(&f, "pain_score", first->value);
-    return pw_findings_push(out, &f);
+    return pw_ru_push_about(out, &f, "first-score", &first->src, first->at, "pain_score",
+                            first->value);
 }
 
 const struct pw_rule pw_rule_pain_type_undocumented = {

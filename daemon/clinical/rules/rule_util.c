@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "painwatch/err.h"
+#include "painwatch/hex.h"
 
 static bool known_time(int64_t t)
 {
@@ -254,16 +255,11 @@ void pw_ru_sit(char *sit, size_t size, const char *fmt, ...)
     int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && EVP_DigestUpdate(ctx, sit, len) &&
              EVP_DigestUpdate(ctx, add, add_len) && EVP_DigestFinal_ex(ctx, md, &md_len);
     EVP_MD_CTX_free(ctx);
-    static const char hex[] = "0123456789abcdef";
     if (!ok || size < (size_t)md_len * 2 + 2) {
         return; /* keeps the shorter, still deterministic, string */
     }
     sit[0] = '#';
-    for (size_t i = 0; i < md_len; i++) {
-        sit[1 + 2 * i] = hex[md[i] >> 4];
-        sit[2 + 2 * i] = hex[md[i] & 0xf];
-    }
-    sit[1 + (size_t)md_len * 2] = '\0';
+    pw_hex_encode(md, md_len, sit + 1);
 }
 
 void pw_ru_sit_ref(char *sit, size_t size, const struct pw_ref *ref)
@@ -369,6 +365,49 @@ int pw_steps_recent_increase(const struct pw_rule_input *in, double window_h,
     *out = s;
     *pct = p;
     return 0;
+}
+
+int pw_ru_titration_step(const struct pw_rule_input *in, double window_h, double conv_h,
+                         struct pw_step *out, double *pct)
+{
+    struct pw_steps steps;
+    const struct pw_step *s;
+    int err = pw_steps_recent_increase(in, window_h, &steps, &s, pct);
+    if (err) {
+        return err;
+    }
+    int found = s && !pw_ru_oud(in->tl, in->now) && !pw_ru_step_is_conversion(in->tl, s, conv_h);
+    if (found) {
+        *out = *s;
+    }
+    pw_steps_cleanup(&steps);
+    return found;
+}
+
+void pw_ru_step_context(struct pw_finding *f, const struct pw_timeline *tl, const struct pw_step *s)
+{
+    pw_ru_sit(f->situation, sizeof(f->situation), "step:%lld|", (long long)s->at);
+    pw_ru_sit_regimen(f->situation, sizeof(f->situation), tl, s->at);
+    f->since = s->at;
+    pw_ru_evidence_regimen(f, tl, s->at);
+}
+
+void pw_ru_step_numbers(struct pw_finding *f, const struct pw_step *s, double pct)
+{
+    pw_finding_add_number(f, "old_baseline_mme_per_day", s->old_mme);
+    pw_finding_add_number(f, "new_baseline_mme_per_day", s->new_mme);
+    pw_finding_add_number(f, "step_pct", pct);
+}
+
+int pw_ru_push_about(struct pw_findings *out, struct pw_finding *f, const char *what,
+                     const struct pw_ref *ref, int64_t since, const char *name, double value)
+{
+    pw_ru_sit(f->situation, sizeof(f->situation), "%s:", what);
+    pw_ru_sit_ref(f->situation, sizeof(f->situation), ref);
+    f->since = since;
+    pw_finding_add_evidence(f, ref);
+    pw_finding_add_number(f, name, value);
+    return pw_findings_push(out, f);
 }
 
 /* ---- Issue 16 ---- */

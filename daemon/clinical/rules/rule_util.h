@@ -61,6 +61,48 @@ double pw_step_pct(const struct pw_step *s);
 int pw_steps_recent_increase(const struct pw_rule_input *in, double window_h,
                              struct pw_steps *steps, const struct pw_step **out, double *pct);
 
+/**
+ * The titration rules' step: the step pw_steps_recent_increase() finds, unless the patient is
+ * outside the cancer-pain opioid rules (pw_ru_oud()) or the step is a conversion within @p conv_h
+ * hours (pw_ru_step_is_conversion()). @return 1 with *@p out and *@p pct set, 0 when there is no
+ * such step, or PW_ENOMEM.
+ */
+int pw_ru_titration_step(const struct pw_rule_input *in, double window_h, double conv_h,
+                         struct pw_step *out, double *pct);
+
+/**
+ * The context of a finding about step @p s: situation "step:<time>|" and the regimen then,
+ * f->since, the regimen's orders as evidence.
+ */
+void pw_ru_step_context(struct pw_finding *f, const struct pw_timeline *tl,
+                        const struct pw_step *s);
+
+/** The numbers of step @p s: old and new baseline MME/day, then "step_pct" @p pct. */
+void pw_ru_step_numbers(struct pw_finding *f, const struct pw_step *s, double pct);
+
+/**
+ * Ends a finding about one resource and pushes it to @p out: situation "<what>:<reference>",
+ * f->since = @p since, the resource as evidence and one number @p name = @p value.
+ */
+int pw_ru_push_about(struct pw_findings *out, struct pw_finding *f, const char *what,
+                     const struct pw_ref *ref, int64_t since, const char *name, double value);
+
+/* Parameters several rules share (same key, default, range and help). */
+#define PW_RU_PARAM_WINDOW_H(thing, things, note)                                                  \
+    {                                                                                              \
+        "window_h", 72, 1, 8760,                                                                   \
+            "only " thing " within this many hours is judged; older " things " are history (" note \
+            ")"                                                                                    \
+    }
+#define PW_RU_PARAM_CONVERSION_H                                                                   \
+    {                                                                                              \
+        "conversion_window_h", 24, 0, 720,                                                         \
+            "a baseline started within this many hours of another opioid or route being stopped "  \
+            "is a "                                                                                \
+            "conversion, judged by opioid-rotation-without-reduction, not as titration (issue 16 " \
+            "default)"                                                                             \
+    }
+
 /** Index of the latest increase in @p s at or before @p before, or -1. */
 long pw_steps_last_increase(const struct pw_steps *s, long before);
 

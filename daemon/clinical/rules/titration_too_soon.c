@@ -16,13 +16,8 @@ static const struct pw_rule_param params[] = {
     [P_MIN_H_METHADONE] = {"min_interval_h_methadone", 120, 0, 720,
                            "methadone's long, variable half-life: no increase within 5 days "
                            "(issue 3 default; steady state takes about 5 days)"},
-    [P_WINDOW_H] = {"window_h", 72, 1, 8760,
-                    "only an increase within this many hours is judged; older steps are history "
-                    "(site)"},
-    [P_CONV_H] = {"conversion_window_h", 24, 0, 720,
-                  "a baseline started within this many hours of another opioid or route being "
-                  "stopped is a conversion, judged by opioid-rotation-without-reduction, not as "
-                  "titration (issue 16 default)"},
+    [P_WINDOW_H] = PW_RU_PARAM_WINDOW_H("an increase", "steps", "site"),
+    [P_CONV_H] = PW_RU_PARAM_CONVERSION_H,
 };
 
 /* Classes of the baseline orders that started within step @p s (what was increased). */

@@ -21,6 +21,7 @@
 #include "painwatch/limits.h"
 #include "painwatch/metrics.h"
 #include "promtext.h"
+#include "support/loop.h"
 #include "support/pwtest.h"
 
 struct fetch {
@@ -143,8 +144,7 @@ static void test_endpoints(void **state)
     assert_int_equal(pw_health_add_check(health, "audit", check_audit, audit_name), 0);
     pw_metric_inc(PW_M_FLAGS_CREATED, "bowel-regimen", NULL);
     start_step(&loop);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    pwt_loop_close(&loop);
 
     assert_int_equal(fetches[0].status, 200);
     assert_string_equal(fetches[0].body, "ok\n");
@@ -205,8 +205,7 @@ static void test_bad_listen(void **state)
     assert_int_equal(pw_health_new(&h2, &loop, addr), PW_EIO);
     assert_null(h2);
     pw_health_close(h);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    pwt_loop_close(&loop);
 }
 
 /*
@@ -291,8 +290,7 @@ static void test_idle_connections_over_limit(void **state)
     hold.again = hold.after;
     hold.again.path = "/readyz";
     assert_int_equal(uv_queue_work(&loop, &hold.work, do_hold, after_hold), 0);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    pwt_loop_close(&loop);
     assert_true(hold.timed_out >= PW_HEALTH_CONN_MAX);
     assert_int_equal(hold.after.status, 200);
     assert_string_equal(hold.after.body, "ok\n");

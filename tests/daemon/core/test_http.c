@@ -13,6 +13,7 @@
 #include "painwatch/http.h"
 #include "painwatch/limits.h"
 #include "painwatch/secret.h"
+#include "support/loop.h"
 #include "support/pwtest.h"
 #include "support/responder.h"
 
@@ -93,8 +94,7 @@ static int teardown(void **state)
     struct fx *fx = *state;
 
     pw_http_free(fx->http);
-    assert_int_equal(uv_run(&fx->loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&fx->loop), 0);
+    pwt_loop_close(&fx->loop);
     pwt_responder_stop(fx->srv);
     for (int i = 0; i < MAX_RESULTS; i++) {
         free(fx->res[i].body);

@@ -11,6 +11,7 @@
 
 #include "painwatch/check.h"
 #include "painwatch/notify.h"
+#include "support/loop.h"
 #include "support/pwtest.h"
 
 static char *dir;
@@ -108,7 +109,7 @@ static void test_watchdog_pings(void **state)
     assert_int_equal(w.wd.interval_ms, 20);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(w.pings, 3);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    pwt_loop_close(&loop);
 }
 
 static void test_no_watchdog(void **state)
@@ -124,8 +125,7 @@ static void test_no_watchdog(void **state)
     assert_int_equal(pw_watchdog_start(&wd, &loop), 0);
     assert_int_equal(wd.interval_ms, 0);
     pw_watchdog_close(&wd);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    pwt_loop_close(&loop);
 }
 
 int main(void)
