@@ -763,6 +763,9 @@ static int evaluate(const struct check_opts *o, const struct check_input *in,
         goto fail;
     }
     pw_engine_set_scope(engine, scope);
+    if (o->cd && pw_conf_apply_presentation(o->cd, engine) < 0) { /* issue 21 */
+        goto fail;
+    }
     size_t n = json_object_size(set), k = 0;
     keys = calloc(n ? n : 1, sizeof(*keys));
     if (keys == NULL) {

@@ -445,6 +445,7 @@ static int build_clinical(struct daemon *d)
             rc = PW_ECONFIG;
         }
         pw_engine_set_scope(d->engine, scope);
+        rc = rc == 0 ? pw_conf_apply_presentation(d->cd, d->engine) : rc; /* issue 21 */
     }
     if (rc < 0) {
         return rc;
@@ -516,6 +517,7 @@ static int make_sink(const struct pw_conf_daemon *cd, struct pw_sink **out)
         cd->sink.identifier_system ? cd->sink.identifier_system : DEFAULT_IDENTIFIER_SYSTEM;
     sc.author = cd->sink.flag_author ? cd->sink.flag_author : "Device/painwatch";
     sc.path = cd->sink.file;
+    sc.code_system = cd->rule_code_system; /* issue 21 */
     if (cd->shadow_mode) {
         pw_log_notice(SINK, "shadow mode: Flags go to %s, nothing is written to the EHR",
                       sc.path ? sc.path : "(no sink.file)");

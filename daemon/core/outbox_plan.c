@@ -155,6 +155,7 @@ int pw_outbox_plan(struct pw_store *st, const struct pw_sink *sink, const char *
             break;
         case PW_RC_KEEP:
         case PW_RC_SUPPRESSED:
+        case PW_RC_NOT_POSTED: /* issue 21: audit-only, nothing written */
             break;
         }
     }

@@ -12,7 +12,7 @@
 static const char *const action_names[] = {
     [PW_RC_CREATE] = "create",         [PW_RC_KEEP] = "keep",
     [PW_RC_RESOLVE] = "resolve",       [PW_RC_REACTIVATE] = "reactivate",
-    [PW_RC_SUPPRESSED] = "suppressed",
+    [PW_RC_SUPPRESSED] = "suppressed", [PW_RC_NOT_POSTED] = "not-posted",
 };
 
 const char *pw_rc_action_name(enum pw_rc_action a)
@@ -56,10 +56,10 @@ static const struct pw_flag_rec *find_flag(const struct pw_flag_rec *flags, size
     return NULL;
 }
 
-static bool has_finding(const struct pw_finding *f, size_t n, const char *key)
+static bool has_finding(const struct pw_finding *f, size_t n, const char *key, bool posted_only)
 {
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(f[i].key, key) == 0) {
+        if (strcmp(f[i].key, key) == 0 && !(posted_only && f[i].audit_only)) {
             return true;
         }
     }
@@ -93,14 +93,14 @@ int pw_reconcile(const struct pw_finding *findings, size_t n_findings,
         const struct pw_finding *f = &findings[i];
         const struct pw_flag_rec *flag;
 
-        if (has_finding(findings, i, f->key)) {
+        if (has_finding(findings, i, f->key, false)) {
             continue; /* the same episode twice: planned once */
         }
         flag = find_flag(flags, n_flags, f->key);
-        err = push(out, action_for(flag), f, flag);
+        err = push(out, f->audit_only ? PW_RC_NOT_POSTED : action_for(flag), f, flag);
     }
     for (size_t i = 0; i < n_flags && !err; i++) {
-        if (flags[i].state == PW_FLAG_ACTIVE && !has_finding(findings, n_findings, flags[i].key)) {
+        if (flags[i].state == PW_FLAG_ACTIVE && !has_finding(findings, n_findings, flags[i].key, true)) {
             err = push(out, PW_RC_RESOLVE, NULL, &flags[i]);
         }
     }
