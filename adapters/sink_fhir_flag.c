@@ -86,6 +86,18 @@ static json_t *extensions(const struct pw_finding *f)
     return ext;
 }
 
+/* Flag.code.text, what banners show: the summary (<= 140 characters), else the rule's title. */
+static const char *banner_text(const struct pw_finding *f, const struct pw_rule *rule)
+{
+    if (f->summary[0]) {
+        return f->summary;
+    }
+    if (rule && rule->title) {
+        return rule->title;
+    }
+    return f->text[0] && strlen(f->text) < PW_SUMMARY_MAX ? f->text : f->rule;
+}
+
 static int flag_format(const struct pw_sink *sink, const struct pw_finding *f, json_t **out)
 {
     const char *cat;
@@ -119,8 +131,7 @@ static int flag_format(const struct pw_sink *sink, const struct pw_finding *f, j
         "active", "category", "coding",
         coding(CS_CATEGORY, cat, strcmp(cat, "drug") == 0 ? "Drug" : "Clinical"), "code", "coding",
         coding(sink->code_system, f->rule, rule ? rule->title : NULL), "text",
-        f->summary[0] ? f->summary : rule ? rule->title : f->rule, "subject", "reference",
-        f->patient, "author", author);
+        banner_text(f, rule), "subject", "reference", f->patient, "author", author);
     free(div);
     if (!flag) {
         return PW_ENOMEM;

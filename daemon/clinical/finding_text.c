@@ -12,8 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "clinical/rules/rule_util.h"
 #include "painwatch/engine.h"
@@ -23,78 +21,6 @@
 #define XHTML_NS      "http://www.w3.org/1999/xhtml"
 #define NARRATIVE_MAX (16u * 1024u)
 #define SUMMARY_BUF   512
-
-/* ---- local time ------------------------------------------------------------------------- */
-
-static char tz_configured[128];
-
-bool pw_timezone_valid(const char *name)
-{
-    char path[512];
-    const char *dir = getenv("TZDIR");
-
-    /* An IANA name is relative to the tz database: no absolute path, no way out of it. */
-    if (!name || !name[0] || name[0] == '/' || strstr(name, "..") ||
-        strlen(name) >= sizeof(tz_configured)) {
-        return false;
-    }
-    snprintf(path, sizeof(path), "%s/%s", dir && dir[0] ? dir : "/usr/share/zoneinfo", name);
-    return access(path, R_OK) == 0; /* glibc would silently fall back to UTC */
-}
-
-int pw_timezone_set(const char *name)
-{
-    if (!name || !name[0]) {
-        return 0; /* the system's zone */
-    }
-    if (!pw_timezone_valid(name)) {
-        return PW_ECONFIG;
-    }
-    if (setenv("TZ", name, 1) != 0) {
-        return PW_ENOMEM;
-    }
-    tzset();
-    snprintf(tz_configured, sizeof(tz_configured), "%s", name);
-    return 0;
-}
-
-const char *pw_timezone_name(void)
-{
-    const char *tz = getenv("TZ");
-
-    if (tz_configured[0]) {
-        return tz_configured;
-    }
-    if (tz && tz[0]) {
-        return tz[0] == ':' ? tz + 1 : tz;
-    }
-    tzset();
-    return tzname[0] && tzname[0][0] ? tzname[0] : "local time";
-}
-
-const char *pw_local_time(char buf[static 40], int64_t t, int64_t now)
-{
-    time_t tt = (time_t)t;
-    time_t tn = (time_t)now;
-    struct tm tm;
-    struct tm tmn;
-
-    if (t == PW_TIME_NONE || t == PW_TIME_FOREVER || !localtime_r(&tt, &tm)) {
-        snprintf(buf, 40, "unknown time");
-        return buf;
-    }
-    bool same_year = now != PW_TIME_NONE && localtime_r(&tn, &tmn) && tmn.tm_year == tm.tm_year;
-    char mon[16];
-    char hm[16];
-    if (strftime(mon, sizeof(mon), "%b", &tm) == 0 || strftime(hm, sizeof(hm), "%H:%M", &tm) == 0) {
-        snprintf(buf, 40, "unknown time");
-    } else if (same_year) {
-        snprintf(buf, 40, "%d %s %s", tm.tm_mday, mon, hm);
-    } else {
-        snprintf(buf, 40, "%d %s %d %s", tm.tm_mday, mon, tm.tm_year + 1900, hm);
-    }
-    return buf;
-}
 
 int pw_severity_parse(const char *name, enum pw_severity *out)
 {
@@ -150,7 +76,7 @@ const char *pw_number_label(const char *name)
             return labels[i].label;
         }
     }
-    return "Other figure";
+    return NULL;
 }
 
 static double num(const struct pw_finding *f, const char *name)
@@ -826,8 +752,18 @@ char *pw_finding_narrative(const struct pw_finding *f)
     if (f->n_numbers > 0) {
         put(&b, "<p>Figures painwatch used:</p><ul>");
         for (size_t i = 0; i < f->n_numbers && i < PW_NUMBERS_MAX; i++) {
+            const char *label = pw_number_label(f->numbers[i].name);
+            char plain[64];
             put(&b, "<li>");
-            put_esc(&b, pw_number_label(f->numbers[i].name));
+            if (!label) { /* a figure without a label yet: its name in words, never raw */
+                snprintf(plain, sizeof(plain), "%s", f->numbers[i].name ? f->numbers[i].name : "");
+                for (char *c = plain; *c; c++) {
+                    *c = *c == '_' ? ' ' : *c;
+                }
+                plain[0] = (char)toupper((unsigned char)plain[0]);
+                label = plain;
+            }
+            put_esc(&b, label);
             put(&b, ": ");
             put(&b, pw_ru_num(v, f->numbers[i].value));
             put(&b, "</li>");

@@ -13,7 +13,7 @@
 #include "core/conf_int.h"
 #include "painwatch/check.h"
 #include "painwatch/engine.h"
-#include "painwatch/finding_text.h"
+#include "painwatch/localtime.h"
 #include "painwatch/sink.h"
 #include "painwatch/limits.h"
 #include "painwatch/rule.h"

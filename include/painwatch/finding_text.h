@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "painwatch/finding.h"
+#include "painwatch/localtime.h"
 #include "painwatch/rule.h"
 #include "painwatch/timeline.h"
 
@@ -56,27 +57,8 @@ void pw_finding_complete(struct pw_finding *f, const struct pw_rule *r,
  */
 char *pw_finding_narrative(const struct pw_finding *f);
 
-/** The clinical label of a number name ("Previous baseline (MME/day)"); never the raw name. */
+/** The clinical label of a number name ("Previous baseline (MME/day)"), NULL when none. */
 const char *pw_number_label(const char *name);
-
-/**
- * Format @p t in the process's local timezone (the configured `timezone`): "5 Dec 15:14", with
- * the year when it differs from @p now's ("5 Dec 2025 15:14"). "unknown time" for PW_TIME_NONE.
- */
-const char *pw_local_time(char buf[static 40], int64_t t, int64_t now);
-
-/**
- * Make @p name (an IANA zone, "Europe/Berlin") the process's local timezone through the C
- * library (TZ + tzset). NULL or "" keeps the system's zone. @return 0 or PW_ECONFIG (not a
- * zone the system's tz database holds).
- */
-int pw_timezone_set(const char *name);
-
-/** Whether @p name is a zone of the system's tz database (TZDIR, else /usr/share/zoneinfo). */
-bool pw_timezone_valid(const char *name);
-
-/** The zone's name for texts: the configured name, or the C library's abbreviation. */
-const char *pw_timezone_name(void);
 
 /** "info" -> PW_SEV_INFO, ... @return 0 or PW_EINVAL. */
 int pw_severity_parse(const char *name, enum pw_severity *out);
