@@ -50,7 +50,7 @@ static const struct {
     {"interval_h", "Hours since the previous increase"},
     {"min_interval_h", "Minimum hours between increases"},
     {"opioid_hours", "Hours on an opioid"},
-    {"pain_kind", "Pain type code"},
+    {"pain_kind", "Pain type"},
     {"new_pct_of_old", "New dose as % of the previous one"},
     {"hours_since_change", "Hours since the dose change"},
     {"severe_scores", "Severe pain scores"},
@@ -66,7 +66,7 @@ static const struct {
     {"range_high_mg", "Recommended rescue dose, high end (mg)"},
     {"rescue_doses", "Rescue doses given"},
     {"rescue_mme_per_day", "Rescue opioid given per day (MME)"},
-    {"setting", "Care setting code"},
+    {"setting", "Care setting"},
 };
 
 const char *pw_number_label(const char *name)
@@ -121,7 +121,8 @@ static void drug_label(const struct pw_med_order *o, char *out, size_t cap)
     }
     if ((o->classes & PW_MED_TRANSDERMAL) && n + 7 < cap) {
         strcat(out, " patch");
-    } else if ((o->classes & PW_MED_LONG_ACTING) && n + 4 < cap) {
+    } else if ((o->classes & PW_MED_LONG_ACTING) && !(o->classes & PW_MED_METHADONE) &&
+               n + 4 < cap) {
         strcat(out, " ER");
     }
 }
@@ -151,8 +152,10 @@ static void dose_label(const struct pw_med_order *o, char *out, size_t cap)
         snprintf(out, cap, "%s%s", o->dose_written, freq);
     } else if (isfinite(o->mg_per_dose)) {
         snprintf(out, cap, "%s mg%s", pw_ru_num(a, o->mg_per_dose), freq);
-    } else {
+    } else if (o->classes & PW_MED_OPIOID) {
         snprintf(out, cap, "dose not readable%s", freq);
+    } else {
+        snprintf(out, cap, "%s", freq[0] ? freq + 1 : ""); /* the product name holds the dose */
     }
 }
 
@@ -238,7 +241,8 @@ static void evidence_text(const struct pw_timeline *tl, const struct pw_ref *r, 
     if (o) {
         drug_label(o, drug, sizeof(drug));
         dose_label(o, dose, sizeof(dose));
-        snprintf(out, cap, "%s %s, ordered %s", drug, dose, pw_local_time(t, o->start, now));
+        snprintf(out, cap, "%s%s%s, ordered %s", drug, dose[0] ? " " : "", dose,
+                 pw_local_time(t, o->start, now));
         if (o->end != PW_TIME_FOREVER && o->end != PW_TIME_NONE && o->end <= now) {
             size_t n = strlen(out);
             snprintf(out + n, cap - n, ", ended %s", pw_local_time(t, o->end, now));
@@ -362,11 +366,10 @@ static void sum_uncontrolled(const struct pw_finding *f, const struct pw_timelin
 {
     char a[32], b[32], c[32], d[32];
     (void)tl;
+    bool base = HAS("baseline_mme_per_day") && num(f, "baseline_mme_per_day") > 0;
     snprintf(o, cap, "Pain %s/10, %s severe scores over %s h, no opioid increase%s%s%s",
-             N(a, "latest_pain_score"), N(b, "severe_scores"), N(c, "span_h"),
-             HAS("baseline_mme_per_day") ? " (" : "",
-             HAS("baseline_mme_per_day") ? N(d, "baseline_mme_per_day") : "",
-             HAS("baseline_mme_per_day") ? " MME/day)" : "");
+             N(a, "latest_pain_score"), N(b, "severe_scores"), N(c, "span_h"), base ? " (" : "",
+             base ? N(d, "baseline_mme_per_day") : "", base ? " MME/day)" : "");
 }
 
 static void sum_rescue_missing(const struct pw_finding *f, const struct pw_timeline *tl, char *o,
@@ -765,7 +768,14 @@ char *pw_finding_narrative(const struct pw_finding *f)
             }
             put_esc(&b, label);
             put(&b, ": ");
-            put(&b, pw_ru_num(v, f->numbers[i].value));
+            /* codes in words: the care setting, the pain type */
+            if (strcmp(f->numbers[i].name, "setting") == 0) {
+                put(&b, setting_word(f->numbers[i].value));
+            } else if (strcmp(f->numbers[i].name, "pain_kind") == 0) {
+                put(&b, pain_kind_word((enum pw_pain_kind)f->numbers[i].value));
+            } else {
+                put(&b, pw_ru_num(v, f->numbers[i].value));
+            }
             put(&b, "</li>");
         }
         put(&b, "</ul>");
