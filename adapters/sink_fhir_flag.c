@@ -16,8 +16,8 @@
 #include "painwatch/sink.h"
 #include "painwatch/timeline.h"
 
-#define EXT_PRIORITY  "http://hl7.org/fhir/StructureDefinition/flag-priority"
-#define EXT_DETAIL    "http://hl7.org/fhir/StructureDefinition/flag-detail"
+#define EXT_PRIORITY "http://hl7.org/fhir/StructureDefinition/flag-priority"
+#define EXT_DETAIL   "http://hl7.org/fhir/StructureDefinition/flag-detail"
 /* issue 21: the published system of the flag-priority extension (PN/PL/PM/PH) */
 #define CS_PRIORITY   "http://hl7.org/fhir/flag-priority-code"
 #define CS_CATEGORY   "http://terminology.hl7.org/CodeSystem/flag-category"
@@ -123,15 +123,15 @@ static int flag_format(const struct pw_sink *sink, const struct pw_finding *f, j
     if (author && sink->author_display) {
         json_object_set_new(author, "display", json_string(sink->author_display));
     }
-    flag = json_pack(
-        "{s:s, s:{s:s, s:s}, s:o, s:[{s:s, s:s}], s:s, s:[{s:[o]}],"
-        " s:{s:[o], s:s}, s:{s:s}, s:o}",
-        "resourceType", "Flag", "text", "status", "generated", "div", div, "extension",
-        extensions(f), "identifier", "system", sink->identifier_system, "value", f->key, "status",
-        "active", "category", "coding",
-        coding(CS_CATEGORY, cat, strcmp(cat, "drug") == 0 ? "Drug" : "Clinical"), "code", "coding",
-        coding(sink->code_system, f->rule, rule ? rule->title : NULL), "text",
-        banner_text(f, rule), "subject", "reference", f->patient, "author", author);
+    flag =
+        json_pack("{s:s, s:{s:s, s:s}, s:o, s:[{s:s, s:s}], s:s, s:[{s:[o]}],"
+                  " s:{s:[o], s:s}, s:{s:s}, s:o}",
+                  "resourceType", "Flag", "text", "status", "generated", "div", div, "extension",
+                  extensions(f), "identifier", "system", sink->identifier_system, "value", f->key,
+                  "status", "active", "category", "coding",
+                  coding(CS_CATEGORY, cat, strcmp(cat, "drug") == 0 ? "Drug" : "Clinical"), "code",
+                  "coding", coding(sink->code_system, f->rule, rule ? rule->title : NULL), "text",
+                  banner_text(f, rule), "subject", "reference", f->patient, "author", author);
     free(div);
     if (!flag) {
         return PW_ENOMEM;

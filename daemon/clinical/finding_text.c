@@ -356,8 +356,8 @@ static void sum_step_small(const struct pw_finding *f, const struct pw_timeline 
 {
     char a[32], b[32], c[32], d[32];
     (void)tl;
-    snprintf(o, cap, "Opioid step only +%s%% (%s -> %s MME/day) with pain %s/10",
-             N(c, "step_pct"), N(a, "old_baseline_mme_per_day"), N(b, "new_baseline_mme_per_day"),
+    snprintf(o, cap, "Opioid step only +%s%% (%s -> %s MME/day) with pain %s/10", N(c, "step_pct"),
+             N(a, "old_baseline_mme_per_day"), N(b, "new_baseline_mme_per_day"),
              N(d, "last_pain_score"));
 }
 
@@ -395,8 +395,7 @@ static void sum_rescue_range(const struct pw_finding *f, const struct pw_timelin
              N(c, "baseline_mme_per_day"), N(d, "range_low_mg"), N(e, "range_high_mg"));
 }
 
-static void sum_bowel(const struct pw_finding *f, const struct pw_timeline *tl, char *o,
-                      size_t cap)
+static void sum_bowel(const struct pw_finding *f, const struct pw_timeline *tl, char *o, size_t cap)
 {
     char a[32];
     (void)tl;
@@ -472,8 +471,7 @@ static const struct pw_med_order *evidence_order(const struct pw_finding *f,
     return NULL;
 }
 
-static void sum_benzo(const struct pw_finding *f, const struct pw_timeline *tl, char *o,
-                      size_t cap)
+static void sum_benzo(const struct pw_finding *f, const struct pw_timeline *tl, char *o, size_t cap)
 {
     char a[32];
     char drug[64] = "a benzodiazepine";
@@ -563,8 +561,8 @@ static const struct pw_rule_text rule_texts[] = {
      "A baseline opioid increase too small to help moderate or severe pain.", sum_step_small,
      false},
     {"pain-uncontrolled-no-titration",
-     "Severe pain scores persist and the baseline opioid dose was not increased.",
-     sum_uncontrolled, false},
+     "Severe pain scores persist and the baseline opioid dose was not increased.", sum_uncontrolled,
+     false},
     {"rescue-dose-missing",
      "A baseline opioid is active and nothing is ordered for breakthrough pain.",
      sum_rescue_missing, false},
@@ -841,14 +839,13 @@ json_t *pw_rule_codesystem(const char *url)
             return NULL;
         }
     }
-    cs = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:b, s:s, s:I, s:o}",
-                   "resourceType", "CodeSystem", "id", "painwatch-rule", "url",
-                   url && url[0] ? url : PW_FLAG_CODE_SYSTEM, "name", "PainwatchRule", "title",
-                   "painwatch cancer-pain rules", "status", "active", "experimental", 0,
-                   "publisher", "painwatch", "description",
-                   "The rules of painwatch, an open FHIR gateway for cancer pain care: the codes of "
-                   "Flag.code (and DetectedIssue.code) painwatch writes.",
-                   "caseSensitive", 1, "content", "complete", "count", (json_int_t)n, "concept",
-                   concepts);
+    cs = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:b, s:s, s:I, s:o}", "resourceType",
+        "CodeSystem", "id", "painwatch-rule", "url", url && url[0] ? url : PW_FLAG_CODE_SYSTEM,
+        "name", "PainwatchRule", "title", "painwatch cancer-pain rules", "status", "active",
+        "experimental", 0, "publisher", "painwatch", "description",
+        "The rules of painwatch, an open FHIR gateway for cancer pain care: the codes of "
+        "Flag.code (and DetectedIssue.code) painwatch writes.",
+        "caseSensitive", 1, "content", "complete", "count", (json_int_t)n, "concept", concepts);
     return cs;
 }

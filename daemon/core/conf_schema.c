@@ -13,10 +13,10 @@
 #include "core/conf_int.h"
 #include "painwatch/check.h"
 #include "painwatch/engine.h"
-#include "painwatch/localtime.h"
-#include "painwatch/sink.h"
 #include "painwatch/limits.h"
+#include "painwatch/localtime.h"
 #include "painwatch/rule.h"
+#include "painwatch/sink.h"
 
 /*
  * The rule registry lives in the clinical engine. A weak reference keeps this module usable in
@@ -442,8 +442,9 @@ static json_t *convert_timezone(struct pw_conf_ctx *ctx, const json_t *raw, cons
         return json_null();
     }
     if (!json_is_string(raw) || !pw_timezone_valid(json_string_value(raw))) {
-        pw_conf_error(ctx, path, "expected an IANA time zone name of the system's tz database "
-                                 "(e.g. Europe/Berlin)");
+        pw_conf_error(ctx, path,
+                      "expected an IANA time zone name of the system's tz database "
+                      "(e.g. Europe/Berlin)");
         return NULL;
     }
     return json_string(json_string_value(raw));

@@ -80,4 +80,3 @@ const char *pw_local_time(char buf[static 40], int64_t t, int64_t now)
     }
     return buf;
 }
-

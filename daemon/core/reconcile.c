@@ -100,7 +100,8 @@ int pw_reconcile(const struct pw_finding *findings, size_t n_findings,
         err = push(out, f->audit_only ? PW_RC_NOT_POSTED : action_for(flag), f, flag);
     }
     for (size_t i = 0; i < n_flags && !err; i++) {
-        if (flags[i].state == PW_FLAG_ACTIVE && !has_finding(findings, n_findings, flags[i].key, true)) {
+        if (flags[i].state == PW_FLAG_ACTIVE &&
+            !has_finding(findings, n_findings, flags[i].key, true)) {
             err = push(out, PW_RC_RESOLVE, NULL, &flags[i]);
         }
     }

@@ -160,7 +160,8 @@ static void test_severity_filter(void **state)
     pw_rc_plan_cleanup(&plan);
 
     /* post_min_severity medium: low is audit-only too; info: everything is posted. */
-    assert_true(completed("neuropathic-pain-no-adjuvant", PW_SEV_LOW, "k", PW_SEV_MEDIUM).audit_only);
+    assert_true(
+        completed("neuropathic-pain-no-adjuvant", PW_SEV_LOW, "k", PW_SEV_MEDIUM).audit_only);
     assert_false(completed("titration-too-soon", PW_SEV_MEDIUM, "k", PW_SEV_MEDIUM).audit_only);
     assert_false(completed("pain-type-undocumented", PW_SEV_INFO, "k", PW_SEV_INFO).audit_only);
 
