@@ -1595,7 +1595,8 @@ static void reload(struct daemon *d)
     }
     lvl = pw_log_level_from_name(ncd->log_level);
     if (pw_engine_new(&engine, ncd->factor_set) < 0 ||
-        (ncd->rules && apply_rules(engine, ncd->rules) < 0)) {
+        (ncd->rules && apply_rules(engine, ncd->rules) < 0) ||
+        pw_conf_apply_presentation(ncd, engine) < 0) { /* issue 21 */
         pw_engine_free(engine);
         reload_refused(d, "rule settings refused", conf, "refused");
         pw_conf_free(conf);
