@@ -12,6 +12,8 @@
 #include "painwatch/timeline.h"
 
 static char tz_configured[128];
+static char tz_original[128]; /* TZ as the process started, when it was set */
+static bool tz_original_set;
 
 bool pw_timezone_valid(const char *name)
 {
@@ -30,10 +32,26 @@ bool pw_timezone_valid(const char *name)
 int pw_timezone_set(const char *name)
 {
     if (!name || !name[0]) {
-        return 0; /* the system's zone */
+        /* the system's zone: as the process started (a reload may remove the key) */
+        if (tz_configured[0]) {
+            int rc = tz_original_set ? setenv("TZ", tz_original, 1) : unsetenv("TZ");
+            if (rc != 0) {
+                return PW_ENOMEM;
+            }
+            tzset();
+            tz_configured[0] = '\0';
+        }
+        return 0;
     }
     if (!pw_timezone_valid(name)) {
         return PW_ECONFIG;
+    }
+    if (!tz_configured[0]) {
+        const char *orig = getenv("TZ");
+        tz_original_set = orig != NULL && strlen(orig) < sizeof(tz_original);
+        if (tz_original_set) {
+            snprintf(tz_original, sizeof(tz_original), "%s", orig);
+        }
     }
     if (setenv("TZ", name, 1) != 0) {
         return PW_ENOMEM;
