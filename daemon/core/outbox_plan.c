@@ -73,6 +73,19 @@ static int plan_create(struct pw_store *st, const struct pw_sink *sink, const st
     return err;
 }
 
+/* Issue 21: remember that an audit-only finding's episode was audited (no Flag, no outbox row). */
+static int plan_audit_only(struct pw_store *st, const struct pw_finding *f, int64_t now)
+{
+    struct pw_flag_rec rec = {.state = PW_FLAG_RESOLVED, .since = f->since, .updated = now};
+
+    snprintf(rec.key, sizeof(rec.key), "%s", f->key);
+    snprintf(rec.patient, sizeof(rec.patient), "%s", f->patient);
+    snprintf(rec.rule, sizeof(rec.rule), "%s", f->rule);
+    snprintf(rec.server_id, sizeof(rec.server_id), PW_RC_AUDIT_ONLY_PREFIX "%.*s",
+             (int)(sizeof(rec.server_id) - sizeof(PW_RC_AUDIT_ONLY_PREFIX)), f->key);
+    return pw_store_flag_put(st, &rec);
+}
+
 /* RESOLVE and REACTIVATE: an update of the Flag as created. */
 static int plan_update(struct pw_store *st, const struct pw_sink *sink,
                        const struct pw_flag_rec *cur, enum pw_outbox_op op, int64_t now)
@@ -153,9 +166,13 @@ int pw_outbox_plan(struct pw_store *st, const struct pw_sink *sink, const char *
         case PW_RC_REACTIVATE:
             err = plan_update(st, sink, it->flag, PW_OUTBOX_REACTIVATE, now);
             break;
+        case PW_RC_NOT_POSTED: /* issue 21: audit-only, nothing written to the sink */
+            if (!it->flag) {
+                err = plan_audit_only(st, it->finding, now);
+            }
+            break;
         case PW_RC_KEEP:
         case PW_RC_SUPPRESSED:
-        case PW_RC_NOT_POSTED: /* issue 21: audit-only, nothing written */
             break;
         }
     }

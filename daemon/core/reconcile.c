@@ -45,6 +45,12 @@ static int push(struct pw_rc_plan *plan, enum pw_rc_action a, const struct pw_fi
     return 0;
 }
 
+bool pw_rc_audit_only_marker(const struct pw_flag_rec *flag)
+{
+    return flag && strncmp(flag->server_id, PW_RC_AUDIT_ONLY_PREFIX,
+                           sizeof(PW_RC_AUDIT_ONLY_PREFIX) - 1) == 0;
+}
+
 static const struct pw_flag_rec *find_flag(const struct pw_flag_rec *flags, size_t n,
                                            const char *key)
 {
@@ -97,7 +103,16 @@ int pw_reconcile(const struct pw_finding *findings, size_t n_findings,
             continue; /* the same episode twice: planned once */
         }
         flag = find_flag(flags, n_flags, f->key);
-        err = push(out, f->audit_only ? PW_RC_NOT_POSTED : action_for(flag), f, flag);
+        if (f->audit_only) {
+            /* issue 21: audited once (no row yet, or its Flag is resolved now), then silent */
+            bool once = !flag || flag->state == PW_FLAG_ACTIVE;
+            err = push(out, once ? PW_RC_NOT_POSTED : PW_RC_KEEP, f, flag);
+            continue;
+        }
+        if (pw_rc_audit_only_marker(flag)) {
+            flag = NULL; /* only audited so far: now the Flag is created */
+        }
+        err = push(out, action_for(flag), f, flag);
     }
     for (size_t i = 0; i < n_flags && !err; i++) {
         if (flags[i].state == PW_FLAG_ACTIVE &&

@@ -723,6 +723,10 @@ static void test_info_finding_audit_only(void **state)
     page_then_cycle(fx);
     assert_int_equal(rows_for(fx->store, "pain-type-undocumented"), 0);
     assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), 1);
+    /* Re-evaluated unchanged: the episode is not audited again. */
+    clock_now_ms = fx->t0_ms + HOUR_MS + 60000;
+    assert_int_equal(pw_pipeline_evaluate_patient(fx->pipeline, "Patient/p1", clock_now_ms / 1000),
+                     0);
     pw_audit_free(fx->audit);
     fx->audit = NULL;
     char *text = pwt_read_file(trail, NULL);
@@ -737,6 +741,7 @@ static void test_info_finding_audit_only(void **state)
     const char *carrier = strstr(line, "\"carrier\":\"audit-only\"");
     assert_true(carrier && carrier < np);
     assert_non_null(strstr(line, "pain-type-undocumented"));
+    assert_null(strstr(np + 1, "\"subtype\":\"finding-not-posted\"")); /* once */
     assert_non_null(strstr(text, "\"carrier\":\"fhir-flag\""));
     free(text);
 

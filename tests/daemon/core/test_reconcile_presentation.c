@@ -159,6 +159,25 @@ static void test_severity_filter(void **state)
     assert_string_equal(pw_rc_action_name(plan.v[0].action), "not-posted");
     pw_rc_plan_cleanup(&plan);
 
+    /* Audited once: its episode's marker row (outbox_plan writes it) makes it a silent KEEP; a
+     * postable finding of a marked episode is created for real. */
+    struct pw_flag_rec marker = active_flag(&f[0]);
+    marker.state = PW_FLAG_RESOLVED;
+    snprintf(marker.server_id, sizeof(marker.server_id), PW_RC_AUDIT_ONLY_PREFIX "k-info");
+    assert_true(pw_rc_audit_only_marker(&marker));
+    assert_false(pw_rc_audit_only_marker(&held));
+    assert_int_equal(pw_reconcile(f, 1, &marker, 1, &plan), 0);
+    assert_int_equal(plan.n, 1);
+    assert_int_equal(plan.v[0].action, PW_RC_KEEP);
+    pw_rc_plan_cleanup(&plan);
+    struct pw_finding now_posted =
+        completed("pain-type-undocumented", PW_SEV_INFO, "k-info", PW_SEV_INFO);
+    assert_int_equal(pw_reconcile(&now_posted, 1, &marker, 1, &plan), 0);
+    assert_int_equal(plan.n, 1);
+    assert_int_equal(plan.v[0].action, PW_RC_CREATE);
+    assert_null(plan.v[0].flag);
+    pw_rc_plan_cleanup(&plan);
+
     /* post_min_severity medium: low is audit-only too; info: everything is posted. */
     assert_true(
         completed("neuropathic-pain-no-adjuvant", PW_SEV_LOW, "k", PW_SEV_MEDIUM).audit_only);
