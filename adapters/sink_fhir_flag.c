@@ -3,8 +3,6 @@
  * The fhir-flag sink: a finding as a FHIR R4 Flag (identifier = episode key, category, code =
  * rule, priority and evidence extensions, a narrative with the numbers). Pure formatting.
  */
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +11,7 @@
 
 #include "painwatch/engine.h"
 #include "painwatch/err.h"
+#include "painwatch/finding_text.h"
 #include "painwatch/log.h"
 #include "painwatch/sink.h"
 #include "painwatch/timeline.h"
@@ -24,82 +23,12 @@
  */
 #pragma weak pw_rule_find
 
-#define EXT_PRIORITY  "http://hl7.org/fhir/StructureDefinition/flag-priority"
-#define EXT_DETAIL    "http://hl7.org/fhir/StructureDefinition/flag-detail"
-#define CS_PRIORITY   "http://terminology.hl7.org/CodeSystem/flag-priority-code"
+#define EXT_PRIORITY "http://hl7.org/fhir/StructureDefinition/flag-priority"
+#define EXT_DETAIL   "http://hl7.org/fhir/StructureDefinition/flag-detail"
+/* issue 21: the published system of the flag-priority extension (PN/PL/PM/PH) */
+#define CS_PRIORITY   "http://hl7.org/fhir/flag-priority-code"
 #define CS_CATEGORY   "http://terminology.hl7.org/CodeSystem/flag-category"
-#define XHTML_NS      "http://www.w3.org/1999/xhtml"
-#define NARRATIVE_MAX (16u * 1024u)
-#define RESOLVED_PARA "<p>Resolved by painwatch at %s: the finding no longer holds.</p>"
-
-/* A bounded text buffer for the narrative: appends past the cap are cut, never overflow. */
-struct buf {
-    char *s;
-    size_t n;
-    size_t cap;
-};
-
-static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int k;
-
-    if (b->n + 1 >= b->cap) {
-        return;
-    }
-    va_start(ap, fmt);
-    k = vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
-    va_end(ap);
-    if (k > 0) {
-        b->n += (size_t)k < b->cap - b->n ? (size_t)k : b->cap - b->n - 1;
-    }
-}
-
-/* Append the @p n bytes at @p s as they are (cut at the cap, like put()). */
-static void put_n(struct buf *b, const char *s, size_t n)
-{
-    if (b->n + 1 >= b->cap) {
-        return;
-    }
-    if (n > b->cap - b->n - 1) {
-        n = b->cap - b->n - 1;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = '\0';
-}
-
-/* Append @p s with the five XML special characters escaped (plain runs copied whole). */
-static void put_esc(struct buf *b, const char *s)
-{
-    while (s && *s) {
-        size_t run = strcspn(s, "&<>\"'");
-        put_n(b, s, run);
-        s += run;
-        switch (*s) {
-        case '&':
-            put_n(b, "&amp;", 5);
-            break;
-        case '<':
-            put_n(b, "&lt;", 4);
-            break;
-        case '>':
-            put_n(b, "&gt;", 4);
-            break;
-        case '"':
-            put_n(b, "&quot;", 6);
-            break;
-        case '\'':
-            put_n(b, "&#39;", 5);
-            break;
-        default:
-            continue; /* the end of @p s */
-        }
-        s++;
-    }
-}
+#define RESOLVED_PARA "<p>Resolved by painwatch on %s (%s): the finding no longer holds.</p>"
 
 static void ref_string(const struct pw_ref *r, char *out, size_t cap)
 {
@@ -130,68 +59,6 @@ static void priority_of(enum pw_severity s, const char **code, const char **disp
     }
     *code = "PN";
     *display = "No alarm";
-}
-
-static const char *severity_word(enum pw_severity s)
-{
-    static const char *const words[] = {"info", "low", "medium", "high"};
-
-    return (size_t)s < sizeof(words) / sizeof(words[0]) ? words[s] : "?";
-}
-
-/* The narrative: what a clinician reads in the chart, with every number and the factor set. */
-static char *narrative(const struct pw_finding *f)
-{
-    struct buf b = {.s = malloc(NARRATIVE_MAX), .cap = NARRATIVE_MAX};
-    char when[32];
-
-    if (!b.s) {
-        return NULL;
-    }
-    b.s[0] = '\0';
-    put(&b, "<div xmlns=\"" XHTML_NS "\"><p><b>painwatch: ");
-    put_esc(&b, f->rule);
-    put(&b, "</b> (%s)</p><p>", severity_word(f->severity));
-    put_esc(&b, f->text[0] ? f->text : f->rule);
-    put(&b, "</p>");
-    if (f->n_numbers > 0) {
-        put(&b, "<ul>");
-        for (size_t i = 0; i < f->n_numbers && i < PW_NUMBERS_MAX; i++) {
-            put(&b, "<li>");
-            put_esc(&b, f->numbers[i].name);
-            if (isfinite(f->numbers[i].value)) {
-                put(&b, ": %.6g</li>", f->numbers[i].value);
-            } else {
-                put(&b, ": unknown</li>");
-            }
-        }
-        put(&b, "</ul>");
-    }
-    put(&b, "<p>MME factor set: ");
-    put_esc(&b, f->factor_set ? f->factor_set : "none");
-    if (f->since != PW_TIME_NONE) {
-        pw_fhir_instant(f->since, when);
-        put(&b, ". Since %s", when);
-    }
-    put(&b, ".</p>");
-    if (f->n_evidence > 0) {
-        put(&b, "<p>Evidence:");
-        for (size_t i = 0; i < f->n_evidence && i < PW_EVIDENCE_MAX; i++) {
-            char ref[PW_REF_MAX + 64];
-
-            ref_string(&f->evidence[i], ref, sizeof(ref));
-            put(&b, i ? ", " : " ");
-            put_esc(&b, ref);
-        }
-        put(&b, "</p>");
-    }
-    /* Keep room for the closing tag even when the body was cut. */
-    if (b.n + sizeof("</div>") > b.cap) {
-        b.n = b.cap - sizeof("</div>");
-    }
-    b.s[b.n] = '\0';
-    put(&b, "</div>");
-    return b.s;
 }
 
 static json_t *coding(const char *system, const char *code, const char *display)
@@ -226,6 +93,18 @@ static json_t *extensions(const struct pw_finding *f)
     return ext;
 }
 
+/* Flag.code.text, what banners show: the summary (<= 140 characters), else the rule's title. */
+static const char *banner_text(const struct pw_finding *f, const struct pw_rule *rule)
+{
+    if (f->summary[0]) {
+        return f->summary;
+    }
+    if (rule && rule->title) {
+        return rule->title;
+    }
+    return f->text[0] && strlen(f->text) < PW_SUMMARY_MAX ? f->text : f->rule;
+}
+
 static int flag_format(const struct pw_sink *sink, const struct pw_finding *f, json_t **out)
 {
     const char *cat;
@@ -243,7 +122,7 @@ static int flag_format(const struct pw_sink *sink, const struct pw_finding *f, j
         pw_log_warn(SINK, "rule %s: category '%s' is not drug|clinical, using clinical", f->rule,
                     f->category ? f->category : "");
     }
-    div = narrative(f);
+    div = pw_finding_narrative(f);
     if (!div) {
         return PW_ENOMEM;
     }
@@ -251,15 +130,15 @@ static int flag_format(const struct pw_sink *sink, const struct pw_finding *f, j
     if (author && sink->author_display) {
         json_object_set_new(author, "display", json_string(sink->author_display));
     }
-    flag = json_pack(
-        "{s:s, s:{s:s, s:s}, s:o, s:[{s:s, s:s}], s:s, s:[{s:[o]}],"
-        " s:{s:[o], s:s}, s:{s:s}, s:o}",
-        "resourceType", "Flag", "text", "status", "generated", "div", div, "extension",
-        extensions(f), "identifier", "system", sink->identifier_system, "value", f->key, "status",
-        "active", "category", "coding",
-        coding(CS_CATEGORY, cat, strcmp(cat, "drug") == 0 ? "Drug" : "Clinical"), "code", "coding",
-        coding(sink->code_system, f->rule, rule ? rule->title : NULL), "text",
-        f->text[0] ? f->text : f->rule, "subject", "reference", f->patient, "author", author);
+    flag =
+        json_pack("{s:s, s:{s:s, s:s}, s:o, s:[{s:s, s:s}], s:s, s:[{s:[o]}],"
+                  " s:{s:[o], s:s}, s:{s:s}, s:o}",
+                  "resourceType", "Flag", "text", "status", "generated", "div", div, "extension",
+                  extensions(f), "identifier", "system", sink->identifier_system, "value", f->key,
+                  "status", "active", "category", "coding",
+                  coding(CS_CATEGORY, cat, strcmp(cat, "drug") == 0 ? "Drug" : "Clinical"), "code",
+                  "coding", coding(sink->code_system, f->rule, rule ? rule->title : NULL), "text",
+                  banner_text(f, rule), "subject", "reference", f->patient, "author", author);
     free(div);
     if (!flag) {
         return PW_ENOMEM;
@@ -268,13 +147,18 @@ static int flag_format(const struct pw_sink *sink, const struct pw_finding *f, j
         pw_fhir_instant(f->since, start);
         json_object_set_new(flag, "period", json_pack("{s:s}", "start", start));
     }
+    if (f->encounter[0]) { /* issue 21: an inpatient or emergency encounter in progress */
+        json_object_set_new(flag, "encounter", json_pack("{s:s}", "reference", f->encounter));
+    }
     *out = flag;
     return 0;
 }
 
 /* The resolved narrative: the created one plus a closing line saying when and why. */
-static int resolved_div(json_t *flag, const char *when)
+static int resolved_div(json_t *flag, int64_t at)
 {
+    char when[40];
+    const char *zone = pw_timezone_name();
     json_t *text = json_object_get(flag, "text");
     const char *div = json_string_value(json_object_get(text, "div"));
     size_t len;
@@ -284,12 +168,13 @@ static int resolved_div(json_t *flag, const char *when)
     if (!div || (len = strlen(div)) < 6 || strcmp(div + len - 6, "</div>") != 0) {
         return 0; /* not ours to edit: leave it */
     }
-    s = malloc(len + sizeof(RESOLVED_PARA) + 32);
+    pw_local_time(when, at, PW_TIME_NONE);
+    s = malloc(len + sizeof(RESOLVED_PARA) + sizeof(when) + strlen(zone));
     if (!s) {
         return PW_ENOMEM;
     }
     memcpy(s, div, len - 6);
-    sprintf(s + len - 6, RESOLVED_PARA "</div>", when);
+    sprintf(s + len - 6, RESOLVED_PARA "</div>", when, zone);
     err = json_object_set_new(text, "div", json_string(s)) ? PW_ENOMEM : 0;
     free(s);
     return err;
@@ -331,7 +216,7 @@ static int flag_update(const struct pw_sink *sink, const json_t *created, enum p
             err = json_object_set_new(period, "end", json_string(end));
         }
         if (!err) {
-            err = resolved_div(flag, end);
+            err = resolved_div(flag, at);
         }
     } else {
         err = json_object_set_new(flag, "status", json_string("active"));

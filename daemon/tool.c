@@ -22,6 +22,7 @@ static const struct {
     {"jwks", pw_cmd_jwks, "print the public JWK Set to register with the EHR"},
     {"backup", pw_cmd_backup, "copy the store and the audit trail, consistently, while running"},
     {"writes", pw_cmd_writes, "writes pause|resume|status: the kill switch of EHR writes"},
+    {"codesystem", pw_cmd_codesystem, "print the rule CodeSystem (FHIR R4) to load into the EHR"},
 };
 
 static void usage(FILE *out)

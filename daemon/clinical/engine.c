@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "painwatch/err.h"
+#include "painwatch/finding_text.h"
 #include "painwatch/hex.h"
 #include "painwatch/log.h"
 
@@ -34,6 +35,7 @@ struct pw_engine {
     const char *factor_set; /* a static name, or factor_buf */
     char factor_buf[32];
     enum pw_scope scope;
+    enum pw_severity post_min; /* issue 21: findings below it go to the audit trail only */
 };
 
 /* Known factor sets map to static strings, so findings stay valid after the engine is freed. */
@@ -67,6 +69,7 @@ int pw_engine_new(struct pw_engine **out, const char *factor_set)
     if (!e) {
         return PW_ENOMEM;
     }
+    e->post_min = PW_SEV_LOW; /* issue 21: info findings go to the audit trail only */
     size_t total = 0;
     for (size_t i = 0; i < N_RULES; i++) {
         e->enabled[i] = true;
@@ -238,6 +241,9 @@ int pw_engine_eval(const struct pw_engine *engine, const struct pw_timeline *tl,
         if (!err) {
             err = finish_findings(engine, r, tl, out, first);
         }
+        for (size_t k = first; !err && k < out->n; k++) {
+            pw_finding_complete(&out->v[k], r, tl, now, engine->post_min); /* issue 21 */
+        }
         if (err) {
             /* A failing rule must not hide the others: drop its partial output, log, go on. */
             out->n = first;
@@ -293,6 +299,11 @@ int pw_scope_parse(const char *name, enum pw_scope *out)
 void pw_engine_set_scope(struct pw_engine *engine, enum pw_scope scope)
 {
     engine->scope = scope;
+}
+
+void pw_engine_set_post_min(struct pw_engine *engine, enum pw_severity min)
+{
+    engine->post_min = min;
 }
 
 /* An active context event of @p kind at @p now (started, not ended). */

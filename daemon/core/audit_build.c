@@ -181,13 +181,20 @@ static const char *severity_name(enum pw_severity s)
 int pw_audit_finding(struct pw_audit *a, const char *subtype, const struct pw_finding *f,
                      const char *correlation)
 {
+    return pw_audit_finding_via(a, subtype, f, correlation, NULL);
+}
+
+int pw_audit_finding_via(struct pw_audit *a, const char *subtype, const struct pw_finding *f,
+                         const char *correlation, const char *carrier)
+{
     json_t *rec;
     json_t *ent;
     json_t *pw;
     json_t *nums;
 
     if (!subtype || !f || !f->rule ||
-        (strcmp(subtype, "finding-raised") != 0 && strcmp(subtype, "finding-resolved") != 0)) {
+        (strcmp(subtype, "finding-raised") != 0 && strcmp(subtype, "finding-resolved") != 0 &&
+         strcmp(subtype, "finding-not-posted") != 0)) {
         return PW_EINVAL;
     }
     rec = record_new("painwatch", subtype, 'E', PW_AUDIT_SUCCESS, NULL);
@@ -233,6 +240,10 @@ int pw_audit_finding(struct pw_audit *a, const char *subtype, const struct pw_fi
         }
     }
     json_object_set_new(pw, "numbers", nums);
+    /* issue 21: what carried the finding ("fhir-flag", "file", ...; "audit-only": nothing) */
+    set_str(pw, "carrier", carrier);
+    set_str(pw, "summary", f->summary[0] ? f->summary : NULL);
+    set_str(pw, "encounter", f->encounter[0] ? f->encounter : NULL);
     return pw_audit_append_new(a, rec);
 }
 

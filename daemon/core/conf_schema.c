@@ -17,6 +17,7 @@
 #include "painwatch/defaults.h"
 #include "painwatch/engine.h"
 #include "painwatch/limits.h"
+#include "painwatch/localtime.h"
 #include "painwatch/rule.h"
 #include "painwatch/sink.h"
 #include "painwatch/source.h"
@@ -398,6 +399,23 @@ static json_t *rule_section(struct pw_conf_ctx *ctx, const struct pw_rule *rule,
     return eff;
 }
 
+/* issue 21: `timezone`, an IANA zone name the C library's tz database holds. */
+static const char *const post_severities[] = {"info", "low", "medium", "high", NULL};
+
+static json_t *convert_timezone(struct pw_conf_ctx *ctx, const json_t *raw, const char *path)
+{
+    if (!raw || json_is_null(raw)) {
+        return json_null();
+    }
+    if (!json_is_string(raw) || !pw_timezone_valid(json_string_value(raw))) {
+        pw_conf_error(ctx, path,
+                      "expected an IANA time zone name of the system's tz database "
+                      "(e.g. Europe/Berlin)");
+        return NULL;
+    }
+    return json_string(json_string_value(raw));
+}
+
 static json_t *convert_rules(struct pw_conf_ctx *ctx, const json_t *raw, const char *path)
 {
     size_t n = 0;
@@ -775,6 +793,26 @@ const struct pw_conf_field pw_conf_schema[] = {
      .max = HOUR,
      FILL(struct pw_conf_daemon, startup_timeout_ms),
      .help = "READY waits this long for every server's /metadata, then names those down"},
+    /* issue 21 */
+    {.name = "timezone",
+     .type = PW_CONF_JSON,
+     .convert = convert_timezone,
+     FILL(struct pw_conf_daemon, timezone),
+     .help = "IANA zone of the times in Flag narratives and texts (\"Europe/Berlin\"); unset: "
+             "the system's zone"},
+    {.name = "rule_code_system",
+     .type = PW_CONF_STRING,
+     .def = PW_FLAG_CODE_SYSTEM,
+     FILL(struct pw_conf_daemon, rule_code_system),
+     .help = "canonical URL of the rule CodeSystem (Flag.code.coding.system; `painwatch "
+             "codesystem` prints the CodeSystem resource to load into the EHR's terminology)"},
+    {.name = "post_min_severity",
+     .type = PW_CONF_ENUM,
+     .def = "low",
+     .allowed = post_severities,
+     FILL(struct pw_conf_daemon, post_min_severity),
+     .help = "findings of this severity and above are posted (Flags); those below go only to "
+             "the audit trail and reports (info|low|medium|high)"},
     {0},
 };
 

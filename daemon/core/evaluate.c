@@ -135,6 +135,12 @@ int pw_evaluator_engine_new(struct pw_engine **out, const struct pw_conf_daemon 
         return rc;
     }
     pw_engine_set_scope(engine, sc);
+    /* issue 21: timezone and post_min_severity, the same for the daemon, check and the tools */
+    if (cd && pw_conf_apply_presentation(cd, engine) < 0) {
+        snprintf(err, err_cap, "%s", "timezone or post_min_severity refused");
+        pw_engine_free(engine);
+        return PW_ECONFIG;
+    }
     *out = engine;
     return 0;
 }
@@ -383,6 +389,22 @@ bool pw_rc_item_record(const struct pw_rc_item *it, int64_t now, struct pw_flag_
         *out = *it->flag;
         out->state = it->action == PW_RC_RESOLVE ? PW_FLAG_RESOLVED : PW_FLAG_ACTIVE;
         out->updated = now;
+        return true;
+    case PW_RC_NOT_POSTED:
+        if (it->flag) {
+            break; /* audited once already: the marker stays */
+        }
+        /* Issue 21: the episode of an audit-only finding is remembered as audited, with no
+         * Flag: a resolved record whose server id is the audit-only marker. */
+        memset(out, 0, sizeof(*out));
+        out->state = PW_FLAG_RESOLVED;
+        out->since = it->finding->since;
+        out->updated = now;
+        snprintf(out->key, sizeof(out->key), "%s", it->finding->key);
+        snprintf(out->patient, sizeof(out->patient), "%s", it->finding->patient);
+        snprintf(out->rule, sizeof(out->rule), "%s", it->finding->rule);
+        snprintf(out->server_id, sizeof(out->server_id), PW_RC_AUDIT_ONLY_PREFIX "%.*s",
+                 (int)(sizeof(out->server_id) - sizeof(PW_RC_AUDIT_ONLY_PREFIX)), it->finding->key);
         return true;
     case PW_RC_KEEP:
     case PW_RC_SUPPRESSED:

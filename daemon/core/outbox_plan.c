@@ -73,6 +73,14 @@ static int plan_create(struct pw_store *st, const struct pw_sink *sink, const st
     return err;
 }
 
+/* Issue 21: remember that an audit-only finding's episode was audited (no Flag, no outbox row). */
+static int plan_audit_only(struct pw_store *st, const struct pw_rc_item *it, int64_t now)
+{
+    struct pw_flag_rec rec;
+
+    return pw_rc_item_record(it, now, &rec) ? pw_store_flag_put(st, &rec) : 0;
+}
+
 /* RESOLVE and REACTIVATE: an update of the Flag as created. */
 static int plan_update(struct pw_store *st, const struct pw_sink *sink, const struct pw_rc_item *it,
                        enum pw_outbox_op op, int64_t now)
@@ -152,6 +160,9 @@ int pw_outbox_plan(struct pw_store *st, const struct pw_sink *sink, const char *
             break;
         case PW_RC_REACTIVATE:
             err = plan_update(st, sink, it, PW_OUTBOX_REACTIVATE, now);
+            break;
+        case PW_RC_NOT_POSTED: /* issue 21: audit-only, nothing written to the sink */
+            err = plan_audit_only(st, it, now);
             break;
         case PW_RC_KEEP:
         case PW_RC_SUPPRESSED:

@@ -347,9 +347,14 @@ static int audit_plan(struct pw_pipeline *p, const struct pw_rc_plan *plan)
         case PW_RC_CREATE:
         case PW_RC_REACTIVATE:
             pw_metric_inc(PW_M_FINDINGS, it->finding->rule, NULL);
-            rc = p->conf.audit
-                     ? pw_audit_finding(p->conf.audit, "finding-raised", it->finding, NULL)
-                     : 0;
+            rc = p->conf.audit ? pw_audit_finding_via(p->conf.audit, "finding-raised", it->finding,
+                                                      NULL, p->conf.sink->ops->adapter.name)
+                               : 0;
+            break;
+        case PW_RC_NOT_POSTED: /* issue 21: audit trail (and reports) only */
+            rc = p->conf.audit ? pw_audit_finding_via(p->conf.audit, "finding-not-posted",
+                                                      it->finding, NULL, "audit-only")
+                               : 0;
             break;
         case PW_RC_RESOLVE:
             rc = audit_episode(p, "finding-resolved",
@@ -429,7 +434,8 @@ int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int
         p->stats.patients_evaluated++;
         p->stats.findings += findings.n;
         for (size_t k = 0; k < plan.n; k++) {
-            if (plan.v[k].action != PW_RC_KEEP && plan.v[k].action != PW_RC_SUPPRESSED) {
+            if (plan.v[k].action != PW_RC_KEEP && plan.v[k].action != PW_RC_SUPPRESSED &&
+                plan.v[k].action != PW_RC_NOT_POSTED) {
                 p->stats.flags_planned++;
             }
         }

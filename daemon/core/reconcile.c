@@ -13,7 +13,7 @@
 static const char *const action_names[] = {
     [PW_RC_CREATE] = "create",         [PW_RC_KEEP] = "keep",
     [PW_RC_RESOLVE] = "resolve",       [PW_RC_REACTIVATE] = "reactivate",
-    [PW_RC_SUPPRESSED] = "suppressed",
+    [PW_RC_SUPPRESSED] = "suppressed", [PW_RC_NOT_POSTED] = "not-posted",
 };
 
 const char *pw_rc_action_name(enum pw_rc_action a)
@@ -39,6 +39,12 @@ static int push(struct pw_rc_plan *plan, enum pw_rc_action a, const struct pw_fi
     return 0;
 }
 
+bool pw_rc_audit_only_marker(const struct pw_flag_rec *flag)
+{
+    return flag && strncmp(flag->server_id, PW_RC_AUDIT_ONLY_PREFIX,
+                           sizeof(PW_RC_AUDIT_ONLY_PREFIX) - 1) == 0;
+}
+
 static const struct pw_flag_rec *find_flag(const struct pw_flag_rec *flags, size_t n,
                                            const char *key)
 {
@@ -50,10 +56,10 @@ static const struct pw_flag_rec *find_flag(const struct pw_flag_rec *flags, size
     return NULL;
 }
 
-static bool has_finding(const struct pw_finding *f, size_t n, const char *key)
+static bool has_finding(const struct pw_finding *f, size_t n, const char *key, bool posted_only)
 {
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(f[i].key, key) == 0) {
+        if (strcmp(f[i].key, key) == 0 && !(posted_only && f[i].audit_only)) {
             return true;
         }
     }
@@ -87,14 +93,24 @@ int pw_reconcile(const struct pw_finding *findings, size_t n_findings,
         const struct pw_finding *f = &findings[i];
         const struct pw_flag_rec *flag;
 
-        if (has_finding(findings, i, f->key)) {
+        if (has_finding(findings, i, f->key, false)) {
             continue; /* the same episode twice: planned once */
         }
         flag = find_flag(flags, n_flags, f->key);
+        if (f->audit_only) {
+            /* issue 21: audited once (no row yet, or its Flag is resolved now), then silent */
+            bool once = !flag || flag->state == PW_FLAG_ACTIVE;
+            err = push(out, once ? PW_RC_NOT_POSTED : PW_RC_KEEP, f, flag);
+            continue;
+        }
+        if (pw_rc_audit_only_marker(flag)) {
+            flag = NULL; /* only audited so far: now the Flag is created */
+        }
         err = push(out, action_for(flag), f, flag);
     }
     for (size_t i = 0; i < n_flags && !err; i++) {
-        if (flags[i].state == PW_FLAG_ACTIVE && !has_finding(findings, n_findings, flags[i].key)) {
+        if (flags[i].state == PW_FLAG_ACTIVE &&
+            !has_finding(findings, n_findings, flags[i].key, true)) {
             err = push(out, PW_RC_RESOLVE, NULL, &flags[i]);
         }
     }

@@ -19,9 +19,22 @@ enum pw_rc_action {
     PW_RC_REACTIVATE, /* an episode painwatch resolved is back (same key): set it active again */
     PW_RC_SUPPRESSED, /* a clinician set this episode's Flag inactive or entered-in-error:
                          it stays so, nothing is written (the audit trail says so) */
+    PW_RC_NOT_POSTED, /* issue 21: an audit-only finding (below post_min_severity, or an
+                         encounter-bound one whose encounter ended): recorded in the audit trail,
+                         never written; a Flag painwatch holds active for it is resolved */
 };
 
-/** "create", "keep", "resolve", "reactivate", "suppressed". */
+/*
+ * Issue 21: the flag-map row recording that an audit-only finding's episode was audited (no Flag
+ * exists for it): state resolved, server_id starting with this prefix. Its episode is audited once,
+ * not at every re-evaluation; when the finding becomes postable it is created for real.
+ */
+#define PW_RC_AUDIT_ONLY_PREFIX "audit-only-"
+
+/** True when @p flag is such a row (NULL: false). */
+bool pw_rc_audit_only_marker(const struct pw_flag_rec *flag);
+
+/** "create", "keep", "resolve", "reactivate", "suppressed", "not-posted". */
 const char *pw_rc_action_name(enum pw_rc_action a);
 
 /** One decision. Both pointers are borrowed from the inputs of pw_reconcile(). */
@@ -45,6 +58,9 @@ void pw_rc_plan_cleanup(struct pw_rc_plan *plan);
  * Findings come first in their order, then resolutions in flag order, so the plan is
  * deterministic. A key that appears twice among the findings is planned once.
  * An episode change (same rule, new key) is a CREATE of the new key plus a RESOLVE of the old.
+ * An audit-only finding (finding.audit_only) counts as absent for the flags: the active Flag of
+ * its episode is resolved. It is a NOT_POSTED item when its episode has no row yet or an active
+ * Flag (to be audited once), a KEEP otherwise (issue 21).
  * @return 0 or PW_ENOMEM (the plan is then emptied).
  */
 int pw_reconcile(const struct pw_finding *findings, size_t n_findings,

@@ -102,7 +102,8 @@ int pw_sink_new(struct pw_sink **out, const char *name, const struct pw_sink_con
     return 0;
 }
 
-int pw_sink_from_conf(struct pw_sink **out, const json_t *section, const char *type)
+int pw_sink_from_conf(struct pw_sink **out, const json_t *section, const char *type,
+                      const char *code_system)
 {
     struct pw_sink_conf sc = {0};
 
@@ -111,6 +112,7 @@ int pw_sink_from_conf(struct pw_sink **out, const json_t *section, const char *t
         return PW_ECONFIG;
     }
     sc.section = section;
+    sc.code_system = code_system; /* issue 21: the top-level rule_code_system */
     return pw_sink_new(out, type, &sc);
 }
 

@@ -166,7 +166,8 @@ int pw_store_open(struct pw_store **out, const struct pw_store_opts *opts)
     }
     st->staging = opts->stage_always && st->ops->stage_resource;
     if (st->ops->merge_policy && !opts->read_only) {
-        st->ops->merge_policy(st, &st->merge_at, &st->merge_chunk); /* a big store merges at its size */
+        st->ops->merge_policy(st, &st->merge_at,
+                              &st->merge_chunk); /* a big store merges at its size */
     }
     *out = st;
     return 0;

@@ -285,6 +285,14 @@ int pw_audit_fhir_interaction(struct pw_audit *a, const struct pw_audit_fhir *ix
 int pw_audit_finding(struct pw_audit *a, const char *subtype, const struct pw_finding *f,
                      const char *correlation);
 
+/**
+ * Issue 21: pw_audit_finding() that also records what carried the finding (@p carrier: the sink
+ * name, "audit-only" for a finding not posted, NULL: not recorded) and its summary and encounter.
+ * @p subtype may also be "finding-not-posted".
+ */
+int pw_audit_finding_via(struct pw_audit *a, const char *subtype, const struct pw_finding *f,
+                         const char *correlation, const char *carrier);
+
 /** The fate of one Flag write. Strings are borrowed for the call. */
 struct pw_audit_flag {
     const char *subtype;     /* "flag-delivered" | "flag-rejected" | "flag-dead-lettered" */

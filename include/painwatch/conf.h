@@ -328,6 +328,10 @@ struct pw_conf_daemon {
     const char *mme_route_factors_file;
     const char *dose_limits_file;
     const char *scope; /* issue 17: problem-list | cohort */
+    /* issue 21 */
+    const json_t *timezone;        /* IANA zone name (string) or null: the system's zone */
+    const char *post_min_severity; /* info | low | medium | high: posted from this one up */
+    const char *rule_code_system;  /* canonical URL of the rule CodeSystem */
 };
 
 /** The top-level table (for documentation tools and tests). */
@@ -343,5 +347,13 @@ int pw_conf_check_audit_key(const struct pw_conf_daemon *cd, char *why, size_t c
 
 /** The typed view of @p conf. Borrowed: valid until pw_conf_free(). */
 const struct pw_conf_daemon *pw_conf_daemon(const struct pw_conf *conf);
+
+/**
+ * Issue 21: apply the presentation keys of @p cd: `timezone` becomes the process's local zone
+ * (pw_timezone_set), `post_min_severity` the engine's posting threshold. Used by the daemon and
+ * `painwatch check`. @return 0 or PW_ECONFIG (logged, naming the key).
+ */
+struct pw_engine;
+int pw_conf_apply_presentation(const struct pw_conf_daemon *cd, struct pw_engine *engine);
 
 #endif

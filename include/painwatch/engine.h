@@ -63,6 +63,9 @@ int pw_scope_parse(const char *name, enum pw_scope *out);
 /** Set the population scope (the engine's default is PW_SCOPE_COHORT). */
 void pw_engine_set_scope(struct pw_engine *engine, enum pw_scope scope);
 
+/** Issue 21: findings below @p min are audit-only (config post_min_severity; default low). */
+void pw_engine_set_post_min(struct pw_engine *engine, enum pw_severity min);
+
 /** Whether @p tl is in the engine's scope at @p now. */
 bool pw_engine_in_scope(const struct pw_engine *engine, const struct pw_timeline *tl, int64_t now);
 

@@ -146,7 +146,9 @@ int pw_episodes_reconcile(struct pw_flag_list *flags, const struct pw_finding *f
  * The episode record after one decision of a plan at @p now (s), as the daemon's flag map keeps
  * it: CREATE -> a new ACTIVE record of the finding (key, patient, rule, since); RESOLVE ->
  * @p it->flag as RESOLVED; REACTIVATE -> as ACTIVE; @p out->updated = @p now. KEEP and
- * SUPPRESSED: a copy of @p it->flag. @p out->resource is NULL for CREATE, else borrowed from
+ * SUPPRESSED: a copy of @p it->flag. NOT_POSTED (issue 21) without a record -> the audit-only
+ * marker (RESOLVED, server id PW_RC_AUDIT_ONLY_PREFIX + key); with one -> a copy. @p out->resource
+ * is NULL for CREATE, else borrowed from
  * @p it->flag (do not free it). @return true when the record changed (something to write).
  */
 bool pw_rc_item_record(const struct pw_rc_item *it, int64_t now, struct pw_flag_rec *out);

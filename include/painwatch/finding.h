@@ -3,6 +3,7 @@
 #ifndef PAINWATCH_FINDING_H
 #define PAINWATCH_FINDING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,9 @@ const char *pw_severity_name(enum pw_severity s);
 #define PW_KEY_MAX       65 /* episode key: 64 hex chars + NUL */
 #define PW_NUMBERS_MAX   8
 #define PW_SITUATION_MAX 256
+/* issue 21: the banner summary (Flag.code.text, CDS card summary): 140 characters + NUL */
+#define PW_SUMMARY_MAX       141
+#define PW_EVIDENCE_TEXT_MAX 112
 
 /** A named number that justified a finding (goes to the audit trail and the Flag narrative). */
 struct pw_number {
@@ -51,6 +55,13 @@ struct pw_finding {
     struct pw_number numbers[PW_NUMBERS_MAX];
     size_t n_numbers;
     const char *factor_set; /* "cdc2022", ... (static) */
+    /* issue 21 (appended; filled by pw_finding_complete(), finding_text.h) */
+    char summary[PW_SUMMARY_MAX]; /* what, with the key number; <= 140 characters */
+    /* evidence[i] in words ("oxycodone ER 20 mg q12h, ordered 5 Dec 15:14"), "" unknown */
+    char evidence_text[PW_EVIDENCE_MAX][PW_EVIDENCE_TEXT_MAX];
+    char encounter[PW_REF_MAX]; /* inpatient/emergency encounter in progress, "" none */
+    bool encounter_bound;       /* the rule's findings only hold during such an encounter */
+    bool audit_only; /* not written to a sink (severity setting, encounter ended): audit only */
 };
 
 /** A growable list of findings. Zero-initialise, then push; free with pw_findings_cleanup(). */

@@ -123,10 +123,11 @@ int pw_sink_new(struct pw_sink **out, const char *name, const struct pw_sink_con
 /**
  * The configured sink from the effective `sink` section (pw_conf_daemon()->sink.section): the
  * kind's keys and the adapter's, generically. @p type overrides the section's "type" (shadow
- * mode writes to "file" whatever the section says); NULL: the section's. Same contract as
- * pw_sink_new().
+ * mode writes to "file" whatever the section says); NULL: the section's; @p code_system:
+ * Flag.code.coding.system (NULL: the default). Same contract as pw_sink_new().
  */
-int pw_sink_from_conf(struct pw_sink **out, const json_t *section, const char *type);
+int pw_sink_from_conf(struct pw_sink **out, const json_t *section, const char *type,
+                      const char *code_system);
 void pw_sink_free(struct pw_sink *sink);
 
 /** The classification every FHIR sink uses: 2xx / 408,429,5xx,transport / other 4xx. */

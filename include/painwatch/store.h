@@ -27,8 +27,8 @@ struct pw_store_opts {
     /* The store's config object (pw_conf_daemon()->store.section): "type" and the backend's keys
      * (its config_map, e.g. SQLite's "path"). NULL: none. Borrowed for pw_store_open(). */
     const json_t *section;
-    int schema_max; /* stop migrations at this version (tests of migrations); 0 = latest */
-    bool read_only; /* `painwatch outbox list` on a live daemon's store */
+    int schema_max;    /* stop migrations at this version (tests of migrations); 0 = latest */
+    bool read_only;    /* `painwatch outbox list` on a live daemon's store */
     bool stage_always; /* tests: stage every ingested resource (else the backend's policy) */
 };
 

@@ -137,7 +137,7 @@ static void test_built_by_core(void **state)
     snprintf(path, sizeof(path), "%s/state", dir);
     assert_int_equal(mkdir(path, 0700), 0);
     assert_int_equal(load("  label: ward-4\n  max_lines: 1\n", &conf), 0);
-    assert_int_equal(pw_sink_from_conf(&sink, pw_conf_daemon(conf)->sink.section, NULL), 0);
+    assert_int_equal(pw_sink_from_conf(&sink, pw_conf_daemon(conf)->sink.section, NULL, NULL), 0);
     pw_conf_free(conf); /* the sink keeps what it borrows */
     assert_ptr_equal(sink->ops, &pw_sink_memo);
     assert_string_equal(sink->author, "Device/painwatch"); /* the kind's keys still apply */

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "painwatch/err.h"
+#include "painwatch/localtime.h"
 #include "painwatch/sink.h"
 #include "painwatch/timeline.h"
 #include "support/pwtest.h"
@@ -105,6 +106,11 @@ static void test_flag_content(void **state)
     add_evidence(&f, &o2);
     add_number(&f, "baseline_mme_per_day", 90);
     add_number(&f, "diazepam_mg_per_day", 12.5);
+    /* issue 21: what the engine fills (pw_finding_complete) */
+    snprintf(f.summary, sizeof(f.summary), "Opioid (90 MME/day) and diazepam ordered together");
+    snprintf(f.evidence_text[0], sizeof(f.evidence_text[0]),
+             "oxycodone ER 20 mg q12h, ordered 5 Dec 15:14");
+    snprintf(f.encounter, sizeof(f.encounter), "Encounter/stay-1");
     assert_int_equal(sink->ops->format(sink, &f, &flag), 0);
 
     assert_string_equal(str(flag, "resourceType"), "Flag");
@@ -117,7 +123,9 @@ static void test_flag_content(void **state)
     assert_string_equal(str(flag, "category.0.coding.0.code"), "drug");
     assert_string_equal(str(flag, "code.coding.0.system"), PW_FLAG_CODE_SYSTEM);
     assert_string_equal(str(flag, "code.coding.0.code"), "opioid-benzo-coprescribed");
-    assert_string_equal(str(flag, "code.text"), f.text);
+    /* issue 21: the banner is the summary; the full text is in the narrative */
+    assert_string_equal(str(flag, "code.text"), f.summary);
+    assert_string_equal(str(flag, "encounter.reference"), "Encounter/stay-1");
     assert_string_equal(str(flag, "subject.reference"), "Patient/p-42");
     assert_string_equal(str(flag, "period.start"), "2026-01-01T00:00:00Z");
     assert_null(path(flag, "period.end"));
@@ -128,7 +136,7 @@ static void test_flag_content(void **state)
     assert_string_equal(str(flag, "extension.0.url"),
                         "http://hl7.org/fhir/StructureDefinition/flag-priority");
     assert_string_equal(str(flag, "extension.0.valueCodeableConcept.coding.0.system"),
-                        "http://terminology.hl7.org/CodeSystem/flag-priority-code");
+                        "http://hl7.org/fhir/flag-priority-code");
     assert_string_equal(str(flag, "extension.0.valueCodeableConcept.coding.0.code"), "PH");
     assert_string_equal(str(flag, "extension.1.url"),
                         "http://hl7.org/fhir/StructureDefinition/flag-detail");
@@ -143,10 +151,17 @@ static void test_flag_content(void **state)
     assert_non_null(
         strstr(div, "Opioid &lt;90 MME/day&gt; &amp; benzodiazepine &quot;together&quot;"));
     assert_null(strstr(div, "<90"));
-    assert_non_null(strstr(div, "baseline_mme_per_day: 90<"));
-    assert_non_null(strstr(div, "diazepam_mg_per_day: 12.5<"));
+    /* issue 21: figures under clinical names, evidence in words with the reference beside it,
+     * no internal names and no raw _history ids */
+    assert_non_null(strstr(div, "Baseline opioid (MME/day): 90<"));
+    assert_non_null(strstr(div, "Diazepam mg per day: 12.5<"));
+    assert_null(strstr(div, "_mme_per_day"));
+    assert_null(strstr(div, "_history"));
     assert_non_null(strstr(div, "cdc2022"));
-    assert_non_null(strstr(div, "MedicationRequest/mr-1/_history/3"));
+    assert_non_null(
+        strstr(div, "oxycodone ER 20 mg q12h, ordered 5 Dec 15:14 (MedicationRequest/mr-1)"));
+    assert_non_null(strstr(div, "<li>MedicationRequest/mr-2</li>"));
+    assert_non_null(strstr(div, "Times are local (UTC)"));
     assert_string_equal(div + strlen(div) - 6, "</div>");
     json_decref(flag);
     pw_sink_free(sink);
@@ -193,7 +208,8 @@ static void test_resolve_and_reactivate(void **state)
     assert_string_equal(str(resolved, "period.start"), "2026-01-01T00:00:00Z");
     assert_string_equal(str(resolved, "period.end"), "2026-01-01T01:00:00Z");
     assert_null(json_object_get(resolved, "id"));
-    assert_non_null(strstr(str(resolved, "text.div"), "Resolved by painwatch at 2026-01-01T01"));
+    assert_non_null(
+        strstr(str(resolved, "text.div"), "Resolved by painwatch on 1 Jan 2026 01:00 (UTC)"));
     assert_string_equal(str(resolved, "identifier.0.value"), f.key);
     /* The created Flag is left as it was. */
     assert_string_equal(str(created, "status"), "active");
@@ -318,6 +334,10 @@ static void test_write_samples_for_validator(void **state)
 
 int main(void)
 {
+    /* issue 21: narratives are in the configured zone; these expectations are in UTC */
+    if (pw_timezone_set("UTC") != 0) {
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flag_content),
         cmocka_unit_test(test_priority_from_severity),

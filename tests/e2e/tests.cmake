@@ -72,3 +72,6 @@ function(pw_e2e_daemon_test name file)
 endfunction()
 pw_e2e_daemon_test(e2e_daemon_crash daemon-crash.test.js)
 pw_e2e_daemon_test(e2e_daemon_ops daemon-ops.test.js)
+# Issue 21: Flag fidelity (priority system, summary, narrative, encounter, severity filter, audit
+# carrier) and the rule CodeSystem, validated by the reference server and the R4 JSON schema.
+pw_e2e_daemon_test(e2e_flag_fidelity flag-fidelity.test.js)

@@ -312,11 +312,12 @@ const char *pw_ru_time(char buf[static 32], int64_t t)
 {
     time_t tt = (time_t)t;
     struct tm tm;
-    if (!known_time(t) || !gmtime_r(&tt, &tm)) {
+    /* issue 21: local time in the configured timezone (pw_timezone_set), with its abbreviation */
+    if (!known_time(t) || !localtime_r(&tt, &tm)) {
         (void)snprintf(buf, 32, "unknown time");
         return buf;
     }
-    (void)strftime(buf, 32, "%Y-%m-%d %H:%M UTC", &tm);
+    (void)strftime(buf, 32, "%Y-%m-%d %H:%M %Z", &tm);
     return buf;
 }
 

@@ -145,7 +145,7 @@ void pw_ru_cat(char *buf, size_t size, const char *fmt, ...) __attribute__((form
 /** A number for clinicians: at most one decimal, no trailing ".0" ("4.2", "120"). */
 const char *pw_ru_num(char buf[static 32], double v);
 
-/** "2026-11-20 08:00 UTC". */
+/** "2026-11-20 08:00 UTC": local time in the configured timezone, with its abbreviation. */
 const char *pw_ru_time(char buf[static 32], int64_t t);
 
 /** Hours as text ("12 h", "1.5 h"), days past 72 h ("5 days"). */

@@ -260,6 +260,8 @@ static void page_then_cycle(struct fixture *fx)
 static void test_unsynced_type_turns_absence_rules_off(void **state)
 {
     struct fixture *fx = *state;
+    /* pain-type-undocumented is info, audit-only by default (issue 21): posted here */
+    pw_engine_set_post_min(fx->engine, PW_SEV_INFO);
 
     fx->synced =
         (struct pw_synced){.known = true, .synced = PW_RES_OBSERVATION | PW_RES_MEDICATION_REQUEST};
@@ -283,6 +285,8 @@ static void test_unsynced_type_turns_absence_rules_off(void **state)
 static void test_refused_type_turns_absence_rules_off(void **state)
 {
     struct fixture *fx = *state;
+    /* pain-type-undocumented is info, audit-only by default (issue 21): posted here */
+    pw_engine_set_post_min(fx->engine, PW_SEV_INFO);
     struct pw_sync_source cond = {
         .server = "ehr", .type = "Condition", .patient = "p1", .key = "ehr/Condition/Patient/p1"};
 
@@ -305,6 +309,8 @@ static void test_refused_type_turns_absence_rules_off(void **state)
 static void test_unread_type_turns_absence_rules_off(void **state)
 {
     struct fixture *fx = *state;
+    /* pain-type-undocumented is info, audit-only by default (issue 21): posted here */
+    pw_engine_set_post_min(fx->engine, PW_SEV_INFO);
     struct pw_sync_source cond = {
         .server = "ehr", .type = "Condition", .patient = "p1", .key = "ehr/Condition/Patient/p1"};
 
@@ -702,6 +708,52 @@ static void open_audit(struct fixture *fx, char *trail, size_t len)
     restart_with(fx, "cdc2022");
 }
 
+/*
+ * Issue 21: an info finding (pain-type-undocumented) is not posted by default (post_min_severity
+ * low): no outbox row, a "finding-not-posted" audit record carried by "audit-only"; the posted
+ * finding's record names the sink that carried it. With post_min info it is posted.
+ */
+static void test_info_finding_audit_only(void **state)
+{
+    struct fixture *fx = *state;
+    char trail[4096];
+
+    fx->synced = (struct pw_synced){.known = true, .synced = PW_RES_ALL};
+    open_audit(fx, trail, sizeof(trail));
+    page_then_cycle(fx);
+    assert_int_equal(rows_for(fx->store, "pain-type-undocumented"), 0);
+    assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), 1);
+    /* Re-evaluated unchanged: the episode is not audited again. */
+    clock_now_ms = fx->t0_ms + HOUR_MS + 60000;
+    assert_int_equal(pw_pipeline_evaluate_patient(fx->pipeline, "Patient/p1", clock_now_ms / 1000),
+                     0);
+    pw_audit_free(fx->audit);
+    fx->audit = NULL;
+    char *text = pwt_read_file(trail, NULL);
+    assert_non_null(text);
+    /* the one record (line) of the not-posted finding names its carrier */
+    const char *np = strstr(text, "\"subtype\":\"finding-not-posted\"");
+    assert_non_null(np);
+    const char *line = np;
+    while (line > text && line[-1] != '\n') {
+        line--;
+    }
+    const char *carrier = strstr(line, "\"carrier\":\"audit-only\"");
+    assert_true(carrier && carrier < np);
+    assert_non_null(strstr(line, "pain-type-undocumented"));
+    assert_null(strstr(np + 1, "\"subtype\":\"finding-not-posted\"")); /* once */
+    assert_non_null(strstr(text, "\"carrier\":\"fhir-flag\""));
+    free(text);
+
+    /* A site that posts info findings: the next evaluation creates its Flag. */
+    restart_with(fx, "cdc2022");
+    pw_engine_set_post_min(fx->engine, PW_SEV_INFO);
+    clock_now_ms = fx->t0_ms + 2 * HOUR_MS;
+    assert_int_equal(pw_pipeline_evaluate_patient(fx->pipeline, "Patient/p1", clock_now_ms / 1000),
+                     0);
+    assert_int_equal(rows_for(fx->store, "pain-type-undocumented"), 1);
+}
+
 /* Issue 18: a resource the sync engine skipped as unreadable leaves an audit record and a
  * data-quality event on its patient's timeline (the patient is due for evaluation). */
 static void test_unreadable_resource_audited_and_dq(void **state)
@@ -850,6 +902,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refused_type_turns_absence_rules_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unread_type_turns_absence_rules_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_info_finding_audit_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_batch_overflow_halves_the_batch, setup,
                                         teardown),
         BOTH(test_unreadable_resource_audited_and_dq),

@@ -16,6 +16,7 @@
 
 #include "painwatch/engine.h"
 #include "painwatch/fhir.h"
+#include "painwatch/finding_text.h"
 #include "painwatch/normalize.h"
 #include "painwatch/terminology.h"
 #include "support/pwtest.h"
@@ -241,6 +242,48 @@ static void check_keys_stable(struct runner *r, const char *where, const struct 
     }
 }
 
+/*
+ * Issue 21, over every case that fires: the rule's summary builder writes at most 140 characters
+ * (untruncated), with its key numbers known (never "unknown"); the narrative shows no internal
+ * number name and no raw _history id; every evidence reference is described in words.
+ */
+static void check_presentation(struct runner *r, const char *where, const struct patients *p,
+                               const struct pw_findings *got)
+{
+    for (size_t i = 0; i < got->n; i++) {
+        const struct pw_finding *f = &got->v[i];
+        const struct pw_timeline *tl = NULL;
+        for (size_t k = 0; k < p->n; k++) {
+            tl = strcmp(p->tl[k].patient, f->patient) == 0 ? &p->tl[k] : tl;
+        }
+        char full[512];
+        size_t len = pw_finding_summary(f, tl, full, sizeof(full));
+        if (len == 0 || len > 140) {
+            fail_case(r, where, "summary empty or longer than 140 characters", full);
+        }
+        if (strstr(full, "unknown") || strcmp(full, f->summary) != 0) {
+            fail_case(r, where, "summary has an unknown number or differs from the finding's",
+                      full);
+        }
+        char *div = pw_finding_narrative(f);
+        assert_non_null(div);
+        for (size_t n = 0; n < f->n_numbers; n++) {
+            if (strchr(f->numbers[n].name, '_') && strstr(div, f->numbers[n].name)) {
+                fail_case(r, where, "narrative shows an internal number name", f->numbers[n].name);
+            }
+        }
+        if (strstr(div, "_history")) {
+            fail_case(r, where, "narrative shows a raw _history id", NULL);
+        }
+        for (size_t n = 0; n < f->n_evidence; n++) {
+            if (!f->evidence_text[n][0]) {
+                fail_case(r, where, "evidence not described in words", f->evidence[n].id);
+            }
+        }
+        free(div);
+    }
+}
+
 static bool run_case(struct runner *r, const char *rule, const char *dir)
 {
     char path[1600];
@@ -292,12 +335,16 @@ static bool run_case(struct runner *r, const char *rule, const char *dir)
         dump(dir, &p, &got);
     }
     check_keys_stable(r, dir, &got, &later);
+    check_presentation(r, dir, &p, &got);
     if (getenv("PW_CASES_VERBOSE")) {
         /* For review: what the clinician would read for this case. */
         (void)fprintf(stderr, "%s\n", dir + strlen(pwt_src_path(CASES_DIR)) + 1);
         for (size_t i = 0; i < got.n; i++) {
-            (void)fprintf(stderr, "  [%s] %s\n", pw_severity_name(got.v[i].severity),
-                          got.v[i].text);
+            (void)fprintf(stderr, "  [%s] %s\n    summary: %s\n",
+                          pw_severity_name(got.v[i].severity), got.v[i].text, got.v[i].summary);
+            for (size_t k = 0; k < got.v[i].n_evidence; k++) {
+                (void)fprintf(stderr, "    evidence: %s\n", got.v[i].evidence_text[k]);
+            }
         }
     }
     bool fired = got.n > 0;
@@ -358,6 +405,9 @@ static void all_cases(void **state)
     const struct pw_rule *const *rules = pw_rules_all(&n_rules);
     for (size_t i = 0; i < n_rules; i++) {
         run_rule(&r, root, rules[i]->id);
+        if (!pw_rule_text_find(rules[i]->id)) { /* issue 21: summary, definition */
+            fail_case(&r, rules[i]->id, "rule has no presentation row (finding_text.c)", NULL);
+        }
     }
     struct dirent **names = NULL;
     int n = scandir(root, &names, NULL, by_name);
