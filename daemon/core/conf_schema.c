@@ -53,7 +53,9 @@ static const char *const secret_methods[] = {"basic", "post", NULL};
 static const char *const jws_algs[] = {"RS384", "ES384", NULL};
 static const char *const patient_params[] = {"patient", "subject", NULL};
 static const char *const cohort_types[] = {"list", "group", "server-wide", NULL};
-static const char *const sink_types[] = {"fhir-flag", "file", NULL};
+static const char *const sink_types[] = {"fhir-flag", "file", "detected-issue", "auto", NULL};
+static const char *const sink_targets[] = {"fhir-flag", "detected-issue", NULL};
+static const char *const di_closed_statuses[] = {"cancelled", "amended", "corrected", NULL};
 static const char *const store_types[] = {"sqlite", NULL};
 static const char *const factor_sets[] = {"cdc2022", "cdc2016", NULL};
 static const char *const scopes[] = {"problem-list", "cohort", NULL};
@@ -469,6 +471,41 @@ static json_t *convert_rules(struct pw_conf_ctx *ctx, const json_t *raw, const c
     return eff;
 }
 
+/* sink.rules (issue 21): {"<rule id>": "fhir-flag" | "detected-issue"}. */
+static json_t *convert_sink_rules(struct pw_conf_ctx *ctx, const json_t *raw, const char *path)
+{
+    size_t n = 0;
+    const struct pw_rule *const *rules = rule_catalog(&n);
+    json_t *eff = json_object();
+    const char *key;
+    const json_t *val;
+
+    if (!eff || (raw && !json_is_object(raw))) {
+        pw_conf_error(ctx, path, "expected a mapping of rule ids to fhir-flag | detected-issue");
+        json_decref(eff);
+        return NULL;
+    }
+    json_object_foreach(pw_conf_mut(raw), key, val)
+    {
+        char kpath[PW_CONF_PATH_MAX];
+        const char *v = json_string_value(val);
+        bool ok = false;
+
+        snprintf(kpath, sizeof(kpath), "%s.%s", path, key);
+        for (size_t i = 0; v && sink_targets[i]; i++) {
+            ok = ok || strcmp(v, sink_targets[i]) == 0;
+        }
+        if (rules && !find_rule(rules, n, key)) {
+            pw_conf_error_key(ctx, kpath, "no such rule (`painwatch config describe` lists them)");
+        } else if (!ok) {
+            pw_conf_error(ctx, kpath, "expected fhir-flag | detected-issue");
+        } else {
+            json_object_set_new(eff, key, json_string(v));
+        }
+    }
+    return eff;
+}
+
 /* ---- tables -------------------------------------------------------------------------------- */
 
 #define FILL(type, member) .offset = offsetof(type, member)
@@ -831,6 +868,18 @@ static const struct pw_conf_field sink_fields[] = {
      .def = "urn:painwatch:flag-episode",
      FILL(struct pw_conf_sink, identifier_system),
      .help = "Flag.identifier.system for episode keys"},
+    /* issue 21 */
+    {.name = "closed_status",
+     .type = PW_CONF_ENUM,
+     .def = "cancelled",
+     .allowed = di_closed_statuses,
+     FILL(struct pw_conf_sink, closed_status),
+     .help = "DetectedIssue.status when painwatch closes one (a dated mitigation entry says why)"},
+    {.name = "rules",
+     .type = PW_CONF_JSON,
+     .convert = convert_sink_rules,
+     FILL(struct pw_conf_sink, rules),
+     .help = "per-rule write target: <rule id>: fhir-flag | detected-issue (else sink.type's)"},
     {0},
 };
 

@@ -218,18 +218,25 @@ static void check_servers(struct run *r, const struct pw_conf_daemon *cd)
     uv_loop_close(&loop);
 }
 
+/* The sinks that write to the first server (issue 21: detected-issue, auto). */
+static bool remote_sink(const char *name)
+{
+    return strcmp(name, "fhir-flag") == 0 || strcmp(name, "detected-issue") == 0 ||
+           strcmp(name, "auto") == 0;
+}
+
 /* The sink painwatchd would build (daemon.c build_sink()), without creating its file. */
 static void check_sink(struct run *r, const struct pw_conf_daemon *cd)
 {
     const char *name = cd->shadow_mode ? "file" : cd->sink.type;
 
-    if (!name || (strcmp(name, "file") != 0 && strcmp(name, "fhir-flag") != 0)) {
+    if (!name || (strcmp(name, "file") != 0 && !remote_sink(name))) {
         say(r, true, "sink.type", "unknown sink '%s'", name ? name : "(none)");
     } else if (strcmp(name, "file") == 0 && (!cd->sink.file || !cd->sink.file[0])) {
         say(r, true, "sink.file", "required: %s writes Flags to this file",
             cd->shadow_mode ? "shadow mode" : "the file sink");
-    } else if (strcmp(name, "fhir-flag") == 0 && cd->n_servers == 0) {
-        say(r, true, "servers", "the fhir-flag sink writes to the first server: none is set");
+    } else if (strcmp(name, "file") != 0 && cd->n_servers == 0) {
+        say(r, true, "servers", "the %s sink writes to the first server: none is set", name);
     }
 }
 

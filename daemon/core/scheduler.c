@@ -1291,6 +1291,9 @@ static void on_capability(void *arg, int err, const struct pw_capability *cap)
     if (!err) {
         srv->health.capability_known = true;
         srv->health.conditional_create = cap->flag_conditional_create;
+        srv->health.flag_writable = pw_capability_writable(cap, "Flag", NULL);
+        srv->health.detected_issue_writable = pw_capability_writable(
+            cap, "DetectedIssue", &srv->health.detected_issue_conditional_create);
         capability_status(srv, cap);
         capability_context_types(srv, cap);
         err = pw_capability_check(cap, &srv->conf, &errors, &warnings);

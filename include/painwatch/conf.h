@@ -286,10 +286,13 @@ struct pw_conf_store {
 };
 
 struct pw_conf_sink {
-    const char *type; /* fhir-flag | file */
+    const char *type; /* fhir-flag | file | detected-issue | auto */
     const char *file;
     const char *flag_author;
     const char *identifier_system;
+    /* issue 21 */
+    const char *closed_status; /* DetectedIssue.status painwatch closes with */
+    const json_t *rules;       /* {"<rule id>": "fhir-flag" | "detected-issue"} */
 };
 
 struct pw_conf_outbox {

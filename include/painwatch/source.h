@@ -249,6 +249,13 @@ void pw_capability_cleanup(struct pw_capability *cap);
 bool pw_capability_has_param(const struct pw_capability *cap, const char *type, const char *param);
 
 /**
+ * True when @p type advertises both create and update (issue 21: the write targets);
+ * *@p conditional_create (may be NULL) says whether it advertises conditional create.
+ */
+bool pw_capability_writable(const struct pw_capability *cap, const char *type,
+                            bool *conditional_create);
+
+/**
  * Compare what @p conf relies on with @p cap. Errors (the configured search cannot work: type
  * not searchable, patient parameter missing) and warnings (an optional feature not advertised:
  * _lastUpdated, _sort, date, authoredon, code, Flag writes) are logged and counted.

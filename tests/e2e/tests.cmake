@@ -72,3 +72,6 @@ function(pw_e2e_daemon_test name file)
 endfunction()
 pw_e2e_daemon_test(e2e_daemon_crash daemon-crash.test.js)
 pw_e2e_daemon_test(e2e_daemon_ops daemon-ops.test.js)
+# issue 21: the detected-issue sink (write, idempotency, reconcile, clinician acknowledgement)
+# and `sink.type: auto` choosing by /metadata, against the reference server.
+pw_e2e_daemon_test(e2e_detected_issue detected-issue.test.js)
