@@ -73,8 +73,7 @@ static void bearer_cleanup(struct pw_auth *auth)
 }
 
 const struct pw_auth_ops pw_auth_bearer = {
-    .name = "bearer",
-    .ctx_size = sizeof(struct bearer),
+    .adapter = {.name = "bearer", .ctx_size = sizeof(struct bearer)},
     .init = bearer_init,
     .apply = pw_auth_bearer_apply,
     .refresh = NULL,

@@ -108,8 +108,7 @@ static void cs_cleanup(struct pw_auth *auth)
 }
 
 const struct pw_auth_ops pw_auth_client_secret = {
-    .name = "client-secret",
-    .ctx_size = sizeof(struct client_secret),
+    .adapter = {.name = "client-secret", .ctx_size = sizeof(struct client_secret)},
     .init = cs_init,
     .apply = pw_auth_bearer_apply,
     .refresh = cs_refresh,

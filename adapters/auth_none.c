@@ -21,8 +21,7 @@ static void none_invalidate(struct pw_auth *auth)
 }
 
 const struct pw_auth_ops pw_auth_none = {
-    .name = "none",
-    .ctx_size = 0,
+    .adapter = {.name = "none", .ctx_size = 0},
     .init = none_init,
     .apply = none_apply,
     .refresh = NULL,

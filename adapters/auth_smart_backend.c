@@ -295,8 +295,7 @@ static void smart_cleanup(struct pw_auth *auth)
 }
 
 const struct pw_auth_ops pw_auth_smart_backend = {
-    .name = "smart-backend",
-    .ctx_size = sizeof(struct smart),
+    .adapter = {.name = "smart-backend", .ctx_size = sizeof(struct smart)},
     .init = smart_init,
     .apply = pw_auth_bearer_apply,
     .refresh = smart_refresh,

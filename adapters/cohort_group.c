@@ -233,7 +233,7 @@ static void group_close(struct pw_cohort *c)
 }
 
 const struct pw_cohort_ops pw_cohort_group = {
-    .name = "group",
+    .adapter = {.name = "group"},
     .open = group_open,
     .refresh = group_refresh,
     .close = group_close,

@@ -204,7 +204,7 @@ static void list_close(struct pw_cohort *c)
 }
 
 const struct pw_cohort_ops pw_cohort_list = {
-    .name = "list",
+    .adapter = {.name = "list"},
     .open = list_open,
     .refresh = list_refresh,
     .close = list_close,

@@ -36,7 +36,7 @@ static int server_refresh(struct pw_cohort *c, const struct pw_cohort_env *env, 
 }
 
 const struct pw_cohort_ops pw_cohort_server = {
-    .name = "server",
+    .adapter = {.name = "server"},
     .open = server_open,
     .refresh = server_refresh,
     .close = NULL,

@@ -243,7 +243,9 @@ static enum pw_outcome di_classify(const struct pw_sink *sink, int err, long sta
 }
 
 const struct pw_sink_ops pw_sink_detected_issue = {
-    .name = "detected-issue",
+    .adapter = {.name = "detected-issue",
+                .help = "FHIR DetectedIssue resources (implicated orders, severity, mitigation) "
+                        "created and closed on the server"},
     .remote = true,
     .format = di_format,
     .update = di_update,

@@ -18,6 +18,13 @@
 #include "painwatch/sink_fhir.h"
 #include "painwatch/timeline.h"
 
+/*
+ * Rule titles come from the engine's registry. A weak reference keeps the sink registry, and so
+ * the configuration schema that lists the sinks (conf_map.h), linkable without the engine, as
+ * conf_schema.c does with pw_rules_all; without the engine a Flag's code has no display.
+ */
+#pragma weak pw_rule_find
+
 #define EXT_PRIORITY  "http://hl7.org/fhir/StructureDefinition/flag-priority"
 #define EXT_DETAIL    "http://hl7.org/fhir/StructureDefinition/flag-detail"
 #define CS_PRIORITY   "http://terminology.hl7.org/CodeSystem/flag-priority-code"
@@ -208,7 +215,7 @@ static int flag_format(const struct pw_sink *sink, const struct pw_finding *f, j
     json_t *author;
     char *div;
     char start[32];
-    const struct pw_rule *rule = pw_rule_find(f->rule);
+    const struct pw_rule *rule = pw_rule_find ? pw_rule_find(f->rule) : NULL;
 
     if (!f->rule || !f->rule[0] || !f->key[0] || !f->patient[0]) {
         return PW_EINVAL;
@@ -324,7 +331,8 @@ static const char *flag_episode_status(const json_t *res)
 }
 
 const struct pw_sink_ops pw_sink_fhir_flag = {
-    .name = "fhir-flag",
+    .adapter = {.name = "fhir-flag",
+                .help = "FHIR Flag resources created, resolved and reactivated on the server"},
     .remote = true,
     .format = flag_format,
     .update = flag_update,

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,18 @@
 #include "painwatch/sink.h"
 
 struct file_ctx {
+    const char *path; /* config: file */
     int fd;
+};
+
+static const struct pw_conf_field file_map[] = {
+    {.name = "file",
+     .type = PW_CONF_PATH,
+     .def = "flags.ndjson",
+     .flags = PW_CONF_F_STATE,
+     .offset = offsetof(struct file_ctx, path),
+     .help = "the NDJSON output (also shadow mode's, whatever the type), relative to state_dir"},
+    {0},
 };
 
 /* fsync the directory once, so the file's creation itself survives a power loss. */
@@ -45,32 +57,26 @@ static int sync_dir(const char *path)
 
 static int file_init(struct pw_sink *sink)
 {
-    struct file_ctx *ctx;
+    struct file_ctx *ctx = sink->ctx;
     int err;
 
-    if (!sink->path || !sink->path[0]) {
-        pw_log_err(SINK, "file sink: 'path' is required");
+    if (!ctx->path || !ctx->path[0]) {
+        pw_log_err(SINK, "file sink: 'file' is required");
         return PW_ECONFIG;
     }
-    ctx = calloc(1, sizeof(*ctx));
-    if (!ctx) {
-        return PW_ENOMEM;
-    }
-    ctx->fd = open(sink->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    ctx->fd = open(ctx->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (ctx->fd < 0) {
         err = -errno;
-        pw_log_err(SINK, "file sink: %s: %s", sink->path, strerror(errno));
-        free(ctx);
+        pw_log_err(SINK, "file sink: %s: %s", ctx->path, strerror(errno));
         return err;
     }
-    err = sync_dir(sink->path);
+    err = sync_dir(ctx->path);
     if (err) {
-        pw_log_err(SINK, "file sink: %s: cannot sync directory: %s", sink->path, pw_strerror(err));
+        pw_log_err(SINK, "file sink: %s: cannot sync directory: %s", ctx->path, pw_strerror(err));
         close(ctx->fd);
-        free(ctx);
         return err;
     }
-    sink->ctx = ctx;
+    sink->path = ctx->path;
     return 0;
 }
 
@@ -78,11 +84,7 @@ static void file_cleanup(struct pw_sink *sink)
 {
     struct file_ctx *ctx = sink->ctx;
 
-    if (ctx) {
-        close(ctx->fd);
-        free(ctx);
-        sink->ctx = NULL;
-    }
+    close(ctx->fd);
 }
 
 static int file_format(const struct pw_sink *sink, const struct pw_finding *f, json_t **out)
@@ -163,7 +165,7 @@ static int file_write(struct pw_sink *sink, const struct pw_outbox_row *row, int
         err = -errno;
     }
     if (err) {
-        pw_log_err(SINK, "file sink: %s: %s", sink->path, pw_strerror(err));
+        pw_log_err(SINK, "file sink: %s: %s", ctx->path, pw_strerror(err));
         return err;
     }
     /* The episode key stands in for the server id: there is no server in shadow mode. */
@@ -173,7 +175,10 @@ static int file_write(struct pw_sink *sink, const struct pw_outbox_row *row, int
 }
 
 const struct pw_sink_ops pw_sink_file = {
-    .name = "file",
+    .adapter = {.name = "file",
+                .config_map = file_map,
+                .ctx_size = sizeof(struct file_ctx),
+                .help = "NDJSON lines appended to `file`, nothing sent (what shadow mode uses)"},
     .remote = false,
     .init = file_init,
     .cleanup = file_cleanup,

@@ -1343,7 +1343,7 @@ static int sq_operator_audited(struct pw_store *st, int64_t id)
 }
 
 const struct pw_store_ops pw_store_sqlite = {
-    .name = "sqlite",
+    .adapter = {.name = "sqlite"},
     .open = sq_open,
     .close = sq_close,
     .schema_version = sq_schema_version,

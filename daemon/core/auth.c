@@ -77,11 +77,17 @@ struct pw_auth {
     char token_server[600]; /* pw_http server name of the current token endpoint */
 };
 
-static const struct pw_auth_ops *const registry[] = {
-    &pw_auth_smart_backend,
-    &pw_auth_client_secret,
-    &pw_auth_bearer,
-    &pw_auth_none,
+/* One line per auth adapter (conf_map.h); the order is the one `config describe` shows. */
+struct pw_adapter_kind pw_auth_kind = {
+    .name = "auth",
+    .type_help = "how painwatch authenticates to this server",
+    .adapters =
+        {
+            &pw_auth_none.adapter,
+            &pw_auth_bearer.adapter,
+            &pw_auth_client_secret.adapter,
+            &pw_auth_smart_backend.adapter,
+        },
 };
 
 static uint64_t (*clock_fn)(void);
@@ -104,12 +110,7 @@ void pw_auth_set_clock(uint64_t (*fn)(void))
 
 const struct pw_auth_ops *pw_auth_lookup(const char *type)
 {
-    for (size_t i = 0; type && i < PW_ARRAY_SIZE(registry); i++) {
-        if (strcmp(registry[i]->name, type) == 0) {
-            return registry[i];
-        }
-    }
-    return NULL;
+    return pw_adapter_ops(pw_adapter_find(&pw_auth_kind, type));
 }
 
 const struct pw_auth_conf *pw_auth_conf(const struct pw_auth *auth)
@@ -255,7 +256,7 @@ int pw_auth_new(struct pw_auth **out, struct pw_http *http, const struct pw_auth
     auth->ops = ops;
     auth->http = http;
     auth->life = calloc(1, sizeof(*auth->life));
-    auth->ctx = calloc(1, ops->ctx_size ? ops->ctx_size : 1);
+    auth->ctx = calloc(1, ops->adapter.ctx_size ? ops->adapter.ctx_size : 1);
     if (!auth->life || !auth->ctx) {
         err = PW_ENOMEM;
         goto fail;

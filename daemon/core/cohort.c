@@ -15,11 +15,16 @@
 #include "painwatch/err.h"
 #include "painwatch/limits.h"
 
-/* One table registers every cohort kind (STYLE 1.6). */
-static const struct pw_cohort_ops *const cohort_kinds[] = {
-    &pw_cohort_list,
-    &pw_cohort_group,
-    &pw_cohort_server,
+/* One line per cohort adapter (STYLE 1.6, conf_map.h). */
+struct pw_adapter_kind pw_cohort_kind = {
+    .name = "cohort",
+    .type_help = "whom to watch",
+    .adapters =
+        {
+            &pw_cohort_list.adapter,
+            &pw_cohort_group.adapter,
+            &pw_cohort_server.adapter,
+        },
 };
 
 int pw_cohort_new(struct pw_cohort **out, const json_t *conf, char *errbuf, size_t errlen)
@@ -30,11 +35,7 @@ int pw_cohort_new(struct pw_cohort **out, const json_t *conf, char *errbuf, size
     if (type && strcmp(type, "server-wide") == 0) {
         type = "server"; /* the name conf.h uses */
     }
-    for (size_t i = 0; type && i < sizeof(cohort_kinds) / sizeof(cohort_kinds[0]); i++) {
-        if (strcmp(cohort_kinds[i]->name, type) == 0) {
-            ops = cohort_kinds[i];
-        }
-    }
+    ops = pw_adapter_ops(pw_adapter_find(&pw_cohort_kind, type));
     if (!ops) {
         snprintf(errbuf, errlen, "cohort.type: expected list, group or server");
         return PW_ECONFIG;

@@ -17,6 +17,7 @@
 
 #include "core/conf_int.h"
 #include "painwatch/check.h"
+#include "painwatch/conf_map.h"
 #include "painwatch/err.h"
 #include "painwatch/limits.h"
 #include "painwatch/log.h"
@@ -484,6 +485,7 @@ static const char *type_name(const struct pw_conf_field *f)
     case PW_CONF_STRLIST:
         return "a list of strings";
     case PW_CONF_SECTION:
+    case PW_CONF_ADAPTER:
         return "a mapping";
     case PW_CONF_SECTION_LIST:
         return "a list of mappings";
@@ -520,6 +522,8 @@ static json_t *convert(struct pw_conf_ctx *ctx, const struct pw_conf_field *f, c
                        const char *path, bool explicit);
 static json_t *check_table(struct pw_conf_ctx *ctx, const struct pw_conf_field *table,
                            pw_conf_check_fn *check, const json_t *raw, const char *path);
+static json_t *check_adapter(struct pw_conf_ctx *ctx, const struct pw_conf_field *f,
+                             const json_t *raw, const char *path);
 
 static json_t *convert_scalar(struct pw_conf_ctx *ctx, const struct pw_conf_field *f, const char *s,
                               bool plain, const char *path, bool explicit)
@@ -677,6 +681,12 @@ static json_t *convert(struct pw_conf_ctx *ctx, const struct pw_conf_field *f, c
             return NULL;
         }
         return check_table(ctx, f->sub, f->check, raw, path);
+    case PW_CONF_ADAPTER:
+        if (!json_is_object(raw)) {
+            report(ctx, path, false, "expected a mapping, got %s", kind_of(raw));
+            return NULL;
+        }
+        return check_adapter(ctx, f, raw, path);
     case PW_CONF_SECTION_LIST:
     case PW_CONF_STRLIST:
         if (!json_is_array(raw)) {
@@ -707,6 +717,8 @@ static json_t *absent(struct pw_conf_ctx *ctx, const struct pw_conf_field *f, co
     switch (f->type) {
     case PW_CONF_SECTION:
         return check_table(ctx, f->sub, f->check, NULL, path);
+    case PW_CONF_ADAPTER:
+        return check_adapter(ctx, f, NULL, path);
     case PW_CONF_SECTION_LIST:
         if (ranged(f) && f->min > 0) {
             report(ctx, path, false, "at least %g entr%s required", f->min,
@@ -843,6 +855,112 @@ static json_t *check_table(struct pw_conf_ctx *ctx, const struct pw_conf_field *
         return NULL;
     }
     return eff;
+}
+
+/* ---- adapter sections (issue 20, conf_map.h) ------------------------------------------------ */
+
+/*
+ * One table for a section of @p f's kind: "type" (an enum of the registered names, default
+ * f->def, required without one), the kind's common keys, then every key some adapter of the
+ * kind declares (first declaration wins; "required" is checked for the chosen type only). Every
+ * adapter's keys are accepted whatever the type, as the shared table of old did. Caller frees.
+ */
+static struct pw_conf_field *adapter_table(const struct pw_conf_field *f,
+                                           const char *names[PW_ADAPTERS_MAX + 1])
+{
+    const struct pw_adapter_kind *kind = f->kind;
+    size_t n = 2;
+    size_t k = 0;
+    struct pw_conf_field *t;
+
+    for (const struct pw_conf_field *c = kind->common; c && c->name; c++) {
+        n++;
+    }
+    for (size_t i = 0; i < PW_ADAPTERS_MAX && kind->adapters[i]; i++) {
+        names[i] = kind->adapters[i]->name;
+        names[i + 1] = NULL;
+        for (const struct pw_conf_field *c = kind->adapters[i]->config_map; c && c->name; c++) {
+            n++;
+        }
+    }
+    t = calloc(n, sizeof(*t));
+    if (!t) {
+        return NULL;
+    }
+    t[k++] = (struct pw_conf_field){.name = "type",
+                                    .type = PW_CONF_ENUM,
+                                    .def = f->def,
+                                    .flags = f->def ? 0 : PW_CONF_F_REQUIRED,
+                                    .allowed = names,
+                                    .offset = PW_CONF_NOFILL,
+                                    .help = kind->type_help};
+    for (const struct pw_conf_field *c = kind->common; c && c->name; c++) {
+        t[k++] = *c;
+    }
+    for (size_t i = 0; i < PW_ADAPTERS_MAX && kind->adapters[i]; i++) {
+        for (const struct pw_conf_field *c = kind->adapters[i]->config_map; c && c->name; c++) {
+            size_t j = 0;
+            while (j < k && strcmp(t[j].name, c->name) != 0) {
+                j++;
+            }
+            if (j == k) {
+                t[k] = *c;
+                t[k++].flags &= ~PW_CONF_F_REQUIRED;
+            }
+        }
+    }
+    return t;
+}
+
+/* Check @p raw (an object, or NULL when absent) as a section of @p f's adapter kind. */
+static json_t *check_adapter(struct pw_conf_ctx *ctx, const struct pw_conf_field *f,
+                             const json_t *raw, const char *path)
+{
+    const char *names[PW_ADAPTERS_MAX + 1] = {NULL};
+    struct pw_conf_field *table = adapter_table(f, names);
+    size_t before = ctx->errs->count;
+    const struct pw_adapter *a;
+    json_t *eff;
+
+    if (!table) {
+        pw_conf_out_of_memory(ctx, path);
+        return NULL;
+    }
+    eff = check_table(ctx, table, NULL, raw, path);
+    free(table);
+    if (!eff) {
+        return NULL;
+    }
+    a = pw_adapter_find(f->kind, json_string_value(json_object_get(eff, "type")));
+    for (const struct pw_conf_field *c = a ? a->config_map : NULL; c && c->name; c++) {
+        if ((c->flags & PW_CONF_F_REQUIRED) && json_is_null(json_object_get(eff, c->name))) {
+            char kpath[PW_CONF_PATH_MAX];
+            snprintf(kpath, sizeof(kpath), "%s.%s", path, c->name);
+            report(ctx, kpath, false, "required with type %s", a->name);
+        }
+    }
+    if (a && a->check && ctx->errs->count == before) {
+        a->check(ctx, eff, path);
+    }
+    if (f->check && ctx->errs->count == before) {
+        f->check(ctx, eff, path);
+    }
+    if (ctx->errs->count != before) {
+        json_decref(eff);
+        return NULL;
+    }
+    return eff;
+}
+
+void pw_conf_need(struct pw_conf_ctx *ctx, const json_t *section, const char *path, const char *key,
+                  const char *why)
+{
+    char kpath[PW_CONF_PATH_MAX];
+
+    if (!json_string_value(json_object_get(section, key))) {
+        snprintf(kpath, sizeof(kpath), "%s.%s", path, key);
+        pw_conf_error(ctx, kpath, "required %s", why);
+    }
 }
 
 /* ---- load ---------------------------------------------------------------------------------- */
@@ -1157,7 +1275,7 @@ const json_t *pw_conf_get(const struct pw_conf *conf, const char *path)
 
 static void mask_tree(json_t *eff, const struct pw_conf_field *table)
 {
-    for (const struct pw_conf_field *f = table; f->name; f++) {
+    for (const struct pw_conf_field *f = table; f && f->name; f++) {
         json_t *v = json_object_get(eff, f->name);
         size_t i;
         json_t *item;
@@ -1168,6 +1286,11 @@ static void mask_tree(json_t *eff, const struct pw_conf_field *table)
             json_object_set_new(eff, f->name, json_string("********"));
         } else if (f->type == PW_CONF_SECTION) {
             mask_tree(v, f->sub);
+        } else if (f->type == PW_CONF_ADAPTER) {
+            mask_tree(v, f->kind->common);
+            for (size_t a = 0; a < PW_ADAPTERS_MAX && f->kind->adapters[a]; a++) {
+                mask_tree(v, f->kind->adapters[a]->config_map);
+            }
         } else if (f->type == PW_CONF_SECTION_LIST) {
             json_array_foreach(v, i, item)
             {
@@ -1285,6 +1408,10 @@ int pw_conf_fill(struct pw_conf *conf, const struct pw_conf_field *table, const 
             break;
         case PW_CONF_JSON:
             *(const json_t **)(void *)dst = v;
+            break;
+        case PW_CONF_ADAPTER:
+            *(struct pw_conf_adapter_ref *)(void *)dst = (struct pw_conf_adapter_ref){
+                .type = json_string_value(json_object_get(v, "type")), .section = v};
             break;
         default:
             *(const char **)(void *)dst = json_string_value(v);

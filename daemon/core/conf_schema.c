@@ -12,9 +12,11 @@
 
 #include "core/conf_int.h"
 #include "painwatch/check.h"
+#include "painwatch/conf_map.h"
 #include "painwatch/engine.h"
 #include "painwatch/limits.h"
 #include "painwatch/rule.h"
+#include "painwatch/sink.h"
 
 /*
  * The rule registry lives in the clinical engine. A weak reference keeps this module usable in
@@ -53,9 +55,6 @@ static const char *const secret_methods[] = {"basic", "post", NULL};
 static const char *const jws_algs[] = {"RS384", "ES384", NULL};
 static const char *const patient_params[] = {"patient", "subject", NULL};
 static const char *const cohort_types[] = {"list", "group", "server-wide", NULL};
-static const char *const sink_types[] = {"fhir-flag", "file", "detected-issue", "auto", NULL};
-static const char *const sink_targets[] = {"fhir-flag", "detected-issue", NULL};
-static const char *const di_closed_statuses[] = {"cancelled", "amended", "corrected", NULL};
 static const char *const store_types[] = {"sqlite", NULL};
 static const char *const factor_sets[] = {"cdc2022", "cdc2016", NULL};
 static const char *const scopes[] = {"problem-list", "cohort", NULL};
@@ -471,41 +470,6 @@ static json_t *convert_rules(struct pw_conf_ctx *ctx, const json_t *raw, const c
     return eff;
 }
 
-/* sink.rules (issue 21): {"<rule id>": "fhir-flag" | "detected-issue"}. */
-static json_t *convert_sink_rules(struct pw_conf_ctx *ctx, const json_t *raw, const char *path)
-{
-    size_t n = 0;
-    const struct pw_rule *const *rules = rule_catalog(&n);
-    json_t *eff = json_object();
-    const char *key;
-    const json_t *val;
-
-    if (!eff || (raw && !json_is_object(raw))) {
-        pw_conf_error(ctx, path, "expected a mapping of rule ids to fhir-flag | detected-issue");
-        json_decref(eff);
-        return NULL;
-    }
-    json_object_foreach(pw_conf_mut(raw), key, val)
-    {
-        char kpath[PW_CONF_PATH_MAX];
-        const char *v = json_string_value(val);
-        bool ok = false;
-
-        snprintf(kpath, sizeof(kpath), "%s.%s", path, key);
-        for (size_t i = 0; v && sink_targets[i]; i++) {
-            ok = ok || strcmp(v, sink_targets[i]) == 0;
-        }
-        if (rules && !find_rule(rules, n, key)) {
-            pw_conf_error_key(ctx, kpath, "no such rule (`painwatch config describe` lists them)");
-        } else if (!ok) {
-            pw_conf_error(ctx, kpath, "expected fhir-flag | detected-issue");
-        } else {
-            json_object_set_new(eff, key, json_string(v));
-        }
-    }
-    return eff;
-}
-
 /* ---- tables -------------------------------------------------------------------------------- */
 
 #define FILL(type, member) .offset = offsetof(type, member)
@@ -845,44 +809,6 @@ static const struct pw_conf_field outbox_fields[] = {
     {0},
 };
 
-static const struct pw_conf_field sink_fields[] = {
-    {.name = "type",
-     .type = PW_CONF_ENUM,
-     .def = "fhir-flag",
-     .allowed = sink_types,
-     FILL(struct pw_conf_sink, type),
-     .help = "where findings go"},
-    {.name = "file",
-     .type = PW_CONF_PATH,
-     .def = "flags.ndjson",
-     .flags = PW_CONF_F_STATE,
-     FILL(struct pw_conf_sink, file),
-     .help = "file sink (and shadow mode) output, NDJSON"},
-    {.name = "flag_author",
-     .type = PW_CONF_STRING,
-     .def = "Device/painwatch",
-     FILL(struct pw_conf_sink, flag_author),
-     .help = "Flag.author: the gateway's Device"},
-    {.name = "identifier_system",
-     .type = PW_CONF_STRING,
-     .def = "urn:painwatch:flag-episode",
-     FILL(struct pw_conf_sink, identifier_system),
-     .help = "Flag.identifier.system for episode keys"},
-    /* issue 21 */
-    {.name = "closed_status",
-     .type = PW_CONF_ENUM,
-     .def = "cancelled",
-     .allowed = di_closed_statuses,
-     FILL(struct pw_conf_sink, closed_status),
-     .help = "DetectedIssue.status when painwatch closes one (a dated mitigation entry says why)"},
-    {.name = "rules",
-     .type = PW_CONF_JSON,
-     .convert = convert_sink_rules,
-     FILL(struct pw_conf_sink, rules),
-     .help = "per-rule write target: <rule id>: fhir-flag | detected-issue (else sink.type's)"},
-    {0},
-};
-
 static const struct pw_conf_field pain_code_fields[] = {
     {.name = "score",
      .type = PW_CONF_STRLIST,
@@ -966,8 +892,9 @@ const struct pw_conf_field pw_conf_schema[] = {
      FILL(struct pw_conf_daemon, outbox),
      .help = "delivery retries"},
     {.name = "sink",
-     .type = PW_CONF_SECTION,
-     .sub = sink_fields,
+     .type = PW_CONF_ADAPTER,
+     .def = "fhir-flag",
+     .kind = &pw_sink_kind,
      .check = check_sink,
      FILL(struct pw_conf_daemon, sink),
      .help = "where findings are written"},
@@ -1075,8 +1002,35 @@ static const char *const type_names[] = {
     [PW_CONF_PATH] = "path",         [PW_CONF_SECRET_PATH] = "secret-file",
     [PW_CONF_ENUM] = "enum",         [PW_CONF_STRLIST] = "list",
     [PW_CONF_SECTION] = "section",   [PW_CONF_SECTION_LIST] = "list-of-sections",
-    [PW_CONF_JSON] = "map",
+    [PW_CONF_JSON] = "map",          [PW_CONF_ADAPTER] = "section",
 };
+
+static void describe_table(FILE *out, const struct pw_conf_field *table, const char *prefix);
+
+/* Issue 20: "type" (one line per type with its help), the kind's keys, then each type's keys. */
+static void describe_adapters(FILE *out, const struct pw_conf_field *f, const char *path)
+{
+    const struct pw_adapter_kind *kind = f->kind;
+
+    fprintf(out, "%s.type\tenum\t%s\t%s", path, f->def ? f->def : "",
+            kind->type_help ? kind->type_help : "");
+    for (size_t i = 0; i < PW_ADAPTERS_MAX && kind->adapters[i]; i++) {
+        fprintf(out, "%s %s: %s", i ? ";" : ":", kind->adapters[i]->name,
+                kind->adapters[i]->help ? kind->adapters[i]->help : "");
+    }
+    fputc('\n', out);
+    if (kind->common) {
+        describe_table(out, kind->common, path);
+    }
+    for (size_t i = 0; i < PW_ADAPTERS_MAX && kind->adapters[i]; i++) {
+        const struct pw_adapter *a = kind->adapters[i];
+        for (const struct pw_conf_field *c = a->config_map; c && c->name; c++) {
+            fprintf(out, "%s.%s\t%s\t%s\t%s: %s%s\n", path, c->name, type_names[c->type],
+                    c->def ? c->def : "", a->name, c->help ? c->help : "",
+                    c->flags & PW_CONF_F_REQUIRED ? " (required)" : "");
+        }
+    }
+}
 
 static void describe_table(FILE *out, const struct pw_conf_field *table, const char *prefix)
 {
@@ -1088,6 +1042,9 @@ static void describe_table(FILE *out, const struct pw_conf_field *table, const c
                 f->help ? f->help : "");
         if (f->sub) {
             describe_table(out, f->sub, path);
+        }
+        if (f->type == PW_CONF_ADAPTER) {
+            describe_adapters(out, f, path);
         }
     }
 }

@@ -24,6 +24,7 @@
 #include "painwatch/log.h"
 #include "painwatch/normalize.h"
 #include "painwatch/secret.h"
+#include "painwatch/sink.h"
 #include "painwatch/source.h"
 #include "painwatch/terminology.h"
 
@@ -218,24 +219,19 @@ static void check_servers(struct run *r, const struct pw_conf_daemon *cd)
     uv_loop_close(&loop);
 }
 
-/* The sinks that write to the first server (issue 21: detected-issue, auto). */
-static bool remote_sink(const char *name)
-{
-    return strcmp(name, "fhir-flag") == 0 || strcmp(name, "detected-issue") == 0 ||
-           strcmp(name, "auto") == 0;
-}
-
 /* The sink painwatchd would build (daemon.c build_sink()), without creating its file. */
 static void check_sink(struct run *r, const struct pw_conf_daemon *cd)
 {
     const char *name = cd->shadow_mode ? "file" : cd->sink.type;
+    const char *file = json_string_value(json_object_get(cd->sink.section, "file"));
+    const struct pw_adapter *a = pw_adapter_find(&pw_sink_kind, name);
 
-    if (!name || (strcmp(name, "file") != 0 && !remote_sink(name))) {
+    if (!a) {
         say(r, true, "sink.type", "unknown sink '%s'", name ? name : "(none)");
-    } else if (strcmp(name, "file") == 0 && (!cd->sink.file || !cd->sink.file[0])) {
+    } else if (strcmp(name, "file") == 0 && (!file || !file[0])) {
         say(r, true, "sink.file", "required: %s writes Flags to this file",
             cd->shadow_mode ? "shadow mode" : "the file sink");
-    } else if (strcmp(name, "file") != 0 && cd->n_servers == 0) {
+    } else if (((const struct pw_sink_ops *)pw_adapter_ops(a))->remote && cd->n_servers == 0) {
         say(r, true, "servers", "the %s sink writes to the first server: none is set", name);
     }
 }

@@ -50,8 +50,6 @@
 #include "painwatch/sync.h"
 #include "painwatch/terminology.h"
 
-#define DEFAULT_IDENTIFIER_SYSTEM "urn:painwatch:flag-episode"
-
 /* The kill switch's state in the store's meta table: "1" paused, "0" (or absent) writing. */
 #define META_WRITES_PAUSED    "writes_paused"
 #define META_WRITES_PAUSED_BY "writes_paused_by" /* "uid <n> at <ISO time>" */
@@ -504,7 +502,8 @@ static int build_state(struct daemon *d)
     }
     ao.path = d->cd->audit.path;
     ao.key_path = d->cd->audit.key_file ? d->cd->audit.key_file : keypath;
-    ao.device = d->cd->sink.flag_author ? d->cd->sink.flag_author : "Device/painwatch";
+    ao.device = json_string_value(json_object_get(d->cd->sink.section, "flag_author"));
+    ao.device = ao.device ? ao.device : PW_FLAG_AUTHOR;
     ao.rotate_bytes = (uint64_t)d->cd->audit.rotate_size;
     ao.rotate_seconds = (uint64_t)(d->cd->audit.rotate_interval_ms / 1000);
     return pw_audit_open(&d->audit, &ao);
@@ -512,36 +511,12 @@ static int build_state(struct daemon *d)
 
 static int make_sink(const struct pw_conf_daemon *cd, struct pw_sink **out)
 {
-    struct pw_sink_conf sc = {0};
-    const char *name = cd->shadow_mode ? "file" : cd->sink.type;
+    int rc = pw_sink_from_conf(out, cd->sink.section, cd->shadow_mode ? "file" : NULL);
 
-    sc.identifier_system =
-        cd->sink.identifier_system ? cd->sink.identifier_system : DEFAULT_IDENTIFIER_SYSTEM;
-    sc.author = cd->sink.flag_author ? cd->sink.flag_author : "Device/painwatch";
-    sc.path = cd->sink.file;
-    if (cd->shadow_mode) {
+    if (rc == 0 && cd->shadow_mode) {
         pw_log_notice(SINK, "shadow mode: Flags go to %s, nothing is written to the EHR",
-                      sc.path ? sc.path : "(no sink.file)");
+                      (*out)->path ? (*out)->path : "(no sink.file)");
     }
-    /* issue 21: the write targets (the shadow file carries what the EHR would get) */
-    struct pw_sink_rule_target rt[64];
-    json_t *rules = json_deep_copy(cd->sink.rules); /* jansson iterates non-const trees */
-    const char *rule;
-    json_t *target;
-    int rc;
-
-    sc.target = cd->sink.type && strcmp(cd->sink.type, "file") != 0 ? cd->sink.type : NULL;
-    sc.closed_status = cd->sink.closed_status;
-    sc.rule_targets = rt;
-    json_object_foreach(rules, rule, target)
-    {
-        if (sc.n_rule_targets < PW_ARRAY_SIZE(rt)) {
-            rt[sc.n_rule_targets++] = (struct pw_sink_rule_target){
-                .rule = rule, .target = json_string_value(target)};
-        }
-    }
-    rc = pw_sink_new(out, name, &sc);
-    json_decref(rules);
     return rc;
 }
 
@@ -684,8 +659,7 @@ static int build_pipeline(struct daemon *d)
     pc.engine = d->engine;
     pc.norm = &d->norm;
     pc.sink = d->sink;
-    pc.identifier_system =
-        d->cd->sink.identifier_system ? d->cd->sink.identifier_system : DEFAULT_IDENTIFIER_SYSTEM;
+    pc.identifier_system = d->sink->identifier_system;
     pc.audit = d->audit;
     pc.outbox = d->outbox;
     pc.reevaluate_ms = d->cd->reevaluate_interval_ms;
@@ -1233,13 +1207,12 @@ static void on_servers_checked(void *arg, int err, unsigned failed);
 static void apply_write_caps(struct daemon *d, struct pw_sink *sink)
 {
     struct pw_sync_health h;
-    bool known = d->cd->n_servers > 0 &&
-                 pw_sync_health(d->sync, d->cd->servers[0].name, &h) == 0 && h.capability_known;
+    bool known = d->cd->n_servers > 0 && pw_sync_health(d->sync, d->cd->servers[0].name, &h) == 0 &&
+                 h.capability_known;
 
     if (known) {
-        d->write_caps = (struct pw_sink_caps){.known = true,
-                                              .flag = h.flag_writable,
-                                              .detected_issue = h.detected_issue_writable};
+        d->write_caps = (struct pw_sink_caps){
+            .known = true, .flag = h.flag_writable, .detected_issue = h.detected_issue_writable};
     }
     pw_sink_choose_target(sink, &d->write_caps);
     if (known) {
@@ -1599,7 +1572,7 @@ static void on_sink_swapped(void *arg, struct pw_sink *old)
         d->sink_old = NULL;
     }
     pw_sink_free(old);
-    pw_log_info(SINK, "reload: the outbox now writes to %s", d->sink->ops->name);
+    pw_log_info(SINK, "reload: the outbox now writes to %s", d->sink->ops->adapter.name);
 }
 
 /*
@@ -1703,9 +1676,7 @@ static void reload(struct daemon *d)
     }
     pw_engine_free(d->engine);
     d->engine = engine;
-    pw_pipeline_reconfigure(d->pipeline, d->engine, d->sink,
-                            ncd->sink.identifier_system ? ncd->sink.identifier_system
-                                                        : DEFAULT_IDENTIFIER_SYSTEM,
+    pw_pipeline_reconfigure(d->pipeline, d->engine, d->sink, d->sink->identifier_system,
                             ncd->reevaluate_interval_ms);
     pw_outbox_set_retry(d->outbox, (uint64_t)ncd->outbox.retry_base_ms,
                         (uint64_t)ncd->outbox.retry_cap_ms, (unsigned)ncd->outbox.max_attempts);

@@ -2,20 +2,60 @@
 /* The sink registry and what every sink shares (HTTP classification, FHIR instants). */
 #include "painwatch/sink.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "painwatch/check.h"
+#include "painwatch/engine.h"
 #include "painwatch/err.h"
 #include "painwatch/log.h"
 
-/* One line per sink adapter. */
-static const struct pw_sink_ops *const sinks[] = {
-    &pw_sink_fhir_flag,
-    &pw_sink_file,
-    &pw_sink_detected_issue,
-    &pw_sink_auto,
+/* sink.rules (issue 21): {"<rule id>": "fhir-flag" | "detected-issue"}. */
+static json_t *convert_rules(struct pw_conf_ctx *ctx, const json_t *raw, const char *path);
+
+static const char *const closed_statuses[] = {"cancelled", "amended", "corrected", NULL};
+
+/* The keys every sink takes, filled into struct pw_sink_conf (the rest is the adapter's). */
+static const struct pw_conf_field sink_common[] = {
+    {.name = "flag_author",
+     .type = PW_CONF_STRING,
+     .def = PW_FLAG_AUTHOR,
+     .offset = offsetof(struct pw_sink_conf, author),
+     .help = "Flag.author: the gateway's Device"},
+    {.name = "identifier_system",
+     .type = PW_CONF_STRING,
+     .def = PW_FLAG_IDENTIFIER_SYSTEM,
+     .offset = offsetof(struct pw_sink_conf, identifier_system),
+     .help = "Flag.identifier.system for episode keys"},
+    /* issue 21: write targets (whichever sink builds DetectedIssues) */
+    {.name = "closed_status",
+     .type = PW_CONF_ENUM,
+     .def = PW_DI_CLOSED_STATUS_DEFAULT,
+     .allowed = closed_statuses,
+     .offset = offsetof(struct pw_sink_conf, closed_status),
+     .help = "DetectedIssue.status when painwatch closes one (a dated mitigation entry says why)"},
+    {.name = "rules",
+     .type = PW_CONF_JSON,
+     .convert = convert_rules,
+     .offset = PW_CONF_NOFILL,
+     .help = "per-rule write target, <rule id>: fhir-flag | detected-issue (else the type's)"},
+    {0},
+};
+
+/* One line per sink adapter (conf_map.h). */
+struct pw_adapter_kind pw_sink_kind = {
+    .name = "sink",
+    .type_help = "where findings go",
+    .common = sink_common,
+    .adapters =
+        {
+            &pw_sink_fhir_flag.adapter,
+            &pw_sink_file.adapter,
+            &pw_sink_detected_issue.adapter,
+            &pw_sink_auto.adapter,
+        },
 };
 
 static int dup_or(char **dst, const char *src, const char *def)
@@ -33,27 +73,25 @@ static int dup_or(char **dst, const char *src, const char *def)
 /* A sink that builds resources ("fhir-flag", "detected-issue"), by name, or NULL. */
 static const struct pw_sink_ops *builder(const char *name)
 {
-    for (size_t i = 0; name && i < PW_ARRAY_SIZE(sinks); i++) {
-        if (sinks[i]->resource_type && strcmp(sinks[i]->name, name) == 0) {
-            return sinks[i];
-        }
-    }
-    return NULL;
+    const struct pw_adapter *a = pw_adapter_find(&pw_sink_kind, name);
+    const struct pw_sink_ops *ops = a ? pw_adapter_ops(a) : NULL;
+
+    return ops && ops->resource_type ? ops : NULL;
 }
 
 /* The sink's own target and the per-rule ones (issue 21). */
 static int set_targets(struct pw_sink *sink, const struct pw_sink_conf *conf)
 {
+    const char *t = conf->target && strcmp(conf->target, "file") != 0 ? conf->target : NULL;
+
     if (sink->ops->resource_type) {
         sink->target = sink->ops;
-    } else if (conf->target && strcmp(conf->target, "auto") == 0) {
-        sink->target = NULL; /* chosen from /metadata: pw_sink_choose_target() */
-    } else if (sink->ops == &pw_sink_auto) {
-        sink->target = NULL;
+    } else if (sink->ops->remote || (t && strcmp(t, "auto") == 0)) {
+        sink->target = NULL; /* auto: chosen from /metadata, pw_sink_choose_target() */
     } else {
-        sink->target = builder(conf->target ? conf->target : "fhir-flag");
+        sink->target = builder(t ? t : "fhir-flag");
         if (!sink->target) {
-            pw_log_err(SINK, "sink: unknown write target '%s'", conf->target);
+            pw_log_err(SINK, "sink: unknown write target '%s'", t);
             return PW_ECONFIG;
         }
     }
@@ -91,25 +129,29 @@ static int set_targets(struct pw_sink *sink, const struct pw_sink_conf *conf)
 int pw_sink_new(struct pw_sink **out, const char *name, const struct pw_sink_conf *conf)
 {
     static const struct pw_sink_conf none;
-    const struct pw_sink_ops *ops = NULL;
+    const struct pw_adapter *adapter;
     struct pw_sink *sink;
+    char why[256];
+    void *ctx;
     int err;
 
     conf = conf ? conf : &none;
-    for (size_t i = 0; name && i < PW_ARRAY_SIZE(sinks); i++) {
-        if (strcmp(sinks[i]->name, name) == 0) {
-            ops = sinks[i];
-        }
+    err = pw_adapter_instantiate(&pw_sink_kind, conf->section, name, &adapter, &ctx, why,
+                                 sizeof(why));
+    if (err == PW_ECONFIG) {
+        pw_log_err(SINK, "%s", why);
     }
-    if (!ops) {
-        pw_log_err(SINK, "unknown sink '%s'", name ? name : "(null)");
-        return PW_ECONFIG;
+    if (err) {
+        return err;
     }
     sink = calloc(1, sizeof(*sink));
     if (!sink) {
+        free(ctx);
         return PW_ENOMEM;
     }
-    sink->ops = ops;
+    sink->ops = pw_adapter_ops(adapter);
+    sink->ctx = ctx;
+    sink->section = pw_conf_ref(conf->section);
     err = dup_or(&sink->identifier_system, conf->identifier_system, PW_FLAG_IDENTIFIER_SYSTEM);
     if (!err) {
         err = dup_or(&sink->code_system, conf->code_system, PW_FLAG_CODE_SYSTEM);
@@ -121,26 +163,104 @@ int pw_sink_new(struct pw_sink **out, const char *name, const struct pw_sink_con
         err = dup_or(&sink->author_display, conf->author_display, NULL);
     }
     if (!err) {
-        err = dup_or(&sink->path, conf->path, NULL);
-    }
-    if (!err) {
         err = dup_or(&sink->closed_status, conf->closed_status, PW_DI_CLOSED_STATUS_DEFAULT);
     }
     if (!err) {
         err = set_targets(sink, conf);
     }
-    if (!err && ops->init) {
-        err = ops->init(sink);
-        if (err) {
-            sink->ops = NULL; /* init failed: no cleanup */
-        }
+    if (!err && sink->ops->init) {
+        err = sink->ops->init(sink);
     }
     if (err) {
+        sink->ops = NULL; /* init failed (or never ran): no cleanup */
         pw_sink_free(sink);
         return err;
     }
     *out = sink;
     return 0;
+}
+
+int pw_sink_from_conf(struct pw_sink **out, const json_t *section, const char *type)
+{
+    struct pw_sink_conf sc = {0};
+    struct pw_sink_rule_target rt[PW_SINK_RULE_TARGETS_MAX];
+    const json_t *raw = json_object_get(section, "rules");
+    json_t *rules = raw ? json_deep_copy(raw) : NULL; /* jansson iterates non-const trees */
+    const char *rule;
+    json_t *target;
+    int rc;
+
+    if (raw && !rules) {
+        return PW_ENOMEM;
+    }
+    if (pw_conf_fill_scalars(sink_common, section, &sc) != 0) {
+        pw_log_err(SINK, "sink: a setting has the wrong shape");
+        json_decref(rules);
+        return PW_ECONFIG;
+    }
+    sc.section = section;
+    /* issue 21: what the shadow file carries is what the configured type would write */
+    sc.target = json_string_value(json_object_get(section, "type"));
+    sc.rule_targets = rt;
+    json_object_foreach(rules, rule, target)
+    {
+        if (sc.n_rule_targets == PW_ARRAY_SIZE(rt)) {
+            pw_log_err(SINK, "sink.rules: more than %zu rules", PW_ARRAY_SIZE(rt));
+            json_decref(rules);
+            return PW_ECONFIG;
+        }
+        rt[sc.n_rule_targets++] =
+            (struct pw_sink_rule_target){.rule = rule, .target = json_string_value(target)};
+    }
+    rc = pw_sink_new(out, type, &sc);
+    json_decref(rules);
+    return rc;
+}
+
+/*
+ * Rule ids come from the engine's registry; a weak reference keeps the sink registry (and the
+ * configuration schema listing it) linkable without the engine, as sink_fhir_flag.c does. Without
+ * the engine any id is accepted here and pw_sink_new() takes it as written.
+ */
+#pragma weak pw_rule_find
+
+static json_t *convert_rules(struct pw_conf_ctx *ctx, const json_t *raw, const char *path)
+{
+    json_t *eff = json_object();
+    /* jansson iterates non-const trees; json_deep_copy(NULL) allocates too (and may fail) */
+    json_t *copy = raw ? json_deep_copy(raw) : NULL;
+    const char *key;
+    json_t *val;
+
+    if (raw && !json_is_object(raw)) {
+        pw_conf_error(ctx, path, "expected a mapping of rule ids to fhir-flag | detected-issue");
+        json_decref(eff);
+        json_decref(copy);
+        return NULL;
+    }
+    if (!eff || (raw && !copy)) {
+        json_decref(eff);
+        json_decref(copy);
+        return NULL; /* out of memory: the caller reports it */
+    }
+    json_object_foreach(copy, key, val)
+    {
+        char kpath[256];
+        const char *v = json_string_value(val);
+
+        snprintf(kpath, sizeof(kpath), "%s.%s", path, key);
+        if (pw_rule_find && !pw_rule_find(key)) {
+            pw_conf_error(ctx, kpath, "no such rule (`painwatch config describe` lists them)");
+        } else if (!builder(v)) {
+            pw_conf_error(ctx, kpath, "expected fhir-flag | detected-issue");
+        } else if (json_object_set_new(eff, key, json_string(v)) != 0) {
+            json_decref(eff);
+            json_decref(copy);
+            return NULL; /* out of memory */
+        }
+    }
+    json_decref(copy);
+    return eff;
 }
 
 void pw_sink_free(struct pw_sink *sink)
@@ -155,7 +275,8 @@ void pw_sink_free(struct pw_sink *sink)
     free(sink->code_system);
     free(sink->author);
     free(sink->author_display);
-    free(sink->path);
+    free(sink->ctx);
+    json_decref(sink->section);
     free(sink->closed_status);
     for (size_t i = 0; i < sink->n_rule_targets; i++) {
         free(sink->rule_targets[i].rule);
@@ -236,9 +357,11 @@ int pw_sink_format(const struct pw_sink *sink, const struct pw_finding *f, json_
 
 const struct pw_sink_ops *pw_sink_for_resource(const char *type)
 {
-    for (size_t i = 0; type && i < PW_ARRAY_SIZE(sinks); i++) {
-        if (sinks[i]->resource_type && strcmp(sinks[i]->resource_type, type) == 0) {
-            return sinks[i];
+    for (size_t i = 0; type && i < PW_ADAPTERS_MAX && pw_sink_kind.adapters[i]; i++) {
+        const struct pw_sink_ops *ops = pw_adapter_ops(pw_sink_kind.adapters[i]);
+
+        if (ops->resource_type && strcmp(ops->resource_type, type) == 0) {
+            return ops;
         }
     }
     return NULL;
@@ -293,23 +416,3 @@ bool pw_sink_uses(const struct pw_sink *sink, const struct pw_sink_ops *ops)
     }
     return false;
 }
-
-/* `sink.type: auto`: a remote sink whose resources are built by the target /metadata chose. */
-static int auto_format(const struct pw_sink *sink, const struct pw_finding *f, json_t **out)
-{
-    return pw_sink_format(sink, f, out);
-}
-
-static enum pw_outcome auto_classify(const struct pw_sink *sink, int err, long status)
-{
-    (void)sink;
-    return pw_sink_classify_http(err, status);
-}
-
-const struct pw_sink_ops pw_sink_auto = {
-    .name = "auto",
-    .remote = true,
-    .format = auto_format,
-    .update = pw_sink_update,
-    .classify = auto_classify,
-};

@@ -8,6 +8,9 @@
 #include "painwatch/engine.h"
 #include "painwatch/err.h"
 
+/* Rule titles come from the engine's registry when it is linked (see sink_fhir_flag.c). */
+#pragma weak pw_rule_find
+
 void pw_sink_ref_string(const struct pw_ref *r, char *out, size_t cap)
 {
     if (r->version[0]) {
@@ -43,7 +46,7 @@ json_t *pw_sink_author(const struct pw_sink *sink)
 int pw_sink_set_episode(json_t *res, const struct pw_sink *sink, const struct pw_finding *f,
                         const char *code_text)
 {
-    const struct pw_rule *rule = pw_rule_find(f->rule);
+    const struct pw_rule *rule = pw_rule_find ? pw_rule_find(f->rule) : NULL;
     json_t *ident = json_pack("[{s:s, s:s}]", "system", sink->identifier_system, "value", f->key);
     json_t *code = json_pack("{s:[o], s:s}", "coding",
                              pw_sink_coding(sink->code_system, f->rule, rule ? rule->title : NULL),

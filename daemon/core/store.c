@@ -9,9 +9,14 @@
 #include "painwatch/err.h"
 #include "painwatch/log.h"
 
-/* One line per backend; store_postgres joins here. */
-static const struct pw_store_ops *const backends[] = {
-    &pw_store_sqlite,
+/* One line per backend (conf_map.h); store_postgres joins here. */
+struct pw_adapter_kind pw_store_kind = {
+    .name = "store",
+    .type_help = "state backend",
+    .adapters =
+        {
+            &pw_store_sqlite.adapter,
+        },
 };
 
 static const char *const flag_state_names[] = {
@@ -133,11 +138,7 @@ int pw_store_open(struct pw_store **out, const struct pw_store_opts *opts)
     struct pw_store *st;
     int err;
 
-    for (size_t i = 0; i < PW_ARRAY_SIZE(backends); i++) {
-        if (strcmp(backends[i]->name, name) == 0) {
-            ops = backends[i];
-        }
-    }
+    ops = pw_adapter_ops(pw_adapter_find(&pw_store_kind, name));
     if (!ops) {
         pw_log_err(STORE, "unknown store backend '%s'", name);
         return PW_ECONFIG;

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "painwatch/conf_map.h"
 #include "painwatch/http.h"
 
 struct pw_auth;
@@ -44,8 +45,9 @@ typedef void pw_auth_done_fn(void *arg, int err);
 
 /** An adapter. Exported as `const struct pw_auth_ops pw_auth_<name>`. */
 struct pw_auth_ops {
-    const char *name; /* the config "type" */
-    size_t ctx_size;  /* auth.c callocs auth->ctx of this size before init */
+    /* Must stay first. Name (the config "type"), config_map, ctx_size: auth.c callocs auth->ctx
+     * of this size and fills it from the config_map before init (conf_map.h). */
+    struct pw_adapter adapter;
     /** Validate the conf, read keys and secrets. No network. */
     int (*init)(struct pw_auth *auth);
     /** Decorate @p req from cached state. PW_EAGAIN: no valid credentials, refresh first. */
@@ -63,6 +65,9 @@ extern const struct pw_auth_ops pw_auth_smart_backend;
 extern const struct pw_auth_ops pw_auth_client_secret;
 extern const struct pw_auth_ops pw_auth_bearer;
 extern const struct pw_auth_ops pw_auth_none;
+
+/** The auth registry (daemon/core/auth.c: one line per adapter; pw_adapter_register()). */
+extern struct pw_adapter_kind pw_auth_kind;
 
 /** The adapter registered under @p type, or NULL. */
 const struct pw_auth_ops *pw_auth_lookup(const char *type);

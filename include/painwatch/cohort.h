@@ -12,6 +12,8 @@
 
 #include <jansson.h>
 
+#include "painwatch/conf_map.h"
+
 struct pw_http;
 struct pw_http_req;
 struct pw_auth;
@@ -39,7 +41,8 @@ struct pw_cohort_env {
 
 /** A cohort kind. One static instance per adapter file. */
 struct pw_cohort_ops {
-    const char *name; /* config "cohort.type": "list", "group", "server" ("server-wide") */
+    /* Must stay first. Name (config "cohort.type"), config_map, ctx_size (conf_map.h). */
+    struct pw_adapter adapter;
     /** Validate @p conf (borrowed), keep what is needed; no network I/O. PW_ECONFIG + errbuf. */
     int (*open)(struct pw_cohort *c, const json_t *conf, char *errbuf, size_t errlen);
     /**
@@ -65,6 +68,9 @@ struct pw_cohort {
 extern const struct pw_cohort_ops pw_cohort_list;
 extern const struct pw_cohort_ops pw_cohort_group;
 extern const struct pw_cohort_ops pw_cohort_server;
+
+/** The cohort registry (daemon/core/cohort.c: one line per adapter; pw_adapter_register()). */
+extern struct pw_adapter_kind pw_cohort_kind;
 
 /**
  * A cohort from its config object {"type": "list"|"group"|"server", ...}:

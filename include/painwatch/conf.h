@@ -35,6 +35,9 @@ enum pw_conf_type {
     PW_CONF_SECTION_LIST, /* sequence of mappings -> array of .elem_size at .offset, n at
                              .count_offset */
     PW_CONF_JSON,         /* free-form subtree validated elsewhere        -> const json_t * */
+    /* issue 20: a mapping whose "type" picks an adapter of .kind (conf_map.h); checked against
+       that adapter's config_map and the kind's common keys -> struct pw_conf_adapter_ref */
+    PW_CONF_ADAPTER,
 };
 
 /*
@@ -56,6 +59,7 @@ enum pw_conf_type {
 #define PW_CONF_NOFILL ((size_t)-1)
 
 struct pw_conf_ctx;
+struct pw_adapter_kind;
 
 /**
  * Cross-field check of one section (e.g. "auth.type: smart-backend needs client_id"), run after
@@ -90,6 +94,8 @@ struct pw_conf_field {
     size_t count_offset;             /* STRLIST, SECTION_LIST: offsetof a size_t count */
     size_t elem_size;                /* SECTION_LIST: sizeof one element */
     const char *help;                /* one line for operators */
+    /* issue 20 */
+    const struct pw_adapter_kind *kind; /* ADAPTER: the registry of the kind (conf_map.h) */
 };
 
 /*
@@ -196,6 +202,13 @@ void pw_conf_error(struct pw_conf_ctx *ctx, const char *path, const char *fmt, .
     __attribute__((format(printf, 3, 4)));
 
 /**
+ * Issue 20, for adapters' pw_conf_check_fn: report "<path>.<key>: required <why>" when the
+ * effective section @p section has no string at @p key.
+ */
+void pw_conf_need(struct pw_conf_ctx *ctx, const json_t *section, const char *path, const char *key,
+                  const char *why);
+
+/**
  * Use @p rules (borrowed, must outlive every load) to validate rules.<id>.<param> instead of the
  * engine's registry. For tests and embedders; NULL restores the default: pw_rules_all() when the
  * engine is linked into the program, else "rules" is accepted free-form (enabled: bool, numbers).
@@ -214,6 +227,17 @@ int pw_conf_parse_duration(const char *text, int64_t *ms);
 
 /** Format @p ms as the shortest duration string ("90s" -> "1m30s") into @p buf. */
 void pw_conf_format_duration(int64_t ms, char *buf, size_t size);
+
+/*
+ * Issue 20: what a PW_CONF_ADAPTER field stores at its .offset when filled (pw_conf_fill): the
+ * chosen type and the effective section ({"type": ..., the keys of every adapter of the kind and
+ * the kind's common keys, defaults filled}), the config object core instantiates the adapter
+ * from (conf_map.h). Borrowed from the pw_conf.
+ */
+struct pw_conf_adapter_ref {
+    const char *type;
+    const json_t *section;
+};
 
 /*
  * The painwatch schema, filled into plain structs. Every string is borrowed from the pw_conf.
@@ -285,16 +309,6 @@ struct pw_conf_store {
     const char *path;
 };
 
-struct pw_conf_sink {
-    const char *type; /* fhir-flag | file | detected-issue | auto */
-    const char *file;
-    const char *flag_author;
-    const char *identifier_system;
-    /* issue 21 */
-    const char *closed_status; /* DetectedIssue.status painwatch closes with */
-    const json_t *rules;       /* {"<rule id>": "fhir-flag" | "detected-issue"} */
-};
-
 struct pw_conf_outbox {
     int64_t retry_base_ms;
     int64_t retry_cap_ms;
@@ -328,7 +342,7 @@ struct pw_conf_daemon {
     struct pw_conf_audit audit;
     struct pw_conf_store store;
     struct pw_conf_outbox outbox;
-    struct pw_conf_sink sink;
+    struct pw_conf_adapter_ref sink; /* pw_sink_from_conf() */
     struct pw_conf_server *servers;
     size_t n_servers;
     const char *terminology_dir;

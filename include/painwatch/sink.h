@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "painwatch/conf_map.h"
 #include "painwatch/finding.h"
 #include "painwatch/limits.h"
 #include "painwatch/store.h"
@@ -42,18 +43,27 @@ struct pw_sink_rule_target {
     const char *target; /* "fhir-flag" or "detected-issue" */
 };
 
-/** Sink settings. Strings are copied by pw_sink_new(); NULL takes the default. */
+/**
+ * Settings every sink takes (the kind's own: config sink.identifier_system, sink.flag_author).
+ * Strings are copied by pw_sink_new(); NULL takes the default.
+ */
 struct pw_sink_conf {
     const char *identifier_system; /* Flag.identifier.system (episode keys live there) */
     const char *code_system;       /* Flag.code.coding.system (rule ids live there) */
     const char *author;            /* Flag.author reference, a Device for the gateway */
     const char *author_display;    /* Flag.author.display, may be NULL */
-    const char *path;              /* file sink: the NDJSON file (required there) */
+    /*
+     * The sink's config object: {"type": ..., the adapter's keys (its config_map)}, e.g. the file
+     * sink's {"file": "/var/lib/painwatch/flags.ndjson"}. Borrowed; the sink keeps a reference
+     * (its context borrows strings from it). NULL: every key at its default.
+     */
+    const json_t *section;
     /* issue 21 (write targets) */
     const char *target;        /* file sink: the resource it carries ("fhir-flag", "detected-issue",
                                   "auto"); NULL: fhir-flag. Ignored by the FHIR sinks. */
-    const char *closed_status; /* DetectedIssue.status painwatch closes with; NULL: cancelled */
-    const struct pw_sink_rule_target *rule_targets; /* per-rule write target, may be NULL */
+    const char *closed_status; /* config sink.closed_status: DetectedIssue.status painwatch closes
+                                  with; NULL: cancelled */
+    const struct pw_sink_rule_target *rule_targets; /* config sink.rules; may be NULL */
     size_t n_rule_targets;
 };
 
@@ -66,7 +76,8 @@ struct pw_sink_written {
 struct pw_sink;
 
 struct pw_sink_ops {
-    const char *name; /* config name: "fhir-flag", "file" */
+    /* Must stay first. Name ("fhir-flag", "file"), config_map, ctx_size (conf_map.h). */
+    struct pw_adapter adapter;
     /* true: delivered over HTTP by the outbox; false: delivered by write(). */
     bool remote;
     /* Validate conf, open files. @return 0 or PW_ECONFIG / negated errno. */
@@ -111,8 +122,11 @@ struct pw_sink {
     char *code_system;
     char *author;
     char *author_display; /* may be NULL */
-    char *path;           /* may be NULL */
-    void *ctx;            /* owned by the adapter */
+    const char *path;     /* a local sink's output, set by its init (audit trail); may be NULL */
+    /* The adapter's context: ctx_size bytes, zeroed and filled from its config_map before init;
+     * pw_sink_free() frees it after cleanup. NULL when ctx_size is 0. */
+    void *ctx;
+    json_t *section; /* the config object the context borrows from (a reference), may be NULL */
     /* issue 21: the sink building the resources (fhir-flag, detected-issue); NULL while an
      * `auto` sink waits for /metadata (pw_sink_choose_target()). */
     const struct pw_sink_ops *target;
@@ -132,12 +146,24 @@ extern const struct pw_sink_ops pw_sink_file;
 extern const struct pw_sink_ops pw_sink_detected_issue;
 extern const struct pw_sink_ops pw_sink_auto;
 
+/** The sink registry (daemon/core/sink.c: one line per adapter; pw_adapter_register()). */
+extern struct pw_adapter_kind pw_sink_kind;
+
 /**
- * Create the sink named @p name ("fhir-flag", "file") with @p conf (copied; may be NULL).
- * Caller owns the result; free with pw_sink_free(). @return 0, PW_ECONFIG (unknown name or bad
- * conf, logged), PW_ENOMEM or a negated errno from the adapter's init.
+ * Create the sink named @p name ("fhir-flag", "file"; NULL: conf->section's "type") with
+ * @p conf (may be NULL). Caller owns the result; free with pw_sink_free(). @return 0,
+ * PW_ECONFIG (unknown name or bad conf, logged), PW_ENOMEM or a negated errno from the
+ * adapter's init.
  */
 int pw_sink_new(struct pw_sink **out, const char *name, const struct pw_sink_conf *conf);
+
+/**
+ * The configured sink from the effective `sink` section (pw_conf_daemon()->sink.section): the
+ * kind's keys and the adapter's, generically. @p type overrides the section's "type" (shadow
+ * mode writes to "file" whatever the section says); NULL: the section's. Same contract as
+ * pw_sink_new().
+ */
+int pw_sink_from_conf(struct pw_sink **out, const json_t *section, const char *type);
 void pw_sink_free(struct pw_sink *sink);
 
 /** The classification every FHIR sink uses: 2xx / 408,429,5xx,transport / other 4xx. */
@@ -152,6 +178,7 @@ void pw_fhir_instant(int64_t t, char out[32]);
 /* ---- issue 21: write targets (Flag, DetectedIssue, chosen per rule or from /metadata) ---- */
 
 /** The status a DetectedIssue gets when painwatch closes it, unless the site configures another. */
+#define PW_SINK_RULE_TARGETS_MAX    64 /* config sink.rules entries */
 #define PW_DI_CLOSED_STATUS_DEFAULT "cancelled"
 
 /** Whether @p status may be configured as the status painwatch closes a DetectedIssue with. */

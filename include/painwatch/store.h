@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "painwatch/conf_map.h"
 #include "painwatch/finding.h"
 #include "painwatch/limits.h"
 
@@ -155,7 +156,8 @@ typedef int pw_store_operator_fn(void *arg, const struct pw_operator_action *act
  * Writes outside begin/commit commit on their own; inside, they commit or roll back together.
  */
 struct pw_store_ops {
-    const char *name;
+    /* Must stay first. Name (config "store.type"), config_map, ctx_size (conf_map.h). */
+    struct pw_adapter adapter;
     int (*open)(struct pw_store *st, const struct pw_store_opts *opts);
     void (*close)(struct pw_store *st);
     int (*schema_version)(struct pw_store *st, int *out);
@@ -219,6 +221,9 @@ struct pw_store {
 
 /** Backends, by name ("sqlite"). */
 extern const struct pw_store_ops pw_store_sqlite;
+
+/** The store registry (daemon/core/store.c: one line per backend; pw_adapter_register()). */
+extern struct pw_adapter_kind pw_store_kind;
 
 /**
  * Open (creating and migrating as needed) the store described by @p opts.

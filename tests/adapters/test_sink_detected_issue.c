@@ -273,23 +273,47 @@ static void test_per_rule_target(void **state)
     assert_false(pw_sink_closed_status_valid(NULL));
 }
 
-/* The file sink (shadow mode) carries the configured target's resources. */
-static void test_shadow_file_carries_detected_issues(void **state)
+/*
+ * From the configuration, as the daemon builds it: the file sink of shadow mode carries the
+ * configured type's resources; sink.rules and sink.closed_status reach the sink.
+ */
+static void test_from_conf(void **state)
 {
     char *dir = pwt_mkdtemp();
     char file[4096];
-    struct pw_sink_conf conf = {.path = file, .target = "detected-issue"};
     struct pw_sink *sink = NULL;
     struct pw_finding f = step_finding();
-    json_t *di = NULL;
+    struct pw_finding lax = sample("bowel-regimen-missing", PW_SEV_LOW, "No laxative.");
+    json_t *section;
+    json_t *res = NULL;
+    json_t *closed = NULL;
 
     (void)state;
     snprintf(file, sizeof(file), "%s/shadow.ndjson", dir);
-    assert_int_equal(pw_sink_new(&sink, "file", &conf), 0);
-    assert_int_equal(sink->ops->format(sink, &f, &di), 0);
-    assert_string_equal(str(di, "resourceType"), "DetectedIssue");
-    json_decref(di);
+    section =
+        json_pack("{s:s, s:s, s:s, s:{s:s}}", "type", "detected-issue", "file", file,
+                  "closed_status", "corrected", "rules", "bowel-regimen-missing", "fhir-flag");
+    assert_int_equal(pw_sink_from_conf(&sink, section, "file"), 0); /* shadow mode */
+    assert_false(sink->ops->remote);
+    assert_int_equal(sink->ops->format(sink, &f, &res), 0);
+    assert_string_equal(str(res, "resourceType"), "DetectedIssue");
+    assert_int_equal(sink->ops->update(sink, res, PW_OUTBOX_RESOLVE, T_END, &closed), 0);
+    assert_string_equal(str(closed, "status"), "corrected");
+    json_decref(res);
+    json_decref(closed);
+    assert_int_equal(sink->ops->format(sink, &lax, &res), 0);
+    assert_string_equal(str(res, "resourceType"), "Flag");
+    json_decref(res);
     pw_sink_free(sink);
+    json_decref(section);
+
+    /* The same section, live: a remote DetectedIssue sink. */
+    section = json_pack("{s:s}", "type", "detected-issue");
+    assert_int_equal(pw_sink_from_conf(&sink, section, NULL), 0);
+    assert_true(sink->ops->remote);
+    assert_string_equal(sink->closed_status, "cancelled");
+    pw_sink_free(sink);
+    json_decref(section);
     pwt_rmtree(dir);
     free(dir);
 }
@@ -374,14 +398,10 @@ static void test_write_samples_for_validator(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_content),
-        cmocka_unit_test(test_severity_mapping),
-        cmocka_unit_test(test_close_and_reopen),
-        cmocka_unit_test(test_read_back),
-        cmocka_unit_test(test_per_rule_target),
-        cmocka_unit_test(test_shadow_file_carries_detected_issues),
-        cmocka_unit_test(test_auto_choice),
-        cmocka_unit_test(test_write_samples_for_validator),
+        cmocka_unit_test(test_content),          cmocka_unit_test(test_severity_mapping),
+        cmocka_unit_test(test_close_and_reopen), cmocka_unit_test(test_read_back),
+        cmocka_unit_test(test_per_rule_target),  cmocka_unit_test(test_from_conf),
+        cmocka_unit_test(test_auto_choice),      cmocka_unit_test(test_write_samples_for_validator),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

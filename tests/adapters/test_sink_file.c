@@ -24,10 +24,12 @@ static struct pw_outbox_row row(int64_t id, enum pw_outbox_op op)
 
 static struct pw_sink *open_sink(const char *file)
 {
-    struct pw_sink_conf conf = {.path = file};
+    json_t *section = json_pack("{s:s}", "file", file);
+    struct pw_sink_conf conf = {.section = section};
     struct pw_sink *sink = NULL;
 
     assert_int_equal(pw_sink_new(&sink, "file", &conf), 0);
+    json_decref(section); /* the sink keeps its own reference */
     assert_false(sink->ops->remote);
     return sink;
 }
@@ -90,12 +92,14 @@ static void test_bad_payload_and_config(void **state)
     struct pw_outbox_row r = row(3, PW_OUTBOX_CREATE);
     struct pw_sink_written w;
     struct pw_sink_conf none = {0};
-    struct pw_sink_conf nodir = {.path = "/nonexistent-dir/x.ndjson"};
+    json_t *nodir_section = json_pack("{s:s}", "file", "/nonexistent-dir/x.ndjson");
+    struct pw_sink_conf nodir = {.section = nodir_section};
     char bad[] = "{not json";
 
     (void)state;
     assert_int_equal(pw_sink_new(&sink, "file", &none), PW_ECONFIG);
     assert_int_equal(pw_sink_new(&sink, "file", &nodir), PW_ENOENT);
+    json_decref(nodir_section);
     assert_null(sink);
     snprintf(file, sizeof(file), "%s/shadow.ndjson", dir);
     sink = open_sink(file);

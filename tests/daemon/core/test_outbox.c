@@ -725,12 +725,16 @@ static void test_shadow_mode_writes_file(void **state)
     struct fx *fx = *state;
     struct pw_finding f = finding("laxative-missing", "k-shadow");
     char file[4096];
-    struct pw_sink_conf sc = {.path = file};
+    json_t *section;
+    struct pw_sink_conf sc = {0};
     char *text;
 
     snprintf(file, sizeof(file), "%s/shadow.ndjson", fx->dir);
+    section = json_pack("{s:s}", "file", file);
+    sc.section = section;
     pw_sink_free(fx->sink);
     assert_int_equal(pw_sink_new(&fx->sink, "file", &sc), 0);
+    json_decref(section);
     plan(fx, &f, 1);
     start_outbox(fx, false);
     run_until_idle(fx);
@@ -863,11 +867,15 @@ static void test_go_live_after_shadow_creates_for_real(void **state)
     struct pw_finding both[2] = {f, gone};
     char file[4096];
     char hdr[512];
-    struct pw_sink_conf sc = {.path = file};
+    json_t *section;
+    struct pw_sink_conf sc = {0};
 
     snprintf(file, sizeof(file), "%s/shadow.ndjson", fx->dir);
+    section = json_pack("{s:s}", "file", file);
+    sc.section = section;
     pw_sink_free(fx->sink);
     assert_int_equal(pw_sink_new(&fx->sink, "file", &sc), 0);
+    json_decref(section);
     assert_int_equal(plan(fx, both, 2), 2);
     start_outbox(fx, false);
     run_until_idle(fx);

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The auto sink (`sink.type: auto`): delivered over HTTP like the FHIR sinks, its resources built
+ * by the target the first server's /metadata chose (pw_sink_choose_target: DetectedIssue when
+ * advertised, else Flag). Until then nothing is built (PW_EAGAIN: the page is repeated).
+ */
+#include "painwatch/sink.h"
+
+static int auto_format(const struct pw_sink *sink, const struct pw_finding *f, json_t **out)
+{
+    return pw_sink_format(sink, f, out);
+}
+
+static enum pw_outcome auto_classify(const struct pw_sink *sink, int err, long status)
+{
+    (void)sink;
+    return pw_sink_classify_http(err, status);
+}
+
+const struct pw_sink_ops pw_sink_auto = {
+    .adapter = {.name = "auto",
+                .help = "DetectedIssue when the server's /metadata advertises its create and "
+                        "update, else Flag"},
+    .remote = true,
+    .format = auto_format,
+    .update = pw_sink_update,
+    .classify = auto_classify,
+};
