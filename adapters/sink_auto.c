@@ -11,12 +11,6 @@ static int auto_format(const struct pw_sink *sink, const struct pw_finding *f, j
     return pw_sink_format(sink, f, out);
 }
 
-static enum pw_outcome auto_classify(const struct pw_sink *sink, int err, long status)
-{
-    (void)sink;
-    return pw_sink_classify_http(err, status);
-}
-
 const struct pw_sink_ops pw_sink_auto = {
     .adapter = {.name = "auto",
                 .help = "DetectedIssue when the server's /metadata advertises its create and "
@@ -24,5 +18,5 @@ const struct pw_sink_ops pw_sink_auto = {
     .remote = true,
     .format = auto_format,
     .update = pw_sink_update,
-    .classify = auto_classify,
+    .classify = pw_sink_classify_fhir,
 };

@@ -236,12 +236,6 @@ static const char *di_episode_status(const json_t *res)
     return "inactive";
 }
 
-static enum pw_outcome di_classify(const struct pw_sink *sink, int err, long status)
-{
-    (void)sink;
-    return pw_sink_classify_http(err, status);
-}
-
 const struct pw_sink_ops pw_sink_detected_issue = {
     .adapter = {.name = "detected-issue",
                 .help = "FHIR DetectedIssue resources (implicated orders, severity, mitigation) "
@@ -249,7 +243,7 @@ const struct pw_sink_ops pw_sink_detected_issue = {
     .remote = true,
     .format = di_format,
     .update = di_update,
-    .classify = di_classify,
+    .classify = pw_sink_classify_fhir,
     .resource_type = "DetectedIssue",
     .episode_status = di_episode_status,
 };

@@ -318,12 +318,6 @@ static int flag_update(const struct pw_sink *sink, const json_t *created, enum p
     return 0;
 }
 
-static enum pw_outcome flag_classify(const struct pw_sink *sink, int err, long status)
-{
-    (void)sink;
-    return pw_sink_classify_http(err, status);
-}
-
 /* Read back: Flag.status is already in the terms reconcile uses. */
 static const char *flag_episode_status(const json_t *res)
 {
@@ -336,7 +330,7 @@ const struct pw_sink_ops pw_sink_fhir_flag = {
     .remote = true,
     .format = flag_format,
     .update = flag_update,
-    .classify = flag_classify,
+    .classify = pw_sink_classify_fhir,
     .resource_type = "Flag",
     .episode_status = flag_episode_status,
 };

@@ -300,6 +300,12 @@ enum pw_outcome pw_sink_classify_http(int err, long status)
     return PW_REJECTED;
 }
 
+enum pw_outcome pw_sink_classify_fhir(const struct pw_sink *sink, int err, long status)
+{
+    (void)sink;
+    return pw_sink_classify_http(err, status);
+}
+
 const char *pw_outcome_name(enum pw_outcome o)
 {
     switch (o) {

@@ -169,6 +169,9 @@ void pw_sink_free(struct pw_sink *sink);
 /** The classification every FHIR sink uses: 2xx / 408,429,5xx,transport / other 4xx. */
 enum pw_outcome pw_sink_classify_http(int err, long status);
 
+/** pw_sink_classify_http() as a classify op (the FHIR sinks' own). */
+enum pw_outcome pw_sink_classify_fhir(const struct pw_sink *sink, int err, long status);
+
 /** "delivered", "retry", "rejected". */
 const char *pw_outcome_name(enum pw_outcome o);
 

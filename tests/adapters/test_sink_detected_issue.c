@@ -355,7 +355,7 @@ static void dump(const char *dir, const char *name, json_t *res)
     assert_int_equal(json_dump_file(res, file, JSON_INDENT(2) | JSON_SORT_KEYS), 0);
 }
 
-/* Created, closed (default and site status) and acknowledged samples for the validator. */
+/* Created and closed (default and site status) samples for the validator. */
 static void test_write_samples_for_validator(void **state)
 {
     const char *dir = getenv("PW_FLAG_OUT_DIR");
