@@ -14,6 +14,7 @@
 #include "painwatch/finding_text.h"
 #include "painwatch/log.h"
 #include "painwatch/sink.h"
+#include "painwatch/sink_fhir.h"
 #include "painwatch/timeline.h"
 
 /*
@@ -29,15 +30,6 @@
 #define CS_PRIORITY   "http://hl7.org/fhir/flag-priority-code"
 #define CS_CATEGORY   "http://terminology.hl7.org/CodeSystem/flag-category"
 #define RESOLVED_PARA "<p>Resolved by painwatch on %s (%s): the finding no longer holds.</p>"
-
-static void ref_string(const struct pw_ref *r, char *out, size_t cap)
-{
-    if (r->version[0]) {
-        snprintf(out, cap, "%s/%s/_history/%s", r->type, r->id, r->version);
-    } else {
-        snprintf(out, cap, "%s/%s", r->type, r->id);
-    }
-}
 
 static void priority_of(enum pw_severity s, const char **code, const char **display)
 {
@@ -61,16 +53,6 @@ static void priority_of(enum pw_severity s, const char **code, const char **disp
     *display = "No alarm";
 }
 
-static json_t *coding(const char *system, const char *code, const char *display)
-{
-    json_t *c = json_pack("{s:s, s:s}", "system", system, "code", code);
-
-    if (c && display) {
-        json_object_set_new(c, "display", json_string(display));
-    }
-    return c;
-}
-
 static json_t *extensions(const struct pw_finding *f)
 {
     const char *code;
@@ -79,11 +61,11 @@ static json_t *extensions(const struct pw_finding *f)
 
     priority_of(f->severity, &code, &display);
     ext = json_pack("[{s:s, s:{s:[o]}}]", "url", EXT_PRIORITY, "valueCodeableConcept", "coding",
-                    coding(CS_PRIORITY, code, display));
+                    pw_sink_coding(CS_PRIORITY, code, display));
     for (size_t i = 0; ext && i < f->n_evidence && i < PW_EVIDENCE_MAX; i++) {
         char ref[PW_REF_MAX + 64];
 
-        ref_string(&f->evidence[i], ref, sizeof(ref));
+        pw_sink_ref_string(&f->evidence[i], ref, sizeof(ref));
         if (json_array_append_new(ext, json_pack("{s:s, s:{s:s}}", "url", EXT_DETAIL,
                                                  "valueReference", "reference", ref)) != 0) {
             json_decref(ext);
@@ -126,19 +108,16 @@ static int flag_format(const struct pw_sink *sink, const struct pw_finding *f, j
     if (!div) {
         return PW_ENOMEM;
     }
-    author = json_pack("{s:s}", "reference", sink->author);
-    if (author && sink->author_display) {
-        json_object_set_new(author, "display", json_string(sink->author_display));
-    }
-    flag =
-        json_pack("{s:s, s:{s:s, s:s}, s:o, s:[{s:s, s:s}], s:s, s:[{s:[o]}],"
-                  " s:{s:[o], s:s}, s:{s:s}, s:o}",
-                  "resourceType", "Flag", "text", "status", "generated", "div", div, "extension",
-                  extensions(f), "identifier", "system", sink->identifier_system, "value", f->key,
-                  "status", "active", "category", "coding",
-                  coding(CS_CATEGORY, cat, strcmp(cat, "drug") == 0 ? "Drug" : "Clinical"), "code",
-                  "coding", coding(sink->code_system, f->rule, rule ? rule->title : NULL), "text",
-                  banner_text(f, rule), "subject", "reference", f->patient, "author", author);
+    author = pw_sink_author(sink);
+    flag = json_pack(
+        "{s:s, s:{s:s, s:s}, s:o, s:[{s:s, s:s}], s:s, s:[{s:[o]}],"
+        " s:{s:[o], s:s}, s:{s:s}, s:o}",
+        "resourceType", "Flag", "text", "status", "generated", "div", div, "extension",
+        extensions(f), "identifier", "system", sink->identifier_system, "value", f->key, "status",
+        "active", "category", "coding",
+        pw_sink_coding(CS_CATEGORY, cat, strcmp(cat, "drug") == 0 ? "Drug" : "Clinical"), "code",
+        "coding", pw_sink_coding(sink->code_system, f->rule, rule ? rule->title : NULL), "text",
+        banner_text(f, rule), "subject", "reference", f->patient, "author", author);
     free(div);
     if (!flag) {
         return PW_ENOMEM;
@@ -192,21 +171,15 @@ static int flag_update(const struct pw_sink *sink, const json_t *created, enum p
     if (!json_is_object(created) || op == PW_OUTBOX_CREATE) {
         return PW_EINVAL;
     }
-    flag = json_deep_copy(created);
+    flag = pw_sink_update_copy(created);
     if (!flag) {
         return PW_ENOMEM;
     }
-    json_object_del(flag, "id");
-    json_object_del(flag, "meta");
     period = json_object_get(flag, "period");
     if (op == PW_OUTBOX_RESOLVE) {
         const char *start = json_string_value(json_object_get(period, "start"));
 
-        pw_fhir_instant(at, end);
-        /* period.end before period.start is invalid (per-1); clocks and late data can do it. */
-        if (start && strcmp(end, start) < 0) {
-            snprintf(end, sizeof(end), "%s", start);
-        }
+        pw_sink_end_instant(at, start, end);
         if (!period) {
             period = json_object();
             json_object_set_new(flag, "period", period);
@@ -230,10 +203,10 @@ static int flag_update(const struct pw_sink *sink, const json_t *created, enum p
     return 0;
 }
 
-static enum pw_outcome flag_classify(const struct pw_sink *sink, int err, long status)
+/* Read back: Flag.status is already in the terms reconcile uses. */
+static const char *flag_episode_status(const json_t *res)
 {
-    (void)sink;
-    return pw_sink_classify_http(err, status);
+    return json_string_value(json_object_get(res, "status"));
 }
 
 const struct pw_sink_ops pw_sink_fhir_flag = {
@@ -242,5 +215,7 @@ const struct pw_sink_ops pw_sink_fhir_flag = {
     .remote = true,
     .format = flag_format,
     .update = flag_update,
-    .classify = flag_classify,
+    .classify = pw_sink_classify_fhir,
+    .resource_type = "Flag",
+    .episode_status = flag_episode_status,
 };

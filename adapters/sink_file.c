@@ -89,13 +89,13 @@ static void file_cleanup(struct pw_sink *sink)
 
 static int file_format(const struct pw_sink *sink, const struct pw_finding *f, json_t **out)
 {
-    return pw_sink_fhir_flag.format(sink, f, out);
+    return pw_sink_format(sink, f, out); /* the resources of the configured target */
 }
 
 static int file_update(const struct pw_sink *sink, const json_t *created, enum pw_outbox_op op,
                        int64_t at, json_t **out)
 {
-    return pw_sink_fhir_flag.update(sink, created, op, at, out);
+    return pw_sink_update(sink, created, op, at, out);
 }
 
 static enum pw_outcome file_classify(const struct pw_sink *sink, int err, long status)

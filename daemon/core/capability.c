@@ -79,9 +79,13 @@ static int parse_resources(struct pw_capability *cap, const json_t *rest)
             continue;
         }
         json_t *params = param_names(res);
-        json_t *entry = params ? json_pack("{s:b, s:o}", "search",
-                                           has_interaction(res, "search-type"), "params", params)
-                               : NULL;
+        json_t *entry =
+            params ? json_pack("{s:b, s:o, s:b, s:b}", "search",
+                               has_interaction(res, "search-type"), "params", params, "write",
+                               has_interaction(res, "create") && has_interaction(res, "update"),
+                               "conditionalCreate",
+                               json_is_true(json_object_get(res, "conditionalCreate")))
+                   : NULL;
         if (!entry || json_object_set_new(cap->types, type, entry)) {
             return PW_ENOMEM;
         }
@@ -157,6 +161,17 @@ bool pw_capability_has_param(const struct pw_capability *cap, const char *type, 
 {
     const json_t *t = json_object_get(cap->types, type);
     return in_names(json_object_get(t, "params"), param) || in_names(cap->common, param);
+}
+
+bool pw_capability_writable(const struct pw_capability *cap, const char *type,
+                            bool *conditional_create)
+{
+    const json_t *t = json_object_get(cap->types, type);
+
+    if (conditional_create) {
+        *conditional_create = json_is_true(json_object_get(t, "conditionalCreate"));
+    }
+    return json_is_true(json_object_get(t, "write"));
 }
 
 /*

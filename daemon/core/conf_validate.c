@@ -225,14 +225,15 @@ static void check_sink(struct run *r, const struct pw_conf_daemon *cd)
 {
     const char *name = cd->shadow_mode ? "file" : cd->sink.type;
     const char *file = json_string_value(json_object_get(cd->sink.section, "file"));
+    const struct pw_adapter *a = pw_adapter_find(&pw_sink_kind, name);
 
-    if (!pw_adapter_find(&pw_sink_kind, name)) {
+    if (!a) {
         say(r, true, "sink.type", "unknown sink '%s'", name ? name : "(none)");
     } else if (strcmp(name, "file") == 0 && (!file || !file[0])) {
         say(r, true, "sink.file", "required: %s writes Flags to this file",
             cd->shadow_mode ? "shadow mode" : "the file sink");
-    } else if (strcmp(name, "fhir-flag") == 0 && cd->n_servers == 0) {
-        say(r, true, "servers", "the fhir-flag sink writes to the first server: none is set");
+    } else if (((const struct pw_sink_ops *)pw_adapter_ops(a))->remote && cd->n_servers == 0) {
+        say(r, true, "servers", "the %s sink writes to the first server: none is set", name);
     }
 }
 

@@ -113,6 +113,9 @@ struct daemon {
     uint64_t ready_deadline; /* uv_now() at which READY goes out with servers down */
     unsigned check_tries;
     char down[256]; /* servers without a /metadata answer at READY, "" when none */
+
+    /* issue 21: what the first server's /metadata says about the write targets */
+    struct pw_sink_caps write_caps;
 };
 
 /* ---- configuration ------------------------------------------------------------------------ */
@@ -1112,6 +1115,35 @@ static void on_cycle_done(void *arg, int err, unsigned failed)
 
 static void on_servers_checked(void *arg, int err, unsigned failed);
 
+/*
+ * Issue 21: the writes go to the first server. `sink.type: auto` takes its target from that
+ * server's /metadata (pw_sink_choose_target: DetectedIssue when advertised, else Flag), and
+ * If-None-Exist is sent when every type the sink writes advertises conditional create.
+ */
+static void apply_write_caps(struct daemon *d, struct pw_sink *sink)
+{
+    struct pw_sync_health h;
+    bool known = d->cd->n_servers > 0 && pw_sync_health(d->sync, d->cd->servers[0].name, &h) == 0 &&
+                 h.capability_known;
+
+    if (known) {
+        d->write_caps = (struct pw_sink_caps){
+            .known = true, .flag = h.flag_writable, .detected_issue = h.detected_issue_writable};
+    }
+    pw_sink_choose_target(sink, &d->write_caps);
+    if (known) {
+        bool conditional = true;
+
+        if (pw_sink_uses(sink, "Flag")) {
+            conditional = conditional && h.conditional_create;
+        }
+        if (pw_sink_uses(sink, "DetectedIssue")) {
+            conditional = conditional && h.detected_issue_conditional_create;
+        }
+        pw_outbox_set_conditional_create(d->outbox, conditional);
+    }
+}
+
 static void on_check_timer(uv_timer_t *t)
 {
     struct daemon *d = container_of(t, struct daemon, check_timer);
@@ -1166,12 +1198,7 @@ static void on_servers_checked(void *arg, int err, unsigned failed)
         pw_log_warn(MAIN, "server check: %s; servers down: %s; continuing, the sync retries",
                     pw_strerror(err), d->down[0] ? d->down : "?");
     }
-    if (d->cd->n_servers > 0) {
-        struct pw_sync_health h;
-        if (pw_sync_health(d->sync, d->cd->servers[0].name, &h) == 0 && h.capability_known) {
-            pw_outbox_set_conditional_create(d->outbox, h.conditional_create);
-        }
-    }
+    apply_write_caps(d, d->sink);
     notify_ready(d);
     rc = pw_outbox_start(d->outbox);
     if (rc < 0) {
@@ -1559,6 +1586,7 @@ static void reload(struct daemon *d)
     if (sink) {
         d->sink_old = d->sink;
         d->sink = sink;
+        apply_write_caps(d, sink); /* auto: as /metadata said at startup */
     }
     pw_engine_free(d->eval->engine);
     d->eval->engine = engine;

@@ -52,6 +52,7 @@ struct job {
     long settled_status;
     char settled_why[80];
     char url[2048];
+    char type[32]; /* the payload's resourceType: Flag, DetectedIssue (issue 21) */
 };
 
 struct pw_outbox {
@@ -260,7 +261,7 @@ static int audit_fate(struct job *job, const char *subtype, long status, const c
         return 0;
     }
     if (job->flag.server_id[0]) {
-        snprintf(flag_ref, sizeof(flag_ref), "Flag/%s%s%s", job->flag.server_id,
+        snprintf(flag_ref, sizeof(flag_ref), "%s/%s%s%s", job->type, job->flag.server_id,
                  job->flag.version[0] ? "/_history/" : "", job->flag.version);
         fl.flag = flag_ref;
     }
@@ -554,7 +555,8 @@ static void dead(struct job *job, long status, const char *why, const struct pw_
  * "https://x/fhir/Flag/123/_history/4" (or relative "Flag/123") -> id "123", version "4"; either
  * may stay empty. Parsed from the end, so a base URL that happens to contain "Flag/" is harmless.
  */
-static void parse_location(const char *loc, char *id, size_t id_cap, char *ver, size_t ver_cap)
+static void parse_location(const char *loc, const char *want, char *id, size_t id_cap, char *ver,
+                           size_t ver_cap)
 {
     char buf[2048];
     char *hist;
@@ -580,7 +582,7 @@ static void parse_location(const char *loc, char *id, size_t id_cap, char *ver, 
     *slash = '\0';
     type = strrchr(buf, '/');
     type = type ? type + 1 : buf;
-    if (strcmp(type, "Flag") == 0 && slash[1] && strlen(slash + 1) < id_cap) {
+    if (strcmp(type, want) == 0 && slash[1] && strlen(slash + 1) < id_cap) {
         snprintf(id, id_cap, "%s", slash + 1);
     }
 }
@@ -616,7 +618,8 @@ static bool learn_identity(struct job *job, const struct pw_http_resp *resp)
     char ver[PW_ID_MAX] = "";
     json_t *body;
 
-    parse_location(pw_http_resp_header(resp, "Location"), id, sizeof(id), ver, sizeof(ver));
+    parse_location(pw_http_resp_header(resp, "Location"), job->type, id, sizeof(id), ver,
+                   sizeof(ver));
     if (!ver[0]) {
         parse_etag(pw_http_resp_header(resp, "ETag"), ver, sizeof(ver));
     }
@@ -672,7 +675,7 @@ static enum found find_in_bundle(struct job *job, const struct pw_http_resp *res
         json_t *ident;
         size_t j;
 
-        if (!type || strcmp(type, "Flag") != 0 || !id) {
+        if (!type || strcmp(type, job->type) != 0 || !id) {
             continue;
         }
         json_array_foreach(json_object_get(res, "identifier"), j, ident)
@@ -822,6 +825,8 @@ static void after_write(struct job *job, int err, const struct pw_http_resp *res
 static void after_get(struct job *job, int err, const struct pw_http_resp *resp)
 {
     json_t *flag;
+    const char *type;
+    const struct pw_sink_ops *t;
     const char *status;
     const char *version;
     const char *want = job->row.op == PW_OUTBOX_RESOLVE ? "inactive" : "active";
@@ -831,7 +836,10 @@ static void after_get(struct job *job, int err, const struct pw_http_resp *resp)
         return;
     }
     flag = json_loadb(resp->body, resp->body_len, 0, NULL);
-    status = json_string_value(json_object_get(flag, "status"));
+    /* In Flag terms whatever the type: a DetectedIssue someone mitigated reads "inactive". */
+    type = json_string_value(json_object_get(flag, "resourceType"));
+    t = pw_sink_for_resource(type ? type : job->type);
+    status = t && strcmp(t->resource_type, job->type) == 0 ? t->episode_status(flag) : NULL;
     version = json_string_value(json_object_get(json_object_get(flag, "meta"), "versionId"));
     snprintf(job->flag.version, sizeof(job->flag.version), "%s",
              pw_fhir_id_valid(version) ? version : "");
@@ -870,11 +878,13 @@ static void on_response(void *arg, int err, const struct pw_http_resp *resp)
     struct job *job = arg;
     char rule[PW_RULE_ID_MAX];
     char server[128];
+    char type[sizeof(job->type)];
 
     /* Copies: the job, even the outbox, may be freed inside. */
     snprintf(rule, sizeof(rule), "%s", job->row.rule);
+    snprintf(type, sizeof(type), "%s", job->type);
     snprintf(server, sizeof(server), "%s", job->ob->server ? job->ob->server : "");
-    pw_log_context(server, rule, "Flag");
+    pw_log_context(server, rule, type);
     on_response_fields(arg, err, resp);
     pw_log_context(NULL, NULL, NULL);
 }
@@ -932,18 +942,18 @@ static int build_url(struct job *job, enum step step)
         if (!esc) {
             return PW_ENOMEM;
         }
-        n = snprintf(job->url, sizeof(job->url), "%s/Flag?identifier=%s", base, esc);
+        n = snprintf(job->url, sizeof(job->url), "%s/%s?identifier=%s", base, job->type, esc);
         pw_http_escape_free(esc);
         break;
     case STEP_POST:
-        n = snprintf(job->url, sizeof(job->url), "%s/Flag", base);
+        n = snprintf(job->url, sizeof(job->url), "%s/%s", base, job->type);
         break;
     case STEP_PUT:
     case STEP_GET:
         if (!pw_fhir_id_valid(job->flag.server_id)) {
             return PW_EFHIR; /* never a path built from something that is not an id */
         }
-        n = snprintf(job->url, sizeof(job->url), "%s/Flag/%s", base, job->flag.server_id);
+        n = snprintf(job->url, sizeof(job->url), "%s/%s/%s", base, job->type, job->flag.server_id);
         break;
     default:
         return PW_EINVAL;
@@ -1197,6 +1207,17 @@ static void run_remote(struct job *job)
     }
 }
 
+/* The resource type the row writes (its payload's), one painwatch builds; else Flag. */
+static void row_type(struct job *job)
+{
+    json_t *res = job->row.payload ? json_loads(job->row.payload, 0, NULL) : NULL;
+    const struct pw_sink_ops *t =
+        pw_sink_for_resource(json_string_value(json_object_get(res, "resourceType")));
+
+    snprintf(job->type, sizeof(job->type), "%s", t ? t->resource_type : "Flag");
+    json_decref(res);
+}
+
 static void start_job(struct pw_outbox *ob, int64_t id)
 {
     struct job *job = calloc(1, sizeof(*job));
@@ -1226,6 +1247,7 @@ static void start_job(struct pw_outbox *ob, int64_t id)
         free(job);
         return;
     }
+    row_type(job);
     job->next = ob->jobs;
     ob->jobs = job;
     ob->inflight++;

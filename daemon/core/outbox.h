@@ -38,10 +38,11 @@ int pw_outbox_plan(struct pw_store *st, const struct pw_sink *sink, const char *
                    struct pw_flag_list *flags, struct pw_rc_plan *plan);
 
 /**
- * Fold a Flag painwatch read back from the EHR (a search of its own Flags, borrowed) into the
- * flag map: the episode key comes from the identifier with @p identifier_system. A clinician's
- * inactive or entered-in-error then stands (see pw_flag_observe()).
- * @return 0 (also when the Flag is not one of painwatch's), PW_EFHIR (not a Flag) or a store error.
+ * Fold a Flag or DetectedIssue painwatch read back from the EHR (a search of its own, borrowed)
+ * into the flag map: the episode key comes from the identifier with @p identifier_system. A
+ * clinician's inactive or entered-in-error Flag, or a DetectedIssue someone mitigated or set to
+ * another status (pw_sink_episode_status()), then stands (see pw_flag_observe()).
+ * @return 0 (also when it is not one of painwatch's), PW_EFHIR (neither type) or a store error.
  */
 int pw_outbox_observe_flag(struct pw_store *st, const char *identifier_system, const json_t *flag);
 

@@ -53,8 +53,12 @@ static int plan_create(struct pw_store *st, const struct pw_sink *sink, const st
     const struct pw_finding *f = it->finding;
     struct pw_flag_rec rec;
     json_t *flag = NULL;
-    int err = sink->ops->format(sink, f, &flag);
+    int err = pw_sink_format(sink, f, &flag);
 
+    if (err == PW_EAGAIN) {
+        /* `sink.type: auto` before /metadata chose the target: the page is repeated later. */
+        return err;
+    }
     if (err) {
         /* An unusable finding (a rule bug) is logged loudly and skipped; a transient failure
          * (memory) fails the page, which is then repeated. */
@@ -98,7 +102,7 @@ static int plan_update(struct pw_store *st, const struct pw_sink *sink, const st
                    cur->key, cur->rule);
         return 0;
     }
-    err = sink->ops->update(sink, created, op, now, &payload);
+    err = pw_sink_update(sink, created, op, now, &payload);
     json_decref(created);
     if (err) {
         return err;
@@ -195,20 +199,22 @@ int pw_outbox_observe_flag(struct pw_store *st, const char *identifier_system, c
 {
     const char *type = json_string_value(json_object_get(flag, "resourceType"));
     const char *key;
-    const char *status = json_string_value(json_object_get(flag, "status"));
+    const char *status = pw_sink_episode_status(flag);
     const char *id = json_string_value(json_object_get(flag, "id"));
     const char *version =
         json_string_value(json_object_get(json_object_get(flag, "meta"), "versionId"));
     struct pw_flag_rec rec = {0};
     int err;
 
-    if (!type || strcmp(type, "Flag") != 0) {
-        return PW_EFHIR;
+    if (!pw_sink_for_resource(type)) {
+        return PW_EFHIR; /* neither a Flag nor a DetectedIssue */
     }
     /* Ids and versions from the server reach URLs and headers later: FHIR ids only. */
     if ((id && !pw_fhir_id_valid(id)) || (version && !pw_fhir_id_valid(version))) {
-        pw_log_warn(OUTBOX, "a Flag read from the server has an id or version that is not a "
-                            "FHIR id: ignored");
+        pw_log_warn(OUTBOX,
+                    "a %s read from the server has an id or version that is not a "
+                    "FHIR id: ignored",
+                    type);
         return 0; /* skipped, not a failed page */
     }
     key = episode_of(flag, identifier_system);
@@ -221,10 +227,10 @@ int pw_outbox_observe_flag(struct pw_store *st, const char *identifier_system, c
     }
     if (!err && id && rec.server_id[0] && strcmp(id, rec.server_id) != 0) {
         /* Another Flag with our identifier (a duplicate made elsewhere): not the one we track. */
-        pw_log_warn(OUTBOX, "Flag/%s carries episode %s already mapped to Flag/%s", id, key,
+        pw_log_warn(OUTBOX, "%s/%s carries episode %s already mapped to %s", type, id, key,
                     rec.server_id);
     } else if (!err && pw_flag_observe(&rec, status, version)) {
-        pw_log_notice(OUTBOX, "Flag/%s: set %s in the EHR: painwatch leaves it so",
+        pw_log_notice(OUTBOX, "%s/%s: set %s in the EHR: painwatch leaves it so", type,
                       id ? id : rec.server_id, status);
         if (id && !rec.server_id[0]) {
             snprintf(rec.server_id, sizeof(rec.server_id), "%s", id);

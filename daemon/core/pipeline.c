@@ -583,8 +583,9 @@ static int store_one(struct pw_pipeline *p, const struct pw_sync_source *src, js
         pw_log_warn(SYNC, "%s: resource without type or id skipped", src->key);
         return 0;
     }
-    if (strcmp(type, "Flag") == 0) {
-        /* painwatch's own Flags read back: a clinician's inactive or entered-in-error stands. */
+    if (pw_sink_for_resource(type)) {
+        /* painwatch's own Flags and DetectedIssues read back: a clinician's inactive, status
+         * change, mitigation or entered-in-error stands. */
         return pw_outbox_observe_flag(p->conf.store, p->conf.identifier_system, res);
     }
     if (src->patient) {

@@ -868,6 +868,9 @@ static void on_capability(void *arg, int err, const struct pw_capability *cap)
     if (!err) {
         srv->health.capability_known = true;
         srv->health.conditional_create = cap->flag_conditional_create;
+        srv->health.flag_writable = pw_capability_writable(cap, "Flag", NULL);
+        srv->health.detected_issue_writable = pw_capability_writable(
+            cap, "DetectedIssue", &srv->health.detected_issue_conditional_create);
         const struct pw_source *source = srv->source;
         if (source->ops->capability) {
             err = source->ops->capability(source->ctx, cap, capability_unsynced, srv, &errors,

@@ -9,8 +9,14 @@
 
 #include "painwatch/check.h"
 #include "painwatch/datetime.h"
+#include "painwatch/engine.h"
 #include "painwatch/err.h"
 #include "painwatch/log.h"
+
+/* sink.rules (issue 21): {"<rule id>": "fhir-flag" | "detected-issue"}. */
+static json_t *convert_rules(struct pw_conf_ctx *ctx, const json_t *raw, const char *path);
+
+static const char *const closed_statuses[] = {"cancelled", "amended", "corrected", NULL};
 
 /* The keys every sink takes, filled into struct pw_sink_conf (the rest is the adapter's). */
 static const struct pw_conf_field sink_common[] = {
@@ -24,13 +30,27 @@ static const struct pw_conf_field sink_common[] = {
      .def = PW_FLAG_IDENTIFIER_SYSTEM,
      .offset = offsetof(struct pw_sink_conf, identifier_system),
      .help = "Flag.identifier.system for episode keys"},
+    /* issue 21: write targets (whichever sink builds DetectedIssues) */
+    {.name = "closed_status",
+     .type = PW_CONF_ENUM,
+     .def = PW_DI_CLOSED_STATUS_DEFAULT,
+     .allowed = closed_statuses,
+     .offset = offsetof(struct pw_sink_conf, closed_status),
+     .help = "DetectedIssue.status when painwatch closes one (a dated mitigation entry says why)"},
+    {.name = "rules",
+     .type = PW_CONF_JSON,
+     .convert = convert_rules,
+     .offset = PW_CONF_NOFILL,
+     .help = "per-rule write target, <rule id>: fhir-flag | detected-issue (else the type's)"},
     {0},
 };
 
 /* The registry: one line per sink adapter (conf_map.h, README "Adding an adapter"). */
-#define SINKS(X)         \
-    X(pw_sink_fhir_flag) \
-    X(pw_sink_file)
+#define SINKS(X)              \
+    X(pw_sink_fhir_flag)      \
+    X(pw_sink_file)           \
+    X(pw_sink_detected_issue) \
+    X(pw_sink_auto)
 
 #define DECLARE(ops) extern const struct pw_sink_ops ops;
 SINKS(DECLARE)
@@ -52,6 +72,62 @@ static int dup_or(char **dst, const char *src, const char *def)
     }
     *dst = strdup(s);
     return *dst ? 0 : PW_ENOMEM;
+}
+
+/* A sink that builds resources ("fhir-flag", "detected-issue"), by name, or NULL. */
+static const struct pw_sink_ops *builder(const char *name)
+{
+    const struct pw_adapter *a = pw_adapter_find(&pw_sink_kind, name);
+    const struct pw_sink_ops *ops = a ? pw_adapter_ops(a) : NULL;
+
+    return ops && ops->resource_type ? ops : NULL;
+}
+
+/* The sink's own target and the per-rule ones (issue 21). */
+static int set_targets(struct pw_sink *sink, const struct pw_sink_conf *conf)
+{
+    const char *t = conf->target && strcmp(conf->target, "file") != 0 ? conf->target : NULL;
+
+    if (sink->ops->resource_type) {
+        sink->target = sink->ops;
+    } else if (sink->ops->remote || (t && strcmp(t, "auto") == 0)) {
+        sink->target = NULL; /* auto: chosen from /metadata, pw_sink_choose_target() */
+    } else {
+        sink->target = builder(t ? t : "fhir-flag");
+        if (!sink->target) {
+            pw_log_err(SINK, "sink: unknown write target '%s'", t);
+            return PW_ECONFIG;
+        }
+    }
+    if (!pw_sink_closed_status_valid(sink->closed_status)) {
+        pw_log_err(SINK, "sink: '%s' is not a status painwatch can close a DetectedIssue with",
+                   sink->closed_status);
+        return PW_ECONFIG;
+    }
+    if (conf->n_rule_targets == 0) {
+        return 0;
+    }
+    sink->rule_targets = calloc(conf->n_rule_targets, sizeof(*sink->rule_targets));
+    if (!sink->rule_targets) {
+        return PW_ENOMEM;
+    }
+    for (size_t i = 0; i < conf->n_rule_targets; i++) {
+        const struct pw_sink_rule_target *rt = &conf->rule_targets[i];
+        struct pw_sink_rule_ops *ro = &sink->rule_targets[sink->n_rule_targets];
+
+        ro->ops = builder(rt->target);
+        if (!rt->rule || !ro->ops) {
+            pw_log_err(SINK, "sink.rules: rule '%s': unknown write target '%s'",
+                       rt->rule ? rt->rule : "", rt->target ? rt->target : "");
+            return PW_ECONFIG;
+        }
+        ro->rule = strdup(rt->rule);
+        if (!ro->rule) {
+            return PW_ENOMEM;
+        }
+        sink->n_rule_targets++;
+    }
+    return 0;
 }
 
 int pw_sink_new(struct pw_sink **out, const char *name, const struct pw_sink_conf *conf)
@@ -90,6 +166,12 @@ int pw_sink_new(struct pw_sink **out, const char *name, const struct pw_sink_con
     if (!err) {
         err = dup_or(&sink->author_display, conf->author_display, NULL);
     }
+    if (!err) {
+        err = dup_or(&sink->closed_status, conf->closed_status, PW_DI_CLOSED_STATUS_DEFAULT);
+    }
+    if (!err) {
+        err = set_targets(sink, conf);
+    }
     if (!err && sink->ops->init) {
         err = sink->ops->init(sink);
     }
@@ -106,14 +188,85 @@ int pw_sink_from_conf(struct pw_sink **out, const json_t *section, const char *t
                       const char *code_system)
 {
     struct pw_sink_conf sc = {0};
+    struct pw_sink_rule_target rt[PW_SINK_RULE_TARGETS_MAX];
+    const json_t *raw = json_object_get(section, "rules");
+    json_t *rules = raw ? json_deep_copy(raw) : NULL; /* jansson iterates non-const trees */
+    const char *rule;
+    json_t *target;
+    int rc;
 
+    if (raw && !rules) {
+        return PW_ENOMEM;
+    }
     if (pw_conf_fill_scalars(sink_common, section, &sc) != 0) {
         pw_log_err(SINK, "sink: a setting has the wrong shape");
+        json_decref(rules);
         return PW_ECONFIG;
     }
     sc.section = section;
+    /* issue 21: what the shadow file carries is what the configured type would write */
+    sc.target = json_string_value(json_object_get(section, "type"));
+    sc.rule_targets = rt;
     sc.code_system = code_system; /* issue 21: the top-level rule_code_system */
-    return pw_sink_new(out, type, &sc);
+    json_object_foreach(rules, rule, target)
+    {
+        if (sc.n_rule_targets == PW_ARRAY_SIZE(rt)) {
+            pw_log_err(SINK, "sink.rules: more than %zu rules", PW_ARRAY_SIZE(rt));
+            json_decref(rules);
+            return PW_ECONFIG;
+        }
+        rt[sc.n_rule_targets++] =
+            (struct pw_sink_rule_target){.rule = rule, .target = json_string_value(target)};
+    }
+    rc = pw_sink_new(out, type, &sc);
+    json_decref(rules);
+    return rc;
+}
+
+/*
+ * Rule ids come from the engine's registry; a weak reference keeps the sink registry (and the
+ * configuration schema listing it) linkable without the engine, as sink_fhir_flag.c does. Without
+ * the engine any id is accepted here and pw_sink_new() takes it as written.
+ */
+#pragma weak pw_rule_find
+
+static json_t *convert_rules(struct pw_conf_ctx *ctx, const json_t *raw, const char *path)
+{
+    json_t *eff = json_object();
+    /* jansson iterates non-const trees; json_deep_copy(NULL) allocates too (and may fail) */
+    json_t *copy = raw ? json_deep_copy(raw) : NULL;
+    const char *key;
+    json_t *val;
+
+    if (raw && !json_is_object(raw)) {
+        pw_conf_error(ctx, path, "expected a mapping of rule ids to fhir-flag | detected-issue");
+        json_decref(eff);
+        json_decref(copy);
+        return NULL;
+    }
+    if (!eff || (raw && !copy)) {
+        json_decref(eff);
+        json_decref(copy);
+        return NULL; /* out of memory: the caller reports it */
+    }
+    json_object_foreach(copy, key, val)
+    {
+        char kpath[256];
+        const char *v = json_string_value(val);
+
+        snprintf(kpath, sizeof(kpath), "%s.%s", path, key);
+        if (pw_rule_find && !pw_rule_find(key)) {
+            pw_conf_error(ctx, kpath, "no such rule (`painwatch config describe` lists them)");
+        } else if (!builder(v)) {
+            pw_conf_error(ctx, kpath, "expected fhir-flag | detected-issue");
+        } else if (json_object_set_new(eff, key, json_string(v)) != 0) {
+            json_decref(eff);
+            json_decref(copy);
+            return NULL; /* out of memory */
+        }
+    }
+    json_decref(copy);
+    return eff;
 }
 
 void pw_sink_free(struct pw_sink *sink)
@@ -130,6 +283,11 @@ void pw_sink_free(struct pw_sink *sink)
     free(sink->author_display);
     free(sink->ctx);
     json_decref(sink->section);
+    free(sink->closed_status);
+    for (size_t i = 0; i < sink->n_rule_targets; i++) {
+        free(sink->rule_targets[i].rule);
+    }
+    free(sink->rule_targets);
     free(sink);
 }
 
@@ -148,6 +306,12 @@ enum pw_outcome pw_sink_classify_http(int err, long status)
     return PW_REJECTED;
 }
 
+enum pw_outcome pw_sink_classify_fhir(const struct pw_sink *sink, int err, long status)
+{
+    (void)sink;
+    return pw_sink_classify_http(err, status);
+}
+
 const char *pw_outcome_name(enum pw_outcome o)
 {
     switch (o) {
@@ -164,4 +328,103 @@ const char *pw_outcome_name(enum pw_outcome o)
 void pw_fhir_instant(int64_t t, char out[32])
 {
     pw_time_format(t * 1000, 0, out, 32);
+}
+
+/* ---- issue 21: write targets ---------------------------------------------------------------- */
+
+bool pw_sink_closed_status_valid(const char *status)
+{
+    /* Statuses saying the issue is no longer current; never an open one or entered-in-error. */
+    static const char *const closed[] = {"cancelled", "amended", "corrected"};
+
+    for (size_t i = 0; status && i < PW_ARRAY_SIZE(closed); i++) {
+        if (strcmp(status, closed[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static const struct pw_sink_ops *target_of(const struct pw_sink *sink, const char *rule)
+{
+    for (size_t i = 0; rule && i < sink->n_rule_targets; i++) {
+        if (strcmp(sink->rule_targets[i].rule, rule) == 0) {
+            return sink->rule_targets[i].ops;
+        }
+    }
+    return sink->target;
+}
+
+int pw_sink_format(const struct pw_sink *sink, const struct pw_finding *f, json_t **out)
+{
+    const struct pw_sink_ops *t = target_of(sink, f->rule);
+
+    return t ? t->format(sink, f, out) : PW_EAGAIN;
+}
+
+const struct pw_sink_ops *pw_sink_for_resource(const char *type)
+{
+    for (size_t i = 0; type && i < PW_ADAPTERS_MAX && pw_sink_kind.adapters[i]; i++) {
+        const struct pw_sink_ops *ops = pw_adapter_ops(pw_sink_kind.adapters[i]);
+
+        if (ops->resource_type && strcmp(ops->resource_type, type) == 0) {
+            return ops;
+        }
+    }
+    return NULL;
+}
+
+int pw_sink_update(const struct pw_sink *sink, const json_t *created, enum pw_outbox_op op,
+                   int64_t at, json_t **out)
+{
+    const struct pw_sink_ops *t =
+        pw_sink_for_resource(json_string_value(json_object_get(created, "resourceType")));
+
+    return t ? t->update(sink, created, op, at, out) : PW_EINVAL;
+}
+
+const char *pw_sink_episode_status(const json_t *res)
+{
+    const struct pw_sink_ops *t =
+        pw_sink_for_resource(json_string_value(json_object_get(res, "resourceType")));
+
+    return t && t->episode_status ? t->episode_status(res) : NULL;
+}
+
+const struct pw_sink_ops *pw_sink_choose_target(struct pw_sink *sink,
+                                                const struct pw_sink_caps *caps)
+{
+    if (sink->target) {
+        return sink->target;
+    }
+    if (caps && caps->known && caps->detected_issue) {
+        sink->target = &pw_sink_detected_issue;
+    } else {
+        if (!caps || !caps->known || !caps->flag) {
+            pw_log_warn(SINK, "sink auto: /metadata %s: writing Flags",
+                        caps && caps->known ? "advertises neither Flag nor DetectedIssue writes"
+                                            : "not read");
+        }
+        sink->target = &pw_sink_fhir_flag;
+    }
+    pw_log_notice(SINK, "sink auto: writing %s resources", sink->target->resource_type);
+    return sink->target;
+}
+
+static bool writes_type(const struct pw_sink_ops *ops, const char *type)
+{
+    return ops && ops->resource_type && strcmp(ops->resource_type, type) == 0;
+}
+
+bool pw_sink_uses(const struct pw_sink *sink, const char *resource_type)
+{
+    if (writes_type(sink->target, resource_type)) {
+        return true;
+    }
+    for (size_t i = 0; i < sink->n_rule_targets; i++) {
+        if (writes_type(sink->rule_targets[i].ops, resource_type)) {
+            return true;
+        }
+    }
+    return false;
 }

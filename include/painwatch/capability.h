@@ -29,6 +29,13 @@ void pw_capability_cleanup(struct pw_capability *cap);
 /** True when @p type advertises search parameter @p param (or the rest level does). */
 bool pw_capability_has_param(const struct pw_capability *cap, const char *type, const char *param);
 
+/**
+ * True when @p type advertises both create and update (issue 21: the write targets);
+ * *@p conditional_create (may be NULL) says whether it advertises conditional create.
+ */
+bool pw_capability_writable(const struct pw_capability *cap, const char *type,
+                            bool *conditional_create);
+
 /** Completion of pw_capability_fetch(). @p cap is borrowed: valid until the callback returns. */
 typedef void pw_capability_fn(void *arg, int err, const struct pw_capability *cap);
 

@@ -33,6 +33,12 @@ enum pw_outcome {
     PW_REJECTED,      /* any other 4xx: dead-letter, keep the OperationOutcome for review */
 };
 
+/** One rule written to another target than the sink's own (config sink.rules). Borrowed. */
+struct pw_sink_rule_target {
+    const char *rule;   /* rule id */
+    const char *target; /* "fhir-flag" or "detected-issue" */
+};
+
 /**
  * Settings every sink takes (the kind's own: config sink.identifier_system, sink.flag_author).
  * Strings are copied by pw_sink_new(); NULL takes the default.
@@ -48,6 +54,13 @@ struct pw_sink_conf {
      * (its context borrows strings from it). NULL: every key at its default.
      */
     const json_t *section;
+    /* issue 21 (write targets) */
+    const char *target;        /* file sink: the resource it carries ("fhir-flag", "detected-issue",
+                                  "auto"); NULL: fhir-flag. Ignored by the FHIR sinks. */
+    const char *closed_status; /* config sink.closed_status: DetectedIssue.status painwatch closes
+                                  with; NULL: cancelled */
+    const struct pw_sink_rule_target *rule_targets; /* config sink.rules; may be NULL */
+    size_t n_rule_targets;
 };
 
 /** What a local sink returns for a write: stands in for the server's id and version. */
@@ -87,6 +100,15 @@ struct pw_sink_ops {
      */
     int (*write)(struct pw_sink *sink, const struct pw_outbox_row *row, int64_t now,
                  struct pw_sink_written *out);
+    /* issue 21: the FHIR resource type format() builds ("Flag", "DetectedIssue"); NULL for a
+     * sink that carries another one's resources (file, auto). */
+    const char *resource_type;
+    /*
+     * Read back (FHIR sinks): what @p res, one of painwatch's resources as the server holds it,
+     * says about its episode in Flag terms: "active" (open), "inactive" (closed, or
+     * acknowledged by someone), "entered-in-error"; NULL when it says nothing usable.
+     */
+    const char *(*episode_status)(const json_t *res);
 };
 
 /** A configured sink. Fields are read-only after pw_sink_new(). */
@@ -101,6 +123,18 @@ struct pw_sink {
      * pw_sink_free() frees it after cleanup. NULL when ctx_size is 0. */
     void *ctx;
     json_t *section; /* the config object the context borrows from (a reference), may be NULL */
+    /* issue 21: the sink building the resources (fhir-flag, detected-issue); NULL while an
+     * `auto` sink waits for /metadata (pw_sink_choose_target()). */
+    const struct pw_sink_ops *target;
+    char *closed_status; /* DetectedIssue.status when painwatch closes one */
+    struct pw_sink_rule_ops *rule_targets;
+    size_t n_rule_targets;
+};
+
+/** A per-rule write target, resolved. */
+struct pw_sink_rule_ops {
+    char *rule;
+    const struct pw_sink_ops *ops;
 };
 
 /* The Flag builder other sinks of Flags reuse (format, update). */
@@ -133,10 +167,69 @@ void pw_sink_free(struct pw_sink *sink);
 /** The classification every FHIR sink uses: 2xx / 408,429,5xx,transport / other 4xx. */
 enum pw_outcome pw_sink_classify_http(int err, long status);
 
+/** pw_sink_classify_http() as a classify op (the FHIR sinks' own). */
+enum pw_outcome pw_sink_classify_fhir(const struct pw_sink *sink, int err, long status);
+
 /** "delivered", "retry", "rejected". */
 const char *pw_outcome_name(enum pw_outcome o);
 
 /** Format @p t (s since epoch, UTC) as a FHIR instant "2026-01-02T03:04:05Z" into @p out. */
 void pw_fhir_instant(int64_t t, char out[32]);
+
+/* ---- issue 21: write targets (Flag, DetectedIssue, chosen per rule or from /metadata) ---- */
+
+/** The status a DetectedIssue gets when painwatch closes it, unless the site configures another. */
+#define PW_SINK_RULE_TARGETS_MAX    64 /* config sink.rules entries */
+#define PW_DI_CLOSED_STATUS_DEFAULT "cancelled"
+
+/** Whether @p status may be configured as the status painwatch closes a DetectedIssue with. */
+bool pw_sink_closed_status_valid(const char *status);
+
+/**
+ * The resource for finding @p f: built by the rule's own target (sink.rules) or else the
+ * sink's. *out is a new reference. @return as format(), or PW_EAGAIN while an `auto` sink has
+ * not chosen yet (the caller's page is repeated later).
+ */
+int pw_sink_format(const struct pw_sink *sink, const struct pw_finding *f, json_t **out);
+
+/**
+ * The update of @p created by the sink that builds its resourceType (an episode keeps the
+ * resource type it was created with, whatever the sink is now). @return as update(), PW_EINVAL
+ * for a resource no sink builds.
+ */
+int pw_sink_update(const struct pw_sink *sink, const json_t *created, enum pw_outbox_op op,
+                   int64_t at, json_t **out);
+
+/** The sink that builds resources of type @p type ("Flag", "DetectedIssue"), or NULL. */
+const struct pw_sink_ops *pw_sink_for_resource(const char *type);
+
+/**
+ * What one of painwatch's resources read back says about its episode ("active", "inactive",
+ * "entered-in-error"; see episode_status), or NULL (not a type painwatch writes, no status).
+ */
+const char *pw_sink_episode_status(const json_t *res);
+
+/** What a server's /metadata says about the write targets (create and update advertised). */
+struct pw_sink_caps {
+    bool known; /* /metadata was read */
+    bool flag;  /* Flag create + update */
+    bool detected_issue;
+};
+
+/**
+ * `sink.type: auto`: DetectedIssue when the server advertises its create and update (the
+ * resource FHIR meant for a problem with a specific therapy: implicated orders, severity,
+ * mitigation), else Flag (also when /metadata is unknown or advertises neither: the
+ * long-standing default, whose writes then fail visibly). A sink that has a target keeps it.
+ * @return the target in use.
+ */
+const struct pw_sink_ops *pw_sink_choose_target(struct pw_sink *sink,
+                                                const struct pw_sink_caps *caps);
+
+/**
+ * True when findings of some rule may be written as @p resource_type ("Flag", "DetectedIssue"):
+ * core asks by resource type, never by adapter.
+ */
+bool pw_sink_uses(const struct pw_sink *sink, const char *resource_type);
 
 #endif

@@ -179,6 +179,10 @@ struct pw_sync_health {
     uint64_t page_failures;        /* runs ended by a page that could not be used (issue 18) */
     uint64_t unreadable;           /* resources skipped as unreadable */
     uint64_t pages_refused;        /* pages refused (too large, not JSON) and asked again smaller */
+    /* issue 21: the write targets /metadata advertises (create + update) */
+    bool flag_writable;
+    bool detected_issue_writable;
+    bool detected_issue_conditional_create;
 };
 
 struct pw_sync;

@@ -9,7 +9,7 @@ endif()
 set(PW_FLAG_OUT_DIR ${PROJECT_BINARY_DIR}/tests/flags-out)
 # test_flag_every_rule runs every firing rule case through normalize + engine + sink, so every
 # registered rule is represented.
-foreach(t adapters_test_sink_fhir_flag adapters_test_flag_every_rule)
+foreach(t adapters_test_sink_fhir_flag adapters_test_flag_every_rule adapters_test_sink_detected_issue)
   set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT "PW_FLAG_OUT_DIR=${PW_FLAG_OUT_DIR}")
   set_property(TEST ${t} PROPERTY FIXTURES_SETUP flag_samples)
 endforeach()

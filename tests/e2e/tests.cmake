@@ -75,3 +75,6 @@ pw_e2e_daemon_test(e2e_daemon_ops daemon-ops.test.js)
 # Issue 21: Flag fidelity (priority system, summary, narrative, encounter, severity filter, audit
 # carrier) and the rule CodeSystem, validated by the reference server and the R4 JSON schema.
 pw_e2e_daemon_test(e2e_flag_fidelity flag-fidelity.test.js)
+# issue 21: the detected-issue sink (write, idempotency, reconcile, clinician acknowledgement)
+# and `sink.type: auto` choosing by /metadata, against the reference server.
+pw_e2e_daemon_test(e2e_detected_issue detected-issue.test.js)

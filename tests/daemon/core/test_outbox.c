@@ -702,6 +702,54 @@ static void test_resolve_412_clinician_closed_it(void **state)
     assert_int_equal(plan(fx, &f, 1), 0);
 }
 
+/*
+ * Issue 21: a DetectedIssue episode goes through the same outbox (its own URLs). A clinician's
+ * mitigation entry makes painwatch's PUT stale (412): the version read back is acknowledged, so
+ * painwatch writes nothing over it, neither to close it nor to reopen it.
+ */
+static void test_detected_issue_clinician_mitigation_stands(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("rescue-dose-out-of-range", "k-di");
+    char hdr[512];
+
+    pw_sink_free(fx->sink);
+    assert_int_equal(pw_sink_new(&fx->sink, "detected-issue", NULL), 0);
+    snprintf(hdr, sizeof(hdr), "Location: %s/DetectedIssue/d1/_history/1\n", fx->base);
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST",
+                                                  .path = "/fhir/DetectedIssue",
+                                                  .status = 201,
+                                                  .headers = hdr});
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "PUT", .status = 412});
+    pwt_responder_add(
+        fx->srv,
+        &(struct pwt_rule){.method = "GET",
+                           .path = "/fhir/DetectedIssue/d1",
+                           .body = "{\"resourceType\":\"DetectedIssue\",\"id\":\"d1\",\"meta\":"
+                                   "{\"versionId\":\"2\"},\"status\":\"final\",\"mitigation\":"
+                                   "[{\"action\":{\"text\":\"dose reviewed\"}}]}"});
+    assert_int_equal(plan(fx, &f, 1), 1);
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    expect_flag(fx, "k-di", "d1", "1", PW_FLAG_ACTIVE);
+    /* The situation ends: the close meets the clinician's version and leaves it. */
+    assert_int_equal(plan(fx, NULL, 0), 1);
+    pw_outbox_kick(fx->ob);
+    run_until_idle(fx);
+    expect_flag(fx, "k-di", "d1", "2", PW_FLAG_RESOLVED);
+    /* It comes back: the reopen meets it too, and the episode is the clinician's from now on. */
+    g_clock += 3600 * 1000;
+    assert_int_equal(plan(fx, &f, 1), 1);
+    pw_outbox_kick(fx->ob);
+    run_until_idle(fx);
+    expect_flag(fx, "k-di", "d1", "2", PW_FLAG_CLINICIAN_INACTIVE);
+    assert_int_equal(pwt_responder_count(fx->srv), 5); /* POST, PUT 412, GET, PUT 412, GET */
+    for (size_t i = 0; i < 5; i++) {
+        assert_non_null(strstr(pwt_responder_request(fx->srv, i)->path, "/fhir/DetectedIssue"));
+    }
+    assert_int_equal(plan(fx, &f, 1), 0);
+}
+
 static void test_fail_closed_while_audit_unwritable(void **state)
 {
     struct fx *fx = *state;
@@ -1042,6 +1090,8 @@ int main(void)
         cmocka_unit_test(test_backoff_and_retry_after),
         cmocka_unit_test_setup_teardown(test_server_id_not_a_fhir_id_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_server_id_not_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_detected_issue_clinician_mitigation_stands, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

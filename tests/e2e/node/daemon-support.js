@@ -84,14 +84,15 @@ function writeConfig(dir, base, opts = {}) {
     '  allow_local_key: true', // the test's key lives beside the trail (issue 19: demo only)
     'outbox: {retry_base: 1s, retry_cap: 2s}',
     'sink:',
-    '  type: fhir-flag',
+    `  type: ${opts.sinkType || 'fhir-flag'}`,
     `  file: ${path.join(dir, 'shadow-flags.ndjson')}`,
+    ...(opts.sinkLines || []).map((l) => `  ${l}`),
     'servers:',
     '  - name: ehr',
     `    base_url: ${base}`,
     '    auth: {type: none}',
     '    cohort: {type: server-wide}',
-    `    resources: [Observation, MedicationRequest, MedicationAdministration, Condition, ServiceRequest, Encounter${opts.noFlagReadBack ? '' : ', Flag'}]`,
+    `    resources: [Observation, MedicationRequest, MedicationAdministration, Condition, ServiceRequest, Encounter${opts.noFlagReadBack ? '' : ', Flag'}${opts.readBack ? `, ${opts.readBack}` : ''}]`,
     '    poll_interval: 10s',
     '    timeout: 30s',
   ];

@@ -27,7 +27,7 @@ const LOGGED_HEADERS = [
 ];
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 // Types painwatch and the cohort write: their schemas are compiled before the ready line.
-const WARM_TYPES = ['Patient', 'Observation', 'Condition', 'MedicationRequest', 'Medication', 'ServiceRequest', 'Encounter', 'Flag', 'Group'];
+const WARM_TYPES = ['Patient', 'Observation', 'Condition', 'MedicationRequest', 'Medication', 'ServiceRequest', 'Encounter', 'Flag', 'Group', 'DetectedIssue'];
 
 function usage() {
   return `usage: server.js [--port N] [--host 127.0.0.1] [--port-file FILE] [--base /fhir/R4]
@@ -194,6 +194,7 @@ class Server {
     this.router = new FhirRouter();
     this.log = [];
     this.faults = [];
+    this.metadataOmit = []; // types left out of /metadata (POST /_admin/metadata)
     this.queue = Promise.resolve();
     this.baseUrl = '';
     this.resourceTypes = Object.keys(
@@ -457,10 +458,22 @@ class Server {
       this.faults = [];
       return { status: 200, body: { cleared: true } };
     }
+    if (pathname === '/_admin/metadata' && method === 'POST') {
+      // {"omit": ["DetectedIssue"]}: the CapabilityStatement of a server without that type.
+      let body;
+      try {
+        body = JSON.parse(rawBody.toString('utf8') || '{}');
+      } catch (err) {
+        return outcome(400, 'structure', `metadata: not JSON: ${err.message}`);
+      }
+      this.metadataOmit = Array.isArray(body.omit) ? body.omit.map(String) : [];
+      return { status: 200, body: { omit: this.metadataOmit } };
+    }
     if (pathname === '/_admin/reset' && method === 'POST') {
       this.repo.clear();
       this.log = [];
       this.faults = [];
+      this.metadataOmit = [];
       return { status: 200, body: { reset: true } };
     }
     if (pathname === '/_admin/requests' && method === 'GET') {
@@ -485,12 +498,13 @@ class Server {
       'ServiceRequest',
       'Encounter',
       'Flag',
+      'DetectedIssue',
       'Device',
       'Practitioner',
       'Organization',
       'AuditEvent',
       'Provenance',
-    ];
+    ].filter((t) => !this.metadataOmit.includes(t));
     const wanted = new Set(['patient', 'subject', 'code', 'date', 'authoredon', 'status', 'identifier', 'category', 'encounter', 'intent', 'medication', 'clinical-status', 'onset-date', 'recorded-date', 'based-on', 'author', 'class', 'type']);
     const interactions = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'create', 'search-type'].map(
       (code) => ({ code }),
