@@ -14,6 +14,8 @@
 #include <microhttpd.h>
 #include <uv.h>
 
+#include "core/listen_addr.h"
+
 /** Embedded in its owner; the owner is freed from @c on_closed (both handles closed). */
 struct pw_listener {
     uv_poll_t poll;

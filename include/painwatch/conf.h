@@ -315,6 +315,26 @@ struct pw_conf_pain_codes {
     size_t n_rass;
 };
 
+/* issue 21: the CDS Hooks service (daemon/core/cds_hooks.c) */
+struct pw_conf_cds_issuer {
+    const char *iss;       /* the EHR's client id / issuer, exactly as in its JWTs */
+    const char *jwks_file; /* its public JWK Set, a file ... */
+    const char *jwks_url;  /* ... or a URL fetched through the HTTP layer */
+};
+
+struct pw_conf_cds_hooks {
+    bool enabled;
+    const char *listen;      /* "127.0.0.1:9188" */
+    const char *service_url; /* the base URL the EHR calls (JWT aud), without /cds-services */
+    const char *tls_cert;    /* PEM certificate chain; with tls_key: HTTPS on the listener */
+    const char *tls_key;     /* PEM private key (secret file) */
+    struct pw_conf_cds_issuer *issuers;
+    size_t n_issuers;
+    int64_t jwks_refresh_ms; /* JWKS URLs are fetched again this often */
+    int64_t jti_window_ms;   /* longest token lifetime accepted; its jti is remembered as long */
+    int64_t clock_skew_ms;   /* tolerance on exp / iat */
+};
+
 struct pw_conf_daemon {
     const char *state_dir;
     const char *log_level;
@@ -338,7 +358,8 @@ struct pw_conf_daemon {
     /* issue 16: site overrides of the factor and plausibility tables (NULL: shipped ones) */
     const char *mme_route_factors_file;
     const char *dose_limits_file;
-    const char *scope; /* issue 17: problem-list | cohort */
+    const char *scope;                  /* issue 17: problem-list | cohort */
+    struct pw_conf_cds_hooks cds_hooks; /* issue 21 */
 };
 
 /** The top-level table (for documentation tools and tests). */
