@@ -186,7 +186,8 @@ int pw_audit_finding(struct pw_audit *a, const char *subtype, const struct pw_fi
     json_t *nums;
 
     if (!subtype || !f || !f->rule ||
-        (strcmp(subtype, "finding-raised") != 0 && strcmp(subtype, "finding-resolved") != 0)) {
+        (strcmp(subtype, "finding-raised") != 0 && strcmp(subtype, "finding-resolved") != 0 &&
+         strcmp(subtype, "finding-carded") != 0)) {
         return PW_EINVAL;
     }
     rec = record_new("painwatch", subtype, 'E', PW_AUDIT_SUCCESS, NULL);

@@ -125,11 +125,12 @@ struct pw_rc_item;
  * Reconcile one patient's @p findings (as pw_evaluate() returned them) against @p flags (the
  * patient's episode records, as the daemon's flag map holds them; pw_flag_list from store.h,
  * zero-initialised for a new patient) exactly as the daemon does: pw_reconcile() into @p plan
- * (may be NULL; else zero-initialised, freed with pw_rc_plan_cleanup()), then @p flags is updated as the daemon's
- * outbox planning writes its flag map at @p now (s): CREATE appends an ACTIVE record (since =
- * the finding's since), RESOLVE sets RESOLVED, REACTIVATE sets ACTIVE (updated = @p now), KEEP
- * and SUPPRESSED change nothing (pw_rc_item_record(), the same function the daemon uses).
- * Plan items point into @p findings and into @p flags->v (the records after the plan; valid until
+ * (may be NULL; else zero-initialised, freed with pw_rc_plan_cleanup()), then @p flags is updated
+ * as the daemon's outbox planning writes its flag map at @p now (s): CREATE appends an ACTIVE
+ * record (since = the finding's since), RESOLVE sets RESOLVED, REACTIVATE sets ACTIVE (updated = @p
+ * now), KEEP and SUPPRESSED change nothing (pw_rc_item_record(), the same function the daemon
+ * uses). Plan items point into @p findings and into @p flags->v (the records after the plan; valid
+ * until
  * @p flags changes again). Records carry no Flag resource (rec.resource NULL when created here).
  * @return 0 or PW_ENOMEM (@p flags unchanged, the plan emptied).
  */
