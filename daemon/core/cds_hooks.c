@@ -664,7 +664,8 @@ int pw_cds_hooks_new(struct pw_cds_hooks **out, const struct pw_cds_hooks_opts *
     c->env = (struct pw_cds_env){.store = opts->store,
                                  .ev = opts->ev,
                                  .synced = opts->synced,
-                                 .rule_system = opts->rule_system};
+                                 .rule_system = opts->rule_system,
+                                 .horizon_s = opts->conf->order_sign_horizon_ms / 1000};
     c->jti = json_object();
     c->open = 1; /* until the handles are up */
     rc = c->jti ? issuers_init(c) : PW_ENOMEM;

@@ -3,7 +3,8 @@
  * CDS Hooks: one call into cards. The patient's timeline is the store's (no EHR call) with the
  * prefetched resources overlaid (a resource replaces its stored copy when newer); order-sign
  * evaluates it twice through the one evaluation entry point (evaluate.h), without and with the
- * draft orders made active as if signed, and cards the findings the drafts bring.
+ * draft orders made active as if signed (authored now), both at now + order_sign_horizon, and
+ * cards the findings the drafts bring.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -374,14 +375,19 @@ int pw_cds_evaluate(const struct pw_cds_env *env, const char *service, json_t *r
     if (rc == 0) {
         rc = pw_store_flags_of_patient(env->store, out->patient, &flags);
     }
+    /*
+     * order-sign: the timeline without and with the drafts, both judged at the horizon. What the
+     * clock alone brings by then is in both and is not carded; what the drafts bring once the
+     * rules' grace periods have passed (24 h before a bowel regimen is expected) is.
+     */
     if (rc == 0 && order_sign) {
-        rc = evaluate(env, &tl, now, &before);
+        rc = evaluate(env, &tl, now + env->horizon_s, &before);
         if (rc == 0) {
             rc = pw_eval_timeline_add_resources(env->ev, drafts, NULL, &tl);
         }
     }
     if (rc == 0) {
-        rc = evaluate(env, &tl, now, &after);
+        rc = evaluate(env, &tl, order_sign ? now + env->horizon_s : now, &after);
     }
     if (rc == 0) {
         rc = card_all(env, out, &after, order_sign ? &before : NULL, &flags);

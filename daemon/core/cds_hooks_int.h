@@ -20,6 +20,7 @@ struct pw_cds_env {
     const struct pw_evaluator *ev;
     struct pw_synced synced;
     const char *rule_system;
+    int64_t horizon_s; /* order-sign: both evaluations at now + this */
 };
 
 /** What a hook call found, for the response and the audit trail. */

@@ -991,6 +991,14 @@ static const struct pw_conf_field cds_hooks_fields[] = {
      .max = 5 * MIN,
      FILL(struct pw_conf_cds_hooks, clock_skew_ms),
      .help = "tolerance on the JWT's exp and iat"},
+    {.name = "order_sign_horizon",
+     .type = PW_CONF_DURATION,
+     .def = "25h",
+     .min = 0,
+     .max = 7 * DAY,
+     FILL(struct pw_conf_cds_hooks, order_sign_horizon_ms),
+     .help = "order-sign judges the drafts as if signed and nothing else ordered for this long "
+             "(site: past the rules' grace periods, e.g. 24 h before a bowel regimen is due)"},
     {0},
 };
 

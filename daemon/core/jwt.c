@@ -115,15 +115,17 @@ static bool push_rsa(OSSL_PARAM_BLD *bld, const json_t *jwk, BIGNUM **n, BIGNUM 
            OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, *e);
 }
 
-static bool push_ec(OSSL_PARAM_BLD *bld, const json_t *jwk)
+/* @p pt: the uncompressed point 04 || x || y, which must live until OSSL_PARAM_BLD_to_param()
+ * (the builder keeps a pointer to it, not a copy). */
+static bool push_ec(OSSL_PARAM_BLD *bld, const json_t *jwk, unsigned char pt[1 + 2 * ES384_PART])
 {
     const char *crv = json_string_value(json_object_get(jwk, "crv"));
-    unsigned char pt[1 + 2 * ES384_PART] = {0x04}; /* uncompressed point: 04 || x || y */
 
+    pt[0] = 0x04;
     return crv && strcmp(crv, "P-384") == 0 && member(jwk, "x", pt + 1, ES384_PART) == ES384_PART &&
            member(jwk, "y", pt + 1 + ES384_PART, ES384_PART) == ES384_PART &&
            OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "P-384", 0) &&
-           OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt));
+           OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * ES384_PART);
 }
 
 EVP_PKEY *pw_jwk_public_key(const json_t *jwk)
@@ -135,6 +137,7 @@ EVP_PKEY *pw_jwk_public_key(const json_t *jwk)
     EVP_PKEY *key = NULL;
     BIGNUM *n = NULL;
     BIGNUM *e = NULL;
+    unsigned char pt[1 + 2 * ES384_PART];
     bool rsa = kty && strcmp(kty, "RSA") == 0;
     bool ok;
 
@@ -142,7 +145,7 @@ EVP_PKEY *pw_jwk_public_key(const json_t *jwk)
         return NULL;
     }
     bld = OSSL_PARAM_BLD_new();
-    ok = bld && (rsa ? push_rsa(bld, jwk, &n, &e) : push_ec(bld, jwk));
+    ok = bld && (rsa ? push_rsa(bld, jwk, &n, &e) : push_ec(bld, jwk, pt));
     ctx = ok ? EVP_PKEY_CTX_new_from_name(NULL, rsa ? "RSA" : "EC", NULL) : NULL;
     params = ctx ? OSSL_PARAM_BLD_to_param(bld) : NULL;
     if (!params || EVP_PKEY_fromdata_init(ctx) != 1 ||

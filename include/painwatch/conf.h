@@ -333,6 +333,7 @@ struct pw_conf_cds_hooks {
     int64_t jwks_refresh_ms; /* JWKS URLs are fetched again this often */
     int64_t jti_window_ms;   /* longest token lifetime accepted; its jti is remembered as long */
     int64_t clock_skew_ms;   /* tolerance on exp / iat */
+    int64_t order_sign_horizon_ms; /* order-sign judges drafts as they stand this long after */
 };
 
 struct pw_conf_daemon {

@@ -72,3 +72,10 @@ function(pw_e2e_daemon_test name file)
 endfunction()
 pw_e2e_daemon_test(e2e_daemon_crash daemon-crash.test.js)
 pw_e2e_daemon_test(e2e_daemon_ops daemon-ops.test.js)
+
+# Issue 21: the CDS Hooks service from a scripted client (JWTs signed with keys made by the test).
+add_executable(pw_cds_server ${PW_E2E_DIR}/cds/cds_server.c ${PW_E2E_DIR}/cds/eval_shim.c)
+target_link_libraries(pw_cds_server PRIVATE pwcore)
+pw_e2e_node_test(e2e_cds_hooks cds-hooks.test.js)
+set_property(TEST e2e_cds_hooks APPEND PROPERTY ENVIRONMENT "PW_CDS_SERVER=$<TARGET_FILE:pw_cds_server>"
+  "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")

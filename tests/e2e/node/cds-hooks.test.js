@@ -1,0 +1,343 @@
+// SPDX-License-Identifier: Apache-2.0
+// Issue 21: the CDS Hooks 2.0 service from a scripted client on loopback. The service runs on a
+// real SQLite store, audit trail and configuration (tests/e2e/cds/cds_server.c); the EHR's keys
+// (RSA and EC P-384) are made here, and every JWT is signed with them.
+'use strict';
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const crypto = require('node:crypto');
+const { spawn } = require('node:child_process');
+
+const SERVER = process.env.PW_CDS_SERVER;
+const SERVICE_URL = 'https://cds.test.example/painwatch';
+const ISS = 'https://ehr.test.example';
+const OTHER_ISS = 'https://other-ehr.test.example';
+const PV = 'painwatch-patient-view';
+const OS = 'painwatch-order-sign';
+const RXNORM = 'http://www.nlm.nih.gov/research/umls/rxnorm';
+
+const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'P-384' });
+const rogue = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+const other = crypto.generateKeyPairSync('ec', { namedCurve: 'P-384' });
+
+const jwk = (pair, kid, alg) => ({ ...pair.publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig' });
+const b64u = (s) => Buffer.from(s).toString('base64url');
+const nowS = () => Math.floor(Date.now() / 1000);
+const iso = (hoursAgo) => new Date(Date.now() - hoursAgo * 3600e3).toISOString();
+
+function sign(alg, key, kid, claims, header = {}) {
+  const input = `${b64u(JSON.stringify({ alg, typ: 'JWT', kid, ...header }))}.${b64u(JSON.stringify(claims))}`;
+  const sig = crypto.sign('sha384', Buffer.from(input), alg === 'ES384' ? { key, dsaEncoding: 'ieee-p1363' } : key);
+  return `${input}.${sig.toString('base64url')}`;
+}
+
+function claims(service, over = {}) {
+  return { iss: ISS, sub: 'ehr-client', aud: `${SERVICE_URL}/cds-services/${service}`, iat: nowS(), exp: nowS() + 60, jti: crypto.randomUUID(), ...over };
+}
+
+const rsaToken = (service, over) => sign('RS384', rsa.privateKey, 'ehr-rsa', claims(service, over));
+const ecToken = (service, over) => sign('ES384', ec.privateKey, 'ehr-ec', claims(service, over));
+
+// ---- fixtures: three patients with cancer, as the store holds them -------------------------
+
+const cancer = (p) => ({
+  resourceType: 'Condition', id: `cond-${p}`, meta: { versionId: '1' },
+  clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'active' }] },
+  verificationStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-ver-status', code: 'confirmed' }] },
+  category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-category', code: 'problem-list-item' }] }],
+  code: { coding: [{ system: 'http://hl7.org/fhir/sid/icd-10-cm', code: 'C50.912', display: 'Malignant neoplasm of left breast' }] },
+  subject: { reference: `Patient/${p}` }, onsetDateTime: iso(24 * 90),
+});
+const score = (p, id, value, hoursAgo) => ({
+  resourceType: 'Observation', id, meta: { versionId: '1' }, status: 'final',
+  category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'survey' }] }],
+  code: { coding: [{ system: 'http://loinc.org', code: '72514-3', display: 'Pain severity - 0-10 verbal numeric rating [Score] - Reported' }] },
+  subject: { reference: `Patient/${p}` }, effectiveDateTime: iso(hoursAgo), valueInteger: value,
+});
+const med = (p, id, { code, display, mg, everyH, prn = false, hoursAgo = 0, status = 'active' }) => ({
+  resourceType: 'MedicationRequest', id, meta: { versionId: '1' }, status, intent: 'order',
+  medicationCodeableConcept: { coding: [{ system: RXNORM, code, display }], text: display },
+  subject: { reference: `Patient/${p}` }, authoredOn: iso(hoursAgo),
+  dosageInstruction: [{
+    text: `${mg} mg every ${everyH} h${prn ? ' as needed' : ''}`, asNeededBoolean: prn,
+    route: { coding: [{ system: 'http://snomed.info/sct', code: '26643006', display: 'Oral route' }] },
+    timing: { repeat: { frequency: 1, period: everyH, periodUnit: 'h' } },
+    doseAndRate: [{ doseQuantity: { value: mg, unit: 'mg', system: 'http://unitsofmeasure.org', code: 'mg' } }],
+  }],
+});
+const MORPHINE_ER = { code: '891885', display: '12 HR morphine sulfate 30 MG Extended Release Oral Tablet' };
+const MORPHINE_IR = { code: '892494', display: 'morphine sulfate 10 MG Oral Tablet' };
+const OXY_ER = { code: '1049502', display: '12 HR oxycodone hydrochloride 10 MG Extended Release Oral Tablet' };
+const OXY_IR = { code: '1049621', display: 'oxycodone hydrochloride 5 MG Oral Tablet' };
+const senna = (p, id) => ({
+  resourceType: 'MedicationRequest', id, meta: { versionId: '1' }, status: 'active', intent: 'order',
+  medicationCodeableConcept: { text: 'sennosides 8.6 mg oral tablet' }, subject: { reference: `Patient/${p}` }, authoredOn: iso(120),
+  dosageInstruction: [{ text: '2 tablets at bedtime', timing: { repeat: { frequency: 1, period: 1, periodUnit: 'd' } },
+    doseAndRate: [{ doseQuantity: { value: 2, unit: 'tablet' } }] }],
+});
+
+const tag = crypto.randomBytes(3).toString('hex');
+const PA = `cds-a-${tag}`; // on morphine ER 30 mg q12h with rescue and laxative: the doubling draft
+const PB = `cds-b-${tag}`; // no opioid yet: the new-opioid draft without a laxative
+const PC = `cds-c-${tag}`; // on oxycodone ER for 3 days, no laxative: patient-view shows it
+const PD = `cds-d-${tag}`; // not in the store: only the prefetch knows it
+
+const STORED = [
+  cancer(PA), score(PA, `obs-${PA}`, 5, 20),
+  med(PA, `mr-er-${PA}`, { ...MORPHINE_ER, mg: 30, everyH: 12, hoursAgo: 24 * 5 }),
+  med(PA, `mr-ir-${PA}`, { ...MORPHINE_IR, mg: 10, everyH: 4, prn: true, hoursAgo: 24 * 5 }),
+  senna(PA, `mr-lax-${PA}`),
+  cancer(PB), score(PB, `obs-${PB}`, 6, 20),
+  cancer(PC), score(PC, `obs-${PC}`, 4, 20),
+  med(PC, `mr-er-${PC}`, { ...OXY_ER, mg: 10, everyH: 12, hoursAgo: 72 }),
+  med(PC, `mr-ir-${PC}`, { ...OXY_IR, mg: 5, everyH: 4, prn: true, hoursAgo: 72 }),
+];
+
+// ---- the CDS Hooks 2.0 card shape ------------------------------------------------------------
+
+function assertCard(card) {
+  assert.equal(typeof card.summary, 'string');
+  assert.ok(card.summary.length > 0 && card.summary.length <= 140, `summary of ${card.summary.length} chars`);
+  assert.ok(['info', 'warning', 'critical'].includes(card.indicator), `indicator ${card.indicator}`);
+  assert.equal(typeof card.source, 'object');
+  assert.equal(typeof card.source.label, 'string');
+  assert.match(card.uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+  if (card.detail !== undefined) assert.equal(typeof card.detail, 'string');
+  if (card.source.topic !== undefined) {
+    assert.equal(typeof card.source.topic.code, 'string');
+    assert.equal(typeof card.source.topic.system, 'string');
+  }
+  if (card.suggestions !== undefined) {
+    assert.ok(Array.isArray(card.suggestions) && card.suggestions.length > 0);
+    assert.ok(['at-most-one', 'any'].includes(card.selectionBehavior), 'selectionBehavior with suggestions');
+    for (const s of card.suggestions) {
+      assert.equal(typeof s.label, 'string');
+      assert.match(s.uuid, /^[0-9a-f-]{36}$/);
+      for (const a of s.actions || []) {
+        assert.ok(['create', 'update', 'delete'].includes(a.type));
+        assert.equal(typeof a.description, 'string');
+        if (a.type === 'create') assert.equal(typeof a.resource.resourceType, 'string');
+      }
+    }
+  }
+  for (const k of Object.keys(card)) {
+    assert.ok(['uuid', 'summary', 'detail', 'indicator', 'source', 'suggestions', 'selectionBehavior', 'overrideReasons', 'links'].includes(k), `card member ${k}`);
+  }
+}
+
+const rulesOf = (body) => body.cards.map((c) => c.source.topic.code);
+
+// ---- the service -------------------------------------------------------------------------------
+
+let dir;
+let child;
+let base;
+let stderr = '';
+
+test.before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-cds-'));
+  fs.mkdirSync(path.join(dir, 'state'));
+  fs.mkdirSync(path.join(dir, 'keys'), { mode: 0o700 });
+  fs.writeFileSync(path.join(dir, 'keys/audit.key'), crypto.randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+  fs.writeFileSync(path.join(dir, 'ehr-jwks.json'), JSON.stringify({ keys: [jwk(rsa, 'ehr-rsa', 'RS384'), jwk(ec, 'ehr-ec', 'ES384')] }));
+  fs.writeFileSync(path.join(dir, 'other-jwks.json'), JSON.stringify({ keys: [jwk(other, 'other-ec', 'ES384')] }));
+  fs.writeFileSync(path.join(dir, 'resources.json'), JSON.stringify(STORED));
+  fs.writeFileSync(path.join(dir, 'painwatch.yaml'), [
+    `state_dir: ${dir}/state`,
+    'audit:',
+    `  path: ${dir}/audit.jsonl`,
+    `  key_file: ${dir}/keys/audit.key`,
+    'servers:',
+    '  - name: ehr',
+    '    base_url: http://127.0.0.1:9/fhir',
+    '    auth:',
+    '      type: none',
+    '    cohort:',
+    '      type: server-wide',
+    '    resources: [Observation, MedicationRequest, Condition]',
+    'cds_hooks:',
+    '  enabled: true',
+    '  listen: 127.0.0.1:0',
+    `  service_url: ${SERVICE_URL}`,
+    '  issuers:',
+    `    - iss: ${ISS}`,
+    `      jwks_file: ${dir}/ehr-jwks.json`,
+    `    - iss: ${OTHER_ISS}`,
+    `      jwks_file: ${dir}/other-jwks.json`,
+    '',
+  ].join('\n'));
+  child = spawn(SERVER, [path.join(dir, 'painwatch.yaml'), path.join(dir, 'resources.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stderr.on('data', (d) => { stderr += d; });
+  const port = await new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /port (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.on('exit', (code) => reject(new Error(`pw_cds_server exited ${code}: ${stderr}`)));
+  });
+  base = `http://127.0.0.1:${port}`;
+});
+
+test.after(async () => {
+  if (child && child.exitCode === null) {
+    const exited = new Promise((resolve) => child.on('exit', (code, sig) => resolve({ code, sig })));
+    child.kill('SIGTERM');
+    const { code } = await exited;
+    assert.equal(code, 0, `pw_cds_server exit ${code}: ${stderr}`);
+  }
+  // No patient data in operational logs: no patient id reaches stderr.
+  for (const p of [PA, PB, PC, PD]) assert.ok(!stderr.includes(p), `operational log names ${p}`);
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function call(service, body, token) {
+  const headers = { 'content-type': 'application/json' };
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
+  const r = await fetch(`${base}/cds-services/${service}`, { method: 'POST', headers, body: JSON.stringify(body) });
+  return { status: r.status, body: await r.json() };
+}
+
+const pvRequest = (patient, prefetch) => ({
+  hookInstance: crypto.randomUUID(), hook: 'patient-view', fhirServer: 'https://ehr.test.example/fhir',
+  context: { userId: 'Practitioner/dr-1', patientId: patient }, ...(prefetch ? { prefetch } : {}),
+});
+const osRequest = (patient, drafts) => ({
+  hookInstance: crypto.randomUUID(), hook: 'order-sign', fhirServer: 'https://ehr.test.example/fhir',
+  context: { userId: 'Practitioner/dr-1', patientId: patient, draftOrders: { resourceType: 'Bundle', type: 'collection', entry: drafts.map((resource) => ({ resource })) } },
+});
+const draft = (r) => ({ ...r, status: 'draft', authoredOn: undefined, meta: undefined });
+
+test('discovery lists both services with their prefetch templates', async () => {
+  const r = await fetch(`${base}/cds-services`);
+  assert.equal(r.status, 200);
+  const doc = await r.json();
+  const byId = Object.fromEntries(doc.services.map((s) => [s.id, s]));
+  assert.equal(byId[PV].hook, 'patient-view');
+  assert.equal(byId[OS].hook, 'order-sign');
+  for (const s of doc.services) {
+    assert.equal(typeof s.description, 'string');
+    assert.match(s.prefetch.patient, /\{\{context\.patientId\}\}/);
+    assert.match(s.prefetch.medications, /^MedicationRequest\?patient=\{\{context\.patientId\}\}/);
+  }
+});
+
+test('patient-view: cards from the stored findings (no prefetch: the store)', async () => {
+  const r = await call(PV, pvRequest(PC), rsaToken(PV));
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  r.body.cards.forEach(assertCard);
+  assert.ok(rulesOf(r.body).includes('bowel-regimen-missing'), rulesOf(r.body).join());
+  const bowel = r.body.cards.find((c) => c.source.topic.code === 'bowel-regimen-missing');
+  assert.equal(bowel.suggestions[0].actions[0].resource.resourceType, 'MedicationRequest');
+  // The patient on morphine with rescue and laxative has no bowel or rescue card.
+  const a = await call(PV, pvRequest(PA), ecToken(PV));
+  assert.equal(a.status, 200);
+  a.body.cards.forEach(assertCard);
+  assert.ok(!rulesOf(a.body).includes('bowel-regimen-missing'));
+  assert.ok(!rulesOf(a.body).includes('rescue-dose-missing'));
+});
+
+test('patient-view: a prefetch is evaluated when the store does not know the patient', async () => {
+  const empty = await call(PV, pvRequest(PD), rsaToken(PV));
+  assert.equal(empty.status, 200);
+  assert.deepEqual(empty.body.cards, []);
+  const prefetch = {
+    patient: { resourceType: 'Patient', id: PD },
+    medications: { resourceType: 'Bundle', type: 'searchset', entry: [{ resource: med(PD, `mr-er-${PD}`, { ...OXY_ER, mg: 10, everyH: 12, hoursAgo: 72 }) }] },
+    conditions: { resourceType: 'Bundle', type: 'searchset', entry: [{ resource: cancer(PD) }] },
+    painScores: null,
+  };
+  const r = await call(PV, pvRequest(PD, prefetch), rsaToken(PV));
+  assert.equal(r.status, 200);
+  r.body.cards.forEach(assertCard);
+  assert.ok(rulesOf(r.body).includes('bowel-regimen-missing'), rulesOf(r.body).join());
+});
+
+test('order-sign: a draft that doubles the baseline returns the titration card', async () => {
+  const doubled = draft(med(PA, 'draft-er', { ...MORPHINE_ER, mg: 60, everyH: 12 }));
+  const r = await call(OS, osRequest(PA, [doubled]), ecToken(OS));
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  r.body.cards.forEach(assertCard);
+  assert.ok(rulesOf(r.body).includes('titration-step-too-large'), rulesOf(r.body).join());
+  const card = r.body.cards.find((c) => c.source.topic.code === 'titration-step-too-large');
+  assert.ok(['warning', 'critical'].includes(card.indicator));
+  // A draft within the guide's step (+33%) brings no titration card.
+  const modest = draft(med(PA, 'draft-ir', { ...MORPHINE_ER, mg: 10, everyH: 12 }));
+  const ok = await call(OS, osRequest(PA, [modest]), rsaToken(OS));
+  assert.equal(ok.status, 200);
+  assert.ok(!rulesOf(ok.body).includes('titration-step-too-large'), rulesOf(ok.body).join());
+});
+
+test('order-sign: a new opioid with no laxative returns the bowel card with a senna suggestion', async () => {
+  const oxy = draft(med(PB, 'draft-oxy', { ...OXY_ER, mg: 10, everyH: 12 }));
+  const r = await call(OS, osRequest(PB, [oxy]), rsaToken(OS));
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  r.body.cards.forEach(assertCard);
+  const bowel = r.body.cards.find((c) => c.source.topic.code === 'bowel-regimen-missing');
+  assert.ok(bowel, rulesOf(r.body).join());
+  const action = bowel.suggestions[0].actions[0];
+  assert.equal(action.type, 'create');
+  assert.equal(action.resource.resourceType, 'MedicationRequest');
+  assert.equal(action.resource.subject.reference, `Patient/${PB}`);
+  assert.match(action.resource.medicationCodeableConcept.text, /senn/i);
+  // The same draft with a scheduled laxative beside it: no bowel card.
+  const both = await call(OS, osRequest(PB, [oxy, draft(senna(PB, 'draft-lax'))]), rsaToken(OS));
+  assert.equal(both.status, 200);
+  assert.ok(!rulesOf(both.body).includes('bowel-regimen-missing'), rulesOf(both.body).join());
+});
+
+test('every JWT failure is 401', async () => {
+  const req = () => pvRequest(PC);
+  const cases = {
+    'no token': undefined,
+    'not a JWT': 'abc',
+    'wrong key': sign('RS384', rogue.privateKey, 'ehr-rsa', claims(PV)),
+    'wrong key, no kid': sign('RS384', rogue.privateKey, undefined, claims(PV)),
+    expired: rsaToken(PV, { iat: nowS() - 3600, exp: nowS() - 1800 }),
+    'too long lived': rsaToken(PV, { exp: nowS() + 24 * 3600 }),
+    'wrong audience': rsaToken(PV, { aud: 'https://elsewhere.example/cds-services/' + PV }),
+    'audience of the other service': rsaToken(PV, { aud: `${SERVICE_URL}/cds-services/${OS}` }),
+    'iss not allowed': rsaToken(PV, { iss: 'https://intruder.example' }),
+    'iss allowed, other issuer key': sign('ES384', ec.privateKey, 'ehr-ec', claims(PV, { iss: OTHER_ISS })),
+    'no jti': rsaToken(PV, { jti: undefined }),
+    'no exp': rsaToken(PV, { exp: undefined }),
+    'alg none': `${b64u(JSON.stringify({ alg: 'none' }))}.${b64u(JSON.stringify(claims(PV)))}.`,
+    'alg HS384': (() => {
+      const input = `${b64u(JSON.stringify({ alg: 'HS384', kid: 'ehr-rsa' }))}.${b64u(JSON.stringify(claims(PV)))}`;
+      return `${input}.${crypto.createHmac('sha384', rsa.publicKey.export({ format: 'pem', type: 'spki' })).update(input).digest('base64url')}`;
+    })(),
+  };
+  for (const [name, token] of Object.entries(cases)) {
+    const r = await call(PV, req(), token);
+    assert.equal(r.status, 401, `${name}: ${r.status} ${JSON.stringify(r.body)}`);
+    assert.ok(!('cards' in r.body), name);
+  }
+  // Replayed jti: the first use is answered, the second refused.
+  const once = rsaToken(PV);
+  assert.equal((await call(PV, req(), once)).status, 200);
+  assert.equal((await call(PV, req(), once)).status, 401);
+  // The base service URL is an accepted audience too (CDS Hooks 2.0 leaves the choice to the EHR).
+  assert.equal((await call(PV, req(), rsaToken(PV, { aud: SERVICE_URL }))).status, 200);
+});
+
+test('each hook call is audited (the call, and each finding carded)', async () => {
+  const lines = fs.readFileSync(path.join(dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const calls = lines.filter((l) => l.subtype === 'cds-hook');
+  assert.ok(calls.some((l) => l.outcome === 0 && l.painwatch.service === OS && l.entity.some((e) => e.what === `Patient/${PA}`)));
+  assert.ok(calls.some((l) => l.outcome === 4 && l.painwatch.http_status === 401));
+  const carded = lines.filter((l) => l.subtype === 'finding-carded');
+  assert.ok(carded.some((l) => l.painwatch.rule === 'titration-step-too-large'));
+  assert.ok(carded.some((l) => l.painwatch.rule === 'bowel-regimen-missing'));
+});
+
+test('a malformed call is 400 and an unknown service 404', async () => {
+  assert.equal((await call(PV, { hook: 'order-sign', hookInstance: 'x', context: { patientId: PA } }, rsaToken(PV))).status, 400);
+  assert.equal((await call(PV, { hook: 'patient-view', hookInstance: 'x', context: { patientId: '../x' } }, rsaToken(PV))).status, 400);
+  assert.equal((await call('nope', pvRequest(PA), rsaToken(PV))).status, 404);
+});
