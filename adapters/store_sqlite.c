@@ -750,6 +750,9 @@ static struct pw_store_resource col_resource(sqlite3_stmt *q)
         .norm = (const char *)sqlite3_column_text(q, 6),
     };
 
+    /* Schema <= 3 kept the resource's JSON; the 3 -> 4 migration gave those rows norm ''. */
+    r.json =
+        r.norm && !r.norm[0] && r.events && r.events_len > 0 && ((const char *)r.events)[0] == '{';
     return r;
 }
 

@@ -20,19 +20,13 @@
 #include "painwatch/audit.h"
 #include "painwatch/engine.h"
 #include "painwatch/err.h"
+#include "painwatch/evaluate.h"
 #include "painwatch/fhir.h"
 #include "painwatch/log.h"
 #include "painwatch/metrics.h"
 #include "painwatch/normalize.h"
 #include "painwatch/source.h"
 #include "painwatch/store.h"
-
-/*
- * A patient stays on the time-driven re-evaluation schedule while its timeline can still change
- * a finding as time passes: an active order, or an event newer than the longest look-back window
- * of any rule (palliative-referral-suggested looks 7 days back; one more day of margin).
- */
-#define PIPELINE_HORIZON_S (8 * 24 * 3600)
 
 /* Servers whose cycle is under way (pages seen, on_cycle_end not yet): the configuration allows 64.
  */
@@ -363,73 +357,6 @@ void pw_pipeline_stats(const struct pw_pipeline *p, struct pw_pipeline_stats *ou
 
 /* ---- evaluation of one patient ---------------------------------------------------------- */
 
-struct loaded {
-    const struct pw_norm_ctx *norm;
-    struct pw_timeline *tl;
-    bool full; /* the timeline reached its cap: the rest is skipped */
-};
-
-/* A row of schema <= 3 holds the resource's JSON: normalized here until a sync replaces it. */
-static int add_legacy(struct loaded *ld, const struct pw_store_resource *res)
-{
-    json_t *r = json_loadb(res->events, res->events_len, 0, NULL);
-    int rc;
-
-    if (!r) {
-        return PW_EJSON;
-    }
-    rc = pw_normalize_resource(ld->norm, r, NULL, ld->tl);
-    json_decref(r);
-    return rc;
-}
-
-static int on_stored_resource(void *arg, const struct pw_store_resource *res)
-{
-    struct loaded *ld = arg;
-    int rc;
-
-    if (ld->full) {
-        return 0;
-    }
-    rc = pw_timeline_is_encoded(res->events, res->events_len)
-             ? pw_timeline_decode(ld->tl, res->events, res->events_len)
-             : add_legacy(ld, res);
-    if (rc == PW_E2BIG) {
-        pw_log_warn(CLIN, "%s: timeline over its cap; evaluated on what fits", ld->tl->patient);
-        ld->full = true;
-        return 0;
-    }
-    if (rc == PW_EJSON) {
-        /* The store only keeps what was encoded when it arrived: corruption, not input. */
-        pw_log_err(STORE, "%s/%s: stored events unreadable; skipped", res->type, res->id);
-        return 0;
-    }
-    return rc;
-}
-
-/* Whether time alone can still change this patient's findings (see PIPELINE_HORIZON_S). */
-static bool timeline_is_live(const struct pw_timeline *tl, int64_t now)
-{
-    int64_t since = now - PIPELINE_HORIZON_S;
-
-    for (size_t i = 0; i < tl->orders.n; i++) {
-        if (tl->orders.v[i].end >= since) {
-            return true;
-        }
-    }
-    for (size_t i = 0; i < tl->scores.n; i++) {
-        if (tl->scores.v[i].at >= since) {
-            return true;
-        }
-    }
-    for (size_t i = 0; i < tl->pain_types.n; i++) {
-        if (tl->pain_types.v[i].at >= since) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* An episode event about a flag painwatch holds (resolved, suppressed): rule, key, patient. */
 static int audit_episode(struct pw_pipeline *p, const char *subtype, const char *desc,
                          const struct pw_flag_rec *flag)
@@ -472,29 +399,29 @@ static int audit_plan(struct pw_pipeline *p, const struct pw_rc_plan *plan)
     return rc;
 }
 
-/* The types synced and readable for @p tl's patient: the configured ones less the refused. */
-static void synced_for(const struct pw_pipeline *p, struct pw_timeline *tl)
+/* The types synced and readable for @p patient: the configured ones less the refused. */
+static void synced_for(const struct pw_pipeline *p, const char *patient, struct pw_synced *out)
 {
-    tl->synced = p->conf.synced;
-    if (!tl->synced.known || json_object_size(p->refused) == 0) {
+    *out = p->conf.synced;
+    if (!out->known || json_object_size(p->refused) == 0) {
         return;
     }
     for (unsigned i = 0; i < PW_RES_COUNT; i++) {
         char key[PW_REF_MAX + 48];
         const char *type = pw_res_type_name(1u << i);
-        snprintf(key, sizeof(key), "%s|%s", type, tl->patient);
+        snprintf(key, sizeof(key), "%s|%s", type, patient);
         const json_t *mine = json_object_get(p->refused, key);
         snprintf(key, sizeof(key), "%s|*", type);
         const json_t *all = json_object_get(p->refused, key);
         const json_t *why = mine ? mine : all;
         if (why != NULL) {
-            tl->synced.synced &= ~(1u << i);
+            out->synced &= ~(1u << i);
             if (json_integer_value(why) == PW_SYNC_TYPE_UNREAD) {
-                tl->synced.unread |= 1u << i; /* bug N1: its first run failed */
+                out->unread |= 1u << i; /* bug N1: its first run failed */
             } else if (json_integer_value(why) < 0) {
-                tl->synced.unadvertised |= 1u << i; /* status -1: /metadata does not offer it */
+                out->unadvertised |= 1u << i; /* status -1: /metadata does not offer it */
             } else {
-                tl->synced.refused |= 1u << i;
+                out->refused |= 1u << i;
             }
         }
     }
@@ -503,7 +430,7 @@ static void synced_for(const struct pw_pipeline *p, struct pw_timeline *tl)
 int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int64_t now_s)
 {
     struct pw_timeline tl;
-    struct loaded ld = {.norm = p->conf.norm, .tl = &tl};
+    struct pw_synced synced;
     struct pw_findings findings = {0};
     struct pw_flag_list flags = {0};
     struct pw_rc_plan plan = {0};
@@ -511,20 +438,15 @@ int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int
 
     pw_timeline_init(&tl, patient);
     json_object_del(p->marked, patient); /* its mark moves below: a page writes it again */
-    rc = pw_store_load_patient(p->conf.store, patient, on_stored_resource, &ld);
+    rc = pw_eval_timeline_load(p->conf.store, p->conf.norm, patient, &tl);
     if (rc < 0) {
         goto out;
     }
-    pw_timeline_sort(&tl);
-    synced_for(p, &tl);
-    if (pw_engine_annotate(p->conf.engine, &tl, now_s) < 0) {
-        rc = PW_ENOMEM;
-        goto out;
-    }
-    rc = pw_engine_eval(p->conf.engine, &tl, now_s, &findings);
+    synced_for(p, patient, &synced);
+    /* A failing rule is logged by the engine; the others' findings still count. */
+    rc = pw_evaluate(p->conf.engine, &tl, &synced, now_s, &findings, NULL);
     if (rc < 0) {
-        /* A failing rule is logged by the engine; the others' findings still count. */
-        rc = 0;
+        goto out;
     }
     rc = pw_outbox_plan(p->conf.store, p->conf.sink, patient, findings.v, findings.n, now_s, &flags,
                         &plan);
@@ -532,9 +454,8 @@ int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int
         rc = audit_plan(p, &plan);
     }
     if (rc == 0) {
-        rc = pw_store_patient_schedule(
-            p->conf.store, patient,
-            timeline_is_live(&tl, now_s) ? now_s + p->conf.reevaluate_ms / 1000 : PW_TIME_NONE);
+        rc = pw_store_patient_schedule(p->conf.store, patient,
+                                       pw_eval_next_due(&tl, now_s, p->conf.reevaluate_ms / 1000));
     }
     if (rc == 0) {
         p->stats.patients_evaluated++;

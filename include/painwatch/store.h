@@ -40,6 +40,9 @@ struct pw_store_resource {
     const char *norm;     /* normalization digest the events were derived under ("" = none) */
     const void *events;   /* encoded events (schema <= 3 rows hold the resource's JSON) */
     size_t events_len;
+    /* Set by the store on reads: @p events hold the resource's FHIR JSON, not events (a row
+     * kept by an older schema, until a sync replaces it); the reader normalizes it. */
+    bool json;
 };
 
 /** Called once per resource; everything is borrowed until it returns. Non-zero stops the walk. */

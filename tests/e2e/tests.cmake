@@ -74,7 +74,7 @@ pw_e2e_daemon_test(e2e_daemon_crash daemon-crash.test.js)
 pw_e2e_daemon_test(e2e_daemon_ops daemon-ops.test.js)
 
 # Issue 21: the CDS Hooks service from a scripted client (JWTs signed with keys made by the test).
-add_executable(pw_cds_server ${PW_E2E_DIR}/cds/cds_server.c ${PW_E2E_DIR}/cds/eval_shim.c)
+add_executable(pw_cds_server ${PW_E2E_DIR}/cds/cds_server.c)
 target_link_libraries(pw_cds_server PRIVATE pwcore)
 pw_e2e_node_test(e2e_cds_hooks cds-hooks.test.js)
 set_property(TEST e2e_cds_hooks APPEND PROPERTY ENVIRONMENT "PW_CDS_SERVER=$<TARGET_FILE:pw_cds_server>"
