@@ -18,10 +18,10 @@
 #include "painwatch/evaluate.h"
 #include "painwatch/fhir.h"
 #include "painwatch/normalize.h"
+#include "painwatch/sink.h"
 #include "painwatch/store.h"
 
-#define CARD_SUMMARY_MAX    140 /* CDS Hooks 2.0: summary "<140 characters" */
-#define RULE_SYSTEM_DEFAULT "https://painwatch.org/fhir/CodeSystem/painwatch-rule"
+#define CARD_SUMMARY_MAX 140 /* CDS Hooks 2.0: summary "<140 characters" */
 
 /*
  * The laxative a bowel card proposes: a scheduled stimulant laxative, the usual opening order
@@ -144,7 +144,7 @@ static json_t *card_of(const struct pw_cds_env *env, const struct pw_finding *f)
     card = json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:{s:s,s:s,s:s}}}", "uuid", uuid, "summary", summary,
                      "detail", f->text, "indicator", indicator(f->severity), "source", "label",
                      "painwatch", "topic", "system",
-                     env->rule_system ? env->rule_system : RULE_SYSTEM_DEFAULT, "code", f->rule,
+                     env->rule_system ? env->rule_system : PW_FLAG_CODE_SYSTEM, "code", f->rule,
                      "display", rule && rule->title ? rule->title : f->rule);
     if (card && strcmp(f->rule, "bowel-regimen-missing") == 0) {
         json_t *sugg = senna_suggestion(f);

@@ -33,7 +33,7 @@ struct pw_cds_hooks_opts {
     struct pw_synced synced;       /* resource types the daemon syncs (known false: all) */
     struct pw_audit *audit;        /* required: a hook call is answered only once audited */
     struct pw_http *http;          /* for issuers' jwks_url; may be NULL when none has one */
-    const char *rule_system;       /* card source.topic.system; NULL: the default */
+    const char *rule_system;       /* card source.topic.system; NULL: PW_FLAG_CODE_SYSTEM */
     int64_t (*clock_ms)(void);     /* wall clock, ms since the epoch; NULL = real (tests) */
 };
 

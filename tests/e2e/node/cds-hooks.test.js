@@ -209,3 +209,44 @@ test('a malformed call is 400 and an unknown service 404', async () => {
   assert.equal((await call(PV, { hook: 'patient-view', hookInstance: 'x', context: { patientId: '../x' } }, rsaToken(PV))).status, 400);
   assert.equal((await call('nope', pvRequest(PA), rsaToken(PV))).status, 404);
 });
+
+// The daemon wires the service: painwatchd with cds_hooks enabled answers on its own listener
+// (no FHIR server needed for that: the one configured is down, which READY reports and waits out).
+test('painwatchd serves the CDS Hooks service it is configured with', { skip: !process.env.PAINWATCHD && 'PAINWATCHD not set' }, async () => {
+  const ddir = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-cds-daemon-'));
+  writeSetup(ddir, []);
+  const conf = fs.readFileSync(path.join(ddir, 'painwatch.yaml'), 'utf8')
+    .replace('audit:\n', 'health:\n  enabled: false\naudit:\n');
+  fs.writeFileSync(path.join(ddir, 'painwatch.yaml'), conf);
+  const { spawn } = require('node:child_process');
+  const d = spawn(process.env.PAINWATCHD, ['--config', path.join(ddir, 'painwatch.yaml')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PAINWATCH_LOG_LEVEL: 'info' } });
+  let log = '';
+  try {
+    const port = await new Promise((resolve, reject) => {
+      const seen = (b) => {
+        log += b;
+        const m = /serving CDS Hooks on \S+ \(port (\d+)/.exec(log);
+        if (m) resolve(Number(m[1]));
+      };
+      d.stdout.on('data', seen);
+      d.stderr.on('data', seen);
+      d.on('exit', (code) => reject(new Error(`painwatchd exited ${code}: ${log}`)));
+    });
+    const dbase = `http://127.0.0.1:${port}`;
+    const disc = await fetch(`${dbase}/cds-services`);
+    assert.equal(disc.status, 200);
+    assert.equal((await disc.json()).services.length, 2);
+    const post = (token) => fetch(`${dbase}/cds-services/${PV}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(pvRequest(PA)) });
+    assert.equal((await post()).status, 401);
+    const ok = await post(rsaToken(PV));
+    assert.equal(ok.status, 200);
+    assert.deepEqual((await ok.json()).cards, []);
+  } finally {
+    const exited = new Promise((resolve) => d.on('exit', (code) => resolve(code)));
+    if (d.exitCode === null) d.kill('SIGTERM');
+    const code = await exited;
+    assert.equal(code, 0, `painwatchd exit ${code}: ${log}`);
+    assert.ok(!log.includes(PA), 'operational log names the patient');
+    fs.rmSync(ddir, { recursive: true, force: true });
+  }
+});
