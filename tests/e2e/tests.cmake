@@ -78,5 +78,5 @@ add_executable(pw_cds_server ${PW_E2E_DIR}/cds/cds_server.c)
 target_link_libraries(pw_cds_server PRIVATE pwcore)
 pw_e2e_node_test(e2e_cds_hooks cds-hooks.test.js)
 set_property(TEST e2e_cds_hooks APPEND PROPERTY ENVIRONMENT "PW_CDS_SERVER=$<TARGET_FILE:pw_cds_server>"
-  "PAINWATCHD=$<TARGET_FILE:painwatchd>"
+  "PAINWATCHD=$<TARGET_FILE:painwatchd>" "PAINWATCH=$<TARGET_FILE:painwatch>"
   "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")

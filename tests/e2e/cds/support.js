@@ -96,8 +96,11 @@ const STORED = [
 
 // ---- the service -------------------------------------------------------------------------------
 
-/** Write the keys, the store's resources and the configuration into @p dir. */
-function writeSetup(dir, stored = STORED) {
+/**
+ * Write the keys, the store's resources and the configuration into @p dir; @p cds: more lines of
+ * the cds_hooks section (e.g. tls_cert), @p listen its listen address.
+ */
+function writeSetup(dir, stored = STORED, { cds = [], listen = '127.0.0.1:0' } = {}) {
   fs.mkdirSync(path.join(dir, 'state'));
   fs.mkdirSync(path.join(dir, 'keys'), { mode: 0o700 });
   fs.writeFileSync(path.join(dir, 'keys/audit.key'), crypto.randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
@@ -119,7 +122,8 @@ function writeSetup(dir, stored = STORED) {
     '    resources: [Observation, MedicationRequest, Condition]',
     'cds_hooks:',
     '  enabled: true',
-    '  listen: 127.0.0.1:0',
+    `  listen: ${listen}`,
+    ...cds.map((l) => `  ${l}`),
     `  service_url: ${SERVICE_URL}`,
     '  issuers:',
     `    - iss: ${ISS}`,

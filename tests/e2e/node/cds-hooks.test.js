@@ -11,7 +11,7 @@ const os = require('node:os');
 const path = require('node:path');
 const crypto = require('node:crypto');
 const {
-  SERVICE_URL, ISS, OTHER_ISS, PV, OS, PA, PB, PC, PD, MORPHINE_ER, OXY_ER,
+  SERVICE_URL, ISS, OTHER_ISS, PV, OS, PA, PB, PC, PD, STORED, MORPHINE_ER, OXY_ER,
   rsa, ec, rogue, b64u, nowS, sign, claims, rsaToken, ecToken, cancer, med, senna,
   writeSetup, startServer, stopServer, pvRequest, osRequest, draft,
 } = require('../cds/support.js');
@@ -248,5 +248,64 @@ test('painwatchd serves the CDS Hooks service it is configured with', { skip: !p
     assert.equal(code, 0, `painwatchd exit ${code}: ${log}`);
     assert.ok(!log.includes(PA), 'operational log names the patient');
     fs.rmSync(ddir, { recursive: true, force: true });
+  }
+});
+
+// TLS on the listener itself (libmicrohttpd's), with a certificate made here; plain HTTP only on
+// loopback, which `painwatch config check` enforces.
+test('TLS on the listener; plain HTTP refused off loopback', async () => {
+  const { execFileSync } = require('node:child_process');
+  const https = require('node:https');
+  const tdir = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-cds-tls-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
+      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(tdir, 'tls.key'), '-out', path.join(tdir, 'tls.crt')], { stdio: 'ignore' });
+    fs.chmodSync(path.join(tdir, 'tls.key'), 0o600);
+    writeSetup(tdir, STORED, { cds: [`tls_cert: ${tdir}/tls.crt`, `tls_key: ${tdir}/tls.key`] });
+    const tsrv = await startServer(SERVER, tdir);
+    const port = new URL(tsrv.base).port;
+    const ca = fs.readFileSync(path.join(tdir, 'tls.crt'));
+    const request = (method, p, body, token) => new Promise((resolve, reject) => {
+      const req = https.request({ host: '127.0.0.1', port, path: p, method, ca, agent: false, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } }, (res) => {
+        const tls = res.socket.getProtocol(); // the socket is detached once the body has ended
+        let data = '';
+        res.on('data', (c) => { data += c; });
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode, body: JSON.parse(data), tls });
+          } catch (e) {
+            reject(e);
+          }
+        });
+      });
+      req.on('error', reject);
+      req.end(body ? JSON.stringify(body) : undefined);
+    });
+    try {
+      const disc = await request('GET', '/cds-services');
+      assert.equal(disc.status, 200);
+      assert.match(disc.tls, /^TLSv1\.[23]$/);
+      const r = await request('POST', `/cds-services/${PV}`, pvRequest(PC), rsaToken(PV));
+      assert.equal(r.status, 200);
+      assert.ok(rulesOf(r.body).includes('bowel-regimen-missing'));
+      await assert.rejects(fetch(`http://127.0.0.1:${port}/cds-services`)); // no plain HTTP there
+    } finally {
+      assert.equal(await stopServer(tsrv.child), 0, tsrv.stderr());
+    }
+  } finally {
+    fs.rmSync(tdir, { recursive: true, force: true });
+  }
+});
+
+test('config check refuses plain HTTP off loopback', { skip: !process.env.PAINWATCH && 'PAINWATCH not set' }, () => {
+  const { spawnSync } = require('node:child_process');
+  const cdir = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-cds-conf-'));
+  try {
+    writeSetup(cdir, [], { listen: '0.0.0.0:9188' });
+    const r = spawnSync(process.env.PAINWATCH, ['config', 'check', path.join(cdir, 'painwatch.yaml')], { encoding: 'utf8' });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr + r.stdout, /cds_hooks\.listen.*plain HTTP only on a loopback address/);
+  } finally {
+    fs.rmSync(cdir, { recursive: true, force: true });
   }
 });
