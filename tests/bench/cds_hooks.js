@@ -52,7 +52,11 @@ async function main() {
   // Requests (and their tokens) are built before timing; the warm-up touches the code paths.
   const osReqs = Array.from({ length: calls }, (_, i) => post(OS, osRequest(who(PA, i), [draft(med(who(PA, i), 'draft-er', { ...MORPHINE_ER, mg: 60, everyH: 12 }))])));
   const pvReqs = Array.from({ length: calls }, (_, i) => post(PV, pvRequest(who(i % 2 ? PB : PC, i))));
-  await timed(50, (i) => ({ url: `${srv.base}/healthz`, init: {} }));
+  // Correctness first: the doubling draft gets its titration card on a cloned patient too.
+  const check = await fetch(osReqs[1].url, { ...osReqs[1].init, headers: { ...osReqs[1].init.headers, authorization: `Bearer ${rsaToken(OS)}` } });
+  const cards = (await check.json()).cards || [];
+  if (!cards.some((c) => c.source.topic.code === 'titration-step-too-large')) throw new Error('CORRECTNESS: FAIL (no titration card)');
+  await timed(50, () => ({ url: `${srv.base}/healthz`, init: {} }));
   await timed(50, (i) => post(PV, pvRequest(who(PC, i))));
   const health = await timed(calls, () => ({ url: `${srv.base}/healthz`, init: {} }));
   const os_ = await timed(calls, (i) => osReqs[i]);

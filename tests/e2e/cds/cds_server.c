@@ -7,8 +7,8 @@
  *
  * CONFIG is a painwatch configuration (its cds_hooks section, state_dir, audit). RESOURCES is a
  * JSON array of FHIR resources stored as the pipeline stores them (normalized when they arrive);
- * --clone N stores N more copies of every patient's resources under other patient ids (the
- * benchmark's 10,000 patients). Prints "port N" once listening; stops on SIGTERM or SIGINT.
+ * --clone N stores N more copies of every patient's resources under other patient and resource
+ * ids (the benchmark's 10,000 patients). Prints "port N" once listening; stops on SIGTERM or SIGINT.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,11 +114,20 @@ static int load(struct pw_store *st, const struct pw_evaluator *ev, const char *
                 pw_normalize_patient(res, NULL, patient, sizeof(patient)) < 0) {
                 continue;
             }
+            json_t *copy = json_incref(res);
             if (c > 0) {
+                /* Another patient, and other resources: the store keeps one copy per type/id. */
+                char id[PW_REF_MAX];
                 size_t n = strlen(patient);
                 snprintf(patient + n, sizeof(patient) - n, "-c%ld", c);
+                snprintf(id, sizeof(id), "%s-c%ld", json_string_value(json_object_get(res, "id")),
+                         c);
+                json_decref(copy);
+                copy = json_deep_copy(res);
+                json_object_set_new(copy, "id", json_string(id));
             }
-            rc = store_one(st, ev, digest, res, patient);
+            rc = store_one(st, ev, digest, copy, patient);
+            json_decref(copy);
             if (rc < 0) {
                 fprintf(stderr, "%s: entry %zu: %s\n", path, i, pw_strerror(rc));
             }
