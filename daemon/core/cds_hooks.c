@@ -10,7 +10,6 @@
  */
 #include "painwatch/cds_hooks.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -589,15 +588,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
-__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    char msg[256];
-
-    (void)cls;
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    msg[strcspn(msg, "\n")] = '\0';
-    pw_log_warn(CDS, "listener: %s", msg);
-}
+static enum pw_log_comp log_comp = PW_LOG_CDS; /* MHD's messages (pw_listener_mhd_log) */
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 
@@ -680,19 +671,20 @@ int pw_cds_hooks_new(struct pw_cds_hooks **out, const struct pw_cds_hooks_opts *
     /* The logger goes first so that MHD never prints with its own logger. */
     mhd = c->tls_key
               ? MHD_start_daemon(flags, 0, NULL, NULL, on_request, c, MHD_OPTION_EXTERNAL_LOGGER,
-                                 on_mhd_log, c, MHD_OPTION_NOTIFY_CONNECTION, pw_listener_notify,
-                                 &c->lst, MHD_OPTION_NOTIFY_COMPLETED, on_completed, c,
-                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                                 pw_listener_mhd_log, &log_comp, MHD_OPTION_NOTIFY_CONNECTION,
+                                 pw_listener_notify, &c->lst, MHD_OPTION_NOTIFY_COMPLETED,
+                                 on_completed, c, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)PW_CDS_CONN_MAX,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)PW_CDS_CONN_TIMEOUT_S,
                                  MHD_OPTION_HTTPS_MEM_CERT, c->tls_cert, MHD_OPTION_HTTPS_MEM_KEY,
                                  c->tls_key, MHD_OPTION_END)
-              : MHD_start_daemon(
-                    flags, 0, NULL, NULL, on_request, c, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, c,
-                    MHD_OPTION_NOTIFY_CONNECTION, pw_listener_notify, &c->lst,
-                    MHD_OPTION_NOTIFY_COMPLETED, on_completed, c, MHD_OPTION_SOCK_ADDR,
-                    (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)PW_CDS_CONN_MAX,
-                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)PW_CDS_CONN_TIMEOUT_S, MHD_OPTION_END);
+              : MHD_start_daemon(flags, 0, NULL, NULL, on_request, c, MHD_OPTION_EXTERNAL_LOGGER,
+                                 pw_listener_mhd_log, &log_comp, MHD_OPTION_NOTIFY_CONNECTION,
+                                 pw_listener_notify, &c->lst, MHD_OPTION_NOTIFY_COMPLETED,
+                                 on_completed, c, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)PW_CDS_CONN_MAX,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)PW_CDS_CONN_TIMEOUT_S,
+                                 MHD_OPTION_END);
     if (!mhd) {
         pw_log_err(CDS,
                    "cannot listen on %s (address in use, not permitted, or TLS files "

@@ -6,7 +6,6 @@
  */
 #include "painwatch/health.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,15 +38,7 @@ struct pw_health {
     void *status_arg;
 };
 
-__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    char msg[256];
-
-    (void)cls;
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    msg[strcspn(msg, "\n")] = '\0';
-    pw_log_warn(HEALTH, "listener: %s", msg);
-}
+static enum pw_log_comp log_comp = PW_LOG_HEALTH; /* MHD's messages (pw_listener_mhd_log) */
 
 /* Takes @p body (malloc'd) on every path. */
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
@@ -196,9 +187,9 @@ int pw_health_new_idle(struct pw_health **out, uv_loop_t *loop, const char *list
     /* The logger goes first so that MHD never prints with its own logger. */
     mhd = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL, on_request, h,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_NOTIFY_CONNECTION, pw_listener_notify,
-        &h->lst, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)PW_HEALTH_CONN_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
+        MHD_OPTION_EXTERNAL_LOGGER, pw_listener_mhd_log, &log_comp, MHD_OPTION_NOTIFY_CONNECTION,
+        pw_listener_notify, &h->lst, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)PW_HEALTH_CONN_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
         idle_timeout_s ? idle_timeout_s : (unsigned)PW_HEALTH_CONN_TIMEOUT_S, MHD_OPTION_END);
     if (!mhd) {
         pw_log_err(HEALTH, "cannot listen on %s (address in use or not permitted)", listen);

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,18 @@ int pw_listen_parse(const char *listen, struct sockaddr_storage *ss, bool *v6)
     s4->sin_family = AF_INET;
     s4->sin_port = htons((uint16_t)port);
     return inet_pton(AF_INET, host, &s4->sin_addr) == 1 ? 0 : PW_EINVAL;
+}
+
+void pw_listener_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    const enum pw_log_comp *comp = cls;
+    char msg[256];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    if (LOG_WARNING <= pw_log_level) {
+        pw_log_write(LOG_WARNING, *comp, "listener: %s", msg);
+    }
 }
 
 static void on_timer(uv_timer_t *timer);

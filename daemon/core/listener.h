@@ -8,6 +8,7 @@
 #ifndef PAINWATCH_CORE_LISTENER_H
 #define PAINWATCH_CORE_LISTENER_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 
@@ -45,6 +46,13 @@ void pw_listener_notify(void *cls, struct MHD_Connection *conn, void **socket_co
  */
 int pw_listener_start(struct pw_listener *l, uv_loop_t *loop, struct MHD_Daemon *mhd,
                       void (*on_closed)(struct pw_listener *l));
+
+/**
+ * MHD_OPTION_EXTERNAL_LOGGER callback: MHD's messages as warnings of the log component
+ * @p cls points to (a const enum pw_log_comp). Give it first, so MHD never prints by itself.
+ */
+void pw_listener_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /** Stop listening and close the handles; on_closed follows from the loop. */
 void pw_listener_close(struct pw_listener *l);

@@ -8,7 +8,8 @@
  * CONFIG is a painwatch configuration (its cds_hooks section, state_dir, audit). RESOURCES is a
  * JSON array of FHIR resources stored as the pipeline stores them (normalized when they arrive);
  * --clone N stores N more copies of every patient's resources under other patient and resource
- * ids (the benchmark's 10,000 patients). Prints "port N" once listening; stops on SIGTERM or SIGINT.
+ * ids (the benchmark's 10,000 patients). Prints "port N" once listening; stops on SIGTERM or
+ * SIGINT.
  */
 #include <stdio.h>
 #include <stdlib.h>
