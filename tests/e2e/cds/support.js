@@ -98,9 +98,10 @@ const STORED = [
 
 /**
  * Write the keys, the store's resources and the configuration into @p dir; @p cds: more lines of
- * the cds_hooks section (e.g. tls_cert), @p listen its listen address.
+ * the cds_hooks section (e.g. tls_cert), @p listen its listen address, @p issuers more lines of
+ * its issuers list.
  */
-function writeSetup(dir, stored = STORED, { cds = [], listen = '127.0.0.1:0' } = {}) {
+function writeSetup(dir, stored = STORED, { cds = [], listen = '127.0.0.1:0', issuers = [] } = {}) {
   fs.mkdirSync(path.join(dir, 'state'));
   fs.mkdirSync(path.join(dir, 'keys'), { mode: 0o700 });
   fs.writeFileSync(path.join(dir, 'keys/audit.key'), crypto.randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
@@ -130,6 +131,7 @@ function writeSetup(dir, stored = STORED, { cds = [], listen = '127.0.0.1:0' } =
     `      jwks_file: ${dir}/ehr-jwks.json`,
     `    - iss: ${OTHER_ISS}`,
     `      jwks_file: ${dir}/other-jwks.json`,
+    ...issuers.map((l) => `    ${l}`),
     '',
   ].join('\n'));
 }

@@ -309,3 +309,43 @@ test('config check refuses plain HTTP off loopback', { skip: !process.env.PAINWA
     fs.rmSync(cdir, { recursive: true, force: true });
   }
 });
+
+// An issuer whose keys are at a URL: fetched through painwatch's HTTP client at start, and again
+// (at most once a minute) when a token names a kid painwatch does not hold.
+test('keys from a JWKS URL', async () => {
+  const http = require('node:http');
+  const urlIss = 'https://url-ehr.test.example';
+  const fetched = [];
+  let keys = [{ ...ec.publicKey.export({ format: 'jwk' }), kid: 'url-1', alg: 'ES384', use: 'sig' }];
+  const jwksServer = http.createServer((req, res) => {
+    fetched.push(req.url);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ keys }));
+  });
+  await new Promise((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
+  const udir = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-cds-url-'));
+  writeSetup(udir, STORED, { issuers: [`- iss: ${urlIss}`, `  jwks_url: http://127.0.0.1:${jwksServer.address().port}/jwks.json`] });
+  const usrv = await startServer(SERVER, udir);
+  const post = (token) => fetch(`${usrv.base}/cds-services/${PV}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(pvRequest(PC)) });
+  const token = (kid) => sign('ES384', ec.privateKey, kid, claims(PV, { iss: urlIss }));
+  try {
+    let status = 0;
+    for (let i = 0; i < 100 && status !== 200; i++) { // the first fetch starts with the service
+      status = (await post(token('url-1'))).status;
+      if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(status, 200);
+    assert.deepEqual(fetched, ['/jwks.json']);
+    // The EHR rotates to a new key: a token of an unknown kid is refused and triggers no fetch
+    // within the minute after the last one (no fetch storm from forged kids).
+    keys = [{ ...rsa.publicKey.export({ format: 'jwk' }), kid: 'url-2', alg: 'RS384', use: 'sig' }];
+    assert.equal((await post(sign('RS384', rsa.privateKey, 'url-2', claims(PV, { iss: urlIss })))).status, 401);
+    assert.equal(fetched.length, 1);
+    // Another issuer's keys never verify this issuer's tokens.
+    assert.equal((await post(sign('RS384', rsa.privateKey, 'ehr-rsa', claims(PV, { iss: urlIss })))).status, 401);
+  } finally {
+    assert.equal(await stopServer(usrv.child), 0, usrv.stderr());
+    jwksServer.close();
+    fs.rmSync(udir, { recursive: true, force: true });
+  }
+});
