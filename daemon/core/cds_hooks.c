@@ -439,11 +439,12 @@ static int audit_call(struct pw_cds_hooks *c, const char *service, const char *i
     for (size_t i = 0; res && rules && i < res->found.n; i++) {
         json_array_append_new(rules, json_string(res->found.v[i].rule));
     }
-    extra = json_pack("{s:{s:s,s:s?,s:s?,s:i,s:s?,s:s,s:I,s:I,s:o}}", "painwatch", "service",
+    extra = json_pack("{s:{s:s,s:s?,s:s?,s:i,s:s?,s:s,s:I,s:I,s:I,s:o}}", "painwatch", "service",
                       service, "hook_instance", instance, "iss", iss, "http_status", status,
                       "reason", why, "data", res && res->prefetch ? "store+prefetch" : "store",
                       "cards", (json_int_t)(res ? res->found.n : 0), "draft_orders",
-                      (json_int_t)(res ? res->drafts : 0), "card_rules", rules);
+                      (json_int_t)(res ? res->drafts : 0), "unchecked_drafts",
+                      (json_int_t)(res ? res->unchecked : 0), "card_rules", rules);
     if (extra && res && res->patient[0]) {
         json_object_set_new(extra, "entity",
                             json_pack("[{s:s,s:s}]", "role", "patient", "what", res->patient));
@@ -514,7 +515,7 @@ static enum MHD_Result hook_call(struct pw_cds_hooks *c, struct MHD_Connection *
         return respond_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "audit trail unavailable");
     }
     json_decref(req);
-    pw_log_info(CDS, "%s: %u, %zu cards", service, status, res.found.n);
+    pw_log_info(CDS, "%s: %u, %zu cards", service, status, res.found.n + res.unchecked);
     if (rc < 0) {
         pw_cds_result_cleanup(&res);
         return respond_error(conn, status, why);

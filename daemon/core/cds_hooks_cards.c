@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/rand.h>
+
 #include "core/cds_hooks_int.h"
 #include "painwatch/cds_hooks.h"
 #include "painwatch/engine.h"
@@ -303,6 +305,65 @@ static bool has_key(const struct pw_findings *list, const char *key)
     return false;
 }
 
+/*
+ * A draft painwatch cannot judge (its drug, dose or sig unreadable: a data-quality event on it)
+ * gets a card that says so, rather than the silence of a draft that passed every check.
+ */
+static int card_unchecked(struct pw_cds_result *out, const struct pw_timeline *tl,
+                          const json_t *drafts)
+{
+    const json_t *d;
+    size_t i;
+
+    json_array_foreach(drafts, i, d)
+    {
+        const char *id = json_string_value(json_object_get(d, "id"));
+        char codes[160] = "";
+        char detail[PW_TEXT_MAX] = "";
+        size_t nc = 0;
+        size_t nd = 0;
+        for (size_t k = 0; id && k < tl->dq.n; k++) {
+            const struct pw_dq_event *q = &tl->dq.v[k];
+            if (strcmp(q->src.type, "MedicationRequest") != 0 || strcmp(q->src.id, id) != 0 ||
+                strcmp(q->code, "drug-identified-by-text") == 0 ||
+                strcmp(q->code, "dose-unit-assumed") == 0 || strstr(codes, q->code)) {
+                continue;
+            }
+            nc += (size_t)snprintf(codes + nc, sizeof(codes) - nc, "%s%s", nc ? ", " : "", q->code);
+            nc = nc < sizeof(codes) ? nc : sizeof(codes) - 1;
+            nd += (size_t)snprintf(detail + nd, sizeof(detail) - nd, "- %s: %s\n", q->code,
+                                   q->detail);
+            nd = nd < sizeof(detail) ? nd : sizeof(detail) - 1;
+        }
+        if (!codes[0]) {
+            continue;
+        }
+        unsigned char b[16];
+        char uuid[37];
+        char summary[CARD_SUMMARY_MAX + 1];
+        size_t n = 0;
+        if (RAND_bytes(b, sizeof(b)) != 1) {
+            return PW_ENOMEM;
+        }
+        b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+        b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+        for (size_t k = 0; k < 16; k++) {
+            n += (size_t)snprintf(uuid + n, sizeof(uuid) - n, "%s%02x",
+                                  (k == 4 || k == 6 || k == 8 || k == 10) ? "-" : "", b[k]);
+        }
+        snprintf(summary, sizeof(summary), "painwatch could not check this opioid order (%s)",
+                 codes);
+        json_t *card =
+            json_pack("{s:s,s:s,s:s,s:s,s:{s:s}}", "uuid", uuid, "summary", summary, "detail",
+                      detail, "indicator", "warning", "source", "label", "painwatch");
+        if (!card || json_array_append_new(out->cards, card) < 0) {
+            return PW_ENOMEM;
+        }
+        out->unchecked++;
+    }
+    return 0;
+}
+
 static int evaluate(const struct pw_cds_env *env, struct pw_timeline *tl, int64_t now,
                     struct pw_findings *out)
 {
@@ -391,6 +452,9 @@ int pw_cds_evaluate(const struct pw_cds_env *env, const char *service, json_t *r
     }
     if (rc == 0) {
         rc = card_all(env, out, &after, order_sign ? &before : NULL, &flags);
+    }
+    if (rc == 0 && order_sign) {
+        rc = card_unchecked(out, &tl, drafts);
     }
     pw_flag_list_cleanup(&flags);
     pw_findings_cleanup(&before);

@@ -30,6 +30,7 @@ struct pw_cds_result {
     char patient[PW_REF_MAX]; /* "Patient/<id>" */
     bool prefetch;            /* prefetched resources were overlaid on the stored timeline */
     size_t drafts;            /* order-sign: draft MedicationRequests evaluated */
+    size_t unchecked;         /* order-sign: drafts carded as not checkable (data quality) */
 };
 
 void pw_cds_result_cleanup(struct pw_cds_result *r);

@@ -50,7 +50,7 @@ function assertCard(card) {
   }
 }
 
-const rulesOf = (body) => body.cards.map((c) => c.source.topic.code);
+const rulesOf = (body) => body.cards.map((c) => (c.source.topic || {}).code);
 
 // ---- the service -------------------------------------------------------------------------------
 
@@ -158,6 +158,21 @@ test('order-sign: a new opioid with no laxative returns the bowel card with a se
   const both = await call(OS, osRequest(PB, [oxy, draft(senna(PB, 'draft-lax'))]), rsaToken(OS));
   assert.equal(both.status, 200);
   assert.ok(!rulesOf(both.body).includes('bowel-regimen-missing'), rulesOf(both.body).join());
+});
+
+test('order-sign: an opioid draft painwatch cannot read gets a card saying so, not silence', async () => {
+  const vague = draft(med(PB, 'draft-vague', { ...OXY_ER, mg: 10, everyH: 12 }));
+  vague.dosageInstruction = [{ text: 'take as directed' }];
+  const r = await call(OS, osRequest(PB, [vague]), rsaToken(OS));
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  r.body.cards.forEach(assertCard);
+  const card = r.body.cards.find((c) => /could not check/.test(c.summary));
+  assert.ok(card, JSON.stringify(r.body.cards.map((c) => c.summary)));
+  assert.equal(card.indicator, 'warning');
+  assert.match(card.detail, /sig/i);
+  // A readable draft gets no such card.
+  const clear = await call(OS, osRequest(PB, [draft(med(PB, 'draft-oxy', { ...OXY_ER, mg: 10, everyH: 12 }))]), rsaToken(OS));
+  assert.ok(!clear.body.cards.some((c) => /could not check/.test(c.summary)));
 });
 
 test('every JWT failure is 401', async () => {
