@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "core/conf_int.h"
+#include "core/listen_addr.h"
 #include "painwatch/check.h"
 #include "painwatch/cohort.h"
 #include "painwatch/conf_map.h"
@@ -667,6 +668,143 @@ static const struct pw_conf_field pain_code_fields[] = {
     {0},
 };
 
+/* ---- issue 21: the CDS Hooks service --------------------------------------------------------- */
+
+static void check_cds_issuer(struct pw_conf_ctx *ctx, const json_t *sec, const char *path)
+{
+    char kpath[PW_CONF_PATH_MAX];
+    bool file = str(sec, "jwks_file") != NULL;
+    bool url = str(sec, "jwks_url") != NULL;
+
+    if (file == url) {
+        pw_conf_error(ctx, path, "give exactly one of jwks_file and jwks_url");
+    }
+    if (url) {
+        snprintf(kpath, sizeof(kpath), "%s.jwks_url", path);
+        check_token_url(ctx, str(sec, "jwks_url"), kpath);
+    }
+}
+
+/* Plain HTTP only on loopback (behind the site's reverse proxy); any other address needs TLS. */
+static void check_cds_hooks(struct pw_conf_ctx *ctx, const json_t *sec, const char *path)
+{
+    const char *listen = str(sec, "listen");
+    const char *colon = strrchr(listen, ':');
+    bool tls = str(sec, "tls_cert") && str(sec, "tls_key");
+    struct sockaddr_storage ss;
+    char kpath[PW_CONF_PATH_MAX];
+    bool v6;
+
+    snprintf(kpath, sizeof(kpath), "%s.listen", path);
+    if (pw_listen_parse(listen, &ss, &v6) < 0) {
+        pw_conf_error(ctx, kpath, "expected a numeric ADDRESS:PORT, e.g. 127.0.0.1:9188");
+    } else if (!tls && !loopback_host(listen, (size_t)(colon - listen))) {
+        pw_conf_error(ctx, kpath,
+                      "plain HTTP only on a loopback address (behind the site's TLS reverse "
+                      "proxy); set tls_cert and tls_key to listen elsewhere");
+    }
+    if (!str(sec, "tls_cert") != !str(sec, "tls_key")) {
+        pw_conf_error(ctx, path, "tls_cert and tls_key go together");
+    }
+    if (!json_is_true(json_object_get(sec, "enabled"))) {
+        return;
+    }
+    pw_conf_need(ctx, sec, path, "service_url", "when enabled (the URL the EHR calls: the JWT audience)");
+    if (str(sec, "service_url")) {
+        snprintf(kpath, sizeof(kpath), "%s.service_url", path);
+        check_base_url(ctx, str(sec, "service_url"), kpath);
+    }
+    if (json_array_size(json_object_get(sec, "issuers")) == 0) {
+        snprintf(kpath, sizeof(kpath), "%s.issuers", path);
+        pw_conf_error(ctx, kpath,
+                      "required when enabled: the EHRs allowed to call, with their keys");
+    }
+}
+
+static const struct pw_conf_field cds_issuer_fields[] = {
+    {.name = "iss",
+     .type = PW_CONF_STRING,
+     .flags = PW_CONF_F_REQUIRED,
+     FILL(struct pw_conf_cds_issuer, iss),
+     .help = "the EHR's JWT issuer, exactly as it signs it"},
+    {.name = "jwks_file",
+     .type = PW_CONF_PATH,
+     .flags = PW_CONF_F_MUST_EXIST,
+     FILL(struct pw_conf_cds_issuer, jwks_file),
+     .help = "the EHR's public JWK Set (RS384 / ES384 keys), a file"},
+    {.name = "jwks_url",
+     .type = PW_CONF_STRING,
+     FILL(struct pw_conf_cds_issuer, jwks_url),
+     .help = "the EHR's public JWK Set URL (https, or http to loopback), fetched at start and "
+             "every jwks_refresh"},
+    {0},
+};
+
+static const struct pw_conf_field cds_hooks_fields[] = {
+    {.name = "enabled",
+     .type = PW_CONF_BOOL,
+     .def = "false",
+     FILL(struct pw_conf_cds_hooks, enabled),
+     .help = "serve CDS Hooks 2.0 (discovery, patient-view, order-sign) on its own listener"},
+    {.name = "listen",
+     .type = PW_CONF_STRING,
+     .def = "127.0.0.1:9188",
+     FILL(struct pw_conf_cds_hooks, listen),
+     .help = "ADDRESS:PORT; plain HTTP only on loopback behind the site's TLS reverse proxy"},
+    {.name = "service_url",
+     .type = PW_CONF_STRING,
+     FILL(struct pw_conf_cds_hooks, service_url),
+     .help = "the base URL the EHR calls (without /cds-services): the JWT audience"},
+    {.name = "tls_cert",
+     .type = PW_CONF_PATH,
+     .flags = PW_CONF_F_MUST_EXIST,
+     FILL(struct pw_conf_cds_hooks, tls_cert),
+     .help = "PEM certificate chain: HTTPS on the listener itself (with tls_key)"},
+    {.name = "tls_key",
+     .type = PW_CONF_SECRET_PATH,
+     FILL(struct pw_conf_cds_hooks, tls_key),
+     .help = "PEM private key of tls_cert (a secret file or systemd credential)"},
+    {.name = "issuers",
+     .type = PW_CONF_SECTION_LIST,
+     .sub = cds_issuer_fields,
+     .check = check_cds_issuer,
+     .max = 16,
+     FILL(struct pw_conf_cds_hooks, issuers),
+     .count_offset = offsetof(struct pw_conf_cds_hooks, n_issuers),
+     .elem_size = sizeof(struct pw_conf_cds_issuer),
+     .help = "EHRs allowed to call (iss allow-list), each with its keys"},
+    {.name = "jwks_refresh",
+     .type = PW_CONF_DURATION,
+     .def = "1h",
+     .min = MIN,
+     .max = DAY,
+     FILL(struct pw_conf_cds_hooks, jwks_refresh_ms),
+     .help = "fetch jwks_url keys again this often (and at most once a minute on an unknown kid)"},
+    {.name = "jti_window",
+     .type = PW_CONF_DURATION,
+     .def = "5m",
+     .min = 10 * SEC,
+     .max = HOUR,
+     FILL(struct pw_conf_cds_hooks, jti_window_ms),
+     .help = "longest JWT lifetime accepted; each jti is refused again for as long"},
+    {.name = "clock_skew",
+     .type = PW_CONF_DURATION,
+     .def = "30s",
+     .min = 0,
+     .max = 5 * MIN,
+     FILL(struct pw_conf_cds_hooks, clock_skew_ms),
+     .help = "tolerance on the JWT's exp and iat"},
+    {.name = "order_sign_horizon",
+     .type = PW_CONF_DURATION,
+     .def = "25h",
+     .min = 0,
+     .max = 7 * DAY,
+     FILL(struct pw_conf_cds_hooks, order_sign_horizon_ms),
+     .help = "order-sign judges the drafts as if signed and nothing else ordered for this long "
+             "(site: past the rules' grace periods, e.g. 24 h before a bowel regimen is due)"},
+    {0},
+};
+
 const struct pw_conf_field pw_conf_schema[] = {
     /* Must stay first: PW_CONF_F_STATE paths resolve against it (conf.c). */
     {.name = "state_dir",
@@ -813,6 +951,12 @@ const struct pw_conf_field pw_conf_schema[] = {
      FILL(struct pw_conf_daemon, post_min_severity),
      .help = "findings of this severity and above are posted (Flags); those below go only to "
              "the audit trail and reports (info|low|medium|high)"},
+    {.name = "cds_hooks",
+     .type = PW_CONF_SECTION,
+     .sub = cds_hooks_fields,
+     .check = check_cds_hooks,
+     FILL(struct pw_conf_daemon, cds_hooks),
+     .help = "the CDS Hooks 2.0 service (README \"CDS Hooks\")"},
     {0},
 };
 

@@ -31,6 +31,7 @@
 #include "core/pipeline.h"
 #include "painwatch/audit.h"
 #include "painwatch/auth.h"
+#include "painwatch/cds_hooks.h"
 #include "painwatch/check.h"
 #include "painwatch/cohort.h"
 #include "painwatch/conf.h"
@@ -116,6 +117,7 @@ struct daemon {
 
     /* issue 21: what the first server's /metadata says about the write targets */
     struct pw_sink_caps write_caps;
+    struct pw_cds_hooks *cds; /* issue 21: the CDS Hooks service, when enabled */
 };
 
 /* ---- configuration ------------------------------------------------------------------------ */
@@ -1717,6 +1719,7 @@ static void teardown(struct daemon *d)
     if (d->health) {
         pw_health_close(d->health);
     }
+    pw_cds_hooks_close(d->cds);
     pw_control_close(d->control);
     if (d->watchdog_on) {
         pw_watchdog_close(&d->watchdog);
@@ -1843,6 +1846,16 @@ int pw_daemon_run(const struct pw_daemon_opts *opts)
             pw_health_add_check(d.health, "writes", check_writes, &d);
             pw_health_set_status(d.health, fill_status, &d);
         }
+    }
+    if (rc == 0 && d.cd->cds_hooks.enabled && !d.once) {
+        struct pw_cds_hooks_opts co = {.loop = &d.loop,
+                                       .conf = &d.cd->cds_hooks,
+                                       .store = d.store,
+                                       .ev = d.eval,
+                                       .synced = synced_types(d.cd),
+                                       .audit = d.audit,
+                                       .http = d.http};
+        rc = pw_cds_hooks_new(&d.cds, &co);
     }
     if (rc == 0 && !d.once) {
         rc = start_control(&d);

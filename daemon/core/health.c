@@ -1,15 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * /healthz, /readyz and /metrics. libmicrohttpd runs in external-epoll mode: its epoll fd is
- * watched by a uv_poll and its timeout by a uv_timer, so requests are answered on the loop
- * thread. That keeps readiness checks free of locking, and makes /healthz honest: if the loop
- * hangs, /healthz stops answering too (and the systemd watchdog fires).
+ * /healthz, /readyz and /metrics. libmicrohttpd runs on the loop (core/listener.c), so requests
+ * are answered on the loop thread. That keeps readiness checks free of locking, and makes /healthz
+ * honest: if the loop hangs, /healthz stops answering too (and the systemd watchdog fires).
  */
 #include "painwatch/health.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +13,7 @@
 
 #include <microhttpd.h>
 
+#include "core/listener.h"
 #include "painwatch/check.h"
 #include "painwatch/err.h"
 #include "painwatch/limits.h"
@@ -34,64 +31,14 @@ struct health_check {
 };
 
 struct pw_health {
-    uv_poll_t poll;
-    uv_timer_t timer;
-    struct MHD_Daemon *mhd;
-    unsigned port;
-    int open_handles; /* freed when both handles have closed */
-    bool closed;      /* the last MHD_run closed a connection */
+    struct pw_listener lst; /* freed when its handles have closed */
     struct health_check checks[PW_HEALTH_CHECKS_MAX];
     size_t n_checks;
     pw_status_fill_fn *status_fill; /* issue 22: /status */
     void *status_arg;
 };
 
-/* "127.0.0.1:9187" or "[::1]:9187" -> sockaddr. */
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, bool *v6)
-{
-    const char *colon = strrchr(listen, ':');
-    char host[64];
-    size_t hl;
-    char *end;
-    long port;
-
-    if (!colon || colon == listen) {
-        return PW_EINVAL;
-    }
-    port = strtol(colon + 1, &end, 10);
-    hl = (size_t)(colon - listen);
-    if (*end || colon[1] == '\0' || port < 0 || port > 65535 || hl >= sizeof(host)) {
-        return PW_EINVAL;
-    }
-    memcpy(host, listen, hl);
-    host[hl] = '\0';
-    memset(ss, 0, sizeof(*ss));
-    *v6 = host[0] == '[';
-    if (*v6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-        if (hl < 3 || host[hl - 1] != ']') {
-            return PW_EINVAL;
-        }
-        host[hl - 1] = '\0';
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)port);
-        return inet_pton(AF_INET6, host + 1, &s6->sin6_addr) == 1 ? 0 : PW_EINVAL;
-    }
-    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-    s4->sin_family = AF_INET;
-    s4->sin_port = htons((uint16_t)port);
-    return inet_pton(AF_INET, host, &s4->sin_addr) == 1 ? 0 : PW_EINVAL;
-}
-
-__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    char msg[256];
-
-    (void)cls;
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    msg[strcspn(msg, "\n")] = '\0';
-    pw_log_warn(HEALTH, "listener: %s", msg);
-}
+static enum pw_log_comp log_comp = PW_LOG_HEALTH; /* MHD's messages (pw_listener_mhd_log) */
 
 /* Takes @p body (malloc'd) on every path. */
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
@@ -202,63 +149,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                         "not found: try /healthz, /readyz, /metrics, /status\n");
 }
 
-static void on_timer(uv_timer_t *timer);
-
-/* MHD closed a connection (see serve). */
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                          enum MHD_ConnectionNotificationCode toe)
-{
-    struct pw_health *h = cls;
-
-    (void)conn;
-    (void)socket_context;
-    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-        h->closed = true;
-    }
-}
-
-/*
- * MHD_run, again while a run closed a connection. At the connection limit MHD takes its
- * listening socket out of its epoll set and puts it back only at the start of a later run, after
- * connections have gone; they go at the end of a run. With nothing else to wake the loop (no
- * connection left, so no timeout either) the listener stayed deaf for good (issue 18). A run
- * here never waits (MHD polls its epoll set with a zero timeout); should runs keep closing
- * connections, the timer runs it again on the next loop iteration.
- */
-static void serve(struct pw_health *h)
-{
-    MHD_UNSIGNED_LONG_LONG ms = 0;
-    int runs = 0;
-
-    do {
-        h->closed = false;
-        MHD_run(h->mhd);
-    } while (h->closed && ++runs < 4);
-    if (h->closed) {
-        uv_timer_start(&h->timer, on_timer, 0, 0);
-    } else if (MHD_get_timeout(h->mhd, &ms) == MHD_YES) {
-        uv_timer_start(&h->timer, on_timer, (uint64_t)ms, 0);
-    } else {
-        uv_timer_stop(&h->timer);
-    }
-}
-
-static void on_timer(uv_timer_t *timer)
-{
-    serve(container_of(timer, struct pw_health, timer));
-}
-
-static void on_poll(uv_poll_t *poll, int status, int events)
-{
-    struct pw_health *h = container_of(poll, struct pw_health, poll);
-
-    (void)events;
-    if (status < 0) {
-        pw_log_err(HEALTH, "listener poll: %s", uv_strerror(status));
-    }
-    serve(h);
-}
-
 static void free_health(struct pw_health *h)
 {
     for (size_t i = 0; i < h->n_checks; i++) {
@@ -267,13 +157,9 @@ static void free_health(struct pw_health *h)
     free(h);
 }
 
-static void on_close(uv_handle_t *handle)
+static void on_closed(struct pw_listener *l)
 {
-    struct pw_health *h = handle->data;
-
-    if (--h->open_handles == 0) {
-        free_health(h);
-    }
+    free_health(container_of(l, struct pw_health, lst));
 }
 
 int pw_health_new(struct pw_health **out, uv_loop_t *loop, const char *listen)
@@ -287,11 +173,10 @@ int pw_health_new_idle(struct pw_health **out, uv_loop_t *loop, const char *list
     struct sockaddr_storage ss;
     bool v6 = false;
     struct pw_health *h;
-    const union MHD_DaemonInfo *info;
-    int err;
+    struct MHD_Daemon *mhd;
 
     *out = NULL;
-    if (parse_listen(listen, &ss, &v6)) {
+    if (pw_listen_parse(listen, &ss, &v6)) {
         pw_log_err(HEALTH, "listen address '%s' is not ADDRESS:PORT", listen);
         return PW_EINVAL;
     }
@@ -300,41 +185,29 @@ int pw_health_new_idle(struct pw_health **out, uv_loop_t *loop, const char *list
         return PW_ENOMEM;
     }
     /* The logger goes first so that MHD never prints with its own logger. */
-    h->mhd = MHD_start_daemon(
+    mhd = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL, on_request, h,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)PW_HEALTH_CONN_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
+        MHD_OPTION_EXTERNAL_LOGGER, pw_listener_mhd_log, &log_comp, MHD_OPTION_NOTIFY_CONNECTION,
+        pw_listener_notify, &h->lst, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)PW_HEALTH_CONN_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
         idle_timeout_s ? idle_timeout_s : (unsigned)PW_HEALTH_CONN_TIMEOUT_S, MHD_OPTION_END);
-    if (!h->mhd) {
+    if (!mhd) {
         pw_log_err(HEALTH, "cannot listen on %s (address in use or not permitted)", listen);
         free(h);
         return PW_EIO;
     }
-    info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : 0;
-    info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-    err = info ? uv_poll_init(loop, &h->poll, info->epoll_fd) : UV_EINVAL;
-    if (err) {
-        pw_log_err(HEALTH, "cannot watch the listener: %s", uv_strerror(err));
-        MHD_stop_daemon(h->mhd);
+    if (pw_listener_start(&h->lst, loop, mhd, on_closed) < 0) {
         free(h);
         return PW_EIO;
     }
-    uv_timer_init(loop, &h->timer);
-    h->poll.data = h;
-    h->timer.data = h;
-    h->open_handles = 2;
-    uv_poll_start(&h->poll, UV_READABLE, on_poll);
-    serve(h);
-    pw_log_info(HEALTH, "serving /healthz /readyz /metrics on %s (port %u)", listen, h->port);
+    pw_log_info(HEALTH, "serving /healthz /readyz /metrics on %s (port %u)", listen, h->lst.port);
     *out = h;
     return 0;
 }
 
 unsigned pw_health_port(const struct pw_health *health)
 {
-    return health->port;
+    return health->lst.port;
 }
 
 int pw_health_add_check(struct pw_health *health, const char *name, pw_health_check_fn *fn,
@@ -361,11 +234,7 @@ void pw_health_close(struct pw_health *health)
     if (!health) {
         return;
     }
-    /* Stop watching the epoll fd before MHD closes it (a reused fd must never be polled). */
-    uv_close((uv_handle_t *)&health->poll, on_close);
-    uv_close((uv_handle_t *)&health->timer, on_close);
-    MHD_stop_daemon(health->mhd);
-    health->mhd = NULL;
+    pw_listener_close(&health->lst);
 }
 
 void pw_health_set_status(struct pw_health *health, pw_status_fill_fn *fn, void *arg)

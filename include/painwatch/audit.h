@@ -20,7 +20,7 @@
  *               start | stop | config-loaded | finding-raised | finding-resolved |
  *               flag-delivered | flag-rejected | flag-dead-lettered | token-renewed |
  *               operator-action | audit-resumed | finding-suppressed |
- *               chain-discontinuity                                      (type "painwatch")
+ *               chain-discontinuity | cds-hook | finding-carded          (type "painwatch")
  *   action      "C" "R" "U" "D" "E" (BALP: search is E)
  *   recorded    RFC 3339 UTC with milliseconds, stamped by the writer
  *   outcome     0 success, 4 minor failure, 8 serious failure, 12 major failure; outcomeDesc text
@@ -278,7 +278,8 @@ struct pw_audit_fhir {
 int pw_audit_fhir_interaction(struct pw_audit *a, const struct pw_audit_fhir *ix);
 
 /**
- * Record a finding raised or resolved (@p subtype "finding-raised" | "finding-resolved"): rule,
+ * Record a finding raised or resolved (@p subtype "finding-raised" | "finding-resolved", or
+ * "finding-carded": shown on a CDS Hooks card, issue 21): rule,
  * episode key, factor set, severity, the numbers, the evidence references and the text.
  * @p correlation may be NULL. @return as pw_audit_append_new().
  */

@@ -304,6 +304,27 @@ struct pw_conf_pain_codes {
     size_t n_rass;
 };
 
+/* issue 21: the CDS Hooks service (daemon/core/cds_hooks.c) */
+struct pw_conf_cds_issuer {
+    const char *iss;       /* the EHR's client id / issuer, exactly as in its JWTs */
+    const char *jwks_file; /* its public JWK Set, a file ... */
+    const char *jwks_url;  /* ... or a URL fetched through the HTTP layer */
+};
+
+struct pw_conf_cds_hooks {
+    bool enabled;
+    const char *listen;      /* "127.0.0.1:9188" */
+    const char *service_url; /* the base URL the EHR calls (JWT aud), without /cds-services */
+    const char *tls_cert;    /* PEM certificate chain; with tls_key: HTTPS on the listener */
+    const char *tls_key;     /* PEM private key (secret file) */
+    struct pw_conf_cds_issuer *issuers;
+    size_t n_issuers;
+    int64_t jwks_refresh_ms; /* JWKS URLs are fetched again this often */
+    int64_t jti_window_ms;   /* longest token lifetime accepted; its jti is remembered as long */
+    int64_t clock_skew_ms;   /* tolerance on exp / iat */
+    int64_t order_sign_horizon_ms; /* order-sign judges drafts as they stand this long after */
+};
+
 struct pw_conf_daemon {
     const char *state_dir;
     const char *log_level;
@@ -332,6 +353,7 @@ struct pw_conf_daemon {
     const json_t *timezone;        /* IANA zone name (string) or null: the system's zone */
     const char *post_min_severity; /* info | low | medium | high: posted from this one up */
     const char *rule_code_system;  /* canonical URL of the rule CodeSystem */
+    struct pw_conf_cds_hooks cds_hooks; /* issue 21 */
 };
 
 /** The top-level table (for documentation tools and tests). */

@@ -165,4 +165,21 @@
 #define PW_PAGE_ENTRIES_MAX  20000
 #define PW_PAGE_REPAIRS_MAX  16
 
+/*
+ * Issue 21: the CDS Hooks service (daemon/core/cds_hooks.c).
+ *   PW_CDS_BODY_MAX      bytes of one hook request (context + prefetch); past it: 413.
+ *   PW_CDS_CONN_MAX      concurrent connections to its listener.
+ *   PW_CDS_CONN_TIMEOUT_S  idle connection timeout, seconds.
+ *   PW_CDS_JTI_MAX       token ids remembered at once (each until its exp); when full, calls
+ *                        are refused (503) rather than a jti forgotten early.
+ *   PW_CDS_DRAFTS_MAX    draft orders evaluated in one order-sign call.
+ *   PW_CDS_JWKS_MAX      bytes of a fetched JWK Set.
+ */
+#define PW_CDS_BODY_MAX       (4u * 1024u * 1024u)
+#define PW_CDS_CONN_MAX       64
+#define PW_CDS_CONN_TIMEOUT_S 30
+#define PW_CDS_JTI_MAX        100000
+#define PW_CDS_DRAFTS_MAX     64
+#define PW_CDS_JWKS_MAX       (256u * 1024u)
+
 #endif

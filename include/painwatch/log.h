@@ -27,7 +27,8 @@
     X(SINK, "sink")          \
     X(AUDIT, "audit")        \
     X(HEALTH, "health")      \
-    X(TOOL, "tool")
+    X(TOOL, "tool")          \
+    X(CDS, "cds-hooks")
 
 enum pw_log_comp {
 #define PW_LOG_COMP_ENUM(name, tag) PW_LOG_##name,

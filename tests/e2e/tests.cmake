@@ -78,3 +78,11 @@ pw_e2e_daemon_test(e2e_flag_fidelity flag-fidelity.test.js)
 # issue 21: the detected-issue sink (write, idempotency, reconcile, clinician acknowledgement)
 # and `sink.type: auto` choosing by /metadata, against the reference server.
 pw_e2e_daemon_test(e2e_detected_issue detected-issue.test.js)
+
+# Issue 21: the CDS Hooks service from a scripted client (JWTs signed with keys made by the test).
+add_executable(pw_cds_server ${PW_E2E_DIR}/cds/cds_server.c)
+target_link_libraries(pw_cds_server PRIVATE pwcore)
+pw_e2e_node_test(e2e_cds_hooks cds-hooks.test.js)
+set_property(TEST e2e_cds_hooks APPEND PROPERTY ENVIRONMENT "PW_CDS_SERVER=$<TARGET_FILE:pw_cds_server>"
+  "PAINWATCHD=$<TARGET_FILE:painwatchd>" "PAINWATCH=$<TARGET_FILE:painwatch>"
+  "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
