@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Issue 22: the backtest (history replayed through the engine and the daemon's reconcile) and
+ * the alert-burden summary it shares with `painwatch report` (a shadow-mode period).
+ *
+ * Input (backtest_spool.c): FHIR Bulk Data export directories, NDJSON files and Bundles are read
+ * once, resource by resource, into a temporary SQLite file (an on-disk database deleted on
+ * close) keyed by patient; then patients are read back one at a time. Why a spool and not a byte
+ * offset index: an export is not ordered by patient (one file per type), and an index of every
+ * resource's offset grows with the export (60 M resources for 100,000 patients x 30 days), while
+ * the spool keeps in memory only SQLite's page cache and the patient being evaluated. The spool
+ * also settles repeated versions of a resource (the later versionId, else lastUpdated, else the
+ * later input wins) and keeps the resources no patient owns (Medication) for reference lookups.
+ */
+#ifndef PAINWATCH_CORE_BACKTEST_H
+#define PAINWATCH_CORE_BACKTEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "painwatch/fhir.h"
+#include "painwatch/finding.h"
+#include "painwatch/timeline.h"
+
+/* ---- input spool ------------------------------------------------------------------------ */
+
+struct pw_bt_spool;
+
+/** A new, empty spool (a temporary SQLite file). @return 0, PW_ENOMEM or PW_EIO. */
+int pw_bt_spool_new(struct pw_bt_spool **out);
+void pw_bt_spool_free(struct pw_bt_spool *sp);
+
+/**
+ * Read @p path into the spool: a directory (its *.ndjson files, in name order: a Bulk Data
+ * export), an NDJSON file, or a JSON document (a Bundle of any type, or one resource).
+ * @return 0, or -1 after writing a message naming the file and place (file:line, Bundle entry,
+ * resource id) into @p err.
+ */
+int pw_bt_spool_add(struct pw_bt_spool *sp, const char *path, char *err, size_t errlen);
+
+/** The PW_RES_* bits of the resource types read (what the export holds). */
+unsigned pw_bt_spool_types(const struct pw_bt_spool *sp);
+
+/** The earliest and latest clinical time of any resource read (PW_TIME_NONE when none). */
+void pw_bt_spool_span(const struct pw_bt_spool *sp, int64_t *first, int64_t *last);
+
+/**
+ * Called once per patient, in patient order: @p resources is the patient's resources (a JSON
+ * array, input order, borrowed for the call), @p refs resolves references among them and to the
+ * shared resources (Medication). A non-zero return stops the walk and is returned.
+ */
+typedef int pw_bt_patient_fn(void *arg, const char *patient, const json_t *resources,
+                             const struct pw_resolver *refs);
+
+/** Walk the patients (after the last pw_bt_spool_add). @return 0, an error, or fn's value. */
+int pw_bt_spool_each(struct pw_bt_spool *sp, pw_bt_patient_fn *fn, void *arg);
+
+/** How many patients the spool holds. */
+size_t pw_bt_spool_patients(struct pw_bt_spool *sp);
+
+/* ---- the summary (backtest and report) -------------------------------------------------- */
+
+/** One episode: a Flag that was active from start until end (PW_TIME_NONE: still open). */
+struct pw_bt_episode {
+    char rule[48];
+    char key[PW_KEY_MAX];
+    char patient[PW_REF_MAX];
+    enum pw_severity severity;
+    int64_t start;
+    int64_t end;
+};
+
+/** A point of a patient's chart (HTML timelines). */
+struct pw_bt_point {
+    int64_t at;
+    double value;
+};
+
+/** What the HTML report draws for one patient: kept for the top patients only. */
+struct pw_bt_chart {
+    char patient[PW_REF_MAX];
+    size_t n_episodes;
+    struct pw_bt_point *scores; /* pain scores 0-10 */
+    size_t n_scores;
+    struct pw_bt_point *mme; /* baseline MME/day, one point per change (a step line) */
+    size_t n_mme;
+    int64_t *rescue; /* rescue doses given (or rescue orders started) */
+    size_t n_rescue;
+};
+
+/** The whole result. Zero-initialise; free with pw_bt_result_cleanup(). */
+struct pw_bt_result {
+    const char *source; /* "backtest" or "report" (static) */
+    int64_t from, to;   /* the period summarised */
+    int64_t step;       /* backtest --step, seconds (0 for report) */
+    const char *factor_set;
+    size_t n_patients;
+    double patient_days;
+    size_t n_evaluations;
+    struct pw_bt_episode *ep; /* every episode, patient order, then start */
+    size_t n_ep, cap_ep;
+    struct pw_bt_chart *charts; /* the top patients by episodes (PW_BT_TOP at most) */
+    size_t n_charts;
+    size_t n_dq; /* data-quality events seen (backtest) */
+};
+
+#define PW_BT_TOP 10
+
+void pw_bt_result_cleanup(struct pw_bt_result *r);
+void pw_bt_chart_cleanup(struct pw_bt_chart *c);
+
+/** Append a copy of @p e. @return 0 or PW_ENOMEM. */
+int pw_bt_result_add_episode(struct pw_bt_result *r, const struct pw_bt_episode *e);
+
+/**
+ * Offer @p c (taken: zeroed on return) for the top patients: kept when it is among the PW_BT_TOP
+ * with most episodes (ties: patient order), else freed. @return 0 or PW_ENOMEM.
+ */
+int pw_bt_result_offer_chart(struct pw_bt_result *r, struct pw_bt_chart *c);
+
+/** Sort episodes (patient, start, rule, key): the order every output uses. */
+void pw_bt_result_sort(struct pw_bt_result *r);
+
+/**
+ * The summary as JSON: period, per rule (episodes, per 100 patient-days, patients affected,
+ * median and p90 duration in hours of the closed episodes, per severity), episodes opened per
+ * day, per patient the episode list. Deterministic. NULL on ENOMEM.
+ */
+json_t *pw_bt_result_json(const struct pw_bt_result *r);
+
+/** The summary as text for a terminal. */
+void pw_bt_result_text(const struct pw_bt_result *r, const json_t *doc, FILE *out);
+
+/**
+ * The summary as one self-contained HTML page (inline SVG, no scripts, no external assets,
+ * A4 landscape print CSS). @p doc is pw_bt_result_json(r). Caller frees. NULL on ENOMEM.
+ */
+char *pw_bt_result_html(const struct pw_bt_result *r, const json_t *doc, size_t *len);
+
+#endif
