@@ -22,6 +22,8 @@ static const struct {
     {"jwks", pw_cmd_jwks, "print the public JWK Set to register with the EHR"},
     {"backup", pw_cmd_backup, "copy the store and the audit trail, consistently, while running"},
     {"writes", pw_cmd_writes, "writes pause|resume|status: the kill switch of EHR writes"},
+    {"backtest", pw_cmd_backtest, "replay a FHIR export: the alert burden the rules would have"},
+    {"report", pw_cmd_report, "the alert burden of a shadow-mode period (file sink + audit)"},
 };
 
 static void usage(FILE *out)

@@ -132,13 +132,60 @@ void pw_bt_result_sort(struct pw_bt_result *r);
  */
 json_t *pw_bt_result_json(const struct pw_bt_result *r);
 
-/** The summary as text for a terminal. */
-void pw_bt_result_text(const struct pw_bt_result *r, const json_t *doc, FILE *out);
+/** The summary (@p doc, from pw_bt_result_json()) as text for a terminal. */
+void pw_bt_doc_text(const json_t *doc, FILE *out);
 
 /**
- * The summary as one self-contained HTML page (inline SVG, no scripts, no external assets,
- * A4 landscape print CSS). @p doc is pw_bt_result_json(r). Caller frees. NULL on ENOMEM.
+ * The summary (@p doc, from pw_bt_result_json()) as one self-contained HTML page: the per-rule
+ * burden table, a chart of episodes opened per day, and a timeline per top patient (pain scores,
+ * baseline MME step line with titration steps, rescue doses, episodes as bars by rule). Inline
+ * SVG written by html.c, no scripts, no external assets, A4 landscape print CSS. SVG charts:
+ * 1 + the top patients; table body rows: the rules + the top patients. Caller frees; NULL on
+ * ENOMEM.
  */
-char *pw_bt_result_html(const struct pw_bt_result *r, const json_t *doc, size_t *len);
+char *pw_bt_doc_html(const json_t *doc, size_t *len);
+
+/**
+ * Write @p doc as @p format ("text", "json", "html") to @p path (NULL or "-": stdout).
+ * @return 0, or -1 with @p err naming the file.
+ */
+int pw_bt_doc_write(const json_t *doc, const char *format, const char *path, char *err,
+                    size_t errlen);
+
+/**
+ * The summary of a shadow-mode period into @p out: episodes from the file sink's NDJSON
+ * @p sinks (create / reactivate open one, resolve closes it), severities from the audit trail's
+ * finding-raised records, patients and their first time seen from every audit record naming a
+ * patient (and the sink's lines). Without a sink file, the audit trail's finding-raised /
+ * finding-resolved records are the episodes. @p from / @p to: PW_TIME_NONE = the first / last
+ * time read. @return 0, or -1 with @p err naming file:line.
+ */
+int pw_bt_shadow_report(const char *const *sinks, size_t n_sinks, const char *const *audits,
+                        size_t n_audits, int64_t from, int64_t to, struct pw_bt_result *out,
+                        char *err, size_t errlen);
+
+/* ---- the backtest ------------------------------------------------------------------------ */
+
+struct pw_evaluator;
+
+/** What pw_backtest_run() replays. */
+struct pw_bt_opts {
+    const struct pw_evaluator *ev; /* the configuration's engine and normalization */
+    int64_t from, to;              /* the period; PW_TIME_NONE: the input's first / last time */
+    int64_t step;                  /* grid ticks and due-time spacing, seconds (> 0) */
+    struct pw_synced synced;       /* the types the export holds (rules resting on absence) */
+};
+
+/**
+ * Replay every patient of @p sp: each patient's timeline is evaluated, as it stood (only events
+ * at or before the instant), at every event time, at the engine's due times (pw_eval_next_due:
+ * while time alone can change the findings, every @p o->step after an evaluation) and at each
+ * step tick of the period while the patient is live; findings are reconciled into episodes by
+ * pw_episodes_reconcile() (the daemon's reconcile). A tick when the patient is not live is
+ * skipped: the daemon does not re-evaluate then either, and the findings cannot differ.
+ * @return 0 or an error code (@p err says what).
+ */
+int pw_backtest_run(struct pw_bt_spool *sp, const struct pw_bt_opts *o, struct pw_bt_result *out,
+                    char *err, size_t errlen);
 
 #endif

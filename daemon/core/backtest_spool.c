@@ -264,11 +264,6 @@ static int put_resource(struct pw_bt_spool *sp, const json_t *res, const char *f
     return rc;
 }
 
-static void say(char *err, size_t n, const char *fmt, const char *a, const char *b, const char *c)
-{
-    snprintf(err, n, fmt, a, b, c);
-}
-
 /* One resource or Bundle read from @p file at @p where ("line 3", "top level"). */
 static int add_json(struct pw_bt_spool *sp, json_t *res, const char *full_url,
                     const struct pw_resolver *refs, const char *file, const char *where, int depth,
@@ -283,7 +278,7 @@ static int add_json(struct pw_bt_spool *sp, json_t *res, const char *full_url,
         if (id) {
             snprintf(what, sizeof(what), " (id %s)", id);
         }
-        say(err, errlen, "%s: %s%s: not a FHIR resource (no resourceType)", file, where, what);
+        snprintf(err, errlen, "%s: %s%s: not a FHIR resource (no resourceType)", file, where, what);
         return -1;
     }
     if (strcmp(type, "Bundle") != 0) {
@@ -295,7 +290,7 @@ static int add_json(struct pw_bt_spool *sp, json_t *res, const char *full_url,
         return 0;
     }
     if (depth >= SPOOL_BUNDLE_DEPTH_MAX) {
-        say(err, errlen, "%s: %s: Bundle/%s nested too deep", file, where, id ? id : "(no id)");
+        snprintf(err, errlen, "%s: %s: Bundle/%s nested too deep", file, where, id ? id : "(no id)");
         return -1;
     }
     /* The Bundle's own fullUrls resolve its urn:uuid subjects. */
