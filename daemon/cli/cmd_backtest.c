@@ -12,7 +12,7 @@
 #include "painwatch/terminology.h"
 
 struct bt_args {
-    const char *config, *from, *to, *step, *format, *out, *terminology, *scope, *synced;
+    const char *config, *from, *to, *step, *format, *out, *terminology, *scope, *synced, *lookback;
     char **inputs;
     int n_inputs;
 };
@@ -23,7 +23,7 @@ static void usage(FILE *out)
             "usage: painwatch backtest [--config FILE] [--from T] [--to T] [--step 1h]\n"
             "                          [--format text|json|html] [--out FILE]\n"
             "                          [--terminology DIR] [--scope problem-list|cohort]\n"
-            "                          [--synced TYPE,...] INPUT...\n"
+            "                          [--synced TYPE,...] [--lookback 14d|0] INPUT...\n"
             "\n"
             "Replays history through the rule engine and the daemon's reconcile: INPUT is a FHIR\n"
             "Bulk Data export directory (*.ndjson, one file per resource type), NDJSON files or\n"
@@ -34,16 +34,20 @@ static void usage(FILE *out)
             "90th-percentile duration, per severity; per patient: the episodes. --config applies\n"
             "the daemon's rules, pain_codes, factor_set, scope and terminology. A rule resting on\n"
             "the absence of a type is off unless the input holds that type (or --synced names\n"
-            "it). Exit 0 done, 2 on usage errors or unreadable input (file:line named).\n");
+            "it). A patient's record is what a daemon started at --from would hold: its first\n"
+            "sync's --lookback (default: the first configured server's lookback, else 14d; 0:\n"
+            "all history), the orders in force and active problems, and everything since.\n"
+            "Exit 0 done, 2 on usage errors or unreadable input (file:line named).\n");
 }
 
 static int parse_args(int argc, char **argv, struct bt_args *a)
 {
     static const char *const names[] = {"--config", "--from",        "--to",    "--step",
                                         "--format", "--out",         "--scope", "--synced",
-                                        "--terminology"};
+                                        "--terminology", "--lookback"};
     const char **slots[] = {&a->config, &a->from,  &a->to,     &a->step,       &a->format,
-                            &a->out,    &a->scope, &a->synced, &a->terminology};
+                            &a->out,    &a->scope, &a->synced, &a->terminology,
+                            &a->lookback};
     int i = 1;
 
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
@@ -196,6 +200,18 @@ int pw_cmd_backtest(int argc, char **argv)
         goto out;
     }
     o.ev = ev;
+    o.lookback = 14 * 86400;
+    if (conf && pw_conf_daemon(conf)->n_servers > 0) {
+        o.lookback = pw_conf_daemon(conf)->servers[0].lookback_ms / 1000;
+    }
+    if (a.lookback) {
+        int64_t ms = 0;
+        if (strcmp(a.lookback, "0") != 0 && pw_conf_parse_duration(a.lookback, &ms) < 0) {
+            fprintf(stderr, "painwatch backtest: --lookback '%s' is not a duration\n", a.lookback);
+            goto out;
+        }
+        o.lookback = ms / 1000;
+    }
     if (pw_bt_spool_new(&sp) < 0) {
         fprintf(stderr, "painwatch backtest: cannot create the temporary spool file\n");
         goto out;

@@ -127,7 +127,9 @@ static int event_times(const struct pw_timeline *tl, int64_t lo, int64_t hi, str
     if (rc) {
         return rc;
     }
-    qsort(ts->v, ts->n, sizeof(*ts->v), cmp_i64);
+    if (ts->n > 1) {
+        qsort(ts->v, ts->n, sizeof(*ts->v), cmp_i64);
+    }
     size_t w = 0;
     for (size_t i = 0; i < ts->n; i++) {
         if (w == 0 || ts->v[w - 1] != ts->v[i]) {
@@ -149,6 +151,97 @@ static int64_t first_time(const struct pw_timeline *tl)
     }
     free(ts.v);
     return t;
+}
+
+/* ---- what a daemon started at the period's start holds ---------------------------------- */
+
+/* The latest instant a date search on @p v (a dateTime or a Period) matches. */
+static int64_t upper_of(const json_t *obj, const char *dt, const char *period)
+{
+    const json_t *p = json_object_get(obj, period);
+    int64_t t = PW_TIME_NONE;
+
+    if (pw_fhir_parse_time(pw_fhir_str(obj, dt), &t) == 0) {
+        return t;
+    }
+    if (pw_fhir_parse_time(pw_fhir_str(p, "end"), &t) == 0 ||
+        pw_fhir_parse_time(pw_fhir_str(p, "start"), &t) == 0) {
+        return t;
+    }
+    return PW_TIME_NONE;
+}
+
+static bool status_in(const json_t *res, const char *const *codes)
+{
+    const json_t *cs = json_object_get(res, "clinicalStatus");
+    const char *status = pw_fhir_str(res, "status");
+
+    for (size_t i = 0; codes[i]; i++) {
+        if ((status && strcmp(status, codes[i]) == 0) || pw_fhir_cc_has(cs, NULL, codes[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Whether the daemon's first sync at @p from with window start @p bound (or a later incremental
+ * sync, by _lastUpdated) fetches @p res (source_fhir_search.c: date_param, window_params).
+ */
+static bool daemon_fetches(const json_t *res, int64_t from, int64_t bound)
+{
+    static const char *const in_force[] = {"active", "on-hold", NULL};
+    static const char *const problems[] = {"active", "recurrence", "relapse", NULL};
+    const char *type = pw_fhir_str(res, "resourceType");
+    int64_t t = PW_TIME_NONE, updated;
+    bool has_updated =
+        pw_fhir_parse_time(pw_fhir_str(json_object_get(res, "meta"), "lastUpdated"), &updated) ==
+        0;
+
+    if (has_updated && updated >= from) {
+        return true; /* written after the start: an incremental sync reads it */
+    }
+    if (strcmp(type, "Observation") == 0) {
+        t = upper_of(res, "effectiveDateTime", "effectivePeriod");
+        if (t == PW_TIME_NONE) {
+            pw_fhir_parse_time(pw_fhir_str(res, "effectiveInstant"), &t);
+        }
+    } else if (strcmp(type, "MedicationRequest") == 0) {
+        if (status_in(res, in_force)) {
+            return true; /* the orders in force, whatever their date */
+        }
+        pw_fhir_parse_time(pw_fhir_str(res, "authoredOn"), &t);
+    } else if (strcmp(type, "ServiceRequest") == 0) {
+        pw_fhir_parse_time(pw_fhir_str(res, "authoredOn"), &t);
+    } else if (strcmp(type, "Condition") == 0) {
+        if (status_in(res, problems)) {
+            return true; /* the problem list, whatever its dates */
+        }
+        pw_fhir_parse_time(pw_fhir_str(res, "recordedDate"), &t);
+    } else if (pw_res_type_bit(type) != 0) {
+        return !has_updated || updated >= bound; /* searched by _lastUpdated */
+    } else {
+        return true; /* not searched by date (Patient, Medication) */
+    }
+    return t != PW_TIME_NONE && t >= bound;
+}
+
+/* @p resources less what the daemon would not have fetched (a new array, owned). */
+static json_t *fetched(const json_t *resources, int64_t from, int64_t lookback)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *r;
+
+    json_array_foreach(resources, i, r)
+    {
+        if (out && (lookback <= 0 || daemon_fetches(r, from, from - lookback)) &&
+            json_array_append(out, r) < 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
 }
 
 /* ---- one patient ------------------------------------------------------------------------ */
@@ -244,7 +337,7 @@ static int build_chart(const struct pw_timeline *tl, int64_t lo, int64_t hi, str
             rc = rc ? rc : times_add(&ts, tl->orders.v[i].end, lo, hi);
         }
     }
-    if (!rc) {
+    if (!rc && ts.n > 1) {
         qsort(ts.v, ts.n, sizeof(*ts.v), cmp_i64);
     }
     for (size_t i = 0; i < ts.n && !rc; i++) {
@@ -367,8 +460,11 @@ static int on_patient(void *arg, const char *patient, const json_t *resources,
     struct pw_timeline tl;
     int rc;
 
+    json_t *seen = fetched(resources, run->from, run->o->lookback);
+
     pw_timeline_init(&tl, patient);
-    rc = pw_eval_timeline_add_resources(run->o->ev, resources, refs, &tl);
+    rc = seen ? pw_eval_timeline_add_resources(run->o->ev, seen, refs, &tl) : PW_ENOMEM;
+    json_decref(seen);
     if (rc == 0) {
         pw_timeline_sort(&tl);
         int64_t first = first_time(&tl);

@@ -174,6 +174,7 @@ struct pw_bt_opts {
     int64_t from, to;              /* the period; PW_TIME_NONE: the input's first / last time */
     int64_t step;                  /* grid ticks and due-time spacing, seconds (> 0) */
     struct pw_synced synced;       /* the types the export holds (rules resting on absence) */
+    int64_t lookback;              /* the daemon's first-sync lookback, seconds (0: all history) */
 };
 
 /**
@@ -183,6 +184,11 @@ struct pw_bt_opts {
  * step tick of the period while the patient is live; findings are reconciled into episodes by
  * pw_episodes_reconcile() (the daemon's reconcile). A tick when the patient is not live is
  * skipped: the daemon does not re-evaluate then either, and the findings cannot differ.
+ * What the patient's record holds is what a daemon started at the period's start would hold:
+ * its first sync's window (@p o->lookback before the start, by the clinical date the search
+ * uses: Observation date, MedicationRequest authoredon, ServiceRequest authored, Condition
+ * recorded-date, else meta.lastUpdated), the orders in force and the active problems whatever
+ * their date, and everything dated or updated since.
  * @return 0 or an error code (@p err says what).
  */
 int pw_backtest_run(struct pw_bt_spool *sp, const struct pw_bt_opts *o, struct pw_bt_result *out,

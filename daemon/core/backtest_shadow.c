@@ -93,7 +93,17 @@ static int audit_line(struct shadow *s, const json_t *rec, const char *file, siz
         snprintf(err, errlen, "%s:%zu: an audit record without its time (recorded)", file, n);
         return -1;
     }
+    /* Every patient a record names (a search cycle names all it read) was looked at. */
+    size_t i;
+    const json_t *e;
     seen(s, patient, t);
+    json_array_foreach(json_object_get(rec, "entity"), i, e)
+    {
+        const char *role = pw_fhir_str(e, "role"), *what = pw_fhir_str(e, "what");
+        if (role && what && strcmp(role, "patient") == 0) {
+            seen(s, what, t);
+        }
+    }
     const char *key = pw_fhir_str(pw, "episode");
     if (strcmp(subtype, "finding-raised") == 0 && key) {
         const char *sev = pw_fhir_str(pw, "severity");

@@ -72,3 +72,8 @@ function(pw_e2e_daemon_test name file)
 endfunction()
 pw_e2e_daemon_test(e2e_daemon_crash daemon-crash.test.js)
 pw_e2e_daemon_test(e2e_daemon_ops daemon-ops.test.js)
+
+# Issue 22: painwatch backtest against painwatchd over the same data and period (demo cohort,
+# trimmed Synthea patients): the same episodes; painwatch report over a shadow-mode run.
+pw_e2e_daemon_test(e2e_backtest_daemon backtest.test.js)
+set_property(TEST e2e_backtest_daemon PROPERTY TIMEOUT 1800)
