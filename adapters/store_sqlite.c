@@ -22,6 +22,51 @@
 #include "painwatch/timeline.h"
 
 /*
+ * SQLite's knobs (issue 20: they were in include/painwatch/limits.h; figures behind each value in
+ * tests/bench/README.md, "Figures that were in code comments").
+ *   STORE_PAGE_BYTES       page size of a new store file (SQLite's default is 4096). A merge and
+ *                          a page's staged rows write long runs of pages, each a pwrite, and a
+ *                          checkpoint reads and writes them again: 8192 halves those calls.
+ *   STORE_CACHE_KIB        page cache per connection, KiB (SQLite's default; the daemon opens
+ *                          one). It also bounds each in-memory sort of a staged merge; merges are
+ *                          sorted, so a larger cache buys little and costs resident memory.
+ *                          Handed back when the daemon is idle (B3).
+ *   STORE_STMT_JOURNAL_KIB a statement's undo journal (kept for every upsert inside a
+ *                          transaction) stays in memory up to this size. SQLite's default
+ *                          (64 KiB) sends the rest of a transaction's statements to a temporary
+ *                          file once one statement passed it: a merge then wrote about two pages
+ *                          per resource there.
+ *   STORE_WAL_PAGES        the WAL is checkpointed into the database once it holds this many
+ *                          pages (SQLite's default is 1000, 4 MB). A checkpoint copies each page
+ *                          the WAL holds once, so a page rewritten by many commits in between
+ *                          is copied once.
+ *   STORE_WAL_KEEP_BYTES   after a checkpoint the WAL file is cut back to this size, so a large
+ *                          merge does not leave a WAL of its size on disk.
+ */
+#define STORE_PAGE_BYTES       8192
+#define STORE_CACHE_KIB        2000
+#define STORE_STMT_JOURNAL_KIB 4096
+#define STORE_WAL_PAGES        4000
+#define STORE_WAL_KEEP_BYTES   (16 * 1024 * 1024)
+
+/*
+ * Bulk ingestion (pw_store_ingest_resource, issue 20: the pipeline decided this).
+ * STAGE_FROM_BYTES: below this file size the random index writes of a server-wide page hit the
+ * page cache and staging would only add work; above it each resource costs a random leaf read
+ * and write, which a sorted merge turns into sequential ones (four times STORE_CACHE_KIB).
+ * MERGE_MIN/MAX: a merge starts once pages staged as many resources as the store holds (at
+ * least MERGE_MIN), one transaction per MERGE_MAX. A merge rewrites every index leaf its sorted
+ * rows land in, and a server-wide page spreads over every patient, so a merge costs about the
+ * store's size: merging at a fixed count made a catch-up quadratic, merging at the store's size
+ * keeps the rewrites to a constant factor of what is stored. MERGE_MAX bounds how long one
+ * merge transaction holds the loop. SQLite's sorter spills past its cache, so memory does not
+ * grow with a merge; the WAL holds it until its checkpoint.
+ */
+#define STAGE_FROM_BYTES (UINT64_C(8) << 20)
+#define MERGE_MIN        131072
+#define MERGE_MAX        524288
+
+/*
  * Forward migrations: entry i takes the schema from version i to i + 1. Never edit an entry that
  * shipped; append a new one and bump PW_STORE_SCHEMA_VERSION.
  */
@@ -481,7 +526,7 @@ static int migrate(struct sq *sq, int target)
 }
 
 /*
- * Pages of PW_STORE_PAGE_BYTES; the page cache is bounded (PW_STORE_CACHE_KIB, limits.h) and
+ * Pages of STORE_PAGE_BYTES; the page cache is bounded (STORE_CACHE_KIB) and
  * memory-mapped I/O is off whatever the SQLite build's default: a mapping would put the whole
  * database file into the daemon's RSS (issue 9, B3).
  * WAL lets `painwatch outbox list` read while the daemon writes. synchronous=FULL: every
@@ -489,7 +534,7 @@ static int migrate(struct sq *sq, int target)
  * power loss may drop the last commits; for cursors that only repeats a page, but a lost
  * "delivered" mark or key -> id entry would re-send a Flag the EHR already has, and EHR writes
  * cannot be rolled back. One fsync per page commit is cheap at our write rate.
- * Checkpoints every PW_STORE_WAL_PAGES pages, the WAL cut back to PW_STORE_WAL_KEEP_BYTES.
+ * Checkpoints every STORE_WAL_PAGES pages, the WAL cut back to STORE_WAL_KEEP_BYTES.
  */
 static int configure(struct sq *sq, bool read_only)
 {
@@ -499,7 +544,7 @@ static int configure(struct sq *sq, bool read_only)
     if (!read_only) {
         char sql[48];
         /* A new file only (before its first table and WAL); an existing one keeps its own. */
-        snprintf(sql, sizeof(sql), "PRAGMA page_size = %d", PW_STORE_PAGE_BYTES);
+        snprintf(sql, sizeof(sql), "PRAGMA page_size = %d", STORE_PAGE_BYTES);
         err = exec(sq, sql, "page_size");
     }
     if (!err && !read_only) {
@@ -510,7 +555,7 @@ static int configure(struct sq *sq, bool read_only)
     }
     if (!err) {
         char sql[48];
-        snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", PW_STORE_CACHE_KIB);
+        snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", STORE_CACHE_KIB);
         err = exec(sq, sql, "cache_size");
     }
     if (!err) {
@@ -518,10 +563,10 @@ static int configure(struct sq *sq, bool read_only)
     }
     if (!err && !read_only) {
         char sql[64];
-        snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint = %d", PW_STORE_WAL_PAGES);
+        snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint = %d", STORE_WAL_PAGES);
         err = exec(sq, sql, "wal_autocheckpoint");
         if (!err) {
-            snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit = %d", PW_STORE_WAL_KEEP_BYTES);
+            snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit = %d", STORE_WAL_KEEP_BYTES);
             err = exec(sq, sql, "journal_size_limit");
         }
     }
@@ -537,12 +582,12 @@ static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
  * Before SQLite's first use in the process (the first store opened, before other threads use
  * SQLite): no memory statistics, nothing reads them, and keeping them takes a global mutex
  * around every SQLite malloc and free; statement journals in memory up to
- * PW_STORE_STMT_JOURNAL_KIB (limits.h). Already initialized (SQLITE_MISUSE): left as it is.
+ * STORE_STMT_JOURNAL_KIB. Already initialized (SQLITE_MISUSE): left as it is.
  */
 static void sqlite_setup(void)
 {
     (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-    (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, PW_STORE_STMT_JOURNAL_KIB * 1024);
+    (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, STORE_STMT_JOURNAL_KIB * 1024);
 }
 
 static int sq_open(struct pw_store *st, const struct pw_store_opts *opts)
@@ -750,6 +795,9 @@ static struct pw_store_resource col_resource(sqlite3_stmt *q)
         .norm = (const char *)sqlite3_column_text(q, 6),
     };
 
+    /* Schema <= 3 kept the resource's JSON; the 3 -> 4 migration gave those rows norm ''. */
+    r.json =
+        r.norm && !r.norm[0] && r.events && r.events_len > 0 && ((const char *)r.events)[0] == '{';
     return r;
 }
 
@@ -922,6 +970,32 @@ static int sq_resource_count(struct pw_store *st, uint64_t *out)
 
     *out = v > 0 ? (uint64_t)v : 0;
     return err == PW_ENOENT ? 0 : err;
+}
+
+/* Stage once the file outgrew the page cache (STAGE_FROM_BYTES). */
+static int sq_stage_wanted(struct pw_store *st, bool *out)
+{
+    uint64_t size = 0;
+    int err = sq_size_bytes(st, &size);
+
+    *out = err == 0 && size >= STAGE_FROM_BYTES;
+    if (*out) {
+        pw_log_info(STORE, "store at %" PRIu64 " MiB: pages are staged and merged in order",
+                    size >> 20);
+    }
+    return err;
+}
+
+/* The next merge once pages staged as many resources as are stored (MERGE_MIN..MERGE_MAX). */
+static void sq_merge_policy(struct pw_store *st, size_t *merge_at, size_t *chunk)
+{
+    uint64_t stored = 0;
+
+    if (sq_resource_count(st, &stored) < 0) {
+        stored = 0; /* logged; the smallest merges are always right, only slower */
+    }
+    *merge_at = stored < MERGE_MIN ? MERGE_MIN : stored > MERGE_MAX ? MERGE_MAX : (size_t)stored;
+    *chunk = MERGE_MAX;
 }
 
 static int sq_load_patient(struct pw_store *st, const char *patient, pw_store_resource_fn *fn,
@@ -1378,4 +1452,6 @@ const struct pw_store_ops pw_store_sqlite = {
     .operator_audited = sq_operator_audited,
     .release_memory = sq_release_memory,
     .backup = sq_backup,
+    .stage_wanted = sq_stage_wanted,
+    .merge_policy = sq_merge_policy,
 };

@@ -12,6 +12,7 @@
 #include "painwatch/conf.h"
 #include "painwatch/engine.h"
 #include "painwatch/err.h"
+#include "painwatch/evaluate.h"
 #include "painwatch/fhir.h"
 #include "painwatch/limits.h"
 #include "painwatch/mme.h"
@@ -528,170 +529,27 @@ static int group_patients(const struct check_input *in, const struct pw_resolver
     return 0;
 }
 
-/* The time a resource is about, for keeping the newest when a patient is over the cap. */
-static int64_t resource_time(const json_t *r)
-{
-    static const char *const keys[] = {"authoredOn", "effectiveDateTime", "issued", "onsetDateTime",
-                                       "recordedDate"};
-    int64_t t;
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        if (pw_fhir_parse_time(pw_fhir_str(r, keys[i]), &t) == 0) {
-            return t;
-        }
-    }
-    const json_t *period = json_object_get(r, "effectivePeriod");
-    if (period == NULL) {
-        period = json_object_get(r, "period");
-    }
-    if (pw_fhir_parse_time(pw_fhir_str(period, "start"), &t) == 0 ||
-        pw_fhir_parse_time(pw_fhir_str(json_object_get(r, "meta"), "lastUpdated"), &t) == 0) {
-        return t;
-    }
-    return INT64_MIN;
-}
-
-struct timed {
-    int64_t t;
-    size_t index;
-};
-
-static int cmp_newest_first(const void *a, const void *b)
-{
-    const struct timed *x = a, *y = b;
-    if (x->t != y->t) {
-        return x->t < y->t ? 1 : -1;
-    }
-    return x->index < y->index ? -1 : x->index > y->index;
-}
-
-/*
- * Normalize @p list newest first, so a patient over PW_RESOURCES_PER_PATIENT_MAX events keeps
- * the newest ones, and say so with a data-quality event.
- */
-static int normalize_list(const struct pw_norm_ctx *ctx, const json_t *list,
-                          const struct pw_resolver *refs, struct pw_timeline *tl)
-{
-    size_t n = json_array_size(list);
-    struct timed *order = calloc(n ? n : 1, sizeof(*order));
-    if (order == NULL) {
-        return PW_ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++) {
-        order[i].t = resource_time(json_array_get(list, i));
-        order[i].index = i;
-    }
-    qsort(order, n, sizeof(*order), cmp_newest_first);
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = pw_normalize_resource(ctx, json_array_get(list, order[i].index), refs, tl);
-    }
-    free(order);
-    if (rc == PW_E2BIG) {
-        struct pw_dq_event ev = {.code = PW_DQ_TIMELINE_CAP, .src = {.type = "Patient"}};
-        const char *slash = strchr(tl->patient, '/');
-        pw_fhir_copy(ev.src.id, sizeof(ev.src.id), slash ? slash + 1 : tl->patient);
-        snprintf(ev.detail, sizeof(ev.detail), "over %d events: only the newest were evaluated",
-                 PW_RESOURCES_PER_PATIENT_MAX);
-        rc = pw_timeline_add_dq(tl, &ev);
-    }
-    return rc;
-}
-
-static int evaluate_patient(const struct pw_norm_ctx *ctx, const struct pw_engine *engine,
-                            const char *patient, const json_t *list, const struct pw_resolver *refs,
-                            int64_t at, bool text, json_t *out, const struct pw_synced *synced)
+static int evaluate_patient(const struct pw_evaluator *ev, const char *patient, const json_t *list,
+                            const struct pw_resolver *refs, int64_t at, bool text, json_t *out,
+                            const struct pw_synced *synced)
 {
     struct pw_timeline tl;
     struct pw_findings fs = {0};
+    int rule_err = 0;
     pw_timeline_init(&tl, patient);
-    if (normalize_list(ctx, list, refs, &tl) < 0) {
+    if (pw_eval_timeline_add_resources(ev, list, refs, &tl) < 0 ||
+        pw_evaluate(ev->engine, &tl, synced, at, &fs, &rule_err) < 0) {
+        pw_findings_cleanup(&fs);
         pw_timeline_cleanup(&tl);
         return -1;
     }
-    pw_timeline_sort(&tl);
-    tl.synced = *synced;
-    if (pw_engine_annotate(engine, &tl, at) < 0) {
-        pw_timeline_cleanup(&tl);
-        return -1;
-    }
-    int rc = pw_engine_eval(engine, &tl, at, &fs);
-    if (rc < 0) {
-        fprintf(stderr, "painwatch check: %s: a rule failed: %s\n", patient, pw_strerror(rc));
+    if (rule_err < 0) {
+        fprintf(stderr, "painwatch check: %s: a rule failed: %s\n", patient, pw_strerror(rule_err));
     }
     json_array_append_new(out, patient_json(&tl, at, &fs, text));
     pw_findings_cleanup(&fs);
     pw_timeline_cleanup(&tl);
     return 0;
-}
-
-/* rules.<id>.enabled and rules.<id>.<param> from --config, as the daemon applies them. */
-static int apply_rules(struct pw_engine *engine, const json_t *rules)
-{
-    const char *rid, *param;
-    json_t *sec, *val;
-    int rc = 0;
-    /* jansson's iterators take a non-const tree: walk a private copy. */
-    json_t *copy = rules ? json_deep_copy(rules) : json_object();
-    if (copy == NULL) {
-        return PW_ENOMEM;
-    }
-    json_object_foreach(copy, rid, sec)
-    {
-        json_object_foreach(sec, param, val)
-        {
-            rc = strcmp(param, "enabled") == 0
-                     ? pw_engine_enable(engine, rid, json_is_true(val))
-                     : pw_engine_set_param(engine, rid, param, json_number_value(val));
-            if (rc < 0) {
-                fprintf(stderr, "painwatch check: rules.%s.%s: %s\n", rid, param, pw_strerror(rc));
-                json_decref(copy);
-                return rc;
-            }
-        }
-    }
-    json_decref(copy);
-    return 0;
-}
-
-/* "system|code" lists of pain_codes replace normalize's defaults, as in the daemon. */
-static int replace_codes(struct pw_code_set *set, const char **codes, size_t n)
-{
-    if (n == 0) {
-        return 0;
-    }
-    pw_code_set_clear(set);
-    for (size_t i = 0; i < n; i++) {
-        char sys[PW_CODE_MAX];
-        const char *bar = strchr(codes[i], '|');
-        size_t sl = bar ? (size_t)(bar - codes[i]) : 0;
-        if (sl >= sizeof(sys)) {
-            return PW_ECONFIG;
-        }
-        memcpy(sys, codes[i], sl);
-        sys[sl] = '\0';
-        if (pw_code_set_add(set, sys, bar ? bar + 1 : codes[i]) < 0) {
-            return PW_ENOMEM;
-        }
-    }
-    return 0;
-}
-
-static int apply_codes(const struct pw_conf_daemon *cd, struct pw_norm_ctx *ctx)
-{
-    int rc = replace_codes(&ctx->pain_intensity, cd->pain_codes.score, cd->pain_codes.n_score);
-    if (rc == 0) {
-        rc = replace_codes(&ctx->neuropathic, cd->pain_codes.type, cd->pain_codes.n_type);
-    }
-    if (rc == 0) {
-        rc = replace_codes(&ctx->sedation_poss, cd->pain_codes.poss, cd->pain_codes.n_poss);
-    }
-    if (rc == 0) {
-        rc = replace_codes(&ctx->sedation_rass, cd->pain_codes.rass, cd->pain_codes.n_rass);
-    }
-    if (rc < 0) {
-        fprintf(stderr, "painwatch check: pain_codes: %s\n", pw_strerror(rc));
-    }
-    return rc;
 }
 
 /*
@@ -727,27 +585,23 @@ static int input_synced(const struct check_opts *o, const struct check_input *in
 static int evaluate(const struct check_opts *o, const struct check_input *in,
                     const struct pw_terminology *term, json_t **doc_out)
 {
-    struct pw_norm_ctx ctx;
-    struct pw_engine *engine = NULL;
+    struct pw_evaluator *ev = NULL;
+    struct pw_eval_opts eo = {
+        .cd = o->cd, .term = term, .factor_set = o->factors, .scope = o->scope};
     struct pw_resolver refs;
     json_t *set = json_object(), *patients = json_array();
     const char **keys = NULL;
-    int rc = -1;
+    char err[512] = "";
+    int rc = pw_evaluator_new(&ev, &eo, err, sizeof(err));
     pw_fhir_index_resolver(in->index, &refs);
-    if (pw_norm_ctx_init(&ctx, term, o->factors) < 0) {
-        fprintf(stderr, "painwatch check: unknown factor set '%s' (cdc2022, cdc2016)\n",
-                o->factors);
+    if (rc < 0) {
+        fprintf(stderr, "painwatch check: %s%s\n", err[0] ? err : pw_strerror(rc),
+                rc == PW_EINVAL ? " (cdc2022, cdc2016)" : "");
         json_decref(set);
         json_decref(patients);
         return -1;
     }
-    if (pw_engine_new(&engine, o->factors) < 0) {
-        fprintf(stderr, "painwatch check: out of memory\n");
-        goto fail;
-    }
-    if (o->cd != NULL && (apply_rules(engine, o->cd->rules) < 0 || apply_codes(o->cd, &ctx) < 0)) {
-        goto fail;
-    }
+    rc = -1;
     if (group_patients(in, &refs, set) < 0) {
         fprintf(stderr, "painwatch check: out of memory\n");
         goto fail;
@@ -756,13 +610,6 @@ static int evaluate(const struct check_opts *o, const struct check_input *in,
     if (input_synced(o, in, &synced) < 0) {
         goto fail;
     }
-    enum pw_scope scope = PW_SCOPE_PROBLEM_LIST;
-    const char *scope_name = o->scope ? o->scope : o->cd ? o->cd->scope : NULL;
-    if (scope_name && pw_scope_parse(scope_name, &scope) < 0) {
-        fprintf(stderr, "painwatch check: scope '%s': problem-list or cohort\n", scope_name);
-        goto fail;
-    }
-    pw_engine_set_scope(engine, scope);
     size_t n = json_object_size(set), k = 0;
     keys = calloc(n ? n : 1, sizeof(*keys));
     if (keys == NULL) {
@@ -776,7 +623,7 @@ static int evaluate(const struct check_opts *o, const struct check_input *in,
     }
     qsort(keys, n, sizeof(*keys), cmp_str);
     for (k = 0; k < n; k++) {
-        if (evaluate_patient(&ctx, engine, keys[k], json_object_get(set, keys[k]), &refs, o->at,
+        if (evaluate_patient(ev, keys[k], json_object_get(set, keys[k]), &refs, o->at,
                              strcmp(o->format, "text") == 0, patients, &synced) < 0) {
             fprintf(stderr, "painwatch check: out of memory\n");
             goto fail;
@@ -791,8 +638,7 @@ fail:
     free(keys);
     json_decref(set);
     json_decref(patients);
-    pw_engine_free(engine);
-    pw_norm_ctx_cleanup(&ctx);
+    pw_evaluator_free(ev);
     return rc;
 }
 

@@ -36,6 +36,7 @@
 #include "painwatch/conf.h"
 #include "painwatch/engine.h"
 #include "painwatch/err.h"
+#include "painwatch/evaluate.h"
 #include "painwatch/health.h"
 #include "painwatch/http.h"
 #include "painwatch/jarena.h"
@@ -68,9 +69,7 @@ struct daemon {
     struct pw_conf *conf;
     const struct pw_conf_daemon *cd;
     struct pw_terminology *term;
-    struct pw_engine *engine;
-    struct pw_norm_ctx norm;
-    bool norm_ready;
+    struct pw_evaluator *eval; /* engine + normalization; a reload replaces eval->engine */
     struct pw_store *store;
     struct pw_audit *audit;
     struct pw_http *http;
@@ -137,65 +136,6 @@ static int load_conf(const char *path, struct pw_conf **out)
     }
     pw_conf_errors_cleanup(&errs);
     return rc;
-}
-
-/* Rule overrides: rules.<id>.enabled and rules.<id>.<param> (checked against the catalog). */
-static int apply_rules(struct pw_engine *engine, const json_t *rules)
-{
-    const char *rid;
-    const char *param;
-    json_t *sec;
-    json_t *val;
-    /* jansson's iterators take a non-const tree: walk a private copy. */
-    json_t *copy = json_deep_copy(rules);
-    int rc = 0;
-
-    if (!copy) {
-        return PW_ENOMEM;
-    }
-    json_object_foreach(copy, rid, sec)
-    {
-        json_object_foreach(sec, param, val)
-        {
-            if (strcmp(param, "enabled") == 0) {
-                rc = pw_engine_enable(engine, rid, json_is_true(val));
-            } else {
-                rc = pw_engine_set_param(engine, rid, param, json_number_value(val));
-            }
-            if (rc < 0) {
-                pw_log_err(CONF, "rules.%s.%s: %s", rid, param, pw_strerror(rc));
-                json_decref(copy);
-                return PW_ECONFIG;
-            }
-        }
-    }
-    json_decref(copy);
-    return rc;
-}
-
-/* "system|code" lists from the config replace normalize's defaults when given. */
-static int apply_codes(struct pw_code_set *set, const char **codes, size_t n)
-{
-    if (n == 0) {
-        return 0;
-    }
-    pw_code_set_clear(set);
-    for (size_t i = 0; i < n; i++) {
-        char sys[PW_CODE_MAX];
-        const char *bar = strchr(codes[i], '|');
-        const char *code = bar ? bar + 1 : codes[i];
-        size_t sl = bar ? (size_t)(bar - codes[i]) : 0;
-
-        if (sl >= sizeof(sys)) {
-            return PW_ECONFIG;
-        }
-        memcpy(sys, codes[i], sl);
-        sys[sl] = '\0';
-        if (pw_code_set_add(set, sys, code) < 0) {
-            return PW_ENOMEM;
-        }
-    }
-    return 0;
 }
 
 /* ---- the audit key of the demo -------------------------------------------------------------- */
@@ -435,36 +375,13 @@ static int build_clinical(struct daemon *d)
         pw_log_err(CLIN, "terminology %s: %s", tdir, err[0] ? err : pw_strerror(rc));
         return rc;
     }
-    rc = pw_engine_new(&d->engine, d->cd->factor_set);
-    if (rc == 0 && d->cd->rules) {
-        rc = apply_rules(d->engine, d->cd->rules);
-    }
-    if (rc == 0) {
-        enum pw_scope scope = PW_SCOPE_PROBLEM_LIST;
-        if (d->cd->scope && pw_scope_parse(d->cd->scope, &scope) < 0) {
-            rc = PW_ECONFIG;
-        }
-        pw_engine_set_scope(d->engine, scope);
-    }
+    struct pw_eval_opts eo = {.cd = d->cd, .term = d->term};
+    rc = pw_evaluator_new(&d->eval, &eo, err, sizeof(err));
     if (rc < 0) {
+        pw_log_err(CONF, "%s", err[0] ? err : pw_strerror(rc));
         return rc;
     }
-    rc = pw_norm_ctx_init(&d->norm, d->term, d->cd->factor_set);
-    if (rc < 0) {
-        return rc;
-    }
-    d->norm_ready = true;
-    rc = apply_codes(&d->norm.pain_intensity, d->cd->pain_codes.score, d->cd->pain_codes.n_score);
-    if (rc == 0) {
-        rc = apply_codes(&d->norm.neuropathic, d->cd->pain_codes.type, d->cd->pain_codes.n_type);
-    }
-    if (rc == 0) {
-        rc = apply_codes(&d->norm.sedation_poss, d->cd->pain_codes.poss, d->cd->pain_codes.n_poss);
-    }
-    if (rc == 0) {
-        rc = apply_codes(&d->norm.sedation_rass, d->cd->pain_codes.rass, d->cd->pain_codes.n_rass);
-    }
-    return rc;
+    return 0;
 }
 
 static int build_state(struct daemon *d)
@@ -659,8 +576,8 @@ static int build_pipeline(struct daemon *d)
     int rc;
 
     pc.store = d->store;
-    pc.engine = d->engine;
-    pc.norm = &d->norm;
+    pc.engine = d->eval->engine;
+    pc.norm = &d->eval->norm;
     pc.sink = d->sink;
     pc.identifier_system =
         d->cd->sink.identifier_system ? d->cd->sink.identifier_system : DEFAULT_IDENTIFIER_SYSTEM;
@@ -1071,11 +988,10 @@ static uint64_t activity(const struct daemon *d)
 /*
  * Between polls the daemon holds nothing a cycle needs, but it stayed at the cycle's size
  * (issue 9, B3): glibc keeps what a cycle freed (page trees, HTTP bodies; a few long-lived
- * blocks allocated late pin the top of the heap: ~8 MB at 1,000 patients), and SQLite keeps its
- * page cache full (2 MB). Once the daemon is idle after work (the outbox has nothing in flight,
- * no sync cycle is open), the store drops its cache and malloc_trim(0) hands the free pages
- * back, inside the heap too. About a millisecond once per burst of work; idle reports without
- * new work (every outbox scan) do nothing.
+ * blocks allocated late pin the top of the heap), and SQLite keeps its page cache full. Once the
+ * daemon is idle after work (the outbox has nothing in flight, no sync cycle is open), the store
+ * drops its cache and malloc_trim(0) hands the free pages back, inside the heap too. About a
+ * millisecond once per burst of work; idle reports without new work (every outbox scan) do nothing.
  */
 static void trim_if_idle(struct daemon *d)
 {
@@ -1592,9 +1508,8 @@ static void reload(struct daemon *d)
         return;
     }
     lvl = pw_log_level_from_name(ncd->log_level);
-    if (pw_engine_new(&engine, ncd->factor_set) < 0 ||
-        (ncd->rules && apply_rules(engine, ncd->rules) < 0)) {
-        pw_engine_free(engine);
+    if (pw_evaluator_engine_new(&engine, ncd, NULL, NULL, why, sizeof(why)) < 0) {
+        pw_log_err(CONF, "%s", why);
         reload_refused(d, "rule settings refused", conf, "refused");
         pw_conf_free(conf);
         return;
@@ -1653,9 +1568,9 @@ static void reload(struct daemon *d)
         d->sink_old = d->sink;
         d->sink = sink;
     }
-    pw_engine_free(d->engine);
-    d->engine = engine;
-    pw_pipeline_reconfigure(d->pipeline, d->engine, d->sink,
+    pw_engine_free(d->eval->engine);
+    d->eval->engine = engine;
+    pw_pipeline_reconfigure(d->pipeline, d->eval->engine, d->sink,
                             ncd->sink.identifier_system ? ncd->sink.identifier_system
                                                         : DEFAULT_IDENTIFIER_SYSTEM,
                             ncd->reevaluate_interval_ms);
@@ -1812,10 +1727,7 @@ static void teardown(struct daemon *d)
     }
     pw_audit_free(d->audit);
     pw_store_close(d->store);
-    if (d->norm_ready) {
-        pw_norm_ctx_cleanup(&d->norm);
-    }
-    pw_engine_free(d->engine);
+    pw_evaluator_free(d->eval);
     pw_terminology_free(d->term);
     pw_conf_free(d->conf);
     for (size_t i = 0; i < d->n_old_confs; i++) {

@@ -11,6 +11,7 @@
 
 #include "core/outbox.h"
 #include "painwatch/err.h"
+#include "painwatch/evaluate.h"
 #include "painwatch/fhir.h"
 #include "painwatch/log.h"
 #include "painwatch/timeline.h"
@@ -46,10 +47,11 @@ static int enqueue(struct pw_store *st, const struct pw_flag_rec *rec, enum pw_o
     return err;
 }
 
-static int plan_create(struct pw_store *st, const struct pw_sink *sink, const struct pw_finding *f,
+static int plan_create(struct pw_store *st, const struct pw_sink *sink, const struct pw_rc_item *it,
                        int64_t now)
 {
-    struct pw_flag_rec rec = {.state = PW_FLAG_ACTIVE, .since = f->since, .updated = now};
+    const struct pw_finding *f = it->finding;
+    struct pw_flag_rec rec;
     json_t *flag = NULL;
     int err = sink->ops->format(sink, f, &flag);
 
@@ -60,9 +62,7 @@ static int plan_create(struct pw_store *st, const struct pw_sink *sink, const st
                     pw_strerror(err));
         return err == PW_EINVAL ? 0 : err;
     }
-    snprintf(rec.key, sizeof(rec.key), "%s", f->key);
-    snprintf(rec.patient, sizeof(rec.patient), "%s", f->patient);
-    snprintf(rec.rule, sizeof(rec.rule), "%s", f->rule);
+    pw_rc_item_record(it, now, &rec); /* the episode record, as pw_episodes_reconcile() */
     rec.resource = json_dumps(flag, JSON_COMPACT | JSON_SORT_KEYS);
     err = rec.resource ? pw_store_flag_put(st, &rec) : PW_ENOMEM;
     if (!err) {
@@ -74,10 +74,11 @@ static int plan_create(struct pw_store *st, const struct pw_sink *sink, const st
 }
 
 /* RESOLVE and REACTIVATE: an update of the Flag as created. */
-static int plan_update(struct pw_store *st, const struct pw_sink *sink,
-                       const struct pw_flag_rec *cur, enum pw_outbox_op op, int64_t now)
+static int plan_update(struct pw_store *st, const struct pw_sink *sink, const struct pw_rc_item *it,
+                       enum pw_outbox_op op, int64_t now)
 {
-    struct pw_flag_rec rec = *cur;
+    const struct pw_flag_rec *cur = it->flag;
+    struct pw_flag_rec rec;
     json_error_t jerr;
     json_t *created = cur->resource ? json_loads(cur->resource, 0, &jerr) : NULL;
     json_t *payload = NULL;
@@ -94,8 +95,7 @@ static int plan_update(struct pw_store *st, const struct pw_sink *sink,
     if (err) {
         return err;
     }
-    rec.state = op == PW_OUTBOX_RESOLVE ? PW_FLAG_RESOLVED : PW_FLAG_ACTIVE;
-    rec.updated = now;
+    pw_rc_item_record(it, now, &rec);  /* RESOLVED or ACTIVE, as pw_episodes_reconcile() */
     err = pw_store_flag_put(st, &rec); /* rec.resource stays the Flag as created */
     if (!err) {
         err = enqueue(st, &rec, op, payload, now);
@@ -145,13 +145,13 @@ int pw_outbox_plan(struct pw_store *st, const struct pw_sink *sink, const char *
 
         switch (it->action) {
         case PW_RC_CREATE:
-            err = plan_create(st, sink, it->finding, now);
+            err = plan_create(st, sink, it, now);
             break;
         case PW_RC_RESOLVE:
-            err = plan_update(st, sink, it->flag, PW_OUTBOX_RESOLVE, now);
+            err = plan_update(st, sink, it, PW_OUTBOX_RESOLVE, now);
             break;
         case PW_RC_REACTIVATE:
-            err = plan_update(st, sink, it->flag, PW_OUTBOX_REACTIVATE, now);
+            err = plan_update(st, sink, it, PW_OUTBOX_REACTIVATE, now);
             break;
         case PW_RC_KEEP:
         case PW_RC_SUPPRESSED:

@@ -6,7 +6,6 @@
  */
 #include "core/pipeline.h"
 
-#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 #include "painwatch/audit.h"
 #include "painwatch/engine.h"
 #include "painwatch/err.h"
+#include "painwatch/evaluate.h"
 #include "painwatch/fhir.h"
 #include "painwatch/log.h"
 #include "painwatch/metrics.h"
@@ -27,41 +27,12 @@
 #include "painwatch/source.h"
 #include "painwatch/store.h"
 
-/*
- * A patient stays on the time-driven re-evaluation schedule while its timeline can still change
- * a finding as time passes: an active order, or an event newer than the longest look-back window
- * of any rule (palliative-referral-suggested looks 7 days back; one more day of margin).
- */
-#define PIPELINE_HORIZON_S (8 * 24 * 3600)
-
 /* Servers whose cycle is under way (pages seen, on_cycle_end not yet): the configuration allows 64.
  */
 #define PIPELINE_SERVERS_MAX 64
 
 /* Patients remembered as marked due in this cycle (~100 bytes each); past it, forgotten. */
 #define PIPELINE_MARKED_MAX 16384
-
-/*
- * Staging (pw_store_stage_resource): below this store size the random index writes of a
- * server-wide page hit SQLite's cache and staging would only add work; above it each resource
- * costs a random leaf read and write, which a sorted merge turns into sequential ones.
- */
-#define PIPELINE_STAGE_FROM_BYTES (UINT64_C(8) << 20)
-
-/*
- * When pages have staged as many resources as the store holds (at least PIPELINE_MERGE_MIN, at
- * most PIPELINE_MERGE_MAX) they are merged, one transaction per PIPELINE_MERGE_MAX. A merge
- * rewrites every index leaf its sorted rows land in, and a server-wide page spreads over every
- * patient, so a merge costs about the store's size: merging at a fixed count made a catch-up
- * quadratic (100,000 patients: 8 merges of 131,072, each rewriting nearly the whole store),
- * merging at the store's size keeps the rewrites to a constant factor of what is stored. The
- * upper bound caps how long one merge holds the loop (a few seconds at 100,000 patients). SQLite's
- * sorter spills past its cache, so memory does not grow with a merge; the WAL holds it until
- * its checkpoint. Measured --once, 100,000 patients: one merge instead of eight of 131,072,
- * 33-35 -> 28-33 CPU-s, 41-42 -> 33-40 s wall, peak RSS 32 -> 28 MB.
- */
-#define PIPELINE_MERGE_MIN 131072
-#define PIPELINE_MERGE_MAX 524288
 
 /* The meta key under which the store remembers the normalization its events were derived by. */
 #define PIPELINE_META_NORM "events-norm"
@@ -77,10 +48,6 @@ struct pw_pipeline {
      * resource type's stream). Forgotten at every evaluation pass, which may move marks.
      */
     json_t *marked;
-    bool staging;       /* pages are staged for a sorted merge (the store outgrew its cache) */
-    size_t staged;      /* resources staged by committed pages and not merged yet */
-    size_t merge_at;    /* staged resources that start a merge (from the store's size) */
-    size_t page_staged; /* resources staged by the page being stored */
     struct pw_timeline scratch; /* one resource's events while a page is stored */
     struct pw_bytes enc;        /* their encoding */
     /*
@@ -98,7 +65,6 @@ struct pw_pipeline {
 #define PIPELINE_READS_MAX 5000
 
 static int merge_staged(struct pw_pipeline *p);
-static void merge_threshold(struct pw_pipeline *p);
 
 static void cycle_mark(struct pw_pipeline *p, const char *server, bool open)
 {
@@ -202,21 +168,17 @@ int pw_pipeline_new(struct pw_pipeline **out, const struct pw_pipeline_conf *con
     p->marked = json_object();
     p->reads = json_object();
     p->refused = json_object();
-    p->merge_at = PIPELINE_MERGE_MIN;
     rc = !p->marked || !p->refused ? PW_ENOMEM
          : p->conf.norm            ? pw_norm_ctx_digest(p->conf.norm, p->norm)
                                    : PW_EINVAL;
     if (rc == 0 && p->conf.store) {
         rc = norm_check(p);
     }
-    if (rc == 0 && p->conf.store && merge_staged(p) < 0) {
-        /* Rows a previous run staged and did not merge are merged before any page or
-         * evaluation. When that fails (logged), later pages are staged behind them, so copies
-         * keep their order, and the next merge tries again. */
-        p->staging = true;
-    }
     if (rc == 0 && p->conf.store) {
-        merge_threshold(p); /* a store that restarts big merges at its size at once */
+        /* Rows a previous run staged and did not merge are merged before any page or
+         * evaluation. When that fails (logged), the store stages later pages behind them, so
+         * copies keep their order, and the next merge tries again. */
+        merge_staged(p);
     }
     if (rc < 0) {
         pw_pipeline_free(p);
@@ -363,73 +325,6 @@ void pw_pipeline_stats(const struct pw_pipeline *p, struct pw_pipeline_stats *ou
 
 /* ---- evaluation of one patient ---------------------------------------------------------- */
 
-struct loaded {
-    const struct pw_norm_ctx *norm;
-    struct pw_timeline *tl;
-    bool full; /* the timeline reached its cap: the rest is skipped */
-};
-
-/* A row of schema <= 3 holds the resource's JSON: normalized here until a sync replaces it. */
-static int add_legacy(struct loaded *ld, const struct pw_store_resource *res)
-{
-    json_t *r = json_loadb(res->events, res->events_len, 0, NULL);
-    int rc;
-
-    if (!r) {
-        return PW_EJSON;
-    }
-    rc = pw_normalize_resource(ld->norm, r, NULL, ld->tl);
-    json_decref(r);
-    return rc;
-}
-
-static int on_stored_resource(void *arg, const struct pw_store_resource *res)
-{
-    struct loaded *ld = arg;
-    int rc;
-
-    if (ld->full) {
-        return 0;
-    }
-    rc = pw_timeline_is_encoded(res->events, res->events_len)
-             ? pw_timeline_decode(ld->tl, res->events, res->events_len)
-             : add_legacy(ld, res);
-    if (rc == PW_E2BIG) {
-        pw_log_warn(CLIN, "%s: timeline over its cap; evaluated on what fits", ld->tl->patient);
-        ld->full = true;
-        return 0;
-    }
-    if (rc == PW_EJSON) {
-        /* The store only keeps what was encoded when it arrived: corruption, not input. */
-        pw_log_err(STORE, "%s/%s: stored events unreadable; skipped", res->type, res->id);
-        return 0;
-    }
-    return rc;
-}
-
-/* Whether time alone can still change this patient's findings (see PIPELINE_HORIZON_S). */
-static bool timeline_is_live(const struct pw_timeline *tl, int64_t now)
-{
-    int64_t since = now - PIPELINE_HORIZON_S;
-
-    for (size_t i = 0; i < tl->orders.n; i++) {
-        if (tl->orders.v[i].end >= since) {
-            return true;
-        }
-    }
-    for (size_t i = 0; i < tl->scores.n; i++) {
-        if (tl->scores.v[i].at >= since) {
-            return true;
-        }
-    }
-    for (size_t i = 0; i < tl->pain_types.n; i++) {
-        if (tl->pain_types.v[i].at >= since) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* An episode event about a flag painwatch holds (resolved, suppressed): rule, key, patient. */
 static int audit_episode(struct pw_pipeline *p, const char *subtype, const char *desc,
                          const struct pw_flag_rec *flag)
@@ -472,29 +367,29 @@ static int audit_plan(struct pw_pipeline *p, const struct pw_rc_plan *plan)
     return rc;
 }
 
-/* The types synced and readable for @p tl's patient: the configured ones less the refused. */
-static void synced_for(const struct pw_pipeline *p, struct pw_timeline *tl)
+/* The types synced and readable for @p patient: the configured ones less the refused. */
+static void synced_for(const struct pw_pipeline *p, const char *patient, struct pw_synced *out)
 {
-    tl->synced = p->conf.synced;
-    if (!tl->synced.known || json_object_size(p->refused) == 0) {
+    *out = p->conf.synced;
+    if (!out->known || json_object_size(p->refused) == 0) {
         return;
     }
     for (unsigned i = 0; i < PW_RES_COUNT; i++) {
         char key[PW_REF_MAX + 48];
         const char *type = pw_res_type_name(1u << i);
-        snprintf(key, sizeof(key), "%s|%s", type, tl->patient);
+        snprintf(key, sizeof(key), "%s|%s", type, patient);
         const json_t *mine = json_object_get(p->refused, key);
         snprintf(key, sizeof(key), "%s|*", type);
         const json_t *all = json_object_get(p->refused, key);
         const json_t *why = mine ? mine : all;
         if (why != NULL) {
-            tl->synced.synced &= ~(1u << i);
+            out->synced &= ~(1u << i);
             if (json_integer_value(why) == PW_SYNC_TYPE_UNREAD) {
-                tl->synced.unread |= 1u << i; /* bug N1: its first run failed */
+                out->unread |= 1u << i; /* bug N1: its first run failed */
             } else if (json_integer_value(why) < 0) {
-                tl->synced.unadvertised |= 1u << i; /* status -1: /metadata does not offer it */
+                out->unadvertised |= 1u << i; /* status -1: /metadata does not offer it */
             } else {
-                tl->synced.refused |= 1u << i;
+                out->refused |= 1u << i;
             }
         }
     }
@@ -503,7 +398,7 @@ static void synced_for(const struct pw_pipeline *p, struct pw_timeline *tl)
 int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int64_t now_s)
 {
     struct pw_timeline tl;
-    struct loaded ld = {.norm = p->conf.norm, .tl = &tl};
+    struct pw_synced synced;
     struct pw_findings findings = {0};
     struct pw_flag_list flags = {0};
     struct pw_rc_plan plan = {0};
@@ -511,20 +406,15 @@ int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int
 
     pw_timeline_init(&tl, patient);
     json_object_del(p->marked, patient); /* its mark moves below: a page writes it again */
-    rc = pw_store_load_patient(p->conf.store, patient, on_stored_resource, &ld);
+    rc = pw_eval_timeline_load(p->conf.store, p->conf.norm, patient, &tl);
     if (rc < 0) {
         goto out;
     }
-    pw_timeline_sort(&tl);
-    synced_for(p, &tl);
-    if (pw_engine_annotate(p->conf.engine, &tl, now_s) < 0) {
-        rc = PW_ENOMEM;
-        goto out;
-    }
-    rc = pw_engine_eval(p->conf.engine, &tl, now_s, &findings);
+    synced_for(p, patient, &synced);
+    /* A failing rule is logged by the engine; the others' findings still count. */
+    rc = pw_evaluate(p->conf.engine, &tl, &synced, now_s, &findings, NULL);
     if (rc < 0) {
-        /* A failing rule is logged by the engine; the others' findings still count. */
-        rc = 0;
+        goto out;
     }
     rc = pw_outbox_plan(p->conf.store, p->conf.sink, patient, findings.v, findings.n, now_s, &flags,
                         &plan);
@@ -532,9 +422,8 @@ int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int
         rc = audit_plan(p, &plan);
     }
     if (rc == 0) {
-        rc = pw_store_patient_schedule(
-            p->conf.store, patient,
-            timeline_is_live(&tl, now_s) ? now_s + p->conf.reevaluate_ms / 1000 : PW_TIME_NONE);
+        rc = pw_store_patient_schedule(p->conf.store, patient,
+                                       pw_eval_next_due(&tl, now_s, p->conf.reevaluate_ms / 1000));
     }
     if (rc == 0) {
         p->stats.patients_evaluated++;
@@ -720,39 +609,16 @@ static int store_one(struct pw_pipeline *p, const struct pw_sync_source *src, js
     sr.norm = p->norm;
     sr.events = p->enc.v;
     sr.events_len = p->enc.n;
-    if (p->staging) {
-        /* Its patient is marked when the merge finds that it changed something. */
-        rc = pw_store_stage_resource(p->conf.store, &sr);
-        p->page_staged += rc == 0;
-        return rc;
-    }
-    rc = pw_store_put_resource(p->conf.store, &sr, &changed);
+    /* Put, or staged by the store's policy: then its patient is marked when the merge finds
+     * that it changed something (on_merged). */
+    rc = pw_store_ingest_resource(p->conf.store, &sr, &changed);
     if (rc == 0 && changed) {
         rc = touched_add(touched, patient);
     }
     return rc;
 }
 
-/* ---- staging ------------------------------------------------------------------------------ */
-
-/* Once staging, always (the store only grows); the size is read before each page until then. */
-static int stage_decide(struct pw_pipeline *p)
-{
-    uint64_t from = p->conf.stage_from_bytes ? p->conf.stage_from_bytes : PIPELINE_STAGE_FROM_BYTES;
-    uint64_t size = 0;
-    int rc;
-
-    if (p->staging) {
-        return 0;
-    }
-    rc = pw_store_size_bytes(p->conf.store, &size);
-    if (rc == 0 && size >= from) {
-        p->staging = true;
-        pw_log_info(STORE, "store at %" PRIu64 " MiB: pages are staged and merged in order",
-                    size >> 20);
-    }
-    return rc;
-}
+/* ---- merging what the store staged ------------------------------------------------------- */
 
 struct merge_marks {
     struct pw_pipeline *p;
@@ -760,11 +626,19 @@ struct merge_marks {
     char last[PW_REF_MAX];
 };
 
-/* A patient whose stored resources changed: due now (calls come in patient order). */
+/*
+ * A patient whose stored resources changed: due now (calls come in patient order). NULL starts
+ * a chunk (its own transaction): what an earlier, rolled-back chunk named is void.
+ */
 static int on_merged(void *arg, const char *patient)
 {
     struct merge_marks *m = arg;
 
+    if (!patient) {
+        m->now_s = now_ms(m->p) / 1000;
+        m->last[0] = '\0';
+        return 0;
+    }
     if (strcmp(m->last, patient) == 0 || json_object_get(m->p->marked, patient)) {
         return 0;
     }
@@ -772,66 +646,15 @@ static int on_merged(void *arg, const char *patient)
     return pw_store_patient_due_by(m->p->conf.store, patient, m->now_s);
 }
 
-/* The next merge starts once pages staged as many resources as are stored (PIPELINE_MERGE_*). */
-static void merge_threshold(struct pw_pipeline *p)
-{
-    uint64_t stored = 0;
-
-    if (pw_store_resource_count(p->conf.store, &stored) < 0) {
-        stored = 0; /* logged by the store; the smallest merges are always right, only slower */
-    }
-    p->merge_at = stored < PIPELINE_MERGE_MIN   ? PIPELINE_MERGE_MIN
-                  : stored > PIPELINE_MERGE_MAX ? PIPELINE_MERGE_MAX
-                                                : (size_t)stored;
-}
-
 /*
- * Merge every staged resource, a chunk per transaction, marking the patients whose stored
- * resources changed (as a page does when it puts them). A failed chunk rolls back whole and
- * stays staged for the next merge: nothing staged is lost. @return 0 or the first error.
+ * Merge everything the store staged, marking the patients whose stored resources changed (as a
+ * page does when it puts them). The store keeps a failed chunk staged for the next merge.
  */
 static int merge_staged(struct pw_pipeline *p)
 {
-    size_t n = 1;
-    size_t total = 0;
-    bool cancelled = false;
-    int rc = 0;
+    struct merge_marks m = {.p = p};
 
-    while (n > 0) {
-        struct merge_marks m = {.p = p, .now_s = now_ms(p) / 1000};
-
-        rc = pw_store_begin(p->conf.store);
-        if (rc < 0) {
-            break;
-        }
-        rc = pw_store_merge_staged(p->conf.store, PIPELINE_MERGE_MAX, on_merged, &m, &n);
-        if (rc == 0) {
-            rc = pw_store_commit(p->conf.store);
-        } else {
-            pw_store_rollback(p->conf.store);
-        }
-        if (rc == PW_ECANCELED && !cancelled) {
-            cancelled = true; /* a chart correction in the chunk: merged again in staging order */
-            n = 1;
-            continue;
-        }
-        if (rc < 0) {
-            break;
-        }
-        cancelled = false;
-        total += n;
-    }
-    if (rc < 0) {
-        pw_log_err(STORE, "staged resources not merged (%s); kept for the next merge",
-                   pw_strerror(rc));
-        return rc;
-    }
-    p->staged = 0;
-    if (total > 0) {
-        pw_log_debug(STORE, "%zu staged resource(s) merged", total);
-        merge_threshold(p);
-    }
-    return 0;
+    return pw_store_merge_all(p->conf.store, on_merged, &m, NULL);
 }
 
 /*
@@ -848,15 +671,11 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
     int64_t max_updated = PW_TIME_NONE;
     size_t i;
     json_t *res;
-    int rc = stage_decide(p);
+    int rc = pw_store_begin(p->conf.store);
 
-    if (rc == 0) {
-        rc = pw_store_begin(p->conf.store);
-    }
     if (rc < 0) {
         return rc;
     }
-    p->page_staged = 0;
     batched = batched && p->conf.audit && pw_audit_batch_begin(p->conf.audit) == 0;
     json_array_foreach(resources, i, res)
     {
@@ -906,7 +725,6 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
     free(touched.v);
     pw_fhir_index_free(refs.idx);
     if (rc == 0) {
-        p->staged += p->page_staged;
         p->stats.pages++;
         p->stats.resources += json_array_size(resources);
         reads_add(p, src, resources);
@@ -938,7 +756,7 @@ static int process_page(struct pw_pipeline *p, const struct pw_sync_source *src,
         /* The page's records overflow one audit batch (PW_AUDIT_BATCH_MAX): one fsync each. */
         rc = process_page_once(p, src, resources, cursor, false);
     }
-    if (rc == 0 && p->staged >= p->merge_at) {
+    if (rc == 0 && pw_store_merge_wanted(p->conf.store)) {
         /* The page is committed whatever the merge does: staged rows wait for the next one. */
         merge_staged(p);
     }

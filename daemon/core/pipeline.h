@@ -33,9 +33,6 @@ struct pw_pipeline_conf {
     struct pw_outbox *outbox;      /* may be NULL: then nothing is kicked after a commit */
     int64_t reevaluate_ms;         /* time-driven re-evaluation interval (ms) */
     int64_t (*clock_ms)(void);     /* wall clock in ms since the epoch; NULL = real */
-    /* Stage pages for a sorted merge once the store is this large (0 = default: 8 MiB, four
-     * times SQLite's cache); 1 stages from the start (tests). */
-    uint64_t stage_from_bytes;
     /* At a server's cycle end, with its patients due: NULL evaluates them there and then
      * (pw_pipeline_reevaluate_due()); otherwise this is called instead and the owner evaluates
      * them with pw_pipeline_reevaluate_step(), a batch per loop turn. */

@@ -152,6 +152,10 @@ int pw_store_open(struct pw_store **out, const struct pw_store_opts *opts)
         free(st);
         return err;
     }
+    st->staging = opts->stage_always && ops->stage_resource;
+    if (ops->merge_policy && !opts->read_only) {
+        ops->merge_policy(st, &st->merge_at, &st->merge_chunk); /* a big store merges at its size */
+    }
     *out = st;
     return 0;
 }
@@ -190,6 +194,8 @@ int pw_store_begin(struct pw_store *st)
     err = st->ops->begin(st);
     if (!err) {
         st->depth = 1;
+        st->stage_asked = false;
+        st->txn_staged = 0;
     }
     return err;
 }
@@ -209,6 +215,10 @@ int pw_store_commit(struct pw_store *st)
     }
     err = st->ops->commit(st);
     st->depth = 0;
+    if (!err) {
+        st->staged += st->txn_staged; /* rolled back with a failed commit otherwise */
+    }
+    st->txn_staged = 0;
     return err;
 }
 
@@ -223,6 +233,7 @@ void pw_store_rollback(struct pw_store *st)
     if (st->depth) {
         st->ops->rollback(st);
         st->depth = 0;
+        st->txn_staged = 0;
     }
 }
 
@@ -272,6 +283,94 @@ int pw_store_merge_staged(struct pw_store *st, size_t max, pw_store_patient_fn *
         return PW_EINVAL;
     }
     return st->ops->merge_staged(st, max, fn, arg, n_out ? n_out : &dummy);
+}
+
+/* ---- bulk ingestion: the backend's policy ------------------------------------------------- */
+
+int pw_store_ingest_resource(struct pw_store *st, const struct pw_store_resource *res,
+                             bool *changed)
+{
+    bool dummy;
+    int err;
+
+    changed = changed ? changed : &dummy;
+    *changed = false;
+    if (!st->staging && !st->stage_asked && st->ops->stage_wanted && st->ops->stage_resource) {
+        st->stage_asked = true; /* once per transaction until staging is on */
+        err = st->ops->stage_wanted(st, &st->staging);
+        if (err) {
+            return err;
+        }
+    }
+    if (!st->staging) {
+        return st->ops->put_resource(st, res, changed);
+    }
+    err = st->ops->stage_resource(st, res);
+    st->txn_staged += err == 0;
+    return err;
+}
+
+bool pw_store_merge_wanted(const struct pw_store *st)
+{
+    return st->staged > 0 && st->staged >= st->merge_at;
+}
+
+int pw_store_merge_all(struct pw_store *st, pw_store_patient_fn *fn, void *arg, size_t *n_out)
+{
+    size_t n = 1;
+    size_t total = 0;
+    bool cancelled = false;
+    int rc = 0;
+
+    if (n_out) {
+        *n_out = 0;
+    }
+    if (!st->ops->merge_staged || PW_CHECK(st->depth == 0)) {
+        return st->ops->merge_staged ? PW_EINVAL : 0;
+    }
+    while (n > 0) {
+        rc = pw_store_begin(st);
+        if (rc < 0) {
+            break;
+        }
+        rc = fn ? fn(arg, NULL) : 0;
+        if (rc == 0) {
+            rc = st->ops->merge_staged(st, st->merge_chunk, fn, arg, &n);
+        }
+        if (rc == 0) {
+            rc = pw_store_commit(st);
+        } else {
+            pw_store_rollback(st);
+        }
+        if (rc == PW_ECANCELED && !cancelled) {
+            cancelled = true; /* a chart correction in the chunk: merged again in staging order */
+            n = 1;
+            continue;
+        }
+        if (rc < 0) {
+            break;
+        }
+        cancelled = false;
+        total += n;
+    }
+    if (n_out) {
+        *n_out = total;
+    }
+    if (rc < 0) {
+        /* Later resources are staged behind what stays, so copies keep their order. */
+        st->staging = st->ops->stage_resource != NULL;
+        pw_log_err(STORE, "staged resources not merged (%s); kept for the next merge",
+                   pw_strerror(rc));
+        return rc;
+    }
+    st->staged = 0;
+    if (total > 0) {
+        pw_log_debug(STORE, "%zu staged resource(s) merged", total);
+        if (st->ops->merge_policy) {
+            st->ops->merge_policy(st, &st->merge_at, &st->merge_chunk);
+        }
+    }
+    return 0;
 }
 
 int pw_store_size_bytes(struct pw_store *st, uint64_t *out)

@@ -77,7 +77,9 @@ int pw_evaluator_engine_new(struct pw_engine **out, const struct pw_conf_daemon 
 
 /**
  * Normalize @p resources (a JSON array of FHIR resources of one patient, any order, latest
- * versions only) into @p tl (initialised for the patient), newest first (by the time each is
+ * versions only) into @p tl (initialised for the patient; it may already hold events, e.g. a
+ * stored timeline to which draft orders are added: a resource already there is replaced by a
+ * newer version, pw_timeline_add_*), newest first (by the time each is
  * about), so a patient over PW_RESOURCES_PER_PATIENT_MAX events keeps the newest, and a
  * "timeline-cap" data-quality event says so. @p refs (may be NULL) resolves references between
  * resources (contained Medications, Bundle entries). @return 0 or PW_ENOMEM.
@@ -98,11 +100,14 @@ int pw_eval_timeline_load(struct pw_store *st, const struct pw_norm_ctx *norm, c
 
 /**
  * Evaluate @p tl at @p now (s since epoch): sort it, set its sync coverage to @p synced (the
- * resource types fetched for this patient; NULL or known=false: every type counts as synced),
- * add this evaluation's data-quality events (out of scope, rules off for want of synced types:
- * pw_engine_annotate) and append every enabled rule's findings to @p out (patient, key and
- * factor set filled). Deterministic. @p rule_err (may be NULL) gets 0 or the first failing
- * rule's error (logged by the engine; the other rules' findings are still appended).
+ * resource types fetched for this patient, struct pw_synced of timeline.h: known=false counts
+ * every type as synced; NULL keeps tl->synced as the caller set it), add this evaluation's
+ * data-quality events (out of scope, rules off for want of synced types: pw_engine_annotate) and
+ * append every enabled rule's findings to @p out (patient, key and factor set filled).
+ * Deterministic. @p rule_err (may be NULL) gets 0 or the first failing rule's error (logged by
+ * the engine; the other rules' findings are still appended). Evaluating one timeline at several
+ * times (the backtest) is allowed: the data-quality events of each evaluation accumulate in tl->dq
+ * (exact duplicates dropped).
  * @return 0, or PW_ENOMEM (nothing was evaluated).
  */
 int pw_evaluate(const struct pw_engine *engine, struct pw_timeline *tl,
@@ -125,12 +130,13 @@ struct pw_rc_item;
  * Reconcile one patient's @p findings (as pw_evaluate() returned them) against @p flags (the
  * patient's episode records, as the daemon's flag map holds them; pw_flag_list from store.h,
  * zero-initialised for a new patient) exactly as the daemon does: pw_reconcile() into @p plan
- * (may be NULL; else zero-initialised, freed with pw_rc_plan_cleanup()), then @p flags is updated as the daemon's
- * outbox planning writes its flag map at @p now (s): CREATE appends an ACTIVE record (since =
- * the finding's since), RESOLVE sets RESOLVED, REACTIVATE sets ACTIVE (updated = @p now), KEEP
- * and SUPPRESSED change nothing (pw_rc_item_record(), the same function the daemon uses).
- * Plan items point into @p findings and into @p flags->v (the records after the plan; valid until
- * @p flags changes again). Records carry no Flag resource (rec.resource NULL when created here).
+ * (may be NULL; else zero-initialised, freed with pw_rc_plan_cleanup()), then @p flags is
+ * updated as the daemon's outbox planning writes its flag map at @p now (s): CREATE appends an
+ * ACTIVE record (since = the finding's since), RESOLVE sets RESOLVED, REACTIVATE sets ACTIVE
+ * (updated = @p now), KEEP and SUPPRESSED change nothing (pw_rc_item_record(), the function the
+ * daemon's outbox planning uses). Plan items point into @p findings and into @p flags->v (the
+ * records after the plan, a CREATE's item at the record it appended; valid until @p flags
+ * changes again). Records created here carry no Flag resource (rec.resource NULL).
  * @return 0 or PW_ENOMEM (@p flags unchanged, the plan emptied).
  */
 int pw_episodes_reconcile(struct pw_flag_list *flags, const struct pw_finding *findings,

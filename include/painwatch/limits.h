@@ -78,31 +78,6 @@
  * Durable state and the outbox.
  *   PW_STORE_BUSY_MS        how long a store write waits for another process's lock (the
  *                           `painwatch outbox` CLI on a live store) before failing with PW_EAGAIN.
- *   PW_STORE_PAGE_BYTES     page size of a new store file (SQLite's default is 4096). A merge
- *                           and a page's staged rows write long runs of pages, each a pwrite,
- *                           and a checkpoint reads and writes them again: 8192 halves those
- *                           calls. --once, interleaved runs (issue 9): 10,000 patients 2.88 ->
- *                           2.73 CPU-s, 100,000 patients 27.3 -> 25.4 CPU-s, peak RSS unchanged
- *                           (16384: the same CPU, +1 MB at 10,000 patients).
- *   PW_STORE_CACHE_KIB      SQLite page cache per connection, KiB (the daemon opens one;
- *                           SQLite's default). It also bounds each in-memory sort of a staged
- *                           merge. Since merges are sorted, a larger cache buys little: 10,000
- *                           patients --once, 3 runs each (issue 9): 2000 KiB 3.5-3.8 CPU-s, peak
- *                           31 MB; 4000 KiB 3.4-3.7 CPU-s, 39 MB; 8000 KiB 3.3-3.5 CPU-s, 51 MB.
- *                           Handed back when the daemon is idle (B3).
- *   PW_STORE_STMT_JOURNAL_KIB  a statement's undo journal (SQLite keeps one for every upsert
- *                           inside a transaction) stays in memory up to this size. SQLite's
- *                           default (64 KiB) sends the rest of a transaction's statements to a
- *                           temporary file once one statement passed it: a merge then wrote ~2
- *                           pages per resource there (10,000 patients --once: 223,000 pwrites,
- *                           447 MB; 100,000 patients: 58 -> 35 CPU-s, 65 -> 42 s wall).
- *   PW_STORE_WAL_PAGES      the WAL is checkpointed into the database once it holds this many
- *                           pages (SQLite's default is 1000, 4 MB). A checkpoint copies each page
- *                           the WAL holds once, so a page rewritten by many commits in between
- *                           is copied once: 10,000 patients --once: pwrite 103,500 -> 90,700,
- *                           pread 78,400 -> 66,700, fdatasync 391 -> 341.
- *   PW_STORE_WAL_KEEP_BYTES after a checkpoint the WAL file is cut back to this size, so a large
- *                           merge does not leave a WAL of its size on disk.
  *   PW_OUTBOX_OUTCOME_MAX   bytes of a server's OperationOutcome kept with a dead-lettered row.
  *   PW_OUTBOX_BACKOFF_BASE_MS / _CAP_MS   full-jitter exponential backoff between retries.
  *   PW_OUTBOX_RETRY_AFTER_MAX_S  a server's Retry-After is honoured up to this (1 h), so a
@@ -112,30 +87,23 @@
  *                           queue, and a write leaves it only while the audit trail is
  *                           writable (pw_http_req_set_gate). Deliveries are saved together
  *                           (PW_OUTBOX_SETTLE_MS), so more rows in flight mean fewer fsyncs per
- *                           Flag: 4 -> 16 took 10,000 patients' 1,326 Flags from ~330 saves to
- *                           ~85; 16 -> 64 (with PW_EVAL_BATCH 1024) to ~30.
+ *                           Flag (figures: tests/bench/README.md).
  *   PW_EVAL_BATCH           due patients evaluated in one store transaction and one audit batch
  *                           (one fsync each instead of one per patient), one batch per loop
  *                           turn (~50 ms of CPU at 1024). A batch whose audit records overflow
  *                           PW_AUDIT_BATCH_MAX (8 KB a patient on average) is evaluated in
  *                           halves; one failing otherwise, one patient per transaction.
- *                           With PW_OUTBOX_INFLIGHT_MAX 64, 256 -> 1024 took the 10,000-patient
- *                           run from 555 fsyncs to 312 and its wall time 3.2-3.5 -> 2.9 s
- *                           (issue 9: the disk waits were the wall-clock gap).
+ *                           Larger batches mean fewer fsyncs: the disk waits were the gap
+ *                           between CPU and wall-clock time.
  *   PW_OUTBOX_SCAN_MS       the outbox re-reads due rows at least this often (rows replayed by
  *                           an operator, rows whose backoff ended).
  *   PW_OUTBOX_SETTLE_MS     after a response, the next scan (which saves the delivered rows and
  *                           starts new ones) waits at most this long for the other requests in
  *                           flight, so that requests sent together are saved with one audit
- *                           fsync and one commit (at once when none is left waiting). At 10,000
- *                           patients: 3,000 fsyncs -> 700; a delivery's record waits <= 10 ms.
+ *                           fsync and one commit (at once when none is left waiting); a
+ *                           delivery's record waits at most this long.
  */
 #define PW_STORE_BUSY_MS            5000
-#define PW_STORE_PAGE_BYTES         8192
-#define PW_STORE_CACHE_KIB          2000
-#define PW_STORE_STMT_JOURNAL_KIB   4096
-#define PW_STORE_WAL_PAGES          4000
-#define PW_STORE_WAL_KEEP_BYTES     (16 * 1024 * 1024)
 #define PW_OUTBOX_OUTCOME_MAX       (64u * 1024u)
 #define PW_OUTBOX_BACKOFF_BASE_MS   1000
 #define PW_OUTBOX_BACKOFF_CAP_MS    (15 * 60 * 1000)
@@ -168,9 +136,9 @@
 /*
  * The jansson page arena (jarena.h).
  *   PW_JARENA_BYTES    address space reserved for page trees (PROT_NONE: a segment is committed
- *                      when first used). A search page parses into ~10x its size (measured:
- *                      750 kB of 1000 MedicationRequests -> 7 MiB), so this holds a dozen
- *                      1000-entry pages in flight; past it (a 32 MiB page) values are malloc'd.
+ *                      when first used). A search page parses into about ten times its size,
+ *                      so this holds a dozen 1000-entry pages in flight; past it (a 32 MiB
+ *                      page) values are malloc'd.
  *   PW_JARENA_SEGMENT  unit of reuse: a segment is bumped into by one page and handed back when
  *                      its last value is freed, so a value kept alive pins 1 MiB, not the arena.
  *                      Larger allocations are malloc'd.
@@ -185,8 +153,8 @@
  * One search page's parse (issue 18: memory within the body cap).
  *   PW_PAGE_PARSE_BUDGET   bytes one page's JSON tree may take (counted in the page arena); a
  *                          page over it is refused and asked again with half the _count.
- *                          Measured: 1000 pain-score Observations (660 kB) take ~5 MiB, so it
- *                          holds ~25,000 of them; a 32 MiB page of empty entries took 2.5 GiB.
+ *                          It holds tens of thousands of pain scores, while a page of empty
+ *                          entries within the body cap would take gigabytes.
  *   PW_PAGE_ENTRIES_MAX    Bundle.entry elements accepted in one page: twice the largest _count
  *                          painwatch asks for (an _include per match), refused past it the same
  * way. PW_PAGE_REPAIRS_MAX    values of one page that cannot be read (a number out of range,

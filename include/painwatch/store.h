@@ -23,6 +23,7 @@ struct pw_store_opts {
     const char *path;    /* database file; overrides dir (config store.path) */
     int schema_max;      /* stop migrations at this version (tests of migrations); 0 = latest */
     bool read_only;      /* `painwatch outbox list` on a live daemon's store */
+    bool stage_always;   /* tests: stage every ingested resource (else the backend's policy) */
 };
 
 /**
@@ -40,6 +41,9 @@ struct pw_store_resource {
     const char *norm;     /* normalization digest the events were derived under ("" = none) */
     const void *events;   /* encoded events (schema <= 3 rows hold the resource's JSON) */
     size_t events_len;
+    /* Set by the store on reads: @p events hold the resource's FHIR JSON, not events (a row
+     * kept by an older schema, until a sync replaces it); the reader normalizes it. */
+    bool json;
 };
 
 /** Called once per resource; everything is borrowed until it returns. Non-zero stops the walk. */
@@ -194,14 +198,23 @@ struct pw_store_ops {
     void (*release_memory)(struct pw_store *st); /* optional: drop caches, the owner is idle */
     /* optional: a consistent copy of the whole store to a new file @p path (issue 19) */
     int (*backup)(struct pw_store *st, const char *path);
+    /*
+     * optional (issue 20): the backend's bulk-ingestion policy (NULL: every resource ingested is
+     * put). stage_wanted: whether resources are staged from now on (asked at the first ingest of
+     * each transaction until it says yes; then staging stays on). merge_policy: how many staged
+     * resources make a merge worthwhile now (asked after each merge) and how many one merge
+     * transaction takes.
+     */
+    int (*stage_wanted)(struct pw_store *st, bool *out);
+    void (*merge_policy)(struct pw_store *st, size_t *merge_at, size_t *chunk);
 };
 
 /*
  * Threading. A handle is used by one thread at a time (SQLite's connection is opened without
  * its own mutex, SQLITE_OPEN_NOMUTEX); it may move between threads with a happens-before edge
- * (uv_queue_work and its after_work give one). Measured (Release, 2-core VM under load): a
- * 1000-resource page takes 5-30 ms to write and 15-30 ms to commit with synchronous=FULL. To take
- * that off the loop later, run the page's begin..commit in a uv_queue_work() work callback on a
+ * (uv_queue_work and its after_work give one). A 1000-resource page's write and commit
+ * (synchronous=FULL) take tens of milliseconds (tests/bench/README.md). To take that off the loop
+ * later, run the page's begin..commit in a uv_queue_work() work callback on a
  * handle the loop thread does not touch until after_work (the outbox keeps its own handle: WAL lets
  * two connections write one after the other, PW_STORE_BUSY_MS covers the wait).
  */
@@ -215,6 +228,14 @@ struct pw_store {
     /* Called before each commit: see pw_store_on_commit(). */
     int (*on_commit)(void *arg, struct pw_store *st);
     void *on_commit_arg;
+
+    /* Bulk ingestion (pw_store_ingest_resource), by the backend's policy (issue 20). */
+    bool staging;      /* resources are staged for a sorted merge; once on, stays on */
+    bool stage_asked;  /* the backend was asked in the open transaction */
+    size_t staged;     /* staged by committed transactions and not merged yet */
+    size_t txn_staged; /* staged in the open transaction */
+    size_t merge_at;   /* staged resources that make a merge worthwhile */
+    size_t merge_chunk;
 };
 
 /** Backends, by name ("sqlite"). */
@@ -296,6 +317,29 @@ int pw_store_stage_resource(struct pw_store *st, const struct pw_store_resource 
  */
 int pw_store_merge_staged(struct pw_store *st, size_t max, pw_store_patient_fn *fn, void *arg,
                           size_t *n_out);
+/**
+ * Keep @p res as its type's current copy, the way the backend judges best (issue 20): put at once
+ * (pw_store_put_resource(); @p changed says whether the stored copy changed), or, once the
+ * backend finds bulk ingestion cheaper staged (SQLite: its file outgrew its cache), staged for a
+ * sorted merge (*changed false: pw_store_merge_all() names the patient when its copy changes
+ * the store). Call inside a transaction. @return 0 or the backend's error.
+ */
+int pw_store_ingest_resource(struct pw_store *st, const struct pw_store_resource *res,
+                             bool *changed);
+/** Whether committed transactions staged enough for a merge now (the backend's policy). */
+bool pw_store_merge_wanted(const struct pw_store *st);
+/**
+ * Merge every staged resource, one transaction per chunk of the backend's size (call outside a
+ * transaction). @p fn (may be NULL) is called inside each chunk's transaction: first with NULL
+ * (a new chunk: patients named before in a rolled-back chunk are void), then with the patient of
+ * each copy that changed the store (pw_store_merge_staged()); it may write (mark them due). A
+ * cancelled chunk (pw_store_merge_staged's PW_ECANCELED) is merged again grouping each resource's
+ * copies. A failed chunk rolls back whole and stays staged, and resources are staged from then
+ * on (copies keep their order); the failure is logged. @p n_out (may be NULL): resources merged.
+ * @return 0 or the first error.
+ */
+int pw_store_merge_all(struct pw_store *st, pw_store_patient_fn *fn, void *arg, size_t *n_out);
+
 /** Bytes the store's file occupies. @return 0 or PW_ESTORE. */
 int pw_store_size_bytes(struct pw_store *st, uint64_t *out);
 /** Resources stored (merged or put; staged ones not yet), cheaply. @return 0 or PW_ESTORE. */

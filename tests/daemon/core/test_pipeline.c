@@ -45,7 +45,7 @@ struct fixture {
     struct pw_audit *audit; /* pipeline conf: NULL unless a test opens one */
     struct pw_sync_consumer consumer;
     int64_t t0_ms;        /* the dose change */
-    uint64_t stage_from;  /* pipeline conf: 1 stages every page, 0 the default (none here) */
+    uint64_t stage_from;  /* store opts: 1 stages every page, 0 the default (none here) */
     bool owner_evaluates; /* pipeline conf: on_due set (count_due) */
     int due_calls;
     struct pw_synced synced; /* pipeline conf (issue 17) */
@@ -71,7 +71,6 @@ static void restart_with(struct fixture *fx, const char *factor_set)
     pc.identifier_system = "urn:painwatch:flag-episode";
     pc.reevaluate_ms = 5 * 60 * 1000;
     pc.clock_ms = fake_clock;
-    pc.stage_from_bytes = fx->stage_from;
     pc.audit = fx->audit;
     pc.on_due = fx->owner_evaluates ? count_due : NULL;
     pc.on_due_arg = fx;
@@ -93,6 +92,7 @@ static int setup_with(void **state, uint64_t stage_from)
     fx->stage_from = stage_from;
     fx->dir = pwt_mkdtemp();
     so.dir = fx->dir;
+    so.stage_always = stage_from != 0;
     assert_int_equal(pw_store_open(&fx->store, &so), 0);
     assert_int_equal(
         pw_terminology_load(&fx->term, pwt_src_path("config/terminology"), err, sizeof(err)), 0);

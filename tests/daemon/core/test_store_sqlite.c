@@ -200,7 +200,7 @@ static void test_fresh_file_is_latest_schema_in_wal(void **state)
     sqlite3_finalize(q);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), PW_STORE_PAGE_BYTES);
+    assert_int_equal(sqlite3_column_int(q, 0), 8192); /* STORE_PAGE_BYTES, store_sqlite.c */
     sqlite3_finalize(q);
     sqlite3_close(db);
 }
