@@ -2,7 +2,7 @@
 // Issue 22: the backtest's HTML report rendered by headless Chromium (Debian's chromium): no
 // console messages, no scripts or external assets, as many SVG charts and table rows in the
 // browser's DOM as the JSON output implies, and a PNG screenshot kept as the test's artefact
-// (build/.../backtest-report.png; docs/backtest-report.png in the repository is one of them).
+// (build/.../backtest-report.png; tests/e2e/backtest-report.png in the repository is one of them).
 // Also: bad input is named (file:line, resource id) with exit 2, never a crash.
 'use strict';
 
