@@ -17,7 +17,7 @@ pw_cmd_fn pw_cmd_outbox;
 pw_cmd_fn pw_cmd_auth;
 pw_cmd_fn pw_cmd_jwks;
 pw_cmd_fn pw_cmd_backup;
-pw_cmd_fn pw_cmd_writes; /* issue 19 */
+pw_cmd_fn pw_cmd_writes;   /* issue 19 */
 pw_cmd_fn pw_cmd_backtest; /* issue 22 */
 pw_cmd_fn pw_cmd_report;   /* issue 22 */
 

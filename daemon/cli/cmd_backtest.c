@@ -42,12 +42,11 @@ static void usage(FILE *out)
 
 static int parse_args(int argc, char **argv, struct bt_args *a)
 {
-    static const char *const names[] = {"--config", "--from",        "--to",    "--step",
-                                        "--format", "--out",         "--scope", "--synced",
+    static const char *const names[] = {"--config",      "--from",    "--to",    "--step",
+                                        "--format",      "--out",     "--scope", "--synced",
                                         "--terminology", "--lookback"};
-    const char **slots[] = {&a->config, &a->from,  &a->to,     &a->step,       &a->format,
-                            &a->out,    &a->scope, &a->synced, &a->terminology,
-                            &a->lookback};
+    const char **slots[] = {&a->config, &a->from,  &a->to,     &a->step,        &a->format,
+                            &a->out,    &a->scope, &a->synced, &a->terminology, &a->lookback};
     int i = 1;
 
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
@@ -71,8 +70,7 @@ static int parse_args(int argc, char **argv, struct bt_args *a)
         }
         if (k == sizeof(names) / sizeof(names[0]) || !*slots[k]) {
             fprintf(stderr, "painwatch %s: %s '%s'\n", argv[0],
-                    k == sizeof(names) / sizeof(names[0]) ? "unknown option" : "no value for",
-                    arg);
+                    k == sizeof(names) / sizeof(names[0]) ? "unknown option" : "no value for", arg);
             return -1;
         }
     }

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The backtest: history replayed through the engine and the daemon's reconcile (backtest.h). */
+#include "core/backtest.h"
+
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/backtest.h"
 #include "core/reconcile.h"
 #include "painwatch/err.h"
 #include "painwatch/evaluate.h"
@@ -195,8 +196,7 @@ static bool daemon_fetches(const json_t *res, int64_t from, int64_t bound)
     const char *type = pw_fhir_str(res, "resourceType");
     int64_t t = PW_TIME_NONE, updated;
     bool has_updated =
-        pw_fhir_parse_time(pw_fhir_str(json_object_get(res, "meta"), "lastUpdated"), &updated) ==
-        0;
+        pw_fhir_parse_time(pw_fhir_str(json_object_get(res, "meta"), "lastUpdated"), &updated) == 0;
 
     if (has_updated && updated >= from) {
         return true; /* written after the start: an incremental sync reads it */
@@ -494,8 +494,8 @@ static int on_patient(void *arg, const char *patient, const json_t *resources,
 int pw_backtest_run(struct pw_bt_spool *sp, const struct pw_bt_opts *o, struct pw_bt_result *out,
                     char *err, size_t errlen)
 {
-    struct run run = {.o = o, .out = out, .from = o->from, .to = o->to, .err = err,
-                      .errlen = errlen};
+    struct run run = {
+        .o = o, .out = out, .from = o->from, .to = o->to, .err = err, .errlen = errlen};
     int64_t first, last;
 
     pw_bt_spool_span(sp, &first, &last);

@@ -37,10 +37,17 @@ static void fmt_num(char *buf, size_t n, const json_t *v)
 
 static void burden_table(struct pw_html *h, const json_t *doc)
 {
-    static const char *const head[] = {"rule",          "episodes",          "per 100 patient-days",
-                                       "patients",      "median duration h", "p90 duration h",
-                                       "open at end",   "high",              "medium",
-                                       "low",           "info"};
+    static const char *const head[] = {"rule",
+                                       "episodes",
+                                       "per 100 patient-days",
+                                       "patients",
+                                       "median duration h",
+                                       "p90 duration h",
+                                       "open at end",
+                                       "high",
+                                       "medium",
+                                       "low",
+                                       "info"};
     size_t i;
     const json_t *row;
 
@@ -97,8 +104,7 @@ static double t_of(const json_t *o, const char *key)
 {
     int64_t t;
 
-    return pw_fhir_parse_time(json_string_value(json_object_get(o, key)), &t) == 0 ? (double)t
-                                                                                   : 0;
+    return pw_fhir_parse_time(json_string_value(json_object_get(o, key)), &t) == 0 ? (double)t : 0;
 }
 
 static const json_t *episodes_of(const json_t *doc, const char *patient)

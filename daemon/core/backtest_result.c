@@ -172,13 +172,12 @@ static json_t *rule_row(const struct pw_bt_result *r, const char *rule)
         }
     }
     qsort(d, nd, sizeof(*d), cmp_double);
-    json_t *row = json_pack("{s:s, s:I, s:o, s:I, s:I, s:o, s:o, s:o}", "rule", rule, "episodes",
-                            (json_int_t)n, "per_100_patient_days",
-                            num2(r->patient_days > 0 ? 100.0 * (double)n / r->patient_days : 0),
-                            "patients_affected", (json_int_t)patients, "open_at_end",
-                            (json_int_t)open, "median_duration_h", num2(percentile(d, nd, 0.5)),
-                            "p90_duration_h", num2(percentile(d, nd, 0.9)), "by_severity",
-                            severity_counts(sev));
+    json_t *row = json_pack(
+        "{s:s, s:I, s:o, s:I, s:I, s:o, s:o, s:o}", "rule", rule, "episodes", (json_int_t)n,
+        "per_100_patient_days", num2(r->patient_days > 0 ? 100.0 * (double)n / r->patient_days : 0),
+        "patients_affected", (json_int_t)patients, "open_at_end", (json_int_t)open,
+        "median_duration_h", num2(percentile(d, nd, 0.5)), "p90_duration_h",
+        num2(percentile(d, nd, 0.9)), "by_severity", severity_counts(sev));
     free(d);
     return row;
 }
@@ -275,8 +274,8 @@ static json_t *per_day_json(const struct pw_bt_result *r)
         char day[32];
         pw_fhir_format_time(d0 + (int64_t)i * DAY_S, day, sizeof(day));
         day[10] = '\0';
-        json_array_append_new(arr, json_pack("{s:s, s:I}", "day", day, "episodes",
-                                             (json_int_t)count[i]));
+        json_array_append_new(
+            arr, json_pack("{s:s, s:I}", "day", day, "episodes", (json_int_t)count[i]));
     }
     free(count);
     return arr;
@@ -284,10 +283,9 @@ static json_t *per_day_json(const struct pw_bt_result *r)
 
 static json_t *episode_json(const struct pw_bt_episode *e)
 {
-    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o}", "rule", e->rule, "key", e->key,
-                     "severity", pw_severity_name(e->severity), "start", when(e->start), "end",
-                     when(e->end), "duration_h",
-                     e->end == PW_TIME_NONE ? json_null() : num2(hours(e)));
+    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o}", "rule", e->rule, "key", e->key, "severity",
+                     pw_severity_name(e->severity), "start", when(e->start), "end", when(e->end),
+                     "duration_h", e->end == PW_TIME_NONE ? json_null() : num2(hours(e)));
 }
 
 static json_t *patients_json(const struct pw_bt_result *r)
@@ -309,8 +307,8 @@ static json_t *points_json(const struct pw_bt_point *v, size_t n)
     json_t *arr = json_array();
 
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(arr, json_pack("{s:o, s:o}", "at", when(v[i].at), "value",
-                                             num2(v[i].value)));
+        json_array_append_new(
+            arr, json_pack("{s:o, s:o}", "at", when(v[i].at), "value", num2(v[i].value)));
     }
     return arr;
 }
@@ -325,11 +323,11 @@ static json_t *charts_json(const struct pw_bt_result *r)
         for (size_t k = 0; k < c->n_rescue; k++) {
             json_array_append_new(rescue, when(c->rescue[k]));
         }
-        json_array_append_new(arr, json_pack("{s:s, s:I, s:o, s:o, s:o}", "patient", c->patient,
-                                             "episodes", (json_int_t)c->n_episodes, "pain_scores",
-                                             points_json(c->scores, c->n_scores),
-                                             "baseline_mme", points_json(c->mme, c->n_mme),
-                                             "rescue_doses", rescue));
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:I, s:o, s:o, s:o}", "patient", c->patient,
+                                        "episodes", (json_int_t)c->n_episodes, "pain_scores",
+                                        points_json(c->scores, c->n_scores), "baseline_mme",
+                                        points_json(c->mme, c->n_mme), "rescue_doses", rescue));
     }
     return arr;
 }
@@ -342,14 +340,14 @@ json_t *pw_bt_result_json(const struct pw_bt_result *r)
         sev[r->ep[i].severity & 3]++;
         open += r->ep[i].end == PW_TIME_NONE;
     }
-    json_t *doc = json_pack(
-        "{s:s, s:s, s:o, s:o, s:I, s:s, s:I, s:o, s:I, s:I, s:I, s:o, s:I}", "source", r->source,
-        "ruleset", PW_RULESET_VERSION, "from", when(r->from), "to", when(r->to), "step_s",
-        (json_int_t)r->step, "factor_set", r->factor_set ? r->factor_set : "", "patients",
-        (json_int_t)r->n_patients, "patient_days", num2(r->patient_days), "evaluations",
-        (json_int_t)r->n_evaluations, "episodes", (json_int_t)r->n_ep, "open_at_end",
-        (json_int_t)open, "by_severity", severity_counts(sev), "data_quality_events",
-        (json_int_t)r->n_dq);
+    json_t *doc = json_pack("{s:s, s:s, s:o, s:o, s:I, s:s, s:I, s:o, s:I, s:I, s:I, s:o, s:I}",
+                            "source", r->source, "ruleset", PW_RULESET_VERSION, "from",
+                            when(r->from), "to", when(r->to), "step_s", (json_int_t)r->step,
+                            "factor_set", r->factor_set ? r->factor_set : "", "patients",
+                            (json_int_t)r->n_patients, "patient_days", num2(r->patient_days),
+                            "evaluations", (json_int_t)r->n_evaluations, "episodes",
+                            (json_int_t)r->n_ep, "open_at_end", (json_int_t)open, "by_severity",
+                            severity_counts(sev), "data_quality_events", (json_int_t)r->n_dq);
     json_t *rules = rules_json(r), *days = per_day_json(r), *pats = patients_json(r),
            *charts = charts_json(r);
 
@@ -391,10 +389,8 @@ void pw_bt_doc_text(const json_t *doc, FILE *out)
     const json_t *row;
 
     fprintf(out, "painwatch %s %s .. %s: %lld patients, %.2f patient-days, %lld episodes",
-            json_string_value(json_object_get(doc, "source")),
-            str_or(doc, "from", "-"),
-            str_or(doc, "to", "-"),
-            (long long)json_integer_value(json_object_get(doc, "patients")),
+            json_string_value(json_object_get(doc, "source")), str_or(doc, "from", "-"),
+            str_or(doc, "to", "-"), (long long)json_integer_value(json_object_get(doc, "patients")),
             json_number_value(json_object_get(doc, "patient_days")),
             (long long)json_integer_value(json_object_get(doc, "episodes")));
     fprintf(out, " (%lld open at the end)\n\n",
@@ -426,8 +422,7 @@ void pw_bt_doc_text(const json_t *doc, FILE *out)
             fprintf(out, "  %-6s %-40s %s .. %s\n",
                     json_string_value(json_object_get(e, "severity")),
                     json_string_value(json_object_get(e, "rule")),
-                    json_string_value(json_object_get(e, "start")),
-                    str_or(e, "end", "(open)"));
+                    json_string_value(json_object_get(e, "start")), str_or(e, "end", "(open)"));
         }
     }
 }

@@ -15,11 +15,11 @@
 
 struct shadow {
     struct pw_bt_result *out;
-    json_t *severity;  /* episode key -> severity name (audit finding-raised) */
-    json_t *first;     /* patient -> first time seen (integer) */
-    json_t *ops;       /* array of [time, op, key, patient, rule] from the sink or the audit */
-    bool sink_given;   /* the sink's ops are the episodes; the audit's are then only context */
-    int64_t lo, hi;    /* times seen */
+    json_t *severity; /* episode key -> severity name (audit finding-raised) */
+    json_t *first;    /* patient -> first time seen (integer) */
+    json_t *ops;      /* array of [time, op, key, patient, rule] from the sink or the audit */
+    bool sink_given;  /* the sink's ops are the episodes; the audit's are then only context */
+    int64_t lo, hi;   /* times seen */
 };
 
 static void seen(struct shadow *s, const char *patient, int64_t t)
@@ -38,11 +38,11 @@ static void seen(struct shadow *s, const char *patient, int64_t t)
     }
 }
 
-static int add_op(struct shadow *s, int64_t t, const char *op, const char *key,
-                  const char *patient, const char *rule)
+static int add_op(struct shadow *s, int64_t t, const char *op, const char *key, const char *patient,
+                  const char *rule)
 {
-    return json_array_append_new(s->ops, json_pack("[I, s, s, s, s]", (json_int_t)t, op, key,
-                                                   patient, rule ? rule : "?"));
+    return json_array_append_new(
+        s->ops, json_pack("[I, s, s, s, s]", (json_int_t)t, op, key, patient, rule ? rule : "?"));
 }
 
 /* One line of the file sink: {time, op, key, patient, rule, ...}. */
@@ -54,8 +54,8 @@ static int sink_line(struct shadow *s, const json_t *line, const char *file, siz
     int64_t t;
 
     if (!op || !key || !patient || pw_fhir_parse_time(pw_fhir_str(line, "time"), &t) < 0) {
-        snprintf(err, errlen,
-                 "%s:%zu: not a file sink line (needs time, op, key, patient, rule)", file, n);
+        snprintf(err, errlen, "%s:%zu: not a file sink line (needs time, op, key, patient, rule)",
+                 file, n);
         return -1;
     }
     seen(s, patient, t);

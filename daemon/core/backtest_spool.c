@@ -28,13 +28,14 @@ enum {
 };
 
 static const char *const sql[S_N] = {
-    [S_PUT] = "INSERT INTO res(key, patient, seq, full_url, vnum, upd, json) "
-              "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(key) DO UPDATE SET "
-              "patient = excluded.patient, seq = excluded.seq, full_url = excluded.full_url, "
-              "vnum = excluded.vnum, upd = excluded.upd, json = excluded.json WHERE CASE "
-              "WHEN excluded.vnum IS NOT NULL AND res.vnum IS NOT NULL THEN excluded.vnum > res.vnum "
-              "WHEN excluded.upd IS NOT NULL AND res.upd IS NOT NULL THEN excluded.upd > res.upd "
-              "ELSE 1 END",
+    [S_PUT] =
+        "INSERT INTO res(key, patient, seq, full_url, vnum, upd, json) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(key) DO UPDATE SET "
+        "patient = excluded.patient, seq = excluded.seq, full_url = excluded.full_url, "
+        "vnum = excluded.vnum, upd = excluded.upd, json = excluded.json WHERE CASE "
+        "WHEN excluded.vnum IS NOT NULL AND res.vnum IS NOT NULL THEN excluded.vnum > res.vnum "
+        "WHEN excluded.upd IS NOT NULL AND res.upd IS NOT NULL THEN excluded.upd > res.upd "
+        "ELSE 1 END",
     [S_PUT_NO] = "INSERT INTO res(key, patient, seq, full_url, vnum, upd, json) "
                  "VALUES('#' || ?3, ?2, ?3, ?4, NULL, NULL, ?7)",
     [S_SHARED] = "INSERT OR REPLACE INTO shared(ref, json) VALUES(?1, ?2)",
@@ -55,10 +56,14 @@ struct pw_bt_spool {
 /* The resources normalize reads are the ones a patient is made of (not Claims, Provenance). */
 static bool patient_type(const char *type)
 {
-    static const char *const types[] = {"Patient",           "Observation",
-                                        "Condition",         "MedicationRequest",
-                                        "ServiceRequest",    "Encounter",
-                                        "MedicationAdministration", "Goal",
+    static const char *const types[] = {"Patient",
+                                        "Observation",
+                                        "Condition",
+                                        "MedicationRequest",
+                                        "ServiceRequest",
+                                        "Encounter",
+                                        "MedicationAdministration",
+                                        "Goal",
                                         "CarePlan"};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         if (strcmp(type, types[i]) == 0) {
@@ -84,8 +89,7 @@ int pw_bt_spool_new(struct pw_bt_spool **out)
     }
     sp->first = sp->last = PW_TIME_NONE;
     /* "": a private on-disk database in the temporary directory, deleted on close. */
-    rc = sqlite3_open_v2("", &sp->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) ==
-                 SQLITE_OK
+    rc = sqlite3_open_v2("", &sp->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) == SQLITE_OK
              ? 0
              : PW_EIO;
     if (rc == 0) {
@@ -290,7 +294,8 @@ static int add_json(struct pw_bt_spool *sp, json_t *res, const char *full_url,
         return 0;
     }
     if (depth >= SPOOL_BUNDLE_DEPTH_MAX) {
-        snprintf(err, errlen, "%s: %s: Bundle/%s nested too deep", file, where, id ? id : "(no id)");
+        snprintf(err, errlen, "%s: %s: Bundle/%s nested too deep", file, where,
+                 id ? id : "(no id)");
         return -1;
     }
     /* The Bundle's own fullUrls resolve its urn:uuid subjects. */
@@ -407,8 +412,7 @@ static bool ends_with(const char *s, const char *suffix)
  * A .json file: one document (a Bundle, read whole: the size of the file bounds it) or, when more
  * follows the first value, NDJSON after all.
  */
-static int add_document(struct pw_bt_spool *sp, const char *file, FILE *f, char *err,
-                        size_t errlen)
+static int add_document(struct pw_bt_spool *sp, const char *file, FILE *f, char *err, size_t errlen)
 {
     json_error_t jerr;
     json_t *root = json_loadf(f, JSON_DISABLE_EOF_CHECK, &jerr);
@@ -431,8 +435,7 @@ static int add_document(struct pw_bt_spool *sp, const char *file, FILE *f, char 
     return rc;
 }
 
-static int add_file(struct pw_bt_spool *sp, const char *file, bool ndjson, char *err,
-                    size_t errlen)
+static int add_file(struct pw_bt_spool *sp, const char *file, bool ndjson, char *err, size_t errlen)
 {
     FILE *f = fopen(file, "rb");
     int rc;
@@ -554,7 +557,8 @@ static const json_t *spool_resolve(const struct pw_resolver *self, const char *r
     if ((hit = json_object_get(pr->cache, reference)) != NULL) {
         return json_is_null(hit) ? NULL : hit;
     }
-    if (strncmp(reference, "urn:", 4) != 0 && pw_fhir_ref_relative(reference, rel, sizeof(rel)) == 0) {
+    if (strncmp(reference, "urn:", 4) != 0 &&
+        pw_fhir_ref_relative(reference, rel, sizeof(rel)) == 0) {
         ref = rel;
     }
     sqlite3_bind_text(st, 1, ref, -1, SQLITE_TRANSIENT);
@@ -614,7 +618,8 @@ int pw_bt_spool_each(struct pw_bt_spool *sp, pw_bt_patient_fn *fn, void *arg)
         if (rc == 0 && !pr.idx && pw_fhir_index_new(&pr.idx) < 0) {
             rc = PW_ENOMEM;
         }
-        if (rc == 0 && (json_array_append(list, res) < 0 || pw_fhir_index_add(pr.idx, url, res) < 0)) {
+        if (rc == 0 &&
+            (json_array_append(list, res) < 0 || pw_fhir_index_add(pr.idx, url, res) < 0)) {
             rc = PW_ENOMEM;
         }
         json_decref(res);

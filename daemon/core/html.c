@@ -457,8 +457,7 @@ void pw_html_svg_timeline(struct pw_html *h, const struct pw_html_timeline *t)
     /* The step line: horizontal to the next change, then vertical; rises marked. */
     if (t->n_steps) {
         pw_html_raw(h, "<path fill=\"none\" stroke=\"#8e44ad\" stroke-width=\"2\" d=\"");
-        rawf(h, "M%.1f,%.1f", X(t->step_x[0]),
-             chart_bottom - drawable(t->step_y[0]) / ymax * TL_H);
+        rawf(h, "M%.1f,%.1f", X(t->step_x[0]), chart_bottom - drawable(t->step_y[0]) / ymax * TL_H);
         for (size_t i = 0; i < t->n_steps; i++) {
             rawf(h, " H%.1f", i + 1 < t->n_steps ? X(t->step_x[i + 1]) : X(x1));
             if (i + 1 < t->n_steps) {
