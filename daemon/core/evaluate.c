@@ -191,15 +191,15 @@ void pw_evaluator_free(struct pw_evaluator *ev)
 
 /* ---- 2. the patient's timeline ---------------------------------------------------------- */
 
-/* The "timeline-cap" data-quality event of @p tl's patient. */
-static int add_cap_event(struct pw_timeline *tl)
+/* The "timeline-cap" data-quality event of @p tl's patient; @p which: the events evaluated. */
+static int add_cap_event(struct pw_timeline *tl, const char *which)
 {
     struct pw_dq_event ev = {.code = PW_DQ_TIMELINE_CAP, .src = {.type = "Patient"}};
     const char *slash = strchr(tl->patient, '/');
 
     pw_fhir_copy(ev.src.id, sizeof(ev.src.id), slash ? slash + 1 : tl->patient);
-    snprintf(ev.detail, sizeof(ev.detail), "over %d events: only the newest were evaluated",
-             PW_RESOURCES_PER_PATIENT_MAX);
+    snprintf(ev.detail, sizeof(ev.detail), "over %d events: only %s were evaluated",
+             PW_RESOURCES_PER_PATIENT_MAX, which);
     return pw_timeline_add_dq(tl, &ev);
 }
 
@@ -262,7 +262,7 @@ int pw_eval_timeline_add_resources(const struct pw_evaluator *ev, const json_t *
     }
     free(order);
     if (rc == PW_E2BIG) {
-        rc = add_cap_event(tl);
+        rc = add_cap_event(tl, "the newest");
     }
     return rc;
 }
@@ -300,7 +300,7 @@ static int on_stored_resource(void *arg, const struct pw_store_resource *res)
     if (rc == PW_E2BIG) {
         pw_log_warn(CLIN, "%s: timeline over its cap; evaluated on what fits", ld->tl->patient);
         ld->full = true;
-        return add_cap_event(ld->tl);
+        return add_cap_event(ld->tl, "those that fitted");
     }
     if (rc == PW_EJSON) {
         /* The store only keeps what was encoded when it arrived: corruption, not input. */

@@ -128,7 +128,7 @@ static int norm_check(struct pw_pipeline *p)
         return rc;
     }
     if (rc < 0) {
-        stored[0] = '\0'; /* none yet (a new store, or one older than schema 4) */
+        stored[0] = '\0'; /* none yet (a new store, or one from before digests) */
     }
     rc = pw_store_begin(p->conf.store);
     if (rc < 0) {
