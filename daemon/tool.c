@@ -23,6 +23,8 @@ static const struct {
     {"backup", pw_cmd_backup, "copy the store and the audit trail, consistently, while running"},
     {"writes", pw_cmd_writes, "writes pause|resume|status: the kill switch of EHR writes"},
     {"codesystem", pw_cmd_codesystem, "print the rule CodeSystem (FHIR R4) to load into the EHR"},
+    {"backtest", pw_cmd_backtest, "replay a FHIR export: the alert burden the rules would have"},
+    {"report", pw_cmd_report, "the alert burden of a shadow-mode period (file sink + audit)"},
 };
 
 static void usage(FILE *out)

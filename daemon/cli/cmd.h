@@ -19,6 +19,8 @@ pw_cmd_fn pw_cmd_jwks;
 pw_cmd_fn pw_cmd_backup;
 pw_cmd_fn pw_cmd_writes;     /* issue 19 */
 pw_cmd_fn pw_cmd_codesystem; /* issue 21 */
+pw_cmd_fn pw_cmd_backtest;   /* issue 22 */
+pw_cmd_fn pw_cmd_report;     /* issue 22 */
 
 #include <stdio.h>
 struct option;

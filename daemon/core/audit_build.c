@@ -194,8 +194,7 @@ int pw_audit_finding_via(struct pw_audit *a, const char *subtype, const struct p
 
     if (!subtype || !f || !f->rule ||
         (strcmp(subtype, "finding-raised") != 0 && strcmp(subtype, "finding-resolved") != 0 &&
-         strcmp(subtype, "finding-not-posted") != 0 &&
-         strcmp(subtype, "finding-carded") != 0)) {
+         strcmp(subtype, "finding-not-posted") != 0 && strcmp(subtype, "finding-carded") != 0)) {
         return PW_EINVAL;
     }
     rec = record_new("painwatch", subtype, 'E', PW_AUDIT_SUCCESS, NULL);

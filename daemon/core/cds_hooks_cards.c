@@ -106,7 +106,9 @@ static void summary_of(const struct pw_finding *f, char *out, size_t cap)
 
     /* issue 21: the finding's own summary (what, with the key number), as on the Flag */
     snprintf(out, cap, "%s",
-             f->summary[0] ? f->summary : rule && rule->title ? rule->title : f->rule);
+             f->summary[0]         ? f->summary
+             : rule && rule->title ? rule->title
+                                   : f->rule);
     n = strlen(out);
     if (n > CARD_SUMMARY_MAX) {
         n = CARD_SUMMARY_MAX;

@@ -709,7 +709,8 @@ static void check_cds_hooks(struct pw_conf_ctx *ctx, const json_t *sec, const ch
     if (!json_is_true(json_object_get(sec, "enabled"))) {
         return;
     }
-    pw_conf_need(ctx, sec, path, "service_url", "when enabled (the URL the EHR calls: the JWT audience)");
+    pw_conf_need(ctx, sec, path, "service_url",
+                 "when enabled (the URL the EHR calls: the JWT audience)");
     if (str(sec, "service_url")) {
         snprintf(kpath, sizeof(kpath), "%s.service_url", path);
         check_base_url(ctx, str(sec, "service_url"), kpath);

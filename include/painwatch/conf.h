@@ -350,9 +350,9 @@ struct pw_conf_daemon {
     const char *dose_limits_file;
     const char *scope; /* issue 17: problem-list | cohort */
     /* issue 21 */
-    const json_t *timezone;        /* IANA zone name (string) or null: the system's zone */
-    const char *post_min_severity; /* info | low | medium | high: posted from this one up */
-    const char *rule_code_system;  /* canonical URL of the rule CodeSystem */
+    const json_t *timezone;             /* IANA zone name (string) or null: the system's zone */
+    const char *post_min_severity;      /* info | low | medium | high: posted from this one up */
+    const char *rule_code_system;       /* canonical URL of the rule CodeSystem */
     struct pw_conf_cds_hooks cds_hooks; /* issue 21 */
 };
 

@@ -79,4 +79,41 @@ char *pw_html_finish(struct pw_html *h, size_t *len);
 /** Free what @p h holds without taking it. */
 void pw_html_discard(struct pw_html *h);
 
+/* ---- issue 22: the backtest report's charts ---------------------------------------------- */
+
+/**
+ * An inline SVG column chart (one column per label, x in label order, e.g. episodes per day):
+ * heights scaled to the largest value, the first, middle and last labels written under the axis.
+ */
+void pw_html_svg_columns(struct pw_html *h, const char *title, const char *const *labels,
+                         const double *values, size_t n);
+
+/** A bar of a timeline: from x0 to x1 (same unit as the timeline's x), labelled. */
+struct pw_html_span {
+    double x0, x1;
+    const char *label; /* bars with the same label share a lane */
+    const char *cls;   /* "high", "medium", "low", "info" (colour), or NULL */
+};
+
+/** A patient's timeline chart; all x in one unit (e.g. seconds), ranging x0..x1. */
+struct pw_html_timeline {
+    const char *title;
+    double x0, x1;
+    const char *x0_label, *x1_label; /* written under the axis ends */
+    const double *score_x, *score_y; /* points, y 0-10 (left axis) */
+    size_t n_scores;
+    const double *step_x, *step_y; /* a step line (right axis, scaled to its largest value);
+                                      each rise is marked */
+    size_t n_steps;
+    const char *step_unit; /* "MME/day" */
+    const double *tick_x;  /* marks on a row of their own (rescue doses) */
+    size_t n_ticks;
+    const char *tick_label;
+    const struct pw_html_span *spans; /* bars under the chart, a lane per label */
+    size_t n_spans;
+};
+
+/** One inline SVG of @p t: scores as points, the step line, the ticks row and the span lanes. */
+void pw_html_svg_timeline(struct pw_html *h, const struct pw_html_timeline *t);
+
 #endif

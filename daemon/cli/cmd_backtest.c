@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* painwatch backtest: replay a FHIR export through the engine and the daemon's reconcile. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cmd.h"
+#include "core/backtest.h"
+#include "painwatch/conf.h"
+#include "painwatch/err.h"
+#include "painwatch/evaluate.h"
+#include "painwatch/terminology.h"
+
+struct bt_args {
+    const char *config, *from, *to, *step, *format, *out, *terminology, *scope, *synced, *lookback;
+    char **inputs;
+    int n_inputs;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: painwatch backtest [--config FILE] [--from T] [--to T] [--step 1h]\n"
+            "                          [--format text|json|html] [--out FILE]\n"
+            "                          [--terminology DIR] [--scope problem-list|cohort]\n"
+            "                          [--synced TYPE,...] [--lookback 14d|0] INPUT...\n"
+            "\n"
+            "Replays history through the rule engine and the daemon's reconcile: INPUT is a FHIR\n"
+            "Bulk Data export directory (*.ndjson, one file per resource type), NDJSON files or\n"
+            "Bundles. Each patient is evaluated, as the record stood, at every event time, at the\n"
+            "engine's due times and at each --step tick of the period (default: the input's\n"
+            "first to last time); findings become episodes as the daemon's Flags would. Prints\n"
+            "per rule: episodes, episodes per 100 patient-days, patients affected, median and\n"
+            "90th-percentile duration, per severity; per patient: the episodes. --config applies\n"
+            "the daemon's rules, pain_codes, factor_set, scope and terminology. A rule resting on\n"
+            "the absence of a type is off unless the input holds that type (or --synced names\n"
+            "it). A patient's record is what a daemon started at --from would hold: its first\n"
+            "sync's --lookback (default: the first configured server's lookback, else 14d; 0:\n"
+            "all history), the orders in force and active problems, and everything since.\n"
+            "Exit 0 done, 2 on usage errors or unreadable input (file:line named).\n");
+}
+
+static int parse_args(int argc, char **argv, struct bt_args *a)
+{
+    static const char *const names[] = {"--config",      "--from",    "--to",    "--step",
+                                        "--format",      "--out",     "--scope", "--synced",
+                                        "--terminology", "--lookback"};
+    const char **slots[] = {&a->config, &a->from,  &a->to,     &a->step,        &a->format,
+                            &a->out,    &a->scope, &a->synced, &a->terminology, &a->lookback};
+    int i = 1;
+
+    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+        const char *arg = argv[i];
+        size_t k = 0;
+
+        if (strcmp(arg, "--") == 0) {
+            i++;
+            break;
+        }
+        if (strcmp(arg, "--help") == 0) {
+            usage(stdout);
+            return 1;
+        }
+        for (; k < sizeof(names) / sizeof(names[0]); k++) {
+            size_t n = strlen(names[k]);
+            if (strncmp(arg, names[k], n) == 0 && (arg[n] == '\0' || arg[n] == '=')) {
+                *slots[k] = arg[n] == '=' ? arg + n + 1 : i + 1 < argc ? argv[++i] : NULL;
+                break;
+            }
+        }
+        if (k == sizeof(names) / sizeof(names[0]) || !*slots[k]) {
+            fprintf(stderr, "painwatch %s: %s '%s'\n", argv[0],
+                    k == sizeof(names) / sizeof(names[0]) ? "unknown option" : "no value for", arg);
+            return -1;
+        }
+    }
+    a->inputs = argv + i;
+    a->n_inputs = argc - i;
+    if (!a->format) {
+        a->format = "text";
+    }
+    if (strcmp(a->format, "text") && strcmp(a->format, "json") && strcmp(a->format, "html")) {
+        fprintf(stderr, "painwatch %s: --format must be text, json or html\n", argv[0]);
+        return -1;
+    }
+    if (a->n_inputs == 0) {
+        fprintf(stderr, "painwatch %s: no INPUT\n", argv[0]);
+        usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+/* --from / --to: RFC 3339 or a FHIR date; absent: PW_TIME_NONE. */
+static int parse_when(const char *name, const char *text, int64_t *out)
+{
+    *out = PW_TIME_NONE;
+    if (text && pw_fhir_parse_time(text, out) < 0) {
+        fprintf(stderr, "painwatch backtest: %s '%s' is not a FHIR date or date-time\n", name,
+                text);
+        return -1;
+    }
+    return 0;
+}
+
+/* --synced TYPE,... else the types the input holds. */
+static int synced_types(const char *list, unsigned in_input, struct pw_synced *out)
+{
+    char buf[512];
+
+    *out = (struct pw_synced){.known = true, .synced = in_input};
+    if (!list) {
+        return 0;
+    }
+    out->synced = 0;
+    pw_fhir_copy(buf, sizeof(buf), list);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (pw_res_type_bit(t) == 0) {
+            fprintf(stderr, "painwatch backtest: --synced: '%s' is not a type painwatch reads\n",
+                    t);
+            return -1;
+        }
+        out->synced |= pw_res_type_bit(t);
+    }
+    return 0;
+}
+
+/* The configuration, terminology and evaluator. @return 0 or -1 after a message. */
+static int setup(const struct bt_args *a, struct pw_conf **conf, struct pw_terminology **term,
+                 struct pw_evaluator **ev)
+{
+    const struct pw_conf_daemon *cd = NULL;
+    struct pw_conf_errors errs = {0};
+    char dir[4096], err[512] = "";
+
+    if (a->config) {
+        int rc = pw_conf_load_file(conf, a->config, &errs);
+        for (size_t i = 0; i < errs.n; i++) {
+            fprintf(stderr, "painwatch backtest: %s\n", errs.lines[i]);
+        }
+        pw_conf_errors_cleanup(&errs);
+        if (rc < 0) {
+            fprintf(stderr, "painwatch backtest: %s: %s\n", a->config, pw_strerror(rc));
+            return -1;
+        }
+        cd = pw_conf_daemon(*conf);
+    }
+    const char *tdir = a->terminology ? a->terminology : cd ? cd->terminology_dir : NULL;
+    if (tdir) {
+        pw_fhir_copy(dir, sizeof(dir), tdir);
+    } else if (pw_terminology_default_dir(dir, sizeof(dir)) < 0) {
+        fprintf(stderr, "painwatch backtest: terminology tables not found (--terminology DIR "
+                        "or PAINWATCH_TERMINOLOGY_DIR)\n");
+        return -1;
+    }
+    if (pw_terminology_load(term, dir, err, sizeof(err)) < 0 ||
+        (cd && pw_terminology_load_site(*term, cd->mme_route_factors_file, cd->dose_limits_file,
+                                        err, sizeof(err)) < 0)) {
+        fprintf(stderr, "painwatch backtest: terminology: %s\n", err);
+        return -1;
+    }
+    struct pw_eval_opts eo = {.cd = cd, .term = *term, .scope = a->scope};
+    if (pw_evaluator_new(ev, &eo, err, sizeof(err)) < 0) {
+        fprintf(stderr, "painwatch backtest: %s\n", err[0] ? err : "cannot build the engine");
+        return -1;
+    }
+    return 0;
+}
+
+int pw_cmd_backtest(int argc, char **argv)
+{
+    struct bt_args a = {0};
+    struct pw_conf *conf = NULL;
+    struct pw_terminology *term = NULL;
+    struct pw_evaluator *ev = NULL;
+    struct pw_bt_spool *sp = NULL;
+    struct pw_bt_result res = {0};
+    struct pw_bt_opts o = {0};
+    int64_t step_ms = 3600 * 1000;
+    json_t *doc = NULL;
+    char err[1024] = "";
+    int rc = parse_args(argc, argv, &a);
+
+    if (rc) {
+        return rc > 0 ? 0 : 2;
+    }
+    rc = 2;
+    if (parse_when("--from", a.from, &o.from) < 0 || parse_when("--to", a.to, &o.to) < 0) {
+        return 2;
+    }
+    if (a.step && (pw_conf_parse_duration(a.step, &step_ms) < 0 || step_ms < 1000)) {
+        fprintf(stderr, "painwatch backtest: --step '%s' is not a duration of 1s or more\n",
+                a.step);
+        return 2;
+    }
+    o.step = step_ms / 1000;
+    if (setup(&a, &conf, &term, &ev) < 0) {
+        goto out;
+    }
+    o.ev = ev;
+    o.lookback = 14 * 86400;
+    if (conf && pw_conf_daemon(conf)->n_servers > 0) {
+        /* the first server's source key (issue 20: the source adapter's own config) */
+        const char *lb = json_string_value(pw_conf_get(conf, "servers[0].lookback"));
+        int64_t ms = 0;
+        if (lb && pw_conf_parse_duration(lb, &ms) == 0) {
+            o.lookback = ms / 1000;
+        }
+    }
+    if (a.lookback) {
+        int64_t ms = 0;
+        if (strcmp(a.lookback, "0") != 0 && pw_conf_parse_duration(a.lookback, &ms) < 0) {
+            fprintf(stderr, "painwatch backtest: --lookback '%s' is not a duration\n", a.lookback);
+            goto out;
+        }
+        o.lookback = ms / 1000;
+    }
+    if (pw_bt_spool_new(&sp) < 0) {
+        fprintf(stderr, "painwatch backtest: cannot create the temporary spool file\n");
+        goto out;
+    }
+    for (int i = 0; i < a.n_inputs; i++) {
+        if (pw_bt_spool_add(sp, a.inputs[i], err, sizeof(err)) < 0) {
+            fprintf(stderr, "painwatch backtest: %s\n", err);
+            goto out;
+        }
+    }
+    if (synced_types(a.synced, pw_bt_spool_types(sp), &o.synced) < 0) {
+        goto out;
+    }
+    if (pw_backtest_run(sp, &o, &res, err, sizeof(err)) < 0) {
+        fprintf(stderr, "painwatch backtest: %s\n", err);
+        goto out;
+    }
+    res.factor_set = pw_engine_factor_set(ev->engine);
+    doc = pw_bt_result_json(&res);
+    if (!doc) {
+        fprintf(stderr, "painwatch backtest: out of memory\n");
+        goto out;
+    }
+    if (pw_bt_doc_write(doc, a.format, a.out, err, sizeof(err)) < 0) {
+        fprintf(stderr, "painwatch backtest: %s\n", err);
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(doc);
+    pw_bt_result_cleanup(&res);
+    pw_bt_spool_free(sp);
+    pw_evaluator_free(ev);
+    pw_terminology_free(term);
+    pw_conf_free(conf);
+    return rc;
+}

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Issue 22: the backtest (history replayed through the engine and the daemon's reconcile) and
+ * the alert-burden summary it shares with `painwatch report` (a shadow-mode period).
+ *
+ * Input (backtest_spool.c): FHIR Bulk Data export directories, NDJSON files and Bundles are read
+ * once, resource by resource, into a temporary SQLite file (an on-disk database deleted on
+ * close) keyed by patient; then patients are read back one at a time. Why a spool and not a byte
+ * offset index: an export is not ordered by patient (one file per type), and an index of every
+ * resource's offset grows with the export (60 M resources for 100,000 patients x 30 days), while
+ * the spool keeps in memory only SQLite's page cache and the patient being evaluated. The spool
+ * also settles repeated versions of a resource (the later versionId, else lastUpdated, else the
+ * later input wins) and keeps the resources no patient owns (Medication) for reference lookups.
+ */
+#ifndef PAINWATCH_CORE_BACKTEST_H
+#define PAINWATCH_CORE_BACKTEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "painwatch/fhir.h"
+#include "painwatch/finding.h"
+#include "painwatch/timeline.h"
+
+/* ---- input spool ------------------------------------------------------------------------ */
+
+struct pw_bt_spool;
+
+/** A new, empty spool (a temporary SQLite file). @return 0, PW_ENOMEM or PW_EIO. */
+int pw_bt_spool_new(struct pw_bt_spool **out);
+void pw_bt_spool_free(struct pw_bt_spool *sp);
+
+/**
+ * Read @p path into the spool: a directory (its *.ndjson files, in name order: a Bulk Data
+ * export), an NDJSON file, or a JSON document (a Bundle of any type, or one resource).
+ * @return 0, or -1 after writing a message naming the file and place (file:line, Bundle entry,
+ * resource id) into @p err.
+ */
+int pw_bt_spool_add(struct pw_bt_spool *sp, const char *path, char *err, size_t errlen);
+
+/** The PW_RES_* bits of the resource types read (what the export holds). */
+unsigned pw_bt_spool_types(const struct pw_bt_spool *sp);
+
+/** The earliest and latest clinical time of any resource read (PW_TIME_NONE when none). */
+void pw_bt_spool_span(const struct pw_bt_spool *sp, int64_t *first, int64_t *last);
+
+/**
+ * Called once per patient, in patient order: @p resources is the patient's resources (a JSON
+ * array, input order, borrowed for the call), @p refs resolves references among them and to the
+ * shared resources (Medication). A non-zero return stops the walk and is returned.
+ */
+typedef int pw_bt_patient_fn(void *arg, const char *patient, const json_t *resources,
+                             const struct pw_resolver *refs);
+
+/** Walk the patients (after the last pw_bt_spool_add). @return 0, an error, or fn's value. */
+int pw_bt_spool_each(struct pw_bt_spool *sp, pw_bt_patient_fn *fn, void *arg);
+
+/** How many patients the spool holds. */
+size_t pw_bt_spool_patients(struct pw_bt_spool *sp);
+
+/* ---- the summary (backtest and report) -------------------------------------------------- */
+
+/** One episode: a Flag that was active from start until end (PW_TIME_NONE: still open). */
+struct pw_bt_episode {
+    char rule[48];
+    char key[PW_KEY_MAX];
+    char patient[PW_REF_MAX];
+    enum pw_severity severity;
+    int64_t start;
+    int64_t end;
+};
+
+/** A point of a patient's chart (HTML timelines). */
+struct pw_bt_point {
+    int64_t at;
+    double value;
+};
+
+/** What the HTML report draws for one patient: kept for the top patients only. */
+struct pw_bt_chart {
+    char patient[PW_REF_MAX];
+    size_t n_episodes;
+    struct pw_bt_point *scores; /* pain scores 0-10 */
+    size_t n_scores;
+    struct pw_bt_point *mme; /* baseline MME/day, one point per change (a step line) */
+    size_t n_mme;
+    int64_t *rescue; /* rescue doses given (or rescue orders started) */
+    size_t n_rescue;
+};
+
+/** The whole result. Zero-initialise; free with pw_bt_result_cleanup(). */
+struct pw_bt_result {
+    const char *source; /* "backtest" or "report" (static) */
+    int64_t from, to;   /* the period summarised */
+    int64_t step;       /* backtest --step, seconds (0 for report) */
+    const char *factor_set;
+    size_t n_patients;
+    double patient_days;
+    size_t n_evaluations;
+    struct pw_bt_episode *ep; /* every episode, patient order, then start */
+    size_t n_ep, cap_ep;
+    struct pw_bt_chart *charts; /* the top patients by episodes (PW_BT_TOP at most) */
+    size_t n_charts;
+    size_t n_dq; /* data-quality events seen (backtest) */
+};
+
+#define PW_BT_TOP 10
+
+void pw_bt_result_cleanup(struct pw_bt_result *r);
+void pw_bt_chart_cleanup(struct pw_bt_chart *c);
+
+/** Append a copy of @p e. @return 0 or PW_ENOMEM. */
+int pw_bt_result_add_episode(struct pw_bt_result *r, const struct pw_bt_episode *e);
+
+/**
+ * Offer @p c (taken: zeroed on return) for the top patients: kept when it is among the PW_BT_TOP
+ * with most episodes (ties: patient order), else freed. @return 0 or PW_ENOMEM.
+ */
+int pw_bt_result_offer_chart(struct pw_bt_result *r, struct pw_bt_chart *c);
+
+/** Sort episodes (patient, start, rule, key): the order every output uses. */
+void pw_bt_result_sort(struct pw_bt_result *r);
+
+/**
+ * The summary as JSON: period, per rule (episodes, per 100 patient-days, patients affected,
+ * median and p90 duration in hours of the closed episodes, per severity), episodes opened per
+ * day, per patient the episode list. Deterministic. NULL on ENOMEM.
+ */
+json_t *pw_bt_result_json(const struct pw_bt_result *r);
+
+/** The summary (@p doc, from pw_bt_result_json()) as text for a terminal. */
+void pw_bt_doc_text(const json_t *doc, FILE *out);
+
+/**
+ * The summary (@p doc, from pw_bt_result_json()) as one self-contained HTML page: the per-rule
+ * burden table, a chart of episodes opened per day, and a timeline per top patient (pain scores,
+ * baseline MME step line with titration steps, rescue doses, episodes as bars by rule). Inline
+ * SVG written by html.c, no scripts, no external assets, A4 landscape print CSS. SVG charts:
+ * 1 + the top patients; table body rows: the rules + the top patients. Caller frees; NULL on
+ * ENOMEM.
+ */
+char *pw_bt_doc_html(const json_t *doc, size_t *len);
+
+/**
+ * Write @p doc as @p format ("text", "json", "html") to @p path (NULL or "-": stdout).
+ * @return 0, or -1 with @p err naming the file.
+ */
+int pw_bt_doc_write(const json_t *doc, const char *format, const char *path, char *err,
+                    size_t errlen);
+
+/**
+ * The summary of a shadow-mode period into @p out: episodes from the file sink's NDJSON
+ * @p sinks (create / reactivate open one, resolve closes it), severities from the audit trail's
+ * finding-raised records, patients and their first time seen from every audit record naming a
+ * patient (and the sink's lines). Without a sink file, the audit trail's finding-raised /
+ * finding-resolved records are the episodes. @p from / @p to: PW_TIME_NONE = the first / last
+ * time read. @return 0, or -1 with @p err naming file:line.
+ */
+int pw_bt_shadow_report(const char *const *sinks, size_t n_sinks, const char *const *audits,
+                        size_t n_audits, int64_t from, int64_t to, struct pw_bt_result *out,
+                        char *err, size_t errlen);
+
+/* ---- the backtest ------------------------------------------------------------------------ */
+
+struct pw_evaluator;
+
+/** What pw_backtest_run() replays. */
+struct pw_bt_opts {
+    const struct pw_evaluator *ev; /* the configuration's engine and normalization */
+    int64_t from, to;              /* the period; PW_TIME_NONE: the input's first / last time */
+    int64_t step;                  /* grid ticks and due-time spacing, seconds (> 0) */
+    struct pw_synced synced;       /* the types the export holds (rules resting on absence) */
+    int64_t lookback;              /* the daemon's first-sync lookback, seconds (0: all history) */
+};
+
+/**
+ * Replay every patient of @p sp: each patient's timeline is evaluated, as it stood (only events
+ * at or before the instant), at every event time, at the engine's due times (pw_eval_next_due:
+ * while time alone can change the findings, every @p o->step after an evaluation) and at each
+ * step tick of the period while the patient is live; findings are reconciled into episodes by
+ * pw_episodes_reconcile() (the daemon's reconcile). A tick when the patient is not live is
+ * skipped: the daemon does not re-evaluate then either, and the findings cannot differ.
+ * What the patient's record holds is what a daemon started at the period's start would hold:
+ * its first sync's window (@p o->lookback before the start, by the clinical date the search
+ * uses: Observation date, MedicationRequest authoredon, ServiceRequest authored, Condition
+ * recorded-date, else meta.lastUpdated), the orders in force and the active problems whatever
+ * their date, and everything dated or updated since.
+ * @return 0 or an error code (@p err says what).
+ */
+int pw_backtest_run(struct pw_bt_spool *sp, const struct pw_bt_opts *o, struct pw_bt_result *out,
+                    char *err, size_t errlen);
+
+#endif
