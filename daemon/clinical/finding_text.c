@@ -18,6 +18,14 @@
 #include "painwatch/err.h"
 #include "painwatch/sink.h"
 
+/*
+ * Rule titles come from the engine's registry. Weak references keep the sinks that use these
+ * texts, and so the configuration schema that lists the sinks, linkable without the engine (as
+ * conf_schema.c and sink_fhir_flag.c do); without the engine a text falls back to the rule id.
+ */
+#pragma weak pw_rule_find
+#pragma weak pw_rules_all
+
 #define XHTML_NS      "http://www.w3.org/1999/xhtml"
 #define NARRATIVE_MAX (16u * 1024u)
 #define SUMMARY_BUF   512
@@ -628,7 +636,7 @@ size_t pw_finding_summary(const struct pw_finding *f, const struct pw_timeline *
 {
     char buf[SUMMARY_BUF];
     const struct pw_rule_text *rt = pw_rule_text_find(f->rule);
-    const struct pw_rule *r = pw_rule_find(f->rule);
+    const struct pw_rule *r = pw_rule_find ? pw_rule_find(f->rule) : NULL;
 
     buf[0] = '\0';
     if (rt) {
@@ -733,7 +741,7 @@ static void ref_plain(const struct pw_ref *r, char *out, size_t cap)
 char *pw_finding_narrative(const struct pw_finding *f)
 {
     struct buf b = {.s = malloc(NARRATIVE_MAX), .cap = NARRATIVE_MAX};
-    const struct pw_rule *r = pw_rule_find(f->rule);
+    const struct pw_rule *r = pw_rule_find ? pw_rule_find(f->rule) : NULL;
     char t[40];
     char v[32];
 
@@ -826,7 +834,7 @@ char *pw_finding_narrative(const struct pw_finding *f)
 json_t *pw_rule_codesystem(const char *url)
 {
     size_t n = 0;
-    const struct pw_rule *const *rules = pw_rules_all(&n);
+    const struct pw_rule *const *rules = pw_rules_all ? pw_rules_all(&n) : NULL;
     json_t *concepts = json_array();
     json_t *cs;
 

@@ -440,7 +440,7 @@ int pw_episodes_reconcile(struct pw_flag_list *flags, const struct pw_finding *f
         if (!pw_rc_item_record(it, now, &rec)) {
             continue;
         }
-        if (it->action == PW_RC_CREATE) {
+        if (!it->flag) { /* CREATE, or the audit-only marker of a NOT_POSTED finding */
             flags->v[flags->n++] = rec;
             pl->v[i].flag = &flags->v[flags->n - 1];
         } else {

@@ -93,6 +93,11 @@ static int set_targets(struct pw_sink *sink, const struct pw_sink_conf *conf)
     } else if (sink->ops->remote || (t && strcmp(t, "auto") == 0)) {
         sink->target = NULL; /* auto: chosen from /metadata, pw_sink_choose_target() */
     } else {
+        /* A local sink configured as itself (file, a test sink) writes what the default target
+         * builds; shadow mode's file sink writes what the configured type would. */
+        if (t && strcmp(t, sink->ops->adapter.name) == 0 && !builder(t)) {
+            t = NULL;
+        }
         sink->target = builder(t ? t : "fhir-flag");
         if (!sink->target) {
             pw_log_err(SINK, "sink: unknown write target '%s'", t);
