@@ -414,6 +414,59 @@ static void test_episodes_reconcile(void **state)
     pw_timeline_cleanup(&tl);
 }
 
+/*
+ * Issue 21 with issue 20's reconcile: a finding below post_min_severity is audited once and
+ * remembered by an audit-only marker record (no Flag); reconciled again, it is kept, not audited
+ * again, and the posted findings beside it are episodes as usual.
+ */
+static void test_episodes_audit_only(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_eval_opts eo = {.term = fx->term, .scope = "cohort"};
+    struct pw_flag_list flags = {0};
+    struct pw_rc_plan plan = {0};
+    struct pw_timeline tl;
+    struct pw_findings fs = {0};
+    size_t audit_only = 0;
+
+    assert_int_equal(pw_evaluator_new(&fx->ev, &eo, NULL, 0), 0);
+    pw_engine_set_post_min(fx->ev->engine, PW_SEV_HIGH); /* every lower finding is audit-only */
+    eval_resources(fx->ev, fx->t0 + 3600, &tl, &fs);
+    for (size_t i = 0; i < fs.n; i++) {
+        audit_only += fs.v[i].audit_only;
+    }
+    assert_true(audit_only > 0);
+
+    assert_int_equal(pw_episodes_reconcile(&flags, fs.v, fs.n, fx->t0 + 3600, &plan), 0);
+    assert_int_equal(flags.n, fs.n);
+    for (size_t i = 0; i < plan.n; i++) {
+        const struct pw_flag_rec *rec = plan.v[i].flag;
+
+        assert_non_null(rec);
+        if (plan.v[i].finding->audit_only) {
+            assert_int_equal(plan.v[i].action, PW_RC_NOT_POSTED);
+            assert_int_equal(rec->state, PW_FLAG_RESOLVED);
+            assert_true(pw_rc_audit_only_marker(rec));
+        } else {
+            assert_int_equal(plan.v[i].action, PW_RC_CREATE);
+            assert_int_equal(rec->state, PW_FLAG_ACTIVE);
+        }
+    }
+    pw_rc_plan_cleanup(&plan);
+
+    /* Again: nothing new to audit or post. */
+    assert_int_equal(pw_episodes_reconcile(&flags, fs.v, fs.n, fx->t0 + 7200, &plan), 0);
+    assert_int_equal(flags.n, fs.n);
+    for (size_t i = 0; i < plan.n; i++) {
+        assert_int_equal(plan.v[i].action, PW_RC_KEEP);
+    }
+    pw_rc_plan_cleanup(&plan);
+
+    pw_flag_list_cleanup(&flags);
+    pw_findings_cleanup(&fs);
+    pw_timeline_cleanup(&tl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +478,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cap_from_resources_keeps_the_newest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_next_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_episodes_reconcile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_episodes_audit_only, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
