@@ -337,24 +337,54 @@ bool pw_engine_in_scope(const struct pw_engine *engine, const struct pw_timeline
     return false;
 }
 
-/* "Condition not synced (...)" for each bit of @p types. */
+/* Append @p piece when it fits whole in @p buf (never a cut word). @return true when added. */
+static bool append_whole(char *buf, size_t size, const char *piece)
+{
+    size_t len = strlen(buf);
+    size_t add = strlen(piece);
+
+    if (len + add + 1 > size) {
+        return false;
+    }
+    memcpy(buf + len, piece, add + 1);
+    return true;
+}
+
+/*
+ * "Observation, Condition not synced (not in resources); Flag refused by the server (HTTP
+ * 401/403)": the types of @p types grouped by why they are missing, whole names only.
+ */
 static void why_types(char *buf, size_t size, const struct pw_synced *s, unsigned types)
 {
-    const char *sep = "";
+    static const char *const whys[] = {
+        "refused by the server (HTTP 401/403)", "not advertised by the server",
+        "could not be read (its sync has not completed yet)", "not synced (not in resources)"};
+    unsigned by_why[4] = {0};
+
     for (unsigned i = 0; i < PW_RES_COUNT; i++) {
         unsigned bit = 1u << i;
-        if (!(types & bit)) {
-            continue;
+        if (types & bit) {
+            by_why[(s->refused & bit)        ? 0
+                   : (s->unadvertised & bit) ? 1
+                   : (s->unread & bit)       ? 2
+                                             : 3] |= bit;
         }
-        const char *why = (s->refused & bit)        ? "refused by the server (HTTP 401/403)"
-                          : (s->unadvertised & bit) ? "not advertised by the server"
-                          : (s->unread & bit) ? "could not be read (its sync has not completed yet)"
-                                              : "not synced (not in resources)";
-        size_t len = strlen(buf);
-        if (len < size) {
-            snprintf(buf + len, size - len, "%s%s %s", sep, res_names[i], why);
+    }
+    for (size_t w = 0; w < 4; w++) {
+        const char *sep = buf[0] ? "; " : "";
+        for (unsigned i = 0; i < PW_RES_COUNT; i++) {
+            if (by_why[w] & (1u << i)) {
+                char piece[64];
+                snprintf(piece, sizeof(piece), "%s%s", sep, res_names[i]);
+                (void)append_whole(buf, size, piece);
+                sep = ", ";
+            }
         }
-        sep = "; ";
+        if (by_why[w]) {
+            char piece[64];
+            snprintf(piece, sizeof(piece), " %s", whys[w]);
+            (void)append_whole(buf, size, piece);
+        }
     }
 }
 
@@ -379,24 +409,31 @@ int pw_engine_annotate(const struct pw_engine *engine, struct pw_timeline *tl, i
         return pw_timeline_add_dq(tl, &ev);
     }
     unsigned missing = 0;
-    char rules[160] = "";
+    size_t more = 0;
+    char rules[110] = "";
     for (size_t i = 0; i < N_RULES; i++) {
         unsigned m = engine->enabled[i] ? missing_types(registry[i], tl) : 0;
         if (m == 0) {
             continue;
         }
         missing |= m;
-        size_t len = strlen(rules);
-        if (len < sizeof(rules)) {
-            snprintf(rules + len, sizeof(rules) - len, "%s%s", len ? ", " : "", registry[i]->id);
+        /* whole rule ids while they fit, then a count: never a cut id */
+        char piece[128];
+        snprintf(piece, sizeof(piece), "%s%s", rules[0] ? ", " : "", registry[i]->id);
+        if (more > 0 || !append_whole(rules, sizeof(rules), piece)) {
+            more++;
         }
     }
     if (missing == 0) {
         return 0;
     }
-    char why[200] = "";
+    char why[120] = ""; /* with rules[110] and the words around: within ev.detail (256) */
     why_types(why, sizeof(why), &tl->synced, missing);
     snprintf(ev.code, sizeof(ev.code), "%s", PW_DQ_RULES_OFF);
-    snprintf(ev.detail, sizeof(ev.detail), "off: %.120s (%.120s)", rules, why);
+    if (more > 0) {
+        snprintf(ev.detail, sizeof(ev.detail), "off: %s and %zu more (%s)", rules, more, why);
+    } else {
+        snprintf(ev.detail, sizeof(ev.detail), "off: %s (%s)", rules, why);
+    }
     return pw_timeline_add_dq(tl, &ev);
 }

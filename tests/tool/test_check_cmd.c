@@ -472,6 +472,25 @@ static void test_scope_and_synced_types(void **state)
     json_decref(doc);
     run_free(&r);
 
+    /* Many rules off: whole rule ids and a count, every type named whole (the detail was cut
+     * mid-word at 120 characters: "reassessment-overdue-after-hig ... (not in re)"). */
+    run_check(AT " --scope cohort "
+                 "tests/daemon/clinical/rules/cases/pain-not-assessed-at-visit/"
+                 "observations-not-synced/input.json",
+              &r);
+    assert_int_equal(r.status, 0);
+    doc = json_loads(r.out, 0, NULL);
+    pa = json_array_get(json_object_get(doc, "patients"), 0);
+    d = find(json_object_get(pa, "data_quality"), "code", "rules-off-not-synced");
+    assert_non_null(d);
+    const char *detail = json_string_value(json_object_get(d, "detail"));
+    assert_non_null(strstr(detail, " more ("));
+    assert_non_null(strstr(detail, "ServiceRequest not synced (not in resources))"));
+    assert_non_null(strstr(detail, "reassessment-overdue-after-dose-change, ") ||
+                    strstr(detail, "reassessment-overdue-after-dose-change and "));
+    json_decref(doc);
+    run_free(&r);
+
     run_check(AT " --synced Observation,Nonsense " BUNDLE, &r);
     assert_int_equal(r.status, 2);
     run_free(&r);
