@@ -24,8 +24,8 @@
 #include "painwatch/log.h"
 #include "painwatch/metrics.h"
 #include "painwatch/normalize.h"
-#include "painwatch/source.h"
 #include "painwatch/store.h"
+#include "painwatch/sync.h"
 
 /* Servers whose cycle is under way (pages seen, on_cycle_end not yet): the configuration allows 64.
  */
