@@ -201,7 +201,7 @@ static int auth_test(const char *file, const char *only)
         const struct pw_conf_adapter_ref *ca = &s->auth;
         struct pw_http_server hs = pw_conf_server_http(s);
         char scope[512];
-        struct pw_auth_conf ac = pw_conf_server_auth(s, scope, sizeof(scope));
+        struct pw_auth_conf ac = pw_conf_server_auth(s, cd->sink.section, scope, sizeof(scope));
         struct pw_auth *auth = NULL;
 
         if (only && strcmp(only, s->name) != 0) {

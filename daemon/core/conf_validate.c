@@ -150,7 +150,7 @@ static void check_server(struct run *r, const struct pw_conf_daemon *cd, size_t 
     const struct pw_conf_adapter_ref *ca = &s->auth;
     struct pw_http_server hs = pw_conf_server_http(s);
     char scope[512];
-    struct pw_auth_conf ac = pw_conf_server_auth(s, scope, sizeof(scope));
+    struct pw_auth_conf ac = pw_conf_server_auth(s, cd->sink.section, scope, sizeof(scope));
     struct pw_cohort *cohort = NULL;
     struct pw_source *source = NULL;
     char key[KEY_MAX];
@@ -180,8 +180,8 @@ static void check_server(struct run *r, const struct pw_conf_daemon *cd, size_t 
         say(r, true, key, "server %s: %s", s->name, err[0] ? err : pw_strerror(rc));
     }
     err[0] = '\0';
-    rc = pw_source_from_conf(&source, json_array_get(r->servers, i), s, &cd->pain_codes, err,
-                             sizeof(err));
+    rc = pw_source_from_conf(&source, json_array_get(r->servers, i), s, &cd->pain_codes,
+                             cd->sink.section, err, sizeof(err));
     pw_source_free(source);
     if (rc < 0) {
         say(r, true, key, "server %s: %s", s->name, err[0] ? err : pw_strerror(rc));

@@ -460,11 +460,12 @@ static struct pw_synced synced_types(const struct pw_conf_daemon *cd)
 }
 
 /* The auth of server @p s into @p *out (NULL for type none). */
-static int make_auth(struct pw_http *http, const struct pw_conf_server *s, struct pw_auth **out)
+static int make_auth(struct pw_http *http, const struct pw_conf_server *s, const json_t *sink,
+                     struct pw_auth **out)
 {
     const struct pw_conf_adapter_ref *ca = &s->auth;
     char scope[512];
-    struct pw_auth_conf ac = pw_conf_server_auth(s, scope, sizeof(scope));
+    struct pw_auth_conf ac = pw_conf_server_auth(s, sink, scope, sizeof(scope));
     int rc;
 
     if (!ca->type || strcmp(ca->type, "none") == 0) {
@@ -495,7 +496,7 @@ static int build_endpoints(struct daemon *d)
             pw_log_err(HTTP, "server %s: %s", s->name, pw_strerror(rc));
             return rc;
         }
-        rc = make_auth(d->http, s, &d->auths[i]);
+        rc = make_auth(d->http, s, d->cd->sink.section, &d->auths[i]);
         if (rc < 0) {
             return rc;
         }
@@ -519,7 +520,7 @@ static int build_servers(struct daemon *d)
             return rc;
         }
         rc = pw_source_from_conf(&source, json_array_get(pw_conf_get(d->conf, "servers"), i), s,
-                                 &d->cd->pain_codes, err, sizeof(err));
+                                 &d->cd->pain_codes, d->cd->sink.section, err, sizeof(err));
         if (rc == 0) {
             pw_sync_conf_from_daemon(&sc, s);
             rc = pw_sync_add_server(d->sync, &sc, source, cohort, d->auths[i]);
@@ -1407,7 +1408,7 @@ static int make_auths(struct daemon *d, const struct pw_conf_daemon *ncd, struct
         return PW_ENOMEM;
     }
     for (size_t i = 0; i < ncd->n_servers; i++) {
-        int rc = make_auth(d->http, &ncd->servers[i], &auths[i]);
+        int rc = make_auth(d->http, &ncd->servers[i], ncd->sink.section, &auths[i]);
         if (rc < 0) {
             snprintf(why, cap, "servers[%zu].auth (server %s): %s", i, ncd->servers[i].name,
                      pw_strerror(rc));
@@ -1467,8 +1468,8 @@ static int make_sync_changes(struct daemon *d, const struct pw_conf *next,
         }
         rc = pw_cohort_new(&c->cohorts[i], s->cohort.section, err, sizeof(err));
         if (rc == 0) {
-            rc = pw_source_from_conf(&c->srcs[i], json_array_get(news, i), s, &ncd->pain_codes, err,
-                                     sizeof(err));
+            rc = pw_source_from_conf(&c->srcs[i], json_array_get(news, i), s, &ncd->pain_codes,
+                                     ncd->sink.section, err, sizeof(err));
             c->changed[i] = true;
         }
         if (rc < 0) {

@@ -232,4 +232,21 @@ const struct pw_sink_ops *pw_sink_choose_target(struct pw_sink *sink,
  */
 bool pw_sink_uses(const struct pw_sink *sink, const char *resource_type);
 
+/** issue 20 (r20): the FHIR resource types a configured sink writes to the server. */
+#define PW_SINK_WRITES_MAX 4
+struct pw_sink_writes {
+    const char *types[PW_SINK_WRITES_MAX]; /* "Flag", "DetectedIssue": static, the adapters' */
+    size_t n;
+    bool any; /* one of them suffices: the sink picks a writable one from /metadata (auto) */
+};
+
+/**
+ * What the sink configured by the effective `sink` section @p section (NULL: every key at its
+ * default) writes, or would write outside shadow mode: the types its adapter builds (a local
+ * sink: what its target builds; a remote one that builds none chooses among every adapter that
+ * does), and those of its per-rule targets (sink.rules). Core asks by section, never by adapter:
+ * the derived SMART scope and the /metadata check follow it.
+ */
+void pw_sink_conf_writes(const json_t *section, struct pw_sink_writes *out);
+
 #endif
