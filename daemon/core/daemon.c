@@ -1271,20 +1271,65 @@ static const char *const fixed_keys[] = {
 
 /* Server keys a reload applies: poll_interval and auth at once, the sync keys between cycles. */
 static const char *const server_live_keys[] = {"poll_interval", "auth"};
-static const char *const server_sync_keys[] = {"dialect",  "cohort",  "resources",
-                                               "lookback", "overlap", "type"};
+/* The sync keys: core's, and every key of the server's source adapter (its config_map). */
+static const char *const server_sync_keys[] = {"cohort", "resources", "type"};
 
-/* Whether the sync keys of servers @p a and @p b differ. */
-static bool sync_keys_differ(const json_t *a, const json_t *b)
+/* Whether @p key of server section @p s is a sync key (a reload rebuilds the source for it). */
+static bool is_sync_key(const json_t *s, const char *key)
 {
+    const struct pw_source_ops *ops = pw_source_find(json_string_value(json_object_get(s, "type")));
+
     for (size_t k = 0; k < PW_ARRAY_SIZE(server_sync_keys); k++) {
-        const json_t *x = json_object_get(a, server_sync_keys[k]);
-        const json_t *y = json_object_get(b, server_sync_keys[k]);
-        if ((x || y) && !(x && y && json_equal(x, y))) {
+        if (strcmp(key, server_sync_keys[k]) == 0) {
+            return true;
+        }
+    }
+    for (const struct pw_conf_field *f = ops ? ops->adapter.config_map : NULL; f && f->name; f++) {
+        if (strcmp(key, f->name) == 0) {
             return true;
         }
     }
     return false;
+}
+
+/* Whether a sync key of @p x (of server section @p a or @p b) differs in @p y. */
+static bool sync_key_differs(const json_t *a, const json_t *b, const json_t *x, const json_t *y)
+{
+    const char *key;
+    const json_t *v;
+
+    for (void *it = json_object_iter((json_t *)(uintptr_t)x); it;
+         it = json_object_iter_next((json_t *)(uintptr_t)x, it)) {
+        key = json_object_iter_key(it);
+        v = json_object_iter_value(it);
+        if ((is_sync_key(a, key) || is_sync_key(b, key)) &&
+            !json_equal(v, json_object_get(y, key))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether the sync keys of servers @p a and @p b differ. */
+static bool sync_keys_differ(const json_t *a, const json_t *b)
+{
+    return sync_key_differs(a, b, a, b) || sync_key_differs(a, b, b, a);
+}
+
+/* Remove the sync keys of @p a and @p b from @p x. */
+static void del_sync_keys(json_t *x, const json_t *a, const json_t *b)
+{
+    const char *key;
+    json_t *v;
+    void *tmp;
+
+    json_object_foreach_safe(x, tmp, key, v)
+    {
+        (void)v;
+        if (is_sync_key(a, key) || is_sync_key(b, key)) {
+            json_object_del(x, key);
+        }
+    }
 }
 
 /* The first server key that differs and cannot change at run time. */
@@ -1305,10 +1350,8 @@ static bool servers_differ(const json_t *a, const json_t *b, char *what, size_t 
             json_object_del(x, server_live_keys[k]);
             json_object_del(y, server_live_keys[k]);
         }
-        for (size_t k = 0; k < PW_ARRAY_SIZE(server_sync_keys); k++) {
-            json_object_del(x, server_sync_keys[k]);
-            json_object_del(y, server_sync_keys[k]);
-        }
+        del_sync_keys(x, json_array_get(a, i), json_array_get(b, i));
+        del_sync_keys(y, json_array_get(a, i), json_array_get(b, i));
         if (!json_equal(x, y)) {
             differ = true;
             snprintf(what, cap, "servers[%zu]", i);
