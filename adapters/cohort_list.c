@@ -192,12 +192,27 @@ static int list_refresh(struct pw_cohort *c, const struct pw_cohort_env *env, in
     return 1;
 }
 
+static void list_advise(const json_t *section, const char *path, pw_adapter_warn_fn *warn,
+                        void *arg)
+{
+    const char *file = json_string_value(json_object_get(section, "file"));
+    char text[4200];
+
+    snprintf(text, sizeof(text),
+             "a list cohort is not refreshed from the EHR: patients admitted later are not "
+             "watched until someone edits %s; prefer type: group (a census Group re-read "
+             "every refresh)",
+             file ? file : "the file");
+    warn(arg, path, text);
+}
+
 const struct pw_cohort_ops pw_cohort_list = {
     .adapter = {.name = "list",
                 .config_map = list_map,
                 .ctx_size = sizeof(struct list_ctx),
                 .check = list_check,
-                .help = "a file of patient references"},
+                .help = "a file of patient references",
+                .advise = list_advise},
     .open = list_open,
     .refresh = list_refresh,
     .close = NULL,

@@ -430,8 +430,9 @@ static int build_state(struct daemon *d)
 
 static int make_sink(const struct pw_conf_daemon *cd, struct pw_sink **out)
 {
-    int rc = pw_sink_from_conf(out, cd->sink.section, cd->shadow_mode ? "file" : NULL,
-                               cd->rule_code_system);
+    int rc =
+        pw_sink_from_conf(out, cd->sink.section, cd->shadow_mode ? pw_sink_shadow_type() : NULL,
+                          cd->rule_code_system);
 
     if (rc == 0 && cd->shadow_mode) {
         pw_log_notice(SINK, "shadow mode: Flags go to %s, nothing is written to the EHR",

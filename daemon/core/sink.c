@@ -486,3 +486,14 @@ void pw_sink_conf_writes(const json_t *section, struct pw_sink_writes *out)
     }
     json_decref(copy);
 }
+
+const char *pw_sink_shadow_type(void)
+{
+    for (size_t i = 0; i < PW_ADAPTERS_MAX && pw_sink_kind.adapters[i]; i++) {
+        const struct pw_sink_ops *ops = pw_adapter_ops(pw_sink_kind.adapters[i]);
+        if (ops->shadow) {
+            return ops->adapter.name;
+        }
+    }
+    return NULL;
+}
