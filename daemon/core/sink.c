@@ -92,11 +92,14 @@ static const struct pw_sink_ops *default_target(void)
 /* The sink's own target and the per-rule ones (issue 21). */
 static int set_targets(struct pw_sink *sink, const struct pw_sink_conf *conf)
 {
-    const char *t = conf->target && strcmp(conf->target, "file") != 0 ? conf->target : NULL;
+    const struct pw_adapter *ta = pw_adapter_find(&pw_sink_kind, conf->target);
+    const struct pw_sink_ops *tops = ta ? pw_adapter_ops(ta) : NULL;
+    /* A target naming a local sink (the section's own type in shadow mode) builds nothing. */
+    const char *t = tops && !tops->remote ? NULL : conf->target;
 
     if (sink->ops->resource_type) {
         sink->target = sink->ops;
-    } else if (sink->ops->remote || (t && strcmp(t, "auto") == 0)) {
+    } else if (sink->ops->remote || (tops && tops->remote && !tops->resource_type)) {
         sink->target = NULL; /* auto: chosen from /metadata, pw_sink_choose_target() */
     } else {
         /* A local sink configured as itself (file, a test sink) writes what the default target
