@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "painwatch/array.h"
 #include "painwatch/cohort.h"
 #include "painwatch/err.h"
 #include "painwatch/limits.h"
@@ -101,15 +102,9 @@ int pw_cohort_list_parse(const char *path, char ***out_ids, size_t *out_n, char 
             err = PW_E2BIG;
             goto fail;
         }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            char **grown = realloc(ids, ncap * sizeof(*ids));
-            if (!grown) {
-                err = PW_ENOMEM;
-                goto fail;
-            }
-            ids = grown;
-            cap = ncap;
+        if (pw_array_reserve_from(&ids, &cap, n + 1, sizeof(*ids), 64) != 0) {
+            err = PW_ENOMEM;
+            goto fail;
         }
         ids[n] = strdup(id);
         if (!ids[n]) {

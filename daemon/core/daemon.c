@@ -29,6 +29,7 @@
 #include "core/control.h"
 #include "core/outbox.h"
 #include "core/pipeline.h"
+#include "painwatch/array.h"
 #include "painwatch/audit.h"
 #include "painwatch/auth.h"
 #include "painwatch/cds_hooks.h"
@@ -290,13 +291,8 @@ static void audit_retain(struct daemon *d)
             continue;
         }
         r.mtime = st.st_mtime;
-        if (n == cap) {
-            struct rotated *grown = realloc(list, (cap ? 2 * cap : 16) * sizeof(*list));
-            if (!grown) {
-                break;
-            }
-            list = grown;
-            cap = cap ? 2 * cap : 16;
+        if (pw_array_reserve_from(&list, &cap, n + 1, sizeof(*list), 16) != 0) {
+            break;
         }
         list[n++] = r;
     }
