@@ -82,6 +82,9 @@ static void bearer_cleanup(struct pw_auth *auth)
     b->current = NULL;
 }
 
+/* What `painwatch auth test` and `painwatch jwks` read of the section. */
+static const struct pw_auth_keys tool_keys = {.token_file = "token_file"};
+
 const struct pw_auth_ops pw_auth_bearer = {
     .adapter = {.name = "bearer",
                 .config_map = bearer_map,
@@ -92,4 +95,5 @@ const struct pw_auth_ops pw_auth_bearer = {
     .refresh = NULL,
     .invalidate = bearer_invalidate,
     .cleanup = bearer_cleanup,
+    .keys = &tool_keys,
 };

@@ -138,6 +138,9 @@ static void cs_cleanup(struct pw_auth *auth)
     cs->secret = NULL;
 }
 
+/* What `painwatch auth test` and `painwatch jwks` read of the section. */
+static const struct pw_auth_keys tool_keys = {.client_id = "client_id", .token_url = "token_url"};
+
 const struct pw_auth_ops pw_auth_client_secret = {
     .adapter = {.name = "client-secret",
                 .config_map = cs_map,
@@ -149,4 +152,5 @@ const struct pw_auth_ops pw_auth_client_secret = {
     .refresh = cs_refresh,
     .invalidate = pw_auth_token_drop,
     .cleanup = cs_cleanup,
+    .keys = &tool_keys,
 };

@@ -330,6 +330,15 @@ static void smart_cleanup(struct pw_auth *auth)
     sm->key = NULL;
 }
 
+/* What `painwatch auth test` and `painwatch jwks` read of the section. */
+static const struct pw_auth_keys tool_keys = {
+    .client_id = "client_id",
+    .token_url = "token_url",
+    .key_file = "private_key_file",
+    .kid = "kid",
+    .alg = "alg",
+};
+
 const struct pw_auth_ops pw_auth_smart_backend = {
     .adapter = {.name = "smart-backend",
                 .config_map = smart_map,
@@ -342,4 +351,5 @@ const struct pw_auth_ops pw_auth_smart_backend = {
     .refresh = smart_refresh,
     .invalidate = pw_auth_token_drop,
     .cleanup = smart_cleanup,
+    .keys = &tool_keys,
 };

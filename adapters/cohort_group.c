@@ -237,12 +237,33 @@ static int group_refresh(struct pw_cohort *c, const struct pw_cohort_env *env, i
     return err;
 }
 
+/* A group re-read less often than this leaves new admissions unwatched for too long. */
+#define GROUP_REFRESH_WARN_MS (24 * 3600 * 1000LL)
+
+static void group_advise(const json_t *section, const char *path, pw_adapter_warn_fn *warn,
+                         void *arg)
+{
+    const char *refresh = json_string_value(json_object_get(section, "refresh"));
+    int64_t refresh_ms = 0;
+    char text[256];
+
+    if (refresh && pw_conf_parse_duration(refresh, &refresh_ms) == 0 &&
+        refresh_ms > GROUP_REFRESH_WARN_MS) {
+        snprintf(text, sizeof(text),
+                 "the Group is re-read only every %lld h: new patients wait that long to be "
+                 "watched",
+                 (long long)(refresh_ms / 3600000));
+        warn(arg, path, text);
+    }
+}
+
 const struct pw_cohort_ops pw_cohort_group = {
     .adapter = {.name = "group",
                 .config_map = group_map,
                 .ctx_size = sizeof(struct group_ctx),
                 .check = group_check,
-                .help = "the members of a FHIR Group, re-read every `refresh`"},
+                .help = "the members of a FHIR Group, re-read every `refresh`",
+                .advise = group_advise},
     .open = group_open,
     .refresh = group_refresh,
     .close = NULL,

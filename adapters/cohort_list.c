@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "painwatch/array.h"
 #include "painwatch/cohort.h"
 #include "painwatch/err.h"
 #include "painwatch/limits.h"
@@ -101,15 +102,9 @@ int pw_cohort_list_parse(const char *path, char ***out_ids, size_t *out_n, char 
             err = PW_E2BIG;
             goto fail;
         }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            char **grown = realloc(ids, ncap * sizeof(*ids));
-            if (!grown) {
-                err = PW_ENOMEM;
-                goto fail;
-            }
-            ids = grown;
-            cap = ncap;
+        if (pw_array_reserve_from(&ids, &cap, n + 1, sizeof(*ids), 64) != 0) {
+            err = PW_ENOMEM;
+            goto fail;
         }
         ids[n] = strdup(id);
         if (!ids[n]) {
@@ -192,12 +187,27 @@ static int list_refresh(struct pw_cohort *c, const struct pw_cohort_env *env, in
     return 1;
 }
 
+static void list_advise(const json_t *section, const char *path, pw_adapter_warn_fn *warn,
+                        void *arg)
+{
+    const char *file = json_string_value(json_object_get(section, "file"));
+    char text[4200];
+
+    snprintf(text, sizeof(text),
+             "a list cohort is not refreshed from the EHR: patients admitted later are not "
+             "watched until someone edits %s; prefer type: group (a census Group re-read "
+             "every refresh)",
+             file ? file : "the file");
+    warn(arg, path, text);
+}
+
 const struct pw_cohort_ops pw_cohort_list = {
     .adapter = {.name = "list",
                 .config_map = list_map,
                 .ctx_size = sizeof(struct list_ctx),
                 .check = list_check,
-                .help = "a file of patient references"},
+                .help = "a file of patient references",
+                .advise = list_advise},
     .open = list_open,
     .refresh = list_refresh,
     .close = NULL,

@@ -186,4 +186,5 @@ const struct pw_sink_ops pw_sink_file = {
     .update = file_update,
     .classify = file_classify,
     .write = file_write,
+    .shadow = true,
 };

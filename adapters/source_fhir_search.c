@@ -92,6 +92,7 @@ int pw_fhir_search_conf_init(struct pw_fhir_search_conf *conf, const char *name,
         return PW_ENOMEM;
     }
     conf->ntypes = 2;
+    conf->writes = (struct pw_sink_writes){.types = {"Flag"}, .n = 1};
     return 0;
 }
 
@@ -733,6 +734,9 @@ static int fs_init(void *ctx, const struct pw_source_env *env, char *errbuf, siz
     }
     if (!err && (!fs->conf.name || !fs->conf.base || fs->conf.ntypes == 0)) {
         err = PW_EINVAL;
+    }
+    if (!err && env->writes) {
+        fs->conf.writes = *env->writes;
     }
     if (fs->conf.pages_max == 0 || fs->conf.pages_max > PW_PAGES_PER_RUN_MAX) {
         fs->conf.pages_max = PW_PAGES_PER_RUN_MAX;

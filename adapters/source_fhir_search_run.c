@@ -16,7 +16,6 @@
 
 #include <jansson.h>
 
-#include "painwatch/check.h"
 #include "painwatch/err.h"
 #include "painwatch/fhir.h"
 #include "painwatch/fhir_search.h"

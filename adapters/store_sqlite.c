@@ -16,6 +16,7 @@
 
 #include <sqlite3.h>
 
+#include "painwatch/array.h"
 #include "painwatch/check.h"
 #include "painwatch/err.h"
 #include "painwatch/log.h"
@@ -1159,15 +1160,9 @@ static int sq_flags_of_patient(struct pw_store *st, const char *patient, struct 
     }
     bind_text(q, 1, patient);
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (out->n == out->cap) {
-            size_t cap = out->cap ? out->cap * 2 : 8;
-            struct pw_flag_rec *v = realloc(out->v, cap * sizeof(*v));
-            if (!v) {
-                err = PW_ENOMEM;
-                break;
-            }
-            out->v = v;
-            out->cap = cap;
+        if (PW_ARRAY_GROW(out) != 0) {
+            err = PW_ENOMEM;
+            break;
         }
         err = read_flag(q, &out->v[out->n]);
         if (err) {

@@ -5,6 +5,7 @@
  * start, and say in words what worked and what did not.
  */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,19 +75,23 @@ static const char *jstr(const json_t *o, const char *key)
     return s ? s : "?";
 }
 
-/* A key of the auth section as configured (NULL when unset). */
-static const char *akey(const struct pw_conf_server *s, const char *key)
+/* The key of the auth section its adapter declares at @p member of struct pw_auth_keys, as
+ * configured (NULL when unset or not the adapter's). */
+static const char *akey(const struct pw_conf_server *s, size_t member)
 {
-    return json_string_value(json_object_get(s->auth.section, key));
+    const struct pw_auth_keys *ak = pw_auth_keys_of(s->auth.type);
+    const char *key = ak ? *(const char *const *)(const void *)((const char *)ak + member) : NULL;
+
+    return key ? json_string_value(json_object_get(s->auth.section, key)) : NULL;
 }
 
 /* Step 1: a token. @return true when the server can be asked with credentials. */
 static bool test_token(uv_loop_t *loop, const struct pw_conf_server *s, struct pw_auth *auth)
 {
-    const char *client_id = akey(s, "client_id");
-    const char *token_url = akey(s, "token_url");
-    const char *token_file = akey(s, "token_file");
-    const char *kid = akey(s, "kid");
+    const char *client_id = akey(s, offsetof(struct pw_auth_keys, client_id));
+    const char *token_url = akey(s, offsetof(struct pw_auth_keys, token_url));
+    const char *token_file = akey(s, offsetof(struct pw_auth_keys, token_file));
+    const char *kid = akey(s, offsetof(struct pw_auth_keys, kid));
     struct probe p = {0};
     int rc;
 
@@ -201,7 +206,7 @@ static int auth_test(const char *file, const char *only)
         const struct pw_conf_adapter_ref *ca = &s->auth;
         struct pw_http_server hs = pw_conf_server_http(s);
         char scope[512];
-        struct pw_auth_conf ac = pw_conf_server_auth(s, scope, sizeof(scope));
+        struct pw_auth_conf ac = pw_conf_server_auth(s, cd->sink.section, scope, sizeof(scope));
         struct pw_auth *auth = NULL;
 
         if (only && strcmp(only, s->name) != 0) {

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cli/cmd.h"
+#include "painwatch/array.h"
 #include "painwatch/conf.h"
 #include "painwatch/engine.h"
 #include "painwatch/err.h"
@@ -140,13 +141,10 @@ static int read_input(const char *path, char **out, size_t *len)
                 rc = -1;
                 break;
             }
-            char *p = realloc(buf, cap * 2);
-            if (p == NULL) {
+            if (pw_array_reserve(&buf, &cap, cap * 2, 1) != 0) {
                 rc = -1;
                 break;
             }
-            buf = p;
-            cap *= 2;
         }
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;

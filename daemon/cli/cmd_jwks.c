@@ -17,6 +17,7 @@
 #include <openssl/pem.h>
 
 #include "cli/cmd.h"
+#include "painwatch/auth.h"
 #include "painwatch/conf.h"
 #include "painwatch/defaults.h"
 #include "painwatch/err.h"
@@ -176,13 +177,18 @@ static int from_config(const char *file, const char *only)
     const struct pw_conf_daemon *cd = pw_conf_daemon(conf);
     for (size_t i = 0; i < cd->n_servers && status == 0; i++) {
         const struct pw_conf_adapter_ref *ca = &cd->servers[i].auth;
-        const char *kid = json_string_value(json_object_get(ca->section, "kid"));
-        const char *key_file = json_string_value(json_object_get(ca->section, "private_key_file"));
-        const char *alg = json_string_value(json_object_get(ca->section, "alg"));
+        const struct pw_auth_keys *ak = pw_auth_keys_of(ca->type);
+        const char *kid =
+            ak && ak->kid ? json_string_value(json_object_get(ca->section, ak->kid)) : NULL;
+        const char *key_file = ak && ak->key_file
+                                   ? json_string_value(json_object_get(ca->section, ak->key_file))
+                                   : NULL;
+        const char *alg =
+            ak && ak->alg ? json_string_value(json_object_get(ca->section, ak->alg)) : NULL;
         bool seen = false;
 
-        if ((only && strcmp(only, cd->servers[i].name) != 0) || !ca->type ||
-            strcmp(ca->type, "smart-backend") != 0) {
+        /* The servers whose auth adapter signs with a private key (smart-backend). */
+        if ((only && strcmp(only, cd->servers[i].name) != 0) || !ak || !ak->key_file) {
             continue;
         }
         /* Servers sharing one registration list their key once. */

@@ -17,7 +17,6 @@
 #include "cli/cmd.h"
 #include "painwatch/conf.h"
 #include "painwatch/err.h"
-#include "painwatch/log.h"
 #include "painwatch/sink.h"
 #include "painwatch/store.h"
 

@@ -926,3 +926,11 @@ void pw_auth_invalidate(struct pw_auth *auth)
         auth->ops->invalidate(auth);
     }
 }
+
+const struct pw_auth_keys *pw_auth_keys_of(const char *type)
+{
+    const struct pw_adapter *a = pw_adapter_find(&pw_auth_kind, type);
+    const struct pw_auth_ops *ops = a ? pw_adapter_ops(a) : NULL;
+
+    return ops ? ops->keys : NULL;
+}

@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "core/conf_int.h"
+#include "painwatch/array.h"
 #include "painwatch/check.h"
 #include "painwatch/conf_map.h"
 #include "painwatch/err.h"
@@ -31,6 +32,7 @@ struct pw_conf {
     struct pw_conf_daemon daemon;
     void **allocs; /* arrays made by pw_conf_fill, freed with the conf */
     size_t n_allocs;
+    size_t allocs_cap;
 };
 
 /* ---- errors and positions ------------------------------------------------------------------ */
@@ -1338,13 +1340,12 @@ char *pw_conf_dump(const struct pw_conf *conf, bool mask)
 
 static void *arena_calloc(struct pw_conf *conf, size_t n, size_t size)
 {
-    void **grown = realloc(conf->allocs, (conf->n_allocs + 1) * sizeof(*grown));
     void *p;
 
-    if (!grown) {
+    if (pw_array_reserve(&conf->allocs, &conf->allocs_cap, conf->n_allocs + 1,
+                         sizeof(*conf->allocs)) != 0) {
         return NULL;
     }
-    conf->allocs = grown;
     p = calloc(n ? n : 1, size);
     if (p) {
         conf->allocs[conf->n_allocs++] = p;

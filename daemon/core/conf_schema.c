@@ -12,7 +12,6 @@
 
 #include "core/conf_int.h"
 #include "core/listen_addr.h"
-#include "painwatch/check.h"
 #include "painwatch/cohort.h"
 #include "painwatch/conf_map.h"
 #include "painwatch/defaults.h"

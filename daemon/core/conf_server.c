@@ -4,8 +4,13 @@
 
 #include <stdio.h>
 
-static const char *derived_scope(const struct pw_conf_server *s, char *buf, size_t size)
+#include "painwatch/sink.h"
+
+/* Read what is synced, read and write what the sink writes (pw_sink_conf_writes()). */
+static const char *derived_scope(const struct pw_conf_server *s, const json_t *sink, char *buf,
+                                 size_t size)
 {
+    struct pw_sink_writes w;
     size_t len = 0;
     int n = snprintf(buf, size, "system/Patient.read system/Group.read");
     len = n > 0 ? (size_t)n : 0;
@@ -13,8 +18,11 @@ static const char *derived_scope(const struct pw_conf_server *s, char *buf, size
         n = snprintf(buf + len, size - len, " system/%s.read", s->resources[k]);
         len += n > 0 ? (size_t)n : 0;
     }
-    if (len < size) {
-        snprintf(buf + len, size - len, " system/Flag.read system/Flag.write");
+    pw_sink_conf_writes(sink, &w);
+    for (size_t k = 0; k < w.n && len < size; k++) {
+        n = snprintf(buf + len, size - len, " system/%s.read system/%s.write", w.types[k],
+                     w.types[k]);
+        len += n > 0 ? (size_t)n : 0;
     }
     return buf;
 }
@@ -35,14 +43,14 @@ struct pw_http_server pw_conf_server_http(const struct pw_conf_server *s)
     };
 }
 
-struct pw_auth_conf pw_conf_server_auth(const struct pw_conf_server *s, char *scope_buf,
-                                        size_t scope_size)
+struct pw_auth_conf pw_conf_server_auth(const struct pw_conf_server *s, const json_t *sink,
+                                        char *scope_buf, size_t scope_size)
 {
     return (struct pw_auth_conf){
         .server = s->name,
         .fhir_base = s->base_url,
         .token_ca_file = s->ca_file,
-        .scope = derived_scope(s, scope_buf, scope_size),
+        .scope = derived_scope(s, sink, scope_buf, scope_size),
         .proxy = s->proxy,
         .section = s->auth.section,
     };

@@ -19,10 +19,12 @@ struct pw_http_server pw_conf_server_http(const struct pw_conf_server *s);
 /**
  * The auth adapter's settings for @p s: the server's, and the adapter's own config object
  * (servers[].auth). The scope an OAuth adapter requests when its section sets none is derived
- * from the server's resources (issue 17: read Patient, Group, each synced type and Flag, write
- * Flag), written into @p scope_buf. Strings are borrowed from @p s and @p scope_buf.
+ * from the server's resources (issue 17: read Patient, Group and each synced type) and from
+ * what the sink configured by @p sink (the effective `sink` section, pw_sink_conf_writes())
+ * writes: read and write each of its resource types (Flag, DetectedIssue), written into
+ * @p scope_buf. Strings are borrowed from @p s and @p scope_buf.
  */
-struct pw_auth_conf pw_conf_server_auth(const struct pw_conf_server *s, char *scope_buf,
-                                        size_t scope_size);
+struct pw_auth_conf pw_conf_server_auth(const struct pw_conf_server *s, const json_t *sink,
+                                        char *scope_buf, size_t scope_size);
 
 #endif

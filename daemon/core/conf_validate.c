@@ -36,9 +36,6 @@ static const char *const info_rules[] = {"pain-type-undocumented"};
 
 #define KEY_MAX 256 /* a configuration key path */
 
-/* A group re-read less often than this leaves new admissions unwatched for too long. */
-#define COHORT_REFRESH_WARN_MS (24 * 3600 * 1000LL)
-
 struct run {
     pw_conf_report_fn *report;
     void *arg;
@@ -150,7 +147,7 @@ static void check_server(struct run *r, const struct pw_conf_daemon *cd, size_t 
     const struct pw_conf_adapter_ref *ca = &s->auth;
     struct pw_http_server hs = pw_conf_server_http(s);
     char scope[512];
-    struct pw_auth_conf ac = pw_conf_server_auth(s, scope, sizeof(scope));
+    struct pw_auth_conf ac = pw_conf_server_auth(s, cd->sink.section, scope, sizeof(scope));
     struct pw_cohort *cohort = NULL;
     struct pw_source *source = NULL;
     char key[KEY_MAX];
@@ -180,8 +177,8 @@ static void check_server(struct run *r, const struct pw_conf_daemon *cd, size_t 
         say(r, true, key, "server %s: %s", s->name, err[0] ? err : pw_strerror(rc));
     }
     err[0] = '\0';
-    rc = pw_source_from_conf(&source, json_array_get(r->servers, i), s, &cd->pain_codes, err,
-                             sizeof(err));
+    rc = pw_source_from_conf(&source, json_array_get(r->servers, i), s, &cd->pain_codes,
+                             cd->sink.section, err, sizeof(err));
     pw_source_free(source);
     if (rc < 0) {
         say(r, true, key, "server %s: %s", s->name, err[0] ? err : pw_strerror(rc));
@@ -223,16 +220,25 @@ static void check_servers(struct run *r, const struct pw_conf_daemon *cd)
 /* The sink painwatchd would build (daemon.c build_sink()), without creating its file. */
 static void check_sink(struct run *r, const struct pw_conf_daemon *cd)
 {
-    const char *name = cd->shadow_mode ? "file" : cd->sink.type;
-    const char *file = json_string_value(json_object_get(cd->sink.section, "file"));
+    const char *name = cd->shadow_mode ? pw_sink_shadow_type() : cd->sink.type;
     const struct pw_adapter *a = pw_adapter_find(&pw_sink_kind, name);
+    char key[KEY_MAX];
 
     if (!a) {
         say(r, true, "sink.type", "unknown sink '%s'", name ? name : "(none)");
-    } else if (strcmp(name, "file") == 0 && (!file || !file[0])) {
-        say(r, true, "sink.file", "required: %s writes Flags to this file",
-            cd->shadow_mode ? "shadow mode" : "the file sink");
-    } else if (((const struct pw_sink_ops *)pw_adapter_ops(a))->remote && cd->n_servers == 0) {
+        return;
+    }
+    /* The files a local sink writes: a path set empty has nowhere to go. */
+    for (const struct pw_conf_field *f = a->config_map; f && f->name; f++) {
+        const char *v = json_string_value(json_object_get(cd->sink.section, f->name));
+        if (f->type == PW_CONF_PATH && (!v || !v[0])) {
+            snprintf(key, sizeof(key), "sink.%s", f->name);
+            say(r, true, key, "required: %s writes to this file (%s)",
+                cd->shadow_mode ? "shadow mode" : "the sink", f->help ? f->help : f->name);
+            return;
+        }
+    }
+    if (((const struct pw_sink_ops *)pw_adapter_ops(a))->remote && cd->n_servers == 0) {
         say(r, true, "servers", "the %s sink writes to the first server: none is set", name);
     }
 }
@@ -299,11 +305,37 @@ static bool rule_enabled(const struct pw_conf_daemon *cd, const char *rid)
     return !en || json_is_true(en);
 }
 
+static void warn_of_adapter(void *arg, const char *key, const char *text)
+{
+    say(arg, false, key, "%s", text);
+}
+
+/* The production risks the adapter configured at @p key says its section carries. */
+static void advise(struct run *r, const struct pw_adapter_kind *kind,
+                   const struct pw_conf_adapter_ref *ref, const char *key)
+{
+    const struct pw_adapter *a = pw_adapter_find(kind, ref->type);
+
+    if (a && a->advise) {
+        a->advise(ref->section, key, warn_of_adapter, r);
+    }
+}
+
 static void check_risks(struct run *r, const struct pw_conf_daemon *cd)
 {
     char key[KEY_MAX];
 
-    if (!cd->shadow_mode && cd->sink.type && strcmp(cd->sink.type, "fhir-flag") == 0) {
+    const struct pw_adapter *sa = pw_adapter_find(&pw_sink_kind, cd->sink.type);
+    const struct pw_sink_ops *sink = sa ? pw_adapter_ops(sa) : NULL;
+    struct pw_sink_writes w;
+    bool flags = false;
+
+    /* Flags written to charts: by a sink that writes them for certain (not auto's choice). */
+    pw_sink_conf_writes(cd->sink.section, &w);
+    for (size_t i = 0; i < w.n && !w.any; i++) {
+        flags = flags || strcmp(w.types[i], "Flag") == 0;
+    }
+    if (!cd->shadow_mode && sink && sink->remote && flags) {
         for (size_t i = 0; i < sizeof(info_rules) / sizeof(info_rules[0]); i++) {
             if (rule_enabled(cd, info_rules[i])) {
                 snprintf(key, sizeof(key), "rules.%s.enabled", info_rules[i]);
@@ -316,29 +348,12 @@ static void check_risks(struct run *r, const struct pw_conf_daemon *cd)
         }
     }
     for (size_t i = 0; i < cd->n_servers; i++) {
-        const struct pw_conf_adapter_ref *c = &cd->servers[i].cohort;
-        const char *file = json_string_value(json_object_get(c->section, "file"));
-        const char *refresh = json_string_value(json_object_get(c->section, "refresh"));
-        int64_t refresh_ms = 0;
-
-        if (refresh && pw_conf_parse_duration(refresh, &refresh_ms) != 0) {
-            refresh_ms = 0;
-        }
+        snprintf(key, sizeof(key), "servers[%zu].auth", i);
+        advise(r, &pw_auth_kind, &cd->servers[i].auth, key);
         snprintf(key, sizeof(key), "servers[%zu].cohort", i);
-        if (c->type && strcmp(c->type, "list") == 0) {
-            say(r, false, key,
-                "a list cohort is not refreshed from the EHR: patients admitted later are not "
-                "watched until someone edits %s; prefer type: group (a census Group re-read "
-                "every refresh)",
-                file ? file : "the file");
-        } else if (c->type && strcmp(c->type, "group") == 0 &&
-                   refresh_ms > COHORT_REFRESH_WARN_MS) {
-            say(r, false, key,
-                "the Group is re-read only every %lld h: new patients wait that long to be "
-                "watched",
-                (long long)(refresh_ms / 3600000));
-        }
+        advise(r, &pw_cohort_kind, &cd->servers[i].cohort, key);
     }
+    advise(r, &pw_sink_kind, &cd->sink, "sink");
 }
 
 int pw_conf_validate(const struct pw_conf *conf, pw_conf_report_fn *report, void *arg)

@@ -13,7 +13,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "painwatch/check.h"
 #include "painwatch/conf.h"
 #include "painwatch/err.h"
 #include "painwatch/log.h"

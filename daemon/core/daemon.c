@@ -29,6 +29,7 @@
 #include "core/control.h"
 #include "core/outbox.h"
 #include "core/pipeline.h"
+#include "painwatch/array.h"
 #include "painwatch/audit.h"
 #include "painwatch/auth.h"
 #include "painwatch/cds_hooks.h"
@@ -290,13 +291,8 @@ static void audit_retain(struct daemon *d)
             continue;
         }
         r.mtime = st.st_mtime;
-        if (n == cap) {
-            struct rotated *grown = realloc(list, (cap ? 2 * cap : 16) * sizeof(*list));
-            if (!grown) {
-                break;
-            }
-            list = grown;
-            cap = cap ? 2 * cap : 16;
+        if (pw_array_reserve_from(&list, &cap, n + 1, sizeof(*list), 16) != 0) {
+            break;
         }
         list[n++] = r;
     }
@@ -430,8 +426,9 @@ static int build_state(struct daemon *d)
 
 static int make_sink(const struct pw_conf_daemon *cd, struct pw_sink **out)
 {
-    int rc = pw_sink_from_conf(out, cd->sink.section, cd->shadow_mode ? "file" : NULL,
-                               cd->rule_code_system);
+    int rc =
+        pw_sink_from_conf(out, cd->sink.section, cd->shadow_mode ? pw_sink_shadow_type() : NULL,
+                          cd->rule_code_system);
 
     if (rc == 0 && cd->shadow_mode) {
         pw_log_notice(SINK, "shadow mode: Flags go to %s, nothing is written to the EHR",
@@ -460,11 +457,12 @@ static struct pw_synced synced_types(const struct pw_conf_daemon *cd)
 }
 
 /* The auth of server @p s into @p *out (NULL for type none). */
-static int make_auth(struct pw_http *http, const struct pw_conf_server *s, struct pw_auth **out)
+static int make_auth(struct pw_http *http, const struct pw_conf_server *s, const json_t *sink,
+                     struct pw_auth **out)
 {
     const struct pw_conf_adapter_ref *ca = &s->auth;
     char scope[512];
-    struct pw_auth_conf ac = pw_conf_server_auth(s, scope, sizeof(scope));
+    struct pw_auth_conf ac = pw_conf_server_auth(s, sink, scope, sizeof(scope));
     int rc;
 
     if (!ca->type || strcmp(ca->type, "none") == 0) {
@@ -495,7 +493,7 @@ static int build_endpoints(struct daemon *d)
             pw_log_err(HTTP, "server %s: %s", s->name, pw_strerror(rc));
             return rc;
         }
-        rc = make_auth(d->http, s, &d->auths[i]);
+        rc = make_auth(d->http, s, d->cd->sink.section, &d->auths[i]);
         if (rc < 0) {
             return rc;
         }
@@ -519,7 +517,7 @@ static int build_servers(struct daemon *d)
             return rc;
         }
         rc = pw_source_from_conf(&source, json_array_get(pw_conf_get(d->conf, "servers"), i), s,
-                                 &d->cd->pain_codes, err, sizeof(err));
+                                 &d->cd->pain_codes, d->cd->sink.section, err, sizeof(err));
         if (rc == 0) {
             pw_sync_conf_from_daemon(&sc, s);
             rc = pw_sync_add_server(d->sync, &sc, source, cohort, d->auths[i]);
@@ -1270,20 +1268,65 @@ static const char *const fixed_keys[] = {
 
 /* Server keys a reload applies: poll_interval and auth at once, the sync keys between cycles. */
 static const char *const server_live_keys[] = {"poll_interval", "auth"};
-static const char *const server_sync_keys[] = {"dialect",  "cohort",  "resources",
-                                               "lookback", "overlap", "type"};
+/* The sync keys: core's, and every key of the server's source adapter (its config_map). */
+static const char *const server_sync_keys[] = {"cohort", "resources", "type"};
 
-/* Whether the sync keys of servers @p a and @p b differ. */
-static bool sync_keys_differ(const json_t *a, const json_t *b)
+/* Whether @p key of server section @p s is a sync key (a reload rebuilds the source for it). */
+static bool is_sync_key(const json_t *s, const char *key)
 {
+    const struct pw_source_ops *ops = pw_source_find(json_string_value(json_object_get(s, "type")));
+
     for (size_t k = 0; k < PW_ARRAY_SIZE(server_sync_keys); k++) {
-        const json_t *x = json_object_get(a, server_sync_keys[k]);
-        const json_t *y = json_object_get(b, server_sync_keys[k]);
-        if ((x || y) && !(x && y && json_equal(x, y))) {
+        if (strcmp(key, server_sync_keys[k]) == 0) {
+            return true;
+        }
+    }
+    for (const struct pw_conf_field *f = ops ? ops->adapter.config_map : NULL; f && f->name; f++) {
+        if (strcmp(key, f->name) == 0) {
             return true;
         }
     }
     return false;
+}
+
+/* Whether a sync key of @p x (of server section @p a or @p b) differs in @p y. */
+static bool sync_key_differs(const json_t *a, const json_t *b, const json_t *x, const json_t *y)
+{
+    const char *key;
+    const json_t *v;
+
+    for (void *it = json_object_iter((json_t *)(uintptr_t)x); it;
+         it = json_object_iter_next((json_t *)(uintptr_t)x, it)) {
+        key = json_object_iter_key(it);
+        v = json_object_iter_value(it);
+        if ((is_sync_key(a, key) || is_sync_key(b, key)) &&
+            !json_equal(v, json_object_get(y, key))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether the sync keys of servers @p a and @p b differ. */
+static bool sync_keys_differ(const json_t *a, const json_t *b)
+{
+    return sync_key_differs(a, b, a, b) || sync_key_differs(a, b, b, a);
+}
+
+/* Remove the sync keys of @p a and @p b from @p x. */
+static void del_sync_keys(json_t *x, const json_t *a, const json_t *b)
+{
+    const char *key;
+    json_t *v;
+    void *tmp;
+
+    json_object_foreach_safe(x, tmp, key, v)
+    {
+        (void)v;
+        if (is_sync_key(a, key) || is_sync_key(b, key)) {
+            json_object_del(x, key);
+        }
+    }
 }
 
 /* The first server key that differs and cannot change at run time. */
@@ -1304,10 +1347,8 @@ static bool servers_differ(const json_t *a, const json_t *b, char *what, size_t 
             json_object_del(x, server_live_keys[k]);
             json_object_del(y, server_live_keys[k]);
         }
-        for (size_t k = 0; k < PW_ARRAY_SIZE(server_sync_keys); k++) {
-            json_object_del(x, server_sync_keys[k]);
-            json_object_del(y, server_sync_keys[k]);
-        }
+        del_sync_keys(x, json_array_get(a, i), json_array_get(b, i));
+        del_sync_keys(y, json_array_get(a, i), json_array_get(b, i));
         if (!json_equal(x, y)) {
             differ = true;
             snprintf(what, cap, "servers[%zu]", i);
@@ -1407,7 +1448,7 @@ static int make_auths(struct daemon *d, const struct pw_conf_daemon *ncd, struct
         return PW_ENOMEM;
     }
     for (size_t i = 0; i < ncd->n_servers; i++) {
-        int rc = make_auth(d->http, &ncd->servers[i], &auths[i]);
+        int rc = make_auth(d->http, &ncd->servers[i], ncd->sink.section, &auths[i]);
         if (rc < 0) {
             snprintf(why, cap, "servers[%zu].auth (server %s): %s", i, ncd->servers[i].name,
                      pw_strerror(rc));
@@ -1467,8 +1508,8 @@ static int make_sync_changes(struct daemon *d, const struct pw_conf *next,
         }
         rc = pw_cohort_new(&c->cohorts[i], s->cohort.section, err, sizeof(err));
         if (rc == 0) {
-            rc = pw_source_from_conf(&c->srcs[i], json_array_get(news, i), s, &ncd->pain_codes, err,
-                                     sizeof(err));
+            rc = pw_source_from_conf(&c->srcs[i], json_array_get(news, i), s, &ncd->pain_codes,
+                                     ncd->sink.section, err, sizeof(err));
             c->changed[i] = true;
         }
         if (rc < 0) {

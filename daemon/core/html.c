@@ -8,28 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "painwatch/array.h"
+
 static bool reserve(struct pw_html *h, size_t more)
 {
-    size_t want;
-    char *grown;
-
     if (h->failed) {
         return false;
     }
-    if (h->len + more + 1 <= h->cap) {
-        return true;
-    }
-    want = h->cap ? h->cap : 1024;
-    while (want < h->len + more + 1) {
-        want *= 2;
-    }
-    grown = realloc(h->buf, want);
-    if (!grown) {
+    if (pw_array_reserve_from(&h->buf, &h->cap, h->len + more + 1, 1, 1024) != 0) {
         h->failed = true;
         return false;
     }
-    h->buf = grown;
-    h->cap = want;
     return true;
 }
 

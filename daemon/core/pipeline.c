@@ -16,6 +16,7 @@
 
 #include "core/outbox.h"
 #include "core/reconcile.h"
+#include "painwatch/array.h"
 #include "painwatch/audit.h"
 #include "painwatch/engine.h"
 #include "painwatch/err.h"
@@ -24,8 +25,8 @@
 #include "painwatch/log.h"
 #include "painwatch/metrics.h"
 #include "painwatch/normalize.h"
-#include "painwatch/source.h"
 #include "painwatch/store.h"
+#include "painwatch/sync.h"
 
 /* Servers whose cycle is under way (pages seen, on_cycle_end not yet): the configuration allows 64.
  */
@@ -488,14 +489,8 @@ static int touched_add(struct touched *t, const char *patient)
     if (t->n > 0 && strcmp(t->v[t->n - 1], patient) == 0) {
         return 0;
     }
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 8;
-        void *v = realloc(t->v, cap * sizeof(*t->v));
-        if (!v) {
-            return PW_ENOMEM;
-        }
-        t->v = v;
-        t->cap = cap;
+    if (PW_ARRAY_GROW(t) != 0) {
+        return PW_ENOMEM;
     }
     pw_fhir_copy(t->v[t->n++], PW_REF_MAX, patient);
     return 0;

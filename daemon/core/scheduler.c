@@ -19,6 +19,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "painwatch/array.h"
 #include "painwatch/auth.h"
 #include "painwatch/capability.h"
 #include "painwatch/check.h"
@@ -94,6 +95,7 @@ struct pw_sync {
     struct pw_sync_consumer consumer;
     struct server **servers;
     size_t nservers;
+    size_t servers_cap;
     bool started;
     bool stopping;
     bool freeing;
@@ -771,11 +773,10 @@ int pw_sync_add_server(struct pw_sync *sync, const struct pw_sync_conf *conf,
         goto fail;
     }
     err = PW_ENOMEM;
-    struct server **grown = realloc(sync->servers, (sync->nservers + 1) * sizeof(sync->servers[0]));
-    if (!grown) {
+    if (pw_array_reserve(&sync->servers, &sync->servers_cap, sync->nservers + 1,
+                         sizeof(*sync->servers)) != 0) {
         goto fail;
     }
-    sync->servers = grown;
     srv = calloc(1, sizeof(*srv));
     if (!srv || !(srv->name = strdup(conf->name)) || !(srv->base = base_copy(conf->base))) {
         if (srv) {

@@ -83,14 +83,23 @@ static const struct pw_sink_ops *builder(const char *name)
     return ops && ops->resource_type ? ops : NULL;
 }
 
+/* The resource builder a local sink carries when it names none of its own. */
+static const struct pw_sink_ops *default_target(void)
+{
+    return builder("fhir-flag");
+}
+
 /* The sink's own target and the per-rule ones (issue 21). */
 static int set_targets(struct pw_sink *sink, const struct pw_sink_conf *conf)
 {
-    const char *t = conf->target && strcmp(conf->target, "file") != 0 ? conf->target : NULL;
+    const struct pw_adapter *ta = pw_adapter_find(&pw_sink_kind, conf->target);
+    const struct pw_sink_ops *tops = ta ? pw_adapter_ops(ta) : NULL;
+    /* A target naming a local sink (the section's own type in shadow mode) builds nothing. */
+    const char *t = tops && !tops->remote ? NULL : conf->target;
 
     if (sink->ops->resource_type) {
         sink->target = sink->ops;
-    } else if (sink->ops->remote || (t && strcmp(t, "auto") == 0)) {
+    } else if (sink->ops->remote || (tops && tops->remote && !tops->resource_type)) {
         sink->target = NULL; /* auto: chosen from /metadata, pw_sink_choose_target() */
     } else {
         /* A local sink configured as itself (file, a test sink) writes what the default target
@@ -98,7 +107,7 @@ static int set_targets(struct pw_sink *sink, const struct pw_sink_conf *conf)
         if (t && strcmp(t, sink->ops->adapter.name) == 0 && !builder(t)) {
             t = NULL;
         }
-        sink->target = builder(t ? t : "fhir-flag");
+        sink->target = t ? builder(t) : default_target();
         if (!sink->target) {
             pw_log_err(SINK, "sink: unknown write target '%s'", t);
             return PW_ECONFIG;
@@ -432,4 +441,62 @@ bool pw_sink_uses(const struct pw_sink *sink, const char *resource_type)
         }
     }
     return false;
+}
+
+static void writes_add(struct pw_sink_writes *w, const struct pw_sink_ops *ops)
+{
+    if (!ops || !ops->resource_type) {
+        return;
+    }
+    for (size_t i = 0; i < w->n; i++) {
+        if (strcmp(w->types[i], ops->resource_type) == 0) {
+            return;
+        }
+    }
+    if (w->n < PW_SINK_WRITES_MAX) {
+        w->types[w->n++] = ops->resource_type;
+    }
+}
+
+void pw_sink_conf_writes(const json_t *section, struct pw_sink_writes *out)
+{
+    const char *type = json_string_value(json_object_get(section, "type"));
+    const struct pw_adapter *a = type ? pw_adapter_find(&pw_sink_kind, type) : NULL;
+    const struct pw_sink_ops *ops = a ? pw_adapter_ops(a) : NULL;
+    const json_t *rules = json_object_get(section, "rules");
+
+    memset(out, 0, sizeof(*out));
+    if (ops && ops->resource_type) {
+        writes_add(out, ops);
+    } else if (ops && ops->remote) {
+        /* It chooses a builder from /metadata (pw_sink_choose_target()): any of them. */
+        out->any = true;
+        for (size_t i = 0; i < PW_ADAPTERS_MAX && pw_sink_kind.adapters[i]; i++) {
+            const struct pw_sink_ops *b = pw_adapter_ops(pw_sink_kind.adapters[i]);
+            writes_add(out, b->remote ? b : NULL);
+        }
+    } else {
+        writes_add(out, default_target());
+    }
+    /* sink.rules: {"<rule id>": "<builder>"}; jansson iterates only non-const objects. */
+    json_t *copy = json_is_object(rules) ? json_deep_copy(rules) : NULL;
+    const char *rule;
+    json_t *target;
+    json_object_foreach(copy, rule, target)
+    {
+        (void)rule;
+        writes_add(out, builder(json_string_value(target)));
+    }
+    json_decref(copy);
+}
+
+const char *pw_sink_shadow_type(void)
+{
+    for (size_t i = 0; i < PW_ADAPTERS_MAX && pw_sink_kind.adapters[i]; i++) {
+        const struct pw_sink_ops *ops = pw_adapter_ops(pw_sink_kind.adapters[i]);
+        if (ops->shadow) {
+            return ops->adapter.name;
+        }
+    }
+    return NULL;
 }

@@ -10,6 +10,7 @@
 
 #include "painwatch/conf.h"
 #include "painwatch/err.h"
+#include "painwatch/sink.h"
 
 /* The registry: one line per source adapter (conf_map.h, README "Adding an adapter"). */
 #define SOURCES(X) X(pw_source_fhir_search)
@@ -71,13 +72,16 @@ void pw_source_free(struct pw_source *src)
 
 int pw_source_from_conf(struct pw_source **out, const json_t *section,
                         const struct pw_conf_server *cs, const struct pw_conf_pain_codes *codes,
-                        char *errbuf, size_t errlen)
+                        const json_t *sink, char *errbuf, size_t errlen)
 {
-    struct pw_source_env env = {.section = section, .server = cs, .codes = codes};
+    struct pw_sink_writes writes;
+    struct pw_source_env env = {
+        .section = section, .server = cs, .codes = codes, .writes = &writes};
     const char *type = json_string_value(json_object_get(section, "type"));
     const struct pw_source_ops *ops = pw_source_find(type);
 
     *out = NULL;
+    pw_sink_conf_writes(sink, &writes);
     if (!ops) {
         snprintf(errbuf, errlen, "servers.%s.type: no source adapter '%s'", cs->name,
                  type ? type : "(none)");

@@ -96,7 +96,27 @@ struct pw_auth_ops {
     void (*invalidate)(struct pw_auth *auth);
     /** Release what init acquired; auth.c frees ctx. May be NULL. */
     void (*cleanup)(struct pw_auth *auth);
+    /** issue 20 (r20): what the tools show or publish of the section (auth test, jwks); NULL:
+     *  nothing. */
+    const struct pw_auth_keys *keys;
 };
+
+/**
+ * Which keys of an auth adapter's section hold what the tools need (`painwatch auth test`
+ * prints who asked for a token and where; `painwatch jwks` publishes the public half of a
+ * signing key). NULL members: the adapter has no such key.
+ */
+struct pw_auth_keys {
+    const char *client_id;  /* the client's registered id */
+    const char *token_url;  /* the token endpoint (unset: discovered) */
+    const char *token_file; /* a token sent as is */
+    const char *key_file;   /* the private key whose public half the EHR registers (JWKS) */
+    const char *kid;        /* its key id */
+    const char *alg;        /* its algorithm (optional: derived from the key) */
+};
+
+/** The keys the adapter @p type ("smart-backend", ...) declares, or NULL. */
+const struct pw_auth_keys *pw_auth_keys_of(const char *type);
 
 /**
  * The auth registry: smart-backend, client-secret, bearer, none (daemon/core/auth.c: one line per

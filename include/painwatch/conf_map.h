@@ -17,6 +17,9 @@
 
 #include "painwatch/conf.h"
 
+/** A production risk an adapter's advise() reports: a warning, not an error. */
+typedef void pw_adapter_warn_fn(void *arg, const char *key, const char *text);
+
 /**
  * An adapter's declaration: the first member of its ops struct (`.adapter = {...}`), so a
  * registry of pw_adapter pointers leads back to the ops (pw_adapter_ops()).
@@ -34,6 +37,12 @@ struct pw_adapter {
     /* Optional cross-field check of the effective section when this type is chosen. */
     pw_conf_check_fn *check;
     const char *help; /* one line: what this type does (`painwatch config describe`) */
+    /*
+     * Optional: the production risks of this type's effective section @p section (key path
+     * @p path), for `painwatch config check` and the daemon's startup validation: one @p warn
+     * call each (@p key the key path it is about, @p text what is wrong and what to do).
+     */
+    void (*advise)(const json_t *section, const char *path, pw_adapter_warn_fn *warn, void *arg);
 };
 
 /* Registered adapters per kind, built-in and pw_adapter_register()ed together. */

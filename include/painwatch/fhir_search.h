@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "painwatch/limits.h"
+#include "painwatch/sink.h"
 #include "painwatch/sync.h"
 
 /*
@@ -70,6 +71,9 @@ struct pw_fhir_search_conf {
     uint64_t overlap_ms;  /* window re-read below the cursor (clock skew, late commits) */
     uint64_t lookback_ms; /* first sync of a stream: clinical lookback */
     unsigned pages_max;   /* pages per query of a run, <= PW_PAGES_PER_RUN_MAX */
+    /* What painwatch writes here (the /metadata check warns when it is not advertised): the
+     * sink's (pw_source_env.writes); conf_init: Flag. */
+    struct pw_sink_writes writes;
 };
 
 /** Defaults: Observation (pain codes) and MedicationRequest, overlap 5 min, lookback 14 d. */

@@ -109,6 +109,9 @@ struct pw_sink_ops {
      * acknowledged by someone), "entered-in-error"; NULL when it says nothing usable.
      */
     const char *(*episode_status)(const json_t *res);
+    /* issue 20 (r20): true for the local sink shadow mode writes to, whatever sink.type says
+     * (pw_sink_shadow_type()); one adapter says so. */
+    bool shadow;
 };
 
 /** A configured sink. Fields are read-only after pw_sink_new(). */
@@ -231,5 +234,25 @@ const struct pw_sink_ops *pw_sink_choose_target(struct pw_sink *sink,
  * core asks by resource type, never by adapter.
  */
 bool pw_sink_uses(const struct pw_sink *sink, const char *resource_type);
+
+/** issue 20 (r20): the name of the sink shadow mode writes to (the one with .shadow), or NULL. */
+const char *pw_sink_shadow_type(void);
+
+/** issue 20 (r20): the FHIR resource types a configured sink writes to the server. */
+#define PW_SINK_WRITES_MAX 4
+struct pw_sink_writes {
+    const char *types[PW_SINK_WRITES_MAX]; /* "Flag", "DetectedIssue": static, the adapters' */
+    size_t n;
+    bool any; /* one of them suffices: the sink picks a writable one from /metadata (auto) */
+};
+
+/**
+ * What the sink configured by the effective `sink` section @p section (NULL: every key at its
+ * default) writes, or would write outside shadow mode: the types its adapter builds (a local
+ * sink: what its target builds; a remote one that builds none chooses among every adapter that
+ * does), and those of its per-rule targets (sink.rules). Core asks by section, never by adapter:
+ * the derived SMART scope and the /metadata check follow it.
+ */
+void pw_sink_conf_writes(const json_t *section, struct pw_sink_writes *out);
 
 #endif

@@ -26,6 +26,7 @@ struct pw_http_resp;
 struct pw_capability;
 struct pw_sync_source;
 struct pw_sync_unreadable;
+struct pw_sink_writes;
 struct pw_sync_health;
 
 /** What an adapter is built from. Borrowed for the init call only. */
@@ -38,6 +39,9 @@ struct pw_source_env {
     /* The adapter's own typed configuration when it is built in code rather than from the
      * configuration file (tests, tools); NULL: from @p server. Its type is the adapter's. */
     const void *typed;
+    /* issue 20 (r20): what the configured sink writes (sink.h), for the adapter's /metadata
+     * check; NULL: painwatch's default (Flag). */
+    const struct pw_sink_writes *writes;
 };
 
 /** One run of one stream: the driver's handle, valid until pw_source_run_end(). */
@@ -105,11 +109,12 @@ void pw_source_free(struct pw_source *src);
 /**
  * The source of configured server @p cs (conf.h) whose effective config object is @p section
  * (servers[i]: its "type" picks the adapter), with the site's pain @p codes (NULL: the built-in
- * ones). Caller owns *out. @return 0, PW_ECONFIG (errbuf names the key) or PW_ENOMEM.
+ * ones); @p sink, the effective `sink` section, says what painwatch writes there (the adapter's
+ * /metadata check). Caller owns *out. @return 0, PW_ECONFIG (errbuf names the key) or PW_ENOMEM.
  */
 int pw_source_from_conf(struct pw_source **out, const json_t *section,
                         const struct pw_conf_server *cs, const struct pw_conf_pain_codes *codes,
-                        char *errbuf, size_t errlen);
+                        const json_t *sink, char *errbuf, size_t errlen);
 
 /*
  * The driver's side of a run, for adapters. All on the loop thread.

@@ -102,7 +102,8 @@ static void source_conf(struct pw_conf *pc, bool site_codes, struct pw_fhir_sear
     char err[256] = "";
 
     if (pw_source_from_conf(&src, json_array_get(pw_conf_get(pc, "servers"), 0), &d->servers[0],
-                            site_codes ? &d->pain_codes : NULL, err, sizeof(err)) != 0) {
+                            site_codes ? &d->pain_codes : NULL, d->sink.section, err,
+                            sizeof(err)) != 0) {
         fail_msg("source: %s", err);
     }
     assert_ptr_equal(src->ops, &pw_source_fhir_search);
@@ -172,7 +173,7 @@ static void expect_conf_error(const char *yaml, const char *fragment)
         const struct pw_conf_daemon *d = pw_conf_daemon(pc);
         struct pw_source *src = NULL;
         rc = pw_source_from_conf(&src, json_array_get(pw_conf_get(pc, "servers"), 0),
-                                 &d->servers[0], &d->pain_codes, err, sizeof(err));
+                                 &d->servers[0], &d->pain_codes, d->sink.section, err, sizeof(err));
         assert_null(src);
     } else if (errs.n) {
         snprintf(err, sizeof(err), "%s", errs.lines[0]);

@@ -189,7 +189,7 @@ static inline void sh_source_yaml(const char *yaml, struct pw_conf **conf, struc
     pw_conf_errors_cleanup(&errs);
     const struct pw_conf_daemon *cd = pw_conf_daemon(*conf);
     if (pw_source_from_conf(out, json_array_get(pw_conf_get(*conf, "servers"), 0), &cd->servers[0],
-                            &cd->pain_codes, err, sizeof(err)) != 0) {
+                            &cd->pain_codes, cd->sink.section, err, sizeof(err)) != 0) {
         fail_msg("source: %s", err);
     }
     pw_sync_conf_from_daemon(sched, &cd->servers[0]);

@@ -522,7 +522,7 @@ static void test_source_declared_by_config(void **state)
     }
     const struct pw_conf_daemon *cd = pw_conf_daemon(conf);
     assert_int_equal(pw_source_from_conf(&src, json_array_get(pw_conf_get(conf, "servers"), 0),
-                                         &cd->servers[0], NULL, err, sizeof(err)),
+                                         &cd->servers[0], NULL, cd->sink.section, err, sizeof(err)),
                      0);
     assert_ptr_equal(src->ops, &toy_ops);
     assert_string_equal(((struct toy *)src->ctx)->label_copy, "shiny");
