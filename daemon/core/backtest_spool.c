@@ -51,7 +51,28 @@ struct pw_bt_spool {
     unsigned types;
     int64_t first, last;
     bool in_tx;
+    unsigned shard, n_shards; /* keep only the patients of this shard (n_shards 0 or 1: all) */
 };
+
+/* Whether @p patient belongs to @p sp's shard: FNV-1a of the reference, modulo the shards. */
+static bool in_shard(const struct pw_bt_spool *sp, const char *patient)
+{
+    uint32_t h = 2166136261u;
+
+    if (sp->n_shards <= 1) {
+        return true;
+    }
+    for (const unsigned char *p = (const unsigned char *)patient; *p; p++) {
+        h = (h ^ *p) * 16777619u;
+    }
+    return h % sp->n_shards == sp->shard;
+}
+
+void pw_bt_spool_shard(struct pw_bt_spool *sp, unsigned shard, unsigned n_shards)
+{
+    sp->shard = shard;
+    sp->n_shards = n_shards;
+}
 
 /* The resources normalize reads are the ones a patient is made of (not Claims, Provenance). */
 static bool patient_type(const char *type)
@@ -247,6 +268,9 @@ static int put_resource(struct pw_bt_spool *sp, const json_t *res, const char *f
         return rc;
     }
     note_time(sp, res);
+    if (!in_shard(sp, patient)) {
+        return 0; /* another worker's patient (types and period are noted for all) */
+    }
     text = json_dumps(res, JSON_COMPACT);
     if (!text) {
         return PW_ENOMEM;
