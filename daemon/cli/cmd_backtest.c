@@ -47,12 +47,12 @@ static void usage(FILE *out)
 
 static int parse_args(int argc, char **argv, struct bt_args *a)
 {
-    static const char *const names[] = {"--config",      "--from",    "--to",    "--step",
-                                        "--format",      "--out",     "--scope", "--synced",
+    static const char *const names[] = {"--config",      "--from",     "--to",    "--step",
+                                        "--format",      "--out",      "--scope", "--synced",
                                         "--terminology", "--lookback", "--jobs"};
-    const char **slots[] = {&a->config, &a->from,  &a->to,     &a->step,        &a->format,
-                            &a->out,    &a->scope, &a->synced, &a->terminology, &a->lookback,
-                            &a->jobs};
+    const char **slots[] = {&a->config,      &a->from,     &a->to,    &a->step,
+                            &a->format,      &a->out,      &a->scope, &a->synced,
+                            &a->terminology, &a->lookback, &a->jobs};
     int i = 1;
 
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
@@ -259,8 +259,10 @@ static int run_jobs(const struct bt_args *a, struct pw_bt_opts *o, unsigned jobs
     }
     for (unsigned k = 0; k < jobs; k++) {
         int status = 0;
-        if (pids[k] > 0 && (waitpid(pids[k], &status, 0) != pids[k] || !WIFEXITED(status) ||
-                            WEXITSTATUS(status) != 0) && rc == 0) {
+        if (pids[k] > 0 &&
+            (waitpid(pids[k], &status, 0) != pids[k] || !WIFEXITED(status) ||
+             WEXITSTATUS(status) != 0) &&
+            rc == 0) {
             snprintf(err, errlen, "worker %u of %u failed", k + 1, jobs);
             rc = PW_EIO;
         }

@@ -113,7 +113,7 @@ struct pw_bt_result {
     size_t n_ep, cap_ep;
     struct pw_bt_chart *charts; /* the top patients by episodes (PW_BT_TOP at most) */
     size_t n_charts;
-    size_t n_dq; /* data-quality events seen (backtest) */
+    size_t n_dq;    /* data-quality events seen (backtest) */
     int64_t live_s; /* backtest: the patients' seconds in the period (patient_days = / 86400) */
 };
 
