@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cli/cmd.h"
 #include "core/backtest.h"
@@ -12,7 +14,8 @@
 #include "painwatch/terminology.h"
 
 struct bt_args {
-    const char *config, *from, *to, *step, *format, *out, *terminology, *scope, *synced, *lookback;
+    const char *config, *from, *to, *step, *format, *out, *terminology, *scope, *synced, *lookback,
+        *jobs;
     char **inputs;
     int n_inputs;
 };
@@ -23,7 +26,7 @@ static void usage(FILE *out)
             "usage: painwatch backtest [--config FILE] [--from T] [--to T] [--step 1h]\n"
             "                          [--format text|json|html] [--out FILE]\n"
             "                          [--terminology DIR] [--scope problem-list|cohort]\n"
-            "                          [--synced TYPE,...] [--lookback 14d|0] INPUT...\n"
+            "                          [--synced TYPE,...] [--lookback 14d|0] [--jobs N] INPUT...\n"
             "\n"
             "Replays history through the rule engine and the daemon's reconcile: INPUT is a FHIR\n"
             "Bulk Data export directory (*.ndjson, one file per resource type), NDJSON files or\n"
@@ -37,16 +40,19 @@ static void usage(FILE *out)
             "it). A patient's record is what a daemon started at --from would hold: its first\n"
             "sync's --lookback (default: the first configured server's lookback, else 14d; 0:\n"
             "all history), the orders in force and active problems, and everything since.\n"
+            "--jobs N: worker processes (default: the number of CPUs), each replaying its share\n"
+            "of the patients; the output is the same for any N.\n"
             "Exit 0 done, 2 on usage errors or unreadable input (file:line named).\n");
 }
 
 static int parse_args(int argc, char **argv, struct bt_args *a)
 {
-    static const char *const names[] = {"--config",      "--from",    "--to",    "--step",
-                                        "--format",      "--out",     "--scope", "--synced",
-                                        "--terminology", "--lookback"};
-    const char **slots[] = {&a->config, &a->from,  &a->to,     &a->step,        &a->format,
-                            &a->out,    &a->scope, &a->synced, &a->terminology, &a->lookback};
+    static const char *const names[] = {"--config",      "--from",     "--to",    "--step",
+                                        "--format",      "--out",      "--scope", "--synced",
+                                        "--terminology", "--lookback", "--jobs"};
+    const char **slots[] = {&a->config,      &a->from,     &a->to,    &a->step,
+                            &a->format,      &a->out,      &a->scope, &a->synced,
+                            &a->terminology, &a->lookback, &a->jobs};
     int i = 1;
 
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
@@ -167,14 +173,123 @@ static int setup(const struct bt_args *a, struct pw_conf **conf, struct pw_termi
     return 0;
 }
 
+/* --jobs N (1-64); absent: the number of CPUs online. */
+static int parse_jobs(const char *text, unsigned *out)
+{
+    char *end = NULL;
+    long n;
+
+    if (!text) {
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+        *out = n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+        return 0;
+    }
+    n = strtol(text, &end, 10);
+    if (end == text || *end || n < 1 || n > 64) {
+        fprintf(stderr, "painwatch backtest: --jobs '%s' is not a number from 1 to 64\n", text);
+        return -1;
+    }
+    *out = (unsigned)n;
+    return 0;
+}
+
+/* One worker's share (@p shard of @p n_shards) of the patients: spooled and replayed. */
+static int run_shard(const struct bt_args *a, struct pw_bt_opts *o, unsigned shard,
+                     unsigned n_shards, struct pw_bt_result *res, char *err, size_t errlen)
+{
+    struct pw_bt_spool *sp = NULL;
+    int rc = pw_bt_spool_new(&sp);
+
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot create the temporary spool file");
+        return rc;
+    }
+    pw_bt_spool_shard(sp, shard, n_shards);
+    for (int i = 0; i < a->n_inputs && rc == 0; i++) {
+        rc = pw_bt_spool_add(sp, a->inputs[i], err, errlen) < 0 ? PW_EINVAL : 0;
+    }
+    /* --synced was checked before the workers started: this cannot fail */
+    if (rc == 0 && synced_types(a->synced, pw_bt_spool_types(sp), &o->synced) < 0) {
+        rc = PW_EINVAL;
+    }
+    rc = rc ? rc : pw_backtest_run(sp, o, res, err, errlen);
+    pw_bt_spool_free(sp);
+    return rc;
+}
+
+/*
+ * The backtest over @p jobs worker processes: worker k spools and replays the patients of shard
+ * k (pw_bt_spool_shard) into a temporary file; the parts are merged and sorted, so the result is
+ * the one of a single process. Processes, not threads: nothing of the engine or normalization
+ * is shared, whatever state it keeps. @return 0 or an error (@p err says what).
+ */
+static int run_jobs(const struct bt_args *a, struct pw_bt_opts *o, unsigned jobs,
+                    struct pw_bt_result *res, char *err, size_t errlen)
+{
+    FILE **parts;
+    pid_t *pids;
+    int rc = 0;
+
+    if (jobs <= 1) {
+        return run_shard(a, o, 0, 1, res, err, errlen);
+    }
+    parts = calloc(jobs, sizeof(*parts));
+    pids = calloc(jobs, sizeof(*pids));
+    if (!parts || !pids) {
+        free(parts);
+        free(pids);
+        snprintf(err, errlen, "out of memory");
+        return PW_ENOMEM;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    for (unsigned k = 0; k < jobs && rc == 0; k++) {
+        parts[k] = tmpfile();
+        pids[k] = parts[k] ? fork() : -1;
+        if (pids[k] == 0) {
+            struct pw_bt_result part = {0};
+            char perr[512] = "";
+            int prc = run_shard(a, o, k, jobs, &part, perr, sizeof(perr));
+            _exit(pw_bt_result_save(&part, prc, perr, parts[k]) == 0 ? 0 : 1);
+        }
+        if (pids[k] < 0) {
+            snprintf(err, errlen, "cannot start worker %u of %u", k + 1, jobs);
+            rc = PW_EIO;
+        }
+    }
+    for (unsigned k = 0; k < jobs; k++) {
+        int status = 0;
+        if (pids[k] > 0 &&
+            (waitpid(pids[k], &status, 0) != pids[k] || !WIFEXITED(status) ||
+             WEXITSTATUS(status) != 0) &&
+            rc == 0) {
+            snprintf(err, errlen, "worker %u of %u failed", k + 1, jobs);
+            rc = PW_EIO;
+        }
+    }
+    for (unsigned k = 0; k < jobs && rc == 0; k++) {
+        rc = pw_bt_result_merge(res, parts[k], err, errlen);
+    }
+    for (unsigned k = 0; k < jobs; k++) {
+        if (parts[k]) {
+            fclose(parts[k]);
+        }
+    }
+    free(parts);
+    free(pids);
+    res->source = "backtest";
+    pw_bt_result_sort(res);
+    return rc;
+}
+
 int pw_cmd_backtest(int argc, char **argv)
 {
     struct bt_args a = {0};
     struct pw_conf *conf = NULL;
     struct pw_terminology *term = NULL;
     struct pw_evaluator *ev = NULL;
-    struct pw_bt_spool *sp = NULL;
     struct pw_bt_result res = {0};
+    unsigned jobs = 1;
     struct pw_bt_opts o = {0};
     int64_t step_ms = 3600 * 1000;
     json_t *doc = NULL;
@@ -215,20 +330,13 @@ int pw_cmd_backtest(int argc, char **argv)
         }
         o.lookback = ms / 1000;
     }
-    if (pw_bt_spool_new(&sp) < 0) {
-        fprintf(stderr, "painwatch backtest: cannot create the temporary spool file\n");
+    if (synced_types(a.synced, 0, &o.synced) < 0) {
         goto out;
     }
-    for (int i = 0; i < a.n_inputs; i++) {
-        if (pw_bt_spool_add(sp, a.inputs[i], err, sizeof(err)) < 0) {
-            fprintf(stderr, "painwatch backtest: %s\n", err);
-            goto out;
-        }
-    }
-    if (synced_types(a.synced, pw_bt_spool_types(sp), &o.synced) < 0) {
+    if (parse_jobs(a.jobs, &jobs) < 0) {
         goto out;
     }
-    if (pw_backtest_run(sp, &o, &res, err, sizeof(err)) < 0) {
+    if (run_jobs(&a, &o, jobs, &res, err, sizeof(err)) < 0) {
         fprintf(stderr, "painwatch backtest: %s\n", err);
         goto out;
     }
@@ -246,7 +354,6 @@ int pw_cmd_backtest(int argc, char **argv)
 out:
     json_decref(doc);
     pw_bt_result_cleanup(&res);
-    pw_bt_spool_free(sp);
     pw_evaluator_free(ev);
     pw_terminology_free(term);
     pw_conf_free(conf);

@@ -474,7 +474,7 @@ static int on_patient(void *arg, const char *patient, const json_t *resources,
         if (first != PW_TIME_NONE && lo <= run->to) {
             size_t n0 = run->out->n_ep;
             run->out->n_patients++;
-            run->out->patient_days += (double)(run->to - lo) / 86400.0;
+            run->out->live_s += run->to - lo; /* summed exactly: the same for any --jobs */
             rc = replay(run, &tl, lo, run->to);
             if (rc == 0 && may_be_top(run->out, run->out->n_ep - n0)) {
                 struct pw_bt_chart c = {.n_episodes = run->out->n_ep - n0};
@@ -521,6 +521,7 @@ int pw_backtest_run(struct pw_bt_spool *sp, const struct pw_bt_opts *o, struct p
     if (rc && !err[0]) {
         snprintf(err, errlen, "reading the input back: %s", pw_strerror(rc));
     }
+    out->patient_days = (double)out->live_s / 86400.0;
     pw_bt_result_sort(out);
     return rc;
 }

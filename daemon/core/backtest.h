@@ -42,6 +42,14 @@ void pw_bt_spool_free(struct pw_bt_spool *sp);
  */
 int pw_bt_spool_add(struct pw_bt_spool *sp, const char *path, char *err, size_t errlen);
 
+/**
+ * Keep only the patients of shard @p shard of @p n_shards (before the first pw_bt_spool_add): a
+ * patient's shard is a hash of its reference, so each worker of a --jobs run spools and replays
+ * its own patients. Resource types and the period (pw_bt_spool_types, pw_bt_spool_span) and the
+ * shared resources still come from every resource read, so they are the same in every shard.
+ */
+void pw_bt_spool_shard(struct pw_bt_spool *sp, unsigned shard, unsigned n_shards);
+
 /** The PW_RES_* bits of the resource types read (what the export holds). */
 unsigned pw_bt_spool_types(const struct pw_bt_spool *sp);
 
@@ -105,7 +113,8 @@ struct pw_bt_result {
     size_t n_ep, cap_ep;
     struct pw_bt_chart *charts; /* the top patients by episodes (PW_BT_TOP at most) */
     size_t n_charts;
-    size_t n_dq; /* data-quality events seen (backtest) */
+    size_t n_dq;    /* data-quality events seen (backtest) */
+    int64_t live_s; /* backtest: the patients' seconds in the period (patient_days = / 86400) */
 };
 
 #define PW_BT_TOP 10
@@ -121,6 +130,20 @@ int pw_bt_result_add_episode(struct pw_bt_result *r, const struct pw_bt_episode 
  * with most episodes (ties: patient order), else freed. @return 0 or PW_ENOMEM.
  */
 int pw_bt_result_offer_chart(struct pw_bt_result *r, struct pw_bt_chart *c);
+
+/**
+ * Write @p r (a worker's part of a --jobs run, @p rc and @p err its outcome) to @p f, a file
+ * read back by pw_bt_result_merge() in a process of the same binary. @return 0 or PW_EIO.
+ */
+int pw_bt_result_save(const struct pw_bt_result *r, int rc, const char *err, FILE *f);
+
+/**
+ * Add the part saved in @p f (from its start) to @p into: counts summed, episodes appended,
+ * charts offered (the top patients do not depend on the order parts are merged in). Call
+ * pw_bt_result_sort() after the last part. @return 0, the worker's error (@p err says what),
+ * or PW_EIO / PW_ENOMEM.
+ */
+int pw_bt_result_merge(struct pw_bt_result *into, FILE *f, char *err, size_t errlen);
 
 /** Sort episodes (patient, start, rule, key): the order every output uses. */
 void pw_bt_result_sort(struct pw_bt_result *r);

@@ -73,6 +73,105 @@ int pw_bt_result_offer_chart(struct pw_bt_result *r, struct pw_bt_chart *c)
     return 0;
 }
 
+/* ---- a worker's part (--jobs) ------------------------------------------------------------ */
+
+/* What precedes a part's episodes and charts (the same binary writes and reads it). */
+struct part_head {
+    int rc;
+    char err[512];
+    int64_t from, to, step, live_s;
+    size_t n_patients, n_evaluations, n_dq, n_ep, n_charts;
+};
+
+static bool put(FILE *f, const void *p, size_t size, size_t n)
+{
+    return n == 0 || fwrite(p, size, n, f) == n;
+}
+
+int pw_bt_result_save(const struct pw_bt_result *r, int rc, const char *err, FILE *f)
+{
+    struct part_head h = {.rc = rc,
+                          .from = r->from,
+                          .to = r->to,
+                          .step = r->step,
+                          .live_s = r->live_s,
+                          .n_patients = r->n_patients,
+                          .n_evaluations = r->n_evaluations,
+                          .n_dq = r->n_dq,
+                          .n_ep = r->n_ep,
+                          .n_charts = r->n_charts};
+    bool ok;
+
+    snprintf(h.err, sizeof(h.err), "%s", err ? err : "");
+    ok = put(f, &h, sizeof(h), 1) && put(f, r->ep, sizeof(*r->ep), r->n_ep);
+    for (size_t i = 0; ok && i < r->n_charts; i++) {
+        const struct pw_bt_chart *c = &r->charts[i];
+        ok = put(f, c, sizeof(*c), 1) && put(f, c->scores, sizeof(*c->scores), c->n_scores) &&
+             put(f, c->mme, sizeof(*c->mme), c->n_mme) &&
+             put(f, c->rescue, sizeof(*c->rescue), c->n_rescue);
+    }
+    return ok && fflush(f) == 0 ? 0 : PW_EIO;
+}
+
+/* Read @p n elements of @p size into a new array *@p out (NULL when n is 0). */
+static int get_array(FILE *f, void **out, size_t size, size_t n)
+{
+    *out = NULL;
+    if (n == 0) {
+        return 0;
+    }
+    *out = calloc(n, size);
+    if (!*out) {
+        return PW_ENOMEM;
+    }
+    return fread(*out, size, n, f) == n ? 0 : PW_EIO;
+}
+
+int pw_bt_result_merge(struct pw_bt_result *into, FILE *f, char *err, size_t errlen)
+{
+    struct part_head h;
+    int rc = 0;
+
+    if (fseek(f, 0, SEEK_SET) != 0 || fread(&h, sizeof(h), 1, f) != 1) {
+        snprintf(err, errlen, "a worker's result is unreadable");
+        return PW_EIO;
+    }
+    if (h.rc) {
+        snprintf(err, errlen, "%s", h.err);
+        return h.rc;
+    }
+    into->from = h.from;
+    into->to = h.to;
+    into->step = h.step;
+    into->live_s += h.live_s;
+    into->patient_days = (double)into->live_s / DAY_S;
+    into->n_patients += h.n_patients;
+    into->n_evaluations += h.n_evaluations;
+    into->n_dq += h.n_dq;
+    for (size_t i = 0; i < h.n_ep && rc == 0; i++) {
+        struct pw_bt_episode e;
+        rc = fread(&e, sizeof(e), 1, f) == 1 ? pw_bt_result_add_episode(into, &e) : PW_EIO;
+    }
+    for (size_t i = 0; i < h.n_charts && rc == 0; i++) {
+        struct pw_bt_chart c;
+        if (fread(&c, sizeof(c), 1, f) != 1) {
+            rc = PW_EIO;
+            break;
+        }
+        c.scores = c.mme = NULL; /* the writer's pointers */
+        c.rescue = NULL;
+        rc = get_array(f, (void **)&c.scores, sizeof(*c.scores), c.n_scores);
+        rc = rc ? rc : get_array(f, (void **)&c.mme, sizeof(*c.mme), c.n_mme);
+        rc = rc ? rc : get_array(f, (void **)&c.rescue, sizeof(*c.rescue), c.n_rescue);
+        rc = rc ? rc : pw_bt_result_offer_chart(into, &c);
+        pw_bt_chart_cleanup(&c);
+    }
+    if (rc) {
+        snprintf(err, errlen, "merging a worker's result: %s", pw_strerror(rc));
+    }
+    return rc;
+}
+
 static int cmp_episode(const void *a, const void *b)
 {
     const struct pw_bt_episode *x = a, *y = b;

@@ -51,7 +51,28 @@ struct pw_bt_spool {
     unsigned types;
     int64_t first, last;
     bool in_tx;
+    unsigned shard, n_shards; /* keep only the patients of this shard (n_shards 0 or 1: all) */
 };
+
+/* Whether @p patient belongs to @p sp's shard: FNV-1a of the reference, modulo the shards. */
+static bool in_shard(const struct pw_bt_spool *sp, const char *patient)
+{
+    uint32_t h = 2166136261u;
+
+    if (sp->n_shards <= 1) {
+        return true;
+    }
+    for (const unsigned char *p = (const unsigned char *)patient; *p; p++) {
+        h = (h ^ *p) * 16777619u;
+    }
+    return h % sp->n_shards == sp->shard;
+}
+
+void pw_bt_spool_shard(struct pw_bt_spool *sp, unsigned shard, unsigned n_shards)
+{
+    sp->shard = shard;
+    sp->n_shards = n_shards;
+}
 
 /* The resources normalize reads are the ones a patient is made of (not Claims, Provenance). */
 static bool patient_type(const char *type)
@@ -247,6 +268,9 @@ static int put_resource(struct pw_bt_spool *sp, const json_t *res, const char *f
         return rc;
     }
     note_time(sp, res);
+    if (!in_shard(sp, patient)) {
+        return 0; /* another worker's patient (types and period are noted for all) */
+    }
     text = json_dumps(res, JSON_COMPACT);
     if (!text) {
         return PW_ENOMEM;
@@ -408,6 +432,33 @@ static bool ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+/* Documents up to this size are read whole and parsed from memory. */
+#define SPOOL_DOCUMENT_IN_MEMORY_MAX (64u << 20)
+
+/* @p f (at its start) whole into *@p buf when it is at most SPOOL_DOCUMENT_IN_MEMORY_MAX bytes,
+ * else (or on a read error) -1 with @p f back at its start. */
+static int read_small(FILE *f, char **buf, size_t *len)
+{
+    struct stat st;
+
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0 ||
+        (uint64_t)st.st_size > SPOOL_DOCUMENT_IN_MEMORY_MAX) {
+        return -1;
+    }
+    *buf = malloc((size_t)st.st_size + 1);
+    if (!*buf) {
+        return -1;
+    }
+    *len = fread(*buf, 1, (size_t)st.st_size, f);
+    if (ferror(f) || fgetc(f) != EOF) {
+        free(*buf);
+        *buf = NULL;
+        rewind(f);
+        return -1;
+    }
+    return 0;
+}
+
 /*
  * A .json file: one document (a Bundle, read whole: the size of the file bounds it) or, when more
  * follows the first value, NDJSON after all.
@@ -415,15 +466,28 @@ static bool ends_with(const char *s, const char *suffix)
 static int add_document(struct pw_bt_spool *sp, const char *file, FILE *f, char *err, size_t errlen)
 {
     json_error_t jerr;
-    json_t *root = json_loadf(f, JSON_DISABLE_EOF_CHECK, &jerr);
-    int rc;
+    char *buf = NULL;
+    size_t len = 0;
+    json_t *root;
+    int rc, c = EOF;
 
+    /* Parsed from memory when small enough (jansson's file reader takes a byte at a time). */
+    if (read_small(f, &buf, &len) == 0) {
+        root = json_loadb(buf, len, JSON_DISABLE_EOF_CHECK, &jerr);
+        if (root && jerr.position >= 0) {
+            for (size_t i = (size_t)jerr.position; i < len && c == EOF; i++) {
+                c = strchr(" \t\r\n", buf[i]) ? EOF : (unsigned char)buf[i];
+            }
+        }
+        free(buf);
+    } else {
+        root = json_loadf(f, JSON_DISABLE_EOF_CHECK, &jerr);
+        while (root && (c = fgetc(f)) != EOF && strchr(" \t\r\n", c)) {
+        }
+    }
     if (!root) {
         snprintf(err, errlen, "%s:%d:%d: %s", file, jerr.line, jerr.column, jerr.text);
         return -1;
-    }
-    int c;
-    while ((c = fgetc(f)) != EOF && strchr(" \t\r\n", c)) {
     }
     if (c != EOF) {
         json_decref(root);

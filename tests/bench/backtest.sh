@@ -4,11 +4,13 @@
 # population (gen.py), in patient-days per second, and its ratio to the engine's single-pass rate
 # (the same binary and input evaluated once per patient: --from = --to), per CPU-second. Release build, no
 # sanitizers. Figures go to tests/bench/README.md.
-# usage: tests/bench/backtest.sh [PATIENTS[,PATIENTS...]] [DAYS]   (default 1000,10000 30)
+# usage: [JOBS=N] tests/bench/backtest.sh [PATIENTS[,PATIENTS...]] [DAYS]   (default 1000,10000 30)
+# JOBS: backtest --jobs (default: painwatch's, the number of CPUs). CPU s counts every worker.
 set -eu
 root=$(CDPATH= cd "$(dirname "$0")/../.." && pwd)
 sizes=${1:-1000,10000}
 days=${2:-30}
+jobs=${JOBS:+--jobs $JOBS}
 build=$root/build/release
 work=$build/bench-backtest
 if [ ! -f "$build/build.ninja" ]; then
@@ -28,10 +30,10 @@ for n in $(echo "$sizes" | tr , ' '); do
   python3 "$root/tests/bench/gen.py" --patients "$n" --counts 1000 --base http://127.0.0.1:9 \
     --out "$d" >/dev/null
   # Backtest over the period (gen.py dates everything within the last days before now).
-  /usr/bin/time -f '%e %M %U %S' -o "$d/time.full" "$build/painwatch" backtest --scope cohort \
+  /usr/bin/time -f '%e %M %U %S' -o "$d/time.full" "$build/painwatch" backtest $jobs --scope cohort \
     --from "$from" --to "$to" --step 1h --format json --out "$d/full.json" "$d"/p1000/*.json
   # Single pass: one evaluation per patient at the end of the period.
-  /usr/bin/time -f '%e %M %U %S' -o "$d/time.single" "$build/painwatch" backtest --scope cohort \
+  /usr/bin/time -f '%e %M %U %S' -o "$d/time.single" "$build/painwatch" backtest $jobs --scope cohort \
     --from "$to" --to "$to" --format json --out "$d/single.json" "$d"/p1000/*.json
   python3 - "$d" "$n" "$days" <<'PY'
 import json, sys

@@ -98,3 +98,7 @@ pw_e2e_node_test(e2e_backtest_html backtest-html.test.js)
 set_property(TEST e2e_backtest_html APPEND PROPERTY ENVIRONMENT "PAINWATCH=$<TARGET_FILE:painwatch>"
   "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
 set_property(TEST e2e_backtest_html PROPERTY LABELS "e2e;browser")
+# Issue 22: backtest --jobs N gives the same bytes for any N (demo cohort, Synthea patients).
+pw_e2e_node_test(e2e_backtest_jobs backtest-jobs.test.js)
+set_property(TEST e2e_backtest_jobs APPEND PROPERTY ENVIRONMENT "PAINWATCH=$<TARGET_FILE:painwatch>"
+  "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/backtest.h"
 #include "painwatch/err.h"
@@ -138,6 +139,87 @@ static void test_top_patients(void **state)
     pw_bt_result_cleanup(&r);
 }
 
+/* Workers' parts (--jobs): merged in any order, the same result as one process. */
+static void make_part(struct pw_bt_result *r, size_t lo, size_t hi)
+{
+    for (size_t i = lo; i < hi; i++) {
+        char patient[32];
+        struct pw_bt_chart c = {.n_episodes = i % 4 + 1};
+
+        snprintf(patient, sizeof(patient), "Patient/p%02zu", i);
+        add(r, patient, "rule-b", "k2", PW_SEV_HIGH, T0 + (int64_t)i * H, T0 + 50 * H);
+        add(r, patient, "rule-a", "k1", PW_SEV_LOW, T0 + (int64_t)i * H, PW_TIME_NONE);
+        snprintf(c.patient, sizeof(c.patient), "%s", patient);
+        c.scores = calloc(2, sizeof(*c.scores));
+        c.scores[1] = (struct pw_bt_point){.at = T0 + (int64_t)i, .value = (double)i};
+        c.n_scores = 2;
+        c.rescue = calloc(1, sizeof(*c.rescue));
+        c.rescue[0] = T0 + (int64_t)i;
+        c.n_rescue = 1;
+        assert_int_equal(pw_bt_result_offer_chart(r, &c), 0);
+    }
+    r->n_patients += hi - lo;
+    r->n_evaluations += 10 * (hi - lo);
+    r->n_dq += hi - lo;
+    r->live_s += (int64_t)(hi - lo) * 7 * 86400 + 1;
+    r->from = T0;
+    r->to = T0 + 100 * H;
+    r->step = H;
+}
+
+static char *doc_of(struct pw_bt_result *r)
+{
+    json_t *doc;
+    char *text;
+
+    r->source = "backtest";
+    r->patient_days = (double)r->live_s / 86400.0;
+    pw_bt_result_sort(r);
+    doc = pw_bt_result_json(r);
+    assert_non_null(doc);
+    text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    return text;
+}
+
+static void test_parts_merge(void **state)
+{
+    struct pw_bt_result whole = {0}, merged = {0}, a = {0}, b = {0};
+    FILE *fa = tmpfile(), *fb = tmpfile(), *bad = tmpfile();
+    char err[256] = "";
+    (void)state;
+
+    assert_true(fa && fb && bad);
+    make_part(&whole, 0, 30);
+    make_part(&a, 0, 13);
+    make_part(&b, 13, 30);
+    assert_int_equal(pw_bt_result_save(&a, 0, "", fa), 0);
+    assert_int_equal(pw_bt_result_save(&b, 0, "", fb), 0);
+    /* b first: the order parts arrive in does not matter */
+    assert_int_equal(pw_bt_result_merge(&merged, fb, err, sizeof(err)), 0);
+    assert_int_equal(pw_bt_result_merge(&merged, fa, err, sizeof(err)), 0);
+    assert_int_equal(merged.n_ep, 60);
+    assert_int_equal(merged.n_patients, 30);
+    assert_int_equal(merged.n_charts, PW_BT_TOP);
+    assert_true(merged.charts[0].n_scores == 2 && merged.charts[0].n_rescue == 1);
+    char *x = doc_of(&whole), *y = doc_of(&merged);
+    assert_string_equal(x, y);
+    free(x);
+    free(y);
+
+    /* A worker's error comes back with its message. */
+    assert_int_equal(pw_bt_result_save(&a, PW_EINVAL, "in.ndjson:3: bad", bad), 0);
+    assert_int_equal(pw_bt_result_merge(&merged, bad, err, sizeof(err)), PW_EINVAL);
+    assert_string_equal(err, "in.ndjson:3: bad");
+    fclose(fa);
+    fclose(fb);
+    fclose(bad);
+    pw_bt_result_cleanup(&whole);
+    pw_bt_result_cleanup(&merged);
+    pw_bt_result_cleanup(&a);
+    pw_bt_result_cleanup(&b);
+}
+
 struct walk {
     size_t patients;
     char obs_version[8];
@@ -220,6 +302,45 @@ static void test_spool(void **state)
     pwt_rmtree(dir);
 }
 
+/* Shards: every patient in exactly one; types and period from every resource read. */
+static void test_spool_shards(void **state)
+{
+    char dir[] = "/tmp/pw-bt-shard-XXXXXX", path[512], err[256] = "";
+    size_t total = 0;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/in.ndjson", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 40; i++) {
+        fprintf(
+            f,
+            "{\"resourceType\":\"%s\",\"id\":\"x%d\",\"subject\":"
+            "{\"reference\":\"Patient/p%d\"},\"effectiveDateTime\":\"2025-12-%02dT00:00:00Z\"}\n",
+            i == 7 ? "Condition" : "Observation", i, i, i % 28 + 1);
+    }
+    fclose(f);
+    for (unsigned k = 0; k < 3; k++) {
+        struct pw_bt_spool *sp = NULL;
+        int64_t first, last;
+
+        assert_int_equal(pw_bt_spool_new(&sp), 0);
+        pw_bt_spool_shard(sp, k, 3);
+        assert_int_equal(pw_bt_spool_add(sp, path, err, sizeof(err)), 0);
+        size_t n = pw_bt_spool_patients(sp);
+        assert_true(n > 0 && n < 40);
+        total += n;
+        pw_bt_spool_span(sp, &first, &last);
+        assert_true(first == T0 && last == T0 + 27 * 24 * H);
+        assert_true(pw_bt_spool_types(sp) & PW_RES_CONDITION);
+        pw_bt_spool_free(sp);
+    }
+    assert_int_equal(total, 40);
+    remove(path);
+    rmdir(dir);
+}
+
 static void test_html_page(void **state)
 {
     struct pw_bt_result r = {
@@ -253,10 +374,9 @@ static void test_html_page(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_statistics),
-        cmocka_unit_test(test_top_patients),
-        cmocka_unit_test(test_spool),
-        cmocka_unit_test(test_html_page),
+        cmocka_unit_test(test_statistics),  cmocka_unit_test(test_top_patients),
+        cmocka_unit_test(test_spool),       cmocka_unit_test(test_html_page),
+        cmocka_unit_test(test_parts_merge), cmocka_unit_test(test_spool_shards),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
