@@ -947,6 +947,7 @@ static void on_metrics_timer(uv_timer_t *t)
 
     refresh_gauges(d);
     sweep_retired(d);
+    pw_log_flush(); /* summaries of suppressed lines once their window ends */
     /* STATUS= named servers down at READY: once every one works, say so. */
     for (size_t i = 0; d->down[0] && i < d->cd->n_servers; i++) {
         any_down = any_down || server_down(d, i);
@@ -1800,6 +1801,7 @@ static void teardown(struct daemon *d)
     }
     free(d->old_confs);
     free(d->config_path);
+    pw_log_flush_final(); /* what the rate limiter still holds back is counted, not lost */
 }
 
 int pw_daemon_run(const struct pw_daemon_opts *opts)

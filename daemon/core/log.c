@@ -200,6 +200,13 @@ void pw_log_flush(void)
     }
 }
 
+void pw_log_flush_final(void)
+{
+    for (size_t i = 0; i < RATE_SLOTS; i++) {
+        summarise(&rate_table[i]);
+    }
+}
+
 void pw_log_write(int level, enum pw_log_comp comp, const char *fmt, ...)
 {
     char line[PW_LOG_LINE_MAX];

@@ -62,6 +62,10 @@ void pw_log_set_clock(uint64_t (*now_ms)(void));
  */
 void pw_log_flush(void);
 
+/** At exit: emit the summary of every kind of line still suppressed, its window ended or not
+ * (nothing held back may vanish with the process). */
+void pw_log_flush_final(void);
+
 /** Write one line. Use the pw_log_* macros instead: they skip argument evaluation when disabled. */
 void pw_log_write(int level, enum pw_log_comp comp, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -120,6 +120,25 @@ static void test_rate_limit_suppresses_then_summarises(void **state)
     assert_int_equal(count_lines(buf, "Observation failed: status 500\n"), PW_LOG_RATE_BURST + 1);
 }
 
+/* A process ending inside the window (painwatchd's SIGTERM, a --once run) must not take the
+ * suppressed lines with it unsaid: the e2e SIGTERM test saw a sixth delivery line vanish. */
+static void test_final_flush_summarises_inside_the_window(void **state)
+{
+    (void)state;
+    for (int i = 0; i < PW_LOG_RATE_BURST + 1; i++) {
+        pw_log_info(OUTBOX, "outbox row %d (create, rule r) done", i);
+    }
+    pw_log_flush(); /* the window is not over: nothing yet */
+    fflush(out);
+    assert_null(strstr(buf, "suppressed"));
+    pw_log_flush_final();
+    fflush(out);
+    assert_int_equal(count_lines(buf, "(suppressed 1 similar lines)"), 1);
+    pw_log_flush_final(); /* said once */
+    fflush(out);
+    assert_int_equal(count_lines(buf, "(suppressed 1 similar lines)"), 1);
+}
+
 /* Issue 18: one warning per bad entry, each with its index, was never folded (the limiter keyed
  * on the formatted text): a page of a million bad entries wrote a million lines. */
 static void test_rate_limit_by_template_not_text(void **state)
@@ -209,6 +228,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_limit_suppresses_then_summarises, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_by_template_not_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_final_flush_summarises_inside_the_window, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_newlines_cannot_forge_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_level_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_fields, setup, teardown),
