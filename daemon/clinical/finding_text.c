@@ -641,7 +641,10 @@ size_t pw_finding_summary(const struct pw_finding *f, const struct pw_timeline *
     buf[0] = '\0';
     if (rt) {
         rt->summary(f, tl, buf, sizeof(buf));
-    } else {
+    }
+    /* A number the builder needed is not on the finding (pw_ru_num wrote its "unknown"): a
+     * number painwatch is not sure of is never shown, so the summary is the rule's title. */
+    if (!rt || strstr(buf, "unknown")) {
         snprintf(buf, sizeof(buf), "%s", r && r->title ? r->title : f->rule ? f->rule : "");
     }
     if (cap > 0) {

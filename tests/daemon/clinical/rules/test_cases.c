@@ -424,10 +424,30 @@ static void all_cases(void **state)
     assert_int_equal(r.failures, 0);
 }
 
+/* A summary whose number is missing from the finding falls back to the rule's title. */
+static void summary_without_its_numbers(void **state)
+{
+    static const char *const rules[] = {
+        "titration-too-soon", "titration-step-too-small", "rescue-dose-out-of-range",
+        "opioid-rotation-without-reduction", "reassessment-overdue-after-high-score"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+        struct pw_finding f;
+        char out[PW_SUMMARY_MAX];
+
+        memset(&f, 0, sizeof(f));
+        f.rule = rules[i];
+        assert_true(pw_finding_summary(&f, NULL, out, sizeof(out)) > 0);
+        assert_null(strstr(out, "unknown"));
+        assert_string_equal(out, pw_rule_find(rules[i])->title);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(all_cases),
+        cmocka_unit_test(summary_without_its_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
