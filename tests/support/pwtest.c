@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 const char *pwt_src_path(const char *rel)
@@ -76,4 +77,36 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 void pwt_rmtree(const char *dir)
 {
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int pwt_tool_run(const char *dir, const char *env, const char *args, char **out, char **err)
+{
+    const char *tool = getenv("PAINWATCH");
+    char cmd[8192];
+    int status;
+
+    assert_non_null(tool);
+    free(*out);
+    free(*err);
+    snprintf(cmd, sizeof(cmd), "env -u CREDENTIALS_DIRECTORY %s '%s' %s >%s/out 2>%s/err", env,
+             tool, args, dir, dir);
+    status = system(cmd);
+    assert_true(WIFEXITED(status));
+    snprintf(cmd, sizeof(cmd), "%s/out", dir);
+    *out = pwt_read_file(cmd, NULL);
+    snprintf(cmd, sizeof(cmd), "%s/err", dir);
+    *err = pwt_read_file(cmd, NULL);
+    return WEXITSTATUS(status);
+}
+
+void pwt_tool_cleanup(char **dir, char **out, char **err)
+{
+    free(*out);
+    free(*err);
+    *out = *err = NULL;
+    if (*dir) {
+        pwt_rmtree(*dir);
+        free(*dir);
+        *dir = NULL;
+    }
 }

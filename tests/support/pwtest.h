@@ -25,4 +25,15 @@ char *pwt_mkdtemp(void);
 /** Remove a directory tree made by pwt_mkdtemp(). */
 void pwt_rmtree(const char *dir);
 
+/**
+ * Run `ENV $PAINWATCH ARGS` through the shell (CREDENTIALS_DIRECTORY unset; @p env: more
+ * assignments, may be ""), stdout and stderr captured in @p dir/out and @p dir/err and read
+ * into *@p out and *@p err (their previous contents freed). Fails the test unless the tool
+ * exited. @return its exit status.
+ */
+int pwt_tool_run(const char *dir, const char *env, const char *args, char **out, char **err);
+
+/** Free the captures of pwt_tool_run() and remove @p *dir (all set to NULL). */
+void pwt_tool_cleanup(char **dir, char **out, char **err);
+
 #endif

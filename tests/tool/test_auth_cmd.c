@@ -39,32 +39,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    free(out);
-    free(err);
-    out = err = NULL;
-    pwt_rmtree(dir);
-    free(dir);
+    pwt_tool_cleanup(&dir, &out, &err);
     return 0;
 }
 
 static int run(const char *args)
 {
-    const char *tool = getenv("PAINWATCH");
-    char cmd[8192];
-    int status;
-
-    assert_non_null(tool);
-    free(out);
-    free(err);
-    snprintf(cmd, sizeof(cmd), "env -u CREDENTIALS_DIRECTORY '%s' %s >%s/out 2>%s/err", tool, args,
-             dir, dir);
-    status = system(cmd);
-    assert_true(WIFEXITED(status));
-    snprintf(cmd, sizeof(cmd), "%s/out", dir);
-    out = pwt_read_file(cmd, NULL);
-    snprintf(cmd, sizeof(cmd), "%s/err", dir);
-    err = pwt_read_file(cmd, NULL);
-    return WEXITSTATUS(status);
+    return pwt_tool_run(dir, "", args, &out, &err);
 }
 
 static EVP_PKEY *key_from_jwk(const json_t *jwk)

@@ -28,34 +28,17 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    free(out);
-    free(err);
-    out = err = NULL;
-    pwt_rmtree(dir);
-    free(dir);
+    pwt_tool_cleanup(&dir, &out, &err);
     return 0;
 }
 
 /* Run `painwatch ARGS` with a clean environment for the config; capture stdout and stderr. */
 static int run(const char *args)
 {
-    const char *tool = getenv("PAINWATCH");
-    char cmd[8192];
-    int status;
+    char env[1024];
 
-    assert_non_null(tool);
-    free(out);
-    free(err);
-    snprintf(cmd, sizeof(cmd),
-             "env -u CREDENTIALS_DIRECTORY STATE_DIRECTORY=%s/state '%s' %s >%s/out 2>%s/err", dir,
-             tool, args, dir, dir);
-    status = system(cmd);
-    assert_true(WIFEXITED(status));
-    snprintf(cmd, sizeof(cmd), "%s/out", dir);
-    out = pwt_read_file(cmd, NULL);
-    snprintf(cmd, sizeof(cmd), "%s/err", dir);
-    err = pwt_read_file(cmd, NULL);
-    return WEXITSTATUS(status);
+    snprintf(env, sizeof(env), "STATE_DIRECTORY=%s/state", dir);
+    return pwt_tool_run(dir, env, args, &out, &err);
 }
 
 /* The JSON after the '#' header lines of `config check`. */
