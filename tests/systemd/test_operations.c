@@ -33,6 +33,7 @@
 
 #include "daemon/core/promtext.h"
 #include "painwatch/audit.h"
+#include "support/http_get.h"
 #include "support/pwtest.h"
 #include "support/responder.h"
 
@@ -275,43 +276,13 @@ static unsigned health_port(struct run *r)
     return port;
 }
 
-struct body {
-    char *data;
-    size_t len;
-};
-
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    struct body *b = arg;
-    char *grown = realloc(b->data, b->len + size * n + 1);
-
-    assert_non_null(grown);
-    b->data = grown;
-    memcpy(b->data + b->len, data, size * n);
-    b->len += size * n;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
+/* GET http://127.0.0.1:<health port><path>. Caller frees *body. */
 static long get(struct run *r, const char *path, char **body)
 {
     char url[256];
-    struct body b = {0};
-    long status = 0;
-    CURL *c = curl_easy_init();
 
     snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", r->health_port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    }
-    curl_easy_cleanup(c);
-    *body = b.data ? b.data : strdup("");
-    return status;
+    return pwt_http_get(url, body);
 }
 
 static double scrape(struct run *r, const char *name, const char *labels)

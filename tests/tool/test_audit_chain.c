@@ -17,11 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include "painwatch/audit.h"
 #include "painwatch/err.h"
 #include "painwatch/store.h"
+#include "support/http_get.h"
 #include "support/pwtest.h"
 #include "support/responder.h"
 
@@ -353,33 +352,13 @@ static void pause_tenth(void)
     nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
 }
 
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    FILE *f = arg;
-    return fwrite(data, size, n, f);
-}
-
 /* GET /readyz; the body into *body (caller frees). */
 static long readyz(unsigned port, char **body)
 {
     char url[128];
-    size_t len = 0;
-    FILE *mem = open_memstream(body, &len);
-    CURL *c = curl_easy_init();
-    long status = 0;
 
     snprintf(url, sizeof(url), "http://127.0.0.1:%u/readyz", port);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    }
-    curl_easy_cleanup(c);
-    fclose(mem);
-    return status;
+    return pwt_http_get(url, body);
 }
 
 /* /readyz until its audit-chain line is @p line. */
