@@ -18,6 +18,7 @@ struct bt_args {
         *jobs;
     char **inputs;
     int n_inputs;
+    bool exhaustive;
 };
 
 static void usage(FILE *out)
@@ -26,7 +27,8 @@ static void usage(FILE *out)
             "usage: painwatch backtest [--config FILE] [--from T] [--to T] [--step 1h]\n"
             "                          [--format text|json|html] [--out FILE]\n"
             "                          [--terminology DIR] [--scope problem-list|cohort]\n"
-            "                          [--synced TYPE,...] [--lookback 14d|0] [--jobs N] INPUT...\n"
+            "                          [--synced TYPE,...] [--lookback 14d|0] [--jobs N]\n"
+            "                          [--exhaustive] INPUT...\n"
             "\n"
             "Replays history through the rule engine and the daemon's reconcile: INPUT is a FHIR\n"
             "Bulk Data export directory (*.ndjson, one file per resource type), NDJSON files or\n"
@@ -42,6 +44,10 @@ static void usage(FILE *out)
             "all history), the orders in force and active problems, and everything since.\n"
             "--jobs N: worker processes (default: the number of CPUs), each replaying its share\n"
             "of the patients; the output is the same for any N.\n"
+            "An instant where no rule's outcome can change (no event, and no event time plus a\n"
+            "rule's time parameter or fixed offset, since the last evaluation) is not evaluated\n"
+            "again: the findings there are the last ones. --exhaustive evaluates every instant\n"
+            "anyway (slower; the same output, a check of that).\n"
             "Exit 0 done, 2 on usage errors or unreadable input (file:line named).\n");
 }
 
@@ -66,6 +72,10 @@ static int parse_args(int argc, char **argv, struct bt_args *a)
         if (strcmp(arg, "--help") == 0) {
             usage(stdout);
             return 1;
+        }
+        if (strcmp(arg, "--exhaustive") == 0) {
+            a->exhaustive = true;
+            continue;
         }
         for (; k < sizeof(names) / sizeof(names[0]); k++) {
             size_t n = strlen(names[k]);
@@ -309,6 +319,7 @@ int pw_cmd_backtest(int argc, char **argv)
         return 2;
     }
     o.step = step_ms / 1000;
+    o.exhaustive = a.exhaustive;
     if (setup(&a, &conf, &term, &ev) < 0) {
         goto out;
     }

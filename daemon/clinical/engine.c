@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 
+#include "clinical/rules/rule_util.h"
 #include "painwatch/err.h"
 #include "painwatch/finding_text.h"
 #include "painwatch/hex.h"
@@ -436,4 +437,69 @@ int pw_engine_annotate(const struct pw_engine *engine, struct pw_timeline *tl, i
         snprintf(ev.detail, sizeof(ev.detail), "off: %s (%s)", rules, why);
     }
     return pw_timeline_add_dq(tl, &ev);
+}
+
+static int cmp_offset(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/*
+ * The unit a rule parameter's name gives it (s): "<what>_h" or "..._h_<qualifier>" hours,
+ * "<what>_days" / "..._d" days, else 0 (not a duration: a score, a percentage, a count). Rule
+ * parameter names follow this (rule.h); test_engine checks every registered parameter.
+ */
+int64_t pw_engine_param_unit(const char *name)
+{
+    for (const char *p = strchr(name, '_'); p; p = strchr(p + 1, '_')) {
+        if (p[1] == 'h' && (p[2] == '\0' || p[2] == '_')) {
+            return PW_HOUR;
+        }
+        if ((p[1] == 'd' && (p[2] == '\0' || p[2] == '_')) ||
+            (strncmp(p + 1, "days", 4) == 0 && (p[5] == '\0' || p[5] == '_'))) {
+            return PW_DAY;
+        }
+    }
+    return 0;
+}
+
+int pw_engine_time_offsets(const struct pw_engine *engine, int64_t **out, size_t *n_out)
+{
+    static const int64_t fixed[] = PW_RU_FIXED_OFFSETS_S;
+    size_t n_all = sizeof(fixed) / sizeof(fixed[0]);
+    int64_t *v;
+    size_t n = 0, w = 0;
+
+    *out = NULL;
+    *n_out = 0;
+    for (size_t i = 0; i < N_RULES; i++) {
+        n_all += engine->enabled[i] ? registry[i]->n_params : 0;
+    }
+    v = malloc(n_all * sizeof(*v));
+    if (!v) {
+        return PW_ENOMEM;
+    }
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        v[n++] = fixed[i];
+    }
+    for (size_t i = 0; i < N_RULES; i++) {
+        for (size_t p = 0; engine->enabled[i] && p < registry[i]->n_params; p++) {
+            double s = engine->params[engine->param_off[i] + p] *
+                       (double)pw_engine_param_unit(registry[i]->params[p].name);
+            if (s >= 1 && s < 1e15) {
+                /* rules cut with (int64_t) or compare as double: within a second of this */
+                v[n++] = (int64_t)s;
+            }
+        }
+    }
+    qsort(v, n, sizeof(*v), cmp_offset);
+    for (size_t i = 0; i < n; i++) {
+        if (w == 0 || v[i] != v[w - 1]) {
+            v[w++] = v[i];
+        }
+    }
+    *out = v;
+    *n_out = w;
+    return 0;
 }

@@ -154,6 +154,50 @@ static int64_t first_time(const struct pw_timeline *tl)
     return t;
 }
 
+/*
+ * The instants in [@p lo - 2, @p hi + 2] near which time alone may change the findings of @p tl
+ * (pw_engine_time_offsets): every event time, and every event time plus an offset of @p off.
+ * Sorted, each once.
+ */
+static int change_times(const struct pw_timeline *tl, const int64_t *off, size_t n_off, int64_t lo,
+                        int64_t hi, struct times *out)
+{
+    struct times ev = {0};
+    int rc = event_times(tl, INT64_MIN + 1, hi + 2, &ev);
+
+    for (size_t i = 0; i < ev.n && !rc; i++) {
+        rc = times_add(out, ev.v[i], lo - 2, hi + 2);
+        for (size_t d = 0; d < n_off && !rc && ev.v[i] <= hi + 2 - off[d]; d++) {
+            rc = times_add(out, ev.v[i] + off[d], lo - 2, hi + 2);
+        }
+    }
+    free(ev.v);
+    if (rc == 0 && out->n > 1) {
+        qsort(out->v, out->n, sizeof(*out->v), cmp_i64);
+        size_t w = 0;
+        for (size_t i = 0; i < out->n; i++) {
+            if (w == 0 || out->v[w - 1] != out->v[i]) {
+                out->v[w++] = out->v[i];
+            }
+        }
+        out->n = w;
+    }
+    return rc;
+}
+
+/*
+ * Whether an evaluation at @p t may find something else than the last one, at @p before, on the
+ * same data: an instant of @p ch within [before - 2, t + 2] (two seconds of slack: rules compare
+ * elapsed times as doubles and cut thresholds to whole seconds). @p k walks @p ch forwards.
+ */
+static bool may_change(const struct times *ch, size_t *k, int64_t before, int64_t t)
+{
+    while (*k < ch->n && ch->v[*k] < before - 2) {
+        (*k)++;
+    }
+    return *k < ch->n && ch->v[*k] <= t + 2;
+}
+
 /* ---- what a daemon started at the period's start holds ---------------------------------- */
 
 /* The latest instant a date search on @p v (a dateTime or a Period) matches. */
@@ -250,6 +294,8 @@ struct run {
     const struct pw_bt_opts *o;
     struct pw_bt_result *out;
     int64_t from, to;
+    int64_t *offsets; /* pw_engine_time_offsets() */
+    size_t n_offsets;
     char *err;
     size_t errlen;
 };
@@ -397,33 +443,23 @@ static bool may_be_top(const struct pw_bt_result *r, size_t n)
 static int replay(struct run *run, struct pw_timeline *tl, int64_t lo, int64_t hi)
 {
     const struct pw_bt_opts *o = run->o;
-    struct times ev = {0};
+    struct times ev = {0}, ch = {0};
     struct view view;
     struct pw_flag_list flags = {0};
-    size_t first = run->out->n_ep, k = 0;
-    int64_t t = lo, due;
+    size_t first = run->out->n_ep, k = 0, kc = 0;
+    int64_t t = lo, due, evaluated = PW_TIME_NONE;
     int rc = event_times(tl, lo, hi, &ev);
 
+    rc = rc ? rc : change_times(tl, run->offsets, run->n_offsets, lo, hi, &ch);
     rc = rc ? rc : view_init(&view, tl);
     if (rc) {
         free(ev.v);
+        free(ch.v);
         return rc;
     }
     for (;;) {
-        struct pw_findings fs = {0};
-        struct pw_rc_plan plan = {0};
-
         view_at(&view, tl, t);
-        rc = pw_evaluate(o->ev->engine, &view.tl, &o->synced, t, &fs, NULL);
-        rc = rc ? rc : pw_episodes_reconcile(&flags, fs.v, fs.n, t, &plan);
-        rc = rc ? rc : record_plan(run, first, &plan, t);
-        run->out->n_evaluations++;
         due = pw_eval_next_due(&view.tl, t, o->step);
-        pw_rc_plan_cleanup(&plan);
-        pw_findings_cleanup(&fs);
-        if (rc) {
-            break;
-        }
         /* The next instant: the next event; while live also the due time and the next tick. */
         while (k < ev.n && ev.v[k] <= t) {
             k++;
@@ -442,7 +478,23 @@ static int replay(struct run *run, struct pw_timeline *tl, int64_t lo, int64_t h
                 next = live;
             }
         }
-        if (next == PW_TIME_NONE || next > hi || next <= t) {
+        bool last = next == PW_TIME_NONE || next > hi || next <= t;
+        /* The first and the last instant always (the last one's data-quality events are
+         * counted); between them only where something may have changed since the last. */
+        if (o->exhaustive || evaluated == PW_TIME_NONE || last ||
+            may_change(&ch, &kc, evaluated, t)) {
+            struct pw_findings fs = {0};
+            struct pw_rc_plan plan = {0};
+
+            rc = pw_evaluate(o->ev->engine, &view.tl, &o->synced, t, &fs, NULL);
+            rc = rc ? rc : pw_episodes_reconcile(&flags, fs.v, fs.n, t, &plan);
+            rc = rc ? rc : record_plan(run, first, &plan, t);
+            pw_rc_plan_cleanup(&plan);
+            pw_findings_cleanup(&fs);
+            evaluated = t;
+        }
+        run->out->n_evaluations++; /* instants replayed, evaluated or proven unchanged */
+        if (rc || last) {
             break;
         }
         t = next;
@@ -450,6 +502,7 @@ static int replay(struct run *run, struct pw_timeline *tl, int64_t lo, int64_t h
     run->out->n_dq += view.tl.dq.n;
     free(view.tl.dq.v);
     free(ev.v);
+    free(ch.v);
     pw_flag_list_cleanup(&flags);
     return rc;
 }
@@ -517,7 +570,9 @@ int pw_backtest_run(struct pw_bt_spool *sp, const struct pw_bt_opts *o, struct p
         snprintf(err, errlen, "the period is empty (--from after --to)");
         return PW_EINVAL;
     }
-    int rc = pw_bt_spool_each(sp, on_patient, &run);
+    int rc = pw_engine_time_offsets(o->ev->engine, &run.offsets, &run.n_offsets);
+    rc = rc ? rc : pw_bt_spool_each(sp, on_patient, &run);
+    free(run.offsets);
     if (rc && !err[0]) {
         snprintf(err, errlen, "reading the input back: %s", pw_strerror(rc));
     }

@@ -198,6 +198,7 @@ struct pw_bt_opts {
     int64_t step;                  /* grid ticks and due-time spacing, seconds (> 0) */
     struct pw_synced synced;       /* the types the export holds (rules resting on absence) */
     int64_t lookback;              /* the daemon's first-sync lookback, seconds (0: all history) */
+    bool exhaustive;               /* evaluate every instant, also where nothing can change */
 };
 
 /**
@@ -207,6 +208,10 @@ struct pw_bt_opts {
  * step tick of the period while the patient is live; findings are reconciled into episodes by
  * pw_episodes_reconcile() (the daemon's reconcile). A tick when the patient is not live is
  * skipped: the daemon does not re-evaluate then either, and the findings cannot differ.
+ * An instant where no rule's outcome can change since the last evaluation (no event time, and no
+ * event time plus one of pw_engine_time_offsets(), in between) keeps the last findings without
+ * evaluating (unless @p o->exhaustive): the same result, most hourly ticks of a live patient
+ * skipped. The patient's first and last instants are always evaluated.
  * What the patient's record holds is what a daemon started at the period's start would hold:
  * its first sync's window (@p o->lookback before the start, by the clinical date the search
  * uses: Observation date, MedicationRequest authoredon, ServiceRequest authored, Condition

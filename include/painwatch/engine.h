@@ -77,6 +77,25 @@ bool pw_engine_in_scope(const struct pw_engine *engine, const struct pw_timeline
  */
 int pw_engine_annotate(const struct pw_engine *engine, struct pw_timeline *tl, int64_t now);
 
+/**
+ * The offsets (s) after an event at which time alone may change a rule's outcome. Rules compare
+ * `now` only with the timeline's event times (scores, pain types, order starts and ends,
+ * referrals, context starts and ends) shifted by one of these or by nothing: each enabled rule's
+ * duration parameters in seconds (pw_engine_param_unit) and the fixed offsets the rules use
+ * (rule_util.h, PW_RU_FIXED_OFFSETS_S). Between two instants with no event and no event + offset
+ * between them, every finding stays the same (the backtest skips those evaluations:
+ * pw_eval_change_times).
+ * @p *out gets them sorted, each once, all > 0 (caller frees), @p *n how many.
+ * @return 0 or PW_ENOMEM.
+ */
+int pw_engine_time_offsets(const struct pw_engine *engine, int64_t **out, size_t *n);
+
+/**
+ * The unit in seconds a rule parameter's name gives it: "..._h" / "..._h_<qualifier>" hours,
+ * "..._d" / "..._days" days; 0 for a parameter that is not a duration.
+ */
+int64_t pw_engine_param_unit(const char *name);
+
 /** The data-quality codes pw_engine_annotate() adds. */
 #define PW_DQ_OUT_OF_SCOPE "out-of-scope"
 #define PW_DQ_RULES_OFF    "rules-off-not-synced"

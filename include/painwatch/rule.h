@@ -9,7 +9,11 @@
 #include "painwatch/finding.h"
 #include "painwatch/timeline.h"
 
-/** A configurable threshold of a rule. Config key: rules.<rule id>.<name>. */
+/**
+ * A configurable threshold of a rule. Config key: rules.<rule id>.<name>. A duration's name
+ * says its unit: "<what>_h" (or "<what>_h_<qualifier>") in hours, "<what>_days" in days; other
+ * names are not durations (pw_engine_param_unit: the backtest skips instants by them).
+ */
 struct pw_rule_param {
     const char *name; /* "max_increase_pct_low_pain" */
     double def;       /* default */

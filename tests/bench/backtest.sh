@@ -27,8 +27,9 @@ printf '%-9s %-5s %9s %9s %8s %8s %9s %11s %6s %7s\n' patients days evals pat-da
 for n in $(echo "$sizes" | tr , ' '); do
   d=$work/p$n
   rm -rf "$d"
+  # --days: every scored patient is on record from the period's first 12 h (patients x days).
   python3 "$root/tests/bench/gen.py" --patients "$n" --counts 1000 --base http://127.0.0.1:9 \
-    --out "$d" >/dev/null
+    --days "$days" --out "$d" >/dev/null
   # Backtest over the period (gen.py dates everything within the last days before now).
   /usr/bin/time -f '%e %M %U %S' -o "$d/time.full" "$build/painwatch" backtest $jobs --scope cohort \
     --from "$from" --to "$to" --step 1h --format json --out "$d/full.json" "$d"/p1000/*.json

@@ -88,8 +88,12 @@ def score(pid, oid, t, value):
                               "code": "{score}"}}
 
 
-def population(n, k, now, rng):
-    """Yields (patient id, kind, [scores], [orders]); kind: clean, rescue, bowel."""
+def population(n, k, now, rng, days=None):
+    """Yields (patient id, kind, [scores], [orders]); kind: clean, rescue, bowel.
+
+    days: None, scores over the last 10 days (the daemon benchmark); else over the last DAYS days
+    with the first one in the period's first 12 h, so every scored patient is on record for the
+    whole period (the backtest benchmark's patient-days)."""
     n_scores = max(1, k - 3)
     for i in range(n):
         pid = f"bp{i:07d}"
@@ -109,7 +113,12 @@ def population(n, k, now, rng):
                 orders.append(med(pid, f"{pid}-m2", t0 + 1, resc[1], resc[0], resc[2], resc[3], True))
             orders.append(laxative(pid, f"{pid}-m3", t0 + 2, lax[0], lax[1]))
             for j in range(n_scores):
-                t = now - 10 * 86400 + rng.randrange(0, 10 * 86400 - 600)
+                if days is None:
+                    t = now - 10 * 86400 + rng.randrange(0, 10 * 86400 - 600)
+                elif j == 0:
+                    t = now - days * 86400 + rng.randrange(0, 12 * 3600)
+                else:
+                    t = now - days * 86400 + rng.randrange(0, days * 86400 - 600)
                 scores.append(score(pid, f"{pid}-o{j}", t, rng.randrange(0, 4)))
         yield pid, kind, scores, orders
 
@@ -160,6 +169,9 @@ def main():
     ap.add_argument("--base", required=True, help="http://127.0.0.1:PORT")
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=9)
+    ap.add_argument("--days", type=int, default=None,
+                    help="spread scores over the last DAYS days, the first in the first 12 h "
+                         "(the backtest benchmark; default: the last 10 days)")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     now = int(time.time())
@@ -170,7 +182,7 @@ def main():
     clean = open(os.path.join(a.out, "sample-clean.ndjson"), "w")
     n_clean_sample = 0
     dump = lambda r: json.dumps(r, separators=(",", ":"))
-    for pid, kind, scores, orders in population(a.patients, a.resources, now, rng):
+    for pid, kind, scores, orders in population(a.patients, a.resources, now, rng, a.days):
         kinds[kind] += 1
         for s in scores:
             obs.append((s["meta"]["lastUpdated"], s["id"], pid, dump(s)))

@@ -102,3 +102,8 @@ set_property(TEST e2e_backtest_html PROPERTY LABELS "e2e;browser")
 pw_e2e_node_test(e2e_backtest_jobs backtest-jobs.test.js)
 set_property(TEST e2e_backtest_jobs APPEND PROPERTY ENVIRONMENT "PAINWATCH=$<TARGET_FILE:painwatch>"
   "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+# Issue 22: skipping instants where no rule's outcome can change gives what --exhaustive gives
+# (every rule case at a 10-minute step, default and site thresholds; demo cohort; Synthea).
+pw_e2e_node_test(e2e_backtest_skip backtest-skip.test.js)
+set_property(TEST e2e_backtest_skip APPEND PROPERTY ENVIRONMENT "PAINWATCH=$<TARGET_FILE:painwatch>"
+  "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")

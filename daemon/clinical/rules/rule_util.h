@@ -21,6 +21,17 @@
  */
 #define PW_STEP_COALESCE_S PW_HOUR
 
+/*
+ * Every fixed duration a rule compares `now` with (an event time plus one of these), beside its
+ * parameters: pw_engine_time_offsets() hands them to the backtest, which skips the instants where
+ * no event time plus an offset falls (issue 22). A rule that compares `now` with a new constant
+ * adds it here; the rule cases' exhaustive backtest (e2e_backtest_skip) fails otherwise.
+ */
+#define PW_RU_FIXED_OFFSETS_S                                \
+    {                                                        \
+        PW_DAY, 2 * PW_DAY, PW_STEP_COALESCE_S, 72 * PW_HOUR \
+    }
+
 /* Two baseline doses closer than this (MME/day) are the same dose (rounding in the EHR). */
 #define PW_MME_EPS 0.01
 

@@ -336,6 +336,59 @@ static void finding_lists_and_caps(void **state)
     assert_null(list.v);
 }
 
+static bool has_offset(const int64_t *v, size_t n, int64_t s)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] == s) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Issue 22: the offsets the backtest skips by: parameter units from the names, site values, the
+ * fixed offsets, only enabled rules; sorted and unique. */
+static void time_offsets_follow_params(void **state)
+{
+    (void)state;
+    assert_int_equal(pw_engine_param_unit("overdue_h"), 3600);
+    assert_int_equal(pw_engine_param_unit("min_interval_h_methadone"), 3600);
+    assert_int_equal(pw_engine_param_unit("lookback_days"), 86400);
+    assert_int_equal(pw_engine_param_unit("window_days"), 86400);
+    assert_int_equal(pw_engine_param_unit("doses_24h"), 0);
+    assert_int_equal(pw_engine_param_unit("max_pct"), 0);
+    assert_int_equal(pw_engine_param_unit("high_pain"), 0);
+    assert_int_equal(pw_engine_param_unit("hours"), 0);
+
+    struct pw_engine *e = NULL;
+    int64_t *v = NULL;
+    size_t n = 0;
+    assert_int_equal(pw_engine_new(&e, NULL), 0);
+    assert_int_equal(pw_engine_time_offsets(e, &v, &n), 0);
+    assert_true(n >= 5);
+    for (size_t i = 1; i < n; i++) {
+        assert_true(v[i - 1] < v[i]);
+    }
+    assert_true(v[0] > 0);
+    assert_true(has_offset(v, n, 86400));     /* 24 h defaults and the fixed day */
+    assert_true(has_offset(v, n, 2 * 86400)); /* rescue-use-frequent's second day */
+    assert_true(has_offset(v, n, 7 * 86400)); /* lookback_days 7 */
+    assert_false(has_offset(v, n, 27000));
+    free(v);
+
+    /* A site value counts (7.5 h); a disabled rule's parameters do not. */
+    assert_int_equal(
+        pw_engine_set_param(e, "reassessment-overdue-after-high-score", "overdue_h", 7.5), 0);
+    assert_int_equal(pw_engine_time_offsets(e, &v, &n), 0);
+    assert_true(has_offset(v, n, 27000));
+    free(v);
+    assert_int_equal(pw_engine_enable(e, "reassessment-overdue-after-high-score", false), 0);
+    assert_int_equal(pw_engine_time_offsets(e, &v, &n), 0);
+    assert_false(has_offset(v, n, 27000));
+    free(v);
+    pw_engine_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +403,7 @@ int main(void)
         cmocka_unit_test(untimed_events_are_safe),
         cmocka_unit_test(long_situations_stay_distinct),
         cmocka_unit_test(finding_lists_and_caps),
+        cmocka_unit_test(time_offsets_follow_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
