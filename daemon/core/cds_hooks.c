@@ -656,6 +656,8 @@ int pw_cds_hooks_new(struct pw_cds_hooks **out, const struct pw_cds_hooks_opts *
     c->env = (struct pw_cds_env){.store = opts->store,
                                  .ev = opts->ev,
                                  .synced = opts->synced,
+                                 .synced_for = opts->synced_for,
+                                 .synced_arg = opts->synced_arg,
                                  .rule_system = opts->rule_system,
                                  .horizon_s = opts->conf->order_sign_horizon_ms / 1000};
     c->jti = json_object();

@@ -372,8 +372,14 @@ static int evaluate(const struct pw_cds_env *env, struct pw_timeline *tl, int64_
                     struct pw_findings *out)
 {
     int rule_err = 0;
+    struct pw_synced synced = env->synced;
 
-    return pw_evaluate(env->ev->engine, tl, &env->synced, now, out, &rule_err);
+    /* What the daemon could read for this patient: a type refused (401/403) or not read yet is
+     * no evidence of absence here either (absence is evidence only where painwatch looked). */
+    if (env->synced_for) {
+        env->synced_for(env->synced_arg, tl->patient, &synced);
+    }
+    return pw_evaluate(env->ev->engine, tl, &synced, now, out, &rule_err);
 }
 
 static int card_all(const struct pw_cds_env *env, struct pw_cds_result *out,

@@ -19,6 +19,8 @@ struct pw_cds_env {
     struct pw_store *store;
     const struct pw_evaluator *ev;
     struct pw_synced synced;
+    void (*synced_for)(void *arg, const char *patient, struct pw_synced *out); /* may be NULL */
+    void *synced_arg;
     const char *rule_system;
     int64_t horizon_s; /* order-sign: both evaluations at now + this */
 };

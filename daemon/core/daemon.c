@@ -456,6 +456,16 @@ static struct pw_synced synced_types(const struct pw_conf_daemon *cd)
     return s;
 }
 
+/* CDS Hooks: the types the pipeline could read for @p patient (the daemon's own evaluation). */
+static void cds_synced_for(void *arg, const char *patient, struct pw_synced *out)
+{
+    const struct daemon *d = arg;
+
+    if (d->pipeline) {
+        pw_pipeline_synced_for(d->pipeline, patient, out);
+    }
+}
+
 /* The auth of server @p s into @p *out (NULL for type none). */
 static int make_auth(struct pw_http *http, const struct pw_conf_server *s, const json_t *sink,
                      struct pw_auth **out)
@@ -1896,6 +1906,8 @@ int pw_daemon_run(const struct pw_daemon_opts *opts)
                                        .store = d.store,
                                        .ev = d.eval,
                                        .synced = synced_types(d.cd),
+                                       .synced_for = cds_synced_for,
+                                       .synced_arg = &d,
                                        .audit = d.audit,
                                        .http = d.http};
         rc = pw_cds_hooks_new(&d.cds, &co);

@@ -374,7 +374,7 @@ static int audit_plan(struct pw_pipeline *p, const struct pw_rc_plan *plan)
 }
 
 /* The types synced and readable for @p patient: the configured ones less the refused. */
-static void synced_for(const struct pw_pipeline *p, const char *patient, struct pw_synced *out)
+void pw_pipeline_synced_for(const struct pw_pipeline *p, const char *patient, struct pw_synced *out)
 {
     *out = p->conf.synced;
     if (!out->known || json_object_size(p->refused) == 0) {
@@ -416,7 +416,7 @@ int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int
     if (rc < 0) {
         goto out;
     }
-    synced_for(p, patient, &synced);
+    pw_pipeline_synced_for(p, patient, &synced);
     /* A failing rule is logged by the engine; the others' findings still count. */
     rc = pw_evaluate(p->conf.engine, &tl, &synced, now_s, &findings, NULL);
     if (rc < 0) {

@@ -93,6 +93,15 @@ int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int
 void pw_pipeline_stats(const struct pw_pipeline *p, struct pw_pipeline_stats *out);
 
 /**
+ * The resource types @p patient's evaluation may rest on now: the configured ones less those
+ * whose last read was refused (401/403), not advertised, or not complete yet (for this patient
+ * or for everyone). The CDS Hooks service asks the same (absence is evidence only where
+ * painwatch looked).
+ */
+void pw_pipeline_synced_for(const struct pw_pipeline *p, const char *patient,
+                            struct pw_synced *out);
+
+/**
  * Whether a server's cycle is under way (its pages have arrived, its end not yet). Its patients
  * are already due but only half synced: the time-driven timer waits rather than evaluate them.
  */

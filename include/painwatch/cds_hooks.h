@@ -31,10 +31,14 @@ struct pw_cds_hooks_opts {
     struct pw_store *store;        /* read only */
     const struct pw_evaluator *ev; /* engine + normalization (evaluate.h) */
     struct pw_synced synced;       /* resource types the daemon syncs (known false: all) */
-    struct pw_audit *audit;        /* required: a hook call is answered only once audited */
-    struct pw_http *http;          /* for issuers' jwks_url; may be NULL when none has one */
-    const char *rule_system;       /* card source.topic.system; NULL: PW_FLAG_CODE_SYSTEM */
-    int64_t (*clock_ms)(void);     /* wall clock, ms since the epoch; NULL = real (tests) */
+    /* The types the daemon could read for one patient right now (@p synced less those refused
+     * or not read yet), as its own evaluation uses them; NULL: @p synced for every patient. */
+    void (*synced_for)(void *arg, const char *patient, struct pw_synced *out);
+    void *synced_arg;
+    struct pw_audit *audit;    /* required: a hook call is answered only once audited */
+    struct pw_http *http;      /* for issuers' jwks_url; may be NULL when none has one */
+    const char *rule_system;   /* card source.topic.system; NULL: PW_FLAG_CODE_SYSTEM */
+    int64_t (*clock_ms)(void); /* wall clock, ms since the epoch; NULL = real (tests) */
 };
 
 struct pw_cds_hooks;

@@ -3,13 +3,14 @@
  * Test and benchmark harness of the CDS Hooks service: the real service (daemon/core/cds_hooks.c)
  * on a real SQLite store, audit trail and configuration, without the FHIR sync around it.
  *
- *   pw_cds_server CONFIG RESOURCES.json [--clone N]
+ *   pw_cds_server CONFIG RESOURCES.json [--clone N] [--refused TYPE]
  *
  * CONFIG is a painwatch configuration (its cds_hooks section, state_dir, audit). RESOURCES is a
  * JSON array of FHIR resources stored as the pipeline stores them (normalized when they arrive);
  * --clone N stores N more copies of every patient's resources under other patient and resource
- * ids (the benchmark's 10,000 patients). Prints "port N" once listening; stops on SIGTERM or
- * SIGINT.
+ * ids (the benchmark's 10,000 patients). --refused TYPE: the service is told (as painwatchd
+ * tells it from its pipeline) that TYPE's last read was refused (403) for every patient. Prints
+ * "port N" once listening; stops on SIGTERM or SIGINT.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,16 @@ static struct pw_cds_hooks *cds;
 static uv_signal_t sig_term;
 static uv_signal_t sig_int;
 static struct pw_http *http;
+static unsigned refused; /* --refused: PW_RES_* bit */
+
+/* As painwatchd's pipeline answers for a type refused for everyone (pw_pipeline_synced_for). */
+static void synced_for(void *arg, const char *patient, struct pw_synced *out)
+{
+    (void)arg;
+    (void)patient;
+    out->synced &= ~refused;
+    out->refused |= refused;
+}
 
 static void on_signal(uv_signal_t *s, int signum)
 {
@@ -150,12 +161,22 @@ int main(int argc, char **argv)
     struct pw_audit *audit = NULL;
     char tdir[4096];
     char err[256] = "";
-    long clones = argc == 5 && strcmp(argv[3], "--clone") == 0 ? strtol(argv[4], NULL, 10) : 0;
+    long clones = 0;
     uv_loop_t loop;
     int rc;
 
-    if (argc != 3 && argc != 5) {
-        fprintf(stderr, "usage: pw_cds_server CONFIG RESOURCES.json [--clone N]\n");
+    for (int i = 3; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--clone") == 0) {
+            clones = strtol(argv[i + 1], NULL, 10);
+        } else if (strcmp(argv[i], "--refused") == 0 && pw_res_type_bit(argv[i + 1]) != 0) {
+            refused |= pw_res_type_bit(argv[i + 1]);
+        } else {
+            argc = 0; /* usage */
+        }
+    }
+    if (argc < 3 || argc % 2 == 0) {
+        fprintf(stderr,
+                "usage: pw_cds_server CONFIG RESOURCES.json [--clone N] [--refused TYPE]\n");
         return 2;
     }
     pw_log_init();
@@ -191,12 +212,15 @@ int main(int argc, char **argv)
         rc = uv_loop_init(&loop) == 0 ? pw_http_new(&http, &loop) : PW_EIO;
     }
     if (rc == 0) {
-        rc = pw_cds_hooks_new(&cds, &(struct pw_cds_hooks_opts){.loop = &loop,
-                                                                .conf = &cd->cds_hooks,
-                                                                .store = st,
-                                                                .ev = ev,
-                                                                .audit = audit,
-                                                                .http = http});
+        rc = pw_cds_hooks_new(
+            &cds, &(struct pw_cds_hooks_opts){.loop = &loop,
+                                              .conf = &cd->cds_hooks,
+                                              .store = st,
+                                              .ev = ev,
+                                              .synced = {.known = true, .synced = PW_RES_ALL},
+                                              .synced_for = refused ? synced_for : NULL,
+                                              .audit = audit,
+                                              .http = http});
     }
     if (rc < 0) {
         fprintf(stderr, "pw_cds_server: %s %s\n", pw_strerror(rc), err);

@@ -111,6 +111,28 @@ test('patient-view: cards from the stored findings (no prefetch: the store)', as
   assert.ok(!rulesOf(a.body).includes('rescue-dose-missing'));
 });
 
+test('patient-view: a type the daemon could not read is no evidence of absence', async () => {
+  // painwatchd tells the service what its pipeline could read per patient: MedicationRequest
+  // refused (403) on its last read, so "no laxative ordered" proves nothing and no bowel card is
+  // shown for the same stored patient that gets one above.
+  const dir2 = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-cds-refused-'));
+  writeSetup(dir2);
+  const srv2 = await startServer(SERVER, dir2, ['--refused', 'MedicationRequest']);
+  try {
+    const r = await fetch(`${srv2.base}/cds-services/${PV}`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${rsaToken(PV)}` },
+      body: JSON.stringify(pvRequest(PC)),
+    });
+    assert.equal(r.status, 200);
+    const body = await r.json();
+    body.cards.forEach(assertCard);
+    assert.ok(!rulesOf(body).includes('bowel-regimen-missing'), rulesOf(body).join());
+  } finally {
+    assert.equal(await stopServer(srv2.child), 0, srv2.stderr());
+    fs.rmSync(dir2, { recursive: true, force: true });
+  }
+});
+
 test('patient-view: a prefetch is evaluated when the store does not know the patient', async () => {
   const empty = await call(PV, pvRequest(PD), rsaToken(PV));
   assert.equal(empty.status, 200);
