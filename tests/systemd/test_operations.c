@@ -588,6 +588,46 @@ static void test_reload_rotates_credentials(void **state)
     free(trail);
 }
 
+/*
+ * A reload that changes only the sink checks /metadata again for what the new sink writes: the
+ * server advertises Flag writes and no DetectedIssue ones, and the warning comes with the
+ * reload, not at the next restart; back to Flags, the check says they are advertised.
+ */
+static void test_reload_sink_rechecks_writes(void **state)
+{
+    struct run *r = &run;
+    size_t metadata;
+    char *log;
+
+    (void)state;
+    setup(r, true);
+    write_config(r, "state", true, NULL);
+    pwt_daemon_spawn(&r->d);
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    r->d.health_port = pwt_daemon_health_port(&r->d);
+    log = pwt_read_file(r->d.log, NULL);
+    assert_null(strstr(log, "not advertised: posting"));
+    free(log);
+    metadata = pwt_responder_count_path(r->d.fhir, "/fhir/metadata");
+
+    write_config(r, "state", true, "sink:\n  type: detected-issue\n");
+    assert_int_equal(kill(r->d.pid, SIGHUP), 0);
+    pwt_daemon_wait_notify(&r->d, "RELOADING=1");
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    assert_true(pwt_daemon_scrape(&r->d, "painwatch_config_reloads_total", "result=\"ok\"") == 1.0);
+    wait_file_has(r, r->d.log,
+                  "ehr: DetectedIssue create not advertised: posting DetectedIssue resources "
+                  "here will fail");
+    assert_true(pwt_responder_count_path(r->d.fhir, "/fhir/metadata") > metadata);
+
+    write_config(r, "state", true, NULL);
+    assert_int_equal(kill(r->d.pid, SIGHUP), 0);
+    pwt_daemon_wait_notify(&r->d, "RELOADING=1");
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    wait_file_has(r, r->d.log, "ehr: /metadata advertises what the new sink writes");
+    terminate(r);
+}
+
 static void test_ready_waits_for_metadata(void **state)
 {
     struct run *r = &run;
@@ -956,6 +996,7 @@ int main(void)
         cmocka_unit_test_teardown(test_kill_switch, teardown),
         cmocka_unit_test_teardown(test_reload_shadow_and_refused, teardown),
         cmocka_unit_test_teardown(test_reload_rotates_credentials, teardown),
+        cmocka_unit_test_teardown(test_reload_sink_rechecks_writes, teardown),
         cmocka_unit_test_teardown(test_ready_waits_for_metadata, teardown),
         cmocka_unit_test_teardown(test_ready_after_deadline_names_servers, teardown),
         cmocka_unit_test_teardown(test_audit_retain, teardown),
