@@ -4,11 +4,12 @@
  * problem with a specific therapy. identifier = episode key (the same system and idempotency as
  * Flags), status final while the situation holds, code = rule, severity, patient, the
  * MedicationRequests the finding rests on as `implicated`, its other evidence (scores, doses
- * given, conditions) as `evidence`, the finding's text as `detail`. When the situation ends the
- * update adds a dated `mitigation` entry saying so and sets the site's closing status
- * (`cancelled` by default). A mitigation entry someone else added, or a status someone else set,
- * is read back as the episode acknowledged (episode_status "inactive"), as a clinician's
- * inactive Flag is. Pure formatting.
+ * given, conditions) as `evidence`, the finding's text as `detail`, and the clinician narrative
+ * the Flag sink writes as `text` (same builder, finding_text.c). When the situation ends the
+ * update adds a dated `mitigation` entry saying so, the narrative's closing line, and sets the
+ * site's closing status (`cancelled` by default). A mitigation entry someone else added, or a
+ * status someone else set, is read back as the episode acknowledged (episode_status "inactive"), as
+ * a clinician's inactive Flag is. Pure formatting.
  *
  * Severity: finding high -> high, medium -> moderate, low -> low, info -> low (DetectedIssue has
  * no lower level; whether info findings are written at all is the posting setting's business).
@@ -45,10 +46,7 @@ static const char *severity_of(enum pw_severity s)
     return "low";
 }
 
-/*
- * DetectedIssue.detail: what the clinician reads. Today the finding's own text; the Flag's
- * summary/narrative builders (issue 21, Flag fidelity) are meant to be called from here.
- */
+/* DetectedIssue.detail: the finding's own text (the narrative in `text` says it in full). */
 static const char *detail_text(const struct pw_finding *f)
 {
     return f->text[0] ? f->text : f->rule;
@@ -86,6 +84,7 @@ static int add_references(json_t *di, const struct pw_finding *f)
 
 static int di_format(const struct pw_sink *sink, const struct pw_finding *f, json_t **out)
 {
+    json_t *text;
     json_t *di;
     char identified[32];
     int err;
@@ -93,9 +92,14 @@ static int di_format(const struct pw_sink *sink, const struct pw_finding *f, jso
     if (!f->rule || !f->rule[0] || !f->key[0] || !f->patient[0]) {
         return PW_EINVAL;
     }
-    di = json_pack("{s:s, s:s, s:s, s:{s:s}, s:o, s:s}", "resourceType", "DetectedIssue", "status",
-                   STATUS_OPEN, "severity", severity_of(f->severity), "patient", "reference",
-                   f->patient, "author", pw_sink_author(sink), "detail", detail_text(f));
+    text = pw_sink_narrative(f);
+    if (!text) {
+        return PW_ENOMEM;
+    }
+    di = json_pack("{s:s, s:o, s:s, s:s, s:{s:s}, s:o, s:s}", "resourceType", "DetectedIssue",
+                   "text", text, "status", STATUS_OPEN, "severity", severity_of(f->severity),
+                   "patient", "reference", f->patient, "author", pw_sink_author(sink), "detail",
+                   detail_text(f));
     if (!di) {
         return PW_ENOMEM;
     }
@@ -196,6 +200,9 @@ static int di_update(const struct pw_sink *sink, const json_t *created, enum pw_
         err = close_issue(sink, di, at);
     } else {
         err = json_object_set_new(di, "status", json_string(STATUS_OPEN)) ? PW_ENOMEM : 0;
+    }
+    if (!err) {
+        err = pw_sink_narrative_state(di, op == PW_OUTBOX_RESOLVE, at);
     }
     if (err) {
         json_decref(di);

@@ -11,7 +11,6 @@
 
 #include "painwatch/engine.h"
 #include "painwatch/err.h"
-#include "painwatch/finding_text.h"
 #include "painwatch/log.h"
 #include "painwatch/sink.h"
 #include "painwatch/sink_fhir.h"
@@ -27,9 +26,8 @@
 #define EXT_PRIORITY "http://hl7.org/fhir/StructureDefinition/flag-priority"
 #define EXT_DETAIL   "http://hl7.org/fhir/StructureDefinition/flag-detail"
 /* issue 21: the published system of the flag-priority extension (PN/PL/PM/PH) */
-#define CS_PRIORITY   "http://hl7.org/fhir/flag-priority-code"
-#define CS_CATEGORY   "http://terminology.hl7.org/CodeSystem/flag-category"
-#define RESOLVED_PARA "<p>Resolved by painwatch on %s (%s): the finding no longer holds.</p>"
+#define CS_PRIORITY "http://hl7.org/fhir/flag-priority-code"
+#define CS_CATEGORY "http://terminology.hl7.org/CodeSystem/flag-category"
 
 static void priority_of(enum pw_severity s, const char **code, const char **display)
 {
@@ -92,7 +90,7 @@ static int flag_format(const struct pw_sink *sink, const struct pw_finding *f, j
     const char *cat;
     json_t *flag;
     json_t *author;
-    char *div;
+    json_t *text;
     char start[32];
     const struct pw_rule *rule = pw_rule_find ? pw_rule_find(f->rule) : NULL;
 
@@ -104,21 +102,19 @@ static int flag_format(const struct pw_sink *sink, const struct pw_finding *f, j
         pw_log_warn(SINK, "rule %s: category '%s' is not drug|clinical, using clinical", f->rule,
                     f->category ? f->category : "");
     }
-    div = pw_finding_narrative(f);
-    if (!div) {
+    text = pw_sink_narrative(f);
+    if (!text) {
         return PW_ENOMEM;
     }
     author = pw_sink_author(sink);
     flag = json_pack(
-        "{s:s, s:{s:s, s:s}, s:o, s:[{s:s, s:s}], s:s, s:[{s:[o]}],"
+        "{s:s, s:o, s:o, s:[{s:s, s:s}], s:s, s:[{s:[o]}],"
         " s:{s:[o], s:s}, s:{s:s}, s:o}",
-        "resourceType", "Flag", "text", "status", "generated", "div", div, "extension",
-        extensions(f), "identifier", "system", sink->identifier_system, "value", f->key, "status",
-        "active", "category", "coding",
+        "resourceType", "Flag", "text", text, "extension", extensions(f), "identifier", "system",
+        sink->identifier_system, "value", f->key, "status", "active", "category", "coding",
         pw_sink_coding(CS_CATEGORY, cat, strcmp(cat, "drug") == 0 ? "Drug" : "Clinical"), "code",
         "coding", pw_sink_coding(sink->code_system, f->rule, rule ? rule->title : NULL), "text",
         banner_text(f, rule), "subject", "reference", f->patient, "author", author);
-    free(div);
     if (!flag) {
         return PW_ENOMEM;
     }
@@ -131,32 +127,6 @@ static int flag_format(const struct pw_sink *sink, const struct pw_finding *f, j
     }
     *out = flag;
     return 0;
-}
-
-/* The resolved narrative: the created one plus a closing line saying when and why. */
-static int resolved_div(json_t *flag, int64_t at)
-{
-    char when[40];
-    const char *zone = pw_timezone_name();
-    json_t *text = json_object_get(flag, "text");
-    const char *div = json_string_value(json_object_get(text, "div"));
-    size_t len;
-    char *s;
-    int err;
-
-    if (!div || (len = strlen(div)) < 6 || strcmp(div + len - 6, "</div>") != 0) {
-        return 0; /* not ours to edit: leave it */
-    }
-    pw_local_time(when, at, PW_TIME_NONE);
-    s = malloc(len + sizeof(RESOLVED_PARA) + sizeof(when) + strlen(zone));
-    if (!s) {
-        return PW_ENOMEM;
-    }
-    memcpy(s, div, len - 6);
-    sprintf(s + len - 6, RESOLVED_PARA "</div>", when, zone);
-    err = json_object_set_new(text, "div", json_string(s)) ? PW_ENOMEM : 0;
-    free(s);
-    return err;
 }
 
 static int flag_update(const struct pw_sink *sink, const json_t *created, enum pw_outbox_op op,
@@ -189,11 +159,14 @@ static int flag_update(const struct pw_sink *sink, const json_t *created, enum p
             err = json_object_set_new(period, "end", json_string(end));
         }
         if (!err) {
-            err = resolved_div(flag, at);
+            err = pw_sink_narrative_state(flag, true, at);
         }
     } else {
         err = json_object_set_new(flag, "status", json_string("active"));
         json_object_del(period, "end");
+        if (!err) {
+            err = pw_sink_narrative_state(flag, false, at);
+        }
     }
     if (err) {
         json_decref(flag);

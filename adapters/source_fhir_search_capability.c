@@ -90,55 +90,6 @@ static void check_type(const struct pw_capability *cap, const struct pw_fhir_sea
     }
 }
 
-/* The interaction of @p type painwatch needs and /metadata leaves out ("create", "update"), or
- * NULL when both are advertised. */
-static const char *write_missing(const struct pw_capability *cap, const char *type)
-{
-    const json_t *t = json_object_get(cap->types, type);
-    bool create = json_is_true(json_object_get(t, "write"));
-    bool update = create;
-
-    if (strcmp(type, "Flag") == 0) { /* parsed apart, with conditional create */
-        create = cap->flag_create;
-        update = cap->flag_update;
-    }
-    return !create ? "create" : !update ? "update" : NULL;
-}
-
-/* What the sink writes here (conf->writes): each type, or one of them (auto), advertised. */
-static void check_writes(const struct pw_capability *cap, const struct pw_fhir_search_conf *conf,
-                         unsigned *warnings)
-{
-    const struct pw_sink_writes *w = &conf->writes;
-    char names[128] = "";
-    size_t len = 0;
-    size_t missing = 0;
-    const char *what = NULL;
-
-    for (size_t i = 0; i < w->n; i++) {
-        const char *m = write_missing(cap, w->types[i]);
-        if (m && !w->any) {
-            pw_log_warn(SYNC,
-                        "%s: %s %s not advertised: posting %s resources here will fail (shadow "
-                        "mode works)",
-                        conf->name, w->types[i], m, w->types[i]);
-            (*warnings)++;
-        } else if (m && len < sizeof(names)) {
-            int n = snprintf(names + len, sizeof(names) - len, "%s%s", missing ? " or " : "",
-                             w->types[i]);
-            len += n > 0 ? (size_t)n : 0;
-            what = missing++ ? "create and update" : m;
-        }
-    }
-    if (w->any && w->n > 0 && missing == w->n) {
-        pw_log_warn(SYNC,
-                    "%s: %s %s not advertised: posting findings here will fail (shadow mode "
-                    "works)",
-                    conf->name, names, what);
-        (*warnings)++;
-    }
-}
-
 int pw_fhir_search_capability_check(const struct pw_capability *cap,
                                     const struct pw_fhir_search_conf *conf, unsigned *errors,
                                     unsigned *warnings)
@@ -157,7 +108,7 @@ int pw_fhir_search_capability_check(const struct pw_capability *cap,
     for (size_t i = 0; i < conf->ntypes; i++) {
         check_type(cap, conf, &conf->types[i], errors, warnings);
     }
-    check_writes(cap, conf, warnings);
+    *warnings += pw_capability_check_writes(cap, conf->name, &conf->writes);
     return *errors ? PW_ECONFIG : 0;
 }
 

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * CapabilityStatement (/metadata): what a server advertises (search parameters per type,
- * Flag create/update, conditional create), fetched and parsed (capability.h). How that compares
- * with a source's configuration is the source's (adapters/source_fhir_search_capability.c).
+ * Flag create/update, conditional create), fetched and parsed (capability.h), and whether it
+ * takes what the sink writes (run by the source's startup check and again by a reload that
+ * changes the sink's types). How the rest compares with a source's configuration is the
+ * source's (adapters/source_fhir_search_capability.c).
  */
 #include "painwatch/capability.h"
 
@@ -17,6 +19,7 @@
 #include "painwatch/http.h"
 #include "painwatch/json_err.h"
 #include "painwatch/log.h"
+#include "painwatch/sink.h"
 #include "painwatch/sync.h"
 
 static const char *str_at(const json_t *o, const char *k)
@@ -172,6 +175,55 @@ bool pw_capability_writable(const struct pw_capability *cap, const char *type,
         *conditional_create = json_is_true(json_object_get(t, "conditionalCreate"));
     }
     return json_is_true(json_object_get(t, "write"));
+}
+
+/* The interaction of @p type painwatch needs and /metadata leaves out ("create", "update"), or
+ * NULL when both are advertised. */
+static const char *write_missing(const struct pw_capability *cap, const char *type)
+{
+    const json_t *t = json_object_get(cap->types, type);
+    bool create = json_is_true(json_object_get(t, "write"));
+    bool update = create;
+
+    if (strcmp(type, "Flag") == 0) { /* parsed apart, with conditional create */
+        create = cap->flag_create;
+        update = cap->flag_update;
+    }
+    return !create ? "create" : !update ? "update" : NULL;
+}
+
+unsigned pw_capability_check_writes(const struct pw_capability *cap, const char *server,
+                                    const struct pw_sink_writes *w)
+{
+    unsigned warnings = 0;
+    char names[128] = "";
+    size_t len = 0;
+    size_t missing = 0;
+    const char *what = NULL;
+
+    for (size_t i = 0; i < w->n; i++) {
+        const char *m = write_missing(cap, w->types[i]);
+        if (m && !w->any) {
+            pw_log_warn(SYNC,
+                        "%s: %s %s not advertised: posting %s resources here will fail (shadow "
+                        "mode works)",
+                        server, w->types[i], m, w->types[i]);
+            warnings++;
+        } else if (m && len < sizeof(names)) {
+            int n = snprintf(names + len, sizeof(names) - len, "%s%s", missing ? " or " : "",
+                             w->types[i]);
+            len += n > 0 ? (size_t)n : 0;
+            what = missing++ ? "create and update" : m;
+        }
+    }
+    if (w->any && w->n > 0 && missing == w->n) {
+        pw_log_warn(SYNC,
+                    "%s: %s %s not advertised: posting findings here will fail (shadow mode "
+                    "works)",
+                    server, names, what);
+        warnings++;
+    }
+    return warnings;
 }
 
 /*

@@ -1533,6 +1533,19 @@ static int make_sync_changes(struct daemon *d, const struct pw_conf *next,
     return 0;
 }
 
+static bool sink_writes_equal(const struct pw_sink_writes *a, const struct pw_sink_writes *b)
+{
+    if (a->n != b->n || a->any != b->any) {
+        return false;
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        if (strcmp(a->types[i], b->types[i]) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static void on_sink_swapped(void *arg, struct pw_sink *old)
 {
     struct daemon *d = arg;
@@ -1560,6 +1573,8 @@ static void reload(struct daemon *d)
     struct pw_auth **auths = NULL;
     struct pw_auth **retired;
     struct sync_changes sc = {0};
+    struct pw_sink_writes writes_was;
+    struct pw_sink_writes writes;
     char why[256];
     bool sink_changed;
     int lvl;
@@ -1613,6 +1628,8 @@ static void reload(struct daemon *d)
     d->retired = retired;
     sink_changed = ncd->shadow_mode != d->cd->shadow_mode ||
                    !json_equal(pw_conf_get(d->conf, "sink"), pw_conf_get(conf, "sink"));
+    pw_sink_conf_writes(d->cd->sink.section, &writes_was);
+    pw_sink_conf_writes(ncd->sink.section, &writes);
     if (sink_changed && make_sink(ncd, &sink) < 0) {
         sync_changes_free(&sc);
         free_auths(auths, ncd->n_servers);
@@ -1666,6 +1683,11 @@ static void reload(struct daemon *d)
     free(auths);
     pw_outbox_set_auth(d->outbox, d->n_auths ? d->auths[0] : NULL);
     sweep_retired(d);
+    /* The startup check of what the sink writes, again for the new sink's types. */
+    if (!sink_writes_equal(&writes_was, &writes) && pw_sync_check_writes(d->sync, &writes) < 0) {
+        pw_log_warn(SYNC,
+                    "reload: /metadata not read again: the new sink's writes are not checked");
+    }
     /* Searches and cohorts: each server's cycle in flight finishes under the old ones. */
     for (size_t i = 0; i < sc.n; i++) {
         if (sc.changed[i]) {

@@ -31,6 +31,7 @@
 #include "painwatch/log.h"
 #include "painwatch/metrics.h"
 #include "painwatch/notify.h"
+#include "painwatch/sink.h"
 #include "painwatch/source.h"
 #include "painwatch/sync.h"
 
@@ -921,6 +922,57 @@ int pw_sync_check_servers(struct pw_sync *sync, pw_sync_cycle_fn *done, void *ar
         sync->inflight++;
     }
     return 0;
+}
+
+/* One server's /metadata read again for a reload's sink (pw_sync_check_writes). */
+struct write_check {
+    struct server *srv;
+    struct pw_sink_writes writes;
+};
+
+static void on_write_capability(void *arg, int err, const struct pw_capability *cap)
+{
+    struct write_check *wc = arg;
+    struct pw_sync *sync = wc->srv->sync;
+
+    enter(sync);
+    sync->inflight--;
+    if (err) {
+        pw_log_warn(SYNC, "%s: /metadata not read again: the new sink's writes are not checked",
+                    wc->srv->name);
+    } else if (pw_capability_check_writes(cap, wc->srv->name, &wc->writes) == 0) {
+        pw_log_info(SYNC, "%s: /metadata advertises what the new sink writes", wc->srv->name);
+    }
+    free(wc);
+    leave(sync);
+}
+
+int pw_sync_check_writes(struct pw_sync *sync, const struct pw_sink_writes *writes)
+{
+    int first = 0;
+
+    if (sync->freeing || !writes) {
+        return PW_EINVAL;
+    }
+    for (size_t i = 0; i < sync->nservers; i++) {
+        struct server *srv = sync->servers[i];
+        struct write_check *wc = malloc(sizeof(*wc));
+        int err = wc ? 0 : PW_ENOMEM;
+
+        if (wc) {
+            wc->srv = srv;
+            wc->writes = *writes;
+            err = pw_capability_fetch(sync->http, srv->name, srv->base, srv->auth,
+                                      on_write_capability, wc);
+        }
+        if (err) {
+            free(wc);
+            first = first ? first : err;
+            continue;
+        }
+        sync->inflight++;
+    }
+    return first;
 }
 
 void pw_sync_stop(struct pw_sync *sync)

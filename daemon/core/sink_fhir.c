@@ -3,10 +3,15 @@
 #include "painwatch/sink_fhir.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "painwatch/engine.h"
 #include "painwatch/err.h"
+#include "painwatch/finding_text.h"
+#include "painwatch/localtime.h"
+
+#define RESOLVED_PARA "<p>Resolved by painwatch on %s (%s): the finding no longer holds.</p>"
 
 /* Rule titles come from the engine's registry when it is linked (see sink_fhir_flag.c). */
 #pragma weak pw_rule_find
@@ -76,4 +81,51 @@ void pw_sink_end_instant(int64_t at, const char *start, char out[32])
     if (start && strcmp(out, start) < 0) {
         snprintf(out, 32, "%s", start);
     }
+}
+
+json_t *pw_sink_narrative(const struct pw_finding *f)
+{
+    char *div = pw_finding_narrative(f);
+    json_t *text = div ? json_pack("{s:s, s:s}", "status", "generated", "div", div) : NULL;
+
+    free(div);
+    return text;
+}
+
+int pw_sink_narrative_state(json_t *res, bool resolved, int64_t at)
+{
+    static const char own[] = "<p>Resolved by painwatch on ";
+    char when[40];
+    const char *zone = pw_timezone_name();
+    json_t *text = json_object_get(res, "text");
+    const char *div = json_string_value(json_object_get(text, "div"));
+    size_t keep; /* the bytes kept before the closing tag */
+    char *s;
+    int err;
+
+    if (!div || (keep = strlen(div)) < 6 || strcmp(div + keep - 6, "</div>") != 0) {
+        return 0; /* not ours to edit: leave it */
+    }
+    keep -= 6;
+    /* Escaped text never holds "<p>": a paragraph starting so is our closing line. */
+    for (const char *p = strstr(div, own); p; p = strstr(p + 1, own)) {
+        keep = (size_t)(p - div);
+    }
+    if (!resolved && div[keep] == '<' && strcmp(div + keep, "</div>") == 0) {
+        return 0; /* open, and says nothing else */
+    }
+    pw_local_time(when, at, PW_TIME_NONE);
+    s = malloc(keep + sizeof(RESOLVED_PARA) + sizeof(when) + strlen(zone) + sizeof("</div>"));
+    if (!s) {
+        return PW_ENOMEM;
+    }
+    memcpy(s, div, keep);
+    if (resolved) {
+        sprintf(s + keep, RESOLVED_PARA "</div>", when, zone);
+    } else {
+        strcpy(s + keep, "</div>");
+    }
+    err = json_object_set_new(text, "div", json_string(s)) ? PW_ENOMEM : 0;
+    free(s);
+    return err;
 }

@@ -36,6 +36,16 @@ bool pw_capability_has_param(const struct pw_capability *cap, const char *type, 
 bool pw_capability_writable(const struct pw_capability *cap, const char *type,
                             bool *conditional_create);
 
+struct pw_sink_writes;
+
+/**
+ * The write check: what the sink writes (@p w, pw_sink_conf_writes()), each type or, for
+ * `auto`, one of them, advertised with create and update by server @p server; a warning logged
+ * for each that is not ("posting ... here will fail"). @return the number of warnings.
+ */
+unsigned pw_capability_check_writes(const struct pw_capability *cap, const char *server,
+                                    const struct pw_sink_writes *w);
+
 /** Completion of pw_capability_fetch(). @p cap is borrowed: valid until the callback returns. */
 typedef void pw_capability_fn(void *arg, int err, const struct pw_capability *cap);
 

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the FHIR sinks (fhir-flag, detected-issue) build alike: references to the evidence,
- * codings, the author, the episode identifier and rule code, the copy an update starts from and
- * the instant an episode closes at. Pure JSON building (daemon/core/sink_fhir.c).
+ * codings, the author, the episode identifier and rule code, the clinician narrative, the copy an
+ * update starts from and the instant an episode closes at. Pure JSON building
+ * (daemon/core/sink_fhir.c).
  */
 #ifndef PAINWATCH_SINK_FHIR_H
 #define PAINWATCH_SINK_FHIR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,5 +43,19 @@ json_t *pw_sink_update_copy(const json_t *created);
  * NULL): clocks and late data can put the end before the start, which FHIR refuses (per-1).
  */
 void pw_sink_end_instant(int64_t at, const char *start, char out[32]);
+
+/**
+ * The resource's `text`: {"status": "generated", "div": pw_finding_narrative(@p f)}, the same
+ * clinician narrative on every resource type. A new reference, NULL on ENOMEM.
+ */
+json_t *pw_sink_narrative(const struct pw_finding *f);
+
+/**
+ * The closing line of the narrative of @p res (an update copy): with @p resolved, the line saying
+ * painwatch resolved the episode at @p at (local time), replacing one there; without, none (a
+ * reactivated episode). A `text.div` painwatch did not write is left alone. @return 0 or
+ * PW_ENOMEM.
+ */
+int pw_sink_narrative_state(json_t *res, bool resolved, int64_t at);
 
 #endif

@@ -258,6 +258,16 @@ int pw_sync_run_once(struct pw_sync *sync, pw_sync_cycle_fn *done, void *arg);
  */
 int pw_sync_check_servers(struct pw_sync *sync, pw_sync_cycle_fn *done, void *arg);
 
+struct pw_sink_writes;
+
+/**
+ * A reload's sink writes other resource types: read every server's /metadata again and log, as
+ * the startup check does, each type of @p writes (copied) it does not advertise with create and
+ * update (pw_capability_check_writes()). Nothing else changes. @return 0, or the first error of
+ * a fetch that could not start (the others still run).
+ */
+int pw_sync_check_writes(struct pw_sync *sync, const struct pw_sink_writes *writes);
+
 /** Stop timers; running streams finish their current page and end. Idempotent. */
 void pw_sync_stop(struct pw_sync *sync);
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The detected-issue sink: DetectedIssue content (identifier, status, code, severity mapping,
- * patient, implicated orders, evidence, detail, author), the close (dated mitigation entry +
+ * patient, implicated orders, evidence, detail, author, the clinician narrative the Flag sink
+ * writes, from the same builder), the close (dated mitigation entry +
  * the site's status) and reactivation, what a read-back says (a clinician's mitigation or status
  * change = acknowledged), per-rule targets, the closing status setting and `auto`'s choice.
  * With PW_FLAG_OUT_DIR set it also writes its samples there (created and closed) for the FHIR
@@ -15,6 +16,8 @@
 #include <jansson.h>
 
 #include "painwatch/err.h"
+#include "painwatch/finding_text.h"
+#include "painwatch/localtime.h"
 #include "painwatch/sink.h"
 #include "painwatch/timeline.h"
 #include "support/pwtest.h"
@@ -118,6 +121,16 @@ static void test_content(void **state)
         str(at(json_object_get(at(json_object_get(di, "evidence"), 0), "detail"), 0), "reference"),
         "Observation/pain-9/_history/2");
     assert_null(json_object_get(di, "mitigation"));
+    /* The clinician narrative, as the Flag sink writes it (finding_text.c builds both). */
+    const json_t *text = json_object_get(di, "text");
+    char *want = pw_finding_narrative(&f);
+    assert_non_null(want);
+    assert_string_equal(str(text, "status"), "generated");
+    assert_string_equal(str(text, "div"), want);
+    free(want);
+    assert_non_null(strstr(str(text, "div"), "<div xmlns=\"http://www.w3.org/1999/xhtml\">"));
+    assert_non_null(strstr(str(text, "div"), "Opioid step +100% (60 -&gt; 120 MME/day)"));
+    assert_non_null(strstr(str(text, "div"), "<li>MedicationRequest/mr-1</li>"));
     json_decref(di);
 
     /* Without evidence: neither element (FHIR forbids empty arrays). */
@@ -174,6 +187,10 @@ static void test_close_and_reopen(void **state)
     m = at(json_object_get(closed, "mitigation"), 0);
     assert_string_equal(str(m, "date"), "2026-01-01T01:00:00Z");
     assert_non_null(strstr(str(json_object_get(m, "action"), "text"), "no longer holds"));
+    /* The narrative says so too, as a resolved Flag's does; the created one is left as it was. */
+    assert_non_null(strstr(str(json_object_get(closed, "text"), "div"),
+                           "Resolved by painwatch on 1 Jan 2026 01:00 (UTC)"));
+    assert_null(strstr(str(json_object_get(created, "text"), "div"), "Resolved by"));
     /* painwatch's own close reads as closed, not as a clinician's acknowledgement... */
     assert_string_equal(pw_sink_episode_status(closed), "inactive");
     assert_string_equal(pw_sink_episode_status(created), "active");
@@ -181,6 +198,7 @@ static void test_close_and_reopen(void **state)
     assert_int_equal(pw_sink_update(sink, closed, PW_OUTBOX_REACTIVATE, T_END + 60, &reopened), 0);
     assert_string_equal(str(reopened, "status"), "final");
     assert_null(json_object_get(reopened, "mitigation"));
+    assert_null(strstr(str(json_object_get(reopened, "text"), "div"), "Resolved by"));
     assert_string_equal(pw_sink_episode_status(reopened), "active");
     json_decref(closed);
     json_decref(reopened);
@@ -400,6 +418,10 @@ static void test_write_samples_for_validator(void **state)
 
 int main(void)
 {
+    /* Narratives are in the configured zone; these expectations are in UTC. */
+    if (pw_timezone_set("UTC") != 0) {
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_content),          cmocka_unit_test(test_severity_mapping),
         cmocka_unit_test(test_close_and_reopen), cmocka_unit_test(test_read_back),

@@ -222,6 +222,8 @@ static void test_resolve_and_reactivate(void **state)
     assert_int_equal(sink->ops->update(sink, resolved, PW_OUTBOX_REACTIVATE, 0, &again), 0);
     assert_string_equal(str(again, "status"), "active");
     assert_null(path(again, "period.end"));
+    /* The narrative is open again too: the closing line goes. */
+    assert_string_equal(str(again, "text.div"), str(created, "text.div"));
     assert_int_equal(sink->ops->update(sink, created, PW_OUTBOX_CREATE, 0, &again), PW_EINVAL);
     json_decref(created);
     json_decref(resolved);

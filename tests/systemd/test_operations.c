@@ -33,7 +33,7 @@
 
 #include "daemon/core/promtext.h"
 #include "painwatch/audit.h"
-#include "support/http_get.h"
+#include "support/daemon_run.h"
 #include "support/pwtest.h"
 #include "support/responder.h"
 
@@ -41,28 +41,6 @@
 #define WAIT_S 90
 
 #define NOBODY 65534
-
-static const char capability[] =
-    "{\"resourceType\":\"CapabilityStatement\",\"status\":\"active\",\"kind\":\"instance\","
-    "\"date\":\"2026-01-01\",\"fhirVersion\":\"4.0.1\",\"format\":[\"json\"],"
-    "\"software\":{\"name\":\"painwatch test responder\"},"
-    "\"rest\":[{\"mode\":\"server\",\"resource\":["
-    "{\"type\":\"Observation\",\"interaction\":[{\"code\":\"search-type\"},{\"code\":\"read\"}],"
-    "\"searchParam\":[{\"name\":\"patient\",\"type\":\"reference\"},"
-    "{\"name\":\"subject\",\"type\":\"reference\"},{\"name\":\"code\",\"type\":\"token\"},"
-    "{\"name\":\"date\",\"type\":\"date\"},{\"name\":\"_lastUpdated\",\"type\":\"date\"},"
-    "{\"name\":\"_sort\",\"type\":\"string\"}]},"
-    "{\"type\":\"MedicationRequest\",\"interaction\":[{\"code\":\"search-type\"}],"
-    "\"searchParam\":[{\"name\":\"patient\",\"type\":\"reference\"},"
-    "{\"name\":\"subject\",\"type\":\"reference\"},{\"name\":\"authoredon\",\"type\":\"date\"},"
-    "{\"name\":\"_lastUpdated\",\"type\":\"date\"},{\"name\":\"_sort\",\"type\":\"string\"}]},"
-    "{\"type\":\"Flag\",\"interaction\":[{\"code\":\"create\"},{\"code\":\"update\"},"
-    "{\"code\":\"search-type\"},{\"code\":\"read\"}],\"conditionalCreate\":true,"
-    "\"searchParam\":[{\"name\":\"identifier\",\"type\":\"token\"},"
-    "{\"name\":\"patient\",\"type\":\"reference\"}]}]}]}";
-
-static const char empty_bundle[] =
-    "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"total\":0,\"entry\":[]}";
 
 /*
  * Every Observation search returns a severe pain score (9/10, two days old, never reassessed)
@@ -144,181 +122,21 @@ static void flag_created(void *arg, const struct pwt_request *req, struct pwt_re
     reply->body_len = strlen(reply->body);
 }
 
-#define NOTIFY_KEEP 64
-
+/* One painwatchd run with its control socket. */
 struct run {
-    char *dir;
-    char cfg[4096];
-    char log[4096];
+    struct pwt_daemon d;
     char sock_path[4096];
-    int sock;
-    pid_t pid;
-    struct pwt_responder *fhir;
     char fhir_base[256];
-    unsigned health_port;
-    pthread_t reader;
-    bool reading;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    char msgs[NOTIFY_KEEP][256];
-    unsigned long n_msgs;
-    unsigned long seen;
-    bool stop_reader;
-    char last[256]; /* the message wait_notify matched */
 };
-
-static void dump_log(const struct run *r)
-{
-    FILE *f = fopen(r->log, "r");
-    char line[1024];
-
-    fprintf(stderr, "---- painwatchd stderr ----\n");
-    while (f && fgets(line, sizeof(line), f)) {
-        fputs(line, stderr);
-    }
-    if (f) {
-        fclose(f);
-    }
-}
-
-static void assert_alive(struct run *r)
-{
-    int status;
-
-    if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
-        dump_log(r);
-        r->pid = 0;
-        fail_msg("painwatchd exited early (status %d)", status);
-    }
-}
-
-static void *reader_main(void *arg)
-{
-    struct run *r = arg;
-
-    for (;;) {
-        char msg[256];
-        ssize_t n = recv(r->sock, msg, sizeof(msg) - 1, 0); /* SO_RCVTIMEO: 1 s */
-        pthread_mutex_lock(&r->lock);
-        if (r->stop_reader) {
-            pthread_mutex_unlock(&r->lock);
-            return NULL;
-        }
-        if (n > 0) {
-            msg[n] = '\0';
-            if (strcmp(msg, "WATCHDOG=1") != 0) {
-                snprintf(r->msgs[r->n_msgs % NOTIFY_KEEP], sizeof(r->msgs[0]), "%s", msg);
-                r->n_msgs++;
-            }
-            pthread_cond_broadcast(&r->cond);
-        }
-        pthread_mutex_unlock(&r->lock);
-    }
-}
-
-/* Wait for the next notify message containing @p needle; it is kept in r->last. */
-static void wait_notify(struct run *r, const char *needle)
-{
-    for (int waited = 0; waited < WAIT_S;) {
-        struct timespec until;
-        bool found = false;
-
-        pthread_mutex_lock(&r->lock);
-        while (r->seen < r->n_msgs && !found) {
-            const char *m = r->msgs[r->seen % NOTIFY_KEEP];
-            found = strstr(m, needle) != NULL;
-            if (found) {
-                snprintf(r->last, sizeof(r->last), "%s", m);
-            }
-            r->seen++;
-        }
-        if (!found) {
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += 1;
-            if (pthread_cond_timedwait(&r->cond, &r->lock, &until) != 0) {
-                waited++;
-            }
-        }
-        pthread_mutex_unlock(&r->lock);
-        if (found) {
-            return;
-        }
-        assert_alive(r);
-    }
-    dump_log(r);
-    fail_msg("no '%s' from painwatchd within %d s", needle, WAIT_S);
-}
-
-static unsigned health_port(struct run *r)
-{
-    static const char tag[] = "/metrics on 127.0.0.1:0 (port ";
-    unsigned port = 0;
-
-    for (int i = 0; i < WAIT_S * 10 && !port; i++) {
-        char *text = pwt_read_file(r->log, NULL);
-        const char *p = NULL;
-        /* the last start's line: a restart appends to the same log */
-        for (const char *q = strstr(text, tag); q; q = strstr(q + 1, tag)) {
-            p = q;
-        }
-        if (p) {
-            port = (unsigned)strtoul(p + strlen(tag), NULL, 10);
-        }
-        free(text);
-        if (!port) {
-            nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
-        }
-    }
-    if (!port) {
-        dump_log(r);
-        fail_msg("painwatchd did not log its health port");
-    }
-    return port;
-}
-
-/* GET http://127.0.0.1:<health port><path>. Caller frees *body. */
-static long get(struct run *r, const char *path, char **body)
-{
-    char url[256];
-
-    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", r->health_port, path);
-    return pwt_http_get(url, body);
-}
-
-static double scrape(struct run *r, const char *name, const char *labels)
-{
-    static struct prom_text parsed;
-    char *body = NULL;
-    double v;
-
-    assert_int_equal(get(r, "/metrics", &body), 200);
-    prom_parse(&parsed, body);
-    free(body);
-    v = prom_value(&parsed, name, labels);
-    return isnan(v) ? 0 : v;
-}
-
-static void scrape_until_above(struct run *r, const char *name, const char *labels, double above)
-{
-    for (int i = 0; i < WAIT_S * 5; i++) {
-        if (scrape(r, name, labels) > above) {
-            return;
-        }
-        assert_alive(r);
-        nanosleep(&(struct timespec){.tv_nsec = 200 * 1000 * 1000}, NULL);
-    }
-    dump_log(r);
-    fail_msg("%s{%s} stayed at or below %g for %d s", name, labels, above, WAIT_S);
-}
 
 /* Flag POSTs received, for @p patient ("Patient/synthetic-2") or all when NULL. */
 static size_t flag_posts_for(struct run *r, const char *patient)
 {
     size_t n = 0;
-    size_t all = pwt_responder_count(r->fhir);
+    size_t all = pwt_responder_count(r->d.fhir);
 
     for (size_t i = 0; i < all; i++) {
-        const struct pwt_request *q = pwt_responder_request(r->fhir, i);
+        const struct pwt_request *q = pwt_responder_request(r->d.fhir, i);
         if (strcmp(q->method, "POST") == 0 && strcmp(q->path, "/fhir/Flag") == 0 &&
             (!patient || strstr(q->body, patient))) {
             n++;
@@ -338,10 +156,10 @@ static void wait_flag_posts(struct run *r, size_t n)
         if (flag_posts(r) >= n) {
             return;
         }
-        assert_alive(r);
+        pwt_daemon_assert_alive(&r->d);
         nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
     }
-    dump_log(r);
+    pwt_daemon_dump_log(&r->d);
     fail_msg("fewer than %zu Flag POSTs within %d s", n, WAIT_S);
 }
 
@@ -359,10 +177,10 @@ static void wait_file_has(struct run *r, const char *path, const char *needle)
                 return;
             }
         }
-        assert_alive(r);
+        pwt_daemon_assert_alive(&r->d);
         nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
     }
-    dump_log(r);
+    pwt_daemon_dump_log(&r->d);
     fail_msg("%s never held '%s' within %d s", path, needle, WAIT_S);
 }
 
@@ -392,126 +210,53 @@ static void write_config(struct run *r, const char *state, bool shadow, const ch
              "      type: server-wide\n"
              "    poll_interval: 10s\n"
              "%s",
-             r->dir, state, shadow ? "true" : "false", r->sock_path, r->dir, audit_extra,
+             r->d.dir, state, shadow ? "true" : "false", r->sock_path, r->d.dir, audit_extra,
              pwt_src_path("config/terminology"), r->fhir_base, extra ? extra : "");
-    pwt_write_file(r->cfg, text);
+    pwt_write_file(r->d.cfg, text);
 }
 
-/* The responder and the notify socket; the daemon is started by spawn(). */
+/* The responder and the notify socket; the daemon is started by pwt_daemon_spawn(). */
 static void setup(struct run *r, bool metadata_ok)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    struct timeval tv = {.tv_sec = 1};
-    char key[4200];
     char run_dir[4200];
 
-    r->dir = pwt_mkdtemp();
+    pwt_daemon_prepare(&r->d, WAIT_S);
     /* The CLI runs as other users too: they must reach the socket's directory. */
-    assert_int_equal(chmod(r->dir, 0755), 0);
-    snprintf(r->cfg, sizeof(r->cfg), "%s/painwatch.yaml", r->dir);
-    snprintf(r->log, sizeof(r->log), "%s/painwatchd.log", r->dir);
-    snprintf(key, sizeof(key), "%s/audit.key", r->dir);
-    snprintf(run_dir, sizeof(run_dir), "%s/run", r->dir);
+    assert_int_equal(chmod(r->d.dir, 0755), 0);
+    snprintf(run_dir, sizeof(run_dir), "%s/run", r->d.dir);
     assert_int_equal(mkdir(run_dir, 0755), 0);
     snprintf(r->sock_path, sizeof(r->sock_path), "%s/control.sock", run_dir);
-    pwt_write_file(key, "0123456789abcdef0123456789abcdef-test-audit-key\n");
-    assert_int_equal(chmod(key, 0600), 0);
     set_pain_patients(0);
 
-    r->fhir = pwt_responder_start(NULL);
-    snprintf(r->fhir_base, sizeof(r->fhir_base), "%s", pwt_responder_url(r->fhir));
+    r->d.fhir = pwt_responder_start(NULL);
+    snprintf(r->fhir_base, sizeof(r->fhir_base), "%s", pwt_responder_url(r->d.fhir));
     if (!metadata_ok) {
         /* /metadata fails twice (a server still starting), then answers. */
-        pwt_responder_add(r->fhir, &(struct pwt_rule){.method = "GET",
-                                                      .path = "/fhir/metadata",
-                                                      .times = 2,
-                                                      .status = 503,
-                                                      .body = "{}"});
+        pwt_responder_add(r->d.fhir, &(struct pwt_rule){.method = "GET",
+                                                        .path = "/fhir/metadata",
+                                                        .times = 2,
+                                                        .status = 503,
+                                                        .body = "{}"});
     }
-    pwt_responder_add(
-        r->fhir, &(struct pwt_rule){.method = "GET", .path = "/fhir/metadata", .body = capability});
-    pwt_responder_add(r->fhir, &(struct pwt_rule){.method = "GET",
-                                                  .path = "/fhir/Observation",
-                                                  .handler = observation_page});
-    pwt_responder_add(r->fhir, &(struct pwt_rule){.method = "POST",
-                                                  .path = "/fhir/Flag",
-                                                  .handler = flag_created,
-                                                  .handler_arg = r->fhir_base});
-    pwt_responder_add(r->fhir, &(struct pwt_rule){.path = "/fhir/*", .body = empty_bundle});
-
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", r->dir);
-    r->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    assert_true(r->sock >= 0);
-    assert_int_equal(bind(r->sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(setsockopt(r->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
-    pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->cond, NULL);
-    assert_int_equal(pthread_create(&r->reader, NULL, reader_main, r), 0);
-    r->reading = true;
-}
-
-static void spawn(struct run *r)
-{
-    const char *daemon = getenv("PAINWATCHD");
-    char notify[4200];
-
-    assert_non_null(daemon);
-    snprintf(notify, sizeof(notify), "%s/notify", r->dir);
-    r->pid = fork();
-    assert_true(r->pid >= 0);
-    if (r->pid == 0) {
-        setenv("NOTIFY_SOCKET", notify, 1);
-        unsetenv("PAINWATCH_LOG_LEVEL");
-        unsetenv("JOURNAL_STREAM");
-        unsetenv("STATE_DIRECTORY");
-        unsetenv("RUNTIME_DIRECTORY");
-        unsetenv("CREDENTIALS_DIRECTORY");
-        if (!freopen(r->log, "a", stderr)) {
-            _exit(126);
-        }
-        execl(daemon, daemon, "--config", r->cfg, (char *)NULL);
-        _exit(127);
-    }
+    pwt_responder_add(r->d.fhir, &(struct pwt_rule){.method = "GET",
+                                                    .path = "/fhir/metadata",
+                                                    .body = pwt_daemon_capability});
+    pwt_responder_add(r->d.fhir, &(struct pwt_rule){.method = "GET",
+                                                    .path = "/fhir/Observation",
+                                                    .handler = observation_page});
+    pwt_responder_add(r->d.fhir, &(struct pwt_rule){.method = "POST",
+                                                    .path = "/fhir/Flag",
+                                                    .handler = flag_created,
+                                                    .handler_arg = r->fhir_base});
+    pwt_responder_add(r->d.fhir,
+                      &(struct pwt_rule){.path = "/fhir/*", .body = pwt_daemon_empty_bundle});
 }
 
 /* SIGTERM and wait for the exit. */
 static void terminate(struct run *r)
 {
-    int status;
-
-    assert_int_equal(kill(r->pid, SIGTERM), 0);
-    for (int waited = 0; waited < WAIT_S * 10; waited++) {
-        if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
-            r->pid = 0;
-            return;
-        }
-        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
-    }
-    dump_log(r);
-    fail_msg("painwatchd did not exit within %d s of SIGTERM", WAIT_S);
-}
-
-static void stop(struct run *r)
-{
-    if (!r->dir) {
-        return;
-    }
-    if (r->pid > 0) {
-        kill(r->pid, SIGKILL);
-        waitpid(r->pid, NULL, 0);
-    }
-    if (r->reading) {
-        pthread_mutex_lock(&r->lock);
-        r->stop_reader = true;
-        pthread_mutex_unlock(&r->lock);
-        pthread_join(r->reader, NULL);
-        pthread_mutex_destroy(&r->lock);
-        pthread_cond_destroy(&r->cond);
-    }
-    pwt_responder_stop(r->fhir);
-    close(r->sock);
-    pwt_rmtree(r->dir);
-    free(r->dir);
+    assert_int_equal(kill(r->d.pid, SIGTERM), 0);
+    pwt_daemon_wait_exit(&r->d);
 }
 
 enum as { AS_ROOT, AS_NOBODY_IN_GROUP, AS_NOBODY };
@@ -525,7 +270,7 @@ static int writes_cmd(struct run *r, enum as who, const char *verb, char *out, s
     pid_t pid;
 
     assert_non_null(tool);
-    snprintf(outfile, sizeof(outfile), "%s/cli.out", r->dir);
+    snprintf(outfile, sizeof(outfile), "%s/cli.out", r->d.dir);
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -554,7 +299,7 @@ static char *trail_text(struct run *r)
 {
     char path[4200];
 
-    snprintf(path, sizeof(path), "%s/state/audit/painwatch-audit.jsonl", r->dir);
+    snprintf(path, sizeof(path), "%s/state/audit/painwatch-audit.jsonl", r->d.dir);
     return pwt_read_file(path, NULL);
 }
 
@@ -564,7 +309,7 @@ static int teardown(void **state)
 {
     (void)state;
     audit_extra = "";
-    stop(&run);
+    pwt_daemon_stop(&run.d);
     memset(&run, 0, sizeof(run));
     return 0;
 }
@@ -582,9 +327,9 @@ static void test_kill_switch(void **state)
     }
     setup(r, true);
     write_config(r, "state", false, NULL);
-    spawn(r);
-    wait_notify(r, "READY=1");
-    r->health_port = health_port(r);
+    pwt_daemon_spawn(&r->d);
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    r->d.health_port = pwt_daemon_health_port(&r->d);
 
     /* The socket: 0660, the daemon's user and group. */
     assert_int_equal(stat(r->sock_path, &st), 0);
@@ -597,34 +342,34 @@ static void test_kill_switch(void **state)
     assert_non_null(strstr(out, "writing"));
     assert_int_equal(writes_cmd(r, AS_ROOT, "pause", out, sizeof(out)), 0);
     assert_non_null(strstr(out, "paused (uid 0 at "));
-    wait_notify(r, "STATUS=");
-    assert_non_null(strstr(r->last, "PAUSED"));
-    assert_true(scrape(r, "painwatch_writes_paused", "") == 1.0);
-    assert_int_equal(get(r, "/readyz", &body), 200);
+    pwt_daemon_wait_notify(&r->d, "STATUS=");
+    assert_non_null(strstr(r->d.last, "PAUSED"));
+    assert_true(pwt_daemon_scrape(&r->d, "painwatch_writes_paused", "") == 1.0);
+    assert_int_equal(pwt_daemon_get(&r->d, "/readyz", &body), 200);
     assert_non_null(strstr(body, "writes: ok PAUSED"));
     free(body);
 
     /* A finding arrives: its Flag is queued, and not sent. */
     set_pain_patients(1);
-    scrape_until_above(r, "painwatch_outbox_depth", "server=\"ehr\"", 0);
+    pwt_daemon_scrape_until_above(&r->d, "painwatch_outbox_depth", "server=\"ehr\"", 0);
     assert_int_equal(flag_posts(r), 0);
 
     /* The pause survives a restart: READY says so, and the queued write still waits. */
     terminate(r);
-    size_t polls = pwt_responder_count_path(r->fhir, "/fhir/Observation");
-    spawn(r);
-    wait_notify(r, "READY=1");
-    assert_non_null(strstr(r->last, "PAUSED"));
-    r->health_port = health_port(r);
-    if (!pwt_responder_wait_count(r->fhir, pwt_responder_count(r->fhir) + 1, WAIT_S * 1000)) {
+    size_t polls = pwt_responder_count_path(r->d.fhir, "/fhir/Observation");
+    pwt_daemon_spawn(&r->d);
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    assert_non_null(strstr(r->d.last, "PAUSED"));
+    r->d.health_port = pwt_daemon_health_port(&r->d);
+    if (!pwt_responder_wait_count(r->d.fhir, pwt_responder_count(r->d.fhir) + 1, WAIT_S * 1000)) {
         fail_msg("no sync after the restart");
     }
-    while (pwt_responder_count_path(r->fhir, "/fhir/Observation") <= polls) {
-        assert_alive(r);
+    while (pwt_responder_count_path(r->d.fhir, "/fhir/Observation") <= polls) {
+        pwt_daemon_assert_alive(&r->d);
         nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
     }
-    assert_true(scrape(r, "painwatch_writes_paused", "") == 1.0);
-    scrape_until_above(r, "painwatch_outbox_depth", "server=\"ehr\"", 0);
+    assert_true(pwt_daemon_scrape(&r->d, "painwatch_writes_paused", "") == 1.0);
+    pwt_daemon_scrape_until_above(&r->d, "painwatch_outbox_depth", "server=\"ehr\"", 0);
     assert_int_equal(flag_posts(r), 0);
 
     /* A user outside the service's group is refused; the pause stands. */
@@ -646,7 +391,7 @@ static void test_kill_switch(void **state)
     assert_int_equal(writes_cmd(r, AS_NOBODY_IN_GROUP, "resume", out, sizeof(out)), 0);
     assert_non_null(strstr(out, "writing"));
     wait_flag_posts(r, 1);
-    assert_true(scrape(r, "painwatch_writes_paused", "") == 0.0);
+    assert_true(pwt_daemon_scrape(&r->d, "painwatch_writes_paused", "") == 0.0);
     terminate(r);
 
     /* The trail names who paused and who resumed, by uid. */
@@ -666,34 +411,35 @@ static void test_reload_shadow_and_refused(void **state)
 
     (void)state;
     setup(r, true);
-    snprintf(shadow, sizeof(shadow), "%s/state/flags.ndjson", r->dir);
+    snprintf(shadow, sizeof(shadow), "%s/state/flags.ndjson", r->d.dir);
     write_config(r, "state", false, NULL);
     set_pain_patients(1);
-    spawn(r);
-    wait_notify(r, "READY=1");
-    r->health_port = health_port(r);
+    pwt_daemon_spawn(&r->d);
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    r->d.health_port = pwt_daemon_health_port(&r->d);
     wait_flag_posts(r, 1);
-    assert_true(scrape(r, "painwatch_shadow_mode", "") == 0.0);
+    assert_true(pwt_daemon_scrape(&r->d, "painwatch_shadow_mode", "") == 0.0);
 
     /* SIGHUP to shadow mode: the next Flag goes to the shadow file, not the EHR. */
     write_config(r, "state", true, NULL);
-    assert_int_equal(kill(r->pid, SIGHUP), 0);
-    wait_notify(r, "RELOADING=1");
-    wait_notify(r, "READY=1");
-    assert_non_null(strstr(r->last, "shadow mode"));
-    assert_true(scrape(r, "painwatch_shadow_mode", "") == 1.0);
-    assert_true(scrape(r, "painwatch_config_reloads_total", "result=\"ok\"") == 1.0);
+    assert_int_equal(kill(r->d.pid, SIGHUP), 0);
+    pwt_daemon_wait_notify(&r->d, "RELOADING=1");
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    assert_non_null(strstr(r->d.last, "shadow mode"));
+    assert_true(pwt_daemon_scrape(&r->d, "painwatch_shadow_mode", "") == 1.0);
+    assert_true(pwt_daemon_scrape(&r->d, "painwatch_config_reloads_total", "result=\"ok\"") == 1.0);
     set_pain_patients(2);
     wait_file_has(r, shadow, "Patient/synthetic-2");
     assert_int_equal(flag_posts_for(r, "Patient/synthetic-2"), 0);
 
     /* A reload that moves the store is refused whole: shadow_mode=false in it is not applied. */
     write_config(r, "elsewhere", false, NULL);
-    assert_int_equal(kill(r->pid, SIGHUP), 0);
-    wait_notify(r, "RELOADING=1");
-    wait_notify(r, "READY=1");
-    assert_true(scrape(r, "painwatch_config_reloads_total", "result=\"refused\"") == 1.0);
-    assert_true(scrape(r, "painwatch_shadow_mode", "") == 1.0);
+    assert_int_equal(kill(r->d.pid, SIGHUP), 0);
+    pwt_daemon_wait_notify(&r->d, "RELOADING=1");
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    assert_true(pwt_daemon_scrape(&r->d, "painwatch_config_reloads_total", "result=\"refused\"") ==
+                1.0);
+    assert_true(pwt_daemon_scrape(&r->d, "painwatch_shadow_mode", "") == 1.0);
     set_pain_patients(3);
     wait_file_has(r, shadow, "Patient/synthetic-3");
     assert_int_equal(flag_posts_for(r, "Patient/synthetic-3"), 0);
@@ -701,13 +447,13 @@ static void test_reload_shadow_and_refused(void **state)
     /* audit.retain is the one audit key that applies at run time. */
     audit_extra = "  retain: 30d\n";
     write_config(r, "state", true, NULL);
-    assert_int_equal(kill(r->pid, SIGHUP), 0);
-    wait_notify(r, "RELOADING=1");
-    wait_notify(r, "READY=1");
-    assert_true(scrape(r, "painwatch_config_reloads_total", "result=\"ok\"") == 2.0);
+    assert_int_equal(kill(r->d.pid, SIGHUP), 0);
+    pwt_daemon_wait_notify(&r->d, "RELOADING=1");
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    assert_true(pwt_daemon_scrape(&r->d, "painwatch_config_reloads_total", "result=\"ok\"") == 2.0);
     terminate(r);
 
-    log = pwt_read_file(r->log, NULL);
+    log = pwt_read_file(r->d.log, NULL);
     assert_non_null(strstr(log, "reload refused: state_dir cannot change while running"));
     free(log);
     char *trail = trail_text(r);
@@ -718,10 +464,10 @@ static void test_reload_shadow_and_refused(void **state)
 /* Index of the first request to @p path carrying "Authorization: @p auth", from @p from on. */
 static size_t first_with_auth(struct run *r, const char *path, const char *auth, size_t from)
 {
-    size_t all = pwt_responder_count(r->fhir);
+    size_t all = pwt_responder_count(r->d.fhir);
 
     for (size_t i = from; i < all; i++) {
-        const struct pwt_request *q = pwt_responder_request(r->fhir, i);
+        const struct pwt_request *q = pwt_responder_request(r->d.fhir, i);
         const char *a = pwt_request_header(q, "Authorization");
         if (strcmp(q->path, path) == 0 && a && strcmp(a, auth) == 0) {
             return i;
@@ -737,10 +483,10 @@ static size_t wait_auth(struct run *r, const char *path, const char *auth)
         if (at != SIZE_MAX) {
             return at;
         }
-        assert_alive(r);
+        pwt_daemon_assert_alive(&r->d);
         nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
     }
-    dump_log(r);
+    pwt_daemon_dump_log(&r->d);
     fail_msg("no %s request with '%s' within %d s", path, auth, WAIT_S);
     return SIZE_MAX;
 }
@@ -763,17 +509,17 @@ static void test_reload_rotates_credentials(void **state)
 
     (void)state;
     setup(r, true);
-    snprintf(tok_a, sizeof(tok_a), "%s/token-a", r->dir);
-    snprintf(tok_b, sizeof(tok_b), "%s/token-b", r->dir);
+    snprintf(tok_a, sizeof(tok_a), "%s/token-a", r->d.dir);
+    snprintf(tok_b, sizeof(tok_b), "%s/token-b", r->d.dir);
     pwt_write_file(tok_a, "synthetic-token-A\n");
     pwt_write_file(tok_b, "synthetic-token-B\n");
     assert_int_equal(chmod(tok_a, 0600), 0);
     assert_int_equal(chmod(tok_b, 0600), 0);
     snprintf(extra, sizeof(extra), "    auth:\n      type: bearer\n      token_file: %s\n", tok_a);
     write_config(r, "state", false, extra);
-    spawn(r);
-    wait_notify(r, "READY=1");
-    r->health_port = health_port(r);
+    pwt_daemon_spawn(&r->d);
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    r->d.health_port = pwt_daemon_health_port(&r->d);
     wait_auth(r, "/fhir/Observation", "Bearer synthetic-token-A");
 
     /* Token B, and one more resource type (a sync key: applies from the next cycle). */
@@ -782,11 +528,12 @@ static void test_reload_rotates_credentials(void **state)
              "    auth:\n      type: bearer\n      token_file: %s\n",
              tok_b);
     write_config(r, "state", false, extra);
-    assert_int_equal(kill(r->pid, SIGHUP), 0);
-    wait_notify(r, "RELOADING=1");
-    wait_notify(r, "READY=1");
-    assert_true(scrape(r, "painwatch_config_reloads_total", "result=\"ok\"") == 1.0);
-    assert_true(scrape(r, "painwatch_config_reloads_total", "result=\"refused\"") == 0.0);
+    assert_int_equal(kill(r->d.pid, SIGHUP), 0);
+    pwt_daemon_wait_notify(&r->d, "RELOADING=1");
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    assert_true(pwt_daemon_scrape(&r->d, "painwatch_config_reloads_total", "result=\"ok\"") == 1.0);
+    assert_true(pwt_daemon_scrape(&r->d, "painwatch_config_reloads_total", "result=\"refused\"") ==
+                0.0);
 
     /* The next cycle's searches carry token B, and token A is not sent after it. */
     first_b = wait_auth(r, "/fhir/Observation", "Bearer synthetic-token-B");
@@ -805,18 +552,19 @@ static void test_reload_rotates_credentials(void **state)
     /* A server's HTTP settings still need a restart: refused whole, naming the key. */
     snprintf(cmd, sizeof(cmd), "%s    timeout: 45s\n", extra);
     write_config(r, "state", false, cmd);
-    assert_int_equal(kill(r->pid, SIGHUP), 0);
-    wait_notify(r, "RELOADING=1");
-    wait_notify(r, "READY=1");
-    assert_true(scrape(r, "painwatch_config_reloads_total", "result=\"refused\"") == 1.0);
+    assert_int_equal(kill(r->d.pid, SIGHUP), 0);
+    pwt_daemon_wait_notify(&r->d, "RELOADING=1");
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    assert_true(pwt_daemon_scrape(&r->d, "painwatch_config_reloads_total", "result=\"refused\"") ==
+                1.0);
     write_config(r, "state", false, extra); /* the configuration in force, for its hash below */
     terminate(r);
-    char *log = pwt_read_file(r->log, NULL);
+    char *log = pwt_read_file(r->d.log, NULL);
     assert_non_null(strstr(log, "reload refused: servers[0].timeout cannot change while running"));
     free(log);
 
     /* The trail: config-loaded with the new configuration's hash (`painwatch config hash`). */
-    snprintf(cmd, sizeof(cmd), "'%s' config hash '%s'", getenv("PAINWATCH"), r->cfg);
+    snprintf(cmd, sizeof(cmd), "'%s' config hash '%s'", getenv("PAINWATCH"), r->d.cfg);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     assert_non_null(fgets(hash, sizeof(hash), p));
@@ -840,6 +588,46 @@ static void test_reload_rotates_credentials(void **state)
     free(trail);
 }
 
+/*
+ * A reload that changes only the sink checks /metadata again for what the new sink writes: the
+ * server advertises Flag writes and no DetectedIssue ones, and the warning comes with the
+ * reload, not at the next restart; back to Flags, the check says they are advertised.
+ */
+static void test_reload_sink_rechecks_writes(void **state)
+{
+    struct run *r = &run;
+    size_t metadata;
+    char *log;
+
+    (void)state;
+    setup(r, true);
+    write_config(r, "state", true, NULL);
+    pwt_daemon_spawn(&r->d);
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    r->d.health_port = pwt_daemon_health_port(&r->d);
+    log = pwt_read_file(r->d.log, NULL);
+    assert_null(strstr(log, "not advertised: posting"));
+    free(log);
+    metadata = pwt_responder_count_path(r->d.fhir, "/fhir/metadata");
+
+    write_config(r, "state", true, "sink:\n  type: detected-issue\n");
+    assert_int_equal(kill(r->d.pid, SIGHUP), 0);
+    pwt_daemon_wait_notify(&r->d, "RELOADING=1");
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    assert_true(pwt_daemon_scrape(&r->d, "painwatch_config_reloads_total", "result=\"ok\"") == 1.0);
+    wait_file_has(r, r->d.log,
+                  "ehr: DetectedIssue create not advertised: posting DetectedIssue resources "
+                  "here will fail");
+    assert_true(pwt_responder_count_path(r->d.fhir, "/fhir/metadata") > metadata);
+
+    write_config(r, "state", true, NULL);
+    assert_int_equal(kill(r->d.pid, SIGHUP), 0);
+    pwt_daemon_wait_notify(&r->d, "RELOADING=1");
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    wait_file_has(r, r->d.log, "ehr: /metadata advertises what the new sink writes");
+    terminate(r);
+}
+
 static void test_ready_waits_for_metadata(void **state)
 {
     struct run *r = &run;
@@ -847,17 +635,17 @@ static void test_ready_waits_for_metadata(void **state)
     (void)state;
     setup(r, false);
     write_config(r, "state", true, NULL);
-    spawn(r);
-    wait_notify(r, "READY=1");
+    pwt_daemon_spawn(&r->d);
+    pwt_daemon_wait_notify(&r->d, "READY=1");
     /* Two 503s, then the answer: READY came after the third /metadata. */
-    assert_true(pwt_responder_count_path(r->fhir, "/fhir/metadata") >= 3);
-    r->health_port = health_port(r);
-    assert_true(scrape(r, "painwatch_server_up", "server=\"ehr\"") == 1.0);
+    assert_true(pwt_responder_count_path(r->d.fhir, "/fhir/metadata") >= 3);
+    r->d.health_port = pwt_daemon_health_port(&r->d);
+    assert_true(pwt_daemon_scrape(&r->d, "painwatch_server_up", "server=\"ehr\"") == 1.0);
 
     /* Metrics an operator alerts on (issue 19): present from the start, counters at 0. */
     static struct prom_text parsed;
     char *body = NULL;
-    assert_int_equal(get(r, "/metrics", &body), 200);
+    assert_int_equal(pwt_daemon_get(&r->d, "/metrics", &body), 200);
     prom_parse(&parsed, body);
     assert_true(prom_value(&parsed, "painwatch_findings_total",
                            "rule=\"reassessment-overdue-after-high-score\"") == 0.0);
@@ -875,7 +663,7 @@ static void test_ready_waits_for_metadata(void **state)
     if (system("command -v promtool >/dev/null 2>&1") == 0) {
         char path[4200];
         char cmd[8600];
-        snprintf(path, sizeof(path), "%s/metrics.txt", r->dir);
+        snprintf(path, sizeof(path), "%s/metrics.txt", r->d.dir);
         pwt_write_file(path, body);
         snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s' 1>&2", path);
         assert_int_equal(system(cmd), 0);
@@ -890,18 +678,18 @@ static void test_ready_after_deadline_names_servers(void **state)
 
     (void)state;
     setup(r, true);
-    pwt_responder_clear_rules(r->fhir);
+    pwt_responder_clear_rules(r->d.fhir);
     pwt_responder_add(
-        r->fhir,
+        r->d.fhir,
         &(struct pwt_rule){.method = "GET", .path = "/fhir/metadata", .status = 401, .body = "{}"});
     write_config(r, "state", true, "startup_timeout: 2s\n");
-    spawn(r);
-    wait_notify(r, "READY=1");
-    assert_non_null(strstr(r->last, "down: ehr"));
-    assert_true(pwt_responder_count_path(r->fhir, "/fhir/metadata") >= 1);
-    r->health_port = health_port(r);
-    assert_true(scrape(r, "painwatch_server_up", "server=\"ehr\"") == 0.0);
-    assert_int_equal(get(r, "/readyz", &body), 503);
+    pwt_daemon_spawn(&r->d);
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    assert_non_null(strstr(r->d.last, "down: ehr"));
+    assert_true(pwt_responder_count_path(r->d.fhir, "/fhir/metadata") >= 1);
+    r->d.health_port = pwt_daemon_health_port(&r->d);
+    assert_true(pwt_daemon_scrape(&r->d, "painwatch_server_up", "server=\"ehr\"") == 0.0);
+    assert_int_equal(pwt_daemon_get(&r->d, "/readyz", &body), 503);
     assert_non_null(strstr(body, "ehr=unhealthy"));
     free(body);
 }
@@ -923,12 +711,12 @@ static void test_audit_retain(void **state)
 
     (void)state;
     setup(r, true);
-    snprintf(dir, sizeof(dir), "%s/state", r->dir);
+    snprintf(dir, sizeof(dir), "%s/state", r->d.dir);
     assert_int_equal(mkdir(dir, 0750), 0);
-    snprintf(dir, sizeof(dir), "%s/state/audit", r->dir);
+    snprintf(dir, sizeof(dir), "%s/state/audit", r->d.dir);
     assert_int_equal(mkdir(dir, 0750), 0);
     snprintf(trail, sizeof(trail), "%s/painwatch-audit.jsonl", dir);
-    snprintf(key, sizeof(key), "%s/audit.key", r->dir);
+    snprintf(key, sizeof(key), "%s/audit.key", r->d.dir);
     /* A trail of four rotated files (sequence 0..3) and a live one, made by the real writer. */
     struct pw_audit_opts ao = {.path = trail, .key_path = key, .device = "Device/painwatch"};
     assert_int_equal(pw_audit_open(&a, &ao), 0);
@@ -958,15 +746,15 @@ static void test_audit_retain(void **state)
     }
     audit_extra = "  retain: 1d\n";
     write_config(r, "state", true, NULL);
-    spawn(r);
-    wait_notify(r, "READY=1");
+    pwt_daemon_spawn(&r->d);
+    pwt_daemon_wait_notify(&r->d, "READY=1");
     terminate(r);
     for (int i = 0; i < 4; i++) {
         assert_int_equal(stat(rotated[i], &st), 0);
     }
-    char *log = pwt_read_file(r->log, NULL);
+    char *log = pwt_read_file(r->d.log, NULL);
     if (!strstr(log, "audit.retain: 3 old trail file(s) NOT deleted")) {
-        dump_log(r);
+        pwt_daemon_dump_log(&r->d);
         fail_msg("no report of the file that did not verify");
     }
     free(log);
@@ -977,8 +765,8 @@ static void test_audit_retain(void **state)
     struct timespec old[2] = {{.tv_sec = time(NULL) - 10 * 86400},
                               {.tv_sec = time(NULL) - 10 * 86400}};
     assert_int_equal(utimensat(AT_FDCWD, rotated[0], old, 0), 0);
-    spawn(r);
-    wait_notify(r, "READY=1");
+    pwt_daemon_spawn(&r->d);
+    pwt_daemon_wait_notify(&r->d, "READY=1");
     terminate(r);
     for (int i = 0; i < 3; i++) {
         assert_int_not_equal(stat(rotated[i], &st), 0);
@@ -1011,22 +799,22 @@ static void test_transport_failure_named(void **state)
     close(fd);
     snprintf(r->fhir_base, sizeof(r->fhir_base), "http://127.0.0.1:%u", ntohs(sa.sin_port));
     write_config(r, "state", true, "startup_timeout: 1s\n");
-    spawn(r);
-    wait_notify(r, "READY=1");
-    assert_non_null(strstr(r->last, "servers down: ehr"));
+    pwt_daemon_spawn(&r->d);
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    assert_non_null(strstr(r->d.last, "servers down: ehr"));
     /* The first sync fails too; its run failure is reported with what failed. */
     for (int i = 0; i < WAIT_S * 10; i++) {
         free(log);
-        log = pwt_read_file(r->log, NULL);
+        log = pwt_read_file(r->d.log, NULL);
         if (strstr(log, "run failed after 0 page(s)")) {
             break;
         }
-        assert_alive(r);
+        pwt_daemon_assert_alive(&r->d);
         nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
     }
     if (!strstr(log, "ehr: /metadata: HTTP transfer failed (") ||
         !strstr(log, "(no HTTP response)") || strstr(log, "HTTP 0")) {
-        dump_log(r);
+        pwt_daemon_dump_log(&r->d);
         fail_msg("a transport failure not named");
     }
     free(log);
@@ -1045,14 +833,15 @@ static void status_daemon(struct run *r, char **page)
 
     setup(r, true);
     write_config(r, "state", false, NULL);
-    spawn(r);
-    wait_notify(r, "READY=1");
-    r->health_port = health_port(r);
+    pwt_daemon_spawn(&r->d);
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    r->d.health_port = pwt_daemon_health_port(&r->d);
     assert_int_equal(writes_cmd(r, AS_ROOT, "pause", out, sizeof(out)), 0);
     set_pain_patients(1);
-    scrape_until_above(r, "painwatch_outbox_depth", "server=\"ehr\"", 0);
-    scrape_until_above(r, "painwatch_sync_last_success_timestamp_seconds", "server=\"ehr\"", 0);
-    assert_int_equal(get(r, "/status", page), 200);
+    pwt_daemon_scrape_until_above(&r->d, "painwatch_outbox_depth", "server=\"ehr\"", 0);
+    pwt_daemon_scrape_until_above(&r->d, "painwatch_sync_last_success_timestamp_seconds",
+                                  "server=\"ehr\"", 0);
+    assert_int_equal(pwt_daemon_get(&r->d, "/status", page), 200);
 }
 
 static size_t count_of(const char *hay, const char *needle)
@@ -1078,14 +867,14 @@ static void test_status_page(void **state)
     for (int i = 0;; i++) {
         const char *p = strstr(page, "<td>pending (outbox depth)</td><td>");
         assert_non_null(p);
-        depth = scrape(r, "painwatch_outbox_depth", "server=\"ehr\"");
+        depth = pwt_daemon_scrape(&r->d, "painwatch_outbox_depth", "server=\"ehr\"");
         if (strtod(p + strlen("<td>pending (outbox depth)</td><td>"), NULL) == depth ||
             i == WAIT_S * 10) {
             break;
         }
         free(page);
         nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
-        assert_int_equal(get(r, "/status", &page), 200);
+        assert_int_equal(pwt_daemon_get(&r->d, "/status", &page), 200);
     }
     assert_true(depth >= 1);
     assert_non_null(strstr(page, "<meta http-equiv=\"refresh\" content=\"10\">"));
@@ -1110,10 +899,10 @@ static void test_status_page(void **state)
     char out[1024];
     assert_int_equal(writes_cmd(r, AS_ROOT, "resume", out, sizeof(out)), 0);
     write_config(r, "state", true, NULL);
-    assert_int_equal(kill(r->pid, SIGHUP), 0);
-    wait_notify(r, "RELOADING=1");
-    wait_notify(r, "READY=1");
-    assert_int_equal(get(r, "/status", &page), 200);
+    assert_int_equal(kill(r->d.pid, SIGHUP), 0);
+    pwt_daemon_wait_notify(&r->d, "RELOADING=1");
+    pwt_daemon_wait_notify(&r->d, "READY=1");
+    assert_int_equal(pwt_daemon_get(&r->d, "/status", &page), 200);
     assert_null(strstr(page, "PAUSED"));
     assert_non_null(strstr(page, "Shadow mode: Flags go to the shadow file"));
     free(page);
@@ -1142,7 +931,7 @@ static int chromium(struct run *r, const char *action, const char *url, const ch
     char cmd[16384];
     int rc;
 
-    snprintf(profile, sizeof(profile), "%s/chromium-profile", r->dir);
+    snprintf(profile, sizeof(profile), "%s/chromium-profile", r->d.dir);
     pwt_rmtree(profile);
     snprintf(cmd, sizeof(cmd),
              "'%s' --headless --no-sandbox --disable-gpu --disable-background-networking "
@@ -1164,9 +953,9 @@ static void test_status_in_chromium(void **state)
 
     (void)state;
     status_daemon(r, &page);
-    snprintf(url, sizeof(url), "http://127.0.0.1:%u/status", r->health_port);
-    snprintf(dom_file, sizeof(dom_file), "%s/status-dom.html", r->dir);
-    snprintf(err_file, sizeof(err_file), "%s/chromium.err", r->dir);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/status", r->d.health_port);
+    snprintf(dom_file, sizeof(dom_file), "%s/status-dom.html", r->d.dir);
+    snprintf(err_file, sizeof(err_file), "%s/chromium.err", r->d.dir);
     assert_int_equal(chromium(r, "--dump-dom", url, dom_file, err_file), 0);
     dom = pwt_read_file(dom_file, NULL);
     err = pwt_read_file(err_file, NULL);
@@ -1187,7 +976,7 @@ static void test_status_in_chromium(void **state)
     /* The screenshot, kept under the build directory as the test's artefact. */
     snprintf(png, sizeof(png), "%s/status-page.png", PW_BINARY_DIR);
     unlink(png);
-    snprintf(url, sizeof(url), "http://127.0.0.1:%u/status", r->health_port);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/status", r->d.health_port);
     char shot[4300];
     snprintf(shot, sizeof(shot), "--screenshot='%s'", png);
     assert_int_equal(chromium(r, shot, url, dom_file, err_file), 0);
@@ -1207,6 +996,7 @@ int main(void)
         cmocka_unit_test_teardown(test_kill_switch, teardown),
         cmocka_unit_test_teardown(test_reload_shadow_and_refused, teardown),
         cmocka_unit_test_teardown(test_reload_rotates_credentials, teardown),
+        cmocka_unit_test_teardown(test_reload_sink_rechecks_writes, teardown),
         cmocka_unit_test_teardown(test_ready_waits_for_metadata, teardown),
         cmocka_unit_test_teardown(test_ready_after_deadline_names_servers, teardown),
         cmocka_unit_test_teardown(test_audit_retain, teardown),

@@ -77,6 +77,10 @@ test('detected-issue sink: write, idempotency, reconcile, clinician acknowledgem
       assert.match(r.patient.reference, /^Patient\//);
       assert.equal(r.author.reference, 'Device/painwatch');
       assert.ok(r.detail && r.detail.length > 10);
+      // The clinician narrative a Flag carries, from the same builder.
+      assert.equal(r.text.status, 'generated');
+      assert.ok(r.text.div.startsWith('<div xmlns="http://www.w3.org/1999/xhtml">'), r.text.div.slice(0, 80));
+      assert.ok(r.text.div.includes('painwatch rule ' + ruleOf(r)), r.text.div.slice(0, 200));
       assert.ok(ruleOf(r));
     }
     // The orders a finding rests on are implicated, and they are the server's own.
@@ -172,6 +176,7 @@ test('detected-issue sink: write, idempotency, reconcile, clinician acknowledgem
     assert.equal(c2.mitigation[0].action.coding[0].system, MITIGATION_SYSTEM);
     assert.match(c2.mitigation[0].date, /^\d{4}-\d\d-\d\dT/);
     assert.ok(Date.parse(c2.mitigation[0].date) >= now - 120000, 'dated when painwatch saw it end');
+    assert.match(c2.text.div, /<p>Resolved by painwatch on [^<]+: the finding no longer holds\.<\/p><\/div>$/);
     onceByKey(await all('DetectedIssue'));
 
     // And again: the acknowledged episodes stay as the clinician left them.
