@@ -239,6 +239,9 @@ static void test_migrates_from_version_1(void **state)
     char buf[8];
     assert_int_equal(pw_store_meta_set(fx->st, "k", "v"), 0);
     assert_int_equal(pw_store_meta_get(fx->st, "k", buf, sizeof(buf)), 0);
+    /* Version 8: the data-quality events recorded per patient. */
+    assert_int_equal(pw_store_dq_set(fx->st, "Patient/1", "out-of-scope Patient/1", true), 0);
+    assert_int_equal(count_rows(fx->dir, "dq_seen"), 1);
 }
 
 static void test_newer_schema_is_refused(void **state)
