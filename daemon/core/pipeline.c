@@ -179,6 +179,12 @@ int pw_pipeline_new(struct pw_pipeline **out, const struct pw_pipeline_conf *con
     if (rc == 0 && p->conf.store) {
         rc = norm_check(p);
     }
+    if (rc == 0 && p->conf.store && !pw_store_keeps_dq(p->conf.store)) {
+        pw_log_warn(STORE,
+                    "store backend %s keeps no data-quality state: data-quality events are "
+                    "not recorded in the audit trail",
+                    p->conf.store->ops->adapter.name);
+    }
     if (rc == 0 && p->conf.store) {
         /* Rows a previous run staged and did not merge are merged before any page or
          * evaluation. When that fails (logged), the store stages later pages behind them, so
@@ -438,7 +444,12 @@ static int dq_record(struct pw_pipeline *p, const char *patient, const struct pw
     json_t *was = NULL;
     json_t *now = NULL;
     char key[DQ_KEY_MAX];
-    int rc = pw_store_dq_of_patient(p->conf.store, patient, dq_collect, &was);
+    int rc;
+
+    if (!pw_store_keeps_dq(p->conf.store)) {
+        return 0; /* warned at pw_pipeline_new() */
+    }
+    rc = pw_store_dq_of_patient(p->conf.store, patient, dq_collect, &was);
 
     if (rc == 0 && tl->dq.n > 0 && !(now = json_object())) {
         rc = PW_ENOMEM;

@@ -217,7 +217,8 @@ struct pw_store_ops {
      */
     int (*stage_wanted)(struct pw_store *st, bool *out);
     void (*merge_policy)(struct pw_store *st, size_t *merge_at, size_t *chunk);
-    /* data-quality events recorded per patient (pw_store_dq_*): optional, NULL: PW_EINVAL */
+    /* data-quality events recorded per patient (pw_store_dq_*): optional; a backend without
+     * them keeps no such state and the daemon records no data-quality events (it warns) */
     int (*dq_of_patient)(struct pw_store *st, const char *patient, pw_store_dq_fn *fn, void *arg);
     int (*dq_set)(struct pw_store *st, const char *patient, const char *key, bool present);
 };
@@ -419,7 +420,10 @@ int pw_store_operator_audited(struct pw_store *st, int64_t id);
  * (pipeline.c: "<code> <Type>/<id>"), kept while it stands and removed when it is gone, so that
  * each episode of an event is recorded once however often the patient is evaluated.
  */
-/** Walk the keys recorded for @p patient, in key order. @return 0 or the backend's error. */
+/** Whether the backend keeps them (both ops). */
+bool pw_store_keeps_dq(const struct pw_store *st);
+/** Walk the keys recorded for @p patient, in key order. @return 0, PW_EINVAL (the backend keeps
+ * none) or the backend's error. */
 int pw_store_dq_of_patient(struct pw_store *st, const char *patient, pw_store_dq_fn *fn, void *arg);
 /** Record (@p present true) or forget @p key for @p patient; idempotent. */
 int pw_store_dq_set(struct pw_store *st, const char *patient, const char *key, bool present);

@@ -1012,6 +1012,29 @@ static void test_data_quality_recorded_once_per_episode(void **state)
     restart_with(fx, "cdc2022");
 }
 
+/* A store backend that keeps no data-quality state (an older out-of-tree one): patients are
+ * evaluated all the same (their Flags planned), and no data-quality record is written. */
+static void test_data_quality_without_backend_support(void **state)
+{
+    struct fixture *fx = *state;
+    char trail[4096];
+    char resource[128] = "";
+
+    g_real_ops = fx->store->ops;
+    g_counting_ops = *g_real_ops;
+    g_counting_ops.dq_of_patient = NULL;
+    g_counting_ops.dq_set = NULL;
+    fx->store->ops = &g_counting_ops;
+    open_audit(fx, trail, sizeof(trail));
+    clock_now_ms = fx->t0_ms + HOUR_MS;
+    dq_page(fx, "1", false);
+    struct pw_pipeline_stats ps;
+    pw_pipeline_stats(fx->pipeline, &ps);
+    assert_int_equal(ps.patients_evaluated, 1);
+    fx->store->ops = g_real_ops;
+    assert_int_equal(dq_records(trail, "unstructured-sig", resource, sizeof(resource)), 0);
+}
+
 int main(void)
 {
 #define BOTH(t)                                          \
@@ -1029,6 +1052,7 @@ int main(void)
         BOTH(test_staged_pages_survive_a_restart),
         cmocka_unit_test_setup_teardown(test_one_search_record_per_cycle, setup, teardown),
         BOTH(test_data_quality_recorded_once_per_episode),
+        cmocka_unit_test_setup_teardown(test_data_quality_without_backend_support, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsynced_type_turns_absence_rules_off, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refused_type_turns_absence_rules_off, setup, teardown),
