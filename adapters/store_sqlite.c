@@ -120,6 +120,10 @@ static const char *const migrations[] = {
      * read of a batch sorted all patients due (100,000 patients: 390 batches x 100,000 rows). */
     "DROP INDEX patient_due;"
     "CREATE INDEX patient_due ON patient(next_eval, patient);",
+    /* 7 -> 8: the data-quality events recorded in the audit trail, per patient: an event
+     * recorded is not recorded again while it stands (pw_store_dq_set). */
+    "CREATE TABLE dq_seen(patient TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY(patient, key))"
+    " WITHOUT ROWID;",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == PW_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -166,6 +170,9 @@ enum stmt {
     S_OP_INS,
     S_OP_PENDING,
     S_OP_DONE,
+    S_DQ_OF_PATIENT,
+    S_DQ_PUT,
+    S_DQ_DEL,
     S_COUNT
 };
 
@@ -253,6 +260,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_OP_PENDING] = "SELECT id, at, who, action, outbox_id, detail FROM operator_action"
                      " WHERE audited = 0 ORDER BY id",
     [S_OP_DONE] = "UPDATE operator_action SET audited = 1 WHERE id = ?1",
+    [S_DQ_OF_PATIENT] = "SELECT key FROM dq_seen WHERE patient = ?1 ORDER BY key",
+    [S_DQ_PUT] = "INSERT OR IGNORE INTO dq_seen(patient, key) VALUES(?1, ?2)",
+    [S_DQ_DEL] = "DELETE FROM dq_seen WHERE patient = ?1 AND key = ?2",
 };
 
 struct sq {
@@ -1418,6 +1428,43 @@ static int sq_operator_audited(struct pw_store *st, int64_t id)
     return run(sq_of(st), q, "operator audited");
 }
 
+static int sq_dq_of_patient(struct pw_store *st, const char *patient, pw_store_dq_fn *fn, void *arg)
+{
+    struct sq *sq = sq_of(st);
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq, S_DQ_OF_PATIENT, &err);
+    int rc;
+
+    if (!q) {
+        return err;
+    }
+    bind_text(q, 1, patient);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        err = fn(arg, (const char *)sqlite3_column_text(q, 0));
+        if (err) {
+            break;
+        }
+    }
+    if (!err && rc != SQLITE_DONE) {
+        err = fail(sq, rc, "data-quality events of patient");
+    }
+    sqlite3_reset(q);
+    return err;
+}
+
+static int sq_dq_set(struct pw_store *st, const char *patient, const char *key, bool present)
+{
+    int err = 0;
+    sqlite3_stmt *q = stmt(sq_of(st), present ? S_DQ_PUT : S_DQ_DEL, &err);
+
+    if (!q) {
+        return err;
+    }
+    bind_text(q, 1, patient);
+    bind_text(q, 2, key);
+    return run(sq_of(st), q, "data-quality event");
+}
+
 const struct pw_store_ops pw_store_sqlite = {
     .adapter = {.name = "sqlite",
                 .config_map = sq_map,
@@ -1459,4 +1506,6 @@ const struct pw_store_ops pw_store_sqlite = {
     .backup = sq_backup,
     .stage_wanted = sq_stage_wanted,
     .merge_policy = sq_merge_policy,
+    .dq_of_patient = sq_dq_of_patient,
+    .dq_set = sq_dq_set,
 };

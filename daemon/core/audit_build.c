@@ -349,3 +349,36 @@ int pw_audit_search_cycle(struct pw_audit *a, const char *server, json_t *querie
     json_decref(patients);
     return pw_audit_append_new(a, rec);
 }
+
+int pw_audit_data_quality(struct pw_audit *a, const char *patient, const struct pw_dq_event *ev)
+{
+    json_t *rec;
+    json_t *ent;
+    json_t *pw;
+
+    if (!patient || !patient[0] || !ev || !ev->code[0]) {
+        return PW_EINVAL;
+    }
+    rec = record_new("painwatch", "data-quality", 'E', PW_AUDIT_SUCCESS,
+                     "a data-quality event: the data named was not used as advice");
+    if (!rec) {
+        return PW_ENOMEM;
+    }
+    ent = json_array();
+    json_object_set_new(rec, "entity", ent);
+    json_array_append_new(ent, entity("patient", "what", patient));
+    if (ev->src.type[0] && ev->src.id[0] && strcmp(ev->src.type, "Patient") != 0) {
+        char ref[sizeof(ev->src.type) + sizeof(ev->src.id) + sizeof(ev->src.version) + 16];
+        if (ev->src.version[0]) {
+            snprintf(ref, sizeof(ref), "%s/%s/_history/%s", ev->src.type, ev->src.id,
+                     ev->src.version);
+        } else {
+            snprintf(ref, sizeof(ref), "%s/%s", ev->src.type, ev->src.id);
+        }
+        json_array_append_new(ent, resource_entity(ref));
+    }
+    pw = painwatch_obj(rec);
+    set_str(pw, "code", ev->code);
+    set_str(pw, "detail", ev->detail);
+    return pw_audit_append_new(a, rec);
+}

@@ -118,6 +118,7 @@ static void detail(const json_t *rec, char *buf, size_t cap)
         snprintf(tmp, sizeof(tmp), "factors=%s", pw_str(rec, "factor_set"));
         add(buf, cap, tmp);
     }
+    add(buf, cap, pw_str(rec, "code")); /* a data-quality event's */
     add(buf, cap, pw_str(rec, "detail"));
     if (pw_str(rec, "config_hash")) {
         snprintf(tmp, sizeof(tmp), "config %.16s", pw_str(rec, "config_hash"));

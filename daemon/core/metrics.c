@@ -86,6 +86,8 @@ static const struct {
     {PW_M_HTTP_DURATION, PW_METRIC_HISTOGRAM, "server,operation",
      "HTTP exchange time with FHIR servers and token endpoints, by operation (search, read, "
      "create, update, metadata, token)"},
+    {PW_M_DATA_QUALITY, PW_METRIC_COUNTER, "code",
+     "data-quality events recorded in the audit trail (once per episode of an event), by code"},
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;

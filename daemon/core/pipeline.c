@@ -60,6 +60,9 @@ struct pw_pipeline {
     /* issue 17: "<type>|Patient/<id>" (per-patient stream) or "<type>|*" (server-wide) -> the
      * HTTP status that refused it, until a run of that stream completes */
     json_t *refused;
+    /* data-quality events recorded by the open evaluation transaction, code -> count: added to
+     * PW_M_DATA_QUALITY when it commits, forgotten when it rolls back */
+    json_t *dq_counts;
 };
 
 /* A cycle's record is written early (and a new one begun) past this many ids: bounded memory. */
@@ -169,11 +172,18 @@ int pw_pipeline_new(struct pw_pipeline **out, const struct pw_pipeline_conf *con
     p->marked = json_object();
     p->reads = json_object();
     p->refused = json_object();
-    rc = !p->marked || !p->refused ? PW_ENOMEM
-         : p->conf.norm            ? pw_norm_ctx_digest(p->conf.norm, p->norm)
-                                   : PW_EINVAL;
+    p->dq_counts = json_object();
+    rc = !p->marked || !p->refused || !p->dq_counts ? PW_ENOMEM
+         : p->conf.norm                             ? pw_norm_ctx_digest(p->conf.norm, p->norm)
+                                                    : PW_EINVAL;
     if (rc == 0 && p->conf.store) {
         rc = norm_check(p);
+    }
+    if (rc == 0 && p->conf.store && !pw_store_keeps_dq(p->conf.store)) {
+        pw_log_warn(STORE,
+                    "store backend %s keeps no data-quality state: data-quality events are "
+                    "not recorded in the audit trail",
+                    p->conf.store->ops->adapter.name);
     }
     if (rc == 0 && p->conf.store) {
         /* Rows a previous run staged and did not merge are merged before any page or
@@ -316,6 +326,7 @@ void pw_pipeline_free(struct pw_pipeline *p)
     }
     json_decref(p->reads);
     json_decref(p->refused);
+    json_decref(p->dq_counts);
     free(p);
 }
 
@@ -373,6 +384,116 @@ static int audit_plan(struct pw_pipeline *p, const struct pw_rc_plan *plan)
     return rc;
 }
 
+/* ---- data-quality events: recorded once per episode ------------------------------------ */
+
+/* A data-quality event's identity across evaluations: "<code> <Type>/<id>" (its detail and the
+ * resource's version may change while it stands). */
+#define DQ_KEY_MAX (sizeof(((struct pw_dq_event *)0)->code) + sizeof(struct pw_ref) + 4)
+
+static void dq_key(const struct pw_dq_event *ev, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s %s/%s", ev->code, ev->src.type, ev->src.id);
+}
+
+/* Codes are painwatch's own words ("unit-not-convertible"); anything else is "other", so a
+ * label never carries what came from the EHR. */
+static const char *dq_label(const char *code)
+{
+    size_t n = 0;
+
+    for (const char *c = code; *c; c++, n++) {
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-')) {
+            return "other";
+        }
+    }
+    return n > 0 && n < 40 ? code : "other";
+}
+
+static int dq_collect(void *arg, const char *key)
+{
+    json_t **was = arg;
+
+    if (!*was && !(*was = json_object())) {
+        return PW_ENOMEM;
+    }
+    return json_object_set_new_nocheck(*was, key, json_true()) ? PW_ENOMEM : 0;
+}
+
+/* The pipeline's transaction ended: count what it recorded (@p committed) or forget it. */
+static void dq_counts_flush(struct pw_pipeline *p, bool committed)
+{
+    const char *code;
+    json_t *n;
+
+    if (committed) {
+        json_object_foreach(p->dq_counts, code, n)
+        {
+            pw_metric_add(PW_M_DATA_QUALITY, (double)json_integer_value(n), code, NULL);
+        }
+    }
+    json_object_clear(p->dq_counts);
+}
+
+/*
+ * Record the data-quality events of @p tl that were not standing at the last evaluation (one
+ * "data-quality" audit record each, and their keys in the store), and forget the keys of those
+ * gone, so that an event that comes back is recorded again. Inside the evaluation's transaction.
+ */
+static int dq_record(struct pw_pipeline *p, const char *patient, const struct pw_timeline *tl)
+{
+    json_t *was = NULL;
+    json_t *now = NULL;
+    char key[DQ_KEY_MAX];
+    int rc;
+
+    if (!pw_store_keeps_dq(p->conf.store)) {
+        return 0; /* warned at pw_pipeline_new() */
+    }
+    rc = pw_store_dq_of_patient(p->conf.store, patient, dq_collect, &was);
+
+    if (rc == 0 && tl->dq.n > 0 && !(now = json_object())) {
+        rc = PW_ENOMEM;
+    }
+    for (size_t i = 0; i < tl->dq.n && rc == 0; i++) {
+        const struct pw_dq_event *ev = &tl->dq.v[i];
+        dq_key(ev, key, sizeof(key));
+        if (json_object_get(now, key)) {
+            continue; /* the same event twice (two parts of one order) */
+        }
+        if (json_object_set_new_nocheck(now, key, json_true())) {
+            rc = PW_ENOMEM;
+            break;
+        }
+        if (json_object_get(was, key)) {
+            continue; /* it stands: recorded when it began */
+        }
+        rc = p->conf.audit ? pw_audit_data_quality(p->conf.audit, patient, ev) : 0;
+        if (rc == 0) {
+            rc = pw_store_dq_set(p->conf.store, patient, key, true);
+        }
+        if (rc == 0) {
+            const char *label = dq_label(ev->code);
+            json_t *c = json_object_get(p->dq_counts, label);
+            json_object_set_new(p->dq_counts, label,
+                                json_integer(c ? json_integer_value(c) + 1 : 1));
+            /* no patient data in the log: the code and the resource only */
+            pw_log_debug(CLIN, "data-quality event %s on %s/%s recorded", label, ev->src.type,
+                         strcmp(ev->src.type, "Patient") == 0 ? "-" : ev->src.id);
+        }
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(was, k, v)
+    {
+        if (rc == 0 && !json_object_get(now, k)) {
+            rc = pw_store_dq_set(p->conf.store, patient, k, false); /* gone: its episode ends */
+        }
+    }
+    json_decref(was);
+    json_decref(now);
+    return rc;
+}
+
 /* The types synced and readable for @p patient: the configured ones less the refused. */
 void pw_pipeline_synced_for(const struct pw_pipeline *p, const char *patient, struct pw_synced *out)
 {
@@ -422,6 +543,10 @@ int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int
     if (rc < 0) {
         goto out;
     }
+    rc = dq_record(p, patient, &tl);
+    if (rc < 0) {
+        goto out;
+    }
     rc = pw_outbox_plan(p->conf.store, p->conf.sink, patient, findings.v, findings.n, now_s, &flags,
                         &plan);
     if (rc == 0) {
@@ -442,6 +567,9 @@ int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int
         }
     }
 out:
+    if (p->conf.store->depth == 0) {
+        dq_counts_flush(p, rc == 0); /* no transaction around: its writes stand as they are */
+    }
     pw_rc_plan_cleanup(&plan);
     pw_flag_list_cleanup(&flags);
     pw_findings_cleanup(&findings);
@@ -946,6 +1074,7 @@ static int evaluate_group(struct pw_pipeline *p, char (*names)[PW_REF_MAX], size
     } else {
         pw_store_rollback(p->conf.store);
     }
+    dq_counts_flush(p, rc == 0);
     return rc;
 }
 

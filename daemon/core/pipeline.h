@@ -86,7 +86,10 @@ int pw_pipeline_reevaluate_step(struct pw_pipeline *p, size_t *n_out, bool *more
 /**
  * Evaluate one patient inside the caller's transaction: load from the store, normalize, run the
  * engine at @p now_s, reconcile into outbox rows, audit the plan, schedule the next
- * time-driven evaluation. @return 0 or a negative PW_E* code (roll the transaction back).
+ * time-driven evaluation. Its data-quality events are recorded in the audit trail
+ * ("data-quality") once per episode: those that stood at its last evaluation are not recorded
+ * again (the store keeps them, pw_store_dq_set); they count in PW_M_DATA_QUALITY when the
+ * pipeline's transaction commits. @return 0 or a negative PW_E* code (roll the transaction back).
  */
 int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int64_t now_s);
 

@@ -479,6 +479,27 @@ int pw_store_operator_audited(struct pw_store *st, int64_t id)
     return st->ops->operator_audited(st, id);
 }
 
+bool pw_store_keeps_dq(const struct pw_store *st)
+{
+    return st->ops->dq_of_patient != NULL && st->ops->dq_set != NULL;
+}
+
+int pw_store_dq_of_patient(struct pw_store *st, const char *patient, pw_store_dq_fn *fn, void *arg)
+{
+    if (!st->ops->dq_of_patient || !patient || !fn) {
+        return PW_EINVAL;
+    }
+    return st->ops->dq_of_patient(st, patient, fn, arg);
+}
+
+int pw_store_dq_set(struct pw_store *st, const char *patient, const char *key, bool present)
+{
+    if (!st->ops->dq_set || !patient || !key) {
+        return PW_EINVAL;
+    }
+    return st->ops->dq_set(st, patient, key, present);
+}
+
 int pw_store_backup(struct pw_store *st, const char *path)
 {
     if (!st || !path || !st->ops->backup) {

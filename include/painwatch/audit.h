@@ -20,7 +20,8 @@
  *               start | stop | config-loaded | finding-raised | finding-resolved |
  *               flag-delivered | flag-rejected | flag-dead-lettered | token-renewed |
  *               operator-action | audit-resumed | finding-suppressed |
- *               chain-discontinuity | cds-hook | finding-carded          (type "painwatch")
+ *               chain-discontinuity | cds-hook | finding-carded |
+ *               data-quality                                            (type "painwatch")
  *   action      "C" "R" "U" "D" "E" (BALP: search is E)
  *   recorded    RFC 3339 UTC with milliseconds, stamped by the writer
  *   outcome     0 success, 4 minor failure, 8 serious failure, 12 major failure; outcomeDesc text
@@ -376,5 +377,14 @@ int pw_audit_parse_time(const char *s, int64_t *out_ms);
  */
 int pw_audit_search_cycle(struct pw_audit *a, const char *server, json_t *queries, json_t *patients,
                           json_t *ids, long pages, long entries, int err);
+
+/**
+ * A data-quality event of @p patient's timeline (subtype "data-quality"): a number painwatch was
+ * not sure of and did not use, or a reason rules stayed silent. Entity: the patient, and the
+ * resource the event is about (Type/id[/_history/version]) unless that is the patient itself;
+ * painwatch {code, detail}. The pipeline writes one per episode of an event (while it stands,
+ * re-evaluations do not write it again). @return as pw_audit_append_new().
+ */
+int pw_audit_data_quality(struct pw_audit *a, const char *patient, const struct pw_dq_event *ev);
 
 #endif

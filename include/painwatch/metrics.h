@@ -45,6 +45,8 @@
 #define PW_M_PROCESS_MAX_FDS "process_max_fds"                         /* - */
 #define PW_M_PROCESS_START   "process_start_time_seconds"              /* - */
 #define PW_M_HTTP_DURATION   "painwatch_http_request_duration_seconds" /* server, operation */
+/* Data-quality events recorded in the audit trail, once per episode (pipeline.c), by code. */
+#define PW_M_DATA_QUALITY "painwatch_data_quality_events_total" /* code */
 
 enum pw_metric_type {
     PW_METRIC_COUNTER,

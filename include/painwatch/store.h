@@ -159,6 +159,9 @@ struct pw_operator_action {
 /** Called once per action (borrowed). Non-zero stops the walk and is returned. */
 typedef int pw_store_operator_fn(void *arg, const struct pw_operator_action *act);
 
+/** Called with each data-quality event key recorded for a patient (pw_store_dq_of_patient). */
+typedef int pw_store_dq_fn(void *arg, const char *key);
+
 /**
  * The backend. Every op returns 0 or a negative PW_E* code (PW_ESTORE for a database failure,
  * PW_ENOENT for a missing row, PW_EBUSY-like contention after the busy timeout is PW_EAGAIN).
@@ -214,6 +217,10 @@ struct pw_store_ops {
      */
     int (*stage_wanted)(struct pw_store *st, bool *out);
     void (*merge_policy)(struct pw_store *st, size_t *merge_at, size_t *chunk);
+    /* data-quality events recorded per patient (pw_store_dq_*): optional; a backend without
+     * them keeps no such state and the daemon records no data-quality events (it warns) */
+    int (*dq_of_patient)(struct pw_store *st, const char *patient, pw_store_dq_fn *fn, void *arg);
+    int (*dq_set)(struct pw_store *st, const char *patient, const char *key, bool present);
 };
 
 /*
@@ -273,7 +280,7 @@ void pw_store_release_memory(struct pw_store *st);
 int pw_store_schema_version(struct pw_store *st, int *out);
 
 /** Latest schema version this build knows. */
-#define PW_STORE_SCHEMA_VERSION 7
+#define PW_STORE_SCHEMA_VERSION 8
 
 /**
  * Start a transaction. Transactions do not nest (PW_EINVAL). Everything written until
@@ -407,6 +414,19 @@ int pw_store_operator_log(struct pw_store *st, struct pw_operator_action *act);
 int pw_store_operator_unaudited(struct pw_store *st, pw_store_operator_fn *fn, void *arg);
 /** Mark action @p id as recorded in the audit trail. */
 int pw_store_operator_audited(struct pw_store *st, int64_t id);
+
+/*
+ * Data-quality events recorded in the audit trail, per patient: one key per event that stands
+ * (pipeline.c: "<code> <Type>/<id>"), kept while it stands and removed when it is gone, so that
+ * each episode of an event is recorded once however often the patient is evaluated.
+ */
+/** Whether the backend keeps them (both ops). */
+bool pw_store_keeps_dq(const struct pw_store *st);
+/** Walk the keys recorded for @p patient, in key order. @return 0, PW_EINVAL (the backend keeps
+ * none) or the backend's error. */
+int pw_store_dq_of_patient(struct pw_store *st, const char *patient, pw_store_dq_fn *fn, void *arg);
+/** Record (@p present true) or forget @p key for @p patient; idempotent. */
+int pw_store_dq_set(struct pw_store *st, const char *patient, const char *key, bool present);
 
 /**
  * A consistent copy of the whole store, taken while others may write (SQLite: the online backup

@@ -239,6 +239,9 @@ static void test_migrates_from_version_1(void **state)
     char buf[8];
     assert_int_equal(pw_store_meta_set(fx->st, "k", "v"), 0);
     assert_int_equal(pw_store_meta_get(fx->st, "k", buf, sizeof(buf)), 0);
+    /* Version 8: the data-quality events recorded per patient. */
+    assert_int_equal(pw_store_dq_set(fx->st, "Patient/1", "out-of-scope Patient/1", true), 0);
+    assert_int_equal(count_rows(fx->dir, "dq_seen"), 1);
 }
 
 static void test_newer_schema_is_refused(void **state)
@@ -971,6 +974,78 @@ static void test_release_memory_when_idle(void **state)
     pw_store_release_memory(NULL); /* a no-op, like pw_store_close(NULL) */
 }
 
+struct dq_keys {
+    char v[4][64];
+    size_t n;
+};
+
+static int collect_dq(void *arg, const char *key)
+{
+    struct dq_keys *k = arg;
+
+    assert_true(k->n < 4);
+    snprintf(k->v[k->n++], sizeof(k->v[0]), "%s", key);
+    return 0;
+}
+
+/*
+ * Data-quality events recorded per patient (schema 8): a key is kept once however often it is
+ * set, forgotten when cleared, kept again when it comes back; patients do not share keys; a
+ * rolled-back transaction leaves nothing; a reopened store keeps them.
+ */
+static void test_dq_recorded_per_patient(void **state)
+{
+    struct fx *fx = *state;
+    struct dq_keys k = {0};
+
+    fx->st = open_store(fx->dir, 0);
+    assert_int_equal(pw_store_dq_of_patient(fx->st, "Patient/1", collect_dq, &k), 0);
+    assert_int_equal(k.n, 0);
+    assert_int_equal(
+        pw_store_dq_set(fx->st, "Patient/1", "unknown-drug MedicationRequest/m1", true), 0);
+    assert_int_equal(
+        pw_store_dq_set(fx->st, "Patient/1", "unknown-drug MedicationRequest/m1", true), 0);
+    assert_int_equal(pw_store_dq_set(fx->st, "Patient/1", "out-of-scope Patient/1", true), 0);
+    assert_int_equal(pw_store_dq_set(fx->st, "Patient/2", "out-of-scope Patient/2", true), 0);
+    assert_int_equal(count_rows(fx->dir, "dq_seen"), 3);
+    assert_int_equal(pw_store_dq_of_patient(fx->st, "Patient/1", collect_dq, &k), 0);
+    assert_int_equal(k.n, 2);
+    assert_string_equal(k.v[0], "out-of-scope Patient/1");
+    assert_string_equal(k.v[1], "unknown-drug MedicationRequest/m1");
+
+    /* Cleared: gone for that patient only; clearing again is no error. */
+    assert_int_equal(
+        pw_store_dq_set(fx->st, "Patient/1", "unknown-drug MedicationRequest/m1", false), 0);
+    assert_int_equal(
+        pw_store_dq_set(fx->st, "Patient/1", "unknown-drug MedicationRequest/m1", false), 0);
+    k.n = 0;
+    assert_int_equal(pw_store_dq_of_patient(fx->st, "Patient/1", collect_dq, &k), 0);
+    assert_int_equal(k.n, 1);
+    assert_string_equal(k.v[0], "out-of-scope Patient/1");
+    k.n = 0;
+    assert_int_equal(pw_store_dq_of_patient(fx->st, "Patient/2", collect_dq, &k), 0);
+    assert_int_equal(k.n, 1);
+
+    /* Back again, in a transaction rolled back: not kept; committed: kept, also reopened. */
+    assert_int_equal(pw_store_begin(fx->st), 0);
+    assert_int_equal(
+        pw_store_dq_set(fx->st, "Patient/1", "unknown-drug MedicationRequest/m1", true), 0);
+    pw_store_rollback(fx->st);
+    k.n = 0;
+    assert_int_equal(pw_store_dq_of_patient(fx->st, "Patient/1", collect_dq, &k), 0);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(pw_store_begin(fx->st), 0);
+    assert_int_equal(
+        pw_store_dq_set(fx->st, "Patient/1", "unknown-drug MedicationRequest/m1", true), 0);
+    assert_int_equal(pw_store_commit(fx->st), 0);
+    pw_store_close(fx->st);
+    fx->st = open_store(fx->dir, 0);
+    k.n = 0;
+    assert_int_equal(pw_store_dq_of_patient(fx->st, "Patient/1", collect_dq, &k), 0);
+    assert_int_equal(k.n, 2);
+    assert_string_equal(k.v[1], "unknown-drug MedicationRequest/m1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -992,6 +1067,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_operator_journal_and_path_option, setup, teardown),
         cmocka_unit_test_setup_teardown(test_page_of_1000_resources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_memory_when_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dq_recorded_per_patient, setup, teardown),
     };
     /* test_release_memory_when_idle reads SQLite's heap counter: switched on before SQLite
      * starts, which the store (turning it off only as SQLite's first user) leaves alone. */

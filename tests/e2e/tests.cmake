@@ -107,3 +107,5 @@ set_property(TEST e2e_backtest_jobs APPEND PROPERTY ENVIRONMENT "PAINWATCH=$<TAR
 pw_e2e_node_test(e2e_backtest_skip backtest-skip.test.js)
 set_property(TEST e2e_backtest_skip APPEND PROPERTY ENVIRONMENT "PAINWATCH=$<TARGET_FILE:painwatch>"
   "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+# Data-quality events in the audit trail, once per episode, and their counter by code.
+pw_e2e_daemon_test(e2e_data_quality data-quality.test.js)

@@ -372,12 +372,60 @@ static void test_verify_from_config(void **state)
         run(NULL, "%s audit verify --config %s/nope.yaml 2>/dev/null", painwatch(), c->dir), 2);
 }
 
+/*
+ * A "data-quality" record (the daemon's, pw_audit_data_quality) as an auditor meets it: listed
+ * with its code and detail, filtered by patient, and the trail still verifies.
+ */
+static void test_show_data_quality(void **state)
+{
+    struct ctx *c = *state;
+    char trail[4200];
+    struct pw_audit_opts opts = {
+        .path = trail, .key_path = c->key, .device = "Device/painwatch", .clock_ms = test_clock};
+    struct pw_dq_event ev = {.code = "unstructured-sig",
+                             .src = {.type = "MedicationRequest", .id = "mr-7", .version = "2"},
+                             .detail = "no structured dose (free-text sig only)"};
+    struct pw_dq_event scope = {.code = "out-of-scope",
+                                .src = {.type = "Patient", .id = "B"},
+                                .detail = "no active malignant neoplasm"};
+    struct pw_audit *a = NULL;
+    char *out;
+
+    snprintf(trail, sizeof(trail), "%s/dq.jsonl", c->dir);
+    assert_int_equal(pw_audit_parse_time("2026-11-22T08:00:00Z", &now_ms), 0);
+    assert_int_equal(pw_audit_open(&a, &opts), 0);
+    assert_int_equal(pw_audit_data_quality(a, "Patient/A", &ev), 0);
+    assert_int_equal(pw_audit_data_quality(a, "Patient/B", &scope), 0);
+    assert_int_equal(pw_audit_data_quality(a, "", &scope), PW_EINVAL);
+    pw_audit_free(a);
+
+    assert_int_equal(run(&out, "%s audit show --patient Patient/A %s", painwatch(), trail), 0);
+    assert_int_equal(count_lines(out), 1 + 1);
+    assert_non_null(strstr(out, "data-quality"));
+    assert_non_null(strstr(out, "MedicationRequest/mr-7/_history/2"));
+    assert_non_null(strstr(out, "unstructured-sig"));
+    assert_non_null(strstr(out, "free-text sig only"));
+    free(out);
+    /* The patient-level event names the patient once, as the patient (no resource entity). */
+    assert_int_equal(run(&out, "%s audit show --format json --patient B %s", painwatch(), trail),
+                     0);
+    assert_int_equal(count_lines(out), 1);
+    assert_non_null(strstr(out, "\"subtype\":\"data-quality\""));
+    assert_non_null(strstr(out, "\"code\":\"out-of-scope\""));
+    assert_null(strstr(out, "\"role\":\"resource\""));
+    free(out);
+    assert_int_equal(run(&out, "%s audit verify --key %s %s", painwatch(), c->key, trail), 0);
+    assert_non_null(strstr(out, "OK: 3 records in 1 files verify"));
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_verify_exit_codes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_show_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_show_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_show_data_quality, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fixture_trail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_from_config, setup, teardown),
     };

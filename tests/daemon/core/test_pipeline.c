@@ -882,6 +882,159 @@ static void test_one_search_record_per_cycle(void **state)
     assert_int_equal(searches, 1);
 }
 
+/* One morphine ER order of Patient/d1 at @p version: with a structured dose, or a free-text sig
+ * only (its dose cannot be read: an "unstructured-sig" data-quality event). */
+static json_t *dq_order(const char *version, bool structured)
+{
+    char lu[32];
+    snprintf(lu, sizeof(lu), "2026-03-02T08:0%s:00Z", version);
+    json_t *mr = json_pack(
+        "{s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:{s:[{s:s, s:s}]}, s:{s:s}, s:s}", "resourceType",
+        "MedicationRequest", "id", "mr-dq", "meta", "versionId", version, "lastUpdated", lu,
+        "status", "active", "intent", "order", "medicationCodeableConcept", "coding", "system",
+        "http://www.nlm.nih.gov/research/umls/rxnorm", "code", "891885", "subject", "reference",
+        "Patient/d1", "authoredOn", "2026-03-02T08:00:00Z");
+    json_t *di =
+        structured ? json_pack("[{s:s, s:{s:{s:i, s:i, s:s}}, s:{s:[{s:s}]}, s:[{s:{s:i, s:s}}]}]",
+                               "text", "1 tab q12h", "timing", "repeat", "frequency", 1, "period",
+                               12, "periodUnit", "h", "route", "coding", "code", "26643006",
+                               "doseAndRate", "doseQuantity", "value", 1, "unit", "TAB")
+                   : json_pack("[{s:s}]", "text", "take as directed");
+    assert_non_null(mr);
+    assert_non_null(di);
+    json_object_set_new(mr, "dosageInstruction", di);
+    return json_pack("[o]", mr);
+}
+
+/* The page of @p version, then the cycle's end (the patient is evaluated). */
+static void dq_page(struct fixture *fx, const char *version, bool structured)
+{
+    struct pw_sync_source src = {.server = "ehr",
+                                 .type = "MedicationRequest",
+                                 .patient = "d1",
+                                 .key = "ehr/MedicationRequest/Patient/d1"};
+    char cursor[32];
+    snprintf(cursor, sizeof(cursor), "{\"v\":%s}", version);
+    page_err = -1;
+    fx->consumer.on_page(fx->consumer.arg, &src, dq_order(version, structured), cursor,
+                         on_page_done, NULL);
+    assert_int_equal(page_err, 0);
+    fx->consumer.on_cycle_end(fx->consumer.arg, "ehr", 0);
+}
+
+/* "data-quality" records of the trail with painwatch.code @p code; the last one's resource. */
+static int dq_records(const char *trail, const char *code, char *resource, size_t cap)
+{
+    char *text = pwt_read_file(trail, NULL);
+    int n = 0;
+
+    assert_non_null(text);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        json_t *rec = json_loads(line, 0, NULL);
+        const char *subtype = json_string_value(json_object_get(rec, "subtype"));
+        const char *c =
+            json_string_value(json_object_get(json_object_get(rec, "painwatch"), "code"));
+        assert_non_null(rec);
+        if (subtype && strcmp(subtype, "data-quality") == 0) {
+            assert_non_null(c);
+            assert_string_equal(json_string_value(json_object_get(rec, "type")), "painwatch");
+            if (strcmp(c, code) == 0) {
+                json_t *ent = json_object_get(rec, "entity");
+                n++;
+                assert_string_equal(
+                    json_string_value(json_object_get(json_array_get(ent, 0), "role")), "patient");
+                assert_string_equal(
+                    json_string_value(json_object_get(json_array_get(ent, 0), "what")),
+                    "Patient/d1");
+                snprintf(resource, cap, "%s",
+                         json_string_value(json_object_get(json_array_get(ent, 1), "what")));
+                assert_non_null(strstr(line, "\"detail\":\"no structured dose"));
+            }
+        }
+        json_decref(rec);
+    }
+    free(text);
+    return n;
+}
+
+/*
+ * An opioid order whose dose cannot be read: its data-quality event is recorded in the audit
+ * trail once (re-evaluations while it stands write nothing) and counted; once the order is
+ * corrected it is forgotten, and when a later version loses its dose again it is recorded again.
+ */
+static void test_data_quality_recorded_once_per_episode(void **state)
+{
+    struct fixture *fx = *state;
+    char trail[4096];
+    char resource[128] = "";
+    size_t n = 0;
+
+    pw_metrics_reset();
+    open_audit(fx, trail, sizeof(trail));
+    clock_now_ms = fx->t0_ms + HOUR_MS;
+    dq_page(fx, "1", false);
+    assert_int_equal(dq_records(trail, "unstructured-sig", resource, sizeof(resource)), 1);
+    assert_string_equal(resource, "MedicationRequest/mr-dq/_history/1");
+    assert_true(pw_metric_get(PW_M_DATA_QUALITY, "unstructured-sig", NULL) == 1);
+
+    /* Evaluated again and again (time-driven and directly): nothing more is recorded. */
+    clock_now_ms += 10 * 60 * 1000;
+    assert_int_equal(pw_pipeline_reevaluate_due(fx->pipeline, &n), 0);
+    assert_int_equal(n, 1);
+    clock_now_ms += 10 * 60 * 1000;
+    assert_int_equal(pw_pipeline_evaluate_patient(fx->pipeline, "Patient/d1", clock_now_ms / 1000),
+                     0);
+    assert_int_equal(dq_records(trail, "unstructured-sig", resource, sizeof(resource)), 1);
+    assert_true(pw_metric_get(PW_M_DATA_QUALITY, "unstructured-sig", NULL) == 1);
+
+    /* Corrected: the episode ends (nothing recorded); it loses its dose again: a new one. */
+    clock_now_ms += 10 * 60 * 1000;
+    dq_page(fx, "2", true);
+    assert_int_equal(dq_records(trail, "unstructured-sig", resource, sizeof(resource)), 1);
+    clock_now_ms += 10 * 60 * 1000;
+    dq_page(fx, "3", false);
+    assert_int_equal(dq_records(trail, "unstructured-sig", resource, sizeof(resource)), 2);
+    assert_string_equal(resource, "MedicationRequest/mr-dq/_history/3");
+    assert_true(pw_metric_get(PW_M_DATA_QUALITY, "unstructured-sig", NULL) == 2);
+
+    /* The chain is the one `painwatch audit verify` checks: still whole. */
+    pw_audit_free(fx->audit);
+    fx->audit = NULL;
+    unsigned char *key = NULL;
+    size_t key_len = 0;
+    char key_path[4096];
+    struct pw_audit_verdict v;
+    const char *files[] = {trail};
+    snprintf(key_path, sizeof(key_path), "%s/audit.key", fx->dir);
+    assert_int_equal(pw_audit_key_load(key_path, &key, &key_len), 0);
+    assert_int_equal(pw_audit_verify_files(key, key_len, files, 1, &v), 0);
+    pw_audit_key_free(key, key_len);
+    restart_with(fx, "cdc2022");
+}
+
+/* A store backend that keeps no data-quality state (an older out-of-tree one): patients are
+ * evaluated all the same (their Flags planned), and no data-quality record is written. */
+static void test_data_quality_without_backend_support(void **state)
+{
+    struct fixture *fx = *state;
+    char trail[4096];
+    char resource[128] = "";
+
+    g_real_ops = fx->store->ops;
+    g_counting_ops = *g_real_ops;
+    g_counting_ops.dq_of_patient = NULL;
+    g_counting_ops.dq_set = NULL;
+    fx->store->ops = &g_counting_ops;
+    open_audit(fx, trail, sizeof(trail));
+    clock_now_ms = fx->t0_ms + HOUR_MS;
+    dq_page(fx, "1", false);
+    struct pw_pipeline_stats ps;
+    pw_pipeline_stats(fx->pipeline, &ps);
+    assert_int_equal(ps.patients_evaluated, 1);
+    fx->store->ops = g_real_ops;
+    assert_int_equal(dq_records(trail, "unstructured-sig", resource, sizeof(resource)), 0);
+}
+
 int main(void)
 {
 #define BOTH(t)                                          \
@@ -898,6 +1051,8 @@ int main(void)
         BOTH(test_marks_survive_an_evaluation_between_pages),
         BOTH(test_staged_pages_survive_a_restart),
         cmocka_unit_test_setup_teardown(test_one_search_record_per_cycle, setup, teardown),
+        BOTH(test_data_quality_recorded_once_per_episode),
+        cmocka_unit_test_setup_teardown(test_data_quality_without_backend_support, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsynced_type_turns_absence_rules_off, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refused_type_turns_absence_rules_off, setup, teardown),
