@@ -93,7 +93,7 @@ function writeConfig(dir, base, opts = {}) {
     '    auth: {type: none}',
     '    cohort: {type: server-wide}',
     `    resources: [Observation, MedicationRequest, MedicationAdministration, Condition, ServiceRequest, Encounter${opts.noFlagReadBack ? '' : ', Flag'}${opts.readBack ? `, ${opts.readBack}` : ''}]`,
-    '    poll_interval: 10s',
+    `    poll_interval: ${opts.pollInterval || '10s'}`,
     '    timeout: 30s',
   ];
   if (opts.rules) {

@@ -35,7 +35,9 @@ test('data-quality events: recorded once per episode, counted by code', async ()
     fs.mkdirSync(cohort);
     for (const p of list) fs.writeFileSync(path.join(cohort, `${p.id}.bundle.json`), JSON.stringify(p.bundle));
     await loadCohort(base, cohort);
-    const conf = D.writeConfig(dir, base, { health: true, logLevel: 'debug' });
+    // One sync cycle only: a re-evaluation timer that fires during a cycle defers to the cycle's
+    // end, so with cycles every 10 s a loaded machine might never log a time-driven pass.
+    const conf = D.writeConfig(dir, base, { health: true, logLevel: 'debug', pollInterval: '1h' });
     const d = D.startDaemon(conf.file);
     const port = await D.healthPort(d);
 
