@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "painwatch/err.h"
+#include "painwatch/fhir.h"
 #include "painwatch/finding_text.h"
 #include "painwatch/hex.h"
 #include "painwatch/log.h"
@@ -392,8 +393,8 @@ static void patient_ref(const struct pw_timeline *tl, struct pw_ref *ref)
 {
     memset(ref, 0, sizeof(*ref));
     const char *slash = strchr(tl->patient, '/');
-    snprintf(ref->type, sizeof(ref->type), "Patient");
-    snprintf(ref->id, sizeof(ref->id), "%s", slash ? slash + 1 : tl->patient);
+    pw_fhir_copy(ref->type, sizeof(ref->type), "Patient");
+    pw_fhir_copy(ref->id, sizeof(ref->id), slash ? slash + 1 : tl->patient);
 }
 
 int pw_engine_annotate(const struct pw_engine *engine, struct pw_timeline *tl, int64_t now)
@@ -419,7 +420,7 @@ int pw_engine_annotate(const struct pw_engine *engine, struct pw_timeline *tl, i
         missing |= m;
         /* whole rule ids while they fit, then a count: never a cut id */
         char piece[128];
-        snprintf(piece, sizeof(piece), "%s%s", rules[0] ? ", " : "", registry[i]->id);
+        pw_fhir_join(piece, sizeof(piece), rules[0] ? ", " : "", NULL, registry[i]->id);
         if (more > 0 || !append_whole(rules, sizeof(rules), piece)) {
             more++;
         }
@@ -429,7 +430,7 @@ int pw_engine_annotate(const struct pw_engine *engine, struct pw_timeline *tl, i
     }
     char why[120] = ""; /* with rules[110] and the words around: within ev.detail (256) */
     why_types(why, sizeof(why), &tl->synced, missing);
-    snprintf(ev.code, sizeof(ev.code), "%s", PW_DQ_RULES_OFF);
+    pw_fhir_copy(ev.code, sizeof(ev.code), PW_DQ_RULES_OFF);
     if (more > 0) {
         snprintf(ev.detail, sizeof(ev.detail), "off: %s and %zu more (%s)", rules, more, why);
     } else {

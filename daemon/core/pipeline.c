@@ -281,7 +281,7 @@ static void reads_add(struct pw_pipeline *p, const struct pw_sync_source *src,
         char ref[PW_REF_MAX];
 
         if (type && id) {
-            snprintf(ref, sizeof(ref), "%s/%s", type, id);
+            pw_fhir_join(ref, sizeof(ref), type, "/", id);
             json_array_append_new(ids, json_string(ref));
         }
         if (!src->patient && subject && strncmp(subject, "Patient/", 8) == 0) {
@@ -383,9 +383,9 @@ static void synced_for(const struct pw_pipeline *p, const char *patient, struct 
     for (unsigned i = 0; i < PW_RES_COUNT; i++) {
         char key[PW_REF_MAX + 48];
         const char *type = pw_res_type_name(1u << i);
-        snprintf(key, sizeof(key), "%s|%s", type, patient);
+        pw_fhir_join(key, sizeof(key), type, "|", patient);
         const json_t *mine = json_object_get(p->refused, key);
-        snprintf(key, sizeof(key), "%s|*", type);
+        pw_fhir_join(key, sizeof(key), type, "|*", NULL);
         const json_t *all = json_object_get(p->refused, key);
         const json_t *why = mine ? mine : all;
         if (why != NULL) {
