@@ -559,8 +559,11 @@ double pw_terminology_min_strength(const struct pw_terminology *t, const char *i
     double best = NAN;
     for (size_t i = 0; i < t->n_drugs; i++) {
         const struct pw_term_drug *d = &t->drugs[i];
-        if (d->is_combination != combination || strcmp(d->strength_unit, "MG") != 0 ||
+        /* the ingredient's first character first: most rows differ there (an order reads
+         * this once per dosage, over every drug row) */
+        if (d->ingredient_rxcui[0] != ingredient_rxcui[0] || d->is_combination != combination ||
             strcmp(d->ingredient_rxcui, ingredient_rxcui) != 0 ||
+            strcmp(d->strength_unit, "MG") != 0 ||
             strcmp(d->dose_form_rxcui, dose_form_rxcui) != 0 || !(d->strength > 0)) {
             continue;
         }
