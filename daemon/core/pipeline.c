@@ -272,20 +272,29 @@ static void reads_add(struct pw_pipeline *p, const struct pw_sync_source *src,
         snprintf(patient, sizeof(patient), "Patient/%s", src->patient);
         json_object_set_new(obj_child(r, "patients"), patient, json_true());
     }
+    json_t *patients = NULL; /* r's "patients", made on first use */
+    const char *last = NULL; /* a page's resources mostly come a patient at a time */
     json_array_foreach(resources, i, res)
     {
         const char *type = json_string_value(json_object_get(res, "resourceType"));
         const char *id = json_string_value(json_object_get(res, "id"));
         const char *subject =
-            json_string_value(json_object_get(json_object_get(res, "subject"), "reference"));
+            src->patient
+                ? NULL
+                : json_string_value(json_object_get(json_object_get(res, "subject"), "reference"));
         char ref[PW_REF_MAX];
 
         if (type && id) {
             pw_fhir_join(ref, sizeof(ref), type, "/", id);
             json_array_append_new(ids, json_string(ref));
         }
-        if (!src->patient && subject && strncmp(subject, "Patient/", 8) == 0) {
-            json_object_set_new(obj_child(r, "patients"), subject, json_true());
+        if (subject && strncmp(subject, "Patient/", 8) == 0 &&
+            !(last && strcmp(last, subject) == 0)) {
+            if (!patients) {
+                patients = obj_child(r, "patients");
+            }
+            json_object_set_new(patients, subject, json_true());
+            last = subject;
         }
     }
     if (json_array_size(ids) > PIPELINE_READS_MAX) {
