@@ -627,18 +627,30 @@ static const char *read_inst(const struct pw_drug_info *d, const json_t *dosage,
     for (size_t i = 0; i < ds->n_cand && (in->kind == AMT_NONE || in->kind == AMT_BAD_UNIT); i++) {
         double lo, hi;
         enum amount_kind k = convert(d, &ds->cand[i], ds->cand[i].low, patch, &lo);
+        /* in->written holds cand[0] as written already (first) */
         if (k == AMT_BAD_UNIT) {
             in->kind = k;
-            written_of(&ds->cand[i], in->written, sizeof(in->written));
+            if (i > 0) {
+                written_of(&ds->cand[i], in->written, sizeof(in->written));
+            }
             continue;
         }
-        if (k != AMT_NONE && convert(d, &ds->cand[i], ds->cand[i].high, patch, &hi) == k) {
+        /* convert() is a function of the amount: a single dose (low = high) converts once */
+        enum amount_kind kh = AMT_NONE;
+        if (k != AMT_NONE) {
+            kh = memcmp(&ds->cand[i].high, &ds->cand[i].low, sizeof(double)) == 0
+                     ? (hi = lo, k)
+                     : convert(d, &ds->cand[i], ds->cand[i].high, patch, &hi);
+        }
+        if (k != AMT_NONE && kh == k) {
             in->kind = k;
             in->dose_low = lo;
             in->dose_high = hi;
             in->unitless = ds->cand[i].code[0] == '\0' && ds->cand[i].unit[0] == '\0';
             in->rate = ds->cand[i].rate;
-            written_of(&ds->cand[i], in->written, sizeof(in->written));
+            if (i > 0) {
+                written_of(&ds->cand[i], in->written, sizeof(in->written));
+            }
         }
     }
     if (first == NULL) {
