@@ -60,6 +60,7 @@ struct pw_pipeline {
     /* issue 17: "<type>|Patient/<id>" (per-patient stream) or "<type>|*" (server-wide) -> the
      * HTTP status that refused it, until a run of that stream completes */
     json_t *refused;
+    bool refused_patient; /* a per-patient key was ever set in refused */
 };
 
 /* A cycle's record is written early (and a new one begun) past this many ids: bounded memory. */
@@ -392,8 +393,11 @@ static void synced_for(const struct pw_pipeline *p, const char *patient, struct 
     for (unsigned i = 0; i < PW_RES_COUNT; i++) {
         char key[PW_REF_MAX + 48];
         const char *type = pw_res_type_name(1u << i);
-        pw_fhir_join(key, sizeof(key), type, "|", patient);
-        const json_t *mine = json_object_get(p->refused, key);
+        const json_t *mine = NULL;
+        if (p->refused_patient) {
+            pw_fhir_join(key, sizeof(key), type, "|", patient);
+            mine = json_object_get(p->refused, key);
+        }
         pw_fhir_join(key, sizeof(key), type, "|*", NULL);
         const json_t *all = json_object_get(p->refused, key);
         const json_t *why = mine ? mine : all;
@@ -907,6 +911,8 @@ static void on_type_access(void *arg, const struct pw_sync_source *src, long sta
         /* a refusal (401/403) or "not advertised" already says why: kept */
     } else if (json_object_set_new(p->refused, key, json_integer(status)) < 0) {
         pw_log_err(CLIN, "%s refused: not remembered (out of memory)", src->key);
+    } else if (src->patient) {
+        p->refused_patient = true;
     }
 }
 
