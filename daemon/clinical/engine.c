@@ -376,14 +376,14 @@ static void why_types(char *buf, size_t size, const struct pw_synced *s, unsigne
         for (unsigned i = 0; i < PW_RES_COUNT; i++) {
             if (by_why[w] & (1u << i)) {
                 char piece[64];
-                snprintf(piece, sizeof(piece), "%s%s", sep, res_names[i]);
+                pw_fhir_join(piece, sizeof(piece), sep, NULL, res_names[i]);
                 (void)append_whole(buf, size, piece);
                 sep = ", ";
             }
         }
         if (by_why[w]) {
             char piece[64];
-            snprintf(piece, sizeof(piece), " %s", whys[w]);
+            pw_fhir_join(piece, sizeof(piece), " ", NULL, whys[w]);
             (void)append_whole(buf, size, piece);
         }
     }
@@ -434,7 +434,12 @@ int pw_engine_annotate(const struct pw_engine *engine, struct pw_timeline *tl, i
     if (more > 0) {
         snprintf(ev.detail, sizeof(ev.detail), "off: %s and %zu more (%s)", rules, more, why);
     } else {
-        snprintf(ev.detail, sizeof(ev.detail), "off: %s (%s)", rules, why);
+        /* "off: <rules> (<why>)", joined without printf (once per evaluation) */
+        char head[sizeof(rules) + 8];
+        char tail[sizeof(why) + 4];
+        pw_fhir_join(head, sizeof(head), "off: ", rules, " (");
+        pw_fhir_join(tail, sizeof(tail), why, ")", NULL);
+        pw_fhir_join(ev.detail, sizeof(ev.detail), head, tail, NULL);
     }
     return pw_timeline_add_dq(tl, &ev);
 }

@@ -572,12 +572,36 @@ static bool is_ingredient(const struct pw_drug_info *d, const char *rxcui, const
     return strcmp(d->ingredient_rxcui, rxcui) == 0 || strcasecmp(d->ingredient, name) == 0;
 }
 
+/* %g of a whole number below 10^6 (its digits) into @p buf; false for any other value. */
+static bool whole_g(double v, char buf[8])
+{
+    if (!(v > 0 && v < 1e6) || v != (double)(long)v) {
+        return false;
+    }
+    char tmp[8];
+    size_t k = 0;
+    for (long x = (long)v; x > 0; x /= 10) {
+        tmp[k++] = (char)('0' + x % 10);
+    }
+    for (size_t i = 0; i < k; i++) {
+        buf[i] = tmp[k - 1 - i];
+    }
+    buf[k] = '\0';
+    return true;
+}
+
 /* The dose as written: "25 mg", "1-2 tablet", "2 mg/h". */
 static void written_of(const struct pw_dose_qty *q, char *out, size_t n)
 {
     const char *u = q->unit[0] ? q->unit : q->code;
     if (!(q->low > 0) || !(q->high > 0)) {
         snprintf(out, n, "zero or negative %s", u[0] ? u : "dose");
+        return;
+    }
+    char lo[8];
+    if (q->low == q->high && whole_g(q->low, lo)) {
+        /* the usual single whole dose, without printf: what "%g%s%s" writes */
+        pw_fhir_join(out, n, lo, u[0] ? " " : "", u);
         return;
     }
     if (q->low != q->high) {

@@ -286,8 +286,14 @@ static void reads_add(struct pw_pipeline *p, const struct pw_sync_source *src,
         char ref[PW_REF_MAX];
 
         if (type && id) {
+            size_t tn = strlen(type);
+            size_t in = strlen(id);
             pw_fhir_join(ref, sizeof(ref), type, "/", id);
-            json_array_append_new(ids, json_string(ref));
+            /* Two strings jansson parsed (valid UTF-8) and a '/' need no second check unless
+             * cut to fit, when json_string() refuses a split character as before. */
+            json_array_append_new(ids, tn + 1 + in < sizeof(ref)
+                                           ? json_stringn_nocheck(ref, tn + 1 + in)
+                                           : json_string(ref));
         }
         if (subject && strncmp(subject, "Patient/", 8) == 0 &&
             !(last && strcmp(last, subject) == 0)) {
