@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -438,8 +439,20 @@ static const char *route_from_text(const char *s)
         low[i] = (char)tolower((unsigned char)s[i]);
     }
     low[i] = '\0';
+    /* The text's pairs of adjacent bytes (hashed into 1024 bits): a word whose first two are
+     * not among them cannot occur, and is not searched for. */
+    uint64_t pairs[16] = {0};
+    for (size_t k = 0; k + 1 < i; k++) {
+        unsigned h = ((unsigned char)low[k] * 31u + (unsigned char)low[k + 1]) & 1023u;
+        pairs[h / 64] |= UINT64_C(1) << (h % 64);
+    }
     for (size_t r = 0; r < sizeof(table) / sizeof(table[0]); r++) {
         for (size_t w = 0; table[r].words[w]; w++) {
+            const unsigned char *wd = (const unsigned char *)table[r].words[w];
+            unsigned h = (wd[0] * 31u + wd[1]) & 1023u;
+            if (wd[1] != '\0' && !(pairs[h / 64] & UINT64_C(1) << (h % 64))) {
+                continue;
+            }
             if (has_word(low, table[r].words[w])) {
                 return table[r].route;
             }
