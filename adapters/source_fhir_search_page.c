@@ -138,17 +138,6 @@ int pw_sync_state_dump(struct pw_sync_state *st, uint64_t overlap_ms, char **out
         const char *k;
         json_t *v;
         void *tmp;
-        bool all = true; /* every entry below the floor (a run's end, usually): one clear */
-        json_object_foreach(st->seen, k, v)
-        {
-            if (!(json_integer_value(v) < floor_ms)) {
-                all = false;
-                break;
-            }
-        }
-        if (all) {
-            json_object_clear(st->seen);
-        }
         json_object_foreach_safe(st->seen, tmp, k, v)
         {
             if (json_integer_value(v) < floor_ms) {
