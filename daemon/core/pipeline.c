@@ -565,15 +565,15 @@ static const json_t *page_resolve(const struct pw_resolver *self, const char *re
 }
 
 /* Normalize @p res once, now, into p->enc (the events the store keeps for every evaluation). */
-static int encode_events(struct pw_pipeline *p, const json_t *res, struct page_refs *refs,
-                         const char *patient)
+static int encode_events(struct pw_pipeline *p, const json_t *res, const char *type,
+                         const struct pw_ref *ref, struct page_refs *refs, const char *patient)
 {
     struct pw_resolver resolver = {.resolve = page_resolve, .arg = refs};
     int rc;
 
     pw_timeline_clear(&p->scratch);
     pw_fhir_copy(p->scratch.patient, sizeof(p->scratch.patient), patient);
-    rc = pw_normalize_resource(p->conf.norm, res, &resolver, &p->scratch);
+    rc = pw_normalize_resource_of(p->conf.norm, res, type, ref, &resolver, &p->scratch);
     if (rc == PW_E2BIG) {
         rc = 0; /* one resource over the per-patient cap: keep what fits */
     }
@@ -604,11 +604,15 @@ static int store_one(struct pw_pipeline *p, const struct pw_sync_source *src, js
     }
     if (src->patient) {
         snprintf(patient, sizeof(patient), "Patient/%s", src->patient);
-    } else if (pw_normalize_patient(res, NULL, patient, sizeof(patient)) < 0) {
+    } else if (pw_normalize_patient_of(res, type, id, NULL, patient, sizeof(patient)) < 0) {
         pw_log_debug(SYNC, "%s/%s: no patient; not kept", type, id);
         return 0;
     }
-    rc = encode_events(p, res, refs, patient);
+    struct pw_ref ref; /* pw_fhir_ref_of(res), from what was read above */
+    pw_fhir_copy(ref.type, sizeof(ref.type), type);
+    pw_fhir_copy(ref.id, sizeof(ref.id), id);
+    pw_fhir_copy(ref.version, sizeof(ref.version), version);
+    rc = encode_events(p, res, type, &ref, refs, patient);
     if (rc < 0) {
         return rc;
     }
