@@ -239,7 +239,7 @@ static void reads_flush(struct pw_pipeline *p, const char *server, int err)
 
 /* A committed page of @p src: its query shape, patient and resource ids join the cycle's. */
 static void reads_add(struct pw_pipeline *p, const struct pw_sync_source *src,
-                      const json_t *resources)
+                      const json_t *resources, const char *const *tid)
 {
     char shape[PW_REF_MAX + 64];
     char patient[PW_REF_MAX];
@@ -277,8 +277,10 @@ static void reads_add(struct pw_pipeline *p, const struct pw_sync_source *src,
     const char *last = NULL; /* a page's resources mostly come a patient at a time */
     json_array_foreach(resources, i, res)
     {
-        const char *type = json_string_value(json_object_get(res, "resourceType"));
-        const char *id = json_string_value(json_object_get(res, "id"));
+        /* @p tid: each resource's type and id as store_one() read them, when there */
+        const char *type =
+            tid ? tid[2 * i] : json_string_value(json_object_get(res, "resourceType"));
+        const char *id = tid ? tid[2 * i + 1] : json_string_value(json_object_get(res, "id"));
         const char *subject =
             src->patient
                 ? NULL
@@ -581,10 +583,16 @@ static int encode_events(struct pw_pipeline *p, const json_t *res, const char *t
 }
 
 static int store_one(struct pw_pipeline *p, const struct pw_sync_source *src, json_t *res,
-                     struct page_refs *refs, struct touched *touched, int64_t *max_updated)
+                     struct page_refs *refs, struct touched *touched, int64_t *max_updated,
+                     const char **tid)
 {
     const char *type = pw_fhir_str(res, "resourceType");
     const char *id = pw_fhir_str(res, "id");
+
+    if (tid) {
+        tid[0] = type; /* for reads_add() */
+        tid[1] = id;
+    }
     const json_t *meta = json_object_get(res, "meta");
     const char *version = meta ? pw_fhir_str(meta, "versionId") : NULL;
     const char *lu = meta ? pw_fhir_str(meta, "lastUpdated") : NULL;
@@ -696,15 +704,20 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
     int64_t max_updated = PW_TIME_NONE;
     size_t i;
     json_t *res;
+    size_t n = json_array_size(resources);
+    /* each resource's type and id, read once for the store and the cycle's read record (NULL
+     * without memory: reads_add() reads them again) */
+    const char **tid = p->conf.audit && n ? malloc(2 * n * sizeof(*tid)) : NULL;
     int rc = pw_store_begin(p->conf.store);
 
     if (rc < 0) {
+        free(tid);
         return rc;
     }
     batched = batched && p->conf.audit && pw_audit_batch_begin(p->conf.audit) == 0;
     json_array_foreach(resources, i, res)
     {
-        rc = store_one(p, src, res, &refs, &touched, &max_updated);
+        rc = store_one(p, src, res, &refs, &touched, &max_updated, tid ? tid + 2 * i : NULL);
         if (rc < 0) {
             goto fail;
         }
@@ -752,7 +765,9 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
     if (rc == 0) {
         p->stats.pages++;
         p->stats.resources += json_array_size(resources);
-        reads_add(p, src, resources);
+        reads_add(p, src, resources, tid);
+        free(tid);
+        tid = NULL;
         pw_metric_add(PW_M_INGESTED, (double)json_array_size(resources), src->server, src->type,
                       NULL);
         if (max_updated != PW_TIME_NONE) {
@@ -760,6 +775,7 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
             pw_metric_set(PW_M_SYNC_LAG, (double)max_updated, src->server, src->type, NULL);
         }
     }
+    free(tid);
     return rc;
 fail:
     if (batched) {
@@ -767,6 +783,7 @@ fail:
         pw_audit_batch_commit(p->conf.audit);
     }
     pw_store_rollback(p->conf.store);
+    free(tid);
     free(touched.v);
     pw_fhir_index_free(refs.idx);
     return rc;
