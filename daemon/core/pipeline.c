@@ -302,7 +302,9 @@ static void reads_add(struct pw_pipeline *p, const struct pw_sync_source *src,
             if (!patients) {
                 patients = obj_child(r, "patients");
             }
-            json_object_set_new(patients, subject, json_true());
+            if (!json_object_get(patients, subject)) { /* a lookup is cheaper than a set */
+                json_object_set_new(patients, subject, json_true());
+            }
             last = subject;
         }
     }
