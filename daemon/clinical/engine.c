@@ -403,10 +403,10 @@ int pw_engine_annotate(const struct pw_engine *engine, struct pw_timeline *tl, i
     memset(&ev, 0, sizeof(ev));
     patient_ref(tl, &ev.src);
     if (!pw_engine_in_scope(engine, tl, now)) {
-        snprintf(ev.code, sizeof(ev.code), "%s", PW_DQ_OUT_OF_SCOPE);
-        snprintf(ev.detail, sizeof(ev.detail), "%s",
-                 "no active malignant neoplasm, palliative or hospice context on record (scope: "
-                 "problem-list): the cancer-pain rules do not apply");
+        pw_fhir_copy(ev.code, sizeof(ev.code), PW_DQ_OUT_OF_SCOPE);
+        pw_fhir_copy(ev.detail, sizeof(ev.detail),
+                     "no active malignant neoplasm, palliative or hospice context on record "
+                     "(scope: problem-list): the cancer-pain rules do not apply");
         return pw_timeline_add_dq(tl, &ev);
     }
     unsigned missing = 0;
