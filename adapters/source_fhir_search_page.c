@@ -243,6 +243,15 @@ static const char *next_link(const json_t *bundle)
 int pw_sync_page_filter(struct pw_sync_state *st, const json_t *bundle, json_t **out_resources,
                         const char **out_next, int64_t *max_ms, struct pw_page_stats *stats)
 {
+    int64_t unused = 0;
+    return pw_sync_page_filter_typed(st, bundle, NULL, out_resources, out_next, max_ms, &unused,
+                                     stats);
+}
+
+int pw_sync_page_filter_typed(struct pw_sync_state *st, const json_t *bundle, const char *of_type,
+                              json_t **out_resources, const char **out_next, int64_t *max_ms,
+                              int64_t *type_max_ms, struct pw_page_stats *stats)
+{
     const char *rt = str_at(bundle, "resourceType");
     const char *bt = str_at(bundle, "type");
     const json_t *entries = json_object_get(bundle, "entry");
@@ -299,6 +308,9 @@ int pw_sync_page_filter(struct pw_sync_state *st, const json_t *bundle, json_t *
         }
         if (has_lu && lu_ms > *max_ms) {
             *max_ms = lu_ms;
+        }
+        if (has_lu && of_type && lu_ms > *type_max_ms && strcmp(type, of_type) == 0) {
+            *type_max_ms = lu_ms;
         }
         if (json_array_append(out, res)) {
             json_decref(out);

@@ -141,31 +141,6 @@ static void run_advance(struct run *r)
     free(next);
 }
 
-static bool is_type(const json_t *res, const char *type)
-{
-    const char *t = json_string_value(json_object_get(res, "resourceType"));
-    return t && strcmp(t, type) == 0;
-}
-
-/* Raise query_max over the page's new resources of the stream's own type: in a search sorted by
- * _lastUpdated that is how far the query has got (included resources, e.g. a Medication, do not
- * follow the sort). */
-static void query_progress(struct run *r, const json_t *resources)
-{
-    size_t i;
-    json_t *res;
-    json_array_foreach(resources, i, res)
-    {
-        const char *lu =
-            json_string_value(json_object_get(json_object_get(res, "meta"), "lastUpdated"));
-        int64_t ms;
-        if (is_type(res, r->src->type) && lu && pw_fhir_instant_parse(lu, &ms) == 0 &&
-            ms > r->query_max) {
-            r->query_max = ms;
-        }
-    }
-}
-
 /*
  * Keep the seen-set of a long run bounded. In a search sorted by _lastUpdated, an entry older
  * than the query's progress minus the overlap cannot come back in this query (a new version
@@ -192,9 +167,16 @@ static void seen_prune(struct run *r)
 
 /* A page has been filtered: track the query's progress, see whether it ended the query (a
  * capped query counts up to its progress only), prune. */
-static void run_account(struct run *r, const json_t *resources, bool *final)
+/*
+ * @p type_max: the newest meta.lastUpdated among the page's new resources of the stream's own
+ * type (pw_sync_page_filter_typed); in a search sorted by _lastUpdated that is how far the query
+ * has got (included resources, e.g. a Medication, do not follow the sort).
+ */
+static void run_account(struct run *r, int64_t type_max, bool *final)
 {
-    query_progress(r, resources);
+    if (type_max > r->query_max) {
+        r->query_max = type_max;
+    }
     if (*final && r->next) {
         /* The page cap on a sorted search: this query is in up to query_max only. */
         if (r->query_max < r->cap_ms) {
@@ -211,12 +193,12 @@ static void run_account(struct run *r, const json_t *resources, bool *final)
 }
 
 /* Hand a page to the consumer (or skip an empty intermediate page). */
-static void run_deliver(struct run *r, json_t *resources, bool final)
+static void run_deliver(struct run *r, json_t *resources, int64_t type_max, bool final)
 {
     char *cursor = NULL;
     int err = 0;
 
-    run_account(r, resources, &final);
+    run_account(r, type_max, &final);
     if (final) {
         /* The newest resource of the run, unless a capped query got less far. */
         int64_t upto = r->max_ms < r->cap_ms ? r->max_ms : r->cap_ms;
@@ -419,7 +401,9 @@ static void run_page(struct run *r, const struct pw_http_resp *resp)
             return;
         }
     }
-    int err = pw_sync_page_filter(&r->st, bundle, &resources, &next, &r->max_ms, &ps);
+    int64_t type_max = INT64_MIN;
+    int err = pw_sync_page_filter_typed(&r->st, bundle, r->src->type, &resources, &next, &r->max_ms,
+                                        &type_max, &ps);
     if (!err && next && !(r->next = strdup(next))) {
         err = PW_ENOMEM;
     }
@@ -456,7 +440,7 @@ static void run_page(struct run *r, const struct pw_http_resp *resp)
             r->after_page = PW_E2BIG;
         }
     }
-    run_deliver(r, resources, final);
+    run_deliver(r, resources, type_max, final);
 }
 
 static void run_status(struct run *r, const struct pw_http_resp *resp)
@@ -477,7 +461,7 @@ static void run_status(struct run *r, const struct pw_http_resp *resp)
         r->fs->no_status_search = r->fs->no_status_search || strcmp(r->src->type, "Condition") != 0;
         json_t *none = json_array();
         if (none) {
-            run_deliver(r, none, true);
+            run_deliver(r, none, INT64_MIN, true);
         } else {
             run_end(r, PW_ENOMEM);
         }

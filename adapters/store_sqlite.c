@@ -173,6 +173,7 @@ enum stmt {
     S_DQ_OF_PATIENT,
     S_DQ_PUT,
     S_DQ_DEL,
+    S_RES_UPD,
     S_COUNT
 };
 
@@ -194,14 +195,20 @@ static const char *const stmt_sql[S_COUNT] = {
      * (the same version, patient and normalization again; or a late copy older than it).
      * sqlite3_changes() then says whether anything changed.
      */
+    /*
+     * A put is this insert, then, when the row was there, S_RES_UPD: what one upsert (ON
+     * CONFLICT DO UPDATE) did. The upsert could fire the resource_moved trigger, so SQLite kept
+     * a statement journal for every one of them, new rows included (a copy of each B-tree page
+     * it touched: ~6k instructions a resource); an insert of a new row needs none.
+     */
     [S_RES_PUT] = "INSERT INTO resource(type, id, version, last_updated, patient, events, norm)"
-                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(type, id) DO UPDATE SET"
-                  " version = excluded.version, last_updated = excluded.last_updated,"
-                  " patient = excluded.patient, events = excluded.events, norm = excluded.norm"
-                  " WHERE NOT (version = excluded.version AND patient = excluded.patient"
-                  " AND norm = excluded.norm) AND NOT (last_updated IS NOT NULL"
-                  " AND excluded.last_updated IS NOT NULL"
-                  " AND excluded.last_updated < last_updated)",
+                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(type, id) DO NOTHING",
+    /* The stored row replaced unless it is the same version under the same patient and
+     * normalization, or newer (lastUpdated) than this copy. */
+    [S_RES_UPD] = "UPDATE resource SET version = ?3, last_updated = ?4, patient = ?5,"
+                  " events = ?6, norm = ?7 WHERE type = ?1 AND id = ?2"
+                  " AND NOT (version = ?3 AND patient = ?5 AND norm = ?7)"
+                  " AND NOT (last_updated IS NOT NULL AND ?4 IS NOT NULL AND ?4 < last_updated)",
     [S_RES_OF_PATIENT] = "SELECT " RESOURCE_COLS " FROM resource WHERE patient = ?1"
                          " ORDER BY type, id",
     [S_STAGE_INS] = "INSERT INTO staged(type, id, version, last_updated, patient, events, norm)"
@@ -819,7 +826,7 @@ static struct pw_store_resource col_resource(sqlite3_stmt *q)
     return r;
 }
 
-/* @p s (S_RES_PUT or S_STAGE_INS) with @p res bound as ?1-?7, or NULL and *err set. */
+/* @p s (S_RES_PUT, S_RES_UPD or S_STAGE_INS) with @p res bound as ?1-?7, or NULL and *err set. */
 static sqlite3_stmt *bound_resource(struct sq *sq, enum stmt s, const struct pw_store_resource *res,
                                     int *err)
 {
@@ -857,6 +864,11 @@ static int sq_put_resource(struct pw_store *st, const struct pw_store_resource *
         return err;
     }
     err = run(sq, q, "resource put");
+    if (err == 0 && sqlite3_changes(sq->db) == 0) {
+        /* Stored already: replaced by this copy unless S_RES_UPD's WHERE keeps it. */
+        q = bound_resource(sq, S_RES_UPD, res, &err);
+        err = q ? run(sq, q, "resource put") : err;
+    }
     *changed = err == 0 && sqlite3_changes(sq->db) > 0;
     return err;
 }

@@ -13,6 +13,7 @@
 
 #include "clinical/rules/rule_util.h"
 #include "painwatch/err.h"
+#include "painwatch/fhir.h"
 #include "painwatch/finding_text.h"
 #include "painwatch/hex.h"
 #include "painwatch/log.h"
@@ -376,14 +377,14 @@ static void why_types(char *buf, size_t size, const struct pw_synced *s, unsigne
         for (unsigned i = 0; i < PW_RES_COUNT; i++) {
             if (by_why[w] & (1u << i)) {
                 char piece[64];
-                snprintf(piece, sizeof(piece), "%s%s", sep, res_names[i]);
+                pw_fhir_join(piece, sizeof(piece), sep, NULL, res_names[i]);
                 (void)append_whole(buf, size, piece);
                 sep = ", ";
             }
         }
         if (by_why[w]) {
             char piece[64];
-            snprintf(piece, sizeof(piece), " %s", whys[w]);
+            pw_fhir_join(piece, sizeof(piece), " ", NULL, whys[w]);
             (void)append_whole(buf, size, piece);
         }
     }
@@ -393,8 +394,8 @@ static void patient_ref(const struct pw_timeline *tl, struct pw_ref *ref)
 {
     memset(ref, 0, sizeof(*ref));
     const char *slash = strchr(tl->patient, '/');
-    snprintf(ref->type, sizeof(ref->type), "Patient");
-    snprintf(ref->id, sizeof(ref->id), "%s", slash ? slash + 1 : tl->patient);
+    pw_fhir_copy(ref->type, sizeof(ref->type), "Patient");
+    pw_fhir_copy(ref->id, sizeof(ref->id), slash ? slash + 1 : tl->patient);
 }
 
 int pw_engine_annotate(const struct pw_engine *engine, struct pw_timeline *tl, int64_t now)
@@ -403,10 +404,10 @@ int pw_engine_annotate(const struct pw_engine *engine, struct pw_timeline *tl, i
     memset(&ev, 0, sizeof(ev));
     patient_ref(tl, &ev.src);
     if (!pw_engine_in_scope(engine, tl, now)) {
-        snprintf(ev.code, sizeof(ev.code), "%s", PW_DQ_OUT_OF_SCOPE);
-        snprintf(ev.detail, sizeof(ev.detail), "%s",
-                 "no active malignant neoplasm, palliative or hospice context on record (scope: "
-                 "problem-list): the cancer-pain rules do not apply");
+        pw_fhir_copy(ev.code, sizeof(ev.code), PW_DQ_OUT_OF_SCOPE);
+        pw_fhir_copy(ev.detail, sizeof(ev.detail),
+                     "no active malignant neoplasm, palliative or hospice context on record "
+                     "(scope: problem-list): the cancer-pain rules do not apply");
         return pw_timeline_add_dq(tl, &ev);
     }
     unsigned missing = 0;
@@ -420,7 +421,7 @@ int pw_engine_annotate(const struct pw_engine *engine, struct pw_timeline *tl, i
         missing |= m;
         /* whole rule ids while they fit, then a count: never a cut id */
         char piece[128];
-        snprintf(piece, sizeof(piece), "%s%s", rules[0] ? ", " : "", registry[i]->id);
+        pw_fhir_join(piece, sizeof(piece), rules[0] ? ", " : "", NULL, registry[i]->id);
         if (more > 0 || !append_whole(rules, sizeof(rules), piece)) {
             more++;
         }
@@ -430,11 +431,16 @@ int pw_engine_annotate(const struct pw_engine *engine, struct pw_timeline *tl, i
     }
     char why[120] = ""; /* with rules[110] and the words around: within ev.detail (256) */
     why_types(why, sizeof(why), &tl->synced, missing);
-    snprintf(ev.code, sizeof(ev.code), "%s", PW_DQ_RULES_OFF);
+    pw_fhir_copy(ev.code, sizeof(ev.code), PW_DQ_RULES_OFF);
     if (more > 0) {
         snprintf(ev.detail, sizeof(ev.detail), "off: %s and %zu more (%s)", rules, more, why);
     } else {
-        snprintf(ev.detail, sizeof(ev.detail), "off: %s (%s)", rules, why);
+        /* "off: <rules> (<why>)", joined without printf (once per evaluation) */
+        char head[sizeof(rules) + 8];
+        char tail[sizeof(why) + 4];
+        pw_fhir_join(head, sizeof(head), "off: ", rules, " (");
+        pw_fhir_join(tail, sizeof(tail), why, ")", NULL);
+        pw_fhir_join(ev.detail, sizeof(ev.detail), head, tail, NULL);
     }
     return pw_timeline_add_dq(tl, &ev);
 }

@@ -76,6 +76,25 @@ void pw_fhir_copy(char *dst, size_t n, const char *src)
     dst[len] = '\0';
 }
 
+void pw_fhir_join(char *dst, size_t n, const char *a, const char *sep, const char *b)
+{
+    const char *parts[3] = {a, sep, b};
+    size_t at = 0;
+
+    if (n == 0) {
+        return;
+    }
+    for (size_t k = 0; k < 3; k++) {
+        size_t len = parts[k] ? strlen(parts[k]) : 0;
+        if (len > n - 1 - at) {
+            len = n - 1 - at;
+        }
+        memcpy(dst + at, parts[k] ? parts[k] : "", len);
+        at += len;
+    }
+    dst[at] = '\0';
+}
+
 void pw_fhir_ref_of(const json_t *res, struct pw_ref *out)
 {
     pw_fhir_copy(out->type, sizeof(out->type), pw_fhir_str(res, "resourceType"));

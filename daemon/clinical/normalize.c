@@ -224,8 +224,13 @@ int pw_norm_dq(struct pw_timeline *tl, const struct pw_ref *src, const char *cod
 
 int pw_normalize_patient(const json_t *res, const struct pw_resolver *refs, char *out, size_t n)
 {
-    const char *type = pw_fhir_str(res, "resourceType");
-    const char *id = pw_fhir_str(res, "id");
+    return pw_normalize_patient_of(res, pw_fhir_str(res, "resourceType"), pw_fhir_str(res, "id"),
+                                   refs, out, n);
+}
+
+int pw_normalize_patient_of(const json_t *res, const char *type, const char *id,
+                            const struct pw_resolver *refs, char *out, size_t n)
+{
     if (type && id && strcmp(type, "Patient") == 0) {
         snprintf(out, n, "Patient/%s", id);
         return 0;
@@ -704,6 +709,17 @@ int pw_normalize_resource(const struct pw_norm_ctx *ctx, const json_t *res,
     }
     struct pw_ref ref;
     pw_fhir_ref_of(res, &ref);
+    return pw_normalize_resource_of(ctx, res, type, &ref, refs, tl);
+}
+
+int pw_normalize_resource_of(const struct pw_norm_ctx *ctx, const json_t *res, const char *type,
+                             const struct pw_ref *ref_in, const struct pw_resolver *refs,
+                             struct pw_timeline *tl)
+{
+    if (type == NULL) {
+        return 0;
+    }
+    struct pw_ref ref = *ref_in;
     if (strcmp(type, "Observation") == 0) {
         const json_t *code = json_object_get(res, "code");
         double max = pain_scale_max(ctx, code);

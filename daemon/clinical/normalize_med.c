@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -438,8 +439,20 @@ static const char *route_from_text(const char *s)
         low[i] = (char)tolower((unsigned char)s[i]);
     }
     low[i] = '\0';
+    /* The text's pairs of adjacent bytes (hashed into 1024 bits): a word whose first two are
+     * not among them cannot occur, and is not searched for. */
+    uint64_t pairs[16] = {0};
+    for (size_t k = 0; k + 1 < i; k++) {
+        unsigned h = ((unsigned char)low[k] * 31u + (unsigned char)low[k + 1]) & 1023u;
+        pairs[h / 64] |= UINT64_C(1) << (h % 64);
+    }
     for (size_t r = 0; r < sizeof(table) / sizeof(table[0]); r++) {
         for (size_t w = 0; table[r].words[w]; w++) {
+            const unsigned char *wd = (const unsigned char *)table[r].words[w];
+            unsigned h = (wd[0] * 31u + wd[1]) & 1023u;
+            if (wd[1] != '\0' && !(pairs[h / 64] & UINT64_C(1) << (h % 64))) {
+                continue;
+            }
             if (has_word(low, table[r].words[w])) {
                 return table[r].route;
             }
@@ -572,12 +585,36 @@ static bool is_ingredient(const struct pw_drug_info *d, const char *rxcui, const
     return strcmp(d->ingredient_rxcui, rxcui) == 0 || strcasecmp(d->ingredient, name) == 0;
 }
 
+/* %g of a whole number below 10^6 (its digits) into @p buf; false for any other value. */
+static bool whole_g(double v, char buf[8])
+{
+    if (!(v > 0 && v < 1e6) || v != (double)(long)v) {
+        return false;
+    }
+    char tmp[8];
+    size_t k = 0;
+    for (long x = (long)v; x > 0; x /= 10) {
+        tmp[k++] = (char)('0' + x % 10);
+    }
+    for (size_t i = 0; i < k; i++) {
+        buf[i] = tmp[k - 1 - i];
+    }
+    buf[k] = '\0';
+    return true;
+}
+
 /* The dose as written: "25 mg", "1-2 tablet", "2 mg/h". */
 static void written_of(const struct pw_dose_qty *q, char *out, size_t n)
 {
     const char *u = q->unit[0] ? q->unit : q->code;
     if (!(q->low > 0) || !(q->high > 0)) {
         snprintf(out, n, "zero or negative %s", u[0] ? u : "dose");
+        return;
+    }
+    char lo[8];
+    if (q->low == q->high && whole_g(q->low, lo)) {
+        /* the usual single whole dose, without printf: what "%g%s%s" writes */
+        pw_fhir_join(out, n, lo, u[0] ? " " : "", u);
         return;
     }
     if (q->low != q->high) {
@@ -627,18 +664,30 @@ static const char *read_inst(const struct pw_drug_info *d, const json_t *dosage,
     for (size_t i = 0; i < ds->n_cand && (in->kind == AMT_NONE || in->kind == AMT_BAD_UNIT); i++) {
         double lo, hi;
         enum amount_kind k = convert(d, &ds->cand[i], ds->cand[i].low, patch, &lo);
+        /* in->written holds cand[0] as written already (first) */
         if (k == AMT_BAD_UNIT) {
             in->kind = k;
-            written_of(&ds->cand[i], in->written, sizeof(in->written));
+            if (i > 0) {
+                written_of(&ds->cand[i], in->written, sizeof(in->written));
+            }
             continue;
         }
-        if (k != AMT_NONE && convert(d, &ds->cand[i], ds->cand[i].high, patch, &hi) == k) {
+        /* convert() is a function of the amount: a single dose (low = high) converts once */
+        enum amount_kind kh = AMT_NONE;
+        if (k != AMT_NONE) {
+            kh = memcmp(&ds->cand[i].high, &ds->cand[i].low, sizeof(double)) == 0
+                     ? (hi = lo, k)
+                     : convert(d, &ds->cand[i], ds->cand[i].high, patch, &hi);
+        }
+        if (k != AMT_NONE && kh == k) {
             in->kind = k;
             in->dose_low = lo;
             in->dose_high = hi;
             in->unitless = ds->cand[i].code[0] == '\0' && ds->cand[i].unit[0] == '\0';
             in->rate = ds->cand[i].rate;
-            written_of(&ds->cand[i], in->written, sizeof(in->written));
+            if (i > 0) {
+                written_of(&ds->cand[i], in->written, sizeof(in->written));
+            }
         }
     }
     if (first == NULL) {

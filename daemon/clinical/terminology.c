@@ -168,6 +168,39 @@ static int open_table(struct pw_csv *csv, char *path, size_t n, const char *dir,
     return rc;
 }
 
+/* The group key of the minimum strength lookup: ingredient, dose form, combination. */
+static int cmp_group(const char *ing_a, const char *form_a, bool combo_a, const char *ing_b,
+                     const char *form_b, bool combo_b)
+{
+    int c = strcmp(ing_a, ing_b);
+    if (c == 0) {
+        c = strcmp(form_a, form_b);
+    }
+    return c != 0 ? c : (int)combo_a - (int)combo_b;
+}
+
+static int cmp_by_ingredient(const void *a, const void *b)
+{
+    const struct pw_term_drug *x = *(const struct pw_term_drug *const *)a;
+    const struct pw_term_drug *y = *(const struct pw_term_drug *const *)b;
+    return cmp_group(x->ingredient_rxcui, x->dose_form_rxcui, x->is_combination,
+                     y->ingredient_rxcui, y->dose_form_rxcui, y->is_combination);
+}
+
+/* t->by_ingredient over the loaded drugs; left NULL (the lookup scans) without memory. */
+static void by_ingredient_build(struct pw_terminology *t)
+{
+    free(t->by_ingredient);
+    t->by_ingredient = t->n_drugs ? malloc(t->n_drugs * sizeof(*t->by_ingredient)) : NULL;
+    if (t->by_ingredient == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < t->n_drugs; i++) {
+        t->by_ingredient[i] = &t->drugs[i];
+    }
+    qsort(t->by_ingredient, t->n_drugs, sizeof(*t->by_ingredient), cmp_by_ingredient);
+}
+
 static int load_drugs(struct pw_terminology *t, const char *dir, char *err, size_t errlen)
 {
     char path[PATH_MAX];
@@ -235,6 +268,7 @@ static int load_drugs(struct pw_terminology *t, const char *dir, char *err, size
         d->form_classes = pw_terminology_form_classes(d->ingredient, d->dose_form, d->name);
     }
     shrink((void **)&t->drugs, t->n_drugs, &t->cap_drugs, sizeof(*t->drugs));
+    by_ingredient_build(t);
 out:
     pw_csv_close(&csv);
     return rc;
@@ -557,10 +591,39 @@ double pw_terminology_min_strength(const struct pw_terminology *t, const char *i
                                    const char *dose_form_rxcui, bool combination)
 {
     double best = NAN;
+    if (t->by_ingredient != NULL) {
+        /* the group's first row, then its rows: the same minimum as the scan below */
+        size_t lo = 0, hi = t->n_drugs;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            const struct pw_term_drug *d = t->by_ingredient[mid];
+            if (cmp_group(d->ingredient_rxcui, d->dose_form_rxcui, d->is_combination,
+                          ingredient_rxcui, dose_form_rxcui, combination) < 0) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        for (size_t i = lo; i < t->n_drugs; i++) {
+            const struct pw_term_drug *d = t->by_ingredient[i];
+            if (cmp_group(d->ingredient_rxcui, d->dose_form_rxcui, d->is_combination,
+                          ingredient_rxcui, dose_form_rxcui, combination) != 0) {
+                break;
+            }
+            if (strcmp(d->strength_unit, "MG") == 0 && d->strength > 0 &&
+                (isnan(best) || d->strength < best)) {
+                best = d->strength;
+            }
+        }
+        return best;
+    }
     for (size_t i = 0; i < t->n_drugs; i++) {
         const struct pw_term_drug *d = &t->drugs[i];
-        if (d->is_combination != combination || strcmp(d->strength_unit, "MG") != 0 ||
+        /* the ingredient's first character first: most rows differ there (an order reads
+         * this once per dosage, over every drug row) */
+        if (d->ingredient_rxcui[0] != ingredient_rxcui[0] || d->is_combination != combination ||
             strcmp(d->ingredient_rxcui, ingredient_rxcui) != 0 ||
+            strcmp(d->strength_unit, "MG") != 0 ||
             strcmp(d->dose_form_rxcui, dose_form_rxcui) != 0 || !(d->strength > 0)) {
             continue;
         }
@@ -683,6 +746,7 @@ void pw_terminology_free(struct pw_terminology *t)
     free(t->vs);
     free(t->factors);
     free(t->limits);
+    free(t->by_ingredient);
     while (t->strings != NULL) {
         struct pw_term_strings *c = t->strings;
         t->strings = c->next;

@@ -88,6 +88,9 @@ struct pw_terminology {
     size_t n_factors, cap_factors;
     struct pw_term_limit *limits; /* issue 16 */
     size_t n_limits, cap_limits;
+    /* drugs by (ingredient_rxcui, dose_form_rxcui, is_combination), for the minimum strength
+     * lookup (an order reads it once per dosage); NULL (a linear scan) if it could not be made */
+    const struct pw_term_drug **by_ingredient;
 };
 
 #endif

@@ -2,6 +2,7 @@
 /* Terminology look-ups: by RxNorm code (drug, ingredient, value set), then by name. */
 #include <ctype.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -230,8 +231,20 @@ int pw_terminology_match_name(const struct pw_terminology *t, const char *name,
     const char *opioid_at = NULL;
     struct lower ln;
     const char *lname = lower_of(&ln, name);
+    /* The name's pairs of adjacent bytes (hashed into 1024 bits): an ingredient whose first
+     * two are not among them cannot occur, and is not searched for. */
+    uint64_t pairs[16] = {0};
+    for (size_t k = 0; lname && lname[k] && lname[k + 1]; k++) {
+        unsigned h = ((unsigned char)lname[k] * 31u + (unsigned char)lname[k + 1]) & 1023u;
+        pairs[h / 64] |= UINT64_C(1) << (h % 64);
+    }
     for (size_t i = 0; lname && i < t->n_ings; i++) {
         const struct pw_term_ingredient *ing = &t->ings[i];
+        const unsigned char *m = (const unsigned char *)ing->match;
+        unsigned h = (m[0] * 31u + (m[0] ? m[1] : 0u)) & 1023u;
+        if (m[0] && m[1] && !(pairs[h / 64] & UINT64_C(1) << (h % 64))) {
+            continue;
+        }
         const char *at = find_word(lname, ing->match);
         if (at == NULL) {
             continue;

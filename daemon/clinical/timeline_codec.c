@@ -49,8 +49,9 @@ static void put(struct wr *w, const void *p, size_t n)
     if (w->err) {
         return;
     }
-    if (n > SIZE_MAX - w->b->n ||
-        pw_array_reserve_from(&w->b->v, &w->b->cap, w->b->n + n, 1, 256) < 0) {
+    if (n > w->b->cap - w->b->n &&
+        (n > SIZE_MAX - w->b->n ||
+         pw_array_reserve_from(&w->b->v, &w->b->cap, w->b->n + n, 1, 256) < 0)) {
         w->err = PW_ENOMEM;
         return;
     }

@@ -1210,6 +1210,12 @@ static void run_remote(struct job *job)
 /* The resource type the row writes (its payload's), one painwatch builds; else Flag. */
 static void row_type(struct job *job)
 {
+    const char *planned = pw_outbox_planned_type(job->row.payload);
+
+    if (planned) {
+        snprintf(job->type, sizeof(job->type), "%s", planned);
+        return;
+    }
     json_t *res = job->row.payload ? json_loads(job->row.payload, 0, NULL) : NULL;
     const struct pw_sink_ops *t =
         pw_sink_for_resource(json_string_value(json_object_get(res, "resourceType")));

@@ -63,6 +63,7 @@ struct pw_pipeline {
     /* data-quality events recorded by the open evaluation transaction, code -> count: added to
      * PW_M_DATA_QUALITY when it commits, forgotten when it rolls back */
     json_t *dq_counts;
+    bool refused_patient; /* a per-patient key was ever set in refused */
 };
 
 /* A cycle's record is written early (and a new one begun) past this many ids: bounded memory. */
@@ -248,7 +249,7 @@ static void reads_flush(struct pw_pipeline *p, const char *server, int err)
 
 /* A committed page of @p src: its query shape, patient and resource ids join the cycle's. */
 static void reads_add(struct pw_pipeline *p, const struct pw_sync_source *src,
-                      const json_t *resources)
+                      const json_t *resources, const char *const *tid)
 {
     char shape[PW_REF_MAX + 64];
     char patient[PW_REF_MAX];
@@ -282,20 +283,39 @@ static void reads_add(struct pw_pipeline *p, const struct pw_sync_source *src,
         snprintf(patient, sizeof(patient), "Patient/%s", src->patient);
         json_object_set_new(obj_child(r, "patients"), patient, json_true());
     }
+    json_t *patients = NULL; /* r's "patients", made on first use */
+    const char *last = NULL; /* a page's resources mostly come a patient at a time */
     json_array_foreach(resources, i, res)
     {
-        const char *type = json_string_value(json_object_get(res, "resourceType"));
-        const char *id = json_string_value(json_object_get(res, "id"));
+        /* @p tid: each resource's type and id as store_one() read them, when there */
+        const char *type =
+            tid ? tid[2 * i] : json_string_value(json_object_get(res, "resourceType"));
+        const char *id = tid ? tid[2 * i + 1] : json_string_value(json_object_get(res, "id"));
         const char *subject =
-            json_string_value(json_object_get(json_object_get(res, "subject"), "reference"));
+            src->patient
+                ? NULL
+                : json_string_value(json_object_get(json_object_get(res, "subject"), "reference"));
         char ref[PW_REF_MAX];
 
         if (type && id) {
-            snprintf(ref, sizeof(ref), "%s/%s", type, id);
-            json_array_append_new(ids, json_string(ref));
+            size_t tn = strlen(type);
+            size_t in = strlen(id);
+            pw_fhir_join(ref, sizeof(ref), type, "/", id);
+            /* Two strings jansson parsed (valid UTF-8) and a '/' need no second check unless
+             * cut to fit, when json_string() refuses a split character as before. */
+            json_array_append_new(ids, tn + 1 + in < sizeof(ref)
+                                           ? json_stringn_nocheck(ref, tn + 1 + in)
+                                           : json_string(ref));
         }
-        if (!src->patient && subject && strncmp(subject, "Patient/", 8) == 0) {
-            json_object_set_new(obj_child(r, "patients"), subject, json_true());
+        if (subject && strncmp(subject, "Patient/", 8) == 0 &&
+            !(last && strcmp(last, subject) == 0)) {
+            if (!patients) {
+                patients = obj_child(r, "patients");
+            }
+            if (!json_object_get(patients, subject)) { /* a lookup is cheaper than a set */
+                json_object_set_new(patients, subject, json_true());
+            }
+            last = subject;
         }
     }
     if (json_array_size(ids) > PIPELINE_READS_MAX) {
@@ -504,9 +524,12 @@ void pw_pipeline_synced_for(const struct pw_pipeline *p, const char *patient, st
     for (unsigned i = 0; i < PW_RES_COUNT; i++) {
         char key[PW_REF_MAX + 48];
         const char *type = pw_res_type_name(1u << i);
-        snprintf(key, sizeof(key), "%s|%s", type, patient);
-        const json_t *mine = json_object_get(p->refused, key);
-        snprintf(key, sizeof(key), "%s|*", type);
+        const json_t *mine = NULL;
+        if (p->refused_patient) {
+            pw_fhir_join(key, sizeof(key), type, "|", patient);
+            mine = json_object_get(p->refused, key);
+        }
+        pw_fhir_join(key, sizeof(key), type, "|*", NULL);
         const json_t *all = json_object_get(p->refused, key);
         const json_t *why = mine ? mine : all;
         if (why != NULL) {
@@ -674,15 +697,15 @@ static const json_t *page_resolve(const struct pw_resolver *self, const char *re
 }
 
 /* Normalize @p res once, now, into p->enc (the events the store keeps for every evaluation). */
-static int encode_events(struct pw_pipeline *p, const json_t *res, struct page_refs *refs,
-                         const char *patient)
+static int encode_events(struct pw_pipeline *p, const json_t *res, const char *type,
+                         const struct pw_ref *ref, struct page_refs *refs, const char *patient)
 {
     struct pw_resolver resolver = {.resolve = page_resolve, .arg = refs};
     int rc;
 
     pw_timeline_clear(&p->scratch);
     pw_fhir_copy(p->scratch.patient, sizeof(p->scratch.patient), patient);
-    rc = pw_normalize_resource(p->conf.norm, res, &resolver, &p->scratch);
+    rc = pw_normalize_resource_of(p->conf.norm, res, type, ref, &resolver, &p->scratch);
     if (rc == PW_E2BIG) {
         rc = 0; /* one resource over the per-patient cap: keep what fits */
     }
@@ -690,10 +713,16 @@ static int encode_events(struct pw_pipeline *p, const json_t *res, struct page_r
 }
 
 static int store_one(struct pw_pipeline *p, const struct pw_sync_source *src, json_t *res,
-                     struct page_refs *refs, struct touched *touched, int64_t *max_updated)
+                     struct page_refs *refs, struct touched *touched, int64_t *max_updated,
+                     const char **tid)
 {
     const char *type = pw_fhir_str(res, "resourceType");
     const char *id = pw_fhir_str(res, "id");
+
+    if (tid) {
+        tid[0] = type; /* for reads_add() */
+        tid[1] = id;
+    }
     const json_t *meta = json_object_get(res, "meta");
     const char *version = meta ? pw_fhir_str(meta, "versionId") : NULL;
     const char *lu = meta ? pw_fhir_str(meta, "lastUpdated") : NULL;
@@ -713,11 +742,15 @@ static int store_one(struct pw_pipeline *p, const struct pw_sync_source *src, js
     }
     if (src->patient) {
         snprintf(patient, sizeof(patient), "Patient/%s", src->patient);
-    } else if (pw_normalize_patient(res, NULL, patient, sizeof(patient)) < 0) {
+    } else if (pw_normalize_patient_of(res, type, id, NULL, patient, sizeof(patient)) < 0) {
         pw_log_debug(SYNC, "%s/%s: no patient; not kept", type, id);
         return 0;
     }
-    rc = encode_events(p, res, refs, patient);
+    struct pw_ref ref; /* pw_fhir_ref_of(res), from what was read above */
+    pw_fhir_copy(ref.type, sizeof(ref.type), type);
+    pw_fhir_copy(ref.id, sizeof(ref.id), id);
+    pw_fhir_copy(ref.version, sizeof(ref.version), version);
+    rc = encode_events(p, res, type, &ref, refs, patient);
     if (rc < 0) {
         return rc;
     }
@@ -801,15 +834,20 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
     int64_t max_updated = PW_TIME_NONE;
     size_t i;
     json_t *res;
+    size_t n = json_array_size(resources);
+    /* each resource's type and id, read once for the store and the cycle's read record (NULL
+     * without memory: reads_add() reads them again) */
+    const char **tid = p->conf.audit && n ? malloc(2 * n * sizeof(*tid)) : NULL;
     int rc = pw_store_begin(p->conf.store);
 
     if (rc < 0) {
+        free(tid);
         return rc;
     }
     batched = batched && p->conf.audit && pw_audit_batch_begin(p->conf.audit) == 0;
     json_array_foreach(resources, i, res)
     {
-        rc = store_one(p, src, res, &refs, &touched, &max_updated);
+        rc = store_one(p, src, res, &refs, &touched, &max_updated, tid ? tid + 2 * i : NULL);
         if (rc < 0) {
             goto fail;
         }
@@ -857,7 +895,9 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
     if (rc == 0) {
         p->stats.pages++;
         p->stats.resources += json_array_size(resources);
-        reads_add(p, src, resources);
+        reads_add(p, src, resources, tid);
+        free(tid);
+        tid = NULL;
         pw_metric_add(PW_M_INGESTED, (double)json_array_size(resources), src->server, src->type,
                       NULL);
         if (max_updated != PW_TIME_NONE) {
@@ -865,6 +905,7 @@ static int process_page_once(struct pw_pipeline *p, const struct pw_sync_source 
             pw_metric_set(PW_M_SYNC_LAG, (double)max_updated, src->server, src->type, NULL);
         }
     }
+    free(tid);
     return rc;
 fail:
     if (batched) {
@@ -872,6 +913,7 @@ fail:
         pw_audit_batch_commit(p->conf.audit);
     }
     pw_store_rollback(p->conf.store);
+    free(tid);
     free(touched.v);
     pw_fhir_index_free(refs.idx);
     return rc;
@@ -1026,6 +1068,8 @@ static void on_type_access(void *arg, const struct pw_sync_source *src, long sta
         /* a refusal (401/403) or "not advertised" already says why: kept */
     } else if (json_object_set_new(p->refused, key, json_integer(status)) < 0) {
         pw_log_err(CLIN, "%s refused: not remembered (out of memory)", src->key);
+    } else if (src->patient) {
+        p->refused_patient = true;
     }
 }
 

@@ -152,6 +152,38 @@ void pw_time_format(int64_t ms, unsigned flags, char *buf, size_t n)
     int64_t y;
     unsigned m, d;
     pw_civil_from_days(days, &y, &m, &d);
+    if (ms >= 0 && y <= 9999 && n > 0) {
+        /* What the formats below write, digit by digit (every audit record has a time). */
+        unsigned v[6] = {m,
+                         d,
+                         (unsigned)(sod / 3600),
+                         (unsigned)(sod / 60 % 60),
+                         (unsigned)(sod % 60),
+                         (unsigned)(ms - secs * 1000)};
+        char t[32];
+        size_t k = 0;
+        for (unsigned div = 1000; div > 0; div /= 10) {
+            t[k++] = (char)('0' + (unsigned)y / div % 10);
+        }
+        for (int i = 0; i < 5; i++) {
+            t[k++] = "--T::"[i];
+            t[k++] = (char)('0' + v[i] / 10 % 10);
+            t[k++] = (char)('0' + v[i] % 10);
+        }
+        if (flags & PW_TIME_FMT_MS) {
+            t[k++] = '.';
+            t[k++] = (char)('0' + v[5] / 100 % 10);
+            t[k++] = (char)('0' + v[5] / 10 % 10);
+            t[k++] = (char)('0' + v[5] % 10);
+        }
+        t[k++] = 'Z';
+        if (k > n - 1) {
+            k = n - 1;
+        }
+        memcpy(buf, t, k);
+        buf[k] = '\0';
+        return;
+    }
     if (flags & PW_TIME_FMT_MS) {
         snprintf(buf, n, "%04" PRId64 "-%02u-%02uT%02u:%02u:%02u.%03uZ", y, m, d,
                  (unsigned)(sod / 3600), (unsigned)(sod / 60 % 60), (unsigned)(sod % 60),

@@ -90,4 +90,11 @@ int pw_fhir_instant_parse(const char *s, int64_t *out_ms);
 /** Format @p ms as "YYYY-MM-DDThh:mm:ss.sssZ" into @p buf (at least 25 bytes). */
 void pw_fhir_instant_format(int64_t ms, char *buf, size_t len);
 
+/**
+ * @p a, @p sep and @p b one after the other into @p dst of size @p n, cut to fit and always
+ * NUL-terminated: what snprintf(dst, n, "%s%s%s", a, sep, b) writes, without printf's cost on
+ * hot paths. NULL arguments count as "".
+ */
+void pw_fhir_join(char *dst, size_t n, const char *a, const char *sep, const char *b);
+
 #endif

@@ -154,6 +154,15 @@ size_t pw_page_stats_summary(const struct pw_page_stats *ps, char *buf, size_t l
 int pw_sync_page_filter(struct pw_sync_state *st, const json_t *bundle, json_t **out_resources,
                         const char **out_next, int64_t *max_ms, struct pw_page_stats *stats);
 
+/**
+ * pw_sync_page_filter() that also raises @p *type_max_ms to the meta.lastUpdated of the kept
+ * resources whose resourceType is @p type (the search's own type: how far a sorted query has
+ * got), read while filtering rather than in a second pass over the page.
+ */
+int pw_sync_page_filter_typed(struct pw_sync_state *st, const json_t *bundle, const char *type,
+                              json_t **out_resources, const char **out_next, int64_t *max_ms,
+                              int64_t *type_max_ms, struct pw_page_stats *stats);
+
 /** What the first request of a run is bounded by. */
 struct pw_search_window {
     int64_t cursor_ms;  /* PW_SYNC_NO_CURSOR on the first sync */

@@ -110,4 +110,15 @@ int pw_normalize_patient(const json_t *res, const struct pw_resolver *refs, char
 int pw_normalize_resource(const struct pw_norm_ctx *ctx, const json_t *res,
                           const struct pw_resolver *refs, struct pw_timeline *tl);
 
+/**
+ * pw_normalize_patient() and pw_normalize_resource() for a caller that has read the resource's
+ * resourceType (@p type) and id, or its pw_fhir_ref_of() (@p ref), already: the same results
+ * without looking them up again (the sync path reads them once per resource).
+ */
+int pw_normalize_patient_of(const json_t *res, const char *type, const char *id,
+                            const struct pw_resolver *refs, char *out, size_t n);
+int pw_normalize_resource_of(const struct pw_norm_ctx *ctx, const json_t *res, const char *type,
+                             const struct pw_ref *ref, const struct pw_resolver *refs,
+                             struct pw_timeline *tl);
+
 #endif

@@ -401,6 +401,41 @@ static json_t *entry(json_t *res)
     return json_pack("{s:o, s:{s:s}}", "resource", res, "search", "mode", "match");
 }
 
+/* The typed filter also says how far the page's resources of the search's own type got: an
+ * included resource of another type (a newer Medication) and a duplicate do not count. */
+static void test_page_filter_typed_tracks_own_type(void **state)
+{
+    (void)state;
+    struct pw_sync_state st;
+    struct pw_page_stats ps;
+    json_t *res = NULL;
+    const char *next = NULL;
+    int64_t max = PW_SYNC_NO_CURSOR;
+    int64_t own = INT64_MIN;
+
+    assert_int_equal(pw_sync_state_init(&st), 0);
+    json_t *med = obs("m", "1", "2024-05-01T11:00:00Z");
+    json_object_set_new(med, "resourceType", json_string("Medication"));
+    json_t *p1 = page(json_pack("[o, o, o]", entry(obs("a", "1", "2024-05-01T10:00:00Z")),
+                                entry(med), entry(obs("b", "1", "2024-05-01T10:05:00Z"))),
+                      NULL);
+    assert_int_equal(
+        pw_sync_page_filter_typed(&st, p1, "Observation", &res, &next, &max, &own, &ps), 0);
+    assert_int_equal(json_array_size(res), 3);
+    assert_int_equal(max, T0 + 3600000); /* every kept resource */
+    assert_int_equal(own, T0 + 300000);  /* the Observations only */
+    json_decref(res);
+    /* A page of duplicates moves neither. */
+    own = INT64_MIN;
+    assert_int_equal(
+        pw_sync_page_filter_typed(&st, p1, "Observation", &res, &next, &max, &own, &ps), 0);
+    assert_int_equal(json_array_size(res), 0);
+    assert_int_equal(own, INT64_MIN);
+    json_decref(res);
+    json_decref(p1);
+    pw_sync_state_cleanup(&st);
+}
+
 static void test_page_filter_dedupes_and_tracks_cursor(void **state)
 {
     (void)state;
@@ -625,6 +660,7 @@ int main(void)
         cmocka_unit_test(test_url_incremental_and_dialects),
         cmocka_unit_test(test_same_origin),
         cmocka_unit_test(test_page_filter_dedupes_and_tracks_cursor),
+        cmocka_unit_test(test_page_filter_typed_tracks_own_type),
         cmocka_unit_test(test_state_roundtrip_and_bounded_seen_set),
         cmocka_unit_test(test_seen_set_hard_cap_keeps_newest),
         cmocka_unit_test(test_cursor_text_always_fits),

@@ -27,6 +27,61 @@ static void norm(const char *text, struct pw_timeline *tl)
     "\"status\":\"" status "\",\"subject\":{\"reference\":\"Patient/p1\"},\"code\":{\"coding\":" \
     "[{\"system\":\"http://loinc.org\",\"code\":\"" code "\"}]}," value_and_time "}"
 
+/* pw_fhir_join writes what snprintf("%s%s%s") writes, cut the same way. */
+static void test_fhir_join_is_snprintf(void **state)
+{
+    (void)state;
+    const char *parts[] = {NULL, "", "a", "Observation", "o-123456789"};
+    for (size_t n = 1; n < 24; n++) {
+        for (size_t a = 0; a < 5; a++) {
+            for (size_t b = 0; b < 5; b++) {
+                char got[32];
+                char want[32];
+                pw_fhir_join(got, n, parts[a], "/", parts[b]);
+                snprintf(want, n, "%s/%s", parts[a] ? parts[a] : "", parts[b] ? parts[b] : "");
+                assert_string_equal(got, want);
+            }
+        }
+    }
+}
+
+/* The sync path's variants, given what it read, give what the plain functions give. */
+static void test_normalize_of_matches_plain(void **state)
+{
+    (void)state;
+    struct pw_norm_ctx ctx;
+    struct pw_timeline a;
+    struct pw_timeline b;
+    struct pw_ref ref;
+    char pa[64];
+    char pb[64];
+    json_t *j = clin_json(OBS("final", "72514-3",
+                              "\"effectiveDateTime\":\"2026-01-02T10:00:00Z\",\"valueInteger\":6"));
+
+    assert_int_equal(pw_norm_ctx_init(&ctx, clin_term(), NULL), 0);
+    pw_timeline_init(&a, "Patient/p1");
+    pw_timeline_init(&b, "Patient/p1");
+    pw_fhir_ref_of(j, &ref);
+    assert_int_equal(pw_normalize_resource(&ctx, j, NULL, &a), 0);
+    assert_int_equal(pw_normalize_resource_of(&ctx, j, "Observation", &ref, NULL, &b), 0);
+    assert_int_equal(a.scores.n, 1);
+    assert_int_equal(b.scores.n, 1);
+    assert_near(a.scores.v[0].value, b.scores.v[0].value);
+    assert_int_equal(a.scores.v[0].at, b.scores.v[0].at);
+    assert_string_equal(a.scores.v[0].src.type, b.scores.v[0].src.type);
+    assert_string_equal(a.scores.v[0].src.id, b.scores.v[0].src.id);
+    assert_string_equal(a.scores.v[0].src.version, b.scores.v[0].src.version);
+    assert_int_equal(pw_normalize_patient(j, NULL, pa, sizeof(pa)), 0);
+    assert_int_equal(pw_normalize_patient_of(j, "Observation", "o1", NULL, pb, sizeof(pb)), 0);
+    assert_string_equal(pa, pb);
+    assert_int_equal(pw_normalize_resource_of(&ctx, j, NULL, &ref, NULL, &b), 0); /* no type */
+    assert_int_equal(b.scores.n, 1);
+    pw_timeline_cleanup(&a);
+    pw_timeline_cleanup(&b);
+    json_decref(j);
+    pw_norm_ctx_cleanup(&ctx);
+}
+
 static void test_pain_score_forms(void **state)
 {
     (void)state;
@@ -574,6 +629,8 @@ static void test_bundled_medication_by_urn(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fhir_join_is_snprintf),
+        cmocka_unit_test(test_normalize_of_matches_plain),
         cmocka_unit_test(test_pain_score_forms),
         cmocka_unit_test(test_pain_score_rejects),
         cmocka_unit_test(test_pain_score_in_component_or_string),

@@ -5,10 +5,43 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clinical/terminology_impl.h"
 #include "clinical_support.h"
 #include "painwatch/err.h"
 #include "painwatch/mme.h"
 #include "painwatch/terminology.h"
+
+/* The minimum strength found through the index built at load is the minimum over every drug
+ * row of the same ingredient, dose form and combination (MG, strength > 0), for each row's key. */
+static void test_min_strength_is_the_group_minimum(void **state)
+{
+    (void)state;
+    const struct pw_terminology *t = clin_term();
+    assert_non_null(t->by_ingredient);
+    for (size_t i = 0; i < t->n_drugs; i++) {
+        const struct pw_term_drug *q = &t->drugs[i];
+        double want = NAN;
+        for (size_t k = 0; k < t->n_drugs; k++) {
+            const struct pw_term_drug *d = &t->drugs[k];
+            if (d->is_combination == q->is_combination &&
+                strcmp(d->ingredient_rxcui, q->ingredient_rxcui) == 0 &&
+                strcmp(d->dose_form_rxcui, q->dose_form_rxcui) == 0 &&
+                strcmp(d->strength_unit, "MG") == 0 && d->strength > 0 &&
+                (isnan(want) || d->strength < want)) {
+                want = d->strength;
+            }
+        }
+        double got = pw_terminology_min_strength(t, q->ingredient_rxcui, q->dose_form_rxcui,
+                                                 q->is_combination);
+        if (isnan(want)) {
+            assert_true(isnan(got));
+        } else {
+            assert_true(got == want);
+        }
+    }
+    assert_true(isnan(pw_terminology_min_strength(t, "0", "0", false)));
+    assert_true(isnan(pw_terminology_min_strength(t, "99999999", "", true)));
+}
 
 static void test_drug_level_lookup(void **state)
 {
@@ -241,6 +274,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_drug_level_lookup),
+        cmocka_unit_test(test_min_strength_is_the_group_minimum),
         cmocka_unit_test(test_ingredient_and_valueset_lookup),
         cmocka_unit_test(test_name_matching),
         cmocka_unit_test(test_factor_sets),

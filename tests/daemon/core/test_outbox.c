@@ -750,6 +750,60 @@ static void test_detected_issue_clinician_mitigation_stands(void **state)
     assert_int_equal(plan(fx, &f, 1), 0);
 }
 
+/*
+ * The outbox takes a planned row's resource type from the planner, keyed by the whole payload
+ * text and forgotten once asked; a payload it did not plan (another process, a restart) is read
+ * for its type as before: either way a DetectedIssue goes to /DetectedIssue.
+ */
+static void test_planned_type_by_payload_text(void **state)
+{
+    struct fx *fx = *state;
+    struct pw_finding f = finding("rescue-dose-out-of-range", "k-planned-type");
+    struct pw_outbox_row row = {0};
+    char hdr[512];
+
+    pw_sink_free(fx->sink);
+    assert_int_equal(pw_sink_new(&fx->sink, "detected-issue", NULL), 0);
+    assert_int_equal(plan(fx, &f, 1), 1);
+    assert_int_equal(pw_store_outbox_get(fx->st, 1, &row), 0);
+    char *other = malloc(strlen(row.payload) + 2);
+    assert_non_null(other);
+    strcpy(other, row.payload);
+    strcat(other, " ");
+    assert_null(pw_outbox_planned_type(other)); /* not the text planned */
+    assert_null(pw_outbox_planned_type(NULL));
+    assert_string_equal(pw_outbox_planned_type(row.payload), "DetectedIssue");
+    assert_null(pw_outbox_planned_type(row.payload)); /* forgotten once found */
+    free(other);
+    pw_outbox_row_cleanup(&row);
+    /* Not known to the planner any more: the outbox reads the type out of the payload. */
+    snprintf(hdr, sizeof(hdr), "Location: %s/DetectedIssue/d9/_history/1\n", fx->base);
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST",
+                                                  .path = "/fhir/DetectedIssue",
+                                                  .times = 1,
+                                                  .status = 201,
+                                                  .headers = hdr});
+    start_outbox(fx, false);
+    run_until_idle(fx);
+    assert_int_equal(pwt_responder_count(fx->srv), 1);
+    assert_string_equal(pwt_responder_request(fx->srv, 0)->path, "/fhir/DetectedIssue");
+    expect_flag(fx, "k-planned-type", "d9", "1", PW_FLAG_ACTIVE);
+    /* Planned in this thread and not asked yet: the same type without reading the payload. */
+    struct pw_finding g = finding("rescue-dose-out-of-range", "k-planned-type-2");
+    snprintf(hdr, sizeof(hdr), "Location: %s/DetectedIssue/d10/_history/1\n", fx->base);
+    pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST",
+                                                  .path = "/fhir/DetectedIssue",
+                                                  .status = 201,
+                                                  .headers = hdr});
+    struct pw_finding both[2] = {f, g};
+    assert_int_equal(plan(fx, both, 2), 1); /* the first one is kept */
+    pw_outbox_kick(fx->ob);
+    run_until_idle(fx);
+    assert_int_equal(pwt_responder_count(fx->srv), 2);
+    assert_string_equal(pwt_responder_request(fx->srv, 1)->path, "/fhir/DetectedIssue");
+    expect_flag(fx, "k-planned-type-2", "d10", "1", PW_FLAG_ACTIVE);
+}
+
 static void test_fail_closed_while_audit_unwritable(void **state)
 {
     struct fx *fx = *state;
@@ -1074,6 +1128,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_if_none_exist_when_advertised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolve_put_if_match, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolve_412_clinician_closed_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_planned_type_by_payload_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fail_closed_while_audit_unwritable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shadow_mode_writes_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_real_audit_trail_records_delivery, setup, teardown),
