@@ -433,7 +433,8 @@ static int put_resource(struct reader *rd, const json_t *res, const char *full_u
     int rc = 0;
 
     rd->types |= pw_res_type_bit(type);
-    bool mine = patient_type(type) && pw_normalize_patient(res, refs, patient, sizeof(patient)) == 0;
+    bool mine =
+        patient_type(type) && pw_normalize_patient(res, refs, patient, sizeof(patient)) == 0;
     if (!mine && !id && !full_url) {
         return 0;
     }
@@ -479,10 +480,10 @@ static int put_resource(struct reader *rd, const json_t *res, const char *full_u
  */
 struct lines {
     const char *file;
-    int64_t start;  /* the offset of the part's first line */
-    size_t base;    /* lines before it (known when start is 0 or counted) */
+    int64_t start; /* the offset of the part's first line */
+    size_t base;   /* lines before it (known when start is 0 or counted) */
     bool known;
-    size_t rel;     /* the line's number within the part, from 1 */
+    size_t rel; /* the line's number within the part, from 1 */
 };
 
 struct place {
@@ -597,8 +598,8 @@ static int add_json(struct reader *rd, json_t *res, const char *full_url,
         if (!r) {
             continue; /* request-only or response-only entries carry no resource */
         }
-        rc = add_json(rd, r, pw_fhir_str(e, "fullUrl"), &bundle_refs, file, &here, depth + 1,
-                      NULL, 0, err, errlen);
+        rc = add_json(rd, r, pw_fhir_str(e, "fullUrl"), &bundle_refs, file, &here, depth + 1, NULL,
+                      0, err, errlen);
         if (rc < 0) {
             break;
         }
@@ -993,8 +994,7 @@ static void merge_sum(struct pw_bt_spool *sp, const struct part_sum *s)
     span_add(&sp->first, &sp->last, s->last);
 }
 
-int pw_bt_spool_read(struct pw_bt_spool *sp, const struct pw_bt_input *in, char *err,
-                     size_t errlen)
+int pw_bt_spool_read(struct pw_bt_spool *sp, const struct pw_bt_input *in, char *err, size_t errlen)
 {
     struct reader rd = {.sp = sp, .first = PW_TIME_NONE, .last = PW_TIME_NONE};
     int rc = read_part(&rd, in, 0, 1, sp->n_files, err, errlen);
