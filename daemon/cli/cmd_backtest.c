@@ -11,6 +11,7 @@
 #include "painwatch/conf.h"
 #include "painwatch/err.h"
 #include "painwatch/evaluate.h"
+#include "painwatch/jarena.h"
 #include "painwatch/terminology.h"
 
 struct bt_args {
@@ -358,6 +359,9 @@ int pw_cmd_backtest(int argc, char **argv)
     if (rc) {
         return rc > 0 ? 0 : 2;
     }
+    /* The input's trees are parsed into jansson's page arena and dropped whole (backtest.h);
+     * without it (no address space) they are malloc'd as anywhere else. */
+    (void)pw_jarena_install();
     rc = 2;
     if (parse_when("--from", a.from, &o.from) < 0 || parse_when("--to", a.to, &o.to) < 0) {
         return 2;

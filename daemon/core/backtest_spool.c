@@ -12,6 +12,7 @@
 
 #include "core/backtest.h"
 #include "painwatch/err.h"
+#include "painwatch/jarena.h"
 #include "painwatch/limits.h"
 #include "painwatch/normalize.h"
 
@@ -618,10 +619,32 @@ static bool blank(const char *p, size_t n)
     return true;
 }
 
+/*
+ * @p p parsed in a page of jansson's arena when the process installed it (pw_jarena_install):
+ * the tree is freed whole by pw_jarena_page_drop(@p pg, tree), without a walk, once nothing
+ * holds on to it (else jansson's malloc and free are a third of the parse). NULL: not JSON
+ * (@p jerr says why; nothing to drop).
+ */
+static json_t *parse_page(const char *p, size_t n, size_t flags, json_error_t *jerr,
+                          struct pw_jarena_page *pg)
+{
+    bool arena = pw_jarena_page_begin(pg) == 0;
+    json_t *r = json_loadb(p, n, flags, jerr);
+
+    if (arena) {
+        pw_jarena_end();
+    }
+    if (!r) {
+        pw_jarena_page_drop(pg, NULL);
+    }
+    return r;
+}
+
 /* One line of NDJSON, at offset @p off of the file. */
 static int add_line(struct reader *rd, struct lines *ln, int64_t off, const char *p, size_t n,
                     char *err, size_t errlen)
 {
+    struct pw_jarena_page pg;
     json_error_t jerr;
     json_t *r;
     int rc;
@@ -633,7 +656,7 @@ static int add_line(struct reader *rd, struct lines *ln, int64_t off, const char
     if (blank(p, n)) {
         return 0;
     }
-    r = json_loadb(p, n, 0, &jerr);
+    r = parse_page(p, n, 0, &jerr, &pg);
     if (!r) {
         snprintf(err, errlen, "%s:%zu:%d: %s", ln->file, line_number(ln), jerr.column, jerr.text);
         return -1;
@@ -644,7 +667,7 @@ static int add_line(struct reader *rd, struct lines *ln, int64_t off, const char
     struct place pl = {.lines = ln};
     rd->pos = off;
     rc = add_json(rd, r, NULL, NULL, ln->file, &pl, 0, p, n, err, errlen);
-    json_decref(r);
+    pw_jarena_page_drop(&pg, r);
     return rc;
 }
 
@@ -730,6 +753,7 @@ static int read_small(FILE *f, char **buf, size_t *len)
  */
 static int add_document(struct reader *rd, const char *file, FILE *f, char *err, size_t errlen)
 {
+    struct pw_jarena_page pg;
     json_error_t jerr;
     char *buf = NULL;
     size_t len = 0;
@@ -738,7 +762,7 @@ static int add_document(struct reader *rd, const char *file, FILE *f, char *err,
 
     /* Parsed from memory when small enough (jansson's file reader takes a byte at a time). */
     if (read_small(f, &buf, &len) == 0) {
-        root = json_loadb(buf, len, JSON_DISABLE_EOF_CHECK, &jerr);
+        root = parse_page(buf, len, JSON_DISABLE_EOF_CHECK, &jerr, &pg);
         if (root && jerr.position >= 0) {
             for (size_t i = (size_t)jerr.position; i < len && c == EOF; i++) {
                 c = strchr(" \t\r\n", buf[i]) ? EOF : (unsigned char)buf[i];
@@ -746,7 +770,14 @@ static int add_document(struct reader *rd, const char *file, FILE *f, char *err,
         }
         free(buf);
     } else {
+        bool arena = pw_jarena_page_begin(&pg) == 0;
         root = json_loadf(f, JSON_DISABLE_EOF_CHECK, &jerr);
+        if (arena) {
+            pw_jarena_end();
+        }
+        if (!root) {
+            pw_jarena_page_drop(&pg, NULL);
+        }
         while (root && (c = fgetc(f)) != EOF && strchr(" \t\r\n", c)) {
         }
     }
@@ -755,14 +786,14 @@ static int add_document(struct reader *rd, const char *file, FILE *f, char *err,
         return -1;
     }
     if (c != EOF) {
-        json_decref(root);
+        pw_jarena_page_drop(&pg, root);
         rewind(f);
         return add_ndjson(rd, file, f, 0, INT64_MAX, err, errlen);
     }
     struct place pl = {0};
     rd->pos = 0;
     rc = add_json(rd, root, NULL, NULL, file, &pl, 0, NULL, 0, err, errlen);
-    json_decref(root);
+    pw_jarena_page_drop(&pg, root);
     return rc;
 }
 
