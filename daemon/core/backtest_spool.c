@@ -1283,16 +1283,96 @@ static const json_t *spool_resolve(const struct pw_resolver *self, const char *r
     return res;
 }
 
-static int flush_patient(const char *patient, json_t *list, struct patient_refs *pr,
+/* A patient's rows as read from the spool: texts and fullUrls, NUL-terminated, in one buffer. */
+struct row {
+    size_t text, text_len, url; /* offsets into buf; url SIZE_MAX: none */
+};
+
+struct rows {
+    char *buf;
+    size_t len, cap;
+    struct row *v;
+    size_t n, cap_v;
+};
+
+static int rows_copy(struct rows *r, const char *s, size_t n, size_t *at)
+{
+    if (r->len + n + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap < r->len + n + 1) {
+            cap *= 2;
+        }
+        char *grown = realloc(r->buf, cap);
+        if (!grown) {
+            return PW_ENOMEM;
+        }
+        r->buf = grown;
+        r->cap = cap;
+    }
+    *at = r->len;
+    memcpy(r->buf + r->len, s, n);
+    r->buf[r->len + n] = '\0';
+    r->len += n + 1;
+    return 0;
+}
+
+static int rows_push(struct rows *r, const char *text, size_t len, const char *url)
+{
+    struct row row = {.text_len = len, .url = SIZE_MAX};
+
+    if (r->n == r->cap_v) {
+        size_t cap = r->cap_v ? r->cap_v * 2 : 64;
+        struct row *grown = realloc(r->v, cap * sizeof(*grown));
+        if (!grown) {
+            return PW_ENOMEM;
+        }
+        r->v = grown;
+        r->cap_v = cap;
+    }
+    if (rows_copy(r, text, len, &row.text) < 0 ||
+        (url && rows_copy(r, url, strlen(url), &row.url) < 0)) {
+        return PW_ENOMEM;
+    }
+    r->v[r->n++] = row;
+    return 0;
+}
+
+/*
+ * The patient's resources parsed (into one page of jansson's arena when installed: dropped whole
+ * afterwards, nothing of them outlives the call), indexed, and handed to @p fn.
+ */
+static int flush_patient(const char *patient, struct rows *rows, struct patient_refs *pr,
                          pw_bt_patient_fn *fn, void *arg)
 {
     struct pw_resolver refs = {.resolve = spool_resolve, .arg = pr};
-    int rc = fn(arg, patient, list, &refs);
+    struct pw_jarena_page pg;
+    json_t *list;
+    int rc = pw_fhir_index_new(&pr->idx) < 0 ? PW_ENOMEM : 0;
+    bool arena = pw_jarena_page_begin(&pg) == 0;
 
-    json_array_clear(list);
+    list = json_array();
+    for (size_t i = 0; i < rows->n && rc == 0 && list; i++) {
+        json_t *res = json_loadb(rows->buf + rows->v[i].text, rows->v[i].text_len, 0, NULL);
+        /* the spool only holds what jansson read or wrote */
+        rc = res && json_array_append_new(list, res) == 0 ? 0 : PW_ENOMEM;
+    }
+    if (arena) {
+        pw_jarena_end();
+    }
+    rc = rc ? rc : list ? 0 : PW_ENOMEM;
+    for (size_t i = 0; i < rows->n && rc == 0; i++) {
+        const struct row *r = &rows->v[i];
+        rc = pw_fhir_index_add(pr->idx, r->url == SIZE_MAX ? NULL : rows->buf + r->url,
+                               json_array_get(list, i)) < 0
+                 ? PW_ENOMEM
+                 : 0;
+    }
+    rc = rc ? rc : fn(arg, patient, list, &refs);
     json_object_clear(pr->cache);
     pw_fhir_index_free(pr->idx);
     pr->idx = NULL;
+    pw_jarena_page_drop(&pg, list);
+    rows->n = rows->len = 0;
     return rc;
 }
 
@@ -1300,7 +1380,7 @@ int pw_bt_spool_each(struct pw_bt_spool *sp, pw_bt_patient_fn *fn, void *arg)
 {
     sqlite3_stmt *st = sp->st[S_EACH];
     struct patient_refs pr = {.sp = sp, .cache = json_object()};
-    json_t *list = json_array();
+    struct rows rows = {0};
     char current[PW_REF_MAX] = "";
     int rc = 0, step = SQLITE_DONE;
 
@@ -1314,41 +1394,33 @@ int pw_bt_spool_each(struct pw_bt_spool *sp, pw_bt_patient_fn *fn, void *arg)
         rc = db_exec(sp, "CREATE INDEX res_patient ON res(patient, seq)");
         sp->indexed = rc == 0;
     }
-    if (!list || !pr.cache) {
+    if (!pr.cache) {
         rc = PW_ENOMEM;
     }
     while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
         const char *patient = (const char *)sqlite3_column_text(st, 0);
         const char *url = (const char *)sqlite3_column_text(st, 1);
         const char *text = (const char *)sqlite3_column_text(st, 2);
-        json_t *res = text ? json_loadb(text, (size_t)sqlite3_column_bytes(st, 2), 0, NULL) : NULL;
 
-        if (!res) {
-            rc = PW_ENOMEM; /* the spool only holds what jansson read or wrote */
+        if (!patient || !text) {
+            rc = PW_ENOMEM;
             break;
         }
         if (current[0] && strcmp(current, patient) != 0) {
-            rc = flush_patient(current, list, &pr, fn, arg);
+            rc = flush_patient(current, &rows, &pr, fn, arg);
         }
         pw_fhir_copy(current, sizeof(current), patient);
-        if (rc == 0 && !pr.idx && pw_fhir_index_new(&pr.idx) < 0) {
-            rc = PW_ENOMEM;
-        }
-        if (rc == 0 &&
-            (json_array_append(list, res) < 0 || pw_fhir_index_add(pr.idx, url, res) < 0)) {
-            rc = PW_ENOMEM;
-        }
-        json_decref(res);
+        rc = rc ? rc : rows_push(&rows, text, (size_t)sqlite3_column_bytes(st, 2), url);
     }
     if (rc == 0 && step != SQLITE_DONE) {
         rc = PW_EIO;
     }
     if (rc == 0 && current[0]) {
-        rc = flush_patient(current, list, &pr, fn, arg);
+        rc = flush_patient(current, &rows, &pr, fn, arg);
     }
     sqlite3_reset(st);
-    pw_fhir_index_free(pr.idx);
     json_decref(pr.cache);
-    json_decref(list);
+    free(rows.buf);
+    free(rows.v);
     return rc;
 }
