@@ -90,6 +90,8 @@ struct reader {
     int64_t first, last;
     int64_t file_seq; /* the file's index << SEQ_POS_BITS */
     int64_t pos;      /* the next resource's position in the file */
+    char *dump;       /* a resource re-serialized (a Bundle entry), reused */
+    size_t dump_cap;
 };
 
 /* The shard of @p patient among @p n: FNV-1a of the reference, modulo the shards. */
@@ -430,7 +432,6 @@ static int put_resource(struct reader *rd, const json_t *res, const char *full_u
     const char *id = pw_fhir_str(res, "id");
     char patient[PW_REF_MAX], key[PW_REF_MAX];
     struct rec r = {.seq = rd->file_seq | rd->pos++, .full_url = full_url};
-    char *text = NULL;
     int rc = 0;
 
     rd->types |= pw_res_type_bit(type);
@@ -443,12 +444,21 @@ static int put_resource(struct reader *rd, const json_t *res, const char *full_u
         r.text = raw;
         r.len = raw_len;
     } else {
-        text = json_dumps(res, JSON_COMPACT);
-        if (!text) {
+        size_t n = json_dumpb(res, rd->dump, rd->dump_cap, JSON_COMPACT);
+        if (n > rd->dump_cap) {
+            char *grown = realloc(rd->dump, n + 4096);
+            if (!grown) {
+                return PW_ENOMEM;
+            }
+            rd->dump = grown;
+            rd->dump_cap = n + 4096;
+            n = json_dumpb(res, rd->dump, rd->dump_cap, JSON_COMPACT);
+        }
+        if (n == 0) {
             return PW_ENOMEM;
         }
-        r.text = text;
-        r.len = strlen(text);
+        r.text = rd->dump;
+        r.len = n;
     }
     if (id) {
         snprintf(key, sizeof(key), "%s/%s", type, id);
@@ -470,7 +480,6 @@ static int put_resource(struct reader *rd, const json_t *res, const char *full_u
         }
         rc = emit(rd, &r);
     }
-    free(text);
     return rc;
 }
 
@@ -1031,6 +1040,7 @@ int pw_bt_spool_read(struct pw_bt_spool *sp, const struct pw_bt_input *in, char 
     int rc = read_part(&rd, in, 0, 1, sp->n_files, err, errlen);
 
     sp->n_files += in->n;
+    free(rd.dump);
     merge_sum(sp, &(struct part_sum){.types = rd.types, .first = rd.first, .last = rd.last});
     return rc;
 }
@@ -1111,6 +1121,7 @@ int pw_bt_scatter(const struct pw_bt_input *in, unsigned part, unsigned n_parts,
         snprintf(err, errlen, "%s: writing the worker's files: %s", dir, strerror(errno));
     }
     free(rd.out);
+    free(rd.dump);
     return rc < 0 ? -1 : 0;
 }
 
