@@ -5,7 +5,8 @@
  * and each shard gathered from every part holds exactly what one process reading everything
  * holds for its patients: the later version of a resource wins whoever read it (input order),
  * the shared resources resolve, the period and types are the whole input's; an error in the
- * second half of a split file names its line.
+ * second half of a split file names its line. Trees are parsed in jansson's page arena, as in
+ * the CLI.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include "core/backtest.h"
 #include "painwatch/err.h"
+#include "painwatch/jarena.h"
 #include "support/pwtest.h"
 
 /* Every patient's resources (and the Medication each order resolves to), as one JSON text. */
@@ -327,6 +329,9 @@ static void test_missing_input_in_order(void **state)
 
 int main(void)
 {
+    /* As the CLI does: the input's and the read-back trees in arena pages (use after the drop
+     * is reported under ASan). */
+    assert_int_equal(pw_jarena_install(), 0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parts_same_as_one_process),
         cmocka_unit_test(test_ndjson_split),
