@@ -1402,7 +1402,10 @@ int pw_bt_spool_each(struct pw_bt_spool *sp, pw_bt_patient_fn *fn, void *arg)
         }
     }
     if (rc == 0 && !sp->indexed) {
-        rc = db_exec(sp, "CREATE INDEX res_patient ON res(patient, seq)");
+        /* The sort that builds the index takes its own memory, as much as the page cache:
+         * kept small (more runs to merge, read in order) so the spool's memory stays one cache. */
+        rc = db_exec(sp, "PRAGMA cache_size=-2048; CREATE INDEX res_patient ON res(patient, seq); "
+                         "PRAGMA cache_size=-16384");
         sp->indexed = rc == 0;
     }
     if (!pr.cache) {
