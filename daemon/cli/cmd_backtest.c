@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* painwatch backtest: replay a FHIR export through the engine and the daemon's reconcile. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,8 +222,52 @@ static int replay(const struct bt_args *a, struct pw_bt_opts *o, const struct pw
     return rc;
 }
 
+/*
+ * SIGINT, SIGTERM or SIGHUP while workers run: the workers are stopped and the temporary
+ * directory removed, then the signal takes effect (stop_signal: the one received).
+ */
+static volatile sig_atomic_t stop_signal;
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_STOP_SIGNALS (sizeof(stop_signals) / sizeof(stop_signals[0]))
+
+static void on_stop(int sig)
+{
+    stop_signal = sig;
+}
+
+/* Catch the stop signals (not those ignored, as under nohup), the previous actions in @p old. */
+static void stop_catch(struct sigaction old[N_STOP_SIGNALS])
+{
+    struct sigaction sa = {.sa_handler = on_stop}; /* no SA_RESTART: waitpid returns EINTR */
+
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++) {
+        if (sigaction(stop_signals[i], NULL, &old[i]) == 0 && old[i].sa_handler != SIG_IGN) {
+            sigaction(stop_signals[i], &sa, NULL);
+        }
+    }
+}
+
+static void stop_restore(const struct sigaction old[N_STOP_SIGNALS])
+{
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++) {
+        sigaction(stop_signals[i], &old[i], NULL);
+    }
+}
+
+/* After a stop signal: SIGTERM to the workers from @p k on (not yet waited for). */
+static void stop_workers(const pid_t *pids, unsigned k, unsigned n)
+{
+    for (; stop_signal && k < n; k++) {
+        if (pids[k] > 0) {
+            kill(pids[k], SIGTERM);
+        }
+    }
+}
+
 /* What a worker does: phase 1 (read its part of the input) or 2 (replay its shard). */
 struct job {
+    const struct sigaction *sig; /* the actions before stop_catch (a worker's own) */
     const struct bt_args *a;
     struct pw_bt_opts *o;
     const struct pw_bt_input *in;
@@ -263,6 +309,7 @@ static int run_workers(const struct job *j, struct pw_bt_result *res, char *err,
         parts[k] = tmpfile();
         pids[k] = parts[k] ? fork() : -1;
         if (pids[k] == 0) {
+            stop_restore(j->sig);
             struct pw_bt_result part = {0};
             char perr[512] = "";
             int prc = job_run(j, k, &part, perr, sizeof(perr));
@@ -275,9 +322,15 @@ static int run_workers(const struct job *j, struct pw_bt_result *res, char *err,
     }
     for (unsigned k = 0; k < j->n; k++) {
         int status = 0;
-        if (pids[k] > 0 &&
-            (waitpid(pids[k], &status, 0) != pids[k] || !WIFEXITED(status) ||
-             WEXITSTATUS(status) != 0) &&
+        pid_t w = 0;
+
+        if (pids[k] > 0) {
+            stop_workers(pids, k, j->n);
+            while ((w = waitpid(pids[k], &status, 0)) < 0 && errno == EINTR) {
+                stop_workers(pids, k, j->n);
+            }
+        }
+        if (pids[k] > 0 && (w != pids[k] || !WIFEXITED(status) || WEXITSTATUS(status) != 0) &&
             rc == 0) {
             snprintf(err, errlen, "worker %u of %u failed", k + 1, j->n);
             rc = PW_EIO;
@@ -327,16 +380,22 @@ static int run_jobs(const struct bt_args *a, struct pw_bt_opts *o, unsigned jobs
         pw_bt_input_free(in);
         return PW_EIO;
     }
+    struct sigaction old[N_STOP_SIGNALS];
+    stop_catch(old);
     struct pw_bt_result scratch = {0};
-    struct job j = {.a = a, .o = o, .in = in, .dir = dir, .n = jobs, .phase = 1};
+    struct job j = {.sig = old, .a = a, .o = o, .in = in, .dir = dir, .n = jobs, .phase = 1};
     rc = run_workers(&j, &scratch, err, errlen);
     pw_bt_result_cleanup(&scratch);
-    if (rc == 0) {
+    if (rc == 0 && !stop_signal) {
         j.phase = 2;
         rc = run_workers(&j, res, err, errlen);
     }
     pw_bt_scatter_remove(dir, jobs);
     pw_bt_input_free(in);
+    stop_restore(old);
+    if (stop_signal) {
+        raise(stop_signal); /* the default action, now the files are gone */
+    }
     res->source = "backtest";
     pw_bt_result_sort(res);
     return rc;

@@ -102,3 +102,9 @@ set_property(TEST e2e_backtest_html PROPERTY LABELS "e2e;browser")
 pw_e2e_node_test(e2e_backtest_jobs backtest-jobs.test.js)
 set_property(TEST e2e_backtest_jobs APPEND PROPERTY ENVIRONMENT "PAINWATCH=$<TARGET_FILE:painwatch>"
   "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+# Issue 22 (session 8): backtest --jobs parses the input once in all (parts cut at NDJSON lines):
+# the same bytes for any N with versions in different parts, the line of an error in a later
+# part, no temporary files left after a failure or SIGTERM.
+pw_e2e_node_test(e2e_backtest_input backtest-input.test.js)
+set_property(TEST e2e_backtest_input APPEND PROPERTY ENVIRONMENT "PAINWATCH=$<TARGET_FILE:painwatch>"
+  "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
