@@ -11,6 +11,9 @@
  * the spool keeps in memory only SQLite's page cache and the patient being evaluated. The spool
  * also settles repeated versions of a resource (the later versionId, else lastUpdated, else the
  * later input wins) and keeps the resources no patient owns (Medication) for reference lookups.
+ * An NDJSON line that is one resource is stored as read; a Bundle entry is re-serialized. With
+ * jansson's page arena installed (pw_jarena_install), the input's trees and each patient's
+ * resources read back are parsed into arena pages and dropped whole.
  */
 #ifndef PAINWATCH_CORE_BACKTEST_H
 #define PAINWATCH_CORE_BACKTEST_H
@@ -88,8 +91,10 @@ void pw_bt_spool_span(const struct pw_bt_spool *sp, int64_t *first, int64_t *las
 
 /**
  * Called once per patient, in patient order: @p resources is the patient's resources (a JSON
- * array, input order, borrowed for the call), @p refs resolves references among them and to the
- * shared resources (Medication). A non-zero return stops the walk and is returned.
+ * array, input order, borrowed for the call: nothing of it, no json_incref'd value and no string
+ * pointer, may be kept after the call, as the page it was parsed into is dropped whole), @p refs
+ * resolves references among them and to the shared resources (Medication). A non-zero return
+ * stops the walk and is returned.
  */
 typedef int pw_bt_patient_fn(void *arg, const char *patient, const json_t *resources,
                              const struct pw_resolver *refs);
