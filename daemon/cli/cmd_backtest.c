@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* painwatch backtest: replay a FHIR export through the engine and the daemon's reconcile. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "painwatch/conf.h"
 #include "painwatch/err.h"
 #include "painwatch/evaluate.h"
+#include "painwatch/jarena.h"
 #include "painwatch/terminology.h"
 
 struct bt_args {
@@ -203,9 +206,10 @@ static int parse_jobs(const char *text, unsigned *out)
     return 0;
 }
 
-/* One worker's share (@p shard of @p n_shards) of the patients: spooled and replayed. */
-static int run_shard(const struct bt_args *a, struct pw_bt_opts *o, unsigned shard,
-                     unsigned n_shards, struct pw_bt_result *res, char *err, size_t errlen)
+/* The spool, read (@p in) or gathered (@p dir: phase 2 of a --jobs run), replayed. */
+static int replay(const struct bt_args *a, struct pw_bt_opts *o, const struct pw_bt_input *in,
+                  const char *dir, unsigned shard, unsigned n_shards, struct pw_bt_result *res,
+                  char *err, size_t errlen)
 {
     struct pw_bt_spool *sp = NULL;
     int rc = pw_bt_spool_new(&sp);
@@ -214,9 +218,10 @@ static int run_shard(const struct bt_args *a, struct pw_bt_opts *o, unsigned sha
         snprintf(err, errlen, "cannot create the temporary spool file");
         return rc;
     }
-    pw_bt_spool_shard(sp, shard, n_shards);
-    for (int i = 0; i < a->n_inputs && rc == 0; i++) {
-        rc = pw_bt_spool_add(sp, a->inputs[i], err, errlen) < 0 ? PW_EINVAL : 0;
+    if (dir) {
+        rc = pw_bt_spool_gather(sp, dir, shard, n_shards, err, errlen) < 0 ? PW_EIO : 0;
+    } else {
+        rc = pw_bt_spool_read(sp, in, err, errlen) < 0 ? PW_EINVAL : 0;
     }
     /* --synced was checked before the workers started: this cannot fail */
     if (rc == 0 && synced_types(a->synced, pw_bt_spool_types(sp), &o->synced) < 0) {
@@ -228,23 +233,80 @@ static int run_shard(const struct bt_args *a, struct pw_bt_opts *o, unsigned sha
 }
 
 /*
- * The backtest over @p jobs worker processes: worker k spools and replays the patients of shard
- * k (pw_bt_spool_shard) into a temporary file; the parts are merged and sorted, so the result is
- * the one of a single process. Processes, not threads: nothing of the engine or normalization
- * is shared, whatever state it keeps. @return 0 or an error (@p err says what).
+ * SIGINT, SIGTERM or SIGHUP while workers run: the workers are stopped and the temporary
+ * directory removed, then the signal takes effect (stop_signal: the one received).
  */
-static int run_jobs(const struct bt_args *a, struct pw_bt_opts *o, unsigned jobs,
-                    struct pw_bt_result *res, char *err, size_t errlen)
+static volatile sig_atomic_t stop_signal;
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_STOP_SIGNALS (sizeof(stop_signals) / sizeof(stop_signals[0]))
+
+static void on_stop(int sig)
 {
-    FILE **parts;
-    pid_t *pids;
+    stop_signal = sig;
+}
+
+/* Catch the stop signals (not those ignored, as under nohup), the previous actions in @p old. */
+static void stop_catch(struct sigaction old[N_STOP_SIGNALS])
+{
+    struct sigaction sa = {.sa_handler = on_stop}; /* no SA_RESTART: waitpid returns EINTR */
+
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++) {
+        if (sigaction(stop_signals[i], NULL, &old[i]) == 0 && old[i].sa_handler != SIG_IGN) {
+            sigaction(stop_signals[i], &sa, NULL);
+        }
+    }
+}
+
+static void stop_restore(const struct sigaction old[N_STOP_SIGNALS])
+{
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++) {
+        sigaction(stop_signals[i], &old[i], NULL);
+    }
+}
+
+/* After a stop signal: SIGTERM to the workers from @p k on (not yet waited for). */
+static void stop_workers(const pid_t *pids, unsigned k, unsigned n)
+{
+    for (; stop_signal && k < n; k++) {
+        if (pids[k] > 0) {
+            kill(pids[k], SIGTERM);
+        }
+    }
+}
+
+/* What a worker does: phase 1 (read its part of the input) or 2 (replay its shard). */
+struct job {
+    const struct sigaction *sig; /* the actions before stop_catch (a worker's own) */
+    const struct bt_args *a;
+    struct pw_bt_opts *o;
+    const struct pw_bt_input *in;
+    const char *dir;
+    unsigned n;
+    int phase;
+};
+
+static int job_run(const struct job *j, unsigned k, struct pw_bt_result *part, char *err,
+                   size_t errlen)
+{
+    if (j->phase == 1) {
+        return pw_bt_scatter(j->in, k, j->n, j->dir, err, errlen) < 0 ? PW_EINVAL : 0;
+    }
+    return replay(j->a, j->o, NULL, j->dir, k, j->n, part, err, errlen);
+}
+
+/*
+ * @p j->n worker processes, worker k running job_run(k) into a temporary file; the parts are
+ * merged into @p res in worker order (the first worker's error is the first in the input).
+ * Processes, not threads: nothing of the engine or normalization is shared, whatever state it
+ * keeps. @return 0 or an error (@p err says what).
+ */
+static int run_workers(const struct job *j, struct pw_bt_result *res, char *err, size_t errlen)
+{
+    FILE **parts = calloc(j->n, sizeof(*parts));
+    pid_t *pids = calloc(j->n, sizeof(*pids));
     int rc = 0;
 
-    if (jobs <= 1) {
-        return run_shard(a, o, 0, 1, res, err, errlen);
-    }
-    parts = calloc(jobs, sizeof(*parts));
-    pids = calloc(jobs, sizeof(*pids));
     if (!parts || !pids) {
         free(parts);
         free(pids);
@@ -253,40 +315,97 @@ static int run_jobs(const struct bt_args *a, struct pw_bt_opts *o, unsigned jobs
     }
     fflush(stdout);
     fflush(stderr);
-    for (unsigned k = 0; k < jobs && rc == 0; k++) {
+    for (unsigned k = 0; k < j->n && rc == 0; k++) {
         parts[k] = tmpfile();
         pids[k] = parts[k] ? fork() : -1;
         if (pids[k] == 0) {
+            stop_restore(j->sig);
             struct pw_bt_result part = {0};
             char perr[512] = "";
-            int prc = run_shard(a, o, k, jobs, &part, perr, sizeof(perr));
+            int prc = job_run(j, k, &part, perr, sizeof(perr));
             _exit(pw_bt_result_save(&part, prc, perr, parts[k]) == 0 ? 0 : 1);
         }
         if (pids[k] < 0) {
-            snprintf(err, errlen, "cannot start worker %u of %u", k + 1, jobs);
+            snprintf(err, errlen, "cannot start worker %u of %u", k + 1, j->n);
             rc = PW_EIO;
         }
     }
-    for (unsigned k = 0; k < jobs; k++) {
+    for (unsigned k = 0; k < j->n; k++) {
         int status = 0;
-        if (pids[k] > 0 &&
-            (waitpid(pids[k], &status, 0) != pids[k] || !WIFEXITED(status) ||
-             WEXITSTATUS(status) != 0) &&
+        pid_t w = 0;
+
+        if (pids[k] > 0) {
+            stop_workers(pids, k, j->n);
+            while ((w = waitpid(pids[k], &status, 0)) < 0 && errno == EINTR) {
+                stop_workers(pids, k, j->n);
+            }
+        }
+        if (pids[k] > 0 && (w != pids[k] || !WIFEXITED(status) || WEXITSTATUS(status) != 0) &&
             rc == 0) {
-            snprintf(err, errlen, "worker %u of %u failed", k + 1, jobs);
+            snprintf(err, errlen, "worker %u of %u failed", k + 1, j->n);
             rc = PW_EIO;
         }
     }
-    for (unsigned k = 0; k < jobs && rc == 0; k++) {
+    for (unsigned k = 0; k < j->n && rc == 0; k++) {
         rc = pw_bt_result_merge(res, parts[k], err, errlen);
     }
-    for (unsigned k = 0; k < jobs; k++) {
+    for (unsigned k = 0; k < j->n; k++) {
         if (parts[k]) {
             fclose(parts[k]);
         }
     }
     free(parts);
     free(pids);
+    return rc;
+}
+
+/*
+ * The backtest over @p jobs worker processes, in two phases (backtest.h, pw_bt_scatter): each
+ * worker parses its part of the input into files of a private temporary directory, one per
+ * shard of patients; then each replays its shard from all of them. The parts are merged and
+ * sorted, so the result is the one of a single process. The directory is removed whatever
+ * happens (a worker that fails leaves its files there). @return 0 or an error.
+ */
+static int run_jobs(const struct bt_args *a, struct pw_bt_opts *o, unsigned jobs,
+                    struct pw_bt_result *res, char *err, size_t errlen)
+{
+    struct pw_bt_input *in = NULL;
+    const char *tmp = getenv("TMPDIR");
+    char dir[4096];
+    int rc = pw_bt_input_new(&in, (const char *const *)a->inputs, (size_t)a->n_inputs);
+
+    if (rc < 0) {
+        snprintf(err, errlen, "out of memory");
+        return rc;
+    }
+    if (jobs <= 1) {
+        rc = replay(a, o, in, NULL, 0, 1, res, err, errlen);
+        pw_bt_input_free(in);
+        return rc;
+    }
+    snprintf(dir, sizeof(dir), "%s/painwatch-backtest-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        snprintf(err, errlen, "cannot create a temporary directory in %s",
+                 tmp && *tmp ? tmp : "/tmp");
+        pw_bt_input_free(in);
+        return PW_EIO;
+    }
+    struct sigaction old[N_STOP_SIGNALS];
+    stop_catch(old);
+    struct pw_bt_result scratch = {0};
+    struct job j = {.sig = old, .a = a, .o = o, .in = in, .dir = dir, .n = jobs, .phase = 1};
+    rc = run_workers(&j, &scratch, err, errlen);
+    pw_bt_result_cleanup(&scratch);
+    if (rc == 0 && !stop_signal) {
+        j.phase = 2;
+        rc = run_workers(&j, res, err, errlen);
+    }
+    pw_bt_scatter_remove(dir, jobs);
+    pw_bt_input_free(in);
+    stop_restore(old);
+    if (stop_signal) {
+        raise(stop_signal); /* the default action, now the files are gone */
+    }
     res->source = "backtest";
     pw_bt_result_sort(res);
     return rc;
@@ -309,6 +428,9 @@ int pw_cmd_backtest(int argc, char **argv)
     if (rc) {
         return rc > 0 ? 0 : 2;
     }
+    /* The input's trees are parsed into jansson's page arena and dropped whole (backtest.h);
+     * without it (no address space) they are malloc'd as anywhere else. */
+    (void)pw_jarena_install();
     rc = 2;
     if (parse_when("--from", a.from, &o.from) < 0 || parse_when("--to", a.to, &o.to) < 0) {
         return 2;

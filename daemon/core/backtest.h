@@ -11,6 +11,9 @@
  * the spool keeps in memory only SQLite's page cache and the patient being evaluated. The spool
  * also settles repeated versions of a resource (the later versionId, else lastUpdated, else the
  * later input wins) and keeps the resources no patient owns (Medication) for reference lookups.
+ * An NDJSON line that is one resource is stored as read; a Bundle entry is re-serialized. With
+ * jansson's page arena installed (pw_jarena_install), the input's trees and each patient's
+ * resources read back are parsed into arena pages and dropped whole.
  */
 #ifndef PAINWATCH_CORE_BACKTEST_H
 #define PAINWATCH_CORE_BACKTEST_H
@@ -43,12 +46,42 @@ void pw_bt_spool_free(struct pw_bt_spool *sp);
 int pw_bt_spool_add(struct pw_bt_spool *sp, const char *path, char *err, size_t errlen);
 
 /**
- * Keep only the patients of shard @p shard of @p n_shards (before the first pw_bt_spool_add): a
- * patient's shard is a hash of its reference, so each worker of a --jobs run spools and replays
- * its own patients. Resource types and the period (pw_bt_spool_types, pw_bt_spool_span) and the
- * shared resources still come from every resource read, so they are the same in every shard.
+ * The input as a list of files in input order (each directory replaced by its *.ndjson files in
+ * name order), with their sizes: what pw_bt_spool_read() reads, and what the workers of a --jobs
+ * run split between them. A path that cannot be read is reported where it stands in the input,
+ * when read. @return 0 or PW_ENOMEM.
  */
-void pw_bt_spool_shard(struct pw_bt_spool *sp, unsigned shard, unsigned n_shards);
+struct pw_bt_input;
+int pw_bt_input_new(struct pw_bt_input **out, const char *const *paths, size_t n);
+void pw_bt_input_free(struct pw_bt_input *in);
+
+/** Read all of @p in into the spool (as pw_bt_spool_add). @return 0, or -1 with @p err. */
+int pw_bt_spool_read(struct pw_bt_spool *sp, const struct pw_bt_input *in, char *err,
+                     size_t errlen);
+
+/*
+ * A --jobs run in two phases, so that the input is parsed once in all. Phase 1: worker k of n
+ * (pw_bt_scatter) reads part k of the input (the input's bytes cut in n equal ranges: a JSON
+ * document belongs to the part its first byte is in, an NDJSON file is cut at line boundaries)
+ * and writes into @p dir each patient's resources to the file of the patient's shard (a hash of
+ * its reference), the shared resources (Medication) and a summary (types, period) to files of
+ * its own. Phase 2, once every worker of phase 1 is done: worker k (pw_bt_spool_gather) spools
+ * shard k from every part, in input order (the file's place in the input, then the place in the
+ * file), so the later version of a resource wins whoever read it, and the shared resources,
+ * types and period of every part; then it replays its patients. pw_bt_scatter_remove() removes
+ * what is left in @p dir, and @p dir.
+ */
+
+/** Phase 1 of worker @p part of @p n_parts. @return 0, or -1 with @p err (file:line etc.). */
+int pw_bt_scatter(const struct pw_bt_input *in, unsigned part, unsigned n_parts, const char *dir,
+                  char *err, size_t errlen);
+
+/** Phase 2 of worker @p shard: into @p sp (new). @return 0, or -1 with @p err. */
+int pw_bt_spool_gather(struct pw_bt_spool *sp, const char *dir, unsigned shard, unsigned n_parts,
+                       char *err, size_t errlen);
+
+/** Remove the phase files of @p n_parts workers from @p dir, and @p dir (whatever is left). */
+void pw_bt_scatter_remove(const char *dir, unsigned n_parts);
 
 /** The PW_RES_* bits of the resource types read (what the export holds). */
 unsigned pw_bt_spool_types(const struct pw_bt_spool *sp);
@@ -58,8 +91,10 @@ void pw_bt_spool_span(const struct pw_bt_spool *sp, int64_t *first, int64_t *las
 
 /**
  * Called once per patient, in patient order: @p resources is the patient's resources (a JSON
- * array, input order, borrowed for the call), @p refs resolves references among them and to the
- * shared resources (Medication). A non-zero return stops the walk and is returned.
+ * array, input order, borrowed for the call: nothing of it, no json_incref'd value and no string
+ * pointer, may be kept after the call, as the page it was parsed into is dropped whole), @p refs
+ * resolves references among them and to the shared resources (Medication). A non-zero return
+ * stops the walk and is returned.
  */
 typedef int pw_bt_patient_fn(void *arg, const char *patient, const json_t *resources,
                              const struct pw_resolver *refs);

@@ -277,7 +277,10 @@ static void init_locked(void)
                         true);
     }
     /* Set as Unix times, rendered as seconds since (see struct family). */
-    find_family(PW_M_SYNC_LAG)->age = true;
+    struct family *lag = find_family(PW_M_SYNC_LAG);
+    if (lag) {
+        lag->age = true;
+    }
     set_locked(PW_M_BUILD_INFO, 1, PW_VERSION);
     set_locked(PW_M_START_TIME, (double)time(NULL), NULL);
     set_locked(PW_M_PROCESS_START, process_start_time(), NULL);

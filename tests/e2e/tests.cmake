@@ -109,3 +109,9 @@ set_property(TEST e2e_backtest_skip APPEND PROPERTY ENVIRONMENT "PAINWATCH=$<TAR
   "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
 # Data-quality events in the audit trail, once per episode, and their counter by code.
 pw_e2e_daemon_test(e2e_data_quality data-quality.test.js)
+# Issue 22 (session 8): backtest --jobs parses the input once in all (parts cut at NDJSON lines):
+# the same bytes for any N with versions in different parts, the line of an error in a later
+# part, no temporary files left after a failure or SIGTERM.
+pw_e2e_node_test(e2e_backtest_input backtest-input.test.js)
+set_property(TEST e2e_backtest_input APPEND PROPERTY ENVIRONMENT "PAINWATCH=$<TARGET_FILE:painwatch>"
+  "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")

@@ -306,6 +306,8 @@ static void test_spool(void **state)
 static void test_spool_shards(void **state)
 {
     char dir[] = "/tmp/pw-bt-shard-XXXXXX", path[512], err[256] = "";
+    const char *paths[1] = {path};
+    struct pw_bt_input *in = NULL;
     size_t total = 0;
     (void)state;
 
@@ -321,13 +323,16 @@ static void test_spool_shards(void **state)
             i == 7 ? "Condition" : "Observation", i, i, i % 28 + 1);
     }
     fclose(f);
+    assert_int_equal(pw_bt_input_new(&in, paths, 1), 0);
+    for (unsigned k = 0; k < 3; k++) {
+        assert_int_equal(pw_bt_scatter(in, k, 3, dir, err, sizeof(err)), 0);
+    }
     for (unsigned k = 0; k < 3; k++) {
         struct pw_bt_spool *sp = NULL;
         int64_t first, last;
 
         assert_int_equal(pw_bt_spool_new(&sp), 0);
-        pw_bt_spool_shard(sp, k, 3);
-        assert_int_equal(pw_bt_spool_add(sp, path, err, sizeof(err)), 0);
+        assert_int_equal(pw_bt_spool_gather(sp, dir, k, 3, err, sizeof(err)), 0);
         size_t n = pw_bt_spool_patients(sp);
         assert_true(n > 0 && n < 40);
         total += n;
@@ -337,8 +342,10 @@ static void test_spool_shards(void **state)
         pw_bt_spool_free(sp);
     }
     assert_int_equal(total, 40);
+    pw_bt_input_free(in);
     remove(path);
-    rmdir(dir);
+    pw_bt_scatter_remove(dir, 3);
+    assert_int_equal(access(dir, F_OK), -1);
 }
 
 static void test_html_page(void **state)
