@@ -124,6 +124,9 @@ static const char *const migrations[] = {
      * recorded is not recorded again while it stands (pw_store_dq_set). */
     "CREATE TABLE dq_seen(patient TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY(patient, key))"
     " WITHOUT ROWID;",
+    /* 8 -> 9: the resource type a row writes, so that delivery need not parse its payload for
+     * it (NULL in older rows: read from the payload then). */
+    "ALTER TABLE outbox ADD COLUMN type TEXT;",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == PW_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -132,7 +135,7 @@ _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == PW_STORE_SCHEMA_VER
 #define RESOURCE_COLS "type, id, version, last_updated, patient, events, norm"
 #define OUTBOX_COLS                                                                      \
     "id, key, patient, rule, op, state, payload, attempts, next_try, created, updated, " \
-    "unknown, last_status, last_error, outcome"
+    "unknown, last_status, last_error, outcome, type"
 
 /* Every statement the store runs, prepared on first use and kept. */
 enum stmt {
@@ -161,6 +164,7 @@ enum stmt {
     S_FLAG_PUT,
     S_FLAG_OF_PATIENT,
     S_OUTBOX_INS,
+    S_OUTBOX_INS_V8, /* a store stopped before schema 9 (migration tests): no type column */
     S_OUTBOX_GET,
     S_OUTBOX_UPD,
     S_OUTBOX_ALL,
@@ -244,8 +248,12 @@ static const char *const stmt_sql[S_COUNT] = {
                    " ?8, ?9)",
     [S_FLAG_OF_PATIENT] = "SELECT " FLAG_COLS " FROM flag WHERE patient = ?1 ORDER BY key",
     [S_OUTBOX_INS] = "INSERT INTO outbox(key, patient, rule, op, state, payload, attempts,"
-                     " next_try, created, updated, unknown, last_status, last_error, outcome)"
-                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                     " next_try, created, updated, unknown, last_status, last_error, outcome,"
+                     " type) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+                     " ?15)",
+    [S_OUTBOX_INS_V8] = "INSERT INTO outbox(key, patient, rule, op, state, payload, attempts,"
+                        " next_try, created, updated, unknown, last_status, last_error, outcome)"
+                        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     [S_OUTBOX_GET] = "SELECT " OUTBOX_COLS " FROM outbox WHERE id = ?1",
     [S_OUTBOX_UPD] = "UPDATE outbox SET state = ?2, attempts = ?3, next_try = ?4, updated = ?5,"
                      " unknown = ?6, last_status = ?7, last_error = ?8, outcome = ?9 WHERE id = ?1",
@@ -278,6 +286,7 @@ struct sq {
     char path[4096];
     sqlite3_stmt *stmt[S_COUNT];
     int64_t exact_from; /* first staged seq of a chunk to merge in staging order; 0: none */
+    int schema;         /* the schema version the file is at once opened (tests stop early) */
 };
 
 static const struct pw_conf_field sq_map[] = {
@@ -552,6 +561,7 @@ static int migrate(struct sq *sq, int target)
         }
         pw_log_notice(STORE, "%s: schema migrated to version %d", sq->path, v + 1);
     }
+    sq->schema = have > target ? have : target;
     return 0;
 }
 
@@ -663,6 +673,8 @@ static int sq_open(struct pw_store *st, const struct pw_store_opts *opts)
     err = configure(sq, opts->read_only);
     if (!err && !opts->read_only) {
         err = migrate(sq, target);
+    } else if (!err) {
+        err = user_version(sq, &sq->schema); /* read only: as it is (backup) */
     }
     if (err) {
         goto fail;
@@ -1222,6 +1234,7 @@ static int read_row(sqlite3_stmt *q, struct pw_outbox_row *out)
     out->unknown = sqlite3_column_int(q, 11) != 0;
     out->last_status = (long)sqlite3_column_int64(q, 12);
     col_copy(q, 13, out->last_error, sizeof(out->last_error));
+    col_copy(q, 15, out->type, sizeof(out->type));
     err = col_dup(q, 6, &out->payload);
     if (!err) {
         err = col_dup(q, 14, &out->outcome);
@@ -1233,7 +1246,8 @@ static int sq_outbox_enqueue(struct pw_store *st, struct pw_outbox_row *row)
 {
     struct sq *sq = sq_of(st);
     int err = 0;
-    sqlite3_stmt *q = stmt(sq, S_OUTBOX_INS, &err);
+    bool typed = sq->schema >= 9;
+    sqlite3_stmt *q = stmt(sq, typed ? S_OUTBOX_INS : S_OUTBOX_INS_V8, &err);
 
     if (!q) {
         return err;
@@ -1256,6 +1270,9 @@ static int sq_outbox_enqueue(struct pw_store *st, struct pw_outbox_row *row)
     bind_text(q, 13, row->last_error);
     if (row->outcome) {
         bind_text(q, 14, row->outcome);
+    }
+    if (typed && row->type[0]) {
+        bind_text(q, 15, row->type);
     }
     err = run(sq, q, "outbox enqueue");
     if (!err) {

@@ -1210,10 +1210,8 @@ static void run_remote(struct job *job)
 /* The resource type the row writes (its payload's), one painwatch builds; else Flag. */
 static void row_type(struct job *job)
 {
-    const char *planned = pw_outbox_planned_type(job->row.payload);
-
-    if (planned) {
-        snprintf(job->type, sizeof(job->type), "%s", planned);
+    if (job->row.type[0]) {
+        snprintf(job->type, sizeof(job->type), "%s", job->row.type); /* the planner's */
         return;
     }
     json_t *res = job->row.payload ? json_loads(job->row.payload, 0, NULL) : NULL;

@@ -38,15 +38,6 @@ int pw_outbox_plan(struct pw_store *st, const struct pw_sink *sink, const char *
                    struct pw_flag_list *flags, struct pw_rc_plan *plan);
 
 /**
- * The resource type of an outbox payload this thread planned and has not been asked about yet
- * (the text, byte for byte, that pw_outbox_plan() enqueued), or NULL: the outbox then reads it
- * from the payload. The entry is forgotten once found. Planning keeps the last
- * PW_OUTBOX_PLANNED_MAX texts so that delivery does not parse every payload again (a Flag's
- * JSON costs ~290k instructions to parse).
- */
-const char *pw_outbox_planned_type(const char *payload);
-
-/**
  * Fold a Flag or DetectedIssue painwatch read back from the EHR (a search of its own, borrowed)
  * into the flag map: the episode key comes from the identifier with @p identifier_system. A
  * clinician's inactive or entered-in-error Flag, or a DetectedIssue someone mitigated or set to

@@ -16,59 +16,12 @@
 #include "painwatch/log.h"
 #include "painwatch/timeline.h"
 
-/* Queue @p payload (JSON text, borrowed) for @p rec's episode. */
-/*
- * Payloads planned by this thread with the type they carry (a ring, oldest overwritten): the
- * outbox starts a row by its type (URL, Location, search), which it would otherwise parse out
- * of the payload. Keyed by the whole text, so an entry can only ever name the type that parsing
- * that same text gives. Texts leave the ring when looked up.
- */
-#define PW_OUTBOX_PLANNED_MAX 256
-
-struct planned {
-    char *text;
-    size_t len;
-    const char *type;
-};
-
-static _Thread_local struct planned g_planned[PW_OUTBOX_PLANNED_MAX];
-static _Thread_local size_t g_planned_next;
-
-/* Take @p text (heap) into the ring with the type pw_outbox_planned_type() answers for it. */
-static void planned_keep(char *text, const json_t *payload)
+/* Queue @p payload (JSON text, borrowed; @p json its tree) for @p rec's episode. */
+static int enqueue_text(struct pw_store *st, const struct pw_flag_rec *rec, enum pw_outbox_op op,
+                        char *payload, const json_t *json, int64_t now)
 {
     const struct pw_sink_ops *t =
-        pw_sink_for_resource(json_string_value(json_object_get(payload, "resourceType")));
-    struct planned *e = &g_planned[g_planned_next];
-
-    g_planned_next = (g_planned_next + 1) % PW_OUTBOX_PLANNED_MAX;
-    free(e->text);
-    e->text = text;
-    e->len = strlen(text);
-    e->type = t ? t->resource_type : "Flag";
-}
-
-const char *pw_outbox_planned_type(const char *payload)
-{
-    size_t len = payload ? strlen(payload) : 0;
-
-    for (size_t i = 0; payload && i < PW_OUTBOX_PLANNED_MAX; i++) {
-        struct planned *e = &g_planned[i];
-
-        if (e->text && e->len == len && memcmp(e->text, payload, len) == 0) {
-            const char *type = e->type;
-
-            free(e->text);
-            e->text = NULL;
-            return type;
-        }
-    }
-    return NULL;
-}
-
-static int enqueue_text(struct pw_store *st, const struct pw_flag_rec *rec, enum pw_outbox_op op,
-                        char *payload, int64_t now)
-{
+        pw_sink_for_resource(json_string_value(json_object_get(json, "resourceType")));
     struct pw_outbox_row row = {
         .op = op,
         .state = PW_OUTBOX_PENDING,
@@ -82,6 +35,8 @@ static int enqueue_text(struct pw_store *st, const struct pw_flag_rec *rec, enum
     snprintf(row.patient, sizeof(row.patient), "%s", rec->patient);
     snprintf(row.rule, sizeof(row.rule), "%s", rec->rule);
     row.payload = payload;
+    /* the type delivery starts the row by (URL, Location, search): no parse of the payload */
+    snprintf(row.type, sizeof(row.type), "%s", t ? t->resource_type : "Flag");
     err = pw_store_outbox_enqueue(st, &row);
     return err;
 }
@@ -90,13 +45,9 @@ static int enqueue(struct pw_store *st, const struct pw_flag_rec *rec, enum pw_o
                    json_t *payload, int64_t now)
 {
     char *text = json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS);
-    int err = text ? enqueue_text(st, rec, op, text, now) : PW_ENOMEM;
+    int err = text ? enqueue_text(st, rec, op, text, payload, now) : PW_ENOMEM;
 
-    if (err == 0) {
-        planned_keep(text, payload);
-    } else {
-        free(text);
-    }
+    free(text);
     return err;
 }
 
@@ -123,13 +74,9 @@ static int plan_create(struct pw_store *st, const struct pw_sink *sink, const st
     rec.resource = json_dumps(flag, JSON_COMPACT | JSON_SORT_KEYS);
     err = rec.resource ? pw_store_flag_put(st, &rec) : PW_ENOMEM;
     if (!err) {
-        err = enqueue_text(st, &rec, PW_OUTBOX_CREATE, rec.resource, now); /* the same text */
+        err = enqueue_text(st, &rec, PW_OUTBOX_CREATE, rec.resource, flag, now); /* same text */
     }
-    if (!err) {
-        planned_keep(rec.resource, flag);
-    } else {
-        free(rec.resource);
-    }
+    free(rec.resource);
     json_decref(flag);
     return err;
 }

@@ -455,11 +455,29 @@ static void dq_counts_flush(struct pw_pipeline *p, bool committed)
 }
 
 /*
+ * Whether @p ev is about this patient's record. Not: out of scope (a population decision the
+ * record's conditions show) and rules off only because the configuration does not sync a type
+ * (one fact for every patient, in `painwatch config check` and the log); yes: rules off because
+ * a read was refused (401/403) or has not completed for this patient.
+ */
+static bool dq_of_the_record(const struct pw_dq_event *ev, const struct pw_synced *synced)
+{
+    if (strcmp(ev->code, PW_DQ_OUT_OF_SCOPE) == 0) {
+        return false;
+    }
+    if (strcmp(ev->code, PW_DQ_RULES_OFF) == 0) {
+        return (synced->refused | synced->unread) != 0;
+    }
+    return true;
+}
+
+/*
  * Record the data-quality events of @p tl that were not standing at the last evaluation (one
  * "data-quality" audit record each, and their keys in the store), and forget the keys of those
  * gone, so that an event that comes back is recorded again. Inside the evaluation's transaction.
  */
-static int dq_record(struct pw_pipeline *p, const char *patient, const struct pw_timeline *tl)
+static int dq_record(struct pw_pipeline *p, const char *patient, const struct pw_timeline *tl,
+                     const struct pw_synced *synced)
 {
     json_t *was = NULL;
     json_t *now = NULL;
@@ -476,6 +494,9 @@ static int dq_record(struct pw_pipeline *p, const char *patient, const struct pw
     }
     for (size_t i = 0; i < tl->dq.n && rc == 0; i++) {
         const struct pw_dq_event *ev = &tl->dq.v[i];
+        if (!dq_of_the_record(ev, synced)) {
+            continue;
+        }
         dq_key(ev, key, sizeof(key));
         if (json_object_get(now, key)) {
             continue; /* the same event twice (two parts of one order) */
@@ -566,7 +587,7 @@ int pw_pipeline_evaluate_patient(struct pw_pipeline *p, const char *patient, int
     if (rc < 0) {
         goto out;
     }
-    rc = dq_record(p, patient, &tl);
+    rc = dq_record(p, patient, &tl, &synced);
     if (rc < 0) {
         goto out;
     }

@@ -128,6 +128,8 @@ struct pw_outbox_row {
     enum pw_outbox_op op;
     enum pw_outbox_state state;
     char *payload;     /* the resource to send (JSON), decided when the row was enqueued */
+    char type[32];     /* the payload's resourceType, set by the planner ("" in rows enqueued
+                        * before schema 9: the outbox reads it from the payload) */
     unsigned attempts; /* delivery attempts so far */
     int64_t next_try;  /* ms since epoch: not tried before this instant */
     int64_t created;   /* ms since epoch */
@@ -280,7 +282,7 @@ void pw_store_release_memory(struct pw_store *st);
 int pw_store_schema_version(struct pw_store *st, int *out);
 
 /** Latest schema version this build knows. */
-#define PW_STORE_SCHEMA_VERSION 8
+#define PW_STORE_SCHEMA_VERSION 9
 
 /**
  * Start a transaction. Transactions do not nest (PW_EINVAL). Everything written until

@@ -12,6 +12,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <sqlite3.h>
 #include <uv.h>
 
 #include "core/outbox.h"
@@ -751,32 +752,33 @@ static void test_detected_issue_clinician_mitigation_stands(void **state)
 }
 
 /*
- * The outbox takes a planned row's resource type from the planner, keyed by the whole payload
- * text and forgotten once asked; a payload it did not plan (another process, a restart) is read
- * for its type as before: either way a DetectedIssue goes to /DetectedIssue.
+ * A planned row carries its resource type (schema 9), so delivery need not parse its payload
+ * for it; a row enqueued before schema 9 (no type) is read for its type as before: either way a
+ * DetectedIssue goes to /DetectedIssue.
  */
-static void test_planned_type_by_payload_text(void **state)
+static void test_row_type_from_the_planner(void **state)
 {
     struct fx *fx = *state;
     struct pw_finding f = finding("rescue-dose-out-of-range", "k-planned-type");
     struct pw_outbox_row row = {0};
-    char hdr[512];
+    char hdr[512], path[4096];
+    sqlite3 *db = NULL;
 
     pw_sink_free(fx->sink);
     assert_int_equal(pw_sink_new(&fx->sink, "detected-issue", NULL), 0);
     assert_int_equal(plan(fx, &f, 1), 1);
     assert_int_equal(pw_store_outbox_get(fx->st, 1, &row), 0);
-    char *other = malloc(strlen(row.payload) + 2);
-    assert_non_null(other);
-    strcpy(other, row.payload);
-    strcat(other, " ");
-    assert_null(pw_outbox_planned_type(other)); /* not the text planned */
-    assert_null(pw_outbox_planned_type(NULL));
-    assert_string_equal(pw_outbox_planned_type(row.payload), "DetectedIssue");
-    assert_null(pw_outbox_planned_type(row.payload)); /* forgotten once found */
-    free(other);
+    assert_string_equal(row.type, "DetectedIssue");
     pw_outbox_row_cleanup(&row);
-    /* Not known to the planner any more: the outbox reads the type out of the payload. */
+    /* As an older schema left it: no type in the row. */
+    snprintf(path, sizeof(path), "%s/painwatch.db", fx->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE outbox SET type = NULL", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(pw_store_outbox_get(fx->st, 1, &row), 0);
+    assert_string_equal(row.type, "");
+    pw_outbox_row_cleanup(&row);
     snprintf(hdr, sizeof(hdr), "Location: %s/DetectedIssue/d9/_history/1\n", fx->base);
     pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST",
                                                   .path = "/fhir/DetectedIssue",
@@ -788,7 +790,7 @@ static void test_planned_type_by_payload_text(void **state)
     assert_int_equal(pwt_responder_count(fx->srv), 1);
     assert_string_equal(pwt_responder_request(fx->srv, 0)->path, "/fhir/DetectedIssue");
     expect_flag(fx, "k-planned-type", "d9", "1", PW_FLAG_ACTIVE);
-    /* Planned in this thread and not asked yet: the same type without reading the payload. */
+    /* A row planned with its type: the same path. */
     struct pw_finding g = finding("rescue-dose-out-of-range", "k-planned-type-2");
     snprintf(hdr, sizeof(hdr), "Location: %s/DetectedIssue/d10/_history/1\n", fx->base);
     pwt_responder_add(fx->srv, &(struct pwt_rule){.method = "POST",
@@ -1128,7 +1130,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_if_none_exist_when_advertised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolve_put_if_match, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolve_412_clinician_closed_it, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_planned_type_by_payload_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_row_type_from_the_planner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fail_closed_while_audit_unwritable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shadow_mode_writes_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_real_audit_trail_records_delivery, setup, teardown),
