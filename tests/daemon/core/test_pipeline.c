@@ -1012,6 +1012,52 @@ static void test_data_quality_recorded_once_per_episode(void **state)
     restart_with(fx, "cdc2022");
 }
 
+/*
+ * Rules off for a type the configuration does not sync is one fact for every patient: not a
+ * data-quality record per patient; off because this patient's read was refused (403) it is.
+ */
+static int count_dq(const char *trail, const char *code)
+{
+    char *text = pwt_read_file(trail, NULL);
+    int n = 0;
+
+    assert_non_null(text);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        json_t *rec = json_loads(line, 0, NULL);
+        const char *c =
+            json_string_value(json_object_get(json_object_get(rec, "painwatch"), "code"));
+        assert_non_null(rec);
+        n += c && strcmp(c, code) == 0 &&
+             strcmp(json_string_value(json_object_get(rec, "subtype")), "data-quality") == 0;
+        json_decref(rec);
+    }
+    free(text);
+    return n;
+}
+
+static void test_data_quality_rules_off_only_when_refused(void **state)
+{
+    struct fixture *fx = *state;
+    char trail[4096];
+    struct pw_sync_source cond = {
+        .server = "ehr", .type = "Condition", .patient = "p1", .key = "ehr/Condition/Patient/p1"};
+
+    fx->synced =
+        (struct pw_synced){.known = true, .synced = PW_RES_OBSERVATION | PW_RES_MEDICATION_REQUEST};
+    open_audit(fx, trail, sizeof(trail)); /* restarts with fx->synced */
+    page_then_cycle(fx);
+    assert_int_equal(rows_for(fx->store, "rescue-dose-missing"), 1); /* evaluated */
+    assert_int_equal(count_dq(trail, PW_DQ_RULES_OFF), 0);
+
+    fx->synced = (struct pw_synced){.known = true, .synced = PW_RES_ALL};
+    restart_with(fx, "cdc2022");
+    fx->consumer.on_type_access(fx->consumer.arg, &cond, 403);
+    clock_now_ms = fx->t0_ms + 2 * HOUR_MS;
+    assert_int_equal(pw_pipeline_evaluate_patient(fx->pipeline, "Patient/p1", clock_now_ms / 1000),
+                     0);
+    assert_int_equal(count_dq(trail, PW_DQ_RULES_OFF), 1);
+}
+
 /* A store backend that keeps no data-quality state (an older out-of-tree one): patients are
  * evaluated all the same (their Flags planned), and no data-quality record is written. */
 static void test_data_quality_without_backend_support(void **state)
@@ -1053,6 +1099,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_search_record_per_cycle, setup, teardown),
         BOTH(test_data_quality_recorded_once_per_episode),
         cmocka_unit_test_setup_teardown(test_data_quality_without_backend_support, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_quality_rules_off_only_when_refused, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_unsynced_type_turns_absence_rules_off, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refused_type_turns_absence_rules_off, setup, teardown),
