@@ -3,7 +3,8 @@
  * Issue 22: the backtest (history replayed through the engine and the daemon's reconcile) and
  * the alert-burden summary it shares with `painwatch report` (a shadow-mode period).
  *
- * Input (backtest_spool.c): FHIR Bulk Data export directories, NDJSON files and Bundles are read
+ * Input (backtest_input.c, read into backtest_spool.c; a --jobs run's part files:
+ * backtest_parts.c): FHIR Bulk Data export directories, NDJSON files and Bundles are read
  * once, resource by resource, into a temporary SQLite file (an on-disk database deleted on
  * close) keyed by patient; then patients are read back one at a time. Why a spool and not a byte
  * offset index: an export is not ordered by patient (one file per type), and an index of every
