@@ -106,7 +106,17 @@ static void test_format_against_gmtime(void **state)
         pw_time_format(t * 1000, 0, buf, sizeof(buf));
         assert_string_equal(buf, want);
         assert_int_equal(parse(buf, PW_TIME_ZONE), t * 1000);
+        /* with milliseconds: the same, written digit by digit for times after 1970 */
+        int64_t ms = t * 1000 + (t >= 0 ? t % 1000 : 0);
+        char want_ms[40];
+        snprintf(want_ms, sizeof(want_ms), "%.19s.%03dZ", want, (int)(ms - t * 1000));
+        pw_time_format(ms, PW_TIME_FMT_MS, buf, sizeof(buf));
+        assert_string_equal(buf, want_ms);
     }
+    /* A short buffer gets what snprintf would write: the first n - 1 characters. */
+    char small[8];
+    pw_time_format(1714550400123, PW_TIME_FMT_MS, small, sizeof(small));
+    assert_string_equal(small, "2024-05");
 }
 
 int main(void)
