@@ -48,8 +48,9 @@ struct issuer {
 
 struct pw_cds_hooks {
     struct pw_listener lst;
-    uv_timer_t refresh; /* jwks_url refresh */
-    int open;           /* listener + timer + fetches in flight: freed at 0 */
+    uv_timer_t refresh;     /* jwks_url refresh */
+    uv_timer_t refused_end; /* the end of a minute whose refused calls were not all audited */
+    int open;               /* listener + timer + fetches in flight: freed at 0 */
     bool closing;
     struct pw_cds_hooks_opts opts;
     const struct pw_conf_cds_hooks *conf;
@@ -57,6 +58,11 @@ struct pw_cds_hooks {
     struct issuer issuers[ISSUERS_MAX];
     size_t n_issuers;
     json_t *jti; /* "iss\njti" -> exp (s): refused again until then */
+    /* refused calls: audited one by one up to refused_audit_per_minute in each minute (from
+     * the minute's first refusal), the rest counted and audited in one record at its end */
+    int64_t refused_since;              /* ms: start of the current minute, 0: none */
+    int64_t refused_n;                  /* refused calls in it */
+    int64_t refused_401, refused_other; /* not audited one by one, by status */
     char *tls_cert;
     char *tls_key;
     size_t tls_key_len;
@@ -427,6 +433,74 @@ static int issuers_init(struct pw_cds_hooks *c)
 
 /* ---- hook calls ------------------------------------------------------------------------------ */
 
+/* The minute's refused calls that were counted, not audited one by one: one record. */
+static int refused_summary(struct pw_cds_hooks *c)
+{
+    int64_t n = c->refused_401 + c->refused_other;
+    char desc[160];
+    int rc;
+
+    if (n == 0) {
+        return 0;
+    }
+    snprintf(desc, sizeof(desc),
+             "%lld more CDS Hooks call(s) refused since %lld ms; audited as a count "
+             "(refused_audit_per_minute)",
+             (long long)n, (long long)c->refused_since);
+    rc = pw_audit_event(
+        c->opts.audit, "cds-hook", 'R', PW_AUDIT_MINOR, desc,
+        json_pack("{s:{s:I,s:I,s:I,s:I}}", "painwatch", "refused_401", (json_int_t)c->refused_401,
+                  "refused_other", (json_int_t)c->refused_other, "window_start_ms",
+                  (json_int_t)c->refused_since, "window_end_ms", (json_int_t)now_ms(c)));
+    if (rc == 0) {
+        pw_log_warn(CDS, "%lld refused call(s) in a minute counted in one audit record",
+                    (long long)n);
+        c->refused_401 = c->refused_other = 0;
+    }
+    return rc;
+}
+
+static void on_refused_end(uv_timer_t *t)
+{
+    struct pw_cds_hooks *c = container_of(t, struct pw_cds_hooks, refused_end);
+
+    if (refused_summary(c) < 0) {
+        pw_log_err(CDS, "refused calls' count not audited: audit trail unavailable");
+    }
+    c->refused_since = 0;
+    c->refused_n = 0;
+}
+
+/*
+ * Whether this refused call is audited one by one (true), or only counted for the minute's
+ * record (false): the first refused_audit_per_minute of each minute are.
+ */
+static bool refused_one_by_one(struct pw_cds_hooks *c, unsigned status)
+{
+    int64_t now = now_ms(c);
+
+    if (c->refused_since == 0 || now - c->refused_since >= 60000) {
+        if (c->refused_since != 0 && refused_summary(c) < 0) {
+            pw_log_err(CDS, "refused calls' count not audited: audit trail unavailable");
+        }
+        c->refused_since = now;
+        c->refused_n = 0;
+    }
+    if (++c->refused_n <= c->conf->refused_audit_per_minute) {
+        return true;
+    }
+    if (c->refused_401 + c->refused_other == 0 && !c->closing) {
+        int64_t left = c->refused_since + 60000 - now;
+        uv_timer_start(&c->refused_end, on_refused_end, (uint64_t)(left > 0 ? left : 0), 0);
+    }
+    if (status == MHD_HTTP_UNAUTHORIZED) {
+        c->refused_401++;
+    } else {
+        c->refused_other++;
+    }
+    return false;
+}
+
 static int audit_call(struct pw_cds_hooks *c, const char *service, const char *iss,
                       const json_t *req, const struct pw_cds_result *res, int status,
                       const char *why)
@@ -483,7 +557,8 @@ static enum MHD_Result hook_call(struct pw_cds_hooks *c, struct MHD_Connection *
     if (rc < 0) {
         status = rc == PW_EAUTH ? MHD_HTTP_UNAUTHORIZED : MHD_HTTP_SERVICE_UNAVAILABLE;
         pw_log_warn(CDS, "%s: %u: %s", service, status, rc == PW_ENOMEM ? "out of memory" : why);
-        if (audit_call(c, service, iss[0] ? iss : NULL, NULL, NULL, (int)status, why) < 0) {
+        if (refused_one_by_one(c, status) &&
+            audit_call(c, service, iss[0] ? iss : NULL, NULL, NULL, (int)status, why) < 0) {
             return respond_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "audit trail unavailable");
         }
         return respond_error(conn, status, status == MHD_HTTP_UNAUTHORIZED ? why : "busy");
@@ -702,7 +777,9 @@ int pw_cds_hooks_new(struct pw_cds_hooks **out, const struct pw_cds_hooks_opts *
     }
     uv_timer_init(opts->loop, &c->refresh);
     c->refresh.data = c;
-    c->open = 2; /* the listener and the timer */
+    uv_timer_init(opts->loop, &c->refused_end);
+    c->refused_end.data = c;
+    c->open = 3; /* the listener and the two timers */
     for (size_t i = 0; i < c->n_issuers; i++) {
         if (c->issuers[i].url) {
             uv_timer_start(&c->refresh, on_refresh, 0, (uint64_t)c->conf->jwks_refresh_ms);
@@ -726,6 +803,10 @@ void pw_cds_hooks_close(struct pw_cds_hooks *cds)
         return;
     }
     cds->closing = true;
+    if (refused_summary(cds) < 0) { /* counted, not yet audited: now */
+        pw_log_err(CDS, "refused calls' count not audited: audit trail unavailable");
+    }
     pw_listener_close(&cds->lst);
     uv_close((uv_handle_t *)&cds->refresh, on_timer_closed);
+    uv_close((uv_handle_t *)&cds->refused_end, on_timer_closed);
 }

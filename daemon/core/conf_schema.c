@@ -802,6 +802,15 @@ static const struct pw_conf_field cds_hooks_fields[] = {
      FILL(struct pw_conf_cds_hooks, order_sign_horizon_ms),
      .help = "order-sign judges the drafts as if signed and nothing else ordered for this long "
              "(site: past the rules' grace periods, e.g. 24 h before a bowel regimen is due)"},
+    {.name = "refused_audit_per_minute",
+     .type = PW_CONF_INT,
+     .def = "60",
+     .min = 1,
+     .max = 100000,
+     FILL(struct pw_conf_cds_hooks, refused_audit_per_minute),
+     .help = "refused calls (401, 503) audited one by one in a minute; the rest of that minute's "
+             "are counted, by status, in one record at its end (a flood of bad tokens costs "
+             "one trail write a minute, not one each)"},
     {0},
 };
 

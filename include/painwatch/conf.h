@@ -322,7 +322,9 @@ struct pw_conf_cds_hooks {
     int64_t jwks_refresh_ms; /* JWKS URLs are fetched again this often */
     int64_t jti_window_ms;   /* longest token lifetime accepted; its jti is remembered as long */
     int64_t clock_skew_ms;   /* tolerance on exp / iat */
-    int64_t order_sign_horizon_ms; /* order-sign judges drafts as they stand this long after */
+    int64_t order_sign_horizon_ms;    /* order-sign judges drafts as they stand this long after */
+    int64_t refused_audit_per_minute; /* refused calls audited one by one per minute; the rest
+                                       * counted in one record at the minute's end */
 };
 
 struct pw_conf_daemon {

@@ -241,6 +241,38 @@ test('each hook call is audited (the call, and each finding carded)', async () =
   assert.ok(carded.some((l) => l.painwatch.rule === 'bowel-regimen-missing'));
 });
 
+test('a flood of refused calls: the first of each minute audited, the rest counted in one record', async () => {
+  const dir3 = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-cds-flood-'));
+  writeSetup(dir3, undefined, { cds: ['refused_audit_per_minute: 3'] });
+  const srv3 = await startServer(SERVER, dir3);
+  try {
+    for (let i = 0; i < 10; i++) {
+      const r = await fetch(`${srv3.base}/cds-services/${PV}`, {
+        method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer not-a-jwt' },
+        body: JSON.stringify(pvRequest(PC)),
+      });
+      assert.equal(r.status, 401); // counted or not, every refused call is refused
+    }
+    // An accepted call is still audited one by one.
+    const ok = await fetch(`${srv3.base}/cds-services/${PV}`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${rsaToken(PV)}` },
+      body: JSON.stringify(pvRequest(PC)),
+    });
+    assert.equal(ok.status, 200);
+  } finally {
+    assert.equal(await stopServer(srv3.child), 0, srv3.stderr());
+  }
+  // Stopped within the minute: its count is written at shutdown.
+  const calls = fs.readFileSync(path.join(dir3, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    .filter((l) => l.subtype === 'cds-hook');
+  assert.equal(calls.filter((l) => l.painwatch.http_status === 401).length, 3);
+  const counted = calls.filter((l) => l.painwatch.refused_401 !== undefined);
+  assert.equal(counted.length, 1);
+  assert.equal(counted[0].painwatch.refused_401, 7);
+  assert.equal(calls.filter((l) => l.painwatch.http_status === 200).length, 1);
+  fs.rmSync(dir3, { recursive: true, force: true });
+});
+
 test('a malformed call is 400 and an unknown service 404', async () => {
   assert.equal((await call(PV, { hook: 'order-sign', hookInstance: 'x', context: { patientId: PA } }, rsaToken(PV))).status, 400);
   assert.equal((await call(PV, { hook: 'patient-view', hookInstance: 'x', context: { patientId: '../x' } }, rsaToken(PV))).status, 400);
