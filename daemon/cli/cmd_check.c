@@ -478,15 +478,6 @@ static int group_patients(const struct check_input *in, const struct pw_resolver
 {
     size_t i;
     json_t *r;
-    static const char *const types[] = {"Patient",
-                                        "Observation",
-                                        "Condition",
-                                        "MedicationRequest",
-                                        "ServiceRequest",
-                                        "Encounter",
-                                        /* issue 17: */ "MedicationAdministration",
-                                        "Goal",
-                                        "CarePlan"};
     json_t *latest = latest_versions(in);
     if (latest == NULL) {
         return -1;
@@ -502,12 +493,9 @@ static int group_patients(const struct check_input *in, const struct pw_resolver
                 continue; /* an older copy of a resource given again */
             }
         }
-        bool relevant = false;
-        for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
-            relevant = relevant || strcmp(type, types[t]) == 0;
-        }
         /* Only resources normalize reads make a patient appear (not Claims, GuidanceResponses). */
-        if (!relevant || pw_normalize_patient(r, refs, patient, sizeof(patient)) < 0) {
+        if (!pw_normalize_reads_type(type) ||
+            pw_normalize_patient(r, refs, patient, sizeof(patient)) < 0) {
             continue;
         }
         json_t *list = json_object_get(set, patient);

@@ -762,6 +762,26 @@ int pw_normalize_resource_of(const struct pw_norm_ctx *ctx, const json_t *res, c
     return 0;
 }
 
+bool pw_normalize_reads_type(const char *type)
+{
+    static const char *const types[] = {"Patient",
+                                        "Observation",
+                                        "Condition",
+                                        "MedicationRequest",
+                                        "ServiceRequest",
+                                        "Encounter",
+                                        "MedicationAdministration",
+                                        "Goal",
+                                        "CarePlan"};
+
+    for (size_t i = 0; type && i < sizeof(types) / sizeof(types[0]); i++) {
+        if (strcmp(type, types[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
  * Vital signs and sedation scores (issue 17): respiratory rate (LOINC 9279-1), SpO2 (59408-5,
  * 2708-6), sedation (site codes in sedation_poss / sedation_rass, else "POSS" / "Pasero" /

@@ -36,26 +36,6 @@ static unsigned shard_of(const char *patient, unsigned n)
     return h % n;
 }
 
-/* The resources normalize reads are the ones a patient is made of (not Claims, Provenance). */
-static bool patient_type(const char *type)
-{
-    static const char *const types[] = {"Patient",
-                                        "Observation",
-                                        "Condition",
-                                        "MedicationRequest",
-                                        "ServiceRequest",
-                                        "Encounter",
-                                        "MedicationAdministration",
-                                        "Goal",
-                                        "CarePlan"};
-    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-        if (strcmp(type, types[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* The clinical times a resource carries (for the default period): the first one found. */
 static int64_t clinical_time(const json_t *r)
 {
@@ -129,8 +109,8 @@ static int put_resource(struct reader *rd, const json_t *res, const char *full_u
     int rc = 0;
 
     rd->types |= pw_res_type_bit(type);
-    bool mine =
-        patient_type(type) && pw_normalize_patient(res, refs, patient, sizeof(patient)) == 0;
+    bool mine = pw_normalize_reads_type(type) &&
+                pw_normalize_patient(res, refs, patient, sizeof(patient)) == 0;
     if (!mine && !id && !full_url) {
         return 0;
     }

@@ -3,6 +3,7 @@
 #ifndef PAINWATCH_NORMALIZE_H
 #define PAINWATCH_NORMALIZE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -70,6 +71,14 @@ int pw_norm_ctx_digest(const struct pw_norm_ctx *ctx, char out[PW_NORM_DIGEST_MA
 int pw_code_set_add(struct pw_code_set *s, const char *system, const char *code);
 int pw_word_set_add(struct pw_word_set *s, const char *word);
 void pw_code_set_clear(struct pw_code_set *s);
+
+/**
+ * Whether normalization reads resources of @p type (a patient's own record: Patient, Observation,
+ * Condition, MedicationRequest, ServiceRequest, Encounter, MedicationAdministration, Goal,
+ * CarePlan): only these make a patient appear in `painwatch check` and the backtest (not Claims,
+ * Provenance, GuidanceResponses).
+ */
+bool pw_normalize_reads_type(const char *type);
 
 /**
  * The patient a resource belongs to, as "Patient/<id>": Patient itself, else subject or
