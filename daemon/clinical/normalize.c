@@ -782,6 +782,11 @@ bool pw_normalize_reads_type(const char *type)
     return false;
 }
 
+bool pw_normalize_resolves_type(const char *type)
+{
+    return type && strcmp(type, "Medication") == 0;
+}
+
 /*
  * Vital signs and sedation scores (issue 17): respiratory rate (LOINC 9279-1), SpO2 (59408-5,
  * 2708-6), sedation (site codes in sedation_poss / sedation_rass, else "POSS" / "Pasero" /

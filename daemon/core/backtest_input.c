@@ -111,8 +111,8 @@ static int put_resource(struct reader *rd, const json_t *res, const char *full_u
     rd->types |= pw_res_type_bit(type);
     bool mine = pw_normalize_reads_type(type) &&
                 pw_normalize_patient(res, refs, patient, sizeof(patient)) == 0;
-    if (!mine && !id && !full_url) {
-        return 0;
+    if (!mine && ((!id && !full_url) || !pw_normalize_resolves_type(type))) {
+        return 0; /* neither a patient's nor ever looked up (a Claim, a Provenance) */
     }
     if (raw) {
         r.text = raw;

@@ -81,6 +81,13 @@ void pw_code_set_clear(struct pw_code_set *s);
 bool pw_normalize_reads_type(const char *type);
 
 /**
+ * Whether normalization looks up resources of @p type by reference outside a patient's record
+ * (an order's medicationReference: Medication). A tool that keeps resources for references keeps
+ * only these and the patients' own, not Claims or ExplanationOfBenefits no patient names.
+ */
+bool pw_normalize_resolves_type(const char *type);
+
+/**
  * The patient a resource belongs to, as "Patient/<id>": Patient itself, else subject or
  * patient. urn:uuid: and absolute references are resolved through @p refs (may be NULL).
  * @return 0, or PW_ENOENT when the resource names no patient.

@@ -28,6 +28,7 @@ static int collect(void *arg, const char *patient, const json_t *resources,
     const json_t *r;
 
     assert_null(json_object_get(all, patient)); /* each patient once, in one shard */
+    assert_null(pw_resolve(refs, "Claim/cl1"));
     json_array_foreach(resources, i, r)
     {
         const char *med = json_string_value(
@@ -127,6 +128,8 @@ static void write_inputs(const char *dir, char paths[3][512])
     fputs("\xef\xbb\xbf", f); /* a byte order mark */
     obs(f, "o1", 1, "", 1, 2);
     fputs("\n{\"resourceType\":\"Medication\",\"id\":\"m1\",\"code\":{\"text\":\"first\"}}\n", f);
+    /* a resource no patient owns and nothing looks up: not kept for references */
+    fputs("{\"resourceType\":\"Claim\",\"id\":\"cl1\",\"status\":\"active\"}\n", f);
     obs(f, "o5", 5, "\"meta\":{\"versionId\":\"2\"},", 1, 3);
     fputs("\n\n", f);
     for (int i = 0; i < 300; i++) {
