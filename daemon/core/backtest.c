@@ -103,6 +103,22 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Sort @p ts and keep each instant once. */
+static void times_sort_unique(struct times *ts)
+{
+    size_t w = 0;
+
+    if (ts->n > 1) {
+        qsort(ts->v, ts->n, sizeof(*ts->v), cmp_i64);
+    }
+    for (size_t i = 0; i < ts->n; i++) {
+        if (w == 0 || ts->v[w - 1] != ts->v[i]) {
+            ts->v[w++] = ts->v[i];
+        }
+    }
+    ts->n = w;
+}
+
 /* Every event time of @p tl in [lo, hi], sorted, each once. */
 static int event_times(const struct pw_timeline *tl, int64_t lo, int64_t hi, struct times *ts)
 {
@@ -128,59 +144,28 @@ static int event_times(const struct pw_timeline *tl, int64_t lo, int64_t hi, str
     if (rc) {
         return rc;
     }
-    if (ts->n > 1) {
-        qsort(ts->v, ts->n, sizeof(*ts->v), cmp_i64);
-    }
-    size_t w = 0;
-    for (size_t i = 0; i < ts->n; i++) {
-        if (w == 0 || ts->v[w - 1] != ts->v[i]) {
-            ts->v[w++] = ts->v[i];
-        }
-    }
-    ts->n = w;
+    times_sort_unique(ts);
     return 0;
 }
 
-/* The earliest known event time of @p tl, PW_TIME_NONE when none. */
-static int64_t first_time(const struct pw_timeline *tl)
-{
-    struct times ts = {0};
-    int64_t t = PW_TIME_NONE;
-
-    if (event_times(tl, INT64_MIN + 1, INT64_MAX - 1, &ts) == 0 && ts.n) {
-        t = ts.v[0];
-    }
-    free(ts.v);
-    return t;
-}
-
 /*
- * The instants in [@p lo - 2, @p hi + 2] near which time alone may change the findings of @p tl
- * (pw_engine_time_offsets): every event time, and every event time plus an offset of @p off.
- * Sorted, each once.
+ * The instants in [@p lo - 2, @p hi + 2] near which time alone may change the findings
+ * (pw_engine_time_offsets): every event time of @p all (the timeline's, sorted), and every event
+ * time plus an offset of @p off. Sorted, each once.
  */
-static int change_times(const struct pw_timeline *tl, const int64_t *off, size_t n_off, int64_t lo,
+static int change_times(const struct times *all, const int64_t *off, size_t n_off, int64_t lo,
                         int64_t hi, struct times *out)
 {
-    struct times ev = {0};
-    int rc = event_times(tl, INT64_MIN + 1, hi + 2, &ev);
+    int rc = 0;
 
-    for (size_t i = 0; i < ev.n && !rc; i++) {
-        rc = times_add(out, ev.v[i], lo - 2, hi + 2);
-        for (size_t d = 0; d < n_off && !rc && ev.v[i] <= hi + 2 - off[d]; d++) {
-            rc = times_add(out, ev.v[i] + off[d], lo - 2, hi + 2);
+    for (size_t i = 0; i < all->n && all->v[i] <= hi + 2 && !rc; i++) {
+        rc = times_add(out, all->v[i], lo - 2, hi + 2);
+        for (size_t d = 0; d < n_off && !rc && all->v[i] <= hi + 2 - off[d]; d++) {
+            rc = times_add(out, all->v[i] + off[d], lo - 2, hi + 2);
         }
     }
-    free(ev.v);
-    if (rc == 0 && out->n > 1) {
-        qsort(out->v, out->n, sizeof(*out->v), cmp_i64);
-        size_t w = 0;
-        for (size_t i = 0; i < out->n; i++) {
-            if (w == 0 || out->v[w - 1] != out->v[i]) {
-                out->v[w++] = out->v[i];
-            }
-        }
-        out->n = w;
+    if (rc == 0) {
+        times_sort_unique(out);
     }
     return rc;
 }
@@ -440,20 +425,28 @@ static bool may_be_top(const struct pw_bt_result *r, size_t n)
     return false;
 }
 
-static int replay(struct run *run, struct pw_timeline *tl, int64_t lo, int64_t hi)
+/* @p all: every event time of @p tl, sorted, each once (event_times). */
+static int replay(struct run *run, struct pw_timeline *tl, const struct times *all, int64_t lo,
+                  int64_t hi)
 {
     const struct pw_bt_opts *o = run->o;
-    struct times ev = {0}, ch = {0};
+    struct times ch = {0};
+    /* the events of the period: a slice of @p all */
+    struct times ev = {.v = all->v, .n = all->n};
     struct view view;
     struct pw_flag_list flags = {0};
     size_t first = run->out->n_ep, k = 0, kc = 0;
     int64_t t = lo, due, evaluated = PW_TIME_NONE;
-    int rc = event_times(tl, lo, hi, &ev);
+    int rc = change_times(all, run->offsets, run->n_offsets, lo, hi, &ch);
 
-    rc = rc ? rc : change_times(tl, run->offsets, run->n_offsets, lo, hi, &ch);
+    while (ev.n > 0 && ev.v[ev.n - 1] > hi) {
+        ev.n--;
+    }
+    while (k < ev.n && ev.v[k] < lo) {
+        k++;
+    }
     rc = rc ? rc : view_init(&view, tl);
     if (rc) {
-        free(ev.v);
         free(ch.v);
         return rc;
     }
@@ -501,7 +494,6 @@ static int replay(struct run *run, struct pw_timeline *tl, int64_t lo, int64_t h
     }
     run->out->n_dq += view.tl.dq.n;
     free(view.tl.dq.v);
-    free(ev.v);
     free(ch.v);
     pw_flag_list_cleanup(&flags);
     return rc;
@@ -519,16 +511,20 @@ static int on_patient(void *arg, const char *patient, const json_t *resources,
     pw_timeline_init(&tl, patient);
     rc = seen ? pw_eval_timeline_add_resources(run->o->ev, seen, refs, &tl) : PW_ENOMEM;
     json_decref(seen);
+    struct times all = {0};
     if (rc == 0) {
         pw_timeline_sort(&tl);
-        int64_t first = first_time(&tl);
+        rc = event_times(&tl, INT64_MIN + 1, INT64_MAX - 1, &all);
+    }
+    if (rc == 0) {
+        int64_t first = all.n ? all.v[0] : PW_TIME_NONE;
         int64_t lo = first != PW_TIME_NONE && first > run->from ? first : run->from;
         /* A patient with no dated event before the end of the period is not counted. */
         if (first != PW_TIME_NONE && lo <= run->to) {
             size_t n0 = run->out->n_ep;
             run->out->n_patients++;
             run->out->live_s += run->to - lo; /* summed exactly: the same for any --jobs */
-            rc = replay(run, &tl, lo, run->to);
+            rc = replay(run, &tl, &all, lo, run->to);
             if (rc == 0 && may_be_top(run->out, run->out->n_ep - n0)) {
                 struct pw_bt_chart c = {.n_episodes = run->out->n_ep - n0};
                 pw_fhir_copy(c.patient, sizeof(c.patient), patient);
@@ -541,6 +537,7 @@ static int on_patient(void *arg, const char *patient, const json_t *resources,
     if (rc) {
         snprintf(run->err, run->errlen, "%s: %s", patient, pw_strerror(rc));
     }
+    free(all.v);
     pw_timeline_cleanup(&tl);
     return rc;
 }
